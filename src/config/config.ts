@@ -1,0 +1,160 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { UserError } from '../core/errors.js';
+import { checkManifest } from '../core/manifest/schema-check.js';
+import { parseYaml } from '../core/manifest/yaml-source.js';
+import type { Durability } from '../store/store.js';
+
+export const CONFIG_FILE = 'swarm.yaml';
+
+/** Every setting, with its default. Resolved once into a frozen `SwarmConfig`. */
+export const DEFAULTS = {
+  agents_dir: 'agents',
+  workflows_dir: 'workflows',
+  durability: 'full' as Durability,
+  /** Steps one worker process runs at once. */
+  worker_concurrency: 16,
+  /** Steps of one run that may run at once (a workflow's `concurrency:` overrides it). */
+  run_concurrency: 16,
+  lease_ttl_ms: 30_000,
+  /** Group-commit window: completions arriving within it share one transaction. */
+  commit_window_ms: 0,
+  poll_interval_ms: 200,
+} as const;
+
+/** The resolved configuration: where things are and how the engine behaves. */
+export interface SwarmConfig {
+  readonly projectDir: string;
+  /** The directory holding the store and work files (`<project>/.swarm` unless SWARM_HOME). */
+  readonly home: string;
+  readonly dbPath: string;
+  readonly agentsDir: string;
+  readonly workflowsDir: string;
+  readonly durability: Durability;
+  readonly workerConcurrency: number;
+  readonly runConcurrency: number;
+  readonly leaseMs: number;
+  readonly commitWindowMs: number;
+  readonly pollMs: number;
+  /** Values for `${config.*}`. */
+  readonly values: Readonly<Record<string, unknown>>;
+  /** Secrets for `${secrets.*}` (from SWARM_SECRET_<NAME> variables). */
+  readonly secrets: Readonly<Record<string, string>>;
+  readonly faults: ReadonlySet<string>;
+  /** The swarm.yaml that was read, if any. */
+  readonly configFile: string | undefined;
+}
+
+const fileSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string' },
+    agents_dir: { type: 'string' },
+    workflows_dir: { type: 'string' },
+    store: {
+      anyOf: [
+        { enum: ['sqlite'] },
+        { type: 'object', additionalProperties: false, required: ['type'], properties: { type: { enum: ['sqlite'] }, path: { type: 'string' } } },
+      ],
+    },
+    durability: { enum: ['full', 'process'] },
+    concurrency: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { worker: { type: 'integer', minimum: 1, maximum: 10000 }, run: { type: 'integer', minimum: 1, maximum: 10000 } },
+    },
+    lease_ttl_ms: { type: 'integer', minimum: 500 },
+    commit_window_ms: { type: 'number', minimum: 0, maximum: 10 },
+    poll_interval_ms: { type: 'integer', minimum: 1, maximum: 60000 },
+    config: { type: 'object' },
+  },
+};
+
+interface ConfigFile {
+  agents_dir?: string;
+  workflows_dir?: string;
+  store?: 'sqlite' | { type: 'sqlite'; path?: string };
+  durability?: Durability;
+  concurrency?: { worker?: number; run?: number };
+  lease_ttl_ms?: number;
+  commit_window_ms?: number;
+  poll_interval_ms?: number;
+  config?: Record<string, unknown>;
+}
+
+export interface ResolveConfigOptions {
+  /** Where to start looking for swarm.yaml (walking up). */
+  cwd: string;
+  /** Environment variables (entry points pass `process.env`; libraries pass what they choose). */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Explicit overrides, applied last. */
+  overrides?: Partial<Pick<SwarmConfig, 'home' | 'durability' | 'workerConcurrency' | 'runConcurrency' | 'leaseMs' | 'commitWindowMs' | 'pollMs'>>;
+}
+
+/** Find the project: the nearest directory at or above `cwd` with a swarm.yaml, else `cwd`. */
+export function findProjectDir(cwd: string): { dir: string; file: string | undefined } {
+  let dir = resolve(cwd);
+  for (;;) {
+    const file = join(dir, CONFIG_FILE);
+    if (existsSync(file)) return { dir, file };
+    const up = dirname(dir);
+    if (up === dir) return { dir: resolve(cwd), file: undefined };
+    dir = up;
+  }
+}
+
+/**
+ * Resolve configuration in three steps: swarm.yaml (validated, with line numbers in errors), then
+ * environment overrides, then explicit overrides. Validated before anything is opened or written.
+ *
+ * Environment: SWARM_HOME, SWARM_DB, SWARM_DURABILITY, SWARM_CONCURRENCY, SWARM_RUN_CONCURRENCY,
+ * SWARM_LEASE_TTL_MS, SWARM_COMMIT_WINDOW_MS, SWARM_POLL_INTERVAL_MS, SWARM_SECRET_<NAME>, SWARM_FAULT.
+ */
+export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
+  const env = options.env ?? {};
+  const { dir: projectDir, file } = findProjectDir(options.cwd);
+  let raw: ConfigFile = {};
+  if (file) {
+    const src = parseYaml(readFileSync(file, 'utf8'), file);
+    if (src.value !== null && src.value !== undefined) {
+      checkManifest(src, fileSchema);
+      raw = src.value as ConfigFile;
+    }
+  }
+  const rel = (p: string): string => (isAbsolute(p) ? p : join(projectDir, p));
+  const home = options.overrides?.home ?? (env.SWARM_HOME ? resolve(env.SWARM_HOME) : join(projectDir, '.swarm'));
+  const storePath = typeof raw.store === 'object' && raw.store.path ? rel(raw.store.path) : join(home, 'swarm.db');
+
+  const num = (name: string, min: number, max: number): number | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > max) throw new UserError('CONFIG_INVALID', `environment variable ${name}='${v}' must be a number from ${min} to ${max}`, { variable: name });
+    return n;
+  };
+  const durabilityEnv = env.SWARM_DURABILITY;
+  if (durabilityEnv !== undefined && durabilityEnv !== 'full' && durabilityEnv !== 'process') {
+    throw new UserError('CONFIG_INVALID', `environment variable SWARM_DURABILITY='${durabilityEnv}' must be 'full' or 'process'`, { variable: 'SWARM_DURABILITY' });
+  }
+  const secrets: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (k.startsWith('SWARM_SECRET_') && v !== undefined) secrets[k.slice('SWARM_SECRET_'.length)] = v;
+  const o = options.overrides ?? {};
+  return Object.freeze({
+    projectDir,
+    home,
+    dbPath: env.SWARM_DB ? resolve(env.SWARM_DB) : storePath,
+    agentsDir: rel(raw.agents_dir ?? DEFAULTS.agents_dir),
+    workflowsDir: rel(raw.workflows_dir ?? DEFAULTS.workflows_dir),
+    durability: o.durability ?? (durabilityEnv as Durability | undefined) ?? raw.durability ?? DEFAULTS.durability,
+    workerConcurrency: o.workerConcurrency ?? num('SWARM_CONCURRENCY', 1, 10000) ?? raw.concurrency?.worker ?? DEFAULTS.worker_concurrency,
+    runConcurrency: o.runConcurrency ?? num('SWARM_RUN_CONCURRENCY', 1, 10000) ?? raw.concurrency?.run ?? DEFAULTS.run_concurrency,
+    leaseMs: o.leaseMs ?? num('SWARM_LEASE_TTL_MS', 500, 86_400_000) ?? raw.lease_ttl_ms ?? DEFAULTS.lease_ttl_ms,
+    commitWindowMs: o.commitWindowMs ?? num('SWARM_COMMIT_WINDOW_MS', 0, 10) ?? raw.commit_window_ms ?? DEFAULTS.commit_window_ms,
+    pollMs: o.pollMs ?? num('SWARM_POLL_INTERVAL_MS', 1, 60000) ?? raw.poll_interval_ms ?? DEFAULTS.poll_interval_ms,
+    values: Object.freeze({ ...(raw.config ?? {}) }),
+    secrets: Object.freeze(secrets),
+    faults: new Set((env.SWARM_FAULT ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
+    configFile: file,
+  });
+}

@@ -1,0 +1,135 @@
+/**
+ * One error hierarchy for the whole runtime. Every error carries a stable string `code`, the exit code
+ * the CLI maps it to, and typed context (file, line, run id, step id) so a user can see what was
+ * wrong and where.
+ *
+ * @example
+ *   throw new ManifestError('agents/echo/agent.yaml', 'runtime.type', 'must be one of node, python, …', 7);
+ */
+
+/** Documented process exit codes (the CLI maps error classes to these in one place). */
+export const ExitCode = {
+  OK: 0,
+  INVALID_INPUT: 2,
+  VERIFICATION_FAILED: 3,
+  EXECUTION_FAILED: 4,
+  RESUME_FAILED: 5,
+  POLICY_VIOLATION: 6,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export interface ErrorContext {
+  file?: string;
+  line?: number;
+  field?: string;
+  runId?: string;
+  stepId?: string;
+  [key: string]: unknown;
+}
+
+export abstract class SwarmError extends Error {
+  abstract readonly code: string;
+  abstract readonly exitCode: ExitCode;
+  readonly context: ErrorContext;
+
+  constructor(message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.context = context;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { name: this.name, code: this.code, message: this.message, ...this.context };
+  }
+}
+
+/** Something the user gave us is wrong: a file, an argument, an input. Exit 2. */
+export class UserError extends SwarmError {
+  readonly code: string;
+  readonly exitCode: ExitCode = ExitCode.INVALID_INPUT;
+  constructor(code: string, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    super(message, context, options);
+    this.code = code;
+  }
+}
+
+/** A manifest (agent.yaml, workflow.yaml, swarm.yaml) failed validation; names file, field and line. */
+export class ManifestError extends UserError {
+  constructor(file: string, field: string | undefined, problem: string, line?: number) {
+    const where = line !== undefined ? `${file}:${line}` : file;
+    super('MANIFEST_INVALID', `${where}: ${field ? `${field}: ` : ''}${problem}`, { file, field, line });
+  }
+}
+
+export class NotFoundError extends UserError {
+  constructor(kind: 'agent' | 'workflow' | 'run' | 'step' | 'file' | 'template', name: string, hint?: string) {
+    super(`${kind.toUpperCase()}_NOT_FOUND`, `${kind} '${name}' not found${hint ? `: ${hint}` : ''}`, { [kind]: name });
+  }
+}
+
+/** The event hash chain or a stored checkpoint does not verify. Exit 3. */
+export class VerificationError extends SwarmError {
+  readonly code = 'VERIFICATION_FAILED';
+  readonly exitCode = ExitCode.VERIFICATION_FAILED;
+}
+
+/** A run or step failed while executing, or the store failed. Exit 4. */
+export class ExecutionError extends SwarmError {
+  readonly code: string;
+  readonly exitCode: ExitCode = ExitCode.EXECUTION_FAILED;
+  constructor(code: string, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    super(message, context, options);
+    this.code = code;
+  }
+}
+
+/** The store cannot be used: not a Swarm database, a newer schema, an I/O fault. Exit 4 (2 for user files). */
+export class StoreError extends SwarmError {
+  readonly code: string;
+  readonly exitCode: ExitCode;
+  constructor(code: string, message: string, context: ErrorContext = {}, options?: { cause?: unknown; exitCode?: ExitCode }) {
+    super(message, context, options);
+    this.code = code;
+    this.exitCode = options?.exitCode ?? ExitCode.EXECUTION_FAILED;
+  }
+}
+
+/** A run cannot be resumed or retried from its current state. Exit 5. */
+export class ResumeError extends SwarmError {
+  readonly code: string;
+  readonly exitCode = ExitCode.RESUME_FAILED;
+  constructor(code: string, message: string, context: ErrorContext = {}) {
+    super(message, context);
+    this.code = code;
+  }
+}
+
+/** An action is not allowed by policy: a disabled workflow, a forbidden capability. Exit 6. */
+export class PolicyError extends SwarmError {
+  readonly code: string;
+  readonly exitCode = ExitCode.POLICY_VIOLATION;
+  constructor(code: string, message: string, context: ErrorContext = {}) {
+    super(message, context);
+    this.code = code;
+  }
+}
+
+/** Errors raised while a step runs; `retryable` says whether the step's retry policy applies. */
+export class StepError extends SwarmError {
+  readonly code: string;
+  readonly exitCode = ExitCode.EXECUTION_FAILED;
+  readonly retryable: boolean;
+  constructor(code: string, message: string, retryable: boolean, context: ErrorContext = {}, options?: { cause?: unknown }) {
+    super(message, context, options);
+    this.code = code;
+    this.retryable = retryable;
+  }
+}
+
+export function isSwarmError(e: unknown): e is SwarmError {
+  return e instanceof SwarmError;
+}
+
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

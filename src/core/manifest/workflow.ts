@@ -1,0 +1,411 @@
+import semver from 'semver';
+import { conditionReferences, parseCondition } from '../condition.js';
+import { ManifestError } from '../errors.js';
+import { declaredFields, FIELD_TYPES, toJsonSchema, type FieldSpec, type IoSchema } from '../io-schema.js';
+import { findReferences, REFERENCE_ROOTS, type PathSegment } from '../template.js';
+import { isValidRange, NAME_PATTERN, parseRef, type AgentManifest } from './agent.js';
+import { checkManifest } from './schema-check.js';
+import { parseYaml, type YamlSource } from './yaml-source.js';
+
+export interface RetryPolicy {
+  max_attempts: number;
+  backoff_ms: number;
+  max_backoff_ms: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { max_attempts: 1, backoff_ms: 1000, max_backoff_ms: 60_000 };
+
+export type Handler =
+  | { notify: { type: 'log'; message: string } }
+  | { workflow: { name: string; inputs?: Record<string, unknown> } };
+
+export interface StepSpec {
+  id: string;
+  name?: string;
+  agent: string;
+  inputs: Record<string, unknown>;
+  /** Every step this one waits for: `depends_on` plus the steps its inputs and condition reference. */
+  deps: string[];
+  /** The steps whose outputs the inputs reference (a skipped one skips this step too). */
+  data_deps: string[];
+  condition?: string;
+  retry: RetryPolicy;
+  timeout_seconds?: number;
+  on_error: 'fail' | 'continue';
+}
+
+/** A validated workflow.yaml, steps in topological order. */
+export interface WorkflowManifest {
+  name: string;
+  version: string;
+  description?: string;
+  author?: string;
+  trigger: { type: string; [key: string]: unknown };
+  variables: Record<string, unknown>;
+  /** JSON Schema for the trigger data, when the workflow declares `inputs`. */
+  inputs?: IoSchema;
+  /** The most steps of one run that may run at once. */
+  concurrency?: number;
+  steps: StepSpec[];
+  on_error: Handler[];
+  on_success: Handler[];
+  tags: string[];
+  enabled?: boolean;
+}
+
+const STEP_ID = '^[A-Za-z_][A-Za-z0-9_-]{0,63}$';
+
+const handlerSchema = {
+  type: 'object',
+  minProperties: 1,
+  maxProperties: 1,
+  additionalProperties: false,
+  properties: {
+    notify: {
+      type: 'object',
+      required: ['message'],
+      additionalProperties: false,
+      properties: { type: { enum: ['log'] }, message: { type: 'string' } },
+    },
+    workflow: {
+      type: 'object',
+      required: ['name'],
+      additionalProperties: false,
+      properties: { name: { type: 'string' }, inputs: { type: 'object' } },
+    },
+  },
+};
+
+const workflowSchema = {
+  type: 'object',
+  required: ['name', 'version', 'steps'],
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', pattern: NAME_PATTERN },
+    version: { type: 'string' },
+    description: { type: 'string' },
+    author: { type: 'string' },
+    enabled: { type: 'boolean' },
+    trigger: {
+      type: 'object',
+      required: ['type'],
+      properties: { type: { enum: ['manual', 'webhook', 'schedule', 'event'] } },
+    },
+    variables: { type: 'object' },
+    inputs: {
+      anyOf: [
+        {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['name', 'type'],
+            additionalProperties: false,
+            properties: {
+              name: { type: 'string' },
+              type: { enum: [...FIELD_TYPES] },
+              required: { type: 'boolean' },
+              description: { type: 'string' },
+              default: {},
+            },
+          },
+        },
+        { type: 'object' },
+      ],
+    },
+    concurrency: { type: 'integer', minimum: 1, maximum: 10000 },
+    steps: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        required: ['id', 'agent'],
+        additionalProperties: false,
+        properties: {
+          id: { type: 'string', pattern: STEP_ID },
+          name: { type: 'string' },
+          agent: { type: 'string', minLength: 1 },
+          inputs: { type: 'object' },
+          depends_on: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+          condition: { type: ['string', 'boolean'] },
+          retry: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              max_attempts: { type: 'integer', minimum: 1, maximum: 100 },
+              backoff_ms: { type: 'integer', minimum: 0 },
+              max_backoff_ms: { type: 'integer', minimum: 0 },
+            },
+          },
+          timeout_seconds: { type: 'number', exclusiveMinimum: 0 },
+          on_error: { enum: ['fail', 'continue'] },
+        },
+      },
+    },
+    on_error: { type: 'array', items: handlerSchema },
+    on_success: { type: 'array', items: handlerSchema },
+    tags: { type: 'array', items: { type: 'string' } },
+  },
+};
+
+interface RawStep {
+  id: string;
+  name?: string;
+  agent: string;
+  inputs?: Record<string, unknown>;
+  depends_on?: string | string[];
+  condition?: string | boolean;
+  retry?: Partial<RetryPolicy>;
+  timeout_seconds?: number;
+  on_error?: 'fail' | 'continue';
+}
+
+/**
+ * Parse and validate a workflow.yaml on its own (no registry): schema, duplicate ids, unknown
+ * `depends_on`, references to unknown steps or undeclared variables, condition syntax, cycles.
+ *
+ * @example
+ *   const wf = parseWorkflowManifest(text, 'workflows/echo-chain/workflow.yaml');
+ *   wf.steps.map((s) => s.id); // topological order
+ */
+export function parseWorkflowManifest(text: string, file: string): WorkflowManifest {
+  return parseWorkflowSource(text, file).manifest;
+}
+
+/** Like parseWorkflowManifest, and also returns a line finder for later registry checks. */
+export function parseWorkflowSource(text: string, file: string): { manifest: WorkflowManifest; lineOf: YamlSource['lineOf'] } {
+  const src = parseYaml(text, file);
+  checkManifest(src, workflowSchema);
+  const raw = src.value as Record<string, unknown> & { steps: RawStep[] };
+  const version = raw.version as string;
+  if (!semver.valid(version)) {
+    throw new ManifestError(file, 'version', `'${version}' is not a semantic version (like 1.0.0)`, src.lineOf(['version']));
+  }
+  const variables = (raw.variables as Record<string, unknown> | undefined) ?? {};
+  const ids = new Map<string, number>();
+  raw.steps.forEach((s, i) => {
+    if (ids.has(s.id)) {
+      throw new ManifestError(file, `steps[${i}].id`, `duplicate step id '${s.id}' (first used by steps[${ids.get(s.id)}])`, src.lineOf(['steps', i, 'id']));
+    }
+    ids.set(s.id, i);
+  });
+
+  const steps: StepSpec[] = raw.steps.map((s, i) => compileStep(s, i, ids, variables, src));
+  const ordered = topoSort(steps, (cycle) => {
+    const first = ids.get(cycle[0] ?? '') ?? 0;
+    throw new ManifestError(file, 'steps', `dependency cycle: ${cycle.join(' → ')}`, src.lineOf(['steps', first]));
+  });
+
+  for (const key of ['on_error', 'on_success'] as const) {
+    ((raw[key] as Handler[] | undefined) ?? []).forEach((h, i) => {
+      const where = ['notify' in h ? h.notify.message : h.workflow.inputs ?? {}];
+      try {
+        for (const ref of findReferences(where)) checkRoot(ref.path, ids, variables, true);
+      } catch (e) {
+        throw new ManifestError(file, `${key}[${i}]`, (e as Error).message, src.lineOf([key, i]));
+      }
+      if ('workflow' in h && h.workflow.name === raw.name) {
+        throw new ManifestError(file, `${key}[${i}].workflow.name`, 'a workflow cannot start itself from its own handler', src.lineOf([key, i]));
+      }
+    });
+  }
+
+  const manifest: WorkflowManifest = {
+    name: raw.name as string,
+    version: semver.clean(version) ?? version,
+    ...(raw.description !== undefined ? { description: raw.description as string } : {}),
+    ...(raw.author !== undefined ? { author: raw.author as string } : {}),
+    trigger: (raw.trigger as WorkflowManifest['trigger'] | undefined) ?? { type: 'manual' },
+    variables,
+    ...(raw.inputs !== undefined ? { inputs: toJsonSchema(raw.inputs as FieldSpec[] | IoSchema) } : {}),
+    ...(raw.concurrency !== undefined ? { concurrency: raw.concurrency as number } : {}),
+    steps: ordered,
+    on_error: (raw.on_error as Handler[] | undefined) ?? [],
+    on_success: (raw.on_success as Handler[] | undefined) ?? [],
+    tags: (raw.tags as string[] | undefined) ?? [],
+    ...(raw.enabled !== undefined ? { enabled: raw.enabled as boolean } : {}),
+  };
+  return { manifest, lineOf: src.lineOf.bind(src) };
+}
+
+function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables: Record<string, unknown>, src: YamlSource): StepSpec {
+  const file = src.file;
+  const at = (...p: PathSegment[]): number | undefined => src.lineOf(['steps', i, ...p]);
+  const { range } = parseRef(s.agent);
+  if (!isValidRange(range)) {
+    throw new ManifestError(file, `steps[${i}].agent`, `'${s.agent}' has an invalid version (use name@1.2.3, name@^1.0, or name@latest)`, at('agent'));
+  }
+  const dependsOn = s.depends_on === undefined ? [] : Array.isArray(s.depends_on) ? s.depends_on : [s.depends_on];
+  dependsOn.forEach((d, j) => {
+    if (!ids.has(d)) throw new ManifestError(file, `steps[${i}].depends_on`, `unknown step '${d}'${suggest(d, ids)}`, at('depends_on', j));
+    if (d === s.id) throw new ManifestError(file, `steps[${i}].depends_on`, `step '${s.id}' cannot depend on itself`, at('depends_on'));
+  });
+  const inputs = s.inputs ?? {};
+  const dataDeps = new Set<string>();
+  try {
+    for (const ref of findReferences(inputs)) {
+      const dep = checkRoot(ref.path, ids, variables, false);
+      if (dep) dataDeps.add(dep);
+    }
+  } catch (e) {
+    throw new ManifestError(file, `steps[${i}].inputs`, (e as Error).message, at('inputs'));
+  }
+  const condDeps = new Set<string>();
+  let condition: string | undefined;
+  if (s.condition !== undefined && s.condition !== true) {
+    condition = String(s.condition);
+    try {
+      for (const path of conditionReferences(parseCondition(condition))) {
+        const dep = checkRoot(path, ids, variables, false, true);
+        if (dep) condDeps.add(dep);
+      }
+    } catch (e) {
+      throw new ManifestError(file, `steps[${i}].condition`, (e as Error).message, at('condition'));
+    }
+  }
+  for (const d of [...dataDeps, ...condDeps]) {
+    if (d === s.id) throw new ManifestError(file, `steps[${i}]`, `step '${s.id}' references its own outputs`, at());
+  }
+  const retry = { ...DEFAULT_RETRY, ...(s.retry ?? {}) };
+  if (retry.max_backoff_ms < retry.backoff_ms) retry.max_backoff_ms = retry.backoff_ms;
+  return {
+    id: s.id,
+    ...(s.name !== undefined ? { name: s.name } : {}),
+    agent: s.agent,
+    inputs,
+    deps: [...new Set([...dependsOn, ...dataDeps, ...condDeps])].sort(),
+    data_deps: [...dataDeps].sort(),
+    ...(condition !== undefined ? { condition } : {}),
+    retry,
+    ...(s.timeout_seconds !== undefined ? { timeout_seconds: s.timeout_seconds } : {}),
+    on_error: s.on_error ?? 'fail',
+  };
+}
+
+/**
+ * Check a reference path against what is known at register time; returns the step it depends on.
+ * `inHandler` allows `error.*`; conditions may read any step field.
+ */
+function checkRoot(path: PathSegment[], ids: Map<string, number>, variables: Record<string, unknown>, inHandler: boolean, inCondition = false): string | undefined {
+  const [root, second, third] = path;
+  if (!REFERENCE_ROOTS.includes(root as never)) {
+    throw new Error(`unknown reference root '${String(root)}' in '${path.join('.')}' (use ${REFERENCE_ROOTS.join(', ')})`);
+  }
+  if (root === 'error' && !inHandler) throw new Error(`'error' is only available in on_error handlers`);
+  if (root === 'variables' && second !== undefined && !(String(second) in variables)) {
+    throw new Error(`variable '${String(second)}' is not declared under variables:`);
+  }
+  if (root !== 'steps') return undefined;
+  if (second === undefined) {
+    if (inCondition) return undefined;
+    throw new Error(`'steps' must name a step, like steps.<id>.outputs.<name>`);
+  }
+  const id = String(second);
+  if (!ids.has(id)) throw new Error(`reference to unknown step '${id}' in '\${${path.join('.')}}'${suggest(id, ids)}`);
+  if (third !== undefined && !['outputs', 'status', 'error'].includes(String(third))) {
+    throw new Error(`'steps.${id}.${String(third)}' is not a step field (use outputs, status or error)`);
+  }
+  return id;
+}
+
+function suggest(name: string, ids: Map<string, number>): string {
+  const near = [...ids.keys()].find((k) => k.toLowerCase() === name.toLowerCase() || k.startsWith(name) || name.startsWith(k));
+  return near ? ` (did you mean '${near}'?)` : '';
+}
+
+/** Kahn's algorithm in declaration order; on a cycle, reports the steps that form it. */
+export function topoSort(steps: StepSpec[], onCycle: (cycle: string[]) => never): StepSpec[] {
+  const byId = new Map(steps.map((s) => [s.id, s]));
+  const indegree = new Map(steps.map((s) => [s.id, s.deps.length]));
+  const succ = successorsOf(steps);
+  const out: StepSpec[] = [];
+  const queue = steps.filter((s) => s.deps.length === 0).map((s) => s.id);
+  while (queue.length) {
+    const id = queue.shift() as string;
+    out.push(byId.get(id) as StepSpec);
+    for (const n of succ.get(id) ?? []) {
+      const d = (indegree.get(n) ?? 0) - 1;
+      indegree.set(n, d);
+      if (d === 0) queue.push(n);
+    }
+  }
+  if (out.length < steps.length) onCycle(findCycle(steps));
+  return out;
+}
+
+function findCycle(steps: StepSpec[]): string[] {
+  const byId = new Map(steps.map((s) => [s.id, s]));
+  const state = new Map<string, 1 | 2>();
+  const stack: string[] = [];
+  const dfs = (id: string): string[] | undefined => {
+    state.set(id, 1);
+    stack.push(id);
+    for (const d of byId.get(id)?.deps ?? []) {
+      if (state.get(d) === 1) return [...stack.slice(stack.indexOf(d)), d];
+      if (!state.has(d)) {
+        const c = dfs(d);
+        if (c) return c;
+      }
+    }
+    stack.pop();
+    state.set(id, 2);
+    return undefined;
+  };
+  for (const s of steps) {
+    if (!state.has(s.id)) {
+      const c = dfs(s.id);
+      if (c) return c.reverse();
+    }
+  }
+  return [];
+}
+
+/** Map each step to the steps that wait for it. */
+export function successorsOf(steps: ReadonlyArray<Pick<StepSpec, 'id' | 'deps'>>): Map<string, string[]> {
+  const succ = new Map<string, string[]>(steps.map((s) => [s.id, []]));
+  for (const s of steps) for (const d of s.deps) succ.get(d)?.push(s.id);
+  return succ;
+}
+
+/** What the registry knows about an agent, for register-time checks of a workflow. */
+export type AgentLookup = (name: string, range: string) => { manifest?: AgentManifest; versions: string[] };
+
+/**
+ * Check a workflow against the registry: every agent exists at a matching version, and every
+ * `${steps.X.outputs.Y}` names an output X's agent declares (when its outputs are a closed list).
+ * Returns the concrete `name@version` each step resolves to now.
+ */
+export function checkAgainstRegistry(wf: WorkflowManifest, file: string, lookup: AgentLookup, lineOf?: (p: PathSegment[]) => number | undefined): Record<string, AgentManifest> {
+  const resolved: Record<string, AgentManifest> = {};
+  const indexOf = new Map<string, number>();
+  wf.steps.forEach((s) => indexOf.set(s.id, indexOf.size));
+  for (const s of wf.steps) {
+    const { name, range } = parseRef(s.agent);
+    const { manifest, versions } = lookup(name, range);
+    if (!manifest) {
+      const i = indexOf.get(s.id) ?? 0;
+      const hint = versions.length
+        ? `registered versions: ${versions.join(', ')}`
+        : `no agent named '${name}' is registered (run 'swarm agent register <path>')`;
+      throw new ManifestError(file, `steps[${i}].agent`, `step '${s.id}': agent '${s.agent}' not found; ${hint}`, lineOf?.(['steps', i, 'agent']));
+    }
+    resolved[s.id] = manifest;
+  }
+  for (const s of wf.steps) {
+    for (const ref of findReferences(s.inputs)) {
+      const [root, stepId, field, out] = ref.path;
+      if (root !== 'steps' || field !== 'outputs' || out === undefined) continue;
+      const upstream = resolved[String(stepId)];
+      const fields = upstream ? declaredFields(upstream.outputs) : undefined;
+      if (fields && !fields.includes(String(out))) {
+        const i = indexOf.get(s.id) ?? 0;
+        throw new ManifestError(
+          file,
+          `steps[${i}].inputs`,
+          `'\${${ref.text}}': agent ${upstream?.name}@${upstream?.version} has no output '${String(out)}' (outputs: ${fields.join(', ') || 'none'})`,
+          lineOf?.(['steps', i, 'inputs']),
+        );
+      }
+    }
+  }
+  return resolved;
+}

@@ -1,0 +1,437 @@
+import { ResumeError, UserError, errorMessage } from '../core/errors.js';
+import { digestJson, EventType, GENESIS_HASH, hashEvent } from '../core/events.js';
+import { backoffDelayMs, hasRetriesLeft, MAX_INTERRUPTIONS } from '../core/retry.js';
+import { TERMINAL_RUN, TERMINAL_STEP } from '../core/states.js';
+import { resolveValue, type ResolveContext } from '../core/template.js';
+import type {
+  AgentRecord,
+  ClaimRequest,
+  CommitRequest,
+  CommitResult,
+  Completion,
+  EventRow,
+  LedgerTx,
+  NewStepRow,
+  RunPlan,
+  RunState,
+  WorkflowRecord,
+} from '../store/types.js';
+import { buildRunPlan, type LoadedPlan, PlanCache } from './plan.js';
+
+export interface LedgerOptions {
+  /** Random numbers in [0, 1) for backoff jitter. */
+  random: () => number;
+  newRunId: () => string;
+  secrets: (name: string) => string | undefined;
+  config: Record<string, unknown>;
+  /** Steps of one run that may run at once when the workflow sets no `concurrency`. */
+  defaultRunConcurrency: number;
+  /** Where `notify: {type: log}` handler messages go besides the event log. */
+  log?: (line: string) => void;
+}
+
+export interface NewRunInput {
+  trigger_type: string;
+  trigger_data: unknown;
+  parent_run_id?: string | null;
+}
+
+/** The per-transaction working set: run states read once, written once; events appended in order. */
+class TxScope {
+  readonly runs = new Map<string, RunState>();
+  readonly dirty = new Set<RunState>();
+  readonly events: EventRow[] = [];
+  readonly result: CommitResult = { claimed: [], refused: [], lost: [], finished: [] };
+  constructor(readonly tx: LedgerTx) {}
+
+  async run(id: string): Promise<RunState> {
+    let s = this.runs.get(id);
+    if (!s) {
+      s = await this.tx.getRunState(id);
+      if (!s) throw new UserError('RUN_NOT_FOUND', `run '${id}' not found`, { runId: id });
+      this.runs.set(id, s);
+    }
+    return s;
+  }
+
+  emit(state: RunState, type: EventType, stepId: string | null, data: Record<string, unknown>): void {
+    const seq = state.event_seq + 1;
+    const at = this.tx.now;
+    const data_json = JSON.stringify(data);
+    const base = { run_id: state.id, seq, type, step_id: stepId, at, prev_hash: state.event_hash };
+    const hash = hashEvent(base, data_json);
+    this.events.push({ ...base, data_json, hash });
+    state.event_seq = seq;
+    state.event_hash = hash;
+    this.dirty.add(state);
+  }
+
+  async flush(): Promise<void> {
+    for (const s of this.dirty) await this.tx.saveRunState(s);
+    if (this.events.length) await this.tx.insertEvents(this.events);
+  }
+}
+
+/**
+ * The run ledger: every state change of runs and steps, with its event and the scheduling it causes,
+ * applied inside one store transaction. Backend-neutral: it speaks only `LedgerTx`.
+ */
+export class Ledger {
+  readonly plans: PlanCache;
+
+  constructor(private readonly options: LedgerOptions, plans = new PlanCache()) {
+    this.plans = plans;
+  }
+
+  private plan(tx: LedgerTx, runId: string): Promise<LoadedPlan> {
+    return this.plans.load(runId, () => tx.getPlanJson(runId));
+  }
+
+  /** Create a run: run row, step rows, RUN_CREATED, in the caller's transaction. */
+  async createRun(tx: LedgerTx, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<string> {
+    const scope = new TxScope(tx);
+    const id = await this.insertRun(scope, wf, plan, input);
+    await scope.flush();
+    return id;
+  }
+
+  private async insertRun(scope: TxScope, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<string> {
+    const { tx } = scope;
+    const id = this.options.newRunId();
+    const steps: NewStepRow[] = plan.workflow.steps.map((s, i) => {
+      const agent = plan.agents[s.id] as RunPlan['agents'][string];
+      return {
+        step_id: s.id,
+        step_index: i,
+        agent_id: agent.id,
+        agent_name: agent.manifest.name,
+        agent_version: agent.manifest.version,
+        status: s.deps.length === 0 ? 'ready' : 'pending',
+        pending_deps: s.deps.length,
+      };
+    });
+    const maxParallel = plan.workflow.concurrency ?? this.options.defaultRunConcurrency;
+    await tx.insertRun(
+      {
+        id,
+        workflow_id: wf.id,
+        workflow_name: wf.name,
+        workflow_version: wf.version,
+        trigger_type: input.trigger_type,
+        trigger_data_json: JSON.stringify(input.trigger_data ?? {}),
+        plan_json: JSON.stringify(plan),
+        parent_run_id: input.parent_run_id ?? null,
+        max_parallel: maxParallel,
+        steps_total: steps.length,
+        created_at: tx.now,
+      },
+      steps,
+    );
+    const state: RunState = {
+      id,
+      status: 'queued',
+      steps_remaining: steps.length,
+      running_steps: 0,
+      max_parallel: maxParallel,
+      event_seq: 0,
+      event_hash: GENESIS_HASH,
+      started_at: null,
+      completed_at: null,
+      error: null,
+      error_step: null,
+    };
+    scope.runs.set(id, state);
+    scope.emit(state, EventType.RUN_CREATED, null, {
+      workflow: wf.name,
+      version: wf.version,
+      trigger_type: input.trigger_type,
+      ...(input.parent_run_id ? { parent_run_id: input.parent_run_id } : {}),
+      ready: steps.filter((s) => s.status === 'ready').map((s) => s.step_id),
+    });
+    return id;
+  }
+
+  /** Apply completions, renew leases and claim new steps, all in the caller's transaction. */
+  async commit(tx: LedgerTx, req: CommitRequest): Promise<CommitResult> {
+    const scope = new TxScope(tx);
+    for (const c of req.completions) await this.complete(scope, c);
+    if (req.renew) {
+      const until = tx.now + req.renew.lease_ms;
+      for (const s of req.renew.steps) {
+        const ok = await tx.fencedUpdate(s, s.attempt, req.renew.worker_id, { lease_until: until });
+        if (!ok) scope.result.lost.push({ run_id: s.run_id, step_id: s.step_id, attempt: s.attempt });
+      }
+    }
+    if (req.claim && req.claim.max > 0) await this.claim(scope, req.claim);
+    await scope.flush();
+    return scope.result;
+  }
+
+  private async complete(scope: TxScope, c: Completion): Promise<void> {
+    const { tx } = scope;
+    const now = tx.now;
+    const p = await this.plan(tx, c.run_id);
+    const spec = p.steps.get(c.step_id);
+    const state = await scope.run(c.run_id);
+    const duration_ms = Math.max(0, now - c.started_at);
+    const done = { completed_at: now, duration_ms, lease_owner: null, lease_until: null };
+    const inputs_json = 'inputs' in c.result && c.result.inputs !== undefined ? JSON.stringify(c.result.inputs) : undefined;
+    const r = c.result;
+    let ok: boolean;
+    if (r.kind === 'completed') {
+      const outputs_json = JSON.stringify(r.outputs ?? {});
+      ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, { status: 'completed', outputs_json, inputs_json, error: null, ...done });
+      if (ok) {
+        state.running_steps--;
+        const after = await this.afterFinish(scope, state, p, c.step_id);
+        scope.emit(state, EventType.STEP_COMPLETED, c.step_id, {
+          attempt: c.attempt,
+          duration_ms,
+          outputs_sha256: digestJson(outputs_json),
+          ...(after.ready.length ? { ready: after.ready } : {}),
+        });
+        if (after.done) await this.finishRun(scope, state, p);
+      }
+    } else if (r.kind === 'skipped') {
+      ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, { status: 'skipped', error: null, ...done });
+      if (ok) {
+        state.running_steps--;
+        const after = await this.afterFinish(scope, state, p, c.step_id);
+        scope.emit(state, EventType.STEP_SKIPPED, c.step_id, { attempt: c.attempt, reason: r.reason, ...(after.ready.length ? { ready: after.ready } : {}) });
+        if (after.done) await this.finishRun(scope, state, p);
+      }
+    } else {
+      const failures = c.retry_count + 1;
+      const retry = spec?.retry;
+      if (r.retryable && retry && hasRetriesLeft(retry, failures) && !TERMINAL_RUN.has(state.status)) {
+        const delay = backoffDelayMs(retry, failures, this.options.random());
+        ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, {
+          status: 'ready',
+          retry_count: failures,
+          available_at: now + delay,
+          error: r.error.message,
+          inputs_json,
+          lease_owner: null,
+          lease_until: null,
+        });
+        if (ok) {
+          state.running_steps--;
+          scope.emit(state, EventType.STEP_RETRY_SCHEDULED, c.step_id, { attempt: c.attempt, code: r.error.code, error: r.error.message, failures, retry_in_ms: delay });
+        }
+      } else {
+        ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, { status: 'failed', retry_count: failures, error: r.error.message, inputs_json, ...done });
+        if (ok) {
+          state.running_steps--;
+          if (spec?.on_error === 'continue') {
+            const after = await this.afterFinish(scope, state, p, c.step_id);
+            scope.emit(state, EventType.STEP_FAILED, c.step_id, { attempt: c.attempt, code: r.error.code, error: r.error.message, failures, continued: true, ...(after.ready.length ? { ready: after.ready } : {}) });
+            if (after.done) await this.finishRun(scope, state, p);
+          } else {
+            state.steps_remaining--;
+            scope.emit(state, EventType.STEP_FAILED, c.step_id, { attempt: c.attempt, code: r.error.code, error: r.error.message, failures });
+            await this.failRun(scope, state, p, c.step_id, r.error.message);
+          }
+        }
+      }
+    }
+    if (!ok) {
+      scope.result.refused.push(c);
+      return;
+    }
+    if (c.logs) {
+      await tx.insertLog({ run_id: c.run_id, step_id: c.step_id, attempt: c.attempt, stdout: c.logs.stdout, stderr: c.logs.stderr, truncated: c.logs.truncated, at: now });
+    }
+  }
+
+  /** A step reached a final state that lets its dependents go ahead. */
+  private async afterFinish(scope: TxScope, state: RunState, p: LoadedPlan, stepId: string): Promise<{ ready: string[]; done: boolean }> {
+    state.steps_remaining--;
+    scope.dirty.add(state);
+    if (TERMINAL_RUN.has(state.status)) return { ready: [], done: false };
+    const succ = p.successors.get(stepId) ?? [];
+    const ready = succ.length ? await scope.tx.releaseDeps(state.id, succ, scope.tx.now) : [];
+    return { ready, done: state.steps_remaining <= 0 };
+  }
+
+  private async finishRun(scope: TxScope, state: RunState, p: LoadedPlan): Promise<void> {
+    state.status = 'completed';
+    state.completed_at = scope.tx.now;
+    scope.emit(state, EventType.RUN_COMPLETED, null, { duration_ms: scope.tx.now - (state.started_at ?? scope.tx.now) });
+    scope.result.finished.push({ run_id: state.id, status: 'completed' });
+    await this.runHandlers(scope, state, p, 'on_success');
+  }
+
+  private async failRun(scope: TxScope, state: RunState, p: LoadedPlan, stepId: string, message: string): Promise<void> {
+    if (TERMINAL_RUN.has(state.status)) return;
+    const cancelled = await scope.tx.cancelSteps(state.id, ['pending', 'ready']);
+    state.steps_remaining -= cancelled.length;
+    state.status = 'failed';
+    state.completed_at = scope.tx.now;
+    state.error = message;
+    state.error_step = stepId;
+    scope.emit(state, EventType.RUN_FAILED, null, { step: stepId, error: message, cancelled });
+    scope.result.finished.push({ run_id: state.id, status: 'failed' });
+    await this.runHandlers(scope, state, p, 'on_error', { message, step: stepId });
+  }
+
+  /**
+   * on_success / on_error handlers run inside the transaction that finishes the run, so a started
+   * workflow exists exactly when the run's final state does. A handler problem is logged, never thrown.
+   */
+  private async runHandlers(scope: TxScope, state: RunState, p: LoadedPlan, kind: 'on_success' | 'on_error', error?: { message: string; step: string }): Promise<void> {
+    const handlers = p.plan.workflow[kind];
+    if (handlers.length === 0) return;
+    const { tx } = scope;
+    const steps: NonNullable<ResolveContext['steps']> = {};
+    for (const s of await tx.getSteps(state.id)) steps[s.step_id] = { outputs: s.outputs ?? {}, status: s.status, error: s.error };
+    const ctx: ResolveContext = {
+      trigger: await tx.getTriggerData(state.id),
+      variables: p.plan.workflow.variables,
+      config: p.plan.config,
+      secrets: this.options.secrets,
+      steps,
+      run: { id: state.id, workflow: p.plan.workflow.name, status: state.status },
+      ...(error ? { error } : {}),
+    };
+    for (const [i, h] of handlers.entries()) {
+      const where = `${kind}[${i}]`;
+      try {
+        if ('notify' in h) {
+          const message = String(resolveValue(h.notify.message, ctx, where));
+          scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, message });
+          this.options.log?.(message);
+        } else {
+          const wf = await tx.latestWorkflow(h.workflow.name);
+          if (!wf) throw new Error(`workflow '${h.workflow.name}' is not registered`);
+          if (!wf.enabled) throw new Error(`workflow '${h.workflow.name}' is disabled`);
+          const inputs = resolveValue(h.workflow.inputs ?? {}, ctx, `${where}.inputs`);
+          const byName = new Map<string, AgentRecord[]>();
+          for (const s of wf.manifest.steps) {
+            const name = s.agent.split('@')[0] ?? s.agent;
+            if (!byName.has(name)) byName.set(name, await tx.agentVersions(name));
+          }
+          const plan = buildRunPlan(wf, (n) => byName.get(n) ?? [], p.plan.config);
+          const runId = await this.insertRun(scope, wf, plan, { trigger_type: 'event', trigger_data: inputs, parent_run_id: state.id });
+          scope.emit(state, EventType.HANDLER_STARTED_RUN, null, { handler: where, workflow: wf.name, version: wf.version, run_id: runId });
+        }
+      } catch (e) {
+        scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, error: errorMessage(e) });
+        this.options.log?.(`${where} failed: ${errorMessage(e)}`);
+      }
+    }
+  }
+
+  private async claim(scope: TxScope, req: ClaimRequest): Promise<void> {
+    const { tx } = scope;
+    const now = tx.now;
+    const rows = await tx.selectClaimable(req.max * 2 + 8, req.run_ids);
+    for (const row of rows) {
+      if (scope.result.claimed.length >= req.max) break;
+      const state = await scope.run(row.run_id);
+      const reclaimed = row.status === 'running';
+      if (TERMINAL_RUN.has(state.status)) {
+        // A step of a finished run whose worker died: nothing is left to do for it.
+        if (reclaimed && (await tx.fencedUpdate(row, row.attempt, row.lease_owner, { status: 'cancelled', completed_at: now, lease_owner: null, lease_until: null }))) {
+          state.running_steps--;
+          scope.emit(state, EventType.STEP_CANCELLED, row.step_id, { attempt: row.attempt, reason: `run is ${state.status}` });
+        }
+        continue;
+      }
+      if (!reclaimed && state.running_steps >= state.max_parallel) continue;
+      if (reclaimed && row.attempt - row.retry_count >= MAX_INTERRUPTIONS) {
+        await this.complete(scope, {
+          run_id: row.run_id,
+          step_id: row.step_id,
+          attempt: row.attempt,
+          worker_id: row.lease_owner ?? '',
+          retry_count: row.retry_count,
+          started_at: now,
+          result: { kind: 'failed', retryable: false, error: { code: 'STEP_INTERRUPTED', message: `step was interrupted ${MAX_INTERRUPTIONS} times (its worker died or lost its lease each time)` } },
+        });
+        continue;
+      }
+      const attempt = row.attempt + 1;
+      const claim = { status: 'running' as const, attempt, lease_owner: req.worker_id, lease_until: now + req.lease_ms, started_at: now, pid: null };
+      const ok = reclaimed ? await tx.fencedUpdate(row, row.attempt, row.lease_owner, claim) : await tx.updateStep(row, ['ready'], claim);
+      if (!ok) continue;
+      if (!reclaimed) state.running_steps++;
+      if (state.status === 'queued') {
+        state.status = 'running';
+        state.started_at ??= now;
+        scope.emit(state, EventType.RUN_STARTED, null, {});
+      }
+      scope.emit(state, EventType.STEP_STARTED, row.step_id, { attempt, worker: req.worker_id, ...(reclaimed ? { reclaimed_from: row.lease_owner } : {}) });
+      scope.result.claimed.push({ run_id: row.run_id, step_id: row.step_id, attempt, retry_count: row.retry_count, reclaimed });
+    }
+  }
+
+  /** Cancel a run: pending, ready and running steps become cancelled; running workers notice and stop. */
+  async cancelRun(tx: LedgerTx, runId: string, reason: string): Promise<string[]> {
+    const scope = new TxScope(tx);
+    const state = await scope.run(runId);
+    if (TERMINAL_RUN.has(state.status)) {
+      throw new UserError('RUN_FINISHED', `run ${runId} is already ${state.status}; nothing to cancel`, { runId });
+    }
+    const cancelled = await tx.cancelSteps(runId, ['pending', 'ready', 'running']);
+    state.steps_remaining -= cancelled.length;
+    state.running_steps = 0;
+    state.status = 'cancelled';
+    state.completed_at = tx.now;
+    state.error = reason;
+    scope.emit(state, EventType.RUN_CANCELLED, null, { reason, cancelled });
+    await scope.flush();
+    return cancelled;
+  }
+
+  /**
+   * Retry a failed or cancelled run: failed and cancelled steps (and skipped steps downstream of them)
+   * go back to pending/ready with a fresh retry budget; completed steps are never run again.
+   */
+  async retryRun(tx: LedgerTx, runId: string): Promise<string[]> {
+    const scope = new TxScope(tx);
+    const state = await scope.run(runId);
+    if (state.status !== 'failed' && state.status !== 'cancelled') {
+      throw new ResumeError('RUN_NOT_RETRYABLE', `run ${runId} is ${state.status}; only failed or cancelled runs can be retried`, { runId });
+    }
+    const p = await this.plan(tx, runId);
+    const steps = new Map((await tx.getSteps(runId)).map((s) => [s.step_id, s]));
+    const reset = new Set<string>();
+    for (const spec of p.plan.workflow.steps) {
+      const s = steps.get(spec.id);
+      if (!s) continue;
+      if (s.status === 'failed' || s.status === 'cancelled') reset.add(spec.id);
+      else if (s.status === 'skipped' && spec.deps.some((d) => reset.has(d))) reset.add(spec.id);
+    }
+    let open = 0;
+    for (const spec of p.plan.workflow.steps) {
+      const s = steps.get(spec.id);
+      if (!s) continue;
+      if (!reset.has(spec.id)) {
+        if (!TERMINAL_STEP.has(s.status)) open++;
+        continue;
+      }
+      const pending = spec.deps.filter((d) => reset.has(d) || !TERMINAL_STEP.has(steps.get(d)?.status ?? 'completed')).length;
+      await tx.updateStep(s, ['failed', 'cancelled', 'skipped'], {
+        status: pending === 0 ? 'ready' : 'pending',
+        pending_deps: pending,
+        retry_count: 0,
+        error: null,
+        available_at: pending === 0 ? tx.now : null,
+        completed_at: null,
+        duration_ms: null,
+        lease_owner: null,
+        lease_until: null,
+      });
+      open++;
+    }
+    state.status = 'queued';
+    state.completed_at = null;
+    state.error = null;
+    state.error_step = null;
+    state.steps_remaining = open;
+    scope.emit(state, EventType.RUN_RETRIED, null, { reset: [...reset] });
+    if (open === 0) await this.finishRun(scope, state, p);
+    await scope.flush();
+    return [...reset];
+  }
+}

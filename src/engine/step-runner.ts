@@ -1,0 +1,151 @@
+import { join } from 'node:path';
+import { evaluate } from '../core/condition.js';
+import { StepError, errorMessage } from '../core/errors.js';
+import { validateAgainst } from '../core/io-schema.js';
+import { resolveValue, type ResolveContext } from '../core/template.js';
+import type { ExecutionResult, Executor } from '../executors/executor.js';
+import type { Store } from '../store/store.js';
+import type { ClaimedStep, Completion, StepResult } from '../store/types.js';
+import type { PlanCache } from './plan.js';
+
+export interface StepOutcomeInfo {
+  status: string;
+  outputs: unknown;
+  error: string | null;
+}
+
+/**
+ * Outputs of finished steps, per run, kept by the worker that saw them committed. Checkpoints never
+ * change once committed, so a cached copy is always right; a miss reads the store.
+ */
+export class OutputCache {
+  private readonly runs = new Map<string, Map<string, StepOutcomeInfo>>();
+  constructor(private readonly maxRuns = 1000) {}
+
+  get(runId: string, stepId: string): StepOutcomeInfo | undefined {
+    return this.runs.get(runId)?.get(stepId);
+  }
+
+  set(runId: string, stepId: string, info: StepOutcomeInfo): void {
+    let m = this.runs.get(runId);
+    if (!m) {
+      m = new Map();
+      this.runs.set(runId, m);
+      if (this.runs.size > this.maxRuns) this.runs.delete(this.runs.keys().next().value as string);
+    }
+    m.set(stepId, info);
+  }
+
+  forget(runId: string): void {
+    this.runs.delete(runId);
+  }
+}
+
+export interface StepRunnerDeps {
+  store: Store;
+  plans: PlanCache;
+  outputs: OutputCache;
+  executorFor: (runtimeType: string) => Executor;
+  secrets: (name: string) => string | undefined;
+  /** Root for per-attempt work directories. */
+  workRoot: string;
+  onSpawn?: (step: ClaimedStep, pid: number) => void;
+}
+
+/** Trigger data per run (immutable), cached. */
+const triggerCache = new Map<string, unknown>();
+
+/**
+ * Run one claimed step attempt from start to finish and describe the outcome. Never throws: every
+ * failure becomes a `failed` result, so the worker always has something to commit.
+ */
+export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId: string, signal: AbortSignal): Promise<Completion> {
+  const started_at = Date.now();
+  const base = { run_id: step.run_id, step_id: step.step_id, attempt: step.attempt, worker_id: workerId, retry_count: step.retry_count, started_at };
+  const done = (result: StepResult, exec?: ExecutionResult): Completion => ({ ...base, result, ...(exec?.logs ? { logs: exec.logs } : {}) });
+  let inputs: Record<string, unknown> | undefined;
+  try {
+    const p = await deps.plans.load(step.run_id, () => deps.store.getPlanJson(step.run_id));
+    const spec = p.steps.get(step.step_id);
+    const agent = p.plan.agents[step.step_id];
+    if (!spec || !agent) throw new StepError('PLAN_MISMATCH', `step '${step.step_id}' is not in the run's plan`, false);
+
+    const ctx: ResolveContext = {
+      trigger: await triggerData(deps.store, step.run_id),
+      variables: p.plan.workflow.variables,
+      config: p.plan.config,
+      secrets: deps.secrets,
+      steps: await upstream(deps, step.run_id, spec.deps),
+      run: { id: step.run_id, workflow: p.plan.workflow.name, version: p.plan.workflow.version, attempt: step.attempt },
+    };
+
+    const cond = p.conditions.get(step.step_id);
+    if (cond && !evaluate(cond, ctx)) return done({ kind: 'skipped', reason: `condition is false: ${spec.condition}` });
+    const skippedDep = spec.data_deps.find((d) => ctx.steps?.[d]?.status === 'skipped');
+    if (skippedDep) return done({ kind: 'skipped', reason: `its inputs use step '${skippedDep}', which was skipped` });
+
+    inputs = resolveValue(spec.inputs, ctx, `steps.${step.step_id}.inputs`) as Record<string, unknown>;
+    const inputProblems = validateAgainst(`${agent.id}#in`, agent.manifest.inputs, inputs);
+    if (inputProblems.length) {
+      throw new StepError('INPUT_INVALID', `inputs do not match agent ${agent.manifest.name}@${agent.manifest.version}: ${inputProblems.join('; ')}`, false);
+    }
+
+    const timeoutSeconds = spec.timeout_seconds ?? agent.manifest.runtime.timeout_seconds;
+    const timeoutMs = Math.round(timeoutSeconds * 1000);
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(new StepError('STEP_TIMEOUT', `timed out after ${timeoutSeconds}s`, true)), timeoutMs);
+    let exec: ExecutionResult;
+    try {
+      exec = await deps.executorFor(agent.manifest.runtime.type).execute({
+        runId: step.run_id,
+        stepId: step.step_id,
+        attempt: step.attempt,
+        idempotencyKey: `${step.run_id}/${step.step_id}`,
+        agent,
+        inputs,
+        signal: AbortSignal.any([signal, timeout.signal]),
+        timeoutMs,
+        workDir: join(deps.workRoot, step.run_id, step.step_id, String(step.attempt)),
+        ...(deps.onSpawn ? { onSpawn: (pid: number) => deps.onSpawn?.(step, pid) } : {}),
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!exec.ok) return done({ kind: 'failed', error: { code: exec.error.code, message: exec.error.message }, retryable: exec.error.retryable, inputs }, exec);
+    const outputProblems = validateAgainst(`${agent.id}#out`, agent.manifest.outputs, exec.outputs);
+    if (outputProblems.length) {
+      const message = `outputs do not match agent ${agent.manifest.name}@${agent.manifest.version}: ${outputProblems.join('; ')}`;
+      return done({ kind: 'failed', error: { code: 'OUTPUT_INVALID', message }, retryable: true, inputs }, exec);
+    }
+    return done({ kind: 'completed', outputs: exec.outputs, inputs }, exec);
+  } catch (e) {
+    const err = e instanceof StepError ? e : new StepError('STEP_ERROR', errorMessage(e), true, {}, { cause: e });
+    return done({ kind: 'failed', error: { code: err.code, message: err.message }, retryable: err.retryable, ...(inputs ? { inputs } : {}) });
+  }
+}
+
+async function triggerData(store: Store, runId: string): Promise<unknown> {
+  if (triggerCache.has(runId)) return triggerCache.get(runId);
+  const run = await store.getRun(runId);
+  const data = run?.trigger_data ?? {};
+  triggerCache.set(runId, data);
+  if (triggerCache.size > 1000) triggerCache.delete(triggerCache.keys().next().value as string);
+  return data;
+}
+
+async function upstream(deps: StepRunnerDeps, runId: string, ids: readonly string[]): Promise<NonNullable<ResolveContext['steps']>> {
+  const out: NonNullable<ResolveContext['steps']> = {};
+  const missing: string[] = [];
+  for (const id of ids) {
+    const hit = deps.outputs.get(runId, id);
+    if (hit) out[id] = { outputs: hit.outputs ?? {}, status: hit.status, error: hit.error };
+    else missing.push(id);
+  }
+  if (missing.length) {
+    for (const [id, info] of await deps.store.getStepOutputs(runId, missing)) {
+      out[id] = { outputs: info.outputs ?? {}, status: info.status, error: info.error };
+      deps.outputs.set(runId, id, info);
+    }
+  }
+  return out;
+}

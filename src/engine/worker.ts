@@ -1,0 +1,280 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StepError, errorMessage } from '../core/errors.js';
+import { TERMINAL_RUN } from '../core/states.js';
+import type { Executor } from '../executors/executor.js';
+import type { Store } from '../store/store.js';
+import type { ClaimedStep, Completion, CommitResult, StepKey } from '../store/types.js';
+import type { Ledger } from './ledger.js';
+import { reapDeadWorkers } from './reaper.js';
+import { OutputCache, runStep } from './step-runner.js';
+
+export interface WorkerOptions {
+  /** Steps this worker runs at once. */
+  concurrency: number;
+  /** How long a claim is valid without renewal. */
+  leaseMs: number;
+  /** Wait this long after the first pending completion so that more share its commit (0–10 ms). */
+  commitWindowMs: number;
+  /** Longest idle wait before looking for work again. */
+  pollMs: number;
+  /** Only work on these runs, and stop when all of them are finished. */
+  runIds?: readonly string[];
+  /** Root for per-attempt work directories. */
+  workRoot: string;
+  /** Named crash points for fault-injection tests, e.g. `after-step-commit:step2`. */
+  faults?: ReadonlySet<string>;
+  log?: (line: string) => void;
+  /** Called after every commit (lets in-process watchers wake at once). */
+  onCommit?: () => void;
+}
+
+interface InFlight {
+  step: ClaimedStep;
+  abort: AbortController;
+  startedAt: number;
+}
+
+/** A step that has been done locally but whose commit has not happened yet. */
+const key = (s: StepKey): string => `${s.run_id}/${s.step_id}`;
+
+/**
+ * A worker: claims ready steps under a lease, runs them, and commits their results. Completions,
+ * lease renewals and the next claims share one transaction (group commit), so at `full` durability
+ * one fsync covers many steps, and a finished step's successor is claimed in the same commit.
+ */
+export class Worker {
+  readonly id = `w-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  private readonly inflight = new Map<string, InFlight>();
+  private completions: Completion[] = [];
+  private firstPendingAt = 0;
+  private stopping = false;
+  private mayHaveWork = true;
+  private wakeIdle: AbortController | undefined;
+  private lastRenewAt = Date.now();
+  private lastHeartbeatAt = 0;
+  private lastReapAt = 0;
+  private readonly scope: Set<string> | undefined;
+  readonly outputs = new OutputCache();
+  private loopPromise: Promise<void> | undefined;
+  /** Steps completed by this worker (committed), for reporting. */
+  completedCount = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly ledger: Ledger,
+    private readonly executorFor: (runtimeType: string) => Executor,
+    private readonly secrets: (name: string) => string | undefined,
+    private readonly options: WorkerOptions,
+  ) {
+    this.scope = options.runIds ? new Set(options.runIds) : undefined;
+  }
+
+  /** Start the loop; the returned promise settles when the worker has stopped. */
+  start(): Promise<void> {
+    this.loopPromise ??= this.loop();
+    return this.loopPromise;
+  }
+
+  /**
+   * Stop claiming. In-flight steps get `graceMs` to finish and commit; after that they are aborted
+   * and released (their leases expire at once so another worker can take them).
+   */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.stopping = true;
+    this.wake();
+    const timer = setTimeout(() => {
+      for (const f of this.inflight.values()) f.abort.abort(new StepError('WORKER_STOPPING', 'worker is shutting down', true));
+    }, graceMs);
+    timer.unref();
+    try {
+      await this.loopPromise;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private wake(): void {
+    this.wakeIdle?.abort();
+  }
+
+  private async loop(): Promise<void> {
+    const now = Date.now();
+    await this.store.registerWorker({
+      id: this.id,
+      hostname: hostname(),
+      pid: process.pid,
+      concurrency: this.options.concurrency,
+      scope: this.options.runIds ? this.options.runIds.join(',') : null,
+      started_at: now,
+      heartbeat_at: now,
+      stopped_at: null,
+    });
+    this.lastHeartbeatAt = now;
+    try {
+      await this.reap();
+      if (this.scope) await this.dropFinishedScope();
+      while (true) {
+        if (this.stopping && this.inflight.size === 0 && this.completions.length === 0) break;
+        if (this.scope && this.scope.size === 0 && this.inflight.size === 0 && this.completions.length === 0) break;
+        await this.tick();
+      }
+    } finally {
+      for (const f of this.inflight.values()) f.abort.abort(new StepError('WORKER_STOPPING', 'worker stopped', true));
+      await this.store.stopWorker(this.id, Date.now()).catch(() => undefined);
+    }
+  }
+
+  private async tick(): Promise<void> {
+    const now = Date.now();
+    // Group commit: let completions that arrive within the window share one transaction.
+    if (this.completions.length && this.options.commitWindowMs > 0 && this.inflight.size > 0) {
+      const wait = this.firstPendingAt + this.options.commitWindowMs - now;
+      if (wait > 0) await sleep(wait);
+    }
+    const completions = this.completions;
+    this.completions = [];
+    const free = this.stopping ? 0 : this.options.concurrency - this.inflight.size;
+    const renewEvery = Math.min(this.options.leaseMs / 3, 250);
+    const renewSteps = now - this.lastRenewAt >= renewEvery ? [...this.inflight.values()].filter((f) => now - f.startedAt >= renewEvery).map((f) => f.step) : [];
+    if (renewSteps.length || now - this.lastRenewAt >= renewEvery) this.lastRenewAt = now;
+    const wantClaim = free > 0 && (this.mayHaveWork || completions.length > 0);
+
+    if (completions.length || wantClaim || renewSteps.length) {
+      this.crash('before-step-commit', completions);
+      let result: CommitResult;
+      try {
+        result = await this.store.transaction((tx) =>
+          this.ledger.commit(tx, {
+            completions,
+            ...(wantClaim ? { claim: { worker_id: this.id, max: free, lease_ms: this.options.leaseMs, ...(this.scope ? { run_ids: [...this.scope] } : {}) } } : {}),
+            ...(renewSteps.length ? { renew: { worker_id: this.id, lease_ms: this.options.leaseMs, steps: renewSteps } } : {}),
+          }),
+        );
+      } catch (e) {
+        // A transient store fault: keep the completions and try again shortly.
+        this.completions = [...completions, ...this.completions];
+        this.options.log?.(`commit failed, retrying: ${errorMessage(e)}`);
+        await sleep(100);
+        return;
+      }
+      this.afterCommit(completions, result, wantClaim ? free : 0);
+      this.options.onCommit?.();
+      this.crash('after-step-commit', completions);
+      await this.housekeeping();
+      if (result.claimed.length || completions.length) return;
+    } else {
+      await this.housekeeping();
+    }
+    await this.idle();
+  }
+
+  private afterCommit(completions: Completion[], result: CommitResult, asked: number): void {
+    const refused = new Set(result.refused.map(key));
+    for (const c of completions) {
+      if (refused.has(key(c))) {
+        this.options.log?.(`step ${key(c)} attempt ${c.attempt}: result refused (lease lost or run cancelled)`);
+        continue;
+      }
+      this.completedCount++;
+      const r = c.result;
+      if (r.kind === 'completed') this.outputs.set(c.run_id, c.step_id, { status: 'completed', outputs: r.outputs, error: null });
+      else if (r.kind === 'skipped') this.outputs.set(c.run_id, c.step_id, { status: 'skipped', outputs: {}, error: null });
+    }
+    for (const l of result.lost) {
+      const f = this.inflight.get(key(l));
+      if (f && f.step.attempt === l.attempt) f.abort.abort(new StepError('LEASE_LOST', 'the step was cancelled or its lease was taken over', true));
+    }
+    for (const f of result.finished) {
+      this.outputs.forget(f.run_id);
+      this.scope?.delete(f.run_id);
+    }
+    this.mayHaveWork = asked > 0 && result.claimed.length >= asked;
+    for (const step of result.claimed) this.launch(step);
+  }
+
+  private launch(step: ClaimedStep): void {
+    const abort = new AbortController();
+    const f: InFlight = { step, abort, startedAt: Date.now() };
+    this.inflight.set(key(step), f);
+    void runStep(
+      {
+        store: this.store,
+        plans: this.ledger.plans,
+        outputs: this.outputs,
+        executorFor: this.executorFor,
+        secrets: this.secrets,
+        workRoot: this.options.workRoot,
+        onSpawn: (s, pid) => {
+          this.store.setStepPid(s.run_id, s.step_id, s.attempt, pid).catch(() => undefined);
+        },
+      },
+      step,
+      this.id,
+      abort.signal,
+    ).then((completion) => {
+      this.inflight.delete(key(step));
+      if (abort.signal.aborted && (abort.signal.reason as StepError | undefined)?.code === 'LEASE_LOST') return;
+      if (this.completions.length === 0) this.firstPendingAt = Date.now();
+      this.completions.push(completion);
+      this.wake();
+    });
+  }
+
+  /** Worker heartbeat and the reaping of dead local workers, on their own slower clocks. */
+  private async housekeeping(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastHeartbeatAt >= this.options.leaseMs / 3) {
+      this.lastHeartbeatAt = now;
+      await this.store.heartbeatWorker(this.id, now).catch(() => undefined);
+    }
+    if (now - this.lastReapAt >= Math.max(1000, this.options.leaseMs)) await this.reap();
+  }
+
+  private async reap(): Promise<void> {
+    this.lastReapAt = Date.now();
+    try {
+      const n = await reapDeadWorkers(this.store, this.id);
+      if (n.workers > 0) {
+        this.mayHaveWork = true;
+        this.options.log?.(`released ${n.leases} lease(s) of ${n.workers} dead worker(s)${n.killed ? `, stopped ${n.killed} orphaned agent process group(s)` : ''}`);
+      }
+    } catch (e) {
+      this.options.log?.(`reaping failed: ${errorMessage(e)}`);
+    }
+  }
+
+  private async dropFinishedScope(): Promise<void> {
+    for (const id of [...(this.scope ?? [])]) {
+      const run = await this.store.getRun(id);
+      if (!run || TERMINAL_RUN.has(run.status)) this.scope?.delete(id);
+    }
+  }
+
+  private async idle(): Promise<void> {
+    if (this.completions.length || this.stopping) return;
+    const wake = new AbortController();
+    this.wakeIdle = wake;
+    try {
+      let timeout = this.options.pollMs;
+      if (this.inflight.size > 0) timeout = Math.min(timeout, Math.min(this.options.leaseMs / 3, 250));
+      const due = await this.store.nextDueAt();
+      if (due !== null) timeout = Math.max(0, Math.min(timeout, due - Date.now() + 1));
+      if (timeout > 0) await this.store.waitForChange(timeout, wake.signal);
+      if (!wake.signal.aborted) this.mayHaveWork = true;
+      if (this.scope) await this.dropFinishedScope();
+    } finally {
+      this.wakeIdle = undefined;
+    }
+  }
+
+  /** Fault injection for durability tests: die on the spot, as a power cut or `kill -9` would. */
+  private crash(point: string, completions: readonly Completion[]): void {
+    const faults = this.options.faults;
+    if (!faults || faults.size === 0) return;
+    for (const c of completions) {
+      if (faults.has(`${point}:${c.step_id}`) || faults.has(`${point}:*`)) process.kill(process.pid, 'SIGKILL');
+    }
+  }
+}

@@ -1,0 +1,134 @@
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/**
+ * Enforce an agent's `memory_mb` with the operating system. Preferred: a memory cgroup per step
+ * attempt (cgroup v1 or v2), created under the worker's own cgroup; the child joins it before it
+ * execs the agent, so not one allocation escapes. The kernel kills the group when it exceeds the
+ * limit, and the cgroup's counters tell us it was an out-of-memory kill. Where no cgroup can be
+ * created (no permission, no controller), fall back to RLIMIT_AS via `prlimit` (node agents get
+ * `--max-old-space-size`, as an address-space limit breaks V8).
+ */
+export interface MemoryCage {
+  readonly mechanism: 'cgroup-v1' | 'cgroup-v2';
+  /** The command to spawn so that the process joins the cage before running `cmd`. */
+  wrap(cmd: string, args: string[]): { cmd: string; args: string[] };
+  /** Did the kernel kill something in the cage for exceeding the limit? */
+  oomKilled(): boolean;
+  release(): Promise<void>;
+}
+
+interface CgroupBase {
+  version: 1 | 2;
+  dir: string;
+}
+
+let detected: CgroupBase | null | undefined;
+let counter = 0;
+
+function detect(): CgroupBase | null {
+  if (detected !== undefined) return detected;
+  detected = null;
+  let lines: string[];
+  try {
+    lines = readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n');
+  } catch {
+    return detected;
+  }
+  const candidates: CgroupBase[] = [];
+  for (const line of lines) {
+    const [, controllers, path] = line.split(':');
+    if (controllers?.split(',').includes('memory') && path !== undefined) candidates.push({ version: 1, dir: join('/sys/fs/cgroup/memory', path) });
+  }
+  for (const line of lines) {
+    if (line.startsWith('0::')) {
+      const path = line.slice(3);
+      for (const root of ['/sys/fs/cgroup', '/sys/fs/cgroup/unified']) {
+        if (existsSync(join(root, 'cgroup.controllers'))) candidates.push({ version: 2, dir: join(root, path) });
+      }
+    }
+  }
+  for (const c of candidates) {
+    const probe = join(c.dir, `swarm-probe-${process.pid}`);
+    try {
+      mkdirSync(probe);
+      const ok = existsSync(join(probe, c.version === 1 ? 'memory.limit_in_bytes' : 'memory.max'));
+      rmdirSync(probe);
+      if (ok) {
+        detected = c;
+        break;
+      }
+    } catch {
+      try {
+        rmdirSync(probe);
+      } catch {
+        /* not created */
+      }
+    }
+  }
+  return detected;
+}
+
+/** Which mechanism enforces memory limits on this machine. */
+export function memoryLimitMechanism(): 'cgroup-v1' | 'cgroup-v2' | 'rlimit' {
+  const base = detect();
+  return base ? (base.version === 1 ? 'cgroup-v1' : 'cgroup-v2') : 'rlimit';
+}
+
+/** A fresh memory cgroup limited to `limitMb`, or undefined when cgroups cannot be used here. */
+export function createMemoryCage(limitMb: number): MemoryCage | undefined {
+  const base = detect();
+  if (!base) return undefined;
+  const dir = join(base.dir, `swarm-${process.pid}-${++counter}`);
+  const bytes = String(limitMb * 1024 * 1024);
+  try {
+    mkdirSync(dir);
+    if (base.version === 1) {
+      writeFileSync(join(dir, 'memory.limit_in_bytes'), bytes);
+      if (existsSync(join(dir, 'memory.memsw.limit_in_bytes'))) writeFileSync(join(dir, 'memory.memsw.limit_in_bytes'), bytes);
+      if (existsSync(join(dir, 'memory.swappiness'))) writeFileSync(join(dir, 'memory.swappiness'), '0');
+    } else {
+      writeFileSync(join(dir, 'memory.max'), bytes);
+      if (existsSync(join(dir, 'memory.swap.max'))) writeFileSync(join(dir, 'memory.swap.max'), '0');
+    }
+  } catch {
+    try {
+      rmdirSync(dir);
+    } catch {
+      /* ignore */
+    }
+    return undefined;
+  }
+  const read = (f: string): string => {
+    try {
+      return readFileSync(join(dir, f), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  return {
+    mechanism: base.version === 1 ? 'cgroup-v1' : 'cgroup-v2',
+    wrap(cmd, args) {
+      // The shell writes its own pid into the cgroup, then becomes the agent: no allocation escapes.
+      return { cmd: '/bin/sh', args: ['-c', 'echo $$ > "$0" && exec "$@"', join(dir, 'cgroup.procs'), cmd, ...args] };
+    },
+    oomKilled() {
+      if (base.version === 2) return /oom_kill\s+[1-9]/.test(read('memory.events'));
+      const ctl = read('memory.oom_control');
+      if (/oom_kill\s+\d/.test(ctl)) return /oom_kill\s+[1-9]/.test(ctl);
+      return Number(read('memory.failcnt').trim() || '0') > 0;
+    },
+    async release() {
+      for (let i = 0; i < 50; i++) {
+        try {
+          rmdirSync(dir);
+          return;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+          await sleep(10); // the kernel is still tearing the group down
+        }
+      }
+    },
+  };
+}

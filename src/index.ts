@@ -1,0 +1,32 @@
+/**
+ * Swarm: a durable runtime for multi-agent work. The public library API.
+ *
+ * @example
+ *   import { Swarm } from 'swarm-runtime';
+ *   const swarm = await Swarm.open();
+ *   const runId = await swarm.startRun('echo-chain', { message: 'Hello Swarm!' });
+ *   const { run } = await swarm.runToCompletion(runId);
+ */
+export { Swarm, newRunId, runExitCode } from './swarm.js';
+export type { OpenSwarmOptions, RegisterResult, RunDetails, StartRunOptions, VerifyReport } from './swarm.js';
+export { resolveConfig, findProjectDir, DEFAULTS, CONFIG_FILE } from './config/config.js';
+export type { SwarmConfig, ResolveConfigOptions } from './config/config.js';
+export * from './core/errors.js';
+export { EventType, verifyChain, GENESIS_HASH } from './core/events.js';
+export type { RunEvent } from './core/events.js';
+export { parseAgentManifest } from './core/manifest/agent.js';
+export type { AgentManifest, AgentRuntime, RuntimeType } from './core/manifest/agent.js';
+export { parseWorkflowManifest } from './core/manifest/workflow.js';
+export type { WorkflowManifest, StepSpec, RetryPolicy, Handler } from './core/manifest/workflow.js';
+export { RUN_STATUSES, STEP_STATUSES } from './core/states.js';
+export type { RunStatus, StepStatus } from './core/states.js';
+export { evaluateCondition, parseCondition } from './core/condition.js';
+export { resolveValue } from './core/template.js';
+export { Worker } from './engine/worker.js';
+export type { WorkerOptions } from './engine/worker.js';
+export { BUILTIN_AGENTS } from './executors/builtins.js';
+export type { BuiltinAgent } from './executors/builtins.js';
+export type { Executor, ExecutionContext, ExecutionResult } from './executors/executor.js';
+export { openSqliteStore, SqliteStore } from './store/sqlite/sqlite-store.js';
+export type { Store, Durability } from './store/store.js';
+export type * from './store/types.js';

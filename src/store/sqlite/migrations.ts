@@ -1,0 +1,189 @@
+/**
+ * Versioned schema migrations for the SQLite store. Each runs once, in order, inside a transaction,
+ * and is recorded in `schema_migrations`. Never edit a published migration: add a new one.
+ * Table names follow the Swarm registry schema (agents, workflows, workflow_runs, step_executions,
+ * secrets, triggers) plus what the engine needs (events, step_logs, workers).
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'registry, runs, steps, events',
+    sql: `
+CREATE TABLE swarm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE agents (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  version TEXT NOT NULL,
+  path TEXT NOT NULL,
+  description TEXT,
+  capabilities TEXT,
+  inputs_schema TEXT,
+  outputs_schema TEXT,
+  runtime TEXT NOT NULL DEFAULT 'node',
+  memory_mb INTEGER DEFAULT 128,
+  timeout_seconds REAL DEFAULT 300,
+  triggers TEXT,
+  author TEXT,
+  tags TEXT,
+  manifest TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE(name, version)
+);
+CREATE INDEX idx_agents_name ON agents(name);
+
+CREATE TABLE workflows (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  version TEXT NOT NULL,
+  path TEXT NOT NULL,
+  description TEXT,
+  trigger_type TEXT,
+  trigger_config TEXT,
+  steps TEXT NOT NULL,
+  variables TEXT,
+  on_error TEXT,
+  on_success TEXT,
+  enabled INTEGER NOT NULL DEFAULT 1,
+  author TEXT,
+  tags TEXT,
+  manifest TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE(name, version)
+);
+CREATE INDEX idx_workflows_name ON workflows(name);
+
+CREATE TABLE workflow_runs (
+  id TEXT PRIMARY KEY,
+  workflow_id TEXT NOT NULL,
+  workflow_name TEXT NOT NULL,
+  workflow_version TEXT NOT NULL,
+  status TEXT NOT NULL,
+  trigger_type TEXT NOT NULL,
+  trigger_data TEXT NOT NULL,
+  plan TEXT NOT NULL,
+  parent_run_id TEXT,
+  steps_total INTEGER NOT NULL,
+  steps_remaining INTEGER NOT NULL,
+  running_steps INTEGER NOT NULL DEFAULT 0,
+  max_parallel INTEGER NOT NULL,
+  event_seq INTEGER NOT NULL DEFAULT 0,
+  event_hash TEXT NOT NULL,
+  error TEXT,
+  error_step TEXT,
+  total_vm_time_ms INTEGER NOT NULL DEFAULT 0,
+  total_api_tokens INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  completed_at INTEGER,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX idx_runs_workflow ON workflow_runs(workflow_name, created_at);
+CREATE INDEX idx_runs_status ON workflow_runs(status);
+CREATE INDEX idx_runs_created ON workflow_runs(created_at);
+
+CREATE TABLE step_executions (
+  id TEXT PRIMARY KEY,
+  run_id TEXT NOT NULL REFERENCES workflow_runs(id),
+  step_id TEXT NOT NULL,
+  step_index INTEGER NOT NULL,
+  agent_id TEXT NOT NULL,
+  agent_name TEXT NOT NULL,
+  agent_version TEXT NOT NULL,
+  status TEXT NOT NULL,
+  pending_deps INTEGER NOT NULL,
+  attempt INTEGER NOT NULL DEFAULT 0,
+  retry_count INTEGER NOT NULL DEFAULT 0,
+  lease_owner TEXT,
+  lease_until INTEGER,
+  available_at INTEGER,
+  pid INTEGER,
+  inputs TEXT,
+  outputs TEXT,
+  error TEXT,
+  queued_at INTEGER NOT NULL,
+  started_at INTEGER,
+  completed_at INTEGER,
+  duration_ms INTEGER,
+  api_tokens_used INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX idx_steps_run ON step_executions(run_id, step_index);
+CREATE INDEX idx_steps_ready ON step_executions(available_at) WHERE status = 'ready';
+CREATE INDEX idx_steps_lease ON step_executions(lease_until) WHERE status = 'running';
+CREATE INDEX idx_steps_owner ON step_executions(lease_owner) WHERE status = 'running';
+
+CREATE TABLE events (
+  run_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  step_id TEXT,
+  data TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE step_logs (
+  run_id TEXT NOT NULL,
+  step_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  stdout TEXT NOT NULL,
+  stderr TEXT NOT NULL,
+  truncated INTEGER NOT NULL DEFAULT 0,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (run_id, step_id, attempt)
+) WITHOUT ROWID;
+
+CREATE TABLE workers (
+  id TEXT PRIMARY KEY,
+  hostname TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  concurrency INTEGER NOT NULL,
+  scope TEXT,
+  started_at INTEGER NOT NULL,
+  heartbeat_at INTEGER NOT NULL,
+  stopped_at INTEGER
+);
+
+CREATE TABLE secrets (
+  id TEXT PRIMARY KEY,
+  workflow_id TEXT REFERENCES workflows(id),
+  name TEXT NOT NULL,
+  encrypted_value BLOB,
+  scope TEXT DEFAULT 'workflow',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE(workflow_id, name)
+);
+
+CREATE TABLE triggers (
+  id TEXT PRIMARY KEY,
+  workflow_id TEXT NOT NULL REFERENCES workflows(id),
+  type TEXT NOT NULL,
+  webhook_path TEXT UNIQUE,
+  webhook_secret TEXT,
+  cron_expression TEXT,
+  next_run_at INTEGER,
+  event_source TEXT,
+  event_type TEXT,
+  enabled INTEGER NOT NULL DEFAULT 1,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX idx_triggers_schedule ON triggers(next_run_at) WHERE type = 'schedule';
+CREATE INDEX idx_triggers_event ON triggers(event_source, event_type) WHERE type = 'event';
+`,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -1,0 +1,74 @@
+import type { RunEvent } from '../core/events.js';
+import type {
+  AgentRecord,
+  LedgerTx,
+  RunFilter,
+  RunRecord,
+  StepLog,
+  StepRecord,
+  WorkerRecord,
+  WorkflowRecord,
+} from './types.js';
+
+export type * from './types.js';
+
+export type Durability = 'full' | 'process';
+
+export type PutResult = 'created' | 'unchanged' | 'replaced';
+
+/**
+ * The persistence port. Every backend (SQLite now, PostgreSQL next) implements this and passes the
+ * same contract suite (`test/store-contract.test.ts`). State changes go through `transaction`, where
+ * the engine's ledger applies the state machines; everything else is a read or a registry write.
+ */
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Where the data lives, for messages (a file path or a redacted URL). */
+  readonly location: string;
+
+  /** Run a function in one write transaction: all of its writes commit together or none do. */
+  transaction<T>(fn: (tx: LedgerTx) => Promise<T>): Promise<T>;
+
+  putAgent(rec: AgentRecord, force: boolean): Promise<PutResult>;
+  listAgents(name?: string): Promise<AgentRecord[]>;
+  deleteAgent(name: string, version: string): Promise<boolean>;
+
+  putWorkflow(rec: WorkflowRecord, force: boolean): Promise<PutResult>;
+  listWorkflows(name?: string): Promise<WorkflowRecord[]>;
+  setWorkflowEnabled(name: string, enabled: boolean): Promise<number>;
+
+  getRun(id: string): Promise<RunRecord | undefined>;
+  /** Run ids starting with `prefix` (at most `limit`), for short ids typed by users. */
+  findRunIds(prefix: string, limit: number): Promise<string[]>;
+  listRuns(filter: RunFilter): Promise<RunRecord[]>;
+  getPlanJson(runId: string): Promise<string | undefined>;
+  getSteps(runId: string): Promise<StepRecord[]>;
+  /** Outputs of completed steps (by id) of a run; ids absent or not completed are omitted. */
+  getStepOutputs(runId: string, stepIds: readonly string[]): Promise<Map<string, { status: string; outputs: unknown; error: string | null }>>;
+  getEvents(runId: string, afterSeq?: number, limit?: number): Promise<Array<RunEvent & { data_json: string }>>;
+  getLogs(runId: string, stepId?: string): Promise<StepLog[]>;
+  /** Runs that are not finished (queued or running). */
+  unfinishedRunIds(): Promise<string[]>;
+  /** Earliest time a ready step becomes available or a lease expires, for the idle timer. */
+  nextDueAt(): Promise<number | null>;
+
+  registerWorker(rec: WorkerRecord): Promise<void>;
+  heartbeatWorker(id: string, at: number): Promise<void>;
+  stopWorker(id: string, at: number): Promise<void>;
+  /** Workers not known to have stopped; with `activeSince`, only those with a heartbeat since then. */
+  listWorkers(activeSince?: number): Promise<WorkerRecord[]>;
+  /** Expire the leases held by these workers at once (they are known to be dead). */
+  expireLeasesOf(workerIds: readonly string[]): Promise<number>;
+  /** Record the process group running a step attempt, so a dead worker's orphans can be stopped. */
+  setStepPid(runId: string, stepId: string, attempt: number, pid: number | null): Promise<void>;
+  /** Process groups recorded for steps still leased by these workers. */
+  pidsOf(workerIds: readonly string[]): Promise<number[]>;
+
+  /**
+   * Resolve when another process may have changed the database, or after `timeoutMs`.
+   * SQLite polls its data version; PostgreSQL will use LISTEN/NOTIFY with polling as fallback.
+   */
+  waitForChange(timeoutMs: number, signal?: AbortSignal): Promise<void>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,257 @@
+import type { RunEvent } from '../core/events.js';
+import type { AgentManifest } from '../core/manifest/agent.js';
+import type { WorkflowManifest } from '../core/manifest/workflow.js';
+import type { RunStatus, StepStatus } from '../core/states.js';
+
+/** A registered agent package. */
+export interface AgentRecord {
+  id: string;
+  name: string;
+  version: string;
+  /** Absolute path of the package directory. */
+  path: string;
+  manifest: AgentManifest;
+  digest: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A registered workflow version. */
+export interface WorkflowRecord {
+  id: string;
+  name: string;
+  version: string;
+  path: string;
+  manifest: WorkflowManifest;
+  enabled: boolean;
+  digest: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/**
+ * Everything a run needs, frozen when the run is created: the workflow's steps and handlers and the
+ * exact agent versions they resolved to. Re-registering a workflow or agent never changes a run.
+ */
+export interface RunPlan {
+  version: 1;
+  workflow: WorkflowManifest;
+  workflow_id: string;
+  agents: Record<string, { id: string; path: string; manifest: AgentManifest }>;
+  /** `config:` from swarm.yaml at run creation (for `${config.*}`). */
+  config: Record<string, unknown>;
+}
+
+/** The mutable part of a run, read and written by the ledger inside a transaction. */
+export interface RunState {
+  id: string;
+  status: RunStatus;
+  steps_remaining: number;
+  running_steps: number;
+  max_parallel: number;
+  event_seq: number;
+  event_hash: string;
+  started_at: number | null;
+  completed_at: number | null;
+  error: string | null;
+  error_step: string | null;
+}
+
+export interface RunRecord extends RunState {
+  workflow_id: string;
+  workflow_name: string;
+  workflow_version: string;
+  trigger_type: string;
+  trigger_data: unknown;
+  parent_run_id: string | null;
+  steps_total: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface StepRecord {
+  run_id: string;
+  step_id: string;
+  step_index: number;
+  agent_id: string;
+  agent_name: string;
+  agent_version: string;
+  status: StepStatus;
+  pending_deps: number;
+  attempt: number;
+  retry_count: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  available_at: number | null;
+  outputs: unknown;
+  error: string | null;
+  queued_at: number;
+  started_at: number | null;
+  completed_at: number | null;
+  duration_ms: number | null;
+}
+
+export interface StepKey {
+  run_id: string;
+  step_id: string;
+}
+
+/** What an executed step reports back. */
+export type StepResult =
+  | { kind: 'completed'; outputs: unknown; inputs?: unknown }
+  | { kind: 'failed'; error: { code: string; message: string }; retryable: boolean; inputs?: unknown }
+  | { kind: 'skipped'; reason: string };
+
+export interface Completion extends StepKey {
+  /** The fencing token the step was claimed with. */
+  attempt: number;
+  worker_id: string;
+  /** Failures before this attempt (from the claim), to count retries. */
+  retry_count: number;
+  started_at: number;
+  result: StepResult;
+  logs?: { stdout: string; stderr: string; truncated: boolean };
+}
+
+export interface ClaimRequest {
+  worker_id: string;
+  max: number;
+  lease_ms: number;
+  /** Only claim steps of these runs (a one-off `swarm run` works on its own run only). */
+  run_ids?: readonly string[];
+}
+
+export interface ClaimedStep extends StepKey {
+  attempt: number;
+  retry_count: number;
+  reclaimed: boolean;
+}
+
+export interface RenewRequest {
+  worker_id: string;
+  lease_ms: number;
+  steps: ReadonlyArray<StepKey & { attempt: number }>;
+}
+
+export interface CommitRequest {
+  completions: readonly Completion[];
+  claim?: ClaimRequest;
+  renew?: RenewRequest;
+}
+
+export interface CommitResult {
+  claimed: ClaimedStep[];
+  /** Completions whose fencing token no longer matched: the step was reclaimed or cancelled. */
+  refused: Completion[];
+  /** In-flight steps whose lease could not be renewed: stop working on them. */
+  lost: Array<StepKey & { attempt: number }>;
+  /** Runs that reached a final state in this commit. */
+  finished: Array<{ run_id: string; status: RunStatus }>;
+}
+
+export interface RunFilter {
+  workflow?: string;
+  status?: RunStatus;
+  since?: number;
+  limit?: number;
+}
+
+export interface StepLog {
+  run_id: string;
+  step_id: string;
+  attempt: number;
+  stdout: string;
+  stderr: string;
+  truncated: boolean;
+  at: number;
+}
+
+export interface WorkerRecord {
+  id: string;
+  hostname: string;
+  pid: number;
+  concurrency: number;
+  started_at: number;
+  heartbeat_at: number;
+  stopped_at: number | null;
+  /** Run this worker is limited to (a one-off `swarm run`), or null for a general worker. */
+  scope: string | null;
+}
+
+export interface NewStepRow {
+  step_id: string;
+  step_index: number;
+  agent_id: string;
+  agent_name: string;
+  agent_version: string;
+  status: 'pending' | 'ready';
+  pending_deps: number;
+}
+
+export interface NewRunRow {
+  id: string;
+  workflow_id: string;
+  workflow_name: string;
+  workflow_version: string;
+  trigger_type: string;
+  trigger_data_json: string;
+  plan_json: string;
+  parent_run_id: string | null;
+  max_parallel: number;
+  steps_total: number;
+  created_at: number;
+}
+
+/** Fields the ledger sets on a step row. Absent fields are left as they are. */
+export interface StepUpdate {
+  status?: StepStatus;
+  attempt?: number;
+  retry_count?: number;
+  pending_deps?: number;
+  lease_owner?: string | null;
+  lease_until?: number | null;
+  available_at?: number | null;
+  inputs_json?: string | null;
+  outputs_json?: string | null;
+  error?: string | null;
+  started_at?: number | null;
+  completed_at?: number | null;
+  duration_ms?: number | null;
+  pid?: number | null;
+}
+
+export interface ClaimableRow extends StepKey {
+  status: 'ready' | 'running';
+  attempt: number;
+  retry_count: number;
+  lease_owner: string | null;
+}
+
+export type EventRow = Omit<RunEvent, 'data'> & { data_json: string };
+
+/**
+ * The operations the ledger needs inside one transaction. Set-based where it matters, so that a
+ * network database can do each in one round trip. Implemented once per backend.
+ */
+export interface LedgerTx {
+  readonly now: number;
+  getRunState(runId: string): Promise<RunState | undefined>;
+  saveRunState(state: RunState): Promise<void>;
+  getPlanJson(runId: string): Promise<string | undefined>;
+  getTriggerData(runId: string): Promise<unknown>;
+  insertRun(row: NewRunRow, steps: readonly NewStepRow[]): Promise<void>;
+  /** Update a step only if it is still `running` under this attempt (and owner, when given). */
+  fencedUpdate(key: StepKey, attempt: number, owner: string | null, update: StepUpdate): Promise<boolean>;
+  /** Update a step only if its status is one of `from`. Returns whether it changed. */
+  updateStep(key: StepKey, from: readonly string[], update: StepUpdate): Promise<boolean>;
+  /** Decrement pending_deps of these steps of a run; those reaching zero become ready. Returns them. */
+  releaseDeps(runId: string, stepIds: readonly string[], availableAt: number): Promise<string[]>;
+  /** Set every step of the run in one of `from` to `cancelled`. Returns the ids. */
+  cancelSteps(runId: string, from: readonly string[]): Promise<string[]>;
+  selectClaimable(limit: number, runIds?: readonly string[]): Promise<ClaimableRow[]>;
+  getSteps(runId: string): Promise<StepRecord[]>;
+  insertEvents(events: readonly EventRow[]): Promise<void>;
+  insertLog(log: StepLog): Promise<void>;
+  latestWorkflow(name: string): Promise<WorkflowRecord | undefined>;
+  agentVersions(name: string): Promise<AgentRecord[]>;
+}

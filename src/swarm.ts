@@ -1,0 +1,472 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { resolveConfig, type ResolveConfigOptions, type SwarmConfig } from './config/config.js';
+import { ManifestError, NotFoundError, PolicyError, UserError, VerificationError } from './core/errors.js';
+import { digestJson, verifyChain, type RunEvent } from './core/events.js';
+import { validateAgainst } from './core/io-schema.js';
+import { agentRef, parseAgentManifest, parseRef, pickVersion } from './core/manifest/agent.js';
+import { checkAgainstRegistry, parseWorkflowSource } from './core/manifest/workflow.js';
+import { TERMINAL_RUN, type RunStatus } from './core/states.js';
+import { Ledger } from './engine/ledger.js';
+import { buildRunPlan } from './engine/plan.js';
+import { reapDeadWorkers } from './engine/reaper.js';
+import { Worker, type WorkerOptions } from './engine/worker.js';
+import { BuiltinExecutor, type BuiltinAgent } from './executors/builtins.js';
+import type { Executor } from './executors/executor.js';
+import { ProcessExecutor } from './executors/process.js';
+import type { PutResult, Store } from './store/store.js';
+import { openSqliteStore } from './store/sqlite/sqlite-store.js';
+import type { AgentRecord, RunFilter, RunRecord, StepLog, StepRecord, WorkflowRecord } from './store/types.js';
+
+export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
+  /** A fully resolved configuration; when given, `cwd`/`env`/`overrides` are ignored. */
+  config?: SwarmConfig;
+  /** Use this store instead of opening the configured one. */
+  store?: Store;
+  /** Where engine messages (handler logs, reaped workers) go. */
+  log?: (line: string) => void;
+}
+
+export interface RegisterResult<T> {
+  record: T;
+  result: PutResult;
+}
+
+export interface RunDetails {
+  run: RunRecord;
+  steps: StepRecord[];
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  events: number;
+  problems: Array<{ seq: number | null; problem: string }>;
+}
+
+export interface StartRunOptions {
+  trigger_type?: string;
+}
+
+/** A run id: time-ordered (UUIDv7), so ids sort by creation. */
+export function newRunId(): string {
+  const b = randomBytes(16);
+  const ms = Date.now();
+  b.writeUIntBE(ms, 0, 6);
+  b[6] = ((b[6] ?? 0) & 0x0f) | 0x70;
+  b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/**
+ * Swarm as a library: register agents and workflows, start runs, wait for them, watch their events,
+ * cancel, retry, verify, and run workers. The `swarm` CLI is built on exactly this API.
+ *
+ * @example
+ *   const swarm = await Swarm.open({ cwd: process.cwd() });
+ *   await swarm.registerAgents('examples/agents');
+ *   await swarm.registerWorkflows('examples/workflows');
+ *   const runId = await swarm.startRun('echo-chain', { message: 'Hello Swarm!' });
+ *   const { run } = await swarm.runToCompletion(runId);
+ *   await swarm.close();
+ */
+export class Swarm {
+  readonly ledger: Ledger;
+  readonly builtins = new BuiltinExecutor();
+  private readonly processExecutor: ProcessExecutor;
+  private readonly commitListeners = new Set<() => void>();
+  private readonly workers = new Set<Worker>();
+
+  private constructor(
+    readonly config: SwarmConfig,
+    readonly store: Store,
+    private readonly log: (line: string) => void,
+  ) {
+    this.ledger = new Ledger({
+      random: Math.random,
+      newRunId,
+      secrets: (n) => this.config.secrets[n],
+      config: { ...config.values },
+      defaultRunConcurrency: config.runConcurrency,
+      log,
+    });
+    this.processExecutor = new ProcessExecutor();
+  }
+
+  /** Resolve configuration (swarm.yaml, then environment, then overrides) and open the store. */
+  static async open(options: OpenSwarmOptions = {}): Promise<Swarm> {
+    const config = options.config ?? resolveConfig({ cwd: options.cwd ?? process.cwd(), ...(options.env ? { env: options.env } : {}), ...(options.overrides ? { overrides: options.overrides } : {}) });
+    const store = options.store ?? openSqliteStore({ path: config.dbPath, durability: config.durability });
+    return new Swarm(config, store, options.log ?? (() => undefined));
+  }
+
+  /** Register an in-process function as a built-in agent (`runtime: {type: builtin, entry: <name>}`). */
+  defineBuiltin(name: string, fn: BuiltinAgent): void {
+    this.builtins.register(name, fn);
+  }
+
+  executorFor = (runtimeType: string): Executor => (runtimeType === 'builtin' ? this.builtins : this.processExecutor);
+
+  // ---------- agents ----------
+
+  /** Register the agent package at `path` (a directory with agent.yaml, or the file itself). */
+  async registerAgent(path: string, options: { force?: boolean } = {}): Promise<RegisterResult<AgentRecord>> {
+    const { file, dir } = manifestPath(path, 'agent.yaml');
+    const manifest = parseAgentManifest(readFileSync(file, 'utf8'), file);
+    const rt = manifest.runtime;
+    if (rt.type === 'builtin') {
+      if (!this.builtins.has(rt.entry)) throw new ManifestError(file, 'runtime.entry', `no built-in agent named '${rt.entry}' (have: ${this.builtins.names().join(', ')})`);
+    } else if (!existsSync(join(dir, rt.entry)) && !existsSync(rt.entry)) {
+      throw new ManifestError(file, 'runtime.entry', `file '${rt.entry}' not found in ${dir}`);
+    }
+    const now = Date.now();
+    const record: AgentRecord = {
+      id: agentRef(manifest),
+      name: manifest.name,
+      version: manifest.version,
+      path: dir,
+      manifest,
+      digest: digestJson(JSON.stringify({ manifest, dir })),
+      created_at: now,
+      updated_at: now,
+    };
+    return { record, result: await this.store.putAgent(record, options.force ?? false) };
+  }
+
+  /** Register every package (a directory with agent.yaml) directly under `dir`. */
+  async registerAgents(dir = this.config.agentsDir, options: { force?: boolean } = {}): Promise<Array<RegisterResult<AgentRecord> | { path: string; error: Error }>> {
+    return this.registerAll(dir, 'agent.yaml', (p) => this.registerAgent(p, options));
+  }
+
+  async listAgents(name?: string): Promise<AgentRecord[]> {
+    return this.store.listAgents(name);
+  }
+
+  /** Find an agent by `name`, `name@version` or `name@range` (newest match). */
+  async getAgent(ref: string): Promise<AgentRecord> {
+    const { name, range } = parseRef(ref);
+    const all = await this.store.listAgents(name);
+    const v = pickVersion(
+      all.map((a) => a.version),
+      range,
+    );
+    const rec = all.find((a) => a.version === v);
+    if (!rec) throw new NotFoundError('agent', ref, all.length ? `registered versions: ${all.map((a) => a.version).join(', ')}` : "run 'swarm agent list' to see registered agents");
+    return rec;
+  }
+
+  async deleteAgent(ref: string): Promise<AgentRecord> {
+    const { range } = parseRef(ref);
+    if (range === 'latest' && !ref.includes('@')) throw new UserError('VERSION_REQUIRED', `give the version to delete, like ${ref}@1.0.0`);
+    const rec = await this.getAgent(ref);
+    await this.store.deleteAgent(rec.name, rec.version);
+    return rec;
+  }
+
+  // ---------- workflows ----------
+
+  /** Register the workflow at `path`; checks every agent reference against the registry first. */
+  async registerWorkflow(path: string, options: { force?: boolean } = {}): Promise<RegisterResult<WorkflowRecord>> {
+    const { file, dir } = manifestPath(path, 'workflow.yaml');
+    const { manifest, lineOf } = parseWorkflowSource(readFileSync(file, 'utf8'), file);
+    const byName = new Map<string, AgentRecord[]>();
+    for (const s of manifest.steps) {
+      const { name } = parseRef(s.agent);
+      if (!byName.has(name)) byName.set(name, await this.store.listAgents(name));
+    }
+    checkAgainstRegistry(
+      manifest,
+      file,
+      (name, range) => {
+        const all = byName.get(name) ?? [];
+        const v = pickVersion(
+          all.map((a) => a.version),
+          range,
+        );
+        const rec = all.find((a) => a.version === v);
+        return { versions: all.map((a) => a.version), ...(rec ? { manifest: rec.manifest } : {}) };
+      },
+      lineOf,
+    );
+    const now = Date.now();
+    const record: WorkflowRecord = {
+      id: `${manifest.name}@${manifest.version}`,
+      name: manifest.name,
+      version: manifest.version,
+      path: dir,
+      manifest,
+      enabled: manifest.enabled ?? true,
+      digest: digestJson(JSON.stringify(manifest)),
+      created_at: now,
+      updated_at: now,
+    };
+    return { record, result: await this.store.putWorkflow(record, options.force ?? false) };
+  }
+
+  async registerWorkflows(dir = this.config.workflowsDir, options: { force?: boolean } = {}): Promise<Array<RegisterResult<WorkflowRecord> | { path: string; error: Error }>> {
+    return this.registerAll(dir, 'workflow.yaml', (p) => this.registerWorkflow(p, options));
+  }
+
+  private async registerAll<T>(dir: string, fileName: string, one: (p: string) => Promise<RegisterResult<T>>): Promise<Array<RegisterResult<T> | { path: string; error: Error }>> {
+    const root = resolve(dir);
+    if (!existsSync(root) || !statSync(root).isDirectory()) throw new NotFoundError('file', root, 'not a directory');
+    const dirs = readdirSync(root, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && !d.name.startsWith('.') && !d.name.startsWith('_') && existsSync(join(root, d.name, fileName)))
+      .map((d) => join(root, d.name))
+      .sort();
+    const out: Array<RegisterResult<T> | { path: string; error: Error }> = [];
+    for (const p of dirs) {
+      try {
+        out.push(await one(p));
+      } catch (e) {
+        out.push({ path: p, error: e as Error });
+      }
+    }
+    return out;
+  }
+
+  async listWorkflows(name?: string): Promise<WorkflowRecord[]> {
+    return this.store.listWorkflows(name);
+  }
+
+  /** Find a workflow by `name` (newest version) or `name@version|range`. */
+  async getWorkflow(ref: string): Promise<WorkflowRecord> {
+    const { name, range } = parseRef(ref);
+    const all = await this.store.listWorkflows(name);
+    const v = pickVersion(
+      all.map((w) => w.version),
+      range,
+    );
+    const rec = all.find((w) => w.version === v);
+    if (!rec) {
+      throw new NotFoundError('workflow', ref, all.length ? `registered versions: ${all.map((w) => w.version).join(', ')}` : "run 'swarm workflow list' to see registered workflows");
+    }
+    return rec;
+  }
+
+  async setWorkflowEnabled(name: string, enabled: boolean): Promise<void> {
+    if ((await this.store.setWorkflowEnabled(name, enabled)) === 0) throw new NotFoundError('workflow', name);
+  }
+
+  // ---------- runs ----------
+
+  /**
+   * Start a run of a workflow with trigger data; returns its id. The run row, its steps and
+   * RUN_CREATED commit together. Input is validated against the workflow's `inputs` before anything
+   * is written.
+   */
+  async startRun(ref: string, input: unknown = {}, options: StartRunOptions = {}): Promise<string> {
+    const wf = await this.getWorkflow(ref);
+    if (!wf.enabled) throw new PolicyError('WORKFLOW_DISABLED', `workflow ${wf.name} is disabled; enable it with 'swarm workflow enable ${wf.name}'`, { workflow: wf.name });
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+      throw new UserError('INPUT_INVALID', `run input must be a JSON object, like '{"message": "hi"}'`, { workflow: wf.name });
+    }
+    if (wf.manifest.inputs) {
+      const problems = validateAgainst(`${wf.id}#${wf.digest}#trigger`, wf.manifest.inputs, input);
+      if (problems.length) throw new UserError('INPUT_INVALID', `input for workflow ${wf.name}: ${problems.join('; ')}`, { workflow: wf.name });
+    }
+    const byName = new Map<string, AgentRecord[]>();
+    for (const s of wf.manifest.steps) {
+      const { name } = parseRef(s.agent);
+      if (!byName.has(name)) byName.set(name, await this.store.listAgents(name));
+    }
+    const plan = buildRunPlan(wf, (n) => byName.get(n) ?? [], { ...this.config.values });
+    return this.store.transaction((tx) => this.ledger.createRun(tx, wf, plan, { trigger_type: options.trigger_type ?? 'manual', trigger_data: input }));
+  }
+
+  /** Resolve a full run id or a unique prefix of one (at least 4 characters). */
+  async resolveRunId(idOrPrefix: string): Promise<string> {
+    if (await this.store.getRun(idOrPrefix)) return idOrPrefix;
+    if (idOrPrefix.length >= 4) {
+      const ids = await this.store.findRunIds(idOrPrefix, 2);
+      if (ids.length === 1) return ids[0] as string;
+      if (ids.length > 1) throw new UserError('RUN_ID_AMBIGUOUS', `run id prefix '${idOrPrefix}' matches several runs; give more characters`);
+    }
+    throw new NotFoundError('run', idOrPrefix, "run 'swarm runs list' to see runs");
+  }
+
+  async getRun(idOrPrefix: string): Promise<RunDetails> {
+    const id = await this.resolveRunId(idOrPrefix);
+    const run = (await this.store.getRun(id)) as RunRecord;
+    return { run, steps: await this.store.getSteps(id) };
+  }
+
+  async listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
+    return this.store.listRuns(filter);
+  }
+
+  async events(idOrPrefix: string, afterSeq = 0): Promise<RunEvent[]> {
+    return this.store.getEvents(await this.resolveRunId(idOrPrefix), afterSeq);
+  }
+
+  async logs(idOrPrefix: string, stepId?: string): Promise<StepLog[]> {
+    return this.store.getLogs(await this.resolveRunId(idOrPrefix), stepId);
+  }
+
+  /** Cancel a run; workers running its steps notice within a fraction of a second and stop them. */
+  async cancel(idOrPrefix: string, reason = 'cancelled by user'): Promise<string[]> {
+    const id = await this.resolveRunId(idOrPrefix);
+    const cancelled = await this.store.transaction((tx) => this.ledger.cancelRun(tx, id, reason));
+    this.notifyCommit();
+    return cancelled;
+  }
+
+  /** Retry a failed or cancelled run: only what failed or did not run runs again. */
+  async retry(idOrPrefix: string): Promise<string[]> {
+    const id = await this.resolveRunId(idOrPrefix);
+    const reset = await this.store.transaction((tx) => this.ledger.retryRun(tx, id));
+    this.notifyCommit();
+    return reset;
+  }
+
+  /** Check a run's event hash chain and that every completed step's checkpoint matches its event. */
+  async verify(idOrPrefix: string): Promise<VerifyReport> {
+    const id = await this.resolveRunId(idOrPrefix);
+    const events = await this.store.getEvents(id);
+    const problems: VerifyReport['problems'] = verifyChain(events);
+    const run = await this.store.getRun(id);
+    if (run && events.length && run.event_seq !== events.length) problems.push({ seq: null, problem: `run records ${run.event_seq} events, log holds ${events.length}` });
+    if (run && events.length && run.event_hash !== events[events.length - 1]?.hash) problems.push({ seq: null, problem: 'run head hash does not match the last event' });
+    const steps = new Map((await this.store.getSteps(id)).map((s) => [s.step_id, s]));
+    const lastCompleted = new Map<string, RunEvent>();
+    for (const e of events) if (e.type === 'STEP_COMPLETED' && e.step_id) lastCompleted.set(e.step_id, e);
+    for (const [stepId, e] of lastCompleted) {
+      const s = steps.get(stepId);
+      if (!s || s.status !== 'completed') continue;
+      const digest = digestJson(JSON.stringify(s.outputs ?? {}));
+      if (digest !== e.data.outputs_sha256) problems.push({ seq: e.seq, problem: `outputs of step '${stepId}' do not match the digest in its STEP_COMPLETED event` });
+    }
+    return { ok: problems.length === 0, events: events.length, problems };
+  }
+
+  /** Throwing form of verify, for the CLI and scripts. */
+  async verifyOrThrow(idOrPrefix: string): Promise<VerifyReport> {
+    const report = await this.verify(idOrPrefix);
+    if (!report.ok) {
+      const first = report.problems[0];
+      throw new VerificationError(`run ${idOrPrefix}: event chain does not verify (${report.problems.length} problem(s); first at seq ${first?.seq ?? '-'}: ${first?.problem})`, { runId: idOrPrefix });
+    }
+    return report;
+  }
+
+  /**
+   * Follow a run's events as they are committed, from `afterSeq`, until the run is finished (or the
+   * signal aborts). Works across processes: another process's worker may be running the run.
+   */
+  async *watch(idOrPrefix: string, options: { afterSeq?: number; signal?: AbortSignal; pollMs?: number } = {}): AsyncGenerator<RunEvent> {
+    const id = await this.resolveRunId(idOrPrefix);
+    let after = options.afterSeq ?? 0;
+    for (;;) {
+      const batch = await this.store.getEvents(id, after);
+      for (const e of batch) {
+        after = e.seq;
+        yield e;
+      }
+      const run = await this.store.getRun(id);
+      if (!run || (TERMINAL_RUN.has(run.status) && run.event_seq <= after)) return;
+      if (options.signal?.aborted) return;
+      await this.waitForCommit(options.pollMs ?? 50, options.signal);
+    }
+  }
+
+  /** Wait until a run is finished (whoever runs it) and return its final state. */
+  async wait(idOrPrefix: string, options: { signal?: AbortSignal } = {}): Promise<RunDetails> {
+    const id = await this.resolveRunId(idOrPrefix);
+    for (;;) {
+      const run = await this.store.getRun(id);
+      if (run && TERMINAL_RUN.has(run.status)) return { run, steps: await this.store.getSteps(id) };
+      if (options.signal?.aborted) throw new UserError('WAIT_ABORTED', 'stopped waiting');
+      await this.waitForCommit(100, options.signal);
+    }
+  }
+
+  private waitForCommit(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    const local = new AbortController();
+    const done = (): void => local.abort();
+    this.commitListeners.add(done);
+    const combined = signal ? AbortSignal.any([signal, local.signal]) : local.signal;
+    return this.store.waitForChange(timeoutMs, combined).finally(() => this.commitListeners.delete(done));
+  }
+
+  private notifyCommit(): void {
+    for (const l of this.commitListeners) l();
+  }
+
+  // ---------- workers ----------
+
+  /** Create a worker with this Swarm's configuration (override any option). Call `start()` on it. */
+  worker(options: Partial<WorkerOptions> = {}): Worker {
+    const w = new Worker(this.store, this.ledger, this.executorFor, (n) => this.config.secrets[n], {
+      concurrency: this.config.workerConcurrency,
+      leaseMs: this.config.leaseMs,
+      commitWindowMs: this.config.commitWindowMs,
+      pollMs: this.config.pollMs,
+      workRoot: join(this.config.home, 'work'),
+      faults: this.config.faults,
+      log: this.log,
+      onCommit: () => this.notifyCommit(),
+      ...options,
+    });
+    this.workers.add(w);
+    void w.start().finally(() => this.workers.delete(w));
+    return w;
+  }
+
+  /** Is a general worker (not a one-off run) alive and heartbeating? */
+  async hasLiveWorker(): Promise<boolean> {
+    const since = Date.now() - Math.max(3000, this.config.leaseMs);
+    return (await this.store.listWorkers(since)).some((w) => w.scope === null);
+  }
+
+  /** Execute a run in this process (a worker limited to it) and return its final state. */
+  async runToCompletion(idOrPrefix: string, options: Partial<WorkerOptions> = {}): Promise<RunDetails> {
+    const id = await this.resolveRunId(idOrPrefix);
+    const w = this.worker({ ...options, runIds: [id] });
+    await w.start();
+    return this.getRun(id);
+  }
+
+  /**
+   * Resume after a crash: release the leases of dead workers on this machine, then run the given run
+   * (or every unfinished run) to completion in this process.
+   */
+  async resume(idOrPrefix?: string, options: Partial<WorkerOptions> = {}): Promise<RunDetails[]> {
+    await reapDeadWorkers(this.store, '');
+    const ids = idOrPrefix ? [await this.resolveRunId(idOrPrefix)] : await this.store.unfinishedRunIds();
+    if (idOrPrefix) {
+      const run = (await this.store.getRun(ids[0] as string)) as RunRecord;
+      if (TERMINAL_RUN.has(run.status)) {
+        const hint = run.status === 'completed' ? 'nothing to resume' : `use 'swarm runs retry ${run.id}' to run what failed again`;
+        throw new UserError('RUN_FINISHED', `run ${run.id} is already ${run.status}; ${hint}`, { runId: run.id });
+      }
+    }
+    if (ids.length === 0) return [];
+    const w = this.worker({ ...options, runIds: ids });
+    await w.start();
+    return Promise.all(ids.map((id) => this.getRun(id)));
+  }
+
+  /** Stop every worker this Swarm started (gracefully), then close the store. */
+  async close(graceMs = 10_000): Promise<void> {
+    await Promise.all([...this.workers].map((w) => w.stop(graceMs)));
+    await this.store.close();
+  }
+}
+
+/** Run status → CLI exit code (0 ok, 4 failed or cancelled). */
+export function runExitCode(status: RunStatus): number {
+  return status === 'completed' ? 0 : 4;
+}
+
+function manifestPath(path: string, fileName: string): { file: string; dir: string } {
+  const abs = resolve(path);
+  if (!existsSync(abs)) throw new NotFoundError('file', path);
+  if (statSync(abs).isDirectory()) {
+    const file = join(abs, fileName);
+    if (!existsSync(file)) throw new NotFoundError('file', file, `a package directory must contain ${fileName}`);
+    return { file, dir: abs };
+  }
+  return { file: abs, dir: resolve(abs, '..') };
+}
+
