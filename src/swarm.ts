@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { resolveConfig, type ResolveConfigOptions, type SwarmConfig } from './config/config.js';
-import { ManifestError, NotFoundError, PolicyError, UserError, VerificationError } from './core/errors.js';
+import { ManifestError, NotFoundError, PolicyError, ResumeError, UserError, VerificationError } from './core/errors.js';
 import { digestJson, verifyChain, type RunEvent } from './core/events.js';
 import { validateAgainst } from './core/io-schema.js';
 import { agentRef, parseAgentManifest, parseRef, pickVersion } from './core/manifest/agent.js';
@@ -428,19 +428,24 @@ export class Swarm {
   }
 
   /**
-   * Resume after a crash: release the leases of dead workers on this machine, then run the given run
-   * (or every unfinished run) to completion in this process.
+   * Get ready to resume after a crash: release the leases of dead workers on this machine and return
+   * the runs to continue (the given one, or every unfinished run). A finished run is an error.
    */
-  async resume(idOrPrefix?: string, options: Partial<WorkerOptions> = {}): Promise<RunDetails[]> {
+  async prepareResume(idOrPrefix?: string): Promise<string[]> {
     await reapDeadWorkers(this.store, '');
-    const ids = idOrPrefix ? [await this.resolveRunId(idOrPrefix)] : await this.store.unfinishedRunIds();
-    if (idOrPrefix) {
-      const run = (await this.store.getRun(ids[0] as string)) as RunRecord;
-      if (TERMINAL_RUN.has(run.status)) {
-        const hint = run.status === 'completed' ? 'nothing to resume' : `use 'swarm runs retry ${run.id}' to run what failed again`;
-        throw new UserError('RUN_FINISHED', `run ${run.id} is already ${run.status}; ${hint}`, { runId: run.id });
-      }
+    if (!idOrPrefix) return this.store.unfinishedRunIds();
+    const id = await this.resolveRunId(idOrPrefix);
+    const run = (await this.store.getRun(id)) as RunRecord;
+    if (TERMINAL_RUN.has(run.status)) {
+      const hint = run.status === 'completed' ? 'nothing to resume' : `use 'swarm runs retry ${run.id}' to run what failed again`;
+      throw new ResumeError('RUN_FINISHED', `run ${run.id} is already ${run.status}; ${hint}`, { runId: run.id });
     }
+    return [id];
+  }
+
+  /** Resume after a crash: continue the given run (or every unfinished run) in this process. */
+  async resume(idOrPrefix?: string, options: Partial<WorkerOptions> = {}): Promise<RunDetails[]> {
+    const ids = await this.prepareResume(idOrPrefix);
     if (ids.length === 0) return [];
     const w = this.worker({ ...options, runIds: ids });
     await w.start();

@@ -119,7 +119,7 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     const src = parseYaml(readFileSync(file, 'utf8'), file);
     if (src.value !== null && src.value !== undefined) {
       checkManifest(src, fileSchema);
-      raw = src.value as ConfigFile;
+      raw = src.value;
     }
   }
   const rel = (p: string): string => (isAbsolute(p) ? p : join(projectDir, p));
@@ -146,7 +146,7 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     dbPath: env.SWARM_DB ? resolve(env.SWARM_DB) : storePath,
     agentsDir: rel(raw.agents_dir ?? DEFAULTS.agents_dir),
     workflowsDir: rel(raw.workflows_dir ?? DEFAULTS.workflows_dir),
-    durability: o.durability ?? (durabilityEnv as Durability | undefined) ?? raw.durability ?? DEFAULTS.durability,
+    durability: o.durability ?? (durabilityEnv) ?? raw.durability ?? DEFAULTS.durability,
     workerConcurrency: o.workerConcurrency ?? num('SWARM_CONCURRENCY', 1, 10000) ?? raw.concurrency?.worker ?? DEFAULTS.worker_concurrency,
     runConcurrency: o.runConcurrency ?? num('SWARM_RUN_CONCURRENCY', 1, 10000) ?? raw.concurrency?.run ?? DEFAULTS.run_concurrency,
     leaseMs: o.leaseMs ?? num('SWARM_LEASE_TTL_MS', 500, 86_400_000) ?? raw.lease_ttl_ms ?? DEFAULTS.lease_ttl_ms,

@@ -192,6 +192,12 @@ export class Ledger {
         });
         if (after.done) await this.finishRun(scope, state, p);
       }
+    } else if (r.kind === 'released') {
+      ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, { status: 'ready', available_at: now, lease_owner: null, lease_until: null });
+      if (ok) {
+        state.running_steps--;
+        scope.emit(state, EventType.STEP_RELEASED, c.step_id, { attempt: c.attempt, reason: r.reason });
+      }
     } else if (r.kind === 'skipped') {
       ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, { status: 'skipped', error: null, ...done });
       if (ok) {

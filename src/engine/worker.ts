@@ -28,6 +28,8 @@ export interface WorkerOptions {
   log?: (line: string) => void;
   /** Called after every commit (lets in-process watchers wake at once). */
   onCommit?: () => void;
+  /** Called when a run this worker's commit finished reaches its final state. */
+  onFinished?: (runId: string, status: string) => void;
 }
 
 interface InFlight {
@@ -187,6 +189,7 @@ export class Worker {
       if (f && f.step.attempt === l.attempt) f.abort.abort(new StepError('LEASE_LOST', 'the step was cancelled or its lease was taken over', true));
     }
     for (const f of result.finished) {
+      this.options.onFinished?.(f.run_id, f.status);
       this.outputs.forget(f.run_id);
       this.scope?.delete(f.run_id);
     }
@@ -213,9 +216,12 @@ export class Worker {
       step,
       this.id,
       abort.signal,
-    ).then((completion) => {
+    ).then((done) => {
       this.inflight.delete(key(step));
-      if (abort.signal.aborted && (abort.signal.reason as StepError | undefined)?.code === 'LEASE_LOST') return;
+      const reason = abort.signal.aborted ? (abort.signal.reason as StepError | undefined)?.code : undefined;
+      if (reason === 'LEASE_LOST') return;
+      // Shutting down is not the step's fault: give it back instead of recording a failure.
+      const completion: Completion = reason === 'WORKER_STOPPING' && done.result.kind === 'failed' ? { ...done, result: { kind: 'released', reason: 'worker stopped' } } : done;
       if (this.completions.length === 0) this.firstPendingAt = Date.now();
       this.completions.push(completion);
       this.wake();

@@ -27,7 +27,7 @@ const sleepAgent: BuiltinAgent = async (inputs, ctx) => {
  * when the response is JSON, else null). A response larger than max_bytes fails the step.
  */
 const httpFetch: BuiltinAgent = async (inputs, ctx) => {
-  const url = String(inputs.url ?? '');
+  const url = typeof inputs.url === 'string' ? inputs.url : '';
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -37,7 +37,7 @@ const httpFetch: BuiltinAgent = async (inputs, ctx) => {
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new StepError('INPUT_INVALID', `http-fetch: only http and https URLs are allowed, not '${parsed.protocol}'`, false);
   }
-  const method = String(inputs.method ?? 'GET').toUpperCase();
+  const method = (typeof inputs.method === 'string' ? inputs.method : 'GET').toUpperCase();
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries((inputs.headers as Record<string, unknown> | undefined) ?? {})) headers[k] = String(v);
   let body: string | undefined;
@@ -66,7 +66,7 @@ const httpFetch: BuiltinAgent = async (inputs, ctx) => {
   const chunks: Uint8Array[] = [];
   let size = 0;
   if (res.body) {
-    for await (const chunk of res.body) {
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
       size += chunk.byteLength;
       if (size > maxBytes) {
         await res.body.cancel().catch(() => undefined);

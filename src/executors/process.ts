@@ -4,7 +4,7 @@ import { isAbsolute, join } from 'node:path';
 import { StepError } from '../core/errors.js';
 import type { AgentRuntime } from '../core/manifest/agent.js';
 import type { ExecutionContext, ExecutionResult, Executor, StepLogs } from './executor.js';
-import { createMemoryCage, type MemoryCage } from './memory-limit.js';
+import { createMemoryCage } from './memory-limit.js';
 
 /** How much of each of stdout and stderr is kept (the tail). */
 export const LOG_LIMIT_BYTES = 64 * 1024;

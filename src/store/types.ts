@@ -100,7 +100,9 @@ export interface StepKey {
 export type StepResult =
   | { kind: 'completed'; outputs: unknown; inputs?: unknown }
   | { kind: 'failed'; error: { code: string; message: string }; retryable: boolean; inputs?: unknown }
-  | { kind: 'skipped'; reason: string };
+  | { kind: 'skipped'; reason: string }
+  /** Not finished: the worker is shutting down and gives the step back (no retry is used up). */
+  | { kind: 'released'; reason: string };
 
 export interface Completion extends StepKey {
   /** The fencing token the step was claimed with. */

@@ -1,0 +1,269 @@
+import type { Command } from 'commander';
+import pc from 'picocolors';
+import { ExitCode, UserError } from '../../core/errors.js';
+import { RUN_STATUSES, type RunStatus } from '../../core/states.js';
+import { loadPlan } from '../../engine/plan.js';
+import { examplesDir, initProject } from '../../scaffold.js';
+import { runExitCode, Swarm } from '../../swarm.js';
+import { parseInput, parsePositiveInt, parseSince, type CliContext } from '../context.js';
+import { colorStatus, finalOutputs, formatMs, formatTime, ProgressReporter, runJson, table } from '../render.js';
+
+interface AttachOptions {
+  json?: boolean;
+  /** Execute the run in this process (no general worker is running). */
+  execute: boolean;
+}
+
+/**
+ * Follow a run to its end, showing progress, then print its outputs. When `execute` is set, a worker
+ * limited to this run executes it here; Ctrl-C stops it cleanly (in-flight steps are released and
+ * the run can be resumed).
+ */
+export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: AttachOptions): Promise<number> {
+  const planJson = await swarm.store.getPlanJson(runId);
+  const plan = planJson ? loadPlan(planJson) : undefined;
+  const steps = plan?.plan.workflow.steps ?? [];
+  const sinks = steps.filter((s) => (plan?.successors.get(s.id) ?? []).length === 0).map((s) => s.id);
+  const title = `${plan?.plan.workflow.name ?? 'run'}@${plan?.plan.workflow.version ?? ''}  run ${runId}`;
+  const reporter = o.json ? undefined : new ProgressReporter(title, steps.map((s) => ({ id: s.id, name: s.name })), ctx.tty, ctx.err);
+  const stopWatching = new AbortController();
+  let interrupted = false;
+  const worker = o.execute ? swarm.worker({ runIds: [runId] }) : undefined;
+  const onSignal = (): void => {
+    if (interrupted) return;
+    interrupted = true;
+    reporter?.log(pc.yellow('interrupted: stopping (in-flight steps are released, nothing is lost)…'));
+    if (worker) void worker.stop(0);
+    stopWatching.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const watching = (async () => {
+      for await (const e of swarm.watch(runId, { signal: stopWatching.signal })) reporter?.onEvent(e);
+    })();
+    if (worker) await worker.start();
+    await watching;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    reporter?.finish();
+  }
+  const details = await swarm.getRun(runId);
+  if (interrupted && details.run.status !== 'completed' && details.run.status !== 'failed' && details.run.status !== 'cancelled') {
+    ctx.err(`run ${runId} is ${details.run.status}; continue it with 'swarm runs resume ${runId}'`);
+    return 130;
+  }
+  if (o.json) {
+    ctx.out(JSON.stringify(runJson(details), null, 2));
+  } else {
+    const { run } = details;
+    const took = run.completed_at && run.started_at ? ` in ${formatMs(run.completed_at - run.started_at)}` : '';
+    ctx.err(`run ${run.id} ${colorStatus(run.status)}${took}`);
+    if (run.status === 'completed') ctx.out(JSON.stringify(finalOutputs(details, sinks), null, 2));
+    else if (run.error) ctx.err(`${pc.red('error')}${run.error_step ? ` in step '${run.error_step}'` : ''}: ${run.error}`);
+  }
+  return runExitCode(details.run.status);
+}
+
+export function registerRunCommands(program: Command, ctx: CliContext): void {
+  program
+    .command('run <workflow> [input]')
+    .description("start a run of <workflow[@version]> with input JSON ('<json>', @file.json, or - for stdin)")
+    .option('-d, --detach', 'print the run id and return at once')
+    .option('--json', 'print one JSON document with the run, its steps, outputs and errors')
+    .action(async (ref: string, input: string | undefined, o: { detach?: boolean; json?: boolean }) => {
+      const data = parseInput(input);
+      const swarm = await ctx.swarm();
+      const runId = await swarm.startRun(ref, data);
+      const live = await swarm.hasLiveWorker();
+      if (o.detach) {
+        ctx.out(o.json ? JSON.stringify({ run_id: runId, status: 'queued' }) : runId);
+        if (!live) ctx.err(pc.dim("no worker is running: start one with 'swarm worker', or 'swarm runs resume' to run it here"));
+        return;
+      }
+      ctx.exitCode = await attach(ctx, swarm, runId, { json: o.json ?? false, execute: !live });
+    });
+
+  const runs = program.command('runs').description('inspect and control runs');
+
+  runs
+    .command('list')
+    .description('list runs, newest first')
+    .option('-w, --workflow <name>', 'only runs of this workflow')
+    .option('-s, --status <status>', `only runs in this status (${RUN_STATUSES.join(', ')})`)
+    .option('--since <when>', 'only runs created since a date or a duration ago (30m, 2h, 7d)')
+    .option('-n, --limit <n>', 'how many', '20')
+    .option('--json', 'print JSON')
+    .action(async (o: { workflow?: string; status?: string; since?: string; limit: string; json?: boolean }) => {
+      if (o.status && !RUN_STATUSES.includes(o.status as RunStatus)) {
+        throw new UserError('ARGUMENT_INVALID', `--status '${o.status}' is not one of ${RUN_STATUSES.join(', ')}`);
+      }
+      const list = await (await ctx.swarm()).listRuns({
+        ...(o.workflow ? { workflow: o.workflow } : {}),
+        ...(o.status ? { status: o.status as RunStatus } : {}),
+        ...(o.since ? { since: parseSince(o.since) } : {}),
+        limit: parsePositiveInt(o.limit, '--limit'),
+      });
+      if (o.json) return ctx.out(JSON.stringify(list, null, 2));
+      if (list.length === 0) return ctx.out('no runs');
+      ctx.out(table(['RUN', 'WORKFLOW', 'STATUS', 'STEPS', 'CREATED', 'DURATION', 'ERROR'], list.map((r) => [r.id, `${r.workflow_name}@${r.workflow_version}`, colorStatus(r.status), `${r.steps_total - r.steps_remaining}/${r.steps_total}`, formatTime(r.created_at), formatMs(r.completed_at && r.started_at ? r.completed_at - r.started_at : null), r.error ?? ''])));
+    });
+
+  runs
+    .command('show <id>')
+    .description('show a run and its steps (a unique prefix of the id is enough)')
+    .option('--json', 'print JSON (with every step’s outputs)')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const d = await (await ctx.swarm()).getRun(id);
+      if (o.json) return ctx.out(JSON.stringify(runJson(d), null, 2));
+      const r = d.run;
+      ctx.out(`${pc.bold(`run ${r.id}`)}  ${r.workflow_name}@${r.workflow_version}  ${colorStatus(r.status)}`);
+      ctx.out(`created ${formatTime(r.created_at)}${r.completed_at ? `, finished ${formatTime(r.completed_at)}` : ''}${r.completed_at && r.started_at ? ` (${formatMs(r.completed_at - r.started_at)})` : ''}`);
+      ctx.out(`trigger (${r.trigger_type}): ${JSON.stringify(r.trigger_data)}`);
+      if (r.error) ctx.out(`${pc.red('error')}${r.error_step ? ` in '${r.error_step}'` : ''}: ${r.error}`);
+      ctx.out('');
+      ctx.out(table(['STEP', 'AGENT', 'STATUS', 'ATTEMPTS', 'DURATION', 'OUTPUTS / ERROR'], d.steps.map((s) => [s.step_id, `${s.agent_name}@${s.agent_version}`, colorStatus(s.status), s.attempt || '', formatMs(s.duration_ms), s.error ?? (s.outputs === null ? '' : JSON.stringify(s.outputs).slice(0, 100))])));
+    });
+
+  runs
+    .command('events <id>')
+    .description("print a run's event log")
+    .option('--json', 'print JSON lines')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const events = await (await ctx.swarm()).events(id);
+      for (const e of events) {
+        if (o.json) ctx.out(JSON.stringify({ seq: e.seq, at: new Date(e.at).toISOString(), type: e.type, step: e.step_id, data: e.data, hash: e.hash }));
+        else ctx.out(`${String(e.seq).padStart(4)}  ${formatTime(e.at)}  ${e.type.padEnd(20)} ${(e.step_id ?? '').padEnd(12)} ${JSON.stringify(e.data)}`);
+      }
+    });
+
+  runs
+    .command('logs <id> [step]')
+    .description('print the captured stdout/stderr of process steps')
+    .action(async (id: string, step: string | undefined) => {
+      const logs = await (await ctx.swarm()).logs(id, step);
+      if (logs.length === 0) return ctx.out(step ? `no logs for step '${step}'` : 'no logs (only process agents write logs)');
+      for (const l of logs) {
+        ctx.out(pc.bold(`── ${l.step_id} (attempt ${l.attempt})${l.truncated ? ' [truncated: tail only]' : ''}`));
+        if (l.stdout) ctx.out(`${pc.dim('stdout:')}\n${l.stdout.trimEnd()}`);
+        if (l.stderr) ctx.out(`${pc.dim('stderr:')}\n${l.stderr.trimEnd()}`);
+      }
+    });
+
+  runs
+    .command('cancel <id>')
+    .description('cancel a run: running agent processes are stopped, pending steps cancelled')
+    .option('--reason <text>', 'recorded in the run', 'cancelled by user')
+    .action(async (id: string, o: { reason: string }) => {
+      const swarm = await ctx.swarm();
+      const fullId = await swarm.resolveRunId(id);
+      const cancelled = await swarm.cancel(fullId, o.reason);
+      ctx.out(`run ${fullId} cancelled${cancelled.length ? ` (${cancelled.join(', ')})` : ''}`);
+    });
+
+  runs
+    .command('retry <id>')
+    .description('run the failed or cancelled steps of a run again (completed steps are kept)')
+    .option('-d, --detach', 'return at once')
+    .option('--json', 'print the final run as JSON')
+    .action(async (id: string, o: { detach?: boolean; json?: boolean }) => {
+      const swarm = await ctx.swarm();
+      const fullId = await swarm.resolveRunId(id);
+      const reset = await swarm.retry(fullId);
+      ctx.err(`retrying ${reset.join(', ') || 'nothing'} of run ${fullId}`);
+      if (o.detach) return;
+      ctx.exitCode = await attach(ctx, swarm, fullId, { json: o.json ?? false, execute: !(await swarm.hasLiveWorker()) });
+    });
+
+  runs
+    .command('resume [id]')
+    .description('continue an interrupted run (or all unfinished runs) in this process')
+    .option('--json', 'print the final run as JSON')
+    .action(async (id: string | undefined, o: { json?: boolean }) => {
+      const swarm = await ctx.swarm();
+      if (id) {
+        const [fullId] = await swarm.prepareResume(id);
+        ctx.exitCode = await attach(ctx, swarm, fullId as string, { json: o.json ?? false, execute: true });
+        return;
+      }
+      const results = await swarm.resume(undefined, { onFinished: (runId, status) => ctx.err(`run ${runId} ${colorStatus(status)}`) });
+      if (results.length === 0) return ctx.out('no unfinished runs');
+      const bad = results.filter((r) => r.run.status !== 'completed').length;
+      ctx.out(`${results.length} run(s) resumed: ${results.length - bad} completed${bad ? `, ${bad} not completed` : ''}`);
+      if (bad) ctx.exitCode = ExitCode.EXECUTION_FAILED;
+    });
+
+  runs
+    .command('verify <id>')
+    .description("check a run's event hash chain and checkpoints (exit 3 if they do not verify)")
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const swarm = await ctx.swarm();
+      const report = await swarm.verify(id);
+      if (o.json) ctx.out(JSON.stringify(report, null, 2));
+      else if (report.ok) ctx.out(`${pc.green('ok')}: ${report.events} events, hash chain and checkpoints verify`);
+      else for (const p of report.problems) ctx.err(`${pc.red('✖')} ${p.seq === null ? 'run' : `event ${p.seq}`}: ${p.problem}`);
+      if (!report.ok) ctx.exitCode = ExitCode.VERIFICATION_FAILED;
+    });
+}
+
+export function registerProcessCommands(program: Command, ctx: CliContext): void {
+  program
+    .command('worker')
+    .description('run a long-lived worker that executes queued runs (SIGTERM/SIGINT stop it gracefully)')
+    .option('-c, --concurrency <n>', 'steps to run at once')
+    .option('--grace <seconds>', 'on shutdown, how long in-flight steps may take to finish', '10')
+    .action(async (o: { concurrency?: string; grace: string }) => {
+      ctx.engineLog = true;
+      const swarm = await ctx.swarm();
+      const concurrency = o.concurrency ? parsePositiveInt(o.concurrency, '--concurrency') : swarm.config.workerConcurrency;
+      const grace = Number(o.grace) * 1000;
+      const worker = swarm.worker({ concurrency, onFinished: (runId, status) => ctx.err(`run ${runId} ${colorStatus(status)}`) });
+      ctx.err(`worker ${worker.id} started: concurrency ${concurrency}, store ${swarm.store.location} (durability ${swarm.config.durability})`);
+      const stop = (sig: string): void => {
+        ctx.err(`${sig}: stopping; in-flight steps have ${o.grace}s to finish, then they are released`);
+        void worker.stop(grace);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+      await worker.start();
+      ctx.err(`worker ${worker.id} stopped after ${worker.completedCount} step(s)`);
+    });
+
+  program
+    .command('init [dir]')
+    .description('create a new Swarm project (swarm.yaml, agents/, workflows/) that runs at once')
+    .action(async (dir: string | undefined) => {
+      const target = dir ?? '.';
+      const files = initProject(target);
+      for (const f of files) ctx.out(`created ${f}`);
+      const swarm = await Swarm.open({ cwd: target, env: ctx.env });
+      try {
+        await swarm.registerAgents();
+        await swarm.registerWorkflows();
+      } finally {
+        await swarm.close();
+      }
+      ctx.out(`\nregistered the example agents and the 'hello' workflow. Next:\n  ${dir ? `cd ${dir} && ` : ''}swarm run hello '{"name": "you"}'`);
+    });
+
+  program
+    .command('demo')
+    .description('register the bundled example agents and workflows, then run echo-chain')
+    .action(async () => {
+      const swarm = await ctx.swarm();
+      const ex = examplesDir();
+      const agents = await swarm.registerAgents(ex.agents);
+      const workflows = await swarm.registerWorkflows(ex.workflows);
+      for (const r of [...agents, ...workflows]) {
+        if ('error' in r) throw r.error;
+      }
+      ctx.err(`registered ${agents.length} example agents and ${workflows.length} workflows into ${swarm.store.location}`);
+      const runId = await swarm.startRun('echo-chain', { message: 'Hello Swarm!' });
+      ctx.exitCode = await attach(ctx, swarm, runId, { execute: !(await swarm.hasLiveWorker()) });
+      if (ctx.exitCode === 0) {
+        ctx.err(pc.dim(`\nnext: swarm run fan-out '{"text": "the quick brown fox jumps over the lazy dog"}'   ·   swarm runs show ${runId}   ·   swarm runs verify ${runId}`));
+      }
+    });
+}

@@ -1,0 +1,88 @@
+import { readFileSync } from 'node:fs';
+import pc from 'picocolors';
+import { UserError } from '../core/errors.js';
+import { Swarm } from '../swarm.js';
+
+/** What every command gets: output functions and a lazily opened Swarm. */
+export interface CliContext {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  /** True when stderr is a terminal (live progress). */
+  tty: boolean;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  swarm(): Promise<Swarm>;
+  /** Set by commands that decide the exit code themselves. */
+  exitCode: number;
+  /** Print the engine's own log lines (handler messages, reaped workers): on for `swarm worker`. */
+  engineLog: boolean;
+}
+
+export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext & { close(): Promise<void> } {
+  let opened: Promise<Swarm> | undefined;
+  const ctx = {
+    out: (line: string) => process.stdout.write(`${line}\n`),
+    err: (line: string) => process.stderr.write(`${line}\n`),
+    tty: Boolean(process.stderr.isTTY) && env.CI !== 'true' && env.TERM !== 'dumb',
+    cwd,
+    env,
+    exitCode: 0,
+    engineLog: false,
+    swarm(): Promise<Swarm> {
+      opened ??= Swarm.open({ cwd, env, log: (line) => ctx.engineLog && ctx.err(pc.dim(line)) });
+      return opened;
+    },
+    async close(): Promise<void> {
+      if (opened) await (await opened).close();
+    },
+  };
+  return ctx;
+}
+
+/**
+ * Parse a run's input: inline JSON, `@file.json`, or `-` for standard input. Errors name the source
+ * and the position of the problem.
+ */
+export function parseInput(arg: string | undefined, readStdin: () => string = () => readFileSync(0, 'utf8')): unknown {
+  if (arg === undefined || arg === '') return {};
+  let text: string;
+  let source: string;
+  if (arg === '-') {
+    text = readStdin();
+    source = 'standard input';
+  } else if (arg.startsWith('@')) {
+    const file = arg.slice(1);
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new UserError('INPUT_FILE_UNREADABLE', `cannot read input file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
+    }
+    source = file;
+  } else {
+    text = arg;
+    source = 'the input argument';
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UserError('JSON_INVALID', `${source} is not valid JSON: ${(e as Error).message}`, { source });
+  }
+}
+
+/** Parse `--since` values: an ISO date, or a duration like 30m, 2h, 7d. */
+export function parseSince(value: string): number {
+  const m = /^(\d+)\s*(s|m|h|d)$/.exec(value.trim());
+  if (m) {
+    const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+    return Date.now() - Number(m[1]) * unit;
+  }
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw new UserError('ARGUMENT_INVALID', `--since '${value}' is not a date (2026-01-31) or a duration (30m, 2h, 7d)`);
+  return t;
+}
+
+export function parsePositiveInt(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UserError('ARGUMENT_INVALID', `${name} must be a positive whole number, not '${value}'`);
+  return n;
+}

@@ -1,0 +1,65 @@
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { ExitCode, isSwarmError } from '../core/errors.js';
+import { packageRoot } from '../scaffold.js';
+import { registerAgentCommands, registerWorkflowCommands } from './commands/registry.js';
+import { registerProcessCommands, registerRunCommands } from './commands/runs.js';
+import { createContext } from './context.js';
+
+const EXIT_CODES_HELP = `
+Exit codes:
+  0  success
+  2  invalid input (a bad file, argument, JSON or schema mismatch; unknown agent, workflow or run)
+  3  verification failed (a run's event chain or checkpoints do not verify)
+  4  execution failure (the run failed or was cancelled; a store fault)
+  5  resume failure (the run cannot be resumed or retried in its state)
+  6  policy violation (e.g. the workflow is disabled)
+  130 interrupted (Ctrl-C); the run can be resumed`;
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * The `swarm` command line. Every error becomes a one-line message on stderr and a documented exit
+ * code here, in one place.
+ */
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Promise<number> {
+  const ctx = createContext(cwd, env);
+  const program = new Command('swarm')
+    .description('Swarm: a durable runtime for multi-agent work')
+    .version(version())
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', EXIT_CODES_HELP)
+    .exitOverride();
+  program.configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+  registerRunCommands(program, ctx);
+  registerAgentCommands(program, ctx);
+  registerWorkflowCommands(program, ctx);
+  registerProcessCommands(program, ctx);
+  for (const c of program.commands) {
+    c.exitOverride();
+    for (const sub of c.commands) sub.exitOverride();
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return ctx.exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : ExitCode.INVALID_INPUT;
+    }
+    if (isSwarmError(e)) {
+      ctx.err(`swarm: ${e.message}`);
+      return e.exitCode;
+    }
+    ctx.err(`swarm: unexpected error: ${e instanceof Error ? e.message : String(e)}`);
+    if (env.SWARM_DEBUG) ctx.err(e instanceof Error ? (e.stack ?? '') : '');
+    return ExitCode.EXECUTION_FAILED;
+  } finally {
+    await ctx.close().catch(() => undefined);
+  }
+}

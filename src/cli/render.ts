@@ -1,0 +1,221 @@
+import { createLogUpdate } from 'log-update';
+import pc from 'picocolors';
+import type { RunEvent } from '../core/events.js';
+import type { RunDetails } from '../swarm.js';
+import type { StepRecord } from '../store/types.js';
+
+/** Print rows as aligned columns. */
+export function table(headers: string[], rows: Array<Array<string | number | null | undefined>>): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? '' : String(c))))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells
+    .map((r, ri) => {
+      const line = r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ');
+      return ri === 0 ? pc.bold(line) : line;
+    })
+    .join('\n');
+}
+
+export function formatMs(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return '';
+  if (ms < 1000) return `${ms}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  return `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`;
+}
+
+export function formatTime(ms: number | null | undefined): string {
+  return ms === null || ms === undefined ? '' : new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+const STATUS_COLOR: Record<string, (s: string) => string> = {
+  completed: pc.green,
+  failed: pc.red,
+  cancelled: pc.yellow,
+  skipped: pc.dim,
+  running: pc.cyan,
+  ready: pc.blue,
+  pending: pc.dim,
+  queued: pc.blue,
+};
+
+export function colorStatus(status: string): string {
+  return (STATUS_COLOR[status] ?? ((s: string) => s))(status);
+}
+
+const SYMBOL: Record<string, string> = { completed: '✔', failed: '✖', cancelled: '⊘', skipped: '↷', running: '▶', ready: '·', pending: '·' };
+const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+interface StepView {
+  id: string;
+  name: string;
+  status: string;
+  attempt: number;
+  started: number | null;
+  duration: number | null;
+  note: string;
+}
+
+/**
+ * Shows a run's progress from its events: a live, redrawn view on a terminal, plain lines otherwise.
+ */
+export class ProgressReporter {
+  private readonly steps = new Map<string, StepView>();
+  private runStatus = 'queued';
+  private readonly startedAt = Date.now();
+  private frame = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly logUpdate = createLogUpdate(process.stderr);
+
+  constructor(
+    private readonly title: string,
+    stepList: Array<{ id: string; name?: string | undefined }>,
+    private readonly live: boolean,
+    private readonly out: (line: string) => void,
+  ) {
+    for (const s of stepList) this.steps.set(s.id, { id: s.id, name: s.name ?? '', status: 'pending', attempt: 0, started: null, duration: null, note: '' });
+    if (live) {
+      this.timer = setInterval(() => this.draw(), 80);
+      this.timer.unref();
+      this.draw();
+    }
+  }
+
+  onEvent(e: RunEvent): void {
+    const d = e.data;
+    const s = e.step_id ? this.steps.get(e.step_id) : undefined;
+    const line = (text: string): void => {
+      if (!this.live) this.out(text);
+    };
+    switch (e.type) {
+      case 'RUN_CREATED':
+        for (const id of (d.ready as string[] | undefined) ?? []) this.set(id, { status: 'ready' });
+        break;
+      case 'RUN_STARTED':
+        this.runStatus = 'running';
+        break;
+      case 'STEP_STARTED':
+        if (s) {
+          this.set(s.id, { status: 'running', attempt: d.attempt as number, started: e.at, note: d.reclaimed_from ? 'resumed after a crash' : '' });
+          line(`${s.id}: started (attempt ${String(d.attempt)})${d.reclaimed_from ? ', taken over from a dead worker' : ''}`);
+        }
+        break;
+      case 'STEP_COMPLETED':
+        if (s) {
+          this.set(s.id, { status: 'completed', duration: d.duration_ms as number, note: '' });
+          line(`${s.id}: completed in ${formatMs(d.duration_ms as number)}`);
+        }
+        this.markReady(d.ready);
+        break;
+      case 'STEP_SKIPPED':
+        if (s) {
+          this.set(s.id, { status: 'skipped', note: String(d.reason) });
+          line(`${s.id}: skipped (${String(d.reason)})`);
+        }
+        this.markReady(d.ready);
+        break;
+      case 'STEP_RETRY_SCHEDULED':
+        if (s) {
+          this.set(s.id, { status: 'ready', note: `retry in ${formatMs(d.retry_in_ms as number)}: ${String(d.error)}` });
+          line(`${s.id}: attempt ${String(d.attempt)} failed (${String(d.error)}); retrying in ${formatMs(d.retry_in_ms as number)}`);
+        }
+        break;
+      case 'STEP_FAILED':
+        if (s) {
+          this.set(s.id, { status: 'failed', note: String(d.error) });
+          line(`${s.id}: failed: ${String(d.error)}${d.continued ? ' (on_error: continue)' : ''}`);
+        }
+        this.markReady(d.ready);
+        break;
+      case 'STEP_CANCELLED':
+        if (s) this.set(s.id, { status: 'cancelled' });
+        break;
+      case 'RUN_COMPLETED':
+      case 'RUN_FAILED':
+      case 'RUN_CANCELLED':
+        this.runStatus = e.type === 'RUN_COMPLETED' ? 'completed' : e.type === 'RUN_FAILED' ? 'failed' : 'cancelled';
+        for (const id of (d.cancelled as string[] | undefined) ?? []) this.set(id, { status: 'cancelled' });
+        break;
+      case 'RUN_RETRIED':
+        this.runStatus = 'queued';
+        for (const id of (d.reset as string[] | undefined) ?? []) this.set(id, { status: 'pending', note: '' });
+        break;
+      case 'HANDLER_LOG':
+        this.log(typeof d.message === 'string' ? `${String(d.handler)}: ${d.message}` : `${String(d.handler)} failed: ${String(d.error)}`);
+        break;
+      case 'HANDLER_STARTED_RUN':
+        this.log(`${String(d.handler)}: started workflow ${String(d.workflow)} as run ${String(d.run_id)}`);
+        break;
+    }
+  }
+
+  private markReady(ready: unknown): void {
+    for (const id of (ready as string[] | undefined) ?? []) this.set(id, { status: 'ready' });
+  }
+
+  private set(id: string, patch: Partial<StepView>): void {
+    const s = this.steps.get(id);
+    if (s) Object.assign(s, patch);
+  }
+
+  /** A line that stays above the live view. */
+  log(text: string): void {
+    if (this.live) {
+      this.logUpdate.clear();
+      this.out(text);
+      this.draw();
+    } else this.out(text);
+  }
+
+  private draw(): void {
+    this.frame++;
+    const spin = SPINNER[this.frame % SPINNER.length] ?? '*';
+    const width = Math.max(...[...this.steps.keys()].map((k) => k.length), 4);
+    const lines = [`${pc.bold(this.title)}  ${colorStatus(this.runStatus)}  ${formatMs(Date.now() - this.startedAt)}`];
+    for (const s of this.steps.values()) {
+      const sym = s.status === 'running' ? pc.cyan(spin) : colorStatus(SYMBOL[s.status] ?? '·');
+      const time = s.status === 'running' && s.started ? formatMs(Date.now() - s.started) : formatMs(s.duration);
+      const attempt = s.attempt > 1 ? pc.dim(` attempt ${s.attempt}`) : '';
+      lines.push(`  ${sym} ${s.id.padEnd(width)}  ${(STATUS_COLOR[s.status] ?? String)(s.status.padEnd(10))} ${time.padEnd(7)}${attempt} ${pc.dim(s.note.slice(0, 80))}`);
+    }
+    this.logUpdate(lines.join('\n'));
+  }
+
+  finish(): void {
+    if (this.timer) clearInterval(this.timer);
+    if (this.live) {
+      this.draw();
+      this.logUpdate.done();
+    }
+  }
+}
+
+/** The outputs a user wants to see: those of the steps nothing else depends on. */
+export function finalOutputs(details: RunDetails, sinks: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const s of details.steps) if (sinks.includes(s.step_id) && s.status === 'completed') out[s.step_id] = s.outputs;
+  return out;
+}
+
+/** The `--json` document for a run. */
+export function runJson(details: RunDetails): Record<string, unknown> {
+  const { run, steps } = details;
+  return {
+    run_id: run.id,
+    workflow: run.workflow_name,
+    version: run.workflow_version,
+    status: run.status,
+    trigger: run.trigger_data,
+    created_at: new Date(run.created_at).toISOString(),
+    duration_ms: run.completed_at && run.started_at ? run.completed_at - run.started_at : null,
+    steps: steps.map((s: StepRecord) => ({
+      id: s.step_id,
+      agent: `${s.agent_name}@${s.agent_version}`,
+      status: s.status,
+      attempts: s.attempt,
+      outputs: s.outputs,
+      error: s.error,
+      duration_ms: s.duration_ms,
+    })),
+    error: run.error ? { message: run.error, step: run.error_step } : null,
+  };
+}
