@@ -265,9 +265,12 @@ export class Worker {
     try {
       let timeout = this.options.pollMs;
       if (this.inflight.size > 0) timeout = Math.min(timeout, Math.min(this.options.leaseMs / 3, 250));
-      const due = await this.store.nextDueAt();
-      if (due !== null) timeout = Math.max(0, Math.min(timeout, due - Date.now() + 1));
-      if (timeout > 0) await this.store.waitForChange(timeout, wake.signal);
+      const now = Date.now();
+      const due = await this.store.nextDueAt(now);
+      if (due !== null) timeout = Math.max(1, Math.min(timeout, due - now + 1));
+      // Always wait on a timer, never on promises alone: a loop of resolved promises would starve
+      // the event loop (and the very steps we are waiting for).
+      await this.store.waitForChange(timeout, wake.signal);
       if (!wake.signal.aborted) this.mayHaveWork = true;
       if (this.scope) await this.dropFinishedScope();
     } finally {

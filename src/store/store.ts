@@ -49,8 +49,12 @@ export interface Store {
   getLogs(runId: string, stepId?: string): Promise<StepLog[]>;
   /** Runs that are not finished (queued or running). */
   unfinishedRunIds(): Promise<string[]>;
-  /** Earliest time a ready step becomes available or a lease expires, for the idle timer. */
-  nextDueAt(): Promise<number | null>;
+  /**
+   * The earliest moment after `after` at which a ready step becomes available (a retry backoff ends)
+   * or a lease expires: the idle worker's timer. Steps already available are not "due": they wait for
+   * capacity, which a commit (a local wake-up or a database change) frees.
+   */
+  nextDueAt(after: number): Promise<number | null>;
 
   registerWorker(rec: WorkerRecord): Promise<void>;
   heartbeatWorker(id: string, at: number): Promise<void>;

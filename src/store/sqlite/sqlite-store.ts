@@ -333,10 +333,10 @@ export class SqliteStore implements Store {
     return this.read(() => this.stmt(`SELECT id FROM workflow_runs WHERE status IN ('queued', 'running') ORDER BY created_at`).pluck().all() as string[]);
   }
 
-  nextDueAt(): Promise<number | null> {
+  nextDueAt(after: number): Promise<number | null> {
     return this.read(() => {
-      const a = this.stmt(`SELECT MIN(available_at) FROM step_executions WHERE status = 'ready'`).pluck().get() as number | null;
-      const b = this.stmt(`SELECT MIN(lease_until) FROM step_executions WHERE status = 'running'`).pluck().get() as number | null;
+      const a = this.stmt(`SELECT MIN(available_at) FROM step_executions WHERE status = 'ready' AND available_at > ?`).pluck().get(after) as number | null;
+      const b = this.stmt(`SELECT MIN(lease_until) FROM step_executions WHERE status = 'running' AND lease_until > ?`).pluck().get(after) as number | null;
       if (a === null) return b;
       if (b === null) return a;
       return Math.min(a, b);
@@ -541,7 +541,11 @@ class SqliteTx implements LedgerTx {
       }
       return out;
     }
-    const ready = this.stmt(`SELECT ${cols} FROM step_executions WHERE status = 'ready' AND available_at <= ? ORDER BY available_at LIMIT ?`).all(this.now, limit) as ClaimableRow[];
+    // Skip runs already at their concurrency limit, so their waiting steps cannot crowd out other runs.
+    const ready = this.stmt(
+      `SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.lease_owner FROM step_executions s JOIN workflow_runs r ON r.id = s.run_id
+       WHERE s.status = 'ready' AND s.available_at <= ? AND r.running_steps < r.max_parallel ORDER BY s.available_at LIMIT ?`,
+    ).all(this.now, limit) as ClaimableRow[];
     const expired = this.stmt(`SELECT ${cols} FROM step_executions WHERE status = 'running' AND lease_until < ? ORDER BY lease_until LIMIT ?`).all(this.now, limit) as ClaimableRow[];
     return expired.length ? [...expired, ...ready] : ready;
   }

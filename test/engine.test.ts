@@ -1,0 +1,386 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
+import { ManifestError, PolicyError, UserError } from '../src/core/errors.js';
+import type { Swarm } from '../src/swarm.js';
+import { builtinAgent, EXAMPLES, openProject, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup(swarmYaml?: string): Promise<{ dir: string; swarm: Swarm }> {
+  const dir = tempProject(swarmYaml);
+  const swarm = await openProject(dir);
+  cleanups.push(() => removeProject(dir));
+  cleanups.push(() => swarm.close());
+  await swarm.registerAgent(join(EXAMPLES, 'agents', 'echo'));
+  await swarm.registerAgent(join(EXAMPLES, 'agents', 'noop'));
+  return { dir, swarm };
+}
+
+/** A builtin that records how many calls overlap, to observe parallelism without timing. */
+function concurrencyProbe(swarm: Swarm, name: string, holdMs = 40): { max: () => number; calls: () => number } {
+  let now = 0;
+  let max = 0;
+  let calls = 0;
+  swarm.defineBuiltin(name, async () => {
+    calls++;
+    now++;
+    max = Math.max(max, now);
+    await sleep(holdMs);
+    now--;
+    return { ok: true };
+  });
+  return { max: () => max, calls: () => calls };
+}
+
+describe('engine', () => {
+  it('runs echo-chain: outputs flow between steps, events are ordered and verify', async () => {
+    const { swarm } = await setup();
+    await swarm.registerWorkflow(join(EXAMPLES, 'workflows', 'echo-chain'));
+    const id = await swarm.startRun('echo-chain', { message: 'Hello Swarm!' });
+    const { run, steps } = await swarm.runToCompletion(id);
+    expect(run.status).toBe('completed');
+    expect(steps.map((s) => [s.step_id, s.status, s.outputs])).toEqual([
+      ['step1', 'completed', { echoed: 'Hello Swarm!' }],
+      ['step2', 'completed', { echoed: 'Step 2 received: Hello Swarm!' }],
+    ]);
+    const types = (await swarm.events(id)).map((e) => `${e.type}${e.step_id ? `:${e.step_id}` : ''}`);
+    expect(types).toEqual([
+      'RUN_CREATED',
+      'RUN_STARTED',
+      'STEP_STARTED:step1',
+      'STEP_COMPLETED:step1',
+      'STEP_STARTED:step2',
+      'STEP_COMPLETED:step2',
+      'RUN_COMPLETED',
+      'HANDLER_LOG',
+    ]);
+    expect((await swarm.events(id)).at(-1)?.data.message).toBe('echo-chain finished: Step 2 received: Hello Swarm!');
+    expect((await swarm.verify(id)).ok).toBe(true);
+  });
+
+  it('runs independent steps in parallel, bounded by the run and the worker concurrency', async () => {
+    const { dir, swarm } = await setup();
+    const probe = concurrencyProbe(swarm, 'probe');
+    builtinAgent(dir, 'probe', 'probe');
+    await swarm.registerAgent(join(dir, 'agents', 'probe'));
+    const steps = Array.from({ length: 6 }, (_, i) => `  - id: p${i}\n    agent: probe@1.0.0\n    depends_on: [start]`).join('\n');
+    const yaml = (conc: number): string =>
+      `name: wide${conc}\nversion: 1.0.0\nconcurrency: ${conc}\nsteps:\n  - id: start\n    agent: noop@1.0.0\n${steps}\n  - id: join\n    agent: noop@1.0.0\n    depends_on: [p0, p1, p2, p3, p4, p5]\n`;
+    await swarm.registerWorkflow(writeWorkflow(dir, 'wide6', yaml(6)));
+    await swarm.registerWorkflow(writeWorkflow(dir, 'wide2', yaml(2)));
+
+    const a = await swarm.runToCompletion(await swarm.startRun('wide6'), { concurrency: 16 });
+    expect(a.run.status).toBe('completed');
+    expect(probe.max()).toBe(6);
+
+    const probe2 = concurrencyProbe(swarm, 'probe');
+    const b = await swarm.runToCompletion(await swarm.startRun('wide2'), { concurrency: 16 });
+    expect(b.run.status).toBe('completed');
+    expect(probe2.max()).toBe(2);
+
+    const probe3 = concurrencyProbe(swarm, 'probe');
+    const c = await swarm.runToCompletion(await swarm.startRun('wide6'), { concurrency: 1 });
+    expect(c.run.status).toBe('completed');
+    expect(probe3.max()).toBe(1);
+    expect(probe3.calls()).toBe(6);
+  });
+
+  it('skips a step whose condition is false; skipping propagates through data references only', async () => {
+    const { dir, swarm } = await setup();
+    await swarm.registerWorkflow(
+      writeWorkflow(
+        dir,
+        'cond',
+        `name: cond
+version: 1.0.0
+steps:
+  - id: check
+    agent: echo@1.0.0
+    inputs: { message: "\${trigger.n}" }
+  - id: big
+    agent: echo@1.0.0
+    condition: "steps.check.outputs.echoed > 10"
+    inputs: { message: big }
+  - id: uses-big
+    agent: echo@1.0.0
+    inputs: { message: "\${steps.big.outputs.echoed}" }
+  - id: after-big
+    agent: echo@1.0.0
+    depends_on: [big]
+    inputs: { message: "big was \${steps.check.outputs.echoed}" }
+  - id: small
+    agent: echo@1.0.0
+    condition: "\${steps.big.status} == 'skipped' && trigger.n <= 10"
+    inputs: { message: small }
+`,
+      ),
+    );
+    const r = await swarm.runToCompletion(await swarm.startRun('cond', { n: 3 }));
+    const status = Object.fromEntries(r.steps.map((s) => [s.step_id, s.status]));
+    expect(r.run.status).toBe('completed');
+    expect(status).toEqual({ check: 'completed', big: 'skipped', 'uses-big': 'skipped', 'after-big': 'completed', small: 'completed' });
+
+    const r2 = await swarm.runToCompletion(await swarm.startRun('cond', { n: 30 }));
+    const status2 = Object.fromEntries(r2.steps.map((s) => [s.step_id, s.status]));
+    expect(status2).toEqual({ check: 'completed', big: 'completed', 'uses-big': 'completed', 'after-big': 'completed', small: 'skipped' });
+  });
+
+  it('retries a flaky step with backoff, keeping the idempotency key; gives up after max_attempts', async () => {
+    const { dir, swarm } = await setup();
+    const seen: Array<{ key: string; attempt: number }> = [];
+    let failuresLeft = 2;
+    swarm.defineBuiltin('flaky', async (_inputs, ctx) => {
+      seen.push({ key: ctx.idempotencyKey, attempt: ctx.attempt });
+      if (failuresLeft-- > 0) throw new Error('temporary glitch');
+      return { ok: true };
+    });
+    builtinAgent(dir, 'flaky', 'flaky');
+    await swarm.registerAgent(join(dir, 'agents', 'flaky'));
+    const wf = (attempts: number): string =>
+      `name: flaky${attempts}\nversion: 1.0.0\nsteps:\n  - id: try\n    agent: flaky@1.0.0\n    retry: { max_attempts: ${attempts}, backoff_ms: 20, max_backoff_ms: 40 }\n`;
+    await swarm.registerWorkflow(writeWorkflow(dir, 'flaky3', wf(3)));
+    await swarm.registerWorkflow(writeWorkflow(dir, 'flaky2', wf(2)));
+
+    const id = await swarm.startRun('flaky3');
+    const r = await swarm.runToCompletion(id);
+    expect(r.run.status).toBe('completed');
+    expect(seen.map((s) => s.attempt)).toEqual([1, 2, 3]);
+    expect(new Set(seen.map((s) => s.key))).toEqual(new Set([`${id}/try`]));
+    const retries = (await swarm.events(id)).filter((e) => e.type === 'STEP_RETRY_SCHEDULED');
+    expect(retries).toHaveLength(2);
+    for (const e of retries) {
+      expect(e.data.error).toBe('temporary glitch');
+      expect(e.data.retry_in_ms).toBeGreaterThanOrEqual(10);
+      expect(e.data.retry_in_ms).toBeLessThanOrEqual(40);
+    }
+
+    failuresLeft = 5;
+    const r2 = await swarm.runToCompletion(await swarm.startRun('flaky2'));
+    expect(r2.run.status).toBe('failed');
+    expect(r2.run.error).toBe('temporary glitch');
+    expect(r2.steps[0]?.retry_count).toBe(2);
+  });
+
+  it('fails the run on a failing step (pending steps cancelled, on_error handler runs); on_error: continue goes on', async () => {
+    const { dir, swarm } = await setup();
+    swarm.defineBuiltin('boom', async () => {
+      throw new Error('kaboom');
+    });
+    builtinAgent(dir, 'boom', 'boom');
+    await swarm.registerAgent(join(dir, 'agents', 'boom'));
+    await swarm.registerWorkflow(
+      writeWorkflow(
+        dir,
+        'cleanup',
+        `name: cleanup\nversion: 1.0.0\nsteps:\n  - id: note\n    agent: echo@1.0.0\n    inputs: { message: "cleaning up after \${trigger.failed_run}" }\n`,
+      ),
+    );
+    await swarm.registerWorkflow(
+      writeWorkflow(
+        dir,
+        'fails',
+        `name: fails
+version: 1.0.0
+steps:
+  - id: ok
+    agent: echo@1.0.0
+    inputs: { message: fine }
+  - id: bad
+    agent: boom@1.0.0
+    depends_on: [ok]
+  - id: never
+    agent: echo@1.0.0
+    depends_on: [bad]
+    inputs: { message: never }
+on_error:
+  - notify: { type: log, message: "failed at \${error.step}: \${error.message}" }
+  - workflow: { name: cleanup, inputs: { failed_run: "\${run.id}" } }
+`,
+      ),
+    );
+    const id = await swarm.startRun('fails');
+    const r = await swarm.runToCompletion(id);
+    expect(r.run.status).toBe('failed');
+    expect(r.run.error_step).toBe('bad');
+    expect(Object.fromEntries(r.steps.map((s) => [s.step_id, s.status]))).toEqual({ ok: 'completed', bad: 'failed', never: 'cancelled' });
+    const events = await swarm.events(id);
+    expect(events.find((e) => e.type === 'HANDLER_LOG')?.data.message).toBe('failed at bad: kaboom');
+    const started = events.find((e) => e.type === 'HANDLER_STARTED_RUN');
+    expect(started?.data.workflow).toBe('cleanup');
+    const child = await swarm.getRun(started?.data.run_id as string);
+    expect(child.run.parent_run_id).toBe(id);
+    expect(child.run.trigger_data).toEqual({ failed_run: id });
+    const done = await swarm.runToCompletion(child.run.id);
+    expect(done.steps[0]?.outputs).toEqual({ echoed: `cleaning up after ${id}` });
+
+    await swarm.registerWorkflow(
+      writeWorkflow(
+        dir,
+        'goes-on',
+        `name: goes-on
+version: 1.0.0
+steps:
+  - id: bad
+    agent: boom@1.0.0
+    on_error: continue
+  - id: report
+    agent: echo@1.0.0
+    inputs: { message: "bad was \${steps.bad.status}: \${steps.bad.error}" }
+`,
+      ),
+    );
+    const g = await swarm.runToCompletion(await swarm.startRun('goes-on'));
+    expect(g.run.status).toBe('completed');
+    expect(g.steps.find((s) => s.step_id === 'report')?.outputs).toEqual({ echoed: 'bad was failed: kaboom' });
+  });
+
+  it('times out a step, and fails bad inputs, bad outputs and unresolved references without retrying', async () => {
+    const { dir, swarm } = await setup();
+    let wrongCalls = 0;
+    swarm.defineBuiltin('wrong', async () => {
+      wrongCalls++;
+      return { count: 'not a number' };
+    });
+    builtinAgent(dir, 'sleeper', 'sleep', 'inputs:\n  - { name: ms, type: integer, required: true }\n');
+    builtinAgent(dir, 'wrong', 'wrong', 'outputs:\n  - { name: count, type: integer }\n');
+    for (const a of ['sleeper', 'wrong']) await swarm.registerAgent(join(dir, 'agents', a));
+    const retry = 'retry: { max_attempts: 3, backoff_ms: 1 }';
+    const cases: Array<[string, string, string, number]> = [
+      ['slow', `agent: sleeper@1.0.0\n    timeout_seconds: 0.2\n    inputs: { ms: 5000 }`, 'STEP_TIMEOUT', 1],
+      ['badin', `agent: sleeper@1.0.0\n    ${retry}\n    inputs: { ms: "soon" }`, 'INPUT_INVALID', 1],
+      ['missing', `agent: echo@1.0.0\n    ${retry}\n    inputs: { message: "\${trigger.nope}" }`, 'REFERENCE_UNRESOLVED', 1],
+      ['badout', `agent: wrong@1.0.0\n    ${retry}`, 'OUTPUT_INVALID', 3],
+    ];
+    for (const [name, step, code, attempts] of cases) {
+      await swarm.registerWorkflow(writeWorkflow(dir, name, `name: ${name}\nversion: 1.0.0\nsteps:\n  - id: s\n    ${step}\n`));
+      const id = await swarm.startRun(name);
+      const r = await swarm.runToCompletion(id);
+      expect(r.run.status, name).toBe('failed');
+      const failed = (await swarm.events(id)).find((e) => e.type === 'STEP_FAILED');
+      expect(failed?.data.code, name).toBe(code);
+      expect(r.steps[0]?.attempt, name).toBe(attempts);
+    }
+    expect(wrongCalls).toBe(3);
+  });
+
+  it('retry re-runs only what failed; completed steps are never executed again', async () => {
+    const { dir, swarm } = await setup();
+    const calls: Record<string, number> = {};
+    let broken = true;
+    swarm.defineBuiltin('counted', async (inputs) => {
+      const name = String(inputs.name);
+      calls[name] = (calls[name] ?? 0) + 1;
+      if (name === 'b' && broken) throw new Error('b is broken');
+      return { name };
+    });
+    builtinAgent(dir, 'counted', 'counted', 'inputs:\n  - { name: name, type: string, required: true }\n');
+    await swarm.registerAgent(join(dir, 'agents', 'counted'));
+    await swarm.registerWorkflow(
+      writeWorkflow(
+        dir,
+        'abc',
+        `name: abc\nversion: 1.0.0\nsteps:\n  - id: a\n    agent: counted@1.0.0\n    inputs: { name: a }\n  - id: b\n    agent: counted@1.0.0\n    inputs: { name: b }\n    depends_on: [a]\n  - id: c\n    agent: counted@1.0.0\n    inputs: { name: c }\n    depends_on: [b]\n`,
+      ),
+    );
+    const id = await swarm.startRun('abc');
+    expect((await swarm.runToCompletion(id)).run.status).toBe('failed');
+    expect(calls).toEqual({ a: 1, b: 1 });
+    broken = false;
+    expect(await swarm.retry(id)).toEqual(['b', 'c']);
+    const r = await swarm.runToCompletion(id);
+    expect(r.run.status).toBe('completed');
+    expect(calls).toEqual({ a: 1, b: 2, c: 1 });
+    expect((await swarm.verify(id)).ok).toBe(true);
+    await expect(swarm.retry(id)).rejects.toMatchObject({ code: 'RUN_NOT_RETRYABLE', exitCode: 5 });
+  });
+
+  it('cancels a running run: the running step is aborted and nothing else starts', async () => {
+    const { dir, swarm } = await setup();
+    let aborted = false;
+    swarm.defineBuiltin('wait', async (_i, ctx) => {
+      await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+      aborted = true;
+      throw new Error('aborted');
+    });
+    builtinAgent(dir, 'wait', 'wait');
+    await swarm.registerAgent(join(dir, 'agents', 'wait'));
+    await swarm.registerWorkflow(writeWorkflow(dir, 'long', `name: long\nversion: 1.0.0\nsteps:\n  - id: w\n    agent: wait@1.0.0\n  - id: after\n    agent: noop@1.0.0\n    depends_on: [w]\n`));
+    const id = await swarm.startRun('long');
+    const done = swarm.runToCompletion(id);
+    await untilStatus(swarm, id, 'w', 'running');
+    expect(await swarm.cancel(id, 'changed my mind')).toEqual(['w', 'after']);
+    const r = await done;
+    expect(r.run.status).toBe('cancelled');
+    expect(r.run.error).toBe('changed my mind');
+    expect(aborted).toBe(true);
+    expect(r.steps.map((s) => s.status)).toEqual(['cancelled', 'cancelled']);
+    await expect(swarm.cancel(id)).rejects.toMatchObject({ code: 'RUN_FINISHED' });
+  });
+
+  it('refuses bad run requests before writing anything', async () => {
+    const { dir, swarm } = await setup();
+    await swarm.registerWorkflow(join(EXAMPLES, 'workflows', 'echo-chain'));
+    await expect(swarm.startRun('echo-chain', { message: 42 })).rejects.toBeInstanceOf(UserError);
+    await expect(swarm.startRun('echo-chain', [1, 2])).rejects.toMatchObject({ code: 'INPUT_INVALID' });
+    await expect(swarm.startRun('nope')).rejects.toMatchObject({ code: 'WORKFLOW_NOT_FOUND', exitCode: 2 });
+    await swarm.setWorkflowEnabled('echo-chain', false);
+    await expect(swarm.startRun('echo-chain', { message: 'x' })).rejects.toBeInstanceOf(PolicyError);
+    expect(await swarm.listRuns()).toEqual([]);
+    writeWorkflow(dir, 'ghost', 'name: ghost\nversion: 1.0.0\nsteps:\n  - id: s\n    agent: ghost-agent@1.0.0\n');
+    await expect(swarm.registerWorkflow(join(dir, 'workflows', 'ghost'))).rejects.toBeInstanceOf(ManifestError);
+    expect((await swarm.listWorkflows()).map((w) => w.name)).toEqual(['echo-chain']);
+  });
+
+  it('pins agent versions when a run is created', async () => {
+    const { dir, swarm } = await setup();
+    builtinAgent(dir, 'v1', 'echo', 'inputs:\n  - { name: message, type: any }\n');
+    await swarm.registerAgent(join(dir, 'agents', 'v1'));
+    await swarm.registerWorkflow(writeWorkflow(dir, 'pin', `name: pin\nversion: 1.0.0\nsteps:\n  - id: s\n    agent: v1@^1.0.0\n    inputs: { message: hi }\n`));
+    const id = await swarm.startRun('pin');
+    writeFileSync(join(dir, 'agents', 'v1', 'agent.yaml'), 'name: v1\nversion: 1.1.0\nruntime: { type: builtin, entry: noop }\n');
+    await swarm.registerAgent(join(dir, 'agents', 'v1'));
+    const r = await swarm.runToCompletion(id);
+    expect(r.steps[0]?.agent_version).toBe('1.0.0');
+    expect(r.steps[0]?.outputs).toEqual({ echoed: 'hi' });
+    const r2 = await swarm.runToCompletion(await swarm.startRun('pin'));
+    expect(r2.steps[0]?.agent_version).toBe('1.1.0');
+    expect(r2.steps[0]?.outputs).toEqual({});
+  });
+
+  it('group commit: many concurrent runs share transactions and all complete exactly once', async () => {
+    const dir = tempProject('name: gc\ncommit_window_ms: 5\n');
+    const swarm = await openProject(dir);
+    cleanups.push(() => removeProject(dir));
+    cleanups.push(() => swarm.close());
+    await swarm.registerAgent(join(EXAMPLES, 'agents', 'noop'));
+    const steps = Array.from({ length: 5 }, (_, i) => `  - id: s${i}\n    agent: noop@1.0.0${i ? `\n    depends_on: [s${i - 1}]` : ''}`).join('\n');
+    await swarm.registerWorkflow(writeWorkflow(dir, 'five', `name: five\nversion: 1.0.0\nsteps:\n${steps}\n`));
+    expect(swarm.config.commitWindowMs).toBe(5);
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++) ids.push(await swarm.startRun('five'));
+    const w = swarm.worker({ concurrency: 64, runIds: ids });
+    await w.start();
+    for (const id of ids) {
+      const { run } = await swarm.getRun(id);
+      expect(run.status).toBe('completed');
+      const completed = (await swarm.events(id)).filter((e) => e.type === 'STEP_COMPLETED').map((e) => e.step_id);
+      expect(completed).toEqual(['s0', 's1', 's2', 's3', 's4']);
+      expect((await swarm.verify(id)).ok).toBe(true);
+    }
+    expect(w.completedCount).toBe(200);
+  });
+});
+
+async function untilStatus(swarm: Swarm, runId: string, stepId: string, status: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const { steps } = await swarm.getRun(runId);
+    if (steps.find((s) => s.step_id === stepId)?.status === status) return;
+    await sleep(10);
+  }
+  throw new Error(`step ${stepId} never became ${status}`);
+}

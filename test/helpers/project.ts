@@ -1,0 +1,100 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Swarm, type OpenSwarmOptions } from '../../src/swarm.js';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const EXAMPLES = join(ROOT, 'examples');
+export const CLI = join(ROOT, 'bin', 'swarm.js');
+
+/** A fresh project directory (with swarm.yaml) under the system temp dir. */
+export function tempProject(swarmYaml = 'name: test\n'): string {
+  const dir = mkdtempSync(join(tmpdir(), 'swarm-test-'));
+  writeFileSync(join(dir, 'swarm.yaml'), swarmYaml);
+  mkdirSync(join(dir, 'agents'));
+  mkdirSync(join(dir, 'workflows'));
+  return dir;
+}
+
+export function removeProject(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Write an agent package: agents/<name>/agent.yaml plus any extra files (scripts are made executable). */
+export function writeAgent(dir: string, name: string, yaml: string, files: Record<string, string> = {}): string {
+  const pkg = join(dir, 'agents', name);
+  mkdirSync(pkg, { recursive: true });
+  writeFileSync(join(pkg, 'agent.yaml'), yaml);
+  for (const [f, text] of Object.entries(files)) {
+    writeFileSync(join(pkg, f), text);
+    if (f.endsWith('.sh') || f.endsWith('.py')) chmodSync(join(pkg, f), 0o755);
+  }
+  if (Object.keys(files).some((f) => f.endsWith('.js'))) writeFileSync(join(pkg, 'package.json'), '{"type":"commonjs"}');
+  return pkg;
+}
+
+export function writeWorkflow(dir: string, name: string, yaml: string): string {
+  const d = join(dir, 'workflows', name);
+  mkdirSync(d, { recursive: true });
+  writeFileSync(join(d, 'workflow.yaml'), yaml);
+  return d;
+}
+
+/** A builtin agent package (runs a function registered with swarm.defineBuiltin, or a shipped built-in). */
+export function builtinAgent(dir: string, name: string, entry: string, extra = ''): string {
+  return writeAgent(dir, name, `name: ${name}\nversion: 1.0.0\nruntime:\n  type: builtin\n  entry: ${entry}\n${extra}`);
+}
+
+/** Open a Swarm on a project, with a short lease so tests that need expiry do not wait long. */
+export async function openProject(dir: string, options: Partial<OpenSwarmOptions> = {}): Promise<Swarm> {
+  return Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm') }, ...options });
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the CLI to completion. */
+export function runCli(args: string[], cwd: string, env: Record<string, string> = {}, input?: string): Promise<CliResult> {
+  return new Promise((res) => {
+    const child = spawnCli(args, cwd, env);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+    if (input !== undefined) child.stdin?.end(input);
+    else child.stdin?.end();
+    child.on('close', (code) => res({ code, stdout, stderr }));
+  });
+}
+
+/** Start the CLI and return the child process (for kill tests). */
+export function spawnCli(args: string[], cwd: string, env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, [CLI, ...args], {
+    cwd,
+    env: { ...process.env, SWARM_HOME: join(cwd, '.swarm'), CI: 'true', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
+
+/** Poll until `check` returns a truthy value (or throw after `timeoutMs`). */
+export async function until<T>(check: () => T | Promise<T>, timeoutMs = 20_000, what = 'condition'): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((res) => {
+    if (child.exitCode !== null || child.signalCode !== null) res(child.exitCode);
+    else child.once('exit', (code) => res(code));
+  });
+}
