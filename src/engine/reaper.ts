@@ -1,13 +1,20 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Store } from '../store/store.js';
 
-/** Is a process with this pid alive on this machine? */
+/** Is a process with this pid alive on this machine? A zombie (exited, not yet reaped) is not. */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) S ..."; the state follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }
 

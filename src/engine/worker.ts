@@ -57,6 +57,7 @@ export class Worker {
   private lastRenewAt = Date.now();
   private lastHeartbeatAt = 0;
   private lastReapAt = 0;
+  private lastYieldAt = Date.now();
   private readonly scope: Set<string> | undefined;
   readonly outputs = new OutputCache();
   private loopPromise: Promise<void> | undefined;
@@ -129,7 +130,12 @@ export class Worker {
   }
 
   private async tick(): Promise<void> {
-    const now = Date.now();
+    let now = Date.now();
+    // In-process steps can complete in microtasks alone; let timers, signals and I/O in now and then.
+    if (now - this.lastYieldAt >= 10) {
+      await new Promise((r) => setImmediate(r));
+      this.lastYieldAt = now = Date.now();
+    }
     // Group commit: let completions that arrive within the window share one transaction.
     if (this.completions.length && this.options.commitWindowMs > 0 && this.inflight.size > 0) {
       const wait = this.firstPendingAt + this.options.commitWindowMs - now;
@@ -259,7 +265,7 @@ export class Worker {
   }
 
   private async idle(): Promise<void> {
-    if (this.completions.length || this.stopping) return;
+    if (this.completions.length) return;
     const wake = new AbortController();
     this.wakeIdle = wake;
     try {
