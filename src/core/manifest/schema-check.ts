@@ -2,7 +2,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { ManifestError } from '../errors.js';
 import { pathToField, pointerToPath, type YamlSource } from './yaml-source.js';
 
-const ajv = new Ajv({ allErrors: false, strict: false, allowUnionTypes: true });
+const ajv = new Ajv({ allErrors: false, strict: false, allowUnionTypes: true, verbose: true });
 const compiled = new WeakMap<object, ValidateFunction>();
 
 /** Validate a YAML document against a JSON Schema; the first problem becomes a ManifestError with its line. */

@@ -199,7 +199,7 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
     ((raw[key] as Handler[] | undefined) ?? []).forEach((h, i) => {
       const where = ['notify' in h ? h.notify.message : h.workflow.inputs ?? {}];
       try {
-        for (const ref of findReferences(where)) checkRoot(ref.path, ids, variables, true);
+        for (const ref of findReferences(where)) checkRoot(ref.path, ids, variables, key === 'on_error');
       } catch (e) {
         throw new ManifestError(file, `${key}[${i}]`, (e as Error).message, src.lineOf([key, i]));
       }
@@ -241,13 +241,15 @@ function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables:
   });
   const inputs = s.inputs ?? {};
   const dataDeps = new Set<string>();
-  try {
-    for (const ref of findReferences(inputs)) {
-      const dep = checkRoot(ref.path, ids, variables, false);
-      if (dep) dataDeps.add(dep);
+  for (const [path, value] of leaves(inputs)) {
+    try {
+      for (const ref of findReferences(value)) {
+        const dep = checkRoot(ref.path, ids, variables, false);
+        if (dep) dataDeps.add(dep);
+      }
+    } catch (e) {
+      throw new ManifestError(file, `steps[${i}].inputs.${path.join('.')}`, (e as Error).message, at('inputs', ...path));
     }
-  } catch (e) {
-    throw new ManifestError(file, `steps[${i}].inputs`, (e as Error).message, at('inputs'));
   }
   const condDeps = new Set<string>();
   let condition: string | undefined;
@@ -279,6 +281,14 @@ function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables:
     ...(s.timeout_seconds !== undefined ? { timeout_seconds: s.timeout_seconds } : {}),
     on_error: s.on_error ?? 'fail',
   };
+}
+
+/** Every string leaf of a value with its path (for error lines that point at the exact input). */
+function leaves(value: unknown, path: PathSegment[] = []): Array<[PathSegment[], string]> {
+  if (typeof value === 'string') return [[path, value]];
+  if (Array.isArray(value)) return value.flatMap((v, i) => leaves(v, [...path, i]));
+  if (value && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => leaves(v, [...path, k]));
+  return [];
 }
 
 /**
@@ -391,18 +401,21 @@ export function checkAgainstRegistry(wf: WorkflowManifest, file: string, lookup:
     resolved[s.id] = manifest;
   }
   for (const s of wf.steps) {
-    for (const ref of findReferences(s.inputs)) {
-      const [root, stepId, field, out] = ref.path;
+    const i = indexOf.get(s.id) ?? 0;
+    const uses: Array<{ path: PathSegment[]; text: string; field: string; at: PathSegment[] }> = [];
+    for (const [at, value] of leaves(s.inputs)) for (const ref of findReferences(value)) uses.push({ path: ref.path, text: `\${${ref.text}}`, field: `inputs.${at.join('.')}`, at: ['inputs', ...at] });
+    if (s.condition !== undefined) for (const path of conditionReferences(parseCondition(s.condition))) uses.push({ path, text: path.join('.'), field: 'condition', at: ['condition'] });
+    for (const use of uses) {
+      const [root, stepId, field, out] = use.path;
       if (root !== 'steps' || field !== 'outputs' || out === undefined) continue;
       const upstream = resolved[String(stepId)];
       const fields = upstream ? declaredFields(upstream.outputs) : undefined;
       if (fields && !fields.includes(String(out))) {
-        const i = indexOf.get(s.id) ?? 0;
         throw new ManifestError(
           file,
-          `steps[${i}].inputs`,
-          `'\${${ref.text}}': agent ${upstream?.name}@${upstream?.version} has no output '${String(out)}' (outputs: ${fields.join(', ') || 'none'})`,
-          lineOf?.(['steps', i, 'inputs']),
+          `steps[${i}].${use.field}`,
+          `'${use.text}': agent ${upstream?.name}@${upstream?.version} has no output '${String(out)}' (outputs: ${fields.join(', ') || 'none'})`,
+          lineOf?.(['steps', i, ...use.at]),
         );
       }
     }

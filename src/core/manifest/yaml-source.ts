@@ -1,4 +1,4 @@
-import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isNode, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { ManifestError } from '../errors.js';
 
 /** A parsed YAML file that can still tell the line of any field, for error messages. */
@@ -15,7 +15,7 @@ export function parseYaml(text: string, file: string): YamlSource {
   const doc: Document = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const first = doc.errors[0];
   if (first) {
-    const line = first.linePos?.[0]?.line;
+    const line = first.linePos?.[0]?.line ?? lineCounter.linePos(first.pos[0]).line;
     const problem = first.message.split('\n')[0] ?? first.message;
     throw new ManifestError(file, undefined, `invalid YAML: ${problem}`, line);
   }
@@ -25,6 +25,14 @@ export function parseYaml(text: string, file: string): YamlSource {
     value,
     lineOf(path) {
       for (let n = path.length; n >= 0; n--) {
+        // A mapping entry is reported at its key (`runtime:`), not at its value's first line.
+        if (n > 0) {
+          const parent: unknown = n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1), true);
+          if (isMap(parent)) {
+            const pair = parent.items.find((p) => isScalar(p.key) && p.key.value === path[n - 1]);
+            if (pair && isNode(pair.key) && pair.key.range) return lineCounter.linePos(pair.key.range[0]).line;
+          }
+        }
         const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
         if (isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line;
       }

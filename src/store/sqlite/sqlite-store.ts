@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import semver from 'semver';
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ExitCode, StoreError } from '../../core/errors.js';
 import type { RunEvent } from '../../core/events.js';
@@ -37,6 +37,8 @@ export interface SqliteStoreOptions {
 }
 
 const APPLICATION_ID = 'swarm';
+/** One lock per database file in this process (see `exclusive`). */
+const FILE_LOCKS = new Map<string, Promise<void>>();
 const SQLITE_HEADER = 'SQLite format 3\0';
 
 type Row = Record<string, unknown>;
@@ -57,22 +59,25 @@ export class SqliteStore implements Store {
   readonly location: string;
   private readonly db: Database.Database;
   private readonly stmts = new Map<string, Database.Statement>();
-  private lock: Promise<unknown> = Promise.resolve();
+
   private readonly changePollMs: number;
   private closed = false;
 
   constructor(options: SqliteStoreOptions) {
-    this.location = options.path;
+    this.location = resolvePath(options.path);
     this.changePollMs = options.changePollMs ?? 5;
     checkIsSqliteFile(options.path);
     mkdirSync(dirname(options.path), { recursive: true });
+    let db: Database.Database | undefined;
     try {
-      this.db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 10_000 });
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
-      this.db.pragma('foreign_keys = ON');
+      db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 10_000 });
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+      db.pragma('foreign_keys = ON');
+      this.db = db;
       this.migrate();
     } catch (e) {
+      if (db?.open) db.close();
       if (e instanceof StoreError) throw e;
       const code = (e as { code?: string }).code;
       if (code === 'SQLITE_NOTADB') throw notSwarm(options.path, 'it is not a SQLite database');
@@ -89,7 +94,8 @@ export class SqliteStore implements Store {
     }
     this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
     const current = (this.db.prepare('SELECT MAX(version) FROM schema_migrations').pluck().get() as number | null) ?? 0;
-    if (current > 0) {
+    if (current !== 0 && !tables.includes('swarm_meta')) throw notSwarm(this.location, 'its schema_migrations table is not Swarm’s');
+    if (current !== 0) {
       const app = this.db.prepare(`SELECT value FROM swarm_meta WHERE key = 'application'`).pluck().get() as string | undefined;
       if (app !== APPLICATION_ID) throw notSwarm(this.location, 'its schema_migrations table is not Swarm’s');
     }
@@ -127,10 +133,22 @@ export class SqliteStore implements Store {
     return s;
   }
 
-  /** Serialise all use of the connection: a transaction awaits between statements. */
+  /**
+   * Serialise all use of the connection: a transaction awaits between statements. The lock is shared
+   * by every store object on the same file in this process, because a second connection's
+   * BEGIN IMMEDIATE would block the event loop while the first awaits inside its transaction.
+   */
   private exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
-    const next = this.lock.then(fn, fn);
-    this.lock = next.catch(() => undefined);
+    const key = this.location;
+    const next = (FILE_LOCKS.get(key) ?? Promise.resolve()).then(fn, fn);
+    const tail = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    FILE_LOCKS.set(key, tail);
+    void tail.then(() => {
+      if (FILE_LOCKS.get(key) === tail) FILE_LOCKS.delete(key);
+    });
     return next;
   }
 

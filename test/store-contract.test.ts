@@ -1,0 +1,903 @@
+/**
+ * The store contract: every backend (SQLite today, PostgreSQL next) must pass `storeContract`.
+ * State changes are driven the way the engine drives them: through the Ledger inside
+ * `store.transaction`. Backend-specific checks (file formats, schema versions) follow the contract.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ResumeError, StoreError, UserError } from '../src/core/errors.js';
+import { EventType } from '../src/core/events.js';
+import { MAX_INTERRUPTIONS } from '../src/core/retry.js';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
+import type { Store } from '../src/store/store.js';
+import type { ClaimedStep } from '../src/store/types.js';
+import type { WorkflowDef } from './helpers/store-fixtures.js';
+import {
+  agentRecord,
+  chainProblems,
+  ECHO_AGENT_YAML,
+  fail,
+  Harness,
+  makeSqliteBackend,
+  NOOP_AGENT_YAML,
+  ok,
+  sleep,
+  workflowRecord,
+  type MakeStore,
+  type StoreBackend,
+} from './helpers/store-fixtures.js';
+
+const chainAB: WorkflowDef = { name: 'chain', steps: [{ id: 'a' }, { id: 'b', depends_on: ['a'] }] };
+
+const diamond: WorkflowDef = {
+  name: 'diamond',
+  steps: [{ id: 'a' }, { id: 'b', depends_on: ['a'] }, { id: 'c', depends_on: ['a'] }, { id: 'd', depends_on: ['b', 'c'] }],
+};
+
+function wide(n: number, concurrency?: number, name = 'wide'): WorkflowDef {
+  return { name, ...(concurrency ? { concurrency } : {}), steps: Array.from({ length: n }, (_, i) => ({ id: `s${i}` })) };
+}
+
+async function expectRejects(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected the promise to reject');
+}
+
+function storeContract(name: string, makeStore: MakeStore): void {
+  describe(`store contract: ${name}`, () => {
+    let backend: StoreBackend;
+    let stores: Store[];
+    let runIds: string[];
+    let store: Store;
+    let h: Harness;
+
+    /** Another store object on the same database, as another process would open it. */
+    const openAnother = (): Store => {
+      const s = backend.open();
+      stores.push(s);
+      return s;
+    };
+
+    beforeEach(async () => {
+      backend = await makeStore();
+      stores = [];
+      runIds = [];
+      store = openAnother();
+      h = new Harness(store, {}, runIds);
+    });
+
+    afterEach(async () => {
+      // Every run any test created must have a verifiable event chain.
+      try {
+        for (const id of runIds) expect(await chainProblems(store, id), `event chain of run ${id}`).toEqual([]);
+      } finally {
+        for (const s of stores) await s.close();
+        await backend.cleanup();
+      }
+    });
+
+    // ------------------------------------------------------------ registry
+
+    describe('registry', () => {
+      it('putAgent: created, unchanged (same digest), conflict without force, replaced with force', async () => {
+        const rec = agentRecord(ECHO_AGENT_YAML, '/pkg/echo');
+        expect(await store.putAgent(rec, false)).toBe('created');
+        expect(await store.putAgent({ ...rec, updated_at: rec.updated_at + 5 }, false)).toBe('unchanged');
+
+        const changed = agentRecord(ECHO_AGENT_YAML.replace('entry: echo', 'entry: echo\n  timeout_seconds: 9'), '/pkg/echo');
+        expect(changed.digest).not.toBe(rec.digest);
+        const err = await expectRejects(store.putAgent(changed, false));
+        expect(err).toBeInstanceOf(StoreError);
+        expect((err as StoreError).code).toBe('AGENT_VERSION_EXISTS');
+        expect((err as StoreError).message).toContain('echo@1.0.0');
+        let listed = await store.listAgents('echo');
+        expect(listed).toHaveLength(1);
+        expect(listed[0]!.digest).toBe(rec.digest);
+
+        expect(await store.putAgent(changed, true)).toBe('replaced');
+        listed = await store.listAgents('echo');
+        expect(listed).toHaveLength(1);
+        expect(listed[0]!.digest).toBe(changed.digest);
+        expect(listed[0]!.manifest.runtime.timeout_seconds).toBe(9);
+        expect(listed[0]!.manifest).toEqual(changed.manifest);
+      });
+
+      it('listAgents filters by name; versions are separate records; deleteAgent removes one', async () => {
+        await store.putAgent(agentRecord(ECHO_AGENT_YAML), false);
+        await store.putAgent(agentRecord(ECHO_AGENT_YAML.replace('1.0.0', '1.1.0')), false);
+        await store.putAgent(agentRecord(NOOP_AGENT_YAML), false);
+        expect((await store.listAgents('echo')).map((a) => a.version).sort()).toEqual(['1.0.0', '1.1.0']);
+        expect((await store.listAgents()).map((a) => a.id).sort()).toEqual(['echo@1.0.0', 'echo@1.1.0', 'noop@1.0.0']);
+        expect(await store.deleteAgent('echo', '1.0.0')).toBe(true);
+        expect(await store.deleteAgent('echo', '1.0.0')).toBe(false);
+        expect((await store.listAgents('echo')).map((a) => a.version)).toEqual(['1.1.0']);
+      });
+
+      it('putWorkflow: created, unchanged, conflict without force, replaced with force', async () => {
+        const rec = workflowRecord(chainAB);
+        expect(await store.putWorkflow(rec, false)).toBe('created');
+        expect(await store.putWorkflow(rec, false)).toBe('unchanged');
+        const changed = workflowRecord({ ...chainAB, concurrency: 3 });
+        const err = await expectRejects(store.putWorkflow(changed, false));
+        expect((err as StoreError).code).toBe('WORKFLOW_VERSION_EXISTS');
+        expect((await store.listWorkflows('chain'))[0]!.manifest.concurrency).toBeUndefined();
+        expect(await store.putWorkflow(changed, true)).toBe('replaced');
+        const listed = await store.listWorkflows('chain');
+        expect(listed).toHaveLength(1);
+        expect(listed[0]!.manifest).toEqual(changed.manifest);
+        expect(listed[0]!.enabled).toBe(true);
+        expect(await store.setWorkflowEnabled('chain', false)).toBe(1);
+        expect((await store.listWorkflows('chain'))[0]!.enabled).toBe(false);
+      });
+    });
+
+    // ------------------------------------------------------------ runs
+
+    describe('createRun', () => {
+      it('writes the run, its steps and RUN_CREATED together', async () => {
+        const runId = await h.startRun(diamond, { msg: 'hi', n: 2 });
+        expect(runIds).toEqual([runId]);
+        const run = await h.run(runId);
+        expect(run).toMatchObject({
+          id: runId,
+          workflow_id: 'diamond@1.0.0',
+          workflow_name: 'diamond',
+          workflow_version: '1.0.0',
+          status: 'queued',
+          trigger_type: 'manual',
+          trigger_data: { msg: 'hi', n: 2 },
+          parent_run_id: null,
+          steps_total: 4,
+          steps_remaining: 4,
+          running_steps: 0,
+          max_parallel: 100,
+          event_seq: 1,
+          started_at: null,
+          completed_at: null,
+          error: null,
+        });
+        const steps = await store.getSteps(runId);
+        expect(steps.map((s) => [s.step_id, s.step_index, s.status, s.pending_deps, s.attempt])).toEqual([
+          ['a', 0, 'ready', 0, 0],
+          ['b', 1, 'pending', 1, 0],
+          ['c', 2, 'pending', 1, 0],
+          ['d', 3, 'pending', 2, 0],
+        ]);
+        expect(steps.every((s) => s.agent_id === 'noop@1.0.0' && s.agent_name === 'noop' && s.agent_version === '1.0.0')).toBe(true);
+        expect(steps[0]!.available_at).not.toBeNull();
+        expect(steps[3]!.available_at).toBeNull();
+        const events = await store.getEvents(runId);
+        expect(events).toHaveLength(1);
+        expect(events[0]).toMatchObject({ seq: 1, type: EventType.RUN_CREATED, step_id: null });
+        expect(events[0]!.data).toEqual({ workflow: 'diamond', version: '1.0.0', trigger_type: 'manual', ready: ['a'] });
+        const plan = JSON.parse((await store.getPlanJson(runId))!) as { workflow: { name: string }; agents: Record<string, { id: string }> };
+        expect(plan.workflow.name).toBe('diamond');
+        expect(Object.keys(plan.agents).sort()).toEqual(['a', 'b', 'c', 'd']);
+        expect(plan.agents.a!.id).toBe('noop@1.0.0');
+        expect(await store.unfinishedRunIds()).toEqual([runId]);
+        expect((await store.listRuns({ workflow: 'diamond' })).map((r) => r.id)).toEqual([runId]);
+        expect(await store.findRunIds(runId.slice(0, 8), 5)).toEqual([runId]);
+      });
+
+      it('uses the workflow concurrency as max_parallel when set', async () => {
+        const runId = await h.startRun(wide(3, 2));
+        expect((await h.run(runId)).max_parallel).toBe(2);
+      });
+
+      it('a transaction that throws after createRun leaves nothing written', async () => {
+        await h.startRun(chainAB); // registers agents and the workflow
+        const wf = (await store.listWorkflows('chain'))[0]!;
+        const plan = JSON.parse((await store.getPlanJson(runIds[0]!))!) as Parameters<typeof h.ledger.createRun>[2];
+        const err = await expectRejects(
+          store.transaction(async (tx) => {
+            await h.ledger.createRun(tx, wf, plan, { trigger_type: 'manual', trigger_data: {} });
+            throw new Error('abort after createRun');
+          }),
+        );
+        expect((err as Error).message).toBe('abort after createRun');
+        const lost = runIds.pop()!;
+        expect(lost).not.toBe(runIds[0]);
+        expect(await store.getRun(lost)).toBeUndefined();
+        expect(await store.getSteps(lost)).toEqual([]);
+        expect(await store.getEvents(lost)).toEqual([]);
+        expect((await store.listRuns({})).map((r) => r.id)).toEqual([runIds[0]]);
+        // The store is still usable afterwards.
+        const again = await h.startRun(chainAB);
+        expect((await h.run(again)).status).toBe('queued');
+      });
+
+      it('a transaction that throws after a claim leaves the step ready and the log unchanged', async () => {
+        const runId = await h.startRun(chainAB);
+        const before = await h.snapshot(runId);
+        await expectRejects(
+          store.transaction(async (tx) => {
+            const r = await h.ledger.commit(tx, { completions: [], claim: { worker_id: 'w1', max: 1, lease_ms: 60_000 } });
+            expect(r.claimed).toHaveLength(1);
+            throw new Error('crash before commit');
+          }),
+        );
+        expect(await h.snapshot(runId)).toEqual(before);
+        const claimed = await h.claim('w2');
+        expect(claimed.map((c) => [c.step_id, c.attempt])).toEqual([['a', 1]]);
+      });
+    });
+
+    describe('claims and leases', () => {
+      it('a claim sets the lease and the attempt (fencing token) and emits RUN_STARTED and STEP_STARTED', async () => {
+        const runId = await h.startRun(chainAB);
+        const before = Date.now();
+        const claimed = await h.claim('w1', 5, 30_000);
+        expect(claimed).toEqual([{ run_id: runId, step_id: 'a', attempt: 1, retry_count: 0, reclaimed: false }]);
+        const a = await h.step(runId, 'a');
+        expect(a.status).toBe('running');
+        expect(a.attempt).toBe(1);
+        expect(a.lease_owner).toBe('w1');
+        expect(a.started_at).toBeGreaterThanOrEqual(before);
+        expect(a.lease_until).toBe(a.started_at! + 30_000);
+        const run = await h.run(runId);
+        expect(run.status).toBe('running');
+        expect(run.running_steps).toBe(1);
+        expect(run.started_at).toBe(a.started_at);
+        const events = await store.getEvents(runId);
+        expect(events.map((e) => e.type)).toEqual([EventType.RUN_CREATED, EventType.RUN_STARTED, EventType.STEP_STARTED]);
+        expect(events[2]).toMatchObject({ step_id: 'a', data: { attempt: 1, worker: 'w1' } });
+        // Nothing else is claimable: b waits for a.
+        expect(await h.claim('w2', 5)).toEqual([]);
+        expect(await store.nextDueAt(Date.now())).toBe(a.lease_until);
+      });
+
+      it('a completion with a stale attempt or from the wrong worker is refused and changes nothing', async () => {
+        const runId = await h.startRun(chainAB);
+        const [c] = await h.claim('w1');
+        const before = await h.snapshot(runId);
+
+        const stale = await h.finish(c!, 'w1', ok({ x: 1 }), c!.attempt - 1);
+        expect(stale.refused).toHaveLength(1);
+        expect(stale.refused[0]!.attempt).toBe(0);
+        const future = await h.finish(c!, 'w1', ok({ x: 1 }), c!.attempt + 1);
+        expect(future.refused).toHaveLength(1);
+        const wrongWorker = await h.finish(c!, 'w2', ok({ x: 1 }));
+        expect(wrongWorker.refused).toHaveLength(1);
+        expect(wrongWorker.finished).toEqual([]);
+        const wrongFail = await h.finish(c!, 'w2', fail('nope', false));
+        expect(wrongFail.refused).toHaveLength(1);
+
+        expect(await h.snapshot(runId)).toEqual(before);
+
+        // The rightful owner can still complete it.
+        const good = await h.finish(c!, 'w1', ok({ x: 1 }));
+        expect(good.refused).toEqual([]);
+        expect((await h.step(runId, 'a')).status).toBe('completed');
+        expect((await h.step(runId, 'a')).outputs).toEqual({ x: 1 });
+        expect((await h.step(runId, 'b')).status).toBe('ready');
+      });
+
+      it('a completed step cannot be completed again', async () => {
+        const runId = await h.startRun(chainAB);
+        const [c] = await h.claim('w1');
+        await h.finish(c!, 'w1', ok({ v: 1 }));
+        const before = await h.snapshot(runId);
+        const again = await h.finish(c!, 'w1', ok({ v: 2 }));
+        expect(again.refused).toHaveLength(1);
+        expect(await h.snapshot(runId)).toEqual(before);
+        expect((await h.step(runId, 'a')).outputs).toEqual({ v: 1 });
+      });
+
+      it('an expired lease is reclaimed by another worker with attempt+1; the first worker’s late completion is refused', async () => {
+        const runId = await h.startRun(chainAB);
+        const [first] = await h.claim('w1', 1, 250);
+        expect(first!.attempt).toBe(1);
+        expect(await h.claim('w2', 1, 60_000)).toEqual([]); // not expired yet
+        await sleep(350);
+        const [second] = await h.claim('w2', 1, 60_000);
+        expect(second).toEqual({ run_id: runId, step_id: 'a', attempt: 2, retry_count: 0, reclaimed: true });
+        let a = await h.step(runId, 'a');
+        expect([a.status, a.attempt, a.lease_owner]).toEqual(['running', 2, 'w2']);
+        const events = await store.getEvents(runId);
+        expect(events.at(-1)).toMatchObject({ type: EventType.STEP_STARTED, step_id: 'a', data: { attempt: 2, worker: 'w2', reclaimed_from: 'w1' } });
+        expect((await h.run(runId)).running_steps).toBe(1);
+
+        const before = await h.snapshot(runId);
+        const late = await h.finish(first!, 'w1', ok({ from: 'w1' }));
+        expect(late.refused).toHaveLength(1);
+        expect(await h.snapshot(runId)).toEqual(before);
+
+        const done = await h.finish(second!, 'w2', ok({ from: 'w2' }));
+        expect(done.refused).toEqual([]);
+        a = await h.step(runId, 'a');
+        expect([a.status, a.outputs, a.lease_owner]).toEqual(['completed', { from: 'w2' }, null]);
+      });
+
+      it('a step whose lease keeps expiring fails after MAX_INTERRUPTIONS claims instead of looping', async () => {
+        const runId = await h.startRun({ name: 'flappy', steps: [{ id: 'a', retry: { max_attempts: 5 } }, { id: 'b', depends_on: ['a'] }] });
+        const attempts: number[] = [];
+        for (let i = 0; i < MAX_INTERRUPTIONS; i++) {
+          const claimed = await h.claim(`w${i}`, 1, 1);
+          attempts.push(...claimed.map((c) => c.attempt));
+          await sleep(5);
+        }
+        expect(attempts).toEqual(Array.from({ length: MAX_INTERRUPTIONS }, (_, i) => i + 1));
+        expect(await h.claim('last', 1, 60_000)).toEqual([]);
+        const run = await h.run(runId);
+        expect(run.status).toBe('failed');
+        expect(run.error_step).toBe('a');
+        expect(run.error).toContain(`interrupted ${MAX_INTERRUPTIONS} times`);
+        expect((await h.step(runId, 'a')).status).toBe('failed');
+        expect((await h.step(runId, 'b')).status).toBe('cancelled');
+      });
+
+      it('an expired step of a run that has already failed is cancelled, not run again', async () => {
+        const runId = await h.startRun({ name: 'par', steps: [{ id: 'a' }, { id: 'x' }] });
+        const claimed = await h.claim('w1', 2, 250);
+        expect(claimed).toHaveLength(2);
+        const a = claimed.find((c) => c.step_id === 'a')!;
+        await h.commit({ completions: [{ run_id: runId, step_id: 'a', attempt: a.attempt, worker_id: 'w1', retry_count: 0, started_at: Date.now(), result: fail('a broke', false) }] });
+        expect((await h.run(runId)).status).toBe('failed');
+        expect((await h.step(runId, 'x')).status).toBe('running');
+        await sleep(350);
+        expect(await h.claim('w2', 5)).toEqual([]);
+        const x = await h.step(runId, 'x');
+        expect([x.status, x.lease_owner]).toEqual(['cancelled', null]);
+        const run = await h.run(runId);
+        expect([run.status, run.running_steps]).toEqual(['failed', 0]);
+        expect((await store.getEvents(runId)).at(-1)).toMatchObject({ type: EventType.STEP_CANCELLED, step_id: 'x', data: { reason: 'run is failed' } });
+      });
+
+      it('renewing a lease: the owner extends it; another worker or a stale attempt loses it', async () => {
+        const runId = await h.startRun(chainAB);
+        const [c] = await h.claim('w1', 1, 1_000);
+        const key = { run_id: runId, step_id: 'a', attempt: c!.attempt };
+        const until1 = (await h.step(runId, 'a')).lease_until!;
+        await sleep(5);
+        const r1 = await h.commit({ completions: [], renew: { worker_id: 'w1', lease_ms: 50_000, steps: [key] } });
+        expect(r1.lost).toEqual([]);
+        const until2 = (await h.step(runId, 'a')).lease_until!;
+        expect(until2).toBeGreaterThanOrEqual(until1 + 49_000);
+        const r2 = await h.commit({ completions: [], renew: { worker_id: 'w2', lease_ms: 90_000, steps: [key] } });
+        expect(r2.lost).toEqual([key]);
+        const r3 = await h.commit({ completions: [], renew: { worker_id: 'w1', lease_ms: 90_000, steps: [{ ...key, attempt: 7 }] } });
+        expect(r3.lost).toEqual([{ ...key, attempt: 7 }]);
+        expect((await h.step(runId, 'a')).lease_until).toBe(until2);
+      });
+
+      it('two claimers on one store never get the same step', async () => {
+        const runId = await h.startRun(wide(30));
+        const seen: ClaimedStep[] = [];
+        for (let round = 0; round < 10; round++) {
+          const batches = await Promise.all(['w1', 'w2', 'w3'].map((w) => h.claim(w, 2)));
+          for (const b of batches) seen.push(...b);
+        }
+        const keys = seen.map((c) => c.step_id);
+        expect(new Set(keys).size).toBe(keys.length);
+        expect(keys.sort()).toEqual(Array.from({ length: 30 }, (_, i) => `s${i}`).sort());
+        const steps = await store.getSteps(runId);
+        expect(steps.every((s) => s.status === 'running' && s.attempt === 1)).toBe(true);
+        expect((await h.run(runId)).running_steps).toBe(30);
+      });
+
+      it('two store objects on one database (two ledgers) never claim the same step', async () => {
+        const runId = await h.startRun(wide(12));
+        const other = new Harness(openAnother(), {}, runIds);
+        const seen: string[] = [];
+        for (let round = 0; round < 5; round++) {
+          for (const [harness, w] of [
+            [h, 'w1'],
+            [other, 'w2'],
+          ] as const) {
+            seen.push(...(await harness.claim(w, 2)).map((c) => c.step_id));
+          }
+        }
+        expect(new Set(seen).size).toBe(seen.length);
+        expect(seen).toHaveLength(12);
+        const owners = new Set((await other.store.getSteps(runId)).map((s) => s.lease_owner));
+        expect(owners).toEqual(new Set(['w1', 'w2']));
+      });
+
+      it('claims can be limited to given runs', async () => {
+        const r1 = await h.startRun(wide(2, undefined, 'one'));
+        const r2 = await h.startRun(wide(2, undefined, 'two'));
+        const claimed = await h.claim('w1', 10, 60_000, [r2]);
+        expect(claimed.map((c) => c.run_id)).toEqual([r2, r2]);
+        expect((await store.getSteps(r1)).every((s) => s.status === 'ready')).toBe(true);
+      });
+    });
+
+    describe('scheduling', () => {
+      it('successors become ready only when all their dependencies have finished', async () => {
+        const runId = await h.startRun(diamond);
+        const [a] = await h.claim('w1', 10);
+        expect(a!.step_id).toBe('a');
+        const ra = await h.finish(a!, 'w1', ok());
+        expect(ra.finished).toEqual([]);
+        let steps = await h.steps(runId);
+        expect([steps.get('b')!.status, steps.get('c')!.status, steps.get('d')!.status]).toEqual(['ready', 'ready', 'pending']);
+        expect(steps.get('d')!.pending_deps).toBe(2);
+        expect((await store.getEvents(runId)).at(-1)!.data.ready).toEqual(['b', 'c']);
+
+        const bc = await h.claim('w1', 10);
+        expect(bc.map((c) => c.step_id).sort()).toEqual(['b', 'c']);
+        const b = bc.find((c) => c.step_id === 'b')!;
+        const c = bc.find((x) => x.step_id === 'c')!;
+        await h.finish(b, 'w1', ok());
+        steps = await h.steps(runId);
+        expect([steps.get('d')!.status, steps.get('d')!.pending_deps]).toEqual(['pending', 1]);
+        expect(await h.claim('w1', 10)).toEqual([]);
+
+        await h.finish(c, 'w1', ok());
+        steps = await h.steps(runId);
+        expect([steps.get('d')!.status, steps.get('d')!.pending_deps]).toEqual(['ready', 0]);
+        const [d] = await h.claim('w1', 10);
+        expect(d!.step_id).toBe('d');
+        const rd = await h.finish(d!, 'w1', ok({ last: true }));
+        expect(rd.finished).toEqual([{ run_id: runId, status: 'completed' }]);
+        const run = await h.run(runId);
+        expect([run.status, run.steps_remaining, run.running_steps]).toEqual(['completed', 0, 0]);
+        expect(run.completed_at).not.toBeNull();
+        expect(await store.unfinishedRunIds()).toEqual([]);
+        expect(await store.getStepOutputs(runId, ['d', 'zz'])).toEqual(new Map([['d', { status: 'completed', outputs: { last: true }, error: null }]]));
+        expect(await h.eventTypes(runId)).toEqual([
+          'RUN_CREATED',
+          'RUN_STARTED',
+          'STEP_STARTED:a',
+          'STEP_COMPLETED:a',
+          'STEP_STARTED:b',
+          'STEP_STARTED:c',
+          'STEP_COMPLETED:b',
+          'STEP_COMPLETED:c',
+          'STEP_STARTED:d',
+          'STEP_COMPLETED:d',
+          'RUN_COMPLETED',
+        ]);
+      });
+
+      it('per-run max_parallel is respected', async () => {
+        const runId = await h.startRun(wide(5, 2));
+        const first = await h.claim('w1', 10, 60_000);
+        expect(first).toHaveLength(2);
+        expect(await h.claim('w2', 10)).toEqual([]);
+        expect((await h.run(runId)).running_steps).toBe(2);
+        // Steps waiting for capacity are not "due": the next due time is the earliest lease expiry.
+        const leases = (await store.getSteps(runId)).filter((s) => s.status === 'running').map((s) => s.lease_until!);
+        expect(await store.nextDueAt(Date.now())).toBe(Math.min(...leases));
+        await h.finish(first[0]!, 'w1', ok());
+        const next = await h.claim('w2', 10);
+        expect(next).toHaveLength(1);
+        expect((await store.getSteps(runId)).filter((s) => s.status === 'running')).toHaveLength(2);
+      });
+
+      it('the ledger default concurrency applies when the workflow sets none', async () => {
+        const limited = new Harness(store, { defaultRunConcurrency: 3 }, runIds);
+        const runId = await limited.startRun(wide(6));
+        expect((await limited.run(runId)).max_parallel).toBe(3);
+        expect(await limited.claim('w1', 10)).toHaveLength(3);
+      });
+
+      it('a run at its max_parallel does not keep other runs’ ready steps from being claimed', async () => {
+        const busy = await h.startRun(wide(30, 1, 'busy'));
+        await sleep(5);
+        const other = await h.startRun(wide(1, undefined, 'other'));
+        const [first] = await h.claim('w1', 1);
+        expect(first!.run_id).toBe(busy);
+        const next = await h.claim('w1', 4);
+        expect(next.map((c) => c.run_id)).toEqual([other]);
+      });
+
+      it('a failure with retries left makes the step ready again after a backoff, not claimable before', async () => {
+        const runId = await h.startRun({ name: 'retry', steps: [{ id: 'a', retry: { max_attempts: 3, backoff_ms: 60_000 } }, { id: 'b', depends_on: ['a'] }] });
+        const [c] = await h.claim('w1');
+        const before = Date.now();
+        const r = await h.finish(c!, 'w1', fail('flaky'));
+        expect(r.refused).toEqual([]);
+        expect(r.finished).toEqual([]);
+        const a = await h.step(runId, 'a');
+        expect(a.status).toBe('ready');
+        expect(a.retry_count).toBe(1);
+        expect(a.attempt).toBe(1);
+        expect(a.error).toBe('flaky');
+        expect(a.lease_owner).toBeNull();
+        // random() is 0.5: 60 000 / 2 + 60 000 / 2 * 0.5
+        expect(a.available_at! - before).toBeGreaterThanOrEqual(45_000);
+        expect(a.available_at! - Date.now()).toBeLessThanOrEqual(45_000);
+        const last = (await store.getEvents(runId)).at(-1)!;
+        expect(last).toMatchObject({ type: EventType.STEP_RETRY_SCHEDULED, step_id: 'a', data: { attempt: 1, failures: 1, retry_in_ms: 45_000, error: 'flaky' } });
+        expect(await h.claim('w2', 10)).toEqual([]);
+        const run = await h.run(runId);
+        expect([run.status, run.running_steps, run.steps_remaining]).toEqual(['running', 0, 2]);
+        expect(await store.nextDueAt(Date.now())).toBe(a.available_at);
+        expect(await store.nextDueAt(a.available_at!)).toBeNull();
+      });
+
+      it('a retried step is claimable once its backoff has passed, with the next attempt and its retry count', async () => {
+        const runId = await h.startRun({ name: 'retry-fast', steps: [{ id: 'a', retry: { max_attempts: 2, backoff_ms: 20, max_backoff_ms: 20 } }] });
+        const [c1] = await h.claim('w1');
+        await h.finish(c1!, 'w1', fail('first'));
+        await sleep(40);
+        const [c2] = await h.claim('w2');
+        expect(c2).toEqual({ run_id: runId, step_id: 'a', attempt: 2, retry_count: 1, reclaimed: false });
+        const r = await h.finish(c2!, 'w2', fail('second'));
+        expect(r.finished).toEqual([{ run_id: runId, status: 'failed' }]);
+        const a = await h.step(runId, 'a');
+        expect([a.status, a.retry_count, a.error]).toEqual(['failed', 2, 'second']);
+      });
+
+      it('a non-retryable failure fails at once even with retries left', async () => {
+        const runId = await h.startRun({ name: 'noretry', steps: [{ id: 'a', retry: { max_attempts: 5 } }] });
+        const [c] = await h.claim('w1');
+        const r = await h.finish(c!, 'w1', fail('fatal', false));
+        expect(r.finished).toEqual([{ run_id: runId, status: 'failed' }]);
+      });
+
+      it('a final failure fails the run and cancels pending and ready steps', async () => {
+        const runId = await h.startRun({
+          name: 'fails',
+          concurrency: 1,
+          steps: [{ id: 'a' }, { id: 'b', depends_on: ['a'] }, { id: 'c', depends_on: ['b'] }, { id: 'x' }],
+        });
+        const [c] = await h.claim('w1', 1);
+        const other = c!.step_id === 'a' ? 'x' : 'a';
+        const r = await h.finish(c!, 'w1', fail('broken', true));
+        expect(r.finished).toEqual([{ run_id: runId, status: 'failed' }]);
+        const steps = await h.steps(runId);
+        expect(steps.get(c!.step_id)!.status).toBe('failed');
+        expect(steps.get(c!.step_id)!.error).toBe('broken');
+        expect(steps.get(other)!.status).toBe('cancelled');
+        if (c!.step_id === 'a') {
+          expect([steps.get('b')!.status, steps.get('c')!.status]).toEqual(['cancelled', 'cancelled']);
+        }
+        const run = await h.run(runId);
+        expect([run.status, run.error, run.error_step, run.steps_remaining]).toEqual(['failed', 'broken', c!.step_id, 0]);
+        const failed = (await store.getEvents(runId)).at(-1)!;
+        expect(failed.type).toBe(EventType.RUN_FAILED);
+        expect(failed.data.step).toBe(c!.step_id);
+        expect((failed.data.cancelled as string[]).sort()).toEqual(c!.step_id === 'a' ? ['b', 'c', 'x'] : ['a', 'b', 'c']);
+        expect(await h.claim('w1', 10)).toEqual([]);
+        expect(await store.unfinishedRunIds()).toEqual([]);
+      });
+
+      it('on_error: continue lets dependents run and the run complete', async () => {
+        const runId = await h.startRun({ name: 'cont', steps: [{ id: 'a', on_error: 'continue' }, { id: 'b', depends_on: ['a'] }] });
+        const [a] = await h.claim('w1');
+        const r = await h.finish(a!, 'w1', fail('ignored', false));
+        expect(r.finished).toEqual([]);
+        const steps = await h.steps(runId);
+        expect([steps.get('a')!.status, steps.get('b')!.status]).toEqual(['failed', 'ready']);
+        expect((await store.getEvents(runId)).at(-1)).toMatchObject({ type: EventType.STEP_FAILED, data: { continued: true, ready: ['b'] } });
+        const [b] = await h.claim('w1');
+        expect(b!.step_id).toBe('b');
+        const rb = await h.finish(b!, 'w1', ok());
+        expect(rb.finished).toEqual([{ run_id: runId, status: 'completed' }]);
+        expect((await h.run(runId)).error).toBeNull();
+      });
+
+      it('a skipped step releases its dependents', async () => {
+        const runId = await h.startRun(chainAB);
+        const [a] = await h.claim('w1');
+        await h.finish(a!, 'w1', { kind: 'skipped', reason: 'condition false' });
+        expect((await h.step(runId, 'a')).status).toBe('skipped');
+        expect((await h.step(runId, 'b')).status).toBe('ready');
+      });
+
+      it('a released step is ready again at once without using a retry', async () => {
+        const runId = await h.startRun(chainAB);
+        const [a] = await h.claim('w1');
+        await h.finish(a!, 'w1', { kind: 'released', reason: 'shutting down' });
+        const s = await h.step(runId, 'a');
+        expect([s.status, s.retry_count, s.lease_owner]).toEqual(['ready', 0, null]);
+        expect((await h.run(runId)).running_steps).toBe(0);
+        const [again] = await h.claim('w2');
+        expect([again!.step_id, again!.attempt, again!.reclaimed]).toEqual(['a', 2, false]);
+      });
+
+      it('on_success handlers start a child run in the same transaction', async () => {
+        await h.startRun({ name: 'child', steps: [{ id: 'only' }] });
+        const parent = await h.startRun({
+          name: 'parent',
+          steps: [{ id: 'a' }],
+          on_success: [{ notify: { message: 'done ${run.id}' } }, { workflow: { name: 'child', inputs: { from: '${run.id}' } } }],
+        });
+        const [a] = await h.claim('w1', 1, 60_000, [parent]);
+        await h.finish(a!, 'w1', ok());
+        expect(h.logs).toEqual([`done ${parent}`]);
+        const children = (await store.listRuns({ workflow: 'child' })).filter((r) => r.parent_run_id === parent);
+        expect(children).toHaveLength(1);
+        expect(children[0]!.trigger_data).toEqual({ from: parent });
+        expect(children[0]!.trigger_type).toBe('event');
+        expect(runIds).toContain(children[0]!.id);
+        expect(await h.eventTypes(parent)).toEqual(['RUN_CREATED', 'RUN_STARTED', 'STEP_STARTED:a', 'STEP_COMPLETED:a', 'RUN_COMPLETED', 'HANDLER_LOG', 'HANDLER_STARTED_RUN']);
+      });
+    });
+
+    describe('cancel and retry', () => {
+      it('cancelRun cancels pending, ready and running steps; a late completion is refused', async () => {
+        const runId = await h.startRun({ name: 'cancel', steps: [{ id: 'a' }, { id: 'b' }, { id: 'c', depends_on: ['a'] }] });
+        const [first] = await h.claim('w1', 1);
+        const cancelled = await store.transaction((tx) => h.ledger.cancelRun(tx, runId, 'stop please'));
+        expect(cancelled.sort()).toEqual(['a', 'b', 'c']);
+        const run = await h.run(runId);
+        expect([run.status, run.error, run.running_steps, run.steps_remaining]).toEqual(['cancelled', 'stop please', 0, 0]);
+        expect((await store.getSteps(runId)).map((s) => [s.step_id, s.status, s.lease_owner])).toEqual([
+          ['a', 'cancelled', null],
+          ['b', 'cancelled', null],
+          ['c', 'cancelled', null],
+        ]);
+        const last = (await store.getEvents(runId)).at(-1)!;
+        expect(last.type).toBe(EventType.RUN_CANCELLED);
+        expect(last.data.reason).toBe('stop please');
+
+        const before = await h.snapshot(runId);
+        const late = await h.finish(first!, 'w1', ok());
+        expect(late.refused).toHaveLength(1);
+        expect(await h.snapshot(runId)).toEqual(before);
+        expect(await h.claim('w2', 10)).toEqual([]);
+
+        const again = await expectRejects(store.transaction((tx) => h.ledger.cancelRun(tx, runId, 'twice')));
+        expect(again).toBeInstanceOf(UserError);
+        expect((again as UserError).code).toBe('RUN_FINISHED');
+        expect(await h.snapshot(runId)).toEqual(before);
+      });
+
+      it('retryRun resets only failed and cancelled steps and keeps completed ones', async () => {
+        const runId = await h.startRun({ name: 'retry-run', steps: [{ id: 'a' }, { id: 'b', depends_on: ['a'] }, { id: 'c', depends_on: ['b'] }] });
+        const [a] = await h.claim('w1');
+        await h.finish(a!, 'w1', ok({ kept: 1 }));
+        const [b] = await h.claim('w1');
+        await h.finish(b!, 'w1', fail('b broke', false));
+        const aBefore = await h.step(runId, 'a');
+        expect((await h.run(runId)).status).toBe('failed');
+        expect((await h.step(runId, 'c')).status).toBe('cancelled');
+
+        const reset = await store.transaction((tx) => h.ledger.retryRun(tx, runId));
+        expect(reset.sort()).toEqual(['b', 'c']);
+        const run = await h.run(runId);
+        expect([run.status, run.error, run.error_step, run.completed_at, run.steps_remaining]).toEqual(['queued', null, null, null, 2]);
+        const steps = await h.steps(runId);
+        expect(steps.get('a')).toEqual(aBefore);
+        expect(steps.get('b')).toMatchObject({ status: 'ready', retry_count: 0, error: null, pending_deps: 0, lease_owner: null });
+        expect(steps.get('c')).toMatchObject({ status: 'pending', pending_deps: 1 });
+        expect((await store.getEvents(runId)).at(-1)).toMatchObject({ type: EventType.RUN_RETRIED, data: { reset: ['b', 'c'] } });
+
+        const [b2] = await h.claim('w2', 10);
+        expect([b2!.step_id, b2!.attempt, b2!.retry_count]).toEqual(['b', 2, 0]);
+        await h.finish(b2!, 'w2', ok());
+        const [c2] = await h.claim('w2', 10);
+        expect(c2!.step_id).toBe('c');
+        const done = await h.finish(c2!, 'w2', ok());
+        expect(done.finished).toEqual([{ run_id: runId, status: 'completed' }]);
+        expect((await h.step(runId, 'a')).outputs).toEqual({ kept: 1 });
+        expect((await h.step(runId, 'a')).attempt).toBe(1);
+      });
+
+      it('retryRun of a cancelled run; retryRun of a running run is refused', async () => {
+        const runId = await h.startRun(chainAB);
+        const [a] = await h.claim('w1');
+        const err = await expectRejects(store.transaction((tx) => h.ledger.retryRun(tx, runId)));
+        expect(err).toBeInstanceOf(ResumeError);
+        expect((err as ResumeError).code).toBe('RUN_NOT_RETRYABLE');
+        await h.finish(a!, 'w1', ok());
+        await store.transaction((tx) => h.ledger.cancelRun(tx, runId, 'user'));
+        const reset = await store.transaction((tx) => h.ledger.retryRun(tx, runId));
+        expect(reset).toEqual(['b']);
+        expect((await h.step(runId, 'b')).status).toBe('ready');
+        expect((await h.step(runId, 'a')).status).toBe('completed');
+      });
+    });
+
+    describe('opening', () => {
+      it('a second store object on the same database sees the same data, and reopening keeps it', async () => {
+        const runId = await h.startRun(chainAB);
+        const second = openAnother();
+        expect((await second.listAgents()).map((a) => a.id).sort()).toEqual(['echo@1.0.0', 'noop@1.0.0']);
+        expect((await second.getRun(runId))!.status).toBe('queued');
+        const h2 = new Harness(second, {}, runIds);
+        const [a] = await h2.claim('w2');
+        expect(a!.step_id).toBe('a');
+        expect((await h.step(runId, 'a')).lease_owner).toBe('w2');
+        await second.close();
+        const third = openAnother();
+        expect((await third.getRun(runId))!.status).toBe('running');
+        expect(await third.getEvents(runId)).toHaveLength(3);
+      });
+    });
+  });
+}
+
+storeContract('sqlite', makeSqliteBackend);
+
+// ---------------------------------------------------------------- SQLite specifics
+
+describe('SQLite store: files', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'swarm-sqlite-'));
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function openError(path: string): StoreError {
+    let caught: unknown;
+    try {
+      const s = openSqliteStore({ path, durability: 'full' });
+      void s.close();
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(StoreError);
+    return caught as StoreError;
+  }
+
+  function tables(path: string): string[] {
+    const db = new Database(path, { readonly: true });
+    try {
+      return (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).pluck().all() as string[]);
+    } finally {
+      db.close();
+    }
+  }
+
+  it('creates the file and its directory, with the current schema version', async () => {
+    const path = join(dir, 'nested', 'deeper', 'swarm.db');
+    const s = openSqliteStore({ path, durability: 'full' });
+    expect(s.kind).toBe('sqlite');
+    expect(s.location).toBe(path);
+    expect(s.schemaVersion()).toBe(SCHEMA_VERSION);
+    await s.close();
+    expect(tables(path)).toEqual(expect.arrayContaining(['agents', 'workflows', 'workflow_runs', 'step_executions', 'events', 'schema_migrations']));
+  });
+
+  it('a file that is not SQLite is refused with STORE_NOT_SWARM and left untouched', () => {
+    const path = join(dir, 'notes.db');
+    const text = 'these are my notes, not a database\n'.repeat(10);
+    writeFileSync(path, text);
+    const err = openError(path);
+    expect(err.code).toBe('STORE_NOT_SWARM');
+    expect(err.exitCode).toBe(2);
+    expect(err.message).toContain(path);
+    expect(readFileSync(path, 'utf8')).toBe(text);
+  });
+
+  it('a SQLite file with other tables is refused with STORE_NOT_SWARM and left untouched', () => {
+    const path = join(dir, 'other.db');
+    const db = new Database(path);
+    db.exec(`CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers (name) VALUES ('ada')`);
+    db.close();
+    const err = openError(path);
+    expect(err.code).toBe('STORE_NOT_SWARM');
+    expect(err.message).toContain('customers');
+    expect(tables(path)).toEqual(['customers']);
+  });
+
+  it('a SQLite file of another application that has its own schema_migrations table is refused with STORE_NOT_SWARM', () => {
+    const path = join(dir, 'rails.db');
+    const db = new Database(path);
+    db.exec(`CREATE TABLE schema_migrations (version TEXT PRIMARY KEY); INSERT INTO schema_migrations VALUES ('20240101000000');
+             CREATE TABLE users (id INTEGER PRIMARY KEY)`);
+    db.close();
+    const err = openError(path);
+    expect(err.code).toBe('STORE_NOT_SWARM');
+    expect(tables(path)).toEqual(['schema_migrations', 'users']);
+  });
+
+  it('a store whose schema_migrations has a higher version is refused with STORE_SCHEMA_NEWER', async () => {
+    const path = join(dir, 'swarm.db');
+    const s = openSqliteStore({ path, durability: 'full' });
+    await s.putAgent(agentRecord(NOOP_AGENT_YAML), false);
+    await s.close();
+    const db = new Database(path);
+    db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(SCHEMA_VERSION + 1, 'from the future', Date.now());
+    db.close();
+    const err = openError(path);
+    expect(err.code).toBe('STORE_SCHEMA_NEWER');
+    expect(err.exitCode).toBe(2);
+    expect(err.context.found).toBe(SCHEMA_VERSION + 1);
+    expect(err.context.supported).toBe(SCHEMA_VERSION);
+    const check = new Database(path, { readonly: true });
+    expect(check.prepare('SELECT COUNT(*) FROM agents').pluck().get()).toBe(1);
+    check.close();
+  });
+
+  it('opening the same file twice works and migrations run once', async () => {
+    const path = join(dir, 'swarm.db');
+    const a = openSqliteStore({ path, durability: 'full' });
+    const b = openSqliteStore({ path, durability: 'full' });
+    await a.putAgent(agentRecord(NOOP_AGENT_YAML), false);
+    expect((await b.listAgents()).map((x) => x.id)).toEqual(['noop@1.0.0']);
+    expect(b.schemaVersion()).toBe(SCHEMA_VERSION);
+    await a.close();
+    await b.close();
+    const c = openSqliteStore({ path, durability: 'process' });
+    expect((await c.listAgents()).map((x) => x.id)).toEqual(['noop@1.0.0']);
+    await c.close();
+    const db = new Database(path, { readonly: true });
+    const versions = db.prepare('SELECT version FROM schema_migrations ORDER BY version').pluck().all();
+    const meta = db.prepare('SELECT COUNT(*) FROM swarm_meta').pluck().get();
+    db.close();
+    expect(versions).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
+    expect(meta).toBe(1);
+  });
+
+  it('two store objects in one process can run overlapping transactions', async () => {
+    const path = join(dir, 'swarm.db');
+    const a = openSqliteStore({ path, durability: 'full', busyTimeoutMs: 1500 });
+    const b = openSqliteStore({ path, durability: 'full', busyTimeoutMs: 1500 });
+    try {
+      const h1 = new Harness(a);
+      const runId = await h1.startRun(wide(4));
+      const h2 = new Harness(b);
+      const results = await Promise.allSettled([h1.claim('w1', 2), h2.claim('w2', 2)]);
+      expect(results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok'))).toEqual(['ok', 'ok']);
+      const owners = (await a.getSteps(runId)).map((s) => s.lease_owner).sort();
+      expect(owners).toEqual(['w1', 'w1', 'w2', 'w2']);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('claimers in separate processes never get the same step', async () => {
+    const path = join(dir, 'swarm.db');
+    const s = openSqliteStore({ path, durability: 'full' });
+    const h0 = new Harness(s);
+    const runId = await h0.startRun(wide(60));
+    await s.close();
+
+    const src = resolve(import.meta.dirname, '..', 'src');
+    const script = join(dir, 'claimer.mts');
+    writeFileSync(
+      script,
+      `import { openSqliteStore } from ${JSON.stringify(pathToFileURL(join(src, 'store/sqlite/sqlite-store.ts')).href)};
+import { Ledger } from ${JSON.stringify(pathToFileURL(join(src, 'engine/ledger.ts')).href)};
+const [path, worker] = process.argv.slice(2);
+const store = openSqliteStore({ path, durability: 'full' });
+const ledger = new Ledger({ random: Math.random, newRunId: () => 'unused', secrets: () => undefined, config: {}, defaultRunConcurrency: 1000 });
+const mine = [];
+for (let empty = 0; empty < 3; ) {
+  const r = await store.transaction((tx) => ledger.commit(tx, { completions: [], claim: { worker_id: worker, max: 1, lease_ms: 600000 } }));
+  if (r.claimed.length === 0) { empty++; await new Promise((res) => setTimeout(res, 5)); continue; }
+  mine.push(...r.claimed.map((c) => c.step_id + '#' + c.attempt));
+}
+await store.close();
+process.stdout.write(JSON.stringify(mine));
+`,
+    );
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+    const runChild = (worker: string): Promise<string[]> =>
+      new Promise((res, rej) => {
+        const child = spawn(process.execPath, ['--import', tsx, script, path, worker], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('error', rej);
+        child.on('close', (code) => (code === 0 ? res(JSON.parse(out) as string[]) : rej(new Error(`claimer ${worker} exited ${code}: ${err}`))));
+      });
+    const results = await Promise.all(['p1', 'p2', 'p3'].map(runChild));
+    const all = results.flat();
+    expect(new Set(all).size).toBe(all.length);
+    expect(all.map((k) => k.split('#')[0]).sort()).toEqual(Array.from({ length: 60 }, (_, i) => `s${i}`).sort());
+    expect(all.every((k) => k.endsWith('#1'))).toBe(true);
+
+    const check = openSqliteStore({ path, durability: 'full' });
+    try {
+      const steps = await check.getSteps(runId);
+      const owners = new Map<string, number>();
+      for (const st of steps) owners.set(st.lease_owner ?? '-', (owners.get(st.lease_owner ?? '-') ?? 0) + 1);
+      results.forEach((r, i) => expect(owners.get(`p${i + 1}`) ?? 0).toBe(r.length));
+      expect((await check.getRun(runId))!.running_steps).toBe(60);
+      expect(await chainProblems(check, runId)).toEqual([]);
+    } finally {
+      await check.close();
+    }
+  });
+});
