@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { resolveConfig, type ResolveConfigOptions, type SwarmConfig } from './config/config.js';
 import { ManifestError, NotFoundError, PolicyError, ResumeError, UserError, VerificationError } from './core/errors.js';
@@ -10,7 +11,7 @@ import { checkAgainstRegistry, parseWorkflowSource } from './core/manifest/workf
 import { TERMINAL_RUN, type RunStatus } from './core/states.js';
 import { Ledger } from './engine/ledger.js';
 import { buildRunPlan } from './engine/plan.js';
-import { reapDeadWorkers } from './engine/reaper.js';
+import { pidAlive, reapDeadWorkers } from './engine/reaper.js';
 import { Worker, type WorkerOptions } from './engine/worker.js';
 import { BuiltinExecutor, type BuiltinAgent } from './executors/builtins.js';
 import type { Executor } from './executors/executor.js';
@@ -413,10 +414,15 @@ export class Swarm {
     return w;
   }
 
-  /** Is a general worker (not a one-off run) alive and heartbeating? */
+  /**
+   * Is a general worker (not a one-off run) alive? It must have heartbeated within a lease period,
+   * and, when it runs on this machine, its process must still exist (a killed worker is not alive,
+   * however recent its last heartbeat).
+   */
   async hasLiveWorker(): Promise<boolean> {
     const since = Date.now() - Math.max(3000, this.config.leaseMs);
-    return (await this.store.listWorkers(since)).some((w) => w.scope === null);
+    const host = hostname();
+    return (await this.store.listWorkers(since)).some((w) => w.scope === null && (w.hostname !== host || pidAlive(w.pid)));
   }
 
   /** Execute a run in this process (a worker limited to it) and return its final state. */

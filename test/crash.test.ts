@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { verifyChain } from '../src/core/events.js';
 import { pidAlive } from '../src/engine/reaper.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { exited, removeProject, runCli, spawnCli, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
@@ -186,6 +187,24 @@ describe('crash safety (SIGKILL)', () => {
     expect(effects(log).dones.get('s3')).toBe(1);
   });
 
+  it('an attached `swarm run` takes the run over when the worker executing it is killed', async () => {
+    const log = join(dir, 'effects-takeover.log');
+    const worker = spawnCli(['worker'], dir);
+    await until(async () => JSON.parse((await runCli(['runs', 'list', '--json'], dir)).stdout) && worker.pid, 10_000, 'worker');
+    await new Promise((r) => setTimeout(r, 500));
+    const attached = runCli(['run', 'chain5', JSON.stringify({ log }), '--json'], dir);
+    await until(() => effects(log).starts.get('s3')?.length, 20_000, 's3 to start in the worker');
+    worker.kill('SIGKILL');
+    const r = await attached;
+    expect(r.stderr).toContain('continuing the run here');
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout) as { run_id: string; status: string };
+    expect(doc.status).toBe('completed');
+    const state = await runState(dir, doc.run_id);
+    for (const s of STEPS) expect(state.completedEvents.get(s)).toBe(1);
+    expect(effects(log).starts.get('s3')?.map((x) => x.attempt)).toEqual([1, 2]);
+  });
+
   it('two workers and several CLI processes share one SQLite file: every step runs exactly once', async () => {
     const log = join(dir, 'effects-shared.log');
     const workers = [spawnCli(['worker', '--concurrency', '8'], dir), spawnCli(['worker', '--concurrency', '8'], dir)];
@@ -201,11 +220,16 @@ describe('crash safety (SIGKILL)', () => {
     ids.push(doc.run_id);
     await until(async () => (await Promise.all(ids.map((id) => runState(dir, id)))).every((s) => s.status === 'completed'), 60_000, 'all runs');
     const workerIds = new Set<string>();
-    for (const id of ids) {
-      const state = await runState(dir, id);
-      for (const s of STEPS) expect(state.completedEvents.get(s)).toBe(1);
-      for (const e of state.started) workerIds.add(String(e.worker));
-      expect((await runCli(['runs', 'verify', id], dir)).code).toBe(0);
+    const store = openSqliteStore({ path: join(dir, '.swarm', 'swarm.db'), durability: 'full' });
+    try {
+      for (const id of ids) {
+        const state = await runState(dir, id);
+        for (const s of STEPS) expect(state.completedEvents.get(s)).toBe(1);
+        for (const e of state.started) workerIds.add(String(e.worker));
+        expect(verifyChain(await store.getEvents(id))).toEqual([]);
+      }
+    } finally {
+      await store.close();
     }
     const workerPids = workers.map((w) => String(w.pid));
     for (const w of workerIds) expect(workerPids.some((p) => w.includes(`-${p}-`))).toBe(true);

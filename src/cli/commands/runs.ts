@@ -27,24 +27,38 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
   const title = `${plan?.plan.workflow.name ?? 'run'}@${plan?.plan.workflow.version ?? ''}  run ${runId}`;
   const reporter = o.json ? undefined : new ProgressReporter(title, steps.map((s) => ({ id: s.id, name: s.name })), ctx.tty, ctx.err);
   const stopWatching = new AbortController();
+  const note = (m: string): void => (reporter ? reporter.log(m) : ctx.err(m));
   let interrupted = false;
-  const worker = o.execute ? swarm.worker({ runIds: [runId] }) : undefined;
+  let worker = o.execute ? swarm.worker({ runIds: [runId] }) : undefined;
   const onSignal = (): void => {
     if (interrupted) return;
     interrupted = true;
-    reporter?.log(pc.yellow('interrupted: stopping (in-flight steps are released, nothing is lost)…'));
+    note(pc.yellow('interrupted: stopping (in-flight steps are released, nothing is lost)…'));
     if (worker) void worker.stop(0);
     stopWatching.abort();
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // Following a run that another process's worker executes: if every worker goes away, take over.
+  const takeOver = worker
+    ? undefined
+    : setInterval(() => {
+        void swarm.hasLiveWorker().then(async (live) => {
+          if (live || worker || interrupted) return;
+          note(pc.yellow('no worker is running any more: continuing the run here'));
+          await swarm.prepareResume(runId).catch(() => undefined);
+          worker = swarm.worker({ runIds: [runId] });
+        });
+      }, 1000);
   try {
     const watching = (async () => {
       for await (const e of swarm.watch(runId, { signal: stopWatching.signal })) reporter?.onEvent(e);
     })();
     if (worker) await worker.start();
     await watching;
+    if (worker) await worker.start();
   } finally {
+    if (takeOver) clearInterval(takeOver);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     reporter?.finish();
