@@ -190,7 +190,7 @@ describe('crash safety (SIGKILL)', () => {
   it('an attached `swarm run` takes the run over when the worker executing it is killed', async () => {
     const log = join(dir, 'effects-takeover.log');
     const worker = spawnCli(['worker'], dir);
-    await until(async () => JSON.parse((await runCli(['runs', 'list', '--json'], dir)).stdout) && worker.pid, 10_000, 'worker');
+    await until(async () => (await runCli(['runs', 'list', '--json'], dir)).code === 0 && worker.pid, 10_000, 'worker');
     await new Promise((r) => setTimeout(r, 500));
     const attached = runCli(['run', 'chain5', JSON.stringify({ log }), '--json'], dir);
     await until(() => effects(log).starts.get('s3')?.length, 20_000, 's3 to start in the worker');
