@@ -276,15 +276,21 @@ export class Swarm {
     return this.store.transaction((tx) => this.ledger.createRun(tx, wf, plan, { trigger_type: options.trigger_type ?? 'manual', trigger_data: input }));
   }
 
-  /** Resolve a full run id or a unique prefix of one (at least 4 characters). */
-  async resolveRunId(idOrPrefix: string): Promise<string> {
-    if (await this.store.getRun(idOrPrefix)) return idOrPrefix;
-    if (idOrPrefix.length >= 4) {
-      const ids = await this.store.findRunIds(idOrPrefix, 2);
-      if (ids.length === 1) return ids[0] as string;
-      if (ids.length > 1) throw new UserError('RUN_ID_AMBIGUOUS', `run id prefix '${idOrPrefix}' matches several runs; give more characters`);
+  /**
+   * Resolve a full run id, or a unique prefix or suffix of one (at least 4 characters). Ids start with
+   * their creation time, so runs made close together share a prefix: the end of an id is the part
+   * that tells them apart.
+   */
+  async resolveRunId(idOrPart: string): Promise<string> {
+    if (await this.store.getRun(idOrPart)) return idOrPart;
+    if (idOrPart.length >= 4) {
+      for (const how of ['prefix', 'suffix'] as const) {
+        const ids = await this.store.findRunIds(idOrPart, 2, how);
+        if (ids.length === 1) return ids[0] as string;
+        if (ids.length > 1) throw new UserError('RUN_ID_AMBIGUOUS', `'${idOrPart}' matches several runs; give more characters of the id`);
+      }
     }
-    throw new NotFoundError('run', idOrPrefix, "run 'swarm runs list' to see runs");
+    throw new NotFoundError('run', idOrPart, "run 'swarm runs list' to see runs");
   }
 
   async getRun(idOrPrefix: string): Promise<RunDetails> {
@@ -302,7 +308,12 @@ export class Swarm {
   }
 
   async logs(idOrPrefix: string, stepId?: string): Promise<StepLog[]> {
-    return this.store.getLogs(await this.resolveRunId(idOrPrefix), stepId);
+    const id = await this.resolveRunId(idOrPrefix);
+    if (stepId !== undefined) {
+      const steps = await this.store.getSteps(id);
+      if (!steps.some((s) => s.step_id === stepId)) throw new NotFoundError('step', stepId, `run ${id} has steps ${steps.map((s) => s.step_id).join(', ')}`);
+    }
+    return this.store.getLogs(id, stepId);
   }
 
   /** Cancel a run; workers running its steps notice within a fraction of a second and stop them. */

@@ -319,7 +319,7 @@ steps:
     expect(r.run.error).toBe('changed my mind');
     expect(aborted).toBe(true);
     expect(r.steps.map((s) => s.status)).toEqual(['cancelled', 'cancelled']);
-    await expect(swarm.cancel(id)).rejects.toMatchObject({ code: 'RUN_FINISHED' });
+    await expect(swarm.cancel(id)).rejects.toMatchObject({ code: 'RUN_NOT_CANCELLABLE', exitCode: 2 });
   });
 
   it('refuses bad run requests before writing anything', async () => {

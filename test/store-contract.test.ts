@@ -643,7 +643,7 @@ function storeContract(name: string, makeStore: MakeStore): void {
 
         const again = await expectRejects(store.transaction((tx) => h.ledger.cancelRun(tx, runId, 'twice')));
         expect(again).toBeInstanceOf(UserError);
-        expect((again as UserError).code).toBe('RUN_FINISHED');
+        expect((again as UserError).code).toBe('RUN_NOT_CANCELLABLE');
         expect(await h.snapshot(runId)).toEqual(before);
       });
 

@@ -19,6 +19,13 @@ export interface CliContext {
 }
 
 export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext & { close(): Promise<void> } {
+  // `swarm runs list | head -1`: a reader that goes away is not an error.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+      throw e;
+    });
+  }
   let opened: Promise<Swarm> | undefined;
   const ctx = {
     out: (line: string) => process.stdout.write(`${line}\n`),

@@ -33,24 +33,30 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   const program = new Command('swarm')
     .description('Swarm: a durable runtime for multi-agent work')
     .version(version())
-    .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', EXIT_CODES_HELP)
     .exitOverride();
-  program.configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+  const output = {
+    writeErr: (s: string) => process.stderr.write(s),
+    writeOut: (s: string) => process.stdout.write(s),
+    // One error style for everything: `swarm: <what>` on one line.
+    outputError: (s: string, write: (s: string) => void) => write(`swarm: ${s.trim().replace(/^error: /, '')} (see --help)\n`),
+  };
+  program.configureOutput(output);
   registerRunCommands(program, ctx);
   registerAgentCommands(program, ctx);
   registerWorkflowCommands(program, ctx);
   registerProcessCommands(program, ctx);
   for (const c of program.commands) {
-    c.exitOverride();
-    for (const sub of c.commands) sub.exitOverride();
+    c.exitOverride().configureOutput(output);
+    for (const sub of c.commands) sub.exitOverride().configureOutput(output);
   }
   try {
     await program.parseAsync(argv, { from: 'user' });
     return ctx.exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
-      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : ExitCode.INVALID_INPUT;
+      // --help and --version succeed; help shown because a subcommand is missing is a usage error.
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : ExitCode.INVALID_INPUT;
     }
     if (isSwarmError(e)) {
       ctx.err(`swarm: ${e.message}`);

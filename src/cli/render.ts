@@ -6,7 +6,9 @@ import type { StepRecord } from '../store/types.js';
 
 /** Print rows as aligned columns. */
 export function table(headers: string[], rows: Array<Array<string | number | null | undefined>>): string {
-  const cells = [headers, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? '' : String(c))))];
+  // One line per row: multi-line cells (an agent's stderr in an error) are folded.
+  const cell = (c: string | number | null | undefined): string => (c === null || c === undefined ? '' : String(c).replace(/\s*\n\s*/g, ' ⏎ '));
+  const cells = [headers, ...rows.map((r) => r.map(cell))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   return cells
     .map((r, ri) => {
@@ -68,11 +70,13 @@ export class ProgressReporter {
 
   constructor(
     private readonly title: string,
-    stepList: Array<{ id: string; name?: string | undefined }>,
+    stepList: Array<{ id: string; name?: string | undefined; status?: string; attempt?: number; duration?: number | null }>,
     private readonly live: boolean,
     private readonly out: (line: string) => void,
   ) {
-    for (const s of stepList) this.steps.set(s.id, { id: s.id, name: s.name ?? '', status: 'pending', attempt: 0, started: null, duration: null, note: '' });
+    for (const s of stepList) {
+      this.steps.set(s.id, { id: s.id, name: s.name ?? '', status: s.status ?? 'pending', attempt: s.attempt ?? 0, started: null, duration: s.duration ?? null, note: '' });
+    }
     if (live) {
       this.timer = setInterval(() => this.draw(), 80);
       this.timer.unref();

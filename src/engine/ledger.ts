@@ -376,7 +376,7 @@ export class Ledger {
     const scope = new TxScope(tx);
     const state = await scope.run(runId);
     if (TERMINAL_RUN.has(state.status)) {
-      throw new UserError('RUN_FINISHED', `run ${runId} is already ${state.status}; nothing to cancel`, { runId });
+      throw new UserError('RUN_NOT_CANCELLABLE', `run ${runId} is already ${state.status}; nothing to cancel`, { runId });
     }
     const cancelled = await tx.cancelSteps(runId, ['pending', 'ready', 'running']);
     state.steps_remaining -= cancelled.length;

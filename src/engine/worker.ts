@@ -147,7 +147,8 @@ export class Worker {
     const renewEvery = Math.min(this.options.leaseMs / 3, 250);
     const renewSteps = now - this.lastRenewAt >= renewEvery ? [...this.inflight.values()].filter((f) => now - f.startedAt >= renewEvery).map((f) => f.step) : [];
     if (renewSteps.length || now - this.lastRenewAt >= renewEvery) this.lastRenewAt = now;
-    const wantClaim = free > 0 && (this.mayHaveWork || completions.length > 0);
+    // A worker limited to some runs claims nothing once they are all finished.
+    const wantClaim = free > 0 && (this.mayHaveWork || completions.length > 0) && (!this.scope || this.scope.size > 0);
 
     if (completions.length || wantClaim || renewSteps.length) {
       this.crash('before-step-commit', completions);

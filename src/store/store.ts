@@ -38,8 +38,8 @@ export interface Store {
   setWorkflowEnabled(name: string, enabled: boolean): Promise<number>;
 
   getRun(id: string): Promise<RunRecord | undefined>;
-  /** Run ids starting with `prefix` (at most `limit`), for short ids typed by users. */
-  findRunIds(prefix: string, limit: number): Promise<string[]>;
+  /** Run ids starting (or ending) with `part` (at most `limit`), for short ids typed by users. */
+  findRunIds(part: string, limit: number, how?: 'prefix' | 'suffix'): Promise<string[]>;
   listRuns(filter: RunFilter): Promise<RunRecord[]>;
   getPlanJson(runId: string): Promise<string | undefined>;
   getSteps(runId: string): Promise<StepRecord[]>;

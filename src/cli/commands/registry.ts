@@ -151,7 +151,7 @@ export function registerWorkflowCommands(program: Command, ctx: CliContext): voi
 
   wf.command('runs <name>')
     .description('show the run history of a workflow')
-    .option('--limit <n>', 'how many', '20')
+    .option('-n, --limit <n>', 'how many', '20')
     .option('--json', 'print JSON')
     .action(async (name: string, o: { limit: string; json?: boolean }) => {
       const swarm = await ctx.swarm();

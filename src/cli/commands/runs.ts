@@ -10,6 +10,8 @@ import { colorStatus, finalOutputs, formatMs, formatTime, ProgressReporter, runJ
 
 interface AttachOptions {
   json?: boolean;
+  /** Show only events after this one (a retried or resumed run's history is not replayed). */
+  afterSeq?: number;
   /** Execute the run in this process (no general worker is running). */
   execute: boolean;
 }
@@ -25,7 +27,14 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
   const steps = plan?.plan.workflow.steps ?? [];
   const sinks = steps.filter((s) => (plan?.successors.get(s.id) ?? []).length === 0).map((s) => s.id);
   const title = `${plan?.plan.workflow.name ?? 'run'}@${plan?.plan.workflow.version ?? ''}  run ${runId}`;
-  const reporter = o.json ? undefined : new ProgressReporter(title, steps.map((s) => ({ id: s.id, name: s.name })), ctx.tty, ctx.err);
+  // Show where the run is now and follow it from here (a retried or resumed run has a history).
+  const now = await swarm.getRun(runId);
+  const current = new Map(now.steps.map((s) => [s.step_id, s]));
+  const view = steps.map((s) => {
+    const c = current.get(s.id);
+    return { id: s.id, name: s.name, status: c?.status, attempt: c?.attempt, duration: c?.duration_ms ?? null };
+  });
+  const reporter = o.json ? undefined : new ProgressReporter(title, view, ctx.tty, ctx.err);
   const stopWatching = new AbortController();
   const note = (m: string): void => (reporter ? reporter.log(m) : ctx.err(m));
   let interrupted = false;
@@ -52,7 +61,7 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
       }, 1000);
   try {
     const watching = (async () => {
-      for await (const e of swarm.watch(runId, { signal: stopWatching.signal })) reporter?.onEvent(e);
+      for await (const e of swarm.watch(runId, { signal: stopWatching.signal, afterSeq: o.afterSeq ?? 0 })) reporter?.onEvent(e);
     })();
     if (worker) await worker.start();
     await watching;
@@ -92,7 +101,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       const runId = await swarm.startRun(ref, data);
       const live = await swarm.hasLiveWorker();
       if (o.detach) {
-        ctx.out(o.json ? JSON.stringify({ run_id: runId, status: 'queued' }) : runId);
+        ctx.out(o.json ? JSON.stringify({ run_id: runId, status: 'queued' }, null, 2) : runId);
         if (!live) ctx.err(pc.dim("no worker is running: start one with 'swarm worker', or 'swarm runs resume' to run it here"));
         return;
       }
@@ -121,12 +130,12 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       });
       if (o.json) return ctx.out(JSON.stringify(list, null, 2));
       if (list.length === 0) return ctx.out('no runs');
-      ctx.out(table(['RUN', 'WORKFLOW', 'STATUS', 'STEPS', 'CREATED', 'DURATION', 'ERROR'], list.map((r) => [r.id, `${r.workflow_name}@${r.workflow_version}`, colorStatus(r.status), `${r.steps_total - r.steps_remaining}/${r.steps_total}`, formatTime(r.created_at), formatMs(r.completed_at && r.started_at ? r.completed_at - r.started_at : null), r.error ?? ''])));
+      ctx.out(table(['RUN', 'WORKFLOW', 'STATUS', 'FINISHED', 'CREATED', 'DURATION', 'ERROR'], list.map((r) => [r.id, `${r.workflow_name}@${r.workflow_version}`, colorStatus(r.status), `${r.steps_total - r.steps_remaining}/${r.steps_total}`, formatTime(r.created_at), formatMs(r.completed_at && r.started_at ? r.completed_at - r.started_at : null), r.error ?? ''])));
     });
 
   runs
     .command('show <id>')
-    .description('show a run and its steps (a unique prefix of the id is enough)')
+    .description('show a run and its steps (a unique prefix or suffix of the id is enough)')
     .option('--json', 'print JSON (with every step’s outputs)')
     .action(async (id: string, o: { json?: boolean }) => {
       const d = await (await ctx.swarm()).getRun(id);
@@ -184,10 +193,11 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .action(async (id: string, o: { detach?: boolean; json?: boolean }) => {
       const swarm = await ctx.swarm();
       const fullId = await swarm.resolveRunId(id);
+      const before = (await swarm.getRun(fullId)).run.event_seq;
       const reset = await swarm.retry(fullId);
       ctx.err(`retrying ${reset.join(', ') || 'nothing'} of run ${fullId}`);
       if (o.detach) return;
-      ctx.exitCode = await attach(ctx, swarm, fullId, { json: o.json ?? false, execute: !(await swarm.hasLiveWorker()) });
+      ctx.exitCode = await attach(ctx, swarm, fullId, { json: o.json ?? false, execute: !(await swarm.hasLiveWorker()), afterSeq: before });
     });
 
   runs
@@ -198,7 +208,8 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       const swarm = await ctx.swarm();
       if (id) {
         const [fullId] = await swarm.prepareResume(id);
-        ctx.exitCode = await attach(ctx, swarm, fullId as string, { json: o.json ?? false, execute: true });
+        const before = (await swarm.getRun(fullId as string)).run.event_seq;
+        ctx.exitCode = await attach(ctx, swarm, fullId as string, { json: o.json ?? false, execute: true, afterSeq: before });
         return;
       }
       const results = await swarm.resume(undefined, { onFinished: (runId, status) => ctx.err(`run ${runId} ${colorStatus(status)}`) });

@@ -21,6 +21,8 @@ export type Handler =
 
 export interface StepSpec {
   id: string;
+  /** Where the step is declared in workflow.yaml (steps are kept in run order, for error lines). */
+  position: number;
   name?: string;
   agent: string;
   inputs: Record<string, unknown>;
@@ -271,6 +273,7 @@ function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables:
   if (retry.max_backoff_ms < retry.backoff_ms) retry.max_backoff_ms = retry.backoff_ms;
   return {
     id: s.id,
+    position: i,
     ...(s.name !== undefined ? { name: s.name } : {}),
     agent: s.agent,
     inputs,
@@ -386,13 +389,11 @@ export type AgentLookup = (name: string, range: string) => { manifest?: AgentMan
  */
 export function checkAgainstRegistry(wf: WorkflowManifest, file: string, lookup: AgentLookup, lineOf?: (p: PathSegment[]) => number | undefined): Record<string, AgentManifest> {
   const resolved: Record<string, AgentManifest> = {};
-  const indexOf = new Map<string, number>();
-  wf.steps.forEach((s) => indexOf.set(s.id, indexOf.size));
   for (const s of wf.steps) {
     const { name, range } = parseRef(s.agent);
     const { manifest, versions } = lookup(name, range);
     if (!manifest) {
-      const i = indexOf.get(s.id) ?? 0;
+      const i = s.position;
       const hint = versions.length
         ? `registered versions: ${versions.join(', ')}`
         : `no agent named '${name}' is registered (run 'swarm agent register <path>')`;
@@ -401,7 +402,7 @@ export function checkAgainstRegistry(wf: WorkflowManifest, file: string, lookup:
     resolved[s.id] = manifest;
   }
   for (const s of wf.steps) {
-    const i = indexOf.get(s.id) ?? 0;
+    const i = s.position;
     const uses: Array<{ path: PathSegment[]; text: string; field: string; at: PathSegment[] }> = [];
     for (const [at, value] of leaves(s.inputs)) for (const ref of findReferences(value)) uses.push({ path: ref.path, text: `\${${ref.text}}`, field: `inputs.${at.join('.')}`, at: ['inputs', ...at] });
     if (s.condition !== undefined) for (const path of conditionReferences(parseCondition(s.condition))) uses.push({ path, text: path.join('.'), field: 'condition', at: ['condition'] });

@@ -71,6 +71,11 @@ export class SqliteStore implements Store {
     let db: Database.Database | undefined;
     try {
       db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 10_000 });
+      // Refuse someone else's database before changing anything in it (even its journal mode).
+      const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[];
+      if (tables.length > 0 && !(tables.includes('schema_migrations') && tables.includes('swarm_meta'))) {
+        throw notSwarm(options.path, `it has tables (${tables.slice(0, 3).join(', ')}) but no Swarm schema`);
+      }
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
       db.pragma('foreign_keys = ON');
@@ -269,8 +274,12 @@ export class SqliteStore implements Store {
     });
   }
 
-  findRunIds(prefix: string, limit: number): Promise<string[]> {
-    return this.read(() => this.stmt(`SELECT id FROM workflow_runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?`).pluck().all(prefix, `${prefix}\uffff`, limit) as string[]);
+  findRunIds(part: string, limit: number, how: 'prefix' | 'suffix' = 'prefix'): Promise<string[]> {
+    return this.read(() =>
+      how === 'prefix'
+        ? (this.stmt(`SELECT id FROM workflow_runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?`).pluck().all(part, `${part}\uffff`, limit) as string[])
+        : (this.stmt(`SELECT id FROM workflow_runs WHERE substr(id, -length(?)) = ? ORDER BY id LIMIT ?`).pluck().all(part, part, limit) as string[]),
+    );
   }
 
   listRuns(filter: RunFilter): Promise<RunRecord[]> {
@@ -547,7 +556,7 @@ class SqliteTx implements LedgerTx {
 
   async selectClaimable(limit: number, runIds?: readonly string[]): Promise<ClaimableRow[]> {
     const cols = 'run_id, step_id, status, attempt, retry_count, lease_owner';
-    if (runIds && runIds.length > 0) {
+    if (runIds) {
       const out: ClaimableRow[] = [];
       for (const runId of runIds) {
         out.push(
