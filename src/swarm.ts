@@ -273,7 +273,14 @@ export class Swarm {
       if (!byName.has(name)) byName.set(name, await this.store.listAgents(name));
     }
     const plan = buildRunPlan(wf, (n) => byName.get(n) ?? [], { ...this.config.values });
-    return this.store.transaction((tx) => this.ledger.createRun(tx, wf, plan, { trigger_type: options.trigger_type ?? 'manual', trigger_data: input }));
+    const id = await this.store.transaction((tx) => this.ledger.createRun(tx, wf, plan, { trigger_type: options.trigger_type ?? 'manual', trigger_data: input }));
+    this.pokeWorkers();
+    return id;
+  }
+
+  /** Tell this process's workers that new work exists, so they claim it now rather than at their next poll. */
+  private pokeWorkers(): void {
+    for (const w of this.workers) w.poke();
   }
 
   /**
@@ -329,6 +336,7 @@ export class Swarm {
     const id = await this.resolveRunId(idOrPrefix);
     const reset = await this.store.transaction((tx) => this.ledger.retryRun(tx, id));
     this.notifyCommit();
+    this.pokeWorkers();
     return reset;
   }
 

@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ResumeError, StoreError, UserError } from '../src/core/errors.js';
-import { EventType } from '../src/core/events.js';
+import { EventType, verifyChain } from '../src/core/events.js';
 import { MAX_INTERRUPTIONS } from '../src/core/retry.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
@@ -181,10 +181,12 @@ function storeContract(name: string, makeStore: MakeStore): void {
         expect(events).toHaveLength(1);
         expect(events[0]).toMatchObject({ seq: 1, type: EventType.RUN_CREATED, step_id: null });
         expect(events[0]!.data).toEqual({ workflow: 'diamond', version: '1.0.0', trigger_type: 'manual', ready: ['a'] });
-        const plan = JSON.parse((await store.getPlanJson(runId))!) as { workflow: { name: string }; agents: Record<string, { id: string }> };
+        const plan = JSON.parse((await store.getPlanJson(runId))!) as { workflow: { name: string }; step_agents: Record<string, string>; agents: Record<string, unknown> };
         expect(plan.workflow.name).toBe('diamond');
-        expect(Object.keys(plan.agents).sort()).toEqual(['a', 'b', 'c', 'd']);
-        expect(plan.agents.a!.id).toBe('noop@1.0.0');
+        expect(Object.keys(plan.step_agents).sort()).toEqual(['a', 'b', 'c', 'd']);
+        expect(plan.step_agents.a).toBe('noop@1.0.0');
+        // Each agent is stored once however many steps use it; runs of the same plan share one row.
+        expect(Object.keys(plan.agents)).toEqual(['noop@1.0.0']);
         expect(await store.unfinishedRunIds()).toEqual([runId]);
         expect((await store.listRuns({ workflow: 'diamond' })).map((r) => r.id)).toEqual([runId]);
         expect(await store.findRunIds(runId.slice(0, 8), 5)).toEqual([runId]);
@@ -217,6 +219,34 @@ function storeContract(name: string, makeStore: MakeStore): void {
         expect((await h.run(again)).status).toBe('queued');
       });
 
+      it('concurrent transactions each commit or roll back on their own, even when they share a commit', async () => {
+        await h.startRun(chainAB);
+        const wf = (await store.listWorkflows('chain'))[0]!;
+        const plan = JSON.parse((await store.getPlanJson(runIds[0]!))!) as Parameters<typeof h.ledger.createRun>[2];
+        const create = (fail: boolean): Promise<string> =>
+          store.transaction(async (tx) => {
+            const id = await h.ledger.createRun(tx, wf, plan, { trigger_type: 'manual', trigger_data: { fail } });
+            if (fail) throw new Error(`rolled back ${id}`);
+            return id;
+          });
+        const results = await Promise.allSettled([create(false), create(true), create(false), create(true), create(false)]);
+        const ok = results.filter((r) => r.status === 'fulfilled').map((r) => (r).value);
+        const failed = results.filter((r) => r.status === 'rejected').map((r) => String((r).reason));
+        expect(ok).toHaveLength(3);
+        expect(failed).toHaveLength(2);
+        for (const id of ok) {
+          expect((await h.run(id)).status).toBe('queued');
+          expect(await store.getSteps(id)).toHaveLength(2);
+          expect(verifyChain(await store.getEvents(id))).toEqual([]);
+        }
+        for (const message of failed) {
+          const id = message.replace(/^Error: rolled back /, '');
+          expect(await store.getRun(id)).toBeUndefined();
+          expect(await store.getEvents(id)).toEqual([]);
+          runIds.splice(runIds.indexOf(id), 1); // never created: nothing to verify after the test
+        }
+      });
+
       it('a transaction that throws after a claim leaves the step ready and the log unchanged', async () => {
         const runId = await h.startRun(chainAB);
         const before = await h.snapshot(runId);
@@ -238,7 +268,7 @@ function storeContract(name: string, makeStore: MakeStore): void {
         const runId = await h.startRun(chainAB);
         const before = Date.now();
         const claimed = await h.claim('w1', 5, 30_000);
-        expect(claimed).toEqual([{ run_id: runId, step_id: 'a', attempt: 1, retry_count: 0, reclaimed: false }]);
+        expect(claimed).toEqual([{ run_id: runId, step_id: 'a', plan_id: expect.stringMatching(/^[0-9a-f]{64}$/), attempt: 1, retry_count: 0, reclaimed: false }]);
         const a = await h.step(runId, 'a');
         expect(a.status).toBe('running');
         expect(a.attempt).toBe(1);
@@ -301,7 +331,7 @@ function storeContract(name: string, makeStore: MakeStore): void {
         expect(await h.claim('w2', 1, 60_000)).toEqual([]); // not expired yet
         await sleep(350);
         const [second] = await h.claim('w2', 1, 60_000);
-        expect(second).toEqual({ run_id: runId, step_id: 'a', attempt: 2, retry_count: 0, reclaimed: true });
+        expect(second).toEqual({ run_id: runId, step_id: 'a', plan_id: expect.stringMatching(/^[0-9a-f]{64}$/), attempt: 2, retry_count: 0, reclaimed: true });
         let a = await h.step(runId, 'a');
         expect([a.status, a.attempt, a.lease_owner]).toEqual(['running', 2, 'w2']);
         const events = await store.getEvents(runId);
@@ -524,7 +554,7 @@ function storeContract(name: string, makeStore: MakeStore): void {
         await h.finish(c1!, 'w1', fail('first'));
         await sleep(40);
         const [c2] = await h.claim('w2');
-        expect(c2).toEqual({ run_id: runId, step_id: 'a', attempt: 2, retry_count: 1, reclaimed: false });
+        expect(c2).toEqual({ run_id: runId, step_id: 'a', plan_id: expect.stringMatching(/^[0-9a-f]{64}$/), attempt: 2, retry_count: 1, reclaimed: false });
         const r = await h.finish(c2!, 'w2', fail('second'));
         expect(r.finished).toEqual([{ run_id: runId, status: 'failed' }]);
         const a = await h.step(runId, 'a');

@@ -16,7 +16,7 @@ import type {
   RunState,
   WorkflowRecord,
 } from '../store/types.js';
-import { buildRunPlan, type LoadedPlan, PlanCache } from './plan.js';
+import { buildRunPlan, type LoadedPlan, PlanCache, planId } from './plan.js';
 
 export interface LedgerOptions {
   /** Random numbers in [0, 1) for backoff jitter. */
@@ -83,8 +83,8 @@ export class Ledger {
     this.plans = plans;
   }
 
-  private plan(tx: LedgerTx, runId: string): Promise<LoadedPlan> {
-    return this.plans.load(runId, () => tx.getPlanJson(runId));
+  private plan(tx: LedgerTx, state: RunState): Promise<LoadedPlan> {
+    return this.plans.load(state.plan_id, () => tx.getPlanJson(state.plan_id));
   }
 
   /** Create a run: run row, step rows, RUN_CREATED, in the caller's transaction. */
@@ -99,11 +99,12 @@ export class Ledger {
     const { tx } = scope;
     const id = this.options.newRunId();
     const steps: NewStepRow[] = plan.workflow.steps.map((s, i) => {
-      const agent = plan.agents[s.id] as RunPlan['agents'][string];
+      const agentId = plan.step_agents[s.id] as string;
+      const agent = plan.agents[agentId] as RunPlan['agents'][string];
       return {
         step_id: s.id,
         step_index: i,
-        agent_id: agent.id,
+        agent_id: agentId,
         agent_name: agent.manifest.name,
         agent_version: agent.manifest.version,
         status: s.deps.length === 0 ? 'ready' : 'pending',
@@ -111,6 +112,8 @@ export class Ledger {
       };
     });
     const maxParallel = plan.workflow.concurrency ?? this.options.defaultRunConcurrency;
+    const plan_json = JSON.stringify(plan);
+    const plan_id = planId(plan_json);
     await tx.insertRun(
       {
         id,
@@ -119,7 +122,8 @@ export class Ledger {
         workflow_version: wf.version,
         trigger_type: input.trigger_type,
         trigger_data_json: JSON.stringify(input.trigger_data ?? {}),
-        plan_json: JSON.stringify(plan),
+        plan_id,
+        plan_json,
         parent_run_id: input.parent_run_id ?? null,
         max_parallel: maxParallel,
         steps_total: steps.length,
@@ -129,6 +133,7 @@ export class Ledger {
     );
     const state: RunState = {
       id,
+      plan_id,
       status: 'queued',
       steps_remaining: steps.length,
       running_steps: 0,
@@ -170,9 +175,9 @@ export class Ledger {
   private async complete(scope: TxScope, c: Completion): Promise<void> {
     const { tx } = scope;
     const now = tx.now;
-    const p = await this.plan(tx, c.run_id);
-    const spec = p.steps.get(c.step_id);
     const state = await scope.run(c.run_id);
+    const p = await this.plan(tx, state);
+    const spec = p.steps.get(c.step_id);
     const duration_ms = Math.max(0, now - c.started_at);
     const done = { completed_at: now, duration_ms, lease_owner: null, lease_until: null };
     const inputs_json = 'inputs' in c.result && c.result.inputs !== undefined ? JSON.stringify(c.result.inputs) : undefined;
@@ -367,7 +372,7 @@ export class Ledger {
         scope.emit(state, EventType.RUN_STARTED, null, {});
       }
       scope.emit(state, EventType.STEP_STARTED, row.step_id, { attempt, worker: req.worker_id, ...(reclaimed ? { reclaimed_from: row.lease_owner } : {}) });
-      scope.result.claimed.push({ run_id: row.run_id, step_id: row.step_id, attempt, retry_count: row.retry_count, reclaimed });
+      scope.result.claimed.push({ run_id: row.run_id, step_id: row.step_id, plan_id: state.plan_id, attempt, retry_count: row.retry_count, reclaimed });
     }
   }
 
@@ -399,7 +404,7 @@ export class Ledger {
     if (state.status !== 'failed' && state.status !== 'cancelled') {
       throw new ResumeError('RUN_NOT_RETRYABLE', `run ${runId} is ${state.status}; only failed or cancelled runs can be retried`, { runId });
     }
-    const p = await this.plan(tx, runId);
+    const p = await this.plan(tx, state);
     const steps = new Map((await tx.getSteps(runId)).map((s) => [s.step_id, s]));
     const reset = new Set<string>();
     for (const spec of p.plan.workflow.steps) {

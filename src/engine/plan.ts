@@ -2,12 +2,21 @@ import { parseCondition, type Condition } from '../core/condition.js';
 import { ExecutionError, UserError } from '../core/errors.js';
 import { pickVersion, parseRef } from '../core/manifest/agent.js';
 import { successorsOf, type StepSpec } from '../core/manifest/workflow.js';
+import type { AgentManifest } from '../core/manifest/agent.js';
+import { digestJson } from '../core/events.js';
 import type { AgentRecord, RunPlan, WorkflowRecord } from '../store/types.js';
+
+/** A plan's id: the digest of its JSON, so identical plans are stored once. */
+export function planId(planJson: string): string {
+  return digestJson(planJson);
+}
 
 /** A run plan with the lookups the engine needs, built once per run and cached. */
 export interface LoadedPlan {
   plan: RunPlan;
   steps: Map<string, StepSpec>;
+  /** Step id → the agent it runs. */
+  stepAgents: Map<string, { id: string; path: string; manifest: AgentManifest }>;
   successors: Map<string, string[]>;
   conditions: Map<string, Condition>;
   index: Map<string, number>;
@@ -18,27 +27,28 @@ export function loadPlan(json: string): LoadedPlan {
   const steps = new Map(plan.workflow.steps.map((s) => [s.id, s]));
   const conditions = new Map<string, Condition>();
   for (const s of plan.workflow.steps) if (s.condition !== undefined) conditions.set(s.id, parseCondition(s.condition));
+  const stepAgents = new Map<string, { id: string; path: string; manifest: AgentManifest }>();
+  for (const [stepId, agentId] of Object.entries(plan.step_agents)) {
+    const a = plan.agents[agentId];
+    if (a) stepAgents.set(stepId, { id: agentId, ...a });
+  }
   return {
     plan,
     steps,
+    stepAgents,
     successors: successorsOf(plan.workflow.steps),
     conditions,
     index: new Map(plan.workflow.steps.map((s, i) => [s.id, i])),
   };
 }
 
-/** A small LRU of loaded plans, keyed by run id (plans never change once a run exists). */
+/** A small LRU of loaded plans, keyed by plan id (a plan's content never changes). */
 export class PlanCache {
   private readonly map = new Map<string, LoadedPlan>();
   constructor(private readonly max = 2000) {}
 
-  get(runId: string): LoadedPlan | undefined {
-    const p = this.map.get(runId);
-    if (p) {
-      this.map.delete(runId);
-      this.map.set(runId, p);
-    }
-    return p;
+  get(planId: string): LoadedPlan | undefined {
+    return this.map.get(planId);
   }
 
   set(runId: string, p: LoadedPlan): void {
@@ -46,13 +56,13 @@ export class PlanCache {
     if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string);
   }
 
-  async load(runId: string, fetch: () => Promise<string | undefined>): Promise<LoadedPlan> {
-    const hit = this.get(runId);
+  async load(planId: string, fetch: () => Promise<string | undefined>): Promise<LoadedPlan> {
+    const hit = this.map.get(planId);
     if (hit) return hit;
     const json = await fetch();
-    if (json === undefined) throw new ExecutionError('RUN_NOT_FOUND', `run ${runId} has no plan`, { runId });
+    if (json === undefined) throw new ExecutionError('PLAN_NOT_FOUND', `plan ${planId} is missing from the store`, { planId });
     const p = loadPlan(json);
-    this.set(runId, p);
+    this.set(planId, p);
     return p;
   }
 }
@@ -63,6 +73,7 @@ export class PlanCache {
  */
 export function buildRunPlan(wf: WorkflowRecord, agentsByName: (name: string) => AgentRecord[], config: Record<string, unknown>): RunPlan {
   const agents: RunPlan['agents'] = {};
+  const step_agents: RunPlan['step_agents'] = {};
   for (const s of wf.manifest.steps) {
     const { name, range } = parseRef(s.agent);
     const candidates = agentsByName(name);
@@ -78,7 +89,8 @@ export function buildRunPlan(wf: WorkflowRecord, agentsByName: (name: string) =>
         { stepId: s.id, agent: s.agent },
       );
     }
-    agents[s.id] = { id: rec.id, path: rec.path, manifest: rec.manifest };
+    step_agents[s.id] = rec.id;
+    agents[rec.id] = { path: rec.path, manifest: rec.manifest };
   }
-  return { version: 1, workflow: wf.manifest, workflow_id: wf.id, agents, config };
+  return { version: 1, workflow: wf.manifest, workflow_id: wf.id, step_agents, agents, config };
 }

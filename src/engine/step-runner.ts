@@ -59,15 +59,15 @@ const triggerCache = new Map<string, unknown>();
  * Run one claimed step attempt from start to finish and describe the outcome. Never throws: every
  * failure becomes a `failed` result, so the worker always has something to commit.
  */
-export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId: string, signal: AbortSignal): Promise<Completion> {
+export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId: string, abort: AbortController): Promise<Completion> {
   const started_at = Date.now();
   const base = { run_id: step.run_id, step_id: step.step_id, attempt: step.attempt, worker_id: workerId, retry_count: step.retry_count, started_at };
   const done = (result: StepResult, exec?: ExecutionResult): Completion => ({ ...base, result, ...(exec?.logs ? { logs: exec.logs } : {}) });
   let inputs: Record<string, unknown> | undefined;
   try {
-    const p = await deps.plans.load(step.run_id, () => deps.store.getPlanJson(step.run_id));
+    const p = await deps.plans.load(step.plan_id, () => deps.store.getPlanById(step.plan_id));
     const spec = p.steps.get(step.step_id);
-    const agent = p.plan.agents[step.step_id];
+    const agent = p.stepAgents.get(step.step_id);
     if (!spec || !agent) throw new StepError('PLAN_MISMATCH', `step '${step.step_id}' is not in the run's plan`, false);
 
     const ctx: ResolveContext = {
@@ -92,8 +92,8 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
 
     const timeoutSeconds = spec.timeout_seconds ?? agent.manifest.runtime.timeout_seconds;
     const timeoutMs = Math.round(timeoutSeconds * 1000);
-    const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(new StepError('STEP_TIMEOUT', `timed out after ${timeoutSeconds}s`, true)), timeoutMs);
+    // One controller per step: the worker aborts it (cancel, lost lease, shutdown), so does the timeout.
+    const timer = setTimeout(() => abort.abort(new StepError('STEP_TIMEOUT', `timed out after ${timeoutSeconds}s`, true)), timeoutMs);
     let exec: ExecutionResult;
     try {
       exec = await deps.executorFor(agent.manifest.runtime.type).execute({
@@ -103,7 +103,7 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
         idempotencyKey: `${step.run_id}/${step.step_id}`,
         agent,
         inputs,
-        signal: AbortSignal.any([signal, timeout.signal]),
+        signal: abort.signal,
         timeoutMs,
         workDir: join(deps.workRoot, step.run_id, step.step_id, String(step.attempt)),
         ...(deps.onSpawn ? { onSpawn: (pid: number) => deps.onSpawn?.(step, pid) } : {}),

@@ -58,6 +58,7 @@ export class Worker {
   private lastHeartbeatAt = 0;
   private lastReapAt = 0;
   private lastYieldAt = Date.now();
+  private lastCheckpointAt = Date.now();
   private readonly scope: Set<string> | undefined;
   readonly outputs = new OutputCache();
   private loopPromise: Promise<void> | undefined;
@@ -100,6 +101,12 @@ export class Worker {
 
   private wake(): void {
     this.wakeIdle?.abort();
+  }
+
+  /** New work may exist (a run was started or retried in this process): look now, not at the next poll. */
+  poke(): void {
+    this.mayHaveWork = true;
+    this.wake();
   }
 
   private async loop(): Promise<void> {
@@ -222,7 +229,7 @@ export class Worker {
       },
       step,
       this.id,
-      abort.signal,
+      abort,
     ).then((done) => {
       this.inflight.delete(key(step));
       const reason = abort.signal.aborted ? (abort.signal.reason as StepError | undefined)?.code : undefined;
@@ -273,6 +280,10 @@ export class Worker {
       let timeout = this.options.pollMs;
       if (this.inflight.size > 0) timeout = Math.min(timeout, Math.min(this.options.leaseMs / 3, 250));
       const now = Date.now();
+      if (this.inflight.size === 0 && now - this.lastCheckpointAt > 2000 && this.store.checkpoint) {
+        this.lastCheckpointAt = now;
+        await this.store.checkpoint().catch(() => undefined);
+      }
       const due = await this.store.nextDueAt(now);
       if (due !== null) timeout = Math.max(1, Math.min(timeout, due - now + 1));
       // Always wait on a timer, never on promises alone: a loop of resolved promises would starve

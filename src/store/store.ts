@@ -41,7 +41,10 @@ export interface Store {
   /** Run ids starting (or ending) with `part` (at most `limit`), for short ids typed by users. */
   findRunIds(part: string, limit: number, how?: 'prefix' | 'suffix'): Promise<string[]>;
   listRuns(filter: RunFilter): Promise<RunRecord[]>;
+  /** A run's plan (JSON), by run id. */
   getPlanJson(runId: string): Promise<string | undefined>;
+  /** A plan (JSON) by its id. */
+  getPlanById(planId: string): Promise<string | undefined>;
   getSteps(runId: string): Promise<StepRecord[]>;
   /** Outputs of completed steps (by id) of a run; ids absent or not completed are omitted. */
   getStepOutputs(runId: string, stepIds: readonly string[]): Promise<Map<string, { status: string; outputs: unknown; error: string | null }>>;
@@ -73,6 +76,9 @@ export interface Store {
    * SQLite polls its data version; PostgreSQL will use LISTEN/NOTIFY with polling as fallback.
    */
   waitForChange(timeoutMs: number, signal?: AbortSignal): Promise<void>;
+
+  /** Housekeeping an idle worker may do (SQLite: a passive WAL checkpoint). */
+  checkpoint?(): Promise<void>;
 
   close(): Promise<void>;
 }

@@ -37,7 +37,10 @@ export interface RunPlan {
   version: 1;
   workflow: WorkflowManifest;
   workflow_id: string;
-  agents: Record<string, { id: string; path: string; manifest: AgentManifest }>;
+  /** Step id → the id (`name@version`) of the agent it runs. */
+  step_agents: Record<string, string>;
+  /** Agent id → its package directory and manifest (each agent once, however many steps use it). */
+  agents: Record<string, { path: string; manifest: AgentManifest }>;
   /** `config:` from swarm.yaml at run creation (for `${config.*}`). */
   config: Record<string, unknown>;
 }
@@ -45,6 +48,8 @@ export interface RunPlan {
 /** The mutable part of a run, read and written by the ledger inside a transaction. */
 export interface RunState {
   id: string;
+  /** The run's frozen plan, shared by every run with the same content (a digest). */
+  plan_id: string;
   status: RunStatus;
   steps_remaining: number;
   running_steps: number;
@@ -124,6 +129,7 @@ export interface ClaimRequest {
 }
 
 export interface ClaimedStep extends StepKey {
+  plan_id: string;
   attempt: number;
   retry_count: number;
   reclaimed: boolean;
@@ -197,6 +203,7 @@ export interface NewRunRow {
   workflow_version: string;
   trigger_type: string;
   trigger_data_json: string;
+  plan_id: string;
   plan_json: string;
   parent_run_id: string | null;
   max_parallel: number;
@@ -239,7 +246,7 @@ export interface LedgerTx {
   readonly now: number;
   getRunState(runId: string): Promise<RunState | undefined>;
   saveRunState(state: RunState): Promise<void>;
-  getPlanJson(runId: string): Promise<string | undefined>;
+  getPlanJson(planId: string): Promise<string | undefined>;
   getTriggerData(runId: string): Promise<unknown>;
   insertRun(row: NewRunRow, steps: readonly NewStepRow[]): Promise<void>;
   /** Update a step only if it is still `running` under this attempt (and owner, when given). */

@@ -63,6 +63,14 @@ CREATE TABLE workflows (
 );
 CREATE INDEX idx_workflows_name ON workflows(name);
 
+-- A run's frozen plan (workflow steps, resolved agents, config), content-addressed: every run of the
+-- same workflow version and configuration shares one row, so run rows stay small.
+CREATE TABLE run_plans (
+  id TEXT PRIMARY KEY,
+  plan TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+
 CREATE TABLE workflow_runs (
   id TEXT PRIMARY KEY,
   workflow_id TEXT NOT NULL,
@@ -70,8 +78,7 @@ CREATE TABLE workflow_runs (
   workflow_version TEXT NOT NULL,
   status TEXT NOT NULL,
   trigger_type TEXT NOT NULL,
-  trigger_data TEXT NOT NULL,
-  plan TEXT NOT NULL,
+  plan_id TEXT NOT NULL REFERENCES run_plans(id),
   parent_run_id TEXT,
   steps_total INTEGER NOT NULL,
   steps_remaining INTEGER NOT NULL,
@@ -86,7 +93,9 @@ CREATE TABLE workflow_runs (
   created_at INTEGER NOT NULL,
   started_at INTEGER,
   completed_at INTEGER,
-  updated_at INTEGER NOT NULL
+  updated_at INTEGER NOT NULL,
+  -- Last: it may be large, and columns before it are then read without touching its overflow pages.
+  trigger_data TEXT NOT NULL
 );
 CREATE INDEX idx_runs_workflow ON workflow_runs(workflow_name, created_at);
 CREATE INDEX idx_runs_status ON workflow_runs(status);

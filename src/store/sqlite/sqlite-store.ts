@@ -37,6 +37,14 @@ export interface SqliteStoreOptions {
 }
 
 const APPLICATION_ID = 'swarm';
+/** At most this many transactions share one commit. */
+const MAX_TX_PER_COMMIT = 256;
+
+interface PendingTx {
+  fn: (tx: LedgerTx) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (reason: unknown) => void;
+}
 /** One lock per database file in this process (see `exclusive`). */
 const FILE_LOCKS = new Map<string, Promise<void>>();
 const SQLITE_HEADER = 'SQLite format 3\0';
@@ -62,6 +70,8 @@ export class SqliteStore implements Store {
 
   private readonly changePollMs: number;
   private closed = false;
+  private readonly pendingTx: PendingTx[] = [];
+  private drainScheduled = false;
 
   constructor(options: SqliteStoreOptions) {
     this.location = resolvePath(options.path);
@@ -77,6 +87,8 @@ export class SqliteStore implements Store {
         throw notSwarm(options.path, `it has tables (${tables.slice(0, 3).join(', ')}) but no Swarm schema`);
       }
       db.pragma('journal_mode = WAL');
+      // Checkpoint less often inside commits; idle workers checkpoint in the background (checkpoint()).
+      db.pragma('wal_autocheckpoint = 4000');
       db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
       db.pragma('foreign_keys = ON');
       this.db = db;
@@ -157,18 +169,63 @@ export class SqliteStore implements Store {
     return next;
   }
 
-  async transaction<T>(fn: (tx: LedgerTx) => Promise<T>): Promise<T> {
-    return this.exclusive(async () => {
-      this.db.exec('BEGIN IMMEDIATE');
-      try {
-        const result = await fn(new SqliteTx(this.db, (sql) => this.stmt(sql), Date.now()));
-        this.db.exec('COMMIT');
-        return result;
-      } catch (e) {
-        if (this.db.inTransaction) this.db.exec('ROLLBACK');
-        throw e;
+  /**
+   * Group commit across callers: every transaction waiting for the connection joins one
+   * BEGIN … COMMIT, each inside its own SAVEPOINT (a failing one is rolled back alone). Nobody is told
+   * "done" before the shared COMMIT, so durability is per transaction while the fsync is shared.
+   */
+  transaction<T>(fn: (tx: LedgerTx) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pendingTx.push({ fn: fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.drainScheduled) {
+        this.drainScheduled = true;
+        void this.exclusive(() => this.drainTransactions());
       }
     });
+  }
+
+  private async drainTransactions(): Promise<void> {
+    const done: Array<{ item: PendingTx; ok: boolean; value: unknown }> = [];
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+    } catch (e) {
+      this.drainScheduled = false;
+      for (const item of this.pendingTx.splice(0)) item.reject(e);
+      return;
+    }
+    try {
+      // Take everything queued, including what arrives while earlier ones run (up to a bound).
+      while (this.pendingTx.length > 0 && done.length < MAX_TX_PER_COMMIT) {
+        const item = this.pendingTx.shift() as PendingTx;
+        this.db.exec('SAVEPOINT swarm_tx');
+        try {
+          const value = await item.fn(new SqliteTx(this.db, (sql) => this.stmt(sql), Date.now()));
+          this.db.exec('RELEASE swarm_tx');
+          done.push({ item, ok: true, value });
+        } catch (e) {
+          this.db.exec('ROLLBACK TO swarm_tx');
+          this.db.exec('RELEASE swarm_tx');
+          done.push({ item, ok: false, value: e });
+        }
+      }
+      this.db.exec('COMMIT');
+    } catch (e) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      this.settleLeftovers();
+      for (const d of done) d.item.reject(e);
+      return;
+    }
+    this.settleLeftovers();
+    for (const d of done) {
+      if (d.ok) d.item.resolve(d.value);
+      else d.item.reject(d.value);
+    }
+  }
+
+  /** After a drain: let the next arrival schedule a new one, or schedule it now for what is left. */
+  private settleLeftovers(): void {
+    this.drainScheduled = this.pendingTx.length > 0;
+    if (this.drainScheduled) void this.exclusive(() => this.drainTransactions());
   }
 
   private read<T>(fn: () => T): Promise<T> {
@@ -304,7 +361,11 @@ export class SqliteStore implements Store {
   }
 
   getPlanJson(runId: string): Promise<string | undefined> {
-    return this.read(() => this.stmt('SELECT plan FROM workflow_runs WHERE id = ?').pluck().get(runId) as string | undefined);
+    return this.read(() => this.stmt('SELECT p.plan FROM workflow_runs r JOIN run_plans p ON p.id = r.plan_id WHERE r.id = ?').pluck().get(runId) as string | undefined);
+  }
+
+  getPlanById(planId: string): Promise<string | undefined> {
+    return this.read(() => this.stmt('SELECT plan FROM run_plans WHERE id = ?').pluck().get(planId) as string | undefined);
   }
 
   getSteps(runId: string): Promise<StepRecord[]> {
@@ -451,6 +512,13 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** Move committed WAL pages into the database file without blocking anyone (called when idle). */
+  checkpoint(): Promise<void> {
+    return this.exclusive(() => {
+      if (!this.closed) this.db.pragma('wal_checkpoint(PASSIVE)');
+    });
+  }
+
   private dataVersion(): number {
     return this.db.pragma('data_version', { simple: true }) as number;
   }
@@ -474,7 +542,7 @@ class SqliteTx implements LedgerTx {
 
   async getRunState(runId: string): Promise<RunState | undefined> {
     const r = this.stmt(
-      `SELECT id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step
+      `SELECT id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step
        FROM workflow_runs WHERE id = ?`,
     ).get(runId) as RunState | undefined;
     return r ? { ...r } : undefined;
@@ -487,8 +555,8 @@ class SqliteTx implements LedgerTx {
     ).run(s.status, s.steps_remaining, s.running_steps, s.event_seq, s.event_hash, s.started_at, s.completed_at, s.error, s.error_step, this.now, s.id);
   }
 
-  async getPlanJson(runId: string): Promise<string | undefined> {
-    return this.stmt('SELECT plan FROM workflow_runs WHERE id = ?').pluck().get(runId) as string | undefined;
+  async getPlanJson(planId: string): Promise<string | undefined> {
+    return this.stmt('SELECT plan FROM run_plans WHERE id = ?').pluck().get(planId) as string | undefined;
   }
 
   async getTriggerData(runId: string): Promise<unknown> {
@@ -496,12 +564,13 @@ class SqliteTx implements LedgerTx {
   }
 
   async insertRun(row: NewRunRow, steps: readonly NewStepRow[]): Promise<void> {
+    this.stmt('INSERT OR IGNORE INTO run_plans (id, plan, created_at) VALUES (?, ?, ?)').run(row.plan_id, row.plan_json, row.created_at);
     this.stmt(
-      `INSERT INTO workflow_runs (id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, plan, parent_run_id,
+      `INSERT INTO workflow_runs (id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, plan_id, parent_run_id,
          steps_total, steps_remaining, running_steps, max_parallel, event_seq, event_hash, created_at, updated_at)
        VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, 0, ?, 0, ?, ?, ?)`,
     ).run(
-      row.id, row.workflow_id, row.workflow_name, row.workflow_version, row.trigger_type, row.trigger_data_json, row.plan_json,
+      row.id, row.workflow_id, row.workflow_name, row.workflow_version, row.trigger_type, row.trigger_data_json, row.plan_id,
       row.parent_run_id, row.steps_total, row.steps_total, row.max_parallel, '0'.repeat(64), row.created_at, row.created_at,
     );
     const ins = this.stmt(
@@ -582,8 +651,13 @@ class SqliteTx implements LedgerTx {
   }
 
   async insertEvents(events: readonly EventRow[]): Promise<void> {
-    const ins = this.stmt('INSERT INTO events (run_id, seq, type, step_id, data, at, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-    for (const e of events) ins.run(e.run_id, e.seq, e.type, e.step_id, e.data_json, e.at, e.prev_hash, e.hash);
+    // Multi-row inserts: one statement per 32 events instead of one per event.
+    for (let i = 0; i < events.length; i += 32) {
+      const chunk = events.slice(i, i + 32);
+      const values: unknown[] = [];
+      for (const e of chunk) values.push(e.run_id, e.seq, e.type, e.step_id, e.data_json, e.at, e.prev_hash, e.hash);
+      this.stmt(`INSERT INTO events (run_id, seq, type, step_id, data, at, prev_hash, hash) VALUES ${EVENT_ROWS[chunk.length]}`).run(...values);
+    }
   }
 
   async insertLog(log: StepLog): Promise<void> {
@@ -605,7 +679,7 @@ class SqliteTx implements LedgerTx {
 
 // ---- row mapping ----
 
-const RUN_COLUMNS = `id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, parent_run_id, steps_total, steps_remaining,
+const RUN_COLUMNS = `id, plan_id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, parent_run_id, steps_total, steps_remaining,
   running_steps, max_parallel, event_seq, event_hash, error, error_step, created_at, started_at, completed_at, updated_at`;
 
 export function stepRowId(runId: string, stepId: string): string {
@@ -646,6 +720,7 @@ function toWorkflow(r: Row): WorkflowRecord {
 function toRun(r: Row): RunRecord {
   return {
     id: r.id as string,
+    plan_id: r.plan_id as string,
     workflow_id: r.workflow_id as string,
     workflow_name: r.workflow_name as string,
     workflow_version: r.workflow_version as string,
@@ -709,9 +784,18 @@ const UPDATE_COLUMNS: Record<keyof StepUpdate, string> = {
   pid: 'pid',
 };
 
+const EVENT_ROWS = Array.from({ length: 33 }, (_, n) => Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', '));
+const UPDATE_SQL = new Map<string, string>();
+
 function updateSql(update: StepUpdate): { sql: string; values: unknown[] } {
   const keys = (Object.keys(update) as Array<keyof StepUpdate>).filter((k) => update[k] !== undefined);
-  return { sql: keys.map((k) => `${UPDATE_COLUMNS[k]} = ?`).join(', '), values: keys.map((k) => update[k]) };
+  const shape = keys.join(',');
+  let sql = UPDATE_SQL.get(shape);
+  if (sql === undefined) {
+    sql = keys.map((k) => `${UPDATE_COLUMNS[k]} = ?`).join(', ');
+    UPDATE_SQL.set(shape, sql);
+  }
+  return { sql, values: keys.map((k) => update[k]) };
 }
 
 function notSwarm(path: string, why: string): StoreError {
