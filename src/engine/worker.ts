@@ -38,6 +38,9 @@ interface InFlight {
   startedAt: number;
 }
 
+/** The reason given when an idle wait is cut short (a constant: no error object per wake-up). */
+const WAKE = 'wake';
+
 /** A step that has been done locally but whose commit has not happened yet. */
 const key = (s: StepKey): string => `${s.run_id}/${s.step_id}`;
 
@@ -100,7 +103,7 @@ export class Worker {
   }
 
   private wake(): void {
-    this.wakeIdle?.abort();
+    this.wakeIdle?.abort(WAKE);
   }
 
   /** New work may exist (a run was started or retried in this process): look now, not at the next poll. */

@@ -2,7 +2,6 @@ import Database from 'better-sqlite3';
 import semver from 'semver';
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ExitCode, StoreError } from '../../core/errors.js';
 import type { RunEvent } from '../../core/events.js';
 import type { Durability, PutResult, Store } from '../store.js';
@@ -45,6 +44,23 @@ interface PendingTx {
   resolve: (value: unknown) => void;
   reject: (reason: unknown) => void;
 }
+/**
+ * Wait `ms`, or until `signal` aborts. Unlike timers/promises it creates no AbortError on wake-up:
+ * a worker is woken after nearly every step, and error objects (with stack traces) are not free.
+ */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
 /** One lock per database file in this process (see `exclusive`). */
 const FILE_LOCKS = new Map<string, Promise<void>>();
 const SQLITE_HEADER = 'SQLite format 3\0';
@@ -187,28 +203,36 @@ export class SqliteStore implements Store {
   private async drainTransactions(): Promise<void> {
     const done: Array<{ item: PendingTx; ok: boolean; value: unknown }> = [];
     try {
-      this.db.exec('BEGIN IMMEDIATE');
+      this.stmt('BEGIN IMMEDIATE').run();
     } catch (e) {
       this.drainScheduled = false;
       for (const item of this.pendingTx.splice(0)) item.reject(e);
       return;
     }
     try {
-      // Take everything queued, including what arrives while earlier ones run (up to a bound).
+      // Take everything queued, including what arrives while earlier ones run (up to a bound). The
+      // first needs no savepoint: if it fails, nothing else has been done yet and all is rolled back.
       while (this.pendingTx.length > 0 && done.length < MAX_TX_PER_COMMIT) {
         const item = this.pendingTx.shift() as PendingTx;
-        this.db.exec('SAVEPOINT swarm_tx');
+        const first = done.length === 0;
+        if (!first) this.stmt('SAVEPOINT swarm_tx').run();
         try {
           const value = await item.fn(new SqliteTx(this.db, (sql) => this.stmt(sql), Date.now()));
-          this.db.exec('RELEASE swarm_tx');
+          if (!first) this.stmt('RELEASE swarm_tx').run();
           done.push({ item, ok: true, value });
         } catch (e) {
-          this.db.exec('ROLLBACK TO swarm_tx');
-          this.db.exec('RELEASE swarm_tx');
+          if (first) {
+            this.stmt('ROLLBACK').run();
+            item.reject(e);
+            this.settleLeftovers();
+            return;
+          }
+          this.stmt('ROLLBACK TO swarm_tx').run();
+          this.stmt('RELEASE swarm_tx').run();
           done.push({ item, ok: false, value: e });
         }
       }
-      this.db.exec('COMMIT');
+      this.stmt('COMMIT').run();
     } catch (e) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       this.settleLeftovers();
@@ -503,11 +527,7 @@ export class SqliteStore implements Store {
     const start = this.dataVersion();
     const deadline = Date.now() + timeoutMs;
     while (!this.closed && !signal?.aborted && Date.now() < deadline) {
-      try {
-        await sleep(Math.min(this.changePollMs, Math.max(1, deadline - Date.now())), undefined, { signal });
-      } catch {
-        return;
-      }
+      await pause(Math.min(this.changePollMs, Math.max(1, deadline - Date.now())), signal);
       if (this.closed || this.dataVersion() !== start) return;
     }
   }
