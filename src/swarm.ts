@@ -402,11 +402,15 @@ export class Swarm {
   }
 
   private waitForCommit(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    const local = new AbortController();
-    const done = (): void => local.abort();
+    let done = (): void => undefined;
+    const wake = new Promise<void>((resolve) => (done = resolve));
     this.commitListeners.add(done);
-    const combined = signal ? AbortSignal.any([signal, local.signal]) : local.signal;
-    return this.store.waitForChange(timeoutMs, combined).finally(() => this.commitListeners.delete(done));
+    signal?.addEventListener('abort', done, { once: true });
+    return this.store.waitForChange(timeoutMs, wake).finally(() => {
+      this.commitListeners.delete(done);
+      signal?.removeEventListener('abort', done);
+      done();
+    });
   }
 
   private notifyCommit(): void {

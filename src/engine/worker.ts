@@ -38,9 +38,6 @@ interface InFlight {
   startedAt: number;
 }
 
-/** The reason given when an idle wait is cut short (a constant: no error object per wake-up). */
-const WAKE = 'wake';
-
 /** A step that has been done locally but whose commit has not happened yet. */
 const key = (s: StepKey): string => `${s.run_id}/${s.step_id}`;
 
@@ -56,7 +53,7 @@ export class Worker {
   private firstPendingAt = 0;
   private stopping = false;
   private mayHaveWork = true;
-  private wakeIdle: AbortController | undefined;
+  private wakeIdle: (() => void) | undefined;
   private lastRenewAt = Date.now();
   private lastHeartbeatAt = 0;
   private lastReapAt = 0;
@@ -103,7 +100,7 @@ export class Worker {
   }
 
   private wake(): void {
-    this.wakeIdle?.abort(WAKE);
+    this.wakeIdle?.();
   }
 
   /** New work may exist (a run was started or retried in this process): look now, not at the next poll. */
@@ -277,8 +274,13 @@ export class Worker {
 
   private async idle(): Promise<void> {
     if (this.completions.length) return;
-    const wake = new AbortController();
-    this.wakeIdle = wake;
+    let woken = false;
+    const wake = new Promise<void>((resolve) => {
+      this.wakeIdle = () => {
+        woken = true;
+        resolve();
+      };
+    });
     try {
       let timeout = this.options.pollMs;
       if (this.inflight.size > 0) timeout = Math.min(timeout, Math.min(this.options.leaseMs / 3, 250));
@@ -291,8 +293,8 @@ export class Worker {
       if (due !== null) timeout = Math.max(1, Math.min(timeout, due - now + 1));
       // Always wait on a timer, never on promises alone: a loop of resolved promises would starve
       // the event loop (and the very steps we are waiting for).
-      await this.store.waitForChange(timeout, wake.signal);
-      if (!wake.signal.aborted) this.mayHaveWork = true;
+      await this.store.waitForChange(timeout, wake);
+      if (!woken) this.mayHaveWork = true;
       if (this.scope) await this.dropFinishedScope();
     } finally {
       this.wakeIdle = undefined;

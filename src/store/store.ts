@@ -75,7 +75,7 @@ export interface Store {
    * Resolve when another process may have changed the database, or after `timeoutMs`.
    * SQLite polls its data version; PostgreSQL will use LISTEN/NOTIFY with polling as fallback.
    */
-  waitForChange(timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  waitForChange(timeoutMs: number, wake?: Promise<unknown>): Promise<void>;
 
   /** Housekeeping an idle worker may do (SQLite: a passive WAL checkpoint). */
   checkpoint?(): Promise<void>;

@@ -45,19 +45,16 @@ interface PendingTx {
   reject: (reason: unknown) => void;
 }
 /**
- * Wait `ms`, or until `signal` aborts. Unlike timers/promises it creates no AbortError on wake-up:
- * a worker is woken after nearly every step, and error objects (with stack traces) are not free.
+ * Wait `ms`, or until `wake` settles. A plain promise, not an AbortSignal: a worker is woken after
+ * nearly every step, and EventTarget dispatch and AbortError objects are not free.
  */
-function pause(ms: number, signal?: AbortSignal): Promise<void> {
+function pause(ms: number, wake?: Promise<unknown>): Promise<void> {
   return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = (): void => {
+    const timer = setTimeout(resolve, ms);
+    void wake?.then(() => {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
       resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
+    });
   });
 }
 
@@ -523,11 +520,13 @@ export class SqliteStore implements Store {
     });
   }
 
-  async waitForChange(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  async waitForChange(timeoutMs: number, wake?: Promise<unknown>): Promise<void> {
     const start = this.dataVersion();
     const deadline = Date.now() + timeoutMs;
-    while (!this.closed && !signal?.aborted && Date.now() < deadline) {
-      await pause(Math.min(this.changePollMs, Math.max(1, deadline - Date.now())), signal);
+    let woken = false;
+    void wake?.then(() => (woken = true));
+    while (!this.closed && !woken && Date.now() < deadline) {
+      await pause(Math.min(this.changePollMs, Math.max(1, deadline - Date.now())), wake);
       if (this.closed || this.dataVersion() !== start) return;
     }
   }
