@@ -117,34 +117,39 @@ export class SqliteStore implements Store {
 
   // ---- schema ----
 
+  /**
+   * Check and migrate the schema in one write transaction, so that processes opening a new file at
+   * the same moment never see a half-made schema: the second waits, then finds it complete.
+   */
   private migrate(): void {
-    const tables = this.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[];
-    if (tables.length > 0 && !tables.includes('schema_migrations')) {
-      throw notSwarm(this.location, `it has tables (${tables.slice(0, 3).join(', ')}) but no Swarm schema`);
-    }
-    this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
-    const current = (this.db.prepare('SELECT MAX(version) FROM schema_migrations').pluck().get() as number | null) ?? 0;
-    if (current !== 0 && !tables.includes('swarm_meta')) throw notSwarm(this.location, 'its schema_migrations table is not Swarm’s');
-    if (current !== 0) {
-      const app = this.db.prepare(`SELECT value FROM swarm_meta WHERE key = 'application'`).pluck().get() as string | undefined;
-      if (app !== APPLICATION_ID) throw notSwarm(this.location, 'its schema_migrations table is not Swarm’s');
-    }
-    if (current > SCHEMA_VERSION) {
-      throw new StoreError(
-        'STORE_SCHEMA_NEWER',
-        `the store at ${this.location} has schema version ${current}, newer than this Swarm understands (${SCHEMA_VERSION}); upgrade Swarm`,
-        { file: this.location, found: current, supported: SCHEMA_VERSION },
-        { exitCode: ExitCode.INVALID_INPUT },
-      );
-    }
-    for (const m of MIGRATIONS) {
-      if (m.version <= current) continue;
-      this.db.transaction(() => {
-        this.db.exec(m.sql);
-        if (m.version === 1) this.db.prepare(`INSERT INTO swarm_meta (key, value) VALUES ('application', ?)`).run(APPLICATION_ID);
-        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
-      }).immediate();
-    }
+    this.db
+      .transaction(() => {
+        const tables = this.db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[];
+        if (tables.length > 0 && !(tables.includes('schema_migrations') && tables.includes('swarm_meta'))) {
+          throw notSwarm(this.location, tables.includes('schema_migrations') ? 'its schema_migrations table is not Swarm’s' : `it has tables (${tables.slice(0, 3).join(', ')}) but no Swarm schema`);
+        }
+        this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+        const current = (this.db.prepare('SELECT MAX(version) FROM schema_migrations').pluck().get() as number | null) ?? 0;
+        if (current !== 0) {
+          const app = this.db.prepare(`SELECT value FROM swarm_meta WHERE key = 'application'`).pluck().get() as string | undefined;
+          if (app !== APPLICATION_ID) throw notSwarm(this.location, 'its schema_migrations table is not Swarm’s');
+        }
+        if (current > SCHEMA_VERSION) {
+          throw new StoreError(
+            'STORE_SCHEMA_NEWER',
+            `the store at ${this.location} has schema version ${current}, newer than this Swarm understands (${SCHEMA_VERSION}); upgrade Swarm`,
+            { file: this.location, found: current, supported: SCHEMA_VERSION },
+            { exitCode: ExitCode.INVALID_INPUT },
+          );
+        }
+        for (const m of MIGRATIONS) {
+          if (m.version <= current) continue;
+          this.db.exec(m.sql);
+          if (m.version === 1) this.db.prepare(`INSERT INTO swarm_meta (key, value) VALUES ('application', ?)`).run(APPLICATION_ID);
+          this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+        }
+      })
+      .immediate();
   }
 
   /** The schema version recorded in the file. */
