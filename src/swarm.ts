@@ -6,11 +6,11 @@ import { resolveConfig, type ResolveConfigOptions, type SwarmConfig } from './co
 import { ManifestError, NotFoundError, PolicyError, ResumeError, UserError, VerificationError } from './core/errors.js';
 import { digestJson, verifyChain, type RunEvent } from './core/events.js';
 import { validateAgainst } from './core/io-schema.js';
-import { agentRef, parseAgentManifest, parseRef, pickVersion } from './core/manifest/agent.js';
+import { agentRef, parseAgentManifest, parseRef, pickRecord } from './core/manifest/agent.js';
 import { checkAgainstRegistry, parseWorkflowSource } from './core/manifest/workflow.js';
 import { TERMINAL_RUN, type RunStatus } from './core/states.js';
 import { Ledger } from './engine/ledger.js';
-import { buildRunPlan } from './engine/plan.js';
+import { agentsFor, buildRunPlan } from './engine/plan.js';
 import { pidAlive, reapDeadWorkers } from './engine/reaper.js';
 import { Worker, type WorkerOptions } from './engine/worker.js';
 import { BuiltinExecutor, type BuiltinAgent } from './executors/builtins.js';
@@ -148,11 +148,7 @@ export class Swarm {
   async getAgent(ref: string): Promise<AgentRecord> {
     const { name, range } = parseRef(ref);
     const all = await this.store.listAgents(name);
-    const v = pickVersion(
-      all.map((a) => a.version),
-      range,
-    );
-    const rec = all.find((a) => a.version === v);
+    const rec = pickRecord(all, range);
     if (!rec) throw new NotFoundError('agent', ref, all.length ? `registered versions: ${all.map((a) => a.version).join(', ')}` : "run 'swarm agent list' to see registered agents");
     return rec;
   }
@@ -171,21 +167,13 @@ export class Swarm {
   async registerWorkflow(path: string, options: { force?: boolean } = {}): Promise<RegisterResult<WorkflowRecord>> {
     const { file, dir } = manifestPath(path, 'workflow.yaml');
     const { manifest, lineOf } = parseWorkflowSource(readFileSync(file, 'utf8'), file);
-    const byName = new Map<string, AgentRecord[]>();
-    for (const s of manifest.steps) {
-      const { name } = parseRef(s.agent);
-      if (!byName.has(name)) byName.set(name, await this.store.listAgents(name));
-    }
+    const versionsOf = await agentsFor(manifest, (n) => this.store.listAgents(n));
     checkAgainstRegistry(
       manifest,
       file,
       (name, range) => {
-        const all = byName.get(name) ?? [];
-        const v = pickVersion(
-          all.map((a) => a.version),
-          range,
-        );
-        const rec = all.find((a) => a.version === v);
+        const all = versionsOf(name);
+        const rec = pickRecord(all, range);
         return { versions: all.map((a) => a.version), ...(rec ? { manifest: rec.manifest } : {}) };
       },
       lineOf,
@@ -235,11 +223,7 @@ export class Swarm {
   async getWorkflow(ref: string): Promise<WorkflowRecord> {
     const { name, range } = parseRef(ref);
     const all = await this.store.listWorkflows(name);
-    const v = pickVersion(
-      all.map((w) => w.version),
-      range,
-    );
-    const rec = all.find((w) => w.version === v);
+    const rec = pickRecord(all, range);
     if (!rec) {
       throw new NotFoundError('workflow', ref, all.length ? `registered versions: ${all.map((w) => w.version).join(', ')}` : "run 'swarm workflow list' to see registered workflows");
     }
@@ -267,12 +251,7 @@ export class Swarm {
       const problems = validateAgainst(`${wf.id}#${wf.digest}#trigger`, wf.manifest.inputs, input);
       if (problems.length) throw new UserError('INPUT_INVALID', `input for workflow ${wf.name}: ${problems.join('; ')}`, { workflow: wf.name });
     }
-    const byName = new Map<string, AgentRecord[]>();
-    for (const s of wf.manifest.steps) {
-      const { name } = parseRef(s.agent);
-      if (!byName.has(name)) byName.set(name, await this.store.listAgents(name));
-    }
-    const plan = buildRunPlan(wf, (n) => byName.get(n) ?? [], { ...this.config.values });
+    const plan = buildRunPlan(wf, await agentsFor(wf.manifest, (n) => this.store.listAgents(n)), { ...this.config.values });
     const id = await this.store.transaction((tx) => this.ledger.createRun(tx, wf, plan, { trigger_type: options.trigger_type ?? 'manual', trigger_data: input }));
     this.pokeWorkers();
     return id;

@@ -4,7 +4,6 @@ import { backoffDelayMs, hasRetriesLeft, MAX_INTERRUPTIONS } from '../core/retry
 import { TERMINAL_RUN, TERMINAL_STEP } from '../core/states.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
 import type {
-  AgentRecord,
   ClaimRequest,
   CommitRequest,
   CommitResult,
@@ -16,7 +15,7 @@ import type {
   RunState,
   WorkflowRecord,
 } from '../store/types.js';
-import { buildRunPlan, type LoadedPlan, PlanCache, planId } from './plan.js';
+import { agentsFor, buildRunPlan, type LoadedPlan, PlanCache, planId } from './plan.js';
 
 export interface LedgerOptions {
   /** Random numbers in [0, 1) for backoff jitter. */
@@ -316,12 +315,7 @@ export class Ledger {
           if (!wf) throw new Error(`workflow '${h.workflow.name}' is not registered`);
           if (!wf.enabled) throw new Error(`workflow '${h.workflow.name}' is disabled`);
           const inputs = resolveValue(h.workflow.inputs ?? {}, ctx, `${where}.inputs`);
-          const byName = new Map<string, AgentRecord[]>();
-          for (const s of wf.manifest.steps) {
-            const name = s.agent.split('@')[0] ?? s.agent;
-            if (!byName.has(name)) byName.set(name, await tx.agentVersions(name));
-          }
-          const plan = buildRunPlan(wf, (n) => byName.get(n) ?? [], p.plan.config);
+          const plan = buildRunPlan(wf, await agentsFor(wf.manifest, (n) => tx.agentVersions(n)), p.plan.config);
           const runId = await this.insertRun(scope, wf, plan, { trigger_type: 'event', trigger_data: inputs, parent_run_id: state.id });
           scope.emit(state, EventType.HANDLER_STARTED_RUN, null, { handler: where, workflow: wf.name, version: wf.version, run_id: runId });
         }

@@ -1,6 +1,6 @@
 import { parseCondition, type Condition } from '../core/condition.js';
 import { ExecutionError, UserError } from '../core/errors.js';
-import { pickVersion, parseRef } from '../core/manifest/agent.js';
+import { parseRef, pickRecord } from '../core/manifest/agent.js';
 import { successorsOf, type StepSpec } from '../core/manifest/workflow.js';
 import type { AgentManifest } from '../core/manifest/agent.js';
 import { digestJson } from '../core/events.js';
@@ -67,6 +67,16 @@ export class PlanCache {
   }
 }
 
+/** The registered versions of every agent a workflow names, fetched once per name. */
+export async function agentsFor(wf: WorkflowRecord['manifest'], versionsOf: (name: string) => Promise<AgentRecord[]>): Promise<(name: string) => AgentRecord[]> {
+  const byName = new Map<string, AgentRecord[]>();
+  for (const s of wf.steps) {
+    const { name } = parseRef(s.agent);
+    if (!byName.has(name)) byName.set(name, await versionsOf(name));
+  }
+  return (name) => byName.get(name) ?? [];
+}
+
 /**
  * Freeze a workflow into a run plan: each step's agent range resolves to the newest registered version
  * that satisfies it, now, so later registrations never change this run.
@@ -77,11 +87,7 @@ export function buildRunPlan(wf: WorkflowRecord, agentsByName: (name: string) =>
   for (const s of wf.manifest.steps) {
     const { name, range } = parseRef(s.agent);
     const candidates = agentsByName(name);
-    const version = pickVersion(
-      candidates.map((a) => a.version),
-      range,
-    );
-    const rec = candidates.find((a) => a.version === version);
+    const rec = pickRecord(candidates, range);
     if (!rec) {
       throw new UserError(
         'AGENT_NOT_FOUND',

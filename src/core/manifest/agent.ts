@@ -161,6 +161,15 @@ export function pickVersion(versions: string[], range: string): string | undefin
   return semver.maxSatisfying(versions, range) ?? undefined;
 }
 
+/** The newest record whose version satisfies `range`, among records of one name. */
+export function pickRecord<T extends { version: string }>(records: readonly T[], range: string): T | undefined {
+  const v = pickVersion(
+    records.map((r) => r.version),
+    range,
+  );
+  return v === undefined ? undefined : records.find((r) => r.version === v);
+}
+
 export function isValidRange(range: string): boolean {
   return range === 'latest' || semver.validRange(range) !== null;
 }

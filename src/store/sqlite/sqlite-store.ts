@@ -260,18 +260,28 @@ export class SqliteStore implements Store {
 
   // ---- registry ----
 
+  /**
+   * (name, version) is unique: the same content again is a no-op, different content an error unless
+   * forced. Returns what the put will do, or undefined for "nothing".
+   */
+  private versionCheck(table: 'agents' | 'workflows', rec: { name: string; version: string; digest: string }, force: boolean): PutResult | undefined {
+    const existing = this.stmt(`SELECT digest FROM ${table} WHERE name = ? AND version = ?`).get(rec.name, rec.version) as Row | undefined;
+    if (!existing) return 'created';
+    if (existing.digest === rec.digest) return undefined;
+    if (force) return 'replaced';
+    const kind = table === 'agents' ? 'agent' : 'workflow';
+    throw new StoreError(
+      `${kind.toUpperCase()}_VERSION_EXISTS`,
+      `${kind} ${rec.name}@${rec.version} is already registered with different content; bump its version or use --force`,
+      { [kind]: `${rec.name}@${rec.version}` },
+      { exitCode: ExitCode.INVALID_INPUT },
+    );
+  }
+
   putAgent(rec: AgentRecord, force: boolean): Promise<PutResult> {
     return this.exclusive(() => {
-      const existing = this.stmt('SELECT digest FROM agents WHERE name = ? AND version = ?').get(rec.name, rec.version) as Row | undefined;
-      if (existing && existing.digest === rec.digest) return 'unchanged';
-      if (existing && !force) {
-        throw new StoreError(
-          'AGENT_VERSION_EXISTS',
-          `agent ${rec.name}@${rec.version} is already registered with different content; bump its version or use --force`,
-          { agent: `${rec.name}@${rec.version}` },
-          { exitCode: ExitCode.INVALID_INPUT },
-        );
-      }
+      const result = this.versionCheck('agents', rec, force);
+      if (!result) return 'unchanged';
       const m = rec.manifest;
       this.stmt(
         `INSERT INTO agents (id, name, version, path, description, capabilities, inputs_schema, outputs_schema, runtime, memory_mb,
@@ -287,7 +297,7 @@ export class SqliteStore implements Store {
         JSON.stringify(m.outputs), m.runtime.type, m.runtime.memory_mb, m.runtime.timeout_seconds, JSON.stringify(m.triggers),
         m.author ?? null, JSON.stringify(m.tags), JSON.stringify(m), rec.digest, rec.created_at, rec.updated_at,
       );
-      return existing ? 'replaced' : 'created';
+      return result;
     });
   }
 
@@ -306,16 +316,8 @@ export class SqliteStore implements Store {
 
   putWorkflow(rec: WorkflowRecord, force: boolean): Promise<PutResult> {
     return this.exclusive(() => {
-      const existing = this.stmt('SELECT digest FROM workflows WHERE name = ? AND version = ?').get(rec.name, rec.version) as Row | undefined;
-      if (existing && existing.digest === rec.digest) return 'unchanged';
-      if (existing && !force) {
-        throw new StoreError(
-          'WORKFLOW_VERSION_EXISTS',
-          `workflow ${rec.name}@${rec.version} is already registered with different content; bump its version or use --force`,
-          { workflow: `${rec.name}@${rec.version}` },
-          { exitCode: ExitCode.INVALID_INPUT },
-        );
-      }
+      const result = this.versionCheck('workflows', rec, force);
+      if (!result) return 'unchanged';
       const m = rec.manifest;
       this.stmt(
         `INSERT INTO workflows (id, name, version, path, description, trigger_type, trigger_config, steps, variables, on_error,
@@ -331,7 +333,7 @@ export class SqliteStore implements Store {
         JSON.stringify(m.variables), JSON.stringify(m.on_error), JSON.stringify(m.on_success), rec.enabled ? 1 : 0, m.author ?? null,
         JSON.stringify(m.tags), JSON.stringify(m), rec.digest, rec.created_at, rec.updated_at,
       );
-      return existing ? 'replaced' : 'created';
+      return result;
     });
   }
 
