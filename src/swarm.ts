@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { resolveConfig, type ResolveConfigOptions, type SwarmConfig } from './config/config.js';
 import { ManifestError, NotFoundError, PolicyError, ResumeError, UserError, VerificationError } from './core/errors.js';
@@ -11,7 +10,7 @@ import { checkAgainstRegistry, parseWorkflowSource } from './core/manifest/workf
 import { TERMINAL_RUN, type RunStatus } from './core/states.js';
 import { Ledger } from './engine/ledger.js';
 import { agentsFor, buildRunPlan } from './engine/plan.js';
-import { pidAlive, reapDeadWorkers } from './engine/reaper.js';
+import { reapDeadWorkers, workerIsDead } from './engine/reaper.js';
 import { Worker, type WorkerOptions } from './engine/worker.js';
 import { BuiltinExecutor, type BuiltinAgent } from './executors/builtins.js';
 import type { Executor } from './executors/executor.js';
@@ -90,7 +89,6 @@ export class Swarm {
       secrets: (n) => this.config.secrets[n],
       config: { ...config.values },
       defaultRunConcurrency: config.runConcurrency,
-      log,
     });
     this.processExecutor = new ProcessExecutor();
   }
@@ -248,7 +246,7 @@ export class Swarm {
       throw new UserError('INPUT_INVALID', `run input must be a JSON object, like '{"message": "hi"}'`, { workflow: wf.name });
     }
     if (wf.manifest.inputs) {
-      const problems = validateAgainst(`${wf.id}#${wf.digest}#trigger`, wf.manifest.inputs, input);
+      const problems = validateAgainst(wf.manifest.inputs, input);
       if (problems.length) throw new UserError('INPUT_INVALID', `input for workflow ${wf.name}: ${problems.join('; ')}`, { workflow: wf.name });
     }
     const plan = buildRunPlan(wf, await agentsFor(wf.manifest, (n) => this.store.listAgents(n)), { ...this.config.values });
@@ -423,8 +421,7 @@ export class Swarm {
    */
   async hasLiveWorker(): Promise<boolean> {
     const since = Date.now() - Math.max(3000, this.config.leaseMs);
-    const host = hostname();
-    return (await this.store.listWorkers(since)).some((w) => w.scope === null && (w.hostname !== host || pidAlive(w.pid)));
+    return (await this.store.listWorkers(since)).some((w) => w.scope === null && !workerIsDead(w));
   }
 
   /** Execute a run in this process (a worker limited to it) and return its final state. */

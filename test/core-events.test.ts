@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { EventType, GENESIS_HASH, hashEvent, verifyChain, type RunEvent } from '../src/core/events.js';
 import { backoffDelayMs, hasRetriesLeft } from '../src/core/retry.js';
-import { canTransitionRun, canTransitionStep, releasesDependents } from '../src/core/states.js';
+import { canTransitionRun, canTransitionStep } from '../src/core/states.js';
 
 type StoredEvent = RunEvent & { data_json: string };
 
@@ -152,7 +152,5 @@ describe('state machines', () => {
     expect(canTransitionStep('running', 'running')).toBe(true);
     expect(canTransitionStep('completed', 'ready')).toBe(false);
     expect(canTransitionStep('pending', 'running')).toBe(false);
-    expect(releasesDependents('completed')).toBe(true);
-    expect(releasesDependents('cancelled')).toBe(false);
   });
 });

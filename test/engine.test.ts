@@ -384,3 +384,92 @@ async function untilStatus(swarm: Swarm, runId: string, stepId: string, status: 
   }
   throw new Error(`step ${stepId} never became ${status}`);
 }
+
+describe('engine: hard cases', () => {
+  it('a step whose output cannot be stored fails alone; the worker goes on', async () => {
+    const { dir, swarm } = await setup();
+    swarm.defineBuiltin('loop', async () => {
+      const o: Record<string, unknown> = {};
+      o.self = o;
+      return o;
+    });
+    builtinAgent(dir, 'loop', 'loop');
+    await swarm.registerAgent(join(dir, 'agents', 'loop'));
+    await swarm.registerWorkflow(writeWorkflow(dir, 'poison', `name: poison\nversion: 1.0.0\nsteps:\n  - id: bad\n    agent: loop@1.0.0\n  - id: fine\n    agent: noop@1.0.0\n`));
+    const id = await swarm.startRun('poison');
+    const r = await swarm.runToCompletion(id);
+    expect(r.run.status).toBe('failed');
+    expect(r.steps.find((s) => s.step_id === 'bad')?.error).toMatch(/cannot be stored as JSON/);
+    expect(r.steps.find((s) => s.step_id === 'fine')?.status).toBe('completed');
+    await swarm.registerWorkflow(join(EXAMPLES, 'workflows', 'echo-chain'));
+    expect((await swarm.runToCompletion(await swarm.startRun('echo-chain', { message: 'after' }))).run.status).toBe('completed');
+  });
+
+  it('a built-in that ignores its abort signal still times out, and the worker still stops', async () => {
+    const { dir, swarm } = await setup();
+    swarm.defineBuiltin('stuck', () => new Promise(() => undefined));
+    builtinAgent(dir, 'stuck', 'stuck');
+    await swarm.registerAgent(join(dir, 'agents', 'stuck'));
+    await swarm.registerWorkflow(writeWorkflow(dir, 'stuck', `name: stuck\nversion: 1.0.0\nsteps:\n  - id: s\n    agent: stuck@1.0.0\n    timeout_seconds: 0.2\n`));
+    const r = await swarm.runToCompletion(await swarm.startRun('stuck'));
+    expect(r.run.status).toBe('failed');
+    expect(r.steps[0]?.error).toBe('timed out after 0.2s');
+    const id = await swarm.startRun('stuck');
+    const w = swarm.worker({ runIds: [id] });
+    await untilStatus(swarm, id, 's', 'running');
+    await w.stop(50);
+    expect((await swarm.getRun(id)).steps[0]?.status).toBe('ready');
+  });
+
+  it('a step released while its run has already failed is cancelled, and does not block later runs', async () => {
+    const { dir, swarm } = await setup();
+    swarm.defineBuiltin('boom', async () => {
+      throw new Error('boom');
+    });
+    swarm.defineBuiltin('slow', async (_i, ctx) => {
+      await sleep(5000, undefined, { signal: ctx.signal });
+      return {};
+    });
+    builtinAgent(dir, 'boom', 'boom');
+    builtinAgent(dir, 'slow', 'slow');
+    for (const a of ['boom', 'slow']) await swarm.registerAgent(join(dir, 'agents', a));
+    await swarm.registerWorkflow(writeWorkflow(dir, 'race', `name: race\nversion: 1.0.0\nsteps:\n  - id: slow\n    agent: slow@1.0.0\n  - id: bad\n    agent: boom@1.0.0\n`));
+    const id = await swarm.startRun('race');
+    const w = swarm.worker({ concurrency: 1 });
+    await untilStatus(swarm, id, 'slow', 'running');
+    // Let "bad" fail the run while "slow" still runs elsewhere: a second worker.
+    const w2 = swarm.worker({ concurrency: 1 });
+    await untilStatus(swarm, id, 'bad', 'failed');
+    await w.stop(0);
+    const r = await swarm.getRun(id);
+    expect(r.run.status).toBe('failed');
+    expect(r.steps.find((s) => s.step_id === 'slow')?.status).toBe('cancelled');
+    await swarm.registerWorkflow(join(EXAMPLES, 'workflows', 'echo-chain'));
+    const next = await swarm.startRun('echo-chain', { message: 'next' });
+    expect((await swarm.wait(next)).run.status).toBe('completed');
+    await w2.stop();
+  });
+
+  it('a run started by a handler is validated and executed by the same one-off worker', async () => {
+    const { dir, swarm } = await setup();
+    await swarm.registerWorkflow(
+      writeWorkflow(dir, 'child', `name: child\nversion: 1.0.0\ninputs:\n  - { name: from, type: string, required: true }\nsteps:\n  - id: c\n    agent: echo@1.0.0\n    inputs: { message: "\${trigger.from}" }\n`),
+    );
+    const parent = (inputs: string): string =>
+      `name: parent-${inputs ? 'ok' : 'bad'}\nversion: 1.0.0\nsteps:\n  - id: p\n    agent: noop@1.0.0\non_success:\n  - workflow: { name: child${inputs} }\n`;
+    await swarm.registerWorkflow(writeWorkflow(dir, 'parent-ok', parent(', inputs: { from: "${run.id}" }')));
+    await swarm.registerWorkflow(writeWorkflow(dir, 'parent-bad', parent('')));
+    const ok = await swarm.startRun('parent-ok');
+    await swarm.runToCompletion(ok);
+    const started = (await swarm.events(ok)).find((e) => e.type === 'HANDLER_STARTED_RUN');
+    const child = await swarm.getRun(String(started?.data.run_id));
+    expect(child.run.status).toBe('completed');
+    expect(child.steps[0]?.outputs).toEqual({ echoed: ok });
+
+    const bad = await swarm.startRun('parent-bad');
+    expect((await swarm.runToCompletion(bad)).run.status).toBe('completed');
+    const log = (await swarm.events(bad)).find((e) => e.type === 'HANDLER_LOG');
+    expect(log?.data.error).toMatch(/inputs for workflow child: from is required/);
+    expect((await swarm.listRuns({ workflow: 'child' })).map((r) => r.id)).toEqual([child.run.id]);
+  });
+});

@@ -637,10 +637,11 @@ function storeContract(name: string, makeStore: MakeStore): void {
           on_success: [{ notify: { message: 'done ${run.id}' } }, { workflow: { name: 'child', inputs: { from: '${run.id}' } } }],
         });
         const [a] = await h.claim('w1', 1, 60_000, [parent]);
-        await h.finish(a!, 'w1', ok());
+        const { created } = await h.finish(a!, 'w1', ok());
         expect(h.logs).toEqual([`done ${parent}`]);
         const children = (await store.listRuns({ workflow: 'child' })).filter((r) => r.parent_run_id === parent);
         expect(children).toHaveLength(1);
+        expect(created).toEqual([children[0]!.id]);
         expect(children[0]!.trigger_data).toEqual({ from: parent });
         expect(children[0]!.trigger_type).toBe('event');
         expect(runIds).toContain(children[0]!.id);

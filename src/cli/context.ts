@@ -88,6 +88,12 @@ export function parseSince(value: string): number {
   return t;
 }
 
+export function parseSeconds(value: string, name: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 86_400) throw new UserError('ARGUMENT_INVALID', `${name} must be a number of seconds from 0 to 86400, not '${value}'`);
+  return n;
+}
+
 export function parsePositiveInt(value: string, name: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UserError('ARGUMENT_INVALID', `${name} must be a positive whole number, not '${value}'`);

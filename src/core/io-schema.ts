@@ -40,18 +40,32 @@ export function declaredFields(schema: IoSchema): string[] | undefined {
 }
 
 const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true, allowUnionTypes: true });
-const cache = new Map<string, ValidateFunction>();
+/** Compiled validators by schema object (plans are cached, so the same object comes back)… */
+const byObject = new WeakMap<object, ValidateFunction>();
+/** …and by schema text, for schemas that arrive as fresh objects (bounded). */
+const byText = new Map<string, ValidateFunction>();
+
+function compiled(schema: IoSchema): ValidateFunction {
+  let validate = byObject.get(schema);
+  if (validate) return validate;
+  const text = JSON.stringify(schema);
+  validate = byText.get(text);
+  if (!validate) {
+    validate = ajv.compile(schema);
+    byText.set(text, validate);
+    if (byText.size > 1000) byText.delete(byText.keys().next().value as string);
+  }
+  byObject.set(schema, validate);
+  return validate;
+}
 
 /**
  * Validate (and fill defaults into) a value against a schema. Returns a list of readable problems,
- * empty when valid. `key` caches the compiled validator (agents are immutable once registered).
+ * empty when valid. Validators are cached by the schema's content, never by name: an agent
+ * re-registered with a new schema gets a new validator.
  */
-export function validateAgainst(key: string, schema: IoSchema, value: unknown): string[] {
-  let validate = cache.get(key);
-  if (!validate) {
-    validate = ajv.compile(schema);
-    cache.set(key, validate);
-  }
+export function validateAgainst(schema: IoSchema, value: unknown): string[] {
+  const validate = compiled(schema);
   if (validate(value)) return [];
   return (validate.errors ?? []).map((e) => {
     const where = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '';

@@ -48,8 +48,3 @@ export function canTransitionRun(from: RunStatus, to: RunStatus): boolean {
 export function canTransitionStep(from: StepStatus, to: StepStatus): boolean {
   return STEP_TRANSITIONS[from].includes(to);
 }
-
-/** Does this finished step let its dependents go ahead? (a failed step only with on_error: continue) */
-export function releasesDependents(status: StepStatus): boolean {
-  return status === 'completed' || status === 'skipped' || status === 'failed';
-}

@@ -3,6 +3,7 @@ import { digestJson, EventType, GENESIS_HASH, hashEvent } from '../core/events.j
 import { backoffDelayMs, hasRetriesLeft, MAX_INTERRUPTIONS } from '../core/retry.js';
 import { TERMINAL_RUN, TERMINAL_STEP } from '../core/states.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
+import { validateAgainst } from '../core/io-schema.js';
 import type {
   ClaimRequest,
   CommitRequest,
@@ -25,8 +26,6 @@ export interface LedgerOptions {
   config: Record<string, unknown>;
   /** Steps of one run that may run at once when the workflow sets no `concurrency`. */
   defaultRunConcurrency: number;
-  /** Where `notify: {type: log}` handler messages go besides the event log. */
-  log?: (line: string) => void;
 }
 
 export interface NewRunInput {
@@ -40,7 +39,7 @@ class TxScope {
   readonly runs = new Map<string, RunState>();
   readonly dirty = new Set<RunState>();
   readonly events: EventRow[] = [];
-  readonly result: CommitResult = { claimed: [], refused: [], lost: [], finished: [] };
+  readonly result: CommitResult = { claimed: [], refused: [], lost: [], finished: [], created: [], messages: [] };
   constructor(readonly tx: LedgerTx) {}
 
   async run(id: string): Promise<RunState> {
@@ -83,7 +82,7 @@ export class Ledger {
   }
 
   private plan(tx: LedgerTx, state: RunState): Promise<LoadedPlan> {
-    return this.plans.load(state.plan_id, () => tx.getPlanJson(state.plan_id));
+    return this.plans.load(state.plan_id, () => tx.getPlanById(state.plan_id));
   }
 
   /** Create a run: run row, step rows, RUN_CREATED, in the caller's transaction. */
@@ -197,10 +196,13 @@ export class Ledger {
         if (after.done) await this.finishRun(scope, state, p);
       }
     } else if (r.kind === 'released') {
-      ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, { status: 'ready', available_at: now, lease_owner: null, lease_until: null });
+      // Given back unfinished: ready for another worker, or cancelled if its run is already over.
+      const over = TERMINAL_RUN.has(state.status);
+      ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, over ? { status: 'cancelled', ...done } : { status: 'ready', available_at: now, lease_owner: null, lease_until: null });
       if (ok) {
         state.running_steps--;
-        scope.emit(state, EventType.STEP_RELEASED, c.step_id, { attempt: c.attempt, reason: r.reason });
+        if (over) scope.emit(state, EventType.STEP_CANCELLED, c.step_id, { attempt: c.attempt, reason: `run is ${state.status}` });
+        else scope.emit(state, EventType.STEP_RELEASED, c.step_id, { attempt: c.attempt, reason: r.reason });
       }
     } else if (r.kind === 'skipped') {
       ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, { status: 'skipped', error: null, ...done });
@@ -309,19 +311,24 @@ export class Ledger {
         if ('notify' in h) {
           const message = String(resolveValue(h.notify.message, ctx, where));
           scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, message });
-          this.options.log?.(message);
+          scope.result.messages.push(message);
         } else {
           const wf = await tx.latestWorkflow(h.workflow.name);
           if (!wf) throw new Error(`workflow '${h.workflow.name}' is not registered`);
           if (!wf.enabled) throw new Error(`workflow '${h.workflow.name}' is disabled`);
           const inputs = resolveValue(h.workflow.inputs ?? {}, ctx, `${where}.inputs`);
+          if (wf.manifest.inputs) {
+            const problems = validateAgainst(wf.manifest.inputs, inputs);
+            if (problems.length) throw new Error(`inputs for workflow ${wf.name}: ${problems.join('; ')}`);
+          }
           const plan = buildRunPlan(wf, await agentsFor(wf.manifest, (n) => tx.agentVersions(n)), p.plan.config);
           const runId = await this.insertRun(scope, wf, plan, { trigger_type: 'event', trigger_data: inputs, parent_run_id: state.id });
+          scope.result.created.push(runId);
           scope.emit(state, EventType.HANDLER_STARTED_RUN, null, { handler: where, workflow: wf.name, version: wf.version, run_id: runId });
         }
       } catch (e) {
         scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, error: errorMessage(e) });
-        this.options.log?.(`${where} failed: ${errorMessage(e)}`);
+        scope.result.messages.push(`${where} failed: ${errorMessage(e)}`);
       }
     }
   }
@@ -335,15 +342,17 @@ export class Ledger {
       const state = await scope.run(row.run_id);
       const reclaimed = row.status === 'running';
       if (TERMINAL_RUN.has(state.status)) {
-        // A step of a finished run whose worker died: nothing is left to do for it.
-        if (reclaimed && (await tx.fencedUpdate(row, row.attempt, row.lease_owner, { status: 'cancelled', completed_at: now, lease_owner: null, lease_until: null }))) {
-          state.running_steps--;
+        // A step of a finished run (its worker died, or it was left ready): nothing is left to do for it.
+        const over = { status: 'cancelled' as const, completed_at: now, lease_owner: null, lease_until: null };
+        const ok = reclaimed ? await tx.fencedUpdate(row, row.attempt, row.lease_owner, over) : await tx.updateStep(row, ['ready'], over);
+        if (ok) {
+          if (reclaimed) state.running_steps--;
           scope.emit(state, EventType.STEP_CANCELLED, row.step_id, { attempt: row.attempt, reason: `run is ${state.status}` });
         }
         continue;
       }
       if (!reclaimed && state.running_steps >= state.max_parallel) continue;
-      if (reclaimed && row.attempt - row.retry_count >= MAX_INTERRUPTIONS) {
+      if (reclaimed && row.interruptions + 1 >= MAX_INTERRUPTIONS) {
         await this.complete(scope, {
           run_id: row.run_id,
           step_id: row.step_id,
@@ -356,7 +365,15 @@ export class Ledger {
         continue;
       }
       const attempt = row.attempt + 1;
-      const claim = { status: 'running' as const, attempt, lease_owner: req.worker_id, lease_until: now + req.lease_ms, started_at: now, pid: null };
+      const claim = {
+        status: 'running' as const,
+        attempt,
+        lease_owner: req.worker_id,
+        lease_until: now + req.lease_ms,
+        started_at: now,
+        pid: null,
+        ...(reclaimed ? { interruptions: row.interruptions + 1 } : {}),
+      };
       const ok = reclaimed ? await tx.fencedUpdate(row, row.attempt, row.lease_owner, claim) : await tx.updateStep(row, ['ready'], claim);
       if (!ok) continue;
       if (!reclaimed) state.running_steps++;
@@ -420,6 +437,7 @@ export class Ledger {
         status: pending === 0 ? 'ready' : 'pending',
         pending_deps: pending,
         retry_count: 0,
+        interruptions: 0,
         error: null,
         available_at: pending === 0 ? tx.now : null,
         completed_at: null,

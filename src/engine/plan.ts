@@ -19,7 +19,6 @@ export interface LoadedPlan {
   stepAgents: Map<string, { id: string; path: string; manifest: AgentManifest }>;
   successors: Map<string, string[]>;
   conditions: Map<string, Condition>;
-  index: Map<string, number>;
 }
 
 export function loadPlan(json: string): LoadedPlan {
@@ -38,7 +37,6 @@ export function loadPlan(json: string): LoadedPlan {
     stepAgents,
     successors: successorsOf(plan.workflow.steps),
     conditions,
-    index: new Map(plan.workflow.steps.map((s, i) => [s.id, i])),
   };
 }
 
@@ -47,12 +45,8 @@ export class PlanCache {
   private readonly map = new Map<string, LoadedPlan>();
   constructor(private readonly max = 2000) {}
 
-  get(planId: string): LoadedPlan | undefined {
-    return this.map.get(planId);
-  }
-
-  set(runId: string, p: LoadedPlan): void {
-    this.map.set(runId, p);
+  private set(planId: string, p: LoadedPlan): void {
+    this.map.set(planId, p);
     if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string);
   }
 

@@ -49,7 +49,7 @@ export interface StepRunnerDeps {
   secrets: (name: string) => string | undefined;
   /** Root for per-attempt work directories. */
   workRoot: string;
-  onSpawn?: (step: ClaimedStep, pid: number) => void;
+  onProcess?: (step: ClaimedStep, pid: number | null) => void;
 }
 
 /** Trigger data per run (immutable), cached. */
@@ -85,7 +85,7 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     if (skippedDep) return done({ kind: 'skipped', reason: `its inputs use step '${skippedDep}', which was skipped` });
 
     inputs = resolveValue(spec.inputs, ctx, `steps.${step.step_id}.inputs`) as Record<string, unknown>;
-    const inputProblems = validateAgainst(`${agent.id}#in`, agent.manifest.inputs, inputs);
+    const inputProblems = validateAgainst(agent.manifest.inputs, inputs);
     if (inputProblems.length) {
       throw new StepError('INPUT_INVALID', `inputs do not match agent ${agent.manifest.name}@${agent.manifest.version}: ${inputProblems.join('; ')}`, false);
     }
@@ -106,13 +106,19 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
         signal: abort.signal,
         timeoutMs,
         workDir: join(deps.workRoot, step.run_id, step.step_id, String(step.attempt)),
-        ...(deps.onSpawn ? { onSpawn: (pid: number) => deps.onSpawn?.(step, pid) } : {}),
+        ...(deps.onProcess ? { onProcess: (pid: number | null) => deps.onProcess?.(step, pid) } : {}),
       });
     } finally {
       clearTimeout(timer);
     }
     if (!exec.ok) return done({ kind: 'failed', error: { code: exec.error.code, message: exec.error.message }, retryable: exec.error.retryable, inputs }, exec);
-    const outputProblems = validateAgainst(`${agent.id}#out`, agent.manifest.outputs, exec.outputs);
+    try {
+      JSON.stringify(exec.outputs);
+    } catch (e) {
+      // A circular object or a BigInt: it could never be checkpointed, so fail here, not at commit.
+      return done({ kind: 'failed', error: { code: 'OUTPUT_INVALID', message: `outputs cannot be stored as JSON: ${errorMessage(e)}` }, retryable: false, inputs }, exec);
+    }
+    const outputProblems = validateAgainst(agent.manifest.outputs, exec.outputs);
     if (outputProblems.length) {
       const message = `outputs do not match agent ${agent.manifest.name}@${agent.manifest.version}: ${outputProblems.join('; ')}`;
       return done({ kind: 'failed', error: { code: 'OUTPUT_INVALID', message }, retryable: true, inputs }, exec);

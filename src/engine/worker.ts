@@ -7,8 +7,15 @@ import type { Executor } from '../executors/executor.js';
 import type { Store } from '../store/store.js';
 import type { ClaimedStep, Completion, CommitResult, StepKey } from '../store/types.js';
 import type { Ledger } from './ledger.js';
-import { reapDeadWorkers } from './reaper.js';
+import { hostIdentity, reapDeadWorkers } from './reaper.js';
 import { OutputCache, runStep } from './step-runner.js';
+
+/** Store errors worth retrying as they are (busy, locked, I/O, connection): not the data's fault. */
+function isTransient(e: unknown): boolean {
+  const raw = (e as { code?: unknown }).code;
+  const code = typeof raw === 'string' ? raw : '';
+  return /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|PROTOCOL)/.test(code) || /^(ECONN|ETIMEDOUT|57P|08)/.test(code);
+}
 
 export interface WorkerOptions {
   /** Steps this worker runs at once. */
@@ -38,7 +45,7 @@ interface InFlight {
   startedAt: number;
 }
 
-/** A step that has been done locally but whose commit has not happened yet. */
+/** The in-flight map key of a step. */
 const key = (s: StepKey): string => `${s.run_id}/${s.step_id}`;
 
 /**
@@ -114,6 +121,7 @@ export class Worker {
     await this.store.registerWorker({
       id: this.id,
       hostname: hostname(),
+      host_id: hostIdentity(),
       pid: process.pid,
       concurrency: this.options.concurrency,
       scope: this.options.runIds ? this.options.runIds.join(',') : null,
@@ -128,7 +136,13 @@ export class Worker {
       while (true) {
         if (this.stopping && this.inflight.size === 0 && this.completions.length === 0) break;
         if (this.scope && this.scope.size === 0 && this.inflight.size === 0 && this.completions.length === 0) break;
-        await this.tick();
+        try {
+          await this.tick();
+        } catch (e) {
+          // A read that failed (a busy or briefly unavailable store): the worker carries on.
+          this.options.log?.(`worker: ${errorMessage(e)}; retrying`);
+          await sleep(100);
+        }
       }
     } finally {
       for (const f of this.inflight.values()) f.abort.abort(new StepError('WORKER_STOPPING', 'worker stopped', true));
@@ -169,11 +183,16 @@ export class Worker {
           }),
         );
       } catch (e) {
-        // A transient store fault: keep the completions and try again shortly.
-        this.completions = [...completions, ...this.completions];
-        this.options.log?.(`commit failed, retrying: ${errorMessage(e)}`);
-        await sleep(100);
-        return;
+        if (isTransient(e) || completions.length === 0) {
+          // The store is busy or away: keep the completions and try again shortly.
+          this.completions = [...completions, ...this.completions];
+          this.options.log?.(`commit failed, retrying: ${errorMessage(e)}`);
+          await sleep(100);
+          return;
+        }
+        // Something in this batch cannot be recorded: commit each completion alone so one bad
+        // result cannot hold back the others (nor the leases and claims riding with them).
+        result = await this.commitOneByOne(completions);
       }
       this.afterCommit(completions, result, wantClaim ? free : 0);
       this.options.onCommit?.();
@@ -186,7 +205,30 @@ export class Worker {
     await this.idle();
   }
 
+  /** Commit completions one at a time; one that still fails is recorded as a failed step instead. */
+  private async commitOneByOne(completions: Completion[]): Promise<CommitResult> {
+    const all: CommitResult = { claimed: [], refused: [], lost: [], finished: [], created: [], messages: [] };
+    for (const c of completions) {
+      let r: CommitResult;
+      try {
+        r = await this.store.transaction((tx) => this.ledger.commit(tx, { completions: [c] }));
+      } catch (e) {
+        const failed: Completion = { ...c, result: { kind: 'failed', retryable: false, error: { code: 'RESULT_UNRECORDABLE', message: `the step's result could not be recorded: ${errorMessage(e)}` } } };
+        try {
+          r = await this.store.transaction((tx) => this.ledger.commit(tx, { completions: [failed] }));
+        } catch (e2) {
+          this.options.log?.(`step ${key(c)}: result dropped, it could not be recorded: ${errorMessage(e2)}`);
+          continue;
+        }
+      }
+      for (const k of ['refused', 'finished', 'created', 'messages'] as const) (all[k] as unknown[]).push(...r[k]);
+    }
+    return all;
+  }
+
   private afterCommit(completions: Completion[], result: CommitResult, asked: number): void {
+    // Handler messages are printed only once their commit has happened.
+    for (const m of result.messages) this.options.log?.(m);
     const refused = new Set(result.refused.map(key));
     for (const c of completions) {
       if (refused.has(key(c))) {
@@ -194,18 +236,24 @@ export class Worker {
         continue;
       }
       this.completedCount++;
-      const r = c.result;
-      if (r.kind === 'completed') this.outputs.set(c.run_id, c.step_id, { status: 'completed', outputs: r.outputs, error: null });
-      else if (r.kind === 'skipped') this.outputs.set(c.run_id, c.step_id, { status: 'skipped', outputs: {}, error: null });
+      // Only completed checkpoints are final (a retry resets failed and skipped steps): cache those.
+      if (c.result.kind === 'completed') this.outputs.set(c.run_id, c.step_id, { status: 'completed', outputs: c.result.outputs, error: null });
     }
     for (const l of result.lost) {
       const f = this.inflight.get(key(l));
       if (f && f.step.attempt === l.attempt) f.abort.abort(new StepError('LEASE_LOST', 'the step was cancelled or its lease was taken over', true));
     }
+    // Runs started by the handlers of runs this worker is limited to belong to its work too.
+    if (this.scope) for (const id of result.created) this.scope.add(id);
     for (const f of result.finished) {
       this.options.onFinished?.(f.run_id, f.status);
       this.outputs.forget(f.run_id);
       this.scope?.delete(f.run_id);
+    }
+    // A worker limited to runs that are all finished (one failed fast) has nothing left to wait for:
+    // its in-flight steps are given back, and the failed run cancels them.
+    if (this.scope && this.scope.size === 0) {
+      for (const f of this.inflight.values()) f.abort.abort(new StepError('WORKER_STOPPING', 'the run is finished', true));
     }
     this.mayHaveWork = asked > 0 && result.claimed.length >= asked;
     for (const step of result.claimed) this.launch(step);
@@ -214,6 +262,9 @@ export class Worker {
   private launch(step: ClaimedStep): void {
     const abort = new AbortController();
     const f: InFlight = { step, abort, startedAt: Date.now() };
+    // An older attempt of the same step may still be stopping here (cancelled, then retried): the new
+    // attempt holds the newer fencing token, so the old one's result would be refused anyway.
+    this.inflight.get(key(step))?.abort.abort(new StepError('LEASE_LOST', 'a newer attempt of this step started', true));
     this.inflight.set(key(step), f);
     void runStep(
       {
@@ -223,7 +274,7 @@ export class Worker {
         executorFor: this.executorFor,
         secrets: this.secrets,
         workRoot: this.options.workRoot,
-        onSpawn: (s, pid) => {
+        onProcess: (s, pid) => {
           this.store.setStepPid(s.run_id, s.step_id, s.attempt, pid).catch(() => undefined);
         },
       },
@@ -231,7 +282,7 @@ export class Worker {
       this.id,
       abort,
     ).then((done) => {
-      this.inflight.delete(key(step));
+      if (this.inflight.get(key(step)) === f) this.inflight.delete(key(step));
       const reason = abort.signal.aborted ? (abort.signal.reason as StepError | undefined)?.code : undefined;
       if (reason === 'LEASE_LOST') return;
       // Shutting down is not the step's fault: give it back instead of recording a failure.

@@ -110,7 +110,19 @@ export class BuiltinExecutor implements Executor {
     const fn = this.agents.get(name);
     if (!fn) return { ok: false, error: new StepError('BUILTIN_UNKNOWN', `no built-in agent named '${name}' (have: ${this.names().join(', ')})`, false) };
     try {
-      return { ok: true, outputs: await fn(ctx.inputs, ctx) };
+      // A function that ignores its signal must still not outlive a timeout or a cancel.
+      let onAbort = (): void => undefined;
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () => reject(ctx.signal.reason as Error);
+        if (ctx.signal.aborted) onAbort();
+        else ctx.signal.addEventListener('abort', onAbort, { once: true });
+      });
+      try {
+        return { ok: true, outputs: await Promise.race([fn(ctx.inputs, ctx), aborted]) };
+      } finally {
+        ctx.signal.removeEventListener('abort', onAbort);
+        aborted.catch(() => undefined);
+      }
     } catch (e) {
       if (e instanceof StepError) return { ok: false, error: e };
       if (ctx.signal.aborted) return { ok: false, error: abortError(ctx) };

@@ -15,8 +15,8 @@ export interface ExecutionContext {
   timeoutMs: number;
   /** A directory private to this attempt (process agents get their input/output files here). */
   workDir: string;
-  /** Called with the process group id once a child process is running. */
-  onSpawn?: (pid: number) => void;
+  /** Called with the process group id once a child process is running, and with null when it is gone. */
+  onProcess?: (pid: number | null) => void;
 }
 
 export interface StepLogs {

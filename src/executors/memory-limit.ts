@@ -71,9 +71,10 @@ function detect(): CgroupBase | null {
 }
 
 /** Which mechanism enforces memory limits on this machine. */
-export function memoryLimitMechanism(): 'cgroup-v1' | 'cgroup-v2' | 'rlimit' {
+export function memoryLimitMechanism(): 'cgroup-v1' | 'cgroup-v2' | 'rlimit' | 'none' {
   const base = detect();
-  return base ? (base.version === 1 ? 'cgroup-v1' : 'cgroup-v2') : 'rlimit';
+  if (base) return base.version === 1 ? 'cgroup-v1' : 'cgroup-v2';
+  return (process.env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, 'prlimit'))) ? 'rlimit' : 'none';
 }
 
 /** A fresh memory cgroup limited to `limitMb`, or undefined when cgroups cannot be used here. */

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { StepError } from '../core/errors.js';
 import type { AgentRuntime } from '../core/manifest/agent.js';
@@ -42,8 +42,10 @@ export class ProcessExecutor implements Executor {
     if (cage) ({ cmd, args } = cage.wrap(cmd, args));
 
     const logs = new LogCapture();
+    // Secrets reach an agent only through the inputs that reference them, never wholesale.
+    const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SWARM_SECRET_')));
     const env = {
-      ...process.env,
+      ...inherited,
       ...this.options.env,
       SWARM_RUN_ID: ctx.runId,
       SWARM_STEP_ID: ctx.stepId,
@@ -54,7 +56,8 @@ export class ProcessExecutor implements Executor {
       SWARM_WORK_DIR: ctx.workDir,
     };
     try {
-      const exit = await runGroup(cmd, args, { cwd: ctx.agent.path, env, signal: ctx.signal, logs, ...(ctx.onSpawn ? { onSpawn: ctx.onSpawn } : {}) });
+      const exit = await runGroup(cmd, args, { cwd: ctx.agent.path, env, signal: ctx.signal, logs, ...(ctx.onProcess ? { onSpawn: ctx.onProcess } : {}) });
+      ctx.onProcess?.(null);
       const captured = logs.result();
       const fail = (code: string, message: string, retryable: boolean): ExecutionResult => ({
         ok: false,
@@ -102,7 +105,7 @@ export function commandFor(runtime: AgentRuntime, pkgDir: string, files: string[
   const entry = isAbsolute(runtime.entry) ? runtime.entry : join(pkgDir, runtime.entry);
   const bytes = runtime.memory_mb * 1024 * 1024;
   const rlimit = (cmd: string, args: string[]): { cmd: string; args: string[] } =>
-    rlimitFallback ? { cmd: 'prlimit', args: [`--as=${bytes}`, '--', cmd, ...args] } : { cmd, args };
+    rlimitFallback && hasPrlimit() ? { cmd: 'prlimit', args: [`--as=${bytes}`, '--', cmd, ...args] } : { cmd, args };
   switch (runtime.type) {
     case 'node':
       return { cmd: process.execPath, args: [...(rlimitFallback ? [`--max-old-space-size=${runtime.memory_mb}`] : []), entry, ...files] };
@@ -116,6 +119,14 @@ export function commandFor(runtime: AgentRuntime, pkgDir: string, files: string[
       return rlimit(cmd ?? entry, args);
     }
   }
+}
+
+let prlimitFound: boolean | undefined;
+
+/** Is util-linux's `prlimit` on the PATH? Without it (and without cgroups) memory_mb is not enforced. */
+export function hasPrlimit(): boolean {
+  prlimitFound ??= (process.env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, 'prlimit')));
+  return prlimitFound;
 }
 
 /** Keeps the last LOG_LIMIT_BYTES of a stream. */

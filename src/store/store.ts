@@ -46,7 +46,7 @@ export interface Store {
   /** A plan (JSON) by its id. */
   getPlanById(planId: string): Promise<string | undefined>;
   getSteps(runId: string): Promise<StepRecord[]>;
-  /** Outputs of completed steps (by id) of a run; ids absent or not completed are omitted. */
+  /** Status, outputs and error of these steps of a run (ids that are not steps of the run are omitted). */
   getStepOutputs(runId: string, stepIds: readonly string[]): Promise<Map<string, { status: string; outputs: unknown; error: string | null }>>;
   getEvents(runId: string, afterSeq?: number, limit?: number): Promise<Array<RunEvent & { data_json: string }>>;
   getLogs(runId: string, stepId?: string): Promise<StepLog[]>;
@@ -69,7 +69,7 @@ export interface Store {
   /** Record the process group running a step attempt, so a dead worker's orphans can be stopped. */
   setStepPid(runId: string, stepId: string, attempt: number, pid: number | null): Promise<void>;
   /** Process groups recorded for steps still leased by these workers. */
-  pidsOf(workerIds: readonly string[]): Promise<number[]>;
+  pidsOf(workerIds: readonly string[]): Promise<Array<{ pid: number; run_id: string; step_id: string }>>;
 
   /**
    * Resolve when another process may have changed the database, or after `timeoutMs`.

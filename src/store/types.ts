@@ -155,6 +155,10 @@ export interface CommitResult {
   lost: Array<StepKey & { attempt: number }>;
   /** Runs that reached a final state in this commit. */
   finished: Array<{ run_id: string; status: RunStatus }>;
+  /** Runs that handlers started in this commit. */
+  created: string[];
+  /** Handler messages (`notify: {type: log}`), to print once the commit has happened. */
+  messages: string[];
 }
 
 export interface RunFilter {
@@ -177,6 +181,8 @@ export interface StepLog {
 export interface WorkerRecord {
   id: string;
   hostname: string;
+  /** This machine and PID namespace (hostname, boot id, namespace): where its pid means something. */
+  host_id: string;
   pid: number;
   concurrency: number;
   started_at: number;
@@ -216,6 +222,7 @@ export interface StepUpdate {
   status?: StepStatus;
   attempt?: number;
   retry_count?: number;
+  interruptions?: number;
   pending_deps?: number;
   lease_owner?: string | null;
   lease_until?: number | null;
@@ -233,6 +240,8 @@ export interface ClaimableRow extends StepKey {
   status: 'ready' | 'running';
   attempt: number;
   retry_count: number;
+  /** Times the step was taken over after its worker died or lost its lease. */
+  interruptions: number;
   lease_owner: string | null;
 }
 
@@ -246,7 +255,7 @@ export interface LedgerTx {
   readonly now: number;
   getRunState(runId: string): Promise<RunState | undefined>;
   saveRunState(state: RunState): Promise<void>;
-  getPlanJson(planId: string): Promise<string | undefined>;
+  getPlanById(planId: string): Promise<string | undefined>;
   getTriggerData(runId: string): Promise<unknown>;
   insertRun(row: NewRunRow, steps: readonly NewStepRow[]): Promise<void>;
   /** Update a step only if it is still `running` under this attempt (and owner, when given). */

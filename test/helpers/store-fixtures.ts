@@ -165,7 +165,6 @@ export class Harness {
       secrets: () => undefined,
       config: {},
       defaultRunConcurrency: options.defaultRunConcurrency ?? 100,
-      log: (line) => this.logs.push(line),
     });
   }
 
@@ -191,8 +190,10 @@ export class Harness {
     return this.store.transaction((tx) => this.ledger.createRun(tx, wf, plan, { trigger_type: 'manual', trigger_data: input }));
   }
 
-  commit(req: CommitRequest): Promise<CommitResult> {
-    return this.store.transaction((tx) => this.ledger.commit(tx, req));
+  async commit(req: CommitRequest): Promise<CommitResult> {
+    const result = await this.store.transaction((tx) => this.ledger.commit(tx, req));
+    this.logs.push(...result.messages);
+    return result;
   }
 
   async claim(worker_id: string, max = 1, lease_ms = 60_000, run_ids?: string[]): Promise<ClaimedStep[]> {

@@ -5,7 +5,7 @@ import { ExitCode, UserError, errorMessage } from '../../core/errors.js';
 import type { IoSchema } from '../../core/io-schema.js';
 import { AGENT_TEMPLATES, createAgentPackage, createWorkflowPackage, WORKFLOW_TEMPLATES } from '../../scaffold.js';
 import type { RegisterResult } from '../../swarm.js';
-import type { CliContext } from '../context.js';
+import { parsePositiveInt, type CliContext } from '../context.js';
 import { colorStatus, formatMs, formatTime, table } from '../render.js';
 
 type Many<T> = Array<RegisterResult<T> | { path: string; error: Error }>;
@@ -156,7 +156,7 @@ export function registerWorkflowCommands(program: Command, ctx: CliContext): voi
     .action(async (name: string, o: { limit: string; json?: boolean }) => {
       const swarm = await ctx.swarm();
       await swarm.getWorkflow(name);
-      const runs = await swarm.listRuns({ workflow: name, limit: Number(o.limit) });
+      const runs = await swarm.listRuns({ workflow: name, limit: parsePositiveInt(o.limit, '--limit') });
       if (o.json) return ctx.out(JSON.stringify(runs, null, 2));
       if (runs.length === 0) return ctx.out(`no runs of ${name} yet`);
       ctx.out(table(['RUN', 'VERSION', 'STATUS', 'CREATED', 'DURATION', 'ERROR'], runs.map((r) => [r.id, r.workflow_version, colorStatus(r.status), formatTime(r.created_at), formatMs(r.completed_at && r.started_at ? r.completed_at - r.started_at : null), r.error ?? ''])));

@@ -5,7 +5,7 @@ import { RUN_STATUSES, type RunStatus } from '../../core/states.js';
 import { loadPlan } from '../../engine/plan.js';
 import { examplesDir, initProject } from '../../scaffold.js';
 import { runExitCode, Swarm } from '../../swarm.js';
-import { parseInput, parsePositiveInt, parseSince, type CliContext } from '../context.js';
+import { parseInput, parsePositiveInt, parseSeconds, parseSince, type CliContext } from '../context.js';
 import { colorStatus, finalOutputs, formatMs, formatTime, ProgressReporter, runJson, table } from '../render.js';
 
 interface AttachOptions {
@@ -243,7 +243,7 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
       ctx.engineLog = true;
       const swarm = await ctx.swarm();
       const concurrency = o.concurrency ? parsePositiveInt(o.concurrency, '--concurrency') : swarm.config.workerConcurrency;
-      const grace = Number(o.grace) * 1000;
+      const grace = parseSeconds(o.grace, '--grace') * 1000;
       const worker = swarm.worker({ concurrency, onFinished: (runId, status) => ctx.err(`run ${runId} ${colorStatus(status)}`) });
       ctx.err(`worker ${worker.id} started: concurrency ${concurrency}, store ${swarm.store.location} (durability ${swarm.config.durability})`);
       const stop = (sig: string): void => {

@@ -138,7 +138,7 @@ const workflowSchema = {
               max_backoff_ms: { type: 'integer', minimum: 0 },
             },
           },
-          timeout_seconds: { type: 'number', exclusiveMinimum: 0 },
+          timeout_seconds: { type: 'number', exclusiveMinimum: 0, maximum: 604800 },
           on_error: { enum: ['fail', 'continue'] },
         },
       },

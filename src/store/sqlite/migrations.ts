@@ -113,6 +113,7 @@ CREATE TABLE step_executions (
   pending_deps INTEGER NOT NULL,
   attempt INTEGER NOT NULL DEFAULT 0,
   retry_count INTEGER NOT NULL DEFAULT 0,
+  interruptions INTEGER NOT NULL DEFAULT 0,
   lease_owner TEXT,
   lease_until INTEGER,
   available_at INTEGER,
@@ -157,6 +158,7 @@ CREATE TABLE step_logs (
 CREATE TABLE workers (
   id TEXT PRIMARY KEY,
   hostname TEXT NOT NULL,
+  host_id TEXT NOT NULL,
   pid INTEGER NOT NULL,
   concurrency INTEGER NOT NULL,
   scope TEXT,

@@ -211,11 +211,13 @@ export class SqliteStore implements Store {
       for (const item of this.pendingTx.splice(0)) item.reject(e);
       return;
     }
+    let current: PendingTx | undefined;
     try {
       // Take everything queued, including what arrives while earlier ones run (up to a bound). The
       // first needs no savepoint: if it fails, nothing else has been done yet and all is rolled back.
       while (this.pendingTx.length > 0 && done.length < MAX_TX_PER_COMMIT) {
         const item = this.pendingTx.shift() as PendingTx;
+        current = item;
         const first = done.length === 0;
         if (!first) this.stmt('SAVEPOINT swarm_tx').run();
         try {
@@ -224,20 +226,26 @@ export class SqliteStore implements Store {
           done.push({ item, ok: true, value });
         } catch (e) {
           if (first) {
-            this.stmt('ROLLBACK').run();
+            current = undefined;
+            if (this.db.inTransaction) this.stmt('ROLLBACK').run();
             item.reject(e);
             this.settleLeftovers();
             return;
           }
+          // SQLite may already have rolled the whole transaction back (disk full, I/O error).
+          if (!this.db.inTransaction) throw e;
           this.stmt('ROLLBACK TO swarm_tx').run();
           this.stmt('RELEASE swarm_tx').run();
           done.push({ item, ok: false, value: e });
         }
+        current = undefined;
       }
       this.stmt('COMMIT').run();
     } catch (e) {
+      // Nothing of this batch was committed: every caller in it hears so, the current one too.
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       this.settleLeftovers();
+      current?.reject(e);
       for (const d of done) d.item.reject(e);
       return;
     }
@@ -464,8 +472,8 @@ export class SqliteStore implements Store {
   registerWorker(rec: WorkerRecord): Promise<void> {
     return this.exclusive(() => {
       this.stmt(
-        `INSERT INTO workers (id, hostname, pid, concurrency, scope, started_at, heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
-      ).run(rec.id, rec.hostname, rec.pid, rec.concurrency, rec.scope, rec.started_at, rec.heartbeat_at);
+        `INSERT INTO workers (id, hostname, host_id, pid, concurrency, scope, started_at, heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+      ).run(rec.id, rec.hostname, rec.host_id, rec.pid, rec.concurrency, rec.scope, rec.started_at, rec.heartbeat_at);
     });
   }
 
@@ -489,6 +497,7 @@ export class SqliteStore implements Store {
       return rows.map((r) => ({
         id: r.id as string,
         hostname: r.hostname as string,
+        host_id: r.host_id as string,
         pid: r.pid as number,
         concurrency: r.concurrency as number,
         scope: (r.scope as string | null) ?? null,
@@ -520,10 +529,10 @@ export class SqliteStore implements Store {
     });
   }
 
-  pidsOf(workerIds: readonly string[]): Promise<number[]> {
+  pidsOf(workerIds: readonly string[]): Promise<Array<{ pid: number; run_id: string; step_id: string }>> {
     return this.read(() => {
-      const s = this.stmt(`SELECT pid FROM step_executions WHERE status = 'running' AND lease_owner = ? AND pid IS NOT NULL`).pluck();
-      return workerIds.flatMap((id) => s.all(id) as number[]);
+      const s = this.stmt(`SELECT pid, run_id, step_id FROM step_executions WHERE status = 'running' AND lease_owner = ? AND pid IS NOT NULL`);
+      return workerIds.flatMap((id) => s.all(id) as Array<{ pid: number; run_id: string; step_id: string }>);
     });
   }
 
@@ -581,7 +590,7 @@ class SqliteTx implements LedgerTx {
     ).run(s.status, s.steps_remaining, s.running_steps, s.event_seq, s.event_hash, s.started_at, s.completed_at, s.error, s.error_step, this.now, s.id);
   }
 
-  async getPlanJson(planId: string): Promise<string | undefined> {
+  async getPlanById(planId: string): Promise<string | undefined> {
     return this.stmt('SELECT plan FROM run_plans WHERE id = ?').pluck().get(planId) as string | undefined;
   }
 
@@ -650,7 +659,7 @@ class SqliteTx implements LedgerTx {
   }
 
   async selectClaimable(limit: number, runIds?: readonly string[]): Promise<ClaimableRow[]> {
-    const cols = 'run_id, step_id, status, attempt, retry_count, lease_owner';
+    const cols = 'run_id, step_id, status, attempt, retry_count, interruptions, lease_owner';
     if (runIds) {
       const out: ClaimableRow[] = [];
       for (const runId of runIds) {
@@ -665,8 +674,9 @@ class SqliteTx implements LedgerTx {
     }
     // Skip runs already at their concurrency limit, so their waiting steps cannot crowd out other runs.
     const ready = this.stmt(
-      `SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.lease_owner FROM step_executions s JOIN workflow_runs r ON r.id = s.run_id
-       WHERE s.status = 'ready' AND s.available_at <= ? AND r.running_steps < r.max_parallel ORDER BY s.available_at LIMIT ?`,
+      `SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner FROM step_executions s JOIN workflow_runs r ON r.id = s.run_id
+       WHERE s.status = 'ready' AND s.available_at <= ? AND r.running_steps < r.max_parallel AND r.status IN ('queued', 'running')
+       ORDER BY s.available_at LIMIT ?`,
     ).all(this.now, limit) as ClaimableRow[];
     const expired = this.stmt(`SELECT ${cols} FROM step_executions WHERE status = 'running' AND lease_until < ? ORDER BY lease_until LIMIT ?`).all(this.now, limit) as ClaimableRow[];
     return expired.length ? [...expired, ...ready] : ready;
@@ -797,6 +807,7 @@ const UPDATE_COLUMNS: Record<keyof StepUpdate, string> = {
   status: 'status',
   attempt: 'attempt',
   retry_count: 'retry_count',
+  interruptions: 'interruptions',
   pending_deps: 'pending_deps',
   lease_owner: 'lease_owner',
   lease_until: 'lease_until',
