@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { resolveConfig, type ResolveConfigOptions, type SwarmConfig } from './config/config.js';
 import { ManifestError, NotFoundError, PolicyError, ResumeError, UserError, VerificationError } from './core/errors.js';
@@ -8,6 +8,7 @@ import { validateAgainst } from './core/io-schema.js';
 import { agentRef, parseAgentManifest, parseRef, pickRecord } from './core/manifest/agent.js';
 import { checkAgainstRegistry, parseWorkflowSource } from './core/manifest/workflow.js';
 import { TERMINAL_RUN, type RunStatus } from './core/states.js';
+import { closest } from './core/suggest.js';
 import { Ledger } from './engine/ledger.js';
 import { agentsFor, buildRunPlan } from './engine/plan.js';
 import { reapDeadWorkers, workerIsDead } from './engine/reaper.js';
@@ -118,6 +119,14 @@ export class Swarm {
       if (!this.builtins.has(rt.entry)) throw new ManifestError(file, 'runtime.entry', `no built-in agent named '${rt.entry}' (have: ${this.builtins.names().join(', ')})`);
     } else if (!existsSync(join(dir, rt.entry)) && !existsSync(rt.entry)) {
       throw new ManifestError(file, 'runtime.entry', `file '${rt.entry}' not found in ${dir}`);
+    } else if (rt.type === 'process' && !rt.command) {
+      // Run directly: it must be executable.
+      const entry = existsSync(join(dir, rt.entry)) ? join(dir, rt.entry) : rt.entry;
+      try {
+        accessSync(entry, constants.X_OK);
+      } catch {
+        throw new ManifestError(file, 'runtime.entry', `'${rt.entry}' is not executable: run 'chmod +x ${entry}', or set runtime.command (like "python3")`);
+      }
     }
     const now = Date.now();
     const record: AgentRecord = {
@@ -147,14 +156,32 @@ export class Swarm {
     const { name, range } = parseRef(ref);
     const all = await this.store.listAgents(name);
     const rec = pickRecord(all, range);
-    if (!rec) throw new NotFoundError('agent', ref, all.length ? `registered versions: ${all.map((a) => a.version).join(', ')}` : "run 'swarm agent list' to see registered agents");
+    if (!rec) throw new NotFoundError('agent', ref, all.length ? `registered versions: ${all.map((a) => a.version).join(', ')}` : await this.notRegisteredHint('agent', name));
     return rec;
   }
 
-  async deleteAgent(ref: string): Promise<AgentRecord> {
+  /**
+   * Remove an agent version from the registry. Refused while a registered workflow has no other
+   * version to use (`force` deletes anyway); runs already created keep their own copy.
+   */
+  async deleteAgent(ref: string, options: { force?: boolean } = {}): Promise<AgentRecord> {
     const { range } = parseRef(ref);
     if (range === 'latest' && !ref.includes('@')) throw new UserError('VERSION_REQUIRED', `give the version to delete, like ${ref}@1.0.0`);
     const rec = await this.getAgent(ref);
+    if (!options.force) {
+      const all = await this.store.listAgents(rec.name);
+      const others = all.filter((a) => a.version !== rec.version);
+      const users: string[] = [];
+      for (const wf of await this.store.listWorkflows()) {
+        for (const s of wf.manifest.steps) {
+          const r = parseRef(s.agent);
+          if (r.name === rec.name && pickRecord(all, r.range)?.version === rec.version && !pickRecord(others, r.range)) users.push(`${wf.id} (step '${s.id}')`);
+        }
+      }
+      if (users.length) {
+        throw new UserError('AGENT_IN_USE', `${rec.id} is used by ${users.join(', ')}, which would then have no agent to run; use --force to delete it anyway`, { agent: rec.id });
+      }
+    }
     await this.store.deleteAgent(rec.name, rec.version);
     return rec;
   }
@@ -223,9 +250,26 @@ export class Swarm {
     const all = await this.store.listWorkflows(name);
     const rec = pickRecord(all, range);
     if (!rec) {
-      throw new NotFoundError('workflow', ref, all.length ? `registered versions: ${all.map((w) => w.version).join(', ')}` : "run 'swarm workflow list' to see registered workflows");
+      throw new NotFoundError('workflow', ref, all.length ? `registered versions: ${all.map((w) => w.version).join(', ')}` : await this.notRegisteredHint('workflow', name));
     }
     return rec;
+  }
+
+  /**
+   * Has the workflow.yaml a registered workflow came from changed since? Runs use the registered
+   * copy; this tells a user who edited the file and forgot to register it again.
+   */
+  sourceChanged(wf: WorkflowRecord): string | undefined {
+    const file = join(wf.path, 'workflow.yaml');
+    if (!existsSync(file)) return undefined;
+    let digest: string;
+    try {
+      digest = digestJson(JSON.stringify(parseWorkflowSource(readFileSync(file, 'utf8'), file).manifest));
+    } catch {
+      return `${file} has changed since ${wf.id} was registered (and no longer validates)`;
+    }
+    if (digest === wf.digest) return undefined;
+    return `${file} has changed since ${wf.id} was registered; this run uses the registered version (register it again, with a new version or --force, to use your changes)`;
   }
 
   async setWorkflowEnabled(name: string, enabled: boolean): Promise<void> {
@@ -258,6 +302,17 @@ export class Swarm {
   /** Tell this process's workers that new work exists, so they claim it now rather than at their next poll. */
   private pokeWorkers(): void {
     for (const w of this.workers) w.poke();
+  }
+
+  /** Why a name is unknown, and what to do: it exists on disk unregistered, a near name, or where we looked. */
+  private async notRegisteredHint(kind: 'agent' | 'workflow', name: string): Promise<string> {
+    const dir = kind === 'agent' ? this.config.agentsDir : this.config.workflowsDir;
+    const file = join(dir, name, `${kind}.yaml`);
+    if (existsSync(file)) return `${file} exists but is not registered: run 'swarm ${kind} register ${join(dir, name)}'`;
+    const names = [...new Set((kind === 'agent' ? await this.store.listAgents() : await this.store.listWorkflows()).map((r) => r.name))];
+    const near = closest(name, names);
+    if (near) return `did you mean '${near}'?`;
+    return `no ${kind} of that name in the store ${this.store.location}; 'swarm ${kind} list' shows what is registered`;
   }
 
   /**

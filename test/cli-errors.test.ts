@@ -154,7 +154,9 @@ describe.concurrent('swarm CLI errors', () => {
   test('run of an unknown workflow: exit 2, one line naming it; no run created', async ({ expect }) => {
     const s = await withExamples();
     const msg = oneLineError(expect, await s.run(['run', 'no-such-flow', '{}']), EXIT.INVALID);
-    expect(msg).toBe("swarm: workflow 'no-such-flow' not found: run 'swarm workflow list' to see registered workflows");
+    expect(msg).toMatch(/^swarm: workflow 'no-such-flow' not found: no workflow of that name in the store \S+swarm\.db; 'swarm workflow list' shows what is registered$/);
+    // A near name is suggested.
+    expect(oneLineError(expect, await s.run(['run', 'echo-chian', '{}']), EXIT.INVALID)).toBe("swarm: workflow 'echo-chian' not found: did you mean 'echo-chain'?");
     const v = oneLineError(expect, await s.run(['run', 'echo-chain@2.0.0', '{"message": "x"}']), EXIT.INVALID);
     expect(v).toBe("swarm: workflow 'echo-chain@2.0.0' not found: registered versions: 1.0.0");
     expect(count(s, 'workflow_runs')).toBe(0);

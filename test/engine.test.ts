@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { ManifestError, PolicyError, UserError } from '../src/core/errors.js';
 import type { Swarm } from '../src/swarm.js';
-import { builtinAgent, EXAMPLES, openProject, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
+import { builtinAgent, EXAMPLES, openProject, removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -252,7 +252,7 @@ steps:
     const retry = 'retry: { max_attempts: 3, backoff_ms: 1 }';
     const cases: Array<[string, string, string, number]> = [
       ['slow', `agent: sleeper@1.0.0\n    timeout_seconds: 0.2\n    inputs: { ms: 5000 }`, 'STEP_TIMEOUT', 1],
-      ['badin', `agent: sleeper@1.0.0\n    ${retry}\n    inputs: { ms: "soon" }`, 'INPUT_INVALID', 1],
+      ['badin', `agent: sleeper@1.0.0\n    ${retry}\n    inputs: { ms: "\${run.id}" }`, 'INPUT_INVALID', 1],
       ['missing', `agent: echo@1.0.0\n    ${retry}\n    inputs: { message: "\${trigger.nope}" }`, 'REFERENCE_UNRESOLVED', 1],
       ['badout', `agent: wrong@1.0.0\n    ${retry}`, 'OUTPUT_INVALID', 3],
     ];
@@ -471,5 +471,59 @@ describe('engine: hard cases', () => {
     const log = (await swarm.events(bad)).find((e) => e.type === 'HANDLER_LOG');
     expect(log?.data.error).toMatch(/inputs for workflow child: from is required/);
     expect((await swarm.listRuns({ workflow: 'child' })).map((r) => r.id)).toEqual([child.run.id]);
+  });
+});
+
+describe('registry checks a user relies on', () => {
+  it('registration checks fixed step inputs against the agent, and names what is wrong', async () => {
+    const { dir, swarm } = await setup();
+    builtinAgent(dir, 'sleeper', 'sleep', 'inputs:\n  - { name: ms, type: integer, required: true }\n');
+    await swarm.registerAgent(join(dir, 'agents', 'sleeper'));
+    const wf = (inputs: string): string => `name: nap\nversion: 1.0.0\nsteps:\n  - id: s\n    agent: sleeper@1.0.0\n    inputs: ${inputs}\n`;
+    await expect(swarm.registerWorkflow(writeWorkflow(dir, 'nap', wf('{ m: 5 }')))).rejects.toThrow(/workflow.yaml:\d+: steps\[0\]\.inputs: step 's': agent sleeper@1.0.0 requires input 'ms' \(did you mean to name 'm' 'ms'\?\)/);
+    await expect(swarm.registerWorkflow(writeWorkflow(dir, 'nap', wf('{ ms: "five" }')))).rejects.toThrow(/steps\[0\]\.inputs\.ms: step 's': "five" does not fit agent sleeper@1.0.0's input 'ms': must be integer/);
+    // A reference is checked when the step runs, not now.
+    expect((await swarm.registerWorkflow(writeWorkflow(dir, 'nap', wf('{ ms: "${trigger.ms}" }')))).result).toBe('created');
+    expect((await swarm.listWorkflows()).map((w) => w.name)).toEqual(['nap']);
+  });
+
+  it('a process agent whose entry is not executable is refused at registration', async () => {
+    const { dir, swarm } = await setup();
+    writeAgent(dir, 'tool', 'name: tool\nversion: 1.0.0\nruntime: { type: process, entry: tool.bin }\n', { 'tool.bin': '#!/bin/sh\n' });
+    await expect(swarm.registerAgent(join(dir, 'agents', 'tool'))).rejects.toThrow(/runtime.entry: 'tool.bin' is not executable: run 'chmod \+x/);
+  });
+
+  it('an agent that a workflow needs cannot be deleted without --force', async () => {
+    const { swarm } = await setup();
+    await swarm.registerWorkflow(join(EXAMPLES, 'workflows', 'echo-chain'));
+    await expect(swarm.deleteAgent('echo@1.0.0')).rejects.toMatchObject({ code: 'AGENT_IN_USE', message: expect.stringMatching(/used by echo-chain@1.0.0 \(step 'step1'\)/) as unknown });
+    expect((await swarm.deleteAgent('noop@1.0.0')).id).toBe('noop@1.0.0');
+    expect((await swarm.deleteAgent('echo@1.0.0', { force: true })).id).toBe('echo@1.0.0');
+  });
+
+  it('tells when the workflow file changed since it was registered', async () => {
+    const { dir, swarm } = await setup();
+    const path = writeWorkflow(dir, 'greet', 'name: greet\nversion: 1.0.0\nsteps:\n  - id: s\n    agent: echo@1.0.0\n    inputs: { message: hi }\n');
+    const { record } = await swarm.registerWorkflow(path);
+    expect(swarm.sourceChanged(record)).toBeUndefined();
+    writeFileSync(join(path, 'workflow.yaml'), 'name: greet\nversion: 1.0.0\nsteps:\n  - id: s\n    agent: echo@1.0.0\n    inputs: { message: hello }\n');
+    expect(swarm.sourceChanged(record)).toMatch(/has changed since greet@1.0.0 was registered; this run uses the registered version/);
+  });
+
+  it("a step reading a skipped step's status runs; one reading its outputs is skipped, with the reason kept", async () => {
+    const { dir, swarm } = await setup();
+    await swarm.registerWorkflow(
+      writeWorkflow(
+        dir,
+        'skips',
+        `name: skips\nversion: 1.0.0\nsteps:\n  - id: a\n    agent: echo@1.0.0\n    condition: "false"\n    inputs: { message: x }\n  - id: status\n    agent: echo@1.0.0\n    inputs: { message: "a was \${steps.a.status}" }\n  - id: data\n    agent: echo@1.0.0\n    inputs: { message: "\${steps.a.outputs.echoed}" }\n`,
+      ),
+    );
+    const r = await swarm.runToCompletion(await swarm.startRun('skips'));
+    const by = Object.fromEntries(r.steps.map((s) => [s.step_id, s]));
+    expect(by.status?.outputs).toEqual({ echoed: 'a was skipped' });
+    expect(by.data?.status).toBe('skipped');
+    expect(by.a?.error).toBe('condition is false: false');
+    expect(by.data?.error).toBe("its inputs use step 'a', which was skipped");
   });
 });

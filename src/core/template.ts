@@ -167,7 +167,7 @@ function resolveOne(expr: string, ctx: ResolveContext, where: string): unknown {
 function explainMissing(ctx: ResolveContext, path: PathSegment[]): string {
   const root = path[0];
   if (!REFERENCE_ROOTS.includes(root as ReferenceRoot)) return `unknown root '${String(root)}'; use one of ${REFERENCE_ROOTS.join(', ')}`;
-  if (root === 'secrets') return `no secret named '${String(path[1])}'`;
+  if (root === 'secrets') return `no secret named '${String(path[1])}' (set SWARM_SECRET_${String(path[1])} in the worker's environment)`;
   for (let n = 2; n <= path.length; n++) {
     if (lookup(ctx, path.slice(0, n)) === MISSING) return `'${path.slice(0, n).join('.')}' is not set`;
   }

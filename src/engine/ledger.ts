@@ -205,7 +205,8 @@ export class Ledger {
         else scope.emit(state, EventType.STEP_RELEASED, c.step_id, { attempt: c.attempt, reason: r.reason });
       }
     } else if (r.kind === 'skipped') {
-      ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, { status: 'skipped', error: null, ...done });
+      // The reason is kept where an error would be, so `runs show` and `${steps.X.error}` can tell why.
+      ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, { status: 'skipped', error: r.reason, ...done });
       if (ok) {
         state.running_steps--;
         const after = await this.afterFinish(scope, state, p, c.step_id);

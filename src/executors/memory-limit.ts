@@ -112,7 +112,8 @@ export function createMemoryCage(limitMb: number): MemoryCage | undefined {
     mechanism: base.version === 1 ? 'cgroup-v1' : 'cgroup-v2',
     wrap(cmd, args) {
       // The shell writes its own pid into the cgroup, then becomes the agent: no allocation escapes.
-      return { cmd: '/bin/sh', args: ['-c', 'echo $$ > "$0" && exec "$@"', join(dir, 'cgroup.procs'), cmd, ...args] };
+      // ($0 names the shell in its own error messages, so it is the agent's command, not the cgroup path.)
+      return { cmd: '/bin/sh', args: ['-c', 'echo $$ > "$1" && shift && exec "$@"', cmd, join(dir, 'cgroup.procs'), cmd, ...args] };
     },
     oomKilled() {
       if (base.version === 2) return /oom_kill\s+[1-9]/.test(read('memory.events'));

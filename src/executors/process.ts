@@ -76,7 +76,7 @@ export class ProcessExecutor implements Executor {
       try {
         text = readFileSync(outputFile, 'utf8');
       } catch {
-        return fail('OUTPUT_MISSING', `agent exited 0 but wrote no output file (${outputFile})`, true);
+        return fail('OUTPUT_MISSING', `agent exited 0 but wrote no output file: it must write a JSON object to the file named by its second argument (also in SWARM_OUTPUT_FILE), not to stdout`, true);
       }
       let outputs: unknown;
       try {

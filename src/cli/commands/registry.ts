@@ -91,8 +91,9 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
   agent
     .command('delete <name@version>')
     .description('remove an agent version from the registry (its files stay)')
-    .action(async (ref: string) => {
-      const a = await (await ctx.swarm()).deleteAgent(ref);
+    .option('--force', 'delete even if a registered workflow needs this version')
+    .action(async (ref: string, o: { force?: boolean }) => {
+      const a = await (await ctx.swarm()).deleteAgent(ref, { force: o.force ?? false });
       ctx.out(`deleted ${a.id}`);
     });
 }

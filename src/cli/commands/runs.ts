@@ -16,6 +16,12 @@ interface AttachOptions {
   execute: boolean;
 }
 
+/** The first line of an error, shortened for a table cell (`runs show` has the whole of it). */
+function firstLine(text: string | null, max = 80): string {
+  const line = (text ?? '').split('\n')[0] ?? '';
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
 /**
  * Follow a run to its end, showing progress, then print its outputs. When `execute` is set, a worker
  * limited to this run executes it here; Ctrl-C stops it cleanly (in-flight steps are released and
@@ -42,8 +48,12 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
   const onSignal = (): void => {
     if (interrupted) return;
     interrupted = true;
-    note(pc.yellow('interrupted: stopping (in-flight steps are released, nothing is lost)…'));
-    if (worker) void worker.stop(0);
+    if (worker) {
+      note(pc.yellow('interrupted: stopping (in-flight steps are released, nothing is lost)…'));
+      void worker.stop(0);
+    } else {
+      note(pc.yellow(`stopped following run ${runId}; a worker goes on running it ('swarm runs show ${runId}')`));
+    }
     stopWatching.abort();
   };
   process.once('SIGINT', onSignal);
@@ -74,7 +84,7 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
   }
   const details = await swarm.getRun(runId);
   if (interrupted && details.run.status !== 'completed' && details.run.status !== 'failed' && details.run.status !== 'cancelled') {
-    ctx.err(`run ${runId} is ${details.run.status}; continue it with 'swarm runs resume ${runId}'`);
+    if (worker) ctx.err(`run ${runId} is ${details.run.status}; continue it with 'swarm runs resume ${runId}'`);
     return 130;
   }
   if (o.json) {
@@ -98,6 +108,8 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .action(async (ref: string, input: string | undefined, o: { detach?: boolean; json?: boolean }) => {
       const data = parseInput(input);
       const swarm = await ctx.swarm();
+      const changed = swarm.sourceChanged(await swarm.getWorkflow(ref));
+      if (changed) ctx.err(pc.yellow(`note: ${changed}`));
       const runId = await swarm.startRun(ref, data);
       const live = await swarm.hasLiveWorker();
       if (o.detach) {
@@ -130,7 +142,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       });
       if (o.json) return ctx.out(JSON.stringify(list, null, 2));
       if (list.length === 0) return ctx.out('no runs');
-      ctx.out(table(['RUN', 'WORKFLOW', 'STATUS', 'FINISHED', 'CREATED', 'DURATION', 'ERROR'], list.map((r) => [r.id, `${r.workflow_name}@${r.workflow_version}`, colorStatus(r.status), `${r.steps_total - r.steps_remaining}/${r.steps_total}`, formatTime(r.created_at), formatMs(r.completed_at && r.started_at ? r.completed_at - r.started_at : null), r.error ?? ''])));
+      ctx.out(table(['RUN', 'WORKFLOW', 'STATUS', 'FINISHED', 'CREATED', 'DURATION', 'ERROR'], list.map((r) => [r.id, `${r.workflow_name}@${r.workflow_version}`, colorStatus(r.status), `${r.steps_total - r.steps_remaining}/${r.steps_total}`, formatTime(r.created_at), formatMs(r.completed_at && r.started_at ? r.completed_at - r.started_at : null), firstLine(r.error)])));
     });
 
   runs

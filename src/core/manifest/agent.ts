@@ -59,7 +59,7 @@ const agentSchema = {
   additionalProperties: false,
   properties: {
     name: { type: 'string', pattern: NAME_PATTERN },
-    version: { type: 'string' },
+    version: { type: ['string', 'number'] },
     description: { type: 'string' },
     author: { type: 'string' },
     runtime: {
@@ -92,9 +92,9 @@ export function parseAgentManifest(text: string, file: string): AgentManifest {
   const src = parseYaml(text, file);
   checkManifest(src, agentSchema);
   const raw = src.value as Record<string, unknown> & { runtime: Record<string, unknown> };
-  const version = raw.version as string;
+  const version = String(raw.version);
   if (!semver.valid(version)) {
-    throw new ManifestError(file, 'version', `'${version}' is not a semantic version (like 1.0.0)`, src.lineOf(['version']));
+    throw new ManifestError(file, 'version', `'${version}' is not a semantic version (like 1.0.0)${typeof raw.version === 'number' ? '; write it in quotes' : ''}`, src.lineOf(['version']));
   }
   const type = raw.runtime.type as RuntimeType;
   const entry = raw.runtime.entry as string | undefined;

@@ -1,7 +1,8 @@
 import semver from 'semver';
 import { conditionReferences, parseCondition } from '../condition.js';
 import { ManifestError } from '../errors.js';
-import { declaredFields, FIELD_TYPES, toJsonSchema, type FieldSpec, type IoSchema } from '../io-schema.js';
+import { declaredFields, FIELD_TYPES, toJsonSchema, validateAgainst, type FieldSpec, type IoSchema } from '../io-schema.js';
+import { closest } from '../suggest.js';
 import { findReferences, REFERENCE_ROOTS, type PathSegment } from '../template.js';
 import { isValidRange, NAME_PATTERN, parseRef, type AgentManifest } from './agent.js';
 import { checkManifest } from './schema-check.js';
@@ -84,7 +85,7 @@ const workflowSchema = {
   additionalProperties: false,
   properties: {
     name: { type: 'string', pattern: NAME_PATTERN },
-    version: { type: 'string' },
+    version: { type: ['string', 'number'] },
     description: { type: 'string' },
     author: { type: 'string' },
     enabled: { type: 'boolean' },
@@ -178,9 +179,9 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
   const src = parseYaml(text, file);
   checkManifest(src, workflowSchema);
   const raw = src.value as Record<string, unknown> & { steps: RawStep[] };
-  const version = raw.version as string;
+  const version = String(raw.version);
   if (!semver.valid(version)) {
-    throw new ManifestError(file, 'version', `'${version}' is not a semantic version (like 1.0.0)`, src.lineOf(['version']));
+    throw new ManifestError(file, 'version', `'${version}' is not a semantic version (like 1.0.0)${typeof raw.version === 'number' ? '; write it in quotes' : ''}`, src.lineOf(['version']));
   }
   const variables = (raw.variables as Record<string, unknown> | undefined) ?? {};
   const ids = new Map<string, number>();
@@ -243,11 +244,15 @@ function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables:
   });
   const inputs = s.inputs ?? {};
   const dataDeps = new Set<string>();
+  const orderDeps = new Set<string>();
   for (const [path, value] of leaves(inputs)) {
     try {
       for (const ref of findReferences(value)) {
         const dep = checkRoot(ref.path, ids, variables, false);
-        if (dep) dataDeps.add(dep);
+        if (!dep) continue;
+        // Outputs make a data dependency (a skipped step has none to give); status and error only order.
+        if (ref.path[2] === 'outputs' || ref.path.length <= 2) dataDeps.add(dep);
+        else orderDeps.add(dep);
       }
     } catch (e) {
       throw new ManifestError(file, `steps[${i}].inputs.${path.join('.')}`, (e as Error).message, at('inputs', ...path));
@@ -277,7 +282,7 @@ function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables:
     ...(s.name !== undefined ? { name: s.name } : {}),
     agent: s.agent,
     inputs,
-    deps: [...new Set([...dependsOn, ...dataDeps, ...condDeps])].sort(),
+    deps: [...new Set([...dependsOn, ...dataDeps, ...orderDeps, ...condDeps])].sort(),
     data_deps: [...dataDeps].sort(),
     ...(condition !== undefined ? { condition } : {}),
     retry,
@@ -321,7 +326,7 @@ function checkRoot(path: PathSegment[], ids: Map<string, number>, variables: Rec
 }
 
 function suggest(name: string, ids: Map<string, number>): string {
-  const near = [...ids.keys()].find((k) => k.toLowerCase() === name.toLowerCase() || k.startsWith(name) || name.startsWith(k));
+  const near = closest(name, [...ids.keys()]) ?? [...ids.keys()].find((k) => k.toLowerCase() === name.toLowerCase() || k.startsWith(name) || name.startsWith(k));
   return near ? ` (did you mean '${near}'?)` : '';
 }
 
@@ -379,6 +384,39 @@ export function successorsOf(steps: ReadonlyArray<Pick<StepSpec, 'id' | 'deps'>>
   return succ;
 }
 
+/**
+ * What can be known of a step's inputs before it runs: every required input is given (or has a
+ * default), and inputs written as plain values (no `${…}`) have the type the agent declares.
+ */
+function checkStepInputs(s: StepSpec, agent: AgentManifest, file: string, lineOf?: (p: PathSegment[]) => number | undefined): void {
+  const schema = agent.inputs as { properties?: Record<string, IoSchema & { default?: unknown }>; required?: string[] };
+  const props = schema.properties ?? {};
+  for (const name of schema.required ?? []) {
+    if (!(name in s.inputs) && props[name]?.default === undefined) {
+      const hint = closest(name, Object.keys(s.inputs));
+      throw new ManifestError(
+        file,
+        `steps[${s.position}].inputs`,
+        `step '${s.id}': agent ${agent.name}@${agent.version} requires input '${name}'${hint ? ` (did you mean to name '${hint}' '${name}'?)` : ''}`,
+        lineOf?.(['steps', s.position, 'inputs']) ?? lineOf?.(['steps', s.position]),
+      );
+    }
+  }
+  for (const [name, value] of Object.entries(s.inputs)) {
+    const prop = props[name];
+    if (!prop || findReferences(value).length > 0) continue;
+    const problems = validateAgainst(prop, value);
+    if (problems.length) {
+      throw new ManifestError(
+        file,
+        `steps[${s.position}].inputs.${name}`,
+        `step '${s.id}': ${JSON.stringify(value)} does not fit agent ${agent.name}@${agent.version}'s input '${name}': ${problems.join('; ').replace('(value) ', '')}`,
+        lineOf?.(['steps', s.position, 'inputs', name]),
+      );
+    }
+  }
+}
+
 /** What the registry knows about an agent, for register-time checks of a workflow. */
 export type AgentLookup = (name: string, range: string) => { manifest?: AgentManifest; versions: string[] };
 
@@ -400,6 +438,7 @@ export function checkAgainstRegistry(wf: WorkflowManifest, file: string, lookup:
       throw new ManifestError(file, `steps[${i}].agent`, `step '${s.id}': agent '${s.agent}' not found; ${hint}`, lineOf?.(['steps', i, 'agent']));
     }
     resolved[s.id] = manifest;
+    checkStepInputs(s, manifest, file, lineOf);
   }
   for (const s of wf.steps) {
     const i = s.position;
