@@ -1,0 +1,92 @@
+import type { AgentRecord, RunRecord, StepRecord, WorkflowRecord } from './types.js';
+
+/** Row mapping shared by the SQL backends: columns as stored → the records the Store returns. */
+export type Row = Record<string, unknown>;
+
+export const RUN_COLUMNS = `id, plan_id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, parent_run_id, steps_total, steps_remaining,
+  running_steps, max_parallel, event_seq, event_hash, error, error_step, created_at, started_at, completed_at, updated_at`;
+
+export function stepRowId(runId: string, stepId: string): string {
+  return `${runId}/${stepId}`;
+}
+
+export function parseJson(v: unknown): unknown {
+  return typeof v === 'string' ? JSON.parse(v) : v === undefined ? null : v;
+}
+
+export function toAgent(r: Row): AgentRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    version: r.version as string,
+    path: r.path as string,
+    manifest: JSON.parse(r.manifest as string) as AgentRecord['manifest'],
+    digest: r.digest as string,
+    created_at: r.created_at as number,
+    updated_at: r.updated_at as number,
+  };
+}
+
+export function toWorkflow(r: Row): WorkflowRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    version: r.version as string,
+    path: r.path as string,
+    manifest: JSON.parse(r.manifest as string) as WorkflowRecord['manifest'],
+    enabled: r.enabled === 1,
+    digest: r.digest as string,
+    created_at: r.created_at as number,
+    updated_at: r.updated_at as number,
+  };
+}
+
+export function toRun(r: Row): RunRecord {
+  return {
+    id: r.id as string,
+    plan_id: r.plan_id as string,
+    workflow_id: r.workflow_id as string,
+    workflow_name: r.workflow_name as string,
+    workflow_version: r.workflow_version as string,
+    status: r.status as RunRecord['status'],
+    trigger_type: r.trigger_type as string,
+    trigger_data: parseJson(r.trigger_data),
+    parent_run_id: (r.parent_run_id as string | null) ?? null,
+    steps_total: r.steps_total as number,
+    steps_remaining: r.steps_remaining as number,
+    running_steps: r.running_steps as number,
+    max_parallel: r.max_parallel as number,
+    event_seq: r.event_seq as number,
+    event_hash: r.event_hash as string,
+    error: (r.error as string | null) ?? null,
+    error_step: (r.error_step as string | null) ?? null,
+    created_at: r.created_at as number,
+    started_at: (r.started_at as number | null) ?? null,
+    completed_at: (r.completed_at as number | null) ?? null,
+    updated_at: r.updated_at as number,
+  };
+}
+
+export function toStep(r: Row): StepRecord {
+  return {
+    run_id: r.run_id as string,
+    step_id: r.step_id as string,
+    step_index: r.step_index as number,
+    agent_id: r.agent_id as string,
+    agent_name: r.agent_name as string,
+    agent_version: r.agent_version as string,
+    status: r.status as StepRecord['status'],
+    pending_deps: r.pending_deps as number,
+    attempt: r.attempt as number,
+    retry_count: r.retry_count as number,
+    lease_owner: (r.lease_owner as string | null) ?? null,
+    lease_until: (r.lease_until as number | null) ?? null,
+    available_at: (r.available_at as number | null) ?? null,
+    outputs: parseJson(r.outputs),
+    error: (r.error as string | null) ?? null,
+    queued_at: r.queued_at as number,
+    started_at: (r.started_at as number | null) ?? null,
+    completed_at: (r.completed_at as number | null) ?? null,
+    duration_ms: (r.duration_ms as number | null) ?? null,
+  };
+}

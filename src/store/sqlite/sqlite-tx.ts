@@ -1,0 +1,182 @@
+import type Database from 'better-sqlite3';
+import semver from 'semver';
+import { parseJson, stepRowId, toAgent, toStep, toWorkflow, type Row } from '../rows.js';
+import type { AgentRecord, ClaimableRow, EventRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
+
+/** One write transaction's view: synchronous statements behind the async LedgerTx interface. */
+export class SqliteTx implements LedgerTx {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly stmt: (sql: string) => Database.Statement,
+    readonly now: number,
+  ) {}
+
+  async getRunState(runId: string): Promise<RunState | undefined> {
+    const r = this.stmt(
+      `SELECT id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step
+       FROM workflow_runs WHERE id = ?`,
+    ).get(runId) as RunState | undefined;
+    return r ? { ...r } : undefined;
+  }
+
+  async saveRunState(s: RunState): Promise<void> {
+    this.stmt(
+      `UPDATE workflow_runs SET status = ?, steps_remaining = ?, running_steps = ?, event_seq = ?, event_hash = ?, started_at = ?,
+         completed_at = ?, error = ?, error_step = ?, updated_at = ? WHERE id = ?`,
+    ).run(s.status, s.steps_remaining, s.running_steps, s.event_seq, s.event_hash, s.started_at, s.completed_at, s.error, s.error_step, this.now, s.id);
+  }
+
+  async getPlanById(planId: string): Promise<string | undefined> {
+    return this.stmt('SELECT plan FROM run_plans WHERE id = ?').pluck().get(planId) as string | undefined;
+  }
+
+  async getTriggerData(runId: string): Promise<unknown> {
+    return parseJson(this.stmt('SELECT trigger_data FROM workflow_runs WHERE id = ?').pluck().get(runId));
+  }
+
+  async insertRun(row: NewRunRow, steps: readonly NewStepRow[]): Promise<void> {
+    this.stmt('INSERT OR IGNORE INTO run_plans (id, plan, created_at) VALUES (?, ?, ?)').run(row.plan_id, row.plan_json, row.created_at);
+    this.stmt(
+      `INSERT INTO workflow_runs (id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, plan_id, parent_run_id,
+         steps_total, steps_remaining, running_steps, max_parallel, event_seq, event_hash, created_at, updated_at)
+       VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, 0, ?, 0, ?, ?, ?)`,
+    ).run(
+      row.id, row.workflow_id, row.workflow_name, row.workflow_version, row.trigger_type, row.trigger_data_json, row.plan_id,
+      row.parent_run_id, row.steps_total, row.steps_total, row.max_parallel, '0'.repeat(64), row.created_at, row.created_at,
+    );
+    const ins = this.stmt(
+      `INSERT INTO step_executions (id, run_id, step_id, step_index, agent_id, agent_name, agent_version, status, pending_deps, available_at, queued_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    for (const s of steps) {
+      ins.run(
+        stepRowId(row.id, s.step_id), row.id, s.step_id, s.step_index, s.agent_id, s.agent_name, s.agent_version, s.status, s.pending_deps,
+        s.status === 'ready' ? row.created_at : null, row.created_at,
+      );
+    }
+  }
+
+  async fencedUpdate(key: StepKey, attempt: number, owner: string | null, update: StepUpdate): Promise<boolean> {
+    const { sql, values } = updateSql(update);
+    const where = owner === null ? `id = ? AND attempt = ? AND status = 'running'` : `id = ? AND attempt = ? AND status = 'running' AND lease_owner = ?`;
+    const args = owner === null ? [stepRowId(key.run_id, key.step_id), attempt] : [stepRowId(key.run_id, key.step_id), attempt, owner];
+    return this.stmt(`UPDATE step_executions SET ${sql} WHERE ${where}`).run(...values, ...args).changes === 1;
+  }
+
+  async updateStep(key: StepKey, from: readonly string[], update: StepUpdate): Promise<boolean> {
+    const { sql, values } = updateSql(update);
+    const placeholders = from.map(() => '?').join(', ');
+    return this.stmt(`UPDATE step_executions SET ${sql} WHERE id = ? AND status IN (${placeholders})`).run(...values, stepRowId(key.run_id, key.step_id), ...from).changes === 1;
+  }
+
+  async releaseDeps(runId: string, stepIds: readonly string[], availableAt: number): Promise<string[]> {
+    const dec = this.stmt(
+      `UPDATE step_executions SET pending_deps = pending_deps - 1,
+         status = CASE WHEN pending_deps - 1 <= 0 AND status = 'pending' THEN 'ready' ELSE status END,
+         available_at = CASE WHEN pending_deps - 1 <= 0 AND status = 'pending' THEN ? ELSE available_at END
+       WHERE id = ? AND status = 'pending' RETURNING status`,
+    );
+    const ready: string[] = [];
+    for (const id of stepIds) {
+      const r = dec.get(availableAt, stepRowId(runId, id)) as Row | undefined;
+      if (r?.status === 'ready') ready.push(id);
+    }
+    return ready;
+  }
+
+  async cancelSteps(runId: string, from: readonly string[]): Promise<string[]> {
+    const placeholders = from.map(() => '?').join(', ');
+    return this.stmt(
+      `UPDATE step_executions SET status = 'cancelled', lease_owner = NULL, lease_until = NULL, completed_at = ?
+       WHERE run_id = ? AND status IN (${placeholders}) RETURNING step_id`,
+    )
+      .pluck()
+      .all(this.now, runId, ...from) as string[];
+  }
+
+  async selectClaimable(limit: number, runIds?: readonly string[]): Promise<ClaimableRow[]> {
+    const cols = 'run_id, step_id, status, attempt, retry_count, interruptions, lease_owner';
+    if (runIds) {
+      const out: ClaimableRow[] = [];
+      for (const runId of runIds) {
+        out.push(
+          ...(this.stmt(
+            `SELECT ${cols} FROM step_executions WHERE run_id = ? AND ((status = 'ready' AND available_at <= ?) OR (status = 'running' AND lease_until < ?))
+             ORDER BY available_at LIMIT ?`,
+          ).all(runId, this.now, this.now, limit) as ClaimableRow[]),
+        );
+      }
+      return out;
+    }
+    // Skip runs already at their concurrency limit, so their waiting steps cannot crowd out other runs.
+    const ready = this.stmt(
+      `SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner FROM step_executions s JOIN workflow_runs r ON r.id = s.run_id
+       WHERE s.status = 'ready' AND s.available_at <= ? AND r.running_steps < r.max_parallel AND r.status IN ('queued', 'running')
+       ORDER BY s.available_at LIMIT ?`,
+    ).all(this.now, limit) as ClaimableRow[];
+    const expired = this.stmt(`SELECT ${cols} FROM step_executions WHERE status = 'running' AND lease_until < ? ORDER BY lease_until LIMIT ?`).all(this.now, limit) as ClaimableRow[];
+    return expired.length ? [...expired, ...ready] : ready;
+  }
+
+  async getSteps(runId: string): Promise<StepRecord[]> {
+    return (this.stmt('SELECT * FROM step_executions WHERE run_id = ? ORDER BY step_index').all(runId) as Row[]).map(toStep);
+  }
+
+  async insertEvents(events: readonly EventRow[]): Promise<void> {
+    // Multi-row inserts: one statement per 32 events instead of one per event.
+    for (let i = 0; i < events.length; i += 32) {
+      const chunk = events.slice(i, i + 32);
+      const values: unknown[] = [];
+      for (const e of chunk) values.push(e.run_id, e.seq, e.type, e.step_id, e.data_json, e.at, e.prev_hash, e.hash);
+      this.stmt(`INSERT INTO events (run_id, seq, type, step_id, data, at, prev_hash, hash) VALUES ${EVENT_ROWS[chunk.length]}`).run(...values);
+    }
+  }
+
+  async insertLog(log: StepLog): Promise<void> {
+    this.stmt(
+      `INSERT INTO step_logs (run_id, step_id, attempt, stdout, stderr, truncated, at) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(run_id, step_id, attempt) DO UPDATE SET stdout = excluded.stdout, stderr = excluded.stderr, truncated = excluded.truncated, at = excluded.at`,
+    ).run(log.run_id, log.step_id, log.attempt, log.stdout, log.stderr, log.truncated ? 1 : 0, log.at);
+  }
+
+  async latestWorkflow(name: string): Promise<WorkflowRecord | undefined> {
+    const rows = (this.stmt('SELECT * FROM workflows WHERE name = ?').all(name) as Row[]).map(toWorkflow);
+    return rows.sort((a, b) => semver.rcompare(a.version, b.version))[0];
+  }
+
+  async agentVersions(name: string): Promise<AgentRecord[]> {
+    return (this.stmt('SELECT * FROM agents WHERE name = ?').all(name) as Row[]).map(toAgent);
+  }
+}
+
+const UPDATE_COLUMNS: Record<keyof StepUpdate, string> = {
+  status: 'status',
+  attempt: 'attempt',
+  retry_count: 'retry_count',
+  interruptions: 'interruptions',
+  pending_deps: 'pending_deps',
+  lease_owner: 'lease_owner',
+  lease_until: 'lease_until',
+  available_at: 'available_at',
+  inputs_json: 'inputs',
+  outputs_json: 'outputs',
+  error: 'error',
+  started_at: 'started_at',
+  completed_at: 'completed_at',
+  duration_ms: 'duration_ms',
+  pid: 'pid',
+};
+
+const EVENT_ROWS = Array.from({ length: 33 }, (_, n) => Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', '));
+const UPDATE_SQL = new Map<string, string>();
+
+function updateSql(update: StepUpdate): { sql: string; values: unknown[] } {
+  const keys = (Object.keys(update) as Array<keyof StepUpdate>).filter((k) => update[k] !== undefined);
+  const shape = keys.join(',');
+  let sql = UPDATE_SQL.get(shape);
+  if (sql === undefined) {
+    sql = keys.map((k) => `${UPDATE_COLUMNS[k]} = ?`).join(', ');
+    UPDATE_SQL.set(shape, sql);
+  }
+  return { sql, values: keys.map((k) => update[k]) };
+}
