@@ -16,6 +16,11 @@ interface AttachOptions {
   execute: boolean;
 }
 
+/** How the user started us, for the commands we suggest: `npx swarm` when through npx. */
+function cmd(ctx: CliContext): string {
+  return ctx.env.npm_command === 'exec' ? 'npx swarm' : 'swarm';
+}
+
 /** The first line of an error, shortened for a table cell (`runs show` has the whole of it). */
 function firstLine(text: string | null, max = 80): string {
   const line = (text ?? '').split('\n')[0] ?? '';
@@ -282,7 +287,7 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
       } finally {
         await swarm.close();
       }
-      ctx.out(`\nregistered the example agents and the 'hello' workflow. Next:\n  ${dir ? `cd ${dir} && ` : ''}swarm run hello '{"name": "you"}'`);
+      ctx.out(`\nregistered the example agents and the 'hello' workflow. Next:\n  ${dir ? `cd ${dir} && ` : ''}${cmd(ctx)} run hello '{"name": "you"}'`);
     });
 
   program
@@ -300,7 +305,8 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
       const runId = await swarm.startRun('echo-chain', { message: 'Hello Swarm!' });
       ctx.exitCode = await attach(ctx, swarm, runId, { execute: !(await swarm.hasLiveWorker()) });
       if (ctx.exitCode === 0) {
-        ctx.err(pc.dim(`\nnext: swarm run fan-out '{"text": "the quick brown fox jumps over the lazy dog"}'   ·   swarm runs show ${runId}   ·   swarm runs verify ${runId}`));
+        const s = cmd(ctx);
+        ctx.err(pc.dim(`\nnext: ${s} run fan-out '{"text": "the quick brown fox jumps over the lazy dog"}'   ·   ${s} runs show ${runId}   ·   ${s} runs verify ${runId}`));
       }
     });
 }
