@@ -17,6 +17,7 @@ import { BuiltinExecutor, type BuiltinAgent } from './executors/builtins.js';
 import type { Executor } from './executors/executor.js';
 import { ProcessExecutor } from './executors/process.js';
 import type { PutResult, Store } from './store/store.js';
+import { openPostgresStore } from './store/postgres/postgres-store.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
 import type { AgentRecord, RunFilter, RunRecord, StepLog, StepRecord, WorkflowRecord } from './store/types.js';
 
@@ -97,7 +98,11 @@ export class Swarm {
   /** Resolve configuration (swarm.yaml, then environment, then overrides) and open the store. */
   static async open(options: OpenSwarmOptions = {}): Promise<Swarm> {
     const config = options.config ?? resolveConfig({ cwd: options.cwd ?? process.cwd(), ...(options.env ? { env: options.env } : {}), ...(options.overrides ? { overrides: options.overrides } : {}) });
-    const store = options.store ?? openSqliteStore({ path: config.dbPath, durability: config.durability });
+    const store =
+      options.store ??
+      (config.databaseUrl
+        ? await openPostgresStore({ url: config.databaseUrl, durability: config.durability })
+        : openSqliteStore({ path: config.dbPath, durability: config.durability }));
     return new Swarm(config, store, options.log ?? (() => undefined));
   }
 

@@ -27,7 +27,10 @@ export interface SwarmConfig {
   readonly projectDir: string;
   /** The directory holding the store and work files (`<project>/.swarm` unless SWARM_HOME). */
   readonly home: string;
+  /** The SQLite file (used when `databaseUrl` is not set). */
   readonly dbPath: string;
+  /** A PostgreSQL URL: when set, the store is PostgreSQL (`store: {type: postgres}` or SWARM_DATABASE_URL). */
+  readonly databaseUrl: string | undefined;
   readonly agentsDir: string;
   readonly workflowsDir: string;
   readonly durability: Durability;
@@ -54,8 +57,9 @@ const fileSchema = {
     workflows_dir: { type: 'string' },
     store: {
       anyOf: [
-        { enum: ['sqlite'] },
+        { enum: ['sqlite', 'postgres'] },
         { type: 'object', additionalProperties: false, required: ['type'], properties: { type: { enum: ['sqlite'] }, path: { type: 'string' } } },
+        { type: 'object', additionalProperties: false, required: ['type'], properties: { type: { enum: ['postgres'] }, url: { type: 'string' } } },
       ],
     },
     durability: { enum: ['full', 'process'] },
@@ -74,7 +78,7 @@ const fileSchema = {
 interface ConfigFile {
   agents_dir?: string;
   workflows_dir?: string;
-  store?: 'sqlite' | { type: 'sqlite'; path?: string };
+  store?: 'sqlite' | 'postgres' | { type: 'sqlite'; path?: string } | { type: 'postgres'; url?: string };
   durability?: Durability;
   concurrency?: { worker?: number; run?: number };
   lease_ttl_ms?: number;
@@ -108,7 +112,7 @@ export function findProjectDir(cwd: string): { dir: string; file: string | undef
  * Resolve configuration in three steps: swarm.yaml (validated, with line numbers in errors), then
  * environment overrides, then explicit overrides. Validated before anything is opened or written.
  *
- * Environment: SWARM_HOME, SWARM_DB, SWARM_DURABILITY, SWARM_CONCURRENCY, SWARM_RUN_CONCURRENCY,
+ * Environment: SWARM_HOME, SWARM_DB, SWARM_DATABASE_URL, SWARM_DURABILITY, SWARM_CONCURRENCY, SWARM_RUN_CONCURRENCY,
  * SWARM_LEASE_TTL_MS, SWARM_COMMIT_WINDOW_MS, SWARM_POLL_INTERVAL_MS, SWARM_SECRET_<NAME>, SWARM_FAULT.
  */
 export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
@@ -124,7 +128,12 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
   }
   const rel = (p: string): string => (isAbsolute(p) ? p : join(projectDir, p));
   const home = options.overrides?.home ?? (env.SWARM_HOME ? resolve(env.SWARM_HOME) : join(projectDir, '.swarm'));
-  const storePath = typeof raw.store === 'object' && raw.store.path ? rel(raw.store.path) : join(home, 'swarm.db');
+  const storePath = typeof raw.store === 'object' && raw.store.type === 'sqlite' && raw.store.path ? rel(raw.store.path) : join(home, 'swarm.db');
+  const wantsPostgres = raw.store === 'postgres' || (typeof raw.store === 'object' && raw.store.type === 'postgres');
+  const databaseUrl = env.SWARM_DATABASE_URL || (typeof raw.store === 'object' && raw.store.type === 'postgres' ? raw.store.url : undefined) || undefined;
+  if (wantsPostgres && !databaseUrl) {
+    throw new UserError('CONFIG_INVALID', `${file ?? CONFIG_FILE}: store is postgres but no URL is given: set store.url or SWARM_DATABASE_URL`, { file });
+  }
 
   const num = (name: string, min: number, max: number): number | undefined => {
     const v = env[name];
@@ -144,6 +153,7 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     projectDir,
     home,
     dbPath: env.SWARM_DB ? resolve(env.SWARM_DB) : storePath,
+    databaseUrl,
     agentsDir: rel(raw.agents_dir ?? DEFAULTS.agents_dir),
     workflowsDir: rel(raw.workflows_dir ?? DEFAULTS.workflows_dir),
     durability: o.durability ?? (durabilityEnv) ?? raw.durability ?? DEFAULTS.durability,

@@ -157,7 +157,10 @@ export class Ledger {
   /** Apply completions, renew leases and claim new steps, all in the caller's transaction. */
   async commit(tx: LedgerTx, req: CommitRequest): Promise<CommitResult> {
     const scope = new TxScope(tx);
-    for (const c of req.completions) await this.complete(scope, c);
+    // Runs are locked in id order (stable within a run), so concurrent commits on a networked
+    // database take their row locks in the same order and do not deadlock each other.
+    const completions = [...req.completions].sort((a, b) => (a.run_id < b.run_id ? -1 : a.run_id > b.run_id ? 1 : 0));
+    for (const c of completions) await this.complete(scope, c);
     if (req.renew) {
       const until = tx.now + req.renew.lease_ms;
       for (const s of req.renew.steps) {
