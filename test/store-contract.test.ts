@@ -1,5 +1,5 @@
 /**
- * The store contract: every backend (SQLite today, PostgreSQL next) must pass `storeContract`.
+ * The store contract: every backend (SQLite and PostgreSQL) must pass `storeContract`.
  * State changes are driven the way the engine drives them: through the Ledger inside
  * `store.transaction`. Backend-specific checks (file formats, schema versions) follow the contract.
  */
@@ -10,21 +10,25 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ResumeError, StoreError, UserError } from '../src/core/errors.js';
 import { EventType, verifyChain } from '../src/core/events.js';
 import { MAX_INTERRUPTIONS } from '../src/core/retry.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
+import { SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../src/store/postgres/migrations.js';
+import { openPostgresStore, type PostgresStore } from '../src/store/postgres/postgres-store.js';
 import type { Store } from '../src/store/store.js';
-import type { ClaimedStep } from '../src/store/types.js';
+import type { ClaimedStep, WorkerRecord } from '../src/store/types.js';
 import type { WorkflowDef } from './helpers/store-fixtures.js';
 import {
   agentRecord,
   chainProblems,
+  completion,
   ECHO_AGENT_YAML,
   fail,
   Harness,
+  makePostgresBackend,
   makeSqliteBackend,
   NOOP_AGENT_YAML,
   ok,
@@ -33,6 +37,7 @@ import {
   type MakeStore,
   type StoreBackend,
 } from './helpers/store-fixtures.js';
+import { pgTestServer, stopPgTestServer, type PgTestServer } from './helpers/pg.js';
 
 const chainAB: WorkflowDef = { name: 'chain', steps: [{ id: 'a' }, { id: 'b', depends_on: ['a'] }] };
 
@@ -63,8 +68,8 @@ function storeContract(name: string, makeStore: MakeStore): void {
     let h: Harness;
 
     /** Another store object on the same database, as another process would open it. */
-    const openAnother = (): Store => {
-      const s = backend.open();
+    const openAnother = async (): Promise<Store> => {
+      const s = await backend.open();
       stores.push(s);
       return s;
     };
@@ -73,7 +78,7 @@ function storeContract(name: string, makeStore: MakeStore): void {
       backend = await makeStore();
       stores = [];
       runIds = [];
-      store = openAnother();
+      store = await openAnother();
       h = new Harness(store, {}, runIds);
     });
 
@@ -418,7 +423,7 @@ function storeContract(name: string, makeStore: MakeStore): void {
 
       it('two store objects on one database (two ledgers) never claim the same step', async () => {
         const runId = await h.startRun(wide(12));
-        const other = new Harness(openAnother(), {}, runIds);
+        const other = new Harness(await openAnother(), {}, runIds);
         const seen: string[] = [];
         for (let round = 0; round < 5; round++) {
           for (const [harness, w] of [
@@ -727,7 +732,7 @@ function storeContract(name: string, makeStore: MakeStore): void {
     describe('opening', () => {
       it('a second store object on the same database sees the same data, and reopening keeps it', async () => {
         const runId = await h.startRun(chainAB);
-        const second = openAnother();
+        const second = await openAnother();
         expect((await second.listAgents()).map((a) => a.id).sort()).toEqual(['echo@1.0.0', 'noop@1.0.0']);
         expect((await second.getRun(runId))!.status).toBe('queued');
         const h2 = new Harness(second, {}, runIds);
@@ -735,7 +740,7 @@ function storeContract(name: string, makeStore: MakeStore): void {
         expect(a!.step_id).toBe('a');
         expect((await h.step(runId, 'a')).lease_owner).toBe('w2');
         await second.close();
-        const third = openAnother();
+        const third = await openAnother();
         expect((await third.getRun(runId))!.status).toBe('running');
         expect(await third.getEvents(runId)).toHaveLength(3);
       });
@@ -744,6 +749,8 @@ function storeContract(name: string, makeStore: MakeStore): void {
 }
 
 storeContract('sqlite', makeSqliteBackend);
+storeContract('postgres', makePostgresBackend);
+afterAll(stopPgTestServer);
 
 // ---------------------------------------------------------------- SQLite specifics
 
@@ -930,5 +937,433 @@ process.stdout.write(JSON.stringify(mine));
     } finally {
       await check.close();
     }
+  });
+});
+
+// ---------------------------------------------------------------- PostgreSQL specifics
+
+describe('PostgreSQL store: databases, clocks, notifications, connections', () => {
+  let server: PgTestServer;
+  let url: string;
+  let opened: PostgresStore[];
+  let runIds: string[];
+
+  beforeEach(async () => {
+    server = await pgTestServer();
+    url = await server.createDatabase();
+    opened = [];
+    runIds = [];
+  });
+  afterEach(async () => {
+    try {
+      for (const id of runIds) expect(await chainProblems(opened[0]!, id), `event chain of run ${id}`).toEqual([]);
+    } finally {
+      for (const s of opened) await s.close();
+      await server.dropDatabase(url);
+    }
+  });
+
+  async function open(options: { durability?: 'full' | 'process'; schema?: string } = {}): Promise<PostgresStore> {
+    const s = await openPostgresStore({ url, durability: options.durability ?? 'full', ...(options.schema ? { schema: options.schema } : {}) });
+    opened.push(s);
+    return s;
+  }
+
+  async function openError(options: { schema?: string } = {}): Promise<StoreError> {
+    const e = await expectRejects(open(options));
+    expect(e).toBeInstanceOf(StoreError);
+    return e as StoreError;
+  }
+
+  async function tables(schema = 'public'): Promise<string[]> {
+    return (await server.query(url, 'SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename', [schema])).rows.map((r: { tablename: string }) => r.tablename);
+  }
+
+  /** End this database's connections opened by Swarm stores (as a server restart or a network cut would). */
+  async function dropConnections(): Promise<number> {
+    const r = await server.query(
+      url,
+      `SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'swarm' AND pid <> pg_backend_pid()`,
+    );
+    return r.rowCount ?? 0;
+  }
+
+  describe('opening and migrations', () => {
+    it('creates the schema with the current version; the location hides the password', async () => {
+      const s = await open();
+      expect(s.kind).toBe('postgres');
+      const password = new URL(url).password;
+      expect(password).not.toBe('');
+      expect(s.location).not.toContain(password);
+      expect(s.location).toContain(new URL(url).pathname);
+      expect(await s.schemaVersion()).toBe(PG_SCHEMA_VERSION);
+      expect(await tables()).toEqual(expect.arrayContaining(['agents', 'workflows', 'workflow_runs', 'step_executions', 'events', 'schema_migrations', 'swarm_meta']));
+    });
+
+    it('a database with other tables is refused with STORE_NOT_SWARM and left untouched', async () => {
+      await server.query(url, `CREATE TABLE customers (id serial PRIMARY KEY, name text); INSERT INTO customers (name) VALUES ('ada')`);
+      const err = await openError();
+      expect(err.code).toBe('STORE_NOT_SWARM');
+      expect(err.exitCode).toBe(2);
+      expect(err.message).toContain('customers');
+      expect(err.message).not.toContain(new URL(url).password);
+      expect(await tables()).toEqual(['customers']);
+      expect((await server.query(url, 'SELECT name FROM customers')).rows).toEqual([{ name: 'ada' }]);
+    });
+
+    it('a database of another application that has its own schema_migrations table is refused with STORE_NOT_SWARM', async () => {
+      await server.query(url, `CREATE TABLE schema_migrations (version text PRIMARY KEY); INSERT INTO schema_migrations VALUES ('20240101000000'); CREATE TABLE users (id int)`);
+      expect((await openError()).code).toBe('STORE_NOT_SWARM');
+      expect(await tables()).toEqual(['schema_migrations', 'users']);
+    });
+
+    it('a database whose schema_migrations has a higher version is refused with STORE_SCHEMA_NEWER', async () => {
+      const s = await open();
+      await s.putAgent(agentRecord(NOOP_AGENT_YAML), false);
+      await server.query(url, 'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [PG_SCHEMA_VERSION + 1, 'from the future', Date.now()]);
+      const err = await openError();
+      expect(err.code).toBe('STORE_SCHEMA_NEWER');
+      expect(err.exitCode).toBe(2);
+      expect(err.context.found).toBe(PG_SCHEMA_VERSION + 1);
+      expect(err.context.supported).toBe(PG_SCHEMA_VERSION);
+      expect((await server.query(url, 'SELECT COUNT(*)::int AS n FROM agents')).rows[0]).toEqual({ n: 1 });
+    });
+
+    it('several processes opening a new database at once migrate it once', async () => {
+      const stores = await Promise.all(Array.from({ length: 6 }, (_, i) => open({ durability: i % 2 ? 'full' : 'process' })));
+      await stores[0]!.putAgent(agentRecord(NOOP_AGENT_YAML), false);
+      for (const s of stores) expect((await s.listAgents()).map((a) => a.id)).toEqual(['noop@1.0.0']);
+      const versions = (await server.query(url, 'SELECT version FROM schema_migrations ORDER BY version')).rows.map((r: { version: number }) => r.version);
+      expect(versions).toEqual(Array.from({ length: PG_SCHEMA_VERSION }, (_, i) => i + 1));
+      expect((await server.query(url, 'SELECT COUNT(*)::int AS n FROM swarm_meta')).rows[0]).toEqual({ n: 1 });
+    });
+
+    it('a schema of its own: other tables elsewhere in the database do not matter, and two schemas are independent', async () => {
+      await server.query(url, 'CREATE TABLE customers (id int)');
+      const a = await open({ schema: 'swarm_a' });
+      const b = await open({ schema: 'swarm_b' });
+      expect(a.location).toContain('swarm_a');
+      await a.putAgent(agentRecord(NOOP_AGENT_YAML), false);
+      expect(await b.listAgents()).toEqual([]);
+      expect(await tables('swarm_a')).toEqual(expect.arrayContaining(['agents', 'schema_migrations']));
+      expect(await tables()).toEqual(['customers']);
+      expect(await a.sessionSetting('search_path')).toBe('swarm_a');
+      expect((await openError({ schema: 'Not A Schema' })).code).toBe('STORE_OPEN_FAILED');
+    });
+
+    it('workers, agent pids, step logs and run listings read back as written', async () => {
+      const s = await open();
+      const h = new Harness(s, {}, runIds);
+      const now = Date.now();
+      const worker = (id: string, startedAt: number, heartbeat: number): WorkerRecord => ({
+        id, hostname: 'host', host_id: 'host/boot/1', pid: 123, concurrency: 4, scope: null, started_at: startedAt, heartbeat_at: heartbeat, stopped_at: null,
+      });
+      await s.registerWorker(worker('w1', now, now));
+      await s.registerWorker(worker('w2', now + 1, now - 60_000));
+      expect(await s.listWorkers()).toEqual([worker('w1', now, now), worker('w2', now + 1, now - 60_000)]);
+      expect((await s.listWorkers(now - 1_000)).map((w) => w.id)).toEqual(['w1']);
+      await s.heartbeatWorker('w2', now + 5);
+      expect((await s.listWorkers(now - 1_000)).map((w) => w.id)).toEqual(['w1', 'w2']);
+
+      const runId = await h.startRun(chainAB);
+      const [a] = await h.claim('w1');
+      await s.setStepPid(runId, 'a', a!.attempt, 4242);
+      await s.setStepPid(runId, 'a', a!.attempt + 1, 1); // another attempt's: ignored
+      expect(await s.pidsOf(['w1', 'w2'])).toEqual([{ pid: 4242, run_id: runId, step_id: 'a' }]);
+      expect(await s.expireLeasesOf(['w1'])).toBe(1);
+      expect((await s.listWorkers()).map((w) => w.id)).toEqual(['w2']);
+      const [again] = await h.claim('w2');
+      expect([again!.step_id, again!.attempt, again!.reclaimed]).toEqual(['a', 2, true]);
+      await h.commit({ completions: [{ ...completion(again!, 'w2', ok()), logs: { stdout: 'out', stderr: 'err', truncated: true } }] });
+      expect(await s.getLogs(runId)).toEqual([{ run_id: runId, step_id: 'a', attempt: 2, stdout: 'out', stderr: 'err', truncated: true, at: expect.any(Number) }]);
+      expect(await s.getLogs(runId, 'b')).toEqual([]);
+      // PostgreSQL text cannot hold NUL: raw output and error messages keep the rest of their text.
+      const [b] = await h.claim('w2');
+      await h.commit({ completions: [{ ...completion(b!, 'w2', fail('bad\0byte', false)), logs: { stdout: 'bin\0ary', stderr: '', truncated: false } }] });
+      expect((await s.getLogs(runId, 'b')).map((l) => l.stdout)).toEqual(['bin\uFFFDary']);
+      expect((await h.step(runId, 'b')).error).toBe('bad\uFFFDbyte');
+      await s.stopWorker('w2', now + 10);
+      expect(await s.listWorkers()).toEqual([]);
+
+      await sleep(5);
+      const second = await h.startRun(wide(1, undefined, 'other'));
+      expect((await s.listRuns({})).map((r) => r.id)).toEqual([second, runId]);
+      expect((await s.listRuns({ workflow: 'chain' })).map((r) => r.id)).toEqual([runId]);
+      expect((await s.listRuns({ status: 'queued' })).map((r) => r.id)).toEqual([second]);
+      expect((await s.listRuns({ since: (await h.run(second)).created_at })).map((r) => r.id)).toEqual([second]);
+      expect((await s.listRuns({ limit: 1 })).map((r) => r.id)).toEqual([second]);
+      expect(await s.findRunIds(runId.slice(-6), 5, 'suffix')).toEqual([runId]);
+      expect(await s.unfinishedRunIds()).toEqual([second]);
+      expect(JSON.parse((await s.getPlanById((await h.run(second)).plan_id))!)).toMatchObject({ workflow: { name: 'other' } });
+    });
+
+    it('durability full commits synchronously (synchronous_commit=on), process does not (off)', async () => {
+      expect(await (await open({ durability: 'full' })).sessionSetting('synchronous_commit')).toBe('on');
+      expect(await (await open({ durability: 'process' })).sessionSetting('synchronous_commit')).toBe('off');
+    });
+  });
+
+  describe('clocks and concurrency', () => {
+    it('leases and their expiry are on the database clock, not the worker’s', async () => {
+      const s = await open();
+      const h = new Harness(s, {}, runIds);
+      const runId = await h.startRun(chainAB);
+      // This process's clock runs an hour fast; the database's does not.
+      const skew = vi.spyOn(Date, 'now').mockImplementation(() => new Date().getTime() + 3_600_000);
+      try {
+        const dbBefore = await s.now();
+        const [a] = await h.claim('w1', 1, 1_000);
+        const step = await h.step(runId, 'a');
+        expect(step.lease_until! - dbBefore).toBeGreaterThanOrEqual(1_000);
+        expect(step.lease_until! - dbBefore).toBeLessThan(5_000);
+        // By this process's clock the lease ran out long ago; by the database's it has not.
+        expect(await h.claim('w2', 1, 60_000)).toEqual([]);
+        await sleep(1_100);
+        const [again] = await h.claim('w2', 1, 60_000);
+        expect([again!.step_id, again!.attempt, again!.reclaimed]).toEqual(['a', a!.attempt + 1, true]);
+      } finally {
+        skew.mockRestore();
+      }
+    });
+
+    it('several store objects completing and claiming steps of one run at once keep its counters and event chain', async () => {
+      const stores = await Promise.all([open(), open(), open(), open()]);
+      const harnesses = stores.map((s) => new Harness(s, {}, runIds));
+      const runId = await harnesses[0]!.startRun(wide(40, 6));
+      const done: string[] = [];
+      await Promise.all(
+        harnesses.map(async (h, i) => {
+          const worker = `w${i}`;
+          let mine: ClaimedStep[] = [];
+          for (let idle = 0; idle < 30; ) {
+            // Like a worker: the completions and the next claim share one commit.
+            const r = await h.commit({ completions: mine.map((c) => completion(c, worker, ok({ by: worker }))), claim: { worker_id: worker, max: 2, lease_ms: 60_000 } });
+            expect(r.refused).toEqual([]);
+            done.push(...mine.map((c) => c.step_id));
+            mine = r.claimed;
+            if (mine.length === 0) {
+              if ((await h.run(runId)).status === 'completed') break;
+              idle++;
+              await sleep(5);
+            }
+          }
+        }),
+      );
+      expect(done.sort()).toEqual(Array.from({ length: 40 }, (_, i) => `s${i}`).sort());
+      const run = await harnesses[0]!.run(runId);
+      expect([run.status, run.running_steps, run.steps_remaining]).toEqual(['completed', 0, 0]);
+      expect((await stores[0].getSteps(runId)).every((s) => s.status === 'completed' && s.attempt === 1)).toBe(true);
+    });
+
+    it('a deadlock between two transactions is retried: both commit', async () => {
+      const [s1, s2] = await Promise.all([open(), open()]);
+      const h = new Harness(s1, {}, runIds);
+      const r1 = await h.startRun(wide(1, undefined, 'one'));
+      const r2 = await h.startRun(wide(1, undefined, 'two'));
+      let bothLocked: () => void = () => undefined;
+      let locked = 0;
+      const barrier = new Promise<void>((resolve) => (bothLocked = resolve));
+      const calls = [0, 0];
+      // Each locks one run, waits until the other has locked the other run, then asks for it.
+      const crossed = (s: Store, i: number, first: string, second: string): Promise<void> =>
+        s.transaction(async (tx) => {
+          calls[i]!++;
+          await tx.getRunState(first);
+          if (++locked === 2) bothLocked();
+          await barrier;
+          await tx.getRunState(second);
+        });
+      await Promise.all([crossed(s1, 0, r1, r2), crossed(s2, 1, r2, r1)]);
+      expect(calls[0]! + calls[1]!).toBe(3);
+    });
+
+    it('a commit that completed steps claims around a run another transaction holds instead of waiting for it', async () => {
+      const [s1, s2] = await Promise.all([open(), open()]);
+      const h = new Harness(s1, {}, runIds);
+      const r1 = await h.startRun(wide(1, undefined, 'one'));
+      const [c1] = await h.claim('w1', 1, 60_000, [r1]);
+      const r2 = await h.startRun(wide(2, undefined, 'two'));
+      let release: () => void = () => undefined;
+      let holding: () => void = () => undefined;
+      const held = new Promise<void>((resolve) => (holding = resolve));
+      const hold = s2.transaction(async (tx) => {
+        await tx.getRunState(r2);
+        holding();
+        await new Promise<void>((resolve) => (release = resolve));
+      });
+      await held;
+      // Holding r1 (its completion) and waiting for r2 could close a lock cycle: r2's steps are left.
+      const r = await h.commit({ completions: [completion(c1!, 'w1', ok())], claim: { worker_id: 'w1', max: 5, lease_ms: 60_000 } });
+      expect(r.finished).toEqual([{ run_id: r1, status: 'completed' }]);
+      expect(r.claimed).toEqual([]);
+      release();
+      await hold;
+      expect((await h.claim('w1', 5)).map((c) => c.run_id)).toEqual([r2, r2]);
+    });
+
+    it('claimers in separate processes never get the same step', async () => {
+      const s = await open();
+      const runId = await new Harness(s, {}, runIds).startRun(wide(60));
+      const dir = mkdtempSync(join(tmpdir(), 'swarm-pg-claimers-'));
+      try {
+        const src = resolve(import.meta.dirname, '..', 'src');
+        const script = join(dir, 'claimer.mts');
+        writeFileSync(
+          script,
+          `import { openPostgresStore } from ${JSON.stringify(pathToFileURL(join(src, 'store/postgres/postgres-store.ts')).href)};
+import { Ledger } from ${JSON.stringify(pathToFileURL(join(src, 'engine/ledger.ts')).href)};
+const [url, worker] = process.argv.slice(2);
+const store = await openPostgresStore({ url, durability: 'full' });
+const ledger = new Ledger({ random: Math.random, newRunId: () => 'unused', secrets: () => undefined, config: {}, defaultRunConcurrency: 1000 });
+const mine = [];
+for (let empty = 0; empty < 3; ) {
+  const r = await store.transaction((tx) => ledger.commit(tx, { completions: [], claim: { worker_id: worker, max: 2, lease_ms: 600000 } }));
+  if (r.claimed.length === 0) { empty++; await new Promise((res) => setTimeout(res, 5)); continue; }
+  mine.push(...r.claimed.map((c) => c.step_id + '#' + c.attempt));
+}
+await store.close();
+process.stdout.write(JSON.stringify(mine));
+`,
+        );
+        const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+        const runChild = (worker: string): Promise<string[]> =>
+          new Promise((res, rej) => {
+            const child = spawn(process.execPath, ['--import', tsx, script, url, worker], { stdio: ['ignore', 'pipe', 'pipe'] });
+            let out = '';
+            let err = '';
+            child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+            child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+            child.on('error', rej);
+            child.on('close', (code) => (code === 0 ? res(JSON.parse(out) as string[]) : rej(new Error(`claimer ${worker} exited ${code}: ${err}`))));
+          });
+        const results = await Promise.all(['p1', 'p2', 'p3'].map(runChild));
+        const all = results.flat();
+        expect(new Set(all).size).toBe(all.length);
+        expect(all.map((k) => k.split('#')[0]).sort()).toEqual(Array.from({ length: 60 }, (_, i) => `s${i}`).sort());
+        expect(all.every((k) => k.endsWith('#1'))).toBe(true);
+        const owners = new Map<string, number>();
+        for (const st of await s.getSteps(runId)) owners.set(st.lease_owner ?? '-', (owners.get(st.lease_owner ?? '-') ?? 0) + 1);
+        results.forEach((r, i) => expect(owners.get(`p${i + 1}`) ?? 0).toBe(r.length));
+        expect((await s.getRun(runId))!.running_steps).toBe(60);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe('wake-ups (LISTEN/NOTIFY)', () => {
+    it('an idle waiter is woken by another process’s commit long before its timeout', async () => {
+      const [waiter, other] = await Promise.all([open(), open()]);
+      await new Harness(other, {}, runIds).registerAgents(NOOP_AGENT_YAML, ECHO_AGENT_YAML);
+      await waiter.waitForChange(10_000); // ends when its LISTEN connection is up
+      const started = Date.now();
+      const woken = waiter.waitForChange(20_000);
+      await sleep(50);
+      await new Harness(other, {}, runIds).startRun(chainAB);
+      await woken;
+      expect(Date.now() - started).toBeLessThan(5_000);
+    });
+
+    it('a change while nobody waits ends the next wait at once; without changes a wait lasts its timeout; wake ends it', async () => {
+      const [waiter, other] = await Promise.all([open(), open()]);
+      await waiter.waitForChange(10_000); // ends when its LISTEN connection is up
+      await new Harness(other, {}, runIds).startRun(chainAB);
+      await sleep(100);
+      let t = Date.now();
+      await waiter.waitForChange(20_000);
+      expect(Date.now() - t).toBeLessThan(1_000);
+      t = Date.now();
+      await waiter.waitForChange(150);
+      expect(Date.now() - t).toBeGreaterThanOrEqual(140);
+      t = Date.now();
+      await waiter.waitForChange(20_000, sleep(20));
+      expect(Date.now() - t).toBeLessThan(1_000);
+    });
+
+    it('a waiter whose LISTEN connection was lost listens again', async () => {
+      const [waiter, other] = await Promise.all([open(), open()]);
+      await waiter.waitForChange(10_000); // ends when its LISTEN connection is up
+      const ended = await server.query(
+        url,
+        `SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'swarm-listen'`,
+      );
+      expect(ended.rowCount).toBe(1);
+      await sleep(1_000); // reconnection is tried at most once a second
+      // Reconnecting counts as a change: what was committed while nobody listened went unheard.
+      await waiter.waitForChange(10_000);
+      const started = Date.now();
+      const woken = waiter.waitForChange(20_000);
+      await sleep(50);
+      await new Harness(other, {}, runIds).startRun(chainAB);
+      await woken;
+      expect(Date.now() - started).toBeLessThan(5_000);
+    });
+
+    it('commits that change nothing others wait for do not notify', async () => {
+      const [waiter, other] = await Promise.all([open(), open()]);
+      const h = new Harness(other, {}, runIds);
+      await h.startRun(chainAB);
+      await waiter.waitForChange(10_000); // ends when its LISTEN connection is up
+      await h.claim('w1', 1, 60_000, ['no-such-run']);
+      await other.heartbeatWorker('w1', Date.now());
+      const t = Date.now();
+      await waiter.waitForChange(300);
+      expect(Date.now() - t).toBeGreaterThanOrEqual(290);
+    });
+  });
+
+  describe('lost connections', () => {
+    it('reads and writes outside transactions carry on after the server drops the connections', async () => {
+      const s = await open();
+      await s.putAgent(agentRecord(NOOP_AGENT_YAML), false);
+      expect(await dropConnections()).toBeGreaterThan(0);
+      expect((await s.listAgents()).map((a) => a.id)).toEqual(['noop@1.0.0']);
+      await s.putAgent(agentRecord(ECHO_AGENT_YAML), false);
+      expect((await s.listAgents()).map((a) => a.id)).toEqual(['echo@1.0.0', 'noop@1.0.0']);
+    });
+
+    it('a connection lost inside a transaction: it runs again and the step is completed once', async () => {
+      const s = await open();
+      const h = new Harness(s, {}, runIds);
+      const runId = await h.startRun(chainAB);
+      const [a] = await h.claim('w1');
+      let calls = 0;
+      const r = await s.transaction(async (tx) => {
+        calls++;
+        const result = await h.ledger.commit(tx, { completions: [completion(a!, 'w1', ok({ n: 1 }))] });
+        if (calls === 1) {
+          await dropConnections();
+          await tx.getSteps(runId); // fails: the connection is gone, nothing was committed
+        }
+        return result;
+      });
+      expect(calls).toBe(2);
+      expect(r.refused).toEqual([]);
+      expect((await h.step(runId, 'a')).status).toBe('completed');
+      expect((await h.eventTypes(runId)).filter((t) => t === 'STEP_COMPLETED:a')).toHaveLength(1);
+    });
+
+    it('a connection lost at COMMIT is reported as transient (08007) and not run again; committing again completes the step once', async () => {
+      const s = await open();
+      const h = new Harness(s, {}, runIds);
+      const runId = await h.startRun(chainAB);
+      const [a] = await h.claim('w1');
+      let calls = 0;
+      const err = await expectRejects(
+        s.transaction(async (tx) => {
+          calls++;
+          const result = await h.ledger.commit(tx, { completions: [completion(a!, 'w1', ok())] });
+          await dropConnections();
+          return result;
+        }),
+      );
+      expect(calls).toBe(1);
+      expect(err).toBeInstanceOf(StoreError);
+      expect((err as StoreError).code).toBe('08007');
+      // The worker keeps the completion and commits it again; the fencing token keeps it to one.
+      expect((await h.finish(a!, 'w1', ok())).refused).toEqual([]);
+      expect((await h.finish(a!, 'w1', ok())).refused).toHaveLength(1);
+      expect((await h.eventTypes(runId)).filter((t) => t === 'STEP_COMPLETED:a')).toHaveLength(1);
+    });
   });
 });

@@ -12,6 +12,7 @@ import { agentRef, parseAgentManifest } from '../../src/core/manifest/agent.js';
 import { parseWorkflowManifest } from '../../src/core/manifest/workflow.js';
 import { Ledger } from '../../src/engine/ledger.js';
 import { buildRunPlan } from '../../src/engine/plan.js';
+import { openPostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import type {
@@ -25,13 +26,14 @@ import type {
   StepResult,
   WorkflowRecord,
 } from '../../src/store/types.js';
+import { pgTestServer } from './pg.js';
 
 // ---------- backends ----------
 
 /** One database that several store objects can be opened on (like several processes would). */
 export interface StoreBackend {
-  /** Open a new store object on this backend's database. */
-  open(): Store;
+  /** Open a new store object on this backend's database (PostgreSQL opens asynchronously: it migrates). */
+  open(): Promise<Store>;
   /** Remove the database (after every store object is closed). */
   cleanup(): Promise<void>;
 }
@@ -43,8 +45,21 @@ export const makeSqliteBackend: MakeStore = async () => {
   const dir = mkdtempSync(join(tmpdir(), 'swarm-store-contract-'));
   const path = join(dir, 'swarm.db');
   return {
-    open: () => openSqliteStore({ path, durability: 'full' }),
+    open: async () => openSqliteStore({ path, durability: 'full' }),
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+};
+
+/**
+ * A fresh database on the test file's PostgreSQL server (embedded, or SWARM_TEST_DATABASE_URL's).
+ * The test file stops the server in afterAll (`stopPgTestServer`).
+ */
+export const makePostgresBackend: MakeStore = async () => {
+  const server = await pgTestServer();
+  const url = await server.createDatabase();
+  return {
+    open: () => openPostgresStore({ url, durability: 'full' }),
+    cleanup: () => server.dropDatabase(url),
   };
 };
 

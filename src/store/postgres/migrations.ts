@@ -1,0 +1,287 @@
+/**
+ * Versioned schema migrations for the PostgreSQL store: the same tables and columns as the SQLite
+ * store (src/store/sqlite/migrations.ts), so both backends hold the same rows. Each runs once, in
+ * order, in one transaction with the checks, under an advisory lock (two processes migrating at
+ * once: the second waits, then finds the schema complete). Never edit a published migration.
+ *
+ * Types: timestamps and durations are BIGINT milliseconds (read back as numbers), JSON is TEXT
+ * holding exactly the text the ledger wrote (event hashes cover it), booleans are 0/1 INTEGERs as in
+ * SQLite. Text columns use the "C" collation: byte order, as SQLite compares, whatever the
+ * database's locale (listing order, id prefix ranges).
+ */
+import type pg from 'pg';
+import { ExitCode, StoreError } from '../../core/errors.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+const TEXT = 'TEXT COLLATE "C"';
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'registry, runs, steps, events',
+    sql: `
+CREATE TABLE swarm_meta (key ${TEXT} PRIMARY KEY, value ${TEXT} NOT NULL);
+
+CREATE TABLE agents (
+  id ${TEXT} PRIMARY KEY,
+  name ${TEXT} NOT NULL,
+  version ${TEXT} NOT NULL,
+  path ${TEXT} NOT NULL,
+  description ${TEXT},
+  capabilities ${TEXT},
+  inputs_schema ${TEXT},
+  outputs_schema ${TEXT},
+  runtime ${TEXT} NOT NULL DEFAULT 'node',
+  memory_mb INTEGER DEFAULT 128,
+  timeout_seconds DOUBLE PRECISION DEFAULT 300,
+  triggers ${TEXT},
+  author ${TEXT},
+  tags ${TEXT},
+  manifest ${TEXT} NOT NULL,
+  digest ${TEXT} NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  UNIQUE(name, version)
+);
+CREATE INDEX idx_agents_name ON agents(name);
+
+CREATE TABLE workflows (
+  id ${TEXT} PRIMARY KEY,
+  name ${TEXT} NOT NULL,
+  version ${TEXT} NOT NULL,
+  path ${TEXT} NOT NULL,
+  description ${TEXT},
+  trigger_type ${TEXT},
+  trigger_config ${TEXT},
+  steps ${TEXT} NOT NULL,
+  variables ${TEXT},
+  on_error ${TEXT},
+  on_success ${TEXT},
+  enabled INTEGER NOT NULL DEFAULT 1,
+  author ${TEXT},
+  tags ${TEXT},
+  manifest ${TEXT} NOT NULL,
+  digest ${TEXT} NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  UNIQUE(name, version)
+);
+CREATE INDEX idx_workflows_name ON workflows(name);
+
+-- A run's frozen plan, content-addressed: every run of the same workflow version and configuration
+-- shares one row, so run rows stay small.
+CREATE TABLE run_plans (
+  id ${TEXT} PRIMARY KEY,
+  plan ${TEXT} NOT NULL,
+  created_at BIGINT NOT NULL
+);
+
+CREATE TABLE workflow_runs (
+  id ${TEXT} PRIMARY KEY,
+  workflow_id ${TEXT} NOT NULL,
+  workflow_name ${TEXT} NOT NULL,
+  workflow_version ${TEXT} NOT NULL,
+  status ${TEXT} NOT NULL,
+  trigger_type ${TEXT} NOT NULL,
+  plan_id ${TEXT} NOT NULL REFERENCES run_plans(id),
+  parent_run_id ${TEXT},
+  steps_total INTEGER NOT NULL,
+  steps_remaining INTEGER NOT NULL,
+  running_steps INTEGER NOT NULL DEFAULT 0,
+  max_parallel INTEGER NOT NULL,
+  event_seq INTEGER NOT NULL DEFAULT 0,
+  event_hash ${TEXT} NOT NULL,
+  error ${TEXT},
+  error_step ${TEXT},
+  total_vm_time_ms BIGINT NOT NULL DEFAULT 0,
+  total_api_tokens BIGINT NOT NULL DEFAULT 0,
+  created_at BIGINT NOT NULL,
+  started_at BIGINT,
+  completed_at BIGINT,
+  updated_at BIGINT NOT NULL,
+  trigger_data ${TEXT} NOT NULL
+);
+CREATE INDEX idx_runs_workflow ON workflow_runs(workflow_name, created_at);
+CREATE INDEX idx_runs_status ON workflow_runs(status);
+CREATE INDEX idx_runs_created ON workflow_runs(created_at);
+
+CREATE TABLE step_executions (
+  id ${TEXT} PRIMARY KEY,
+  run_id ${TEXT} NOT NULL REFERENCES workflow_runs(id),
+  step_id ${TEXT} NOT NULL,
+  step_index INTEGER NOT NULL,
+  agent_id ${TEXT} NOT NULL,
+  agent_name ${TEXT} NOT NULL,
+  agent_version ${TEXT} NOT NULL,
+  status ${TEXT} NOT NULL,
+  pending_deps INTEGER NOT NULL,
+  attempt INTEGER NOT NULL DEFAULT 0,
+  retry_count INTEGER NOT NULL DEFAULT 0,
+  interruptions INTEGER NOT NULL DEFAULT 0,
+  lease_owner ${TEXT},
+  lease_until BIGINT,
+  available_at BIGINT,
+  pid INTEGER,
+  inputs ${TEXT},
+  outputs ${TEXT},
+  error ${TEXT},
+  queued_at BIGINT NOT NULL,
+  started_at BIGINT,
+  completed_at BIGINT,
+  duration_ms BIGINT,
+  api_tokens_used BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX idx_steps_run ON step_executions(run_id, step_index);
+CREATE INDEX idx_steps_ready ON step_executions(available_at) WHERE status = 'ready';
+CREATE INDEX idx_steps_lease ON step_executions(lease_until) WHERE status = 'running';
+CREATE INDEX idx_steps_owner ON step_executions(lease_owner) WHERE status = 'running';
+
+CREATE TABLE events (
+  run_id ${TEXT} NOT NULL,
+  seq INTEGER NOT NULL,
+  type ${TEXT} NOT NULL,
+  step_id ${TEXT},
+  data ${TEXT} NOT NULL,
+  at BIGINT NOT NULL,
+  prev_hash ${TEXT} NOT NULL,
+  hash ${TEXT} NOT NULL,
+  PRIMARY KEY (run_id, seq)
+);
+
+CREATE TABLE step_logs (
+  run_id ${TEXT} NOT NULL,
+  step_id ${TEXT} NOT NULL,
+  attempt INTEGER NOT NULL,
+  stdout ${TEXT} NOT NULL,
+  stderr ${TEXT} NOT NULL,
+  truncated INTEGER NOT NULL DEFAULT 0,
+  at BIGINT NOT NULL,
+  PRIMARY KEY (run_id, step_id, attempt)
+);
+
+CREATE TABLE workers (
+  id ${TEXT} PRIMARY KEY,
+  hostname ${TEXT} NOT NULL,
+  host_id ${TEXT} NOT NULL,
+  pid INTEGER NOT NULL,
+  concurrency INTEGER NOT NULL,
+  scope ${TEXT},
+  started_at BIGINT NOT NULL,
+  heartbeat_at BIGINT NOT NULL,
+  stopped_at BIGINT
+);
+
+CREATE TABLE secrets (
+  id ${TEXT} PRIMARY KEY,
+  workflow_id ${TEXT} REFERENCES workflows(id),
+  name ${TEXT} NOT NULL,
+  encrypted_value BYTEA,
+  scope ${TEXT} DEFAULT 'workflow',
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  UNIQUE(workflow_id, name)
+);
+
+CREATE TABLE triggers (
+  id ${TEXT} PRIMARY KEY,
+  workflow_id ${TEXT} NOT NULL REFERENCES workflows(id),
+  type ${TEXT} NOT NULL,
+  webhook_path ${TEXT} UNIQUE,
+  webhook_secret ${TEXT},
+  cron_expression ${TEXT},
+  next_run_at BIGINT,
+  event_source ${TEXT},
+  event_type ${TEXT},
+  enabled INTEGER NOT NULL DEFAULT 1,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX idx_triggers_schedule ON triggers(next_run_at) WHERE type = 'schedule';
+CREATE INDEX idx_triggers_event ON triggers(event_source, event_type) WHERE type = 'event';
+`,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+
+const APPLICATION_ID = 'swarm';
+
+export function notSwarm(location: string, why: string): StoreError {
+  return new StoreError('STORE_NOT_SWARM', `${location} is not a Swarm database: ${why}`, { database: location }, { exitCode: ExitCode.INVALID_INPUT });
+}
+
+/** Tables (and table-like objects) in the schema, by name. */
+async function tablesIn(client: pg.ClientBase, schema: string): Promise<string[]> {
+  const r = await client.query<{ relname: string }>(
+    `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY c.relname`,
+    [schema],
+  );
+  return r.rows.map((row) => row.relname);
+}
+
+/**
+ * Check and migrate the schema: refuse someone else's database or a newer schema without changing
+ * anything (everything happens in one transaction that a refusal rolls back), else apply what is
+ * missing. The advisory lock is per database and schema, held until the transaction ends.
+ */
+export async function migrate(client: pg.ClientBase, schema: string, location: string): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('swarm.migrate'), hashtext($1))`, [schema]);
+    const tables = await tablesIn(client, schema);
+    if (tables.length > 0 && !(tables.includes('schema_migrations') && tables.includes('swarm_meta'))) {
+      throw notSwarm(location, `it has tables (${tables.slice(0, 3).join(', ')}) but no Swarm schema`);
+    }
+    let current = 0;
+    if (tables.length > 0) {
+      // Another application's swarm_meta or schema_migrations may have other columns: its errors
+      // (and anything but our application id) mean "not ours".
+      try {
+        const app = (await client.query<{ value: string }>(`SELECT value FROM swarm_meta WHERE key = 'application'`)).rows[0]?.value;
+        if (app !== APPLICATION_ID) throw notSwarm(location, 'its schema_migrations table is not Swarm’s');
+        current = await schemaVersion(client);
+      } catch (e) {
+        // Undefined column, wrong type, …: someone else's tables with our names.
+        if (/^(42|22)/.test((e as { code?: string }).code ?? '')) throw notSwarm(location, 'its schema_migrations table is not Swarm’s');
+        throw e;
+      }
+    } else {
+      // Not CREATE SCHEMA IF NOT EXISTS: that needs the CREATE privilege even when the schema exists.
+      const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+      if (exists.rowCount === 0) await client.query(`CREATE SCHEMA "${schema}"`);
+      await client.query(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name ${TEXT} NOT NULL, applied_at BIGINT NOT NULL)`);
+    }
+    if (current > SCHEMA_VERSION) {
+      throw new StoreError(
+        'STORE_SCHEMA_NEWER',
+        `the store at ${location} has schema version ${current}, newer than this Swarm understands (${SCHEMA_VERSION}); upgrade Swarm`,
+        { database: location, found: current, supported: SCHEMA_VERSION },
+        { exitCode: ExitCode.INVALID_INPUT },
+      );
+    }
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue;
+      await client.query(m.sql);
+      if (m.version === 1) await client.query(`INSERT INTO swarm_meta (key, value) VALUES ('application', $1)`, [APPLICATION_ID]);
+      await client.query(
+        `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, (extract(epoch from clock_timestamp()) * 1000)::bigint)`,
+        [m.version, m.name],
+      );
+    }
+    await client.query('COMMIT');
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  }
+}
+
+/** The schema version recorded in the database. */
+export async function schemaVersion(client: pg.ClientBase): Promise<number> {
+  const r = await client.query<{ v: number | null }>('SELECT MAX(version)::bigint AS v FROM schema_migrations');
+  return Number(r.rows[0]?.v ?? 0);
+}

@@ -1,0 +1,257 @@
+import semver from 'semver';
+import { parseJson, stepRowId, toAgent, toStep, toWorkflow, type Row } from '../rows.js';
+import type { AgentRecord, ClaimableRow, EventRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
+
+/** Run one statement on the transaction's connection; resolves to its rows and the affected-row count. */
+export type Query = (text: string, values?: readonly unknown[]) => Promise<{ rows: Row[]; rowCount: number }>;
+
+/**
+ * One transaction's view of the PostgreSQL store (READ COMMITTED). Run rows are locked when read
+ * (several workers commit steps of one run at once: its event sequence, hash and counters must be
+ * read and written by one of them at a time); claimable steps are locked with SKIP LOCKED so that
+ * concurrent claimers take different steps instead of queueing behind each other.
+ */
+export class PgTx implements LedgerTx {
+  /** Something other processes may be waiting for was written (events: new ready steps, finished runs). */
+  changed = false;
+  /** Runs whose row this transaction has locked. */
+  private readonly lockedRuns = new Set<string>();
+
+  constructor(
+    private readonly q: Query,
+    /** The database's clock at the start of the transaction: every lease and timestamp is on it. */
+    readonly now: number,
+  ) {}
+
+  async getRunState(runId: string): Promise<RunState | undefined> {
+    const r = await this.q(
+      `SELECT id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step
+       FROM workflow_runs WHERE id = $1 FOR UPDATE`,
+      [runId],
+    );
+    if (r.rows[0]) this.lockedRuns.add(runId);
+    return r.rows[0] as RunState | undefined;
+  }
+
+  async saveRunState(s: RunState): Promise<void> {
+    await this.q(
+      `UPDATE workflow_runs SET status = $1, steps_remaining = $2, running_steps = $3, event_seq = $4, event_hash = $5, started_at = $6,
+         completed_at = $7, error = $8, error_step = $9, updated_at = $10 WHERE id = $11`,
+      [s.status, s.steps_remaining, s.running_steps, s.event_seq, s.event_hash, s.started_at, s.completed_at, noNul(s.error), s.error_step, this.now, s.id],
+    );
+  }
+
+  async getPlanById(planId: string): Promise<string | undefined> {
+    return (await this.q('SELECT plan FROM run_plans WHERE id = $1', [planId])).rows[0]?.plan as string | undefined;
+  }
+
+  async getTriggerData(runId: string): Promise<unknown> {
+    return parseJson((await this.q('SELECT trigger_data FROM workflow_runs WHERE id = $1', [runId])).rows[0]?.trigger_data);
+  }
+
+  async insertRun(row: NewRunRow, steps: readonly NewStepRow[]): Promise<void> {
+    await this.q('INSERT INTO run_plans (id, plan, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING', [row.plan_id, row.plan_json, row.created_at]);
+    await this.q(
+      `INSERT INTO workflow_runs (id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, plan_id, parent_run_id,
+         steps_total, steps_remaining, running_steps, max_parallel, event_seq, event_hash, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $9, 0, $10, 0, $11, $12, $12)`,
+      [
+        row.id, row.workflow_id, row.workflow_name, row.workflow_version, row.trigger_type, row.trigger_data_json, row.plan_id,
+        row.parent_run_id, row.steps_total, row.max_parallel, '0'.repeat(64), row.created_at,
+      ],
+    );
+    // All steps in one statement, one array per column: the same statement text (prepared once per
+    // connection) however many steps the run has.
+    const col = <K extends keyof NewStepRow>(k: K): Array<NewStepRow[K]> => steps.map((s) => s[k]);
+    await this.q(
+      `INSERT INTO step_executions (id, run_id, step_id, step_index, agent_id, agent_name, agent_version, status, pending_deps, available_at, queued_at)
+       SELECT u.id, $1, u.step_id, u.step_index, u.agent_id, u.agent_name, u.agent_version, u.status, u.pending_deps,
+              CASE WHEN u.status = 'ready' THEN $2::bigint END, $2
+       FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[])
+         AS u(id, step_id, step_index, agent_id, agent_name, agent_version, status, pending_deps)`,
+      [
+        row.id, row.created_at, steps.map((s) => stepRowId(row.id, s.step_id)), col('step_id'), col('step_index'), col('agent_id'), col('agent_name'),
+        col('agent_version'), col('status'), col('pending_deps'),
+      ],
+    );
+    if (steps.some((s) => s.status === 'ready')) this.changed = true;
+  }
+
+  async fencedUpdate(key: StepKey, attempt: number, owner: string | null, update: StepUpdate): Promise<boolean> {
+    const { set, values } = updateSql(update);
+    const n = values.length;
+    const where = owner === null ? `id = $${n + 1} AND attempt = $${n + 2} AND status = 'running'` : `id = $${n + 1} AND attempt = $${n + 2} AND status = 'running' AND lease_owner = $${n + 3}`;
+    const args = owner === null ? [stepRowId(key.run_id, key.step_id), attempt] : [stepRowId(key.run_id, key.step_id), attempt, owner];
+    return (await this.q(`UPDATE step_executions SET ${set} WHERE ${where}`, [...values, ...args])).rowCount === 1;
+  }
+
+  async updateStep(key: StepKey, from: readonly string[], update: StepUpdate): Promise<boolean> {
+    const { set, values } = updateSql(update);
+    const n = values.length;
+    const r = await this.q(`UPDATE step_executions SET ${set} WHERE id = $${n + 1} AND status = ANY($${n + 2})`, [...values, stepRowId(key.run_id, key.step_id), from]);
+    if (r.rowCount === 1 && update.status === 'ready') this.changed = true;
+    return r.rowCount === 1;
+  }
+
+  async releaseDeps(runId: string, stepIds: readonly string[], availableAt: number): Promise<string[]> {
+    if (stepIds.length === 0) return [];
+    // One statement for all successors; every one of them is decremented once (the ids are distinct).
+    const r = await this.q(
+      `UPDATE step_executions SET pending_deps = pending_deps - 1,
+         status = CASE WHEN pending_deps - 1 <= 0 THEN 'ready' ELSE status END,
+         available_at = CASE WHEN pending_deps - 1 <= 0 THEN $1 ELSE available_at END
+       WHERE id = ANY($2) AND status = 'pending' RETURNING step_id, status`,
+      [int(availableAt), stepIds.map((id) => stepRowId(runId, id))],
+    );
+    const ready = new Set(r.rows.filter((row) => row.status === 'ready').map((row) => row.step_id as string));
+    if (ready.size) this.changed = true;
+    // In the order asked for (it is recorded in the event), as the SQLite store returns them.
+    return stepIds.filter((id) => ready.has(id));
+  }
+
+  async cancelSteps(runId: string, from: readonly string[]): Promise<string[]> {
+    const r = await this.q(
+      `WITH c AS (
+         UPDATE step_executions SET status = 'cancelled', lease_owner = NULL, lease_until = NULL, completed_at = $1
+         WHERE run_id = $2 AND status = ANY($3) RETURNING step_id, step_index)
+       SELECT step_id FROM c ORDER BY step_index`,
+      [this.now, runId, from],
+    );
+    return r.rows.map((row) => row.step_id as string);
+  }
+
+  async selectClaimable(limit: number, runIds?: readonly string[]): Promise<ClaimableRow[]> {
+    if (runIds) {
+      // Per run, like the SQLite store: each of the runs gets up to `limit` candidates.
+      const r = await this.q(
+        `SELECT c.run_id, c.step_id, c.status, c.attempt, c.retry_count, c.interruptions, c.lease_owner
+         FROM unnest($1::text[]) WITH ORDINALITY AS u(run_id, ord)
+         CROSS JOIN LATERAL (
+           SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, s.available_at, s.step_index
+           FROM step_executions s
+           WHERE s.run_id = u.run_id AND ((s.status = 'ready' AND s.available_at <= $2) OR (s.status = 'running' AND s.lease_until < $2))
+           ORDER BY s.available_at, s.step_index LIMIT $3 FOR UPDATE OF s SKIP LOCKED) c
+         ORDER BY u.ord, c.available_at, c.step_index`,
+        [runIds, this.now, limit],
+      );
+      return this.lockRunsOf(r.rows as unknown as ClaimableRow[]);
+    }
+    // Expired leases first (swept here, inside the claim), then ready steps of runs below their
+    // concurrency limit, so a run at its limit cannot crowd out other runs.
+    const r = await this.q(
+      `WITH expired AS (
+         SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, 0 AS src, s.lease_until AS ord, s.step_index
+         FROM step_executions s WHERE s.status = 'running' AND s.lease_until < $1
+         ORDER BY s.lease_until LIMIT $2 FOR UPDATE OF s SKIP LOCKED),
+       ready AS (
+         SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, 1 AS src, s.available_at AS ord, s.step_index
+         FROM step_executions s JOIN workflow_runs r ON r.id = s.run_id
+         WHERE s.status = 'ready' AND s.available_at <= $1 AND r.running_steps < r.max_parallel AND r.status IN ('queued', 'running')
+         ORDER BY s.available_at, s.run_id, s.step_index LIMIT $2 FOR UPDATE OF s SKIP LOCKED)
+       SELECT run_id, step_id, status, attempt, retry_count, interruptions, lease_owner FROM (
+         SELECT * FROM expired UNION ALL SELECT * FROM ready) c
+       ORDER BY src, ord, run_id, step_index`,
+      [this.now, limit],
+    );
+    return this.lockRunsOf(r.rows as unknown as ClaimableRow[]);
+  }
+
+  /**
+   * Lock the runs of claim candidates before the ledger reads them, so that claims cannot deadlock
+   * with other commits. A transaction that holds no run yet waits for them, in id order (completions
+   * take theirs in id order too). One that already holds runs (it completed steps first) only takes
+   * runs that are free and leaves the other candidates alone: waiting there could close a cycle.
+   * Those stay ready, and this commit's NOTIFY tells idle workers to look again.
+   */
+  private async lockRunsOf(rows: ClaimableRow[]): Promise<ClaimableRow[]> {
+    const runs = [...new Set(rows.map((r) => r.run_id))].filter((id) => !this.lockedRuns.has(id));
+    if (runs.length === 0) return rows;
+    const got =
+      this.lockedRuns.size === 0
+        ? await this.q('SELECT id FROM workflow_runs WHERE id = ANY($1) ORDER BY id FOR UPDATE', [runs])
+        : await this.q('SELECT id FROM workflow_runs WHERE id = ANY($1) FOR UPDATE SKIP LOCKED', [runs]);
+    for (const r of got.rows) this.lockedRuns.add(r.id as string);
+    return rows.filter((r) => this.lockedRuns.has(r.run_id));
+  }
+
+  async getSteps(runId: string): Promise<StepRecord[]> {
+    return (await this.q('SELECT * FROM step_executions WHERE run_id = $1 ORDER BY step_index', [runId])).rows.map(toStep);
+  }
+
+  async insertEvents(events: readonly EventRow[]): Promise<void> {
+    if (events.length === 0) return;
+    // One statement, one array per column (see insertRun).
+    await this.q(
+      `INSERT INTO events (run_id, seq, type, step_id, data, at, prev_hash, hash)
+       SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[])`,
+      [
+        events.map((e) => e.run_id), events.map((e) => e.seq), events.map((e) => e.type), events.map((e) => e.step_id), events.map((e) => e.data_json),
+        events.map((e) => e.at), events.map((e) => e.prev_hash), events.map((e) => e.hash),
+      ],
+    );
+    this.changed = true;
+  }
+
+  async insertLog(log: StepLog): Promise<void> {
+    await this.q(
+      `INSERT INTO step_logs (run_id, step_id, attempt, stdout, stderr, truncated, at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET stdout = excluded.stdout, stderr = excluded.stderr, truncated = excluded.truncated, at = excluded.at`,
+      [log.run_id, log.step_id, log.attempt, noNul(log.stdout), noNul(log.stderr), log.truncated ? 1 : 0, log.at],
+    );
+  }
+
+  async latestWorkflow(name: string): Promise<WorkflowRecord | undefined> {
+    const rows = (await this.q('SELECT * FROM workflows WHERE name = $1', [name])).rows.map(toWorkflow);
+    return rows.sort((a, b) => semver.rcompare(a.version, b.version))[0];
+  }
+
+  async agentVersions(name: string): Promise<AgentRecord[]> {
+    return (await this.q('SELECT * FROM agents WHERE name = $1', [name])).rows.map(toAgent);
+  }
+}
+
+const UPDATE_COLUMNS: Record<keyof StepUpdate, string> = {
+  status: 'status',
+  attempt: 'attempt',
+  retry_count: 'retry_count',
+  interruptions: 'interruptions',
+  pending_deps: 'pending_deps',
+  lease_owner: 'lease_owner',
+  lease_until: 'lease_until',
+  available_at: 'available_at',
+  inputs_json: 'inputs',
+  outputs_json: 'outputs',
+  error: 'error',
+  started_at: 'started_at',
+  completed_at: 'completed_at',
+  duration_ms: 'duration_ms',
+  pid: 'pid',
+};
+
+const UPDATE_SQL = new Map<string, string>();
+
+/** `SET a = $1, b = $2, …` for the fields present, cached by shape (a few dozen shapes in all). */
+function updateSql(update: StepUpdate): { set: string; values: unknown[] } {
+  const keys = (Object.keys(update) as Array<keyof StepUpdate>).filter((k) => update[k] !== undefined);
+  const shape = keys.join(',');
+  let set = UPDATE_SQL.get(shape);
+  if (set === undefined) {
+    set = keys.map((k, i) => `${UPDATE_COLUMNS[k]} = $${i + 1}`).join(', ');
+    UPDATE_SQL.set(shape, set);
+  }
+  // Integer columns: a fractional lease (lease_ms from the environment) must not fail the statement.
+  return { set, values: keys.map((k) => noNul(int(update[k]))) };
+}
+
+/** A number as an integer (BIGINT/INTEGER parameters refuse fractions, SQLite just stores them). */
+function int<T>(v: T): T {
+  return (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v) : v) as T;
+}
+
+/**
+ * PostgreSQL text cannot hold NUL characters (SQLite's can): an agent's raw output or error message
+ * with one would make its result unrecordable. They become U+FFFD. (JSON text never has raw NULs.)
+ */
+function noNul<T>(v: T): T {
+  return (typeof v === 'string' && v.includes('\0') ? v.replaceAll('\0', '\uFFFD') : v) as T;
+}

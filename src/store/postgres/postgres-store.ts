@@ -1,0 +1,603 @@
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import { ExitCode, StoreError, SwarmError } from '../../core/errors.js';
+import type { RunEvent } from '../../core/events.js';
+import type { Durability, PutResult, Store } from '../store.js';
+import type { AgentRecord, LedgerTx, RunFilter, RunRecord, StepLog, StepRecord, WorkerRecord, WorkflowRecord } from '../types.js';
+import { parseJson, RUN_COLUMNS, stepRowId, toAgent, toRun, toStep, toWorkflow, type Row } from '../rows.js';
+import { migrate as migrateSchema, schemaVersion } from './migrations.js';
+import { PgTx, type Query } from './pg-tx.js';
+
+export interface PostgresStoreOptions {
+  /** A `postgres://` connection URL. */
+  url: string;
+  /** `full`: a commit returns once it is on disk (synchronous_commit=on). `process`: it may lag (off). */
+  durability: Durability;
+  /** Schema holding Swarm's tables (created when absent); default `public`. */
+  schema?: string;
+  /** Connections in the pool (plus one for LISTEN when a worker waits); default 10. */
+  poolSize?: number;
+}
+
+/** Attempts for one operation when its connection is lost or it deadlocks. */
+const MAX_ATTEMPTS = 6;
+/** BIGINT (timestamps in ms, counts) as a JavaScript number: all of ours are far below 2^53. */
+const TYPES = new pg.TypeOverrides();
+TYPES.setTypeParser(20, Number);
+const NOW_MS = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The scale-out store: PostgreSQL through a connection pool. Any number of processes on any number of
+ * machines share it. Claims lock steps with `FOR UPDATE SKIP LOCKED` under READ COMMITTED; leases
+ * are on the database's clock; LISTEN/NOTIFY wakes idle workers (polling stays the fallback).
+ *
+ * @example
+ *   const store = await openPostgresStore({ url: 'postgres://swarm@db/swarm', durability: 'full' });
+ */
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
+  const store = new PostgresStore(options);
+  try {
+    await store.migrate();
+  } catch (e) {
+    await store.close();
+    if (e instanceof StoreError) throw e;
+    throw new StoreError('STORE_OPEN_FAILED', `cannot open the store at ${store.location}: ${(e as Error).message}`, { database: store.location }, { cause: e });
+  }
+  return store;
+}
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly location: string;
+  readonly schema: string;
+  private readonly pool: pg.Pool;
+  private readonly channel: string;
+  private closed = false;
+  /** Backend pids of this store's own connections: their notifications are not news to us. */
+  private readonly ownPids = new Set<number>();
+  private readonly statementNames = new Map<string, string>();
+
+  // LISTEN/NOTIFY state (see waitForChange).
+  private listener: pg.Client | undefined;
+  private listenStarting: Promise<void> | undefined;
+  private lastListenAttempt = 0;
+  private changeGen = 0;
+  private consumedGen = 0;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(private readonly options: PostgresStoreOptions) {
+    this.location = redact(options.url);
+    this.schema = options.schema ?? 'public';
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(this.schema)) {
+      throw new StoreError('STORE_OPEN_FAILED', `schema name '${this.schema}' must be lower-case letters, digits and _`, { schema: this.schema }, { exitCode: ExitCode.INVALID_INPUT });
+    }
+    if (this.schema !== 'public') this.location = `${this.location} (schema ${this.schema})`;
+    this.channel = this.schema === 'public' ? 'swarm_changes' : `swarm_changes_${this.schema}`.slice(0, 63);
+    const sync = options.durability === 'full' ? 'on' : 'off';
+    // Session settings on every new connection, before it is handed out. The idle-in-transaction
+    // timeout frees the run locks of a process that froze in the middle of a transaction.
+    const setup = async (client: pg.ClientBase): Promise<void> => {
+      const r = (await client.query(
+        `SET search_path TO "${this.schema}"; SET synchronous_commit TO ${sync}; SET idle_in_transaction_session_timeout TO '60s'; SELECT pg_backend_pid() AS pid`,
+      )) as unknown as Array<pg.QueryResult<{ pid: number }>>;
+      const pid = r[3]?.rows[0]?.pid;
+      if (pid !== undefined) {
+        this.ownPids.add(pid);
+        client.once('end', () => this.ownPids.delete(pid));
+      }
+    };
+    this.pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      types: TYPES,
+      application_name: 'swarm',
+      connectionTimeoutMillis: 10_000,
+      keepAlive: true,
+      // Called for each new connection before it is handed out; an error fails that connect.
+      verify: (client, done) => {
+        setup(client).then(() => done(), done);
+      },
+    });
+    // An idle connection that the server closes must not crash the process: the pool drops it.
+    this.pool.on('error', () => undefined);
+  }
+
+  // ---- plumbing ----
+
+  /** Named (prepared once per connection) statements: the server parses and plans each text once. */
+  private named(text: string, values?: readonly unknown[]): pg.QueryConfig<unknown[]> {
+    let name = this.statementNames.get(text);
+    if (name === undefined) {
+      name = `s_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+      this.statementNames.set(text, name);
+    }
+    return { name, text, values: values ? [...values] : [] };
+  }
+
+  /** Check and migrate the schema (openPostgresStore does this before handing the store out). */
+  migrate(): Promise<void> {
+    return this.withRetry(() => this.withClient((c) => migrateSchema(c, this.schema, this.location)));
+  }
+
+  /** Borrow a connection; one that fails while borrowed is discarded, not returned to the pool. */
+  private async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    if (this.closed) throw new StoreError('STORE_CLOSED', `the store at ${this.location} is closed`, { database: this.location });
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    // Between queries nobody is listening on the client: without this, a dropped connection would
+    // be an unhandled 'error' event.
+    const onError = (e: Error): void => {
+      broken = e;
+    };
+    client.on('error', onError);
+    try {
+      return await fn(client);
+    } catch (e) {
+      if (isConnectionError(e)) broken ??= e as Error;
+      throw e;
+    } finally {
+      client.off('error', onError);
+      // A connection still inside a transaction (its ROLLBACK failed) must not be reused either.
+      if (!broken && client.getTransactionStatus() !== 'I') broken = new Error('connection left inside a transaction');
+      client.release(broken ?? false);
+    }
+  }
+
+  /**
+   * Run an operation, again (with backoff) when its connection was lost before anything could have
+   * been committed, or when it deadlocked or hit a serialization failure (rolled back by the server).
+   */
+  private async withRetry<T>(op: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await op();
+      } catch (e) {
+        const again = !this.closed && attempt < MAX_ATTEMPTS && !(e instanceof CommitUnknown) && (isConnectionError(e) || isConflict(e));
+        if (!again) throw surface(e, this.location);
+        const base = isConflict(e) ? 5 * attempt : Math.min(2000, 100 * 2 ** (attempt - 1));
+        await sleep(base + Math.random() * base);
+      }
+    }
+  }
+
+  private async read(text: string, values?: readonly unknown[]): Promise<Row[]> {
+    return this.withRetry(async () => (await this.pool.query<Row>(this.named(text, values))).rows);
+  }
+
+  private async write(text: string, values?: readonly unknown[]): Promise<number> {
+    return this.withRetry(async () => (await this.pool.query(this.named(text, values))).rowCount ?? 0);
+  }
+
+  /**
+   * BEGIN … COMMIT on one connection, with the database's clock read once at the start. When the body
+   * wrote something others wait for, NOTIFY goes out with the COMMIT (delivered only if it commits).
+   * A connection lost during COMMIT is not retried (it may have committed): the caller hears
+   * `08007` (transaction resolution unknown), a transient code; fencing refuses a repeated completion.
+   */
+  private atomically<T>(body: (q: Query, now: number) => Promise<{ value: T; notify: boolean }>): Promise<T> {
+    return this.withRetry(() =>
+      this.withClient(async (client) => {
+        const q: Query = async (text, values) => {
+          const r = await client.query<Row>(this.named(text, values));
+          return { rows: r.rows, rowCount: r.rowCount ?? 0 };
+        };
+        const begin = (await client.query(`BEGIN ISOLATION LEVEL READ COMMITTED; SELECT ${NOW_MS} AS now`)) as unknown as Array<pg.QueryResult<{ now: number }>>;
+        const now = Number(begin[1]?.rows[0]?.now);
+        let out: { value: T; notify: boolean };
+        try {
+          out = await body(q, now);
+        } catch (e) {
+          // If the ROLLBACK fails too, the connection is discarded (see withClient) and the server
+          // rolls the transaction back when it goes.
+          if (!isConnectionError(e)) await client.query('ROLLBACK').catch(() => undefined);
+          throw e;
+        }
+        try {
+          await client.query(out.notify ? `SELECT pg_notify('${this.channel}', ''); COMMIT` : 'COMMIT');
+        } catch (e) {
+          if (isConnectionError(e)) throw new CommitUnknown(e);
+          throw e;
+        }
+        return out.value;
+      }),
+    );
+  }
+
+  /** The database's clock, in milliseconds. */
+  async now(): Promise<number> {
+    return Number((await this.read(`SELECT ${NOW_MS} AS now`))[0]?.now);
+  }
+
+  /** A setting of this store's sessions (`synchronous_commit`, `search_path`), for diagnostics. */
+  async sessionSetting(name: string): Promise<string> {
+    return (await this.read('SELECT current_setting($1) AS v', [name]))[0]?.v as string;
+  }
+
+  /** The schema version recorded in the database. */
+  schemaVersion(): Promise<number> {
+    return this.withRetry(() => this.withClient((c) => schemaVersion(c)));
+  }
+
+  /**
+   * `fn` may run more than once: again after a deadlock or a connection lost before COMMIT (its
+   * earlier run was rolled back). The ledger's functions only act through `tx`, so that is safe.
+   */
+  transaction<T>(fn: (tx: LedgerTx) => Promise<T>): Promise<T> {
+    return this.atomically(async (q, now) => {
+      const tx = new PgTx(q, now);
+      const value = await fn(tx);
+      return { value, notify: tx.changed };
+    });
+  }
+
+  // ---- registry ----
+
+  /**
+   * (name, version) is unique: the same content again is a no-op, different content an error unless
+   * forced. Puts of one name@version are serialised by an advisory lock held to the end of the write.
+   */
+  private put(table: 'agents' | 'workflows', rec: { name: string; version: string; digest: string }, force: boolean, upsert: (q: Query) => Promise<unknown>): Promise<PutResult> {
+    return this.atomically(async (q) => {
+      await q(`SELECT pg_advisory_xact_lock(hashtext('swarm.put'), hashtext($1))`, [`${table}/${rec.name}@${rec.version}`]);
+      const existing = (await q(`SELECT digest FROM ${table} WHERE name = $1 AND version = $2`, [rec.name, rec.version])).rows[0];
+      let result: PutResult = 'created';
+      if (existing) {
+        if (existing.digest === rec.digest) return { value: 'unchanged' as const, notify: false };
+        if (!force) {
+          const kind = table === 'agents' ? 'agent' : 'workflow';
+          throw new StoreError(
+            `${kind.toUpperCase()}_VERSION_EXISTS`,
+            `${kind} ${rec.name}@${rec.version} is already registered with different content; bump its version or use --force`,
+            { [kind]: `${rec.name}@${rec.version}` },
+            { exitCode: ExitCode.INVALID_INPUT },
+          );
+        }
+        result = 'replaced';
+      }
+      await upsert(q);
+      return { value: result, notify: false };
+    });
+  }
+
+  putAgent(rec: AgentRecord, force: boolean): Promise<PutResult> {
+    const m = rec.manifest;
+    return this.put('agents', rec, force, (q) =>
+      q(
+        `INSERT INTO agents (id, name, version, path, description, capabilities, inputs_schema, outputs_schema, runtime, memory_mb,
+           timeout_seconds, triggers, author, tags, manifest, digest, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+         ON CONFLICT (name, version) DO UPDATE SET path = excluded.path, description = excluded.description,
+           capabilities = excluded.capabilities, inputs_schema = excluded.inputs_schema, outputs_schema = excluded.outputs_schema,
+           runtime = excluded.runtime, memory_mb = excluded.memory_mb, timeout_seconds = excluded.timeout_seconds,
+           triggers = excluded.triggers, author = excluded.author, tags = excluded.tags, manifest = excluded.manifest,
+           digest = excluded.digest, updated_at = excluded.updated_at`,
+        [
+          rec.id, rec.name, rec.version, rec.path, m.description ?? null, JSON.stringify(m.capabilities), JSON.stringify(m.inputs),
+          JSON.stringify(m.outputs), m.runtime.type, m.runtime.memory_mb, m.runtime.timeout_seconds, JSON.stringify(m.triggers),
+          m.author ?? null, JSON.stringify(m.tags), JSON.stringify(m), rec.digest, rec.created_at, rec.updated_at,
+        ],
+      ),
+    );
+  }
+
+  async listAgents(name?: string): Promise<AgentRecord[]> {
+    const rows = name ? await this.read('SELECT * FROM agents WHERE name = $1 ORDER BY name, created_at', [name]) : await this.read('SELECT * FROM agents ORDER BY name, created_at');
+    return rows.map(toAgent);
+  }
+
+  async deleteAgent(name: string, version: string): Promise<boolean> {
+    return (await this.write('DELETE FROM agents WHERE name = $1 AND version = $2', [name, version])) > 0;
+  }
+
+  putWorkflow(rec: WorkflowRecord, force: boolean): Promise<PutResult> {
+    const m = rec.manifest;
+    return this.put('workflows', rec, force, (q) =>
+      q(
+        `INSERT INTO workflows (id, name, version, path, description, trigger_type, trigger_config, steps, variables, on_error,
+           on_success, enabled, author, tags, manifest, digest, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+         ON CONFLICT (name, version) DO UPDATE SET path = excluded.path, description = excluded.description,
+           trigger_type = excluded.trigger_type, trigger_config = excluded.trigger_config, steps = excluded.steps,
+           variables = excluded.variables, on_error = excluded.on_error, on_success = excluded.on_success,
+           author = excluded.author, tags = excluded.tags, manifest = excluded.manifest, digest = excluded.digest,
+           updated_at = excluded.updated_at`,
+        [
+          rec.id, rec.name, rec.version, rec.path, m.description ?? null, m.trigger.type, JSON.stringify(m.trigger), JSON.stringify(m.steps),
+          JSON.stringify(m.variables), JSON.stringify(m.on_error), JSON.stringify(m.on_success), rec.enabled ? 1 : 0, m.author ?? null,
+          JSON.stringify(m.tags), JSON.stringify(m), rec.digest, rec.created_at, rec.updated_at,
+        ],
+      ),
+    );
+  }
+
+  async listWorkflows(name?: string): Promise<WorkflowRecord[]> {
+    const rows = name
+      ? await this.read('SELECT * FROM workflows WHERE name = $1 ORDER BY name, created_at', [name])
+      : await this.read('SELECT * FROM workflows ORDER BY name, created_at');
+    return rows.map(toWorkflow);
+  }
+
+  setWorkflowEnabled(name: string, enabled: boolean): Promise<number> {
+    return this.write(`UPDATE workflows SET enabled = $1, updated_at = ${NOW_MS} WHERE name = $2`, [enabled ? 1 : 0, name]);
+  }
+
+  // ---- runs ----
+
+  async getRun(id: string): Promise<RunRecord | undefined> {
+    const row = (await this.read(`SELECT ${RUN_COLUMNS} FROM workflow_runs WHERE id = $1`, [id]))[0];
+    return row ? toRun(row) : undefined;
+  }
+
+  async findRunIds(part: string, limit: number, how: 'prefix' | 'suffix' = 'prefix'): Promise<string[]> {
+    // Ids are "C"-collated, so this range is the byte-order prefix range the primary key can scan.
+    const rows =
+      how === 'prefix'
+        ? await this.read('SELECT id FROM workflow_runs WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3', [part, `${part}\uffff`, limit])
+        : await this.read('SELECT id FROM workflow_runs WHERE right(id, length($1)) = $1 ORDER BY id LIMIT $2', [part, limit]);
+    return rows.map((r) => r.id as string);
+  }
+
+  async listRuns(filter: RunFilter): Promise<RunRecord[]> {
+    const conds: Array<[string, unknown]> = [];
+    if (filter.workflow) conds.push(['workflow_name =', filter.workflow]);
+    if (filter.status) conds.push(['status =', filter.status]);
+    if (filter.since !== undefined) conds.push(['created_at >=', filter.since]);
+    const where = conds.length ? `WHERE ${conds.map(([c], i) => `${c} $${i + 1}`).join(' AND ')}` : '';
+    const sql = `SELECT ${RUN_COLUMNS} FROM workflow_runs ${where} ORDER BY created_at DESC, id DESC LIMIT $${conds.length + 1}`;
+    return (await this.read(sql, [...conds.map(([, v]) => v), filter.limit ?? 50])).map(toRun);
+  }
+
+  async getPlanJson(runId: string): Promise<string | undefined> {
+    return (await this.read('SELECT p.plan FROM workflow_runs r JOIN run_plans p ON p.id = r.plan_id WHERE r.id = $1', [runId]))[0]?.plan as string | undefined;
+  }
+
+  async getPlanById(planId: string): Promise<string | undefined> {
+    return (await this.read('SELECT plan FROM run_plans WHERE id = $1', [planId]))[0]?.plan as string | undefined;
+  }
+
+  async getSteps(runId: string): Promise<StepRecord[]> {
+    return (await this.read('SELECT * FROM step_executions WHERE run_id = $1 ORDER BY step_index', [runId])).map(toStep);
+  }
+
+  async getStepOutputs(runId: string, stepIds: readonly string[]): Promise<Map<string, { status: string; outputs: unknown; error: string | null }>> {
+    const out = new Map<string, { status: string; outputs: unknown; error: string | null }>();
+    if (stepIds.length === 0) return out;
+    const rows = await this.read('SELECT step_id, status, outputs, error FROM step_executions WHERE id = ANY($1)', [stepIds.map((id) => stepRowId(runId, id))]);
+    const byId = new Map(rows.map((r) => [r.step_id as string, r]));
+    // In the order asked for, as the SQLite store returns them.
+    for (const id of stepIds) {
+      const row = byId.get(id);
+      if (row) out.set(id, { status: row.status as string, outputs: parseJson(row.outputs), error: (row.error as string | null) ?? null });
+    }
+    return out;
+  }
+
+  async getEvents(runId: string, afterSeq = 0, limit = 100_000): Promise<Array<RunEvent & { data_json: string }>> {
+    const rows = await this.read('SELECT * FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [runId, afterSeq, limit]);
+    return rows.map((r) => ({
+      run_id: r.run_id as string,
+      seq: r.seq as number,
+      type: r.type as RunEvent['type'],
+      step_id: (r.step_id as string | null) ?? null,
+      data: JSON.parse(r.data as string) as Record<string, unknown>,
+      data_json: r.data as string,
+      at: r.at as number,
+      prev_hash: r.prev_hash as string,
+      hash: r.hash as string,
+    }));
+  }
+
+  async getLogs(runId: string, stepId?: string): Promise<StepLog[]> {
+    const rows = stepId
+      ? await this.read('SELECT * FROM step_logs WHERE run_id = $1 AND step_id = $2 ORDER BY at, attempt', [runId, stepId])
+      : await this.read('SELECT * FROM step_logs WHERE run_id = $1 ORDER BY at, step_id, attempt', [runId]);
+    return rows.map((r) => ({
+      run_id: r.run_id as string,
+      step_id: r.step_id as string,
+      attempt: r.attempt as number,
+      stdout: r.stdout as string,
+      stderr: r.stderr as string,
+      truncated: r.truncated === 1,
+      at: r.at as number,
+    }));
+  }
+
+  async unfinishedRunIds(): Promise<string[]> {
+    return (await this.read(`SELECT id FROM workflow_runs WHERE status IN ('queued', 'running') ORDER BY created_at`)).map((r) => r.id as string);
+  }
+
+  async nextDueAt(after: number): Promise<number | null> {
+    const row = (
+      await this.read(
+        `SELECT (SELECT MIN(available_at) FROM step_executions WHERE status = 'ready' AND available_at > $1) AS a,
+                (SELECT MIN(lease_until) FROM step_executions WHERE status = 'running' AND lease_until > $1) AS b`,
+        [Math.floor(after)],
+      )
+    )[0];
+    const a = (row?.a as number | null) ?? null;
+    const b = (row?.b as number | null) ?? null;
+    if (a === null) return b;
+    if (b === null) return a;
+    return Math.min(a, b);
+  }
+
+  // ---- workers ----
+
+  async registerWorker(rec: WorkerRecord): Promise<void> {
+    // Idempotent, so that a retry after a lost connection cannot fail on its own first attempt.
+    await this.write(
+      `INSERT INTO workers (id, hostname, host_id, pid, concurrency, scope, started_at, heartbeat_at, stopped_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)
+       ON CONFLICT (id) DO NOTHING`,
+      [rec.id, rec.hostname, rec.host_id, rec.pid, rec.concurrency, rec.scope, rec.started_at, rec.heartbeat_at],
+    );
+  }
+
+  async heartbeatWorker(id: string, at: number): Promise<void> {
+    await this.write('UPDATE workers SET heartbeat_at = $1 WHERE id = $2', [at, id]);
+  }
+
+  async stopWorker(id: string, at: number): Promise<void> {
+    await this.write('UPDATE workers SET stopped_at = $1, heartbeat_at = $1 WHERE id = $2', [at, id]);
+  }
+
+  async listWorkers(activeSince?: number): Promise<WorkerRecord[]> {
+    // The columns are exactly a WorkerRecord's (NULL as null, BIGINT as number).
+    const cols = 'id, hostname, host_id, pid, concurrency, scope, started_at, heartbeat_at, stopped_at';
+    const rows =
+      activeSince === undefined
+        ? await this.read(`SELECT ${cols} FROM workers WHERE stopped_at IS NULL ORDER BY started_at`)
+        : await this.read(`SELECT ${cols} FROM workers WHERE stopped_at IS NULL AND heartbeat_at >= $1 ORDER BY started_at`, [activeSince]);
+    return rows as unknown as WorkerRecord[];
+  }
+
+  expireLeasesOf(workerIds: readonly string[]): Promise<number> {
+    if (workerIds.length === 0) return Promise.resolve(0);
+    return this.atomically(async (q, now) => {
+      const n = (await q(`UPDATE step_executions SET lease_until = 0 WHERE status = 'running' AND lease_owner = ANY($1)`, [workerIds])).rowCount;
+      await q('UPDATE workers SET stopped_at = COALESCE(stopped_at, $1) WHERE id = ANY($2)', [now, workerIds]);
+      // The released steps are claimable now: wake idle workers.
+      return { value: n, notify: n > 0 };
+    });
+  }
+
+  async setStepPid(runId: string, stepId: string, attempt: number, pid: number | null): Promise<void> {
+    await this.write('UPDATE step_executions SET pid = $1 WHERE id = $2 AND attempt = $3', [pid, stepRowId(runId, stepId), attempt]);
+  }
+
+  async pidsOf(workerIds: readonly string[]): Promise<Array<{ pid: number; run_id: string; step_id: string }>> {
+    if (workerIds.length === 0) return [];
+    const rows = await this.read(`SELECT pid, run_id, step_id FROM step_executions WHERE status = 'running' AND lease_owner = ANY($1) AND pid IS NOT NULL`, [workerIds]);
+    return rows.map((r) => ({ pid: r.pid as number, run_id: r.run_id as string, step_id: r.step_id as string }));
+  }
+
+  // ---- change notification ----
+
+  /**
+   * Resolve on a notification from another connection (a commit that wrote events), on `wake`, or
+   * after `timeoutMs`. A notification that arrived while nobody was waiting is delivered to the next
+   * wait, so a change between a worker's claim and its wait is not slept through. Notifications can
+   * be lost (the LISTEN connection dropped): the timeout is the fallback, as the port says.
+   */
+  waitForChange(timeoutMs: number, wake?: Promise<unknown>): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.listen();
+    if (this.changeGen !== this.consumedGen) {
+      this.consumedGen = this.changeGen;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.waiters.add(done);
+      void wake?.then(done, done);
+    });
+  }
+
+  private changed(): void {
+    this.changeGen++;
+    if (this.waiters.size === 0) return;
+    this.consumedGen = this.changeGen;
+    for (const w of [...this.waiters]) w();
+  }
+
+  /** Start the LISTEN connection if it is not up (at most once a second after a failure). */
+  private listen(): void {
+    if (this.listener || this.listenStarting || this.closed || Date.now() - this.lastListenAttempt < 1000) return;
+    this.lastListenAttempt = Date.now();
+    const client = new pg.Client({ connectionString: this.options.url, application_name: 'swarm-listen', connectionTimeoutMillis: 10_000, keepAlive: true });
+    const drop = (): void => {
+      if (this.listener === client) this.listener = undefined;
+      client.removeAllListeners('notification');
+    };
+    client.on('error', () => {
+      drop();
+      void client.end().catch(() => undefined);
+    });
+    client.on('end', drop);
+    client.on('notification', (n) => {
+      if (n.channel === this.channel && !this.ownPids.has(n.processId)) this.changed();
+    });
+    this.listenStarting = (async () => {
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${this.channel}`);
+        if (this.closed) {
+          await client.end();
+          return;
+        }
+        this.listener = client;
+        // Changes made while nobody listened went unheard: treat (re)connecting as one.
+        this.changed();
+      } catch {
+        drop();
+        await client.end().catch(() => undefined);
+      } finally {
+        this.listenStarting = undefined;
+      }
+    })();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const w of [...this.waiters]) w();
+    await this.listenStarting;
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => undefined);
+    await this.pool.end();
+  }
+}
+
+/** The commit was sent but its outcome is unknown (the connection died). Never retried here. */
+class CommitUnknown extends Error {
+  constructor(readonly lost: unknown) {
+    super(`the connection was lost while committing: ${(lost as Error).message}`);
+  }
+}
+
+/** Deadlock or serialization failure: the server rolled the transaction back; run it again. */
+function isConflict(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return code === '40P01' || code === '40001';
+}
+
+/** The connection (not the statement) failed: nothing was committed unless COMMIT was in flight. */
+function isConnectionError(e: unknown): boolean {
+  if (e instanceof SwarmError || !(e instanceof Error)) return false;
+  const code = (e as { code?: unknown }).code;
+  // Node socket errors, server shutdown, too many connections, and SQLSTATE class 08 (connection).
+  if (typeof code === 'string') return /^(E[A-Z]+|57P0[1-3]|53300|08...)$/.test(code);
+  return /Connection terminated|not queryable|timeout exceeded when trying to connect|Query read timeout|connection (was )?closed/i.test(e.message);
+}
+
+/**
+ * What callers hear: store errors as they are; a lost connection as a StoreError whose code is a
+ * connection SQLSTATE (class 08: the worker's transient codes), so the worker keeps its completions
+ * and commits them again (fencing refuses one that did commit).
+ */
+function surface(e: unknown, location: string): unknown {
+  if (e instanceof CommitUnknown) {
+    return new StoreError('08007', `PostgreSQL at ${location}: ${e.message}; it may or may not have been committed`, { database: location }, { cause: e.lost });
+  }
+  if (isConnectionError(e) && typeof (e as { code?: unknown }).code !== 'string') {
+    return new StoreError('08006', `PostgreSQL at ${location}: ${(e as Error).message}`, { database: location }, { cause: e });
+  }
+  return e;
+}
+
+/** The URL with its password (if any) replaced, for messages. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
+  }
+}
