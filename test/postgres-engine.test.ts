@@ -57,6 +57,15 @@ describe('the engine on PostgreSQL', () => {
       const runs = JSON.parse((await runCli(['runs', 'list', '--json'], dir, { SWARM_DATABASE_URL: url })).stdout) as Array<{ id: string; status: string }>;
       expect(runs.map((r) => r.status)).toEqual(['completed']);
       expect((await runCli(['runs', 'verify', runs[0]?.id ?? ''], dir, { SWARM_DATABASE_URL: url })).code).toBe(0);
+      // swarm db: the same report on both backends.
+      for (const env of [{ SWARM_DATABASE_URL: url }, {}]) {
+        if (!('SWARM_DATABASE_URL' in env)) expect((await runCli(['demo'], dir, env)).code).toBe(0);
+        const migrate = await runCli(['db', 'migrate'], dir, env);
+        expect(migrate.code).toBe(0);
+        expect(migrate.stdout).toMatch(/store at .*: schema version 1 \(up to date\)/);
+        const status = JSON.parse((await runCli(['db', 'status', '--json'], dir, env)).stdout) as Record<string, unknown>;
+        expect(status).toMatchObject({ backend: 'SWARM_DATABASE_URL' in env ? 'postgres' : 'sqlite', schema_version: 1, supported_schema_version: 1, runs: { completed: 1 }, workers: [] });
+      }
     } finally {
       removeProject(dir);
       await server.dropDatabase(url);

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ExitCode, isSwarmError } from '../core/errors.js';
 import { packageRoot } from '../scaffold.js';
+import { registerDbCommands } from './commands/db.js';
 import { registerAgentCommands, registerWorkflowCommands } from './commands/registry.js';
 import { registerProcessCommands, registerRunCommands } from './commands/runs.js';
 import { createContext } from './context.js';
@@ -46,6 +47,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerAgentCommands(program, ctx);
   registerWorkflowCommands(program, ctx);
   registerProcessCommands(program, ctx);
+  registerDbCommands(program, ctx);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     for (const sub of c.commands) sub.exitOverride().configureOutput(output);

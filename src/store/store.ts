@@ -52,6 +52,12 @@ export interface Store {
   getLogs(runId: string, stepId?: string): Promise<StepLog[]>;
   /** Runs that are not finished (queued or running). */
   unfinishedRunIds(): Promise<string[]>;
+  /** How many runs are in each status. */
+  runCounts(): Promise<Record<string, number>>;
+  /** The schema version the database is at (it is migrated when opened). */
+  schemaVersion(): Promise<number>;
+  /** The newest schema version this build of Swarm knows. */
+  readonly supportedSchemaVersion: number;
   /**
    * The earliest moment after `after` at which a ready step becomes available (a retry backoff ends)
    * or a lease expires: the idle worker's timer. Steps already available are not "due": they wait for

@@ -5,7 +5,7 @@ import type { RunEvent } from '../../core/events.js';
 import type { Durability, PutResult, Store } from '../store.js';
 import type { AgentRecord, LedgerTx, RunFilter, RunRecord, StepLog, StepRecord, WorkerRecord, WorkflowRecord } from '../types.js';
 import { parseJson, RUN_COLUMNS, stepRowId, toAgent, toRun, toStep, toWorkflow, type Row } from '../rows.js';
-import { migrate as migrateSchema, schemaVersion } from './migrations.js';
+import { migrate as migrateSchema, SCHEMA_VERSION, schemaVersion } from './migrations.js';
 import { PgTx, type Query } from './pg-tx.js';
 
 export interface PostgresStoreOptions {
@@ -401,6 +401,13 @@ export class PostgresStore implements Store {
       truncated: r.truncated === 1,
       at: r.at as number,
     }));
+  }
+
+  readonly supportedSchemaVersion = SCHEMA_VERSION;
+
+  async runCounts(): Promise<Record<string, number>> {
+    const rows = await this.read(`SELECT status, count(*)::int AS n FROM workflow_runs GROUP BY status`);
+    return Object.fromEntries(rows.map((r) => [r.status as string, r.n as number]));
   }
 
   async unfinishedRunIds(): Promise<string[]> {

@@ -145,9 +145,15 @@ export class SqliteStore implements Store {
       .immediate();
   }
 
+  readonly supportedSchemaVersion = SCHEMA_VERSION;
+
   /** The schema version recorded in the file. */
-  schemaVersion(): number {
-    return (this.db.prepare('SELECT MAX(version) FROM schema_migrations').pluck().get() as number | null) ?? 0;
+  schemaVersion(): Promise<number> {
+    return this.read(() => (this.stmt('SELECT MAX(version) FROM schema_migrations').pluck().get() as number | null) ?? 0);
+  }
+
+  runCounts(): Promise<Record<string, number>> {
+    return this.read(() => Object.fromEntries((this.stmt('SELECT status, COUNT(*) AS n FROM workflow_runs GROUP BY status').all() as Array<{ status: string; n: number }>).map((r) => [r.status, r.n])));
   }
 
   // ---- plumbing ----
