@@ -58,7 +58,8 @@ describe('the engine on PostgreSQL', () => {
       expect(runs.map((r) => r.status)).toEqual(['completed']);
       expect((await runCli(['runs', 'verify', runs[0]?.id ?? ''], dir, { SWARM_DATABASE_URL: url })).code).toBe(0);
       // swarm db: the same report on both backends.
-      for (const env of [{ SWARM_DATABASE_URL: url }, {}]) {
+      const envs: Array<Record<string, string>> = [{ SWARM_DATABASE_URL: url }, {}];
+      for (const env of envs) {
         if (!('SWARM_DATABASE_URL' in env)) expect((await runCli(['demo'], dir, env)).code).toBe(0);
         const migrate = await runCli(['db', 'migrate'], dir, env);
         expect(migrate.code).toBe(0);

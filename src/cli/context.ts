@@ -11,7 +11,8 @@ export interface CliContext {
   tty: boolean;
   cwd: string;
   env: NodeJS.ProcessEnv;
-  swarm(): Promise<Swarm>;
+  /** Open the store (once). With `retryUnreachable`, wait for a database that cannot be reached yet. */
+  swarm(options?: { retryUnreachable?: boolean }): Promise<Swarm>;
   /** Set by commands that decide the exit code themselves. */
   exitCode: number;
   /** Print the engine's own log lines (handler messages, reaped workers): on for `swarm worker`. */
@@ -35,8 +36,9 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
     env,
     exitCode: 0,
     engineLog: false,
-    swarm(): Promise<Swarm> {
-      opened ??= Swarm.open({ cwd, env, log: (line) => ctx.engineLog && ctx.err(pc.dim(line)) });
+    swarm(options: { retryUnreachable?: boolean } = {}): Promise<Swarm> {
+      const open = (): Promise<Swarm> => Swarm.open({ cwd, env, log: (line) => ctx.engineLog && ctx.err(pc.dim(line)) });
+      opened ??= options.retryUnreachable ? openWithRetry(open, ctx.err) : open();
       return opened;
     },
     async close(): Promise<void> {
@@ -44,6 +46,26 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
     },
   };
   return ctx;
+}
+
+/** A database that is down or unreachable (not one that refuses us: wrong password, not Swarm's). */
+function unreachable(e: unknown): boolean {
+  const cause = (e as { cause?: { code?: unknown } }).cause;
+  const code = typeof cause?.code === 'string' ? cause.code : '';
+  return /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|57P03|08)/.test(code);
+}
+
+/** Keep trying to open the store while its database cannot be reached, saying so; other errors stop. */
+async function openWithRetry(open: () => Promise<Swarm>, log: (line: string) => void): Promise<Swarm> {
+  for (let delay = 1000; ; delay = Math.min(delay * 2, 30_000)) {
+    try {
+      return await open();
+    } catch (e) {
+      if (!unreachable(e)) throw e;
+      log(`database unreachable (${(e as Error).message}); retrying in ${delay / 1000}s`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }
 
 /**

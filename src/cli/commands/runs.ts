@@ -258,7 +258,7 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
     .option('--grace <seconds>', 'on shutdown, how long in-flight steps may take to finish', '10')
     .action(async (o: { concurrency?: string; grace: string }) => {
       ctx.engineLog = true;
-      const swarm = await ctx.swarm();
+      const swarm = await ctx.swarm({ retryUnreachable: true });
       const concurrency = o.concurrency ? parsePositiveInt(o.concurrency, '--concurrency') : swarm.config.workerConcurrency;
       const grace = parseSeconds(o.grace, '--grace') * 1000;
       const worker = swarm.worker({ concurrency, onFinished: (runId, status) => ctx.err(`run ${runId} ${colorStatus(status)}`) });
