@@ -789,7 +789,7 @@ describe('SQLite store: files', () => {
     const s = openSqliteStore({ path, durability: 'full' });
     expect(s.kind).toBe('sqlite');
     expect(s.location).toBe(path);
-    expect(s.schemaVersion()).toBe(SCHEMA_VERSION);
+    expect(await s.schemaVersion()).toBe(SCHEMA_VERSION);
     await s.close();
     expect(tables(path)).toEqual(expect.arrayContaining(['agents', 'workflows', 'workflow_runs', 'step_executions', 'events', 'schema_migrations']));
   });
@@ -851,7 +851,7 @@ describe('SQLite store: files', () => {
     const b = openSqliteStore({ path, durability: 'full' });
     await a.putAgent(agentRecord(NOOP_AGENT_YAML), false);
     expect((await b.listAgents()).map((x) => x.id)).toEqual(['noop@1.0.0']);
-    expect(b.schemaVersion()).toBe(SCHEMA_VERSION);
+    expect(await b.schemaVersion()).toBe(SCHEMA_VERSION);
     await a.close();
     await b.close();
     const c = openSqliteStore({ path, durability: 'process' });

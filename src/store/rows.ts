@@ -1,4 +1,5 @@
-import type { AgentRecord, RunRecord, StepRecord, WorkflowRecord } from './types.js';
+import type { RunEvent } from '../core/events.js';
+import type { AgentRecord, RunRecord, StepLog, StepRecord, StepUpdate, WorkflowRecord } from './types.js';
 
 /** Row mapping shared by the SQL backends: columns as stored → the records the Store returns. */
 export type Row = Record<string, unknown>;
@@ -89,4 +90,66 @@ export function toStep(r: Row): StepRecord {
     completed_at: (r.completed_at as number | null) ?? null,
     duration_ms: (r.duration_ms as number | null) ?? null,
   };
+}
+
+export function toEvent(r: Row): RunEvent & { data_json: string } {
+  return {
+    run_id: r.run_id as string,
+    seq: r.seq as number,
+    type: r.type as RunEvent['type'],
+    step_id: (r.step_id as string | null) ?? null,
+    data: JSON.parse(r.data as string) as Record<string, unknown>,
+    data_json: r.data as string,
+    at: r.at as number,
+    prev_hash: r.prev_hash as string,
+    hash: r.hash as string,
+  };
+}
+
+export function toStepLog(r: Row): StepLog {
+  return {
+    run_id: r.run_id as string,
+    step_id: r.step_id as string,
+    attempt: r.attempt as number,
+    stdout: r.stdout as string,
+    stderr: r.stderr as string,
+    truncated: r.truncated === 1,
+    at: r.at as number,
+  };
+}
+
+/** The step_executions column behind each StepUpdate field. */
+export const UPDATE_COLUMNS: Record<keyof StepUpdate, string> = {
+  status: 'status',
+  attempt: 'attempt',
+  retry_count: 'retry_count',
+  interruptions: 'interruptions',
+  pending_deps: 'pending_deps',
+  lease_owner: 'lease_owner',
+  lease_until: 'lease_until',
+  available_at: 'available_at',
+  inputs_json: 'inputs',
+  outputs_json: 'outputs',
+  error: 'error',
+  started_at: 'started_at',
+  completed_at: 'completed_at',
+  duration_ms: 'duration_ms',
+  pid: 'pid',
+};
+
+const SET_CLAUSES = new Map<string, string>();
+
+/**
+ * `SET a = <p1>, b = <p2>, …` for the fields present in an update, with the backend's placeholder
+ * (`?` or `$n`), cached by shape (a few dozen shapes in all), and the values in the same order.
+ */
+export function setClause(update: StepUpdate, placeholder: (i: number) => string): { set: string; keys: Array<keyof StepUpdate> } {
+  const keys = (Object.keys(update) as Array<keyof StepUpdate>).filter((k) => update[k] !== undefined);
+  const shape = `${placeholder(1)}:${keys.join(',')}`;
+  let set = SET_CLAUSES.get(shape);
+  if (set === undefined) {
+    set = keys.map((k, i) => `${UPDATE_COLUMNS[k]} = ${placeholder(i + 1)}`).join(', ');
+    SET_CLAUSES.set(shape, set);
+  }
+  return { set, keys };
 }

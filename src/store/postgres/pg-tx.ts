@@ -1,5 +1,5 @@
 import semver from 'semver';
-import { parseJson, stepRowId, toAgent, toStep, toWorkflow, type Row } from '../rows.js';
+import { parseJson, setClause, stepRowId, toAgent, toStep, toWorkflow, type Row } from '../rows.js';
 import type { AgentRecord, ClaimableRow, EventRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
 
 /** Run one statement on the transaction's connection; resolves to its rows and the affected-row count. */
@@ -210,35 +210,9 @@ export class PgTx implements LedgerTx {
   }
 }
 
-const UPDATE_COLUMNS: Record<keyof StepUpdate, string> = {
-  status: 'status',
-  attempt: 'attempt',
-  retry_count: 'retry_count',
-  interruptions: 'interruptions',
-  pending_deps: 'pending_deps',
-  lease_owner: 'lease_owner',
-  lease_until: 'lease_until',
-  available_at: 'available_at',
-  inputs_json: 'inputs',
-  outputs_json: 'outputs',
-  error: 'error',
-  started_at: 'started_at',
-  completed_at: 'completed_at',
-  duration_ms: 'duration_ms',
-  pid: 'pid',
-};
-
-const UPDATE_SQL = new Map<string, string>();
-
-/** `SET a = $1, b = $2, …` for the fields present, cached by shape (a few dozen shapes in all). */
+/** `SET a = $1, b = $2, …` and its values, for the fields present in an update. */
 function updateSql(update: StepUpdate): { set: string; values: unknown[] } {
-  const keys = (Object.keys(update) as Array<keyof StepUpdate>).filter((k) => update[k] !== undefined);
-  const shape = keys.join(',');
-  let set = UPDATE_SQL.get(shape);
-  if (set === undefined) {
-    set = keys.map((k, i) => `${UPDATE_COLUMNS[k]} = $${i + 1}`).join(', ');
-    UPDATE_SQL.set(shape, set);
-  }
+  const { set, keys } = setClause(update, (i) => `$${i}`);
   // Integer columns: a fractional lease (lease_ms from the environment) must not fail the statement.
   return { set, values: keys.map((k) => noNul(int(update[k]))) };
 }

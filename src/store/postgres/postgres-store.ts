@@ -4,7 +4,7 @@ import { ExitCode, StoreError, SwarmError } from '../../core/errors.js';
 import type { RunEvent } from '../../core/events.js';
 import type { Durability, PutResult, Store } from '../store.js';
 import type { AgentRecord, LedgerTx, RunFilter, RunRecord, StepLog, StepRecord, WorkerRecord, WorkflowRecord } from '../types.js';
-import { parseJson, RUN_COLUMNS, stepRowId, toAgent, toRun, toStep, toWorkflow, type Row } from '../rows.js';
+import { parseJson, RUN_COLUMNS, stepRowId, toAgent, toEvent, toRun, toStep, toStepLog, toWorkflow, type Row } from '../rows.js';
 import { migrate as migrateSchema, SCHEMA_VERSION, schemaVersion } from './migrations.js';
 import { PgTx, type Query } from './pg-tx.js';
 
@@ -375,32 +375,14 @@ export class PostgresStore implements Store {
 
   async getEvents(runId: string, afterSeq = 0, limit = 100_000): Promise<Array<RunEvent & { data_json: string }>> {
     const rows = await this.read('SELECT * FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [runId, afterSeq, limit]);
-    return rows.map((r) => ({
-      run_id: r.run_id as string,
-      seq: r.seq as number,
-      type: r.type as RunEvent['type'],
-      step_id: (r.step_id as string | null) ?? null,
-      data: JSON.parse(r.data as string) as Record<string, unknown>,
-      data_json: r.data as string,
-      at: r.at as number,
-      prev_hash: r.prev_hash as string,
-      hash: r.hash as string,
-    }));
+    return rows.map(toEvent);
   }
 
   async getLogs(runId: string, stepId?: string): Promise<StepLog[]> {
     const rows = stepId
       ? await this.read('SELECT * FROM step_logs WHERE run_id = $1 AND step_id = $2 ORDER BY at, attempt', [runId, stepId])
       : await this.read('SELECT * FROM step_logs WHERE run_id = $1 ORDER BY at, step_id, attempt', [runId]);
-    return rows.map((r) => ({
-      run_id: r.run_id as string,
-      step_id: r.step_id as string,
-      attempt: r.attempt as number,
-      stdout: r.stdout as string,
-      stderr: r.stderr as string,
-      truncated: r.truncated === 1,
-      at: r.at as number,
-    }));
+    return rows.map(toStepLog);
   }
 
   readonly supportedSchemaVersion = SCHEMA_VERSION;

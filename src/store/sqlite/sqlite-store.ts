@@ -14,7 +14,7 @@ import type {
   WorkerRecord,
   WorkflowRecord,
 } from '../types.js';
-import { parseJson, RUN_COLUMNS, stepRowId, toAgent, toRun, toStep, toWorkflow, type Row } from '../rows.js';
+import { parseJson, RUN_COLUMNS, stepRowId, toAgent, toEvent, toRun, toStep, toStepLog, toWorkflow, type Row } from '../rows.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { SqliteTx } from './sqlite-tx.js';
 
@@ -421,17 +421,7 @@ export class SqliteStore implements Store {
 
   getEvents(runId: string, afterSeq = 0, limit = 100_000): Promise<Array<RunEvent & { data_json: string }>> {
     return this.read(() =>
-      (this.stmt('SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(runId, afterSeq, limit) as Row[]).map((r) => ({
-        run_id: r.run_id as string,
-        seq: r.seq as number,
-        type: r.type as RunEvent['type'],
-        step_id: (r.step_id as string | null) ?? null,
-        data: JSON.parse(r.data as string) as Record<string, unknown>,
-        data_json: r.data as string,
-        at: r.at as number,
-        prev_hash: r.prev_hash as string,
-        hash: r.hash as string,
-      })),
+      (this.stmt('SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(runId, afterSeq, limit) as Row[]).map(toEvent),
     );
   }
 
@@ -440,15 +430,7 @@ export class SqliteStore implements Store {
       const rows = (stepId
         ? this.stmt('SELECT * FROM step_logs WHERE run_id = ? AND step_id = ? ORDER BY at, attempt').all(runId, stepId)
         : this.stmt('SELECT * FROM step_logs WHERE run_id = ? ORDER BY at, step_id, attempt').all(runId)) as Row[];
-      return rows.map((r) => ({
-        run_id: r.run_id as string,
-        step_id: r.step_id as string,
-        attempt: r.attempt as number,
-        stdout: r.stdout as string,
-        stderr: r.stderr as string,
-        truncated: r.truncated === 1,
-        at: r.at as number,
-      }));
+      return rows.map(toStepLog);
     });
   }
 

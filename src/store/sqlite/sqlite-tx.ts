@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import semver from 'semver';
-import { parseJson, stepRowId, toAgent, toStep, toWorkflow, type Row } from '../rows.js';
+import { parseJson, setClause, stepRowId, toAgent, toStep, toWorkflow, type Row } from '../rows.js';
 import type { AgentRecord, ClaimableRow, EventRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
 
 /** One write transaction's view: synchronous statements behind the async LedgerTx interface. */
@@ -149,34 +149,9 @@ export class SqliteTx implements LedgerTx {
   }
 }
 
-const UPDATE_COLUMNS: Record<keyof StepUpdate, string> = {
-  status: 'status',
-  attempt: 'attempt',
-  retry_count: 'retry_count',
-  interruptions: 'interruptions',
-  pending_deps: 'pending_deps',
-  lease_owner: 'lease_owner',
-  lease_until: 'lease_until',
-  available_at: 'available_at',
-  inputs_json: 'inputs',
-  outputs_json: 'outputs',
-  error: 'error',
-  started_at: 'started_at',
-  completed_at: 'completed_at',
-  duration_ms: 'duration_ms',
-  pid: 'pid',
-};
-
 const EVENT_ROWS = Array.from({ length: 33 }, (_, n) => Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', '));
-const UPDATE_SQL = new Map<string, string>();
-
+/** `SET a = ?, …` and its values, for the fields present in an update. */
 function updateSql(update: StepUpdate): { sql: string; values: unknown[] } {
-  const keys = (Object.keys(update) as Array<keyof StepUpdate>).filter((k) => update[k] !== undefined);
-  const shape = keys.join(',');
-  let sql = UPDATE_SQL.get(shape);
-  if (sql === undefined) {
-    sql = keys.map((k) => `${UPDATE_COLUMNS[k]} = ?`).join(', ');
-    UPDATE_SQL.set(shape, sql);
-  }
-  return { sql, values: keys.map((k) => update[k]) };
+  const { set, keys } = setClause(update, () => '?');
+  return { sql: set, values: keys.map((k) => update[k]) };
 }
