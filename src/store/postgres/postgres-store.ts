@@ -101,6 +101,12 @@ export class PostgresStore implements Store {
     });
     // An idle connection that the server closes must not crash the process: the pool drops it.
     this.pool.on('error', () => undefined);
+    // pg-pool detaches its own listener while a new client is being set up (verify): an error the
+    // server sends then (a shutdown) would be unhandled. The client fails its next query instead,
+    // which the store treats as a lost connection and retries.
+    this.pool.on('connect', (client) => {
+      client.on('error', () => undefined);
+    });
   }
 
   // ---- plumbing ----
