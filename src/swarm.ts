@@ -5,7 +5,7 @@ import { resolveConfig, type ResolveConfigOptions, type SwarmConfig } from './co
 import { ManifestError, NotFoundError, PolicyError, ResumeError, UserError, VerificationError } from './core/errors.js';
 import { digestJson, verifyChain, type RunEvent } from './core/events.js';
 import { validateAgainst } from './core/io-schema.js';
-import { agentRef, parseAgentManifest, parseRef, pickRecord } from './core/manifest/agent.js';
+import { parseAgentManifest, parseRef, pickRecord } from './core/manifest/agent.js';
 import { checkAgainstRegistry, parseWorkflowSource } from './core/manifest/workflow.js';
 import { TERMINAL_RUN, type RunStatus } from './core/states.js';
 import { closest } from './core/suggest.js';
@@ -18,6 +18,7 @@ import type { Executor } from './executors/executor.js';
 import { ProcessExecutor } from './executors/process.js';
 import type { PutResult, Store } from './store/store.js';
 import { openPostgresStore } from './store/postgres/postgres-store.js';
+import { agentRecord, workflowRecord } from './store/rows.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
 import type { AgentRecord, RunFilter, RunRecord, StepLog, StepRecord, WorkflowRecord } from './store/types.js';
 
@@ -133,17 +134,7 @@ export class Swarm {
         throw new ManifestError(file, 'runtime.entry', `'${rt.entry}' is not executable: run 'chmod +x ${entry}', or set runtime.command (like "python3")`);
       }
     }
-    const now = Date.now();
-    const record: AgentRecord = {
-      id: agentRef(manifest),
-      name: manifest.name,
-      version: manifest.version,
-      path: dir,
-      manifest,
-      digest: digestJson(JSON.stringify({ manifest, dir })),
-      created_at: now,
-      updated_at: now,
-    };
+    const record = agentRecord(manifest, dir);
     return { record, result: await this.store.putAgent(record, options.force ?? false) };
   }
 
@@ -208,18 +199,7 @@ export class Swarm {
       },
       lineOf,
     );
-    const now = Date.now();
-    const record: WorkflowRecord = {
-      id: `${manifest.name}@${manifest.version}`,
-      name: manifest.name,
-      version: manifest.version,
-      path: dir,
-      manifest,
-      enabled: manifest.enabled ?? true,
-      digest: digestJson(JSON.stringify(manifest)),
-      created_at: now,
-      updated_at: now,
-    };
+    const record = workflowRecord(manifest, dir);
     return { record, result: await this.store.putWorkflow(record, options.force ?? false) };
   }
 

@@ -1,5 +1,8 @@
-import type { RunEvent } from '../core/events.js';
-import type { AgentRecord, RunRecord, StepLog, StepRecord, StepUpdate, WorkflowRecord } from './types.js';
+import { ExitCode, StoreError } from '../core/errors.js';
+import { digestJson, type RunEvent } from '../core/events.js';
+import { agentRef, type AgentManifest } from '../core/manifest/agent.js';
+import type { WorkflowManifest } from '../core/manifest/workflow.js';
+import type { AgentRecord, RunRecord, StepLog, StepRecord, StepUpdate, WorkerRecord, WorkflowRecord } from './types.js';
 
 /** Row mapping shared by the SQL backends: columns as stored → the records the Store returns. */
 export type Row = Record<string, unknown>;
@@ -152,4 +155,58 @@ export function setClause(update: StepUpdate, placeholder: (i: number) => string
     SET_CLAUSES.set(shape, set);
   }
   return { set, keys };
+}
+
+export function toWorker(r: Row): WorkerRecord {
+  return {
+    id: r.id as string,
+    hostname: r.hostname as string,
+    host_id: r.host_id as string,
+    pid: r.pid as number,
+    concurrency: r.concurrency as number,
+    scope: (r.scope as string | null) ?? null,
+    started_at: r.started_at as number,
+    heartbeat_at: r.heartbeat_at as number,
+    stopped_at: (r.stopped_at as number | null) ?? null,
+  };
+}
+
+/** The registry record of an agent package (its digest covers the manifest and where it lives). */
+export function agentRecord(manifest: AgentManifest, dir: string, now = Date.now()): AgentRecord {
+  return {
+    id: agentRef(manifest),
+    name: manifest.name,
+    version: manifest.version,
+    path: dir,
+    manifest,
+    digest: digestJson(JSON.stringify({ manifest, dir })),
+    created_at: now,
+    updated_at: now,
+  };
+}
+
+/** The registry record of a workflow version. */
+export function workflowRecord(manifest: WorkflowManifest, dir: string, now = Date.now()): WorkflowRecord {
+  return {
+    id: agentRef(manifest),
+    name: manifest.name,
+    version: manifest.version,
+    path: dir,
+    manifest,
+    enabled: manifest.enabled ?? true,
+    digest: digestJson(JSON.stringify(manifest)),
+    created_at: now,
+    updated_at: now,
+  };
+}
+
+/** (name, version) is unique: registering different content under it needs --force. */
+export function versionConflict(table: 'agents' | 'workflows', rec: { name: string; version: string }): StoreError {
+  const kind = table === 'agents' ? 'agent' : 'workflow';
+  return new StoreError(
+    `${kind.toUpperCase()}_VERSION_EXISTS`,
+    `${kind} ${rec.name}@${rec.version} is already registered with different content; bump its version or use --force`,
+    { [kind]: `${rec.name}@${rec.version}` },
+    { exitCode: ExitCode.INVALID_INPUT },
+  );
 }

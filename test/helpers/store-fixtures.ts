@@ -7,11 +7,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { digestJson, verifyChain, type ChainProblem } from '../../src/core/events.js';
-import { agentRef, parseAgentManifest } from '../../src/core/manifest/agent.js';
+import { verifyChain, type ChainProblem } from '../../src/core/events.js';
+import { parseAgentManifest } from '../../src/core/manifest/agent.js';
 import { parseWorkflowManifest } from '../../src/core/manifest/workflow.js';
 import { Ledger } from '../../src/engine/ledger.js';
 import { buildRunPlan } from '../../src/engine/plan.js';
+import { agentRecord as buildAgentRecord, workflowRecord as buildWorkflowRecord } from '../../src/store/rows.js';
 import { openPostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
@@ -88,18 +89,7 @@ outputs:
 
 /** An AgentRecord exactly as Swarm.registerAgent builds it. */
 export function agentRecord(yamlText: string, dir = '/virtual/agents'): AgentRecord {
-  const manifest = parseAgentManifest(yamlText, join(dir, 'agent.yaml'));
-  const now = Date.now();
-  return {
-    id: agentRef(manifest),
-    name: manifest.name,
-    version: manifest.version,
-    path: dir,
-    manifest,
-    digest: digestJson(JSON.stringify({ manifest, dir })),
-    created_at: now,
-    updated_at: now,
-  };
+  return buildAgentRecord(parseAgentManifest(yamlText, join(dir, 'agent.yaml')), dir);
 }
 
 export interface StepDef {
@@ -136,19 +126,7 @@ export function workflowYaml(def: WorkflowDef): string {
 /** A WorkflowRecord exactly as Swarm.registerWorkflow builds it. */
 export function workflowRecord(def: WorkflowDef | string, dir = '/virtual/workflows'): WorkflowRecord {
   const text = typeof def === 'string' ? def : workflowYaml(def);
-  const manifest = parseWorkflowManifest(text, join(dir, 'workflow.yaml'));
-  const now = Date.now();
-  return {
-    id: `${manifest.name}@${manifest.version}`,
-    name: manifest.name,
-    version: manifest.version,
-    path: dir,
-    manifest,
-    enabled: manifest.enabled ?? true,
-    digest: digestJson(JSON.stringify(manifest)),
-    created_at: now,
-    updated_at: now,
-  };
+  return buildWorkflowRecord(parseWorkflowManifest(text, join(dir, 'workflow.yaml')), dir);
 }
 
 // ---------- harness ----------

@@ -142,7 +142,7 @@ function checkFieldNames(spec: unknown, key: string, file: string, lineOf: (p: A
   });
 }
 
-/** `name@version`, the key users type and the registry's unique key. */
+/** `name@version`: the key users type and the registry's unique key (agents and workflows alike). */
 export function agentRef(a: { name: string; version: string }): string {
   return `${a.name}@${a.version}`;
 }

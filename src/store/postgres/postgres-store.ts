@@ -4,7 +4,7 @@ import { ExitCode, StoreError, SwarmError } from '../../core/errors.js';
 import type { RunEvent } from '../../core/events.js';
 import type { Durability, PutResult, Store } from '../store.js';
 import type { AgentRecord, LedgerTx, RunFilter, RunRecord, StepLog, StepRecord, WorkerRecord, WorkflowRecord } from '../types.js';
-import { parseJson, RUN_COLUMNS, stepRowId, toAgent, toEvent, toRun, toStep, toStepLog, toWorkflow, type Row } from '../rows.js';
+import { parseJson, RUN_COLUMNS, stepRowId, toAgent, toEvent, toRun, toStep, toStepLog, toWorker, toWorkflow, versionConflict, type Row } from '../rows.js';
 import { migrate as migrateSchema, SCHEMA_VERSION, schemaVersion } from './migrations.js';
 import { PgTx, type Query } from './pg-tx.js';
 
@@ -250,15 +250,7 @@ export class PostgresStore implements Store {
       let result: PutResult = 'created';
       if (existing) {
         if (existing.digest === rec.digest) return { value: 'unchanged' as const, notify: false };
-        if (!force) {
-          const kind = table === 'agents' ? 'agent' : 'workflow';
-          throw new StoreError(
-            `${kind.toUpperCase()}_VERSION_EXISTS`,
-            `${kind} ${rec.name}@${rec.version} is already registered with different content; bump its version or use --force`,
-            { [kind]: `${rec.name}@${rec.version}` },
-            { exitCode: ExitCode.INVALID_INPUT },
-          );
-        }
+        if (!force) throw versionConflict(table, rec);
         result = 'replaced';
       }
       await upsert(q);
@@ -437,13 +429,12 @@ export class PostgresStore implements Store {
   }
 
   async listWorkers(activeSince?: number): Promise<WorkerRecord[]> {
-    // The columns are exactly a WorkerRecord's (NULL as null, BIGINT as number).
     const cols = 'id, hostname, host_id, pid, concurrency, scope, started_at, heartbeat_at, stopped_at';
     const rows =
       activeSince === undefined
         ? await this.read(`SELECT ${cols} FROM workers WHERE stopped_at IS NULL ORDER BY started_at`)
         : await this.read(`SELECT ${cols} FROM workers WHERE stopped_at IS NULL AND heartbeat_at >= $1 ORDER BY started_at`, [activeSince]);
-    return rows as unknown as WorkerRecord[];
+    return rows.map(toWorker);
   }
 
   expireLeasesOf(workerIds: readonly string[]): Promise<number> {

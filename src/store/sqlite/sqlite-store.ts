@@ -14,7 +14,7 @@ import type {
   WorkerRecord,
   WorkflowRecord,
 } from '../types.js';
-import { parseJson, RUN_COLUMNS, stepRowId, toAgent, toEvent, toRun, toStep, toStepLog, toWorkflow, type Row } from '../rows.js';
+import { parseJson, RUN_COLUMNS, stepRowId, toAgent, toEvent, toRun, toStep, toStepLog, toWorker, toWorkflow, versionConflict, type Row } from '../rows.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { SqliteTx } from './sqlite-tx.js';
 
@@ -276,13 +276,7 @@ export class SqliteStore implements Store {
     if (!existing) return 'created';
     if (existing.digest === rec.digest) return undefined;
     if (force) return 'replaced';
-    const kind = table === 'agents' ? 'agent' : 'workflow';
-    throw new StoreError(
-      `${kind.toUpperCase()}_VERSION_EXISTS`,
-      `${kind} ${rec.name}@${rec.version} is already registered with different content; bump its version or use --force`,
-      { [kind]: `${rec.name}@${rec.version}` },
-      { exitCode: ExitCode.INVALID_INPUT },
-    );
+    throw versionConflict(table, rec);
   }
 
   putAgent(rec: AgentRecord, force: boolean): Promise<PutResult> {
@@ -475,17 +469,7 @@ export class SqliteStore implements Store {
       const rows = (activeSince === undefined
         ? this.stmt('SELECT * FROM workers WHERE stopped_at IS NULL ORDER BY started_at').all()
         : this.stmt('SELECT * FROM workers WHERE stopped_at IS NULL AND heartbeat_at >= ? ORDER BY started_at').all(activeSince)) as Row[];
-      return rows.map((r) => ({
-        id: r.id as string,
-        hostname: r.hostname as string,
-        host_id: r.host_id as string,
-        pid: r.pid as number,
-        concurrency: r.concurrency as number,
-        scope: (r.scope as string | null) ?? null,
-        started_at: r.started_at as number,
-        heartbeat_at: r.heartbeat_at as number,
-        stopped_at: (r.stopped_at as number | null) ?? null,
-      }));
+      return rows.map(toWorker);
     });
   }
 
