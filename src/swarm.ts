@@ -102,7 +102,12 @@ export class Swarm {
     const store =
       options.store ??
       (config.databaseUrl
-        ? await openPostgresStore({ url: config.databaseUrl, durability: config.durability })
+        ? await openPostgresStore({
+            url: config.databaseUrl,
+            durability: config.durability,
+            ...(config.databaseSchema ? { schema: config.databaseSchema } : {}),
+            ...(config.databasePoolSize ? { poolSize: config.databasePoolSize } : {}),
+          })
         : openSqliteStore({ path: config.dbPath, durability: config.durability }));
     return new Swarm(config, store, options.log ?? (() => undefined));
   }
@@ -460,7 +465,7 @@ export class Swarm {
    * however recent its last heartbeat).
    */
   async hasLiveWorker(): Promise<boolean> {
-    const since = Date.now() - Math.max(3000, this.config.leaseMs);
+    const since = (await this.store.now()) - Math.max(3000, this.config.leaseMs);
     return (await this.store.listWorkers(since)).some((w) => w.scope === null && !workerIsDead(w));
   }
 

@@ -51,6 +51,20 @@ describe('configuration', () => {
     withProject('name: x\n', (dir) => {
       expect(resolveConfig({ cwd: dir, env: { SWARM_DATABASE_URL: 'postgres://h/db' } }).databaseUrl).toBe('postgres://h/db');
     });
+    withProject('store: { type: postgres, url: "postgres://h/db", schema: team_a, pool_size: 4 }\n', (dir) => {
+      const c = resolveConfig({ cwd: dir, env: {} });
+      expect([c.databaseSchema, c.databasePoolSize]).toEqual(['team_a', 4]);
+      const e = resolveConfig({ cwd: dir, env: { SWARM_DB_SCHEMA: 'team_b', SWARM_DB_POOL_SIZE: '20' } });
+      expect([e.databaseSchema, e.databasePoolSize]).toEqual(['team_b', 20]);
+      expect(() => resolveConfig({ cwd: dir, env: { SWARM_DB_SCHEMA: 'Team-B' } })).toThrow(/SWARM_DB_SCHEMA='Team-B' must be lower-case letters, digits and _/);
+      expect(() => resolveConfig({ cwd: dir, env: { SWARM_DB_POOL_SIZE: '0' } })).toThrow(/SWARM_DB_POOL_SIZE='0' must be a number from 1 to 1000/);
+    });
+    withProject('store: { type: postgres, url: "postgres://h/db", schema: "Bad-Name" }\n', (dir) => {
+      expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow(/swarm\.yaml:1.*schema/s);
+    });
+    withProject('store: { type: sqlite, url: "postgres://h/db" }\n', (dir) => {
+      expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow(/swarm\.yaml: store\.url does not apply to a sqlite store/);
+    });
     withProject('store: postgres\n', (dir) => {
       expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow(/store is postgres but no URL is given: set store.url or SWARM_DATABASE_URL/);
     });

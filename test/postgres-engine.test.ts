@@ -2,8 +2,10 @@
  * The whole engine on PostgreSQL: the library, the CLI and several worker processes, against a real
  * (embedded) PostgreSQL server. The store itself is covered by the contract suite.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pg from 'pg';
 import { Swarm } from '../src/swarm.js';
 import { pgTestServer, stopPgTestServer, type PgTestServer } from './helpers/pg.js';
 import { EXAMPLES, exited, removeProject, runCli, spawnCli, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
@@ -45,6 +47,63 @@ describe('the engine on PostgreSQL', () => {
     }
   });
 
+  it('store.schema and store.pool_size in swarm.yaml: the tables live in that schema and runs work there', async () => {
+    const url = await server.createDatabase();
+    const dir = tempProject(`name: t\nstore: { type: postgres, url: "${url}", schema: team_a, pool_size: 3 }\n`);
+    const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm') } });
+    const admin = new pg.Client({ connectionString: url });
+    try {
+      expect(swarm.store.location).toContain('(schema team_a)');
+      await swarm.registerAgents(join(EXAMPLES, 'agents'));
+      await swarm.registerWorkflows(join(EXAMPLES, 'workflows'));
+      const id = await swarm.startRun('echo-chain', { message: 'in a schema' });
+      await swarm.worker({ runIds: [id] }).start();
+      expect((await swarm.getRun(id)).run.status).toBe('completed');
+      await admin.connect();
+      const tables = await admin.query<{ table_schema: string }>(`SELECT DISTINCT schemaname AS table_schema FROM pg_tables WHERE tablename = 'workflow_runs'`);
+      expect(tables.rows.map((r) => r.table_schema)).toEqual(['team_a']);
+      const runs = await admin.query<{ id: string; status: string }>(`SELECT id, status FROM team_a.workflow_runs`);
+      expect(runs.rows).toEqual([{ id, status: 'completed' }]);
+    } finally {
+      await admin.end();
+      await swarm.close();
+      removeProject(dir);
+      await server.dropDatabase(url);
+    }
+  });
+
+  it("a worker whose clock is an hour ahead: leases, heartbeats and durations follow the database's clock", async () => {
+    const url = await server.createDatabase();
+    const dir = tempProject();
+    const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm'), SWARM_DATABASE_URL: url } });
+    const skew = vi.spyOn(Date, 'now').mockImplementation(() => Math.round(performance.timeOrigin + performance.now()) + 3_600_000);
+    try {
+      writeAgent(dir, 'nap', 'name: nap\nversion: 1.0.0\nruntime: { type: builtin, entry: sleep }\ninputs: { type: object }\noutputs: { type: object }\n');
+      writeWorkflow(dir, 'naps', 'name: naps\nversion: 1.0.0\nsteps:\n  - { id: a, agent: nap, inputs: { ms: 50 } }\n  - { id: b, agent: nap, depends_on: [a], inputs: { ms: 50 } }\n');
+      await swarm.registerAgent(join(dir, 'agents', 'nap'));
+      await swarm.registerWorkflow(join(dir, 'workflows', 'naps'));
+      const id = await swarm.startRun('naps', {});
+      const dbNow = await swarm.store.now();
+      expect(Math.abs(dbNow - (Date.now() - 3_600_000))).toBeLessThan(5_000);
+      const w = swarm.worker({ runIds: [id] });
+      await w.start();
+      const { run, steps } = await swarm.getRun(id);
+      expect(run.status).toBe('completed');
+      for (const s of steps) {
+        expect(s.duration_ms).toBeGreaterThanOrEqual(45);
+        expect(s.duration_ms).toBeLessThan(5_000);
+        expect(Math.abs(s.started_at! - dbNow)).toBeLessThan(60_000);
+      }
+      const workers = await swarm.store.listWorkers();
+      expect(workers).toEqual([]); // stopped on the database's clock, not an hour in the future
+    } finally {
+      skew.mockRestore();
+      await swarm.close();
+      removeProject(dir);
+      await server.dropDatabase(url);
+    }
+  });
+
   it('the CLI works the same with SWARM_DATABASE_URL: demo, runs list, verify', async () => {
     const url = await server.createDatabase();
     const dir = tempProject();
@@ -68,6 +127,73 @@ describe('the engine on PostgreSQL', () => {
         expect(status).toMatchObject({ backend: 'SWARM_DATABASE_URL' in env ? 'postgres' : 'sqlite', schema_version: 1, supported_schema_version: 1, runs: { completed: 1 }, workers: [] });
       }
     } finally {
+      removeProject(dir);
+      await server.dropDatabase(url);
+    }
+  });
+
+  it('two worker processes race for the same expired leases: exactly one wins each step; the frozen owner\'s late results are refused', async () => {
+    const url = await server.createDatabase();
+    const dir = tempProject();
+    const env = { SWARM_DATABASE_URL: url, SWARM_LEASE_TTL_MS: '1000' };
+    const go = join(dir, 'go');
+    const effects = join(dir, 'effects.log');
+    // Each attempt records itself, then waits for the go file, then reports which attempt it was.
+    writeAgent(dir, 'hold', 'name: hold\nversion: 1.0.0\nruntime: { type: bash, entry: run.sh }\ninputs: { type: object }\noutputs: { type: object }\n', {
+      'run.sh': `#!/usr/bin/env bash\necho "$SWARM_IDEMPOTENCY_KEY $SWARM_ATTEMPT" >> ${JSON.stringify(effects)}\nwhile [ ! -e ${JSON.stringify(go)} ]; do sleep 0.05; done\necho "{\\"attempt\\": $SWARM_ATTEMPT}" > "$2"\n`,
+    });
+    writeWorkflow(dir, 'one', 'name: one\nversion: 1.0.0\nsteps:\n  - { id: s, agent: hold }\n');
+    const RUNS = 4;
+    const stderr = (c: ReturnType<typeof spawnCli>): (() => string) => {
+      let text = '';
+      c.stderr?.on('data', (b: Buffer) => (text += b.toString()));
+      return () => text;
+    };
+    const owner = spawnCli(['worker', '--concurrency', String(RUNS)], dir, env);
+    const ownerLog = stderr(owner);
+    const racers: Array<ReturnType<typeof spawnCli>> = [];
+    try {
+      expect((await runCli(['agent', 'register', '--all'], dir, env)).code).toBe(0);
+      expect((await runCli(['workflow', 'register', '--all'], dir, env)).code).toBe(0);
+      const ids: string[] = [];
+      for (let i = 0; i < RUNS; i++) ids.push((await runCli(['run', 'one', '{}', '--detach'], dir, env)).stdout.trim());
+      const running = async (): Promise<Array<{ run_id: string; attempt: number; lease_owner: string }>> =>
+        (await server.query(url, `SELECT run_id, attempt, lease_owner FROM step_executions WHERE status = 'running'`)).rows as Array<{ run_id: string; attempt: number; lease_owner: string }>;
+      await until(async () => (await running()).length === RUNS, 20_000, 'the owner to hold every step');
+      const ownerId = (await running())[0]!.lease_owner;
+      // Freeze the owner: its process is alive (so not reaped as dead) but it stops renewing.
+      owner.kill('SIGSTOP');
+      racers.push(spawnCli(['worker', '--concurrency', String(RUNS)], dir, env), spawnCli(['worker', '--concurrency', String(RUNS)], dir, env));
+      await until(async () => (await running()).length === RUNS && (await running()).every((r) => r.attempt === 2), 20_000, 'the racers to take over every expired lease');
+      const winners = await running();
+      expect(winners.every((r) => r.lease_owner !== ownerId)).toBe(true);
+      writeFileSync(go, '');
+      await until(async () => (await server.query(url, `SELECT count(*)::int AS n FROM workflow_runs WHERE status = 'completed'`)).rows[0]?.n === RUNS, 20_000, 'every run to complete');
+      // Thaw the owner: its attempt-1 results arrive late and must be refused.
+      owner.kill('SIGCONT');
+      await until(() => (ownerLog().match(/attempt 1: result refused/g) ?? []).length === RUNS, 20_000, "the owner's late results to be refused");
+
+      const started = (await server.query(url, `SELECT run_id, data FROM events WHERE type = 'STEP_STARTED' ORDER BY run_id, seq`)).rows as Array<{ run_id: string; data: string }>;
+      const completed = (await server.query(url, `SELECT run_id, data FROM events WHERE type = 'STEP_COMPLETED'`)).rows as Array<{ run_id: string; data: string }>;
+      for (const id of ids) {
+        // Attempt 1 by the owner, attempt 2 by exactly one racer; no third claim.
+        const s = started.filter((e) => e.run_id === id).map((e) => JSON.parse(e.data) as { attempt: number; worker: string; reclaimed_from?: string });
+        expect(s.map((e) => [e.attempt, e.reclaimed_from ?? null])).toEqual([[1, null], [2, ownerId]]);
+        const c = completed.filter((e) => e.run_id === id).map((e) => (JSON.parse(e.data) as { attempt: number }).attempt);
+        expect(c).toEqual([2]);
+        const step = (await server.query(url, `SELECT outputs AS outputs_json, attempt FROM step_executions WHERE run_id = $1`, [id])).rows[0] as { outputs_json: string; attempt: number };
+        expect([JSON.parse(step.outputs_json), step.attempt]).toEqual([{ attempt: 2 }, 2]);
+        expect((await runCli(['runs', 'verify', id], dir, env)).code).toBe(0);
+      }
+      // Both attempts of each step ran once each, under the same idempotency key.
+      const lines = readFileSync(effects, 'utf8').trim().split('\n').sort();
+      expect(lines).toHaveLength(RUNS * 2);
+      expect(new Set(lines).size).toBe(RUNS * 2);
+      expect(new Set(lines.map((l) => l.split(' ')[0])).size).toBe(RUNS);
+    } finally {
+      owner.kill('SIGCONT');
+      for (const w of [owner, ...racers]) w.kill('SIGTERM');
+      await Promise.all([owner, ...racers].map(exited));
       removeProject(dir);
       await server.dropDatabase(url);
     }

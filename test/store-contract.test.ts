@@ -377,7 +377,7 @@ function storeContract(name: string, makeStore: MakeStore): void {
         const claimed = await h.claim('w1', 2, 250);
         expect(claimed).toHaveLength(2);
         const a = claimed.find((c) => c.step_id === 'a')!;
-        await h.commit({ completions: [{ run_id: runId, step_id: 'a', attempt: a.attempt, worker_id: 'w1', retry_count: 0, started_at: Date.now(), result: fail('a broke', false) }] });
+        await h.commit({ completions: [{ run_id: runId, step_id: 'a', attempt: a.attempt, worker_id: 'w1', retry_count: 0, duration_ms: 1, result: fail('a broke', false) }] });
         expect((await h.run(runId)).status).toBe('failed');
         expect((await h.step(runId, 'x')).status).toBe('running');
         await sleep(350);
@@ -1062,8 +1062,13 @@ describe('PostgreSQL store: databases, clocks, notifications, connections', () =
       await s.registerWorker(worker('w2', now + 1, now - 60_000));
       expect(await s.listWorkers()).toEqual([worker('w1', now, now), worker('w2', now + 1, now - 60_000)]);
       expect((await s.listWorkers(now - 1_000)).map((w) => w.id)).toEqual(['w1']);
-      await s.heartbeatWorker('w2', now + 5);
+      const before = await s.now();
+      await s.heartbeatWorker('w2');
+      const after = await s.now();
       expect((await s.listWorkers(now - 1_000)).map((w) => w.id)).toEqual(['w1', 'w2']);
+      const beat = (await s.listWorkers()).find((w) => w.id === 'w2')!.heartbeat_at;
+      expect(beat).toBeGreaterThanOrEqual(before);
+      expect(beat).toBeLessThanOrEqual(after);
 
       const runId = await h.startRun(chainAB);
       const [a] = await h.claim('w1');
@@ -1082,7 +1087,7 @@ describe('PostgreSQL store: databases, clocks, notifications, connections', () =
       await h.commit({ completions: [{ ...completion(b!, 'w2', fail('bad\0byte', false)), logs: { stdout: 'bin\0ary', stderr: '', truncated: false } }] });
       expect((await s.getLogs(runId, 'b')).map((l) => l.stdout)).toEqual(['bin\uFFFDary']);
       expect((await h.step(runId, 'b')).error).toBe('bad\uFFFDbyte');
-      await s.stopWorker('w2', now + 10);
+      await s.stopWorker('w2');
       expect(await s.listWorkers()).toEqual([]);
 
       await sleep(5);
@@ -1305,7 +1310,7 @@ process.stdout.write(JSON.stringify(mine));
       await h.startRun(chainAB);
       await waiter.waitForChange(10_000); // ends when its LISTEN connection is up
       await h.claim('w1', 1, 60_000, ['no-such-run']);
-      await other.heartbeatWorker('w1', Date.now());
+      await other.heartbeatWorker('w1');
       const t = Date.now();
       await waiter.waitForChange(300);
       expect(Date.now() - t).toBeGreaterThanOrEqual(290);

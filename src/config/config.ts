@@ -31,6 +31,10 @@ export interface SwarmConfig {
   readonly dbPath: string;
   /** A PostgreSQL URL: when set, the store is PostgreSQL (`store: {type: postgres}` or SWARM_DATABASE_URL). */
   readonly databaseUrl: string | undefined;
+  /** PostgreSQL: the schema holding Swarm's tables (default `public`). */
+  readonly databaseSchema: string | undefined;
+  /** PostgreSQL: connections in each process's pool (default 10). */
+  readonly databasePoolSize: number | undefined;
   readonly agentsDir: string;
   readonly workflowsDir: string;
   readonly durability: Durability;
@@ -58,8 +62,18 @@ const fileSchema = {
     store: {
       anyOf: [
         { enum: ['sqlite', 'postgres'] },
-        { type: 'object', additionalProperties: false, required: ['type'], properties: { type: { enum: ['sqlite'] }, path: { type: 'string' } } },
-        { type: 'object', additionalProperties: false, required: ['type'], properties: { type: { enum: ['postgres'] }, url: { type: 'string' } } },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['type'],
+          properties: {
+            type: { enum: ['sqlite', 'postgres'] },
+            path: { type: 'string' },
+            url: { type: 'string' },
+            schema: { type: 'string', pattern: '^[a-z_][a-z0-9_]{0,62}$' },
+            pool_size: { type: 'integer', minimum: 1, maximum: 1000 },
+          },
+        },
       ],
     },
     durability: { enum: ['full', 'process'] },
@@ -78,7 +92,7 @@ const fileSchema = {
 interface ConfigFile {
   agents_dir?: string;
   workflows_dir?: string;
-  store?: 'sqlite' | 'postgres' | { type: 'sqlite'; path?: string } | { type: 'postgres'; url?: string };
+  store?: 'sqlite' | 'postgres' | { type: 'sqlite' | 'postgres'; path?: string; url?: string; schema?: string; pool_size?: number };
   durability?: Durability;
   concurrency?: { worker?: number; run?: number };
   lease_ttl_ms?: number;
@@ -112,7 +126,7 @@ export function findProjectDir(cwd: string): { dir: string; file: string | undef
  * Resolve configuration in three steps: swarm.yaml (validated, with line numbers in errors), then
  * environment overrides, then explicit overrides. Validated before anything is opened or written.
  *
- * Environment: SWARM_HOME, SWARM_DB, SWARM_DATABASE_URL, SWARM_DURABILITY, SWARM_CONCURRENCY, SWARM_RUN_CONCURRENCY,
+ * Environment: SWARM_HOME, SWARM_DB, SWARM_DATABASE_URL, SWARM_DB_SCHEMA, SWARM_DB_POOL_SIZE, SWARM_DURABILITY, SWARM_CONCURRENCY, SWARM_RUN_CONCURRENCY,
  * SWARM_LEASE_TTL_MS, SWARM_COMMIT_WINDOW_MS, SWARM_POLL_INTERVAL_MS, SWARM_SECRET_<NAME>, SWARM_FAULT.
  */
 export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
@@ -130,6 +144,11 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
   const home = options.overrides?.home ?? (env.SWARM_HOME ? resolve(env.SWARM_HOME) : join(projectDir, '.swarm'));
   const storePath = typeof raw.store === 'object' && raw.store.type === 'sqlite' && raw.store.path ? rel(raw.store.path) : join(home, 'swarm.db');
   const wantsPostgres = raw.store === 'postgres' || (typeof raw.store === 'object' && raw.store.type === 'postgres');
+  if (typeof raw.store === 'object') {
+    const misplaced = raw.store.type === 'sqlite' ? ['url', 'schema', 'pool_size'].find((k) => k in (raw.store as object)) : 'path' in raw.store ? 'path' : undefined;
+    if (misplaced) throw new UserError('CONFIG_INVALID', `${file ?? CONFIG_FILE}: store.${misplaced} does not apply to a ${raw.store.type} store`, { file, field: `store.${misplaced}` });
+  }
+  const pgStore = typeof raw.store === 'object' && raw.store.type === 'postgres' ? raw.store : undefined;
   const databaseUrl = env.SWARM_DATABASE_URL || (typeof raw.store === 'object' && raw.store.type === 'postgres' ? raw.store.url : undefined) || undefined;
   if (wantsPostgres && !databaseUrl) {
     throw new UserError('CONFIG_INVALID', `${file ?? CONFIG_FILE}: store is postgres but no URL is given: set store.url or SWARM_DATABASE_URL`, { file });
@@ -146,6 +165,10 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
   if (durabilityEnv !== undefined && durabilityEnv !== 'full' && durabilityEnv !== 'process') {
     throw new UserError('CONFIG_INVALID', `environment variable SWARM_DURABILITY='${durabilityEnv}' must be 'full' or 'process'`, { variable: 'SWARM_DURABILITY' });
   }
+  const schemaEnv = env.SWARM_DB_SCHEMA;
+  if (schemaEnv && !/^[a-z_][a-z0-9_]{0,62}$/.test(schemaEnv)) {
+    throw new UserError('CONFIG_INVALID', `environment variable SWARM_DB_SCHEMA='${schemaEnv}' must be lower-case letters, digits and _ (at most 63)`, { variable: 'SWARM_DB_SCHEMA' });
+  }
   const secrets: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (k.startsWith('SWARM_SECRET_') && v !== undefined) secrets[k.slice('SWARM_SECRET_'.length)] = v;
   const o = options.overrides ?? {};
@@ -154,6 +177,8 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     home,
     dbPath: env.SWARM_DB ? resolve(env.SWARM_DB) : storePath,
     databaseUrl,
+    databaseSchema: schemaEnv || pgStore?.schema,
+    databasePoolSize: num('SWARM_DB_POOL_SIZE', 1, 1000) ?? pgStore?.pool_size,
     agentsDir: rel(raw.agents_dir ?? DEFAULTS.agents_dir),
     workflowsDir: rel(raw.workflows_dir ?? DEFAULTS.workflows_dir),
     durability: o.durability ?? (durabilityEnv) ?? raw.durability ?? DEFAULTS.durability,

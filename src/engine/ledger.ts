@@ -179,7 +179,7 @@ export class Ledger {
     const state = await scope.run(c.run_id);
     const p = await this.plan(tx, state);
     const spec = p.steps.get(c.step_id);
-    const duration_ms = Math.max(0, now - c.started_at);
+    const duration_ms = Math.max(0, Math.round(c.duration_ms));
     const done = { completed_at: now, duration_ms, lease_owner: null, lease_until: null };
     const inputs_json = 'inputs' in c.result && c.result.inputs !== undefined ? JSON.stringify(c.result.inputs) : undefined;
     const r = c.result;
@@ -363,7 +363,7 @@ export class Ledger {
           attempt: row.attempt,
           worker_id: row.lease_owner ?? '',
           retry_count: row.retry_count,
-          started_at: now,
+          duration_ms: 0,
           result: { kind: 'failed', retryable: false, error: { code: 'STEP_INTERRUPTED', message: `step was interrupted ${MAX_INTERRUPTIONS} times (its worker died or lost its lease each time)` } },
         });
         continue;

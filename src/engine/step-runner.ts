@@ -60,9 +60,9 @@ const triggerCache = new Map<string, unknown>();
  * failure becomes a `failed` result, so the worker always has something to commit.
  */
 export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId: string, abort: AbortController): Promise<Completion> {
-  const started_at = Date.now();
-  const base = { run_id: step.run_id, step_id: step.step_id, attempt: step.attempt, worker_id: workerId, retry_count: step.retry_count, started_at };
-  const done = (result: StepResult, exec?: ExecutionResult): Completion => ({ ...base, result, ...(exec?.logs ? { logs: exec.logs } : {}) });
+  const t0 = performance.now();
+  const base = { run_id: step.run_id, step_id: step.step_id, attempt: step.attempt, worker_id: workerId, retry_count: step.retry_count };
+  const done = (result: StepResult, exec?: ExecutionResult): Completion => ({ ...base, duration_ms: performance.now() - t0, result, ...(exec?.logs ? { logs: exec.logs } : {}) });
   let inputs: Record<string, unknown> | undefined;
   try {
     const p = await deps.plans.load(step.plan_id, () => deps.store.getPlanById(step.plan_id));

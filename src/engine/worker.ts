@@ -110,7 +110,7 @@ export class Worker {
   }
 
   private async loop(): Promise<void> {
-    const now = Date.now();
+    const now = await this.store.now();
     await this.store.registerWorker({
       id: this.id,
       hostname: hostname(),
@@ -122,7 +122,7 @@ export class Worker {
       heartbeat_at: now,
       stopped_at: null,
     });
-    this.lastHeartbeatAt = now;
+    this.lastHeartbeatAt = Date.now();
     try {
       await this.reap();
       if (this.scope) await this.dropFinishedScope();
@@ -139,7 +139,7 @@ export class Worker {
       }
     } finally {
       for (const f of this.inflight.values()) f.abort.abort(new StepError('WORKER_STOPPING', 'worker stopped', true));
-      await this.store.stopWorker(this.id, Date.now()).catch(() => undefined);
+      await this.store.stopWorker(this.id).catch(() => undefined);
     }
   }
 
@@ -291,7 +291,7 @@ export class Worker {
     const now = Date.now();
     if (now - this.lastHeartbeatAt >= this.options.leaseMs / 3) {
       this.lastHeartbeatAt = now;
-      await this.store.heartbeatWorker(this.id, now).catch(() => undefined);
+      await this.store.heartbeatWorker(this.id).catch(() => undefined);
     }
     if (now - this.lastReapAt >= Math.max(1000, this.options.leaseMs)) await this.reap();
   }

@@ -74,9 +74,18 @@ export interface Store {
    */
   nextDueAt(after: number): Promise<number | null>;
 
+  /**
+   * The store's clock in milliseconds: the database server's on PostgreSQL (every worker on every
+   * machine agrees on it), the local clock on SQLite (one machine). Leases, heartbeats and timestamps
+   * all use it; a worker's own clock only ever measures durations.
+   */
+  now(): Promise<number>;
+  /** Record a starting worker (`started_at`/`heartbeat_at` should come from `now()`). */
   registerWorker(rec: WorkerRecord): Promise<void>;
-  heartbeatWorker(id: string, at: number): Promise<void>;
-  stopWorker(id: string, at: number): Promise<void>;
+  /** Stamp the worker's heartbeat with the store's clock. */
+  heartbeatWorker(id: string): Promise<void>;
+  /** Mark the worker stopped, on the store's clock. */
+  stopWorker(id: string): Promise<void>;
   /** Workers not known to have stopped; with `activeSince`, only those with a heartbeat since then. */
   listWorkers(activeSince?: number): Promise<WorkerRecord[]>;
   /** Expire the leases held by these workers at once (they are known to be dead). */

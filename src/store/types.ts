@@ -115,7 +115,11 @@ export interface Completion extends StepKey {
   worker_id: string;
   /** Failures before this attempt (from the claim), to count retries. */
   retry_count: number;
-  started_at: number;
+  /**
+   * How long the attempt ran, measured on the worker's monotonic clock: a duration needs no agreement
+   * between clocks, whereas the worker's wall clock may disagree with the database's.
+   */
+  duration_ms: number;
   result: StepResult;
   logs?: { stdout: string; stderr: string; truncated: boolean };
 }

@@ -21,7 +21,7 @@ export function registerDbCommands(program: Command, ctx: CliContext): void {
     .action(async (o: { json?: boolean }) => {
       const swarm = await ctx.swarm();
       const { store } = swarm;
-      const since = Date.now() - Math.max(3000, swarm.config.leaseMs);
+      const since = (await store.now()) - Math.max(3000, swarm.config.leaseMs);
       const status = {
         backend: store.kind,
         location: store.location,

@@ -36,10 +36,16 @@ export function checkManifest(source: YamlSource, schema: object): void {
   throw new ManifestError(source.file, pathToField(path) || undefined, problem, source.lineOf(path));
 }
 
-/** Prefer the most specific error: oneOf/anyOf noise hides the real cause. */
+/**
+ * Prefer the most specific error: oneOf/anyOf noise hides the real cause, and of the branches' errors
+ * the deepest one names the field that is wrong (a bad `store.schema` rather than "store must be a string").
+ */
 function pickError(errors: ErrorObject[]): ErrorObject | undefined {
   const specific = errors.filter((e) => e.keyword !== 'oneOf' && e.keyword !== 'anyOf' && e.keyword !== 'if');
-  return specific[0] ?? errors[0];
+  const depth = (e: ErrorObject): number => (e.instancePath === '' ? 0 : e.instancePath.split('/').length);
+  let best: ErrorObject | undefined;
+  for (const e of specific) if (best === undefined || depth(e) > depth(best)) best = e;
+  return best ?? errors[0];
 }
 
 function allowedKeys(err: ErrorObject): string {

@@ -420,12 +420,12 @@ export class PostgresStore implements Store {
     );
   }
 
-  async heartbeatWorker(id: string, at: number): Promise<void> {
-    await this.write('UPDATE workers SET heartbeat_at = $1 WHERE id = $2', [at, id]);
+  async heartbeatWorker(id: string): Promise<void> {
+    await this.write(`UPDATE workers SET heartbeat_at = ${NOW_MS} WHERE id = $1`, [id]);
   }
 
-  async stopWorker(id: string, at: number): Promise<void> {
-    await this.write('UPDATE workers SET stopped_at = $1, heartbeat_at = $1 WHERE id = $2', [at, id]);
+  async stopWorker(id: string): Promise<void> {
+    await this.write(`UPDATE workers SET stopped_at = ${NOW_MS}, heartbeat_at = ${NOW_MS} WHERE id = $1`, [id]);
   }
 
   async listWorkers(activeSince?: number): Promise<WorkerRecord[]> {

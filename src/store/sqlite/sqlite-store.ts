@@ -452,14 +452,20 @@ export class SqliteStore implements Store {
     });
   }
 
-  heartbeatWorker(id: string, at: number): Promise<void> {
+  /** One machine, one clock. */
+  now(): Promise<number> {
+    return Promise.resolve(Date.now());
+  }
+
+  heartbeatWorker(id: string): Promise<void> {
     return this.exclusive(() => {
-      this.stmt('UPDATE workers SET heartbeat_at = ? WHERE id = ?').run(at, id);
+      this.stmt('UPDATE workers SET heartbeat_at = ? WHERE id = ?').run(Date.now(), id);
     });
   }
 
-  stopWorker(id: string, at: number): Promise<void> {
+  stopWorker(id: string): Promise<void> {
     return this.exclusive(() => {
+      const at = Date.now();
       this.stmt('UPDATE workers SET stopped_at = ?, heartbeat_at = ? WHERE id = ?').run(at, at, id);
     });
   }
