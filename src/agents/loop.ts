@@ -1,0 +1,553 @@
+/**
+ * The Swarm loop: call the model, run the tools it asks for, hand off when a tool returns an agent,
+ * repeat until the model answers without tool calls. Durable per turn: every model response and every
+ * tool result goes to the journal before the loop moves on, and a resumed loop re-uses them, so a
+ * finished tool call is never executed again (the journal is an exactly-once ledger keyed by the
+ * model's tool-call id).
+ */
+import { ExecutionError, ResumeError } from '../core/errors.js';
+import { handoffToolName, isAgent, ToolResult, type Agent, type ContextVariables, type Tool } from './agent.js';
+import { addUsage, ZERO_USAGE, type ChatModel, type JsonSchema, type Message, type ModelRequest, type ModelResponse, type StreamDelta, type ToolCall, type ToolSchema, type Usage } from './types.js';
+import { validateAgainst } from '../core/io-schema.js';
+
+/** The version of the checkpoint envelope this code writes; older versions are read by `upgradeEnvelope`. */
+export const CHECKPOINT_VERSION = 1;
+
+/** The loop's state at a turn boundary, as saved in the journal. */
+export interface CheckpointEnvelope {
+  version: number;
+  session_id: string;
+  created_at: number;
+  payload: {
+    /** The agent whose turn it is. */
+    agent: string;
+    /** Model calls made so far. */
+    turn: number;
+    /** The whole conversation: the input messages, then everything the loop added. */
+    messages: Message[];
+    /** How many of `messages` were the loop's input. */
+    input_count: number;
+    context_variables: ContextVariables;
+    /** Tool calls of the last model response whose results are not all in `messages` yet. */
+    pending_tool_calls: ToolCall[];
+    usage: Usage;
+    /** `running`: mid-loop; `waiting`: paused for approvals; `completed`: the model answered. */
+    status: 'running' | 'waiting' | 'completed';
+    /** Structured-output retries used in the current answer. */
+    output_retries: number;
+  };
+}
+
+/** A tool call's outcome, recorded once. */
+export interface RecordedToolCall {
+  call_id: string;
+  name: string;
+  arguments: string;
+  /** What the model is told. */
+  output: string;
+  is_error: boolean;
+  /** The agent the tool handed off to. */
+  handoff?: string;
+  /** Context variables the tool set. */
+  context_variables?: ContextVariables;
+}
+
+export type ApprovalDecision = { decision: 'approved' } | { decision: 'rejected'; reason: string };
+
+/**
+ * Where the loop keeps its state. The store implements it per session (SQLite and PostgreSQL);
+ * `memoryJournal()` keeps it in memory (no durability).
+ */
+export interface LoopJournal {
+  readonly sessionId: string;
+  /** The last checkpoint of this session, if any. */
+  load(): Promise<CheckpointEnvelope | undefined>;
+  /** Save a checkpoint; `newMessages` join the session's transcript in the same commit. */
+  checkpoint(envelope: CheckpointEnvelope, newMessages: readonly Message[]): Promise<void>;
+  /** The recorded outcome of a tool call, if it finished before. */
+  toolResult(callId: string): Promise<RecordedToolCall | undefined>;
+  /** Record a tool call's outcome (the first record of a call id wins). */
+  recordTool(rec: RecordedToolCall): Promise<void>;
+  /** A human's decision on a tool call that needs approval. */
+  approval(callId: string): Promise<ApprovalDecision | undefined>;
+}
+
+/** Hook points before and after each model call and each tool call (budgets and guardrails plug in here). Throwing stops the loop. */
+export interface LoopHooks {
+  beforeModelCall?(e: { agent: Agent; turn: number; request: ModelRequest }): void | Promise<void>;
+  afterModelCall?(e: { agent: Agent; turn: number; response: ModelResponse; usage: Usage; replayed: boolean }): void | Promise<void>;
+  beforeToolCall?(e: { agent: Agent; turn: number; call: ToolCall; args: Record<string, unknown> }): void | Promise<void>;
+  afterToolCall?(e: { agent: Agent; turn: number; call: ToolCall; result: RecordedToolCall; replayed: boolean }): void | Promise<void>;
+}
+
+/** What the loop reports as it goes (streamed text, tool calls, handoffs). */
+export type LoopEvent =
+  | { type: 'delta'; agent: string; text: string }
+  | { type: 'message'; agent: string; message: Message }
+  | { type: 'tool_call'; agent: string; call: ToolCall }
+  | { type: 'tool_result'; agent: string; result: RecordedToolCall; replayed: boolean }
+  | { type: 'handoff'; from: string; to: string }
+  | { type: 'waiting'; agent: string; calls: ToolCall[] };
+
+export interface RunOptions {
+  contextVariables?: ContextVariables;
+  /** Stop after this many model calls (default 10). */
+  maxTurns?: number;
+  /** false: return the first tool calls unexecuted (in the last assistant message). Default true. */
+  executeTools?: boolean;
+  /** Stream text (model deltas reach `onEvent`). */
+  stream?: boolean;
+  onEvent?: (e: LoopEvent) => void;
+  /** Absolute deadline (ms since epoch): no model or tool call starts after it. */
+  deadline?: number;
+  signal?: AbortSignal;
+  /** Where checkpoints go; default in memory. */
+  journal?: LoopJournal;
+  /** The model for agents that name one by string (`provider/model`), or have none. */
+  resolveModel?: (ref: string | undefined, agent: Agent) => ChatModel;
+  /** Agents named by string in `handoffs`, and the current agent on resume. */
+  resolveAgent?: (name: string) => Agent | undefined;
+  hooks?: LoopHooks;
+  /** Cost of a model call (default 0). */
+  costOf?: (model: ChatModel, usage: { input_tokens: number; output_tokens: number }) => number;
+  /** Structured output that does not parse or match is sent back this many times, then the loop fails (default 2). */
+  maxOutputRetries?: number;
+  /** Ties `<session>/<call>` idempotency keys to something stable (default the session id). */
+  idempotencyPrefix?: string;
+}
+
+export interface RunResult {
+  /** `completed`: the model answered; `waiting`: paused for approvals; `max_turns`; `tools_pending`: executeTools false. */
+  status: 'completed' | 'waiting' | 'max_turns' | 'tools_pending';
+  /** The messages the loop added (not the input). */
+  messages: Message[];
+  /** The agent that answered last. */
+  agent: Agent;
+  contextVariables: ContextVariables;
+  /** The final text (null when the loop did not end with an answer). */
+  content: string | null;
+  /** The final answer parsed against the agent's output schema, when it has one. */
+  output?: unknown;
+  usage: Usage;
+  turns: number;
+  /** Tool calls waiting for a human's decision (status `waiting`). */
+  waitingFor?: ToolCall[];
+  sessionId: string;
+}
+
+/** The loop stopped: a deadline, a rejected approval, an answer that never matched its schema. Exit 4. */
+export class LoopError extends ExecutionError {}
+
+const CONTEXT_PARAM = 'context_variables';
+
+/** Run an agent on messages to completion (or to a pause). Resumes from the journal's checkpoint when it has one. */
+export async function run(start: Agent, messages: readonly Message[], options: RunOptions = {}): Promise<RunResult> {
+  const journal = options.journal ?? memoryJournal();
+  const maxTurns = options.maxTurns ?? 10;
+  const executeTools = options.executeTools ?? true;
+  const emit = options.onEvent ?? (() => undefined);
+  const maxOutputRetries = options.maxOutputRetries ?? 2;
+  const agents = new Map<string, Agent>();
+  const know = (a: Agent): Agent => {
+    const had = agents.get(a.name);
+    if (!had) agents.set(a.name, a);
+    return had ?? a;
+  };
+  // Every agent reachable through handoffs is known by name (a resumed session may be with any of them).
+  const reach = (a: Agent): void => {
+    if (agents.has(a.name)) return;
+    know(a);
+    for (const h of a.handoffs ?? []) if (typeof h !== 'string') reach(h);
+  };
+  reach(start);
+  const lookup = (name: string): Agent => {
+    const a = agents.get(name) ?? options.resolveAgent?.(name);
+    if (!a) throw new LoopError('AGENT_NOT_FOUND', `agent '${name}' is not known (not registered, or not reachable through handoffs)`, { agent: name });
+    return know(a);
+  };
+
+  // ---- state: fresh, or from the journal ----
+  const saved = await journal.load();
+  let state: CheckpointEnvelope['payload'];
+  if (saved) {
+    state = upgradeEnvelope(saved).payload;
+    // The agents of the conversation must still exist.
+    for (const name of new Set([state.agent, ...state.messages.flatMap((m) => (m.role === 'assistant' && m.sender ? [m.sender] : []))])) {
+      if (!agents.has(name) && !options.resolveAgent?.(name)) {
+        throw new ResumeError('CHECKPOINT_AGENT_MISSING', `session ${journal.sessionId} cannot resume: its agent '${name}' no longer exists`, { session: journal.sessionId, agent: name });
+      }
+    }
+  } else {
+    state = {
+      agent: start.name,
+      turn: 0,
+      messages: [...messages],
+      input_count: messages.length,
+      context_variables: { ...(options.contextVariables ?? {}) },
+      pending_tool_calls: [],
+      usage: { ...ZERO_USAGE },
+      status: 'running',
+      output_retries: 0,
+    };
+  }
+  let persistedCount = saved ? state.messages.length : 0;
+  const save = async (): Promise<void> => {
+    const env: CheckpointEnvelope = { version: CHECKPOINT_VERSION, session_id: journal.sessionId, created_at: Date.now(), payload: state };
+    await journal.checkpoint(env, state.messages.slice(persistedCount));
+    persistedCount = state.messages.length;
+  };
+  const result = (status: RunResult['status'], extra: Partial<RunResult> = {}): RunResult => {
+    const last = state.messages.at(-1);
+    const content = status === 'completed' && last?.role === 'assistant' ? last.content : null;
+    return {
+      status,
+      messages: state.messages.slice(state.input_count),
+      agent: lookup(state.agent),
+      contextVariables: state.context_variables,
+      content,
+      usage: state.usage,
+      turns: state.turn,
+      sessionId: journal.sessionId,
+      ...extra,
+    };
+  };
+  const checkDeadline = (what: string): void => {
+    options.signal?.throwIfAborted();
+    if (options.deadline !== undefined && Date.now() >= options.deadline) throw new LoopError('DEADLINE_EXCEEDED', `the agent loop passed its deadline before ${what}`, { turn: state.turn });
+  };
+
+  if (state.status === 'completed') {
+    const a = lookup(state.agent);
+    const parsed = a.outputSchema ? parseOutput(state.messages.at(-1), a.outputSchema) : undefined;
+    return result('completed', parsed?.ok ? { output: parsed.value } : {});
+  }
+
+  for (;;) {
+    const current = lookup(state.agent);
+    const tools = toolsOf(current, lookup);
+
+    // ---- tool calls of the last response (pending after a crash or an approval pause) ----
+    if (state.pending_tool_calls.length > 0) {
+      if (!executeTools) return result('tools_pending');
+      const calls = state.pending_tool_calls;
+      const outcomes = await Promise.all(calls.map((call) => runTool(call, current, tools, state, journal, options, emit, checkDeadline, know)));
+      const waiting = calls.filter((_, i) => outcomes[i] === 'waiting');
+      if (waiting.length > 0) {
+        if (state.status !== 'waiting') {
+          state.status = 'waiting';
+          await save();
+        }
+        emit({ type: 'waiting', agent: current.name, calls: waiting });
+        return result('waiting', { waitingFor: waiting });
+      }
+      // Every call has a result: apply them in call order (results keep call order; the last handoff wins).
+      let handoff: string | undefined;
+      for (const r of outcomes as RecordedToolCall[]) {
+        state.messages.push({ role: 'tool', tool_call_id: r.call_id, name: r.name, content: r.output });
+        if (r.context_variables) state.context_variables = { ...state.context_variables, ...r.context_variables };
+        if (r.handoff) handoff = r.handoff;
+      }
+      state.pending_tool_calls = [];
+      state.status = 'running';
+      if (handoff && handoff !== current.name) {
+        lookup(handoff);
+        emit({ type: 'handoff', from: current.name, to: handoff });
+        state.agent = handoff;
+      }
+      continue;
+    }
+
+    if (state.turn >= maxTurns) {
+      await save();
+      return result('max_turns');
+    }
+
+    // ---- one model call ----
+    checkDeadline('a model call');
+    const agentNow = lookup(state.agent);
+    const model = resolveModelOf(agentNow, options);
+    const request: ModelRequest = {
+      model: model.id,
+      system: typeof agentNow.instructions === 'function' ? agentNow.instructions(state.context_variables) : (agentNow.instructions ?? 'You are a helpful agent.'),
+      messages: state.messages,
+      tools: tools.schemas,
+      ...(agentNow.outputSchema ? { outputSchema: agentNow.outputSchema } : {}),
+      ...(agentNow.parallelToolCalls !== undefined ? { parallelToolCalls: agentNow.parallelToolCalls } : {}),
+      ...(agentNow.temperature !== undefined ? { temperature: agentNow.temperature } : {}),
+      ...(agentNow.maxOutputTokens !== undefined ? { maxOutputTokens: agentNow.maxOutputTokens } : {}),
+    };
+    await options.hooks?.beforeModelCall?.({ agent: agentNow, turn: state.turn, request });
+    const response = await model.generate(request, {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.stream ? { onDelta: (d: StreamDelta) => d.type === 'text' && emit({ type: 'delta', agent: agentNow.name, text: d.text }) } : {}),
+    });
+    const usage: Usage = { ...response.usage, cost_usd: options.costOf?.(model, response.usage) ?? 0 };
+    state.usage = addUsage(state.usage, usage);
+    state.turn++;
+    await options.hooks?.afterModelCall?.({ agent: agentNow, turn: state.turn, response, usage, replayed: false });
+
+    const assistant: Message = {
+      role: 'assistant',
+      content: response.content,
+      sender: agentNow.name,
+      ...(response.toolCalls.length ? { tool_calls: response.toolCalls.map((c) => ({ ...c, id: c.id || `call_${state.turn}_${c.name}` })) } : {}),
+    };
+    state.messages.push(assistant);
+    emit({ type: 'message', agent: agentNow.name, message: assistant });
+
+    if (assistant.tool_calls?.length) {
+      for (const call of assistant.tool_calls) emit({ type: 'tool_call', agent: agentNow.name, call });
+      state.pending_tool_calls = assistant.tool_calls;
+      state.output_retries = 0;
+      await save(); // the model's response is durable before any tool runs
+      if (!executeTools) return result('tools_pending');
+      continue;
+    }
+
+    // ---- an answer ----
+    if (agentNow.outputSchema) {
+      const parsed = parseOutput(assistant, agentNow.outputSchema);
+      if (!parsed.ok) {
+        if (state.output_retries >= maxOutputRetries) {
+          await save();
+          throw new LoopError('OUTPUT_SCHEMA_MISMATCH', `agent '${agentNow.name}': the answer does not match its output schema after ${maxOutputRetries} retries: ${parsed.message}`, { agent: agentNow.name });
+        }
+        state.output_retries++;
+        state.messages.push({ role: 'user', content: `Your answer is not valid: ${parsed.message}. Reply again with only a JSON value matching the required schema.` });
+        await save();
+        continue;
+      }
+      state.status = 'completed';
+      await save();
+      return result('completed', { output: parsed.value });
+    }
+    state.status = 'completed';
+    await save();
+    return result('completed');
+  }
+}
+
+// ---- tools ----
+
+interface AgentTools {
+  byName: Map<string, { tool?: Tool; handoff?: Agent }>;
+  schemas: ToolSchema[];
+}
+
+const toolCache = new WeakMap<Agent, AgentTools>();
+
+function toolsOf(a: Agent, lookup: (name: string) => Agent): AgentTools {
+  const hit = toolCache.get(a);
+  if (hit) return hit;
+  const byName = new Map<string, { tool?: Tool; handoff?: Agent }>();
+  const schemas: ToolSchema[] = [];
+  for (const t of a.tools ?? []) {
+    byName.set(t.name, { tool: t });
+    schemas.push({ name: t.name, description: t.description, parameters: hideContextParam(t.parameters) });
+  }
+  for (const h of a.handoffs ?? []) {
+    const target = typeof h === 'string' ? lookup(h) : h;
+    const name = handoffToolName(target.name);
+    byName.set(name, { handoff: target });
+    schemas.push({ name, description: `Hand the conversation over to the agent '${target.name}'.`, parameters: { type: 'object', properties: {}, additionalProperties: false } });
+  }
+  const out = { byName, schemas };
+  toolCache.set(a, out);
+  return out;
+}
+
+/** The schema the model sees: without the `context_variables` parameter Swarm fills in. */
+function hideContextParam(schema: JsonSchema): JsonSchema {
+  const props = schema.properties as Record<string, unknown> | undefined;
+  if (!props || !(CONTEXT_PARAM in props)) return schema;
+  const { [CONTEXT_PARAM]: _hidden, ...rest } = props;
+  const required = Array.isArray(schema.required) ? (schema.required as string[]).filter((r) => r !== CONTEXT_PARAM) : undefined;
+  return { ...schema, properties: rest, ...(required ? { required } : {}) };
+}
+
+/** Run one tool call, or re-use its recorded result. Returns 'waiting' when it needs a decision not yet made. */
+async function runTool(
+  call: ToolCall,
+  current: Agent,
+  tools: AgentTools,
+  state: CheckpointEnvelope['payload'],
+  journal: LoopJournal,
+  options: RunOptions,
+  emit: (e: LoopEvent) => void,
+  checkDeadline: (what: string) => void,
+  know: (a: Agent) => Agent,
+): Promise<RecordedToolCall | 'waiting'> {
+  const recorded = await journal.toolResult(call.id);
+  if (recorded) {
+    emit({ type: 'tool_result', agent: current.name, result: recorded, replayed: true });
+    await options.hooks?.afterToolCall?.({ agent: current, turn: state.turn, call, result: recorded, replayed: true });
+    return recorded;
+  }
+  const base = { call_id: call.id, name: call.name, arguments: call.arguments };
+  const fail = (output: string): RecordedToolCall => ({ ...base, output, is_error: true });
+  const entry = tools.byName.get(call.name);
+  let rec: RecordedToolCall;
+  if (!entry) {
+    const known = [...tools.byName.keys()];
+    rec = fail(`Error: unknown tool '${call.name}'. Available tools: ${known.length ? known.join(', ') : '(none)'}.`);
+  } else if (entry.handoff) {
+    know(entry.handoff);
+    rec = { ...base, output: JSON.stringify({ assistant: entry.handoff.name }), is_error: false, handoff: entry.handoff.name };
+  } else {
+    const t = entry.tool as Tool;
+    const parsed = parseArguments(call.arguments, t);
+    if (!parsed.ok) {
+      rec = fail(`Error: invalid arguments for tool '${t.name}': ${parsed.message}`);
+    } else {
+      if (t.needsApproval) {
+        const decision = await journal.approval(call.id);
+        if (!decision) return 'waiting';
+        if (decision.decision === 'rejected') {
+          throw new LoopError('APPROVAL_REJECTED', `tool call '${t.name}' (${call.id}) was rejected: ${decision.reason}`, { tool: t.name, call_id: call.id, reason: decision.reason });
+        }
+      }
+      checkDeadline(`tool '${t.name}'`);
+      const args = parsed.value;
+      if (CONTEXT_PARAM in ((t.parameters.properties as Record<string, unknown> | undefined) ?? {})) args[CONTEXT_PARAM] = { ...state.context_variables };
+      await options.hooks?.beforeToolCall?.({ agent: current, turn: state.turn, call, args });
+      rec = await executeTool(t, args, call, current, state, journal, options, know);
+    }
+  }
+  await journal.recordTool(rec);
+  emit({ type: 'tool_result', agent: current.name, result: rec, replayed: false });
+  await options.hooks?.afterToolCall?.({ agent: current, turn: state.turn, call, result: rec, replayed: false });
+  return rec;
+}
+
+async function executeTool(
+  t: Tool,
+  args: Record<string, unknown>,
+  call: ToolCall,
+  current: Agent,
+  state: CheckpointEnvelope['payload'],
+  journal: LoopJournal,
+  options: RunOptions,
+  know: (a: Agent) => Agent,
+): Promise<RecordedToolCall> {
+  const base = { call_id: call.id, name: call.name, arguments: call.arguments };
+  try {
+    const value = await t.execute(args, {
+      contextVariables: { ...state.context_variables },
+      callId: call.id,
+      agent: current.name,
+      idempotencyKey: `${options.idempotencyPrefix ?? journal.sessionId}/${call.id}`,
+      signal: options.signal ?? new AbortController().signal,
+    });
+    if (isAgent(value)) know(value);
+    if (value instanceof ToolResult && value.options.agent) know(value.options.agent);
+    if (isAgent(value)) return { ...base, output: JSON.stringify({ assistant: value.name }), is_error: false, handoff: value.name };
+    if (value instanceof ToolResult) {
+      return {
+        ...base,
+        output: stringify(value.value),
+        is_error: false,
+        ...(value.options.agent ? { handoff: value.options.agent.name } : {}),
+        ...(value.options.contextVariables ? { context_variables: value.options.contextVariables } : {}),
+      };
+    }
+    return { ...base, output: stringify(value), is_error: false };
+  } catch (e) {
+    if (options.signal?.aborted) throw e;
+    return { ...base, output: `Error: tool '${t.name}' failed: ${(e as Error)?.message ?? String(e)}`, is_error: true };
+  }
+}
+
+function stringify(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v === undefined) return '';
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return String(v);
+  }
+}
+
+/** Parse the model's argument text and check it against the tool's schema. */
+export function parseArguments(text: string, t: Tool): { ok: true; value: Record<string, unknown> } | { ok: false; message: string } {
+  let value: unknown;
+  try {
+    value = text.trim() === '' ? {} : JSON.parse(text);
+  } catch (e) {
+    return { ok: false, message: `not JSON (${(e as Error).message})` };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, message: 'arguments must be a JSON object' };
+  const problems = validateAgainst(hideContextParam(t.parameters), value);
+  if (problems.length) return { ok: false, message: problems.join('; ') };
+  return { ok: true, value: value as Record<string, unknown> };
+}
+
+function parseOutput(m: Message | undefined, schema: JsonSchema): { ok: true; value: unknown } | { ok: false; message: string } {
+  const text = m?.role === 'assistant' ? (m.content ?? '') : '';
+  let value: unknown;
+  try {
+    value = JSON.parse(stripFences(text));
+  } catch (e) {
+    return { ok: false, message: `the answer is not JSON (${(e as Error).message})` };
+  }
+  const problems = validateAgainst(schema, value);
+  return problems.length ? { ok: false, message: problems.join('; ') } : { ok: true, value };
+}
+
+function stripFences(text: string): string {
+  const m = /^\s*```(?:json)?\s*([\s\S]*?)\s*```\s*$/.exec(text);
+  return m ? (m[1] as string) : text;
+}
+
+function resolveModelOf(a: Agent, options: RunOptions): ChatModel {
+  if (a.model && typeof a.model === 'object') return a.model;
+  if (!options.resolveModel) throw new LoopError('MODEL_NOT_CONFIGURED', `agent '${a.name}' names no model object and the loop has no model resolver`, { agent: a.name });
+  return options.resolveModel(a.model, a);
+}
+
+// ---- checkpoints ----
+
+/** Read an envelope of any known version as the current one, or fail with a structured error. */
+export function upgradeEnvelope(env: unknown): CheckpointEnvelope {
+  const e = env as Partial<CheckpointEnvelope> | null;
+  if (!e || typeof e !== 'object' || typeof e.version !== 'number' || !e.payload || typeof e.payload !== 'object') {
+    throw new ResumeError('CHECKPOINT_INVALID', 'the checkpoint is not a Swarm checkpoint envelope (no version or payload)');
+  }
+  if (e.version > CHECKPOINT_VERSION) {
+    throw new ResumeError('CHECKPOINT_VERSION_UNSUPPORTED', `the checkpoint has version ${e.version}; this Swarm reads versions up to ${CHECKPOINT_VERSION}: upgrade Swarm`, { version: e.version, supported: CHECKPOINT_VERSION });
+  }
+  if (e.version < 1) throw new ResumeError('CHECKPOINT_VERSION_UNSUPPORTED', `the checkpoint has version ${e.version}, which never existed`, { version: e.version });
+  const p = e.payload as Partial<CheckpointEnvelope['payload']>;
+  for (const k of ['agent', 'turn', 'messages', 'context_variables', 'pending_tool_calls', 'usage', 'status'] as const) {
+    if (!(k in p)) throw new ResumeError('CHECKPOINT_INVALID', `the checkpoint (version ${e.version}) lacks payload.${k}`, { field: k });
+  }
+  return { ...(e as CheckpointEnvelope), payload: { input_count: 0, output_retries: 0, ...p } as CheckpointEnvelope['payload'] };
+}
+
+/** A journal in memory: the loop without durability (tests, `run()` without a store). */
+export function memoryJournal(sessionId = `mem-${Math.random().toString(36).slice(2, 10)}`): LoopJournal & {
+  envelope: CheckpointEnvelope | undefined;
+  transcript: Message[];
+  tools: Map<string, RecordedToolCall>;
+  approvals: Map<string, ApprovalDecision>;
+} {
+  const j = {
+    sessionId,
+    envelope: undefined as CheckpointEnvelope | undefined,
+    transcript: [] as Message[],
+    tools: new Map<string, RecordedToolCall>(),
+    approvals: new Map<string, ApprovalDecision>(),
+    load: () => Promise.resolve(j.envelope ? (JSON.parse(JSON.stringify(j.envelope)) as CheckpointEnvelope) : undefined),
+    checkpoint: (env: CheckpointEnvelope, msgs: readonly Message[]) => {
+      j.envelope = JSON.parse(JSON.stringify(env)) as CheckpointEnvelope;
+      j.transcript.push(...msgs);
+      return Promise.resolve();
+    },
+    toolResult: (id: string) => Promise.resolve(j.tools.get(id)),
+    recordTool: (rec: RecordedToolCall) => {
+      if (!j.tools.has(rec.call_id)) j.tools.set(rec.call_id, rec);
+      return Promise.resolve();
+    },
+    approval: (id: string) => Promise.resolve(j.approvals.get(id)),
+  };
+  return j;
+}
