@@ -15,12 +15,30 @@ import { reapDeadWorkers, workerIsDead } from './engine/reaper.js';
 import { Worker, type WorkerOptions } from './engine/worker.js';
 import { BuiltinExecutor, type BuiltinAgent } from './executors/builtins.js';
 import type { Executor } from './executors/executor.js';
+import { approvalAgent } from './executors/approval.js';
+import { LlmExecutor } from './executors/llm.js';
+import type { LoopEvent, LoopHooks } from './agents/loop.js';
+import { PROVIDER_TYPES, type ModelSpec } from './agents/providers/index.js';
+import { TOOL_SPEC_SCHEMA } from './agents/tools/index.js';
+import type { ChatModel } from './agents/types.js';
 import { ProcessExecutor } from './executors/process.js';
 import type { PutResult, Store } from './store/store.js';
 import { openPostgresStore } from './store/postgres/postgres-store.js';
 import { agentRecord, workflowRecord } from './store/rows.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
-import type { AgentRecord, RunFilter, RunRecord, StepLog, StepRecord, WorkflowRecord } from './store/types.js';
+import type {
+  AgentMessageRecord,
+  AgentRecord,
+  AgentSessionRecord,
+  ApprovalRecord,
+  RunFilter,
+  RunRecord,
+  SessionFilter,
+  StepLog,
+  StepRecord,
+  ToolCallRecord,
+  WorkflowRecord,
+} from './store/types.js';
 
 export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   /** A fully resolved configuration; when given, `cwd`/`env`/`overrides` are ignored. */
@@ -29,6 +47,14 @@ export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   store?: Store;
   /** Where engine messages (handler logs, reaped workers) go. */
   log?: (line: string) => void;
+  /** LLM agents: supply a model instead of the configured provider's (tests, benchmarks, a gateway). */
+  models?: (spec: ModelSpec, agentName: string) => ChatModel | undefined;
+  /** LLM agents: each step's loop events (streamed text, tool calls, handoffs) as they happen in this process. */
+  onLlmEvent?: (runId: string, stepId: string, e: LoopEvent) => void;
+  /** LLM agents: hooks before and after each model call and tool call. */
+  llmHooks?: LoopHooks;
+  /** Environment for provider API keys (default `process.env`). */
+  providerEnv?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface RegisterResult<T> {
@@ -81,11 +107,29 @@ export class Swarm {
   private readonly commitListeners = new Set<() => void>();
   private readonly workers = new Set<Worker>();
 
+  private readonly llmExecutor: LlmExecutor;
+
   private constructor(
     readonly config: SwarmConfig,
     readonly store: Store,
     private readonly log: (line: string) => void,
+    llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv'> = {},
   ) {
+    this.builtins.register('approval', approvalAgent(store));
+    this.llmExecutor = new LlmExecutor({
+      store,
+      providers: config.providers,
+      env: llm.providerEnv ?? process.env,
+      config: { ...config.values },
+      findAgent: async (name) => {
+        const rec = pickRecord(await this.store.listAgents(name), '*');
+        return rec ? { id: rec.id, path: rec.path, manifest: rec.manifest } : undefined;
+      },
+      ...(llm.models ? { models: llm.models } : {}),
+      ...(llm.onLlmEvent ? { onEvent: llm.onLlmEvent } : {}),
+      ...(llm.llmHooks ? { hooks: llm.llmHooks } : {}),
+      log,
+    });
     this.ledger = new Ledger({
       random: Math.random,
       newRunId,
@@ -109,7 +153,7 @@ export class Swarm {
             ...(config.databasePoolSize ? { poolSize: config.databasePoolSize } : {}),
           })
         : openSqliteStore({ path: config.dbPath, durability: config.durability }));
-    return new Swarm(config, store, options.log ?? (() => undefined));
+    return new Swarm(config, store, options.log ?? (() => undefined), options);
   }
 
   /** Register an in-process function as a built-in agent (`runtime: {type: builtin, entry: <name>}`). */
@@ -117,16 +161,23 @@ export class Swarm {
     this.builtins.register(name, fn);
   }
 
-  executorFor = (runtimeType: string): Executor => (runtimeType === 'builtin' ? this.builtins : this.processExecutor);
+  executorFor = (runtimeType: string): Executor => (runtimeType === 'builtin' ? this.builtins : runtimeType === 'llm' ? this.llmExecutor : this.processExecutor);
 
   // ---------- agents ----------
 
   /** Register the agent package at `path` (a directory with agent.yaml, or the file itself). */
   async registerAgent(path: string, options: { force?: boolean } = {}): Promise<RegisterResult<AgentRecord>> {
     const { file, dir } = manifestPath(path, 'agent.yaml');
-    const manifest = parseAgentManifest(readFileSync(file, 'utf8'), file);
+    const manifest = parseAgentManifest(readFileSync(file, 'utf8'), file, { toolSpecSchema: TOOL_SPEC_SCHEMA as Record<string, unknown> });
     const rt = manifest.runtime;
-    if (rt.type === 'builtin') {
+    if (rt.type === 'llm') {
+      const provider = manifest.llm?.provider ?? '';
+      const known = [...PROVIDER_TYPES, ...Object.keys(this.config.providers)];
+      if (!known.includes(provider)) {
+        const hint = closest(provider, known);
+        throw new ManifestError(file, 'runtime.provider', `unknown provider '${provider}'${hint ? ` (did you mean '${hint}'?)` : ''}; use ${PROVIDER_TYPES.join(', ')} or a provider named under providers: in swarm.yaml`);
+      }
+    } else if (rt.type === 'builtin') {
       if (!this.builtins.has(rt.entry)) throw new ManifestError(file, 'runtime.entry', `no built-in agent named '${rt.entry}' (have: ${this.builtins.names().join(', ')})`);
     } else if (!existsSync(join(dir, rt.entry)) && !existsSync(rt.entry)) {
       throw new ManifestError(file, 'runtime.entry', `file '${rt.entry}' not found in ${dir}`);
@@ -351,6 +402,60 @@ export class Swarm {
     const cancelled = await this.store.transaction((tx) => this.ledger.cancelRun(tx, id, reason));
     this.notifyCommit();
     return cancelled;
+  }
+
+  // ---------- human in the loop ----------
+
+  /**
+   * Approve what a waiting run (or one of its steps) waits for: the steps become ready and run again;
+   * an approved tool call runs (once), an approval step completes. Returns the steps resumed.
+   */
+  async approve(idOrPrefix: string, stepId?: string, options: { reason?: string; by?: string } = {}): Promise<string[]> {
+    return this.decide(idOrPrefix, stepId, 'approved', options.reason ?? null, options.by ?? null);
+  }
+
+  /** Reject what a waiting run (or step) waits for: its steps run again and fail with APPROVAL_REJECTED and the reason. */
+  async reject(idOrPrefix: string, stepId: string | undefined, reason: string, by?: string): Promise<string[]> {
+    return this.decide(idOrPrefix, stepId, 'rejected', reason, by ?? null);
+  }
+
+  private async decide(idOrPrefix: string, stepId: string | undefined, decision: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]> {
+    const id = await this.resolveRunId(idOrPrefix);
+    const resumed = await this.store.transaction((tx) => this.ledger.decide(tx, id, stepId, decision, reason, by));
+    this.notifyCommit();
+    this.pokeWorkers();
+    return resumed;
+  }
+
+  /** Approval requests (pending ones by default). */
+  async listApprovals(filter: { runId?: string; status?: ApprovalRecord['status'] | 'all' } = {}): Promise<ApprovalRecord[]> {
+    const runId = filter.runId ? await this.resolveRunId(filter.runId) : undefined;
+    const status = filter.status === 'all' ? undefined : (filter.status ?? 'pending');
+    return this.store.listApprovals({ ...(runId ? { run_id: runId } : {}), ...(status ? { status } : {}) });
+  }
+
+  // ---------- LLM agent sessions ----------
+
+  /** Agent sessions, newest first: by run, trace id, status or time range. */
+  async listSessions(filter: SessionFilter = {}): Promise<AgentSessionRecord[]> {
+    const runId = filter.run_id ? await this.resolveRunId(filter.run_id) : undefined;
+    return this.store.listAgentSessions({ ...filter, ...(runId ? { run_id: runId } : {}) });
+  }
+
+  /** A session with its transcript and tool calls. `id` is a session id, or `<run id prefix>/<step id>`. */
+  async getSession(id: string): Promise<{ session: AgentSessionRecord & { envelope: string | null }; messages: AgentMessageRecord[]; toolCalls: ToolCallRecord[] }> {
+    let sid = id;
+    let s = await this.store.getAgentSession(sid);
+    if (!s && id.includes('/')) {
+      const slash = id.lastIndexOf('/');
+      sid = `${await this.resolveRunId(id.slice(0, slash))}/${id.slice(slash + 1)}`;
+      s = await this.store.getAgentSession(sid);
+    }
+    if (!s) {
+      const known = (await this.store.listAgentSessions({ limit: 20 })).map((x) => x.id);
+      throw new NotFoundError('session', id, known.length ? `recent sessions: ${known.slice(0, 5).join(', ')}` : 'there are no sessions yet');
+    }
+    return { session: s, messages: await this.store.getAgentMessages(sid), toolCalls: await this.store.listToolCalls(sid) };
   }
 
   /** Retry a failed or cancelled run: only what failed or did not run runs again. */

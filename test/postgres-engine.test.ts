@@ -122,9 +122,9 @@ describe('the engine on PostgreSQL', () => {
         if (!('SWARM_DATABASE_URL' in env)) expect((await runCli(['demo'], dir, env)).code).toBe(0);
         const migrate = await runCli(['db', 'migrate'], dir, env);
         expect(migrate.code).toBe(0);
-        expect(migrate.stdout).toMatch(/store at .*: schema version 1 \(up to date\)/);
+        expect(migrate.stdout).toMatch(/store at .*: schema version 2 \(up to date\)/);
         const status = JSON.parse((await runCli(['db', 'status', '--json'], dir, env)).stdout) as Record<string, unknown>;
-        expect(status).toMatchObject({ backend: 'SWARM_DATABASE_URL' in env ? 'postgres' : 'sqlite', schema_version: 1, supported_schema_version: 1, runs: { completed: 1 }, workers: [] });
+        expect(status).toMatchObject({ backend: 'SWARM_DATABASE_URL' in env ? 'postgres' : 'sqlite', schema_version: 2, supported_schema_version: 2, runs: { completed: 1 }, workers: [] });
       }
     } finally {
       removeProject(dir);

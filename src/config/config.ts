@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { parseProvidersConfig, PROVIDERS_CONFIG_SCHEMA, type ProvidersConfig } from '../agents/providers/config.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { checkManifest } from '../core/manifest/schema-check.js';
@@ -45,6 +46,8 @@ export interface SwarmConfig {
   readonly pollMs: number;
   /** Values for `${config.*}`. */
   readonly values: Readonly<Record<string, unknown>>;
+  /** LLM providers (`providers:` in swarm.yaml): keys' variables, base URLs, retries, rate limits, prices. */
+  readonly providers: ProvidersConfig;
   /** Secrets for `${secrets.*}` (from SWARM_SECRET_<NAME> variables). */
   readonly secrets: Readonly<Record<string, string>>;
   readonly faults: ReadonlySet<string>;
@@ -86,6 +89,7 @@ const fileSchema = {
     commit_window_ms: { type: 'number', minimum: 0, maximum: 10 },
     poll_interval_ms: { type: 'integer', minimum: 1, maximum: 60000 },
     config: { type: 'object' },
+    providers: PROVIDERS_CONFIG_SCHEMA,
   },
 };
 
@@ -99,6 +103,7 @@ interface ConfigFile {
   commit_window_ms?: number;
   poll_interval_ms?: number;
   config?: Record<string, unknown>;
+  providers?: unknown;
 }
 
 export interface ResolveConfigOptions {
@@ -188,6 +193,7 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     commitWindowMs: o.commitWindowMs ?? num('SWARM_COMMIT_WINDOW_MS', 0, 10) ?? raw.commit_window_ms ?? DEFAULTS.commit_window_ms,
     pollMs: o.pollMs ?? num('SWARM_POLL_INTERVAL_MS', 1, 60000) ?? raw.poll_interval_ms ?? DEFAULTS.poll_interval_ms,
     values: Object.freeze({ ...(raw.config ?? {}) }),
+    providers: parseProvidersConfig(raw.providers, file ?? CONFIG_FILE),
     secrets: Object.freeze(secrets),
     faults: new Set((env.SWARM_FAULT ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
     configFile: file,

@@ -62,7 +62,7 @@ export class ManifestError extends UserError {
 }
 
 export class NotFoundError extends UserError {
-  constructor(kind: 'agent' | 'workflow' | 'run' | 'step' | 'file' | 'template', name: string, hint?: string) {
+  constructor(kind: 'agent' | 'workflow' | 'run' | 'step' | 'file' | 'template' | 'session', name: string, hint?: string) {
     super(`${kind.toUpperCase()}_NOT_FOUND`, `${kind} '${name}' not found${hint ? `: ${hint}` : ''}`, { [kind]: name });
   }
 }

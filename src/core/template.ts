@@ -21,7 +21,13 @@ export interface ResolveContext {
   steps?: Record<string, { outputs?: unknown; status?: string; error?: string | null }>;
   run?: Record<string, unknown>;
   error?: { message: string; step?: string | null };
+  /** An llm agent's instructions: the step's inputs and the loop's context variables. */
+  inputs?: Record<string, unknown>;
+  context?: Record<string, unknown>;
 }
+
+/** What an llm agent's `instructions` may reference. */
+export const INSTRUCTION_ROOTS = ['inputs', 'context', 'config', 'run'] as const;
 
 const REF = /\$\$\{|\$\{([^}]*)\}/g;
 
@@ -101,6 +107,8 @@ export function lookup(ctx: ResolveContext, path: PathSegment[]): unknown {
     case 'steps':
     case 'run':
     case 'error':
+    case 'inputs':
+    case 'context':
       cur = ctx[root];
       break;
     default:

@@ -198,6 +198,18 @@ export class Ledger {
         });
         if (after.done) await this.finishRun(scope, state, p);
       }
+    } else if (r.kind === 'waiting') {
+      // Paused for a human: no lease, not running; the run waits too (unless it is already over).
+      const over = TERMINAL_RUN.has(state.status);
+      ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, over ? { status: 'cancelled', ...done } : { status: 'waiting', error: r.reason, lease_owner: null, lease_until: null, duration_ms });
+      if (ok) {
+        state.running_steps--;
+        if (over) scope.emit(state, EventType.STEP_CANCELLED, c.step_id, { attempt: c.attempt, reason: `run is ${state.status}` });
+        else {
+          state.status = 'waiting';
+          scope.emit(state, EventType.STEP_WAITING, c.step_id, { attempt: c.attempt, reason: r.reason });
+        }
+      }
     } else if (r.kind === 'released') {
       // Given back unfinished: ready for another worker, or cancelled if its run is already over.
       const over = TERMINAL_RUN.has(state.status);
@@ -398,7 +410,7 @@ export class Ledger {
     if (TERMINAL_RUN.has(state.status)) {
       throw new UserError('RUN_NOT_CANCELLABLE', `run ${runId} is already ${state.status}; nothing to cancel`, { runId });
     }
-    const cancelled = await tx.cancelSteps(runId, ['pending', 'ready', 'running']);
+    const cancelled = await tx.cancelSteps(runId, ['pending', 'ready', 'running', 'waiting']);
     state.steps_remaining -= cancelled.length;
     state.running_steps = 0;
     state.status = 'cancelled';
@@ -407,6 +419,35 @@ export class Ledger {
     scope.emit(state, EventType.RUN_CANCELLED, null, { reason, cancelled });
     await scope.flush();
     return cancelled;
+  }
+
+  /**
+   * A human decided the pending approvals of a run (one step, or all): the approvals are recorded and
+   * the waiting steps become ready, to run again and act on the decision (an approved tool runs; a
+   * rejected one fails its step). Returns the steps resumed.
+   */
+  async decide(tx: LedgerTx, runId: string, stepId: string | undefined, decision: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]> {
+    const scope = new TxScope(tx);
+    const state = await scope.run(runId);
+    if (TERMINAL_RUN.has(state.status)) throw new UserError('RUN_NOT_WAITING', `run ${runId} is ${state.status}; there is nothing to ${decision === 'approved' ? 'approve' : 'reject'}`, { runId });
+    const steps = await tx.getSteps(runId);
+    const waiting = steps.filter((s) => s.status === 'waiting' && (stepId === undefined || s.step_id === stepId));
+    if (waiting.length === 0) {
+      const what = stepId === undefined ? `run ${runId} has no step waiting for approval` : `step '${stepId}' of run ${runId} is not waiting for approval`;
+      throw new UserError('NOTHING_TO_DECIDE', what, { runId, ...(stepId ? { stepId } : {}) });
+    }
+    const decided = new Set(await tx.decideApprovals(runId, stepId, decision, reason, by));
+    const resumed: string[] = [];
+    for (const s of waiting) {
+      if (!decided.has(s.step_id)) continue;
+      if (await tx.updateStep(s, ['waiting'], { status: 'ready', available_at: tx.now, error: null })) resumed.push(s.step_id);
+    }
+    if (resumed.length === 0) throw new UserError('NOTHING_TO_DECIDE', `run ${runId} has no pending approval${stepId ? ` for step '${stepId}'` : ''}`, { runId });
+    const stillWaiting = steps.some((s) => s.status === 'waiting' && !resumed.includes(s.step_id));
+    if (!stillWaiting && state.status === 'waiting') state.status = 'running';
+    for (const id of resumed) scope.emit(state, EventType.APPROVAL_DECIDED, id, { decision, ...(reason ? { reason } : {}), ...(by ? { by } : {}) });
+    await scope.flush();
+    return resumed;
   }
 
   /**

@@ -62,7 +62,7 @@ const triggerCache = new Map<string, unknown>();
 export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId: string, abort: AbortController): Promise<Completion> {
   const t0 = performance.now();
   const base = { run_id: step.run_id, step_id: step.step_id, attempt: step.attempt, worker_id: workerId, retry_count: step.retry_count };
-  const done = (result: StepResult, exec?: ExecutionResult): Completion => ({ ...base, duration_ms: performance.now() - t0, result, ...(exec?.logs ? { logs: exec.logs } : {}) });
+  const done = (result: StepResult, exec?: ExecutionResult): Completion => ({ ...base, duration_ms: performance.now() - t0, result, ...(exec && 'logs' in exec && exec.logs ? { logs: exec.logs } : {}) });
   let inputs: Record<string, unknown> | undefined;
   try {
     const p = await deps.plans.load(step.plan_id, () => deps.store.getPlanById(step.plan_id));
@@ -111,6 +111,7 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     } finally {
       clearTimeout(timer);
     }
+    if (exec.ok === 'waiting') return done({ kind: 'waiting', reason: exec.reason });
     if (!exec.ok) return done({ kind: 'failed', error: { code: exec.error.code, message: exec.error.message }, retryable: exec.error.retryable, inputs }, exec);
     try {
       JSON.stringify(exec.outputs);

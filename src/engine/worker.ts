@@ -313,6 +313,11 @@ export class Worker {
     for (const id of [...(this.scope ?? [])]) {
       const run = await this.store.getRun(id);
       if (!run || TERMINAL_RUN.has(run.status)) this.scope?.delete(id);
+      // A run paused for a human, with nothing else to do: a worker limited to it has done its part.
+      else if (run.status === 'waiting' && run.running_steps === 0 && !(await this.store.getSteps(id)).some((s) => s.status === 'ready')) {
+        this.scope?.delete(id);
+        this.options.onFinished?.(id, 'waiting');
+      }
     }
   }
 

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StepError, errorMessage } from '../core/errors.js';
-import type { ExecutionContext, ExecutionResult, Executor } from './executor.js';
+import { Waiting, type ExecutionContext, type ExecutionResult, type Executor } from './executor.js';
 
 /** A built-in agent: a function of its inputs, run inside the worker process. */
 export type BuiltinAgent = (inputs: Record<string, unknown>, ctx: ExecutionContext) => Promise<unknown>;
@@ -118,7 +118,9 @@ export class BuiltinExecutor implements Executor {
         else ctx.signal.addEventListener('abort', onAbort, { once: true });
       });
       try {
-        return { ok: true, outputs: await Promise.race([fn(ctx.inputs, ctx), aborted]) };
+        const outputs = await Promise.race([fn(ctx.inputs, ctx), aborted]);
+        if (outputs instanceof Waiting) return { ok: 'waiting', reason: outputs.reason };
+        return { ok: true, outputs };
       } finally {
         ctx.signal.removeEventListener('abort', onAbort);
         aborted.catch(() => undefined);

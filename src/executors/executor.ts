@@ -25,7 +25,16 @@ export interface StepLogs {
   truncated: boolean;
 }
 
-export type ExecutionResult = { ok: true; outputs: unknown; logs?: StepLogs } | { ok: false; error: StepError; logs?: StepLogs };
+export type ExecutionResult =
+  | { ok: true; outputs: unknown; logs?: StepLogs }
+  | { ok: false; error: StepError; logs?: StepLogs }
+  /** Paused for a human (approvals are recorded): the step waits until `swarm approve` / `reject`. */
+  | { ok: 'waiting'; reason: string };
+
+/** A built-in agent returns this to pause its step until a human decides (`swarm approve` / `reject`). */
+export class Waiting {
+  constructor(readonly reason: string) {}
+}
 
 /** Runs agents of one runtime kind. */
 export interface Executor {

@@ -2,7 +2,7 @@ import { ExitCode, StoreError } from '../core/errors.js';
 import { digestJson, type RunEvent } from '../core/events.js';
 import { agentRef, type AgentManifest } from '../core/manifest/agent.js';
 import type { WorkflowManifest } from '../core/manifest/workflow.js';
-import type { AgentRecord, RunRecord, StepLog, StepRecord, StepUpdate, WorkerRecord, WorkflowRecord } from './types.js';
+import type { AgentMessageRecord, AgentRecord, AgentSessionRecord, ApprovalRecord, RunRecord, SessionFilter, StepLog, StepRecord, StepUpdate, ToolCallRecord, WorkerRecord, WorkflowRecord } from './types.js';
 
 /** Row mapping shared by the SQL backends: columns as stored → the records the Store returns. */
 export type Row = Record<string, unknown>;
@@ -209,4 +209,85 @@ export function versionConflict(table: 'agents' | 'workflows', rec: { name: stri
     { [kind]: `${rec.name}@${rec.version}` },
     { exitCode: ExitCode.INVALID_INPUT },
   );
+}
+
+// ---- agent sessions ----
+
+export const SESSION_COLUMNS = 'id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, created_at, updated_at';
+
+export function toAgentSession(r: Row): AgentSessionRecord {
+  return {
+    id: r.id as string,
+    run_id: (r.run_id as string | null) ?? null,
+    step_id: (r.step_id as string | null) ?? null,
+    agent: r.agent as string,
+    current_agent: r.current_agent as string,
+    trace_id: (r.trace_id as string | null) ?? null,
+    status: r.status as AgentSessionRecord['status'],
+    turns: Number(r.turns),
+    input_tokens: Number(r.input_tokens),
+    output_tokens: Number(r.output_tokens),
+    cost_usd: Number(r.cost_usd),
+    created_at: Number(r.created_at),
+    updated_at: Number(r.updated_at),
+  };
+}
+
+export function toAgentMessage(r: Row): AgentMessageRecord {
+  return {
+    session_id: r.session_id as string,
+    seq: Number(r.seq),
+    role: r.role as string,
+    agent: (r.agent as string | null) ?? null,
+    content: (r.content as string | null) ?? null,
+    tool_calls: (r.tool_calls as string | null) ?? null,
+    tool_call_id: (r.tool_call_id as string | null) ?? null,
+    name: (r.name as string | null) ?? null,
+    at: Number(r.at),
+  };
+}
+
+export function toToolCall(r: Row): ToolCallRecord {
+  return {
+    session_id: r.session_id as string,
+    call_id: r.call_id as string,
+    name: r.name as string,
+    arguments: r.arguments as string,
+    output: r.output as string,
+    is_error: Number(r.is_error) === 1,
+    handoff: (r.handoff as string | null) ?? null,
+    context_variables: (r.context_variables as string | null) ?? null,
+    at: Number(r.at),
+  };
+}
+
+export function toApproval(r: Row): ApprovalRecord {
+  return {
+    run_id: r.run_id as string,
+    step_id: r.step_id as string,
+    call_id: r.call_id as string,
+    tool: r.tool as string,
+    arguments: r.arguments as string,
+    status: r.status as ApprovalRecord['status'],
+    reason: (r.reason as string | null) ?? null,
+    requested_at: Number(r.requested_at),
+    decided_at: r.decided_at === null || r.decided_at === undefined ? null : Number(r.decided_at),
+    decided_by: (r.decided_by as string | null) ?? null,
+  };
+}
+
+/** WHERE clause and values for a session filter, with `$n` (PostgreSQL) or `?` (SQLite) placeholders. */
+export function sessionWhere(f: SessionFilter, placeholder: (i: number) => string): { where: string; values: unknown[] } {
+  const conds: string[] = [];
+  const values: unknown[] = [];
+  const add = (sql: string, v: unknown): void => {
+    values.push(v);
+    conds.push(sql.replace('?', placeholder(values.length)));
+  };
+  if (f.run_id !== undefined) add('run_id = ?', f.run_id);
+  if (f.trace_id !== undefined) add('trace_id = ?', f.trace_id);
+  if (f.status !== undefined) add('status = ?', f.status);
+  if (f.since !== undefined) add('updated_at >= ?', f.since);
+  if (f.until !== undefined) add('created_at <= ?', f.until);
+  return { where: conds.length ? `WHERE ${conds.join(' AND ')}` : '', values };
 }

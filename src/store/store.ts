@@ -1,5 +1,11 @@
 import type { RunEvent } from '../core/events.js';
 import type {
+  AgentCheckpointWrite,
+  AgentMessageRecord,
+  AgentSessionRecord,
+  ApprovalRecord,
+  SessionFilter,
+  ToolCallRecord,
   AgentRecord,
   LedgerTx,
   RunFilter,
@@ -94,6 +100,28 @@ export interface Store {
   setStepPid(runId: string, stepId: string, attempt: number, pid: number | null): Promise<void>;
   /** Process groups recorded for steps still leased by these workers. */
   pidsOf(workerIds: readonly string[]): Promise<Array<{ pid: number; run_id: string; step_id: string }>>;
+
+  // ---- LLM agent sessions: the loop's journal (per-turn checkpoints, transcript, tool ledger) ----
+
+  /** Save a checkpoint: the session row and envelope, and the new messages, in one commit. */
+  saveAgentCheckpoint(write: AgentCheckpointWrite): Promise<void>;
+  /** The session and its latest envelope (JSON text). */
+  getAgentSession(id: string): Promise<(AgentSessionRecord & { envelope: string | null; envelope_version: number | null }) | undefined>;
+  /** Mark a session failed (its loop stopped with an error). */
+  failAgentSession(id: string, error: string): Promise<void>;
+  listAgentSessions(filter: SessionFilter): Promise<AgentSessionRecord[]>;
+  getAgentMessages(sessionId: string): Promise<AgentMessageRecord[]>;
+  getToolCall(sessionId: string, callId: string): Promise<ToolCallRecord | undefined>;
+  listToolCalls(sessionId: string): Promise<ToolCallRecord[]>;
+  /** Record a tool call's outcome; the first record of a call id wins (returns false when one existed). */
+  recordToolCall(rec: ToolCallRecord): Promise<boolean>;
+
+  // ---- approvals (human in the loop) ----
+
+  /** Ask for approvals (idempotent: an existing request keeps its state). */
+  requestApprovals(items: ReadonlyArray<Omit<ApprovalRecord, 'status' | 'reason' | 'decided_at' | 'decided_by'>>): Promise<void>;
+  getApproval(runId: string, stepId: string, callId: string): Promise<ApprovalRecord | undefined>;
+  listApprovals(filter: { run_id?: string; status?: ApprovalRecord['status'] }): Promise<ApprovalRecord[]>;
 
   /**
    * Resolve when another process may have changed the database, or after `timeoutMs`.

@@ -107,7 +107,9 @@ export type StepResult =
   | { kind: 'failed'; error: { code: string; message: string }; retryable: boolean; inputs?: unknown }
   | { kind: 'skipped'; reason: string }
   /** Not finished: the worker is shutting down and gives the step back (no retry is used up). */
-  | { kind: 'released'; reason: string };
+  | { kind: 'released'; reason: string }
+  /** Paused for a human's decision (approvals requested): the step holds no lease until approve/reject. */
+  | { kind: 'waiting'; reason: string };
 
 export interface Completion extends StepKey {
   /** The fencing token the step was claimed with. */
@@ -275,5 +277,85 @@ export interface LedgerTx {
   insertEvents(events: readonly EventRow[]): Promise<void>;
   insertLog(log: StepLog): Promise<void>;
   latestWorkflow(name: string): Promise<WorkflowRecord | undefined>;
+  /** Decide the pending approvals of a run (one step, or all). Returns the step ids that had any. */
+  decideApprovals(runId: string, stepId: string | undefined, status: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]>;
   agentVersions(name: string): Promise<AgentRecord[]>;
+}
+
+// ---- LLM agent sessions (the loop's journal) ----
+
+/** One agent loop's session: a step of a run (`<run id>/<step id>`) or a chat. */
+export interface AgentSessionRecord {
+  id: string;
+  run_id: string | null;
+  step_id: string | null;
+  /** The agent the session started with. */
+  agent: string;
+  /** The agent whose turn it is (or that answered last). */
+  current_agent: string;
+  trace_id: string | null;
+  status: 'running' | 'waiting' | 'completed' | 'failed';
+  turns: number;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A checkpoint write: the session's row, its latest envelope, and the messages added since the last one. */
+export interface AgentCheckpointWrite {
+  session: Omit<AgentSessionRecord, 'created_at' | 'updated_at'>;
+  /** The envelope (JSON text) and its version. */
+  envelope: string;
+  version: number;
+  /** Messages to append, with their position in the conversation. */
+  messages: ReadonlyArray<{ seq: number; role: string; agent: string | null; content: string | null; tool_calls: string | null; tool_call_id: string | null; name: string | null }>;
+}
+
+export interface AgentMessageRecord {
+  session_id: string;
+  seq: number;
+  role: string;
+  agent: string | null;
+  content: string | null;
+  tool_calls: string | null;
+  tool_call_id: string | null;
+  name: string | null;
+  at: number;
+}
+
+export interface ToolCallRecord {
+  session_id: string;
+  call_id: string;
+  name: string;
+  arguments: string;
+  output: string;
+  is_error: boolean;
+  handoff: string | null;
+  context_variables: string | null;
+  at: number;
+}
+
+export interface SessionFilter {
+  run_id?: string;
+  trace_id?: string;
+  since?: number;
+  until?: number;
+  status?: string;
+  limit?: number;
+}
+
+export interface ApprovalRecord {
+  run_id: string;
+  step_id: string;
+  /** The tool call waiting (`step` for an `approval` step). */
+  call_id: string;
+  tool: string;
+  arguments: string;
+  status: 'pending' | 'approved' | 'rejected';
+  reason: string | null;
+  requested_at: number;
+  decided_at: number | null;
+  decided_by: string | null;
 }

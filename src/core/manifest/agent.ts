@@ -4,7 +4,7 @@ import { FIELD_TYPES, toJsonSchema, type FieldSpec, type IoSchema } from '../io-
 import { checkManifest } from './schema-check.js';
 import { parseYaml } from './yaml-source.js';
 
-export const RUNTIME_TYPES = ['node', 'python', 'bash', 'process', 'builtin'] as const;
+export const RUNTIME_TYPES = ['node', 'python', 'bash', 'process', 'builtin', 'llm'] as const;
 export type RuntimeType = (typeof RUNTIME_TYPES)[number];
 
 export const DEFAULT_MEMORY_MB = 128;
@@ -12,7 +12,7 @@ export const DEFAULT_TIMEOUT_SECONDS = 300;
 
 export interface AgentRuntime {
   type: RuntimeType;
-  /** Script for node/python/bash, program for process, built-in name for builtin. */
+  /** Script for node/python/bash, program for process, built-in name for builtin (empty for llm). */
   entry: string;
   /** For `process`: the interpreter or program; `entry` becomes its first argument. */
   command?: string[];
@@ -32,7 +32,50 @@ export interface AgentManifest {
   outputs: IoSchema;
   triggers: Array<Record<string, unknown>>;
   tags: string[];
+  /** For `runtime.type: llm`: the model and the loop's definition. */
+  llm?: LlmSpec;
 }
+
+export const LLM_PROVIDERS = ['openai', 'anthropic', 'openai-compatible'] as const;
+export const DEFAULT_MAX_TURNS = 10;
+
+/** An LLM agent as agent.yaml declares it. */
+export interface LlmSpec {
+  /** `openai`, `anthropic`, `openai-compatible`, or a provider named under `providers:` in swarm.yaml. */
+  provider: string;
+  model: string;
+  base_url?: string;
+  api?: 'chat' | 'responses';
+  temperature?: number;
+  max_output_tokens?: number;
+  /** System instructions, with `${inputs.*}`, `${context.*}` and `${config.*}` references. */
+  instructions?: string;
+  /** Tool entries (checked against the tool-spec schema the agents layer passes in). */
+  tools: Array<Record<string, unknown>>;
+  /** Names of registered agents this one may hand off to. */
+  handoffs: string[];
+  output_schema?: Record<string, unknown>;
+  max_turns: number;
+}
+
+/** Options of `parseAgentManifest`: the schema of one `tools:` entry (from the agents layer). */
+export interface AgentManifestOptions {
+  toolSpecSchema?: Record<string, unknown>;
+}
+
+/** The inputs and outputs of an llm agent when agent.yaml does not declare them. */
+export const LLM_DEFAULT_INPUTS = {
+  type: 'object',
+  properties: {
+    message: { type: 'string', description: 'The user turn' },
+    messages: { type: 'array', items: { type: 'object' }, description: 'The conversation so far (chat messages)' },
+    context_variables: { type: 'object' },
+  },
+};
+export const LLM_DEFAULT_OUTPUTS = {
+  type: 'object',
+  properties: { content: {}, agent: { type: 'string' }, usage: { type: 'object' }, session_id: { type: 'string' }, turns: { type: 'integer' } },
+};
 
 export const NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,63}$';
 
@@ -72,8 +115,19 @@ const agentSchema = {
         command: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string' }, minItems: 1 }] },
         memory_mb: { type: 'integer', minimum: 16, maximum: 1048576 },
         timeout_seconds: { type: 'number', exclusiveMinimum: 0, maximum: 604800 },
+        provider: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]*$' },
+        model: { type: 'string', minLength: 1 },
+        base_url: { type: 'string', pattern: '^https?://' },
+        api: { enum: ['chat', 'responses'] },
+        temperature: { type: 'number', minimum: 0, maximum: 2 },
+        max_output_tokens: { type: 'integer', minimum: 1 },
       },
     },
+    instructions: { type: 'string' },
+    tools: { type: 'array', items: { type: 'object' } },
+    handoffs: { type: 'array', items: { type: 'string', pattern: NAME_PATTERN } },
+    output_schema: { type: 'object' },
+    max_turns: { type: 'integer', minimum: 1, maximum: 1000 },
     capabilities: { type: 'array', items: { type: 'string' } },
     inputs: ioSpec,
     outputs: ioSpec,
@@ -88,17 +142,26 @@ const agentSchema = {
  * @example
  *   const agent = parseAgentManifest(readFileSync('agents/echo/agent.yaml', 'utf8'), 'agents/echo/agent.yaml');
  */
-export function parseAgentManifest(text: string, file: string): AgentManifest {
+export function parseAgentManifest(text: string, file: string, options: AgentManifestOptions = {}): AgentManifest {
   const src = parseYaml(text, file);
-  checkManifest(src, agentSchema);
+  checkManifest(src, options.toolSpecSchema ? schemaWithTools(options.toolSpecSchema) : agentSchema);
   const raw = src.value as Record<string, unknown> & { runtime: Record<string, unknown> };
   const version = String(raw.version);
   if (!semver.valid(version)) {
     throw new ManifestError(file, 'version', `'${version}' is not a semantic version (like 1.0.0)${typeof raw.version === 'number' ? '; write it in quotes' : ''}`, src.lineOf(['version']));
   }
   const type = raw.runtime.type as RuntimeType;
-  const entry = raw.runtime.entry as string | undefined;
-  if (!entry) {
+  const llm = type === 'llm' ? llmSpec(raw, file, src.lineOf.bind(src)) : undefined;
+  if (type !== 'llm') {
+    for (const key of ['instructions', 'tools', 'handoffs', 'output_schema', 'max_turns'] as const) {
+      if (raw[key] !== undefined) throw new ManifestError(file, key, `is only for runtime.type 'llm' (this agent is '${type}')`, src.lineOf([key]));
+    }
+    for (const key of ['provider', 'model', 'base_url', 'api', 'temperature', 'max_output_tokens'] as const) {
+      if (raw.runtime[key] !== undefined) throw new ManifestError(file, `runtime.${key}`, `is only for runtime.type 'llm' (this agent is '${type}')`, src.lineOf(['runtime', key]));
+    }
+  }
+  const entry = (raw.runtime.entry as string | undefined) ?? (llm ? '' : undefined);
+  if (entry === undefined) {
     const what = type === 'builtin' ? 'the built-in agent name (echo, noop, sleep, http-fetch)' : 'the script or program to run';
     throw new ManifestError(file, 'runtime.entry', `is required: ${what}`, src.lineOf(['runtime']));
   }
@@ -120,10 +183,47 @@ export function parseAgentManifest(text: string, file: string): AgentManifest {
       timeout_seconds: (raw.runtime.timeout_seconds as number | undefined) ?? DEFAULT_TIMEOUT_SECONDS,
     },
     capabilities: (raw.capabilities as string[] | undefined) ?? [],
-    inputs: toJsonSchema(raw.inputs as FieldSpec[] | IoSchema | undefined),
-    outputs: closeIfList(raw.outputs),
+    inputs: llm && raw.inputs === undefined ? LLM_DEFAULT_INPUTS : toJsonSchema(raw.inputs as FieldSpec[] | IoSchema | undefined),
+    outputs: llm && raw.outputs === undefined ? LLM_DEFAULT_OUTPUTS : closeIfList(raw.outputs),
     triggers: (raw.triggers as Array<Record<string, unknown>> | undefined) ?? [{ type: 'manual' }],
     tags: (raw.tags as string[] | undefined) ?? [],
+    ...(llm ? { llm } : {}),
+  };
+}
+
+function schemaWithTools(toolSpecSchema: Record<string, unknown>): Record<string, unknown> {
+  return { ...agentSchema, properties: { ...agentSchema.properties, tools: { type: 'array', items: toolSpecSchema } } };
+}
+
+function llmSpec(raw: Record<string, unknown> & { runtime: Record<string, unknown> }, file: string, lineOf: (p: Array<string | number>) => number | undefined): LlmSpec {
+  const rt = raw.runtime;
+  for (const key of ['provider', 'model'] as const) {
+    if (rt[key] === undefined) {
+      const what = key === 'provider' ? `one of ${LLM_PROVIDERS.join(', ')} (or a provider named in swarm.yaml)` : 'the model id, e.g. gpt-4o-mini';
+      throw new ManifestError(file, `runtime.${key}`, `is required for runtime.type 'llm': ${what}`, lineOf(['runtime']));
+    }
+  }
+  for (const key of ['entry', 'command', 'memory_mb'] as const) {
+    if (rt[key] !== undefined) throw new ManifestError(file, `runtime.${key}`, "does not apply to runtime.type 'llm' (the loop runs inside the worker)", lineOf(['runtime', key]));
+  }
+  if (rt.provider === 'openai-compatible' && rt.base_url === undefined) {
+    throw new ManifestError(file, 'runtime.base_url', "is required for provider 'openai-compatible' (the server's chat-completions URL, e.g. http://localhost:11434/v1)", lineOf(['runtime', 'provider']));
+  }
+  if (rt.api !== undefined && rt.provider !== 'openai') throw new ManifestError(file, 'runtime.api', "is only for provider 'openai' (chat or responses)", lineOf(['runtime', 'api']));
+  const handoffs = (raw.handoffs as string[] | undefined) ?? [];
+  if (handoffs.includes(raw.name as string)) throw new ManifestError(file, 'handoffs', `names the agent itself ('${String(raw.name)}')`, lineOf(['handoffs']));
+  return {
+    provider: rt.provider as string,
+    model: rt.model as string,
+    ...(rt.base_url !== undefined ? { base_url: rt.base_url as string } : {}),
+    ...(rt.api !== undefined ? { api: rt.api as 'chat' | 'responses' } : {}),
+    ...(rt.temperature !== undefined ? { temperature: rt.temperature as number } : {}),
+    ...(rt.max_output_tokens !== undefined ? { max_output_tokens: rt.max_output_tokens as number } : {}),
+    ...(raw.instructions !== undefined ? { instructions: raw.instructions as string } : {}),
+    tools: (raw.tools as Array<Record<string, unknown>> | undefined) ?? [],
+    handoffs,
+    ...(raw.output_schema !== undefined ? { output_schema: raw.output_schema as Record<string, unknown> } : {}),
+    max_turns: (raw.max_turns as number | undefined) ?? DEFAULT_MAX_TURNS,
   };
 }
 

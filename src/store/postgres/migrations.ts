@@ -204,6 +204,77 @@ CREATE INDEX idx_triggers_schedule ON triggers(next_run_at) WHERE type = 'schedu
 CREATE INDEX idx_triggers_event ON triggers(event_source, event_type) WHERE type = 'event';
 `,
   },
+  {
+    version: 2,
+    name: 'agent sessions, tool ledger, approvals',
+    sql: `
+CREATE TABLE agent_sessions (
+  id ${TEXT} PRIMARY KEY,
+  run_id ${TEXT},
+  step_id ${TEXT},
+  agent ${TEXT} NOT NULL,
+  current_agent ${TEXT} NOT NULL,
+  trace_id ${TEXT},
+  status ${TEXT} NOT NULL,
+  turns INTEGER NOT NULL DEFAULT 0,
+  input_tokens BIGINT NOT NULL DEFAULT 0,
+  output_tokens BIGINT NOT NULL DEFAULT 0,
+  cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+  envelope ${TEXT},
+  envelope_version INTEGER,
+  error ${TEXT},
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX idx_agent_sessions_run ON agent_sessions(run_id, step_id);
+CREATE INDEX idx_agent_sessions_updated ON agent_sessions(updated_at);
+CREATE INDEX idx_agent_sessions_trace ON agent_sessions(trace_id);
+
+-- The transcript: one row per message, in conversation order.
+CREATE TABLE agent_messages (
+  session_id ${TEXT} NOT NULL,
+  seq INTEGER NOT NULL,
+  role ${TEXT} NOT NULL,
+  agent ${TEXT},
+  content ${TEXT},
+  tool_calls ${TEXT},
+  tool_call_id ${TEXT},
+  name ${TEXT},
+  at BIGINT NOT NULL,
+  PRIMARY KEY (session_id, seq)
+);
+CREATE INDEX idx_agent_messages_at ON agent_messages(at);
+
+-- The exactly-once tool ledger: a call id is executed once per session, whatever crashes.
+CREATE TABLE agent_tool_calls (
+  session_id ${TEXT} NOT NULL,
+  call_id ${TEXT} NOT NULL,
+  name ${TEXT} NOT NULL,
+  arguments ${TEXT} NOT NULL,
+  output ${TEXT} NOT NULL,
+  is_error INTEGER NOT NULL,
+  handoff ${TEXT},
+  context_variables ${TEXT},
+  at BIGINT NOT NULL,
+  PRIMARY KEY (session_id, call_id)
+);
+
+CREATE TABLE approvals (
+  run_id ${TEXT} NOT NULL,
+  step_id ${TEXT} NOT NULL,
+  call_id ${TEXT} NOT NULL,
+  tool ${TEXT} NOT NULL,
+  arguments ${TEXT} NOT NULL,
+  status ${TEXT} NOT NULL,
+  reason ${TEXT},
+  requested_at BIGINT NOT NULL,
+  decided_at BIGINT,
+  decided_by ${TEXT},
+  PRIMARY KEY (run_id, step_id, call_id)
+);
+CREATE INDEX idx_approvals_pending ON approvals(status, requested_at);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

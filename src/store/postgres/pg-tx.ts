@@ -146,7 +146,7 @@ export class PgTx implements LedgerTx {
        ready AS (
          SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, 1 AS src, s.available_at AS ord, s.step_index
          FROM step_executions s JOIN workflow_runs r ON r.id = s.run_id
-         WHERE s.status = 'ready' AND s.available_at <= $1 AND r.running_steps < r.max_parallel AND r.status IN ('queued', 'running')
+         WHERE s.status = 'ready' AND s.available_at <= $1 AND r.running_steps < r.max_parallel AND r.status IN ('queued', 'running', 'waiting')
          ORDER BY s.available_at, s.run_id, s.step_index LIMIT $2 FOR UPDATE OF s SKIP LOCKED)
        SELECT run_id, step_id, status, attempt, retry_count, interruptions, lease_owner FROM (
          SELECT * FROM expired UNION ALL SELECT * FROM ready) c
@@ -200,6 +200,14 @@ export class PgTx implements LedgerTx {
     );
   }
 
+  async decideApprovals(runId: string, stepId: string | undefined, status: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]> {
+    const r =
+      stepId === undefined
+        ? await this.q(`UPDATE approvals SET status = $1, reason = $2, decided_by = $3, decided_at = $4 WHERE run_id = $5 AND status = 'pending' RETURNING step_id`, [status, noNul(reason), by, this.now, runId])
+        : await this.q(`UPDATE approvals SET status = $1, reason = $2, decided_by = $3, decided_at = $4 WHERE run_id = $5 AND step_id = $6 AND status = 'pending' RETURNING step_id`, [status, noNul(reason), by, this.now, runId, stepId]);
+    return [...new Set(r.rows.map((x) => x.step_id as string))];
+  }
+
   async latestWorkflow(name: string): Promise<WorkflowRecord | undefined> {
     const rows = (await this.q('SELECT * FROM workflows WHERE name = $1', [name])).rows.map(toWorkflow);
     return rows.sort((a, b) => semver.rcompare(a.version, b.version))[0];
@@ -226,6 +234,6 @@ function int<T>(v: T): T {
  * PostgreSQL text cannot hold NUL characters (SQLite's can): an agent's raw output or error message
  * with one would make its result unrecordable. They become U+FFFD. (JSON text never has raw NULs.)
  */
-function noNul<T>(v: T): T {
+export function noNul<T>(v: T): T {
   return (typeof v === 'string' && v.includes('\0') ? v.replaceAll('\0', '\uFFFD') : v) as T;
 }

@@ -3,10 +3,44 @@ import pg from 'pg';
 import { ExitCode, StoreError, SwarmError } from '../../core/errors.js';
 import type { RunEvent } from '../../core/events.js';
 import type { Durability, PutResult, Store } from '../store.js';
-import type { AgentRecord, LedgerTx, RunFilter, RunRecord, StepLog, StepRecord, WorkerRecord, WorkflowRecord } from '../types.js';
-import { parseJson, RUN_COLUMNS, stepRowId, toAgent, toEvent, toRun, toStep, toStepLog, toWorker, toWorkflow, versionConflict, type Row } from '../rows.js';
+import type {
+  AgentCheckpointWrite,
+  AgentMessageRecord,
+  AgentRecord,
+  AgentSessionRecord,
+  ApprovalRecord,
+  LedgerTx,
+  RunFilter,
+  RunRecord,
+  SessionFilter,
+  StepLog,
+  StepRecord,
+  ToolCallRecord,
+  WorkerRecord,
+  WorkflowRecord,
+} from '../types.js';
+import {
+  parseJson,
+  RUN_COLUMNS,
+  SESSION_COLUMNS,
+  sessionWhere,
+  stepRowId,
+  toAgent,
+  toAgentMessage,
+  toAgentSession,
+  toApproval,
+  toEvent,
+  toRun,
+  toStep,
+  toStepLog,
+  toToolCall,
+  toWorker,
+  toWorkflow,
+  versionConflict,
+  type Row,
+} from '../rows.js';
 import { migrate as migrateSchema, SCHEMA_VERSION, schemaVersion } from './migrations.js';
-import { PgTx, type Query } from './pg-tx.js';
+import { noNul, PgTx, type Query } from './pg-tx.js';
 
 export interface PostgresStoreOptions {
   /** A `postgres://` connection URL. */
@@ -391,7 +425,7 @@ export class PostgresStore implements Store {
   }
 
   async unfinishedRunIds(): Promise<string[]> {
-    return (await this.read(`SELECT id FROM workflow_runs WHERE status IN ('queued', 'running') ORDER BY created_at`)).map((r) => r.id as string);
+    return (await this.read(`SELECT id FROM workflow_runs WHERE status IN ('queued', 'running', 'waiting') ORDER BY created_at`)).map((r) => r.id as string);
   }
 
   async nextDueAt(after: number): Promise<number | null> {
@@ -465,6 +499,93 @@ export class PostgresStore implements Store {
    * wait, so a change between a worker's claim and its wait is not slept through. Notifications can
    * be lost (the LISTEN connection dropped): the timeout is the fallback, as the port says.
    */
+  // ---- agent sessions ----
+
+  saveAgentCheckpoint(w: AgentCheckpointWrite): Promise<void> {
+    const s = w.session;
+    return this.atomically(async (q, now) => {
+      await q(
+        `INSERT INTO agent_sessions (id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, envelope, envelope_version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+         ON CONFLICT (id) DO UPDATE SET current_agent = excluded.current_agent, status = excluded.status, turns = excluded.turns,
+           input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
+           envelope = excluded.envelope, envelope_version = excluded.envelope_version, error = NULL, updated_at = excluded.updated_at`,
+        [s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.trace_id, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, noNul(w.envelope), w.version, now],
+      );
+      if (w.messages.length > 0) {
+        const cols = 9;
+        const values: unknown[] = [];
+        const tuples = w.messages.map((m, i) => {
+          values.push(s.id, m.seq, m.role, m.agent, noNul(m.content), noNul(m.tool_calls), m.tool_call_id, m.name, now);
+          return `(${Array.from({ length: cols }, (_, k) => `$${i * cols + k + 1}`).join(', ')})`;
+        });
+        await q(`INSERT INTO agent_messages (session_id, seq, role, agent, content, tool_calls, tool_call_id, name, at) VALUES ${tuples.join(', ')} ON CONFLICT (session_id, seq) DO NOTHING`, values);
+      }
+      return { value: undefined, notify: false };
+    });
+  }
+
+  async getAgentSession(id: string): Promise<(AgentSessionRecord & { envelope: string | null; envelope_version: number | null }) | undefined> {
+    const r = (await this.read(`SELECT ${SESSION_COLUMNS}, envelope, envelope_version FROM agent_sessions WHERE id = $1`, [id]))[0];
+    return r ? { ...toAgentSession(r), envelope: (r.envelope as string | null) ?? null, envelope_version: (r.envelope_version as number | null) ?? null } : undefined;
+  }
+
+  async failAgentSession(id: string, error: string): Promise<void> {
+    await this.write(`UPDATE agent_sessions SET status = 'failed', error = $1, updated_at = ${NOW_MS} WHERE id = $2`, [noNul(error), id]);
+  }
+
+  async listAgentSessions(filter: SessionFilter): Promise<AgentSessionRecord[]> {
+    const { where, values } = sessionWhere(filter, (i) => `$${i}`);
+    const rows = await this.read(`SELECT ${SESSION_COLUMNS} FROM agent_sessions ${where} ORDER BY created_at DESC, id LIMIT $${values.length + 1}`, [...values, filter.limit ?? 100]);
+    return rows.map(toAgentSession);
+  }
+
+  async getAgentMessages(sessionId: string): Promise<AgentMessageRecord[]> {
+    return (await this.read('SELECT * FROM agent_messages WHERE session_id = $1 ORDER BY seq', [sessionId])).map(toAgentMessage);
+  }
+
+  async getToolCall(sessionId: string, callId: string): Promise<ToolCallRecord | undefined> {
+    const r = (await this.read('SELECT * FROM agent_tool_calls WHERE session_id = $1 AND call_id = $2', [sessionId, callId]))[0];
+    return r ? toToolCall(r) : undefined;
+  }
+
+  async listToolCalls(sessionId: string): Promise<ToolCallRecord[]> {
+    return (await this.read('SELECT * FROM agent_tool_calls WHERE session_id = $1 ORDER BY at, call_id', [sessionId])).map(toToolCall);
+  }
+
+  async recordToolCall(rec: ToolCallRecord): Promise<boolean> {
+    const n = await this.write(
+      `INSERT INTO agent_tool_calls (session_id, call_id, name, arguments, output, is_error, handoff, context_variables, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+       ON CONFLICT (session_id, call_id) DO NOTHING`,
+      [rec.session_id, rec.call_id, rec.name, noNul(rec.arguments), noNul(rec.output), rec.is_error ? 1 : 0, rec.handoff, noNul(rec.context_variables), rec.at],
+    );
+    return n === 1;
+  }
+
+  async requestApprovals(items: ReadonlyArray<Omit<ApprovalRecord, 'status' | 'reason' | 'decided_at' | 'decided_by'>>): Promise<void> {
+    for (const a of items) {
+      await this.write(
+        `INSERT INTO approvals (run_id, step_id, call_id, tool, arguments, status, requested_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6)
+         ON CONFLICT (run_id, step_id, call_id) DO NOTHING`,
+        [a.run_id, a.step_id, a.call_id, a.tool, noNul(a.arguments), a.requested_at],
+      );
+    }
+  }
+
+  async getApproval(runId: string, stepId: string, callId: string): Promise<ApprovalRecord | undefined> {
+    const r = (await this.read('SELECT * FROM approvals WHERE run_id = $1 AND step_id = $2 AND call_id = $3', [runId, stepId, callId]))[0];
+    return r ? toApproval(r) : undefined;
+  }
+
+  async listApprovals(filter: { run_id?: string; status?: ApprovalRecord['status'] }): Promise<ApprovalRecord[]> {
+    const conds: string[] = [];
+    const values: unknown[] = [];
+    if (filter.run_id !== undefined) (values.push(filter.run_id), conds.push(`run_id = $${values.length}`));
+    if (filter.status !== undefined) (values.push(filter.status), conds.push(`status = $${values.length}`));
+    const rows = await this.read(`SELECT * FROM approvals ${conds.length ? `WHERE ${conds.join(' AND ')}` : ''} ORDER BY requested_at, run_id, step_id, call_id`, values);
+    return rows.map(toApproval);
+  }
+
   waitForChange(timeoutMs: number, wake?: Promise<unknown>): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.listen();

@@ -5,6 +5,12 @@ import { ExitCode, StoreError } from '../../core/errors.js';
 import type { RunEvent } from '../../core/events.js';
 import type { Durability, PutResult, Store } from '../store.js';
 import type {
+  AgentCheckpointWrite,
+  AgentMessageRecord,
+  AgentSessionRecord,
+  ApprovalRecord,
+  SessionFilter,
+  ToolCallRecord,
   AgentRecord,
   LedgerTx,
   RunFilter,
@@ -14,7 +20,26 @@ import type {
   WorkerRecord,
   WorkflowRecord,
 } from '../types.js';
-import { parseJson, RUN_COLUMNS, stepRowId, toAgent, toEvent, toRun, toStep, toStepLog, toWorker, toWorkflow, versionConflict, type Row } from '../rows.js';
+import {
+  parseJson,
+  RUN_COLUMNS,
+  SESSION_COLUMNS,
+  sessionWhere,
+  stepRowId,
+  toAgent,
+  toAgentMessage,
+  toAgentSession,
+  toApproval,
+  toEvent,
+  toRun,
+  toStep,
+  toStepLog,
+  toToolCall,
+  toWorker,
+  toWorkflow,
+  versionConflict,
+  type Row,
+} from '../rows.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { SqliteTx } from './sqlite-tx.js';
 
@@ -429,7 +454,7 @@ export class SqliteStore implements Store {
   }
 
   unfinishedRunIds(): Promise<string[]> {
-    return this.read(() => this.stmt(`SELECT id FROM workflow_runs WHERE status IN ('queued', 'running') ORDER BY created_at`).pluck().all() as string[]);
+    return this.read(() => this.stmt(`SELECT id FROM workflow_runs WHERE status IN ('queued', 'running', 'waiting') ORDER BY created_at`).pluck().all() as string[]);
   }
 
   nextDueAt(after: number): Promise<number | null> {
@@ -504,6 +529,105 @@ export class SqliteStore implements Store {
     return this.read(() => {
       const s = this.stmt(`SELECT pid, run_id, step_id FROM step_executions WHERE status = 'running' AND lease_owner = ? AND pid IS NOT NULL`);
       return workerIds.flatMap((id) => s.all(id) as Array<{ pid: number; run_id: string; step_id: string }>);
+    });
+  }
+
+  // ---- agent sessions ----
+
+  saveAgentCheckpoint(w: AgentCheckpointWrite): Promise<void> {
+    return this.exclusive(() => {
+      const now = Date.now();
+      const s = w.session;
+      this.db.transaction(() => {
+        this.stmt(
+          `INSERT INTO agent_sessions (id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, envelope, envelope_version, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(id) DO UPDATE SET current_agent = excluded.current_agent, status = excluded.status, turns = excluded.turns,
+             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
+             envelope = excluded.envelope, envelope_version = excluded.envelope_version, error = NULL, updated_at = excluded.updated_at`,
+        ).run(s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.trace_id, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, w.envelope, w.version, now, now);
+        const ins = this.stmt(
+          `INSERT INTO agent_messages (session_id, seq, role, agent, content, tool_calls, tool_call_id, name, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(session_id, seq) DO NOTHING`,
+        );
+        for (const m of w.messages) ins.run(s.id, m.seq, m.role, m.agent, m.content, m.tool_calls, m.tool_call_id, m.name, now);
+      })();
+    });
+  }
+
+  getAgentSession(id: string): Promise<(AgentSessionRecord & { envelope: string | null; envelope_version: number | null }) | undefined> {
+    return this.read(() => {
+      const r = this.stmt(`SELECT ${SESSION_COLUMNS}, envelope, envelope_version FROM agent_sessions WHERE id = ?`).get(id) as Row | undefined;
+      return r ? { ...toAgentSession(r), envelope: (r.envelope as string | null) ?? null, envelope_version: (r.envelope_version as number | null) ?? null } : undefined;
+    });
+  }
+
+  failAgentSession(id: string, error: string): Promise<void> {
+    return this.exclusive(() => {
+      this.stmt(`UPDATE agent_sessions SET status = 'failed', error = ?, updated_at = ? WHERE id = ?`).run(error, Date.now(), id);
+    });
+  }
+
+  listAgentSessions(filter: SessionFilter): Promise<AgentSessionRecord[]> {
+    return this.read(() => {
+      const { where, values } = sessionWhere(filter, () => '?');
+      const rows = this.db.prepare(`SELECT ${SESSION_COLUMNS} FROM agent_sessions ${where} ORDER BY created_at DESC, id LIMIT ?`).all(...values, filter.limit ?? 100) as Row[];
+      return rows.map(toAgentSession);
+    });
+  }
+
+  getAgentMessages(sessionId: string): Promise<AgentMessageRecord[]> {
+    return this.read(() => (this.stmt('SELECT * FROM agent_messages WHERE session_id = ? ORDER BY seq').all(sessionId) as Row[]).map(toAgentMessage));
+  }
+
+  getToolCall(sessionId: string, callId: string): Promise<ToolCallRecord | undefined> {
+    return this.read(() => {
+      const r = this.stmt('SELECT * FROM agent_tool_calls WHERE session_id = ? AND call_id = ?').get(sessionId, callId) as Row | undefined;
+      return r ? toToolCall(r) : undefined;
+    });
+  }
+
+  listToolCalls(sessionId: string): Promise<ToolCallRecord[]> {
+    return this.read(() => (this.stmt('SELECT * FROM agent_tool_calls WHERE session_id = ? ORDER BY at, call_id').all(sessionId) as Row[]).map(toToolCall));
+  }
+
+  recordToolCall(rec: ToolCallRecord): Promise<boolean> {
+    return this.exclusive(
+      () =>
+        this.stmt(
+          `INSERT INTO agent_tool_calls (session_id, call_id, name, arguments, output, is_error, handoff, context_variables, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(session_id, call_id) DO NOTHING`,
+        ).run(rec.session_id, rec.call_id, rec.name, rec.arguments, rec.output, rec.is_error ? 1 : 0, rec.handoff, rec.context_variables, rec.at).changes === 1,
+    );
+  }
+
+  requestApprovals(items: ReadonlyArray<Omit<ApprovalRecord, 'status' | 'reason' | 'decided_at' | 'decided_by'>>): Promise<void> {
+    return this.exclusive(() => {
+      const ins = this.stmt(
+        `INSERT INTO approvals (run_id, step_id, call_id, tool, arguments, status, requested_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)
+         ON CONFLICT(run_id, step_id, call_id) DO NOTHING`,
+      );
+      this.db.transaction(() => {
+        for (const a of items) ins.run(a.run_id, a.step_id, a.call_id, a.tool, a.arguments, a.requested_at);
+      })();
+    });
+  }
+
+  getApproval(runId: string, stepId: string, callId: string): Promise<ApprovalRecord | undefined> {
+    return this.read(() => {
+      const r = this.stmt('SELECT * FROM approvals WHERE run_id = ? AND step_id = ? AND call_id = ?').get(runId, stepId, callId) as Row | undefined;
+      return r ? toApproval(r) : undefined;
+    });
+  }
+
+  listApprovals(filter: { run_id?: string; status?: ApprovalRecord['status'] }): Promise<ApprovalRecord[]> {
+    return this.read(() => {
+      const conds: string[] = [];
+      const values: unknown[] = [];
+      if (filter.run_id !== undefined) (conds.push('run_id = ?'), values.push(filter.run_id));
+      if (filter.status !== undefined) (conds.push('status = ?'), values.push(filter.status));
+      const rows = this.db.prepare(`SELECT * FROM approvals ${conds.length ? `WHERE ${conds.join(' AND ')}` : ''} ORDER BY requested_at, run_id, step_id, call_id`).all(...values) as Row[];
+      return rows.map(toApproval);
     });
   }
 

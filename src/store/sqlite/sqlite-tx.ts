@@ -111,7 +111,7 @@ export class SqliteTx implements LedgerTx {
     // Skip runs already at their concurrency limit, so their waiting steps cannot crowd out other runs.
     const ready = this.stmt(
       `SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner FROM step_executions s JOIN workflow_runs r ON r.id = s.run_id
-       WHERE s.status = 'ready' AND s.available_at <= ? AND r.running_steps < r.max_parallel AND r.status IN ('queued', 'running')
+       WHERE s.status = 'ready' AND s.available_at <= ? AND r.running_steps < r.max_parallel AND r.status IN ('queued', 'running', 'waiting')
        ORDER BY s.available_at LIMIT ?`,
     ).all(this.now, limit) as ClaimableRow[];
     const expired = this.stmt(`SELECT ${cols} FROM step_executions WHERE status = 'running' AND lease_until < ? ORDER BY lease_until LIMIT ?`).all(this.now, limit) as ClaimableRow[];
@@ -137,6 +137,15 @@ export class SqliteTx implements LedgerTx {
       `INSERT INTO step_logs (run_id, step_id, attempt, stdout, stderr, truncated, at) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(run_id, step_id, attempt) DO UPDATE SET stdout = excluded.stdout, stderr = excluded.stderr, truncated = excluded.truncated, at = excluded.at`,
     ).run(log.run_id, log.step_id, log.attempt, log.stdout, log.stderr, log.truncated ? 1 : 0, log.at);
+  }
+
+  async decideApprovals(runId: string, stepId: string | undefined, status: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]> {
+    const rows = (
+      stepId === undefined
+        ? this.stmt(`UPDATE approvals SET status = ?, reason = ?, decided_by = ?, decided_at = ? WHERE run_id = ? AND status = 'pending' RETURNING step_id`).all(status, reason, by, this.now, runId)
+        : this.stmt(`UPDATE approvals SET status = ?, reason = ?, decided_by = ?, decided_at = ? WHERE run_id = ? AND step_id = ? AND status = 'pending' RETURNING step_id`).all(status, reason, by, this.now, runId, stepId)
+    ) as Array<{ step_id: string }>;
+    return [...new Set(rows.map((r) => r.step_id))];
   }
 
   async latestWorkflow(name: string): Promise<WorkflowRecord | undefined> {

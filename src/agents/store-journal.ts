@@ -1,0 +1,91 @@
+/**
+ * The loop's journal in the store (SQLite or PostgreSQL): one session row with the latest checkpoint
+ * envelope, the transcript, the exactly-once tool ledger, and approvals keyed by run and step.
+ */
+import type { Store } from '../store/store.js';
+import type { AgentCheckpointWrite } from '../store/types.js';
+import type { ApprovalDecision, CheckpointEnvelope, LoopJournal, RecordedToolCall } from './loop.js';
+import type { Message } from './types.js';
+
+export interface StoreJournalOptions {
+  /** The session id: `<run id>/<step id>` for a workflow step (stable across crashes and retries), any id for a chat. */
+  sessionId: string;
+  /** The agent the session starts with. */
+  agent: string;
+  runId?: string;
+  stepId?: string;
+  traceId?: string;
+}
+
+export function storeJournal(store: Store, o: StoreJournalOptions): LoopJournal {
+  return {
+    sessionId: o.sessionId,
+    async load() {
+      const s = await store.getAgentSession(o.sessionId);
+      if (!s?.envelope) return undefined;
+      return JSON.parse(s.envelope) as CheckpointEnvelope;
+    },
+    async checkpoint(env, newMessages) {
+      const p = env.payload;
+      const first = p.messages.length - newMessages.length;
+      const write: AgentCheckpointWrite = {
+        session: {
+          id: o.sessionId,
+          run_id: o.runId ?? null,
+          step_id: o.stepId ?? null,
+          agent: o.agent,
+          current_agent: p.agent,
+          trace_id: o.traceId ?? null,
+          status: p.status,
+          turns: p.turn,
+          input_tokens: p.usage.input_tokens,
+          output_tokens: p.usage.output_tokens,
+          cost_usd: p.usage.cost_usd,
+        },
+        envelope: JSON.stringify(env),
+        version: env.version,
+        messages: newMessages.map((m, i) => messageRow(m, first + i)),
+      };
+      await store.saveAgentCheckpoint(write);
+    },
+    async toolResult(callId) {
+      const r = await store.getToolCall(o.sessionId, callId);
+      if (!r) return undefined;
+      const rec: RecordedToolCall = { call_id: r.call_id, name: r.name, arguments: r.arguments, output: r.output, is_error: r.is_error };
+      if (r.handoff) rec.handoff = r.handoff;
+      if (r.context_variables) rec.context_variables = JSON.parse(r.context_variables) as Record<string, unknown>;
+      return rec;
+    },
+    async recordTool(rec) {
+      await store.recordToolCall({
+        session_id: o.sessionId,
+        call_id: rec.call_id,
+        name: rec.name,
+        arguments: rec.arguments,
+        output: rec.output,
+        is_error: rec.is_error,
+        handoff: rec.handoff ?? null,
+        context_variables: rec.context_variables ? JSON.stringify(rec.context_variables) : null,
+        at: Date.now(),
+      });
+    },
+    async approval(callId): Promise<ApprovalDecision | undefined> {
+      if (!o.runId || !o.stepId) return undefined;
+      const a = await store.getApproval(o.runId, o.stepId, callId);
+      if (!a || a.status === 'pending') return undefined;
+      return a.status === 'approved' ? { decision: 'approved' } : { decision: 'rejected', reason: a.reason ?? 'rejected' };
+    },
+  };
+}
+
+function messageRow(m: Message, seq: number): AgentCheckpointWrite['messages'][number] {
+  return {
+    seq,
+    role: m.role,
+    agent: m.role === 'assistant' ? (m.sender ?? null) : null,
+    content: m.content,
+    tool_calls: m.role === 'assistant' && m.tool_calls ? JSON.stringify(m.tool_calls) : null,
+    tool_call_id: m.role === 'tool' ? m.tool_call_id : null,
+    name: m.role === 'tool' ? m.name : null,
+  };
+}
