@@ -729,6 +729,79 @@ function storeContract(name: string, makeStore: MakeStore): void {
       });
     });
 
+    describe('agent sessions and approvals', () => {
+      const session = (id: string, status: 'running' | 'waiting' | 'completed', turns: number, runId: string | null = null) => ({
+        id, run_id: runId, step_id: runId ? 's' : null, agent: 'triage', current_agent: 'billing', trace_id: runId, status, turns, input_tokens: 10 * turns, output_tokens: 3 * turns, cost_usd: 0.5 * turns,
+      });
+      const msg = (seq: number, role: string, content: string | null) => ({ seq, role, agent: role === 'assistant' ? 'triage' : null, content, tool_calls: null, tool_call_id: null, name: null });
+
+      it('checkpoints upsert the session and append the transcript; the tool ledger keeps the first record of a call', async () => {
+        const before = await store.now();
+        await store.saveAgentCheckpoint({ session: session('s1', 'running', 1, 'run-1'), envelope: '{"version":1}', version: 1, messages: [msg(0, 'user', 'hi'), msg(1, 'assistant', null)] });
+        await store.saveAgentCheckpoint({ session: session('s1', 'completed', 2, 'run-1'), envelope: '{"version":1,"n":2}', version: 1, messages: [msg(2, 'tool', 'ok\0'), msg(3, 'assistant', 'bye')] });
+        // A repeated checkpoint (a retried commit) adds nothing twice.
+        await store.saveAgentCheckpoint({ session: session('s1', 'completed', 2, 'run-1'), envelope: '{"version":1,"n":2}', version: 1, messages: [msg(3, 'assistant', 'bye')] });
+        const s = await store.getAgentSession('s1');
+        expect(s).toMatchObject({ id: 's1', run_id: 'run-1', status: 'completed', turns: 2, input_tokens: 20, output_tokens: 6, cost_usd: 1, current_agent: 'billing', envelope: '{"version":1,"n":2}', envelope_version: 1 });
+        expect(s!.created_at).toBeGreaterThanOrEqual(before - 1000);
+        const transcript = await store.getAgentMessages('s1');
+        expect(transcript.map((m) => [m.seq, m.role, m.content])).toEqual([[0, 'user', 'hi'], [1, 'assistant', null], [2, 'tool', expect.stringMatching(/^ok/)], [3, 'assistant', 'bye']]);
+
+        const rec = { session_id: 's1', call_id: 'c1', name: 'charge', arguments: '{}', output: 'charged', is_error: false, handoff: null, context_variables: '{"a":1}', at: Date.now() };
+        expect(await store.recordToolCall(rec)).toBe(true);
+        expect(await store.recordToolCall({ ...rec, output: 'charged again' })).toBe(false);
+        expect(await store.getToolCall('s1', 'c1')).toEqual(rec);
+        expect(await store.getToolCall('s1', 'nope')).toBeUndefined();
+        expect((await store.listToolCalls('s1')).map((t) => t.output)).toEqual(['charged']);
+
+        await store.saveAgentCheckpoint({ session: session('s2', 'waiting', 1), envelope: '{}', version: 1, messages: [] });
+        await store.failAgentSession('s2', 'the model broke');
+        expect((await store.getAgentSession('s2'))?.status).toBe('failed');
+        expect((await store.listAgentSessions({})).map((x) => x.id).sort()).toEqual(['s1', 's2']);
+        expect((await store.listAgentSessions({ run_id: 'run-1' })).map((x) => x.id)).toEqual(['s1']);
+        expect((await store.listAgentSessions({ trace_id: 'run-1' })).map((x) => x.id)).toEqual(['s1']);
+        expect((await store.listAgentSessions({ status: 'failed' })).map((x) => x.id)).toEqual(['s2']);
+        expect(await store.listAgentSessions({ since: Date.now() + 60_000 })).toEqual([]);
+        expect(await store.listAgentSessions({ until: before - 60_000 })).toEqual([]);
+      });
+
+      it('a waiting step: approvals are requested once, decided in one transaction with the step becoming ready', async () => {
+        const runId = await h.startRun(chainAB);
+        const [a] = await h.claim('w1');
+        await store.requestApprovals([{ run_id: runId, step_id: 'a', call_id: 'c1', tool: 'pay', arguments: '{"usd":5}', requested_at: Date.now() }]);
+        await store.requestApprovals([{ run_id: runId, step_id: 'a', call_id: 'c1', tool: 'pay', arguments: '{"usd":5}', requested_at: Date.now() }]);
+        const waited = await h.finish(a!, 'w1', { kind: 'waiting', reason: 'waiting for approval of pay (c1)' });
+        expect(waited.refused).toEqual([]);
+        expect((await h.run(runId)).status).toBe('waiting');
+        expect(await h.step(runId, 'a')).toMatchObject({ status: 'waiting', lease_owner: null, error: 'waiting for approval of pay (c1)' });
+        expect(await h.claim('w2', 10)).toEqual([]);
+        expect((await store.listApprovals({ status: 'pending' })).map((x) => [x.run_id, x.step_id, x.call_id, x.tool])).toEqual([[runId, 'a', 'c1', 'pay']]);
+
+        const nothing = await expectRejects(store.transaction((tx) => h.ledger.decide(tx, runId, 'b', 'approved', null, null)));
+        expect((nothing as UserError).code).toBe('NOTHING_TO_DECIDE');
+        const resumed = await store.transaction((tx) => h.ledger.decide(tx, runId, undefined, 'approved', 'fine', 'ada'));
+        expect(resumed).toEqual(['a']);
+        expect((await h.run(runId)).status).toBe('running');
+        expect(await store.getApproval(runId, 'a', 'c1')).toMatchObject({ status: 'approved', reason: 'fine', decided_by: 'ada' });
+        expect((await store.getEvents(runId)).map((e) => e.type)).toEqual(expect.arrayContaining([EventType.STEP_WAITING, EventType.APPROVAL_DECIDED]));
+        const [again] = await h.claim('w2', 10);
+        expect([again!.step_id, again!.attempt]).toEqual(['a', 2]);
+        await h.finish(again!, 'w2', ok());
+        const [b] = await h.claim('w2', 10);
+        const done = await h.finish(b!, 'w2', ok());
+        expect(done.finished).toEqual([{ run_id: runId, status: 'completed' }]);
+      });
+
+      it('a waiting run can be cancelled; its waiting step is cancelled', async () => {
+        const runId = await h.startRun(chainAB);
+        const [a] = await h.claim('w1');
+        await h.finish(a!, 'w1', { kind: 'waiting', reason: 'approval' });
+        const cancelled = await store.transaction((tx) => h.ledger.cancelRun(tx, runId, 'no'));
+        expect(cancelled.sort()).toEqual(['a', 'b']);
+        expect((await h.run(runId)).status).toBe('cancelled');
+      });
+    });
+
     describe('opening', () => {
       it('a second store object on the same database sees the same data, and reopening keeps it', async () => {
         const runId = await h.startRun(chainAB);
