@@ -269,7 +269,8 @@ export async function run(start: Agent, messages: readonly Message[], options: R
     const request: ModelRequest = {
       model: model.id,
       system: typeof agentNow.instructions === 'function' ? agentNow.instructions(state.context_variables) : (agentNow.instructions ?? 'You are a helpful agent.'),
-      messages: state.messages,
+      // A copy: a model (or a test) that keeps the request must not see later turns appear in it.
+      messages: state.messages.slice(),
       tools: tools.schemas,
       ...(agentNow.outputSchema ? { outputSchema: agentNow.outputSchema } : {}),
       ...(agentNow.parallelToolCalls !== undefined ? { parallelToolCalls: agentNow.parallelToolCalls } : {}),

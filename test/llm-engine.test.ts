@@ -1,0 +1,247 @@
+/**
+ * LLM agents as workflow steps, end to end: agent.yaml packages, the real provider clients against a
+ * fake vendor server over HTTP, the store journal, approvals across a restart, and a worker killed
+ * with SIGKILL in the middle of a loop.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Swarm } from '../src/swarm.js';
+import { startFakeLlmServer, type FakeLlmServer } from '../src/testing/fake-llm-server.js';
+import { ScriptedModel } from '../src/testing/scripted-model.js';
+import { exited, removeProject, runCli, spawnCli, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
+
+let dir: string;
+let fake: FakeLlmServer;
+beforeEach(async () => {
+  dir = tempProject();
+  fake = await startFakeLlmServer();
+});
+afterEach(async () => {
+  await fake.close();
+  removeProject(dir);
+});
+
+const TOOLS_JS = `
+import { appendFileSync } from 'node:fs';
+export const charge = {
+  name: 'charge',
+  description: 'Charge the customer',
+  parameters: { type: 'object', properties: { usd: { type: 'number' } }, required: ['usd'] },
+  execute: ({ usd }, ctx) => {
+    appendFileSync(process.env.EFFECTS_FILE, ctx.idempotencyKey + ' ' + usd + '\\n');
+    return { charged: usd };
+  },
+};
+export const pay = { ...charge, name: 'pay', description: 'Pay out' };
+`;
+
+function shop(extra = ''): void {
+  writeAgent(
+    dir,
+    'shop',
+    `name: shop
+version: 1.0.0
+runtime: { type: llm, provider: openai, model: gpt-4o-mini }
+instructions: "You run a shop for \${inputs.customer}."
+tools:
+  - module: tools.mjs
+${extra}`,
+    { 'tools.mjs': TOOLS_JS },
+  );
+  writeWorkflow(dir, 'buy', 'name: buy\nversion: 1.0.0\nsteps:\n  - id: sell\n    agent: shop\n    inputs: { message: "${trigger.message}", customer: "${trigger.customer}" }\n');
+}
+
+const env = (): Record<string, string> => ({ OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl, EFFECTS_FILE: join(dir, 'effects.log') });
+
+async function open(extra: Partial<Parameters<typeof Swarm.open>[0]> = {}): Promise<Swarm> {
+  process.env.EFFECTS_FILE = join(dir, 'effects.log');
+  return Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm') }, providerEnv: env(), ...extra });
+}
+
+describe('llm agents in workflows', () => {
+  it('a step runs the loop through the real OpenAI client: tool call, result, answer; outputs, usage and the session are stored', async () => {
+    shop();
+    fake.push({ toolCalls: [{ id: 'call_1', name: 'charge', arguments: { usd: 5 } }], usage: { input_tokens: 100, output_tokens: 10 } }, { content: 'Charged $5. Thanks!', usage: { input_tokens: 130, output_tokens: 8 } });
+    const swarm = await open();
+    try {
+      await swarm.registerAgent(join(dir, 'agents', 'shop'));
+      await swarm.registerWorkflow(join(dir, 'workflows', 'buy'));
+      const id = await swarm.startRun('buy', { message: 'Buy the $5 hat', customer: 'Ada' });
+      const { run, steps } = await swarm.runToCompletion(id);
+      expect(run.status).toBe('completed');
+      expect(steps[0]?.outputs).toMatchObject({ content: 'Charged $5. Thanks!', agent: 'shop', turns: 2, usage: { input_tokens: 230, output_tokens: 18 } });
+      expect((steps[0]?.outputs as { usage: { cost_usd: number } }).usage.cost_usd).toBeGreaterThan(0);
+      // What the vendor saw: the instructions resolved, the tool, then the tool result.
+      expect(fake.requests).toHaveLength(2);
+      expect(fake.requests[0]?.body.messages[0]).toEqual({ role: 'system', content: 'You run a shop for Ada.' });
+      expect(fake.requests[0]?.body.tools.map((t: { function: { name: string } }) => t.function.name)).toEqual(['charge', 'pay']);
+      expect(fake.requests[1]?.body.messages.at(-1)).toMatchObject({ role: 'tool', tool_call_id: 'call_1', content: '{"charged":5}' });
+      expect(readFileSync(join(dir, 'effects.log'), 'utf8')).toBe(`${id}/sell/call_1 5\n`);
+      // The session: transcript and tool ledger, by run.
+      const [session] = await swarm.listSessions({ run_id: id });
+      expect(session).toMatchObject({ id: `${id}/sell`, status: 'completed', turns: 2, agent: 'shop', input_tokens: 230 });
+      const shown = await swarm.getSession(`${id.slice(0, 8)}/sell`);
+      expect(shown.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
+      expect(shown.toolCalls.map((t) => [t.call_id, t.output])).toEqual([['call_1', '{"charged":5}']]);
+      expect((await swarm.verify(id)).ok).toBe(true);
+    } finally {
+      await swarm.close();
+    }
+  });
+
+  it('triage hands off to a specialist registered as another agent; the step reports who answered', async () => {
+    writeAgent(dir, 'triage', 'name: triage\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: m }\ninstructions: Route the user.\nhandoffs: [billing]\n');
+    writeAgent(dir, 'billing', 'name: billing\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: m }\ninstructions: You handle bills.\n');
+    writeWorkflow(dir, 'help', 'name: help\nversion: 1.0.0\nsteps:\n  - { id: ask, agent: triage, inputs: { message: "${trigger.q}" } }\n');
+    const models = new Map([
+      ['triage', new ScriptedModel([{ toolCalls: [{ id: 'h1', name: 'transfer_to_billing', arguments: {} }] }])],
+      ['billing', new ScriptedModel([{ content: 'Your bill is $12.' }])],
+    ]);
+    const swarm = await open({ models: (_spec, name) => models.get(name) });
+    try {
+      await swarm.registerAgents(join(dir, 'agents'));
+      await swarm.registerWorkflow(join(dir, 'workflows', 'help'));
+      const id = await swarm.startRun('help', { q: 'What do I owe?' });
+      const { run, steps } = await swarm.runToCompletion(id);
+      expect(run.status).toBe('completed');
+      expect(steps[0]?.outputs).toMatchObject({ content: 'Your bill is $12.', agent: 'billing' });
+      expect(models.get('billing')?.requests[0]?.system).toBe('You handle bills.');
+      expect(models.get('billing')?.requests[0]?.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool']);
+    } finally {
+      await swarm.close();
+    }
+  });
+
+  it('a tool that needs approval: the run waits, survives a restart, and continues after approve; the tool runs once', async () => {
+    shop('    needs_approval: true\n');
+    fake.push({ toolCalls: [{ id: 'call_p', name: 'pay', arguments: { usd: 40 } }] });
+    let swarm = await open();
+    const id = await (async () => {
+      await swarm.registerAgent(join(dir, 'agents', 'shop'));
+      await swarm.registerWorkflow(join(dir, 'workflows', 'buy'));
+      return swarm.startRun('buy', { message: 'Refund me $40', customer: 'Bo' });
+    })();
+    try {
+      const first = await swarm.runToCompletion(id);
+      expect(first.run.status).toBe('waiting');
+      expect(first.steps[0]).toMatchObject({ status: 'waiting', error: expect.stringContaining('pay (call_p)') });
+      expect(existsSync(join(dir, 'effects.log'))).toBe(false);
+      expect((await swarm.listApprovals({ runId: id })).map((a) => [a.step_id, a.call_id, a.tool, JSON.parse(a.arguments)])).toEqual([['sell', 'call_p', 'pay', { usd: 40 }]]);
+    } finally {
+      await swarm.close();
+    }
+    // A new process: the request is still there.
+    fake.push({ content: 'Paid $40.' });
+    swarm = await open();
+    try {
+      expect(await swarm.approve(id, undefined, { by: 'ops', reason: 'checked' })).toEqual(['sell']);
+      const { run, steps } = await swarm.runToCompletion(id);
+      expect(run.status).toBe('completed');
+      expect(steps[0]?.outputs).toMatchObject({ content: 'Paid $40.' });
+      expect(readFileSync(join(dir, 'effects.log'), 'utf8').trim().split('\n')).toEqual([`${id}/sell/call_p 40`]);
+      expect(fake.requests).toHaveLength(2); // the first response was not asked for again
+      await expect(swarm.approve(id)).rejects.toMatchObject({ code: 'RUN_NOT_WAITING' });
+    } finally {
+      await swarm.close();
+    }
+  });
+
+  it('reject: the step fails with the reason and the tool never runs', async () => {
+    shop('    needs_approval: true\n');
+    fake.push({ toolCalls: [{ id: 'call_p', name: 'pay', arguments: { usd: 900 } }] });
+    const swarm = await open();
+    try {
+      await swarm.registerAgent(join(dir, 'agents', 'shop'));
+      await swarm.registerWorkflow(join(dir, 'workflows', 'buy'));
+      const id = await swarm.startRun('buy', { message: 'Pay me $900', customer: 'Cy' });
+      expect((await swarm.runToCompletion(id)).run.status).toBe('waiting');
+      await swarm.reject(id, 'sell', 'too much');
+      const { run, steps } = await swarm.runToCompletion(id);
+      expect(run.status).toBe('failed');
+      expect(steps[0]?.error).toMatch(/APPROVAL_REJECTED.*too much|too much/);
+      expect(existsSync(join(dir, 'effects.log'))).toBe(false);
+    } finally {
+      await swarm.close();
+    }
+  });
+
+  it('the approval built-in step pauses a workflow until approved', async () => {
+    writeAgent(dir, 'gate', 'name: gate\nversion: 1.0.0\nruntime: { type: builtin, entry: approval }\n');
+    writeAgent(dir, 'say', 'name: say\nversion: 1.0.0\nruntime: { type: builtin, entry: echo }\n');
+    writeWorkflow(dir, 'deploy', 'name: deploy\nversion: 1.0.0\nsteps:\n  - { id: ok, agent: gate, inputs: { message: "Deploy v2?" } }\n  - { id: go, agent: say, depends_on: [ok], inputs: { message: "approved by ${steps.ok.outputs.decided_by}" } }\n');
+    const swarm = await open();
+    try {
+      await swarm.registerAgents(join(dir, 'agents'));
+      await swarm.registerWorkflow(join(dir, 'workflows', 'deploy'));
+      const id = await swarm.startRun('deploy', {});
+      expect((await swarm.runToCompletion(id)).run.status).toBe('waiting');
+      expect((await swarm.listApprovals()).map((a) => [a.step_id, JSON.parse(a.arguments)])).toEqual([['ok', { message: 'Deploy v2?' }]]);
+      await swarm.approve(id, 'ok', { by: 'ada' });
+      const { run, steps } = await swarm.runToCompletion(id);
+      expect(run.status).toBe('completed');
+      expect(steps.find((s) => s.step_id === 'go')?.outputs).toEqual({ echoed: 'approved by ada' });
+    } finally {
+      await swarm.close();
+    }
+  });
+
+  it('bad input: unknown provider or tool at register time (file and line); a missing API key fails the step before any call', async () => {
+    writeAgent(dir, 'a1', 'name: a1\nversion: 1.0.0\nruntime: { type: llm, provider: openia, model: x }\n');
+    writeAgent(dir, 'a2', 'name: a2\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: x }\ntools:\n  - builtin: teleport\n');
+    writeAgent(dir, 'a3', 'name: a3\nversion: 1.0.0\nruntime: { type: llm, provider: anthropic, model: claude-x }\n');
+    writeWorkflow(dir, 'w3', 'name: w3\nversion: 1.0.0\nsteps:\n  - { id: s, agent: a3, inputs: { message: hi } }\n');
+    const swarm = await open({ providerEnv: {} });
+    try {
+      await expect(swarm.registerAgent(join(dir, 'agents', 'a1'))).rejects.toThrow(/agent\.yaml.*runtime\.provider.*unknown provider 'openia' \(did you mean 'openai'\?\)/);
+      await expect(swarm.registerAgent(join(dir, 'agents', 'a2'))).rejects.toThrow(/agent\.yaml:5.*tools/);
+      expect(await swarm.listAgents()).toEqual([]);
+      await swarm.registerAgent(join(dir, 'agents', 'a3'));
+      await swarm.registerWorkflow(join(dir, 'workflows', 'w3'));
+      const id = await swarm.startRun('w3', {});
+      const { run, steps } = await swarm.runToCompletion(id);
+      expect(run.status).toBe('failed');
+      expect(steps[0]?.error).toMatch(/ANTHROPIC_API_KEY/);
+      expect(fake.requests).toHaveLength(0);
+    } finally {
+      await swarm.close();
+    }
+  });
+
+  it('a worker killed with SIGKILL mid-loop: the next one resumes the session, re-uses the recorded response and never runs the finished tool again', async () => {
+    shop();
+    let calls = 0;
+    await fake.close();
+    fake = await startFakeLlmServer({
+      script: () => {
+        calls++;
+        if (calls === 1) return { toolCalls: [{ id: 'call_c', name: 'charge', arguments: { usd: 7 } }] };
+        if (calls === 2) return { content: 'never sent', delayMs: 60_000 }; // the worker dies while waiting
+        return { content: 'Charged $7.' };
+      },
+    });
+    const e = env();
+    expect((await runCli(['agent', 'register', '--all'], dir, e)).code).toBe(0);
+    expect((await runCli(['workflow', 'register', '--all'], dir, e)).code).toBe(0);
+    const id = (await runCli(['run', 'buy', JSON.stringify({ message: 'Buy', customer: 'Di' }), '--detach'], dir, e)).stdout.trim();
+    let worker = spawnCli(['worker'], dir, e);
+    try {
+      await until(() => calls === 2, 20_000, 'the second model call');
+      expect(readFileSync(join(dir, 'effects.log'), 'utf8')).toBe(`${id}/sell/call_c 7\n`);
+      worker.kill('SIGKILL');
+      await exited(worker);
+      worker = spawnCli(['worker'], dir, e);
+      await until(async () => JSON.parse((await runCli(['runs', 'show', id, '--json'], dir, e)).stdout || '{}')?.status === 'completed', 30_000, 'the run to complete');
+    } finally {
+      worker.kill('SIGTERM');
+      await exited(worker);
+    }
+    expect(readFileSync(join(dir, 'effects.log'), 'utf8')).toBe(`${id}/sell/call_c 7\n`);
+    expect(calls).toBe(3);
+    expect(fake.requests.filter((r) => r.path === '/v1/chat/completions')).toHaveLength(3);
+    expect(fake.requests[2]?.body.messages.at(-1)).toMatchObject({ role: 'tool', tool_call_id: 'call_c', content: '{"charged":7}' });
+    const show = JSON.parse((await runCli(['runs', 'show', id, '--json'], dir, e)).stdout) as { steps: Array<{ outputs: { content: string } }> };
+    expect(show.steps[0]?.outputs.content).toBe('Charged $7.');
+    expect((await runCli(['runs', 'verify', id], dir, e)).code).toBe(0);
+  });
+});
