@@ -168,7 +168,7 @@ export class Swarm {
   /** Register the agent package at `path` (a directory with agent.yaml, or the file itself). */
   async registerAgent(path: string, options: { force?: boolean } = {}): Promise<RegisterResult<AgentRecord>> {
     const { file, dir } = manifestPath(path, 'agent.yaml');
-    const manifest = parseAgentManifest(readFileSync(file, 'utf8'), file, { toolSpecSchema: TOOL_SPEC_SCHEMA as Record<string, unknown> });
+    const manifest = parseAgentManifest(readFileSync(file, 'utf8'), file, { toolSpecSchema: TOOL_SPEC_SCHEMA });
     const rt = manifest.runtime;
     if (rt.type === 'llm') {
       const provider = manifest.llm?.provider ?? '';
@@ -501,7 +501,7 @@ export class Swarm {
    * Follow a run's events as they are committed, from `afterSeq`, until the run is finished (or the
    * signal aborts). Works across processes: another process's worker may be running the run.
    */
-  async *watch(idOrPrefix: string, options: { afterSeq?: number; signal?: AbortSignal; pollMs?: number } = {}): AsyncGenerator<RunEvent> {
+  async *watch(idOrPrefix: string, options: { afterSeq?: number; signal?: AbortSignal; pollMs?: number; stopWhenWaiting?: boolean } = {}): AsyncGenerator<RunEvent> {
     const id = await this.resolveRunId(idOrPrefix);
     let after = options.afterSeq ?? 0;
     for (;;) {
@@ -512,9 +512,15 @@ export class Swarm {
       }
       const run = await this.store.getRun(id);
       if (!run || (TERMINAL_RUN.has(run.status) && run.event_seq <= after)) return;
+      if (options.stopWhenWaiting && run.event_seq <= after && (await this.isPaused(run))) return;
       if (options.signal?.aborted) return;
       await this.waitForCommit(options.pollMs ?? 50, options.signal);
     }
+  }
+
+  /** Is the run waiting for a human with nothing else to do (no step running or ready)? */
+  async isPaused(run: RunRecord): Promise<boolean> {
+    return run.status === 'waiting' && run.running_steps === 0 && !(await this.store.getSteps(run.id)).some((s) => s.status === 'ready');
   }
 
   /** Wait until a run is finished (whoever runs it) and return its final state. */
@@ -615,8 +621,9 @@ export class Swarm {
 }
 
 /** Run status → CLI exit code (0 ok, 4 failed or cancelled). */
+/** The CLI's exit code for a run that ended (or paused) in this status: 0 completed or waiting for approval, 4 otherwise. */
 export function runExitCode(status: RunStatus): number {
-  return status === 'completed' ? 0 : 4;
+  return status === 'completed' || status === 'waiting' ? 0 : 4;
 }
 
 function manifestPath(path: string, fileName: string): { file: string; dir: string } {

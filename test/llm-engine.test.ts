@@ -52,6 +52,9 @@ ${extra}`,
   writeWorkflow(dir, 'buy', 'name: buy\nversion: 1.0.0\nsteps:\n  - id: sell\n    agent: shop\n    inputs: { message: "${trigger.message}", customer: "${trigger.customer}" }\n');
 }
 
+/** The body of the n-th request the fake vendor received (OpenAI chat completions). */
+const body = (n: number): { messages: unknown[]; tools: Array<{ function: { name: string } }> } => fake.requests[n]?.body as { messages: unknown[]; tools: Array<{ function: { name: string } }> };
+
 const env = (): Record<string, string> => ({ OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl, EFFECTS_FILE: join(dir, 'effects.log') });
 
 async function open(extra: Partial<Parameters<typeof Swarm.open>[0]> = {}): Promise<Swarm> {
@@ -74,9 +77,9 @@ describe('llm agents in workflows', () => {
       expect((steps[0]?.outputs as { usage: { cost_usd: number } }).usage.cost_usd).toBeGreaterThan(0);
       // What the vendor saw: the instructions resolved, the tool, then the tool result.
       expect(fake.requests).toHaveLength(2);
-      expect(fake.requests[0]?.body.messages[0]).toEqual({ role: 'system', content: 'You run a shop for Ada.' });
-      expect(fake.requests[0]?.body.tools.map((t: { function: { name: string } }) => t.function.name)).toEqual(['charge', 'pay']);
-      expect(fake.requests[1]?.body.messages.at(-1)).toMatchObject({ role: 'tool', tool_call_id: 'call_1', content: '{"charged":5}' });
+      expect(body(0).messages[0]).toEqual({ role: 'system', content: 'You run a shop for Ada.' });
+      expect(body(0).tools.map((t) => t.function.name)).toEqual(['charge', 'pay']);
+      expect(body(1).messages.at(-1)).toMatchObject({ role: 'tool', tool_call_id: 'call_1', content: '{"charged":5}' });
       expect(readFileSync(join(dir, 'effects.log'), 'utf8')).toBe(`${id}/sell/call_1 5\n`);
       // The session: transcript and tool ledger, by run.
       const [session] = await swarm.listSessions({ run_id: id });
@@ -127,7 +130,7 @@ describe('llm agents in workflows', () => {
       expect(first.run.status).toBe('waiting');
       expect(first.steps[0]).toMatchObject({ status: 'waiting', error: expect.stringContaining('pay (call_p)') });
       expect(existsSync(join(dir, 'effects.log'))).toBe(false);
-      expect((await swarm.listApprovals({ runId: id })).map((a) => [a.step_id, a.call_id, a.tool, JSON.parse(a.arguments)])).toEqual([['sell', 'call_p', 'pay', { usd: 40 }]]);
+      expect((await swarm.listApprovals({ runId: id })).map((a) => [a.step_id, a.call_id, a.tool, JSON.parse(a.arguments) as unknown])).toEqual([['sell', 'call_p', 'pay', { usd: 40 }]]);
     } finally {
       await swarm.close();
     }
@@ -176,7 +179,7 @@ describe('llm agents in workflows', () => {
       await swarm.registerWorkflow(join(dir, 'workflows', 'deploy'));
       const id = await swarm.startRun('deploy', {});
       expect((await swarm.runToCompletion(id)).run.status).toBe('waiting');
-      expect((await swarm.listApprovals()).map((a) => [a.step_id, JSON.parse(a.arguments)])).toEqual([['ok', { message: 'Deploy v2?' }]]);
+      expect((await swarm.listApprovals()).map((a) => [a.step_id, JSON.parse(a.arguments) as unknown])).toEqual([['ok', { message: 'Deploy v2?' }]]);
       await swarm.approve(id, 'ok', { by: 'ada' });
       const { run, steps } = await swarm.runToCompletion(id);
       expect(run.status).toBe('completed');
@@ -239,7 +242,7 @@ describe('llm agents in workflows', () => {
     expect(readFileSync(join(dir, 'effects.log'), 'utf8')).toBe(`${id}/sell/call_c 7\n`);
     expect(calls).toBe(3);
     expect(fake.requests.filter((r) => r.path === '/v1/chat/completions')).toHaveLength(3);
-    expect(fake.requests[2]?.body.messages.at(-1)).toMatchObject({ role: 'tool', tool_call_id: 'call_c', content: '{"charged":7}' });
+    expect(body(2).messages.at(-1)).toMatchObject({ role: 'tool', tool_call_id: 'call_c', content: '{"charged":7}' });
     const show = JSON.parse((await runCli(['runs', 'show', id, '--json'], dir, e)).stdout) as { steps: Array<{ outputs: { content: string } }> };
     expect(show.steps[0]?.outputs.content).toBe('Charged $7.');
     expect((await runCli(['runs', 'verify', id], dir, e)).code).toBe(0);

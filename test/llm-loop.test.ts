@@ -115,8 +115,8 @@ describe('the agent loop', () => {
     const r = await run(agent({ name: 'a', model, tools: [square, fail] }), user('go'));
     const tools = r.messages.filter((m) => m.role === 'tool').map((m) => m.content);
     expect(tools[0]).toBe("Error: unknown tool 'nope'. Available tools: square, fail.");
-    expect(tools[1]).toMatch(/^Error: invalid arguments for tool 'square': not JSON/);
-    expect(tools[2]).toBe("Error: invalid arguments for tool 'square': x must be number");
+    expect(tools[1]).toMatch(/^Error: invalid arguments for tool 'square': the arguments are not valid JSON/);
+    expect(tools[2]).toBe(`Error: invalid arguments for tool 'square': 'x' must be number (got "two")`);
     expect(tools[3]).toBe("Error: tool 'fail' failed: disk full");
     expect(r.content).toBe('sorry');
   });

@@ -22,12 +22,22 @@ export interface ToolContext {
   signal: AbortSignal;
 }
 
+/** Brands that survive a second copy of this module (a package's tools.ts importing its own swarm-runtime). */
+const AGENT_BRAND = Symbol.for('swarm.agent');
+const RESULT_BRAND = Symbol.for('swarm.tool-result');
+
 /** What a tool returns. Anything else (string, number, object) is the tool's output to the model. */
 export class ToolResult {
+  readonly [RESULT_BRAND] = true;
   constructor(
     readonly value: unknown,
     readonly options: { agent?: Agent; contextVariables?: ContextVariables } = {},
   ) {}
+}
+
+/** Is this a ToolResult (from any copy of Swarm)? */
+export function isToolResult(v: unknown): v is ToolResult {
+  return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[RESULT_BRAND] === true;
 }
 
 export interface Tool {
@@ -64,19 +74,17 @@ export interface Agent {
   readonly maxOutputTokens?: number;
 }
 
-const AGENTS = new WeakSet<object>();
-
 /** Define an agent. A tool that returns it hands the conversation over to it. */
 export function agent(def: Agent): Agent {
   if (!def.name || !/^[a-zA-Z0-9_.-]{1,64}$/.test(def.name)) throw new TypeError(`agent name '${def.name}' must be 1-64 letters, digits, _, . or -`);
-  const a = Object.freeze({ ...def });
-  AGENTS.add(a);
-  return a;
+  const a = { ...def };
+  Object.defineProperty(a, AGENT_BRAND, { value: true });
+  return Object.freeze(a);
 }
 
-/** Was this made by `agent()`? (A tool returning a plain object with a `name` is not a handoff.) */
+/** Was this made by `agent()` (in any copy of Swarm)? A tool returning a plain object with a `name` is not a handoff. */
 export function isAgent(v: unknown): v is Agent {
-  return typeof v === 'object' && v !== null && AGENTS.has(v);
+  return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[AGENT_BRAND] === true;
 }
 
 /** The name of the tool that hands off to `agentName`. */

@@ -6,9 +6,10 @@
  * model's tool-call id).
  */
 import { ExecutionError, ResumeError } from '../core/errors.js';
-import { handoffToolName, isAgent, ToolResult, type Agent, type ContextVariables, type Tool } from './agent.js';
+import { handoffToolName, isAgent, isToolResult, type Agent, type ContextVariables, type Tool } from './agent.js';
 import { addUsage, ZERO_USAGE, type ChatModel, type JsonSchema, type Message, type ModelRequest, type ModelResponse, type StreamDelta, type ToolCall, type ToolSchema, type Usage } from './types.js';
 import { validateAgainst } from '../core/io-schema.js';
+import { validateToolArguments } from './tools/validate.js';
 
 /** The version of the checkpoint envelope this code writes; older versions are read by `upgradeEnvelope`. */
 export const CHECKPOINT_VERSION = 1;
@@ -440,9 +441,9 @@ async function executeTool(
       signal: options.signal ?? new AbortController().signal,
     });
     if (isAgent(value)) know(value);
-    if (value instanceof ToolResult && value.options.agent) know(value.options.agent);
+    if (isToolResult(value) && value.options.agent) know(value.options.agent);
     if (isAgent(value)) return { ...base, output: JSON.stringify({ assistant: value.name }), is_error: false, handoff: value.name };
-    if (value instanceof ToolResult) {
+    if (isToolResult(value)) {
       return {
         ...base,
         output: stringify(value.value),
@@ -462,24 +463,15 @@ function stringify(v: unknown): string {
   if (typeof v === 'string') return v;
   if (v === undefined) return '';
   try {
-    return JSON.stringify(v);
-  } catch {
-    return String(v);
+    return JSON.stringify(v) ?? '';
+  } catch (e) {
+    return `(a result that cannot be shown as JSON: ${(e as Error).message})`;
   }
 }
 
-/** Parse the model's argument text and check it against the tool's schema. */
+/** Parse the model's argument text and check it against the tool's schema (defaults filled in). */
 export function parseArguments(text: string, t: Tool): { ok: true; value: Record<string, unknown> } | { ok: false; message: string } {
-  let value: unknown;
-  try {
-    value = text.trim() === '' ? {} : JSON.parse(text);
-  } catch (e) {
-    return { ok: false, message: `not JSON (${(e as Error).message})` };
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, message: 'arguments must be a JSON object' };
-  const problems = validateAgainst(hideContextParam(t.parameters), value);
-  if (problems.length) return { ok: false, message: problems.join('; ') };
-  return { ok: true, value: value as Record<string, unknown> };
+  return validateToolArguments(t, text);
 }
 
 function parseOutput(m: Message | undefined, schema: JsonSchema): { ok: true; value: unknown } | { ok: false; message: string } {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import pc from 'picocolors';
 import { UserError } from '../core/errors.js';
 import { Swarm } from '../swarm.js';
+import type { LoopEvent } from '../agents/loop.js';
 
 /** What every command gets: output functions and a lazily opened Swarm. */
 export interface CliContext {
@@ -17,6 +18,8 @@ export interface CliContext {
   exitCode: number;
   /** Print the engine's own log lines (handler messages, reaped workers): on for `swarm worker`. */
   engineLog: boolean;
+  /** LLM loop events of steps run in this process (set before the first `swarm()`: it turns streaming on). */
+  llmEvents?: (runId: string, stepId: string, e: LoopEvent) => void;
 }
 
 export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext & { close(): Promise<void> } {
@@ -28,7 +31,7 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
     });
   }
   let opened: Promise<Swarm> | undefined;
-  const ctx = {
+  const ctx: CliContext & { close(): Promise<void> } = {
     out: (line: string) => process.stdout.write(`${line}\n`),
     err: (line: string) => process.stderr.write(`${line}\n`),
     tty: Boolean(process.stderr.isTTY) && env.CI !== 'true' && env.TERM !== 'dumb',
@@ -37,7 +40,13 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
     exitCode: 0,
     engineLog: false,
     swarm(options: { retryUnreachable?: boolean } = {}): Promise<Swarm> {
-      const open = (): Promise<Swarm> => Swarm.open({ cwd, env, log: (line) => ctx.engineLog && ctx.err(pc.dim(line)) });
+      const open = (): Promise<Swarm> =>
+        Swarm.open({
+          cwd,
+          env,
+          log: (line) => ctx.engineLog && ctx.err(pc.dim(line)),
+          ...(ctx.llmEvents ? { onLlmEvent: (r: string, s: string, e: LoopEvent) => ctx.llmEvents?.(r, s, e) } : {}),
+        });
       opened ??= options.retryUnreachable ? openWithRetry(open, ctx.err) : open();
       return opened;
     },

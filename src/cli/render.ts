@@ -1,6 +1,7 @@
 import { createLogUpdate } from 'log-update';
 import pc from 'picocolors';
 import type { RunEvent } from '../core/events.js';
+import type { LoopEvent } from '../agents/loop.js';
 import type { RunDetails } from '../swarm.js';
 import type { StepRecord } from '../store/types.js';
 
@@ -222,4 +223,50 @@ export function runJson(details: RunDetails): Record<string, unknown> {
     })),
     error: run.error ? { message: run.error, step: run.error_step } : null,
   };
+}
+
+/**
+ * LLM loop events as terminal lines: streamed text is shown a line at a time (so it never tears the
+ * live progress table), with tool calls, their results and handoffs between.
+ */
+export class LlmLines {
+  private readonly partial = new Map<string, string>();
+
+  constructor(private readonly print: (line: string) => void) {}
+
+  on(stepId: string, e: LoopEvent): void {
+    const tag = pc.dim(`[${stepId}]`);
+    switch (e.type) {
+      case 'delta': {
+        const text = (this.partial.get(stepId) ?? '') + e.text;
+        const lines = text.split('\n');
+        this.partial.set(stepId, lines.pop() ?? '');
+        for (const l of lines) this.print(`${tag} ${l}`);
+        break;
+      }
+      case 'message': {
+        const rest = this.partial.get(stepId) ?? '';
+        this.partial.delete(stepId);
+        if (rest) this.print(`${tag} ${rest}`);
+        break;
+      }
+      case 'tool_call':
+        this.print(`${tag} ${pc.cyan('→')} ${e.call.name}(${clip(e.call.arguments, 120)})`);
+        break;
+      case 'tool_result':
+        this.print(`${tag} ${e.result.is_error ? pc.red('✗') : pc.green('←')} ${e.result.name}: ${clip(e.result.output, 120)}${e.replayed ? pc.dim(' (recorded)') : ''}`);
+        break;
+      case 'handoff':
+        this.print(`${tag} ${pc.magenta('⇢')} ${e.from} hands off to ${e.to}`);
+        break;
+      case 'waiting':
+        this.print(`${tag} ${pc.yellow('⏸')} waiting for approval: ${e.calls.map((c) => `${c.name}(${clip(c.arguments, 80)})`).join(', ')}`);
+        break;
+    }
+  }
+}
+
+function clip(text: string, max: number): string {
+  const one = text.replace(/\s+/g, ' ');
+  return one.length > max ? `${one.slice(0, max - 1)}…` : one;
 }

@@ -37,7 +37,7 @@ export class LlmExecutor implements Executor {
   async execute(ctx: ExecutionContext): Promise<ExecutionResult> {
     const toolSets: ToolSet[] = [];
     try {
-      const agents = await this.buildAgents(ctx, toolSets);
+      const agents = await buildAgents(this.o, { path: ctx.agent.path, manifest: ctx.agent.manifest }, { inputs: ctx.inputs, run: { id: ctx.runId, step: ctx.stepId, attempt: ctx.attempt } }, toolSets, ctx.signal);
       const start = agents.get(ctx.agent.manifest.name) as Agent;
       const messages = inputMessages(ctx.inputs);
       const journal = storeJournal(this.o.store, { sessionId: `${ctx.runId}/${ctx.stepId}`, agent: start.name, runId: ctx.runId, stepId: ctx.stepId, traceId: ctx.runId });
@@ -86,59 +86,68 @@ export class LlmExecutor implements Executor {
       await Promise.all(toolSets.map((t) => t.close()));
     }
   }
+}
 
-  /** The step's agent and every agent reachable through handoffs, with their tools and models. */
-  private async buildAgents(ctx: ExecutionContext, toolSets: ToolSet[]): Promise<Map<string, Agent>> {
-    const manifests = new Map<string, { path: string; manifest: AgentManifest }>();
-    const queue: Array<{ path: string; manifest: AgentManifest }> = [{ path: ctx.agent.path, manifest: ctx.agent.manifest }];
-    while (queue.length) {
-      const a = queue.shift() as { path: string; manifest: AgentManifest };
-      if (manifests.has(a.manifest.name)) continue;
-      if (a.manifest.runtime.type !== 'llm' || !a.manifest.llm) {
-        throw new StepError('HANDOFF_NOT_LLM', `agent '${a.manifest.name}' is a ${a.manifest.runtime.type} agent; handoffs go to llm agents only`, false);
-      }
-      manifests.set(a.manifest.name, a);
-      for (const h of a.manifest.llm.handoffs) {
-        if (manifests.has(h)) continue;
-        const found = await this.o.findAgent(h);
-        if (!found) throw new StepError('HANDOFF_UNKNOWN', `agent '${a.manifest.name}' hands off to '${h}', which is not registered (swarm agent register …)`, false, { agent: a.manifest.name, handoff: h });
-        queue.push(found);
-      }
+/**
+ * An llm agent package and every agent reachable through its handoffs, with their tools (loaded into
+ * `toolSets`: close them when done) and models. Used by steps and by `swarm chat`.
+ */
+export async function buildAgents(
+o: Pick<LlmExecutorOptions, 'findAgent' | 'models' | 'providers' | 'env' | 'config' | 'log'>,
+root: { path: string; manifest: AgentManifest },
+scope: { inputs: Record<string, unknown>; run?: Record<string, unknown> },
+toolSets: ToolSet[],
+signal?: AbortSignal,
+): Promise<Map<string, Agent>> {
+  const manifests = new Map<string, { path: string; manifest: AgentManifest }>();
+  const queue: Array<{ path: string; manifest: AgentManifest }> = [root];
+  while (queue.length) {
+    const a = queue.shift() as { path: string; manifest: AgentManifest };
+    if (manifests.has(a.manifest.name)) continue;
+    if (a.manifest.runtime.type !== 'llm' || !a.manifest.llm) {
+      throw new StepError('HANDOFF_NOT_LLM', `agent '${a.manifest.name}' is a ${a.manifest.runtime.type} agent; handoffs go to llm agents only`, false);
     }
-    const built = new Map<string, Agent>();
-    // Tools first (MCP servers start concurrently), then the agents, whose handoffs refer to each other by name.
-    const tools = await Promise.all(
-      [...manifests.values()].map(async ({ path, manifest }) => {
-        const set = await loadTools((manifest.llm?.tools ?? []) as unknown as ToolSpec[], { packageDir: path, signal: ctx.signal });
-        toolSets.push(set);
-        return [manifest.name, set.tools] as const;
+    manifests.set(a.manifest.name, a);
+    for (const h of a.manifest.llm.handoffs) {
+      if (manifests.has(h)) continue;
+      const found = await o.findAgent(h);
+      if (!found) throw new StepError('HANDOFF_UNKNOWN', `agent '${a.manifest.name}' hands off to '${h}', which is not registered (swarm agent register …)`, false, { agent: a.manifest.name, handoff: h });
+      queue.push(found);
+    }
+  }
+  const built = new Map<string, Agent>();
+  // Tools first (MCP servers start concurrently), then the agents, whose handoffs refer to each other by name.
+  const tools = await Promise.all(
+    [...manifests.values()].map(async ({ path, manifest }) => {
+      const set = await loadTools((manifest.llm?.tools ?? []) as unknown as ToolSpec[], { packageDir: path, ...(signal ? { signal } : {}) });
+      toolSets.push(set);
+      return [manifest.name, set.tools] as const;
+    }),
+  );
+  const toolsOf = new Map<string, Tool[]>(tools);
+  for (const { manifest } of manifests.values()) {
+    const spec = manifest.llm as NonNullable<AgentManifest['llm']>;
+    const modelSpec: ModelSpec = { provider: spec.provider, model: spec.model, ...(spec.base_url ? { baseUrl: spec.base_url } : {}), ...(spec.api ? { api: spec.api } : {}) };
+    const model = o.models?.(modelSpec, manifest.name) ?? createModel(modelSpec, o.providers, o.env, o.log ? { onRetry: (i) => o.log?.(`${manifest.name}: ${describeRetry(i)}`) } : {});
+    const template = spec.instructions;
+    const base: ResolveContext = { inputs: scope.inputs, config: { ...o.config }, ...(scope.run ? { run: scope.run } : {}) };
+    built.set(
+      manifest.name,
+      defineAgent({
+        name: manifest.name,
+        model,
+        ...(template !== undefined
+          ? { instructions: (cv: Record<string, unknown>) => String(resolveValue(template, { ...base, context: cv }, `agent '${manifest.name}' instructions`)) }
+          : {}),
+        tools: toolsOf.get(manifest.name) ?? [],
+        handoffs: spec.handoffs,
+        ...(spec.output_schema ? { outputSchema: spec.output_schema } : {}),
+        ...(spec.temperature !== undefined ? { temperature: spec.temperature } : {}),
+        ...(spec.max_output_tokens !== undefined ? { maxOutputTokens: spec.max_output_tokens } : {}),
       }),
     );
-    const toolsOf = new Map<string, Tool[]>(tools);
-    for (const { manifest } of manifests.values()) {
-      const spec = manifest.llm as NonNullable<AgentManifest['llm']>;
-      const modelSpec: ModelSpec = { provider: spec.provider, model: spec.model, ...(spec.base_url ? { baseUrl: spec.base_url } : {}), ...(spec.api ? { api: spec.api } : {}) };
-      const model = this.o.models?.(modelSpec, manifest.name) ?? createModel(modelSpec, this.o.providers, this.o.env, this.o.log ? { onRetry: (i) => this.o.log?.(`${manifest.name}: ${describeRetry(i)}`) } : {});
-      const template = spec.instructions;
-      const base: ResolveContext = { inputs: ctx.inputs, config: { ...this.o.config }, run: { id: ctx.runId, step: ctx.stepId, attempt: ctx.attempt } };
-      built.set(
-        manifest.name,
-        defineAgent({
-          name: manifest.name,
-          model,
-          ...(template !== undefined
-            ? { instructions: (cv: Record<string, unknown>) => String(resolveValue(template, { ...base, context: cv }, `agent '${manifest.name}' instructions`)) }
-            : {}),
-          tools: toolsOf.get(manifest.name) ?? [],
-          handoffs: spec.handoffs,
-          ...(spec.output_schema ? { outputSchema: spec.output_schema } : {}),
-          ...(spec.temperature !== undefined ? { temperature: spec.temperature } : {}),
-          ...(spec.max_output_tokens !== undefined ? { maxOutputTokens: spec.max_output_tokens } : {}),
-        }),
-      );
-    }
-    return built;
   }
+  return built;
 }
 
 function describeRetry(i: unknown): string {

@@ -6,7 +6,8 @@ import { loadPlan } from '../../engine/plan.js';
 import { examplesDir, initProject } from '../../scaffold.js';
 import { runExitCode, Swarm } from '../../swarm.js';
 import { parseInput, parsePositiveInt, parseSeconds, parseSince, type CliContext } from '../context.js';
-import { colorStatus, finalOutputs, formatMs, formatTime, ProgressReporter, runJson, table } from '../render.js';
+import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, ProgressReporter, runJson, table } from '../render.js';
+import type { LoopEvent } from '../../agents/loop.js';
 
 interface AttachOptions {
   json?: boolean;
@@ -48,6 +49,9 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
   const reporter = o.json ? undefined : new ProgressReporter(title, view, ctx.tty, ctx.err);
   const stopWatching = new AbortController();
   const note = (m: string): void => (reporter ? reporter.log(m) : ctx.err(m));
+  // LLM steps run here: their text, tool calls and handoffs as they happen.
+  const lines = new LlmLines(note);
+  if (!o.json) llmSink = (r, s, e) => r === runId && lines.on(s, e);
   let interrupted = false;
   let worker = o.execute ? swarm.worker({ runIds: [runId] }) : undefined;
   const onSignal = (): void => {
@@ -76,12 +80,13 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
       }, 1000);
   try {
     const watching = (async () => {
-      for await (const e of swarm.watch(runId, { signal: stopWatching.signal, afterSeq: o.afterSeq ?? 0 })) reporter?.onEvent(e);
+      for await (const e of swarm.watch(runId, { signal: stopWatching.signal, afterSeq: o.afterSeq ?? 0, stopWhenWaiting: true })) reporter?.onEvent(e);
     })();
     if (worker) await worker.start();
     await watching;
     if (worker) await worker.start();
   } finally {
+    llmSink = undefined;
     if (takeOver) clearInterval(takeOver);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -98,13 +103,22 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
     const { run } = details;
     const took = run.completed_at && run.started_at ? ` in ${formatMs(run.completed_at - run.started_at)}` : '';
     ctx.err(`run ${run.id} ${colorStatus(run.status)}${took}`);
+    if (run.status === 'waiting') {
+      const pending = await swarm.listApprovals({ runId: run.id });
+      for (const a of pending) ctx.err(`  step '${a.step_id}' waits for approval of ${a.tool} ${a.arguments}`);
+      ctx.err(`approve with '${cmd(ctx)} approve ${run.id}' or reject with '${cmd(ctx)} reject ${run.id} --reason …'; the run continues in any worker`);
+    }
     if (run.status === 'completed') ctx.out(JSON.stringify(finalOutputs(details, sinks), null, 2));
     else if (run.error) ctx.err(`${pc.red('error')}${run.error_step ? ` in step '${run.error_step}'` : ''}: ${run.error}`);
   }
   return runExitCode(details.run.status);
 }
 
+/** Where the LLM events of the run being followed go (set by `attach`). */
+let llmSink: ((runId: string, stepId: string, e: LoopEvent) => void) | undefined;
+
 export function registerRunCommands(program: Command, ctx: CliContext): void {
+  ctx.llmEvents = (r, s, e) => llmSink?.(r, s, e);
   program
     .command('run <workflow> [input]')
     .description("start a run of <workflow[@version]> with input JSON ('<json>', @file.json, or - for stdin)")
@@ -258,6 +272,7 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
     .option('--grace <seconds>', 'on shutdown, how long in-flight steps may take to finish', '10')
     .action(async (o: { concurrency?: string; grace: string }) => {
       ctx.engineLog = true;
+      delete ctx.llmEvents; // no terminal follows a worker's LLM steps: no streaming
       const swarm = await ctx.swarm({ retryUnreachable: true });
       const concurrency = o.concurrency ? parsePositiveInt(o.concurrency, '--concurrency') : swarm.config.workerConcurrency;
       const grace = parseSeconds(o.grace, '--grace') * 1000;

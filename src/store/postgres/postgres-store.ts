@@ -580,8 +580,14 @@ export class PostgresStore implements Store {
   async listApprovals(filter: { run_id?: string; status?: ApprovalRecord['status'] }): Promise<ApprovalRecord[]> {
     const conds: string[] = [];
     const values: unknown[] = [];
-    if (filter.run_id !== undefined) (values.push(filter.run_id), conds.push(`run_id = $${values.length}`));
-    if (filter.status !== undefined) (values.push(filter.status), conds.push(`status = $${values.length}`));
+    if (filter.run_id !== undefined) {
+      values.push(filter.run_id);
+      conds.push(`run_id = $${values.length}`);
+    }
+    if (filter.status !== undefined) {
+      values.push(filter.status);
+      conds.push(`status = $${values.length}`);
+    }
     const rows = await this.read(`SELECT * FROM approvals ${conds.length ? `WHERE ${conds.join(' AND ')}` : ''} ORDER BY requested_at, run_id, step_id, call_id`, values);
     return rows.map(toApproval);
   }

@@ -624,8 +624,14 @@ export class SqliteStore implements Store {
     return this.read(() => {
       const conds: string[] = [];
       const values: unknown[] = [];
-      if (filter.run_id !== undefined) (conds.push('run_id = ?'), values.push(filter.run_id));
-      if (filter.status !== undefined) (conds.push('status = ?'), values.push(filter.status));
+      if (filter.run_id !== undefined) {
+        conds.push('run_id = ?');
+        values.push(filter.run_id);
+      }
+      if (filter.status !== undefined) {
+        conds.push('status = ?');
+        values.push(filter.status);
+      }
       const rows = this.db.prepare(`SELECT * FROM approvals ${conds.length ? `WHERE ${conds.join(' AND ')}` : ''} ORDER BY requested_at, run_id, step_id, call_id`).all(...values) as Row[];
       return rows.map(toApproval);
     });
