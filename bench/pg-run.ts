@@ -1,0 +1,331 @@
+/**
+ * Swarm on PostgreSQL, with the floor and the peers measured in the same run on the same server.
+ * `npm run bench:pg` (= build + `node dist/bench/pg-run.js`); see bench/README.md.
+ *
+ *   node dist/bench/pg-run.js [--quick] [--repeat N] [--systems floor,swarm,dbos,graphile]
+ *                             [--workloads linear,fanout,latency] [--workers 1,2,4]
+ *                             [--durability full|process|both] [--stats] [--no-save]
+ *
+ * The server is an embedded PostgreSQL started for the run (fsync on, the settings in pg-server.ts),
+ * or `SWARM_BENCH_DATABASE_URL`. Every measurement runs in a fresh child process (the driver, which
+ * forks the worker processes) against a fresh database, dropped afterwards; repetitions are
+ * interleaved and medians reported.
+ */
+import { execFileSync, fork } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, platform, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { REPO_ROOT } from './harness.js';
+import { pgJobKey, type PgJob, type PgResult, type System } from './pg-drive.js';
+import { floorTable, latencyTable, medianOfReps, pgTargets, pgTargetsTable, pgTraceTable, ratios, ratioTable, statementsReport, throughputTable, type PgSummary } from './pg-report.js';
+import { SERVER_SETTINGS, startBenchServer, type BenchServer } from './pg-server.js';
+
+const SYSTEMS = ['floor', 'swarm', 'dbos', 'graphile'] as const;
+const WORKLOADS = ['linear', 'fanout', 'latency'] as const;
+type Workload = (typeof WORKLOADS)[number];
+
+interface Options {
+  quick: boolean;
+  repeat: number;
+  systems: Set<System>;
+  workloads: Set<Workload>;
+  workers: number[];
+  durabilities: Array<'full' | 'process'>;
+  stats: boolean;
+  trace: boolean;
+  pollMs: number | undefined;
+  commitWindowMs: number | undefined;
+  floorConns: number[];
+  base: string | undefined;
+  keep: boolean;
+  save: boolean;
+}
+
+const USAGE = `usage: node dist/bench/pg-run.js [options]
+  --quick                  smaller workloads, 1 repetition, worker processes 1,4 (under a minute)
+  --repeat <n>             repetitions of every measurement, medians reported (default 3; --quick 1)
+  --systems <list>         subset of: ${SYSTEMS.join(', ')} (default: all)
+  --workloads <list>       subset of: ${WORKLOADS.join(', ')} (default: all)
+  --workers <list>         Swarm and graphile-worker worker process counts (default 1,2,4)
+  --durability <d>         full, process or both (default both: fan-out at full only, see below)
+  --stats                  load pg_stat_statements and print the top statements of each throughput phase
+  --trace                  count and time every query of Swarm's worker processes (round trips per step)
+  --poll-ms <n>            Swarm workers' idle poll interval (default: the configured default, 200)
+  --commit-window-ms <n>   Swarm workers' group-commit window (default 0)
+  --floor-conns <list>     connection counts of the floor (default 1,4,16)
+  --dir <path>             parent of the temp directories and of the embedded server's data directory
+  --keep                   keep the temp project directories
+  --no-save                do not write bench/results/pg-*.json
+environment: SWARM_BENCH_DATABASE_URL=postgres://user:pass@host/db  use that server (the user must be
+  allowed to CREATE DATABASE) instead of starting an embedded one`;
+
+function list(v: string): string[] {
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function counts(v: string, flag: string): number[] {
+  const out = list(v).map(Number);
+  if (out.length === 0 || out.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) throw new Error(`${flag} needs positive integers, like 1,2,4`);
+  return out;
+}
+
+function parseArgs(argv: readonly string[]): Options {
+  const o: Options = {
+    quick: false,
+    repeat: 0,
+    systems: new Set(SYSTEMS),
+    workloads: new Set(WORKLOADS),
+    workers: [1, 2, 4],
+    durabilities: ['full', 'process'],
+    stats: false,
+    trace: false,
+    pollMs: undefined,
+    commitWindowMs: undefined,
+    floorConns: [1, 4, 16],
+    base: undefined,
+    keep: false,
+    save: true,
+  };
+  let workersGiven = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--quick') o.quick = true;
+    else if (a === '--repeat') {
+      o.repeat = Number(value());
+      if (!Number.isInteger(o.repeat) || o.repeat < 1) throw new Error('--repeat needs a positive integer');
+    } else if (a === '--systems') {
+      o.systems = new Set();
+      for (const s of list(value())) {
+        const name = s === 'graphile-worker' ? 'graphile' : s;
+        if (!(SYSTEMS as readonly string[]).includes(name)) throw new Error(`unknown system '${s}' (have: ${SYSTEMS.join(', ')})`);
+        o.systems.add(name as System);
+      }
+    } else if (a === '--workloads') {
+      o.workloads = new Set();
+      for (const w of list(value())) {
+        const name = w === 'fan-out' ? 'fanout' : w;
+        if (!(WORKLOADS as readonly string[]).includes(name)) throw new Error(`unknown workload '${w}' (have: ${WORKLOADS.join(', ')})`);
+        o.workloads.add(name as Workload);
+      }
+    } else if (a === '--workers') {
+      o.workers = counts(value(), '--workers');
+      workersGiven = true;
+    }
+    else if (a === '--durability') {
+      const d = value();
+      if (d === 'both') o.durabilities = ['full', 'process'];
+      else if (d === 'full' || d === 'process') o.durabilities = [d];
+      else throw new Error(`--durability must be full, process or both, not '${d}'`);
+    } else if (a === '--stats') o.stats = true;
+    else if (a === '--trace') o.trace = true;
+    else if (a === '--poll-ms') {
+      o.pollMs = Number(value());
+      if (!Number.isInteger(o.pollMs) || o.pollMs < 1) throw new Error('--poll-ms needs a positive integer');
+    } else if (a === '--commit-window-ms') {
+      o.commitWindowMs = Number(value());
+      if (!(o.commitWindowMs >= 0 && o.commitWindowMs <= 10)) throw new Error('--commit-window-ms needs a number from 0 to 10');
+    } else if (a === '--floor-conns') o.floorConns = counts(value(), '--floor-conns');
+    else if (a === '--dir') o.base = value();
+    else if (a === '--keep') o.keep = true;
+    else if (a === '--no-save') o.save = false;
+    else if (a === '--help' || a === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else throw new Error(`unknown option '${a}'\n${USAGE}`);
+  }
+  if (o.repeat === 0) o.repeat = o.quick ? 1 : 3;
+  if (o.quick && !workersGiven) o.workers = [1, 4];
+  return o;
+}
+
+/** A job without its database (each repetition gets a fresh one). */
+type PlannedJob = Omit<PgJob, 'url'>;
+
+/**
+ * What to measure. Swarm: linear and latency at every worker count and durability; fan-out at every
+ * worker count at full (at process too when only process is asked for). DBOS runs in one process:
+ * linear at every durability, latency at full. graphile-worker: linear at full for every worker count
+ * and at process with the largest, latency at full with one worker process.
+ */
+function plan(o: Options): PlannedJob[] {
+  const common = { quick: o.quick, keep: o.keep, stats: o.stats, trace: o.trace, ...(o.base ? { base: o.base } : {}) };
+  const swarmExtra = { ...(o.pollMs !== undefined ? { pollMs: o.pollMs } : {}), ...(o.commitWindowMs !== undefined ? { commitWindowMs: o.commitWindowMs } : {}) };
+  const jobs: PlannedJob[] = [];
+  const has = (s: System, w?: Workload): boolean => o.systems.has(s) && (w === undefined || o.workloads.has(w));
+  if (has('floor')) jobs.push({ system: 'floor', workload: 'floor', workers: 1, durability: 'full', floorConns: o.floorConns, ...common });
+  for (const w of WORKLOADS) {
+    if (!has('swarm', w)) continue;
+    const durabilities = w === 'fanout' && o.durabilities.length > 1 ? (['full'] as const) : o.durabilities;
+    for (const d of durabilities) for (const n of o.workers) jobs.push({ system: 'swarm', workload: w, workers: n, durability: d, ...common, ...swarmExtra });
+  }
+  if (has('dbos', 'linear')) for (const d of o.durabilities) jobs.push({ system: 'dbos', workload: 'linear', workers: 1, durability: d, ...common });
+  if (has('dbos', 'latency') && o.durabilities.includes('full')) jobs.push({ system: 'dbos', workload: 'latency', workers: 1, durability: 'full', ...common });
+  if (has('graphile', 'linear')) {
+    if (o.durabilities.includes('full')) for (const n of o.workers) jobs.push({ system: 'graphile', workload: 'linear', workers: n, durability: 'full', ...common });
+    if (o.durabilities.includes('process')) jobs.push({ system: 'graphile', workload: 'linear', workers: Math.max(...o.workers), durability: 'process', ...common });
+  }
+  if (has('graphile', 'latency') && o.durabilities.includes('full')) jobs.push({ system: 'graphile', workload: 'latency', workers: 1, durability: 'full', ...common });
+  return jobs;
+}
+
+type ChildMessage = { ok: true; result: PgResult } | { ok: false; error: string };
+
+/** Run one measurement in a fresh Node process (same Node flags as this one). */
+function inChild(job: PgJob, timeoutMs = 180_000): Promise<PgResult> {
+  return new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let answer: ChildMessage | undefined;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${pgJobKey(job)}: no result after ${timeoutMs / 1000}s`));
+    }, timeoutMs);
+    child.on('message', (m: ChildMessage) => {
+      answer = m;
+    });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (answer?.ok) resolve(answer.result);
+      else reject(new Error(`${pgJobKey(job)}: ${answer ? answer.error : `child exited with ${signal ?? code} before reporting`}`));
+    });
+  });
+}
+
+async function runJob(job: PgJob): Promise<PgResult> {
+  // Loaded here, in the child: the parent needs none of the engines.
+  const { floor, swarmFanout, swarmLatency, swarmLinear } = await import('./pg-workloads.js');
+  if (job.system === 'floor') return floor(job);
+  if (job.system === 'swarm') return job.workload === 'linear' ? swarmLinear(job) : job.workload === 'fanout' ? swarmFanout(job) : swarmLatency(job);
+  const peers = await import('./pg-peers.js');
+  if (job.system === 'dbos') return job.workload === 'latency' ? peers.dbosLatency(job) : peers.dbosLinear(job);
+  return job.workload === 'latency' ? peers.graphileLatency(job) : peers.graphileLinear(job);
+}
+
+async function child(jobJson: string): Promise<void> {
+  const job = JSON.parse(jobJson) as PgJob;
+  let message: ChildMessage;
+  try {
+    message = { ok: true, result: await runJob(job) };
+  } catch (e) {
+    message = { ok: false, error: e instanceof Error ? (e.stack ?? e.message) : String(e) };
+  }
+  await new Promise<void>((resolve) => process.send?.(message, () => resolve()) ?? resolve());
+  process.exit(message.ok ? 0 : 1);
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  if (argv[0] === '--child') return child(argv[1] ?? '{}');
+  const o = parseArgs(argv);
+  const jobs = plan(o);
+  if (jobs.length === 0) throw new Error('nothing to run');
+  const started = new Date();
+  const t0 = Date.now();
+  console.log(`swarm PostgreSQL bench: ${jobs.length} measurement(s) × ${o.repeat} repetition(s)${o.quick ? ' (quick)' : ''}${o.stats ? ' (pg_stat_statements)' : ''}${o.trace ? ' (traced)' : ''}`);
+  const loadBefore = loadavg();
+  if ((loadBefore[0] ?? 0) > cpus().length / 2) {
+    console.log(`  warning: load average is ${loadBefore.map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} CPUs; other work will skew the numbers`);
+  }
+
+  const server: BenchServer = await startBenchServer({ stats: o.stats, ...(o.base ? { base: o.base } : {}), log: (l) => console.log(`  ${l}`) });
+  let settings: Record<string, string> = {};
+  const reps = new Map<string, PgResult[]>();
+  try {
+    if (o.stats) await server.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    settings = await server.describe();
+    console.log(`  server: ${server.kind} ${server.location}; ${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(', ')}`);
+    for (let r = 1; r <= o.repeat; r++) {
+      for (const planned of jobs) {
+        const key = pgJobKey(planned);
+        const t = Date.now();
+        const url = await server.createDatabase(planned.system === 'floor' ? 'floor' : planned.system);
+        let result: PgResult;
+        try {
+          result = await inChild({ ...planned, url });
+        } finally {
+          await server.dropDatabase(url);
+        }
+        const l = reps.get(key) ?? [];
+        l.push(result);
+        reps.set(key, l);
+        console.log(`  [${r}/${o.repeat}] ${key.padEnd(28)} ${brief(result)}  (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+      }
+    }
+  } finally {
+    await server.stop();
+  }
+
+  const summaries: PgSummary[] = jobs.map((job) => {
+    const key = pgJobKey(job);
+    const l = reps.get(key) ?? [];
+    return { key, job, reps: l.length, median: medianOfReps(l) };
+  });
+  const rs = ratios(summaries);
+  const targets = pgTargets(summaries);
+  const elapsed = (Date.now() - t0) / 1000;
+
+  console.log(`\nPostgreSQL ${settings.server_version ?? ''} (${server.kind}); medians of ${o.repeat}; procs = processes executing steps; ÷floor = steps/s ÷ 1-connection INSERT commits/s at the same synchronous_commit\n`);
+  for (const t of [floorTable(summaries), throughputTable(summaries), latencyTable(summaries)]) if (t) console.log(`${t}\n`);
+  const rt = ratioTable(rs);
+  if (rt) console.log(`Ratios (same run, medians)\n\n${rt}\n`);
+  console.log(`Targets (this machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'})\n\n${pgTargetsTable(targets)}`);
+  const tr = pgTraceTable(summaries);
+  if (tr) console.log(`\nQueries of Swarm's worker processes during the measured phase (--trace; first repetition's statements)\n\n${tr}`);
+  const st = statementsReport(summaries);
+  if (st) console.log(`\nTop statements (pg_stat_statements)${st}`);
+  console.log(`\ntotal ${elapsed.toFixed(1)} s`);
+
+  if (o.save) {
+    const dir = join(REPO_ROOT, 'bench', 'results');
+    mkdirSync(dir, { recursive: true });
+    const doc = {
+      started_at: started.toISOString(),
+      elapsed_s: elapsed,
+      options: { ...o, systems: [...o.systems], workloads: [...o.workloads], base: o.base ? '(set)' : undefined },
+      server: { kind: server.kind, settings, configured: server.kind === 'embedded' ? SERVER_SETTINGS : null },
+      git: gitState(),
+      host: { node: process.version, platform: platform(), release: release(), cpus: cpus().length, cpu: cpus()[0]?.model, mem_mb: Math.round(totalmem() / 2 ** 20), loadavg_before: loadBefore, loadavg_after: loadavg() },
+      summaries,
+      ratios: rs,
+      targets,
+      repetitions: Object.fromEntries(reps),
+    };
+    const text = `${JSON.stringify(doc, null, 2)}\n`;
+    const file = join(dir, `pg-${started.toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(file, text);
+    writeFileSync(join(dir, 'pg-latest.json'), text);
+    console.log(`wrote bench/results/${file.slice(dir.length + 1)} and bench/results/pg-latest.json`);
+  }
+}
+
+/** The commit measured, and whether src/ had uncommitted changes. */
+function gitState(): { commit: string; src_dirty: boolean } | null {
+  try {
+    const git = (...args: string[]): string => execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return { commit: git('rev-parse', 'HEAD'), src_dirty: git('status', '--porcelain', '--', 'src').length > 0 };
+  } catch {
+    return null;
+  }
+}
+
+function brief(r: PgResult): string {
+  if (r.workload === 'floor') return Object.keys(r.on).map((c) => `${c}c on ${Math.round(r.on[c] ?? 0)}/off ${Math.round(r.off[c] ?? 0)}`).join(', ') + ' commits/s';
+  if (r.workload === 'latency') return `step→next p50 ${r.p50_ms.toFixed(3)} ms p99 ${r.p99_ms.toFixed(3)} ms, start p50 ${r.start_p50_ms.toFixed(1)} ms`;
+  return `${Math.round(r.steps_per_s)} steps/s, run p50 ${r.run_p50_ms.toFixed(1)} ms, ${(r.write_xacts / r.steps).toFixed(2)} write xacts/step, CPU ${r.machine_busy_pct.toFixed(0)}%`;
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exitCode = 1;
+});
