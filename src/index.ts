@@ -30,3 +30,16 @@ export type { Executor, ExecutionContext, ExecutionResult } from './executors/ex
 export { openSqliteStore, SqliteStore } from './store/sqlite/sqlite-store.js';
 export type { Store, Durability } from './store/store.js';
 export type * from './store/types.js';
+
+// LLM agents: define them in TypeScript and run the loop (durably, with a store journal, or in memory).
+export { agent, tool, ToolResult, isAgent, isToolResult, handoffToolName } from './agents/agent.js';
+export type { Agent, Tool, ToolContext, ContextVariables } from './agents/agent.js';
+export { run, memoryJournal, upgradeEnvelope, CHECKPOINT_VERSION, LoopError } from './agents/loop.js';
+export type { RunOptions, RunResult, LoopEvent, LoopHooks, LoopJournal, CheckpointEnvelope, RecordedToolCall, ApprovalDecision } from './agents/loop.js';
+export { storeJournal } from './agents/store-journal.js';
+export { ChatSession } from './agents/chat.js';
+export type * from './agents/types.js';
+export { createModel, parseModelRef, costOf, ModelCallError, isModelCallError } from './agents/providers/index.js';
+export type { ModelSpec, ProvidersConfig } from './agents/providers/index.js';
+export { loadTools, validateToolArguments, BUILTIN_TOOLS } from './agents/tools/index.js';
+export type { ToolSet, ToolSpec } from './agents/tools/index.js';

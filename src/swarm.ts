@@ -16,7 +16,10 @@ import { Worker, type WorkerOptions } from './engine/worker.js';
 import { BuiltinExecutor, type BuiltinAgent } from './executors/builtins.js';
 import type { Executor } from './executors/executor.js';
 import { approvalAgent } from './executors/approval.js';
-import { LlmExecutor } from './executors/llm.js';
+import { buildAgents, LlmExecutor, type LlmExecutorOptions } from './executors/llm.js';
+import { ChatSession } from './agents/chat.js';
+import { costOf } from './agents/providers/index.js';
+import type { ToolSet } from './agents/tools/index.js';
 import type { LoopEvent, LoopHooks } from './agents/loop.js';
 import { PROVIDER_TYPES, type ModelSpec } from './agents/providers/index.js';
 import { TOOL_SPEC_SCHEMA } from './agents/tools/index.js';
@@ -108,6 +111,7 @@ export class Swarm {
   private readonly workers = new Set<Worker>();
 
   private readonly llmExecutor: LlmExecutor;
+  private readonly llmOptions: LlmExecutorOptions;
 
   private constructor(
     readonly config: SwarmConfig,
@@ -116,7 +120,7 @@ export class Swarm {
     llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv'> = {},
   ) {
     this.builtins.register('approval', approvalAgent(store));
-    this.llmExecutor = new LlmExecutor({
+    this.llmOptions = {
       store,
       providers: config.providers,
       env: llm.providerEnv ?? process.env,
@@ -129,7 +133,8 @@ export class Swarm {
       ...(llm.onLlmEvent ? { onEvent: llm.onLlmEvent } : {}),
       ...(llm.llmHooks ? { hooks: llm.llmHooks } : {}),
       log,
-    });
+    };
+    this.llmExecutor = new LlmExecutor(this.llmOptions);
     this.ledger = new Ledger({
       random: Math.random,
       newRunId,
@@ -435,6 +440,38 @@ export class Swarm {
   }
 
   // ---------- LLM agent sessions ----------
+
+  /**
+   * Chat with a registered llm agent outside a workflow. The conversation is a session in the store:
+   * pass `sessionId` to continue one. Close the result when done (it stops MCP servers).
+   */
+  async openChat(ref: string, options: { sessionId?: string; contextVariables?: Record<string, unknown> } = {}): Promise<{ chat: ChatSession; close: () => Promise<void> }> {
+    const rec = await this.getAgent(ref);
+    if (rec.manifest.runtime.type !== 'llm') throw new UserError('AGENT_NOT_LLM', `agent '${rec.name}@${rec.version}' is a ${rec.manifest.runtime.type} agent; chat needs an llm agent`, { agent: rec.name });
+    const toolSets: ToolSet[] = [];
+    const close = async (): Promise<void> => {
+      await Promise.all(toolSets.map((t) => t.close()));
+    };
+    try {
+      const agents = await buildAgents(this.llmOptions, { path: rec.path, manifest: rec.manifest }, { inputs: {} }, toolSets);
+      const sessionId = options.sessionId ?? `chat-${newRunId()}`;
+      if (options.sessionId && !(await this.store.getAgentSession(sessionId))) throw new NotFoundError('session', sessionId, "start a new chat without --session, or see 'swarm sessions list'");
+      const chat = new ChatSession({
+        store: this.store,
+        sessionId,
+        start: agents.get(rec.name) as NonNullable<ReturnType<typeof agents.get>>,
+        agents,
+        ...(options.contextVariables ? { contextVariables: options.contextVariables } : {}),
+        maxTurns: rec.manifest.llm?.max_turns ?? 10,
+        costOf: (model, usage) => costOf(model.id, usage, this.config.providers),
+        ...(this.llmOptions.hooks ? { hooks: this.llmOptions.hooks } : {}),
+      });
+      return { chat, close };
+    } catch (e) {
+      await close();
+      throw e;
+    }
+  }
 
   /** Agent sessions, newest first: by run, trace id, status or time range. */
   async listSessions(filter: SessionFilter = {}): Promise<AgentSessionRecord[]> {

@@ -115,6 +115,8 @@ export interface RunOptions {
   maxOutputRetries?: number;
   /** Ties `<session>/<call>` idempotency keys to something stable (default the session id). */
   idempotencyPrefix?: string;
+  /** A rejected approval: `stop` the loop with APPROVAL_REJECTED (default, as a workflow step does), or `tell_model` it was rejected. */
+  onRejected?: 'stop' | 'tell_model';
 }
 
 export interface RunResult {
@@ -404,6 +406,12 @@ async function runTool(
       if (t.needsApproval) {
         const decision = await journal.approval(call.id);
         if (!decision) return 'waiting';
+        if (decision.decision === 'rejected' && options.onRejected === 'tell_model') {
+          const r = fail(`Error: the user rejected this call of '${t.name}': ${decision.reason}`);
+          await journal.recordTool(r);
+          emit({ type: 'tool_result', agent: current.name, result: r, replayed: false });
+          return r;
+        }
         if (decision.decision === 'rejected') {
           throw new LoopError('APPROVAL_REJECTED', `tool call '${t.name}' (${call.id}) was rejected: ${decision.reason}`, { tool: t.name, call_id: call.id, reason: decision.reason });
         }

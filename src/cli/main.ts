@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ExitCode, isSwarmError } from '../core/errors.js';
 import { packageRoot } from '../scaffold.js';
 import { registerDbCommands } from './commands/db.js';
+import { registerLlmCommands } from './commands/llm.js';
 import { registerAgentCommands, registerWorkflowCommands } from './commands/registry.js';
 import { registerProcessCommands, registerRunCommands } from './commands/runs.js';
 import { createContext } from './context.js';
@@ -48,6 +49,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerWorkflowCommands(program, ctx);
   registerProcessCommands(program, ctx);
   registerDbCommands(program, ctx);
+  registerLlmCommands(program, ctx);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     for (const sub of c.commands) sub.exitOverride().configureOutput(output);

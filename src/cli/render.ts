@@ -266,7 +266,7 @@ export class LlmLines {
   }
 }
 
-function clip(text: string, max: number): string {
+export function clip(text: string, max: number): string {
   const one = text.replace(/\s+/g, ' ');
   return one.length > max ? `${one.slice(0, max - 1)}…` : one;
 }

@@ -51,7 +51,7 @@ export class LlmExecutor implements Executor {
         stream: this.o.onEvent !== undefined,
         ...(this.o.onEvent ? { onEvent: (e: LoopEvent) => this.o.onEvent?.(ctx.runId, ctx.stepId, e) } : {}),
         resolveAgent: (name) => agents.get(name),
-        costOf: (model, usage) => costOf(model.id.slice(model.id.indexOf('/') + 1), usage, this.o.providers),
+        costOf: (model, usage) => costOf(model.id, usage, this.o.providers),
         ...(this.o.hooks ? { hooks: this.o.hooks } : {}),
       });
       if (r.status === 'waiting') {
