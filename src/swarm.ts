@@ -432,6 +432,19 @@ export class Swarm {
     return resumed;
   }
 
+  /** Token usage and cost of a run's llm steps (the sum over its agent sessions). */
+  async runUsage(idOrPrefix: string): Promise<{ input_tokens: number; output_tokens: number; cost_usd: number; sessions: number }> {
+    const id = await this.resolveRunId(idOrPrefix);
+    const sessions = await this.store.listAgentSessions({ run_id: id, limit: 100_000 });
+    const sum = { input_tokens: 0, output_tokens: 0, cost_usd: 0, sessions: sessions.length };
+    for (const s of sessions) {
+      sum.input_tokens += s.input_tokens;
+      sum.output_tokens += s.output_tokens;
+      sum.cost_usd += s.cost_usd;
+    }
+    return sum;
+  }
+
   /** Approval requests (pending ones by default). */
   async listApprovals(filter: { runId?: string; status?: ApprovalRecord['status'] | 'all' } = {}): Promise<ApprovalRecord[]> {
     const runId = filter.runId ? await this.resolveRunId(filter.runId) : undefined;

@@ -87,6 +87,9 @@ describe('llm agents in workflows', () => {
       const shown = await swarm.getSession(`${id.slice(0, 8)}/sell`);
       expect(shown.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
       expect(shown.toolCalls.map((t) => [t.call_id, t.output])).toEqual([['call_1', '{"charged":5}']]);
+      // Usage per call (on each model response), per step (the session) and per run.
+      expect(shown.messages.map((m) => m.usage && [m.usage.input_tokens, m.usage.output_tokens])).toEqual([null, [100, 10], null, [130, 8]]);
+      expect(await swarm.runUsage(id)).toMatchObject({ input_tokens: 230, output_tokens: 18, sessions: 1 });
       expect((await swarm.verify(id)).ok).toBe(true);
     } finally {
       await swarm.close();

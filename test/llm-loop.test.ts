@@ -38,7 +38,7 @@ describe('the agent loop', () => {
     const a = agent({ name: 'greeter', model, instructions: 'Be brief.' });
     const r = await run(a, user('hi'), { costOf: (_m, u) => u.input_tokens * 0.001 });
     expect(r.status).toBe('completed');
-    expect(r.messages).toEqual([{ role: 'assistant', content: 'Hello!', sender: 'greeter' }]);
+    expect(r.messages).toEqual([{ role: 'assistant', content: 'Hello!', sender: 'greeter', usage: { input_tokens: 10, output_tokens: 5, cost_usd: 0.01 } }]);
     expect(r.agent.name).toBe('greeter');
     expect(r.content).toBe('Hello!');
     expect(r.usage).toEqual({ input_tokens: 10, output_tokens: 5, cost_usd: 0.01 });
@@ -64,7 +64,7 @@ describe('the agent loop', () => {
     const r = await run(agent({ name: 'a', model: scripted({ toolCalls: [{ id: 'x', name: 'boom', arguments: {} }] }), tools: [t] }), user('go'), { executeTools: false });
     expect(r.status).toBe('tools_pending');
     expect(ran).toBe(0);
-    expect(r.messages).toEqual([{ role: 'assistant', content: null, sender: 'a', tool_calls: [{ id: 'x', name: 'boom', arguments: '{}' }] }]);
+    expect(r.messages).toEqual([{ role: 'assistant', content: null, sender: 'a', usage: { input_tokens: 10, output_tokens: 5, cost_usd: 0 }, tool_calls: [{ id: 'x', name: 'boom', arguments: '{}' }] }]);
   });
 
   it('handoffs: transfer_to_<agent> tools and tools returning an agent; the tool message names the new agent', async () => {

@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { Swarm } from '../src/swarm.js';
+import { ScriptedModel } from '../src/testing/scripted-model.js';
 import { pgTestServer, stopPgTestServer, type PgTestServer } from './helpers/pg.js';
 import { EXAMPLES, exited, removeProject, runCli, spawnCli, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
 
@@ -98,6 +99,39 @@ describe('the engine on PostgreSQL', () => {
       expect(workers).toEqual([]); // stopped on the database's clock, not an hour in the future
     } finally {
       skew.mockRestore();
+      await swarm.close();
+      removeProject(dir);
+      await server.dropDatabase(url);
+    }
+  });
+
+  it('llm steps on PostgreSQL: the session journal, a tool approval that pauses the run, approve, and the tool run once', async () => {
+    const url = await server.createDatabase();
+    const dir = tempProject();
+    let ran = 0;
+    writeAgent(dir, 'cashier', 'name: cashier\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: m }\ntools:\n  - module: tools.mjs\n    needs_approval: true\n', {
+      'tools.mjs': "export const pay = { name: 'pay', description: 'Pay', parameters: { type: 'object' }, execute: () => { globalThis.__paid = (globalThis.__paid ?? 0) + 1; return 'paid'; } };\n",
+    });
+    writeWorkflow(dir, 'till', 'name: till\nversion: 1.0.0\nsteps:\n  - { id: pay, agent: cashier, inputs: { message: "pay it" } }\n');
+    const model = new ScriptedModel([{ toolCalls: [{ id: 'c1', name: 'pay', arguments: {} }], usage: { input_tokens: 7, output_tokens: 2 } }, { content: 'Paid.', usage: { input_tokens: 9, output_tokens: 1 } }]);
+    const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm'), SWARM_DATABASE_URL: url }, models: () => model });
+    try {
+      await swarm.registerAgent(join(dir, 'agents', 'cashier'));
+      await swarm.registerWorkflow(join(dir, 'workflows', 'till'));
+      const id = await swarm.startRun('till', {});
+      expect((await swarm.runToCompletion(id)).run.status).toBe('waiting');
+      expect((await swarm.listApprovals({ runId: id })).map((a) => a.tool)).toEqual(['pay']);
+      await swarm.approve(id);
+      const { run, steps } = await swarm.runToCompletion(id);
+      expect(run.status).toBe('completed');
+      expect(steps[0]?.outputs).toMatchObject({ content: 'Paid.', agent: 'cashier', usage: { input_tokens: 16, output_tokens: 3 } });
+      ran = (globalThis as { __paid?: number }).__paid ?? 0;
+      expect(ran).toBe(1);
+      const s = await swarm.getSession(`${id}/pay`);
+      expect(s.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
+      expect(s.toolCalls.map((t) => t.output)).toEqual(['paid']);
+      expect((await swarm.verify(id)).ok).toBe(true);
+    } finally {
       await swarm.close();
       removeProject(dir);
       await server.dropDatabase(url);

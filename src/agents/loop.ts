@@ -294,6 +294,7 @@ export async function run(start: Agent, messages: readonly Message[], options: R
       role: 'assistant',
       content: response.content,
       sender: agentNow.name,
+      usage,
       ...(response.toolCalls.length ? { tool_calls: response.toolCalls.map((c) => ({ ...c, id: c.id || `call_${state.turn}_${c.name}` })) } : {}),
     };
     state.messages.push(assistant);

@@ -87,5 +87,6 @@ function messageRow(m: Message, seq: number): AgentCheckpointWrite['messages'][n
     tool_calls: m.role === 'assistant' && m.tool_calls ? JSON.stringify(m.tool_calls) : null,
     tool_call_id: m.role === 'tool' ? m.tool_call_id : null,
     name: m.role === 'tool' ? m.name : null,
+    usage: m.role === 'assistant' ? (m.usage ?? null) : null,
   };
 }

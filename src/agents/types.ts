@@ -13,8 +13,8 @@ export interface ToolCall {
 export type Message =
   | { role: 'system'; content: string }
   | { role: 'user'; content: string }
-  /** `sender`: the agent that produced it (kept for transcripts; providers ignore it). */
-  | { role: 'assistant'; content: string | null; tool_calls?: ToolCall[]; sender?: string }
+  /** `sender`: the agent that produced it; `usage`: of the model call that produced it (transcripts; providers ignore both). */
+  | { role: 'assistant'; content: string | null; tool_calls?: ToolCall[]; sender?: string; usage?: Usage }
   /** `name`: the tool that produced it. */
   | { role: 'tool'; tool_call_id: string; name: string; content: string };
 

@@ -243,6 +243,7 @@ export function toAgentMessage(r: Row): AgentMessageRecord {
     tool_calls: (r.tool_calls as string | null) ?? null,
     tool_call_id: (r.tool_call_id as string | null) ?? null,
     name: (r.name as string | null) ?? null,
+    usage: r.input_tokens === null || r.input_tokens === undefined ? null : { input_tokens: Number(r.input_tokens), output_tokens: Number(r.output_tokens), cost_usd: Number(r.cost_usd) },
     at: Number(r.at),
   };
 }

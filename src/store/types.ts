@@ -310,7 +310,16 @@ export interface AgentCheckpointWrite {
   envelope: string;
   version: number;
   /** Messages to append, with their position in the conversation. */
-  messages: ReadonlyArray<{ seq: number; role: string; agent: string | null; content: string | null; tool_calls: string | null; tool_call_id: string | null; name: string | null }>;
+  messages: ReadonlyArray<{
+    seq: number;
+    role: string;
+    agent: string | null;
+    content: string | null;
+    tool_calls: string | null;
+    tool_call_id: string | null;
+    name: string | null;
+    usage?: { input_tokens: number; output_tokens: number; cost_usd: number } | null;
+  }>;
 }
 
 export interface AgentMessageRecord {
@@ -322,6 +331,8 @@ export interface AgentMessageRecord {
   tool_calls: string | null;
   tool_call_id: string | null;
   name: string | null;
+  /** The model call's usage, for assistant messages. */
+  usage: { input_tokens: number; output_tokens: number; cost_usd: number } | null;
   at: number;
 }
 

@@ -169,13 +169,16 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .description('show a run and its steps (a unique prefix or suffix of the id is enough)')
     .option('--json', 'print JSON (with every step’s outputs)')
     .action(async (id: string, o: { json?: boolean }) => {
-      const d = await (await ctx.swarm()).getRun(id);
-      if (o.json) return ctx.out(JSON.stringify(runJson(d), null, 2));
+      const swarm = await ctx.swarm();
+      const d = await swarm.getRun(id);
+      const usage = await swarm.runUsage(d.run.id);
+      if (o.json) return ctx.out(JSON.stringify({ ...runJson(d), ...(usage.sessions ? { usage } : {}) }, null, 2));
       const r = d.run;
       ctx.out(`${pc.bold(`run ${r.id}`)}  ${r.workflow_name}@${r.workflow_version}  ${colorStatus(r.status)}`);
       ctx.out(`created ${formatTime(r.created_at)}${r.completed_at ? `, finished ${formatTime(r.completed_at)}` : ''}${r.completed_at && r.started_at ? ` (${formatMs(r.completed_at - r.started_at)})` : ''}`);
       ctx.out(`trigger (${r.trigger_type}): ${JSON.stringify(r.trigger_data)}`);
       if (r.error) ctx.out(`${pc.red('error')}${r.error_step ? ` in '${r.error_step}'` : ''}: ${r.error}`);
+      if (usage.sessions) ctx.out(`llm usage: ${usage.input_tokens} tokens in, ${usage.output_tokens} out, $${usage.cost_usd.toFixed(4)} (${usage.sessions} session${usage.sessions === 1 ? '' : 's'}: swarm sessions list --run ${r.id})`);
       ctx.out('');
       ctx.out(table(['STEP', 'AGENT', 'STATUS', 'ATTEMPTS', 'DURATION', 'OUTPUTS / ERROR'], d.steps.map((s) => [s.step_id, `${s.agent_name}@${s.agent_version}`, colorStatus(s.status), s.attempt || '', formatMs(s.duration_ms), s.error ?? (s.outputs === null ? '' : JSON.stringify(s.outputs).slice(0, 100))])));
     });

@@ -240,6 +240,10 @@ CREATE TABLE agent_messages (
   tool_calls ${TEXT},
   tool_call_id ${TEXT},
   name ${TEXT},
+  -- The usage of the model call that produced an assistant message.
+  input_tokens BIGINT,
+  output_tokens BIGINT,
+  cost_usd DOUBLE PRECISION,
   at BIGINT NOT NULL,
   PRIMARY KEY (session_id, seq)
 );

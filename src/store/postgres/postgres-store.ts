@@ -513,13 +513,16 @@ export class PostgresStore implements Store {
         [s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.trace_id, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, noNul(w.envelope), w.version, now],
       );
       if (w.messages.length > 0) {
-        const cols = 9;
+        const cols = 12;
         const values: unknown[] = [];
         const tuples = w.messages.map((m, i) => {
-          values.push(s.id, m.seq, m.role, m.agent, noNul(m.content), noNul(m.tool_calls), m.tool_call_id, m.name, now);
+          values.push(s.id, m.seq, m.role, m.agent, noNul(m.content), noNul(m.tool_calls), m.tool_call_id, m.name, m.usage?.input_tokens ?? null, m.usage?.output_tokens ?? null, m.usage?.cost_usd ?? null, now);
           return `(${Array.from({ length: cols }, (_, k) => `$${i * cols + k + 1}`).join(', ')})`;
         });
-        await q(`INSERT INTO agent_messages (session_id, seq, role, agent, content, tool_calls, tool_call_id, name, at) VALUES ${tuples.join(', ')} ON CONFLICT (session_id, seq) DO NOTHING`, values);
+        await q(
+          `INSERT INTO agent_messages (session_id, seq, role, agent, content, tool_calls, tool_call_id, name, input_tokens, output_tokens, cost_usd, at) VALUES ${tuples.join(', ')} ON CONFLICT (session_id, seq) DO NOTHING`,
+          values,
+        );
       }
       return { value: undefined, notify: false };
     });

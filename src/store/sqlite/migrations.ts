@@ -231,6 +231,10 @@ CREATE TABLE agent_messages (
   tool_calls TEXT,
   tool_call_id TEXT,
   name TEXT,
+  -- The usage of the model call that produced an assistant message.
+  input_tokens INTEGER,
+  output_tokens INTEGER,
+  cost_usd REAL,
   at INTEGER NOT NULL,
   PRIMARY KEY (session_id, seq)
 );

@@ -547,10 +547,12 @@ export class SqliteStore implements Store {
              envelope = excluded.envelope, envelope_version = excluded.envelope_version, error = NULL, updated_at = excluded.updated_at`,
         ).run(s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.trace_id, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, w.envelope, w.version, now, now);
         const ins = this.stmt(
-          `INSERT INTO agent_messages (session_id, seq, role, agent, content, tool_calls, tool_call_id, name, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT(session_id, seq) DO NOTHING`,
+          `INSERT INTO agent_messages (session_id, seq, role, agent, content, tool_calls, tool_call_id, name, input_tokens, output_tokens, cost_usd, at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(session_id, seq) DO NOTHING`,
         );
-        for (const m of w.messages) ins.run(s.id, m.seq, m.role, m.agent, m.content, m.tool_calls, m.tool_call_id, m.name, now);
+        for (const m of w.messages) {
+          ins.run(s.id, m.seq, m.role, m.agent, m.content, m.tool_calls, m.tool_call_id, m.name, m.usage?.input_tokens ?? null, m.usage?.output_tokens ?? null, m.usage?.cost_usd ?? null, now);
+        }
       })();
     });
   }
