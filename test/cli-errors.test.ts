@@ -295,7 +295,7 @@ describe.concurrent('swarm CLI errors', () => {
       s.run(['runs', 'list', '--since', 'last tuesday']),
       s.run(['runs', 'list', '-n', '0']),
     ]);
-    expect(oneLineError(expect, status, EXIT.INVALID)).toMatch(/^swarm: --status 'exploded' is not one of queued, running, completed, failed, cancelled$/);
+    expect(oneLineError(expect, status, EXIT.INVALID)).toMatch(/^swarm: --status 'exploded' is not one of queued, running, waiting, completed, failed, cancelled$/);
     expect(oneLineError(expect, since, EXIT.INVALID)).toContain("--since 'last tuesday' is not a date");
     expect(oneLineError(expect, limit, EXIT.INVALID)).toContain("--limit must be a positive whole number, not '0'");
   });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { removeProject, runCli, tempProject } from './helpers/project.js';
+import { MIGRATIONS } from '../src/store/sqlite/migrations.js';
 
 describe('opening a new store', () => {
   it('several processes creating the same new store at once all succeed, and migrate it once', async () => {
@@ -17,7 +18,7 @@ describe('opening a new store', () => {
         }
         const db = new Database(join(home, 'swarm.db'), { readonly: true });
         try {
-          expect(db.prepare('SELECT version FROM schema_migrations').pluck().all()).toEqual([1]);
+          expect(db.prepare('SELECT version FROM schema_migrations').pluck().all()).toEqual(MIGRATIONS.map((m) => m.version));
         } finally {
           db.close();
         }
