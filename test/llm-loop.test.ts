@@ -121,6 +121,15 @@ describe('the agent loop', () => {
     expect(r.content).toBe('sorry');
   });
 
+  it('a model that keeps making malformed tool calls is told each time, then the loop stops with a clear error', async () => {
+    const square = tool({ name: 'square', description: '', parameters: { type: 'object', properties: { x: { type: 'number' } }, required: ['x'] }, execute: ({ x }) => (x as number) ** 2 });
+    const bad = (i: number) => ({ toolCalls: [{ id: `b${i}`, name: 'square', arguments: '{"x": "no"}' }] });
+    const model = scripted(bad(1), { toolCalls: [{ id: 'ok', name: 'square', arguments: { x: 3 } }] }, bad(2), bad(3), bad(4), { content: 'never' });
+    await expect(run(agent({ name: 'a', model, tools: [square] }), user('go'), { maxOutputRetries: 2 })).rejects.toMatchObject({ code: 'TOOL_CALLS_INVALID', message: expect.stringContaining("3 turns in a row") });
+    // The good call in between reset the count: 5 model calls, not 3.
+    expect(model.requests).toHaveLength(5);
+  });
+
   it('parallel tool calls run concurrently and their results keep call order', async () => {
     const model = scripted({ toolCalls: [{ id: '1', name: 'wait', arguments: { ms: 120, v: 'slow' } }, { id: '2', name: 'wait', arguments: { ms: 10, v: 'fast' } }, { id: '3', name: 'wait', arguments: { ms: 60, v: 'mid' } }] }, { content: 'done' });
     const finished: string[] = [];

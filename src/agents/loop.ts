@@ -36,6 +36,8 @@ export interface CheckpointEnvelope {
     status: 'running' | 'waiting' | 'completed';
     /** Structured-output retries used in the current answer. */
     output_retries: number;
+    /** Turns in a row whose tool calls were all malformed (unknown tool, arguments not matching). */
+    invalid_tool_turns?: number;
   };
 }
 
@@ -111,7 +113,10 @@ export interface RunOptions {
   hooks?: LoopHooks;
   /** Cost of a model call (default 0). */
   costOf?: (model: ChatModel, usage: { input_tokens: number; output_tokens: number }) => number;
-  /** Structured output that does not parse or match is sent back this many times, then the loop fails (default 2). */
+  /**
+   * Structured output that does not parse or match is sent back this many times, then the loop fails;
+   * so are turns whose tool calls are all malformed (default 2).
+   */
   maxOutputRetries?: number;
   /** Ties `<session>/<call>` idempotency keys to something stable (default the session id). */
   idempotencyPrefix?: string;
@@ -242,6 +247,12 @@ export async function run(start: Agent, messages: readonly Message[], options: R
         }
         emit({ type: 'waiting', agent: current.name, calls: waiting });
         return result('waiting', { waitingFor: waiting });
+      }
+      // A model that keeps calling tools wrongly is told each time, a bounded number of times.
+      const results = outcomes as RecordedToolCall[];
+      state.invalid_tool_turns = results.every(isInvalidCall) ? (state.invalid_tool_turns ?? 0) + 1 : 0;
+      if (state.invalid_tool_turns > maxOutputRetries) {
+        throw new LoopError('TOOL_CALLS_INVALID', `agent '${current.name}' made only malformed tool calls ${state.invalid_tool_turns} turns in a row: ${results.map((r) => r.output).join(' | ')}`, { agent: current.name });
       }
       // Every call has a result: apply them in call order (results keep call order; the last handoff wins).
       let handoff: string | undefined;
@@ -394,7 +405,7 @@ async function runTool(
   let rec: RecordedToolCall;
   if (!entry) {
     const known = [...tools.byName.keys()];
-    rec = fail(`Error: unknown tool '${call.name}'. Available tools: ${known.length ? known.join(', ') : '(none)'}.`);
+    rec = fail(`${UNKNOWN_TOOL}'${call.name}'. Available tools: ${known.length ? known.join(', ') : '(none)'}.`);
   } else if (entry.handoff) {
     know(entry.handoff);
     rec = { ...base, output: JSON.stringify({ assistant: entry.handoff.name }), is_error: false, handoff: entry.handoff.name };
@@ -402,7 +413,7 @@ async function runTool(
     const t = entry.tool as Tool;
     const parsed = parseArguments(call.arguments, t);
     if (!parsed.ok) {
-      rec = fail(`Error: invalid arguments for tool '${t.name}': ${parsed.message}`);
+      rec = fail(`${INVALID_ARGUMENTS}'${t.name}': ${parsed.message}`);
     } else {
       if (t.needsApproval) {
         const decision = await journal.approval(call.id);
@@ -466,6 +477,14 @@ async function executeTool(
     if (options.signal?.aborted) throw e;
     return { ...base, output: `Error: tool '${t.name}' failed: ${(e as Error)?.message ?? String(e)}`, is_error: true };
   }
+}
+
+const UNKNOWN_TOOL = 'Error: unknown tool ';
+const INVALID_ARGUMENTS = 'Error: invalid arguments for tool ';
+
+/** A call the loop refused before running anything (the model's mistake, not the tool's). */
+function isInvalidCall(r: RecordedToolCall): boolean {
+  return r.is_error && (r.output.startsWith(UNKNOWN_TOOL) || r.output.startsWith(INVALID_ARGUMENTS));
 }
 
 function stringify(v: unknown): string {
