@@ -39,13 +39,14 @@ const STATUS_COLOR: Record<string, (s: string) => string> = {
   ready: pc.blue,
   pending: pc.dim,
   queued: pc.blue,
+  waiting: pc.magenta,
 };
 
 export function colorStatus(status: string): string {
   return (STATUS_COLOR[status] ?? ((s: string) => s))(status);
 }
 
-const SYMBOL: Record<string, string> = { completed: '✔', failed: '✖', cancelled: '⊘', skipped: '↷', running: '▶', ready: '·', pending: '·' };
+const SYMBOL: Record<string, string> = { completed: '✔', failed: '✖', cancelled: '⊘', skipped: '↷', running: '▶', ready: '·', pending: '·', waiting: '⏸' };
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
 interface StepView {
@@ -133,6 +134,20 @@ export class ProgressReporter {
         break;
       case 'STEP_CANCELLED':
         if (s) this.set(s.id, { status: 'cancelled' });
+        break;
+      case 'STEP_WAITING':
+        if (s) {
+          this.set(s.id, { status: 'waiting', note: String(d.reason) });
+          line(`${s.id}: ${String(d.reason)}`);
+        }
+        this.runStatus = 'waiting';
+        break;
+      case 'APPROVAL_DECIDED':
+        if (s) {
+          this.set(s.id, { status: 'ready', note: '' });
+          line(`${s.id}: ${String(d.decision)}${typeof d.by === 'string' ? ` by ${d.by}` : ''}${typeof d.reason === 'string' ? ` (${d.reason})` : ''}`);
+        }
+        this.runStatus = 'running';
         break;
       case 'RUN_COMPLETED':
       case 'RUN_FAILED':
