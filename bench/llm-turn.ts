@@ -366,7 +366,7 @@ async function main(argv: readonly string[]): Promise<void> {
             llmReps.set(keyOf(p), list);
             brief = `${res.result.ms_per_turn.toFixed(3)} ms/turn, turn p50 ${res.result.turn_p50_ms.toFixed(3)} p99 ${res.result.turn_p99_ms.toFixed(3)} ms, CPU ${res.result.cpu_ms_per_turn.toFixed(3)} ms/turn`;
           }
-          console.log(`  [${rep}/${o.repeat}] ${keyOf(p).padEnd(22)} ${brief}  (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+          console.log(`  [${rep}/${o.repeat}] ${keyOf(p).padEnd(26)} ${brief}  (${((Date.now() - t) / 1000).toFixed(1)} s)`);
         } finally {
           if (url && server) await server.dropDatabase(url);
         }
