@@ -147,6 +147,8 @@ export interface RunResult {
 export class LoopError extends ExecutionError {}
 
 const CONTEXT_PARAM = 'context_variables';
+/** The signal tools get when the loop has none. */
+const NEVER_ABORTED = new AbortController().signal;
 
 /** Run an agent on messages to completion (or to a pause). Resumes from the journal's checkpoint when it has one. */
 export async function run(start: Agent, messages: readonly Message[], options: RunOptions = {}): Promise<RunResult> {
@@ -458,7 +460,7 @@ async function executeTool(
       callId: call.id,
       agent: current.name,
       idempotencyKey: `${options.idempotencyPrefix ?? journal.sessionId}/${call.id}`,
-      signal: options.signal ?? new AbortController().signal,
+      signal: options.signal ?? NEVER_ABORTED,
     });
     if (isAgent(value)) know(value);
     if (isToolResult(value) && value.options.agent) know(value.options.agent);
@@ -551,15 +553,22 @@ export function memoryJournal(sessionId = `mem-${Math.random().toString(36).slic
   tools: Map<string, RecordedToolCall>;
   approvals: Map<string, ApprovalDecision>;
 } {
+  // The envelope is kept as JSON text (a snapshot), parsed only when read.
+  let saved: string | undefined;
   const j = {
     sessionId,
-    envelope: undefined as CheckpointEnvelope | undefined,
+    get envelope(): CheckpointEnvelope | undefined {
+      return saved === undefined ? undefined : (JSON.parse(saved) as CheckpointEnvelope);
+    },
+    set envelope(env: CheckpointEnvelope | undefined) {
+      saved = env === undefined ? undefined : JSON.stringify(env);
+    },
     transcript: [] as Message[],
     tools: new Map<string, RecordedToolCall>(),
     approvals: new Map<string, ApprovalDecision>(),
-    load: () => Promise.resolve(j.envelope ? (JSON.parse(JSON.stringify(j.envelope)) as CheckpointEnvelope) : undefined),
+    load: () => Promise.resolve(j.envelope),
     checkpoint: (env: CheckpointEnvelope, msgs: readonly Message[]) => {
-      j.envelope = JSON.parse(JSON.stringify(env)) as CheckpointEnvelope;
+      saved = JSON.stringify(env);
       j.transcript.push(...msgs);
       return Promise.resolve();
     },

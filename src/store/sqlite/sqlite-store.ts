@@ -534,11 +534,12 @@ export class SqliteStore implements Store {
 
   // ---- agent sessions ----
 
+  /** Checkpoints and tool records join the group commit: concurrent sessions (and steps) share fsyncs. */
   saveAgentCheckpoint(w: AgentCheckpointWrite): Promise<void> {
-    return this.exclusive(() => {
+    return this.transaction(() => {
       const now = Date.now();
       const s = w.session;
-      this.db.transaction(() => {
+      {
         this.stmt(
           `INSERT INTO agent_sessions (id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, envelope, envelope_version, created_at, updated_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -553,7 +554,8 @@ export class SqliteStore implements Store {
         for (const m of w.messages) {
           ins.run(s.id, m.seq, m.role, m.agent, m.content, m.tool_calls, m.tool_call_id, m.name, m.usage?.input_tokens ?? null, m.usage?.output_tokens ?? null, m.usage?.cost_usd ?? null, now);
         }
-      })();
+      }
+      return Promise.resolve();
     });
   }
 
@@ -594,12 +596,13 @@ export class SqliteStore implements Store {
   }
 
   recordToolCall(rec: ToolCallRecord): Promise<boolean> {
-    return this.exclusive(
-      () =>
+    return this.transaction(() =>
+      Promise.resolve(
         this.stmt(
           `INSERT INTO agent_tool_calls (session_id, call_id, name, arguments, output, is_error, handoff, context_variables, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT(session_id, call_id) DO NOTHING`,
         ).run(rec.session_id, rec.call_id, rec.name, rec.arguments, rec.output, rec.is_error ? 1 : 0, rec.handoff, rec.context_variables, rec.at).changes === 1,
+      ),
     );
   }
 
