@@ -72,7 +72,7 @@ export async function dbosLinear(job: PgJob): Promise<ThroughputResult> {
       );
       return flow.run();
     };
-    await drive(job.quick ? 16 : 48);
+    await drive(job.quick ? 16 : 32);
     await probe.start();
     const flow = await drive(runs);
     const counters = await probe.end();
@@ -219,7 +219,7 @@ export async function graphileLinear(job: PgJob): Promise<ThroughputResult> {
   const inFlight = 32;
   const env = await graphileSetUp(job);
   try {
-    await graphileDrive(env, job.quick ? 16 : 48, inFlight, length);
+    await graphileDrive(env, job.quick ? 16 : 32, inFlight, length);
     await drained(env.url);
     await env.probe.start();
     env.workers.mark();

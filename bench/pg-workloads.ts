@@ -120,7 +120,7 @@ export async function swarmLinear(job: PgJob): Promise<ThroughputResult> {
     await env.swarm.registerAgent(NOOP_AGENT_DIR);
     await env.swarm.registerWorkflow(writeWorkflow(env.dir, 'linear10', 'noop@1.0.0', chainSteps(stepsPerRun)));
     // Warm-up (JIT, prepared statements on every connection, table growth): not measured.
-    await drive(env, 'linear10', job.quick ? 16 : 48, inFlight);
+    await drive(env, 'linear10', job.quick ? 16 : 32, inFlight);
     await env.probe.start();
     env.workers.mark();
     const flow = await drive(env, 'linear10', runs, inFlight);
@@ -157,7 +157,7 @@ export async function swarmFanout(job: PgJob): Promise<ThroughputResult> {
     await env.swarm.registerAgent(NOOP_AGENT_DIR);
     await env.swarm.registerWorkflow(writeWorkflow(env.dir, 'fanout', 'noop@1.0.0', fanOutSteps(width), width));
     await env.swarm.registerWorkflow(writeWorkflow(env.dir, 'fanout-warm', 'noop@1.0.0', fanOutSteps(64), 64));
-    await drive(env, 'fanout-warm', 4, 2);
+    await drive(env, 'fanout-warm', 2, 1);
     await env.probe.start();
     env.workers.mark();
     const flow = await drive(env, 'fanout', 1, 1);
