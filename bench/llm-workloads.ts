@@ -128,7 +128,7 @@ function counted(j: LoopJournal, count: { writes: number }): LoopJournal {
       count.writes++;
       return j.checkpoint(env, msgs);
     },
-    toolResult: (id) => j.toolResult(id),
+    toolResult: (turn, id) => j.toolResult(turn, id),
     recordTool: (rec) => {
       count.writes++;
       return j.recordTool(rec);

@@ -125,8 +125,9 @@ export class Swarm {
       providers: config.providers,
       env: llm.providerEnv ?? process.env,
       config: { ...config.values },
-      findAgent: async (name) => {
-        const rec = pickRecord(await this.store.listAgents(name), '*');
+      findAgent: async (name, version) => {
+        const all = await this.store.listAgents(name);
+        const rec = version ? all.find((r) => r.version === version) : pickRecord(all, '*');
         return rec ? { id: rec.id, path: rec.path, manifest: rec.manifest } : undefined;
       },
       ...(llm.models ? { models: llm.models } : {}),
@@ -466,9 +467,16 @@ export class Swarm {
       await Promise.all(toolSets.map((t) => t.close()));
     };
     try {
-      const agents = await buildAgents(this.llmOptions, { path: rec.path, manifest: rec.manifest }, { inputs: {} }, toolSets);
+      const { agents } = await buildAgents(this.llmOptions, { path: rec.path, manifest: rec.manifest }, { inputs: {} }, toolSets);
       const sessionId = options.sessionId ?? `chat-${newRunId()}`;
-      if (options.sessionId && !(await this.store.getAgentSession(sessionId))) throw new NotFoundError('session', sessionId, "start a new chat without --session, or see 'swarm sessions list'");
+      if (options.sessionId) {
+        const existing = await this.store.getAgentSession(sessionId);
+        if (!existing) throw new NotFoundError('session', sessionId, "start a new chat without --session, or see 'swarm sessions list'");
+        if (existing.run_id) {
+          throw new UserError('SESSION_NOT_A_CHAT', `session ${sessionId} belongs to step '${existing.step_id ?? ''}' of run ${existing.run_id}; a workflow step's conversation is decided with 'swarm approve' or 'swarm reject', not continued in a chat`, { session: sessionId });
+        }
+        if (existing.agent !== rec.name) throw new UserError('SESSION_AGENT_MISMATCH', `session ${sessionId} is a chat with '${existing.agent}', not '${rec.name}'`, { session: sessionId });
+      }
       const chat = new ChatSession({
         store: this.store,
         sessionId,

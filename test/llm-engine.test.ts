@@ -214,6 +214,72 @@ describe('llm agents in workflows', () => {
     }
   });
 
+  it('a retry of an llm step that failed (max_turns) starts a fresh conversation with a fresh turn budget', async () => {
+    writeAgent(dir, 'loopy', 'name: loopy\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: m }\nmax_turns: 2\ntools:\n  - builtin: current_time\n');
+    writeWorkflow(dir, 'spin', 'name: spin\nversion: 1.0.0\nsteps:\n  - { id: s, agent: loopy, inputs: { message: "what time is it?" } }\n');
+    const again = (i: number) => ({ toolCalls: [{ id: `t${i}`, name: 'current_time', arguments: {} }] });
+    const model = new ScriptedModel([again(1), again(2), again(3), { content: 'It is noon.' }]);
+    const swarm = await open({ models: () => model });
+    try {
+      await swarm.registerAgent(join(dir, 'agents', 'loopy'));
+      await swarm.registerWorkflow(join(dir, 'workflows', 'spin'));
+      const id = await swarm.startRun('spin', {});
+      const first = await swarm.runToCompletion(id);
+      expect(first.run.status).toBe('failed');
+      expect(first.steps[0]?.error).toMatch(/did not answer within 2 turns/);
+      expect((await swarm.listSessions({ run_id: id })).map((x) => x.status)).toEqual(['failed']);
+      await swarm.retry(id);
+      const second = await swarm.runToCompletion(id);
+      expect(second.run.status).toBe('completed');
+      expect(second.steps[0]?.outputs).toMatchObject({ content: 'It is noon.', turns: 2, session_id: `${id}/s/2` });
+      expect(model.requests).toHaveLength(4);
+      expect((await swarm.listSessions({ run_id: id })).map((x) => [x.id, x.status])).toEqual(
+        expect.arrayContaining([[`${id}/s`, 'failed'], [`${id}/s/2`, 'completed']]),
+      );
+    } finally {
+      await swarm.close();
+    }
+  });
+
+  it('chat: a turn that hit max_turns does not block the next message; usage and turns add up over the session; a step session is not a chat', async () => {
+    writeAgent(dir, 'bot', 'name: bot\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: m }\nmax_turns: 1\ntools:\n  - builtin: current_time\n');
+    const model = new ScriptedModel([
+      { toolCalls: [{ id: 'x1', name: 'current_time', arguments: {} }], usage: { input_tokens: 10, output_tokens: 1 } },
+      { content: 'Noon.', usage: { input_tokens: 20, output_tokens: 2 } },
+      { content: 'Bye.', usage: { input_tokens: 30, output_tokens: 3 } },
+    ]);
+    const swarm = await open({ models: (_spec, name) => (name === 'bot' ? model : undefined) });
+    try {
+      await swarm.registerAgent(join(dir, 'agents', 'bot'));
+      const { chat, close } = await swarm.openChat('bot');
+      try {
+        expect((await chat.send('time?')).status).toBe('max_turns');
+        const r2 = await chat.send('and now?');
+        expect([r2.status, r2.content]).toEqual(['completed', 'Noon.']);
+        expect((await chat.send('bye')).content).toBe('Bye.');
+      } finally {
+        await close();
+      }
+      const { session, messages } = await swarm.getSession(chat.id);
+      expect(session).toMatchObject({ turns: 3, input_tokens: 60, output_tokens: 6, status: 'completed' });
+      expect(messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'user', 'assistant', 'user', 'assistant']);
+      expect(new Set(messages.map((m) => m.seq)).size).toBe(messages.length);
+      // The model saw the whole conversation each time.
+      expect(model.requests[2]?.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'user', 'assistant', 'user']);
+
+      // A workflow step's session cannot be continued as a chat (its approvals are decided with approve/reject).
+      shop('    needs_approval: true\n');
+      fake.push({ toolCalls: [{ id: 'call_p', name: 'pay', arguments: { usd: 1 } }] });
+      await swarm.registerAgent(join(dir, 'agents', 'shop'));
+      await swarm.registerWorkflow(join(dir, 'workflows', 'buy'));
+      const id = await swarm.startRun('buy', { message: 'pay', customer: 'E' });
+      expect((await swarm.runToCompletion(id)).run.status).toBe('waiting');
+      await expect(swarm.openChat('shop', { sessionId: `${id}/sell` })).rejects.toMatchObject({ code: 'SESSION_NOT_A_CHAT' });
+    } finally {
+      await swarm.close();
+    }
+  });
+
   it('a worker killed with SIGKILL mid-loop: the next one resumes the session, re-uses the recorded response and never runs the finished tool again', async () => {
     shop();
     let calls = 0;

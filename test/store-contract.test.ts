@@ -737,24 +737,29 @@ function storeContract(name: string, makeStore: MakeStore): void {
 
       it('checkpoints upsert the session and append the transcript; the tool ledger keeps the first record of a call', async () => {
         const before = await store.now();
-        await store.saveAgentCheckpoint({ session: session('s1', 'running', 1, 'run-1'), envelope: '{"version":1}', version: 1, messages: [msg(0, 'user', 'hi'), msg(1, 'assistant', null)] });
-        await store.saveAgentCheckpoint({ session: session('s1', 'completed', 2, 'run-1'), envelope: '{"version":1,"n":2}', version: 1, messages: [msg(2, 'tool', 'ok\0'), msg(3, 'assistant', 'bye')] });
+        await store.saveAgentCheckpoint({ session: session('s1', 'running', 1, 'run-1'), envelope: '{"version":1}', version: 1, attempt: 1, messages: [msg(0, 'user', 'hi'), msg(1, 'assistant', null)] });
+        await store.saveAgentCheckpoint({ session: session('s1', 'completed', 2, 'run-1'), envelope: '{"version":1,"n":2}', version: 1, attempt: 1, messages: [msg(2, 'tool', 'ok\0'), msg(3, 'assistant', 'bye')] });
         // A repeated checkpoint (a retried commit) adds nothing twice.
-        await store.saveAgentCheckpoint({ session: session('s1', 'completed', 2, 'run-1'), envelope: '{"version":1,"n":2}', version: 1, messages: [msg(3, 'assistant', 'bye')] });
+        await store.saveAgentCheckpoint({ session: session('s1', 'completed', 2, 'run-1'), envelope: '{"version":1,"n":2}', version: 1, attempt: 1, messages: [msg(3, 'assistant', 'bye')] });
         const s = await store.getAgentSession('s1');
         expect(s).toMatchObject({ id: 's1', run_id: 'run-1', status: 'completed', turns: 2, input_tokens: 20, output_tokens: 6, cost_usd: 1, current_agent: 'billing', envelope: '{"version":1,"n":2}', envelope_version: 1 });
         expect(s!.created_at).toBeGreaterThanOrEqual(before - 1000);
         const transcript = await store.getAgentMessages('s1');
         expect(transcript.map((m) => [m.seq, m.role, m.content])).toEqual([[0, 'user', 'hi'], [1, 'assistant', null], [2, 'tool', expect.stringMatching(/^ok/)], [3, 'assistant', 'bye']]);
 
-        const rec = { session_id: 's1', call_id: 'c1', name: 'charge', arguments: '{}', output: 'charged', is_error: false, handoff: null, context_variables: '{"a":1}', at: Date.now() };
+        const rec = { session_id: 's1', turn: 1, call_id: 'c1', name: 'charge', arguments: '{}', output: 'charged', is_error: false, handoff: null, context_variables: '{"a":1}', at: Date.now() };
         expect(await store.recordToolCall(rec)).toBe(true);
         expect(await store.recordToolCall({ ...rec, output: 'charged again' })).toBe(false);
-        expect(await store.getToolCall('s1', 'c1')).toEqual(rec);
-        expect(await store.getToolCall('s1', 'nope')).toBeUndefined();
-        expect((await store.listToolCalls('s1')).map((t) => t.output)).toEqual(['charged']);
+        expect(await store.getToolCall('s1', 1, 'c1')).toEqual(rec);
+        expect(await store.getToolCall('s1', 2, 'c1')).toBeUndefined();
+        expect(await store.recordToolCall({ ...rec, turn: 2, output: 'another turn' })).toBe(true);
+        expect((await store.listToolCalls('s1')).map((t) => t.output)).toEqual(['charged', 'another turn']);
+        // A checkpoint from an older attempt is refused and changes nothing.
+        expect(await store.saveAgentCheckpoint({ session: session('s1', 'running', 9, 'run-1'), envelope: '{"stale":true}', version: 1, attempt: 0, messages: [msg(4, 'user', 'stale')] })).toBe(false);
+        expect((await store.getAgentSession('s1'))?.envelope).toBe('{"version":1,"n":2}');
+        expect(await store.getAgentMessages('s1')).toHaveLength(4);
 
-        await store.saveAgentCheckpoint({ session: session('s2', 'waiting', 1), envelope: '{}', version: 1, messages: [] });
+        await store.saveAgentCheckpoint({ session: session('s2', 'waiting', 1), envelope: '{}', version: 1, attempt: 0, messages: [] });
         await store.failAgentSession('s2', 'the model broke');
         expect((await store.getAgentSession('s2'))?.status).toBe('failed');
         expect((await store.listAgentSessions({})).map((x) => x.id).sort()).toEqual(['s1', 's2']);
@@ -790,6 +795,39 @@ function storeContract(name: string, makeStore: MakeStore): void {
         const [b] = await h.claim('w2', 10);
         const done = await h.finish(b!, 'w2', ok());
         expect(done.finished).toEqual([{ run_id: runId, status: 'completed' }]);
+      });
+
+      it('approving a whole run decides only the steps waiting now; a step still running keeps its request for later', async () => {
+        const runId = await h.startRun({ name: 'two', steps: [{ id: 'a' }, { id: 'b' }] });
+        const [x, y] = await h.claim('w1', 2);
+        const [a, b] = x!.step_id === 'a' ? [x!, y!] : [y!, x!];
+        const req = (step: string) => ({ run_id: runId, step_id: step, call_id: 'c', tool: 'pay', arguments: '{}', requested_at: Date.now() });
+        await store.requestApprovals([req('a'), req('b')]);
+        await h.finish(a, 'w1', { kind: 'waiting', reason: 'approval' });
+        // b has asked but its waiting commit has not landed yet.
+        expect(await store.transaction((tx) => h.ledger.decide(tx, runId, undefined, 'approved', null, null))).toEqual(['a']);
+        expect((await store.getApproval(runId, 'b', 'c'))?.status).toBe('pending');
+        await h.finish(b, 'w1', { kind: 'waiting', reason: 'approval' });
+        expect((await h.run(runId)).status).toBe('waiting');
+        expect(await store.transaction((tx) => h.ledger.decide(tx, runId, 'b', 'rejected', 'no', null))).toEqual(['b']);
+        expect((await store.getApproval(runId, 'b', 'c'))).toMatchObject({ status: 'rejected', reason: 'no' });
+      });
+
+      it('a run that fails cancels its waiting steps (their requests are no longer listed); a retry runs them again', async () => {
+        const runId = await h.startRun({ name: 'two', steps: [{ id: 'a' }, { id: 'b' }] });
+        const [x, y] = await h.claim('w1', 2);
+        const [a, b] = x!.step_id === 'a' ? [x!, y!] : [y!, x!];
+        await store.requestApprovals([{ run_id: runId, step_id: 'a', call_id: 'step', tool: 'approval', arguments: '{}', requested_at: Date.now() }]);
+        await h.finish(a, 'w1', { kind: 'waiting', reason: 'approval' });
+        expect(await store.listApprovals({ status: 'pending' })).toHaveLength(1);
+        await h.finish(b, 'w1', fail('b broke', false));
+        expect((await h.run(runId)).status).toBe('failed');
+        expect((await h.step(runId, 'a')).status).toBe('cancelled');
+        expect(await store.listApprovals({ status: 'pending' })).toEqual([]);
+        const reset = await store.transaction((tx) => h.ledger.retryRun(tx, runId));
+        expect(reset.sort()).toEqual(['a', 'b']);
+        expect((await h.step(runId, 'a')).status).toBe('ready');
+        expect(await store.listApprovals({ status: 'pending' })).toHaveLength(1);
       });
 
       it('a waiting run can be cancelled; its waiting step is cancelled', async () => {

@@ -7,7 +7,7 @@
 import { ResumeError } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import type { Agent, ContextVariables } from './agent.js';
-import { run, upgradeEnvelope, type ApprovalDecision, type LoopEvent, type LoopHooks, type LoopJournal, type RunResult } from './loop.js';
+import { LoopError, run, upgradeEnvelope, type ApprovalDecision, type LoopEvent, type LoopHooks, type LoopJournal, type RunOptions, type RunResult } from './loop.js';
 import { storeJournal } from './store-journal.js';
 import type { ToolCall } from './types.js';
 
@@ -44,31 +44,48 @@ export class ChatSession {
   /** Send a user message and run the loop to its answer (approvals are asked through `approve`). */
   async send(text: string, options: SendOptions = {}): Promise<RunResult> {
     const base = storeJournal(this.o.store, { sessionId: this.o.sessionId, agent: this.o.start.name });
-    const saved = await base.load();
-    let fresh: boolean;
-    let input = [{ role: 'user' as const, content: text }] as RunResult['messages'];
-    let agent = this.o.start;
-    let contextVariables = this.o.contextVariables ?? {};
-    if (saved) {
+    let saved = await base.load();
+    if (saved && upgradeEnvelope(saved).payload.status !== 'completed') {
+      // An interrupted turn (a crash, a pause, max_turns): finish it first; recorded responses and
+      // tool results are re-used. If it cannot finish, its open tool calls are closed with an error.
       const env = upgradeEnvelope(saved);
-      const current = this.o.agents.get(env.payload.agent);
-      if (!current) throw new ResumeError('CHECKPOINT_AGENT_MISSING', `session ${this.o.sessionId} cannot continue: its agent '${env.payload.agent}' is not known here`, { session: this.o.sessionId });
-      if (env.payload.status !== 'completed') {
-        // An interrupted turn: finish it first (recorded responses and tool results are re-used).
-        await this.loop(base, false, current, [], {}, options);
-        return this.send(text, options);
+      try {
+        await this.loop(base, false, this.agentOf(env.payload.agent), [], {}, options);
+      } catch (e) {
+        if (!(e instanceof LoopError)) throw e;
       }
-      fresh = true;
-      input = [...env.payload.messages, ...input];
-      agent = current;
-      contextVariables = env.payload.context_variables;
-    } else {
-      fresh = true;
+      saved = await base.load();
     }
-    return this.loop(base, fresh, agent, input, contextVariables, options);
+    const user = { role: 'user' as const, content: text };
+    if (!saved) return this.loop(base, true, this.o.start, [user], this.o.contextVariables ?? {}, options);
+    const p = upgradeEnvelope(saved).payload;
+    const history = [...p.messages];
+    const answered = new Set(history.flatMap((m) => (m.role === 'tool' ? [m.tool_call_id] : [])));
+    for (const c of p.pending_tool_calls) {
+      if (!answered.has(c.id)) history.push({ role: 'tool', tool_call_id: c.id, name: c.name, content: 'Error: this call was not run (the turn was abandoned).' });
+    }
+    return this.loop(base, true, this.agentOf(p.agent), [...history, user], p.context_variables, options, {
+      usage: p.usage,
+      turn: p.turn,
+      persistedMessages: p.messages.length,
+    });
   }
 
-  private async loop(base: LoopJournal, fresh: boolean, agent: Agent, input: RunResult['messages'], contextVariables: ContextVariables, options: SendOptions): Promise<RunResult> {
+  private agentOf(name: string): Agent {
+    const a = this.o.agents.get(name);
+    if (!a) throw new ResumeError('CHECKPOINT_AGENT_MISSING', `session ${this.o.sessionId} cannot continue: its agent '${name}' is not known here`, { session: this.o.sessionId });
+    return a;
+  }
+
+  private async loop(
+    base: LoopJournal,
+    fresh: boolean,
+    agent: Agent,
+    input: RunResult['messages'],
+    contextVariables: ContextVariables,
+    options: SendOptions,
+    continueFrom?: RunOptions['continueFrom'],
+  ): Promise<RunResult> {
     let skipLoad = fresh;
     const journal: LoopJournal = {
       ...base,
@@ -87,6 +104,7 @@ export class ChatSession {
         journal,
         contextVariables,
         onRejected: 'tell_model',
+        ...(continueFrom ? { continueFrom } : {}),
         resolveAgent: (name) => this.o.agents.get(name),
         ...(this.o.maxTurns !== undefined ? { maxTurns: this.o.maxTurns } : {}),
         ...(this.o.hooks ? { hooks: this.o.hooks } : {}),

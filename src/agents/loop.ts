@@ -22,8 +22,12 @@ export interface CheckpointEnvelope {
   payload: {
     /** The agent whose turn it is. */
     agent: string;
-    /** Model calls made so far. */
+    /** Model calls made so far in this session. */
     turn: number;
+    /** `turn` when this loop started (a continued chat carries its turns on): max_turns counts from here. */
+    turn_base?: number;
+    /** Versions of the agents the session uses (pinned, so a resumed session keeps them). */
+    agent_versions?: Record<string, string>;
     /** The whole conversation: the input messages, then everything the loop added. */
     messages: Message[];
     /** How many of `messages` were the loop's input. */
@@ -43,6 +47,8 @@ export interface CheckpointEnvelope {
 
 /** A tool call's outcome, recorded once. */
 export interface RecordedToolCall {
+  /** The turn (model call) that asked for it: with `call_id`, the ledger's key. */
+  turn: number;
   call_id: string;
   name: string;
   arguments: string;
@@ -67,8 +73,8 @@ export interface LoopJournal {
   load(): Promise<CheckpointEnvelope | undefined>;
   /** Save a checkpoint; `newMessages` join the session's transcript in the same commit. */
   checkpoint(envelope: CheckpointEnvelope, newMessages: readonly Message[]): Promise<void>;
-  /** The recorded outcome of a tool call, if it finished before. */
-  toolResult(callId: string): Promise<RecordedToolCall | undefined>;
+  /** The recorded outcome of a tool call of a turn, if it finished before. */
+  toolResult(turn: number, callId: string): Promise<RecordedToolCall | undefined>;
   /** Record a tool call's outcome (the first record of a call id wins). */
   recordTool(rec: RecordedToolCall): Promise<void>;
   /** A human's decision on a tool call that needs approval. */
@@ -122,6 +128,13 @@ export interface RunOptions {
   idempotencyPrefix?: string;
   /** A rejected approval: `stop` the loop with APPROVAL_REJECTED (default, as a workflow step does), or `tell_model` it was rejected. */
   onRejected?: 'stop' | 'tell_model';
+  /**
+   * Continue a session whose earlier loops ended (a chat's next message): the usage and turns so far
+   * carry on, and the first `persistedMessages` input messages are already in the transcript.
+   */
+  continueFrom?: { usage: Usage; turn: number; persistedMessages: number };
+  /** Recorded in a new session's checkpoints (`agent_versions`): the versions of the agents it uses. */
+  agentVersions?: Record<string, string>;
 }
 
 export interface RunResult {
@@ -188,19 +201,22 @@ export async function run(start: Agent, messages: readonly Message[], options: R
       }
     }
   } else {
+    const from = options.continueFrom;
     state = {
       agent: start.name,
-      turn: 0,
+      turn: from?.turn ?? 0,
+      turn_base: from?.turn ?? 0,
       messages: [...messages],
       input_count: messages.length,
       context_variables: { ...(options.contextVariables ?? {}) },
       pending_tool_calls: [],
-      usage: { ...ZERO_USAGE },
+      usage: from ? { ...from.usage } : { ...ZERO_USAGE },
       status: 'running',
       output_retries: 0,
+      ...(options.agentVersions ? { agent_versions: options.agentVersions } : {}),
     };
   }
-  let persistedCount = saved ? state.messages.length : 0;
+  let persistedCount = saved ? state.messages.length : Math.min(options.continueFrom?.persistedMessages ?? 0, state.messages.length);
   const save = async (): Promise<void> => {
     const env: CheckpointEnvelope = { version: CHECKPOINT_VERSION, session_id: journal.sessionId, created_at: Date.now(), payload: state };
     await journal.checkpoint(env, state.messages.slice(persistedCount));
@@ -216,7 +232,7 @@ export async function run(start: Agent, messages: readonly Message[], options: R
       contextVariables: state.context_variables,
       content,
       usage: state.usage,
-      turns: state.turn,
+      turns: state.turn - (state.turn_base ?? 0),
       sessionId: journal.sessionId,
       ...extra,
     };
@@ -273,7 +289,7 @@ export async function run(start: Agent, messages: readonly Message[], options: R
       continue;
     }
 
-    if (state.turn >= maxTurns) {
+    if (state.turn - (state.turn_base ?? 0) >= maxTurns) {
       await save();
       return result('max_turns');
     }
@@ -308,7 +324,7 @@ export async function run(start: Agent, messages: readonly Message[], options: R
       content: response.content,
       sender: agentNow.name,
       usage,
-      ...(response.toolCalls.length ? { tool_calls: response.toolCalls.map((c) => ({ ...c, id: c.id || `call_${state.turn}_${c.name}` })) } : {}),
+      ...(response.toolCalls.length ? { tool_calls: response.toolCalls.map((c, i) => ({ ...c, id: c.id || `call_${state.turn}_${i}` })) } : {}),
     };
     state.messages.push(assistant);
     emit({ type: 'message', agent: agentNow.name, message: assistant });
@@ -395,13 +411,13 @@ async function runTool(
   checkDeadline: (what: string) => void,
   know: (a: Agent) => Agent,
 ): Promise<RecordedToolCall | 'waiting'> {
-  const recorded = await journal.toolResult(call.id);
+  const recorded = await journal.toolResult(state.turn, call.id);
   if (recorded) {
     emit({ type: 'tool_result', agent: current.name, result: recorded, replayed: true });
     await options.hooks?.afterToolCall?.({ agent: current, turn: state.turn, call, result: recorded, replayed: true });
     return recorded;
   }
-  const base = { call_id: call.id, name: call.name, arguments: call.arguments };
+  const base = { turn: state.turn, call_id: call.id, name: call.name, arguments: call.arguments };
   const fail = (output: string): RecordedToolCall => ({ ...base, output, is_error: true });
   const entry = tools.byName.get(call.name);
   let rec: RecordedToolCall;
@@ -453,7 +469,7 @@ async function executeTool(
   options: RunOptions,
   know: (a: Agent) => Agent,
 ): Promise<RecordedToolCall> {
-  const base = { call_id: call.id, name: call.name, arguments: call.arguments };
+  const base = { turn: state.turn, call_id: call.id, name: call.name, arguments: call.arguments };
   try {
     const value = await t.execute(args, {
       contextVariables: { ...state.context_variables },
@@ -572,9 +588,10 @@ export function memoryJournal(sessionId = `mem-${Math.random().toString(36).slic
       j.transcript.push(...msgs);
       return Promise.resolve();
     },
-    toolResult: (id: string) => Promise.resolve(j.tools.get(id)),
+    toolResult: (turn: number, id: string) => Promise.resolve(j.tools.get(`${turn}:${id}`)),
     recordTool: (rec: RecordedToolCall) => {
-      if (!j.tools.has(rec.call_id)) j.tools.set(rec.call_id, rec);
+      const key = `${rec.turn}:${rec.call_id}`;
+      if (!j.tools.has(key)) j.tools.set(key, rec);
       return Promise.resolve();
     },
     approval: (id: string) => Promise.resolve(j.approvals.get(id)),

@@ -2,6 +2,7 @@
  * The loop's journal in the store (SQLite or PostgreSQL): one session row with the latest checkpoint
  * envelope, the transcript, the exactly-once tool ledger, and approvals keyed by run and step.
  */
+import { StepError } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import type { AgentCheckpointWrite } from '../store/types.js';
 import type { ApprovalDecision, CheckpointEnvelope, LoopJournal, RecordedToolCall } from './loop.js';
@@ -15,6 +16,11 @@ export interface StoreJournalOptions {
   runId?: string;
   stepId?: string;
   traceId?: string;
+  /**
+   * The step attempt running the loop (0 outside workflows). A checkpoint from an older attempt (a
+   * worker that lost its lease and did not notice yet) is refused, and that loop stops.
+   */
+  attempt?: number;
 }
 
 export function storeJournal(store: Store, o: StoreJournalOptions): LoopJournal {
@@ -44,14 +50,17 @@ export function storeJournal(store: Store, o: StoreJournalOptions): LoopJournal 
         },
         envelope: JSON.stringify(env),
         version: env.version,
+        attempt: o.attempt ?? 0,
         messages: newMessages.map((m, i) => messageRow(m, first + i)),
       };
-      await store.saveAgentCheckpoint(write);
+      if (!(await store.saveAgentCheckpoint(write))) {
+        throw new StepError('SESSION_TAKEN_OVER', `session ${o.sessionId} belongs to a newer attempt than ${o.attempt ?? 0} (this worker lost its lease)`, true, { session: o.sessionId });
+      }
     },
-    async toolResult(callId) {
-      const r = await store.getToolCall(o.sessionId, callId);
+    async toolResult(turn, callId) {
+      const r = await store.getToolCall(o.sessionId, turn, callId);
       if (!r) return undefined;
-      const rec: RecordedToolCall = { call_id: r.call_id, name: r.name, arguments: r.arguments, output: r.output, is_error: r.is_error };
+      const rec: RecordedToolCall = { turn: r.turn, call_id: r.call_id, name: r.name, arguments: r.arguments, output: r.output, is_error: r.is_error };
       if (r.handoff) rec.handoff = r.handoff;
       if (r.context_variables) rec.context_variables = JSON.parse(r.context_variables) as Record<string, unknown>;
       return rec;
@@ -59,6 +68,7 @@ export function storeJournal(store: Store, o: StoreJournalOptions): LoopJournal 
     async recordTool(rec) {
       await store.recordToolCall({
         session_id: o.sessionId,
+        turn: rec.turn,
         call_id: rec.call_id,
         name: rec.name,
         arguments: rec.arguments,

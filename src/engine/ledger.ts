@@ -291,7 +291,7 @@ export class Ledger {
 
   private async failRun(scope: TxScope, state: RunState, p: LoadedPlan, stepId: string, message: string): Promise<void> {
     if (TERMINAL_RUN.has(state.status)) return;
-    const cancelled = await scope.tx.cancelSteps(state.id, ['pending', 'ready']);
+    const cancelled = await scope.tx.cancelSteps(state.id, ['pending', 'ready', 'waiting']);
     state.steps_remaining -= cancelled.length;
     state.status = 'failed';
     state.completed_at = scope.tx.now;
@@ -436,7 +436,8 @@ export class Ledger {
       const what = stepId === undefined ? `run ${runId} has no step waiting for approval` : `step '${stepId}' of run ${runId} is not waiting for approval`;
       throw new UserError('NOTHING_TO_DECIDE', what, { runId, ...(stepId ? { stepId } : {}) });
     }
-    const decided = new Set(await tx.decideApprovals(runId, stepId, decision, reason, by));
+    // Only steps that are waiting now: a running step may have asked already but not paused yet.
+    const decided = new Set(await tx.decideApprovals(runId, waiting.map((s) => s.step_id), decision, reason, by));
     const resumed: string[] = [];
     for (const s of waiting) {
       if (!decided.has(s.step_id)) continue;

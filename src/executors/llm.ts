@@ -4,6 +4,7 @@
  * conversation and never repeats a finished tool call. Tool approvals pause the step (`waiting`).
  */
 import { StepError, errorMessage, isSwarmError } from '../core/errors.js';
+import { isTransient } from '../store/store.js';
 import type { AgentManifest } from '../core/manifest/agent.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
 import { agent as defineAgent, type Agent, type Tool } from '../agents/agent.js';
@@ -22,7 +23,7 @@ export interface LlmExecutorOptions {
   /** Values for `${config.*}` in instructions. */
   config: Readonly<Record<string, unknown>>;
   /** The newest registered version of an agent (for handoffs). */
-  findAgent: (name: string) => Promise<{ id: string; path: string; manifest: AgentManifest } | undefined>;
+  findAgent: (name: string, version?: string) => Promise<{ id: string; path: string; manifest: AgentManifest } | undefined>;
   /** Supply a model instead of the provider's (tests, benchmarks, a custom gateway). */
   models?: (spec: ModelSpec, agentName: string) => ChatModel | undefined;
   /** Loop events of each step (streamed text, tool calls, handoffs), e.g. for an attached terminal. */
@@ -36,18 +37,37 @@ export class LlmExecutor implements Executor {
 
   async execute(ctx: ExecutionContext): Promise<ExecutionResult> {
     const toolSets: ToolSet[] = [];
+    let sessionId: string | undefined;
     try {
-      const agents = await buildAgents(this.o, { path: ctx.agent.path, manifest: ctx.agent.manifest }, { inputs: ctx.inputs, run: { id: ctx.runId, step: ctx.stepId, attempt: ctx.attempt } }, toolSets, ctx.signal);
+      // The step's session: the newest one, unless it failed (a retry starts a fresh conversation:
+      // its turn budget, corrections and rejected approvals do not carry over).
+      const sessions = (await this.o.store.listAgentSessions({ run_id: ctx.runId, limit: 10_000 })).filter((x) => x.step_id === ctx.stepId);
+      const newest = sessions[0];
+      const base = `${ctx.runId}/${ctx.stepId}`;
+      sessionId = newest && newest.status !== 'failed' ? newest.id : sessions.length === 0 ? base : `${base}/${ctx.attempt}`;
+      const resumed = newest && newest.id === sessionId ? await this.o.store.getAgentSession(sessionId) : undefined;
+      const pinned = resumed?.envelope ? (JSON.parse(resumed.envelope) as { payload?: { agent_versions?: Record<string, string> } }).payload?.agent_versions : undefined;
+
+      const { agents, versions } = await buildAgents(
+        this.o,
+        { path: ctx.agent.path, manifest: ctx.agent.manifest },
+        { inputs: ctx.inputs, run: { id: ctx.runId, step: ctx.stepId, attempt: ctx.attempt } },
+        toolSets,
+        ctx.signal,
+        pinned,
+      );
       const start = agents.get(ctx.agent.manifest.name) as Agent;
       const messages = inputMessages(ctx.inputs);
-      const journal = storeJournal(this.o.store, { sessionId: `${ctx.runId}/${ctx.stepId}`, agent: start.name, runId: ctx.runId, stepId: ctx.stepId, traceId: ctx.runId });
+      const journal = storeJournal(this.o.store, { sessionId, agent: start.name, runId: ctx.runId, stepId: ctx.stepId, traceId: ctx.runId, attempt: ctx.attempt });
       const spec = ctx.agent.manifest.llm;
       const r = await run(start, messages, {
         contextVariables: (ctx.inputs.context_variables as Record<string, unknown> | undefined) ?? {},
         maxTurns: spec?.max_turns ?? 10,
-        deadline: Date.now() + ctx.timeoutMs,
+        // A little before the step's own timeout, so the loop stops cleanly first.
+        deadline: Date.now() + Math.max(0, ctx.timeoutMs - 250),
         signal: ctx.signal,
         journal,
+        agentVersions: versions,
         stream: this.o.onEvent !== undefined,
         ...(this.o.onEvent ? { onEvent: (e: LoopEvent) => this.o.onEvent?.(ctx.runId, ctx.stepId, e) } : {}),
         resolveAgent: (name) => agents.get(name),
@@ -62,7 +82,9 @@ export class LlmExecutor implements Executor {
         return { ok: 'waiting', reason: `waiting for approval of ${calls.map((c) => `${c.name} (${c.id})`).join(', ')}` };
       }
       if (r.status === 'max_turns') {
-        return { ok: false, error: new StepError('MAX_TURNS_EXCEEDED', `agent '${r.agent.name}' did not answer within ${spec?.max_turns ?? 10} turns (max_turns)`, false) };
+        const message = `agent '${r.agent.name}' did not answer within ${spec?.max_turns ?? 10} turns (max_turns)`;
+        await this.o.store.failAgentSession(sessionId, message).catch(() => undefined);
+        return { ok: false, error: new StepError('MAX_TURNS_EXCEEDED', message, false) };
       }
       const outputs = {
         content: r.output !== undefined ? r.output : r.content,
@@ -77,11 +99,20 @@ export class LlmExecutor implements Executor {
         const reason: unknown = ctx.signal.reason;
         return { ok: false, error: reason instanceof StepError ? reason : new StepError('STEP_ABORTED', errorMessage(reason ?? 'aborted'), true) };
       }
-      if (!(e instanceof StepError) && !isModelCallError(e)) await this.o.store.failAgentSession(`${ctx.runId}/${ctx.stepId}`, errorMessage(e)).catch(() => undefined);
-      if (e instanceof StepError) return { ok: false, error: e };
+      // The store was away: not the conversation's fault. The step runner gives the step back.
+      const cause = (e as { cause?: unknown } | null)?.cause;
+      if (isTransient(e)) throw e;
+      if (isTransient(cause)) throw cause;
       if (isModelCallError(e)) return { ok: false, error: new StepError(e.code, e.message, e.retryable, {}, { cause: e }) };
-      if (isSwarmError(e)) return { ok: false, error: new StepError(e.code, e.message, false, e.context, { cause: e }) };
-      return { ok: false, error: new StepError('LLM_AGENT_ERROR', errorMessage(e), false, {}, { cause: e }) };
+      const error =
+        e instanceof StepError
+          ? e
+          : isSwarmError(e)
+            ? new StepError(e.code, e.message, e.code === 'DEADLINE_EXCEEDED', e.context, { cause: e })
+            : new StepError('LLM_AGENT_ERROR', errorMessage(e), false, {}, { cause: e });
+      // The conversation ended in an error: a retry of the step starts a new one.
+      if (sessionId && error.code !== 'SESSION_TAKEN_OVER') await this.o.store.failAgentSession(sessionId, error.message).catch(() => undefined);
+      return { ok: false, error };
     } finally {
       await Promise.all(toolSets.map((t) => t.close()));
     }
@@ -90,15 +121,17 @@ export class LlmExecutor implements Executor {
 
 /**
  * An llm agent package and every agent reachable through its handoffs, with their tools (loaded into
- * `toolSets`: close them when done) and models. Used by steps and by `swarm chat`.
+ * `toolSets`: close them when done) and models. Used by steps and by `swarm chat`. Handoff agents
+ * are the newest registered versions, or the `pinned` ones (a resumed session keeps its versions).
  */
 export async function buildAgents(
-o: Pick<LlmExecutorOptions, 'findAgent' | 'models' | 'providers' | 'env' | 'config' | 'log'>,
-root: { path: string; manifest: AgentManifest },
-scope: { inputs: Record<string, unknown>; run?: Record<string, unknown> },
-toolSets: ToolSet[],
-signal?: AbortSignal,
-): Promise<Map<string, Agent>> {
+  o: Pick<LlmExecutorOptions, 'findAgent' | 'models' | 'providers' | 'env' | 'config' | 'log'>,
+  root: { path: string; manifest: AgentManifest },
+  scope: { inputs: Record<string, unknown>; run?: Record<string, unknown> },
+  toolSets: ToolSet[],
+  signal?: AbortSignal,
+  pinned?: Readonly<Record<string, string>>,
+): Promise<{ agents: Map<string, Agent>; versions: Record<string, string> }> {
   const manifests = new Map<string, { path: string; manifest: AgentManifest }>();
   const queue: Array<{ path: string; manifest: AgentManifest }> = [root];
   while (queue.length) {
@@ -110,22 +143,31 @@ signal?: AbortSignal,
     manifests.set(a.manifest.name, a);
     for (const h of a.manifest.llm.handoffs) {
       if (manifests.has(h)) continue;
-      const found = await o.findAgent(h);
-      if (!found) throw new StepError('HANDOFF_UNKNOWN', `agent '${a.manifest.name}' hands off to '${h}', which is not registered (swarm agent register …)`, false, { agent: a.manifest.name, handoff: h });
+      const version = pinned?.[h];
+      const found = await o.findAgent(h, version);
+      if (!found) {
+        const what = version ? `version ${version} of '${h}' (the one this conversation started with), which is no longer registered` : `'${h}', which is not registered (swarm agent register …)`;
+        throw new StepError('HANDOFF_UNKNOWN', `agent '${a.manifest.name}' hands off to ${what}`, false, { agent: a.manifest.name, handoff: h });
+      }
       queue.push(found);
     }
   }
-  const built = new Map<string, Agent>();
-  // Tools first (MCP servers start concurrently), then the agents, whose handoffs refer to each other by name.
-  const tools = await Promise.all(
+  // Tools first (MCP servers start concurrently), then the agents, whose handoffs refer to each other
+  // by name. Every tool set that loaded is handed to the caller to close, even when another failed.
+  const loaded = await Promise.allSettled(
     [...manifests.values()].map(async ({ path, manifest }) => {
       const set = await loadTools((manifest.llm?.tools ?? []) as unknown as ToolSpec[], { packageDir: path, ...(signal ? { signal } : {}) });
-      toolSets.push(set);
-      return [manifest.name, set.tools] as const;
+      return [manifest.name, set] as const;
     }),
   );
-  const toolsOf = new Map<string, Tool[]>(tools);
+  for (const r of loaded) if (r.status === 'fulfilled') toolSets.push(r.value[1]);
+  const failed = loaded.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const toolsOf = new Map<string, Tool[]>(loaded.map((r) => (r as PromiseFulfilledResult<readonly [string, ToolSet]>).value).map(([name, set]) => [name, set.tools]));
+  const built = new Map<string, Agent>();
+  const versions: Record<string, string> = {};
   for (const { manifest } of manifests.values()) {
+    versions[manifest.name] = manifest.version;
     const spec = manifest.llm as NonNullable<AgentManifest['llm']>;
     const modelSpec: ModelSpec = { provider: spec.provider, model: spec.model, ...(spec.base_url ? { baseUrl: spec.base_url } : {}), ...(spec.api ? { api: spec.api } : {}) };
     const model = o.models?.(modelSpec, manifest.name) ?? createModel(modelSpec, o.providers, o.env, o.log ? { onRetry: (i) => o.log?.(`${manifest.name}: ${describeRetry(i)}`) } : {});
@@ -147,7 +189,7 @@ signal?: AbortSignal,
       }),
     );
   }
-  return built;
+  return { agents: built, versions };
 }
 
 function describeRetry(i: unknown): string {

@@ -251,6 +251,7 @@ export function toAgentMessage(r: Row): AgentMessageRecord {
 export function toToolCall(r: Row): ToolCallRecord {
   return {
     session_id: r.session_id as string,
+    turn: Number(r.turn),
     call_id: r.call_id as string,
     name: r.name as string,
     arguments: r.arguments as string,

@@ -20,7 +20,7 @@ export type * from './types.js';
 
 /** Store errors worth retrying as they are (busy, locked, I/O, connection): not the data's fault. */
 export function isTransient(e: unknown): boolean {
-  const raw = (e as { code?: unknown }).code;
+  const raw = (e as { code?: unknown } | null | undefined)?.code;
   const code = typeof raw === 'string' ? raw : '';
   // SQLite busy/IO; PostgreSQL connection loss (08…), shutdown (57P…), too many connections (53300),
   // serialization failure (40001) and deadlock (40P01): all worth trying again as they are.
@@ -103,15 +103,18 @@ export interface Store {
 
   // ---- LLM agent sessions: the loop's journal (per-turn checkpoints, transcript, tool ledger) ----
 
-  /** Save a checkpoint: the session row and envelope, and the new messages, in one commit. */
-  saveAgentCheckpoint(write: AgentCheckpointWrite): Promise<void>;
+  /**
+   * Save a checkpoint: the session row and envelope, and the new messages, in one commit. Returns
+   * false (and writes nothing) when a newer attempt already owns the session.
+   */
+  saveAgentCheckpoint(write: AgentCheckpointWrite): Promise<boolean>;
   /** The session and its latest envelope (JSON text). */
   getAgentSession(id: string): Promise<(AgentSessionRecord & { envelope: string | null; envelope_version: number | null }) | undefined>;
   /** Mark a session failed (its loop stopped with an error). */
   failAgentSession(id: string, error: string): Promise<void>;
   listAgentSessions(filter: SessionFilter): Promise<AgentSessionRecord[]>;
   getAgentMessages(sessionId: string): Promise<AgentMessageRecord[]>;
-  getToolCall(sessionId: string, callId: string): Promise<ToolCallRecord | undefined>;
+  getToolCall(sessionId: string, turn: number, callId: string): Promise<ToolCallRecord | undefined>;
   listToolCalls(sessionId: string): Promise<ToolCallRecord[]>;
   /** Record a tool call's outcome; the first record of a call id wins (returns false when one existed). */
   recordToolCall(rec: ToolCallRecord): Promise<boolean>;

@@ -277,8 +277,8 @@ export interface LedgerTx {
   insertEvents(events: readonly EventRow[]): Promise<void>;
   insertLog(log: StepLog): Promise<void>;
   latestWorkflow(name: string): Promise<WorkflowRecord | undefined>;
-  /** Decide the pending approvals of a run (one step, or all). Returns the step ids that had any. */
-  decideApprovals(runId: string, stepId: string | undefined, status: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]>;
+  /** Decide the pending approvals of these steps of a run. Returns the step ids that had any. */
+  decideApprovals(runId: string, stepIds: readonly string[], status: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]>;
   agentVersions(name: string): Promise<AgentRecord[]>;
 }
 
@@ -309,6 +309,8 @@ export interface AgentCheckpointWrite {
   /** The envelope (JSON text) and its version. */
   envelope: string;
   version: number;
+  /** The step attempt writing it (0 outside workflows): a write from an older attempt is refused. */
+  attempt: number;
   /** Messages to append, with their position in the conversation. */
   messages: ReadonlyArray<{
     seq: number;
@@ -338,6 +340,7 @@ export interface AgentMessageRecord {
 
 export interface ToolCallRecord {
   session_id: string;
+  turn: number;
   call_id: string;
   name: string;
   arguments: string;

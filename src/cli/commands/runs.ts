@@ -248,8 +248,9 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       }
       const results = await swarm.resume(undefined, { onFinished: (runId, status) => ctx.err(`run ${runId} ${colorStatus(status)}`) });
       if (results.length === 0) return ctx.out('no unfinished runs');
-      const bad = results.filter((r) => r.run.status !== 'completed').length;
-      ctx.out(`${results.length} run(s) resumed: ${results.length - bad} completed${bad ? `, ${bad} not completed` : ''}`);
+      const waiting = results.filter((r) => r.run.status === 'waiting').length;
+      const bad = results.filter((r) => r.run.status !== 'completed' && r.run.status !== 'waiting').length;
+      ctx.out(`${results.length} run(s) resumed: ${results.length - bad - waiting} completed${waiting ? `, ${waiting} waiting for approval ('swarm approvals')` : ''}${bad ? `, ${bad} not completed` : ''}`);
       if (bad) ctx.exitCode = ExitCode.EXECUTION_FAILED;
     });
 

@@ -223,6 +223,8 @@ CREATE TABLE agent_sessions (
   envelope ${TEXT},
   envelope_version INTEGER,
   error ${TEXT},
+  -- The step attempt that wrote the checkpoint: an older attempt (a worker that lost its lease) cannot overwrite it.
+  attempt INTEGER NOT NULL DEFAULT 0,
   created_at BIGINT NOT NULL,
   updated_at BIGINT NOT NULL
 );
@@ -252,6 +254,7 @@ CREATE INDEX idx_agent_messages_at ON agent_messages(at);
 -- The exactly-once tool ledger: a call id is executed once per session, whatever crashes.
 CREATE TABLE agent_tool_calls (
   session_id ${TEXT} NOT NULL,
+  turn INTEGER NOT NULL,
   call_id ${TEXT} NOT NULL,
   name ${TEXT} NOT NULL,
   arguments ${TEXT} NOT NULL,
@@ -260,7 +263,7 @@ CREATE TABLE agent_tool_calls (
   handoff ${TEXT},
   context_variables ${TEXT},
   at BIGINT NOT NULL,
-  PRIMARY KEY (session_id, call_id)
+  PRIMARY KEY (session_id, turn, call_id)
 );
 
 CREATE TABLE approvals (

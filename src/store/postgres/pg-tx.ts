@@ -200,11 +200,11 @@ export class PgTx implements LedgerTx {
     );
   }
 
-  async decideApprovals(runId: string, stepId: string | undefined, status: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]> {
-    const r =
-      stepId === undefined
-        ? await this.q(`UPDATE approvals SET status = $1, reason = $2, decided_by = $3, decided_at = $4 WHERE run_id = $5 AND status = 'pending' RETURNING step_id`, [status, noNul(reason), by, this.now, runId])
-        : await this.q(`UPDATE approvals SET status = $1, reason = $2, decided_by = $3, decided_at = $4 WHERE run_id = $5 AND step_id = $6 AND status = 'pending' RETURNING step_id`, [status, noNul(reason), by, this.now, runId, stepId]);
+  async decideApprovals(runId: string, stepIds: readonly string[], status: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]> {
+    const r = await this.q(
+      `UPDATE approvals SET status = $1, reason = $2, decided_by = $3, decided_at = $4 WHERE run_id = $5 AND step_id = ANY($6) AND status = 'pending' RETURNING step_id`,
+      [status, noNul(reason), by, this.now, runId, [...stepIds]],
+    );
     return [...new Set(r.rows.map((x) => x.step_id as string))];
   }
 

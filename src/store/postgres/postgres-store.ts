@@ -501,21 +501,24 @@ export class PostgresStore implements Store {
    */
   // ---- agent sessions ----
 
-  saveAgentCheckpoint(w: AgentCheckpointWrite): Promise<void> {
+  saveAgentCheckpoint(w: AgentCheckpointWrite): Promise<boolean> {
     const s = w.session;
     return this.atomically(async (q, now) => {
-      await q(
-        `INSERT INTO agent_sessions (id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, envelope, envelope_version, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+      const written = await q(
+        `INSERT INTO agent_sessions (id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, envelope, envelope_version, attempt, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
          ON CONFLICT (id) DO UPDATE SET current_agent = excluded.current_agent, status = excluded.status, turns = excluded.turns,
            input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
-           envelope = excluded.envelope, envelope_version = excluded.envelope_version, error = NULL, updated_at = excluded.updated_at`,
-        [s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.trace_id, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, noNul(w.envelope), w.version, now],
+           envelope = excluded.envelope, envelope_version = excluded.envelope_version, attempt = excluded.attempt, error = NULL, updated_at = excluded.updated_at
+         WHERE agent_sessions.attempt <= excluded.attempt`,
+        [s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.trace_id, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, noNul(w.envelope), w.version, w.attempt, now],
       );
-      if (w.messages.length > 0) {
-        const cols = 12;
+      if (written.rowCount === 0) return { value: false, notify: false };
+      // In chunks: a statement takes at most 65535 parameters.
+      const cols = 12;
+      for (let from = 0; from < w.messages.length; from += 1000) {
         const values: unknown[] = [];
-        const tuples = w.messages.map((m, i) => {
+        const tuples = w.messages.slice(from, from + 1000).map((m, i) => {
           values.push(s.id, m.seq, m.role, m.agent, noNul(m.content), noNul(m.tool_calls), m.tool_call_id, m.name, m.usage?.input_tokens ?? null, m.usage?.output_tokens ?? null, m.usage?.cost_usd ?? null, now);
           return `(${Array.from({ length: cols }, (_, k) => `$${i * cols + k + 1}`).join(', ')})`;
         });
@@ -524,7 +527,7 @@ export class PostgresStore implements Store {
           values,
         );
       }
-      return { value: undefined, notify: false };
+      return { value: true, notify: false };
     });
   }
 
@@ -547,20 +550,20 @@ export class PostgresStore implements Store {
     return (await this.read('SELECT * FROM agent_messages WHERE session_id = $1 ORDER BY seq', [sessionId])).map(toAgentMessage);
   }
 
-  async getToolCall(sessionId: string, callId: string): Promise<ToolCallRecord | undefined> {
-    const r = (await this.read('SELECT * FROM agent_tool_calls WHERE session_id = $1 AND call_id = $2', [sessionId, callId]))[0];
+  async getToolCall(sessionId: string, turn: number, callId: string): Promise<ToolCallRecord | undefined> {
+    const r = (await this.read('SELECT * FROM agent_tool_calls WHERE session_id = $1 AND turn = $2 AND call_id = $3', [sessionId, turn, callId]))[0];
     return r ? toToolCall(r) : undefined;
   }
 
   async listToolCalls(sessionId: string): Promise<ToolCallRecord[]> {
-    return (await this.read('SELECT * FROM agent_tool_calls WHERE session_id = $1 ORDER BY at, call_id', [sessionId])).map(toToolCall);
+    return (await this.read('SELECT * FROM agent_tool_calls WHERE session_id = $1 ORDER BY turn, at, call_id', [sessionId])).map(toToolCall);
   }
 
   async recordToolCall(rec: ToolCallRecord): Promise<boolean> {
     const n = await this.write(
-      `INSERT INTO agent_tool_calls (session_id, call_id, name, arguments, output, is_error, handoff, context_variables, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-       ON CONFLICT (session_id, call_id) DO NOTHING`,
-      [rec.session_id, rec.call_id, rec.name, noNul(rec.arguments), noNul(rec.output), rec.is_error ? 1 : 0, rec.handoff, noNul(rec.context_variables), rec.at],
+      `INSERT INTO agent_tool_calls (session_id, turn, call_id, name, arguments, output, is_error, handoff, context_variables, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+       ON CONFLICT (session_id, turn, call_id) DO NOTHING`,
+      [rec.session_id, rec.turn, rec.call_id, rec.name, noNul(rec.arguments), noNul(rec.output), rec.is_error ? 1 : 0, rec.handoff, noNul(rec.context_variables), rec.at],
     );
     return n === 1;
   }
@@ -581,17 +584,22 @@ export class PostgresStore implements Store {
   }
 
   async listApprovals(filter: { run_id?: string; status?: ApprovalRecord['status'] }): Promise<ApprovalRecord[]> {
-    const conds: string[] = [];
+    // A request whose step was cancelled or finished (its run failed or was cancelled) is moot.
+    const conds: string[] = [`(a.status <> 'pending' OR s.status NOT IN ('cancelled', 'completed', 'failed', 'skipped'))`];
     const values: unknown[] = [];
     if (filter.run_id !== undefined) {
       values.push(filter.run_id);
-      conds.push(`run_id = $${values.length}`);
+      conds.push(`a.run_id = $${values.length}`);
     }
     if (filter.status !== undefined) {
       values.push(filter.status);
-      conds.push(`status = $${values.length}`);
+      conds.push(`a.status = $${values.length}`);
     }
-    const rows = await this.read(`SELECT * FROM approvals ${conds.length ? `WHERE ${conds.join(' AND ')}` : ''} ORDER BY requested_at, run_id, step_id, call_id`, values);
+    const rows = await this.read(
+      `SELECT a.* FROM approvals a JOIN step_executions s ON s.run_id = a.run_id AND s.step_id = a.step_id
+       WHERE ${conds.join(' AND ')} ORDER BY a.requested_at, a.run_id, a.step_id, a.call_id`,
+      values,
+    );
     return rows.map(toApproval);
   }
 

@@ -214,6 +214,8 @@ CREATE TABLE agent_sessions (
   envelope TEXT,
   envelope_version INTEGER,
   error TEXT,
+  -- The step attempt that wrote the checkpoint: an older attempt (a worker that lost its lease) cannot overwrite it.
+  attempt INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
 );
@@ -243,6 +245,7 @@ CREATE INDEX idx_agent_messages_at ON agent_messages(at);
 -- The exactly-once tool ledger: a call id is executed once per session, whatever crashes.
 CREATE TABLE agent_tool_calls (
   session_id TEXT NOT NULL,
+  turn INTEGER NOT NULL,
   call_id TEXT NOT NULL,
   name TEXT NOT NULL,
   arguments TEXT NOT NULL,
@@ -251,7 +254,7 @@ CREATE TABLE agent_tool_calls (
   handoff TEXT,
   context_variables TEXT,
   at INTEGER NOT NULL,
-  PRIMARY KEY (session_id, call_id)
+  PRIMARY KEY (session_id, turn, call_id)
 );
 
 CREATE TABLE approvals (

@@ -535,18 +535,20 @@ export class SqliteStore implements Store {
   // ---- agent sessions ----
 
   /** Checkpoints and tool records join the group commit: concurrent sessions (and steps) share fsyncs. */
-  saveAgentCheckpoint(w: AgentCheckpointWrite): Promise<void> {
+  saveAgentCheckpoint(w: AgentCheckpointWrite): Promise<boolean> {
     return this.transaction(() => {
       const now = Date.now();
       const s = w.session;
       {
-        this.stmt(
-          `INSERT INTO agent_sessions (id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, envelope, envelope_version, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        const written = this.stmt(
+          `INSERT INTO agent_sessions (id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, envelope, envelope_version, attempt, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT(id) DO UPDATE SET current_agent = excluded.current_agent, status = excluded.status, turns = excluded.turns,
              input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
-             envelope = excluded.envelope, envelope_version = excluded.envelope_version, error = NULL, updated_at = excluded.updated_at`,
-        ).run(s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.trace_id, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, w.envelope, w.version, now, now);
+             envelope = excluded.envelope, envelope_version = excluded.envelope_version, attempt = excluded.attempt, error = NULL, updated_at = excluded.updated_at
+           WHERE agent_sessions.attempt <= excluded.attempt`,
+        ).run(s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.trace_id, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, w.envelope, w.version, w.attempt, now, now).changes;
+        if (written === 0) return Promise.resolve(false);
         const ins = this.stmt(
           `INSERT INTO agent_messages (session_id, seq, role, agent, content, tool_calls, tool_call_id, name, input_tokens, output_tokens, cost_usd, at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(session_id, seq) DO NOTHING`,
@@ -555,7 +557,7 @@ export class SqliteStore implements Store {
           ins.run(s.id, m.seq, m.role, m.agent, m.content, m.tool_calls, m.tool_call_id, m.name, m.usage?.input_tokens ?? null, m.usage?.output_tokens ?? null, m.usage?.cost_usd ?? null, now);
         }
       }
-      return Promise.resolve();
+      return Promise.resolve(true);
     });
   }
 
@@ -584,24 +586,24 @@ export class SqliteStore implements Store {
     return this.read(() => (this.stmt('SELECT * FROM agent_messages WHERE session_id = ? ORDER BY seq').all(sessionId) as Row[]).map(toAgentMessage));
   }
 
-  getToolCall(sessionId: string, callId: string): Promise<ToolCallRecord | undefined> {
+  getToolCall(sessionId: string, turn: number, callId: string): Promise<ToolCallRecord | undefined> {
     return this.read(() => {
-      const r = this.stmt('SELECT * FROM agent_tool_calls WHERE session_id = ? AND call_id = ?').get(sessionId, callId) as Row | undefined;
+      const r = this.stmt('SELECT * FROM agent_tool_calls WHERE session_id = ? AND turn = ? AND call_id = ?').get(sessionId, turn, callId) as Row | undefined;
       return r ? toToolCall(r) : undefined;
     });
   }
 
   listToolCalls(sessionId: string): Promise<ToolCallRecord[]> {
-    return this.read(() => (this.stmt('SELECT * FROM agent_tool_calls WHERE session_id = ? ORDER BY at, call_id').all(sessionId) as Row[]).map(toToolCall));
+    return this.read(() => (this.stmt('SELECT * FROM agent_tool_calls WHERE session_id = ? ORDER BY turn, at, call_id').all(sessionId) as Row[]).map(toToolCall));
   }
 
   recordToolCall(rec: ToolCallRecord): Promise<boolean> {
     return this.transaction(() =>
       Promise.resolve(
         this.stmt(
-          `INSERT INTO agent_tool_calls (session_id, call_id, name, arguments, output, is_error, handoff, context_variables, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT(session_id, call_id) DO NOTHING`,
-        ).run(rec.session_id, rec.call_id, rec.name, rec.arguments, rec.output, rec.is_error ? 1 : 0, rec.handoff, rec.context_variables, rec.at).changes === 1,
+          `INSERT INTO agent_tool_calls (session_id, turn, call_id, name, arguments, output, is_error, handoff, context_variables, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(session_id, turn, call_id) DO NOTHING`,
+        ).run(rec.session_id, rec.turn, rec.call_id, rec.name, rec.arguments, rec.output, rec.is_error ? 1 : 0, rec.handoff, rec.context_variables, rec.at).changes === 1,
       ),
     );
   }
@@ -627,17 +629,23 @@ export class SqliteStore implements Store {
 
   listApprovals(filter: { run_id?: string; status?: ApprovalRecord['status'] }): Promise<ApprovalRecord[]> {
     return this.read(() => {
-      const conds: string[] = [];
+      // A request whose step was cancelled or finished (its run failed or was cancelled) is moot.
+      const conds: string[] = [`(a.status <> 'pending' OR s.status NOT IN ('cancelled', 'completed', 'failed', 'skipped'))`];
       const values: unknown[] = [];
       if (filter.run_id !== undefined) {
-        conds.push('run_id = ?');
+        conds.push('a.run_id = ?');
         values.push(filter.run_id);
       }
       if (filter.status !== undefined) {
-        conds.push('status = ?');
+        conds.push('a.status = ?');
         values.push(filter.status);
       }
-      const rows = this.db.prepare(`SELECT * FROM approvals ${conds.length ? `WHERE ${conds.join(' AND ')}` : ''} ORDER BY requested_at, run_id, step_id, call_id`).all(...values) as Row[];
+      const rows = this.db
+        .prepare(
+          `SELECT a.* FROM approvals a JOIN step_executions s ON s.run_id = a.run_id AND s.step_id = a.step_id
+           WHERE ${conds.join(' AND ')} ORDER BY a.requested_at, a.run_id, a.step_id, a.call_id`,
+        )
+        .all(...values) as Row[];
       return rows.map(toApproval);
     });
   }

@@ -139,13 +139,11 @@ export class SqliteTx implements LedgerTx {
     ).run(log.run_id, log.step_id, log.attempt, log.stdout, log.stderr, log.truncated ? 1 : 0, log.at);
   }
 
-  async decideApprovals(runId: string, stepId: string | undefined, status: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]> {
-    const rows = (
-      stepId === undefined
-        ? this.stmt(`UPDATE approvals SET status = ?, reason = ?, decided_by = ?, decided_at = ? WHERE run_id = ? AND status = 'pending' RETURNING step_id`).all(status, reason, by, this.now, runId)
-        : this.stmt(`UPDATE approvals SET status = ?, reason = ?, decided_by = ?, decided_at = ? WHERE run_id = ? AND step_id = ? AND status = 'pending' RETURNING step_id`).all(status, reason, by, this.now, runId, stepId)
-    ) as Array<{ step_id: string }>;
-    return [...new Set(rows.map((r) => r.step_id))];
+  async decideApprovals(runId: string, stepIds: readonly string[], status: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]> {
+    const decided = new Set<string>();
+    const update = this.stmt(`UPDATE approvals SET status = ?, reason = ?, decided_by = ?, decided_at = ? WHERE run_id = ? AND step_id = ? AND status = 'pending'`);
+    for (const stepId of stepIds) if (update.run(status, reason, by, this.now, runId, stepId).changes > 0) decided.add(stepId);
+    return [...decided];
   }
 
   async latestWorkflow(name: string): Promise<WorkflowRecord | undefined> {
