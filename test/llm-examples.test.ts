@@ -210,8 +210,9 @@ describe('the assistant example in swarm chat', () => {
       // The server's structured result is what the model gets.
       expect(JSON.parse(toolResults(fake.requests[4]).c4 ?? '')).toEqual({ notes: [expect.objectContaining({ id: 'n1', text: 'Three books cost 59.97', tags: ['shopping'] })] });
       expect(bodyOf(fake.requests[3]).messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'tool', 'tool', 'assistant', 'tool', 'assistant', 'user']);
-      const list = JSON.parse((await ok(['sessions', 'list', '--json'])).stdout) as Array<{ id: string; agent: string; status: string }>;
-      expect(list).toEqual([expect.objectContaining({ id: sessionId, agent: 'assistant', status: 'completed' })]);
+      // The session adds up both messages: 5 model calls.
+      const list = JSON.parse((await ok(['sessions', 'list', '--json'])).stdout) as Array<{ id: string; agent: string; status: string; turns: number }>;
+      expect(list).toEqual([expect.objectContaining({ id: sessionId, agent: 'assistant', status: 'completed', turns: 5 })]);
       const shown = JSON.parse((await ok(['sessions', 'show', sessionId, '--json'])).stdout) as { tool_calls: Array<{ name: string }> };
       expect(shown.tool_calls.map((t) => t.name)).toEqual(['calculator', 'current_time', 'notes_add_note', 'notes_list_notes']);
     },
