@@ -18,15 +18,15 @@ import type { Executor } from './executors/executor.js';
 import { approvalAgent } from './executors/approval.js';
 import { buildAgents, LlmExecutor, type LlmExecutorOptions } from './executors/llm.js';
 import { ChatSession } from './agents/chat.js';
-import { costOf } from './agents/providers/index.js';
+import { costOf } from './agents/providers/prices.js';
 import type { ToolSet } from './agents/tools/index.js';
 import type { LoopEvent, LoopHooks } from './agents/loop.js';
-import { PROVIDER_TYPES, type ModelSpec } from './agents/providers/index.js';
-import { TOOL_SPEC_SCHEMA } from './agents/tools/index.js';
+import { PROVIDER_TYPES } from './agents/providers/config.js';
+import type { ModelSpec } from './agents/providers/index.js';
+import { TOOL_SPEC_SCHEMA } from './agents/tools/spec.js';
 import type { ChatModel } from './agents/types.js';
 import { ProcessExecutor } from './executors/process.js';
 import type { PutResult, Store } from './store/store.js';
-import { openPostgresStore } from './store/postgres/postgres-store.js';
 import { agentRecord, workflowRecord } from './store/rows.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
 import type {
@@ -152,7 +152,8 @@ export class Swarm {
     const store =
       options.store ??
       (config.databaseUrl
-        ? await openPostgresStore({
+        ? // The PostgreSQL client loads only when a database URL is configured.
+          await (await import('./store/postgres/postgres-store.js')).openPostgresStore({
             url: config.databaseUrl,
             durability: config.durability,
             ...(config.databaseSchema ? { schema: config.databaseSchema } : {}),

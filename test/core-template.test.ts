@@ -164,3 +164,12 @@ describe('parsePath and findReferences', () => {
     ]);
   });
 });
+
+describe('resolveValue: llm instructions (inputs and context roots)', () => {
+  it('resolves inputs and context variables, and names what is missing', () => {
+    const ctx = { inputs: { customer: 'Ada' }, context: { plan: 'pro' }, config: {} };
+    expect(resolveValue('Help ${inputs.customer} (${context.plan})', ctx)).toBe('Help Ada (pro)');
+    expect(() => resolveValue('Hi ${context.name}', ctx, 'instructions')).toThrow("instructions: '${context.name}' does not resolve ('context.name' is not set)");
+    expect(() => resolveValue('Hi ${trigger.x}', ctx, 'instructions')).toThrow(/unknown root 'trigger'; use one of inputs, context, config, run/);
+  });
+});

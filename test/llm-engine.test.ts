@@ -53,7 +53,7 @@ ${extra}`,
 }
 
 /** The body of the n-th request the fake vendor received (OpenAI chat completions). */
-const body = (n: number): { messages: unknown[]; tools: Array<{ function: { name: string } }> } => fake.requests[n]?.body as { messages: unknown[]; tools: Array<{ function: { name: string } }> };
+const body = (n: number): { model: string; messages: unknown[]; tools: Array<{ function: { name: string } }> } => fake.requests[n]?.body as { model: string; messages: unknown[]; tools: Array<{ function: { name: string } }> };
 
 const env = (): Record<string, string> => ({ OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl, EFFECTS_FILE: join(dir, 'effects.log') });
 
@@ -78,6 +78,7 @@ describe('llm agents in workflows', () => {
       // What the vendor saw: the instructions resolved, the tool, then the tool result.
       expect(fake.requests).toHaveLength(2);
       expect(body(0).messages[0]).toEqual({ role: 'system', content: 'You run a shop for Ada.' });
+      expect(body(0).model).toBe('gpt-4o-mini'); // the vendor's own id, without the provider
       expect(body(0).tools.map((t) => t.function.name)).toEqual(['charge', 'pay']);
       expect(body(1).messages.at(-1)).toMatchObject({ role: 'tool', tool_call_id: 'call_1', content: '{"charged":5}' });
       expect(readFileSync(join(dir, 'effects.log'), 'utf8')).toBe(`${id}/sell/call_1 5\n`);

@@ -44,7 +44,7 @@ export interface ToolSchema {
 
 /** One model call. */
 export interface ModelRequest {
-  /** The provider's model id (e.g. `gpt-4o-mini`). */
+  /** The model: the `ChatModel`'s id (`openai/gpt-4o-mini`) or the vendor's bare id (`gpt-4o-mini`). */
   model: string;
   /** The agent's instructions (resolved for this turn). */
   system: string;

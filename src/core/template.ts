@@ -174,7 +174,9 @@ function resolveOne(expr: string, ctx: ResolveContext, where: string): unknown {
 
 function explainMissing(ctx: ResolveContext, path: PathSegment[]): string {
   const root = path[0];
-  if (!REFERENCE_ROOTS.includes(root as ReferenceRoot)) return `unknown root '${String(root)}'; use one of ${REFERENCE_ROOTS.join(', ')}`;
+  const known: readonly string[] = ctx.inputs !== undefined || ctx.context !== undefined ? INSTRUCTION_ROOTS : REFERENCE_ROOTS;
+  if (!known.includes(String(root))) return `unknown root '${String(root)}'; use one of ${known.join(', ')}`;
+  if ((root === 'context' || root === 'inputs') && lookup(ctx, [root]) === MISSING) return `there are no ${root === 'context' ? 'context variables' : 'inputs'}`;
   if (root === 'secrets') return `no secret named '${String(path[1])}' (set SWARM_SECRET_${String(path[1])} in the worker's environment)`;
   for (let n = 2; n <= path.length; n++) {
     if (lookup(ctx, path.slice(0, n)) === MISSING) return `'${path.slice(0, n).join('.')}' is not set`;

@@ -9,9 +9,13 @@ import type { AgentManifest } from '../core/manifest/agent.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
 import { agent as defineAgent, type Agent, type Tool } from '../agents/agent.js';
 import { run, type LoopEvent, type LoopHooks } from '../agents/loop.js';
-import { costOf, createModel, isModelCallError, type ModelSpec, type ProvidersConfig } from '../agents/providers/index.js';
+import type { ProvidersConfig } from '../agents/providers/config.js';
+import { isModelCallError } from '../agents/providers/errors.js';
+import type { ModelSpec } from '../agents/providers/index.js';
+import { costOf } from '../agents/providers/prices.js';
 import { storeJournal } from '../agents/store-journal.js';
-import { loadTools, type ToolSet, type ToolSpec } from '../agents/tools/index.js';
+import type { ToolSet } from '../agents/tools/index.js';
+import type { ToolSpec } from '../agents/tools/spec.js';
 import type { ChatModel, Message } from '../agents/types.js';
 import type { Store } from '../store/store.js';
 import type { ExecutionContext, ExecutionResult, Executor } from './executor.js';
@@ -154,6 +158,8 @@ export async function buildAgents(
   }
   // Tools first (MCP servers start concurrently), then the agents, whose handoffs refer to each other
   // by name. Every tool set that loaded is handed to the caller to close, even when another failed.
+  // The provider SDKs and the MCP client load on first use: commands that run no llm agent never pay for them.
+  const [{ loadTools }, { createModel }] = await Promise.all([import('../agents/tools/index.js'), import('../agents/providers/index.js')]);
   const loaded = await Promise.allSettled(
     [...manifests.values()].map(async ({ path, manifest }) => {
       const set = await loadTools((manifest.llm?.tools ?? []) as unknown as ToolSpec[], { packageDir: path, ...(signal ? { signal } : {}) });

@@ -80,7 +80,8 @@ export class ProviderModel implements ChatModel {
     const { signal, onDelta } = options;
     if (signal?.aborted) throw abortReason(signal);
     const settings = this.provider.settings;
-    const modelId = req.model || this.model;
+    // The loop names the model by its id (`provider/model`); the vendor wants its own id.
+    const modelId = !req.model || req.model === this.id ? this.model : req.model;
     const estimate = this.limiter?.tokens ? estimateTokens(req) : 0;
     for (let attempt = 1; ; attempt++) {
       if (this.limiter) await this.limiter.acquire(estimate, signal);
