@@ -125,6 +125,7 @@ export class Swarm {
       providers: config.providers,
       env: llm.providerEnv ?? process.env,
       config: { ...config.values },
+      secrets: (n) => config.secrets[n],
       findAgent: async (name, version) => {
         const all = await this.store.listAgents(name);
         const rec = version ? all.find((r) => r.version === version) : pickRecord(all, '*');

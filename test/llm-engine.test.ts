@@ -4,6 +4,8 @@
  * with SIGKILL in the middle of a loop.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Swarm } from '../src/swarm.js';
@@ -212,6 +214,41 @@ describe('llm agents in workflows', () => {
       expect(fake.requests).toHaveLength(0);
     } finally {
       await swarm.close();
+    }
+  });
+
+  it('an HTTP tool gets its token from ${secrets.*} in the worker; agent.yaml holds only the reference', async () => {
+    const seen: Array<{ auth: string | undefined; body: string }> = [];
+    const api = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push({ auth: req.headers.authorization, body });
+        res.writeHead(201, { 'content-type': 'application/json' }).end('{"ticket":"T-1"}');
+      });
+    });
+    await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+    const port = (api.address() as AddressInfo).port;
+    writeAgent(
+      dir,
+      'desk',
+      `name: desk\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: m }\ntools:\n  - name: open_ticket\n    description: Open a ticket\n    http: { url: "http://127.0.0.1:${port}/tickets", headers: { Authorization: "Bearer \${secrets.TICKETS_TOKEN}" } }\n    parameters: { type: object, properties: { title: { type: string } }, required: [title] }\n`,
+    );
+    writeWorkflow(dir, 'file', 'name: file\nversion: 1.0.0\nsteps:\n  - { id: s, agent: desk, inputs: { message: "printer broken" } }\n');
+    const model = new ScriptedModel([{ toolCalls: [{ id: 'c', name: 'open_ticket', arguments: { title: 'Printer' } }] }, { content: 'Opened T-1.' }]);
+    const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm'), SWARM_SECRET_TICKETS_TOKEN: 't0k' }, models: () => model });
+    try {
+      await swarm.registerAgent(join(dir, 'agents', 'desk'));
+      await swarm.registerWorkflow(join(dir, 'workflows', 'file'));
+      const id = await swarm.startRun('file', {});
+      const { run, steps } = await swarm.runToCompletion(id);
+      expect(run.status).toBe('completed');
+      expect(steps[0]?.outputs).toMatchObject({ content: 'Opened T-1.' });
+      expect(seen).toEqual([{ auth: 'Bearer t0k', body: '{"title":"Printer"}' }]);
+      expect(JSON.stringify((await swarm.getAgent('desk')).manifest)).not.toContain('t0k');
+    } finally {
+      await swarm.close();
+      api.close();
     }
   });
 

@@ -24,8 +24,10 @@ export interface LlmExecutorOptions {
   store: Store;
   providers: ProvidersConfig;
   env: Readonly<Record<string, string | undefined>>;
-  /** Values for `${config.*}` in instructions. */
+  /** Values for `${config.*}` in instructions and tool entries. */
   config: Readonly<Record<string, unknown>>;
+  /** `${secrets.NAME}` in tool entries (HTTP headers and URLs, MCP env and headers). */
+  secrets?: (name: string) => string | undefined;
   /** The newest registered version of an agent (for handoffs). */
   findAgent: (name: string, version?: string) => Promise<{ id: string; path: string; manifest: AgentManifest } | undefined>;
   /** Supply a model instead of the provider's (tests, benchmarks, a custom gateway). */
@@ -129,7 +131,7 @@ export class LlmExecutor implements Executor {
  * are the newest registered versions, or the `pinned` ones (a resumed session keeps its versions).
  */
 export async function buildAgents(
-  o: Pick<LlmExecutorOptions, 'findAgent' | 'models' | 'providers' | 'env' | 'config' | 'log'>,
+  o: Pick<LlmExecutorOptions, 'findAgent' | 'models' | 'providers' | 'env' | 'config' | 'log' | 'secrets'>,
   root: { path: string; manifest: AgentManifest },
   scope: { inputs: Record<string, unknown>; run?: Record<string, unknown> },
   toolSets: ToolSet[],
@@ -162,7 +164,9 @@ export async function buildAgents(
   const [{ loadTools }, { createModel }] = await Promise.all([import('../agents/tools/index.js'), import('../agents/providers/index.js')]);
   const loaded = await Promise.allSettled(
     [...manifests.values()].map(async ({ path, manifest }) => {
-      const set = await loadTools((manifest.llm?.tools ?? []) as unknown as ToolSpec[], { packageDir: path, ...(signal ? { signal } : {}) });
+      // `${secrets.*}` and `${config.*}` in tool entries (tokens in headers, MCP env) resolve here, in the worker.
+      const specs = resolveValue(manifest.llm?.tools ?? [], { config: { ...o.config }, ...(o.secrets ? { secrets: o.secrets } : {}) }, `agent '${manifest.name}' tools`);
+      const set = await loadTools(specs as ToolSpec[], { packageDir: path, ...(signal ? { signal } : {}) });
       return [manifest.name, set] as const;
     }),
   );
