@@ -48,7 +48,8 @@ const USAGE = `usage: node dist/bench/pg-run.js [options]
   --systems <list>         subset of: ${SYSTEMS.join(', ')} (default: all)
   --workloads <list>       subset of: ${WORKLOADS.join(', ')} (default: all)
   --workers <list>         Swarm and graphile-worker worker process counts (default 1,2,4)
-  --durability <d>         full, process or both (default both: fan-out at full only, see below)
+  --durability <d>         full, process or both (default both; with both, process measures linear and
+                           1-worker latency only)
   --stats                  load pg_stat_statements and print the top statements of each throughput phase
   --trace                  count and time every query of Swarm's worker processes (round trips per step)
   --poll-ms <n>            Swarm workers' idle poll interval (default: the configured default, 200)
@@ -151,8 +152,8 @@ function parseArgs(argv: readonly string[]): Options {
 type PlannedJob = Omit<PgJob, 'url'>;
 
 /**
- * What to measure. Swarm: linear and latency at every worker count and durability; fan-out at every
- * worker count at full (at process too when only process is asked for). DBOS runs in one process:
+ * What to measure. Swarm: every workload at every worker count at full; at process (when both are
+ * asked for) linear at every worker count and latency with the fewest. DBOS runs in one process:
  * linear at every durability, latency at full. graphile-worker: linear at full with the smallest and
  * the largest worker count and at process with the largest, latency at full with one worker process.
  */
@@ -162,10 +163,16 @@ function plan(o: Options): PlannedJob[] {
   const jobs: PlannedJob[] = [];
   const has = (s: System, w?: Workload): boolean => o.systems.has(s) && (w === undefined || o.workloads.has(w));
   if (has('floor')) jobs.push({ system: 'floor', workload: 'floor', workers: 1, durability: 'full', floorConns: o.floorConns, ...common });
+  const both = o.durabilities.length > 1;
   for (const w of WORKLOADS) {
     if (!has('swarm', w)) continue;
-    const durabilities = w === 'fanout' && o.durabilities.length > 1 ? (['full'] as const) : o.durabilities;
-    for (const d of durabilities) for (const n of o.workers) jobs.push({ system: 'swarm', workload: w, workers: n, durability: d, ...common, ...swarmExtra });
+    for (const d of o.durabilities) {
+      // With both durabilities, `process` is the cheap extra: linear at every worker count, latency
+      // with the fewest worker processes, no fan-out.
+      if (both && d === 'process' && w === 'fanout') continue;
+      const workers = both && d === 'process' && w === 'latency' ? [Math.min(...o.workers)] : o.workers;
+      for (const n of workers) jobs.push({ system: 'swarm', workload: w, workers: n, durability: d, ...common, ...swarmExtra });
+    }
   }
   if (has('dbos', 'linear')) for (const d of o.durabilities) jobs.push({ system: 'dbos', workload: 'linear', workers: 1, durability: d, ...common });
   if (has('dbos', 'latency') && o.durabilities.includes('full')) jobs.push({ system: 'dbos', workload: 'latency', workers: 1, durability: 'full', ...common });

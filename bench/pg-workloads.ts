@@ -202,7 +202,7 @@ export async function swarmLatency(job: PgJob): Promise<LatencyResult> {
     env.swarm.defineBuiltin('tick', async () => ({}));
     await env.swarm.registerAgent(writeBuiltinAgent(env.dir, 'tick', 'tick'));
     await env.swarm.registerWorkflow(writeWorkflow(env.dir, 'chain', 'tick@1.0.0', steps));
-    await drive(env, 'chain', 2, 1);
+    await drive(env, 'chain', 1, 1);
     await env.workers.collect();
     const starts: Array<{ id: string; t0: number }> = [];
     for (let r = 0; r < runs; r++) {
