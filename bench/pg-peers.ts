@@ -43,7 +43,7 @@ async function launchDbos<T>(job: PgJob, register: () => T): Promise<T> {
 
 /** linear: 200 workflows of 10 no-op steps, 32 in flight. */
 export async function dbosLinear(job: PgJob): Promise<ThroughputResult> {
-  const runs = job.quick ? 60 : 200;
+  const runs = job.quick ? 40 : 200;
   const stepsPerRun = 10;
   const inFlight = 32;
   const linear = await launchDbos(job, () =>
@@ -72,7 +72,7 @@ export async function dbosLinear(job: PgJob): Promise<ThroughputResult> {
       );
       return flow.run();
     };
-    await drive(job.quick ? 16 : 32);
+    await drive(job.quick ? 8 : 32);
     await probe.start();
     const flow = await drive(runs);
     const counters = await probe.end();
@@ -214,12 +214,12 @@ async function drained(url: string): Promise<number> {
 
 /** linear: 200 chains of 10 jobs, 32 chains in flight. */
 export async function graphileLinear(job: PgJob): Promise<ThroughputResult> {
-  const runs = job.quick ? 60 : 200;
+  const runs = job.quick ? 40 : 200;
   const length = 10;
   const inFlight = 32;
   const env = await graphileSetUp(job);
   try {
-    await graphileDrive(env, job.quick ? 16 : 32, inFlight, length);
+    await graphileDrive(env, job.quick ? 8 : 32, inFlight, length);
     await drained(env.url);
     await env.probe.start();
     env.workers.mark();

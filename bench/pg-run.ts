@@ -43,7 +43,7 @@ interface Options {
 }
 
 const USAGE = `usage: node dist/bench/pg-run.js [options]
-  --quick                  smaller workloads, 1 repetition, worker processes 1,4 (under a minute)
+  --quick                  smaller workloads, 1 repetition, worker processes 1,4, durability full (about a minute)
   --repeat <n>             repetitions of every measurement, medians reported (default 3; --quick 1)
   --systems <list>         subset of: ${SYSTEMS.join(', ')} (default: all)
   --workloads <list>       subset of: ${WORKLOADS.join(', ')} (default: all)
@@ -92,6 +92,7 @@ function parseArgs(argv: readonly string[]): Options {
     save: true,
   };
   let workersGiven = false;
+  let durabilityGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const value = (): string => {
@@ -122,6 +123,7 @@ function parseArgs(argv: readonly string[]): Options {
       workersGiven = true;
     }
     else if (a === '--durability') {
+      durabilityGiven = true;
       const d = value();
       if (d === 'both') o.durabilities = ['full', 'process'];
       else if (d === 'full' || d === 'process') o.durabilities = [d];
@@ -145,6 +147,7 @@ function parseArgs(argv: readonly string[]): Options {
   }
   if (o.repeat === 0) o.repeat = o.quick ? 1 : 3;
   if (o.quick && !workersGiven) o.workers = [1, 4];
+  if (o.quick && !durabilityGiven) o.durabilities = ['full'];
   return o;
 }
 

@@ -111,7 +111,7 @@ function drive(env: SwarmEnv, workflow: string, total: number, inFlight: number)
 
 /** linear: 200 runs of a 10-step noop chain, 32 in flight; every worker process has concurrency 64. */
 export async function swarmLinear(job: PgJob): Promise<ThroughputResult> {
-  const runs = job.quick ? 60 : 200;
+  const runs = job.quick ? 40 : 200;
   const stepsPerRun = 10;
   const inFlight = 32;
   const concurrency = 64;
@@ -120,7 +120,7 @@ export async function swarmLinear(job: PgJob): Promise<ThroughputResult> {
     await env.swarm.registerAgent(NOOP_AGENT_DIR);
     await env.swarm.registerWorkflow(writeWorkflow(env.dir, 'linear10', 'noop@1.0.0', chainSteps(stepsPerRun)));
     // Warm-up (JIT, prepared statements on every connection, table growth): not measured.
-    await drive(env, 'linear10', job.quick ? 16 : 32, inFlight);
+    await drive(env, 'linear10', job.quick ? 8 : 32, inFlight);
     await env.probe.start();
     env.workers.mark();
     const flow = await drive(env, 'linear10', runs, inFlight);
