@@ -160,6 +160,20 @@ export class Ledger {
     // Runs are locked in id order (stable within a run), so concurrent commits on a networked
     // database take their row locks in the same order and do not deadlock each other.
     const completions = [...req.completions].sort((a, b) => (a.run_id < b.run_id ? -1 : a.run_id > b.run_id ? 1 : 0));
+    // On a networked store (PostgreSQL), lock and read every run and step row the completions and
+    // renewals touch up front, in two statements; the ledger then works against those rows.
+    // A lone completion (an idle chain, where latency matters) takes the direct path: fewer round trips.
+    if (tx.prefetchRuns && tx.prefetchSteps && completions.length + (req.renew?.steps.length ?? 0) > 1) {
+      await tx.prefetchRuns(completions.map((c) => c.run_id));
+      const keys: Array<{ run_id: string; step_id: string }> = [...(req.renew?.steps ?? [])];
+      for (const c of completions) {
+        keys.push(c);
+        const state = await scope.run(c.run_id);
+        const p = await this.plan(tx, state);
+        for (const succ of p.successors.get(c.step_id) ?? []) keys.push({ run_id: c.run_id, step_id: succ });
+      }
+      await tx.prefetchSteps(keys);
+    }
     for (const c of completions) await this.complete(scope, c);
     if (req.renew) {
       const until = tx.now + req.renew.lease_ms;

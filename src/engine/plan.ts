@@ -50,14 +50,24 @@ export class PlanCache {
     if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string);
   }
 
+  private readonly loading = new Map<string, Promise<LoadedPlan>>();
+
   async load(planId: string, fetch: () => Promise<string | undefined>): Promise<LoadedPlan> {
     const hit = this.map.get(planId);
     if (hit) return hit;
-    const json = await fetch();
-    if (json === undefined) throw new ExecutionError('PLAN_NOT_FOUND', `plan ${planId} is missing from the store`, { planId });
-    const p = loadPlan(json);
-    this.set(planId, p);
-    return p;
+    // Single flight: concurrent misses share one fetch.
+    let inflight = this.loading.get(planId);
+    if (!inflight) {
+      inflight = (async () => {
+        const json = await fetch();
+        if (json === undefined) throw new ExecutionError('PLAN_NOT_FOUND', `plan ${planId} is missing from the store`, { planId });
+        const p = loadPlan(json);
+        this.set(planId, p);
+        return p;
+      })().finally(() => this.loading.delete(planId));
+      this.loading.set(planId, inflight);
+    }
+    return inflight;
   }
 }
 

@@ -133,14 +133,25 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
   }
 }
 
+const triggerLoading = new Map<string, Promise<unknown>>();
 async function triggerData(store: Store, runId: string): Promise<unknown> {
   if (triggerCache.has(runId)) return triggerCache.get(runId);
-  const run = await store.getRun(runId);
-  const data = run?.trigger_data ?? {};
-  triggerCache.set(runId, data);
-  if (triggerCache.size > 1000) triggerCache.delete(triggerCache.keys().next().value as string);
-  return data;
+  // Single flight: concurrent misses share one read.
+  let inflight = triggerLoading.get(runId);
+  if (!inflight) {
+    inflight = (async () => {
+      const run = await store.getRun(runId);
+      const data = run?.trigger_data ?? {};
+      triggerCache.set(runId, data);
+      if (triggerCache.size > 1000) triggerCache.delete(triggerCache.keys().next().value as string);
+      return data;
+    })().finally(() => triggerLoading.delete(runId));
+    triggerLoading.set(runId, inflight);
+  }
+  return inflight;
 }
+
+const outputsLoading = new Map<string, Promise<Map<string, { status: string; outputs: unknown; error: string | null }>>>();
 
 async function upstream(deps: StepRunnerDeps, runId: string, ids: readonly string[]): Promise<NonNullable<ResolveContext['steps']>> {
   const out: NonNullable<ResolveContext['steps']> = {};
@@ -151,7 +162,13 @@ async function upstream(deps: StepRunnerDeps, runId: string, ids: readonly strin
     else missing.push(id);
   }
   if (missing.length) {
-    for (const [id, info] of await deps.store.getStepOutputs(runId, missing)) {
+    const k = `${runId}|${missing.join(',')}`;
+    let inflight = outputsLoading.get(k);
+    if (!inflight) {
+      inflight = deps.store.getStepOutputs(runId, missing).finally(() => outputsLoading.delete(k));
+      outputsLoading.set(k, inflight);
+    }
+    for (const [id, info] of await inflight) {
       out[id] = { outputs: info.outputs ?? {}, status: info.status, error: info.error };
       deps.outputs.set(runId, id, info);
     }

@@ -277,6 +277,12 @@ export interface LedgerTx {
   insertEvents(events: readonly EventRow[]): Promise<void>;
   insertLog(log: StepLog): Promise<void>;
   latestWorkflow(name: string): Promise<WorkflowRecord | undefined>;
+  /**
+   * Optional (a networked store): lock and read these runs (in id order) and these step rows up front,
+   * so the ledger's checks and updates work against rows already held instead of one query each.
+   */
+  prefetchRuns?(runIds: readonly string[]): Promise<void>;
+  prefetchSteps?(keys: readonly StepKey[]): Promise<void>;
   /** Decide the pending approvals of these steps of a run. Returns the step ids that had any. */
   decideApprovals(runId: string, stepIds: readonly string[], status: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]>;
   agentVersions(name: string): Promise<AgentRecord[]>;

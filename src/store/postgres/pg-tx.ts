@@ -1,5 +1,5 @@
 import semver from 'semver';
-import { parseJson, setClause, stepRowId, toAgent, toStep, toWorkflow, type Row } from '../rows.js';
+import { parseJson, setClause, stepRowId, toAgent, toStep, toWorkflow, UPDATE_COLUMNS, type Row } from '../rows.js';
 import type { AgentRecord, ClaimableRow, EventRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
 
 /** Run one statement on the transaction's connection; resolves to its rows and the affected-row count. */
@@ -12,10 +12,25 @@ export type Query = (text: string, values?: readonly unknown[]) => Promise<{ row
  * concurrent claimers take different steps instead of queueing behind each other.
  */
 export class PgTx implements LedgerTx {
-  /** Something other processes may be waiting for was written (events: new ready steps, finished runs). */
-  changed = false;
+  /** Notify only for work this transaction leaves unclaimed, or for events other than a worker's own progress. */
+  private otherEvents = false;
+  private readonly madeReady = new Set<string>();
+  private readonly claimedHere = new Set<string>();
+  get changed(): boolean {
+    if (this.otherEvents) return true;
+    for (const id of this.madeReady) if (!this.claimedHere.has(id)) return true;
+    return false;
+  }
+  set changed(v: boolean) {
+    if (v) this.otherEvents = true;
+  }
   /** Runs whose row this transaction has locked. */
   private readonly lockedRuns = new Set<string>();
+  /** Write-behind: run states read under lock, and step rows locked by this transaction; changes are buffered and written in one statement per kind before any read and before COMMIT. */
+  private readonly runStates = new Map<string, RunState>();
+  private readonly stepRows = new Map<string, { status: string; attempt: number; lease_owner: string | null; pending_deps: number }>();
+  private readonly pendingSteps = new Map<string, StepUpdate>();
+  private readonly pendingRuns = new Map<string, RunState>();
 
   constructor(
     private readonly q: Query,
@@ -23,17 +38,102 @@ export class PgTx implements LedgerTx {
     readonly now: number,
   ) {}
 
+  /** Lock and read the runs (id order) and the step rows a commit will touch, in two statements. */
+  async prefetchRuns(runIds: readonly string[]): Promise<void> {
+    const ids = [...new Set(runIds)].filter((id) => !this.runStates.has(id)).sort();
+    if (ids.length === 0) return;
+    await this.flushWrites();
+    const r = await this.q(
+      `SELECT id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step
+       FROM workflow_runs WHERE id = ANY($1) ORDER BY id FOR UPDATE`,
+      [ids],
+    );
+    for (const row of r.rows) {
+      this.lockedRuns.add(row.id as string);
+      this.runStates.set(row.id as string, row as unknown as RunState);
+    }
+  }
+
+  async prefetchSteps(keys: readonly StepKey[]): Promise<void> {
+    const ids = [...new Set(keys.map((k) => stepRowId(k.run_id, k.step_id)))].filter((id) => !this.stepRows.has(id));
+    if (ids.length === 0) return;
+    await this.flushWrites();
+    const r = await this.q('SELECT id, status, attempt, lease_owner, pending_deps FROM step_executions WHERE id = ANY($1) ORDER BY id FOR UPDATE', [ids]);
+    for (const row of r.rows) this.stepRows.set(row.id as string, { status: row.status as string, attempt: row.attempt as number, lease_owner: (row.lease_owner as string | null) ?? null, pending_deps: row.pending_deps as number });
+  }
+
+  private buffer(id: string, update: StepUpdate): void {
+    const row = this.stepRows.get(id);
+    if (row) {
+      if (update.status !== undefined) row.status = update.status;
+      if (update.attempt !== undefined) row.attempt = update.attempt;
+      if (update.lease_owner !== undefined) row.lease_owner = update.lease_owner;
+      if (update.pending_deps !== undefined) row.pending_deps = update.pending_deps;
+    }
+    this.pendingSteps.set(id, { ...(this.pendingSteps.get(id) ?? {}), ...update });
+  }
+
+  /** Write every buffered change: one UPDATE per shape of step update, one for the runs. */
+  async flushWrites(): Promise<void> {
+    if (this.pendingSteps.size) {
+      const groups = new Map<string, Array<[string, StepUpdate]>>();
+      for (const [id, u] of this.pendingSteps) {
+        const keys = (Object.keys(u) as Array<keyof StepUpdate>).filter((k) => u[k] !== undefined).sort();
+        const sig = keys.join(',');
+        const g = groups.get(sig) ?? [];
+        g.push([id, u]);
+        groups.set(sig, g);
+      }
+      this.pendingSteps.clear();
+      for (const [sig, rows] of groups) {
+        const keys = sig.split(',') as Array<keyof StepUpdate>;
+        const sets = keys.map((k) => `${UPDATE_COLUMNS[k]} = u.c${keys.indexOf(k)}`).join(', ');
+        const params = keys.map((k, i) => `$${i + 2}::${COLUMN_TYPES[k]}[]`).join(', ');
+        const cols = keys.map((_, i) => `c${i}`).join(', ');
+        await this.q(`UPDATE step_executions s SET ${sets} FROM unnest($1::text[], ${params}) AS u(id, ${cols}) WHERE s.id = u.id`, [
+          rows.map(([id]) => id),
+          ...keys.map((k) => rows.map(([, u]) => noNul(int(u[k])))),
+        ]);
+      }
+    }
+    if (this.pendingRuns.size) {
+      const st = [...this.pendingRuns.values()];
+      this.pendingRuns.clear();
+      await this.q(
+        `UPDATE workflow_runs r SET status = u.status, steps_remaining = u.sr, running_steps = u.rs, event_seq = u.seq, event_hash = u.hash, started_at = u.sa,
+           completed_at = u.ca, error = u.err, error_step = u.es, updated_at = $11
+         FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[])
+           AS u(id, status, sr, rs, seq, hash, sa, ca, err, es) WHERE r.id = u.id`,
+        [
+          st.map((x) => x.id), st.map((x) => x.status), st.map((x) => x.steps_remaining), st.map((x) => x.running_steps), st.map((x) => x.event_seq),
+          st.map((x) => x.event_hash), st.map((x) => x.started_at), st.map((x) => x.completed_at), st.map((x) => noNul(x.error)), st.map((x) => x.error_step), this.now,
+        ],
+      );
+    }
+  }
+
   async getRunState(runId: string): Promise<RunState | undefined> {
+    const cached = this.runStates.get(runId);
+    if (cached) return cached;
+    await this.flushWrites();
     const r = await this.q(
       `SELECT id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step
        FROM workflow_runs WHERE id = $1 FOR UPDATE`,
       [runId],
     );
-    if (r.rows[0]) this.lockedRuns.add(runId);
+    if (r.rows[0]) {
+      this.lockedRuns.add(runId);
+      this.runStates.set(runId, r.rows[0] as unknown as RunState);
+    }
     return r.rows[0] as RunState | undefined;
   }
 
   async saveRunState(s: RunState): Promise<void> {
+    if (this.runStates.has(s.id)) {
+      this.pendingRuns.set(s.id, s);
+      return;
+    }
+    await this.flushWrites();
     await this.q(
       `UPDATE workflow_runs SET status = $1, steps_remaining = $2, running_steps = $3, event_seq = $4, event_hash = $5, started_at = $6,
          completed_at = $7, error = $8, error_step = $9, updated_at = $10 WHERE id = $11`,
@@ -46,6 +146,7 @@ export class PgTx implements LedgerTx {
   }
 
   async getTriggerData(runId: string): Promise<unknown> {
+    await this.flushWrites();
     return parseJson((await this.q('SELECT trigger_data FROM workflow_runs WHERE id = $1', [runId])).rows[0]?.trigger_data);
   }
 
@@ -78,6 +179,14 @@ export class PgTx implements LedgerTx {
   }
 
   async fencedUpdate(key: StepKey, attempt: number, owner: string | null, update: StepUpdate): Promise<boolean> {
+    const id = stepRowId(key.run_id, key.step_id);
+    const row = this.stepRows.get(id);
+    if (row) {
+      if (row.status !== 'running' || row.attempt !== attempt || (owner !== null && row.lease_owner !== owner)) return false;
+      this.buffer(id, update);
+      return true;
+    }
+    await this.flushWrites();
     const { set, values } = updateSql(update);
     const n = values.length;
     const where = owner === null ? `id = $${n + 1} AND attempt = $${n + 2} AND status = 'running'` : `id = $${n + 1} AND attempt = $${n + 2} AND status = 'running' AND lease_owner = $${n + 3}`;
@@ -86,6 +195,16 @@ export class PgTx implements LedgerTx {
   }
 
   async updateStep(key: StepKey, from: readonly string[], update: StepUpdate): Promise<boolean> {
+    const id = stepRowId(key.run_id, key.step_id);
+    const row = this.stepRows.get(id);
+    if (row) {
+      if (!from.includes(row.status)) return false;
+      this.buffer(id, update);
+      if (update.status === 'ready') this.madeReady.add(id);
+      if (update.status === 'running') this.claimedHere.add(id);
+      return true;
+    }
+    await this.flushWrites();
     const { set, values } = updateSql(update);
     const n = values.length;
     const r = await this.q(`UPDATE step_executions SET ${set} WHERE id = $${n + 1} AND status = ANY($${n + 2})`, [...values, stepRowId(key.run_id, key.step_id), from]);
@@ -95,6 +214,22 @@ export class PgTx implements LedgerTx {
 
   async releaseDeps(runId: string, stepIds: readonly string[], availableAt: number): Promise<string[]> {
     if (stepIds.length === 0) return [];
+    if (stepIds.every((sid) => this.stepRows.has(stepRowId(runId, sid)))) {
+      const ready: string[] = [];
+      for (const sid of stepIds) {
+        const id = stepRowId(runId, sid);
+        const row = this.stepRows.get(id);
+        if (!row || row.status !== 'pending') continue;
+        const left = row.pending_deps - 1;
+        if (left <= 0) {
+          this.buffer(id, { pending_deps: left, status: 'ready', available_at: int(availableAt) });
+          ready.push(sid);
+          this.madeReady.add(id);
+        } else this.buffer(id, { pending_deps: left });
+      }
+      return ready;
+    }
+    await this.flushWrites();
     // One statement for all successors; every one of them is decremented once (the ids are distinct).
     const r = await this.q(
       `UPDATE step_executions SET pending_deps = pending_deps - 1,
@@ -110,6 +245,7 @@ export class PgTx implements LedgerTx {
   }
 
   async cancelSteps(runId: string, from: readonly string[]): Promise<string[]> {
+    await this.flushWrites();
     const r = await this.q(
       `WITH c AS (
          UPDATE step_executions SET status = 'cancelled', lease_owner = NULL, lease_until = NULL, completed_at = $1
@@ -121,6 +257,7 @@ export class PgTx implements LedgerTx {
   }
 
   async selectClaimable(limit: number, runIds?: readonly string[]): Promise<ClaimableRow[]> {
+    await this.flushWrites();
     if (runIds) {
       // Per run, like the SQLite store: each of the runs gets up to `limit` candidates.
       const r = await this.q(
@@ -164,21 +301,29 @@ export class PgTx implements LedgerTx {
    * Those stay ready, and this commit's NOTIFY tells idle workers to look again.
    */
   private async lockRunsOf(rows: ClaimableRow[]): Promise<ClaimableRow[]> {
+    for (const r of rows) this.stepRows.set(stepRowId(r.run_id, r.step_id), { status: r.status, attempt: r.attempt, lease_owner: r.lease_owner, pending_deps: 0 });
     const runs = [...new Set(rows.map((r) => r.run_id))].filter((id) => !this.lockedRuns.has(id));
     if (runs.length === 0) return rows;
+    const cols = 'id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step';
     const got =
       this.lockedRuns.size === 0
-        ? await this.q('SELECT id FROM workflow_runs WHERE id = ANY($1) ORDER BY id FOR UPDATE', [runs])
-        : await this.q('SELECT id FROM workflow_runs WHERE id = ANY($1) FOR UPDATE SKIP LOCKED', [runs]);
-    for (const r of got.rows) this.lockedRuns.add(r.id as string);
+        ? await this.q(`SELECT ${cols} FROM workflow_runs WHERE id = ANY($1) ORDER BY id FOR UPDATE`, [runs])
+        : await this.q(`SELECT ${cols} FROM workflow_runs WHERE id = ANY($1) FOR UPDATE SKIP LOCKED`, [runs]);
+    for (const r of got.rows) {
+      this.lockedRuns.add(r.id as string);
+      this.runStates.set(r.id as string, r as unknown as RunState);
+    }
     return rows.filter((r) => this.lockedRuns.has(r.run_id));
   }
 
   async getSteps(runId: string): Promise<StepRecord[]> {
+    await this.flushWrites();
     return (await this.q('SELECT * FROM step_executions WHERE run_id = $1 ORDER BY step_index', [runId])).rows.map(toStep);
   }
 
   async insertEvents(events: readonly EventRow[]): Promise<void> {
+    await this.flushWrites();
+    if (events.some((e) => e.type !== 'STEP_COMPLETED' && e.type !== 'STEP_STARTED' && e.type !== 'RUN_STARTED')) this.otherEvents = true;
     if (events.length === 0) return;
     // One statement, one array per column (see insertRun).
     await this.q(
@@ -189,10 +334,10 @@ export class PgTx implements LedgerTx {
         events.map((e) => e.at), events.map((e) => e.prev_hash), events.map((e) => e.hash),
       ],
     );
-    this.changed = true;
   }
 
   async insertLog(log: StepLog): Promise<void> {
+    await this.flushWrites();
     await this.q(
       `INSERT INTO step_logs (run_id, step_id, attempt, stdout, stderr, truncated, at) VALUES ($1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET stdout = excluded.stdout, stderr = excluded.stderr, truncated = excluded.truncated, at = excluded.at`,
@@ -237,3 +382,9 @@ function int<T>(v: T): T {
 export function noNul<T>(v: T): T {
   return (typeof v === 'string' && v.includes('\0') ? v.replaceAll('\0', '\uFFFD') : v) as T;
 }
+
+/** SQL array types of the updatable step columns. */
+const COLUMN_TYPES: Record<keyof StepUpdate, string> = {
+  status: 'text', attempt: 'int', retry_count: 'int', interruptions: 'int', pending_deps: 'int', lease_owner: 'text', lease_until: 'bigint',
+  available_at: 'bigint', inputs_json: 'text', outputs_json: 'text', error: 'text', started_at: 'bigint', completed_at: 'bigint', duration_ms: 'bigint', pid: 'int',
+};

@@ -267,6 +267,7 @@ export class PostgresStore implements Store {
     return this.atomically(async (q, now) => {
       const tx = new PgTx(q, now);
       const value = await fn(tx);
+      await tx.flushWrites();
       return { value, notify: tx.changed };
     });
   }
