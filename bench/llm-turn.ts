@@ -10,7 +10,8 @@
  * interleaved and the medians reported, with the ratios between systems taken from the same run.
  * Node flags given to this process (e.g. --cpu-prof) are passed on to the children.
  */
-import { execFileSync, fork } from 'node:child_process';
+import { runInChild, type ChildMessage as ChildMessageOf } from './child.js';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -131,29 +132,10 @@ function plan(o: Options): PlannedJob[] {
 const keyOf = (p: PlannedJob): string => (p.kind === 'floor' ? 'floor' : llmJobKey(p.job));
 
 type ChildResult = { kind: 'llm'; result: LlmResult } | { kind: 'floor'; result: FloorResult };
-type ChildMessage = { ok: true; result: ChildResult } | { ok: false; error: string };
+type ChildMessage = ChildMessageOf<ChildResult>;
 
 function inChild(p: PlannedJob, timeoutMs = 150_000): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(p)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    let answer: ChildMessage | undefined;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${keyOf(p)}: no result after ${timeoutMs / 1000}s`));
-    }, timeoutMs);
-    child.on('message', (m: ChildMessage) => {
-      answer = m;
-    });
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (answer?.ok) resolve(answer.result);
-      else reject(new Error(`${keyOf(p)}: ${answer ? answer.error : `child exited with ${signal ?? code} before reporting`}`));
-    });
-  });
+  return runInChild<PlannedJob, ChildResult>(fileURLToPath(import.meta.url), p, keyOf(p), timeoutMs);
 }
 
 async function child(json: string): Promise<void> {

@@ -11,7 +11,8 @@
  * forks the worker processes) against a fresh database, dropped afterwards; repetitions are
  * interleaved and medians reported.
  */
-import { execFileSync, fork } from 'node:child_process';
+import { runInChild, type ChildMessage as ChildMessageOf } from './child.js';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -188,30 +189,11 @@ function plan(o: Options): PlannedJob[] {
   return jobs;
 }
 
-type ChildMessage = { ok: true; result: PgResult } | { ok: false; error: string };
+type ChildMessage = ChildMessageOf<PgResult>;
 
 /** Run one measurement in a fresh Node process (same Node flags as this one). */
 function inChild(job: PgJob, timeoutMs = 180_000): Promise<PgResult> {
-  return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    let answer: ChildMessage | undefined;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${pgJobKey(job)}: no result after ${timeoutMs / 1000}s`));
-    }, timeoutMs);
-    child.on('message', (m: ChildMessage) => {
-      answer = m;
-    });
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (answer?.ok) resolve(answer.result);
-      else reject(new Error(`${pgJobKey(job)}: ${answer ? answer.error : `child exited with ${signal ?? code} before reporting`}`));
-    });
-  });
+  return runInChild<PgJob, PgResult>(fileURLToPath(import.meta.url), job, pgJobKey(job), timeoutMs);
 }
 
 async function runJob(job: PgJob): Promise<PgResult> {

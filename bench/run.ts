@@ -8,7 +8,8 @@
  * workloads) in a fresh temp directory; repetitions are interleaved and the medians reported.
  * Node flags given to this process (e.g. --cpu-prof) are passed on to the children.
  */
-import { execFileSync, fork } from 'node:child_process';
+import { runInChild, type ChildMessage as ChildMessageOf } from './child.js';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -114,30 +115,11 @@ function plan(o: Options): Job[] {
   return jobs;
 }
 
-type ChildMessage = { ok: true; result: WorkloadResult } | { ok: false; error: string };
+type ChildMessage = ChildMessageOf<WorkloadResult>;
 
 /** Run one job in a fresh Node process (same Node flags as this one) and return its result. */
 function inChild(job: Job, timeoutMs = 150_000): Promise<WorkloadResult> {
-  return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    let answer: ChildMessage | undefined;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${jobKey(job)}: no result after ${timeoutMs / 1000}s`));
-    }, timeoutMs);
-    child.on('message', (m: ChildMessage) => {
-      answer = m;
-    });
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (answer?.ok) resolve(answer.result);
-      else reject(new Error(`${jobKey(job)}: ${answer ? answer.error : `child exited with ${signal ?? code} before reporting`}`));
-    });
-  });
+  return runInChild<Job, WorkloadResult>(fileURLToPath(import.meta.url), job, jobKey(job), timeoutMs);
 }
 
 async function child(jobJson: string): Promise<void> {
