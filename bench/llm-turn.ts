@@ -10,10 +10,9 @@
  * interleaved and the medians reported, with the ratios between systems taken from the same run.
  * Node flags given to this process (e.g. --cpu-prof) are passed on to the children.
  */
-import { runInChild, type ChildMessage as ChildMessageOf } from './child.js';
-import { execFileSync } from 'node:child_process';
+import { childMain, gitState, hostInfo, runInChild } from './runner.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { llmJobKey, runLlmJob, type LlmJob, type LlmResult } from './llm-workloads.js';
@@ -132,27 +131,20 @@ function plan(o: Options): PlannedJob[] {
 const keyOf = (p: PlannedJob): string => (p.kind === 'floor' ? 'floor' : llmJobKey(p.job));
 
 type ChildResult = { kind: 'llm'; result: LlmResult } | { kind: 'floor'; result: FloorResult };
-type ChildMessage = ChildMessageOf<ChildResult>;
 
 function inChild(p: PlannedJob, timeoutMs = 150_000): Promise<ChildResult> {
   return runInChild<PlannedJob, ChildResult>(fileURLToPath(import.meta.url), p, keyOf(p), timeoutMs);
 }
 
-async function child(json: string): Promise<void> {
+function child(json: string): Promise<void> {
   const p = JSON.parse(json) as PlannedJob;
-  let message: ChildMessage;
-  try {
+  return childMain<ChildResult>(async () => {
     if (p.kind === 'floor') {
-      message = { ok: true, result: { kind: 'floor', result: (await runJob({ workload: 'floor', quick: p.quick, keep: false, trace: false, ...(p.base ? { base: p.base } : {}) })) as FloorResult } };
-    } else {
-      if (p.job.trace) installSqlTrace();
-      message = { ok: true, result: { kind: 'llm', result: await runLlmJob(p.job) } };
+      return { kind: 'floor', result: (await runJob({ workload: 'floor', quick: p.quick, keep: false, trace: false, ...(p.base ? { base: p.base } : {}) })) as FloorResult };
     }
-  } catch (e) {
-    message = { ok: false, error: e instanceof Error ? (e.stack ?? e.message) : String(e) };
-  }
-  await new Promise<void>((resolve) => process.send?.(message, () => resolve()) ?? resolve());
-  process.exit(message.ok ? 0 : 1);
+    if (p.job.trace) installSqlTrace();
+    return { kind: 'llm', result: await runLlmJob(p.job) };
+  });
 }
 
 // ---------------------------------------------------------------- report
@@ -390,7 +382,7 @@ async function main(argv: readonly string[]): Promise<void> {
       elapsed_s: elapsed,
       options: { ...o, systems: [...o.systems] },
       git: gitState(),
-      host: { node: process.version, platform: platform(), release: release(), cpus: cpus().length, cpu: cpus()[0]?.model, mem_mb: Math.round(totalmem() / 2 ** 20), exec_argv: process.execArgv, loadavg_before: loadBefore, loadavg_after: loadavg() },
+      host: hostInfo(loadBefore),
       results: Object.fromEntries(results.map((x) => [x.key, { reps: x.reps, median: x.r }])),
       floor: floor ?? null,
       ratios: rat,
@@ -405,15 +397,6 @@ async function main(argv: readonly string[]): Promise<void> {
   }
 }
 
-/** The commit measured, and whether src/ had uncommitted changes. */
-function gitState(): { commit: string; src_dirty: boolean } | null {
-  try {
-    const git = (...args: string[]): string => execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    return { commit: git('rev-parse', 'HEAD'), src_dirty: git('status', '--porcelain', '--', 'src').length > 0 };
-  } catch {
-    return null;
-  }
-}
 
 main(process.argv.slice(2)).catch((e: unknown) => {
   console.error(e instanceof Error ? e.message : e);

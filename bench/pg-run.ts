@@ -11,10 +11,9 @@
  * forks the worker processes) against a fresh database, dropped afterwards; repetitions are
  * interleaved and medians reported.
  */
-import { runInChild, type ChildMessage as ChildMessageOf } from './child.js';
-import { execFileSync } from 'node:child_process';
+import { childMain, gitState, hostInfo, runInChild } from './runner.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, platform, release, totalmem } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from './harness.js';
@@ -189,7 +188,6 @@ function plan(o: Options): PlannedJob[] {
   return jobs;
 }
 
-type ChildMessage = ChildMessageOf<PgResult>;
 
 /** Run one measurement in a fresh Node process (same Node flags as this one). */
 function inChild(job: PgJob, timeoutMs = 180_000): Promise<PgResult> {
@@ -208,16 +206,9 @@ async function runJob(job: PgJob): Promise<PgResult> {
   return job.workload === 'latency' ? peers.graphileLatency(job) : peers.graphileLinear(job);
 }
 
-async function child(jobJson: string): Promise<void> {
+function child(jobJson: string): Promise<void> {
   const job = JSON.parse(jobJson) as PgJob;
-  let message: ChildMessage;
-  try {
-    message = { ok: true, result: await runJob(job) };
-  } catch (e) {
-    message = { ok: false, error: e instanceof Error ? (e.stack ?? e.message) : String(e) };
-  }
-  await new Promise<void>((resolve) => process.send?.(message, () => resolve()) ?? resolve());
-  process.exit(message.ok ? 0 : 1);
+  return childMain(() => runJob(job));
 }
 
 async function main(argv: readonly string[]): Promise<void> {
@@ -290,7 +281,7 @@ async function main(argv: readonly string[]): Promise<void> {
       options: { ...o, systems: [...o.systems], workloads: [...o.workloads], base: o.base ? '(set)' : undefined },
       server: { kind: server.kind, settings, configured: server.kind === 'embedded' ? SERVER_SETTINGS : null },
       git: gitState(),
-      host: { node: process.version, platform: platform(), release: release(), cpus: cpus().length, cpu: cpus()[0]?.model, mem_mb: Math.round(totalmem() / 2 ** 20), loadavg_before: loadBefore, loadavg_after: loadavg() },
+      host: hostInfo(loadBefore),
       summaries,
       ratios: rs,
       targets,
@@ -304,15 +295,6 @@ async function main(argv: readonly string[]): Promise<void> {
   }
 }
 
-/** The commit measured, and whether src/ had uncommitted changes. */
-function gitState(): { commit: string; src_dirty: boolean } | null {
-  try {
-    const git = (...args: string[]): string => execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    return { commit: git('rev-parse', 'HEAD'), src_dirty: git('status', '--porcelain', '--', 'src').length > 0 };
-  } catch {
-    return null;
-  }
-}
 
 function brief(r: PgResult): string {
   if (r.workload === 'floor') return Object.keys(r.on).map((c) => `${c}c on ${Math.round(r.on[c] ?? 0)}/off ${Math.round(r.off[c] ?? 0)}`).join(', ') + ' commits/s';

@@ -8,10 +8,9 @@
  * workloads) in a fresh temp directory; repetitions are interleaved and the medians reported.
  * Node flags given to this process (e.g. --cpu-prof) are passed on to the children.
  */
-import { runInChild, type ChildMessage as ChildMessageOf } from './child.js';
-import { execFileSync } from 'node:child_process';
+import { childMain, gitState, hostInfo, runInChild } from './runner.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from './harness.js';
@@ -115,25 +114,16 @@ function plan(o: Options): Job[] {
   return jobs;
 }
 
-type ChildMessage = ChildMessageOf<WorkloadResult>;
 
 /** Run one job in a fresh Node process (same Node flags as this one) and return its result. */
 function inChild(job: Job, timeoutMs = 150_000): Promise<WorkloadResult> {
   return runInChild<Job, WorkloadResult>(fileURLToPath(import.meta.url), job, jobKey(job), timeoutMs);
 }
 
-async function child(jobJson: string): Promise<void> {
+function child(jobJson: string): Promise<void> {
   const job = JSON.parse(jobJson) as Job;
   if (job.trace) installSqlTrace();
-  let message: ChildMessage;
-  try {
-    message = { ok: true, result: await runJob(job) };
-  } catch (e) {
-    message = { ok: false, error: e instanceof Error ? (e.stack ?? e.message) : String(e) };
-  }
-  await new Promise<void>((resolve) => process.send?.(message, () => resolve()) ?? resolve());
-  // Exit now rather than wait for stray timers; --cpu-prof still writes its profile on exit.
-  process.exit(message.ok ? 0 : 1);
+  return childMain(() => runJob(job));
 }
 
 async function main(argv: readonly string[]): Promise<void> {
@@ -186,7 +176,7 @@ async function main(argv: readonly string[]): Promise<void> {
       elapsed_s: elapsed,
       options: { ...o, only: [...o.only] },
       git: gitState(),
-      host: { node: process.version, platform: platform(), release: release(), cpus: cpus().length, cpu: cpus()[0]?.model, mem_mb: Math.round(totalmem() / 2 ** 20), exec_argv: process.execArgv, loadavg_before: loadBefore, loadavg_after: loadavg() },
+      host: hostInfo(loadBefore),
       summaries,
       targets,
       repetitions: Object.fromEntries(reps),
@@ -199,15 +189,6 @@ async function main(argv: readonly string[]): Promise<void> {
   }
 }
 
-/** The commit measured, and whether src/ had uncommitted changes (results are only comparable per source state). */
-function gitState(): { commit: string; src_dirty: boolean } | null {
-  try {
-    const git = (...args: string[]): string => execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    return { commit: git('rev-parse', 'HEAD'), src_dirty: git('status', '--porcelain', '--', 'src').length > 0 };
-  } catch {
-    return null;
-  }
-}
 
 function brief(r: WorkloadResult): string {
   switch (r.workload) {
