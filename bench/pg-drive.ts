@@ -3,7 +3,7 @@
  * did during a measured phase (write transactions, WAL, CPU), and the shapes of the results.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Durability } from '../src/index.js';
@@ -50,6 +50,8 @@ export interface PhaseCounters {
   workers_cpu_ms: number;
   /** CPU time of the process starting runs (for DBOS: the same process as the workers). */
   driver_cpu_ms: number;
+  /** CPU time of the PostgreSQL server's processes on this machine (NaN when it cannot be read). */
+  server_cpu_ms: number;
   /** Top statements of the phase (`--stats`). */
   statements?: StatementStat[];
   /**
@@ -336,12 +338,40 @@ function cpuTimes(): { busy: number; total: number } | undefined {
 }
 
 /**
+ * CPU time (ms) of the PostgreSQL server's processes on this machine (every process named
+ * `postgres`: the postmaster, the backends, the WAL writer…), from /proc; undefined off Linux. With a
+ * server on another machine it reads 0. Backends that exit during a phase take their time with them;
+ * the pools keep theirs open.
+ */
+function serverCpuMs(): number | undefined {
+  try {
+    let ticks = 0;
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      } catch {
+        continue;
+      }
+      const close = stat.lastIndexOf(')');
+      if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
+      const f = stat.slice(close + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    }
+    return ticks * 10; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Counters around a measured phase, read from the server without disturbing it: transaction ids
  * handed out (one per transaction that wrote) and the WAL position, both exact at once (the
  * statistics views lag by up to a second).
  */
 export class PhaseProbe {
-  private before: { xmax: number; lsn: string; cpu: ReturnType<typeof cpuTimes>; driver: NodeJS.CpuUsage } | undefined;
+  private before: { xmax: number; lsn: string; cpu: ReturnType<typeof cpuTimes>; driver: NodeJS.CpuUsage; server: number | undefined } | undefined;
   private sampling: Promise<void> | undefined;
   private sample = false;
   private samples = 0;
@@ -390,7 +420,7 @@ export class PhaseProbe {
   async start(): Promise<void> {
     if (this.stats) await this.client.query('SELECT pg_stat_statements_reset()');
     const r = await this.read();
-    this.before = { ...r, cpu: cpuTimes(), driver: process.cpuUsage() };
+    this.before = { ...r, cpu: cpuTimes(), driver: process.cpuUsage(), server: serverCpuMs() };
     if (this.sampler) {
       this.sample = true;
       this.sampling = this.sampleWaits(this.sampler).catch(() => undefined);
@@ -403,6 +433,7 @@ export class PhaseProbe {
     if (!b) throw new Error('PhaseProbe.end before start');
     const driver = process.cpuUsage(b.driver);
     const cpu = cpuTimes();
+    const server = serverCpuMs();
     this.sample = false;
     await this.sampling;
     const r = await this.read();
@@ -415,6 +446,7 @@ export class PhaseProbe {
       machine_busy_pct: cpu && b.cpu ? (100 * (cpu.busy - b.cpu.busy)) / Math.max(1, cpu.total - b.cpu.total) : Number.NaN,
       workers_cpu_ms: workersCpuMs ?? driverMs,
       driver_cpu_ms: driverMs,
+      server_cpu_ms: server !== undefined && b.server !== undefined ? server - b.server : Number.NaN,
     };
     if (this.stats) {
       const s = await this.client.query<{ calls: string; total: number; mean: number; rows: string; query: string }>(

@@ -151,11 +151,13 @@ export function throughputTable(summaries: readonly PgSummary[]): string | undef
       int(m.wal_bytes / m.steps),
       `${fix(m.machine_busy_pct, 0)}%`,
       `${fix((100 * m.workers_cpu_ms) / m.wall_ms, 0)}%`,
+      // CPU time per step: the step-executing processes / the process starting runs / the server.
+      [m.workers_cpu_ms, m.system === 'dbos' ? Number.NaN : m.driver_cpu_ms, m.server_cpu_ms].map((ms) => (Number.isFinite(ms) ? int((1000 * ms) / m.steps) : '-')).join(' / '),
       String(s.reps),
     ]);
   }
   if (rows.length === 0) return undefined;
-  return table(['system', 'workload', 'durability', 'procs', 'steps/s', '÷floor', 'run p50 ms', 'run p99 ms', 'wall ms', 'write xacts/step', 'WAL B/step', 'machine CPU', 'worker CPU', 'reps'], rows, 2);
+  return table(['system', 'workload', 'durability', 'procs', 'steps/s', '÷floor', 'run p50 ms', 'run p99 ms', 'wall ms', 'write xacts/step', 'WAL B/step', 'machine CPU', 'worker CPU', 'CPU µs/step w/d/s', 'reps'], rows, 2);
 }
 
 export function latencyTable(summaries: readonly PgSummary[]): string | undefined {

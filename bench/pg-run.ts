@@ -14,7 +14,7 @@
 import { childMain, gitState, hostInfo, runInChild } from './runner.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from './harness.js';
 import { pgJobKey, type PgJob, type PgResult, type System } from './pg-drive.js';
@@ -52,6 +52,7 @@ const USAGE = `usage: node dist/bench/pg-run.js [options]
                            1-worker latency only)
   --stats                  load pg_stat_statements and print the top statements of each throughput phase
   --trace                  count and time every query of Swarm's worker processes (round trips per step)
+  --profile <dir>          write a V8 CPU profile of each measured phase of every worker process into <dir>
   --poll-ms <n>            Swarm workers' idle poll interval (default: the configured default, 200)
   --commit-window-ms <n>   Swarm workers' group-commit window (default 0)
   --floor-conns <list>     connection counts of the floor (default 1,4,16)
@@ -130,6 +131,7 @@ function parseArgs(argv: readonly string[]): Options {
       else throw new Error(`--durability must be full, process or both, not '${d}'`);
     } else if (a === '--stats') o.stats = true;
     else if (a === '--trace') o.trace = true;
+    else if (a === '--profile') process.env.SWARM_BENCH_PROFILE_DIR = resolve(value());
     else if (a === '--poll-ms') {
       o.pollMs = Number(value());
       if (!Number.isInteger(o.pollMs) || o.pollMs < 1) throw new Error('--poll-ms needs a positive integer');

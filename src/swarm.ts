@@ -333,20 +333,38 @@ export class Swarm {
    * is written.
    */
   async startRun(ref: string, input: unknown = {}, options: StartRunOptions = {}): Promise<string> {
-    const wf = await this.getWorkflow(ref);
-    if (!wf.enabled) throw new PolicyError('WORKFLOW_DISABLED', `workflow ${wf.name} is disabled; enable it with 'swarm workflow enable ${wf.name}'`, { workflow: wf.name });
-    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-      throw new UserError('INPUT_INVALID', `run input must be a JSON object, like '{"message": "hi"}'`, { workflow: wf.name });
+    const { name, range } = parseRef(ref);
+    // The registry reads happen in the run's own transaction: on PostgreSQL they travel with BEGIN
+    // (the workflow's versions, and those of the agents it named last time), so a start is two round
+    // trips, and the run is planned against exactly what is registered when it is created.
+    const out = await this.store.transaction(
+      async (tx): Promise<{ id: string } | { missing: WorkflowRecord[] }> => {
+        const all = await tx.workflowVersions(name);
+        const wf = pickRecord(all, range);
+        if (!wf) return { missing: all };
+        if (!wf.enabled) throw new PolicyError('WORKFLOW_DISABLED', `workflow ${wf.name} is disabled; enable it with 'swarm workflow enable ${wf.name}'`, { workflow: wf.name });
+        if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+          throw new UserError('INPUT_INVALID', `run input must be a JSON object, like '{"message": "hi"}'`, { workflow: wf.name });
+        }
+        if (wf.manifest.inputs) {
+          const problems = validateAgainst(wf.manifest.inputs, input);
+          if (problems.length) throw new UserError('INPUT_INVALID', `input for workflow ${wf.name}: ${problems.join('; ')}`, { workflow: wf.name });
+        }
+        this.agentNamesOf.set(name, [...new Set(wf.manifest.steps.map((st) => parseRef(st.agent).name))]);
+        const plan = buildRunPlan(wf, await agentsFor(wf.manifest, (n) => tx.agentVersions(n)), { ...this.config.values });
+        return { id: await this.ledger.createRun(tx, wf, plan, { trigger_type: options.trigger_type ?? 'manual', trigger_data: input }) };
+      },
+      { workflows: [name], ...(this.agentNamesOf.has(name) ? { agents: this.agentNamesOf.get(name) } : {}) },
+    );
+    if ('missing' in out) {
+      throw new NotFoundError('workflow', ref, out.missing.length ? `registered versions: ${out.missing.map((w) => w.version).join(', ')}` : await this.notRegisteredHint('workflow', name));
     }
-    if (wf.manifest.inputs) {
-      const problems = validateAgainst(wf.manifest.inputs, input);
-      if (problems.length) throw new UserError('INPUT_INVALID', `input for workflow ${wf.name}: ${problems.join('; ')}`, { workflow: wf.name });
-    }
-    const plan = buildRunPlan(wf, await agentsFor(wf.manifest, (n) => this.store.listAgents(n)), { ...this.config.values });
-    const id = await this.store.transaction((tx) => this.ledger.createRun(tx, wf, plan, { trigger_type: options.trigger_type ?? 'manual', trigger_data: input }));
     this.pokeWorkers();
-    return id;
+    return out.id;
   }
+
+  /** The agent names each workflow's steps used when it last started a run: read with the next start's BEGIN. */
+  private readonly agentNamesOf = new Map<string, string[]>();
 
   /** Tell this process's workers that new work exists, so they claim it now rather than at their next poll. */
   private pokeWorkers(): void {

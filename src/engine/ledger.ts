@@ -14,6 +14,8 @@ import type {
   NewStepRow,
   RunPlan,
   RunState,
+  StepKey,
+  TxHint,
   WorkflowRecord,
 } from '../store/types.js';
 import { agentsFor, buildRunPlan, type LoadedPlan, PlanCache, planId } from './plan.js';
@@ -154,6 +156,24 @@ export class Ledger {
     return id;
   }
 
+  /**
+   * The runs and steps `commit(req)` will lock before anything else: the completions' runs, their
+   * step rows and their successors' (from cached plans), and the renewed steps. A networked store
+   * locks them with BEGIN, in one round trip.
+   */
+  commitLocks(req: CommitRequest): TxHint | undefined {
+    if (req.completions.length === 0 && !req.renew?.steps.length) return undefined;
+    const runs = new Set<string>();
+    const steps: StepKey[] = [...(req.renew?.steps ?? [])];
+    for (const c of req.completions) {
+      runs.add(c.run_id);
+      steps.push(c);
+      const p = c.plan_id ? this.plans.peek(c.plan_id) : undefined;
+      for (const succ of p?.successors.get(c.step_id) ?? []) steps.push({ run_id: c.run_id, step_id: succ });
+    }
+    return { runs: [...runs], steps };
+  }
+
   /** Apply completions, renew leases and claim new steps, all in the caller's transaction. */
   async commit(tx: LedgerTx, req: CommitRequest): Promise<CommitResult> {
     const scope = new TxScope(tx);
@@ -163,7 +183,7 @@ export class Ledger {
     // On a networked store (PostgreSQL), lock and read every run and step row the completions and
     // renewals touch up front, in two statements; the ledger then works against those rows.
     // A lone completion (an idle chain, where latency matters) takes the direct path: fewer round trips.
-    if (tx.prefetchRuns && tx.prefetchSteps && completions.length + (req.renew?.steps.length ?? 0) > 1) {
+    if (tx.prefetchRuns && tx.prefetchSteps && (tx.prefetchesCheaply || completions.length + (req.renew?.steps.length ?? 0) > 1)) {
       await tx.prefetchRuns(completions.map((c) => c.run_id));
       const keys: Array<{ run_id: string; step_id: string }> = [...(req.renew?.steps ?? [])];
       for (const c of completions) {
@@ -366,7 +386,9 @@ export class Ledger {
   private async claim(scope: TxScope, req: ClaimRequest): Promise<void> {
     const { tx } = scope;
     const now = tx.now;
-    const rows = await tx.selectClaimable(req.max * 2 + 8, req.run_ids);
+    // A few spare candidates, for steps skipped below (a run at its concurrency limit, a finished run); every
+    // candidate is locked until COMMIT, so not many more than wanted.
+    const rows = await tx.selectClaimable(req.max + Math.min(req.max, 8), req.run_ids);
     for (const row of rows) {
       if (scope.result.claimed.length >= req.max) break;
       const state = await scope.run(row.run_id);

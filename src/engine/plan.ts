@@ -52,6 +52,11 @@ export class PlanCache {
 
   private readonly loading = new Map<string, Promise<LoadedPlan>>();
 
+  /** The plan if it is cached (no fetch). */
+  peek(planId: string): LoadedPlan | undefined {
+    return this.map.get(planId);
+  }
+
   async load(planId: string, fetch: () => Promise<string | undefined>): Promise<LoadedPlan> {
     const hit = this.map.get(planId);
     if (hit) return hit;

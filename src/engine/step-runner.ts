@@ -61,7 +61,7 @@ const triggerCache = new Map<string, unknown>();
  */
 export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId: string, abort: AbortController): Promise<Completion> {
   const t0 = performance.now();
-  const base = { run_id: step.run_id, step_id: step.step_id, attempt: step.attempt, worker_id: workerId, retry_count: step.retry_count };
+  const base = { run_id: step.run_id, step_id: step.step_id, attempt: step.attempt, worker_id: workerId, retry_count: step.retry_count, plan_id: step.plan_id };
   const done = (result: StepResult, exec?: ExecutionResult): Completion => ({ ...base, duration_ms: performance.now() - t0, result, ...(exec && 'logs' in exec && exec.logs ? { logs: exec.logs } : {}) });
   let inputs: Record<string, unknown> | undefined;
   try {

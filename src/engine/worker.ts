@@ -5,7 +5,7 @@ import { StepError, errorMessage } from '../core/errors.js';
 import { TERMINAL_RUN } from '../core/states.js';
 import type { Executor } from '../executors/executor.js';
 import { isTransient, type Store } from '../store/store.js';
-import type { ClaimedStep, Completion, CommitResult, StepKey } from '../store/types.js';
+import type { ClaimedStep, CommitRequest, Completion, CommitResult, StepKey } from '../store/types.js';
 import type { Ledger } from './ledger.js';
 import { hostIdentity, reapDeadWorkers } from './reaper.js';
 import { OutputCache, runStep } from './step-runner.js';
@@ -168,13 +168,12 @@ export class Worker {
       this.crash('before-step-commit', completions);
       let result: CommitResult;
       try {
-        result = await this.store.transaction((tx) =>
-          this.ledger.commit(tx, {
-            completions,
-            ...(wantClaim ? { claim: { worker_id: this.id, max: free, lease_ms: this.options.leaseMs, ...(this.scope ? { run_ids: [...this.scope] } : {}) } } : {}),
-            ...(renewSteps.length ? { renew: { worker_id: this.id, lease_ms: this.options.leaseMs, steps: renewSteps } } : {}),
-          }),
-        );
+        const req: CommitRequest = {
+          completions,
+          ...(wantClaim ? { claim: { worker_id: this.id, max: free, lease_ms: this.options.leaseMs, ...(this.scope ? { run_ids: [...this.scope] } : {}) } } : {}),
+          ...(renewSteps.length ? { renew: { worker_id: this.id, lease_ms: this.options.leaseMs, steps: renewSteps } } : {}),
+        };
+        result = await this.store.transaction((tx) => this.ledger.commit(tx, req), this.ledger.commitLocks(req));
       } catch (e) {
         if (isTransient(e) || completions.length === 0) {
           // The store is busy or away: keep the completions and try again shortly.
@@ -186,6 +185,12 @@ export class Worker {
         // Something in this batch cannot be recorded: commit each completion alone so one bad
         // result cannot hold back the others (nor the leases and claims riding with them).
         result = await this.commitOneByOne(completions);
+      }
+      if (process.env.SWARM_DEBUG_COMMITS) {
+        const g = globalThis as unknown as { __dbg?: Map<string, number> };
+        g.__dbg ??= new Map();
+        const k = `c${Math.min(completions.length, 20)}/k${Math.min(result.claimed.length, 20)}`;
+        g.__dbg.set(k, (g.__dbg.get(k) ?? 0) + 1);
       }
       this.afterCommit(completions, result, wantClaim ? free : 0);
       this.options.onCommit?.();
@@ -204,7 +209,7 @@ export class Worker {
     for (const c of completions) {
       let r: CommitResult;
       try {
-        r = await this.store.transaction((tx) => this.ledger.commit(tx, { completions: [c] }));
+        r = await this.store.transaction((tx) => this.ledger.commit(tx, { completions: [c] }), this.ledger.commitLocks({ completions: [c] }));
       } catch (e) {
         const failed: Completion = { ...c, result: { kind: 'failed', retryable: false, error: { code: 'RESULT_UNRECORDABLE', message: `the step's result could not be recorded: ${errorMessage(e)}` } } };
         try {

@@ -1,5 +1,6 @@
 import type { RunEvent } from '../core/events.js';
 import type {
+  TxHint,
   AgentCheckpointWrite,
   AgentMessageRecord,
   AgentSessionRecord,
@@ -41,8 +42,13 @@ export interface Store {
   /** Where the data lives, for messages (a file path or a redacted URL). */
   readonly location: string;
 
-  /** Run a function in one write transaction: all of its writes commit together or none do. */
-  transaction<T>(fn: (tx: LedgerTx) => Promise<T>): Promise<T>;
+  /**
+   * Run a function in one write transaction: all of its writes commit together or none do. `lock`
+   * names the runs and steps the function will lock first, when the caller knows them: a networked
+   * store locks and reads them in the same round trip as BEGIN. It is only a hint; the function
+   * still asks for what it needs.
+   */
+  transaction<T>(fn: (tx: LedgerTx) => Promise<T>, lock?: TxHint): Promise<T>;
 
   putAgent(rec: AgentRecord, force: boolean): Promise<PutResult>;
   listAgents(name?: string): Promise<AgentRecord[]>;

@@ -122,6 +122,8 @@ export interface Completion extends StepKey {
    * between clocks, whereas the worker's wall clock may disagree with the database's.
    */
   duration_ms: number;
+  /** The run's plan (from the claim): lets the worker name the rows its commit will lock up front. */
+  plan_id?: string;
   result: StepResult;
   logs?: { stdout: string; stderr: string; truncated: boolean };
 }
@@ -145,6 +147,18 @@ export interface RenewRequest {
   worker_id: string;
   lease_ms: number;
   steps: ReadonlyArray<StepKey & { attempt: number }>;
+}
+
+/** What a transaction will lock and read first (see `Store.transaction`). */
+export interface TxHint {
+  /** Run rows to lock. */
+  runs?: readonly string[];
+  /** Step rows to lock. */
+  steps?: readonly StepKey[];
+  /** Registered versions of these workflows (`workflowVersions`). */
+  workflows?: readonly string[];
+  /** Registered versions of these agents (`agentVersions`). */
+  agents?: readonly string[];
 }
 
 export interface CommitRequest {
@@ -277,12 +291,16 @@ export interface LedgerTx {
   insertEvents(events: readonly EventRow[]): Promise<void>;
   insertLog(log: StepLog): Promise<void>;
   latestWorkflow(name: string): Promise<WorkflowRecord | undefined>;
+  /** Every registered version of a workflow. */
+  workflowVersions(name: string): Promise<WorkflowRecord[]>;
   /**
    * Optional (a networked store): lock and read these runs (in id order) and these step rows up front,
    * so the ledger's checks and updates work against rows already held instead of one query each.
    */
   prefetchRuns?(runIds: readonly string[]): Promise<void>;
   prefetchSteps?(keys: readonly StepKey[]): Promise<void>;
+  /** Prefetching costs no round trip of its own here (the rows were locked with BEGIN, or travel with other statements). */
+  readonly prefetchesCheaply?: boolean;
   /** Decide the pending approvals of these steps of a run. Returns the step ids that had any. */
   decideApprovals(runId: string, stepIds: readonly string[], status: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]>;
   agentVersions(name: string): Promise<AgentRecord[]>;

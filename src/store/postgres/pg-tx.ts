@@ -1,15 +1,24 @@
 import semver from 'semver';
 import { parseJson, setClause, stepRowId, toAgent, toStep, toWorkflow, UPDATE_COLUMNS, type Row } from '../rows.js';
-import type { AgentRecord, ClaimableRow, EventRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
+import type { AgentRecord, ClaimableRow, EventRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, TxHint, WorkflowRecord } from '../types.js';
+import type { Pipeline } from './pipeline.js';
 
 /** Run one statement on the transaction's connection; resolves to its rows and the affected-row count. */
 export type Query = (text: string, values?: readonly unknown[]) => Promise<{ rows: Row[]; rowCount: number }>;
+
+/** Columns of a run row the ledger reads. */
+const RUN_COLS = 'id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step';
 
 /**
  * One transaction's view of the PostgreSQL store (READ COMMITTED). Run rows are locked when read
  * (several workers commit steps of one run at once: its event sequence, hash and counters must be
  * read and written by one of them at a time); claimable steps are locked with SKIP LOCKED so that
  * concurrent claimers take different steps instead of queueing behind each other.
+ *
+ * Statements go through a `Pipeline`: writes whose result the ledger does not need (step and run
+ * updates of locked rows, events, new runs, logs) are queued and travel with the next read or with
+ * COMMIT, so a worker's commit (lock, complete, claim, commit) is three or four round trips
+ * whatever the number of steps in it.
  */
 export class PgTx implements LedgerTx {
   /** Notify only for work this transaction leaves unclaimed, or for events other than a worker's own progress. */
@@ -32,34 +41,77 @@ export class PgTx implements LedgerTx {
   private readonly pendingSteps = new Map<string, StepUpdate>();
   private readonly pendingRuns = new Map<string, RunState>();
 
-  constructor(
-    private readonly q: Query,
-    /** The database's clock at the start of the transaction: every lease and timestamp is on it. */
-    readonly now: number,
-  ) {}
+  private nowMs: number | undefined;
+  /** Locks travel with BEGIN (the worker's hint) or with the statements queued before them. */
+  readonly prefetchesCheaply = true;
 
-  /** Lock and read the runs (id order) and the step rows a commit will touch, in two statements. */
+  constructor(private readonly p: Pipeline) {}
+
+  /** The database's clock at the start of the transaction: every lease and timestamp is on it. */
+  get now(): number {
+    if (this.nowMs === undefined) throw new Error('the transaction has not begun');
+    return this.nowMs;
+  }
+
+  /**
+   * Queue BEGIN and the clock, and with them the locks of the runs and steps the transaction will
+   * work on when the caller knows them (a worker's commit does): then they take no round trip of
+   * their own. Resolves once the transaction has begun.
+   */
+  async begin(nowSql: string, hint?: TxHint): Promise<void> {
+    this.p.defer('BEGIN ISOLATION LEVEL READ COMMITTED');
+    this.p.defer(`SELECT ${nowSql} AS now`, (r) => {
+      this.nowMs = Number(r.rows[0]?.now);
+    });
+    if (hint?.runs?.length) this.deferRunLocks(hint.runs);
+    if (hint?.steps?.length) this.deferStepLocks(hint.steps);
+    if (hint?.workflows?.length) this.deferWorkflowReads(hint.workflows);
+    if (hint?.agents?.length) this.deferAgentReads(hint.agents);
+    await this.p.flush();
+  }
+
+  /** Lock and read the runs (id order) and the step rows a commit will touch, in one round trip. */
   async prefetchRuns(runIds: readonly string[]): Promise<void> {
-    const ids = [...new Set(runIds)].filter((id) => !this.runStates.has(id)).sort();
-    if (ids.length === 0) return;
-    await this.flushWrites();
-    const r = await this.q(
-      `SELECT id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step
-       FROM workflow_runs WHERE id = ANY($1) ORDER BY id FOR UPDATE`,
-      [ids],
-    );
-    for (const row of r.rows) {
-      this.lockedRuns.add(row.id as string);
-      this.runStates.set(row.id as string, row as unknown as RunState);
-    }
+    if (this.deferRunLocks(runIds)) await this.p.flush();
   }
 
   async prefetchSteps(keys: readonly StepKey[]): Promise<void> {
+    if (this.deferStepLocks(keys)) await this.p.flush();
+  }
+
+  private deferRunLocks(runIds: readonly string[]): boolean {
+    const ids = [...new Set(runIds)].filter((id) => !this.runStates.has(id)).sort();
+    if (ids.length === 0) return false;
+    this.flushWrites();
+    this.p.defer(this.p.statement(`SELECT ${RUN_COLS} FROM workflow_runs WHERE id = ANY($1) ORDER BY id FOR UPDATE`, [ids]), (r) => {
+      for (const row of r.rows) {
+        this.lockedRuns.add(row.id as string);
+        this.runStates.set(row.id as string, row as unknown as RunState);
+      }
+    });
+    return true;
+  }
+
+  private deferStepLocks(keys: readonly StepKey[]): boolean {
     const ids = [...new Set(keys.map((k) => stepRowId(k.run_id, k.step_id)))].filter((id) => !this.stepRows.has(id));
-    if (ids.length === 0) return;
-    await this.flushWrites();
-    const r = await this.q('SELECT id, status, attempt, lease_owner, pending_deps FROM step_executions WHERE id = ANY($1) ORDER BY id FOR UPDATE', [ids]);
-    for (const row of r.rows) this.stepRows.set(row.id as string, { status: row.status as string, attempt: row.attempt as number, lease_owner: (row.lease_owner as string | null) ?? null, pending_deps: row.pending_deps as number });
+    if (ids.length === 0) return false;
+    this.flushWrites();
+    this.p.defer(this.p.statement('SELECT id, status, attempt, lease_owner, pending_deps FROM step_executions WHERE id = ANY($1) ORDER BY id FOR UPDATE', [ids]), (r) => {
+      for (const row of r.rows) this.stepRows.set(row.id as string, { status: row.status as string, attempt: row.attempt as number, lease_owner: (row.lease_owner as string | null) ?? null, pending_deps: row.pending_deps as number });
+    });
+    return true;
+  }
+
+  /** A statement whose result is needed now: everything queued goes first, in the same round trip. */
+  private q(text: string, values?: readonly unknown[]): Promise<{ rows: Row[]; rowCount: number }> {
+    this.flushWrites();
+    return this.p.query(text, values);
+  }
+
+  /** A write whose result nobody needs: it goes with the next round trip. */
+  private later(text: string, values?: readonly unknown[]): void {
+    this.flushWrites();
+    this.p.deferStatement(text, values);
   }
 
   private buffer(id: string, update: StepUpdate): void {
@@ -73,8 +125,8 @@ export class PgTx implements LedgerTx {
     this.pendingSteps.set(id, { ...(this.pendingSteps.get(id) ?? {}), ...update });
   }
 
-  /** Write every buffered change: one UPDATE per shape of step update, one for the runs. */
-  async flushWrites(): Promise<void> {
+  /** Queue every buffered change: one UPDATE per shape of step update, one for the runs. */
+  flushWrites(): void {
     if (this.pendingSteps.size) {
       const groups = new Map<string, Array<[string, StepUpdate]>>();
       for (const [id, u] of this.pendingSteps) {
@@ -90,7 +142,7 @@ export class PgTx implements LedgerTx {
         const sets = keys.map((k) => `${UPDATE_COLUMNS[k]} = u.c${keys.indexOf(k)}`).join(', ');
         const params = keys.map((k, i) => `$${i + 2}::${COLUMN_TYPES[k]}[]`).join(', ');
         const cols = keys.map((_, i) => `c${i}`).join(', ');
-        await this.q(`UPDATE step_executions s SET ${sets} FROM unnest($1::text[], ${params}) AS u(id, ${cols}) WHERE s.id = u.id`, [
+        this.p.deferStatement(`UPDATE step_executions s SET ${sets} FROM unnest($1::text[], ${params}) AS u(id, ${cols}) WHERE s.id = u.id`, [
           rows.map(([id]) => id),
           ...keys.map((k) => rows.map(([, u]) => noNul(int(u[k])))),
         ]);
@@ -99,7 +151,7 @@ export class PgTx implements LedgerTx {
     if (this.pendingRuns.size) {
       const st = [...this.pendingRuns.values()];
       this.pendingRuns.clear();
-      await this.q(
+      this.p.deferStatement(
         `UPDATE workflow_runs r SET status = u.status, steps_remaining = u.sr, running_steps = u.rs, event_seq = u.seq, event_hash = u.hash, started_at = u.sa,
            completed_at = u.ca, error = u.err, error_step = u.es, updated_at = $11
          FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[])
@@ -115,7 +167,6 @@ export class PgTx implements LedgerTx {
   async getRunState(runId: string): Promise<RunState | undefined> {
     const cached = this.runStates.get(runId);
     if (cached) return cached;
-    await this.flushWrites();
     const r = await this.q(
       `SELECT id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step
        FROM workflow_runs WHERE id = $1 FOR UPDATE`,
@@ -133,8 +184,7 @@ export class PgTx implements LedgerTx {
       this.pendingRuns.set(s.id, s);
       return;
     }
-    await this.flushWrites();
-    await this.q(
+    this.later(
       `UPDATE workflow_runs SET status = $1, steps_remaining = $2, running_steps = $3, event_seq = $4, event_hash = $5, started_at = $6,
          completed_at = $7, error = $8, error_step = $9, updated_at = $10 WHERE id = $11`,
       [s.status, s.steps_remaining, s.running_steps, s.event_seq, s.event_hash, s.started_at, s.completed_at, noNul(s.error), s.error_step, this.now, s.id],
@@ -146,13 +196,12 @@ export class PgTx implements LedgerTx {
   }
 
   async getTriggerData(runId: string): Promise<unknown> {
-    await this.flushWrites();
     return parseJson((await this.q('SELECT trigger_data FROM workflow_runs WHERE id = $1', [runId])).rows[0]?.trigger_data);
   }
 
   async insertRun(row: NewRunRow, steps: readonly NewStepRow[]): Promise<void> {
-    await this.q('INSERT INTO run_plans (id, plan, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING', [row.plan_id, row.plan_json, row.created_at]);
-    await this.q(
+    this.later('INSERT INTO run_plans (id, plan, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING', [row.plan_id, row.plan_json, row.created_at]);
+    this.later(
       `INSERT INTO workflow_runs (id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, plan_id, parent_run_id,
          steps_total, steps_remaining, running_steps, max_parallel, event_seq, event_hash, created_at, updated_at)
        VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $9, 0, $10, 0, $11, $12, $12)`,
@@ -164,7 +213,7 @@ export class PgTx implements LedgerTx {
     // All steps in one statement, one array per column: the same statement text (prepared once per
     // connection) however many steps the run has.
     const col = <K extends keyof NewStepRow>(k: K): Array<NewStepRow[K]> => steps.map((s) => s[k]);
-    await this.q(
+    this.later(
       `INSERT INTO step_executions (id, run_id, step_id, step_index, agent_id, agent_name, agent_version, status, pending_deps, available_at, queued_at)
        SELECT u.id, $1, u.step_id, u.step_index, u.agent_id, u.agent_name, u.agent_version, u.status, u.pending_deps,
               CASE WHEN u.status = 'ready' THEN $2::bigint END, $2
@@ -186,7 +235,6 @@ export class PgTx implements LedgerTx {
       this.buffer(id, update);
       return true;
     }
-    await this.flushWrites();
     const { set, values } = updateSql(update);
     const n = values.length;
     const where = owner === null ? `id = $${n + 1} AND attempt = $${n + 2} AND status = 'running'` : `id = $${n + 1} AND attempt = $${n + 2} AND status = 'running' AND lease_owner = $${n + 3}`;
@@ -204,7 +252,6 @@ export class PgTx implements LedgerTx {
       if (update.status === 'running') this.claimedHere.add(id);
       return true;
     }
-    await this.flushWrites();
     const { set, values } = updateSql(update);
     const n = values.length;
     const r = await this.q(`UPDATE step_executions SET ${set} WHERE id = $${n + 1} AND status = ANY($${n + 2})`, [...values, stepRowId(key.run_id, key.step_id), from]);
@@ -229,7 +276,6 @@ export class PgTx implements LedgerTx {
       }
       return ready;
     }
-    await this.flushWrites();
     // One statement for all successors; every one of them is decremented once (the ids are distinct).
     const r = await this.q(
       `UPDATE step_executions SET pending_deps = pending_deps - 1,
@@ -245,7 +291,6 @@ export class PgTx implements LedgerTx {
   }
 
   async cancelSteps(runId: string, from: readonly string[]): Promise<string[]> {
-    await this.flushWrites();
     const r = await this.q(
       `WITH c AS (
          UPDATE step_executions SET status = 'cancelled', lease_owner = NULL, lease_until = NULL, completed_at = $1
@@ -256,77 +301,78 @@ export class PgTx implements LedgerTx {
     return r.rows.map((row) => row.step_id as string);
   }
 
+  /**
+   * Claim candidates and the locks of their runs in one statement (one round trip, with the writes
+   * queued before it). The runs are locked before the ledger reads them, so that claims cannot
+   * deadlock with other commits: a transaction that holds no run yet waits for them, in id order
+   * (completions take theirs in id order too); one that already holds runs (it completed steps
+   * first) only takes runs that are free and leaves the other candidates alone, since waiting there
+   * could close a cycle. Those stay ready, and this commit's NOTIFY tells idle workers to look again.
+   */
   async selectClaimable(limit: number, runIds?: readonly string[]): Promise<ClaimableRow[]> {
-    await this.flushWrites();
+    const lockRuns = `r AS MATERIALIZED (SELECT ${RUN_COLS} FROM workflow_runs WHERE id IN (SELECT run_id FROM c) ${this.lockedRuns.size === 0 ? 'ORDER BY id FOR UPDATE' : 'FOR UPDATE SKIP LOCKED'})`;
+    const out = `SELECT c.run_id, c.step_id, c.status, c.attempt, c.retry_count, c.interruptions, c.lease_owner, to_json(r) AS run
+       FROM c LEFT JOIN r ON r.id = c.run_id ORDER BY c.ord1, c.ord2, c.ord3, c.step_index`;
+    let r: { rows: Row[] };
     if (runIds) {
       // Per run, like the SQLite store: each of the runs gets up to `limit` candidates.
-      const r = await this.q(
-        `SELECT c.run_id, c.step_id, c.status, c.attempt, c.retry_count, c.interruptions, c.lease_owner
-         FROM unnest($1::text[]) WITH ORDINALITY AS u(run_id, ord)
-         CROSS JOIN LATERAL (
-           SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, s.available_at, s.step_index
-           FROM step_executions s
-           WHERE s.run_id = u.run_id AND ((s.status = 'ready' AND s.available_at <= $2) OR (s.status = 'running' AND s.lease_until < $2))
-           ORDER BY s.available_at, s.step_index LIMIT $3 FOR UPDATE OF s SKIP LOCKED) c
-         ORDER BY u.ord, c.available_at, c.step_index`,
+      r = await this.q(
+        `WITH c AS MATERIALIZED (
+           SELECT c.run_id, c.step_id, c.status, c.attempt, c.retry_count, c.interruptions, c.lease_owner, u.ord AS ord1, c.available_at AS ord2, '' AS ord3, c.step_index
+           FROM unnest($1::text[]) WITH ORDINALITY AS u(run_id, ord)
+           CROSS JOIN LATERAL (
+             SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, s.available_at, s.step_index
+             FROM step_executions s
+             WHERE s.run_id = u.run_id AND ((s.status = 'ready' AND s.available_at <= $2) OR (s.status = 'running' AND s.lease_until < $2))
+             ORDER BY s.available_at, s.step_index LIMIT $3 FOR UPDATE OF s SKIP LOCKED) c),
+         ${lockRuns}
+         ${out}`,
         [runIds, this.now, limit],
       );
-      return this.lockRunsOf(r.rows as unknown as ClaimableRow[]);
+    } else {
+      // Expired leases first (swept here, inside the claim), then ready steps of runs below their
+      // concurrency limit, so a run at its limit cannot crowd out other runs.
+      r = await this.q(
+        `WITH expired AS MATERIALIZED (
+           SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, 0 AS ord1, s.lease_until AS ord2, s.run_id AS ord3, s.step_index
+           FROM step_executions s WHERE s.status = 'running' AND s.lease_until < $1
+           ORDER BY s.lease_until LIMIT $2 FOR UPDATE OF s SKIP LOCKED),
+         ready AS MATERIALIZED (
+           SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, 1 AS ord1, s.available_at AS ord2, s.run_id AS ord3, s.step_index
+           FROM step_executions s JOIN workflow_runs r ON r.id = s.run_id
+           WHERE s.status = 'ready' AND s.available_at <= $1 AND r.running_steps < r.max_parallel AND r.status IN ('queued', 'running', 'waiting')
+           ORDER BY s.available_at, s.run_id, s.step_index LIMIT $2 FOR UPDATE OF s SKIP LOCKED),
+         c AS MATERIALIZED (SELECT * FROM expired UNION ALL SELECT * FROM ready),
+         ${lockRuns}
+         ${out}`,
+        [this.now, limit],
+      );
     }
-    // Expired leases first (swept here, inside the claim), then ready steps of runs below their
-    // concurrency limit, so a run at its limit cannot crowd out other runs.
-    const r = await this.q(
-      `WITH expired AS (
-         SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, 0 AS src, s.lease_until AS ord, s.step_index
-         FROM step_executions s WHERE s.status = 'running' AND s.lease_until < $1
-         ORDER BY s.lease_until LIMIT $2 FOR UPDATE OF s SKIP LOCKED),
-       ready AS (
-         SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, 1 AS src, s.available_at AS ord, s.step_index
-         FROM step_executions s JOIN workflow_runs r ON r.id = s.run_id
-         WHERE s.status = 'ready' AND s.available_at <= $1 AND r.running_steps < r.max_parallel AND r.status IN ('queued', 'running', 'waiting')
-         ORDER BY s.available_at, s.run_id, s.step_index LIMIT $2 FOR UPDATE OF s SKIP LOCKED)
-       SELECT run_id, step_id, status, attempt, retry_count, interruptions, lease_owner FROM (
-         SELECT * FROM expired UNION ALL SELECT * FROM ready) c
-       ORDER BY src, ord, run_id, step_index`,
-      [this.now, limit],
-    );
-    return this.lockRunsOf(r.rows as unknown as ClaimableRow[]);
-  }
-
-  /**
-   * Lock the runs of claim candidates before the ledger reads them, so that claims cannot deadlock
-   * with other commits. A transaction that holds no run yet waits for them, in id order (completions
-   * take theirs in id order too). One that already holds runs (it completed steps first) only takes
-   * runs that are free and leaves the other candidates alone: waiting there could close a cycle.
-   * Those stay ready, and this commit's NOTIFY tells idle workers to look again.
-   */
-  private async lockRunsOf(rows: ClaimableRow[]): Promise<ClaimableRow[]> {
-    for (const r of rows) this.stepRows.set(stepRowId(r.run_id, r.step_id), { status: r.status, attempt: r.attempt, lease_owner: r.lease_owner, pending_deps: 0 });
-    const runs = [...new Set(rows.map((r) => r.run_id))].filter((id) => !this.lockedRuns.has(id));
-    if (runs.length === 0) return rows;
-    const cols = 'id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step';
-    const got =
-      this.lockedRuns.size === 0
-        ? await this.q(`SELECT ${cols} FROM workflow_runs WHERE id = ANY($1) ORDER BY id FOR UPDATE`, [runs])
-        : await this.q(`SELECT ${cols} FROM workflow_runs WHERE id = ANY($1) FOR UPDATE SKIP LOCKED`, [runs]);
-    for (const r of got.rows) {
-      this.lockedRuns.add(r.id as string);
-      this.runStates.set(r.id as string, r as unknown as RunState);
+    const rows: ClaimableRow[] = [];
+    for (const row of r.rows) {
+      const run = row.run as RunState | null;
+      this.stepRows.set(stepRowId(row.run_id as string, row.step_id as string), { status: row.status as string, attempt: row.attempt as number, lease_owner: (row.lease_owner as string | null) ?? null, pending_deps: 0 });
+      // A run another transaction holds (skipped): its candidates stay as they are.
+      if (!run) continue;
+      if (!this.lockedRuns.has(run.id)) {
+        this.lockedRuns.add(run.id);
+        this.runStates.set(run.id, run);
+      }
+      const { run: _run, ...step } = row;
+      rows.push(step as unknown as ClaimableRow);
     }
-    return rows.filter((r) => this.lockedRuns.has(r.run_id));
+    return rows;
   }
 
   async getSteps(runId: string): Promise<StepRecord[]> {
-    await this.flushWrites();
     return (await this.q('SELECT * FROM step_executions WHERE run_id = $1 ORDER BY step_index', [runId])).rows.map(toStep);
   }
 
   async insertEvents(events: readonly EventRow[]): Promise<void> {
-    await this.flushWrites();
     if (events.some((e) => e.type !== 'STEP_COMPLETED' && e.type !== 'STEP_STARTED' && e.type !== 'RUN_STARTED')) this.otherEvents = true;
     if (events.length === 0) return;
     // One statement, one array per column (see insertRun).
-    await this.q(
+    this.later(
       `INSERT INTO events (run_id, seq, type, step_id, data, at, prev_hash, hash)
        SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[])`,
       [
@@ -337,8 +383,7 @@ export class PgTx implements LedgerTx {
   }
 
   async insertLog(log: StepLog): Promise<void> {
-    await this.flushWrites();
-    await this.q(
+    this.later(
       `INSERT INTO step_logs (run_id, step_id, attempt, stdout, stderr, truncated, at) VALUES ($1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET stdout = excluded.stdout, stderr = excluded.stderr, truncated = excluded.truncated, at = excluded.at`,
       [log.run_id, log.step_id, log.attempt, noNul(log.stdout), noNul(log.stderr), log.truncated ? 1 : 0, log.at],
@@ -354,12 +399,47 @@ export class PgTx implements LedgerTx {
   }
 
   async latestWorkflow(name: string): Promise<WorkflowRecord | undefined> {
-    const rows = (await this.q('SELECT * FROM workflows WHERE name = $1', [name])).rows.map(toWorkflow);
-    return rows.sort((a, b) => semver.rcompare(a.version, b.version))[0];
+    return (await this.workflowVersions(name)).sort((a, b) => semver.rcompare(a.version, b.version))[0];
+  }
+
+  async workflowVersions(name: string): Promise<WorkflowRecord[]> {
+    const cached = this.workflowRows.get(name);
+    if (cached) return cached;
+    this.deferWorkflowReads([name]);
+    await this.p.flush();
+    return this.workflowRows.get(name) ?? [];
   }
 
   async agentVersions(name: string): Promise<AgentRecord[]> {
-    return (await this.q('SELECT * FROM agents WHERE name = $1', [name])).rows.map(toAgent);
+    const cached = this.agentRows.get(name);
+    if (cached) return cached;
+    this.deferAgentReads([name]);
+    await this.p.flush();
+    return this.agentRows.get(name) ?? [];
+  }
+
+  /** Registry rows read in this transaction, by name (a name with no rows maps to []). */
+  private readonly workflowRows = new Map<string, WorkflowRecord[]>();
+  private readonly agentRows = new Map<string, AgentRecord[]>();
+
+  private deferWorkflowReads(names: readonly string[]): void {
+    const want = [...new Set(names)].filter((n) => !this.workflowRows.has(n));
+    if (want.length === 0) return;
+    this.flushWrites();
+    this.p.defer(this.p.statement('SELECT * FROM workflows WHERE name = ANY($1) ORDER BY created_at', [want]), (r) => {
+      for (const n of want) this.workflowRows.set(n, []);
+      for (const row of r.rows) this.workflowRows.get(row.name as string)?.push(toWorkflow(row));
+    });
+  }
+
+  private deferAgentReads(names: readonly string[]): void {
+    const want = [...new Set(names)].filter((n) => !this.agentRows.has(n));
+    if (want.length === 0) return;
+    this.flushWrites();
+    this.p.defer(this.p.statement('SELECT * FROM agents WHERE name = ANY($1) ORDER BY created_at', [want]), (r) => {
+      for (const n of want) this.agentRows.set(n, []);
+      for (const row of r.rows) this.agentRows.get(row.name as string)?.push(toAgent(row));
+    });
   }
 }
 

@@ -10,6 +10,7 @@ import type {
   AgentSessionRecord,
   ApprovalRecord,
   LedgerTx,
+  TxHint,
   RunFilter,
   RunRecord,
   SessionFilter,
@@ -41,6 +42,7 @@ import {
 } from '../rows.js';
 import { migrate as migrateSchema, SCHEMA_VERSION, schemaVersion } from './migrations.js';
 import { noNul, PgTx, type Query } from './pg-tx.js';
+import { Pipeline } from './pipeline.js';
 
 export interface PostgresStoreOptions {
   /** A `postgres://` connection URL. */
@@ -263,13 +265,44 @@ export class PostgresStore implements Store {
    * `fn` may run more than once: again after a deadlock or a connection lost before COMMIT (its
    * earlier run was rolled back). The ledger's functions only act through `tx`, so that is safe.
    */
-  transaction<T>(fn: (tx: LedgerTx) => Promise<T>): Promise<T> {
-    return this.atomically(async (q, now) => {
-      const tx = new PgTx(q, now);
-      const value = await fn(tx);
-      await tx.flushWrites();
-      return { value, notify: tx.changed };
-    });
+  transaction<T>(fn: (tx: LedgerTx) => Promise<T>, lock?: TxHint): Promise<T> {
+    return this.withRetry(() =>
+      this.withClient(async (client) => {
+        const p = new Pipeline(client, this.preparedOn(client));
+        const tx = new PgTx(p);
+        let committing = false;
+        try {
+          await tx.begin(NOW_MS, lock);
+          const value = await fn(tx);
+          tx.flushWrites();
+          // NOTIFY goes out with the COMMIT (delivered only if it commits).
+          if (tx.changed) p.defer(`SELECT pg_notify('${this.channel}', '')`);
+          committing = true;
+          await p.run('COMMIT');
+          return value;
+        } catch (e) {
+          p.discard();
+          // A connection lost during COMMIT may have committed: not retried (see atomically).
+          if (isConnectionError(e)) throw committing ? new CommitUnknown(e) : e;
+          // If the ROLLBACK fails too, the connection is discarded (see withClient).
+          await client.query('ROLLBACK').catch(() => undefined);
+          // A failed round trip may have run some of its PREPAREs and not others.
+          await p.resync().catch(() => undefined);
+          throw e;
+        }
+      }),
+    );
+  }
+
+  /** Statements prepared (SQL PREPARE) on a connection, kept for the connection's life. */
+  private readonly preparedSets = new WeakMap<pg.ClientBase, Set<string>>();
+  private preparedOn(client: pg.ClientBase): Set<string> {
+    let set = this.preparedSets.get(client);
+    if (!set) {
+      set = new Set();
+      this.preparedSets.set(client, set);
+    }
+    return set;
   }
 
   // ---- registry ----

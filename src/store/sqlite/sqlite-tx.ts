@@ -147,8 +147,11 @@ export class SqliteTx implements LedgerTx {
   }
 
   async latestWorkflow(name: string): Promise<WorkflowRecord | undefined> {
-    const rows = (this.stmt('SELECT * FROM workflows WHERE name = ?').all(name) as Row[]).map(toWorkflow);
-    return rows.sort((a, b) => semver.rcompare(a.version, b.version))[0];
+    return (await this.workflowVersions(name)).sort((a, b) => semver.rcompare(a.version, b.version))[0];
+  }
+
+  async workflowVersions(name: string): Promise<WorkflowRecord[]> {
+    return (this.stmt('SELECT * FROM workflows WHERE name = ? ORDER BY created_at').all(name) as Row[]).map(toWorkflow);
   }
 
   async agentVersions(name: string): Promise<AgentRecord[]> {
