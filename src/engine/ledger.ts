@@ -14,6 +14,7 @@ import type {
   NewStepRow,
   RunPlan,
   RunState,
+  ClaimableRow,
   StepKey,
   TxHint,
   WorkflowRecord,
@@ -41,6 +42,8 @@ class TxScope {
   readonly runs = new Map<string, RunState>();
   readonly dirty = new Set<RunState>();
   readonly events: EventRow[] = [];
+  /** Steps this transaction's completions made ready, in order. */
+  readonly madeReady: StepKey[] = [];
   readonly result: CommitResult = { claimed: [], refused: [], lost: [], finished: [], created: [], messages: [] };
   constructor(readonly tx: LedgerTx) {}
 
@@ -157,21 +160,31 @@ export class Ledger {
   }
 
   /**
-   * The runs and steps `commit(req)` will lock before anything else: the completions' runs, their
-   * step rows and their successors' (from cached plans), and the renewed steps. A networked store
-   * locks them with BEGIN, in one round trip.
+   * What `commit(req)` will lock and read before anything else: the completions' runs, their step
+   * rows and their successors' (from cached plans), the renewed steps, and the claim's candidates. A
+   * networked store takes them with BEGIN, in one round trip.
    */
-  commitLocks(req: CommitRequest): TxHint | undefined {
-    if (req.completions.length === 0 && !req.renew?.steps.length) return undefined;
-    const runs = new Set<string>();
-    const steps: StepKey[] = [...(req.renew?.steps ?? [])];
-    for (const c of req.completions) {
-      runs.add(c.run_id);
-      steps.push(c);
-      const p = c.plan_id ? this.plans.peek(c.plan_id) : undefined;
-      for (const succ of p?.successors.get(c.step_id) ?? []) steps.push({ run_id: c.run_id, step_id: succ });
+  commitHint(req: CommitRequest, claimLimit?: number): TxHint | undefined {
+    const hint: { runs?: string[]; steps?: StepKey[]; claim?: TxHint['claim'] } = {};
+    if (req.completions.length || req.renew?.steps.length) {
+      const runs = new Set<string>();
+      const steps: StepKey[] = [...(req.renew?.steps ?? [])];
+      for (const c of req.completions) {
+        runs.add(c.run_id);
+        steps.push(c);
+        const p = c.plan_id ? this.plans.peek(c.plan_id) : undefined;
+        for (const succ of p?.successors.get(c.step_id) ?? []) steps.push({ run_id: c.run_id, step_id: succ });
+      }
+      hint.runs = [...runs];
+      hint.steps = steps;
     }
-    return { runs: [...runs], steps };
+    // The candidates of the claim, with BEGIN: enough for every free slot, as if the completions made
+    // nothing ready (those are claimed without a query when the store holds their rows).
+    if (req.claim && req.claim.max > 0 && claimLimit !== 0) {
+      const max = claimLimit ?? req.claim.max;
+      hint.claim = { limit: max + Math.min(max, 8), ...(req.claim.run_ids ? { run_ids: req.claim.run_ids } : {}) };
+    }
+    return hint.runs || hint.claim ? hint : undefined;
   }
 
   /** Apply completions, renew leases and claim new steps, all in the caller's transaction. */
@@ -312,6 +325,7 @@ export class Ledger {
     if (TERMINAL_RUN.has(state.status)) return { ready: [], done: false };
     const succ = p.successors.get(stepId) ?? [];
     const ready = succ.length ? await scope.tx.releaseDeps(state.id, succ, scope.tx.now) : [];
+    for (const step_id of ready) scope.madeReady.push({ run_id: state.id, step_id });
     return { ready, done: state.steps_remaining <= 0 };
   }
 
@@ -386,9 +400,23 @@ export class Ledger {
   private async claim(scope: TxScope, req: ClaimRequest): Promise<void> {
     const { tx } = scope;
     const now = tx.now;
-    // A few spare candidates, for steps skipped below (a run at its concurrency limit, a finished run); every
-    // candidate is locked until COMMIT, so not many more than wanted.
-    const rows = await tx.selectClaimable(req.max + Math.min(req.max, 8), req.run_ids);
+    // First the steps this transaction's own completions made ready, when the store holds their rows
+    // already (no query: a chain's next step goes to the worker that finished the one before).
+    const rows: ClaimableRow[] = [];
+    const scoped = req.run_ids ? new Set(req.run_ids) : undefined;
+    if (tx.lockedStep) {
+      for (const k of scope.madeReady) {
+        const row = tx.lockedStep(k);
+        if (row && row.status === 'ready' && (!scoped || scoped.has(k.run_id))) rows.push(row);
+      }
+    }
+    if (rows.length < req.max) {
+      // A few spare candidates, for steps skipped below (a run at its concurrency limit, a finished
+      // run); every candidate is locked until COMMIT, so not many more than wanted.
+      const want = req.max - rows.length;
+      const taken = new Set(rows.map((r) => `${r.run_id}\u0000${r.step_id}`));
+      for (const row of await tx.selectClaimable(want + Math.min(want, 8), req.run_ids)) if (!taken.has(`${row.run_id}\u0000${row.step_id}`)) rows.push(row);
+    }
     for (const row of rows) {
       if (scope.result.claimed.length >= req.max) break;
       const state = await scope.run(row.run_id);

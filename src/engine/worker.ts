@@ -173,7 +173,7 @@ export class Worker {
           ...(wantClaim ? { claim: { worker_id: this.id, max: free, lease_ms: this.options.leaseMs, ...(this.scope ? { run_ids: [...this.scope] } : {}) } } : {}),
           ...(renewSteps.length ? { renew: { worker_id: this.id, lease_ms: this.options.leaseMs, steps: renewSteps } } : {}),
         };
-        result = await this.store.transaction((tx) => this.ledger.commit(tx, req), this.ledger.commitLocks(req));
+        result = await this.store.transaction((tx) => this.ledger.commit(tx, req), this.ledger.commitHint(req));
       } catch (e) {
         if (isTransient(e) || completions.length === 0) {
           // The store is busy or away: keep the completions and try again shortly.
@@ -185,12 +185,6 @@ export class Worker {
         // Something in this batch cannot be recorded: commit each completion alone so one bad
         // result cannot hold back the others (nor the leases and claims riding with them).
         result = await this.commitOneByOne(completions);
-      }
-      if (process.env.SWARM_DEBUG_COMMITS) {
-        const g = globalThis as unknown as { __dbg?: Map<string, number> };
-        g.__dbg ??= new Map();
-        const k = `c${Math.min(completions.length, 20)}/k${Math.min(result.claimed.length, 20)}`;
-        g.__dbg.set(k, (g.__dbg.get(k) ?? 0) + 1);
       }
       this.afterCommit(completions, result, wantClaim ? free : 0);
       this.options.onCommit?.();
@@ -209,7 +203,7 @@ export class Worker {
     for (const c of completions) {
       let r: CommitResult;
       try {
-        r = await this.store.transaction((tx) => this.ledger.commit(tx, { completions: [c] }), this.ledger.commitLocks({ completions: [c] }));
+        r = await this.store.transaction((tx) => this.ledger.commit(tx, { completions: [c] }), this.ledger.commitHint({ completions: [c] }));
       } catch (e) {
         const failed: Completion = { ...c, result: { kind: 'failed', retryable: false, error: { code: 'RESULT_UNRECORDABLE', message: `the step's result could not be recorded: ${errorMessage(e)}` } } };
         try {

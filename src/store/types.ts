@@ -159,6 +159,8 @@ export interface TxHint {
   workflows?: readonly string[];
   /** Registered versions of these agents (`agentVersions`). */
   agents?: readonly string[];
+  /** The claim the transaction will make (`selectClaimable(limit, run_ids)`): its candidates can be selected with BEGIN. */
+  claim?: { limit: number; run_ids?: readonly string[] };
 }
 
 export interface CommitRequest {
@@ -287,6 +289,12 @@ export interface LedgerTx {
   /** Set every step of the run in one of `from` to `cancelled`. Returns the ids. */
   cancelSteps(runId: string, from: readonly string[]): Promise<string[]>;
   selectClaimable(limit: number, runIds?: readonly string[]): Promise<ClaimableRow[]>;
+  /**
+   * Optional: the claimable state of a step row this transaction holds locked and has read, as it is
+   * now in this transaction. Lets the ledger claim the steps its own completions made ready without
+   * asking the store for candidates.
+   */
+  lockedStep?(key: StepKey): ClaimableRow | undefined;
   getSteps(runId: string): Promise<StepRecord[]>;
   insertEvents(events: readonly EventRow[]): Promise<void>;
   insertLog(log: StepLog): Promise<void>;

@@ -26,7 +26,7 @@ export class PgTx implements LedgerTx {
   private readonly madeReady = new Set<string>();
   private readonly claimedHere = new Set<string>();
   get changed(): boolean {
-    if (this.otherEvents) return true;
+    if (this.otherEvents || this.leftCandidates) return true;
     for (const id of this.madeReady) if (!this.claimedHere.has(id)) return true;
     return false;
   }
@@ -37,7 +37,11 @@ export class PgTx implements LedgerTx {
   private readonly lockedRuns = new Set<string>();
   /** Write-behind: run states read under lock, and step rows locked by this transaction; changes are buffered and written in one statement per kind before any read and before COMMIT. */
   private readonly runStates = new Map<string, RunState>();
-  private readonly stepRows = new Map<string, { status: string; attempt: number; lease_owner: string | null; pending_deps: number }>();
+  private readonly stepRows = new Map<string, LockedStep>();
+  /** Claim candidates selected with BEGIN (the caller's hint), handed to the next `selectClaimable`. */
+  private prefetchedClaim: { runIds: readonly string[] | undefined; rows: ClaimableRow[] } | undefined;
+  /** Candidates locked but not handed out: after COMMIT they are claimable again, so tell idle workers. */
+  private readonly candidates = new Map<string, number>();
   private readonly pendingSteps = new Map<string, StepUpdate>();
   private readonly pendingRuns = new Map<string, RunState>();
 
@@ -45,7 +49,11 @@ export class PgTx implements LedgerTx {
   /** Locks travel with BEGIN (the worker's hint) or with the statements queued before them. */
   readonly prefetchesCheaply = true;
 
-  constructor(private readonly p: Pipeline) {}
+  constructor(
+    private readonly p: Pipeline,
+    /** SQL for the database's clock in milliseconds (what `now` was read with). */
+    private readonly clockSql: string,
+  ) {}
 
   /** The database's clock at the start of the transaction: every lease and timestamp is on it. */
   get now(): number {
@@ -58,15 +66,22 @@ export class PgTx implements LedgerTx {
    * work on when the caller knows them (a worker's commit does): then they take no round trip of
    * their own. Resolves once the transaction has begun.
    */
-  async begin(nowSql: string, hint?: TxHint): Promise<void> {
+  async begin(hint?: TxHint): Promise<void> {
     this.p.defer('BEGIN ISOLATION LEVEL READ COMMITTED');
-    this.p.defer(`SELECT ${nowSql} AS now`, (r) => {
+    this.p.defer(`SELECT ${this.clockSql} AS now`, (r) => {
       this.nowMs = Number(r.rows[0]?.now);
     });
     if (hint?.runs?.length) this.deferRunLocks(hint.runs);
     if (hint?.steps?.length) this.deferStepLocks(hint.steps);
     if (hint?.workflows?.length) this.deferWorkflowReads(hint.workflows);
     if (hint?.agents?.length) this.deferAgentReads(hint.agents);
+    if (hint?.claim) {
+      const runIds = hint.claim.run_ids;
+      // The runs of the completions are locked by then: take the candidates' runs only if free.
+      this.p.defer(this.claimStatement(hint.claim.limit, runIds, (hint.runs?.length ?? 0) > 0), (r) => {
+        this.prefetchedClaim = { runIds, rows: this.takeCandidates(r.rows) };
+      });
+    }
     await this.p.flush();
   }
 
@@ -96,9 +111,12 @@ export class PgTx implements LedgerTx {
     const ids = [...new Set(keys.map((k) => stepRowId(k.run_id, k.step_id)))].filter((id) => !this.stepRows.has(id));
     if (ids.length === 0) return false;
     this.flushWrites();
-    this.p.defer(this.p.statement('SELECT id, status, attempt, lease_owner, pending_deps FROM step_executions WHERE id = ANY($1) ORDER BY id FOR UPDATE', [ids]), (r) => {
-      for (const row of r.rows) this.stepRows.set(row.id as string, { status: row.status as string, attempt: row.attempt as number, lease_owner: (row.lease_owner as string | null) ?? null, pending_deps: row.pending_deps as number });
-    });
+    this.p.defer(
+      this.p.statement('SELECT id, run_id, step_id, status, attempt, retry_count, interruptions, lease_owner, pending_deps FROM step_executions WHERE id = ANY($1) ORDER BY id FOR UPDATE', [ids]),
+      (r) => {
+        for (const row of r.rows) this.stepRows.set(row.id as string, lockedStep(row));
+      },
+    );
     return true;
   }
 
@@ -121,6 +139,8 @@ export class PgTx implements LedgerTx {
       if (update.attempt !== undefined) row.attempt = update.attempt;
       if (update.lease_owner !== undefined) row.lease_owner = update.lease_owner;
       if (update.pending_deps !== undefined) row.pending_deps = update.pending_deps;
+      if (update.retry_count !== undefined) row.retry_count = update.retry_count;
+      if (update.interruptions !== undefined) row.interruptions = update.interruptions;
     }
     this.pendingSteps.set(id, { ...(this.pendingSteps.get(id) ?? {}), ...update });
   }
@@ -301,57 +321,94 @@ export class PgTx implements LedgerTx {
     return r.rows.map((row) => row.step_id as string);
   }
 
-  /**
-   * Claim candidates and the locks of their runs in one statement (one round trip, with the writes
-   * queued before it). The runs are locked before the ledger reads them, so that claims cannot
-   * deadlock with other commits: a transaction that holds no run yet waits for them, in id order
-   * (completions take theirs in id order too); one that already holds runs (it completed steps
-   * first) only takes runs that are free and leaves the other candidates alone, since waiting there
-   * could close a cycle. Those stay ready, and this commit's NOTIFY tells idle workers to look again.
-   */
+  lockedStep(key: StepKey): ClaimableRow | undefined {
+    const row = this.stepRows.get(stepRowId(key.run_id, key.step_id));
+    if (!row || (row.status !== 'ready' && row.status !== 'running')) return undefined;
+    return { run_id: key.run_id, step_id: key.step_id, status: row.status, attempt: row.attempt, retry_count: row.retry_count, interruptions: row.interruptions, lease_owner: row.lease_owner };
+  }
+
+  /** Whether this transaction leaves claim candidates it locked unclaimed (others should look again). */
+  private get leftCandidates(): boolean {
+    for (const [id, attempt] of this.candidates) {
+      const row = this.stepRows.get(id);
+      if (row && row.attempt === attempt && (row.status === 'ready' || row.status === 'running')) return true;
+    }
+    return false;
+  }
+
   async selectClaimable(limit: number, runIds?: readonly string[]): Promise<ClaimableRow[]> {
-    const lockRuns = `r AS MATERIALIZED (SELECT ${RUN_COLS} FROM workflow_runs WHERE id IN (SELECT run_id FROM c) ${this.lockedRuns.size === 0 ? 'ORDER BY id FOR UPDATE' : 'FOR UPDATE SKIP LOCKED'})`;
+    const pre = this.prefetchedClaim;
+    this.prefetchedClaim = undefined;
+    if (pre && pre.runIds === runIds) {
+      // Selected with BEGIN; as they are now in this transaction (a completion may have changed one).
+      return pre.rows.flatMap((c) => {
+        const row = this.stepRows.get(stepRowId(c.run_id, c.step_id));
+        return row && row.status === c.status && row.attempt === c.attempt ? [c] : [];
+      });
+    }
+    return this.takeCandidates((await this.q(this.claimStatementText(runIds, this.lockedRuns.size > 0), runIds ? [runIds, this.now, limit] : [this.now, limit])).rows);
+  }
+
+  /** The claim statement (see claimStatementText) as an EXECUTE with its values. */
+  private claimStatement(limit: number, runIds: readonly string[] | undefined, holdsRuns: boolean): string {
+    // The clock is read in the same round trip (with BEGIN): the statement uses the transaction's own.
+    return this.p.statement(this.claimStatementText(runIds, holdsRuns, true), runIds ? [runIds, limit] : [limit]);
+  }
+
+  /**
+   * Claim candidates and the locks of their runs in one statement. The runs are locked before the
+   * ledger reads them, so that claims cannot deadlock with other commits: a transaction that holds no
+   * run yet waits for them, in id order (completions take theirs in id order too); one that already
+   * holds runs (it completed steps first) only takes runs that are free and leaves the other
+   * candidates alone, since waiting there could close a cycle. Those stay ready, and this commit's
+   * NOTIFY tells idle workers to look again.
+   *
+   * `clockInSql`: the statement reads the clock itself (the value `SELECT now` returned in the same
+   * round trip is not known yet when the statement is written), with the same expression.
+   */
+  private claimStatementText(runIds: readonly string[] | undefined, holdsRuns: boolean, clockInSql = false): string {
+    const lockRuns = `r AS MATERIALIZED (SELECT ${RUN_COLS} FROM workflow_runs WHERE id IN (SELECT run_id FROM c) ${holdsRuns ? 'FOR UPDATE SKIP LOCKED' : 'ORDER BY id FOR UPDATE'})`;
     const out = `SELECT c.run_id, c.step_id, c.status, c.attempt, c.retry_count, c.interruptions, c.lease_owner, to_json(r) AS run
        FROM c LEFT JOIN r ON r.id = c.run_id ORDER BY c.ord1, c.ord2, c.ord3, c.step_index`;
-    let r: { rows: Row[] };
     if (runIds) {
       // Per run, like the SQLite store: each of the runs gets up to `limit` candidates.
-      r = await this.q(
-        `WITH c AS MATERIALIZED (
+      const [now, limit] = clockInSql ? [this.clockSql, '$2'] : ['$2', '$3'];
+      return `WITH c AS MATERIALIZED (
            SELECT c.run_id, c.step_id, c.status, c.attempt, c.retry_count, c.interruptions, c.lease_owner, u.ord AS ord1, c.available_at AS ord2, '' AS ord3, c.step_index
            FROM unnest($1::text[]) WITH ORDINALITY AS u(run_id, ord)
            CROSS JOIN LATERAL (
              SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, s.available_at, s.step_index
              FROM step_executions s
-             WHERE s.run_id = u.run_id AND ((s.status = 'ready' AND s.available_at <= $2) OR (s.status = 'running' AND s.lease_until < $2))
-             ORDER BY s.available_at, s.step_index LIMIT $3 FOR UPDATE OF s SKIP LOCKED) c),
+             WHERE s.run_id = u.run_id AND ((s.status = 'ready' AND s.available_at <= ${now}) OR (s.status = 'running' AND s.lease_until < ${now}))
+             ORDER BY s.available_at, s.step_index LIMIT ${limit} FOR UPDATE OF s SKIP LOCKED) c),
          ${lockRuns}
-         ${out}`,
-        [runIds, this.now, limit],
-      );
-    } else {
-      // Expired leases first (swept here, inside the claim), then ready steps of runs below their
-      // concurrency limit, so a run at its limit cannot crowd out other runs.
-      r = await this.q(
-        `WITH expired AS MATERIALIZED (
+         ${out}`;
+    }
+    // Expired leases first (swept here, inside the claim), then ready steps of runs below their
+    // concurrency limit, so a run at its limit cannot crowd out other runs.
+    const [now, limit] = clockInSql ? [this.clockSql, '$1'] : ['$1', '$2'];
+    return `WITH expired AS MATERIALIZED (
            SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, 0 AS ord1, s.lease_until AS ord2, s.run_id AS ord3, s.step_index
-           FROM step_executions s WHERE s.status = 'running' AND s.lease_until < $1
-           ORDER BY s.lease_until LIMIT $2 FOR UPDATE OF s SKIP LOCKED),
+           FROM step_executions s WHERE s.status = 'running' AND s.lease_until < ${now}
+           ORDER BY s.lease_until LIMIT ${limit} FOR UPDATE OF s SKIP LOCKED),
          ready AS MATERIALIZED (
            SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, 1 AS ord1, s.available_at AS ord2, s.run_id AS ord3, s.step_index
            FROM step_executions s JOIN workflow_runs r ON r.id = s.run_id
-           WHERE s.status = 'ready' AND s.available_at <= $1 AND r.running_steps < r.max_parallel AND r.status IN ('queued', 'running', 'waiting')
-           ORDER BY s.available_at, s.run_id, s.step_index LIMIT $2 FOR UPDATE OF s SKIP LOCKED),
+           WHERE s.status = 'ready' AND s.available_at <= ${now} AND r.running_steps < r.max_parallel AND r.status IN ('queued', 'running', 'waiting')
+           ORDER BY s.available_at, s.run_id, s.step_index LIMIT ${limit} FOR UPDATE OF s SKIP LOCKED),
          c AS MATERIALIZED (SELECT * FROM expired UNION ALL SELECT * FROM ready),
          ${lockRuns}
-         ${out}`,
-        [this.now, limit],
-      );
-    }
+         ${out}`;
+  }
+
+  /** Record the candidates a claim statement locked, and the runs it locked with them. */
+  private takeCandidates(found: readonly Row[]): ClaimableRow[] {
     const rows: ClaimableRow[] = [];
-    for (const row of r.rows) {
+    for (const row of found) {
       const run = row.run as RunState | null;
-      this.stepRows.set(stepRowId(row.run_id as string, row.step_id as string), { status: row.status as string, attempt: row.attempt as number, lease_owner: (row.lease_owner as string | null) ?? null, pending_deps: 0 });
+      const id = stepRowId(row.run_id as string, row.step_id as string);
+      if (!this.stepRows.has(id)) this.stepRows.set(id, lockedStep(row));
+      if (!this.candidates.has(id)) this.candidates.set(id, row.attempt as number);
       // A run another transaction holds (skipped): its candidates stay as they are.
       if (!run) continue;
       if (!this.lockedRuns.has(run.id)) {
@@ -461,6 +518,27 @@ function int<T>(v: T): T {
  */
 export function noNul<T>(v: T): T {
   return (typeof v === 'string' && v.includes('\0') ? v.replaceAll('\0', '\uFFFD') : v) as T;
+}
+
+/** A step row as this transaction holds it (locked). */
+interface LockedStep {
+  status: string;
+  attempt: number;
+  retry_count: number;
+  interruptions: number;
+  lease_owner: string | null;
+  pending_deps: number;
+}
+
+function lockedStep(row: Row): LockedStep {
+  return {
+    status: row.status as string,
+    attempt: row.attempt as number,
+    retry_count: (row.retry_count as number | undefined) ?? 0,
+    interruptions: (row.interruptions as number | undefined) ?? 0,
+    lease_owner: (row.lease_owner as string | null) ?? null,
+    pending_deps: (row.pending_deps as number | undefined) ?? 0,
+  };
 }
 
 /** SQL array types of the updatable step columns. */

@@ -60,7 +60,12 @@ const MAX_ATTEMPTS = 6;
 /** BIGINT (timestamps in ms, counts) as a JavaScript number: all of ours are far below 2^53. */
 const TYPES = new pg.TypeOverrides();
 TYPES.setTypeParser(20, Number);
-const NOW_MS = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+/**
+ * The database's clock in milliseconds. `statement_timestamp()` is when the server received the
+ * query message: every statement sent in one round trip reads the same instant, so a claim sent
+ * with BEGIN compares leases with exactly the `now` the transaction reads.
+ */
+const NOW_MS = `(extract(epoch from statement_timestamp()) * 1000)::bigint`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -269,10 +274,10 @@ export class PostgresStore implements Store {
     return this.withRetry(() =>
       this.withClient(async (client) => {
         const p = new Pipeline(client, this.preparedOn(client));
-        const tx = new PgTx(p);
+        const tx = new PgTx(p, NOW_MS);
         let committing = false;
         try {
-          await tx.begin(NOW_MS, lock);
+          await tx.begin(lock);
           const value = await fn(tx);
           tx.flushWrites();
           // NOTIFY goes out with the COMMIT (delivered only if it commits).
