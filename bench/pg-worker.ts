@@ -9,9 +9,7 @@
  * and tells its parent when a run (a chain) has finished. Messages in: `mark` (start of the measured
  * phase), `collect` (send the CPU time since `mark` and the tick stamps, then forget them), `stop`.
  */
-import { createRequire } from 'node:module';
 import { Phase } from './phase.js';
-const require = createRequire(import.meta.url);
 import type { Runner, Task } from 'graphile-worker';
 import { Swarm, type Durability } from '../src/index.js';
 import { installPgTrace, pgTraceReport, resetPgTrace, type PgTraceReport } from './pg-trace.js';
@@ -133,21 +131,8 @@ async function main(): Promise<void> {
     }
     else if (m.type === 'collect') {
       const cpu = process.cpuUsage(cpuMark);
-      if (process.env.SWARM_DEBUG_COMMITS) {
-        console.error('cpu user/sys ms', cpu.user / 1000, cpu.system / 1000);
-        const fs = require('node:fs') as typeof import('node:fs');
-        const out: string[] = [];
-        for (const t of fs.readdirSync('/proc/self/task')) {
-          const st = fs.readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
-          const c = st.lastIndexOf(')');
-          const f = st.slice(c + 2).split(' ');
-          out.push(`${st.slice(st.indexOf('(') + 1, c)}:${(Number(f[11]) + Number(f[12])) * 10}`);
-        }
-        console.error('threads (cumulative ms)', out.join(' '));
-      }
       void phase?.end();
       phase = undefined;
-      if (process.env.SWARM_DEBUG_COMMITS) { const g = globalThis as unknown as { __dbg?: Map<string, number> }; console.error(process.pid, JSON.stringify([...(g.__dbg ?? [])].sort((a, b) => b[1] - a[1]).slice(0, 15))); g.__dbg = new Map(); }
       send({ type: 'collected', cpu_ms: (cpu.user + cpu.system) / 1000, rss_mb: process.resourceUsage().maxRSS / 1024, stamps: stamps.splice(0), ...(trace ? { trace: pgTraceReport() } : {}) });
     } else if (m.type === 'stop') {
       stop().then(

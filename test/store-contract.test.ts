@@ -18,6 +18,8 @@ import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
 import { SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../src/store/postgres/migrations.js';
 import { openPostgresStore, type PostgresStore } from '../src/store/postgres/postgres-store.js';
+import { Pipeline } from '../src/store/postgres/pipeline.js';
+import pg from 'pg';
 import type { Store } from '../src/store/store.js';
 import type { ClaimedStep, WorkerRecord } from '../src/store/types.js';
 import type { WorkflowDef } from './helpers/store-fixtures.js';
@@ -1457,6 +1459,58 @@ process.stdout.write(JSON.stringify(mine));
       expect(r.refused).toEqual([]);
       expect((await h.step(runId, 'a')).status).toBe('completed');
       expect((await h.eventTypes(runId)).filter((t) => t === 'STEP_COMPLETED:a')).toHaveLength(1);
+    });
+
+    it('values of every shape survive the pipelined statements (EXECUTE with literals), as text and inside arrays', async () => {
+      const awkward = ["it's", 'back\\slash', 'a \\" both', '"quoted"', '{brace}', 'a,b', 'NULL', '', ' spaced ', 'line\nbreak\ttab', 'ünï😀', "''", '\\\\'];
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        await client.query('SET standard_conforming_strings TO on');
+        await client.query('CREATE TABLE shapes (i int, t text, n bigint, ts text[], ns bigint[])');
+        const p = new Pipeline(client, new Set());
+        p.defer('BEGIN');
+        awkward.forEach((t, i) => p.deferStatement('INSERT INTO shapes VALUES ($1, $2, $3, $4, $5)', [i, t, 1_795_297_237_862 * (i - 6), [t, null, ...awkward], [i, null, 2 ** 53 - 1]]));
+        const back = await p.query('SELECT i, t, n, ts, ns FROM shapes WHERE t = ANY($1) ORDER BY i', [awkward]);
+        await p.run('COMMIT');
+        expect(p.roundTrips).toBe(2);
+        // (A plain client: bigint comes back as text.)
+        const rows = back.rows.map((r: { n: string; ns: Array<string | null> }) => ({ ...r, n: Number(r.n), ns: r.ns.map((x) => (x === null ? null : Number(x))) }));
+        expect(rows).toEqual(awkward.map((t, i) => ({ i, t, n: 1_795_297_237_862 * (i - 6), ts: [t, null, ...awkward], ns: [i, null, 2 ** 53 - 1] })));
+      } finally {
+        await client.end();
+      }
+    });
+
+    it('a write that fails at COMMIT rolls the whole transaction back, and the connection goes on (its prepared statements are read back)', async () => {
+      // One connection, so the failed transaction's connection is the one used next.
+      const s = await openPostgresStore({ url, durability: 'full', poolSize: 1 });
+      opened.push(s);
+      const h = new Harness(s, {}, runIds);
+      const runId = await h.startRun(chainAB);
+      const before = await s.getEvents(runId);
+      const log = { run_id: runId, step_id: 'a', attempt: 1, stdout: 'out', stderr: '', truncated: false, at: 1 };
+      // The log and events inserts are queued and sent with COMMIT, where the second breaks the
+      // (run, seq) key: everything of that transaction is undone. That round trip prepared the log
+      // insert (new to this connection) before the failure, which the store must not forget.
+      const err = await expectRejects(
+        s.transaction(async (tx) => {
+          await tx.cancelSteps(runId, ['pending']);
+          await tx.insertLog(log);
+          await tx.insertEvents([{ run_id: runId, seq: 1, type: 'RUN_CREATED', step_id: null, at: 0, prev_hash: 'x', hash: 'y', data_json: '{}' }]);
+        }),
+      );
+      expect(String((err as Error).message)).toMatch(/duplicate key|events_pkey/);
+      expect(await s.getEvents(runId)).toEqual(before);
+      expect((await h.step(runId, 'b')).status).toBe('pending');
+      expect(await s.getLogs(runId)).toEqual([]);
+      // The same statement on the same connection again.
+      await s.transaction(async (tx) => tx.insertLog(log));
+      expect((await s.getLogs(runId)).map((l) => l.stdout)).toEqual(['out']);
+      // The same connection claims, completes and inserts events again.
+      const [a] = await h.claim('w1');
+      expect((await h.finish(a!, 'w1', ok())).refused).toEqual([]);
+      expect((await h.step(runId, 'a')).status).toBe('completed');
     });
 
     it('a connection lost at COMMIT is reported as transient (08007) and not run again; committing again completes the step once', async () => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 
 /** One statement's result, as the store uses it. */
 export interface StatementResult {
@@ -23,7 +23,7 @@ interface Queued {
  * The simple protocol takes no parameters, so every statement is prepared once per connection
  * (`PREPARE name AS text`, with the parameter types the server infers, exactly as for a parameterised
  * query) and executed as `EXECUTE name(literal, …)`: the server parses and plans each text once, and
- * every value travels as a quoted literal (`pg.escapeLiteral`; arrays in PostgreSQL's array syntax).
+ * every value travels as a quoted literal (arrays in PostgreSQL's array syntax).
  *
  * Prepared statements belong to the session and outlive a rolled-back transaction. A round trip
  * that fails may have run some of its PREPAREs and not others, so after a failure the set of
@@ -141,10 +141,20 @@ export function literal(v: unknown): string {
   }
   if (typeof v === 'bigint') return v.toString();
   if (typeof v === 'boolean') return v ? 'TRUE' : 'FALSE';
-  if (typeof v === 'string') return pg.escapeLiteral(v);
-  if (Array.isArray(v)) return pg.escapeLiteral(arrayLiteral(v));
+  if (typeof v === 'string') return quote(v);
+  if (Array.isArray(v)) return quote(arrayLiteral(v));
   throw new TypeError(`cannot send a value of type ${typeof v} to PostgreSQL as a literal`);
 }
+
+/**
+ * A quoted string literal. The store's sessions run with `standard_conforming_strings = on` (set
+ * when a connection opens), where a backslash in '…' is an ordinary character: only quotes double.
+ */
+function quote(s: string): string {
+  return `'${s.includes("'") ? s.replaceAll("'", "''") : s}'`;
+}
+
+const ARRAY_SPECIAL = /[\\"]/;
 
 /** `{"a","b",NULL,3}`: elements double-quoted with `\` and `"` escaped, so any text survives. */
 export function arrayLiteral(items: readonly unknown[]): string {
@@ -155,7 +165,7 @@ export function arrayLiteral(items: readonly unknown[]): string {
       return String(x);
     }
     if (typeof x === 'boolean') return x ? 'true' : 'false';
-    if (typeof x === 'string') return `"${x.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+    if (typeof x === 'string') return ARRAY_SPECIAL.test(x) ? `"${x.replace(/[\\"]/g, (c) => `\\${c}`)}"` : `"${x}"`;
     throw new TypeError(`cannot send an array element of type ${typeof x} to PostgreSQL`);
   });
   return `{${parts.join(',')}}`;

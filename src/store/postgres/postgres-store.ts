@@ -120,9 +120,9 @@ export class PostgresStore implements Store {
     // timeout frees the run locks of a process that froze in the middle of a transaction.
     const setup = async (client: pg.ClientBase): Promise<void> => {
       const r = (await client.query(
-        `SET search_path TO "${this.schema}"; SET synchronous_commit TO ${sync}; SET idle_in_transaction_session_timeout TO '60s'; SELECT pg_backend_pid() AS pid`,
+        `SET search_path TO "${this.schema}"; SET synchronous_commit TO ${sync}; SET idle_in_transaction_session_timeout TO '60s'; SET standard_conforming_strings TO on; SELECT pg_backend_pid() AS pid`,
       )) as unknown as Array<pg.QueryResult<{ pid: number }>>;
-      const pid = r[3]?.rows[0]?.pid;
+      const pid = r[4]?.rows[0]?.pid;
       if (pid !== undefined) {
         this.ownPids.add(pid);
         client.once('end', () => this.ownPids.delete(pid));
