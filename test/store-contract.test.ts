@@ -1475,7 +1475,7 @@ process.stdout.write(JSON.stringify(mine));
         await p.run('COMMIT');
         expect(p.roundTrips).toBe(2);
         // (A plain client: bigint comes back as text.)
-        const rows = back.rows.map((r: { n: string; ns: Array<string | null> }) => ({ ...r, n: Number(r.n), ns: r.ns.map((x) => (x === null ? null : Number(x))) }));
+        const rows = back.rows.map((r) => ({ ...r, n: Number(r.n), ns: (r.ns as Array<string | null>).map((x) => (x === null ? null : Number(x))) }));
         expect(rows).toEqual(awkward.map((t, i) => ({ i, t, n: 1_795_297_237_862 * (i - 6), ts: [t, null, ...awkward], ns: [i, null, 2 ** 53 - 1] })));
       } finally {
         await client.end();
