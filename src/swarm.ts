@@ -35,6 +35,7 @@ import type {
   AgentSessionRecord,
   ApprovalRecord,
   RunFilter,
+  RunPlan,
   RunRecord,
   SessionFilter,
   StepLog,
@@ -334,33 +335,48 @@ export class Swarm {
    */
   async startRun(ref: string, input: unknown = {}, options: StartRunOptions = {}): Promise<string> {
     const { name, range } = parseRef(ref);
-    // The registry reads happen in the run's own transaction: on PostgreSQL they travel with BEGIN
-    // (the workflow's versions, and those of the agents it named last time), so a start is two round
-    // trips, and the run is planned against exactly what is registered when it is created.
-    const out = await this.store.transaction(
-      async (tx): Promise<{ id: string } | { missing: WorkflowRecord[] }> => {
-        const all = await tx.workflowVersions(name);
-        const wf = pickRecord(all, range);
-        if (!wf) return { missing: all };
-        if (!wf.enabled) throw new PolicyError('WORKFLOW_DISABLED', `workflow ${wf.name} is disabled; enable it with 'swarm workflow enable ${wf.name}'`, { workflow: wf.name });
-        if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-          throw new UserError('INPUT_INVALID', `run input must be a JSON object, like '{"message": "hi"}'`, { workflow: wf.name });
-        }
-        if (wf.manifest.inputs) {
-          const problems = validateAgainst(wf.manifest.inputs, input);
-          if (problems.length) throw new UserError('INPUT_INVALID', `input for workflow ${wf.name}: ${problems.join('; ')}`, { workflow: wf.name });
-        }
-        this.agentNamesOf.set(name, [...new Set(wf.manifest.steps.map((st) => parseRef(st.agent).name))]);
-        const plan = buildRunPlan(wf, await agentsFor(wf.manifest, (n) => tx.agentVersions(n)), { ...this.config.values });
-        return { id: await this.ledger.createRun(tx, wf, plan, { trigger_type: options.trigger_type ?? 'manual', trigger_data: input }) };
-      },
-      { workflows: [name], ...(this.agentNamesOf.has(name) ? { agents: this.agentNamesOf.get(name) } : {}) },
-    );
-    if ('missing' in out) {
-      throw new NotFoundError('workflow', ref, out.missing.length ? `registered versions: ${out.missing.map((w) => w.version).join(', ')}` : await this.notRegisteredHint('workflow', name));
+    const trigger = { trigger_type: options.trigger_type ?? 'manual', trigger_data: input };
+    let id: string;
+    if (this.store.kind === 'postgres') {
+      // On PostgreSQL the registry reads happen in the run's own transaction and travel with BEGIN
+      // (the workflow's versions, and those of the agents it named last time): a start is two round
+      // trips. The run is planned against exactly what is registered when it is created.
+      const out = await this.store.transaction(
+        async (tx): Promise<{ id: string } | { missing: WorkflowRecord[] }> => {
+          const all = await tx.workflowVersions(name);
+          const wf = pickRecord(all, range);
+          if (!wf) return { missing: all };
+          const plan = await this.planRun(wf, input, (n) => tx.agentVersions(n));
+          return { id: await this.ledger.createRun(tx, wf, plan, trigger) };
+        },
+        { workflows: [name], ...(this.agentNamesOf.has(name) ? { agents: this.agentNamesOf.get(name) } : {}) },
+      );
+      if ('missing' in out) {
+        throw new NotFoundError('workflow', ref, out.missing.length ? `registered versions: ${out.missing.map((w) => w.version).join(', ')}` : await this.notRegisteredHint('workflow', name));
+      }
+      id = out.id;
+    } else {
+      // SQLite reads are in-process and cheap; its write transaction stays as short as it can be.
+      const wf = await this.getWorkflow(ref);
+      const plan = await this.planRun(wf, input, (n) => this.store.listAgents(n));
+      id = await this.store.transaction((tx) => this.ledger.createRun(tx, wf, plan, trigger));
     }
     this.pokeWorkers();
-    return out.id;
+    return id;
+  }
+
+  /** Check a run's input against its workflow and plan it against the registered agents. */
+  private async planRun(wf: WorkflowRecord, input: unknown, versionsOf: (name: string) => Promise<AgentRecord[]>): Promise<RunPlan> {
+    if (!wf.enabled) throw new PolicyError('WORKFLOW_DISABLED', `workflow ${wf.name} is disabled; enable it with 'swarm workflow enable ${wf.name}'`, { workflow: wf.name });
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+      throw new UserError('INPUT_INVALID', `run input must be a JSON object, like '{"message": "hi"}'`, { workflow: wf.name });
+    }
+    if (wf.manifest.inputs) {
+      const problems = validateAgainst(wf.manifest.inputs, input);
+      if (problems.length) throw new UserError('INPUT_INVALID', `input for workflow ${wf.name}: ${problems.join('; ')}`, { workflow: wf.name });
+    }
+    this.agentNamesOf.set(wf.name, [...new Set(wf.manifest.steps.map((st) => parseRef(st.agent).name))]);
+    return buildRunPlan(wf, await agentsFor(wf.manifest, versionsOf), { ...this.config.values });
   }
 
   /** The agent names each workflow's steps used when it last started a run: read with the next start's BEGIN. */
