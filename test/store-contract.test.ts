@@ -391,6 +391,31 @@ function storeContract(name: string, makeStore: MakeStore): void {
         expect((await store.getEvents(runId)).at(-1)).toMatchObject({ type: EventType.STEP_CANCELLED, step_id: 'x', data: { reason: 'run is failed' } });
       });
 
+      it('a lease that lapsed while its worker lived is renewed by that worker, not reclaimed by the same commit’s claim', async () => {
+        const runId = await h.startRun({ name: 'par', steps: [{ id: 'a' }, { id: 'x' }] });
+        const [a] = await h.claim('w1', 1, 100);
+        await sleep(200);
+        // The commit after an outage: renewals and a claim together (the claim's candidates include the lapsed lease).
+        const r = await h.commit({ completions: [], renew: { worker_id: 'w1', lease_ms: 60_000, steps: [a!] }, claim: { worker_id: 'w1', max: 4, lease_ms: 60_000 } });
+        expect(r.lost).toEqual([]);
+        expect(r.claimed.map((c) => c.step_id)).toEqual(['x']);
+        const step = await h.step(runId, a!.step_id);
+        expect([step.status, step.attempt, step.lease_owner]).toEqual(['running', a!.attempt, 'w1']);
+        expect((await store.getEvents(runId)).filter((e) => e.type === EventType.STEP_STARTED && e.step_id === a!.step_id)).toHaveLength(1);
+      });
+
+      it('a failure that fails its run cancels the ready steps once, even when the same commit claims', async () => {
+        const runId = await h.startRun({ name: 'par', steps: [{ id: 'a' }, { id: 'x' }] });
+        const [a] = await h.claim('w1', 1);
+        const r = await h.commit({ completions: [completion(a!, 'w1', fail('a broke', false))], claim: { worker_id: 'w1', max: 4, lease_ms: 60_000 } });
+        expect(r.claimed).toEqual([]);
+        expect((await h.run(runId)).status).toBe('failed');
+        expect((await h.step(runId, 'x')).status).toBe('cancelled');
+        const cancelled = (await store.getEvents(runId)).filter((e) => e.type === EventType.STEP_CANCELLED || (e.type === EventType.RUN_FAILED && JSON.stringify(e.data).includes('"x"')));
+        expect(cancelled.filter((e) => e.type === EventType.STEP_CANCELLED)).toEqual([]);
+        expect(cancelled).toHaveLength(1);
+      });
+
       it('renewing a lease: the owner extends it; another worker or a stale attempt loses it', async () => {
         const runId = await h.startRun(chainAB);
         const [c] = await h.claim('w1', 1, 1_000);
@@ -1474,6 +1499,9 @@ process.stdout.write(JSON.stringify(mine));
         const back = await p.query('SELECT i, t, n, ts, ns FROM shapes WHERE t = ANY($1) ORDER BY i', [awkward]);
         await p.run('COMMIT');
         expect(p.roundTrips).toBe(2);
+        // NUL cannot be in PostgreSQL text (nor in a query message): refused before sending, not a lost connection.
+        expect(() => p.statement('SELECT $1::text', ['a\0b'])).toThrow(/NUL/);
+        expect(() => p.statement('SELECT $1::text[]', [['ok', 'a\0b']])).toThrow(/NUL/);
         // (A plain client: bigint comes back as text.)
         const rows = back.rows.map((r) => ({ ...r, n: Number(r.n), ns: (r.ns as Array<string | null>).map((x) => (x === null ? null : Number(x))) }));
         expect(rows).toEqual(awkward.map((t, i) => ({ i, t, n: 1_795_297_237_862 * (i - 6), ts: [t, null, ...awkward], ns: [i, null, 2 ** 53 - 1] })));

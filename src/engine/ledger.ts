@@ -182,7 +182,7 @@ export class Ledger {
     // nothing ready (those are claimed without a query when the store holds their rows).
     if (req.claim && req.claim.max > 0 && claimLimit !== 0) {
       const max = claimLimit ?? req.claim.max;
-      hint.claim = { limit: max + Math.min(max, 8), ...(req.claim.run_ids ? { run_ids: req.claim.run_ids } : {}) };
+      hint.claim = { limit: max + Math.min(Math.max(max, 8), 32), ...(req.claim.run_ids ? { run_ids: req.claim.run_ids } : {}) };
     }
     return hint.runs || hint.claim ? hint : undefined;
   }
@@ -415,7 +415,7 @@ export class Ledger {
       // run); every candidate is locked until COMMIT, so not many more than wanted.
       const want = req.max - rows.length;
       const taken = new Set(rows.map((r) => `${r.run_id}\u0000${r.step_id}`));
-      for (const row of await tx.selectClaimable(want + Math.min(want, 8), req.run_ids)) if (!taken.has(`${row.run_id}\u0000${row.step_id}`)) rows.push(row);
+      for (const row of await tx.selectClaimable(want + Math.min(Math.max(want, 8), 32), req.run_ids)) if (!taken.has(`${row.run_id}\u0000${row.step_id}`)) rows.push(row);
     }
     for (const row of rows) {
       if (scope.result.claimed.length >= req.max) break;

@@ -183,8 +183,9 @@ export class Harness {
     return this.store.transaction((tx) => this.ledger.createRun(tx, wf, plan, { trigger_type: 'manual', trigger_data: input }));
   }
 
+  /** Commit as a worker does: with the ledger's hint of what the transaction will lock and claim. */
   async commit(req: CommitRequest): Promise<CommitResult> {
-    const result = await this.store.transaction((tx) => this.ledger.commit(tx, req));
+    const result = await this.store.transaction((tx) => this.ledger.commit(tx, req), this.ledger.commitHint(req));
     this.logs.push(...result.messages);
     return result;
   }

@@ -73,8 +73,8 @@ export class PgTx implements LedgerTx {
     });
     if (hint?.runs?.length) this.deferRunLocks(hint.runs);
     if (hint?.steps?.length) this.deferStepLocks(hint.steps);
-    if (hint?.workflows?.length) this.deferWorkflowReads(hint.workflows);
-    if (hint?.agents?.length) this.deferAgentReads(hint.agents);
+    if (hint?.workflows?.length) this.deferRegistryReads('workflows', this.workflowRows, toWorkflow, hint.workflows);
+    if (hint?.agents?.length) this.deferRegistryReads('agents', this.agentRows, toAgent, hint.agents);
     if (hint?.claim) {
       const runIds = hint.claim.run_ids;
       // The runs of the completions are locked by then: take the candidates' runs only if free.
@@ -141,6 +141,7 @@ export class PgTx implements LedgerTx {
       if (update.pending_deps !== undefined) row.pending_deps = update.pending_deps;
       if (update.retry_count !== undefined) row.retry_count = update.retry_count;
       if (update.interruptions !== undefined) row.interruptions = update.interruptions;
+      if (update.lease_until !== undefined) row.lease_until = update.lease_until;
     }
     this.pendingSteps.set(id, { ...(this.pendingSteps.get(id) ?? {}), ...update });
   }
@@ -318,6 +319,10 @@ export class PgTx implements LedgerTx {
        SELECT step_id FROM c ORDER BY step_index`,
       [this.now, runId, from],
     );
+    for (const row of r.rows) {
+      const held = this.stepRows.get(stepRowId(runId, row.step_id as string));
+      if (held) Object.assign(held, { status: 'cancelled', lease_owner: null, lease_until: null });
+    }
     return r.rows.map((row) => row.step_id as string);
   }
 
@@ -340,10 +345,13 @@ export class PgTx implements LedgerTx {
     const pre = this.prefetchedClaim;
     this.prefetchedClaim = undefined;
     if (pre && pre.runIds === runIds) {
-      // Selected with BEGIN; as they are now in this transaction (a completion may have changed one).
+      // Selected with BEGIN; as they are now in this transaction: a completion may have changed one,
+      // and an expired lease this transaction renewed (its worker is alive) is no candidate any more.
       return pre.rows.flatMap((c) => {
         const row = this.stepRows.get(stepRowId(c.run_id, c.step_id));
-        return row && row.status === c.status && row.attempt === c.attempt ? [c] : [];
+        if (!row || row.status !== c.status || row.attempt !== c.attempt) return [];
+        if (c.status === 'running' && row.lease_until != null && row.lease_until >= this.now) return [];
+        return [c];
       });
     }
     return this.takeCandidates((await this.q(this.claimStatementText(runIds, this.lockedRuns.size > 0), runIds ? [runIds, this.now, limit] : [this.now, limit])).rows);
@@ -459,43 +467,34 @@ export class PgTx implements LedgerTx {
     return (await this.workflowVersions(name)).sort((a, b) => semver.rcompare(a.version, b.version))[0];
   }
 
-  async workflowVersions(name: string): Promise<WorkflowRecord[]> {
-    const cached = this.workflowRows.get(name);
-    if (cached) return cached;
-    this.deferWorkflowReads([name]);
-    await this.p.flush();
-    return this.workflowRows.get(name) ?? [];
+  workflowVersions(name: string): Promise<WorkflowRecord[]> {
+    return this.registryRows('workflows', this.workflowRows, toWorkflow, name);
   }
 
-  async agentVersions(name: string): Promise<AgentRecord[]> {
-    const cached = this.agentRows.get(name);
-    if (cached) return cached;
-    this.deferAgentReads([name]);
-    await this.p.flush();
-    return this.agentRows.get(name) ?? [];
+  agentVersions(name: string): Promise<AgentRecord[]> {
+    return this.registryRows('agents', this.agentRows, toAgent, name);
   }
 
   /** Registry rows read in this transaction, by name (a name with no rows maps to []). */
   private readonly workflowRows = new Map<string, WorkflowRecord[]>();
   private readonly agentRows = new Map<string, AgentRecord[]>();
 
-  private deferWorkflowReads(names: readonly string[]): void {
-    const want = [...new Set(names)].filter((n) => !this.workflowRows.has(n));
-    if (want.length === 0) return;
-    this.flushWrites();
-    this.p.defer(this.p.statement('SELECT * FROM workflows WHERE name = ANY($1) ORDER BY created_at', [want]), (r) => {
-      for (const n of want) this.workflowRows.set(n, []);
-      for (const row of r.rows) this.workflowRows.get(row.name as string)?.push(toWorkflow(row));
-    });
+  private async registryRows<R>(table: 'workflows' | 'agents', cache: Map<string, R[]>, map: (row: Row) => R, name: string): Promise<R[]> {
+    if (!cache.has(name)) {
+      this.deferRegistryReads(table, cache, map, [name]);
+      await this.p.flush();
+    }
+    return cache.get(name) ?? [];
   }
 
-  private deferAgentReads(names: readonly string[]): void {
-    const want = [...new Set(names)].filter((n) => !this.agentRows.has(n));
+  /** Queue the read of every version of these names (one statement), into `cache`. */
+  private deferRegistryReads<R>(table: 'workflows' | 'agents', cache: Map<string, R[]>, map: (row: Row) => R, names: readonly string[]): void {
+    const want = [...new Set(names)].filter((n) => !cache.has(n));
     if (want.length === 0) return;
     this.flushWrites();
-    this.p.defer(this.p.statement('SELECT * FROM agents WHERE name = ANY($1) ORDER BY created_at', [want]), (r) => {
-      for (const n of want) this.agentRows.set(n, []);
-      for (const row of r.rows) this.agentRows.get(row.name as string)?.push(toAgent(row));
+    this.p.defer(this.p.statement(`SELECT * FROM ${table} WHERE name = ANY($1) ORDER BY created_at`, [want]), (r) => {
+      for (const n of want) cache.set(n, []);
+      for (const row of r.rows) cache.get(row.name as string)?.push(map(row));
     });
   }
 }
@@ -523,6 +522,8 @@ export function noNul<T>(v: T): T {
 /** A step row as this transaction holds it (locked). */
 interface LockedStep {
   status: string;
+  /** Set when this transaction wrote it (a renewal); undefined: as read. */
+  lease_until?: number | null;
   attempt: number;
   retry_count: number;
   interruptions: number;

@@ -5,6 +5,8 @@ import type pg from 'pg';
 export interface StatementResult {
   rows: Array<Record<string, unknown>>;
   rowCount: number;
+  /** The command tag (`UPDATE`, `COMMIT`, or `ROLLBACK` for a COMMIT of a failed transaction). */
+  command: string;
 }
 
 /** A statement whose result is wanted later: `result` resolves when its round trip comes back. */
@@ -66,7 +68,7 @@ export class Pipeline {
 
   /** Send everything queued plus `sql` (if any) in one round trip; resolves to the result of `sql`. */
   async run(sql?: string): Promise<StatementResult> {
-    let last: StatementResult = { rows: [], rowCount: 0 };
+    let last: StatementResult = { rows: [], rowCount: 0, command: '' };
     if (sql !== undefined)
       this.defer(sql, (r) => {
         last = r;
@@ -97,7 +99,7 @@ export class Pipeline {
     const offset = prepares.length;
     queued.forEach((q, i) => {
       const r = results[offset + i];
-      q.onResult?.({ rows: (r?.rows ?? []) as Array<Record<string, unknown>>, rowCount: r?.rowCount ?? 0 });
+      q.onResult?.({ rows: (r?.rows ?? []) as Array<Record<string, unknown>>, rowCount: r?.rowCount ?? 0, command: r?.command ?? '' });
     });
   }
 
@@ -151,6 +153,8 @@ export function literal(v: unknown): string {
  * when a connection opens), where a backslash in '…' is an ordinary character: only quotes double.
  */
 function quote(s: string): string {
+  // PostgreSQL text has no NUL; in a query string it would break the protocol message itself.
+  if (s.includes('\0')) throw new TypeError('a text value with a NUL character cannot be stored in PostgreSQL');
   return `'${s.includes("'") ? s.replaceAll("'", "''") : s}'`;
 }
 

@@ -280,10 +280,20 @@ export class PostgresStore implements Store {
           await tx.begin(lock);
           const value = await fn(tx);
           tx.flushWrites();
-          // NOTIFY goes out with the COMMIT (delivered only if it commits).
-          if (tx.changed) p.defer(`SELECT pg_notify('${this.channel}', '')`);
           committing = true;
-          await p.run('COMMIT');
+          let tag = '';
+          p.defer('COMMIT', (r) => {
+            tag = r.command;
+          });
+          // NOTIFY in a transaction of its own right after, in the same round trip: PostgreSQL
+          // serialises committing transactions that notify with one lock held through their WAL
+          // flush, so a NOTIFY inside the data's transaction would queue every notifying commit
+          // behind the others' fsyncs. Its own transaction does not wait for a flush (a lost
+          // notification costs a poll interval, never data), and it goes out after the data is durable.
+          if (tx.changed) p.defer(`BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('${this.channel}', ''); COMMIT`);
+          await p.flush();
+          // COMMIT of a transaction an earlier statement broke (an error someone caught) rolls back.
+          if (tag !== 'COMMIT') throw new StoreError('TX_ABORTED', `a statement of the transaction failed; it was rolled back (${this.location})`, { database: this.location });
           return value;
         } catch (e) {
           p.discard();
@@ -735,7 +745,8 @@ function isConnectionError(e: unknown): boolean {
   if (e instanceof SwarmError || !(e instanceof Error)) return false;
   const code = (e as { code?: unknown }).code;
   // Node socket errors, server shutdown, too many connections, and SQLSTATE class 08 (connection).
-  if (typeof code === 'string') return /^(E[A-Z]+|57P0[1-3]|53300|08...)$/.test(code);
+  // 08P01 (protocol violation) is a malformed message, not a lost connection: not transient.
+  if (typeof code === 'string') return code !== '08P01' && /^(E[A-Z]+|57P0[1-3]|53300|08...)$/.test(code);
   return /Connection terminated|not queryable|timeout exceeded when trying to connect|Query read timeout|connection (was )?closed/i.test(e.message);
 }
 
