@@ -550,34 +550,67 @@ export class PostgresStore implements Store {
    */
   // ---- agent sessions ----
 
+  /**
+   * One round trip: BEGIN, the session upsert (fenced by attempt), the new transcript messages (only
+   * if this attempt still owns the session) and COMMIT, sent together. Every statement reads the
+   * same clock (statement_timestamp: the round trip's).
+   */
   saveAgentCheckpoint(w: AgentCheckpointWrite): Promise<boolean> {
     const s = w.session;
-    return this.atomically(async (q, now) => {
-      const written = await q(
-        `INSERT INTO agent_sessions (id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, envelope, envelope_version, attempt, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
-         ON CONFLICT (id) DO UPDATE SET current_agent = excluded.current_agent, status = excluded.status, turns = excluded.turns,
-           input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
-           envelope = excluded.envelope, envelope_version = excluded.envelope_version, attempt = excluded.attempt, error = NULL, updated_at = excluded.updated_at
-         WHERE agent_sessions.attempt <= excluded.attempt`,
-        [s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.trace_id, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, noNul(w.envelope), w.version, w.attempt, now],
-      );
-      if (written.rowCount === 0) return { value: false, notify: false };
-      // In chunks: a statement takes at most 65535 parameters.
-      const cols = 12;
-      for (let from = 0; from < w.messages.length; from += 1000) {
-        const values: unknown[] = [];
-        const tuples = w.messages.slice(from, from + 1000).map((m, i) => {
-          values.push(s.id, m.seq, m.role, m.agent, noNul(m.content), noNul(m.tool_calls), m.tool_call_id, m.name, m.usage?.input_tokens ?? null, m.usage?.output_tokens ?? null, m.usage?.cost_usd ?? null, now);
-          return `(${Array.from({ length: cols }, (_, k) => `$${i * cols + k + 1}`).join(', ')})`;
-        });
-        await q(
-          `INSERT INTO agent_messages (session_id, seq, role, agent, content, tool_calls, tool_call_id, name, input_tokens, output_tokens, cost_usd, at) VALUES ${tuples.join(', ')} ON CONFLICT (session_id, seq) DO NOTHING`,
-          values,
+    const m = w.messages;
+    return this.withRetry(() =>
+      this.withClient(async (client) => {
+        const p = new Pipeline(client, this.preparedOn(client));
+        let written = 0;
+        let tag = '';
+        p.defer('BEGIN ISOLATION LEVEL READ COMMITTED');
+        p.defer(
+          p.statement(
+            `INSERT INTO agent_sessions (id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, envelope, envelope_version, attempt, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, ${NOW_MS}, ${NOW_MS})
+             ON CONFLICT (id) DO UPDATE SET current_agent = excluded.current_agent, status = excluded.status, turns = excluded.turns,
+               input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
+               envelope = excluded.envelope, envelope_version = excluded.envelope_version, attempt = excluded.attempt, error = NULL, updated_at = excluded.updated_at
+             WHERE agent_sessions.attempt <= excluded.attempt`,
+            [s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.trace_id, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, noNul(w.envelope), w.version, w.attempt],
+          ),
+          (r) => {
+            written = r.rowCount;
+          },
         );
-      }
-      return { value: true, notify: false };
-    });
+        if (m.length) {
+          // Written only while this attempt owns the session (a newer attempt's upsert wins above).
+          p.deferStatement(
+            `INSERT INTO agent_messages (session_id, seq, role, agent, content, tool_calls, tool_call_id, name, input_tokens, output_tokens, cost_usd, at)
+             SELECT $1, u.seq, u.role, u.agent, u.content, u.tool_calls, u.tool_call_id, u.name, u.input_tokens, u.output_tokens, u.cost_usd, ${NOW_MS}
+             FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::float8[])
+               AS u(seq, role, agent, content, tool_calls, tool_call_id, name, input_tokens, output_tokens, cost_usd)
+             WHERE (SELECT attempt FROM agent_sessions WHERE id = $1) = $12
+             ON CONFLICT (session_id, seq) DO NOTHING`,
+            [
+              s.id, m.map((x) => x.seq), m.map((x) => x.role), m.map((x) => x.agent), m.map((x) => noNul(x.content)), m.map((x) => noNul(x.tool_calls)),
+              m.map((x) => x.tool_call_id), m.map((x) => x.name), m.map((x) => x.usage?.input_tokens ?? null), m.map((x) => x.usage?.output_tokens ?? null),
+              m.map((x) => x.usage?.cost_usd ?? null), w.attempt,
+            ],
+          );
+        }
+        p.defer('COMMIT', (r) => {
+          tag = r.command;
+        });
+        try {
+          await p.flush();
+        } catch (e) {
+          p.discard();
+          // The round trip carried COMMIT: a lost connection leaves it unknown (the write is idempotent).
+          if (isConnectionError(e)) throw new CommitUnknown(e);
+          await client.query('ROLLBACK').catch(() => undefined);
+          await p.resync().catch(() => undefined);
+          throw e;
+        }
+        if (tag !== 'COMMIT') throw new StoreError('TX_ABORTED', `saving the checkpoint of session ${s.id} failed; it was rolled back (${this.location})`, { database: this.location });
+        return written > 0;
+      }),
+    );
   }
 
   async getAgentSession(id: string): Promise<(AgentSessionRecord & { envelope: string | null; envelope_version: number | null }) | undefined> {
