@@ -271,30 +271,43 @@ export class PostgresStore implements Store {
    * earlier run was rolled back). The ledger's functions only act through `tx`, so that is safe.
    */
   transaction<T>(fn: (tx: LedgerTx) => Promise<T>, lock?: TxHint): Promise<T> {
+    return this.pipelined('a transaction', async (p) => {
+      const tx = new PgTx(p, NOW_MS);
+      await tx.begin(lock);
+      const value = await fn(tx);
+      tx.flushWrites();
+      // NOTIFY in a transaction of its own right after COMMIT, in the same round trip: PostgreSQL
+      // serialises committing transactions that notify with one lock held through their WAL flush,
+      // so a NOTIFY inside the data's transaction would queue every notifying commit behind the
+      // others' fsyncs. Its own transaction does not wait for a flush (a lost notification costs a
+      // poll interval, never data), and it goes out after the data is durable.
+      const after = tx.changed ? `BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('${this.channel}', ''); COMMIT` : undefined;
+      return { result: () => value, ...(after ? { after } : {}) };
+    });
+  }
+
+  /**
+   * A transaction through a `Pipeline`: `body` begins it and queues or runs its statements; then
+   * COMMIT (and `after`, SQL run after it) go out with whatever is still queued, in one round trip.
+   * `result` is read once COMMIT has succeeded.
+   */
+  private pipelined<T>(what: string, body: (p: Pipeline) => Promise<{ result: () => T; after?: string }>): Promise<T> {
     return this.withRetry(() =>
       this.withClient(async (client) => {
         const p = new Pipeline(client, this.preparedOn(client));
-        const tx = new PgTx(p, NOW_MS);
         let committing = false;
         try {
-          await tx.begin(lock);
-          const value = await fn(tx);
-          tx.flushWrites();
+          const { result, after } = await body(p);
           committing = true;
           let tag = '';
           p.defer('COMMIT', (r) => {
             tag = r.command;
           });
-          // NOTIFY in a transaction of its own right after, in the same round trip: PostgreSQL
-          // serialises committing transactions that notify with one lock held through their WAL
-          // flush, so a NOTIFY inside the data's transaction would queue every notifying commit
-          // behind the others' fsyncs. Its own transaction does not wait for a flush (a lost
-          // notification costs a poll interval, never data), and it goes out after the data is durable.
-          if (tx.changed) p.defer(`BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('${this.channel}', ''); COMMIT`);
+          if (after) p.defer(after);
           await p.flush();
           // COMMIT of a transaction an earlier statement broke (an error someone caught) rolls back.
-          if (tag !== 'COMMIT') throw new StoreError('TX_ABORTED', `a statement of the transaction failed; it was rolled back (${this.location})`, { database: this.location });
-          return value;
+          if (tag !== 'COMMIT') throw new StoreError('TX_ABORTED', `${what} failed and was rolled back (${this.location})`, { database: this.location });
+          return result();
         } catch (e) {
           p.discard();
           // A connection lost during COMMIT may have committed: not retried (see atomically).
@@ -558,59 +571,41 @@ export class PostgresStore implements Store {
   saveAgentCheckpoint(w: AgentCheckpointWrite): Promise<boolean> {
     const s = w.session;
     const m = w.messages;
-    return this.withRetry(() =>
-      this.withClient(async (client) => {
-        const p = new Pipeline(client, this.preparedOn(client));
-        let written = 0;
-        let tag = '';
-        p.defer('BEGIN ISOLATION LEVEL READ COMMITTED');
-        p.defer(
-          p.statement(
-            `INSERT INTO agent_sessions (id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, envelope, envelope_version, attempt, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, ${NOW_MS}, ${NOW_MS})
-             ON CONFLICT (id) DO UPDATE SET current_agent = excluded.current_agent, status = excluded.status, turns = excluded.turns,
-               input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
-               envelope = excluded.envelope, envelope_version = excluded.envelope_version, attempt = excluded.attempt, error = NULL, updated_at = excluded.updated_at
-             WHERE agent_sessions.attempt <= excluded.attempt`,
-            [s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.trace_id, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, noNul(w.envelope), w.version, w.attempt],
-          ),
-          (r) => {
-            written = r.rowCount;
-          },
+    return this.pipelined(`saving the checkpoint of session ${s.id}`, async (p) => {
+      let written = 0;
+      p.defer('BEGIN ISOLATION LEVEL READ COMMITTED');
+      p.defer(
+        p.statement(
+          `INSERT INTO agent_sessions (id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, envelope, envelope_version, attempt, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, ${NOW_MS}, ${NOW_MS})
+           ON CONFLICT (id) DO UPDATE SET current_agent = excluded.current_agent, status = excluded.status, turns = excluded.turns,
+             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
+             envelope = excluded.envelope, envelope_version = excluded.envelope_version, attempt = excluded.attempt, error = NULL, updated_at = excluded.updated_at
+           WHERE agent_sessions.attempt <= excluded.attempt`,
+          [s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.trace_id, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, noNul(w.envelope), w.version, w.attempt],
+        ),
+        (r) => {
+          written = r.rowCount;
+        },
+      );
+      if (m.length) {
+        // Written only while this attempt owns the session (a newer attempt's upsert wins above).
+        p.deferStatement(
+          `INSERT INTO agent_messages (session_id, seq, role, agent, content, tool_calls, tool_call_id, name, input_tokens, output_tokens, cost_usd, at)
+           SELECT $1, u.seq, u.role, u.agent, u.content, u.tool_calls, u.tool_call_id, u.name, u.input_tokens, u.output_tokens, u.cost_usd, ${NOW_MS}
+           FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::float8[])
+             AS u(seq, role, agent, content, tool_calls, tool_call_id, name, input_tokens, output_tokens, cost_usd)
+           WHERE (SELECT attempt FROM agent_sessions WHERE id = $1) = $12
+           ON CONFLICT (session_id, seq) DO NOTHING`,
+          [
+            s.id, m.map((x) => x.seq), m.map((x) => x.role), m.map((x) => x.agent), m.map((x) => noNul(x.content)), m.map((x) => noNul(x.tool_calls)),
+            m.map((x) => x.tool_call_id), m.map((x) => x.name), m.map((x) => x.usage?.input_tokens ?? null), m.map((x) => x.usage?.output_tokens ?? null),
+            m.map((x) => x.usage?.cost_usd ?? null), w.attempt,
+          ],
         );
-        if (m.length) {
-          // Written only while this attempt owns the session (a newer attempt's upsert wins above).
-          p.deferStatement(
-            `INSERT INTO agent_messages (session_id, seq, role, agent, content, tool_calls, tool_call_id, name, input_tokens, output_tokens, cost_usd, at)
-             SELECT $1, u.seq, u.role, u.agent, u.content, u.tool_calls, u.tool_call_id, u.name, u.input_tokens, u.output_tokens, u.cost_usd, ${NOW_MS}
-             FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::float8[])
-               AS u(seq, role, agent, content, tool_calls, tool_call_id, name, input_tokens, output_tokens, cost_usd)
-             WHERE (SELECT attempt FROM agent_sessions WHERE id = $1) = $12
-             ON CONFLICT (session_id, seq) DO NOTHING`,
-            [
-              s.id, m.map((x) => x.seq), m.map((x) => x.role), m.map((x) => x.agent), m.map((x) => noNul(x.content)), m.map((x) => noNul(x.tool_calls)),
-              m.map((x) => x.tool_call_id), m.map((x) => x.name), m.map((x) => x.usage?.input_tokens ?? null), m.map((x) => x.usage?.output_tokens ?? null),
-              m.map((x) => x.usage?.cost_usd ?? null), w.attempt,
-            ],
-          );
-        }
-        p.defer('COMMIT', (r) => {
-          tag = r.command;
-        });
-        try {
-          await p.flush();
-        } catch (e) {
-          p.discard();
-          // The round trip carried COMMIT: a lost connection leaves it unknown (the write is idempotent).
-          if (isConnectionError(e)) throw new CommitUnknown(e);
-          await client.query('ROLLBACK').catch(() => undefined);
-          await p.resync().catch(() => undefined);
-          throw e;
-        }
-        if (tag !== 'COMMIT') throw new StoreError('TX_ABORTED', `saving the checkpoint of session ${s.id} failed; it was rolled back (${this.location})`, { database: this.location });
-        return written > 0;
-      }),
-    );
+      }
+      return { result: () => written > 0 };
+    });
   }
 
   async getAgentSession(id: string): Promise<(AgentSessionRecord & { envelope: string | null; envelope_version: number | null }) | undefined> {
