@@ -17,8 +17,9 @@ const RUN_COLS = 'id, plan_id, status, steps_remaining, running_steps, max_paral
  *
  * Statements go through a `Pipeline`: writes whose result the ledger does not need (step and run
  * updates of locked rows, events, new runs, logs) are queued and travel with the next read or with
- * COMMIT, so a worker's commit (lock, complete, claim, commit) is three or four round trips
- * whatever the number of steps in it.
+ * COMMIT. With the worker's hint (`begin`), its commit (lock, complete, claim, commit) is two round
+ * trips whatever the number of steps in it: BEGIN with the locks and the claim's candidates, then the
+ * writes with COMMIT.
  */
 export class PgTx implements LedgerTx {
   /** Notify only for work this transaction leaves unclaimed, or for events other than a worker's own progress. */
@@ -112,7 +113,7 @@ export class PgTx implements LedgerTx {
     if (ids.length === 0) return false;
     this.flushWrites();
     this.p.defer(
-      this.p.statement('SELECT id, run_id, step_id, status, attempt, retry_count, interruptions, lease_owner, pending_deps FROM step_executions WHERE id = ANY($1) ORDER BY id FOR UPDATE', [ids]),
+      this.p.statement('SELECT id, status, attempt, retry_count, interruptions, lease_owner, pending_deps FROM step_executions WHERE id = ANY($1) ORDER BY id FOR UPDATE', [ids]),
       (r) => {
         for (const row of r.rows) this.stepRows.set(row.id as string, lockedStep(row));
       },
@@ -188,11 +189,7 @@ export class PgTx implements LedgerTx {
   async getRunState(runId: string): Promise<RunState | undefined> {
     const cached = this.runStates.get(runId);
     if (cached) return cached;
-    const r = await this.q(
-      `SELECT id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step
-       FROM workflow_runs WHERE id = $1 FOR UPDATE`,
-      [runId],
-    );
+    const r = await this.q(`SELECT ${RUN_COLS} FROM workflow_runs WHERE id = $1 FOR UPDATE`, [runId]);
     if (r.rows[0]) {
       this.lockedRuns.add(runId);
       this.runStates.set(runId, r.rows[0] as unknown as RunState);
