@@ -1541,6 +1541,26 @@ process.stdout.write(JSON.stringify(mine));
       expect((await h.step(runId, 'a')).status).toBe('completed');
     });
 
+    it('a migration by another process that changes a table under prepared statements: the store goes on (on fresh connections)', async () => {
+      const s = await openPostgresStore({ url, durability: 'full', poolSize: 1 });
+      opened.push(s);
+      const h = new Harness(s, {}, runIds);
+      const runId = await h.startRun(chainAB);
+      // Prepares `SELECT * FROM step_executions …` and the registry reads on the one connection.
+      expect((await s.transaction((tx) => tx.getSteps(runId))).map((st) => st.step_id)).toEqual(['a', 'b']);
+      expect((await s.transaction((tx) => tx.agentVersions('noop'))).length).toBe(1);
+      // A newer Swarm's migration, as a rolling upgrade runs it while this process works.
+      await server.query(url, 'ALTER TABLE step_executions ADD COLUMN added_later INTEGER');
+      await server.query(url, 'ALTER TABLE agents ADD COLUMN added_later INTEGER');
+      // A read outside transactions first (its statement was prepared by the driver when the run started).
+      expect((await s.listAgents('noop')).length).toBe(1);
+      expect((await s.transaction((tx) => tx.getSteps(runId))).map((st) => st.step_id)).toEqual(['a', 'b']);
+      expect((await s.transaction((tx) => tx.agentVersions('noop'))).length).toBe(1);
+      expect((await s.getSteps(runId)).length).toBe(2);
+      const [a] = await h.claim('w1');
+      expect((await h.finish(a!, 'w1', ok())).refused).toEqual([]);
+    });
+
     it('a connection lost at COMMIT is reported as transient (08007) and not run again; committing again completes the step once', async () => {
       const s = await open();
       const h = new Harness(s, {}, runIds);

@@ -181,7 +181,8 @@ export class PostgresStore implements Store {
     try {
       return await fn(client);
     } catch (e) {
-      if (isConnectionError(e)) broken ??= e as Error;
+      // A connection whose prepared statements predate a schema change is not used again.
+      if (isConnectionError(e) || isStalePlan(e)) broken ??= e as Error;
       throw e;
     } finally {
       client.off('error', onError);
@@ -200,9 +201,9 @@ export class PostgresStore implements Store {
       try {
         return await op();
       } catch (e) {
-        const again = !this.closed && attempt < MAX_ATTEMPTS && !(e instanceof CommitUnknown) && (isConnectionError(e) || isConflict(e));
+        const again = !this.closed && attempt < MAX_ATTEMPTS && !(e instanceof CommitUnknown) && (isConnectionError(e) || isConflict(e) || isStalePlan(e));
         if (!again) throw surface(e, this.location);
-        const base = isConflict(e) ? 5 * attempt : Math.min(2000, 100 * 2 ** (attempt - 1));
+        const base = isConflict(e) || isStalePlan(e) ? 5 * attempt : Math.min(2000, 100 * 2 ** (attempt - 1));
         await sleep(base + Math.random() * base);
       }
     }
@@ -766,6 +767,15 @@ class CommitUnknown extends Error {
 function isConflict(e: unknown): boolean {
   const code = (e as { code?: unknown }).code;
   return code === '40P01' || code === '40001';
+}
+
+/**
+ * A statement prepared on this connection before a migration changed the columns it returns
+ * (another process upgraded the schema): the statement failed and nothing was committed, so the
+ * operation runs again on a fresh connection, which prepares it anew.
+ */
+function isStalePlan(e: unknown): boolean {
+  return (e as { code?: unknown }).code === '0A000' && /cached plan must not change result type/.test((e as Error).message ?? '');
 }
 
 /** The connection (not the statement) failed: nothing was committed unless COMMIT was in flight. */
