@@ -51,7 +51,10 @@ export class Pipeline {
     return values.length ? `EXECUTE ${name}(${values.map(literal).join(', ')})` : `EXECUTE ${name}`;
   }
 
-  /** Queue a statement (raw SQL); `onResult` hears its result when the round trip that carries it returns. */
+  /**
+   * Queue one statement (raw SQL, no `;`-separated list: results are matched to statements one to
+   * one); `onResult` hears its result when the round trip that carries it returns.
+   */
   defer(sql: string, onResult?: (r: StatementResult) => void): void {
     this.queue.push(onResult ? { sql, onResult } : { sql });
   }

@@ -282,17 +282,17 @@ export class PostgresStore implements Store {
       // so a NOTIFY inside the data's transaction would queue every notifying commit behind the
       // others' fsyncs. Its own transaction does not wait for a flush (a lost notification costs a
       // poll interval, never data), and it goes out after the data is durable.
-      const after = tx.changed ? `BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('${this.channel}', ''); COMMIT` : undefined;
+      const after = tx.changed ? ['BEGIN', 'SET LOCAL synchronous_commit TO off', `SELECT pg_notify('${this.channel}', '')`, 'COMMIT'] : undefined;
       return { result: () => value, ...(after ? { after } : {}) };
     });
   }
 
   /**
    * A transaction through a `Pipeline`: `body` begins it and queues or runs its statements; then
-   * COMMIT (and `after`, SQL run after it) go out with whatever is still queued, in one round trip.
+   * COMMIT (and `after`, statements run after it) go out with whatever is still queued, in one round trip.
    * `result` is read once COMMIT has succeeded.
    */
-  private pipelined<T>(what: string, body: (p: Pipeline) => Promise<{ result: () => T; after?: string }>): Promise<T> {
+  private pipelined<T>(what: string, body: (p: Pipeline) => Promise<{ result: () => T; after?: readonly string[] }>): Promise<T> {
     return this.withRetry(() =>
       this.withClient(async (client) => {
         const p = new Pipeline(client, this.preparedOn(client));
@@ -304,7 +304,7 @@ export class PostgresStore implements Store {
           p.defer('COMMIT', (r) => {
             tag = r.command;
           });
-          if (after) p.defer(after);
+          for (const sql of after ?? []) p.defer(sql);
           await p.flush();
           // COMMIT of a transaction an earlier statement broke (an error someone caught) rolls back.
           if (tag !== 'COMMIT') throw new StoreError('TX_ABORTED', `${what} failed and was rolled back (${this.location})`, { database: this.location });
