@@ -109,6 +109,38 @@ function drive(env: SwarmEnv, workflow: string, total: number, inFlight: number)
   return flow.run(env.workers.failed);
 }
 
+/**
+ * The measured phase of a throughput workload: `runs` runs of `workflow`, `inFlight` at a time, with
+ * the server's counters and the workers' CPU around it.
+ */
+async function measureThroughput(
+  env: SwarmEnv,
+  job: PgJob,
+  m: { workload: 'linear' | 'fanout'; workflow: string; runs: number; inFlight: number; steps: number; concurrency: number },
+): Promise<ThroughputResult> {
+  await env.probe.start();
+  env.workers.mark();
+  const flow = await drive(env, m.workflow, m.runs, m.inFlight);
+  const collected = await env.workers.collect();
+  const counters = await env.probe.end(collected.cpu_ms);
+  return {
+    system: 'swarm',
+    workload: m.workload,
+    durability: job.durability,
+    workers: job.workers,
+    runs: m.runs,
+    steps: m.steps,
+    in_flight: m.inFlight,
+    worker_concurrency: m.concurrency,
+    wall_ms: flow.wallMs,
+    steps_per_s: m.steps / (flow.wallMs / 1000),
+    ...runLatencies(flow),
+    rss_max_mb: collected.rss_mb,
+    ...(collected.trace ? { trace: collected.trace } : {}),
+    ...counters,
+  };
+}
+
 /** linear: 200 runs of a 10-step noop chain, 32 in flight; every worker process has concurrency 64. */
 export async function swarmLinear(job: PgJob): Promise<ThroughputResult> {
   const runs = job.quick ? 40 : 200;
@@ -121,28 +153,7 @@ export async function swarmLinear(job: PgJob): Promise<ThroughputResult> {
     await env.swarm.registerWorkflow(writeWorkflow(env.dir, 'linear10', 'noop@1.0.0', chainSteps(stepsPerRun)));
     // Warm-up (JIT, prepared statements on every connection, table growth): not measured.
     await drive(env, 'linear10', job.quick ? 8 : 32, inFlight);
-    await env.probe.start();
-    env.workers.mark();
-    const flow = await drive(env, 'linear10', runs, inFlight);
-    const collected = await env.workers.collect();
-    const counters = await env.probe.end(collected.cpu_ms);
-    const steps = runs * stepsPerRun;
-    return {
-      system: 'swarm',
-      workload: 'linear',
-      durability: job.durability,
-      workers: job.workers,
-      runs,
-      steps,
-      in_flight: inFlight,
-      worker_concurrency: concurrency,
-      wall_ms: flow.wallMs,
-      steps_per_s: steps / (flow.wallMs / 1000),
-      ...runLatencies(flow),
-      rss_max_mb: collected.rss_mb,
-      ...(collected.trace ? { trace: collected.trace } : {}),
-      ...counters,
-    };
+    return await measureThroughput(env, job, { workload: 'linear', workflow: 'linear10', runs, inFlight, steps: runs * stepsPerRun, concurrency });
   } finally {
     await tearDown(env);
   }
@@ -158,28 +169,7 @@ export async function swarmFanout(job: PgJob): Promise<ThroughputResult> {
     await env.swarm.registerWorkflow(writeWorkflow(env.dir, 'fanout', 'noop@1.0.0', fanOutSteps(width), width));
     await env.swarm.registerWorkflow(writeWorkflow(env.dir, 'fanout-warm', 'noop@1.0.0', fanOutSteps(64), 64));
     await drive(env, 'fanout-warm', 2, 1);
-    await env.probe.start();
-    env.workers.mark();
-    const flow = await drive(env, 'fanout', 1, 1);
-    const collected = await env.workers.collect();
-    const counters = await env.probe.end(collected.cpu_ms);
-    const steps = width + 2;
-    return {
-      system: 'swarm',
-      workload: 'fanout',
-      durability: job.durability,
-      workers: job.workers,
-      runs: 1,
-      steps,
-      in_flight: 1,
-      worker_concurrency: concurrency,
-      wall_ms: flow.wallMs,
-      steps_per_s: steps / (flow.wallMs / 1000),
-      ...runLatencies(flow),
-      rss_max_mb: collected.rss_mb,
-      ...(collected.trace ? { trace: collected.trace } : {}),
-      ...counters,
-    };
+    return await measureThroughput(env, job, { workload: 'fanout', workflow: 'fanout', runs: 1, inFlight: 1, steps: width + 2, concurrency });
   } finally {
     await tearDown(env);
   }
