@@ -1497,7 +1497,8 @@ process.stdout.write(JSON.stringify(mine));
         p.defer('BEGIN');
         awkward.forEach((t, i) => p.deferStatement('INSERT INTO shapes VALUES ($1, $2, $3, $4, $5)', [i, t, 1_795_297_237_862 * (i - 6), [t, null, ...awkward], [i, null, 2 ** 53 - 1]]));
         const back = await p.query('SELECT i, t, n, ts, ns FROM shapes WHERE t = ANY($1) ORDER BY i', [awkward]);
-        await p.run('COMMIT');
+        p.defer('COMMIT');
+        await p.flush();
         expect(p.roundTrips).toBe(2);
         // NUL cannot be in PostgreSQL text (nor in a query message): refused before sending, not a lost connection.
         expect(() => p.statement('SELECT $1::text', ['a\0b'])).toThrow(/NUL/);

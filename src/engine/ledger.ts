@@ -164,7 +164,7 @@ export class Ledger {
    * rows and their successors' (from cached plans), the renewed steps, and the claim's candidates. A
    * networked store takes them with BEGIN, in one round trip.
    */
-  commitHint(req: CommitRequest, claimLimit?: number): TxHint | undefined {
+  commitHint(req: CommitRequest): TxHint | undefined {
     const hint: { runs?: string[]; steps?: StepKey[]; claim?: TxHint['claim'] } = {};
     if (req.completions.length || req.renew?.steps.length) {
       const runs = new Set<string>();
@@ -180,8 +180,8 @@ export class Ledger {
     }
     // The candidates of the claim, with BEGIN: enough for every free slot, as if the completions made
     // nothing ready (those are claimed without a query when the store holds their rows).
-    if (req.claim && req.claim.max > 0 && claimLimit !== 0) {
-      const max = claimLimit ?? req.claim.max;
+    if (req.claim && req.claim.max > 0) {
+      const max = req.claim.max;
       hint.claim = { limit: max + Math.min(Math.max(max, 8), 32), ...(req.claim.run_ids ? { run_ids: req.claim.run_ids } : {}) };
     }
     return hint.runs || hint.claim ? hint : undefined;

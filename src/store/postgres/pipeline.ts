@@ -64,25 +64,14 @@ export class Pipeline {
     this.defer(this.statement(text, values));
   }
 
-  /** Whether statements are waiting to be sent. */
-  get pending(): boolean {
-    return this.queue.length > 0;
-  }
-
-  /** Send everything queued plus `sql` (if any) in one round trip; resolves to the result of `sql`. */
-  async run(sql?: string): Promise<StatementResult> {
-    let last: StatementResult = { rows: [], rowCount: 0, command: '' };
-    if (sql !== undefined)
-      this.defer(sql, (r) => {
-        last = r;
-      });
+  /** Run a parameterised statement after everything queued, in the same round trip; resolves to its result. */
+  async query(text: string, values: readonly unknown[] = []): Promise<StatementResult> {
+    let result: StatementResult = { rows: [], rowCount: 0, command: '' };
+    this.defer(this.statement(text, values), (r) => {
+      result = r;
+    });
     await this.flush();
-    return last;
-  }
-
-  /** Run a parameterised statement after everything queued, in the same round trip. */
-  query(text: string, values: readonly unknown[] = []): Promise<StatementResult> {
-    return this.run(this.statement(text, values));
+    return result;
   }
 
   /** Send what is queued. */
