@@ -7,6 +7,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { Swarm } from '../src/swarm.js';
+import { SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../src/store/postgres/migrations.js';
+import { SCHEMA_VERSION as SQLITE_SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
 import { ScriptedModel } from '../src/testing/scripted-model.js';
 import { pgTestServer, stopPgTestServer, type PgTestServer } from './helpers/pg.js';
 import { EXAMPLES, exited, removeProject, runCli, spawnCli, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
@@ -156,9 +158,11 @@ describe('the engine on PostgreSQL', () => {
         if (!('SWARM_DATABASE_URL' in env)) expect((await runCli(['demo'], dir, env)).code).toBe(0);
         const migrate = await runCli(['db', 'migrate'], dir, env);
         expect(migrate.code).toBe(0);
-        expect(migrate.stdout).toMatch(/store at .*: schema version 2 \(up to date\)/);
+        // Each backend has its own migrations (PostgreSQL's third is an index SQLite does not need).
+        const version = 'SWARM_DATABASE_URL' in env ? PG_SCHEMA_VERSION : SQLITE_SCHEMA_VERSION;
+        expect(migrate.stdout).toMatch(new RegExp(`store at .*: schema version ${version} \\(up to date\\)`));
         const status = JSON.parse((await runCli(['db', 'status', '--json'], dir, env)).stdout) as Record<string, unknown>;
-        expect(status).toMatchObject({ backend: 'SWARM_DATABASE_URL' in env ? 'postgres' : 'sqlite', schema_version: 2, supported_schema_version: 2, runs: { completed: 1 }, workers: [] });
+        expect(status).toMatchObject({ backend: 'SWARM_DATABASE_URL' in env ? 'postgres' : 'sqlite', schema_version: version, supported_schema_version: version, runs: { completed: 1 }, workers: [] });
       }
     } finally {
       removeProject(dir);

@@ -1138,6 +1138,23 @@ describe('PostgreSQL store: databases, clocks, notifications, connections', () =
       expect(await tables()).toEqual(expect.arrayContaining(['agents', 'workflows', 'workflow_runs', 'step_executions', 'events', 'schema_migrations', 'swarm_meta']));
     });
 
+    it('a database at schema version 2 with a run in it migrates to 3: the ready index in claim order replaces the old one, and the run goes on', async () => {
+      const s = await open();
+      const h = new Harness(s, {}, runIds);
+      const runId = await h.startRun(chainAB);
+      // Back to version 2, as the previous release left it.
+      await server.query(url, `DROP INDEX idx_steps_ready_order; CREATE INDEX idx_steps_ready ON step_executions(available_at) WHERE status = 'ready'; DELETE FROM schema_migrations WHERE version = 3`);
+      expect(await s.schemaVersion()).toBe(2);
+      const again = await open();
+      expect(await again.schemaVersion()).toBe(PG_SCHEMA_VERSION);
+      const indexes = (await server.query(url, `SELECT indexname FROM pg_indexes WHERE tablename = 'step_executions' AND indexname LIKE 'idx_steps_ready%'`)).rows.map((r: { indexname: string }) => r.indexname);
+      expect(indexes).toEqual(['idx_steps_ready_order']);
+      const h2 = new Harness(again, {}, []);
+      const [a] = await h2.claim('w1');
+      expect(a).toMatchObject({ run_id: runId, step_id: 'a' });
+      expect((await h2.finish(a!, 'w1', ok())).refused).toEqual([]);
+    });
+
     it('a database with other tables is refused with STORE_NOT_SWARM and left untouched', async () => {
       await server.query(url, `CREATE TABLE customers (id serial PRIMARY KEY, name text); INSERT INTO customers (name) VALUES ('ada')`);
       const err = await openError();
@@ -1583,6 +1600,118 @@ process.stdout.write(JSON.stringify(mine));
       expect((await h.finish(a!, 'w1', ok())).refused).toEqual([]);
       expect((await h.finish(a!, 'w1', ok())).refused).toHaveLength(1);
       expect((await h.eventTypes(runId)).filter((t) => t === 'STEP_COMPLETED:a')).toHaveLength(1);
+    });
+
+  });
+  describe('plans', () => {
+    type PlanNode = { 'Node Type': string; 'Relation Name'?: string; 'Index Name'?: string; 'Actual Rows'?: number; Plans?: PlanNode[] };
+    const nodesOf = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodesOf)];
+
+    /** The statement texts the store's pipelined transactions prepare while `body` runs. */
+    async function statementsDuring(body: () => Promise<void>): Promise<string[]> {
+      const spy = vi.spyOn(Pipeline.prototype, 'statement');
+      try {
+        await body();
+        return [...new Set(spy.mock.calls.map(([text]) => text))];
+      } finally {
+        spy.mockRestore();
+      }
+    }
+
+    /**
+     * The plan of `text` in a pipelined transaction of the store, built now (on a connection of its
+     * own, so for the tables as they are): with `values`, executed (EXPLAIN ANALYZE) in a transaction
+     * that is rolled back; without, the generic plan, the one a prepared statement keeps.
+     */
+    async function planOf(text: string, values?: readonly unknown[]): Promise<PlanNode> {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        await client.query('SET standard_conforming_strings TO on');
+        const p = new Pipeline(client, new Set());
+        p.begin();
+        if (!values) p.defer('SET LOCAL plan_cache_mode TO force_generic_plan');
+        const params = Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+        let plan: unknown;
+        p.defer(`EXPLAIN (FORMAT JSON${values ? ', ANALYZE' : ''}) ${p.statement(text, values ?? Array(params).fill(null))}`, (r) => {
+          plan = r.rows[0]?.['QUERY PLAN'];
+        });
+        await p.flush();
+        await client.query('ROLLBACK');
+        const parsed = (typeof plan === 'string' ? JSON.parse(plan) : plan) as Array<{ Plan: PlanNode }>;
+        return parsed[0]!.Plan;
+      } finally {
+        await client.end();
+      }
+    }
+
+    /** How each plan node reads the run and step tables: `table via index`, or `table via Seq Scan`. */
+    function tableAccess(plan: PlanNode): string[] {
+      return nodesOf(plan).flatMap((n) => {
+        const table = n['Relation Name'];
+        if ((table !== 'workflow_runs' && table !== 'step_executions') || n['Node Type'] === 'ModifyTable') return [];
+        const index = n['Node Type'] === 'Bitmap Heap Scan' ? nodesOf(n).find((c) => c['Index Name'])?.['Index Name'] : n['Index Name'];
+        return [`${table} via ${index ?? n['Node Type']}`];
+      });
+    }
+
+    it('the statements of a commit plan to keyed index access on small tables, where a kept plan is chosen (no sequential scan, runs by their key)', async () => {
+      const s = await open();
+      const h = new Harness(s, {}, runIds);
+      const texts = await statementsDuring(async () => {
+        const [r1, r2] = [await h.startRun(chainAB), await h.startRun(diamond)];
+        await h.startRun(wide(4, 2));
+        for (let round = 0; round < 4; round++) {
+          const claimed = await h.claim('w1', 10);
+          if (claimed.length === 0) break;
+          await h.commit({ completions: claimed.map((c, i) => completion(c, 'w1', round === 0 && i === 0 ? fail('once') : ok())), claim: { worker_id: 'w1', max: 3, lease_ms: 60_000 } });
+        }
+        await h.claim('w2', 5, 60_000, [r1, r2]);
+        await s.transaction((tx) => h.ledger.cancelRun(tx, r2, 'enough'));
+      });
+      expect(texts.length).toBeGreaterThan(8);
+      expect(texts.some((t) => t.startsWith('WITH expired'))).toBe(true);
+      const wrong: string[] = [];
+      for (const text of texts) {
+        for (const access of tableAccess(await planOf(text))) {
+          if (!/^(workflow_runs via workflow_runs_pkey|step_executions via (step_executions_pkey|idx_steps_\w+))$/.test(access)) wrong.push(`${access}: ${text.replace(/\s+/g, ' ').slice(0, 120)}`);
+        }
+      }
+      expect(wrong).toEqual([]);
+    });
+
+    it('a claim reads about as many ready steps as it takes, however many share the oldest available_at', async () => {
+      const s = await open();
+      const h = new Harness(s, {}, runIds);
+      const texts = await statementsDuring(async () => {
+        await h.startRun(chainAB);
+        expect(await h.claim('w1', 1)).toHaveLength(1);
+      });
+      const claimText = texts.find((t) => t.startsWith('WITH expired'));
+      expect(claimText).toBeDefined();
+      // 3,000 runs, each with one step ready since the same millisecond (a burst of started runs).
+      const run = await h.run(runIds[0]!);
+      await server.query(
+        url,
+        `INSERT INTO workflow_runs (id, workflow_id, workflow_name, workflow_version, status, trigger_type, plan_id, steps_total, steps_remaining, max_parallel, event_hash, created_at, updated_at, trigger_data)
+         SELECT 'burst-' || lpad(g::text, 4, '0'), workflow_id, workflow_name, workflow_version, 'queued', 'manual', plan_id, 1, 1, 10, '', 0, 0, '{}' FROM workflow_runs, generate_series(1, 3000) g WHERE id = $1`,
+        [run.id],
+      );
+      await server.query(
+        url,
+        `INSERT INTO step_executions (id, run_id, step_id, step_index, agent_id, agent_name, agent_version, status, pending_deps, available_at, queued_at)
+         SELECT 'burst-' || lpad(g::text, 4, '0') || '/a', 'burst-' || lpad(g::text, 4, '0'), 'a', 0, agent_id, agent_name, agent_version, 'ready', 0, 1, 1
+         FROM step_executions, generate_series(1, 3000) g WHERE run_id = $1 AND step_id = 'a'`,
+        [run.id],
+      );
+      const plan = await planOf(claimText!, [5]);
+      const readySteps = nodesOf(plan).filter((n) => n['Index Name']?.startsWith('idx_steps_ready'));
+      expect(readySteps).toHaveLength(1);
+      // The scan stops once the claim has its 5 (a join filter or a sort would read all 3,000).
+      expect(readySteps[0]!['Actual Rows']).toBeLessThanOrEqual(6);
+      // And the claim itself takes them, oldest first, in run id order.
+      const claimed = await h.claim('w2', 5);
+      expect(claimed.map((c) => c.run_id)).toEqual(['burst-0001', 'burst-0002', 'burst-0003', 'burst-0004', 'burst-0005']);
     });
   });
 });

@@ -68,7 +68,7 @@ export class PgTx implements LedgerTx {
    * their own. Resolves once the transaction has begun.
    */
   async begin(hint?: TxHint): Promise<void> {
-    this.p.defer('BEGIN ISOLATION LEVEL READ COMMITTED');
+    this.p.begin();
     this.p.defer(`SELECT ${this.clockSql} AS now`, (r) => {
       this.nowMs = Number(r.rows[0]?.now);
     });
@@ -390,7 +390,10 @@ export class PgTx implements LedgerTx {
          ${out}`;
     }
     // Expired leases first (swept here, inside the claim), then ready steps of runs below their
-    // concurrency limit, so a run at its limit cannot crowd out other runs.
+    // concurrency limit, so a run at its limit cannot crowd out other runs. Ready steps are read in
+    // claim order from idx_steps_ready_order and each one's run is looked up by its key (a scalar
+    // subquery is never turned into a join), so the statement reads about `limit` steps and runs
+    // however many are waiting; a join let the planner scan every active run for each ready step.
     const [now, limit] = clockInSql ? [this.clockSql, '$1'] : ['$1', '$2'];
     return `WITH expired AS MATERIALIZED (
            SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, 0 AS ord1, s.lease_until AS ord2, s.run_id AS ord3, s.step_index
@@ -398,8 +401,9 @@ export class PgTx implements LedgerTx {
            ORDER BY s.lease_until LIMIT ${limit} FOR UPDATE OF s SKIP LOCKED),
          ready AS MATERIALIZED (
            SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, 1 AS ord1, s.available_at AS ord2, s.run_id AS ord3, s.step_index
-           FROM step_executions s JOIN workflow_runs r ON r.id = s.run_id
-           WHERE s.status = 'ready' AND s.available_at <= ${now} AND r.running_steps < r.max_parallel AND r.status IN ('queued', 'running', 'waiting')
+           FROM step_executions s
+           WHERE s.status = 'ready' AND s.available_at <= ${now}
+             AND (SELECT r.running_steps < r.max_parallel AND r.status IN ('queued', 'running', 'waiting') FROM workflow_runs r WHERE r.id = s.run_id)
            ORDER BY s.available_at, s.run_id, s.step_index LIMIT ${limit} FOR UPDATE OF s SKIP LOCKED),
          c AS MATERIALIZED (SELECT * FROM expired UNION ALL SELECT * FROM ready),
          ${lockRuns}

@@ -44,6 +44,21 @@ export class Pipeline {
     private readonly prepared: Set<string>,
   ) {}
 
+  /**
+   * Queue BEGIN with the planner settings of these transactions. Every statement they run reaches
+   * its rows through a key or a partial index, so a sequential scan is never the right plan at any
+   * table size; but a prepared statement's plan is chosen once, and chosen while the tables are small
+   * (a fresh database, the first minute of a deployment) it was a sequential scan and a hash join,
+   * kept until autovacuum's first ANALYZE, with every commit reading whole tables meanwhile. With
+   * sequential scans off, the plan built on the first EXECUTE is the index plan; `force_generic_plan`
+   * keeps it, instead of planning again on every execution.
+   */
+  begin(): void {
+    this.defer('BEGIN ISOLATION LEVEL READ COMMITTED');
+    this.defer('SET LOCAL enable_seqscan TO off');
+    this.defer('SET LOCAL plan_cache_mode TO force_generic_plan');
+  }
+
   /** `EXECUTE name(literals)` for a parameterised statement, preparing it on this connection first if needed. */
   statement(text: string, values: readonly unknown[] = []): string {
     const name = statementName(text);

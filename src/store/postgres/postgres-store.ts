@@ -117,12 +117,15 @@ export class PostgresStore implements Store {
     this.channel = this.schema === 'public' ? 'swarm_changes' : `swarm_changes_${this.schema}`.slice(0, 63);
     const sync = options.durability === 'full' ? 'on' : 'off';
     // Session settings on every new connection, before it is handed out. The idle-in-transaction
-    // timeout frees the run locks of a process that froze in the middle of a transaction.
+    // timeout frees the run locks of a process that froze in the middle of a transaction. Named
+    // statements (`named`) are planned for each execution's values and the tables' current size:
+    // a plan cached while a table was small would keep scanning it whole as it grows (the pipelined
+    // transactions choose their plans otherwise, see Pipeline.begin).
     const setup = async (client: pg.ClientBase): Promise<void> => {
       const r = (await client.query(
-        `SET search_path TO "${this.schema}"; SET synchronous_commit TO ${sync}; SET idle_in_transaction_session_timeout TO '60s'; SET standard_conforming_strings TO on; SELECT pg_backend_pid() AS pid`,
+        `SET search_path TO "${this.schema}"; SET synchronous_commit TO ${sync}; SET idle_in_transaction_session_timeout TO '60s'; SET standard_conforming_strings TO on; SET plan_cache_mode TO force_custom_plan; SELECT pg_backend_pid() AS pid`,
       )) as unknown as Array<pg.QueryResult<{ pid: number }>>;
-      const pid = r[4]?.rows[0]?.pid;
+      const pid = r[5]?.rows[0]?.pid;
       if (pid !== undefined) {
         this.ownPids.add(pid);
         client.once('end', () => this.ownPids.delete(pid));
@@ -574,7 +577,7 @@ export class PostgresStore implements Store {
     const m = w.messages;
     return this.pipelined(`saving the checkpoint of session ${s.id}`, async (p) => {
       let written = 0;
-      p.defer('BEGIN ISOLATION LEVEL READ COMMITTED');
+      p.begin();
       p.defer(
         p.statement(
           `INSERT INTO agent_sessions (id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, envelope, envelope_version, attempt, created_at, updated_at)
