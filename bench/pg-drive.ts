@@ -22,6 +22,8 @@ export interface PgJob {
   workers: number;
   durability: Durability;
   quick: boolean;
+  /** linear: how many runs (chains) to go through; default 200, 40 with `quick`. */
+  linearRuns?: number;
   /** The fresh database of this measurement. */
   url: string;
   /** Parent directory for temp project directories. */
@@ -466,4 +468,9 @@ export class PhaseProbe {
     await this.client.end().catch(() => undefined);
     await this.sampler?.end().catch(() => undefined);
   }
+}
+
+/** The number of linear runs (chains) a job goes through. */
+export function linearRuns(job: PgJob): number {
+  return job.linearRuns ?? (job.quick ? 40 : 200);
 }

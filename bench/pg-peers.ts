@@ -18,7 +18,7 @@ import { DBOS } from '@dbos-inc/dbos-sdk';
 import { Logger, makeWorkerUtils, runMigrations, type WorkerUtils } from 'graphile-worker';
 import pg from 'pg';
 import { chainSteps, nowMs } from './harness.js';
-import { Flow, PhaseProbe, runLatencies, WorkerSet, type LatencyResult, type PgJob, type ThroughputResult } from './pg-drive.js';
+import { Flow, linearRuns, PhaseProbe, runLatencies, WorkerSet, type LatencyResult, type PgJob, type ThroughputResult } from './pg-drive.js';
 import { withSessionSetting } from './pg-server.js';
 import type { ChainJob, GraphileWorkerConfig, Stamp } from './pg-worker.js';
 import { chainLatency } from './pg-workloads.js';
@@ -41,9 +41,9 @@ async function launchDbos<T>(job: PgJob, register: () => T): Promise<T> {
   return registered;
 }
 
-/** linear: 200 workflows of 10 no-op steps, 32 in flight. */
+/** linear: 200 workflows (`--runs`) of 10 no-op steps, 32 in flight. */
 export async function dbosLinear(job: PgJob): Promise<ThroughputResult> {
-  const runs = job.quick ? 40 : 200;
+  const runs = linearRuns(job);
   const stepsPerRun = 10;
   const inFlight = 32;
   const linear = await launchDbos(job, () =>
@@ -212,9 +212,9 @@ async function drained(url: string): Promise<number> {
   }
 }
 
-/** linear: 200 chains of 10 jobs, 32 chains in flight. */
+/** linear: 200 chains (`--runs`) of 10 jobs, 32 chains in flight. */
 export async function graphileLinear(job: PgJob): Promise<ThroughputResult> {
-  const runs = job.quick ? 40 : 200;
+  const runs = linearRuns(job);
   const length = 10;
   const inFlight = 32;
   const env = await graphileSetUp(job);

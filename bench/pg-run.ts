@@ -37,6 +37,7 @@ interface Options {
   pollMs: number | undefined;
   commitWindowMs: number | undefined;
   floorConns: number[];
+  linearRuns: number | undefined;
   base: string | undefined;
   keep: boolean;
   save: boolean;
@@ -56,6 +57,8 @@ const USAGE = `usage: node dist/bench/pg-run.js [options]
   --poll-ms <n>            Swarm workers' idle poll interval (default: the configured default, 200)
   --commit-window-ms <n>   Swarm workers' group-commit window (default 0)
   --floor-conns <list>     connection counts of the floor (default 1,4,16)
+  --runs <n>               linear: runs (chains) to go through, for Swarm and the peers (default 200,
+                           --quick 40); larger tables show what a longer life does to each system
   --dir <path>             parent of the temp directories and of the embedded server's data directory
   --keep                   keep the temp project directories
   --no-save                do not write bench/results/pg-*.json
@@ -88,6 +91,7 @@ function parseArgs(argv: readonly string[]): Options {
     pollMs: undefined,
     commitWindowMs: undefined,
     floorConns: [1, 4, 16],
+    linearRuns: undefined,
     base: undefined,
     keep: false,
     save: true,
@@ -139,6 +143,10 @@ function parseArgs(argv: readonly string[]): Options {
       o.commitWindowMs = Number(value());
       if (!(o.commitWindowMs >= 0 && o.commitWindowMs <= 10)) throw new Error('--commit-window-ms needs a number from 0 to 10');
     } else if (a === '--floor-conns') o.floorConns = counts(value(), '--floor-conns');
+    else if (a === '--runs') {
+      o.linearRuns = Number(value());
+      if (!Number.isInteger(o.linearRuns) || o.linearRuns < 32 || o.linearRuns > 100_000) throw new Error('--runs needs an integer from 32 to 100000');
+    }
     else if (a === '--dir') o.base = value();
     else if (a === '--keep') o.keep = true;
     else if (a === '--no-save') o.save = false;
@@ -163,7 +171,7 @@ type PlannedJob = Omit<PgJob, 'url'>;
  * the largest worker count and at process with the largest, latency at full with one worker process.
  */
 function plan(o: Options): PlannedJob[] {
-  const common = { quick: o.quick, keep: o.keep, stats: o.stats, trace: o.trace, ...(o.base ? { base: o.base } : {}) };
+  const common = { quick: o.quick, keep: o.keep, stats: o.stats, trace: o.trace, ...(o.linearRuns ? { linearRuns: o.linearRuns } : {}), ...(o.base ? { base: o.base } : {}) };
   const swarmExtra = { ...(o.pollMs !== undefined ? { pollMs: o.pollMs } : {}), ...(o.commitWindowMs !== undefined ? { commitWindowMs: o.commitWindowMs } : {}) };
   const jobs: PlannedJob[] = [];
   const has = (s: System, w?: Workload): boolean => o.systems.has(s) && (w === undefined || o.workloads.has(w));
@@ -192,7 +200,7 @@ function plan(o: Options): PlannedJob[] {
 
 
 /** Run one measurement in a fresh Node process (same Node flags as this one). */
-function inChild(job: PgJob, timeoutMs = 180_000): Promise<PgResult> {
+function inChild(job: PgJob, timeoutMs = 180_000 * Math.max(1, (job.linearRuns ?? 0) / 200)): Promise<PgResult> {
   return runInChild<PgJob, PgResult>(fileURLToPath(import.meta.url), job, pgJobKey(job), timeoutMs);
 }
 

@@ -8,7 +8,7 @@
 import pg from 'pg';
 import { Swarm } from '../src/index.js';
 import { chainSteps, fanOutSteps, freshDir, NOOP_AGENT_DIR, nowMs, percentile, writeBuiltinAgent, writeWorkflow, type BenchDir } from './harness.js';
-import { Flow, PhaseProbe, runLatencies, WorkerSet, type FloorResult, type LatencyResult, type PgJob, type ThroughputResult } from './pg-drive.js';
+import { Flow, linearRuns, PhaseProbe, runLatencies, WorkerSet, type FloorResult, type LatencyResult, type PgJob, type ThroughputResult } from './pg-drive.js';
 import type { Stamp, SwarmWorkerConfig } from './pg-worker.js';
 
 // ---------------------------------------------------------------- floor
@@ -141,9 +141,9 @@ async function measureThroughput(
   };
 }
 
-/** linear: 200 runs of a 10-step noop chain, 32 in flight; every worker process has concurrency 64. */
+/** linear: 200 runs (`--runs`) of a 10-step noop chain, 32 in flight; every worker process has concurrency 64. */
 export async function swarmLinear(job: PgJob): Promise<ThroughputResult> {
-  const runs = job.quick ? 40 : 200;
+  const runs = linearRuns(job);
   const stepsPerRun = 10;
   const inFlight = 32;
   const concurrency = 64;
