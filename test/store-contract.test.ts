@@ -1604,24 +1604,35 @@ process.stdout.write(JSON.stringify(mine));
 
   });
   describe('plans', () => {
-    type PlanNode = { 'Node Type': string; 'Relation Name'?: string; 'Index Name'?: string; 'Actual Rows'?: number; Plans?: PlanNode[] };
+    type PlanNode = { 'Node Type': string; 'Relation Name'?: string; 'Index Name'?: string; 'Index Cond'?: string; 'Recheck Cond'?: string; 'Actual Rows'?: number; Plans?: PlanNode[] };
     const nodesOf = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodesOf)];
 
-    /** The statement texts the store's pipelined transactions prepare while `body` runs. */
-    async function statementsDuring(body: () => Promise<void>): Promise<string[]> {
-      const spy = vi.spyOn(Pipeline.prototype, 'statement');
+    /**
+     * The statement texts the store's pipelined transactions prepare while `body` runs, and what each
+     * of those transactions queued before its first EXECUTE (BEGIN and the planner settings).
+     */
+    async function statementsDuring(body: () => Promise<void>): Promise<{ texts: string[]; preludes: string[][] }> {
+      const statement = vi.spyOn(Pipeline.prototype, 'statement');
+      const defer = vi.spyOn(Pipeline.prototype, 'defer');
       try {
         await body();
-        return [...new Set(spy.mock.calls.map(([text]) => text))];
+        const byPipeline = new Map<unknown, string[]>();
+        defer.mock.calls.forEach(([sql], i) => {
+          const ctx = defer.mock.contexts[i];
+          byPipeline.set(ctx, [...(byPipeline.get(ctx) ?? []), sql]);
+        });
+        const preludes = [...byPipeline.values()].filter((l) => l.some((sql) => sql.startsWith('EXECUTE'))).map((l) => l.slice(0, l.findIndex((sql) => sql.startsWith('EXECUTE'))));
+        return { texts: [...new Set(statement.mock.calls.map(([text]) => text))], preludes };
       } finally {
-        spy.mockRestore();
+        statement.mockRestore();
+        defer.mockRestore();
       }
     }
 
     /**
-     * The plan of `text` in a pipelined transaction of the store, built now (on a connection of its
-     * own, so for the tables as they are): with `values`, executed (EXPLAIN ANALYZE) in a transaction
-     * that is rolled back; without, the generic plan, the one a prepared statement keeps.
+     * The generic plan of `text` (the one a prepared statement keeps) in a transaction begun as the
+     * store's are, built now on a connection of its own, so for the tables as they are; with `values`
+     * it is also executed (EXPLAIN ANALYZE) and rolled back.
      */
     async function planOf(text: string, values?: readonly unknown[]): Promise<PlanNode> {
       const client = new pg.Client({ connectionString: url });
@@ -1630,7 +1641,6 @@ process.stdout.write(JSON.stringify(mine));
         await client.query('SET standard_conforming_strings TO on');
         const p = new Pipeline(client, new Set());
         p.begin();
-        if (!values) p.defer('SET LOCAL plan_cache_mode TO force_generic_plan');
         const params = Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
         let plan: unknown;
         p.defer(`EXPLAIN (FORMAT JSON${values ? ', ANALYZE' : ''}) ${p.statement(text, values ?? Array(params).fill(null))}`, (r) => {
@@ -1650,15 +1660,16 @@ process.stdout.write(JSON.stringify(mine));
       return nodesOf(plan).flatMap((n) => {
         const table = n['Relation Name'];
         if ((table !== 'workflow_runs' && table !== 'step_executions') || n['Node Type'] === 'ModifyTable') return [];
-        const index = n['Node Type'] === 'Bitmap Heap Scan' ? nodesOf(n).find((c) => c['Index Name'])?.['Index Name'] : n['Index Name'];
-        return [`${table} via ${index ?? n['Node Type']}`];
+        // A keyed lookup: an index and a condition on it (a whole index read into a hash is not one).
+        const lookup = n['Node Type'] === 'Bitmap Heap Scan' ? nodesOf(n).find((c) => c['Index Name'] && c['Index Cond']) : n['Index Cond'] ? n : undefined;
+        return [`${table} via ${lookup?.['Index Name'] ?? n['Node Type']}`];
       });
     }
 
     it('the statements of a commit plan to keyed index access on small tables, where a kept plan is chosen (no sequential scan, runs by their key)', async () => {
       const s = await open();
       const h = new Harness(s, {}, runIds);
-      const texts = await statementsDuring(async () => {
+      const { texts, preludes } = await statementsDuring(async () => {
         const [r1, r2] = [await h.startRun(chainAB), await h.startRun(diamond)];
         await h.startRun(wide(4, 2));
         for (let round = 0; round < 4; round++) {
@@ -1668,8 +1679,14 @@ process.stdout.write(JSON.stringify(mine));
         }
         await h.claim('w2', 5, 60_000, [r1, r2]);
         await s.transaction((tx) => h.ledger.cancelRun(tx, r2, 'enough'));
+        const session = { id: 'sess', run_id: r1, step_id: 'a', agent: 'triage', current_agent: 'triage', trace_id: r1, status: 'running' as const, turns: 1, input_tokens: 1, output_tokens: 1, cost_usd: 0 };
+        await s.saveAgentCheckpoint({ session, envelope: '{}', version: 1, attempt: 1, messages: [{ seq: 0, role: 'user', agent: null, content: 'hi', tool_calls: null, tool_call_id: null, name: null }] });
       });
       expect(texts.length).toBeGreaterThan(8);
+      expect(texts.some((t) => t.startsWith('INSERT INTO agent_sessions'))).toBe(true);
+      // Every transaction that ran a prepared statement set the planner up first.
+      expect(preludes.length).toBeGreaterThan(10);
+      for (const prelude of preludes) expect(prelude).toEqual(expect.arrayContaining(['SET LOCAL enable_seqscan TO off', 'SET LOCAL plan_cache_mode TO force_generic_plan']));
       expect(texts.some((t) => t.startsWith('WITH expired'))).toBe(true);
       const wrong: string[] = [];
       for (const text of texts) {
@@ -1683,7 +1700,7 @@ process.stdout.write(JSON.stringify(mine));
     it('a claim reads about as many ready steps as it takes, however many share the oldest available_at', async () => {
       const s = await open();
       const h = new Harness(s, {}, runIds);
-      const texts = await statementsDuring(async () => {
+      const { texts } = await statementsDuring(async () => {
         await h.startRun(chainAB);
         expect(await h.claim('w1', 1)).toHaveLength(1);
       });

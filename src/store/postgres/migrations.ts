@@ -288,7 +288,8 @@ CREATE INDEX idx_approvals_pending ON approvals(status, requested_at);
     // The claim takes ready steps in (available_at, run_id, step_index) order. With only
     // available_at in the index, every ready step sharing the oldest available_at (a fan-out, a
     // burst of started runs) was read and sorted before the first was taken; in claim order the
-    // scan stops at the claim's limit, whatever the backlog.
+    // scan stops once the claim has its limit (see PgTx.claimStatementText). Building it holds a
+    // SHARE lock on step_executions: step writes wait for the build (see docs/deployment.md).
     sql: `
 CREATE INDEX idx_steps_ready_order ON step_executions(available_at, run_id, step_index) WHERE status = 'ready';
 DROP INDEX idx_steps_ready;

@@ -392,8 +392,10 @@ export class PgTx implements LedgerTx {
     // Expired leases first (swept here, inside the claim), then ready steps of runs below their
     // concurrency limit, so a run at its limit cannot crowd out other runs. Ready steps are read in
     // claim order from idx_steps_ready_order and each one's run is looked up by its key (a scalar
-    // subquery is never turned into a join), so the statement reads about `limit` steps and runs
-    // however many are waiting; a join let the planner scan every active run for each ready step.
+    // subquery is never turned into a join; a join let the planner scan every active run for each
+    // ready step). The statement reads the claimable steps it takes and, passed over on the way, the
+    // ready steps of runs at their limit (a fan-out wider than its `concurrency` leaves the rest of
+    // its steps ready): not the ready steps further on, however many runs have them.
     const [now, limit] = clockInSql ? [this.clockSql, '$1'] : ['$1', '$2'];
     return `WITH expired AS MATERIALIZED (
            SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, 0 AS ord1, s.lease_until AS ord2, s.run_id AS ord3, s.step_index

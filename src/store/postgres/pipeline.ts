@@ -51,7 +51,8 @@ export class Pipeline {
    * (a fresh database, the first minute of a deployment) it was a sequential scan and a hash join,
    * kept until autovacuum's first ANALYZE, with every commit reading whole tables meanwhile. With
    * sequential scans off, the plan built on the first EXECUTE is the index plan; `force_generic_plan`
-   * keeps it, instead of planning again on every execution.
+   * keeps it from that first execution on (by default PostgreSQL plans the first five executions for
+   * their values, then picks between plans by estimated cost, which is what went wrong).
    */
   begin(): void {
     this.defer('BEGIN ISOLATION LEVEL READ COMMITTED');
