@@ -63,12 +63,11 @@ export class PgTx implements LedgerTx {
   }
 
   /**
-   * Queue BEGIN and the clock, and with them the locks of the runs and steps the transaction will
-   * work on when the caller knows them (a worker's commit does): then they take no round trip of
-   * their own. Resolves once the transaction has begun.
+   * Read the clock, and with it the locks of the runs and steps the transaction will work on when
+   * the caller knows them (a worker's commit does), in the round trip that carries BEGIN (queued by
+   * the store): then they take no round trip of their own. Resolves once the transaction has begun.
    */
   async begin(hint?: TxHint): Promise<void> {
-    this.p.begin();
     this.p.defer(`SELECT ${this.clockSql} AS now`, (r) => {
       this.nowMs = Number(r.rows[0]?.now);
     });

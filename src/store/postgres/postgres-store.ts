@@ -125,7 +125,7 @@ export class PostgresStore implements Store {
       const r = (await client.query(
         `SET search_path TO "${this.schema}"; SET synchronous_commit TO ${sync}; SET idle_in_transaction_session_timeout TO '60s'; SET standard_conforming_strings TO on; SET plan_cache_mode TO force_custom_plan; SELECT pg_backend_pid() AS pid`,
       )) as unknown as Array<pg.QueryResult<{ pid: number }>>;
-      const pid = r[5]?.rows[0]?.pid;
+      const pid = r[r.length - 1]?.rows[0]?.pid;
       if (pid !== undefined) {
         this.ownPids.add(pid);
         client.once('end', () => this.ownPids.delete(pid));
@@ -291,14 +291,15 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * A transaction through a `Pipeline`: `body` begins it and queues or runs its statements; then
-   * COMMIT (and `after`, statements run after it) go out with whatever is still queued, in one round trip.
-   * `result` is read once COMMIT has succeeded.
+   * A transaction through a `Pipeline`: BEGIN (with the planner settings, see Pipeline.begin) is
+   * queued, `body` queues or runs its statements, then COMMIT (and `after`, statements run after it)
+   * go out with whatever is still queued, in one round trip. `result` is read once COMMIT has succeeded.
    */
   private pipelined<T>(what: string, body: (p: Pipeline) => Promise<{ result: () => T; after?: readonly string[] }>): Promise<T> {
     return this.withRetry(() =>
       this.withClient(async (client) => {
         const p = new Pipeline(client, this.preparedOn(client));
+        p.begin();
         let committing = false;
         try {
           const { result, after } = await body(p);
@@ -577,7 +578,6 @@ export class PostgresStore implements Store {
     const m = w.messages;
     return this.pipelined(`saving the checkpoint of session ${s.id}`, async (p) => {
       let written = 0;
-      p.begin();
       p.defer(
         p.statement(
           `INSERT INTO agent_sessions (id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, envelope, envelope_version, attempt, created_at, updated_at)
