@@ -3,6 +3,9 @@ import { writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { ManifestError, PolicyError, UserError } from '../src/core/errors.js';
+import { loadPlan, PlanCache } from '../src/engine/plan.js';
+import { OutputCache, runStep } from '../src/engine/step-runner.js';
+import type { Executor } from '../src/executors/executor.js';
 import type { Swarm } from '../src/swarm.js';
 import { builtinAgent, EXAMPLES, openProject, removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
 
@@ -525,5 +528,82 @@ describe('registry checks a user relies on', () => {
     expect(by.data?.status).toBe('skipped');
     expect(by.a?.error).toBe('condition is false: false');
     expect(by.data?.error).toBe("its inputs use step 'a', which was skipped");
+  });
+});
+
+describe('what a worker reads before running a step', () => {
+  it('only the trigger and the upstream outputs that the inputs and condition reference', async () => {
+    const { dir, swarm } = await setup();
+    await swarm.registerWorkflow(
+      writeWorkflow(
+        dir,
+        'reads',
+        `name: reads
+version: 1.0.0
+steps:
+  - id: plain
+    agent: echo@1.0.0
+    inputs: { message: fixed }
+  - id: after
+    agent: echo@1.0.0
+    depends_on: [plain]
+    inputs: { message: still fixed }
+  - id: uses
+    agent: echo@1.0.0
+    depends_on: [after]
+    condition: "trigger.n > 1"
+    inputs: { message: "\${steps.plain.outputs.echoed} \${trigger.n}" }
+  - id: status
+    agent: echo@1.0.0
+    depends_on: [plain]
+    inputs: { message: "uses \${steps.uses.status}" }
+`,
+      ),
+    );
+    const id = await swarm.startRun('reads', { n: 2 });
+    const planId = (await swarm.store.getRun(id))?.plan_id as string;
+
+    // The plan says what each step reads.
+    const plan = loadPlan((await swarm.store.getPlanById(planId)) as string);
+    expect(Object.fromEntries([...plan.reads].map(([k, v]) => [k, v]))).toEqual({
+      plain: { trigger: false, steps: [] },
+      after: { trigger: false, steps: [] },
+      uses: { trigger: true, steps: ['plain'] },
+      status: { trigger: false, steps: ['uses'] },
+    });
+
+    // A worker that has cached nothing (a fresh process) reads only that from the store.
+    const calls: string[] = [];
+    const store = new Proxy(swarm.store, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (prop === 'getRun' || prop === 'getStepOutputs') {
+          return (...args: unknown[]) => {
+            calls.push(`${prop}${prop === 'getStepOutputs' ? ` ${(args[1] as string[]).join(',')}` : ''}`);
+            return (v as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        }
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const echo: Executor = { execute: async (c) => ({ ok: true, outputs: { echoed: c.inputs.message } }) };
+    const run = async (stepId: string): Promise<{ calls: string[]; outputs: unknown }> => {
+      calls.length = 0;
+      const done = await runStep(
+        { store, plans: new PlanCache(), outputs: new OutputCache(), executorFor: () => echo, secrets: () => undefined, workRoot: dir },
+        { run_id: id, step_id: stepId, plan_id: planId, attempt: 1, retry_count: 0, reclaimed: false },
+        'w-test',
+        new AbortController(),
+      );
+      return { calls: [...calls], outputs: done.result.kind === 'completed' ? done.result.outputs : done.result };
+    };
+    expect(await run('plain')).toEqual({ calls: [], outputs: { echoed: 'fixed' } });
+    expect(await run('after')).toEqual({ calls: [], outputs: { echoed: 'still fixed' } });
+    // `uses` reads the trigger and `plain` (not committed yet, so its reference does not resolve).
+    expect((await run('uses')).calls).toEqual(['getRun', 'getStepOutputs plain']);
+    // The engine runs the steps for real, so that there are upstream outputs to read.
+    await swarm.runToCompletion(id);
+    expect(await run('uses')).toEqual({ calls: ['getStepOutputs plain'], outputs: { echoed: 'fixed 2' } });
+    expect(await run('status')).toEqual({ calls: ['getStepOutputs uses'], outputs: { echoed: 'uses completed' } });
   });
 });

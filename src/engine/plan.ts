@@ -1,9 +1,10 @@
-import { parseCondition, type Condition } from '../core/condition.js';
+import { conditionReferences, parseCondition, type Condition } from '../core/condition.js';
 import { ExecutionError, UserError } from '../core/errors.js';
 import { parseRef, pickRecord } from '../core/manifest/agent.js';
 import { successorsOf, type StepSpec } from '../core/manifest/workflow.js';
 import type { AgentManifest } from '../core/manifest/agent.js';
 import { digestJson } from '../core/events.js';
+import { findReferences, type PathSegment } from '../core/template.js';
 import type { AgentRecord, RunPlan, WorkflowRecord } from '../store/types.js';
 
 /** A plan's id: the digest of its JSON, so identical plans are stored once. */
@@ -19,6 +20,33 @@ export interface LoadedPlan {
   stepAgents: Map<string, { id: string; path: string; manifest: AgentManifest }>;
   successors: Map<string, string[]>;
   conditions: Map<string, Condition>;
+  /** Step id → what its inputs and condition read of the run: the trigger data, and which earlier steps. */
+  reads: Map<string, StepReads>;
+}
+
+export interface StepReads {
+  trigger: boolean;
+  steps: string[];
+}
+
+/**
+ * What a step's inputs and condition reference, so that a worker fetches only that before running it
+ * (a step that reads neither the trigger nor another step's outputs needs no read of the store).
+ */
+function stepReads(spec: StepSpec, condition: Condition | undefined): StepReads {
+  const paths: PathSegment[][] = findReferences(spec.inputs).map((r) => r.path);
+  if (condition) paths.push(...conditionReferences(condition));
+  let trigger = false;
+  const steps = new Set<string>();
+  for (const [root, id] of paths) {
+    if (root === 'trigger') trigger = true;
+    else if (root === 'steps') {
+      // `${steps}` as a whole reads every upstream step.
+      if (typeof id === 'string') steps.add(id);
+      else for (const d of spec.deps) steps.add(d);
+    }
+  }
+  return { trigger, steps: spec.deps.filter((d) => steps.has(d)) };
 }
 
 export function loadPlan(json: string): LoadedPlan {
@@ -31,12 +59,14 @@ export function loadPlan(json: string): LoadedPlan {
     const a = plan.agents[agentId];
     if (a) stepAgents.set(stepId, { id: agentId, ...a });
   }
+  const reads = new Map(plan.workflow.steps.map((s) => [s.id, stepReads(s, conditions.get(s.id))]));
   return {
     plan,
     steps,
     stepAgents,
     successors: successorsOf(plan.workflow.steps),
     conditions,
+    reads,
   };
 }
 

@@ -70,12 +70,14 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     const agent = p.stepAgents.get(step.step_id);
     if (!spec || !agent) throw new StepError('PLAN_MISMATCH', `step '${step.step_id}' is not in the run's plan`, false);
 
+    // Only what the step's inputs and condition reference is fetched (a miss in the caches is a read).
+    const reads = p.reads.get(step.step_id);
     const ctx: ResolveContext = {
-      trigger: await triggerData(deps.store, step.run_id),
+      trigger: reads?.trigger === false ? undefined : await triggerData(deps.store, step.run_id),
       variables: p.plan.workflow.variables,
       config: p.plan.config,
       secrets: deps.secrets,
-      steps: await upstream(deps, step.run_id, spec.deps),
+      steps: await upstream(deps, step.run_id, reads ? reads.steps : spec.deps),
       run: { id: step.run_id, workflow: p.plan.workflow.name, version: p.plan.workflow.version, attempt: step.attempt },
     };
 
