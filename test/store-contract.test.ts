@@ -18,7 +18,7 @@ import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
 import { SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../src/store/postgres/migrations.js';
 import { openPostgresStore, type PostgresStore } from '../src/store/postgres/postgres-store.js';
-import { Pipeline } from '../src/store/postgres/pipeline.js';
+import { Pipeline, PLANNER_SETTINGS } from '../src/store/postgres/pipeline.js';
 import pg from 'pg';
 import type { Store } from '../src/store/store.js';
 import type { ClaimedStep, WorkerRecord } from '../src/store/types.js';
@@ -1640,7 +1640,7 @@ process.stdout.write(JSON.stringify(mine));
       try {
         await client.query('SET standard_conforming_strings TO on');
         const p = new Pipeline(client, new Set());
-        p.begin();
+        p.begin('0');
         const params = Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
         let plan: unknown;
         p.defer(`EXPLAIN (FORMAT JSON${values ? ', ANALYZE' : ''}) ${p.statement(text, values ?? Array(params).fill(null))}`, (r) => {
@@ -1686,7 +1686,9 @@ process.stdout.write(JSON.stringify(mine));
       expect(texts.some((t) => t.startsWith('INSERT INTO agent_sessions'))).toBe(true);
       // Every transaction that ran a prepared statement set the planner up first.
       expect(preludes.length).toBeGreaterThan(10);
-      for (const prelude of preludes) expect(prelude).toEqual(expect.arrayContaining(['SET LOCAL enable_seqscan TO off', 'SET LOCAL plan_cache_mode TO force_generic_plan']));
+      for (const prelude of preludes) expect(prelude.some((sql) => sql.startsWith(PLANNER_SETTINGS))).toBe(true);
+      expect(PLANNER_SETTINGS).toContain("set_config('enable_seqscan', 'off', true)");
+      expect(PLANNER_SETTINGS).toContain("set_config('plan_cache_mode', 'force_generic_plan', true)");
       expect(texts.some((t) => t.startsWith('WITH expired'))).toBe(true);
       const wrong: string[] = [];
       for (const text of texts) {

@@ -46,7 +46,6 @@ export class PgTx implements LedgerTx {
   private readonly pendingSteps = new Map<string, StepUpdate>();
   private readonly pendingRuns = new Map<string, RunState>();
 
-  private nowMs: number | undefined;
   /** Locks travel with BEGIN (the worker's hint) or with the statements queued before them. */
   readonly prefetchesCheaply = true;
 
@@ -58,19 +57,17 @@ export class PgTx implements LedgerTx {
 
   /** The database's clock at the start of the transaction: every lease and timestamp is on it. */
   get now(): number {
-    if (this.nowMs === undefined) throw new Error('the transaction has not begun');
-    return this.nowMs;
+    const now = this.p.startedAt;
+    if (now === undefined) throw new Error('the transaction has not begun');
+    return now;
   }
 
   /**
-   * Read the clock, and with it the locks of the runs and steps the transaction will work on when
-   * the caller knows them (a worker's commit does), in the round trip that carries BEGIN (queued by
-   * the store): then they take no round trip of their own. Resolves once the transaction has begun.
+   * Take the locks of the runs and steps the transaction will work on when the caller knows them (a
+   * worker's commit does) in the round trip that carries BEGIN and the clock (queued by the store):
+   * then they take no round trip of their own. Resolves once the transaction has begun.
    */
   async begin(hint?: TxHint): Promise<void> {
-    this.p.defer(`SELECT ${this.clockSql} AS now`, (r) => {
-      this.nowMs = Number(r.rows[0]?.now);
-    });
     if (hint?.runs?.length) this.deferRunLocks(hint.runs);
     if (hint?.steps?.length) this.deferStepLocks(hint.steps);
     if (hint?.workflows?.length) this.deferRegistryReads('workflows', this.workflowRows, toWorkflow, hint.workflows);

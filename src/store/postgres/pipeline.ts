@@ -44,20 +44,26 @@ export class Pipeline {
     private readonly prepared: Set<string>,
   ) {}
 
+  /** The database's clock (ms) when the transaction began: known once the first round trip is back. */
+  startedAt: number | undefined;
+
   /**
-   * Queue BEGIN with the planner settings of these transactions. Every statement they run reaches
-   * its rows through a key or a partial index, so a sequential scan is never the right plan at any
-   * table size; but a prepared statement's plan is chosen once, and chosen while the tables are small
-   * (a fresh database, the first minute of a deployment) it was a sequential scan and a hash join,
-   * kept until autovacuum's first ANALYZE, with every commit reading whole tables meanwhile. With
-   * sequential scans off, the plan built on the first EXECUTE is the index plan; `force_generic_plan`
-   * keeps it from that first execution on (by default PostgreSQL plans the first five executions for
-   * their values, then picks between plans by estimated cost, which is what went wrong).
+   * Queue BEGIN with the planner settings of these transactions, and the reading of the database's
+   * clock (`clockSql`), in one statement after BEGIN. Every statement they run reaches its rows
+   * through a key or a partial index, so a sequential scan is never the right plan at any table size;
+   * but a prepared statement's plan is chosen once, and chosen while the tables are small (a fresh
+   * database, the first minute of a deployment) it was a sequential scan and a hash join, kept until
+   * autovacuum's first ANALYZE, with every commit reading whole tables meanwhile. With sequential
+   * scans off, the plan built on the first EXECUTE is the index plan; `force_generic_plan` keeps it
+   * from that first execution on (by default PostgreSQL plans the first five executions for their
+   * values, then picks between plans by estimated cost, which is what went wrong). `set_config(…,
+   * true)` is `SET LOCAL`: the settings end with the transaction.
    */
-  begin(): void {
+  begin(clockSql: string): void {
     this.defer('BEGIN ISOLATION LEVEL READ COMMITTED');
-    this.defer('SET LOCAL enable_seqscan TO off');
-    this.defer('SET LOCAL plan_cache_mode TO force_generic_plan');
+    this.defer(`${PLANNER_SETTINGS}, ${clockSql} AS now`, (r) => {
+      this.startedAt = Number(r.rows[0]?.now);
+    });
   }
 
   /** `EXECUTE name(literals)` for a parameterised statement, preparing it on this connection first if needed. */
@@ -124,6 +130,9 @@ export class Pipeline {
     for (const row of r.rows as Array<{ name: string }>) this.prepared.add(row.name);
   }
 }
+
+/** The planner settings of the store's transactions, as a select list (see Pipeline.begin). */
+export const PLANNER_SETTINGS = "SELECT set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)";
 
 /** SQL-level prepared statement names; node-postgres's own protocol-level names start with `s_`. */
 const PREFIX = 'swp_';

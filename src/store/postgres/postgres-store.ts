@@ -285,7 +285,7 @@ export class PostgresStore implements Store {
       // so a NOTIFY inside the data's transaction would queue every notifying commit behind the
       // others' fsyncs. Its own transaction does not wait for a flush (a lost notification costs a
       // poll interval, never data), and it goes out after the data is durable.
-      const after = tx.changed ? ['BEGIN', 'SET LOCAL synchronous_commit TO off', `SELECT pg_notify('${this.channel}', '')`, 'COMMIT'] : undefined;
+      const after = tx.changed ? ['BEGIN', `SELECT set_config('synchronous_commit', 'off', true), pg_notify('${this.channel}', '')`, 'COMMIT'] : undefined;
       return { result: () => value, ...(after ? { after } : {}) };
     });
   }
@@ -299,7 +299,7 @@ export class PostgresStore implements Store {
     return this.withRetry(() =>
       this.withClient(async (client) => {
         const p = new Pipeline(client, this.preparedOn(client));
-        p.begin();
+        p.begin(NOW_MS);
         let committing = false;
         try {
           const { result, after } = await body(p);
