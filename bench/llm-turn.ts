@@ -10,6 +10,7 @@
  * interleaved and the medians reported, with the ratios between systems taken from the same run.
  * Node flags given to this process (e.g. --cpu-prof) are passed on to the children.
  */
+import { benchOptions, intOption, namesOption } from './args.js';
 import { childMain, gitState, hostInfo, runInChild } from './runner.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -60,45 +61,38 @@ const USAGE = `usage: node dist/bench/llm-turn.js [options]
   --keep               keep the temp directories
   --no-save            do not write bench/results/llm-*.json`;
 
-function positive(a: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${a} needs a positive integer`);
-  return n;
-}
-
-function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { quick: false, systems: new Set(DEFAULT_SYSTEMS), conversations: 0, turns: 10, inFlight: 1, repeat: 0, trace: false, base: undefined, profileDir: undefined, keep: false, save: true };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--quick') o.quick = true;
-    else if (a === '--systems') {
-      o.systems = new Set();
-      for (const raw of value().split(',')) {
-        const name = raw.trim();
-        if (!(SELECTABLE as readonly string[]).includes(name)) throw new Error(`unknown system '${raw}' (have: ${SELECTABLE.join(', ')})`);
-        o.systems.add(name as Selectable);
-      }
-    } else if (a === '--conversations') o.conversations = positive(a, value());
-    else if (a === '--turns') o.turns = positive(a, value());
-    else if (a === '--in-flight') o.inFlight = positive(a, value());
-    else if (a === '--repeat') o.repeat = positive(a, value());
-    else if (a === '--trace') o.trace = true;
-    else if (a === '--profile') o.profileDir = resolve(value());
-    else if (a === '--dir') o.base = value();
-    else if (a === '--keep') o.keep = true;
-    else if (a === '--no-save') o.save = false;
-    else if (a === '--help' || a === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    } else throw new Error(`unknown option '${a}'\n${USAGE}`);
-  }
-  if (o.repeat === 0) o.repeat = o.quick ? 1 : 3;
-  return o;
+function parseOptions(argv: readonly string[]): Options {
+  const v = benchOptions(
+    argv,
+    {
+      quick: { type: 'boolean' },
+      systems: { type: 'string' },
+      conversations: { type: 'string' },
+      turns: { type: 'string' },
+      'in-flight': { type: 'string' },
+      repeat: { type: 'string' },
+      trace: { type: 'boolean' },
+      profile: { type: 'string' },
+      dir: { type: 'string' },
+      keep: { type: 'boolean' },
+      'no-save': { type: 'boolean' },
+    },
+    USAGE,
+  );
+  const quick = v.quick ?? false;
+  return {
+    quick,
+    systems: v.systems === undefined ? new Set(DEFAULT_SYSTEMS) : namesOption(v.systems, '--systems', SELECTABLE),
+    conversations: intOption(v.conversations, '--conversations', 1) ?? 0,
+    turns: intOption(v.turns, '--turns', 1) ?? 10,
+    inFlight: intOption(v['in-flight'], '--in-flight', 1) ?? 1,
+    repeat: intOption(v.repeat, '--repeat', 1) ?? (quick ? 1 : 3),
+    trace: v.trace ?? false,
+    base: v.dir,
+    profileDir: v.profile === undefined ? undefined : resolve(v.profile),
+    keep: v.keep ?? false,
+    save: !(v['no-save'] ?? false),
+  };
 }
 
 type PlannedJob = { kind: 'llm'; job: LlmJob } | { kind: 'floor'; quick: boolean; base?: string };
@@ -295,7 +289,7 @@ function traceLines(results: ReadonlyArray<{ r: LlmResult }>): string[] {
 
 async function main(argv: readonly string[]): Promise<void> {
   if (argv[0] === '--child') return child(argv[1] ?? '{}');
-  const o = parseArgs(argv);
+  const o = parseOptions(argv);
   const jobs = plan(o);
   if (jobs.length === 0) throw new Error('nothing to run');
   const started = new Date();

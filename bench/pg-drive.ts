@@ -24,6 +24,8 @@ export interface PgJob {
   quick: boolean;
   /** linear: how many runs (chains) to go through; default 200, 40 with `quick`. */
   linearRuns?: number;
+  /** linear: unmeasured runs first, in the same processes; default 32, 8 with `quick`. */
+  warmupRuns?: number;
   /** The fresh database of this measurement. */
   url: string;
   /** Parent directory for temp project directories. */
@@ -473,4 +475,9 @@ export class PhaseProbe {
 /** The number of linear runs (chains) a job goes through. */
 export function linearRuns(job: PgJob): number {
   return job.linearRuns ?? (job.quick ? 40 : 200);
+}
+
+/** linear: the unmeasured runs before the measured ones (JIT, prepared statements, table growth). */
+export function warmupRuns(job: PgJob): number {
+  return job.warmupRuns ?? (job.quick ? 8 : 32);
 }

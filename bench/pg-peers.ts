@@ -18,7 +18,7 @@ import { DBOS } from '@dbos-inc/dbos-sdk';
 import { Logger, makeWorkerUtils, runMigrations, type WorkerUtils } from 'graphile-worker';
 import pg from 'pg';
 import { chainSteps, nowMs } from './harness.js';
-import { Flow, linearRuns, PhaseProbe, runLatencies, WorkerSet, type LatencyResult, type PgJob, type ThroughputResult } from './pg-drive.js';
+import { Flow, linearRuns, PhaseProbe, runLatencies, warmupRuns, WorkerSet, type LatencyResult, type PgJob, type ThroughputResult } from './pg-drive.js';
 import { withSessionSetting } from './pg-server.js';
 import type { ChainJob, GraphileWorkerConfig, Stamp } from './pg-worker.js';
 import { chainLatency } from './pg-workloads.js';
@@ -72,7 +72,7 @@ export async function dbosLinear(job: PgJob): Promise<ThroughputResult> {
       );
       return flow.run();
     };
-    await drive(job.quick ? 8 : 32);
+    if (warmupRuns(job) > 0) await drive(warmupRuns(job));
     await probe.start();
     const flow = await drive(runs);
     const counters = await probe.end();
@@ -219,7 +219,7 @@ export async function graphileLinear(job: PgJob): Promise<ThroughputResult> {
   const inFlight = 32;
   const env = await graphileSetUp(job);
   try {
-    await graphileDrive(env, job.quick ? 8 : 32, inFlight, length);
+    if (warmupRuns(job) > 0) await graphileDrive(env, warmupRuns(job), inFlight, length);
     await drained(env.url);
     await env.probe.start();
     env.workers.mark();

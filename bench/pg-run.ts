@@ -16,6 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchOptions, countsOption, intOption, namesOption } from './args.js';
 import { REPO_ROOT } from './harness.js';
 import { pgJobKey, type PgJob, type PgResult, type System } from './pg-drive.js';
 import { floorTable, latencyTable, medianOfReps, pgTargets, pgTargetsTable, pgTraceTable, ratios, ratioTable, statementsReport, throughputTable, type PgSummary } from './pg-report.js';
@@ -38,6 +39,7 @@ interface Options {
   commitWindowMs: number | undefined;
   floorConns: number[];
   linearRuns: number | undefined;
+  warmupRuns: number | undefined;
   base: string | undefined;
   keep: boolean;
   save: boolean;
@@ -59,106 +61,66 @@ const USAGE = `usage: node dist/bench/pg-run.js [options]
   --floor-conns <list>     connection counts of the floor (default 1,4,16)
   --runs <n>               linear: runs (chains) to go through, for Swarm and the peers (default 200,
                            --quick 40); larger tables show what a longer life does to each system
+  --warmup <n>             linear: unmeasured runs first, in the same processes, for Swarm and the peers
+                           (default 32, --quick 8); a few thousand steps leave JIT compilation behind
   --dir <path>             parent of the temp directories and of the embedded server's data directory
   --keep                   keep the temp project directories
   --no-save                do not write bench/results/pg-*.json
 environment: SWARM_BENCH_DATABASE_URL=postgres://user:pass@host/db  use that server (the user must be
   allowed to CREATE DATABASE) instead of starting an embedded one`;
 
-function list(v: string): string[] {
-  return v
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
-function counts(v: string, flag: string): number[] {
-  const out = list(v).map(Number);
-  if (out.length === 0 || out.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) throw new Error(`${flag} needs positive integers, like 1,2,4`);
-  return out;
-}
-
-function parseArgs(argv: readonly string[]): Options {
-  const o: Options = {
-    quick: false,
-    repeat: 0,
-    systems: new Set(SYSTEMS),
-    workloads: new Set(WORKLOADS),
-    workers: [1, 2, 4],
-    durabilities: ['full', 'process'],
-    stats: false,
-    trace: false,
-    pollMs: undefined,
-    commitWindowMs: undefined,
-    floorConns: [1, 4, 16],
-    linearRuns: undefined,
-    base: undefined,
-    keep: false,
-    save: true,
-  };
-  let workersGiven = false;
-  let durabilityGiven = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--quick') o.quick = true;
-    else if (a === '--repeat') {
-      o.repeat = Number(value());
-      if (!Number.isInteger(o.repeat) || o.repeat < 1) throw new Error('--repeat needs a positive integer');
-    } else if (a === '--systems') {
-      o.systems = new Set();
-      for (const s of list(value())) {
-        const name = s === 'graphile-worker' ? 'graphile' : s;
-        if (!(SYSTEMS as readonly string[]).includes(name)) throw new Error(`unknown system '${s}' (have: ${SYSTEMS.join(', ')})`);
-        o.systems.add(name as System);
-      }
-    } else if (a === '--workloads') {
-      o.workloads = new Set();
-      for (const w of list(value())) {
-        const name = w === 'fan-out' ? 'fanout' : w;
-        if (!(WORKLOADS as readonly string[]).includes(name)) throw new Error(`unknown workload '${w}' (have: ${WORKLOADS.join(', ')})`);
-        o.workloads.add(name as Workload);
-      }
-    } else if (a === '--workers') {
-      o.workers = counts(value(), '--workers');
-      workersGiven = true;
-    }
-    else if (a === '--durability') {
-      durabilityGiven = true;
-      const d = value();
-      if (d === 'both') o.durabilities = ['full', 'process'];
-      else if (d === 'full' || d === 'process') o.durabilities = [d];
-      else throw new Error(`--durability must be full, process or both, not '${d}'`);
-    } else if (a === '--stats') o.stats = true;
-    else if (a === '--trace') o.trace = true;
-    else if (a === '--profile') process.env.SWARM_BENCH_PROFILE_DIR = resolve(value());
-    else if (a === '--poll-ms') {
-      o.pollMs = Number(value());
-      if (!Number.isInteger(o.pollMs) || o.pollMs < 1) throw new Error('--poll-ms needs a positive integer');
-    } else if (a === '--commit-window-ms') {
-      o.commitWindowMs = Number(value());
-      if (!(o.commitWindowMs >= 0 && o.commitWindowMs <= 10)) throw new Error('--commit-window-ms needs a number from 0 to 10');
-    } else if (a === '--floor-conns') o.floorConns = counts(value(), '--floor-conns');
-    else if (a === '--runs') {
-      o.linearRuns = Number(value());
-      if (!Number.isInteger(o.linearRuns) || o.linearRuns < 32 || o.linearRuns > 100_000) throw new Error('--runs needs an integer from 32 to 100000');
-    }
-    else if (a === '--dir') o.base = value();
-    else if (a === '--keep') o.keep = true;
-    else if (a === '--no-save') o.save = false;
-    else if (a === '--help' || a === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    } else throw new Error(`unknown option '${a}'\n${USAGE}`);
+function parseOptions(argv: readonly string[]): Options {
+  const v = benchOptions(
+    argv,
+    {
+      quick: { type: 'boolean' },
+      repeat: { type: 'string' },
+      systems: { type: 'string' },
+      workloads: { type: 'string' },
+      workers: { type: 'string' },
+      durability: { type: 'string' },
+      stats: { type: 'boolean' },
+      trace: { type: 'boolean' },
+      profile: { type: 'string' },
+      'poll-ms': { type: 'string' },
+      'commit-window-ms': { type: 'string' },
+      'floor-conns': { type: 'string' },
+      runs: { type: 'string' },
+      warmup: { type: 'string' },
+      dir: { type: 'string' },
+      keep: { type: 'boolean' },
+      'no-save': { type: 'boolean' },
+    },
+    USAGE,
+  );
+  const quick = v.quick ?? false;
+  let durabilities: Options['durabilities'] = quick ? ['full'] : ['full', 'process'];
+  if (v.durability !== undefined) {
+    if (v.durability === 'both') durabilities = ['full', 'process'];
+    else if (v.durability === 'full' || v.durability === 'process') durabilities = [v.durability];
+    else throw new Error(`--durability must be full, process or both, not '${v.durability}'`);
   }
-  if (o.repeat === 0) o.repeat = o.quick ? 1 : 3;
-  if (o.quick && !workersGiven) o.workers = [1, 4];
-  if (o.quick && !durabilityGiven) o.durabilities = ['full'];
-  return o;
+  const commitWindowMs = v['commit-window-ms'] === undefined ? undefined : Number(v['commit-window-ms']);
+  if (commitWindowMs !== undefined && !(commitWindowMs >= 0 && commitWindowMs <= 10)) throw new Error('--commit-window-ms needs a number from 0 to 10');
+  if (v.profile !== undefined) process.env.SWARM_BENCH_PROFILE_DIR = resolve(v.profile);
+  return {
+    quick,
+    repeat: intOption(v.repeat, '--repeat', 1) ?? (quick ? 1 : 3),
+    systems: v.systems === undefined ? new Set(SYSTEMS) : namesOption(v.systems, '--systems', SYSTEMS, { 'graphile-worker': 'graphile' }),
+    workloads: v.workloads === undefined ? new Set(WORKLOADS) : namesOption(v.workloads, '--workloads', WORKLOADS, { 'fan-out': 'fanout' }),
+    workers: v.workers === undefined ? (quick ? [1, 4] : [1, 2, 4]) : countsOption(v.workers, '--workers'),
+    durabilities,
+    stats: v.stats ?? false,
+    trace: v.trace ?? false,
+    pollMs: intOption(v['poll-ms'], '--poll-ms', 1),
+    commitWindowMs,
+    floorConns: v['floor-conns'] === undefined ? [1, 4, 16] : countsOption(v['floor-conns'], '--floor-conns'),
+    linearRuns: intOption(v.runs, '--runs', 32, 100_000),
+    warmupRuns: intOption(v.warmup, '--warmup', 0, 100_000),
+    base: v.dir,
+    keep: v.keep ?? false,
+    save: !(v['no-save'] ?? false),
+  };
 }
 
 /** A job without its database (each repetition gets a fresh one). */
@@ -171,7 +133,7 @@ type PlannedJob = Omit<PgJob, 'url'>;
  * the largest worker count and at process with the largest, latency at full with one worker process.
  */
 function plan(o: Options): PlannedJob[] {
-  const common = { quick: o.quick, keep: o.keep, stats: o.stats, trace: o.trace, ...(o.linearRuns ? { linearRuns: o.linearRuns } : {}), ...(o.base ? { base: o.base } : {}) };
+  const common = { quick: o.quick, keep: o.keep, stats: o.stats, trace: o.trace, ...(o.linearRuns ? { linearRuns: o.linearRuns } : {}), ...(o.warmupRuns !== undefined ? { warmupRuns: o.warmupRuns } : {}), ...(o.base ? { base: o.base } : {}) };
   const swarmExtra = { ...(o.pollMs !== undefined ? { pollMs: o.pollMs } : {}), ...(o.commitWindowMs !== undefined ? { commitWindowMs: o.commitWindowMs } : {}) };
   const jobs: PlannedJob[] = [];
   const has = (s: System, w?: Workload): boolean => o.systems.has(s) && (w === undefined || o.workloads.has(w));
@@ -200,7 +162,7 @@ function plan(o: Options): PlannedJob[] {
 
 
 /** Run one measurement in a fresh Node process (same Node flags as this one). */
-function inChild(job: PgJob, timeoutMs = 180_000 * Math.max(1, (job.linearRuns ?? 0) / 200)): Promise<PgResult> {
+function inChild(job: PgJob, timeoutMs = 180_000 * Math.max(1, ((job.linearRuns ?? 0) + (job.warmupRuns ?? 0)) / 200)): Promise<PgResult> {
   return runInChild<PgJob, PgResult>(fileURLToPath(import.meta.url), job, pgJobKey(job), timeoutMs);
 }
 
@@ -223,7 +185,7 @@ function child(jobJson: string): Promise<void> {
 
 async function main(argv: readonly string[]): Promise<void> {
   if (argv[0] === '--child') return child(argv[1] ?? '{}');
-  const o = parseArgs(argv);
+  const o = parseOptions(argv);
   const jobs = plan(o);
   if (jobs.length === 0) throw new Error('nothing to run');
   const started = new Date();

@@ -8,7 +8,7 @@
 import pg from 'pg';
 import { Swarm } from '../src/index.js';
 import { chainSteps, fanOutSteps, freshDir, NOOP_AGENT_DIR, nowMs, percentile, writeBuiltinAgent, writeWorkflow, type BenchDir } from './harness.js';
-import { Flow, linearRuns, PhaseProbe, runLatencies, WorkerSet, type FloorResult, type LatencyResult, type PgJob, type ThroughputResult } from './pg-drive.js';
+import { Flow, linearRuns, PhaseProbe, runLatencies, warmupRuns, WorkerSet, type FloorResult, type LatencyResult, type PgJob, type ThroughputResult } from './pg-drive.js';
 import type { Stamp, SwarmWorkerConfig } from './pg-worker.js';
 
 // ---------------------------------------------------------------- floor
@@ -152,7 +152,7 @@ export async function swarmLinear(job: PgJob): Promise<ThroughputResult> {
     await env.swarm.registerAgent(NOOP_AGENT_DIR);
     await env.swarm.registerWorkflow(writeWorkflow(env.dir, 'linear10', 'noop@1.0.0', chainSteps(stepsPerRun)));
     // Warm-up (JIT, prepared statements on every connection, table growth): not measured.
-    await drive(env, 'linear10', job.quick ? 8 : 32, inFlight);
+    if (warmupRuns(job) > 0) await drive(env, 'linear10', warmupRuns(job), inFlight);
     return await measureThroughput(env, job, { workload: 'linear', workflow: 'linear10', runs, inFlight, steps: runs * stepsPerRun, concurrency });
   } finally {
     await tearDown(env);

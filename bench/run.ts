@@ -8,6 +8,7 @@
  * workloads) in a fresh temp directory; repetitions are interleaved and the medians reported.
  * Node flags given to this process (e.g. --cpu-prof) are passed on to the children.
  */
+import { benchOptions, intOption, namesOption } from './args.js';
 import { childMain, gitState, hostInfo, runInChild } from './runner.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -48,46 +49,37 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --keep               keep the temp directories
   --no-save            do not write bench/results/*.json`;
 
-function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { quick: false, only: new Set(SELECTABLE), durability: undefined, repeat: 0, trace: false, base: undefined, profileDir: undefined, pollMs: undefined, keep: false, save: true };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--quick') o.quick = true;
-    else if (a === '--only') {
-      o.only = new Set();
-      for (const raw of value().split(',')) {
-        const name = raw.trim().replace(/^fan-out$/, 'fanout');
-        if (!(SELECTABLE as readonly string[]).includes(name)) throw new Error(`unknown workload '${raw}' (have: ${SELECTABLE.join(', ')})`);
-        o.only.add(name as Selectable);
-      }
-    } else if (a === '--durability') {
-      const d = value();
-      if (d !== 'full' && d !== 'process') throw new Error(`--durability must be full or process, not '${d}'`);
-      o.durability = d;
-    } else if (a === '--repeat') {
-      o.repeat = Number(value());
-      if (!Number.isInteger(o.repeat) || o.repeat < 1) throw new Error('--repeat needs a positive integer');
-    } else if (a === '--trace') o.trace = true;
-    else if (a === '--dir') o.base = value();
-    else if (a === '--profile') o.profileDir = resolve(value());
-    else if (a === '--poll-ms') {
-      o.pollMs = Number(value());
-      if (!Number.isInteger(o.pollMs) || o.pollMs < 1) throw new Error('--poll-ms needs a positive integer');
-    }
-    else if (a === '--keep') o.keep = true;
-    else if (a === '--no-save') o.save = false;
-    else if (a === '--help' || a === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    } else throw new Error(`unknown option '${a}'\n${USAGE}`);
-  }
-  if (o.repeat === 0) o.repeat = o.quick ? 1 : 3;
-  return o;
+function parseOptions(argv: readonly string[]): Options {
+  const v = benchOptions(
+    argv,
+    {
+      quick: { type: 'boolean' },
+      only: { type: 'string' },
+      durability: { type: 'string' },
+      repeat: { type: 'string' },
+      trace: { type: 'boolean' },
+      dir: { type: 'string' },
+      profile: { type: 'string' },
+      'poll-ms': { type: 'string' },
+      keep: { type: 'boolean' },
+      'no-save': { type: 'boolean' },
+    },
+    USAGE,
+  );
+  const quick = v.quick ?? false;
+  if (v.durability !== undefined && v.durability !== 'full' && v.durability !== 'process') throw new Error(`--durability must be full or process, not '${v.durability}'`);
+  return {
+    quick,
+    only: v.only === undefined ? new Set(SELECTABLE) : namesOption(v.only, '--only', SELECTABLE, { 'fan-out': 'fanout' }),
+    durability: v.durability,
+    repeat: intOption(v.repeat, '--repeat', 1) ?? (quick ? 1 : 3),
+    trace: v.trace ?? false,
+    base: v.dir,
+    profileDir: v.profile === undefined ? undefined : resolve(v.profile),
+    pollMs: intOption(v['poll-ms'], '--poll-ms', 1),
+    keep: v.keep ?? false,
+    save: !(v['no-save'] ?? false),
+  };
 }
 
 function plan(o: Options): Job[] {
@@ -128,7 +120,7 @@ function child(jobJson: string): Promise<void> {
 
 async function main(argv: readonly string[]): Promise<void> {
   if (argv[0] === '--child') return child(argv[1] ?? '{}');
-  const o = parseArgs(argv);
+  const o = parseOptions(argv);
   const jobs = plan(o);
   if (jobs.length === 0) throw new Error('nothing to run');
   const started = new Date();
