@@ -4,7 +4,7 @@
  *
  *   node dist/bench/pg-run.js [--quick] [--repeat N] [--systems floor,swarm,dbos,graphile]
  *                             [--workloads linear,fanout,latency] [--workers 1,2,4]
- *                             [--durability full|process|both] [--stats] [--no-save]
+ *                             [--durability full|process|both] [--runs N] [--warmup N] [--stats] [--no-save]
  *
  * The server is an embedded PostgreSQL started for the run (fsync on, the settings in pg-server.ts),
  * or `SWARM_BENCH_DATABASE_URL`. Every measurement runs in a fresh child process (the driver, which
@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchOptions, countsOption, intOption, namesOption } from './args.js';
 import { REPO_ROOT } from './harness.js';
-import { pgJobKey, type PgJob, type PgResult, type System } from './pg-drive.js';
+import { linearRuns, pgJobKey, warmupRuns, type PgJob, type PgResult, type System } from './pg-drive.js';
 import { floorTable, latencyTable, medianOfReps, pgTargets, pgTargetsTable, pgTraceTable, ratios, ratioTable, statementsReport, throughputTable, type PgSummary } from './pg-report.js';
 import { SERVER_SETTINGS, startBenchServer, type BenchServer } from './pg-server.js';
 
@@ -162,7 +162,7 @@ function plan(o: Options): PlannedJob[] {
 
 
 /** Run one measurement in a fresh Node process (same Node flags as this one). */
-function inChild(job: PgJob, timeoutMs = 180_000 * Math.max(1, ((job.linearRuns ?? 0) + (job.warmupRuns ?? 0)) / 200)): Promise<PgResult> {
+function inChild(job: PgJob, timeoutMs = 180_000 * Math.max(1, (linearRuns(job) + warmupRuns(job)) / 200)): Promise<PgResult> {
   return runInChild<PgJob, PgResult>(fileURLToPath(import.meta.url), job, pgJobKey(job), timeoutMs);
 }
 

@@ -548,10 +548,19 @@ steps:
     agent: echo@1.0.0
     depends_on: [plain]
     inputs: { message: still fixed }
-  - id: uses
+  - id: gate
     agent: echo@1.0.0
     depends_on: [after]
     condition: "trigger.n > 1"
+    inputs: { message: open }
+  - id: checks
+    agent: echo@1.0.0
+    depends_on: [after]
+    condition: "steps.plain.outputs.echoed == 'fixed'"
+    inputs: { message: checked }
+  - id: uses
+    agent: echo@1.0.0
+    depends_on: [after]
     inputs: { message: "\${steps.plain.outputs.echoed} \${trigger.n}" }
   - id: status
     agent: echo@1.0.0
@@ -563,16 +572,18 @@ steps:
     const id = await swarm.startRun('reads', { n: 2 });
     const planId = (await swarm.store.getRun(id))?.plan_id as string;
 
-    // The plan says what each step reads.
+    // The plan says what each step reads (references in conditions count as much as in inputs).
     const plan = loadPlan((await swarm.store.getPlanById(planId)) as string);
-    expect(Object.fromEntries([...plan.reads].map(([k, v]) => [k, v]))).toEqual({
+    expect(Object.fromEntries(plan.reads)).toEqual({
       plain: { trigger: false, steps: [] },
       after: { trigger: false, steps: [] },
+      gate: { trigger: true, steps: [] },
+      checks: { trigger: false, steps: ['plain'] },
       uses: { trigger: true, steps: ['plain'] },
       status: { trigger: false, steps: ['uses'] },
     });
 
-    // A worker that has cached nothing (a fresh process) reads only that from the store.
+    // Steps run as a worker that has cached nothing of the run runs them; the store's reads counted.
     const calls: string[] = [];
     const store = new Proxy(swarm.store, {
       get(target, prop, receiver) {
@@ -587,7 +598,7 @@ steps:
       },
     });
     const echo: Executor = { execute: async (c) => ({ ok: true, outputs: { echoed: c.inputs.message } }) };
-    const run = async (stepId: string): Promise<{ calls: string[]; outputs: unknown }> => {
+    const run = async (stepId: string): Promise<{ calls: string[]; result: unknown }> => {
       calls.length = 0;
       const done = await runStep(
         { store, plans: new PlanCache(), outputs: new OutputCache(), executorFor: () => echo, secrets: () => undefined, workRoot: dir },
@@ -595,15 +606,19 @@ steps:
         'w-test',
         new AbortController(),
       );
-      return { calls: [...calls], outputs: done.result.kind === 'completed' ? done.result.outputs : done.result };
+      return { calls: [...calls], result: done.result.kind === 'completed' ? done.result.outputs : done.result.kind };
     };
-    expect(await run('plain')).toEqual({ calls: [], outputs: { echoed: 'fixed' } });
-    expect(await run('after')).toEqual({ calls: [], outputs: { echoed: 'still fixed' } });
-    // `uses` reads the trigger and `plain` (not committed yet, so its reference does not resolve).
-    expect((await run('uses')).calls).toEqual(['getRun', 'getStepOutputs plain']);
+    expect(await run('plain')).toEqual({ calls: [], result: { echoed: 'fixed' } });
+    expect(await run('after')).toEqual({ calls: [], result: { echoed: 'still fixed' } });
+    // The first step of this run to use the trigger reads it (later ones find it in the process's cache).
+    expect(await run('gate')).toEqual({ calls: ['getRun'], result: { echoed: 'open' } });
+    // Nothing is committed yet: the reference to `plain` finds no outputs and the step fails.
+    expect(await run('checks')).toEqual({ calls: ['getStepOutputs plain'], result: 'skipped' });
+
     // The engine runs the steps for real, so that there are upstream outputs to read.
     await swarm.runToCompletion(id);
-    expect(await run('uses')).toEqual({ calls: ['getStepOutputs plain'], outputs: { echoed: 'fixed 2' } });
-    expect(await run('status')).toEqual({ calls: ['getStepOutputs uses'], outputs: { echoed: 'uses completed' } });
+    expect(await run('checks')).toEqual({ calls: ['getStepOutputs plain'], result: { echoed: 'checked' } });
+    expect(await run('uses')).toEqual({ calls: ['getStepOutputs plain'], result: { echoed: 'fixed 2' } });
+    expect(await run('status')).toEqual({ calls: ['getStepOutputs uses'], result: { echoed: 'uses completed' } });
   });
 });

@@ -20,7 +20,7 @@ export interface LoadedPlan {
   stepAgents: Map<string, { id: string; path: string; manifest: AgentManifest }>;
   successors: Map<string, string[]>;
   conditions: Map<string, Condition>;
-  /** Step id → what its inputs and condition read of the run: the trigger data, and which earlier steps. */
+  /** Step id → what its inputs and condition read of the run: the trigger data, and which earlier steps (absent: everything). */
   reads: Map<string, StepReads>;
 }
 
@@ -59,7 +59,15 @@ export function loadPlan(json: string): LoadedPlan {
     const a = plan.agents[agentId];
     if (a) stepAgents.set(stepId, { id: agentId, ...a });
   }
-  const reads = new Map(plan.workflow.steps.map((s) => [s.id, stepReads(s, conditions.get(s.id))]));
+  const reads = new Map<string, StepReads>();
+  for (const s of plan.workflow.steps) {
+    try {
+      reads.set(s.id, stepReads(s, conditions.get(s.id)));
+    } catch {
+      // A reference that does not parse (registration refuses those): the step reads everything,
+      // and running it reports the reference as its own failure.
+    }
+  }
   return {
     plan,
     steps,

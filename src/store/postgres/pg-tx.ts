@@ -49,11 +49,14 @@ export class PgTx implements LedgerTx {
   /** Locks travel with BEGIN (the worker's hint) or with the statements queued before them. */
   readonly prefetchesCheaply = true;
 
-  constructor(
-    private readonly p: Pipeline,
-    /** SQL for the database's clock in milliseconds (what `now` was read with). */
-    private readonly clockSql: string,
-  ) {}
+  constructor(private readonly p: Pipeline) {}
+
+  /** SQL for the database's clock in milliseconds: what the transaction's `now` was read with. */
+  private get clockSql(): string {
+    const sql = this.p.clockSql;
+    if (sql === undefined) throw new Error('the transaction has not begun');
+    return sql;
+  }
 
   /** The database's clock at the start of the transaction: every lease and timestamp is on it. */
   get now(): number {

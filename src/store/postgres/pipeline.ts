@@ -46,6 +46,8 @@ export class Pipeline {
 
   /** The database's clock (ms) when the transaction began: known once the first round trip is back. */
   startedAt: number | undefined;
+  /** The SQL that read it (statements that read the clock themselves use the same expression). */
+  clockSql: string | undefined;
 
   /**
    * Queue BEGIN with the planner settings of these transactions, and the reading of the database's
@@ -60,6 +62,7 @@ export class Pipeline {
    * true)` is `SET LOCAL`: the settings end with the transaction.
    */
   begin(clockSql: string): void {
+    this.clockSql = clockSql;
     this.defer('BEGIN ISOLATION LEVEL READ COMMITTED');
     this.defer(`${PLANNER_SETTINGS}, ${clockSql} AS now`, (r) => {
       this.startedAt = Number(r.rows[0]?.now);

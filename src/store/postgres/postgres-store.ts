@@ -276,7 +276,7 @@ export class PostgresStore implements Store {
    */
   transaction<T>(fn: (tx: LedgerTx) => Promise<T>, lock?: TxHint): Promise<T> {
     return this.pipelined('a transaction', async (p) => {
-      const tx = new PgTx(p, NOW_MS);
+      const tx = new PgTx(p);
       await tx.begin(lock);
       const value = await fn(tx);
       tx.flushWrites();
