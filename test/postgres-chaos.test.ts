@@ -71,7 +71,8 @@ const out = process.argv[3];
 `;
 
 /** A project with the side-effect agent and a workflow `chain` of `steps` steps, each after the one before. */
-function project(steps: number): string {
+/** `firstReadsTrigger`: the first step's condition reads the run's trigger data (a read of the store while it is prepared). */
+function project(steps: number, firstReadsTrigger = false): string {
   const dir = tempProject();
   writeAgent(
     dir,
@@ -85,7 +86,9 @@ outputs:
     PSQL ? { 'run.sh': BASH_AGENT } : { 'main.js': NODE_AGENT },
   );
   const ids = Array.from({ length: steps }, (_, i) => `s${i + 1}`);
-  const body = ids.map((s, i) => `  - id: ${s}\n    agent: effect@1.0.0${i ? `\n    depends_on: [${ids[i - 1]}]` : ''}`).join('\n');
+  const body = ids
+    .map((s, i) => `  - id: ${s}\n    agent: effect@1.0.0${i ? `\n    depends_on: [${ids[i - 1]}]` : firstReadsTrigger ? '\n    condition: "trigger.skip != true"' : ''}`)
+    .join('\n');
   writeWorkflow(dir, 'chain', `name: chain\nversion: 1.0.0\nsteps:\n${body}\n`);
   return dir;
 }
@@ -487,9 +490,10 @@ describe('PostgreSQL under faults', () => {
     const RUNS = 3;
     const STEPS = 2;
     const url = await server.createDatabase();
-    const dir = project(STEPS);
+    const dir = project(STEPS, true);
     // The worker reaches the server through a proxy that holds the worker's first read of a run's
-    // trigger data, which it makes while preparing a run's first step, just after claiming it.
+    // trigger data, which it makes while preparing a run's first step (its condition reads the
+    // trigger), just after claiming it.
     const proxy = new PgProxy(Number(new URL(url).port));
     await proxy.listen();
     proxy.holdOn(`SELECT ${RUN_COLUMNS} FROM workflow_runs WHERE id = $1\0`);
