@@ -6,6 +6,16 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 type OptionSpecs = NonNullable<ParseArgsConfig['options']>;
+
+/** The options every bench runner has: `--quick`, `--repeat`, `--trace`, `--dir`, `--keep`, `--no-save`. */
+export const COMMON_OPTIONS = {
+  quick: { type: 'boolean' },
+  repeat: { type: 'string' },
+  trace: { type: 'boolean' },
+  dir: { type: 'string' },
+  keep: { type: 'boolean' },
+  'no-save': { type: 'boolean' },
+} as const satisfies OptionSpecs;
 type Values<T extends OptionSpecs> = { [K in keyof T]?: T[K]['type'] extends 'boolean' ? boolean : string };
 
 export function benchOptions<T extends OptionSpecs>(argv: readonly string[], options: T, usage: string): Values<T> {

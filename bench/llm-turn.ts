@@ -10,7 +10,7 @@
  * interleaved and the medians reported, with the ratios between systems taken from the same run.
  * Node flags given to this process (e.g. --cpu-prof) are passed on to the children.
  */
-import { benchOptions, intOption, namesOption } from './args.js';
+import { benchOptions, COMMON_OPTIONS, intOption, namesOption } from './args.js';
 import { childMain, gitState, hostInfo, runInChild } from './runner.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -65,17 +65,12 @@ function parseOptions(argv: readonly string[]): Options {
   const v = benchOptions(
     argv,
     {
-      quick: { type: 'boolean' },
+      ...COMMON_OPTIONS,
       systems: { type: 'string' },
       conversations: { type: 'string' },
       turns: { type: 'string' },
       'in-flight': { type: 'string' },
-      repeat: { type: 'string' },
-      trace: { type: 'boolean' },
       profile: { type: 'string' },
-      dir: { type: 'string' },
-      keep: { type: 'boolean' },
-      'no-save': { type: 'boolean' },
     },
     USAGE,
   );

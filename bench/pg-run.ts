@@ -16,7 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchOptions, countsOption, intOption, namesOption } from './args.js';
+import { benchOptions, COMMON_OPTIONS, countsOption, intOption, namesOption } from './args.js';
 import { REPO_ROOT } from './harness.js';
 import { linearRuns, pgJobKey, warmupRuns, type PgJob, type PgResult, type System } from './pg-drive.js';
 import { floorTable, latencyTable, medianOfReps, pgTargets, pgTargetsTable, pgTraceTable, ratios, ratioTable, statementsReport, throughputTable, type PgSummary } from './pg-report.js';
@@ -73,23 +73,18 @@ function parseOptions(argv: readonly string[]): Options {
   const v = benchOptions(
     argv,
     {
-      quick: { type: 'boolean' },
-      repeat: { type: 'string' },
+      ...COMMON_OPTIONS,
       systems: { type: 'string' },
       workloads: { type: 'string' },
       workers: { type: 'string' },
       durability: { type: 'string' },
       stats: { type: 'boolean' },
-      trace: { type: 'boolean' },
       profile: { type: 'string' },
       'poll-ms': { type: 'string' },
       'commit-window-ms': { type: 'string' },
       'floor-conns': { type: 'string' },
       runs: { type: 'string' },
       warmup: { type: 'string' },
-      dir: { type: 'string' },
-      keep: { type: 'boolean' },
-      'no-save': { type: 'boolean' },
     },
     USAGE,
   );

@@ -8,7 +8,7 @@
  * workloads) in a fresh temp directory; repetitions are interleaved and the medians reported.
  * Node flags given to this process (e.g. --cpu-prof) are passed on to the children.
  */
-import { benchOptions, intOption, namesOption } from './args.js';
+import { benchOptions, COMMON_OPTIONS, intOption, namesOption } from './args.js';
 import { childMain, gitState, hostInfo, runInChild } from './runner.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -53,16 +53,11 @@ function parseOptions(argv: readonly string[]): Options {
   const v = benchOptions(
     argv,
     {
-      quick: { type: 'boolean' },
+      ...COMMON_OPTIONS,
       only: { type: 'string' },
       durability: { type: 'string' },
-      repeat: { type: 'string' },
-      trace: { type: 'boolean' },
-      dir: { type: 'string' },
       profile: { type: 'string' },
       'poll-ms': { type: 'string' },
-      keep: { type: 'boolean' },
-      'no-save': { type: 'boolean' },
     },
     USAGE,
   );
