@@ -26,6 +26,8 @@ import type { ModelSpec } from './agents/providers/index.js';
 import { TOOL_SPEC_SCHEMA } from './agents/tools/spec.js';
 import type { ChatModel } from './agents/types.js';
 import { ProcessExecutor } from './executors/process.js';
+import { memoryLimitMechanism } from './executors/memory-limit.js';
+import { chooseSandbox, type SandboxChoice } from './sandbox/sandbox.js';
 import type { PutResult, Store } from './store/store.js';
 import { agentRecord, workflowRecord } from './store/rows.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
@@ -77,6 +79,20 @@ export interface VerifyReport {
   problems: Array<{ seq: number | null; problem: string }>;
 }
 
+/** How process agents run in this process: the sandbox in force and what enforces `memory_mb`. */
+export interface IsolationReport {
+  sandbox: 'none' | 'bubblewrap';
+  /** Do agents see only their package, work directory and the system? */
+  isolated: boolean;
+  /** Why the sandbox is `none` (configured, or bubblewrap unavailable). */
+  reason?: string;
+  memory: 'cgroup-v1' | 'cgroup-v2' | 'rlimit' | 'none';
+  /** Is memory_mb enforced by the OS (a memory cgroup)? */
+  memory_enforced: boolean;
+  /** Plain sentences for the worker's start-up output, one per thing that is not enforced. */
+  warnings: string[];
+}
+
 export interface StartRunOptions {
   trigger_type?: string;
 }
@@ -107,7 +123,8 @@ export function newRunId(): string {
 export class Swarm {
   readonly ledger: Ledger;
   readonly builtins = new BuiltinExecutor();
-  private readonly processExecutor: ProcessExecutor;
+  private processExecutor: ProcessExecutor | undefined;
+  private sandboxChoice: SandboxChoice | undefined;
   private readonly commitListeners = new Set<() => void>();
   private readonly workers = new Set<Worker>();
 
@@ -145,7 +162,6 @@ export class Swarm {
       config: { ...config.values },
       defaultRunConcurrency: config.runConcurrency,
     });
-    this.processExecutor = new ProcessExecutor();
   }
 
   /** Resolve configuration (swarm.yaml, then environment, then overrides) and open the store. */
@@ -170,7 +186,33 @@ export class Swarm {
     this.builtins.register(name, fn);
   }
 
-  executorFor = (runtimeType: string): Executor => (runtimeType === 'builtin' ? this.builtins : runtimeType === 'llm' ? this.llmExecutor : this.processExecutor);
+  executorFor = (runtimeType: string): Executor => (runtimeType === 'builtin' ? this.builtins : runtimeType === 'llm' ? this.llmExecutor : this.processAgents());
+
+  private processAgents(): ProcessExecutor {
+    this.sandboxChoice ??= chooseSandbox(this.config.sandbox);
+    this.processExecutor ??= new ProcessExecutor({ sandbox: this.sandboxChoice.sandbox, cgroups: this.config.memoryCgroups });
+    return this.processExecutor;
+  }
+
+  /**
+   * How process agents are isolated here (`sandbox:` in swarm.yaml or SWARM_SANDBOX; `auto` checks
+   * once per process that bubblewrap really works). Throws SANDBOX_UNAVAILABLE (exit 4) when
+   * bubblewrap is configured but cannot run.
+   */
+  isolation(): IsolationReport {
+    this.sandboxChoice ??= chooseSandbox(this.config.sandbox);
+    const { sandbox, reason } = this.sandboxChoice;
+    const memory = memoryLimitMechanism({ cgroups: this.config.memoryCgroups });
+    const enforced = memory === 'cgroup-v1' || memory === 'cgroup-v2';
+    const warnings: string[] = [];
+    if (!sandbox.isolated) warnings.push(`process agents are NOT isolated (sandbox none: ${reason ?? 'configured'}): they see the worker's files, including the store`);
+    if (!enforced) {
+      warnings.push(
+        `memory_mb is NOT enforced by the OS (no memory cgroup${this.config.memoryCgroups ? ' can be made here' : ': SWARM_MEMORY_CGROUPS=off'}): ${memory === 'rlimit' ? 'only an address-space limit (RLIMIT_AS) per process, and node’s heap limit' : 'only node’s heap limit'}`,
+      );
+    }
+    return { sandbox: sandbox.name, isolated: sandbox.isolated, ...(reason && !sandbox.isolated ? { reason } : {}), memory, memory_enforced: enforced, warnings };
+  }
 
   // ---------- agents ----------
 
@@ -648,6 +690,8 @@ export class Swarm {
 
   /** Create a worker with this Swarm's configuration (override any option). Call `start()` on it. */
   worker(options: Partial<WorkerOptions> = {}): Worker {
+    // A configured sandbox that cannot run stops the worker before it claims anything.
+    this.processAgents();
     const w = new Worker(this.store, this.ledger, this.executorFor, (n) => this.config.secrets[n], {
       concurrency: this.config.workerConcurrency,
       leaseMs: this.config.leaseMs,

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pidAlive } from '../src/engine/reaper.js';
@@ -19,6 +19,20 @@ async function setup(): Promise<{ dir: string; swarm: Swarm }> {
   cleanups.push(() => removeProject(dir));
   cleanups.push(() => swarm.close());
   return { dir, swarm };
+}
+
+/** The host pids of a run's agent processes (sandboxed or not): they carry SWARM_RUN_ID in their environment. */
+export function agentPids(runId: string): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`SWARM_RUN_ID=${runId}`) && pidAlive(pid);
+      } catch {
+        return false;
+      }
+    });
 }
 
 /** Register a bash agent running `script` and a one-step workflow using it; returns the workflow name. */
@@ -113,20 +127,19 @@ PY`,
 
   it('kills the whole process group on timeout, and leftovers when the agent exits', async () => {
     const { dir, swarm } = await setup();
-    const pids = join(dir, 'pids');
-    const wf = await bashStep(swarm, dir, 'hang', `sleep 60 & echo $! >> ${pids}; echo $$ >> ${pids}; wait`, '  timeout_seconds: 0.5\n');
-    const r = await swarm.runToCompletion(await swarm.startRun(wf));
+    const wf = await bashStep(swarm, dir, 'hang', `sleep 60 & echo "child $!" >&2; wait`, '  timeout_seconds: 1\n');
+    const id = await swarm.startRun(wf);
+    const done = swarm.runToCompletion(id);
+    await until(() => agentPids(id).length >= 2, 10_000, 'the agent and its child to start');
+    const r = await done;
     expect(r.run.status).toBe('failed');
-    expect(r.steps[0]?.error).toMatch(/timed out after 0.5s/);
-    const hung = readFileSync(pids, 'utf8').trim().split('\n').map(Number);
-    expect(hung).toHaveLength(2);
-    await until(() => hung.every((p) => !pidAlive(p)), 5000, 'timed-out processes to die');
+    expect(r.steps[0]?.error).toMatch(/timed out after 1s/);
+    await until(() => agentPids(id).length === 0, 5000, 'timed-out processes to die');
 
-    const left = join(dir, 'left');
-    const wf2 = await bashStep(swarm, dir, 'leaver', `sleep 60 & echo $! > ${left}; echo '{}' > "$2"`);
-    expect((await swarm.runToCompletion(await swarm.startRun(wf2))).run.status).toBe('completed');
-    const orphan = Number(readFileSync(left, 'utf8'));
-    await until(() => !pidAlive(orphan), 5000, 'the background child to be killed');
+    const wf2 = await bashStep(swarm, dir, 'leaver', `sleep 60 & echo '{}' > "$2"`);
+    const id2 = await swarm.startRun(wf2);
+    expect((await swarm.runToCompletion(id2)).run.status).toBe('completed');
+    await until(() => agentPids(id2).length === 0, 5000, 'the background child to be killed');
   });
 
   it('enforces memory_mb with the operating system', async () => {
@@ -159,17 +172,14 @@ echo '{}' > "$2"`,
 
   it('cancelling a run stops its running agent process', async () => {
     const { dir, swarm } = await setup();
-    const pidFile = join(dir, 'pid');
-    const wf = await bashStep(swarm, dir, 'slow', `echo $$ > ${pidFile}; sleep 60; echo '{}' > "$2"`);
+    const wf = await bashStep(swarm, dir, 'slow', `sleep 60; echo '{}' > "$2"`);
     const id = await swarm.startRun(wf);
     const done = swarm.runToCompletion(id);
-    await until(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim(), 10_000, 'the agent to start');
-    const pid = Number(readFileSync(pidFile, 'utf8'));
-    expect(pidAlive(pid)).toBe(true);
+    await until(() => agentPids(id).length > 0, 10_000, 'the agent to start');
     await swarm.cancel(id);
     const r = await done;
     expect(r.run.status).toBe('cancelled');
-    await until(() => !pidAlive(pid), 5000, 'the cancelled agent to die');
+    await until(() => agentPids(id).length === 0, 5000, 'the cancelled agent to die');
     await sleep(50);
     expect(r.steps[0]?.status).toBe('cancelled');
   });

@@ -4,6 +4,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { checkManifest } from '../core/manifest/schema-check.js';
 import { parseYaml } from '../core/manifest/yaml-source.js';
+import { SANDBOX_MODES, type SandboxMode } from '../sandbox/sandbox.js';
 import type { Durability } from '../store/store.js';
 
 export const CONFIG_FILE = 'swarm.yaml';
@@ -21,6 +22,8 @@ export const DEFAULTS = {
   /** Group-commit window: completions arriving within it share one transaction. */
   commit_window_ms: 0,
   poll_interval_ms: 200,
+  /** Process agents' sandbox: bubblewrap where it works here, else none (see docs/isolation.md). */
+  sandbox: 'auto' as SandboxMode,
 } as const;
 
 /** The resolved configuration: where things are and how the engine behaves. */
@@ -44,6 +47,10 @@ export interface SwarmConfig {
   readonly leaseMs: number;
   readonly commitWindowMs: number;
   readonly pollMs: number;
+  /** Process agents' sandbox driver: `auto` (bubblewrap where it works, else none), `bubblewrap`, `none`. */
+  readonly sandbox: SandboxMode;
+  /** Memory cgroups per attempt where they can be made (SWARM_MEMORY_CGROUPS=off turns them off). */
+  readonly memoryCgroups: boolean;
   /** Values for `${config.*}`. */
   readonly values: Readonly<Record<string, unknown>>;
   /** LLM providers (`providers:` in swarm.yaml): keys' variables, base URLs, retries, rate limits, prices. */
@@ -88,6 +95,7 @@ const fileSchema = {
     lease_ttl_ms: { type: 'integer', minimum: 500 },
     commit_window_ms: { type: 'number', minimum: 0, maximum: 10 },
     poll_interval_ms: { type: 'integer', minimum: 1, maximum: 60000 },
+    sandbox: { enum: [...SANDBOX_MODES] },
     config: { type: 'object' },
     providers: PROVIDERS_CONFIG_SCHEMA,
   },
@@ -102,6 +110,7 @@ interface ConfigFile {
   lease_ttl_ms?: number;
   commit_window_ms?: number;
   poll_interval_ms?: number;
+  sandbox?: SandboxMode;
   config?: Record<string, unknown>;
   providers?: unknown;
 }
@@ -112,7 +121,7 @@ export interface ResolveConfigOptions {
   /** Environment variables (entry points pass `process.env`; libraries pass what they choose). */
   env?: Readonly<Record<string, string | undefined>>;
   /** Explicit overrides, applied last. */
-  overrides?: Partial<Pick<SwarmConfig, 'home' | 'durability' | 'workerConcurrency' | 'runConcurrency' | 'leaseMs' | 'commitWindowMs' | 'pollMs'>>;
+  overrides?: Partial<Pick<SwarmConfig, 'home' | 'durability' | 'workerConcurrency' | 'runConcurrency' | 'leaseMs' | 'commitWindowMs' | 'pollMs' | 'sandbox' | 'memoryCgroups'>>;
 }
 
 /** Find the project: the nearest directory at or above `cwd` with a swarm.yaml, else `cwd`. */
@@ -132,7 +141,7 @@ export function findProjectDir(cwd: string): { dir: string; file: string | undef
  * environment overrides, then explicit overrides. Validated before anything is opened or written.
  *
  * Environment: SWARM_HOME, SWARM_DB, SWARM_DATABASE_URL, SWARM_DB_SCHEMA, SWARM_DB_POOL_SIZE, SWARM_DURABILITY, SWARM_CONCURRENCY, SWARM_RUN_CONCURRENCY,
- * SWARM_LEASE_TTL_MS, SWARM_COMMIT_WINDOW_MS, SWARM_POLL_INTERVAL_MS, SWARM_SECRET_<NAME>, SWARM_FAULT.
+ * SWARM_LEASE_TTL_MS, SWARM_COMMIT_WINDOW_MS, SWARM_POLL_INTERVAL_MS, SWARM_SANDBOX, SWARM_MEMORY_CGROUPS, SWARM_SECRET_<NAME>, SWARM_FAULT.
  */
 export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
   const env = options.env ?? {};
@@ -174,6 +183,14 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
   if (schemaEnv && !/^[a-z_][a-z0-9_]{0,62}$/.test(schemaEnv)) {
     throw new UserError('CONFIG_INVALID', `environment variable SWARM_DB_SCHEMA='${schemaEnv}' must be lower-case letters, digits and _ (at most 63)`, { variable: 'SWARM_DB_SCHEMA' });
   }
+  const sandboxEnv = env.SWARM_SANDBOX || undefined;
+  if (sandboxEnv !== undefined && !(SANDBOX_MODES as readonly string[]).includes(sandboxEnv)) {
+    throw new UserError('CONFIG_INVALID', `environment variable SWARM_SANDBOX='${sandboxEnv}' must be one of ${SANDBOX_MODES.join(', ')}`, { variable: 'SWARM_SANDBOX' });
+  }
+  const cgroupsEnv = env.SWARM_MEMORY_CGROUPS || undefined;
+  if (cgroupsEnv !== undefined && !['on', 'off'].includes(cgroupsEnv)) {
+    throw new UserError('CONFIG_INVALID', `environment variable SWARM_MEMORY_CGROUPS='${cgroupsEnv}' must be 'on' or 'off'`, { variable: 'SWARM_MEMORY_CGROUPS' });
+  }
   const secrets: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (k.startsWith('SWARM_SECRET_') && v !== undefined) secrets[k.slice('SWARM_SECRET_'.length)] = v;
   const o = options.overrides ?? {};
@@ -192,6 +209,8 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     leaseMs: o.leaseMs ?? num('SWARM_LEASE_TTL_MS', 500, 86_400_000) ?? raw.lease_ttl_ms ?? DEFAULTS.lease_ttl_ms,
     commitWindowMs: o.commitWindowMs ?? num('SWARM_COMMIT_WINDOW_MS', 0, 10) ?? raw.commit_window_ms ?? DEFAULTS.commit_window_ms,
     pollMs: o.pollMs ?? num('SWARM_POLL_INTERVAL_MS', 1, 60000) ?? raw.poll_interval_ms ?? DEFAULTS.poll_interval_ms,
+    sandbox: o.sandbox ?? (sandboxEnv as SandboxMode | undefined) ?? raw.sandbox ?? DEFAULTS.sandbox,
+    memoryCgroups: o.memoryCgroups ?? (cgroupsEnv === undefined ? true : cgroupsEnv === 'on'),
     values: Object.freeze({ ...(raw.config ?? {}) }),
     providers: parseProvidersConfig(raw.providers, file ?? CONFIG_FILE),
     secrets: Object.freeze(secrets),

@@ -241,6 +241,7 @@ export class Ledger {
           attempt: c.attempt,
           duration_ms,
           outputs_sha256: digestJson(outputs_json),
+          ...isolationData(c),
           ...(after.ready.length ? { ready: after.ready } : {}),
         });
         if (after.done) await this.finishRun(scope, state, p);
@@ -291,7 +292,7 @@ export class Ledger {
         });
         if (ok) {
           state.running_steps--;
-          scope.emit(state, EventType.STEP_RETRY_SCHEDULED, c.step_id, { attempt: c.attempt, code: r.error.code, error: r.error.message, failures, retry_in_ms: delay });
+          scope.emit(state, EventType.STEP_RETRY_SCHEDULED, c.step_id, { attempt: c.attempt, code: r.error.code, error: r.error.message, failures, retry_in_ms: delay, ...isolationData(c) });
         }
       } else {
         ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, { status: 'failed', retry_count: failures, error: r.error.message, inputs_json, ...done });
@@ -299,11 +300,11 @@ export class Ledger {
           state.running_steps--;
           if (spec?.on_error === 'continue') {
             const after = await this.afterFinish(scope, state, p, c.step_id);
-            scope.emit(state, EventType.STEP_FAILED, c.step_id, { attempt: c.attempt, code: r.error.code, error: r.error.message, failures, continued: true, ...(after.ready.length ? { ready: after.ready } : {}) });
+            scope.emit(state, EventType.STEP_FAILED, c.step_id, { attempt: c.attempt, code: r.error.code, error: r.error.message, failures, continued: true, ...(after.ready.length ? { ready: after.ready } : {}), ...isolationData(c) });
             if (after.done) await this.finishRun(scope, state, p);
           } else {
             state.steps_remaining--;
-            scope.emit(state, EventType.STEP_FAILED, c.step_id, { attempt: c.attempt, code: r.error.code, error: r.error.message, failures });
+            scope.emit(state, EventType.STEP_FAILED, c.step_id, { attempt: c.attempt, code: r.error.code, error: r.error.message, failures, ...isolationData(c) });
             await this.failRun(scope, state, p, c.step_id, r.error.message);
           }
         }
@@ -567,4 +568,11 @@ export class Ledger {
     await scope.flush();
     return [...reset];
   }
+}
+
+/** A process agent's isolation, in its step's final event: `memory_warning` says when the OS does not enforce memory_mb. */
+function isolationData(c: Completion): Record<string, unknown> {
+  const i = c.isolation;
+  if (!i) return {};
+  return { sandbox: i.sandbox, memory_limit: i.memory, ...(i.warning ? { memory_warning: i.warning } : {}) };
 }

@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { removeDeadWorkerCgroups } from '../executors/memory-limit.js';
 import type { Store } from '../store/store.js';
 import type { WorkerRecord } from '../store/types.js';
 
@@ -66,10 +67,14 @@ function isAgentOf(pid: number, runId: string, stepId: string): boolean {
  * once, instead of waiting for the leases to expire. The agent process groups they left running are
  * killed first, so an orphan cannot keep working on a step that is about to run again; a recorded
  * pid is killed only if that process still carries the step's idempotency key (pids get reused).
+ * The attempt cgroups of dead workers are removed too (with whatever still runs in them).
  */
-export async function reapDeadWorkers(store: Store, selfId: string): Promise<{ workers: number; leases: number; killed: number }> {
-  const dead = (await store.listWorkers()).filter((w) => w.id !== selfId && workerIsDead(w)).map((w) => w.id);
-  if (dead.length === 0) return { workers: 0, leases: 0, killed: 0 };
+export async function reapDeadWorkers(store: Store, selfId: string): Promise<{ workers: number; leases: number; killed: number; cgroups: number }> {
+  const deadWorkers = (await store.listWorkers()).filter((w) => w.id !== selfId && workerIsDead(w));
+  const dead = deadWorkers.map((w) => w.id);
+  // Cgroups of workers that died unrecorded (or were reaped by another process) go as well.
+  const cgroups = await removeDeadWorkerCgroups(pidAlive, deadWorkers.map((w) => w.pid)).catch(() => 0);
+  if (dead.length === 0) return { workers: 0, leases: 0, killed: 0, cgroups };
   let killed = 0;
   for (const p of await store.pidsOf(dead)) {
     if (!isAgentOf(p.pid, p.run_id, p.step_id)) continue;
@@ -81,5 +86,5 @@ export async function reapDeadWorkers(store: Store, selfId: string): Promise<{ w
     }
   }
   const leases = await store.expireLeasesOf(dead);
-  return { workers: dead.length, leases, killed };
+  return { workers: dead.length, leases, killed, cgroups };
 }

@@ -62,7 +62,13 @@ const triggerCache = new Map<string, unknown>();
 export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId: string, abort: AbortController): Promise<Completion> {
   const t0 = performance.now();
   const base = { run_id: step.run_id, step_id: step.step_id, attempt: step.attempt, worker_id: workerId, retry_count: step.retry_count, plan_id: step.plan_id };
-  const done = (result: StepResult, exec?: ExecutionResult): Completion => ({ ...base, duration_ms: performance.now() - t0, result, ...(exec && 'logs' in exec && exec.logs ? { logs: exec.logs } : {}) });
+  const done = (result: StepResult, exec?: ExecutionResult): Completion => ({
+    ...base,
+    duration_ms: performance.now() - t0,
+    result,
+    ...(exec && 'logs' in exec && exec.logs ? { logs: exec.logs } : {}),
+    ...(exec && 'isolation' in exec && exec.isolation ? { isolation: exec.isolation } : {}),
+  });
   let inputs: Record<string, unknown> | undefined;
   try {
     const p = await deps.plans.load(step.plan_id, () => deps.store.getPlanById(step.plan_id));
@@ -92,6 +98,9 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
       throw new StepError('INPUT_INVALID', `inputs do not match agent ${agent.manifest.name}@${agent.manifest.version}: ${inputProblems.join('; ')}`, false);
     }
 
+    // The agent's declared environment: only secrets and config (checked at registration).
+    const env = agent.manifest.env ? resolveEnv(agent.manifest.env, ctx, `agent ${agent.manifest.name}@${agent.manifest.version} env`) : undefined;
+
     const timeoutSeconds = spec.timeout_seconds ?? agent.manifest.runtime.timeout_seconds;
     const timeoutMs = Math.round(timeoutSeconds * 1000);
     // One controller per step: the worker aborts it (cancel, lost lease, shutdown), so does the timeout.
@@ -108,6 +117,7 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
         signal: abort.signal,
         timeoutMs,
         workDir: join(deps.workRoot, step.run_id, step.step_id, String(step.attempt)),
+        ...(env ? { env } : {}),
         ...(deps.onProcess ? { onProcess: (pid: number | null) => deps.onProcess?.(step, pid) } : {}),
       });
     } finally {
@@ -133,6 +143,16 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     const err = e instanceof StepError ? e : new StepError('STEP_ERROR', errorMessage(e), true, {}, { cause: e });
     return done({ kind: 'failed', error: { code: err.code, message: err.message }, retryable: err.retryable, ...(inputs ? { inputs } : {}) });
   }
+}
+
+function resolveEnv(env: Record<string, string>, ctx: ResolveContext, where: string): Record<string, string> {
+  const only: ResolveContext = { ...(ctx.config ? { config: ctx.config } : {}), ...(ctx.secrets ? { secrets: ctx.secrets } : {}) };
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    const v = resolveValue(value, only, `${where}.${name}`);
+    out[name] = typeof v === 'string' ? v : JSON.stringify(v);
+  }
+  return out;
 }
 
 const triggerLoading = new Map<string, Promise<unknown>>();

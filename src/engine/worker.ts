@@ -301,7 +301,7 @@ export class Worker {
       const n = await reapDeadWorkers(this.store, this.id);
       if (n.workers > 0) {
         this.mayHaveWork = true;
-        this.options.log?.(`released ${n.leases} lease(s) of ${n.workers} dead worker(s)${n.killed ? `, stopped ${n.killed} orphaned agent process group(s)` : ''}`);
+        this.options.log?.(`released ${n.leases} lease(s) of ${n.workers} dead worker(s)${n.killed ? `, stopped ${n.killed} orphaned agent process group(s)` : ''}${n.cgroups ? `, removed ${n.cgroups} cgroup(s)` : ''}`);
       }
     } catch (e) {
       this.options.log?.(`reaping failed: ${errorMessage(e)}`);

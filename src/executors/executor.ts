@@ -17,6 +17,18 @@ export interface ExecutionContext {
   workDir: string;
   /** Called with the process group id once a child process is running, and with null when it is gone. */
   onProcess?: (pid: number | null) => void;
+  /** The agent's declared `env:` (agent.yaml), its references already resolved. */
+  env?: Readonly<Record<string, string>>;
+}
+
+/** How a process agent's attempt was isolated; recorded in the step's final event. */
+export interface StepIsolation {
+  /** The sandbox driver that ran the agent. */
+  sandbox: 'none' | 'bubblewrap';
+  /** What enforced `memory_mb`: a memory cgroup, an address-space rlimit, node's heap limit, or nothing. */
+  memory: 'cgroup-v1' | 'cgroup-v2' | 'rlimit' | 'node-heap' | 'none';
+  /** Said plainly when the operating system does not enforce memory_mb (no memory cgroup). */
+  warning?: string;
 }
 
 export interface StepLogs {
@@ -26,8 +38,8 @@ export interface StepLogs {
 }
 
 export type ExecutionResult =
-  | { ok: true; outputs: unknown; logs?: StepLogs }
-  | { ok: false; error: StepError; logs?: StepLogs }
+  | { ok: true; outputs: unknown; logs?: StepLogs; isolation?: StepIsolation }
+  | { ok: false; error: StepError; logs?: StepLogs; isolation?: StepIsolation }
   /** Paused for a human (approvals are recorded): the step waits until `swarm approve` / `reject`. */
   | { ok: 'waiting'; reason: string };
 

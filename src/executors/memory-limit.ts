@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -16,6 +16,9 @@ export interface MemoryCage {
   wrap(cmd: string, args: string[]): { cmd: string; args: string[] };
   /** Did the kernel kill something in the cage for exceeding the limit? */
   oomKilled(): boolean;
+  /** Send `signal` to every process in the cage (however it detached itself: `setsid`, double fork). */
+  signalAll(signal: NodeJS.Signals, except?: number): number;
+  /** Kill whatever is left in the cage, then remove it. */
   release(): Promise<void>;
 }
 
@@ -71,17 +74,18 @@ function detect(): CgroupBase | null {
 }
 
 /** Which mechanism enforces memory limits on this machine. */
-export function memoryLimitMechanism(): 'cgroup-v1' | 'cgroup-v2' | 'rlimit' | 'none' {
-  const base = detect();
+export function memoryLimitMechanism(options: { cgroups?: boolean } = {}): 'cgroup-v1' | 'cgroup-v2' | 'rlimit' | 'none' {
+  const base = options.cgroups === false ? null : detect();
   if (base) return base.version === 1 ? 'cgroup-v1' : 'cgroup-v2';
   return (process.env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, 'prlimit'))) ? 'rlimit' : 'none';
 }
 
-/** A fresh memory cgroup limited to `limitMb`, or undefined when cgroups cannot be used here. */
-export function createMemoryCage(limitMb: number): MemoryCage | undefined {
+/** A fresh memory cgroup limited to `limitMb`, or undefined when cgroups cannot (or must not) be used here. */
+export function createMemoryCage(limitMb: number, options: { cgroups?: boolean } = {}): MemoryCage | undefined {
+  if (options.cgroups === false) return undefined;
   const base = detect();
   if (!base) return undefined;
-  const dir = join(base.dir, `swarm-${process.pid}-${++counter}`);
+  const dir = join(base.dir, `swarm-${pidNamespace()}-${process.pid}-${++counter}`);
   const bytes = String(limitMb * 1024 * 1024);
   try {
     mkdirSync(dir);
@@ -121,16 +125,103 @@ export function createMemoryCage(limitMb: number): MemoryCage | undefined {
       if (/oom_kill\s+\d/.test(ctl)) return /oom_kill\s+[1-9]/.test(ctl);
       return Number(read('memory.failcnt').trim() || '0') > 0;
     },
+    signalAll(signal, except) {
+      return signalCgroup(dir, signal, except);
+    },
     async release() {
-      for (let i = 0; i < 50; i++) {
-        try {
-          rmdirSync(dir);
-          return;
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-          await sleep(10); // the kernel is still tearing the group down
-        }
-      }
+      await removeCgroup(dir, base.version);
     },
   };
+}
+
+/** Signal every pid listed in a cgroup's `cgroup.procs`; returns how many were signalled. */
+function signalCgroup(dir: string, signal: NodeJS.Signals, except?: number): number {
+  let n = 0;
+  let text = '';
+  try {
+    text = readFileSync(join(dir, 'cgroup.procs'), 'utf8');
+  } catch {
+    return 0;
+  }
+  for (const line of text.split('\n')) {
+    const pid = Number(line);
+    if (!pid || pid === except) continue;
+    try {
+      process.kill(pid, signal);
+      n++;
+    } catch {
+      /* already gone */
+    }
+  }
+  return n;
+}
+
+/**
+ * Kill every process of a cgroup (cgroup.kill on v2 where the kernel has it, else each pid of
+ * cgroup.procs, again until none is left: a fork may race the first pass), then remove it.
+ */
+async function removeCgroup(dir: string, version: 1 | 2): Promise<boolean> {
+  if (version === 2 && existsSync(join(dir, 'cgroup.kill'))) {
+    try {
+      writeFileSync(join(dir, 'cgroup.kill'), '1');
+    } catch {
+      /* fall back to signalling each pid */
+    }
+  }
+  for (let i = 0; i < 100; i++) {
+    signalCgroup(dir, 'SIGKILL');
+    try {
+      rmdirSync(dir);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
+      await sleep(10); // the kernel is still tearing the group down
+    }
+  }
+  return false;
+}
+
+/**
+ * `swarm-<pid namespace>-<worker pid>-<n>`: the cgroup of one step attempt of one worker process.
+ * The namespace makes a pid mean something: a worker in another container sharing the hierarchy
+ * is never taken for dead.
+ */
+const CAGE_NAME = /^swarm-(\d+)-(\d+)-\d+$/;
+
+let pidns: string | undefined;
+function pidNamespace(): string {
+  if (pidns === undefined) {
+    try {
+      pidns = String(statSync('/proc/self/ns/pid').ino);
+    } catch {
+      pidns = '0';
+    }
+  }
+  return pidns;
+}
+
+/**
+ * Remove the attempt cgroups that workers left behind when they died (SIGKILL, a crash): those of
+ * `pids` and those of any worker pid no longer alive. Processes still inside are killed first.
+ * Returns how many cgroups were removed.
+ */
+export async function removeDeadWorkerCgroups(isAlive: (pid: number) => boolean, pids: readonly number[] = []): Promise<number> {
+  const base = detect();
+  if (!base) return 0;
+  let names: string[];
+  try {
+    names = readdirSync(base.dir);
+  } catch {
+    return 0;
+  }
+  const dead = new Set(pids);
+  let removed = 0;
+  for (const name of names) {
+    const m = CAGE_NAME.exec(name);
+    if (!m || m[1] !== pidNamespace()) continue;
+    const pid = Number(m[2]);
+    if (pid === process.pid || (!dead.has(pid) && isAlive(pid))) continue;
+    if (await removeCgroup(join(base.dir, name), base.version)) removed++;
+  }
+  return removed;
 }

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
 import { StepError } from '../core/errors.js';
 import type { AgentRuntime } from '../core/manifest/agent.js';
-import type { ExecutionContext, ExecutionResult, Executor, StepLogs } from './executor.js';
-import { createMemoryCage } from './memory-limit.js';
+import { noneSandbox, type Sandbox } from '../sandbox/sandbox.js';
+import type { ExecutionContext, ExecutionResult, Executor, StepIsolation, StepLogs } from './executor.js';
+import { createMemoryCage, type MemoryCage } from './memory-limit.js';
 
 /** How much of each of stdout and stderr is kept (the tail). */
 export const LOG_LIMIT_BYTES = 64 * 1024;
@@ -12,41 +13,57 @@ export const LOG_LIMIT_BYTES = 64 * 1024;
 export const KILL_GRACE_MS = 2000;
 
 export interface ProcessExecutorOptions {
-  /** Extra environment for every agent process (the worker's own environment is inherited). */
-  env?: Record<string, string>;
+  /** The sandbox driver agents run in (default: none). */
+  sandbox?: Sandbox;
+  /** Put each attempt in a memory cgroup where one can be made (default true; false forces the fallbacks). */
+  cgroups?: boolean;
+  /** `PATH` and `LANG` for agents (default: the worker's own). */
+  path?: string;
+  lang?: string;
   /** Keep each attempt's work directory after success (it is always kept after a failure). */
   keepWorkDirs?: boolean;
 }
 
 /**
- * Runs `node`, `python`, `bash` and `process` agents as child processes, one process group each.
+ * Runs `node`, `python`, `bash` and `process` agents as child processes, one process group each,
+ * inside the configured sandbox driver.
  *
  * Contract: `<command> <entry> <input.json> <output.json>` with the package directory as the working
  * directory. The agent reads its inputs from input.json and writes a JSON object to output.json;
- * exit code 0 means success. Environment: SWARM_RUN_ID, SWARM_STEP_ID, SWARM_ATTEMPT,
- * SWARM_IDEMPOTENCY_KEY, SWARM_INPUT_FILE, SWARM_OUTPUT_FILE, SWARM_WORK_DIR.
+ * exit code 0 means success. Environment (an allow-list, nothing else of the worker's): SWARM_RUN_ID,
+ * SWARM_STEP_ID, SWARM_ATTEMPT, SWARM_IDEMPOTENCY_KEY, SWARM_INPUT_FILE, SWARM_OUTPUT_FILE,
+ * SWARM_WORK_DIR, PATH, HOME (the work directory), LANG, and the agent's declared `env:`.
  */
 export class ProcessExecutor implements Executor {
-  constructor(private readonly options: ProcessExecutorOptions = {}) {}
+  private readonly sandbox: Sandbox;
+
+  constructor(private readonly options: ProcessExecutorOptions = {}) {
+    this.sandbox = options.sandbox ?? noneSandbox;
+  }
 
   async execute(ctx: ExecutionContext): Promise<ExecutionResult> {
     const runtime = ctx.agent.manifest.runtime;
-    mkdirSync(ctx.workDir, { recursive: true });
+    // The attempt's files are the worker's alone: resolved inputs may hold secret values.
+    mkdirSync(ctx.workDir, { recursive: true, mode: 0o700 });
+    chmodSync(ctx.workDir, 0o700);
     const inputFile = join(ctx.workDir, 'input.json');
     const outputFile = join(ctx.workDir, 'output.json');
     rmSync(outputFile, { force: true });
-    writeFileSync(inputFile, JSON.stringify(ctx.inputs));
+    rmSync(inputFile, { force: true });
+    writeFileSync(inputFile, JSON.stringify(ctx.inputs), { mode: 0o600 });
 
-    const cage = createMemoryCage(runtime.memory_mb);
+    const cage = createMemoryCage(runtime.memory_mb, { cgroups: this.options.cgroups !== false });
+    const isolation = isolationOf(this.sandbox, runtime, cage);
     let { cmd, args } = commandFor(runtime, ctx.agent.path, [inputFile, outputFile], cage === undefined);
+    ({ cmd, args } = this.sandbox.wrap(cmd, args, { packageDir: ctx.agent.path, workDir: ctx.workDir, readOnly: readOnlyPaths(runtime, ctx.agent.path, cmd) }));
     if (cage) ({ cmd, args } = cage.wrap(cmd, args));
 
     const logs = new LogCapture();
-    // Secrets reach an agent only through the inputs that reference them, never wholesale.
-    const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SWARM_SECRET_')));
-    const env = {
-      ...inherited,
-      ...this.options.env,
+    const env: Record<string, string> = {
+      ...ctx.env,
+      PATH: this.options.path ?? process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      HOME: ctx.workDir,
+      ...((this.options.lang ?? process.env.LANG) ? { LANG: (this.options.lang ?? process.env.LANG) as string } : {}),
       SWARM_RUN_ID: ctx.runId,
       SWARM_STEP_ID: ctx.stepId,
       SWARM_ATTEMPT: String(ctx.attempt),
@@ -55,21 +72,35 @@ export class ProcessExecutor implements Executor {
       SWARM_OUTPUT_FILE: outputFile,
       SWARM_WORK_DIR: ctx.workDir,
     };
+    // Whatever the agent left running dies with it: the PID namespace (bubblewrap), else the
+    // attempt's cgroup, else every process that still carries this attempt's work directory.
+    // Inside a sandbox, SIGTERM goes to the agent's processes but not to the sandbox's own monitor
+    // (its death would SIGKILL them at once): the agent gets its grace period.
+    const spareOnTerm = this.sandbox.killsTree && cage !== undefined;
+    const killTree = (sig: NodeJS.Signals, childPid: number): void => {
+      if (cage) cage.signalAll(sig, spareOnTerm && sig !== 'SIGKILL' ? childPid : undefined);
+      else if (!this.sandbox.killsTree) signalByEnviron(`SWARM_WORK_DIR=${ctx.workDir}`, sig);
+    };
+    let ok = false;
     try {
-      const exit = await runGroup(cmd, args, { cwd: ctx.agent.path, env, signal: ctx.signal, logs, ...(ctx.onProcess ? { onSpawn: ctx.onProcess } : {}) });
+      const exit = await runGroup(cmd, args, { cwd: ctx.agent.path, env, signal: ctx.signal, logs, killTree, spareOnTerm, ...(ctx.onProcess ? { onSpawn: ctx.onProcess } : {}) });
       ctx.onProcess?.(null);
       const captured = logs.result();
       const fail = (code: string, message: string, retryable: boolean): ExecutionResult => ({
         ok: false,
         error: new StepError(code, withTail(message, captured.stderr), retryable),
         logs: captured,
+        isolation,
       });
       if (exit.spawnError) return fail('SPAWN_FAILED', `cannot start '${cmd}': ${exit.spawnError}`, false);
       if (ctx.signal.aborted) {
         const reason: unknown = ctx.signal.reason;
-        return { ok: false, error: reason instanceof StepError ? reason : new StepError('STEP_ABORTED', 'aborted', true), logs: captured };
+        return { ok: false, error: reason instanceof StepError ? reason : new StepError('STEP_ABORTED', 'aborted', true), logs: captured, isolation };
       }
       if (cage?.oomKilled()) return fail('STEP_OUT_OF_MEMORY', `exceeded memory_mb=${runtime.memory_mb} and was killed by the OS`, true);
+      if (isolation.memory === 'node-heap' && exit.code !== 0 && /JavaScript heap out of memory|Reached heap limit/.test(captured.stderr)) {
+        return fail('STEP_OUT_OF_MEMORY', `exceeded memory_mb=${runtime.memory_mb} (node's heap limit; the OS does not enforce memory_mb here)`, true);
+      }
       if (exit.signal) return fail('PROCESS_KILLED', `agent process was killed by ${exit.signal}`, true);
       if (exit.code !== 0) return fail('PROCESS_EXIT', `agent process exited with code ${exit.code}`, true);
       let text: string;
@@ -87,10 +118,89 @@ export class ProcessExecutor implements Executor {
       if (outputs === null || typeof outputs !== 'object' || Array.isArray(outputs)) {
         return fail('OUTPUT_INVALID', 'agent output file must hold a JSON object', true);
       }
-      if (!this.options.keepWorkDirs) rmSync(ctx.workDir, { recursive: true, force: true });
-      return { ok: true, outputs, logs: captured };
+      ok = true;
+      return { ok: true, outputs, logs: captured, isolation };
     } finally {
       await cage?.release();
+      cleanWorkDir(ctx.workDir, ok && !this.options.keepWorkDirs);
+    }
+  }
+}
+
+/**
+ * After the agent exited: input.json (resolved inputs, maybe secrets) goes at once, whatever the
+ * outcome; after success the whole directory goes; a failed attempt keeps what the agent left for
+ * inspection (output.json readable by the worker's user only). Empty directories are not left behind.
+ */
+function cleanWorkDir(workDir: string, all: boolean): void {
+  try {
+    if (all) rmSync(workDir, { recursive: true, force: true });
+    else {
+      rmSync(join(workDir, 'input.json'), { force: true });
+      if (existsSync(join(workDir, 'output.json'))) chmodSync(join(workDir, 'output.json'), 0o600);
+    }
+    // `<root>/<run>/<step>/<attempt>`: the attempt, step and run directories, while empty.
+    let dir = workDir;
+    for (let i = 0; i < 3; i++) {
+      if (existsSync(dir) && readdirSync(dir).length > 0) break;
+      try {
+        rmdirSync(dir);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') break;
+      }
+      dir = dirname(dir);
+    }
+  } catch {
+    /* best effort: a leftover directory is not the step's failure */
+  }
+}
+
+/** What enforces memory_mb for this attempt, and the plain warning when it is not the OS. */
+function isolationOf(sandbox: Sandbox, runtime: AgentRuntime, cage: MemoryCage | undefined): StepIsolation {
+  if (cage) return { sandbox: sandbox.name, memory: cage.mechanism };
+  const mb = runtime.memory_mb;
+  if (runtime.type === 'node') {
+    return { sandbox: sandbox.name, memory: 'node-heap', warning: `memory_mb=${mb} is not enforced by the OS (no memory cgroup): only node's heap is limited (--max-old-space-size=${mb})` };
+  }
+  if (hasPrlimit()) {
+    return { sandbox: sandbox.name, memory: 'rlimit', warning: `memory_mb=${mb} is not enforced by the OS as a memory limit (no memory cgroup): only each process's address space is limited (RLIMIT_AS)` };
+  }
+  return { sandbox: sandbox.name, memory: 'none', warning: `memory_mb=${mb} is not enforced (no memory cgroup, no prlimit)` };
+}
+
+/** Paths outside the package the agent must see read-only: its interpreter's directory, an absolute entry. */
+function readOnlyPaths(runtime: AgentRuntime, pkgDir: string, cmd: string): string[] {
+  const paths = new Set<string>();
+  const system = /^\/(usr|bin|sbin|lib|lib32|lib64|libx32|etc)(\/|$)/;
+  const add = (p: string): void => {
+    if (isAbsolute(p) && !system.test(p) && existsSync(p) && !p.startsWith(`${pkgDir}/`)) paths.add(p);
+  };
+  if (runtime.type === 'node') add(dirname(process.execPath));
+  if (isAbsolute(cmd)) add(dirname(cmd));
+  if (isAbsolute(runtime.entry)) add(runtime.entry);
+  return [...paths];
+}
+
+/**
+ * Signal every process whose environment holds `marker` (the attempt's own SWARM_WORK_DIR): the
+ * last resort for children that detached themselves when neither a PID namespace nor a cgroup holds
+ * the tree. A process that cleared its environment escapes it; docs/isolation.md says so.
+ */
+function signalByEnviron(marker: string, sig: NodeJS.Signals): void {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return;
+  }
+  const needle = `\0${marker}\0`;
+  for (const p of pids) {
+    const pid = Number(p);
+    if (pid === process.pid) continue;
+    try {
+      if (`\0${readFileSync(`/proc/${p}/environ`, 'latin1')}`.includes(needle)) process.kill(pid, sig);
+    } catch {
+      /* gone, or not ours */
     }
   }
 }
@@ -171,13 +281,16 @@ interface GroupExit {
 function runGroup(
   cmd: string,
   args: string[],
-  o: { cwd: string; env: NodeJS.ProcessEnv; signal: AbortSignal; logs: LogCapture; onSpawn?: (pid: number) => void },
+  o: { cwd: string; env: NodeJS.ProcessEnv; signal: AbortSignal; logs: LogCapture; killTree: (sig: NodeJS.Signals, childPid: number) => void; spareOnTerm: boolean; onSpawn?: (pid: number) => void },
 ): Promise<GroupExit> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd: o.cwd, env: o.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let killTimer: NodeJS.Timeout | undefined;
     const killGroup = (sig: NodeJS.Signals): void => {
       if (child.pid === undefined) return;
+      // The tree first (so the agent itself gets SIGTERM inside a sandbox), then the group.
+      o.killTree(sig, child.pid);
+      if (sig === 'SIGTERM' && o.spareOnTerm) return;
       try {
         process.kill(-child.pid, sig);
       } catch {

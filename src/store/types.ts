@@ -126,6 +126,8 @@ export interface Completion extends StepKey {
   plan_id?: string;
   result: StepResult;
   logs?: { stdout: string; stderr: string; truncated: boolean };
+  /** Process agents: the sandbox and the memory enforcement the attempt ran under (recorded in its event). */
+  isolation?: { sandbox: string; memory: string; warning?: string };
 }
 
 export interface ClaimRequest {

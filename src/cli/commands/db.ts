@@ -28,6 +28,7 @@ export function registerDbCommands(program: Command, ctx: CliContext): void {
         schema_version: await store.schemaVersion(),
         supported_schema_version: store.supportedSchemaVersion,
         durability: swarm.config.durability,
+        isolation: swarm.isolation(),
         runs: await store.runCounts(),
         workers: (await store.listWorkers(since)).map((w) => ({ id: w.id, host: w.hostname, pid: w.pid, concurrency: w.concurrency, only_runs: w.scope })),
       };
@@ -35,6 +36,9 @@ export function registerDbCommands(program: Command, ctx: CliContext): void {
       ctx.out(`${pc.bold(status.backend)} store at ${status.location}`);
       ctx.out(`schema version ${status.schema_version} (this Swarm supports up to ${status.supported_schema_version}); durability ${status.durability}`);
       const runs = Object.entries(status.runs);
+      const iso = status.isolation;
+      ctx.out(`process agents: sandbox ${iso.sandbox}${iso.isolated ? ' (isolated)' : ' (NOT isolated)'}, memory limit ${iso.memory}${iso.memory_enforced ? '' : ' (NOT enforced by the OS)'}`);
+      for (const w of iso.warnings) ctx.out(pc.yellow(`warning: ${w}`));
       ctx.out(`runs: ${runs.length ? runs.map(([k, n]) => `${n} ${k}`).join(', ') : 'none'}`);
       ctx.out(`live workers: ${status.workers.length ? status.workers.map((w) => `${w.id} (concurrency ${w.concurrency}${w.only_runs ? ', one-off' : ''})`).join(', ') : 'none'}`);
     });

@@ -136,6 +136,9 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
         if (!live) ctx.err(pc.dim("no worker is running: start one with 'swarm worker', or 'swarm runs resume' to run it here"));
         return;
       }
+      // Run here: say so when process agents run unisolated (a worker elsewhere says it in its own output).
+      const iso = live ? undefined : swarm.isolation();
+      if (iso && !iso.isolated) ctx.err(pc.yellow(`note: ${iso.warnings[0] ?? 'process agents are not isolated'}`));
       ctx.exitCode = await attach(ctx, swarm, runId, { json: o.json ?? false, execute: !live });
     });
 
@@ -281,7 +284,9 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
       const concurrency = o.concurrency ? parsePositiveInt(o.concurrency, '--concurrency') : swarm.config.workerConcurrency;
       const grace = parseSeconds(o.grace, '--grace') * 1000;
       const worker = swarm.worker({ concurrency, onFinished: (runId, status) => ctx.err(`run ${runId} ${colorStatus(status)}`) });
-      ctx.err(`worker ${worker.id} started: concurrency ${concurrency}, store ${swarm.store.location} (durability ${swarm.config.durability})`);
+      const iso = swarm.isolation();
+      ctx.err(`worker ${worker.id} started: concurrency ${concurrency}, store ${swarm.store.location} (durability ${swarm.config.durability}), sandbox ${iso.sandbox}, memory limit ${iso.memory}`);
+      for (const w of iso.warnings) ctx.err(pc.yellow(`warning: ${w}`));
       const stop = (sig: string): void => {
         ctx.err(`${sig}: stopping; in-flight steps have ${o.grace}s to finish, then they are released`);
         void worker.stop(grace);

@@ -1,6 +1,7 @@
 import semver from 'semver';
 import { ManifestError } from '../errors.js';
 import { FIELD_TYPES, toJsonSchema, type FieldSpec, type IoSchema } from '../io-schema.js';
+import { findReferences } from '../template.js';
 import { checkManifest } from './schema-check.js';
 import { parseYaml } from './yaml-source.js';
 
@@ -34,7 +35,14 @@ export interface AgentManifest {
   tags: string[];
   /** For `runtime.type: llm`: the model and the loop's definition. */
   llm?: LlmSpec;
+  /** Process agents: environment variables to set, values may reference `${secrets.*}` and `${config.*}`. */
+  env?: Record<string, string>;
 }
+
+/** A name agent.yaml may declare under `env:`. */
+export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** The roots an `env:` value may reference. */
+export const ENV_REFERENCE_ROOTS = ['secrets', 'config'] as const;
 
 export const LLM_PROVIDERS = ['openai', 'anthropic', 'openai-compatible'] as const;
 export const DEFAULT_MAX_TURNS = 10;
@@ -133,6 +141,7 @@ const agentSchema = {
     outputs: ioSpec,
     triggers: { type: 'array', items: { type: 'object' } },
     tags: { type: 'array', items: { type: 'string' } },
+    env: { type: 'object', additionalProperties: { type: 'string' } },
   },
 };
 
@@ -170,6 +179,8 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
     throw new ManifestError(file, 'runtime.command', `is only for runtime.type 'process' (this agent is '${type}')`, src.lineOf(['runtime', 'command']));
   }
   for (const key of ['inputs', 'outputs'] as const) checkFieldNames(raw[key], key, file, src.lineOf.bind(src));
+  const env = raw.env as Record<string, string> | undefined;
+  if (env !== undefined) checkEnv(env, type, file, src.lineOf.bind(src));
   return {
     name: raw.name as string,
     version: semver.clean(version) ?? version,
@@ -188,7 +199,32 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
     triggers: (raw.triggers as Array<Record<string, unknown>> | undefined) ?? [{ type: 'manual' }],
     tags: (raw.tags as string[] | undefined) ?? [],
     ...(llm ? { llm } : {}),
+    ...(env !== undefined ? { env: { ...env } } : {}),
   };
+}
+
+/** `env:`: names a shell accepts, not the process contract's own SWARM_*; references only to secrets and config. */
+function checkEnv(env: Record<string, string>, type: RuntimeType, file: string, lineOf: (p: Array<string | number>) => number | undefined): void {
+  if (type === 'llm' || type === 'builtin') throw new ManifestError(file, 'env', `is only for process agents (node, python, bash, process); this agent is '${type}'`, lineOf(['env']));
+  for (const [name, value] of Object.entries(env)) {
+    const at = lineOf(['env', name]);
+    if (!ENV_NAME_PATTERN.test(name)) throw new ManifestError(file, `env.${name}`, `'${name}' is not a valid variable name (letters, digits and _, not starting with a digit)`, at);
+    if (name.startsWith('SWARM_')) throw new ManifestError(file, `env.${name}`, 'names starting with SWARM_ belong to the process contract; choose another name', at);
+    if (value.includes('\0')) throw new ManifestError(file, `env.${name}`, 'must not contain a NUL character', at);
+    let refs;
+    try {
+      refs = findReferences(value);
+    } catch (e) {
+      throw new ManifestError(file, `env.${name}`, (e as Error).message, at);
+    }
+    for (const r of refs) {
+      const root = String(r.path[0]);
+      if (!(ENV_REFERENCE_ROOTS as readonly string[]).includes(root)) {
+        throw new ManifestError(file, `env.${name}`, `'\${${r.text}}' cannot be used here: env values may reference only ${ENV_REFERENCE_ROOTS.map((x) => `\${${x}.…}`).join(' and ')}`, at);
+      }
+      if (root === 'secrets' && (r.path.length !== 2 || typeof r.path[1] !== 'string')) throw new ManifestError(file, `env.${name}`, `'\${${r.text}}' must name one secret, like \${secrets.API_KEY}`, at);
+    }
+  }
 }
 
 function schemaWithTools(toolSpecSchema: Record<string, unknown>): Record<string, unknown> {
