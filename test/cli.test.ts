@@ -484,7 +484,8 @@ steps:
   });
 
   test('runs retry re-runs only the failed step and what follows it; completed steps are kept', async ({ expect }) => {
-    const s = makeSandbox();
+    // The agents count their calls in files beside them: unsandboxed (bubblewrap shows packages read-only).
+    const s = makeSandbox({ env: { SWARM_SANDBOX: 'none' } });
     s.write('agents/counter/agent.yaml', 'name: counter\nversion: 1.0.0\nruntime: {type: bash, entry: run.sh}\noutputs:\n  - {name: calls, type: integer}\n');
     s.write('agents/counter/run.sh', 'set -eu\necho x >> "calls-$SWARM_STEP_ID.txt"\nn=$(wc -l < "calls-$SWARM_STEP_ID.txt")\necho "counter $SWARM_STEP_ID call $n"\nprintf \'{"calls": %d}\' "$n" > "$2"\n');
     s.write('agents/flaky/agent.yaml', 'name: flaky\nversion: 1.0.0\nruntime: {type: bash, entry: run.sh}\noutputs:\n  - {name: ok, type: boolean}\n');

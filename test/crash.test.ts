@@ -15,7 +15,8 @@ const STEPS = ['s1', 's2', 's3', 's4', 's5'];
 
 /** A node agent that records its side effects (start/done lines keyed by idempotency key) in a file. */
 function project(): string {
-  const dir = tempProject();
+  // The agent appends to a log file of the test's: it runs unsandboxed (the sandbox would hide the file).
+  const dir = tempProject('name: test\nsandbox: none\n');
   writeAgent(
     dir,
     'effect',

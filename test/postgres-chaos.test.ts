@@ -29,16 +29,17 @@ afterAll(async () => {
 
 /**
  * The agent's side effect: one row per attempt in `chaos.side_effects`, keyed by
- * SWARM_IDEMPOTENCY_KEY, in the database the worker uses (SWARM_DATABASE_URL is inherited from the
- * worker). It tries again while the server is unreachable (a restart), as an agent talking to a
- * flaky service would. `psql` from bash when it is installed (a few ms of CPU per step); otherwise
- * node with the `pg` package (about 0.1 s per step).
+ * SWARM_IDEMPOTENCY_KEY, in the database the worker uses (the agent declares CHAOS_DATABASE_URL
+ * from a secret each worker is given: agents do not inherit the worker's environment). It tries
+ * again while the server is unreachable (a restart), as an agent talking to a flaky service would.
+ * `psql` from bash when it is installed (a few ms of CPU per step); otherwise node with the `pg`
+ * package (about 0.1 s per step).
  */
 const PSQL = (process.env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, 'psql')));
 
 const BASH_AGENT = `#!/usr/bin/env bash
 for i in $(seq 1 150); do
-  if PGCONNECT_TIMEOUT=2 psql -X -q -v ON_ERROR_STOP=1 "$SWARM_DATABASE_URL" \\
+  if PGCONNECT_TIMEOUT=2 psql -X -q -v ON_ERROR_STOP=1 "$CHAOS_DATABASE_URL" \\
        -c "INSERT INTO chaos.side_effects (key, attempt, pid) VALUES ('$SWARM_IDEMPOTENCY_KEY', $SWARM_ATTEMPT, $$)" >/dev/null; then
     echo '{"done": true}' > "$2"
     exit 0
@@ -53,7 +54,7 @@ const { Client } = require(${JSON.stringify(join(ROOT, 'node_modules', 'pg'))});
 const out = process.argv[3];
 (async () => {
   for (let i = 0; i < 150; i++) {
-    const c = new Client({ connectionString: process.env.SWARM_DATABASE_URL, connectionTimeoutMillis: 2000 });
+    const c = new Client({ connectionString: process.env.CHAOS_DATABASE_URL, connectionTimeoutMillis: 2000 });
     c.on('error', () => undefined);
     try {
       await c.connect();
@@ -73,7 +74,8 @@ const out = process.argv[3];
 /** A project with the side-effect agent and a workflow `chain` of `steps` steps, each after the one before. */
 /** `firstReadsTrigger`: the first step's condition reads the run's trigger data (a read of the store while it is prepared). */
 function project(steps: number, firstReadsTrigger = false): string {
-  const dir = tempProject();
+  // The node agent loads pg from this repository's node_modules: it runs unsandboxed.
+  const dir = tempProject('name: test\nsandbox: none\n');
   writeAgent(
     dir,
     'effect',
@@ -82,6 +84,8 @@ version: 1.0.0
 runtime: { type: ${PSQL ? 'bash, entry: run.sh' : 'node, entry: main.js'}, timeout_seconds: 60 }
 outputs:
   - { name: done, type: boolean }
+env:
+  CHAOS_DATABASE_URL: "\${secrets.CHAOS_DATABASE_URL}"
 `,
     PSQL ? { 'run.sh': BASH_AGENT } : { 'main.js': NODE_AGENT },
   );
@@ -131,7 +135,7 @@ interface WorkerProcess {
 }
 
 function startWorker(dir: string, env: Record<string, string>): WorkerProcess {
-  const child = spawnCli(['worker', '--concurrency', '4', '--grace', '5'], dir, env);
+  const child = spawnCli(['worker', '--concurrency', '4', '--grace', '5'], dir, { ...env, ...(env.SWARM_DATABASE_URL ? { SWARM_SECRET_CHAOS_DATABASE_URL: env.SWARM_DATABASE_URL } : {}) });
   const w: WorkerProcess = { child, stderr: '', closed: new Promise((res) => child.once('close', (code) => res(code))) };
   child.stderr?.on('data', (c: Buffer) => (w.stderr += c.toString()));
   child.stdout?.resume();

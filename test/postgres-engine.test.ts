@@ -172,7 +172,8 @@ describe('the engine on PostgreSQL', () => {
 
   it('two worker processes race for the same expired leases: exactly one wins each step; the frozen owner\'s late results are refused', async () => {
     const url = await server.createDatabase();
-    const dir = tempProject();
+    // The agent writes to a file of the test's: unsandboxed.
+    const dir = tempProject('name: test\nsandbox: none\n');
     const env = { SWARM_DATABASE_URL: url, SWARM_LEASE_TTL_MS: '1000' };
     const go = join(dir, 'go');
     const effects = join(dir, 'effects.log');
@@ -239,7 +240,8 @@ describe('the engine on PostgreSQL', () => {
 
   it('worker processes share the database; one killed with SIGKILL mid-step loses nothing and repeats nothing completed', async () => {
     const url = await server.createDatabase();
-    const dir = tempProject();
+    // The agent writes to a file of the test's: unsandboxed.
+    const dir = tempProject('name: test\nsandbox: none\n');
     const env = { SWARM_DATABASE_URL: url };
     writeAgent(dir, 'mark', 'name: mark\nversion: 1.0.0\nruntime: { type: bash, entry: run.sh }\ninputs:\n  - { name: log, type: string, required: true }\n', {
       'run.sh': '#!/usr/bin/env bash\necho "start $SWARM_IDEMPOTENCY_KEY" >> "$(python3 -c \'import json,sys; print(json.load(open(sys.argv[1]))["log"])\' "$1")"\nsleep 0.3\necho \'{}\' > "$2"\n',

@@ -1,11 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pidAlive } from '../src/engine/reaper.js';
 import { memoryLimitMechanism } from '../src/executors/memory-limit.js';
 import { LOG_LIMIT_BYTES } from '../src/executors/process.js';
 import type { Swarm } from '../src/swarm.js';
+import { agentPids } from './helpers/processes.js';
 import { openProject, removeProject, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -19,20 +18,6 @@ async function setup(): Promise<{ dir: string; swarm: Swarm }> {
   cleanups.push(() => removeProject(dir));
   cleanups.push(() => swarm.close());
   return { dir, swarm };
-}
-
-/** The host pids of a run's agent processes (sandboxed or not): they carry SWARM_RUN_ID in their environment. */
-export function agentPids(runId: string): number[] {
-  return readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .map(Number)
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`SWARM_RUN_ID=${runId}`) && pidAlive(pid);
-      } catch {
-        return false;
-      }
-    });
 }
 
 /** Register a bash agent running `script` and a one-step workflow using it; returns the workflow name. */

@@ -117,7 +117,8 @@ export function createMemoryCage(limitMb: number, options: { cgroups?: boolean }
     wrap(cmd, args) {
       // The shell writes its own pid into the cgroup, then becomes the agent: no allocation escapes.
       // ($0 names the shell in its own error messages, so it is the agent's command, not the cgroup path.)
-      return { cmd: '/bin/sh', args: ['-c', 'echo $$ > "$1" && shift && exec "$@"', cmd, join(dir, 'cgroup.procs'), cmd, ...args] };
+      // The shell would export its PWD: the agent's environment stays exactly the allow-list.
+      return { cmd: '/bin/sh', args: ['-c', 'echo $$ > "$1" && shift && unset PWD OLDPWD && exec "$@"', cmd, join(dir, 'cgroup.procs'), cmd, ...args] };
     },
     oomKilled() {
       if (base.version === 2) return /oom_kill\s+[1-9]/.test(read('memory.events'));
