@@ -176,15 +176,40 @@ describe('memory limits', () => {
   });
 });
 
-/** Attempt cgroups of this process still present under its memory cgroup. */
-function leftoverCgroups(): string[] {
+describe('cgroups of dead workers', () => {
+  it('a worker killed with SIGKILL mid-step leaves its attempt cgroup; the worker that reaps it removes it', async () => {
+    const dir = tempProject('name: test\n');
+    cleanups.push(() => removeProject(dir));
+    writeAgent(dir, 'slow', 'name: slow\nversion: 1.0.0\nruntime: { type: bash, entry: run.sh }\n', {
+      'run.sh': `#!/usr/bin/env bash\nif [ "$SWARM_ATTEMPT" = 1 ]; then sleep 60; fi\necho '{}' > "$2"\n`,
+    });
+    writeWorkflow(dir, 'one', 'name: one\nversion: 1.0.0\nsteps:\n  - id: s\n    agent: slow@1.0.0\n');
+    expect((await runCli(['agent', 'register', 'agents/slow'], dir)).code).toBe(0);
+    expect((await runCli(['workflow', 'register', 'workflows/one'], dir)).code).toBe(0);
+    const id = (await runCli(['run', 'one', '--detach'], dir)).stdout.trim();
+    const worker = spawnCli(['worker'], dir);
+    cleanups.push(() => void worker.kill('SIGKILL'));
+    const pid = worker.pid as number;
+    await until(() => agentPids(id).length > 0 && leftoverCgroups(pid).length > 0, 15_000, 'the step to run in its cgroup');
+    worker.kill('SIGKILL');
+    await until(() => !pidAlive(pid), 5000, 'the worker to die');
+    expect(leftoverCgroups(pid)).toHaveLength(1);
+    const resumed = await runCli(['runs', 'resume', id], dir);
+    expect(resumed.code).toBe(0);
+    expect(leftoverCgroups(pid)).toEqual([]);
+    expect(agentPids(id)).toEqual([]);
+  });
+});
+
+/** Attempt cgroups of a worker process (this one by default) still present under its memory cgroup. */
+function leftoverCgroups(workerPid = process.pid): string[] {
   const line = readFileSync('/proc/self/cgroup', 'utf8')
     .split('\n')
     .find((l) => l.split(':')[1]?.split(',').includes('memory'));
   const roots = line ? [join('/sys/fs/cgroup/memory', line.split(':')[2] ?? '')] : [];
   const v2 = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'));
   if (v2) for (const r of ['/sys/fs/cgroup', '/sys/fs/cgroup/unified']) roots.push(join(r, v2.slice(3)));
-  const mine = new RegExp(`^swarm-\\d+-${process.pid}-\\d+$`);
+  const mine = new RegExp(`^swarm-\\d+-${workerPid}-\\d+$`);
   return roots.flatMap((r) => {
     try {
       return readdirSync(r).filter((n) => mine.test(n));
