@@ -62,6 +62,8 @@ function isAgentOf(pid: number, runId: string, stepId: string): boolean {
   }
 }
 
+let swept = false;
+
 /**
  * Find workers on this machine whose process is gone (killed, crashed) and release their leases at
  * once, instead of waiting for the leases to expire. The agent process groups they left running are
@@ -72,8 +74,11 @@ function isAgentOf(pid: number, runId: string, stepId: string): boolean {
 export async function reapDeadWorkers(store: Store, selfId: string): Promise<{ workers: number; leases: number; killed: number; cgroups: number }> {
   const deadWorkers = (await store.listWorkers()).filter((w) => w.id !== selfId && workerIsDead(w));
   const dead = deadWorkers.map((w) => w.id);
-  // Cgroups of workers that died unrecorded (or were reaped by another process) go as well.
-  const cgroups = await removeDeadWorkerCgroups(pidAlive, deadWorkers.map((w) => w.pid)).catch(() => 0);
+  // Cgroups of dead workers go too: on the first reaping of this process also those of workers that
+  // died unrecorded (or were reaped by another process), later whenever a dead worker is found.
+  const sweep = dead.length > 0 || !swept;
+  swept = true;
+  const cgroups = sweep ? await removeDeadWorkerCgroups(pidAlive, deadWorkers.map((w) => w.pid)).catch(() => 0) : 0;
   if (dead.length === 0) return { workers: 0, leases: 0, killed: 0, cgroups };
   let killed = 0;
   for (const p of await store.pidsOf(dead)) {

@@ -161,7 +161,7 @@ function signalCgroup(dir: string, signal: NodeJS.Signals, except?: number): num
  * Kill every process of a cgroup (cgroup.kill on v2 where the kernel has it, else each pid of
  * cgroup.procs, again until none is left: a fork may race the first pass), then remove it.
  */
-async function removeCgroup(dir: string, version: 1 | 2): Promise<boolean> {
+async function removeCgroup(dir: string, version: 1 | 2, tries = 100): Promise<boolean> {
   if (version === 2 && existsSync(join(dir, 'cgroup.kill'))) {
     try {
       writeFileSync(join(dir, 'cgroup.kill'), '1');
@@ -169,14 +169,14 @@ async function removeCgroup(dir: string, version: 1 | 2): Promise<boolean> {
       /* fall back to signalling each pid */
     }
   }
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < tries; i++) {
     signalCgroup(dir, 'SIGKILL');
     try {
       rmdirSync(dir);
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
-      await sleep(10); // the kernel is still tearing the group down
+      if (i + 1 < tries) await sleep(10); // the kernel is still tearing the group down
     }
   }
   return false;
@@ -222,7 +222,9 @@ export async function removeDeadWorkerCgroups(isAlive: (pid: number) => boolean,
     if (!m || m[1] !== pidNamespace()) continue;
     const pid = Number(m[2]);
     if (pid === process.pid || (!dead.has(pid) && isAlive(pid))) continue;
-    if (await removeCgroup(join(base.dir, name), base.version)) removed++;
+    // One try each: a cgroup still being torn down is removed by the next reaping, and the worker's
+    // loop (which renews leases) never waits on the kernel here.
+    if (await removeCgroup(join(base.dir, name), base.version, 1)) removed++;
   }
   return removed;
 }
