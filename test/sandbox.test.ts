@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { resolveConfig } from '../src/config/config.js';
 import { ManifestError } from '../src/core/errors.js';
 import { pidAlive } from '../src/engine/reaper.js';
 import { probeBubblewrap } from '../src/sandbox/sandbox.js';
@@ -45,6 +46,21 @@ const bwrap = probeBubblewrap();
 describe('sandbox drivers', () => {
   it('bubblewrap works on this machine (the CI installs it)', () => {
     expect(bwrap).toEqual({ ok: true, path: expect.stringMatching(/bwrap$/) as unknown });
+  });
+
+  it('sandbox: and SWARM_SANDBOX are validated; the default is auto, the environment overrides the file', () => {
+    const dir = tempProject('name: test\nsandbox: none\n');
+    cleanups.push(() => removeProject(dir));
+    expect(resolveConfig({ cwd: dir }).sandbox).toBe('none');
+    expect(resolveConfig({ cwd: dir, env: { SWARM_SANDBOX: 'bubblewrap' } }).sandbox).toBe('bubblewrap');
+    expect(() => resolveConfig({ cwd: dir, env: { SWARM_SANDBOX: 'docker' } })).toThrow(/SWARM_SANDBOX='docker' must be one of auto, bubblewrap, none/);
+    expect(() => resolveConfig({ cwd: dir, env: { SWARM_MEMORY_CGROUPS: 'no' } })).toThrow(/SWARM_MEMORY_CGROUPS='no' must be 'on' or 'off'/);
+    const bad = tempProject('name: test\nsandbox: maybe\n');
+    cleanups.push(() => removeProject(bad));
+    expect(() => resolveConfig({ cwd: bad })).toThrow(/swarm\.yaml:2: sandbox: must be one of "auto", "bubblewrap", "none"/);
+    const plain = tempProject();
+    cleanups.push(() => removeProject(plain));
+    expect(resolveConfig({ cwd: plain })).toMatchObject({ sandbox: 'auto', memoryCgroups: true });
   });
 
   it.each<[Driver, boolean]>([
