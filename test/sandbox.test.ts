@@ -274,6 +274,13 @@ describe('the CLI says which sandbox is in force', () => {
     expect(run.code).toBe(0);
     expect(run.stderr).toMatch(/note: process agents are NOT isolated \(sandbox none/);
 
+    // Where bwrap cannot be found: auto falls back to none and says why; bubblewrap refuses to start.
+    const auto = await runCli(['db', 'status'], dir, { SWARM_SANDBOX: 'auto', PATH: '/nonexistent' });
+    expect(auto.stdout).toMatch(/warning: process agents are NOT isolated \(sandbox none: 'bwrap' is not installed/);
+    const refused = await runCli(['worker'], dir, { SWARM_SANDBOX: 'bubblewrap', PATH: '/nonexistent' });
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toMatch(/sandbox 'bubblewrap' is configured but 'bwrap' is not installed/);
+
     const worker = spawnCli(['worker'], dir, { SWARM_MEMORY_CGROUPS: 'off' });
     let err = '';
     worker.stderr?.on('data', (c: Buffer) => (err += c.toString()));
