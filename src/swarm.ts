@@ -205,7 +205,7 @@ export class Swarm {
     const memory = memoryLimitMechanism({ cgroups: this.config.memoryCgroups });
     const enforced = memory === 'cgroup-v1' || memory === 'cgroup-v2';
     const warnings: string[] = [];
-    if (!sandbox.isolated) warnings.push(`process agents are NOT isolated (sandbox none: ${reason ?? 'configured'}): they see the worker's files, including the store`);
+    if (!sandbox.isolated) warnings.push(`process agents are NOT isolated (sandbox none${!reason || reason === 'configured' ? '' : `: ${reason}`}): they see the worker's files, including the store`);
     if (!enforced) {
       warnings.push(
         `memory_mb is NOT enforced by the OS (no memory cgroup${this.config.memoryCgroups ? ' can be made here' : ': SWARM_MEMORY_CGROUPS=off'}): ${memory === 'rlimit' ? 'only an address-space limit (RLIMIT_AS) per process, and node’s heap limit' : 'only node’s heap limit'}`,

@@ -159,7 +159,7 @@ export interface SandboxChoice {
  * deployment that asked for isolation must not silently run without it.
  */
 export function chooseSandbox(mode: SandboxMode): SandboxChoice {
-  if (mode === 'none') return { sandbox: noneSandbox, reason: 'sandbox: none is configured' };
+  if (mode === 'none') return { sandbox: noneSandbox, reason: 'configured' };
   const probe = probeBubblewrap();
   if (probe.ok) return { sandbox: bubblewrapSandbox(probe.path) };
   if (mode === 'bubblewrap') {
