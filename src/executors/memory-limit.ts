@@ -222,9 +222,9 @@ export async function removeDeadWorkerCgroups(isAlive: (pid: number) => boolean,
     if (!m || m[1] !== pidNamespace()) continue;
     const pid = Number(m[2]);
     if (pid === process.pid || (!dead.has(pid) && isAlive(pid))) continue;
-    // One try each: a cgroup still being torn down is removed by the next reaping, and the worker's
-    // loop (which renews leases) never waits on the kernel here.
-    if (await removeCgroup(join(base.dir, name), base.version, 1)) removed++;
+    // A few tries (at most 0.2 s): the processes of a worker killed a moment ago may still be exiting;
+    // the worker's loop, which renews leases, must not wait on the kernel for long.
+    if (await removeCgroup(join(base.dir, name), base.version, 20)) removed++;
   }
   return removed;
 }
