@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ExitCode, isSwarmError } from '../core/errors.js';
+import { fileFault } from '../store/faults.js';
 import { packageRoot } from '../scaffold.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerLlmCommands } from './commands/llm.js';
@@ -65,6 +66,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
     if (isSwarmError(e)) {
       ctx.err(`swarm: ${e.message}`);
       return e.exitCode;
+    }
+    // A full disk or a permission fault on a file outside the store (a directory Swarm creates).
+    const path = (e as { path?: unknown } | null | undefined)?.path;
+    const fault = typeof path === 'string' ? fileFault(e, { what: 'directory', path }, 'writing') : undefined;
+    if (fault) {
+      ctx.err(`swarm: ${fault.message}`);
+      return fault.exitCode;
     }
     ctx.err(`swarm: unexpected error: ${e instanceof Error ? e.message : String(e)}`);
     if (env.SWARM_DEBUG) ctx.err(e instanceof Error ? (e.stack ?? '') : '');
