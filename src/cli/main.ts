@@ -14,7 +14,8 @@ Exit codes:
   0  success (swarm run: the run completed, or it waits for an approval)
   2  invalid input (a bad file, argument, JSON or schema mismatch; unknown agent, workflow or run)
   3  verification failed (a run's event chain or checkpoints do not verify)
-  4  execution failure (the run failed or was cancelled; a store fault)
+  4  execution failure (the run failed or was cancelled; a store fault: a full disk,
+     an I/O error, a read-only or forbidden file; the message names the path)
   5  resume failure (the run cannot be resumed or retried in its state)
   6  policy violation (e.g. the workflow is disabled)
   130 interrupted (Ctrl-C); the run can be resumed`;
