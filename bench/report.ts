@@ -62,7 +62,22 @@ export function addFloorRatios(summaries: Summary[]): void {
 
 const STEP_GOAL: Record<Durability, number> = { full: 5000, process: 15000 };
 
-export function evaluateTargets(summaries: readonly Summary[]): Target[] {
+/**
+ * Backlog ÷ 200-run linear throughput at the same durability, per repetition (the two are measured
+ * back to back, so a busy machine slows both), then the median of those ratios.
+ */
+export function backlogRatio(reps: ReadonlyMap<string, readonly WorkloadResult[]>, durability: Durability, base: 'linear' | 'linear-precreated' = 'linear'): number | undefined {
+  const backlog = reps.get(`linear-backlog/${durability}/w0`) ?? [];
+  const linear = reps.get(`${base}/${durability}/w0`) ?? [];
+  const n = Math.min(backlog.length, linear.length);
+  if (n === 0) return undefined;
+  const ratios = Array.from({ length: n }, (_, i) => (backlog[i] as LinearResult).steps_per_s / (linear[i] as LinearResult).steps_per_s);
+  return median(ratios);
+}
+
+export const BACKLOG_GOAL = 0.9;
+
+export function evaluateTargets(summaries: readonly Summary[], reps?: ReadonlyMap<string, readonly WorkloadResult[]>): Target[] {
   const out: Target[] = [];
   const add = (name: string, s: Summary, metric: string, op: Target['op'], goal: number, unit: string, value: number): void => {
     const ok = Number.isFinite(value) ? (op === '>=' ? value >= goal : value <= goal) : null;
@@ -73,6 +88,10 @@ export function evaluateTargets(summaries: readonly Summary[]): Target[] {
     if ((m.workload === 'linear' && !m.variant) || m.workload === 'fanout') {
       const what = m.workload === 'fanout' ? 'fan-out' : m.commit_window_ms ? `linear, window ${m.commit_window_ms} ms` : 'linear';
       add(`${m.durability} no-op steps/s, ${what}`, s, 'steps_per_s', '>=', STEP_GOAL[m.durability], 'steps/s', m.steps_per_s);
+    }
+    if (m.workload === 'linear' && m.variant === 'backlog' && reps) {
+      const r = backlogRatio(reps, m.durability);
+      if (r !== undefined) add(`${m.durability} backlog of ${m.runs} runs ÷ 200-run linear, steps/s`, s, 'backlog_ratio', '>=', BACKLOG_GOAL, '×', r);
     }
     if (m.workload === 'latency') add(`step→next p50, ${m.durability}`, s, 'p50_ms', '<=', 1, 'ms', m.p50_ms);
     if (m.workload === 'fanout') add(`fan-out peak RSS, ${m.durability}`, s, 'rss_peak_mb', '<=', 300, 'MB', m.rss_peak_mb);
@@ -106,7 +125,8 @@ export function resultsTable(summaries: readonly Summary[]): string {
       rows.push([`floor (sqlite INSERT, WAL, sync=NORMAL)`, 'process', '-', `${int(f.normal_commits_per_s)} commits/s`, '-', '-', '-', '-', '-', '-', reps]);
     } else if (m.workload === 'linear') {
       const l: LinearResult = m;
-      const label = l.variant === 'precreated' ? `linear, runs pre-created (diagnostic)` : `linear ${l.runs}×10 noop, ${l.in_flight} in flight`;
+      const label =
+        l.variant === 'precreated' ? `linear, runs pre-created (diagnostic)` : l.variant === 'backlog' ? `linear backlog: ${l.runs}×10 queued first` : `linear ${l.runs}×10 noop, ${l.in_flight} in flight`;
       rows.push([label, l.durability, String(l.commit_window_ms), `${int(l.steps_per_s)} steps/s`, fix(s.floor_ratio, 3), fix(l.run_p50_ms, 1), fix(l.run_p99_ms, 1), int(l.wall_ms), '-', util(l, l.wall_ms), reps]);
     } else if (m.workload === 'fanout') {
       const f: FanoutResult = m;
@@ -123,8 +143,8 @@ export function resultsTable(summaries: readonly Summary[]): string {
 export function targetsTable(targets: readonly Target[]): string {
   const rows = targets.map((t) => [
     t.name,
-    `${t.op === '>=' ? '≥' : '≤'} ${int(t.goal)} ${t.unit}`,
-    t.unit === 'ms' ? `${fix(t.value, 3)} ms` : `${t.unit === 'MB' ? fix(t.value, 0) : int(t.value)} ${t.unit}`,
+    `${t.op === '>=' ? '≥' : '≤'} ${t.unit === '×' ? fix(t.goal, 2) : int(t.goal)} ${t.unit}`,
+    t.unit === 'ms' ? `${fix(t.value, 3)} ms` : t.unit === '×' ? `${fix(t.value, 2)}×` : `${t.unit === 'MB' ? fix(t.value, 0) : int(t.value)} ${t.unit}`,
     t.met === null ? '?' : t.met ? 'met' : 'MISSED',
   ]);
   return table(['target', 'goal', 'median', ''], rows, 1);

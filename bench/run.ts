@@ -1,7 +1,7 @@
 /**
  * Swarm benchmark suite. `npm run bench` (= build + `node dist/bench/run.js`); see bench/README.md.
  *
- *   node dist/bench/run.js [--quick] [--only floor,linear,fanout,latency] [--durability full|process]
+ *   node dist/bench/run.js [--quick] [--only floor,linear,linear-backlog,fanout,latency] [--durability full|process]
  *                          [--repeat N] [--trace] [--dir <temp base>] [--keep] [--no-save]
  *
  * Every measurement runs in a fresh child process (so RSS, JIT and caches never leak between
@@ -15,12 +15,12 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from './harness.js';
-import { addFloorRatios, evaluateTargets, jobKey, medianOf, resultsTable, targetsTable, traceTable, type Summary } from './report.js';
+import { addFloorRatios, backlogRatio, evaluateTargets, jobKey, medianOf, resultsTable, targetsTable, traceTable, type Summary } from './report.js';
 import { installSqlTrace } from './sql-trace.js';
 import { runJob, type Job, type WorkloadResult } from './workloads.js';
 
 /** What --only can select: the workloads, plus the diagnostic linear variant on its own. */
-const SELECTABLE = ['floor', 'linear', 'linear-precreated', 'fanout', 'latency'] as const;
+const SELECTABLE = ['floor', 'linear', 'linear-precreated', 'linear-backlog', 'fanout', 'latency'] as const;
 type Selectable = (typeof SELECTABLE)[number];
 
 interface Options {
@@ -95,6 +95,7 @@ function plan(o: Options): Job[] {
       if (d === 'full') jobs.push({ workload: 'linear', durability: d, commitWindowMs: 2, ...common });
     }
     if (o.only.has('linear-precreated')) jobs.push({ workload: 'linear', variant: 'precreated', durability: d, commitWindowMs: 0, ...common });
+    if (o.only.has('linear-backlog')) jobs.push({ workload: 'linear', variant: 'backlog', durability: d, commitWindowMs: 0, ...common });
   }
   if (o.only.has('fanout')) for (const d of durabilities) jobs.push({ workload: 'fanout', durability: d, ...common });
   if (o.only.has('latency')) for (const d of durabilities) jobs.push({ workload: 'latency', durability: d, ...common });
@@ -144,12 +145,16 @@ async function main(argv: readonly string[]): Promise<void> {
     return { key: jobKey(job), job, reps: list.length, median: medianOf(list) };
   });
   addFloorRatios(summaries);
-  const targets = evaluateTargets(summaries);
+  const targets = evaluateTargets(summaries, reps);
 
   console.log(`\nResults (medians of ${o.repeat}; ÷floor = steps/s ÷ raw single-row commits/s at the same synchronous level)\n`);
   console.log(resultsTable(summaries));
   console.log('\nTargets (this machine: %d × %s)\n', cpus().length, cpus()[0]?.model ?? 'cpu');
   console.log(targetsTable(targets));
+  for (const d of ['full', 'process'] as const) {
+    const pre = backlogRatio(reps, d, 'linear-precreated');
+    if (pre !== undefined) console.log(`backlog ÷ 200 pre-created runs (${d}, same worker, creation out of both): ${pre.toFixed(2)}×`);
+  }
   const trace = traceTable(summaries);
   if (trace) console.log(`\nSQLite trace of the measured phases\n\n${trace}`);
   const elapsed = (Date.now() - t0) / 1000;

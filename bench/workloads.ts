@@ -42,8 +42,11 @@ export interface Job {
   profileDir?: string;
   /** Worker poll interval override (the workloads choose their own otherwise). */
   pollMs?: number;
-  /** linear only: create every run before the clock starts (isolates the worker's per-step cost). */
-  variant?: 'precreated';
+  /**
+   * linear only: `precreated` creates every run before the clock starts (isolates the worker's
+   * per-step cost); `backlog` does the same with 2,400 runs (a queue the claim must not scan).
+   */
+  variant?: 'precreated' | 'backlog';
 }
 
 export interface FloorResult {
@@ -57,7 +60,7 @@ export interface FloorResult {
 
 export interface LinearResult extends PhaseResult {
   workload: 'linear';
-  variant?: 'precreated';
+  variant?: 'precreated' | 'backlog';
   durability: Durability;
   commit_window_ms: number;
   runs: number;
@@ -230,12 +233,19 @@ const THROUGHPUT_POLL_MS = 5;
  * Variant `precreated` (a diagnostic, not in the brief): all 200 runs are created before the clock
  * starts and a fresh worker with concurrency 32 drains them, so run creation (one transaction per
  * startRun) is out of the measurement and what is left is the per-step cost of the worker alone.
+ *
+ * Variant `backlog`: the same with 2,400 runs queued before the worker starts (400 with --quick).
+ * Each claim then has thousands of active runs to choose from; its throughput over the 200-run
+ * workload's, measured in the same run, shows whether a claim's cost grows with the queue.
  */
+export const BACKLOG_RUNS = 2400;
+
 async function linear(job: Job): Promise<LinearResult> {
-  const runs = job.quick ? 40 : 200;
+  const backlog = job.variant === 'backlog';
+  const runs = backlog ? (job.quick ? 400 : BACKLOG_RUNS) : job.quick ? 40 : 200;
   const stepsPerRun = 10;
   const inFlight = 32;
-  const precreated = job.variant === 'precreated';
+  const precreated = job.variant === 'precreated' || backlog;
   const concurrency = precreated ? inFlight : 64;
   const env = await setUp(job, 'linear', THROUGHPUT_POLL_MS);
   try {
@@ -282,7 +292,7 @@ async function linear(job: Job): Promise<LinearResult> {
     const steps = runs * stepsPerRun;
     return {
       workload: 'linear',
-      ...(precreated ? { variant: 'precreated' as const } : {}),
+      ...(job.variant ? { variant: job.variant } : {}),
       durability: job.durability ?? 'full',
       commit_window_ms: swarm.config.commitWindowMs,
       runs,

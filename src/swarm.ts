@@ -704,7 +704,11 @@ export class Swarm {
       ...options,
     });
     this.workers.add(w);
-    void w.start().finally(() => this.workers.delete(w));
+    // A worker that stops with an error (a store fault) reports it to whoever awaits start().
+    void w
+      .start()
+      .finally(() => this.workers.delete(w))
+      .catch(() => undefined);
     return w;
   }
 

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ExitCode, isSwarmError } from '../core/errors.js';
+import { fileFault } from '../store/faults.js';
 import { packageRoot } from '../scaffold.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerLlmCommands } from './commands/llm.js';
@@ -13,7 +14,8 @@ Exit codes:
   0  success (swarm run: the run completed, or it waits for an approval)
   2  invalid input (a bad file, argument, JSON or schema mismatch; unknown agent, workflow or run)
   3  verification failed (a run's event chain or checkpoints do not verify)
-  4  execution failure (the run failed or was cancelled; a store fault)
+  4  execution failure (the run failed or was cancelled; a store fault: a full disk,
+     an I/O error, a read-only or forbidden file; the message names the path)
   5  resume failure (the run cannot be resumed or retried in its state)
   6  policy violation (e.g. the workflow is disabled)
   130 interrupted (Ctrl-C); the run can be resumed`;
@@ -65,6 +67,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
     if (isSwarmError(e)) {
       ctx.err(`swarm: ${e.message}`);
       return e.exitCode;
+    }
+    // A full disk or a permission fault on a file outside the store (a directory Swarm creates).
+    const path = (e as { path?: unknown } | null | undefined)?.path;
+    const fault = typeof path === 'string' ? fileFault(e, { what: 'directory', path }, 'writing') : undefined;
+    if (fault) {
+      ctx.err(`swarm: ${fault.message}`);
+      return fault.exitCode;
     }
     ctx.err(`swarm: unexpected error: ${e instanceof Error ? e.message : String(e)}`);
     if (env.SWARM_DEBUG) ctx.err(e instanceof Error ? (e.stack ?? '') : '');

@@ -83,7 +83,7 @@ export class ExecutionError extends SwarmError {
   }
 }
 
-/** The store cannot be used: not a Swarm database, a newer schema, an I/O fault. Exit 4 (2 for user files). */
+/** The store cannot be used: not a Swarm database, a newer schema, an I/O fault (StoreFaultError). Exit 4 (2 for user files). */
 export class StoreError extends SwarmError {
   readonly code: string;
   readonly exitCode: ExitCode;
@@ -92,6 +92,48 @@ export class StoreError extends SwarmError {
     this.code = code;
     this.exitCode = options?.exitCode ?? ExitCode.EXECUTION_FAILED;
   }
+}
+
+/** What a store fault happened to: the database file, or a file or directory the engine writes. */
+export interface StoreFaultTarget {
+  what: 'database' | 'work directory' | 'directory';
+  path: string;
+}
+
+/**
+ * The disk or the file system failed under the store or the engine's files: full, an I/O error,
+ * read-only, or not permitted. Not the data's fault and not worth retrying on the spot: the worker
+ * stops at once and the CLI exits 4 with one line naming the path, the cause and what to do.
+ *
+ * @example
+ *   the database /srv/p/.swarm/swarm.db: disk full (SQLITE_FULL) while committing; free space and run 'swarm runs resume 0190…'
+ */
+export class StoreFaultError extends StoreError {
+  constructor(
+    code: 'STORE_DISK_FULL' | 'STORE_IO_ERROR' | 'STORE_READ_ONLY' | 'STORE_ACCESS_DENIED' | 'STORE_CANNOT_OPEN',
+    readonly target: StoreFaultTarget,
+    /** What went wrong, in words (`disk full`). */
+    readonly problem: string,
+    /** The system's own code (`SQLITE_FULL`, `ENOSPC`). */
+    readonly systemCode: string,
+    /** What Swarm was doing (`committing`). */
+    readonly during: string,
+    /** What the user should do (`free space`). */
+    readonly remedy: string,
+    options: { cause?: unknown; runId?: string } = {},
+  ) {
+    const next = options.runId ? ` and run 'swarm runs resume ${options.runId}'` : ', then try again';
+    super(code, `the ${target.what} ${target.path}: ${problem} (${systemCode}) while ${during}; ${remedy}${next}`, { file: target.path, ...(options.runId ? { runId: options.runId } : {}) }, { cause: options.cause });
+  }
+
+  /** The same fault, its message telling how to continue this run. */
+  forRun(runId: string): StoreFaultError {
+    return new StoreFaultError(this.code as ConstructorParameters<typeof StoreFaultError>[0], this.target, this.problem, this.systemCode, this.during, this.remedy, { cause: this.cause, runId });
+  }
+}
+
+export function isStoreFault(e: unknown): e is StoreFaultError {
+  return e instanceof StoreFaultError;
 }
 
 /** A run cannot be resumed or retried from its current state. Exit 5. */

@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 import { evaluate } from '../core/condition.js';
-import { StepError, errorMessage } from '../core/errors.js';
+import { StepError, errorMessage, type StoreFaultError } from '../core/errors.js';
 import { validateAgainst } from '../core/io-schema.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
 import type { ExecutionResult, Executor } from '../executors/executor.js';
+import { stepFault } from '../store/faults.js';
 import { isTransient, type Store } from '../store/store.js';
 import type { ClaimedStep, Completion, StepResult } from '../store/types.js';
 import type { PlanCache } from './plan.js';
@@ -50,6 +51,8 @@ export interface StepRunnerDeps {
   /** Root for per-attempt work directories. */
   workRoot: string;
   onProcess?: (step: ClaimedStep, pid: number | null) => void;
+  /** A disk or permission fault of the store or the work directory: the worker stops (the step is given back). */
+  onFault?: (fault: StoreFaultError) => void;
 }
 
 /** Trigger data per run (immutable), cached. */
@@ -138,6 +141,13 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     }
     return done({ kind: 'completed', outputs: exec.outputs, inputs }, exec);
   } catch (e) {
+    // A full disk, an I/O error or a permission fault (store or work directory): the worker stops.
+    const workDir = join(deps.workRoot, step.run_id, step.step_id, String(step.attempt));
+    const fault = e instanceof StepError ? undefined : stepFault(e, deps.workRoot, workDir, `running step '${step.step_id}'`);
+    if (fault) {
+      deps.onFault?.(fault);
+      return done({ kind: 'released', reason: fault.message });
+    }
     // The store was away while the step was being prepared: not the step's fault; give it back.
     if (!(e instanceof StepError) && isTransient(e)) return done({ kind: 'released', reason: `store unavailable: ${errorMessage(e)}` });
     const err = e instanceof StepError ? e : new StepError('STEP_ERROR', errorMessage(e), true, {}, { cause: e });

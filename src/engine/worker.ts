@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StepError, errorMessage } from '../core/errors.js';
+import { StepError, errorMessage, isStoreFault, type StoreFaultError } from '../core/errors.js';
 import { TERMINAL_RUN } from '../core/states.js';
 import type { Executor } from '../executors/executor.js';
+import { lowSpaceFault } from '../store/faults.js';
 import { isTransient, type Store } from '../store/store.js';
 import type { ClaimedStep, CommitRequest, Completion, CommitResult, StepKey } from '../store/types.js';
 import type { Ledger } from './ledger.js';
@@ -62,6 +63,10 @@ export class Worker {
   private readonly scope: Set<string> | undefined;
   readonly outputs = new OutputCache();
   private loopPromise: Promise<void> | undefined;
+  /** A disk or permission fault met by a step: the loop stops with it. */
+  private fault: StoreFaultError | undefined;
+  /** The step attempts running now (settled ones removed), awaited for a moment after a fault. */
+  private readonly running = new Set<Promise<unknown>>();
   /** Steps completed by this worker (committed), for reporting. */
   completedCount = 0;
 
@@ -93,7 +98,8 @@ export class Worker {
     }, graceMs);
     timer.unref();
     try {
-      await this.loopPromise;
+      // A loop that ended with an error (a store fault) reports it to whoever awaits start().
+      await this.loopPromise?.catch(() => undefined);
     } finally {
       clearTimeout(timer);
     }
@@ -130,8 +136,12 @@ export class Worker {
         if (this.stopping && this.inflight.size === 0 && this.completions.length === 0) break;
         if (this.scope && this.scope.size === 0 && this.inflight.size === 0 && this.completions.length === 0) break;
         try {
+          if (this.fault) throw this.fault;
           await this.tick();
         } catch (e) {
+          // A full disk, an I/O error, a read-only or forbidden file: retrying on the spot cannot
+          // help and would only hide it. Stop, and let whoever started the worker say so.
+          if (isStoreFault(e)) throw e;
           // A read that failed (a busy or briefly unavailable store): the worker carries on.
           this.options.log?.(`worker: ${errorMessage(e)}; retrying`);
           await sleep(100);
@@ -139,6 +149,8 @@ export class Worker {
       }
     } finally {
       for (const f of this.inflight.values()) f.abort.abort(new StepError('WORKER_STOPPING', 'worker stopped', true));
+      // Their agent processes are being stopped: give them a moment (not more) before the caller exits.
+      if (this.running.size) await Promise.race([Promise.allSettled(this.running), sleep(3000)]);
       await this.store.stopWorker(this.id).catch(() => undefined);
     }
   }
@@ -175,6 +187,7 @@ export class Worker {
         };
         result = await this.store.transaction((tx) => this.ledger.commit(tx, req), this.ledger.commitHint(req));
       } catch (e) {
+        if (isStoreFault(e)) throw e;
         if (isTransient(e) || completions.length === 0) {
           // The store is busy or away: keep the completions and try again shortly.
           this.completions = [...completions, ...this.completions];
@@ -205,10 +218,12 @@ export class Worker {
       try {
         r = await this.store.transaction((tx) => this.ledger.commit(tx, { completions: [c] }), this.ledger.commitHint({ completions: [c] }));
       } catch (e) {
+        if (isStoreFault(e)) throw e;
         const failed: Completion = { ...c, result: { kind: 'failed', retryable: false, error: { code: 'RESULT_UNRECORDABLE', message: `the step's result could not be recorded: ${errorMessage(e)}` } } };
         try {
           r = await this.store.transaction((tx) => this.ledger.commit(tx, { completions: [failed] }));
         } catch (e2) {
+          if (isStoreFault(e2)) throw e2;
           this.options.log?.(`step ${key(c)}: result dropped, it could not be recorded: ${errorMessage(e2)}`);
           continue;
         }
@@ -258,7 +273,7 @@ export class Worker {
     // attempt holds the newer fencing token, so the old one's result would be refused anyway.
     this.inflight.get(key(step))?.abort.abort(new StepError('LEASE_LOST', 'a newer attempt of this step started', true));
     this.inflight.set(key(step), f);
-    void runStep(
+    const running = runStep(
       {
         store: this.store,
         plans: this.ledger.plans,
@@ -269,6 +284,10 @@ export class Worker {
         onProcess: (s, pid) => {
           this.store.setStepPid(s.run_id, s.step_id, s.attempt, pid).catch(() => undefined);
         },
+        onFault: (fault) => {
+          this.fault ??= fault;
+          this.wake();
+        },
       },
       step,
       this.id,
@@ -277,12 +296,22 @@ export class Worker {
       if (this.inflight.get(key(step)) === f) this.inflight.delete(key(step));
       const reason = abort.signal.aborted ? (abort.signal.reason as StepError | undefined)?.code : undefined;
       if (reason === 'LEASE_LOST') return;
+      // An agent that failed on a full disk most likely failed for that (it could not write its
+      // output): not the step's fault either. Give it back and stop, like any other disk fault.
+      const lowSpace = done.result.kind === 'failed' ? lowSpaceFault(this.options.workRoot, `running step '${step.step_id}'`) : undefined;
+      if (lowSpace) {
+        this.fault ??= lowSpace;
+        this.wake();
+        return;
+      }
       // Shutting down is not the step's fault: give it back instead of recording a failure.
       const completion: Completion = reason === 'WORKER_STOPPING' && done.result.kind === 'failed' ? { ...done, result: { kind: 'released', reason: 'worker stopped' } } : done;
       if (this.completions.length === 0) this.firstPendingAt = Date.now();
       this.completions.push(completion);
       this.wake();
     });
+    this.running.add(running);
+    void running.finally(() => this.running.delete(running));
   }
 
   /** Worker heartbeat and the reaping of dead local workers, on their own slower clocks. */

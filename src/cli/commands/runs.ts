@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import pc from 'picocolors';
-import { ExitCode, UserError } from '../../core/errors.js';
+import { ExitCode, StoreFaultError, UserError } from '../../core/errors.js';
 import { RUN_STATUSES, type RunStatus } from '../../core/states.js';
 import { loadPlan } from '../../engine/plan.js';
 import { examplesDir, initProject } from '../../scaffold.js';
@@ -82,9 +82,15 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
     const watching = (async () => {
       for await (const e of swarm.watch(runId, { signal: stopWatching.signal, afterSeq: o.afterSeq ?? 0, stopWhenWaiting: true })) reporter?.onEvent(e);
     })();
+    // Awaited below; if the worker fails first, nobody awaits it (it stops when the store closes).
+    watching.catch(() => undefined);
     if (worker) await worker.start();
     await watching;
     if (worker) await worker.start();
+  } catch (e) {
+    // The worker stopped on a full disk or a permission fault: stop following, say how to continue.
+    stopWatching.abort();
+    throw e instanceof StoreFaultError ? e.forRun(runId) : e;
   } finally {
     llmSink = undefined;
     if (takeOver) clearInterval(takeOver);

@@ -273,6 +273,18 @@ CREATE TABLE approvals (
 CREATE INDEX idx_approvals_pending ON approvals(status, requested_at);
 `,
   },
+  {
+    version: 3,
+    name: 'ready steps in claim order',
+    // The claim walks ready steps in (available_at, run_id, step_index) order and looks each one's
+    // run up by its key, stopping at the claim's limit (see SqliteTx.selectClaimable). Before, the
+    // planner started from the active runs (idx_runs_status), read every step of each and sorted
+    // them: a claim cost grew with the backlog. The same index as PostgreSQL's migration 3.
+    sql: `
+CREATE INDEX idx_steps_ready_order ON step_executions(available_at, run_id, step_index) WHERE status = 'ready';
+DROP INDEX idx_steps_ready;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -40,6 +40,7 @@ import {
   versionConflict,
   type Row,
 } from '../rows.js';
+import { sqliteFault } from '../faults.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { SqliteTx } from './sqlite-tx.js';
 
@@ -107,10 +108,10 @@ export class SqliteStore implements Store {
   constructor(options: SqliteStoreOptions) {
     this.location = resolvePath(options.path);
     this.changePollMs = options.changePollMs ?? 5;
-    checkIsSqliteFile(options.path);
-    mkdirSync(dirname(options.path), { recursive: true });
     let db: Database.Database | undefined;
     try {
+      checkIsSqliteFile(options.path);
+      mkdirSync(dirname(options.path), { recursive: true });
       db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 10_000 });
       // Refuse someone else's database before changing anything in it (even its journal mode).
       const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[];
@@ -129,6 +130,8 @@ export class SqliteStore implements Store {
       if (e instanceof StoreError) throw e;
       const code = (e as { code?: string }).code;
       if (code === 'SQLITE_NOTADB') throw notSwarm(options.path, 'it is not a SQLite database');
+      const fault = sqliteFault(e, this.location, 'opening it');
+      if (fault) throw fault;
       throw new StoreError('STORE_OPEN_FAILED', `cannot open the store at ${options.path}: ${(e as Error).message}`, { file: options.path }, { cause: e });
     }
   }
@@ -197,9 +200,11 @@ export class SqliteStore implements Store {
    * by every store object on the same file in this process, because a second connection's
    * BEGIN IMMEDIATE would block the event loop while the first awaits inside its transaction.
    */
-  private exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
+  private exclusive<T>(fn: () => Promise<T> | T, during = 'writing'): Promise<T> {
     const key = this.location;
-    const next = (FILE_LOCKS.get(key) ?? Promise.resolve()).then(fn, fn);
+    const next = (FILE_LOCKS.get(key) ?? Promise.resolve()).then(fn, fn).catch((e: unknown) => {
+      throw this.fault(e, during);
+    });
     const tail = next.then(
       () => undefined,
       () => undefined,
@@ -232,7 +237,7 @@ export class SqliteStore implements Store {
       this.stmt('BEGIN IMMEDIATE').run();
     } catch (e) {
       this.drainScheduled = false;
-      for (const item of this.pendingTx.splice(0)) item.reject(e);
+      for (const item of this.pendingTx.splice(0)) item.reject(this.fault(e, 'beginning a transaction'));
       return;
     }
     let current: PendingTx | undefined;
@@ -252,7 +257,7 @@ export class SqliteStore implements Store {
           if (first) {
             current = undefined;
             if (this.db.inTransaction) this.stmt('ROLLBACK').run();
-            item.reject(e);
+            item.reject(this.fault(e, 'committing'));
             this.settleLeftovers();
             return;
           }
@@ -260,17 +265,22 @@ export class SqliteStore implements Store {
           if (!this.db.inTransaction) throw e;
           this.stmt('ROLLBACK TO swarm_tx').run();
           this.stmt('RELEASE swarm_tx').run();
-          done.push({ item, ok: false, value: e });
+          done.push({ item, ok: false, value: this.fault(e, 'committing') });
         }
         current = undefined;
       }
       this.stmt('COMMIT').run();
     } catch (e) {
       // Nothing of this batch was committed: every caller in it hears so, the current one too.
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      try {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      } catch {
+        // A rollback that fails (the disk is gone) leaves nothing committed either.
+      }
       this.settleLeftovers();
-      current?.reject(e);
-      for (const d of done) d.item.reject(e);
+      const fault = this.fault(e, 'committing');
+      current?.reject(fault);
+      for (const d of done) d.item.reject(fault);
       return;
     }
     this.settleLeftovers();
@@ -280,6 +290,11 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** A disk or permission fault as a StoreFaultError naming the file; any other error as it is. */
+  private fault(e: unknown, during: string): unknown {
+    return sqliteFault(e, this.location, during) ?? e;
+  }
+
   /** After a drain: let the next arrival schedule a new one, or schedule it now for what is left. */
   private settleLeftovers(): void {
     this.drainScheduled = this.pendingTx.length > 0;
@@ -287,7 +302,7 @@ export class SqliteStore implements Store {
   }
 
   private read<T>(fn: () => T): Promise<T> {
-    return this.exclusive(fn);
+    return this.exclusive(fn, 'reading');
   }
 
   // ---- registry ----
@@ -661,15 +676,19 @@ export class SqliteStore implements Store {
     }
   }
 
+  private dataVersion(): number {
+    try {
+      return this.db.pragma('data_version', { simple: true }) as number;
+    } catch (e) {
+      throw this.fault(e, 'reading');
+    }
+  }
+
   /** Move committed WAL pages into the database file without blocking anyone (called when idle). */
   checkpoint(): Promise<void> {
     return this.exclusive(() => {
       if (!this.closed) this.db.pragma('wal_checkpoint(PASSIVE)');
-    });
-  }
-
-  private dataVersion(): number {
-    return this.db.pragma('data_version', { simple: true }) as number;
+    }, 'checkpointing');
   }
 
   async close(): Promise<void> {

@@ -109,10 +109,16 @@ export class SqliteTx implements LedgerTx {
       return out;
     }
     // Skip runs already at their concurrency limit, so their waiting steps cannot crowd out other runs.
+    // Ready steps are read in claim order from idx_steps_ready_order and each one's run is looked up
+    // by its key (a scalar subquery, never a join: with a join the planner started from the active
+    // runs, read all their steps and sorted them). The scan stops once it has `limit` steps; it reads
+    // no more than those and the ready steps of runs at their limit it passes on the way.
     const ready = this.stmt(
-      `SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner FROM step_executions s JOIN workflow_runs r ON r.id = s.run_id
-       WHERE s.status = 'ready' AND s.available_at <= ? AND r.running_steps < r.max_parallel AND r.status IN ('queued', 'running', 'waiting')
-       ORDER BY s.available_at LIMIT ?`,
+      `SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner
+       FROM step_executions s INDEXED BY idx_steps_ready_order
+       WHERE s.status = 'ready' AND s.available_at <= ?
+         AND (SELECT r.running_steps < r.max_parallel AND r.status IN ('queued', 'running', 'waiting') FROM workflow_runs r WHERE r.id = s.run_id)
+       ORDER BY s.available_at, s.run_id, s.step_index LIMIT ?`,
     ).all(this.now, limit) as ClaimableRow[];
     const expired = this.stmt(`SELECT ${cols} FROM step_executions WHERE status = 'running' AND lease_until < ? ORDER BY lease_until LIMIT ?`).all(this.now, limit) as ClaimableRow[];
     return expired.length ? [...expired, ...ready] : ready;
