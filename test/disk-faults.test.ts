@@ -86,7 +86,8 @@ beforeAll(async () => {
   effects = join(root, 'effects');
   for (const d of [home, effects, join(project, 'agents', 'big'), join(project, 'workflows', 'big-chain')]) mkdirSync(d, { recursive: true });
   mount('-t', 'tmpfs', '-o', `size=${TMPFS_SIZE}`, 'tmpfs', home);
-  writeFileSync(join(project, 'swarm.yaml'), 'name: disk-faults\n');
+  // The agents write marker files into the test's own directory, which a sandbox would hide.
+  writeFileSync(join(project, 'swarm.yaml'), 'name: disk-faults\nsandbox: none\n');
   writeFileSync(
     join(project, 'agents', 'big', 'agent.yaml'),
     'name: big\nversion: 1.0.0\nruntime: { type: node, entry: main.js }\ninputs: [{ name: n, type: integer }]\noutputs: [{ name: blob, type: string }]\n',
@@ -97,7 +98,7 @@ beforeAll(async () => {
     `const fs = require('fs');
 const [, , inFile, outFile] = process.argv;
 const { n } = JSON.parse(fs.readFileSync(inFile, 'utf8'));
-fs.appendFileSync(require('path').join(process.env.EFFECTS_DIR, process.env.SWARM_RUN_ID + '-' + process.env.SWARM_STEP_ID), 'x');
+fs.appendFileSync(require('path').join(${JSON.stringify(effects)}, process.env.SWARM_RUN_ID + '-' + process.env.SWARM_STEP_ID), 'x');
 fs.writeFileSync(outFile, JSON.stringify({ blob: 'x'.repeat(${OUTPUT_BYTES}) + n }));
 `,
   );
