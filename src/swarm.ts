@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { resolveConfig, type ResolveConfigOptions, type SwarmConfig } from './config/config.js';
 import { ManifestError, NotFoundError, PolicyError, ResumeError, UserError, VerificationError } from './core/errors.js';
@@ -26,6 +26,7 @@ import type { ModelSpec } from './agents/providers/index.js';
 import { TOOL_SPEC_SCHEMA } from './agents/tools/spec.js';
 import type { ChatModel } from './agents/types.js';
 import { ProcessExecutor } from './executors/process.js';
+import { MANIFEST_MAX_BYTES, readManifestFile } from './manifest-file.js';
 import type { PutResult, Store } from './store/store.js';
 import { agentRecord, workflowRecord } from './store/rows.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
@@ -59,6 +60,8 @@ export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   llmHooks?: LoopHooks;
   /** Environment for provider API keys (default `process.env`). */
   providerEnv?: Readonly<Record<string, string | undefined>>;
+  /** The largest agent.yaml or workflow.yaml registered, in bytes (default MANIFEST_MAX_BYTES, 1 MiB). */
+  manifestMaxBytes?: number;
 }
 
 export interface RegisterResult<T> {
@@ -112,14 +115,17 @@ export class Swarm {
   private readonly workers = new Set<Worker>();
 
   private readonly llmExecutor: LlmExecutor;
+  /** Reads agent.yaml and workflow.yaml: regular files only, at most `manifestMaxBytes`. */
+  private readonly readManifest: (file: string) => string;
   private readonly llmOptions: LlmExecutorOptions;
 
   private constructor(
     readonly config: SwarmConfig,
     readonly store: Store,
     private readonly log: (line: string) => void,
-    llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv'> = {},
+    llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv' | 'manifestMaxBytes'> = {},
   ) {
+    this.readManifest = (file) => readManifestFile(file, { maxBytes: llm.manifestMaxBytes ?? MANIFEST_MAX_BYTES });
     this.builtins.register('approval', approvalAgent(store));
     this.llmOptions = {
       store,
@@ -177,7 +183,7 @@ export class Swarm {
   /** Register the agent package at `path` (a directory with agent.yaml, or the file itself). */
   async registerAgent(path: string, options: { force?: boolean } = {}): Promise<RegisterResult<AgentRecord>> {
     const { file, dir } = manifestPath(path, 'agent.yaml');
-    const manifest = parseAgentManifest(readFileSync(file, 'utf8'), file, { toolSpecSchema: TOOL_SPEC_SCHEMA });
+    const manifest = parseAgentManifest(this.readManifest(file), file, { toolSpecSchema: TOOL_SPEC_SCHEMA });
     const rt = manifest.runtime;
     if (rt.type === 'llm') {
       const provider = manifest.llm?.provider ?? '';
@@ -252,7 +258,7 @@ export class Swarm {
   /** Register the workflow at `path`; checks every agent reference against the registry first. */
   async registerWorkflow(path: string, options: { force?: boolean } = {}): Promise<RegisterResult<WorkflowRecord>> {
     const { file, dir } = manifestPath(path, 'workflow.yaml');
-    const { manifest, lineOf } = parseWorkflowSource(readFileSync(file, 'utf8'), file);
+    const { manifest, lineOf } = parseWorkflowSource(this.readManifest(file), file);
     const versionsOf = await agentsFor(manifest, (n) => this.store.listAgents(n));
     checkAgainstRegistry(
       manifest,
@@ -314,7 +320,7 @@ export class Swarm {
     if (!existsSync(file)) return undefined;
     let digest: string;
     try {
-      digest = digestJson(JSON.stringify(parseWorkflowSource(readFileSync(file, 'utf8'), file).manifest));
+      digest = digestJson(JSON.stringify(parseWorkflowSource(this.readManifest(file), file).manifest));
     } catch {
       return `${file} has changed since ${wf.id} was registered (and no longer validates)`;
     }

@@ -429,9 +429,9 @@ function checkText(text: string): ReturnType<typeof checkAgainstRegistry> {
 describe('checkAgainstRegistry', () => {
   it('resolves each step to the newest version matching its range', () => {
     const resolved = checkText(`${HEAD}steps:\n  - id: a\n    agent: echo@^1.0.0\n  - id: b\n    agent: echo\n  - id: c\n    agent: open@1.0.0\n`);
-    expect(resolved.a!.version).toBe('1.0.0');
-    expect(resolved.b!.version).toBe('2.0.0');
-    expect(resolved.c!.name).toBe('open');
+    expect(resolved.get('a')!.version).toBe('1.0.0');
+    expect(resolved.get('b')!.version).toBe('2.0.0');
+    expect(resolved.get('c')!.name).toBe('open');
   });
 
   it('unknown agent', () => {
@@ -460,7 +460,7 @@ describe('checkAgainstRegistry', () => {
     agent: echo
     inputs: { m: "\${steps.a.outputs.echoed}", n: "\${steps.o.outputs.anything}" }
 `;
-    expect(Object.keys(checkText(text)).sort()).toEqual(['a', 'b', 'o']);
+    expect([...checkText(text).keys()].sort()).toEqual(['a', 'b', 'o']);
   });
 
   it('a condition referencing an output the upstream agent does not declare is caught too', () => {

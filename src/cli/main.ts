@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { ExitCode, isSwarmError } from '../core/errors.js';
+import { ExitCode, isSwarmError, ManifestError } from '../core/errors.js';
 import { packageRoot } from '../scaffold.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerLlmCommands } from './commands/llm.js';
@@ -63,7 +63,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : ExitCode.INVALID_INPUT;
     }
     if (isSwarmError(e)) {
-      ctx.err(`swarm: ${e.message}`);
+      // A manifest with several problems: one line each, all of them.
+      for (const line of e instanceof ManifestError ? e.message.split('\n') : [e.message]) ctx.err(`swarm: ${line}`);
       return e.exitCode;
     }
     ctx.err(`swarm: unexpected error: ${e instanceof Error ? e.message : String(e)}`);

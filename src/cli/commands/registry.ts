@@ -15,7 +15,9 @@ function reportMany<T extends { id: string }>(ctx: CliContext, results: Many<T>,
   for (const r of results) {
     if ('error' in r) {
       failed++;
-      ctx.err(`${pc.red('✖')} ${r.path}: ${errorMessage(r.error)}`);
+      const [first, ...more] = errorMessage(r.error).split('\n');
+      ctx.err(`${pc.red('✖')} ${r.path}: ${first ?? ''}`);
+      for (const line of more) ctx.err(`    ${line}`);
     } else ctx.out(`${pc.green('✔')} ${r.record.id} ${pc.dim(r.result)}`);
   }
   if (results.length === 0) ctx.err(`no ${kind} packages found`);
