@@ -95,6 +95,22 @@ export function newRunId(): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+/** How many characters of a run id's end `shortRunId` keeps: its last group, 48 random bits. */
+export const SHORT_RUN_ID_LENGTH = 12;
+
+/**
+ * The short form of a run id that the CLI shows: the id's last 12 hex characters (its last group,
+ * all random bits). A UUIDv7 starts with its creation time, so runs made minutes apart share a long
+ * prefix; the random end tells them apart (even odds of two runs sharing one only once a store holds
+ * about 16 million runs), and every command accepts it back.
+ *
+ * @example
+ *   shortRunId('0193b2c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d'); // '1e2f3a4b5c6d'
+ */
+export function shortRunId(id: string): string {
+  return id.length > SHORT_RUN_ID_LENGTH ? id.slice(-SHORT_RUN_ID_LENGTH) : id;
+}
+
 /**
  * Swarm as a library: register agents and workflows, start runs, wait for them, watch their events,
  * cancel, retry, verify, and run workers. The `swarm` CLI is built on exactly this API.
@@ -405,17 +421,31 @@ export class Swarm {
   }
 
   /**
-   * Resolve a full run id, or a unique prefix or suffix of one (at least 4 characters). Ids start with
-   * their creation time, so runs made close together share a prefix: the end of an id is the part
-   * that tells them apart.
+   * Resolve a full run id, a short id (`shortRunId`: the last 12 characters), or any unique prefix or
+   * suffix of an id (at least 4 characters). Ids start with their creation time, so runs made close
+   * together share a prefix: the end of an id is the part that tells them apart. An ambiguous part
+   * is refused with the runs it matches.
    */
   async resolveRunId(idOrPart: string): Promise<string> {
     if (await this.store.getRun(idOrPart)) return idOrPart;
     if (idOrPart.length >= 4) {
-      for (const how of ['prefix', 'suffix'] as const) {
-        const ids = await this.store.findRunIds(idOrPart, 2, how);
-        if (ids.length === 1) return ids[0] as string;
-        if (ids.length > 1) throw new UserError('RUN_ID_AMBIGUOUS', `'${idOrPart}' matches several runs; give more characters of the id`);
+      const shown = 5;
+      const found = new Set<string>();
+      for (const how of ['suffix', 'prefix'] as const) for (const id of await this.store.findRunIds(idOrPart, shown + 1, how)) found.add(id);
+      if (found.size === 1) return [...found][0] as string;
+      if (found.size > 1) {
+        const ids = [...found].sort();
+        const list = await Promise.all(
+          ids.slice(0, shown).map(async (id) => {
+            const r = await this.store.getRun(id);
+            return r ? `${id} (${r.workflow_name}, ${new Date(r.created_at).toISOString()})` : id;
+          }),
+        );
+        throw new UserError(
+          'RUN_ID_AMBIGUOUS',
+          `'${idOrPart}' matches ${ids.length > shown ? `more than ${shown}` : ids.length} runs: ${list.join(', ')}${ids.length > shown ? ', …' : ''}; give more characters of the id (the last ${SHORT_RUN_ID_LENGTH} are unique in practice)`,
+          { candidates: ids.slice(0, shown) },
+        );
       }
     }
     throw new NotFoundError('run', idOrPart, "run 'swarm runs list' to see runs");
