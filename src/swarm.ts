@@ -276,6 +276,9 @@ export class Swarm {
     const { file, dir } = manifestPath(path, 'workflow.yaml');
     const { manifest, lineOf } = parseWorkflowSource(this.readManifest(file), file);
     const versionsOf = await agentsFor(manifest, (n) => this.store.listAgents(n));
+    // Every registered name, for "did you mean", only when a step names an agent that does not exist.
+    const unknown = manifest.steps.some((st) => versionsOf(parseRef(st.agent).name).length === 0);
+    const knownAgents = unknown ? [...new Set((await this.store.listAgents()).map((a) => a.name))] : [];
     checkAgainstRegistry(
       manifest,
       file,
@@ -285,6 +288,7 @@ export class Swarm {
         return { versions: all.map((a) => a.version), ...(rec ? { manifest: rec.manifest } : {}) };
       },
       lineOf,
+      knownAgents,
     );
     const record = workflowRecord(manifest, dir);
     return { record, result: await this.store.putWorkflow(record, options.force ?? false) };
