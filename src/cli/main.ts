@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ExitCode, isSwarmError, ManifestError } from '../core/errors.js';
 import { packageRoot } from '../scaffold.js';
 import { registerDbCommands } from './commands/db.js';
+import { registerDevCommands } from './commands/dev.js';
 import { registerLlmCommands } from './commands/llm.js';
 import { registerAgentCommands, registerWorkflowCommands } from './commands/registry.js';
 import { registerProcessCommands, registerRunCommands } from './commands/runs.js';
@@ -50,6 +51,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerProcessCommands(program, ctx);
   registerDbCommands(program, ctx);
   registerLlmCommands(program, ctx);
+  registerDevCommands(program, ctx);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     for (const sub of c.commands) sub.exitOverride().configureOutput(output);
