@@ -167,7 +167,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
 
   runs
     .command('show <id>')
-    .description('show a run and its steps (a unique prefix or suffix of the id is enough)')
+    .description('show a run and its steps (the short id shown, or any unique prefix or suffix of the id, is enough)')
     .option('--json', 'print JSON (with every step’s outputs)')
     .action(async (id: string, o: { json?: boolean }) => {
       const swarm = await ctx.swarm();
