@@ -469,3 +469,49 @@ describe('checkAgainstRegistry', () => {
     expect(err.message).toContain("no output 'echo'");
   });
 });
+
+describe('every problem of a manifest at once', () => {
+  const problemsOf = (fn: () => unknown): Array<{ line?: number | undefined; field?: string | undefined }> => {
+    try {
+      fn();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ManifestError);
+      return (e as ManifestError).problems.map((p) => ({ line: p.line, field: p.field }));
+    }
+    throw new Error('expected a ManifestError');
+  };
+
+  it('schema problems: each unknown field, bad value and missing field, in file order', () => {
+    const text = 'name: x\nversion: 1.0.0\nruntime:\n  type: builtin\n  memory_mb: lots\ncolour: red\ninputs:\n  - {name: a}\n';
+    expect(problemsOf(() => parseAgentManifest(text, 'a.yaml'))).toEqual([
+      { line: 5, field: 'runtime.memory_mb' },
+      { line: 6, field: 'colour' },
+      { line: 8, field: 'inputs[0].type' },
+    ]);
+  });
+
+  it('an anyOf with several wrong branches gives one problem, the most specific', () => {
+    const text = 'name: x\nversion: 1.0.0\nruntime: {type: builtin, entry: echo}\ninputs:\n  - {name: a, type: text}\n';
+    expect(problemsOf(() => parseAgentManifest(text, 'a.yaml'))).toEqual([{ line: 5, field: 'inputs[0].type' }]);
+  });
+
+  it('checks after the schema: every step, every handler; a cycle only once the rest is right', () => {
+    const text = [
+      'name: w',
+      'version: 1.0.0',
+      'steps:',
+      '  - {id: a, agent: echo, inputs: {m: "${steps.zz.outputs.x}"}}',
+      '  - {id: b, agent: echo, depends_on: [nope]}',
+      '  - {id: prototype, agent: echo}',
+      'on_error:',
+      '  - notify: {message: "${variables.none}"}',
+      '',
+    ].join('\n');
+    expect(problemsOf(() => parseWorkflowManifest(text, 'w.yaml'))).toEqual([
+      { line: 4, field: 'steps[0].inputs.m' },
+      { line: 5, field: 'steps[1].depends_on' },
+      { line: 6, field: 'steps[2].id' },
+      { line: 8, field: 'on_error[0]' },
+    ]);
+  });
+});
