@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { resolveConfig, type ResolveConfigOptions, type SwarmConfig } from './config/config.js';
 import { ManifestError, NotFoundError, PolicyError, ResumeError, UserError, VerificationError } from './core/errors.js';
@@ -28,6 +28,7 @@ import type { ChatModel } from './agents/types.js';
 import { ProcessExecutor } from './executors/process.js';
 import { memoryLimitMechanism } from './executors/memory-limit.js';
 import { chooseSandbox, type SandboxChoice } from './sandbox/sandbox.js';
+import { MANIFEST_MAX_BYTES, readManifestFile } from './manifest-file.js';
 import type { PutResult, Store } from './store/store.js';
 import { agentRecord, workflowRecord } from './store/rows.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
@@ -61,6 +62,8 @@ export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   llmHooks?: LoopHooks;
   /** Environment for provider API keys (default `process.env`). */
   providerEnv?: Readonly<Record<string, string | undefined>>;
+  /** The largest agent.yaml or workflow.yaml registered, in bytes (default MANIFEST_MAX_BYTES, 1 MiB). */
+  manifestMaxBytes?: number;
 }
 
 export interface RegisterResult<T> {
@@ -108,6 +111,22 @@ export function newRunId(): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+/** How many characters of a run id's end `shortRunId` keeps: its last group, 48 random bits. */
+export const SHORT_RUN_ID_LENGTH = 12;
+
+/**
+ * The short form of a run id that the CLI shows: the id's last 12 hex characters (its last group,
+ * all random bits). A UUIDv7 starts with its creation time, so runs made minutes apart share a long
+ * prefix; the random end tells them apart (even odds of two runs sharing one only once a store holds
+ * about 16 million runs), and every command accepts it back.
+ *
+ * @example
+ *   shortRunId('0193b2c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d'); // '1e2f3a4b5c6d'
+ */
+export function shortRunId(id: string): string {
+  return id.length > SHORT_RUN_ID_LENGTH ? id.slice(-SHORT_RUN_ID_LENGTH) : id;
+}
+
 /**
  * Swarm as a library: register agents and workflows, start runs, wait for them, watch their events,
  * cancel, retry, verify, and run workers. The `swarm` CLI is built on exactly this API.
@@ -129,14 +148,17 @@ export class Swarm {
   private readonly workers = new Set<Worker>();
 
   private readonly llmExecutor: LlmExecutor;
+  /** Reads agent.yaml and workflow.yaml: regular files only, at most `manifestMaxBytes`. */
+  private readonly readManifest: (file: string) => string;
   private readonly llmOptions: LlmExecutorOptions;
 
   private constructor(
     readonly config: SwarmConfig,
     readonly store: Store,
     private readonly log: (line: string) => void,
-    llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv'> = {},
+    llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv' | 'manifestMaxBytes'> = {},
   ) {
+    this.readManifest = (file) => readManifestFile(file, { maxBytes: llm.manifestMaxBytes ?? MANIFEST_MAX_BYTES });
     this.builtins.register('approval', approvalAgent(store));
     this.llmOptions = {
       store,
@@ -219,7 +241,7 @@ export class Swarm {
   /** Register the agent package at `path` (a directory with agent.yaml, or the file itself). */
   async registerAgent(path: string, options: { force?: boolean } = {}): Promise<RegisterResult<AgentRecord>> {
     const { file, dir } = manifestPath(path, 'agent.yaml');
-    const manifest = parseAgentManifest(readFileSync(file, 'utf8'), file, { toolSpecSchema: TOOL_SPEC_SCHEMA });
+    const manifest = parseAgentManifest(this.readManifest(file), file, { toolSpecSchema: TOOL_SPEC_SCHEMA });
     const rt = manifest.runtime;
     if (rt.type === 'llm') {
       const provider = manifest.llm?.provider ?? '';
@@ -294,8 +316,11 @@ export class Swarm {
   /** Register the workflow at `path`; checks every agent reference against the registry first. */
   async registerWorkflow(path: string, options: { force?: boolean } = {}): Promise<RegisterResult<WorkflowRecord>> {
     const { file, dir } = manifestPath(path, 'workflow.yaml');
-    const { manifest, lineOf } = parseWorkflowSource(readFileSync(file, 'utf8'), file);
+    const { manifest, lineOf } = parseWorkflowSource(this.readManifest(file), file);
     const versionsOf = await agentsFor(manifest, (n) => this.store.listAgents(n));
+    // Every registered name, for "did you mean", only when a step names an agent that does not exist.
+    const unknown = manifest.steps.some((st) => versionsOf(parseRef(st.agent).name).length === 0);
+    const knownAgents = unknown ? [...new Set((await this.store.listAgents()).map((a) => a.name))] : [];
     checkAgainstRegistry(
       manifest,
       file,
@@ -305,6 +330,7 @@ export class Swarm {
         return { versions: all.map((a) => a.version), ...(rec ? { manifest: rec.manifest } : {}) };
       },
       lineOf,
+      knownAgents,
     );
     const record = workflowRecord(manifest, dir);
     return { record, result: await this.store.putWorkflow(record, options.force ?? false) };
@@ -356,7 +382,7 @@ export class Swarm {
     if (!existsSync(file)) return undefined;
     let digest: string;
     try {
-      digest = digestJson(JSON.stringify(parseWorkflowSource(readFileSync(file, 'utf8'), file).manifest));
+      digest = digestJson(JSON.stringify(parseWorkflowSource(this.readManifest(file), file).manifest));
     } catch {
       return `${file} has changed since ${wf.id} was registered (and no longer validates)`;
     }
@@ -441,17 +467,31 @@ export class Swarm {
   }
 
   /**
-   * Resolve a full run id, or a unique prefix or suffix of one (at least 4 characters). Ids start with
-   * their creation time, so runs made close together share a prefix: the end of an id is the part
-   * that tells them apart.
+   * Resolve a full run id, a short id (`shortRunId`: the last 12 characters), or any unique prefix or
+   * suffix of an id (at least 4 characters). Ids start with their creation time, so runs made close
+   * together share a prefix: the end of an id is the part that tells them apart. An ambiguous part
+   * is refused with the runs it matches.
    */
   async resolveRunId(idOrPart: string): Promise<string> {
     if (await this.store.getRun(idOrPart)) return idOrPart;
     if (idOrPart.length >= 4) {
-      for (const how of ['prefix', 'suffix'] as const) {
-        const ids = await this.store.findRunIds(idOrPart, 2, how);
-        if (ids.length === 1) return ids[0] as string;
-        if (ids.length > 1) throw new UserError('RUN_ID_AMBIGUOUS', `'${idOrPart}' matches several runs; give more characters of the id`);
+      const shown = 5;
+      const found = new Set<string>();
+      for (const how of ['suffix', 'prefix'] as const) for (const id of await this.store.findRunIds(idOrPart, shown + 1, how)) found.add(id);
+      if (found.size === 1) return [...found][0] as string;
+      if (found.size > 1) {
+        const ids = [...found].sort();
+        const list = await Promise.all(
+          ids.slice(0, shown).map(async (id) => {
+            const r = await this.store.getRun(id);
+            return r ? `${id} (${r.workflow_name}, ${new Date(r.created_at).toISOString()})` : id;
+          }),
+        );
+        throw new UserError(
+          'RUN_ID_AMBIGUOUS',
+          `'${idOrPart}' matches ${ids.length > shown ? `more than ${shown}` : ids.length} runs: ${list.join(', ')}${ids.length > shown ? ', …' : ''}; give more characters of the id (the last ${SHORT_RUN_ID_LENGTH} are unique in practice)`,
+          { candidates: ids.slice(0, shown) },
+        );
       }
     }
     throw new NotFoundError('run', idOrPart, "run 'swarm runs list' to see runs");

@@ -31,6 +31,8 @@ interface RunDoc {
   error: { message: string; step: string | null } | null;
 }
 interface RunRow {
+  run_id: string;
+  /** Deprecated alias of run_id. */
   id: string;
   workflow_name: string;
   status: string;
@@ -105,17 +107,18 @@ describe.concurrent('swarm CLI', () => {
     const agents = packagesIn(EXAMPLES.agents, 'agent.yaml').length;
     const workflows = packagesIn(EXAMPLES.workflows, 'workflow.yaml').length;
     expect(r.stderr).toContain(`registered ${agents} example agents and ${workflows} workflows into ${s.path('.swarm', 'swarm.db')}`);
-    expect(r.stderr).toMatch(/run [0-9a-f-]{36} completed/);
+    expect(r.stderr).toMatch(/run [0-9a-f]{12} completed/);
     expect(s.exists('.swarm/swarm.db')).toBe(true);
     expect(readFileSync(s.path('.swarm/swarm.db')).subarray(0, 16).toString('latin1')).toBe('SQLite format 3\0');
 
     // The run is really in that file, and it verifies.
     const runs = await s.json<RunRow[]>(['runs', 'list', '--json']);
     expect(runs.map((x) => [x.workflow_name, x.status])).toEqual([['echo-chain', 'completed']]);
-    const v = ok(expect, await s.run(['runs', 'verify', runs[0]!.id]));
+    const v = ok(expect, await s.run(['runs', 'verify', runs[0]!.run_id]));
     expect(v.stdout).toMatch(/^ok: \d+ events, hash chain and checkpoints verify\n$/);
     // The hint it prints names the run.
-    expect(r.stderr).toContain(`swarm runs show ${runs[0]!.id}`);
+    // The hint names the run by its short id: the end of the id.
+    expect(r.stderr).toContain(`swarm runs show ${runs[0]!.run_id.slice(-12)}`);
     expect(s.query('SELECT id FROM agents')).toHaveLength(agents);
   });
 
@@ -287,7 +290,8 @@ steps:
     // Every run is recorded with its own input.
     const runs = await s.json<Array<RunRow & { trigger_data: { message: string } }>>(['runs', 'list', '--json']);
     expect(runs.map((x) => x.trigger_data.message)).toEqual(['json', 'piped', 'from a file', 'inline']);
-    expect(runs[0]!.id).toBe(doc.run_id);
+    expect(runs[0]!.run_id).toBe(doc.run_id);
+    expect(runs[0]!.id, 'id: the deprecated alias of run_id').toBe(doc.run_id);
   });
 
   test('a failed run under --json: status failed, the error names the step, exit 4', async ({ expect }) => {
@@ -310,7 +314,7 @@ steps:
     const plain = await s.run(['run', 'bw']);
     expect(plain.code).toBe(4);
     expect(plain.stdout).toBe('');
-    expect(plain.stderr).toMatch(/run [0-9a-f-]{36} failed/);
+    expect(plain.stderr).toMatch(/run [0-9a-f]{12} failed/);
     expect(plain.stderr).toContain("error in step 'bad': agent process exited with code 7");
   });
 
@@ -323,14 +327,14 @@ steps:
     expect(d.stderr).toContain('swarm runs resume');
 
     const queued = await s.json<RunRow[]>(['runs', 'list', '--status', 'queued', '--json']);
-    expect(queued.map((x) => x.id)).toEqual([id]);
+    expect(queued.map((x) => x.run_id)).toEqual([id]);
     const before = await s.json<RunDoc>(['runs', 'show', id, '--json']);
     expect(before.status).toBe('queued');
     expect(before.steps.every((x) => x.outputs === null)).toBe(true);
 
     const res = ok(expect, await s.run(['runs', 'resume', id]));
     expect(JSON.parse(res.stdout)).toEqual({ step2: { echoed: 'Step 2 received: later' } });
-    expect(res.stderr).toContain(`run ${id} completed`);
+    expect(res.stderr).toContain(`run ${id.slice(-12)} completed`);
     expect(s.query('SELECT status FROM workflow_runs WHERE id = ?', id)).toEqual([{ status: 'completed' }]);
 
     const dj = ok(expect, await s.run(['run', 'echo-chain', '{"message": "x"}', '-d', '--json']));
@@ -350,7 +354,7 @@ steps:
     const c = (await s.run(['run', 'echo-chain', '{"message": "c"}', '-d'])).stdout.trim();
     expect(c).toMatch(UUID);
 
-    const ids = async (...args: string[]): Promise<string[]> => (await s.json<RunRow[]>(['runs', 'list', '--json', ...args])).map((x) => x.id);
+    const ids = async (...args: string[]): Promise<string[]> => (await s.json<RunRow[]>(['runs', 'list', '--json', ...args])).map((x) => x.run_id);
     expect(await ids()).toEqual([c, b, a]);
     expect(await ids('--workflow', 'echo-chain')).toEqual([c, a]);
     expect(await ids('--status', 'completed')).toEqual([b, a]);
@@ -367,8 +371,9 @@ steps:
 
     const table = ok(expect, await s.run(['runs', 'list']));
     expect(lines(table.stdout)[0]).toMatch(/^RUN\s+WORKFLOW\s+STATUS\s+FINISHED\s+CREATED\s+DURATION\s+ERROR$/);
-    expect(table.stdout).toMatch(new RegExp(`^${b}\\s+fan-out@1\\.0\\.0\\s+completed\\s+5/5\\s`, 'm'));
-    expect(table.stdout).toMatch(new RegExp(`^${c}\\s+echo-chain@1\\.0\\.0\\s+queued\\s+0/2\\s`, 'm'));
+    // The table shows short ids: the last 12 characters.
+    expect(table.stdout).toMatch(new RegExp(`^${b.slice(-12)}\\s+fan-out@1\\.0\\.0\\s+completed\\s+5/5\\s`, 'm'));
+    expect(table.stdout).toMatch(new RegExp(`^${c.slice(-12)}\\s+echo-chain@1\\.0\\.0\\s+queued\\s+0/2\\s`, 'm'));
 
     const shown = ok(expect, await s.run(['runs', 'show', b]));
     expect(lines(shown.stdout)[0]).toBe(`run ${b}  fan-out@1.0.0  completed`);
@@ -386,7 +391,8 @@ steps:
     expect(a.slice(0, 4)).toBe(c.slice(0, 4));
     const ambiguous = await s.run(['runs', 'show', a.slice(0, 4)]);
     expect(ambiguous.code, show(ambiguous)).toBe(2);
-    expect(ambiguous.stderr.trim()).toBe(`swarm: '${a.slice(0, 4)}' matches several runs; give more characters of the id`);
+    expect(ambiguous.stderr.trim()).toMatch(new RegExp(`^swarm: '${a.slice(0, 4)}' matches 3 runs: .*; give more characters of the id`));
+    for (const x of [a, b, c]) expect(ambiguous.stderr).toContain(x);
     // The end of an id (its random part) is enough too.
     const bySuffix = ok(expect, await s.run(['runs', 'show', b.slice(-8)]));
     expect(bySuffix.stdout).toBe(shown.stdout);
@@ -439,7 +445,7 @@ steps:
       expect(r.code, show(r)).toBe(4);
       // The 30 s sleep was interrupted, not waited out.
       expect(r.ms).toBeLessThan(15_000);
-      expect(r.stderr).toContain(`run ${id} cancelled`);
+      expect(r.stderr).toContain(`run ${id.slice(-12)} cancelled`);
       expect(r.stderr).toContain('enough napping');
     } finally {
       attached.child.kill('SIGKILL');
@@ -588,7 +594,7 @@ steps:
     const s = await withExamples();
     const r = ok(expect, await s.run(['echo-chain', '{"message": "Hello Swarm!"}'], { bin: 'swarm-run' }));
     expect(JSON.parse(r.stdout)).toEqual(ECHO_CHAIN_OUTPUT);
-    expect(r.stderr).toMatch(/run [0-9a-f-]{36} completed/);
+    expect(r.stderr).toMatch(/run [0-9a-f]{12} completed/);
 
     const [agentAlias, agentMain, wfAlias, wfMain] = await Promise.all([
       s.run(['list'], { bin: 'swarm-agent' }),

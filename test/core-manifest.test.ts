@@ -429,9 +429,9 @@ function checkText(text: string): ReturnType<typeof checkAgainstRegistry> {
 describe('checkAgainstRegistry', () => {
   it('resolves each step to the newest version matching its range', () => {
     const resolved = checkText(`${HEAD}steps:\n  - id: a\n    agent: echo@^1.0.0\n  - id: b\n    agent: echo\n  - id: c\n    agent: open@1.0.0\n`);
-    expect(resolved.a!.version).toBe('1.0.0');
-    expect(resolved.b!.version).toBe('2.0.0');
-    expect(resolved.c!.name).toBe('open');
+    expect(resolved.get('a')!.version).toBe('1.0.0');
+    expect(resolved.get('b')!.version).toBe('2.0.0');
+    expect(resolved.get('c')!.name).toBe('open');
   });
 
   it('unknown agent', () => {
@@ -460,12 +460,58 @@ describe('checkAgainstRegistry', () => {
     agent: echo
     inputs: { m: "\${steps.a.outputs.echoed}", n: "\${steps.o.outputs.anything}" }
 `;
-    expect(Object.keys(checkText(text)).sort()).toEqual(['a', 'b', 'o']);
+    expect([...checkText(text).keys()].sort()).toEqual(['a', 'b', 'o']);
   });
 
   it('a condition referencing an output the upstream agent does not declare is caught too', () => {
     const text = `${HEAD}steps:\n  - id: a\n    agent: echo@1.0.0\n  - id: b\n    agent: echo\n    condition: "\${steps.a.outputs.echo} == 'x'"\n`;
     const err = manifestError(() => checkText(text), WF_FILE, 'steps[1].condition', 8);
     expect(err.message).toContain("no output 'echo'");
+  });
+});
+
+describe('every problem of a manifest at once', () => {
+  const problemsOf = (fn: () => unknown): Array<{ line?: number | undefined; field?: string | undefined }> => {
+    try {
+      fn();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ManifestError);
+      return (e as ManifestError).problems.map((p) => ({ line: p.line, field: p.field }));
+    }
+    throw new Error('expected a ManifestError');
+  };
+
+  it('schema problems: each unknown field, bad value and missing field, in file order', () => {
+    const text = 'name: x\nversion: 1.0.0\nruntime:\n  type: builtin\n  memory_mb: lots\ncolour: red\ninputs:\n  - {name: a}\n';
+    expect(problemsOf(() => parseAgentManifest(text, 'a.yaml'))).toEqual([
+      { line: 5, field: 'runtime.memory_mb' },
+      { line: 6, field: 'colour' },
+      { line: 8, field: 'inputs[0].type' },
+    ]);
+  });
+
+  it('an anyOf with several wrong branches gives one problem, the most specific', () => {
+    const text = 'name: x\nversion: 1.0.0\nruntime: {type: builtin, entry: echo}\ninputs:\n  - {name: a, type: text}\n';
+    expect(problemsOf(() => parseAgentManifest(text, 'a.yaml'))).toEqual([{ line: 5, field: 'inputs[0].type' }]);
+  });
+
+  it('checks after the schema: every step, every handler; a cycle only once the rest is right', () => {
+    const text = [
+      'name: w',
+      'version: 1.0.0',
+      'steps:',
+      '  - {id: a, agent: echo, inputs: {m: "${steps.zz.outputs.x}"}}',
+      '  - {id: b, agent: echo, depends_on: [nope]}',
+      '  - {id: prototype, agent: echo}',
+      'on_error:',
+      '  - notify: {message: "${variables.none}"}',
+      '',
+    ].join('\n');
+    expect(problemsOf(() => parseWorkflowManifest(text, 'w.yaml'))).toEqual([
+      { line: 4, field: 'steps[0].inputs.m' },
+      { line: 5, field: 'steps[1].depends_on' },
+      { line: 6, field: 'steps[2].id' },
+      { line: 8, field: 'on_error[0]' },
+    ]);
   });
 });

@@ -106,9 +106,10 @@ describe('llm agents from the CLI', () => {
     expect(run.stderr).toContain(`swarm approve ${runId}`);
 
     const pending = JSON.parse((await runCli(['approvals', '--json'], dir, env)).stdout) as Array<{ run_id: string; tool: string; arguments: unknown; status: string }>;
-    expect(pending).toMatchObject([{ run_id: runId, tool: 'refund', arguments: { id: '5' }, status: 'pending' }]);
+    expect(pending).toMatchObject([{ tool: 'refund', arguments: { id: '5' }, status: 'pending' }]);
+    expect(pending[0]?.run_id.endsWith(runId), `${pending[0]?.run_id} ends with the short id ${runId}`).toBe(true);
     expect((await runCli(['reject', runId], dir, env)).code).toBe(2); // --reason is required
-    const ok = await runCli(['approve', runId.slice(0, 8), '--by', 'ops'], dir, env);
+    const ok = await runCli(['approve', runId.slice(-8), '--by', 'ops'], dir, env);
     expect(ok.code).toBe(0);
     expect(ok.stderr).toContain('approved: step answer');
     fake.push({ content: 'Refunded order 5.' });

@@ -76,7 +76,8 @@ describe('the support-desk example workflow', () => {
       const run = await ok(['run', 'support-desk', JSON.stringify(input)]);
       // A waiting run exits 0 and says what to do.
       const runId = /run (\S+) waiting/.exec(run.stderr)?.[1] ?? '';
-      expect(runId).toMatch(/^[0-9a-f-]{36}$/);
+      // The short id (the end of the run id) is shown, and every command takes it.
+      expect(runId).toMatch(/^[0-9a-f]{12}$/);
       expect(run.stderr).toContain('[answer] ⇢ triage hands off to billing');
       expect(run.stderr).toContain('[answer] → lookup_invoice({"invoice_id":"INV-1001"})');
       expect(run.stderr).toContain('[answer] ⇢ billing hands off to refunds');
@@ -112,7 +113,9 @@ describe('the support-desk example workflow', () => {
       expect(resumed.stderr).toContain(`step 'review' waits for approval of approval {"message":"Send refunds's reply to Ada Lovelace?"`);
 
       // The refund ran once, after the approval, with an id derived from the call's idempotency key.
-      const refundId = `RF-${createHash('sha256').update(`${runId}/answer/call_r`).digest('hex').slice(0, 8).toUpperCase()}`;
+      const fullId = (JSON.parse((await ok(['runs', 'show', runId, '--json'])).stdout) as { run_id: string }).run_id;
+      expect(fullId.endsWith(runId)).toBe(true);
+      const refundId = `RF-${createHash('sha256').update(`${fullId}/answer/call_r`).digest('hex').slice(0, 8).toUpperCase()}`;
       expect(fake.requests).toHaveLength(6);
       expect(JSON.parse(toolResults(fake.requests[5]).call_r ?? '')).toEqual({ refund_id: refundId, invoice_id: 'INV-1001', amount: 30, status: 'refunded' });
       const session = JSON.parse((await ok(['sessions', 'show', `${runId}/answer`, '--json'])).stdout) as { session: { agent: string; current_agent: string; status: string }; tool_calls: Array<{ name: string }> };

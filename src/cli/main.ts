@@ -1,9 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { ExitCode, isSwarmError } from '../core/errors.js';
+import { ExitCode, isSwarmError, ManifestError } from '../core/errors.js';
 import { fileFault } from '../store/faults.js';
 import { packageRoot } from '../scaffold.js';
 import { registerDbCommands } from './commands/db.js';
+import { registerDevCommands } from './commands/dev.js';
 import { registerLlmCommands } from './commands/llm.js';
 import { registerAgentCommands, registerWorkflowCommands } from './commands/registry.js';
 import { registerProcessCommands, registerRunCommands } from './commands/runs.js';
@@ -52,6 +53,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerProcessCommands(program, ctx);
   registerDbCommands(program, ctx);
   registerLlmCommands(program, ctx);
+  registerDevCommands(program, ctx);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     for (const sub of c.commands) sub.exitOverride().configureOutput(output);
@@ -65,7 +67,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : ExitCode.INVALID_INPUT;
     }
     if (isSwarmError(e)) {
-      ctx.err(`swarm: ${e.message}`);
+      // A manifest with several problems: one line each, all of them.
+      for (const line of e instanceof ManifestError ? e.message.split('\n') : [e.message]) ctx.err(`swarm: ${line}`);
       return e.exitCode;
     }
     // A full disk or a permission fault on a file outside the store (a directory Swarm creates).

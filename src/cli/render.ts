@@ -3,7 +3,7 @@ import pc from 'picocolors';
 import type { RunEvent } from '../core/events.js';
 import type { LoopEvent } from '../agents/loop.js';
 import type { RunDetails } from '../swarm.js';
-import type { StepRecord } from '../store/types.js';
+import type { RunRecord, StepRecord } from '../store/types.js';
 
 /** Print rows as aligned columns. */
 export function table(headers: string[], rows: Array<Array<string | number | null | undefined>>): string {
@@ -214,6 +214,15 @@ export function finalOutputs(details: RunDetails, sinks: readonly string[]): Rec
   const out: Record<string, unknown> = {};
   for (const s of details.steps) if (sinks.includes(s.step_id) && s.status === 'completed') out[s.step_id] = s.outputs;
   return out;
+}
+
+/**
+ * A run in list output (`runs list --json`, `workflow runs --json`): `run_id` like every other
+ * command's JSON; `id` is kept as a deprecated alias for one release.
+ */
+export function runListJson(run: RunRecord): Record<string, unknown> {
+  const { id, ...rest } = run;
+  return { run_id: id, ...rest, id };
 }
 
 /** The `--json` document for a run. */

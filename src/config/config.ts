@@ -1,10 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { parseProvidersConfig, PROVIDERS_CONFIG_SCHEMA, type ProvidersConfig } from '../agents/providers/config.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { checkManifest } from '../core/manifest/schema-check.js';
 import { parseYaml } from '../core/manifest/yaml-source.js';
 import { SANDBOX_MODES, type SandboxMode } from '../sandbox/sandbox.js';
+import { readManifestFile } from '../manifest-file.js';
 import type { Durability } from '../store/store.js';
 
 export const CONFIG_FILE = 'swarm.yaml';
@@ -148,7 +149,7 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
   const { dir: projectDir, file } = findProjectDir(options.cwd);
   let raw: ConfigFile = {};
   if (file) {
-    const src = parseYaml(readFileSync(file, 'utf8'), file);
+    const src = parseYaml(readManifestFile(file), file);
     if (src.value !== null && src.value !== undefined) {
       checkManifest(src, fileSchema);
       raw = src.value;

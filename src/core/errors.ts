@@ -53,11 +53,40 @@ export class UserError extends SwarmError {
   }
 }
 
-/** A manifest (agent.yaml, workflow.yaml, swarm.yaml) failed validation; names file, field and line. */
+/** One thing wrong in a manifest: where (file, line, field) and what. */
+export interface ManifestProblem {
+  file: string;
+  field?: string | undefined;
+  problem: string;
+  line?: number | undefined;
+}
+
+/** `file:line: field: problem`, the form every manifest problem is shown in. */
+export function formatManifestProblem(p: ManifestProblem): string {
+  const where = p.line !== undefined ? `${p.file}:${p.line}` : p.file;
+  return `${where}: ${p.field ? `${p.field}: ` : ''}${p.problem}`;
+}
+
+/**
+ * A manifest (agent.yaml, workflow.yaml, swarm.yaml) failed validation; names file, field and line.
+ * It carries every problem found in the file (`problems`), one per line of its message, so a user
+ * fixes them in one go.
+ */
 export class ManifestError extends UserError {
-  constructor(file: string, field: string | undefined, problem: string, line?: number) {
-    const where = line !== undefined ? `${file}:${line}` : file;
-    super('MANIFEST_INVALID', `${where}: ${field ? `${field}: ` : ''}${problem}`, { file, field, line });
+  readonly problems: readonly ManifestProblem[];
+  constructor(file: string, field: string | undefined, problem: string, line?: number);
+  constructor(problems: readonly ManifestProblem[]);
+  constructor(fileOrProblems: string | readonly ManifestProblem[], field?: string, problem?: string, line?: number) {
+    const problems: ManifestProblem[] =
+      typeof fileOrProblems === 'string' ? [{ file: fileOrProblems, field, problem: problem ?? 'is not valid', line }] : [...fileOrProblems];
+    const first = problems[0] ?? { file: '', problem: 'is not valid' };
+    super('MANIFEST_INVALID', problems.map(formatManifestProblem).join('\n'), {
+      file: first.file,
+      field: first.field,
+      line: first.line,
+      ...(problems.length > 1 ? { problems } : {}),
+    });
+    this.problems = problems;
   }
 }
 

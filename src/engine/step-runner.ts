@@ -136,8 +136,11 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     }
     const outputProblems = validateAgainst(agent.manifest.outputs, exec.outputs);
     if (outputProblems.length) {
-      const message = `outputs do not match agent ${agent.manifest.name}@${agent.manifest.version}: ${outputProblems.join('; ')}`;
-      return done({ kind: 'failed', error: { code: 'OUTPUT_INVALID', message }, retryable: true, inputs }, exec);
+      // A program that returns the wrong shape returns it again: retrying only repeats the failure.
+      // A model's answer differs from one call to the next, so llm agents keep their retries.
+      const retryable = agent.manifest.runtime.type === 'llm';
+      const message = `outputs do not match agent ${agent.manifest.name}@${agent.manifest.version}: ${outputProblems.join('; ')}${retryable ? '' : ' (not retried: the agent declares these outputs)'}`;
+      return done({ kind: 'failed', error: { code: 'OUTPUT_INVALID', message }, retryable, inputs }, exec);
     }
     return done({ kind: 'completed', outputs: exec.outputs, inputs }, exec);
   } catch (e) {

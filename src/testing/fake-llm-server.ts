@@ -69,10 +69,12 @@ export interface FakeLlmServerOptions {
   script?: FakeScript;
   /** Default 0: any free port. */
   port?: number;
+  /** The address to listen on (default `127.0.0.1`). */
+  host?: string;
 }
 
 export interface FakeLlmServer {
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>` (or the host it listens on) */
   readonly url: string;
   /** `<url>/v1`: the base URL for OpenAI and OpenAI-compatible clients. */
   readonly openaiBaseUrl: string;
@@ -159,10 +161,10 @@ export async function startFakeLlmServer(options: FakeLlmServerOptions = {}): Pr
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
   });
-  const { port } = server.address() as AddressInfo;
-  const url = `http://127.0.0.1:${port}`;
+  const { port, address, family } = server.address() as AddressInfo;
+  const url = `http://${family === 'IPv6' ? `[${address}]` : address}:${port}`;
   return {
     url,
     openaiBaseUrl: `${url}/v1`,

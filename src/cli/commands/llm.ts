@@ -5,6 +5,7 @@ import type { ApprovalDecision, LoopEvent } from '../../agents/loop.js';
 import type { ToolCall } from '../../agents/types.js';
 import { UserError } from '../../core/errors.js';
 import type { ApprovalRecord } from '../../store/types.js';
+import { shortRunId } from '../../swarm.js';
 import { parsePositiveInt, parseSince, type CliContext } from '../context.js';
 import { clip, colorStatus, formatTime, table } from '../render.js';
 
@@ -45,7 +46,7 @@ export function registerLlmCommands(program: Command, ctx: CliContext): void {
       const list = await swarm.listApprovals({ ...(o.run ? { runId: o.run } : {}), status: o.all ? 'all' : 'pending' });
       if (o.json) return ctx.out(JSON.stringify(list.map(approvalJson), null, 2));
       if (list.length === 0) return ctx.err(o.all ? 'no approval requests' : 'nothing waits for approval');
-      ctx.out(table(['RUN', 'STEP', 'WHAT', 'ARGUMENTS', 'STATUS', 'REQUESTED'], list.map((a) => [a.run_id, a.step_id, a.tool, clip(a.arguments, 60), a.status, formatTime(a.requested_at)])));
+      ctx.out(table(['RUN', 'STEP', 'WHAT', 'ARGUMENTS', 'STATUS', 'REQUESTED'], list.map((a) => [shortRunId(a.run_id), a.step_id, a.tool, clip(a.arguments, 60), a.status, formatTime(a.requested_at)])));
     });
 
   const sessions = program.command('sessions').description('conversations of llm agents: messages, tool calls, usage');

@@ -4,9 +4,9 @@ import pc from 'picocolors';
 import { ExitCode, UserError, errorMessage } from '../../core/errors.js';
 import type { IoSchema } from '../../core/io-schema.js';
 import { AGENT_TEMPLATES, createAgentPackage, createWorkflowPackage, WORKFLOW_TEMPLATES } from '../../scaffold.js';
-import type { RegisterResult } from '../../swarm.js';
+import { shortRunId, type RegisterResult } from '../../swarm.js';
 import { parsePositiveInt, type CliContext } from '../context.js';
-import { colorStatus, formatMs, formatTime, table } from '../render.js';
+import { colorStatus, formatMs, formatTime, runListJson, table } from '../render.js';
 
 type Many<T> = Array<RegisterResult<T> | { path: string; error: Error }>;
 
@@ -15,7 +15,9 @@ function reportMany<T extends { id: string }>(ctx: CliContext, results: Many<T>,
   for (const r of results) {
     if ('error' in r) {
       failed++;
-      ctx.err(`${pc.red('✖')} ${r.path}: ${errorMessage(r.error)}`);
+      const [first, ...more] = errorMessage(r.error).split('\n');
+      ctx.err(`${pc.red('✖')} ${r.path}: ${first ?? ''}`);
+      for (const line of more) ctx.err(`    ${line}`);
     } else ctx.out(`${pc.green('✔')} ${r.record.id} ${pc.dim(r.result)}`);
   }
   if (results.length === 0) ctx.err(`no ${kind} packages found`);
@@ -158,9 +160,9 @@ export function registerWorkflowCommands(program: Command, ctx: CliContext): voi
       const swarm = await ctx.swarm();
       await swarm.getWorkflow(name);
       const runs = await swarm.listRuns({ workflow: name, limit: parsePositiveInt(o.limit, '--limit') });
-      if (o.json) return ctx.out(JSON.stringify(runs, null, 2));
+      if (o.json) return ctx.out(JSON.stringify(runs.map(runListJson), null, 2));
       if (runs.length === 0) return ctx.out(`no runs of ${name} yet`);
-      ctx.out(table(['RUN', 'VERSION', 'STATUS', 'CREATED', 'DURATION', 'ERROR'], runs.map((r) => [r.id, r.workflow_version, colorStatus(r.status), formatTime(r.created_at), formatMs(r.completed_at && r.started_at ? r.completed_at - r.started_at : null), r.error ?? ''])));
+      ctx.out(table(['RUN', 'VERSION', 'STATUS', 'CREATED', 'DURATION', 'ERROR'], runs.map((r) => [shortRunId(r.id), r.workflow_version, colorStatus(r.status), formatTime(r.created_at), formatMs(r.completed_at && r.started_at ? r.completed_at - r.started_at : null), r.error ?? ''])));
     });
 
   wf.command('create <name>')

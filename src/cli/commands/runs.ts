@@ -4,9 +4,9 @@ import { ExitCode, StoreFaultError, UserError } from '../../core/errors.js';
 import { RUN_STATUSES, type RunStatus } from '../../core/states.js';
 import { loadPlan } from '../../engine/plan.js';
 import { examplesDir, initProject } from '../../scaffold.js';
-import { runExitCode, Swarm } from '../../swarm.js';
+import { runExitCode, shortRunId, Swarm } from '../../swarm.js';
 import { parseInput, parsePositiveInt, parseSeconds, parseSince, type CliContext } from '../context.js';
-import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, ProgressReporter, runJson, table } from '../render.js';
+import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, ProgressReporter, runJson, runListJson, table } from '../render.js';
 import type { LoopEvent } from '../../agents/loop.js';
 
 interface AttachOptions {
@@ -38,7 +38,8 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
   const plan = planJson ? loadPlan(planJson) : undefined;
   const steps = plan?.plan.workflow.steps ?? [];
   const sinks = steps.filter((s) => (plan?.successors.get(s.id) ?? []).length === 0).map((s) => s.id);
-  const title = `${plan?.plan.workflow.name ?? 'run'}@${plan?.plan.workflow.version ?? ''}  run ${runId}`;
+  const short = shortRunId(runId);
+  const title = `${plan?.plan.workflow.name ?? 'run'}@${plan?.plan.workflow.version ?? ''}  run ${short}`;
   // Show where the run is now and follow it from here (a retried or resumed run has a history).
   const now = await swarm.getRun(runId);
   const current = new Map(now.steps.map((s) => [s.step_id, s]));
@@ -61,7 +62,7 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
       note(pc.yellow('interrupted: stopping (in-flight steps are released, nothing is lost)…'));
       void worker.stop(0);
     } else {
-      note(pc.yellow(`stopped following run ${runId}; a worker goes on running it ('swarm runs show ${runId}')`));
+      note(pc.yellow(`stopped following run ${short}; a worker goes on running it ('swarm runs show ${short}')`));
     }
     stopWatching.abort();
   };
@@ -100,7 +101,7 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
   }
   const details = await swarm.getRun(runId);
   if (interrupted && details.run.status !== 'completed' && details.run.status !== 'failed' && details.run.status !== 'cancelled') {
-    if (worker) ctx.err(`run ${runId} is ${details.run.status}; continue it with 'swarm runs resume ${runId}'`);
+    if (worker) ctx.err(`run ${short} is ${details.run.status}; continue it with 'swarm runs resume ${short}'`);
     return 130;
   }
   if (o.json) {
@@ -108,11 +109,11 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
   } else {
     const { run } = details;
     const took = run.completed_at && run.started_at ? ` in ${formatMs(run.completed_at - run.started_at)}` : '';
-    ctx.err(`run ${run.id} ${colorStatus(run.status)}${took}`);
+    ctx.err(`run ${short} ${colorStatus(run.status)}${took}`);
     if (run.status === 'waiting') {
       const pending = await swarm.listApprovals({ runId: run.id });
       for (const a of pending) ctx.err(`  step '${a.step_id}' waits for approval of ${a.tool} ${a.arguments}`);
-      ctx.err(`approve with '${cmd(ctx)} approve ${run.id}' or reject with '${cmd(ctx)} reject ${run.id} --reason …'; the run continues in any worker`);
+      ctx.err(`approve with '${cmd(ctx)} approve ${short}' or reject with '${cmd(ctx)} reject ${short} --reason …'; the run continues in any worker`);
     }
     if (run.status === 'completed') ctx.out(JSON.stringify(finalOutputs(details, sinks), null, 2));
     else if (run.error) ctx.err(`${pc.red('error')}${run.error_step ? ` in step '${run.error_step}'` : ''}: ${run.error}`);
@@ -168,14 +169,14 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
         ...(o.since ? { since: parseSince(o.since) } : {}),
         limit: parsePositiveInt(o.limit, '--limit'),
       });
-      if (o.json) return ctx.out(JSON.stringify(list, null, 2));
+      if (o.json) return ctx.out(JSON.stringify(list.map(runListJson), null, 2));
       if (list.length === 0) return ctx.out('no runs');
-      ctx.out(table(['RUN', 'WORKFLOW', 'STATUS', 'FINISHED', 'CREATED', 'DURATION', 'ERROR'], list.map((r) => [r.id, `${r.workflow_name}@${r.workflow_version}`, colorStatus(r.status), `${r.steps_total - r.steps_remaining}/${r.steps_total}`, formatTime(r.created_at), formatMs(r.completed_at && r.started_at ? r.completed_at - r.started_at : null), firstLine(r.error)])));
+      ctx.out(table(['RUN', 'WORKFLOW', 'STATUS', 'FINISHED', 'CREATED', 'DURATION', 'ERROR'], list.map((r) => [shortRunId(r.id), `${r.workflow_name}@${r.workflow_version}`, colorStatus(r.status), `${r.steps_total - r.steps_remaining}/${r.steps_total}`, formatTime(r.created_at), formatMs(r.completed_at && r.started_at ? r.completed_at - r.started_at : null), firstLine(r.error)])));
     });
 
   runs
     .command('show <id>')
-    .description('show a run and its steps (a unique prefix or suffix of the id is enough)')
+    .description('show a run and its steps (the short id shown, or any unique prefix or suffix of the id, is enough)')
     .option('--json', 'print JSON (with every step’s outputs)')
     .action(async (id: string, o: { json?: boolean }) => {
       const swarm = await ctx.swarm();
@@ -255,7 +256,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
         ctx.exitCode = await attach(ctx, swarm, fullId as string, { json: o.json ?? false, execute: true, afterSeq: before });
         return;
       }
-      const results = await swarm.resume(undefined, { onFinished: (runId, status) => ctx.err(`run ${runId} ${colorStatus(status)}`) });
+      const results = await swarm.resume(undefined, { onFinished: (runId, status) => ctx.err(`run ${shortRunId(runId)} ${colorStatus(status)}`) });
       if (results.length === 0) return ctx.out('no unfinished runs');
       const waiting = results.filter((r) => r.run.status === 'waiting').length;
       const bad = results.filter((r) => r.run.status !== 'completed' && r.run.status !== 'waiting').length;
@@ -289,7 +290,7 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
       const swarm = await ctx.swarm({ retryUnreachable: true });
       const concurrency = o.concurrency ? parsePositiveInt(o.concurrency, '--concurrency') : swarm.config.workerConcurrency;
       const grace = parseSeconds(o.grace, '--grace') * 1000;
-      const worker = swarm.worker({ concurrency, onFinished: (runId, status) => ctx.err(`run ${runId} ${colorStatus(status)}`) });
+      const worker = swarm.worker({ concurrency, onFinished: (runId, status) => ctx.err(`run ${shortRunId(runId)} ${colorStatus(status)}`) });
       const iso = swarm.isolation();
       ctx.err(`worker ${worker.id} started: concurrency ${concurrency}, store ${swarm.store.location} (durability ${swarm.config.durability}), sandbox ${iso.sandbox}, memory limit ${iso.memory}`);
       for (const w of iso.warnings) ctx.err(pc.yellow(`warning: ${w}`));
@@ -336,7 +337,7 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
       ctx.exitCode = await attach(ctx, swarm, runId, { execute: !(await swarm.hasLiveWorker()) });
       if (ctx.exitCode === 0) {
         const s = cmd(ctx);
-        ctx.err(pc.dim(`\nnext: ${s} run fan-out '{"text": "the quick brown fox jumps over the lazy dog"}'   ·   ${s} runs show ${runId}   ·   ${s} runs verify ${runId}`));
+        ctx.err(pc.dim(`\nnext: ${s} run fan-out '{"text": "the quick brown fox jumps over the lazy dog"}'   ·   ${s} runs show ${shortRunId(runId)}   ·   ${s} runs verify ${shortRunId(runId)}`));
       }
     });
 }

@@ -1,7 +1,7 @@
 import semver from 'semver';
-import { ManifestError } from '../errors.js';
 import { FIELD_TYPES, toJsonSchema, type FieldSpec, type IoSchema } from '../io-schema.js';
 import { findReferences } from '../template.js';
+import { isReservedName, ProblemList, reservedProblem } from './problems.js';
 import { checkManifest } from './schema-check.js';
 import { parseYaml } from './yaml-source.js';
 
@@ -154,33 +154,36 @@ const agentSchema = {
 export function parseAgentManifest(text: string, file: string, options: AgentManifestOptions = {}): AgentManifest {
   const src = parseYaml(text, file);
   checkManifest(src, options.toolSpecSchema ? schemaWithTools(options.toolSpecSchema) : agentSchema);
+  const problems = new ProblemList(file);
   const raw = src.value as Record<string, unknown> & { runtime: Record<string, unknown> };
   const version = String(raw.version);
   if (!semver.valid(version)) {
-    throw new ManifestError(file, 'version', `'${version}' is not a semantic version (like 1.0.0)${typeof raw.version === 'number' ? '; write it in quotes' : ''}`, src.lineOf(['version']));
+    problems.add('version', `'${version}' is not a semantic version (like 1.0.0)${typeof raw.version === 'number' ? '; write it in quotes' : ''}`, src.lineOf(['version']));
   }
+  if (isReservedName(raw.name)) problems.add('name', reservedProblem(raw.name as string, 'an agent name'), src.lineOf(['name']));
   const type = raw.runtime.type as RuntimeType;
-  const llm = type === 'llm' ? llmSpec(raw, file, src.lineOf.bind(src)) : undefined;
+  const llm = type === 'llm' ? problems.guard(() => llmSpec(raw, file, src.lineOf.bind(src))) : undefined;
   if (type !== 'llm') {
     for (const key of ['instructions', 'tools', 'handoffs', 'output_schema', 'max_turns'] as const) {
-      if (raw[key] !== undefined) throw new ManifestError(file, key, `is only for runtime.type 'llm' (this agent is '${type}')`, src.lineOf([key]));
+      if (raw[key] !== undefined) problems.add(key, `is only for runtime.type 'llm' (this agent is '${type}')`, src.lineOf([key]));
     }
     for (const key of ['provider', 'model', 'base_url', 'api', 'temperature', 'max_output_tokens'] as const) {
-      if (raw.runtime[key] !== undefined) throw new ManifestError(file, `runtime.${key}`, `is only for runtime.type 'llm' (this agent is '${type}')`, src.lineOf(['runtime', key]));
+      if (raw.runtime[key] !== undefined) problems.add(`runtime.${key}`, `is only for runtime.type 'llm' (this agent is '${type}')`, src.lineOf(['runtime', key]));
     }
   }
-  const entry = (raw.runtime.entry as string | undefined) ?? (llm ? '' : undefined);
+  const entry = (raw.runtime.entry as string | undefined) ?? (type === 'llm' ? '' : undefined);
   if (entry === undefined) {
     const what = type === 'builtin' ? 'the built-in agent name (echo, noop, sleep, http-fetch)' : 'the script or program to run';
-    throw new ManifestError(file, 'runtime.entry', `is required: ${what}`, src.lineOf(['runtime']));
+    problems.add('runtime.entry', `is required: ${what}`, src.lineOf(['runtime']));
   }
   const cmd = raw.runtime.command;
   if (cmd !== undefined && type !== 'process') {
-    throw new ManifestError(file, 'runtime.command', `is only for runtime.type 'process' (this agent is '${type}')`, src.lineOf(['runtime', 'command']));
+    problems.add('runtime.command', `is only for runtime.type 'process' (this agent is '${type}')`, src.lineOf(['runtime', 'command']));
   }
-  for (const key of ['inputs', 'outputs'] as const) checkFieldNames(raw[key], key, file, src.lineOf.bind(src));
+  for (const key of ['inputs', 'outputs'] as const) checkFieldNames(raw[key], key, problems, src.lineOf.bind(src));
   const env = raw.env as Record<string, string> | undefined;
-  if (env !== undefined) checkEnv(env, type, file, src.lineOf.bind(src));
+  if (env !== undefined) checkEnv(env, type, problems, src.lineOf.bind(src));
+  problems.throwIfAny();
   return {
     name: raw.name as string,
     version: semver.clean(version) ?? version,
@@ -188,7 +191,7 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
     ...(raw.author !== undefined ? { author: raw.author as string } : {}),
     runtime: {
       type,
-      entry,
+      entry: entry as string,
       ...(cmd !== undefined ? { command: typeof cmd === 'string' ? cmd.split(/\s+/).filter(Boolean) : (cmd as string[]) } : {}),
       memory_mb: (raw.runtime.memory_mb as number | undefined) ?? DEFAULT_MEMORY_MB,
       timeout_seconds: (raw.runtime.timeout_seconds as number | undefined) ?? DEFAULT_TIMEOUT_SECONDS,
@@ -204,25 +207,34 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
 }
 
 /** `env:`: names a shell accepts, not the process contract's own SWARM_*; references only to secrets and config. */
-function checkEnv(env: Record<string, string>, type: RuntimeType, file: string, lineOf: (p: Array<string | number>) => number | undefined): void {
-  if (type === 'llm' || type === 'builtin') throw new ManifestError(file, 'env', `is only for process agents (node, python, bash, process); this agent is '${type}'`, lineOf(['env']));
+function checkEnv(env: Record<string, string>, type: RuntimeType, problems: ProblemList, lineOf: (p: Array<string | number>) => number | undefined): void {
+  if (type === 'llm' || type === 'builtin') {
+    problems.add('env', `is only for process agents (node, python, bash, process); this agent is '${type}'`, lineOf(['env']));
+    return;
+  }
   for (const [name, value] of Object.entries(env)) {
     const at = lineOf(['env', name]);
-    if (!ENV_NAME_PATTERN.test(name)) throw new ManifestError(file, `env.${name}`, `'${name}' is not a valid variable name (letters, digits and _, not starting with a digit)`, at);
-    if (name.startsWith('SWARM_')) throw new ManifestError(file, `env.${name}`, 'names starting with SWARM_ belong to the process contract; choose another name', at);
-    if (value.includes('\0')) throw new ManifestError(file, `env.${name}`, 'must not contain a NUL character', at);
+    const field = `env.${name}`;
+    if (!ENV_NAME_PATTERN.test(name)) {
+      problems.add(field, `'${name}' is not a valid variable name (letters, digits and _, not starting with a digit)`, at);
+      continue;
+    }
+    if (name.startsWith('SWARM_')) problems.add(field, 'names starting with SWARM_ belong to the process contract; choose another name', at);
+    if (value.includes('\0')) problems.add(field, 'must not contain a NUL character', at);
     let refs;
     try {
       refs = findReferences(value);
     } catch (e) {
-      throw new ManifestError(file, `env.${name}`, (e as Error).message, at);
+      problems.add(field, (e as Error).message, at);
+      continue;
     }
     for (const r of refs) {
       const root = String(r.path[0]);
       if (!(ENV_REFERENCE_ROOTS as readonly string[]).includes(root)) {
-        throw new ManifestError(file, `env.${name}`, `'\${${r.text}}' cannot be used here: env values may reference only ${ENV_REFERENCE_ROOTS.map((x) => `\${${x}.…}`).join(' and ')}`, at);
+        problems.add(field, `'\${${r.text}}' cannot be used here: env values may reference only ${ENV_REFERENCE_ROOTS.map((x) => `\${${x}.…}`).join(' and ')}`, at);
+      } else if (root === 'secrets' && (r.path.length !== 2 || typeof r.path[1] !== 'string')) {
+        problems.add(field, `'\${${r.text}}' must name one secret, like \${secrets.API_KEY}`, at);
       }
-      if (root === 'secrets' && (r.path.length !== 2 || typeof r.path[1] !== 'string')) throw new ManifestError(file, `env.${name}`, `'\${${r.text}}' must name one secret, like \${secrets.API_KEY}`, at);
     }
   }
 }
@@ -233,21 +245,26 @@ function schemaWithTools(toolSpecSchema: Record<string, unknown>): Record<string
 
 function llmSpec(raw: Record<string, unknown> & { runtime: Record<string, unknown> }, file: string, lineOf: (p: Array<string | number>) => number | undefined): LlmSpec {
   const rt = raw.runtime;
+  const problems = new ProblemList(file);
   for (const key of ['provider', 'model'] as const) {
     if (rt[key] === undefined) {
       const what = key === 'provider' ? `one of ${LLM_PROVIDERS.join(', ')} (or a provider named in swarm.yaml)` : 'the model id, e.g. gpt-4o-mini';
-      throw new ManifestError(file, `runtime.${key}`, `is required for runtime.type 'llm': ${what}`, lineOf(['runtime']));
+      problems.add(`runtime.${key}`, `is required for runtime.type 'llm': ${what}`, lineOf(['runtime']));
     }
   }
   for (const key of ['entry', 'command', 'memory_mb'] as const) {
-    if (rt[key] !== undefined) throw new ManifestError(file, `runtime.${key}`, "does not apply to runtime.type 'llm' (the loop runs inside the worker)", lineOf(['runtime', key]));
+    if (rt[key] !== undefined) problems.add(`runtime.${key}`, "does not apply to runtime.type 'llm' (the loop runs inside the worker)", lineOf(['runtime', key]));
   }
   if (rt.provider === 'openai-compatible' && rt.base_url === undefined) {
-    throw new ManifestError(file, 'runtime.base_url', "is required for provider 'openai-compatible' (the server's chat-completions URL, e.g. http://localhost:11434/v1)", lineOf(['runtime', 'provider']));
+    problems.add('runtime.base_url', "is required for provider 'openai-compatible' (the server's chat-completions URL, e.g. http://localhost:11434/v1)", lineOf(['runtime', 'provider']));
   }
-  if (rt.api !== undefined && rt.provider !== 'openai') throw new ManifestError(file, 'runtime.api', "is only for provider 'openai' (chat or responses)", lineOf(['runtime', 'api']));
+  if (rt.api !== undefined && rt.provider !== 'openai') problems.add('runtime.api', "is only for provider 'openai' (chat or responses)", lineOf(['runtime', 'api']));
   const handoffs = (raw.handoffs as string[] | undefined) ?? [];
-  if (handoffs.includes(raw.name as string)) throw new ManifestError(file, 'handoffs', `names the agent itself ('${String(raw.name)}')`, lineOf(['handoffs']));
+  if (handoffs.includes(raw.name as string)) problems.add('handoffs', `names the agent itself ('${String(raw.name)}')`, lineOf(['handoffs']));
+  handoffs.forEach((h, i) => {
+    if (isReservedName(h)) problems.add(`handoffs[${i}]`, reservedProblem(h, 'an agent name'), lineOf(['handoffs', i]));
+  });
+  problems.throwIfAny();
   return {
     provider: rt.provider as string,
     model: rt.model as string,
@@ -269,13 +286,30 @@ function closeIfList(spec: unknown): IoSchema {
   return Array.isArray(spec) ? { ...schema, 'x-swarm-closed': true } : schema;
 }
 
-function checkFieldNames(spec: unknown, key: string, file: string, lineOf: (p: Array<string | number>) => number | undefined): void {
-  if (!Array.isArray(spec)) return;
-  const seen = new Set<string>();
-  spec.forEach((f: FieldSpec, i) => {
-    if (seen.has(f.name)) throw new ManifestError(file, `${key}[${i}].name`, `duplicate field '${f.name}'`, lineOf([key, i, 'name']));
-    seen.add(f.name);
-  });
+function checkFieldNames(spec: unknown, key: string, problems: ProblemList, lineOf: (p: Array<string | number>) => number | undefined): void {
+  if (Array.isArray(spec)) {
+    const seen = new Set<string>();
+    spec.forEach((f: FieldSpec, i) => {
+      if (isReservedName(f.name)) problems.add(`${key}[${i}].name`, reservedProblem(f.name, 'a field name'), lineOf([key, i, 'name']));
+      else if (seen.has(f.name)) problems.add(`${key}[${i}].name`, `duplicate field '${f.name}'`, lineOf([key, i, 'name']));
+      seen.add(f.name);
+    });
+  } else if (spec && typeof spec === 'object') {
+    // A JSON Schema: its property names become the keys of the inputs or outputs object.
+    for (const name of reservedKeysIn(spec)) problems.add(key, reservedProblem(name, 'a field name'), lineOf([key]));
+  }
+}
+
+/** Reserved names used as property names anywhere in a JSON Schema (`properties`, `required`). */
+function reservedKeysIn(schema: unknown, found = new Set<string>()): Set<string> {
+  if (Array.isArray(schema)) for (const s of schema) reservedKeysIn(s, found);
+  else if (schema && typeof schema === 'object') {
+    const o = schema as Record<string, unknown>;
+    if (o.properties && typeof o.properties === 'object') for (const k of Object.keys(o.properties)) if (isReservedName(k)) found.add(k);
+    if (Array.isArray(o.required)) for (const k of o.required) if (isReservedName(k)) found.add(k as string);
+    for (const v of Object.values(o)) if (v && typeof v === 'object') reservedKeysIn(v, found);
+  }
+  return found;
 }
 
 /** `name@version`: the key users type and the registry's unique key (agents and workflows alike). */

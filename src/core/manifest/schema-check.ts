@@ -1,51 +1,87 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { ManifestError } from '../errors.js';
+import { ProblemList } from './problems.js';
 import { pathToField, pointerToPath, type YamlSource } from './yaml-source.js';
 
-const ajv = new Ajv({ allErrors: false, strict: false, allowUnionTypes: true, verbose: true });
+const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true });
 const compiled = new WeakMap<object, ValidateFunction>();
 
-/** Validate a YAML document against a JSON Schema; the first problem becomes a ManifestError with its line. */
-export function checkManifest(source: YamlSource, schema: object): void {
+/**
+ * Validate a YAML document against a JSON Schema; every problem is collected (into `problems` when
+ * given, else thrown together as one ManifestError), each with its field and line.
+ */
+export function checkManifest(source: YamlSource, schema: object, problems?: ProblemList): boolean {
   let validate = compiled.get(schema);
   if (!validate) {
     validate = ajv.compile(schema);
     compiled.set(schema, validate);
   }
-  if (validate(source.value)) return;
-  const err = pickError(validate.errors ?? []);
-  if (!err) throw new ManifestError(source.file, undefined, 'is not valid');
+  if (validate(source.value)) return true;
+  const list = problems ?? new ProblemList(source.file);
+  if (source.value === null || typeof source.value !== 'object' || Array.isArray(source.value)) {
+    list.add(undefined, 'must be a YAML mapping (key: value pairs)', 1);
+  } else {
+    const errors = pickErrors(validate.errors ?? []);
+    if (errors.length === 0) list.add(undefined, 'is not valid');
+    for (const err of errors) report(source, err, list);
+  }
+  if (!problems) list.throwIfAny();
+  return false;
+}
+
+function report(source: YamlSource, err: ErrorObject, list: ProblemList): void {
   const path = pointerToPath(err.instancePath);
-  let problem = err.message ?? 'is not valid';
   if (err.keyword === 'required') {
     const missing = String((err.params as { missingProperty: string }).missingProperty);
-    throw new ManifestError(source.file, pathToField([...path, missing]), 'is required', source.lineOf(path));
+    list.add(pathToField([...path, missing]), 'is required', source.lineOf(path));
+    return;
   }
   if (err.keyword === 'additionalProperties') {
     const extra = String((err.params as { additionalProperty: string }).additionalProperty);
     const at = [...path, extra];
-    throw new ManifestError(source.file, pathToField(at), `unknown field (allowed: ${allowedKeys(err)})`, source.lineOf(at));
+    list.add(pathToField(at), `unknown field (allowed: ${allowedKeys(err)})`, source.lineOf(at));
+    return;
   }
+  let problem = err.message ?? 'is not valid';
   if (err.keyword === 'enum') {
     const allowed = (err.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ');
     problem = `must be one of ${allowed}`;
   }
-  if (source.value === null || typeof source.value !== 'object') {
-    throw new ManifestError(source.file, undefined, 'must be a YAML mapping (key: value pairs)', 1);
-  }
-  throw new ManifestError(source.file, pathToField(path) || undefined, problem, source.lineOf(path));
+  list.add(pathToField(path) || undefined, problem, source.lineOf(path));
 }
 
 /**
- * Prefer the most specific error: oneOf/anyOf noise hides the real cause, and of the branches' errors
- * the deepest one names the field that is wrong (a bad `store.schema` rather than "store must be a string").
+ * The errors worth showing. Within an `anyOf`/`oneOf` the branches' errors are noise around the real
+ * cause: of each such group only the most specific one is kept (the deepest names the field that is
+ * wrong: a bad `store.schema` rather than "store must be a string"). Errors outside such groups are
+ * independent problems and are all kept.
  */
-function pickError(errors: ErrorObject[]): ErrorObject | undefined {
-  const specific = errors.filter((e) => e.keyword !== 'oneOf' && e.keyword !== 'anyOf' && e.keyword !== 'if');
+function pickErrors(errors: ErrorObject[]): ErrorObject[] {
+  const groups = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
+  const within = (e: ErrorObject, g: ErrorObject): boolean =>
+    e.schemaPath.startsWith(`${g.schemaPath}/`) && (e.instancePath === g.instancePath || e.instancePath.startsWith(`${g.instancePath}/`));
+  // The outermost group each error belongs to.
+  const outer = (e: ErrorObject): ErrorObject | undefined => {
+    let best: ErrorObject | undefined;
+    for (const g of groups) if (g !== e && within(e, g) && (!best || g.schemaPath.length < best.schemaPath.length)) best = g;
+    return best;
+  };
+  const byGroup = new Map<ErrorObject, ErrorObject[]>();
+  const out: ErrorObject[] = [];
+  for (const e of errors) {
+    if (e.keyword === 'if') continue;
+    const g = outer(e);
+    if (g) {
+      if (e.keyword !== 'anyOf' && e.keyword !== 'oneOf') byGroup.set(g, [...(byGroup.get(g) ?? []), e]);
+    } else if (e.keyword !== 'anyOf' && e.keyword !== 'oneOf') out.push(e);
+    else if (!byGroup.has(e)) byGroup.set(e, []);
+  }
   const depth = (e: ErrorObject): number => (e.instancePath === '' ? 0 : e.instancePath.split('/').length);
-  let best: ErrorObject | undefined;
-  for (const e of specific) if (best === undefined || depth(e) > depth(best)) best = e;
-  return best ?? errors[0];
+  for (const [g, members] of byGroup) {
+    let best: ErrorObject | undefined;
+    for (const e of members) if (best === undefined || depth(e) > depth(best)) best = e;
+    out.push(best ?? g);
+  }
+  return out;
 }
 
 function allowedKeys(err: ErrorObject): string {

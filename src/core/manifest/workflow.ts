@@ -5,6 +5,7 @@ import { declaredFields, FIELD_TYPES, toJsonSchema, validateAgainst, type FieldS
 import { closest } from '../suggest.js';
 import { findReferences, REFERENCE_ROOTS, type PathSegment } from '../template.js';
 import { isValidRange, NAME_PATTERN, parseRef, type AgentManifest } from './agent.js';
+import { isReservedName, ProblemList, reservedProblem } from './problems.js';
 import { checkManifest } from './schema-check.js';
 import { parseYaml, type YamlSource } from './yaml-source.js';
 
@@ -178,25 +179,28 @@ export function parseWorkflowManifest(text: string, file: string): WorkflowManif
 export function parseWorkflowSource(text: string, file: string): { manifest: WorkflowManifest; lineOf: YamlSource['lineOf'] } {
   const src = parseYaml(text, file);
   checkManifest(src, workflowSchema);
+  const problems = new ProblemList(file);
   const raw = src.value as Record<string, unknown> & { steps: RawStep[] };
   const version = String(raw.version);
   if (!semver.valid(version)) {
-    throw new ManifestError(file, 'version', `'${version}' is not a semantic version (like 1.0.0)${typeof raw.version === 'number' ? '; write it in quotes' : ''}`, src.lineOf(['version']));
+    problems.add('version', `'${version}' is not a semantic version (like 1.0.0)${typeof raw.version === 'number' ? '; write it in quotes' : ''}`, src.lineOf(['version']));
   }
+  if (isReservedName(raw.name)) problems.add('name', reservedProblem(raw.name as string, 'a workflow name'), src.lineOf(['name']));
   const variables = (raw.variables as Record<string, unknown> | undefined) ?? {};
+  for (const k of Object.keys(variables)) if (isReservedName(k)) problems.add(`variables.${k}`, reservedProblem(k, 'a variable name'), src.lineOf(['variables', k]));
+  if (Array.isArray(raw.inputs)) {
+    (raw.inputs as FieldSpec[]).forEach((f, i) => {
+      if (isReservedName(f.name)) problems.add(`inputs[${i}].name`, reservedProblem(f.name, 'an input name'), src.lineOf(['inputs', i, 'name']));
+    });
+  }
   const ids = new Map<string, number>();
   raw.steps.forEach((s, i) => {
-    if (ids.has(s.id)) {
-      throw new ManifestError(file, `steps[${i}].id`, `duplicate step id '${s.id}' (first used by steps[${ids.get(s.id)}])`, src.lineOf(['steps', i, 'id']));
-    }
-    ids.set(s.id, i);
+    if (isReservedName(s.id)) problems.add(`steps[${i}].id`, reservedProblem(s.id, 'a step id'), src.lineOf(['steps', i, 'id']));
+    else if (ids.has(s.id)) problems.add(`steps[${i}].id`, `duplicate step id '${s.id}' (first used by steps[${ids.get(s.id)}])`, src.lineOf(['steps', i, 'id']));
+    else ids.set(s.id, i);
   });
 
-  const steps: StepSpec[] = raw.steps.map((s, i) => compileStep(s, i, ids, variables, src));
-  const ordered = topoSort(steps, (cycle) => {
-    const first = ids.get(cycle[0] ?? '') ?? 0;
-    throw new ManifestError(file, 'steps', `dependency cycle: ${cycle.join(' → ')}`, src.lineOf(['steps', first]));
-  });
+  const steps: StepSpec[] = raw.steps.map((s, i) => compileStep(s, i, ids, variables, src, problems));
 
   for (const key of ['on_error', 'on_success'] as const) {
     ((raw[key] as Handler[] | undefined) ?? []).forEach((h, i) => {
@@ -204,13 +208,19 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
       try {
         for (const ref of findReferences(where)) checkRoot(ref.path, ids, variables, key === 'on_error');
       } catch (e) {
-        throw new ManifestError(file, `${key}[${i}]`, (e as Error).message, src.lineOf([key, i]));
+        problems.add(`${key}[${i}]`, (e as Error).message, src.lineOf([key, i]));
       }
       if ('workflow' in h && h.workflow.name === raw.name) {
-        throw new ManifestError(file, `${key}[${i}].workflow.name`, 'a workflow cannot start itself from its own handler', src.lineOf([key, i]));
+        problems.add(`${key}[${i}].workflow.name`, 'a workflow cannot start itself from its own handler', src.lineOf([key, i]));
       }
     });
   }
+  // A cycle is only meaningful between steps that are otherwise valid.
+  problems.throwIfAny();
+  const ordered = topoSort(steps, (cycle) => {
+    const first = ids.get(cycle[0] ?? '') ?? 0;
+    throw new ManifestError(file, 'steps', `dependency cycle: ${cycle.join(' → ')}`, src.lineOf(['steps', first]));
+  });
 
   const manifest: WorkflowManifest = {
     name: raw.name as string,
@@ -230,19 +240,20 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
   return { manifest, lineOf: src.lineOf.bind(src) };
 }
 
-function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables: Record<string, unknown>, src: YamlSource): StepSpec {
-  const file = src.file;
+function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables: Record<string, unknown>, src: YamlSource, problems: ProblemList): StepSpec {
   const at = (...p: PathSegment[]): number | undefined => src.lineOf(['steps', i, ...p]);
   const { range } = parseRef(s.agent);
   if (!isValidRange(range)) {
-    throw new ManifestError(file, `steps[${i}].agent`, `'${s.agent}' has an invalid version (use name@1.2.3, name@^1.0, or name@latest)`, at('agent'));
+    problems.add(`steps[${i}].agent`, `'${s.agent}' has an invalid version (use name@1.2.3, name@^1.0, or name@latest)`, at('agent'));
   }
+  if (isReservedName(parseRef(s.agent).name)) problems.add(`steps[${i}].agent`, reservedProblem(parseRef(s.agent).name, 'an agent name'), at('agent'));
   const dependsOn = s.depends_on === undefined ? [] : Array.isArray(s.depends_on) ? s.depends_on : [s.depends_on];
   dependsOn.forEach((d, j) => {
-    if (!ids.has(d)) throw new ManifestError(file, `steps[${i}].depends_on`, `unknown step '${d}'${suggest(d, ids)}`, at('depends_on', j));
-    if (d === s.id) throw new ManifestError(file, `steps[${i}].depends_on`, `step '${s.id}' cannot depend on itself`, at('depends_on'));
+    if (!ids.has(d)) problems.add(`steps[${i}].depends_on`, `unknown step '${d}'${suggest(d, ids)}`, at('depends_on', j));
+    else if (d === s.id) problems.add(`steps[${i}].depends_on`, `step '${s.id}' cannot depend on itself`, at('depends_on'));
   });
   const inputs = s.inputs ?? {};
+  for (const k of Object.keys(inputs)) if (isReservedName(k)) problems.add(`steps[${i}].inputs.${k}`, reservedProblem(k, 'an input name'), at('inputs', k));
   const dataDeps = new Set<string>();
   const orderDeps = new Set<string>();
   for (const [path, value] of leaves(inputs)) {
@@ -255,7 +266,7 @@ function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables:
         else orderDeps.add(dep);
       }
     } catch (e) {
-      throw new ManifestError(file, `steps[${i}].inputs.${path.join('.')}`, (e as Error).message, at('inputs', ...path));
+      problems.add(`steps[${i}].inputs.${path.join('.')}`, (e as Error).message, at('inputs', ...path));
     }
   }
   const condDeps = new Set<string>();
@@ -268,11 +279,11 @@ function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables:
         if (dep) condDeps.add(dep);
       }
     } catch (e) {
-      throw new ManifestError(file, `steps[${i}].condition`, (e as Error).message, at('condition'));
+      problems.add(`steps[${i}].condition`, (e as Error).message, at('condition'));
     }
   }
   for (const d of [...dataDeps, ...condDeps]) {
-    if (d === s.id) throw new ManifestError(file, `steps[${i}]`, `step '${s.id}' references its own outputs`, at());
+    if (d === s.id) problems.add(`steps[${i}]`, `step '${s.id}' references its own outputs`, at());
   }
   const retry = { ...DEFAULT_RETRY, ...(s.retry ?? {}) };
   if (retry.max_backoff_ms < retry.backoff_ms) retry.max_backoff_ms = retry.backoff_ms;
@@ -309,7 +320,7 @@ function checkRoot(path: PathSegment[], ids: Map<string, number>, variables: Rec
     throw new Error(`unknown reference root '${String(root)}' in '${path.join('.')}' (use ${REFERENCE_ROOTS.join(', ')})`);
   }
   if (root === 'error' && !inHandler) throw new Error(`'error' is only available in on_error handlers`);
-  if (root === 'variables' && second !== undefined && !(String(second) in variables)) {
+  if (root === 'variables' && second !== undefined && !Object.hasOwn(variables, String(second))) {
     throw new Error(`variable '${String(second)}' is not declared under variables:`);
   }
   if (root !== 'steps') return undefined;
@@ -388,14 +399,14 @@ export function successorsOf(steps: ReadonlyArray<Pick<StepSpec, 'id' | 'deps'>>
  * What can be known of a step's inputs before it runs: every required input is given (or has a
  * default), and inputs written as plain values (no `${…}`) have the type the agent declares.
  */
-function checkStepInputs(s: StepSpec, agent: AgentManifest, file: string, lineOf?: (p: PathSegment[]) => number | undefined): void {
+function checkStepInputs(s: StepSpec, agent: AgentManifest, problems: ProblemList, lineOf?: (p: PathSegment[]) => number | undefined): void {
   const schema = agent.inputs as { properties?: Record<string, IoSchema & { default?: unknown }>; required?: string[] };
   const props = schema.properties ?? {};
+  const prop = (name: string): (IoSchema & { default?: unknown }) | undefined => (Object.hasOwn(props, name) ? props[name] : undefined);
   for (const name of schema.required ?? []) {
-    if (!(name in s.inputs) && props[name]?.default === undefined) {
+    if (!Object.hasOwn(s.inputs, name) && prop(name)?.default === undefined) {
       const hint = closest(name, Object.keys(s.inputs));
-      throw new ManifestError(
-        file,
+      problems.add(
         `steps[${s.position}].inputs`,
         `step '${s.id}': agent ${agent.name}@${agent.version} requires input '${name}'${hint ? ` (did you mean to name '${hint}' '${name}'?)` : ''}`,
         lineOf?.(['steps', s.position, 'inputs']) ?? lineOf?.(['steps', s.position]),
@@ -403,14 +414,13 @@ function checkStepInputs(s: StepSpec, agent: AgentManifest, file: string, lineOf
     }
   }
   for (const [name, value] of Object.entries(s.inputs)) {
-    const prop = props[name];
-    if (!prop || findReferences(value).length > 0) continue;
-    const problems = validateAgainst(prop, value);
-    if (problems.length) {
-      throw new ManifestError(
-        file,
+    const p = prop(name);
+    if (!p || findReferences(value).length > 0) continue;
+    const found = validateAgainst(p, value);
+    if (found.length) {
+      problems.add(
         `steps[${s.position}].inputs.${name}`,
-        `step '${s.id}': ${JSON.stringify(value)} does not fit agent ${agent.name}@${agent.version}'s input '${name}': ${problems.join('; ').replace('(value) ', '')}`,
+        `step '${s.id}': ${JSON.stringify(value)} does not fit agent ${agent.name}@${agent.version}'s input '${name}': ${found.join('; ').replace('(value) ', '')}`,
         lineOf?.(['steps', s.position, 'inputs', name]),
       );
     }
@@ -423,22 +433,33 @@ export type AgentLookup = (name: string, range: string) => { manifest?: AgentMan
 /**
  * Check a workflow against the registry: every agent exists at a matching version, and every
  * `${steps.X.outputs.Y}` names an output X's agent declares (when its outputs are a closed list).
- * Returns the concrete `name@version` each step resolves to now.
+ * Every problem is reported at once. Returns the manifest each step id resolves to now.
  */
-export function checkAgainstRegistry(wf: WorkflowManifest, file: string, lookup: AgentLookup, lineOf?: (p: PathSegment[]) => number | undefined): Record<string, AgentManifest> {
-  const resolved: Record<string, AgentManifest> = {};
+export function checkAgainstRegistry(
+  wf: WorkflowManifest,
+  file: string,
+  lookup: AgentLookup,
+  lineOf?: (p: PathSegment[]) => number | undefined,
+  knownAgents: readonly string[] = [],
+): Map<string, AgentManifest> {
+  const problems = new ProblemList(file);
+  const resolved = new Map<string, AgentManifest>();
   for (const s of wf.steps) {
     const { name, range } = parseRef(s.agent);
     const { manifest, versions } = lookup(name, range);
     if (!manifest) {
       const i = s.position;
+      const near = versions.length ? undefined : closest(name, knownAgents);
       const hint = versions.length
         ? `registered versions: ${versions.join(', ')}`
-        : `no agent named '${name}' is registered (run 'swarm agent register <path>')`;
-      throw new ManifestError(file, `steps[${i}].agent`, `step '${s.id}': agent '${s.agent}' not found; ${hint}`, lineOf?.(['steps', i, 'agent']));
+        : near
+          ? `did you mean '${near}'?`
+          : `no agent named '${name}' is registered (run 'swarm agent register <path>')`;
+      problems.add(`steps[${i}].agent`, `step '${s.id}': agent '${s.agent}' not found; ${hint}`, lineOf?.(['steps', i, 'agent']));
+      continue;
     }
-    resolved[s.id] = manifest;
-    checkStepInputs(s, manifest, file, lineOf);
+    resolved.set(s.id, manifest);
+    checkStepInputs(s, manifest, problems, lineOf);
   }
   for (const s of wf.steps) {
     const i = s.position;
@@ -448,11 +469,10 @@ export function checkAgainstRegistry(wf: WorkflowManifest, file: string, lookup:
     for (const use of uses) {
       const [root, stepId, field, out] = use.path;
       if (root !== 'steps' || field !== 'outputs' || out === undefined) continue;
-      const upstream = resolved[String(stepId)];
+      const upstream = resolved.get(String(stepId));
       const fields = upstream ? declaredFields(upstream.outputs) : undefined;
       if (fields && !fields.includes(String(out))) {
-        throw new ManifestError(
-          file,
+        problems.add(
           `steps[${i}].${use.field}`,
           `'${use.text}': agent ${upstream?.name}@${upstream?.version} has no output '${String(out)}' (outputs: ${fields.join(', ') || 'none'})`,
           lineOf?.(['steps', i, ...use.at]),
@@ -460,5 +480,6 @@ export function checkAgainstRegistry(wf: WorkflowManifest, file: string, lookup:
       }
     }
   }
+  problems.throwIfAny();
   return resolved;
 }

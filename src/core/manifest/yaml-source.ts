@@ -1,5 +1,8 @@
-import { isMap, isNode, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
-import { ManifestError } from '../errors.js';
+import { isAlias, isCollection, isMap, isNode, isPair, isScalar, LineCounter, parseDocument, visit, type Alias, type Document, type Node } from 'yaml';
+import { ProblemList } from './problems.js';
+
+/** The most times the nodes of one anchor may be repeated through aliases (the `yaml` package's `maxAliasCount`). */
+export const YAML_MAX_ALIAS_COUNT = 100;
 
 /** A parsed YAML file that can still tell the line of any field, for error messages. */
 export interface YamlSource {
@@ -9,17 +12,36 @@ export interface YamlSource {
   lineOf(path: ReadonlyArray<string | number>): number | undefined;
 }
 
-/** Parse YAML text; a syntax error becomes a ManifestError naming the file and line. */
+/**
+ * Parse YAML text. Syntax errors, aliases to anchors that do not exist and alias expansions past
+ * YAML_MAX_ALIAS_COUNT (an "alias bomb") become one ManifestError naming the file and each line.
+ */
 export function parseYaml(text: string, file: string): YamlSource {
   const lineCounter = new LineCounter();
   const doc: Document = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const problems = new ProblemList(file);
+  // Only the first syntax error: the parser's later ones are mostly its confusion after it.
   const first = doc.errors[0];
   if (first) {
     const line = first.linePos?.[0]?.line ?? lineCounter.linePos(first.pos[0]).line;
-    const problem = first.message.split('\n')[0] ?? first.message;
-    throw new ManifestError(file, undefined, `invalid YAML: ${problem}`, line);
+    problems.add(undefined, `invalid YAML: ${first.message.split('\n')[0] ?? first.message}`, line);
   }
-  const value: unknown = doc.toJS({ maxAliasCount: 100 });
+  problems.throwIfAny();
+  const lineAt = (node: { range?: unknown } | null | undefined): number | undefined => {
+    const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
+    return range ? lineCounter.linePos(range[0]).line : undefined;
+  };
+  checkAliases(doc, problems, lineAt);
+  problems.throwIfAny();
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: YAML_MAX_ALIAS_COUNT });
+  } catch (e) {
+    // checkAliases mirrors the parser's own accounting; this is the backstop should they differ.
+    if (!(e instanceof ReferenceError)) throw e;
+    problems.add(undefined, `invalid YAML: ${e.message}`, 1);
+    problems.throwIfAny();
+  }
   return {
     file,
     value,
@@ -56,4 +78,54 @@ export function pathToField(path: ReadonlyArray<string | number>): string {
   let out = '';
   for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out ? `.${seg}` : seg;
   return out;
+}
+
+/**
+ * Find aliases that name no earlier anchor, and the alias at which the parser would stop expanding:
+ * the same count as `yaml`'s `maxAliasCount` (uses of an anchor × the aliases nested in it), kept in
+ * document order so the line given is the alias that crosses the limit.
+ */
+function checkAliases(doc: Document, problems: ProblemList, lineAt: (n: Node | null | undefined) => number | undefined): void {
+  // One walk in document order: an alias refers to the last anchor of its name before it.
+  const aliases: Array<{ alias: Alias; source: Node | undefined; inside: boolean }> = [];
+  const anchors = new Map<string, Node>();
+  visit(doc, {
+    Node: (_k, node, path) => {
+      if (isAlias(node)) {
+        const source = anchors.get(node.source);
+        aliases.push({ alias: node, source, inside: source !== undefined && path.includes(source) });
+      } else if (node.anchor) anchors.set(node.anchor, node);
+    },
+  });
+  if (aliases.length === 0) return;
+  const target = new Map(aliases.map((a) => [a.alias, a.source]));
+  const uses = new Map<Node, { count: number; aliasCount: number }>();
+  const aliasCount = (node: unknown): number => {
+    if (isAlias(node)) {
+      const source = target.get(node);
+      const u = source ? uses.get(source) : undefined;
+      return u ? u.count * u.aliasCount : 0;
+    }
+    if (isCollection(node)) return node.items.reduce<number>((m, item) => Math.max(m, aliasCount(item)), 0);
+    if (isPair(node)) return Math.max(aliasCount(node.key), aliasCount(node.value));
+    return 1;
+  };
+  for (const { alias, source, inside } of aliases) {
+    if (!source) {
+      problems.add(undefined, `invalid YAML: alias *${alias.source} names no anchor &${alias.source} defined before it`, lineAt(alias));
+      continue;
+    }
+    if (inside) {
+      problems.add(undefined, `invalid YAML: alias *${alias.source} is inside the node its anchor names (a cycle)`, lineAt(alias));
+      continue;
+    }
+    let u = uses.get(source);
+    if (!u) uses.set(source, (u = { count: 0, aliasCount: 0 }));
+    u.count += 1;
+    if (u.aliasCount === 0) u.aliasCount = aliasCount(source);
+    if (u.count * u.aliasCount > YAML_MAX_ALIAS_COUNT) {
+      problems.add(undefined, `invalid YAML: alias *${alias.source} expands anchor &${alias.source} too often (more than ${YAML_MAX_ALIAS_COUNT} repeated nodes: an alias bomb?)`, lineAt(alias));
+      return;
+    }
+  }
 }

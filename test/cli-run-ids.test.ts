@@ -1,0 +1,77 @@
+/**
+ * Run ids at the command line: UUIDv7 ids start with their creation time, so runs started minutes
+ * apart share a prefix. The CLI shows the random end (the short id), accepts it back, refuses an
+ * ambiguous part with the runs it matches, and names the id `run_id` in every JSON document.
+ * Real processes, real SQLite files. Build first: `npm run build`.
+ */
+import { afterAll, describe, test } from 'vitest';
+import { cleanupSandboxes, examplesStore, lines, makeSandbox, show } from './helpers/cli.js';
+
+afterAll(() => cleanupSandboxes());
+
+interface ListRow {
+  run_id: string;
+  id: string;
+  workflow_name: string;
+}
+
+describe.concurrent('run ids', () => {
+  test('short ids are shown and accepted; an ambiguous prefix is refused with the candidates', async ({ expect }) => {
+    const s = makeSandbox();
+    s.copyStore(await examplesStore());
+    const first = await s.run(['run', 'echo-chain', '{"message": "a"}']);
+    expect(first.code, show(first)).toBe(0);
+    const second = await s.run(['run', 'echo-chain', '{"message": "b"}']);
+    expect(second.code, show(second)).toBe(0);
+    const list = await s.json<ListRow[]>(['runs', 'list', '--json']);
+    const [b, a] = list.map((r) => r.run_id) as [string, string];
+    // Started seconds apart: the ids begin with the same characters (a time; 8 of them while in the same minute).
+    let n = 0;
+    while (a[n] === b[n]) n++;
+    const common = a.slice(0, n);
+    expect(common.length).toBeGreaterThanOrEqual(4);
+    const shortA = a.slice(-12);
+    const shortB = b.slice(-12);
+    expect(shortA).not.toBe(shortB);
+
+    // `swarm run` names the run by its short id.
+    expect(first.stderr).toMatch(new RegExp(`run ${shortA} completed`));
+    expect(first.stderr).not.toContain(a);
+    // `runs list` shows short ids.
+    const table = await s.run(['runs', 'list']);
+    expect(lines(table.stdout).slice(1).map((l) => l.split(/\s+/)[0])).toEqual([shortB, shortA]);
+
+    // Short ids, full ids and unique prefixes are accepted.
+    for (const [given, full] of [[shortA, a], [shortB, b], [a, a], [b.slice(0, 30), b]] as const) {
+      const doc = await s.json<{ run_id: string }>(['runs', 'show', given, '--json']);
+      expect(doc.run_id, `runs show ${given}`).toBe(full);
+    }
+    expect((await s.run(['runs', 'verify', shortA])).code).toBe(0);
+
+    // A prefix they share (like the 8 characters the docs used to show) matches both: refused, with both runs named.
+    const amb = await s.run(['runs', 'show', common]);
+    expect(amb.code, show(amb)).toBe(2);
+    expect(lines(amb.stderr)).toHaveLength(1);
+    expect(amb.stderr).toContain(`swarm: '${common}' matches 2 runs: `);
+    expect(amb.stderr).toContain(`${a} (echo-chain, `);
+    expect(amb.stderr).toContain(`${b} (echo-chain, `);
+    expect(amb.stderr).toContain('give more characters of the id');
+  });
+
+  test('run_id is the name of the run id in every JSON document; list output keeps id as an alias', async ({ expect }) => {
+    const s = makeSandbox();
+    s.copyStore(await examplesStore());
+    const ran = await s.json<{ run_id: string }>(['run', 'echo-chain', '{"message": "x"}', '--json']);
+    const detached = await s.json<{ run_id: string }>(['run', 'echo-chain', '{"message": "y"}', '--detach', '--json']);
+    const list = await s.json<ListRow[]>(['runs', 'list', '--json']);
+    expect(list.map((r) => r.run_id)).toEqual([detached.run_id, ran.run_id]);
+    expect(list.map((r) => r.id)).toEqual([detached.run_id, ran.run_id]);
+    const wfRuns = await s.json<ListRow[]>(['workflow', 'runs', 'echo-chain', '--json']);
+    expect(wfRuns.map((r) => [r.run_id, r.id])).toEqual([
+      [detached.run_id, detached.run_id],
+      [ran.run_id, ran.run_id],
+    ]);
+    const shown = await s.json<{ run_id: string }>(['runs', 'show', ran.run_id.slice(-12), '--json']);
+    expect(shown.run_id).toBe(ran.run_id);
+  });
+});
