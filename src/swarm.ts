@@ -26,6 +26,8 @@ import type { ModelSpec } from './agents/providers/index.js';
 import { TOOL_SPEC_SCHEMA } from './agents/tools/spec.js';
 import type { ChatModel } from './agents/types.js';
 import { ProcessExecutor } from './executors/process.js';
+import { byteLength, LimitExceededError } from './core/limits.js';
+import { NetworkGuard } from './net/guard.js';
 import type { PutResult, Store } from './store/store.js';
 import { agentRecord, workflowRecord } from './store/rows.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
@@ -106,7 +108,9 @@ export function newRunId(): string {
  */
 export class Swarm {
   readonly ledger: Ledger;
-  readonly builtins = new BuiltinExecutor();
+  readonly builtins: BuiltinExecutor;
+  /** The SSRF guard of agents' HTTP requests (`network.allow` in swarm.yaml). */
+  readonly network: NetworkGuard;
   private readonly processExecutor: ProcessExecutor;
   private readonly commitListeners = new Set<() => void>();
   private readonly workers = new Set<Worker>();
@@ -120,6 +124,8 @@ export class Swarm {
     private readonly log: (line: string) => void,
     llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv'> = {},
   ) {
+    this.network = new NetworkGuard({ allow: config.network.allow });
+    this.builtins = new BuiltinExecutor({ network: this.network });
     this.builtins.register('approval', approvalAgent(store));
     this.llmOptions = {
       store,
@@ -136,6 +142,8 @@ export class Swarm {
       ...(llm.onLlmEvent ? { onEvent: llm.onLlmEvent } : {}),
       ...(llm.llmHooks ? { hooks: llm.llmHooks } : {}),
       log,
+      network: this.network,
+      maxMessageBytes: config.limits.llm_message_bytes,
     };
     this.llmExecutor = new LlmExecutor(this.llmOptions);
     this.ledger = new Ledger({
@@ -144,8 +152,10 @@ export class Swarm {
       secrets: (n) => this.config.secrets[n],
       config: { ...config.values },
       defaultRunConcurrency: config.runConcurrency,
+      eventPayloadBytes: config.limits.event_payload_bytes,
+      runInputBytes: config.limits.run_input_bytes,
     });
-    this.processExecutor = new ProcessExecutor();
+    this.processExecutor = new ProcessExecutor({ logCaptureBytes: config.limits.log_capture_bytes });
   }
 
   /** Resolve configuration (swarm.yaml, then environment, then overrides) and open the store. */
@@ -335,6 +345,8 @@ export class Swarm {
    */
   async startRun(ref: string, input: unknown = {}, options: StartRunOptions = {}): Promise<string> {
     const { name, range } = parseRef(ref);
+    const inputBytes = byteLength(JSON.stringify(input) ?? '');
+    if (inputBytes > this.config.limits.run_input_bytes) throw new LimitExceededError('run input', 'run_input_bytes', this.config.limits.run_input_bytes, inputBytes);
     const trigger = { trigger_type: options.trigger_type ?? 'manual', trigger_data: input };
     let id: string;
     if (this.store.kind === 'postgres') {
@@ -521,6 +533,7 @@ export class Swarm {
         ...(options.contextVariables ? { contextVariables: options.contextVariables } : {}),
         maxTurns: rec.manifest.llm?.max_turns ?? 10,
         costOf: (model, usage) => costOf(model.id, usage, this.config.providers),
+        maxMessageBytes: this.config.limits.llm_message_bytes,
         ...(this.llmOptions.hooks ? { hooks: this.llmOptions.hooks } : {}),
       });
       return { chat, close };
@@ -654,6 +667,7 @@ export class Swarm {
       commitWindowMs: this.config.commitWindowMs,
       pollMs: this.config.pollMs,
       workRoot: join(this.config.home, 'work'),
+      limits: this.config.limits,
       faults: this.config.faults,
       log: this.log,
       onCommit: () => this.notifyCommit(),
@@ -710,6 +724,7 @@ export class Swarm {
   /** Stop every worker this Swarm started (gracefully), then close the store. */
   async close(graceMs = 10_000): Promise<void> {
     await Promise.all([...this.workers].map((w) => w.stop(graceMs)));
+    await this.network.close();
     await this.store.close();
   }
 }

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { evaluate } from '../core/condition.js';
 import { StepError, errorMessage } from '../core/errors.js';
 import { validateAgainst } from '../core/io-schema.js';
+import { byteLength, formatBytes, LIMIT_DEFAULTS, type Limits } from '../core/limits.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
 import type { ExecutionResult, Executor } from '../executors/executor.js';
 import { isTransient, type Store } from '../store/store.js';
@@ -50,6 +51,8 @@ export interface StepRunnerDeps {
   /** Root for per-attempt work directories. */
   workRoot: string;
   onProcess?: (step: ClaimedStep, pid: number | null) => void;
+  /** Sizes of inputs, outputs and error messages (default LIMIT_DEFAULTS). */
+  limits?: Pick<Limits, 'step_input_bytes' | 'step_output_bytes' | 'event_payload_bytes'>;
 }
 
 /** Trigger data per run (immutable), cached. */
@@ -62,7 +65,13 @@ const triggerCache = new Map<string, unknown>();
 export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId: string, abort: AbortController): Promise<Completion> {
   const t0 = performance.now();
   const base = { run_id: step.run_id, step_id: step.step_id, attempt: step.attempt, worker_id: workerId, retry_count: step.retry_count, plan_id: step.plan_id };
-  const done = (result: StepResult, exec?: ExecutionResult): Completion => ({ ...base, duration_ms: performance.now() - t0, result, ...(exec && 'logs' in exec && exec.logs ? { logs: exec.logs } : {}) });
+  const limits = deps.limits ?? LIMIT_DEFAULTS;
+  const done = (result: StepResult, exec?: ExecutionResult): Completion => ({
+    ...base,
+    duration_ms: performance.now() - t0,
+    result: result.kind === 'failed' ? { ...result, error: { ...result.error, message: capMessage(result.error.message, limits.event_payload_bytes) } } : result,
+    ...(exec && 'logs' in exec && exec.logs ? { logs: exec.logs } : {}),
+  });
   let inputs: Record<string, unknown> | undefined;
   try {
     const p = await deps.plans.load(step.plan_id, () => deps.store.getPlanById(step.plan_id));
@@ -86,7 +95,13 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     const skippedDep = spec.data_deps.find((d) => ctx.steps?.[d]?.status === 'skipped');
     if (skippedDep) return done({ kind: 'skipped', reason: `its inputs use step '${skippedDep}', which was skipped` });
 
-    inputs = resolveValue(spec.inputs, ctx, `steps.${step.step_id}.inputs`) as Record<string, unknown>;
+    const resolved = resolveValue(spec.inputs, ctx, `steps.${step.step_id}.inputs`) as Record<string, unknown>;
+    // Checked before the inputs are kept anywhere (a failed step stores its inputs).
+    const inputBytes = byteLength(JSON.stringify(resolved));
+    if (inputBytes > limits.step_input_bytes) {
+      throw new StepError('LIMIT_EXCEEDED', `step input is ${formatBytes(inputBytes)} bytes; limits.step_input_bytes is ${formatBytes(limits.step_input_bytes)}`, false, { limit: 'step_input_bytes', size: inputBytes });
+    }
+    inputs = resolved;
     const inputProblems = validateAgainst(agent.manifest.inputs, inputs);
     if (inputProblems.length) {
       throw new StepError('INPUT_INVALID', `inputs do not match agent ${agent.manifest.name}@${agent.manifest.version}: ${inputProblems.join('; ')}`, false);
@@ -115,11 +130,18 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     }
     if (exec.ok === 'waiting') return done({ kind: 'waiting', reason: exec.reason });
     if (!exec.ok) return done({ kind: 'failed', error: { code: exec.error.code, message: exec.error.message }, retryable: exec.error.retryable, inputs }, exec);
+    let outputJson: string | undefined;
     try {
-      JSON.stringify(exec.outputs);
+      outputJson = JSON.stringify(exec.outputs);
     } catch (e) {
       // A circular object or a BigInt: it could never be checkpointed, so fail here, not at commit.
       return done({ kind: 'failed', error: { code: 'OUTPUT_INVALID', message: `outputs cannot be stored as JSON: ${errorMessage(e)}` }, retryable: false, inputs }, exec);
+    }
+    const outputBytes = outputJson === undefined ? 0 : byteLength(outputJson);
+    if (outputBytes > limits.step_output_bytes) {
+      // Not retried: the same agent with the same inputs is expected to write the same output again.
+      const message = `step output is ${formatBytes(outputBytes)} bytes; limits.step_output_bytes is ${formatBytes(limits.step_output_bytes)}`;
+      return done({ kind: 'failed', error: { code: 'LIMIT_EXCEEDED', message }, retryable: false, inputs }, exec);
     }
     const outputProblems = validateAgainst(agent.manifest.outputs, exec.outputs);
     if (outputProblems.length) {
@@ -176,4 +198,16 @@ async function upstream(deps: StepRunnerDeps, runId: string, ids: readonly strin
     }
   }
   return out;
+}
+
+/**
+ * An error message as it is stored: in the step row and in two events (STEP_FAILED, RUN_FAILED), so
+ * at most a quarter of the event payload limit; the start is kept, which says what went wrong.
+ */
+export function capMessage(message: string, eventPayloadBytes: number): string {
+  const max = Math.floor(eventPayloadBytes / 4);
+  const size = byteLength(message);
+  if (size <= max) return message;
+  const cut = Buffer.from(message, 'utf8').subarray(0, max).toString('utf8').replace(/\uFFFD$/, '');
+  return `${cut}… [${formatBytes(size - byteLength(cut))} more bytes cut; limits.event_payload_bytes is ${formatBytes(eventPayloadBytes)}]`;
 }

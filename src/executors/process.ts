@@ -6,7 +6,7 @@ import type { AgentRuntime } from '../core/manifest/agent.js';
 import type { ExecutionContext, ExecutionResult, Executor, StepLogs } from './executor.js';
 import { createMemoryCage } from './memory-limit.js';
 
-/** How much of each of stdout and stderr is kept (the tail). */
+/** How much of each of stdout and stderr is kept (the tail), unless `logCaptureBytes` says otherwise. */
 export const LOG_LIMIT_BYTES = 64 * 1024;
 /** After SIGTERM on timeout or cancel, how long the group has before SIGKILL. */
 export const KILL_GRACE_MS = 2000;
@@ -16,6 +16,8 @@ export interface ProcessExecutorOptions {
   env?: Record<string, string>;
   /** Keep each attempt's work directory after success (it is always kept after a failure). */
   keepWorkDirs?: boolean;
+  /** How much of each of stdout and stderr is kept, the tail (`limits.log_capture_bytes`; default LOG_LIMIT_BYTES). */
+  logCaptureBytes?: number;
 }
 
 /**
@@ -41,7 +43,7 @@ export class ProcessExecutor implements Executor {
     let { cmd, args } = commandFor(runtime, ctx.agent.path, [inputFile, outputFile], cage === undefined);
     if (cage) ({ cmd, args } = cage.wrap(cmd, args));
 
-    const logs = new LogCapture();
+    const logs = new LogCapture(this.options.logCaptureBytes ?? LOG_LIMIT_BYTES);
     // Secrets reach an agent only through the inputs that reference them, never wholesale.
     const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SWARM_SECRET_')));
     const env = {
@@ -129,8 +131,10 @@ export function hasPrlimit(): boolean {
   return prlimitFound;
 }
 
-/** Keeps the last LOG_LIMIT_BYTES of a stream. */
+/** Keeps the last `limit` bytes of each stream. */
 class LogCapture {
+  constructor(private readonly limit: number) {}
+
   private out: Buffer[] = [];
   private err: Buffer[] = [];
   private outLen = 0;
@@ -141,7 +145,7 @@ class LogCapture {
     const list = stream === 'out' ? this.out : this.err;
     list.push(chunk);
     let len = (stream === 'out' ? (this.outLen += chunk.length) : (this.errLen += chunk.length));
-    while (len > LOG_LIMIT_BYTES * 2 && list.length > 1) {
+    while (len > this.limit * 2 && list.length > 1) {
       len -= (list.shift() as Buffer).length;
       this.truncated = true;
     }
@@ -152,8 +156,8 @@ class LogCapture {
   result(): StepLogs {
     const tail = (list: Buffer[]): string => {
       const all = Buffer.concat(list);
-      if (all.length > LOG_LIMIT_BYTES) this.truncated = true;
-      return all.subarray(Math.max(0, all.length - LOG_LIMIT_BYTES)).toString('utf8');
+      if (all.length > this.limit) this.truncated = true;
+      return all.subarray(Math.max(0, all.length - this.limit)).toString('utf8');
     };
     const stdout = tail(this.out);
     const stderr = tail(this.err);
