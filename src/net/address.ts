@@ -67,7 +67,13 @@ const extraV6 = EXTRA_V6.map(([cidr, rule]) => [ipaddr.IPv6.parseCIDR(cidr), rul
 export function parseAddress(text: string): Address | undefined {
   const bare = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
   // A zone id (fe80::1%eth0) names a link-local interface: keep the address part to classify it.
-  const noZone = bare.includes('%') ? bare.slice(0, bare.indexOf('%')) : bare;
+  let noZone = bare.includes('%') ? bare.slice(0, bare.indexOf('%')) : bare;
+  // IPv6 text may end in a dotted quad (`64:ff9b::10.0.0.1`); ipaddr.js 1.x reads only `::ffff:` so.
+  const quad = /^(.*:)(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(noZone);
+  if (quad && noZone.includes(':')) {
+    const [b1, b2, b3, b4] = quad.slice(2).map(Number) as [number, number, number, number];
+    if ([b1, b2, b3, b4].every((x) => x <= 255)) noZone = `${quad[1]}${((b1 << 8) | b2).toString(16)}:${((b3 << 8) | b4).toString(16)}`;
+  }
   if (!ipaddr.isValid(noZone)) return undefined;
   // ipaddr.js 1.x also reads "127.1" and "0x7f.1" as IPv4 like inet_aton; only the 4-part dotted
   // decimal form and IPv6 are addresses here (the URL parser has already normalised the others).
@@ -128,7 +134,9 @@ export function parseAllowList(entries: readonly string[]): AllowList | { error:
     if (entry.includes('/')) {
       try {
         const [net, bits] = ipaddr.parseCIDR(entry);
-        cidrs.push([net, bits]);
+        // `::ffff:10.0.0.0/104` is the IPv4 range 10.0.0.0/8.
+        if (net.kind() === 'ipv6' && bits >= 96 && (net as ipaddr.IPv6).isIPv4MappedAddress()) cidrs.push([(net as ipaddr.IPv6).toIPv4Address(), bits - 96]);
+        else cidrs.push([net, bits]);
       } catch {
         return { error: `'${raw}' is not a CIDR range (like 10.0.0.0/8 or fd00::/8)`, index };
       }
@@ -136,7 +144,8 @@ export function parseAllowList(entries: readonly string[]): AllowList | { error:
     }
     const a = parseAddress(entry);
     if (a) {
-      cidrs.push([a, a.kind() === 'ipv4' ? 32 : 128]);
+      if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) cidrs.push([(a as ipaddr.IPv6).toIPv4Address(), 32]);
+      else cidrs.push([a, a.kind() === 'ipv4' ? 32 : 128]);
       continue;
     }
     const host = entry.toLowerCase().replace(/\.$/, '');
