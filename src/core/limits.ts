@@ -54,3 +54,15 @@ export class LimitExceededError extends UserError {
 export function byteLength(text: string): number {
   return Buffer.byteLength(text, 'utf8');
 }
+
+/**
+ * An error message as it is stored: in the step row and in two events (STEP_FAILED, RUN_FAILED), so
+ * at most a quarter of the event payload limit; the start is kept, which says what went wrong.
+ */
+export function capMessage(message: string, eventPayloadBytes: number): string {
+  const max = Math.floor(eventPayloadBytes / 4);
+  const size = byteLength(message);
+  if (size <= max) return message;
+  const cut = Buffer.from(message, 'utf8').subarray(0, max).toString('utf8').replace(/\uFFFD$/, '');
+  return `${cut}… [${formatBytes(size - byteLength(cut))} more bytes cut; limits.event_payload_bytes is ${formatBytes(eventPayloadBytes)}]`;
+}

@@ -1,6 +1,6 @@
 import { ResumeError, UserError, errorMessage } from '../core/errors.js';
 import { digestJson, EventType, GENESIS_HASH, hashEvent } from '../core/events.js';
-import { byteLength, LIMIT_DEFAULTS, LimitExceededError } from '../core/limits.js';
+import { byteLength, capMessage, LIMIT_DEFAULTS, LimitExceededError } from '../core/limits.js';
 import { backoffDelayMs, hasRetriesLeft, MAX_INTERRUPTIONS } from '../core/retry.js';
 import { TERMINAL_RUN, TERMINAL_STEP } from '../core/states.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
@@ -405,7 +405,7 @@ export class Ledger {
           scope.emit(state, EventType.HANDLER_STARTED_RUN, null, { handler: where, workflow: wf.name, version: wf.version, run_id: runId });
         }
       } catch (e) {
-        scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, error: errorMessage(e) });
+        scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, error: capMessage(errorMessage(e), this.maxEventBytes) });
         scope.result.messages.push(`${where} failed: ${errorMessage(e)}`);
       }
     }

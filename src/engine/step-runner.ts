@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { evaluate } from '../core/condition.js';
 import { StepError, errorMessage } from '../core/errors.js';
 import { validateAgainst } from '../core/io-schema.js';
-import { byteLength, formatBytes, LIMIT_DEFAULTS, type Limits } from '../core/limits.js';
+import { byteLength, capMessage, formatBytes, LIMIT_DEFAULTS, type Limits } from '../core/limits.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
 import type { ExecutionResult, Executor } from '../executors/executor.js';
 import { isTransient, type Store } from '../store/store.js';
@@ -69,7 +69,12 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
   const done = (result: StepResult, exec?: ExecutionResult): Completion => ({
     ...base,
     duration_ms: performance.now() - t0,
-    result: result.kind === 'failed' ? { ...result, error: { ...result.error, message: capMessage(result.error.message, limits.event_payload_bytes) } } : result,
+    result:
+      result.kind === 'failed'
+        ? { ...result, error: { ...result.error, message: capMessage(result.error.message, limits.event_payload_bytes) } }
+        : result.kind === 'waiting'
+          ? { ...result, reason: capMessage(result.reason, limits.event_payload_bytes) }
+          : result,
     ...(exec && 'logs' in exec && exec.logs ? { logs: exec.logs } : {}),
   });
   let inputs: Record<string, unknown> | undefined;
@@ -200,14 +205,3 @@ async function upstream(deps: StepRunnerDeps, runId: string, ids: readonly strin
   return out;
 }
 
-/**
- * An error message as it is stored: in the step row and in two events (STEP_FAILED, RUN_FAILED), so
- * at most a quarter of the event payload limit; the start is kept, which says what went wrong.
- */
-export function capMessage(message: string, eventPayloadBytes: number): string {
-  const max = Math.floor(eventPayloadBytes / 4);
-  const size = byteLength(message);
-  if (size <= max) return message;
-  const cut = Buffer.from(message, 'utf8').subarray(0, max).toString('utf8').replace(/\uFFFD$/, '');
-  return `${cut}… [${formatBytes(size - byteLength(cut))} more bytes cut; limits.event_payload_bytes is ${formatBytes(eventPayloadBytes)}]`;
-}
