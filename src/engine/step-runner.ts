@@ -204,4 +204,3 @@ async function upstream(deps: StepRunnerDeps, runId: string, ids: readonly strin
   }
   return out;
 }
-
