@@ -65,7 +65,7 @@ function checkKind(file: string, st: Stats, maxBytes: number): void {
 }
 
 function tooLarge(file: string, size: number, maxBytes: number): ManifestError {
-  return new ManifestError(file, undefined, `is ${formatBytes(size)}, more than the ${formatBytes(maxBytes)} a manifest may be`);
+  return new ManifestError(file, undefined, `is ${formatBytes(size)}, more than the ${formatBytes(maxBytes)} a manifest may be (limits.manifest_bytes in swarm.yaml)`);
 }
 
 function formatBytes(n: number): string {

@@ -28,7 +28,9 @@ import type { ChatModel } from './agents/types.js';
 import { ProcessExecutor } from './executors/process.js';
 import { memoryLimitMechanism } from './executors/memory-limit.js';
 import { chooseSandbox, type SandboxChoice } from './sandbox/sandbox.js';
-import { MANIFEST_MAX_BYTES, readManifestFile } from './manifest-file.js';
+import { readManifestFile } from './manifest-file.js';
+import { byteLength, LimitExceededError } from './core/limits.js';
+import { NetworkGuard } from './net/guard.js';
 import type { PutResult, Store } from './store/store.js';
 import { agentRecord, workflowRecord } from './store/rows.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
@@ -62,7 +64,7 @@ export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   llmHooks?: LoopHooks;
   /** Environment for provider API keys (default `process.env`). */
   providerEnv?: Readonly<Record<string, string | undefined>>;
-  /** The largest agent.yaml or workflow.yaml registered, in bytes (default MANIFEST_MAX_BYTES, 1 MiB). */
+  /** The largest agent.yaml or workflow.yaml registered, in bytes (default `limits.manifest_bytes` of swarm.yaml, 1 MiB). */
   manifestMaxBytes?: number;
 }
 
@@ -141,7 +143,9 @@ export function shortRunId(id: string): string {
  */
 export class Swarm {
   readonly ledger: Ledger;
-  readonly builtins = new BuiltinExecutor();
+  readonly builtins: BuiltinExecutor;
+  /** The SSRF guard of agents' HTTP requests (`network.allow` in swarm.yaml). */
+  readonly network: NetworkGuard;
   private processExecutor: ProcessExecutor | undefined;
   private sandboxChoice: SandboxChoice | undefined;
   private readonly commitListeners = new Set<() => void>();
@@ -158,7 +162,9 @@ export class Swarm {
     private readonly log: (line: string) => void,
     llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv' | 'manifestMaxBytes'> = {},
   ) {
-    this.readManifest = (file) => readManifestFile(file, { maxBytes: llm.manifestMaxBytes ?? MANIFEST_MAX_BYTES });
+    this.readManifest = (file) => readManifestFile(file, { maxBytes: llm.manifestMaxBytes ?? config.limits.manifest_bytes });
+    this.network = new NetworkGuard({ allow: config.network.allow });
+    this.builtins = new BuiltinExecutor({ network: this.network });
     this.builtins.register('approval', approvalAgent(store));
     this.llmOptions = {
       store,
@@ -175,6 +181,8 @@ export class Swarm {
       ...(llm.onLlmEvent ? { onEvent: llm.onLlmEvent } : {}),
       ...(llm.llmHooks ? { hooks: llm.llmHooks } : {}),
       log,
+      network: this.network,
+      maxMessageBytes: config.limits.llm_message_bytes,
     };
     this.llmExecutor = new LlmExecutor(this.llmOptions);
     this.ledger = new Ledger({
@@ -183,6 +191,8 @@ export class Swarm {
       secrets: (n) => this.config.secrets[n],
       config: { ...config.values },
       defaultRunConcurrency: config.runConcurrency,
+      eventPayloadBytes: config.limits.event_payload_bytes,
+      runInputBytes: config.limits.run_input_bytes,
     });
   }
 
@@ -212,7 +222,7 @@ export class Swarm {
 
   private processAgents(): ProcessExecutor {
     this.sandboxChoice ??= chooseSandbox(this.config.sandbox);
-    this.processExecutor ??= new ProcessExecutor({ sandbox: this.sandboxChoice.sandbox, cgroups: this.config.memoryCgroups });
+    this.processExecutor ??= new ProcessExecutor({ sandbox: this.sandboxChoice.sandbox, cgroups: this.config.memoryCgroups, logCaptureBytes: this.config.limits.log_capture_bytes });
     return this.processExecutor;
   }
 
@@ -403,6 +413,8 @@ export class Swarm {
    */
   async startRun(ref: string, input: unknown = {}, options: StartRunOptions = {}): Promise<string> {
     const { name, range } = parseRef(ref);
+    const inputBytes = byteLength(JSON.stringify(input) ?? '');
+    if (inputBytes > this.config.limits.run_input_bytes) throw new LimitExceededError('run input', 'run_input_bytes', this.config.limits.run_input_bytes, inputBytes);
     const trigger = { trigger_type: options.trigger_type ?? 'manual', trigger_data: input };
     let id: string;
     if (this.store.kind === 'postgres') {
@@ -603,6 +615,7 @@ export class Swarm {
         ...(options.contextVariables ? { contextVariables: options.contextVariables } : {}),
         maxTurns: rec.manifest.llm?.max_turns ?? 10,
         costOf: (model, usage) => costOf(model.id, usage, this.config.providers),
+        maxMessageBytes: this.config.limits.llm_message_bytes,
         ...(this.llmOptions.hooks ? { hooks: this.llmOptions.hooks } : {}),
       });
       return { chat, close };
@@ -738,6 +751,7 @@ export class Swarm {
       commitWindowMs: this.config.commitWindowMs,
       pollMs: this.config.pollMs,
       workRoot: join(this.config.home, 'work'),
+      limits: this.config.limits,
       faults: this.config.faults,
       log: this.log,
       onCommit: () => this.notifyCommit(),
@@ -798,6 +812,7 @@ export class Swarm {
   /** Stop every worker this Swarm started (gracefully), then close the store. */
   async close(graceMs = 10_000): Promise<void> {
     await Promise.all([...this.workers].map((w) => w.stop(graceMs)));
+    await this.network.close();
     await this.store.close();
   }
 }

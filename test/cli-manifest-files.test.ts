@@ -82,6 +82,17 @@ describe.concurrent('manifest files that are not regular files', () => {
     expect((await s.json<Array<{ name: string }>>(['agent', 'list', '--json'])).map((a) => a.name)).toEqual(['good']);
   });
 
+  test('limits.manifest_bytes in swarm.yaml lowers the cap: a 3 KiB agent.yaml over a 2 KiB limit is refused', async ({ expect }) => {
+    const s = makeSandbox();
+    s.write('swarm.yaml', 'name: small\nlimits: {manifest_bytes: 2048}\n');
+    const head = 'name: big\nversion: 1.0.0\nruntime: {type: builtin, entry: echo}\n';
+    const file = s.write('agents/big/agent.yaml', head + `# ${'x'.repeat(3000)}\n`);
+    const size = Buffer.byteLength(head) + 3000 + 3;
+    const [msg] = refused(expect, await s.run(['agent', 'register', 'agents/big'], RUN));
+    expect(msg).toBe(`swarm: ${file}: is ${(size / 1024).toFixed(1)} KiB (${size} bytes), more than the 2 KiB (2048 bytes) a manifest may be (limits.manifest_bytes in swarm.yaml)`);
+    await noAgents(expect, s);
+  });
+
   test('swarm.yaml a FIFO: every command exits 2 naming it, at once', async ({ expect }) => {
     const s = makeSandbox();
     execFileSync('mkfifo', [s.path('swarm.yaml')]);
@@ -95,7 +106,7 @@ describe.concurrent('manifest files that are not regular files', () => {
     const file = s.write('agents/big/agent.yaml', head + `# ${'x'.repeat(1024 * 1024)}\n`);
     const size = Buffer.byteLength(head) + 1024 * 1024 + 3;
     const [msg] = refused(expect, await s.run(['agent', 'register', 'agents/big'], RUN));
-    expect(msg).toBe(`swarm: ${file}: is 1.0 MiB (${size} bytes), more than the 1 MiB (1048576 bytes) a manifest may be`);
+    expect(msg).toBe(`swarm: ${file}: is 1.0 MiB (${size} bytes), more than the 1 MiB (1048576 bytes) a manifest may be (limits.manifest_bytes in swarm.yaml)`);
     await noAgents(expect, s);
   });
 });

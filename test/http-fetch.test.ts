@@ -53,7 +53,8 @@ describe('http-fetch built-in', () => {
   let dir: string;
   let swarm: Swarm;
   beforeAll(async () => {
-    dir = tempProject('name: http\n');
+    // The test server is on loopback, which http-fetch reaches only when it is allow-listed.
+    dir = tempProject('name: http\nnetwork: { allow: ["127.0.0.1"] }\n');
     swarm = await openProject(dir, { env: { SWARM_HOME: join(dir, '.swarm'), SWARM_SECRET_API_TOKEN: 's3cret' } });
     await swarm.registerAgent(join(EXAMPLES, 'agents', 'http-fetch'));
   });

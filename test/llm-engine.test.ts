@@ -3,7 +3,7 @@
  * fake vendor server over HTTP, the store journal, approvals across a restart, and a worker killed
  * with SIGKILL in the middle of a loop.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -229,6 +229,8 @@ describe('llm agents in workflows', () => {
     });
     await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
     const port = (api.address() as AddressInfo).port;
+    // The ticket API is on loopback: HTTP tools reach it only when the deployment allows it.
+    writeFileSync(join(dir, 'swarm.yaml'), 'name: test\nnetwork: { allow: ["127.0.0.1"] }\n');
     writeAgent(
       dir,
       'desk',

@@ -19,7 +19,9 @@ import {
   type ToolSet,
   type ToolSpec,
 } from '../src/agents/tools/index.js';
+import { httpFetchTool } from '../src/agents/tools/builtins.js';
 import { ManifestError } from '../src/core/errors.js';
+import { NetworkGuard } from '../src/net/guard.js';
 import { checkManifest } from '../src/core/manifest/schema-check.js';
 import { parseYaml } from '../src/core/manifest/yaml-source.js';
 import { serveHttp, type HttpFixture } from './fixtures/mcp-server.js';
@@ -44,8 +46,12 @@ function pkg(files: Record<string, string> = {}): string {
   return dir;
 }
 
+/** The test servers listen on loopback, which HTTP tools reach only when it is allow-listed. */
+const LOOPBACK = new NetworkGuard({ allow: ['127.0.0.1'] });
+afterAll(() => LOOPBACK.close());
+
 /** loadTools, remembering the set so that every test's MCP servers are stopped. */
-async function load(specs: ToolSpec[], packageDir: string, extra: { signal?: AbortSignal; log?: (m: string) => void } = {}): Promise<ToolSet> {
+async function load(specs: ToolSpec[], packageDir: string, extra: { signal?: AbortSignal; log?: (m: string) => void; network?: NetworkGuard } = {}): Promise<ToolSet> {
   const set = await loadTools(specs, { packageDir, ...extra });
   sets.push(set);
   return set;
@@ -311,6 +317,7 @@ describe('HTTP tools', () => {
         },
       ],
       pkg(),
+      { network: LOOPBACK },
     );
     const t = byName(set, 'get_item');
     expect(t.parameters.required).toEqual(['id']);
@@ -326,6 +333,7 @@ describe('HTTP tools', () => {
     const set = await load(
       [{ name: 'create_ticket', description: 'Open a ticket', http: { url: `${base}/tickets`, headers: { authorization: 'Bearer t0ken', 'x-team': 42 } }, needs_approval: true }],
       pkg(),
+      { network: LOOPBACK },
     );
     const t = byName(set, 'create_ticket');
     expect(t.needsApproval).toBe(true);
@@ -346,6 +354,7 @@ describe('HTTP tools', () => {
         { name: 'busy', description: 'b', http: { url: `${base}/full` } },
       ],
       pkg(),
+      { network: LOOPBACK },
     );
     const e = await callError(byName(set, 'missing'), {});
     expect(e).toBeInstanceOf(ToolCallError);
@@ -361,6 +370,7 @@ describe('HTTP tools', () => {
         { name: 'slow', description: 's', http: { url: `${base}/slow`, method: 'GET', timeout_seconds: 0.2 } },
       ],
       pkg(),
+      { network: LOOPBACK },
     );
     expect(await byName(set, 'text').execute({}, ctx())).toBe('plain words');
     const big = (await byName(set, 'big').execute({}, ctx())) as string;
@@ -369,6 +379,16 @@ describe('HTTP tools', () => {
     const e = await callError(byName(set, 'slow'), {});
     expect(e.message).toBe(`GET ${base}/slow timed out after 200 ms`);
     expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('refuses loopback unless the network policy allows it, without sending the request', async () => {
+    const before = received.length;
+    const set = await load([{ name: 'text', description: 't', http: { url: `${base}/text`, method: 'GET' } }], pkg());
+    const e = await callError(byName(set, 'text'), {});
+    expect(e).toBeInstanceOf(ToolCallError);
+    expect((e as ToolCallError).code).toBe('NETWORK_REFUSED');
+    expect(e.message).toBe(`refused ${base}/text (127.0.0.1 is loopback); allow it with network.allow in swarm.yaml`);
+    expect(received.length).toBe(before);
   });
 
   it('rejects a URL that is not http(s) when loading', async () => {
@@ -621,7 +641,11 @@ describe('built-in tools', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
-      const fetchTool = BUILTIN_TOOLS.http_fetch;
+      // Without an allow-list (the shared built-in), loopback is refused; allowed, the tool works.
+      const refused = await callError(BUILTIN_TOOLS.http_fetch, { url: `${base}/x` });
+      expect((refused as ToolCallError).code).toBe('NETWORK_REFUSED');
+      expect(refused.message).toContain('127.0.0.1 is loopback');
+      const fetchTool = httpFetchTool(LOOPBACK);
       expect(await fetchTool.execute({ url: `${base}/x` }, ctx())).toEqual({
         status: 200,
         content_type: 'application/json',

@@ -22,6 +22,8 @@ export interface ChatOptions {
   maxTurns?: number;
   hooks?: LoopHooks;
   costOf?: NonNullable<Parameters<typeof run>[2]>['costOf'];
+  /** The largest message, in bytes (`limits.llm_message_bytes`); default the loop's. */
+  maxMessageBytes?: number;
 }
 
 export interface SendOptions {
@@ -109,6 +111,7 @@ export class ChatSession {
         ...(this.o.maxTurns !== undefined ? { maxTurns: this.o.maxTurns } : {}),
         ...(this.o.hooks ? { hooks: this.o.hooks } : {}),
         ...(this.o.costOf ? { costOf: this.o.costOf } : {}),
+        ...(this.o.maxMessageBytes !== undefined ? { maxMessageBytes: this.o.maxMessageBytes } : {}),
         ...(options.onEvent ? { onEvent: options.onEvent } : {}),
         ...(options.stream !== undefined ? { stream: options.stream } : {}),
         ...(options.signal ? { signal: options.signal } : {}),

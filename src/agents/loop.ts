@@ -9,6 +9,7 @@ import { ExecutionError, ResumeError } from '../core/errors.js';
 import { handoffToolName, isAgent, isToolResult, type Agent, type ContextVariables, type Tool } from './agent.js';
 import { addUsage, ZERO_USAGE, type ChatModel, type JsonSchema, type Message, type ModelRequest, type ModelResponse, type StreamDelta, type ToolCall, type ToolSchema, type Usage } from './types.js';
 import { validateAgainst } from '../core/io-schema.js';
+import { byteLength, formatBytes, LIMIT_DEFAULTS, LimitExceededError } from '../core/limits.js';
 import { validateToolArguments } from './tools/validate.js';
 
 /** The version of the checkpoint envelope this code writes; older versions are read by `upgradeEnvelope`. */
@@ -135,6 +136,11 @@ export interface RunOptions {
   continueFrom?: { usage: Usage; turn: number; persistedMessages: number };
   /** Recorded in a new session's checkpoints (`agent_versions`): the versions of the agents it uses. */
   agentVersions?: Record<string, string>;
+  /**
+   * The largest message, in UTF-8 bytes (`limits.llm_message_bytes`, default 1 MiB): a larger input
+   * message or model answer fails the loop; a larger tool result reaches the model as an error.
+   */
+  maxMessageBytes?: number;
 }
 
 export interface RunResult {
@@ -170,6 +176,7 @@ export async function run(start: Agent, messages: readonly Message[], options: R
   const executeTools = options.executeTools ?? true;
   const emit = options.onEvent ?? (() => undefined);
   const maxOutputRetries = options.maxOutputRetries ?? 2;
+  const maxMessageBytes = options.maxMessageBytes ?? LIMIT_DEFAULTS.llm_message_bytes;
   const agents = new Map<string, Agent>();
   const know = (a: Agent): Agent => {
     const had = agents.get(a.name);
@@ -201,6 +208,10 @@ export async function run(start: Agent, messages: readonly Message[], options: R
       }
     }
   } else {
+    messages.forEach((m, i) => {
+      const size = messageBytes(m);
+      if (size > maxMessageBytes) throw new LimitExceededError(`message ${i + 1} (${m.role}) of the conversation`, 'llm_message_bytes', maxMessageBytes, size);
+    });
     const from = options.continueFrom;
     state = {
       agent: start.name,
@@ -326,6 +337,8 @@ export async function run(start: Agent, messages: readonly Message[], options: R
       usage,
       ...(response.toolCalls.length ? { tool_calls: response.toolCalls.map((c, i) => ({ ...c, id: c.id || `call_${state.turn}_${i}` })) } : {}),
     };
+    const answerBytes = messageBytes(assistant);
+    if (answerBytes > maxMessageBytes) throw new LimitExceededError(`the answer of agent '${agentNow.name}' (turn ${state.turn})`, 'llm_message_bytes', maxMessageBytes, answerBytes);
     state.messages.push(assistant);
     emit({ type: 'message', agent: agentNow.name, message: assistant });
 
@@ -453,6 +466,12 @@ async function runTool(
       rec = await executeTool(t, args, call, current, state, journal, options, know);
     }
   }
+  const max = options.maxMessageBytes ?? LIMIT_DEFAULTS.llm_message_bytes;
+  const size = byteLength(rec.output);
+  if (size > max) {
+    // Told to the model, which can ask for less (a narrower query, a smaller page).
+    rec = { ...rec, output: `Error: the result of tool '${call.name}' is ${formatBytes(size)} bytes; limits.llm_message_bytes is ${formatBytes(max)}. Ask for less.`, is_error: true };
+  }
   await journal.recordTool(rec);
   emit({ type: 'tool_result', agent: current.name, result: rec, replayed: false });
   await options.hooks?.afterToolCall?.({ agent: current, turn: state.turn, call, result: rec, replayed: false });
@@ -495,6 +514,13 @@ async function executeTool(
     if (options.signal?.aborted) throw e;
     return { ...base, output: `Error: tool '${t.name}' failed: ${(e as Error)?.message ?? String(e)}`, is_error: true };
   }
+}
+
+/** A message's size as the model receives it: its text and its tool calls' arguments. */
+function messageBytes(m: Message): number {
+  let size = byteLength(m.content ?? '');
+  if (m.role === 'assistant') for (const c of m.tool_calls ?? []) size += byteLength(c.arguments) + byteLength(c.name);
+  return size;
 }
 
 const UNKNOWN_TOOL = 'Error: unknown tool ';

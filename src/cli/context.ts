@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { byteLength, LIMIT_DEFAULTS, LimitExceededError } from '../core/limits.js';
 import pc from 'picocolors';
 import { UserError } from '../core/errors.js';
 import { Swarm } from '../swarm.js';
@@ -79,26 +80,39 @@ async function openWithRetry(open: () => Promise<Swarm>, log: (line: string) => 
 
 /**
  * Parse a run's input: inline JSON, `@file.json`, or `-` for standard input. Errors name the source
- * and the position of the problem.
+ * and the position of the problem. Input larger than `maxBytes` (`limits.run_input_bytes`) is
+ * refused without being held in memory: a file's size is read from its metadata, a stream is
+ * counted as it is read and only its first `maxBytes` are kept.
  */
-export function parseInput(arg: string | undefined, readStdin: () => string = () => readFileSync(0, 'utf8')): unknown {
+export function parseInput(arg: string | undefined, maxBytes: number = LIMIT_DEFAULTS.run_input_bytes): unknown {
   if (arg === undefined || arg === '') return {};
   let text: string;
   let source: string;
   if (arg === '-') {
-    text = readStdin();
     source = 'standard input';
+    text = readBounded(0, maxBytes, 'run input from standard input');
   } else if (arg.startsWith('@')) {
     const file = arg.slice(1);
+    source = file;
+    let fd: number;
     try {
-      text = readFileSync(file, 'utf8');
+      fd = openSync(file, 'r');
     } catch (e) {
       throw new UserError('INPUT_FILE_UNREADABLE', `cannot read input file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
     }
-    source = file;
+    try {
+      text = readBounded(fd, maxBytes, `run input ${file}`);
+    } catch (e) {
+      if (e instanceof LimitExceededError) throw e;
+      throw new UserError('INPUT_FILE_UNREADABLE', `cannot read input file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
+    } finally {
+      closeSync(fd);
+    }
   } else {
     text = arg;
     source = 'the input argument';
+    const size = byteLength(text);
+    if (size > maxBytes) throw new LimitExceededError('run input', 'run_input_bytes', maxBytes, size);
   }
   try {
     return JSON.parse(text);
@@ -129,4 +143,38 @@ export function parsePositiveInt(value: string, name: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UserError('ARGUMENT_INVALID', `${name} must be a positive whole number, not '${value}'`);
   return n;
+}
+
+/** Read a file descriptor as UTF-8 text, refusing (with the whole size) more than `maxBytes`. */
+function readBounded(fd: number, maxBytes: number, what: string): string {
+  const st = fstatSync(fd);
+  if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+  if (st.isFile() && st.size > maxBytes) throw new LimitExceededError(what, 'run_input_bytes', maxBytes, st.size);
+  const kept: Buffer[] = [];
+  let keptBytes = 0;
+  let total = 0;
+  const chunk = Buffer.alloc(64 * 1024);
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(fd, chunk, 0, chunk.length, null);
+    } catch (e) {
+      // A non-blocking standard input with nothing yet: wait for it.
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        continue;
+      }
+      if ((e as NodeJS.ErrnoException).code === 'EOF') break;
+      throw e;
+    }
+    if (n === 0) break;
+    total += n;
+    // Past the limit the rest is only counted, so the message can give the size.
+    if (total <= maxBytes) {
+      kept.push(Buffer.from(chunk.subarray(0, n)));
+      keptBytes += n;
+    }
+  }
+  if (total > maxBytes) throw new LimitExceededError(what, 'run_input_bytes', maxBytes, total);
+  return Buffer.concat(kept, keptBytes).toString('utf8');
 }

@@ -290,6 +290,24 @@ export class LlmLines {
   }
 }
 
+/** Longest value (a trigger, an error, an event's data) shown in full in a human view, in characters. */
+export const VIEW_VALUE_CHARS = 4000;
+/** Longest block of final outputs `swarm run` prints in full, in characters. */
+export const VIEW_OUTPUTS_CHARS = 16_000;
+
+/**
+ * A long value cut for a human view, saying how much was left out and how to see all of it
+ * (`--json` never cuts anything).
+ *
+ * @example
+ *   truncateView(JSON.stringify(run.trigger_data), VIEW_VALUE_CHARS, 'swarm runs show <id> --json')
+ */
+export function truncateView(text: string, max: number, seeAll: string): string {
+  if (text.length <= max) return text;
+  const rest = Buffer.byteLength(text.slice(max), 'utf8');
+  return `${text.slice(0, max)}… [${rest.toLocaleString('en-US')} more bytes not shown: ${seeAll} prints all]`;
+}
+
 export function clip(text: string, max: number): string {
   const one = text.replace(/\s+/g, ' ');
   return one.length > max ? `${one.slice(0, max - 1)}…` : one;

@@ -3,9 +3,10 @@ import { parseProvidersConfig, PROVIDERS_CONFIG_SCHEMA, type ProvidersConfig } f
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { checkManifest } from '../core/manifest/schema-check.js';
-import { parseYaml } from '../core/manifest/yaml-source.js';
+import { parseYaml, type YamlSource } from '../core/manifest/yaml-source.js';
 import { SANDBOX_MODES, type SandboxMode } from '../sandbox/sandbox.js';
 import { readManifestFile } from '../manifest-file.js';
+import { LIMITS_SCHEMA, NETWORK_SCHEMA, resolveLimits, resolveNetwork, type LimitName, type Limits, type NetworkConfig } from './limits.js';
 import type { Durability } from '../store/store.js';
 
 export const CONFIG_FILE = 'swarm.yaml';
@@ -59,6 +60,10 @@ export interface SwarmConfig {
   /** Secrets for `${secrets.*}` (from SWARM_SECRET_<NAME> variables). */
   readonly secrets: Readonly<Record<string, string>>;
   readonly faults: ReadonlySet<string>;
+  /** Size limits in bytes (`limits:`; defaults in LIMIT_DEFAULTS, see docs/limits.md). */
+  readonly limits: Limits;
+  /** What agents' HTTP requests may reach besides public addresses (`network.allow`). */
+  readonly network: NetworkConfig;
   /** The swarm.yaml that was read, if any. */
   readonly configFile: string | undefined;
 }
@@ -99,6 +104,8 @@ const fileSchema = {
     sandbox: { enum: [...SANDBOX_MODES] },
     config: { type: 'object' },
     providers: PROVIDERS_CONFIG_SCHEMA,
+    limits: LIMITS_SCHEMA,
+    network: NETWORK_SCHEMA,
   },
 };
 
@@ -114,6 +121,8 @@ interface ConfigFile {
   sandbox?: SandboxMode;
   config?: Record<string, unknown>;
   providers?: unknown;
+  limits?: Partial<Record<LimitName, number>>;
+  network?: { allow?: string[] };
 }
 
 export interface ResolveConfigOptions {
@@ -122,7 +131,7 @@ export interface ResolveConfigOptions {
   /** Environment variables (entry points pass `process.env`; libraries pass what they choose). */
   env?: Readonly<Record<string, string | undefined>>;
   /** Explicit overrides, applied last. */
-  overrides?: Partial<Pick<SwarmConfig, 'home' | 'durability' | 'workerConcurrency' | 'runConcurrency' | 'leaseMs' | 'commitWindowMs' | 'pollMs' | 'sandbox' | 'memoryCgroups'>>;
+  overrides?: Partial<Pick<SwarmConfig, 'home' | 'durability' | 'workerConcurrency' | 'runConcurrency' | 'leaseMs' | 'commitWindowMs' | 'pollMs' | 'sandbox' | 'memoryCgroups'>> & { limits?: Partial<Limits> };
 }
 
 /** Find the project: the nearest directory at or above `cwd` with a swarm.yaml, else `cwd`. */
@@ -148,11 +157,13 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
   const env = options.env ?? {};
   const { dir: projectDir, file } = findProjectDir(options.cwd);
   let raw: ConfigFile = {};
+  let source: YamlSource | undefined;
   if (file) {
     const src = parseYaml(readManifestFile(file), file);
     if (src.value !== null && src.value !== undefined) {
       checkManifest(src, fileSchema);
       raw = src.value;
+      source = src;
     }
   }
   const rel = (p: string): string => (isAbsolute(p) ? p : join(projectDir, p));
@@ -217,5 +228,7 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     secrets: Object.freeze(secrets),
     faults: new Set((env.SWARM_FAULT ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
     configFile: file,
+    limits: resolveLimits({ ...raw.limits, ...o.limits }),
+    network: resolveNetwork(raw.network, source, file ?? CONFIG_FILE),
   });
 }

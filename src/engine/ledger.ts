@@ -1,5 +1,6 @@
 import { ResumeError, UserError, errorMessage } from '../core/errors.js';
 import { digestJson, EventType, GENESIS_HASH, hashEvent } from '../core/events.js';
+import { byteLength, capMessage, LIMIT_DEFAULTS, LimitExceededError } from '../core/limits.js';
 import { backoffDelayMs, hasRetriesLeft, MAX_INTERRUPTIONS } from '../core/retry.js';
 import { TERMINAL_RUN, TERMINAL_STEP } from '../core/states.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
@@ -29,6 +30,10 @@ export interface LedgerOptions {
   config: Record<string, unknown>;
   /** Steps of one run that may run at once when the workflow sets no `concurrency`. */
   defaultRunConcurrency: number;
+  /** The largest event data, as JSON bytes (`limits.event_payload_bytes`; default LIMIT_DEFAULTS). */
+  eventPayloadBytes?: number;
+  /** The largest trigger data of a run an on_success / on_error handler starts (`limits.run_input_bytes`). */
+  runInputBytes?: number;
 }
 
 export interface NewRunInput {
@@ -45,7 +50,10 @@ class TxScope {
   /** Steps this transaction's completions made ready, in order. */
   readonly madeReady: StepKey[] = [];
   readonly result: CommitResult = { claimed: [], refused: [], lost: [], finished: [], created: [], messages: [] };
-  constructor(readonly tx: LedgerTx) {}
+  constructor(
+    readonly tx: LedgerTx,
+    private readonly maxEventBytes: number,
+  ) {}
 
   async run(id: string): Promise<RunState> {
     let s = this.runs.get(id);
@@ -60,7 +68,7 @@ class TxScope {
   emit(state: RunState, type: EventType, stepId: string | null, data: Record<string, unknown>): void {
     const seq = state.event_seq + 1;
     const at = this.tx.now;
-    const data_json = JSON.stringify(data);
+    const data_json = fitEvent(type, data, this.maxEventBytes);
     const base = { run_id: state.id, seq, type, step_id: stepId, at, prev_hash: state.event_hash };
     const hash = hashEvent(base, data_json);
     this.events.push({ ...base, data_json, hash });
@@ -82,8 +90,11 @@ class TxScope {
 export class Ledger {
   readonly plans: PlanCache;
 
+  private readonly maxEventBytes: number;
+
   constructor(private readonly options: LedgerOptions, plans = new PlanCache()) {
     this.plans = plans;
+    this.maxEventBytes = options.eventPayloadBytes ?? LIMIT_DEFAULTS.event_payload_bytes;
   }
 
   private plan(tx: LedgerTx, state: RunState): Promise<LoadedPlan> {
@@ -92,7 +103,7 @@ export class Ledger {
 
   /** Create a run: run row, step rows, RUN_CREATED, in the caller's transaction. */
   async createRun(tx: LedgerTx, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<string> {
-    const scope = new TxScope(tx);
+    const scope = new TxScope(tx, this.maxEventBytes);
     const id = await this.insertRun(scope, wf, plan, input);
     await scope.flush();
     return id;
@@ -189,7 +200,7 @@ export class Ledger {
 
   /** Apply completions, renew leases and claim new steps, all in the caller's transaction. */
   async commit(tx: LedgerTx, req: CommitRequest): Promise<CommitResult> {
-    const scope = new TxScope(tx);
+    const scope = new TxScope(tx, this.maxEventBytes);
     // Runs are locked in id order (stable within a run), so concurrent commits on a networked
     // database take their row locks in the same order and do not deadlock each other.
     const completions = [...req.completions].sort((a, b) => (a.run_id < b.run_id ? -1 : a.run_id > b.run_id ? 1 : 0));
@@ -382,6 +393,9 @@ export class Ledger {
           if (!wf) throw new Error(`workflow '${h.workflow.name}' is not registered`);
           if (!wf.enabled) throw new Error(`workflow '${h.workflow.name}' is disabled`);
           const inputs = resolveValue(h.workflow.inputs ?? {}, ctx, `${where}.inputs`);
+          const maxInput = this.options.runInputBytes ?? LIMIT_DEFAULTS.run_input_bytes;
+          const inputBytes = byteLength(JSON.stringify(inputs) ?? '');
+          if (inputBytes > maxInput) throw new LimitExceededError(`the input for workflow ${h.workflow.name}`, 'run_input_bytes', maxInput, inputBytes);
           if (wf.manifest.inputs) {
             const problems = validateAgainst(wf.manifest.inputs, inputs);
             if (problems.length) throw new Error(`inputs for workflow ${wf.name}: ${problems.join('; ')}`);
@@ -392,7 +406,7 @@ export class Ledger {
           scope.emit(state, EventType.HANDLER_STARTED_RUN, null, { handler: where, workflow: wf.name, version: wf.version, run_id: runId });
         }
       } catch (e) {
-        scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, error: errorMessage(e) });
+        scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, error: capMessage(errorMessage(e), this.maxEventBytes) });
         scope.result.messages.push(`${where} failed: ${errorMessage(e)}`);
       }
     }
@@ -470,7 +484,7 @@ export class Ledger {
 
   /** Cancel a run: pending, ready and running steps become cancelled; running workers notice and stop. */
   async cancelRun(tx: LedgerTx, runId: string, reason: string): Promise<string[]> {
-    const scope = new TxScope(tx);
+    const scope = new TxScope(tx, this.maxEventBytes);
     const state = await scope.run(runId);
     if (TERMINAL_RUN.has(state.status)) {
       throw new UserError('RUN_NOT_CANCELLABLE', `run ${runId} is already ${state.status}; nothing to cancel`, { runId });
@@ -492,7 +506,7 @@ export class Ledger {
    * rejected one fails its step). Returns the steps resumed.
    */
   async decide(tx: LedgerTx, runId: string, stepId: string | undefined, decision: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]> {
-    const scope = new TxScope(tx);
+    const scope = new TxScope(tx, this.maxEventBytes);
     const state = await scope.run(runId);
     if (TERMINAL_RUN.has(state.status)) throw new UserError('RUN_NOT_WAITING', `run ${runId} is ${state.status}; there is nothing to ${decision === 'approved' ? 'approve' : 'reject'}`, { runId });
     const steps = await tx.getSteps(runId);
@@ -521,7 +535,7 @@ export class Ledger {
    * go back to pending/ready with a fresh retry budget; completed steps are never run again.
    */
   async retryRun(tx: LedgerTx, runId: string): Promise<string[]> {
-    const scope = new TxScope(tx);
+    const scope = new TxScope(tx, this.maxEventBytes);
     const state = await scope.run(runId);
     if (state.status !== 'failed' && state.status !== 'cancelled') {
       throw new ResumeError('RUN_NOT_RETRYABLE', `run ${runId} is ${state.status}; only failed or cancelled runs can be retried`, { runId });
@@ -575,4 +589,29 @@ function isolationData(c: Completion): Record<string, unknown> {
   const i = c.isolation;
   if (!i) return {};
   return { sandbox: i.sandbox, memory_limit: i.memory, ...(i.warning ? { memory_warning: i.warning } : {}) };
+}
+
+/** Step-id lists kept in full in an event that would otherwise be over its limit. */
+const LIST_KEPT = 100;
+
+/**
+ * An event's data as stored JSON, within `max` bytes. Step-id lists (`ready`, `cancelled`, `reset`)
+ * only inform (the step rows are the truth), so an event over the limit keeps the first of them and
+ * their count; any other event over the limit is refused, which rolls its transaction back.
+ */
+function fitEvent(type: EventType, data: Record<string, unknown>, max: number): string {
+  let json = JSON.stringify(data);
+  // A UTF-16 unit is at most 3 bytes of UTF-8: short text needs no byte count.
+  if (json.length * 3 <= max || byteLength(json) <= max) return json;
+  const lists = Object.entries(data).filter((e): e is [string, unknown[]] => Array.isArray(e[1]) && e[1].length > LIST_KEPT);
+  if (lists.length) {
+    const trimmed: Record<string, unknown> = { ...data };
+    for (const [k, v] of lists) {
+      trimmed[k] = v.slice(0, LIST_KEPT);
+      trimmed[`${k}_total`] = v.length;
+    }
+    json = JSON.stringify(trimmed);
+    if (byteLength(json) <= max) return json;
+  }
+  throw new LimitExceededError(`the data of a ${type} event`, 'event_payload_bytes', max, byteLength(json));
 }

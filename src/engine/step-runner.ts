@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { evaluate } from '../core/condition.js';
 import { StepError, errorMessage, type StoreFaultError } from '../core/errors.js';
 import { validateAgainst } from '../core/io-schema.js';
+import { byteLength, capMessage, formatBytes, LIMIT_DEFAULTS, type Limits } from '../core/limits.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
 import type { ExecutionResult, Executor } from '../executors/executor.js';
 import { stepFault } from '../store/faults.js';
@@ -53,6 +54,8 @@ export interface StepRunnerDeps {
   onProcess?: (step: ClaimedStep, pid: number | null) => void;
   /** A disk or permission fault of the store or the work directory: the worker stops (the step is given back). */
   onFault?: (fault: StoreFaultError) => void;
+  /** Sizes of inputs, outputs and error messages (default LIMIT_DEFAULTS). */
+  limits?: Pick<Limits, 'step_input_bytes' | 'step_output_bytes' | 'event_payload_bytes'>;
 }
 
 /** Trigger data per run (immutable), cached. */
@@ -65,10 +68,16 @@ const triggerCache = new Map<string, unknown>();
 export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId: string, abort: AbortController): Promise<Completion> {
   const t0 = performance.now();
   const base = { run_id: step.run_id, step_id: step.step_id, attempt: step.attempt, worker_id: workerId, retry_count: step.retry_count, plan_id: step.plan_id };
+  const limits = deps.limits ?? LIMIT_DEFAULTS;
   const done = (result: StepResult, exec?: ExecutionResult): Completion => ({
     ...base,
     duration_ms: performance.now() - t0,
-    result,
+    result:
+      result.kind === 'failed'
+        ? { ...result, error: { ...result.error, message: capMessage(result.error.message, limits.event_payload_bytes) } }
+        : result.kind === 'waiting'
+          ? { ...result, reason: capMessage(result.reason, limits.event_payload_bytes) }
+          : result,
     ...(exec && 'logs' in exec && exec.logs ? { logs: exec.logs } : {}),
     ...(exec && 'isolation' in exec && exec.isolation ? { isolation: exec.isolation } : {}),
   });
@@ -95,7 +104,13 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     const skippedDep = spec.data_deps.find((d) => ctx.steps?.[d]?.status === 'skipped');
     if (skippedDep) return done({ kind: 'skipped', reason: `its inputs use step '${skippedDep}', which was skipped` });
 
-    inputs = resolveValue(spec.inputs, ctx, `steps.${step.step_id}.inputs`) as Record<string, unknown>;
+    const resolved = resolveValue(spec.inputs, ctx, `steps.${step.step_id}.inputs`) as Record<string, unknown>;
+    // Checked before the inputs are kept anywhere (a failed step stores its inputs).
+    const inputBytes = byteLength(JSON.stringify(resolved));
+    if (inputBytes > limits.step_input_bytes) {
+      throw new StepError('LIMIT_EXCEEDED', `step input is ${formatBytes(inputBytes)} bytes; limits.step_input_bytes is ${formatBytes(limits.step_input_bytes)}`, false, { limit: 'step_input_bytes', size: inputBytes });
+    }
+    inputs = resolved;
     const inputProblems = validateAgainst(agent.manifest.inputs, inputs);
     if (inputProblems.length) {
       throw new StepError('INPUT_INVALID', `inputs do not match agent ${agent.manifest.name}@${agent.manifest.version}: ${inputProblems.join('; ')}`, false);
@@ -128,11 +143,18 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     }
     if (exec.ok === 'waiting') return done({ kind: 'waiting', reason: exec.reason });
     if (!exec.ok) return done({ kind: 'failed', error: { code: exec.error.code, message: exec.error.message }, retryable: exec.error.retryable, inputs }, exec);
+    let outputJson: string | undefined;
     try {
-      JSON.stringify(exec.outputs);
+      outputJson = JSON.stringify(exec.outputs);
     } catch (e) {
       // A circular object or a BigInt: it could never be checkpointed, so fail here, not at commit.
       return done({ kind: 'failed', error: { code: 'OUTPUT_INVALID', message: `outputs cannot be stored as JSON: ${errorMessage(e)}` }, retryable: false, inputs }, exec);
+    }
+    const outputBytes = outputJson === undefined ? 0 : byteLength(outputJson);
+    if (outputBytes > limits.step_output_bytes) {
+      // Not retried: the same agent with the same inputs is expected to write the same output again.
+      const message = `step output is ${formatBytes(outputBytes)} bytes; limits.step_output_bytes is ${formatBytes(limits.step_output_bytes)}`;
+      return done({ kind: 'failed', error: { code: 'LIMIT_EXCEEDED', message }, retryable: false, inputs }, exec);
     }
     const outputProblems = validateAgainst(agent.manifest.outputs, exec.outputs);
     if (outputProblems.length) {

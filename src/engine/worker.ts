@@ -9,7 +9,7 @@ import { isTransient, type Store } from '../store/store.js';
 import type { ClaimedStep, CommitRequest, Completion, CommitResult, StepKey } from '../store/types.js';
 import type { Ledger } from './ledger.js';
 import { hostIdentity, reapDeadWorkers } from './reaper.js';
-import { OutputCache, runStep } from './step-runner.js';
+import { OutputCache, runStep, type StepRunnerDeps } from './step-runner.js';
 
 export interface WorkerOptions {
   /** Steps this worker runs at once. */
@@ -24,6 +24,8 @@ export interface WorkerOptions {
   runIds?: readonly string[];
   /** Root for per-attempt work directories. */
   workRoot: string;
+  /** Step input, output and error-message sizes (default LIMIT_DEFAULTS). */
+  limits?: StepRunnerDeps['limits'];
   /** Named crash points for fault-injection tests, e.g. `after-step-commit:step2`. */
   faults?: ReadonlySet<string>;
   log?: (line: string) => void;
@@ -281,6 +283,7 @@ export class Worker {
         executorFor: this.executorFor,
         secrets: this.secrets,
         workRoot: this.options.workRoot,
+        ...(this.options.limits ? { limits: this.options.limits } : {}),
         onProcess: (s, pid) => {
           this.store.setStepPid(s.run_id, s.step_id, s.attempt, pid).catch(() => undefined);
         },

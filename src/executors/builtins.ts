@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StepError, errorMessage } from '../core/errors.js';
+import { NetworkGuard, NetworkRefusedError } from '../net/guard.js';
 import { Waiting, type ExecutionContext, type ExecutionResult, type Executor } from './executor.js';
 
 /** A built-in agent: a function of its inputs, run inside the worker process. */
@@ -24,9 +25,11 @@ const sleepAgent: BuiltinAgent = async (inputs, ctx) => {
 /**
  * `http-fetch`: one HTTP request. Inputs: url, method (GET), headers, body (a string, or JSON for
  * objects), timeout_ms (30 s), max_bytes (1 MiB). Outputs: status, headers, body (text), json (parsed
- * when the response is JSON, else null). A response larger than max_bytes fails the step.
+ * when the response is JSON, else null). A response larger than max_bytes fails the step. The
+ * request, and every redirect, goes through `guard`: private and special addresses are refused
+ * unless allow-listed (a refusal fails the step, not retryably).
  */
-const httpFetch: BuiltinAgent = async (inputs, ctx) => {
+export const httpFetchAgent = (guard: NetworkGuard): BuiltinAgent => async (inputs, ctx) => {
   const url = typeof inputs.url === 'string' ? inputs.url : '';
   let parsed: URL;
   try {
@@ -51,10 +54,11 @@ const httpFetch: BuiltinAgent = async (inputs, ctx) => {
   const timeoutMs = Number(inputs.timeout_ms ?? HTTP_FETCH_DEFAULT_TIMEOUT_MS);
   const maxBytes = Number(inputs.max_bytes ?? HTTP_FETCH_DEFAULT_MAX_BYTES);
   const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]);
-  let res: Response;
+  let res: Awaited<ReturnType<NetworkGuard['fetch']>>;
   try {
-    res = await fetch(parsed, { method, headers, ...(body !== undefined ? { body } : {}), signal, redirect: 'follow' });
+    res = await guard.fetch(parsed, { method, headers, ...(body !== undefined ? { body } : {}), signal });
   } catch (e) {
+    if (e instanceof NetworkRefusedError) throw new StepError('NETWORK_REFUSED', `http-fetch: ${e.message}`, false, e.context, { cause: e });
     if (signal.aborted && !ctx.signal.aborted) throw new StepError('HTTP_TIMEOUT', `http-fetch: ${method} ${url} timed out after ${timeoutMs} ms`, true);
     throw new StepError('HTTP_ERROR', `http-fetch: ${method} ${url} failed: ${errorMessage((e as Error).cause ?? e)}`, true);
   }
@@ -87,11 +91,21 @@ const httpFetch: BuiltinAgent = async (inputs, ctx) => {
   return { status: res.status, headers: Object.fromEntries(res.headers.entries()), body: text, json };
 };
 
-export const BUILTIN_AGENTS: Readonly<Record<string, BuiltinAgent>> = { echo, noop, sleep: sleepAgent, 'http-fetch': httpFetch };
+/** The built-in agents; `http-fetch` here uses a guard without an allow-list (public addresses only). */
+export const BUILTIN_AGENTS: Readonly<Record<string, BuiltinAgent>> = { echo, noop, sleep: sleepAgent, 'http-fetch': httpFetchAgent(new NetworkGuard()) };
+
+export interface BuiltinExecutorOptions {
+  /** The network policy of `http-fetch` (default: public addresses only). */
+  network?: NetworkGuard;
+}
 
 /** Runs `runtime.type: builtin` agents, plus any functions an embedding application registers. */
 export class BuiltinExecutor implements Executor {
-  private readonly agents = new Map<string, BuiltinAgent>(Object.entries(BUILTIN_AGENTS));
+  private readonly agents: Map<string, BuiltinAgent>;
+
+  constructor(options: BuiltinExecutorOptions = {}) {
+    this.agents = new Map(Object.entries({ ...BUILTIN_AGENTS, ...(options.network ? { 'http-fetch': httpFetchAgent(options.network) } : {}) }));
+  }
 
   register(name: string, fn: BuiltinAgent): void {
     this.agents.set(name, fn);

@@ -18,6 +18,7 @@ import type { ToolSet } from '../agents/tools/index.js';
 import type { ToolSpec } from '../agents/tools/spec.js';
 import type { ChatModel, Message } from '../agents/types.js';
 import type { Store } from '../store/store.js';
+import type { NetworkGuard } from '../net/guard.js';
 import type { ExecutionContext, ExecutionResult, Executor } from './executor.js';
 
 export interface LlmExecutorOptions {
@@ -36,6 +37,10 @@ export interface LlmExecutorOptions {
   onEvent?: (runId: string, stepId: string, e: LoopEvent) => void;
   hooks?: LoopHooks;
   log?: (m: string) => void;
+  /** The network policy of HTTP tools (default: public addresses only). Provider base URLs are not guarded: they are the operator's. */
+  network?: NetworkGuard;
+  /** The largest message of a conversation, in bytes (`limits.llm_message_bytes`); default the loop's. */
+  maxMessageBytes?: number;
 }
 
 export class LlmExecutor implements Executor {
@@ -79,6 +84,7 @@ export class LlmExecutor implements Executor {
         resolveAgent: (name) => agents.get(name),
         costOf: (model, usage) => costOf(model.id, usage, this.o.providers),
         ...(this.o.hooks ? { hooks: this.o.hooks } : {}),
+        ...(this.o.maxMessageBytes !== undefined ? { maxMessageBytes: this.o.maxMessageBytes } : {}),
       });
       if (r.status === 'waiting') {
         const calls = r.waitingFor ?? [];
@@ -131,7 +137,7 @@ export class LlmExecutor implements Executor {
  * are the newest registered versions, or the `pinned` ones (a resumed session keeps its versions).
  */
 export async function buildAgents(
-  o: Pick<LlmExecutorOptions, 'findAgent' | 'models' | 'providers' | 'env' | 'config' | 'log' | 'secrets'>,
+  o: Pick<LlmExecutorOptions, 'findAgent' | 'models' | 'providers' | 'env' | 'config' | 'log' | 'secrets' | 'network'>,
   root: { path: string; manifest: AgentManifest },
   scope: { inputs: Record<string, unknown>; run?: Record<string, unknown> },
   toolSets: ToolSet[],
@@ -166,7 +172,7 @@ export async function buildAgents(
     [...manifests.values()].map(async ({ path, manifest }) => {
       // `${secrets.*}` and `${config.*}` in tool entries (tokens in headers, MCP env) resolve here, in the worker.
       const specs = resolveValue(manifest.llm?.tools ?? [], { config: { ...o.config }, ...(o.secrets ? { secrets: o.secrets } : {}) }, `agent '${manifest.name}' tools`);
-      const set = await loadTools(specs as ToolSpec[], { packageDir: path, ...(signal ? { signal } : {}) });
+      const set = await loadTools(specs as ToolSpec[], { packageDir: path, ...(signal ? { signal } : {}), ...(o.network ? { network: o.network } : {}) });
       return [manifest.name, set] as const;
     }),
   );

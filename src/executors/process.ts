@@ -7,7 +7,7 @@ import { noneSandbox, type Sandbox } from '../sandbox/sandbox.js';
 import type { ExecutionContext, ExecutionResult, Executor, StepIsolation, StepLogs } from './executor.js';
 import { createMemoryCage, type MemoryCage } from './memory-limit.js';
 
-/** How much of each of stdout and stderr is kept (the tail). */
+/** How much of each of stdout and stderr is kept (the tail), unless `logCaptureBytes` says otherwise. */
 export const LOG_LIMIT_BYTES = 64 * 1024;
 /** After SIGTERM on timeout or cancel, how long the group has before SIGKILL. */
 export const KILL_GRACE_MS = 2000;
@@ -22,6 +22,8 @@ export interface ProcessExecutorOptions {
   lang?: string;
   /** Keep each attempt's work directory after success (it is always kept after a failure). */
   keepWorkDirs?: boolean;
+  /** How much of each of stdout and stderr is kept, the tail (`limits.log_capture_bytes`; default LOG_LIMIT_BYTES). */
+  logCaptureBytes?: number;
 }
 
 /**
@@ -58,7 +60,7 @@ export class ProcessExecutor implements Executor {
     ({ cmd, args } = this.sandbox.wrap(cmd, args, { packageDir: ctx.agent.path, workDir: ctx.workDir, readOnly: readOnlyPaths(runtime, ctx.agent.path, cmd) }));
     if (cage) ({ cmd, args } = cage.wrap(cmd, args));
 
-    const logs = new LogCapture();
+    const logs = new LogCapture(this.options.logCaptureBytes ?? LOG_LIMIT_BYTES);
     const env: Record<string, string> = {
       ...ctx.env,
       PATH: this.options.path ?? process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
@@ -239,8 +241,10 @@ export function hasPrlimit(): boolean {
   return prlimitFound;
 }
 
-/** Keeps the last LOG_LIMIT_BYTES of a stream. */
+/** Keeps the last `limit` bytes of each stream. */
 class LogCapture {
+  constructor(private readonly limit: number) {}
+
   private out: Buffer[] = [];
   private err: Buffer[] = [];
   private outLen = 0;
@@ -251,7 +255,7 @@ class LogCapture {
     const list = stream === 'out' ? this.out : this.err;
     list.push(chunk);
     let len = (stream === 'out' ? (this.outLen += chunk.length) : (this.errLen += chunk.length));
-    while (len > LOG_LIMIT_BYTES * 2 && list.length > 1) {
+    while (len > this.limit * 2 && list.length > 1) {
       len -= (list.shift() as Buffer).length;
       this.truncated = true;
     }
@@ -262,8 +266,8 @@ class LogCapture {
   result(): StepLogs {
     const tail = (list: Buffer[]): string => {
       const all = Buffer.concat(list);
-      if (all.length > LOG_LIMIT_BYTES) this.truncated = true;
-      return all.subarray(Math.max(0, all.length - LOG_LIMIT_BYTES)).toString('utf8');
+      if (all.length > this.limit) this.truncated = true;
+      return all.subarray(Math.max(0, all.length - this.limit)).toString('utf8');
     };
     const stdout = tail(this.out);
     const stderr = tail(this.err);

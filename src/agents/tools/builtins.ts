@@ -5,6 +5,7 @@
 import jsep from 'jsep';
 import { tool, type Tool } from '../agent.js';
 import { ToolCallError } from './errors.js';
+import type { NetworkGuard } from '../../net/guard.js';
 import { boundedRequest, httpUrl, responseBody, TOOL_HTTP_DEFAULT_MAX_BYTES, TOOL_HTTP_DEFAULT_TIMEOUT_MS, withIdempotencyKey } from './http.js';
 import type { BuiltinToolName } from './spec.js';
 
@@ -13,7 +14,7 @@ import type { BuiltinToolName } from './spec.js';
  * JSON response, else text, cut at 100000 bytes with a note); `truncated: true` when it was cut. A
  * status outside 2xx is returned, not thrown: the model decides what a 404 means.
  */
-const httpFetch: Tool = tool({
+export const httpFetchTool = (guard?: NetworkGuard): Tool => tool({
   name: 'http_fetch',
   description:
     'Fetch a URL over HTTP(S) with GET or POST. Returns the status, the content type and the body (parsed JSON for JSON responses, ' +
@@ -46,7 +47,7 @@ const httpFetch: Tool = tool({
     }
     headers = withIdempotencyKey(headers, method, ctx);
     const maxBytes = TOOL_HTTP_DEFAULT_MAX_BYTES;
-    const res = await boundedRequest({ url, method, headers, ...(body !== undefined ? { body } : {}), timeoutMs: TOOL_HTTP_DEFAULT_TIMEOUT_MS, maxBytes, signal: ctx.signal });
+    const res = await boundedRequest({ url, method, headers, ...(body !== undefined ? { body } : {}), timeoutMs: TOOL_HTTP_DEFAULT_TIMEOUT_MS, maxBytes, signal: ctx.signal, ...(guard ? { guard } : {}) });
     return { status: res.status, content_type: res.contentType, body: responseBody(res, maxBytes), ...(res.truncated ? { truncated: true } : {}) };
   },
 });
@@ -230,7 +231,7 @@ const calculator: Tool = tool({
 
 /** The built-in tools by name. Each `loadTools` call returns copies, so a flag set on one agent's tool does not leak. */
 export const BUILTIN_TOOLS: Readonly<Record<BuiltinToolName, Tool>> = Object.freeze({
-  http_fetch: httpFetch,
+  http_fetch: httpFetchTool(),
   current_time: currentTime,
   calculator,
 });

@@ -3,6 +3,7 @@
  * HTTP tool itself, which sends the model's arguments to a fixed endpoint.
  */
 import { errorMessage } from '../../core/errors.js';
+import { NetworkGuard, NetworkRefusedError } from '../../net/guard.js';
 import { tool, type Tool, type ToolContext } from '../agent.js';
 import { ToolCallError, ToolLoadError } from './errors.js';
 import { describeSpec, scalarMapToStrings, type HttpToolSpec } from './spec.js';
@@ -20,7 +21,12 @@ export interface BoundedRequest {
   timeoutMs: number;
   maxBytes: number;
   signal: AbortSignal;
+  /** The network policy the request (and each redirect) must pass; default: public addresses only. */
+  guard?: NetworkGuard;
 }
+
+/** The guard of requests whose caller gives none: nothing private, loopback or link-local. */
+const PUBLIC_ONLY = new NetworkGuard();
 
 export interface BoundedResponse {
   status: number;
@@ -39,9 +45,9 @@ export interface BoundedResponse {
 export async function boundedRequest(req: BoundedRequest): Promise<BoundedResponse> {
   const what = `${req.method} ${req.url.href}`;
   const signal = AbortSignal.any([req.signal, AbortSignal.timeout(req.timeoutMs)]);
-  let res: Response;
+  let res: Awaited<ReturnType<NetworkGuard['fetch']>>;
   try {
-    res = await fetch(req.url, { method: req.method, headers: req.headers, ...(req.body !== undefined ? { body: req.body } : {}), signal, redirect: 'follow' });
+    res = await (req.guard ?? PUBLIC_ONLY).fetch(req.url, { method: req.method, headers: req.headers, ...(req.body !== undefined ? { body: req.body } : {}), signal });
   } catch (e) {
     throw requestFailure(e, req, what);
   }
@@ -79,6 +85,7 @@ export async function boundedRequest(req: BoundedRequest): Promise<BoundedRespon
 
 function requestFailure(e: unknown, req: BoundedRequest, what: string): unknown {
   if (req.signal.aborted) return req.signal.reason;
+  if (e instanceof NetworkRefusedError) return new ToolCallError('NETWORK_REFUSED', e.message, e.context, { cause: e });
   if (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError')) {
     return new ToolCallError('TOOL_HTTP_TIMEOUT', `${what} timed out after ${req.timeoutMs} ms`);
   }
@@ -138,7 +145,7 @@ function addQuery(url: URL, args: Record<string, unknown>): void {
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 /** An HTTP tool (`{ http: { url, method, headers }, name, description, parameters }`). */
-export function httpTool(spec: HttpToolSpec, index: number): Tool {
+export function httpTool(spec: HttpToolSpec, index: number, guard?: NetworkGuard): Tool {
   const where = describeSpec(spec, index);
   const template = spec.http.url;
   const probe = httpUrl(template.replace(PLACEHOLDER, 'x'));
@@ -174,7 +181,7 @@ export function httpTool(spec: HttpToolSpec, index: number): Tool {
         if (!hasHeader(headers, 'content-type')) headers = { ...headers, 'content-type': 'application/json' };
       }
       if (!hasHeader(headers, 'accept')) headers = { ...headers, accept: 'application/json, text/plain;q=0.9, */*;q=0.8' };
-      const res = await boundedRequest({ url, method, headers, ...(body !== undefined ? { body } : {}), timeoutMs, maxBytes, signal: ctx.signal });
+      const res = await boundedRequest({ url, method, headers, ...(body !== undefined ? { body } : {}), timeoutMs, maxBytes, signal: ctx.signal, ...(guard ? { guard } : {}) });
       if (res.status < 200 || res.status > 299) {
         const text = res.text.length > ERROR_BODY_CHARS ? `${res.text.slice(0, ERROR_BODY_CHARS)}…` : res.text;
         throw new ToolCallError('TOOL_HTTP_STATUS', `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}${text.trim() ? `: ${text.trim()}` : ''}`, { status: res.status });

@@ -13,7 +13,8 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { errorMessage } from '../../core/errors.js';
 import type { Tool } from '../agent.js';
-import { BUILTIN_TOOLS } from './builtins.js';
+import type { NetworkGuard } from '../../net/guard.js';
+import { BUILTIN_TOOLS, httpFetchTool } from './builtins.js';
 import { ToolLoadError } from './errors.js';
 import { httpTool } from './http.js';
 import { mcpTools } from './mcp.js';
@@ -54,6 +55,8 @@ export interface LoadToolsOptions {
   signal?: AbortSignal;
   /** Progress and the standard error of MCP servers, one line at a time. */
   log?: (m: string) => void;
+  /** The network policy of HTTP tools and the `http_fetch` built-in (default: public addresses only). */
+  network?: NetworkGuard;
 }
 
 const specAjv = new Ajv({ allErrors: false, strict: false, allowUnionTypes: true, verbose: true });
@@ -95,12 +98,12 @@ interface Loaded {
 
 async function loadOne(spec: ToolSpec, index: number, options: LoadToolsOptions): Promise<Loaded> {
   if ('builtin' in spec) {
-    const t = BUILTIN_TOOLS[spec.builtin];
+    const t = spec.builtin === 'http_fetch' && options.network ? httpFetchTool(options.network) : BUILTIN_TOOLS[spec.builtin];
     if (!t) throw new ToolLoadError('TOOL_BUILTIN_UNKNOWN', `tools[${index}]: no built-in tool '${String(spec.builtin)}' (have: ${Object.keys(BUILTIN_TOOLS).join(', ')})`);
     return { tools: [withApproval(t, spec.needs_approval)] };
   }
   if ('module' in spec) return { tools: (await moduleTools(spec, index, options.packageDir)).map((t) => withApproval(t, spec.needs_approval)) };
-  if ('http' in spec) return { tools: [httpTool(spec, index)] };
+  if ('http' in spec) return { tools: [httpTool(spec, index, options.network)] };
   return mcpTools(spec, index, options);
 }
 

@@ -3,10 +3,11 @@ import pc from 'picocolors';
 import { ExitCode, StoreFaultError, UserError } from '../../core/errors.js';
 import { RUN_STATUSES, type RunStatus } from '../../core/states.js';
 import { loadPlan } from '../../engine/plan.js';
+import { resolveConfig } from '../../config/config.js';
 import { examplesDir, initProject } from '../../scaffold.js';
 import { runExitCode, shortRunId, Swarm } from '../../swarm.js';
 import { parseInput, parsePositiveInt, parseSeconds, parseSince, type CliContext } from '../context.js';
-import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, ProgressReporter, runJson, runListJson, table } from '../render.js';
+import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, ProgressReporter, runJson, runListJson, table, truncateView, VIEW_OUTPUTS_CHARS, VIEW_VALUE_CHARS } from '../render.js';
 import type { LoopEvent } from '../../agents/loop.js';
 
 interface AttachOptions {
@@ -79,9 +80,14 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
           worker = swarm.worker({ runIds: [runId] });
         });
       }, 1000);
+  // The code of the step failure that failed the run: a policy refusal exits 6, not 4.
+  let failedWith: unknown;
   try {
     const watching = (async () => {
-      for await (const e of swarm.watch(runId, { signal: stopWatching.signal, afterSeq: o.afterSeq ?? 0, stopWhenWaiting: true })) reporter?.onEvent(e);
+      for await (const e of swarm.watch(runId, { signal: stopWatching.signal, afterSeq: o.afterSeq ?? 0, stopWhenWaiting: true })) {
+        if (e.type === 'STEP_FAILED' && !e.data.continued) failedWith = e.data.code;
+        reporter?.onEvent(e);
+      }
     })();
     // Awaited below; if the worker fails first, nobody awaits it (it stops when the store closes).
     watching.catch(() => undefined);
@@ -115,9 +121,11 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
       for (const a of pending) ctx.err(`  step '${a.step_id}' waits for approval of ${a.tool} ${a.arguments}`);
       ctx.err(`approve with '${cmd(ctx)} approve ${short}' or reject with '${cmd(ctx)} reject ${short} --reason …'; the run continues in any worker`);
     }
-    if (run.status === 'completed') ctx.out(JSON.stringify(finalOutputs(details, sinks), null, 2));
-    else if (run.error) ctx.err(`${pc.red('error')}${run.error_step ? ` in step '${run.error_step}'` : ''}: ${run.error}`);
+    const seeAll = `'${cmd(ctx)} runs show ${run.id} --json'`;
+    if (run.status === 'completed') ctx.out(truncateView(JSON.stringify(finalOutputs(details, sinks), null, 2), VIEW_OUTPUTS_CHARS, seeAll));
+    else if (run.error) ctx.err(`${pc.red('error')}${run.error_step ? ` in step '${run.error_step}'` : ''}: ${truncateView(run.error, VIEW_VALUE_CHARS, seeAll)}`);
   }
+  if (details.run.status === 'failed' && failedWith === 'NETWORK_REFUSED') return ExitCode.POLICY_VIOLATION;
   return runExitCode(details.run.status);
 }
 
@@ -132,7 +140,8 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .option('-d, --detach', 'print the run id and return at once')
     .option('--json', 'print one JSON document with the run, its steps, outputs and errors')
     .action(async (ref: string, input: string | undefined, o: { detach?: boolean; json?: boolean }) => {
-      const data = parseInput(input);
+      // The input is checked against the configured limit before the store is opened.
+      const data = parseInput(input, resolveConfig({ cwd: ctx.cwd, env: ctx.env }).limits.run_input_bytes);
       const swarm = await ctx.swarm();
       const changed = swarm.sourceChanged(await swarm.getWorkflow(ref));
       if (changed) ctx.err(pc.yellow(`note: ${changed}`));
@@ -186,11 +195,12 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       const r = d.run;
       ctx.out(`${pc.bold(`run ${r.id}`)}  ${r.workflow_name}@${r.workflow_version}  ${colorStatus(r.status)}`);
       ctx.out(`created ${formatTime(r.created_at)}${r.completed_at ? `, finished ${formatTime(r.completed_at)}` : ''}${r.completed_at && r.started_at ? ` (${formatMs(r.completed_at - r.started_at)})` : ''}`);
-      ctx.out(`trigger (${r.trigger_type}): ${JSON.stringify(r.trigger_data)}`);
-      if (r.error) ctx.out(`${pc.red('error')}${r.error_step ? ` in '${r.error_step}'` : ''}: ${r.error}`);
+      const seeAll = `'${cmd(ctx)} runs show ${r.id} --json'`;
+      ctx.out(`trigger (${r.trigger_type}): ${truncateView(JSON.stringify(r.trigger_data), VIEW_VALUE_CHARS, seeAll)}`);
+      if (r.error) ctx.out(`${pc.red('error')}${r.error_step ? ` in '${r.error_step}'` : ''}: ${truncateView(r.error, VIEW_VALUE_CHARS, seeAll)}`);
       if (usage.sessions) ctx.out(`llm usage: ${usage.input_tokens} tokens in, ${usage.output_tokens} out, $${usage.cost_usd.toFixed(4)} (${usage.sessions} session${usage.sessions === 1 ? '' : 's'}: swarm sessions list --run ${r.id})`);
       ctx.out('');
-      ctx.out(table(['STEP', 'AGENT', 'STATUS', 'ATTEMPTS', 'DURATION', 'OUTPUTS / ERROR'], d.steps.map((s) => [s.step_id, `${s.agent_name}@${s.agent_version}`, colorStatus(s.status), s.attempt || '', formatMs(s.duration_ms), s.error ?? (s.outputs === null ? '' : JSON.stringify(s.outputs).slice(0, 100))])));
+      ctx.out(table(['STEP', 'AGENT', 'STATUS', 'ATTEMPTS', 'DURATION', 'OUTPUTS / ERROR'], d.steps.map((s) => [s.step_id, `${s.agent_name}@${s.agent_version}`, colorStatus(s.status), s.attempt || '', formatMs(s.duration_ms), s.error !== null ? truncateView(s.error, VIEW_VALUE_CHARS, seeAll) : s.outputs === null ? '' : JSON.stringify(s.outputs).slice(0, 100)])));
     });
 
   runs
@@ -201,7 +211,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       const events = await (await ctx.swarm()).events(id);
       for (const e of events) {
         if (o.json) ctx.out(JSON.stringify({ seq: e.seq, at: new Date(e.at).toISOString(), type: e.type, step: e.step_id, data: e.data, hash: e.hash }));
-        else ctx.out(`${String(e.seq).padStart(4)}  ${formatTime(e.at)}  ${e.type.padEnd(20)} ${(e.step_id ?? '').padEnd(12)} ${JSON.stringify(e.data)}`);
+        else ctx.out(`${String(e.seq).padStart(4)}  ${formatTime(e.at)}  ${e.type.padEnd(20)} ${(e.step_id ?? '').padEnd(12)} ${truncateView(JSON.stringify(e.data), VIEW_VALUE_CHARS, `'${cmd(ctx)} runs events ${e.run_id} --json'`)}`);
       }
     });
 
