@@ -5,6 +5,7 @@ import { UserError } from '../core/errors.js';
 import { checkManifest } from '../core/manifest/schema-check.js';
 import { parseYaml } from '../core/manifest/yaml-source.js';
 import type { Durability } from '../store/store.js';
+import { parseMasterKey } from '../secrets/master-key.js';
 
 export const CONFIG_FILE = 'swarm.yaml';
 
@@ -50,6 +51,13 @@ export interface SwarmConfig {
   readonly providers: ProvidersConfig;
   /** Secrets for `${secrets.*}` (from SWARM_SECRET_<NAME> variables). */
   readonly secrets: Readonly<Record<string, string>>;
+  /**
+   * The master key (32 bytes) from SWARM_MASTER_KEY, when set; otherwise the key is kept in
+   * `masterKeyFile`, created on first use. Every machine sharing a PostgreSQL store must set the same.
+   */
+  readonly masterKey: Buffer | undefined;
+  /** Where the master key is kept when SWARM_MASTER_KEY is not set: `<home>/master.key`. */
+  readonly masterKeyFile: string;
   readonly faults: ReadonlySet<string>;
   /** The swarm.yaml that was read, if any. */
   readonly configFile: string | undefined;
@@ -132,7 +140,7 @@ export function findProjectDir(cwd: string): { dir: string; file: string | undef
  * environment overrides, then explicit overrides. Validated before anything is opened or written.
  *
  * Environment: SWARM_HOME, SWARM_DB, SWARM_DATABASE_URL, SWARM_DB_SCHEMA, SWARM_DB_POOL_SIZE, SWARM_DURABILITY, SWARM_CONCURRENCY, SWARM_RUN_CONCURRENCY,
- * SWARM_LEASE_TTL_MS, SWARM_COMMIT_WINDOW_MS, SWARM_POLL_INTERVAL_MS, SWARM_SECRET_<NAME>, SWARM_FAULT.
+ * SWARM_LEASE_TTL_MS, SWARM_COMMIT_WINDOW_MS, SWARM_POLL_INTERVAL_MS, SWARM_SECRET_<NAME>, SWARM_MASTER_KEY, SWARM_FAULT.
  */
 export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
   const env = options.env ?? {};
@@ -176,6 +184,7 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
   }
   const secrets: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (k.startsWith('SWARM_SECRET_') && v !== undefined) secrets[k.slice('SWARM_SECRET_'.length)] = v;
+  const masterKey = env.SWARM_MASTER_KEY ? parseMasterKey(env.SWARM_MASTER_KEY, 'environment variable SWARM_MASTER_KEY') : undefined;
   const o = options.overrides ?? {};
   return Object.freeze({
     projectDir,
@@ -195,6 +204,8 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     values: Object.freeze({ ...(raw.config ?? {}) }),
     providers: parseProvidersConfig(raw.providers, file ?? CONFIG_FILE),
     secrets: Object.freeze(secrets),
+    masterKey,
+    masterKeyFile: join(home, 'master.key'),
     faults: new Set((env.SWARM_FAULT ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
     configFile: file,
   });

@@ -4,6 +4,7 @@ import { backoffDelayMs, hasRetriesLeft, MAX_INTERRUPTIONS } from '../core/retry
 import { TERMINAL_RUN, TERMINAL_STEP } from '../core/states.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
 import { validateAgainst } from '../core/io-schema.js';
+import { NO_REDACTION, type Redactor } from '../secrets/redactor.js';
 import type {
   ClaimRequest,
   CommitRequest,
@@ -29,6 +30,10 @@ export interface LedgerOptions {
   config: Record<string, unknown>;
   /** Steps of one run that may run at once when the workflow sets no `concurrency`. */
   defaultRunConcurrency: number;
+  /** The event-chain key (HMAC-SHA256), derived from the master key: see `src/secrets/master-key.ts`. */
+  chainKey: Buffer;
+  /** Replaces secret values in what handlers write (messages, errors, a started run's inputs). Default: none. */
+  redactor?: Redactor;
 }
 
 export interface NewRunInput {
@@ -45,7 +50,10 @@ class TxScope {
   /** Steps this transaction's completions made ready, in order. */
   readonly madeReady: StepKey[] = [];
   readonly result: CommitResult = { claimed: [], refused: [], lost: [], finished: [], created: [], messages: [] };
-  constructor(readonly tx: LedgerTx) {}
+  constructor(
+    readonly tx: LedgerTx,
+    private readonly chainKey: Buffer,
+  ) {}
 
   async run(id: string): Promise<RunState> {
     let s = this.runs.get(id);
@@ -62,7 +70,7 @@ class TxScope {
     const at = this.tx.now;
     const data_json = JSON.stringify(data);
     const base = { run_id: state.id, seq, type, step_id: stepId, at, prev_hash: state.event_hash };
-    const hash = hashEvent(base, data_json);
+    const hash = hashEvent(this.chainKey, base, data_json);
     this.events.push({ ...base, data_json, hash });
     state.event_seq = seq;
     state.event_hash = hash;
@@ -86,13 +94,18 @@ export class Ledger {
     this.plans = plans;
   }
 
+  /** What replaces secret values before anything is stored (workers apply it to step results). */
+  get redactor(): Redactor {
+    return this.options.redactor ?? NO_REDACTION;
+  }
+
   private plan(tx: LedgerTx, state: RunState): Promise<LoadedPlan> {
     return this.plans.load(state.plan_id, () => tx.getPlanById(state.plan_id));
   }
 
   /** Create a run: run row, step rows, RUN_CREATED, in the caller's transaction. */
   async createRun(tx: LedgerTx, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<string> {
-    const scope = new TxScope(tx);
+    const scope = new TxScope(tx, this.options.chainKey);
     const id = await this.insertRun(scope, wf, plan, input);
     await scope.flush();
     return id;
@@ -189,7 +202,7 @@ export class Ledger {
 
   /** Apply completions, renew leases and claim new steps, all in the caller's transaction. */
   async commit(tx: LedgerTx, req: CommitRequest): Promise<CommitResult> {
-    const scope = new TxScope(tx);
+    const scope = new TxScope(tx, this.options.chainKey);
     // Runs are locked in id order (stable within a run), so concurrent commits on a networked
     // database take their row locks in the same order and do not deadlock each other.
     const completions = [...req.completions].sort((a, b) => (a.run_id < b.run_id ? -1 : a.run_id > b.run_id ? 1 : 0));
@@ -369,18 +382,20 @@ export class Ledger {
       run: { id: state.id, workflow: p.plan.workflow.name, status: state.status },
       ...(error ? { error } : {}),
     };
+    const redact = this.options.redactor ?? NO_REDACTION;
     for (const [i, h] of handlers.entries()) {
       const where = `${kind}[${i}]`;
       try {
         if ('notify' in h) {
-          const message = String(resolveValue(h.notify.message, ctx, where));
+          const message = redact.text(String(resolveValue(h.notify.message, ctx, where)));
           scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, message });
           scope.result.messages.push(message);
         } else {
           const wf = await tx.latestWorkflow(h.workflow.name);
           if (!wf) throw new Error(`workflow '${h.workflow.name}' is not registered`);
           if (!wf.enabled) throw new Error(`workflow '${h.workflow.name}' is disabled`);
-          const inputs = resolveValue(h.workflow.inputs ?? {}, ctx, `${where}.inputs`);
+          // A started run's trigger data is stored: a secret it references is stored as its marker.
+          const inputs = redact.value(resolveValue(h.workflow.inputs ?? {}, ctx, `${where}.inputs`));
           if (wf.manifest.inputs) {
             const problems = validateAgainst(wf.manifest.inputs, inputs);
             if (problems.length) throw new Error(`inputs for workflow ${wf.name}: ${problems.join('; ')}`);
@@ -391,8 +406,9 @@ export class Ledger {
           scope.emit(state, EventType.HANDLER_STARTED_RUN, null, { handler: where, workflow: wf.name, version: wf.version, run_id: runId });
         }
       } catch (e) {
-        scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, error: errorMessage(e) });
-        scope.result.messages.push(`${where} failed: ${errorMessage(e)}`);
+        const error = redact.text(errorMessage(e));
+        scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, error });
+        scope.result.messages.push(`${where} failed: ${error}`);
       }
     }
   }
@@ -469,7 +485,7 @@ export class Ledger {
 
   /** Cancel a run: pending, ready and running steps become cancelled; running workers notice and stop. */
   async cancelRun(tx: LedgerTx, runId: string, reason: string): Promise<string[]> {
-    const scope = new TxScope(tx);
+    const scope = new TxScope(tx, this.options.chainKey);
     const state = await scope.run(runId);
     if (TERMINAL_RUN.has(state.status)) {
       throw new UserError('RUN_NOT_CANCELLABLE', `run ${runId} is already ${state.status}; nothing to cancel`, { runId });
@@ -491,7 +507,7 @@ export class Ledger {
    * rejected one fails its step). Returns the steps resumed.
    */
   async decide(tx: LedgerTx, runId: string, stepId: string | undefined, decision: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]> {
-    const scope = new TxScope(tx);
+    const scope = new TxScope(tx, this.options.chainKey);
     const state = await scope.run(runId);
     if (TERMINAL_RUN.has(state.status)) throw new UserError('RUN_NOT_WAITING', `run ${runId} is ${state.status}; there is nothing to ${decision === 'approved' ? 'approve' : 'reject'}`, { runId });
     const steps = await tx.getSteps(runId);
@@ -520,7 +536,7 @@ export class Ledger {
    * go back to pending/ready with a fresh retry budget; completed steps are never run again.
    */
   async retryRun(tx: LedgerTx, runId: string): Promise<string[]> {
-    const scope = new TxScope(tx);
+    const scope = new TxScope(tx, this.options.chainKey);
     const state = await scope.run(runId);
     if (state.status !== 'failed' && state.status !== 'cancelled') {
       throw new ResumeError('RUN_NOT_RETRYABLE', `run ${runId} is ${state.status}; only failed or cancelled runs can be retried`, { runId });

@@ -6,6 +6,7 @@ import { resolveValue, type ResolveContext } from '../core/template.js';
 import type { ExecutionResult, Executor } from '../executors/executor.js';
 import { isTransient, type Store } from '../store/store.js';
 import type { ClaimedStep, Completion, StepResult } from '../store/types.js';
+import { NO_REDACTION, type Redactor } from '../secrets/redactor.js';
 import type { PlanCache } from './plan.js';
 
 export interface StepOutcomeInfo {
@@ -47,6 +48,11 @@ export interface StepRunnerDeps {
   outputs: OutputCache;
   executorFor: (runtimeType: string) => Executor;
   secrets: (name: string) => string | undefined;
+  /**
+   * Replaces secret values in everything the attempt's completion carries to the store (inputs,
+   * outputs, errors, reasons, logs). The agent itself gets the real values. Default: none.
+   */
+  redactor?: Redactor;
   /** Root for per-attempt work directories. */
   workRoot: string;
   onProcess?: (step: ClaimedStep, pid: number | null) => void;
@@ -62,7 +68,14 @@ const triggerCache = new Map<string, unknown>();
 export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId: string, abort: AbortController): Promise<Completion> {
   const t0 = performance.now();
   const base = { run_id: step.run_id, step_id: step.step_id, attempt: step.attempt, worker_id: workerId, retry_count: step.retry_count, plan_id: step.plan_id };
-  const done = (result: StepResult, exec?: ExecutionResult): Completion => ({ ...base, duration_ms: performance.now() - t0, result, ...(exec && 'logs' in exec && exec.logs ? { logs: exec.logs } : {}) });
+  const redact = deps.redactor ?? NO_REDACTION;
+  const done = (result: StepResult, exec?: ExecutionResult): Completion => {
+    const logs = exec && 'logs' in exec && exec.logs ? exec.logs : undefined;
+    // Secrets never reach the store: what is committed (and cached for later steps) carries markers.
+    // The STEP_COMPLETED digest is computed by the ledger over these redacted outputs.
+    if (redact.active) return { ...base, duration_ms: performance.now() - t0, result: redactResult(redact, result), ...(logs ? { logs: { ...logs, stdout: redact.text(logs.stdout), stderr: redact.text(logs.stderr) } } : {}) };
+    return { ...base, duration_ms: performance.now() - t0, result, ...(logs ? { logs } : {}) };
+  };
   let inputs: Record<string, unknown> | undefined;
   try {
     const p = await deps.plans.load(step.plan_id, () => deps.store.getPlanById(step.plan_id));
@@ -132,6 +145,19 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     if (!(e instanceof StepError) && isTransient(e)) return done({ kind: 'released', reason: `store unavailable: ${errorMessage(e)}` });
     const err = e instanceof StepError ? e : new StepError('STEP_ERROR', errorMessage(e), true, {}, { cause: e });
     return done({ kind: 'failed', error: { code: err.code, message: err.message }, retryable: err.retryable, ...(inputs ? { inputs } : {}) });
+  }
+}
+
+function redactResult(redact: Redactor, r: StepResult): StepResult {
+  switch (r.kind) {
+    case 'completed':
+      return { ...r, outputs: redact.value(r.outputs), ...(r.inputs !== undefined ? { inputs: redact.value(r.inputs) } : {}) };
+    case 'failed':
+      return { ...r, error: { ...r.error, message: redact.text(r.error.message) }, ...(r.inputs !== undefined ? { inputs: redact.value(r.inputs) } : {}) };
+    case 'skipped':
+    case 'waiting':
+    case 'released':
+      return { ...r, reason: redact.text(r.reason) };
   }
 }
 

@@ -265,6 +265,7 @@ export class Worker {
         outputs: this.outputs,
         executorFor: this.executorFor,
         secrets: this.secrets,
+        redactor: this.ledger.redactor,
         workRoot: this.options.workRoot,
         onProcess: (s, pid) => {
           this.store.setStepPid(s.run_id, s.step_id, s.attempt, pid).catch(() => undefined);
