@@ -47,7 +47,12 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
           log: (line) => ctx.engineLog && ctx.err(pc.dim(line)),
           ...(ctx.llmEvents ? { onLlmEvent: (r: string, s: string, e: LoopEvent) => ctx.llmEvents?.(r, s, e) } : {}),
         });
-      opened ??= options.retryUnreachable ? openWithRetry(open, ctx.err) : open();
+      opened ??= (options.retryUnreachable ? openWithRetry(open, ctx.err) : open()).then((swarm) => {
+        // The key is in the resolved configuration now: agents started by this process (whose
+        // environment is inherited from it) must not find it in theirs.
+        if (env === process.env) delete process.env.SWARM_MASTER_KEY;
+        return swarm;
+      });
       return opened;
     },
     async close(): Promise<void> {
