@@ -9,7 +9,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, describe, test } from 'vitest';
+import { Swarm } from '../src/swarm.js';
+import { startFakeLlmServer } from '../src/testing/fake-llm-server.js';
 import { cleanupSandboxes, EXAMPLES, makeSandbox, show, type CliResult, type Sandbox } from './helpers/cli.js';
+import { removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
 
 afterAll(() => cleanupSandboxes());
 
@@ -160,5 +163,54 @@ describe('secrets at rest', () => {
     const found = filesContaining(home, SECRET);
     expect(found.files).toBeGreaterThanOrEqual(2);
     expect(found.hits, `files under the Swarm home holding the secret`).toEqual([]);
+  });
+
+  test('an llm step: the vendor gets the secret; the transcript, tool ledger and outputs in the store hold only the marker', async ({ expect }) => {
+    const dir = tempProject();
+    const fake = await startFakeLlmServer();
+    try {
+      writeAgent(
+        dir,
+        'keeper',
+        `name: keeper
+version: 1.0.0
+runtime: { type: llm, provider: openai, model: gpt-4o-mini }
+instructions: Keep the token safe.
+tools:
+  - module: tools.mjs
+`,
+        { 'tools.mjs': `export const store_token = { name: 'store_token', description: 'Store a token', parameters: { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] }, execute: ({ token }) => ({ stored: token }) };\n` },
+      );
+      writeWorkflow(dir, 'keep', 'name: keep\nversion: 1.0.0\nsteps:\n  - id: talk\n    agent: keeper\n    inputs: { message: "the token is ${secrets.PLANTED}" }\n');
+      fake.push({ toolCalls: [{ id: 'call_1', name: 'store_token', arguments: { token: SECRET } }] }, { content: `Stored ${SECRET} for you.` });
+      const swarm = await Swarm.open({
+        cwd: dir,
+        env: { SWARM_HOME: join(dir, '.swarm'), SWARM_SECRET_PLANTED: SECRET },
+        providerEnv: { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl },
+      });
+      let id: string;
+      try {
+        await swarm.registerAgent(join(dir, 'agents', 'keeper'));
+        await swarm.registerWorkflow(join(dir, 'workflows', 'keep'));
+        id = await swarm.startRun('keep', {});
+        const { run, steps } = await swarm.runToCompletion(id);
+        expect(run.status).toBe('completed');
+        // The model really saw the value (in the user message), and the tool got it from the model.
+        expect(JSON.stringify(fake.requests[0]?.body)).toContain(SECRET);
+        expect((steps[0]?.outputs as { content: string }).content).toBe('Stored [secret:PLANTED] for you.');
+        const session = await swarm.getSession(`${id}/talk`);
+        expect(session.messages.map((m) => m.content ?? '').join('\n')).toContain('the token is [secret:PLANTED]');
+        expect(session.toolCalls.map((t) => [t.arguments, t.output])).toEqual([['{"token":"[secret:PLANTED]"}', '{"stored":"[secret:PLANTED]"}']]);
+        expect((await swarm.verify(id)).ok).toBe(true);
+      } finally {
+        await swarm.close();
+      }
+      const found = filesContaining(join(dir, '.swarm'), SECRET);
+      expect(found.files).toBeGreaterThanOrEqual(2);
+      expect(found.hits).toEqual([]);
+    } finally {
+      await fake.close();
+      removeProject(dir);
+    }
   });
 });
