@@ -165,6 +165,26 @@ describe('secrets at rest', () => {
     expect(found.hits, `files under the Swarm home holding the secret`).toEqual([]);
   });
 
+  test('a value stored in the clear (run input given by the user, or data from before redaction) is shown by no CLI view', async ({ expect }) => {
+    const s = setup();
+    expect((await s.run(['agent', 'register', join(EXAMPLES.agents, 'echo')])).code).toBe(0);
+    expect((await s.run(['workflow', 'register', join(EXAMPLES.workflows, 'echo-chain')])).code).toBe(0);
+    const r = await s.run(['run', 'echo-chain', JSON.stringify({ message: `input ${SECRET}` }), '--json']);
+    expect(r.code, show(r)).toBe(0);
+    const id = (JSON.parse(r.stdout) as { run_id: string }).run_id;
+    // The trigger data is the user's own and stored as given; the step outputs are redacted.
+    expect(s.query<{ trigger_data: string }>('SELECT trigger_data FROM workflow_runs WHERE id = ?', id)[0]?.trigger_data).toContain(SECRET);
+    expect(JSON.stringify(s.query('SELECT outputs FROM step_executions WHERE run_id = ?', id))).not.toContain(SECRET);
+    const views = [r];
+    for (const args of [['runs', 'show', id], ['runs', 'show', id, '--json'], ['runs', 'list', '--json'], ['runs', 'events', id, '--json']]) {
+      const v = await s.run(args);
+      expect(v.code, show(v)).toBe(0);
+      views.push(v);
+    }
+    expect(views[2]?.stdout).toContain('input [secret:PLANTED]');
+    for (const v of views) expect(v.stdout + v.stderr).not.toContain(SECRET);
+  });
+
   test('an llm step: the vendor gets the secret; the transcript, tool ledger and outputs in the store hold only the marker', async ({ expect }) => {
     const dir = tempProject();
     const fake = await startFakeLlmServer();
