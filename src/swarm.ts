@@ -138,9 +138,11 @@ export class Swarm {
     llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv'> = {},
   ) {
     this.redactor = new Redactor(config.secrets);
-    this.builtins.register('approval', approvalAgent(store));
+    // What agents running in the worker write to the store (approval requests, LLM transcripts) is redacted too.
+    const agentStore = redactAgentWrites(store, this.redactor);
+    this.builtins.register('approval', approvalAgent(agentStore));
     this.llmOptions = {
-      store: redactAgentWrites(store, this.redactor),
+      store: agentStore,
       providers: config.providers,
       env: llm.providerEnv ?? process.env,
       config: { ...config.values },
