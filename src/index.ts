@@ -8,11 +8,14 @@
  *   const { run } = await swarm.runToCompletion(runId);
  */
 export { Swarm, newRunId, runExitCode } from './swarm.js';
-export type { OpenSwarmOptions, RegisterResult, RunDetails, StartRunOptions, VerifyReport } from './swarm.js';
+export type { OpenSwarmOptions, RegisterResult, RunDetails, StartRunOptions, VerifyOptions, VerifyReport } from './swarm.js';
 export { resolveConfig, findProjectDir, DEFAULTS, CONFIG_FILE } from './config/config.js';
 export type { SwarmConfig, ResolveConfigOptions } from './config/config.js';
 export * from './core/errors.js';
-export { EventType, verifyChain, GENESIS_HASH } from './core/events.js';
+export { EventType, verifyChain, checkChain, GENESIS_HASH } from './core/events.js';
+export { configuredKeySource, deriveKey, fileKeySource, KeyPurpose, parseMasterKey } from './secrets/master-key.js';
+export type { MasterKeySource } from './secrets/master-key.js';
+export { Redactor } from './secrets/redactor.js';
 export type { RunEvent } from './core/events.js';
 export { parseAgentManifest } from './core/manifest/agent.js';
 export type { AgentManifest, AgentRuntime, RuntimeType } from './core/manifest/agent.js';

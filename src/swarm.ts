@@ -3,7 +3,7 @@ import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:f
 import { join, resolve } from 'node:path';
 import { resolveConfig, type ResolveConfigOptions, type SwarmConfig } from './config/config.js';
 import { ManifestError, NotFoundError, PolicyError, ResumeError, UserError, VerificationError } from './core/errors.js';
-import { digestJson, verifyChain, type RunEvent } from './core/events.js';
+import { checkChain, digestJson, type RunEvent } from './core/events.js';
 import { validateAgainst } from './core/io-schema.js';
 import { parseAgentManifest, parseRef, pickRecord } from './core/manifest/agent.js';
 import { checkAgainstRegistry, parseWorkflowSource } from './core/manifest/workflow.js';
@@ -34,6 +34,10 @@ import { NetworkGuard } from './net/guard.js';
 import type { PutResult, Store } from './store/store.js';
 import { agentRecord, workflowRecord } from './store/rows.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
+import { configuredKeySource, fileKeySource } from './secrets/master-key.js';
+import { redactAgentWrites } from './secrets/redacting-store.js';
+import { Redactor } from './secrets/redactor.js';
+import { openStoreKeys, type StoreKeys } from './secrets/store-key.js';
 import type {
   AgentMessageRecord,
   AgentRecord,
@@ -82,6 +86,16 @@ export interface VerifyReport {
   ok: boolean;
   events: number;
   problems: Array<{ seq: number | null; problem: string }>;
+  /** Events at the start of the chain in the old unkeyed form, accepted because of `allowLegacy` (absent when none). */
+  legacy_events?: number;
+}
+
+export interface VerifyOptions {
+  /**
+   * Accept an unkeyed (plain SHA-256) start of the chain for a run created before the store was
+   * first used with a key. Such a prefix proves nothing against anyone who can write the store.
+   */
+  allowLegacy?: boolean;
 }
 
 /** How process agents run in this process: the sandbox in force and what enforces `memory_mb`. */
@@ -155,19 +169,25 @@ export class Swarm {
   /** Reads agent.yaml and workflow.yaml: regular files only, at most `manifestMaxBytes`. */
   private readonly readManifest: (file: string) => string;
   private readonly llmOptions: LlmExecutorOptions;
+  /** Replaces secret values (every SWARM_SECRET_*) with `[secret:NAME]` before anything is stored. */
+  readonly redactor: Redactor;
 
   private constructor(
     readonly config: SwarmConfig,
     readonly store: Store,
+    private readonly keys: StoreKeys,
     private readonly log: (line: string) => void,
     llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv' | 'manifestMaxBytes'> = {},
   ) {
     this.readManifest = (file) => readManifestFile(file, { maxBytes: llm.manifestMaxBytes ?? config.limits.manifest_bytes });
     this.network = new NetworkGuard({ allow: config.network.allow });
     this.builtins = new BuiltinExecutor({ network: this.network });
-    this.builtins.register('approval', approvalAgent(store));
+    this.redactor = new Redactor(config.secrets);
+    // What agents running in the worker write to the store (approval requests, LLM transcripts) is redacted too.
+    const agentStore = redactAgentWrites(store, this.redactor);
+    this.builtins.register('approval', approvalAgent(agentStore));
     this.llmOptions = {
-      store,
+      store: agentStore,
       providers: config.providers,
       env: llm.providerEnv ?? process.env,
       config: { ...config.values },
@@ -193,6 +213,8 @@ export class Swarm {
       defaultRunConcurrency: config.runConcurrency,
       eventPayloadBytes: config.limits.event_payload_bytes,
       runInputBytes: config.limits.run_input_bytes,
+      chainKey: keys.chain,
+      redactor: this.redactor,
     });
   }
 
@@ -210,7 +232,14 @@ export class Swarm {
             ...(config.databasePoolSize ? { poolSize: config.databasePoolSize } : {}),
           })
         : openSqliteStore({ path: config.dbPath, durability: config.durability }));
-    return new Swarm(config, store, options.log ?? (() => undefined), options);
+    let keys: StoreKeys;
+    try {
+      keys = await openStoreKeys(store, config.masterKey ? configuredKeySource(config.masterKey) : fileKeySource(config.masterKeyFile));
+    } catch (e) {
+      if (!options.store) await store.close();
+      throw e;
+    }
+    return new Swarm(config, store, keys, options.log ?? (() => undefined), options);
   }
 
   /** Register an in-process function as a built-in agent (`runtime: {type: builtin, entry: <name>}`). */
@@ -656,11 +685,21 @@ export class Swarm {
     return reset;
   }
 
-  /** Check a run's event hash chain and that every completed step's checkpoint matches its event. */
-  async verify(idOrPrefix: string): Promise<VerifyReport> {
+  /**
+   * Check a run's event chain under the chain key (HMAC-SHA256) and that every completed step's
+   * checkpoint matches its event. A chain in the old unkeyed form fails unless `allowLegacy` and the
+   * run predates the store's first use with a key.
+   */
+  async verify(idOrPrefix: string, options: VerifyOptions = {}): Promise<VerifyReport> {
     const id = await this.resolveRunId(idOrPrefix);
     const events = await this.store.getEvents(id);
-    const problems: VerifyReport['problems'] = verifyChain(events);
+    const createdAt = events[0]?.at ?? Number.POSITIVE_INFINITY;
+    const legacyAllowed = options.allowLegacy === true && createdAt < this.keys.keyedSince;
+    const chain = checkChain(this.keys.chain, events, { allowLegacy: legacyAllowed });
+    const problems: VerifyReport['problems'] = chain.problems;
+    if (options.allowLegacy && !legacyAllowed && problems.some((p) => p.problem.includes('unkeyed'))) {
+      problems.push({ seq: null, problem: `the run was created after the store was first used with a key (${new Date(this.keys.keyedSince).toISOString()}): its chain cannot be legacy` });
+    }
     const run = await this.store.getRun(id);
     if (run && events.length && run.event_seq !== events.length) problems.push({ seq: null, problem: `run records ${run.event_seq} events, log holds ${events.length}` });
     if (run && events.length && run.event_hash !== events[events.length - 1]?.hash) problems.push({ seq: null, problem: 'run head hash does not match the last event' });
@@ -673,12 +712,12 @@ export class Swarm {
       const digest = digestJson(JSON.stringify(s.outputs ?? {}));
       if (digest !== e.data.outputs_sha256) problems.push({ seq: e.seq, problem: `outputs of step '${stepId}' do not match the digest in its STEP_COMPLETED event` });
     }
-    return { ok: problems.length === 0, events: events.length, problems };
+    return { ok: problems.length === 0, events: events.length, problems, ...(chain.legacyEvents ? { legacy_events: chain.legacyEvents } : {}) };
   }
 
   /** Throwing form of verify, for the CLI and scripts. */
-  async verifyOrThrow(idOrPrefix: string): Promise<VerifyReport> {
-    const report = await this.verify(idOrPrefix);
+  async verifyOrThrow(idOrPrefix: string, options: VerifyOptions = {}): Promise<VerifyReport> {
+    const report = await this.verify(idOrPrefix, options);
     if (!report.ok) {
       const first = report.problems[0];
       throw new VerificationError(`run ${idOrPrefix}: event chain does not verify (${report.problems.length} problem(s); first at seq ${first?.seq ?? '-'}: ${first?.problem})`, { runId: idOrPrefix });

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { verifyChain } from '../src/core/events.js';
+import { deriveKey, fileKeySource, KeyPurpose } from '../src/secrets/master-key.js';
 import { pidAlive } from '../src/engine/reaper.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { exited, removeProject, runCli, spawnCli, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
@@ -222,12 +223,13 @@ describe('crash safety (SIGKILL)', () => {
     await until(async () => (await Promise.all(ids.map((id) => runState(dir, id)))).every((s) => s.status === 'completed'), 60_000, 'all runs');
     const workerIds = new Set<string>();
     const store = openSqliteStore({ path: join(dir, '.swarm', 'swarm.db'), durability: 'full' });
+    const chainKey = deriveKey(fileKeySource(join(dir, '.swarm', 'master.key')).load(), KeyPurpose.EVENT_CHAIN);
     try {
       for (const id of ids) {
         const state = await runState(dir, id);
         for (const s of STEPS) expect(state.completedEvents.get(s)).toBe(1);
         for (const e of state.started) workerIds.add(String(e.worker));
-        expect(verifyChain(await store.getEvents(id))).toEqual([]);
+        expect(verifyChain(chainKey, await store.getEvents(id))).toEqual([]);
       }
     } finally {
       await store.close();

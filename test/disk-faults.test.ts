@@ -160,9 +160,11 @@ describe('disk and permission faults', () => {
 
   it('after space is freed, `runs resume` completes the run: every step completed once, the chain verifies, the file is intact', async () => {
     mount('-o', 'remount,size=64m', home);
-    const r = await swarm(['runs', 'resume', runId]);
+    const r = await swarm(['runs', 'resume', runId, '--json']);
     expect(r.code, show(r)).toBe(0);
-    expect(JSON.parse(r.stdout)).toHaveProperty(`s${STEPS}`);
+    const doc = JSON.parse(r.stdout) as { status: string; steps: Array<{ id: string; status: string }> };
+    expect(doc.status).toBe('completed');
+    expect(doc.steps.map((s) => s.status)).toEqual(Array.from({ length: STEPS }, () => 'completed'));
     const verify = await swarm(['runs', 'verify', runId]);
     expect(verify.code, show(verify)).toBe(0);
     expect(sql<{ integrity_check: string }>('PRAGMA integrity_check')).toEqual([{ integrity_check: 'ok' }]);

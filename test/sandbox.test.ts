@@ -101,7 +101,8 @@ describe('sandbox drivers', () => {
     const r = await swarm.runToCompletion(await swarm.startRun(wf, { other: '' }));
     expect(r.run.status).toBe('completed');
     const env = r.steps[0]?.outputs as Record<string, string>;
-    expect(env.API_AUTH).toBe('Bearer s3cr3t');
+    // The agent saw the secret's value; what it returned is stored with the value replaced by its marker.
+    expect(env.API_AUTH).toBe('Bearer [secret:TOKEN]');
     expect(env.PLAIN).toBe('hello');
     expect(env).not.toHaveProperty('OPENAI_API_KEY');
     expect(env).not.toHaveProperty('SWARM_DATABASE_URL');

@@ -38,6 +38,7 @@ import {
   workflowRecord,
   type MakeStore,
   type StoreBackend,
+  TEST_CHAIN_KEY,
 } from './helpers/store-fixtures.js';
 import { pgTestServer, stopPgTestServer, type PgTestServer } from './helpers/pg.js';
 
@@ -244,7 +245,7 @@ function storeContract(name: string, makeStore: MakeStore): void {
         for (const id of ok) {
           expect((await h.run(id)).status).toBe('queued');
           expect(await store.getSteps(id)).toHaveLength(2);
-          expect(verifyChain(await store.getEvents(id))).toEqual([]);
+          expect(verifyChain(TEST_CHAIN_KEY, await store.getEvents(id))).toEqual([]);
         }
         for (const message of failed) {
           const id = message.replace(/^Error: rolled back /, '');
@@ -1036,7 +1037,7 @@ describe('SQLite store: files', () => {
 import { Ledger } from ${JSON.stringify(pathToFileURL(join(src, 'engine/ledger.ts')).href)};
 const [path, worker] = process.argv.slice(2);
 const store = openSqliteStore({ path, durability: 'full' });
-const ledger = new Ledger({ random: Math.random, newRunId: () => 'unused', secrets: () => undefined, config: {}, defaultRunConcurrency: 1000 });
+const ledger = new Ledger({ random: Math.random, newRunId: () => 'unused', secrets: () => undefined, config: {}, defaultRunConcurrency: 1000, chainKey: Buffer.alloc(32, 7) });
 const mine = [];
 for (let empty = 0; empty < 3; ) {
   const r = await store.transaction((tx) => ledger.commit(tx, { completions: [], claim: { worker_id: worker, max: 1, lease_ms: 600000 } }));
@@ -1374,7 +1375,7 @@ describe('PostgreSQL store: databases, clocks, notifications, connections', () =
 import { Ledger } from ${JSON.stringify(pathToFileURL(join(src, 'engine/ledger.ts')).href)};
 const [url, worker] = process.argv.slice(2);
 const store = await openPostgresStore({ url, durability: 'full' });
-const ledger = new Ledger({ random: Math.random, newRunId: () => 'unused', secrets: () => undefined, config: {}, defaultRunConcurrency: 1000 });
+const ledger = new Ledger({ random: Math.random, newRunId: () => 'unused', secrets: () => undefined, config: {}, defaultRunConcurrency: 1000, chainKey: Buffer.alloc(32, 7) });
 const mine = [];
 for (let empty = 0; empty < 3; ) {
   const r = await store.transaction((tx) => ledger.commit(tx, { completions: [], claim: { worker_id: worker, max: 2, lease_ms: 600000 } }));

@@ -32,9 +32,12 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
     });
   }
   let opened: Promise<Swarm> | undefined;
+  // Once the store is open, every line printed has the configured secrets' values replaced by their
+  // markers: what was stored before values were redacted, or given as run input, is not shown either.
+  let redact: (s: string) => string = (s) => s;
   const ctx: CliContext & { close(): Promise<void> } = {
-    out: (line: string) => process.stdout.write(`${line}\n`),
-    err: (line: string) => process.stderr.write(`${line}\n`),
+    out: (line: string) => process.stdout.write(`${redact(line)}\n`),
+    err: (line: string) => process.stderr.write(`${redact(line)}\n`),
     tty: Boolean(process.stderr.isTTY) && env.CI !== 'true' && env.TERM !== 'dumb',
     cwd,
     env,
@@ -48,7 +51,13 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
           log: (line) => ctx.engineLog && ctx.err(pc.dim(line)),
           ...(ctx.llmEvents ? { onLlmEvent: (r: string, s: string, e: LoopEvent) => ctx.llmEvents?.(r, s, e) } : {}),
         });
-      opened ??= options.retryUnreachable ? openWithRetry(open, ctx.err) : open();
+      opened ??= (options.retryUnreachable ? openWithRetry(open, ctx.err) : open()).then((swarm) => {
+        // The key is in the resolved configuration now: agents started by this process (whose
+        // environment is inherited from it) must not find it in theirs.
+        if (env === process.env) delete process.env.SWARM_MASTER_KEY;
+        if (swarm.redactor.active) redact = (s) => swarm.redactor.text(s);
+        return swarm;
+      });
       return opened;
     },
     async close(): Promise<void> {

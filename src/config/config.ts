@@ -8,6 +8,7 @@ import { SANDBOX_MODES, type SandboxMode } from '../sandbox/sandbox.js';
 import { readManifestFile } from '../manifest-file.js';
 import { LIMITS_SCHEMA, NETWORK_SCHEMA, resolveLimits, resolveNetwork, type LimitName, type Limits, type NetworkConfig } from './limits.js';
 import type { Durability } from '../store/store.js';
+import { parseMasterKey } from '../secrets/master-key.js';
 
 export const CONFIG_FILE = 'swarm.yaml';
 
@@ -59,6 +60,13 @@ export interface SwarmConfig {
   readonly providers: ProvidersConfig;
   /** Secrets for `${secrets.*}` (from SWARM_SECRET_<NAME> variables). */
   readonly secrets: Readonly<Record<string, string>>;
+  /**
+   * The master key (32 bytes) from SWARM_MASTER_KEY, when set; otherwise the key is kept in
+   * `masterKeyFile`, created on first use. Every machine sharing a PostgreSQL store must set the same.
+   */
+  readonly masterKey: Buffer | undefined;
+  /** Where the master key is kept when SWARM_MASTER_KEY is not set: `<home>/master.key`. */
+  readonly masterKeyFile: string;
   readonly faults: ReadonlySet<string>;
   /** Size limits in bytes (`limits:`; defaults in LIMIT_DEFAULTS, see docs/limits.md). */
   readonly limits: Limits;
@@ -151,7 +159,7 @@ export function findProjectDir(cwd: string): { dir: string; file: string | undef
  * environment overrides, then explicit overrides. Validated before anything is opened or written.
  *
  * Environment: SWARM_HOME, SWARM_DB, SWARM_DATABASE_URL, SWARM_DB_SCHEMA, SWARM_DB_POOL_SIZE, SWARM_DURABILITY, SWARM_CONCURRENCY, SWARM_RUN_CONCURRENCY,
- * SWARM_LEASE_TTL_MS, SWARM_COMMIT_WINDOW_MS, SWARM_POLL_INTERVAL_MS, SWARM_SANDBOX, SWARM_MEMORY_CGROUPS, SWARM_SECRET_<NAME>, SWARM_FAULT.
+ * SWARM_LEASE_TTL_MS, SWARM_COMMIT_WINDOW_MS, SWARM_POLL_INTERVAL_MS, SWARM_SANDBOX, SWARM_MEMORY_CGROUPS, SWARM_SECRET_<NAME>, SWARM_MASTER_KEY, SWARM_FAULT.
  */
 export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
   const env = options.env ?? {};
@@ -205,6 +213,7 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
   }
   const secrets: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (k.startsWith('SWARM_SECRET_') && v !== undefined) secrets[k.slice('SWARM_SECRET_'.length)] = v;
+  const masterKey = env.SWARM_MASTER_KEY ? parseMasterKey(env.SWARM_MASTER_KEY, 'environment variable SWARM_MASTER_KEY') : undefined;
   const o = options.overrides ?? {};
   return Object.freeze({
     projectDir,
@@ -226,6 +235,8 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     values: Object.freeze({ ...(raw.config ?? {}) }),
     providers: parseProvidersConfig(raw.providers, file ?? CONFIG_FILE),
     secrets: Object.freeze(secrets),
+    masterKey,
+    masterKeyFile: join(home, 'master.key'),
     faults: new Set((env.SWARM_FAULT ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
     configFile: file,
     limits: resolveLimits({ ...raw.limits, ...o.limits }),

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 
 /** Every event type a run's log can hold. */
 export const EventType = {
@@ -37,11 +37,27 @@ export interface RunEvent {
 
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** The hash of an event given its fields; data is hashed as the exact JSON text that is stored. */
-export function hashEvent(e: { run_id: string; seq: number; type: string; step_id: string | null; at: number; prev_hash: string }, dataJson: string): string {
-  return createHash('sha256')
-    .update(`${e.prev_hash}\n${e.run_id}\n${e.seq}\n${e.type}\n${e.step_id ?? ''}\n${e.at}\n${dataJson}`)
-    .digest('hex');
+type HashedFields = { run_id: string; seq: number; type: string; step_id: string | null; at: number; prev_hash: string };
+
+function hashedText(e: HashedFields, dataJson: string): string {
+  return `${e.prev_hash}\n${e.run_id}\n${e.seq}\n${e.type}\n${e.step_id ?? ''}\n${e.at}\n${dataJson}`;
+}
+
+/**
+ * The hash of an event given its fields: HMAC-SHA256 under the event-chain key (derived from the
+ * master key), so that only a holder of the key can make a chain that verifies. Data is hashed as
+ * the exact JSON text that is stored.
+ */
+export function hashEvent(key: Buffer, e: HashedFields, dataJson: string): string {
+  return createHmac('sha256', key).update(hashedText(e, dataJson)).digest('hex');
+}
+
+/**
+ * The hash runs got before chains were keyed: plain SHA-256 of the same text. Anyone can compute it,
+ * so it only tells accidental corruption apart; verify uses it to name a chain in the old form.
+ */
+export function legacyHashEvent(e: HashedFields, dataJson: string): string {
+  return createHash('sha256').update(hashedText(e, dataJson)).digest('hex');
 }
 
 /** A digest of a step's outputs, recorded in STEP_COMPLETED so verify can check the checkpoint too. */
@@ -54,19 +70,45 @@ export interface ChainProblem {
   problem: string;
 }
 
+export interface VerifyChainOptions {
+  /**
+   * Accept events hashed the old unkeyed way at the start of the chain (runs begun before chains were
+   * keyed), followed by keyed ones. Such a prefix proves nothing against anyone who can write the store.
+   */
+  allowLegacy?: boolean;
+}
+
+/** What verifyChain found, beyond problems: how many events at the start are in the old unkeyed form. */
+export interface ChainReport {
+  problems: ChainProblem[];
+  legacyEvents: number;
+}
+
 /**
  * Check a run's events: sequence numbers 1..n without gaps, each `prev_hash` equal to the hash of the
- * event before, each `hash` recomputed from the stored fields.
+ * event before, each `hash` recomputed from the stored fields under the chain key. An event whose
+ * hash is the old unkeyed one is a problem of its own ("unkeyed"), unless `allowLegacy` and it is
+ * part of the unkeyed prefix of the chain.
  */
-export function verifyChain(events: ReadonlyArray<RunEvent & { data_json: string }>): ChainProblem[] {
+export function checkChain(key: Buffer, events: ReadonlyArray<RunEvent & { data_json: string }>, options: VerifyChainOptions = {}): ChainReport {
   const problems: ChainProblem[] = [];
   let prev = GENESIS_HASH;
+  let legacyEvents = 0;
+  let keyedSeen = false;
   events.forEach((e, i) => {
     if (e.seq !== i + 1) problems.push({ seq: e.seq, problem: `expected sequence ${i + 1}, found ${e.seq}` });
     if (e.prev_hash !== prev) problems.push({ seq: e.seq, problem: 'prev_hash does not match the previous event' });
-    const h = hashEvent(e, e.data_json);
-    if (h !== e.hash) problems.push({ seq: e.seq, problem: 'hash does not match the event contents' });
+    if (hashEvent(key, e, e.data_json) === e.hash) keyedSeen = true;
+    else if (legacyHashEvent(e, e.data_json) === e.hash) {
+      if (options.allowLegacy && !keyedSeen) legacyEvents++;
+      else problems.push({ seq: e.seq, problem: keyedSeen ? 'hash is the unkeyed (plain SHA-256) form after keyed events: the event was rewritten without the key' : 'hash is the unkeyed (plain SHA-256) form: a legacy chain, or one rewritten without the key' });
+    } else problems.push({ seq: e.seq, problem: 'hash does not match the event contents' });
     prev = e.hash;
   });
-  return problems;
+  return { problems, legacyEvents };
+}
+
+/** The problems `checkChain` finds (empty when the chain verifies under the key). */
+export function verifyChain(key: Buffer, events: ReadonlyArray<RunEvent & { data_json: string }>, options: VerifyChainOptions = {}): ChainProblem[] {
+  return checkChain(key, events, options).problems;
 }

@@ -5,6 +5,7 @@ import { backoffDelayMs, hasRetriesLeft, MAX_INTERRUPTIONS } from '../core/retry
 import { TERMINAL_RUN, TERMINAL_STEP } from '../core/states.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
 import { validateAgainst } from '../core/io-schema.js';
+import { NO_REDACTION, type Redactor } from '../secrets/redactor.js';
 import type {
   ClaimRequest,
   CommitRequest,
@@ -34,6 +35,10 @@ export interface LedgerOptions {
   eventPayloadBytes?: number;
   /** The largest trigger data of a run an on_success / on_error handler starts (`limits.run_input_bytes`). */
   runInputBytes?: number;
+  /** The event-chain key (HMAC-SHA256), derived from the master key: see `src/secrets/master-key.ts`. */
+  chainKey: Buffer;
+  /** Replaces secret values in what handlers write (messages, errors, a started run's inputs). Default: none. */
+  redactor?: Redactor;
 }
 
 export interface NewRunInput {
@@ -53,6 +58,7 @@ class TxScope {
   constructor(
     readonly tx: LedgerTx,
     private readonly maxEventBytes: number,
+    private readonly chainKey: Buffer,
   ) {}
 
   async run(id: string): Promise<RunState> {
@@ -70,7 +76,7 @@ class TxScope {
     const at = this.tx.now;
     const data_json = fitEvent(type, data, this.maxEventBytes);
     const base = { run_id: state.id, seq, type, step_id: stepId, at, prev_hash: state.event_hash };
-    const hash = hashEvent(base, data_json);
+    const hash = hashEvent(this.chainKey, base, data_json);
     this.events.push({ ...base, data_json, hash });
     state.event_seq = seq;
     state.event_hash = hash;
@@ -97,13 +103,18 @@ export class Ledger {
     this.maxEventBytes = options.eventPayloadBytes ?? LIMIT_DEFAULTS.event_payload_bytes;
   }
 
+  /** What replaces secret values before anything is stored (workers apply it to step results). */
+  get redactor(): Redactor {
+    return this.options.redactor ?? NO_REDACTION;
+  }
+
   private plan(tx: LedgerTx, state: RunState): Promise<LoadedPlan> {
     return this.plans.load(state.plan_id, () => tx.getPlanById(state.plan_id));
   }
 
   /** Create a run: run row, step rows, RUN_CREATED, in the caller's transaction. */
   async createRun(tx: LedgerTx, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<string> {
-    const scope = new TxScope(tx, this.maxEventBytes);
+    const scope = new TxScope(tx, this.maxEventBytes, this.options.chainKey);
     const id = await this.insertRun(scope, wf, plan, input);
     await scope.flush();
     return id;
@@ -200,7 +211,7 @@ export class Ledger {
 
   /** Apply completions, renew leases and claim new steps, all in the caller's transaction. */
   async commit(tx: LedgerTx, req: CommitRequest): Promise<CommitResult> {
-    const scope = new TxScope(tx, this.maxEventBytes);
+    const scope = new TxScope(tx, this.maxEventBytes, this.options.chainKey);
     // Runs are locked in id order (stable within a run), so concurrent commits on a networked
     // database take their row locks in the same order and do not deadlock each other.
     const completions = [...req.completions].sort((a, b) => (a.run_id < b.run_id ? -1 : a.run_id > b.run_id ? 1 : 0));
@@ -381,19 +392,21 @@ export class Ledger {
       run: { id: state.id, workflow: p.plan.workflow.name, status: state.status },
       ...(error ? { error } : {}),
     };
+    const redact = this.options.redactor ?? NO_REDACTION;
     for (const [i, h] of handlers.entries()) {
       const where = `${kind}[${i}]`;
       try {
         if ('notify' in h) {
-          const message = String(resolveValue(h.notify.message, ctx, where));
+          const message = redact.text(String(resolveValue(h.notify.message, ctx, where)));
           scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, message });
           scope.result.messages.push(message);
         } else {
           const wf = await tx.latestWorkflow(h.workflow.name);
           if (!wf) throw new Error(`workflow '${h.workflow.name}' is not registered`);
           if (!wf.enabled) throw new Error(`workflow '${h.workflow.name}' is disabled`);
-          const inputs = resolveValue(h.workflow.inputs ?? {}, ctx, `${where}.inputs`);
           const maxInput = this.options.runInputBytes ?? LIMIT_DEFAULTS.run_input_bytes;
+          // A started run's trigger data is stored: a secret it references is stored as its marker.
+          const inputs = redact.value(resolveValue(h.workflow.inputs ?? {}, ctx, `${where}.inputs`));
           const inputBytes = byteLength(JSON.stringify(inputs) ?? '');
           if (inputBytes > maxInput) throw new LimitExceededError(`the input for workflow ${h.workflow.name}`, 'run_input_bytes', maxInput, inputBytes);
           if (wf.manifest.inputs) {
@@ -406,8 +419,9 @@ export class Ledger {
           scope.emit(state, EventType.HANDLER_STARTED_RUN, null, { handler: where, workflow: wf.name, version: wf.version, run_id: runId });
         }
       } catch (e) {
-        scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, error: capMessage(errorMessage(e), this.maxEventBytes) });
-        scope.result.messages.push(`${where} failed: ${errorMessage(e)}`);
+        const error = capMessage(redact.text(errorMessage(e)), this.maxEventBytes);
+        scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, error });
+        scope.result.messages.push(`${where} failed: ${error}`);
       }
     }
   }
@@ -484,7 +498,7 @@ export class Ledger {
 
   /** Cancel a run: pending, ready and running steps become cancelled; running workers notice and stop. */
   async cancelRun(tx: LedgerTx, runId: string, reason: string): Promise<string[]> {
-    const scope = new TxScope(tx, this.maxEventBytes);
+    const scope = new TxScope(tx, this.maxEventBytes, this.options.chainKey);
     const state = await scope.run(runId);
     if (TERMINAL_RUN.has(state.status)) {
       throw new UserError('RUN_NOT_CANCELLABLE', `run ${runId} is already ${state.status}; nothing to cancel`, { runId });
@@ -506,7 +520,7 @@ export class Ledger {
    * rejected one fails its step). Returns the steps resumed.
    */
   async decide(tx: LedgerTx, runId: string, stepId: string | undefined, decision: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]> {
-    const scope = new TxScope(tx, this.maxEventBytes);
+    const scope = new TxScope(tx, this.maxEventBytes, this.options.chainKey);
     const state = await scope.run(runId);
     if (TERMINAL_RUN.has(state.status)) throw new UserError('RUN_NOT_WAITING', `run ${runId} is ${state.status}; there is nothing to ${decision === 'approved' ? 'approve' : 'reject'}`, { runId });
     const steps = await tx.getSteps(runId);
@@ -535,7 +549,7 @@ export class Ledger {
    * go back to pending/ready with a fresh retry budget; completed steps are never run again.
    */
   async retryRun(tx: LedgerTx, runId: string): Promise<string[]> {
-    const scope = new TxScope(tx, this.maxEventBytes);
+    const scope = new TxScope(tx, this.maxEventBytes, this.options.chainKey);
     const state = await scope.run(runId);
     if (state.status !== 'failed' && state.status !== 'cancelled') {
       throw new ResumeError('RUN_NOT_RETRYABLE', `run ${runId} is ${state.status}; only failed or cancelled runs can be retried`, { runId });

@@ -8,6 +8,7 @@ import type { ExecutionResult, Executor } from '../executors/executor.js';
 import { stepFault } from '../store/faults.js';
 import { isTransient, type Store } from '../store/store.js';
 import type { ClaimedStep, Completion, StepResult } from '../store/types.js';
+import { NO_REDACTION, type Redactor } from '../secrets/redactor.js';
 import type { PlanCache } from './plan.js';
 
 export interface StepOutcomeInfo {
@@ -49,6 +50,11 @@ export interface StepRunnerDeps {
   outputs: OutputCache;
   executorFor: (runtimeType: string) => Executor;
   secrets: (name: string) => string | undefined;
+  /**
+   * Replaces secret values in everything the attempt's completion carries to the store (inputs,
+   * outputs, errors, reasons, logs). The agent itself gets the real values. Default: none.
+   */
+  redactor?: Redactor;
   /** Root for per-attempt work directories. */
   workRoot: string;
   onProcess?: (step: ClaimedStep, pid: number | null) => void;
@@ -69,18 +75,26 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
   const t0 = performance.now();
   const base = { run_id: step.run_id, step_id: step.step_id, attempt: step.attempt, worker_id: workerId, retry_count: step.retry_count, plan_id: step.plan_id };
   const limits = deps.limits ?? LIMIT_DEFAULTS;
-  const done = (result: StepResult, exec?: ExecutionResult): Completion => ({
-    ...base,
-    duration_ms: performance.now() - t0,
-    result:
-      result.kind === 'failed'
-        ? { ...result, error: { ...result.error, message: capMessage(result.error.message, limits.event_payload_bytes) } }
-        : result.kind === 'waiting'
-          ? { ...result, reason: capMessage(result.reason, limits.event_payload_bytes) }
-          : result,
-    ...(exec && 'logs' in exec && exec.logs ? { logs: exec.logs } : {}),
-    ...(exec && 'isolation' in exec && exec.isolation ? { isolation: exec.isolation } : {}),
-  });
+  const redact = deps.redactor ?? NO_REDACTION;
+  const done = (result: StepResult, exec?: ExecutionResult): Completion => {
+    const logs = exec && 'logs' in exec && exec.logs ? exec.logs : undefined;
+    // Secrets never reach the store: what is committed (and cached for later steps) carries markers.
+    // The STEP_COMPLETED digest is computed by the ledger over these redacted outputs. Redacted first,
+    // then capped, so a cut never leaves part of a secret behind.
+    const r = redact.active ? redactResult(redact, result) : result;
+    return {
+      ...base,
+      duration_ms: performance.now() - t0,
+      result:
+        r.kind === 'failed'
+          ? { ...r, error: { ...r.error, message: capMessage(r.error.message, limits.event_payload_bytes) } }
+          : r.kind === 'waiting'
+            ? { ...r, reason: capMessage(r.reason, limits.event_payload_bytes) }
+            : r,
+      ...(logs ? { logs: redact.active ? { ...logs, stdout: redact.text(logs.stdout), stderr: redact.text(logs.stderr) } : logs } : {}),
+      ...(exec && 'isolation' in exec && exec.isolation ? { isolation: exec.isolation } : {}),
+    };
+  };
   let inputs: Record<string, unknown> | undefined;
   try {
     const p = await deps.plans.load(step.plan_id, () => deps.store.getPlanById(step.plan_id));
@@ -188,6 +202,19 @@ function resolveEnv(env: Record<string, string>, ctx: ResolveContext, where: str
     out[name] = typeof v === 'string' ? v : JSON.stringify(v);
   }
   return out;
+}
+
+function redactResult(redact: Redactor, r: StepResult): StepResult {
+  switch (r.kind) {
+    case 'completed':
+      return { ...r, outputs: redact.value(r.outputs), ...(r.inputs !== undefined ? { inputs: redact.value(r.inputs) } : {}) };
+    case 'failed':
+      return { ...r, error: { ...r.error, message: redact.text(r.error.message) }, ...(r.inputs !== undefined ? { inputs: redact.value(r.inputs) } : {}) };
+    case 'skipped':
+    case 'waiting':
+    case 'released':
+      return { ...r, reason: redact.text(r.reason) };
+  }
 }
 
 const triggerLoading = new Map<string, Promise<unknown>>();

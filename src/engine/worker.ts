@@ -282,6 +282,7 @@ export class Worker {
         outputs: this.outputs,
         executorFor: this.executorFor,
         secrets: this.secrets,
+        redactor: this.ledger.redactor,
         workRoot: this.options.workRoot,
         ...(this.options.limits ? { limits: this.options.limits } : {}),
         onProcess: (s, pid) => {

@@ -80,6 +80,11 @@ export interface Store {
   /** The newest schema version this build of Swarm knows. */
   readonly supportedSchemaVersion: number;
   /**
+   * Record `value` under `key` in the store's metadata (`swarm_meta`) unless a value is there
+   * already, and return the value now stored (the first writer's, when several race).
+   */
+  initMeta(key: string, value: string): Promise<string>;
+  /**
    * The earliest moment after `after` at which a ready step becomes available (a retry backoff ends)
    * or a lease expires: the idle worker's timer. Steps already available are not "due": they wait for
    * capacity, which a commit (a local wake-up or a database change) frees.

@@ -6,7 +6,7 @@
  */
 import Database from 'better-sqlite3';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -140,6 +140,12 @@ export function makeSandbox(options: { home?: 'sandbox' | 'default'; env?: Recor
       mkdirSync(dirname(sandbox.db), { recursive: true });
       copyFileSync(from, sandbox.db);
       if (existsSync(`${from}-wal`)) copyFileSync(`${from}-wal`, `${sandbox.db}-wal`);
+      // The store records which master key it was set up with: its key file comes with it.
+      const key = join(dirname(from), 'master.key');
+      if (existsSync(key)) {
+        copyFileSync(key, join(dirname(sandbox.db), 'master.key'));
+        chmodSync(join(dirname(sandbox.db), 'master.key'), 0o600);
+      }
     },
     query<T>(sql: string, ...params: unknown[]): T[] {
       const db = new Database(sandbox.db, { readonly: true, fileMustExist: true });

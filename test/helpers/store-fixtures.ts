@@ -137,6 +137,9 @@ export interface HarnessOptions {
 }
 
 /** A store plus a Ledger configured like Swarm's, remembering every run id the ledger creates. */
+/** The event-chain key of harness ledgers (a real deployment derives it from its master key). */
+export const TEST_CHAIN_KEY = Buffer.alloc(32, 7);
+
 export class Harness {
   readonly ledger: Ledger;
   readonly runIds: string[];
@@ -158,6 +161,7 @@ export class Harness {
       secrets: () => undefined,
       config: {},
       defaultRunConcurrency: options.defaultRunConcurrency ?? 100,
+      chainKey: TEST_CHAIN_KEY,
     });
   }
 
@@ -244,7 +248,7 @@ export const fail = (message = 'boom', retryable = true): StepResult => ({ kind:
 /** Problems with a run's event log: the hash chain, and the run row's head (seq and hash). */
 export async function chainProblems(store: Store, runId: string): Promise<Array<ChainProblem | { seq: null; problem: string }>> {
   const events = await store.getEvents(runId);
-  const problems: Array<ChainProblem | { seq: null; problem: string }> = verifyChain(events);
+  const problems: Array<ChainProblem | { seq: null; problem: string }> = verifyChain(TEST_CHAIN_KEY, events);
   const run = await store.getRun(runId);
   if (!run) return [{ seq: null, problem: 'run not found' }];
   if (events.length === 0) problems.push({ seq: null, problem: 'no events' });

@@ -276,13 +276,16 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
 
   runs
     .command('verify <id>')
-    .description("check a run's event hash chain and checkpoints (exit 3 if they do not verify)")
+    .description("check a run's keyed event hash chain and checkpoints (exit 3 if they do not verify)")
     .option('--json', 'print JSON')
-    .action(async (id: string, o: { json?: boolean }) => {
+    .option('--allow-legacy', 'accept an unkeyed (plain SHA-256) chain of a run created before the store was first used with a key')
+    .action(async (id: string, o: { json?: boolean; allowLegacy?: boolean }) => {
       const swarm = await ctx.swarm();
-      const report = await swarm.verify(id);
+      const report = await swarm.verify(id, { allowLegacy: o.allowLegacy === true });
       if (o.json) ctx.out(JSON.stringify(report, null, 2));
-      else if (report.ok) ctx.out(`${pc.green('ok')}: ${report.events} events, hash chain and checkpoints verify`);
+      else if (report.ok && report.legacy_events) {
+        ctx.out(`${pc.yellow('ok (legacy)')}: ${report.events} events; the first ${report.legacy_events} are in the old unkeyed form, which anyone with write access to the store could have rewritten`);
+      } else if (report.ok) ctx.out(`${pc.green('ok')}: ${report.events} events, hash chain and checkpoints verify`);
       else for (const p of report.problems) ctx.err(`${pc.red('✖')} ${p.seq === null ? 'run' : `event ${p.seq}`}: ${p.problem}`);
       if (!report.ok) ctx.exitCode = ExitCode.VERIFICATION_FAILED;
     });

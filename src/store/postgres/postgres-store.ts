@@ -266,6 +266,12 @@ export class PostgresStore implements Store {
   }
 
   /** The schema version recorded in the database. */
+  async initMeta(key: string, value: string): Promise<string> {
+    await this.write('INSERT INTO swarm_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [key, value]);
+    const row = (await this.read('SELECT value FROM swarm_meta WHERE key = $1', [key]))[0];
+    return String(row?.value);
+  }
+
   schemaVersion(): Promise<number> {
     return this.withRetry(() => this.withClient((c) => schemaVersion(c)));
   }

@@ -175,6 +175,17 @@ export class SqliteStore implements Store {
 
   readonly supportedSchemaVersion = SCHEMA_VERSION;
 
+  initMeta(key: string, value: string): Promise<string> {
+    return this.exclusive(() =>
+      this.db
+        .transaction(() => {
+          this.stmt('INSERT OR IGNORE INTO swarm_meta (key, value) VALUES (?, ?)').run(key, value);
+          return this.stmt('SELECT value FROM swarm_meta WHERE key = ?').pluck().get(key) as string;
+        })
+        .immediate(),
+    );
+  }
+
   /** The schema version recorded in the file. */
   schemaVersion(): Promise<number> {
     return this.read(() => (this.stmt('SELECT MAX(version) FROM schema_migrations').pluck().get() as number | null) ?? 0);

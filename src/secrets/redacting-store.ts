@@ -1,0 +1,40 @@
+import type { Store } from '../store/store.js';
+import type { AgentCheckpointWrite, ApprovalRecord, ToolCallRecord } from '../store/types.js';
+import type { Redactor } from './redactor.js';
+
+/**
+ * The store as LLM agents see it: what their loop writes (checkpoints with the transcript and its
+ * envelope, tool-call records, approval requests, session errors) has secret values replaced by
+ * their markers first. Everything else passes through.
+ *
+ * A conversation resumed from a checkpoint therefore shows the model the marker where an earlier
+ * turn held a secret; the value itself is only in the worker's memory while the step runs.
+ */
+export function redactAgentWrites(store: Store, redactor: Redactor): Store {
+  if (!redactor.active) return store;
+  const r = redactor;
+  const overrides: Partial<Store> = {
+    saveAgentCheckpoint: (w: AgentCheckpointWrite) =>
+      store.saveAgentCheckpoint({
+        ...w,
+        envelope: r.text(w.envelope),
+        messages: w.messages.map((m) => ({
+          ...m,
+          content: m.content === null ? null : r.text(m.content),
+          tool_calls: m.tool_calls === null ? null : r.text(m.tool_calls),
+        })),
+      }),
+    recordToolCall: (rec: ToolCallRecord) =>
+      store.recordToolCall({ ...rec, arguments: r.text(rec.arguments), output: r.text(rec.output), context_variables: rec.context_variables === null ? null : r.text(rec.context_variables) }),
+    failAgentSession: (id: string, error: string) => store.failAgentSession(id, r.text(error)),
+    requestApprovals: (items: ReadonlyArray<Omit<ApprovalRecord, 'status' | 'reason' | 'decided_at' | 'decided_by'>>) =>
+      store.requestApprovals(items.map((i) => ({ ...i, arguments: r.text(i.arguments) }))),
+  };
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (Object.prototype.hasOwnProperty.call(overrides, prop)) return overrides[prop as keyof Store];
+      const v: unknown = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}

@@ -1,0 +1,121 @@
+/**
+ * The master key (its sources, sub-keys, the store's key check on both backends) and the redactor.
+ */
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../src/config/config.js';
+import { deriveKey, fileKeySource, KeyPurpose, keyCheckValue, parseMasterKey } from '../src/secrets/master-key.js';
+import { Redactor } from '../src/secrets/redactor.js';
+import { Swarm } from '../src/swarm.js';
+import { pgTestServer, stopPgTestServer, type PgTestServer } from './helpers/pg.js';
+
+const dirs: string[] = [];
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), 'swarm-secrets-'));
+  dirs.push(d);
+  return d;
+}
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('master key', () => {
+  const key = Buffer.alloc(32, 0xab);
+
+  it('is read as 64 hex digits or base64 of 32 bytes; anything else names the source and the length', () => {
+    expect(parseMasterKey(key.toString('hex'), 'X')).toEqual(key);
+    expect(parseMasterKey(`${key.toString('base64')}\n`, 'X')).toEqual(key);
+    expect(parseMasterKey(key.toString('base64url'), 'X')).toEqual(key);
+    expect(() => parseMasterKey('ab'.repeat(31), 'SWARM_MASTER_KEY')).toThrow('SWARM_MASTER_KEY: a hex master key must be 64 hex digits (32 bytes), found 62');
+    expect(() => parseMasterKey(Buffer.alloc(16).toString('base64'), 'f')).toThrow('f: a base64 master key must decode to 32 bytes, found 16');
+    expect(() => parseMasterKey('not a key!', 'f')).toThrow(/must be 32 bytes written as 64 hex digits or as base64/);
+  });
+
+  it('SWARM_MASTER_KEY is resolved with the configuration: a bad one is an error before anything opens', () => {
+    const dir = tmp();
+    expect(resolveConfig({ cwd: dir, env: { SWARM_MASTER_KEY: key.toString('hex') } }).masterKey).toEqual(key);
+    expect(resolveConfig({ cwd: dir, env: {} }).masterKey).toBeUndefined();
+    expect(resolveConfig({ cwd: dir, env: {} }).masterKeyFile).toBe(join(dir, '.swarm', 'master.key'));
+    expect(() => resolveConfig({ cwd: dir, env: { SWARM_MASTER_KEY: 'abc' } })).toThrow(expect.objectContaining({ code: 'MASTER_KEY_INVALID', exitCode: 2 }));
+  });
+
+  it('sub-keys differ per purpose and from the master key; the check value depends on the key', () => {
+    const chain = deriveKey(key, KeyPurpose.EVENT_CHAIN);
+    expect(chain).toHaveLength(32);
+    expect(chain.equals(deriveKey(key, KeyPurpose.KEY_CHECK))).toBe(false);
+    expect(chain.equals(key)).toBe(false);
+    expect(chain.equals(deriveKey(Buffer.alloc(32, 1), KeyPurpose.EVENT_CHAIN))).toBe(false);
+    expect(keyCheckValue(key)).toBe(keyCheckValue(Buffer.from(key)));
+    expect(keyCheckValue(key)).not.toBe(keyCheckValue(Buffer.alloc(32, 1)));
+  });
+
+  it('the key file is created 0600 on first use and read back the same; one others can read is refused', () => {
+    const dir = tmp();
+    const file = join(dir, 'home', 'master.key');
+    const first = fileKeySource(file).load();
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(fileKeySource(file).load()).toEqual(first);
+    chmodSync(file, 0o644);
+    expect(() => fileKeySource(file).load()).toThrow(`${file}: the master key file may be read by others (mode 0644); run 'chmod 600 ${file}'`);
+    chmodSync(file, 0o600);
+    writeFileSync(file, 'short\n', { mode: 0o600 });
+    expect(() => fileKeySource(file).load()).toThrow(/must decode to 32 bytes, found 3/);
+  });
+});
+
+describe('the store remembers its key', () => {
+  let server: PgTestServer;
+  beforeAll(async () => {
+    server = await pgTestServer();
+  });
+  afterAll(async () => {
+    await stopPgTestServer();
+  });
+
+  for (const backend of ['sqlite', 'postgres'] as const) {
+    it(`${backend}: a process with another key fails at open, naming SWARM_MASTER_KEY; the same key opens`, async () => {
+      const dir = tmp();
+      const url = backend === 'postgres' ? await server.createDatabase() : undefined;
+      const env = (k: Buffer): Record<string, string> => ({ SWARM_HOME: join(dir, '.swarm'), SWARM_MASTER_KEY: k.toString('hex'), ...(url ? { SWARM_DATABASE_URL: url } : {}) });
+      const a = Buffer.alloc(32, 1);
+      const first = await Swarm.open({ cwd: dir, env: env(a) });
+      await first.close();
+      // Another machine with its own key (here: a key file of its own) is refused.
+      const err = await Swarm.open({ cwd: dir, env: { ...env(a), SWARM_MASTER_KEY: '' } }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toMatchObject({ code: 'MASTER_KEY_MISMATCH', exitCode: 2 });
+      expect(String((err as Error).message)).toContain('set SWARM_MASTER_KEY to the same value on every machine');
+      expect(readFileSync(join(dir, '.swarm', 'master.key'), 'utf8')).toMatch(/^[0-9a-f]{64}\n$/);
+      const again = await Swarm.open({ cwd: dir, env: env(a) });
+      await again.close();
+    });
+  }
+});
+
+describe('Redactor', () => {
+  it('replaces every configured value, longest first, in text and in every string and key of a value', () => {
+    const r = new Redactor({ A: 'abc123', AB: 'abc123xyz', EMPTY: '' });
+    expect(r.active).toBe(true);
+    expect(r.text('x abc123xyz y abc123 z')).toBe('x [secret:AB] y [secret:A] z');
+    expect(r.value({ k: ['abc123', { abc123: 1, n: 2, t: true, z: null }] })).toEqual({ k: ['[secret:A]', { '[secret:A]': 1, n: 2, t: true, z: null }] });
+  });
+
+  it('also finds the JSON-escaped form of a value (as it appears inside stored JSON text)', () => {
+    const r = new Redactor({ Q: 'he said "hi"\\now' });
+    expect(r.text(JSON.stringify({ m: 'he said "hi"\\now' }))).toBe('{"m":"[secret:Q]"}');
+    expect(r.text('raw: he said "hi"\\now')).toBe('raw: [secret:Q]');
+  });
+
+  it('values with regular-expression characters are matched literally; no secrets means no change at all', () => {
+    const r = new Redactor({ RE: 'a.b*c' });
+    expect(r.text('axbbc a.b*c')).toBe('axbbc [secret:RE]');
+    const none = new Redactor({});
+    const v = { a: 'abc' };
+    expect(none.active).toBe(false);
+    expect(none.value(v)).toBe(v);
+  });
+});
