@@ -95,6 +95,7 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
       ...(exec && 'isolation' in exec && exec.isolation ? { isolation: exec.isolation } : {}),
     };
   };
+  const workDir = join(deps.workRoot, step.run_id, step.step_id, String(step.attempt));
   let inputs: Record<string, unknown> | undefined;
   try {
     const p = await deps.plans.load(step.plan_id, () => deps.store.getPlanById(step.plan_id));
@@ -148,7 +149,7 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
         inputs,
         signal: abort.signal,
         timeoutMs,
-        workDir: join(deps.workRoot, step.run_id, step.step_id, String(step.attempt)),
+        workDir,
         ...(env ? { env } : {}),
         ...(deps.onProcess ? { onProcess: (pid: number | null) => deps.onProcess?.(step, pid) } : {}),
       });
@@ -181,7 +182,6 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     return done({ kind: 'completed', outputs: exec.outputs, inputs }, exec);
   } catch (e) {
     // A full disk, an I/O error or a permission fault (store or work directory): the worker stops.
-    const workDir = join(deps.workRoot, step.run_id, step.step_id, String(step.attempt));
     const fault = e instanceof StepError ? undefined : stepFault(e, deps.workRoot, workDir, `running step '${step.step_id}'`);
     if (fault) {
       deps.onFault?.(fault);
