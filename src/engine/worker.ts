@@ -131,6 +131,7 @@ export class Worker {
       stopped_at: null,
     });
     this.lastHeartbeatAt = Date.now();
+    let faulted = false;
     try {
       await this.reap();
       if (this.scope) await this.dropFinishedScope();
@@ -143,7 +144,10 @@ export class Worker {
         } catch (e) {
           // A full disk, an I/O error, a read-only or forbidden file: retrying on the spot cannot
           // help and would only hide it. Stop, and let whoever started the worker say so.
-          if (isStoreFault(e)) throw e;
+          if (isStoreFault(e)) {
+            faulted = true;
+            throw e;
+          }
           // A read that failed (a busy or briefly unavailable store): the worker carries on.
           this.options.log?.(`worker: ${errorMessage(e)}; retrying`);
           await sleep(100);
@@ -153,7 +157,12 @@ export class Worker {
       for (const f of this.inflight.values()) f.abort.abort(new StepError('WORKER_STOPPING', 'worker stopped', true));
       // Their agent processes are being stopped: give them a moment (not more) before the caller exits.
       if (this.running.size) await Promise.race([Promise.allSettled(this.running), sleep(3000)]);
-      await this.store.stopWorker(this.id).catch(() => undefined);
+      // After a store fault, steps this worker holds could not be given back by their completion: hand
+      // their leases back now, so the next worker takes them at once. Should even that write fail, the
+      // worker is left unstopped, and the next process on this machine reaps it as dead (its pid gone)
+      // instead of waiting for the leases to expire.
+      const released = this.fault || faulted ? await this.store.expireLeasesOf([this.id]).then(() => true, () => false) : true;
+      if (released) await this.store.stopWorker(this.id).catch(() => undefined);
     }
   }
 
