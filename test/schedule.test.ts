@@ -150,6 +150,12 @@ describe('nextTicks', () => {
     ]);
   });
 
+  it('combines day of month and day of week with OR, as Vixie cron; + asks for AND', () => {
+    const days = (cron: string): string[] => iso(nextTicks(spec({ cron }), at('2025-01-01T00:00:00Z'), 3)).map((d) => d.slice(0, 10));
+    expect(days('0 9 1 * MON')).toEqual(['2025-01-01', '2025-01-06', '2025-01-13']);
+    expect(days('0 9 1-7 * +MON')).toEqual(['2025-01-06', '2025-02-03', '2025-03-03']);
+  });
+
   it('bounds the count', () => {
     const s = spec({ cron: '0 9 * * *' });
     expect(nextTicks(s, at('2025-01-06T00:00:00Z'), 0)).toEqual([]);
