@@ -75,6 +75,8 @@ export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
 export interface RegisterResult<T> {
   record: T;
   result: PutResult;
+  /** What the registration accepted but the user should know (printed by the CLI as warnings). */
+  warnings?: string[];
 }
 
 export interface RunDetails {
@@ -372,7 +374,14 @@ export class Swarm {
       knownAgents,
     );
     const record = workflowRecord(manifest, dir);
-    return { record, result: await this.store.putWorkflow(record, options.force ?? false) };
+    const result = await this.store.putWorkflow(record, options.force ?? false);
+    const type = manifest.trigger.type;
+    // Validated in full, but not fired yet: say so rather than let a schedule silently never run.
+    const warnings =
+      type === 'manual'
+        ? []
+        : [`${record.id} declares a ${type} trigger, which this version of Swarm checks but does not fire yet (firing comes with 'swarm serve'); start its runs with 'swarm run ${manifest.name}'`];
+    return { record, result, ...(warnings.length ? { warnings } : {}) };
   }
 
   async registerWorkflows(dir = this.config.workflowsDir, options: { force?: boolean } = {}): Promise<Array<RegisterResult<WorkflowRecord> | { path: string; error: Error }>> {

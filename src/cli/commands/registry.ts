@@ -18,7 +18,10 @@ function reportMany<T extends { id: string }>(ctx: CliContext, results: Many<T>,
       const [first, ...more] = errorMessage(r.error).split('\n');
       ctx.err(`${pc.red('✖')} ${r.path}: ${first ?? ''}`);
       for (const line of more) ctx.err(`    ${line}`);
-    } else ctx.out(`${pc.green('✔')} ${r.record.id} ${pc.dim(r.result)}`);
+    } else {
+      ctx.out(`${pc.green('✔')} ${r.record.id} ${pc.dim(r.result)}`);
+      for (const w of 'warnings' in r ? (r.warnings ?? []) : []) ctx.err(pc.yellow(`warning: ${w}`));
+    }
   }
   if (results.length === 0) ctx.err(`no ${kind} packages found`);
   ctx.out(`${results.length - failed} ${kind}(s) registered${failed ? `, ${failed} failed` : ''}`);
@@ -141,6 +144,7 @@ export function registerWorkflowCommands(program: Command, ctx: CliContext): voi
       if (!path) throw new UserError('ARGUMENT_MISSING', 'give the path of a workflow, or --all');
       const r = await swarm.registerWorkflow(path, { force: o.force ?? false });
       ctx.out(`${pc.green('✔')} ${r.record.id} ${pc.dim(r.result)}`);
+      for (const w of r.warnings ?? []) ctx.err(pc.yellow(`warning: ${w}`));
     });
 
   for (const [cmd, enabled] of [['enable', true], ['disable', false]] as const) {

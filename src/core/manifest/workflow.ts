@@ -7,6 +7,7 @@ import { findReferences, REFERENCE_ROOTS, type PathSegment } from '../template.j
 import { isValidRange, NAME_PATTERN, parseRef, type AgentManifest } from './agent.js';
 import { isReservedName, ProblemList, reservedProblem } from './problems.js';
 import { checkManifest } from './schema-check.js';
+import { checkTrigger } from '../../triggers/trigger-spec.js';
 import { parseYaml, type YamlSource } from './yaml-source.js';
 
 export interface RetryPolicy {
@@ -186,6 +187,8 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
     problems.add('version', `'${version}' is not a semantic version (like 1.0.0)${typeof raw.version === 'number' ? '; write it in quotes' : ''}`, src.lineOf(['version']));
   }
   if (isReservedName(raw.name)) problems.add('name', reservedProblem(raw.name as string, 'a workflow name'), src.lineOf(['name']));
+  // A trigger that could never fire is refused here, with its line, never stored and ignored.
+  for (const p of checkTrigger(raw.trigger)) problems.add(p.field, p.problem, src.lineOf(p.path) ?? src.lineOf(['trigger']));
   const variables = (raw.variables as Record<string, unknown> | undefined) ?? {};
   for (const k of Object.keys(variables)) if (isReservedName(k)) problems.add(`variables.${k}`, reservedProblem(k, 'a variable name'), src.lineOf(['variables', k]));
   if (Array.isArray(raw.inputs)) {
