@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { resolveConfig, type ResolveConfigOptions, type SwarmConfig } from './config/config.js';
 import { ManifestError, NotFoundError, PolicyError, ResumeError, UserError, VerificationError } from './core/errors.js';
 import { checkChain, digestJson, type RunEvent } from './core/events.js';
-import { validateAgainst } from './core/io-schema.js';
+import { fieldProblems, validateAgainst } from './core/io-schema.js';
 import { parseAgentManifest, parseRef, pickRecord } from './core/manifest/agent.js';
 import { checkAgainstRegistry, parseWorkflowSource } from './core/manifest/workflow.js';
 import { TERMINAL_RUN, type RunStatus } from './core/states.js';
@@ -521,7 +521,10 @@ export class Swarm {
     }
     if (wf.manifest.inputs) {
       const problems = validateAgainst(wf.manifest.inputs, input);
-      if (problems.length) throw new UserError('INPUT_INVALID', `input for workflow ${wf.name}: ${problems.join('; ')}`, { workflow: wf.name });
+      if (problems.length) {
+        const fields = fieldProblems(wf.manifest.inputs, input);
+        throw new UserError('INPUT_INVALID', `input for workflow ${wf.name}: ${problems.join('; ')}`, { workflow: wf.name, field: fields[0]?.field, errors: fields });
+      }
     }
     this.agentNamesOf.set(wf.name, [...new Set(wf.manifest.steps.map((st) => parseRef(st.agent).name))]);
     return buildRunPlan(wf, await agentsFor(wf.manifest, versionsOf), { ...this.config.values });
