@@ -1,9 +1,8 @@
-import { serve, type ServerType } from '@hono/node-server';
+import type { ServerType } from '@hono/node-server';
 import type { Command } from 'commander';
 import type { Server } from 'node:http';
 import pc from 'picocolors';
 import { UserError } from '../../core/errors.js';
-import { createApp } from '../../server/app.js';
 import { shortRunId } from '../../swarm.js';
 import { parsePositiveInt, parseSeconds, type CliContext } from '../context.js';
 import { colorStatus } from '../render.js';
@@ -24,7 +23,8 @@ function parsePort(value: string): number {
 }
 
 /** Listen, or fail with one line (a port in use, an address that is not this machine's): exit 2. */
-function listen(fetch: (req: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<ServerType> {
+async function listen(fetch: (req: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<ServerType> {
+  const { serve } = await import('@hono/node-server');
   return new Promise((resolve, reject) => {
     const server = serve({ fetch, hostname, port }, () => resolve(server));
     server.once('error', (e: NodeJS.ErrnoException) => {
@@ -57,6 +57,8 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
       const swarm = await ctx.swarm({ retryUnreachable: true });
       const concurrency = o.concurrency ? parsePositiveInt(o.concurrency, '--concurrency') : swarm.config.workerConcurrency;
       const shutdown = new AbortController();
+      // Loaded here, not with the CLI: the other commands do not pay for the HTTP stack at start-up.
+      const { createApp } = await import('../../server/app.js');
       const app = createApp(swarm, {
         version: version(),
         worker: o.worker ? { concurrency } : null,
