@@ -253,7 +253,7 @@ export class Swarm {
 
   private processAgents(): ProcessExecutor {
     this.sandboxChoice ??= chooseSandbox(this.config.sandbox);
-    this.processExecutor ??= new ProcessExecutor({ sandbox: this.sandboxChoice.sandbox, cgroups: this.config.memoryCgroups, logCaptureBytes: this.config.limits.log_capture_bytes });
+    this.processExecutor ??= new ProcessExecutor({ sandbox: this.sandboxChoice.sandbox, cgroups: this.config.memoryCgroups, logCaptureBytes: this.config.limits.log_capture_bytes, redactor: this.redactor });
     return this.processExecutor;
   }
 
@@ -453,7 +453,9 @@ export class Swarm {
     const { name, range } = parseRef(ref);
     const inputBytes = byteLength(JSON.stringify(input) ?? '');
     if (inputBytes > this.config.limits.run_input_bytes) throw new LimitExceededError('run input', 'run_input_bytes', this.config.limits.run_input_bytes, inputBytes);
-    const trigger = { trigger_type: options.trigger_type ?? 'manual', trigger_data: input };
+    // A secret's value typed into a run's input is stored as its marker, like a handler-started run's:
+    // steps then see the marker, so they should reference ${secrets.NAME} instead.
+    const trigger = { trigger_type: options.trigger_type ?? 'manual', trigger_data: this.redactor.value(input) };
     let id: string;
     if (this.store.kind === 'postgres') {
       // On PostgreSQL the registry reads happen in the run's own transaction and travel with BEGIN
@@ -646,7 +648,8 @@ export class Swarm {
         if (existing.agent !== rec.name) throw new UserError('SESSION_AGENT_MISMATCH', `session ${sessionId} is a chat with '${existing.agent}', not '${rec.name}'`, { session: sessionId });
       }
       const chat = new ChatSession({
-        store: this.store,
+        // A chat's transcript is stored like a step's: through the redacting store.
+        store: this.llmOptions.store,
         sessionId,
         start: agents.get(rec.name) as NonNullable<ReturnType<typeof agents.get>>,
         agents,
