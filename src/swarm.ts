@@ -705,7 +705,10 @@ export class Swarm {
   async verify(idOrPrefix: string, options: VerifyOptions = {}): Promise<VerifyReport> {
     const id = await this.resolveRunId(idOrPrefix);
     const events = await this.store.getEvents(id);
-    const createdAt = events[0]?.at ?? Number.POSITIVE_INFINITY;
+    // The later of the first event's time and the time in the run id (a UUIDv7 starts with its
+    // creation time in ms): editing the event's timestamp alone does not make a run legacy.
+    const idTime = Number.parseInt(id.replace(/-/g, '').slice(0, 12), 16);
+    const createdAt = Math.max(events[0]?.at ?? Number.POSITIVE_INFINITY, Number.isFinite(idTime) ? idTime : 0);
     const legacyAllowed = options.allowLegacy === true && createdAt < this.keys.keyedSince;
     const chain = checkChain(this.keys.chain, events, { allowLegacy: legacyAllowed });
     const problems: VerifyReport['problems'] = chain.problems;
