@@ -12,7 +12,7 @@ import { mergePgTraces, type PgTraceReport } from './pg-trace.js';
 import type { Stamp, ToParent, ToWorker, WorkerConfig } from './pg-worker.js';
 
 export type System = 'floor' | 'swarm' | 'dbos' | 'graphile';
-export type PgWorkload = 'floor' | 'linear' | 'fanout' | 'latency';
+export type PgWorkload = 'floor' | 'linear' | 'linear-backlog' | 'fanout' | 'latency';
 
 /** One measurement, run in its own process against its own fresh database. */
 export interface PgJob {
@@ -24,7 +24,7 @@ export interface PgJob {
   quick: boolean;
   /** linear: how many runs (chains) to go through; default 200, 40 with `quick`. */
   linearRuns?: number;
-  /** linear: unmeasured runs first, in the same processes; default 32, 8 with `quick`. */
+  /** linear and linear-backlog: unmeasured runs first, in the same processes; default 32, 8 with `quick`. */
   warmupRuns?: number;
   /** The fresh database of this measurement. */
   url: string;
@@ -86,7 +86,7 @@ export interface FloorResult {
 
 export interface ThroughputResult extends PhaseCounters {
   system: Exclude<System, 'floor'>;
-  workload: 'linear' | 'fanout';
+  workload: 'linear' | 'linear-backlog' | 'fanout';
   durability: Durability;
   workers: number;
   runs: number;
@@ -97,7 +97,7 @@ export interface ThroughputResult extends PhaseCounters {
   /** First start → the last run finished (for Swarm and DBOS: its final commit; graphile-worker: the job table empty). */
   wall_ms: number;
   steps_per_s: number;
-  /** Run start called → the driver heard it finished. */
+  /** Run start called → the driver heard it finished (linear-backlog: the run's first claim → its completion, from the run rows). */
   run_p50_ms: number;
   run_p99_ms: number;
   /** Largest resident set of one worker process (ru_maxrss). */
@@ -154,6 +154,7 @@ export class WorkerSet {
   private fail: (e: Error) => void = () => undefined;
   private stopping = false;
   private readonly collectWaiters = new Map<ChildProcess, (m: Collected) => void>();
+  private readonly pauseWaiters = new Map<ChildProcess, () => void>();
 
   private constructor(private readonly children: ChildProcess[]) {
     this.failed = new Promise<never>((_, reject) => {
@@ -174,6 +175,7 @@ export class WorkerSet {
             if (m.type === 'ready') resolve();
             else if (m.type === 'finished') set.finished(m.id, m.status);
             else if (m.type === 'collected') set.collectWaiters.get(child)?.({ cpu_ms: m.cpu_ms, rss_mb: m.rss_mb, stamps: m.stamps, ...(m.trace ? { trace: m.trace } : {}) });
+            else if (m.type === 'paused') set.pauseWaiters.get(child)?.();
             else {
               const e = new Error(`worker ${i}: ${m.error}`);
               reject(e);
@@ -203,6 +205,28 @@ export class WorkerSet {
   /** Start of the measured phase: the workers reset their CPU counters. */
   mark(): void {
     this.post({ type: 'mark' });
+  }
+
+  /**
+   * Stop the Swarm worker of every process (its steps in flight finish first) and wait until they
+   * have; the processes stay up, with their connections and compiled code, for `resume`.
+   */
+  async pause(): Promise<void> {
+    await Promise.all(
+      this.children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            this.pauseWaiters.set(c, resolve);
+            c.send({ type: 'pause' } satisfies ToWorker);
+          }),
+      ),
+    );
+    this.pauseWaiters.clear();
+  }
+
+  /** A new Swarm worker in every process, with this concurrency each. */
+  resume(concurrency: number): void {
+    this.post({ type: 'resume', concurrency });
   }
 
   /** CPU time since `mark` (summed), the largest RSS, and every tick stamp the workers recorded (then forgotten). */
@@ -475,6 +499,13 @@ export class PhaseProbe {
 /** The number of linear runs (chains) a job goes through. */
 export function linearRuns(job: PgJob): number {
   return job.linearRuns ?? (job.quick ? 40 : 200);
+}
+
+/** linear-backlog: the runs queued before the workers start (2,400; 400 with `quick`). */
+export const BACKLOG_RUNS = 2400;
+
+export function backlogRuns(job: PgJob): number {
+  return job.quick ? 400 : BACKLOG_RUNS;
 }
 
 /** linear: the unmeasured runs before the measured ones (JIT, prepared statements, table growth). */

@@ -3,7 +3,7 @@
  * `npm run bench:pg` (= build + `node dist/bench/pg-run.js`); see bench/README.md.
  *
  *   node dist/bench/pg-run.js [--quick] [--repeat N] [--systems floor,swarm,dbos,graphile]
- *                             [--workloads linear,fanout,latency] [--workers 1,2,4]
+ *                             [--workloads linear,linear-backlog,fanout,latency] [--workers 1,2,4]
  *                             [--durability full|process|both] [--runs N] [--warmup N] [--stats] [--no-save]
  *
  * The server is an embedded PostgreSQL started for the run (fsync on, the settings in pg-server.ts),
@@ -18,12 +18,12 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchOptions, COMMON_OPTIONS, countsOption, intOption, namesOption } from './args.js';
 import { REPO_ROOT } from './harness.js';
-import { linearRuns, pgJobKey, warmupRuns, type PgJob, type PgResult, type System } from './pg-drive.js';
-import { floorTable, latencyTable, medianOfReps, pgTargets, pgTargetsTable, pgTraceTable, ratios, ratioTable, statementsReport, throughputTable, type PgSummary } from './pg-report.js';
+import { backlogRuns, linearRuns, pgJobKey, warmupRuns, type PgJob, type PgResult, type System } from './pg-drive.js';
+import { backlogRatios, floorTable, latencyTable, medianOfReps, pgTargets, pgTargetsTable, pgTraceTable, ratios, ratioTable, statementsReport, throughputTable, type PgSummary } from './pg-report.js';
 import { SERVER_SETTINGS, startBenchServer, type BenchServer } from './pg-server.js';
 
 const SYSTEMS = ['floor', 'swarm', 'dbos', 'graphile'] as const;
-const WORKLOADS = ['linear', 'fanout', 'latency'] as const;
+const WORKLOADS = ['linear', 'linear-backlog', 'fanout', 'latency'] as const;
 type Workload = (typeof WORKLOADS)[number];
 
 interface Options {
@@ -49,10 +49,11 @@ const USAGE = `usage: node dist/bench/pg-run.js [options]
   --quick                  smaller workloads, 1 repetition, worker processes 1,4, durability full (about a minute)
   --repeat <n>             repetitions of every measurement, medians reported (default 3; --quick 1)
   --systems <list>         subset of: ${SYSTEMS.join(', ')} (default: all)
-  --workloads <list>       subset of: ${WORKLOADS.join(', ')} (default: all)
+  --workloads <list>       subset of: ${WORKLOADS.join(', ')} (default: all; backlog = linear-backlog,
+                           Swarm only: 2,400 runs queued before the workers start, ÷ linear's steps/s)
   --workers <list>         Swarm and graphile-worker worker process counts (default 1,2,4)
-  --durability <d>         full, process or both (default both; with both, process measures linear and
-                           1-worker latency only)
+  --durability <d>         full, process or both (default both; with both, process measures linear,
+                           and 1-worker backlog and latency only)
   --stats                  load pg_stat_statements and print the top statements of each throughput phase
   --trace                  count and time every query of Swarm's worker processes (round trips per step)
   --profile <dir>          write a V8 CPU profile of each measured phase of every worker process into <dir>
@@ -102,7 +103,7 @@ function parseOptions(argv: readonly string[]): Options {
     quick,
     repeat: intOption(v.repeat, '--repeat', 1) ?? (quick ? 1 : 3),
     systems: v.systems === undefined ? new Set(SYSTEMS) : namesOption(v.systems, '--systems', SYSTEMS, { 'graphile-worker': 'graphile' }),
-    workloads: v.workloads === undefined ? new Set(WORKLOADS) : namesOption(v.workloads, '--workloads', WORKLOADS, { 'fan-out': 'fanout' }),
+    workloads: v.workloads === undefined ? new Set(WORKLOADS) : namesOption(v.workloads, '--workloads', WORKLOADS, { 'fan-out': 'fanout', backlog: 'linear-backlog' }),
     workers: v.workers === undefined ? (quick ? [1, 4] : [1, 2, 4]) : countsOption(v.workers, '--workers'),
     durabilities,
     stats: v.stats ?? false,
@@ -123,9 +124,10 @@ type PlannedJob = Omit<PgJob, 'url'>;
 
 /**
  * What to measure. Swarm: every workload at every worker count at full; at process (when both are
- * asked for) linear at every worker count and latency with the fewest. DBOS runs in one process:
- * linear at every durability, latency at full. graphile-worker: linear at full with the smallest and
- * the largest worker count and at process with the largest, latency at full with one worker process.
+ * asked for) linear at every worker count, linear-backlog and latency with the fewest. DBOS runs in
+ * one process: linear at every durability, latency at full. graphile-worker: linear at full with the
+ * smallest and the largest worker count and at process with the largest, latency at full with one
+ * worker process.
  */
 function plan(o: Options): PlannedJob[] {
   const common = { quick: o.quick, keep: o.keep, stats: o.stats, trace: o.trace, ...(o.linearRuns ? { linearRuns: o.linearRuns } : {}), ...(o.warmupRuns !== undefined ? { warmupRuns: o.warmupRuns } : {}), ...(o.base ? { base: o.base } : {}) };
@@ -137,10 +139,10 @@ function plan(o: Options): PlannedJob[] {
   for (const w of WORKLOADS) {
     if (!has('swarm', w)) continue;
     for (const d of o.durabilities) {
-      // With both durabilities, `process` is the cheap extra: linear at every worker count, latency
-      // with the fewest worker processes, no fan-out.
+      // With both durabilities, `process` is the cheap extra: linear at every worker count, the
+      // backlog and latency with the fewest worker processes, no fan-out.
       if (both && d === 'process' && w === 'fanout') continue;
-      const workers = both && d === 'process' && w === 'latency' ? [Math.min(...o.workers)] : o.workers;
+      const workers = both && d === 'process' && (w === 'latency' || w === 'linear-backlog') ? [Math.min(...o.workers)] : o.workers;
       for (const n of workers) jobs.push({ system: 'swarm', workload: w, workers: n, durability: d, ...common, ...swarmExtra });
     }
   }
@@ -157,15 +159,19 @@ function plan(o: Options): PlannedJob[] {
 
 
 /** Run one measurement in a fresh Node process (same Node flags as this one). */
-function inChild(job: PgJob, timeoutMs = 180_000 * Math.max(1, (linearRuns(job) + warmupRuns(job)) / 200)): Promise<PgResult> {
+function inChild(job: PgJob, timeoutMs = 180_000 * Math.max(1, ((job.workload === 'linear-backlog' ? backlogRuns(job) : linearRuns(job)) + warmupRuns(job)) / 200)): Promise<PgResult> {
   return runInChild<PgJob, PgResult>(fileURLToPath(import.meta.url), job, pgJobKey(job), timeoutMs);
 }
 
 async function runJob(job: PgJob): Promise<PgResult> {
   // Loaded here, in the child: the parent needs none of the engines.
-  const { floor, swarmFanout, swarmLatency, swarmLinear } = await import('./pg-workloads.js');
+  const { floor, swarmBacklog, swarmFanout, swarmLatency, swarmLinear } = await import('./pg-workloads.js');
   if (job.system === 'floor') return floor(job);
-  if (job.system === 'swarm') return job.workload === 'linear' ? swarmLinear(job) : job.workload === 'fanout' ? swarmFanout(job) : swarmLatency(job);
+  if (job.system === 'swarm') {
+    if (job.workload === 'linear') return swarmLinear(job);
+    if (job.workload === 'linear-backlog') return swarmBacklog(job);
+    return job.workload === 'fanout' ? swarmFanout(job) : swarmLatency(job);
+  }
   // DBOS's own pool use makes pg print a deprecation warning once per process: not ours to fix.
   if (job.system === 'dbos') process.noDeprecation = true;
   const peers = await import('./pg-peers.js');
@@ -212,7 +218,7 @@ async function main(argv: readonly string[]): Promise<void> {
         const l = reps.get(key) ?? [];
         l.push(result);
         reps.set(key, l);
-        console.log(`  [${r}/${o.repeat}] ${key.padEnd(28)} ${brief(result)}  (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+        console.log(`  [${r}/${o.repeat}] ${key.padEnd(31)} ${brief(result)}  (${((Date.now() - t) / 1000).toFixed(1)} s)`);
       }
     }
   } finally {
@@ -225,7 +231,8 @@ async function main(argv: readonly string[]): Promise<void> {
     return { key, job, reps: l.length, median: medianOfReps(l) };
   });
   const rs = ratios(summaries);
-  const targets = pgTargets(summaries);
+  const backlog = backlogRatios(summaries, reps);
+  const targets = pgTargets(summaries, backlog);
   const elapsed = (Date.now() - t0) / 1000;
 
   console.log(`\nPostgreSQL ${settings.server_version ?? ''} (${server.kind}); medians of ${o.repeat}; procs = processes executing steps; ÷floor = steps/s ÷ 1-connection INSERT commits/s at the same synchronous_commit\n`);
@@ -233,6 +240,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const rt = ratioTable(rs);
   if (rt) console.log(`Ratios (same run, medians)\n\n${rt}\n`);
   console.log(`Targets (this machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'})\n\n${pgTargetsTable(targets)}`);
+  for (const b of backlog) console.log(`${b.backlog} ÷ ${b.linear}, steps/s, by repetition: ${b.per_repetition.map((r) => `${r.toFixed(2)}×`).join(', ')}`);
   const tr = pgTraceTable(summaries);
   if (tr) console.log(`\nQueries of Swarm's worker processes during the measured phase (--trace; first repetition's statements)\n\n${tr}`);
   const st = statementsReport(summaries);
@@ -251,6 +259,7 @@ async function main(argv: readonly string[]): Promise<void> {
       host: hostInfo(loadBefore),
       summaries,
       ratios: rs,
+      backlog_ratios: backlog,
       targets,
       repetitions: Object.fromEntries(reps),
     };

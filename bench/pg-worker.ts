@@ -7,11 +7,13 @@
  *   - a graphile-worker runner with one task, `step`, that enqueues the next job of its chain.
  *
  * and tells its parent when a run (a chain) has finished. Messages in: `mark` (start of the measured
- * phase), `collect` (send the CPU time since `mark` and the tick stamps, then forget them), `stop`.
+ * phase), `collect` (send the CPU time since `mark` and the tick stamps, then forget them), `pause`
+ * (Swarm: stop the worker, keep the process, its connections and its compiled code; answered with
+ * `paused`), `resume` (Swarm: a new worker with the concurrency given), `stop`.
  */
 import { Phase } from './phase.js';
 import type { Runner, Task } from 'graphile-worker';
-import { Swarm, type Durability } from '../src/index.js';
+import { Swarm, type Durability, type Worker } from '../src/index.js';
 import { installPgTrace, pgTraceReport, resetPgTrace, type PgTraceReport } from './pg-trace.js';
 
 export interface SwarmWorkerConfig {
@@ -48,9 +50,10 @@ export type ToParent =
   | { type: 'ready' }
   | { type: 'finished'; id: string; status: string }
   | { type: 'collected'; cpu_ms: number; rss_mb: number; stamps: Stamp[]; trace?: PgTraceReport }
+  | { type: 'paused' }
   | { type: 'error'; error: string };
 
-export type ToWorker = { type: 'mark' } | { type: 'collect' } | { type: 'stop' };
+export type ToWorker = { type: 'mark' } | { type: 'collect' } | { type: 'pause' } | { type: 'resume'; concurrency: number } | { type: 'stop' };
 
 /** graphile-worker job payload: chain id, position, chain length, whether to stamp. */
 export interface ChainJob {
@@ -70,6 +73,8 @@ async function main(): Promise<void> {
   const stamps: Stamp[] = [];
   let cpuMark = process.cpuUsage();
   let stop: () => Promise<void>;
+  let pause: () => Promise<void> = async () => undefined;
+  let resume: (concurrency: number) => void = () => undefined;
 
   const trace = config.kind === 'swarm' && config.trace === true;
   if (trace) installPgTrace();
@@ -88,7 +93,12 @@ async function main(): Promise<void> {
       stamps.push({ key: `${ctx.runId}/${ctx.stepId}`, start, end: hrMs() });
       return {};
     });
-    swarm.worker({ concurrency: config.concurrency, onFinished: (id, status) => send({ type: 'finished', id, status }) });
+    const startWorker = (concurrency: number): Worker => swarm.worker({ concurrency, onFinished: (id, status) => send({ type: 'finished', id, status }) });
+    let worker = startWorker(config.concurrency);
+    pause = () => worker.stop();
+    resume = (concurrency) => {
+      worker = startWorker(concurrency);
+    };
     stop = () => swarm.close();
   } else {
     const step: Task = async (payload, helpers) => {
@@ -134,6 +144,13 @@ async function main(): Promise<void> {
       void phase?.end();
       phase = undefined;
       send({ type: 'collected', cpu_ms: (cpu.user + cpu.system) / 1000, rss_mb: process.resourceUsage().maxRSS / 1024, stamps: stamps.splice(0), ...(trace ? { trace: pgTraceReport() } : {}) });
+    } else if (m.type === 'pause') {
+      pause().then(
+        () => send({ type: 'paused' }),
+        (e: unknown) => send({ type: 'error', error: `pausing: ${String(e)}` }),
+      );
+    } else if (m.type === 'resume') {
+      resume(m.concurrency);
     } else if (m.type === 'stop') {
       stop().then(
         () => process.exit(0),

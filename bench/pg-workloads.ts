@@ -8,7 +8,7 @@
 import pg from 'pg';
 import { Swarm } from '../src/index.js';
 import { chainSteps, fanOutSteps, freshDir, NOOP_AGENT_DIR, nowMs, percentile, writeBuiltinAgent, writeWorkflow, type BenchDir } from './harness.js';
-import { Flow, linearRuns, PhaseProbe, runLatencies, warmupRuns, WorkerSet, type FloorResult, type LatencyResult, type PgJob, type ThroughputResult } from './pg-drive.js';
+import { backlogRuns, Flow, linearRuns, PhaseProbe, runLatencies, warmupRuns, WorkerSet, type FloorResult, type LatencyResult, type PgJob, type ThroughputResult } from './pg-drive.js';
 import type { Stamp, SwarmWorkerConfig } from './pg-worker.js';
 
 // ---------------------------------------------------------------- floor
@@ -154,6 +154,77 @@ export async function swarmLinear(job: PgJob): Promise<ThroughputResult> {
     // Warm-up (JIT, prepared statements on every connection, table growth): not measured.
     if (warmupRuns(job) > 0) await drive(env, 'linear10', warmupRuns(job), inFlight);
     return await measureThroughput(env, job, { workload: 'linear', workflow: 'linear10', runs, inFlight, steps: runs * stepsPerRun, concurrency });
+  } finally {
+    await tearDown(env);
+  }
+}
+
+/**
+ * linear-backlog: 2,400 runs (400 with --quick) of the same 10-step chain, queued before the workers
+ * start. After linear's warm-up the workers are paused (their processes stay up, with their
+ * connections and compiled code), the runs are created, then a new worker in every process drains
+ * them with concurrency 32 ÷ the number of worker processes: as many steps at once as linear's 32 runs
+ * in flight allow. Every claim then chooses among thousands of runs with a ready step; steps/s over
+ * linear's, in the same run, shows whether a claim's cost grows with the queue.
+ */
+export async function swarmBacklog(job: PgJob): Promise<ThroughputResult> {
+  const runs = backlogRuns(job);
+  const stepsPerRun = 10;
+  const inFlight = 32;
+  const concurrency = Math.ceil(inFlight / job.workers);
+  const env = await setUp(job, 'backlog', 64);
+  try {
+    await env.swarm.registerAgent(NOOP_AGENT_DIR);
+    await env.swarm.registerWorkflow(writeWorkflow(env.dir, 'linear10', 'noop@1.0.0', chainSteps(stepsPerRun)));
+    // The same warm-up as linear's, with linear's worker concurrency: not measured.
+    if (warmupRuns(job) > 0) await drive(env, 'linear10', warmupRuns(job), inFlight);
+    await env.workers.pause();
+    const ids: string[] = [];
+    for (let i = 0; i < runs; i++) ids.push(await env.swarm.startRun('linear10'));
+    const wanted = new Set(ids);
+    let finished = 0;
+    let failed = 0;
+    let t1 = 0;
+    const done = new Promise<void>((resolve) => {
+      env.workers.finished = (id, status) => {
+        if (!wanted.has(id)) return;
+        if (status !== 'completed') failed++;
+        if (++finished === runs) {
+          t1 = nowMs();
+          resolve();
+        }
+      };
+    });
+    await env.probe.start();
+    env.workers.mark();
+    const t0 = nowMs();
+    env.workers.resume(concurrency);
+    await Promise.race([done, env.workers.failed]);
+    const wallMs = t1 - t0;
+    const collected = await env.workers.collect();
+    const counters = await env.probe.end(collected.cpu_ms);
+    if (failed) throw new Error(`linear-backlog: ${failed} of ${runs} runs did not complete`);
+    // The runs wait in the queue by design, so their latency is counted from their first claim.
+    const rows = (await env.swarm.listRuns({ workflow: 'linear10', limit: 100_000 })).filter((r) => wanted.has(r.id));
+    const lat = rows.map((r) => (r.completed_at ?? Number.NaN) - (r.started_at ?? Number.NaN));
+    const steps = runs * stepsPerRun;
+    return {
+      system: 'swarm',
+      workload: 'linear-backlog',
+      durability: job.durability,
+      workers: job.workers,
+      runs,
+      steps,
+      in_flight: runs,
+      worker_concurrency: concurrency,
+      wall_ms: wallMs,
+      steps_per_s: steps / (wallMs / 1000),
+      run_p50_ms: percentile(lat, 50),
+      run_p99_ms: percentile(lat, 99),
+      rss_max_mb: collected.rss_mb,
+      ...(collected.trace ? { trace: collected.trace } : {}),
+      ...counters,
+    };
   } finally {
     await tearDown(env);
   }

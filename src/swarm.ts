@@ -267,7 +267,7 @@ export class Swarm {
 
   private processAgents(): ProcessExecutor {
     this.sandboxChoice ??= chooseSandbox(this.config.sandbox);
-    this.processExecutor ??= new ProcessExecutor({ sandbox: this.sandboxChoice.sandbox, cgroups: this.config.memoryCgroups, logCaptureBytes: this.config.limits.log_capture_bytes });
+    this.processExecutor ??= new ProcessExecutor({ sandbox: this.sandboxChoice.sandbox, cgroups: this.config.memoryCgroups, logCaptureBytes: this.config.limits.log_capture_bytes, redactor: this.redactor });
     return this.processExecutor;
   }
 
@@ -478,11 +478,13 @@ export class Swarm {
     const { name, range } = parseRef(ref);
     const inputBytes = byteLength(JSON.stringify(input) ?? '');
     if (inputBytes > this.config.limits.run_input_bytes) throw new LimitExceededError('run input', 'run_input_bytes', this.config.limits.run_input_bytes, inputBytes);
+    // A secret's value typed into a run's input is stored as its marker, like a handler-started run's:
+    // steps then see the marker, so they should reference ${secrets.NAME} instead.
     const trigger = {
       trigger_type: options.trigger_type ?? 'manual',
-      trigger_data: input,
+      trigger_data: this.redactor.value(input),
       ...(options.idempotencyKey ? { idempotency_key: options.idempotencyKey } : {}),
-      ...(options.metadata && Object.keys(options.metadata).length ? { metadata: options.metadata } : {}),
+      ...(options.metadata && Object.keys(options.metadata).length ? { metadata: this.redactor.value(options.metadata) } : {}),
     };
     let created: { id: string; created: boolean };
     if (this.store.kind === 'postgres') {
@@ -679,7 +681,8 @@ export class Swarm {
         if (existing.agent !== rec.name) throw new UserError('SESSION_AGENT_MISMATCH', `session ${sessionId} is a chat with '${existing.agent}', not '${rec.name}'`, { session: sessionId });
       }
       const chat = new ChatSession({
-        store: this.store,
+        // A chat's transcript is stored like a step's: through the redacting store.
+        store: this.llmOptions.store,
         sessionId,
         start: agents.get(rec.name) as NonNullable<ReturnType<typeof agents.get>>,
         agents,
@@ -735,7 +738,10 @@ export class Swarm {
   async verify(idOrPrefix: string, options: VerifyOptions = {}): Promise<VerifyReport> {
     const id = await this.resolveRunId(idOrPrefix);
     const events = await this.store.getEvents(id);
-    const createdAt = events[0]?.at ?? Number.POSITIVE_INFINITY;
+    // The later of the first event's time and the time in the run id (a UUIDv7 starts with its
+    // creation time in ms): editing the event's timestamp alone does not make a run legacy.
+    const idTime = Number.parseInt(id.replace(/-/g, '').slice(0, 12), 16);
+    const createdAt = Math.max(events[0]?.at ?? Number.POSITIVE_INFINITY, Number.isFinite(idTime) ? idTime : 0);
     const legacyAllowed = options.allowLegacy === true && createdAt < this.keys.keyedSince;
     const chain = checkChain(this.keys.chain, events, { allowLegacy: legacyAllowed });
     const problems: VerifyReport['problems'] = chain.problems;

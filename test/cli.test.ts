@@ -408,7 +408,8 @@ steps:
     const evPlain = ok(expect, await s.run(['runs', 'events', c]));
     expect(lines(evPlain.stdout)).toHaveLength(1);
     expect(lines(evPlain.stdout)[0]).toMatch(/^\s+1\s+\S+ \S+\s+RUN_CREATED\s/);
-  });
+    // About 25 CLI processes in a row: allow a loaded machine the time.
+  }, 120_000);
 
   test('runs logs <id> <step> shows what a node or bash step printed', async ({ expect }) => {
     const s = await withExamples();

@@ -5,6 +5,7 @@
  * everything) or of any command's output holds the value. Real processes, real SQLite files.
  * Build first: `npm run build`.
  */
+import Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -165,24 +166,64 @@ describe('secrets at rest', () => {
     expect(found.hits, `files under the Swarm home holding the secret`).toEqual([]);
   });
 
-  test('a value stored in the clear (run input given by the user, or data from before redaction) is shown by no CLI view', async ({ expect }) => {
+  test('run input a user typed is stored redacted; a value stored in the clear before (even cut by a view) is shown by no CLI view', async ({ expect }) => {
     const s = setup();
     expect((await s.run(['agent', 'register', join(EXAMPLES.agents, 'echo')])).code).toBe(0);
     expect((await s.run(['workflow', 'register', join(EXAMPLES.workflows, 'echo-chain')])).code).toBe(0);
     const r = await s.run(['run', 'echo-chain', JSON.stringify({ message: `input ${SECRET}` }), '--json']);
     expect(r.code, show(r)).toBe(0);
     const id = (JSON.parse(r.stdout) as { run_id: string }).run_id;
-    // The trigger data is the user's own and stored as given; the step outputs are redacted.
-    expect(s.query<{ trigger_data: string }>('SELECT trigger_data FROM workflow_runs WHERE id = ?', id)[0]?.trigger_data).toContain(SECRET);
-    expect(JSON.stringify(s.query('SELECT outputs FROM step_executions WHERE run_id = ?', id))).not.toContain(SECRET);
+    // The trigger data is stored with the marker, like the step inputs and outputs.
+    const trigger = s.query<{ trigger_data: string }>('SELECT trigger_data FROM workflow_runs WHERE id = ?', id)[0]?.trigger_data;
+    expect(trigger).toBe(JSON.stringify({ message: 'input [secret:PLANTED]' }));
+    expect(JSON.stringify(s.query('SELECT inputs, outputs FROM step_executions WHERE run_id = ?', id))).not.toContain(SECRET);
+
+    // Data stored in the clear (from before redaction), long enough that `runs show` cuts it right
+    // through the secret: the view redacts before it cuts, so not even the secret's start shows.
+    const cutAt = 4000; // VIEW_VALUE_CHARS
+    const pad = 'p'.repeat(cutAt - '{"message":"'.length - Math.floor(SECRET.length / 2));
+    const db = new Database(s.db);
+    try {
+      db.prepare('UPDATE workflow_runs SET trigger_data = ? WHERE id = ?').run(JSON.stringify({ message: `${pad}${SECRET} and more ${'q'.repeat(5000)}` }), id);
+    } finally {
+      db.close();
+    }
     const views = [r];
     for (const args of [['runs', 'show', id], ['runs', 'show', id, '--json'], ['runs', 'list', '--json'], ['runs', 'events', id, '--json']]) {
       const v = await s.run(args);
       expect(v.code, show(v)).toBe(0);
       views.push(v);
     }
-    expect(views[2]?.stdout).toContain('input [secret:PLANTED]');
-    for (const v of views) expect(v.stdout + v.stderr).not.toContain(SECRET);
+    expect(views[1]?.stdout).toContain(`${pad}[secret:PLANTED]`);
+    expect(views[2]?.stdout).toContain(`${pad}[secret:PLANTED] and more`);
+    for (const v of views) expect(v.stdout + v.stderr).not.toContain(SECRET.slice(0, 16));
+  });
+
+  test('a secret printed right where the log capture is cut: neither half of it is stored', async ({ expect }) => {
+    const s = makeSandbox({ env: ENV });
+    s.write('swarm.yaml', 'name: cut\nlimits: { log_capture_bytes: 1024 }\n');
+    s.write('agents/noisy/agent.yaml', 'name: noisy\nversion: 1.0.0\nruntime: { type: bash, entry: run.sh }\nenv: { TOKEN: "${secrets.PLANTED}" }\n');
+    // The kept tail (1,024 bytes) starts in the middle of the secret, on stdout and on stderr.
+    const fill = 1024 - Math.floor(SECRET.length / 2);
+    s.write('agents/noisy/run.sh', `#!/usr/bin/env bash\nprintf '%s' "$TOKEN"; head -c ${fill} /dev/zero | tr '\\0' x\nprintf '%s' "$TOKEN" >&2; head -c ${fill} /dev/zero | tr '\\0' y >&2\necho '{}' > "$2"\n`, 0o755);
+    s.write('workflows/noisy/workflow.yaml', 'name: noisy\nversion: 1.0.0\nsteps:\n  - { id: talk, agent: noisy@1.0.0 }\n');
+    expect((await s.run(['agent', 'register', 'agents/noisy'])).code).toBe(0);
+    expect((await s.run(['workflow', 'register', 'workflows/noisy'])).code).toBe(0);
+    const r = await s.run(['run', 'noisy', '--json']);
+    expect(r.code, show(r)).toBe(0);
+    const [logs] = s.query<{ stdout: string; stderr: string; truncated: number }>('SELECT stdout, stderr, truncated FROM step_logs');
+    expect(logs?.truncated).toBe(1);
+    expect(logs?.stdout).toMatch(/x{100}$/);
+    expect(logs?.stderr).toMatch(/y{100}$/);
+    // The agent did print it (its marker is kept whole: it is shorter than the secret), and the
+    // secret's last characters, which a cut through the value would have kept, are nowhere.
+    const end = SECRET.slice(-12);
+    for (const text of [logs?.stdout ?? '', logs?.stderr ?? '']) {
+      expect(Buffer.byteLength(text)).toBeLessThanOrEqual(1024);
+      expect(text.startsWith('[secret:PLANTED]')).toBe(true);
+      expect(text).not.toContain(end);
+    }
+    expect(filesContaining(s.home as string, end).hits).toEqual([]);
   });
 
   test('an llm step: the vendor gets the secret; the transcript, tool ledger and outputs in the store hold only the marker', async ({ expect }) => {

@@ -110,6 +110,15 @@ describe('Redactor', () => {
     expect(r.text('raw: he said "hi"\\now')).toBe('raw: [secret:Q]');
   });
 
+  it('a "__proto__" key stays a key of the redacted copy; it never becomes its prototype', () => {
+    const r = new Redactor({ K: 'hidden-value' });
+    const out = r.value(JSON.parse('{"__proto__": {"isAdmin": true}, "note": "hidden-value"}') as Record<string, unknown>);
+    expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+    expect((out as { isAdmin?: unknown }).isAdmin).toBeUndefined();
+    expect(Object.keys(out)).toEqual(['__proto__', 'note']);
+    expect(JSON.stringify(out)).toBe('{"__proto__":{"isAdmin":true},"note":"[secret:K]"}');
+  });
+
   it('values with regular-expression characters are matched literally; no secrets means no change at all', () => {
     const r = new Redactor({ RE: 'a.b*c' });
     expect(r.text('axbbc a.b*c')).toBe('axbbc [secret:RE]');

@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { byteLength, LIMIT_DEFAULTS, LimitExceededError } from '../core/limits.js';
 import pc from 'picocolors';
+import { setViewRedactor } from './render.js';
 import { UserError } from '../core/errors.js';
 import { Swarm } from '../swarm.js';
 import type { LoopEvent } from '../agents/loop.js';
@@ -55,7 +56,10 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
         // The key is in the resolved configuration now: agents started by this process (whose
         // environment is inherited from it) must not find it in theirs.
         if (env === process.env) delete process.env.SWARM_MASTER_KEY;
-        if (swarm.redactor.active) redact = (s) => swarm.redactor.text(s);
+        if (swarm.redactor.active) {
+          redact = (s) => swarm.redactor.text(s);
+          setViewRedactor(redact);
+        }
         return swarm;
       });
       return opened;

@@ -256,6 +256,16 @@ export const VIEW_VALUE_CHARS = 4000;
 /** Longest block of final outputs `swarm run` prints in full, in characters. */
 export const VIEW_OUTPUTS_CHARS = 16_000;
 
+let viewRedact: (text: string) => string = (t) => t;
+
+/**
+ * Set what replaces secret values in human views. Values are redacted before they are cut to fit:
+ * the CLI redacts every finished line too, but a secret cut in two would no longer be recognised.
+ */
+export function setViewRedactor(redact: (text: string) => string): void {
+  viewRedact = redact;
+}
+
 /**
  * A long value cut for a human view, saying how much was left out and how to see all of it
  * (`--json` never cuts anything).
@@ -264,12 +274,13 @@ export const VIEW_OUTPUTS_CHARS = 16_000;
  *   truncateView(JSON.stringify(run.trigger_data), VIEW_VALUE_CHARS, 'swarm runs show <id> --json')
  */
 export function truncateView(text: string, max: number, seeAll: string): string {
+  text = viewRedact(text);
   if (text.length <= max) return text;
   const rest = Buffer.byteLength(text.slice(max), 'utf8');
   return `${text.slice(0, max)}… [${rest.toLocaleString('en-US')} more bytes not shown: ${seeAll} prints all]`;
 }
 
 export function clip(text: string, max: number): string {
-  const one = text.replace(/\s+/g, ' ');
+  const one = viewRedact(text).replace(/\s+/g, ' ');
   return one.length > max ? `${one.slice(0, max - 1)}…` : one;
 }

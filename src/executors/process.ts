@@ -4,6 +4,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { StepError } from '../core/errors.js';
 import type { AgentRuntime } from '../core/manifest/agent.js';
 import { noneSandbox, type Sandbox } from '../sandbox/sandbox.js';
+import type { Redactor } from '../secrets/redactor.js';
 import type { ExecutionContext, ExecutionResult, Executor, StepIsolation, StepLogs } from './executor.js';
 import { createMemoryCage, type MemoryCage } from './memory-limit.js';
 
@@ -24,6 +25,8 @@ export interface ProcessExecutorOptions {
   keepWorkDirs?: boolean;
   /** How much of each of stdout and stderr is kept, the tail (`limits.log_capture_bytes`; default LOG_LIMIT_BYTES). */
   logCaptureBytes?: number;
+  /** Replaces secret values in the captured logs before they are cut to size, so a cut never leaves part of one. */
+  redactor?: Redactor;
 }
 
 /**
@@ -52,7 +55,6 @@ export class ProcessExecutor implements Executor {
     const outputFile = join(ctx.workDir, 'output.json');
     rmSync(outputFile, { force: true });
     rmSync(inputFile, { force: true });
-    writeFileSync(inputFile, JSON.stringify(ctx.inputs), { mode: 0o600 });
 
     const cage = createMemoryCage(runtime.memory_mb, { cgroups: this.options.cgroups !== false });
     const isolation = isolationOf(this.sandbox, runtime, cage);
@@ -60,12 +62,13 @@ export class ProcessExecutor implements Executor {
     ({ cmd, args } = this.sandbox.wrap(cmd, args, { packageDir: ctx.agent.path, workDir: ctx.workDir, readOnly: readOnlyPaths(runtime, ctx.agent.path, cmd) }));
     if (cage) ({ cmd, args } = cage.wrap(cmd, args));
 
-    const logs = new LogCapture(this.options.logCaptureBytes ?? LOG_LIMIT_BYTES);
+    const logs = new LogCapture(this.options.logCaptureBytes ?? LOG_LIMIT_BYTES, this.options.redactor);
     const env: Record<string, string> = {
-      ...ctx.env,
       PATH: this.options.path ?? process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-      HOME: ctx.workDir,
       ...((this.options.lang ?? process.env.LANG) ? { LANG: (this.options.lang ?? process.env.LANG) as string } : {}),
+      // What the agent declares under env: (it may set its own PATH or LANG); HOME and SWARM_* are Swarm's.
+      ...ctx.env,
+      HOME: ctx.workDir,
       SWARM_RUN_ID: ctx.runId,
       SWARM_STEP_ID: ctx.stepId,
       SWARM_ATTEMPT: String(ctx.attempt),
@@ -85,6 +88,8 @@ export class ProcessExecutor implements Executor {
     };
     let ok = false;
     try {
+      // Inside the try: should writing fail (a full disk), the finally removes what was written.
+      writeFileSync(inputFile, JSON.stringify(ctx.inputs), { mode: 0o600 });
       const exit = await runGroup(cmd, args, { cwd: ctx.agent.path, env, signal: ctx.signal, logs, killTree, spareOnTerm, ...(ctx.onProcess ? { onSpawn: ctx.onProcess } : {}) });
       ctx.onProcess?.(null);
       const captured = logs.result();
@@ -241,9 +246,12 @@ export function hasPrlimit(): boolean {
   return prlimitFound;
 }
 
-/** Keeps the last `limit` bytes of each stream. */
+/** Keeps the last `limit` bytes of each stream, secret values redacted. */
 class LogCapture {
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly redactor?: Redactor,
+  ) {}
 
   private out: Buffer[] = [];
   private err: Buffer[] = [];
@@ -264,10 +272,16 @@ class LogCapture {
   }
 
   result(): StepLogs {
+    const r = this.redactor?.active ? this.redactor : undefined;
+    // With secrets to redact, keep enough before the cut to see a secret that straddles it whole,
+    // redact, then cut: a cut through a marker is harmless, one through a value would leak its end.
+    const slack = r ? Math.min(r.longestBytes, this.limit) : 0;
     const tail = (list: Buffer[]): string => {
       const all = Buffer.concat(list);
       if (all.length > this.limit) this.truncated = true;
-      return all.subarray(Math.max(0, all.length - this.limit)).toString('utf8');
+      if (!r) return all.subarray(Math.max(0, all.length - this.limit)).toString('utf8');
+      const redacted = Buffer.from(r.text(all.subarray(Math.max(0, all.length - this.limit - slack)).toString('utf8')));
+      return redacted.subarray(Math.max(0, redacted.length - this.limit)).toString('utf8');
     };
     const stdout = tail(this.out);
     const stderr = tail(this.err);

@@ -17,6 +17,8 @@
 export class Redactor {
   private readonly pattern: RegExp | undefined;
   private readonly markers = new Map<string, string>();
+  /** The longest secret form, in UTF-8 bytes: how far before a cut a secret may start. */
+  readonly longestBytes: number;
 
   constructor(secrets: Readonly<Record<string, string>>) {
     for (const [name, value] of Object.entries(secrets)) {
@@ -27,6 +29,7 @@ export class Redactor {
     // Longest first, so a value that contains another is replaced whole.
     const forms = [...this.markers.keys()].sort((a, b) => b.length - a.length);
     this.pattern = forms.length ? new RegExp(forms.map(escapeRegExp).join('|'), 'g') : undefined;
+    this.longestBytes = forms.reduce((n, f) => Math.max(n, Buffer.byteLength(f)), 0);
   }
 
   /** Are there any secrets to redact? */
@@ -50,8 +53,9 @@ export class Redactor {
     if (typeof v === 'string') return this.text(v);
     if (Array.isArray(v)) return v.map((x) => this.walk(x));
     if (v && typeof v === 'object' && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null)) {
+      // defineProperty, not assignment: a `__proto__` key stays a key instead of setting the prototype.
       const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) out[this.text(k)] = this.walk(x);
+      for (const [k, x] of Object.entries(v)) Object.defineProperty(out, this.text(k), { value: this.walk(x), enumerable: true, writable: true, configurable: true });
       return out;
     }
     return v;

@@ -55,10 +55,13 @@ function swarmVersion(): string {
   return clientVersion;
 }
 
-/** The environment of a stdio server: the worker's, without Swarm secrets, plus the entry's `env`. */
+/**
+ * The environment of a stdio server: the worker's without any `SWARM_*` variable (secrets, the
+ * master key, the database URL), plus the entry's `env`.
+ */
 function serverEnv(server: McpStdioServer): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('SWARM_SECRET_')) env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('SWARM_')) env[k] = v;
   return { ...env, ...scalarMapToStrings(server.env) };
 }
 

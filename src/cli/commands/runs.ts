@@ -7,7 +7,7 @@ import { resolveConfig } from '../../config/config.js';
 import { examplesDir, initProject } from '../../scaffold.js';
 import { runExitCode, shortRunId, Swarm } from '../../swarm.js';
 import { parseInput, parsePositiveInt, parseSeconds, parseSince, type CliContext } from '../context.js';
-import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, ProgressReporter, runJson, runListJson, table, truncateView, VIEW_OUTPUTS_CHARS, VIEW_VALUE_CHARS } from '../render.js';
+import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, ProgressReporter, runJson, runListJson, table, clip, truncateView, VIEW_OUTPUTS_CHARS, VIEW_VALUE_CHARS } from '../render.js';
 import type { LoopEvent } from '../../agents/loop.js';
 
 interface AttachOptions {
@@ -25,8 +25,7 @@ function cmd(ctx: CliContext): string {
 
 /** The first line of an error, shortened for a table cell (`runs show` has the whole of it). */
 function firstLine(text: string | null, max = 80): string {
-  const line = (text ?? '').split('\n')[0] ?? '';
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+  return clip((text ?? '').split('\n')[0] ?? '', max);
 }
 
 /**
@@ -200,7 +199,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       if (r.error) ctx.out(`${pc.red('error')}${r.error_step ? ` in '${r.error_step}'` : ''}: ${truncateView(r.error, VIEW_VALUE_CHARS, seeAll)}`);
       if (usage.sessions) ctx.out(`llm usage: ${usage.input_tokens} tokens in, ${usage.output_tokens} out, $${usage.cost_usd.toFixed(4)} (${usage.sessions} session${usage.sessions === 1 ? '' : 's'}: swarm sessions list --run ${r.id})`);
       ctx.out('');
-      ctx.out(table(['STEP', 'AGENT', 'STATUS', 'ATTEMPTS', 'DURATION', 'OUTPUTS / ERROR'], d.steps.map((s) => [s.step_id, `${s.agent_name}@${s.agent_version}`, colorStatus(s.status), s.attempt || '', formatMs(s.duration_ms), s.error !== null ? truncateView(s.error, VIEW_VALUE_CHARS, seeAll) : s.outputs === null ? '' : JSON.stringify(s.outputs).slice(0, 100)])));
+      ctx.out(table(['STEP', 'AGENT', 'STATUS', 'ATTEMPTS', 'DURATION', 'OUTPUTS / ERROR'], d.steps.map((s) => [s.step_id, `${s.agent_name}@${s.agent_version}`, colorStatus(s.status), s.attempt || '', formatMs(s.duration_ms), s.error !== null ? truncateView(s.error, VIEW_VALUE_CHARS, seeAll) : s.outputs === null ? '' : clip(JSON.stringify(s.outputs), 100)])));
     });
 
   runs

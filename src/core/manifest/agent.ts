@@ -220,6 +220,7 @@ function checkEnv(env: Record<string, string>, type: RuntimeType, problems: Prob
       continue;
     }
     if (name.startsWith('SWARM_')) problems.add(field, 'names starting with SWARM_ belong to the process contract; choose another name', at);
+    if (name === 'HOME') problems.add(field, "HOME is the attempt's work directory (SWARM_WORK_DIR); choose another name", at);
     if (value.includes('\0')) problems.add(field, 'must not contain a NUL character', at);
     let refs;
     try {
