@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { resolveConfig, type ResolveConfigOptions, type SwarmConfig } from './config/config.js';
 import { ManifestError, NotFoundError, PolicyError, ResumeError, UserError, VerificationError } from './core/errors.js';
 import { checkChain, digestJson, type RunEvent } from './core/events.js';
-import { validateAgainst } from './core/io-schema.js';
+import { fieldProblems, validateAgainst } from './core/io-schema.js';
 import { parseAgentManifest, parseRef, pickRecord } from './core/manifest/agent.js';
 import { checkAgainstRegistry, parseWorkflowSource } from './core/manifest/workflow.js';
 import { TERMINAL_RUN, type RunStatus } from './core/states.js';
@@ -116,6 +116,20 @@ export interface IsolationReport {
 
 export interface StartRunOptions {
   trigger_type?: string;
+  /**
+   * One run per key: starting again with a key already used returns the run it created (nothing
+   * new is written), however many callers race. A key used for another workflow is refused
+   * (IDEMPOTENCY_KEY_REUSED).
+   */
+  idempotencyKey?: string;
+  /** Labels kept with the run (string values), shown with it. */
+  metadata?: Record<string, string>;
+}
+
+/** What `createRun` did: the run's id, and whether it is new (false: an idempotency key's earlier run). */
+export interface CreatedRun {
+  runId: string;
+  created: boolean;
 }
 
 /** A run id: time-ordered (UUIDv7), so ids sort by creation. */
@@ -450,39 +464,55 @@ export class Swarm {
    * is written.
    */
   async startRun(ref: string, input: unknown = {}, options: StartRunOptions = {}): Promise<string> {
+    return (await this.createRun(ref, input, options)).runId;
+  }
+
+  /**
+   * `startRun`, telling whether the run is new: with `idempotencyKey`, a repeat returns the run the
+   * key created first with `created: false`.
+   *
+   * @example
+   *   const { runId, created } = await swarm.createRun('echo-chain', { message: 'hi' }, { idempotencyKey: 'order-42' });
+   */
+  async createRun(ref: string, input: unknown = {}, options: StartRunOptions = {}): Promise<CreatedRun> {
     const { name, range } = parseRef(ref);
     const inputBytes = byteLength(JSON.stringify(input) ?? '');
     if (inputBytes > this.config.limits.run_input_bytes) throw new LimitExceededError('run input', 'run_input_bytes', this.config.limits.run_input_bytes, inputBytes);
     // A secret's value typed into a run's input is stored as its marker, like a handler-started run's:
     // steps then see the marker, so they should reference ${secrets.NAME} instead.
-    const trigger = { trigger_type: options.trigger_type ?? 'manual', trigger_data: this.redactor.value(input) };
-    let id: string;
+    const trigger = {
+      trigger_type: options.trigger_type ?? 'manual',
+      trigger_data: this.redactor.value(input),
+      ...(options.idempotencyKey ? { idempotency_key: options.idempotencyKey } : {}),
+      ...(options.metadata && Object.keys(options.metadata).length ? { metadata: this.redactor.value(options.metadata) } : {}),
+    };
+    let created: { id: string; created: boolean };
     if (this.store.kind === 'postgres') {
       // On PostgreSQL the registry reads happen in the run's own transaction and travel with BEGIN
       // (the workflow's versions, and those of the agents it named last time): a start is two round
       // trips. The run is planned against exactly what is registered when it is created.
       const out = await this.store.transaction(
-        async (tx): Promise<{ id: string } | { missing: WorkflowRecord[] }> => {
+        async (tx): Promise<{ id: string; created: boolean } | { missing: WorkflowRecord[] }> => {
           const all = await tx.workflowVersions(name);
           const wf = pickRecord(all, range);
           if (!wf) return { missing: all };
           const plan = await this.planRun(wf, input, (n) => tx.agentVersions(n));
-          return { id: await this.ledger.createRun(tx, wf, plan, trigger) };
+          return this.ledger.createRunOnce(tx, wf, plan, trigger);
         },
         { workflows: [name], ...(this.agentNamesOf.has(name) ? { agents: this.agentNamesOf.get(name) } : {}) },
       );
       if ('missing' in out) {
         throw new NotFoundError('workflow', ref, out.missing.length ? `registered versions: ${out.missing.map((w) => w.version).join(', ')}` : await this.notRegisteredHint('workflow', name));
       }
-      id = out.id;
+      created = out;
     } else {
       // SQLite reads are in-process and cheap; its write transaction stays as short as it can be.
       const wf = await this.getWorkflow(ref);
       const plan = await this.planRun(wf, input, (n) => this.store.listAgents(n));
-      id = await this.store.transaction((tx) => this.ledger.createRun(tx, wf, plan, trigger));
+      created = await this.store.transaction((tx) => this.ledger.createRunOnce(tx, wf, plan, trigger));
     }
-    this.pokeWorkers();
-    return id;
+    if (created.created) this.pokeWorkers();
+    return { runId: created.id, created: created.created };
   }
 
   /** Check a run's input against its workflow and plan it against the registered agents. */
@@ -493,7 +523,10 @@ export class Swarm {
     }
     if (wf.manifest.inputs) {
       const problems = validateAgainst(wf.manifest.inputs, input);
-      if (problems.length) throw new UserError('INPUT_INVALID', `input for workflow ${wf.name}: ${problems.join('; ')}`, { workflow: wf.name });
+      if (problems.length) {
+        const fields = fieldProblems(wf.manifest.inputs, input);
+        throw new UserError('INPUT_INVALID', `input for workflow ${wf.name}: ${problems.join('; ')}`, { workflow: wf.name, field: fields[0]?.field, errors: fields });
+      }
     }
     this.agentNamesOf.set(wf.name, [...new Set(wf.manifest.steps.map((st) => parseRef(st.agent).name))]);
     return buildRunPlan(wf, await agentsFor(wf.manifest, versionsOf), { ...this.config.values });

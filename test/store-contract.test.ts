@@ -255,6 +255,66 @@ function storeContract(name: string, makeStore: MakeStore): void {
         }
       });
 
+      it('an idempotency key creates one run: a repeat returns it and writes nothing', async () => {
+        const first = await h.startRunOnce(chainAB, { n: 1 }, { idempotency_key: 'order-42', metadata: { team: 'ops' } });
+        expect(first.created).toBe(true);
+        const before = await h.snapshot(first.id);
+        const again = await h.startRunOnce(chainAB, { n: 1 }, { idempotency_key: 'order-42' });
+        expect(again).toEqual({ id: first.id, created: false });
+        expect(await h.snapshot(first.id)).toEqual(before);
+        expect((await store.listRuns({})).map((r) => r.id)).toEqual([first.id]);
+        expect(await h.run(first.id)).toMatchObject({ idempotency_key: 'order-42', metadata: { team: 'ops' } });
+        // Runs without a key never collide; another key is another run.
+        const plain = [await h.startRun(chainAB), await h.startRun(chainAB)];
+        expect(await h.run(plain[0]!)).toMatchObject({ idempotency_key: null, metadata: null });
+        const other = await h.startRunOnce(chainAB, {}, { idempotency_key: 'order-43' });
+        expect(other.created).toBe(true);
+        expect(await store.listRuns({})).toHaveLength(4);
+      });
+
+      it('an idempotency key used for another workflow is refused (IDEMPOTENCY_KEY_REUSED)', async () => {
+        const first = await h.startRunOnce(chainAB, {}, { idempotency_key: 'k1' });
+        const err = await expectRejects(h.startRunOnce(diamond, {}, { idempotency_key: 'k1' }));
+        expect(err).toBeInstanceOf(UserError);
+        expect((err as UserError).code).toBe('IDEMPOTENCY_KEY_REUSED');
+        expect((err as UserError).message).toContain(first.id);
+        expect(await store.listRuns({})).toHaveLength(1);
+      });
+
+      it('concurrent creates with one idempotency key, from two store connections, make one run', async () => {
+        await h.startRun(chainAB); // registers the agents and the workflow
+        const other = new Harness(await openAnother(), {}, runIds);
+        const results = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? h : other).startRunOnce(chainAB, { i }, { idempotency_key: 'race' })),
+        );
+        const ids = new Set(results.map((r) => r.id));
+        expect(ids.size).toBe(1);
+        expect(results.filter((r) => r.created)).toHaveLength(1);
+        const runs = await store.listRuns({ limit: 100 });
+        expect(runs.filter((r) => r.idempotency_key === 'race').map((r) => r.id)).toEqual([...ids]);
+        expect(runs).toHaveLength(2);
+      });
+
+      it('listRuns: until and keyset pagination walk every run once, newest first', async () => {
+        const ids: string[] = [];
+        for (let i = 0; i < 5; i++) ids.push(await h.startRun(chainAB, { i }));
+        const all = await store.listRuns({ limit: 100 });
+        expect(all).toHaveLength(5);
+        const seen: string[] = [];
+        let after: { created_at: number; id: string } | undefined;
+        for (;;) {
+          const page = await store.listRuns({ limit: 2, ...(after ? { after } : {}) });
+          if (page.length === 0) break;
+          seen.push(...page.map((r) => r.id));
+          const last = page[page.length - 1]!;
+          after = { created_at: last.created_at, id: last.id };
+        }
+        expect(seen).toEqual(all.map((r) => r.id));
+        const newest = all[0]!;
+        expect((await store.listRuns({ until: newest.created_at })).every((r) => r.created_at < newest.created_at)).toBe(true);
+        expect(await store.listRuns({ until: all[all.length - 1]!.created_at })).toEqual([]);
+      });
+
       it('a transaction that throws after a claim leaves the step ready and the log unchanged', async () => {
         const runId = await h.startRun(chainAB);
         const before = await h.snapshot(runId);
@@ -1004,6 +1064,28 @@ describe('SQLite store: files', () => {
     expect(meta).toBe(1);
   });
 
+  it('a store at schema version 3 with a run in it migrates to 4: the run reads back with no idempotency key, and keys work', async () => {
+    const path = join(dir, 'swarm.db');
+    const s = openSqliteStore({ path, durability: 'full' });
+    const h1 = new Harness(s);
+    const old = await h1.startRun(chainAB, { n: 1 });
+    await s.close();
+    // Back to version 3, as the previous release left it.
+    const db = new Database(path);
+    db.exec(`DROP INDEX idx_runs_idempotency_key; ALTER TABLE workflow_runs DROP COLUMN idempotency_key; ALTER TABLE workflow_runs DROP COLUMN metadata; DELETE FROM schema_migrations WHERE version = 4`);
+    db.close();
+    const again = openSqliteStore({ path, durability: 'full' });
+    try {
+      expect(await again.schemaVersion()).toBe(SCHEMA_VERSION);
+      expect(await again.getRun(old)).toMatchObject({ id: old, trigger_data: { n: 1 }, idempotency_key: null, metadata: null });
+      const h2 = new Harness(again);
+      const first = await h2.startRunOnce(chainAB, {}, { idempotency_key: 'k' });
+      expect(await h2.startRunOnce(chainAB, {}, { idempotency_key: 'k' })).toEqual({ id: first.id, created: false });
+    } finally {
+      await again.close();
+    }
+  });
+
   it('two store objects in one process can run overlapping transactions', async () => {
     const path = join(dir, 'swarm.db');
     const a = openSqliteStore({ path, durability: 'full', busyTimeoutMs: 1500 });
@@ -1144,7 +1226,11 @@ describe('PostgreSQL store: databases, clocks, notifications, connections', () =
       const h = new Harness(s, {}, runIds);
       const runId = await h.startRun(chainAB);
       // Back to version 2, as the previous release left it.
-      await server.query(url, `DROP INDEX idx_steps_ready_order; CREATE INDEX idx_steps_ready ON step_executions(available_at) WHERE status = 'ready'; DELETE FROM schema_migrations WHERE version = 3`);
+      await server.query(
+        url,
+        `DROP INDEX idx_runs_idempotency_key; ALTER TABLE workflow_runs DROP COLUMN idempotency_key, DROP COLUMN metadata;
+         DROP INDEX idx_steps_ready_order; CREATE INDEX idx_steps_ready ON step_executions(available_at) WHERE status = 'ready'; DELETE FROM schema_migrations WHERE version >= 3`,
+      );
       expect(await s.schemaVersion()).toBe(2);
       const again = await open();
       expect(await again.schemaVersion()).toBe(PG_SCHEMA_VERSION);

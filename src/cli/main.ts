@@ -1,14 +1,14 @@
 import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
 import { ExitCode, isSwarmError, ManifestError } from '../core/errors.js';
 import { fileFault } from '../store/faults.js';
-import { packageRoot } from '../scaffold.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDevCommands } from './commands/dev.js';
 import { registerLlmCommands } from './commands/llm.js';
 import { registerAgentCommands, registerWorkflowCommands } from './commands/registry.js';
 import { registerProcessCommands, registerRunCommands } from './commands/runs.js';
+import { registerServeCommand } from './commands/serve.js';
 import { createContext } from './context.js';
+import { version } from './version.js';
 
 const EXIT_CODES_HELP = `
 Exit codes:
@@ -20,14 +20,6 @@ Exit codes:
   5  resume failure (the run cannot be resumed or retried in its state)
   6  policy violation (e.g. the workflow is disabled)
   130 interrupted (Ctrl-C); the run can be resumed`;
-
-function version(): string {
-  try {
-    return (JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 /**
  * The `swarm` command line. Every error becomes a one-line message on stderr and a documented exit
@@ -54,6 +46,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerDbCommands(program, ctx);
   registerLlmCommands(program, ctx);
   registerDevCommands(program, ctx);
+  registerServeCommand(program, ctx);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     for (const sub of c.commands) sub.exitOverride().configureOutput(output);

@@ -2,8 +2,6 @@ import { createLogUpdate } from 'log-update';
 import pc from 'picocolors';
 import type { RunEvent } from '../core/events.js';
 import type { LoopEvent } from '../agents/loop.js';
-import type { RunDetails } from '../swarm.js';
-import type { RunRecord, StepRecord } from '../store/types.js';
 
 /** Print rows as aligned columns. */
 export function table(headers: string[], rows: Array<Array<string | number | null | undefined>>): string {
@@ -209,45 +207,8 @@ export class ProgressReporter {
   }
 }
 
-/** The outputs a user wants to see: those of the steps nothing else depends on. */
-export function finalOutputs(details: RunDetails, sinks: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const s of details.steps) if (sinks.includes(s.step_id) && s.status === 'completed') out[s.step_id] = s.outputs;
-  return out;
-}
-
-/**
- * A run in list output (`runs list --json`, `workflow runs --json`): `run_id` like every other
- * command's JSON; `id` is kept as a deprecated alias for one release.
- */
-export function runListJson(run: RunRecord): Record<string, unknown> {
-  const { id, ...rest } = run;
-  return { run_id: id, ...rest, id };
-}
-
-/** The `--json` document for a run. */
-export function runJson(details: RunDetails): Record<string, unknown> {
-  const { run, steps } = details;
-  return {
-    run_id: run.id,
-    workflow: run.workflow_name,
-    version: run.workflow_version,
-    status: run.status,
-    trigger: run.trigger_data,
-    created_at: new Date(run.created_at).toISOString(),
-    duration_ms: run.completed_at && run.started_at ? run.completed_at - run.started_at : null,
-    steps: steps.map((s: StepRecord) => ({
-      id: s.step_id,
-      agent: `${s.agent_name}@${s.agent_version}`,
-      status: s.status,
-      attempts: s.attempt,
-      outputs: s.outputs,
-      error: s.error,
-      duration_ms: s.duration_ms,
-    })),
-    error: run.error ? { message: run.error, step: run.error_step } : null,
-  };
-}
+// The JSON documents of runs are shared with the HTTP API.
+export { finalOutputs, runJson, runListJson } from '../views/run.js';
 
 /**
  * LLM loop events as terminal lines: streamed text is shown a line at a time (so it never tears the

@@ -65,14 +65,19 @@ function compiled(schema: IoSchema): ValidateFunction {
  * re-registered with a new schema gets a new validator.
  */
 export function validateAgainst(schema: IoSchema, value: unknown): string[] {
+  return fieldProblems(schema, value).map((p) => (p.problem === 'is required' ? `${p.field} is required` : `${p.field || '(value)'} ${p.problem}`));
+}
+
+/** What is wrong with `value` under `schema`, field by field (`field` is a dotted path, '' for the value itself). */
+export function fieldProblems(schema: IoSchema, value: unknown): Array<{ field: string; problem: string }> {
   const validate = compiled(schema);
   if (validate(value)) return [];
   return (validate.errors ?? []).map((e) => {
     const where = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '';
     if (e.keyword === 'required') {
       const p = (e.params as { missingProperty: string }).missingProperty;
-      return `${where ? `${where}.` : ''}${p} is required`;
+      return { field: `${where ? `${where}.` : ''}${p}`, problem: 'is required' };
     }
-    return `${where || '(value)'} ${e.message ?? 'is invalid'}`;
+    return { field: where, problem: e.message ?? 'is invalid' };
   });
 }

@@ -45,6 +45,10 @@ export interface NewRunInput {
   trigger_type: string;
   trigger_data: unknown;
   parent_run_id?: string | null;
+  /** One run per key: a second create with the same key returns the first run (see `createRunOnce`). */
+  idempotency_key?: string | null;
+  /** Labels kept with the run (string values). */
+  metadata?: Record<string, string> | null;
 }
 
 /** The per-transaction working set: run states read once, written once; events appended in order. */
@@ -114,10 +118,31 @@ export class Ledger {
 
   /** Create a run: run row, step rows, RUN_CREATED, in the caller's transaction. */
   async createRun(tx: LedgerTx, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<string> {
+    return (await this.createRunOnce(tx, wf, plan, input)).id;
+  }
+
+  /**
+   * Create a run unless one was created under the same idempotency key: then return that one
+   * (`created: false`) and write nothing. A key given for a run of another workflow is refused
+   * (IDEMPOTENCY_KEY_REUSED).
+   */
+  async createRunOnce(tx: LedgerTx, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<{ id: string; created: boolean }> {
+    if (input.idempotency_key) {
+      const existing = await tx.runByIdempotencyKey(input.idempotency_key);
+      if (existing) {
+        if (existing.workflow_name !== wf.name) {
+          throw new UserError('IDEMPOTENCY_KEY_REUSED', `idempotency key '${input.idempotency_key}' was used for run ${existing.id} of workflow ${existing.workflow_name}, not ${wf.name}; use a new key for a new request`, {
+            runId: existing.id,
+            workflow: existing.workflow_name,
+          });
+        }
+        return { id: existing.id, created: false };
+      }
+    }
     const scope = new TxScope(tx, this.maxEventBytes, this.options.chainKey);
     const id = await this.insertRun(scope, wf, plan, input);
     await scope.flush();
-    return id;
+    return { id, created: true };
   }
 
   private async insertRun(scope: TxScope, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<string> {
@@ -150,6 +175,8 @@ export class Ledger {
         plan_id,
         plan_json,
         parent_run_id: input.parent_run_id ?? null,
+        idempotency_key: input.idempotency_key ?? null,
+        metadata_json: input.metadata ? JSON.stringify(input.metadata) : null,
         max_parallel: maxParallel,
         steps_total: steps.length,
         created_at: tx.now,

@@ -8,7 +8,7 @@ import type { AgentMessageRecord, AgentRecord, AgentSessionRecord, ApprovalRecor
 export type Row = Record<string, unknown>;
 
 export const RUN_COLUMNS = `id, plan_id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, parent_run_id, steps_total, steps_remaining,
-  running_steps, max_parallel, event_seq, event_hash, error, error_step, created_at, started_at, completed_at, updated_at`;
+  running_steps, max_parallel, event_seq, event_hash, error, error_step, created_at, started_at, completed_at, updated_at, idempotency_key, metadata`;
 
 export function stepRowId(runId: string, stepId: string): string {
   return `${runId}/${stepId}`;
@@ -68,6 +68,8 @@ export function toRun(r: Row): RunRecord {
     started_at: (r.started_at as number | null) ?? null,
     completed_at: (r.completed_at as number | null) ?? null,
     updated_at: r.updated_at as number,
+    idempotency_key: (r.idempotency_key as string | null) ?? null,
+    metadata: r.metadata === null || r.metadata === undefined ? null : (JSON.parse(r.metadata as string) as Record<string, string>),
   };
 }
 

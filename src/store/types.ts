@@ -72,6 +72,10 @@ export interface RunRecord extends RunState {
   steps_total: number;
   created_at: number;
   updated_at: number;
+  /** The key the run was created under (`Idempotency-Key`, a schedule tick): one run per key. */
+  idempotency_key: string | null;
+  /** Labels given when the run was created (string values), or null. */
+  metadata: Record<string, string> | null;
 }
 
 export interface StepRecord {
@@ -188,7 +192,12 @@ export interface CommitResult {
 export interface RunFilter {
   workflow?: string;
   status?: RunStatus;
+  /** Created at or after (ms). */
   since?: number;
+  /** Created before (ms). */
+  until?: number;
+  /** Keyset pagination: only runs listed after this one (newest first: older, or as old with a smaller id). */
+  after?: { created_at: number; id: string };
   limit?: number;
 }
 
@@ -239,6 +248,8 @@ export interface NewRunRow {
   max_parallel: number;
   steps_total: number;
   created_at: number;
+  idempotency_key?: string | null;
+  metadata_json?: string | null;
 }
 
 /** Fields the ledger sets on a step row. Absent fields are left as they are. */
@@ -282,6 +293,12 @@ export interface LedgerTx {
   getPlanById(planId: string): Promise<string | undefined>;
   getTriggerData(runId: string): Promise<unknown>;
   insertRun(row: NewRunRow, steps: readonly NewStepRow[]): Promise<void>;
+  /**
+   * The run created under this idempotency key, if any. Race-safe within the transaction: a
+   * concurrent transaction creating a run with the same key is either seen here or waits for this
+   * one (SQLite: one writer; PostgreSQL: an advisory lock on the key held until commit).
+   */
+  runByIdempotencyKey(key: string): Promise<{ id: string; workflow_name: string } | undefined>;
   /** Update a step only if it is still `running` under this attempt (and owner, when given). */
   fencedUpdate(key: StepKey, attempt: number, owner: string | null, update: StepUpdate): Promise<boolean>;
   /** Update a step only if its status is one of `from`. Returns whether it changed. */

@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import { verifyChain, type ChainProblem } from '../../src/core/events.js';
 import { parseAgentManifest } from '../../src/core/manifest/agent.js';
 import { parseWorkflowManifest } from '../../src/core/manifest/workflow.js';
-import { Ledger } from '../../src/engine/ledger.js';
+import { Ledger, type NewRunInput } from '../../src/engine/ledger.js';
 import { buildRunPlan } from '../../src/engine/plan.js';
 import { agentRecord as buildAgentRecord, workflowRecord as buildWorkflowRecord } from '../../src/store/rows.js';
 import { openPostgresStore } from '../../src/store/postgres/postgres-store.js';
@@ -177,6 +177,11 @@ export class Harness {
 
   /** Register the workflow (noop and echo agents too) and create one run of it, like Swarm.startRun. */
   async startRun(def: WorkflowDef | string, input: unknown = {}): Promise<string> {
+    return (await this.startRunOnce(def, input)).id;
+  }
+
+  /** `startRun` with an idempotency key or metadata, telling whether the run is new. */
+  async startRunOnce(def: WorkflowDef | string, input: unknown = {}, extra: Pick<NewRunInput, 'idempotency_key' | 'metadata'> = {}): Promise<{ id: string; created: boolean }> {
     if ((await this.store.listAgents('noop')).length === 0) await this.registerAgents(NOOP_AGENT_YAML, ECHO_AGENT_YAML);
     const wf = workflowRecord(def);
     const existing = (await this.store.listWorkflows(wf.name)).find((w) => w.version === wf.version);
@@ -184,7 +189,7 @@ export class Harness {
     const byName = new Map<string, AgentRecord[]>();
     for (const name of ['noop', 'echo']) byName.set(name, await this.store.listAgents(name));
     const plan = buildRunPlan(wf, (n) => byName.get(n) ?? [], {});
-    return this.store.transaction((tx) => this.ledger.createRun(tx, wf, plan, { trigger_type: 'manual', trigger_data: input }));
+    return this.store.transaction((tx) => this.ledger.createRunOnce(tx, wf, plan, { trigger_type: 'manual', trigger_data: input, ...extra }));
   }
 
   /** Commit as a worker does: with the ledger's hint of what the transaction will lock and claim. */

@@ -295,6 +295,17 @@ CREATE INDEX idx_steps_ready_order ON step_executions(available_at, run_id, step
 DROP INDEX idx_steps_ready;
 `,
   },
+  {
+    version: 4,
+    name: 'run idempotency keys and metadata',
+    // One run per idempotency key, whoever races (see PgTx.runByIdempotencyKey); NULL keys do not
+    // collide. The same migration as SQLite's 4.
+    sql: `
+ALTER TABLE workflow_runs ADD COLUMN idempotency_key ${TEXT};
+ALTER TABLE workflow_runs ADD COLUMN metadata ${TEXT};
+CREATE UNIQUE INDEX idx_runs_idempotency_key ON workflow_runs(idempotency_key);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -220,11 +220,11 @@ export class PgTx implements LedgerTx {
     this.later('INSERT INTO run_plans (id, plan, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING', [row.plan_id, row.plan_json, row.created_at]);
     this.later(
       `INSERT INTO workflow_runs (id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, plan_id, parent_run_id,
-         steps_total, steps_remaining, running_steps, max_parallel, event_seq, event_hash, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $9, 0, $10, 0, $11, $12, $12)`,
+         steps_total, steps_remaining, running_steps, max_parallel, event_seq, event_hash, created_at, updated_at, idempotency_key, metadata)
+       VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $9, 0, $10, 0, $11, $12, $12, $13, $14)`,
       [
         row.id, row.workflow_id, row.workflow_name, row.workflow_version, row.trigger_type, row.trigger_data_json, row.plan_id,
-        row.parent_run_id, row.steps_total, row.max_parallel, '0'.repeat(64), row.created_at,
+        row.parent_run_id, row.steps_total, row.max_parallel, '0'.repeat(64), row.created_at, row.idempotency_key ?? null, row.metadata_json ?? null,
       ],
     );
     // All steps in one statement, one array per column: the same statement text (prepared once per
@@ -242,6 +242,15 @@ export class PgTx implements LedgerTx {
       ],
     );
     if (steps.some((s) => s.status === 'ready')) this.changed = true;
+  }
+
+  async runByIdempotencyKey(key: string): Promise<{ id: string; workflow_name: string } | undefined> {
+    // Under READ COMMITTED two transactions could both miss the key and then collide on the unique
+    // index. The advisory lock (held until this transaction ends) makes the second wait for the
+    // first, and its SELECT then sees the first's committed run.
+    await this.q(`SELECT pg_advisory_xact_lock(hashtext('swarm.idempotency_key'), hashtext($1))`, [key]);
+    const row = (await this.q('SELECT id, workflow_name FROM workflow_runs WHERE idempotency_key = $1', [key])).rows[0];
+    return row ? { id: row.id as string, workflow_name: row.workflow_name as string } : undefined;
   }
 
   async fencedUpdate(key: StepKey, attempt: number, owner: string | null, update: StepUpdate): Promise<boolean> {

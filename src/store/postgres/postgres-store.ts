@@ -448,9 +448,17 @@ export class PostgresStore implements Store {
     if (filter.workflow) conds.push(['workflow_name =', filter.workflow]);
     if (filter.status) conds.push(['status =', filter.status]);
     if (filter.since !== undefined) conds.push(['created_at >=', filter.since]);
-    const where = conds.length ? `WHERE ${conds.map(([c], i) => `${c} $${i + 1}`).join(' AND ')}` : '';
-    const sql = `SELECT ${RUN_COLUMNS} FROM workflow_runs ${where} ORDER BY created_at DESC, id DESC LIMIT $${conds.length + 1}`;
-    return (await this.read(sql, [...conds.map(([, v]) => v), filter.limit ?? 50])).map(toRun);
+    if (filter.until !== undefined) conds.push(['created_at <', filter.until]);
+    const parts = conds.map(([c], i) => `${c} $${i + 1}`);
+    const args: unknown[] = conds.map(([, v]) => v);
+    if (filter.after) {
+      const n = args.length;
+      parts.push(`(created_at, id) < ($${n + 1}::bigint, $${n + 2})`);
+      args.push(filter.after.created_at, filter.after.id);
+    }
+    const where = parts.length ? `WHERE ${parts.join(' AND ')}` : '';
+    const sql = `SELECT ${RUN_COLUMNS} FROM workflow_runs ${where} ORDER BY created_at DESC, id DESC LIMIT $${args.length + 1}`;
+    return (await this.read(sql, [...args, filter.limit ?? 50])).map(toRun);
   }
 
   async getPlanJson(runId: string): Promise<string | undefined> {

@@ -285,6 +285,18 @@ CREATE INDEX idx_steps_ready_order ON step_executions(available_at, run_id, step
 DROP INDEX idx_steps_ready;
 `,
   },
+  {
+    version: 4,
+    name: 'run idempotency keys and metadata',
+    // A client that repeats a request (a retried POST, a redelivered webhook, a schedule tick seen
+    // by two processes) gives the same key: the unique index lets one run exist per key, whoever
+    // races. NULL keys (most runs) do not collide. The same migration as PostgreSQL's 4.
+    sql: `
+ALTER TABLE workflow_runs ADD COLUMN idempotency_key TEXT;
+ALTER TABLE workflow_runs ADD COLUMN metadata TEXT;
+CREATE UNIQUE INDEX idx_runs_idempotency_key ON workflow_runs(idempotency_key);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -435,6 +435,14 @@ export class SqliteStore implements Store {
         where.push('created_at >= ?');
         args.push(filter.since);
       }
+      if (filter.until !== undefined) {
+        where.push('created_at < ?');
+        args.push(filter.until);
+      }
+      if (filter.after) {
+        where.push('(created_at < ? OR (created_at = ? AND id < ?))');
+        args.push(filter.after.created_at, filter.after.created_at, filter.after.id);
+      }
       const sql = `SELECT ${RUN_COLUMNS} FROM workflow_runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
       return (this.db.prepare(sql).all(...args, filter.limit ?? 50) as Row[]).map(toRun);
     });

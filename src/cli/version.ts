@@ -1,0 +1,11 @@
+import { readFileSync } from 'node:fs';
+import { packageRoot } from '../scaffold.js';
+
+/** This package's version (package.json), or 'unknown'. */
+export function version(): string {
+  try {
+    return (JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The HTTP API as a Hono app, built from a `Swarm`: the same public API the CLI uses, one module per
+ * resource, one error handler. `swarm serve` serves it; tests call `app.request()` in process.
+ *
+ * @example
+ *   const swarm = await Swarm.open();
+ *   const app = createApp(swarm, { version: '0.1.0' });
+ *   const res = await app.request('/api/v1/workflows/echo-chain/runs', { method: 'POST', body: '{"input": {}}', headers: { 'content-type': 'application/json' } });
+ */
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import { UserError } from '../core/errors.js';
+import { LimitExceededError } from '../core/limits.js';
+import type { Swarm } from '../swarm.js';
+import { docsRoutes } from './routes/docs.js';
+import { healthRoutes } from './routes/health.js';
+import { registryRoutes } from './routes/registry.js';
+import { runRoutes } from './routes/runs.js';
+import { problem, problemResponse, toProblem, validationProblem } from './problem.js';
+
+export interface CreateAppOptions {
+  /** Reported by `/api/v1/info` (the package's version). */
+  version?: string;
+  /** The worker running in this process (`/api/v1/info`), or none. */
+  worker?: { concurrency: number } | null;
+  /** The largest request body, in bytes (default `limits.run_input_bytes` of swarm.yaml, 1 MiB). */
+  maxBodyBytes?: number;
+  /** Where unexpected errors are logged (their details never go to the client). */
+  log?: (line: string) => void;
+  /** Aborted when the server shuts down: requests waiting for a run (`?wait=`) answer at once. */
+  shutdown?: AbortSignal;
+}
+
+/** What `/api/v1/info` says about the process serving the app. */
+export interface ServerInfo {
+  version: string;
+  worker: { concurrency: number } | null;
+}
+
+export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPIHono {
+  const maxBodyBytes = options.maxBodyBytes ?? swarm.config.limits.run_input_bytes;
+  const app = new OpenAPIHono({
+    // A request that does not match its route's schema: 422 naming the fields (in the one handler below).
+    defaultHook: (result, c) => {
+      if (!result.success) return problemResponse(c, validationProblem(result.error, result.target));
+      return undefined;
+    },
+  });
+
+  // Refused by its Content-Length before anything is read, or as soon as a chunked body passes the limit.
+  app.use(
+    '/api/*',
+    bodyLimit({
+      maxSize: maxBodyBytes,
+      onError: (c) => {
+        const declared = Number(c.req.header('content-length'));
+        if (Number.isFinite(declared) && declared > maxBodyBytes) throw new LimitExceededError('the request body', 'run_input_bytes', maxBodyBytes, declared, 'refused before it was read');
+        throw new UserError('LIMIT_EXCEEDED', `the request body is larger than limits.run_input_bytes (${maxBodyBytes.toLocaleString('en-US')} bytes); reading stopped at the limit`, { limit: 'run_input_bytes', max: maxBodyBytes });
+      },
+    }),
+  );
+
+  healthRoutes(app, swarm, { version: options.version ?? 'unknown', worker: options.worker ?? null });
+  registryRoutes(app, swarm);
+  runRoutes(app, swarm, options.shutdown);
+  docsRoutes(app, options.version ?? 'unknown');
+
+  app.notFound((c) => problemResponse(c, problem(404, 'ROUTE_NOT_FOUND', `no route ${c.req.method} ${new URL(c.req.url).pathname}; see /api/v1/docs`)));
+  // The store's file and the project's directories are the server's business, not a client's.
+  const paths = [swarm.store.location, swarm.config.home, swarm.config.agentsDir, swarm.config.workflowsDir].filter((p) => p.length > 1).sort((a, b) => b.length - a.length);
+  const hide = (text: string): string => paths.reduce((t, p) => t.split(p).join(p === swarm.store.location ? `[${swarm.store.kind}]` : '[server path]'), text);
+  app.onError((e, c) => problemResponse(c, toProblem(e, options.log, hide)));
+  return app;
+}

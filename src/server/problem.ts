@@ -1,0 +1,107 @@
+/**
+ * Every error the HTTP API answers with is an RFC 9457 problem document (`application/problem+json`)
+ * made here, in one place: `type`, `title`, `status`, `detail`, and the error's stable `code`, plus
+ * the fields that say where (`field`, `errors`, `run_id`, `workflow`, `limit`…).
+ *
+ * @example
+ *   { "type": "urn:swarm:problem:workflow-not-found", "title": "Not Found", "status": 404,
+ *     "code": "WORKFLOW_NOT_FOUND", "detail": "workflow 'nope' not found: did you mean 'hello'?" }
+ */
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { ZodError } from 'zod';
+import { isStoreFault, isSwarmError, NotFoundError, PolicyError, ResumeError, StoreError, type SwarmError, UserError, VerificationError } from '../core/errors.js';
+import { LimitExceededError } from '../core/limits.js';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  [extra: string]: unknown;
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+/** User errors whose request was well-formed but whose content is refused: 422, not 400. */
+const UNPROCESSABLE = new Set(['INPUT_INVALID', 'MANIFEST_INVALID', 'IDEMPOTENCY_KEY_REUSED', 'VALIDATION_FAILED']);
+/** User errors about the state a run is in: 409. */
+const CONFLICT = new Set(['RUN_NOT_CANCELLABLE', 'RUN_NOT_WAITING', 'NOTHING_TO_DECIDE', 'AGENT_IN_USE', 'AGENT_VERSION_EXISTS', 'WORKFLOW_VERSION_EXISTS']);
+
+/** The HTTP status an error of the runtime stands for. */
+export function statusOf(e: SwarmError): ContentfulStatusCode {
+  if (e instanceof LimitExceededError || e.code === 'LIMIT_EXCEEDED') return 413;
+  if (e instanceof NotFoundError || e.code.endsWith('_NOT_FOUND')) return 404;
+  if (e instanceof PolicyError) return 403;
+  if (e instanceof ResumeError) return 409;
+  if (isStoreFault(e)) return 503;
+  if (e instanceof UserError) return UNPROCESSABLE.has(e.code) ? 422 : CONFLICT.has(e.code) ? 409 : 400;
+  if (e instanceof StoreError) return e.exitCode === 2 ? 500 : 503;
+  if (e instanceof VerificationError) return 500;
+  return 500;
+}
+
+/** `urn:swarm:problem:run-not-found` for RUN_NOT_FOUND: stable, and documented in docs/server.md. */
+export function problemType(code: string): string {
+  return `urn:swarm:problem:${code.toLowerCase().replace(/_/g, '-')}`;
+}
+
+export function problem(status: number, code: string, detail: string, extra: Record<string, unknown> = {}): Problem {
+  return { type: problemType(code), title: TITLES[status] ?? 'Error', status, detail, code, ...extra };
+}
+
+/** Context fields worth showing a client, renamed to the API's snake_case. */
+function contextFields(e: SwarmError): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(e.context)) {
+    if (v === undefined || k === 'file') continue; // server paths stay on the server
+    const key = k === 'runId' ? 'run_id' : k === 'stepId' ? 'step_id' : k;
+    out[key] = v;
+  }
+  return out;
+}
+
+/** A request that does not match a route's schema: 422 naming each field (400 for a body that is not JSON at all). */
+export function validationProblem(error: ZodError, target: string): Problem {
+  const prefix = target === 'json' ? '' : `${target}.`;
+  const errors = error.issues.map((i) => ({ field: `${prefix}${i.path.map(String).join('.')}`.replace(/\.$/, ''), problem: i.message }));
+  const first = errors[0];
+  const detail = errors.map((x) => `${x.field || '(body)'}: ${x.problem}`).join('; ');
+  return problem(422, 'VALIDATION_FAILED', detail, { ...(first?.field ? { field: first.field } : {}), errors });
+}
+
+/**
+ * Turn anything thrown into a problem document (unknown errors say no more than that they happened).
+ * `hide` replaces what a client should not see in a message: the server's paths.
+ */
+export function toProblem(e: unknown, log?: (line: string) => void, hide: (text: string) => string = (t) => t): Problem {
+  if (isSwarmError(e)) {
+    const status = statusOf(e);
+    return problem(status, e.code, hide(e.message), contextFields(e));
+  }
+  if (e instanceof HTTPException) {
+    if (e.status === 400 && /json/i.test(e.message)) return problem(400, 'JSON_INVALID', `the request body is not valid JSON: ${e.message}`);
+    return problem(e.status, e.status === 413 ? 'LIMIT_EXCEEDED' : 'HTTP_ERROR', e.message || TITLES[e.status] || 'error');
+  }
+  log?.(`unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  return problem(500, 'INTERNAL_ERROR', 'an unexpected error happened on the server; its log has the details');
+}
+
+export function problemResponse(c: Context, p: Problem): Response {
+  return c.body(JSON.stringify(p), p.status as ContentfulStatusCode, { 'content-type': PROBLEM_CONTENT_TYPE });
+}

@@ -1,0 +1,128 @@
+/**
+ * Schemas shared by the routes: they validate requests and document responses in the OpenAPI
+ * document (`GET /api/v1/openapi.json`).
+ */
+import { z } from '@hono/zod-openapi';
+import { RUN_STATUSES } from '../core/states.js';
+
+export const ProblemSchema = z
+  .object({
+    type: z.string().openapi({ example: 'urn:swarm:problem:run-not-found' }),
+    title: z.string().openapi({ example: 'Not Found' }),
+    status: z.number().int().openapi({ example: 404 }),
+    detail: z.string(),
+    code: z.string().openapi({ example: 'RUN_NOT_FOUND', description: 'The stable error code (see docs/server.md)' }),
+    field: z.string().optional().openapi({ description: 'The first field at fault, as a dotted path' }),
+    errors: z.array(z.object({ field: z.string(), problem: z.string() })).optional(),
+  })
+  .catchall(z.unknown())
+  .openapi('Problem', { description: 'RFC 9457 problem details' });
+
+/** The problem responses a route can give, by status. */
+export function problems(...statuses: number[]): Record<number, { description: string; content: { 'application/problem+json': { schema: typeof ProblemSchema } } }> {
+  const out: Record<number, { description: string; content: { 'application/problem+json': { schema: typeof ProblemSchema } } }> = {};
+  const what: Record<number, string> = {
+    400: 'Bad request: malformed JSON, a bad argument, an ambiguous short run id',
+    403: 'Refused by policy (a disabled workflow)',
+    404: 'No such workflow, agent, run or step',
+    409: 'The run is not in a state that allows this',
+    413: 'The body is larger than the limit',
+    422: 'The request is well-formed but its content is refused (names the field)',
+    503: 'The store cannot be reached or is not ready',
+  };
+  for (const s of statuses) out[s] = { description: what[s] ?? 'Error', content: { 'application/problem+json': { schema: ProblemSchema } } };
+  return out;
+}
+
+export const RunStatusSchema = z.enum(RUN_STATUSES);
+
+export const StepSchema = z
+  .object({
+    id: z.string(),
+    agent: z.string().openapi({ example: 'echo@1.0.0' }),
+    status: z.string(),
+    attempts: z.number().int(),
+    outputs: z.unknown(),
+    error: z.string().nullable(),
+    duration_ms: z.number().nullable(),
+  })
+  .openapi('Step');
+
+export const RunSchema = z
+  .object({
+    run_id: z.string().openapi({ example: '0193b2c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d' }),
+    workflow: z.string(),
+    version: z.string(),
+    status: RunStatusSchema,
+    trigger: z.unknown(),
+    created_at: z.string().openapi({ format: 'date-time' }),
+    duration_ms: z.number().nullable(),
+    steps: z.array(StepSchema),
+    error: z.object({ message: z.string(), step: z.string().nullable() }).nullable(),
+    metadata: z.record(z.string(), z.string()).optional(),
+    idempotency_key: z.string().optional(),
+  })
+  .openapi('Run', { description: 'The same document as `swarm runs show --json`' });
+
+export const RunSummarySchema = z
+  .object({ run_id: z.string(), workflow_name: z.string(), workflow_version: z.string(), status: RunStatusSchema, created_at: z.number() })
+  .catchall(z.unknown())
+  .openapi('RunSummary', { description: 'A run in a list: the same fields as `swarm runs list --json`' });
+
+export const JsonSchemaSchema = z.record(z.string(), z.unknown()).openapi('JsonSchema');
+
+export const AgentSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    version: z.string(),
+    description: z.string().nullable(),
+    runtime: z.string(),
+    capabilities: z.array(z.string()),
+    tags: z.array(z.string()),
+    inputs: JsonSchemaSchema,
+    outputs: JsonSchemaSchema,
+    digest: z.string(),
+    created_at: z.string(),
+  })
+  .openapi('Agent');
+
+export const WorkflowSummarySchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    version: z.string(),
+    description: z.string().nullable(),
+    enabled: z.boolean(),
+    trigger: z.string(),
+    steps: z.number().int(),
+    tags: z.array(z.string()),
+    created_at: z.string(),
+  })
+  .openapi('WorkflowSummary');
+
+export const WorkflowSchema = WorkflowSummarySchema.extend({
+  trigger: z.record(z.string(), z.unknown()),
+  concurrency: z.number().int().nullable(),
+  input_schema: JsonSchemaSchema,
+  output_schema: JsonSchemaSchema,
+  dag: z.object({
+    nodes: z.array(z.object({ id: z.string(), name: z.string().nullable(), agent: z.string(), depends_on: z.array(z.string()), condition: z.string().optional() })),
+    edges: z.array(z.object({ from: z.string(), to: z.string() })),
+    final_steps: z.array(z.string()),
+  }),
+  versions: z.array(z.string()),
+}).openapi('Workflow');
+
+/** `{name}` in a workflow path: a name, or `name@version`. */
+export const WorkflowParams = z.object({
+  name: z.string().min(1).openapi({ param: { name: 'name', in: 'path' }, example: 'echo-chain', description: 'A workflow name, or name@version' }),
+});
+
+export const RunParams = z.object({
+  id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: '1e2f3a4b5c6d', description: 'A run id, its short form (last 12 characters), or any unique prefix or suffix of at least 4' }),
+});
+
+export const AgentParams = z.object({
+  name: z.string().min(1).openapi({ param: { name: 'name', in: 'path' }, example: 'echo', description: 'An agent name, or name@version' }),
+});
