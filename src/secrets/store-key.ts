@@ -1,5 +1,6 @@
 import { UserError } from '../core/errors.js';
 import type { Store } from '../store/store.js';
+import { KEY_CHECK_META_KEY } from '../store/rows.js';
 import { deriveKey, KeyPurpose, keyCheckValue, type MasterKeySource } from './master-key.js';
 
 /** The keys a Swarm process works with, derived from the master key once at open. */
@@ -13,7 +14,7 @@ export interface StoreKeys {
   readonly keyedSince: number;
 }
 
-const KEY_CHECK = 'master_key_check';
+const KEY_CHECK = KEY_CHECK_META_KEY;
 const KEYED_SINCE = 'chain_keyed_since';
 
 /**

@@ -295,6 +295,26 @@ CREATE INDEX idx_steps_ready_order ON step_executions(available_at, run_id, step
 DROP INDEX idx_steps_ready;
 `,
   },
+  {
+    version: 4,
+    name: 'encrypted secrets',
+    // As SQLite's migration 4: the seed's unused secrets table gives way to one keyed by (name,
+    // scope) holding sealed values only; scope '' is global, else a workflow name.
+    sql: `
+DROP TABLE secrets;
+CREATE TABLE secrets (
+  name ${TEXT} NOT NULL,
+  scope ${TEXT} NOT NULL DEFAULT '',
+  encrypted_value BYTEA NOT NULL,
+  value_nonce BYTEA NOT NULL,
+  wrapped_key BYTEA NOT NULL,
+  kek_id ${TEXT} NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (name, scope)
+);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -285,6 +285,28 @@ CREATE INDEX idx_steps_ready_order ON step_executions(available_at, run_id, step
 DROP INDEX idx_steps_ready;
 `,
   },
+  {
+    version: 4,
+    name: 'encrypted secrets',
+    // The seed's secrets table (migration 1) was never written: it is replaced by one keyed by
+    // (name, scope), holding only sealed values (src/secrets/vault.ts). scope is '' for a global
+    // secret, else a workflow name (not a foreign key: a secret may be set before its workflow is
+    // registered, and outlives its versions).
+    sql: `
+DROP TABLE secrets;
+CREATE TABLE secrets (
+  name TEXT NOT NULL,
+  scope TEXT NOT NULL DEFAULT '',
+  encrypted_value BLOB NOT NULL,
+  value_nonce BLOB NOT NULL,
+  wrapped_key BLOB NOT NULL,
+  kek_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (name, scope)
+) WITHOUT ROWID;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
