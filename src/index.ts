@@ -8,7 +8,7 @@
  *   const { run } = await swarm.runToCompletion(runId);
  */
 export { Swarm, newRunId, runExitCode } from './swarm.js';
-export type { OpenSwarmOptions, RegisterResult, RunDetails, StartRunOptions, VerifyOptions, VerifyReport } from './swarm.js';
+export type { OpenSwarmOptions, RegisterResult, RunDetails, RotateKeyReport, SecretInfo, SecretScopeOptions, StartRunOptions, VerifyOptions, VerifyReport } from './swarm.js';
 export { resolveConfig, findProjectDir, DEFAULTS, CONFIG_FILE } from './config/config.js';
 export type { SwarmConfig, ResolveConfigOptions } from './config/config.js';
 export * from './core/errors.js';

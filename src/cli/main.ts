@@ -8,6 +8,7 @@ import { registerDevCommands } from './commands/dev.js';
 import { registerLlmCommands } from './commands/llm.js';
 import { registerAgentCommands, registerWorkflowCommands } from './commands/registry.js';
 import { registerProcessCommands, registerRunCommands } from './commands/runs.js';
+import { registerSecretsCommands } from './commands/secrets.js';
 import { createContext } from './context.js';
 
 const EXIT_CODES_HELP = `
@@ -52,6 +53,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerWorkflowCommands(program, ctx);
   registerProcessCommands(program, ctx);
   registerDbCommands(program, ctx);
+  registerSecretsCommands(program, ctx);
   registerLlmCommands(program, ctx);
   registerDevCommands(program, ctx);
   for (const c of program.commands) {

@@ -716,7 +716,7 @@ export class PostgresStore implements Store {
   }
 
   async secretsGeneration(): Promise<string> {
-    return String((await this.read(`SELECT value FROM swarm_meta WHERE key = '${SECRETS_GENERATION_KEY}'`))[0]?.value ?? '0');
+    return ((await this.read(`SELECT value FROM swarm_meta WHERE key = '${SECRETS_GENERATION_KEY}'`))[0]?.value as string | undefined) ?? '0';
   }
 
   rekey(plan: RekeyPlan): Promise<RekeyReport> {
