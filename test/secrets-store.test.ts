@@ -142,6 +142,7 @@ steps:
   - id: tell
     agent: teller@1.0.0
     inputs: { token: "\${secrets.PLANTED}" }
+    retry: { max_attempts: 3, backoff_ms: 10 }
 `;
 
 /** Every file under `dir`, with the paths (relative) of those whose bytes contain any needle. */
