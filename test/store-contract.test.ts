@@ -1073,6 +1073,28 @@ describe('SQLite store: files', () => {
     check.close();
   });
 
+  it('a file at schema version 3 (the seed secrets table) migrates to 4: the encrypted secrets table, usable at once', async () => {
+    const path = join(dir, 'swarm.db');
+    const s = openSqliteStore({ path, durability: 'full' });
+    await s.putAgent(agentRecord(NOOP_AGENT_YAML), false);
+    await s.close();
+    const db = new Database(path);
+    db.exec(`DROP TABLE secrets;
+      CREATE TABLE secrets (id TEXT PRIMARY KEY, workflow_id TEXT, name TEXT NOT NULL, encrypted_value BLOB, scope TEXT DEFAULT 'workflow', created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, UNIQUE(workflow_id, name));
+      DELETE FROM schema_migrations WHERE version = 4;`);
+    db.close();
+    const again = openSqliteStore({ path, durability: 'full' });
+    try {
+      expect(await again.schemaVersion()).toBe(4);
+      const rec = { name: 'A', scope: '', encrypted_value: Buffer.from([1]), value_nonce: Buffer.from([2]), wrapped_key: Buffer.from([3]), kek_id: 'k', created_at: 1, updated_at: 1 };
+      expect(await again.putSecret(rec)).toBe('created');
+      expect(await again.listSecrets()).toEqual([rec]);
+      expect((await again.listAgents()).map((a) => a.id)).toEqual(['noop@1.0.0']);
+    } finally {
+      await again.close();
+    }
+  });
+
   it('opening the same file twice works and migrations run once', async () => {
     const path = join(dir, 'swarm.db');
     const a = openSqliteStore({ path, durability: 'full' });
@@ -1228,17 +1250,25 @@ describe('PostgreSQL store: databases, clocks, notifications, connections', () =
       expect(await tables()).toEqual(expect.arrayContaining(['agents', 'workflows', 'workflow_runs', 'step_executions', 'events', 'schema_migrations', 'swarm_meta']));
     });
 
-    it('a database at schema version 2 with a run in it migrates to 3: the ready index in claim order replaces the old one, and the run goes on', async () => {
+    it('a database at schema version 2 with a run in it migrates to the current version: the ready index in claim order replaces the old one, the encrypted secrets table the seed one, and the run goes on', async () => {
       const s = await open();
       const h = new Harness(s, {}, runIds);
       const runId = await h.startRun(chainAB);
       // Back to version 2, as the previous release left it.
-      await server.query(url, `DROP INDEX idx_steps_ready_order; CREATE INDEX idx_steps_ready ON step_executions(available_at) WHERE status = 'ready'; DELETE FROM schema_migrations WHERE version = 3`);
+      // (Migration 4 undone too: the seed's secrets table back in place of the encrypted one.)
+      await server.query(
+        url,
+        `DROP INDEX idx_steps_ready_order; CREATE INDEX idx_steps_ready ON step_executions(available_at) WHERE status = 'ready';
+         DROP TABLE secrets; CREATE TABLE secrets (id TEXT PRIMARY KEY, workflow_id TEXT, name TEXT NOT NULL, encrypted_value BYTEA, scope TEXT DEFAULT 'workflow', created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+         DELETE FROM schema_migrations WHERE version >= 3`,
+      );
       expect(await s.schemaVersion()).toBe(2);
       const again = await open();
       expect(await again.schemaVersion()).toBe(PG_SCHEMA_VERSION);
       const indexes = (await server.query(url, `SELECT indexname FROM pg_indexes WHERE tablename = 'step_executions' AND indexname LIKE 'idx_steps_ready%'`)).rows.map((r: { indexname: string }) => r.indexname);
       expect(indexes).toEqual(['idx_steps_ready_order']);
+      const columns = (await server.query(url, `SELECT column_name FROM information_schema.columns WHERE table_name = 'secrets' ORDER BY ordinal_position`)).rows.map((r: { column_name: string }) => r.column_name);
+      expect(columns).toEqual(['name', 'scope', 'encrypted_value', 'value_nonce', 'wrapped_key', 'kek_id', 'created_at', 'updated_at']);
       const h2 = new Harness(again, {}, []);
       const [a] = await h2.claim('w1');
       expect(a).toMatchObject({ run_id: runId, step_id: 'a' });
