@@ -493,9 +493,9 @@ export class Swarm {
     return result;
   }
 
-  /** Stored secrets: names, scopes and dates, never values (all of them, or one scope's). */
-  async listSecrets(options: SecretScopeOptions & { all?: boolean } = {}): Promise<SecretInfo[]> {
-    const rows = await this.store.listSecrets(options.all ? undefined : secretScope(options));
+  /** Stored secrets: names, scopes and dates, never values (all of them, or one workflow's). */
+  async listSecrets(options: SecretScopeOptions = {}): Promise<SecretInfo[]> {
+    const rows = await this.store.listSecrets(options.workflow === undefined ? undefined : secretScope(options));
     return rows.map((r) => ({ name: r.name, scope: r.scope === '' ? 'global' : 'workflow', workflow: r.scope === '' ? null : r.scope, key_id: r.kek_id, created_at: r.created_at, updated_at: r.updated_at }));
   }
 

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { evaluate } from '../core/condition.js';
-import { StepError, UserError, errorMessage, type StoreFaultError } from '../core/errors.js';
+import { StepError, errorMessage, type StoreFaultError } from '../core/errors.js';
 import { validateAgainst } from '../core/io-schema.js';
 import { byteLength, capMessage, formatBytes, LIMIT_DEFAULTS, type Limits } from '../core/limits.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
@@ -110,16 +110,7 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     if (!spec || !agent) throw new StepError('PLAN_MISMATCH', `step '${step.step_id}' is not in the run's plan`, false);
 
     const workflow = p.plan.workflow.name;
-    if (p.usesSecrets && deps.prepareSecrets) {
-      try {
-        await deps.prepareSecrets(workflow);
-      } catch (e) {
-        // A stored secret that cannot be decrypted (another master key, a moved or altered row) fails
-        // the step at once: retrying cannot fix it.
-        if (e instanceof UserError) throw new StepError(e.code, e.message, false, e.context, { cause: e });
-        throw e;
-      }
-    }
+    if (p.usesSecrets && deps.prepareSecrets) await deps.prepareSecrets(workflow);
     // Only what the step's inputs and condition reference is fetched (a miss in the caches is a read).
     const reads = p.reads.get(step.step_id);
     const ctx: ResolveContext = {

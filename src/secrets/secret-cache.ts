@@ -1,3 +1,4 @@
+import { StepError, UserError } from '../core/errors.js';
 import type { SecretRecord, Store } from '../store/store.js';
 import type { Redactor } from './redactor.js';
 import { openSecret, type SecretsKek } from './vault.js';
@@ -17,8 +18,11 @@ export class SecretCache {
   private generation: string | undefined;
   /** Sealed rows by `scope\0name`, as of `generation`. */
   private rows = new Map<string, SecretRecord>();
-  /** Decrypted values by `scope\0name`, valid while the row's updated_at and ciphertext are unchanged. */
-  private readonly values = new Map<string, { updated_at: number; wrapped_key: Buffer; value: string }>();
+  /**
+   * Decrypted values by `scope\0name`, valid while the row's updated_at and wrapped key are unchanged;
+   * or why one could not be decrypted (reported by `get`, to the steps that use that secret only).
+   */
+  private readonly values = new Map<string, { updated_at: number; wrapped_key: Buffer; value: string } | { updated_at: number; wrapped_key: Buffer; error: UserError }>();
   private refreshing: Promise<void> | undefined;
 
   constructor(
@@ -29,8 +33,9 @@ export class SecretCache {
   ) {}
 
   /**
-   * Make the secrets of `workflow` (and the global ones) current and decrypted. Throws
-   * SECRET_UNREADABLE when one cannot be decrypted (another master key, an altered row).
+   * Make the secrets of `workflow` (and the global ones) current and decrypted. One that cannot be
+   * decrypted (another master key, a moved or altered row) is remembered as such: `get` of that
+   * secret throws, other secrets are unaffected.
    */
   async prepare(workflow: string): Promise<void> {
     // Concurrent steps share one refresh.
@@ -43,9 +48,14 @@ export class SecretCache {
         const k = key(rec.scope, rec.name);
         const hit = this.values.get(k);
         if (hit && hit.updated_at === rec.updated_at && hit.wrapped_key.equals(rec.wrapped_key)) continue;
-        const value = openSecret(this.kek(), rec.name, rec.scope, rec);
-        this.values.set(k, { updated_at: rec.updated_at, wrapped_key: rec.wrapped_key, value });
-        learned[rec.name] = value;
+        try {
+          const value = openSecret(this.kek(), rec.name, rec.scope, rec);
+          this.values.set(k, { updated_at: rec.updated_at, wrapped_key: rec.wrapped_key, value });
+          learned[rec.name] = value;
+        } catch (e) {
+          if (!(e instanceof UserError)) throw e;
+          this.values.set(k, { updated_at: rec.updated_at, wrapped_key: rec.wrapped_key, error: e });
+        }
       }
       this.redactor.learn(learned);
     }
@@ -70,10 +80,13 @@ export class SecretCache {
    * stored secret, then SWARM_SECRET_NAME. Only what `prepare` loaded is seen.
    */
   get(name: string, workflow?: string): string | undefined {
-    const own = workflow ? this.values.get(key(workflow, name)) : undefined;
-    if (own && this.rows.has(key(workflow ?? '', name))) return own.value;
-    const global = this.values.get(key('', name));
-    if (global && this.rows.has(key('', name))) return global.value;
+    for (const scope of workflow ? [workflow, ''] : ['']) {
+      const hit = this.rows.has(key(scope, name)) ? this.values.get(key(scope, name)) : undefined;
+      if (!hit) continue;
+      // Not retried: the same row fails the same way.
+      if ('error' in hit) throw new StepError(hit.error.code, hit.error.message, false, hit.error.context, { cause: hit.error });
+      return hit.value;
+    }
     return Object.prototype.hasOwnProperty.call(this.env, name) ? this.env[name] : undefined;
   }
 }

@@ -38,7 +38,7 @@ export function registerSecretsCommands(program: Command, ctx: CliContext): void
     .option('--json', 'print JSON')
     .action(async (o: { workflow?: string; json?: boolean }) => {
       const swarm = await ctx.swarm();
-      const list = await swarm.listSecrets(o.workflow === undefined ? { all: true } : { workflow: o.workflow });
+      const list = await swarm.listSecrets(o.workflow === undefined ? {} : { workflow: o.workflow });
       if (o.json) return ctx.out(JSON.stringify(list, null, 2));
       if (list.length === 0) return ctx.out(`no stored secrets${o.workflow === undefined ? '' : ` for workflow '${o.workflow}'`}`);
       const rows = list.map((s) => [s.name, s.workflow === null ? 'global' : `workflow ${s.workflow}`, iso(s.created_at), iso(s.updated_at)]);
