@@ -393,6 +393,47 @@ describe('the library API', () => {
     }
   }, 120_000);
 
+  test('rotation refuses while a worker runs, and leaves a tampered run as it was (still failing verify)', async () => {
+    const dir = tempProject();
+    const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm'), SWARM_MASTER_KEY: randomBytes(32).toString('hex') } });
+    try {
+      writeAgent(dir, 'teller', TELLER_YAML, { 'run.sh': TELLER_SH });
+      writeWorkflow(dir, 'plain', workflowYaml('plain'));
+      await swarm.registerAgent(join(dir, 'agents', 'teller'));
+      await swarm.registerWorkflow(join(dir, 'workflows', 'plain'));
+      await swarm.setSecret('PLANTED', planted('V'));
+      const good = await swarm.startRun('plain', {});
+      const bad = await swarm.startRun('plain', {});
+      await swarm.runToCompletion(good);
+      await swarm.runToCompletion(bad);
+
+      const worker = swarm.worker();
+      const refused = await swarm.rotateMasterKey(randomBytes(32)).then(
+        () => undefined,
+        (e: unknown) => e as UserError,
+      );
+      expect(refused?.code).toBe('WORKERS_RUNNING');
+      await worker.stop();
+
+      const db = new Database(swarm.config.dbPath);
+      try {
+        db.prepare(`UPDATE events SET data = '{"tampered":true}' WHERE run_id = ? AND seq = 2`).run(bad);
+      } finally {
+        db.close();
+      }
+      const badEvents = await swarm.store.getEvents(bad);
+      expect((await swarm.verify(bad)).ok).toBe(false);
+      const report = await swarm.rotateMasterKey(randomBytes(32));
+      expect(report).toMatchObject({ secrets: 1, runs: 1, unverified: [bad] });
+      expect((await swarm.verify(good)).ok).toBe(true);
+      expect((await swarm.verify(bad)).ok).toBe(false);
+      expect(await swarm.store.getEvents(bad)).toEqual(badEvents);
+    } finally {
+      await swarm.close();
+      removeProject(dir);
+    }
+  }, 60_000);
+
   test('PostgreSQL: the same', async () => {
     const server = await pgTestServer();
     const url = await server.createDatabase();
