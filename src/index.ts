@@ -8,7 +8,7 @@
  *   const { run } = await swarm.runToCompletion(runId);
  */
 export { Swarm, newRunId, runExitCode } from './swarm.js';
-export type { CreatedRun, OpenSwarmOptions, RegisterResult, RunDetails, StartRunOptions, VerifyOptions, VerifyReport } from './swarm.js';
+export type { CreatedRun, OpenSwarmOptions, RegisterResult, RotateKeyReport, RunDetails, SecretInfo, SecretScopeOptions, StartRunOptions, VerifyOptions, VerifyReport } from './swarm.js';
 // The HTTP API of `swarm serve`, as a Hono app to serve or call in process.
 export { createApp } from './server/app.js';
 export type { CreateAppOptions } from './server/app.js';

@@ -5,7 +5,7 @@ import { resolveConfig, type ResolveConfigOptions, type SwarmConfig } from './co
 import { ManifestError, NotFoundError, PolicyError, ResumeError, UserError, VerificationError } from './core/errors.js';
 import { checkChain, digestJson, type RunEvent } from './core/events.js';
 import { fieldProblems, validateAgainst } from './core/io-schema.js';
-import { parseAgentManifest, parseRef, pickRecord } from './core/manifest/agent.js';
+import { NAME_PATTERN, parseAgentManifest, parseRef, pickRecord } from './core/manifest/agent.js';
 import { checkAgainstRegistry, parseWorkflowSource } from './core/manifest/workflow.js';
 import { TERMINAL_RUN, type RunStatus } from './core/states.js';
 import { closest } from './core/suggest.js';
@@ -38,11 +38,16 @@ import { configuredKeySource, fileKeySource } from './secrets/master-key.js';
 import { redactAgentWrites } from './secrets/redacting-store.js';
 import { Redactor } from './secrets/redactor.js';
 import { openStoreKeys, type StoreKeys } from './secrets/store-key.js';
+import { SecretCache } from './secrets/secret-cache.js';
+import { rekeyPlan } from './secrets/rotate.js';
+import { checkSecretName, checkSecretValue, sealSecret, secretsKek } from './secrets/vault.js';
+import { deriveKey, KeyPurpose, MASTER_KEY_BYTES } from './secrets/master-key.js';
 import type {
   AgentMessageRecord,
   AgentRecord,
   AgentSessionRecord,
   ApprovalRecord,
+  RekeyReport,
   RunFilter,
   RunPlan,
   RunRecord,
@@ -113,6 +118,26 @@ export interface IsolationReport {
   /** Plain sentences for the worker's start-up output, one per thing that is not enforced. */
   warnings: string[];
 }
+
+export interface SecretScopeOptions {
+  /** The workflow the secret belongs to; absent: a global secret. */
+  workflow?: string;
+}
+
+/** A stored secret as listed: never its value. */
+export interface SecretInfo {
+  name: string;
+  scope: 'global' | 'workflow';
+  /** The workflow of a workflow-scoped secret, else null. */
+  workflow: string | null;
+  /** Which master key sealed it (an id, not the key). */
+  key_id: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** What a master key rotation changed (`unverified`: runs whose chains did not verify, left as they were). */
+export type RotateKeyReport = RekeyReport;
 
 export interface StartRunOptions {
   trigger_type?: string;
@@ -185,13 +210,15 @@ export class Swarm {
   /** Reads agent.yaml and workflow.yaml: regular files only, at most `manifestMaxBytes`. */
   private readonly readManifest: (file: string) => string;
   private readonly llmOptions: LlmExecutorOptions;
-  /** Replaces secret values (every SWARM_SECRET_*) with `[secret:NAME]` before anything is stored. */
+  /** Replaces secret values (every SWARM_SECRET_*, and stored ones once loaded) with `[secret:NAME]` before anything is stored. */
   readonly redactor: Redactor;
+  /** `${secrets.*}`: the encrypted store's secrets (decrypted when first needed), then SWARM_SECRET_*. */
+  private readonly secretCache: SecretCache;
 
   private constructor(
     readonly config: SwarmConfig,
     readonly store: Store,
-    private readonly keys: StoreKeys,
+    private keys: StoreKeys,
     private readonly log: (line: string) => void,
     llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv' | 'manifestMaxBytes'> = {},
   ) {
@@ -199,6 +226,8 @@ export class Swarm {
     this.network = new NetworkGuard({ allow: config.network.allow });
     this.builtins = new BuiltinExecutor({ network: this.network });
     this.redactor = new Redactor(config.secrets);
+    this.secretCache = new SecretCache(store, () => this.keys.kek, config.secrets, this.redactor);
+    const secrets = (name: string, workflow?: string): string | undefined => this.secretCache.get(name, workflow);
     // What agents running in the worker write to the store (approval requests, LLM transcripts) is redacted too.
     const agentStore = redactAgentWrites(store, this.redactor);
     this.builtins.register('approval', approvalAgent(agentStore));
@@ -207,7 +236,7 @@ export class Swarm {
       providers: config.providers,
       env: llm.providerEnv ?? process.env,
       config: { ...config.values },
-      secrets: (n) => config.secrets[n],
+      secrets,
       findAgent: async (name, version) => {
         const all = await this.store.listAgents(name);
         const rec = version ? all.find((r) => r.version === version) : pickRecord(all, '*');
@@ -224,7 +253,7 @@ export class Swarm {
     this.ledger = new Ledger({
       random: Math.random,
       newRunId,
-      secrets: (n) => this.config.secrets[n],
+      secrets,
       config: { ...config.values },
       defaultRunConcurrency: config.runConcurrency,
       eventPayloadBytes: config.limits.event_payload_bytes,
@@ -454,6 +483,64 @@ export class Swarm {
 
   async setWorkflowEnabled(name: string, enabled: boolean): Promise<void> {
     if ((await this.store.setWorkflowEnabled(name, enabled)) === 0) throw new NotFoundError('workflow', name);
+  }
+
+  // ---------- secrets ----------
+
+  /**
+   * Store a secret, encrypted (AES-256-GCM envelope under the master key): global, or for one
+   * workflow's runs only. `${secrets.NAME}` resolves a workflow's own secret first, then the global
+   * one, then SWARM_SECRET_NAME.
+   *
+   * @example
+   *   await swarm.setSecret('API_KEY', process.env.TOKEN ?? '', { workflow: 'deploy' });
+   */
+  async setSecret(name: string, value: string, options: SecretScopeOptions = {}): Promise<'created' | 'replaced'> {
+    checkSecretName(name);
+    const scope = secretScope(options);
+    checkSecretValue(name, value);
+    const now = await this.store.now();
+    const sealed = sealSecret(this.keys.kek, name, scope, value);
+    const result = await this.store.putSecret({ name, scope, ...sealed, created_at: now, updated_at: now });
+    // This process redacts the value from now on, whether or not it runs a step that uses it.
+    this.redactor.learn({ [name]: value });
+    return result;
+  }
+
+  /** Stored secrets: names, scopes and dates, never values (all of them, or one workflow's). */
+  async listSecrets(options: SecretScopeOptions = {}): Promise<SecretInfo[]> {
+    const rows = await this.store.listSecrets(options.workflow === undefined ? undefined : secretScope(options));
+    return rows.map((r) => ({ name: r.name, scope: r.scope === '' ? 'global' : 'workflow', workflow: r.scope === '' ? null : r.scope, key_id: r.kek_id, created_at: r.created_at, updated_at: r.updated_at }));
+  }
+
+  /** Delete a stored secret; false when there was none by that name in that scope. */
+  async deleteSecret(name: string, options: SecretScopeOptions = {}): Promise<boolean> {
+    checkSecretName(name);
+    return this.store.deleteSecret(name, secretScope(options));
+  }
+
+  /**
+   * Rotate the master key: every stored secret's data key is re-wrapped under the new key, every
+   * run's event chain is re-computed under the new chain key (chains that do not verify under the
+   * old key are left as they are, and listed), and the store's key check value becomes the new
+   * key's, in one transaction. Afterwards this Swarm works with the new key; every other process
+   * must be restarted with it (the old key is refused). Refused while any worker is running.
+   */
+  async rotateMasterKey(newKey: Buffer): Promise<RotateKeyReport> {
+    if (newKey.length !== MASTER_KEY_BYTES) throw new UserError('MASTER_KEY_INVALID', `the new master key must be ${MASTER_KEY_BYTES} bytes, found ${newKey.length}`);
+    if (newKey.equals(this.keys.master)) throw new UserError('MASTER_KEY_UNCHANGED', 'the new master key is the current one: give a different key');
+    const since = (await this.store.now()) - Math.max(3000, this.config.leaseMs);
+    const live = (await this.store.listWorkers(since)).filter((w) => !workerIsDead(w));
+    if (live.length || this.workers.size) {
+      const names = live.map((w) => `${w.id} (pid ${w.pid} on ${w.hostname})`).slice(0, 3).join(', ');
+      throw new UserError('WORKERS_RUNNING', `cannot rotate the master key while workers run (${names || 'in this process'}): stop every swarm worker, serve and run process first, then rotate`, { workers: live.map((w) => w.id) });
+    }
+    const report = await this.store.rekey(rekeyPlan(this.keys.master, newKey));
+    // The ledger holds the chain key by reference: it signs with the new key from here on.
+    deriveKey(newKey, KeyPurpose.EVENT_CHAIN).copy(this.keys.chain);
+    this.keys = { ...this.keys, master: Buffer.from(newKey), kek: secretsKek(newKey) };
+    this.secretCache.invalidate();
+    return report;
   }
 
   // ---------- runs ----------
@@ -832,7 +919,8 @@ export class Swarm {
   worker(options: Partial<WorkerOptions> = {}): Worker {
     // A configured sandbox that cannot run stops the worker before it claims anything.
     this.processAgents();
-    const w = new Worker(this.store, this.ledger, this.executorFor, (n) => this.config.secrets[n], {
+    const w = new Worker(this.store, this.ledger, this.executorFor, (n, wf) => this.secretCache.get(n, wf), {
+      prepareSecrets: (wf) => this.secretCache.prepare(wf),
       concurrency: this.config.workerConcurrency,
       leaseMs: this.config.leaseMs,
       commitWindowMs: this.config.commitWindowMs,
@@ -908,6 +996,15 @@ export class Swarm {
 /** The CLI's exit code for a run that ended (or paused) in this status: 0 completed or waiting for approval, 4 otherwise. */
 export function runExitCode(status: RunStatus): number {
   return status === 'completed' || status === 'waiting' ? 0 : 4;
+}
+
+/** The store's scope of a secret: '' for global, else a workflow name (checked). */
+function secretScope(options: SecretScopeOptions): string {
+  if (options.workflow === undefined) return '';
+  if (!new RegExp(NAME_PATTERN).test(options.workflow)) {
+    throw new UserError('WORKFLOW_NAME_INVALID', `'${options.workflow}' is not a workflow name: lower-case letters, digits, '.', '_' and '-', starting with a letter or digit`, { workflow: options.workflow });
+  }
+  return options.workflow;
 }
 
 function manifestPath(path: string, fileName: string): { file: string; dir: string } {

@@ -33,7 +33,7 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
     });
   }
   let opened: Promise<Swarm> | undefined;
-  // Once the store is open, every line printed has the configured secrets' values replaced by their
+  // Once the store is open, every line printed has the known secrets' values replaced by their
   // markers: what was stored before values were redacted, or given as run input, is not shown either.
   let redact: (s: string) => string = (s) => s;
   const ctx: CliContext & { close(): Promise<void> } = {
@@ -56,10 +56,9 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
         // The key is in the resolved configuration now: agents started by this process (whose
         // environment is inherited from it) must not find it in theirs.
         if (env === process.env) delete process.env.SWARM_MASTER_KEY;
-        if (swarm.redactor.active) {
-          redact = (s) => swarm.redactor.text(s);
-          setViewRedactor(redact);
-        }
+        // Always: the redactor also learns the values of stored secrets this process loads.
+        redact = (s) => swarm.redactor.text(s);
+        setViewRedactor(redact);
         return swarm;
       });
       return opened;

@@ -7,6 +7,7 @@ import { registerLlmCommands } from './commands/llm.js';
 import { registerAgentCommands, registerWorkflowCommands } from './commands/registry.js';
 import { registerProcessCommands, registerRunCommands } from './commands/runs.js';
 import { registerServeCommand } from './commands/serve.js';
+import { registerSecretsCommands } from './commands/secrets.js';
 import { createContext } from './context.js';
 import { version } from './version.js';
 
@@ -44,6 +45,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerWorkflowCommands(program, ctx);
   registerProcessCommands(program, ctx);
   registerDbCommands(program, ctx);
+  registerSecretsCommands(program, ctx);
   registerLlmCommands(program, ctx);
   registerDevCommands(program, ctx);
   registerServeCommand(program, ctx);

@@ -27,7 +27,8 @@ export interface LedgerOptions {
   /** Random numbers in [0, 1) for backoff jitter. */
   random: () => number;
   newRunId: () => string;
-  secrets: (name: string) => string | undefined;
+  /** `${secrets.NAME}` for `workflow` (handlers see the stored secrets its steps loaded, then SWARM_SECRET_NAME). */
+  secrets: (name: string, workflow?: string) => string | undefined;
   config: Record<string, unknown>;
   /** Steps of one run that may run at once when the workflow sets no `concurrency`. */
   defaultRunConcurrency: number;
@@ -414,7 +415,7 @@ export class Ledger {
       trigger: await tx.getTriggerData(state.id),
       variables: p.plan.workflow.variables,
       config: p.plan.config,
-      secrets: this.options.secrets,
+      secrets: (name) => this.options.secrets(name, p.plan.workflow.name),
       steps,
       run: { id: state.id, workflow: p.plan.workflow.name, status: state.status },
       ...(error ? { error } : {}),

@@ -22,6 +22,8 @@ export interface LoadedPlan {
   conditions: Map<string, Condition>;
   /** Step id → what its inputs and condition read of the run: the trigger data, and which earlier steps (absent: everything). */
   reads: Map<string, StepReads>;
+  /** Does anything in the plan reference `${secrets.*}`? Only then do steps load stored secrets. */
+  usesSecrets: boolean;
 }
 
 export interface StepReads {
@@ -75,6 +77,7 @@ export function loadPlan(json: string): LoadedPlan {
     successors: successorsOf(plan.workflow.steps),
     conditions,
     reads,
+    usesSecrets: /\$\{\s*secrets\./.test(json),
   };
 }
 

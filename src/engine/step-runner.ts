@@ -49,7 +49,13 @@ export interface StepRunnerDeps {
   plans: PlanCache;
   outputs: OutputCache;
   executorFor: (runtimeType: string) => Executor;
-  secrets: (name: string) => string | undefined;
+  /** `${secrets.NAME}` for a step of `workflow` (the encrypted store's, then SWARM_SECRET_NAME). */
+  secrets: (name: string, workflow?: string) => string | undefined;
+  /**
+   * Load the stored secrets a step of `workflow` may use, and teach their values to the redactor,
+   * before the step's inputs resolve. Called only for plans that reference secrets.
+   */
+  prepareSecrets?: (workflow: string) => Promise<void>;
   /**
    * Replaces secret values in everything the attempt's completion carries to the store (inputs,
    * outputs, errors, reasons, logs). The agent itself gets the real values. Default: none.
@@ -103,13 +109,15 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     const agent = p.stepAgents.get(step.step_id);
     if (!spec || !agent) throw new StepError('PLAN_MISMATCH', `step '${step.step_id}' is not in the run's plan`, false);
 
+    const workflow = p.plan.workflow.name;
+    if (p.usesSecrets && deps.prepareSecrets) await deps.prepareSecrets(workflow);
     // Only what the step's inputs and condition reference is fetched (a miss in the caches is a read).
     const reads = p.reads.get(step.step_id);
     const ctx: ResolveContext = {
       trigger: reads?.trigger === false ? undefined : await triggerData(deps.store, step.run_id),
       variables: p.plan.workflow.variables,
       config: p.plan.config,
-      secrets: deps.secrets,
+      secrets: (name) => deps.secrets(name, workflow),
       steps: await upstream(deps, step.run_id, reads ? reads.steps : spec.deps),
       run: { id: step.run_id, workflow: p.plan.workflow.name, version: p.plan.workflow.version, attempt: step.attempt },
     };
@@ -145,6 +153,7 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
         stepId: step.step_id,
         attempt: step.attempt,
         idempotencyKey: `${step.run_id}/${step.step_id}`,
+        workflow,
         agent,
         inputs,
         signal: abort.signal,

@@ -26,6 +26,8 @@ export interface WorkerOptions {
   workRoot: string;
   /** Step input, output and error-message sizes (default LIMIT_DEFAULTS). */
   limits?: StepRunnerDeps['limits'];
+  /** Load stored secrets before a step that references secrets (see StepRunnerDeps.prepareSecrets). */
+  prepareSecrets?: StepRunnerDeps['prepareSecrets'];
   /** Named crash points for fault-injection tests, e.g. `after-step-commit:step2`. */
   faults?: ReadonlySet<string>;
   log?: (line: string) => void;
@@ -76,7 +78,7 @@ export class Worker {
     private readonly store: Store,
     private readonly ledger: Ledger,
     private readonly executorFor: (runtimeType: string) => Executor,
-    private readonly secrets: (name: string) => string | undefined,
+    private readonly secrets: (name: string, workflow?: string) => string | undefined,
     private readonly options: WorkerOptions,
   ) {
     this.scope = options.runIds ? new Set(options.runIds) : undefined;
@@ -291,6 +293,7 @@ export class Worker {
         outputs: this.outputs,
         executorFor: this.executorFor,
         secrets: this.secrets,
+        ...(this.options.prepareSecrets ? { prepareSecrets: this.options.prepareSecrets } : {}),
         redactor: this.ledger.redactor,
         workRoot: this.options.workRoot,
         ...(this.options.limits ? { limits: this.options.limits } : {}),

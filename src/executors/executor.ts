@@ -8,6 +8,8 @@ export interface ExecutionContext {
   attempt: number;
   /** Stable across retries and crash re-executions of the same step: `<run id>/<step id>`. */
   idempotencyKey: string;
+  /** The run's workflow (stored secrets are scoped by it). */
+  workflow?: string;
   agent: { id: string; path: string; manifest: AgentManifest };
   inputs: Record<string, unknown>;
   /** Aborted on timeout, cancellation or lost lease: stop and clean up. */

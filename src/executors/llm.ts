@@ -28,7 +28,7 @@ export interface LlmExecutorOptions {
   /** Values for `${config.*}` in instructions and tool entries. */
   config: Readonly<Record<string, unknown>>;
   /** `${secrets.NAME}` in tool entries (HTTP headers and URLs, MCP env and headers). */
-  secrets?: (name: string) => string | undefined;
+  secrets?: (name: string, workflow?: string) => string | undefined;
   /** The newest registered version of an agent (for handoffs). */
   findAgent: (name: string, version?: string) => Promise<{ id: string; path: string; manifest: AgentManifest } | undefined>;
   /** Supply a model instead of the provider's (tests, benchmarks, a custom gateway). */
@@ -59,8 +59,9 @@ export class LlmExecutor implements Executor {
       const resumed = newest && newest.id === sessionId ? await this.o.store.getAgentSession(sessionId) : undefined;
       const pinned = resumed?.envelope ? (JSON.parse(resumed.envelope) as { payload?: { agent_versions?: Record<string, string> } }).payload?.agent_versions : undefined;
 
+      const secrets = this.o.secrets;
       const { agents, versions } = await buildAgents(
-        this.o,
+        secrets ? { ...this.o, secrets: (name) => secrets(name, ctx.workflow) } : this.o,
         { path: ctx.agent.path, manifest: ctx.agent.manifest },
         { inputs: ctx.inputs, run: { id: ctx.runId, step: ctx.stepId, attempt: ctx.attempt } },
         toolSets,

@@ -25,6 +25,8 @@ export const KeyPurpose = {
   EVENT_CHAIN: 'swarm/event-chain/v1',
   /** The check value stored in the database, to refuse a process whose key is not the store's. */
   KEY_CHECK: 'swarm/key-check/v1',
+  /** The key-encryption key of the encrypted secrets store: it wraps each secret's data key. */
+  SECRETS_KEK: 'swarm/secrets-kek/v1',
 } as const;
 export type KeyPurpose = (typeof KeyPurpose)[keyof typeof KeyPurpose];
 

@@ -11,7 +11,7 @@ import type { Redactor } from './redactor.js';
  * turn held a secret; the value itself is only in the worker's memory while the step runs.
  */
 export function redactAgentWrites(store: Store, redactor: Redactor): Store {
-  if (!redactor.active) return store;
+  // Always wrapped, even with nothing to redact yet: the redactor learns stored secrets as steps load them.
   const r = redactor;
   const overrides: Partial<Store> = {
     saveAgentCheckpoint: (w: AgentCheckpointWrite) =>

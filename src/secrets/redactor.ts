@@ -2,7 +2,8 @@
  * Replaces every known secret value with a marker (`[secret:NAME]`) before text is stored: step
  * inputs, outputs, errors, logs, events, LLM transcripts.
  *
- * It knows every configured secret (`SWARM_SECRET_*`), not only those the step resolved: a value can
+ * It knows every configured secret (`SWARM_SECRET_*`) and every stored secret a step of this process
+ * has loaded (`learn`), not only those the step resolved: a value can
  * reach a step's output by other ways (an LLM tool's header, a handler message), and one combined
  * pattern costs the same whatever the number of secrets. With no secrets configured it does nothing
  * and costs nothing.
@@ -15,12 +16,27 @@
  *   r.text('token=s3cr3t-value'); // 'token=[secret:API_KEY]'
  */
 export class Redactor {
-  private readonly pattern: RegExp | undefined;
+  private pattern: RegExp | undefined;
   private readonly markers = new Map<string, string>();
   /** The longest secret form, in UTF-8 bytes: how far before a cut a secret may start. */
-  readonly longestBytes: number;
+  longestBytes = 0;
 
   constructor(secrets: Readonly<Record<string, string>>) {
+    this.add(secrets);
+  }
+
+  /**
+   * Learn more secret values (those loaded from the encrypted store when a step first needs them).
+   * Values already known are ignored, so learning the same again costs nothing. A value, once
+   * learned, stays redacted for the life of the process, even after its secret is deleted.
+   */
+  learn(secrets: Readonly<Record<string, string>>): void {
+    const before = this.markers.size;
+    for (const [name, value] of Object.entries(secrets)) if (value !== '' && !this.markers.has(value)) this.markers.set(value, `[secret:${name}]`);
+    if (this.markers.size !== before) this.add(secrets);
+  }
+
+  private add(secrets: Readonly<Record<string, string>>): void {
     for (const [name, value] of Object.entries(secrets)) {
       if (value === '') continue;
       const marker = `[secret:${name}]`;

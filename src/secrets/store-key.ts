@@ -1,6 +1,8 @@
 import { UserError } from '../core/errors.js';
 import type { Store } from '../store/store.js';
+import { KEY_CHECK_META_KEY } from '../store/rows.js';
 import { deriveKey, KeyPurpose, keyCheckValue, type MasterKeySource } from './master-key.js';
+import { secretsKek, type SecretsKek } from './vault.js';
 
 /** The keys a Swarm process works with, derived from the master key once at open. */
 export interface StoreKeys {
@@ -11,9 +13,13 @@ export interface StoreKeys {
    * have unkeyed chains (`runs verify --allow-legacy`).
    */
   readonly keyedSince: number;
+  /** The master key itself (master key rotation needs the old one). */
+  readonly master: Buffer;
+  /** The key-encryption key of the encrypted secrets store. */
+  readonly kek: SecretsKek;
 }
 
-const KEY_CHECK = 'master_key_check';
+const KEY_CHECK = KEY_CHECK_META_KEY;
 const KEYED_SINCE = 'chain_keyed_since';
 
 /**
@@ -34,5 +40,5 @@ export async function openStoreKeys(store: Store, source: MasterKeySource): Prom
     );
   }
   const keyedSince = Number(await store.initMeta(KEYED_SINCE, String(await store.now())));
-  return { chain: deriveKey(master, KeyPurpose.EVENT_CHAIN), keyedSince: Number.isFinite(keyedSince) ? keyedSince : 0 };
+  return { chain: deriveKey(master, KeyPurpose.EVENT_CHAIN), keyedSince: Number.isFinite(keyedSince) ? keyedSince : 0, master, kek: secretsKek(master) };
 }

@@ -2,7 +2,7 @@ import { ExitCode, StoreError } from '../core/errors.js';
 import { digestJson, type RunEvent } from '../core/events.js';
 import { agentRef, type AgentManifest } from '../core/manifest/agent.js';
 import type { WorkflowManifest } from '../core/manifest/workflow.js';
-import type { AgentMessageRecord, AgentRecord, AgentSessionRecord, ApprovalRecord, RunRecord, SessionFilter, StepLog, StepRecord, StepUpdate, ToolCallRecord, WorkerRecord, WorkflowRecord } from './types.js';
+import type { AgentMessageRecord, AgentRecord, AgentSessionRecord, ApprovalRecord, RunRecord, SecretRecord, SessionFilter, StepLog, StepRecord, StepUpdate, ToolCallRecord, WorkerRecord, WorkflowRecord } from './types.js';
 
 /** Row mapping shared by the SQL backends: columns as stored → the records the Store returns. */
 export type Row = Record<string, unknown>;
@@ -278,6 +278,29 @@ export function toApproval(r: Row): ApprovalRecord {
     decided_at: r.decided_at === null || r.decided_at === undefined ? null : Number(r.decided_at),
     decided_by: (r.decided_by as string | null) ?? null,
   };
+}
+
+export function toSecret(r: Row): SecretRecord {
+  return {
+    name: r.name as string,
+    scope: r.scope as string,
+    encrypted_value: Buffer.from(r.encrypted_value as Uint8Array),
+    value_nonce: Buffer.from(r.value_nonce as Uint8Array),
+    wrapped_key: Buffer.from(r.wrapped_key as Uint8Array),
+    kek_id: r.kek_id as string,
+    created_at: Number(r.created_at),
+    updated_at: Number(r.updated_at),
+  };
+}
+
+/** The key in swarm_meta of the secrets generation (see Store.secretsGeneration). */
+export const SECRETS_GENERATION_KEY = 'secrets_generation';
+/** The key in swarm_meta of the master key's check value (src/secrets/store-key.ts). */
+export const KEY_CHECK_META_KEY = 'master_key_check';
+
+/** A master key rotation found the store on another key than the rotating process's. */
+export function rekeyRefused(location: string): StoreError {
+  return new StoreError('MASTER_KEY_MISMATCH', `the store ${location} is no longer set up with this process's master key (another process rotated it?): nothing was changed`, { store: location }, { exitCode: ExitCode.INVALID_INPUT });
 }
 
 /** WHERE clause and values for a session filter, with `$n` (PostgreSQL) or `?` (SQLite) placeholders. */

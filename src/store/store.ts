@@ -10,7 +10,10 @@ import type {
   AgentRecord,
   LedgerTx,
   RunFilter,
+  RekeyPlan,
+  RekeyReport,
   RunRecord,
+  SecretRecord,
   StepLog,
   StepRecord,
   WorkerRecord,
@@ -136,6 +139,26 @@ export interface Store {
   requestApprovals(items: ReadonlyArray<Omit<ApprovalRecord, 'status' | 'reason' | 'decided_at' | 'decided_by'>>): Promise<void>;
   getApproval(runId: string, stepId: string, callId: string): Promise<ApprovalRecord | undefined>;
   listApprovals(filter: { run_id?: string; status?: ApprovalRecord['status'] }): Promise<ApprovalRecord[]>;
+
+  // ---- encrypted secrets (sealed by src/secrets/vault.ts; the store never sees a value) ----
+
+  /** Insert or replace the secret (name, scope); `created_at` of a replaced one is kept. */
+  putSecret(rec: SecretRecord): Promise<'created' | 'replaced'>;
+  getSecret(name: string, scope: string): Promise<SecretRecord | undefined>;
+  /** Secrets by scope ('' = global), or all of them, ordered by scope then name. */
+  listSecrets(scope?: string): Promise<SecretRecord[]>;
+  deleteSecret(name: string, scope: string): Promise<boolean>;
+  /**
+   * A value that changes whenever any secret is put or deleted (in the same transaction), so a process
+   * caching decrypted secrets knows, with one small read, whether its cache is current.
+   */
+  secretsGeneration(): Promise<string>;
+  /**
+   * Master key rotation, in one transaction: refuse unless the key check value is `plan.oldCheck`;
+   * re-wrap every secret; re-chain every run's events (and its head hash); store `plan.newCheck`.
+   * Either all of it commits or none.
+   */
+  rekey(plan: RekeyPlan): Promise<RekeyReport>;
 
   /**
    * Resolve when another process may have changed the database, or after `timeoutMs`.

@@ -424,3 +424,48 @@ export interface ApprovalRecord {
   decided_at: number | null;
   decided_by: string | null;
 }
+
+/**
+ * One stored secret, sealed (see src/secrets/vault.ts): the store never sees a value. `scope` is ''
+ * for a global secret, else the name of the workflow it belongs to.
+ */
+export interface SecretRecord {
+  name: string;
+  scope: string;
+  encrypted_value: Buffer;
+  value_nonce: Buffer;
+  wrapped_key: Buffer;
+  kek_id: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A run's events as master key rotation re-chains them: the new `prev_hash` and `hash` of each. */
+export interface RechainedEvent {
+  seq: number;
+  prev_hash: string;
+  hash: string;
+}
+
+/**
+ * Everything a master key rotation changes, applied by the store in one transaction (see
+ * `Store.rekey`). The functions are synchronous and pure: the store only moves rows.
+ */
+export interface RekeyPlan {
+  /** The key check value the store must hold now; anything else refuses the rotation (another key). */
+  oldCheck: string;
+  /** The key check value of the new master key, stored in its place. */
+  newCheck: string;
+  /** The secret with its data key wrapped under the new key (throws when it cannot be read). */
+  rewrap(rec: SecretRecord): Pick<SecretRecord, 'wrapped_key' | 'kek_id'>;
+  /** A run's chain under the new key, or undefined to leave a chain that does not verify as it is. */
+  rechain(runId: string, events: ReadonlyArray<RunEvent & { data_json: string }>): RechainedEvent[] | undefined;
+}
+
+export interface RekeyReport {
+  secrets: number;
+  runs: number;
+  events: number;
+  /** Runs whose chains did not verify under the old key: left unchanged (they fail `runs verify` as before). */
+  unverified: string[];
+}

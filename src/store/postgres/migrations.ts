@@ -306,6 +306,26 @@ ALTER TABLE workflow_runs ADD COLUMN metadata ${TEXT};
 CREATE UNIQUE INDEX idx_runs_idempotency_key ON workflow_runs(idempotency_key);
 `,
   },
+  {
+    version: 5,
+    name: 'encrypted secrets',
+    // As SQLite's migration 5: the seed's unused secrets table gives way to one keyed by (name,
+    // scope) holding sealed values only; scope '' is global, else a workflow name.
+    sql: `
+DROP TABLE secrets;
+CREATE TABLE secrets (
+  name ${TEXT} NOT NULL,
+  scope ${TEXT} NOT NULL DEFAULT '',
+  encrypted_value BYTEA NOT NULL,
+  value_nonce BYTEA NOT NULL,
+  wrapped_key BYTEA NOT NULL,
+  kek_id ${TEXT} NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (name, scope)
+);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

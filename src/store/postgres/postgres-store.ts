@@ -12,7 +12,10 @@ import type {
   LedgerTx,
   TxHint,
   RunFilter,
+  RekeyPlan,
+  RekeyReport,
   RunRecord,
+  SecretRecord,
   SessionFilter,
   StepLog,
   StepRecord,
@@ -32,6 +35,7 @@ import {
   toApproval,
   toEvent,
   toRun,
+  toSecret,
   toStep,
   toStepLog,
   toToolCall,
@@ -39,6 +43,9 @@ import {
   toWorkflow,
   versionConflict,
   type Row,
+  KEY_CHECK_META_KEY,
+  rekeyRefused,
+  SECRETS_GENERATION_KEY,
 } from '../rows.js';
 import { migrate as migrateSchema, SCHEMA_VERSION, schemaVersion } from './migrations.js';
 import { noNul, PgTx, type Query } from './pg-tx.js';
@@ -676,6 +683,85 @@ export class PostgresStore implements Store {
   async getApproval(runId: string, stepId: string, callId: string): Promise<ApprovalRecord | undefined> {
     const r = (await this.read('SELECT * FROM approvals WHERE run_id = $1 AND step_id = $2 AND call_id = $3', [runId, stepId, callId]))[0];
     return r ? toApproval(r) : undefined;
+  }
+
+  // ---- encrypted secrets ----
+
+  private static readonly BUMP_SECRETS_GENERATION = `INSERT INTO swarm_meta (key, value) VALUES ('${SECRETS_GENERATION_KEY}', '1')
+     ON CONFLICT (key) DO UPDATE SET value = ((swarm_meta.value)::bigint + 1)::text`;
+
+  putSecret(rec: SecretRecord): Promise<'created' | 'replaced'> {
+    return this.atomically(async (q) => {
+      // xmax = 0 only for a row this statement inserted (not one it updated).
+      const r = await q(
+        `INSERT INTO secrets (name, scope, encrypted_value, value_nonce, wrapped_key, kek_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (name, scope) DO UPDATE SET encrypted_value = excluded.encrypted_value, value_nonce = excluded.value_nonce,
+           wrapped_key = excluded.wrapped_key, kek_id = excluded.kek_id, updated_at = excluded.updated_at
+         RETURNING (xmax = 0) AS created`,
+        [noNul(rec.name), noNul(rec.scope), rec.encrypted_value, rec.value_nonce, rec.wrapped_key, rec.kek_id, rec.created_at, rec.updated_at],
+      );
+      await q(PostgresStore.BUMP_SECRETS_GENERATION);
+      return { value: r.rows[0]?.created ? ('created' as const) : ('replaced' as const), notify: false };
+    });
+  }
+
+  async getSecret(name: string, scope: string): Promise<SecretRecord | undefined> {
+    const r = (await this.read('SELECT * FROM secrets WHERE name = $1 AND scope = $2', [noNul(name), noNul(scope)]))[0];
+    return r ? toSecret(r) : undefined;
+  }
+
+  async listSecrets(scope?: string): Promise<SecretRecord[]> {
+    const rows = scope === undefined ? await this.read('SELECT * FROM secrets ORDER BY scope, name') : await this.read('SELECT * FROM secrets WHERE scope = $1 ORDER BY name', [noNul(scope)]);
+    return rows.map(toSecret);
+  }
+
+  deleteSecret(name: string, scope: string): Promise<boolean> {
+    return this.atomically(async (q) => {
+      const gone = (await q('DELETE FROM secrets WHERE name = $1 AND scope = $2', [noNul(name), noNul(scope)])).rowCount > 0;
+      if (gone) await q(PostgresStore.BUMP_SECRETS_GENERATION);
+      return { value: gone, notify: false };
+    });
+  }
+
+  async secretsGeneration(): Promise<string> {
+    return ((await this.read(`SELECT value FROM swarm_meta WHERE key = '${SECRETS_GENERATION_KEY}'`))[0]?.value as string | undefined) ?? '0';
+  }
+
+  rekey(plan: RekeyPlan): Promise<RekeyReport> {
+    return this.atomically(async (q) => {
+      // Writers of secrets, events and run heads wait until the rotation commits; readers do not.
+      await q('LOCK TABLE secrets, workflow_runs, events IN EXCLUSIVE MODE');
+      const check = (await q('SELECT value FROM swarm_meta WHERE key = $1 FOR UPDATE', [KEY_CHECK_META_KEY])).rows[0]?.value;
+      if (check !== plan.oldCheck) throw rekeyRefused(this.location);
+      const report: RekeyReport = { secrets: 0, runs: 0, events: 0, unverified: [] };
+      for (const r of (await q('SELECT * FROM secrets ORDER BY scope, name')).rows) {
+        const rec = toSecret(r);
+        const w = plan.rewrap(rec);
+        await q('UPDATE secrets SET wrapped_key = $1, kek_id = $2 WHERE name = $3 AND scope = $4', [w.wrapped_key, w.kek_id, rec.name, rec.scope]);
+        report.secrets++;
+      }
+      for (const { id } of (await q('SELECT id FROM workflow_runs ORDER BY id')).rows as Array<{ id: string }>) {
+        const chained = plan.rechain(id, (await q('SELECT * FROM events WHERE run_id = $1 ORDER BY seq', [id])).rows.map(toEvent));
+        if (!chained) {
+          report.unverified.push(id);
+          continue;
+        }
+        if (chained.length) {
+          // One statement per run: the new hashes as arrays, joined on seq.
+          await q(
+            `UPDATE events e SET prev_hash = n.prev_hash, hash = n.hash FROM unnest($2::int[], $3::text[], $4::text[]) AS n(seq, prev_hash, hash)
+             WHERE e.run_id = $1 AND e.seq = n.seq`,
+            [id, chained.map((e) => e.seq), chained.map((e) => e.prev_hash), chained.map((e) => e.hash)],
+          );
+          await q('UPDATE workflow_runs SET event_hash = $1 WHERE id = $2', [chained[chained.length - 1]?.hash, id]);
+        }
+        report.runs++;
+        report.events += chained.length;
+      }
+      await q('UPDATE swarm_meta SET value = $1 WHERE key = $2', [plan.newCheck, KEY_CHECK_META_KEY]);
+      await q(PostgresStore.BUMP_SECRETS_GENERATION);
+      return { value: report, notify: false };
+    });
   }
 
   async listApprovals(filter: { run_id?: string; status?: ApprovalRecord['status'] }): Promise<ApprovalRecord[]> {

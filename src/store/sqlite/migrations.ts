@@ -297,6 +297,28 @@ ALTER TABLE workflow_runs ADD COLUMN metadata TEXT;
 CREATE UNIQUE INDEX idx_runs_idempotency_key ON workflow_runs(idempotency_key);
 `,
   },
+  {
+    version: 5,
+    name: 'encrypted secrets',
+    // The seed's secrets table (migration 1) was never written: it is replaced by one keyed by
+    // (name, scope), holding only sealed values (src/secrets/vault.ts). scope is '' for a global
+    // secret, else a workflow name (not a foreign key: a secret may be set before its workflow is
+    // registered, and outlives its versions).
+    sql: `
+DROP TABLE secrets;
+CREATE TABLE secrets (
+  name TEXT NOT NULL,
+  scope TEXT NOT NULL DEFAULT '',
+  encrypted_value BLOB NOT NULL,
+  value_nonce BLOB NOT NULL,
+  wrapped_key BLOB NOT NULL,
+  kek_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (name, scope)
+) WITHOUT ROWID;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

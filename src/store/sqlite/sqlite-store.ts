@@ -14,7 +14,10 @@ import type {
   AgentRecord,
   LedgerTx,
   RunFilter,
+  RekeyPlan,
+  RekeyReport,
   RunRecord,
+  SecretRecord,
   StepLog,
   StepRecord,
   WorkerRecord,
@@ -32,6 +35,7 @@ import {
   toApproval,
   toEvent,
   toRun,
+  toSecret,
   toStep,
   toStepLog,
   toToolCall,
@@ -39,6 +43,9 @@ import {
   toWorkflow,
   versionConflict,
   type Row,
+  KEY_CHECK_META_KEY,
+  rekeyRefused,
+  SECRETS_GENERATION_KEY,
 } from '../rows.js';
 import { sqliteFault } from '../faults.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
@@ -682,6 +689,95 @@ export class SqliteStore implements Store {
         .all(...values) as Row[];
       return rows.map(toApproval);
     });
+  }
+
+  // ---- encrypted secrets ----
+
+  private bumpSecretsGeneration(): void {
+    this.stmt(`INSERT INTO swarm_meta (key, value) VALUES ('${SECRETS_GENERATION_KEY}', '1') ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1`).run();
+  }
+
+  putSecret(rec: SecretRecord): Promise<'created' | 'replaced'> {
+    return this.exclusive(() =>
+      this.db
+        .transaction(() => {
+          const existed = this.stmt('SELECT 1 FROM secrets WHERE name = ? AND scope = ?').get(rec.name, rec.scope) !== undefined;
+          this.stmt(
+            `INSERT INTO secrets (name, scope, encrypted_value, value_nonce, wrapped_key, kek_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT(name, scope) DO UPDATE SET encrypted_value = excluded.encrypted_value, value_nonce = excluded.value_nonce,
+               wrapped_key = excluded.wrapped_key, kek_id = excluded.kek_id, updated_at = excluded.updated_at`,
+          ).run(rec.name, rec.scope, rec.encrypted_value, rec.value_nonce, rec.wrapped_key, rec.kek_id, rec.created_at, rec.updated_at);
+          this.bumpSecretsGeneration();
+          return existed ? ('replaced' as const) : ('created' as const);
+        })
+        .immediate(),
+    );
+  }
+
+  getSecret(name: string, scope: string): Promise<SecretRecord | undefined> {
+    return this.read(() => {
+      const r = this.stmt('SELECT * FROM secrets WHERE name = ? AND scope = ?').get(name, scope) as Row | undefined;
+      return r ? toSecret(r) : undefined;
+    });
+  }
+
+  listSecrets(scope?: string): Promise<SecretRecord[]> {
+    return this.read(() =>
+      ((scope === undefined ? this.stmt('SELECT * FROM secrets ORDER BY scope, name').all() : this.stmt('SELECT * FROM secrets WHERE scope = ? ORDER BY name').all(scope)) as Row[]).map(toSecret),
+    );
+  }
+
+  deleteSecret(name: string, scope: string): Promise<boolean> {
+    return this.exclusive(() =>
+      this.db
+        .transaction(() => {
+          const gone = this.stmt('DELETE FROM secrets WHERE name = ? AND scope = ?').run(name, scope).changes > 0;
+          if (gone) this.bumpSecretsGeneration();
+          return gone;
+        })
+        .immediate(),
+    );
+  }
+
+  secretsGeneration(): Promise<string> {
+    return this.read(() => (this.stmt(`SELECT value FROM swarm_meta WHERE key = '${SECRETS_GENERATION_KEY}'`).pluck().get() as string | undefined) ?? '0');
+  }
+
+  rekey(plan: RekeyPlan): Promise<RekeyReport> {
+    return this.exclusive(() =>
+      this.db
+        .transaction(() => {
+          const check = this.stmt('SELECT value FROM swarm_meta WHERE key = ?').pluck().get(KEY_CHECK_META_KEY) as string | undefined;
+          if (check !== plan.oldCheck) throw rekeyRefused(this.location);
+          const report: RekeyReport = { secrets: 0, runs: 0, events: 0, unverified: [] };
+          const putKey = this.db.prepare('UPDATE secrets SET wrapped_key = ?, kek_id = ? WHERE name = ? AND scope = ?');
+          for (const r of this.db.prepare('SELECT * FROM secrets ORDER BY scope, name').all() as Row[]) {
+            const rec = toSecret(r);
+            const w = plan.rewrap(rec);
+            putKey.run(w.wrapped_key, w.kek_id, rec.name, rec.scope);
+            report.secrets++;
+          }
+          const eventsOf = this.db.prepare('SELECT * FROM events WHERE run_id = ? ORDER BY seq');
+          const putEvent = this.db.prepare('UPDATE events SET prev_hash = ?, hash = ? WHERE run_id = ? AND seq = ?');
+          const putHead = this.db.prepare('UPDATE workflow_runs SET event_hash = ? WHERE id = ?');
+          for (const id of this.db.prepare('SELECT id FROM workflow_runs ORDER BY id').pluck().all() as string[]) {
+            const chained = plan.rechain(id, (eventsOf.all(id) as Row[]).map(toEvent));
+            if (!chained) {
+              report.unverified.push(id);
+              continue;
+            }
+            for (const e of chained) putEvent.run(e.prev_hash, e.hash, id, e.seq);
+            const last = chained[chained.length - 1];
+            if (last) putHead.run(last.hash, id);
+            report.runs++;
+            report.events += chained.length;
+          }
+          this.stmt('UPDATE swarm_meta SET value = ? WHERE key = ?').run(plan.newCheck, KEY_CHECK_META_KEY);
+          this.bumpSecretsGeneration();
+          return report;
+        })
+        .immediate(),
+    );
   }
 
   async waitForChange(timeoutMs: number, wake?: Promise<unknown>): Promise<void> {
