@@ -89,6 +89,22 @@ describe('swarm serve (a real process)', () => {
     }
   });
 
+  it('a non-loopback --host without --insecure: refused with one line, exit 2 (the API has no authentication yet); with --insecure it listens', async () => {
+    const s = await project();
+    const r = await s.run(['serve', '--host', '0.0.0.0', '--port', '0', '--no-worker']);
+    expect(r.code, show(r)).toBe(2);
+    expect(r.stderr.trim()).toMatch(/^swarm: --host 0\.0\.0\.0 is not a loopback address, and the API has no authentication yet .*pass --insecure/);
+    const srv = await serve(s, ['--host', '0.0.0.0', '--insecure', '--no-worker']);
+    try {
+      expect(srv.url).toMatch(/^http:\/\/0\.0\.0\.0:\d+$/);
+      const res = await fetch(`http://127.0.0.1:${new URL(srv.url).port}/healthz`);
+      expect(res.status).toBe(200);
+    } finally {
+      srv.child.kill('SIGTERM');
+      await srv.done;
+    }
+  });
+
   it('a port in use: one line, exit 2', async () => {
     const s = await project();
     const srv = await serve(s, ['--no-worker']);

@@ -10,10 +10,18 @@ import { version } from '../version.js';
 
 interface ServeOptions {
   host: string;
+  insecure?: boolean;
   port: string;
   concurrency?: string;
   worker: boolean;
   grace: string;
+}
+
+/** Loopback only: 127.0.0.0/8, ::1 (also as ::ffff:127.x) and localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+  return /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 function parsePort(value: string): number {
@@ -44,13 +52,18 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
   program
     .command('serve')
     .description('serve the HTTP API (and run a worker, unless --no-worker); SIGTERM/SIGINT drain and stop it')
-    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('--host <address>', 'address to listen on (loopback only, until API tokens exist: see --insecure)', '127.0.0.1')
+    .option('--insecure', 'listen on a non-loopback address although the API has no authentication yet')
     .option('-p, --port <port>', 'port to listen on (0: any free port)', '8090')
     .option('-c, --concurrency <n>', "steps the worker runs at once (default: swarm.yaml's worker concurrency)")
     .option('--no-worker', 'serve the API only; workers elsewhere execute the runs')
     .option('--grace <seconds>', 'on shutdown, how long in-flight steps may take to finish before they are released', '10')
     .action(async (o: ServeOptions) => {
       const port = parsePort(o.port);
+      // The API has no authentication yet: anyone who can reach it can start and cancel runs.
+      if (!isLoopbackHost(o.host) && !o.insecure) {
+        throw new UserError('SERVE_INSECURE', `--host ${o.host} is not a loopback address, and the API has no authentication yet (API tokens come next): anyone who can reach it could start and cancel runs; listen on 127.0.0.1 behind a proxy that authenticates, or pass --insecure to listen on ${o.host} anyway`, { host: o.host });
+      }
       const grace = parseSeconds(o.grace, '--grace') * 1000;
       ctx.engineLog = true;
       delete ctx.llmEvents; // nobody follows the LLM steps of a server's worker on a terminal
