@@ -6,9 +6,6 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    // Two files at a time: most tests wait on child processes, databases and the network, so two
-    // share the machine's cores well (the default, cores - 1, runs one at a time on two cores).
-    maxWorkers: 2,
     reporters: ['default', './test/summary-reporter.ts'],
   },
 });
