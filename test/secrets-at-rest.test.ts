@@ -7,11 +7,12 @@
  */
 import Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, test } from 'vitest';
 import { Swarm } from '../src/swarm.js';
 import { startFakeLlmServer } from '../src/testing/fake-llm-server.js';
+import { filesContaining } from './helpers/files.js';
 import { cleanupSandboxes, EXAMPLES, makeSandbox, show, type CliResult, type Sandbox } from './helpers/cli.js';
 import { removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
 
@@ -72,25 +73,6 @@ steps:
 on_error:
   - notify: { type: log, message: "failed at \${error.step} (\${error.message}); token \${secrets.PLANTED}" }
 `;
-
-/** Every file under `dir`, with the paths (relative) of those whose bytes contain `needle`. */
-function filesContaining(dir: string, needle: string): { files: number; hits: string[] } {
-  const bytes = Buffer.from(needle);
-  let files = 0;
-  const hits: string[] = [];
-  const walk = (d: string): void => {
-    for (const entry of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, entry.name);
-      if (entry.isDirectory()) walk(p);
-      else if (entry.isFile()) {
-        files++;
-        if (readFileSync(p).includes(bytes)) hits.push(relative(dir, p));
-      }
-    }
-  };
-  walk(dir);
-  return { files, hits };
-}
 
 function setup(): Sandbox {
   const s = makeSandbox({ env: ENV });

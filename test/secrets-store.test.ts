@@ -7,7 +7,7 @@
 import Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { UserError } from '../src/core/errors.js';
 import { GENESIS_HASH, hashEvent, type RunEvent } from '../src/core/events.js';
@@ -15,6 +15,7 @@ import { Redactor } from '../src/secrets/redactor.js';
 import { rechain } from '../src/secrets/rotate.js';
 import { checkSecretName, openSecret, rewrapSecret, sealSecret, secretsKek } from '../src/secrets/vault.js';
 import { Swarm } from '../src/swarm.js';
+import { filesContaining } from './helpers/files.js';
 import { cleanupSandboxes, makeSandbox, show, type CliResult, type Sandbox } from './helpers/cli.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
@@ -144,25 +145,6 @@ steps:
     inputs: { token: "\${secrets.PLANTED}" }
     retry: { max_attempts: 3, backoff_ms: 10 }
 `;
-
-/** Every file under `dir`, with the paths (relative) of those whose bytes contain any needle. */
-function filesContaining(dir: string, needles: string[]): { files: number; hits: string[] } {
-  let files = 0;
-  const hits: string[] = [];
-  const walk = (d: string): void => {
-    for (const entry of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, entry.name);
-      if (entry.isDirectory()) walk(p);
-      else if (entry.isFile()) {
-        files++;
-        const bytes = readFileSync(p);
-        for (const n of needles) if (bytes.includes(Buffer.from(n))) hits.push(`${relative(dir, p)}: ${n.slice(0, 12)}…`);
-      }
-    }
-  };
-  walk(dir);
-  return { files, hits };
-}
 
 interface RunJson {
   run_id: string;
