@@ -244,7 +244,9 @@ export class SqliteStore implements Store {
       this.pendingTx.push({ fn: fn, resolve: resolve as (v: unknown) => void, reject });
       if (!this.drainScheduled) {
         this.drainScheduled = true;
-        void this.exclusive(() => this.drainTransactions());
+        // Begin after the I/O callbacks of this turn of the event loop: requests that arrived
+        // together (an HTTP burst) reach the queue first and share the commit's fsync.
+        setImmediate(() => void this.exclusive(() => this.drainTransactions()));
       }
     });
   }

@@ -1,0 +1,239 @@
+/**
+ * Runs created over HTTP against the same runs created in process. `npm run bench:http`
+ * (= build + `node dist/bench/http.js`); see bench/README.md.
+ *
+ *   node dist/bench/http.js [--quick] [--runs N] [--connections 32] [--repeat 3] [--dir <temp base>] [--keep] [--no-save]
+ *
+ * Three measurements, each in a fresh child process and a fresh project on SQLite `durability: full`:
+ * - inproc: `swarm.createRun()` from 32 concurrent callers in one process (the baseline);
+ * - http: `POST /api/v1/workflows/{name}/runs` to a real `swarm serve --no-worker`, keep-alive, 32
+ *   connections from autocannon in the measuring process;
+ * - latency: one request at a time to a `swarm serve` with its worker; the time from the run's
+ *   creation to its first step's start, from the store's rows.
+ * Repetitions are interleaved and medians reported; the ratio http ÷ inproc is taken per repetition.
+ */
+import autocannon from 'autocannon';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { benchOptions, COMMON_OPTIONS, intOption } from './args.js';
+import { freshDir, median, NOOP_AGENT_DIR, openSwarm, percentile, REPO_ROOT, writeWorkflow, type BenchDir } from './harness.js';
+import { table } from './report.js';
+import { childMain, gitState, hostInfo, runInChild } from './runner.js';
+
+const KINDS = ['inproc', 'http', 'latency'] as const;
+type Kind = (typeof KINDS)[number];
+
+interface Job {
+  kind: Kind;
+  runs: number;
+  connections: number;
+  base?: string;
+  keep: boolean;
+}
+
+interface Result {
+  kind: Kind;
+  runs: number;
+  seconds: number;
+  runs_per_s: number;
+  /** Request latency (http) or creation → first step started (latency), ms. */
+  p50_ms: number;
+  p99_ms: number;
+  /** Answers that were not 2xx, and connection errors (http). */
+  failed: number;
+  /** Runs in the store afterwards: every 2xx made exactly one. */
+  stored: number;
+}
+
+const WORKFLOW = 'bench-one';
+const TARGET_RUNS_PER_S = 3000;
+const TARGET_RATIO = 0.5;
+const TARGET_LATENCY_P50_MS = 5;
+
+/** A project with the noop agent and a one-step workflow registered; the Swarm is closed again. */
+async function prepare(dir: BenchDir): Promise<void> {
+  const swarm = await openSwarm(dir, { durability: 'full' });
+  await swarm.registerAgent(NOOP_AGENT_DIR);
+  await swarm.registerWorkflow(writeWorkflow(dir, WORKFLOW, 'noop', [{ id: 'only' }]));
+  await swarm.close();
+}
+
+/** `swarm serve` on a free port in the project; resolves with its base URL once it listens. */
+async function startServe(dir: BenchDir, worker: boolean): Promise<{ url: string; child: ChildProcess }> {
+  const args = [join(REPO_ROOT, 'bin', 'swarm.js'), 'serve', '--port', '0', ...(worker ? [] : ['--no-worker'])];
+  const child = spawn(process.execPath, args, { cwd: dir.root, env: { ...process.env, SWARM_HOME: dir.home, SWARM_DURABILITY: 'full', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+  const url = await new Promise<string>((ok, fail) => {
+    child.stdout?.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = /listening on (http:\/\/\S+?:\d+)/.exec(out);
+      if (m) ok(m[1] as string);
+    });
+    child.once('exit', (code) => fail(new Error(`swarm serve exited (${code}) before listening: ${err.trim()}`)));
+  });
+  return { url, child };
+}
+
+async function stopServe(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  await new Promise<void>((done) => {
+    child.once('exit', () => done());
+    child.kill('SIGTERM');
+  });
+}
+
+async function countRuns(dir: BenchDir): Promise<number> {
+  const swarm = await openSwarm(dir, { durability: 'full' });
+  try {
+    return Object.values(await swarm.store.runCounts()).reduce((a, b) => a + b, 0);
+  } finally {
+    await swarm.close();
+  }
+}
+
+const INPUT = { message: 'hello' };
+
+async function inproc(job: Job, dir: BenchDir): Promise<Result> {
+  const swarm = await openSwarm(dir, { durability: 'full' });
+  try {
+    for (let i = 0; i < 200; i++) await swarm.createRun(WORKFLOW, INPUT); // warm-up
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: job.connections }, async () => {
+        while (next < job.runs) {
+          next++;
+          await swarm.createRun(WORKFLOW, INPUT);
+        }
+      }),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    return { kind: 'inproc', runs: job.runs, seconds, runs_per_s: job.runs / seconds, p50_ms: NaN, p99_ms: NaN, failed: 0, stored: 0 };
+  } finally {
+    await swarm.close();
+  }
+}
+
+async function http(job: Job, dir: BenchDir): Promise<Result> {
+  const { url, child } = await startServe(dir, false);
+  try {
+    const target = `${url}/api/v1/workflows/${WORKFLOW}/runs`;
+    const opts = { url: target, method: 'POST' as const, connections: job.connections, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: INPUT }) };
+    await autocannon({ ...opts, amount: 200 }); // warm-up
+    const r = await autocannon({ ...opts, amount: job.runs });
+    const ok = r['2xx'];
+    const seconds = (r.finish.getTime() - r.start.getTime()) / 1000;
+    return { kind: 'http', runs: ok, seconds, runs_per_s: ok / seconds, p50_ms: r.latency.p50, p99_ms: r.latency.p99, failed: r.non2xx + r.errors, stored: 0 };
+  } finally {
+    await stopServe(child);
+  }
+}
+
+async function latency(job: Job, dir: BenchDir): Promise<Result> {
+  const { url, child } = await startServe(dir, true);
+  const n = Math.min(job.runs, 300);
+  const ids: string[] = [];
+  try {
+    const t0 = performance.now();
+    for (let i = 0; i < n + 20; i++) {
+      const res = await fetch(`${url}/api/v1/workflows/${WORKFLOW}/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: INPUT }) });
+      const run = (await res.json()) as { run_id: string };
+      if (i >= 20) ids.push(run.run_id); // the first 20 warm up
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    await new Promise((r) => setTimeout(r, 500)); // the last runs' steps start
+    const swarm = await openSwarm(dir, { durability: 'full' });
+    try {
+      const gaps: number[] = [];
+      for (const id of ids) {
+        const run = await swarm.store.getRun(id);
+        const [step] = await swarm.store.getSteps(id);
+        if (run && step?.started_at != null) gaps.push(step.started_at - run.created_at);
+      }
+      return { kind: 'latency', runs: n, seconds, runs_per_s: n / seconds, p50_ms: percentile(gaps, 50), p99_ms: percentile(gaps, 99), failed: n - gaps.length, stored: 0 };
+    } finally {
+      await swarm.close();
+    }
+  } finally {
+    await stopServe(child);
+  }
+}
+
+async function runJob(job: Job): Promise<Result> {
+  const dir = freshDir(`http-${job.kind}`, job.base, job.keep);
+  try {
+    await prepare(dir);
+    const before = await countRuns(dir);
+    const r = job.kind === 'inproc' ? await inproc(job, dir) : job.kind === 'http' ? await http(job, dir) : await latency(job, dir);
+    r.stored = (await countRuns(dir)) - before;
+    return r;
+  } finally {
+    dir.remove();
+  }
+}
+
+const USAGE = 'node dist/bench/http.js [--quick] [--runs N] [--connections 32] [--repeat 3] [--dir <temp base>] [--keep] [--no-save]';
+
+async function main(): Promise<void> {
+  const v = benchOptions(process.argv.slice(2), { ...COMMON_OPTIONS, runs: { type: 'string' }, connections: { type: 'string' } }, USAGE);
+  const quick = v.quick === true;
+  const runs = intOption(v.runs, '--runs', 100) ?? (quick ? 2000 : 10_000);
+  const connections = intOption(v.connections, '--connections', 1, 1024) ?? 32;
+  const repeat = intOption(v.repeat, '--repeat', 1, 50) ?? (quick ? 1 : 3);
+  const base = v.dir ? resolve(v.dir) : undefined;
+  const loadBefore = loadavg();
+  if (loadBefore[0]! > cpus().length * 0.75) console.error(`warning: load average ${loadBefore[0]!.toFixed(2)} on ${cpus().length} CPUs; compare ratios, not absolute numbers`);
+
+  const reps = new Map<Kind, Result[]>(KINDS.map((k) => [k, []]));
+  const ratios: number[] = [];
+  const script = fileURLToPath(import.meta.url);
+  for (let i = 0; i < repeat; i++) {
+    const got: Partial<Record<Kind, Result>> = {};
+    for (const kind of KINDS) {
+      const r = await runInChild<Job, Result>(script, { kind, runs, connections, ...(base ? { base } : {}), keep: v.keep === true }, kind, 300_000);
+      got[kind] = r;
+      reps.get(kind)!.push(r);
+      console.error(`  rep ${i + 1}/${repeat} ${kind}: ${r.runs_per_s.toFixed(0)} runs/s`);
+    }
+    ratios.push(got.http!.runs_per_s / got.inproc!.runs_per_s);
+  }
+
+  // NaN crosses the process boundary as null.
+  const med = (k: Kind, f: (r: Result) => number): number => median(reps.get(k)!.map((r) => f(r) ?? Number.NaN));
+  const fmt = (n: number, d = 0): string => (Number.isFinite(n) ? n.toFixed(d) : '–');
+  console.log(
+    table(
+      ['measurement', 'runs', 'runs/s', 'p50 ms', 'p99 ms', 'failed', 'stored'],
+      KINDS.map((k) => [k, fmt(med(k, (r) => r.runs)), fmt(med(k, (r) => r.runs_per_s)), fmt(med(k, (r) => r.p50_ms), 2), fmt(med(k, (r) => r.p99_ms), 2), fmt(med(k, (r) => r.failed)), fmt(med(k, (r) => r.stored))]),
+    ),
+  );
+  const ratio = median(ratios);
+  const httpRate = med('http', (r) => r.runs_per_s);
+  const p50 = med('latency', (r) => r.p50_ms);
+  const targets = [
+    ['http ÷ inproc', `≥ ${TARGET_RATIO}×`, `${ratio.toFixed(2)}×`, ratio >= TARGET_RATIO ? 'met' : 'MISSED'],
+    ['http runs/s', `≥ ${TARGET_RUNS_PER_S}`, fmt(httpRate), httpRate >= TARGET_RUNS_PER_S ? 'met' : 'MISSED'],
+    ['created → first step p50', `≤ ${TARGET_LATENCY_P50_MS} ms`, `${fmt(p50, 2)} ms`, p50 <= TARGET_LATENCY_P50_MS ? 'met' : 'MISSED'],
+  ];
+  console.log(`\n${table(['target', 'goal', 'measured (median)', ''], targets)}`);
+  // Every 2xx made exactly one run (the 200 warm-up requests included).
+  const lost = reps.get('http')!.filter((r) => r.stored !== r.runs + 200);
+  if (lost.length) console.log(`\nwarning: ${lost.length} http repetition(s) stored a different number of runs than got 2xx answers`);
+
+  if (v['no-save'] !== true) {
+    const outDir = join(REPO_ROOT, 'bench', 'results');
+    mkdirSync(outDir, { recursive: true });
+    const doc = { bench: 'http', when: new Date().toISOString(), git: gitState(), host: hostInfo(loadBefore), options: { runs, connections, repeat }, medians: Object.fromEntries(KINDS.map((k) => [k, { runs_per_s: med(k, (r) => r.runs_per_s), p50_ms: med(k, (r) => r.p50_ms), p99_ms: med(k, (r) => r.p99_ms) }])), ratio_http_inproc: ratio, ratios, repetitions: Object.fromEntries(reps) };
+    const stamp = doc.when.replace(/[:.]/g, '-');
+    writeFileSync(join(outDir, `http-${stamp}.json`), `${JSON.stringify(doc, null, 2)}\n`);
+    writeFileSync(join(outDir, 'http-latest.json'), `${JSON.stringify(doc, null, 2)}\n`);
+  }
+}
+
+if (process.argv[2] === '--child') void childMain(() => runJob(JSON.parse(process.argv[3] as string) as Job));
+else await main();
