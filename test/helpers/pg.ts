@@ -1,7 +1,9 @@
 /**
- * A throwaway PostgreSQL server for the tests: one embedded server per test file (started on first
- * use, stopped by `stopPgTestServer` in afterAll), a fresh database per test. With
- * `SWARM_TEST_DATABASE_URL` set, that server is used instead and only databases are created in it.
+ * A throwaway PostgreSQL server for the tests, a fresh database per test. One embedded server serves
+ * the whole run: test/global-setup.ts starts it and hands its URL to every test file as
+ * `SWARM_TEST_DATABASE_URL` (a file run on its own without the global setup starts its own on first
+ * use, stopped by `stopPgTestServer` in afterAll). With `SWARM_TEST_DATABASE_URL` set beforehand, that
+ * server is used instead and only databases are created in it.
  * `restartablePgTestServer` is always an embedded server this file owns, which a test may shut down
  * and start again (fault tests).
  */
@@ -125,7 +127,19 @@ function makeServer(adminUrl: string, stop: () => Promise<void>, fileCopy: boole
 }
 
 function external(url: string): PgTestServer {
-  return makeServer(url, async () => undefined, false);
+  // The run's shared embedded server (fsync off) takes the faster FILE_COPY strategy too.
+  return makeServer(url, async () => undefined, process.env.SWARM_TEST_PG_SHARED_EMBEDDED === '1');
+}
+
+/**
+ * An embedded server for a whole test run (the global setup): its admin URL, and how to stop it.
+ *
+ * @example
+ *   const { url, stop } = await startRunPgServer(); // then SWARM_TEST_DATABASE_URL = url for every file
+ */
+export async function startRunPgServer(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const s = await startEmbedded(false);
+  return { url: (s as PgTestServer & { adminUrl: string }).adminUrl, stop: () => s.stop() };
 }
 
 async function freePort(): Promise<number> {
@@ -174,7 +188,10 @@ async function startEmbedded(restartable: boolean): Promise<PgTestServer | Resta
     throw new Error(`could not start the embedded PostgreSQL server: ${String(e)}\n${log.join('').slice(-4000)}`);
   }
   const adminUrl = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-  if (!restartable) return makeServer(adminUrl, () => pgServer.stop(), true);
+  if (!restartable) {
+    const server: PgTestServer & { adminUrl: string } = { ...makeServer(adminUrl, () => pgServer.stop().finally(removeDir), true), adminUrl };
+    return server;
+  }
 
   let running = true;
   const base = makeServer(
