@@ -225,13 +225,14 @@ export class TokenAuthority {
 
   /** Revoke by id: the token as it is now, and whether it was revoked already. TOKEN_NOT_FOUND when there is none. */
   async revoke(id: string): Promise<{ info: TokenInfo; already: boolean }> {
+    const before = await this.store.getApiToken(checkId(id));
     const at = this.now();
-    const rec = await this.store.revokeApiToken(checkId(id), at);
+    // An earlier revocation keeps its time (the store's COALESCE), also when two revoke at once.
+    const rec = before && before.revoked_at === null ? await this.store.revokeApiToken(id, at) : before;
     if (!rec) throw new UserError('TOKEN_NOT_FOUND', `no token with id ${id}; see 'swarm tokens list'`, { token: id });
     this.records.delete(id);
     this.live = undefined;
-    // An earlier revocation keeps its time.
-    return { info: toInfo(rec, at), already: rec.revoked_at !== at };
+    return { info: toInfo(rec, at), already: before?.revoked_at !== null };
   }
 
   /** Does the API require a token (some token is neither revoked nor expired)? Cached for `cacheMs`. */
