@@ -78,6 +78,8 @@ const mintStreamToken = createRoute({
 const NO_STORE = { 'cache-control': 'no-store' };
 
 export function tokenRoutes(app: OpenAPIHono, swarm: Swarm): void {
+  // How every route is authenticated (src/server/auth.ts), for the OpenAPI document's readers.
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', description: 'An API token (swarm tokens create): Authorization: Bearer swarm_<id>_<secret>' });
   app.openapi(listTokens, async (c) => sendJson(c, 200, { tokens: (await swarm.listTokens()).map(tokenJson) }));
 
   app.openapi(createToken, async (c) => {
