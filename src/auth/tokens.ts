@@ -263,7 +263,7 @@ export class TokenAuthority {
     const bad = this.refuse(rec, `token ${id}`);
     if (bad) return bad;
     this.touch(rec);
-    return { ok: true, principal: { kind: 'token', token_id: id, name: rec.name, scopes: parseScopes(rec.scopes) } };
+    return { ok: true, principal: { kind: 'token', token_id: id, name: rec.name, scopes: this.scopesOf(rec) } };
   }
 
   /**
@@ -288,7 +288,7 @@ export class TokenAuthority {
     if (!rec) return { ok: false, code: 'TOKEN_REVOKED', reason: `the token ${parent} that minted this stream token no longer exists` };
     const bad = this.refuse(rec, `the token ${parent} that minted this stream token`);
     if (bad) return bad;
-    if (!grants(parseScopes(rec.scopes), 'read')) return { ok: false, code: 'TOKEN_INVALID', reason: `the token ${parent} that minted this stream token has no read scope` };
+    if (!grants(this.scopesOf(rec), 'read')) return { ok: false, code: 'TOKEN_INVALID', reason: `the token ${parent} that minted this stream token has no read scope` };
     this.touch(rec);
     return { ok: true, principal: { kind: 'stream', token_id: parent, name: rec.name, scopes: ['read'] } };
   }
@@ -297,6 +297,18 @@ export class TokenAuthority {
     if (rec.revoked_at !== null) return { ok: false, code: 'TOKEN_REVOKED', reason: `${what} was revoked at ${new Date(rec.revoked_at).toISOString()}` };
     if (rec.expires_at !== null && rec.expires_at <= this.now()) return { ok: false, code: 'TOKEN_EXPIRED', reason: `${what} expired at ${new Date(rec.expires_at).toISOString()}` };
     return undefined;
+  }
+
+  private readonly parsedScopes = new Map<string, Scope[]>();
+
+  /** A record's scopes, parsed once per distinct list (a handful per store). */
+  private scopesOf(rec: ApiTokenRecord): Scope[] {
+    let scopes = this.parsedScopes.get(rec.scopes);
+    if (!scopes) {
+      scopes = parseScopes(rec.scopes);
+      if (this.parsedScopes.size < 100) this.parsedScopes.set(rec.scopes, scopes);
+    }
+    return scopes;
   }
 
   /** The token's record, from the cache when fresh; concurrent misses share one read. */
