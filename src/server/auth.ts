@@ -112,7 +112,9 @@ export function principalOf(c: Context): Principal | null {
 const REALM = 'Bearer realm="swarm"';
 
 function unauthorized(c: Context, code: string, detail: string, presented: boolean): Response {
-  c.header('WWW-Authenticate', presented ? `${REALM}, error="invalid_token", error_description="${detail.replace(/["\\]/g, "'")}"` : REALM);
+  // A header value is Latin-1 and the description a quoted string: keep it to plain ASCII without quotes.
+  const description = detail.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?');
+  c.header('WWW-Authenticate', presented ? `${REALM}, error="invalid_token", error_description="${description}"` : REALM);
   c.header('Cache-Control', 'no-store');
   return problemResponse(c, problem(401, code, detail));
 }
