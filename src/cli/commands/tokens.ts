@@ -47,7 +47,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
 
   tokens
     .command('revoke <id>')
-    .description('revoke an API token: refused at once by this store’s servers (within 5 s by a running one)')
+    .description('revoke an API token (running servers refuse it within 5 s; it stays listed as revoked)')
     .action(async (id: string) => {
       const swarm = await ctx.swarm();
       const { info, already } = await swarm.revokeToken(id);
