@@ -12,6 +12,10 @@ export type { CreatedRun, OpenSwarmOptions, RegisterResult, RotateKeyReport, Run
 // The HTTP API of `swarm serve`, as a Hono app to serve or call in process.
 export { createApp } from './server/app.js';
 export type { CreateAppOptions } from './server/app.js';
+export { authMiddleware, principalOf, scopeFor, ROUTE_SCOPES } from './server/auth.js';
+export type { AuthMode } from './server/auth.js';
+export { parseExpiry, parseScopes, SCOPES, SCOPE_ALIASES } from './auth/tokens.js';
+export type { AuthResult, CreatedToken, CreateTokenOptions, Principal, Scope, StreamToken, TokenInfo } from './auth/tokens.js';
 export { resolveConfig, findProjectDir, DEFAULTS, CONFIG_FILE } from './config/config.js';
 export type { SwarmConfig, ResolveConfigOptions } from './config/config.js';
 export * from './core/errors.js';

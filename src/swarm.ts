@@ -42,6 +42,7 @@ import { SecretCache } from './secrets/secret-cache.js';
 import { rekeyPlan } from './secrets/rotate.js';
 import { checkSecretName, checkSecretValue, sealSecret, secretsKek } from './secrets/vault.js';
 import { deriveKey, KeyPurpose, MASTER_KEY_BYTES } from './secrets/master-key.js';
+import { TokenAuthority, type AuthResult, type CreatedToken, type CreateTokenOptions, type Principal, type StreamToken, type TokenInfo } from './auth/tokens.js';
 import type {
   AgentMessageRecord,
   AgentRecord,
@@ -214,6 +215,8 @@ export class Swarm {
   readonly redactor: Redactor;
   /** `${secrets.*}`: the encrypted store's secrets (decrypted when first needed), then SWARM_SECRET_*. */
   private readonly secretCache: SecretCache;
+  /** API tokens of the HTTP API, with the cache that keeps their checks off the store. */
+  private readonly tokens: TokenAuthority;
 
   private constructor(
     readonly config: SwarmConfig,
@@ -227,6 +230,12 @@ export class Swarm {
     this.builtins = new BuiltinExecutor({ network: this.network });
     this.redactor = new Redactor(config.secrets);
     this.secretCache = new SecretCache(store, () => this.keys.kek, config.secrets, this.redactor);
+    let streamKey: { master: Buffer; key: Buffer } | undefined;
+    this.tokens = new TokenAuthority(store, () => {
+      // Derived again only when the master key changes (rotation).
+      if (streamKey?.master !== this.keys.master) streamKey = { master: this.keys.master, key: deriveKey(this.keys.master, KeyPurpose.STREAM_TOKENS) };
+      return streamKey.key;
+    }, { log });
     const secrets = (name: string, workflow?: string): string | undefined => this.secretCache.get(name, workflow);
     // What agents running in the worker write to the store (approval requests, LLM transcripts) is redacted too.
     const agentStore = redactAgentWrites(store, this.redactor);
@@ -483,6 +492,43 @@ export class Swarm {
 
   async setWorkflowEnabled(name: string, enabled: boolean): Promise<void> {
     if ((await this.store.setWorkflowEnabled(name, enabled)) === 0) throw new NotFoundError('workflow', name);
+  }
+
+  // ---------- API tokens (the HTTP API's authentication) ----------
+
+  /**
+   * Create an API token. The token is in the answer this once: only its hash is stored.
+   *
+   * @example
+   *   const { token, info } = await swarm.createToken({ name: 'ci', scopes: ['read', 'runs:write'], expiresAt: Date.now() + 30 * 86_400_000 });
+   */
+  createToken(options: CreateTokenOptions): Promise<CreatedToken> {
+    return this.tokens.create(options);
+  }
+
+  /** Every token (revoked and expired ones too): ids, names, scopes, dates; never a secret. */
+  listTokens(): Promise<TokenInfo[]> {
+    return this.tokens.list();
+  }
+
+  /** Revoke a token by id (TOKEN_NOT_FOUND when there is none); other processes stop accepting it within 5 s. */
+  revokeToken(id: string): Promise<{ info: TokenInfo; already: boolean }> {
+    return this.tokens.revoke(id);
+  }
+
+  /** Check a token a request showed (a stream token too): who it is and its scopes, or why not. */
+  authenticateToken(token: string): Promise<AuthResult> {
+    return this.tokens.authenticate(token);
+  }
+
+  /** Does some token exist that is neither revoked nor expired (so the HTTP API requires one)? Cached 5 s. */
+  tokensRequired(): Promise<boolean> {
+    return this.tokens.required();
+  }
+
+  /** A read-only token of at most 5 minutes for `?access_token=` on stream routes; `by` null while the API is open. */
+  mintStreamToken(by: Principal | null, ttlMs?: number): StreamToken {
+    return this.tokens.mintStream(by, ttlMs);
   }
 
   // ---------- secrets ----------

@@ -118,6 +118,9 @@ describe('OpenAPI and the API reference', () => {
         '/api/v1/runs/{id}/logs',
         '/api/v1/runs/{id}/cancel',
         '/api/v1/runs/{id}/retry',
+        '/api/v1/tokens',
+        '/api/v1/tokens/{id}',
+        '/api/v1/stream-tokens',
       ].sort(),
     );
     const schemas = (r.json.components as { schemas: Json }).schemas;

@@ -89,16 +89,60 @@ describe('swarm serve (a real process)', () => {
     }
   });
 
-  it('a non-loopback --host without --insecure: refused with one line, exit 2 (the API has no authentication yet); with --insecure it listens', async () => {
+  it('a non-loopback --host with no API token: refused with one line, exit 2; --insecure listens open; once a token exists it starts and refuses requests without it', async () => {
     const s = await project();
     const r = await s.run(['serve', '--host', '0.0.0.0', '--port', '0', '--no-worker']);
     expect(r.code, show(r)).toBe(2);
-    expect(r.stderr.trim()).toMatch(/^swarm: --host 0\.0\.0\.0 is not a loopback address, and the API has no authentication yet .*pass --insecure/);
-    const srv = await serve(s, ['--host', '0.0.0.0', '--insecure', '--no-worker']);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr.trim()).toMatch(/^swarm: --host 0\.0\.0\.0 is not a loopback address, and no API token exists: .*'swarm tokens create --scope admin'.*or pass --insecure/);
+    const open = await serve(s, ['--host', '0.0.0.0', '--insecure', '--no-worker']);
     try {
-      expect(srv.url).toMatch(/^http:\/\/0\.0\.0\.0:\d+$/);
-      const res = await fetch(`http://127.0.0.1:${new URL(srv.url).port}/healthz`);
+      expect(open.url).toMatch(/^http:\/\/0\.0\.0\.0:\d+$/);
+      expect(open.output()).toContain('API open: no tokens yet');
+      expect(open.output()).toContain('warning: --insecure');
+      const res = await fetch(`http://127.0.0.1:${new URL(open.url).port}/api/v1/runs`);
       expect(res.status).toBe(200);
+    } finally {
+      open.child.kill('SIGTERM');
+      await open.done;
+    }
+
+    // A token, shown once on standard output; only its hash in the database.
+    const created = await s.run(['tokens', 'create', '--scope', 'run', '--name', 'ci', '--expires', '30d']);
+    expect(created.code, show(created)).toBe(0);
+    const token = created.stdout.trim();
+    expect(token).toMatch(/^swarm_[0-9a-f]{12}_[0-9a-f]{64}$/);
+    expect(created.stderr).toContain('This is the only time the token is shown');
+    expect(JSON.stringify(s.query('SELECT * FROM api_tokens'))).not.toContain(token.split('_')[2]);
+
+    const srv = await serve(s, ['--host', '0.0.0.0', '--no-worker']);
+    try {
+      expect(srv.output()).toContain('API tokens required');
+      const base = `http://127.0.0.1:${new URL(srv.url).port}`;
+      const anonymous = await fetch(`${base}/api/v1/workflows/echo-chain/runs`, { method: 'POST', body: '{"input":{"message":"x"}}', headers: { 'content-type': 'application/json' } });
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.headers.get('www-authenticate')).toBe('Bearer realm="swarm"');
+      expect(anonymous.headers.get('content-type')).toBe('application/problem+json');
+      expect(((await anonymous.json()) as Json).code).toBe('AUTH_REQUIRED');
+      const withToken = await post(`${base}/api/v1/workflows/echo-chain/runs`, { input: { message: 'x' } }, { authorization: `Bearer ${token}` });
+      expect(withToken.status).toBe(201);
+      // runs:write does not read runs.
+      expect((await fetch(`${base}/api/v1/runs`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(403);
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      // The use is recorded in the background.
+      const listed = await until('last_used_at', async () => {
+        const list = await s.json<Json[]>(['tokens', 'list', '--json']);
+        return list[0]?.last_used_at ? list : undefined;
+      });
+      expect(listed[0]).toMatchObject({ name: 'ci', scopes: ['runs:write'], status: 'active' });
+      expect(JSON.stringify(listed)).not.toContain(token.split('_')[2]);
+      // Revoked from the CLI (another process): the server refuses it within its 5 s cache.
+      const id = token.split('_')[1] ?? '';
+      expect((await s.run(['tokens', 'revoke', id])).code).toBe(0);
+      await until('the revocation', async () => ((await post(`${base}/api/v1/workflows/echo-chain/runs`, { input: { message: 'y' } }, { authorization: `Bearer ${token}` })).status === 401 ? true : undefined), 20_000, 250);
+      // Every token revoked: a server started off loopback still requires one (nothing is open).
+      const again = await fetch(`${base}/api/v1/runs`);
+      expect(again.status).toBe(401);
     } finally {
       srv.child.kill('SIGTERM');
       await srv.done;

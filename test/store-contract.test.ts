@@ -15,8 +15,8 @@ import { ResumeError, StoreError, UserError } from '../src/core/errors.js';
 import { EventType, verifyChain } from '../src/core/events.js';
 import { MAX_INTERRUPTIONS } from '../src/core/retry.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
-import { SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
-import { SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../src/store/postgres/migrations.js';
+import { MIGRATIONS, SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
+import { MIGRATIONS as PG_MIGRATIONS, SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../src/store/postgres/migrations.js';
 import { openPostgresStore, type PostgresStore } from '../src/store/postgres/postgres-store.js';
 import { Pipeline, PLANNER_SETTINGS } from '../src/store/postgres/pipeline.js';
 import pg from 'pg';
@@ -1145,7 +1145,7 @@ describe('SQLite store: files', () => {
     db.close();
     const again = openSqliteStore({ path, durability: 'full' });
     try {
-      expect(await again.schemaVersion()).toBe(5);
+      expect(await again.schemaVersion()).toBe(SCHEMA_VERSION);
       const rec = { name: 'A', scope: '', encrypted_value: Buffer.from([1]), value_nonce: Buffer.from([2]), wrapped_key: Buffer.from([3]), kek_id: 'k', created_at: 1, updated_at: 1 };
       expect(await again.putSecret(rec)).toBe('created');
       expect(await again.listSecrets()).toEqual([rec]);
@@ -1171,7 +1171,7 @@ describe('SQLite store: files', () => {
     const versions = db.prepare('SELECT version FROM schema_migrations ORDER BY version').pluck().all();
     const meta = db.prepare('SELECT COUNT(*) FROM swarm_meta').pluck().get();
     db.close();
-    expect(versions).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
+    expect(versions).toEqual(MIGRATIONS.map((m) => m.version));
     expect(meta).toBe(1);
   });
 
@@ -1185,6 +1185,7 @@ describe('SQLite store: files', () => {
     const db = new Database(path);
     db.exec(`DROP INDEX idx_runs_idempotency_key; ALTER TABLE workflow_runs DROP COLUMN idempotency_key; ALTER TABLE workflow_runs DROP COLUMN metadata;
       DROP TABLE secrets; CREATE TABLE secrets (id TEXT PRIMARY KEY, workflow_id TEXT, name TEXT NOT NULL, encrypted_value BLOB, scope TEXT DEFAULT 'workflow', created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, UNIQUE(workflow_id, name));
+      DROP TABLE api_tokens;
       DELETE FROM schema_migrations WHERE version >= 4`);
     db.close();
     const again = openSqliteStore({ path, durability: 'full' });
@@ -1339,12 +1340,13 @@ describe('PostgreSQL store: databases, clocks, notifications, connections', () =
       const h = new Harness(s, {}, runIds);
       const runId = await h.startRun(chainAB);
       // Back to version 2, as the previous release left it.
-      // (Migrations 4 and 5 undone too: no idempotency keys, the seed's secrets table back in place of the encrypted one.)
+      // (Migrations 4, 5 and 7 undone too: no idempotency keys, the seed's secrets table back in place of the encrypted one, no api_tokens.)
       await server.query(
         url,
         `DROP INDEX idx_runs_idempotency_key; ALTER TABLE workflow_runs DROP COLUMN idempotency_key, DROP COLUMN metadata;
          DROP INDEX idx_steps_ready_order; CREATE INDEX idx_steps_ready ON step_executions(available_at) WHERE status = 'ready';
          DROP TABLE secrets; CREATE TABLE secrets (id TEXT PRIMARY KEY, workflow_id TEXT, name TEXT NOT NULL, encrypted_value BYTEA, scope TEXT DEFAULT 'workflow', created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+         DROP TABLE api_tokens;
          DELETE FROM schema_migrations WHERE version >= 3`,
       );
       expect(await s.schemaVersion()).toBe(2);
@@ -1394,7 +1396,7 @@ describe('PostgreSQL store: databases, clocks, notifications, connections', () =
       await stores[0]!.putAgent(agentRecord(NOOP_AGENT_YAML), false);
       for (const s of stores) expect((await s.listAgents()).map((a) => a.id)).toEqual(['noop@1.0.0']);
       const versions = (await server.query(url, 'SELECT version FROM schema_migrations ORDER BY version')).rows.map((r: { version: number }) => r.version);
-      expect(versions).toEqual(Array.from({ length: PG_SCHEMA_VERSION }, (_, i) => i + 1));
+      expect(versions).toEqual(PG_MIGRATIONS.map((m) => m.version));
       expect((await server.query(url, 'SELECT COUNT(*)::int AS n FROM swarm_meta')).rows[0]).toEqual({ n: 1 });
     });
 

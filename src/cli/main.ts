@@ -8,6 +8,7 @@ import { registerAgentCommands, registerWorkflowCommands } from './commands/regi
 import { registerProcessCommands, registerRunCommands } from './commands/runs.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSecretsCommands } from './commands/secrets.js';
+import { registerTokenCommands } from './commands/tokens.js';
 import { createContext } from './context.js';
 import { version } from './version.js';
 
@@ -46,6 +47,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerProcessCommands(program, ctx);
   registerDbCommands(program, ctx);
   registerSecretsCommands(program, ctx);
+  registerTokenCommands(program, ctx);
   registerLlmCommands(program, ctx);
   registerDevCommands(program, ctx);
   registerServeCommand(program, ctx);

@@ -27,6 +27,8 @@ export const KeyPurpose = {
   KEY_CHECK: 'swarm/key-check/v1',
   /** The key-encryption key of the encrypted secrets store: it wraps each secret's data key. */
   SECRETS_KEK: 'swarm/secrets-kek/v1',
+  /** HMAC of the short-lived stream tokens of the HTTP API (src/auth/tokens.ts). */
+  STREAM_TOKENS: 'swarm/stream-tokens/v1',
 } as const;
 export type KeyPurpose = (typeof KeyPurpose)[keyof typeof KeyPurpose];
 

@@ -16,6 +16,8 @@ import { docsRoutes } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
 import { registryRoutes } from './routes/registry.js';
 import { runRoutes } from './routes/runs.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { authMiddleware, type AuthMode } from './auth.js';
 import { problem, problemResponse, toProblem, validationProblem } from './problem.js';
 
 export interface CreateAppOptions {
@@ -29,6 +31,11 @@ export interface CreateAppOptions {
   log?: (line: string) => void;
   /** Aborted when the server shuts down: requests waiting for a run (`?wait=`) answer at once. */
   shutdown?: AbortSignal;
+  /**
+   * `auto` (default): a token is required once one exists (neither revoked nor expired), the API is
+   * open while none does; `required`: always; `off`: never checked. See src/server/auth.ts.
+   */
+  auth?: AuthMode;
 }
 
 /** What `/api/v1/info` says about the process serving the app. */
@@ -47,6 +54,9 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
     },
   });
 
+  // Before anything else: a request without the right token is answered before its body is read.
+  app.use('*', authMiddleware(swarm, options.auth ?? 'auto'));
+
   // Refused by its Content-Length before anything is read, or as soon as a chunked body passes the limit.
   app.use(
     '/api/*',
@@ -63,6 +73,7 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   healthRoutes(app, swarm, { version: options.version ?? 'unknown', worker: options.worker ?? null });
   registryRoutes(app, swarm);
   runRoutes(app, swarm, options.shutdown);
+  tokenRoutes(app, swarm);
   docsRoutes(app, options.version ?? 'unknown');
 
   app.notFound((c) => problemResponse(c, problem(404, 'ROUTE_NOT_FOUND', `no route ${c.req.method} ${new URL(c.req.url).pathname}; see /api/v1/docs`)));

@@ -2,7 +2,7 @@ import { ExitCode, StoreError } from '../core/errors.js';
 import { digestJson, type RunEvent } from '../core/events.js';
 import { agentRef, type AgentManifest } from '../core/manifest/agent.js';
 import type { WorkflowManifest } from '../core/manifest/workflow.js';
-import type { AgentMessageRecord, AgentRecord, AgentSessionRecord, ApprovalRecord, RunRecord, SecretRecord, SessionFilter, StepLog, StepRecord, StepUpdate, ToolCallRecord, WorkerRecord, WorkflowRecord } from './types.js';
+import type { AgentMessageRecord, ApiTokenRecord, AgentRecord, AgentSessionRecord, ApprovalRecord, RunRecord, SecretRecord, SessionFilter, StepLog, StepRecord, StepUpdate, ToolCallRecord, WorkerRecord, WorkflowRecord } from './types.js';
 
 /** Row mapping shared by the SQL backends: columns as stored → the records the Store returns. */
 export type Row = Record<string, unknown>;
@@ -290,6 +290,21 @@ export function toSecret(r: Row): SecretRecord {
     kek_id: r.kek_id as string,
     created_at: Number(r.created_at),
     updated_at: Number(r.updated_at),
+  };
+}
+
+const msOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+export function toApiToken(r: Row): ApiTokenRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    secret_hash: r.secret_hash as string,
+    scopes: r.scopes as string,
+    created_at: Number(r.created_at),
+    expires_at: msOrNull(r.expires_at),
+    last_used_at: msOrNull(r.last_used_at),
+    revoked_at: msOrNull(r.revoked_at),
   };
 }
 

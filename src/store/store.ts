@@ -4,6 +4,7 @@ import type {
   AgentCheckpointWrite,
   AgentMessageRecord,
   AgentSessionRecord,
+  ApiTokenRecord,
   ApprovalRecord,
   SessionFilter,
   ToolCallRecord,
@@ -159,6 +160,20 @@ export interface Store {
    * Either all of it commits or none.
    */
   rekey(plan: RekeyPlan): Promise<RekeyReport>;
+
+  // ---- API tokens of the HTTP API (src/auth/tokens.ts; the store holds hashes, never a token) ----
+
+  /** Insert a new token; false (nothing written) when a token with this id exists already. */
+  putApiToken(rec: ApiTokenRecord): Promise<boolean>;
+  getApiToken(id: string): Promise<ApiTokenRecord | undefined>;
+  /** Every token, revoked and expired ones too, oldest first. */
+  listApiTokens(): Promise<ApiTokenRecord[]>;
+  /** Mark a token revoked at `at` (an earlier revocation keeps its time); the token as it is now, or undefined. */
+  revokeApiToken(id: string, at: number): Promise<ApiTokenRecord | undefined>;
+  /** Record a use of the token at `at` (never moves `last_used_at` back). */
+  touchApiToken(id: string, at: number): Promise<void>;
+  /** Is there a token neither revoked nor expired at `now`? (The HTTP API then requires one.) */
+  hasLiveApiTokens(now: number): Promise<boolean>;
 
   /**
    * Resolve when another process may have changed the database, or after `timeoutMs`.

@@ -426,6 +426,22 @@ export interface ApprovalRecord {
 }
 
 /**
+ * One API token of the HTTP API (src/auth/tokens.ts). Only the SHA-256 of its secret is stored: the
+ * token itself (`swarm_<id>_<secret>`) is shown once, when it is created. `scopes` is a
+ * comma-separated list of canonical scopes (`read,runs:write`); times are epoch milliseconds.
+ */
+export interface ApiTokenRecord {
+  id: string;
+  name: string;
+  secret_hash: string;
+  scopes: string;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+/**
  * One stored secret, sealed (see src/secrets/vault.ts): the store never sees a value. `scope` is ''
  * for a global secret, else the name of the workflow it belongs to.
  */

@@ -7,6 +7,7 @@ import { shortRunId } from '../../swarm.js';
 import { parsePositiveInt, parseSeconds, type CliContext } from '../context.js';
 import { colorStatus } from '../render.js';
 import { version } from '../version.js';
+import type { AuthMode } from '../../server/auth.js';
 
 interface ServeOptions {
   host: string;
@@ -52,22 +53,30 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
   program
     .command('serve')
     .description('serve the HTTP API (and run a worker, unless --no-worker); SIGTERM/SIGINT drain and stop it')
-    .option('--host <address>', 'address to listen on (loopback only, until API tokens exist: see --insecure)', '127.0.0.1')
-    .option('--insecure', 'listen on a non-loopback address although the API has no authentication yet')
+    .option('--host <address>', "address to listen on; a non-loopback one needs an API token first ('swarm tokens create') or --insecure", '127.0.0.1')
+    .option('--insecure', 'listen on a non-loopback address although no API token exists (the API is open until one does)')
     .option('-p, --port <port>', 'port to listen on (0: any free port)', '8090')
     .option('-c, --concurrency <n>', "steps the worker runs at once (default: swarm.yaml's worker concurrency)")
     .option('--no-worker', 'serve the API only; workers elsewhere execute the runs')
     .option('--grace <seconds>', 'on shutdown, how long in-flight steps may take to finish before they are released', '10')
     .action(async (o: ServeOptions) => {
       const port = parsePort(o.port);
-      // The API has no authentication yet: anyone who can reach it can start and cancel runs.
-      if (!isLoopbackHost(o.host) && !o.insecure) {
-        throw new UserError('SERVE_INSECURE', `--host ${o.host} is not a loopback address, and the API has no authentication yet (API tokens come next): anyone who can reach it could start and cancel runs; listen on 127.0.0.1 behind a proxy that authenticates, or pass --insecure to listen on ${o.host} anyway`, { host: o.host });
-      }
       const grace = parseSeconds(o.grace, '--grace') * 1000;
       ctx.engineLog = true;
       delete ctx.llmEvents; // nobody follows the LLM steps of a server's worker on a terminal
       const swarm = await ctx.swarm({ retryUnreachable: true });
+      // With no token the API is open: fine on this machine's loopback, not on an address others reach.
+      const loopback = isLoopbackHost(o.host);
+      const haveTokens = await swarm.tokensRequired();
+      if (!loopback && !haveTokens && !o.insecure) {
+        throw new UserError(
+          'SERVE_INSECURE',
+          `--host ${o.host} is not a loopback address, and no API token exists: anyone who can reach it could start and cancel runs; create one first ('swarm tokens create --scope admin'; the API then requires a token), or pass --insecure to listen on ${o.host} with the API open until a token exists`,
+          { host: o.host },
+        );
+      }
+      // Off loopback (without --insecure) a token is required even if every one is later revoked.
+      const auth: AuthMode = loopback || o.insecure ? 'auto' : 'required';
       const concurrency = o.concurrency ? parsePositiveInt(o.concurrency, '--concurrency') : swarm.config.workerConcurrency;
       const shutdown = new AbortController();
       // Loaded here, not with the CLI: the other commands do not pay for the HTTP stack at start-up.
@@ -77,6 +86,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
         worker: o.worker ? { concurrency } : null,
         shutdown: shutdown.signal,
         log: (line) => ctx.err(pc.red(line)),
+        auth,
       });
       const server = (await listen(app.fetch, o.host, port)) as Server;
       const address = server.address();
@@ -85,7 +95,9 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
 
       const worker = o.worker ? swarm.worker({ concurrency, onFinished: (runId, status) => ctx.err(`run ${shortRunId(runId)} ${colorStatus(status)}`) }) : undefined;
       const workerDone = worker?.start();
-      ctx.out(`swarm serve: listening on http://${host}:${actualPort} (API reference /api/v1/docs; ${worker ? `worker ${worker.id}, concurrency ${concurrency}` : 'no worker'}; ${swarm.store.kind} store)`);
+      const authText = haveTokens || auth === 'required' ? 'API tokens required' : 'API open: no tokens yet';
+      ctx.out(`swarm serve: listening on http://${host}:${actualPort} (API reference /api/v1/docs; ${worker ? `worker ${worker.id}, concurrency ${concurrency}` : 'no worker'}; ${swarm.store.kind} store; ${authText})`);
+      if (!loopback && !haveTokens) ctx.err(pc.yellow(`warning: --insecure: the API on ${o.host} is open to anyone who can reach it until an API token exists ('swarm tokens create')`));
       if (worker) for (const w of swarm.isolation().warnings) ctx.err(pc.yellow(`warning: ${w}`));
 
       await new Promise<void>((resolve) => {

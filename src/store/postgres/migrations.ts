@@ -326,9 +326,28 @@ CREATE TABLE secrets (
 );
 `,
   },
+  {
+    version: 7,
+    name: 'api tokens',
+    // As SQLite's migration 7: token hashes (never tokens) of the HTTP API. Version 6 belongs to
+    // the triggers table; `migrate` applies any version missing below the newest.
+    sql: `
+CREATE TABLE api_tokens (
+  id ${TEXT} PRIMARY KEY,
+  name ${TEXT} NOT NULL,
+  secret_hash ${TEXT} NOT NULL,
+  scopes ${TEXT} NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  last_used_at BIGINT,
+  revoked_at BIGINT
+);
+`,
+  },
 ];
 
-export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+/** The newest version (not the count: versions may be applied out of order, see `migrate`). */
+export const SCHEMA_VERSION = Math.max(0, ...MIGRATIONS.map((m) => m.version));
 
 const APPLICATION_ID = 'swarm';
 
@@ -360,13 +379,15 @@ export async function migrate(client: pg.ClientBase, schema: string, location: s
       throw notSwarm(location, `it has tables (${tables.slice(0, 3).join(', ')}) but no Swarm schema`);
     }
     let current = 0;
+    let applied = new Set<number>();
     if (tables.length > 0) {
       // Another application's swarm_meta or schema_migrations may have other columns: its errors
       // (and anything but our application id) mean "not ours".
       try {
         const app = (await client.query<{ value: string }>(`SELECT value FROM swarm_meta WHERE key = 'application'`)).rows[0]?.value;
         if (app !== APPLICATION_ID) throw notSwarm(location, 'its schema_migrations table is not Swarm’s');
-        current = await schemaVersion(client);
+        applied = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)));
+        current = Math.max(0, ...applied);
       } catch (e) {
         // Undefined column, wrong type, …: someone else's tables with our names.
         if (/^(42|22)/.test((e as { code?: string }).code ?? '')) throw notSwarm(location, 'its schema_migrations table is not Swarm’s');
@@ -386,8 +407,11 @@ export async function migrate(client: pg.ClientBase, schema: string, location: s
         { exitCode: ExitCode.INVALID_INPUT },
       );
     }
+    // Every migration not recorded yet, in order, including one below the newest applied: branches
+    // developed side by side may number theirs 6 and 7, and a database migrated by the one holding 7
+    // gets 6 when the two meet (migrations of different numbers touch different tables).
     for (const m of MIGRATIONS) {
-      if (m.version <= current) continue;
+      if (applied.has(m.version)) continue;
       await client.query(m.sql);
       if (m.version === 1) await client.query(`INSERT INTO swarm_meta (key, value) VALUES ('application', $1)`, [APPLICATION_ID]);
       await client.query(

@@ -16,6 +16,7 @@ import type {
   RekeyReport,
   RunRecord,
   SecretRecord,
+  ApiTokenRecord,
   SessionFilter,
   StepLog,
   StepRecord,
@@ -36,6 +37,7 @@ import {
   toEvent,
   toRun,
   toSecret,
+  toApiToken,
   toStep,
   toStepLog,
   toToolCall,
@@ -725,6 +727,39 @@ export class PostgresStore implements Store {
 
   async secretsGeneration(): Promise<string> {
     return ((await this.read(`SELECT value FROM swarm_meta WHERE key = '${SECRETS_GENERATION_KEY}'`))[0]?.value as string | undefined) ?? '0';
+  }
+
+  // ---- API tokens ----
+
+  async putApiToken(rec: ApiTokenRecord): Promise<boolean> {
+    const n = await this.write(
+      `INSERT INTO api_tokens (id, name, secret_hash, scopes, created_at, expires_at, last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+       ON CONFLICT (id) DO NOTHING`,
+      [noNul(rec.id), noNul(rec.name), rec.secret_hash, rec.scopes, rec.created_at, rec.expires_at, rec.last_used_at, rec.revoked_at],
+    );
+    return n > 0;
+  }
+
+  async getApiToken(id: string): Promise<ApiTokenRecord | undefined> {
+    const r = (await this.read('SELECT * FROM api_tokens WHERE id = $1', [noNul(id)]))[0];
+    return r ? toApiToken(r) : undefined;
+  }
+
+  async listApiTokens(): Promise<ApiTokenRecord[]> {
+    return (await this.read('SELECT * FROM api_tokens ORDER BY created_at, id')).map(toApiToken);
+  }
+
+  async revokeApiToken(id: string, at: number): Promise<ApiTokenRecord | undefined> {
+    const r = (await this.read('UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *', [noNul(id), at]))[0];
+    return r ? toApiToken(r) : undefined;
+  }
+
+  async touchApiToken(id: string, at: number): Promise<void> {
+    await this.write('UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)', [noNul(id), at]);
+  }
+
+  async hasLiveApiTokens(now: number): Promise<boolean> {
+    return (await this.read('SELECT 1 FROM api_tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) LIMIT 1', [now])).length > 0;
   }
 
   rekey(plan: RekeyPlan): Promise<RekeyReport> {

@@ -319,6 +319,27 @@ CREATE TABLE secrets (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 7,
+    name: 'api tokens',
+    // Tokens of the HTTP API (src/auth/tokens.ts): the SHA-256 of each token's random secret, never
+    // the token; looked up by id, the secret compared in constant time. Revoked tokens stay, for
+    // the record. Version 6 belongs to the triggers table; the runner applies any version missing
+    // below the newest (see SqliteStore.migrate). The same migration as PostgreSQL's 7.
+    sql: `
+CREATE TABLE api_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  secret_hash TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  last_used_at INTEGER,
+  revoked_at INTEGER
+);
+`,
+  },
 ];
 
-export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+/** The newest version (not the count: versions may be applied out of order, see SqliteStore.migrate). */
+export const SCHEMA_VERSION = Math.max(0, ...MIGRATIONS.map((m) => m.version));

@@ -18,6 +18,7 @@ import type {
   RekeyReport,
   RunRecord,
   SecretRecord,
+  ApiTokenRecord,
   StepLog,
   StepRecord,
   WorkerRecord,
@@ -36,6 +37,7 @@ import {
   toEvent,
   toRun,
   toSecret,
+  toApiToken,
   toStep,
   toStepLog,
   toToolCall,
@@ -157,7 +159,8 @@ export class SqliteStore implements Store {
           throw notSwarm(this.location, tables.includes('schema_migrations') ? 'its schema_migrations table is not Swarm’s' : `it has tables (${tables.slice(0, 3).join(', ')}) but no Swarm schema`);
         }
         this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
-        const current = (this.db.prepare('SELECT MAX(version) FROM schema_migrations').pluck().get() as number | null) ?? 0;
+        const applied = new Set(this.db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
+        const current = Math.max(0, ...applied);
         if (current !== 0) {
           const app = this.db.prepare(`SELECT value FROM swarm_meta WHERE key = 'application'`).pluck().get() as string | undefined;
           if (app !== APPLICATION_ID) throw notSwarm(this.location, 'its schema_migrations table is not Swarm’s');
@@ -170,8 +173,11 @@ export class SqliteStore implements Store {
             { exitCode: ExitCode.INVALID_INPUT },
           );
         }
+        // Every migration not recorded yet, in order, including one below the newest applied: branches
+        // developed side by side may number theirs 6 and 7, and a file migrated by the one holding 7
+        // gets 6 when the two meet (migrations of different numbers touch different tables).
         for (const m of MIGRATIONS) {
-          if (m.version <= current) continue;
+          if (applied.has(m.version)) continue;
           this.db.exec(m.sql);
           if (m.version === 1) this.db.prepare(`INSERT INTO swarm_meta (key, value) VALUES ('application', ?)`).run(APPLICATION_ID);
           this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
@@ -780,6 +786,47 @@ export class SqliteStore implements Store {
         })
         .immediate(),
     );
+  }
+
+  // ---- API tokens ----
+
+  putApiToken(rec: ApiTokenRecord): Promise<boolean> {
+    return this.exclusive(
+      () =>
+        this.stmt(
+          `INSERT INTO api_tokens (id, name, secret_hash, scopes, created_at, expires_at, last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(id) DO NOTHING`,
+        ).run(rec.id, rec.name, rec.secret_hash, rec.scopes, rec.created_at, rec.expires_at, rec.last_used_at, rec.revoked_at).changes > 0,
+    );
+  }
+
+  getApiToken(id: string): Promise<ApiTokenRecord | undefined> {
+    return this.read(() => {
+      const r = this.stmt('SELECT * FROM api_tokens WHERE id = ?').get(id) as Row | undefined;
+      return r ? toApiToken(r) : undefined;
+    });
+  }
+
+  listApiTokens(): Promise<ApiTokenRecord[]> {
+    return this.read(() => (this.stmt('SELECT * FROM api_tokens ORDER BY created_at, id').all() as Row[]).map(toApiToken));
+  }
+
+  revokeApiToken(id: string, at: number): Promise<ApiTokenRecord | undefined> {
+    return this.exclusive(() => {
+      this.stmt('UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?').run(at, id);
+      const r = this.stmt('SELECT * FROM api_tokens WHERE id = ?').get(id) as Row | undefined;
+      return r ? toApiToken(r) : undefined;
+    });
+  }
+
+  touchApiToken(id: string, at: number): Promise<void> {
+    return this.exclusive(() => {
+      this.stmt('UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)').run(at, id, at);
+    });
+  }
+
+  hasLiveApiTokens(now: number): Promise<boolean> {
+    return this.read(() => this.stmt('SELECT 1 FROM api_tokens WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) LIMIT 1').get(now) !== undefined);
   }
 
   async waitForChange(timeoutMs: number, wake?: Promise<unknown>): Promise<void> {

@@ -1,0 +1,188 @@
+/**
+ * Authentication of the HTTP API: one middleware, and ONE table saying which scope each route
+ * needs. A request shows its token as `Authorization: Bearer <token>`, as the `swarm_token` cookie
+ * (for the dashboard), or, on GET routes ending in `/stream` only, as `?access_token=<stream token>`
+ * (EventSource cannot set headers; a stream token is read-only and lives 5 minutes).
+ *
+ * Modes: `auto` (default) requires a token as soon as one exists that is neither revoked nor
+ * expired, and leaves the API open while there is none (local development on a loopback address;
+ * `swarm serve` refuses other addresses in that state); `required` always requires one; `off` never
+ * checks (an embedding application that authenticates in front of the API).
+ *
+ * Answers: no token, or a bad, expired or revoked one: 401 with `WWW-Authenticate: Bearer`; a token
+ * without the route's scope: 403 naming the scope needed.
+ *
+ * @example
+ *   app.use('*', authMiddleware(swarm, 'auto'));
+ *   scopeFor('POST', '/api/v1/workflows/hello/runs'); // 'runs:write'
+ */
+import type { Context, MiddlewareHandler } from 'hono';
+import { getCookie } from 'hono/cookie';
+import { grants, isStreamToken, type Principal, type Scope } from '../auth/tokens.js';
+import type { Swarm } from '../swarm.js';
+import { problem, problemResponse, type Problem } from './problem.js';
+
+export type AuthMode = 'auto' | 'required' | 'off';
+
+/** The cookie a browser session carries its token in (HttpOnly; set by the dashboard). */
+export const TOKEN_COOKIE = 'swarm_token';
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    /** Who the request is (null: the API is open, or the route is public). */
+    principal: Principal | null;
+  }
+}
+
+/** What a route needs: a scope, or nothing (`public`: authenticated otherwise, or not at all). */
+export type RouteAccess = Scope | 'public';
+
+interface Rule {
+  /** `read`: GET, HEAD, OPTIONS; `write`: every other method; `any`: both. */
+  methods: 'read' | 'write' | 'any';
+  /** `{x}` is one path segment, `**` one or more. */
+  path: string;
+  access: RouteAccess;
+}
+
+/**
+ * Which scope each route needs: the first rule that matches wins. Anything not named here needs
+ * `read` to read and `admin` to write, so a new route is never open by accident.
+ */
+export const ROUTE_SCOPES: readonly Rule[] = [
+  // Probes, the API's description, and routes that webhook signatures authenticate.
+  { methods: 'any', path: '/healthz', access: 'public' },
+  { methods: 'any', path: '/readyz', access: 'public' },
+  { methods: 'any', path: '/health', access: 'public' },
+  { methods: 'any', path: '/webhooks/**', access: 'public' },
+  { methods: 'any', path: '/workflows/**/trigger', access: 'public' },
+  { methods: 'read', path: '/api/v1/openapi.json', access: 'public' },
+  { methods: 'read', path: '/api/v1/docs', access: 'public' },
+  { methods: 'read', path: '/api/v1/docs/**', access: 'public' },
+  // Tokens and secrets: even reading them is the administrator's business.
+  { methods: 'any', path: '/api/v1/tokens', access: 'admin' },
+  { methods: 'any', path: '/api/v1/tokens/**', access: 'admin' },
+  { methods: 'any', path: '/api/v1/secrets', access: 'admin' },
+  { methods: 'any', path: '/api/v1/secrets/**', access: 'admin' },
+  { methods: 'write', path: '/api/v1/workflows/{name}/enable', access: 'admin' },
+  { methods: 'write', path: '/api/v1/workflows/{name}/disable', access: 'admin' },
+  { methods: 'write', path: '/api/v1/schedules/**/pause', access: 'admin' },
+  { methods: 'write', path: '/api/v1/schedules/**/resume', access: 'admin' },
+  // Anyone who may read may follow a stream.
+  { methods: 'write', path: '/api/v1/stream-tokens', access: 'read' },
+  { methods: 'write', path: '/api/v1/approvals', access: 'approvals:write' },
+  { methods: 'write', path: '/api/v1/approvals/**', access: 'approvals:write' },
+  { methods: 'write', path: '/api/v1/runs/{id}/approvals/**', access: 'approvals:write' },
+  { methods: 'write', path: '/api/v1/runs', access: 'runs:write' },
+  { methods: 'write', path: '/api/v1/runs/**', access: 'runs:write' },
+  { methods: 'write', path: '/api/v1/workflows/{name}/runs', access: 'runs:write' },
+  { methods: 'write', path: '/api/v1/events', access: 'runs:write' },
+  { methods: 'write', path: '/api/v1/events/**', access: 'runs:write' },
+  { methods: 'read', path: '/**', access: 'read' },
+  { methods: 'write', path: '/**', access: 'admin' },
+];
+
+const COMPILED = ROUTE_SCOPES.map((r) => ({
+  ...r,
+  re: new RegExp(
+    `^${r.path
+      .split(/(\{[^}]+\}|\*\*)/)
+      .map((part) => (part === '**' ? '.+' : part.startsWith('{') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+      .join('')}$`,
+  ),
+}));
+
+const isRead = (method: string): boolean => method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
+
+/** The scope (or `public`) a request needs, from ROUTE_SCOPES. */
+export function scopeFor(method: string, path: string): RouteAccess {
+  const read = isRead(method.toUpperCase());
+  for (const r of COMPILED) {
+    if (r.methods !== 'any' && (r.methods === 'read') !== read) continue;
+    if (r.re.test(path)) return r.access;
+  }
+  return read ? 'read' : 'admin';
+}
+
+/** Who made the request (null when the API is open or the route public). */
+export function principalOf(c: Context): Principal | null {
+  return c.get('principal') ?? null;
+}
+
+const REALM = 'Bearer realm="swarm"';
+
+function unauthorized(c: Context, code: string, detail: string, presented: boolean): Response {
+  // A header value is Latin-1 and the description a quoted string: keep it to plain ASCII without quotes.
+  const description = detail.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?');
+  c.header('WWW-Authenticate', presented ? `${REALM}, error="invalid_token", error_description="${description}"` : REALM);
+  c.header('Cache-Control', 'no-store');
+  return problemResponse(c, problem(401, code, detail));
+}
+
+function forbidden(c: Context, p: Problem, scope?: Scope): Response {
+  if (scope) c.header('WWW-Authenticate', `${REALM}, error="insufficient_scope", scope="${scope}"`);
+  return problemResponse(c, p);
+}
+
+type Credential = { token: string; via: 'header' | 'query' | 'cookie' } | { refuse: Response } | undefined;
+
+/** The token a request shows, and how; or the answer refusing how it was shown. */
+function credential(c: Context, read: boolean, stream: boolean): Credential {
+  const header = c.req.header('authorization');
+  if (header !== undefined) {
+    const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+    if (!m?.[1]) return { refuse: unauthorized(c, 'TOKEN_INVALID', "the Authorization header must be 'Bearer <token>'", true) };
+    return { token: m[1], via: 'header' };
+  }
+  const query = c.req.query('access_token');
+  if (query !== undefined) {
+    if (!stream) return { refuse: unauthorized(c, 'AUTH_QUERY_TOKEN_REFUSED', '?access_token= is accepted only on GET routes ending in /stream; send Authorization: Bearer <token>', true) };
+    // A long-lived token in a URL ends up in logs and histories: the query takes stream tokens only.
+    if (!isStreamToken(query)) return { refuse: unauthorized(c, 'AUTH_QUERY_TOKEN_REFUSED', '?access_token= takes a stream token only (POST /api/v1/stream-tokens mints one); send an API token as Authorization: Bearer <token>', true) };
+    return { token: query, via: 'query' };
+  }
+  const cookie = getCookie(c, TOKEN_COOKIE);
+  if (cookie !== undefined && cookie !== '') {
+    // A browser sends cookies with requests other sites make it send: a write must come from this origin.
+    if (!read && c.req.header('origin') !== new URL(c.req.url).origin) {
+      return { refuse: forbidden(c, problem(403, 'AUTH_COOKIE_CROSS_ORIGIN', `a write authenticated by the ${TOKEN_COOKIE} cookie must carry an Origin header of this server (${new URL(c.req.url).origin}); other clients send Authorization: Bearer <token>`)) };
+    }
+    return { token: cookie, via: 'cookie' };
+  }
+  return undefined;
+}
+
+/**
+ * The API's one authentication middleware (see the module comment). It reads the store only when
+ * its cache of verified tokens is older than 5 s, so the request path stays as fast as without it.
+ */
+export function authMiddleware(swarm: Swarm, mode: AuthMode = 'auto'): MiddlewareHandler {
+  return async (c, next) => {
+    c.set('principal', null);
+    if (mode === 'off') return next();
+    const method = c.req.method.toUpperCase();
+    const path = c.req.path;
+    const needed = scopeFor(method, path);
+    if (needed === 'public') return next();
+    if (mode === 'auto' && !(await swarm.tokensRequired())) return next();
+
+    const read = isRead(method);
+    const stream = method === 'GET' && path.endsWith('/stream');
+    const shown = credential(c, read, stream);
+    if (shown === undefined) return unauthorized(c, 'AUTH_REQUIRED', `this API requires a token: send Authorization: Bearer <token> (create one with 'swarm tokens create --scope ${needed}')`, false);
+    if ('refuse' in shown) return shown.refuse;
+    if (isStreamToken(shown.token) && !stream) return unauthorized(c, 'TOKEN_INVALID', 'a stream token is accepted only on GET routes ending in /stream', true);
+    const result = await swarm.authenticateToken(shown.token);
+    if (!result.ok) return unauthorized(c, result.code, result.reason, true);
+    const { principal } = result;
+    if (!grants(principal.scopes, needed)) {
+      return forbidden(
+        c,
+        problem(403, 'TOKEN_SCOPE_INSUFFICIENT', `${method} ${path} needs the '${needed}' scope; token ${principal.token_id} has ${principal.scopes.join(', ')}`, { required_scope: needed, token_scopes: principal.scopes }),
+        needed,
+      );
+    }
+    c.set('principal', principal);
+    return next();
+  };
+}
