@@ -246,7 +246,7 @@ describe('creating runs', () => {
     const missing = expectProblem(await call('POST', '/api/v1/workflows/nope/runs', { input: {} }), 404, 'WORKFLOW_NOT_FOUND');
     expect(missing.detail).not.toContain(dir);
     const big = expectProblem(await call('POST', '/api/v1/workflows/echo-chain/runs', { input: { message: 'x'.repeat(5000) } }), 413, 'LIMIT_EXCEEDED');
-    expect(big.detail).toContain('run_input_bytes');
+    expect(big.detail).toContain('server.max_body_bytes');
     expect((await swarm.listRuns({ limit: 500 })).length).toBe(before);
   });
 

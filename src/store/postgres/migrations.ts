@@ -326,6 +326,15 @@ CREATE TABLE secrets (
 );
 `,
   },
+  {
+    version: 6,
+    name: 'runs by last change',
+    // The list-level run stream (GET /api/v1/runs/stream) reads runs in (updated_at, id) order from
+    // a cursor: without this index every read of it would scan every run. The same migration as SQLite's 6.
+    sql: `
+CREATE INDEX idx_runs_updated ON workflow_runs(updated_at, id);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
