@@ -70,7 +70,10 @@ class SseClient {
     let isEvent = false;
     for (const line of block.split('\n')) {
       if (line.startsWith(':')) this.comments++;
-      else if (line.startsWith('data: ')) (data.push(line.slice(6)), (isEvent = true));
+      else if (line.startsWith('data: ')) {
+        data.push(line.slice(6));
+        isEvent = true;
+      }
       else if (line.startsWith('id: ')) e.id = line.slice(4);
       else if (line.startsWith('event: ')) e.event = line.slice(7);
     }
