@@ -118,6 +118,16 @@ describe('OpenAPI and the API reference', () => {
         '/api/v1/runs/{id}/logs',
         '/api/v1/runs/{id}/cancel',
         '/api/v1/runs/{id}/retry',
+        '/api/v1/runs/{id}/stream',
+        '/api/v1/runs/{id}/steps/{step}/transcript',
+        '/api/v1/runs/stream',
+        '/api/v1/runs/cancel',
+        '/api/v1/runs/retry',
+        '/api/v1/approvals',
+        '/api/v1/approvals/{run}/{step}/approve',
+        '/api/v1/approvals/{run}/{step}/reject',
+        '/api/v1/secrets',
+        '/api/v1/secrets/{name}',
       ].sort(),
     );
     const schemas = (r.json.components as { schemas: Json }).schemas;
