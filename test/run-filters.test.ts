@@ -1,6 +1,6 @@
 /**
  * Run list filters by trigger kind and metadata, and the list of run changes behind the list-level
- * stream: on SQLite and PostgreSQL, through the Swarm API and `GET /api/v1/runs`.
+ * stream: on SQLite and PostgreSQL, through the Swarm API, `GET /api/v1/runs` and both streams.
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -19,7 +19,7 @@ const backends: Array<[string, () => Promise<Record<string, string>>]> = [
 ];
 
 describe.each(backends)('run filters and run changes on %s', (_name, envOf) => {
-  it('trigger_type and metadata (several keys, odd keys, no SQL) filter runs; changes come in (updated_at, id) order after a cursor', async () => {
+  it('trigger_type and metadata (several keys, odd keys, no SQL) filter runs; changes come in (updated_at, id) order after a cursor; both streams read this store', async () => {
     const dir = tempProject();
     const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm'), ...(await envOf()) } });
     try {
@@ -69,6 +69,24 @@ describe.each(backends)('run filters and run changes on %s', (_name, envOf) => {
       const later = await swarm.listRunChanges({ after: { updated_at: (all[all.length - 1] as (typeof all)[0]).updated_at, id: (all[all.length - 1] as (typeof all)[0]).id } });
       expect(later.map((r) => [r.id, r.status])).toEqual([[b, 'cancelled']]);
       expect((await swarm.listRunChanges({ status: 'cancelled', workflow: 'echo-chain' })).map((r) => r.id)).toEqual([b]);
+
+      // The streams on this store: a finished run's events then `end`; the list stream from a cursor.
+      const shutdown = new AbortController();
+      const streaming = createApp(swarm, { shutdown: shutdown.signal });
+      const runText = await (await streaming.request(`/api/v1/runs/${b}/stream`)).text();
+      const seqs = [...runText.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+      expect(seqs).toEqual((await swarm.events(b)).map((e) => e.seq));
+      expect(runText).toContain('event: end\ndata: {"run_id":"' + b + '","status":"cancelled"');
+      const cursor = all[all.length - 1] as (typeof all)[0];
+      const after = Buffer.from(JSON.stringify([cursor.updated_at, cursor.id])).toString('base64url');
+      const list = await streaming.request(`/api/v1/runs/stream?workflow=echo-chain&after=${after}`);
+      const reader = (list.body as ReadableStream<Uint8Array>).getReader();
+      let text = '';
+      while (!text.includes('event: run')) text += new TextDecoder().decode((await reader.read()).value);
+      shutdown.abort();
+      while (!(await reader.read()).done);
+      const sent = [...text.matchAll(/^data: (.*)$/gm)].map((m) => JSON.parse(m[1] as string) as { run_id: string; status: string });
+      expect(sent.map((r) => [r.run_id, r.status])).toEqual([[b, 'cancelled']]);
     } finally {
       await swarm.close();
       removeProject(dir);
