@@ -124,6 +124,7 @@ beforeAll(async () => {
   });
   await swarm.registerAgent(join(EXAMPLES, 'agents', 'echo'));
   await swarm.registerAgent(builtinAgent(dir, 'gate', 'gate'));
+  await swarm.registerWorkflow(join(EXAMPLES, 'workflows', 'echo-chain'));
   await swarm.registerWorkflow(
     writeWorkflow(dir, 'gated', 'name: gated\nversion: 1.0.0\ninputs:\n  - { name: name, type: string, required: true }\nsteps:\n  - { id: wait, agent: gate, inputs: { name: "${trigger.name}" } }\n  - { id: one, agent: echo, depends_on: [wait], inputs: { message: a } }\n  - { id: two, agent: echo, depends_on: [one], inputs: { message: b } }\n'),
   );
