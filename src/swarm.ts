@@ -50,6 +50,7 @@ import type {
   ApprovalRecord,
   RekeyReport,
   RunFilter,
+  RunChangeFilter,
   RunPlan,
   RunRecord,
   SessionFilter,
@@ -723,6 +724,26 @@ export class Swarm {
 
   async listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
     return this.store.listRuns(filter);
+  }
+
+  /**
+   * Runs by their last change (creation, status, step progress), oldest first, after a cursor: what
+   * follows the list of runs (`GET /api/v1/runs/stream`).
+   *
+   * @example
+   *   const changed = await swarm.listRunChanges({ workflow: 'deploy', after: { updated_at: last.updated_at, id: last.id } });
+   */
+  async listRunChanges(filter: RunChangeFilter = {}): Promise<RunRecord[]> {
+    return this.store.listRunChanges(filter);
+  }
+
+  /**
+   * Resolve when the store may have changed (a commit in this process, or another process's), after
+   * `timeoutMs` at the latest, or as soon as `signal` aborts: followers wait with it instead of polling.
+   */
+  async waitForChange(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return;
+    await this.waitForCommit(timeoutMs, signal);
   }
 
   async events(idOrPrefix: string, afterSeq = 0): Promise<RunEvent[]> {

@@ -121,6 +121,16 @@ describe('OpenAPI and the API reference', () => {
         '/api/v1/tokens',
         '/api/v1/tokens/{id}',
         '/api/v1/stream-tokens',
+        '/api/v1/runs/{id}/stream',
+        '/api/v1/runs/{id}/steps/{step}/transcript',
+        '/api/v1/runs/stream',
+        '/api/v1/runs/cancel',
+        '/api/v1/runs/retry',
+        '/api/v1/approvals',
+        '/api/v1/approvals/{run}/{step}/approve',
+        '/api/v1/approvals/{run}/{step}/reject',
+        '/api/v1/secrets',
+        '/api/v1/secrets/{name}',
       ].sort(),
     );
     const schemas = (r.json.components as { schemas: Json }).schemas;
@@ -249,7 +259,7 @@ describe('creating runs', () => {
     const missing = expectProblem(await call('POST', '/api/v1/workflows/nope/runs', { input: {} }), 404, 'WORKFLOW_NOT_FOUND');
     expect(missing.detail).not.toContain(dir);
     const big = expectProblem(await call('POST', '/api/v1/workflows/echo-chain/runs', { input: { message: 'x'.repeat(5000) } }), 413, 'LIMIT_EXCEEDED');
-    expect(big.detail).toContain('run_input_bytes');
+    expect(big.detail).toContain('server.max_body_bytes');
     expect((await swarm.listRuns({ limit: 500 })).length).toBe(before);
   });
 

@@ -177,8 +177,8 @@ describe('authentication, in order: open, then tokens', () => {
     expectProblem(await call(app, 'POST', '/api/v1/workflows/echo-chain/disable', { token: tokens.run }), 403, 'TOKEN_SCOPE_INSUFFICIENT');
     expectProblem(await call(app, 'POST', '/api/v1/not-a-route', { token: tokens.run }), 403, 'TOKEN_SCOPE_INSUFFICIENT');
     expectProblem(await call(app, 'POST', '/api/v1/not-a-route', { token: tokens.admin }), 404, 'ROUTE_NOT_FOUND');
-    // approvals:write gets past the middleware on approval routes (404: no such route in this build), not elsewhere.
-    expectProblem(await call(app, 'POST', '/api/v1/approvals/r/s/approve', { token: tokens.approve }), 404, 'ROUTE_NOT_FOUND');
+    // approvals:write gets past the middleware on approval routes (404: no such run), not elsewhere.
+    expectProblem(await call(app, 'POST', '/api/v1/approvals/r/s/approve', { token: tokens.approve }), 404, 'RUN_NOT_FOUND');
     expectProblem(await call(app, 'POST', '/api/v1/approvals/r/s/approve', { token: tokens.run }), 403, 'TOKEN_SCOPE_INSUFFICIENT');
     expectProblem(await call(app, 'POST', '/api/v1/workflows/echo-chain/runs', { token: tokens.approve, ...start }), 403, 'TOKEN_SCOPE_INSUFFICIENT');
     expect((await call(app, 'GET', '/api/v1/probe', { token: tokens.read })).json).toMatchObject({ principal: { kind: 'token', name: 'read', scopes: ['read'] } });

@@ -27,7 +27,15 @@ export const DEFAULTS = {
   poll_interval_ms: 200,
   /** Process agents' sandbox: bubblewrap where it works here, else none (see docs/isolation.md). */
   sandbox: 'auto' as SandboxMode,
+  /** The largest request body the HTTP API (`swarm serve`) accepts: 1 MiB. */
+  server_max_body_bytes: 1_048_576,
 } as const;
+
+/** `server:` in swarm.yaml: settings of the HTTP API that `swarm serve` runs. */
+export interface ServerConfig {
+  /** The largest request body, in bytes (`server.max_body_bytes`); larger ones get 413 before they are read whole. */
+  readonly maxBodyBytes: number;
+}
 
 /** The resolved configuration: where things are and how the engine behaves. */
 export interface SwarmConfig {
@@ -72,6 +80,8 @@ export interface SwarmConfig {
   readonly limits: Limits;
   /** What agents' HTTP requests may reach besides public addresses (`network.allow`). */
   readonly network: NetworkConfig;
+  /** The HTTP API's settings (`server:`). */
+  readonly server: ServerConfig;
   /** The swarm.yaml that was read, if any. */
   readonly configFile: string | undefined;
 }
@@ -114,6 +124,11 @@ const fileSchema = {
     providers: PROVIDERS_CONFIG_SCHEMA,
     limits: LIMITS_SCHEMA,
     network: NETWORK_SCHEMA,
+    server: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { max_body_bytes: { type: 'integer', minimum: 1024, maximum: 1_073_741_824 } },
+    },
   },
 };
 
@@ -131,6 +146,7 @@ interface ConfigFile {
   providers?: unknown;
   limits?: Partial<Record<LimitName, number>>;
   network?: { allow?: string[] };
+  server?: { max_body_bytes?: number };
 }
 
 export interface ResolveConfigOptions {
@@ -241,5 +257,6 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     configFile: file,
     limits: resolveLimits({ ...raw.limits, ...o.limits }),
     network: resolveNetwork(raw.network, source, file ?? CONFIG_FILE),
+    server: Object.freeze({ maxBodyBytes: raw.server?.max_body_bytes ?? DEFAULTS.server_max_body_bytes }),
   });
 }

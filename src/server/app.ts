@@ -10,14 +10,18 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { UserError } from '../core/errors.js';
-import { LimitExceededError } from '../core/limits.js';
 import type { Swarm } from '../swarm.js';
+import { approvalRoutes } from './routes/approvals.js';
+import { bulkRoutes } from './routes/bulk.js';
 import { docsRoutes } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
 import { registryRoutes } from './routes/registry.js';
 import { runRoutes } from './routes/runs.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { authMiddleware, type AuthMode } from './auth.js';
+import { secretRoutes } from './routes/secrets.js';
+import { streamRoutes } from './routes/stream.js';
+import { transcriptRoutes } from './routes/transcript.js';
 import { problem, problemResponse, toProblem, validationProblem } from './problem.js';
 
 export interface CreateAppOptions {
@@ -25,17 +29,19 @@ export interface CreateAppOptions {
   version?: string;
   /** The worker running in this process (`/api/v1/info`), or none. */
   worker?: { concurrency: number } | null;
-  /** The largest request body, in bytes (default `limits.run_input_bytes` of swarm.yaml, 1 MiB). */
+  /** The largest request body, in bytes (default `server.max_body_bytes` of swarm.yaml, 1 MiB). */
   maxBodyBytes?: number;
   /** Where unexpected errors are logged (their details never go to the client). */
   log?: (line: string) => void;
-  /** Aborted when the server shuts down: requests waiting for a run (`?wait=`) answer at once. */
+  /** Aborted when the server shuts down: requests waiting for a run (`?wait=`) answer at once, streams end. */
   shutdown?: AbortSignal;
   /**
    * `auto` (default): a token is required once one exists (neither revoked nor expired), the API is
    * open while none does; `required`: always; `off`: never checked. See src/server/auth.ts.
    */
   auth?: AuthMode;
+  /** How often a quiet event stream sends a heartbeat comment (default 15 s). */
+  sseHeartbeatMs?: number;
 }
 
 /** What `/api/v1/info` says about the process serving the app. */
@@ -45,7 +51,7 @@ export interface ServerInfo {
 }
 
 export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPIHono {
-  const maxBodyBytes = options.maxBodyBytes ?? swarm.config.limits.run_input_bytes;
+  const maxBodyBytes = options.maxBodyBytes ?? swarm.config.server.maxBodyBytes;
   const app = new OpenAPIHono({
     // A request that does not match its route's schema: 422 naming the fields (in the one handler below).
     defaultHook: (result, c) => {
@@ -64,16 +70,22 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
       maxSize: maxBodyBytes,
       onError: (c) => {
         const declared = Number(c.req.header('content-length'));
-        if (Number.isFinite(declared) && declared > maxBodyBytes) throw new LimitExceededError('the request body', 'run_input_bytes', maxBodyBytes, declared, 'refused before it was read');
-        throw new UserError('LIMIT_EXCEEDED', `the request body is larger than limits.run_input_bytes (${maxBodyBytes.toLocaleString('en-US')} bytes); reading stopped at the limit`, { limit: 'run_input_bytes', max: maxBodyBytes });
+        if (Number.isFinite(declared) && declared > maxBodyBytes) throw new UserError('LIMIT_EXCEEDED', `the request body is ${declared.toLocaleString('en-US')} bytes; server.max_body_bytes is ${maxBodyBytes.toLocaleString('en-US')}: refused before it was read`, { limit: 'server.max_body_bytes', max: maxBodyBytes, size: declared });
+        throw new UserError('LIMIT_EXCEEDED', `the request body is larger than server.max_body_bytes (${maxBodyBytes.toLocaleString('en-US')} bytes); reading stopped at the limit`, { limit: 'server.max_body_bytes', max: maxBodyBytes });
       },
     }),
   );
 
   healthRoutes(app, swarm, { version: options.version ?? 'unknown', worker: options.worker ?? null });
   registryRoutes(app, swarm);
+  // Streams and bulk actions first: `/api/v1/runs/stream` and `/api/v1/runs/cancel` are not run ids.
+  streamRoutes(app, swarm, { ...(options.shutdown ? { shutdown: options.shutdown } : {}), ...(options.sseHeartbeatMs ? { heartbeatMs: options.sseHeartbeatMs } : {}) });
+  bulkRoutes(app, swarm);
   runRoutes(app, swarm, options.shutdown);
   tokenRoutes(app, swarm);
+  transcriptRoutes(app, swarm);
+  approvalRoutes(app, swarm);
+  secretRoutes(app, swarm);
   docsRoutes(app, options.version ?? 'unknown');
 
   app.notFound((c) => problemResponse(c, problem(404, 'ROUTE_NOT_FOUND', `no route ${c.req.method} ${new URL(c.req.url).pathname}; see /api/v1/docs`)));

@@ -68,6 +68,7 @@ export const ROUTE_SCOPES: readonly Rule[] = [
   { methods: 'write', path: '/api/v1/workflows/{name}/disable', access: 'admin' },
   { methods: 'write', path: '/api/v1/schedules/**/pause', access: 'admin' },
   { methods: 'write', path: '/api/v1/schedules/**/resume', access: 'admin' },
+  { methods: 'write', path: '/api/v1/schedules/**/trigger', access: 'runs:write' },
   // Anyone who may read may follow a stream.
   { methods: 'write', path: '/api/v1/stream-tokens', access: 'read' },
   { methods: 'write', path: '/api/v1/approvals', access: 'approvals:write' },

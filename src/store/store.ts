@@ -11,6 +11,7 @@ import type {
   AgentRecord,
   LedgerTx,
   RunFilter,
+  RunChangeFilter,
   RekeyPlan,
   RekeyReport,
   RunRecord,
@@ -66,6 +67,8 @@ export interface Store {
   /** Run ids starting (or ending) with `part` (at most `limit`), for short ids typed by users. */
   findRunIds(part: string, limit: number, how?: 'prefix' | 'suffix'): Promise<string[]>;
   listRuns(filter: RunFilter): Promise<RunRecord[]>;
+  /** Runs by their last change, oldest first (see RunChangeFilter): the list-level stream's source. */
+  listRunChanges(filter: RunChangeFilter): Promise<RunRecord[]>;
   /** A run's plan (JSON), by run id. */
   getPlanJson(runId: string): Promise<string | undefined>;
   /** A plan (JSON) by its id. */

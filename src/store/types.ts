@@ -196,8 +196,25 @@ export interface RunFilter {
   since?: number;
   /** Created before (ms). */
   until?: number;
+  /** How the run was started: `manual`, `api`, `schedule`, `webhook`, `event`… (`trigger_type`). */
+  trigger_type?: string;
+  /** Only runs whose metadata has every one of these keys with exactly this value. */
+  metadata?: Readonly<Record<string, string>>;
   /** Keyset pagination: only runs listed after this one (newest first: older, or as old with a smaller id). */
   after?: { created_at: number; id: string };
+  limit?: number;
+}
+
+/**
+ * Runs that changed (were created, or had their row updated: status, step counts), oldest change
+ * first, for following the list of runs: every run whose `(updated_at, id)` comes after `after`.
+ */
+export interface RunChangeFilter {
+  workflow?: string;
+  status?: RunStatus;
+  trigger_type?: string;
+  /** Only changes ordered after this one: a later `updated_at`, or the same with a larger id. */
+  after?: { updated_at: number; id: string };
   limit?: number;
 }
 

@@ -4,7 +4,7 @@ import pc from 'picocolors';
 import type { ApprovalDecision, LoopEvent } from '../../agents/loop.js';
 import type { ToolCall } from '../../agents/types.js';
 import { UserError } from '../../core/errors.js';
-import type { ApprovalRecord } from '../../store/types.js';
+import { approvalJson } from '../../views/approval.js';
 import { shortRunId } from '../../swarm.js';
 import { parsePositiveInt, parseSince, type CliContext } from '../context.js';
 import { clip, colorStatus, formatTime, table } from '../render.js';
@@ -187,16 +187,4 @@ export function registerLlmCommands(program: Command, ctx: CliContext): void {
         await close();
       }
     });
-}
-
-function approvalJson(a: ApprovalRecord): Record<string, unknown> {
-  return { ...a, arguments: safeJson(a.arguments), requested_at: new Date(a.requested_at).toISOString(), decided_at: a.decided_at ? new Date(a.decided_at).toISOString() : null };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }

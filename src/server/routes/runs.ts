@@ -5,6 +5,8 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { UserError } from '../../core/errors.js';
 import { TERMINAL_RUN } from '../../core/states.js';
+import type { RunStatus } from '../../core/states.js';
+import type { RunFilter } from '../../store/types.js';
 import type { RunDetails, Swarm } from '../../swarm.js';
 import { eventJson, logJson, runJson, runListJson, stepJson } from '../../views/run.js';
 import { problems, RunParams, RunSchema, RunStatusSchema, RunSummarySchema, StepSchema, WorkflowParams } from '../schemas.js';
@@ -27,9 +29,39 @@ export function parseWait(value: string): number {
 }
 
 /** A time in a query: an ISO date or epoch milliseconds. */
-const TIME = /^(\d{10,16}|\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?)$/;
-function parseTime(value: string): number {
+export const TIME = /^(\d{10,16}|\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?)$/;
+export function parseTime(value: string): number {
   return /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+}
+
+/** The filters of a run list (query or bulk body) as the store's RunFilter; `where` names their place in messages. */
+export function runFilterOf(q: { status?: RunStatus; workflow?: string; trigger_type?: string; since?: string; until?: string; metadata?: Record<string, string> }, where: string): RunFilter {
+  const since = q.since === undefined ? undefined : parseTime(q.since);
+  const until = q.until === undefined ? undefined : parseTime(q.until);
+  for (const [field, t] of [['since', since], ['until', until]] as const) {
+    if (t !== undefined && Number.isNaN(t)) throw new UserError('ARGUMENT_INVALID', `${field} is not a date`, { field: `${where}.${field}` });
+  }
+  return {
+    ...(q.status ? { status: q.status } : {}),
+    ...(q.workflow ? { workflow: q.workflow } : {}),
+    ...(q.trigger_type ? { trigger_type: q.trigger_type } : {}),
+    ...(since !== undefined ? { since } : {}),
+    ...(until !== undefined ? { until } : {}),
+    ...(q.metadata && Object.keys(q.metadata).length ? { metadata: q.metadata } : {}),
+  };
+}
+
+/** `?metadata.source=crm&metadata.region=eu` → { source: 'crm', region: 'eu' } (a key given twice is refused). */
+function metadataQuery(url: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of new URL(url).searchParams) {
+    if (!k.startsWith('metadata.')) continue;
+    const key = k.slice('metadata.'.length);
+    if (key === '') throw new UserError('ARGUMENT_INVALID', "a metadata filter needs a key: '?metadata.<key>=<value>'", { field: 'query.metadata' });
+    if (key in out) throw new UserError('ARGUMENT_INVALID', `metadata.${key} is given twice; a run has one value per key`, { field: `query.${k}` });
+    out[key] = v;
+  }
+  return out;
 }
 
 /** The opaque cursor of the next page: the last run's creation time and id. */
@@ -86,10 +118,12 @@ const listRuns = createRoute({
   path: '/api/v1/runs',
   tags: ['runs'],
   summary: 'Runs, newest first, with filters and cursor pagination',
+  description: 'Besides the parameters below, `?metadata.<key>=<value>` keeps runs whose metadata has that key with exactly that value; give several keys to require them all (`?metadata.source=crm&metadata.region=eu`).',
   request: {
     query: z.object({
       status: RunStatusSchema.optional(),
       workflow: z.string().min(1).optional().openapi({ description: 'A workflow name' }),
+      trigger_type: z.string().min(1).optional().openapi({ description: 'How runs were started: manual, api, schedule, webhook, event…' }),
       since: z.string().regex(TIME, 'must be an ISO date or epoch milliseconds').optional().openapi({ description: 'Created at or after (ISO date or epoch ms)' }),
       until: z.string().regex(TIME, 'must be an ISO date or epoch milliseconds').optional().openapi({ description: 'Created before (ISO date or epoch ms)' }),
       limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(50),
@@ -236,16 +270,8 @@ export function runRoutes(app: OpenAPIHono, swarm: Swarm, shutdown?: AbortSignal
 
   app.openapi(listRuns, async (c) => {
     const q = c.req.valid('query');
-    const since = q.since === undefined ? undefined : parseTime(q.since);
-    const until = q.until === undefined ? undefined : parseTime(q.until);
-    for (const [field, t] of [['since', since], ['until', until]] as const) {
-      if (t !== undefined && Number.isNaN(t)) throw new UserError('ARGUMENT_INVALID', `${field} is not a date`, { field: `query.${field}` });
-    }
     const page = await swarm.listRuns({
-      ...(q.status ? { status: q.status } : {}),
-      ...(q.workflow ? { workflow: q.workflow } : {}),
-      ...(since !== undefined ? { since } : {}),
-      ...(until !== undefined ? { until } : {}),
+      ...runFilterOf({ ...q, metadata: metadataQuery(c.req.url) }, 'query'),
       ...(q.cursor ? { after: decodeCursor(q.cursor) } : {}),
       limit: q.limit + 1,
     });

@@ -12,6 +12,7 @@ import type {
   LedgerTx,
   TxHint,
   RunFilter,
+  RunChangeFilter,
   RekeyPlan,
   RekeyReport,
   RunRecord,
@@ -453,13 +454,17 @@ export class PostgresStore implements Store {
   }
 
   async listRuns(filter: RunFilter): Promise<RunRecord[]> {
-    const conds: Array<[string, unknown]> = [];
-    if (filter.workflow) conds.push(['workflow_name =', filter.workflow]);
-    if (filter.status) conds.push(['status =', filter.status]);
+    const conds = runConditions(filter);
     if (filter.since !== undefined) conds.push(['created_at >=', filter.since]);
     if (filter.until !== undefined) conds.push(['created_at <', filter.until]);
     const parts = conds.map(([c], i) => `${c} $${i + 1}`);
     const args: unknown[] = conds.map(([, v]) => v);
+    // Keys and values are bound parameters; metadata is JSON text whose values are strings.
+    for (const [key, value] of Object.entries(filter.metadata ?? {})) {
+      const n = args.length;
+      parts.push(`(metadata::jsonb ->> $${n + 1}) = $${n + 2}`);
+      args.push(key, value);
+    }
     if (filter.after) {
       const n = args.length;
       parts.push(`(created_at, id) < ($${n + 1}::bigint, $${n + 2})`);
@@ -468,6 +473,20 @@ export class PostgresStore implements Store {
     const where = parts.length ? `WHERE ${parts.join(' AND ')}` : '';
     const sql = `SELECT ${RUN_COLUMNS} FROM workflow_runs ${where} ORDER BY created_at DESC, id DESC LIMIT $${args.length + 1}`;
     return (await this.read(sql, [...args, filter.limit ?? 50])).map(toRun);
+  }
+
+  async listRunChanges(filter: RunChangeFilter): Promise<RunRecord[]> {
+    const conds = runConditions(filter);
+    const parts = conds.map(([c], i) => `${c} $${i + 1}`);
+    const args: unknown[] = conds.map(([, v]) => v);
+    if (filter.after) {
+      const n = args.length;
+      parts.push(`(updated_at, id) > ($${n + 1}::bigint, $${n + 2})`);
+      args.push(filter.after.updated_at, filter.after.id);
+    }
+    const where = parts.length ? `WHERE ${parts.join(' AND ')}` : '';
+    const sql = `SELECT ${RUN_COLUMNS} FROM workflow_runs ${where} ORDER BY updated_at, id LIMIT $${args.length + 1}`;
+    return (await this.read(sql, [...args, filter.limit ?? 100])).map(toRun);
   }
 
   async getPlanJson(runId: string): Promise<string | undefined> {
@@ -950,4 +969,13 @@ export function redact(url: string): string {
   } catch {
     return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
   }
+}
+
+/** The filters a run list and a run-change list share: workflow, status, trigger kind. */
+function runConditions(filter: { workflow?: string; status?: string; trigger_type?: string }): Array<[string, unknown]> {
+  const conds: Array<[string, unknown]> = [];
+  if (filter.workflow) conds.push(['workflow_name =', filter.workflow]);
+  if (filter.status) conds.push(['status =', filter.status]);
+  if (filter.trigger_type) conds.push(['trigger_type =', filter.trigger_type]);
+  return conds;
 }

@@ -339,6 +339,15 @@ CREATE TABLE api_tokens (
 );
 `,
   },
+  {
+    version: 9,
+    name: 'runs by last change',
+    // The list-level run stream (GET /api/v1/runs/stream) reads runs in (updated_at, id) order from
+    // a cursor: without this index every read of it would scan every run. The same migration as PostgreSQL's 9.
+    sql: `
+CREATE INDEX idx_runs_updated ON workflow_runs(updated_at, id);
+`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see SqliteStore.migrate). */

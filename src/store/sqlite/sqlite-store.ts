@@ -14,6 +14,7 @@ import type {
   AgentRecord,
   LedgerTx,
   RunFilter,
+  RunChangeFilter,
   RekeyPlan,
   RekeyReport,
   RunRecord,
@@ -436,16 +437,7 @@ export class SqliteStore implements Store {
 
   listRuns(filter: RunFilter): Promise<RunRecord[]> {
     return this.read(() => {
-      const where: string[] = [];
-      const args: unknown[] = [];
-      if (filter.workflow) {
-        where.push('workflow_name = ?');
-        args.push(filter.workflow);
-      }
-      if (filter.status) {
-        where.push('status = ?');
-        args.push(filter.status);
-      }
+      const { where, args } = runConditions(filter);
       if (filter.since !== undefined) {
         where.push('created_at >= ?');
         args.push(filter.since);
@@ -454,12 +446,29 @@ export class SqliteStore implements Store {
         where.push('created_at < ?');
         args.push(filter.until);
       }
+      // json_each rather than a JSON path: any key (dots, quotes) is a bound value, never SQL or a path.
+      for (const [key, value] of Object.entries(filter.metadata ?? {})) {
+        where.push("EXISTS (SELECT 1 FROM json_each(workflow_runs.metadata) m WHERE m.key = ? AND m.value = ? AND m.type = 'text')");
+        args.push(key, value);
+      }
       if (filter.after) {
         where.push('(created_at < ? OR (created_at = ? AND id < ?))');
         args.push(filter.after.created_at, filter.after.created_at, filter.after.id);
       }
       const sql = `SELECT ${RUN_COLUMNS} FROM workflow_runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
       return (this.db.prepare(sql).all(...args, filter.limit ?? 50) as Row[]).map(toRun);
+    });
+  }
+
+  listRunChanges(filter: RunChangeFilter): Promise<RunRecord[]> {
+    return this.read(() => {
+      const { where, args } = runConditions(filter);
+      if (filter.after) {
+        where.push('(updated_at > ? OR (updated_at = ? AND id > ?))');
+        args.push(filter.after.updated_at, filter.after.updated_at, filter.after.id);
+      }
+      const sql = `SELECT ${RUN_COLUMNS} FROM workflow_runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY updated_at, id LIMIT ?`;
+      return (this.db.prepare(sql).all(...args, filter.limit ?? 100) as Row[]).map(toRun);
     });
   }
 
@@ -880,4 +889,17 @@ function checkIsSqliteFile(path: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/** The filters a run list and a run-change list share: workflow, status, trigger kind. */
+function runConditions(filter: { workflow?: string; status?: string; trigger_type?: string }): { where: string[]; args: unknown[] } {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  for (const col of ['workflow', 'status', 'trigger_type'] as const) {
+    const v = filter[col];
+    if (v === undefined || v === '') continue;
+    where.push(`${col === 'workflow' ? 'workflow_name' : col} = ?`);
+    args.push(v);
+  }
+  return { where, args };
 }
