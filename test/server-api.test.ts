@@ -131,6 +131,12 @@ describe('OpenAPI and the API reference', () => {
         '/api/v1/approvals/{run}/{step}/reject',
         '/api/v1/secrets',
         '/api/v1/secrets/{name}',
+        '/api/v1/schedules',
+        '/api/v1/schedules/{workflow}',
+        '/api/v1/schedules/{workflow}/preview',
+        '/api/v1/schedules/{workflow}/pause',
+        '/api/v1/schedules/{workflow}/resume',
+        '/api/v1/schedules/{workflow}/trigger',
       ].sort(),
     );
     const schemas = (r.json.components as { schemas: Json }).schemas;

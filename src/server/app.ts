@@ -22,6 +22,7 @@ import { authMiddleware, type AuthMode } from './auth.js';
 import { secretRoutes } from './routes/secrets.js';
 import { streamRoutes } from './routes/stream.js';
 import { transcriptRoutes } from './routes/transcript.js';
+import { scheduleRoutes } from './routes/schedules.js';
 import { problem, problemResponse, toProblem, validationProblem } from './problem.js';
 
 export interface CreateAppOptions {
@@ -86,6 +87,7 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   transcriptRoutes(app, swarm);
   approvalRoutes(app, swarm);
   secretRoutes(app, swarm);
+  scheduleRoutes(app, swarm);
   docsRoutes(app, options.version ?? 'unknown');
 
   app.notFound((c) => problemResponse(c, problem(404, 'ROUTE_NOT_FOUND', `no route ${c.req.method} ${new URL(c.req.url).pathname}; see /api/v1/docs`)));
