@@ -6,12 +6,15 @@ import { TERMINAL_RUN, TERMINAL_STEP } from '../core/states.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
 import { validateAgainst } from '../core/io-schema.js';
 import { NO_REDACTION, type Redactor } from '../secrets/redactor.js';
+import { depthAfter, eventRunKey, filterPasses, MAX_EVENT_DEPTH, type TriggerEvent } from '../triggers/events.js';
 import type {
   ClaimRequest,
   CommitRequest,
   CommitResult,
   Completion,
+  EmittedEventRecord,
   EventRow,
+  EventTriggerRow,
   LedgerTx,
   NewStepRow,
   RunPlan,
@@ -51,6 +54,9 @@ export interface NewRunInput {
   /** Labels kept with the run (string values). */
   metadata?: Record<string, string> | null;
 }
+
+/** The built-in events a commit of completions can raise. */
+const RUN_EVENTS = ['run.completed', 'run.failed', 'approval.requested'] as const;
 
 /** The per-transaction working set: run states read once, written once; events appended in order. */
 class TxScope {
@@ -215,7 +221,7 @@ export class Ledger {
    * networked store takes them with BEGIN, in one round trip.
    */
   commitHint(req: CommitRequest): TxHint | undefined {
-    const hint: { runs?: string[]; steps?: StepKey[]; claim?: TxHint['claim'] } = {};
+    const hint: { runs?: string[]; steps?: StepKey[]; claim?: TxHint['claim']; eventTriggers?: readonly string[] } = {};
     if (req.completions.length || req.renew?.steps.length) {
       const runs = new Set<string>();
       const steps: StepKey[] = [...(req.renew?.steps ?? [])];
@@ -227,6 +233,8 @@ export class Ledger {
       }
       hint.runs = [...runs];
       hint.steps = steps;
+      // A completion may finish its run or make it wait: the triggers of those events travel with BEGIN too.
+      if (req.completions.length) hint.eventTriggers = RUN_EVENTS;
     }
     // The candidates of the claim, with BEGIN: enough for every free slot, as if the completions made
     // nothing ready (those are claimed without a query when the store holds their rows).
@@ -306,6 +314,7 @@ export class Ledger {
         else {
           state.status = 'waiting';
           scope.emit(state, EventType.STEP_WAITING, c.step_id, { attempt: c.attempt, reason: r.reason });
+          await this.raiseRunEvent(scope, state, p, 'approval.requested', { step: c.step_id, reason: r.reason });
         }
       }
     } else if (r.kind === 'released') {
@@ -384,8 +393,10 @@ export class Ledger {
     state.status = 'completed';
     state.completed_at = scope.tx.now;
     scope.emit(state, EventType.RUN_COMPLETED, null, { duration_ms: scope.tx.now - (state.started_at ?? scope.tx.now) });
+    const seq = state.event_seq;
     scope.result.finished.push({ run_id: state.id, status: 'completed' });
     await this.runHandlers(scope, state, p, 'on_success');
+    await this.raiseRunEvent(scope, state, p, 'run.completed', {}, seq);
   }
 
   private async failRun(scope: TxScope, state: RunState, p: LoadedPlan, stepId: string, message: string): Promise<void> {
@@ -397,8 +408,99 @@ export class Ledger {
     state.error = message;
     state.error_step = stepId;
     scope.emit(state, EventType.RUN_FAILED, null, { step: stepId, error: message, cancelled });
+    const seq = state.event_seq;
     scope.result.finished.push({ run_id: state.id, status: 'failed' });
     await this.runHandlers(scope, state, p, 'on_error', { message, step: stepId });
+    await this.raiseRunEvent(scope, state, p, 'run.failed', {}, seq);
+  }
+
+  /**
+   * A built-in event of a run (`run.completed`, `run.failed`, `approval.requested`), raised inside the
+   * transaction that made it happen: the runs of the event triggers it matches are created in that
+   * same transaction, so they exist exactly when the state change does (a crash loses neither, a
+   * retry of the commit makes neither twice). With no trigger listening: one indexed read.
+   */
+  private async raiseRunEvent(scope: TxScope, state: RunState, p: LoadedPlan, name: string, extra: Pick<TriggerEvent, 'step' | 'reason'>, seq = state.event_seq): Promise<void> {
+    const wf = p.plan.workflow;
+    const triggers = await scope.tx.eventTriggers(name, wf.name);
+    if (triggers.length === 0) return;
+    const event: TriggerEvent = {
+      // The seq of the event that records the change: unique per occurrence, the same if the transaction is retried.
+      id: `${state.id}:${seq}`,
+      name,
+      source: wf.name,
+      at: new Date(scope.tx.now).toISOString(),
+      depth: depthAfter(await scope.tx.getTriggerData(state.id)),
+      run: { id: state.id, workflow: wf.name, version: wf.version, status: state.status, error: state.error, step: state.error_step },
+      ...extra,
+    };
+    await this.startTriggered(scope, event, triggers, state);
+  }
+
+  /**
+   * Record a custom event and start the runs of the event triggers it matches, in the caller's
+   * transaction. An id recorded before starts nothing: the answer is the first one's runs
+   * (`created: false`); the same id with another name is refused (EVENT_ID_REUSED).
+   */
+  async emitEvent(tx: LedgerTx, input: { id: string; name: string; source: string | null; data: unknown }): Promise<{ created: boolean; runs: string[]; skipped: Array<{ trigger: string; error: string }> }> {
+    const row: EmittedEventRecord = { id: input.id, name: input.name, source: input.source, data_json: JSON.stringify(input.data ?? null), run_ids: [], created_at: tx.now };
+    if (!(await tx.insertEmittedEvent(row))) {
+      const first = await tx.getEmittedEvent(input.id);
+      if (first && first.name !== input.name) {
+        throw new UserError('EVENT_ID_REUSED', `event id '${input.id}' was used for a ${first.name} event, not ${input.name}; use a new id for a new event`, { field: 'id' });
+      }
+      return { created: false, runs: first?.run_ids ?? [], skipped: [] };
+    }
+    const scope = new TxScope(tx, this.maxEventBytes, this.options.chainKey);
+    const event: TriggerEvent = { id: input.id, name: input.name, source: input.source, at: new Date(tx.now).toISOString(), depth: 1, data: input.data ?? null };
+    const out = await this.startTriggered(scope, event, await tx.eventTriggers(input.name, input.source));
+    if (out.runs.length) await tx.setEmittedEventRuns(input.id, out.runs);
+    await scope.flush();
+    return { created: true, ...out };
+  }
+
+  /**
+   * Start one run per matching trigger, each under the key `event:<event id>:<trigger id>`. A trigger
+   * that cannot start its run (its input is refused, its workflow is gone, the chain is too deep) is
+   * reported in the source run's log and in the result, never thrown: the event itself stands.
+   */
+  private async startTriggered(scope: TxScope, event: TriggerEvent, triggers: readonly EventTriggerRow[], source?: RunState): Promise<{ runs: string[]; skipped: Array<{ trigger: string; error: string }> }> {
+    const { tx } = scope;
+    const runs: string[] = [];
+    const skipped: Array<{ trigger: string; error: string }> = [];
+    const redact = this.options.redactor ?? NO_REDACTION;
+    for (const t of triggers) {
+      try {
+        if (!filterPasses(t.config.filter, event)) continue;
+        if (event.depth > MAX_EVENT_DEPTH) throw new Error(`the event is ${event.depth} event-triggered runs deep (at most ${MAX_EVENT_DEPTH}): do event triggers start each other in a loop?`);
+        const key = eventRunKey(event.id, t.id);
+        const existing = await tx.runByIdempotencyKey(key);
+        if (existing) {
+          runs.push(existing.id);
+          continue;
+        }
+        const wf = (await tx.workflowVersions(t.workflow_name)).find((w) => w.version === t.workflow_version);
+        if (!wf) throw new Error(`workflow ${t.workflow_name}@${t.workflow_version} is not registered`);
+        const maxInput = this.options.runInputBytes ?? LIMIT_DEFAULTS.run_input_bytes;
+        const inputBytes = byteLength(JSON.stringify(event));
+        if (inputBytes > maxInput) throw new LimitExceededError(`the ${event.name} event as input of workflow ${wf.name}`, 'run_input_bytes', maxInput, inputBytes);
+        if (wf.manifest.inputs) {
+          const problems = validateAgainst(wf.manifest.inputs, event);
+          if (problems.length) throw new Error(`the ${event.name} event does not fit the inputs of workflow ${wf.name}: ${problems.join('; ')}`);
+        }
+        const plan = buildRunPlan(wf, await agentsFor(wf.manifest, (n) => tx.agentVersions(n)), this.options.config);
+        const runId = await this.insertRun(scope, wf, plan, { trigger_type: 'event', trigger_data: event, parent_run_id: source?.id ?? null, idempotency_key: key });
+        runs.push(runId);
+        scope.result.created.push(runId);
+        if (source) scope.emit(source, EventType.EVENT_STARTED_RUN, null, { event: event.name, event_id: event.id, trigger: t.id, workflow: wf.name, version: wf.version, run_id: runId });
+      } catch (e) {
+        const error = capMessage(redact.text(errorMessage(e)), this.maxEventBytes);
+        skipped.push({ trigger: t.id, error });
+        if (source) scope.emit(source, EventType.EVENT_TRIGGER_FAILED, null, { event: event.name, event_id: event.id, trigger: t.id, error });
+        scope.result.messages.push(`event trigger of workflow ${t.workflow_name} (${event.name}) did not start a run: ${error}`);
+      }
+    }
+    return { runs, skipped };
   }
 
   /**

@@ -13,9 +13,11 @@ import { UserError } from '../core/errors.js';
 import { LimitExceededError } from '../core/limits.js';
 import type { Swarm } from '../swarm.js';
 import { docsRoutes } from './routes/docs.js';
+import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { registryRoutes } from './routes/registry.js';
 import { runRoutes } from './routes/runs.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { problem, problemResponse, toProblem, validationProblem } from './problem.js';
 
 export interface CreateAppOptions {
@@ -48,21 +50,22 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   });
 
   // Refused by its Content-Length before anything is read, or as soon as a chunked body passes the limit.
-  app.use(
-    '/api/*',
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: (c) => {
-        const declared = Number(c.req.header('content-length'));
-        if (Number.isFinite(declared) && declared > maxBodyBytes) throw new LimitExceededError('the request body', 'run_input_bytes', maxBodyBytes, declared, 'refused before it was read');
-        throw new UserError('LIMIT_EXCEEDED', `the request body is larger than limits.run_input_bytes (${maxBodyBytes.toLocaleString('en-US')} bytes); reading stopped at the limit`, { limit: 'run_input_bytes', max: maxBodyBytes });
-      },
-    }),
-  );
+  const limit = bodyLimit({
+    maxSize: maxBodyBytes,
+    onError: (c) => {
+      const declared = Number(c.req.header('content-length'));
+      if (Number.isFinite(declared) && declared > maxBodyBytes) throw new LimitExceededError('the request body', 'run_input_bytes', maxBodyBytes, declared, 'refused before it was read');
+      throw new UserError('LIMIT_EXCEEDED', `the request body is larger than limits.run_input_bytes (${maxBodyBytes.toLocaleString('en-US')} bytes); reading stopped at the limit`, { limit: 'run_input_bytes', max: maxBodyBytes });
+    },
+  });
+  // Webhook deliveries too: their bodies are read whole, to check the signature.
+  for (const path of ['/api/*', '/webhooks/*', '/workflows/*']) app.use(path, limit);
 
   healthRoutes(app, swarm, { version: options.version ?? 'unknown', worker: options.worker ?? null });
   registryRoutes(app, swarm);
   runRoutes(app, swarm, options.shutdown);
+  webhookRoutes(app, swarm);
+  eventRoutes(app, swarm);
   docsRoutes(app, options.version ?? 'unknown');
 
   app.notFound((c) => problemResponse(c, problem(404, 'ROUTE_NOT_FOUND', `no route ${c.req.method} ${new URL(c.req.url).pathname}; see /api/v1/docs`)));
