@@ -439,14 +439,9 @@ export class Swarm {
       knownAgents,
     );
     const record = workflowRecord(manifest, dir);
+    // The workflow's trigger row (webhook path, schedule, event) is written in the same transaction.
     const result = await this.store.putWorkflow(record, options.force ?? false);
-    const type = manifest.trigger.type;
-    // Validated in full, but not fired yet: say so rather than let a schedule silently never run.
-    const warnings =
-      type === 'manual'
-        ? []
-        : [`${record.id} declares a ${type} trigger, which this version of Swarm checks but does not fire yet (firing comes with 'swarm serve'); start its runs with 'swarm run ${manifest.name}'`];
-    return { record, result, ...(warnings.length ? { warnings } : {}) };
+    return { record, result };
   }
 
   async registerWorkflows(dir = this.config.workflowsDir, options: { force?: boolean } = {}): Promise<Array<RegisterResult<WorkflowRecord> | { path: string; error: Error }>> {

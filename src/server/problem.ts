@@ -43,7 +43,7 @@ const TITLES: Record<number, string> = {
 /** User errors whose request was well-formed but whose content is refused: 422, not 400. */
 const UNPROCESSABLE = new Set(['INPUT_INVALID', 'MANIFEST_INVALID', 'IDEMPOTENCY_KEY_REUSED', 'VALIDATION_FAILED', 'EVENT_ID_REUSED', 'EVENT_NAME_INVALID', 'EVENT_NAME_RESERVED', 'EVENT_ID_INVALID']);
 /** User errors about the state a run is in: 409. */
-const CONFLICT = new Set(['RUN_NOT_CANCELLABLE', 'RUN_NOT_WAITING', 'NOTHING_TO_DECIDE', 'AGENT_IN_USE', 'AGENT_VERSION_EXISTS', 'WORKFLOW_VERSION_EXISTS']);
+const CONFLICT = new Set(['RUN_NOT_CANCELLABLE', 'RUN_NOT_WAITING', 'NOTHING_TO_DECIDE', 'AGENT_IN_USE', 'AGENT_VERSION_EXISTS', 'WORKFLOW_VERSION_EXISTS', 'WEBHOOK_PATH_TAKEN']);
 
 /** The HTTP status an error of the runtime stands for. */
 export function statusOf(e: SwarmError): ContentfulStatusCode {

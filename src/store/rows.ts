@@ -1,8 +1,9 @@
-import { ExitCode, StoreError } from '../core/errors.js';
+import { ExitCode, StoreError, UserError } from '../core/errors.js';
 import { digestJson, type RunEvent } from '../core/events.js';
-import { agentRef, type AgentManifest } from '../core/manifest/agent.js';
+import { agentRef, pickRecord, type AgentManifest } from '../core/manifest/agent.js';
+import { nextTicks, parseScheduleSpec } from '../triggers/schedule.js';
 import type { WorkflowManifest } from '../core/manifest/workflow.js';
-import type { AgentMessageRecord, AgentRecord, AgentSessionRecord, ApprovalRecord, RunRecord, SecretRecord, SessionFilter, StepLog, StepRecord, StepUpdate, ToolCallRecord, WorkerRecord, WorkflowRecord } from './types.js';
+import type { AgentMessageRecord, AgentRecord, AgentSessionRecord, ApprovalRecord, RunRecord, SecretRecord, SessionFilter, StepLog, StepRecord, StepUpdate, ToolCallRecord, TriggerKind, TriggerRecord, WorkerRecord, WorkflowRecord } from './types.js';
 
 import type { EmittedEventRecord, EventTriggerRow } from './types.js';
 
@@ -319,6 +320,98 @@ export function sessionWhere(f: SessionFilter, placeholder: (i: number) => strin
   if (f.since !== undefined) add('updated_at >= ?', f.since);
   if (f.until !== undefined) add('created_at <= ?', f.until);
   return { where: conds.length ? `WHERE ${conds.join(' AND ')}` : '', values };
+}
+
+// ---- triggers ----
+
+/** The columns of a `triggers` row, in insert order (both stores). */
+export const TRIGGER_COLUMNS = [
+  'id', 'workflow_name', 'workflow_version', 'type', 'enabled', 'config_json', 'webhook_path', 'webhook_scheme', 'cron_expression',
+  'timezone', 'next_run_at', 'last_fired_at', 'paused', 'event_type', 'event_source', 'created_at', 'updated_at',
+] as const;
+
+export function toTrigger(r: Row): TriggerRecord {
+  const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+  return {
+    id: r.id as string,
+    workflow_name: r.workflow_name as string,
+    workflow_version: r.workflow_version as string,
+    type: r.type as TriggerKind,
+    enabled: Number(r.enabled) === 1,
+    config: JSON.parse(r.config_json as string) as Record<string, unknown>,
+    webhook_path: (r.webhook_path as string | null) ?? null,
+    webhook_scheme: (r.webhook_scheme as string | null) ?? null,
+    cron_expression: (r.cron_expression as string | null) ?? null,
+    timezone: (r.timezone as string | null) ?? null,
+    next_run_at: num(r.next_run_at),
+    last_fired_at: num(r.last_fired_at),
+    paused: Number(r.paused) === 1,
+    event_type: (r.event_type as string | null) ?? null,
+    event_source: (r.event_source as string | null) ?? null,
+    created_at: Number(r.created_at),
+    updated_at: Number(r.updated_at),
+  };
+}
+
+/**
+ * The trigger row a workflow should have once `versions` (every registered version of one name) are
+ * registered: the newest version's `trigger:` applies; a manual one means no row (undefined).
+ * `existing` is the row there now: a schedule keeps its state (last fired tick, paused, created_at)
+ * across re-registration, so registering again neither re-fires ticks nor silently resumes it.
+ */
+export function triggerRowFor(versions: readonly WorkflowRecord[], existing: TriggerRecord | undefined, now: number): Record<(typeof TRIGGER_COLUMNS)[number], unknown> | undefined {
+  const wf = pickRecord(versions, '*');
+  if (!wf) return undefined;
+  const t = wf.manifest.trigger;
+  const type = t.type;
+  if (type !== 'webhook' && type !== 'schedule' && type !== 'event') return undefined;
+  const keep = existing?.type === type ? existing : undefined;
+  const row: Record<(typeof TRIGGER_COLUMNS)[number], unknown> = {
+    id: wf.name,
+    workflow_name: wf.name,
+    workflow_version: wf.version,
+    type,
+    enabled: wf.enabled ? 1 : 0,
+    config_json: JSON.stringify(t),
+    webhook_path: null,
+    webhook_scheme: null,
+    cron_expression: null,
+    timezone: null,
+    next_run_at: null,
+    last_fired_at: null,
+    paused: 0,
+    event_type: null,
+    event_source: null,
+    created_at: keep?.created_at ?? now,
+    updated_at: now,
+  };
+  if (type === 'webhook') {
+    row.webhook_path = t.path;
+    const scheme = t.scheme as string | { type?: string } | undefined;
+    row.webhook_scheme = t.auth === 'none' ? 'none' : typeof scheme === 'string' ? scheme : (scheme?.type ?? 'standard');
+  } else if (type === 'event') {
+    row.event_type = t.on;
+    row.event_source = (t.source) ?? null;
+  } else {
+    const parsed = parseScheduleSpec(t);
+    // Registration validated it (checkTrigger); a row is only ever written for a valid schedule.
+    if (!parsed.ok) throw new UserError('SCHEDULE_INVALID', `workflow ${wf.id}: ${parsed.problems.map((p) => `${p.field} ${p.problem}`).join('; ')}`, { workflow: wf.name });
+    row.cron_expression = parsed.spec.cron;
+    row.timezone = parsed.spec.timezone;
+    row.last_fired_at = keep?.last_fired_at ?? null;
+    row.paused = keep?.paused ? 1 : 0;
+    row.next_run_at = nextTicks(parsed.spec, new Date(Math.max(now, keep?.last_fired_at ?? 0)), 1)[0]?.getTime() ?? null;
+  }
+  return row;
+}
+
+/** Two workflows claiming one webhook path: refused at registration, naming both. */
+export function webhookPathTaken(path: string, workflow: string, holder: string): UserError {
+  return new UserError(
+    'WEBHOOK_PATH_TAKEN',
+    `workflow ${workflow} claims webhook path '${path}', which workflow ${holder} already receives at POST /webhooks/${path}: give one of them another path`,
+    { workflow, path, other_workflow: holder },
+  );
 }
 
 /** An event trigger row as the ledger reads it (`LedgerTx.eventTriggers`). */

@@ -14,7 +14,10 @@ import type {
   RekeyReport,
   RunRecord,
   SecretRecord,
+  LeaseRecord,
   StepLog,
+  TriggerFilter,
+  TriggerRecord,
   StepRecord,
   WorkerRecord,
   WorkflowRecord,
@@ -159,6 +162,29 @@ export interface Store {
    * Either all of it commits or none.
    */
   rekey(plan: RekeyPlan): Promise<RekeyReport>;
+
+  // ---- triggers (written by putWorkflow / setWorkflowEnabled in their transaction) and leases ----
+
+  /** Triggers, ordered by id (the workflow's name). */
+  listTriggers(filter?: TriggerFilter): Promise<TriggerRecord[]>;
+  /** The webhook trigger received at this path, if any. */
+  getWebhookTrigger(path: string): Promise<TriggerRecord | undefined>;
+  /** Pause or resume a schedule trigger; false when the workflow has no schedule trigger. */
+  setTriggerPaused(id: string, paused: boolean): Promise<boolean>;
+  /**
+   * Record what the scheduler did with a schedule: `last_fired_at` only ever moves forward (a late
+   * write from a holder that lost its lease cannot move it back), `next_run_at` is set as given.
+   */
+  updateScheduleState(id: string, state: { last_fired_at?: number; next_run_at: number | null }): Promise<void>;
+  /**
+   * Take or renew the lease `name` for `holder` until the store's now + `ttlMs`: granted when nobody
+   * holds it, `holder` holds it already, or the holder's lease has expired. Returns the lease as it
+   * now is, and whether `holder` has it.
+   */
+  acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord & { acquired: boolean }>;
+  /** Give the lease up (only if `holder` holds it); true when it did. */
+  releaseLease(name: string, holder: string): Promise<boolean>;
+  getLease(name: string): Promise<LeaseRecord | undefined>;
 
   /**
    * Resolve when another process may have changed the database, or after `timeoutMs`.

@@ -505,3 +505,64 @@ export interface RekeyReport {
   /** Runs whose chains did not verify under the old key: left unchanged (they fail `runs verify` as before). */
   unverified: string[];
 }
+
+// ---- triggers (one row per workflow with a non-manual `trigger:`; the trigger id is the workflow's name) ----
+
+export type TriggerKind = 'webhook' | 'schedule' | 'event';
+
+/**
+ * A workflow's trigger as the store holds it: written with the workflow's registration (the newest
+ * registered version's `trigger:` applies), deleted when that trigger becomes `manual`. Schedule
+ * state (`next_run_at`, `last_fired_at`, `paused`) survives re-registration.
+ *
+ * @example
+ *   const [nightly] = await store.listTriggers({ type: 'schedule', workflow: 'nightly-report' });
+ *   nightly?.cron_expression; // '0 2 * * *'
+ */
+export interface TriggerRecord {
+  /** The trigger's id: the workflow's name (a workflow has one trigger block). */
+  id: string;
+  workflow_name: string;
+  /** The newest registered version, whose trigger applies. */
+  workflow_version: string;
+  type: TriggerKind;
+  /** Follows the workflow's enabled flag. */
+  enabled: boolean;
+  /** The `trigger:` mapping as written: `${secrets.X}` references stay references, never values. */
+  config: Record<string, unknown>;
+  /** Webhooks: the path (unique across workflows), else null. */
+  webhook_path: string | null;
+  /** Webhooks: the scheme's type (`standard` by default; `none` for `auth: none`), else null. */
+  webhook_scheme: string | null;
+  /** Schedules: the cron pattern as written, else null. */
+  cron_expression: string | null;
+  /** Schedules: the IANA time zone (`UTC` when not written), else null. */
+  timezone: string | null;
+  /** Schedules: the next tick (ms), kept by registration and the scheduler; null when unknown. */
+  next_run_at: number | null;
+  /** Schedules: the tick (ms) last fired (the one in its run's idempotency key), null when never. */
+  last_fired_at: number | null;
+  /** Schedules: paused by `swarm schedules pause` (no tick fires; missed ones follow catch-up on resume). */
+  paused: boolean;
+  /** Events: the event name (`on:`), else null. */
+  event_type: string | null;
+  /** Events: the workflow whose events start this one (`source:`); null = any workflow. */
+  event_source: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface TriggerFilter {
+  type?: TriggerKind;
+  /** One workflow's trigger (its name). */
+  workflow?: string;
+  /** Only triggers of enabled workflows. */
+  enabledOnly?: boolean;
+}
+
+/** A named lease in the store (`leases`): one holder at a time, until `expires_at` on the store's clock. */
+export interface LeaseRecord {
+  name: string;
+  holder: string;
+  expires_at: number;
+}

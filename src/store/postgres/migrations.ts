@@ -11,6 +11,8 @@
  */
 import type pg from 'pg';
 import { ExitCode, StoreError } from '../../core/errors.js';
+import { toWorkflow, TRIGGER_COLUMNS, triggerRowFor, type Row } from '../rows.js';
+import type { WorkflowRecord } from '../types.js';
 
 export interface Migration {
   version: number;
@@ -327,6 +329,44 @@ CREATE TABLE secrets (
 `,
   },
   {
+    version: 6,
+    name: 'triggers and leases',
+    // The seed's triggers table (migration 1) was never written: it gives way to one row per workflow
+    // with a non-manual trigger, keyed by the workflow's name, written with the registration (see
+    // triggerRowFor in rows.ts; rows for workflows registered before this migration are filled in
+    // by the store right after it). leases: named, expiring locks on the store's clock, such as the
+    // one that lets exactly one `swarm serve` fire schedules. The same migration as SQLite's 6.
+    sql: `
+DROP TABLE triggers;
+CREATE TABLE triggers (
+  id ${TEXT} PRIMARY KEY,
+  workflow_name ${TEXT} NOT NULL,
+  workflow_version ${TEXT} NOT NULL,
+  type ${TEXT} NOT NULL,
+  enabled INTEGER NOT NULL DEFAULT 1,
+  config_json ${TEXT} NOT NULL,
+  webhook_path ${TEXT} UNIQUE,
+  webhook_scheme ${TEXT},
+  cron_expression ${TEXT},
+  timezone ${TEXT},
+  next_run_at BIGINT,
+  last_fired_at BIGINT,
+  paused INTEGER NOT NULL DEFAULT 0,
+  event_type ${TEXT},
+  event_source ${TEXT},
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX idx_triggers_schedule ON triggers(next_run_at) WHERE type = 'schedule';
+CREATE INDEX idx_triggers_event ON triggers(event_type, event_source) WHERE type = 'event';
+CREATE TABLE leases (
+  name ${TEXT} PRIMARY KEY,
+  holder ${TEXT} NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+`,
+  },
+  {
     version: 8,
     name: 'emitted events',
     // Custom events (swarm events emit, POST /api/v1/events), one row per event id: a repeat with an
@@ -408,6 +448,7 @@ export async function migrate(client: pg.ClientBase, schema: string, location: s
       if (m.version <= current) continue;
       await client.query(m.sql);
       if (m.version === 1) await client.query(`INSERT INTO swarm_meta (key, value) VALUES ('application', $1)`, [APPLICATION_ID]);
+      if (m.version === 6) await backfillTriggers(client);
       await client.query(
         `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, (extract(epoch from clock_timestamp()) * 1000)::bigint)`,
         [m.version, m.name],
@@ -417,6 +458,24 @@ export async function migrate(client: pg.ClientBase, schema: string, location: s
   } catch (e) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw e;
+  }
+}
+
+/**
+ * Migration 6: trigger rows for the workflows registered before it (as SQLite's store does). A
+ * webhook path two of them claim goes to the first by name; the other is refused when next registered.
+ */
+async function backfillTriggers(client: pg.ClientBase): Promise<void> {
+  const now = Date.now();
+  const byName = new Map<string, WorkflowRecord[]>();
+  for (const w of (await client.query<Row>('SELECT * FROM workflows ORDER BY name')).rows.map(toWorkflow)) byName.set(w.name, [...(byName.get(w.name) ?? []), w]);
+  for (const versions of byName.values()) {
+    const row = triggerRowFor(versions, undefined, now);
+    if (!row) continue;
+    await client.query(
+      `INSERT INTO triggers (${TRIGGER_COLUMNS.join(', ')}) VALUES (${TRIGGER_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')}) ON CONFLICT DO NOTHING`,
+      TRIGGER_COLUMNS.map((c) => row[c]),
+    );
   }
 }
 

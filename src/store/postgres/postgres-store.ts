@@ -16,7 +16,10 @@ import type {
   RekeyReport,
   RunRecord,
   SecretRecord,
+  LeaseRecord,
   SessionFilter,
+  TriggerFilter,
+  TriggerRecord,
   StepLog,
   StepRecord,
   ToolCallRecord,
@@ -41,7 +44,11 @@ import {
   toToolCall,
   toWorker,
   toWorkflow,
+  toTrigger,
+  TRIGGER_COLUMNS,
+  triggerRowFor,
   versionConflict,
+  webhookPathTaken,
   type Row,
   KEY_CHECK_META_KEY,
   rekeyRefused,
@@ -73,6 +80,8 @@ TYPES.setTypeParser(20, Number);
  * with BEGIN compares leases with exactly the `now` the transaction reads.
  */
 const NOW_MS = `(extract(epoch from statement_timestamp()) * 1000)::bigint`;
+const TRIGGER_UPSERT = `INSERT INTO triggers (${TRIGGER_COLUMNS.join(', ')}) VALUES (${TRIGGER_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})
+  ON CONFLICT (id) DO UPDATE SET ${TRIGGER_COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = excluded.${c}`).join(', ')}`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -357,8 +366,8 @@ export class PostgresStore implements Store {
    * (name, version) is unique: the same content again is a no-op, different content an error unless
    * forced. Puts of one name@version are serialised by an advisory lock held to the end of the write.
    */
-  private put(table: 'agents' | 'workflows', rec: { name: string; version: string; digest: string }, force: boolean, upsert: (q: Query) => Promise<unknown>): Promise<PutResult> {
-    return this.atomically(async (q) => {
+  private put(table: 'agents' | 'workflows', rec: { name: string; version: string; digest: string }, force: boolean, upsert: (q: Query, now: number) => Promise<unknown>): Promise<PutResult> {
+    return this.atomically(async (q, now) => {
       await q(`SELECT pg_advisory_xact_lock(hashtext('swarm.put'), hashtext($1))`, [`${table}/${rec.name}@${rec.version}`]);
       const existing = (await q(`SELECT digest FROM ${table} WHERE name = $1 AND version = $2`, [rec.name, rec.version])).rows[0];
       let result: PutResult = 'created';
@@ -367,7 +376,7 @@ export class PostgresStore implements Store {
         if (!force) throw versionConflict(table, rec);
         result = 'replaced';
       }
-      await upsert(q);
+      await upsert(q, now);
       return { value: result, notify: false };
     });
   }
@@ -404,8 +413,8 @@ export class PostgresStore implements Store {
 
   putWorkflow(rec: WorkflowRecord, force: boolean): Promise<PutResult> {
     const m = rec.manifest;
-    return this.put('workflows', rec, force, (q) =>
-      q(
+    return this.put('workflows', rec, force, async (q, now) => {
+      await q(
         `INSERT INTO workflows (id, name, version, path, description, trigger_type, trigger_config, steps, variables, on_error,
            on_success, enabled, author, tags, manifest, digest, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
@@ -419,8 +428,35 @@ export class PostgresStore implements Store {
           JSON.stringify(m.variables), JSON.stringify(m.on_error), JSON.stringify(m.on_success), rec.enabled ? 1 : 0, m.author ?? null,
           JSON.stringify(m.tags), JSON.stringify(m), rec.digest, rec.created_at, rec.updated_at,
         ],
-      ),
-    );
+      );
+      // The trigger row changes with the workflow row, in its transaction: both or neither.
+      await this.syncTrigger(q, rec.name, now);
+    });
+  }
+
+  /**
+   * Rewrite the trigger row of workflow `name` from its registered versions (inside a transaction).
+   * Registrations of one name are serialised by put's advisory lock; two names claiming one webhook
+   * path race on the unique index, which refuses the second as the check below would.
+   */
+  private async syncTrigger(q: Query, name: string, now: number): Promise<void> {
+    const versions = (await q('SELECT * FROM workflows WHERE name = $1', [name])).rows.map(toWorkflow);
+    const existing = (await q('SELECT * FROM triggers WHERE id = $1', [name])).rows[0];
+    const row = triggerRowFor(versions, existing ? toTrigger(existing) : undefined, now);
+    if (!row) {
+      await q('DELETE FROM triggers WHERE id = $1', [name]);
+      return;
+    }
+    if (row.webhook_path !== null) {
+      const holder = (await q('SELECT workflow_name FROM triggers WHERE webhook_path = $1 AND id <> $2', [row.webhook_path, name])).rows[0]?.workflow_name as string | undefined;
+      if (holder !== undefined) throw webhookPathTaken(row.webhook_path as string, name, holder);
+    }
+    try {
+      await q(TRIGGER_UPSERT, TRIGGER_COLUMNS.map((c) => row[c]));
+    } catch (e) {
+      if ((e as { code?: string }).code === '23505' && row.webhook_path !== null) throw webhookPathTaken(row.webhook_path as string, name, 'another workflow');
+      throw e;
+    }
   }
 
   async listWorkflows(name?: string): Promise<WorkflowRecord[]> {
@@ -431,7 +467,67 @@ export class PostgresStore implements Store {
   }
 
   setWorkflowEnabled(name: string, enabled: boolean): Promise<number> {
-    return this.write(`UPDATE workflows SET enabled = $1, updated_at = ${NOW_MS} WHERE name = $2`, [enabled ? 1 : 0, name]);
+    return this.atomically(async (q, now) => {
+      await q('UPDATE triggers SET enabled = $1, updated_at = $2 WHERE id = $3', [enabled ? 1 : 0, now, name]);
+      const changed = (await q('UPDATE workflows SET enabled = $1, updated_at = $2 WHERE name = $3', [enabled ? 1 : 0, now, name])).rowCount;
+      return { value: changed, notify: false };
+    });
+  }
+
+  // ---- triggers and leases ----
+
+  async listTriggers(filter: TriggerFilter = {}): Promise<TriggerRecord[]> {
+    const conds: Array<[string, unknown]> = [];
+    if (filter.type) conds.push(['type =', filter.type]);
+    if (filter.workflow !== undefined) conds.push(['id =', noNul(filter.workflow)]);
+    const parts = conds.map(([c], i) => `${c} $${i + 1}`);
+    if (filter.enabledOnly) parts.push('enabled = 1');
+    const rows = await this.read(`SELECT * FROM triggers ${parts.length ? `WHERE ${parts.join(' AND ')}` : ''} ORDER BY id`, conds.map(([, v]) => v));
+    return rows.map(toTrigger);
+  }
+
+  async getWebhookTrigger(path: string): Promise<TriggerRecord | undefined> {
+    const row = (await this.read(`SELECT * FROM triggers WHERE webhook_path = $1 AND type = 'webhook'`, [noNul(path)]))[0];
+    return row ? toTrigger(row) : undefined;
+  }
+
+  async setTriggerPaused(id: string, paused: boolean): Promise<boolean> {
+    return (await this.write(`UPDATE triggers SET paused = $1, updated_at = ${NOW_MS} WHERE id = $2 AND type = 'schedule'`, [paused ? 1 : 0, noNul(id)])) > 0;
+  }
+
+  async updateScheduleState(id: string, state: { last_fired_at?: number; next_run_at: number | null }): Promise<void> {
+    await this.write(
+      `UPDATE triggers SET next_run_at = $1, updated_at = ${NOW_MS},
+         last_fired_at = CASE WHEN $2::bigint IS NULL THEN last_fired_at ELSE GREATEST(COALESCE(last_fired_at, $2::bigint), $2::bigint) END
+       WHERE id = $3 AND type = 'schedule'`,
+      [state.next_run_at, state.last_fired_at ?? null, noNul(id)],
+    );
+  }
+
+  async acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord & { acquired: boolean }> {
+    // One statement: the upsert either takes the lease or leaves it; the select after it (a CTE sees
+    // the table as it was before) falls back to the lease as it stands.
+    const rows = await this.read(
+      `WITH taken AS (
+         INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, ${NOW_MS} + $3::bigint)
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+         WHERE leases.holder = excluded.holder OR leases.expires_at <= ${NOW_MS}
+         RETURNING name, holder, expires_at)
+       SELECT name, holder, expires_at FROM taken UNION ALL SELECT name, holder, expires_at FROM leases WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM taken)`,
+      [noNul(name), noNul(holder), ttlMs],
+    );
+    const lease = rows[0] as unknown as LeaseRecord | undefined;
+    if (!lease) return this.acquireLease(name, holder, ttlMs);
+    return { name: lease.name, holder: lease.holder, expires_at: Number(lease.expires_at), acquired: lease.holder === holder };
+  }
+
+  async releaseLease(name: string, holder: string): Promise<boolean> {
+    return (await this.write('DELETE FROM leases WHERE name = $1 AND holder = $2', [noNul(name), noNul(holder)])) > 0;
+  }
+
+  async getLease(name: string): Promise<LeaseRecord | undefined> {
+    const row = (await this.read('SELECT name, holder, expires_at FROM leases WHERE name = $1', [noNul(name)]))[0];
+    return row ? { name: row.name as string, holder: row.holder as string, expires_at: Number(row.expires_at) } : undefined;
   }
 
   // ---- runs ----

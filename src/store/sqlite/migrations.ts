@@ -320,6 +320,44 @@ CREATE TABLE secrets (
 `,
   },
   {
+    version: 6,
+    name: 'triggers and leases',
+    // The seed's triggers table (migration 1) was never written: it gives way to one row per workflow
+    // with a non-manual trigger, keyed by the workflow's name, written with the registration (see
+    // triggerRowFor in rows.ts; rows for workflows registered before this migration are filled in
+    // by the store right after it). leases: named, expiring locks on the store's clock, such as the
+    // one that lets exactly one `swarm serve` fire schedules. The same migration as PostgreSQL's 6.
+    sql: `
+DROP TABLE triggers;
+CREATE TABLE triggers (
+  id TEXT PRIMARY KEY,
+  workflow_name TEXT NOT NULL,
+  workflow_version TEXT NOT NULL,
+  type TEXT NOT NULL,
+  enabled INTEGER NOT NULL DEFAULT 1,
+  config_json TEXT NOT NULL,
+  webhook_path TEXT UNIQUE,
+  webhook_scheme TEXT,
+  cron_expression TEXT,
+  timezone TEXT,
+  next_run_at INTEGER,
+  last_fired_at INTEGER,
+  paused INTEGER NOT NULL DEFAULT 0,
+  event_type TEXT,
+  event_source TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX idx_triggers_schedule ON triggers(next_run_at) WHERE type = 'schedule';
+CREATE INDEX idx_triggers_event ON triggers(event_type, event_source) WHERE type = 'event';
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+`,
+  },
+  {
     version: 8,
     name: 'emitted events',
     // Custom events (swarm events emit, POST /api/v1/events), one row per event id: a repeat with an

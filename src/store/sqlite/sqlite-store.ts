@@ -18,7 +18,10 @@ import type {
   RekeyReport,
   RunRecord,
   SecretRecord,
+  LeaseRecord,
   StepLog,
+  TriggerFilter,
+  TriggerRecord,
   StepRecord,
   WorkerRecord,
   WorkflowRecord,
@@ -41,7 +44,11 @@ import {
   toToolCall,
   toWorker,
   toWorkflow,
+  toTrigger,
+  TRIGGER_COLUMNS,
+  triggerRowFor,
   versionConflict,
+  webhookPathTaken,
   type Row,
   KEY_CHECK_META_KEY,
   rekeyRefused,
@@ -84,6 +91,9 @@ function pause(ms: number, wake?: Promise<unknown>): Promise<void> {
     });
   });
 }
+
+const TRIGGER_UPSERT = `INSERT INTO triggers (${TRIGGER_COLUMNS.join(', ')}) VALUES (${TRIGGER_COLUMNS.map(() => '?').join(', ')})
+  ON CONFLICT(id) DO UPDATE SET ${TRIGGER_COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = excluded.${c}`).join(', ')}`;
 
 /** One lock per database file in this process (see `exclusive`). */
 const FILE_LOCKS = new Map<string, Promise<void>>();
@@ -174,6 +184,7 @@ export class SqliteStore implements Store {
           if (m.version <= current) continue;
           this.db.exec(m.sql);
           if (m.version === 1) this.db.prepare(`INSERT INTO swarm_meta (key, value) VALUES ('application', ?)`).run(APPLICATION_ID);
+          if (m.version === 6) this.backfillTriggers();
           this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
         }
       })
@@ -181,6 +192,21 @@ export class SqliteStore implements Store {
   }
 
   readonly supportedSchemaVersion = SCHEMA_VERSION;
+
+  /**
+   * Migration 6: trigger rows for the workflows registered before it. A webhook path two of them
+   * claim goes to the first (by name); the other's registration is refused when it is next registered.
+   */
+  private backfillTriggers(): void {
+    const now = Date.now();
+    const byName = new Map<string, WorkflowRecord[]>();
+    for (const w of (this.db.prepare('SELECT * FROM workflows ORDER BY name').all() as Row[]).map(toWorkflow)) byName.set(w.name, [...(byName.get(w.name) ?? []), w]);
+    const insert = this.db.prepare(`INSERT OR IGNORE INTO triggers (${TRIGGER_COLUMNS.join(', ')}) VALUES (${TRIGGER_COLUMNS.map(() => '?').join(', ')})`);
+    for (const versions of byName.values()) {
+      const row = triggerRowFor(versions, undefined, now);
+      if (row) insert.run(...TRIGGER_COLUMNS.map((c) => row[c]));
+    }
+  }
 
   initMeta(key: string, value: string): Promise<string> {
     return this.exclusive(() =>
@@ -374,7 +400,7 @@ export class SqliteStore implements Store {
   }
 
   putWorkflow(rec: WorkflowRecord, force: boolean): Promise<PutResult> {
-    return this.exclusive(() => {
+    return this.exclusive(() => this.db.transaction(() => {
       const result = this.versionCheck('workflows', rec, force);
       if (!result) return 'unchanged';
       const m = rec.manifest;
@@ -392,8 +418,26 @@ export class SqliteStore implements Store {
         JSON.stringify(m.variables), JSON.stringify(m.on_error), JSON.stringify(m.on_success), rec.enabled ? 1 : 0, m.author ?? null,
         JSON.stringify(m.tags), JSON.stringify(m), rec.digest, rec.created_at, rec.updated_at,
       );
+      // The trigger row changes with the workflow row, in its transaction: both or neither.
+      this.syncTrigger(rec.name, Date.now());
       return result;
-    });
+    }).immediate());
+  }
+
+  /** Rewrite the trigger row of workflow `name` from its registered versions (inside a transaction). */
+  private syncTrigger(name: string, now: number): void {
+    const versions = (this.stmt('SELECT * FROM workflows WHERE name = ?').all(name) as Row[]).map(toWorkflow);
+    const existing = this.stmt('SELECT * FROM triggers WHERE id = ?').get(name) as Row | undefined;
+    const row = triggerRowFor(versions, existing ? toTrigger(existing) : undefined, now);
+    if (!row) {
+      this.stmt('DELETE FROM triggers WHERE id = ?').run(name);
+      return;
+    }
+    if (row.webhook_path !== null) {
+      const holder = this.stmt('SELECT workflow_name FROM triggers WHERE webhook_path = ? AND id <> ?').pluck().get(row.webhook_path, name) as string | undefined;
+      if (holder !== undefined) throw webhookPathTaken(row.webhook_path as string, name, holder);
+    }
+    this.stmt(TRIGGER_UPSERT).run(...TRIGGER_COLUMNS.map((c) => row[c]));
   }
 
   listWorkflows(name?: string): Promise<WorkflowRecord[]> {
@@ -406,7 +450,81 @@ export class SqliteStore implements Store {
   }
 
   setWorkflowEnabled(name: string, enabled: boolean): Promise<number> {
-    return this.exclusive(() => this.stmt('UPDATE workflows SET enabled = ?, updated_at = ? WHERE name = ?').run(enabled ? 1 : 0, Date.now(), name).changes);
+    return this.exclusive(() =>
+      this.db
+        .transaction(() => {
+          const now = Date.now();
+          this.stmt('UPDATE triggers SET enabled = ?, updated_at = ? WHERE id = ?').run(enabled ? 1 : 0, now, name);
+          return this.stmt('UPDATE workflows SET enabled = ?, updated_at = ? WHERE name = ?').run(enabled ? 1 : 0, now, name).changes;
+        })
+        .immediate(),
+    );
+  }
+
+  // ---- triggers and leases ----
+
+  listTriggers(filter: TriggerFilter = {}): Promise<TriggerRecord[]> {
+    return this.read(() => {
+      const where: string[] = [];
+      const args: unknown[] = [];
+      if (filter.type) {
+        where.push('type = ?');
+        args.push(filter.type);
+      }
+      if (filter.workflow !== undefined) {
+        where.push('id = ?');
+        args.push(filter.workflow);
+      }
+      if (filter.enabledOnly) where.push('enabled = 1');
+      return (this.stmt(`SELECT * FROM triggers ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id`).all(...args) as Row[]).map(toTrigger);
+    });
+  }
+
+  getWebhookTrigger(path: string): Promise<TriggerRecord | undefined> {
+    return this.read(() => {
+      const row = this.stmt(`SELECT * FROM triggers WHERE webhook_path = ? AND type = 'webhook'`).get(path) as Row | undefined;
+      return row ? toTrigger(row) : undefined;
+    });
+  }
+
+  setTriggerPaused(id: string, paused: boolean): Promise<boolean> {
+    return this.exclusive(() => this.stmt(`UPDATE triggers SET paused = ?, updated_at = ? WHERE id = ? AND type = 'schedule'`).run(paused ? 1 : 0, Date.now(), id).changes > 0);
+  }
+
+  updateScheduleState(id: string, state: { last_fired_at?: number; next_run_at: number | null }): Promise<void> {
+    return this.exclusive(() => {
+      const fired = state.last_fired_at ?? null;
+      this.stmt(
+        `UPDATE triggers SET next_run_at = ?, updated_at = ?,
+           last_fired_at = CASE WHEN ? IS NOT NULL AND (last_fired_at IS NULL OR last_fired_at < ?) THEN ? ELSE last_fired_at END
+         WHERE id = ? AND type = 'schedule'`,
+      ).run(state.next_run_at, Date.now(), fired, fired, fired, id);
+    });
+  }
+
+  acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord & { acquired: boolean }> {
+    return this.exclusive(() =>
+      this.db
+        .transaction(() => {
+          const now = Date.now();
+          this.stmt(
+            `INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+             ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+             WHERE leases.holder = excluded.holder OR leases.expires_at <= ?`,
+          ).run(name, holder, now + ttlMs, now);
+          const lease = this.stmt('SELECT name, holder, expires_at FROM leases WHERE name = ?').get(name) as LeaseRecord;
+          return { ...lease, acquired: lease.holder === holder };
+        })
+        .immediate(),
+    );
+  }
+
+  releaseLease(name: string, holder: string): Promise<boolean> {
+    return this.exclusive(() => this.stmt('DELETE FROM leases WHERE name = ? AND holder = ?').run(name, holder).changes > 0);
+  }
+
+  getLease(name: string): Promise<LeaseRecord | undefined> {
+    return this.read(() => this.stmt('SELECT name, holder, expires_at FROM leases WHERE name = ?').get(name) as LeaseRecord | undefined);
   }
 
   // ---- runs ----
