@@ -36,7 +36,7 @@ const WORKFLOWS: Record<string, string> = {
 async function project(env: Record<string, string>): Promise<{ swarm: Swarm; dir: string }> {
   const dir = tempProject('name: events-test\nsandbox: none\n');
   const swarm = await openProject(dir, { env: { SWARM_HOME: `${dir}/.swarm`, ...env } });
-  swarm.defineBuiltin('pass', async (inputs) => ({ value: (inputs as Record<string, unknown>).value ?? null }));
+  swarm.defineBuiltin('pass', async (inputs) => ({ value: inputs.value ?? null }));
   swarm.defineBuiltin('boom', async () => {
     throw new Error('boom on purpose');
   });
@@ -62,7 +62,7 @@ describe.each(BACKENDS)('event triggers on $name', ({ env }) => {
       expect(more).toEqual([]);
       expect(after).toBeDefined();
       const completedSeq = (await swarm.events(src)).find((e) => e.type === 'RUN_COMPLETED')?.seq;
-      expect(after).toMatchObject({ trigger_type: 'event', parent_run_id: src, status: 'queued', idempotency_key: `event:${src}:${completedSeq}:after-ok` });
+      expect(after).toMatchObject({ trigger_type: 'event', parent_run_id: src, idempotency_key: `event:${src}:${completedSeq}:after-ok` });
       expect(after?.trigger_data).toMatchObject({
         id: `${src}:${completedSeq}`,
         name: 'run.completed',

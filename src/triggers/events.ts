@@ -84,7 +84,7 @@ const parsed = new Map<string, Condition>();
  */
 export function filterPasses(filter: unknown, event: TriggerEvent): boolean {
   if (filter === undefined || filter === null || filter === '') return true;
-  const text = String(filter);
+  const text = typeof filter === 'string' ? filter : JSON.stringify(filter);
   let ast = parsed.get(text);
   if (!ast) {
     ast = parseCondition(text);

@@ -113,7 +113,7 @@ export async function deliverWebhook(deps: WebhookDeliveryDeps, path: string, de
   });
 
   // A redelivery of a delivery that started a run gets that run, even once the workflow is disabled.
-  const disabled = async (): Promise<never | DeliveredWebhook> => {
+  const disabled = async (): Promise<DeliveredWebhook> => {
     const existing = idempotencyKey ? await deps.runByKey(idempotencyKey) : undefined;
     if (existing) return done(existing, false);
     throw new UserError('WEBHOOK_DISABLED', `workflow ${trigger.workflow_name} is disabled: ${where} starts no runs until 'swarm workflow enable ${trigger.workflow_name}'`, { path, workflow: trigger.workflow_name });
