@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Swarm } from '../src/swarm.js';
 import type { RunRecord } from '../src/store/types.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
-import { builtinAgent, openProject, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
+import { builtinAgent, openProject, removeProject, runCli, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
 
 afterAll(async () => {
   await stopPgTestServer();
@@ -154,6 +154,39 @@ describe.each(BACKENDS)('event triggers on $name', ({ env }) => {
       expect(last?.data).toMatchObject({ event: 'run.completed', trigger: 'loop', error: expect.stringContaining('at most 10') as unknown });
     } finally {
       await swarm.close();
+      removeProject(dir);
+    }
+  });
+});
+
+describe('swarm events emit (the CLI)', () => {
+  it('starts the listening run, prints the event and its runs; --id makes a repeat start none; a bad name exits 2', async () => {
+    const dir = tempProject('name: events-cli\nsandbox: none\n');
+    try {
+      writeAgent(dir, 'noop', 'name: noop\nversion: 1.0.0\nruntime:\n  type: builtin\n  entry: noop\n');
+      writeWorkflow(dir, 'paid', 'name: paid\nversion: 1.0.0\ntrigger: { type: event, on: order.paid }\nsteps:\n  - id: a\n    agent: noop\n');
+      for (const args of [['agent', 'register', 'agents/noop'], ['workflow', 'register', 'workflows/paid']]) {
+        const r = await runCli(args, dir);
+        expect(r.code, r.stderr).toBe(0);
+      }
+      const first = await runCli(['events', 'emit', 'order.paid', '{"total": 5}', '--id', 'evt-cli', '--json'], dir);
+      expect(first.code, first.stderr).toBe(0);
+      const out = JSON.parse(first.stdout) as { event_id: string; created: boolean; runs: string[] };
+      expect(out).toMatchObject({ event_id: 'evt-cli', created: true });
+      expect(out.runs).toHaveLength(1);
+      const again = await runCli(['events', 'emit', 'order.paid', '{"total": 5}', '--id', 'evt-cli'], dir);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout).toContain('evt-cli was emitted before: nothing started');
+      const bad = await runCli(['events', 'emit', 'run.completed', '{}'], dir);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/^swarm: event name 'run.completed' is Swarm's own/);
+      const swarm = await openProject(dir);
+      try {
+        expect((await swarm.listRuns({ workflow: 'paid' })).map((r) => r.id)).toEqual(out.runs);
+      } finally {
+        await swarm.close();
+      }
+    } finally {
       removeProject(dir);
     }
   });
