@@ -35,6 +35,8 @@ import type { PutResult, Store } from './store/store.js';
 import { agentRecord, workflowRecord } from './store/rows.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
 import { configuredKeySource, fileKeySource } from './secrets/master-key.js';
+import { Scheduler, type SchedulerOptions } from './triggers/scheduler.js';
+import { listSchedules, previewSchedule, scheduleInfo, scheduleTrigger, setSchedulePaused, type ScheduleInfo } from './triggers/schedules.js';
 import { redactAgentWrites } from './secrets/redacting-store.js';
 import { Redactor } from './secrets/redactor.js';
 import { openStoreKeys, type StoreKeys } from './secrets/store-key.js';
@@ -227,6 +229,8 @@ export class Swarm {
   private sandboxChoice: SandboxChoice | undefined;
   private readonly commitListeners = new Set<() => void>();
   private readonly workers = new Set<Worker>();
+  /** Schedulers running in this process: woken when registrations or schedules change here. */
+  private readonly schedulers = new Set<Scheduler>();
 
   private readonly llmExecutor: LlmExecutor;
   /** Reads agent.yaml and workflow.yaml: regular files only, at most `manifestMaxBytes`. */
@@ -441,6 +445,7 @@ export class Swarm {
     const record = workflowRecord(manifest, dir);
     // The workflow's trigger row (webhook path, schedule, event) is written in the same transaction.
     const result = await this.store.putWorkflow(record, options.force ?? false);
+    this.wakeSchedulers();
     return { record, result };
   }
 
@@ -500,6 +505,77 @@ export class Swarm {
 
   async setWorkflowEnabled(name: string, enabled: boolean): Promise<void> {
     if ((await this.store.setWorkflowEnabled(name, enabled)) === 0) throw new NotFoundError('workflow', name);
+    this.wakeSchedulers();
+  }
+
+  // ---------- schedules ----------
+
+  /** Every schedule trigger, with its next tick, last fired tick, and whether it is paused or disabled. */
+  async listSchedules(): Promise<ScheduleInfo[]> {
+    return listSchedules(this.store, await this.store.now());
+  }
+
+  /** The schedule of one workflow (WORKFLOW_NOT_FOUND, or SCHEDULE_NOT_FOUND when its trigger is not a schedule). */
+  async getSchedule(workflow: string): Promise<ScheduleInfo> {
+    return scheduleInfo(await scheduleTrigger(this.store, workflow), await this.store.now());
+  }
+
+  /**
+   * The next `count` ticks of a workflow's schedule (ISO times, UTC).
+   *
+   * @example
+   *   const { ticks } = await swarm.previewSchedule('nightly-report', 3);
+   */
+  async previewSchedule(workflow: string, count = 5): Promise<{ schedule: ScheduleInfo; ticks: string[] }> {
+    return previewSchedule(this.store, workflow, count, await this.store.now());
+  }
+
+  /** Stop a schedule from firing (every server's scheduler sees it); resume picks up by its catch-up policy. */
+  async pauseSchedule(workflow: string): Promise<ScheduleInfo> {
+    const info = await setSchedulePaused(this.store, workflow, true, await this.store.now());
+    this.wakeSchedulers();
+    return info;
+  }
+
+  async resumeSchedule(workflow: string): Promise<ScheduleInfo> {
+    const info = await setSchedulePaused(this.store, workflow, false, await this.store.now());
+    this.wakeSchedulers();
+    return info;
+  }
+
+  /**
+   * Fire one run of a scheduled workflow now, outside its ticks (paused or not; the overlap policy
+   * does not apply). The run has trigger type `schedule` and the usual trigger data.
+   */
+  async triggerSchedule(workflow: string, options: Pick<StartRunOptions, 'idempotencyKey'> = {}): Promise<CreatedRun> {
+    const t = await scheduleTrigger(this.store, workflow);
+    const now = new Date(await this.store.now()).toISOString();
+    return this.createRun(t.workflow_name, { scheduled_at: now, fired_at: now }, { trigger_type: 'schedule', metadata: { schedule: 'fired by hand' }, ...options });
+  }
+
+  /**
+   * A scheduler for this Swarm (see src/triggers/scheduler.ts): start it to fire schedules while
+   * this process holds the store's schedule lease. `swarm serve` runs one.
+   *
+   * @example
+   *   const scheduler = swarm.scheduler({ holder: 'serve-1' });
+   *   void scheduler.start();
+   */
+  scheduler(options: SchedulerOptions): Scheduler {
+    const scheduler = new Scheduler(
+      {
+        store: this.store,
+        createRun: (name, input, o) => this.createRun(name, input, o),
+        cancel: (runId, reason) => this.cancel(runId, reason),
+      },
+      { log: this.log, ...options },
+    );
+    this.schedulers.add(scheduler);
+    return scheduler;
+  }
+
+  private wakeSchedulers(): void {
+    for (const s of this.schedulers) s.wake();
   }
 
   // ---------- secrets ----------
@@ -1061,6 +1137,7 @@ export class Swarm {
 
   /** Stop every worker this Swarm started (gracefully), then close the store. */
   async close(graceMs = 10_000): Promise<void> {
+    await Promise.all([...this.schedulers].map((s) => s.stop()));
     await Promise.all([...this.workers].map((w) => w.stop(graceMs)));
     await this.network.close();
     await this.store.close();

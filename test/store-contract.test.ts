@@ -1133,7 +1133,7 @@ describe('SQLite store: files', () => {
     check.close();
   });
 
-  it('a file at schema version 4 (the seed secrets table) migrates to 5: the encrypted secrets table, usable at once', async () => {
+  it('a file at schema version 4 (the seed secrets table) migrates: the encrypted secrets table, usable at once', async () => {
     const path = join(dir, 'swarm.db');
     const s = openSqliteStore({ path, durability: 'full' });
     await s.putAgent(agentRecord(NOOP_AGENT_YAML), false);
@@ -1141,11 +1141,12 @@ describe('SQLite store: files', () => {
     const db = new Database(path);
     db.exec(`DROP TABLE secrets;
       CREATE TABLE secrets (id TEXT PRIMARY KEY, workflow_id TEXT, name TEXT NOT NULL, encrypted_value BLOB, scope TEXT DEFAULT 'workflow', created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, UNIQUE(workflow_id, name));
-      DELETE FROM schema_migrations WHERE version = 5;`);
+      DELETE FROM schema_migrations WHERE version >= 5;
+      DROP TABLE leases; DROP TABLE triggers; CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL REFERENCES workflows(id), type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT, next_run_at INTEGER, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);`);
     db.close();
     const again = openSqliteStore({ path, durability: 'full' });
     try {
-      expect(await again.schemaVersion()).toBe(5);
+      expect(await again.schemaVersion()).toBe(SCHEMA_VERSION);
       const rec = { name: 'A', scope: '', encrypted_value: Buffer.from([1]), value_nonce: Buffer.from([2]), wrapped_key: Buffer.from([3]), kek_id: 'k', created_at: 1, updated_at: 1 };
       expect(await again.putSecret(rec)).toBe('created');
       expect(await again.listSecrets()).toEqual([rec]);
@@ -1185,6 +1186,7 @@ describe('SQLite store: files', () => {
     const db = new Database(path);
     db.exec(`DROP INDEX idx_runs_idempotency_key; ALTER TABLE workflow_runs DROP COLUMN idempotency_key; ALTER TABLE workflow_runs DROP COLUMN metadata;
       DROP TABLE secrets; CREATE TABLE secrets (id TEXT PRIMARY KEY, workflow_id TEXT, name TEXT NOT NULL, encrypted_value BLOB, scope TEXT DEFAULT 'workflow', created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, UNIQUE(workflow_id, name));
+      DROP TABLE leases; DROP TABLE triggers; CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL REFERENCES workflows(id), type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT, next_run_at INTEGER, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);
       DELETE FROM schema_migrations WHERE version >= 4`);
     db.close();
     const again = openSqliteStore({ path, durability: 'full' });
@@ -1339,12 +1341,13 @@ describe('PostgreSQL store: databases, clocks, notifications, connections', () =
       const h = new Harness(s, {}, runIds);
       const runId = await h.startRun(chainAB);
       // Back to version 2, as the previous release left it.
-      // (Migrations 4 and 5 undone too: no idempotency keys, the seed's secrets table back in place of the encrypted one.)
+      // (Migrations 4 to 6 undone too: no idempotency keys, the seed's secrets and triggers tables back, no leases.)
       await server.query(
         url,
         `DROP INDEX idx_runs_idempotency_key; ALTER TABLE workflow_runs DROP COLUMN idempotency_key, DROP COLUMN metadata;
          DROP INDEX idx_steps_ready_order; CREATE INDEX idx_steps_ready ON step_executions(available_at) WHERE status = 'ready';
          DROP TABLE secrets; CREATE TABLE secrets (id TEXT PRIMARY KEY, workflow_id TEXT, name TEXT NOT NULL, encrypted_value BYTEA, scope TEXT DEFAULT 'workflow', created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+         DROP TABLE leases; DROP TABLE triggers; CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL REFERENCES workflows(id), type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT, next_run_at BIGINT, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at BIGINT NOT NULL);
          DELETE FROM schema_migrations WHERE version >= 3`,
       );
       expect(await s.schemaVersion()).toBe(2);

@@ -7,6 +7,7 @@ import { registerEventsCommands } from './commands/events.js';
 import { registerLlmCommands } from './commands/llm.js';
 import { registerAgentCommands, registerWorkflowCommands } from './commands/registry.js';
 import { registerProcessCommands, registerRunCommands } from './commands/runs.js';
+import { registerSchedulesCommands } from './commands/schedules.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSecretsCommands } from './commands/secrets.js';
 import { createContext } from './context.js';
@@ -50,6 +51,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerEventsCommands(program, ctx);
   registerLlmCommands(program, ctx);
   registerDevCommands(program, ctx);
+  registerSchedulesCommands(program, ctx);
   registerServeCommand(program, ctx);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);

@@ -17,6 +17,7 @@ import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { registryRoutes } from './routes/registry.js';
 import { runRoutes } from './routes/runs.js';
+import { scheduleRoutes } from './routes/schedules.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { problem, problemResponse, toProblem, validationProblem } from './problem.js';
 
@@ -64,6 +65,7 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   healthRoutes(app, swarm, { version: options.version ?? 'unknown', worker: options.worker ?? null });
   registryRoutes(app, swarm);
   runRoutes(app, swarm, options.shutdown);
+  scheduleRoutes(app, swarm);
   webhookRoutes(app, swarm);
   eventRoutes(app, swarm);
   docsRoutes(app, options.version ?? 'unknown');

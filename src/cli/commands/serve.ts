@@ -1,6 +1,8 @@
 import type { ServerType } from '@hono/node-server';
 import type { Command } from 'commander';
 import type { Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import pc from 'picocolors';
 import { UserError } from '../../core/errors.js';
 import { shortRunId } from '../../swarm.js';
@@ -15,6 +17,7 @@ interface ServeOptions {
   concurrency?: string;
   worker: boolean;
   grace: string;
+  scheduleLease: string;
 }
 
 /** Loopback only: 127.0.0.0/8, ::1 (also as ::ffff:127.x) and localhost. */
@@ -46,7 +49,8 @@ async function listen(fetch: (req: Request) => Response | Promise<Response>, hos
  * `swarm serve`: the HTTP API and, unless --no-worker, a worker in the same process. SIGTERM or
  * SIGINT drains: the server stops accepting connections, requests in flight finish (those waiting
  * for a run answer at once with the run as it is), the worker stops gracefully (in-flight steps get
- * --grace seconds, then are released for another worker), and the process exits 0.
+ * --grace seconds, then are released for another worker), the scheduler releases the schedule lease,
+ * and the process exits 0.
  */
 export function registerServeCommand(program: Command, ctx: CliContext): void {
   program
@@ -58,6 +62,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('-c, --concurrency <n>', "steps the worker runs at once (default: swarm.yaml's worker concurrency)")
     .option('--no-worker', 'serve the API only; workers elsewhere execute the runs')
     .option('--grace <seconds>', 'on shutdown, how long in-flight steps may take to finish before they are released', '10')
+    .option('--schedule-lease <seconds>', 'how long the schedule lease lasts unrenewed: how soon another serve fires schedules after this one dies (renewed every third of it)', '15')
     .action(async (o: ServeOptions) => {
       const port = parsePort(o.port);
       // The API has no authentication yet: anyone who can reach it can start and cancel runs.
@@ -65,6 +70,8 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
         throw new UserError('SERVE_INSECURE', `--host ${o.host} is not a loopback address, and the API has no authentication yet (API tokens come next): anyone who can reach it could start and cancel runs; listen on 127.0.0.1 behind a proxy that authenticates, or pass --insecure to listen on ${o.host} anyway`, { host: o.host });
       }
       const grace = parseSeconds(o.grace, '--grace') * 1000;
+      const leaseMs = parseSeconds(o.scheduleLease, '--schedule-lease') * 1000;
+      if (leaseMs < 300) throw new UserError('ARGUMENT_INVALID', `--schedule-lease must be at least 0.3 seconds, not '${o.scheduleLease}'`);
       ctx.engineLog = true;
       delete ctx.llmEvents; // nobody follows the LLM steps of a server's worker on a terminal
       const swarm = await ctx.swarm({ retryUnreachable: true });
@@ -85,7 +92,11 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
 
       const worker = o.worker ? swarm.worker({ concurrency, onFinished: (runId, status) => ctx.err(`run ${shortRunId(runId)} ${colorStatus(status)}`) }) : undefined;
       const workerDone = worker?.start();
-      ctx.out(`swarm serve: listening on http://${host}:${actualPort} (API reference /api/v1/docs; ${worker ? `worker ${worker.id}, concurrency ${concurrency}` : 'no worker'}; ${swarm.store.kind} store)`);
+      // Every serve runs a scheduler; the one holding the store's schedule lease fires (docs/schedules.md).
+      const serveId = `serve-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+      const scheduler = swarm.scheduler({ holder: serveId, leaseTtlMs: leaseMs, renewEveryMs: Math.floor(leaseMs / 3), log: (line) => ctx.err(line) });
+      const schedulerDone = scheduler.start();
+      ctx.out(`swarm serve: listening on http://${host}:${actualPort} (API reference /api/v1/docs; ${worker ? `worker ${worker.id}, concurrency ${concurrency}` : 'no worker'}; ${swarm.store.kind} store; scheduler ${serveId})`);
       if (worker) for (const w of swarm.isolation().warnings) ctx.err(pc.yellow(`warning: ${w}`));
 
       await new Promise<void>((resolve) => {
@@ -97,7 +108,8 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
           const closed = new Promise<void>((done) => server.close(() => done()));
           // Keep-alive connections with no request in flight close now; busy ones once their answer is sent.
           server.closeIdleConnections();
-          void Promise.all([closed, worker?.stop(grace), workerDone?.catch(() => undefined)]).then(() => resolve());
+          // The scheduler stops first and releases its lease: another serve fires the next tick.
+          void Promise.all([scheduler.stop().then(() => schedulerDone), closed, worker?.stop(grace), workerDone?.catch(() => undefined)]).then(() => resolve());
         };
         const onTerm = (): void => stop('SIGTERM');
         const onInt = (): void => stop('SIGINT');
