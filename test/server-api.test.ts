@@ -118,6 +118,17 @@ describe('OpenAPI and the API reference', () => {
         '/api/v1/runs/{id}/logs',
         '/api/v1/runs/{id}/cancel',
         '/api/v1/runs/{id}/retry',
+        '/api/v1/schedules',
+        '/api/v1/schedules/{workflow}',
+        '/api/v1/schedules/{workflow}/pause',
+        '/api/v1/schedules/{workflow}/preview',
+        '/api/v1/schedules/{workflow}/resume',
+        '/api/v1/schedules/{workflow}/trigger',
+        '/webhooks',
+        '/api/v1/webhooks',
+        '/webhooks/{path}',
+        '/workflows/{path}/trigger',
+        '/api/v1/events',
       ].sort(),
     );
     const schemas = (r.json.components as { schemas: Json }).schemas;
