@@ -159,6 +159,22 @@ describe.each(BACKENDS)('event triggers on $name', ({ env }) => {
   });
 });
 
+describe('registration', () => {
+  it("an event trigger on a name in Swarm's own name spaces that Swarm does not raise is refused with its line", async () => {
+    const dir = tempProject('name: events-reg\nsandbox: none\n');
+    const swarm = await openProject(dir);
+    try {
+      await swarm.registerAgent(builtinAgent(dir, 'noop', 'noop'));
+      const file = writeWorkflow(dir, 'bad', 'name: bad\nversion: 1.0.0\ntrigger:\n  type: event\n  on: run.started\nsteps:\n  - id: a\n    agent: noop\n');
+      await expect(swarm.registerWorkflow(file)).rejects.toThrow(/workflow\.yaml:5.*trigger\.on.*Swarm raises no event 'run\.started'/);
+      expect(await swarm.listWorkflows('bad')).toEqual([]);
+    } finally {
+      await swarm.close();
+      removeProject(dir);
+    }
+  });
+});
+
 describe('swarm events emit (the CLI)', () => {
   it('starts the listening run, prints the event and its runs; --id makes a repeat start none; a bad name exits 2', async () => {
     const dir = tempProject('name: events-cli\nsandbox: none\n');
