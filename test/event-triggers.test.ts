@@ -1,11 +1,13 @@
 /**
  * Event triggers on SQLite and PostgreSQL: a run that completes, fails or asks for an approval starts
  * the workflows listening for that event in the same transaction; `filter` decides; custom events
- * (`emitEvent`) start their runs once per event id.
+ * (`emitEvent`) start their runs once per event id; and webhook deliveries through the library
+ * start one run per delivery id on both stores.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Swarm } from '../src/swarm.js';
 import type { RunRecord } from '../src/store/types.js';
+import { resolveWebhookScheme, signWebhook } from '../src/triggers/index.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { builtinAgent, openProject, removeProject, runCli, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
 
@@ -18,6 +20,8 @@ const BACKENDS = [
   { name: 'PostgreSQL', env: async (): Promise<Record<string, string>> => ({ SWARM_DATABASE_URL: await (await pgTestServer()).createDatabase() }) },
 ];
 
+const HOOK_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+
 const WORKFLOWS: Record<string, string> = {
   // Sources.
   'src-ok': 'name: src-ok\nversion: 1.0.0\nsteps:\n  - id: a\n    agent: pass\n    inputs:\n      value: ${trigger.value}\n',
@@ -29,13 +33,15 @@ const WORKFLOWS: Record<string, string> = {
   'after-fail': 'name: after-fail\nversion: 1.0.0\ntrigger: { type: event, on: run.failed, source: src-fail }\nsteps:\n  - id: a\n    agent: pass\n',
   'on-approval': 'name: on-approval\nversion: 1.0.0\ntrigger: { type: event, on: approval.requested }\nsteps:\n  - id: a\n    agent: pass\n',
   'big-orders': 'name: big-orders\nversion: 1.0.0\ntrigger: { type: event, on: order.paid, filter: "trigger.data.total > 100" }\nsteps:\n  - id: a\n    agent: pass\n',
+  // A webhook, for deliveries through the library on both stores.
+  'hooked': 'name: hooked\nversion: 1.0.0\ntrigger: { type: webhook, path: in/hooked, secret: "${secrets.HOOK}" }\nsteps:\n  - id: a\n    agent: pass\n',
   // A loop: each of its runs completing starts it again; the depth limit stops it.
   'loop': 'name: loop\nversion: 1.0.0\ntrigger: { type: event, on: run.completed, source: loop }\nsteps:\n  - id: a\n    agent: pass\n',
 };
 
 async function project(env: Record<string, string>): Promise<{ swarm: Swarm; dir: string }> {
   const dir = tempProject('name: events-test\nsandbox: none\n');
-  const swarm = await openProject(dir, { env: { SWARM_HOME: `${dir}/.swarm`, ...env } });
+  const swarm = await openProject(dir, { env: { SWARM_HOME: `${dir}/.swarm`, SWARM_SECRET_HOOK: HOOK_SECRET, ...env } });
   swarm.defineBuiltin('pass', async (inputs) => ({ value: inputs.value ?? null }));
   swarm.defineBuiltin('boom', async () => {
     throw new Error('boom on purpose');
@@ -132,6 +138,25 @@ describe.each(BACKENDS)('event triggers on $name', ({ env }) => {
       await expect(swarm.emitEvent('Order Paid', {})).rejects.toMatchObject({ code: 'EVENT_NAME_INVALID' });
       await expect(swarm.emitEvent('order.refunded', {}, { id: 'evt-2' })).rejects.toMatchObject({ code: 'EVENT_ID_REUSED' });
       expect(await runsOf(swarm, 'big-orders')).toHaveLength(2);
+    } finally {
+      await swarm.close();
+      removeProject(dir);
+    }
+  });
+
+  it('webhook deliveries: concurrent redeliveries of one delivery id start one run; a bad signature starts none', async () => {
+    const { swarm, dir } = await project(await env());
+    try {
+      const body = Buffer.from(JSON.stringify({ value: 1 }));
+      const headers = signWebhook(resolveWebhookScheme('standard'), HOOK_SECRET, body, { id: 'msg_same' });
+      const out = await Promise.all(Array.from({ length: 6 }, () => swarm.deliverWebhook('in/hooked', { headers, body })));
+      expect(new Set(out.map((o) => o.runId)).size).toBe(1);
+      expect(out.filter((o) => o.created)).toHaveLength(1);
+      const runs = await runsOf(swarm, 'hooked');
+      expect(runs.map((r) => [r.trigger_type, r.idempotency_key])).toEqual([['webhook', 'webhook:in/hooked:msg_same']]);
+      const forged = signWebhook(resolveWebhookScheme('standard'), 'whsec_Zm9yZ2VkIHNlY3JldCBmb3IgdGVzdHM=', body);
+      await expect(swarm.deliverWebhook('in/hooked', { headers: forged, body })).rejects.toMatchObject({ code: 'WEBHOOK_SIGNATURE_MISMATCH' });
+      expect(await runsOf(swarm, 'hooked')).toHaveLength(1);
     } finally {
       await swarm.close();
       removeProject(dir);
