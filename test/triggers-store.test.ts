@@ -9,6 +9,7 @@ import { UserError } from '../src/core/errors.js';
 import type { Store } from '../src/store/store.js';
 import { makePostgresBackend, makeSqliteBackend, sleep, workflowRecord, type MakeStore, type StoreBackend } from './helpers/store-fixtures.js';
 import { stopPgTestServer } from './helpers/pg.js';
+import { SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
 
 const STEPS = 'steps:\n  - {id: a, agent: noop@1.0.0}\n';
 const wf = (name: string, version: string, trigger: string): string => `name: ${name}\nversion: ${version}\n${trigger ? `trigger: ${trigger}\n` : ''}${STEPS}`;
@@ -156,16 +157,16 @@ describe('migration 6 on an existing SQLite store', () => {
     await store.putWorkflow(workflowRecord(wf('plain', '1.0.0', '')), false);
     const path = store.location;
     await store.close();
-    // Back to schema 5: the seed's (empty) triggers table, no leases.
+    // Back to schema 5: the seed's (empty) triggers table, no leases (and none of the later migrations).
     const Database = (await import('better-sqlite3')).default;
     const db = new Database(path);
-    db.exec(`DROP TABLE triggers; DROP TABLE leases; DELETE FROM schema_migrations WHERE version = 6;
+    db.exec(`DROP TABLE triggers; DROP TABLE leases; DROP TABLE emitted_events; DELETE FROM schema_migrations WHERE version >= 6;
       CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT,
         next_run_at INTEGER, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);`);
     db.close();
     const again = await backend.open();
     try {
-      expect(await again.schemaVersion()).toBe(6);
+      expect(await again.schemaVersion()).toBe(SCHEMA_VERSION);
       expect(await again.listTriggers()).toMatchObject([{ id: 'old-cron', type: 'schedule', cron_expression: '0 9 * * 1-5', timezone: 'Europe/Paris', enabled: true }]);
     } finally {
       await again.close();
