@@ -10,6 +10,9 @@
 export { Swarm, newRunId, runExitCode } from './swarm.js';
 export type { CreatedRun, EmitEventOptions, EmittedEvent, OpenSwarmOptions, RegisterResult, RotateKeyReport, RunDetails, SecretInfo, SecretScopeOptions, StartRunOptions, VerifyOptions, VerifyReport } from './swarm.js';
 // The HTTP API of `swarm serve`, as a Hono app to serve or call in process.
+export { Scheduler, SCHEDULER_LEASE } from './triggers/scheduler.js';
+export type { SchedulerOptions, SchedulerClock, PassReport } from './triggers/scheduler.js';
+export type { ScheduleInfo } from './triggers/schedules.js';
 export { createApp } from './server/app.js';
 export type { CreateAppOptions } from './server/app.js';
 // Webhook deliveries and events, the way `swarm serve` receives them (also callable from any server).

@@ -233,11 +233,12 @@ describe('pause, disable, DST', () => {
 });
 
 describe('the lease', () => {
-  it('one holder fires; stop releases the lease and another process takes over at its next pass', async () => {
+  it('one holder fires; stop releases the lease and another process takes over at its next attempt', async () => {
     await schedule('leased', '{type: schedule, cron: "* * * * *", overlap: allow_all}');
     const tick = Math.ceil(Date.now() / MIN) * MIN + MIN;
     const a = scheduler('a');
-    const b = scheduler('b');
+    // b tries to take the lease on every pass (by default, once per renew interval: 5 s).
+    const b = swarm.scheduler({ holder: 'b', clock, renewEveryMs: 0, log: (l) => logs.push(l) });
     now = tick + 1000;
     expect((await a.pass()).fired).toHaveLength(1);
     expect(await b.pass()).toMatchObject({ holder: false, fired: [] });

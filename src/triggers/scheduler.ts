@@ -197,7 +197,12 @@ export class Scheduler {
   /** Take or renew the lease when it is time to; returns whether this process may fire now. */
   private async holdLease(): Promise<boolean> {
     const started = performance.now();
-    if (this.wasHolder && started < this.leaseValidUntil && started - this.lastRenewAt < this.renewMs) return true;
+    // Renew (or, standing by, try to take over) once per renew interval, not on every pass: on
+    // SQLite even a refused attempt is a write transaction.
+    if (started - this.lastRenewAt < this.renewMs) {
+      if (!this.wasHolder) return false;
+      if (started < this.leaseValidUntil) return true;
+    }
     const lease = await this.host.store.acquireLease(SCHEDULER_LEASE, this.holder, this.ttlMs);
     this.lastRenewAt = started;
     if (lease.acquired) {
