@@ -818,6 +818,11 @@ export class Swarm {
     return (await this.store.listTriggers({ type: 'webhook' })).sort((a, b) => ((a.webhook_path ?? '') < (b.webhook_path ?? '') ? -1 : 1));
   }
 
+  /** The event triggers of registered workflows, by workflow name. */
+  async listEventTriggers(): Promise<TriggerRecord[]> {
+    return this.store.listTriggers({ type: 'event' });
+  }
+
   /**
    * Raise a custom event: it is recorded, and the runs of the event triggers it matches (`trigger:
    * {type: event, on: <name>}`) are created, in one transaction. With an `id` recorded before, nothing

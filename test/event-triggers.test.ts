@@ -201,7 +201,7 @@ describe('registration', () => {
 });
 
 describe('swarm events emit (the CLI)', () => {
-  it('starts the listening run, prints the event and its runs; --id makes a repeat start none; a bad name exits 2', async () => {
+  it('lists the triggers; emit starts the listening run, prints the event and its runs; --id makes a repeat start none; a bad name exits 2', async () => {
     const dir = tempProject('name: events-cli\nsandbox: none\n');
     try {
       writeAgent(dir, 'noop', 'name: noop\nversion: 1.0.0\nruntime:\n  type: builtin\n  entry: noop\n');
@@ -218,6 +218,8 @@ describe('swarm events emit (the CLI)', () => {
       const again = await runCli(['events', 'emit', 'order.paid', '{"total": 5}', '--id', 'evt-cli'], dir);
       expect(again.code, again.stderr).toBe(0);
       expect(again.stdout).toContain('evt-cli was emitted before: nothing started');
+      const listed = await runCli(['events', 'triggers'], dir);
+      expect(listed.stdout.trim()).toBe('paid@1.0.0  on order.paid');
       const bad = await runCli(['events', 'emit', 'run.completed', '{}'], dir);
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(/^swarm: event name 'run.completed' is Swarm's own/);

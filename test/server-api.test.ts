@@ -129,6 +129,7 @@ describe('OpenAPI and the API reference', () => {
         '/webhooks/{path}',
         '/workflows/{path}/trigger',
         '/api/v1/events',
+        '/api/v1/events/triggers',
       ].sort(),
     );
     const schemas = (r.json.components as { schemas: Json }).schemas;

@@ -227,7 +227,7 @@ describe('webhook deliveries', () => {
     expect(await (await app.request('/api/v1/webhooks')).text()).toBe(text);
     // Documented in the OpenAPI document.
     const doc = (await (await app.request('/api/v1/openapi.json')).json()) as { paths: Record<string, unknown> };
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/webhooks/{path}', '/workflows/{path}/trigger', '/webhooks', '/api/v1/webhooks', '/api/v1/events']));
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/webhooks/{path}', '/workflows/{path}/trigger', '/webhooks', '/api/v1/webhooks', '/api/v1/events', '/api/v1/events/triggers']));
   });
 });
 
@@ -250,6 +250,9 @@ describe('POST /api/v1/events', () => {
     const generated = await post({ name: 'order.paid' });
     expect(generated.status).toBe(201);
     expect(generated.json.event_id).toMatch(/^[0-9a-f-]{36}$/);
+
+    const triggers = (await (await app.request('/api/v1/events/triggers')).json()) as { triggers: Json[] };
+    expect(triggers).toEqual({ triggers: [{ workflow: 'paid', version: '1.0.0', on: 'order.paid', source: null, filter: 'trigger.data.total > 100', enabled: true }] });
 
     expectProblem(await post({ name: 'run.completed', data: {} }), 422, 'EVENT_NAME_RESERVED');
     expectProblem(await post({ name: 'order.refunded', id: 'evt-1' }), 422, 'EVENT_ID_REUSED');

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { resolveConfig } from '../../config/config.js';
 import { shortRunId } from '../../swarm.js';
+import { eventTriggerJson } from '../../views/triggers.js';
 import { parseInput, type CliContext } from '../context.js';
 
 /**
@@ -9,6 +10,20 @@ import { parseInput, type CliContext } from '../context.js';
  */
 export function registerEventsCommands(program: Command, ctx: CliContext): void {
   const events = program.command('events').description('custom events that start workflows with event triggers (trigger: {type: event, on: <name>})');
+  events
+    .command('triggers')
+    .description('the event triggers of registered workflows: the event, its source, the filter')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const swarm = await ctx.swarm();
+      const list = (await swarm.listEventTriggers()).map(eventTriggerJson);
+      if (o.json) return ctx.out(JSON.stringify(list, null, 2));
+      if (list.length === 0) return ctx.out("no event triggers: a workflow declares one with trigger: {type: event, on: <event>}");
+      for (const t of list) {
+        ctx.out(`${t.workflow}@${t.version}  on ${t.on ?? '?'}${t.source ? ` from ${t.source}` : ''}${t.filter ? `  if ${t.filter}` : ''}${t.enabled ? '' : '  (disabled)'}`);
+      }
+    });
+
   events
     .command('emit <name> [json]')
     .description("raise a custom event with JSON data (inline, @file or - for standard input): starts the runs of the event triggers listening for it")

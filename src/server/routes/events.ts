@@ -7,6 +7,7 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { UserError } from '../../core/errors.js';
 import type { Swarm } from '../../swarm.js';
 import { MAX_EVENT_ID_LENGTH } from '../../triggers/events.js';
+import { eventTriggerJson } from '../../views/triggers.js';
 import { problems } from '../schemas.js';
 import { sendJson } from '../send.js';
 
@@ -45,7 +46,28 @@ const emit = createRoute({
   },
 });
 
+const EventTriggerSchema = z
+  .object({
+    workflow: z.string(),
+    version: z.string(),
+    on: z.string().openapi({ example: 'run.failed' }),
+    source: z.string().nullable().openapi({ description: 'Only events of this workflow; null: any' }),
+    filter: z.string().nullable().openapi({ example: "trigger.run.step == 'charge'" }),
+    enabled: z.boolean(),
+  })
+  .openapi('EventTrigger');
+
+const listTriggers = createRoute({
+  method: 'get',
+  path: '/api/v1/events/triggers',
+  tags: ['events'],
+  summary: 'The event triggers of registered workflows: the event, its source, the filter',
+  responses: { 200: { description: 'the event triggers', content: { 'application/json': { schema: z.object({ triggers: z.array(EventTriggerSchema) }) } } } },
+});
+
 export function eventRoutes(app: OpenAPIHono, swarm: Swarm): void {
+  app.openapi(listTriggers, async (c) => sendJson(c, 200, { triggers: (await swarm.listEventTriggers()).map(eventTriggerJson) }));
+
   app.openapi(emit, async (c) => {
     const body = c.req.valid('json');
     const key = c.req.valid('header')['idempotency-key'];

@@ -8,32 +8,11 @@
 import { z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { Swarm } from '../../swarm.js';
-import type { TriggerRecord } from '../../store/types.js';
 import { webhookRunKey } from '../../triggers/webhook-delivery.js';
 import { runJson } from '../../views/run.js';
+import { webhookJson } from '../../views/triggers.js';
 import { problems, RunSchema } from '../schemas.js';
 import { sendJson } from '../send.js';
-
-/** How a webhook is listed: where it is, what it starts, how it is verified; never a secret (nor a secret's name). */
-export function webhookJson(t: TriggerRecord): Record<string, unknown> {
-  const config = t.config;
-  const scheme = config.scheme ?? 'standard';
-  const type = typeof scheme === 'string' ? scheme : String((scheme as Record<string, unknown>).type);
-  const auth = config.auth === 'none' ? 'none' : 'signature';
-  const idHeader = typeof scheme === 'object' && scheme !== null ? (scheme as Record<string, unknown>).id_header : undefined;
-  const deliveryId =
-    auth === 'none' ? 'Idempotency-Key header' : type === 'standard' ? 'webhook-id header' : type === 'github' ? 'X-GitHub-Delivery header' : type === 'stripe' ? "the event's id" : typeof idHeader === 'string' ? `${idHeader} header` : null;
-  return {
-    path: t.webhook_path,
-    url: `/webhooks/${t.webhook_path ?? ''}`,
-    workflow: t.workflow_name,
-    version: t.workflow_version,
-    enabled: t.enabled,
-    auth,
-    scheme: auth === 'none' ? null : type,
-    delivery_id: deliveryId,
-  };
-}
 
 const WebhookSchema = z
   .object({
