@@ -442,6 +442,14 @@ export class Swarm {
       lineOf,
       knownAgents,
     );
+    if (manifest.trigger.type === 'schedule' && manifest.inputs) {
+      // A scheduled run's input is its tick: a workflow that requires more could never be fired.
+      const sample = { scheduled_at: new Date(0).toISOString(), fired_at: new Date(0).toISOString() };
+      const problems = validateAgainst(manifest.inputs, sample);
+      if (problems.length) {
+        throw new ManifestError(file, 'trigger', `a scheduled run's input is {scheduled_at, fired_at}, which the workflow's inputs refuse (${problems.join('; ')}): make those inputs optional or give them defaults`, lineOf(['trigger']));
+      }
+    }
     const record = workflowRecord(manifest, dir);
     // The workflow's trigger row (webhook path, schedule, event) is written in the same transaction.
     const result = await this.store.putWorkflow(record, options.force ?? false);

@@ -6,6 +6,9 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManifestError } from '../src/core/errors.js';
+import { parseWorkflowManifest } from '../src/core/manifest/workflow.js';
+import { workflowRecord } from '../src/store/rows.js';
 import type { Swarm } from '../src/swarm.js';
 import { Scheduler, type SchedulerClock } from '../src/triggers/scheduler.js';
 import { EXAMPLES, openProject, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
@@ -94,7 +97,10 @@ describe('firing', () => {
   });
 
   it('a workflow whose inputs refuse the trigger data: the tick is recorded, the reason logged, no retry loop', async () => {
-    await schedule('needs-input', '{type: schedule, cron: "* * * * *"}', 'inputs:\n  - {name: customer, type: string, required: true}\n');
+    // Registration refuses such a workflow (see the next test); one already in the store (registered
+    // directly, or disabled between a pass's listing and its start) must not make the scheduler loop.
+    const yaml = 'name: needs-input\nversion: 1.0.0\ntrigger: {type: schedule, cron: "* * * * *"}\ninputs:\n  - {name: customer, type: string, required: true}\nsteps:\n  - id: a\n    agent: echo\n    inputs: {message: tick}\n';
+    await swarm.store.putWorkflow(workflowRecord(parseWorkflowManifest(yaml, 'workflow.yaml'), dir), false);
     const tick = Math.ceil(Date.now() / MIN) * MIN + MIN;
     now = tick + 1000;
     const s = scheduler();
@@ -102,6 +108,14 @@ describe('firing', () => {
     expect(logs.join('\n')).toMatch(/needs-input: tick .* not started: input for workflow needs-input/);
     expect((await s.pass()).skipped).toEqual([]);
     expect(await runsOf('needs-input')).toEqual([]);
+  });
+
+  it('registration refuses a schedule whose workflow requires inputs a tick cannot give, naming the line', async () => {
+    const e = await schedule('strict', '{type: schedule, cron: "* * * * *"}', 'inputs:\n  - {name: customer, type: string, required: true}\n').catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ManifestError);
+    expect((e as ManifestError).message).toMatch(/workflow\.yaml:3: trigger: a scheduled run's input is \{scheduled_at, fired_at\}, which the workflow's inputs refuse .*customer/);
+    expect(await swarm.listWorkflows('strict')).toEqual([]);
+    expect(await swarm.store.listTriggers()).toEqual([]);
   });
 });
 
