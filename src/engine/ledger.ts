@@ -1,20 +1,19 @@
 import { ResumeError, UserError, errorMessage } from '../core/errors.js';
-import { digestJson, EventType, GENESIS_HASH, hashEvent } from '../core/events.js';
+import { digestJson, EventType, GENESIS_HASH } from '../core/events.js';
 import { byteLength, capMessage, LIMIT_DEFAULTS, LimitExceededError } from '../core/limits.js';
 import { backoffDelayMs, hasRetriesLeft, MAX_INTERRUPTIONS } from '../core/retry.js';
 import { TERMINAL_RUN, TERMINAL_STEP } from '../core/states.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
 import { validateAgainst } from '../core/io-schema.js';
 import { NO_REDACTION, type Redactor } from '../secrets/redactor.js';
-import { depthAfter, eventRunKey, filterPasses, MAX_EVENT_DEPTH, type TriggerEvent } from '../triggers/events.js';
+import type { TriggerEvent } from '../triggers/events.js';
+import { emitCustomEvent, raiseRunEvent, RUN_EVENTS, type CustomEventInput, type EmitResult, type EventTriggerDeps } from './event-triggers.js';
+import { TxScope } from './tx-scope.js';
 import type {
   ClaimRequest,
   CommitRequest,
   CommitResult,
   Completion,
-  EmittedEventRecord,
-  EventRow,
-  EventTriggerRow,
   LedgerTx,
   NewStepRow,
   RunPlan,
@@ -55,51 +54,6 @@ export interface NewRunInput {
   metadata?: Record<string, string> | null;
 }
 
-/** The built-in events a commit of completions can raise. */
-const RUN_EVENTS = ['run.completed', 'run.failed', 'approval.requested'] as const;
-
-/** The per-transaction working set: run states read once, written once; events appended in order. */
-class TxScope {
-  readonly runs = new Map<string, RunState>();
-  readonly dirty = new Set<RunState>();
-  readonly events: EventRow[] = [];
-  /** Steps this transaction's completions made ready, in order. */
-  readonly madeReady: StepKey[] = [];
-  readonly result: CommitResult = { claimed: [], refused: [], lost: [], finished: [], created: [], messages: [] };
-  constructor(
-    readonly tx: LedgerTx,
-    private readonly maxEventBytes: number,
-    private readonly chainKey: Buffer,
-  ) {}
-
-  async run(id: string): Promise<RunState> {
-    let s = this.runs.get(id);
-    if (!s) {
-      s = await this.tx.getRunState(id);
-      if (!s) throw new UserError('RUN_NOT_FOUND', `run '${id}' not found`, { runId: id });
-      this.runs.set(id, s);
-    }
-    return s;
-  }
-
-  emit(state: RunState, type: EventType, stepId: string | null, data: Record<string, unknown>): void {
-    const seq = state.event_seq + 1;
-    const at = this.tx.now;
-    const data_json = fitEvent(type, data, this.maxEventBytes);
-    const base = { run_id: state.id, seq, type, step_id: stepId, at, prev_hash: state.event_hash };
-    const hash = hashEvent(this.chainKey, base, data_json);
-    this.events.push({ ...base, data_json, hash });
-    state.event_seq = seq;
-    state.event_hash = hash;
-    this.dirty.add(state);
-  }
-
-  async flush(): Promise<void> {
-    for (const s of this.dirty) await this.tx.saveRunState(s);
-    if (this.events.length) await this.tx.insertEvents(this.events);
-  }
-}
-
 /**
  * The run ledger: every state change of runs and steps, with its event and the scheduling it causes,
  * applied inside one store transaction. Backend-neutral: it speaks only `LedgerTx`.
@@ -109,9 +63,20 @@ export class Ledger {
 
   private readonly maxEventBytes: number;
 
+  /** What starting the runs of event triggers needs from the ledger. */
+  private readonly triggers: EventTriggerDeps;
+
   constructor(private readonly options: LedgerOptions, plans = new PlanCache()) {
     this.plans = plans;
     this.maxEventBytes = options.eventPayloadBytes ?? LIMIT_DEFAULTS.event_payload_bytes;
+    this.triggers = {
+      insertRun: (scope, wf, plan, input) => this.insertRun(scope, wf, plan, input),
+      config: options.config,
+      runInputBytes: options.runInputBytes ?? LIMIT_DEFAULTS.run_input_bytes,
+      maxEventBytes: this.maxEventBytes,
+      chainKey: options.chainKey,
+      redactor: options.redactor ?? NO_REDACTION,
+    };
   }
 
   /** What replaces secret values before anything is stored (workers apply it to step results). */
@@ -414,93 +379,17 @@ export class Ledger {
     await this.raiseRunEvent(scope, state, p, 'run.failed', {}, seq);
   }
 
-  /**
-   * A built-in event of a run (`run.completed`, `run.failed`, `approval.requested`), raised inside the
-   * transaction that made it happen: the runs of the event triggers it matches are created in that
-   * same transaction, so they exist exactly when the state change does (a crash loses neither, a
-   * retry of the commit makes neither twice). With no trigger listening: one indexed read.
-   */
-  private async raiseRunEvent(scope: TxScope, state: RunState, p: LoadedPlan, name: string, extra: Pick<TriggerEvent, 'step' | 'reason'>, seq = state.event_seq): Promise<void> {
-    const wf = p.plan.workflow;
-    const triggers = await scope.tx.eventTriggers(name, wf.name);
-    if (triggers.length === 0) return;
-    const event: TriggerEvent = {
-      // The seq of the event that records the change: unique per occurrence, the same if the transaction is retried.
-      id: `${state.id}:${seq}`,
-      name,
-      source: wf.name,
-      at: new Date(scope.tx.now).toISOString(),
-      depth: depthAfter(await scope.tx.getTriggerData(state.id)),
-      run: { id: state.id, workflow: wf.name, version: wf.version, status: state.status, error: state.error, step: state.error_step },
-      ...extra,
-    };
-    await this.startTriggered(scope, event, triggers, state);
+  /** A built-in event of a run, raised inside the transaction that made it happen (see event-triggers.ts). */
+  private raiseRunEvent(scope: TxScope, state: RunState, p: LoadedPlan, name: string, extra: Pick<TriggerEvent, 'step' | 'reason'>, seq = state.event_seq): Promise<void> {
+    return raiseRunEvent(this.triggers, scope, state, p.plan.workflow, name, extra, seq);
   }
 
   /**
    * Record a custom event and start the runs of the event triggers it matches, in the caller's
-   * transaction. An id recorded before starts nothing: the answer is the first one's runs
-   * (`created: false`); the same id with another name is refused (EVENT_ID_REUSED).
+   * transaction; an id recorded before starts nothing (see event-triggers.ts).
    */
-  async emitEvent(tx: LedgerTx, input: { id: string; name: string; source: string | null; data: unknown }): Promise<{ created: boolean; runs: string[]; skipped: Array<{ trigger: string; error: string }> }> {
-    const row: EmittedEventRecord = { id: input.id, name: input.name, source: input.source, data_json: JSON.stringify(input.data ?? null), run_ids: [], created_at: tx.now };
-    if (!(await tx.insertEmittedEvent(row))) {
-      const first = await tx.getEmittedEvent(input.id);
-      if (first && first.name !== input.name) {
-        throw new UserError('EVENT_ID_REUSED', `event id '${input.id}' was used for a ${first.name} event, not ${input.name}; use a new id for a new event`, { field: 'id' });
-      }
-      return { created: false, runs: first?.run_ids ?? [], skipped: [] };
-    }
-    const scope = new TxScope(tx, this.maxEventBytes, this.options.chainKey);
-    const event: TriggerEvent = { id: input.id, name: input.name, source: input.source, at: new Date(tx.now).toISOString(), depth: 1, data: input.data ?? null };
-    const out = await this.startTriggered(scope, event, await tx.eventTriggers(input.name, input.source));
-    if (out.runs.length) await tx.setEmittedEventRuns(input.id, out.runs);
-    await scope.flush();
-    return { created: true, ...out };
-  }
-
-  /**
-   * Start one run per matching trigger, each under the key `event:<event id>:<trigger id>`. A trigger
-   * that cannot start its run (its input is refused, its workflow is gone, the chain is too deep) is
-   * reported in the source run's log and in the result, never thrown: the event itself stands.
-   */
-  private async startTriggered(scope: TxScope, event: TriggerEvent, triggers: readonly EventTriggerRow[], source?: RunState): Promise<{ runs: string[]; skipped: Array<{ trigger: string; error: string }> }> {
-    const { tx } = scope;
-    const runs: string[] = [];
-    const skipped: Array<{ trigger: string; error: string }> = [];
-    const redact = this.options.redactor ?? NO_REDACTION;
-    for (const t of triggers) {
-      try {
-        if (!filterPasses(t.config.filter, event)) continue;
-        if (event.depth > MAX_EVENT_DEPTH) throw new Error(`the event is ${event.depth} event-triggered runs deep (at most ${MAX_EVENT_DEPTH}): do event triggers start each other in a loop?`);
-        const key = eventRunKey(event.id, t.id);
-        const existing = await tx.runByIdempotencyKey(key);
-        if (existing) {
-          runs.push(existing.id);
-          continue;
-        }
-        const wf = (await tx.workflowVersions(t.workflow_name)).find((w) => w.version === t.workflow_version);
-        if (!wf) throw new Error(`workflow ${t.workflow_name}@${t.workflow_version} is not registered`);
-        const maxInput = this.options.runInputBytes ?? LIMIT_DEFAULTS.run_input_bytes;
-        const inputBytes = byteLength(JSON.stringify(event));
-        if (inputBytes > maxInput) throw new LimitExceededError(`the ${event.name} event as input of workflow ${wf.name}`, 'run_input_bytes', maxInput, inputBytes);
-        if (wf.manifest.inputs) {
-          const problems = validateAgainst(wf.manifest.inputs, event);
-          if (problems.length) throw new Error(`the ${event.name} event does not fit the inputs of workflow ${wf.name}: ${problems.join('; ')}`);
-        }
-        const plan = buildRunPlan(wf, await agentsFor(wf.manifest, (n) => tx.agentVersions(n)), this.options.config);
-        const runId = await this.insertRun(scope, wf, plan, { trigger_type: 'event', trigger_data: event, parent_run_id: source?.id ?? null, idempotency_key: key });
-        runs.push(runId);
-        scope.result.created.push(runId);
-        if (source) scope.emit(source, EventType.EVENT_STARTED_RUN, null, { event: event.name, event_id: event.id, trigger: t.id, workflow: wf.name, version: wf.version, run_id: runId });
-      } catch (e) {
-        const error = capMessage(redact.text(errorMessage(e)), this.maxEventBytes);
-        skipped.push({ trigger: t.id, error });
-        if (source) scope.emit(source, EventType.EVENT_TRIGGER_FAILED, null, { event: event.name, event_id: event.id, trigger: t.id, error });
-        scope.result.messages.push(`event trigger of workflow ${t.workflow_name} (${event.name}) did not start a run: ${error}`);
-      }
-    }
-    return { runs, skipped };
+  emitEvent(tx: LedgerTx, input: CustomEventInput): Promise<EmitResult> {
+    return emitCustomEvent(this.triggers, tx, input);
   }
 
   /**
@@ -733,29 +622,4 @@ function isolationData(c: Completion): Record<string, unknown> {
   const i = c.isolation;
   if (!i) return {};
   return { sandbox: i.sandbox, memory_limit: i.memory, ...(i.warning ? { memory_warning: i.warning } : {}) };
-}
-
-/** Step-id lists kept in full in an event that would otherwise be over its limit. */
-const LIST_KEPT = 100;
-
-/**
- * An event's data as stored JSON, within `max` bytes. Step-id lists (`ready`, `cancelled`, `reset`)
- * only inform (the step rows are the truth), so an event over the limit keeps the first of them and
- * their count; any other event over the limit is refused, which rolls its transaction back.
- */
-function fitEvent(type: EventType, data: Record<string, unknown>, max: number): string {
-  let json = JSON.stringify(data);
-  // A UTF-16 unit is at most 3 bytes of UTF-8: short text needs no byte count.
-  if (json.length * 3 <= max || byteLength(json) <= max) return json;
-  const lists = Object.entries(data).filter((e): e is [string, unknown[]] => Array.isArray(e[1]) && e[1].length > LIST_KEPT);
-  if (lists.length) {
-    const trimmed: Record<string, unknown> = { ...data };
-    for (const [k, v] of lists) {
-      trimmed[k] = v.slice(0, LIST_KEPT);
-      trimmed[`${k}_total`] = v.length;
-    }
-    json = JSON.stringify(trimmed);
-    if (byteLength(json) <= max) return json;
-  }
-  throw new LimitExceededError(`the data of a ${type} event`, 'event_payload_bytes', max, byteLength(json));
 }
