@@ -8,7 +8,7 @@
  *   const { run } = await swarm.runToCompletion(runId);
  */
 export { Swarm, newRunId, runExitCode } from './swarm.js';
-export type { CreatedRun, OpenSwarmOptions, RegisterResult, RotateKeyReport, RunDetails, SecretInfo, SecretScopeOptions, StartRunOptions, VerifyOptions, VerifyReport } from './swarm.js';
+export type { CreatedRun, EmitEventOptions, EmittedEvent, OpenSwarmOptions, RegisterResult, RotateKeyReport, RunDetails, SecretInfo, SecretScopeOptions, StartRunOptions, VerifyOptions, VerifyReport } from './swarm.js';
 // The HTTP API of `swarm serve`, as a Hono app to serve or call in process.
 export { Scheduler, SCHEDULER_LEASE } from './triggers/scheduler.js';
 export type { SchedulerOptions, SchedulerClock, PassReport } from './triggers/scheduler.js';
@@ -19,6 +19,11 @@ export { authMiddleware, principalOf, scopeFor, ROUTE_SCOPES } from './server/au
 export type { AuthMode } from './server/auth.js';
 export { parseExpiry, parseScopes, SCOPES, SCOPE_ALIASES } from './auth/tokens.js';
 export type { AuthResult, CreatedToken, CreateTokenOptions, Principal, Scope, StreamToken, TokenInfo } from './auth/tokens.js';
+// Webhook deliveries and events, the way `swarm serve` receives them (also callable from any server).
+export { WEBHOOK_STATUS, webhookRunKey } from './triggers/webhook-delivery.js';
+export type { DeliveredWebhook, WebhookDelivery } from './triggers/webhook-delivery.js';
+export { eventRunKey, MAX_EVENT_DEPTH } from './triggers/events.js';
+export type { TriggerEvent } from './triggers/events.js';
 export { resolveConfig, findProjectDir, DEFAULTS, CONFIG_FILE } from './config/config.js';
 export type { SwarmConfig, ResolveConfigOptions } from './config/config.js';
 export * from './core/errors.js';

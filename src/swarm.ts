@@ -45,6 +45,8 @@ import { rekeyPlan } from './secrets/rotate.js';
 import { checkSecretName, checkSecretValue, sealSecret, secretsKek } from './secrets/vault.js';
 import { deriveKey, KeyPurpose, MASTER_KEY_BYTES } from './secrets/master-key.js';
 import { TokenAuthority, type AuthResult, type CreatedToken, type CreateTokenOptions, type Principal, type StreamToken, type TokenInfo } from './auth/tokens.js';
+import { checkCustomEventName, checkEventId } from './triggers/events.js';
+import { deliverWebhook, type DeliveredWebhook, type WebhookDelivery } from './triggers/webhook-delivery.js';
 import type {
   AgentMessageRecord,
   AgentRecord,
@@ -61,6 +63,7 @@ import type {
   ToolCallRecord,
   WorkflowRecord,
 } from './store/types.js';
+import type { TriggerRecord } from './store/types.js';
 
 export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   /** A fully resolved configuration; when given, `cwd`/`env`/`overrides` are ignored. */
@@ -153,6 +156,25 @@ export interface StartRunOptions {
   idempotencyKey?: string;
   /** Labels kept with the run (string values), shown with it. */
   metadata?: Record<string, string>;
+}
+
+export interface EmitEventOptions {
+  /** The event's id: one event per id (a repeat starts nothing). Default: a new, time-ordered id. */
+  id?: string;
+  /** Who raises it (a workflow's name or any label): event triggers with `source:` match only their own. */
+  source?: string;
+}
+
+/** What `emitEvent` did. */
+export interface EmittedEvent {
+  id: string;
+  name: string;
+  /** false: an event with this id was recorded before; `runs` are the ones it started then. */
+  created: boolean;
+  /** The runs the event started (one per matching event trigger). */
+  runs: string[];
+  /** Triggers that matched but could not start their run, and why (the event stands). */
+  skipped: Array<{ trigger: string; error: string }>;
 }
 
 /** What `createRun` did: the run's id, and whether it is new (false: an idempotency key's earlier run). */
@@ -836,6 +858,69 @@ export class Swarm {
       if (!steps.some((s) => s.step_id === stepId)) throw new NotFoundError('step', stepId, `run ${id} has steps ${steps.map((s) => s.step_id).join(', ')}`);
     }
     return this.store.getLogs(id, stepId);
+  }
+
+  // ---------- triggers: webhooks and events ----------
+
+  /**
+   * Receive a webhook delivery at `path`: verify its signature with the trigger's secrets and start
+   * the workflow's run with the JSON body as trigger data, once per delivery id (a redelivery
+   * returns the first run with `created: false`). Refusals are UserErrors with stable codes (see
+   * `WEBHOOK_STATUS` in src/triggers/webhook-delivery.ts).
+   *
+   * @example
+   *   const { runId, created } = await swarm.deliverWebhook('orders', { headers, body: rawBytes });
+   */
+  async deliverWebhook(path: string, delivery: WebhookDelivery): Promise<DeliveredWebhook> {
+    return deliverWebhook(
+      {
+        findTrigger: (p) => this.store.getWebhookTrigger(p),
+        secret: async (name, workflow) => {
+          await this.secretCache.prepare(workflow);
+          return this.secretCache.get(name, workflow);
+        },
+        createRun: (ref, input, options) => this.createRun(ref, input, options),
+        runByKey: (key) => this.store.transaction(async (tx) => (await tx.runByIdempotencyKey(key))?.id),
+        now: () => new Date(),
+      },
+      path,
+      delivery,
+    );
+  }
+
+  /** The webhook triggers of registered workflows, by path (never their secrets: the rows hold references only). */
+  async listWebhooks(): Promise<TriggerRecord[]> {
+    return (await this.store.listTriggers({ type: 'webhook' })).sort((a, b) => ((a.webhook_path ?? '') < (b.webhook_path ?? '') ? -1 : 1));
+  }
+
+  /** The event triggers of registered workflows, by workflow name. */
+  async listEventTriggers(): Promise<TriggerRecord[]> {
+    return this.store.listTriggers({ type: 'event' });
+  }
+
+  /**
+   * Raise a custom event: it is recorded, and the runs of the event triggers it matches (`trigger:
+   * {type: event, on: <name>}`) are created, in one transaction. With an `id` recorded before, nothing
+   * is started and the answer lists the runs the first one started.
+   *
+   * @example
+   *   const { id, runs } = await swarm.emitEvent('order.paid', { order: 42, total: 130 }, { id: 'evt-42' });
+   */
+  async emitEvent(name: string, data: unknown = {}, options: EmitEventOptions = {}): Promise<EmittedEvent> {
+    checkCustomEventName(name);
+    const id = options.id === undefined ? newRunId() : checkEventId(options.id);
+    const source = options.source === undefined ? null : checkEventId(options.source, 'source');
+    const bytes = byteLength(JSON.stringify(data ?? null));
+    if (bytes > this.config.limits.run_input_bytes) throw new LimitExceededError(`the data of event ${name}`, 'run_input_bytes', this.config.limits.run_input_bytes, bytes);
+    // The event is stored and becomes trigger data: a secret's value in it is stored as its marker.
+    const value = this.redactor.value(data ?? null);
+    const out = await this.store.transaction((tx) => this.ledger.emitEvent(tx, { id, name, source, data: value }));
+    for (const s of out.skipped) this.log(`event ${name} (${id}): the trigger of workflow ${s.trigger} did not start a run: ${s.error}`);
+    if (out.created) {
+      this.notifyCommit();
+      if (out.runs.length) this.pokeWorkers();
+    }
+    return { id, name, ...out };
   }
 
   /** Cancel a run; workers running its steps notice within a fraction of a second and stop them. */

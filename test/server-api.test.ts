@@ -137,6 +137,12 @@ describe('OpenAPI and the API reference', () => {
         '/api/v1/schedules/{workflow}/pause',
         '/api/v1/schedules/{workflow}/resume',
         '/api/v1/schedules/{workflow}/trigger',
+        '/webhooks',
+        '/api/v1/webhooks',
+        '/webhooks/{path}',
+        '/workflows/{path}/trigger',
+        '/api/v1/events',
+        '/api/v1/events/triggers',
       ].sort(),
     );
     const schemas = (r.json.components as { schemas: Json }).schemas;

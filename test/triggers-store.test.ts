@@ -157,10 +157,10 @@ describe('migration 6 on an existing SQLite store', () => {
     await store.putWorkflow(workflowRecord(wf('plain', '1.0.0', '')), false);
     const path = store.location;
     await store.close();
-    // Back to schema 5: the seed's (empty) triggers table, no leases.
+    // Back to schema 5: the seed's (empty) triggers table, no leases (and none of the later migrations).
     const Database = (await import('better-sqlite3')).default;
     const db = new Database(path);
-    db.exec(`DROP TABLE triggers; DROP TABLE leases; DELETE FROM schema_migrations WHERE version = 6;
+    db.exec(`DROP TABLE triggers; DROP TABLE leases; DROP TABLE emitted_events; DELETE FROM schema_migrations WHERE version >= 6;
       CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT,
         next_run_at INTEGER, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);`);
     db.close();

@@ -3,6 +3,7 @@ import { ExitCode, isSwarmError, ManifestError } from '../core/errors.js';
 import { fileFault } from '../store/faults.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDevCommands } from './commands/dev.js';
+import { registerEventsCommands } from './commands/events.js';
 import { registerLlmCommands } from './commands/llm.js';
 import { registerAgentCommands, registerWorkflowCommands } from './commands/registry.js';
 import { registerProcessCommands, registerRunCommands } from './commands/runs.js';
@@ -49,6 +50,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerDbCommands(program, ctx);
   registerSecretsCommands(program, ctx);
   registerTokenCommands(program, ctx);
+  registerEventsCommands(program, ctx);
   registerLlmCommands(program, ctx);
   registerDevCommands(program, ctx);
   registerSchedulesCommands(program, ctx);

@@ -19,6 +19,10 @@ export const EventType = {
   APPROVAL_DECIDED: 'APPROVAL_DECIDED',
   HANDLER_LOG: 'HANDLER_LOG',
   HANDLER_STARTED_RUN: 'HANDLER_STARTED_RUN',
+  /** An event of this run (run.completed, run.failed, approval.requested) started a run through an event trigger. */
+  EVENT_STARTED_RUN: 'EVENT_STARTED_RUN',
+  /** An event trigger matched an event of this run but could not start its run (the error says why). */
+  EVENT_TRIGGER_FAILED: 'EVENT_TRIGGER_FAILED',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 

@@ -1,17 +1,19 @@
 import { ResumeError, UserError, errorMessage } from '../core/errors.js';
-import { digestJson, EventType, GENESIS_HASH, hashEvent } from '../core/events.js';
+import { digestJson, EventType, GENESIS_HASH } from '../core/events.js';
 import { byteLength, capMessage, LIMIT_DEFAULTS, LimitExceededError } from '../core/limits.js';
 import { backoffDelayMs, hasRetriesLeft, MAX_INTERRUPTIONS } from '../core/retry.js';
 import { TERMINAL_RUN, TERMINAL_STEP } from '../core/states.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
 import { validateAgainst } from '../core/io-schema.js';
 import { NO_REDACTION, type Redactor } from '../secrets/redactor.js';
+import type { TriggerEvent } from '../triggers/events.js';
+import { emitCustomEvent, raiseRunEvent, RUN_EVENTS, type CustomEventInput, type EmitResult, type EventTriggerDeps } from './event-triggers.js';
+import { TxScope } from './tx-scope.js';
 import type {
   ClaimRequest,
   CommitRequest,
   CommitResult,
   Completion,
-  EventRow,
   LedgerTx,
   NewStepRow,
   RunPlan,
@@ -52,48 +54,6 @@ export interface NewRunInput {
   metadata?: Record<string, string> | null;
 }
 
-/** The per-transaction working set: run states read once, written once; events appended in order. */
-class TxScope {
-  readonly runs = new Map<string, RunState>();
-  readonly dirty = new Set<RunState>();
-  readonly events: EventRow[] = [];
-  /** Steps this transaction's completions made ready, in order. */
-  readonly madeReady: StepKey[] = [];
-  readonly result: CommitResult = { claimed: [], refused: [], lost: [], finished: [], created: [], messages: [] };
-  constructor(
-    readonly tx: LedgerTx,
-    private readonly maxEventBytes: number,
-    private readonly chainKey: Buffer,
-  ) {}
-
-  async run(id: string): Promise<RunState> {
-    let s = this.runs.get(id);
-    if (!s) {
-      s = await this.tx.getRunState(id);
-      if (!s) throw new UserError('RUN_NOT_FOUND', `run '${id}' not found`, { runId: id });
-      this.runs.set(id, s);
-    }
-    return s;
-  }
-
-  emit(state: RunState, type: EventType, stepId: string | null, data: Record<string, unknown>): void {
-    const seq = state.event_seq + 1;
-    const at = this.tx.now;
-    const data_json = fitEvent(type, data, this.maxEventBytes);
-    const base = { run_id: state.id, seq, type, step_id: stepId, at, prev_hash: state.event_hash };
-    const hash = hashEvent(this.chainKey, base, data_json);
-    this.events.push({ ...base, data_json, hash });
-    state.event_seq = seq;
-    state.event_hash = hash;
-    this.dirty.add(state);
-  }
-
-  async flush(): Promise<void> {
-    for (const s of this.dirty) await this.tx.saveRunState(s);
-    if (this.events.length) await this.tx.insertEvents(this.events);
-  }
-}
-
 /**
  * The run ledger: every state change of runs and steps, with its event and the scheduling it causes,
  * applied inside one store transaction. Backend-neutral: it speaks only `LedgerTx`.
@@ -103,9 +63,20 @@ export class Ledger {
 
   private readonly maxEventBytes: number;
 
+  /** What starting the runs of event triggers needs from the ledger. */
+  private readonly triggers: EventTriggerDeps;
+
   constructor(private readonly options: LedgerOptions, plans = new PlanCache()) {
     this.plans = plans;
     this.maxEventBytes = options.eventPayloadBytes ?? LIMIT_DEFAULTS.event_payload_bytes;
+    this.triggers = {
+      insertRun: (scope, wf, plan, input) => this.insertRun(scope, wf, plan, input),
+      config: options.config,
+      runInputBytes: options.runInputBytes ?? LIMIT_DEFAULTS.run_input_bytes,
+      maxEventBytes: this.maxEventBytes,
+      chainKey: options.chainKey,
+      redactor: options.redactor ?? NO_REDACTION,
+    };
   }
 
   /** What replaces secret values before anything is stored (workers apply it to step results). */
@@ -215,7 +186,7 @@ export class Ledger {
    * networked store takes them with BEGIN, in one round trip.
    */
   commitHint(req: CommitRequest): TxHint | undefined {
-    const hint: { runs?: string[]; steps?: StepKey[]; claim?: TxHint['claim'] } = {};
+    const hint: { runs?: string[]; steps?: StepKey[]; claim?: TxHint['claim']; eventTriggers?: readonly string[] } = {};
     if (req.completions.length || req.renew?.steps.length) {
       const runs = new Set<string>();
       const steps: StepKey[] = [...(req.renew?.steps ?? [])];
@@ -227,6 +198,8 @@ export class Ledger {
       }
       hint.runs = [...runs];
       hint.steps = steps;
+      // A completion may finish its run or make it wait: the triggers of those events travel with BEGIN too.
+      if (req.completions.length) hint.eventTriggers = RUN_EVENTS;
     }
     // The candidates of the claim, with BEGIN: enough for every free slot, as if the completions made
     // nothing ready (those are claimed without a query when the store holds their rows).
@@ -306,6 +279,7 @@ export class Ledger {
         else {
           state.status = 'waiting';
           scope.emit(state, EventType.STEP_WAITING, c.step_id, { attempt: c.attempt, reason: r.reason });
+          await this.raiseRunEvent(scope, state, p, 'approval.requested', { step: c.step_id, reason: r.reason });
         }
       }
     } else if (r.kind === 'released') {
@@ -384,8 +358,10 @@ export class Ledger {
     state.status = 'completed';
     state.completed_at = scope.tx.now;
     scope.emit(state, EventType.RUN_COMPLETED, null, { duration_ms: scope.tx.now - (state.started_at ?? scope.tx.now) });
+    const seq = state.event_seq;
     scope.result.finished.push({ run_id: state.id, status: 'completed' });
     await this.runHandlers(scope, state, p, 'on_success');
+    await this.raiseRunEvent(scope, state, p, 'run.completed', {}, seq);
   }
 
   private async failRun(scope: TxScope, state: RunState, p: LoadedPlan, stepId: string, message: string): Promise<void> {
@@ -397,8 +373,23 @@ export class Ledger {
     state.error = message;
     state.error_step = stepId;
     scope.emit(state, EventType.RUN_FAILED, null, { step: stepId, error: message, cancelled });
+    const seq = state.event_seq;
     scope.result.finished.push({ run_id: state.id, status: 'failed' });
     await this.runHandlers(scope, state, p, 'on_error', { message, step: stepId });
+    await this.raiseRunEvent(scope, state, p, 'run.failed', {}, seq);
+  }
+
+  /** A built-in event of a run, raised inside the transaction that made it happen (see event-triggers.ts). */
+  private raiseRunEvent(scope: TxScope, state: RunState, p: LoadedPlan, name: string, extra: Pick<TriggerEvent, 'step' | 'reason'>, seq = state.event_seq): Promise<void> {
+    return raiseRunEvent(this.triggers, scope, state, p.plan.workflow, name, extra, seq);
+  }
+
+  /**
+   * Record a custom event and start the runs of the event triggers it matches, in the caller's
+   * transaction; an id recorded before starts nothing (see event-triggers.ts).
+   */
+  emitEvent(tx: LedgerTx, input: CustomEventInput): Promise<EmitResult> {
+    return emitCustomEvent(this.triggers, tx, input);
   }
 
   /**
@@ -631,29 +622,4 @@ function isolationData(c: Completion): Record<string, unknown> {
   const i = c.isolation;
   if (!i) return {};
   return { sandbox: i.sandbox, memory_limit: i.memory, ...(i.warning ? { memory_warning: i.warning } : {}) };
-}
-
-/** Step-id lists kept in full in an event that would otherwise be over its limit. */
-const LIST_KEPT = 100;
-
-/**
- * An event's data as stored JSON, within `max` bytes. Step-id lists (`ready`, `cancelled`, `reset`)
- * only inform (the step rows are the truth), so an event over the limit keeps the first of them and
- * their count; any other event over the limit is refused, which rolls its transaction back.
- */
-function fitEvent(type: EventType, data: Record<string, unknown>, max: number): string {
-  let json = JSON.stringify(data);
-  // A UTF-16 unit is at most 3 bytes of UTF-8: short text needs no byte count.
-  if (json.length * 3 <= max || byteLength(json) <= max) return json;
-  const lists = Object.entries(data).filter((e): e is [string, unknown[]] => Array.isArray(e[1]) && e[1].length > LIST_KEPT);
-  if (lists.length) {
-    const trimmed: Record<string, unknown> = { ...data };
-    for (const [k, v] of lists) {
-      trimmed[k] = v.slice(0, LIST_KEPT);
-      trimmed[`${k}_total`] = v.length;
-    }
-    json = JSON.stringify(trimmed);
-    if (byteLength(json) <= max) return json;
-  }
-  throw new LimitExceededError(`the data of a ${type} event`, 'event_payload_bytes', max, byteLength(json));
 }

@@ -14,6 +14,7 @@ import type { Swarm } from '../swarm.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { bulkRoutes } from './routes/bulk.js';
 import { docsRoutes } from './routes/docs.js';
+import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { registryRoutes } from './routes/registry.js';
 import { runRoutes } from './routes/runs.js';
@@ -23,6 +24,7 @@ import { secretRoutes } from './routes/secrets.js';
 import { streamRoutes } from './routes/stream.js';
 import { transcriptRoutes } from './routes/transcript.js';
 import { scheduleRoutes } from './routes/schedules.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { problem, problemResponse, toProblem, validationProblem } from './problem.js';
 
 export interface CreateAppOptions {
@@ -65,17 +67,16 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   app.use('*', authMiddleware(swarm, options.auth ?? 'auto'));
 
   // Refused by its Content-Length before anything is read, or as soon as a chunked body passes the limit.
-  app.use(
-    '/api/*',
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: (c) => {
-        const declared = Number(c.req.header('content-length'));
-        if (Number.isFinite(declared) && declared > maxBodyBytes) throw new UserError('LIMIT_EXCEEDED', `the request body is ${declared.toLocaleString('en-US')} bytes; server.max_body_bytes is ${maxBodyBytes.toLocaleString('en-US')}: refused before it was read`, { limit: 'server.max_body_bytes', max: maxBodyBytes, size: declared });
-        throw new UserError('LIMIT_EXCEEDED', `the request body is larger than server.max_body_bytes (${maxBodyBytes.toLocaleString('en-US')} bytes); reading stopped at the limit`, { limit: 'server.max_body_bytes', max: maxBodyBytes });
-      },
-    }),
-  );
+  const limit = bodyLimit({
+    maxSize: maxBodyBytes,
+    onError: (c) => {
+      const declared = Number(c.req.header('content-length'));
+      if (Number.isFinite(declared) && declared > maxBodyBytes) throw new UserError('LIMIT_EXCEEDED', `the request body is ${declared.toLocaleString('en-US')} bytes; server.max_body_bytes is ${maxBodyBytes.toLocaleString('en-US')}: refused before it was read`, { limit: 'server.max_body_bytes', max: maxBodyBytes, size: declared });
+      throw new UserError('LIMIT_EXCEEDED', `the request body is larger than server.max_body_bytes (${maxBodyBytes.toLocaleString('en-US')} bytes); reading stopped at the limit`, { limit: 'server.max_body_bytes', max: maxBodyBytes });
+    },
+  });
+  // Webhook deliveries too: their bodies are read whole, to check the signature.
+  for (const path of ['/api/*', '/webhooks/*', '/workflows/*']) app.use(path, limit);
 
   healthRoutes(app, swarm, { version: options.version ?? 'unknown', worker: options.worker ?? null });
   registryRoutes(app, swarm);
@@ -88,6 +89,8 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   approvalRoutes(app, swarm);
   secretRoutes(app, swarm);
   scheduleRoutes(app, swarm);
+  webhookRoutes(app, swarm);
+  eventRoutes(app, swarm);
   docsRoutes(app, options.version ?? 'unknown');
 
   app.notFound((c) => problemResponse(c, problem(404, 'ROUTE_NOT_FOUND', `no route ${c.req.method} ${new URL(c.req.url).pathname}; see /api/v1/docs`)));

@@ -13,6 +13,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ZodError } from 'zod';
 import { isStoreFault, isSwarmError, NotFoundError, PolicyError, ResumeError, StoreError, type SwarmError, UserError, VerificationError } from '../core/errors.js';
 import { LimitExceededError } from '../core/limits.js';
+import { WEBHOOK_STATUS } from '../triggers/webhook-delivery.js';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -40,13 +41,15 @@ const TITLES: Record<number, string> = {
 };
 
 /** User errors whose request was well-formed but whose content is refused: 422, not 400. */
-const UNPROCESSABLE = new Set(['INPUT_INVALID', 'MANIFEST_INVALID', 'IDEMPOTENCY_KEY_REUSED', 'VALIDATION_FAILED', 'TOKEN_SCOPE_INVALID', 'TOKEN_EXPIRY_INVALID', 'TOKEN_NAME_INVALID']);
+const UNPROCESSABLE = new Set(['INPUT_INVALID', 'MANIFEST_INVALID', 'IDEMPOTENCY_KEY_REUSED', 'VALIDATION_FAILED', 'TOKEN_SCOPE_INVALID', 'TOKEN_EXPIRY_INVALID', 'TOKEN_NAME_INVALID', 'EVENT_ID_REUSED', 'EVENT_NAME_INVALID', 'EVENT_NAME_RESERVED', 'EVENT_ID_INVALID']);
 /** User errors about the state a run is in: 409. */
 const CONFLICT = new Set(['RUN_NOT_CANCELLABLE', 'RUN_NOT_WAITING', 'NOTHING_TO_DECIDE', 'AGENT_IN_USE', 'AGENT_VERSION_EXISTS', 'WORKFLOW_VERSION_EXISTS', 'WEBHOOK_PATH_TAKEN']);
 
 /** The HTTP status an error of the runtime stands for. */
 export function statusOf(e: SwarmError): ContentfulStatusCode {
   if (e instanceof LimitExceededError || e.code === 'LIMIT_EXCEEDED') return 413;
+  const webhook = WEBHOOK_STATUS[e.code];
+  if (webhook !== undefined && e instanceof UserError) return webhook as ContentfulStatusCode;
   if (e instanceof NotFoundError || e.code.endsWith('_NOT_FOUND')) return 404;
   if (e instanceof PolicyError) return 403;
   if (e instanceof ResumeError) return 409;

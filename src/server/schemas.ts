@@ -23,7 +23,7 @@ export function problems(...statuses: number[]): Record<number, { description: s
   const out: Record<number, { description: string; content: { 'application/problem+json': { schema: typeof ProblemSchema } } }> = {};
   const what: Record<number, string> = {
     400: 'Bad request: malformed JSON, a bad argument, an ambiguous short run id',
-    401: 'No token, or a bad, expired or revoked one (with WWW-Authenticate: Bearer)',
+    401: 'No token, or a bad, expired or revoked one (with WWW-Authenticate: Bearer); a webhook delivery with a bad, stale or missing signature',
     403: 'Refused: the token lacks the scope the route needs, or a policy (a disabled workflow)',
     404: 'No such workflow, agent, run or step',
     409: 'The run is not in a state that allows this',

@@ -5,6 +5,8 @@ import { nextTicks, parseScheduleSpec } from '../triggers/schedule.js';
 import type { WorkflowManifest } from '../core/manifest/workflow.js';
 import type { AgentMessageRecord, ApiTokenRecord, AgentRecord, AgentSessionRecord, ApprovalRecord, RunRecord, SecretRecord, SessionFilter, StepLog, StepRecord, StepUpdate, ToolCallRecord, TriggerKind, TriggerRecord, WorkerRecord, WorkflowRecord } from './types.js';
 
+import type { EmittedEventRecord, EventTriggerRow } from './types.js';
+
 /** Row mapping shared by the SQL backends: columns as stored → the records the Store returns. */
 export type Row = Record<string, unknown>;
 
@@ -425,4 +427,26 @@ export function webhookPathTaken(path: string, workflow: string, holder: string)
     `workflow ${workflow} claims webhook path '${path}', which workflow ${holder} already receives at POST /webhooks/${path}: give one of them another path`,
     { workflow, path, other_workflow: holder },
   );
+}
+
+/** An event trigger row as the ledger reads it (`LedgerTx.eventTriggers`). */
+export function toEventTrigger(r: Row): EventTriggerRow {
+  return {
+    id: r.id as string,
+    workflow_name: r.workflow_name as string,
+    workflow_version: r.workflow_version as string,
+    event_source: (r.event_source as string | null) ?? null,
+    config: (parseJson(r.config_json) as Record<string, unknown> | null) ?? {},
+  };
+}
+
+export function toEmittedEvent(r: Row): EmittedEventRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    source: (r.source as string | null) ?? null,
+    data_json: r.data as string,
+    run_ids: (parseJson(r.run_ids) as string[] | null) ?? [],
+    created_at: Number(r.created_at),
+  };
 }

@@ -167,6 +167,8 @@ export interface TxHint {
   agents?: readonly string[];
   /** The claim the transaction will make (`selectClaimable(limit, run_ids)`): its candidates can be selected with BEGIN. */
   claim?: { limit: number; run_ids?: readonly string[] };
+  /** Event names whose triggers the transaction may read (`eventTriggers`): a networked store reads them with BEGIN. */
+  eventTriggers?: readonly string[];
 }
 
 export interface CommitRequest {
@@ -348,6 +350,40 @@ export interface LedgerTx {
   /** Decide the pending approvals of these steps of a run. Returns the step ids that had any. */
   decideApprovals(runId: string, stepIds: readonly string[], status: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]>;
   agentVersions(name: string): Promise<AgentRecord[]>;
+  /**
+   * The enabled event triggers listening for `name` from `source` (their `source:` is that workflow,
+   * or absent: any). One indexed read of the triggers table, done for every run that finishes, so a
+   * store with no event triggers pays one cheap query (none when the transaction's hint read them).
+   */
+  eventTriggers(name: string, source: string | null): Promise<EventTriggerRow[]>;
+  /** Record an emitted event unless one with its id exists (then false, and nothing is written). */
+  insertEmittedEvent(row: EmittedEventRecord): Promise<boolean>;
+  getEmittedEvent(id: string): Promise<EmittedEventRecord | undefined>;
+  /** The runs an emitted event started (written in the transaction that recorded it). */
+  setEmittedEventRuns(id: string, runIds: readonly string[]): Promise<void>;
+}
+
+/** An event trigger as the ledger reads it when an event happens. */
+export interface EventTriggerRow {
+  /** The trigger's id (its workflow's name). */
+  id: string;
+  workflow_name: string;
+  workflow_version: string;
+  event_source: string | null;
+  /** The `trigger:` mapping as written (`filter`, `on`, `source`). */
+  config: Record<string, unknown>;
+}
+
+/** A custom event raised with `swarm events emit` / `POST /api/v1/events` (built-in events live in run logs). */
+export interface EmittedEventRecord {
+  id: string;
+  name: string;
+  /** Who raised it, when told (a workflow's name or any label); event triggers with a `source:` match it. */
+  source: string | null;
+  data_json: string;
+  /** The runs it started, in trigger order. */
+  run_ids: string[];
+  created_at: number;
 }
 
 // ---- LLM agent sessions (the loop's journal) ----

@@ -103,6 +103,9 @@ function checkEvent(t: Record<string, unknown>, add: (sub: Array<string | number
   if (t.on === undefined) add([], `an event trigger needs on: the event's name, such as ${BUILTIN_EVENTS.join(', ')} or a custom name like order.paid`);
   else if (typeof t.on !== 'string' || !EVENT_NAME.test(t.on)) {
     add(['on'], `must be an event name: dot-separated lower-case words such as run.completed or order.paid (got ${JSON.stringify(t.on)})`);
+  } else if (!(BUILTIN_EVENTS as readonly string[]).includes(t.on) && /^(run|step|approval|swarm)\./.test(t.on)) {
+    // Swarm's own name spaces: a name there that Swarm does not raise would never fire.
+    add(['on'], `Swarm raises no event '${t.on}': its own events are ${BUILTIN_EVENTS.join(', ')}; a custom event needs a name outside run.*, step.*, approval.* and swarm.*, such as order.paid`);
   }
   if (t.source !== undefined && (typeof t.source !== 'string' || !new RegExp(NAME_PATTERN).test(t.source))) {
     add(['source'], `must be the name of a workflow (got ${JSON.stringify(t.source)})`);

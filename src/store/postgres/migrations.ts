@@ -385,6 +385,24 @@ CREATE TABLE api_tokens (
 `,
   },
   {
+    version: 8,
+    name: 'emitted events',
+    // Custom events (swarm events emit, POST /api/v1/events), one row per event id: a repeat with an
+    // id already recorded starts nothing and answers with the runs the first one started. The runs
+    // themselves carry the idempotency key event:<event id>:<trigger id>. The same migration as SQLite's 8.
+    sql: `
+CREATE TABLE emitted_events (
+  id ${TEXT} PRIMARY KEY,
+  name ${TEXT} NOT NULL,
+  source ${TEXT},
+  data ${TEXT} NOT NULL,
+  run_ids ${TEXT} NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX idx_emitted_events_name ON emitted_events(name, created_at);
+`,
+  },
+  {
     version: 9,
     name: 'runs by last change',
     // The list-level run stream (GET /api/v1/runs/stream) reads runs in (updated_at, id) order from

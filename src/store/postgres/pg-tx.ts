@@ -1,6 +1,6 @@
 import semver from 'semver';
-import { parseJson, setClause, stepRowId, toAgent, toStep, toWorkflow, UPDATE_COLUMNS, type Row } from '../rows.js';
-import type { AgentRecord, ClaimableRow, EventRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, TxHint, WorkflowRecord } from '../types.js';
+import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, UPDATE_COLUMNS, type Row } from '../rows.js';
+import type { AgentRecord, ClaimableRow, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, TxHint, WorkflowRecord } from '../types.js';
 import type { Pipeline } from './pipeline.js';
 
 /** Run one statement on the transaction's connection; resolves to its rows and the affected-row count. */
@@ -75,6 +75,7 @@ export class PgTx implements LedgerTx {
     if (hint?.steps?.length) this.deferStepLocks(hint.steps);
     if (hint?.workflows?.length) this.deferRegistryReads('workflows', this.workflowRows, toWorkflow, hint.workflows);
     if (hint?.agents?.length) this.deferRegistryReads('agents', this.agentRows, toAgent, hint.agents);
+    if (hint?.eventTriggers?.length) this.deferEventTriggerReads(hint.eventTriggers);
     if (hint?.claim) {
       const runIds = hint.claim.run_ids;
       // The runs of the completions are locked by then: take the candidates' runs only if free.
@@ -484,6 +485,51 @@ export class PgTx implements LedgerTx {
 
   agentVersions(name: string): Promise<AgentRecord[]> {
     return this.registryRows('agents', this.agentRows, toAgent, name);
+  }
+
+  /** Enabled event triggers by event name, read in this transaction (with BEGIN when the hint named them). */
+  private readonly eventTriggerRows = new Map<string, EventTriggerRow[]>();
+
+  async eventTriggers(name: string, source: string | null): Promise<EventTriggerRow[]> {
+    if (!this.eventTriggerRows.has(name)) {
+      this.deferEventTriggerReads([name]);
+      await this.p.flush();
+    }
+    return (this.eventTriggerRows.get(name) ?? []).filter((t) => t.event_source === null || t.event_source === source);
+  }
+
+  private deferEventTriggerReads(names: readonly string[]): void {
+    const want = [...new Set(names)].filter((n) => !this.eventTriggerRows.has(n));
+    if (want.length === 0) return;
+    this.flushWrites();
+    this.p.defer(
+      this.p.statement(
+        `SELECT id, workflow_name, workflow_version, event_type, event_source, config_json FROM triggers
+         WHERE type = 'event' AND event_type = ANY($1) AND enabled = 1 ORDER BY id`,
+        [want],
+      ),
+      (r) => {
+        for (const n of want) this.eventTriggerRows.set(n, []);
+        for (const row of r.rows) this.eventTriggerRows.get(row.event_type as string)?.push(toEventTrigger(row));
+      },
+    );
+  }
+
+  async insertEmittedEvent(row: EmittedEventRecord): Promise<boolean> {
+    // A concurrent insert of the same id makes this one wait for it: then nothing (it committed) or the row (it rolled back).
+    const r = await this.q('INSERT INTO emitted_events (id, name, source, data, run_ids, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING', [
+      row.id, row.name, row.source, noNul(row.data_json), JSON.stringify(row.run_ids), row.created_at,
+    ]);
+    return r.rowCount === 1;
+  }
+
+  async getEmittedEvent(id: string): Promise<EmittedEventRecord | undefined> {
+    const r = (await this.q('SELECT * FROM emitted_events WHERE id = $1', [id])).rows[0];
+    return r ? toEmittedEvent(r) : undefined;
+  }
+
+  async setEmittedEventRuns(id: string, runIds: readonly string[]): Promise<void> {
+    this.later('UPDATE emitted_events SET run_ids = $1 WHERE id = $2', [JSON.stringify(runIds), id]);
   }
 
   /** Registry rows read in this transaction, by name (a name with no rows maps to []). */

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import semver from 'semver';
-import { parseJson, setClause, stepRowId, toAgent, toStep, toWorkflow, type Row } from '../rows.js';
-import type { AgentRecord, ClaimableRow, EventRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
+import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, type Row } from '../rows.js';
+import type { AgentRecord, ClaimableRow, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
 
 /** One write transaction's view: synchronous statements behind the async LedgerTx interface. */
 export class SqliteTx implements LedgerTx {
@@ -168,6 +168,32 @@ export class SqliteTx implements LedgerTx {
 
   async agentVersions(name: string): Promise<AgentRecord[]> {
     return (this.stmt('SELECT * FROM agents WHERE name = ?').all(name) as Row[]).map(toAgent);
+  }
+
+  async eventTriggers(name: string, source: string | null): Promise<EventTriggerRow[]> {
+    // idx_triggers_event (migration 6): an index probe, nothing read when no trigger listens.
+    const rows = this.stmt(
+      `SELECT id, workflow_name, workflow_version, event_source, config_json FROM triggers
+       WHERE type = 'event' AND event_type = ? AND (event_source IS NULL OR event_source = ?) AND enabled = 1 ORDER BY id`,
+    ).all(name, source) as Row[];
+    return rows.map(toEventTrigger);
+  }
+
+  async insertEmittedEvent(row: EmittedEventRecord): Promise<boolean> {
+    return (
+      this.stmt('INSERT OR IGNORE INTO emitted_events (id, name, source, data, run_ids, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+        row.id, row.name, row.source, row.data_json, JSON.stringify(row.run_ids), row.created_at,
+      ).changes === 1
+    );
+  }
+
+  async getEmittedEvent(id: string): Promise<EmittedEventRecord | undefined> {
+    const r = this.stmt('SELECT * FROM emitted_events WHERE id = ?').get(id) as Row | undefined;
+    return r ? toEmittedEvent(r) : undefined;
+  }
+
+  async setEmittedEventRuns(id: string, runIds: readonly string[]): Promise<void> {
+    this.stmt('UPDATE emitted_events SET run_ids = ? WHERE id = ?').run(JSON.stringify(runIds), id);
   }
 }
 
