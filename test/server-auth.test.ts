@@ -186,9 +186,9 @@ describe('authentication, in order: open, then tokens', () => {
 
   it('public routes answer without a token: probes, the API description, webhooks and seed triggers (signatures authenticate those)', async () => {
     for (const p of ['/healthz', '/readyz', '/health', '/api/v1/openapi.json', '/api/v1/docs']) expect((await call(app, 'GET', p)).status, p).toBe(200);
-    // No such routes in this build: 404, not 401 (the middleware let them through).
-    expectProblem(await call(app, 'POST', '/webhooks/orders', { body: {} }), 404, 'ROUTE_NOT_FOUND');
-    expectProblem(await call(app, 'POST', '/workflows/orders/trigger', { body: {} }), 404, 'ROUTE_NOT_FOUND');
+    // No webhook at this path: 404 from the route, not 401 (the middleware let them through).
+    expectProblem(await call(app, 'POST', '/webhooks/orders', { body: {} }), 404, 'WEBHOOK_NOT_FOUND');
+    expectProblem(await call(app, 'POST', '/workflows/orders/trigger', { body: {} }), 404, 'WEBHOOK_NOT_FOUND');
     expectProblem(await call(app, 'GET', '/webhooks'), 401, 'AUTH_REQUIRED');
   });
 
