@@ -8,6 +8,8 @@
  * - inproc: `swarm.createRun()` from 32 concurrent callers in one process (the baseline);
  * - http: `POST /api/v1/workflows/{name}/runs` to a real `swarm serve --no-worker`, keep-alive, 32
  *   connections from autocannon in the measuring process;
+ * - webhook: signed Standard Webhooks deliveries (`POST /webhooks/bench`, a fresh delivery id each) to
+ *   the same server, the signature verified over the raw body before the run is created;
  * - latency: one request at a time to a `swarm serve` with its worker; the time from the run's
  *   creation to its first step's start, from the store's rows.
  * Repetitions are interleaved and medians reported; the ratio http ÷ inproc is taken per repetition.
@@ -22,8 +24,10 @@ import { benchOptions, COMMON_OPTIONS, intOption } from './args.js';
 import { freshDir, median, NOOP_AGENT_DIR, openSwarm, percentile, REPO_ROOT, writeWorkflow, type BenchDir } from './harness.js';
 import { table } from './report.js';
 import { childMain, gitState, hostInfo, runInChild } from './runner.js';
+import { parseWebhookScheme } from '../src/triggers/webhook-scheme.js';
+import { signWebhook } from '../src/triggers/webhook-sign.js';
 
-const KINDS = ['inproc', 'http', 'latency'] as const;
+const KINDS = ['inproc', 'http', 'webhook', 'latency'] as const;
 type Kind = (typeof KINDS)[number];
 
 interface Job {
@@ -49,6 +53,10 @@ interface Result {
 }
 
 const WORKFLOW = 'bench-one';
+const HOOK_WORKFLOW = 'bench-hook';
+/** The webhook's secret, given to the server as SWARM_SECRET_BENCH_HOOK (a Standard Webhooks key). */
+const HOOK_SECRET = `whsec_${Buffer.from('swarm-bench-webhook-key-32-bytes').toString('base64')}`;
+const HOOK_SCHEME = parseWebhookScheme('standard');
 const TARGET_RUNS_PER_S = 3000;
 const TARGET_RATIO = 0.5;
 const TARGET_LATENCY_P50_MS = 5;
@@ -58,13 +66,21 @@ async function prepare(dir: BenchDir): Promise<void> {
   const swarm = await openSwarm(dir, { durability: 'full' });
   await swarm.registerAgent(NOOP_AGENT_DIR);
   await swarm.registerWorkflow(writeWorkflow(dir, WORKFLOW, 'noop', [{ id: 'only' }]));
+  const hook = join(dir.root, 'workflows', HOOK_WORKFLOW);
+  mkdirSync(hook, { recursive: true });
+  writeFileSync(
+    join(hook, 'workflow.yaml'),
+    `name: ${HOOK_WORKFLOW}\nversion: 1.0.0\ntrigger:\n  type: webhook\n  path: bench\n  scheme: standard\n  secret: \${secrets.BENCH_HOOK}\nsteps:\n  - id: only\n    agent: noop\n`,
+  );
+  await swarm.registerWorkflow(hook);
   await swarm.close();
 }
 
 /** `swarm serve` on a free port in the project; resolves with its base URL once it listens. */
 async function startServe(dir: BenchDir, worker: boolean): Promise<{ url: string; child: ChildProcess }> {
   const args = [join(REPO_ROOT, 'bin', 'swarm.js'), 'serve', '--port', '0', ...(worker ? [] : ['--no-worker'])];
-  const child = spawn(process.execPath, args, { cwd: dir.root, env: { ...process.env, SWARM_HOME: dir.home, SWARM_DURABILITY: 'full', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = { ...process.env, SWARM_HOME: dir.home, SWARM_DURABILITY: 'full', SWARM_SECRET_BENCH_HOOK: HOOK_SECRET, NO_COLOR: '1' };
+  const child = spawn(process.execPath, args, { cwd: dir.root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
@@ -134,6 +150,25 @@ async function http(job: Job, dir: BenchDir): Promise<Result> {
   }
 }
 
+async function webhook(job: Job, dir: BenchDir): Promise<Result> {
+  const { url, child } = await startServe(dir, false);
+  try {
+    if (!HOOK_SCHEME.ok) throw new Error('the standard scheme does not parse');
+    const scheme = HOOK_SCHEME.scheme;
+    const body = JSON.stringify({ order: 42 });
+    // Signed per request by the load generator: a fresh delivery id (a new run) each time.
+    const requests = [{ method: 'POST' as const, setupRequest: (req: autocannon.Request): autocannon.Request => ({ ...req, body, headers: { 'content-type': 'application/json', ...signWebhook(scheme, HOOK_SECRET, body) } }) }];
+    const opts = { url: `${url}/webhooks/bench`, connections: job.connections, requests };
+    await autocannon({ ...opts, amount: 200 }); // warm-up
+    const r = await autocannon({ ...opts, amount: job.runs });
+    const ok = r['2xx'];
+    const seconds = (r.finish.getTime() - r.start.getTime()) / 1000;
+    return { kind: 'webhook', runs: ok, seconds, runs_per_s: ok / seconds, p50_ms: r.latency.p50, p99_ms: r.latency.p99, failed: r.non2xx + r.errors, stored: 0 };
+  } finally {
+    await stopServe(child);
+  }
+}
+
 async function latency(job: Job, dir: BenchDir): Promise<Result> {
   const { url, child } = await startServe(dir, true);
   const n = Math.min(job.runs, 300);
@@ -169,7 +204,8 @@ async function runJob(job: Job): Promise<Result> {
   try {
     await prepare(dir);
     const before = await countRuns(dir);
-    const r = job.kind === 'inproc' ? await inproc(job, dir) : job.kind === 'http' ? await http(job, dir) : await latency(job, dir);
+    const run = { inproc, http, webhook, latency }[job.kind];
+    const r = await run(job, dir);
     r.stored = (await countRuns(dir)) - before;
     return r;
   } finally {
@@ -191,6 +227,7 @@ async function main(): Promise<void> {
 
   const reps = new Map<Kind, Result[]>(KINDS.map((k) => [k, []]));
   const ratios: number[] = [];
+  const hookRatios: number[] = [];
   const script = fileURLToPath(import.meta.url);
   for (let i = 0; i < repeat; i++) {
     const got: Partial<Record<Kind, Result>> = {};
@@ -201,6 +238,7 @@ async function main(): Promise<void> {
       console.error(`  rep ${i + 1}/${repeat} ${kind}: ${r.runs_per_s.toFixed(0)} runs/s`);
     }
     ratios.push(got.http!.runs_per_s / got.inproc!.runs_per_s);
+    hookRatios.push(got.webhook!.runs_per_s / got.inproc!.runs_per_s);
   }
 
   // NaN crosses the process boundary as null.
@@ -213,22 +251,24 @@ async function main(): Promise<void> {
     ),
   );
   const ratio = median(ratios);
+  const hookRatio = median(hookRatios);
   const httpRate = med('http', (r) => r.runs_per_s);
   const p50 = med('latency', (r) => r.p50_ms);
   const targets = [
     ['http ÷ inproc', `≥ ${TARGET_RATIO}×`, `${ratio.toFixed(2)}×`, ratio >= TARGET_RATIO ? 'met' : 'MISSED'],
     ['http runs/s', `≥ ${TARGET_RUNS_PER_S}`, fmt(httpRate), httpRate >= TARGET_RUNS_PER_S ? 'met' : 'MISSED'],
+    ['webhook ÷ inproc', `≥ ${TARGET_RATIO}×`, `${hookRatio.toFixed(2)}×`, hookRatio >= TARGET_RATIO ? 'met' : 'MISSED'],
     ['created → first step p50', `≤ ${TARGET_LATENCY_P50_MS} ms`, `${fmt(p50, 2)} ms`, p50 <= TARGET_LATENCY_P50_MS ? 'met' : 'MISSED'],
   ];
   console.log(`\n${table(['target', 'goal', 'measured (median)', ''], targets)}`);
   // Every 2xx made exactly one run (the 200 warm-up requests included).
-  const lost = reps.get('http')!.filter((r) => r.stored !== r.runs + 200);
-  if (lost.length) console.log(`\nwarning: ${lost.length} http repetition(s) stored a different number of runs than got 2xx answers`);
+  const lost = [...reps.get('http')!, ...reps.get('webhook')!].filter((r) => r.stored !== r.runs + 200);
+  if (lost.length) console.log(`\nwarning: ${lost.length} http or webhook repetition(s) stored a different number of runs than got 2xx answers`);
 
   if (v['no-save'] !== true) {
     const outDir = join(REPO_ROOT, 'bench', 'results');
     mkdirSync(outDir, { recursive: true });
-    const doc = { bench: 'http', when: new Date().toISOString(), git: gitState(), host: hostInfo(loadBefore), options: { runs, connections, repeat }, medians: Object.fromEntries(KINDS.map((k) => [k, { runs_per_s: med(k, (r) => r.runs_per_s), p50_ms: med(k, (r) => r.p50_ms), p99_ms: med(k, (r) => r.p99_ms) }])), ratio_http_inproc: ratio, ratios, repetitions: Object.fromEntries(reps) };
+    const doc = { bench: 'http', when: new Date().toISOString(), git: gitState(), host: hostInfo(loadBefore), options: { runs, connections, repeat }, medians: Object.fromEntries(KINDS.map((k) => [k, { runs_per_s: med(k, (r) => r.runs_per_s), p50_ms: med(k, (r) => r.p50_ms), p99_ms: med(k, (r) => r.p99_ms) }])), ratio_http_inproc: ratio, ratios, ratio_webhook_inproc: hookRatio, webhook_ratios: hookRatios, repetitions: Object.fromEntries(reps) };
     const stamp = doc.when.replace(/[:.]/g, '-');
     writeFileSync(join(outDir, `http-${stamp}.json`), `${JSON.stringify(doc, null, 2)}\n`);
     writeFileSync(join(outDir, 'http-latest.json'), `${JSON.stringify(doc, null, 2)}\n`);
