@@ -568,7 +568,9 @@ export class Swarm {
   async triggerSchedule(workflow: string, options: Pick<StartRunOptions, 'idempotencyKey'> = {}): Promise<CreatedRun> {
     const t = await scheduleTrigger(this.store, workflow);
     const now = new Date(await this.store.now()).toISOString();
-    return this.createRun(t.workflow_name, { scheduled_at: now, fired_at: now }, { trigger_type: 'schedule', metadata: { schedule: 'fired by hand' }, ...options });
+    // A caller's key lives apart from the ticks' keys (schedule:<id>:<tick time>): it cannot take a tick's run.
+    const key = options.idempotencyKey ? { idempotencyKey: `schedule:${t.id}:manual:${options.idempotencyKey}` } : {};
+    return this.createRun(t.workflow_name, { scheduled_at: now, fired_at: now }, { trigger_type: 'schedule', metadata: { schedule: 'fired by hand' }, ...key });
   }
 
   /**
@@ -621,6 +623,11 @@ export class Swarm {
   /** Check a token a request showed (a stream token too): who it is and its scopes, or why not. */
   authenticateToken(token: string): Promise<AuthResult> {
     return this.tokens.authenticate(token);
+  }
+
+  /** Is the token (or stream token) that authenticated a request still neither revoked nor expired? Cached 5 s. */
+  principalStillValid(principal: Principal): Promise<boolean> {
+    return this.tokens.stillValid(principal);
   }
 
   /** Does some token exist that is neither revoked nor expired (so the HTTP API requires one)? Cached 5 s. */
@@ -710,14 +717,16 @@ export class Swarm {
    *   const { runId, created } = await swarm.createRun('echo-chain', { message: 'hi' }, { idempotencyKey: 'order-42' });
    */
   async createRun(ref: string, input: unknown = {}, options: StartRunOptions = {}): Promise<CreatedRun> {
+    checkKeyNamespace(options.idempotencyKey, options.trigger_type ?? 'manual');
     const { name, range } = parseRef(ref);
     const inputBytes = byteLength(JSON.stringify(input) ?? '');
     if (inputBytes > this.config.limits.run_input_bytes) throw new LimitExceededError('run input', 'run_input_bytes', this.config.limits.run_input_bytes, inputBytes);
     // A secret's value typed into a run's input is stored as its marker, like a handler-started run's:
-    // steps then see the marker, so they should reference ${secrets.NAME} instead.
+    // steps then see the marker, so they should reference ${secrets.NAME} instead. Redacted after
+    // planning, which fills in the inputs' defaults (the redactor copies what it redacts).
     const trigger = {
       trigger_type: options.trigger_type ?? 'manual',
-      trigger_data: this.redactor.value(input),
+      trigger_data: undefined as unknown,
       ...(options.idempotencyKey ? { idempotency_key: options.idempotencyKey } : {}),
       ...(options.metadata && Object.keys(options.metadata).length ? { metadata: this.redactor.value(options.metadata) } : {}),
     };
@@ -732,6 +741,7 @@ export class Swarm {
           const wf = pickRecord(all, range);
           if (!wf) return { missing: all };
           const plan = await this.planRun(wf, input, (n) => tx.agentVersions(n));
+          trigger.trigger_data = this.redactor.value(input);
           return this.ledger.createRunOnce(tx, wf, plan, trigger);
         },
         { workflows: [name], ...(this.agentNamesOf.has(name) ? { agents: this.agentNamesOf.get(name) } : {}) },
@@ -744,6 +754,7 @@ export class Swarm {
       // SQLite reads are in-process and cheap; its write transaction stays as short as it can be.
       const wf = await this.getWorkflow(ref);
       const plan = await this.planRun(wf, input, (n) => this.store.listAgents(n));
+      trigger.trigger_data = this.redactor.value(input);
       created = await this.store.transaction((tx) => this.ledger.createRunOnce(tx, wf, plan, trigger));
     }
     if (created.created) this.pokeWorkers();
@@ -1250,3 +1261,14 @@ function manifestPath(path: string, fileName: string): { file: string; dir: stri
   return { file: abs, dir: resolve(abs, '..') };
 }
 
+/**
+ * Keys starting `schedule:`, `webhook:` or `event:` belong to the runs those triggers start (one run
+ * per tick, delivery or event): a run of another kind may not take one, or a caller could claim a
+ * future tick's or delivery's run in advance.
+ */
+function checkKeyNamespace(key: string | undefined, triggerType: string): void {
+  const prefix = key ? /^(schedule|webhook|event):/.exec(key)?.[1] : undefined;
+  if (prefix && prefix !== triggerType) {
+    throw new UserError('IDEMPOTENCY_KEY_RESERVED', `idempotency key '${key}' starts with '${prefix}:', which is reserved for the runs ${prefix} triggers start; choose a key without that prefix`, { field: 'header.idempotency-key' });
+  }
+}

@@ -10,6 +10,7 @@ import { deriveKey, fileKeySource, KeyPurpose, keyCheckValue, parseMasterKey } f
 import { Redactor } from '../src/secrets/redactor.js';
 import { Swarm } from '../src/swarm.js';
 import { pgTestServer, stopPgTestServer, type PgTestServer } from './helpers/pg.js';
+import { EXAMPLES, tempProject, writeWorkflow } from './helpers/project.js';
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -126,5 +127,29 @@ describe('Redactor', () => {
     const v = { a: 'abc' };
     expect(none.active).toBe(false);
     expect(none.value(v)).toBe(v);
+  });
+});
+
+describe('run inputs once secrets are known', () => {
+  it("an input's default is still filled in (and stored) after the redactor has learned a secret", async () => {
+    const dir = tempProject('name: defaults\nsandbox: none\n');
+    dirs.push(dir);
+    const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm'), SWARM_SECRET_API_KEY: 'sk-planted-value-123' } });
+    try {
+      await swarm.registerAgent(join(EXAMPLES, 'agents', 'echo'));
+      await swarm.registerWorkflow(
+        writeWorkflow(dir, 'greet', 'name: greet\nversion: 1.0.0\ninputs:\n  - name: name\n    type: string\n    default: world\nsteps:\n  - id: hi\n    agent: echo\n    inputs:\n      message: "hi ${trigger.name}"\n'),
+      );
+      const runId = await swarm.startRun('greet', {});
+      expect((await swarm.store.getRun(runId))?.trigger_data).toEqual({ name: 'world' });
+      const worker = swarm.worker({ concurrency: 1 });
+      void worker.start();
+      const done = await swarm.wait(runId);
+      await worker.stop();
+      expect(done.run.status).toBe('completed');
+      expect(done.steps[0]?.outputs).toMatchObject({ message: 'hi world' });
+    } finally {
+      await swarm.close();
+    }
   });
 });

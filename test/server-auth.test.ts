@@ -8,7 +8,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/server/app.js';
-import { principalOf, scopeFor } from '../src/server/auth.js';
+import { Hono } from 'hono';
+import { authMiddleware, principalOf, scopeFor } from '../src/server/auth.js';
 import type { Swarm } from '../src/swarm.js';
 import { EXAMPLES, openProject, removeProject, tempProject } from './helpers/project.js';
 
@@ -200,17 +201,25 @@ describe('authentication, in order: open, then tokens', () => {
     expect(minted.json).toMatchObject({ scopes: ['read'] });
     const st = minted.json.token as string;
     expect(Date.parse(minted.json.expires_at as string) - Date.now()).toBeLessThanOrEqual(5 * 60_000);
-    const ok = await call(app, 'GET', `/api/v1/probe/stream?access_token=${st}`);
+    // The stream routes, as the middleware sees them (a probe in place of the stream).
+    const streams = new Hono();
+    streams.use('*', authMiddleware(swarm));
+    streams.get('/api/v1/runs/:id/stream', (c) => c.json({ principal: principalOf(c) }));
+    streams.get('/api/v1/workflows/:name/stream', (c) => c.json({ principal: principalOf(c) }));
+    const ok = await call(streams as unknown as App, 'GET', `/api/v1/runs/0001/stream?access_token=${st}`);
     expect(ok.status, ok.text).toBe(200);
     expect(ok.json).toMatchObject({ principal: { kind: 'stream', name: 'read', scopes: ['read'] } });
+    // Only the event streams: not any route whose path happens to end in /stream.
+    expectProblem(await call(streams as unknown as App, 'GET', `/api/v1/workflows/stream/stream?access_token=${st}`), 401, 'AUTH_QUERY_TOKEN_REFUSED');
+    expectProblem(await call(app, 'GET', `/api/v1/probe/stream?access_token=${st}`), 401, 'AUTH_QUERY_TOKEN_REFUSED');
     // Elsewhere: not in the query, not as a bearer token either.
     expectProblem(await call(app, 'GET', `/api/v1/probe?access_token=${st}`), 401, 'AUTH_QUERY_TOKEN_REFUSED');
     expectProblem(await call(app, 'GET', '/api/v1/probe', { token: st }), 401, 'TOKEN_INVALID');
-    expectProblem(await call(app, 'POST', `/api/v1/probe/stream?access_token=${st}`), 401, 'AUTH_QUERY_TOKEN_REFUSED');
+    expectProblem(await call(app, 'POST', `/api/v1/runs/0001/stream?access_token=${st}`), 401, 'AUTH_QUERY_TOKEN_REFUSED');
     // A long-lived API token in a URL would land in logs: refused even on a stream route.
-    expectProblem(await call(app, 'GET', `/api/v1/probe/stream?access_token=${tokens.read}`), 401, 'AUTH_QUERY_TOKEN_REFUSED');
+    expectProblem(await call(app, 'GET', `/api/v1/runs/0001/stream?access_token=${tokens.read}`), 401, 'AUTH_QUERY_TOKEN_REFUSED');
     const altered = st.slice(0, -1) + (st.endsWith('a') ? 'b' : 'a');
-    expectProblem(await call(app, 'GET', `/api/v1/probe/stream?access_token=${altered}`), 401, 'TOKEN_INVALID');
+    expectProblem(await call(app, 'GET', `/api/v1/runs/0001/stream?access_token=${altered}`), 401, 'TOKEN_INVALID');
   });
 
   it('the swarm_token cookie: reads; writes only from this origin (Origin header), else 403', async () => {
@@ -241,6 +250,66 @@ describe('modes', () => {
       await s.createToken({ scopes: ['read'] });
       const off = createApp(s, { auth: 'off' });
       expect((await call(off, 'GET', '/api/v1/runs')).status).toBe(200);
+    } finally {
+      await s.close();
+      removeProject(other);
+    }
+  });
+});
+
+describe('an open API (no token) and web pages', () => {
+  it('answers only requests addressed to a loopback name, and refuses writes from another origin', async () => {
+    const other = tempProject('name: auth-open\nsandbox: none\n');
+    const s = await openProject(other);
+    try {
+      await s.registerAgent(join(EXAMPLES, 'agents', 'echo'));
+      await s.registerWorkflow(join(EXAMPLES, 'workflows', 'echo-chain'));
+      const open = createApp(s);
+      // DNS rebinding: a page under its own name reaching this server.
+      expectProblem(await call(open, 'GET', '/api/v1/runs', { headers: { host: 'evil.example:8090' } }), 403, 'HOST_REFUSED');
+      expectProblem(await call(open, 'POST', '/api/v1/tokens', { headers: { host: 'evil.example:8090' }, body: { scopes: ['admin'] } }), 403, 'HOST_REFUSED');
+      for (const host of ['localhost:8090', '127.0.0.1:8090', '[::1]:8090']) expect((await call(open, 'GET', '/api/v1/runs', { headers: { host } })).status, host).toBe(200);
+      // A cross-site form or fetch: its Origin is not this server's.
+      expectProblem(await call(open, 'POST', '/api/v1/workflows/echo-chain/disable', { headers: { host: '127.0.0.1:8090', origin: 'http://evil.example' } }), 403, 'ORIGIN_REFUSED');
+      expectProblem(await call(open, 'POST', '/api/v1/workflows/echo-chain/runs', { headers: { host: '127.0.0.1:8090', origin: 'null' }, body: { input: { message: 'x' } } }), 403, 'ORIGIN_REFUSED');
+      expect((await s.listRuns({ limit: 5 })).length).toBe(0);
+      expect((await s.listWorkflows()).every((w) => w.enabled)).toBe(true);
+      // The same origin (the server's own page), and clients that send no Origin (curl), may write.
+      expect((await call(open, 'POST', '/api/v1/workflows/echo-chain/runs', { headers: { host: '127.0.0.1:8090', origin: 'http://127.0.0.1:8090' }, body: { input: { message: 'x' } } })).status).toBe(201);
+      expect((await call(open, 'POST', '/api/v1/workflows/echo-chain/runs', { body: { input: { message: 'y' } } })).status).toBe(201);
+      // Served on a non-loopback address with --insecure: any host name.
+      const anyHost = createApp(s, { openToAnyHost: true });
+      expect((await call(anyHost, 'GET', '/api/v1/runs', { headers: { host: '10.1.2.3:8090' } })).status).toBe(200);
+    } finally {
+      await s.close();
+      removeProject(other);
+    }
+  });
+});
+
+describe('an open event stream and its token', () => {
+  it('ends with an end event once the token it was opened with is revoked', async () => {
+    const other = tempProject('name: auth-stream\nsandbox: none\n');
+    const s = await openProject(other);
+    try {
+      const { token, info } = await s.createToken({ name: 'watcher', scopes: ['read'] });
+      const streaming = createApp(s, { sseAuthCheckMs: 50 });
+      const res = await streaming.request('/api/v1/runs/stream', { headers: { authorization: `Bearer ${token}` } });
+      expect(res.status).toBe(200);
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      const first = await reader.read();
+      expect(new TextDecoder().decode(first.value)).toContain('retry:');
+      await s.revokeToken(info.id);
+      let text = '';
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const chunk = await reader.read();
+        if (chunk.done) break;
+        text += new TextDecoder().decode(chunk.value);
+        if (Date.now() > deadline) throw new Error(`the stream did not end after the revocation: ${text}`);
+      }
+      expect(text).toContain('event: end');
+      expect(text).toContain('token_no_longer_valid');
     } finally {
       await s.close();
       removeProject(other);

@@ -117,6 +117,8 @@ export interface Principal {
   token_id: string;
   name: string;
   scopes: readonly Scope[];
+  /** A stream token's own end (epoch ms); the API token's expiry is read from the store. */
+  expires_at?: number;
 }
 
 export type AuthResult = { ok: true; principal: Principal } | { ok: false; code: 'TOKEN_INVALID' | 'TOKEN_EXPIRED' | 'TOKEN_REVOKED'; reason: string };
@@ -290,7 +292,17 @@ export class TokenAuthority {
     if (bad) return bad;
     if (!grants(this.scopesOf(rec), 'read')) return { ok: false, code: 'TOKEN_INVALID', reason: `the token ${parent} that minted this stream token has no read scope` };
     this.touch(rec);
-    return { ok: true, principal: { kind: 'stream', token_id: parent, name: rec.name, scopes: ['read'] } };
+    return { ok: true, principal: { kind: 'stream', token_id: parent, name: rec.name, scopes: ['read'], expires_at: expires } };
+  }
+
+  /**
+   * Is what authenticated a request still good (not revoked, not expired)? Asked again while a
+   * long request such as an event stream goes on; read through the same 5 s cache.
+   */
+  async stillValid(principal: Principal): Promise<boolean> {
+    if (principal.expires_at !== undefined && principal.expires_at <= this.now()) return false;
+    const rec = await this.record(principal.token_id);
+    return rec !== undefined && this.refuse(rec, 'the token') === undefined;
   }
 
   private refuse(rec: ApiTokenRecord, what: string): AuthResult | undefined {

@@ -170,3 +170,18 @@ export function isAllowedAddress(allow: AllowList, address: string | Address): b
 export function isAllowedHost(allow: AllowList, hostname: string): boolean {
   return allow.hosts.has(hostname.toLowerCase().replace(/\.$/, ''));
 }
+
+/**
+ * A loopback name or address: `localhost`, 127.0.0.0/8, ::1 (also as ::ffff:127.x), with or without
+ * brackets.
+ *
+ * @example
+ *   isLoopbackHost('127.0.0.1') // true
+ *   isLoopbackHost('[::1]')     // true
+ *   isLoopbackHost('10.0.0.5')  // false
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+  return /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}

@@ -43,8 +43,16 @@ export interface CreateAppOptions {
    * open while none does; `required`: always; `off`: never checked. See src/server/auth.ts.
    */
   auth?: AuthMode;
+  /**
+   * While no token exists, answer requests addressed to any host name (default false: loopback names
+   * only, so a DNS-rebinding web page cannot read the open API). `swarm serve --insecure` on a
+   * non-loopback address sets it.
+   */
+  openToAnyHost?: boolean;
   /** How often a quiet event stream sends a heartbeat comment (default 15 s). */
   sseHeartbeatMs?: number;
+  /** How often an open event stream checks that its token is still valid (default 5 s). */
+  sseAuthCheckMs?: number;
 }
 
 /** What `/api/v1/info` says about the process serving the app. */
@@ -64,7 +72,7 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   });
 
   // Before anything else: a request without the right token is answered before its body is read.
-  app.use('*', authMiddleware(swarm, options.auth ?? 'auto'));
+  app.use('*', authMiddleware(swarm, options.auth ?? 'auto', { openToAnyHost: options.openToAnyHost ?? false }));
 
   // Refused by its Content-Length before anything is read, or as soon as a chunked body passes the limit.
   const limit = bodyLimit({
@@ -81,7 +89,11 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   healthRoutes(app, swarm, { version: options.version ?? 'unknown', worker: options.worker ?? null });
   registryRoutes(app, swarm);
   // Streams and bulk actions first: `/api/v1/runs/stream` and `/api/v1/runs/cancel` are not run ids.
-  streamRoutes(app, swarm, { ...(options.shutdown ? { shutdown: options.shutdown } : {}), ...(options.sseHeartbeatMs ? { heartbeatMs: options.sseHeartbeatMs } : {}) });
+  streamRoutes(app, swarm, {
+    ...(options.shutdown ? { shutdown: options.shutdown } : {}),
+    ...(options.sseHeartbeatMs ? { heartbeatMs: options.sseHeartbeatMs } : {}),
+    ...(options.sseAuthCheckMs ? { authCheckMs: options.sseAuthCheckMs } : {}),
+  });
   bulkRoutes(app, swarm);
   runRoutes(app, swarm, options.shutdown);
   tokenRoutes(app, swarm);

@@ -21,6 +21,7 @@ import { getCookie } from 'hono/cookie';
 import { grants, isStreamToken, type Principal, type Scope } from '../auth/tokens.js';
 import type { Swarm } from '../swarm.js';
 import { problem, problemResponse, type Problem } from './problem.js';
+import { isLoopbackHost } from '../net/address.js';
 
 export type AuthMode = 'auto' | 'required' | 'off';
 
@@ -112,6 +113,9 @@ export function principalOf(c: Context): Principal | null {
 
 const REALM = 'Bearer realm="swarm"';
 
+/** The event streams: the only routes that take a token in the query (EventSource sets no headers). */
+const STREAM_ROUTES: readonly RegExp[] = [/^\/api\/v1\/runs\/stream$/, /^\/api\/v1\/runs\/[^/]+\/stream$/];
+
 function unauthorized(c: Context, code: string, detail: string, presented: boolean): Response {
   // A header value is Latin-1 and the description a quoted string: keep it to plain ASCII without quotes.
   const description = detail.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?');
@@ -137,7 +141,7 @@ function credential(c: Context, read: boolean, stream: boolean): Credential {
   }
   const query = c.req.query('access_token');
   if (query !== undefined) {
-    if (!stream) return { refuse: unauthorized(c, 'AUTH_QUERY_TOKEN_REFUSED', '?access_token= is accepted only on GET routes ending in /stream; send Authorization: Bearer <token>', true) };
+    if (!stream) return { refuse: unauthorized(c, 'AUTH_QUERY_TOKEN_REFUSED', '?access_token= is accepted only on the event streams (GET /api/v1/runs/stream, GET /api/v1/runs/{id}/stream); send Authorization: Bearer <token>', true) };
     // A long-lived token in a URL ends up in logs and histories: the query takes stream tokens only.
     if (!isStreamToken(query)) return { refuse: unauthorized(c, 'AUTH_QUERY_TOKEN_REFUSED', '?access_token= takes a stream token only (POST /api/v1/stream-tokens mints one); send an API token as Authorization: Bearer <token>', true) };
     return { token: query, via: 'query' };
@@ -153,26 +157,64 @@ function credential(c: Context, read: boolean, stream: boolean): Credential {
   return undefined;
 }
 
+/** How an API without tokens guards itself against web pages (see `openRefusal`). */
+export interface OpenApiOptions {
+  /** Answer requests addressed to any host name (a server on a non-loopback address with --insecure). */
+  openToAnyHost?: boolean;
+}
+
+/**
+ * An open API (no token exists) trusts whoever reaches it, which on loopback means this machine. A
+ * web page in a browser on this machine reaches it too: a cross-site form or fetch can POST to it
+ * (refused here by its Origin), and a DNS-rebinding page reads its answers under its own host name
+ * (refused by the Host header, which must then be a loopback name).
+ */
+function openRefusal(c: Context, read: boolean, options: OpenApiOptions): Response | undefined {
+  const url = new URL(c.req.url);
+  const host = c.req.header('host') ?? url.host;
+  const hostname = host.replace(/:\d+$/, '');
+  if (!options.openToAnyHost && !isLoopbackHost(hostname)) {
+    return problemResponse(c, problem(403, 'HOST_REFUSED', `this API has no token yet, so it answers only requests addressed to a loopback name (localhost, 127.0.0.1, [::1]), not '${host}'; create a token ('swarm tokens create') to use it from elsewhere`));
+  }
+  const origin = c.req.header('origin');
+  if (!read && origin !== undefined && origin !== 'null' && safeHost(origin) !== host.toLowerCase()) {
+    return problemResponse(c, problem(403, 'ORIGIN_REFUSED', `a write from a web page of another origin (${origin}) is refused while this API has no token; create a token ('swarm tokens create') and send it as Authorization: Bearer <token>`));
+  }
+  if (!read && origin === 'null') {
+    return problemResponse(c, problem(403, 'ORIGIN_REFUSED', 'a write from an opaque origin (Origin: null) is refused while this API has no token'));
+  }
+  return undefined;
+}
+
+function safeHost(origin: string): string | undefined {
+  try {
+    return new URL(origin).host.toLowerCase();
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The API's one authentication middleware (see the module comment). It reads the store only when
  * its cache of verified tokens is older than 5 s, so the request path stays as fast as without it.
  */
-export function authMiddleware(swarm: Swarm, mode: AuthMode = 'auto'): MiddlewareHandler {
+export function authMiddleware(swarm: Swarm, mode: AuthMode = 'auto', options: OpenApiOptions = {}): MiddlewareHandler {
   return async (c, next) => {
     c.set('principal', null);
-    if (mode === 'off') return next();
     const method = c.req.method.toUpperCase();
     const path = c.req.path;
     const needed = scopeFor(method, path);
     if (needed === 'public') return next();
-    if (mode === 'auto' && !(await swarm.tokensRequired())) return next();
+    if (mode === 'off' || (mode === 'auto' && !(await swarm.tokensRequired()))) {
+      return openRefusal(c, isRead(method), options) ?? next();
+    }
 
     const read = isRead(method);
-    const stream = method === 'GET' && path.endsWith('/stream');
+    const stream = method === 'GET' && STREAM_ROUTES.some((re) => re.test(path));
     const shown = credential(c, read, stream);
     if (shown === undefined) return unauthorized(c, 'AUTH_REQUIRED', `this API requires a token: send Authorization: Bearer <token> (create one with 'swarm tokens create --scope ${needed}')`, false);
     if ('refuse' in shown) return shown.refuse;
-    if (isStreamToken(shown.token) && !stream) return unauthorized(c, 'TOKEN_INVALID', 'a stream token is accepted only on GET routes ending in /stream', true);
+    if (isStreamToken(shown.token) && !stream) return unauthorized(c, 'TOKEN_INVALID', 'a stream token is accepted only on the event streams (GET /api/v1/runs/stream, GET /api/v1/runs/{id}/stream)', true);
     const result = await swarm.authenticateToken(shown.token);
     if (!result.ok) return unauthorized(c, result.code, result.reason, true);
     const { principal } = result;

@@ -178,6 +178,8 @@ function parseBody(body: Uint8Array): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new UserError('JSON_INVALID', `the delivery's body is not valid JSON: ${(e as Error).message}`);
+    // Node's message quotes part of the body (which may hold anything): only the position is told.
+    const at = /position (\d+)/.exec((e as Error).message)?.[1];
+    throw new UserError('JSON_INVALID', `the delivery's body is not valid JSON${at ? ` (at byte ${at})` : ''}`);
   }
 }

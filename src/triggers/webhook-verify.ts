@@ -134,11 +134,12 @@ export function verifyWebhook(
     }
   }
   const sigs = delivery.signatures.length === 1 ? 'the signature' : `none of the ${delivery.signatures.length} signatures`;
+  const made = delivery.signatures.length === 1 ? 'was not made' : 'was made';
   const keysText = keys.length === 1 ? 'the configured secret' : `any of the ${keys.length} configured secrets`;
   const ignored = delivery.skipped ? ` (${delivery.skipped})` : '';
   return refuse(
     'SIGNATURE_MISMATCH',
-    `no signature matched: ${sigs} in ${delivery.signatureHeader}${ignored} was made with ${keysText} over this body; check the secret, and that the body is passed on unparsed`,
+    `no signature matched: ${sigs} in ${delivery.signatureHeader}${ignored} ${made} with ${keysText} over this body; check the secret, and that the body is passed on unparsed`,
     delivery.signatureHeader,
   );
 }

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import pc from 'picocolors';
 import { UserError } from '../../core/errors.js';
+import { isLoopbackHost } from '../../net/address.js';
 import { shortRunId } from '../../swarm.js';
 import { parsePositiveInt, parseSeconds, type CliContext } from '../context.js';
 import { colorStatus } from '../render.js';
@@ -21,12 +22,7 @@ interface ServeOptions {
   scheduleLease: string;
 }
 
-/** Loopback only: 127.0.0.0/8, ::1 (also as ::ffff:127.x) and localhost. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
-  return /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
-}
+export { isLoopbackHost } from '../../net/address.js';
 
 function parsePort(value: string): number {
   const n = Number(value);
@@ -94,6 +90,8 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
         shutdown: shutdown.signal,
         log: (line) => ctx.err(pc.red(line)),
         auth,
+        // While no token exists, an API on loopback answers only requests addressed to loopback.
+        openToAnyHost: !loopback,
       });
       const server = (await listen(app.fetch, o.host, port)) as Server;
       const address = server.address();

@@ -16,10 +16,13 @@ import { UserError } from '../../core/errors.js';
 import type { RunRecord } from '../../store/types.js';
 import type { Swarm } from '../../swarm.js';
 import { eventJson, runListJson } from '../../views/run.js';
+import { principalOf } from '../auth.js';
 import { problems, RunParams, RunStatusSchema } from '../schemas.js';
 
 /** How often an idle stream sends a comment, so proxies and clients know it is alive. */
 export const SSE_HEARTBEAT_MS = 15_000;
+/** How often an open stream checks that its token is still neither revoked nor expired. */
+export const AUTH_RECHECK_MS = 5_000;
 /**
  * The list stream reads again the changes of this window before its cursor: a transaction that
  * committed after a later one (PostgreSQL writers run side by side; two SQLite commits may share a
@@ -36,6 +39,8 @@ export interface StreamOptions {
   shutdown?: AbortSignal;
   /** The heartbeat interval (default SSE_HEARTBEAT_MS). */
   heartbeatMs?: number;
+  /** How often the stream's token is checked again (default AUTH_RECHECK_MS). */
+  authCheckMs?: number;
 }
 
 const SSE_RESPONSE = { description: 'a stream of Server-Sent Events (text/event-stream)', content: { 'text/event-stream': { schema: z.string() } } };
@@ -102,7 +107,7 @@ function after(a: ChangeCursor, b: ChangeCursor): boolean {
  * Open an SSE response whose body `follow` writes; it gets a signal that aborts when the client goes
  * away or the server shuts down. A heartbeat comment goes out every `heartbeatMs` meanwhile.
  */
-function sse(c: Context, options: StreamOptions, follow: (stream: SSEStreamingApi, signal: AbortSignal) => Promise<void>): Response {
+function sse(c: Context, swarm: Swarm, options: StreamOptions, follow: (stream: SSEStreamingApi, signal: AbortSignal) => Promise<void>): Response {
   return streamSSE(c, async (stream) => {
     const stop = new AbortController();
     const end = (): void => stop.abort();
@@ -114,12 +119,27 @@ function sse(c: Context, options: StreamOptions, follow: (stream: SSEStreamingAp
     stream.onAbort(end);
     // A write to a stream whose client left fails: that too ends it.
     const heartbeat = setInterval(() => void stream.write(': heartbeat\n\n').catch(end), options.heartbeatMs ?? SSE_HEARTBEAT_MS);
+    // The token it was opened with is checked again: revoked or expired, the stream ends.
+    const principal = principalOf(c);
+    const recheck = principal
+      ? setInterval(() => {
+          void swarm.principalStillValid(principal).then(
+            async (ok) => {
+              if (ok || stop.signal.aborted) return;
+              await stream.writeSSE({ event: 'end', data: JSON.stringify({ reason: 'token_no_longer_valid' }) }).catch(() => undefined);
+              end();
+            },
+            end,
+          );
+        }, options.authCheckMs ?? AUTH_RECHECK_MS)
+      : undefined;
     try {
       // Tells EventSource how long to wait before it reconnects (with Last-Event-ID).
       await stream.write('retry: 2000\n\n');
       await follow(stream, stop.signal);
     } finally {
       clearInterval(heartbeat);
+      clearInterval(recheck);
       for (const s of signals) s.removeEventListener('abort', end);
     }
   });
@@ -134,7 +154,7 @@ export function streamRoutes(app: OpenAPIHono, swarm: Swarm, options: StreamOpti
     const filter = { ...(q.workflow ? { workflow: q.workflow } : {}), ...(q.status ? { status: q.status } : {}), ...(q.trigger_type ? { trigger_type: q.trigger_type } : {}) };
     // Without a cursor: from now on (on the store's clock), nothing older.
     const start = resume ?? { updated_at: await swarm.store.now(), id: '\uffff' };
-    return sse(c, options, async (stream, signal) => {
+    return sse(c, swarm, options, async (stream, signal) => {
       let mark = start;
       // Changes sent in the lookback window (run id → updated_at), so a re-read sends none twice.
       const sent = new Map<string, number>();
@@ -164,7 +184,7 @@ export function streamRoutes(app: OpenAPIHono, swarm: Swarm, options: StreamOpti
     const runId = await swarm.resolveRunId(c.req.valid('param').id);
     const header = c.req.valid('header')['last-event-id'];
     const afterSeq = header !== undefined ? Number(header) : (c.req.valid('query').after ?? 0);
-    return sse(c, options, async (stream, signal) => {
+    return sse(c, swarm, options, async (stream, signal) => {
       for await (const e of swarm.watch(runId, { afterSeq, signal, pollMs: RECHECK_MS })) {
         if (signal.aborted) return;
         await stream.writeSSE({ id: String(e.seq), data: JSON.stringify(eventJson(e)) });

@@ -13,6 +13,7 @@ import { runJson } from '../../views/run.js';
 import { webhookJson } from '../../views/triggers.js';
 import { problems, RunSchema } from '../schemas.js';
 import { sendJson } from '../send.js';
+import { UserError } from '../../core/errors.js';
 
 const WebhookSchema = z
   .object({
@@ -38,7 +39,12 @@ export function webhookRoutes(app: OpenAPIHono, swarm: Swarm): void {
 
   const deliver = (prefix: string, suffix: string) => async (c: Context): Promise<Response> => {
     const pathname = new URL(c.req.url).pathname;
-    const path = decodeURIComponent(pathname.slice(prefix.length, pathname.length - suffix.length));
+    let path: string;
+    try {
+      path = decodeURIComponent(pathname.slice(prefix.length, pathname.length - suffix.length));
+    } catch {
+      throw new UserError('WEBHOOK_NOT_FOUND', `no webhook at ${pathname}: its path is not valid percent-encoding`, { path: pathname });
+    }
     // The raw bytes: the signature covers them exactly (the body limit applies while they are read).
     const body = new Uint8Array(await c.req.arrayBuffer());
     const out = await swarm.deliverWebhook(path, { headers: Object.fromEntries(c.req.raw.headers), body });
