@@ -35,7 +35,7 @@ const WORKFLOWS: Record<string, string> = {
   'big-orders': 'name: big-orders\nversion: 1.0.0\ntrigger: { type: event, on: order.paid, filter: "trigger.data.total > 100" }\nsteps:\n  - id: a\n    agent: pass\n',
   // A webhook, for deliveries through the library on both stores.
   'hooked': 'name: hooked\nversion: 1.0.0\ntrigger: { type: webhook, path: in/hooked, secret: "${secrets.HOOK}" }\nsteps:\n  - id: a\n    agent: pass\n',
-  // A loop: each of its runs completing starts it again; the depth limit stops it.
+  // A loop: its completion starts it again, once: the second run is in its own chain.
   'loop': 'name: loop\nversion: 1.0.0\ntrigger: { type: event, on: run.completed, source: loop }\nsteps:\n  - id: a\n    agent: pass\n',
 };
 
@@ -163,20 +163,73 @@ describe.each(BACKENDS)('event triggers on $name', ({ env }) => {
     }
   });
 
-  it('a workflow triggered by its own completion stops at the depth limit, and its log says why', async () => {
+  it('a workflow triggered by its own completion starts once more: its second run is in the chain, and the log says why', async () => {
     const { swarm, dir } = await project(await env());
     try {
-      let id = await swarm.startRun('loop');
+      const first = await swarm.startRun('loop');
+      await swarm.runToCompletion(first);
+      const all = await runsOf(swarm, 'loop');
+      expect(all).toHaveLength(2);
+      const second = all.find((r) => r.parent_run_id === first);
+      expect(second?.trigger_data).toMatchObject({ depth: 1, chain: [] });
+      await swarm.runToCompletion(second!.id);
+      expect(await runsOf(swarm, 'loop')).toHaveLength(2);
+      const skipped = (await swarm.events(second!.id)).find((e) => e.type === 'EVENT_TRIGGER_SKIPPED');
+      expect(skipped?.data).toMatchObject({ event: 'run.completed', trigger: 'loop', workflow: 'loop', chain: ['loop'], reason: expect.stringContaining('already ran in this chain') as unknown });
+    } finally {
+      await swarm.close();
+      removeProject(dir);
+    }
+  });
+
+  it('two listeners of run.completed with no source: one manual run starts each of them exactly twice (A, B, A→B, B→A), not 2^11 times', async () => {
+    const { swarm, dir } = await project(await env());
+    try {
+      await swarm.registerWorkflow(writeWorkflow(dir, 'plain', 'name: plain\nversion: 1.0.0\nsteps:\n  - id: a\n    agent: pass\n'));
+      for (const n of ['any-a', 'any-b']) {
+        await swarm.registerWorkflow(writeWorkflow(dir, n, `name: ${n}\nversion: 1.0.0\ntrigger: { type: event, on: run.completed }\nsteps:\n  - id: a\n    agent: pass\n`));
+      }
+      const root = await swarm.startRun('plain');
+      await swarm.runToCompletion(root);
+      // Run whatever the events started until nothing is left; the bound only stops a regression early.
       for (let i = 0; i < 20; i++) {
+        const queued = (await swarm.listRuns({ limit: 1000 })).filter((r) => r.status === 'queued');
+        if (queued.length === 0) break;
+        for (const r of queued) await swarm.runToCompletion(r.id);
+      }
+      const all = await swarm.listRuns({ limit: 1000 });
+      expect(all.map((r) => r.workflow_name).sort()).toEqual(['any-a', 'any-a', 'any-b', 'any-b', 'plain']);
+      expect(all.every((r) => r.status === 'completed')).toBe(true);
+      const chains = all.filter((r) => r.trigger_type === 'event').map((r) => `${(r.trigger_data as { chain: string[] }).chain.join('>')}|${r.workflow_name}`).sort();
+      expect(chains).toEqual(['any-a|any-b', 'any-b|any-a', '|any-a', '|any-b']);
+      // The first-level run of any-a did not start any-a again, and its log says why.
+      const a1 = all.find((r) => r.workflow_name === 'any-a' && r.parent_run_id === root);
+      const skipped = (await swarm.events(a1!.id)).filter((e) => e.type === 'EVENT_TRIGGER_SKIPPED');
+      expect(skipped.map((e) => e.data)).toEqual([expect.objectContaining({ trigger: 'any-a', chain: ['any-a'] })]);
+    } finally {
+      await swarm.close();
+      removeProject(dir);
+    }
+  });
+
+  it('a chain of distinct workflows stops at the depth limit, and its log says why', async () => {
+    const { swarm, dir } = await project(await env());
+    try {
+      for (let i = 0; i <= 11; i++) {
+        const trigger = i === 0 ? '' : `trigger: { type: event, on: run.completed, source: d${i - 1} }\n`;
+        await swarm.registerWorkflow(writeWorkflow(dir, `d${i}`, `name: d${i}\nversion: 1.0.0\n${trigger}steps:\n  - id: a\n    agent: pass\n`));
+      }
+      let id = await swarm.startRun('d0');
+      for (let i = 1; i <= 12; i++) {
         await swarm.runToCompletion(id);
-        const next = (await runsOf(swarm, 'loop')).find((r) => r.parent_run_id === id);
+        const next = (await runsOf(swarm, `d${i}`)).find((r) => r.parent_run_id === id);
         if (!next) break;
         id = next.id;
       }
-      const all = await runsOf(swarm, 'loop');
-      expect(all).toHaveLength(11);
+      expect(await runsOf(swarm, 'd10')).toHaveLength(1);
+      expect(await runsOf(swarm, 'd11')).toHaveLength(0);
       const last = (await swarm.events(id)).find((e) => e.type === 'EVENT_TRIGGER_FAILED');
-      expect(last?.data).toMatchObject({ event: 'run.completed', trigger: 'loop', error: expect.stringContaining('at most 10') as unknown });
+      expect(last?.data).toMatchObject({ event: 'run.completed', trigger: 'd11', error: expect.stringContaining('at most 10') as unknown });
     } finally {
       await swarm.close();
       removeProject(dir);

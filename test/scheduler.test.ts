@@ -150,6 +150,22 @@ describe('catch-up after downtime', () => {
     expect((await runsOf('none')).map((r) => r.key)).toEqual([`schedule:none:${new Date(h0 + 6 * HOUR).toISOString()}`]);
   });
 
+  it('registering a new version after an outage keeps the missed ticks: they are caught up, not lost', async () => {
+    // Real time, since registration reads the store's clock: the schedule last fired three hours
+    // ago (the server went down), and its next_run_at was the tick after that.
+    await schedule('again', hourly('all'));
+    const h = Math.floor(Date.now() / HOUR) * HOUR;
+    await swarm.store.updateScheduleState('again', { last_fired_at: h - 3 * HOUR, next_run_at: h - 2 * HOUR });
+    await swarm.registerWorkflow(writeWorkflow(dir, 'again', `name: again\nversion: 1.1.0\ntrigger: ${hourly('all')}\nsteps:\n  - id: a\n    agent: echo\n    inputs: {message: tick}\n`));
+    expect((await swarm.store.listTriggers({ workflow: 'again' }))[0]).toMatchObject({ workflow_version: '1.1.0', last_fired_at: h - 3 * HOUR, next_run_at: h - 2 * HOUR });
+    now = Date.now();
+    await scheduler().pass();
+    expect((await runsOf('again')).map((r) => r.key)).toEqual([2, 1, 0].map((k) => `schedule:again:${new Date(h - k * HOUR).toISOString()}`));
+    // A schedule that never fired still starts at registration: nothing of the past fires.
+    await schedule('fresh', hourly('all'));
+    expect((await swarm.store.listTriggers({ workflow: 'fresh' }))[0]!.next_run_at).toBeGreaterThan(Date.now());
+  });
+
   it('an outage longer than the window fires nothing of it', async () => {
     await schedule('old', hourly('all'));
     const h0 = futureHour();

@@ -110,6 +110,20 @@ function triggersContract(name: string, makeStore: MakeStore): void {
       expect(await store.listTriggers({ workflow: 's' })).toMatchObject([{ type: 'event', paused: false, last_fired_at: null }]);
     });
 
+    it('two versions of one workflow registered at once, from two connections: the trigger row is the newest version\'s', async () => {
+      const other = await backend.open();
+      others.push(other);
+      // Each round is a fresh name; which put goes first alternates. Per version, both transactions
+      // could read only their own version and the older one's row could be written last.
+      for (let i = 0; i < 8; i++) {
+        const v1 = workflowRecord(wf(`race${i}`, '1.0.0', `{type: webhook, path: race${i}/v1, auth: none}`));
+        const v2 = workflowRecord(wf(`race${i}`, '2.0.0', `{type: webhook, path: race${i}/v2, auth: none}`));
+        const [a, b] = i % 2 ? [store, other] : [other, store];
+        await Promise.all([a.putWorkflow(v1, false), b.putWorkflow(v2, false)]);
+        expect(await store.listTriggers({ workflow: `race${i}` })).toMatchObject([{ workflow_version: '2.0.0', webhook_path: `race${i}/v2` }]);
+      }
+    });
+
     it('a lease has one holder at a time, is renewed by it, taken over once expired, released', async () => {
       const other = await backend.open();
       others.push(other);

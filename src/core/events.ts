@@ -23,6 +23,8 @@ export const EventType = {
   EVENT_STARTED_RUN: 'EVENT_STARTED_RUN',
   /** An event trigger matched an event of this run but could not start its run (the error says why). */
   EVENT_TRIGGER_FAILED: 'EVENT_TRIGGER_FAILED',
+  /** An event trigger matched an event of this run, but its workflow already ran in the chain of event-triggered runs that led here. */
+  EVENT_TRIGGER_SKIPPED: 'EVENT_TRIGGER_SKIPPED',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 

@@ -14,7 +14,7 @@ import { validateAgainst } from '../core/io-schema.js';
 import { byteLength, capMessage, LimitExceededError } from '../core/limits.js';
 import type { Redactor } from '../secrets/redactor.js';
 import type { EmittedEventRecord, EventTriggerRow, LedgerTx, RunPlan, RunState, WorkflowRecord } from '../store/types.js';
-import { depthAfter, eventRunKey, filterPasses, MAX_EVENT_DEPTH, type TriggerEvent } from '../triggers/events.js';
+import { chainAfter, depthAfter, eventRunKey, filterPasses, MAX_EVENT_DEPTH, type TriggerEvent } from '../triggers/events.js';
 import type { NewRunInput } from './ledger.js';
 import { agentsFor, buildRunPlan } from './plan.js';
 import { TxScope } from './tx-scope.js';
@@ -63,13 +63,15 @@ export async function raiseRunEvent(
 ): Promise<void> {
   const triggers = await scope.tx.eventTriggers(name, wf.name);
   if (triggers.length === 0) return;
+  const triggerData = await scope.tx.getTriggerData(state.id);
   const event: TriggerEvent = {
     // The seq of the event that records the change: unique per occurrence, the same if the transaction is retried.
     id: `${state.id}:${seq}`,
     name,
     source: wf.name,
     at: new Date(scope.tx.now).toISOString(),
-    depth: depthAfter(await scope.tx.getTriggerData(state.id)),
+    depth: depthAfter(triggerData),
+    chain: chainAfter(triggerData, wf.name),
     run: { id: state.id, workflow: wf.name, version: wf.version, status: state.status, error: state.error, step: state.error_step },
     ...extra,
   };
@@ -91,7 +93,7 @@ export async function emitCustomEvent(deps: EventTriggerDeps, tx: LedgerTx, inpu
     return { created: false, runs: first?.run_ids ?? [], skipped: [] };
   }
   const scope = new TxScope(tx, deps.maxEventBytes, deps.chainKey);
-  const event: TriggerEvent = { id: input.id, name: input.name, source: input.source, at: new Date(tx.now).toISOString(), depth: 1, data: input.data ?? null };
+  const event: TriggerEvent = { id: input.id, name: input.name, source: input.source, at: new Date(tx.now).toISOString(), depth: 1, chain: [], data: input.data ?? null };
   const out = await startTriggered(deps, scope, event, await tx.eventTriggers(input.name, input.source));
   if (out.runs.length) await tx.setEmittedEventRuns(input.id, out.runs);
   await scope.flush();
@@ -101,7 +103,9 @@ export async function emitCustomEvent(deps: EventTriggerDeps, tx: LedgerTx, inpu
 /**
  * Start one run per matching trigger, each under the key `event:<event id>:<trigger id>`. A trigger
  * that cannot start its run (its input is refused, its workflow is gone, the chain is too deep) is
- * reported in the source run's log and in the result, never thrown: the event itself stands.
+ * reported in the source run's log and in the result, never thrown: the event itself stands. A trigger
+ * whose workflow is already in the event's chain starts nothing, and the source run's log says so
+ * (EVENT_TRIGGER_SKIPPED).
  */
 async function startTriggered(deps: EventTriggerDeps, scope: TxScope, event: TriggerEvent, triggers: readonly EventTriggerRow[], source?: RunState): Promise<Omit<EmitResult, 'created'>> {
   const { tx } = scope;
@@ -110,6 +114,11 @@ async function startTriggered(deps: EventTriggerDeps, scope: TxScope, event: Tri
   for (const t of triggers) {
     try {
       if (!filterPasses(t.config.filter, event)) continue;
+      if (event.chain?.includes(t.workflow_name)) {
+        // Not an error: the rule that keeps listeners without `source` from starting each other without end.
+        if (source) scope.emit(source, EventType.EVENT_TRIGGER_SKIPPED, null, { event: event.name, event_id: event.id, trigger: t.id, workflow: t.workflow_name, chain: event.chain, reason: `workflow ${t.workflow_name} already ran in this chain of event-triggered runs (${event.chain.join(' → ')}); an event of the chain does not start it again` });
+        continue;
+      }
       if (event.depth > MAX_EVENT_DEPTH) throw new Error(`the event is ${event.depth} event-triggered runs deep (at most ${MAX_EVENT_DEPTH}): do event triggers start each other in a loop?`);
       const key = eventRunKey(event.id, t.id);
       const existing = await tx.runByIdempotencyKey(key);

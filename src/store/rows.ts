@@ -372,7 +372,8 @@ export function toTrigger(r: Row): TriggerRecord {
  * The trigger row a workflow should have once `versions` (every registered version of one name) are
  * registered: the newest version's `trigger:` applies; a manual one means no row (undefined).
  * `existing` is the row there now: a schedule keeps its state (last fired tick, paused, created_at)
- * across re-registration, so registering again neither re-fires ticks nor silently resumes it.
+ * across re-registration, so registering again neither re-fires ticks, nor loses the ones missed since
+ * the last one fired, nor silently resumes it.
  */
 export function triggerRowFor(versions: readonly WorkflowRecord[], existing: TriggerRecord | undefined, now: number): Record<(typeof TRIGGER_COLUMNS)[number], unknown> | undefined {
   const wf = pickRecord(versions, '*');
@@ -415,7 +416,11 @@ export function triggerRowFor(versions: readonly WorkflowRecord[], existing: Tri
     row.timezone = parsed.spec.timezone;
     row.last_fired_at = keep?.last_fired_at ?? null;
     row.paused = keep?.paused ? 1 : 0;
-    row.next_run_at = nextTicks(parsed.spec, new Date(Math.max(now, keep?.last_fired_at ?? 0)), 1)[0]?.getTime() ?? null;
+    // A schedule that fired before keeps its next tick after the last one fired, even if that is past:
+    // ticks missed while the server was down are still caught up after a re-registration (the
+    // scheduler only looks at a schedule whose next_run_at has come). One that never fired starts now.
+    const from = keep?.last_fired_at ?? now;
+    row.next_run_at = nextTicks(parsed.spec, new Date(from), 1)[0]?.getTime() ?? null;
   }
   return row;
 }

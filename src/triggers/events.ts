@@ -26,6 +26,12 @@ export interface TriggerEvent {
   at: string;
   /** How many event-triggered runs led to it (1 for an event of a run nobody's event started); runs stop starting past MAX_EVENT_DEPTH. */
   depth: number;
+  /**
+   * The workflows of the event-started runs that led to the event, oldest first (empty for an event of
+   * a run nobody's event started, and for custom events). A workflow in it is not started again by the
+   * event: without this, two listeners with no `source` would start each other 2^depth times.
+   */
+  chain?: string[];
   /** Built-in events: the run the event is about. */
   run?: { id: string; workflow: string; version: string; status: string; error: string | null; step: string | null };
   /** approval.requested: the step that waits, and why. */
@@ -95,9 +101,30 @@ export function filterPasses(filter: unknown, event: TriggerEvent): boolean {
   return Boolean(evaluate(ast, { trigger: event }));
 }
 
-/** The depth of an event raised by a run whose trigger data is `trigger` (an event, if an event started it). */
-export function depthAfter(trigger: unknown): number {
+function asEvent(trigger: unknown): Partial<TriggerEvent> | null {
   const t = trigger as Partial<TriggerEvent> | null;
   const isEvent = t !== null && typeof t === 'object' && typeof t.id === 'string' && typeof t.name === 'string' && typeof t.at === 'string' && typeof t.depth === 'number';
-  return isEvent ? Math.max(1, Math.floor(t.depth as number)) + 1 : 1;
+  return isEvent ? t : null;
+}
+
+/** The depth of an event raised by a run whose trigger data is `trigger` (an event, if an event started it). */
+export function depthAfter(trigger: unknown): number {
+  const t = asEvent(trigger);
+  return t ? Math.max(1, Math.floor(t.depth as number)) + 1 : 1;
+}
+
+/**
+ * The chain of an event raised by a run of `workflow` whose trigger data is `trigger`: the chain of
+ * the event that started the run plus `workflow`, or empty when no event started it. An event from
+ * before chains were recorded counts as a chain of its own workflow only.
+ *
+ * @example
+ *   chainAfter({ id: 'r1:5', name: 'run.completed', at: '…', depth: 1, chain: ['a'] }, 'b') // ['a', 'b']
+ *   chainAfter(null, 'a') // []
+ */
+export function chainAfter(trigger: unknown, workflow: string): string[] {
+  const t = asEvent(trigger);
+  if (!t) return [];
+  const before = Array.isArray(t.chain) ? t.chain.filter((w): w is string => typeof w === 'string') : [];
+  return [...before, workflow];
 }

@@ -367,11 +367,13 @@ export class PostgresStore implements Store {
 
   /**
    * (name, version) is unique: the same content again is a no-op, different content an error unless
-   * forced. Puts of one name@version are serialised by an advisory lock held to the end of the write.
+   * forced. Puts of one name (every version) are serialised by an advisory lock held to the end of
+   * the write: a workflow's trigger row is computed from all its versions, so two versions registered
+   * at once must not each see only their own (the older one's row could be written last).
    */
   private put(table: 'agents' | 'workflows', rec: { name: string; version: string; digest: string }, force: boolean, upsert: (q: Query, now: number) => Promise<unknown>): Promise<PutResult> {
     return this.atomically(async (q, now) => {
-      await q(`SELECT pg_advisory_xact_lock(hashtext('swarm.put'), hashtext($1))`, [`${table}/${rec.name}@${rec.version}`]);
+      await lockName(q, table, rec.name);
       const existing = (await q(`SELECT digest FROM ${table} WHERE name = $1 AND version = $2`, [rec.name, rec.version])).rows[0];
       let result: PutResult = 'created';
       if (existing) {
@@ -471,6 +473,8 @@ export class PostgresStore implements Store {
 
   setWorkflowEnabled(name: string, enabled: boolean): Promise<number> {
     return this.atomically(async (q, now) => {
+      // Under the registrations' lock: a put reading the versions meanwhile would write the old flag back.
+      await lockName(q, 'workflows', name);
       await q('UPDATE triggers SET enabled = $1, updated_at = $2 WHERE id = $3', [enabled ? 1 : 0, now, name]);
       const changed = (await q('UPDATE workflows SET enabled = $1, updated_at = $2 WHERE name = $3', [enabled ? 1 : 0, now, name])).rowCount;
       return { value: changed, notify: false };
@@ -1074,4 +1078,9 @@ function runConditions(filter: { workflow?: string; status?: string; trigger_typ
   if (filter.status) conds.push(['status =', filter.status]);
   if (filter.trigger_type) conds.push(['trigger_type =', filter.trigger_type]);
   return conds;
+}
+
+/** Serialise the writes of one agent or workflow name (all versions) until the transaction ends. */
+async function lockName(q: Query, table: 'agents' | 'workflows', name: string): Promise<void> {
+  await q(`SELECT pg_advisory_xact_lock(hashtext('swarm.put'), hashtext($1))`, [`${table}/${name}`]);
 }
