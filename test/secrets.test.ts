@@ -147,7 +147,7 @@ describe('run inputs once secrets are known', () => {
       const done = await swarm.wait(runId);
       await worker.stop();
       expect(done.run.status).toBe('completed');
-      expect(done.steps[0]?.outputs).toMatchObject({ message: 'hi world' });
+      expect(done.steps[0]?.outputs).toMatchObject({ echoed: 'hi world' });
     } finally {
       await swarm.close();
     }

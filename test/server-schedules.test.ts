@@ -83,7 +83,7 @@ describe('/api/v1/schedules', () => {
   it('trigger fires one run now (trigger type schedule); an Idempotency-Key repeat returns it', async () => {
     const r = await call('POST', '/api/v1/schedules/nightly/trigger', { 'idempotency-key': 'k-1' });
     expect(r.status).toBe(201);
-    expect(r.json).toMatchObject({ workflow: 'nightly', status: 'queued', idempotency_key: 'k-1', metadata: { schedule: 'fired by hand' } });
+    expect(r.json).toMatchObject({ workflow: 'nightly', status: 'queued', idempotency_key: 'schedule:nightly:manual:k-1', metadata: { schedule: 'fired by hand' } });
     const id = r.json.run_id as string;
     expect((await swarm.getRun(id)).run.trigger_type).toBe('schedule');
     expect(r.headers.get('location')).toBe(`/api/v1/runs/${id}`);
@@ -93,6 +93,19 @@ describe('/api/v1/schedules', () => {
     expect(again.headers.get('idempotent-replayed')).toBe('true');
     const data = (await swarm.getRun(id)).run.trigger_data as Json;
     expect(Object.keys(data).sort()).toEqual(['fired_at', 'scheduled_at']);
+  });
+
+  it("a caller's key cannot take a tick's run: by hand under the schedule's key space, over the runs route refused", async () => {
+    const tick = 'schedule:nightly:2030-01-01T09:00:00.000Z';
+    const byHand = await call('POST', '/api/v1/schedules/nightly/trigger', { 'idempotency-key': tick });
+    expect(byHand.status).toBe(201);
+    expect(byHand.json.idempotency_key).toBe(`schedule:nightly:manual:${tick}`);
+    for (const key of [tick, 'webhook:orders:msg_1', 'event:evt-1:nightly']) {
+      const r = await call('POST', '/api/v1/workflows/nightly/runs', { 'idempotency-key': key });
+      expect(r.status, key).toBe(422);
+      expect(r.json.code).toBe('IDEMPOTENCY_KEY_RESERVED');
+    }
+    expect((await swarm.listRuns({ limit: 100 })).filter((run) => run.idempotency_key === tick)).toEqual([]);
   });
 
   it('an unknown workflow and a workflow without a schedule: 404 problems', async () => {
