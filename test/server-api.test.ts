@@ -267,6 +267,7 @@ describe('creating runs', () => {
     expect(meta.field).toBe('metadata.n');
     const extra = expectProblem(await call('POST', '/api/v1/workflows/echo-chain/runs', { input: {}, inptu: {} }), 422, 'VALIDATION_FAILED');
     expect(extra.detail).toContain('inptu');
+    expect(extra.field).toBe('inptu');
     expectProblem(await call('POST', '/api/v1/workflows/echo-chain/runs?wait=soon', { input: {} }), 422, 'VALIDATION_FAILED');
     const missing = expectProblem(await call('POST', '/api/v1/workflows/nope/runs', { input: {} }), 404, 'WORKFLOW_NOT_FOUND');
     expect(missing.detail).not.toContain(dir);

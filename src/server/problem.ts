@@ -83,7 +83,13 @@ function contextFields(e: SwarmError): Record<string, unknown> {
 /** A request that does not match a route's schema: 422 naming each field (400 for a body that is not JSON at all). */
 export function validationProblem(error: ZodError, target: string): Problem {
   const prefix = target === 'json' ? '' : `${target}.`;
-  const errors = error.issues.map((i) => ({ field: `${prefix}${i.path.map(String).join('.')}`.replace(/\.$/, ''), problem: i.message }));
+  // An unknown key is named as the field at fault (zod reports it at its parent's path).
+  const errors = error.issues.flatMap((i) => {
+    const at = i.path.map(String);
+    const keys = i.code === 'unrecognized_keys' ? (i as { keys?: string[] }).keys ?? [] : [];
+    const fields = keys.length ? keys.map((k) => [...at, k]) : [at];
+    return fields.map((f) => ({ field: `${prefix}${f.join('.')}`.replace(/\.$/, ''), problem: keys.length ? `is not a known field (${i.message})` : i.message }));
+  });
   const first = errors[0];
   const detail = errors.map((x) => `${x.field || '(body)'}: ${x.problem}`).join('; ');
   return problem(422, 'VALIDATION_FAILED', detail, { ...(first?.field ? { field: first.field } : {}), errors });
