@@ -139,15 +139,19 @@ async function http(job: Job, dir: BenchDir): Promise<Result> {
   const { url, child } = await startServe(dir, false);
   try {
     const target = `${url}/api/v1/workflows/${WORKFLOW}/runs`;
-    const opts = { url: target, method: 'POST' as const, connections: job.connections, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: INPUT }) };
-    await autocannon({ ...opts, amount: 200 }); // warm-up
-    const r = await autocannon({ ...opts, amount: job.runs });
-    const ok = r['2xx'];
-    const seconds = (r.finish.getTime() - r.start.getTime()) / 1000;
-    return { kind: 'http', runs: ok, seconds, runs_per_s: ok / seconds, p50_ms: r.latency.p50, p99_ms: r.latency.p99, failed: r.non2xx + r.errors, stored: 0 };
+    return await load('http', job, { url: target, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: INPUT }) });
   } finally {
     await stopServe(child);
   }
+}
+
+/** 200 warm-up requests, then `job.runs` measured ones from `job.connections` keep-alive connections. */
+async function load(kind: Kind, job: Job, opts: autocannon.Options): Promise<Result> {
+  await autocannon({ ...opts, connections: job.connections, amount: 200 });
+  const r = await autocannon({ ...opts, connections: job.connections, amount: job.runs });
+  const ok = r['2xx'];
+  const seconds = (r.finish.getTime() - r.start.getTime()) / 1000;
+  return { kind, runs: ok, seconds, runs_per_s: ok / seconds, p50_ms: r.latency.p50, p99_ms: r.latency.p99, failed: r.non2xx + r.errors, stored: 0 };
 }
 
 async function webhook(job: Job, dir: BenchDir): Promise<Result> {
@@ -158,12 +162,7 @@ async function webhook(job: Job, dir: BenchDir): Promise<Result> {
     const body = JSON.stringify({ order: 42 });
     // Signed per request by the load generator: a fresh delivery id (a new run) each time.
     const requests = [{ method: 'POST' as const, setupRequest: (req: autocannon.Request): autocannon.Request => ({ ...req, body, headers: { 'content-type': 'application/json', ...signWebhook(scheme, HOOK_SECRET, body) } }) }];
-    const opts = { url: `${url}/webhooks/bench`, connections: job.connections, requests };
-    await autocannon({ ...opts, amount: 200 }); // warm-up
-    const r = await autocannon({ ...opts, amount: job.runs });
-    const ok = r['2xx'];
-    const seconds = (r.finish.getTime() - r.start.getTime()) / 1000;
-    return { kind: 'webhook', runs: ok, seconds, runs_per_s: ok / seconds, p50_ms: r.latency.p50, p99_ms: r.latency.p99, failed: r.non2xx + r.errors, stored: 0 };
+    return await load('webhook', job, { url: `${url}/webhooks/bench`, requests });
   } finally {
     await stopServe(child);
   }

@@ -19,6 +19,7 @@ import { filesContaining } from './helpers/files.js';
 import { cleanupSandboxes, makeSandbox, show, type CliResult, type Sandbox } from './helpers/cli.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
+import { thrown } from './helpers/errors.js';
 
 afterAll(async () => {
   cleanupSandboxes();
@@ -28,15 +29,6 @@ afterAll(async () => {
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 const planted = (what: string): string => `planted${what}${randomBytes(12).toString('hex')}`;
 
-function thrown(fn: () => unknown): UserError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UserError);
-    return e as UserError;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('envelope encryption', () => {
   const kek = secretsKek(randomBytes(32));

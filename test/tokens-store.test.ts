@@ -9,13 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { UserError } from '../src/core/errors.js';
 import { grants, parseExpiry, parseScopes, STREAM_TOKEN_TTL_MS, TokenAuthority, TOKEN_CACHE_MS, TOUCH_EVERY_MS } from '../src/auth/tokens.js';
 import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../src/store/store.js';
 import type { ApiTokenRecord } from '../src/store/types.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
+import { thrown } from './helpers/errors.js';
 
 afterAll(() => stopPgTestServer());
 
@@ -31,15 +31,6 @@ const rec = (id: string, over: Partial<ApiTokenRecord> = {}): ApiTokenRecord => 
   ...over,
 });
 
-function thrown(fn: () => unknown): UserError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UserError);
-    return e as UserError;
-  }
-  throw new Error('expected a throw');
-}
 
 /** A clock the test moves. */
 function clock(start = 1_700_000_000_000): { now: () => number; advance: (ms: number) => void } {
@@ -337,7 +328,7 @@ describe('token authority (on a SQLite store, with a clock the test moves)', () 
       const minted = auth.mintStream(parent);
       expect(minted.token).toMatch(new RegExp(`^swarm_stream_${info.id}_\\d{13}_[0-9a-f]{64}$`));
       expect(minted.expires_at).toBe(t.now() + STREAM_TOKEN_TTL_MS);
-      expect(await auth.authenticate(minted.token)).toEqual({ ok: true, principal: { kind: 'stream', token_id: info.id, name: 'dash', scopes: ['read'] } });
+      expect(await auth.authenticate(minted.token)).toEqual({ ok: true, principal: { kind: 'stream', token_id: info.id, name: 'dash', scopes: ['read'], expires_at: minted.expires_at } });
       // A later expiry written into the token breaks its signature.
       const stretched = minted.token.replace(/_(\d{13})_/, (_m, ms: string) => `_${Number(ms) + 3_600_000}_`);
       expect(await auth.authenticate(stretched)).toMatchObject({ ok: false, code: 'TOKEN_INVALID' });

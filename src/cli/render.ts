@@ -17,6 +17,11 @@ export function table(headers: string[], rows: Array<Array<string | number | nul
     .join('\n');
 }
 
+/** A time as ISO 8601 to the second, in UTC: `2026-12-04T16:20:00Z`. */
+export function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
 export function formatMs(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return '';
   if (ms < 1000) return `${ms}ms`;

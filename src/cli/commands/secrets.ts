@@ -7,6 +7,7 @@ import { MASTER_KEY_BYTES, parseMasterKey } from '../../secrets/master-key.js';
 import { checkSecretName, SECRET_VALUE_MAX_BYTES } from '../../secrets/vault.js';
 import type { Swarm } from '../../swarm.js';
 import type { CliContext } from '../context.js';
+import { isoSeconds, table } from '../render.js';
 
 /**
  * `swarm secrets set | list | delete | rotate-key`: the encrypted secrets store. A value is read
@@ -41,8 +42,8 @@ export function registerSecretsCommands(program: Command, ctx: CliContext): void
       const list = await swarm.listSecrets(o.workflow === undefined ? {} : { workflow: o.workflow });
       if (o.json) return ctx.out(JSON.stringify(list, null, 2));
       if (list.length === 0) return ctx.out(`no stored secrets${o.workflow === undefined ? '' : ` for workflow '${o.workflow}'`}`);
-      const rows = list.map((s) => [s.name, s.workflow === null ? 'global' : `workflow ${s.workflow}`, iso(s.created_at), iso(s.updated_at)]);
-      table(ctx, ['NAME', 'SCOPE', 'CREATED', 'UPDATED'], rows);
+      const rows = list.map((s) => [s.name, s.workflow === null ? 'global' : `workflow ${s.workflow}`, isoSeconds(s.created_at), isoSeconds(s.updated_at)]);
+      ctx.out(table(['NAME', 'SCOPE', 'CREATED', 'UPDATED'], rows));
     });
 
   secrets
@@ -117,16 +118,7 @@ function scopeText(workflow: string | undefined): string {
   return workflow === undefined ? 'global' : `workflow '${workflow}'`;
 }
 
-function iso(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
 
-function table(ctx: CliContext, head: string[], rows: string[][]): void {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
-  ctx.out(pc.dim(line(head)));
-  for (const r of rows) ctx.out(line(r));
-}
 
 /** Standard input, whole, without one trailing newline (`echo value | swarm secrets set NAME`). */
 async function readStdin(name: string): Promise<string> {

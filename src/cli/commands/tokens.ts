@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import pc from 'picocolors';
 import { parseExpiry, parseScopes, SCOPES, tokenJson, type TokenInfo } from '../../auth/tokens.js';
 import type { CliContext } from '../context.js';
+import { isoSeconds, table } from '../render.js';
 
 /**
  * `swarm tokens create | list | revoke`: API tokens of the HTTP API (`swarm serve`). A new token is
@@ -25,7 +26,7 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
       const { token, info } = await swarm.createToken({ scopes, expiresAt, ...(o.name !== undefined ? { name: o.name } : {}) });
       if (o.json) return ctx.out(JSON.stringify({ token, ...tokenJson(info) }, null, 2));
       ctx.out(token);
-      ctx.err(`token ${info.id} created${info.name ? ` (${info.name})` : ''}: scopes ${info.scopes.join(', ')}; ${info.expires_at === null ? 'never expires' : `expires ${iso(info.expires_at)}`}`);
+      ctx.err(`token ${info.id} created${info.name ? ` (${info.name})` : ''}: scopes ${info.scopes.join(', ')}; ${info.expires_at === null ? 'never expires' : `expires ${isoSeconds(info.expires_at)}`}`);
       ctx.err(pc.yellow('This is the only time the token is shown: Swarm stores only its hash. Keep it now (send it as Authorization: Bearer <token>).'));
     });
 
@@ -38,10 +39,11 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
       const list = await swarm.listTokens();
       if (o.json) return ctx.out(JSON.stringify(list.map(tokenJson), null, 2));
       if (list.length === 0) return ctx.out("no API tokens (the API is open on a loopback address); create one with 'swarm tokens create --scope …'");
-      table(
-        ctx,
-        ['ID', 'NAME', 'SCOPES', 'CREATED', 'EXPIRES', 'LAST USED', 'STATUS'],
-        list.map((t) => [t.id, t.name || '-', t.scopes.join(','), iso(t.created_at), t.expires_at === null ? 'never' : iso(t.expires_at), t.last_used_at === null ? '-' : iso(t.last_used_at), statusText(t)]),
+      ctx.out(
+        table(
+          ['ID', 'NAME', 'SCOPES', 'CREATED', 'EXPIRES', 'LAST USED', 'STATUS'],
+          list.map((t) => [t.id, t.name || '-', t.scopes.join(','), isoSeconds(t.created_at), t.expires_at === null ? 'never' : isoSeconds(t.expires_at), t.last_used_at === null ? '-' : isoSeconds(t.last_used_at), statusText(t)]),
+        ),
       );
     });
 
@@ -51,21 +53,12 @@ export function registerTokenCommands(program: Command, ctx: CliContext): void {
     .action(async (id: string) => {
       const swarm = await ctx.swarm();
       const { info, already } = await swarm.revokeToken(id);
-      ctx.out(already ? `token ${info.id} was already revoked (${iso(info.revoked_at ?? 0)})` : `token ${info.id} revoked; running servers refuse it within 5 seconds`);
+      ctx.out(already ? `token ${info.id} was already revoked (${isoSeconds(info.revoked_at ?? 0)})` : `token ${info.id} revoked; running servers refuse it within 5 seconds`);
     });
 }
 
 function statusText(t: TokenInfo): string {
-  return t.status === 'revoked' ? `revoked ${iso(t.revoked_at ?? 0)}` : t.status;
+  return t.status === 'revoked' ? `revoked ${isoSeconds(t.revoked_at ?? 0)}` : t.status;
 }
 
-function iso(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
 
-function table(ctx: CliContext, head: string[], rows: string[][]): void {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
-  ctx.out(pc.dim(line(head)));
-  for (const r of rows) ctx.out(line(r));
-}
