@@ -8,6 +8,7 @@
  *   const res = await app.request('/api/v1/workflows/echo-chain/runs', { method: 'POST', body: '{"input": {}}', headers: { 'content-type': 'application/json' } });
  */
 import { OpenAPIHono } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { UserError } from '../core/errors.js';
 import type { Swarm } from '../swarm.js';
@@ -83,8 +84,15 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
       throw new UserError('LIMIT_EXCEEDED', `the request body is larger than server.max_body_bytes (${maxBodyBytes.toLocaleString('en-US')} bytes); reading stopped at the limit`, { limit: 'server.max_body_bytes', max: maxBodyBytes });
     },
   });
+  // A body whose Content-Length is within the limit goes on without the middleware touching it
+  // (reading `body` would build a Web Request early); chunked and oversized ones go through it.
+  const checked: MiddlewareHandler = async (c, next) => {
+    const declared = c.req.header('content-length');
+    if (declared !== undefined && c.req.header('transfer-encoding') === undefined && /^\d+$/.test(declared) && Number(declared) <= maxBodyBytes) return next();
+    return limit(c, next);
+  };
   // Webhook deliveries too: their bodies are read whole, to check the signature.
-  for (const path of ['/api/*', '/webhooks/*', '/workflows/*']) app.use(path, limit);
+  for (const path of ['/api/*', '/webhooks/*', '/workflows/*']) app.use(path, checked);
 
   healthRoutes(app, swarm, { version: options.version ?? 'unknown', worker: options.worker ?? null });
   registryRoutes(app, swarm);
