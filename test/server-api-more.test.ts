@@ -11,8 +11,8 @@ import { MAX_BULK } from '../src/server/routes/bulk.js';
 import { Swarm } from '../src/swarm.js';
 import { startFakeLlmServer, type FakeLlmServer } from '../src/testing/fake-llm-server.js';
 import { builtinAgent, EXAMPLES, removeProject, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
+import { expectProblem, request, type Answer, type Json } from './helpers/http.js';
 
-type Json = Record<string, unknown>;
 
 let dir: string;
 let swarm: Swarm;
@@ -22,26 +22,10 @@ let app: ReturnType<typeof createApp>;
 /** Every response body the app gave, for the planted-secret check. */
 const answers: string[] = [];
 
-async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; type: string; json: Json; text: string }> {
-  const init: RequestInit = { method, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers } };
-  if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body);
-  const res = await app.request(path, init);
-  const text = await res.text();
-  answers.push(text, JSON.stringify([...res.headers]));
-  let json: Json = {};
-  try {
-    json = JSON.parse(text) as Json;
-  } catch {
-    json = { text };
-  }
-  return { status: res.status, type: res.headers.get('content-type') ?? '', json, text };
-}
-
-function expectProblem(r: Awaited<ReturnType<typeof call>>, status: number, code: string): Json {
-  expect(r.status, r.text).toBe(status);
-  expect(r.type).toBe('application/problem+json');
-  expect(r.json).toMatchObject({ status, code });
-  return r.json;
+async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
+  const r = await request(app, method, path, body, headers);
+  answers.push(r.text, JSON.stringify([...r.headers]));
+  return r;
 }
 
 const statusOf = async (id: string): Promise<string> => (await swarm.getRun(id)).run.status;

@@ -8,8 +8,8 @@ import { createApp } from '../src/server/app.js';
 import type { Swarm } from '../src/swarm.js';
 import type { Worker } from '../src/engine/worker.js';
 import { builtinAgent, EXAMPLES, openProject, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
+import { expectProblem, request, type Answer, type Json } from './helpers/http.js';
 
-type Json = Record<string, unknown>;
 
 let dir: string;
 let swarm: Swarm;
@@ -19,26 +19,8 @@ let app: ReturnType<typeof createApp>;
 let openGate: () => void = () => undefined;
 let gate = new Promise<void>((r) => (openGate = r));
 
-async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; type: string; json: Json; headers: Headers }> {
-  const init: RequestInit = { method, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers } };
-  if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body);
-  const res = await app.request(path, init);
-  const text = await res.text();
-  let json: Json = {};
-  try {
-    json = JSON.parse(text) as Json;
-  } catch {
-    json = { text };
-  }
-  return { status: res.status, type: res.headers.get('content-type') ?? '', json, headers: res.headers };
-}
-
-/** A problem document with this status and code. */
-function expectProblem(r: Awaited<ReturnType<typeof call>>, status: number, code: string): Json {
-  expect(r.status, JSON.stringify(r.json)).toBe(status);
-  expect(r.type).toBe('application/problem+json');
-  expect(r.json).toMatchObject({ status, code, type: expect.stringMatching(/^urn:swarm:problem:/) as unknown, title: expect.any(String) as unknown, detail: expect.any(String) as unknown });
-  return r.json;
+function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
+  return request(app, method, path, body, headers);
 }
 
 beforeAll(async () => {

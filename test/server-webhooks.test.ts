@@ -8,6 +8,7 @@ import { createApp } from '../src/server/app.js';
 import type { Swarm } from '../src/swarm.js';
 import { resolveWebhookScheme, signWebhook, type WebhookScheme } from '../src/triggers/index.js';
 import { builtinAgent, openProject, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
+import { expectProblem } from './helpers/http.js';
 
 type Json = Record<string, unknown>;
 
@@ -45,12 +46,6 @@ function signed(scheme: keyof typeof SCHEMES, secret: string, body: string, opti
   return signWebhook(SCHEMES[scheme] as WebhookScheme, secret, body, options);
 }
 
-function expectProblem(r: { status: number; json: Json; type: string }, status: number, code: string): Json {
-  expect(r.status, JSON.stringify(r.json)).toBe(status);
-  expect(r.type).toBe('application/problem+json');
-  expect(r.json).toMatchObject({ status, code });
-  return r.json;
-}
 
 async function runCount(): Promise<number> {
   return (await swarm.listRuns({ limit: 10_000 })).length;

@@ -170,8 +170,7 @@ export interface OpenApiOptions {
  * (refused by the Host header, which must then be a loopback name).
  */
 function openRefusal(c: Context, read: boolean, options: OpenApiOptions): Response | undefined {
-  const url = new URL(c.req.url);
-  const host = c.req.header('host') ?? url.host;
+  const host = c.req.header('host') ?? new URL(c.req.url).host;
   const hostname = host.replace(/:\d+$/, '');
   if (!options.openToAnyHost && !isLoopbackHost(hostname)) {
     return problemResponse(c, problem(403, 'HOST_REFUSED', `this API has no token yet, so it answers only requests addressed to a loopback name (localhost, 127.0.0.1, [::1]), not '${host}'; create a token ('swarm tokens create') to use it from elsewhere`));
