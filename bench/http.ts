@@ -2,7 +2,7 @@
  * Runs created over HTTP against the same runs created in process. `npm run bench:http`
  * (= build + `node dist/bench/http.js`); see bench/README.md.
  *
- *   node dist/bench/http.js [--quick] [--runs N] [--connections 32] [--repeat 3] [--dir <temp base>] [--keep] [--no-save]
+ *   node dist/bench/http.js [--quick] [--runs N] [--connections 32] [--repeat 3] [--dir <temp base>] [--keep] [--no-save] [--profile <dir>] [--pin]
  *
  * Three measurements, each in a fresh child process and a fresh project on SQLite `durability: full`:
  * - inproc: `swarm.createRun()` from 32 concurrent callers in one process (the baseline);
@@ -15,8 +15,8 @@
  * Repetitions are interleaved and medians reported; the ratio http ÷ inproc is taken per repetition.
  */
 import autocannon from 'autocannon';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +36,10 @@ interface Job {
   connections: number;
   base?: string;
   keep: boolean;
+  /** Write a V8 CPU profile of each `swarm serve` here (see bench/profile-summary.ts). */
+  profile?: string;
+  /** Pin the process creating runs to CPU 0 and the load generator to CPU 1 (`taskset`). */
+  pin: boolean;
 }
 
 interface Result {
@@ -50,6 +54,8 @@ interface Result {
   failed: number;
   /** Runs in the store afterwards: every 2xx made exactly one. */
   stored: number;
+  /** CPU time (user + system) of the process that created the runs, per run, µs: robust to a busy machine. */
+  cpu_us: number;
 }
 
 const WORKFLOW = 'bench-one';
@@ -77,8 +83,8 @@ async function prepare(dir: BenchDir): Promise<void> {
 }
 
 /** `swarm serve` on a free port in the project; resolves with its base URL once it listens. */
-async function startServe(dir: BenchDir, worker: boolean): Promise<{ url: string; child: ChildProcess }> {
-  const args = [join(REPO_ROOT, 'bin', 'swarm.js'), 'serve', '--port', '0', ...(worker ? [] : ['--no-worker'])];
+async function startServe(dir: BenchDir, worker: boolean, profile?: string): Promise<{ url: string; child: ChildProcess }> {
+  const args = [...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []), join(REPO_ROOT, 'bin', 'swarm.js'), 'serve', '--port', '0', ...(worker ? [] : ['--no-worker'])];
   const env = { ...process.env, SWARM_HOME: dir.home, SWARM_DURABILITY: 'full', SWARM_SECRET_BENCH_HOOK: HOOK_SECRET, NO_COLOR: '1' };
   const child = spawn(process.execPath, args, { cwd: dir.root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -114,11 +120,35 @@ async function countRuns(dir: BenchDir): Promise<number> {
 
 const INPUT = { message: 'hello' };
 
+/**
+ * Pin a process (all its threads) to one CPU, so that the run creator and the load generator do not
+ * take turns on the same core: each measurement then has one core for creating runs.
+ */
+function pinTo(pid: number, cpu: number): void {
+  execFileSync('taskset', ['-a', '-cp', String(cpu), String(pid)], { stdio: 'ignore' });
+}
+
+/** User + system CPU time of a process so far, µs (Linux `/proc/<pid>/stat`, in clock ticks of 10 ms). */
+function cpuOf(pid: number): number {
+  if (pid === process.pid) {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  }
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 async function inproc(job: Job, dir: BenchDir): Promise<Result> {
+  if (job.pin) pinTo(process.pid, 0);
   const swarm = await openSwarm(dir, { durability: 'full' });
   try {
     for (let i = 0; i < 200; i++) await swarm.createRun(WORKFLOW, INPUT); // warm-up
     let next = 0;
+    const cpu0 = cpuOf(process.pid);
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: job.connections }, async () => {
@@ -129,45 +159,56 @@ async function inproc(job: Job, dir: BenchDir): Promise<Result> {
       }),
     );
     const seconds = (performance.now() - t0) / 1000;
-    return { kind: 'inproc', runs: job.runs, seconds, runs_per_s: job.runs / seconds, p50_ms: NaN, p99_ms: NaN, failed: 0, stored: 0 };
+    const cpu_us = (cpuOf(process.pid) - cpu0) / job.runs;
+    return { kind: 'inproc', runs: job.runs, seconds, runs_per_s: job.runs / seconds, p50_ms: NaN, p99_ms: NaN, failed: 0, stored: 0, cpu_us };
   } finally {
     await swarm.close();
   }
 }
 
 async function http(job: Job, dir: BenchDir): Promise<Result> {
-  const { url, child } = await startServe(dir, false);
+  const { url, child } = await startServe(dir, false, job.profile);
+  if (job.pin) {
+    pinTo(child.pid!, 0);
+    pinTo(process.pid, 1);
+  }
   try {
     const target = `${url}/api/v1/workflows/${WORKFLOW}/runs`;
-    return await load('http', job, { url: target, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: INPUT }) });
+    return await load('http', job, child.pid!, { url: target, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: INPUT }) });
   } finally {
     await stopServe(child);
   }
 }
 
 /** 200 warm-up requests, then `job.runs` measured ones from `job.connections` keep-alive connections. */
-async function load(kind: Kind, job: Job, opts: autocannon.Options): Promise<Result> {
+async function load(kind: Kind, job: Job, serverPid: number, opts: autocannon.Options): Promise<Result> {
   await autocannon({ ...opts, connections: job.connections, amount: 200 });
   // autocannon's own start and finish are only as fine as its 1 s tick: time the first request sent
   // and the last answer received here instead.
   let last = 0;
   const timed = { ...opts, requests: (opts.requests ?? [{}]).map((q) => ({ ...q, onResponse: () => void (last = performance.now()) })) };
+  const cpu0 = cpuOf(serverPid);
   const first = performance.now();
   const r = await autocannon({ ...timed, connections: job.connections, amount: job.runs });
   const ok = r['2xx'];
   const seconds = (last - first) / 1000;
-  return { kind, runs: ok, seconds, runs_per_s: ok / seconds, p50_ms: r.latency.p50, p99_ms: r.latency.p99, failed: r.non2xx + r.errors, stored: 0 };
+  const cpu_us = (cpuOf(serverPid) - cpu0) / ok;
+  return { kind, runs: ok, seconds, runs_per_s: ok / seconds, p50_ms: r.latency.p50, p99_ms: r.latency.p99, failed: r.non2xx + r.errors, stored: 0, cpu_us };
 }
 
 async function webhook(job: Job, dir: BenchDir): Promise<Result> {
-  const { url, child } = await startServe(dir, false);
+  const { url, child } = await startServe(dir, false, job.profile);
+  if (job.pin) {
+    pinTo(child.pid!, 0);
+    pinTo(process.pid, 1);
+  }
   try {
     if (!HOOK_SCHEME.ok) throw new Error('the standard scheme does not parse');
     const scheme = HOOK_SCHEME.scheme;
     const body = JSON.stringify({ order: 42 });
     // Signed per request by the load generator: a fresh delivery id (a new run) each time.
     const requests = [{ method: 'POST' as const, setupRequest: (req: autocannon.Request): autocannon.Request => ({ ...req, body, headers: { 'content-type': 'application/json', ...signWebhook(scheme, HOOK_SECRET, body) } }) }];
-    return await load('webhook', job, { url: `${url}/webhooks/bench`, requests });
+    return await load('webhook', job, child.pid!, { url: `${url}/webhooks/bench`, requests });
   } finally {
     await stopServe(child);
   }
@@ -194,7 +235,7 @@ async function latency(job: Job, dir: BenchDir): Promise<Result> {
         const [step] = await swarm.store.getSteps(id);
         if (run && step?.started_at != null) gaps.push(step.started_at - run.created_at);
       }
-      return { kind: 'latency', runs: n, seconds, runs_per_s: n / seconds, p50_ms: percentile(gaps, 50), p99_ms: percentile(gaps, 99), failed: n - gaps.length, stored: 0 };
+      return { kind: 'latency', runs: n, seconds, runs_per_s: n / seconds, p50_ms: percentile(gaps, 50), p99_ms: percentile(gaps, 99), failed: n - gaps.length, stored: 0, cpu_us: Number.NaN };
     } finally {
       await swarm.close();
     }
@@ -217,10 +258,10 @@ async function runJob(job: Job): Promise<Result> {
   }
 }
 
-const USAGE = 'node dist/bench/http.js [--quick] [--runs N] [--connections 32] [--repeat 3] [--dir <temp base>] [--keep] [--no-save]';
+const USAGE = 'node dist/bench/http.js [--quick] [--runs N] [--connections 32] [--repeat 3] [--dir <temp base>] [--keep] [--no-save] [--profile <dir>] [--pin]';
 
 async function main(): Promise<void> {
-  const v = benchOptions(process.argv.slice(2), { ...COMMON_OPTIONS, runs: { type: 'string' }, connections: { type: 'string' } }, USAGE);
+  const v = benchOptions(process.argv.slice(2), { ...COMMON_OPTIONS, runs: { type: 'string' }, connections: { type: 'string' }, profile: { type: 'string' }, pin: { type: 'boolean' } }, USAGE);
   const quick = v.quick === true;
   const runs = intOption(v.runs, '--runs', 100) ?? (quick ? 2000 : 10_000);
   const connections = intOption(v.connections, '--connections', 1, 1024) ?? 32;
@@ -236,7 +277,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < repeat; i++) {
     const got: Partial<Record<Kind, Result>> = {};
     for (const kind of KINDS) {
-      const r = await runInChild<Job, Result>(script, { kind, runs, connections, ...(base ? { base } : {}), keep: v.keep === true }, kind, 300_000);
+      const r = await runInChild<Job, Result>(script, { kind, runs, connections, ...(base ? { base } : {}), ...(v.profile ? { profile: resolve(v.profile) } : {}), pin: v.pin === true, keep: v.keep === true }, kind, 300_000);
       got[kind] = r;
       reps.get(kind)!.push(r);
       console.error(`  rep ${i + 1}/${repeat} ${kind}: ${r.runs_per_s.toFixed(0)} runs/s`);
@@ -250,8 +291,8 @@ async function main(): Promise<void> {
   const fmt = (n: number, d = 0): string => (Number.isFinite(n) ? n.toFixed(d) : '–');
   console.log(
     table(
-      ['measurement', 'runs', 'runs/s', 'p50 ms', 'p99 ms', 'failed', 'stored'],
-      KINDS.map((k) => [k, fmt(med(k, (r) => r.runs)), fmt(med(k, (r) => r.runs_per_s)), fmt(med(k, (r) => r.p50_ms), 2), fmt(med(k, (r) => r.p99_ms), 2), fmt(med(k, (r) => r.failed)), fmt(med(k, (r) => r.stored))]),
+      ['measurement', 'runs', 'runs/s', 'p50 ms', 'p99 ms', 'CPU µs/run', 'failed', 'stored'],
+      KINDS.map((k) => [k, fmt(med(k, (r) => r.runs)), fmt(med(k, (r) => r.runs_per_s)), fmt(med(k, (r) => r.p50_ms), 2), fmt(med(k, (r) => r.p99_ms), 2), fmt(med(k, (r) => r.cpu_us)), fmt(med(k, (r) => r.failed)), fmt(med(k, (r) => r.stored))]),
     ),
   );
   const ratio = median(ratios);
@@ -272,7 +313,7 @@ async function main(): Promise<void> {
   if (v['no-save'] !== true) {
     const outDir = join(REPO_ROOT, 'bench', 'results');
     mkdirSync(outDir, { recursive: true });
-    const doc = { bench: 'http', when: new Date().toISOString(), git: gitState(), host: hostInfo(loadBefore), options: { runs, connections, repeat }, medians: Object.fromEntries(KINDS.map((k) => [k, { runs_per_s: med(k, (r) => r.runs_per_s), p50_ms: med(k, (r) => r.p50_ms), p99_ms: med(k, (r) => r.p99_ms) }])), ratio_http_inproc: ratio, ratios, ratio_webhook_inproc: hookRatio, webhook_ratios: hookRatios, repetitions: Object.fromEntries(reps) };
+    const doc = { bench: 'http', when: new Date().toISOString(), git: gitState(), host: hostInfo(loadBefore), options: { runs, connections, repeat, pin: v.pin === true }, medians: Object.fromEntries(KINDS.map((k) => [k, { runs_per_s: med(k, (r) => r.runs_per_s), cpu_us: med(k, (r) => r.cpu_us), p50_ms: med(k, (r) => r.p50_ms), p99_ms: med(k, (r) => r.p99_ms) }])), ratio_http_inproc: ratio, ratios, ratio_webhook_inproc: hookRatio, webhook_ratios: hookRatios, repetitions: Object.fromEntries(reps) };
     const stamp = doc.when.replace(/[:.]/g, '-');
     writeFileSync(join(outDir, `http-${stamp}.json`), `${JSON.stringify(doc, null, 2)}\n`);
     writeFileSync(join(outDir, 'http-latest.json'), `${JSON.stringify(doc, null, 2)}\n`);

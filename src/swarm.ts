@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { resolveConfig, type ResolveConfigOptions, type SwarmConfig } from './config/config.js';
@@ -181,11 +181,25 @@ export interface EmittedEvent {
 export interface CreatedRun {
   runId: string;
   created: boolean;
+  /**
+   * The run as its creating transaction wrote it (status `queued`, its first steps `ready`), when this
+   * call created it: answering with it needs no read of the store. Absent for an existing run.
+   */
+  details?: RunDetails;
 }
+
+/** Random bytes for run ids, drawn 4 KiB at a time: one call into the CSPRNG per 256 ids, not one per id. */
+const idPool = Buffer.alloc(4096);
+let idPoolAt = idPool.length;
 
 /** A run id: time-ordered (UUIDv7), so ids sort by creation. */
 export function newRunId(): string {
-  const b = randomBytes(16);
+  if (idPoolAt === idPool.length) {
+    randomFillSync(idPool);
+    idPoolAt = 0;
+  }
+  // Each id takes its own 16 bytes of the pool, written over in place (never handed out again).
+  const b = idPool.subarray(idPoolAt, (idPoolAt += 16));
   const ms = Date.now();
   b.writeUIntBE(ms, 0, 6);
   b[6] = ((b[6] ?? 0) & 0x0f) | 0x70;
@@ -730,7 +744,7 @@ export class Swarm {
       ...(options.idempotencyKey ? { idempotency_key: options.idempotencyKey } : {}),
       ...(options.metadata && Object.keys(options.metadata).length ? { metadata: this.redactor.value(options.metadata) } : {}),
     };
-    let created: { id: string; created: boolean };
+    let created: { id: string; created: boolean; details?: RunDetails };
     if (this.store.kind === 'postgres') {
       // On PostgreSQL the registry reads happen in the run's own transaction and travel with BEGIN
       // (the workflow's versions, and those of the agents it named last time): a start is two round
@@ -758,7 +772,7 @@ export class Swarm {
       created = await this.store.transaction((tx) => this.ledger.createRunOnce(tx, wf, plan, trigger));
     }
     if (created.created) this.pokeWorkers();
-    return { runId: created.id, created: created.created };
+    return { runId: created.id, created: created.created, ...(created.details ? { details: created.details } : {}) };
   }
 
   /** Check a run's input against its workflow and plan it against the registered agents. */

@@ -92,4 +92,43 @@ describe.each(backends)('run filters and run changes on %s', (_name, envOf) => {
       removeProject(dir);
     }
   });
+
+  it('a created run comes back as the store holds it: createRun and POST …/runs answer without reading it again, and what they answer is what a read gives', async () => {
+    const dir = tempProject();
+    const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm'), ...(await envOf()) } });
+    try {
+      await swarm.registerAgent(join(EXAMPLES, 'agents', 'echo'));
+      await swarm.registerWorkflow(join(EXAMPLES, 'workflows', 'echo-chain'));
+      const made = await swarm.createRun('echo-chain', { message: 'hi', extra: { nested: [1, 'two', null] } }, { trigger_type: 'api', idempotencyKey: 'k-1', metadata: { source: 'crm' } });
+      expect(made.created).toBe(true);
+      expect(made.details?.steps.map((s) => s.status)).toEqual(['ready', 'pending']);
+      expect(made.details).toEqual(await swarm.getRun(made.runId));
+      // A repeated key finds the run: nothing was created, so there is nothing to hand back.
+      const again = await swarm.createRun('echo-chain', { message: 'hi' }, { trigger_type: 'api', idempotencyKey: 'k-1' });
+      expect(again).toEqual({ runId: made.runId, created: false });
+
+      const app = createApp(swarm);
+      const res = await app.request('/api/v1/workflows/echo-chain/runs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: { message: 'over http' }, metadata: { source: 'web' } }) });
+      expect(res.status).toBe(201);
+      const created = (await res.json()) as { run_id: string };
+      const read = await app.request(`/api/v1/runs/${created.run_id}`);
+      expect(await read.json()).toEqual(created);
+    } finally {
+      await swarm.close();
+      removeProject(dir);
+    }
+  });
+});
+
+describe('run ids', () => {
+  it('are UUIDv7, unique and time-ordered across many draws of the random pool', async () => {
+    const { newRunId } = await import('../src/swarm.js');
+    const ids = Array.from({ length: 2000 }, () => newRunId());
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    // The first 48 bits are the creation time in ms: never decreasing.
+    const times = ids.map((id) => parseInt(id.replace(/-/g, '').slice(0, 12), 16));
+    for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThanOrEqual(times[i - 1] as number);
+    expect(Math.abs((times[0] as number) - Date.now())).toBeLessThan(60_000);
+  });
 });

@@ -8,6 +8,7 @@ import { validateAgainst } from '../core/io-schema.js';
 import { NO_REDACTION, type Redactor } from '../secrets/redactor.js';
 import type { TriggerEvent } from '../triggers/events.js';
 import { emitCustomEvent, raiseRunEvent, RUN_EVENTS, type CustomEventInput, type EmitResult, type EventTriggerDeps } from './event-triggers.js';
+import { createdRunDetails, type CreatedRunDetails } from './created-run.js';
 import { TxScope } from './tx-scope.js';
 import type {
   ClaimRequest,
@@ -15,6 +16,7 @@ import type {
   CommitResult,
   Completion,
   LedgerTx,
+  NewRunRow,
   NewStepRow,
   RunPlan,
   RunState,
@@ -98,7 +100,7 @@ export class Ledger {
    * (`created: false`) and write nothing. A key given for a run of another workflow is refused
    * (IDEMPOTENCY_KEY_REUSED).
    */
-  async createRunOnce(tx: LedgerTx, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<{ id: string; created: boolean }> {
+  async createRunOnce(tx: LedgerTx, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<{ id: string; created: boolean; details?: CreatedRunDetails }> {
     if (input.idempotency_key) {
       const existing = await tx.runByIdempotencyKey(input.idempotency_key);
       if (existing) {
@@ -112,12 +114,17 @@ export class Ledger {
       }
     }
     const scope = new TxScope(tx, this.maxEventBytes, this.options.chainKey);
-    const id = await this.insertRun(scope, wf, plan, input);
+    const inserted = await this.insertRunRows(scope, wf, plan, input);
     await scope.flush();
-    return { id, created: true };
+    return { id: inserted.row.id, created: true, details: createdRunDetails(inserted.row, inserted.steps, inserted.state) };
   }
 
   private async insertRun(scope: TxScope, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<string> {
+    return (await this.insertRunRows(scope, wf, plan, input)).row.id;
+  }
+
+  /** Insert a run's rows and RUN_CREATED; what was written, for the run's document as created. */
+  private async insertRunRows(scope: TxScope, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<{ row: NewRunRow; steps: NewStepRow[]; state: RunState }> {
     const { tx } = scope;
     const id = this.options.newRunId();
     const steps: NewStepRow[] = plan.workflow.steps.map((s, i) => {
@@ -136,8 +143,7 @@ export class Ledger {
     const maxParallel = plan.workflow.concurrency ?? this.options.defaultRunConcurrency;
     const plan_json = JSON.stringify(plan);
     const plan_id = planId(plan_json);
-    await tx.insertRun(
-      {
+    const row: NewRunRow = {
         id,
         workflow_id: wf.id,
         workflow_name: wf.name,
@@ -152,9 +158,8 @@ export class Ledger {
         max_parallel: maxParallel,
         steps_total: steps.length,
         created_at: tx.now,
-      },
-      steps,
-    );
+    };
+    await tx.insertRun(row, steps);
     const state: RunState = {
       id,
       plan_id,
@@ -177,7 +182,7 @@ export class Ledger {
       ...(input.parent_run_id ? { parent_run_id: input.parent_run_id } : {}),
       ready: steps.filter((s) => s.status === 'ready').map((s) => s.step_id),
     });
-    return id;
+    return { row, steps, state };
   }
 
   /**

@@ -16,6 +16,7 @@
  *   out.created ? reply(202, out.runId) : reply(200, out.runId); // 200: a redelivery
  */
 import { PolicyError, UserError } from '../core/errors.js';
+import type { CreatedRunDetails } from '../engine/created-run.js';
 import { findReferences } from '../core/template.js';
 import { resolveWebhookScheme } from './webhook-scheme.js';
 import { verifyWebhook, WEBHOOK_MAX_ID_LENGTH, WebhookFailureCode, type WebhookHeaders } from './webhook-verify.js';
@@ -35,7 +36,7 @@ export interface WebhookDeliveryDeps {
   /** `${secrets.NAME}` for the workflow: its own stored secret, the global one, then SWARM_SECRET_NAME. */
   secret(name: string, workflow: string): Promise<string | undefined>;
   /** Start a run (once per idempotency key): the public API's `createRun`. */
-  createRun(ref: string, input: unknown, options: { trigger_type: 'webhook'; idempotencyKey?: string; metadata?: Record<string, string> }): Promise<{ runId: string; created: boolean }>;
+  createRun(ref: string, input: unknown, options: { trigger_type: 'webhook'; idempotencyKey?: string; metadata?: Record<string, string> }): Promise<{ runId: string; created: boolean; details?: CreatedRunDetails }>;
   /** The run created under this idempotency key, if any. */
   runByKey(key: string): Promise<string | undefined>;
   /** The receiver's clock, for the signature's timestamp. */
@@ -56,6 +57,8 @@ export interface DeliveredWebhook {
   deliveryId?: string;
   /** The idempotency key of the run, when the delivery had an id. */
   idempotencyKey?: string;
+  /** The run as created (absent for a redelivery): the answer needs no read of the store. */
+  details?: CreatedRunDetails;
 }
 
 /** The HTTP status of each refusal, by code (the one error handler reads it). */
@@ -104,9 +107,10 @@ export async function deliverWebhook(deps: WebhookDeliveryDeps, path: string, de
     deliveryId = verified.deliveryId;
   }
   const idempotencyKey = deliveryId === undefined ? undefined : webhookRunKey(path, deliveryId);
-  const done = (runId: string, created: boolean): DeliveredWebhook => ({
+  const done = (runId: string, created: boolean, details?: CreatedRunDetails): DeliveredWebhook => ({
     runId,
     created,
+    ...(details ? { details } : {}),
     workflow: trigger.workflow_name,
     ...(deliveryId !== undefined ? { deliveryId } : {}),
     ...(idempotencyKey ? { idempotencyKey } : {}),
@@ -122,12 +126,12 @@ export async function deliverWebhook(deps: WebhookDeliveryDeps, path: string, de
 
   const input = parseBody(delivery.body);
   try {
-    const { runId, created } = await deps.createRun(`${trigger.workflow_name}@${trigger.workflow_version}`, input, {
+    const { runId, created, details } = await deps.createRun(`${trigger.workflow_name}@${trigger.workflow_version}`, input, {
       trigger_type: 'webhook',
       ...(idempotencyKey ? { idempotencyKey } : {}),
       metadata: { webhook: path, ...(deliveryId !== undefined ? { delivery_id: deliveryId } : {}) },
     });
-    return done(runId, created);
+    return done(runId, created, details);
   } catch (e) {
     // Disabled between the trigger's read and the run's transaction.
     if (e instanceof PolicyError && e.code === 'WORKFLOW_DISABLED') return disabled();

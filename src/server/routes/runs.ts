@@ -258,12 +258,12 @@ export function runRoutes(app: OpenAPIHono, swarm: Swarm, shutdown?: AbortSignal
     // A POST with no JSON body (`curl -X POST …`) starts a run with input {}.
     const body = (c.req.valid('json') as z.infer<typeof CreateRunBody> | undefined) ?? { input: {} };
     const ref = body.version ? `${name.split('@')[0] ?? name}@${body.version}` : name;
-    const { runId, created } = await swarm.createRun(ref, body.input ?? {}, {
+    const { runId, created, details: asCreated } = await swarm.createRun(ref, body.input ?? {}, {
       trigger_type: 'api',
       ...(key ? { idempotencyKey: key } : {}),
       ...(body.metadata ? { metadata: body.metadata } : {}),
     });
-    const details = wait ? await waitFor(swarm, runId, Math.min(parseWait(wait), MAX_WAIT_MS), [c.req.raw.signal, shutdown]) : await swarm.getRun(runId);
+    const details = wait ? await waitFor(swarm, runId, Math.min(parseWait(wait), MAX_WAIT_MS), [c.req.raw.signal, shutdown]) : (asCreated ?? (await swarm.getRun(runId)));
     const status = wait && !TERMINAL_RUN.has(details.run.status) ? 202 : created ? 201 : 200;
     return sendJson(c, status, runJson(details), { location: `/api/v1/runs/${runId}`, ...(created ? {} : { 'idempotent-replayed': 'true' }) });
   });

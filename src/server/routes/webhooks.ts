@@ -48,7 +48,7 @@ export function webhookRoutes(app: OpenAPIHono, swarm: Swarm): void {
     // The raw bytes: the signature covers them exactly (the body limit applies while they are read).
     const body = new Uint8Array(await c.req.arrayBuffer());
     const out = await swarm.deliverWebhook(path, { headers: Object.fromEntries(c.req.raw.headers), body });
-    const details = await swarm.getRun(out.runId);
+    const details = out.details ?? (await swarm.getRun(out.runId));
     return sendJson(c, out.created ? 202 : 200, runJson(details), {
       location: `/api/v1/runs/${out.runId}`,
       ...(out.created ? {} : { 'idempotent-replayed': 'true' }),
