@@ -11,6 +11,7 @@
  */
 import type pg from 'pg';
 import { ExitCode, StoreError } from '../../core/errors.js';
+import { checkMigrationIdentity, type MigrationIdentity } from '../migration-identity.js';
 import { toWorkflow, TRIGGER_COLUMNS, triggerRowFor, type Row } from '../rows.js';
 import type { WorkflowRecord } from '../types.js';
 
@@ -445,16 +446,16 @@ export async function migrate(client: pg.ClientBase, schema: string, location: s
     if (tables.length > 0 && !(tables.includes('schema_migrations') && tables.includes('swarm_meta'))) {
       throw notSwarm(location, `it has tables (${tables.slice(0, 3).join(', ')}) but no Swarm schema`);
     }
-    let current = 0;
     let applied = new Set<number>();
+    let recorded: MigrationIdentity[] = [];
     if (tables.length > 0) {
       // Another application's swarm_meta or schema_migrations may have other columns: its errors
       // (and anything but our application id) mean "not ours".
       try {
         const app = (await client.query<{ value: string }>(`SELECT value FROM swarm_meta WHERE key = 'application'`)).rows[0]?.value;
         if (app !== APPLICATION_ID) throw notSwarm(location, 'its schema_migrations table is not Swarm’s');
-        applied = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)));
-        current = Math.max(0, ...applied);
+        recorded = (await client.query<{ version: number; name: string }>('SELECT version, name FROM schema_migrations')).rows.map((r) => ({ version: Number(r.version), name: String(r.name) }));
+        applied = new Set(recorded.map((m) => m.version));
       } catch (e) {
         // Undefined column, wrong type, …: someone else's tables with our names.
         if (/^(42|22)/.test((e as { code?: string }).code ?? '')) throw notSwarm(location, 'its schema_migrations table is not Swarm’s');
@@ -466,14 +467,9 @@ export async function migrate(client: pg.ClientBase, schema: string, location: s
       if (exists.rowCount === 0) await client.query(`CREATE SCHEMA "${schema}"`);
       await client.query(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name ${TEXT} NOT NULL, applied_at BIGINT NOT NULL)`);
     }
-    if (current > SCHEMA_VERSION) {
-      throw new StoreError(
-        'STORE_SCHEMA_NEWER',
-        `the store at ${location} has schema version ${current}, newer than this Swarm understands (${SCHEMA_VERSION}); upgrade Swarm`,
-        { database: location, found: current, supported: SCHEMA_VERSION },
-        { exitCode: ExitCode.INVALID_INPUT },
-      );
-    }
+    // A version this build does not know, or knows under another name: refused before any write
+    // (the transaction is rolled back).
+    checkMigrationIdentity(recorded, MIGRATIONS, location);
     // Every migration not recorded yet, in order, including one below the newest applied: branches
     // developed side by side may number theirs 6 and 7, and a database migrated by the one holding 7
     // gets 6 when the two meet (migrations of different numbers touch different tables).
