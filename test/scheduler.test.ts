@@ -211,6 +211,63 @@ describe('overlap', () => {
     expect((await runsOf('bf')).map((r) => r.key)).toEqual([`schedule:bf:${at(0)}`, `schedule:bf:${at(1)}`]);
   });
 
+  it('buffer_one across a failover: holder a buffers a tick and stops; b (another process on the file) fires it once, even if it dies before clearing it', async () => {
+    await schedule('fo', everyMinute('buffer_one'));
+    const a = scheduler('a');
+    now = tick + 1000;
+    await a.pass();
+    now = tick + MIN + 1000;
+    expect((await a.pass()).buffered).toEqual([`schedule:fo:${at(1)}`]);
+    await a.stop();
+    const other = await openProject(dir);
+    try {
+      const b = other.scheduler({ holder: 'b', clock, log: (l) => logs.push(l) });
+      now = tick + MIN + 2000;
+      // The first run is still active: b holds the tick back too.
+      expect(await b.pass()).toMatchObject({ holder: true, fired: [], buffered: [] });
+      expect((await other.store.listTriggers({ workflow: 'fo' }))[0]?.buffered_tick).toBe(tick + MIN);
+      await other.cancel((await runsOf('fo'))[0]!.id);
+      // b starts the tick's run, then dies before clearing the buffer.
+      const swap = other.store.swapScheduleBuffer.bind(other.store);
+      other.store.swapScheduleBuffer = async (id, expected, next) => {
+        if (next === null) throw new Error('the process died here');
+        return swap(id, expected, next);
+      };
+      await expect(b.pass()).rejects.toThrow('the process died here');
+      other.store.swapScheduleBuffer = swap;
+      expect((await runsOf('fo')).map((r) => [r.key, r.status])).toEqual([
+        [`schedule:fo:${at(0)}`, 'cancelled'],
+        [`schedule:fo:${at(1)}`, 'queued'],
+      ]);
+      // Still buffered, and its own run is active: the next pass waits; once it ends, the start
+      // finds that run (same key) and clears the buffer.
+      expect((await b.pass()).fired).toEqual([]);
+      await other.cancel((await runsOf('fo'))[1]!.id);
+      expect((await b.pass()).fired).toEqual([{ key: `schedule:fo:${at(1)}`, runId: (await runsOf('fo'))[1]!.id, created: false }]);
+      expect((await other.store.listTriggers({ workflow: 'fo' }))[0]?.buffered_tick).toBeNull();
+      expect((await b.pass()).fired).toEqual([]);
+      expect((await runsOf('fo')).map((r) => r.key)).toEqual([`schedule:fo:${at(0)}`, `schedule:fo:${at(1)}`]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('buffer_one: pausing the schedule drops its buffered tick', async () => {
+    await schedule('bp', everyMinute('buffer_one'));
+    const s = scheduler();
+    now = tick + 1000;
+    await s.pass();
+    now = tick + MIN + 1000;
+    expect((await s.pass()).buffered).toEqual([`schedule:bp:${at(1)}`]);
+    await swarm.pauseSchedule('bp');
+    await s.pass();
+    expect((await swarm.store.listTriggers({ workflow: 'bp' }))[0]?.buffered_tick).toBeNull();
+    await swarm.resumeSchedule('bp');
+    await swarm.cancel((await runsOf('bp'))[0]!.id);
+    await s.pass();
+    expect((await runsOf('bp')).map((r) => r.key)).toEqual([`schedule:bp:${at(0)}`]);
+  });
+
   it('allow_all starts every tick; cancel_other cancels the active run first', async () => {
     await schedule('aa', everyMinute('allow_all'));
     await schedule('co', everyMinute('cancel_other'));

@@ -97,7 +97,8 @@ function pause(ms: number, wake?: Promise<unknown>): Promise<void> {
 }
 
 const TRIGGER_UPSERT = `INSERT INTO triggers (${TRIGGER_COLUMNS.join(', ')}) VALUES (${TRIGGER_COLUMNS.map(() => '?').join(', ')})
-  ON CONFLICT(id) DO UPDATE SET ${TRIGGER_COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = excluded.${c}`).join(', ')}`;
+  ON CONFLICT(id) DO UPDATE SET ${TRIGGER_COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = excluded.${c}`).join(', ')},
+    buffered_tick = CASE WHEN triggers.type = excluded.type THEN triggers.buffered_tick ELSE NULL END`;
 
 /** One lock per database file in this process (see `exclusive`). */
 const FILE_LOCKS = new Map<string, Promise<void>>();
@@ -505,6 +506,12 @@ export class SqliteStore implements Store {
          WHERE id = ? AND type = 'schedule'`,
       ).run(state.next_run_at, Date.now(), fired, fired, fired, id);
     });
+  }
+
+  swapScheduleBuffer(id: string, expected: number | null, next: number | null): Promise<boolean> {
+    return this.exclusive(
+      () => this.stmt(`UPDATE triggers SET buffered_tick = ?, updated_at = ? WHERE id = ? AND type = 'schedule' AND buffered_tick IS ?`).run(next, Date.now(), id, expected).changes > 0,
+    );
   }
 
   acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord & { acquired: boolean }> {
