@@ -588,7 +588,7 @@ export class Swarm {
         createRun: (name, input, o) => this.createRun(name, input, o),
         cancel: (runId, reason) => this.cancel(runId, reason),
       },
-      { log: this.log, ...options },
+      { log: this.log, retention: { emittedEventsMs: this.config.retention.emittedEventsMs }, ...options },
     );
     this.schedulers.add(scheduler);
     return scheduler;

@@ -10,6 +10,7 @@ import { ManifestError } from '../src/core/errors.js';
 import { parseWorkflowManifest } from '../src/core/manifest/workflow.js';
 import { workflowRecord } from '../src/store/rows.js';
 import type { Swarm } from '../src/swarm.js';
+import { Retention } from '../src/triggers/retention.js';
 import { Scheduler, type SchedulerClock } from '../src/triggers/scheduler.js';
 import { EXAMPLES, openProject, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
 
@@ -362,5 +363,33 @@ describe('the lease', () => {
     const keys = (await runsOf('loop')).map((r) => r.key);
     expect(new Set(keys).size).toBe(keys.length);
     expect(keys.slice(0, 3)).toEqual([0, 1, 2].map((n) => `schedule:loop:${new Date(tick + n * MIN).toISOString()}`));
+  });
+});
+
+describe('retention', () => {
+  it('a backlog larger than one pruning may take goes on at the next pass, not a minute later; then it waits a minute', async () => {
+    let rows = Array.from({ length: 7 }, (_, i) => i);
+    const cutoffs: number[] = [];
+    const store = {
+      pruneEmittedEvents: async (before: number, limit: number): Promise<number> => {
+        cutoffs.push(before);
+        const n = Math.min(limit, rows.length);
+        rows = rows.slice(n);
+        return n;
+      },
+    };
+    let t = 10 * HOUR;
+    // No time budget: one batch per pruning while batches come back full.
+    const r = new Retention(store, { emittedEventsMs: HOUR, batchSize: 3, budgetMs: 0, now: () => t });
+    expect(await r.prune()).toBe(3);
+    expect(await r.prune()).toBe(3);
+    expect(await r.prune()).toBe(1);
+    expect(cutoffs).toEqual([9 * HOUR, 9 * HOUR, 9 * HOUR]);
+    rows = [1, 2];
+    t += 59_000;
+    expect(await r.prune()).toBe(0);
+    t += 1_000;
+    expect(await r.prune()).toBe(2);
+    expect(cutoffs.at(-1)).toBe(10 * HOUR + MIN - HOUR);
   });
 });

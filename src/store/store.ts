@@ -201,6 +201,11 @@ export interface Store {
    */
   swapScheduleBuffer(id: string, expected: number | null, next: number | null): Promise<boolean>;
   /**
+   * Delete at most `limit` custom events (`emitted_events`) recorded before `before` (ms), oldest
+   * first, in one short transaction; returns how many. The retention calls it in batches.
+   */
+  pruneEmittedEvents(before: number, limit: number): Promise<number>;
+  /**
    * Take or renew the lease `name` for `holder` until the store's now + `ttlMs`: granted when nobody
    * holds it, `holder` holds it already, or the holder's lease has expired. Returns the lease as it
    * now is, and whether `holder` has it.

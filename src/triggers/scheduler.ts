@@ -13,6 +13,8 @@
  * - **Buffered ticks survive failover.** `buffer_one` holds a tick back in the store
  *   (`buffered_tick`, set before the tick is recorded as fired), so whichever process holds the lease
  *   when the active run ends starts it, once: its key is the tick's, like any other.
+ * - **Retention.** The holder also prunes custom events past `retention.emitted_events`, at most
+ *   once a minute, in short batches (retention.ts).
  * - **Sleeping.** Between passes the loop sleeps until the earliest `next_run_at`, at most `pollMs`
  *   (another process may register a schedule) and never past the next lease renewal; `wake()`
  *   (registrations, pause, resume in this process) cuts the sleep short.
@@ -30,6 +32,7 @@ import { performance } from 'node:perf_hooks';
 import { PolicyError, UserError } from '../core/errors.js';
 import type { RunStatus } from '../core/states.js';
 import type { LeaseRecord, RunFilter, RunRecord, TriggerFilter, TriggerRecord } from '../store/types.js';
+import { Retention, type RetentionOptions, type RetentionStore } from './retention.js';
 import { decideOverlap, DEFAULT_TICK_GRACE_MS, dueTicks, parseScheduleSpec, tickKey, type ScheduleSpec } from './schedule.js';
 
 /** The lease that makes one process the scheduler. */
@@ -43,7 +46,7 @@ export const SCHEDULER_POLL_MS = 1_000;
 const ACTIVE: readonly RunStatus[] = ['queued', 'running', 'waiting'];
 
 /** The slice of the store the scheduler uses. */
-export interface SchedulerStore {
+export interface SchedulerStore extends RetentionStore {
   listTriggers(filter?: TriggerFilter): Promise<TriggerRecord[]>;
   updateScheduleState(id: string, state: { last_fired_at?: number; next_run_at: number | null }): Promise<void>;
   swapScheduleBuffer(id: string, expected: number | null, next: number | null): Promise<boolean>;
@@ -92,6 +95,8 @@ export interface SchedulerOptions {
   clock?: SchedulerClock;
   /** Where the scheduler says what it did (a tick fired, skipped, dropped; the lease taken or lost). */
   log?: (line: string) => void;
+  /** What the holder prunes, and after how long (`Swarm.scheduler` passes `retention:` of swarm.yaml); none when absent. */
+  retention?: RetentionOptions;
 }
 
 /** What one pass did, for tests and logs. */
@@ -105,6 +110,8 @@ export interface PassReport {
   dropped: string[];
   /** The earliest next tick of any schedule (ms), or null. */
   nextAt: number | null;
+  /** Custom events pruned by the retention in this pass. */
+  pruned: number;
 }
 
 export class Scheduler {
@@ -121,6 +128,7 @@ export class Scheduler {
   private wakeUp: () => void = () => undefined;
   private wakePromise: Promise<void>;
   private loop: Promise<void> | undefined;
+  private readonly retention: Retention | undefined;
 
   constructor(
     private readonly host: SchedulerHost,
@@ -133,6 +141,7 @@ export class Scheduler {
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? (() => undefined);
     this.wakePromise = this.newWake();
+    this.retention = options.retention ? new Retention(host.store, options.retention) : undefined;
   }
 
   get holder(): string {
@@ -223,7 +232,7 @@ export class Scheduler {
    * overlap policy, and record `last_fired_at` / `next_run_at`.
    */
   async pass(): Promise<PassReport> {
-    const report: PassReport = { holder: false, fired: [], skipped: [], buffered: [], dropped: [], nextAt: null };
+    const report: PassReport = { holder: false, fired: [], skipped: [], buffered: [], dropped: [], nextAt: null, pruned: 0 };
     if (!(await this.holdLease())) return report;
     report.holder = true;
     const schedules = await this.host.store.listTriggers({ type: 'schedule' });
@@ -243,10 +252,22 @@ export class Scheduler {
       }
       await this.fireDue(t, parsed.spec, now, buffered, report);
     }
+    await this.prune(report);
     return report;
   }
 
   /** Fire (or skip, or buffer) the ticks due; `buffered`: a tick of this schedule is held back already. */
+  /** The retention, after the schedules (a failure is logged: it must not hold up the ticks). */
+  private async prune(report: PassReport): Promise<void> {
+    if (!this.retention) return;
+    try {
+      report.pruned = await this.retention.prune();
+      if (report.pruned > 0) this.log(`scheduler: pruned ${report.pruned} custom event(s) past retention.emitted_events`);
+    } catch (e) {
+      this.log(`scheduler: pruning custom events failed: ${(e as Error).message}`);
+    }
+  }
+
   private async fireDue(t: TriggerRecord, spec: ScheduleSpec, now: number, buffered: boolean, report: PassReport): Promise<void> {
     const { due, dropped, nextRunAt } = dueTicks(spec, {
       lastFiredAt: t.last_fired_at === null ? null : new Date(t.last_fired_at),

@@ -517,6 +517,11 @@ export class PostgresStore implements Store {
     return (await this.write(sql, [next, noNul(id), expected])) > 0;
   }
 
+  async pruneEmittedEvents(before: number, limit: number): Promise<number> {
+    // SKIP LOCKED: a row an emit holds (its id repeated right now) is left for the next batch.
+    return this.write('DELETE FROM emitted_events WHERE id IN (SELECT id FROM emitted_events WHERE created_at < $1 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)', [before, limit]);
+  }
+
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord & { acquired: boolean }> {
     // One statement: the upsert either takes the lease or leaves it; the select after it (a CTE sees
     // the table as it was before) falls back to the lease as it stands.

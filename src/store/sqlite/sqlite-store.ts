@@ -514,6 +514,12 @@ export class SqliteStore implements Store {
     );
   }
 
+  pruneEmittedEvents(before: number, limit: number): Promise<number> {
+    return this.exclusive(
+      () => this.stmt('DELETE FROM emitted_events WHERE id IN (SELECT id FROM emitted_events WHERE created_at < ? ORDER BY created_at LIMIT ?)').run(before, limit).changes,
+    );
+  }
+
   acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord & { acquired: boolean }> {
     return this.exclusive(() =>
       this.db
