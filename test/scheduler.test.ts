@@ -227,6 +227,7 @@ describe('overlap', () => {
       // The first run is still active: b holds the tick back too.
       expect(await b.pass()).toMatchObject({ holder: true, fired: [], buffered: [] });
       expect((await other.store.listTriggers({ workflow: 'fo' }))[0]?.buffered_tick).toBe(tick + MIN);
+      expect((await other.getSchedule('fo')).buffered_tick).toBe(at(1));
       await other.cancel((await runsOf('fo'))[0]!.id);
       // b starts the tick's run, then dies before clearing the buffer.
       const swap = other.store.swapScheduleBuffer.bind(other.store);
