@@ -575,7 +575,8 @@ export class Swarm {
 
   /**
    * A scheduler for this Swarm (see src/triggers/scheduler.ts): start it to fire schedules while
-   * this process holds the store's schedule lease. `swarm serve` runs one.
+   * this process holds the store's schedule lease, and prune custom events past
+   * `retention.emitted_events` of swarm.yaml (see src/triggers/retention.ts). `swarm serve` runs one.
    *
    * @example
    *   const scheduler = swarm.scheduler({ holder: 'serve-1' });
