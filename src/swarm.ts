@@ -589,7 +589,8 @@ export class Swarm {
 
   /**
    * A scheduler for this Swarm (see src/triggers/scheduler.ts): start it to fire schedules while
-   * this process holds the store's schedule lease. `swarm serve` runs one.
+   * this process holds the store's schedule lease, and prune custom events past
+   * `retention.emitted_events` of swarm.yaml (see src/triggers/retention.ts). `swarm serve` runs one.
    *
    * @example
    *   const scheduler = swarm.scheduler({ holder: 'serve-1' });
@@ -602,7 +603,7 @@ export class Swarm {
         createRun: (name, input, o) => this.createRun(name, input, o),
         cancel: (runId, reason) => this.cancel(runId, reason),
       },
-      { log: this.log, ...options },
+      { log: this.log, retention: { emittedEventsMs: this.config.retention.emittedEventsMs }, ...options },
     );
     this.schedulers.add(scheduler);
     return scheduler;

@@ -266,9 +266,23 @@ describe.concurrent('swarm CLI errors', () => {
     const [list, run] = await Promise.all([s.run(['agent', 'list']), s.run(['run', 'echo-chain', '{"message": "x"}'])]);
     for (const r of [list, run]) {
       const msg = oneLineError(expect, r, EXIT.INVALID);
-      expect(msg).toContain(`the store at ${s.db} has schema version 999`);
-      expect(msg).toContain('upgrade Swarm');
+      expect(msg).toContain(`the store at ${s.db} records schema migration 999 ('from the future') that this Swarm does not know`);
+      expect(msg).toContain('open it with that build (or upgrade Swarm)');
     }
+    expect(s.query('SELECT * FROM schema_migrations ORDER BY version')).toEqual(migrations);
+    expect(count(s, 'workflow_runs')).toBe(0);
+  });
+
+  test('a store migrated by another build (a migration of the same number under another name): exit 2, one line naming the version and both names; nothing written', async ({ expect }) => {
+    const s = await withExamples();
+    const db = new Database(s.db);
+    db.prepare('UPDATE schema_migrations SET name = ? WHERE version = 8').run('work queues');
+    db.close();
+    const migrations = s.query('SELECT * FROM schema_migrations ORDER BY version');
+    const r = await s.run(['run', 'echo-chain', '{"message": "x"}']);
+    expect(oneLineError(expect, r, EXIT.INVALID)).toBe(
+      `swarm: the store at ${s.db} records schema migration 8 as 'work queues', but this Swarm's migration 8 is 'emitted events': another build of Swarm migrated it, and its tables may not be the ones this build expects; open it with that build, or use another store`,
+    );
     expect(s.query('SELECT * FROM schema_migrations ORDER BY version')).toEqual(migrations);
     expect(count(s, 'workflow_runs')).toBe(0);
   });

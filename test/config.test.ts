@@ -84,4 +84,19 @@ describe('configuration', () => {
       expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow(/swarm.yaml:\d+: invalid YAML/);
     });
   });
+
+  it('retention.emitted_events: 30 days by default, a duration in s, m, h or d of at least a minute', () => {
+    withProject('name: x\n', (dir) => {
+      expect(resolveConfig({ cwd: dir, env: {} }).retention).toEqual({ emittedEventsMs: 30 * 86_400_000 });
+    });
+    withProject('name: x\nretention:\n  emitted_events: 36h\n', (dir) => {
+      expect(resolveConfig({ cwd: dir, env: {} }).retention.emittedEventsMs).toBe(36 * 3_600_000);
+    });
+    withProject('name: x\nretention:\n  emitted_events: forever\n', (dir) => {
+      expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow(/swarm.yaml:3: retention.emitted_events: must match pattern/);
+    });
+    withProject('name: x\nretention:\n  emitted_events: 30s\n', (dir) => {
+      expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow("retention.emitted_events: '30s' is under a minute; write at least 1m (default 30d)");
+    });
+  });
 });

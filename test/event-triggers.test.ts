@@ -144,6 +144,51 @@ describe.each(BACKENDS)('event triggers on $name', ({ env }) => {
     }
   });
 
+  it('retention: the schedule holder prunes custom events past retention.emitted_events, at most once a minute, in batches; a pruned id repeated starts no second run', async () => {
+    const DAY = 86_400_000;
+    const { swarm, dir } = await project(await env());
+    try {
+      expect(swarm.config.retention.emittedEventsMs).toBe(30 * DAY);
+      const first: string[][] = [];
+      for (let i = 1; i <= 5; i++) first.push((await swarm.emitEvent('order.paid', { order: i, total: 200 }, { id: `old-${i}` })).runs);
+      const batches: number[] = [];
+      const prune = swarm.store.pruneEmittedEvents.bind(swarm.store);
+      swarm.store.pruneEmittedEvents = async (before, limit) => {
+        const n = await prune(before, limit);
+        batches.push(n);
+        return n;
+      };
+      let now = Date.now();
+      const retention = { emittedEventsMs: 30 * DAY, batchSize: 2, now: () => now };
+      const holder = swarm.scheduler({ holder: 'holder', retention });
+      const standby = swarm.scheduler({ holder: 'standby', retention, renewEveryMs: 0 });
+      // Nothing is 30 days old yet: nothing pruned, the ids still known.
+      expect((await holder.pass()).pruned).toBe(0);
+      expect((await swarm.emitEvent('order.paid', { order: 1, total: 200 }, { id: 'old-1' })).created).toBe(false);
+      now += 31 * DAY;
+      // Only the schedule holder prunes.
+      expect(await standby.pass()).toMatchObject({ holder: false, pruned: 0 });
+      batches.length = 0;
+      expect((await holder.pass()).pruned).toBe(5);
+      expect(batches).toEqual([2, 2, 1]);
+      // A pruned id repeated is a new event, but its run is found by its idempotency key: no second run.
+      const again = await swarm.emitEvent('order.paid', { order: 1, total: 200 }, { id: 'old-1' });
+      expect(again).toMatchObject({ created: true, runs: first[0] });
+      expect(await runsOf(swarm, 'big-orders')).toHaveLength(5);
+      // Within a minute of the last pruning: nothing, though that record is past its retention too.
+      now += 30_000;
+      expect((await holder.pass()).pruned).toBe(0);
+      expect((await swarm.emitEvent('order.paid', { order: 1, total: 200 }, { id: 'old-1' })).created).toBe(false);
+      now += 31_000;
+      expect((await holder.pass()).pruned).toBe(1);
+      await holder.stop();
+      await standby.stop();
+    } finally {
+      await swarm.close();
+      removeProject(dir);
+    }
+  });
+
   it('webhook deliveries: concurrent redeliveries of one delivery id start one run; a bad signature starts none', async () => {
     const { swarm, dir } = await project(await env());
     try {

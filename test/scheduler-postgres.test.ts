@@ -65,6 +65,36 @@ describe('the scheduler on PostgreSQL', () => {
     }
   });
 
+  it('buffer_one across a failover: a buffers a tick and stops, b fires it exactly once', async () => {
+    const { a, b, dir } = await pair('{type: schedule, cron: "* * * * *", overlap: buffer_one}');
+    try {
+      const MIN = 60_000;
+      const tick = Math.ceil(Date.now() / MIN) * MIN + MIN;
+      let now = tick + 1000;
+      const clock: SchedulerClock = { now: () => now, sleep: async () => undefined };
+      const sa = a.scheduler({ holder: 'a', clock });
+      const sb = b.scheduler({ holder: 'b', clock, renewEveryMs: 0 });
+      expect((await sa.pass()).fired).toHaveLength(1);
+      now = tick + MIN + 1000;
+      expect((await sa.pass()).buffered).toEqual([`schedule:pulse:${new Date(tick + MIN).toISOString()}`]);
+      await sa.stop();
+      now = tick + MIN + 2000;
+      expect(await sb.pass()).toMatchObject({ holder: true, fired: [] });
+      const [first] = await b.listRuns({ workflow: 'pulse', limit: 10 });
+      await b.cancel(first!.id);
+      // Passes racing from b and from a (which no longer holds the lease) fire it once.
+      const results = await Promise.all([sb.pass(), sb.pass(), sa.pass()]);
+      expect(results.flatMap((r) => r.fired.filter((f) => f.created)).map((f) => f.key)).toEqual([`schedule:pulse:${new Date(tick + MIN).toISOString()}`]);
+      expect((await sb.pass()).fired).toEqual([]);
+      expect(await ticksOf(b)).toEqual([tick, tick + MIN]);
+      expect((await b.store.listTriggers({ workflow: 'pulse' }))[0]?.buffered_tick).toBeNull();
+    } finally {
+      await a.close();
+      await b.close();
+      removeProject(dir);
+    }
+  });
+
   it('the holder loses its database: the other loop takes the lease over and no tick fires twice', async () => {
     const { a, b, dir } = await pair('{type: schedule, cron: "* * * * * *", overlap: allow_all, catchup: {policy: all, window: 1h, max_runs: 5}}');
     const logs: string[] = [];

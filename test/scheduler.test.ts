@@ -10,6 +10,7 @@ import { ManifestError } from '../src/core/errors.js';
 import { parseWorkflowManifest } from '../src/core/manifest/workflow.js';
 import { workflowRecord } from '../src/store/rows.js';
 import type { Swarm } from '../src/swarm.js';
+import { Retention } from '../src/triggers/retention.js';
 import { Scheduler, type SchedulerClock } from '../src/triggers/scheduler.js';
 import { EXAMPLES, openProject, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
 
@@ -211,6 +212,64 @@ describe('overlap', () => {
     expect((await runsOf('bf')).map((r) => r.key)).toEqual([`schedule:bf:${at(0)}`, `schedule:bf:${at(1)}`]);
   });
 
+  it('buffer_one across a failover: holder a buffers a tick and stops; b (another process on the file) fires it once, even if it dies before clearing it', async () => {
+    await schedule('fo', everyMinute('buffer_one'));
+    const a = scheduler('a');
+    now = tick + 1000;
+    await a.pass();
+    now = tick + MIN + 1000;
+    expect((await a.pass()).buffered).toEqual([`schedule:fo:${at(1)}`]);
+    await a.stop();
+    const other = await openProject(dir);
+    try {
+      const b = other.scheduler({ holder: 'b', clock, log: (l) => logs.push(l) });
+      now = tick + MIN + 2000;
+      // The first run is still active: b holds the tick back too.
+      expect(await b.pass()).toMatchObject({ holder: true, fired: [], buffered: [] });
+      expect((await other.store.listTriggers({ workflow: 'fo' }))[0]?.buffered_tick).toBe(tick + MIN);
+      expect((await other.getSchedule('fo')).buffered_tick).toBe(at(1));
+      await other.cancel((await runsOf('fo'))[0]!.id);
+      // b starts the tick's run, then dies before clearing the buffer.
+      const swap = other.store.swapScheduleBuffer.bind(other.store);
+      other.store.swapScheduleBuffer = async (id, expected, next) => {
+        if (next === null) throw new Error('the process died here');
+        return swap(id, expected, next);
+      };
+      await expect(b.pass()).rejects.toThrow('the process died here');
+      other.store.swapScheduleBuffer = swap;
+      expect((await runsOf('fo')).map((r) => [r.key, r.status])).toEqual([
+        [`schedule:fo:${at(0)}`, 'cancelled'],
+        [`schedule:fo:${at(1)}`, 'queued'],
+      ]);
+      // Still buffered, and its own run is active: the next pass waits; once it ends, the start
+      // finds that run (same key) and clears the buffer.
+      expect((await b.pass()).fired).toEqual([]);
+      await other.cancel((await runsOf('fo'))[1]!.id);
+      expect((await b.pass()).fired).toEqual([{ key: `schedule:fo:${at(1)}`, runId: (await runsOf('fo'))[1]!.id, created: false }]);
+      expect((await other.store.listTriggers({ workflow: 'fo' }))[0]?.buffered_tick).toBeNull();
+      expect((await b.pass()).fired).toEqual([]);
+      expect((await runsOf('fo')).map((r) => r.key)).toEqual([`schedule:fo:${at(0)}`, `schedule:fo:${at(1)}`]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('buffer_one: pausing the schedule drops its buffered tick', async () => {
+    await schedule('bp', everyMinute('buffer_one'));
+    const s = scheduler();
+    now = tick + 1000;
+    await s.pass();
+    now = tick + MIN + 1000;
+    expect((await s.pass()).buffered).toEqual([`schedule:bp:${at(1)}`]);
+    await swarm.pauseSchedule('bp');
+    await s.pass();
+    expect((await swarm.store.listTriggers({ workflow: 'bp' }))[0]?.buffered_tick).toBeNull();
+    await swarm.resumeSchedule('bp');
+    await swarm.cancel((await runsOf('bp'))[0]!.id);
+    await s.pass();
+    expect((await runsOf('bp')).map((r) => r.key)).toEqual([`schedule:bp:${at(0)}`]);
+  });
+
   it('allow_all starts every tick; cancel_other cancels the active run first', async () => {
     await schedule('aa', everyMinute('allow_all'));
     await schedule('co', everyMinute('cancel_other'));
@@ -305,5 +364,33 @@ describe('the lease', () => {
     const keys = (await runsOf('loop')).map((r) => r.key);
     expect(new Set(keys).size).toBe(keys.length);
     expect(keys.slice(0, 3)).toEqual([0, 1, 2].map((n) => `schedule:loop:${new Date(tick + n * MIN).toISOString()}`));
+  });
+});
+
+describe('retention', () => {
+  it('a backlog larger than one pruning may take goes on at the next pass, not a minute later; then it waits a minute', async () => {
+    let rows = Array.from({ length: 7 }, (_, i) => i);
+    const cutoffs: number[] = [];
+    const store = {
+      pruneEmittedEvents: async (before: number, limit: number): Promise<number> => {
+        cutoffs.push(before);
+        const n = Math.min(limit, rows.length);
+        rows = rows.slice(n);
+        return n;
+      },
+    };
+    let t = 10 * HOUR;
+    // No time budget: one batch per pruning while batches come back full.
+    const r = new Retention(store, { emittedEventsMs: HOUR, batchSize: 3, budgetMs: 0, now: () => t });
+    expect(await r.prune()).toBe(3);
+    expect(await r.prune()).toBe(3);
+    expect(await r.prune()).toBe(1);
+    expect(cutoffs).toEqual([9 * HOUR, 9 * HOUR, 9 * HOUR]);
+    rows = [1, 2];
+    t += 59_000;
+    expect(await r.prune()).toBe(0);
+    t += 1_000;
+    expect(await r.prune()).toBe(2);
+    expect(cutoffs.at(-1)).toBe(10 * HOUR + MIN - HOUR);
   });
 });

@@ -217,3 +217,29 @@ describe('server.max_body_bytes', () => {
     }
   });
 });
+
+describe('problems for an HTTP client', () => {
+  it('name the API route to use where the CLI names a command; the CLI keeps its wording', async () => {
+    const cli = /'swarm [a-z]/;
+    const missingRun = expectProblem(await call('GET', '/api/v1/runs/0190aaaa-0000-7000-8000-000000000000'), 404, 'RUN_NOT_FOUND');
+    expect(missingRun).toMatchObject({ detail: "run '0190aaaa-0000-7000-8000-000000000000' not found", hint: 'GET /api/v1/runs lists the runs' });
+    await expect(swarm.getRun('0190aaaa-0000-7000-8000-000000000000')).rejects.toThrow("run 'swarm runs list' to see runs");
+
+    const noSchedule = expectProblem(await call('GET', '/api/v1/schedules/nope'), 404, 'WORKFLOW_NOT_FOUND');
+    expect(noSchedule).toMatchObject({ detail: "workflow 'nope' not found", hint: 'GET /api/v1/schedules lists the schedules' });
+
+    expect((await call('POST', '/api/v1/workflows/hold/disable')).status).toBe(200);
+    try {
+      const disabled = expectProblem(await call('POST', '/api/v1/workflows/hold/runs', { input: {} }), 403, 'WORKFLOW_DISABLED');
+      expect(disabled).toMatchObject({ detail: 'workflow hold is disabled', workflow: 'hold', hint: 'POST /api/v1/workflows/hold/enable enables it' });
+      await expect(swarm.startRun('hold', {})).rejects.toThrow("enable it with 'swarm workflow enable hold'");
+    } finally {
+      await call('POST', '/api/v1/workflows/hold/enable');
+    }
+
+    const noToken = expectProblem(await call('DELETE', '/api/v1/tokens/0123456789ab'), 404, 'TOKEN_NOT_FOUND');
+    expect(noToken).toMatchObject({ detail: 'no token with id 0123456789ab', hint: 'GET /api/v1/tokens lists the tokens' });
+    const notAnId = expectProblem(await call('DELETE', '/api/v1/tokens/swarm_x'), 404, 'TOKEN_NOT_FOUND');
+    for (const p of [missingRun, noSchedule, noToken, notAnId]) expect(String(p.detail)).not.toMatch(cli);
+  });
+});

@@ -118,6 +118,8 @@ describe('authentication, in order: open, then tokens', () => {
     expectProblem(r, 401, 'AUTH_REQUIRED');
     expect(r.headers.get('www-authenticate')).toBe('Bearer realm="swarm"');
     expect(r.json.detail).toContain('Authorization: Bearer <token>');
+    // An HTTP client is told the API route, not a command of the server's CLI.
+    expect(r.json.detail).toMatch(/^this API requires a token: send Authorization: Bearer <token>, a token with the '[a-z:]+' scope \(an admin token creates one: POST \/api\/v1\/tokens\)$/);
     expectProblem(await call(app, 'POST', '/api/v1/workflows/echo-chain/runs', { body: { input: { message: 'x' } } }), 401, 'AUTH_REQUIRED');
   });
 
@@ -266,11 +268,15 @@ describe('an open API (no token) and web pages', () => {
       await s.registerWorkflow(join(EXAMPLES, 'workflows', 'echo-chain'));
       const open = createApp(s);
       // DNS rebinding: a page under its own name reaching this server.
-      expectProblem(await call(open, 'GET', '/api/v1/runs', { headers: { host: 'evil.example:8090' } }), 403, 'HOST_REFUSED');
+      const host = expectProblem(await call(open, 'GET', '/api/v1/runs', { headers: { host: 'evil.example:8090' } }), 403, 'HOST_REFUSED');
+      expect(host).toMatchObject({ hint: 'POST /api/v1/tokens' });
+      expect(String(host.detail)).not.toMatch(/'swarm /);
       expectProblem(await call(open, 'POST', '/api/v1/tokens', { headers: { host: 'evil.example:8090' }, body: { scopes: ['admin'] } }), 403, 'HOST_REFUSED');
       for (const host of ['localhost:8090', '127.0.0.1:8090', '[::1]:8090']) expect((await call(open, 'GET', '/api/v1/runs', { headers: { host } })).status, host).toBe(200);
       // A cross-site form or fetch: its Origin is not this server's.
-      expectProblem(await call(open, 'POST', '/api/v1/workflows/echo-chain/disable', { headers: { host: '127.0.0.1:8090', origin: 'http://evil.example' } }), 403, 'ORIGIN_REFUSED');
+      const origin = expectProblem(await call(open, 'POST', '/api/v1/workflows/echo-chain/disable', { headers: { host: '127.0.0.1:8090', origin: 'http://evil.example' } }), 403, 'ORIGIN_REFUSED');
+      expect(origin).toMatchObject({ hint: 'POST /api/v1/tokens' });
+      expect(String(origin.detail)).not.toMatch(/'swarm /);
       expectProblem(await call(open, 'POST', '/api/v1/workflows/echo-chain/runs', { headers: { host: '127.0.0.1:8090', origin: 'null' }, body: { input: { message: 'x' } } }), 403, 'ORIGIN_REFUSED');
       expect((await s.listRuns({ limit: 5 })).length).toBe(0);
       expect((await s.listWorkflows()).every((w) => w.enabled)).toBe(true);

@@ -50,6 +50,7 @@ describe('/api/v1/schedules', () => {
       enabled: true,
       paused: false,
       last_fired_at: null,
+      buffered_tick: null,
     });
     // 02:00 in Paris is 00:00 or 01:00 UTC.
     expect(schedules[0]!.next_run_at).toMatch(/T0[01]:00:00\.000Z$/);

@@ -21,6 +21,8 @@ const OLD_SECRET = 'whsec_b2xkIHNlY3JldCBvbGQgc2VjcmV0';
 let dir: string;
 let swarm: Swarm;
 let app: ReturnType<typeof createApp>;
+/** What the server logged (not what a sender sees). */
+const serverLog: string[] = [];
 
 const SCHEMES: Record<string, WebhookScheme> = {
   standard: resolveWebhookScheme('standard'),
@@ -77,7 +79,7 @@ beforeAll(async () => {
   await swarm.setSecret('HMAC_HOOK', HMAC_SECRET);
   await swarm.setSecret('NEW_HOOK', STANDARD_SECRET, { workflow: 'rotating' });
   await swarm.setSecret('OLD_HOOK', OLD_SECRET);
-  app = createApp(swarm, { version: '9.9.9', maxBodyBytes: 4096 });
+  app = createApp(swarm, { version: '9.9.9', maxBodyBytes: 4096, log: (line) => serverLog.push(line) });
 });
 
 afterAll(async () => {
@@ -180,8 +182,17 @@ describe('webhook deliveries', () => {
     const big = JSON.stringify({ order: 1, pad: 'x'.repeat(5000) });
     expectProblem(await deliver('/webhooks/shop/orders', big, signed('standard', STANDARD_SECRET, big)), 413, 'LIMIT_EXCEEDED');
 
-    const unset = expectProblem(await deliver('/webhooks/unset', body, signed('standard', STANDARD_SECRET, body)), 503, 'WEBHOOK_SECRET_MISSING');
-    expect(String(unset.detail)).toContain('NEVER_SET');
+    // The sender learns the webhook is not configured, not which secret; the server's log says which and how to set it.
+    const unset = await deliver('/webhooks/unset', body, signed('standard', STANDARD_SECRET, body));
+    expect(expectProblem(unset, 503, 'WEBHOOK_SECRET_MISSING')).toEqual({
+      type: 'urn:swarm:problem:webhook-secret-missing',
+      title: 'Service Unavailable',
+      status: 503,
+      code: 'WEBHOOK_SECRET_MISSING',
+      detail: 'the webhook is not configured: the server cannot verify deliveries yet; try again later',
+    });
+    expect(JSON.stringify(unset.json) + JSON.stringify([...unset.headers])).not.toMatch(/NEVER_SET|secrets|unset/i);
+    expect(serverLog.join('\n')).toMatch(/WEBHOOK_SECRET_MISSING.*its secret NEVER_SET is not set; set it with 'swarm secrets set NEVER_SET --workflow unset' \(or PUT \/api\/v1\/secrets\/NEVER_SET, or SWARM_SECRET_NEVER_SET in the server's environment\)/);
     expect(await runCount()).toBe(before);
   });
 
@@ -191,7 +202,8 @@ describe('webhook deliveries', () => {
     await swarm.setWorkflowEnabled('off', false);
     try {
       const before = await runCount();
-      expectProblem(await deliver('/webhooks/off', '{}', { 'idempotency-key': 'after' }), 409, 'WEBHOOK_DISABLED');
+      const refused = expectProblem(await deliver('/webhooks/off', '{}', { 'idempotency-key': 'after' }), 409, 'WEBHOOK_DISABLED');
+      expect(refused).toMatchObject({ detail: 'workflow off is disabled: the webhook at /webhooks/off (workflow off) starts no runs until it is enabled', hint: 'POST /api/v1/workflows/off/enable enables it' });
       const again = await deliver('/webhooks/off', '{}', { 'idempotency-key': 'before' });
       expect(again.status).toBe(200);
       expect(again.json.run_id).toBe(first.json.run_id);

@@ -1133,6 +1133,57 @@ describe('SQLite store: files', () => {
     check.close();
   });
 
+  it('a file migrated by another build (a migration of the same number under another name, or one this build does not know) is refused, nothing written', async () => {
+    const path = join(dir, 'swarm.db');
+    const s = openSqliteStore({ path, durability: 'full' });
+    await s.putAgent(agentRecord(NOOP_AGENT_YAML), false);
+    await s.close();
+    // Migration 9 left to do (as for a file of an older build), so a refusal that wrote anything would show.
+    const db = new Database(path);
+    db.exec(`DROP INDEX idx_runs_updated; DELETE FROM schema_migrations WHERE version = 9`);
+    db.prepare('UPDATE schema_migrations SET name = ? WHERE version = 6').run('triggers, leases and queues');
+    db.close();
+    const recorded = (): unknown[] => {
+      const check = new Database(path, { readonly: true });
+      try {
+        return [check.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all(), check.prepare(`SELECT name FROM sqlite_master WHERE name = 'idx_runs_updated'`).all()];
+      } finally {
+        check.close();
+      }
+    };
+    const before = recorded();
+    const err = openError(path);
+    expect(err.code).toBe('STORE_SCHEMA_MISMATCH');
+    expect(err.exitCode).toBe(2);
+    expect(err.message).toContain(`records schema migration 6 as 'triggers, leases and queues', but this Swarm's migration 6 is 'triggers and leases'`);
+    expect(err.message).toMatch(/another build of Swarm migrated it.*open it with that build, or use another store/);
+    expect(err.context).toMatchObject({ file: path, version: 6, recorded: 'triggers, leases and queues', expected: 'triggers and leases' });
+    expect(recorded()).toEqual(before);
+
+    // A version this build does not know, below its newest (another branch's number) or above it.
+    const unknown = Array.from({ length: SCHEMA_VERSION + 1 }, (_, i) => i + 1).find((v) => !SQLITE_MIGRATIONS.some((m) => m.version === v))!;
+    const db2 = new Database(path);
+    db2.prepare('UPDATE schema_migrations SET name = ? WHERE version = 6').run('triggers and leases');
+    db2.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(unknown, 'work queues', Date.now());
+    db2.close();
+    const before2 = recorded();
+    const newer = openError(path);
+    expect(newer.code).toBe('STORE_SCHEMA_NEWER');
+    expect(newer.exitCode).toBe(2);
+    expect(newer.message).toContain(`records schema migration ${unknown} ('work queues') that this Swarm does not know (it knows versions up to ${SCHEMA_VERSION})`);
+    expect(newer.context).toMatchObject({ found: unknown, versions: [unknown] });
+    expect(recorded()).toEqual(before2);
+
+    // The other build's record gone, the file opens and gets what it was missing.
+    const db3 = new Database(path);
+    db3.prepare('DELETE FROM schema_migrations WHERE version = ?').run(unknown);
+    db3.close();
+    const reopened = openSqliteStore({ path, durability: 'full' });
+    expect((await reopened.listAgents()).map((a) => a.id)).toEqual(['noop@1.0.0']);
+    await reopened.close();
+    expect(recorded()[1]).toEqual([{ name: 'idx_runs_updated' }]);
+  });
+
   it('a file at schema version 4 (the seed secrets table) migrates: the encrypted secrets table, usable at once', async () => {
     const path = join(dir, 'swarm.db');
     const s = openSqliteStore({ path, durability: 'full' });
@@ -1390,6 +1441,41 @@ describe('PostgreSQL store: databases, clocks, notifications, connections', () =
       expect(err.context.found).toBe(PG_SCHEMA_VERSION + 1);
       expect(err.context.supported).toBe(PG_SCHEMA_VERSION);
       expect((await server.query(url, 'SELECT COUNT(*)::int AS n FROM agents')).rows[0]).toEqual({ n: 1 });
+    });
+
+    it('a database migrated by another build (a migration of the same number under another name, or one this build does not know) is refused, nothing written', async () => {
+      const s = await open();
+      await s.putAgent(agentRecord(NOOP_AGENT_YAML), false);
+      await s.close();
+      // Migration 9 left to do, so a refusal that wrote anything would show.
+      await server.query(url, `DROP INDEX idx_runs_updated; DELETE FROM schema_migrations WHERE version = 9; UPDATE schema_migrations SET name = 'triggers, leases and queues' WHERE version = 6`);
+      const recorded = async (): Promise<unknown[]> => [
+        (await server.query(url, 'SELECT version, name FROM schema_migrations ORDER BY version')).rows,
+        (await server.query(url, `SELECT indexname FROM pg_indexes WHERE indexname = 'idx_runs_updated'`)).rows,
+      ];
+      const before = await recorded();
+      const err = await openError();
+      expect(err.code).toBe('STORE_SCHEMA_MISMATCH');
+      expect(err.exitCode).toBe(2);
+      expect(err.message).toContain(`records schema migration 6 as 'triggers, leases and queues', but this Swarm's migration 6 is 'triggers and leases'`);
+      expect(err.message).not.toContain(new URL(url).password);
+      expect(err.context).toMatchObject({ version: 6, recorded: 'triggers, leases and queues', expected: 'triggers and leases' });
+      expect(await recorded()).toEqual(before);
+
+      const unknown = Array.from({ length: PG_SCHEMA_VERSION + 1 }, (_, i) => i + 1).find((v) => !PG_MIGRATIONS.some((m) => m.version === v))!;
+      await server.query(url, `UPDATE schema_migrations SET name = 'triggers and leases' WHERE version = 6`);
+      await server.query(url, 'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [unknown, 'work queues', Date.now()]);
+      const before2 = await recorded();
+      const newer = await openError();
+      expect(newer.code).toBe('STORE_SCHEMA_NEWER');
+      expect(newer.exitCode).toBe(2);
+      expect(newer.message).toContain(`records schema migration ${unknown} ('work queues') that this Swarm does not know (it knows versions up to ${PG_SCHEMA_VERSION})`);
+      expect(await recorded()).toEqual(before2);
+
+      await server.query(url, 'DELETE FROM schema_migrations WHERE version = $1', [unknown]);
+      const reopened = await open();
+      expect((await reopened.listAgents()).map((a) => a.id)).toEqual(['noop@1.0.0']);
+      expect((await recorded())[1]).toEqual([{ indexname: 'idx_runs_updated' }]);
     });
 
     it('several processes opening a new database at once migrate it once', async () => {

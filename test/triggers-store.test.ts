@@ -110,6 +110,31 @@ function triggersContract(name: string, makeStore: MakeStore): void {
       expect(await store.listTriggers({ workflow: 's' })).toMatchObject([{ type: 'event', paused: false, last_fired_at: null }]);
     });
 
+    it('a buffer_one tick is held in the row: set and cleared only from what the caller saw, kept by re-registration, dropped by a type change', async () => {
+      const tick = Date.UTC(2030, 0, 1, 12, 0);
+      await store.putWorkflow(workflowRecord(wf('b', '1.0.0', '{type: schedule, cron: "* * * * *", overlap: buffer_one}')), false);
+      await store.putWorkflow(workflowRecord(wf('h', '1.0.0', '{type: webhook, path: h, auth: none}')), false);
+      expect((await store.listTriggers({ workflow: 'b' }))[0]?.buffered_tick).toBeNull();
+      expect(await store.swapScheduleBuffer('b', null, tick)).toBe(true);
+      // Another scheduler (a holder that lost its lease) saw none: refused, the tick stays.
+      expect(await store.swapScheduleBuffer('b', null, tick + 60_000)).toBe(false);
+      expect(await store.swapScheduleBuffer('b', tick - 60_000, null)).toBe(false);
+      expect(await store.swapScheduleBuffer('h', null, tick)).toBe(false); // not a schedule
+      expect(await store.swapScheduleBuffer('nope', null, tick)).toBe(false);
+      // Another connection (another process) sees it.
+      const other = await backend.open();
+      others.push(other);
+      expect((await other.listTriggers({ workflow: 'b' }))[0]?.buffered_tick).toBe(tick);
+      await store.putWorkflow(workflowRecord(wf('b', '1.1.0', '{type: schedule, cron: "*/2 * * * *", overlap: buffer_one}')), false);
+      expect((await store.listTriggers({ workflow: 'b' }))[0]).toMatchObject({ workflow_version: '1.1.0', buffered_tick: tick });
+      expect(await other.swapScheduleBuffer('b', tick, null)).toBe(true);
+      expect((await store.listTriggers({ workflow: 'b' }))[0]?.buffered_tick).toBeNull();
+      await store.swapScheduleBuffer('b', null, tick);
+      await store.putWorkflow(workflowRecord(wf('b', '1.2.0', '{type: event, on: order.paid}')), false);
+      await store.putWorkflow(workflowRecord(wf('b', '1.3.0', '{type: schedule, cron: "* * * * *", overlap: buffer_one}')), false);
+      expect((await store.listTriggers({ workflow: 'b' }))[0]?.buffered_tick).toBeNull();
+    });
+
     it('two versions of one workflow registered at once, from two connections: the trigger row is the newest version\'s', async () => {
       const other = await backend.open();
       others.push(other);

@@ -168,7 +168,7 @@ function checkName(name: string): string {
 }
 
 function checkId(id: string): string {
-  if (!/^[0-9a-f]{12}$/.test(id)) throw new UserError('TOKEN_NOT_FOUND', `'${id.slice(0, 40)}' is not a token id (12 hex digits, as 'swarm tokens list' shows them)`, { token: id.slice(0, 40) });
+  if (!/^[0-9a-f]{12}$/.test(id)) throw new UserError('TOKEN_NOT_FOUND', `'${id.slice(0, 40)}' is not a token id (12 hex digits: the <id> of swarm_<id>_<secret>)`, { token: id.slice(0, 40) });
   return id;
 }
 

@@ -173,11 +173,11 @@ function openRefusal(c: Context, read: boolean, options: OpenApiOptions): Respon
   const host = c.req.header('host') ?? new URL(c.req.url).host;
   const hostname = host.replace(/:\d+$/, '');
   if (!options.openToAnyHost && !isLoopbackHost(hostname)) {
-    return problemResponse(c, problem(403, 'HOST_REFUSED', `this API has no token yet, so it answers only requests addressed to a loopback name (localhost, 127.0.0.1, [::1]), not '${host}'; create a token ('swarm tokens create') to use it from elsewhere`));
+    return problemResponse(c, problem(403, 'HOST_REFUSED', `this API has no token yet, so it answers only requests addressed to a loopback name (localhost, 127.0.0.1, [::1]), not '${host}'; create a token (POST /api/v1/tokens, sent to a loopback name) to use it from elsewhere`, { hint: 'POST /api/v1/tokens' }));
   }
   const origin = c.req.header('origin');
   if (!read && origin !== undefined && origin !== 'null' && safeHost(origin) !== host.toLowerCase()) {
-    return problemResponse(c, problem(403, 'ORIGIN_REFUSED', `a write from a web page of another origin (${origin}) is refused while this API has no token; create a token ('swarm tokens create') and send it as Authorization: Bearer <token>`));
+    return problemResponse(c, problem(403, 'ORIGIN_REFUSED', `a write from a web page of another origin (${origin}) is refused while this API has no token; create a token (POST /api/v1/tokens) and send it as Authorization: Bearer <token>`, { hint: 'POST /api/v1/tokens' }));
   }
   if (!read && origin === 'null') {
     return problemResponse(c, problem(403, 'ORIGIN_REFUSED', 'a write from an opaque origin (Origin: null) is refused while this API has no token'));
@@ -211,7 +211,7 @@ export function authMiddleware(swarm: Swarm, mode: AuthMode = 'auto', options: O
     const read = isRead(method);
     const stream = method === 'GET' && STREAM_ROUTES.some((re) => re.test(path));
     const shown = credential(c, read, stream);
-    if (shown === undefined) return unauthorized(c, 'AUTH_REQUIRED', `this API requires a token: send Authorization: Bearer <token> (create one with 'swarm tokens create --scope ${needed}')`, false);
+    if (shown === undefined) return unauthorized(c, 'AUTH_REQUIRED', `this API requires a token: send Authorization: Bearer <token>, a token with the '${needed}' scope (an admin token creates one: POST /api/v1/tokens)`, false);
     if ('refuse' in shown) return shown.refuse;
     if (isStreamToken(shown.token) && !stream) return unauthorized(c, 'TOKEN_INVALID', 'a stream token is accepted only on the event streams (GET /api/v1/runs/stream, GET /api/v1/runs/{id}/stream)', true);
     const result = await swarm.authenticateToken(shown.token);

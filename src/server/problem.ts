@@ -1,7 +1,8 @@
 /**
  * Every error the HTTP API answers with is an RFC 9457 problem document (`application/problem+json`)
  * made here, in one place: `type`, `title`, `status`, `detail`, and the error's stable `code`, plus
- * the fields that say where (`field`, `errors`, `run_id`, `workflow`, `limit`…).
+ * the fields that say where (`field`, `errors`, `run_id`, `workflow`, `limit`…) and, where the CLI
+ * would name a command, a `hint` with the API route (src/server/http-advice.ts).
  *
  * @example
  *   { "type": "urn:swarm:problem:workflow-not-found", "title": "Not Found", "status": 404,
@@ -14,6 +15,7 @@ import type { ZodError } from 'zod';
 import { isStoreFault, isSwarmError, NotFoundError, PolicyError, ResumeError, StoreError, type SwarmError, UserError, VerificationError } from '../core/errors.js';
 import { LimitExceededError } from '../core/limits.js';
 import { WEBHOOK_STATUS } from '../triggers/webhook-delivery.js';
+import { httpAdvice } from './http-advice.js';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -102,7 +104,11 @@ export function validationProblem(error: ZodError, target: string): Problem {
 export function toProblem(e: unknown, log?: (line: string) => void, hide: (text: string) => string = (t) => t): Problem {
   if (isSwarmError(e)) {
     const status = statusOf(e);
-    return problem(status, e.code, hide(e.message), contextFields(e));
+    // CLI advice becomes an API route; the server's own configuration stays in its log.
+    const advice = httpAdvice(e);
+    if (!advice) return problem(status, e.code, hide(e.message), contextFields(e));
+    if (advice.log) log?.(advice.log);
+    return problem(status, e.code, hide(advice.detail), { ...(advice.hideContext ? {} : contextFields(e)), ...(advice.hint ? { hint: advice.hint } : {}) });
   }
   if (e instanceof HTTPException) {
     if (e.status === 400 && /json/i.test(e.message)) return problem(400, 'JSON_INVALID', `the request body is not valid JSON: ${e.message}`);

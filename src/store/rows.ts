@@ -361,6 +361,7 @@ export function toTrigger(r: Row): TriggerRecord {
     next_run_at: num(r.next_run_at),
     last_fired_at: num(r.last_fired_at),
     paused: Number(r.paused) === 1,
+    buffered_tick: num(r.buffered_tick),
     event_type: (r.event_type as string | null) ?? null,
     event_source: (r.event_source as string | null) ?? null,
     created_at: Number(r.created_at),

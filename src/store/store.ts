@@ -195,6 +195,17 @@ export interface Store {
    */
   updateScheduleState(id: string, state: { last_fired_at?: number; next_run_at: number | null }): Promise<void>;
   /**
+   * `buffer_one`: set the schedule's held-back tick to `next` (null: none) if it is still `expected`
+   * (null: none); false when it is not (another scheduler changed it, or there is no such schedule).
+   * A compare-and-set, so a holder that lost its lease cannot overwrite what the new one decided.
+   */
+  swapScheduleBuffer(id: string, expected: number | null, next: number | null): Promise<boolean>;
+  /**
+   * Delete at most `limit` custom events (`emitted_events`) recorded before `before` (ms), oldest
+   * first, in one short transaction; returns how many. The retention calls it in batches.
+   */
+  pruneEmittedEvents(before: number, limit: number): Promise<number>;
+  /**
    * Take or renew the lease `name` for `holder` until the store's now + `ttlMs`: granted when nobody
    * holds it, `holder` holds it already, or the holder's lease has expired. Returns the lease as it
    * now is, and whether `holder` has it.

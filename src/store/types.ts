@@ -577,6 +577,8 @@ export interface TriggerRecord {
   last_fired_at: number | null;
   /** Schedules: paused by `swarm schedules pause` (no tick fires; missed ones follow catch-up on resume). */
   paused: boolean;
+  /** Schedules with `overlap: buffer_one`: the tick (ms) held back until the active run ends, else null. */
+  buffered_tick: number | null;
   /** Events: the event name (`on:`), else null. */
   event_type: string | null;
   /** Events: the workflow whose events start this one (`source:`); null = any workflow. */

@@ -10,6 +10,11 @@
  *   crashed after creating a run but before recording `last_fired_at`, gets the existing run back.
  * - **Bounded catch-up.** The ticks due are decided by `dueTicks` from `last_fired_at` (or the
  *   trigger's creation) and the catch-up policy: at most `max_runs` after any outage.
+ * - **Buffered ticks survive failover.** `buffer_one` holds a tick back in the store
+ *   (`buffered_tick`, set before the tick is recorded as fired), so whichever process holds the lease
+ *   when the active run ends starts it, once: its key is the tick's, like any other.
+ * - **Retention.** The holder also prunes custom events past `retention.emitted_events`, at most
+ *   once a minute, in short batches (retention.ts).
  * - **Sleeping.** Between passes the loop sleeps until the earliest `next_run_at`, at most `pollMs`
  *   (another process may register a schedule) and never past the next lease renewal; `wake()`
  *   (registrations, pause, resume in this process) cuts the sleep short.
@@ -27,6 +32,7 @@ import { performance } from 'node:perf_hooks';
 import { PolicyError, UserError } from '../core/errors.js';
 import type { RunStatus } from '../core/states.js';
 import type { LeaseRecord, RunFilter, RunRecord, TriggerFilter, TriggerRecord } from '../store/types.js';
+import { Retention, type RetentionOptions, type RetentionStore } from './retention.js';
 import { decideOverlap, DEFAULT_TICK_GRACE_MS, dueTicks, parseScheduleSpec, tickKey, type ScheduleSpec } from './schedule.js';
 
 /** The lease that makes one process the scheduler. */
@@ -40,9 +46,10 @@ export const SCHEDULER_POLL_MS = 1_000;
 const ACTIVE: readonly RunStatus[] = ['queued', 'running', 'waiting'];
 
 /** The slice of the store the scheduler uses. */
-export interface SchedulerStore {
+export interface SchedulerStore extends RetentionStore {
   listTriggers(filter?: TriggerFilter): Promise<TriggerRecord[]>;
   updateScheduleState(id: string, state: { last_fired_at?: number; next_run_at: number | null }): Promise<void>;
+  swapScheduleBuffer(id: string, expected: number | null, next: number | null): Promise<boolean>;
   acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord & { acquired: boolean }>;
   releaseLease(name: string, holder: string): Promise<boolean>;
   listRuns(filter: RunFilter): Promise<RunRecord[]>;
@@ -88,6 +95,8 @@ export interface SchedulerOptions {
   clock?: SchedulerClock;
   /** Where the scheduler says what it did (a tick fired, skipped, dropped; the lease taken or lost). */
   log?: (line: string) => void;
+  /** What the holder prunes, and after how long (`Swarm.scheduler` passes `retention:` of swarm.yaml); none when absent. */
+  retention?: RetentionOptions;
 }
 
 /** What one pass did, for tests and logs. */
@@ -101,6 +110,8 @@ export interface PassReport {
   dropped: string[];
   /** The earliest next tick of any schedule (ms), or null. */
   nextAt: number | null;
+  /** Custom events pruned by the retention in this pass. */
+  pruned: number;
 }
 
 export class Scheduler {
@@ -113,12 +124,11 @@ export class Scheduler {
   private leaseValidUntil = 0;
   private lastRenewAt = Number.NEGATIVE_INFINITY;
   private wasHolder = false;
-  /** `buffer_one`: the tick waiting for the schedule's active run to end, by trigger id. */
-  private readonly buffered = new Map<string, Date>();
   private stopping = false;
   private wakeUp: () => void = () => undefined;
   private wakePromise: Promise<void>;
   private loop: Promise<void> | undefined;
+  private readonly retention: Retention | undefined;
 
   constructor(
     private readonly host: SchedulerHost,
@@ -131,6 +141,7 @@ export class Scheduler {
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? (() => undefined);
     this.wakePromise = this.newWake();
+    this.retention = options.retention ? new Retention(host.store, options.retention) : undefined;
   }
 
   get holder(): string {
@@ -213,8 +224,6 @@ export class Scheduler {
     }
     if (this.wasHolder) this.log(`scheduler: ${this.holder} lost the schedule lease to ${lease.holder}`);
     this.wasHolder = false;
-    // Another process fires; what this one buffered is that process's business now.
-    this.buffered.clear();
     return false;
   }
 
@@ -223,33 +232,43 @@ export class Scheduler {
    * overlap policy, and record `last_fired_at` / `next_run_at`.
    */
   async pass(): Promise<PassReport> {
-    const report: PassReport = { holder: false, fired: [], skipped: [], buffered: [], dropped: [], nextAt: null };
+    const report: PassReport = { holder: false, fired: [], skipped: [], buffered: [], dropped: [], nextAt: null, pruned: 0 };
     if (!(await this.holdLease())) return report;
     report.holder = true;
     const schedules = await this.host.store.listTriggers({ type: 'schedule' });
-    const live = new Set<string>();
     for (const t of schedules) {
-      if (!t.enabled || t.paused) continue;
       const parsed = parseScheduleSpec(t.config);
-      if (!parsed.ok) {
-        this.log(`scheduler: schedule of ${t.workflow_name} is not valid (${parsed.problems[0]?.problem ?? '?'}); register it again`);
+      if (!t.enabled || t.paused || !parsed.ok) {
+        // A schedule disabled or paused drops its buffered tick (as one removed does, with its row).
+        if (t.buffered_tick !== null) await this.host.store.swapScheduleBuffer(t.id, t.buffered_tick, null);
+        if (!parsed.ok && t.enabled && !t.paused) this.log(`scheduler: schedule of ${t.workflow_name} is not valid (${parsed.problems[0]?.problem ?? '?'}); register it again`);
         continue;
       }
-      live.add(t.id);
-      await this.fireBuffered(t, parsed.spec, report);
+      const buffered = await this.fireBuffered(t, parsed.spec, report);
       const now = this.clock.now();
       if (t.next_run_at !== null && t.next_run_at > now && (t.last_fired_at ?? 0) <= now) {
         report.nextAt = Math.min(report.nextAt ?? t.next_run_at, t.next_run_at);
         continue;
       }
-      await this.fireDue(t, parsed.spec, now, report);
+      await this.fireDue(t, parsed.spec, now, buffered, report);
     }
-    // A schedule disabled, paused or removed drops its buffered tick.
-    for (const id of this.buffered.keys()) if (!live.has(id)) this.buffered.delete(id);
+    await this.prune(report);
     return report;
   }
 
-  private async fireDue(t: TriggerRecord, spec: ScheduleSpec, now: number, report: PassReport): Promise<void> {
+  /** Fire (or skip, or buffer) the ticks due; `buffered`: a tick of this schedule is held back already. */
+  /** The retention, after the schedules (a failure is logged: it must not hold up the ticks). */
+  private async prune(report: PassReport): Promise<void> {
+    if (!this.retention) return;
+    try {
+      report.pruned = await this.retention.prune();
+      if (report.pruned > 0) this.log(`scheduler: pruned ${report.pruned} custom event(s) past retention.emitted_events`);
+    } catch (e) {
+      this.log(`scheduler: pruning custom events failed: ${(e as Error).message}`);
+    }
+  }
+
+  private async fireDue(t: TriggerRecord, spec: ScheduleSpec, now: number, buffered: boolean, report: PassReport): Promise<void> {
     const { due, dropped, nextRunAt } = dueTicks(spec, {
       lastFiredAt: t.last_fired_at === null ? null : new Date(t.last_fired_at),
       createdAt: new Date(t.created_at),
@@ -263,12 +282,15 @@ export class Scheduler {
     const next = nextRunAt?.getTime() ?? null;
     for (const tick of due) {
       const key = tickKey(t.id, tick);
-      const action = spec.overlap === 'allow_all' ? 'start' : decideOverlap(spec.overlap, { active: (await this.activeRuns(t)).length > 0, buffered: this.buffered.has(t.id) });
+      let action = spec.overlap === 'allow_all' ? 'start' : decideOverlap(spec.overlap, { active: (await this.activeRuns(t)).length > 0, buffered });
+      // Held back in the store before the tick counts as fired: a crash in between loses nothing
+      // (the tick is decided again, and finds itself buffered). Refused: another scheduler buffered one.
+      if (action === 'buffer' && !(await this.host.store.swapScheduleBuffer(t.id, null, tick.getTime()))) action = 'skip';
       if (action === 'skip') {
         report.skipped.push(key);
         this.log(`scheduler: ${t.workflow_name}: tick ${tick.toISOString()} skipped (a run is still active; overlap ${spec.overlap})`);
       } else if (action === 'buffer') {
-        this.buffered.set(t.id, tick);
+        buffered = true;
         report.buffered.push(key);
       } else {
         if (action === 'cancel_others') {
@@ -283,17 +305,20 @@ export class Scheduler {
     if (next !== null) report.nextAt = Math.min(report.nextAt ?? next, next);
   }
 
-  /** `buffer_one`: start the buffered tick once the schedule's active run has ended. */
-  private async fireBuffered(t: TriggerRecord, spec: ScheduleSpec, report: PassReport): Promise<void> {
-    const tick = this.buffered.get(t.id);
-    if (!tick) return;
-    if (spec.overlap !== 'buffer_one') {
-      this.buffered.delete(t.id);
-      return;
+  /**
+   * `buffer_one`: start the buffered tick once the schedule's active run has ended, then clear it.
+   * Started but not cleared (a crash, a lost lease): the next pass finds the tick's own run active,
+   * waits for it, and its start returns that run (same key) before clearing. Returns whether a
+   * tick is still held back.
+   */
+  private async fireBuffered(t: TriggerRecord, spec: ScheduleSpec, report: PassReport): Promise<boolean> {
+    if (t.buffered_tick === null) return false;
+    if (spec.overlap === 'buffer_one') {
+      if ((await this.activeRuns(t)).length > 0) return true;
+      await this.startTick(t, new Date(t.buffered_tick), report);
     }
-    if ((await this.activeRuns(t)).length > 0) return;
-    this.buffered.delete(t.id);
-    await this.startTick(t, tick, report);
+    await this.host.store.swapScheduleBuffer(t.id, t.buffered_tick, null);
+    return false;
   }
 
   private async startTick(t: TriggerRecord, tick: Date, report: PassReport): Promise<void> {

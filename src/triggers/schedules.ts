@@ -29,6 +29,8 @@ export interface ScheduleInfo {
   next_run_at: string | null;
   /** The tick last fired (its run's `scheduled_at`), or null when it never fired. */
   last_fired_at: string | null;
+  /** `overlap: buffer_one`: the tick waiting for the active run to end, or null. */
+  buffered_tick: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -63,6 +65,7 @@ export function scheduleInfo(t: TriggerRecord, now: number): ScheduleInfo {
     paused: t.paused,
     next_run_at: next ? next.toISOString() : null,
     last_fired_at: iso(t.last_fired_at),
+    buffered_tick: iso(t.buffered_tick),
     created_at: new Date(t.created_at).toISOString(),
     updated_at: new Date(t.updated_at).toISOString(),
   };

@@ -120,7 +120,11 @@ export async function deliverWebhook(deps: WebhookDeliveryDeps, path: string, de
   const disabled = async (): Promise<DeliveredWebhook> => {
     const existing = idempotencyKey ? await deps.runByKey(idempotencyKey) : undefined;
     if (existing) return done(existing, false);
-    throw new UserError('WEBHOOK_DISABLED', `workflow ${trigger.workflow_name} is disabled: ${where} starts no runs until 'swarm workflow enable ${trigger.workflow_name}'`, { path, workflow: trigger.workflow_name });
+    throw new UserError('WEBHOOK_DISABLED', `workflow ${trigger.workflow_name} is disabled: ${where} starts no runs until it is enabled`, {
+      path,
+      workflow: trigger.workflow_name,
+      hint: `POST /api/v1/workflows/${encodeURIComponent(trigger.workflow_name)}/enable enables it`,
+    });
   };
   if (!trigger.enabled) return disabled();
 
@@ -150,14 +154,18 @@ async function resolveSecrets(deps: WebhookDeliveryDeps, trigger: WebhookTarget,
   });
   const values: string[] = [];
   for (const name of names) {
-    const value = await deps.secret(name, trigger.workflow_name);
+    // A stored secret that cannot be decrypted is the server's configuration too, not the sender's.
+    const value = await deps.secret(name, trigger.workflow_name).catch((e: unknown) => {
+      if (e instanceof UserError) throw new UserError('WEBHOOK_SECRET_INVALID', `the secret ${name} of ${where} cannot be used: ${e.message}`, { workflow: trigger.workflow_name });
+      throw e;
+    });
     if (value !== undefined) values.push(value);
   }
   if (values.length === 0) {
     const list = names.join(' or ');
     throw new UserError(
       'WEBHOOK_SECRET_MISSING',
-      `${where} cannot verify deliveries: its secret ${list} is not set; set it with 'swarm secrets set ${names[0] ?? 'NAME'} --workflow ${trigger.workflow_name}' (or SWARM_SECRET_${names[0] ?? 'NAME'} in the server's environment)`,
+      `${where} cannot verify deliveries: its secret ${list} is not set; set it with 'swarm secrets set ${names[0] ?? 'NAME'} --workflow ${trigger.workflow_name}' (or PUT /api/v1/secrets/${names[0] ?? 'NAME'}, or SWARM_SECRET_${names[0] ?? 'NAME'} in the server's environment)`,
       { workflow: trigger.workflow_name },
     );
   }

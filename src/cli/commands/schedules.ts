@@ -44,6 +44,7 @@ export function registerSchedulesCommands(program: Command, ctx: CliContext): vo
       ctx.out(`  catchup   ${s.catchup.policy}, window ${s.catchup.window_seconds}s, max_runs ${s.catchup.max_runs}`);
       ctx.out(`  next run  ${when(s.next_run_at)}`);
       ctx.out(`  last fired ${when(s.last_fired_at)}`);
+      if (s.buffered_tick) ctx.out(`  waiting   ${when(s.buffered_tick)} (buffer_one: starts when the active run ends)`);
     });
 
   schedules

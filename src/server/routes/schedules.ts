@@ -23,6 +23,7 @@ const ScheduleSchema = z
     paused: z.boolean(),
     next_run_at: z.string().nullable().openapi({ description: 'The next tick (ISO, UTC)' }),
     last_fired_at: z.string().nullable().openapi({ description: 'The tick last fired (ISO, UTC), or null' }),
+    buffered_tick: z.string().nullable().openapi({ description: 'overlap buffer_one: the tick waiting for the active run to end (ISO, UTC), or null' }),
     created_at: z.string(),
     updated_at: z.string(),
   })

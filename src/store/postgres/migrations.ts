@@ -11,6 +11,7 @@
  */
 import type pg from 'pg';
 import { ExitCode, StoreError } from '../../core/errors.js';
+import { checkMigrationIdentity, type MigrationIdentity } from '../migration-identity.js';
 import { toWorkflow, TRIGGER_COLUMNS, triggerRowFor, type Row } from '../rows.js';
 import type { WorkflowRecord } from '../types.js';
 
@@ -411,6 +412,18 @@ CREATE INDEX idx_emitted_events_name ON emitted_events(name, created_at);
 CREATE INDEX idx_runs_updated ON workflow_runs(updated_at, id);
 `,
   },
+  {
+    version: 13,
+    name: 'buffered schedule ticks, emitted events by age',
+    // buffered_tick: the tick (ms) a `buffer_one` schedule holds back until its active run ends, in
+    // the store so that the next scheduler after a failover fires it (src/triggers/scheduler.ts).
+    // The index lets the retention prune emitted events by age without reading them all
+    // (src/triggers/retention.ts). Versions 10 to 12 belong to other features. The same migration as SQLite's 13.
+    sql: `
+ALTER TABLE triggers ADD COLUMN buffered_tick BIGINT;
+CREATE INDEX idx_emitted_events_created ON emitted_events(created_at);
+`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see `migrate`). */
@@ -445,16 +458,16 @@ export async function migrate(client: pg.ClientBase, schema: string, location: s
     if (tables.length > 0 && !(tables.includes('schema_migrations') && tables.includes('swarm_meta'))) {
       throw notSwarm(location, `it has tables (${tables.slice(0, 3).join(', ')}) but no Swarm schema`);
     }
-    let current = 0;
     let applied = new Set<number>();
+    let recorded: MigrationIdentity[] = [];
     if (tables.length > 0) {
       // Another application's swarm_meta or schema_migrations may have other columns: its errors
       // (and anything but our application id) mean "not ours".
       try {
         const app = (await client.query<{ value: string }>(`SELECT value FROM swarm_meta WHERE key = 'application'`)).rows[0]?.value;
         if (app !== APPLICATION_ID) throw notSwarm(location, 'its schema_migrations table is not Swarm’s');
-        applied = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)));
-        current = Math.max(0, ...applied);
+        recorded = (await client.query<{ version: number; name: string }>('SELECT version, name FROM schema_migrations')).rows.map((r) => ({ version: Number(r.version), name: String(r.name) }));
+        applied = new Set(recorded.map((m) => m.version));
       } catch (e) {
         // Undefined column, wrong type, …: someone else's tables with our names.
         if (/^(42|22)/.test((e as { code?: string }).code ?? '')) throw notSwarm(location, 'its schema_migrations table is not Swarm’s');
@@ -466,14 +479,9 @@ export async function migrate(client: pg.ClientBase, schema: string, location: s
       if (exists.rowCount === 0) await client.query(`CREATE SCHEMA "${schema}"`);
       await client.query(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name ${TEXT} NOT NULL, applied_at BIGINT NOT NULL)`);
     }
-    if (current > SCHEMA_VERSION) {
-      throw new StoreError(
-        'STORE_SCHEMA_NEWER',
-        `the store at ${location} has schema version ${current}, newer than this Swarm understands (${SCHEMA_VERSION}); upgrade Swarm`,
-        { database: location, found: current, supported: SCHEMA_VERSION },
-        { exitCode: ExitCode.INVALID_INPUT },
-      );
-    }
+    // A version this build does not know, or knows under another name: refused before any write
+    // (the transaction is rolled back).
+    checkMigrationIdentity(recorded, MIGRATIONS, location);
     // Every migration not recorded yet, in order, including one below the newest applied: branches
     // developed side by side may number theirs 6 and 7, and a database migrated by the one holding 7
     // gets 6 when the two meet (migrations of different numbers touch different tables).

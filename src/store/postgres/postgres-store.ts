@@ -84,7 +84,8 @@ TYPES.setTypeParser(20, Number);
  */
 const NOW_MS = `(extract(epoch from statement_timestamp()) * 1000)::bigint`;
 const TRIGGER_UPSERT = `INSERT INTO triggers (${TRIGGER_COLUMNS.join(', ')}) VALUES (${TRIGGER_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})
-  ON CONFLICT (id) DO UPDATE SET ${TRIGGER_COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = excluded.${c}`).join(', ')}`;
+  ON CONFLICT (id) DO UPDATE SET ${TRIGGER_COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = excluded.${c}`).join(', ')},
+    buffered_tick = CASE WHEN triggers.type = excluded.type THEN triggers.buffered_tick ELSE NULL END`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -509,6 +510,16 @@ export class PostgresStore implements Store {
        WHERE id = $3 AND type = 'schedule'`,
       [state.next_run_at, state.last_fired_at ?? null, noNul(id)],
     );
+  }
+
+  async swapScheduleBuffer(id: string, expected: number | null, next: number | null): Promise<boolean> {
+    const sql = `UPDATE triggers SET buffered_tick = $1, updated_at = ${NOW_MS} WHERE id = $2 AND type = 'schedule' AND buffered_tick IS NOT DISTINCT FROM $3::bigint`;
+    return (await this.write(sql, [next, noNul(id), expected])) > 0;
+  }
+
+  async pruneEmittedEvents(before: number, limit: number): Promise<number> {
+    // SKIP LOCKED: a row an emit holds (its id repeated right now) is left for the next batch.
+    return this.write('DELETE FROM emitted_events WHERE id IN (SELECT id FROM emitted_events WHERE created_at < $1 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)', [before, limit]);
   }
 
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord & { acquired: boolean }> {

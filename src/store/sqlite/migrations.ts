@@ -404,6 +404,18 @@ CREATE INDEX idx_emitted_events_name ON emitted_events(name, created_at);
 CREATE INDEX idx_runs_updated ON workflow_runs(updated_at, id);
 `,
   },
+  {
+    version: 13,
+    name: 'buffered schedule ticks, emitted events by age',
+    // buffered_tick: the tick (ms) a `buffer_one` schedule holds back until its active run ends, in
+    // the store so that the next scheduler after a failover fires it (src/triggers/scheduler.ts).
+    // The index lets the retention prune emitted events by age without reading them all
+    // (src/triggers/retention.ts). Versions 10 to 12 belong to other features. The same migration as PostgreSQL's 13.
+    sql: `
+ALTER TABLE triggers ADD COLUMN buffered_tick INTEGER;
+CREATE INDEX idx_emitted_events_created ON emitted_events(created_at);
+`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see SqliteStore.migrate). */

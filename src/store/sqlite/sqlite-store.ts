@@ -58,6 +58,7 @@ import {
   SECRETS_GENERATION_KEY,
 } from '../rows.js';
 import { sqliteFault } from '../faults.js';
+import { checkMigrationIdentity, type MigrationIdentity } from '../migration-identity.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { SqliteTx } from './sqlite-tx.js';
 
@@ -96,7 +97,8 @@ function pause(ms: number, wake?: Promise<unknown>): Promise<void> {
 }
 
 const TRIGGER_UPSERT = `INSERT INTO triggers (${TRIGGER_COLUMNS.join(', ')}) VALUES (${TRIGGER_COLUMNS.map(() => '?').join(', ')})
-  ON CONFLICT(id) DO UPDATE SET ${TRIGGER_COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = excluded.${c}`).join(', ')}`;
+  ON CONFLICT(id) DO UPDATE SET ${TRIGGER_COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = excluded.${c}`).join(', ')},
+    buffered_tick = CASE WHEN triggers.type = excluded.type THEN triggers.buffered_tick ELSE NULL END`;
 
 /** One lock per database file in this process (see `exclusive`). */
 const FILE_LOCKS = new Map<string, Promise<void>>();
@@ -170,20 +172,15 @@ export class SqliteStore implements Store {
           throw notSwarm(this.location, tables.includes('schema_migrations') ? 'its schema_migrations table is not Swarm’s' : `it has tables (${tables.slice(0, 3).join(', ')}) but no Swarm schema`);
         }
         this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
-        const applied = new Set(this.db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
+        const recorded = this.db.prepare('SELECT version, name FROM schema_migrations').all() as MigrationIdentity[];
+        const applied = new Set(recorded.map((m) => m.version));
         const current = Math.max(0, ...applied);
         if (current !== 0) {
           const app = this.db.prepare(`SELECT value FROM swarm_meta WHERE key = 'application'`).pluck().get() as string | undefined;
           if (app !== APPLICATION_ID) throw notSwarm(this.location, 'its schema_migrations table is not Swarm’s');
         }
-        if (current > SCHEMA_VERSION) {
-          throw new StoreError(
-            'STORE_SCHEMA_NEWER',
-            `the store at ${this.location} has schema version ${current}, newer than this Swarm understands (${SCHEMA_VERSION}); upgrade Swarm`,
-            { file: this.location, found: current, supported: SCHEMA_VERSION },
-            { exitCode: ExitCode.INVALID_INPUT },
-          );
-        }
+        // A version this build does not know, or knows under another name: refused before any write.
+        checkMigrationIdentity(recorded, MIGRATIONS, this.location, 'file');
         // Every migration not recorded yet, in order, including one below the newest applied: branches
         // developed side by side may number theirs 6 and 7, and a file migrated by the one holding 7
         // gets 6 when the two meet (migrations of different numbers touch different tables).
@@ -509,6 +506,18 @@ export class SqliteStore implements Store {
          WHERE id = ? AND type = 'schedule'`,
       ).run(state.next_run_at, Date.now(), fired, fired, fired, id);
     });
+  }
+
+  swapScheduleBuffer(id: string, expected: number | null, next: number | null): Promise<boolean> {
+    return this.exclusive(
+      () => this.stmt(`UPDATE triggers SET buffered_tick = ?, updated_at = ? WHERE id = ? AND type = 'schedule' AND buffered_tick IS ?`).run(next, Date.now(), id, expected).changes > 0,
+    );
+  }
+
+  pruneEmittedEvents(before: number, limit: number): Promise<number> {
+    return this.exclusive(
+      () => this.stmt('DELETE FROM emitted_events WHERE id IN (SELECT id FROM emitted_events WHERE created_at < ? ORDER BY created_at LIMIT ?)').run(before, limit).changes,
+    );
   }
 
   acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord & { acquired: boolean }> {
