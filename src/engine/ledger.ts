@@ -9,6 +9,7 @@ import { NO_REDACTION, type Redactor } from '../secrets/redactor.js';
 import type { TriggerEvent } from '../triggers/events.js';
 import { emitCustomEvent, raiseRunEvent, RUN_EVENTS, type CustomEventInput, type EmitResult, type EventTriggerDeps } from './event-triggers.js';
 import { TxScope } from './tx-scope.js';
+import { admitRun, lockKeyOf, readmitRun, releaseRun } from './concurrency-gate.js';
 import type {
   ClaimRequest,
   CommitRequest,
@@ -120,6 +121,9 @@ export class Ledger {
   private async insertRun(scope: TxScope, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<string> {
     const { tx } = scope;
     const id = this.options.newRunId();
+    // Over its concurrency key's limit, the run is created queued with its first steps held back.
+    const admission = await admitRun(scope, plan, id, input.trigger_data);
+    const held = admission?.state === 'queued';
     const steps: NewStepRow[] = plan.workflow.steps.map((s, i) => {
       const agentId = plan.step_agents[s.id] as string;
       const agent = plan.agents[agentId] as RunPlan['agents'][string];
@@ -129,7 +133,7 @@ export class Ledger {
         agent_id: agentId,
         agent_name: agent.manifest.name,
         agent_version: agent.manifest.version,
-        status: s.deps.length === 0 ? 'ready' : 'pending',
+        status: s.deps.length === 0 && !held ? 'ready' : 'pending',
         pending_deps: s.deps.length,
       };
     });
@@ -176,6 +180,7 @@ export class Ledger {
       trigger_type: input.trigger_type,
       ...(input.parent_run_id ? { parent_run_id: input.parent_run_id } : {}),
       ready: steps.filter((s) => s.status === 'ready').map((s) => s.step_id),
+      ...(admission ? { concurrency: admission } : {}),
     });
     return id;
   }
@@ -360,6 +365,7 @@ export class Ledger {
     scope.emit(state, EventType.RUN_COMPLETED, null, { duration_ms: scope.tx.now - (state.started_at ?? scope.tx.now) });
     const seq = state.event_seq;
     scope.result.finished.push({ run_id: state.id, status: 'completed' });
+    await releaseRun(scope, state, p.plan);
     await this.runHandlers(scope, state, p, 'on_success');
     await this.raiseRunEvent(scope, state, p, 'run.completed', {}, seq);
   }
@@ -375,6 +381,7 @@ export class Ledger {
     scope.emit(state, EventType.RUN_FAILED, null, { step: stepId, error: message, cancelled });
     const seq = state.event_seq;
     scope.result.finished.push({ run_id: state.id, status: 'failed' });
+    await releaseRun(scope, state, p.plan);
     await this.runHandlers(scope, state, p, 'on_error', { message, step: stepId });
     await this.raiseRunEvent(scope, state, p, 'run.failed', {}, seq);
   }
@@ -518,6 +525,7 @@ export class Ledger {
   /** Cancel a run: pending, ready and running steps become cancelled; running workers notice and stop. */
   async cancelRun(tx: LedgerTx, runId: string, reason: string): Promise<string[]> {
     const scope = new TxScope(tx, this.maxEventBytes, this.options.chainKey);
+    await lockKeyOf(scope, runId);
     const state = await scope.run(runId);
     if (TERMINAL_RUN.has(state.status)) {
       throw new UserError('RUN_NOT_CANCELLABLE', `run ${runId} is already ${state.status}; nothing to cancel`, { runId });
@@ -529,6 +537,7 @@ export class Ledger {
     state.completed_at = tx.now;
     state.error = reason;
     scope.emit(state, EventType.RUN_CANCELLED, null, { reason, cancelled });
+    await releaseRun(scope, state, (await this.plan(tx, state)).plan);
     await scope.flush();
     return cancelled;
   }
@@ -610,7 +619,8 @@ export class Ledger {
     state.error = null;
     state.error_step = null;
     state.steps_remaining = open;
-    scope.emit(state, EventType.RUN_RETRIED, null, { reset: [...reset] });
+    const admission = open > 0 ? await readmitRun(scope, state, p.plan) : undefined;
+    scope.emit(state, EventType.RUN_RETRIED, null, { reset: [...reset], ...(admission ? { concurrency: admission } : {}) });
     if (open === 0) await this.finishRun(scope, state, p);
     await scope.flush();
     return [...reset];

@@ -404,6 +404,25 @@ CREATE INDEX idx_emitted_events_name ON emitted_events(name, created_at);
 CREATE INDEX idx_runs_updated ON workflow_runs(updated_at, id);
 `,
   },
+  {
+    version: 12,
+    name: 'run concurrency keys',
+    // One row per run of a workflow with `concurrency: {key, limit}`: the key it resolved to and
+    // whether it holds one of the key's slots (active), waits for one (queued) or is finished
+    // (released). Counted and promoted through idx_run_concurrency_key in the transactions that create
+    // and finish runs (src/engine/concurrency-gate.ts). The same migration as PostgreSQL's 12.
+    sql: `
+CREATE TABLE run_concurrency (
+  run_id TEXT PRIMARY KEY,
+  workflow_name TEXT NOT NULL,
+  concurrency_key TEXT NOT NULL,
+  max_active INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  queued_at INTEGER NOT NULL
+);
+CREATE INDEX idx_run_concurrency_key ON run_concurrency(workflow_name, concurrency_key, state, queued_at, run_id);
+`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see SqliteStore.migrate). */

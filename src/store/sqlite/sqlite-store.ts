@@ -60,6 +60,8 @@ import {
 import { sqliteFault } from '../faults.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { SqliteTx } from './sqlite-tx.js';
+import { readRunConcurrency } from './concurrency-sql.js';
+import type { RunConcurrencyInfo } from '../types.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file; created (with its directory) when absent. */
@@ -627,6 +629,10 @@ export class SqliteStore implements Store {
         : this.stmt('SELECT * FROM step_logs WHERE run_id = ? ORDER BY at, step_id, attempt').all(runId)) as Row[];
       return rows.map(toStepLog);
     });
+  }
+
+  runConcurrency(runIds: readonly string[]): Promise<Map<string, RunConcurrencyInfo>> {
+    return this.read(() => readRunConcurrency((sql) => this.stmt(sql), runIds));
   }
 
   unfinishedRunIds(): Promise<string[]> {
