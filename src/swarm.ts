@@ -831,11 +831,20 @@ export class Swarm {
   async getRun(idOrPrefix: string): Promise<RunDetails> {
     const id = await this.resolveRunId(idOrPrefix);
     const run = (await this.store.getRun(id)) as RunRecord;
+    const concurrency = (await this.store.runConcurrency([id])).get(id);
+    if (concurrency) run.concurrency = concurrency;
     return { run, steps: await this.store.getSteps(id) };
   }
 
+  /** Runs newest first; a run of a workflow with a concurrency key carries its place under the key (`concurrency`). */
   async listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
-    return this.store.listRuns(filter);
+    const runs = await this.store.listRuns(filter);
+    const keyed = await this.store.runConcurrency(runs.map((r) => r.id));
+    for (const r of runs) {
+      const c = keyed.get(r.id);
+      if (c) r.concurrency = c;
+    }
+    return runs;
   }
 
   /**
