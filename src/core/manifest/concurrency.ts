@@ -115,7 +115,7 @@ export function resolveConcurrencyKey(spec: ConcurrencyKeySpec, trigger: unknown
       key: spec.key,
     });
   }
-  const key = String(value as string | number | boolean);
+  const key = typeof value === 'string' ? value : JSON.stringify(value);
   if (key.length > MAX_CONCURRENCY_KEY_CHARS) {
     throw new UserError('CONCURRENCY_KEY_INVALID', `${workflow}: concurrency key '${spec.key}' resolves to ${key.length} characters; at most ${MAX_CONCURRENCY_KEY_CHARS}`, { field: 'concurrency.key', key: spec.key });
   }
