@@ -39,8 +39,9 @@ export const concurrencySchema = {
   anyOf: [
     { type: 'integer', minimum: 1, maximum: 10000 },
     {
+      // Unknown fields are reported by checkConcurrency: under anyOf the schema's message would be
+      // "must be integer" (the other branch) rather than the field's name.
       type: 'object',
-      additionalProperties: false,
       properties: {
         key: { type: 'string', minLength: 1 },
         limit: { type: 'integer', minimum: 1, maximum: MAX_CONCURRENCY_LIMIT },
@@ -65,6 +66,8 @@ export function checkConcurrency(raw: unknown, variables: Record<string, unknown
   const c = raw as { key?: string; limit?: number; default?: string | number | boolean; steps?: number };
   const at = (...p: PathSegment[]): number | undefined => src.lineOf(['concurrency', ...p]) ?? src.lineOf(['concurrency']);
   const out: { steps?: number; key?: ConcurrencyKeySpec } = c.steps !== undefined ? { steps: c.steps } : {};
+  const allowed = Object.keys(concurrencySchema.anyOf[1].properties);
+  for (const k of Object.keys(c)) if (!allowed.includes(k)) problems.add(`concurrency.${k}`, `unknown field (allowed: ${allowed.join(', ')})`, at(k));
   if (c.key === undefined) {
     problems.add('concurrency.key', 'is required: the runs to limit, like key: "${trigger.customer_id}" (or a number for the most steps of one run at once)', at());
     return out;
