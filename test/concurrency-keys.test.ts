@@ -10,6 +10,10 @@ import { parseWorkflowManifest } from '../src/core/manifest/workflow.js';
 import type { Store } from '../src/store/store.js';
 import { chainProblems, fail, Harness, makePostgresBackend, makeSqliteBackend, ok, type MakeStore, type StoreBackend } from './helpers/store-fixtures.js';
 import { stopPgTestServer } from './helpers/pg.js';
+import { join } from 'node:path';
+import { createApp } from '../src/server/app.js';
+import { EXAMPLES, openProject, removeProject, tempProject } from './helpers/project.js';
+import { expectProblem, request, type Json } from './helpers/http.js';
 
 /** A two-step workflow limited per customer. */
 function keyed(limit = 1, extra = ''): string {
@@ -268,6 +272,49 @@ describe('concurrency keys: registration', () => {
     expect(at(`name: x\nversion: 1.0.0\nconcurrency:\n  key: a\n  limit: 2\n  extra: 1\nsteps:\n  - { id: a, agent: noop@1.0.0 }\n`)).toEqual([
       '6: concurrency.extra: unknown field (allowed: key, limit, default, steps)',
     ]);
+  });
+});
+
+describe('concurrency keys: the HTTP API', () => {
+  it('the run JSON shows the key and why a queued run waits; a key that does not resolve is 422; Idempotency-Key repeats answer 200', async () => {
+    const dir = tempProject('name: keys-api\nsandbox: none\n');
+    const swarm = await openProject(dir);
+    try {
+      await swarm.registerAgent(join(EXAMPLES, 'agents', 'echo'));
+      await swarm.registerWorkflow(join(EXAMPLES, 'workflows', 'per-customer'));
+      // No worker: runs stay as they were created.
+      const app = createApp(swarm, { version: 'test' });
+      const post = (body: unknown, headers: Record<string, string> = {}): ReturnType<typeof request> => request(app, 'POST', '/api/v1/workflows/per-customer/runs', body, headers);
+      const first = await post({ input: { customer_id: '7' } }, { 'idempotency-key': 'order-1' });
+      expect(first.status).toBe(201);
+      expect(first.json).toMatchObject({ status: 'queued', idempotency_key: 'order-1', concurrency: { key: 'customer-7', limit: 1, state: 'active', active: 1, waiting_reason: null } });
+      const second = await post({ input: { customer_id: '7' } });
+      expect(second.json.concurrency).toEqual({ key: 'customer-7', limit: 1, state: 'queued', active: 1, waiting_reason: 'waiting for a concurrency slot: key customer-7, 1 active (limit 1)' });
+      const replay = await post({ input: { customer_id: '7' } }, { 'idempotency-key': 'order-1' });
+      expect(replay.status).toBe(200);
+      expect(replay.json.run_id).toBe(first.json.run_id);
+      const shown = await request(app, 'GET', `/api/v1/runs/${second.json.run_id as string}`);
+      expect(shown.json.concurrency).toMatchObject({ state: 'queued' });
+      const list = await request(app, 'GET', '/api/v1/runs?workflow=per-customer');
+      expect((list.json.runs as Json[]).map((r) => (r.concurrency as Json).state)).toEqual(['queued', 'active']);
+      // Cancelling the active run gives the queued one its slot.
+      const cancelled = await request(app, 'POST', `/api/v1/runs/${first.json.run_id as string}/cancel`);
+      expect(cancelled.status).toBe(200);
+      expect((await request(app, 'GET', `/api/v1/runs/${second.json.run_id as string}`)).json.concurrency).toMatchObject({ state: 'active', waiting_reason: null });
+      // The example declares customer_id as required input: its absence is refused before the key.
+      expectProblem(await post({ input: {} }), 422, 'INPUT_INVALID');
+      const wf = await swarm.registerWorkflow(join(EXAMPLES, 'workflows', 'per-customer'));
+      expect(wf.record.manifest.concurrency_key).toEqual({ key: 'customer-${trigger.customer_id}', limit: 1 });
+      // A key over a field the input may lack: 422 naming the key.
+      const { inputs: _declared, ...open } = wf.record.manifest;
+      await swarm.store.putWorkflow({ ...wf.record, version: '1.1.0', id: 'per-customer@1.1.0', manifest: { ...open, version: '1.1.0' } }, false);
+      const problem = expectProblem(await post({ input: { other: 1 } }), 422, 'CONCURRENCY_KEY_UNRESOLVED');
+      expect(problem.detail).toContain("concurrency key 'customer-${trigger.customer_id}' does not resolve");
+      expect((await swarm.listRuns({ workflow: 'per-customer' })).length).toBe(2);
+    } finally {
+      await swarm.close();
+      removeProject(dir);
+    }
   });
 });
 
