@@ -240,7 +240,7 @@ describe('concurrency keys: PostgreSQL races', () => {
 
 describe('concurrency keys: registration', () => {
   const file = 'workflows/per-customer/workflow.yaml';
-  const problemsOf = (yaml: string): Array<{ field?: string | undefined; problem: string; line?: number | undefined }> => {
+  const problemsOf = (yaml: string): ReadonlyArray<{ field?: string | undefined; problem: string; line?: number | undefined }> => {
     try {
       parseWorkflowManifest(yaml, file);
     } catch (e) {
