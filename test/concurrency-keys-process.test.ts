@@ -103,7 +103,7 @@ describe('concurrency keys: a worker killed with SIGKILL', () => {
     try {
       await swarm.registerAgents();
       await swarm.registerWorkflows();
-      for (const customer of ['x', 'y', 'z']) for (let i = 0; i < 3; i++) ids.push(await swarm.startRun('keyed', { customer, ms: 250 }));
+      for (const customer of ['x', 'y', 'z']) for (let i = 0; i < 3; i++) ids.push(await swarm.startRun('keyed', { customer, ms: 400 }));
     } finally {
       await swarm.close();
     }
@@ -117,15 +117,16 @@ describe('concurrency keys: a worker killed with SIGKILL', () => {
       }
     };
     const statuses = (): Promise<string[]> => read(async (s) => Promise.all(ids.map(async (id) => (await s.getRun(id))?.status ?? 'missing')));
+    /** Runs waiting for a slot of their key (a run given a slot stays `queued` until its first step is claimed). */
+    const waitingForSlot = (): Promise<number> => read(async (s) => [...(await s.runConcurrency(ids)).values()].filter((c) => c.state === 'queued').length);
 
     const first = spawnCli(['worker', '--concurrency', '8'], dir);
     // Kill it once every key has an active run with a step under way and later runs still queue.
-    await until(async () => (await statuses()).filter((s) => s === 'running').length === 3, 20_000, 'three runs to be running');
+    await until(async () => (await statuses()).filter((s) => s === 'running').length === 3 && (await waitingForSlot()) >= 3, 20_000, 'a run of each key to be running, others waiting');
     first.kill('SIGKILL');
     await exited(first);
-    const atKill = await statuses();
-    expect(atKill.filter((s) => s === 'queued').length).toBeGreaterThan(0);
-    expect(atKill.filter((s) => s === 'completed').length).toBeLessThan(ids.length);
+    expect(await waitingForSlot()).toBeGreaterThan(0);
+    expect((await statuses()).filter((s) => s === 'completed').length).toBeLessThan(ids.length);
 
     const second = spawnCli(['worker', '--concurrency', '8'], dir);
     try {
