@@ -78,6 +78,8 @@ export async function releaseRun(scope: TxScope, state: RunState, plan: RunPlan)
   const c = scope.tx.concurrency;
   let row = await c.get(state.id);
   if (!row || row.state === 'released') return;
+  // A commit finishing runs of two keys takes their locks in run order; two such commits taking
+  // them in opposite orders deadlock on PostgreSQL, which aborts one: the store retries it.
   await c.lockKey(row.workflow_name, row.key);
   // Read again under the key's lock: a transaction that held it may have changed the row meanwhile.
   row = await c.get(state.id);
