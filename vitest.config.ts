@@ -6,6 +6,7 @@ import { defineConfig } from 'vitest/config';
  * liveness bounds are set for a machine that runs one of them at once.
  */
 const IN_PROCESS = [
+  'test/concurrency-keys.test.ts',
   'test/config.test.ts',
   'test/core-*.test.ts',
   'test/engine.test.ts',

@@ -846,11 +846,25 @@ export class Swarm {
   async getRun(idOrPrefix: string): Promise<RunDetails> {
     const id = await this.resolveRunId(idOrPrefix);
     const run = (await this.store.getRun(id)) as RunRecord;
-    return { run, steps: await this.store.getSteps(id) };
+    return { run: await this.withConcurrency(run), steps: await this.store.getSteps(id) };
   }
 
+  /** The run with its place under its workflow's concurrency key, when it has one. */
+  private async withConcurrency(run: RunRecord): Promise<RunRecord> {
+    const concurrency = (await this.store.runConcurrency([run.id])).get(run.id);
+    if (concurrency) run.concurrency = concurrency;
+    return run;
+  }
+
+  /** Runs newest first; a run of a workflow with a concurrency key carries its place under the key (`concurrency`). */
   async listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
-    return this.store.listRuns(filter);
+    const runs = await this.store.listRuns(filter);
+    const keyed = await this.store.runConcurrency(runs.map((r) => r.id));
+    for (const r of runs) {
+      const c = keyed.get(r.id);
+      if (c) r.concurrency = c;
+    }
+    return runs;
   }
 
   /**
@@ -1148,7 +1162,7 @@ export class Swarm {
     const id = await this.resolveRunId(idOrPrefix);
     for (;;) {
       const run = await this.store.getRun(id);
-      if (run && TERMINAL_RUN.has(run.status)) return { run, steps: await this.store.getSteps(id) };
+      if (run && TERMINAL_RUN.has(run.status)) return { run: await this.withConcurrency(run), steps: await this.store.getSteps(id) };
       if (options.signal?.aborted) throw new UserError('WAIT_ABORTED', 'stopped waiting');
       await this.waitForCommit(100, options.signal);
     }

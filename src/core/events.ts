@@ -8,6 +8,8 @@ export const EventType = {
   RUN_FAILED: 'RUN_FAILED',
   RUN_CANCELLED: 'RUN_CANCELLED',
   RUN_RETRIED: 'RUN_RETRIED',
+  /** A run that waited for a slot of its concurrency key got one (another run of the key finished): its first steps are ready. */
+  RUN_ADMITTED: 'RUN_ADMITTED',
   STEP_STARTED: 'STEP_STARTED',
   STEP_COMPLETED: 'STEP_COMPLETED',
   STEP_FAILED: 'STEP_FAILED',

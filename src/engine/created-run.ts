@@ -2,7 +2,7 @@
  * A run's document as its creating transaction wrote it, built from the rows the ledger inserted, so
  * that whoever created the run (an HTTP `POST …/runs`) can answer without reading it back.
  */
-import type { NewRunRow, NewStepRow, RunRecord, RunState, StepRecord } from '../store/types.js';
+import type { NewRunRow, NewStepRow, RunConcurrencyInfo, RunRecord, RunState, StepRecord } from '../store/types.js';
 
 export interface CreatedRunDetails {
   run: RunRecord;
@@ -11,12 +11,13 @@ export interface CreatedRunDetails {
 
 /**
  * What `getRun` would return right after the commit (a contract test holds the two equal on both
- * stores). `state` is read after the transaction's events were flushed.
+ * stores). `state` is read after the transaction's events were flushed; `concurrency` is the run's
+ * place under its workflow's concurrency key, when it has one.
  *
  * @example
  *   const { run, steps } = createdRunDetails(row, stepRows, state); // run.status === 'queued'
  */
-export function createdRunDetails(row: NewRunRow, steps: readonly NewStepRow[], state: RunState): CreatedRunDetails {
+export function createdRunDetails(row: NewRunRow, steps: readonly NewStepRow[], state: RunState, concurrency?: RunConcurrencyInfo): CreatedRunDetails {
   return {
     run: {
       ...state,
@@ -31,6 +32,7 @@ export function createdRunDetails(row: NewRunRow, steps: readonly NewStepRow[], 
       updated_at: row.created_at,
       idempotency_key: row.idempotency_key ?? null,
       metadata: row.metadata_json ? (JSON.parse(row.metadata_json) as Record<string, string>) : null,
+      ...(concurrency ? { concurrency } : {}),
     },
     steps: steps.map((s) => ({
       run_id: row.id,

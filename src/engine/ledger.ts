@@ -10,6 +10,7 @@ import type { TriggerEvent } from '../triggers/events.js';
 import { emitCustomEvent, raiseRunEvent, RUN_EVENTS, type CustomEventInput, type EmitResult, type EventTriggerDeps } from './event-triggers.js';
 import { createdRunDetails, type CreatedRunDetails } from './created-run.js';
 import { TxScope } from './tx-scope.js';
+import { admitRun, lockKeyOf, readmitRun, releaseRun, type Admission } from './concurrency-gate.js';
 import type {
   ClaimRequest,
   CommitRequest,
@@ -116,7 +117,10 @@ export class Ledger {
     const scope = new TxScope(tx, this.maxEventBytes, this.options.chainKey);
     const inserted = await this.insertRunRows(scope, wf, plan, input);
     await scope.flush();
-    return { id: inserted.row.id, created: true, details: createdRunDetails(inserted.row, inserted.steps, inserted.state) };
+    const { row, steps, state, admission } = inserted;
+    // Its place under a concurrency key, as `getRun` reports it: the slots held now, its own included.
+    const concurrency = admission ? { run_id: row.id, workflow_name: row.workflow_name, key: admission.key, limit: admission.limit, state: admission.state, queued_at: row.created_at, active: admission.active + (admission.state === 'active' ? 1 : 0) } : undefined;
+    return { id: row.id, created: true, details: createdRunDetails(row, steps, state, concurrency) };
   }
 
   private async insertRun(scope: TxScope, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<string> {
@@ -124,9 +128,12 @@ export class Ledger {
   }
 
   /** Insert a run's rows and RUN_CREATED; what was written, for the run's document as created. */
-  private async insertRunRows(scope: TxScope, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<{ row: NewRunRow; steps: NewStepRow[]; state: RunState }> {
+  private async insertRunRows(scope: TxScope, wf: WorkflowRecord, plan: RunPlan, input: NewRunInput): Promise<{ row: NewRunRow; steps: NewStepRow[]; state: RunState; admission: Admission | undefined }> {
     const { tx } = scope;
     const id = this.options.newRunId();
+    // Over its concurrency key's limit, the run is created queued with its first steps held back.
+    const admission = await admitRun(scope, plan, id, input.trigger_data);
+    const held = admission?.state === 'queued';
     const steps: NewStepRow[] = plan.workflow.steps.map((s, i) => {
       const agentId = plan.step_agents[s.id] as string;
       const agent = plan.agents[agentId] as RunPlan['agents'][string];
@@ -136,7 +143,7 @@ export class Ledger {
         agent_id: agentId,
         agent_name: agent.manifest.name,
         agent_version: agent.manifest.version,
-        status: s.deps.length === 0 ? 'ready' : 'pending',
+        status: s.deps.length === 0 && !held ? 'ready' : 'pending',
         pending_deps: s.deps.length,
       };
     });
@@ -144,20 +151,20 @@ export class Ledger {
     const plan_json = JSON.stringify(plan);
     const plan_id = planId(plan_json);
     const row: NewRunRow = {
-        id,
-        workflow_id: wf.id,
-        workflow_name: wf.name,
-        workflow_version: wf.version,
-        trigger_type: input.trigger_type,
-        trigger_data_json: JSON.stringify(input.trigger_data ?? {}),
-        plan_id,
-        plan_json,
-        parent_run_id: input.parent_run_id ?? null,
-        idempotency_key: input.idempotency_key ?? null,
-        metadata_json: input.metadata ? JSON.stringify(input.metadata) : null,
-        max_parallel: maxParallel,
-        steps_total: steps.length,
-        created_at: tx.now,
+      id,
+      workflow_id: wf.id,
+      workflow_name: wf.name,
+      workflow_version: wf.version,
+      trigger_type: input.trigger_type,
+      trigger_data_json: JSON.stringify(input.trigger_data ?? {}),
+      plan_id,
+      plan_json,
+      parent_run_id: input.parent_run_id ?? null,
+      idempotency_key: input.idempotency_key ?? null,
+      metadata_json: input.metadata ? JSON.stringify(input.metadata) : null,
+      max_parallel: maxParallel,
+      steps_total: steps.length,
+      created_at: tx.now,
     };
     await tx.insertRun(row, steps);
     const state: RunState = {
@@ -181,8 +188,9 @@ export class Ledger {
       trigger_type: input.trigger_type,
       ...(input.parent_run_id ? { parent_run_id: input.parent_run_id } : {}),
       ready: steps.filter((s) => s.status === 'ready').map((s) => s.step_id),
+      ...(admission ? { concurrency: admission } : {}),
     });
-    return { row, steps, state };
+    return { row, steps, state, admission };
   }
 
   /**
@@ -365,6 +373,7 @@ export class Ledger {
     scope.emit(state, EventType.RUN_COMPLETED, null, { duration_ms: scope.tx.now - (state.started_at ?? scope.tx.now) });
     const seq = state.event_seq;
     scope.result.finished.push({ run_id: state.id, status: 'completed' });
+    await releaseRun(scope, state, p.plan);
     await this.runHandlers(scope, state, p, 'on_success');
     await this.raiseRunEvent(scope, state, p, 'run.completed', {}, seq);
   }
@@ -380,6 +389,7 @@ export class Ledger {
     scope.emit(state, EventType.RUN_FAILED, null, { step: stepId, error: message, cancelled });
     const seq = state.event_seq;
     scope.result.finished.push({ run_id: state.id, status: 'failed' });
+    await releaseRun(scope, state, p.plan);
     await this.runHandlers(scope, state, p, 'on_error', { message, step: stepId });
     await this.raiseRunEvent(scope, state, p, 'run.failed', {}, seq);
   }
@@ -523,6 +533,7 @@ export class Ledger {
   /** Cancel a run: pending, ready and running steps become cancelled; running workers notice and stop. */
   async cancelRun(tx: LedgerTx, runId: string, reason: string): Promise<string[]> {
     const scope = new TxScope(tx, this.maxEventBytes, this.options.chainKey);
+    await lockKeyOf(scope, runId);
     const state = await scope.run(runId);
     if (TERMINAL_RUN.has(state.status)) {
       throw new UserError('RUN_NOT_CANCELLABLE', `run ${runId} is already ${state.status}; nothing to cancel`, { runId });
@@ -534,6 +545,7 @@ export class Ledger {
     state.completed_at = tx.now;
     state.error = reason;
     scope.emit(state, EventType.RUN_CANCELLED, null, { reason, cancelled });
+    await releaseRun(scope, state, (await this.plan(tx, state)).plan);
     await scope.flush();
     return cancelled;
   }
@@ -615,7 +627,8 @@ export class Ledger {
     state.error = null;
     state.error_step = null;
     state.steps_remaining = open;
-    scope.emit(state, EventType.RUN_RETRIED, null, { reset: [...reset] });
+    const admission = open > 0 ? await readmitRun(scope, state, p.plan) : undefined;
+    scope.emit(state, EventType.RUN_RETRIED, null, { reset: [...reset], ...(admission ? { concurrency: admission } : {}) });
     if (open === 0) await this.finishRun(scope, state, p);
     await scope.flush();
     return [...reset];

@@ -62,6 +62,16 @@ export const RunSchema = z
     error: z.object({ message: z.string(), step: z.string().nullable() }).nullable(),
     metadata: z.record(z.string(), z.string()).optional(),
     idempotency_key: z.string().optional(),
+    concurrency: z
+      .object({
+        key: z.string().openapi({ example: 'customer-7' }),
+        limit: z.number().int(),
+        state: z.enum(['active', 'queued', 'released']),
+        active: z.number().int(),
+        waiting_reason: z.string().nullable().openapi({ example: 'waiting for a concurrency slot: key customer-7, 1 active (limit 1)' }),
+      })
+      .optional()
+      .openapi({ description: "The run's place under its workflow's concurrency key (only for workflows with `concurrency: {key, limit}`)" }),
   })
   .openapi('Run', { description: 'The same document as `swarm runs show --json`' });
 

@@ -14,6 +14,7 @@ import type {
   RunChangeFilter,
   RekeyPlan,
   RekeyReport,
+  RunConcurrencyInfo,
   RunRecord,
   SecretRecord,
   LeaseRecord,
@@ -81,6 +82,8 @@ export interface Store {
   getStepOutputs(runId: string, stepIds: readonly string[]): Promise<Map<string, { status: string; outputs: unknown; error: string | null }>>;
   getEvents(runId: string, afterSeq?: number, limit?: number): Promise<Array<RunEvent & { data_json: string }>>;
   getLogs(runId: string, stepId?: string): Promise<StepLog[]>;
+  /** The concurrency-key rows of these runs (runs without a key are absent), with their key's active count. */
+  runConcurrency(runIds: readonly string[]): Promise<Map<string, RunConcurrencyInfo>>;
   /** Runs that are not finished (queued or running). */
   unfinishedRunIds(): Promise<string[]>;
   /** How many runs are in each status. */

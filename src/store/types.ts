@@ -76,6 +76,8 @@ export interface RunRecord extends RunState {
   idempotency_key: string | null;
   /** Labels given when the run was created (string values), or null. */
   metadata: Record<string, string> | null;
+  /** Its place under the workflow's concurrency key (filled in by `Swarm.getRun` / `listRuns`; absent: no key). */
+  concurrency?: RunConcurrencyInfo;
 }
 
 export interface StepRecord {
@@ -345,6 +347,8 @@ export interface LedgerTx {
    */
   prefetchRuns?(runIds: readonly string[]): Promise<void>;
   prefetchSteps?(keys: readonly StepKey[]): Promise<void>;
+  /** The run concurrency keys' rows (src/engine/concurrency-gate.ts). */
+  readonly concurrency: ConcurrencyTx;
   /** Prefetching costs no round trip of its own here (the rows were locked with BEGIN, or travel with other statements). */
   readonly prefetchesCheaply?: boolean;
   /** Decide the pending approvals of these steps of a run. Returns the step ids that had any. */
@@ -600,4 +604,46 @@ export interface LeaseRecord {
   name: string;
   holder: string;
   expires_at: number;
+}
+
+// ---- concurrency keys (one row per run of a workflow with `concurrency: {key, limit}`) ----
+
+/**
+ * A run's place under its workflow's concurrency key: `active` holds one of the key's `limit` slots,
+ * `queued` waits for one (its first steps are held back: pending, not ready), `released` is finished.
+ * Keys are per workflow (every version shares them).
+ *
+ * @example
+ *   (await store.runConcurrency([runId])).get(runId); // { key: 'customer-7', limit: 1, state: 'queued', active: 1, … }
+ */
+export interface RunConcurrency {
+  run_id: string;
+  workflow_name: string;
+  key: string;
+  limit: number;
+  state: 'active' | 'queued' | 'released';
+  /** When it joined the queue (creation, or a retry): queued runs start oldest first. */
+  queued_at: number;
+}
+
+/** A run's concurrency row with how many runs hold the key's slots now. */
+export interface RunConcurrencyInfo extends RunConcurrency {
+  active: number;
+}
+
+/** What the concurrency gate needs inside a ledger transaction. */
+export interface ConcurrencyTx {
+  /**
+   * Serialize the transactions that count and change one key's slots until this one ends (SQLite:
+   * its single writer already does; PostgreSQL: a transaction-scoped advisory lock on the key).
+   */
+  lockKey(workflow: string, key: string): Promise<void>;
+  /** Runs holding a slot of the key. */
+  countActive(workflow: string, key: string): Promise<number>;
+  get(runId: string): Promise<RunConcurrency | undefined>;
+  /** Insert the run's row, or replace it (a retried run queues again). */
+  put(row: RunConcurrency): Promise<void>;
+  setState(runId: string, state: RunConcurrency['state']): Promise<void>;
+  /** The key's queued runs, oldest first. */
+  oldestQueued(workflow: string, key: string, limit: number): Promise<RunConcurrency[]>;
 }

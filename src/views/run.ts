@@ -6,7 +6,8 @@ import { toJsonSchema, type IoSchema } from '../core/io-schema.js';
 import { successorsOf } from '../core/manifest/workflow.js';
 import type { RunEvent } from '../core/events.js';
 import type { RunDetails } from '../swarm.js';
-import type { AgentRecord, RunRecord, StepLog, StepRecord, WorkflowRecord } from '../store/types.js';
+import { waitingReason } from '../engine/concurrency-gate.js';
+import type { AgentRecord, RunConcurrencyInfo, RunRecord, StepLog, StepRecord, WorkflowRecord } from '../store/types.js';
 
 /** The outputs a user wants to see: those of the steps nothing else depends on. */
 export function finalOutputs(details: RunDetails, sinks: readonly string[]): Record<string, unknown> {
@@ -20,8 +21,17 @@ export function finalOutputs(details: RunDetails, sinks: readonly string[]): Rec
  * like every other command's JSON; `id` is kept as a deprecated alias for one release.
  */
 export function runListJson(run: RunRecord): Record<string, unknown> {
-  const { id, ...rest } = run;
-  return { run_id: id, ...rest, id };
+  const { id, concurrency, ...rest } = run;
+  return { run_id: id, ...rest, ...(concurrency ? { concurrency: concurrencyJson(concurrency) } : {}), id };
+}
+
+/**
+ * A run's place under its workflow's concurrency key: the key it resolved to, the limit, its state
+ * (`active`: holds a slot; `queued`: waits for one; `released`: finished), how many runs hold the
+ * key's slots now and, for a queued run, why it waits.
+ */
+export function concurrencyJson(c: RunConcurrencyInfo): Record<string, unknown> {
+  return { key: c.key, limit: c.limit, state: c.state, active: c.active, waiting_reason: waitingReason(c) ?? null };
 }
 
 /** A step of a run, as `runs show --json` lists it. */
@@ -53,6 +63,7 @@ export function runJson(details: RunDetails): Record<string, unknown> {
     // Only when set, so the documents of runs without them stay as they were.
     ...(run.metadata ? { metadata: run.metadata } : {}),
     ...(run.idempotency_key ? { idempotency_key: run.idempotency_key } : {}),
+    ...(run.concurrency ? { concurrency: concurrencyJson(run.concurrency) } : {}),
   };
 }
 
@@ -114,6 +125,7 @@ export function workflowJson(w: WorkflowRecord, agentOf: (stepId: string) => Age
     ...workflowListJson(w),
     trigger: m.trigger,
     concurrency: m.concurrency ?? null,
+    ...(m.concurrency_key ? { concurrency_key: m.concurrency_key } : {}),
     input_schema: m.inputs ?? { type: 'object' },
     output_schema: { type: 'object', properties: outputs },
     dag: {

@@ -9,6 +9,19 @@ import { runExitCode, shortRunId, Swarm } from '../../swarm.js';
 import { parseInput, parsePositiveInt, parseSeconds, parseSince, type CliContext } from '../context.js';
 import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, ProgressReporter, runJson, runListJson, table, clip, truncateView, VIEW_OUTPUTS_CHARS, VIEW_VALUE_CHARS } from '../render.js';
 import type { LoopEvent } from '../../agents/loop.js';
+import { waitingReason } from '../../engine/concurrency-gate.js';
+import type { RunRecord } from '../../store/types.js';
+
+/** The longest `--idempotency-key`, in characters (as the API's `Idempotency-Key` header). */
+const MAX_IDEMPOTENCY_KEY_CHARS = 255;
+
+/** A run's keys for a table cell: its idempotency key and its concurrency key (with its state when not active). */
+function keysCell(r: RunRecord): string {
+  const parts: string[] = [];
+  if (r.idempotency_key) parts.push(clip(r.idempotency_key, 30));
+  if (r.concurrency) parts.push(`${r.concurrency.state === 'queued' ? 'queued on' : 'key'} ${clip(r.concurrency.key, 30)}`);
+  return parts.join(', ');
+}
 
 interface AttachOptions {
   json?: boolean;
@@ -42,6 +55,8 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
   const title = `${plan?.plan.workflow.name ?? 'run'}@${plan?.plan.workflow.version ?? ''}  run ${short}`;
   // Show where the run is now and follow it from here (a retried or resumed run has a history).
   const now = await swarm.getRun(runId);
+  const waiting = waitingReason(now.run.concurrency);
+  if (waiting && !o.json) ctx.err(pc.yellow(`run ${short} is ${waiting}; it starts when a run of that key finishes`));
   const current = new Map(now.steps.map((s) => [s.step_id, s]));
   const view = steps.map((s) => {
     const c = current.get(s.id);
@@ -138,16 +153,24 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .description("start a run of <workflow[@version]> with input JSON ('<json>', @file.json, or - for stdin)")
     .option('-d, --detach', 'print the run id and return at once')
     .option('--json', 'print one JSON document with the run, its steps, outputs and errors')
-    .action(async (ref: string, input: string | undefined, o: { detach?: boolean; json?: boolean }) => {
+    .option('--idempotency-key <key>', 'one run per key: a repeat returns (and follows) the run the key started first')
+    .action(async (ref: string, input: string | undefined, o: { detach?: boolean; json?: boolean; idempotencyKey?: string }) => {
+      const key = o.idempotencyKey;
+      if (key !== undefined && (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_CHARS)) {
+        throw new UserError('ARGUMENT_INVALID', `--idempotency-key must be 1 to ${MAX_IDEMPOTENCY_KEY_CHARS} characters (it has ${key.length})`, { field: '--idempotency-key' });
+      }
       // The input is checked against the configured limit before the store is opened.
       const data = parseInput(input, resolveConfig({ cwd: ctx.cwd, env: ctx.env }).limits.run_input_bytes);
       const swarm = await ctx.swarm();
       const changed = swarm.sourceChanged(await swarm.getWorkflow(ref));
       if (changed) ctx.err(pc.yellow(`note: ${changed}`));
-      const runId = await swarm.startRun(ref, data);
+      const { runId, created } = await swarm.createRun(ref, data, key !== undefined ? { idempotencyKey: key } : {});
+      // A repeated key starts nothing: say so, and follow (or print) the run it started first.
+      const existing = created ? undefined : (await swarm.getRun(runId)).run;
+      if (existing) ctx.err(pc.yellow(`run ${shortRunId(runId)} exists for idempotency key '${key}' (${existing.status}); nothing new was started`));
       const live = await swarm.hasLiveWorker();
       if (o.detach) {
-        ctx.out(o.json ? JSON.stringify({ run_id: runId, status: 'queued' }, null, 2) : runId);
+        ctx.out(o.json ? JSON.stringify({ run_id: runId, status: existing?.status ?? 'queued', created }, null, 2) : runId);
         if (!live) ctx.err(pc.dim("no worker is running: start one with 'swarm worker', or 'swarm runs resume' to run it here"));
         return;
       }
@@ -179,7 +202,10 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       });
       if (o.json) return ctx.out(JSON.stringify(list.map(runListJson), null, 2));
       if (list.length === 0) return ctx.out('no runs');
-      ctx.out(table(['RUN', 'WORKFLOW', 'STATUS', 'FINISHED', 'CREATED', 'DURATION', 'ERROR'], list.map((r) => [shortRunId(r.id), `${r.workflow_name}@${r.workflow_version}`, colorStatus(r.status), `${r.steps_total - r.steps_remaining}/${r.steps_total}`, formatTime(r.created_at), formatMs(r.completed_at && r.started_at ? r.completed_at - r.started_at : null), firstLine(r.error)])));
+      // A KEYS column (idempotency and concurrency keys) only when a listed run has one.
+      const keys = list.some((r) => r.idempotency_key || r.concurrency);
+      const rows = list.map((r) => [shortRunId(r.id), `${r.workflow_name}@${r.workflow_version}`, colorStatus(r.status), `${r.steps_total - r.steps_remaining}/${r.steps_total}`, formatTime(r.created_at), formatMs(r.completed_at && r.started_at ? r.completed_at - r.started_at : null), ...(keys ? [keysCell(r)] : []), firstLine(r.error)]);
+      ctx.out(table(['RUN', 'WORKFLOW', 'STATUS', 'FINISHED', 'CREATED', 'DURATION', ...(keys ? ['KEYS'] : []), 'ERROR'], rows));
     });
 
   runs
@@ -196,6 +222,12 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       ctx.out(`created ${formatTime(r.created_at)}${r.completed_at ? `, finished ${formatTime(r.completed_at)}` : ''}${r.completed_at && r.started_at ? ` (${formatMs(r.completed_at - r.started_at)})` : ''}`);
       const seeAll = `'${cmd(ctx)} runs show ${r.id} --json'`;
       ctx.out(`trigger (${r.trigger_type}): ${truncateView(JSON.stringify(r.trigger_data), VIEW_VALUE_CHARS, seeAll)}`);
+      if (r.idempotency_key) ctx.out(`idempotency key: ${r.idempotency_key}`);
+      if (r.concurrency) {
+        const c = r.concurrency;
+        const where = waitingReason(c) ?? (c.state === 'active' ? `holds a slot (${c.active} of ${c.limit} active)` : `finished (${c.active} of ${c.limit} active now)`);
+        ctx.out(`concurrency key: ${c.key} (limit ${c.limit}): ${where}`);
+      }
       if (r.error) ctx.out(`${pc.red('error')}${r.error_step ? ` in '${r.error_step}'` : ''}: ${truncateView(r.error, VIEW_VALUE_CHARS, seeAll)}`);
       if (usage.sessions) ctx.out(`llm usage: ${usage.input_tokens} tokens in, ${usage.output_tokens} out, $${usage.cost_usd.toFixed(4)} (${usage.sessions} session${usage.sessions === 1 ? '' : 's'}: swarm sessions list --run ${r.id})`);
       ctx.out('');

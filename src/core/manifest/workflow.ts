@@ -8,6 +8,7 @@ import { isValidRange, NAME_PATTERN, parseRef, type AgentManifest } from './agen
 import { isReservedName, ProblemList, reservedProblem } from './problems.js';
 import { checkManifest } from './schema-check.js';
 import { checkTrigger } from '../../triggers/trigger-spec.js';
+import { checkConcurrency, concurrencySchema, type ConcurrencyKeySpec } from './concurrency.js';
 import { parseYaml, type YamlSource } from './yaml-source.js';
 
 export interface RetryPolicy {
@@ -51,6 +52,8 @@ export interface WorkflowManifest {
   inputs?: IoSchema;
   /** The most steps of one run that may run at once. */
   concurrency?: number;
+  /** `concurrency: {key, limit}`: how many runs with the same key may be active at once (see concurrency.ts). */
+  concurrency_key?: ConcurrencyKeySpec;
   steps: StepSpec[];
   on_error: Handler[];
   on_success: Handler[];
@@ -117,7 +120,7 @@ const workflowSchema = {
         { type: 'object' },
       ],
     },
-    concurrency: { type: 'integer', minimum: 1, maximum: 10000 },
+    concurrency: concurrencySchema,
     steps: {
       type: 'array',
       minItems: 1,
@@ -196,6 +199,7 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
       if (isReservedName(f.name)) problems.add(`inputs[${i}].name`, reservedProblem(f.name, 'an input name'), src.lineOf(['inputs', i, 'name']));
     });
   }
+  const concurrency = checkConcurrency(raw.concurrency, variables, src, problems);
   const ids = new Map<string, number>();
   raw.steps.forEach((s, i) => {
     if (isReservedName(s.id)) problems.add(`steps[${i}].id`, reservedProblem(s.id, 'a step id'), src.lineOf(['steps', i, 'id']));
@@ -233,7 +237,8 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
     trigger: (raw.trigger as WorkflowManifest['trigger'] | undefined) ?? { type: 'manual' },
     variables,
     ...(raw.inputs !== undefined ? { inputs: toJsonSchema(raw.inputs as FieldSpec[] | IoSchema) } : {}),
-    ...(raw.concurrency !== undefined ? { concurrency: raw.concurrency as number } : {}),
+    ...(concurrency.steps !== undefined ? { concurrency: concurrency.steps } : {}),
+    ...(concurrency.key ? { concurrency_key: concurrency.key } : {}),
     steps: ordered,
     on_error: (raw.on_error as Handler[] | undefined) ?? [],
     on_success: (raw.on_success as Handler[] | undefined) ?? [],

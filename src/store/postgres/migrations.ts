@@ -413,6 +413,25 @@ CREATE INDEX idx_runs_updated ON workflow_runs(updated_at, id);
 `,
   },
   {
+    version: 12,
+    name: 'run concurrency keys',
+    // One row per run of a workflow with `concurrency: {key, limit}`: the key it resolved to and
+    // whether it holds one of the key's slots (active), waits for one (queued) or is finished
+    // (released). Counted and promoted through idx_run_concurrency_key in the transactions that create
+    // and finish runs (src/engine/concurrency-gate.ts). The same migration as SQLite's 12.
+    sql: `
+CREATE TABLE run_concurrency (
+  run_id ${TEXT} PRIMARY KEY,
+  workflow_name ${TEXT} NOT NULL,
+  concurrency_key ${TEXT} NOT NULL,
+  max_active INTEGER NOT NULL,
+  state ${TEXT} NOT NULL,
+  queued_at BIGINT NOT NULL
+);
+CREATE INDEX idx_run_concurrency_key ON run_concurrency(workflow_name, concurrency_key, state, queued_at, run_id);
+`,
+  },
+  {
     version: 13,
     name: 'buffered schedule ticks, emitted events by age',
     // buffered_tick: the tick (ms) a `buffer_one` schedule holds back until its active run ends, in

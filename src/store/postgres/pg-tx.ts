@@ -1,6 +1,7 @@
 import semver from 'semver';
 import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, UPDATE_COLUMNS, type Row } from '../rows.js';
 import type { AgentRecord, ClaimableRow, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, TxHint, WorkflowRecord } from '../types.js';
+import { PgConcurrencyTx } from './concurrency-sql.js';
 import type { Pipeline } from './pipeline.js';
 
 /** Run one statement on the transaction's connection; resolves to its rows and the affected-row count. */
@@ -50,6 +51,12 @@ export class PgTx implements LedgerTx {
   readonly prefetchesCheaply = true;
 
   constructor(private readonly p: Pipeline) {}
+
+  private concurrencyTx: PgConcurrencyTx | undefined;
+  get concurrency(): PgConcurrencyTx {
+    this.concurrencyTx ??= new PgConcurrencyTx({ q: (t, v) => this.q(t, v), later: (t, v) => this.later(t, v) });
+    return this.concurrencyTx;
+  }
 
   /** SQL for the database's clock in milliseconds: what the transaction's `now` was read with. */
   private get clockSql(): string {

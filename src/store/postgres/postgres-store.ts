@@ -60,6 +60,8 @@ import {
 import { migrate as migrateSchema, SCHEMA_VERSION, schemaVersion } from './migrations.js';
 import { noNul, PgTx, type Query } from './pg-tx.js';
 import { Pipeline } from './pipeline.js';
+import { RUN_CONCURRENCY_SQL, toRunConcurrencyInfo } from './concurrency-sql.js';
+import type { RunConcurrencyInfo } from '../types.js';
 
 export interface PostgresStoreOptions {
   /** A `postgres://` connection URL. */
@@ -642,6 +644,11 @@ export class PostgresStore implements Store {
   async runCounts(): Promise<Record<string, number>> {
     const rows = await this.read(`SELECT status, count(*)::int AS n FROM workflow_runs GROUP BY status`);
     return Object.fromEntries(rows.map((r) => [r.status as string, r.n as number]));
+  }
+
+  async runConcurrency(runIds: readonly string[]): Promise<Map<string, RunConcurrencyInfo>> {
+    if (runIds.length === 0) return new Map();
+    return toRunConcurrencyInfo(await this.read(RUN_CONCURRENCY_SQL, [[...new Set(runIds)]]));
   }
 
   async unfinishedRunIds(): Promise<string[]> {

@@ -61,6 +61,8 @@ import { sqliteFault } from '../faults.js';
 import { checkMigrationIdentity, type MigrationIdentity } from '../migration-identity.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { SqliteTx } from './sqlite-tx.js';
+import { readRunConcurrency } from './concurrency-sql.js';
+import type { RunConcurrencyInfo } from '../types.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file; created (with its directory) when absent. */
@@ -636,6 +638,10 @@ export class SqliteStore implements Store {
         : this.stmt('SELECT * FROM step_logs WHERE run_id = ? ORDER BY at, step_id, attempt').all(runId)) as Row[];
       return rows.map(toStepLog);
     });
+  }
+
+  runConcurrency(runIds: readonly string[]): Promise<Map<string, RunConcurrencyInfo>> {
+    return this.read(() => readRunConcurrency((sql) => this.stmt(sql), runIds));
   }
 
   unfinishedRunIds(): Promise<string[]> {

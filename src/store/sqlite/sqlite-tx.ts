@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import semver from 'semver';
 import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, type Row } from '../rows.js';
+import { SqliteConcurrencyTx } from './concurrency-sql.js';
 import type { AgentRecord, ClaimableRow, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
 
 /** One write transaction's view: synchronous statements behind the async LedgerTx interface. */
@@ -10,6 +11,12 @@ export class SqliteTx implements LedgerTx {
     private readonly stmt: (sql: string) => Database.Statement,
     readonly now: number,
   ) {}
+
+  private concurrencyTx: SqliteConcurrencyTx | undefined;
+  get concurrency(): SqliteConcurrencyTx {
+    this.concurrencyTx ??= new SqliteConcurrencyTx(this.stmt);
+    return this.concurrencyTx;
+  }
 
   async getRunState(runId: string): Promise<RunState | undefined> {
     const r = this.stmt(
