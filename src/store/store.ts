@@ -15,6 +15,8 @@ import type {
   RekeyPlan,
   RekeyReport,
   RunRecord,
+  RunSignalRecord,
+  StepWaitRecord,
   SecretRecord,
   LeaseRecord,
   StepLog,
@@ -139,6 +141,13 @@ export interface Store {
   listToolCalls(sessionId: string): Promise<ToolCallRecord[]>;
   /** Record a tool call's outcome; the first record of a call id wins (returns false when one existed). */
   recordToolCall(rec: ToolCallRecord): Promise<boolean>;
+
+  // ---- durable sleeps, waits and signals (migration 10) ----
+
+  /** The registration of a sleep or wait step, if it has parked once. */
+  getStepWait(runId: string, stepId: string): Promise<StepWaitRecord | undefined>;
+  /** The signals sent to a run, oldest first (consumed ones name the wait step that took them). */
+  listRunSignals(runId: string): Promise<RunSignalRecord[]>;
 
   // ---- approvals (human in the loop) ----
 

@@ -2,6 +2,7 @@ import semver from 'semver';
 import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, UPDATE_COLUMNS, type Row } from '../rows.js';
 import type { AgentRecord, ClaimableRow, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, TxHint, WorkflowRecord } from '../types.js';
 import type { Pipeline } from './pipeline.js';
+import { PgWaitsTx } from './waits-sql.js';
 
 /** Run one statement on the transaction's connection; resolves to its rows and the affected-row count. */
 export type Query = (text: string, values?: readonly unknown[]) => Promise<{ rows: Row[]; rowCount: number }>;
@@ -50,6 +51,10 @@ export class PgTx implements LedgerTx {
   readonly prefetchesCheaply = true;
 
   constructor(private readonly p: Pipeline) {}
+
+  waits(): PgWaitsTx {
+    return new PgWaitsTx((text, values) => this.q(text, values), this.now);
+  }
 
   /** SQL for the database's clock in milliseconds: what the transaction's `now` was read with. */
   private get clockSql(): string {

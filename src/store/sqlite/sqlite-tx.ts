@@ -1,10 +1,15 @@
 import type Database from 'better-sqlite3';
+import { SqliteWaitsTx } from './waits-sql.js';
 import semver from 'semver';
 import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, type Row } from '../rows.js';
 import type { AgentRecord, ClaimableRow, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
 
 /** One write transaction's view: synchronous statements behind the async LedgerTx interface. */
 export class SqliteTx implements LedgerTx {
+  waits(): SqliteWaitsTx {
+    return new SqliteWaitsTx(this.stmt, this.now);
+  }
+
   constructor(
     private readonly db: Database.Database,
     private readonly stmt: (sql: string) => Database.Statement,
