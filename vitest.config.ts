@@ -28,6 +28,7 @@ const IN_PROCESS = [
   'test/tokens-store.test.ts',
   'test/triggers-store.test.ts',
   'test/webhook-verify.test.ts',
+  'test/waits-contract.test.ts',
   'test/waits-engine.test.ts',
   'test/workflow-triggers.test.ts',
 ];
