@@ -37,7 +37,7 @@ export class PgWaitsTx implements WaitsTx {
 
   async resolveWait(key: StepKey, status: Exclude<StepWaitStatus, 'waiting'>, delivery?: { event_id: string; data_json: string }): Promise<boolean> {
     const r = await this.q(`UPDATE step_waits SET status = $1, event_id = $2, data = $3, resolved_at = $4 WHERE run_id = $5 AND step_id = $6 AND status = 'waiting'`, [
-      status, delivery?.event_id ?? null, delivery?.data_json.replace(/\u0000/g, '') ?? null, this.now, key.run_id, key.step_id,
+      status, delivery?.event_id ?? null, delivery?.data_json ?? null, this.now, key.run_id, key.step_id,
     ]);
     return r.rowCount === 1;
   }
@@ -72,7 +72,7 @@ export class PgWaitsTx implements WaitsTx {
   }
 
   async insertSignal(runId: string, name: string, dataJson: string): Promise<number> {
-    const r = await this.q(`INSERT INTO run_signals (run_id, name, data, created_at) VALUES ($1, $2, $3, $4) RETURNING seq`, [runId, name, dataJson.replace(/\u0000/g, ''), this.now]);
+    const r = await this.q(`INSERT INTO run_signals (run_id, name, data, created_at) VALUES ($1, $2, $3, $4) RETURNING seq`, [runId, name, dataJson, this.now]);
     return Number(r.rows[0]?.seq);
   }
 
