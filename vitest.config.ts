@@ -21,6 +21,7 @@ const IN_PROCESS = [
   'test/server-api-more.test.ts',
   'test/server-auth.test.ts',
   'test/server-schedules.test.ts',
+  'test/server-signals.test.ts',
   'test/server-sse.test.ts',
   'test/server-webhooks.test.ts',
   'test/sqlite-claim.test.ts',
