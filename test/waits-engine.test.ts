@@ -186,7 +186,7 @@ describe('registration checks', () => {
     ['match on unknown root', '  - { id: a, kind: wait, event: order.paid, match: "order.x == 1" }\n', /unknown name 'order'/],
     ['on_timeout', '  - { id: a, kind: wait, signal: go, timeout: 1d, on_timeout: retry }\n', /on_timeout/],
     ['agent on a sleep', '  - { id: a, kind: sleep, for: 1s, agent: noop }\n', /runs no agent/],
-    ['no agent, no kind', '  - { id: a }\n', /needs 'agent: name@version'/],
+    ['no agent, no kind', '  - { id: a }\n', /steps\[0\]\.agent: is required/],
     ['built-in event name', '  - { id: a, kind: wait, event: run.completed }\n', /Swarm's own/],
   ];
   for (const [what, steps, message] of cases) {

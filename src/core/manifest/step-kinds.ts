@@ -93,7 +93,7 @@ export function compileKind(s: RawKindFields, i: number, at: (...p: PathSegment[
   const field = (f: string): string => `steps[${i}].${f}`;
   const has = (f: string): boolean => (s as Record<string, unknown>)[f] !== undefined;
   if (s.kind === undefined) {
-    if (s.agent === undefined) problems.add(`steps[${i}]`, `step needs 'agent: name@version' (or 'kind: sleep' / 'kind: wait', which run no agent)`, at());
+    if (s.agent === undefined) problems.add(`steps[${i}].agent`, `is required: the agent the step runs, as name@version (or give 'kind: sleep' / 'kind: wait', which run no agent)`, at());
     for (const f of [...SLEEP_FIELDS, ...WAIT_FIELDS]) if (has(f)) problems.add(field(f), `'${f}' belongs to 'kind: ${(SLEEP_FIELDS as readonly string[]).includes(f) ? 'sleep' : 'wait'}' steps; add the kind or remove the field`, at(f));
     return out;
   }
