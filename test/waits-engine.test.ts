@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManifestError, UserError } from '../src/core/errors.js';
 import type { Swarm } from '../src/swarm.js';
-import { builtinAgent, openProject, removeProject, tempProject, until, writeWorkflow } from './helpers/project.js';
+import { builtinAgent, EXAMPLES, openProject, removeProject, tempProject, until, writeWorkflow } from './helpers/project.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -204,5 +204,23 @@ describe('registration checks', () => {
     await register(swarm, dir, 'ok', `  - { id: n, agent: noop }\n  - { id: a, kind: wait, event: never.raised.yet, match: "event.data.x == trigger.x && steps.n.status == 'completed'", timeout: 2d, on_timeout: continue, buffer: true }\n`);
     const wf = await swarm.getWorkflow('ok');
     expect(wf.manifest.steps.find((s) => s.id === 'a')).toMatchObject({ kind: 'wait', agent: '', deps: ['n'], wait: { event: 'never.raised.yet', timeout_ms: 172_800_000, on_timeout: 'continue', buffer: true } });
+  });
+});
+
+describe('the order-wait example', () => {
+  it('a payment recorded before the step waits, a settle sleep, the warehouse signal: the confirmation quotes both', async () => {
+    const { swarm } = await setup();
+    await swarm.registerAgent(join(EXAMPLES, 'agents', 'echo'));
+    await swarm.registerWorkflow(join(EXAMPLES, 'workflows', 'order-wait'));
+    // The payment is recorded after the run was created, before any worker ran it (buffer: true keeps it for the run).
+    const id = (await swarm.createRun('order-wait', { order_id: 7 })).runId;
+    await swarm.emitEvent('order.paid', { order_id: 7, total: 130 });
+    worker(swarm);
+    await waitingStep(swarm, id, 'packed');
+    expect((await swarm.signalRun(id, 'packed', { parcel: 'PX-1' })).delivered_to).toBe('packed');
+    const { run, steps } = await swarm.wait(id);
+    expect(run.status).toBe('completed');
+    expect(steps.find((s) => s.step_id === 'confirm')?.outputs).toEqual({ echoed: 'order 7: paid 130, parcel PX-1' });
+    expect(steps.find((s) => s.step_id === 'expired')?.status).toBe('skipped');
   });
 });
