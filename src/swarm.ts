@@ -1166,7 +1166,8 @@ export class Swarm {
 
   /** Is the run waiting for a human with nothing else to do (no step running or ready)? */
   async isPaused(run: RunRecord): Promise<boolean> {
-    return run.status === 'waiting' && run.running_steps === 0 && !(await this.store.getSteps(run.id)).some((s) => s.status === 'ready');
+    // A sleeping step wakes by itself: its run is not paused.
+    return run.status === 'waiting' && run.running_steps === 0 && !(await this.store.getSteps(run.id)).some((s) => s.status === 'ready' || (s.status === 'waiting' && s.agent_id === 'kind:sleep'));
   }
 
   /** Wait until a run is finished (whoever runs it) and return its final state. */

@@ -155,10 +155,13 @@ function waitsContract(name: string, makeStore: MakeStore): void {
       const cancelled = await park(ONE_WAIT, req({ wake_at: now + 1500 }));
       await store.transaction((tx) => h.ledger.cancelRun(tx, cancelled.id, 'test'));
       expect((await h.step(cancelled.id, 'w')).status).toBe('cancelled');
+      // Closed with the cancel: nothing is left to wake.
+      expect(await store.getStepWait(cancelled.id, 'w')).toMatchObject({ status: 'cancelled' });
       await sleepUntil(now + 1500);
       expect((await wakeClaim('w2', 0)).woken ?? 0).toBe(0); // a claim without room claims and wakes nothing
       const r2 = await wakeClaim('w2', 1);
       expect(r2.woken).toBe(1);
+      expect((await h.eventTypes(cancelled.id)).filter((t) => t.startsWith('WAIT_RESOLVED'))).toEqual([]);
       expect(await store.getStepWait(timed.id, 'w')).toMatchObject({ status: 'due' });
       expect(await store.getStepWait(cancelled.id, 'w')).toMatchObject({ status: 'cancelled' });
       await emit('e-late', {});

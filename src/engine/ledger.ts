@@ -24,7 +24,7 @@ import type {
   WorkflowRecord,
 } from '../store/types.js';
 import { agentsFor, buildRunPlan, type LoadedPlan, PlanCache, planId } from './plan.js';
-import { parkWait, sendSignal, wakeDue } from './waits.js';
+import { hasWaitSteps, parkWait, sendSignal, wakeDue } from './waits.js';
 
 export interface LedgerOptions {
   /** Random numbers in [0, 1) for backoff jitter. */
@@ -373,6 +373,7 @@ export class Ledger {
   private async failRun(scope: TxScope, state: RunState, p: LoadedPlan, stepId: string, message: string): Promise<void> {
     if (TERMINAL_RUN.has(state.status)) return;
     const cancelled = await scope.tx.cancelSteps(state.id, ['pending', 'ready', 'waiting']);
+    if (cancelled.length && hasWaitSteps(p.plan.workflow)) await scope.tx.waits().cancelRunWaits(state.id);
     state.steps_remaining -= cancelled.length;
     state.status = 'failed';
     state.completed_at = scope.tx.now;
@@ -542,6 +543,8 @@ export class Ledger {
       throw new UserError('RUN_NOT_CANCELLABLE', `run ${runId} is already ${state.status}; nothing to cancel`, { runId });
     }
     const cancelled = await tx.cancelSteps(runId, ['pending', 'ready', 'running', 'waiting']);
+    // A sleep or wait of the run is over too: nothing wakes it, no event or signal goes to it.
+    if (cancelled.length && hasWaitSteps((await this.plan(tx, state)).plan.workflow)) await tx.waits().cancelRunWaits(runId);
     state.steps_remaining -= cancelled.length;
     state.running_steps = 0;
     state.status = 'cancelled';

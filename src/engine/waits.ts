@@ -96,6 +96,11 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 
 // ---------------------------------------------------------------- in the ledger's transaction
 
+/** Does the workflow have sleep or wait steps (whose registrations a cancel or failure must close)? */
+export function hasWaitSteps(wf: { steps: ReadonlyArray<Pick<StepSpec, 'kind'>> }): boolean {
+  return wf.steps.some((s) => s.kind !== undefined);
+}
+
 /**
  * The step has just been parked (`waiting`) with this request: record its registration, and resolve it
  * at once when it is satisfied already (a past wake time, a kept signal, a buffered event).

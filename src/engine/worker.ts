@@ -369,7 +369,8 @@ export class Worker {
     for (const id of [...(this.scope ?? [])]) {
       const run = await this.store.getRun(id);
       if (!run || TERMINAL_RUN.has(run.status)) this.scope?.delete(id);
-      // A run paused for a human, with nothing else to do: a worker limited to it has done its part.
+      // A run paused for a human (or an event or signal), with nothing else to do: a worker limited to
+      // it has done its part. A sleeping step wakes by itself: the worker waits for it.
       else if (run.status === 'waiting' && run.running_steps === 0 && !(await this.store.getSteps(id)).some((s) => s.status === 'ready' || (s.status === 'waiting' && s.agent_id === 'kind:sleep'))) {
         this.scope?.delete(id);
         this.options.onFinished?.(id, 'waiting');

@@ -77,6 +77,8 @@ export interface WaitsTx {
   lockEventName(name: string): Promise<void>;
   /** Events of this name recorded at or after `since` and not yet taken by a wait of `runId`, oldest first. */
   bufferedEvents(name: string, since: number, runId: string, limit: number): Promise<BufferedEvent[]>;
+  /** Mark every open registration of the run cancelled (its run was cancelled or failed). */
+  cancelRunWaits(runId: string): Promise<void>;
   insertSignal(runId: string, name: string, dataJson: string): Promise<number>;
   /** The oldest signal of this name kept for the run, marked consumed by `stepId`; undefined when none is kept. */
   takeSignal(runId: string, name: string, stepId: string): Promise<RunSignalRecord | undefined>;

@@ -71,6 +71,10 @@ export class PgWaitsTx implements WaitsTx {
     return r.rows.map(toBufferedEvent);
   }
 
+  async cancelRunWaits(runId: string): Promise<void> {
+    await this.q(`UPDATE step_waits SET status = 'cancelled', resolved_at = $1 WHERE run_id = $2 AND status = 'waiting'`, [this.now, runId]);
+  }
+
   async insertSignal(runId: string, name: string, dataJson: string): Promise<number> {
     const r = await this.q(`INSERT INTO run_signals (run_id, name, data, created_at) VALUES ($1, $2, $3, $4) RETURNING seq`, [runId, name, dataJson, this.now]);
     return Number(r.rows[0]?.seq);

@@ -66,6 +66,10 @@ export class SqliteWaitsTx implements WaitsTx {
     return (rows as Row[]).map(toBufferedEvent);
   }
 
+  async cancelRunWaits(runId: string): Promise<void> {
+    this.stmt(`UPDATE step_waits SET status = 'cancelled', resolved_at = ? WHERE run_id = ? AND status = 'waiting'`).run(this.now, runId);
+  }
+
   async insertSignal(runId: string, name: string, dataJson: string): Promise<number> {
     return Number(this.stmt(`INSERT INTO run_signals (run_id, name, data, created_at) VALUES (?, ?, ?, ?)`).run(runId, name, dataJson, this.now).lastInsertRowid);
   }
