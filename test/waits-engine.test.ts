@@ -4,9 +4,10 @@
  * cancel, and the registration checks with file and line.
  */
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ManifestError, UserError } from '../src/core/errors.js';
-import type { Swarm } from '../src/swarm.js';
+import { Swarm } from '../src/swarm.js';
+import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { builtinAgent, EXAMPLES, openProject, removeProject, tempProject, until, writeWorkflow } from './helpers/project.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -222,5 +223,35 @@ describe('the order-wait example', () => {
     expect(run.status).toBe('completed');
     expect(steps.find((s) => s.step_id === 'confirm')?.outputs).toEqual({ echoed: 'order 7: paid 130, parcel PX-1' });
     expect(steps.find((s) => s.step_id === 'expired')?.status).toBe('skipped');
+  });
+});
+
+describe('on PostgreSQL', () => {
+  afterAll(() => stopPgTestServer());
+
+  it('the order-wait example and a sleep, through a worker: buffered event, signal, wake on time, verified chains', async () => {
+    const server = await pgTestServer();
+    const url = await server.createDatabase();
+    const dir = tempProject();
+    const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm'), SWARM_DATABASE_URL: url }, overrides: { pollMs: 100 } });
+    cleanups.push(async () => {
+      await swarm.close();
+      removeProject(dir);
+      await server.dropDatabase(url);
+    });
+    expect(swarm.store.kind).toBe('postgres');
+    await swarm.registerAgent(join(EXAMPLES, 'agents', 'echo'));
+    await swarm.registerWorkflow(join(EXAMPLES, 'workflows', 'order-wait'));
+    await register(swarm, dir, 'nap', `  - { id: nap, kind: sleep, for: 1s }\n`);
+    const order = (await swarm.createRun('order-wait', { order_id: 9 })).runId;
+    await swarm.emitEvent('order.paid', { order_id: 9, total: 5 });
+    const nap = await swarm.startRun('nap', {});
+    worker(swarm);
+    await waitingStep(swarm, order, 'packed');
+    await swarm.signalRun(order, 'packed', { parcel: 'PG-1' });
+    const done = await swarm.wait(order);
+    expect(done.steps.find((s) => s.step_id === 'confirm')?.outputs).toEqual({ echoed: 'order 9: paid 5, parcel PG-1' });
+    expect((await swarm.wait(nap)).run.status).toBe('completed');
+    for (const id of [order, nap]) expect((await swarm.verify(id)).ok).toBe(true);
   });
 });
