@@ -125,4 +125,12 @@ describe('sleep and wait across SIGKILL', () => {
     expect(badName.code).toBe(2);
     expect(badName.stderr).toContain('is not valid');
   });
+
+  it('swarm run of a workflow that waits for an event returns (exit 0) naming what it waits for and how to send it', async () => {
+    const r = await runCli(['run', 'order', JSON.stringify({ log, order: 99 })], dir, ENV);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("step 'w' is waiting for event order.paid");
+    expect(r.stderr).toContain('runs signal');
+    expect(r.stderr).not.toContain('approve with');
+  });
 });

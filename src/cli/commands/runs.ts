@@ -119,7 +119,10 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
     if (run.status === 'waiting') {
       const pending = await swarm.listApprovals({ runId: run.id });
       for (const a of pending) ctx.err(`  step '${a.step_id}' waits for approval of ${a.tool} ${a.arguments}`);
-      ctx.err(`approve with '${cmd(ctx)} approve ${short}' or reject with '${cmd(ctx)} reject ${short} --reason …'; the run continues in any worker`);
+      if (pending.length) ctx.err(`approve with '${cmd(ctx)} approve ${short}' or reject with '${cmd(ctx)} reject ${short} --reason …'; the run continues in any worker`);
+      // Wait steps: what each waits for (its reason), and how to send it; a worker ('swarm worker') carries on.
+      for (const s of details.steps) if (s.status === 'waiting' && s.agent_id === 'kind:wait') ctx.err(`  step '${s.step_id}' is ${s.error ?? 'waiting'}`);
+      if (details.steps.some((s) => s.status === 'waiting' && s.agent_id === 'kind:wait')) ctx.err(`send it with '${cmd(ctx)} events emit <name> <json>' or '${cmd(ctx)} runs signal ${short} <name> <json>'; a running 'swarm worker' continues the run`);
     }
     const seeAll = `'${cmd(ctx)} runs show ${run.id} --json'`;
     if (run.status === 'completed') ctx.out(truncateView(JSON.stringify(finalOutputs(details, sinks), null, 2), VIEW_OUTPUTS_CHARS, seeAll));
