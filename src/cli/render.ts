@@ -154,7 +154,7 @@ export class ProgressReporter {
         break;
       case 'WAIT_RESOLVED':
         if (s) {
-          const how = d.outcome === 'woke' ? 'woke up' : d.outcome === 'timed_out' ? 'timed out' : `got ${String(d.kind)} ${String(d.name ?? '')}`.trimEnd();
+          const how = d.outcome === 'woke' ? 'woke up' : d.outcome === 'timed_out' ? 'timed out' : `got ${String(d.kind)}${typeof d.name === 'string' ? ` ${d.name}` : ''}`;
           this.set(s.id, { status: 'ready', note: '' });
           line(`${s.id}: ${how}`);
         }
