@@ -22,6 +22,7 @@ const IN_PROCESS = [
   'test/server-api-more.test.ts',
   'test/server-auth.test.ts',
   'test/server-schedules.test.ts',
+  'test/server-signals.test.ts',
   'test/server-sse.test.ts',
   'test/server-webhooks.test.ts',
   'test/sqlite-claim.test.ts',
@@ -29,6 +30,8 @@ const IN_PROCESS = [
   'test/tokens-store.test.ts',
   'test/triggers-store.test.ts',
   'test/webhook-verify.test.ts',
+  'test/waits-contract.test.ts',
+  'test/waits-engine.test.ts',
   'test/workflow-triggers.test.ts',
 ];
 

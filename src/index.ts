@@ -8,7 +8,7 @@
  *   const { run } = await swarm.runToCompletion(runId);
  */
 export { Swarm, newRunId, runExitCode } from './swarm.js';
-export type { CreatedRun, EmitEventOptions, EmittedEvent, OpenSwarmOptions, RegisterResult, RotateKeyReport, RunDetails, SecretInfo, SecretScopeOptions, StartRunOptions, VerifyOptions, VerifyReport } from './swarm.js';
+export type { CreatedRun, EmitEventOptions, EmittedEvent, OpenSwarmOptions, RegisterResult, RotateKeyReport, RunDetails, SignalSent, SecretInfo, SecretScopeOptions, StartRunOptions, VerifyOptions, VerifyReport } from './swarm.js';
 // The HTTP API of `swarm serve`, as a Hono app to serve or call in process.
 export { Scheduler, SCHEDULER_LEASE } from './triggers/scheduler.js';
 export type { SchedulerOptions, SchedulerClock, PassReport } from './triggers/scheduler.js';

@@ -63,7 +63,7 @@ import type {
   ToolCallRecord,
   WorkflowRecord,
 } from './store/types.js';
-import type { TriggerRecord } from './store/types.js';
+import type { RunSignalRecord, TriggerRecord } from './store/types.js';
 
 export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   /** A fully resolved configuration; when given, `cwd`/`env`/`overrides` are ignored. */
@@ -164,6 +164,17 @@ export interface EmitEventOptions {
   /** Who raises it (a workflow's name or any label): event triggers with `source:` match only their own. */
   source?: string;
 }
+
+/** What `signalRun` did: the signal's sequence number, and the wait step it was delivered to (null: kept for a later wait). */
+export interface SignalSent {
+  run_id: string;
+  name: string;
+  seq: number;
+  delivered_to: string | null;
+}
+
+/** A signal name: 1 to 100 letters, digits, '.', '_' or '-'. */
+const SIGNAL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 /** What `emitEvent` did. */
 export interface EmittedEvent {
@@ -433,6 +444,7 @@ export class Swarm {
       const users: string[] = [];
       for (const wf of await this.store.listWorkflows()) {
         for (const s of wf.manifest.steps) {
+          if (s.kind) continue;
           const r = parseRef(s.agent);
           if (r.name === rec.name && pickRecord(all, r.range)?.version === rec.version && !pickRecord(others, r.range)) users.push(`${wf.id} (step '${s.id}')`);
         }
@@ -453,7 +465,7 @@ export class Swarm {
     const { manifest, lineOf } = parseWorkflowSource(this.readManifest(file), file);
     const versionsOf = await agentsFor(manifest, (n) => this.store.listAgents(n));
     // Every registered name, for "did you mean", only when a step names an agent that does not exist.
-    const unknown = manifest.steps.some((st) => versionsOf(parseRef(st.agent).name).length === 0);
+    const unknown = manifest.steps.some((st) => !st.kind && versionsOf(parseRef(st.agent).name).length === 0);
     const knownAgents = unknown ? [...new Set((await this.store.listAgents()).map((a) => a.name))] : [];
     checkAgainstRegistry(
       manifest,
@@ -789,7 +801,7 @@ export class Swarm {
         throw new UserError('INPUT_INVALID', `input for workflow ${wf.name}: ${problems.join('; ')}`, { workflow: wf.name, field: fields[0]?.field, errors: fields });
       }
     }
-    this.agentNamesOf.set(wf.name, [...new Set(wf.manifest.steps.map((st) => parseRef(st.agent).name))]);
+    this.agentNamesOf.set(wf.name, [...new Set(wf.manifest.steps.filter((st) => !st.kind).map((st) => parseRef(st.agent).name))]);
     return buildRunPlan(wf, await agentsFor(wf.manifest, versionsOf), { ...this.config.values });
   }
 
@@ -958,7 +970,8 @@ export class Swarm {
     for (const s of out.skipped) this.log(`event ${name} (${id}): the trigger of workflow ${s.trigger} did not start a run: ${s.error}`);
     if (out.created) {
       this.notifyCommit();
-      if (out.runs.length) this.pokeWorkers();
+      // The event may have started runs, or made wait steps ready.
+      this.pokeWorkers();
     }
     return { id, name, ...out };
   }
@@ -969,6 +982,34 @@ export class Swarm {
     const cancelled = await this.store.transaction((tx) => this.ledger.cancelRun(tx, id, reason));
     this.notifyCommit();
     return cancelled;
+  }
+
+  /**
+   * Send a signal to a run: a `kind: wait` step of the run with `signal: <name>` takes it (its outputs
+   * are `data`); signals are kept, oldest first, until a wait takes them. RUN_FINISHED for a run that
+   * is over; SIGNAL_NAME_INVALID for a bad name.
+   *
+   * @example
+   *   const { seq, delivered_to } = await swarm.signalRun(runId, 'approved', { by: 'ops' });
+   */
+  async signalRun(idOrPrefix: string, name: string, data: unknown = {}): Promise<SignalSent> {
+    if (typeof name !== 'string' || !SIGNAL_NAME.test(name)) {
+      throw new UserError('SIGNAL_NAME_INVALID', `signal name ${JSON.stringify(name)} is not valid: 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit`, { field: 'name' });
+    }
+    const bytes = byteLength(JSON.stringify(data ?? null));
+    if (bytes > this.config.limits.run_input_bytes) throw new LimitExceededError(`the data of signal ${name}`, 'run_input_bytes', this.config.limits.run_input_bytes, bytes);
+    const id = await this.resolveRunId(idOrPrefix);
+    // Signal data becomes a step's outputs: a secret's value in it is stored as its marker.
+    const value = this.redactor.value(data ?? null);
+    const out = await this.store.transaction((tx) => this.ledger.signal(tx, id, name, value));
+    this.notifyCommit();
+    if (out.delivered_to) this.pokeWorkers();
+    return { run_id: id, name, ...out };
+  }
+
+  /** The signals sent to a run, oldest first; `consumed_by` names the wait step that took each one. */
+  async runSignals(idOrPrefix: string): Promise<RunSignalRecord[]> {
+    return this.store.listRunSignals(await this.resolveRunId(idOrPrefix));
   }
 
   // ---------- human in the loop ----------
@@ -1154,7 +1195,8 @@ export class Swarm {
 
   /** Is the run waiting for a human with nothing else to do (no step running or ready)? */
   async isPaused(run: RunRecord): Promise<boolean> {
-    return run.status === 'waiting' && run.running_steps === 0 && !(await this.store.getSteps(run.id)).some((s) => s.status === 'ready');
+    // A sleeping step wakes by itself: its run is not paused.
+    return run.status === 'waiting' && run.running_steps === 0 && !(await this.store.getSteps(run.id)).some((s) => s.status === 'ready' || (s.status === 'waiting' && s.agent_id === 'kind:sleep'));
   }
 
   /** Wait until a run is finished (whoever runs it) and return its final state. */

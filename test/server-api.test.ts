@@ -109,6 +109,8 @@ describe('OpenAPI and the API reference', () => {
         '/api/v1/runs/cancel',
         '/api/v1/runs/retry',
         '/api/v1/approvals',
+        '/api/v1/runs/{id}/signals/{name}',
+        '/api/v1/runs/{id}/signals',
         '/api/v1/approvals/{run}/{step}/approve',
         '/api/v1/approvals/{run}/{step}/reject',
         '/api/v1/secrets',

@@ -1193,7 +1193,7 @@ describe('SQLite store: files', () => {
     db.exec(`DROP TABLE secrets;
       CREATE TABLE secrets (id TEXT PRIMARY KEY, workflow_id TEXT, name TEXT NOT NULL, encrypted_value BLOB, scope TEXT DEFAULT 'workflow', created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, UNIQUE(workflow_id, name));
       DELETE FROM schema_migrations WHERE version >= 5;
-      DROP TABLE emitted_events; DROP TABLE api_tokens; DROP INDEX idx_runs_updated; DROP TABLE run_concurrency; DROP TABLE leases; DROP TABLE triggers; CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL REFERENCES workflows(id), type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT, next_run_at INTEGER, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);`);
+      DROP TABLE step_waits; DROP TABLE run_signals; DROP TABLE emitted_events; DROP TABLE api_tokens; DROP INDEX idx_runs_updated; DROP TABLE run_concurrency; DROP TABLE leases; DROP TABLE triggers; CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL REFERENCES workflows(id), type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT, next_run_at INTEGER, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);`);
     db.close();
     const again = openSqliteStore({ path, durability: 'full' });
     try {
@@ -1237,7 +1237,7 @@ describe('SQLite store: files', () => {
     const db = new Database(path);
     db.exec(`DROP INDEX idx_runs_idempotency_key; ALTER TABLE workflow_runs DROP COLUMN idempotency_key; ALTER TABLE workflow_runs DROP COLUMN metadata;
       DROP TABLE secrets; CREATE TABLE secrets (id TEXT PRIMARY KEY, workflow_id TEXT, name TEXT NOT NULL, encrypted_value BLOB, scope TEXT DEFAULT 'workflow', created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, UNIQUE(workflow_id, name));
-      DROP TABLE emitted_events; DROP TABLE api_tokens; DROP INDEX idx_runs_updated; DROP TABLE run_concurrency; DROP TABLE leases; DROP TABLE triggers; CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL REFERENCES workflows(id), type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT, next_run_at INTEGER, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);
+      DROP TABLE step_waits; DROP TABLE run_signals; DROP TABLE emitted_events; DROP TABLE api_tokens; DROP INDEX idx_runs_updated; DROP TABLE run_concurrency; DROP TABLE leases; DROP TABLE triggers; CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL REFERENCES workflows(id), type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT, next_run_at INTEGER, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);
       DELETE FROM schema_migrations WHERE version >= 4`);
     db.close();
     const again = openSqliteStore({ path, durability: 'full' });
@@ -1398,7 +1398,7 @@ describe('PostgreSQL store: databases, clocks, notifications, connections', () =
         `DROP INDEX idx_runs_idempotency_key; ALTER TABLE workflow_runs DROP COLUMN idempotency_key, DROP COLUMN metadata;
          DROP INDEX idx_steps_ready_order; CREATE INDEX idx_steps_ready ON step_executions(available_at) WHERE status = 'ready';
          DROP TABLE secrets; CREATE TABLE secrets (id TEXT PRIMARY KEY, workflow_id TEXT, name TEXT NOT NULL, encrypted_value BYTEA, scope TEXT DEFAULT 'workflow', created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
-         DROP TABLE emitted_events; DROP TABLE api_tokens; DROP INDEX idx_runs_updated; DROP TABLE run_concurrency; DROP TABLE leases; DROP TABLE triggers; CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL REFERENCES workflows(id), type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT, next_run_at BIGINT, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at BIGINT NOT NULL);
+         DROP TABLE step_waits; DROP TABLE run_signals; DROP TABLE emitted_events; DROP TABLE api_tokens; DROP INDEX idx_runs_updated; DROP TABLE run_concurrency; DROP TABLE leases; DROP TABLE triggers; CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL REFERENCES workflows(id), type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT, next_run_at BIGINT, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at BIGINT NOT NULL);
          DELETE FROM schema_migrations WHERE version >= 3`,
       );
       expect(await s.schemaVersion()).toBe(2);

@@ -16,7 +16,7 @@ import { version } from './version.js';
 
 const EXIT_CODES_HELP = `
 Exit codes:
-  0  success (swarm run: the run completed, or it waits for an approval)
+  0  success (swarm run: the run completed, or it waits for an approval, an event or a signal)
   2  invalid input (a bad file, argument, JSON or schema mismatch; unknown agent, workflow or run)
   3  verification failed (a run's event chain or checkpoints do not verify)
   4  execution failure (the run failed or was cancelled; a store fault: a full disk,

@@ -152,6 +152,14 @@ export class ProgressReporter {
         }
         this.runStatus = 'running';
         break;
+      case 'WAIT_RESOLVED':
+        if (s) {
+          const how = d.outcome === 'woke' ? 'woke up' : d.outcome === 'timed_out' ? 'timed out' : `got ${String(d.kind)}${typeof d.name === 'string' ? ` ${d.name}` : ''}`;
+          this.set(s.id, { status: 'ready', note: '' });
+          line(`${s.id}: ${how}`);
+        }
+        this.runStatus = 'running';
+        break;
       case 'RUN_COMPLETED':
       case 'RUN_FAILED':
       case 'RUN_CANCELLED':

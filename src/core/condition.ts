@@ -16,8 +16,11 @@ export type Condition = jsep.Expression;
 const BINARY = new Set(['==', '!=', '===', '!==', '<', '<=', '>', '>=', '&&', '||', '+', '-', '*', '/', '%']);
 const UNARY = new Set(['!', '-', '+']);
 
-/** Parse a condition; throws an Error whose message names the position of the problem. */
-export function parseCondition(text: string): Condition {
+/**
+ * Parse a condition; throws an Error whose message names the position of the problem. `roots` are the
+ * names it may read (a wait step's `match:` may read `event` too).
+ */
+export function parseCondition(text: string, roots: readonly string[] = REFERENCE_ROOTS): Condition {
   const src = text.replace(/\$\{([^}]*)\}/g, '($1)');
   let ast: Condition;
   try {
@@ -25,44 +28,44 @@ export function parseCondition(text: string): Condition {
   } catch (e) {
     throw new Error(`invalid condition '${text}': ${(e as Error).message}`);
   }
-  check(ast, text);
+  check(ast, text, roots);
   return ast;
 }
 
-function check(node: Condition, text: string): void {
+function check(node: Condition, text: string, roots: readonly string[] = REFERENCE_ROOTS): void {
   switch (node.type) {
     case 'Literal':
       return;
     case 'Identifier': {
       const name = (node as jsep.Identifier).name;
-      if (!REFERENCE_ROOTS.includes(name as never)) {
-        throw new Error(`invalid condition '${text}': unknown name '${name}' (use ${REFERENCE_ROOTS.join(', ')}, or quote a string)`);
+      if (!roots.includes(name)) {
+        throw new Error(`invalid condition '${text}': unknown name '${name}' (use ${roots.join(', ')}, or quote a string)`);
       }
       return;
     }
     case 'MemberExpression': {
       const m = node as jsep.MemberExpression;
-      memberPath(m, text);
+      memberPath(m, text, roots);
       return;
     }
     case 'UnaryExpression': {
       const u = node as jsep.UnaryExpression;
       if (!UNARY.has(u.operator)) throw new Error(`invalid condition '${text}': operator '${u.operator}' is not allowed`);
-      check(u.argument, text);
+      check(u.argument, text, roots);
       return;
     }
     case 'BinaryExpression': {
       const b = node as jsep.BinaryExpression;
       if (!BINARY.has(b.operator)) throw new Error(`invalid condition '${text}': operator '${b.operator}' is not allowed`);
-      check(b.left, text);
-      check(b.right, text);
+      check(b.left, text, roots);
+      check(b.right, text, roots);
       return;
     }
     case 'ConditionalExpression': {
       const c = node as jsep.ConditionalExpression;
-      check(c.test, text);
-      check(c.consequent, text);
-      check(c.alternate, text);
+      check(c.test, text, roots);
+      check(c.consequent, text, roots);
+      check(c.alternate, text, roots);
       return;
     }
     default:
@@ -71,14 +74,15 @@ function check(node: Condition, text: string): void {
 }
 
 /** The reference path a member expression denotes (`steps.a.outputs['x']` → steps,a,outputs,x). */
-function memberPath(node: Condition, text: string): PathSegment[] {
+function memberPath(node: Condition, text: string, roots: readonly string[] | null = REFERENCE_ROOTS): PathSegment[] {
   if (node.type === 'Identifier') {
-    check(node, text);
+    // null: a tree parseCondition has checked already.
+    if (roots) check(node, text, roots);
     return [(node as jsep.Identifier).name];
   }
   if (node.type !== 'MemberExpression') throw new Error(`invalid condition '${text}': only names can be followed by '.' or '[…]'`);
   const m = node as jsep.MemberExpression;
-  const base = memberPath(m.object, text);
+  const base = memberPath(m.object, text, roots);
   if (!m.computed) return [...base, (m.property as jsep.Identifier).name];
   if (m.property.type !== 'Literal') throw new Error(`invalid condition '${text}': '[…]' takes a number or a quoted name`);
   const v = (m.property as jsep.Literal).value;
@@ -90,7 +94,7 @@ function memberPath(node: Condition, text: string): PathSegment[] {
 export function conditionReferences(ast: Condition): PathSegment[][] {
   const out: PathSegment[][] = [];
   const visit = (n: Condition): void => {
-    if (n.type === 'Identifier' || n.type === 'MemberExpression') out.push(memberPath(n, ''));
+    if (n.type === 'Identifier' || n.type === 'MemberExpression') out.push(memberPath(n, '', null));
     else if (n.type === 'UnaryExpression') visit((n as jsep.UnaryExpression).argument);
     else if (n.type === 'BinaryExpression') {
       visit((n as jsep.BinaryExpression).left);
@@ -113,7 +117,7 @@ export function evaluate(ast: Condition, ctx: ResolveContext): unknown {
       return (ast as jsep.Literal).value;
     case 'Identifier':
     case 'MemberExpression': {
-      const v = lookup(ctx, memberPath(ast, ''));
+      const v = lookup(ctx, memberPath(ast, '', null));
       return isMissing(v) ? null : v;
     }
     case 'UnaryExpression': {

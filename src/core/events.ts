@@ -27,6 +27,10 @@ export const EventType = {
   EVENT_TRIGGER_FAILED: 'EVENT_TRIGGER_FAILED',
   /** An event trigger matched an event of this run, but its workflow already ran in the chain of event-triggered runs that led here. */
   EVENT_TRIGGER_SKIPPED: 'EVENT_TRIGGER_SKIPPED',
+  /** A sleep or wait step's wait ended (an event or signal arrived, or its time came): it is ready to finish. */
+  WAIT_RESOLVED: 'WAIT_RESOLVED',
+  /** A signal was sent to this run (kept until a wait step takes it). */
+  SIGNAL_RECEIVED: 'SIGNAL_RECEIVED',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 

@@ -24,6 +24,8 @@ export interface ResolveContext {
   /** An llm agent's instructions: the step's inputs and the loop's context variables. */
   inputs?: Record<string, unknown>;
   context?: Record<string, unknown>;
+  /** The event a wait step's `match:` is tested against. */
+  event?: unknown;
 }
 
 /** What an llm agent's `instructions` may reference. */
@@ -109,6 +111,7 @@ export function lookup(ctx: ResolveContext, path: PathSegment[]): unknown {
     case 'error':
     case 'inputs':
     case 'context':
+    case 'event':
       cur = ctx[root];
       break;
     default:

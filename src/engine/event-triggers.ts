@@ -18,6 +18,7 @@ import { chainAfter, depthAfter, eventRunKey, filterPasses, MAX_EVENT_DEPTH, typ
 import type { NewRunInput } from './ledger.js';
 import { agentsFor, buildRunPlan } from './plan.js';
 import { TxScope } from './tx-scope.js';
+import { deliverEvent } from './waits.js';
 
 /** The built-in events a commit of completions can raise (their triggers travel with a networked store's BEGIN). */
 export const RUN_EVENTS = ['run.completed', 'run.failed', 'approval.requested'] as const;
@@ -96,6 +97,8 @@ export async function emitCustomEvent(deps: EventTriggerDeps, tx: LedgerTx, inpu
   const event: TriggerEvent = { id: input.id, name: input.name, source: input.source, at: new Date(tx.now).toISOString(), depth: 1, chain: [], data: input.data ?? null };
   const out = await startTriggered(deps, scope, event, await tx.eventTriggers(input.name, input.source));
   if (out.runs.length) await tx.setEmittedEventRuns(input.id, out.runs);
+  // Wait steps parked for this event take it in this same transaction (see waits.ts).
+  await deliverEvent(scope, { id: input.id, name: input.name, source: input.source, data: input.data ?? null });
   await scope.flush();
   return { created: true, ...out };
 }

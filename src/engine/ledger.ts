@@ -27,6 +27,7 @@ import type {
   WorkflowRecord,
 } from '../store/types.js';
 import { agentsFor, buildRunPlan, type LoadedPlan, PlanCache, planId } from './plan.js';
+import { hasWaitSteps, parkWait, sendSignal, wakeDue } from './waits.js';
 
 export interface LedgerOptions {
   /** Random numbers in [0, 1) for backoff jitter. */
@@ -135,6 +136,9 @@ export class Ledger {
     const admission = await admitRun(scope, plan, id, input.trigger_data);
     const held = admission?.state === 'queued';
     const steps: NewStepRow[] = plan.workflow.steps.map((s, i) => {
+      const status = s.deps.length === 0 ? 'ready' : 'pending';
+      // A sleep or wait step runs no agent: its row names its kind instead.
+      if (s.kind) return { step_id: s.id, step_index: i, agent_id: `kind:${s.kind}`, agent_name: s.kind, agent_version: '', status, pending_deps: s.deps.length };
       const agentId = plan.step_agents[s.id] as string;
       const agent = plan.agents[agentId] as RunPlan['agents'][string];
       return {
@@ -292,7 +296,9 @@ export class Ledger {
         else {
           state.status = 'waiting';
           scope.emit(state, EventType.STEP_WAITING, c.step_id, { attempt: c.attempt, reason: r.reason });
-          await this.raiseRunEvent(scope, state, p, 'approval.requested', { step: c.step_id, reason: r.reason });
+          // A sleep or wait step parks with a registration (and may be satisfied at once); it asks no human.
+          if (r.wait) await parkWait(scope, state, c, r.wait);
+          else await this.raiseRunEvent(scope, state, p, 'approval.requested', { step: c.step_id, reason: r.reason });
         }
       }
     } else if (r.kind === 'released') {
@@ -381,6 +387,7 @@ export class Ledger {
   private async failRun(scope: TxScope, state: RunState, p: LoadedPlan, stepId: string, message: string): Promise<void> {
     if (TERMINAL_RUN.has(state.status)) return;
     const cancelled = await scope.tx.cancelSteps(state.id, ['pending', 'ready', 'waiting']);
+    if (cancelled.length && hasWaitSteps(p.plan.workflow)) await scope.tx.waits().cancelRunWaits(state.id);
     state.steps_remaining -= cancelled.length;
     state.status = 'failed';
     state.completed_at = scope.tx.now;
@@ -405,6 +412,17 @@ export class Ledger {
    */
   emitEvent(tx: LedgerTx, input: CustomEventInput): Promise<EmitResult> {
     return emitCustomEvent(this.triggers, tx, input);
+  }
+
+  /**
+   * Send a signal to a run, in the caller's transaction: kept until a wait step of the run takes it,
+   * delivered now to one that waits (see waits.ts). RUN_NOT_FOUND / RUN_FINISHED for a run that cannot take it.
+   */
+  async signal(tx: LedgerTx, runId: string, name: string, data: unknown): Promise<{ seq: number; delivered_to: string | null }> {
+    const scope = new TxScope(tx, this.maxEventBytes, this.options.chainKey);
+    const out = await sendSignal(scope, runId, name, data);
+    await scope.flush();
+    return out;
   }
 
   /**
@@ -463,6 +481,8 @@ export class Ledger {
   private async claim(scope: TxScope, req: ClaimRequest): Promise<void> {
     const { tx } = scope;
     const now = tx.now;
+    // Sleeps and waits whose time has come become ready first (an indexed read of due registrations).
+    if (req.wake_due) scope.result.woken = await wakeDue(scope);
     // First the steps this transaction's own completions made ready, when the store holds their rows
     // already (no query: a chain's next step goes to the worker that finished the one before).
     const rows: ClaimableRow[] = [];
@@ -539,6 +559,8 @@ export class Ledger {
       throw new UserError('RUN_NOT_CANCELLABLE', `run ${runId} is already ${state.status}; nothing to cancel`, { runId });
     }
     const cancelled = await tx.cancelSteps(runId, ['pending', 'ready', 'running', 'waiting']);
+    // A sleep or wait of the run is over too: nothing wakes it, no event or signal goes to it.
+    if (cancelled.length && hasWaitSteps((await this.plan(tx, state)).plan.workflow)) await tx.waits().cancelRunWaits(runId);
     state.steps_remaining -= cancelled.length;
     state.running_steps = 0;
     state.status = 'cancelled';

@@ -121,6 +121,7 @@ export class PlanCache {
 export async function agentsFor(wf: WorkflowRecord['manifest'], versionsOf: (name: string) => Promise<AgentRecord[]>): Promise<(name: string) => AgentRecord[]> {
   const byName = new Map<string, AgentRecord[]>();
   for (const s of wf.steps) {
+    if (s.kind) continue;
     const { name } = parseRef(s.agent);
     if (!byName.has(name)) byName.set(name, await versionsOf(name));
   }
@@ -135,6 +136,8 @@ export function buildRunPlan(wf: WorkflowRecord, agentsByName: (name: string) =>
   const agents: RunPlan['agents'] = {};
   const step_agents: RunPlan['step_agents'] = {};
   for (const s of wf.manifest.steps) {
+    // Steps of a kind (sleep, wait) run no agent: they have no entry in step_agents.
+    if (s.kind) continue;
     const { name, range } = parseRef(s.agent);
     const candidates = agentsByName(name);
     const rec = pickRecord(candidates, range);

@@ -10,6 +10,7 @@ import { isTransient, type Store } from '../store/store.js';
 import type { ClaimedStep, Completion, StepResult } from '../store/types.js';
 import { NO_REDACTION, type Redactor } from '../secrets/redactor.js';
 import type { PlanCache } from './plan.js';
+import { runKindStep } from './waits.js';
 
 export interface StepOutcomeInfo {
   status: string;
@@ -107,7 +108,7 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     const p = await deps.plans.load(step.plan_id, () => deps.store.getPlanById(step.plan_id));
     const spec = p.steps.get(step.step_id);
     const agent = p.stepAgents.get(step.step_id);
-    if (!spec || !agent) throw new StepError('PLAN_MISMATCH', `step '${step.step_id}' is not in the run's plan`, false);
+    if (!spec || (!agent && !spec.kind)) throw new StepError('PLAN_MISMATCH', `step '${step.step_id}' is not in the run's plan`, false);
 
     const workflow = p.plan.workflow.name;
     if (p.usesSecrets && deps.prepareSecrets) await deps.prepareSecrets(workflow);
@@ -126,6 +127,11 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     if (cond && !evaluate(cond, ctx)) return done({ kind: 'skipped', reason: `condition is false: ${spec.condition}` });
     const skippedDep = spec.data_deps.find((d) => ctx.steps?.[d]?.status === 'skipped');
     if (skippedDep) return done({ kind: 'skipped', reason: `its inputs use step '${skippedDep}', which was skipped` });
+    // A sleep or wait step runs no agent (see waits.ts); `until:` and `match:` may read the trigger and any upstream step.
+    if (spec.kind || !agent) {
+      const full: ResolveContext = { ...ctx, trigger: ctx.trigger ?? (await triggerData(deps.store, step.run_id)), steps: await upstream(deps, step.run_id, spec.deps) };
+      return done(await runKindStep(deps.store, step, spec, full));
+    }
 
     const resolved = resolveValue(spec.inputs, ctx, `steps.${step.step_id}.inputs`) as Record<string, unknown>;
     // Checked before the inputs are kept anywhere (a failed step stores its inputs).

@@ -11,6 +11,9 @@ import type { Ledger } from './ledger.js';
 import { hostIdentity, reapDeadWorkers } from './reaper.js';
 import { OutputCache, runStep, type StepRunnerDeps } from './step-runner.js';
 
+/** How often an idle worker asks its claim to wake due sleeps and waits, besides the due times it knows. */
+const WAKE_CHECK_MS = 1000;
+
 export interface WorkerOptions {
   /** Steps this worker runs at once. */
   concurrency: number;
@@ -58,6 +61,9 @@ export class Worker {
   private firstPendingAt = 0;
   private stopping = false;
   private mayHaveWork = true;
+  /** When this worker last asked its claim to wake due sleeps and waits, and the next due time it saw. */
+  private lastWakeAt = 0;
+  private wakeDueAt: number | null = null;
   private wakeIdle: (() => void) | undefined;
   private lastRenewAt = Date.now();
   private lastHeartbeatAt = 0;
@@ -189,13 +195,15 @@ export class Worker {
     // A worker limited to some runs claims nothing once they are all finished.
     const wantClaim = free > 0 && (this.mayHaveWork || completions.length > 0) && (!this.scope || this.scope.size > 0);
 
+    // Waking due sleeps and waits costs one indexed read: asked when something may be due, and once a second.
+    const wakeDue = wantClaim && (now - this.lastWakeAt >= WAKE_CHECK_MS || (this.wakeDueAt !== null && now >= this.wakeDueAt));
     if (completions.length || wantClaim || renewSteps.length) {
       this.crash('before-step-commit', completions);
       let result: CommitResult;
       try {
         const req: CommitRequest = {
           completions,
-          ...(wantClaim ? { claim: { worker_id: this.id, max: free, lease_ms: this.options.leaseMs, ...(this.scope ? { run_ids: [...this.scope] } : {}) } } : {}),
+          ...(wantClaim ? { claim: { worker_id: this.id, max: free, lease_ms: this.options.leaseMs, ...(this.scope ? { run_ids: [...this.scope] } : {}), ...(wakeDue ? { wake_due: true } : {}) } } : {}),
           ...(renewSteps.length ? { renew: { worker_id: this.id, lease_ms: this.options.leaseMs, steps: renewSteps } } : {}),
         };
         result = await this.store.transaction((tx) => this.ledger.commit(tx, req), this.ledger.commitHint(req));
@@ -211,6 +219,10 @@ export class Worker {
         // Something in this batch cannot be recorded: commit each completion alone so one bad
         // result cannot hold back the others (nor the leases and claims riding with them).
         result = await this.commitOneByOne(completions);
+      }
+      if (wakeDue) {
+        this.lastWakeAt = now;
+        this.wakeDueAt = null;
       }
       this.afterCommit(completions, result, wantClaim ? free : 0);
       this.options.onCommit?.();
@@ -275,7 +287,7 @@ export class Worker {
     if (this.scope && this.scope.size === 0) {
       for (const f of this.inflight.values()) f.abort.abort(new StepError('WORKER_STOPPING', 'the run is finished', true));
     }
-    this.mayHaveWork = asked > 0 && result.claimed.length >= asked;
+    this.mayHaveWork = (asked > 0 && result.claimed.length >= asked) || (result.woken ?? 0) > 0;
     for (const step of result.claimed) this.launch(step);
   }
 
@@ -357,8 +369,9 @@ export class Worker {
     for (const id of [...(this.scope ?? [])]) {
       const run = await this.store.getRun(id);
       if (!run || TERMINAL_RUN.has(run.status)) this.scope?.delete(id);
-      // A run paused for a human, with nothing else to do: a worker limited to it has done its part.
-      else if (run.status === 'waiting' && run.running_steps === 0 && !(await this.store.getSteps(id)).some((s) => s.status === 'ready')) {
+      // A run paused for a human (or an event or signal), with nothing else to do: a worker limited to
+      // it has done its part. A sleeping step wakes by itself: the worker waits for it.
+      else if (run.status === 'waiting' && run.running_steps === 0 && !(await this.store.getSteps(id)).some((s) => s.status === 'ready' || (s.status === 'waiting' && s.agent_id === 'kind:sleep'))) {
         this.scope?.delete(id);
         this.options.onFinished?.(id, 'waiting');
       }
@@ -383,6 +396,7 @@ export class Worker {
         await this.store.checkpoint().catch(() => undefined);
       }
       const due = await this.store.nextDueAt(now);
+      this.wakeDueAt = due;
       if (due !== null) timeout = Math.max(1, Math.min(timeout, due - now + 1));
       // Always wait on a timer, never on promises alone: a loop of resolved promises would starve
       // the event loop (and the very steps we are waiting for).

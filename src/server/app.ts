@@ -22,6 +22,7 @@ import { runRoutes } from './routes/runs.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { authMiddleware, type AuthMode } from './auth.js';
 import { secretRoutes } from './routes/secrets.js';
+import { signalRoutes } from './routes/signals.js';
 import { streamRoutes } from './routes/stream.js';
 import { transcriptRoutes } from './routes/transcript.js';
 import { scheduleRoutes } from './routes/schedules.js';
@@ -107,6 +108,7 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   tokenRoutes(app, swarm);
   transcriptRoutes(app, swarm);
   approvalRoutes(app, swarm);
+  signalRoutes(app, swarm);
   secretRoutes(app, swarm);
   scheduleRoutes(app, swarm);
   webhookRoutes(app, swarm);

@@ -75,6 +75,7 @@ export const ROUTE_SCOPES: readonly Rule[] = [
   { methods: 'write', path: '/api/v1/approvals', access: 'approvals:write' },
   { methods: 'write', path: '/api/v1/approvals/**', access: 'approvals:write' },
   { methods: 'write', path: '/api/v1/runs/{id}/approvals/**', access: 'approvals:write' },
+  { methods: 'write', path: '/api/v1/runs/{id}/signals/{name}', access: 'runs:write' },
   { methods: 'write', path: '/api/v1/runs', access: 'runs:write' },
   { methods: 'write', path: '/api/v1/runs/**', access: 'runs:write' },
   { methods: 'write', path: '/api/v1/workflows/{name}/runs', access: 'runs:write' },

@@ -16,6 +16,8 @@ import type {
   RekeyReport,
   RunConcurrencyInfo,
   RunRecord,
+  RunSignalRecord,
+  StepWaitRecord,
   SecretRecord,
   LeaseRecord,
   StepLog,
@@ -142,6 +144,13 @@ export interface Store {
   listToolCalls(sessionId: string): Promise<ToolCallRecord[]>;
   /** Record a tool call's outcome; the first record of a call id wins (returns false when one existed). */
   recordToolCall(rec: ToolCallRecord): Promise<boolean>;
+
+  // ---- durable sleeps, waits and signals (migration 10) ----
+
+  /** The registration of a sleep or wait step, if it has parked once. */
+  getStepWait(runId: string, stepId: string): Promise<StepWaitRecord | undefined>;
+  /** The signals sent to a run, oldest first (consumed ones name the wait step that took them). */
+  listRunSignals(runId: string): Promise<RunSignalRecord[]>;
 
   // ---- approvals (human in the loop) ----
 

@@ -1,3 +1,4 @@
+import type { WaitRequest, WaitsTx } from './wait-types.js';
 import type { RunEvent } from '../core/events.js';
 import type { AgentManifest } from '../core/manifest/agent.js';
 import type { WorkflowManifest } from '../core/manifest/workflow.js';
@@ -115,7 +116,7 @@ export type StepResult =
   /** Not finished: the worker is shutting down and gives the step back (no retry is used up). */
   | { kind: 'released'; reason: string }
   /** Paused for a human's decision (approvals requested): the step holds no lease until approve/reject. */
-  | { kind: 'waiting'; reason: string };
+  | { kind: 'waiting'; reason: string; wait?: WaitRequest };
 
 export interface Completion extends StepKey {
   /** The fencing token the step was claimed with. */
@@ -142,6 +143,8 @@ export interface ClaimRequest {
   lease_ms: number;
   /** Only claim steps of these runs (a one-off `swarm run` works on its own run only). */
   run_ids?: readonly string[];
+  /** Wake sleep and wait steps whose time has come before claiming (the worker asks when one may be due). */
+  wake_due?: boolean;
 }
 
 export interface ClaimedStep extends StepKey {
@@ -191,6 +194,8 @@ export interface CommitResult {
   created: string[];
   /** Handler messages (`notify: {type: log}`), to print once the commit has happened. */
   messages: string[];
+  /** Sleep and wait steps whose time came in this commit (now ready): there may be more work. */
+  woken?: number;
 }
 
 export interface RunFilter {
@@ -365,6 +370,8 @@ export interface LedgerTx {
   getEmittedEvent(id: string): Promise<EmittedEventRecord | undefined>;
   /** The runs an emitted event started (written in the transaction that recorded it). */
   setEmittedEventRuns(id: string, runIds: readonly string[]): Promise<void>;
+  /** Durable sleeps, waits and signals (see wait-types.ts). */
+  waits(): WaitsTx;
 }
 
 /** An event trigger as the ledger reads it when an event happens. */
@@ -647,3 +654,5 @@ export interface ConcurrencyTx {
   /** The key's queued runs, oldest first. */
   oldestQueued(workflow: string, key: string, limit: number): Promise<RunConcurrency[]>;
 }
+
+export type * from './wait-types.js';

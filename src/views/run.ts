@@ -34,11 +34,16 @@ export function concurrencyJson(c: RunConcurrencyInfo): Record<string, unknown> 
   return { key: c.key, limit: c.limit, state: c.state, active: c.active, waiting_reason: waitingReason(c) ?? null };
 }
 
+/** What a step runs: `name@version` of its agent, or `kind:sleep` / `kind:wait` for a step Swarm runs itself. */
+export function stepAgentLabel(s: Pick<StepRecord, 'agent_id' | 'agent_name' | 'agent_version'>): string {
+  return s.agent_id.startsWith('kind:') ? s.agent_id : `${s.agent_name}@${s.agent_version}`;
+}
+
 /** A step of a run, as `runs show --json` lists it. */
 export function stepJson(s: StepRecord): Record<string, unknown> {
   return {
     id: s.step_id,
-    agent: `${s.agent_name}@${s.agent_version}`,
+    agent: stepAgentLabel(s),
     status: s.status,
     attempts: s.attempt,
     outputs: s.outputs,
@@ -129,7 +134,7 @@ export function workflowJson(w: WorkflowRecord, agentOf: (stepId: string) => Age
     input_schema: m.inputs ?? { type: 'object' },
     output_schema: { type: 'object', properties: outputs },
     dag: {
-      nodes: m.steps.map((s) => ({ id: s.id, name: s.name ?? null, agent: s.agent, depends_on: s.deps, ...(s.condition ? { condition: s.condition } : {}) })),
+      nodes: m.steps.map((s) => ({ id: s.id, name: s.name ?? null, agent: s.kind ? `kind:${s.kind}` : s.agent, depends_on: s.deps, ...(s.condition ? { condition: s.condition } : {}) })),
       edges: m.steps.flatMap((s) => s.deps.map((d) => ({ from: d, to: s.id }))),
       final_steps: sinks,
     },

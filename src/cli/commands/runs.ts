@@ -3,6 +3,7 @@ import pc from 'picocolors';
 import { ExitCode, StoreFaultError, UserError } from '../../core/errors.js';
 import { RUN_STATUSES, type RunStatus } from '../../core/states.js';
 import { loadPlan } from '../../engine/plan.js';
+import { stepAgentLabel } from '../../views/run.js';
 import { resolveConfig } from '../../config/config.js';
 import { examplesDir, initProject } from '../../scaffold.js';
 import { runExitCode, shortRunId, Swarm } from '../../swarm.js';
@@ -133,7 +134,10 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
     if (run.status === 'waiting') {
       const pending = await swarm.listApprovals({ runId: run.id });
       for (const a of pending) ctx.err(`  step '${a.step_id}' waits for approval of ${a.tool} ${a.arguments}`);
-      ctx.err(`approve with '${cmd(ctx)} approve ${short}' or reject with '${cmd(ctx)} reject ${short} --reason …'; the run continues in any worker`);
+      if (pending.length) ctx.err(`approve with '${cmd(ctx)} approve ${short}' or reject with '${cmd(ctx)} reject ${short} --reason …'; the run continues in any worker`);
+      // Wait steps: what each waits for (its reason), and how to send it; a worker ('swarm worker') carries on.
+      for (const s of details.steps) if (s.status === 'waiting' && s.agent_id === 'kind:wait') ctx.err(`  step '${s.step_id}' is ${s.error ?? 'waiting'}`);
+      if (details.steps.some((s) => s.status === 'waiting' && s.agent_id === 'kind:wait')) ctx.err(`send it with '${cmd(ctx)} events emit <name> <json>' or '${cmd(ctx)} runs signal ${short} <name> <json>'; a running 'swarm worker' continues the run`);
     }
     const seeAll = `'${cmd(ctx)} runs show ${run.id} --json'`;
     if (run.status === 'completed') ctx.out(truncateView(JSON.stringify(finalOutputs(details, sinks), null, 2), VIEW_OUTPUTS_CHARS, seeAll));
@@ -231,7 +235,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       if (r.error) ctx.out(`${pc.red('error')}${r.error_step ? ` in '${r.error_step}'` : ''}: ${truncateView(r.error, VIEW_VALUE_CHARS, seeAll)}`);
       if (usage.sessions) ctx.out(`llm usage: ${usage.input_tokens} tokens in, ${usage.output_tokens} out, $${usage.cost_usd.toFixed(4)} (${usage.sessions} session${usage.sessions === 1 ? '' : 's'}: swarm sessions list --run ${r.id})`);
       ctx.out('');
-      ctx.out(table(['STEP', 'AGENT', 'STATUS', 'ATTEMPTS', 'DURATION', 'OUTPUTS / ERROR'], d.steps.map((s) => [s.step_id, `${s.agent_name}@${s.agent_version}`, colorStatus(s.status), s.attempt || '', formatMs(s.duration_ms), s.error !== null ? truncateView(s.error, VIEW_VALUE_CHARS, seeAll) : s.outputs === null ? '' : clip(JSON.stringify(s.outputs), 100)])));
+      ctx.out(table(['STEP', 'AGENT', 'STATUS', 'ATTEMPTS', 'DURATION', 'OUTPUTS / ERROR'], d.steps.map((s) => [s.step_id, stepAgentLabel(s), colorStatus(s.status), s.attempt || '', formatMs(s.duration_ms), s.error !== null ? truncateView(s.error, VIEW_VALUE_CHARS, seeAll) : s.outputs === null ? '' : clip(JSON.stringify(s.outputs), 100)])));
     });
 
   runs
@@ -268,6 +272,21 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       const fullId = await swarm.resolveRunId(id);
       const cancelled = await swarm.cancel(fullId, o.reason);
       ctx.out(`run ${fullId} cancelled${cancelled.length ? ` (${cancelled.join(', ')})` : ''}`);
+    });
+
+  runs
+    .command('signal <id> <name> [data]')
+    .description("send a signal to a run: a wait step with 'signal: <name>' takes it (kept until one does); data is a JSON object, @file or - (stdin)")
+    .option('--json', 'print the result as JSON')
+    .action(async (id: string, name: string, data: string | undefined, o: { json?: boolean }) => {
+      const value = parseInput(data, resolveConfig({ cwd: ctx.cwd, env: ctx.env }).limits.run_input_bytes);
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        throw new UserError('INPUT_INVALID', `signal data must be a JSON object, like '{"approved": true}' (got ${JSON.stringify(value)})`, { field: 'data' });
+      }
+      const swarm = await ctx.swarm();
+      const out = await swarm.signalRun(id, name, value);
+      if (o.json) ctx.out(JSON.stringify(out));
+      else ctx.out(`signal ${name} (#${out.seq}) sent to run ${out.run_id}: ${out.delivered_to ? `delivered to step '${out.delivered_to}'` : 'kept until a wait step takes it'}`);
     });
 
   runs

@@ -10,6 +10,7 @@ import { checkManifest } from './schema-check.js';
 import { checkTrigger } from '../../triggers/trigger-spec.js';
 import { checkConcurrency, concurrencySchema, type ConcurrencyKeySpec } from './concurrency.js';
 import { parseYaml, type YamlSource } from './yaml-source.js';
+import { compileKind, STEP_KIND_PROPERTIES, type RawKindFields, type SleepSpec, type StepKind, type WaitSpec } from './step-kinds.js';
 
 export interface RetryPolicy {
   max_attempts: number;
@@ -28,7 +29,12 @@ export interface StepSpec {
   /** Where the step is declared in workflow.yaml (steps are kept in run order, for error lines). */
   position: number;
   name?: string;
+  /** The agent reference; '' for steps of a `kind` (they run no agent). */
   agent: string;
+  /** `sleep` or `wait`: a step Swarm runs itself, without an agent (see step-kinds.ts). */
+  kind?: StepKind;
+  sleep?: SleepSpec;
+  wait?: WaitSpec;
   inputs: Record<string, unknown>;
   /** Every step this one waits for: `depends_on` plus the steps its inputs and condition reference. */
   deps: string[];
@@ -126,9 +132,10 @@ const workflowSchema = {
       minItems: 1,
       items: {
         type: 'object',
-        required: ['id', 'agent'],
+        required: ['id'],
         additionalProperties: false,
         properties: {
+          ...STEP_KIND_PROPERTIES,
           id: { type: 'string', pattern: STEP_ID },
           name: { type: 'string' },
           agent: { type: 'string', minLength: 1 },
@@ -155,7 +162,7 @@ const workflowSchema = {
   },
 };
 
-interface RawStep {
+interface RawStep extends RawKindFields {
   id: string;
   name?: string;
   agent: string;
@@ -250,11 +257,14 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
 
 function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables: Record<string, unknown>, src: YamlSource, problems: ProblemList): StepSpec {
   const at = (...p: PathSegment[]): number | undefined => src.lineOf(['steps', i, ...p]);
-  const { range } = parseRef(s.agent);
-  if (!isValidRange(range)) {
-    problems.add(`steps[${i}].agent`, `'${s.agent}' has an invalid version (use name@1.2.3, name@^1.0, or name@latest)`, at('agent'));
+  const kind = compileKind(s, i, at, problems, (path, inCondition) => checkRoot(path, ids, variables, false, inCondition));
+  if (s.agent !== undefined && kind.kind === undefined) {
+    const { range } = parseRef(s.agent);
+    if (!isValidRange(range)) {
+      problems.add(`steps[${i}].agent`, `'${s.agent}' has an invalid version (use name@1.2.3, name@^1.0, or name@latest)`, at('agent'));
+    }
+    if (isReservedName(parseRef(s.agent).name)) problems.add(`steps[${i}].agent`, reservedProblem(parseRef(s.agent).name, 'an agent name'), at('agent'));
   }
-  if (isReservedName(parseRef(s.agent).name)) problems.add(`steps[${i}].agent`, reservedProblem(parseRef(s.agent).name, 'an agent name'), at('agent'));
   const dependsOn = s.depends_on === undefined ? [] : Array.isArray(s.depends_on) ? s.depends_on : [s.depends_on];
   dependsOn.forEach((d, j) => {
     if (!ids.has(d)) problems.add(`steps[${i}].depends_on`, `unknown step '${d}'${suggest(d, ids)}`, at('depends_on', j));
@@ -262,8 +272,8 @@ function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables:
   });
   const inputs = s.inputs ?? {};
   for (const k of Object.keys(inputs)) if (isReservedName(k)) problems.add(`steps[${i}].inputs.${k}`, reservedProblem(k, 'an input name'), at('inputs', k));
-  const dataDeps = new Set<string>();
-  const orderDeps = new Set<string>();
+  const dataDeps = new Set<string>(kind.dataDeps);
+  const orderDeps = new Set<string>(kind.orderDeps);
   for (const [path, value] of leaves(inputs)) {
     try {
       for (const ref of findReferences(value)) {
@@ -299,7 +309,10 @@ function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables:
     id: s.id,
     position: i,
     ...(s.name !== undefined ? { name: s.name } : {}),
-    agent: s.agent,
+    agent: kind.kind ? '' : s.agent ?? '',
+    ...(kind.kind ? { kind: kind.kind } : {}),
+    ...(kind.sleep ? { sleep: kind.sleep } : {}),
+    ...(kind.wait ? { wait: kind.wait } : {}),
     inputs,
     deps: [...new Set([...dependsOn, ...dataDeps, ...orderDeps, ...condDeps])].sort(),
     data_deps: [...dataDeps].sort(),
@@ -453,6 +466,7 @@ export function checkAgainstRegistry(
   const problems = new ProblemList(file);
   const resolved = new Map<string, AgentManifest>();
   for (const s of wf.steps) {
+    if (s.kind) continue;
     const { name, range } = parseRef(s.agent);
     const { manifest, versions } = lookup(name, range);
     if (!manifest) {

@@ -3,6 +3,7 @@ import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigge
 import type { AgentRecord, ClaimableRow, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, TxHint, WorkflowRecord } from '../types.js';
 import { PgConcurrencyTx } from './concurrency-sql.js';
 import type { Pipeline } from './pipeline.js';
+import { PgWaitsTx } from './waits-sql.js';
 
 /** Run one statement on the transaction's connection; resolves to its rows and the affected-row count. */
 export type Query = (text: string, values?: readonly unknown[]) => Promise<{ rows: Row[]; rowCount: number }>;
@@ -56,6 +57,10 @@ export class PgTx implements LedgerTx {
   get concurrency(): PgConcurrencyTx {
     this.concurrencyTx ??= new PgConcurrencyTx({ q: (t, v) => this.q(t, v), later: (t, v) => this.later(t, v) });
     return this.concurrencyTx;
+  }
+
+  waits(): PgWaitsTx {
+    return new PgWaitsTx((text, values) => this.q(text, values), this.now);
   }
 
   /** SQL for the database's clock in milliseconds: what the transaction's `now` was read with. */

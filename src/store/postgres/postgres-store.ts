@@ -62,6 +62,9 @@ import { noNul, PgTx, type Query } from './pg-tx.js';
 import { Pipeline } from './pipeline.js';
 import { RUN_CONCURRENCY_SQL, toRunConcurrencyInfo } from './concurrency-sql.js';
 import type { RunConcurrencyInfo } from '../types.js';
+import { WAIT_READS } from './waits-sql.js';
+import { toRunSignal, toStepWait } from '../wait-rows.js';
+import type { RunSignalRecord, StepWaitRecord } from '../wait-types.js';
 
 export interface PostgresStoreOptions {
   /** A `postgres://` connection URL. */
@@ -659,15 +662,22 @@ export class PostgresStore implements Store {
     const row = (
       await this.read(
         `SELECT (SELECT MIN(available_at) FROM step_executions WHERE status = 'ready' AND available_at > $1) AS a,
-                (SELECT MIN(lease_until) FROM step_executions WHERE status = 'running' AND lease_until > $1) AS b`,
+                (SELECT MIN(lease_until) FROM step_executions WHERE status = 'running' AND lease_until > $1) AS b,
+                (${WAIT_READS.nextWakeAt.replace('AS w ', '')}) AS c`,
         [Math.floor(after)],
       )
     )[0];
-    const a = (row?.a as number | null) ?? null;
-    const b = (row?.b as number | null) ?? null;
-    if (a === null) return b;
-    if (b === null) return a;
-    return Math.min(a, b);
+    const due = [row?.a, row?.b, row?.c].filter((x) => x !== null && x !== undefined).map(Number);
+    return due.length ? Math.min(...due) : null;
+  }
+
+  async getStepWait(runId: string, stepId: string): Promise<StepWaitRecord | undefined> {
+    const row = (await this.read(WAIT_READS.getStepWait, [runId, stepId]))[0];
+    return row ? toStepWait(row) : undefined;
+  }
+
+  async listRunSignals(runId: string): Promise<RunSignalRecord[]> {
+    return (await this.read(WAIT_READS.listRunSignals, [runId])).map(toRunSignal);
   }
 
   // ---- workers ----

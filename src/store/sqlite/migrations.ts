@@ -405,6 +405,48 @@ CREATE INDEX idx_runs_updated ON workflow_runs(updated_at, id);
 `,
   },
   {
+    version: 10,
+    name: 'durable sleep and waits',
+    // A sleep or wait step's registration, one row per step (written in the transaction that parks the
+    // step): its wake time (sleep end or wait timeout) read by a partial index, so workers find due
+    // steps without scanning runs; open waits read by (kind, name) when an event or a signal is
+    // recorded. Signals are kept per run until a wait consumes them, oldest first. The same migration
+    // as PostgreSQL's 10.
+    sql: `
+CREATE TABLE step_waits (
+  run_id TEXT NOT NULL,
+  step_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  name TEXT,
+  match TEXT,
+  context TEXT,
+  buffer INTEGER NOT NULL DEFAULT 0,
+  since INTEGER NOT NULL,
+  wake_at INTEGER,
+  status TEXT NOT NULL,
+  event_id TEXT,
+  data TEXT,
+  resolved_at INTEGER,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (run_id, step_id)
+);
+CREATE INDEX idx_step_waits_wake ON step_waits(wake_at) WHERE status = 'waiting' AND wake_at IS NOT NULL;
+CREATE INDEX idx_step_waits_open ON step_waits(kind, name) WHERE status = 'waiting';
+CREATE INDEX idx_step_waits_event ON step_waits(run_id, event_id) WHERE event_id IS NOT NULL;
+CREATE TABLE run_signals (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  data TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  consumed_by TEXT,
+  consumed_at INTEGER
+);
+CREATE INDEX idx_run_signals_open ON run_signals(run_id, name, seq) WHERE consumed_by IS NULL;
+CREATE INDEX idx_run_signals_run ON run_signals(run_id, seq);
+`,
+  },
+  {
     version: 12,
     name: 'run concurrency keys',
     // One row per run of a workflow with `concurrency: {key, limit}`: the key it resolved to and

@@ -63,6 +63,8 @@ import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { SqliteTx } from './sqlite-tx.js';
 import { readRunConcurrency } from './concurrency-sql.js';
 import type { RunConcurrencyInfo } from '../types.js';
+import { getStepWait, listRunSignals, nextWakeAt } from './waits-sql.js';
+import type { RunSignalRecord, StepWaitRecord } from '../wait-types.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file; created (with its directory) when absent. */
@@ -652,10 +654,18 @@ export class SqliteStore implements Store {
     return this.read(() => {
       const a = this.stmt(`SELECT MIN(available_at) FROM step_executions WHERE status = 'ready' AND available_at > ?`).pluck().get(after) as number | null;
       const b = this.stmt(`SELECT MIN(lease_until) FROM step_executions WHERE status = 'running' AND lease_until > ?`).pluck().get(after) as number | null;
-      if (a === null) return b;
-      if (b === null) return a;
-      return Math.min(a, b);
+      const c = nextWakeAt((sql) => this.stmt(sql), after);
+      const due = [a, b, c].filter((x): x is number => x !== null);
+      return due.length ? Math.min(...due) : null;
     });
+  }
+
+  getStepWait(runId: string, stepId: string): Promise<StepWaitRecord | undefined> {
+    return this.read(() => getStepWait((sql) => this.stmt(sql), runId, stepId));
+  }
+
+  listRunSignals(runId: string): Promise<RunSignalRecord[]> {
+    return this.read(() => listRunSignals((sql) => this.stmt(sql), runId));
   }
 
   // ---- workers ----

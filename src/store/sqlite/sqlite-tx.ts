@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { SqliteWaitsTx } from './waits-sql.js';
 import semver from 'semver';
 import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, type Row } from '../rows.js';
 import { SqliteConcurrencyTx } from './concurrency-sql.js';
@@ -6,6 +7,10 @@ import type { AgentRecord, ClaimableRow, EmittedEventRecord, EventRow, EventTrig
 
 /** One write transaction's view: synchronous statements behind the async LedgerTx interface. */
 export class SqliteTx implements LedgerTx {
+  waits(): SqliteWaitsTx {
+    return new SqliteWaitsTx(this.stmt, this.now);
+  }
+
   constructor(
     private readonly db: Database.Database,
     private readonly stmt: (sql: string) => Database.Statement,
