@@ -7,6 +7,7 @@ import { checkChain, digestJson, type RunEvent } from './core/events.js';
 import { fieldProblems, validateAgainst } from './core/io-schema.js';
 import { NAME_PATTERN, parseAgentManifest, parseRef, pickRecord } from './core/manifest/agent.js';
 import { checkAgainstRegistry, parseWorkflowSource } from './core/manifest/workflow.js';
+import { checkSubWorkflows } from './core/manifest/nesting.js';
 import { TERMINAL_RUN, type RunStatus } from './core/states.js';
 import { closest } from './core/suggest.js';
 import { Ledger } from './engine/ledger.js';
@@ -419,6 +420,7 @@ export class Swarm {
       const users: string[] = [];
       for (const wf of await this.store.listWorkflows()) {
         for (const s of wf.manifest.steps) {
+          if (s.workflow !== undefined) continue;
           const r = parseRef(s.agent);
           if (r.name === rec.name && pickRecord(all, r.range)?.version === rec.version && !pickRecord(others, r.range)) users.push(`${wf.id} (step '${s.id}')`);
         }
@@ -439,7 +441,7 @@ export class Swarm {
     const { manifest, lineOf } = parseWorkflowSource(this.readManifest(file), file);
     const versionsOf = await agentsFor(manifest, (n) => this.store.listAgents(n));
     // Every registered name, for "did you mean", only when a step names an agent that does not exist.
-    const unknown = manifest.steps.some((st) => versionsOf(parseRef(st.agent).name).length === 0);
+    const unknown = manifest.steps.some((st) => st.workflow === undefined && versionsOf(parseRef(st.agent).name).length === 0);
     const knownAgents = unknown ? [...new Set((await this.store.listAgents()).map((a) => a.name))] : [];
     checkAgainstRegistry(
       manifest,
@@ -452,6 +454,13 @@ export class Swarm {
       lineOf,
       knownAgents,
     );
+    if (manifest.steps.some((st) => st.workflow !== undefined)) {
+      // Sub-workflows: registered, inputs that fit, and no chain of them leading back here.
+      const workflows = await this.store.listWorkflows();
+      const byName = new Map<string, WorkflowRecord[]>();
+      for (const w of workflows) byName.set(w.name, [...(byName.get(w.name) ?? []), w]);
+      checkSubWorkflows(manifest, file, (n) => byName.get(n) ?? [], lineOf, [...byName.keys()]);
+    }
     if (manifest.trigger.type === 'schedule' && manifest.inputs) {
       // A scheduled run's input is its tick: a workflow that requires more could never be fired.
       const sample = { scheduled_at: new Date(0).toISOString(), fired_at: new Date(0).toISOString() };
@@ -774,7 +783,7 @@ export class Swarm {
         throw new UserError('INPUT_INVALID', `input for workflow ${wf.name}: ${problems.join('; ')}`, { workflow: wf.name, field: fields[0]?.field, errors: fields });
       }
     }
-    this.agentNamesOf.set(wf.name, [...new Set(wf.manifest.steps.map((st) => parseRef(st.agent).name))]);
+    this.agentNamesOf.set(wf.name, [...new Set(wf.manifest.steps.filter((st) => st.workflow === undefined).map((st) => parseRef(st.agent).name))]);
     return buildRunPlan(wf, await agentsFor(wf.manifest, versionsOf), { ...this.config.values });
   }
 

@@ -24,6 +24,8 @@ export interface ResolveContext {
   /** An llm agent's instructions: the step's inputs and the loop's context variables. */
   inputs?: Record<string, unknown>;
   context?: Record<string, unknown>;
+  /** An element of a map step: `${map.item}` and `${map.index}`. */
+  map?: { item: unknown; index: number };
 }
 
 /** What an llm agent's `instructions` may reference. */
@@ -109,6 +111,7 @@ export function lookup(ctx: ResolveContext, path: PathSegment[]): unknown {
     case 'error':
     case 'inputs':
     case 'context':
+    case 'map':
       cur = ctx[root];
       break;
     default:

@@ -34,6 +34,7 @@ export function stepJson(s: StepRecord): Record<string, unknown> {
     outputs: s.outputs,
     error: s.error,
     duration_ms: s.duration_ms,
+    ...(s.map_index !== undefined ? { map_index: s.map_index } : {}),
   };
 }
 
@@ -53,6 +54,8 @@ export function runJson(details: RunDetails): Record<string, unknown> {
     // Only when set, so the documents of runs without them stay as they were.
     ...(run.metadata ? { metadata: run.metadata } : {}),
     ...(run.idempotency_key ? { idempotency_key: run.idempotency_key } : {}),
+    ...(run.parent_run_id ? { parent_run_id: run.parent_run_id } : {}),
+    ...(run.parent_step_id ? { parent_step_id: run.parent_step_id } : {}),
   };
 }
 
@@ -117,7 +120,7 @@ export function workflowJson(w: WorkflowRecord, agentOf: (stepId: string) => Age
     input_schema: m.inputs ?? { type: 'object' },
     output_schema: { type: 'object', properties: outputs },
     dag: {
-      nodes: m.steps.map((s) => ({ id: s.id, name: s.name ?? null, agent: s.agent, depends_on: s.deps, ...(s.condition ? { condition: s.condition } : {}) })),
+      nodes: m.steps.map((s) => ({ id: s.id, name: s.name ?? null, agent: s.agent || null, ...(s.workflow ? { workflow: s.workflow } : {}), ...(s.map ? { map: s.map } : {}), depends_on: s.deps, ...(s.condition ? { condition: s.condition } : {}) })),
       edges: m.steps.flatMap((s) => s.deps.map((d) => ({ from: d, to: s.id }))),
       final_steps: sinks,
     },

@@ -9,6 +9,7 @@ import { isReservedName, ProblemList, reservedProblem } from './problems.js';
 import { checkManifest } from './schema-check.js';
 import { checkTrigger } from '../../triggers/trigger-spec.js';
 import { parseYaml, type YamlSource } from './yaml-source.js';
+import { checkMapReference, checkNesting, MAX_MAP_ELEMENTS } from './nesting.js';
 
 export interface RetryPolicy {
   max_attempts: number;
@@ -27,7 +28,14 @@ export interface StepSpec {
   /** Where the step is declared in workflow.yaml (steps are kept in run order, for error lines). */
   position: number;
   name?: string;
+  /** The agent the step runs (`name@range`); empty for a sub-workflow step. */
   agent: string;
+  /** A sub-workflow step: the workflow (`name@range`, no range: the latest) whose run is this step. */
+  workflow?: string;
+  /** A map step: the `${…}` reference to the list it runs over, once per element. */
+  map?: string;
+  /** A map step: how many of its elements may run at once (default: all). */
+  max_concurrency?: number;
   inputs: Record<string, unknown>;
   /** Every step this one waits for: `depends_on` plus the steps its inputs and condition reference. */
   deps: string[];
@@ -123,12 +131,15 @@ const workflowSchema = {
       minItems: 1,
       items: {
         type: 'object',
-        required: ['id', 'agent'],
+        required: ['id'],
         additionalProperties: false,
         properties: {
           id: { type: 'string', pattern: STEP_ID },
           name: { type: 'string' },
           agent: { type: 'string', minLength: 1 },
+          workflow: { type: 'string', minLength: 1 },
+          map: { type: 'string', minLength: 1 },
+          max_concurrency: { type: 'integer', minimum: 1, maximum: MAX_MAP_ELEMENTS },
           inputs: { type: 'object' },
           depends_on: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
           condition: { type: ['string', 'boolean'] },
@@ -155,7 +166,10 @@ const workflowSchema = {
 interface RawStep {
   id: string;
   name?: string;
-  agent: string;
+  agent?: string;
+  workflow?: string;
+  map?: string;
+  max_concurrency?: number;
   inputs?: Record<string, unknown>;
   depends_on?: string | string[];
   condition?: string | boolean;
@@ -203,7 +217,7 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
     else ids.set(s.id, i);
   });
 
-  const steps: StepSpec[] = raw.steps.map((s, i) => compileStep(s, i, ids, variables, src, problems));
+  const steps: StepSpec[] = raw.steps.map((s, i) => compileStep(s, i, ids, variables, src, problems, raw.name as string));
 
   for (const key of ['on_error', 'on_success'] as const) {
     ((raw[key] as Handler[] | undefined) ?? []).forEach((h, i) => {
@@ -243,13 +257,17 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
   return { manifest, lineOf: src.lineOf.bind(src) };
 }
 
-function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables: Record<string, unknown>, src: YamlSource, problems: ProblemList): StepSpec {
+function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables: Record<string, unknown>, src: YamlSource, problems: ProblemList, workflowName: string): StepSpec {
   const at = (...p: PathSegment[]): number | undefined => src.lineOf(['steps', i, ...p]);
-  const { range } = parseRef(s.agent);
-  if (!isValidRange(range)) {
-    problems.add(`steps[${i}].agent`, `'${s.agent}' has an invalid version (use name@1.2.3, name@^1.0, or name@latest)`, at('agent'));
+  const nested = checkNesting(s, i, { ids, variables, workflowName, at, problems, checkRef: (path) => checkRoot(path, ids, variables, false) });
+  const agentRef = s.agent ?? '';
+  if (s.agent !== undefined) {
+    const { range } = parseRef(s.agent);
+    if (!isValidRange(range)) {
+      problems.add(`steps[${i}].agent`, `'${s.agent}' has an invalid version (use name@1.2.3, name@^1.0, or name@latest)`, at('agent'));
+    }
+    if (isReservedName(parseRef(s.agent).name)) problems.add(`steps[${i}].agent`, reservedProblem(parseRef(s.agent).name, 'an agent name'), at('agent'));
   }
-  if (isReservedName(parseRef(s.agent).name)) problems.add(`steps[${i}].agent`, reservedProblem(parseRef(s.agent).name, 'an agent name'), at('agent'));
   const dependsOn = s.depends_on === undefined ? [] : Array.isArray(s.depends_on) ? s.depends_on : [s.depends_on];
   dependsOn.forEach((d, j) => {
     if (!ids.has(d)) problems.add(`steps[${i}].depends_on`, `unknown step '${d}'${suggest(d, ids)}`, at('depends_on', j));
@@ -259,9 +277,14 @@ function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables:
   for (const k of Object.keys(inputs)) if (isReservedName(k)) problems.add(`steps[${i}].inputs.${k}`, reservedProblem(k, 'an input name'), at('inputs', k));
   const dataDeps = new Set<string>();
   const orderDeps = new Set<string>();
+  for (const dep of nested.deps) dataDeps.add(dep);
   for (const [path, value] of leaves(inputs)) {
     try {
       for (const ref of findReferences(value)) {
+        if (ref.path[0] === 'map') {
+          checkMapReference(ref.path, s.map !== undefined);
+          continue;
+        }
         const dep = checkRoot(ref.path, ids, variables, false);
         if (!dep) continue;
         // Outputs make a data dependency (a skipped step has none to give); status and error only order.
@@ -294,7 +317,10 @@ function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables:
     id: s.id,
     position: i,
     ...(s.name !== undefined ? { name: s.name } : {}),
-    agent: s.agent,
+    agent: agentRef,
+    ...(s.workflow !== undefined ? { workflow: s.workflow } : {}),
+    ...(s.map !== undefined ? { map: s.map } : {}),
+    ...(s.max_concurrency !== undefined ? { max_concurrency: s.max_concurrency } : {}),
     inputs,
     deps: [...new Set([...dependsOn, ...dataDeps, ...orderDeps, ...condDeps])].sort(),
     data_deps: [...dataDeps].sort(),
@@ -448,6 +474,8 @@ export function checkAgainstRegistry(
   const problems = new ProblemList(file);
   const resolved = new Map<string, AgentManifest>();
   for (const s of wf.steps) {
+    // A sub-workflow step runs no agent (checkSubWorkflows checks its workflow).
+    if (s.workflow !== undefined) continue;
     const { name, range } = parseRef(s.agent);
     const { manifest, versions } = lookup(name, range);
     if (!manifest) {
@@ -472,6 +500,13 @@ export function checkAgainstRegistry(
     for (const use of uses) {
       const [root, stepId, field, out] = use.path;
       if (root !== 'steps' || field !== 'outputs' || out === undefined) continue;
+      if (wf.steps.find((x) => x.id === stepId)?.map !== undefined) {
+        // A map step's outputs are the list of its elements' outputs: indexed, never named.
+        if (typeof out !== 'number') {
+          problems.add(`steps[${i}].${use.field}`, `'${use.text}': step '${String(stepId)}' maps over a list, so its outputs are a list (use \${steps.${String(stepId)}.outputs} or \${steps.${String(stepId)}.outputs[0].${String(out)}})`, lineOf?.(['steps', i, ...use.at]));
+        }
+        continue;
+      }
       const upstream = resolved.get(String(stepId));
       const fields = upstream ? declaredFields(upstream.outputs) : undefined;
       if (fields && !fields.includes(String(out))) {
