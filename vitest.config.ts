@@ -9,6 +9,7 @@ const IN_PROCESS = [
   'test/config.test.ts',
   'test/core-*.test.ts',
   'test/engine.test.ts',
+  'test/engine-nesting.test.ts',
   'test/http-fetch.test.ts',
   'test/integrity.test.ts',
   'test/llm-loop.test.ts',
