@@ -42,7 +42,7 @@ export function checkNesting(s: NestingStep, i: number, ctx: NestingContext): { 
   if (s.agent !== undefined && s.workflow !== undefined) {
     problems.add(`${where}.workflow`, `step '${s.id}' has both agent: and workflow:; a step runs an agent or a sub-workflow, not both`, at('workflow'));
   } else if (s.agent === undefined && s.workflow === undefined) {
-    problems.add(where, `step '${s.id}' needs agent: (the agent it runs) or workflow: (the sub-workflow it runs)`, at());
+    problems.add(`${where}.agent`, `is required: step '${s.id}' needs agent: (the agent it runs) or workflow: (the sub-workflow it runs)`, at());
   }
   if (s.workflow !== undefined) {
     const { name, range } = parseRef(s.workflow);
