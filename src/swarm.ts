@@ -487,15 +487,22 @@ export class Swarm {
       .filter((d) => d.isDirectory() && !d.name.startsWith('.') && !d.name.startsWith('_') && existsSync(join(root, d.name, fileName)))
       .map((d) => join(root, d.name))
       .sort();
-    const out: Array<RegisterResult<T> | { path: string; error: Error }> = [];
-    for (const p of dirs) {
-      try {
-        out.push(await one(p));
-      } catch (e) {
-        out.push({ path: p, error: e as Error });
+    const out = new Map<string, RegisterResult<T> | { path: string; error: Error }>();
+    // Passes until nothing more registers: a workflow whose sub-workflow sorts after it goes in on the next pass.
+    let todo = dirs;
+    while (todo.length) {
+      const failed: string[] = [];
+      for (const p of todo) {
+        try {
+          out.set(p, await one(p));
+        } catch (e) {
+          out.set(p, { path: p, error: e as Error });
+          failed.push(p);
+        }
       }
+      todo = failed.length < todo.length && /sub-workflow '[^']*' not found/.test(failed.map((p) => String((out.get(p) as { error: Error }).error.message)).join('\n')) ? failed : [];
     }
-    return out;
+    return dirs.map((p) => out.get(p) as RegisterResult<T> | { path: string; error: Error });
   }
 
   async listWorkflows(name?: string): Promise<WorkflowRecord[]> {

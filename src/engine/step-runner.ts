@@ -238,7 +238,7 @@ function redactResult(redact: Redactor, r: StepResult): StepResult {
     case 'map':
       return { ...r, items: r.items.map((v) => redact.value(v)) };
     case 'child':
-      return { ...r, inputs: redact.value(r.inputs) as Record<string, unknown> };
+      return { ...r, inputs: redact.value(r.inputs) };
   }
 }
 

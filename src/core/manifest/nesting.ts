@@ -155,7 +155,7 @@ function findCycle(root: string, child: WorkflowManifest, lookup: WorkflowLookup
 
 /** Inputs known before the run: required child inputs are given, and inputs without references fit. */
 function checkChildInputs(s: StepSpec, child: WorkflowManifest, problems: ProblemList, lineOf?: (p: PathSegment[]) => number | undefined): void {
-  const schema = child.inputs as (IoSchema & { properties?: Record<string, IoSchema & { default?: unknown }>; required?: string[] }) | undefined;
+  const schema: (IoSchema & { properties?: Record<string, IoSchema & { default?: unknown }>; required?: string[] }) | undefined = child.inputs;
   if (!schema) return;
   const where = `steps[${s.position}].inputs`;
   const line = lineOf?.(['steps', s.position, 'inputs']) ?? lineOf?.(['steps', s.position]);
