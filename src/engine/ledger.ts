@@ -403,7 +403,7 @@ export class Ledger {
   private async failRun(scope: TxScope, state: RunState, p: LoadedPlan, stepId: string, message: string): Promise<void> {
     if (TERMINAL_RUN.has(state.status)) return;
     const cancelled = await scope.tx.cancelSteps(state.id, ['pending', 'ready', 'waiting']);
-    state.steps_remaining -= cancelled.length;
+    state.steps_remaining -= nesting.planSteps(cancelled);
     state.status = 'failed';
     state.completed_at = scope.tx.now;
     state.error = message;
@@ -569,7 +569,7 @@ export class Ledger {
   private async cancelIn(scope: TxScope, state: RunState, reason: string): Promise<string[]> {
     const { tx } = scope;
     const cancelled = await tx.cancelSteps(state.id, ['pending', 'ready', 'running', 'waiting']);
-    state.steps_remaining -= cancelled.length;
+    state.steps_remaining -= nesting.planSteps(cancelled);
     state.running_steps = 0;
     state.status = 'cancelled';
     state.completed_at = tx.now;

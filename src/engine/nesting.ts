@@ -35,6 +35,11 @@ export function parseElementId(stepId: string): { base: string; index: number } 
   return m ? { base: m[1] as string, index: Number(m[2]) } : undefined;
 }
 
+/** How many of these step ids are steps of the plan (a run's steps_remaining counts those, not map elements). */
+export function planSteps(stepIds: readonly string[]): number {
+  return stepIds.filter((id) => !ELEMENT_ID.test(id)).length;
+}
+
 /** The plan's spec of a step row: a map element's is its map step's. */
 export function specOf(p: LoadedPlan, stepId: string): StepSpec | undefined {
   return p.steps.get(parseElementId(stepId)?.base ?? stepId);
@@ -116,8 +121,8 @@ export async function park(host: NestingHost, scope: TxScope, state: RunState, p
       map_index: i,
       map_item_json: JSON.stringify(item ?? null),
     }));
+    // Elements are not counted in the run's steps_remaining: the waiting map step stands for them.
     await tx.insertSteps(state.id, rows);
-    state.steps_remaining += n;
     scope.emit(state, EventType.STEP_WAITING, c.step_id, { attempt: c.attempt, reason: `mapping ${n} elements`, elements: n, ...(spec.max_concurrency ? { max_concurrency: mc } : {}) });
     return { ok };
   }
@@ -160,7 +165,6 @@ export async function park(host: NestingHost, scope: TxScope, state: RunState, p
 export async function elementCompleted(host: NestingHost, scope: TxScope, state: RunState, p: LoadedPlan, stepId: string, data: Record<string, unknown>): Promise<void> {
   const { tx } = scope;
   const el = parseElementId(stepId) as { base: string; index: number };
-  state.steps_remaining--;
   scope.emit(state, EventType.STEP_COMPLETED, stepId, data);
   if (TERMINAL_RUN.has(state.status)) return;
   const spec = p.steps.get(el.base);
@@ -183,7 +187,6 @@ export async function elementCompleted(host: NestingHost, scope: TxScope, state:
 export async function elementFailed(host: NestingHost, scope: TxScope, state: RunState, p: LoadedPlan, stepId: string, error: { code: string; message: string }, data: Record<string, unknown>): Promise<void> {
   const { tx } = scope;
   const el = parseElementId(stepId) as { base: string; index: number };
-  state.steps_remaining--;
   scope.emit(state, EventType.STEP_FAILED, stepId, { ...data, code: error.code, error: error.message });
   if (TERMINAL_RUN.has(state.status)) return;
   const spec = p.steps.get(el.base);
@@ -191,7 +194,6 @@ export async function elementFailed(host: NestingHost, scope: TxScope, state: Ru
   const message = `element ${el.index} failed: ${error.message}`;
   if (!(await tx.updateStep({ run_id: state.id, step_id: el.base }, ['waiting'], { status: 'failed', error: message, completed_at: tx.now }))) return;
   const cancelled = await tx.cancelMapElements(state.id, p.plan.workflow.steps.indexOf(spec));
-  state.steps_remaining -= cancelled.length;
   await host.failedForGood(scope, state, p, el.base, { code: error.code, message }, { element: el.index, ...(cancelled.length ? { cancelled_elements: cancelled.length } : {}) });
 }
 
