@@ -26,6 +26,7 @@ const IN_PROCESS = [
   'test/server-webhooks.test.ts',
   'test/sqlite-claim.test.ts',
   'test/store-contract.test.ts',
+  'test/store-contract-nesting.test.ts',
   'test/tokens-store.test.ts',
   'test/triggers-store.test.ts',
   'test/webhook-verify.test.ts',
