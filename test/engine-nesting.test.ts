@@ -85,6 +85,24 @@ describe('map steps', () => {
     expect((await swarm.verify(d.run.id)).ok).toBe(true);
   });
 
+  it('a run waiting for an approval while a map runs goes back to running when it is approved', async () => {
+    const { dir, swarm } = await setup();
+    const g = await gate(dir, swarm);
+    await swarm.registerAgent(builtinAgent(dir, 'ask', 'approval'));
+    const yaml = `name: both\nversion: 1.0.0\nsteps:\n  - id: ok\n    agent: ask\n    inputs: { message: "go?" }\n  - id: each\n    agent: gate\n    map: \${trigger.words}\n    inputs: { message: "\${map.item}" }\n`;
+    await swarm.registerWorkflow(writeWorkflow(dir, 'both', yaml));
+    const id = await swarm.startRun('both', { words: ['a', 'b'] });
+    const w = swarm.worker({ concurrency: 4 });
+    const started = w.start();
+    await until(async () => ((await swarm.getRun(id)).run.status === 'waiting' && g.calls() === 2 ? true : undefined), 10_000, 'the approval to wait while the map runs');
+    await swarm.approve(id, 'ok');
+    expect((await swarm.getRun(id)).run.status).toBe('running');
+    g.release();
+    await until(async () => ((await swarm.getRun(id)).run.status === 'completed' ? true : undefined), 10_000, 'the run to complete');
+    await w.stop();
+    await started;
+  });
+
   it('an empty list completes the map step with [] at once', async () => {
     const { dir, swarm } = await setup();
     await mapAgents(dir, swarm);

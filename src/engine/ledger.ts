@@ -603,7 +603,8 @@ export class Ledger {
       if (await tx.updateStep(s, ['waiting'], { status: 'ready', available_at: tx.now, error: null })) resumed.push(s.step_id);
     }
     if (resumed.length === 0) throw new UserError('NOTHING_TO_DECIDE', `run ${runId} has no pending approval${stepId ? ` for step '${stepId}'` : ''}`, { runId });
-    const stillWaiting = steps.some((s) => s.status === 'waiting' && !resumed.includes(s.step_id));
+    // A map step or a sub-workflow step waits for steps, not for a human: it leaves the run running.
+    const stillWaiting = steps.some((s) => s.status === 'waiting' && !resumed.includes(s.step_id) && !nesting.isParked(s));
     if (!stillWaiting && state.status === 'waiting') state.status = 'running';
     for (const id of resumed) scope.emit(state, EventType.APPROVAL_DECIDED, id, { decision, ...(reason ? { reason } : {}), ...(by ? { by } : {}) });
     await scope.flush();

@@ -22,7 +22,7 @@ import { parseRef, pickRecord } from '../core/manifest/agent.js';
 import type { StepSpec } from '../core/manifest/workflow.js';
 import { errorMessage } from '../core/errors.js';
 import { TERMINAL_RUN } from '../core/states.js';
-import type { Completion, NewStepRow, RunPlan, RunState, StepResult, WorkflowRecord } from '../store/types.js';
+import type { Completion, NewStepRow, RunPlan, RunState, StepRecord, StepResult, WorkflowRecord } from '../store/types.js';
 import { agentsFor, buildRunPlan, type LoadedPlan } from './plan.js';
 import type { TxScope } from './tx-scope.js';
 import type { NewRunInput } from './ledger.js';
@@ -38,6 +38,14 @@ export function parseElementId(stepId: string): { base: string; index: number } 
 /** How many of these step ids are steps of the plan (a run's steps_remaining counts those, not map elements). */
 export function planSteps(stepIds: readonly string[]): number {
   return stepIds.filter((id) => !ELEMENT_ID.test(id)).length;
+}
+
+const MAPPING = 'mapping ';
+const WAITING_FOR_CHILD = 'waiting for child run ';
+
+/** A map step waiting for its elements, or a sub-workflow step waiting for its child run (not for a human). */
+export function isParked(s: Pick<StepRecord, 'status' | 'error'>): boolean {
+  return s.status === 'waiting' && s.error !== null && (s.error.startsWith(MAPPING) || s.error.startsWith(WAITING_FOR_CHILD));
 }
 
 /** The plan's spec of a step row: a map element's is its map step's. */
@@ -104,7 +112,7 @@ export async function park(host: NestingHost, scope: TxScope, state: RunState, p
       }
       return { ok };
     }
-    const ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, { status: 'waiting', pending_deps: n, error: `mapping ${n} elements`, lease_owner: null, lease_until: null, duration_ms });
+    const ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, { status: 'waiting', pending_deps: n, error: `${MAPPING}${n} elements`, lease_owner: null, lease_until: null, duration_ms });
     if (!ok) return { ok };
     state.running_steps--;
     const stepIndex = p.plan.workflow.steps.indexOf(spec);
@@ -155,7 +163,7 @@ export async function park(host: NestingHost, scope: TxScope, state: RunState, p
     else key = `${key}:${c.attempt}`;
   }
   childId ??= await host.insertRun(scope, wf, plan, { trigger_type: 'workflow', trigger_data: r.inputs, parent_run_id: state.id, parent_step_id: c.step_id, idempotency_key: key });
-  await tx.updateStep(c, ['waiting'], { error: `waiting for child run ${childId}` });
+  await tx.updateStep(c, ['waiting'], { error: `${WAITING_FOR_CHILD}${childId}` });
   scope.result.created.push(childId);
   scope.emit(state, EventType.STEP_WAITING, c.step_id, { attempt: c.attempt, reason: `waiting for child run ${childId}`, child_run_id: childId, workflow: wf.name, version: wf.version });
   return { ok };
