@@ -74,7 +74,7 @@ export async function openSwarm(dir: BenchDir, options: OpenOptions): Promise<Sw
 }
 
 /** Write `<root>/<sub>/<name>/<file>` and return its directory. */
-function writePackage(dir: BenchDir, sub: string, name: string, file: string, text: string): string {
+export function writePackage(dir: BenchDir, sub: string, name: string, file: string, text: string): string {
   const pkg = join(dir.root, sub, name);
   mkdirSync(pkg, { recursive: true });
   writeFileSync(join(pkg, file), text);

@@ -7,6 +7,7 @@ import { checkChain, digestJson, type RunEvent } from './core/events.js';
 import { fieldProblems, validateAgainst } from './core/io-schema.js';
 import { NAME_PATTERN, parseAgentManifest, parseRef, pickRecord } from './core/manifest/agent.js';
 import { checkAgainstRegistry, parseWorkflowSource } from './core/manifest/workflow.js';
+import { checkSubWorkflows } from './core/manifest/nesting.js';
 import { TERMINAL_RUN, type RunStatus } from './core/states.js';
 import { closest } from './core/suggest.js';
 import { Ledger } from './engine/ledger.js';
@@ -444,7 +445,7 @@ export class Swarm {
       const users: string[] = [];
       for (const wf of await this.store.listWorkflows()) {
         for (const s of wf.manifest.steps) {
-          if (s.kind) continue;
+          if (s.kind || s.workflow !== undefined) continue;
           const r = parseRef(s.agent);
           if (r.name === rec.name && pickRecord(all, r.range)?.version === rec.version && !pickRecord(others, r.range)) users.push(`${wf.id} (step '${s.id}')`);
         }
@@ -465,7 +466,7 @@ export class Swarm {
     const { manifest, lineOf } = parseWorkflowSource(this.readManifest(file), file);
     const versionsOf = await agentsFor(manifest, (n) => this.store.listAgents(n));
     // Every registered name, for "did you mean", only when a step names an agent that does not exist.
-    const unknown = manifest.steps.some((st) => !st.kind && versionsOf(parseRef(st.agent).name).length === 0);
+    const unknown = manifest.steps.some((st) => !st.kind && st.workflow === undefined && versionsOf(parseRef(st.agent).name).length === 0);
     const knownAgents = unknown ? [...new Set((await this.store.listAgents()).map((a) => a.name))] : [];
     checkAgainstRegistry(
       manifest,
@@ -478,6 +479,13 @@ export class Swarm {
       lineOf,
       knownAgents,
     );
+    if (manifest.steps.some((st) => st.workflow !== undefined)) {
+      // Sub-workflows: registered, inputs that fit, and no chain of them leading back here.
+      const workflows = await this.store.listWorkflows();
+      const byName = new Map<string, WorkflowRecord[]>();
+      for (const w of workflows) byName.set(w.name, [...(byName.get(w.name) ?? []), w]);
+      checkSubWorkflows(manifest, file, (n) => byName.get(n) ?? [], lineOf, [...byName.keys()]);
+    }
     if (manifest.trigger.type === 'schedule' && manifest.inputs) {
       // A scheduled run's input is its tick: a workflow that requires more could never be fired.
       const sample = { scheduled_at: new Date(0).toISOString(), fired_at: new Date(0).toISOString() };
@@ -504,15 +512,22 @@ export class Swarm {
       .filter((d) => d.isDirectory() && !d.name.startsWith('.') && !d.name.startsWith('_') && existsSync(join(root, d.name, fileName)))
       .map((d) => join(root, d.name))
       .sort();
-    const out: Array<RegisterResult<T> | { path: string; error: Error }> = [];
-    for (const p of dirs) {
-      try {
-        out.push(await one(p));
-      } catch (e) {
-        out.push({ path: p, error: e as Error });
+    const out = new Map<string, RegisterResult<T> | { path: string; error: Error }>();
+    // Passes until nothing more registers: a workflow whose sub-workflow sorts after it goes in on the next pass.
+    let todo = dirs;
+    while (todo.length) {
+      const failed: string[] = [];
+      for (const p of todo) {
+        try {
+          out.set(p, await one(p));
+        } catch (e) {
+          out.set(p, { path: p, error: e as Error });
+          failed.push(p);
+        }
       }
+      todo = failed.length < todo.length && /sub-workflow '[^']*' not found/.test(failed.map((p) => String((out.get(p) as { error: Error }).error.message)).join('\n')) ? failed : [];
     }
-    return out;
+    return dirs.map((p) => out.get(p) as RegisterResult<T> | { path: string; error: Error });
   }
 
   async listWorkflows(name?: string): Promise<WorkflowRecord[]> {
@@ -801,7 +816,7 @@ export class Swarm {
         throw new UserError('INPUT_INVALID', `input for workflow ${wf.name}: ${problems.join('; ')}`, { workflow: wf.name, field: fields[0]?.field, errors: fields });
       }
     }
-    this.agentNamesOf.set(wf.name, [...new Set(wf.manifest.steps.filter((st) => !st.kind).map((st) => parseRef(st.agent).name))]);
+    this.agentNamesOf.set(wf.name, [...new Set(wf.manifest.steps.filter((st) => !st.kind && st.workflow === undefined).map((st) => parseRef(st.agent).name))]);
     return buildRunPlan(wf, await agentsFor(wf.manifest, versionsOf), { ...this.config.values });
   }
 

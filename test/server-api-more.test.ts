@@ -42,6 +42,8 @@ beforeAll(async () => {
   await swarm.registerAgent(writeAgent(dir, 'talker', 'name: talker\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: gpt-4o-mini }\ninstructions: "Be brief."\n'));
   await swarm.registerWorkflow(writeWorkflow(dir, 'hold', 'name: hold\nversion: 1.0.0\nsteps:\n  - id: h\n    agent: hold\n'));
   await swarm.registerWorkflow(writeWorkflow(dir, 'deploy', 'name: deploy\nversion: 1.0.0\nsteps:\n  - { id: ok, agent: gate, inputs: { message: "Deploy v2?" } }\n  - { id: go, agent: echo, depends_on: [ok], inputs: { message: "go" } }\n'));
+  await swarm.registerWorkflow(writeWorkflow(dir, 'words', 'name: words\nversion: 1.0.0\nsteps:\n  - id: each\n    agent: echo\n    map: ${trigger.words}\n    inputs: { message: "${map.item}" }\n'));
+  await swarm.registerWorkflow(writeWorkflow(dir, 'nest', 'name: nest\nversion: 1.0.0\nsteps:\n  - id: sub\n    workflow: words\n    inputs: { words: [a, b] }\n'));
   await swarm.registerWorkflow(writeWorkflow(dir, 'talk', 'name: talk\nversion: 1.0.0\nsteps:\n  - { id: ask, agent: talker, inputs: { message: "hello" } }\n  - { id: after, agent: echo, depends_on: [ask], inputs: { message: "done" } }\n'));
   worker = swarm.worker({ concurrency: 8 });
   app = createApp(swarm, { version: '9.9.9' });
@@ -52,6 +54,25 @@ afterAll(async () => {
   await swarm.close();
   await fake.close();
   removeProject(dir);
+});
+
+describe('sub-workflow runs and map elements', () => {
+  it('the run document links a child to its parent, ?parent= lists the children, map elements carry map_index', async () => {
+    const parent = await swarm.startRun('nest', {});
+    await until(async () => ((await statusOf(parent)) === 'completed' ? true : undefined), 20_000, 'the parent run to complete');
+    const list = await call('GET', `/api/v1/runs?parent=${parent}`);
+    expect(list.status).toBe(200);
+    const runs = (list.json as { runs: Array<{ run_id: string; workflow_name: string; parent_run_id: string; parent_step_id: string }> }).runs;
+    expect(runs.map((r) => [r.workflow_name, r.parent_run_id, r.parent_step_id])).toEqual([['words', parent, 'sub']]);
+    const child = await call('GET', `/api/v1/runs/${runs[0]!.run_id}`);
+    expect(child.json).toMatchObject({ parent_run_id: parent, parent_step_id: 'sub', status: 'completed' });
+    const steps = (child.json as { steps: Array<{ id: string; map_index?: number; outputs: unknown }> }).steps;
+    expect(steps.map((s) => [s.id, s.map_index ?? null])).toEqual([['each', null], ['each[0]', 0], ['each[1]', 1]]);
+    expect(steps[0]?.outputs).toEqual([{ echoed: 'a' }, { echoed: 'b' }]);
+    const doc = (await call('GET', `/api/v1/runs/${parent}`)).json as Record<string, unknown>;
+    expect(doc.parent_run_id).toBeUndefined();
+    expect((doc.steps as Array<{ outputs: unknown }>)[0]?.outputs).toEqual({ each: [{ echoed: 'a' }, { echoed: 'b' }] });
+  });
 });
 
 describe('approvals', () => {

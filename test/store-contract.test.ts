@@ -1193,7 +1193,7 @@ describe('SQLite store: files', () => {
     db.exec(`DROP TABLE secrets;
       CREATE TABLE secrets (id TEXT PRIMARY KEY, workflow_id TEXT, name TEXT NOT NULL, encrypted_value BLOB, scope TEXT DEFAULT 'workflow', created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, UNIQUE(workflow_id, name));
       DELETE FROM schema_migrations WHERE version >= 5;
-      DROP TABLE step_waits; DROP TABLE run_signals; DROP TABLE emitted_events; DROP TABLE api_tokens; DROP INDEX idx_runs_updated; DROP TABLE run_concurrency; DROP TABLE leases; DROP TABLE triggers; CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL REFERENCES workflows(id), type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT, next_run_at INTEGER, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);`);
+      DROP TABLE step_waits; DROP TABLE run_signals; DROP TABLE emitted_events; DROP TABLE api_tokens; DROP INDEX idx_runs_updated; DROP INDEX idx_runs_parent; ALTER TABLE workflow_runs DROP COLUMN parent_step_id; ALTER TABLE step_executions DROP COLUMN map_index; ALTER TABLE step_executions DROP COLUMN map_item; DROP TABLE run_concurrency; DROP TABLE leases; DROP TABLE triggers; CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL REFERENCES workflows(id), type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT, next_run_at INTEGER, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);`);
     db.close();
     const again = openSqliteStore({ path, durability: 'full' });
     try {
@@ -1237,7 +1237,7 @@ describe('SQLite store: files', () => {
     const db = new Database(path);
     db.exec(`DROP INDEX idx_runs_idempotency_key; ALTER TABLE workflow_runs DROP COLUMN idempotency_key; ALTER TABLE workflow_runs DROP COLUMN metadata;
       DROP TABLE secrets; CREATE TABLE secrets (id TEXT PRIMARY KEY, workflow_id TEXT, name TEXT NOT NULL, encrypted_value BLOB, scope TEXT DEFAULT 'workflow', created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, UNIQUE(workflow_id, name));
-      DROP TABLE step_waits; DROP TABLE run_signals; DROP TABLE emitted_events; DROP TABLE api_tokens; DROP INDEX idx_runs_updated; DROP TABLE run_concurrency; DROP TABLE leases; DROP TABLE triggers; CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL REFERENCES workflows(id), type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT, next_run_at INTEGER, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);
+      DROP TABLE step_waits; DROP TABLE run_signals; DROP TABLE emitted_events; DROP TABLE api_tokens; DROP INDEX idx_runs_updated; DROP INDEX idx_runs_parent; ALTER TABLE workflow_runs DROP COLUMN parent_step_id; ALTER TABLE step_executions DROP COLUMN map_index; ALTER TABLE step_executions DROP COLUMN map_item; DROP TABLE run_concurrency; DROP TABLE leases; DROP TABLE triggers; CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL REFERENCES workflows(id), type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT, next_run_at INTEGER, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);
       DELETE FROM schema_migrations WHERE version >= 4`);
     db.close();
     const again = openSqliteStore({ path, durability: 'full' });
@@ -1392,13 +1392,13 @@ describe('PostgreSQL store: databases, clocks, notifications, connections', () =
       const h = new Harness(s, {}, runIds);
       const runId = await h.startRun(chainAB);
       // Back to version 2, as the previous release left it.
-      // (Migrations 4 to 7 and 9 undone too: no idempotency keys, the seed's secrets and triggers tables back, no leases, no api_tokens, no index of runs by last change.)
+      // (Migrations 4 to 9 and 11 undone too: no idempotency keys, the seed's secrets and triggers tables back, no leases, no api_tokens, no index of runs by last change, no map or sub-workflow columns.)
       await server.query(
         url,
         `DROP INDEX idx_runs_idempotency_key; ALTER TABLE workflow_runs DROP COLUMN idempotency_key, DROP COLUMN metadata;
          DROP INDEX idx_steps_ready_order; CREATE INDEX idx_steps_ready ON step_executions(available_at) WHERE status = 'ready';
          DROP TABLE secrets; CREATE TABLE secrets (id TEXT PRIMARY KEY, workflow_id TEXT, name TEXT NOT NULL, encrypted_value BYTEA, scope TEXT DEFAULT 'workflow', created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
-         DROP TABLE step_waits; DROP TABLE run_signals; DROP TABLE emitted_events; DROP TABLE api_tokens; DROP INDEX idx_runs_updated; DROP TABLE run_concurrency; DROP TABLE leases; DROP TABLE triggers; CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL REFERENCES workflows(id), type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT, next_run_at BIGINT, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at BIGINT NOT NULL);
+         DROP TABLE step_waits; DROP TABLE run_signals; DROP TABLE emitted_events; DROP TABLE api_tokens; DROP INDEX idx_runs_updated; DROP INDEX idx_runs_parent; ALTER TABLE workflow_runs DROP COLUMN parent_step_id; ALTER TABLE step_executions DROP COLUMN map_index, DROP COLUMN map_item; DROP TABLE run_concurrency; DROP TABLE leases; DROP TABLE triggers; CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL REFERENCES workflows(id), type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT, next_run_at BIGINT, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at BIGINT NOT NULL);
          DELETE FROM schema_migrations WHERE version >= 3`,
       );
       expect(await s.schemaVersion()).toBe(2);
@@ -1987,7 +1987,7 @@ process.stdout.write(JSON.stringify(mine));
       const wrong: string[] = [];
       for (const text of texts) {
         for (const access of tableAccess(await planOf(text))) {
-          if (!/^(workflow_runs via workflow_runs_pkey|step_executions via (step_executions_pkey|idx_steps_\w+))$/.test(access)) wrong.push(`${access}: ${text.replace(/\s+/g, ' ').slice(0, 120)}`);
+          if (!/^(workflow_runs via (workflow_runs_pkey|idx_runs_parent)|step_executions via (step_executions_pkey|idx_steps_\w+))$/.test(access)) wrong.push(`${access}: ${text.replace(/\s+/g, ' ').slice(0, 120)}`);
         }
       }
       expect(wrong).toEqual([]);

@@ -199,7 +199,7 @@ describe('migration 6 on an existing SQLite store', () => {
     // Back to schema 5: the seed's (empty) triggers table, no leases (and none of the later migrations).
     const Database = (await import('better-sqlite3')).default;
     const db = new Database(path);
-    db.exec(`DROP TABLE triggers; DROP TABLE leases; DROP TABLE emitted_events; DROP TABLE api_tokens; DROP INDEX idx_runs_updated; DROP TABLE run_concurrency; DELETE FROM schema_migrations WHERE version >= 6;
+    db.exec(`DROP TABLE triggers; DROP TABLE leases; DROP TABLE step_waits; DROP TABLE run_signals; DROP TABLE emitted_events; DROP TABLE api_tokens; DROP INDEX idx_runs_updated; DROP INDEX idx_runs_parent; ALTER TABLE workflow_runs DROP COLUMN parent_step_id; ALTER TABLE step_executions DROP COLUMN map_index; ALTER TABLE step_executions DROP COLUMN map_item; DROP TABLE run_concurrency; DELETE FROM schema_migrations WHERE version >= 6;
       CREATE TABLE triggers (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, type TEXT NOT NULL, webhook_path TEXT UNIQUE, webhook_secret TEXT, cron_expression TEXT,
         next_run_at INTEGER, event_source TEXT, event_type TEXT, enabled INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL);`);
     db.close();

@@ -187,9 +187,16 @@ describe('registration checks', () => {
     ['match on unknown root', '  - { id: a, kind: wait, event: order.paid, match: "order.x == 1" }\n', /unknown name 'order'/],
     ['on_timeout', '  - { id: a, kind: wait, signal: go, timeout: 1d, on_timeout: retry }\n', /on_timeout/],
     ['agent on a sleep', '  - { id: a, kind: sleep, for: 1s, agent: noop }\n', /runs no agent/],
-    ['no agent, no kind', '  - { id: a }\n', /steps\[0\]\.agent: is required/],
+    ['no agent, no kind', '  - { id: a }\n', /steps\[0\]\.agent: is required: step 'a' needs agent: \(the agent it runs\), workflow: \(the sub-workflow it runs\) or kind: sleep/],
+    ['a sub-workflow on a sleep', '  - { id: a, kind: sleep, for: 1s, workflow: child }\n', /steps\[0\]\.workflow: a 'sleep' step runs no sub-workflow/],
+    ['a map over a wait', '  - { id: a, kind: wait, signal: go, map: "${trigger.items}" }\n', /steps\[0\]\.map: a 'wait' step cannot map over a list/],
     ['built-in event name', '  - { id: a, kind: wait, event: run.completed }\n', /Swarm's own/],
   ];
+  it('reports a step with neither agent, workflow nor kind once', async () => {
+    const { dir, swarm } = await setup();
+    const err = (await swarm.registerWorkflow(writeWorkflow(dir, 'bad', 'name: bad\nversion: 1.0.0\nsteps:\n  - { id: a }\n')).then(() => undefined, (e: unknown) => e)) as Error;
+    expect(err.message.match(/is required/g)).toHaveLength(1);
+  });
   for (const [what, steps, message] of cases) {
     it(`refuses ${what}, with file and line`, async () => {
       const { dir, swarm } = await setup();

@@ -26,6 +26,8 @@ export interface ResolveContext {
   context?: Record<string, unknown>;
   /** The event a wait step's `match:` is tested against. */
   event?: unknown;
+  /** An element of a map step: `${map.item}` and `${map.index}`. */
+  map?: { item: unknown; index: number };
 }
 
 /** What an llm agent's `instructions` may reference. */
@@ -112,6 +114,7 @@ export function lookup(ctx: ResolveContext, path: PathSegment[]): unknown {
     case 'inputs':
     case 'context':
     case 'event':
+    case 'map':
       cur = ctx[root];
       break;
     default:

@@ -28,6 +28,7 @@ import type {
 } from '../store/types.js';
 import { agentsFor, buildRunPlan, type LoadedPlan, PlanCache, planId } from './plan.js';
 import { hasWaitSteps, parkWait, sendSignal, wakeDue } from './waits.js';
+import * as nesting from './nesting.js';
 
 export interface LedgerOptions {
   /** Random numbers in [0, 1) for backoff jitter. */
@@ -52,6 +53,8 @@ export interface NewRunInput {
   trigger_type: string;
   trigger_data: unknown;
   parent_run_id?: string | null;
+  /** A sub-workflow's run: the step of `parent_run_id` it is the run of. */
+  parent_step_id?: string | null;
   /** One run per key: a second create with the same key returns the first run (see `createRunOnce`). */
   idempotency_key?: string | null;
   /** Labels kept with the run (string values). */
@@ -70,6 +73,9 @@ export class Ledger {
   /** What starting the runs of event triggers needs from the ledger. */
   private readonly triggers: EventTriggerDeps;
 
+  /** What map and sub-workflow steps need from the ledger (see nesting.ts). */
+  private readonly nest: nesting.NestingHost;
+
   constructor(private readonly options: LedgerOptions, plans = new PlanCache()) {
     this.plans = plans;
     this.maxEventBytes = options.eventPayloadBytes ?? LIMIT_DEFAULTS.event_payload_bytes;
@@ -80,6 +86,17 @@ export class Ledger {
       maxEventBytes: this.maxEventBytes,
       chainKey: options.chainKey,
       redactor: options.redactor ?? NO_REDACTION,
+    };
+    this.nest = {
+      plan: (scope, state) => this.plan(scope.tx, state),
+      insertRun: (scope, wf, plan, input) => this.insertRun(scope, wf, plan, input),
+      succeeded: (scope, state, p, stepId, outputsJson, data) => this.succeeded(scope, state, p, stepId, outputsJson, data),
+      failedForGood: (scope, state, p, stepId, error, data) => this.failedForGood(scope, state, p, stepId, error, data),
+      cancel: async (scope, runId, reason) => {
+        const child = await scope.run(runId);
+        if (!TERMINAL_RUN.has(child.status)) await this.cancelIn(scope, child, reason);
+      },
+      config: options.config,
     };
   }
 
@@ -136,18 +153,15 @@ export class Ledger {
     const admission = await admitRun(scope, plan, id, input.trigger_data);
     const held = admission?.state === 'queued';
     const steps: NewStepRow[] = plan.workflow.steps.map((s, i) => {
-      const status = s.deps.length === 0 ? 'ready' : 'pending';
+      // A run queued behind its concurrency key holds back its first steps.
+      const status = s.deps.length === 0 && !held ? 'ready' : 'pending';
       // A sleep or wait step runs no agent: its row names its kind instead.
       if (s.kind) return { step_id: s.id, step_index: i, agent_id: `kind:${s.kind}`, agent_name: s.kind, agent_version: '', status, pending_deps: s.deps.length };
-      const agentId = plan.step_agents[s.id] as string;
-      const agent = plan.agents[agentId] as RunPlan['agents'][string];
       return {
         step_id: s.id,
         step_index: i,
-        agent_id: agentId,
-        agent_name: agent.manifest.name,
-        agent_version: agent.manifest.version,
-        status: s.deps.length === 0 && !held ? 'ready' : 'pending',
+        ...nesting.stepAgentColumns(plan, s),
+        status,
         pending_deps: s.deps.length,
       };
     });
@@ -164,6 +178,7 @@ export class Ledger {
       plan_id,
       plan_json,
       parent_run_id: input.parent_run_id ?? null,
+      parent_step_id: input.parent_step_id ?? null,
       idempotency_key: input.idempotency_key ?? null,
       metadata_json: input.metadata ? JSON.stringify(input.metadata) : null,
       max_parallel: maxParallel,
@@ -184,6 +199,8 @@ export class Ledger {
       completed_at: null,
       error: null,
       error_step: null,
+      parent_run_id: input.parent_run_id ?? null,
+      parent_step_id: input.parent_step_id ?? null,
     };
     scope.runs.set(id, state);
     scope.emit(state, EventType.RUN_CREATED, null, {
@@ -191,6 +208,7 @@ export class Ledger {
       version: wf.version,
       trigger_type: input.trigger_type,
       ...(input.parent_run_id ? { parent_run_id: input.parent_run_id } : {}),
+      ...(input.parent_step_id ? { parent_step_id: input.parent_step_id } : {}),
       ready: steps.filter((s) => s.status === 'ready').map((s) => s.step_id),
       ...(admission ? { concurrency: admission } : {}),
     });
@@ -265,7 +283,16 @@ export class Ledger {
     const now = tx.now;
     const state = await scope.run(c.run_id);
     const p = await this.plan(tx, state);
-    const spec = p.steps.get(c.step_id);
+    const spec = nesting.specOf(p, c.step_id);
+    if (c.result.kind === 'map' || c.result.kind === 'child') {
+      // Parked with its elements or its child run; a list or child that cannot be is a failure instead.
+      const parked = await nesting.park(this.nest, scope, state, p, c);
+      if (!('kind' in parked)) {
+        if (!parked.ok) scope.result.refused.push(c);
+        return;
+      }
+      c = { ...c, result: parked };
+    }
     const duration_ms = Math.max(0, Math.round(c.duration_ms));
     const done = { completed_at: now, duration_ms, lease_owner: null, lease_until: null };
     const inputs_json = 'inputs' in c.result && c.result.inputs !== undefined ? JSON.stringify(c.result.inputs) : undefined;
@@ -276,15 +303,7 @@ export class Ledger {
       ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, { status: 'completed', outputs_json, inputs_json, error: null, ...done });
       if (ok) {
         state.running_steps--;
-        const after = await this.afterFinish(scope, state, p, c.step_id);
-        scope.emit(state, EventType.STEP_COMPLETED, c.step_id, {
-          attempt: c.attempt,
-          duration_ms,
-          outputs_sha256: digestJson(outputs_json),
-          ...isolationData(c),
-          ...(after.ready.length ? { ready: after.ready } : {}),
-        });
-        if (after.done) await this.finishRun(scope, state, p);
+        await this.succeeded(scope, state, p, c.step_id, outputs_json, { attempt: c.attempt, duration_ms, ...isolationData(c) });
       }
     } else if (r.kind === 'waiting') {
       // Paused for a human: no lease, not running; the run waits too (unless it is already over).
@@ -319,7 +338,7 @@ export class Ledger {
         scope.emit(state, EventType.STEP_SKIPPED, c.step_id, { attempt: c.attempt, reason: r.reason, ...(after.ready.length ? { ready: after.ready } : {}) });
         if (after.done) await this.finishRun(scope, state, p);
       }
-    } else {
+    } else if (r.kind === 'failed') {
       const failures = c.retry_count + 1;
       const retry = spec?.retry;
       if (r.retryable && retry && hasRetriesLeft(retry, failures) && !TERMINAL_RUN.has(state.status)) {
@@ -341,17 +360,11 @@ export class Ledger {
         ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, { status: 'failed', retry_count: failures, error: r.error.message, inputs_json, ...done });
         if (ok) {
           state.running_steps--;
-          if (spec?.on_error === 'continue') {
-            const after = await this.afterFinish(scope, state, p, c.step_id);
-            scope.emit(state, EventType.STEP_FAILED, c.step_id, { attempt: c.attempt, code: r.error.code, error: r.error.message, failures, continued: true, ...(after.ready.length ? { ready: after.ready } : {}), ...isolationData(c) });
-            if (after.done) await this.finishRun(scope, state, p);
-          } else {
-            state.steps_remaining--;
-            scope.emit(state, EventType.STEP_FAILED, c.step_id, { attempt: c.attempt, code: r.error.code, error: r.error.message, failures, ...isolationData(c) });
-            await this.failRun(scope, state, p, c.step_id, r.error.message);
-          }
+          await this.failedForGood(scope, state, p, c.step_id, r.error, { attempt: c.attempt, failures, ...isolationData(c) });
         }
       }
+    } else {
+      ok = false;
     }
     if (!ok) {
       scope.result.refused.push(c);
@@ -359,6 +372,29 @@ export class Ledger {
     }
     if (c.logs) {
       await tx.insertLog({ run_id: c.run_id, step_id: c.step_id, attempt: c.attempt, stdout: c.logs.stdout, stderr: c.logs.stderr, truncated: c.logs.truncated, at: now });
+    }
+  }
+
+  /** A step's row was just written `completed`: record it, release its successors, maybe finish the run. */
+  private async succeeded(scope: TxScope, state: RunState, p: LoadedPlan, stepId: string, outputsJson: string, data: Record<string, unknown>): Promise<void> {
+    const event = { ...data, outputs_sha256: digestJson(outputsJson) };
+    if (nesting.parseElementId(stepId)) return nesting.elementCompleted(this.nest, scope, state, p, stepId, event);
+    const after = await this.afterFinish(scope, state, p, stepId);
+    scope.emit(state, EventType.STEP_COMPLETED, stepId, { ...event, ...(after.ready.length ? { ready: after.ready } : {}) });
+    if (after.done) await this.finishRun(scope, state, p);
+  }
+
+  /** A step's row was just written `failed` for good: its run fails, or goes on (on_error: continue). */
+  private async failedForGood(scope: TxScope, state: RunState, p: LoadedPlan, stepId: string, error: { code: string; message: string }, data: Record<string, unknown>): Promise<void> {
+    if (nesting.parseElementId(stepId)) return nesting.elementFailed(this.nest, scope, state, p, stepId, error, data);
+    if (nesting.specOf(p, stepId)?.on_error === 'continue') {
+      const after = await this.afterFinish(scope, state, p, stepId);
+      scope.emit(state, EventType.STEP_FAILED, stepId, { ...data, code: error.code, error: error.message, continued: true, ...(after.ready.length ? { ready: after.ready } : {}) });
+      if (after.done) await this.finishRun(scope, state, p);
+    } else {
+      state.steps_remaining--;
+      scope.emit(state, EventType.STEP_FAILED, stepId, { ...data, code: error.code, error: error.message });
+      await this.failRun(scope, state, p, stepId, error.message);
     }
   }
 
@@ -382,13 +418,14 @@ export class Ledger {
     await releaseRun(scope, state, p.plan);
     await this.runHandlers(scope, state, p, 'on_success');
     await this.raiseRunEvent(scope, state, p, 'run.completed', {}, seq);
+    await nesting.childFinished(this.nest, scope, state);
   }
 
   private async failRun(scope: TxScope, state: RunState, p: LoadedPlan, stepId: string, message: string): Promise<void> {
     if (TERMINAL_RUN.has(state.status)) return;
     const cancelled = await scope.tx.cancelSteps(state.id, ['pending', 'ready', 'waiting']);
     if (cancelled.length && hasWaitSteps(p.plan.workflow)) await scope.tx.waits().cancelRunWaits(state.id);
-    state.steps_remaining -= cancelled.length;
+    state.steps_remaining -= nesting.planSteps(cancelled);
     state.status = 'failed';
     state.completed_at = scope.tx.now;
     state.error = message;
@@ -399,6 +436,8 @@ export class Ledger {
     await releaseRun(scope, state, p.plan);
     await this.runHandlers(scope, state, p, 'on_error', { message, step: stepId });
     await this.raiseRunEvent(scope, state, p, 'run.failed', {}, seq);
+    await nesting.cancelChildren(this.nest, scope, state);
+    await nesting.childFinished(this.nest, scope, state);
   }
 
   /** A built-in event of a run, raised inside the transaction that made it happen (see event-triggers.ts). */
@@ -558,17 +597,27 @@ export class Ledger {
     if (TERMINAL_RUN.has(state.status)) {
       throw new UserError('RUN_NOT_CANCELLABLE', `run ${runId} is already ${state.status}; nothing to cancel`, { runId });
     }
-    const cancelled = await tx.cancelSteps(runId, ['pending', 'ready', 'running', 'waiting']);
+    const cancelled = await this.cancelIn(scope, state, reason);
+    await scope.flush();
+    return cancelled;
+  }
+
+  /** Cancel a run in a transaction's scope, with its sub-workflow runs; a cancelled child fails its parent's step. */
+  private async cancelIn(scope: TxScope, state: RunState, reason: string): Promise<string[]> {
+    const { tx } = scope;
+    const { plan } = await this.plan(tx, state);
+    const cancelled = await tx.cancelSteps(state.id, ['pending', 'ready', 'running', 'waiting']);
     // A sleep or wait of the run is over too: nothing wakes it, no event or signal goes to it.
-    if (cancelled.length && hasWaitSteps((await this.plan(tx, state)).plan.workflow)) await tx.waits().cancelRunWaits(runId);
-    state.steps_remaining -= cancelled.length;
+    if (cancelled.length && hasWaitSteps(plan.workflow)) await tx.waits().cancelRunWaits(state.id);
+    state.steps_remaining -= nesting.planSteps(cancelled);
     state.running_steps = 0;
     state.status = 'cancelled';
     state.completed_at = tx.now;
     state.error = reason;
     scope.emit(state, EventType.RUN_CANCELLED, null, { reason, cancelled });
-    await releaseRun(scope, state, (await this.plan(tx, state)).plan);
-    await scope.flush();
+    await releaseRun(scope, state, plan);
+    await nesting.cancelChildren(this.nest, scope, state);
+    await nesting.childFinished(this.nest, scope, state);
     return cancelled;
   }
 
@@ -595,7 +644,8 @@ export class Ledger {
       if (await tx.updateStep(s, ['waiting'], { status: 'ready', available_at: tx.now, error: null })) resumed.push(s.step_id);
     }
     if (resumed.length === 0) throw new UserError('NOTHING_TO_DECIDE', `run ${runId} has no pending approval${stepId ? ` for step '${stepId}'` : ''}`, { runId });
-    const stillWaiting = steps.some((s) => s.status === 'waiting' && !resumed.includes(s.step_id));
+    // A map step or a sub-workflow step waits for steps, not for a human: it leaves the run running.
+    const stillWaiting = steps.some((s) => s.status === 'waiting' && !resumed.includes(s.step_id) && !nesting.isParked(s));
     if (!stillWaiting && state.status === 'waiting') state.status = 'running';
     for (const id of resumed) scope.emit(state, EventType.APPROVAL_DECIDED, id, { decision, ...(reason ? { reason } : {}), ...(by ? { by } : {}) });
     await scope.flush();

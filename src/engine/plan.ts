@@ -36,7 +36,7 @@ export interface StepReads {
  * (a step that reads neither the trigger nor another step's outputs needs no read of the store).
  */
 function stepReads(spec: StepSpec, condition: Condition | undefined): StepReads {
-  const paths: PathSegment[][] = findReferences(spec.inputs).map((r) => r.path);
+  const paths: PathSegment[][] = findReferences([spec.inputs, spec.map ?? '']).map((r) => r.path);
   if (condition) paths.push(...conditionReferences(condition));
   let trigger = false;
   const steps = new Set<string>();
@@ -121,7 +121,7 @@ export class PlanCache {
 export async function agentsFor(wf: WorkflowRecord['manifest'], versionsOf: (name: string) => Promise<AgentRecord[]>): Promise<(name: string) => AgentRecord[]> {
   const byName = new Map<string, AgentRecord[]>();
   for (const s of wf.steps) {
-    if (s.kind) continue;
+    if (s.kind || s.workflow !== undefined) continue;
     const { name } = parseRef(s.agent);
     if (!byName.has(name)) byName.set(name, await versionsOf(name));
   }
@@ -136,8 +136,9 @@ export function buildRunPlan(wf: WorkflowRecord, agentsByName: (name: string) =>
   const agents: RunPlan['agents'] = {};
   const step_agents: RunPlan['step_agents'] = {};
   for (const s of wf.manifest.steps) {
-    // Steps of a kind (sleep, wait) run no agent: they have no entry in step_agents.
-    if (s.kind) continue;
+    // Steps of a kind (sleep, wait) run no agent: they have no entry in step_agents; a sub-workflow
+    // step's workflow is resolved when it starts (src/engine/nesting.ts).
+    if (s.kind || s.workflow !== undefined) continue;
     const { name, range } = parseRef(s.agent);
     const candidates = agentsByName(name);
     const rec = pickRecord(candidates, range);

@@ -11,6 +11,8 @@ import type { ClaimedStep, Completion, StepResult } from '../store/types.js';
 import { NO_REDACTION, type Redactor } from '../secrets/redactor.js';
 import type { PlanCache } from './plan.js';
 import { runKindStep } from './waits.js';
+import { MAX_MAP_ELEMENTS } from '../core/manifest/nesting.js';
+import { parseElementId } from './nesting.js';
 
 export interface StepOutcomeInfo {
   status: string;
@@ -106,14 +108,17 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
   let inputs: Record<string, unknown> | undefined;
   try {
     const p = await deps.plans.load(step.plan_id, () => deps.store.getPlanById(step.plan_id));
-    const spec = p.steps.get(step.step_id);
-    const agent = p.stepAgents.get(step.step_id);
-    if (!spec || (!agent && !spec.kind)) throw new StepError('PLAN_MISMATCH', `step '${step.step_id}' is not in the run's plan`, false);
+    // A map element (`resize[3]`) runs its map step's spec on its own list element.
+    const element = parseElementId(step.step_id);
+    const specId = element?.base ?? step.step_id;
+    const spec = p.steps.get(specId);
+    const agent = p.stepAgents.get(specId);
+    if (!spec || (!agent && !spec.kind && spec.workflow === undefined)) throw new StepError('PLAN_MISMATCH', `step '${step.step_id}' is not in the run's plan`, false);
 
     const workflow = p.plan.workflow.name;
     if (p.usesSecrets && deps.prepareSecrets) await deps.prepareSecrets(workflow);
     // Only what the step's inputs and condition reference is fetched (a miss in the caches is a read).
-    const reads = p.reads.get(step.step_id);
+    const reads = p.reads.get(specId);
     const ctx: ResolveContext = {
       trigger: reads?.trigger === false ? undefined : await triggerData(deps.store, step.run_id),
       variables: p.plan.workflow.variables,
@@ -121,16 +126,21 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
       secrets: (name) => deps.secrets(name, workflow),
       steps: await upstream(deps, step.run_id, reads ? reads.steps : spec.deps),
       run: { id: step.run_id, workflow: p.plan.workflow.name, version: p.plan.workflow.version, attempt: step.attempt },
+      ...(element ? { map: { item: await deps.store.getStepItem(step.run_id, step.step_id), index: element.index } } : {}),
     };
 
-    const cond = p.conditions.get(step.step_id);
-    if (cond && !evaluate(cond, ctx)) return done({ kind: 'skipped', reason: `condition is false: ${spec.condition}` });
-    const skippedDep = spec.data_deps.find((d) => ctx.steps?.[d]?.status === 'skipped');
-    if (skippedDep) return done({ kind: 'skipped', reason: `its inputs use step '${skippedDep}', which was skipped` });
-    // A sleep or wait step runs no agent (see waits.ts); `until:` and `match:` may read the trigger and any upstream step.
-    if (spec.kind || !agent) {
-      const full: ResolveContext = { ...ctx, trigger: ctx.trigger ?? (await triggerData(deps.store, step.run_id)), steps: await upstream(deps, step.run_id, spec.deps) };
-      return done(await runKindStep(deps.store, step, spec, full));
+    // A map's condition and skipped inputs were decided once, by its map step.
+    if (!element) {
+      const cond = p.conditions.get(step.step_id);
+      if (cond && !evaluate(cond, ctx)) return done({ kind: 'skipped', reason: `condition is false: ${spec.condition}` });
+      const skippedDep = spec.data_deps.find((d) => ctx.steps?.[d]?.status === 'skipped');
+      if (skippedDep) return done({ kind: 'skipped', reason: `its inputs use step '${skippedDep}', which was skipped` });
+      // A sleep or wait step runs no agent (see waits.ts); `until:` and `match:` may read the trigger and any upstream step.
+      if (spec.kind) {
+        const full: ResolveContext = { ...ctx, trigger: ctx.trigger ?? (await triggerData(deps.store, step.run_id)), steps: await upstream(deps, step.run_id, spec.deps) };
+        return done(await runKindStep(deps.store, step, spec, full));
+      }
+      if (spec.map !== undefined) return done({ kind: 'map', items: mapList(spec.map, ctx, step.step_id) });
     }
 
     const resolved = resolveValue(spec.inputs, ctx, `steps.${step.step_id}.inputs`) as Record<string, unknown>;
@@ -140,6 +150,8 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
       throw new StepError('LIMIT_EXCEEDED', `step input is ${formatBytes(inputBytes)} bytes; limits.step_input_bytes is ${formatBytes(limits.step_input_bytes)}`, false, { limit: 'step_input_bytes', size: inputBytes });
     }
     inputs = resolved;
+    // A sub-workflow step: the ledger starts the child run (its inputs are checked against the child's).
+    if (!agent) return done({ kind: 'child', inputs });
     const inputProblems = validateAgainst(agent.manifest.inputs, inputs);
     if (inputProblems.length) {
       throw new StepError('INPUT_INVALID', `inputs do not match agent ${agent.manifest.name}@${agent.manifest.version}: ${inputProblems.join('; ')}`, false);
@@ -229,7 +241,24 @@ function redactResult(redact: Redactor, r: StepResult): StepResult {
     case 'waiting':
     case 'released':
       return { ...r, reason: redact.text(r.reason) };
+    case 'map':
+      return { ...r, items: r.items.map((v) => redact.value(v)) };
+    case 'child':
+      return { ...r, inputs: redact.value(r.inputs) };
   }
+}
+
+/** A map step's list, resolved: anything else than a list of at most MAX_MAP_ELEMENTS fails the step (not retried). */
+function mapList(expr: string, ctx: ResolveContext, stepId: string): unknown[] {
+  const list = resolveValue(expr, ctx, `steps.${stepId}.map`);
+  if (!Array.isArray(list)) {
+    const what = list === null ? 'null' : typeof list === 'object' ? 'an object' : `a ${typeof list}`;
+    throw new StepError('MAP_NOT_A_LIST', `map: ${expr} is ${what}, not a list`, false);
+  }
+  if (list.length > MAX_MAP_ELEMENTS) {
+    throw new StepError('MAP_TOO_LARGE', `map: ${expr} has ${list.length} elements; a map step takes at most ${MAX_MAP_ELEMENTS.toLocaleString('en-US')}`, false);
+  }
+  return list;
 }
 
 const triggerLoading = new Map<string, Promise<unknown>>();

@@ -46,6 +46,7 @@ export const StepSchema = z
     outputs: z.unknown(),
     error: z.string().nullable(),
     duration_ms: z.number().nullable(),
+    map_index: z.number().int().optional().openapi({ description: "An element of a map step (`resize[3]`): its position in the list" }),
   })
   .openapi('Step');
 
@@ -72,6 +73,8 @@ export const RunSchema = z
       })
       .optional()
       .openapi({ description: "The run's place under its workflow's concurrency key (only for workflows with `concurrency: {key, limit}`)" }),
+    parent_run_id: z.string().optional().openapi({ description: 'A sub-workflow run: the run whose step started it' }),
+    parent_step_id: z.string().optional().openapi({ description: 'A sub-workflow run: the step of parent_run_id it is the run of' }),
   })
   .openapi('Run', { description: 'The same document as `swarm runs show --json`' });
 

@@ -10,7 +10,7 @@ import type { EmittedEventRecord, EventTriggerRow } from './types.js';
 /** Row mapping shared by the SQL backends: columns as stored → the records the Store returns. */
 export type Row = Record<string, unknown>;
 
-export const RUN_COLUMNS = `id, plan_id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, parent_run_id, steps_total, steps_remaining,
+export const RUN_COLUMNS = `id, plan_id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, parent_run_id, parent_step_id, steps_total, steps_remaining,
   running_steps, max_parallel, event_seq, event_hash, error, error_step, created_at, started_at, completed_at, updated_at, idempotency_key, metadata`;
 
 export function stepRowId(runId: string, stepId: string): string {
@@ -59,6 +59,7 @@ export function toRun(r: Row): RunRecord {
     trigger_type: r.trigger_type as string,
     trigger_data: parseJson(r.trigger_data),
     parent_run_id: (r.parent_run_id as string | null) ?? null,
+    parent_step_id: (r.parent_step_id as string | null) ?? null,
     steps_total: r.steps_total as number,
     steps_remaining: r.steps_remaining as number,
     running_steps: r.running_steps as number,
@@ -97,6 +98,7 @@ export function toStep(r: Row): StepRecord {
     started_at: (r.started_at as number | null) ?? null,
     completed_at: (r.completed_at as number | null) ?? null,
     duration_ms: (r.duration_ms as number | null) ?? null,
+    ...(r.map_index !== null && r.map_index !== undefined ? { map_index: Number(r.map_index) } : {}),
   };
 }
 

@@ -82,6 +82,8 @@ export interface Store {
   getSteps(runId: string): Promise<StepRecord[]>;
   /** Status, outputs and error of these steps of a run (ids that are not steps of the run are omitted). */
   getStepOutputs(runId: string, stepIds: readonly string[]): Promise<Map<string, { status: string; outputs: unknown; error: string | null }>>;
+  /** The list element of a map step's element row (`resize[3]`), or undefined. */
+  getStepItem(runId: string, stepId: string): Promise<unknown>;
   getEvents(runId: string, afterSeq?: number, limit?: number): Promise<Array<RunEvent & { data_json: string }>>;
   getLogs(runId: string, stepId?: string): Promise<StepLog[]>;
   /** The concurrency-key rows of these runs (runs without a key are absent), with their key's active count. */

@@ -61,6 +61,9 @@ export interface RunState {
   completed_at: number | null;
   error: string | null;
   error_step: string | null;
+  /** A sub-workflow's run: the run and step that started it (read with the state, so finishing it needs no extra query). */
+  parent_run_id?: string | null;
+  parent_step_id?: string | null;
 }
 
 export interface RunRecord extends RunState {
@@ -70,6 +73,8 @@ export interface RunRecord extends RunState {
   trigger_type: string;
   trigger_data: unknown;
   parent_run_id: string | null;
+  /** The step of `parent_run_id` this run is the sub-workflow of (null for runs a handler started). */
+  parent_step_id: string | null;
   steps_total: number;
   created_at: number;
   updated_at: number;
@@ -101,6 +106,8 @@ export interface StepRecord {
   started_at: number | null;
   completed_at: number | null;
   duration_ms: number | null;
+  /** An element of a map step (`resize[3]`): its position in the list. */
+  map_index?: number;
 }
 
 export interface StepKey {
@@ -116,7 +123,11 @@ export type StepResult =
   /** Not finished: the worker is shutting down and gives the step back (no retry is used up). */
   | { kind: 'released'; reason: string }
   /** Paused for a human's decision (approvals requested): the step holds no lease until approve/reject. */
-  | { kind: 'waiting'; reason: string; wait?: WaitRequest };
+  | { kind: 'waiting'; reason: string; wait?: WaitRequest }
+  /** A map step's list, resolved: the ledger adds one step row per element and parks the map step. */
+  | { kind: 'map'; items: unknown[] }
+  /** A sub-workflow step's resolved inputs: the ledger starts the child run and parks the step. */
+  | { kind: 'child'; inputs: Record<string, unknown> };
 
 export interface Completion extends StepKey {
   /** The fencing token the step was claimed with. */
@@ -209,6 +220,8 @@ export interface RunFilter {
   trigger_type?: string;
   /** Only runs whose metadata has every one of these keys with exactly this value. */
   metadata?: Readonly<Record<string, string>>;
+  /** Only the runs this run started (its sub-workflows and the runs its handlers started). */
+  parent?: string;
   /** Keyset pagination: only runs listed after this one (newest first: older, or as old with a smaller id). */
   after?: { created_at: number; id: string };
   limit?: number;
@@ -259,6 +272,9 @@ export interface NewStepRow {
   agent_version: string;
   status: 'pending' | 'ready';
   pending_deps: number;
+  /** An element of a map step: its position and its list element (JSON). */
+  map_index?: number;
+  map_item_json?: string;
 }
 
 export interface NewRunRow {
@@ -271,6 +287,7 @@ export interface NewRunRow {
   plan_id: string;
   plan_json: string;
   parent_run_id: string | null;
+  parent_step_id?: string | null;
   max_parallel: number;
   steps_total: number;
   created_at: number;
@@ -331,6 +348,18 @@ export interface LedgerTx {
   updateStep(key: StepKey, from: readonly string[], update: StepUpdate): Promise<boolean>;
   /** Decrement pending_deps of these steps of a run; those reaching zero become ready. Returns them. */
   releaseDeps(runId: string, stepIds: readonly string[], availableAt: number): Promise<string[]>;
+  /** Add step rows to an existing run (a map step's elements), in batched statements. */
+  insertSteps(runId: string, steps: readonly NewStepRow[]): Promise<void>;
+  /** Delete the element rows of a map step (before it expands again, when its run is retried). */
+  deleteMapElements(runId: string, stepIndex: number): Promise<void>;
+  /** Cancel the pending and ready elements of a map step. Returns their ids. */
+  cancelMapElements(runId: string, stepIndex: number): Promise<string[]>;
+  /** The outputs of a map step's elements, in element order. */
+  mapOutputs(runId: string, stepIndex: number): Promise<unknown[]>;
+  /** Decrement pending_deps of a `waiting` step (a map step counting its elements down); the count left, or undefined when it is not waiting. */
+  countDown(key: StepKey): Promise<number | undefined>;
+  /** The unfinished sub-workflow runs a run started (parent_step_id set). */
+  childRuns(runId: string): Promise<string[]>;
   /** Set every step of the run in one of `from` to `cancelled`. Returns the ids. */
   cancelSteps(runId: string, from: readonly string[]): Promise<string[]>;
   selectClaimable(limit: number, runIds?: readonly string[]): Promise<ClaimableRow[]>;

@@ -49,6 +49,7 @@ export function stepJson(s: StepRecord): Record<string, unknown> {
     outputs: s.outputs,
     error: s.error,
     duration_ms: s.duration_ms,
+    ...(s.map_index !== undefined ? { map_index: s.map_index } : {}),
   };
 }
 
@@ -69,6 +70,8 @@ export function runJson(details: RunDetails): Record<string, unknown> {
     ...(run.metadata ? { metadata: run.metadata } : {}),
     ...(run.idempotency_key ? { idempotency_key: run.idempotency_key } : {}),
     ...(run.concurrency ? { concurrency: concurrencyJson(run.concurrency) } : {}),
+    ...(run.parent_run_id ? { parent_run_id: run.parent_run_id } : {}),
+    ...(run.parent_step_id ? { parent_step_id: run.parent_step_id } : {}),
   };
 }
 
@@ -134,7 +137,7 @@ export function workflowJson(w: WorkflowRecord, agentOf: (stepId: string) => Age
     input_schema: m.inputs ?? { type: 'object' },
     output_schema: { type: 'object', properties: outputs },
     dag: {
-      nodes: m.steps.map((s) => ({ id: s.id, name: s.name ?? null, agent: s.kind ? `kind:${s.kind}` : s.agent, depends_on: s.deps, ...(s.condition ? { condition: s.condition } : {}) })),
+      nodes: m.steps.map((s) => ({ id: s.id, name: s.name ?? null, agent: s.kind ? `kind:${s.kind}` : s.agent || null, ...(s.workflow ? { workflow: s.workflow } : {}), ...(s.map ? { map: s.map } : {}), depends_on: s.deps, ...(s.condition ? { condition: s.condition } : {}) })),
       edges: m.steps.flatMap((s) => s.deps.map((d) => ({ from: d, to: s.id }))),
       final_steps: sinks,
     },

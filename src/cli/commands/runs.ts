@@ -192,13 +192,16 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .option('-w, --workflow <name>', 'only runs of this workflow')
     .option('-s, --status <status>', `only runs in this status (${RUN_STATUSES.join(', ')})`)
     .option('--since <when>', 'only runs created since a date or a duration ago (30m, 2h, 7d)')
+    .option('--parent <run>', 'only runs this run started (its sub-workflow runs)')
     .option('-n, --limit <n>', 'how many', '20')
     .option('--json', 'print JSON')
-    .action(async (o: { workflow?: string; status?: string; since?: string; limit: string; json?: boolean }) => {
+    .action(async (o: { workflow?: string; status?: string; since?: string; parent?: string; limit: string; json?: boolean }) => {
       if (o.status && !RUN_STATUSES.includes(o.status as RunStatus)) {
         throw new UserError('ARGUMENT_INVALID', `--status '${o.status}' is not one of ${RUN_STATUSES.join(', ')}`);
       }
-      const list = await (await ctx.swarm()).listRuns({
+      const swarm = await ctx.swarm();
+      const list = await swarm.listRuns({
+        ...(o.parent ? { parent: await swarm.resolveRunId(o.parent) } : {}),
         ...(o.workflow ? { workflow: o.workflow } : {}),
         ...(o.status ? { status: o.status as RunStatus } : {}),
         ...(o.since ? { since: parseSince(o.since) } : {}),
@@ -233,6 +236,9 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
         ctx.out(`concurrency key: ${c.key} (limit ${c.limit}): ${where}`);
       }
       if (r.error) ctx.out(`${pc.red('error')}${r.error_step ? ` in '${r.error_step}'` : ''}: ${truncateView(r.error, VIEW_VALUE_CHARS, seeAll)}`);
+      if (r.parent_run_id && r.parent_step_id) ctx.out(`parent: run ${r.parent_run_id}, step '${r.parent_step_id}'`);
+      const children = await swarm.listRuns({ parent: r.id, limit: 100 });
+      for (const ch of children.filter((x) => x.parent_step_id).reverse()) ctx.out(`child: run ${ch.id} (${ch.workflow_name}@${ch.workflow_version}, step '${ch.parent_step_id}') ${colorStatus(ch.status)}`);
       if (usage.sessions) ctx.out(`llm usage: ${usage.input_tokens} tokens in, ${usage.output_tokens} out, $${usage.cost_usd.toFixed(4)} (${usage.sessions} session${usage.sessions === 1 ? '' : 's'}: swarm sessions list --run ${r.id})`);
       ctx.out('');
       ctx.out(table(['STEP', 'AGENT', 'STATUS', 'ATTEMPTS', 'DURATION', 'OUTPUTS / ERROR'], d.steps.map((s) => [s.step_id, stepAgentLabel(s), colorStatus(s.status), s.attempt || '', formatMs(s.duration_ms), s.error !== null ? truncateView(s.error, VIEW_VALUE_CHARS, seeAll) : s.outputs === null ? '' : clip(JSON.stringify(s.outputs), 100)])));

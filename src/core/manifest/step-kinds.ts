@@ -93,13 +93,15 @@ export function compileKind(s: RawKindFields, i: number, at: (...p: PathSegment[
   const field = (f: string): string => `steps[${i}].${f}`;
   const has = (f: string): boolean => (s as Record<string, unknown>)[f] !== undefined;
   if (s.kind === undefined) {
-    if (s.agent === undefined) problems.add(`steps[${i}].agent`, `is required: the agent the step runs, as name@version (or give 'kind: sleep' / 'kind: wait', which run no agent)`, at());
+    // A step with neither agent: nor workflow: is reported once, by checkNesting (nesting.ts).
     for (const f of [...SLEEP_FIELDS, ...WAIT_FIELDS]) if (has(f)) problems.add(field(f), `'${f}' belongs to 'kind: ${(SLEEP_FIELDS as readonly string[]).includes(f) ? 'sleep' : 'wait'}' steps; add the kind or remove the field`, at(f));
     return out;
   }
   out.kind = s.kind;
   if (s.agent !== undefined) problems.add(field('agent'), `a '${s.kind}' step runs no agent; remove 'agent' (or 'kind')`, at('agent'));
   if (s.inputs !== undefined) problems.add(field('inputs'), `a '${s.kind}' step takes no inputs`, at('inputs'));
+  if (has('workflow')) problems.add(field('workflow'), `a '${s.kind}' step runs no sub-workflow; remove 'workflow' (or 'kind')`, at('workflow'));
+  if (has('map')) problems.add(field('map'), `a '${s.kind}' step cannot map over a list; map an agent or a sub-workflow step`, at('map'));
   const duration = (f: 'for' | 'timeout', text: string): number | undefined => {
     const ms = parseDuration(text);
     if (ms === undefined || ms <= 0) problems.add(field(f), `'${text}' is not a duration; write a whole number and a unit, such as 30s, 15m, 2h or 3d`, at(f));

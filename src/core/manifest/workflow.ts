@@ -11,6 +11,7 @@ import { checkTrigger } from '../../triggers/trigger-spec.js';
 import { checkConcurrency, concurrencySchema, type ConcurrencyKeySpec } from './concurrency.js';
 import { parseYaml, type YamlSource } from './yaml-source.js';
 import { compileKind, STEP_KIND_PROPERTIES, type RawKindFields, type SleepSpec, type StepKind, type WaitSpec } from './step-kinds.js';
+import { checkMapReference, checkNesting, MAX_MAP_ELEMENTS } from './nesting.js';
 
 export interface RetryPolicy {
   max_attempts: number;
@@ -29,12 +30,18 @@ export interface StepSpec {
   /** Where the step is declared in workflow.yaml (steps are kept in run order, for error lines). */
   position: number;
   name?: string;
-  /** The agent reference; '' for steps of a `kind` (they run no agent). */
+  /** The agent the step runs (`name@range`); '' for a step of a `kind` and for a sub-workflow step. */
   agent: string;
   /** `sleep` or `wait`: a step Swarm runs itself, without an agent (see step-kinds.ts). */
   kind?: StepKind;
   sleep?: SleepSpec;
   wait?: WaitSpec;
+  /** A sub-workflow step: the workflow (`name@range`, no range: the latest) whose run is this step. */
+  workflow?: string;
+  /** A map step: the `${…}` reference to the list it runs over, once per element. */
+  map?: string;
+  /** A map step: how many of its elements may run at once (default: all). */
+  max_concurrency?: number;
   inputs: Record<string, unknown>;
   /** Every step this one waits for: `depends_on` plus the steps its inputs and condition reference. */
   deps: string[];
@@ -139,6 +146,9 @@ const workflowSchema = {
           id: { type: 'string', pattern: STEP_ID },
           name: { type: 'string' },
           agent: { type: 'string', minLength: 1 },
+          workflow: { type: 'string', minLength: 1 },
+          map: { type: 'string', minLength: 1 },
+          max_concurrency: { type: 'integer', minimum: 1, maximum: MAX_MAP_ELEMENTS },
           inputs: { type: 'object' },
           depends_on: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
           condition: { type: ['string', 'boolean'] },
@@ -165,7 +175,10 @@ const workflowSchema = {
 interface RawStep extends RawKindFields {
   id: string;
   name?: string;
-  agent: string;
+  agent?: string;
+  workflow?: string;
+  map?: string;
+  max_concurrency?: number;
   inputs?: Record<string, unknown>;
   depends_on?: string | string[];
   condition?: string | boolean;
@@ -214,7 +227,7 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
     else ids.set(s.id, i);
   });
 
-  const steps: StepSpec[] = raw.steps.map((s, i) => compileStep(s, i, ids, variables, src, problems));
+  const steps: StepSpec[] = raw.steps.map((s, i) => compileStep(s, i, ids, variables, src, problems, raw.name as string));
 
   for (const key of ['on_error', 'on_success'] as const) {
     ((raw[key] as Handler[] | undefined) ?? []).forEach((h, i) => {
@@ -255,9 +268,11 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
   return { manifest, lineOf: src.lineOf.bind(src) };
 }
 
-function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables: Record<string, unknown>, src: YamlSource, problems: ProblemList): StepSpec {
+function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables: Record<string, unknown>, src: YamlSource, problems: ProblemList, workflowName: string): StepSpec {
   const at = (...p: PathSegment[]): number | undefined => src.lineOf(['steps', i, ...p]);
   const kind = compileKind(s, i, at, problems, (path, inCondition) => checkRoot(path, ids, variables, false, inCondition));
+  const nested = checkNesting(s, i, { ids, variables, workflowName, at, problems, checkRef: (path) => checkRoot(path, ids, variables, false) });
+  const agentRef = kind.kind ? '' : (s.agent ?? '');
   if (s.agent !== undefined && kind.kind === undefined) {
     const { range } = parseRef(s.agent);
     if (!isValidRange(range)) {
@@ -272,11 +287,15 @@ function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables:
   });
   const inputs = s.inputs ?? {};
   for (const k of Object.keys(inputs)) if (isReservedName(k)) problems.add(`steps[${i}].inputs.${k}`, reservedProblem(k, 'an input name'), at('inputs', k));
-  const dataDeps = new Set<string>(kind.dataDeps);
+  const dataDeps = new Set<string>([...kind.dataDeps, ...nested.deps]);
   const orderDeps = new Set<string>(kind.orderDeps);
   for (const [path, value] of leaves(inputs)) {
     try {
       for (const ref of findReferences(value)) {
+        if (ref.path[0] === 'map') {
+          checkMapReference(ref.path, s.map !== undefined);
+          continue;
+        }
         const dep = checkRoot(ref.path, ids, variables, false);
         if (!dep) continue;
         // Outputs make a data dependency (a skipped step has none to give); status and error only order.
@@ -309,10 +328,13 @@ function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables:
     id: s.id,
     position: i,
     ...(s.name !== undefined ? { name: s.name } : {}),
-    agent: kind.kind ? '' : s.agent ?? '',
+    agent: agentRef,
     ...(kind.kind ? { kind: kind.kind } : {}),
     ...(kind.sleep ? { sleep: kind.sleep } : {}),
     ...(kind.wait ? { wait: kind.wait } : {}),
+    ...(s.workflow !== undefined ? { workflow: s.workflow } : {}),
+    ...(s.map !== undefined ? { map: s.map } : {}),
+    ...(s.max_concurrency !== undefined ? { max_concurrency: s.max_concurrency } : {}),
     inputs,
     deps: [...new Set([...dependsOn, ...dataDeps, ...orderDeps, ...condDeps])].sort(),
     data_deps: [...dataDeps].sort(),
@@ -466,7 +488,8 @@ export function checkAgainstRegistry(
   const problems = new ProblemList(file);
   const resolved = new Map<string, AgentManifest>();
   for (const s of wf.steps) {
-    if (s.kind) continue;
+    // Sleep and wait steps run no agent; a sub-workflow step neither (checkSubWorkflows checks its workflow).
+    if (s.kind || s.workflow !== undefined) continue;
     const { name, range } = parseRef(s.agent);
     const { manifest, versions } = lookup(name, range);
     if (!manifest) {
@@ -491,6 +514,13 @@ export function checkAgainstRegistry(
     for (const use of uses) {
       const [root, stepId, field, out] = use.path;
       if (root !== 'steps' || field !== 'outputs' || out === undefined) continue;
+      if (wf.steps.find((x) => x.id === stepId)?.map !== undefined) {
+        // A map step's outputs are the list of its elements' outputs: indexed, never named.
+        if (typeof out !== 'number') {
+          problems.add(`steps[${i}].${use.field}`, `'${use.text}': step '${String(stepId)}' maps over a list, so its outputs are a list (use \${steps.${String(stepId)}.outputs} or \${steps.${String(stepId)}.outputs[0].${String(out)}})`, lineOf?.(['steps', i, ...use.at]));
+        }
+        continue;
+      }
       const upstream = resolved.get(String(stepId));
       const fields = upstream ? declaredFields(upstream.outputs) : undefined;
       if (fields && !fields.includes(String(out))) {

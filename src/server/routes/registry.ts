@@ -66,7 +66,7 @@ export function registryRoutes(app: OpenAPIHono, swarm: Swarm): void {
     const wf = await swarm.getWorkflow(ref);
     // The agent each step runs now (the newest version its reference matches), for the output schema.
     const agents = new Map<string, AgentRecord | undefined>();
-    for (const s of wf.manifest.steps) agents.set(s.id, s.kind ? undefined : await swarm.getAgent(s.agent).catch(() => undefined));
+    for (const s of wf.manifest.steps) agents.set(s.id, s.kind || s.workflow !== undefined ? undefined : await swarm.getAgent(s.agent).catch(() => undefined));
     const versions = (await swarm.listWorkflows(wf.name)).map((w) => w.version);
     return { ...workflowJson(wf, (id) => agents.get(id)), versions };
   };

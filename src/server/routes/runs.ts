@@ -35,7 +35,7 @@ export function parseTime(value: string): number {
 }
 
 /** The filters of a run list (query or bulk body) as the store's RunFilter; `where` names their place in messages. */
-export function runFilterOf(q: { status?: RunStatus; workflow?: string; trigger_type?: string; since?: string; until?: string; metadata?: Record<string, string> }, where: string): RunFilter {
+export function runFilterOf(q: { status?: RunStatus; workflow?: string; trigger_type?: string; since?: string; until?: string; metadata?: Record<string, string>; parent?: string }, where: string): RunFilter {
   const since = q.since === undefined ? undefined : parseTime(q.since);
   const until = q.until === undefined ? undefined : parseTime(q.until);
   for (const [field, t] of [['since', since], ['until', until]] as const) {
@@ -45,6 +45,7 @@ export function runFilterOf(q: { status?: RunStatus; workflow?: string; trigger_
     ...(q.status ? { status: q.status } : {}),
     ...(q.workflow ? { workflow: q.workflow } : {}),
     ...(q.trigger_type ? { trigger_type: q.trigger_type } : {}),
+    ...(q.parent ? { parent: q.parent } : {}),
     ...(since !== undefined ? { since } : {}),
     ...(until !== undefined ? { until } : {}),
     ...(q.metadata && Object.keys(q.metadata).length ? { metadata: q.metadata } : {}),
@@ -124,6 +125,7 @@ const listRuns = createRoute({
       status: RunStatusSchema.optional(),
       workflow: z.string().min(1).optional().openapi({ description: 'A workflow name' }),
       trigger_type: z.string().min(1).optional().openapi({ description: 'How runs were started: manual, api, schedule, webhook, event…' }),
+      parent: z.string().min(1).optional().openapi({ description: 'A run id: only the runs it started (its sub-workflow runs, and runs its handlers started)' }),
       since: z.string().regex(TIME, 'must be an ISO date or epoch milliseconds').optional().openapi({ description: 'Created at or after (ISO date or epoch ms)' }),
       until: z.string().regex(TIME, 'must be an ISO date or epoch milliseconds').optional().openapi({ description: 'Created before (ISO date or epoch ms)' }),
       limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(50),

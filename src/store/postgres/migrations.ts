@@ -455,6 +455,20 @@ CREATE INDEX idx_run_signals_run ON run_signals(run_id, seq);
 `,
   },
   {
+    version: 11,
+    name: 'map elements and sub-workflow runs',
+    // Map steps (src/engine/map.ts): each element is a step row '<step>[<i>]' with the map step's
+    // step_index, its position in map_index and its list element in map_item. Sub-workflow steps
+    // (src/engine/nesting.ts): a child run names the step that started it (parent_step_id next to
+    // parent_run_id); the index serves the run list's parent filter and cancelling a parent's
+    // children. Versions 10 and 12 belong to other features. The same migration as SQLite's 11.
+    sql: `
+ALTER TABLE workflow_runs ADD COLUMN parent_step_id TEXT;
+ALTER TABLE step_executions ADD COLUMN map_index INTEGER, ADD COLUMN map_item TEXT;
+CREATE INDEX idx_runs_parent ON workflow_runs(parent_run_id, created_at) WHERE parent_run_id IS NOT NULL;
+`,
+  },
+  {
     version: 12,
     name: 'run concurrency keys',
     // One row per run of a workflow with `concurrency: {key, limit}`: the key it resolved to and

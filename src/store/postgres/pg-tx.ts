@@ -4,12 +4,13 @@ import type { AgentRecord, ClaimableRow, EmittedEventRecord, EventRow, EventTrig
 import { PgConcurrencyTx } from './concurrency-sql.js';
 import type { Pipeline } from './pipeline.js';
 import { PgWaitsTx } from './waits-sql.js';
+import * as nest from './nesting-sql.js';
 
 /** Run one statement on the transaction's connection; resolves to its rows and the affected-row count. */
 export type Query = (text: string, values?: readonly unknown[]) => Promise<{ rows: Row[]; rowCount: number }>;
 
 /** Columns of a run row the ledger reads. */
-const RUN_COLS = 'id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step';
+const RUN_COLS = 'id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step, parent_run_id, parent_step_id';
 
 /**
  * One transaction's view of the PostgreSQL store (READ COMMITTED). Run rows are locked when read
@@ -233,11 +234,11 @@ export class PgTx implements LedgerTx {
     this.later('INSERT INTO run_plans (id, plan, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING', [row.plan_id, row.plan_json, row.created_at]);
     this.later(
       `INSERT INTO workflow_runs (id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, plan_id, parent_run_id,
-         steps_total, steps_remaining, running_steps, max_parallel, event_seq, event_hash, created_at, updated_at, idempotency_key, metadata)
-       VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $9, 0, $10, 0, $11, $12, $12, $13, $14)`,
+         steps_total, steps_remaining, running_steps, max_parallel, event_seq, event_hash, created_at, updated_at, idempotency_key, metadata, parent_step_id)
+       VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $9, 0, $10, 0, $11, $12, $12, $13, $14, $15)`,
       [
         row.id, row.workflow_id, row.workflow_name, row.workflow_version, row.trigger_type, row.trigger_data_json, row.plan_id,
-        row.parent_run_id, row.steps_total, row.max_parallel, '0'.repeat(64), row.created_at, row.idempotency_key ?? null, row.metadata_json ?? null,
+        row.parent_run_id, row.steps_total, row.max_parallel, '0'.repeat(64), row.created_at, row.idempotency_key ?? null, row.metadata_json ?? null, row.parent_step_id ?? null,
       ],
     );
     // All steps in one statement, one array per column: the same statement text (prepared once per
@@ -327,6 +328,46 @@ export class PgTx implements LedgerTx {
     if (ready.size) this.changed = true;
     // In the order asked for (it is recorded in the event), as the SQLite store returns them.
     return stepIds.filter((id) => ready.has(id));
+  }
+
+  async insertSteps(runId: string, steps: readonly NewStepRow[]): Promise<void> {
+    if (steps.length === 0) return;
+    const { text, values } = nest.insertStepRowsStatement(runId, this.now, steps);
+    this.later(text, values);
+    if (steps.some((s) => s.status === 'ready')) this.changed = true;
+  }
+
+  async deleteMapElements(runId: string, stepIndex: number): Promise<void> {
+    for (const id of await nest.deleteMapElements((t, v) => this.q(t, v), runId, stepIndex)) this.stepRows.delete(id);
+  }
+
+  async cancelMapElements(runId: string, stepIndex: number): Promise<string[]> {
+    const ids = await nest.cancelMapElements((t, v) => this.q(t, v), runId, stepIndex, this.now);
+    // Rows this transaction holds (claim candidates) must not be claimed from their stale copy.
+    for (const sid of ids) {
+      const held = this.stepRows.get(stepRowId(runId, sid));
+      if (held) held.status = 'cancelled';
+    }
+    return ids;
+  }
+
+  async mapOutputs(runId: string, stepIndex: number): Promise<unknown[]> {
+    return nest.mapOutputs((t, v) => this.q(t, v), runId, stepIndex);
+  }
+
+  async countDown(key: StepKey): Promise<number | undefined> {
+    const id = stepRowId(key.run_id, key.step_id);
+    const held = this.stepRows.get(id);
+    if (held) {
+      if (held.status !== 'waiting') return undefined;
+      this.buffer(id, { pending_deps: held.pending_deps - 1 });
+      return held.pending_deps;
+    }
+    return nest.countDown((t, v) => this.q(t, v), key.run_id, key.step_id);
+  }
+
+  async childRuns(runId: string): Promise<string[]> {
+    return nest.childRuns((t, v) => this.q(t, v), runId);
   }
 
   async cancelSteps(runId: string, from: readonly string[]): Promise<string[]> {
@@ -454,7 +495,7 @@ export class PgTx implements LedgerTx {
   }
 
   async getSteps(runId: string): Promise<StepRecord[]> {
-    return (await this.q('SELECT * FROM step_executions WHERE run_id = $1 ORDER BY step_index', [runId])).rows.map(toStep);
+    return (await this.q('SELECT * FROM step_executions WHERE run_id = $1 ORDER BY step_index, map_index NULLS FIRST', [runId])).rows.map(toStep);
   }
 
   async insertEvents(events: readonly EventRow[]): Promise<void> {

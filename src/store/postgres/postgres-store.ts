@@ -65,6 +65,7 @@ import type { RunConcurrencyInfo } from '../types.js';
 import { WAIT_READS } from './waits-sql.js';
 import { toRunSignal, toStepWait } from '../wait-rows.js';
 import type { RunSignalRecord, StepWaitRecord } from '../wait-types.js';
+import { stepItem } from './nesting-sql.js';
 
 export interface PostgresStoreOptions {
   /** A `postgres://` connection URL. */
@@ -614,7 +615,7 @@ export class PostgresStore implements Store {
   }
 
   async getSteps(runId: string): Promise<StepRecord[]> {
-    return (await this.read('SELECT * FROM step_executions WHERE run_id = $1 ORDER BY step_index', [runId])).map(toStep);
+    return (await this.read('SELECT * FROM step_executions WHERE run_id = $1 ORDER BY step_index, map_index NULLS FIRST', [runId])).map(toStep);
   }
 
   async getStepOutputs(runId: string, stepIds: readonly string[]): Promise<Map<string, { status: string; outputs: unknown; error: string | null }>> {
@@ -628,6 +629,10 @@ export class PostgresStore implements Store {
       if (row) out.set(id, { status: row.status as string, outputs: parseJson(row.outputs), error: (row.error as string | null) ?? null });
     }
     return out;
+  }
+
+  async getStepItem(runId: string, stepId: string): Promise<unknown> {
+    return stepItem(async (t, v) => ({ rows: await this.read(t, v), rowCount: 0 }), runId, stepId);
   }
 
   async getEvents(runId: string, afterSeq = 0, limit = 100_000): Promise<Array<RunEvent & { data_json: string }>> {
@@ -1100,11 +1105,12 @@ export function redact(url: string): string {
 }
 
 /** The filters a run list and a run-change list share: workflow, status, trigger kind. */
-function runConditions(filter: { workflow?: string; status?: string; trigger_type?: string }): Array<[string, unknown]> {
+function runConditions(filter: { workflow?: string; status?: string; trigger_type?: string; parent?: string }): Array<[string, unknown]> {
   const conds: Array<[string, unknown]> = [];
   if (filter.workflow) conds.push(['workflow_name =', filter.workflow]);
   if (filter.status) conds.push(['status =', filter.status]);
   if (filter.trigger_type) conds.push(['trigger_type =', filter.trigger_type]);
+  if (filter.parent) conds.push(['parent_run_id =', filter.parent]);
   return conds;
 }
 

@@ -65,6 +65,7 @@ import { readRunConcurrency } from './concurrency-sql.js';
 import type { RunConcurrencyInfo } from '../types.js';
 import { getStepWait, listRunSignals, nextWakeAt } from './waits-sql.js';
 import type { RunSignalRecord, StepWaitRecord } from '../wait-types.js';
+import { stepItem } from './nesting-sql.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file; created (with its directory) when absent. */
@@ -612,7 +613,7 @@ export class SqliteStore implements Store {
   }
 
   getSteps(runId: string): Promise<StepRecord[]> {
-    return this.read(() => (this.stmt('SELECT * FROM step_executions WHERE run_id = ? ORDER BY step_index').all(runId) as Row[]).map(toStep));
+    return this.read(() => (this.stmt('SELECT * FROM step_executions WHERE run_id = ? ORDER BY step_index, map_index').all(runId) as Row[]).map(toStep));
   }
 
   getStepOutputs(runId: string, stepIds: readonly string[]): Promise<Map<string, { status: string; outputs: unknown; error: string | null }>> {
@@ -625,6 +626,10 @@ export class SqliteStore implements Store {
       }
       return out;
     });
+  }
+
+  getStepItem(runId: string, stepId: string): Promise<unknown> {
+    return this.read(() => stepItem((sql) => this.stmt(sql), runId, stepId));
   }
 
   getEvents(runId: string, afterSeq = 0, limit = 100_000): Promise<Array<RunEvent & { data_json: string }>> {
@@ -1035,13 +1040,13 @@ function checkIsSqliteFile(path: string): void {
 }
 
 /** The filters a run list and a run-change list share: workflow, status, trigger kind. */
-function runConditions(filter: { workflow?: string; status?: string; trigger_type?: string }): { where: string[]; args: unknown[] } {
+function runConditions(filter: { workflow?: string; status?: string; trigger_type?: string; parent?: string }): { where: string[]; args: unknown[] } {
   const where: string[] = [];
   const args: unknown[] = [];
-  for (const col of ['workflow', 'status', 'trigger_type'] as const) {
+  for (const col of ['workflow', 'status', 'trigger_type', 'parent'] as const) {
     const v = filter[col];
     if (v === undefined || v === '') continue;
-    where.push(`${col === 'workflow' ? 'workflow_name' : col} = ?`);
+    where.push(`${col === 'workflow' ? 'workflow_name' : col === 'parent' ? 'parent_run_id' : col} = ?`);
     args.push(v);
   }
   return { where, args };

@@ -3,6 +3,7 @@ import { SqliteWaitsTx } from './waits-sql.js';
 import semver from 'semver';
 import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, type Row } from '../rows.js';
 import { SqliteConcurrencyTx } from './concurrency-sql.js';
+import * as nest from './nesting-sql.js';
 import type { AgentRecord, ClaimableRow, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
 
 /** One write transaction's view: synchronous statements behind the async LedgerTx interface. */
@@ -25,7 +26,7 @@ export class SqliteTx implements LedgerTx {
 
   async getRunState(runId: string): Promise<RunState | undefined> {
     const r = this.stmt(
-      `SELECT id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step
+      `SELECT id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step, parent_run_id, parent_step_id
        FROM workflow_runs WHERE id = ?`,
     ).get(runId) as RunState | undefined;
     return r ? { ...r } : undefined;
@@ -50,12 +51,12 @@ export class SqliteTx implements LedgerTx {
     this.stmt('INSERT OR IGNORE INTO run_plans (id, plan, created_at) VALUES (?, ?, ?)').run(row.plan_id, row.plan_json, row.created_at);
     this.stmt(
       `INSERT INTO workflow_runs (id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, plan_id, parent_run_id,
-         steps_total, steps_remaining, running_steps, max_parallel, event_seq, event_hash, created_at, updated_at, idempotency_key, metadata)
-       VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, 0, ?, 0, ?, ?, ?, ?, ?)`,
+         steps_total, steps_remaining, running_steps, max_parallel, event_seq, event_hash, created_at, updated_at, idempotency_key, metadata, parent_step_id)
+       VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, 0, ?, 0, ?, ?, ?, ?, ?, ?)`,
     ).run(
       row.id, row.workflow_id, row.workflow_name, row.workflow_version, row.trigger_type, row.trigger_data_json, row.plan_id,
       row.parent_run_id, row.steps_total, row.steps_total, row.max_parallel, '0'.repeat(64), row.created_at, row.created_at,
-      row.idempotency_key ?? null, row.metadata_json ?? null,
+      row.idempotency_key ?? null, row.metadata_json ?? null, row.parent_step_id ?? null,
     );
     const ins = this.stmt(
       `INSERT INTO step_executions (id, run_id, step_id, step_index, agent_id, agent_name, agent_version, status, pending_deps, available_at, queued_at)
@@ -102,6 +103,30 @@ export class SqliteTx implements LedgerTx {
     return ready;
   }
 
+  async insertSteps(runId: string, steps: readonly NewStepRow[]): Promise<void> {
+    nest.insertStepRows(this.stmt, runId, this.now, steps);
+  }
+
+  async deleteMapElements(runId: string, stepIndex: number): Promise<void> {
+    nest.deleteMapElements(this.stmt, runId, stepIndex);
+  }
+
+  async cancelMapElements(runId: string, stepIndex: number): Promise<string[]> {
+    return nest.cancelMapElements(this.stmt, runId, stepIndex, this.now);
+  }
+
+  async mapOutputs(runId: string, stepIndex: number): Promise<unknown[]> {
+    return nest.mapOutputs(this.stmt, runId, stepIndex);
+  }
+
+  async countDown(key: StepKey): Promise<number | undefined> {
+    return nest.countDown(this.stmt, key.run_id, key.step_id);
+  }
+
+  async childRuns(runId: string): Promise<string[]> {
+    return nest.childRuns(this.stmt, runId);
+  }
+
   async cancelSteps(runId: string, from: readonly string[]): Promise<string[]> {
     const placeholders = from.map(() => '?').join(', ');
     return this.stmt(
@@ -143,7 +168,7 @@ export class SqliteTx implements LedgerTx {
   }
 
   async getSteps(runId: string): Promise<StepRecord[]> {
-    return (this.stmt('SELECT * FROM step_executions WHERE run_id = ? ORDER BY step_index').all(runId) as Row[]).map(toStep);
+    return (this.stmt('SELECT * FROM step_executions WHERE run_id = ? ORDER BY step_index, map_index').all(runId) as Row[]).map(toStep);
   }
 
   async insertEvents(events: readonly EventRow[]): Promise<void> {
