@@ -174,6 +174,16 @@ function concurrencyContract(name: string, makeStore: MakeStore): void {
       for (const id of ids) expect(info.get(id)).toMatchObject({ state: 'released', active: 0 });
     });
 
+    it('a key with a NUL character is the same key on both stores, and the run as created says what the store holds', async () => {
+      const made = (await h.startRunOnce(keyed(), { customer: 'a\u0000b' })) as { id: string; details?: { run: { concurrency?: { key: string } } } };
+      const stored = (await store.runConcurrency([made.id])).get(made.id);
+      expect(stored).toMatchObject({ key: 'cust-a\uFFFDb', state: 'active' });
+      expect(made.details?.run.concurrency?.key).toBe(stored?.key);
+      // The same slot: a second run of that key queues behind the first.
+      const second = await h.startRun(keyed(), { customer: 'a\u0000b' });
+      expect(await stateOf(second)).toBe('queued');
+    });
+
     it('a key that does not resolve refuses the run and writes nothing; a default takes its place', async () => {
       const err = await expectRejects(h.startRun(keyed(), { other: 1 }));
       expect(err).toBeInstanceOf(UserError);
