@@ -10,7 +10,7 @@ import type { TriggerEvent } from '../triggers/events.js';
 import { emitCustomEvent, raiseRunEvent, RUN_EVENTS, type CustomEventInput, type EmitResult, type EventTriggerDeps } from './event-triggers.js';
 import { createdRunDetails, type CreatedRunDetails } from './created-run.js';
 import { TxScope } from './tx-scope.js';
-import { admitRun, lockKeyOf, readmitRun, releaseRun, type Admission } from './concurrency-gate.js';
+import { admitRun, lockKeyOf, readmitRun, releaseRun, releaseWhenIdle, type Admission } from './concurrency-gate.js';
 import type {
   ClaimRequest,
   CommitRequest,
@@ -351,6 +351,8 @@ export class Ledger {
       scope.result.refused.push(c);
       return;
     }
+    // A step of a failed run ended: the run may hold its concurrency slot only for it.
+    if (state.status === 'failed') await releaseWhenIdle(scope, state, p.plan);
     if (c.logs) {
       await tx.insertLog({ run_id: c.run_id, step_id: c.step_id, attempt: c.attempt, stdout: c.logs.stdout, stderr: c.logs.stderr, truncated: c.logs.truncated, at: now });
     }
@@ -389,7 +391,7 @@ export class Ledger {
     scope.emit(state, EventType.RUN_FAILED, null, { step: stepId, error: message, cancelled });
     const seq = state.event_seq;
     scope.result.finished.push({ run_id: state.id, status: 'failed' });
-    await releaseRun(scope, state, p.plan);
+    await releaseWhenIdle(scope, state, p.plan);
     await this.runHandlers(scope, state, p, 'on_error', { message, step: stepId });
     await this.raiseRunEvent(scope, state, p, 'run.failed', {}, seq);
   }
@@ -491,6 +493,8 @@ export class Ledger {
         if (ok) {
           if (reclaimed) state.running_steps--;
           scope.emit(state, EventType.STEP_CANCELLED, row.step_id, { attempt: row.attempt, reason: `run is ${state.status}` });
+          // Its worker died while the run failed around it: the slot the run kept for it is free.
+          if (reclaimed) await releaseWhenIdle(scope, state, (await this.plan(tx, state)).plan);
         }
         continue;
       }
