@@ -8,7 +8,8 @@
  *   created `queued` with its first steps held back (`pending` with no dependency left), so no
  *   worker can claim anything of it;
  * - the transaction that finishes a run (completed, failed, cancelled) gives its slot back and
- *   starts the oldest queued run of the key: its held steps become ready, and RUN_ADMITTED records it.
+ *   starts the oldest queued run of the key: its held steps become ready, and RUN_ADMITTED records it
+ *   (a failed run with a step still running gives it back when that step ends: releaseWhenIdle).
  * Both happen inside the ledger's transaction, under a per-key lock (ConcurrencyTx.lockKey), so a
  * crash can neither leak a slot nor strand a queued run, and concurrent creations cannot exceed the
  * limit.
