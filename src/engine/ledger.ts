@@ -244,6 +244,11 @@ export class Ledger {
       await tx.prefetchSteps(keys);
     }
     for (const c of completions) await this.complete(scope, c);
+    // A step of a failed run ended (whatever its kind): the run may have kept its concurrency slot only for it.
+    for (const runId of new Set(completions.map((c) => c.run_id))) {
+      const state = await scope.run(runId);
+      if (state.status === 'failed') await releaseWhenIdle(scope, state, (await this.plan(tx, state)).plan);
+    }
     if (req.renew) {
       const until = tx.now + req.renew.lease_ms;
       for (const s of req.renew.steps) {
@@ -351,8 +356,6 @@ export class Ledger {
       scope.result.refused.push(c);
       return;
     }
-    // A step of a failed run ended: the run may hold its concurrency slot only for it.
-    if (state.status === 'failed') await releaseWhenIdle(scope, state, p.plan);
     if (c.logs) {
       await tx.insertLog({ run_id: c.run_id, step_id: c.step_id, attempt: c.attempt, stdout: c.logs.stdout, stderr: c.logs.stderr, truncated: c.logs.truncated, at: now });
     }
