@@ -82,11 +82,16 @@ describe('concurrency keys and idempotent starts: the CLI', () => {
     expect(list.stdout).toMatch(/KEYS/);
     expect(list.stdout).toContain('queued on cust-b');
     expect(list.stdout).toContain('order-1, key cust-a');
+    // Resumed here while a holds the slot and no worker runs a: the CLI says what it waits for.
+    const resume = spawnCli(['runs', 'resume', b], dir);
+    let err = '';
+    resume.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    await until(() => err.includes('waiting for a concurrency slot'), 20_000, 'the resume to say b waits');
+    expect(err).toMatch(/and no worker is running to finish one: start one with '(npx )?swarm worker', or resume the run that holds the slot/);
     expect((await runCli(['runs', 'cancel', a], dir)).code).toBe(0);
-    // b got the slot a gave back: it runs to the end here.
-    const resumed = await runCli(['runs', 'resume', b, '--json'], dir);
-    expect(resumed.code, resumed.stderr).toBe(0);
-    expect(JSON.parse(resumed.stdout) as RunJson).toMatchObject({ status: 'completed', concurrency: { key: 'cust-b', state: 'released', active: 0 } });
+    // b got the slot a gave back: the same resume runs it to the end.
+    expect(await exited(resume), err).toBe(0);
+    expect(JSON.parse((await runCli(['runs', 'show', b, '--json'], dir)).stdout) as RunJson).toMatchObject({ status: 'completed', concurrency: { key: 'cust-b', state: 'released', active: 0 } });
   });
 });
 

@@ -174,6 +174,54 @@ function concurrencyContract(name: string, makeStore: MakeStore): void {
       for (const id of ids) expect(info.get(id)).toMatchObject({ state: 'released', active: 0 });
     });
 
+    it('a failed run keeps its slot while a step of it still runs: the next run of the key starts only when that step ends', async () => {
+      const parallel = keyed().replace('depends_on: [a] ', '').replace('version: 1.0.0', 'version: 2.0.0');
+      const r1 = await h.startRun(parallel, { customer: 5 });
+      const r2 = await h.startRun(parallel, { customer: 5 });
+      const both = await h.claim('w1', 50);
+      expect(both.map((c) => c.step_id).sort()).toEqual(['a', 'b']);
+      const [a, b] = [both.find((c) => c.step_id === 'a'), both.find((c) => c.step_id === 'b')];
+      await h.finish(a!, 'w1', fail('no', false));
+      expect((await h.run(r1)).status).toBe('failed');
+      // b still runs for r1: r2 must not run beside it.
+      expect(await stateOf(r1)).toBe('active');
+      expect(await stateOf(r2)).toBe('queued');
+      expect(await h.claim('w1', 50)).toEqual([]);
+      await h.finish(b!, 'w1', ok());
+      expect(await stateOf(r1)).toBe('released');
+      expect(await stateOf(r2)).toBe('active');
+
+      // A retry while a step of the failed run still runs keeps the slot the run never gave back.
+      const r3 = await h.startRun(parallel, { customer: 6 });
+      const r4 = await h.startRun(parallel, { customer: 6 });
+      const steps = await h.claim('w2', 50, 1, [r3]);
+      await h.finish(steps.find((c) => c.step_id === 'a')!, 'w2', fail('no', false));
+      await store.transaction((tx) => h.ledger.retryRun(tx, r3));
+      expect(await stateOf(r3)).toBe('active');
+      await store.transaction((tx) => h.ledger.cancelRun(tx, r3, 'stop'));
+      expect(await stateOf(r4)).toBe('active');
+      // The worker of the step left running dies: taking the step back frees the slot.
+      const r5 = await h.startRun(parallel, { customer: 9 });
+      const r6 = await h.startRun(parallel, { customer: 9 });
+      const five = await h.claim('w3', 50, 1, [r5]);
+      await h.finish(five.find((c) => c.step_id === 'a')!, 'w3', fail('no', false));
+      expect(await stateOf(r5)).toBe('active');
+      await new Promise((r) => setTimeout(r, 20)); // b's 1 ms lease has run out: w3 is gone
+      await h.claim('w4', 50, 60_000, [r5]);
+      expect(await stateOf(r5)).toBe('released');
+      expect(await stateOf(r6)).toBe('active');
+    });
+
+    it('a key with a NUL character is the same key on both stores, and the run as created says what the store holds', async () => {
+      const made = (await h.startRunOnce(keyed(), { customer: 'a\u0000b' })) as { id: string; details?: { run: { concurrency?: { key: string } } } };
+      const stored = (await store.runConcurrency([made.id])).get(made.id);
+      expect(stored).toMatchObject({ key: 'cust-a\uFFFDb', state: 'active' });
+      expect(made.details?.run.concurrency?.key).toBe(stored?.key);
+      // The same slot: a second run of that key queues behind the first.
+      const second = await h.startRun(keyed(), { customer: 'a\u0000b' });
+      expect(await stateOf(second)).toBe('queued');
+    });
+
     it('a key that does not resolve refuses the run and writes nothing; a default takes its place', async () => {
       const err = await expectRejects(h.startRun(keyed(), { other: 1 }));
       expect(err).toBeInstanceOf(UserError);

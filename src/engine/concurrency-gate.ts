@@ -8,7 +8,8 @@
  *   created `queued` with its first steps held back (`pending` with no dependency left), so no
  *   worker can claim anything of it;
  * - the transaction that finishes a run (completed, failed, cancelled) gives its slot back and
- *   starts the oldest queued run of the key: its held steps become ready, and RUN_ADMITTED records it.
+ *   starts the oldest queued run of the key: its held steps become ready, and RUN_ADMITTED records it
+ *   (a failed run with a step still running gives it back when that step ends: releaseWhenIdle).
  * Both happen inside the ledger's transaction, under a per-key lock (ConcurrencyTx.lockKey), so a
  * crash can neither leak a slot nor strand a queued run, and concurrent creations cannot exceed the
  * limit.
@@ -88,6 +89,21 @@ export async function releaseRun(scope: TxScope, state: RunState, plan: RunPlan)
   if (row.state === 'active') await promote(scope, row.workflow_name, row.key);
 }
 
+/**
+ * A failed run gives its slot back once none of its steps runs any more. Failing a run cancels only
+ * the steps that have not started: one running beside the step that failed goes on to its end, still
+ * working under the run's key, and giving the slot away before that would let the next run of the key
+ * run beside it. Called when the run fails and whenever a step of a finished run ends (completed,
+ * failed, given back, or taken back from a dead worker); a no-op once the slot is given back.
+ */
+export async function releaseWhenIdle(scope: TxScope, state: RunState, plan: RunPlan): Promise<void> {
+  if (!plan.workflow.concurrency_key || !TERMINAL_RUN.has(state.status)) return;
+  const row = await scope.tx.concurrency.get(state.id);
+  if (!row || row.state === 'released') return;
+  if ((await scope.tx.getSteps(state.id)).some((s) => s.status === 'running')) return;
+  await releaseRun(scope, state, plan);
+}
+
 /** Start the oldest queued runs of a key while it has free slots (its lock is held). */
 async function promote(scope: TxScope, workflow: string, key: string): Promise<void> {
   const { tx } = scope;
@@ -125,6 +141,11 @@ export async function readmitRun(scope: TxScope, state: RunState, plan: RunPlan)
   const { tx } = scope;
   const row = await tx.concurrency.get(state.id);
   if (!row) return undefined;
+  if (row.state === 'active') {
+    // Failed with a step still running: it never gave its slot back, and keeps it.
+    await tx.concurrency.lockKey(row.workflow_name, row.key);
+    return { key: row.key, limit: row.limit, state: 'active', active: (await tx.concurrency.countActive(row.workflow_name, row.key)) - 1 };
+  }
   const admission = await take(scope, { ...row, queued_at: tx.now });
   if (admission.state === 'queued') {
     for (const s of await tx.getSteps(state.id)) if (s.status === 'ready') await tx.updateStep(s, ['ready'], { status: 'pending', available_at: null });

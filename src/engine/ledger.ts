@@ -10,7 +10,7 @@ import type { TriggerEvent } from '../triggers/events.js';
 import { emitCustomEvent, raiseRunEvent, RUN_EVENTS, type CustomEventInput, type EmitResult, type EventTriggerDeps } from './event-triggers.js';
 import { createdRunDetails, type CreatedRunDetails } from './created-run.js';
 import { TxScope } from './tx-scope.js';
-import { admitRun, lockKeyOf, readmitRun, releaseRun, type Admission } from './concurrency-gate.js';
+import { admitRun, lockKeyOf, readmitRun, releaseRun, releaseWhenIdle, type Admission } from './concurrency-gate.js';
 import type {
   ClaimRequest,
   CommitRequest,
@@ -266,6 +266,11 @@ export class Ledger {
       await tx.prefetchSteps(keys);
     }
     for (const c of completions) await this.complete(scope, c);
+    // A step of a failed run ended (whatever its kind): the run may have kept its concurrency slot only for it.
+    for (const runId of new Set(completions.map((c) => c.run_id))) {
+      const state = await scope.run(runId);
+      if (state.status === 'failed') await releaseWhenIdle(scope, state, (await this.plan(tx, state)).plan);
+    }
     if (req.renew) {
       const until = tx.now + req.renew.lease_ms;
       for (const s of req.renew.steps) {
@@ -433,7 +438,7 @@ export class Ledger {
     scope.emit(state, EventType.RUN_FAILED, null, { step: stepId, error: message, cancelled });
     const seq = state.event_seq;
     scope.result.finished.push({ run_id: state.id, status: 'failed' });
-    await releaseRun(scope, state, p.plan);
+    await releaseWhenIdle(scope, state, p.plan);
     await this.runHandlers(scope, state, p, 'on_error', { message, step: stepId });
     await this.raiseRunEvent(scope, state, p, 'run.failed', {}, seq);
     await nesting.cancelChildren(this.nest, scope, state);
@@ -550,6 +555,8 @@ export class Ledger {
         if (ok) {
           if (reclaimed) state.running_steps--;
           scope.emit(state, EventType.STEP_CANCELLED, row.step_id, { attempt: row.attempt, reason: `run is ${state.status}` });
+          // Its worker died while the run failed around it: the slot the run kept for it is free.
+          if (reclaimed) await releaseWhenIdle(scope, state, (await this.plan(tx, state)).plan);
         }
         continue;
       }

@@ -57,7 +57,11 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
   // Show where the run is now and follow it from here (a retried or resumed run has a history).
   const now = await swarm.getRun(runId);
   const waiting = waitingReason(now.run.concurrency);
-  if (waiting && !o.json) ctx.err(pc.yellow(`run ${short} is ${waiting}; it starts when a run of that key finishes`));
+  if (waiting && !o.json) {
+    // The worker here runs only this run: without a worker elsewhere, nothing runs the one holding the slot.
+    const alone = o.execute && !(await swarm.hasLiveWorker());
+    ctx.err(pc.yellow(`run ${short} is ${waiting}; it starts when a run of that key finishes${alone ? `, and no worker is running to finish one: start one with '${cmd(ctx)} worker', or resume the run that holds the slot` : ''}`));
+  }
   const current = new Map(now.steps.map((s) => [s.step_id, s]));
   const view = steps.map((s) => {
     const c = current.get(s.id);

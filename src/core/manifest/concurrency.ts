@@ -118,7 +118,9 @@ export function resolveConcurrencyKey(spec: ConcurrencyKeySpec, trigger: unknown
       key: spec.key,
     });
   }
-  const key = typeof value === 'string' ? value : JSON.stringify(value);
+  // PostgreSQL text holds no NUL (its store writes U+FFFD instead): the same key on both stores, and
+  // in the document of a run as created, which is built from this value without a read back.
+  const key = (typeof value === 'string' ? value : JSON.stringify(value)).replaceAll('\0', '\uFFFD');
   if (key.length > MAX_CONCURRENCY_KEY_CHARS) {
     throw new UserError('CONCURRENCY_KEY_INVALID', `${workflow}: concurrency key '${spec.key}' resolves to ${key.length} characters; at most ${MAX_CONCURRENCY_KEY_CHARS}`, { field: 'concurrency.key', key: spec.key });
   }
