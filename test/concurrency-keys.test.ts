@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManifestError, UserError } from '../src/core/errors.js';
 import { parseWorkflowManifest } from '../src/core/manifest/workflow.js';
 import type { Store } from '../src/store/store.js';
-import { chainProblems, fail, Harness, makePostgresBackend, makeSqliteBackend, ok, type MakeStore, type StoreBackend } from './helpers/store-fixtures.js';
+import { expectRejects, fail, Harness, makePostgresBackend, makeSqliteBackend, ok, useContractStore, type MakeStore, type StoreBackend } from './helpers/store-fixtures.js';
 import { stopPgTestServer } from './helpers/pg.js';
 import { join } from 'node:path';
 import { createApp } from '../src/server/app.js';
@@ -26,39 +26,12 @@ steps:
 `;
 }
 
-async function expectRejects(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected the promise to reject');
-}
-
 function concurrencyContract(name: string, makeStore: MakeStore): void {
   describe(`concurrency keys: ${name}`, () => {
-    let backend: StoreBackend;
-    let stores: Store[];
-    let runIds: string[];
+    const t = useContractStore(makeStore);
     let store: Store;
     let h: Harness;
-
-    beforeEach(async () => {
-      backend = await makeStore();
-      stores = [await backend.open()];
-      store = stores[0] as Store;
-      runIds = [];
-      h = new Harness(store, {}, runIds);
-    });
-
-    afterEach(async () => {
-      try {
-        for (const id of runIds) expect(await chainProblems(store, id), `event chain of run ${id}`).toEqual([]);
-      } finally {
-        for (const s of stores) await s.close();
-        await backend.cleanup();
-      }
-    });
+    beforeEach(() => ({ store, h } = t));
 
     /** The run's concurrency state ('active', 'queued', 'released'). */
     const stateOf = async (id: string): Promise<string | undefined> => (await store.runConcurrency([id])).get(id)?.state;
@@ -229,8 +202,8 @@ function concurrencyContract(name: string, makeStore: MakeStore): void {
       expect((err as UserError).exitCode).toBe(2);
       expect((err as UserError).message).toContain("concurrency key 'cust-${trigger.customer}' does not resolve");
       expect(await store.listRuns({})).toEqual([]);
-      expect(runIds.length).toBe(1);
-      runIds.length = 0; // the id was drawn, the run never written
+      expect(t.runIds.length).toBe(1);
+      t.runIds.length = 0; // the id was drawn, the run never written
       const withDefault = await h.startRun(keyed(1, ', default: anonymous').replace('cust-${trigger.customer}', '${trigger.customer}').replace('version: 1.0.0', 'version: 1.1.0'), {});
       expect((await store.runConcurrency([withDefault])).get(withDefault)).toMatchObject({ key: 'anonymous', state: 'active' });
     });

@@ -2,10 +2,10 @@
  * The store contract of map steps and sub-workflow steps (migration 11), on SQLite and PostgreSQL:
  * driven through the Ledger inside `store.transaction`, as workers drive it.
  */
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Store } from '../src/store/store.js';
 import type { ClaimedStep, StepResult } from '../src/store/types.js';
-import { chainProblems, Harness, makePostgresBackend, makeSqliteBackend, ok, fail, type MakeStore, type StoreBackend } from './helpers/store-fixtures.js';
+import { Harness, makePostgresBackend, makeSqliteBackend, ok, fail, useContractStore, type MakeStore } from './helpers/store-fixtures.js';
 import { stopPgTestServer } from './helpers/pg.js';
 
 const MAP = (extra = ''): string => `name: mapper
@@ -45,26 +45,10 @@ const child = (inputs: Record<string, unknown> = { x: 1 }): StepResult => ({ kin
 
 function nestingContract(name: string, makeStore: MakeStore): void {
   describe(`store contract, map and sub-workflow steps: ${name}`, () => {
-    let backend: StoreBackend;
+    const t = useContractStore(makeStore);
     let store: Store;
-    let runIds: string[];
     let h: Harness;
-
-    beforeEach(async () => {
-      backend = await makeStore();
-      store = await backend.open();
-      runIds = [];
-      h = new Harness(store, {}, runIds);
-    });
-
-    afterEach(async () => {
-      try {
-        for (const id of runIds) expect(await chainProblems(store, id), `event chain of run ${id}`).toEqual([]);
-      } finally {
-        await store.close();
-        await backend.cleanup();
-      }
-    });
+    beforeEach(() => ({ store, h } = t));
 
     /** Claim everything claimable now (one worker, up to `max`). */
     const claimAll = (max = 100): Promise<ClaimedStep[]> => h.claim('w1', max);

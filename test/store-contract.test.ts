@@ -28,6 +28,7 @@ import {
   chainProblems,
   completion,
   ECHO_AGENT_YAML,
+  expectRejects,
   fail,
   Harness,
   makePostgresBackend,
@@ -51,15 +52,6 @@ const diamond: WorkflowDef = {
 
 function wide(n: number, concurrency?: number, name = 'wide'): WorkflowDef {
   return { name, ...(concurrency ? { concurrency } : {}), steps: Array.from({ length: n }, (_, i) => ({ id: `s${i}` })) };
-}
-
-async function expectRejects(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 function storeContract(name: string, makeStore: MakeStore): void {

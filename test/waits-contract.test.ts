@@ -3,10 +3,10 @@
  * park, wake by index, deliver in the recording transaction, buffer, timeout, cancel, signals kept
  * in order, and one wake when two workers race. Driven through the Ledger as the engine drives it.
  */
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Store } from '../src/store/store.js';
 import type { ClaimedStep, StepResult, WaitRequest } from '../src/store/types.js';
-import { chainProblems, Harness, makePostgresBackend, makeSqliteBackend, sleep, type MakeStore, type StoreBackend } from './helpers/store-fixtures.js';
+import { Harness, makePostgresBackend, makeSqliteBackend, sleep, useContractStore, type MakeStore } from './helpers/store-fixtures.js';
 import { stopPgTestServer } from './helpers/pg.js';
 
 const ONE_WAIT = `name: one-wait
@@ -28,28 +28,10 @@ const req = (over: Partial<WaitRequest>): WaitRequest => ({ kind: 'event', name:
 
 function waitsContract(name: string, makeStore: MakeStore): void {
   describe(`waits contract: ${name}`, () => {
-    let backend: StoreBackend;
-    let stores: Store[];
-    let runIds: string[];
+    const t = useContractStore(makeStore);
     let store: Store;
     let h: Harness;
-
-    beforeEach(async () => {
-      backend = await makeStore();
-      stores = [await backend.open()];
-      store = stores[0] as Store;
-      runIds = [];
-      h = new Harness(store, {}, runIds);
-    });
-
-    afterEach(async () => {
-      try {
-        for (const id of runIds) expect(await chainProblems(store, id), `event chain of run ${id}`).toEqual([]);
-      } finally {
-        for (const s of stores) await s.close();
-        await backend.cleanup();
-      }
-    });
+    beforeEach(() => ({ store, h } = t));
 
     /** Start a run and park its first ready step with `wait`. */
     const park = async (def: string, wait: WaitRequest, input: unknown = {}): Promise<{ id: string; step: ClaimedStep }> => {
@@ -171,9 +153,8 @@ function waitsContract(name: string, makeStore: MakeStore): void {
     });
 
     it('two workers racing to wake the same due step wake it once', async () => {
-      const other = await backend.open();
-      stores.push(other);
-      const h2 = new Harness(other, {}, runIds);
+      const other = await t.openAnother();
+      const h2 = new Harness(other, {}, t.runIds);
       const now = await store.now();
       const { id } = await park(ONE_WAIT, req({ kind: 'sleep', name: null, wake_at: now + 1500 }));
       await sleepUntil(now + 1500);

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach, beforeEach, expect } from 'vitest';
 import { stringify } from 'yaml';
 import { verifyChain, type ChainProblem } from '../../src/core/events.js';
 import { parseAgentManifest } from '../../src/core/manifest/agent.js';
@@ -263,3 +264,61 @@ export async function chainProblems(store: Store, runId: string): Promise<Array<
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** What a contract suite's tests use: a fresh store per test, and its harness. */
+export interface ContractStore {
+  store: Store;
+  h: Harness;
+  /** The runs the harness started: their event chains are verified after each test. */
+  runIds: string[];
+  /** Another store object on the same database, as another process would open it (closed after the test). */
+  openAnother(): Promise<Store>;
+  /** The database's backend (for a test that opens connections of its own). */
+  backend: StoreBackend;
+}
+
+/**
+ * Give each test of a contract suite a fresh store (call it inside `describe`). After each test,
+ * every run the harness started must have a verifiable event chain; then every store object opened
+ * is closed and the database removed.
+ *
+ * @example
+ *   const t = useContractStore(makeSqliteBackend);
+ *   it('starts a run', async () => expect((await t.h.run(await t.h.startRun(def, {}))).status).toBe('queued'));
+ */
+export function useContractStore(makeStore: MakeStore): ContractStore {
+  let stores: Store[] = [];
+  const t = {
+    openAnother: async (): Promise<Store> => {
+      const s = await t.backend.open();
+      stores.push(s);
+      return s;
+    },
+  } as ContractStore;
+  beforeEach(async () => {
+    t.backend = await makeStore();
+    stores = [];
+    t.runIds = [];
+    t.store = await t.openAnother();
+    t.h = new Harness(t.store, {}, t.runIds);
+  });
+  afterEach(async () => {
+    try {
+      for (const id of t.runIds) expect(await chainProblems(t.store, id), `event chain of run ${id}`).toEqual([]);
+    } finally {
+      for (const s of stores) await s.close();
+      await t.backend.cleanup();
+    }
+  });
+  return t;
+}
+
+/** The error a promise rejects with (the test fails if it resolves). */
+export async function expectRejects(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected the promise to reject');
+}
