@@ -13,6 +13,7 @@ import { closest } from './core/suggest.js';
 import { Ledger } from './engine/ledger.js';
 import { agentsFor, buildRunPlan } from './engine/plan.js';
 import { reapDeadWorkers, workerIsDead } from './engine/reaper.js';
+import { pausedOnOutside } from './engine/waits.js';
 import { Worker, type WorkerOptions } from './engine/worker.js';
 import { BuiltinExecutor, type BuiltinAgent } from './executors/builtins.js';
 import type { Executor } from './executors/executor.js';
@@ -513,7 +514,8 @@ export class Swarm {
       .map((d) => join(root, d.name))
       .sort();
     const out = new Map<string, RegisterResult<T> | { path: string; error: Error }>();
-    // Passes until nothing more registers: a workflow whose sub-workflow sorts after it goes in on the next pass.
+    // Passes until a pass registers nothing more: a workflow whose sub-workflow sorts after it goes in
+    // on the next pass. A file with an error of its own fails the same way each pass (nothing is written).
     let todo = dirs;
     while (todo.length) {
       const failed: string[] = [];
@@ -525,7 +527,7 @@ export class Swarm {
           failed.push(p);
         }
       }
-      todo = failed.length < todo.length && /sub-workflow '[^']*' not found/.test(failed.map((p) => String((out.get(p) as { error: Error }).error.message)).join('\n')) ? failed : [];
+      todo = failed.length < todo.length ? failed : [];
     }
     return dirs.map((p) => out.get(p) as RegisterResult<T> | { path: string; error: Error });
   }
@@ -1022,9 +1024,10 @@ export class Swarm {
     return { run_id: id, name, ...out };
   }
 
-  /** The signals sent to a run, oldest first; `consumed_by` names the wait step that took each one. */
-  async runSignals(idOrPrefix: string): Promise<RunSignalRecord[]> {
-    return this.store.listRunSignals(await this.resolveRunId(idOrPrefix));
+  /** The signals sent to a run (its full id, and the signals oldest first; `consumed_by` names the wait step that took each one). */
+  async runSignals(idOrPrefix: string): Promise<{ run_id: string; signals: RunSignalRecord[] }> {
+    const runId = await this.resolveRunId(idOrPrefix);
+    return { run_id: runId, signals: await this.store.listRunSignals(runId) };
   }
 
   // ---------- human in the loop ----------
@@ -1211,7 +1214,7 @@ export class Swarm {
   /** Is the run waiting for a human with nothing else to do (no step running or ready)? */
   async isPaused(run: RunRecord): Promise<boolean> {
     // A sleeping step wakes by itself: its run is not paused.
-    return run.status === 'waiting' && run.running_steps === 0 && !(await this.store.getSteps(run.id)).some((s) => s.status === 'ready' || (s.status === 'waiting' && s.agent_id === 'kind:sleep'));
+    return run.status === 'waiting' && pausedOnOutside(run, await this.store.getSteps(run.id));
   }
 
   /** Wait until a run is finished (whoever runs it) and return its final state. */

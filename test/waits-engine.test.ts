@@ -159,7 +159,7 @@ describe('wait steps', () => {
     const { run, steps } = await swarm.wait(id);
     expect(run.status).toBe('completed');
     expect(steps.map((s) => s.outputs)).toEqual([{ n: 1 }, { data: 7 }]);
-    expect((await swarm.runSignals(id)).map((s) => s.consumed_by)).toEqual(['first', 'second']);
+    expect((await swarm.runSignals(id)).signals.map((s) => s.consumed_by)).toEqual(['first', 'second']);
     await expect(swarm.signalRun(id, 'go', {})).rejects.toMatchObject({ code: 'RUN_FINISHED' });
     await expect(swarm.signalRun('no-such-run', 'go', {})).rejects.toBeInstanceOf(UserError);
     await expect(swarm.signalRun(id, 'bad name', {})).rejects.toMatchObject({ code: 'SIGNAL_NAME_INVALID' });

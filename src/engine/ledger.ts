@@ -27,7 +27,7 @@ import type {
   WorkflowRecord,
 } from '../store/types.js';
 import { agentsFor, buildRunPlan, type LoadedPlan, PlanCache, planId } from './plan.js';
-import { hasWaitSteps, parkWait, sendSignal, wakeDue } from './waits.js';
+import { hasWaitSteps, kindAgentId, parkWait, sendSignal, wakeDue } from './waits.js';
 import * as nesting from './nesting.js';
 
 export interface LedgerOptions {
@@ -156,7 +156,7 @@ export class Ledger {
       // A run queued behind its concurrency key holds back its first steps.
       const status = s.deps.length === 0 && !held ? 'ready' : 'pending';
       // A sleep or wait step runs no agent: its row names its kind instead.
-      if (s.kind) return { step_id: s.id, step_index: i, agent_id: `kind:${s.kind}`, agent_name: s.kind, agent_version: '', status, pending_deps: s.deps.length };
+      if (s.kind) return { step_id: s.id, step_index: i, agent_id: kindAgentId(s.kind), agent_name: s.kind, agent_version: '', status, pending_deps: s.deps.length };
       return {
         step_id: s.id,
         step_index: i,
@@ -441,7 +441,7 @@ export class Ledger {
     await releaseWhenIdle(scope, state, p.plan);
     await this.runHandlers(scope, state, p, 'on_error', { message, step: stepId });
     await this.raiseRunEvent(scope, state, p, 'run.failed', {}, seq);
-    await nesting.cancelChildren(this.nest, scope, state);
+    await nesting.cancelChildren(this.nest, scope, state, p.plan.workflow);
     await nesting.childFinished(this.nest, scope, state);
   }
 
@@ -623,7 +623,7 @@ export class Ledger {
     state.error = reason;
     scope.emit(state, EventType.RUN_CANCELLED, null, { reason, cancelled });
     await releaseRun(scope, state, plan);
-    await nesting.cancelChildren(this.nest, scope, state);
+    await nesting.cancelChildren(this.nest, scope, state, plan.workflow);
     await nesting.childFinished(this.nest, scope, state);
     return cancelled;
   }

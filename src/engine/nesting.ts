@@ -235,7 +235,11 @@ export async function childFinished(host: NestingHost, scope: TxScope, child: Ru
   }
 }
 
-/** A run ended (failed or cancelled): its unfinished sub-workflow runs are cancelled with it, and theirs. */
-export async function cancelChildren(host: NestingHost, scope: TxScope, state: RunState): Promise<void> {
+/**
+ * A run ended (failed or cancelled): its unfinished sub-workflow runs are cancelled with it, and
+ * theirs. Only a workflow with a `workflow:` step can have any: the others cost no read.
+ */
+export async function cancelChildren(host: NestingHost, scope: TxScope, state: RunState, workflow: { steps: ReadonlyArray<Pick<StepSpec, 'workflow'>> }): Promise<void> {
+  if (!workflow.steps.some((s) => s.workflow !== undefined)) return;
   for (const id of await scope.tx.childRuns(state.id)) await host.cancel(scope, id, `parent run ${state.id} ${state.status}`);
 }

@@ -21,7 +21,7 @@ import type { StepSpec } from '../core/manifest/workflow.js';
 import { TERMINAL_RUN } from '../core/states.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
 import type { Store } from '../store/store.js';
-import type { ClaimedStep, RunState, StepKey, StepResult, StepWaitRecord, WaitRequest } from '../store/types.js';
+import type { ClaimedStep, RunState, StepKey, StepRecord, StepResult, StepWaitRecord, WaitRequest } from '../store/types.js';
 import type { TxScope } from './tx-scope.js';
 
 /** How many due waits one claim wakes at most (the rest wake with the next claim). */
@@ -97,6 +97,22 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 // ---------------------------------------------------------------- in the ledger's transaction
 
 /** Does the workflow have sleep or wait steps (whose registrations a cancel or failure must close)? */
+/** The agent id a sleep or wait step's row records in place of an agent (`kind:sleep`, `kind:wait`). */
+export function kindAgentId(kind: string): string {
+  return `kind:${kind}`;
+}
+
+/**
+ * Is a waiting run paused with nothing a worker can do for it now: no step running or ready, and no
+ * sleep, which wakes by itself? It then waits for a human, an event or a signal.
+ *
+ * @example
+ *   pausedOnOutside(run, await store.getSteps(run.id)); // true while only an approval is pending
+ */
+export function pausedOnOutside(run: Pick<RunState, 'status' | 'running_steps'>, steps: ReadonlyArray<Pick<StepRecord, 'status' | 'agent_id'>>): boolean {
+  return run.status === 'waiting' && run.running_steps === 0 && !steps.some((s) => s.status === 'ready' || (s.status === 'waiting' && s.agent_id === kindAgentId('sleep')));
+}
+
 export function hasWaitSteps(wf: { steps: ReadonlyArray<Pick<StepSpec, 'kind'>> }): boolean {
   return wf.steps.some((s) => s.kind !== undefined);
 }

@@ -10,6 +10,7 @@ import type { ClaimedStep, CommitRequest, Completion, CommitResult, StepKey } fr
 import type { Ledger } from './ledger.js';
 import { hostIdentity, reapDeadWorkers } from './reaper.js';
 import { OutputCache, runStep, type StepRunnerDeps } from './step-runner.js';
+import { pausedOnOutside } from './waits.js';
 
 /** How often an idle worker asks its claim to wake due sleeps and waits, besides the due times it knows. */
 const WAKE_CHECK_MS = 1000;
@@ -371,7 +372,7 @@ export class Worker {
       if (!run || TERMINAL_RUN.has(run.status)) this.scope?.delete(id);
       // A run paused for a human (or an event or signal), with nothing else to do: a worker limited to
       // it has done its part. A sleeping step wakes by itself: the worker waits for it.
-      else if (run.status === 'waiting' && run.running_steps === 0 && !(await this.store.getSteps(id)).some((s) => s.status === 'ready' || (s.status === 'waiting' && s.agent_id === 'kind:sleep'))) {
+      else if (run.status === 'waiting' && pausedOnOutside(run, await this.store.getSteps(id))) {
         this.scope?.delete(id);
         this.options.onFinished?.(id, 'waiting');
       }

@@ -67,8 +67,8 @@ export function signalRoutes(app: OpenAPIHono, swarm: Swarm): void {
   });
 
   app.openapi(list, async (c) => {
-    const runId = await swarm.resolveRunId(c.req.valid('param').id);
-    const signals = (await swarm.runSignals(runId)).map((s) => ({
+    const { run_id: runId, signals: sent } = await swarm.runSignals(c.req.valid('param').id);
+    const signals = sent.map((s) => ({
       seq: s.seq,
       name: s.name,
       data: JSON.parse(s.data_json) as unknown,
