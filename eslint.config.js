@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 // Only the project's own code is linted: a Swarm project created inside the checkout (swarm init)
 // or a .swarm/ directory must not break `npm test`.
 export default tseslint.config(
-  { ignores: ['**/*', '!src/**', '!test/**', '!bench/**', '!eslint.config.js', '!vitest.config.ts', 'bench/results/**'] },
+  { ignores: ['**/*', '!src/**', '!test/**', '!bench/**', '!web/**', 'web/public/**', '!eslint.config.js', '!vitest.config.ts', 'bench/results/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

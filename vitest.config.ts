@@ -37,6 +37,9 @@ const IN_PROCESS = [
   'test/workflow-triggers.test.ts',
 ];
 
+/** Browser tests: Chromium and a `swarm serve` process each. */
+const BROWSER = ['test/web/**/*.test.ts'];
+
 const common = { testTimeout: 60_000, hookTimeout: 60_000, pool: 'forks' } as const;
 
 export default defineConfig({
@@ -48,7 +51,9 @@ export default defineConfig({
     reporters: ['default', './test/summary-reporter.ts'],
     projects: [
       { test: { ...common, name: 'in-process', include: IN_PROCESS } },
-      { test: { ...common, name: 'processes', include: ['test/**/*.test.ts'], exclude: IN_PROCESS, fileParallelism: false } },
+      { test: { ...common, name: 'processes', include: ['test/**/*.test.ts'], exclude: [...IN_PROCESS, ...BROWSER], fileParallelism: false } },
+      // The dashboard in a real headless Chromium against a real `swarm serve` (test/web/browser.ts).
+      { test: { ...common, name: 'browser', include: BROWSER, fileParallelism: false } },
     ],
   },
 });

@@ -7,19 +7,22 @@
 //   node scripts/build.mjs --if-stale   build only when dist/ is not current (npm's prepare hook:
 //                                       `npm link`, `npm install <path>`)
 //
+// The dashboard (web/) is built by Vite into dist/web inside the same temporary directory, so the
+// swap replaces the server and the pages it serves together.
+//
 // dist/ is current when dist/.build-stamp holds the hash of what the build reads: every file under
-// src/ and bench/ (not bench/results/), tsconfig.json, tsconfig.build.json and the TypeScript
-// version. Run from the package root (npm does).
+// src/, bench/ (not bench/results/) and web/, tsconfig.json, tsconfig.build.json and the TypeScript
+// and Vite versions. Run from the package root (npm does).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, relative, sep } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 
 const ROOT = process.cwd();
 const DIST = join(ROOT, 'dist');
 const STAMP = '.build-stamp';
-const INPUT_DIRS = ['src', 'bench'];
+const INPUT_DIRS = ['src', 'bench', 'web'];
 const INPUT_FILES = ['tsconfig.json', 'tsconfig.build.json'];
 const SKIP = new Set([join('bench', 'results')]);
 
@@ -41,12 +44,14 @@ function filesUnder(dir) {
 /** The hash of everything the build reads (paths and contents, in a fixed order). */
 function sourceHash(root = ROOT) {
   const require = createRequire(join(root, 'package.json'));
-  let tsVersion = 'unknown';
-  try {
-    tsVersion = require('typescript/package.json').version;
-  } catch {
-    // no TypeScript: the build below says so
-  }
+  const version = (pkg) => {
+    try {
+      return require(`${pkg}/package.json`).version;
+    } catch {
+      return 'unknown'; // not installed: the build below says so
+    }
+  };
+  const tsVersion = `${version('typescript')} vite ${version('vite')}`;
   const files = [...INPUT_DIRS.flatMap((d) => filesUnder(join(root, d))), ...INPUT_FILES.map((f) => join(root, f)).filter((f) => existsSync(f))];
   const h = createHash('sha256').update(`typescript ${tsVersion}\n`);
   for (const f of files.map((p) => relative(root, p).split(sep).join('/')).sort()) {
@@ -63,6 +68,12 @@ function currentStamp() {
   }
 }
 
+/** `vite build web` into <out>/web. */
+function buildWeb(out) {
+  const vite = join(dirname(createRequire(join(ROOT, 'package.json')).resolve('vite/package.json')), 'bin', 'vite.js');
+  return spawnSync(process.execPath, [vite, 'build', 'web', '--outDir', join(out, 'web'), '--emptyOutDir', '--logLevel', 'warn'], { cwd: ROOT, stdio: 'inherit' });
+}
+
 function build(hash) {
   const tmp = join(ROOT, `dist.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
@@ -72,6 +83,13 @@ function build(hash) {
     rmSync(tmp, { recursive: true, force: true });
     console.error(`build failed (tsc exit ${r.status ?? r.signal}); dist/ is unchanged`);
     return r.status || 1;
+  }
+  // The dashboard: static files served by `swarm serve` at / (see src/server/routes/dashboard.ts).
+  const w = existsSync(join(ROOT, 'web', 'index.html')) ? buildWeb(tmp) : { status: 0 };
+  if (w.status !== 0) {
+    rmSync(tmp, { recursive: true, force: true });
+    console.error(`build failed (vite exit ${w.status ?? w.signal}); dist/ is unchanged`);
+    return w.status || 1;
   }
   writeFileSync(join(tmp, STAMP), `${JSON.stringify({ hash, built_at: new Date().toISOString() })}\n`);
   // Swap: the old dist/ moves aside and the new one takes its name. Another build swapping at the

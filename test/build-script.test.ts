@@ -26,6 +26,9 @@ function project(files: number, generation: string): string {
   writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, declaration: true, outDir: 'dist', rootDir: '.', types: [] }, include: ['src'] }));
   writeFileSync(join(dir, 'tsconfig.build.json'), JSON.stringify({ extends: './tsconfig.json', include: ['src'] }));
   writeSources(dir, files, generation);
+  mkdirSync(join(dir, 'web'), { recursive: true });
+  writeFileSync(join(dir, 'web', 'index.html'), '<!doctype html><div id="root"></div><script type="module" src="/main.js"></script>\n');
+  writeFileSync(join(dir, 'web', 'main.js'), `document.getElementById('root').textContent = 'web-generation-${generation}';\n`);
   return dir;
 }
 
@@ -58,6 +61,11 @@ describe('scripts/build.mjs', { timeout: 240_000 }, () => {
     const first = await build(dir);
     expect(first.code, first.out).toBe(0);
     expect(readFileSync(join(dir, 'dist', 'src', 'm0.js'), 'utf8')).toContain("'one'");
+    // The pages under web/ are built by Vite into dist/web, hashed assets and all.
+    const page = readFileSync(join(dir, 'dist', 'web', 'index.html'), 'utf8');
+    const asset = /src="\/assets\/([^"]+\.js)"/.exec(page)?.[1];
+    expect(asset, page).toBeDefined();
+    expect(readFileSync(join(dir, 'dist', 'web', 'assets', asset!), 'utf8')).toContain('web-generation-one');
     const before = { stamp: stamp(dir), ino: statSync(join(dir, 'dist')).ino };
 
     const again = await build(dir, '--if-stale');

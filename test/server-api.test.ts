@@ -114,6 +114,7 @@ describe('OpenAPI and the API reference', () => {
         '/api/v1/approvals/{run}/{step}/approve',
         '/api/v1/approvals/{run}/{step}/reject',
         '/api/v1/secrets',
+        '/api/v1/session',
         '/api/v1/secrets/{name}',
         '/api/v1/schedules',
         '/api/v1/schedules/{workflow}',

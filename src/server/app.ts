@@ -14,6 +14,7 @@ import { UserError } from '../core/errors.js';
 import type { Swarm } from '../swarm.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { bulkRoutes } from './routes/bulk.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { docsRoutes } from './routes/docs.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
@@ -114,6 +115,7 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   webhookRoutes(app, swarm);
   eventRoutes(app, swarm);
   docsRoutes(app, options.version ?? 'unknown');
+  dashboardRoutes(app, swarm, options.auth ?? 'auto');
 
   app.notFound((c) => problemResponse(c, problem(404, 'ROUTE_NOT_FOUND', `no route ${c.req.method} ${new URL(c.req.url).pathname}; see /api/v1/docs`)));
   // The store's file and the project's directories are the server's business, not a client's.

@@ -25,6 +25,9 @@ import { isLoopbackHost } from '../net/address.js';
 
 export type AuthMode = 'auto' | 'required' | 'off';
 
+/** The dashboard's own paths (src/server/routes/dashboard.ts answers each with its index.html). */
+export const DASHBOARD_PAGES = ['/', '/login', '/runs', '/runs/**', '/registry', '/registry/**', '/triggers', '/triggers/**', '/operations', '/operations/**'] as const;
+
 /** The cookie a browser session carries its token in (HttpOnly; set by the dashboard). */
 export const TOKEN_COOKIE = 'swarm_token';
 
@@ -60,6 +63,12 @@ export const ROUTE_SCOPES: readonly Rule[] = [
   { methods: 'read', path: '/api/v1/openapi.json', access: 'public' },
   { methods: 'read', path: '/api/v1/docs', access: 'public' },
   { methods: 'read', path: '/api/v1/docs/**', access: 'public' },
+  // The dashboard's pages hold no data (the API calls they make are checked as any other), and its
+  // session routes are how a browser signs in and out.
+  { methods: 'any', path: '/api/v1/session', access: 'public' },
+  ...DASHBOARD_PAGES.map((path) => ({ methods: 'read' as const, path, access: 'public' as const })),
+  { methods: 'read', path: '/assets/**', access: 'public' },
+  { methods: 'read', path: '/favicon.svg', access: 'public' },
   // Tokens and secrets: even reading them is the administrator's business.
   { methods: 'any', path: '/api/v1/tokens', access: 'admin' },
   { methods: 'any', path: '/api/v1/tokens/**', access: 'admin' },

@@ -1,0 +1,117 @@
+/**
+ * The dashboard against a real `swarm serve` in a real headless Chromium: the pages are served with
+ * their assets, a run created elsewhere appears in the list without a reload, a run's DAG nodes
+ * change color as its steps finish, and a login is required (and works) once tokens exist.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupSandboxes, type Sandbox } from '../helpers/cli.js';
+import { call, closeBrowser, examplesProject, newPage, pageErrors, screenshot, serve, type Served } from './browser.js';
+
+let s: Sandbox;
+let srv: Served;
+
+beforeAll(async () => {
+  s = await examplesProject();
+  srv = await serve(s);
+});
+afterAll(async () => {
+  await srv?.stop();
+  await closeBrowser();
+  cleanupSandboxes();
+});
+afterEach(() => {
+  expect(pageErrors.splice(0)).toEqual([]);
+});
+
+describe('the dashboard (real serve, real Chromium)', () => {
+  it('serves its pages with their assets from this server only, and answers an unknown API path with a problem, not the page', async () => {
+    const res = await fetch(`${srv.url}/runs/abc`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/html/);
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
+    const html = await res.text();
+    const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]!);
+    expect(assets.length).toBeGreaterThanOrEqual(2);
+    for (const a of assets) {
+      const r = await fetch(`${srv.url}${a}`);
+      expect(r.status, a).toBe(200);
+      expect(r.headers.get('cache-control')).toContain('immutable');
+    }
+    expect(html).not.toMatch(/https?:\/\//); // nothing from a CDN
+    const api = await fetch(`${srv.url}/api/v1/nope`);
+    expect(api.status).toBe(404);
+    expect(api.headers.get('content-type')).toContain('application/problem+json');
+  });
+
+  it('shows a run created elsewhere without a reload, and colors its DAG nodes as its steps finish', async () => {
+    const { context, page } = await newPage();
+    try {
+      await page.goto(`${srv.url}/runs`);
+      await page.getByRole('heading', { name: 'Runs' }).waitFor();
+      const created = await call<{ run_id: string }>(`${srv.url}/api/v1/workflows/order-wait/runs`, 'POST', { input: { order_id: 7 } });
+      expect(created.status).toBe(201);
+      const id = created.json.run_id;
+      // Appears in the list by the runs stream, no reload.
+      const row = page.locator(`tr[data-run="${id}"]`);
+      await row.waitFor({ timeout: 15_000 });
+      await row.getByRole('link').click();
+      await page.waitForURL(`**/runs/${id}`);
+      const node = (step: string) => page.locator(`.dag-node[data-step="${step}"]`);
+      await expectStatus(node('paid'), 'waiting');
+      expect(await node('confirm').getAttribute('data-status')).toBe('pending');
+      await screenshot(page, 'run-waiting');
+      // The event the first step waits for: the node turns completed by the run's stream.
+      expect((await call(`${srv.url}/api/v1/events`, 'POST', { name: 'order.paid', data: { order_id: 7, total: 130 } })).status).toBe(201);
+      await expectStatus(node('paid'), 'completed');
+      await expectStatus(node('packed'), 'waiting', 20_000);
+      expect((await call(`${srv.url}/api/v1/runs/${id}/signals/packed`, 'POST', { parcel: 'PX-1' })).status).toBe(202);
+      await expectStatus(node('confirm'), 'completed', 20_000);
+      expect(await node('expired').getAttribute('data-status')).toBe('skipped');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('requires a login once a token exists: the pages send the browser to /login, a wrong token is refused, the right one signs in and covers API calls and streams', async () => {
+    const t = await examplesProject();
+    const made = await t.run(['tokens', 'create', '--name', 'dash', '--scope', 'read,run']);
+    expect(made.code, made.stderr).toBe(0);
+    const token = made.stdout.trim();
+    const locked = await serve(t);
+    const { context, page } = await newPage({ dark: true });
+    try {
+      expect((await fetch(`${locked.url}/api/v1/runs`)).status).toBe(401);
+      await page.goto(`${locked.url}/runs`);
+      await page.waitForURL('**/login?next=%2Fruns');
+      await screenshot(page, 'login');
+      await page.getByLabel('API token').fill('swm_not_a_token');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('alert').filter({ hasText: 'TOKEN_INVALID' }).waitFor();
+      await page.getByLabel('API token').fill(token);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL(`${locked.url}/runs`);
+      await page.getByRole('heading', { name: 'Runs' }).waitFor();
+      const cookies = await context.cookies();
+      const cookie = cookies.find((c) => c.name === 'swarm_token');
+      expect(cookie?.httpOnly).toBe(true);
+      expect(cookie?.sameSite).toBe('Strict');
+      // The runs stream is covered by the cookie too: a run started by another client appears.
+      const created = await call<{ run_id: string }>(`${locked.url}/api/v1/workflows/echo-chain/runs`, 'POST', { input: { message: 'hi' } }, { authorization: `Bearer ${token}` });
+      expect(created.status).toBe(201);
+      await page.locator(`tr[data-run="${created.json.run_id}"]`).waitFor({ timeout: 15_000 });
+      // Signing out removes the cookie: the next page goes to the login again.
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.waitForURL('**/login');
+      expect((await context.cookies()).find((c) => c.name === 'swarm_token')).toBeUndefined();
+    } finally {
+      await context.close();
+      await locked.stop();
+    }
+  });
+});
+
+async function expectStatus(locator: import('playwright-core').Locator, status: string, timeout = 15_000): Promise<void> {
+  await locator.and(locator.page().locator(`[data-status="${status}"]`)).waitFor({ timeout }).catch(async (e: unknown) => {
+    throw new Error(`expected ${status}, saw ${await locator.getAttribute('data-status').catch(() => '?')}: ${String(e)}`);
+  });
+}

@@ -1,0 +1,100 @@
+/**
+ * A workflow's DAG, laid out automatically (dagre, left to right) and drawn with React Flow. Each
+ * node is a step colored by its state; the layout is computed only when the graph's shape changes,
+ * so a state change (live updates) repaints the node without moving anything.
+ *
+ * @example
+ *   <Dag nodes={[{ id: 'a', label: 'a', status: 'completed' }, { id: 'b', label: 'b' }]} edges={[{ from: 'a', to: 'b' }]} onSelect={setStep} />
+ */
+import dagre from '@dagrejs/dagre';
+import { Background, Controls, MiniMap, ReactFlow, type Edge, type Node, type NodeProps, Handle, Position } from '@xyflow/react';
+import '@xyflow/react/dist/style.css';
+import { memo, useMemo } from 'react';
+
+export interface DagNode {
+  id: string;
+  label: string;
+  /** A second line: the agent, `kind:sleep`, `workflow:child@1`, `map ×10`… */
+  sublabel?: string;
+  status?: string;
+  /** A short note drawn under the label (e.g. `7/10` for a map's elements). */
+  note?: string;
+}
+
+export interface DagEdge {
+  from: string;
+  to: string;
+}
+
+const WIDTH = 180;
+const HEIGHT = 54;
+
+interface StepData extends Record<string, unknown> {
+  node: DagNode;
+  selected: boolean;
+}
+
+const StepNode = memo(function StepNode({ data }: NodeProps<Node<StepData>>) {
+  const { node, selected } = data;
+  const status = node.status ?? 'pending';
+  return (
+    <div className={`dag-node s-${status}${selected ? ' selected' : ''}`} data-step={node.id} data-status={status} title={`${node.id}: ${status}`}>
+      <Handle type="target" position={Position.Left} isConnectable={false} />
+      <div className="dag-label">{node.label}</div>
+      <div className="dag-sub">
+        {node.sublabel}
+        {node.note ? <span className="dag-note"> · {node.note}</span> : null}
+      </div>
+      <Handle type="source" position={Position.Right} isConnectable={false} />
+    </div>
+  );
+});
+
+const nodeTypes = { step: StepNode };
+
+/** Positions from dagre, keyed by the graph's shape (ids and edges), not by states. */
+function layout(nodes: readonly DagNode[], edges: readonly DagEdge[]): Map<string, { x: number; y: number }> {
+  const g = new dagre.graphlib.Graph();
+  g.setGraph({ rankdir: 'LR', nodesep: 18, ranksep: 60, marginx: 10, marginy: 10 });
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const n of nodes) g.setNode(n.id, { width: WIDTH, height: HEIGHT });
+  for (const e of edges) if (g.hasNode(e.from) && g.hasNode(e.to)) g.setEdge(e.from, e.to);
+  dagre.layout(g);
+  const at = new Map<string, { x: number; y: number }>();
+  for (const n of nodes) {
+    const p = g.node(n.id) as { x: number; y: number } | undefined;
+    at.set(n.id, { x: (p?.x ?? 0) - WIDTH / 2, y: (p?.y ?? 0) - HEIGHT / 2 });
+  }
+  return at;
+}
+
+export function Dag({ nodes, edges, selected, onSelect, height = 360 }: { nodes: readonly DagNode[]; edges: readonly DagEdge[]; selected?: string | undefined; onSelect?: (id: string) => void; height?: number }) {
+  const shape = `${nodes.map((n) => n.id).join('\u0000')}\u0001${edges.map((e) => `${e.from}>${e.to}`).join('\u0000')}`;
+  // The layout depends on the shape only: a state change repaints without moving anything.
+  const positions = useMemo(() => layout(nodes, edges), [shape]);
+  const flowNodes: Node<StepData>[] = useMemo(
+    () => nodes.map((n) => ({ id: n.id, type: 'step', position: positions.get(n.id) ?? { x: 0, y: 0 }, data: { node: n, selected: n.id === selected }, draggable: false, connectable: false, width: WIDTH, height: HEIGHT })),
+    [nodes, positions, selected],
+  );
+  const flowEdges: Edge[] = useMemo(() => edges.map((e) => ({ id: `${e.from}>${e.to}`, source: e.from, target: e.to, type: 'smoothstep' })), [edges]);
+  return (
+    <div className="dag" style={{ height }} data-testid="dag">
+      <ReactFlow
+        nodes={flowNodes}
+        edges={flowEdges}
+        nodeTypes={nodeTypes}
+        fitView
+        minZoom={0.05}
+        onlyRenderVisibleElements={nodes.length > 200}
+        nodesDraggable={false}
+        nodesConnectable={false}
+        proOptions={{ hideAttribution: true }}
+        onNodeClick={(_, n) => onSelect?.(n.id)}
+      >
+        <Background gap={16} size={1} />
+        <Controls showInteractive={false} />
+        {nodes.length > 30 ? <MiniMap pannable zoomable /> : null}
+      </ReactFlow>
+    </div>
+  );
+}

@@ -1,0 +1,68 @@
+/**
+ * The dashboard: a single-page app served by `swarm serve` at /. It reads and changes everything
+ * through the public HTTP API and its event streams (src/api.ts, src/live.ts).
+ */
+import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from '@tanstack/react-query';
+import { StrictMode } from 'react';
+import { createRoot } from 'react-dom/client';
+import { createBrowserRouter, RouterProvider } from 'react-router';
+import { ApiError, setUnauthorizedHandler } from './api';
+import { Layout } from './Layout';
+import { Login } from './pages/Login';
+import { NotFound } from './pages/NotFound';
+import { Operations } from './pages/Operations';
+import { Registry } from './pages/Registry';
+import { RunPage } from './pages/Run';
+import { Runs } from './pages/Runs';
+import { Triggers } from './pages/Triggers';
+import './styles.css';
+import { applyTheme, currentTheme } from './theme';
+
+applyTheme(currentTheme());
+
+function toLogin(): void {
+  if (window.location.pathname === '/login') return;
+  const next = `${window.location.pathname}${window.location.search}`;
+  window.location.assign(`/login?next=${encodeURIComponent(next)}`);
+}
+setUnauthorizedHandler(toLogin);
+
+const queryClient = new QueryClient({
+  defaultOptions: {
+    queries: {
+      // A 4xx will not change by asking again; other failures are retried twice.
+      retry: (count, error) => !(error instanceof ApiError && error.status >= 400 && error.status < 500) && count < 2,
+      refetchOnWindowFocus: false,
+    },
+  },
+  queryCache: new QueryCache(),
+  mutationCache: new MutationCache(),
+});
+
+const router = createBrowserRouter([
+  { path: '/login', element: <Login /> },
+  {
+    path: '/',
+    element: <Layout />,
+    children: [
+      { index: true, element: <Runs /> },
+      { path: 'runs', element: <Runs /> },
+      { path: 'runs/:id', element: <RunPage /> },
+      { path: 'registry/*', element: <Registry /> },
+      { path: 'triggers/*', element: <Triggers /> },
+      { path: 'operations/*', element: <Operations /> },
+      { path: '*', element: <NotFound /> },
+    ],
+  },
+]);
+
+const root = document.getElementById('root');
+if (root) {
+  createRoot(root).render(
+    <StrictMode>
+      <QueryClientProvider client={queryClient}>
+        <RouterProvider router={router} />
+      </QueryClientProvider>
+    </StrictMode>,
+  );
+}
