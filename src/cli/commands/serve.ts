@@ -105,7 +105,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
       const scheduler = swarm.scheduler({ holder: serveId, leaseTtlMs: leaseMs, renewEveryMs: Math.floor(leaseMs / 3), log: (line) => ctx.err(line) });
       const schedulerDone = scheduler.start();
       const authText = haveTokens || auth === 'required' ? 'API tokens required' : 'API open: no tokens yet';
-      ctx.out(`swarm serve: listening on http://${host}:${actualPort} (API reference /api/v1/docs; ${worker ? `worker ${worker.id}, concurrency ${concurrency}` : 'no worker'}; ${swarm.store.kind} store; ${authText}; scheduler ${serveId})`);
+      ctx.out(`swarm serve: listening on http://${host}:${actualPort} (dashboard /, API reference /api/v1/docs; ${worker ? `worker ${worker.id}, concurrency ${concurrency}` : 'no worker'}; ${swarm.store.kind} store; ${authText}; scheduler ${serveId})`);
       if (!loopback && !haveTokens) ctx.err(pc.yellow(`warning: --insecure: the API on ${o.host} is open to anyone who can reach it until an API token exists ('swarm tokens create')`));
       if (worker) for (const w of swarm.isolation().warnings) ctx.err(pc.yellow(`warning: ${w}`));
 
