@@ -1,0 +1,61 @@
+/**
+ * The dashboard on PostgreSQL: the same pages against a `swarm serve` whose store is a real
+ * PostgreSQL database (the run's shared server, a fresh database for this file).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupSandboxes, EXAMPLES, makeSandbox, show, type Sandbox } from '../helpers/cli.js';
+import { pgTestServer } from '../helpers/pg.js';
+import { call, closeBrowser, newPage, pageErrors, serve, type Served } from './browser.js';
+
+let s: Sandbox;
+let srv: Served;
+
+beforeAll(async () => {
+  const url = await (await pgTestServer()).createDatabase();
+  s = makeSandbox({ env: { SWARM_SANDBOX: 'none', SWARM_DATABASE_URL: url } });
+  for (const [kind, dir] of [['agent', EXAMPLES.agents], ['workflow', EXAMPLES.workflows]] as const) {
+    const r = await s.run([kind, 'register', '--all', dir], { timeoutMs: 60_000 });
+    expect(r.code, show(r)).toBe(0);
+  }
+  srv = await serve(s);
+  expect(srv.output()).toContain('postgres store');
+}, 120_000);
+afterAll(async () => {
+  await srv?.stop();
+  await closeBrowser();
+  cleanupSandboxes();
+});
+afterEach(() => {
+  expect(pageErrors.splice(0)).toEqual([]);
+});
+
+describe('the dashboard on PostgreSQL', () => {
+  it('lists a run live and draws its DAG to completion', async () => {
+    const { context, page } = await newPage();
+    try {
+      await page.goto(`${srv.url}/`);
+      await page.getByRole('heading', { name: 'Runs' }).waitFor();
+      const created = await call<{ run_id: string }>(`${srv.url}/api/v1/workflows/echo-chain/runs`, 'POST', { input: { message: 'on postgres' } });
+      expect(created.status).toBe(201);
+      const row = page.locator(`tr[data-run="${created.json.run_id}"]`);
+      await row.waitFor({ timeout: 15_000 });
+      await row.getByRole('link').first().click();
+      for (const step of ['step1', 'step2']) await page.locator(`.dag-node[data-step="${step}"][data-status="completed"]`).waitFor({ timeout: 20_000 });
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('shows every other view without an error', async () => {
+    const { context, page } = await newPage();
+    try {
+      for (const [path, heading] of [['/registry', 'Registry'], ['/triggers', 'Triggers'], ['/operations', 'Operations']] as const) {
+        await page.goto(`${srv.url}${path}`);
+        await page.getByRole('heading', { name: heading, exact: true }).waitFor();
+        expect(await page.getByRole('alert').count(), `${path} shows an error`).toBe(0);
+      }
+    } finally {
+      await context.close();
+    }
+  });
+});
