@@ -62,11 +62,9 @@ steps:
 
 beforeAll(async () => {
   s = await examplesProject();
-  for (const [name, yaml] of Object.entries(WORKFLOWS)) {
-    s.write(`workflows/${name}/workflow.yaml`, yaml);
-    const r = await s.run(['workflow', 'register', `workflows/${name}`]);
-    expect(r.code, r.stderr).toBe(0);
-  }
+  for (const [name, yaml] of Object.entries(WORKFLOWS)) s.write(`workflows/${name}/workflow.yaml`, yaml);
+  const r = await s.run(['workflow', 'register', '--all', 'workflows']);
+  expect(r.code, r.stderr).toBe(0);
   srv = await serve(s);
 });
 afterAll(async () => {
@@ -139,7 +137,7 @@ describe('Registry, Triggers and Operations (real serve, real Chromium)', () => 
       await card.locator('li[data-tick]').nth(4).waitFor();
       expect(await card.locator('li[data-tick]').count()).toBe(5);
       const preview = await call<{ ticks: string[] }>(`${srv.url}/api/v1/schedules/nightly/preview?count=5`, 'GET');
-      expect(await card.locator('li[data-tick]').evaluateAll((els) => els.map((e) => e.getAttribute('data-tick')))).toEqual(preview.json.ticks);
+      expect(await Promise.all((await card.locator('li[data-tick]').all()).map((li) => li.getAttribute('data-tick')))).toEqual(preview.json.ticks);
       expect(await card.locator('li[data-tick]').first().textContent()).toContain('America/New_York');
       // The webhook: its full URL on this server, and the delivery above as a recent one.
       const hook = page.locator('tr[data-webhook="in/hooked"]');
@@ -191,14 +189,14 @@ describe('Registry, Triggers and Operations (real serve, real Chromium)', () => 
 
   it('a token created on the page works against the API and fails with 401 once revoked there; a read-only session sees "needs the admin scope"', async () => {
     // The first token turns authentication on: sign in with an admin one, as an operator would.
-    const admin = await s.run(['tokens', 'create', '--name', 'ops-admin', '--scope', 'admin']);
-    expect(admin.code, admin.stderr).toBe(0);
+    const admin = await call<{ token: string }>(`${srv.url}/api/v1/tokens`, 'POST', { name: 'ops-admin', scopes: ['admin'] });
+    expect(admin.status).toBe(201);
     const { context, page } = await newPage();
     const reader = await newPage();
     try {
       await page.goto(`${srv.url}/operations`);
       await page.waitForURL('**/login?next=%2Foperations');
-      await page.getByLabel('API token').fill(admin.stdout.trim());
+      await page.getByLabel('API token').fill(admin.json.token);
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.waitForURL(`${srv.url}/operations`);
       const form = page.getByRole('form', { name: 'Create a token' });

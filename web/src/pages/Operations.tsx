@@ -59,7 +59,7 @@ function Workers() {
               {d.workers.map((w) => (
                 <tr key={w.id} data-worker={w.id} data-pid={w.pid} data-live={String(w.live)}>
                   <td className="mono">
-                    {shortId(w.id)}
+                    {w.id}
                     {w.only_run ? <div className="small muted">one run: {w.only_run.split(',').map((r) => shortId(r)).join(', ')}</div> : null}
                   </td>
                   <td>
@@ -272,7 +272,11 @@ function Tokens() {
       <Loaded
         q={list}
         isEmpty={(d) => d.tokens.length === 0}
-        empty={<Empty title="No tokens">The API is open on this machine until the first token exists. Create one above or with <code>swarm tokens create</code>.</Empty>}
+        empty={
+          <Empty title="No tokens">
+            The API is open on this machine until the first token exists; creating one turns sign-in on. Create an <code>admin</code> token first (above, or <code>swarm tokens create --scope admin</code>) and sign in with it.
+          </Empty>
+        }
       >
         {(d) => (
           <table aria-label="Tokens">
