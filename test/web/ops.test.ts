@@ -120,6 +120,14 @@ describe('Registry, Triggers and Operations (real serve, real Chromium)', () => 
       const run = await call<{ trigger: Json; workflow: string }>(`${srv.url}/api/v1/runs/${id}`, 'GET');
       expect(run.json.workflow).toBe('typed');
       expect(run.json.trigger).toEqual({ title: 'hello', count: 3, ratio: 0.5, loud: true, mode: 'slow', tags: ['a', 'b'] });
+
+      // An LLM agent: its model, tools and handoffs (links to those agents).
+      await page.goto(`${srv.url}/registry/agents/triage`);
+      await page.getByText('openai / gpt-4o-mini').waitFor();
+      await page.getByRole('link', { name: 'billing', exact: true }).click();
+      await page.waitForURL('**/registry/agents/billing');
+      await page.getByRole('heading', { name: 'billing' }).waitFor();
+      expect(await page.getByRole('table', { name: 'Tools' }).locator('tbody tr').count()).toBeGreaterThan(0);
     } finally {
       await context.close();
     }
@@ -189,6 +197,7 @@ describe('Registry, Triggers and Operations (real serve, real Chromium)', () => 
 
   it('a token created on the page works against the API and fails with 401 once revoked there; a read-only session sees "needs the admin scope"', async () => {
     // The first token turns authentication on: sign in with an admin one, as an operator would.
+    expect((await call(`${srv.url}/api/v1/secrets/OPS_KEY`, 'PUT', { value: 'never-on-the-page' })).status).toBe(201);
     const admin = await call<{ token: string }>(`${srv.url}/api/v1/tokens`, 'POST', { name: 'ops-admin', scopes: ['admin'] });
     expect(admin.status).toBe(201);
     const { context, page } = await newPage();
@@ -199,6 +208,9 @@ describe('Registry, Triggers and Operations (real serve, real Chromium)', () => 
       await page.getByLabel('API token').fill(admin.json.token);
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.waitForURL(`${srv.url}/operations`);
+      // Secrets: the name, never the value.
+      await page.locator('tr[data-secret="OPS_KEY"]').waitFor();
+      expect(await page.content()).not.toContain('never-on-the-page');
       const form = page.getByRole('form', { name: 'Create a token' });
       await form.getByLabel('Name').fill('from-page');
       await form.getByLabel('runs:write').check();
