@@ -83,6 +83,8 @@ describe('Registry, Triggers and Operations (real serve, real Chromium)', () => 
     const { context, page } = await newPage();
     try {
       await page.goto(`${srv.url}/registry`);
+      await page.getByRole('table', { name: 'Agents' }).waitFor();
+      await screenshot(page, 'registry');
       await page.getByRole('link', { name: 'typed', exact: true }).click();
       await page.waitForURL('**/registry/workflows/typed');
       await page.locator('.dag-node[data-step="second"]').waitFor();

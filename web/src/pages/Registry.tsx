@@ -68,7 +68,7 @@ function RegistryList() {
             <tbody>
               {newest(d.workflows).map((w) => (
                 <tr key={w.name} data-workflow={w.name}>
-                  <td>
+                  <td className="nowrap">
                     <Link to={`/registry/workflows/${encodeURIComponent(w.name)}`}>{w.name}</Link>
                   </td>
                   <td className="mono">
@@ -108,7 +108,7 @@ function RegistryList() {
             <tbody>
               {newest(d.agents).map((a) => (
                 <tr key={a.name} data-agent={a.name}>
-                  <td>
+                  <td className="nowrap">
                     <Link to={`/registry/agents/${encodeURIComponent(a.name)}`}>{a.name}</Link>
                   </td>
                   <td className="mono">
