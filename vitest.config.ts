@@ -26,6 +26,7 @@ const IN_PROCESS = [
   'test/server-signals.test.ts',
   'test/server-sse.test.ts',
   'test/server-webhooks.test.ts',
+  'test/server-workers.test.ts',
   'test/sqlite-claim.test.ts',
   'test/store-contract.test.ts',
   'test/store-contract-nesting.test.ts',

@@ -65,7 +65,7 @@ import type {
   ToolCallRecord,
   WorkflowRecord,
 } from './store/types.js';
-import type { RunSignalRecord, TriggerRecord } from './store/types.js';
+import type { RunSignalRecord, TriggerRecord, WorkerRecord } from './store/types.js';
 
 export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   /** A fully resolved configuration; when given, `cwd`/`env`/`overrides` are ignored. */
@@ -235,6 +235,14 @@ export const SHORT_RUN_ID_LENGTH = 12;
  */
 export function shortRunId(id: string): string {
   return id.length > SHORT_RUN_ID_LENGTH ? id.slice(-SHORT_RUN_ID_LENGTH) : id;
+}
+
+/** A worker as `Swarm.listWorkers` reports it. */
+export interface WorkerStatus extends WorkerRecord {
+  /** How long ago its last heartbeat was, on the store's clock. */
+  heartbeat_age_ms: number;
+  /** Heartbeated within a lease period and (on this machine) its process is there. */
+  live: boolean;
 }
 
 /**
@@ -1280,6 +1288,21 @@ export class Swarm {
   async hasLiveWorker(): Promise<boolean> {
     const since = (await this.store.now()) - Math.max(3000, this.config.leaseMs);
     return (await this.store.listWorkers(since)).some((w) => w.scope === null && !workerIsDead(w));
+  }
+
+  /**
+   * The workers that have not stopped (general ones and one-off `swarm run`s), oldest first, each
+   * with the age of its last heartbeat on the store's clock (so a browser's clock does not matter)
+   * and whether it is live: heartbeated within a lease period and, on this machine, its process
+   * still there.
+   *
+   * @example
+   *   for (const w of await swarm.listWorkers()) console.log(w.id, w.live ? 'live' : 'dead', `${w.heartbeat_age_ms} ms`);
+   */
+  async listWorkers(): Promise<WorkerStatus[]> {
+    const now = await this.store.now();
+    const window = Math.max(3000, this.config.leaseMs);
+    return (await this.store.listWorkers()).map((w) => ({ ...w, heartbeat_age_ms: Math.max(0, now - w.heartbeat_at), live: now - w.heartbeat_at <= window && !workerIsDead(w) }));
   }
 
   /** Execute a run in this process (a worker limited to it) and return its final state. */

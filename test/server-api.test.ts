@@ -128,6 +128,7 @@ describe('OpenAPI and the API reference', () => {
         '/workflows/{path}/trigger',
         '/api/v1/events',
         '/api/v1/events/triggers',
+        '/api/v1/workers',
       ].sort(),
     );
     const schemas = (r.json.components as { schemas: Json }).schemas;

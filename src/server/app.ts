@@ -28,6 +28,7 @@ import { streamRoutes } from './routes/stream.js';
 import { transcriptRoutes } from './routes/transcript.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { workerRoutes } from './routes/workers.js';
 import { problem, problemResponse, toProblem, validationProblem } from './problem.js';
 
 export interface CreateAppOptions {
@@ -114,6 +115,7 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   scheduleRoutes(app, swarm);
   webhookRoutes(app, swarm);
   eventRoutes(app, swarm);
+  workerRoutes(app, swarm);
   docsRoutes(app, options.version ?? 'unknown');
   dashboardRoutes(app, swarm, options.auth ?? 'auto');
 

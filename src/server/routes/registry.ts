@@ -7,6 +7,25 @@ import { agentJson, workflowJson, workflowListJson } from '../../views/run.js';
 import { AgentParams, AgentSchema, problems, WorkflowParams, WorkflowSchema, WorkflowSummarySchema } from '../schemas.js';
 import { sendJson } from '../send.js';
 
+const LlmSchema = z
+  .object({
+    provider: z.string().openapi({ example: 'openai' }),
+    model: z.string().openapi({ example: 'gpt-4o-mini' }),
+    temperature: z.number().nullable(),
+    max_turns: z.number().int(),
+    instructions: z.string().nullable().openapi({ description: 'The system instructions as written (references unresolved)' }),
+    tools: z.array(z.record(z.string(), z.unknown())).openapi({ description: 'The tool entries as agent.yaml declares them', example: [{ module: 'tools.ts', export: 'refund', needs_approval: true }] }),
+    handoffs: z.array(z.string()).openapi({ description: 'Agents it may hand the conversation to', example: ['billing', 'refunds'] }),
+  })
+  .openapi('LlmAgent', { description: 'An LLM agent’s loop (runtime llm); null for other runtimes' });
+
+/** An LLM agent's model, tools and handoffs (secrets are references in agent.yaml, never values). */
+function llmJson(rec: AgentRecord): z.infer<typeof LlmSchema> | null {
+  const l = rec.manifest.llm;
+  if (!l) return null;
+  return { provider: l.provider, model: l.model, temperature: l.temperature ?? null, max_turns: l.max_turns, instructions: l.instructions ?? null, tools: l.tools, handoffs: l.handoffs };
+}
+
 const listAgents = createRoute({
   method: 'get',
   path: '/api/v1/agents',
@@ -21,7 +40,7 @@ const showAgent = createRoute({
   tags: ['registry'],
   summary: 'One agent (the newest version, or name@version)',
   request: { params: AgentParams },
-  responses: { 200: { description: 'the agent', content: { 'application/json': { schema: AgentSchema.extend({ versions: z.array(z.string()) }) } } }, ...problems(404) },
+  responses: { 200: { description: 'the agent', content: { 'application/json': { schema: AgentSchema.extend({ versions: z.array(z.string()), llm: LlmSchema.nullable() }) } } }, ...problems(404) },
 });
 
 const listWorkflows = createRoute({
@@ -57,7 +76,7 @@ export function registryRoutes(app: OpenAPIHono, swarm: Swarm): void {
   app.openapi(showAgent, async (c) => {
     const rec = await swarm.getAgent(c.req.valid('param').name);
     const versions = (await swarm.listAgents(rec.name)).map((a) => a.version);
-    return sendJson(c, 200, { ...agentJson(rec), versions });
+    return sendJson(c, 200, { ...agentJson(rec), versions, llm: llmJson(rec) });
   });
 
   app.openapi(listWorkflows, async (c) => sendJson(c, 200, { workflows: (await swarm.listWorkflows()).map(workflowListJson) }));

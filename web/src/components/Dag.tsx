@@ -84,6 +84,7 @@ export function Dag({ nodes, edges, selected, onSelect, height = 360 }: { nodes:
         edges={flowEdges}
         nodeTypes={nodeTypes}
         fitView
+        fitViewOptions={{ maxZoom: 1 }}
         minZoom={0.05}
         onlyRenderVisibleElements={nodes.length > 200}
         nodesDraggable={false}
