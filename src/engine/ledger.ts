@@ -26,7 +26,8 @@ import type {
   TxHint,
   WorkflowRecord,
 } from '../store/types.js';
-import { agentsFor, buildRunPlan, type LoadedPlan, PlanCache, planId } from './plan.js';
+import { agentsFor, buildRunPlan, type LoadedPlan, PlanCache } from './plan.js';
+import { serializedPlan } from './registry-cache.js';
 import { hasWaitSteps, kindAgentId, parkWait, sendSignal, wakeDue } from './waits.js';
 import * as nesting from './nesting.js';
 
@@ -166,8 +167,7 @@ export class Ledger {
       };
     });
     const maxParallel = plan.workflow.concurrency ?? this.options.defaultRunConcurrency;
-    const plan_json = JSON.stringify(plan);
-    const plan_id = planId(plan_json);
+    const { plan_json, plan_id } = serializedPlan(plan);
     const row: NewRunRow = {
       id,
       workflow_id: wf.id,
