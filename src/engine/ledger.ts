@@ -185,7 +185,6 @@ export class Ledger {
       steps_total: steps.length,
       created_at: tx.now,
     };
-    await tx.insertRun(row, steps);
     const state: RunState = {
       id,
       plan_id,
@@ -212,6 +211,12 @@ export class Ledger {
       ready: steps.filter((s) => s.status === 'ready').map((s) => s.step_id),
       ...(admission ? { concurrency: admission } : {}),
     });
+    // The row goes in with its event chain's head (RUN_CREATED's): no UPDATE of it at the flush,
+    // unless something later in this transaction moves it on again.
+    row.event_seq = state.event_seq;
+    row.event_hash = state.event_hash;
+    await tx.insertRun(row, steps);
+    scope.dirty.delete(state);
     return { row, steps, state, admission };
   }
 
