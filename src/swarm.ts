@@ -48,6 +48,7 @@ import { checkSecretName, checkSecretValue, sealSecret, secretsKek } from './sec
 import { deriveKey, KeyPurpose, MASTER_KEY_BYTES } from './secrets/master-key.js';
 import { TokenAuthority, type AuthResult, type CreatedToken, type CreateTokenOptions, type Principal, type StreamToken, type TokenInfo } from './auth/tokens.js';
 import { checkCustomEventName, checkEventId } from './triggers/events.js';
+import { RegistryCache } from './engine/registry-cache.js';
 import { deliverWebhook, type DeliveredWebhook, type WebhookDelivery } from './triggers/webhook-delivery.js';
 import type {
   AgentMessageRecord,
@@ -769,6 +770,15 @@ export class Swarm {
    *   const { runId, created } = await swarm.createRun('echo-chain', { message: 'hi' }, { idempotencyKey: 'order-42' });
    */
   async createRun(ref: string, input: unknown = {}, options: StartRunOptions = {}): Promise<CreatedRun> {
+    return this.createRunAt(undefined, ref, input, options);
+  }
+
+  /**
+   * `createRun`; `generation`: the registry generation the caller read after its request arrived
+   * (a webhook delivery reads it for its trigger), so the run is planned as of then without a
+   * second read.
+   */
+  private async createRunAt(generation: string | undefined, ref: string, input: unknown, options: StartRunOptions): Promise<CreatedRun> {
     checkKeyNamespace(options.idempotencyKey, options.trigger_type ?? 'manual');
     const { name, range } = parseRef(ref);
     const inputBytes = byteLength(JSON.stringify(input) ?? '');
@@ -804,8 +814,16 @@ export class Swarm {
       created = out;
     } else {
       // SQLite reads are in-process and cheap; its write transaction stays as short as it can be.
-      const wf = await this.getWorkflow(ref);
-      const plan = await this.planRun(wf, input, (n) => this.store.listAgents(n));
+      // The workflow and its plan are read and built once per registry generation (one small read
+      // tells whether any process registered, deleted, enabled or disabled anything since).
+      const gen = generation ?? (await this.store.registryGeneration());
+      let hit = this.registryCache.planned(gen, ref);
+      if (hit) this.checkRunInput(hit.wf, input);
+      else {
+        const wf = await this.getWorkflow(ref);
+        hit = this.registryCache.remember(gen, ref, { wf, plan: await this.planRun(wf, input, (n) => this.store.listAgents(n)) });
+      }
+      const { wf, plan } = hit;
       trigger.trigger_data = this.redactor.value(input);
       created = await this.store.transaction((tx) => this.ledger.createRunOnce(tx, wf, plan, trigger));
     }
@@ -815,6 +833,13 @@ export class Swarm {
 
   /** Check a run's input against its workflow and plan it against the registered agents. */
   private async planRun(wf: WorkflowRecord, input: unknown, versionsOf: (name: string) => Promise<AgentRecord[]>): Promise<RunPlan> {
+    this.checkRunInput(wf, input);
+    this.agentNamesOf.set(wf.name, [...new Set(wf.manifest.steps.filter((st) => !st.kind && st.workflow === undefined).map((st) => parseRef(st.agent).name))]);
+    return buildRunPlan(wf, await agentsFor(wf.manifest, versionsOf), { ...this.config.values });
+  }
+
+  /** Refuse a run of a disabled workflow, or with input its workflow's `inputs` reject. */
+  private checkRunInput(wf: WorkflowRecord, input: unknown): void {
     if (!wf.enabled) throw new PolicyError('WORKFLOW_DISABLED', `workflow ${wf.name} is disabled; enable it with 'swarm workflow enable ${wf.name}'`, { workflow: wf.name });
     if (input === null || typeof input !== 'object' || Array.isArray(input)) {
       throw new UserError('INPUT_INVALID', `run input must be a JSON object, like '{"message": "hi"}'`, { workflow: wf.name });
@@ -826,12 +851,13 @@ export class Swarm {
         throw new UserError('INPUT_INVALID', `input for workflow ${wf.name}: ${problems.join('; ')}`, { workflow: wf.name, field: fields[0]?.field, errors: fields });
       }
     }
-    this.agentNamesOf.set(wf.name, [...new Set(wf.manifest.steps.filter((st) => !st.kind && st.workflow === undefined).map((st) => parseRef(st.agent).name))]);
-    return buildRunPlan(wf, await agentsFor(wf.manifest, versionsOf), { ...this.config.values });
   }
 
   /** The agent names each workflow's steps used when it last started a run: read with the next start's BEGIN. */
   private readonly agentNamesOf = new Map<string, string[]>();
+
+  /** Workflows, plans and webhook triggers read at the store's current registry generation. */
+  private readonly registryCache = new RegistryCache();
 
   /** Tell this process's workers that new work exists, so they claim it now rather than at their next poll. */
   private pokeWorkers(): void {
@@ -949,14 +975,19 @@ export class Swarm {
    *   const { runId, created } = await swarm.deliverWebhook('orders', { headers, body: rawBytes });
    */
   async deliverWebhook(path: string, delivery: WebhookDelivery): Promise<DeliveredWebhook> {
+    // Read once, with the trigger: the run is planned as of the delivery's arrival.
+    let generation: string | undefined;
     return deliverWebhook(
       {
-        findTrigger: (p) => this.store.getWebhookTrigger(p),
+        findTrigger: async (p) => {
+          generation = await this.store.registryGeneration();
+          return this.registryCache.webhook(generation, p, () => this.store.getWebhookTrigger(p));
+        },
         secret: async (name, workflow) => {
           await this.secretCache.prepare(workflow);
           return this.secretCache.get(name, workflow);
         },
-        createRun: (ref, input, options) => this.createRun(ref, input, options),
+        createRun: (ref, input, options) => this.createRunAt(generation, ref, input, options),
         runByKey: (key) => this.store.transaction(async (tx) => (await tx.runByIdempotencyKey(key))?.id),
         now: () => new Date(),
       },

@@ -26,7 +26,8 @@ import type {
   TxHint,
   WorkflowRecord,
 } from '../store/types.js';
-import { agentsFor, buildRunPlan, type LoadedPlan, PlanCache, planId } from './plan.js';
+import { agentsFor, buildRunPlan, type LoadedPlan, PlanCache } from './plan.js';
+import { serializedPlan } from './registry-cache.js';
 import { hasWaitSteps, kindAgentId, parkWait, sendSignal, wakeDue } from './waits.js';
 import * as nesting from './nesting.js';
 
@@ -166,8 +167,7 @@ export class Ledger {
       };
     });
     const maxParallel = plan.workflow.concurrency ?? this.options.defaultRunConcurrency;
-    const plan_json = JSON.stringify(plan);
-    const plan_id = planId(plan_json);
+    const { plan_json, plan_id } = serializedPlan(plan);
     const row: NewRunRow = {
       id,
       workflow_id: wf.id,
@@ -185,7 +185,6 @@ export class Ledger {
       steps_total: steps.length,
       created_at: tx.now,
     };
-    await tx.insertRun(row, steps);
     const state: RunState = {
       id,
       plan_id,
@@ -212,6 +211,12 @@ export class Ledger {
       ready: steps.filter((s) => s.status === 'ready').map((s) => s.step_id),
       ...(admission ? { concurrency: admission } : {}),
     });
+    // The row goes in with its event chain's head (RUN_CREATED's): no UPDATE of it at the flush,
+    // unless something later in this transaction moves it on again.
+    row.event_seq = state.event_seq;
+    row.event_hash = state.event_hash;
+    await tx.insertRun(row, steps);
+    scope.dirty.delete(state);
     return { row, steps, state, admission };
   }
 

@@ -315,6 +315,9 @@ export function toApiToken(r: Row): ApiTokenRecord {
 
 /** The key in swarm_meta of the secrets generation (see Store.secretsGeneration). */
 export const SECRETS_GENERATION_KEY = 'secrets_generation';
+
+/** The key in swarm_meta of the registry generation (see Store.registryGeneration). */
+export const REGISTRY_GENERATION_KEY = 'registry_generation';
 /** The key in swarm_meta of the master key's check value (src/secrets/store-key.ts). */
 export const KEY_CHECK_META_KEY = 'master_key_check';
 

@@ -68,6 +68,15 @@ export interface Store {
   putWorkflow(rec: WorkflowRecord, force: boolean): Promise<PutResult>;
   listWorkflows(name?: string): Promise<WorkflowRecord[]>;
   setWorkflowEnabled(name: string, enabled: boolean): Promise<number>;
+  /**
+   * A value that changes whenever an agent or workflow is put (with a change), deleted, enabled or
+   * disabled, in that write's transaction: a process caching what it read of the registry (planned
+   * runs, webhook triggers) knows with one small read whether its cache is current, whoever wrote.
+   *
+   * @example
+   *   if ((await store.registryGeneration()) !== cachedAt) cache.clear();
+   */
+  registryGeneration(): Promise<string>;
 
   getRun(id: string): Promise<RunRecord | undefined>;
   /** Run ids starting (or ending) with `part` (at most `limit`), for short ids typed by users. */

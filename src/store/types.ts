@@ -293,6 +293,9 @@ export interface NewRunRow {
   created_at: number;
   idempotency_key?: string | null;
   metadata_json?: string | null;
+  /** The head of the run's event chain as inserted (absent: no events yet), so no UPDATE follows the INSERT. */
+  event_seq?: number;
+  event_hash?: string;
 }
 
 /** Fields the ledger sets on a step row. Absent fields are left as they are. */

@@ -56,6 +56,7 @@ import {
   KEY_CHECK_META_KEY,
   rekeyRefused,
   SECRETS_GENERATION_KEY,
+  REGISTRY_GENERATION_KEY,
 } from '../rows.js';
 import { migrate as migrateSchema, SCHEMA_VERSION, schemaVersion } from './migrations.js';
 import { noNul, PgTx, type Query } from './pg-tx.js';
@@ -89,6 +90,10 @@ TYPES.setTypeParser(20, Number);
  * with BEGIN compares leases with exactly the `now` the transaction reads.
  */
 const NOW_MS = `(extract(epoch from statement_timestamp()) * 1000)::bigint`;
+/** Every registry write bumps it in its transaction (see Store.registryGeneration). */
+const BUMP_REGISTRY_GENERATION = `INSERT INTO swarm_meta (key, value) VALUES ('${REGISTRY_GENERATION_KEY}', '1')
+   ON CONFLICT (key) DO UPDATE SET value = ((swarm_meta.value)::bigint + 1)::text`;
+
 const TRIGGER_UPSERT = `INSERT INTO triggers (${TRIGGER_COLUMNS.join(', ')}) VALUES (${TRIGGER_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})
   ON CONFLICT (id) DO UPDATE SET ${TRIGGER_COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = excluded.${c}`).join(', ')},
     buffered_tick = CASE WHEN triggers.type = excluded.type THEN triggers.buffered_tick ELSE NULL END`;
@@ -389,6 +394,7 @@ export class PostgresStore implements Store {
         result = 'replaced';
       }
       await upsert(q, now);
+      await q(BUMP_REGISTRY_GENERATION);
       return { value: result, notify: false };
     });
   }
@@ -419,8 +425,12 @@ export class PostgresStore implements Store {
     return rows.map(toAgent);
   }
 
-  async deleteAgent(name: string, version: string): Promise<boolean> {
-    return (await this.write('DELETE FROM agents WHERE name = $1 AND version = $2', [name, version])) > 0;
+  deleteAgent(name: string, version: string): Promise<boolean> {
+    return this.atomically(async (q) => {
+      const gone = (await q('DELETE FROM agents WHERE name = $1 AND version = $2', [name, version])).rowCount > 0;
+      if (gone) await q(BUMP_REGISTRY_GENERATION);
+      return { value: gone, notify: false };
+    });
   }
 
   putWorkflow(rec: WorkflowRecord, force: boolean): Promise<PutResult> {
@@ -484,6 +494,7 @@ export class PostgresStore implements Store {
       await lockName(q, 'workflows', name);
       await q('UPDATE triggers SET enabled = $1, updated_at = $2 WHERE id = $3', [enabled ? 1 : 0, now, name]);
       const changed = (await q('UPDATE workflows SET enabled = $1, updated_at = $2 WHERE name = $3', [enabled ? 1 : 0, now, name])).rowCount;
+      if (changed > 0) await q(BUMP_REGISTRY_GENERATION);
       return { value: changed, notify: false };
     });
   }
@@ -875,6 +886,10 @@ export class PostgresStore implements Store {
       if (gone) await q(PostgresStore.BUMP_SECRETS_GENERATION);
       return { value: gone, notify: false };
     });
+  }
+
+  async registryGeneration(): Promise<string> {
+    return ((await this.read(`SELECT value FROM swarm_meta WHERE key = '${REGISTRY_GENERATION_KEY}'`))[0]?.value as string | undefined) ?? '0';
   }
 
   async secretsGeneration(): Promise<string> {

@@ -56,6 +56,7 @@ import {
   KEY_CHECK_META_KEY,
   rekeyRefused,
   SECRETS_GENERATION_KEY,
+  REGISTRY_GENERATION_KEY,
 } from '../rows.js';
 import { sqliteFault } from '../faults.js';
 import { checkMigrationIdentity, type MigrationIdentity } from '../migration-identity.js';
@@ -375,7 +376,7 @@ export class SqliteStore implements Store {
   }
 
   putAgent(rec: AgentRecord, force: boolean): Promise<PutResult> {
-    return this.exclusive(() => {
+    return this.exclusive(() => this.db.transaction(() => {
       const result = this.versionCheck('agents', rec, force);
       if (!result) return 'unchanged';
       const m = rec.manifest;
@@ -393,8 +394,9 @@ export class SqliteStore implements Store {
         JSON.stringify(m.outputs), m.runtime.type, m.runtime.memory_mb, m.runtime.timeout_seconds, JSON.stringify(m.triggers),
         m.author ?? null, JSON.stringify(m.tags), JSON.stringify(m), rec.digest, rec.created_at, rec.updated_at,
       );
+      this.bumpRegistryGeneration();
       return result;
-    });
+    }).immediate());
   }
 
   listAgents(name?: string): Promise<AgentRecord[]> {
@@ -407,7 +409,15 @@ export class SqliteStore implements Store {
   }
 
   deleteAgent(name: string, version: string): Promise<boolean> {
-    return this.exclusive(() => this.stmt('DELETE FROM agents WHERE name = ? AND version = ?').run(name, version).changes > 0);
+    return this.exclusive(() =>
+      this.db
+        .transaction(() => {
+          const gone = this.stmt('DELETE FROM agents WHERE name = ? AND version = ?').run(name, version).changes > 0;
+          if (gone) this.bumpRegistryGeneration();
+          return gone;
+        })
+        .immediate(),
+    );
   }
 
   putWorkflow(rec: WorkflowRecord, force: boolean): Promise<PutResult> {
@@ -431,6 +441,7 @@ export class SqliteStore implements Store {
       );
       // The trigger row changes with the workflow row, in its transaction: both or neither.
       this.syncTrigger(rec.name, Date.now());
+      this.bumpRegistryGeneration();
       return result;
     }).immediate());
   }
@@ -466,10 +477,21 @@ export class SqliteStore implements Store {
         .transaction(() => {
           const now = Date.now();
           this.stmt('UPDATE triggers SET enabled = ?, updated_at = ? WHERE id = ?').run(enabled ? 1 : 0, now, name);
-          return this.stmt('UPDATE workflows SET enabled = ?, updated_at = ? WHERE name = ?').run(enabled ? 1 : 0, now, name).changes;
+          const changed = this.stmt('UPDATE workflows SET enabled = ?, updated_at = ? WHERE name = ?').run(enabled ? 1 : 0, now, name).changes;
+          if (changed > 0) this.bumpRegistryGeneration();
+          return changed;
         })
         .immediate(),
     );
+  }
+
+  /** Every registry write calls it in its transaction (see Store.registryGeneration). */
+  private bumpRegistryGeneration(): void {
+    this.stmt(`INSERT INTO swarm_meta (key, value) VALUES ('${REGISTRY_GENERATION_KEY}', '1') ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1`).run();
+  }
+
+  registryGeneration(): Promise<string> {
+    return this.read(() => (this.stmt(`SELECT value FROM swarm_meta WHERE key = '${REGISTRY_GENERATION_KEY}'`).pluck().get() as string | undefined) ?? '0');
   }
 
   // ---- triggers and leases ----

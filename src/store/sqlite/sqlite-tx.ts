@@ -52,10 +52,10 @@ export class SqliteTx implements LedgerTx {
     this.stmt(
       `INSERT INTO workflow_runs (id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, plan_id, parent_run_id,
          steps_total, steps_remaining, running_steps, max_parallel, event_seq, event_hash, created_at, updated_at, idempotency_key, metadata, parent_step_id)
-       VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, 0, ?, 0, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       row.id, row.workflow_id, row.workflow_name, row.workflow_version, row.trigger_type, row.trigger_data_json, row.plan_id,
-      row.parent_run_id, row.steps_total, row.steps_total, row.max_parallel, '0'.repeat(64), row.created_at, row.created_at,
+      row.parent_run_id, row.steps_total, row.steps_total, row.max_parallel, row.event_seq ?? 0, row.event_hash ?? '0'.repeat(64), row.created_at, row.created_at,
       row.idempotency_key ?? null, row.metadata_json ?? null, row.parent_step_id ?? null,
     );
     const ins = this.stmt(

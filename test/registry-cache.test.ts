@@ -1,0 +1,132 @@
+/**
+ * The registry generation and the caches read under it (src/engine/registry-cache.ts), on SQLite and
+ * PostgreSQL: every registry write bumps the generation, and a Swarm that cached a workflow, its
+ * plan or a webhook trigger sees what another Swarm (another connection), or another process on the
+ * same SQLite file, registered, deleted, enabled or disabled, at its next run.
+ */
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { Swarm } from '../src/swarm.js';
+import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
+import { expectRejects } from './helpers/store-fixtures.js';
+import { builtinAgent, removeProject, runCli, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
+
+afterAll(() => stopPgTestServer());
+
+/** The code of the error a promise rejects with. */
+const codeOf = async (p: Promise<unknown>): Promise<string | undefined> => ((await expectRejects(p)) as { code?: string }).code;
+
+const WF = (version: string, agent = 'noop@^1'): string => `name: wf\nversion: ${version}\nsteps:\n  - id: only\n    agent: ${agent}\n`;
+const HOOK = `name: hooked\nversion: 1.0.0\ntrigger:\n  type: webhook\n  path: late\n  auth: none\nsteps:\n  - id: only\n    agent: noop@^1\n`;
+
+interface Pair {
+  dir: string;
+  a: Swarm;
+  b: Swarm;
+}
+
+for (const kind of ['sqlite', 'postgres'] as const) {
+  describe(`registry generation and caches: ${kind}`, () => {
+    const opened: Array<{ dir: string; swarms: Swarm[]; db?: string }> = [];
+    afterEach(async () => {
+      for (const o of opened.splice(0)) {
+        for (const s of o.swarms) await s.close();
+        if (o.db) await (await pgTestServer()).dropDatabase(o.db);
+        removeProject(o.dir);
+      }
+    });
+
+    /** Two Swarms on one store (two connections), the noop agent 1.0.0 and workflow wf 1.0.0 registered by `a`. */
+    async function pair(): Promise<Pair> {
+      const dir = tempProject();
+      const db = kind === 'postgres' ? await (await pgTestServer()).createDatabase() : undefined;
+      const env = { SWARM_HOME: join(dir, '.swarm'), ...(db ? { SWARM_DATABASE_URL: db } : {}) };
+      const a = await Swarm.open({ cwd: dir, env });
+      const b = await Swarm.open({ cwd: dir, env });
+      opened.push({ dir, swarms: [a, b], ...(db ? { db } : {}) });
+      await a.registerAgent(builtinAgent(dir, 'noop', 'noop'));
+      await a.registerWorkflow(writeWorkflow(dir, 'wf', WF('1.0.0')));
+      return { dir, a, b };
+    }
+
+    const agentVersionOf = async (s: Swarm, runId: string): Promise<string | undefined> => (await s.getRun(runId)).steps[0]?.agent_version;
+
+    it('every registry write bumps the generation in its transaction (seen by the other connection); a no-op does not', async () => {
+      const { dir, a, b } = await pair();
+      const gen = (): Promise<string> => b.store.registryGeneration();
+      const g0 = await gen();
+      expect(await a.store.registryGeneration()).toBe(g0);
+      await a.registerWorkflow(writeWorkflow(dir, 'wf', WF('1.0.0')));
+      await a.registerAgent(join(dir, 'agents', 'noop'));
+      const g1 = await gen();
+      expect(g1, 'registering the same content again').toBe(g0);
+      await a.registerAgent(writeAgentVersion(dir, '1.1.0'));
+      const g2 = await gen();
+      expect(g2, 'a new agent version').not.toBe(g1);
+      await a.setWorkflowEnabled('wf', false);
+      const g3 = await gen();
+      expect(g3, 'disabling a workflow').not.toBe(g2);
+      expect(await a.store.setWorkflowEnabled('nope', false)).toBe(0);
+      expect(await gen(), 'disabling no workflow').toBe(g3);
+      expect(await a.store.deleteAgent('noop', '9.9.9')).toBe(false);
+      expect(await gen(), 'deleting nothing').toBe(g3);
+      expect(await a.store.deleteAgent('noop', '1.1.0')).toBe(true);
+      expect(await gen(), 'deleting an agent version').not.toBe(g3);
+    });
+
+    it("a run started by one Swarm uses what the other registered, deleted, disabled or enabled since its last run", async () => {
+      const { dir, a, b } = await pair();
+      expect(await agentVersionOf(a, await a.startRun('wf')), 'the first run plans against 1.0.0').toBe('1.0.0');
+      expect(await agentVersionOf(a, await a.startRun('wf')), 'the cached plan').toBe('1.0.0');
+
+      await b.registerAgent(writeAgentVersion(dir, '1.1.0'));
+      expect(await agentVersionOf(a, await a.startRun('wf')), 'an agent version registered by the other').toBe('1.1.0');
+
+      await b.store.deleteAgent('noop', '1.1.0');
+      expect(await agentVersionOf(a, await a.startRun('wf')), 'the version deleted by the other').toBe('1.0.0');
+
+      await b.setWorkflowEnabled('wf', false);
+      expect(await codeOf(a.startRun('wf')), 'disabled by the other').toBe('WORKFLOW_DISABLED');
+      await b.setWorkflowEnabled('wf', true);
+      const again = await a.startRun('wf');
+
+      await b.registerWorkflow(writeWorkflow(join(dir, 'v2'), 'wf', WF('2.0.0', 'noop@1.0.0')));
+      const v2 = await a.getRun(await a.startRun('wf'));
+      expect(v2.run.workflow_version, 'a workflow version registered by the other').toBe('2.0.0');
+      expect((await a.getRun(again)).run.workflow_version).toBe('1.0.0');
+      expect((await a.getRun(await a.startRun('wf@^1'))).run.workflow_version, 'a range still picks within it').toBe('1.0.0');
+    });
+
+    it('a webhook path unknown to one Swarm is served once the other registers it; disabling it is seen at the next delivery', async () => {
+      const { dir, a, b } = await pair();
+      const deliver = (): ReturnType<Swarm['deliverWebhook']> => a.deliverWebhook('late', { headers: {}, body: new TextEncoder().encode('{}') });
+      expect(await codeOf(deliver())).toBe('WEBHOOK_NOT_FOUND');
+      expect(await codeOf(deliver()), 'the cached miss').toBe('WEBHOOK_NOT_FOUND');
+      await b.registerWorkflow(writeWorkflow(dir, 'hooked', HOOK));
+      const out = await deliver();
+      expect(out).toMatchObject({ created: true, workflow: 'hooked' });
+      expect((await a.getRun(out.runId)).run.trigger_type).toBe('webhook');
+      await b.setWorkflowEnabled('hooked', false);
+      expect(await codeOf(deliver())).toBe('WEBHOOK_DISABLED');
+    });
+
+    if (kind === 'sqlite') {
+      it('another process on the same file: its registration and its disable are seen by the next run', async () => {
+        const { dir, a } = await pair();
+        const env = { SWARM_HOME: join(dir, '.swarm') };
+        expect(await agentVersionOf(a, await a.startRun('wf'))).toBe('1.0.0');
+        const reg = await runCli(['agent', 'register', writeAgentVersion(dir, '1.1.0')], dir, env);
+        expect(reg.code, reg.stderr).toBe(0);
+        expect(await agentVersionOf(a, await a.startRun('wf'))).toBe('1.1.0');
+        const off = await runCli(['workflow', 'disable', 'wf'], dir, env);
+        expect(off.code, off.stderr).toBe(0);
+        expect(await codeOf(a.startRun('wf'))).toBe('WORKFLOW_DISABLED');
+      });
+    }
+  });
+}
+
+/** The noop built-in as agent `noop` at another version, in a package directory of its own. */
+function writeAgentVersion(dir: string, version: string): string {
+  return writeAgent(join(dir, `v${version}`), 'noop', `name: noop\nversion: ${version}\nruntime:\n  type: builtin\n  entry: noop\n`);
+}
