@@ -90,9 +90,6 @@ TYPES.setTypeParser(20, Number);
  * with BEGIN compares leases with exactly the `now` the transaction reads.
  */
 const NOW_MS = `(extract(epoch from statement_timestamp()) * 1000)::bigint`;
-/** Every registry write bumps it in its transaction (see Store.registryGeneration). */
-const BUMP_REGISTRY_GENERATION = `INSERT INTO swarm_meta (key, value) VALUES ('${REGISTRY_GENERATION_KEY}', '1')
-   ON CONFLICT (key) DO UPDATE SET value = ((swarm_meta.value)::bigint + 1)::text`;
 
 const TRIGGER_UPSERT = `INSERT INTO triggers (${TRIGGER_COLUMNS.join(', ')}) VALUES (${TRIGGER_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})
   ON CONFLICT (id) DO UPDATE SET ${TRIGGER_COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = excluded.${c}`).join(', ')},
@@ -394,7 +391,6 @@ export class PostgresStore implements Store {
         result = 'replaced';
       }
       await upsert(q, now);
-      await q(BUMP_REGISTRY_GENERATION);
       return { value: result, notify: false };
     });
   }
@@ -427,9 +423,7 @@ export class PostgresStore implements Store {
 
   deleteAgent(name: string, version: string): Promise<boolean> {
     return this.atomically(async (q) => {
-      const gone = (await q('DELETE FROM agents WHERE name = $1 AND version = $2', [name, version])).rowCount > 0;
-      if (gone) await q(BUMP_REGISTRY_GENERATION);
-      return { value: gone, notify: false };
+      return { value: (await q('DELETE FROM agents WHERE name = $1 AND version = $2', [name, version])).rowCount > 0, notify: false };
     });
   }
 
@@ -493,9 +487,7 @@ export class PostgresStore implements Store {
       // Under the registrations' lock: a put reading the versions meanwhile would write the old flag back.
       await lockName(q, 'workflows', name);
       await q('UPDATE triggers SET enabled = $1, updated_at = $2 WHERE id = $3', [enabled ? 1 : 0, now, name]);
-      const changed = (await q('UPDATE workflows SET enabled = $1, updated_at = $2 WHERE name = $3', [enabled ? 1 : 0, now, name])).rowCount;
-      if (changed > 0) await q(BUMP_REGISTRY_GENERATION);
-      return { value: changed, notify: false };
+      return { value: (await q('UPDATE workflows SET enabled = $1, updated_at = $2 WHERE name = $3', [enabled ? 1 : 0, now, name])).rowCount, notify: false };
     });
   }
 
@@ -888,6 +880,7 @@ export class PostgresStore implements Store {
     });
   }
 
+  /** Bumped by triggers of the store on every write to agents and workflows (migration 14). */
   async registryGeneration(): Promise<string> {
     return ((await this.read(`SELECT value FROM swarm_meta WHERE key = '${REGISTRY_GENERATION_KEY}'`))[0]?.value as string | undefined) ?? '0';
   }

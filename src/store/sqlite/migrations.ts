@@ -492,6 +492,24 @@ ALTER TABLE triggers ADD COLUMN buffered_tick INTEGER;
 CREATE INDEX idx_emitted_events_created ON emitted_events(created_at);
 `,
   },
+  {
+    version: 14,
+    name: 'registry generation',
+    // Every write to the registry (agents, workflows) bumps swarm_meta's registry_generation in its
+    // own transaction, by triggers in the store: caches of workflows, plans and webhook triggers
+    // (src/engine/registry-cache.ts) stay correct whatever process or build writes the registry
+    // (a build older than this migration refuses the store: STORE_SCHEMA_NEWER). The same
+    // migration as PostgreSQL's 14.
+    sql: `
+INSERT INTO swarm_meta (key, value) VALUES ('registry_generation', '0') ON CONFLICT(key) DO NOTHING;
+CREATE TRIGGER IF NOT EXISTS registry_generation_agents_insert AFTER INSERT ON agents BEGIN UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
+CREATE TRIGGER IF NOT EXISTS registry_generation_agents_update AFTER UPDATE ON agents BEGIN UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
+CREATE TRIGGER IF NOT EXISTS registry_generation_agents_delete AFTER DELETE ON agents BEGIN UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
+CREATE TRIGGER IF NOT EXISTS registry_generation_workflows_insert AFTER INSERT ON workflows BEGIN UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
+CREATE TRIGGER IF NOT EXISTS registry_generation_workflows_update AFTER UPDATE ON workflows BEGIN UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
+CREATE TRIGGER IF NOT EXISTS registry_generation_workflows_delete AFTER DELETE ON workflows BEGIN UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
+`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see SqliteStore.migrate). */

@@ -394,7 +394,6 @@ export class SqliteStore implements Store {
         JSON.stringify(m.outputs), m.runtime.type, m.runtime.memory_mb, m.runtime.timeout_seconds, JSON.stringify(m.triggers),
         m.author ?? null, JSON.stringify(m.tags), JSON.stringify(m), rec.digest, rec.created_at, rec.updated_at,
       );
-      this.bumpRegistryGeneration();
       return result;
     }).immediate());
   }
@@ -412,9 +411,7 @@ export class SqliteStore implements Store {
     return this.exclusive(() =>
       this.db
         .transaction(() => {
-          const gone = this.stmt('DELETE FROM agents WHERE name = ? AND version = ?').run(name, version).changes > 0;
-          if (gone) this.bumpRegistryGeneration();
-          return gone;
+          return this.stmt('DELETE FROM agents WHERE name = ? AND version = ?').run(name, version).changes > 0;
         })
         .immediate(),
     );
@@ -441,7 +438,6 @@ export class SqliteStore implements Store {
       );
       // The trigger row changes with the workflow row, in its transaction: both or neither.
       this.syncTrigger(rec.name, Date.now());
-      this.bumpRegistryGeneration();
       return result;
     }).immediate());
   }
@@ -477,19 +473,13 @@ export class SqliteStore implements Store {
         .transaction(() => {
           const now = Date.now();
           this.stmt('UPDATE triggers SET enabled = ?, updated_at = ? WHERE id = ?').run(enabled ? 1 : 0, now, name);
-          const changed = this.stmt('UPDATE workflows SET enabled = ?, updated_at = ? WHERE name = ?').run(enabled ? 1 : 0, now, name).changes;
-          if (changed > 0) this.bumpRegistryGeneration();
-          return changed;
+          return this.stmt('UPDATE workflows SET enabled = ?, updated_at = ? WHERE name = ?').run(enabled ? 1 : 0, now, name).changes;
         })
         .immediate(),
     );
   }
 
-  /** Every registry write calls it in its transaction (see Store.registryGeneration). */
-  private bumpRegistryGeneration(): void {
-    this.stmt(`INSERT INTO swarm_meta (key, value) VALUES ('${REGISTRY_GENERATION_KEY}', '1') ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1`).run();
-  }
-
+  /** Bumped by triggers of the store on every write to agents and workflows (migration 14). */
   registryGeneration(): Promise<string> {
     return this.read(() => (this.stmt(`SELECT value FROM swarm_meta WHERE key = '${REGISTRY_GENERATION_KEY}'`).pluck().get() as string | undefined) ?? '0');
   }
