@@ -47,6 +47,8 @@ const IN_PROCESS = [
  * - schedule-process, scheduler-postgres: schedule leases of 1.5 s renewed every 0.5 s, and ticks
  *   every second counted across a takeover; a starved holder would lose its lease early.
  * - waits-process: 6 s sleeps must still be sleeping after several CLI calls when the worker is killed.
+ * - crash: the first attempt of a step sleeps 4 s and must still be running when `runs resume`
+ *   (a new process) reaps its killed worker; on a busy machine the orphan could finish first.
  */
 const SERIAL = [
   'test/postgres-chaos.test.ts',
@@ -55,6 +57,7 @@ const SERIAL = [
   'test/schedule-process.test.ts',
   'test/scheduler-postgres.test.ts',
   'test/waits-process.test.ts',
+  'test/crash.test.ts',
 ];
 
 // Liveness bounds only: a test of ten CLI calls takes seconds on a quiet machine, a minute on a busy one.
