@@ -1,9 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Test files that run in this process only (no child processes, no servers taken down): two at a
- * time. Every other file runs after them, one at a time: they start CLI and worker processes whose
- * liveness bounds are set for a machine that runs one of them at once.
+ * Test files that run in this process only (no child processes, no servers taken down).
  */
 const IN_PROCESS = [
   'test/concurrency-keys.test.ts',
@@ -38,11 +36,46 @@ const IN_PROCESS = [
   'test/workflow-triggers.test.ts',
 ];
 
-/** Browser tests: Chromium and a `swarm serve` process each. */
+/**
+ * Files that must run alone, after everything else, because what they check depends on the machine
+ * being otherwise quiet or on state shared by every process of the host:
+ * - postgres-chaos: 4 workers under random SIGKILLs plus server restarts, bounded by progress stalls;
+ *   the heaviest file by far (it would starve whatever ran beside it, and be starved in turn).
+ * - sandbox: checks that a SIGKILLed worker's attempt cgroup is still there until the worker that
+ *   reaps it removes it; any other worker starting meanwhile sweeps the cgroups of every dead worker
+ *   on the host, and would remove it first.
+ * - disk-faults: a full tmpfs; asserts the CLI goes quiet within 5 s of the fault.
+ * - schedule-process, scheduler-postgres: schedule leases of 1.5 s renewed every 0.5 s, and ticks
+ *   every second counted across a takeover; a starved holder would lose its lease early.
+ * - waits-process: 6 s sleeps must still be sleeping after several CLI calls when the worker is killed.
+ * - crash: kills land on steps of 4 s (a 0.3 s SIGTERM grace, an attached run taking over); it
+ *   failed beside another file on a very busy machine (its orphan step now sleeps 50 s, which fixes
+ *   that case): kept alone until it is shown stable two at a time.
+ */
+const SERIAL = [
+  'test/postgres-chaos.test.ts',
+  'test/sandbox.test.ts',
+  'test/disk-faults.test.ts',
+  'test/schedule-process.test.ts',
+  'test/scheduler-postgres.test.ts',
+  'test/waits-process.test.ts',
+  'test/crash.test.ts',
+];
+
+/** The dashboard's tests: a real headless Chromium against a real `swarm serve` each (test/web/browser.ts). */
 const BROWSER = ['test/web/**/*.test.ts'];
 
-const common = { testTimeout: 60_000, hookTimeout: 60_000, pool: 'forks' } as const;
+// Liveness bounds only: a test of ten CLI calls takes seconds on a quiet machine, a minute on a busy one.
+const common = { testTimeout: 120_000, hookTimeout: 120_000, pool: 'forks' } as const;
 
+/*
+ * Order of a run (vitest runs groups one after another; files of one group share its workers):
+ * 1. group 0, two files at a time: `in-process` and `processes` together. `processes` files start
+ *    CLI, worker and server processes; their liveness bounds (leases, `until` deadlines, kill
+ *    timeouts) leave room for a machine running two such files at once.
+ * 2. group 1: `browser`, one file at a time after group 0 (Chromium and a `swarm serve` per file).
+ * 3. last, one file at a time: `serial` (fileParallelism: false puts a project's files there).
+ */
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -52,9 +85,9 @@ export default defineConfig({
     reporters: ['default', './test/summary-reporter.ts'],
     projects: [
       { test: { ...common, name: 'in-process', include: IN_PROCESS } },
-      { test: { ...common, name: 'processes', include: ['test/**/*.test.ts'], exclude: [...IN_PROCESS, ...BROWSER], fileParallelism: false } },
-      // The dashboard in a real headless Chromium against a real `swarm serve` (test/web/browser.ts).
-      { test: { ...common, name: 'browser', include: BROWSER, fileParallelism: false } },
+      { test: { ...common, name: 'processes', include: ['test/**/*.test.ts'], exclude: [...IN_PROCESS, ...SERIAL, ...BROWSER] } },
+      { test: { ...common, name: 'browser', include: BROWSER, sequence: { groupOrder: 1 }, maxWorkers: 1 } },
+      { test: { ...common, name: 'serial', include: SERIAL, fileParallelism: false } },
     ],
   },
 });

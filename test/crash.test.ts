@@ -44,10 +44,15 @@ setTimeout(() => {
 `,
     },
   );
-  const steps = STEPS.map(
-    (s, i) => `  - id: ${s}\n    agent: effect@1.0.0\n    inputs:\n      log: "\${trigger.log}"\n      slow_first_attempt_ms: ${s === 's3' ? 4000 : 20}${i ? `\n    depends_on: [${STEPS[i - 1]}]` : ''}`,
-  ).join('\n');
-  writeWorkflow(dir, 'chain5', `name: chain5\nversion: 1.0.0\nsteps:\n${steps}\n`);
+  const steps = (s3Ms: number): string =>
+    STEPS.map(
+      (s, i) => `  - id: ${s}\n    agent: effect@1.0.0\n    inputs:\n      log: "\${trigger.log}"\n      slow_first_attempt_ms: ${s === 's3' ? s3Ms : 20}${i ? `\n    depends_on: [${STEPS[i - 1]}]` : ''}`,
+    ).join('\n');
+  writeWorkflow(dir, 'chain5', `name: chain5\nversion: 1.0.0\nsteps:\n${steps(4000)}\n`);
+  // The same chain whose s3 first attempt sleeps 50 s (under its 60 s timeout): an orphaned attempt
+  // that must still be running when the next process, started seconds later on a busy machine,
+  // reaps its dead worker.
+  writeWorkflow(dir, 'chain5-long', `name: chain5-long\nversion: 1.0.0\nsteps:\n${steps(50_000)}\n`);
   return dir;
 }
 
@@ -101,7 +106,7 @@ describe('crash safety (SIGKILL)', () => {
 
   it('kill -9 mid-step, then `swarm runs resume`: the interrupted step reruns with the same key, nothing else does', async () => {
     const log = join(dir, 'effects-mid.log');
-    const child = spawnCli(['run', 'chain5', JSON.stringify({ log })], dir);
+    const child = spawnCli(['run', 'chain5-long', JSON.stringify({ log })], dir);
     await until(() => effects(log).starts.get('s3')?.length, 20_000, 's3 to start');
     child.kill('SIGKILL');
     await exited(child);

@@ -6,10 +6,10 @@
  * real HTTP, with the real OpenAI client.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeLlmServer, type FakeLlmServer, type RecordedRequest } from '../src/testing/fake-llm-server.js';
 import { EXAMPLES, removeProject, runCli as runCliRaw, tempProject, type CliResult } from './helpers/project.js';
 
@@ -45,16 +45,29 @@ const toolNames = (q: RecordedRequest | undefined): string[] => (bodyOf(q).tools
 const toolResults = (q: RecordedRequest | undefined): Record<string, string> =>
   Object.fromEntries(bodyOf(q).messages.filter((m) => m.role === 'tool').map((m) => [m.tool_call_id ?? '', m.content ?? '']));
 
-beforeEach(async () => {
-  dir = tempProject();
-  fake = await startFakeLlmServer();
-  env = { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl, NOTES_FILE: join(dir, 'notes.json') };
+/**
+ * The examples registered once, through the CLI, into a seed project: every test starts from a copy
+ * of its store (with its master key), so each still has a store of its own.
+ */
+let seed: string;
+beforeAll(async () => {
+  seed = tempProject();
+  dir = seed;
+  env = { OPENAI_API_KEY: 'sk-test' };
   // Registered where they are, the way a checkout uses them: `register --all` over the examples.
   const agents = await ok(['agent', 'register', '--all', join(EXAMPLES, 'agents')]);
   for (const name of LLM_AGENTS) expect(agents.stdout + agents.stderr).toContain(`${name}@1.0.0 created`);
   const workflows = await ok(['workflow', 'register', '--all', join(EXAMPLES, 'workflows')]);
   expect(workflows.stdout + workflows.stderr).toContain('support-desk@1.0.0 created');
 }, SLOW);
+afterAll(() => removeProject(seed));
+
+beforeEach(async () => {
+  dir = tempProject();
+  cpSync(join(seed, '.swarm'), join(dir, '.swarm'), { recursive: true });
+  fake = await startFakeLlmServer();
+  env = { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl, NOTES_FILE: join(dir, 'notes.json') };
+});
 afterEach(async () => {
   await fake.close();
   removeProject(dir);

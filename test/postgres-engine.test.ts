@@ -174,7 +174,9 @@ describe('the engine on PostgreSQL', () => {
     const url = await server.createDatabase();
     // The agent writes to a file of the test's: unsandboxed.
     const dir = tempProject('name: test\nsandbox: none\n');
-    const env = { SWARM_DATABASE_URL: url, SWARM_LEASE_TTL_MS: '1000' };
+    // 3 s, not 1 s: a racer starved for a second on a busy machine must not lose its lease to the
+    // other racer (a third attempt); the owner, frozen, loses its leases all the same.
+    const env = { SWARM_DATABASE_URL: url, SWARM_LEASE_TTL_MS: '3000' };
     const go = join(dir, 'go');
     const effects = join(dir, 'effects.log');
     // Each attempt records itself, then waits for the go file, then reports which attempt it was.

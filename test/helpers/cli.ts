@@ -33,7 +33,10 @@ export interface RunOptions {
   /** Written to the process's standard input (which is closed after it). */
   input?: string;
   bin?: Bin;
-  /** Killed with SIGKILL after this long. Default 20 s. */
+  /**
+   * Killed with SIGKILL after this long. Default 60 s: a liveness bound only (a command that should
+   * return at once checks its own `ms`); on a loaded machine a plain `swarm` start takes seconds.
+   */
   timeoutMs?: number;
 }
 
@@ -101,7 +104,7 @@ export function makeSandbox(options: { home?: 'sandbox' | 'default'; env?: Recor
     child.stdin?.on('error', () => undefined);
     if (o.input !== undefined) child.stdin?.end(o.input);
     else child.stdin?.end();
-    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 20_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 60_000);
     const done = new Promise<CliResult>((resolveDone, reject) => {
       child.on('error', reject);
       child.on('close', (code, signal) => {
