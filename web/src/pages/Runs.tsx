@@ -4,7 +4,7 @@ import { Link, useSearchParams } from 'react-router';
 import { api } from '../api';
 import { Empty, ErrorBox } from '../components/Empty';
 import { StatusBadge } from '../components/StatusBadge';
-import { ago, dateTime, duration, shortId } from '../format';
+import { ago, dateTime, duration } from '../format';
 import { useRunChanges } from '../live';
 import type { RunPage, RunSummary } from '../types';
 import { BulkBar, type Selection } from './runs/BulkBar';
@@ -154,17 +154,17 @@ function RunRow({ run: r, selected, locked, onToggle }: { run: RunSummary; selec
   return (
     <tr data-run={r.run_id} data-status={r.status} className={selected ? 'selected' : undefined}>
       <td className="runs-check">
-        <input type="checkbox" aria-label={`Select run ${shortId(r.run_id)}`} checked={selected} disabled={locked} onChange={onToggle} />
+        <input type="checkbox" aria-label={`Select run ${tailId(r.run_id)}`} checked={selected} disabled={locked} onChange={onToggle} />
       </td>
       <td>
-        <Link to={`/runs/${r.run_id}`} className="mono">
-          {shortId(r.run_id)}
+        <Link to={`/runs/${r.run_id}`} className="mono" title={r.run_id}>
+          {tailId(r.run_id)}
         </Link>
         {r.parent_run_id ? (
           <div className="small muted">
             sub-run of{' '}
-            <Link to={`/runs/${r.parent_run_id}`} className="mono" aria-label={`Parent run ${shortId(r.parent_run_id)}`}>
-              {shortId(r.parent_run_id)}
+            <Link to={`/runs/${r.parent_run_id}`} className="mono" title={r.parent_run_id} aria-label={`Parent run ${tailId(r.parent_run_id)}`}>
+              {tailId(r.parent_run_id)}
             </Link>
           </div>
         ) : null}
@@ -194,6 +194,14 @@ function RunRow({ run: r, selected, locked, onToggle }: { run: RunSummary; selec
       <td title={r.completed_at === null && elapsed !== null ? 'still going' : undefined}>{duration(elapsed)}</td>
     </tr>
   );
+}
+
+/**
+ * A run id as the list shows it: its end. Ids begin with their creation time, so runs created together
+ * share their first characters; the end tells them apart (and the CLI and API accept it as a short form).
+ */
+function tailId(id: string): string {
+  return id.length > 13 ? `…${id.slice(-12)}` : id;
 }
 
 /** The list after one live change: updated in place, added on top when new and matching, removed when it no longer matches. */

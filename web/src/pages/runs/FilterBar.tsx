@@ -43,6 +43,11 @@ export function FilterBar({ filters, onChange }: { filters: RunFilters; onChange
             </label>
           );
         })}
+        {isFiltered(filters) ? (
+          <button type="button" className="runs-clear" onClick={() => onChange({ statuses: [], workflow: '', trigger_type: '', since: '', until: '', parent: '', metadata: [] })}>
+            Clear filters
+          </button>
+        ) : null}
       </fieldset>
       <div className="runs-fields">
         <label>
@@ -82,11 +87,6 @@ export function FilterBar({ filters, onChange }: { filters: RunFilters; onChange
           </label>
           <button type="submit">Add</button>
         </form>
-        {isFiltered(filters) ? (
-          <button type="button" className="runs-clear" onClick={() => onChange({ statuses: [], workflow: '', trigger_type: '', since: '', until: '', parent: '', metadata: [] })}>
-            Clear filters
-          </button>
-        ) : null}
       </div>
       {metaError ? (
         <div id="runs-meta-error" className="runs-meta-error" role="alert">
