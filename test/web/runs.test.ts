@@ -74,8 +74,10 @@ describe('the runs list (real serve, real Chromium)', () => {
     try {
       await page.goto(`${srv.url}/runs`);
       await row(page, us).waitFor();
-      await page.getByRole('checkbox', { name: 'waiting' }).check();
+      // The URL is the state: the box shows checked once the navigation it makes is done.
+      await page.getByRole('checkbox', { name: 'waiting' }).click();
       await page.waitForURL(/status=waiting/);
+      await expect.poll(() => page.getByRole('checkbox', { name: 'waiting' }).isChecked(), { timeout: 10_000 }).toBe(true);
       await page.getByRole('textbox', { name: 'Metadata' }).fill('region=eu');
       await page.getByRole('button', { name: 'Add' }).click();
       await page.waitForURL(/metadata\.region=eu/);

@@ -16,6 +16,25 @@ const PAGE = 50;
 const NONE: Selection = { ids: new Set(), all: null };
 
 /**
+ * The first page of the list the app was opened on, asked for while the app is still starting (when
+ * this module is evaluated) rather than after React's first render: the request and the render overlap.
+ * Taken once, by the first query with the same API query; any other query asks for itself.
+ */
+let early: { query: string; page: Promise<RunPage> } | undefined = (() => {
+  if (typeof window === 'undefined' || (window.location.pathname !== '/' && window.location.pathname !== '/runs')) return undefined;
+  const query = apiQuery(filtersOf(new URLSearchParams(window.location.search)), { limit: PAGE });
+  const page = api<RunPage>(`/api/v1/runs?${query}`);
+  page.catch(() => undefined); // a failure is the query's to show, when it takes the promise
+  return { query, page };
+})();
+
+function firstPage(query: string): Promise<RunPage> {
+  const taken = early;
+  early = undefined;
+  return taken && taken.query === query ? taken.page : api<RunPage>(`/api/v1/runs?${query}`);
+}
+
+/**
  * Runs, newest first: filtered by the URL's query, one server page at a time ("Load more" follows
  * the cursor), kept live by the runs stream (a changed run is updated in place, a new one that
  * matches the filters is added on top, one that stops matching leaves), with bulk cancel and retry.
@@ -28,7 +47,7 @@ export function Runs() {
   const key = useMemo(() => ['runs', 'list', searchOf(filters).toString()], [filters]);
   const runs = useInfiniteQuery({
     queryKey: key,
-    queryFn: ({ pageParam }) => api<RunPage>(`/api/v1/runs?${apiQuery(filters, { limit: PAGE, cursor: pageParam })}`),
+    queryFn: ({ pageParam }) => (pageParam === null ? firstPage(apiQuery(filters, { limit: PAGE })) : api<RunPage>(`/api/v1/runs?${apiQuery(filters, { limit: PAGE, cursor: pageParam })}`)),
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.next_cursor,
   });
