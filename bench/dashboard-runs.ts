@@ -2,7 +2,7 @@
  * The dashboard's runs list at scale. `npm run bench:dashboard` (= build + `node dist/bench/dashboard-runs.js`);
  * see bench/README.md.
  *
- *   node dist/bench/dashboard-runs.js [--quick] [--runs 100000] [--loads 15] [--dir <temp base>] [--keep] [--no-save]
+ *   node dist/bench/dashboard-runs.js [--quick] [--runs 100000] [--loads 15] [--dir <temp base>] [--keep] [--reuse <dir>] [--no-save]
  *
  * A SQLite store (`durability: process` while filling it) gets 100,000 runs through the public API
  * (`Swarm.createRun`, 64 callers at a time) of the examples echo-chain, order-wait and fan-out, four trigger kinds,
@@ -27,7 +27,7 @@ import { freshDir, median, openSwarm, percentile, REPO_ROOT } from './harness.js
 import { table } from './report.js';
 import { gitState, hostInfo } from './runner.js';
 
-const USAGE = 'usage: node dist/bench/dashboard-runs.js [--quick] [--runs N] [--loads N] [--dir <temp base>] [--keep] [--no-save]';
+const USAGE = 'usage: node dist/bench/dashboard-runs.js [--quick] [--runs N] [--loads N] [--dir <temp base>] [--keep] [--reuse <project dir>] [--no-save]';
 const TARGET_PAGE_P50_MS = 300;
 const EXAMPLES = join(REPO_ROOT, 'examples');
 const WORKFLOWS = ['echo-chain', 'order-wait', 'fan-out'] as const;
@@ -163,16 +163,21 @@ function plans(dbPath: string): Record<string, string> {
 }
 
 async function main(): Promise<void> {
-  const v = benchOptions(process.argv.slice(2), { ...COMMON_OPTIONS, runs: { type: 'string' }, loads: { type: 'string' } }, USAGE);
+  const v = benchOptions(process.argv.slice(2), { ...COMMON_OPTIONS, runs: { type: 'string' }, loads: { type: 'string' }, reuse: { type: 'string' } }, USAGE);
   const runs = intOption(v.runs, '--runs', 100) ?? (v.quick ? 5_000 : 100_000);
   const loads = intOption(v.loads, '--loads', 10) ?? 15;
   const loadBefore = loadavg();
-  const dir = freshDir('dashboard', v.dir, v.keep === true);
+  // --reuse <dir>: the project a run with --keep left (its store filled), to measure again without filling.
+  const dir = v.reuse ? { root: v.reuse, home: join(v.reuse, 'home'), remove: () => undefined } : freshDir('dashboard', v.dir, v.keep === true);
   let server: ChildProcess | undefined;
   try {
-    console.log(`filling a store with ${runs.toLocaleString()} runs…`);
-    const filled = await fill(dir, runs);
-    console.log(`  ${runs.toLocaleString()} runs in ${filled.seconds.toFixed(1)} s (${Math.round(runs / filled.seconds).toLocaleString()}/s), ${filled.cancelled.toLocaleString()} cancelled`);
+    let filled: { seconds: number; cancelled: number } | null = null;
+    if (v.reuse) console.log(`measuring the store in ${v.reuse} again (not filled)`);
+    else {
+      console.log(`filling a store with ${runs.toLocaleString()} runs…`);
+      filled = await fill(dir, runs);
+      console.log(`  ${runs.toLocaleString()} runs in ${filled.seconds.toFixed(1)} s (${Math.round(runs / filled.seconds).toLocaleString()}/s), ${filled.cancelled.toLocaleString()} cancelled; the project: ${dir.root}`);
+    }
     const { url, child } = await startServe(dir);
     server = child;
     const api = {
@@ -205,7 +210,7 @@ async function main(): Promise<void> {
     if (v['no-save'] !== true) {
       const outDir = join(REPO_ROOT, 'bench', 'results');
       mkdirSync(outDir, { recursive: true });
-      const doc = { bench: 'dashboard-runs', when: new Date().toISOString(), git: gitState(), host: hostInfo(loadBefore), options: { runs, loads }, fill: filled, api, page, plans: plan, target: { page_first_p50_ms: TARGET_PAGE_P50_MS, met } };
+      const doc = { bench: 'dashboard-runs', when: new Date().toISOString(), git: gitState(), host: hostInfo(loadBefore), options: { runs, loads, reused: v.reuse !== undefined }, fill: filled, api, page, plans: plan, target: { page_first_p50_ms: TARGET_PAGE_P50_MS, met } };
       const stamp = doc.when.replace(/[:.]/g, '-');
       writeFileSync(join(outDir, `dashboard-runs-${stamp}.json`), `${JSON.stringify(doc, null, 2)}\n`);
       writeFileSync(join(outDir, 'dashboard-runs-latest.json'), `${JSON.stringify(doc, null, 2)}\n`);

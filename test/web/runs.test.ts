@@ -83,7 +83,7 @@ describe('the runs list (real serve, real Chromium)', () => {
       await page.waitForURL(/metadata\.region=eu/);
       await row(page, eu).waitFor();
       await row(page, us).waitFor({ state: 'detached' });
-      const rows = await page.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-status')));
+      const rows = await Promise.all((await page.locator('tbody tr').all()).map((tr) => tr.getAttribute('data-status')));
       expect(rows).toEqual(['waiting']);
 
       await page.reload();
