@@ -20,6 +20,7 @@ const IN_PROCESS = [
   'test/server-api.test.ts',
   'test/server-api-more.test.ts',
   'test/server-auth.test.ts',
+  'test/server-run-filters.test.ts',
   'test/server-schedules.test.ts',
   'test/server-signals.test.ts',
   'test/server-sse.test.ts',

@@ -212,6 +212,8 @@ export interface CommitResult {
 export interface RunFilter {
   workflow?: string;
   status?: RunStatus;
+  /** Only runs in one of these states (with `status`, both apply). */
+  statuses?: readonly RunStatus[];
   /** Created at or after (ms). */
   since?: number;
   /** Created before (ms). */

@@ -19,12 +19,12 @@ export const MAX_BULK = 500;
 
 const BulkFilter = z
   .object({
-    status: RunStatusSchema.optional(),
+    status: z.union([RunStatusSchema, z.array(RunStatusSchema).min(1)]).optional().openapi({ description: 'A status, or a list of them (any of them)' }),
     workflow: z.string().min(1).optional(),
     trigger_type: z.string().min(1).optional(),
     since: z.string().regex(TIME, 'must be an ISO date or epoch milliseconds').optional(),
     until: z.string().regex(TIME, 'must be an ISO date or epoch milliseconds').optional(),
-    metadata: z.record(z.string(), z.string()).optional(),
+    metadata: z.record(z.string(), z.string()).optional().openapi({ description: 'Runs whose metadata has every one of these keys with exactly this value' }),
   })
   .strict()
   .openapi('RunFilter', { description: 'The filters of GET /api/v1/runs' });
@@ -75,7 +75,7 @@ export function bulkRoutes(app: OpenAPIHono, swarm: Swarm): void {
       let more = false;
       if (body.filter) {
         const limit = body.limit ?? MAX_BULK;
-        const runs = await swarm.listRuns({ ...runFilterOf(body.filter, 'filter'), limit: limit + 1 });
+        const runs = await swarm.listRuns({ ...runFilterOf({ ...body.filter, status: typeof body.filter.status === 'string' ? [body.filter.status] : body.filter.status }, 'filter'), limit: limit + 1 });
         more = runs.length > limit;
         ids = runs.slice(0, limit).map((r) => r.id);
       } else {

@@ -4,12 +4,12 @@
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { UserError } from '../../core/errors.js';
-import { TERMINAL_RUN } from '../../core/states.js';
+import { RUN_STATUSES, TERMINAL_RUN } from '../../core/states.js';
 import type { RunStatus } from '../../core/states.js';
 import type { RunFilter } from '../../store/types.js';
 import type { RunDetails, Swarm } from '../../swarm.js';
 import { eventJson, logJson, runJson, runListJson, stepJson } from '../../views/run.js';
-import { problems, RunParams, RunSchema, RunStatusSchema, RunSummarySchema, StepSchema, WorkflowParams } from '../schemas.js';
+import { problems, RunParams, RunSchema, RunSummarySchema, StepSchema, WorkflowParams } from '../schemas.js';
 import { sendJson } from '../send.js';
 
 /** The longest `?wait=` a request may hold its connection for. */
@@ -34,15 +34,20 @@ export function parseTime(value: string): number {
   return /^\d+$/.test(value) ? Number(value) : Date.parse(value);
 }
 
+/** One status or several, comma-separated (`waiting,queued`): what `?status=` takes. */
+export const STATUS_LIST = new RegExp(`^(${RUN_STATUSES.join('|')})(,(${RUN_STATUSES.join('|')}))*$`);
+
 /** The filters of a run list (query or bulk body) as the store's RunFilter; `where` names their place in messages. */
-export function runFilterOf(q: { status?: RunStatus; workflow?: string; trigger_type?: string; since?: string; until?: string; metadata?: Record<string, string>; parent?: string }, where: string): RunFilter {
+export function runFilterOf(q: { status?: string | readonly RunStatus[]; workflow?: string; trigger_type?: string; since?: string; until?: string; metadata?: Record<string, string>; parent?: string }, where: string): RunFilter {
   const since = q.since === undefined ? undefined : parseTime(q.since);
   const until = q.until === undefined ? undefined : parseTime(q.until);
   for (const [field, t] of [['since', since], ['until', until]] as const) {
     if (t !== undefined && Number.isNaN(t)) throw new UserError('ARGUMENT_INVALID', `${field} is not a date`, { field: `${where}.${field}` });
   }
+  // One status stays `status` (the store's indexed equality); several are `statuses` (IN).
+  const statuses = [...new Set(typeof q.status === 'string' ? (q.status.split(',') as RunStatus[]) : (q.status ?? []))];
   return {
-    ...(q.status ? { status: q.status } : {}),
+    ...(statuses.length === 1 ? { status: statuses[0] } : statuses.length > 1 ? { statuses } : {}),
     ...(q.workflow ? { workflow: q.workflow } : {}),
     ...(q.trigger_type ? { trigger_type: q.trigger_type } : {}),
     ...(q.parent ? { parent: q.parent } : {}),
@@ -122,7 +127,11 @@ const listRuns = createRoute({
   description: 'Besides the parameters below, `?metadata.<key>=<value>` keeps runs whose metadata has that key with exactly that value; give several keys to require them all (`?metadata.source=crm&metadata.region=eu`).',
   request: {
     query: z.object({
-      status: RunStatusSchema.optional(),
+      status: z
+        .string()
+        .regex(STATUS_LIST, `must be one or more of ${RUN_STATUSES.join(', ')}, comma-separated`)
+        .optional()
+        .openapi({ description: 'A run status, or several comma-separated (any of them)', example: 'waiting,queued' }),
       workflow: z.string().min(1).optional().openapi({ description: 'A workflow name' }),
       trigger_type: z.string().min(1).optional().openapi({ description: 'How runs were started: manual, api, schedule, webhook, event…' }),
       parent: z.string().min(1).optional().openapi({ description: 'A run id: only the runs it started (its sub-workflow runs, and runs its handlers started)' }),

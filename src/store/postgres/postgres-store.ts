@@ -579,6 +579,10 @@ export class PostgresStore implements Store {
     if (filter.until !== undefined) conds.push(['created_at <', filter.until]);
     const parts = conds.map(([c], i) => `${c} $${i + 1}`);
     const args: unknown[] = conds.map(([, v]) => v);
+    if (filter.statuses?.length) {
+      parts.push(`status = ANY($${args.length + 1}::text[])`);
+      args.push([...filter.statuses]);
+    }
     // Keys and values are bound parameters; metadata is JSON text whose values are strings.
     for (const [key, value] of Object.entries(filter.metadata ?? {})) {
       const n = args.length;

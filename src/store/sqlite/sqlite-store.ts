@@ -582,6 +582,10 @@ export class SqliteStore implements Store {
   listRuns(filter: RunFilter): Promise<RunRecord[]> {
     return this.read(() => {
       const { where, args } = runConditions(filter);
+      if (filter.statuses?.length) {
+        where.push(`status IN (${filter.statuses.map(() => '?').join(', ')})`);
+        args.push(...filter.statuses);
+      }
       if (filter.since !== undefined) {
         where.push('created_at >= ?');
         args.push(filter.since);

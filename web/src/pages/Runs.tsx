@@ -1,72 +1,242 @@
-import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { Link } from 'react-router';
+import { useInfiniteQuery, useQueryClient, type InfiniteData } from '@tanstack/react-query';
+import { useEffect, useMemo, useState } from 'react';
+import { Link, useSearchParams } from 'react-router';
 import { api } from '../api';
 import { Empty, ErrorBox } from '../components/Empty';
 import { StatusBadge } from '../components/StatusBadge';
-import { ago, dateTime, duration, shortId } from '../format';
+import { ago, dateTime, duration } from '../format';
 import { useRunChanges } from '../live';
 import type { RunPage, RunSummary } from '../types';
+import { BulkBar, type Selection } from './runs/BulkBar';
+import { FilterBar } from './runs/FilterBar';
+import { apiQuery, filtersOf, isFiltered, matches, searchOf, type RunFilters } from './runs/filters';
+import './runs/runs.css';
 
 const PAGE = 50;
+const NONE: Selection = { ids: new Set(), all: null };
 
-/** Runs, newest first, kept live by the runs stream. */
+/**
+ * The first page of the list the app was opened on, asked for while the app is still starting (when
+ * this module is evaluated) rather than after React's first render: the request and the render overlap.
+ * Taken once, by the first query with the same API query; any other query asks for itself.
+ */
+let early: { query: string; page: Promise<RunPage> } | undefined = (() => {
+  if (typeof window === 'undefined' || (window.location.pathname !== '/' && window.location.pathname !== '/runs')) return undefined;
+  const query = apiQuery(filtersOf(new URLSearchParams(window.location.search)), { limit: PAGE });
+  const page = api<RunPage>(`/api/v1/runs?${query}`);
+  page.catch(() => undefined); // a failure is the query's to show, when it takes the promise
+  return { query, page };
+})();
+
+function firstPage(query: string): Promise<RunPage> {
+  const taken = early;
+  early = undefined;
+  return taken && taken.query === query ? taken.page : api<RunPage>(`/api/v1/runs?${query}`);
+}
+
+/**
+ * Runs, newest first: filtered by the URL's query, one server page at a time ("Load more" follows
+ * the cursor), kept live by the runs stream (a changed run is updated in place, a new one that
+ * matches the filters is added on top, one that stops matching leaves), with bulk cancel and retry.
+ */
 export function Runs() {
   const client = useQueryClient();
-  const key = ['runs', PAGE];
-  const runs = useQuery({ queryKey: key, queryFn: () => api<RunPage>(`/api/v1/runs?limit=${PAGE}`) });
-  useRunChanges((run: RunSummary) => {
-    client.setQueryData<RunPage>(key, (page) => {
-      if (!page) return page;
-      const at = page.runs.findIndex((r) => r.run_id === run.run_id);
-      if (at >= 0) return { ...page, runs: page.runs.map((r, i) => (i === at ? run : r)) };
-      return { ...page, runs: [run, ...page.runs].sort((a, b) => b.created_at - a.created_at).slice(0, PAGE) };
-    });
+  const [params, setParams] = useSearchParams();
+  const search = params.toString();
+  const filters = useMemo(() => filtersOf(new URLSearchParams(search)), [search]);
+  const key = useMemo(() => ['runs', 'list', searchOf(filters).toString()], [filters]);
+  const runs = useInfiniteQuery({
+    queryKey: key,
+    queryFn: ({ pageParam }) => (pageParam === null ? firstPage(apiQuery(filters, { limit: PAGE })) : api<RunPage>(`/api/v1/runs?${apiQuery(filters, { limit: PAGE, cursor: pageParam })}`)),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor,
   });
+  const [selection, setSelection] = useState<Selection>(NONE);
+  // A new filter is a new list: what was chosen in the old one is not carried over.
+  useEffect(() => setSelection(NONE), [search]);
+
+  useRunChanges((run: RunSummary) => {
+    client.setQueryData<InfiniteData<RunPage, string | null>>(key, (data) => (data ? applyChange(data, run, filters) : data));
+  });
+
+  const setFilters = (f: RunFilters): void => setParams(searchOf(f));
+  const rows = runs.data?.pages.flatMap((p) => p.runs) ?? [];
+  const allOnPage = rows.length > 0 && rows.every((r) => selection.ids.has(r.run_id));
+
   return (
     <>
       <div className="page-head">
         <h1>Runs</h1>
+        <span className="grow" />
+        {runs.isFetching && !runs.isLoading ? (
+          <span className="muted small" role="status">
+            Refreshing…
+          </span>
+        ) : null}
       </div>
-      {runs.error ? <ErrorBox error={runs.error} /> : null}
-      {runs.data && runs.data.runs.length === 0 ? (
-        <Empty title="No runs yet">
-          Start one with <code>swarm run &lt;workflow&gt;</code>, from the Registry page, or with <code>POST /api/v1/workflows/&#123;name&#125;/runs</code>.
-        </Empty>
+      <FilterBar filters={filters} onChange={setFilters} />
+      <BulkBar
+        selection={selection}
+        filters={filters}
+        loaded={rows.length}
+        onSelect={setSelection}
+        onFinished={() => void client.invalidateQueries({ queryKey: ['runs', 'list'] })}
+      />
+      {runs.isLoading ? (
+        <div className="panel muted runs-loading" role="status">
+          Loading runs…
+        </div>
       ) : null}
-      {runs.data && runs.data.runs.length > 0 ? (
-        <table data-testid="runs-table">
-          <thead>
-            <tr>
-              <th>Run</th>
-              <th>Workflow</th>
-              <th>Status</th>
-              <th>Trigger</th>
-              <th>Created</th>
-              <th>Duration</th>
-            </tr>
-          </thead>
-          <tbody>
-            {runs.data.runs.map((r) => (
-              <tr key={r.run_id} data-run={r.run_id}>
-                <td>
-                  <Link to={`/runs/${r.run_id}`} className="mono">
-                    {shortId(r.run_id)}
-                  </Link>
-                </td>
-                <td>
-                  {r.workflow_name} <span className="muted small">{r.workflow_version}</span>
-                </td>
-                <td>
-                  <StatusBadge status={r.status} />
-                </td>
-                <td>{r.trigger_type}</td>
-                <td title={dateTime(r.created_at)}>{ago(r.created_at)}</td>
-                <td>{duration(r.completed_at && r.started_at ? r.completed_at - r.started_at : null)}</td>
+      {runs.error ? (
+        <div className="row">
+          <ErrorBox error={runs.error} />
+          <button type="button" onClick={() => void runs.refetch()}>
+            Try again
+          </button>
+        </div>
+      ) : null}
+      {runs.data && rows.length === 0 ? (
+        isFiltered(filters) ? (
+          <Empty title="No runs match these filters">
+            <p>
+              <button type="button" onClick={() => setParams(new URLSearchParams())}>
+                Clear filters
+              </button>
+            </p>
+          </Empty>
+        ) : (
+          <Empty title="No runs yet">
+            Start one with <code>swarm run &lt;workflow&gt;</code>, from the Registry page, or with <code>POST /api/v1/workflows/&#123;name&#125;/runs</code>.
+          </Empty>
+        )
+      ) : null}
+      {rows.length > 0 ? (
+        <>
+          <table data-testid="runs-table" className="runs-table">
+            <thead>
+              <tr>
+                <th className="runs-check">
+                  <input
+                    type="checkbox"
+                    aria-label="Select all runs on this page"
+                    checked={allOnPage || selection.all !== null}
+                    disabled={selection.all !== null}
+                    onChange={() => setSelection(allOnPage ? NONE : { ids: new Set(rows.map((r) => r.run_id)), all: null })}
+                  />
+                </th>
+                <th>Run</th>
+                <th>Workflow</th>
+                <th>Status</th>
+                <th>Progress</th>
+                <th>Trigger</th>
+                <th>Created</th>
+                <th>Duration</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {rows.map((r) => (
+                <RunRow
+                  key={r.run_id}
+                  run={r}
+                  selected={selection.all !== null || selection.ids.has(r.run_id)}
+                  locked={selection.all !== null}
+                  onToggle={() => {
+                    const ids = new Set(selection.ids);
+                    if (ids.has(r.run_id)) ids.delete(r.run_id);
+                    else ids.add(r.run_id);
+                    setSelection({ ids, all: null });
+                  }}
+                />
+              ))}
+            </tbody>
+          </table>
+          <div className="runs-more">
+            {runs.hasNextPage ? (
+              <button type="button" onClick={() => void runs.fetchNextPage()} disabled={runs.isFetchingNextPage}>
+                {runs.isFetchingNextPage ? 'Loading…' : `Load ${PAGE} more`}
+              </button>
+            ) : (
+              <span className="muted small">
+                {rows.length.toLocaleString()} {rows.length === 1 ? 'run' : 'runs'}, all shown
+              </span>
+            )}
+          </div>
+        </>
       ) : null}
     </>
   );
+}
+
+function RunRow({ run: r, selected, locked, onToggle }: { run: RunSummary; selected: boolean; locked: boolean; onToggle: () => void }) {
+  const done = r.steps_total - r.steps_remaining;
+  const elapsed = r.started_at === null ? null : (r.completed_at ?? Date.now()) - r.started_at;
+  return (
+    <tr data-run={r.run_id} data-status={r.status} className={selected ? 'selected' : undefined}>
+      <td className="runs-check">
+        <input type="checkbox" aria-label={`Select run ${tailId(r.run_id)}`} checked={selected} disabled={locked} onChange={onToggle} />
+      </td>
+      <td>
+        <Link to={`/runs/${r.run_id}`} className="mono" title={r.run_id}>
+          {tailId(r.run_id)}
+        </Link>
+        {r.parent_run_id ? (
+          <div className="small muted">
+            sub-run of{' '}
+            <Link to={`/runs/${r.parent_run_id}`} className="mono" title={r.parent_run_id} aria-label={`Parent run ${tailId(r.parent_run_id)}`}>
+              {tailId(r.parent_run_id)}
+            </Link>
+          </div>
+        ) : null}
+      </td>
+      <td>
+        {r.workflow_name} <span className="muted small">{r.workflow_version}</span>
+      </td>
+      <td>
+        <StatusBadge status={r.status} />
+        {r.error ? (
+          <div className="small runs-error" title={r.error}>
+            {r.error_step ? `${r.error_step}: ` : ''}
+            {r.error}
+          </div>
+        ) : null}
+      </td>
+      <td className="runs-progress" title={`${done} of ${r.steps_total} steps finished`}>
+        <span className="runs-bar" aria-hidden="true">
+          <span className={`s-${r.status}`} style={{ width: `${r.steps_total ? (100 * done) / r.steps_total : 0}%` }} />
+        </span>
+        <span className="small">
+          {done.toLocaleString()}/{r.steps_total.toLocaleString()}
+        </span>
+      </td>
+      <td>{r.trigger_type}</td>
+      <td title={dateTime(r.created_at)}>{ago(r.created_at)}</td>
+      <td title={r.completed_at === null && elapsed !== null ? 'still going' : undefined}>{duration(elapsed)}</td>
+    </tr>
+  );
+}
+
+/**
+ * A run id as the list shows it: its end. Ids begin with their creation time, so runs created together
+ * share their first characters; the end tells them apart (and the CLI and API accept it as a short form).
+ */
+function tailId(id: string): string {
+  return id.length > 13 ? `…${id.slice(-12)}` : id;
+}
+
+/** The list after one live change: updated in place, added on top when new and matching, removed when it no longer matches. */
+function applyChange(data: InfiniteData<RunPage, string | null>, run: RunSummary, filters: RunFilters): InfiniteData<RunPage, string | null> {
+  const fits = matches(filters, run);
+  let found = false;
+  const pages = data.pages.map((p) => {
+    if (!p.runs.some((r) => r.run_id === run.run_id)) return p;
+    found = true;
+    return { ...p, runs: fits ? p.runs.map((r) => (r.run_id === run.run_id ? run : r)) : p.runs.filter((r) => r.run_id !== run.run_id) };
+  });
+  if (found || !fits || pages.length === 0) return { ...data, pages };
+  // A run older than the first page's last one belongs to a later page (the cursor will bring it).
+  const [first, ...rest] = pages as [RunPage, ...RunPage[]];
+  const last = first.runs[first.runs.length - 1];
+  if (last && first.next_cursor !== null && run.created_at < last.created_at) return data;
+  const runs = [run, ...first.runs].sort((a, b) => b.created_at - a.created_at || (a.run_id < b.run_id ? 1 : -1));
+  return { ...data, pages: [{ ...first, runs }, ...rest] };
 }
