@@ -10,11 +10,7 @@ import { ApiError, setUnauthorizedHandler } from './api';
 import { Layout } from './Layout';
 import { Login } from './pages/Login';
 import { NotFound } from './pages/NotFound';
-import { Operations } from './pages/Operations';
-import { Registry } from './pages/Registry';
-import { RunPage } from './pages/Run';
 import { Runs } from './pages/Runs';
-import { Triggers } from './pages/Triggers';
 import './styles.css';
 import { applyTheme, currentTheme } from './theme';
 
@@ -47,10 +43,12 @@ const router = createBrowserRouter([
     children: [
       { index: true, element: <Runs /> },
       { path: 'runs', element: <Runs /> },
-      { path: 'runs/:id', element: <RunPage /> },
-      { path: 'registry/*', element: <Registry /> },
-      { path: 'triggers/*', element: <Triggers /> },
-      { path: 'operations/*', element: <Operations /> },
+      // The other pages load as chunks of their own when first opened: the runs list, the page most
+      // visits start on, does not wait for the DAG library and the rest.
+      { path: 'runs/:id', lazy: async () => ({ Component: (await import('./pages/Run')).RunPage }) },
+      { path: 'registry/*', lazy: async () => ({ Component: (await import('./pages/Registry')).Registry }) },
+      { path: 'triggers/*', lazy: async () => ({ Component: (await import('./pages/Triggers')).Triggers }) },
+      { path: 'operations/*', lazy: async () => ({ Component: (await import('./pages/Operations')).Operations }) },
       { path: '*', element: <NotFound /> },
     ],
   },
