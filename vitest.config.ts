@@ -21,6 +21,7 @@ const IN_PROCESS = [
   'test/secrets.test.ts',
   'test/server-api.test.ts',
   'test/server-api-more.test.ts',
+  'test/server-run-page.test.ts',
   'test/server-auth.test.ts',
   'test/server-schedules.test.ts',
   'test/server-signals.test.ts',
