@@ -10,6 +10,7 @@ import dagre from '@dagrejs/dagre';
 import { Background, Controls, MiniMap, ReactFlow, type Edge, type Node, type NodeProps, Handle, Position } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
 import { memo, useMemo } from 'react';
+import { Link } from 'react-router';
 
 export interface DagNode {
   id: string;
@@ -19,6 +20,10 @@ export interface DagNode {
   status?: string;
   /** A short note drawn under the label (e.g. `7/10` for a map's elements). */
   note?: string;
+  /** A thin bar of states at the bottom (a map step's elements): how many are in each. */
+  bar?: ReadonlyArray<{ status: string; count: number }>;
+  /** A link drawn in the node (a sub-workflow step's child run). */
+  link?: { to: string; label: string };
 }
 
 export interface DagEdge {
@@ -44,7 +49,22 @@ const StepNode = memo(function StepNode({ data }: NodeProps<Node<StepData>>) {
       <div className="dag-sub">
         {node.sublabel}
         {node.note ? <span className="dag-note"> · {node.note}</span> : null}
+        {node.link ? (
+          <>
+            {' · '}
+            <Link to={node.link.to} className="dag-link" onClick={(e) => e.stopPropagation()}>
+              {node.link.label}
+            </Link>
+          </>
+        ) : null}
       </div>
+      {node.bar ? (
+        <div className="dag-bar" aria-hidden="true">
+          {node.bar.map((b) => (
+            <span key={b.status} className={`s-${b.status}`} style={{ flexGrow: b.count }} />
+          ))}
+        </div>
+      ) : null}
       <Handle type="source" position={Position.Right} isConnectable={false} />
     </div>
   );
