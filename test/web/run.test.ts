@@ -134,6 +134,7 @@ describe('a run’s page (real serve, real Chromium)', () => {
       expect(await tool.textContent()).toContain('"open"');
       expect(await convo.locator('[data-role="assistant"]').last().textContent()).toContain('INV-1002 (90 EUR) is still open.');
       expect(await convo.textContent()).toMatch(/\d+ in · \d+ out/);
+      await handoff.scrollIntoViewIfNeeded();
       await screenshot(page, 'run-llm-transcript');
 
       await banner.getByRole('button', { name: 'Approve' }).click();

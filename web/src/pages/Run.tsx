@@ -9,7 +9,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useCallback, useMemo, useRef, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router';
 import { api } from '../api';
-import { Dag } from '../components/Dag';
+import { Dag, type DagNode } from '../components/Dag';
 import { Empty, ErrorBox } from '../components/Empty';
 import { StatusBadge } from '../components/StatusBadge';
 import { dateTime, duration, shortId } from '../format';
@@ -17,7 +17,7 @@ import { useRunEvents } from '../live';
 import type { Run, RunEvent, RunPage as RunList } from '../types';
 import { ApprovalBanner, RunActions, RunAgain, SignalForm } from './run/Actions';
 import { EventLog } from './run/EventLog';
-import { dagNodes, waitingReasons } from './run/graph';
+import { dagNodes, keepUnchanged, waitingReasons } from './run/graph';
 import { StepPanel } from './run/StepPanel';
 import { Timeline } from './run/Timeline';
 import type { Approval, TimedStep, WorkflowDoc } from './run/types';
@@ -66,11 +66,30 @@ export function RunPage() {
   const [events, setEvents] = useState<RunEvent[]>([]);
   const gathered = useRef<RunEvent[]>([]);
   const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  // One read at a time: a read that takes longer than a burst of events is not cancelled by the next
+  // burst (a busy big run would never show a change); the next read starts when it ends.
+  const reading = useRef(false);
+  const again = useRef(false);
+  const reread = useCallback(async () => {
+    if (reading.current) {
+      again.current = true;
+      return;
+    }
+    reading.current = true;
+    try {
+      do {
+        again.current = false;
+        await Promise.all([['run', id], ['steps', id], ['children', id], ['approvals']].map((key) => client.refetchQueries({ queryKey: key }, { cancelRefetch: false })));
+      } while (again.current);
+    } finally {
+      reading.current = false;
+    }
+  }, [client, id]);
   const flush = useCallback(() => {
     timer.current = undefined;
     setEvents([...gathered.current]);
-    for (const key of [['run', id], ['steps', id], ['children', id], ['approvals']]) void client.invalidateQueries({ queryKey: key });
-  }, [client, id]);
+    void reread();
+  }, [reread]);
   useRunEvents(
     runId,
     (e) => {
@@ -86,12 +105,21 @@ export function RunPage() {
   );
 
   const stepList = steps.data?.steps;
-  const reasons = useMemo(() => waitingReasons(events), [events]);
+  const select = useCallback((step: string) => set({ step }), [set]);
+  // The waiting reasons change far less often than the events: keep the same map while they stay.
+  const reasonsRef = useRef(new Map<string, string>());
+  const reasons = useMemo(() => {
+    const next = waitingReasons(events);
+    if (JSON.stringify([...next]) !== JSON.stringify([...reasonsRef.current])) reasonsRef.current = next;
+    return reasonsRef.current;
+  }, [events]);
   const pendingApprovals = useMemo(() => (waiting ? (approvals.data?.approvals ?? []) : []), [waiting, approvals.data]);
-  const nodes = useMemo(
-    () => dagNodes(workflow.data?.dag.nodes ?? [], stepList ?? run.data?.steps ?? [], reasons, children.data?.runs ?? [], new Set(pendingApprovals.map((a) => a.step_id))),
-    [workflow.data, stepList, run.data, reasons, children.data, pendingApprovals],
-  );
+  const previousNodes = useRef<DagNode[]>([]);
+  const nodes = useMemo(() => {
+    const next = keepUnchanged(dagNodes(workflow.data?.dag.nodes ?? [], stepList ?? run.data?.steps ?? [], reasons, children.data?.runs ?? [], new Set(pendingApprovals.map((a) => a.step_id))), previousNodes.current);
+    previousNodes.current = next;
+    return next;
+  }, [workflow.data, stepList, run.data, reasons, children.data, pendingApprovals]);
 
   if (run.error) return <ErrorBox error={run.error} />;
   if (!run.data) return <p className="muted">Loading the run…</p>;
@@ -103,7 +131,7 @@ export function RunPage() {
   const selectedNode = workflow.data?.dag.nodes.find((n) => n.id === selectedNodeId);
   const selectedStep = allSteps.find((s) => s.id === selected);
   const signals = (workflow.data?.dag.nodes ?? []).filter((n) => n.wait?.signal && allSteps.find((s) => s.id === n.id)?.status === 'waiting');
-  const select = (step: string) => set({ step });
+
   return (
     <div className="run-page">
       <div className="page-head">

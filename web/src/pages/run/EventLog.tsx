@@ -7,6 +7,7 @@ import { useState } from 'react';
 import { api } from '../../api';
 import { ErrorBox } from '../../components/Empty';
 import { Json } from '../../components/Json';
+import { timeOfDay } from './graph';
 import { dateTime } from '../../format';
 import type { RunEvent } from '../../types';
 import type { VerifyReport } from './types';
@@ -73,7 +74,7 @@ export function EventLog({ runId, events, onSelect }: { runId: string; events: r
             return (
               <tr key={e.seq} data-seq={e.seq} className={bad ? 'bad' : undefined}>
                 <td>{e.seq}</td>
-                <td title={dateTime(e.at)}>{new Date(e.at).toLocaleTimeString()}</td>
+                <td title={dateTime(e.at)}>{timeOfDay(e.at)}</td>
                 <td className="mono">{e.type}</td>
                 <td>
                   {e.step ? (

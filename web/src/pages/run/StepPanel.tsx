@@ -118,6 +118,8 @@ export function StepPanel({
           {step.error}
         </div>
       ) : null}
+      {/* An LLM step's conversation first: it is what people open such a step for. */}
+      {step && status !== 'pending' && !node?.map && !node?.workflow && !node?.sleep && !node?.wait ? <Transcript runId={runId} step={id} live={live} /> : null}
       {elements.length ? (
         <>
           <h3>Elements ({elements.length.toLocaleString()})</h3>
@@ -172,7 +174,6 @@ export function StepPanel({
           ))}
         </>
       ) : null}
-      {step && status !== 'pending' && !node?.map && !node?.workflow && !node?.sleep && !node?.wait ? <Transcript runId={runId} step={id} live={live} /> : null}
     </aside>
   );
 }

@@ -3,13 +3,13 @@
  * runs), on the run's time axis. A map step's elements fold under its row. Rows are buttons: a click
  * selects the step.
  */
-import { useEffect, useState } from 'react';
+import { memo, useEffect, useState } from 'react';
 import { dateTime, duration } from '../../format';
 import type { TimedStep } from './types';
 
 const MAX_ELEMENT_ROWS = 200;
 
-export function Timeline({ steps, selected, onSelect, live }: { steps: readonly TimedStep[]; selected: string | undefined; onSelect: (id: string) => void; live: boolean }) {
+export const Timeline = memo(function Timeline({ steps, selected, onSelect, live }: { steps: readonly TimedStep[]; selected: string | undefined; onSelect: (id: string) => void; live: boolean }) {
   const now = useNow(live);
   const [unfolded, setUnfolded] = useState<ReadonlySet<string>>(new Set());
   const times = steps.flatMap((s) => [s.started_at, s.completed_at]).filter((t): t is string => t !== null).map((t) => Date.parse(t));
@@ -26,7 +26,8 @@ export function Timeline({ steps, selected, onSelect, live }: { steps: readonly 
   }
   const row = (s: TimedStep, child: boolean) => {
     const start = s.started_at ? Date.parse(s.started_at) : null;
-    const end = s.completed_at ? Date.parse(s.completed_at) : start !== null && (s.status === 'running' || s.status === 'waiting') ? now : start;
+    // A running or waiting step's bar reaches now (a parked step may carry the time it parked).
+    const end = start !== null && (s.status === 'running' || s.status === 'waiting') ? Math.max(now, start) : s.completed_at ? Date.parse(s.completed_at) : start;
     const left = start === null ? 0 : ((start - t0) / total) * 100;
     const width = start === null || end === null ? 0 : Math.max(((end - start) / total) * 100, 0.4);
     const kids = elements.get(s.id);
@@ -51,7 +52,9 @@ export function Timeline({ steps, selected, onSelect, live }: { steps: readonly 
         <div className="tl-track" title={start === null ? `${s.id}: ${s.status}, not started` : `${s.id}: ${s.status}, started ${dateTime(start)}${s.completed_at ? `, ended ${dateTime(s.completed_at)}` : ''}`}>
           {start !== null ? <span className={`tl-bar s-${s.status}`} style={{ left: `${left}%`, width: `${width}%` }} /> : null}
         </div>
-        <div className="tl-dur small muted">{start === null ? s.status : duration(s.duration_ms ?? (end !== null ? end - start : null))}</div>
+        <div className="tl-dur small muted" title={s.duration_ms !== null ? `ran for ${duration(s.duration_ms)}` : undefined}>
+          {start === null ? s.status : duration(end !== null ? end - start : s.duration_ms)}
+        </div>
       </div>
     );
   };
@@ -75,7 +78,7 @@ export function Timeline({ steps, selected, onSelect, live }: { steps: readonly 
       ))}
     </div>
   );
-}
+});
 
 /** The time, ticking every second while `live` (running bars grow). */
 function useNow(live: boolean): number {

@@ -7,6 +7,7 @@ import { useQuery } from '@tanstack/react-query';
 import { api, ApiError } from '../../api';
 import { Json } from '../../components/Json';
 import { ErrorBox } from '../../components/Empty';
+import { timeOfDay } from './graph';
 import { dateTime, duration } from '../../format';
 import type { Transcript as TranscriptDoc } from './types';
 
@@ -65,7 +66,7 @@ export function Transcript({ runId, step, live }: { runId: string; step: string;
             <div className="tx-head small">
               <strong>{m.role === 'assistant' ? (m.agent ?? 'assistant') : m.role}</strong>
               <span className="muted" title={dateTime(m.at)}>
-                {new Date(m.at).toLocaleTimeString()}
+                {timeOfDay(m.at)}
               </span>
               {m.usage ? (
                 <span className="muted tx-usage">

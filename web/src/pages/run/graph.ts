@@ -53,8 +53,23 @@ export function untilOf(reason: string | undefined): string | undefined {
   return reason ? /until (\d{4}-\d{2}-\d{2}T[\d:.]+Z)/.exec(reason)?.[1] : undefined;
 }
 
-export function timeOfDay(iso: string): string {
-  return new Date(iso).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const TIME = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+
+/** A time of day in the user's locale (one formatter for every row of a long list). */
+export function timeOfDay(value: string | number): string {
+  return TIME.format(new Date(value));
+}
+
+/**
+ * The same node objects as `previous` where nothing changed, so the DAG redraws only the nodes a
+ * live update touched.
+ */
+export function keepUnchanged(next: DagNode[], previous: readonly DagNode[]): DagNode[] {
+  const old = new Map(previous.map((n) => [n.id, n]));
+  return next.map((n) => {
+    const o = old.get(n.id);
+    return o && JSON.stringify(o) === JSON.stringify(n) ? o : n;
+  });
 }
 
 /** The DAG's nodes with their states and notes. */
