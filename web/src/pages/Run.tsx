@@ -28,6 +28,11 @@ const BATCH_MS = 250;
 
 export function RunPage() {
   const { id = '' } = useParams();
+  // Another run (a child's link, "Run again") starts afresh: its own events, its own selection.
+  return <RunView key={id} id={id} />;
+}
+
+function RunView({ id }: { id: string }) {
   const client = useQueryClient();
   const [params, setParams] = useSearchParams();
   const selected = params.get('step') ?? undefined;
