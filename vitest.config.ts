@@ -19,6 +19,7 @@ const IN_PROCESS = [
   'test/secrets.test.ts',
   'test/server-api.test.ts',
   'test/server-api-more.test.ts',
+  'test/server-run-page.test.ts',
   'test/server-auth.test.ts',
   'test/server-run-filters.test.ts',
   'test/server-schedules.test.ts',

@@ -98,6 +98,7 @@ describe('OpenAPI and the API reference', () => {
         '/api/v1/runs/{id}/steps',
         '/api/v1/runs/{id}/events',
         '/api/v1/runs/{id}/logs',
+        '/api/v1/runs/{id}/verify',
         '/api/v1/runs/{id}/cancel',
         '/api/v1/runs/{id}/retry',
         '/api/v1/tokens',

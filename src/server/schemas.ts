@@ -121,7 +121,19 @@ export const WorkflowSchema = WorkflowSummarySchema.extend({
   input_schema: JsonSchemaSchema,
   output_schema: JsonSchemaSchema,
   dag: z.object({
-    nodes: z.array(z.object({ id: z.string(), name: z.string().nullable(), agent: z.string(), depends_on: z.array(z.string()), condition: z.string().optional() })),
+    nodes: z.array(
+      z.object({
+        id: z.string(),
+        name: z.string().nullable(),
+        agent: z.string().nullable().openapi({ description: '`name@range`, `kind:sleep` / `kind:wait`, or null for a sub-workflow step' }),
+        workflow: z.string().optional().openapi({ description: 'A sub-workflow step: `name@range`' }),
+        map: z.string().optional().openapi({ description: 'A map step: the reference to its list' }),
+        sleep: z.object({ for_ms: z.number().optional(), until: z.union([z.string(), z.number()]).optional() }).optional(),
+        wait: z.object({ event: z.string().optional(), signal: z.string().optional(), match: z.string().optional(), timeout_ms: z.number().optional(), on_timeout: z.string(), buffer: z.boolean() }).optional(),
+        depends_on: z.array(z.string()),
+        condition: z.string().optional(),
+      }),
+    ),
     edges: z.array(z.object({ from: z.string(), to: z.string() })),
     final_steps: z.array(z.string()),
   }),

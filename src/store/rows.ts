@@ -99,6 +99,7 @@ export function toStep(r: Row): StepRecord {
     completed_at: (r.completed_at as number | null) ?? null,
     duration_ms: (r.duration_ms as number | null) ?? null,
     ...(r.map_index !== null && r.map_index !== undefined ? { map_index: Number(r.map_index) } : {}),
+    ...(r.inputs !== null && r.inputs !== undefined ? { inputs: parseJson(r.inputs) } : {}),
   };
 }
 

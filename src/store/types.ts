@@ -108,6 +108,8 @@ export interface StepRecord {
   duration_ms: number | null;
   /** An element of a map step (`resize[3]`): its position in the list. */
   map_index?: number;
+  /** The inputs it ran with, resolved and redacted, as recorded when it finished (absent before). */
+  inputs?: unknown;
 }
 
 export interface StepKey {

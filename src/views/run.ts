@@ -137,7 +137,7 @@ export function workflowJson(w: WorkflowRecord, agentOf: (stepId: string) => Age
     input_schema: m.inputs ?? { type: 'object' },
     output_schema: { type: 'object', properties: outputs },
     dag: {
-      nodes: m.steps.map((s) => ({ id: s.id, name: s.name ?? null, agent: s.kind ? `kind:${s.kind}` : s.agent || null, ...(s.workflow ? { workflow: s.workflow } : {}), ...(s.map ? { map: s.map } : {}), depends_on: s.deps, ...(s.condition ? { condition: s.condition } : {}) })),
+      nodes: m.steps.map((s) => ({ id: s.id, name: s.name ?? null, agent: s.kind ? `kind:${s.kind}` : s.agent || null, ...(s.workflow ? { workflow: s.workflow } : {}), ...(s.map ? { map: s.map } : {}), ...(s.sleep ? { sleep: s.sleep } : {}), ...(s.wait ? { wait: s.wait } : {}), depends_on: s.deps, ...(s.condition ? { condition: s.condition } : {}) })),
       edges: m.steps.flatMap((s) => s.deps.map((d) => ({ from: d, to: s.id }))),
       final_steps: sinks,
     },

@@ -1,6 +1,6 @@
 /**
  * Runs: create (with `Idempotency-Key` and `?wait=`), list with filters and a cursor, show, steps,
- * events, logs, cancel, retry. Each goes through the public Swarm API, as the CLI's commands do.
+ * events, logs, verify, cancel, retry. Each goes through the public Swarm API, as the CLI's commands do.
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { UserError } from '../../core/errors.js';
@@ -165,7 +165,20 @@ const runSteps = createRoute({
   responses: {
     200: {
       description: 'the steps',
-      content: { 'application/json': { schema: z.object({ run_id: z.string(), steps: z.array(StepSchema.extend({ started_at: z.string().nullable(), completed_at: z.string().nullable() })) }) } },
+      content: {
+        'application/json': {
+          schema: z.object({
+            run_id: z.string(),
+            steps: z.array(
+              StepSchema.extend({
+                started_at: z.string().nullable(),
+                completed_at: z.string().nullable(),
+                inputs: z.unknown().openapi({ description: 'The inputs the step ran with, resolved and redacted, as recorded when it finished (null before)' }),
+              }),
+            ),
+          }),
+        },
+      },
     },
     ...problems(400, 404),
   },
@@ -206,6 +219,32 @@ const runLogs = createRoute({
       content: {
         'application/json': {
           schema: z.object({ run_id: z.string(), logs: z.array(z.object({ step: z.string(), attempt: z.number().int(), stdout: z.string(), stderr: z.string(), truncated: z.boolean(), at: z.string() })) }),
+        },
+      },
+    },
+    ...problems(400, 404),
+  },
+});
+
+const verifyRun = createRoute({
+  method: 'get',
+  path: '/api/v1/runs/{id}/verify',
+  tags: ['runs'],
+  summary: "Check a run's hash-chained event log (the report of `swarm verify`)",
+  description: 'Always 200 with the report: `ok` is false, with the problems found, when the chain or a checkpoint does not verify.',
+  request: { params: RunParams },
+  responses: {
+    200: {
+      description: 'the report',
+      content: {
+        'application/json': {
+          schema: z.object({
+            run_id: z.string(),
+            ok: z.boolean(),
+            events: z.number().int(),
+            problems: z.array(z.object({ seq: z.number().int().nullable(), problem: z.string() })),
+            legacy_events: z.number().int().optional(),
+          }),
         },
       },
     },
@@ -300,7 +339,7 @@ export function runRoutes(app: OpenAPIHono, swarm: Swarm, shutdown?: AbortSignal
   app.openapi(runSteps, async (c) => {
     const { run, steps } = await swarm.getRun(c.req.valid('param').id);
     const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
-    return sendJson(c, 200, { run_id: run.id, steps: steps.map((s) => ({ ...stepJson(s), started_at: iso(s.started_at), completed_at: iso(s.completed_at) })) });
+    return sendJson(c, 200, { run_id: run.id, steps: steps.map((s) => ({ ...stepJson(s), started_at: iso(s.started_at), completed_at: iso(s.completed_at), inputs: s.inputs ?? null })) });
   });
 
   app.openapi(runEvents, async (c) => {
@@ -314,6 +353,11 @@ export function runRoutes(app: OpenAPIHono, swarm: Swarm, shutdown?: AbortSignal
     const runId = await swarm.resolveRunId(c.req.valid('param').id);
     const { step } = c.req.valid('query');
     return sendJson(c, 200, { run_id: runId, logs: (await swarm.logs(runId, step)).map(logJson) });
+  });
+
+  app.openapi(verifyRun, async (c) => {
+    const runId = await swarm.resolveRunId(c.req.valid('param').id);
+    return sendJson(c, 200, { run_id: runId, ...(await swarm.verify(runId)) });
   });
 
   app.openapi(cancelRun, async (c) => {

@@ -9,7 +9,8 @@
 import dagre from '@dagrejs/dagre';
 import { Background, Controls, MiniMap, ReactFlow, type Edge, type Node, type NodeProps, Handle, Position } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
-import { memo, useMemo } from 'react';
+import { memo, useMemo, useRef } from 'react';
+import { Link } from 'react-router';
 
 export interface DagNode {
   id: string;
@@ -19,6 +20,10 @@ export interface DagNode {
   status?: string;
   /** A short note drawn under the label (e.g. `7/10` for a map's elements). */
   note?: string;
+  /** A thin bar of states at the bottom (a map step's elements): how many are in each. */
+  bar?: ReadonlyArray<{ status: string; count: number }>;
+  /** A link drawn in the node (a sub-workflow step's child run). */
+  link?: { to: string; label: string };
 }
 
 export interface DagEdge {
@@ -44,7 +49,22 @@ const StepNode = memo(function StepNode({ data }: NodeProps<Node<StepData>>) {
       <div className="dag-sub">
         {node.sublabel}
         {node.note ? <span className="dag-note"> · {node.note}</span> : null}
+        {node.link ? (
+          <>
+            {' · '}
+            <Link to={node.link.to} className="dag-link" onClick={(e) => e.stopPropagation()}>
+              {node.link.label}
+            </Link>
+          </>
+        ) : null}
       </div>
+      {node.bar ? (
+        <div className="dag-bar" aria-hidden="true">
+          {node.bar.map((b) => (
+            <span key={b.status} className={`s-${b.status}`} style={{ flexGrow: b.count }} />
+          ))}
+        </div>
+      ) : null}
       <Handle type="source" position={Position.Right} isConnectable={false} />
     </div>
   );
@@ -52,8 +72,39 @@ const StepNode = memo(function StepNode({ data }: NodeProps<Node<StepData>>) {
 
 const nodeTypes = { step: StepNode };
 
-/** Positions from dagre, keyed by the graph's shape (ids and edges), not by states. */
+/** Above this many nodes, the layered layout below replaces dagre (whose ordering phase grows fast with a rank's width). */
+const DAGRE_MAX_NODES = 300;
+
+/**
+ * A layered layout in linear time for big graphs: a node's column is the longest path to it from a
+ * root, nodes stacked in each column in the order given, each column centered.
+ */
+function layeredLayout(nodes: readonly DagNode[], edges: readonly DagEdge[]): Map<string, { x: number; y: number }> {
+  const preds = new Map<string, string[]>();
+  for (const e of edges) preds.set(e.to, [...(preds.get(e.to) ?? []), e.from]);
+  const rank = new Map<string, number>();
+  const rankOf = (id: string, seen: Set<string>): number => {
+    const known = rank.get(id);
+    if (known !== undefined) return known;
+    if (seen.has(id)) return 0; // a cycle cannot happen in a workflow; stay safe
+    seen.add(id);
+    const r = Math.max(-1, ...(preds.get(id) ?? []).map((p) => rankOf(p, seen))) + 1;
+    rank.set(id, r);
+    return r;
+  };
+  const columns: string[][] = [];
+  for (const n of nodes) (columns[rankOf(n.id, new Set())] ??= []).push(n.id);
+  const at = new Map<string, { x: number; y: number }>();
+  columns.forEach((ids, c) => {
+    const top = -(ids.length * (HEIGHT + 18)) / 2;
+    ids.forEach((id, i) => at.set(id, { x: 10 + c * (WIDTH + 60), y: top + i * (HEIGHT + 18) }));
+  });
+  return at;
+}
+
+/** Positions from dagre (or the layered layout for a big graph), keyed by the graph's shape (ids and edges), not by states. */
 function layout(nodes: readonly DagNode[], edges: readonly DagEdge[]): Map<string, { x: number; y: number }> {
+  if (nodes.length > DAGRE_MAX_NODES) return layeredLayout(nodes, edges);
   const g = new dagre.graphlib.Graph();
   g.setGraph({ rankdir: 'LR', nodesep: 18, ranksep: 60, marginx: 10, marginy: 10 });
   g.setDefaultEdgeLabel(() => ({}));
@@ -72,11 +123,25 @@ export function Dag({ nodes, edges, selected, onSelect, height = 360 }: { nodes:
   const shape = `${nodes.map((n) => n.id).join('\u0000')}\u0001${edges.map((e) => `${e.from}>${e.to}`).join('\u0000')}`;
   // The layout depends on the shape only: a state change repaints without moving anything.
   const positions = useMemo(() => layout(nodes, edges), [shape]);
-  const flowNodes: Node<StepData>[] = useMemo(
-    () => nodes.map((n) => ({ id: n.id, type: 'step', position: positions.get(n.id) ?? { x: 0, y: 0 }, data: { node: n, selected: n.id === selected }, draggable: false, connectable: false, width: WIDTH, height: HEIGHT })),
-    [nodes, positions, selected],
-  );
-  const flowEdges: Edge[] = useMemo(() => edges.map((e) => ({ id: `${e.from}>${e.to}`, source: e.from, target: e.to, type: 'smoothstep' })), [edges]);
+  // React Flow redoes its work only for node objects that changed: keep each one while its step,
+  // its place and its selection stay the same (a big run's live update then touches a few nodes).
+  const cache = useRef(new Map<string, Node<StepData>>());
+  const flowNodes: Node<StepData>[] = useMemo(() => {
+    const next = new Map<string, Node<StepData>>();
+    const out = nodes.map((n) => {
+      const position = positions.get(n.id) ?? { x: 0, y: 0 };
+      const isSelected = n.id === selected;
+      const old = cache.current.get(n.id);
+      const flow = old && old.data.node === n && old.data.selected === isSelected && old.position === position ? old : { id: n.id, type: 'step', position, data: { node: n, selected: isSelected }, draggable: false, connectable: false, width: WIDTH, height: HEIGHT };
+      next.set(n.id, flow);
+      return flow;
+    });
+    cache.current = next;
+    return out;
+  }, [nodes, positions, selected]);
+  // Straight edges for a big graph: a thousand smoothstep paths cost more than they show.
+  const edgeType = nodes.length > 200 ? 'straight' : 'smoothstep';
+  const flowEdges: Edge[] = useMemo(() => edges.map((e) => ({ id: `${e.from}>${e.to}`, source: e.from, target: e.to, type: edgeType })), [edges, edgeType]);
   return (
     <div className="dag" style={{ height }} data-testid="dag">
       <ReactFlow
@@ -84,7 +149,8 @@ export function Dag({ nodes, edges, selected, onSelect, height = 360 }: { nodes:
         edges={flowEdges}
         nodeTypes={nodeTypes}
         fitView
-        fitViewOptions={{ maxZoom: 1 }}
+        // A small DAG stays at its natural size instead of filling the view with huge nodes.
+        fitViewOptions={{ maxZoom: 1, padding: 0.15 }}
         minZoom={0.05}
         onlyRenderVisibleElements={nodes.length > 200}
         nodesDraggable={false}

@@ -1,43 +1,225 @@
+/**
+ * One run: its DAG (laid out automatically, each step colored by state), a timeline of its steps,
+ * the selected step's panel (inputs, outputs, error, attempts, logs, an LLM step's conversation),
+ * the hash-chained event log with the result of verify, and the actions (cancel, retry, run again,
+ * approve or reject, send a signal). Kept live by the run's event stream: events are gathered and
+ * the run and its steps read again at most a few times a second, so a big run stays cheap.
+ */
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useParams } from 'react-router';
+import { useCallback, useMemo, useRef, useState } from 'react';
+import { Link, useParams, useSearchParams } from 'react-router';
 import { api } from '../api';
-import { Dag } from '../components/Dag';
-import { ErrorBox } from '../components/Empty';
+import { Dag, type DagNode } from '../components/Dag';
+import { Empty, ErrorBox } from '../components/Empty';
 import { StatusBadge } from '../components/StatusBadge';
+import { dateTime, duration, shortId } from '../format';
 import { useRunEvents } from '../live';
-import type { Run } from '../types';
+import type { Run, RunEvent, RunPage as RunList } from '../types';
+import { ApprovalBanner, RunActions, RunAgain, SignalForm } from './run/Actions';
+import { EventLog } from './run/EventLog';
+import { dagNodes, keepUnchanged, waitingReasons } from './run/graph';
+import { StepPanel } from './run/StepPanel';
+import { Timeline } from './run/Timeline';
+import type { Approval, TimedStep, WorkflowDoc } from './run/types';
+import './run/run.css';
 
-interface WorkflowDoc {
-  dag: { nodes: { id: string; agent: string | null }[]; edges: { from: string; to: string }[] };
-}
+/** How long events gather before the page reads the run again (a burst of events, one read). */
+const BATCH_MS = 250;
 
-/** One run: its DAG, colored by state, kept live by the run's event stream. */
 export function RunPage() {
   const { id = '' } = useParams();
+  // Another run (a child's link, "Run again") starts afresh: its own events, its own selection.
+  return <RunView key={id} id={id} />;
+}
+
+function RunView({ id }: { id: string }) {
   const client = useQueryClient();
+  const [params, setParams] = useSearchParams();
+  const selected = params.get('step') ?? undefined;
+  const tab = params.get('tab') === 'events' ? 'events' : 'timeline';
+  const [runAgain, setRunAgain] = useState(false);
+  const set = useCallback(
+    (changes: Record<string, string | undefined>) =>
+      setParams(
+        (p) => {
+          const next = new URLSearchParams(p);
+          for (const [k, v] of Object.entries(changes)) if (v === undefined) next.delete(k);
+          else next.set(k, v);
+          return next;
+        },
+        { replace: true },
+      ),
+    [setParams],
+  );
+
   const run = useQuery({ queryKey: ['run', id], queryFn: () => api<Run>(`/api/v1/runs/${encodeURIComponent(id)}`) });
+  const runId = run.data?.run_id;
+  const steps = useQuery({ queryKey: ['steps', id], queryFn: () => api<{ steps: TimedStep[] }>(`/api/v1/runs/${encodeURIComponent(id)}/steps`) });
   const wf = run.data;
   const workflow = useQuery({
     queryKey: ['workflow', wf?.workflow, wf?.version],
     queryFn: () => api<WorkflowDoc>(`/api/v1/workflows/${encodeURIComponent(wf?.workflow ?? '')}?version=${encodeURIComponent(wf?.version ?? '')}`),
     enabled: wf !== undefined,
+    staleTime: Infinity,
   });
-  // Each recorded event may change a state: read the run again (cheap; one request per event burst).
-  useRunEvents(id, () => void client.invalidateQueries({ queryKey: ['run', id] }));
+  const hasChildren = workflow.data?.dag.nodes.some((n) => n.workflow) ?? false;
+  const children = useQuery({ queryKey: ['children', id], queryFn: () => api<RunList>(`/api/v1/runs?parent=${encodeURIComponent(runId ?? id)}&limit=500`), enabled: hasChildren && runId !== undefined });
+  const waiting = run.data?.status === 'waiting';
+  const approvals = useQuery({ queryKey: ['approvals', runId], queryFn: () => api<{ approvals: Approval[] }>(`/api/v1/approvals?run=${encodeURIComponent(runId ?? '')}`), enabled: waiting && runId !== undefined });
+
+  // The event log, gathered from the run's stream (every event from the first), flushed in batches.
+  const [events, setEvents] = useState<RunEvent[]>([]);
+  const gathered = useRef<RunEvent[]>([]);
+  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  // One read at a time: a read that takes longer than a burst of events is not cancelled by the next
+  // burst (a busy big run would never show a change); the next read starts when it ends.
+  const reading = useRef(false);
+  const again = useRef(false);
+  const reread = useCallback(async () => {
+    if (reading.current) {
+      again.current = true;
+      return;
+    }
+    reading.current = true;
+    try {
+      do {
+        again.current = false;
+        await Promise.all([['run', id], ['steps', id], ['children', id], ['approvals']].map((key) => client.refetchQueries({ queryKey: key }, { cancelRefetch: false })));
+      } while (again.current);
+    } finally {
+      reading.current = false;
+    }
+  }, [client, id]);
+  const flush = useCallback(() => {
+    timer.current = undefined;
+    setEvents([...gathered.current]);
+    void reread();
+  }, [reread]);
+  useRunEvents(
+    runId,
+    (e) => {
+      const last = gathered.current[gathered.current.length - 1];
+      if (last && e.seq <= last.seq) return; // a reconnect resumes after the last one; never twice
+      gathered.current.push(e);
+      timer.current ??= setTimeout(flush, BATCH_MS);
+    },
+    () => {
+      if (timer.current) clearTimeout(timer.current);
+      flush();
+    },
+  );
+
+  const stepList = steps.data?.steps;
+  const select = useCallback((step: string) => set({ step }), [set]);
+  // The waiting reasons change far less often than the events: keep the same map while they stay.
+  const reasonsRef = useRef(new Map<string, string>());
+  const reasons = useMemo(() => {
+    const next = waitingReasons(events);
+    if (JSON.stringify([...next]) !== JSON.stringify([...reasonsRef.current])) reasonsRef.current = next;
+    return reasonsRef.current;
+  }, [events]);
+  const pendingApprovals = useMemo(() => (waiting ? (approvals.data?.approvals ?? []) : []), [waiting, approvals.data]);
+  const previousNodes = useRef<DagNode[]>([]);
+  const nodes = useMemo(() => {
+    const next = keepUnchanged(dagNodes(workflow.data?.dag.nodes ?? [], stepList ?? run.data?.steps ?? [], reasons, children.data?.runs ?? [], new Set(pendingApprovals.map((a) => a.step_id))), previousNodes.current);
+    previousNodes.current = next;
+    return next;
+  }, [workflow.data, stepList, run.data, reasons, children.data, pendingApprovals]);
+
   if (run.error) return <ErrorBox error={run.error} />;
-  if (!run.data) return <p className="muted">Loading…</p>;
-  const states = new Map(run.data.steps.map((s) => [s.id, s]));
-  const nodes = (workflow.data?.dag.nodes ?? []).map((n) => ({ id: n.id, label: n.id, sublabel: n.agent ?? '', status: states.get(n.id)?.status ?? 'pending' }));
+  if (!run.data) return <p className="muted">Loading the run…</p>;
+  const r = run.data;
+  const live = r.status === 'queued' || r.status === 'running' || r.status === 'waiting';
+  const allSteps = stepList ?? [];
+  // A map element (`resize[3]`) is selected as itself; its node in the DAG is its map step's.
+  const selectedNodeId = selected?.replace(/\[\d+\]$/, '');
+  const selectedNode = workflow.data?.dag.nodes.find((n) => n.id === selectedNodeId);
+  const selectedStep = allSteps.find((s) => s.id === selected);
+  const signals = (workflow.data?.dag.nodes ?? []).filter((n) => n.wait?.signal && allSteps.find((s) => s.id === n.id)?.status === 'waiting');
+
   return (
-    <>
+    <div className="run-page">
       <div className="page-head">
-        <h1 className="mono">{run.data.run_id.slice(0, 12)}</h1>
-        <StatusBadge status={run.data.status} />
-        <span className="muted">
-          {run.data.workflow}@{run.data.version}
+        <h1 className="mono" title={r.run_id}>
+          {shortId(r.run_id)}
+        </h1>
+        <StatusBadge status={r.status} />
+        <Link to={`/registry/workflows/${encodeURIComponent(r.workflow)}`}>
+          {r.workflow}@{r.version}
+        </Link>
+        <span className="muted small" title={dateTime(r.created_at)}>
+          created {new Date(r.created_at).toLocaleString()}
         </span>
+        {r.duration_ms !== null ? <span className="muted small">took {duration(r.duration_ms)}</span> : null}
+        {r.parent_run_id ? (
+          <span className="small">
+            child of{' '}
+            <Link className="mono" to={`/runs/${r.parent_run_id}${r.parent_step_id ? `?step=${encodeURIComponent(r.parent_step_id)}` : ''}`}>
+              {shortId(r.parent_run_id)}
+            </Link>
+          </span>
+        ) : null}
+        <span className="grow" />
+        <RunActions run={r} onRunAgain={() => setRunAgain(true)} />
       </div>
-      {workflow.data ? <Dag nodes={nodes} edges={workflow.data.dag.edges} /> : null}
-    </>
+      {r.error ? (
+        <div className="error-box run-error" role="alert">
+          {r.error.step ? (
+            <>
+              Step{' '}
+              <button type="button" className="link-button mono" onClick={() => select(r.error?.step ?? '')}>
+                {r.error.step}
+              </button>{' '}
+              failed:{' '}
+            </>
+          ) : null}
+          {r.error.message}
+        </div>
+      ) : null}
+      {runAgain ? <RunAgain run={r} onClose={() => setRunAgain(false)} /> : null}
+      <ApprovalBanner approvals={pendingApprovals} onDecided={() => void client.invalidateQueries({ queryKey: ['run', id] })} />
+      {signals.map((n) => (
+        <SignalForm key={n.id} runId={r.run_id} step={n.id} signal={n.wait?.signal ?? ''} />
+      ))}
+      <div className={`run-body${selected ? ' with-panel' : ''}`}>
+        <div className="run-main">
+          {workflow.error ? <ErrorBox error={workflow.error} /> : null}
+          {workflow.data ? <Dag nodes={nodes} edges={workflow.data.dag.edges} selected={selectedNodeId} onSelect={(n) => select(n)} height={selected ? 340 : 380} /> : <div className="dag muted" style={{ height: 380 }} />}
+          <div className="tabs" role="tablist" aria-label="Run details">
+            <button type="button" role="tab" aria-selected={tab === 'timeline'} onClick={() => set({ tab: undefined })}>
+              Timeline
+            </button>
+            <button type="button" role="tab" aria-selected={tab === 'events'} onClick={() => set({ tab: 'events' })}>
+              Event log{events.length ? ` (${events.length.toLocaleString()})` : ''}
+            </button>
+          </div>
+          <div role="tabpanel" className="tab-body">
+            {tab === 'timeline' ? (
+              steps.error ? (
+                <ErrorBox error={steps.error} />
+              ) : allSteps.length ? (
+                <Timeline steps={allSteps} selected={selected} onSelect={select} live={live} />
+              ) : (
+                <Empty title="No steps yet">The run is queued: its steps appear as a worker starts it.</Empty>
+              )
+            ) : (
+              <EventLog runId={r.run_id} events={events} onSelect={select} />
+            )}
+          </div>
+        </div>
+        {selected ? (
+          <StepPanel
+            runId={r.run_id}
+            step={selectedStep}
+            node={selected === selectedNodeId ? selectedNode : undefined}
+            steps={allSteps}
+            children={children.data?.runs ?? []}
+            reason={reasons.get(selected)}
+            onSelect={select}
+            onClose={() => set({ step: undefined })}
+          />
+        ) : null}
+      </div>
+    </div>
   );
 }
