@@ -234,6 +234,37 @@ describe('authentication, in order: open, then tokens', () => {
     expectProblem(await call(app, 'GET', '/api/v1/runs', { headers: { cookie: 'swarm_token=nonsense' } }), 401, 'TOKEN_INVALID');
   });
 
+  it('the dashboard session: POST /api/v1/session checks the token and sets an HttpOnly SameSite=Strict cookie; bad, stream and cross-origin sign-ins are refused; DELETE removes it', async () => {
+    const open = await call(app, 'GET', '/api/v1/session');
+    expect(open.json).toEqual({ auth_required: true, authenticated: false, token_id: null, name: null, scopes: [] });
+    expect(open.headers.get('cache-control')).toBe('no-store');
+    const signed = await call(app, 'POST', '/api/v1/session', { body: { token: tokens.read }, headers: { origin: 'http://localhost' } });
+    expect(signed.status, signed.text).toBe(200);
+    expect(signed.json).toMatchObject({ authenticated: true, name: 'read', scopes: ['read'] });
+    const cookie = signed.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(new RegExp(`^swarm_token=${tokens.read};`));
+    for (const part of ['HttpOnly', 'SameSite=Strict', 'Path=/']) expect(cookie).toContain(part);
+    // As long as the token lasts, at most 30 days.
+    const maxAge = Number(/Max-Age=(\d+)/.exec(cookie)?.[1]);
+    expect(maxAge).toBeGreaterThan(0);
+    expect(maxAge).toBeLessThanOrEqual(30 * 86_400);
+    expect(cookie).not.toContain('Secure'); // plain http here; https sets it
+    expect((await call(app, 'GET', '/api/v1/session', { headers: { cookie: `swarm_token=${tokens.read}` } })).json).toMatchObject({ authenticated: true, name: 'read' });
+    for (const bad of ['swarm_ffffffffffff_nope', '']) {
+      const r = await call(app, 'POST', '/api/v1/session', { body: { token: bad } });
+      expect(r.headers.get('set-cookie')).toBeNull();
+      expect(r.status).toBe(bad === '' ? 422 : 401);
+    }
+    const stream = (await call(app, 'POST', '/api/v1/stream-tokens', { token: tokens.read })).json.token as string;
+    expectProblem(await call(app, 'POST', '/api/v1/session', { body: { token: stream } }), 401, 'TOKEN_INVALID');
+    const evil = await call(app, 'POST', '/api/v1/session', { body: { token: tokens.read }, headers: { origin: 'https://evil.example' } });
+    expectProblem(evil, 403, 'AUTH_COOKIE_CROSS_ORIGIN');
+    expect(evil.headers.get('set-cookie')).toBeNull();
+    const out = await call(app, 'DELETE', '/api/v1/session');
+    expect(out.status).toBe(204);
+    expect(out.headers.get('set-cookie')).toMatch(/^swarm_token=; Max-Age=0;/);
+  });
+
   it('last_used_at is recorded (in the background, at most once a minute)', async () => {
     const id = tokens.read.split('_')[1] ?? '';
     const listed = (await swarm.listTokens()).find((t) => t.id === id);

@@ -8,8 +8,9 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
  *
  * The headers stay a plain object: `@hono/node-server` writes those straight to the socket, while
  * `c.body()` builds (and validates) a `Headers` object for any response with two headers or more,
- * a good part of a small request's cost. No middleware of the app sets headers on the way to a
- * handler (`c.header()` is used only on refusals, which answer themselves), so none are lost.
+ * a good part of a small request's cost. So headers set on the context (`c.header()`, `setCookie`)
+ * are NOT in its answer: no middleware of the app sets any on the way to a handler (refusals answer
+ * themselves), and a handler that sets some answers with `c.json()` (the session routes do).
  *
  * @example
  *   return sendJson(c, 201, runJson(details), { location: `/api/v1/runs/${id}` });

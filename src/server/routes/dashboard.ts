@@ -25,7 +25,6 @@ import type { Swarm } from '../../swarm.js';
 import { DASHBOARD_PAGES, TOKEN_COOKIE, type AuthMode } from '../auth.js';
 import { problem, problemResponse } from '../problem.js';
 import { problems } from '../schemas.js';
-import { sendJson } from '../send.js';
 
 /** The package's root: the nearest directory above this module holding package.json. */
 function packageRoot(): string {
@@ -105,8 +104,9 @@ export function dashboardRoutes(app: OpenAPIHono, swarm: Swarm, mode: AuthMode):
     const token = bearer(c);
     const result = token !== undefined && token !== '' && !isStreamToken(token) ? await swarm.authenticateToken(token) : undefined;
     const p = result?.ok ? result.principal : undefined;
+    // c.json, not sendJson: the answer keeps the headers set on the context (sendJson does not).
     c.header('cache-control', 'no-store');
-    return sendJson(c, 200, { auth_required: await required(), authenticated: p !== undefined, token_id: p?.token_id ?? null, name: p?.name ?? null, scopes: p ? [...p.scopes] : [] });
+    return c.json({ auth_required: await required(), authenticated: p !== undefined, token_id: p?.token_id ?? null, name: p?.name ?? null, scopes: p ? [...p.scopes] : [] }, 200);
   });
 
   app.openapi(createSession, async (c) => {
@@ -130,7 +130,7 @@ export function dashboardRoutes(app: OpenAPIHono, swarm: Swarm, mode: AuthMode):
       // The cookie lasts as long as the token does (at most 30 days: sign in again then).
       maxAge: Math.max(1, Math.min(30 * 86_400, expires === null ? 30 * 86_400 : Math.floor((expires - Date.now()) / 1000))),
     });
-    return sendJson(c, 200, { auth_required: await required(), authenticated: true, token_id: p.token_id, name: p.name, scopes: [...p.scopes] });
+    return c.json({ auth_required: await required(), authenticated: true, token_id: p.token_id, name: p.name, scopes: [...p.scopes] }, 200);
   });
 
   app.openapi(deleteSession, (c) => {
