@@ -177,6 +177,9 @@ describe('swarm serve (a real process)', () => {
     // A request waiting for a run when the signal comes gets its answer (202: the run goes on).
     const waiting = post(`${srv.url}/api/v1/workflows/slow/runs?wait=60s`, { input: { ms: 3000 } });
     await until('steps running', async () => (s.query<{ n: number }>(`SELECT COUNT(*) AS n FROM step_executions WHERE status = 'running'`)[0]?.n ?? 0) >= 3 || undefined);
+    // The signal comes once the server has the waiting request (its run exists), not while the
+    // request may still be on its way: one not yet received is refused as the server stops accepting.
+    await until('the waiting request received', async () => (s.query<{ n: number }>(`SELECT COUNT(*) AS n FROM workflow_runs WHERE workflow_name = 'slow'`)[0]?.n ?? 0) >= 6 || undefined);
     srv.child.kill('SIGTERM');
     const answered = await waiting;
     expect(answered.status).toBe(202);

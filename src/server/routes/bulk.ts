@@ -22,6 +22,7 @@ const BulkFilter = z
     status: z.union([RunStatusSchema, z.array(RunStatusSchema).min(1)]).optional().openapi({ description: 'A status, or a list of them (any of them)' }),
     workflow: z.string().min(1).optional(),
     trigger_type: z.string().min(1).optional(),
+    parent: z.string().min(1).optional().openapi({ description: 'A run id: only the runs it started (its sub-workflow runs)' }),
     since: z.string().regex(TIME, 'must be an ISO date or epoch milliseconds').optional(),
     until: z.string().regex(TIME, 'must be an ISO date or epoch milliseconds').optional(),
     metadata: z.record(z.string(), z.string()).optional().openapi({ description: 'Runs whose metadata has every one of these keys with exactly this value' }),

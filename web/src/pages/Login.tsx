@@ -2,6 +2,19 @@ import { useState, type FormEvent } from 'react';
 import { api, ApiError } from '../api';
 
 /**
+ * Where to go after signing in: a path of this site only, never an address given in the query
+ * (`/\\evil.example` and `/\t/evil` are other sites to a browser: the URL parser decides).
+ */
+export function sameSitePath(next: string, origin = window.location.origin): string {
+  try {
+    const u = new URL(next, origin);
+    return u.origin === origin ? `${u.pathname}${u.search}${u.hash}` : '/';
+  } catch {
+    return '/';
+  }
+}
+
+/**
  * The sign-in page: the token goes to `POST /api/v1/session`, which checks it and answers with an
  * HttpOnly cookie; the page never keeps the token itself.
  */
@@ -16,8 +29,7 @@ export function Login() {
     setError(null);
     try {
       await api('/api/v1/session', { method: 'POST', json: { token: token.trim() } });
-      // Only a path of this site: never an address given in the query.
-      window.location.assign(next.startsWith('/') && !next.startsWith('//') ? next : '/');
+      window.location.assign(sameSitePath(next));
     } catch (err) {
       setError(err instanceof ApiError ? `${err.message} (${err.code})` : String(err));
       setBusy(false);

@@ -78,7 +78,7 @@ export function Runs() {
       <BulkBar
         selection={selection}
         filters={filters}
-        loaded={rows.length}
+        rows={rows}
         onSelect={setSelection}
         onFinished={() => void client.invalidateQueries({ queryKey: ['runs', 'list'] })}
       />

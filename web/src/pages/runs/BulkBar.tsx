@@ -10,6 +10,17 @@ export interface Selection {
   all: { at: number } | null;
 }
 
+/**
+ * "All matching" means the runs created up to the newest one the list shows: the store's clock
+ * stamped those, so a browser clock ahead of the server's cannot stretch the selection to runs
+ * created after the click.
+ */
+function newestShown(rows: readonly { created_at: number }[]): number {
+  let newest = 0;
+  for (const r of rows) if (r.created_at > newest) newest = r.created_at;
+  return newest;
+}
+
 const VERB: Record<BulkAction, [string, string, string]> = {
   cancel: ['Cancel', 'Cancelling', 'cancelled'],
   retry: ['Retry', 'Retrying', 'queued again'],
@@ -19,7 +30,8 @@ const VERB: Record<BulkAction, [string, string, string]> = {
  * What to do with the chosen runs: "select all matching", Cancel and Retry behind a confirmation,
  * then the progress of the requests (done, failed, and why) until they finish.
  */
-export function BulkBar({ selection, filters, loaded, onSelect, onFinished }: { selection: Selection; filters: RunFilters; loaded: number; onSelect: (s: Selection) => void; onFinished: () => void }) {
+export function BulkBar({ selection, filters, rows, onSelect, onFinished }: { selection: Selection; filters: RunFilters; rows: readonly { run_id: string; created_at: number }[]; onSelect: (s: Selection) => void; onFinished: () => void }) {
+  const loaded = rows.length;
   const [confirm, setConfirm] = useState<BulkAction | null>(null);
   const [progress, setProgress] = useState<BulkProgress | null>(null);
   const count = selection.ids.size;
@@ -29,7 +41,9 @@ export function BulkBar({ selection, filters, loaded, onSelect, onFinished }: { 
 
   const start = (action: BulkAction): void => {
     setConfirm(null);
-    const target: BulkTarget = selection.all !== null ? { filter: apiFilter(filters), at: selection.all.at } : { ids: [...selection.ids] };
+    // Only runs still on screen: a run that left the list (a live change) is not acted on unseen.
+    const shown = new Set(rows.map((r) => r.run_id));
+    const target: BulkTarget = selection.all !== null ? { filter: apiFilter(filters), at: selection.all.at } : { ids: [...selection.ids].filter((id) => shown.has(id)) };
     setProgress({ action, done: 0, failed: 0, reasons: [], total: 'ids' in target ? target.ids.length : null, finished: false });
     void runBulk(action, target, setProgress).then(() => {
       onSelect({ ids: new Set(), all: null });
@@ -44,11 +58,11 @@ export function BulkBar({ selection, filters, loaded, onSelect, onFinished }: { 
         <div className="row">
           <strong data-testid="selection">{selection.all !== null ? 'All runs matching these filters' : `${what} selected`}</strong>
           {selection.all === null && count >= loaded && loaded > 0 ? (
-            <button type="button" className="link" onClick={() => onSelect({ ids: new Set(), all: { at: Date.now() } })}>
+            <button type="button" className="link" onClick={() => onSelect({ ids: new Set(), all: { at: newestShown(rows) } })}>
               Select all runs matching these filters
             </button>
           ) : null}
-          {selection.all !== null ? <span className="muted small">created before {dateTime(selection.all.at)}</span> : null}
+          {selection.all !== null ? <span className="muted small">created up to {dateTime(selection.all.at)}</span> : null}
           <span className="grow" />
           {(['cancel', 'retry'] as const).map((a) => {
             const none = selection.all !== null && bulkFilter(a, apiFilter(filters), selection.all.at) === null;

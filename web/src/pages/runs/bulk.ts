@@ -53,12 +53,16 @@ export function bulkFilter(action: BulkAction, filter: ApiFilter, at: number): A
 /** Run the action to the end, calling `onProgress` after every request. */
 export async function runBulk(action: BulkAction, target: BulkTarget, onProgress: (p: BulkProgress) => void, reason = 'cancelled from the dashboard'): Promise<BulkProgress> {
   const p: BulkProgress = { action, done: 0, failed: 0, reasons: [], total: 'ids' in target ? target.ids.length : null, finished: false };
+  // A run is counted once: a refused run that a later round meets again is not a second failure.
+  const refused = new Set<string>();
   const add = (answer: BulkAnswer): void => {
     for (const r of answer.results) {
       if (r.result === 'done') {
         p.done++;
         continue;
       }
+      if (refused.has(r.id)) continue;
+      refused.add(r.id);
       p.failed++;
       const code = r.code ?? r.result;
       const detail = r.detail ?? '';

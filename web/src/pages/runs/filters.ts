@@ -66,6 +66,7 @@ export interface ApiFilter {
   status?: RunStatus[];
   workflow?: string;
   trigger_type?: string;
+  parent?: string;
   since?: string;
   until?: string;
   metadata?: Record<string, string>;
@@ -78,6 +79,8 @@ export function apiFilter(f: RunFilters): ApiFilter {
     ...(f.statuses.length ? { status: f.statuses } : {}),
     ...(f.workflow ? { workflow: f.workflow } : {}),
     ...(f.trigger_type ? { trigger_type: f.trigger_type } : {}),
+    // In a bulk filter too: "all matching" on a run's sub-workflow list means those runs only.
+    ...(f.parent ? { parent: f.parent } : {}),
     ...(since !== undefined ? { since: String(since) } : {}),
     ...(until !== undefined ? { until: String(until) } : {}),
     ...(f.metadata.length ? { metadata: Object.fromEntries(f.metadata) } : {}),
@@ -89,8 +92,7 @@ export function apiQuery(f: RunFilters, page: { limit: number; cursor?: string |
   const p = new URLSearchParams();
   const a = apiFilter(f);
   if (a.status) p.set('status', a.status.join(','));
-  for (const k of ['workflow', 'trigger_type', 'since', 'until'] as const) if (a[k]) p.set(k, a[k]);
-  if (f.parent) p.set('parent', f.parent);
+  for (const k of ['workflow', 'trigger_type', 'parent', 'since', 'until'] as const) if (a[k]) p.set(k, a[k]);
   for (const [k, v] of Object.entries(a.metadata ?? {})) p.append(`metadata.${k}`, v);
   p.set('limit', String(page.limit));
   if (page.cursor) p.set('cursor', page.cursor);
