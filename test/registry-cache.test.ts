@@ -4,6 +4,7 @@
  * plan or a webhook trigger sees what another Swarm (another connection), or another process on the
  * same SQLite file, registered, deleted, enabled or disabled, at its next run.
  */
+import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { Swarm } from '../src/swarm.js';
@@ -23,6 +24,8 @@ interface Pair {
   dir: string;
   a: Swarm;
   b: Swarm;
+  /** Run SQL on the store directly (not through Swarm). */
+  sql: (text: string) => Promise<void>;
 }
 
 for (const kind of ['sqlite', 'postgres'] as const) {
@@ -46,7 +49,15 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       opened.push({ dir, swarms: [a, b], ...(db ? { db } : {}) });
       await a.registerAgent(builtinAgent(dir, 'noop', 'noop'));
       await a.registerWorkflow(writeWorkflow(dir, 'wf', WF('1.0.0')));
-      return { dir, a, b };
+      const sql = async (text: string): Promise<void> => {
+        if (db) await (await pgTestServer()).query(db, text);
+        else {
+          const raw = new Database(a.store.location);
+          raw.exec(text);
+          raw.close();
+        }
+      };
+      return { dir, a, b, sql };
     }
 
     const agentVersionOf = async (s: Swarm, runId: string): Promise<string | undefined> => (await s.getRun(runId)).steps[0]?.agent_version;
@@ -72,6 +83,14 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       expect(await gen(), 'deleting nothing').toBe(g3);
       expect(await a.store.deleteAgent('noop', '1.1.0')).toBe(true);
       expect(await gen(), 'deleting an agent version').not.toBe(g3);
+    });
+
+    it('a generation row removed by hand is made again by the next registry write (the triggers of the store upsert it)', async () => {
+      const { dir, a, b, sql } = await pair();
+      await sql("DELETE FROM swarm_meta WHERE key = 'registry_generation'");
+      expect(await b.store.registryGeneration()).toBe('0');
+      await a.registerAgent(writeAgentVersion(dir, '1.2.0'));
+      expect(await b.store.registryGeneration()).not.toBe('0');
     });
 
     it("a run started by one Swarm uses what the other registered, deleted, disabled or enabled since its last run", async () => {

@@ -506,17 +506,21 @@ CREATE INDEX idx_emitted_events_created ON emitted_events(created_at);
     // own transaction, by triggers in the store: caches of workflows, plans and webhook triggers
     // (src/engine/registry-cache.ts) stay correct whatever process or build writes the registry
     // (a build older than this migration refuses the store: STORE_SCHEMA_NEWER). The function
-    // keeps the schema it was created in. The same migration as SQLite's 14.
+    // keeps the schema it was created in; the row is made again if it was ever removed. Plain
+    // CREATE TRIGGER (not OR REPLACE, which needs PostgreSQL 14). The same migration as SQLite's 14.
     sql: `
 INSERT INTO swarm_meta (key, value) VALUES ('registry_generation', '0') ON CONFLICT (key) DO NOTHING;
 CREATE OR REPLACE FUNCTION swarm_bump_registry_generation() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 BEGIN
-  UPDATE swarm_meta SET value = ((value)::bigint + 1)::text WHERE key = 'registry_generation';
+  INSERT INTO swarm_meta (key, value) VALUES ('registry_generation', '1')
+    ON CONFLICT (key) DO UPDATE SET value = ((swarm_meta.value)::bigint + 1)::text;
   RETURN NULL;
 END
 $fn$;
-CREATE OR REPLACE TRIGGER registry_generation_agents AFTER INSERT OR UPDATE OR DELETE ON agents FOR EACH ROW EXECUTE FUNCTION swarm_bump_registry_generation();
-CREATE OR REPLACE TRIGGER registry_generation_workflows AFTER INSERT OR UPDATE OR DELETE ON workflows FOR EACH ROW EXECUTE FUNCTION swarm_bump_registry_generation();
+DROP TRIGGER IF EXISTS registry_generation_agents ON agents;
+CREATE TRIGGER registry_generation_agents AFTER INSERT OR UPDATE OR DELETE ON agents FOR EACH ROW EXECUTE FUNCTION swarm_bump_registry_generation();
+DROP TRIGGER IF EXISTS registry_generation_workflows ON workflows;
+CREATE TRIGGER registry_generation_workflows AFTER INSERT OR UPDATE OR DELETE ON workflows FOR EACH ROW EXECUTE FUNCTION swarm_bump_registry_generation();
 `,
   },
 ];

@@ -498,16 +498,18 @@ CREATE INDEX idx_emitted_events_created ON emitted_events(created_at);
     // Every write to the registry (agents, workflows) bumps swarm_meta's registry_generation in its
     // own transaction, by triggers in the store: caches of workflows, plans and webhook triggers
     // (src/engine/registry-cache.ts) stay correct whatever process or build writes the registry
-    // (a build older than this migration refuses the store: STORE_SCHEMA_NEWER). The same
-    // migration as PostgreSQL's 14.
+    // (a build older than this migration refuses the store: STORE_SCHEMA_NEWER). The row is made
+    // again if it was ever removed: by INSERT … WHERE NOT EXISTS, because a trigger's OR IGNORE
+    // gives way to the conflict handling of the statement that fired it. The same migration as
+    // PostgreSQL's 14.
     sql: `
 INSERT INTO swarm_meta (key, value) VALUES ('registry_generation', '0') ON CONFLICT(key) DO NOTHING;
-CREATE TRIGGER IF NOT EXISTS registry_generation_agents_insert AFTER INSERT ON agents BEGIN UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
-CREATE TRIGGER IF NOT EXISTS registry_generation_agents_update AFTER UPDATE ON agents BEGIN UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
-CREATE TRIGGER IF NOT EXISTS registry_generation_agents_delete AFTER DELETE ON agents BEGIN UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
-CREATE TRIGGER IF NOT EXISTS registry_generation_workflows_insert AFTER INSERT ON workflows BEGIN UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
-CREATE TRIGGER IF NOT EXISTS registry_generation_workflows_update AFTER UPDATE ON workflows BEGIN UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
-CREATE TRIGGER IF NOT EXISTS registry_generation_workflows_delete AFTER DELETE ON workflows BEGIN UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
+CREATE TRIGGER IF NOT EXISTS registry_generation_agents_insert AFTER INSERT ON agents BEGIN INSERT INTO swarm_meta (key, value) SELECT 'registry_generation', '0' WHERE NOT EXISTS (SELECT 1 FROM swarm_meta WHERE key = 'registry_generation'); UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
+CREATE TRIGGER IF NOT EXISTS registry_generation_agents_update AFTER UPDATE ON agents BEGIN INSERT INTO swarm_meta (key, value) SELECT 'registry_generation', '0' WHERE NOT EXISTS (SELECT 1 FROM swarm_meta WHERE key = 'registry_generation'); UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
+CREATE TRIGGER IF NOT EXISTS registry_generation_agents_delete AFTER DELETE ON agents BEGIN INSERT INTO swarm_meta (key, value) SELECT 'registry_generation', '0' WHERE NOT EXISTS (SELECT 1 FROM swarm_meta WHERE key = 'registry_generation'); UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
+CREATE TRIGGER IF NOT EXISTS registry_generation_workflows_insert AFTER INSERT ON workflows BEGIN INSERT INTO swarm_meta (key, value) SELECT 'registry_generation', '0' WHERE NOT EXISTS (SELECT 1 FROM swarm_meta WHERE key = 'registry_generation'); UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
+CREATE TRIGGER IF NOT EXISTS registry_generation_workflows_update AFTER UPDATE ON workflows BEGIN INSERT INTO swarm_meta (key, value) SELECT 'registry_generation', '0' WHERE NOT EXISTS (SELECT 1 FROM swarm_meta WHERE key = 'registry_generation'); UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
+CREATE TRIGGER IF NOT EXISTS registry_generation_workflows_delete AFTER DELETE ON workflows BEGIN INSERT INTO swarm_meta (key, value) SELECT 'registry_generation', '0' WHERE NOT EXISTS (SELECT 1 FROM swarm_meta WHERE key = 'registry_generation'); UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
 `,
   },
 ];
