@@ -48,6 +48,7 @@ describe('the dashboard (real serve, real Chromium)', () => {
     try {
       await page.goto(`${srv.url}/runs`);
       await page.getByRole('heading', { name: 'Runs' }).waitFor();
+      await page.locator('[data-live="open"]').waitFor(); // the runs stream is connected: what follows arrives by it
       const created = await call<{ run_id: string }>(`${srv.url}/api/v1/workflows/order-wait/runs`, 'POST', { input: { order_id: 7 } });
       expect(created.status).toBe(201);
       const id = created.json.run_id;
@@ -91,6 +92,7 @@ describe('the dashboard (real serve, real Chromium)', () => {
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.waitForURL(`${locked.url}/runs`);
       await page.getByRole('heading', { name: 'Runs' }).waitFor();
+      await page.locator('[data-live="open"]').waitFor(); // the runs stream is connected: what follows arrives by it
       const cookies = await context.cookies();
       const cookie = cookies.find((c) => c.name === 'swarm_token');
       expect(cookie?.httpOnly).toBe(true);
@@ -103,6 +105,13 @@ describe('the dashboard (real serve, real Chromium)', () => {
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.waitForURL('**/login');
       expect((await context.cookies()).find((c) => c.name === 'swarm_token')).toBeUndefined();
+      // After signing in, the page goes to a path of this site only: `/\evil.example` is another
+      // site to a browser, so it lands on / instead.
+      await page.goto(`${locked.url}/login?next=${encodeURIComponent('/\\evil.example/x')}`);
+      await page.getByLabel('API token').fill(token);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: 'Runs' }).waitFor();
+      expect(new URL(page.url()).origin).toBe(locked.url);
     } finally {
       await context.close();
       await locked.stop();

@@ -35,6 +35,7 @@ describe('the dashboard on PostgreSQL', () => {
     try {
       await page.goto(`${srv.url}/`);
       await page.getByRole('heading', { name: 'Runs' }).waitFor();
+      await page.locator('[data-live="open"]').waitFor(); // the runs stream is connected: what follows arrives by it
       const created = await call<{ run_id: string }>(`${srv.url}/api/v1/workflows/echo-chain/runs`, 'POST', { input: { message: 'on postgres' } });
       expect(created.status).toBe(201);
       const row = page.locator(`tr[data-run="${created.json.run_id}"]`);
@@ -46,14 +47,21 @@ describe('the dashboard on PostgreSQL', () => {
     }
   });
 
-  it('shows every other view without an error', async () => {
+  it('shows every other view without an error, with what the PostgreSQL store holds', async () => {
     const { context, page } = await newPage();
     try {
       for (const [path, heading] of [['/registry', 'Registry'], ['/triggers', 'Triggers'], ['/operations', 'Operations']] as const) {
         await page.goto(`${srv.url}${path}`);
         await page.getByRole('heading', { name: heading, exact: true }).waitFor();
+        // Every query of the page has answered (nothing still loading) before errors are counted.
+        await expect.poll(() => page.getByText('Loading…').count(), { timeout: 20_000 }).toBe(0);
         expect(await page.getByRole('alert').count(), `${path} shows an error`).toBe(0);
       }
+      // What those pages read came from this store: the registered workflows, and this serve's worker.
+      await page.goto(`${srv.url}/registry`);
+      await page.getByRole('link', { name: 'echo-chain', exact: true }).first().waitFor();
+      await page.goto(`${srv.url}/operations`);
+      await page.locator('[data-live="true"]').first().waitFor({ timeout: 20_000 });
     } finally {
       await context.close();
     }

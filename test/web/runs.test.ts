@@ -52,6 +52,7 @@ describe('the runs list (real serve, real Chromium)', () => {
     try {
       await page.goto(`${srv.url}/runs?status=waiting&workflow=order-wait`);
       await page.getByRole('heading', { name: 'Runs' }).waitFor();
+      await page.locator('[data-live="open"]').waitFor(); // the runs stream is connected: what follows arrives by it
       await page.getByText('No runs match these filters').waitFor();
       // The echo-chain run changes first: once the order-wait run shows, the other was seen and left out.
       const other = await start('echo-chain', { message: 'not me' });

@@ -3,19 +3,42 @@
  * same-origin stream, so the streams are covered by the same login as every other request; the
  * browser reconnects by itself (with `Last-Event-ID`, so a run's stream resumes without a gap).
  */
-import { useEffect, useRef } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import type { RunEvent, RunSummary } from './types';
 
-/** Every change of any run (`GET /api/v1/runs/stream`): `onRun` gets the run as the list shows it. */
-export function useRunChanges(onRun: (run: RunSummary) => void, enabled = true): void {
+/** Whether a stream is connected (`open`), (re)connecting, or ended for good (`closed`). */
+export type StreamState = 'connecting' | 'open' | 'closed';
+
+/**
+ * Every change of any run (`GET /api/v1/runs/stream`): `onRun` gets the run as the list shows it.
+ * The stream starts at the time it connects (reading back a short window), so a change made between
+ * the list's last read and a (re)connection could be missed: `onOpen` is the caller's cue to read
+ * the list again. The stream ends for good when the session's token stops being valid.
+ */
+export function useRunChanges(onRun: (run: RunSummary) => void, options: { enabled?: boolean; onOpen?: () => void } = {}): StreamState {
+  const { enabled = true } = options;
   const handler = useRef(onRun);
   handler.current = onRun;
+  const opened = useRef(options.onOpen);
+  opened.current = options.onOpen;
+  const [state, setState] = useState<StreamState>('connecting');
   useEffect(() => {
     if (!enabled) return undefined;
     const source = new EventSource('/api/v1/runs/stream');
+    source.onopen = () => {
+      setState('open');
+      opened.current?.();
+    };
+    source.onerror = () => setState(source.readyState === EventSource.CLOSED ? 'closed' : 'connecting');
     source.addEventListener('run', (e) => handler.current(JSON.parse((e as MessageEvent<string>).data) as RunSummary));
+    source.addEventListener('end', () => {
+      // The server ended the stream (its token was revoked or expired): do not reconnect.
+      source.close();
+      setState('closed');
+    });
     return () => source.close();
   }, [enabled]);
+  return state;
 }
 
 /** One run's events as they are recorded (`GET /api/v1/runs/{id}/stream`), from the first. */
@@ -28,10 +51,12 @@ export function useRunEvents(runId: string | undefined, onEvent: (event: RunEven
     if (runId === undefined) return undefined;
     const source = new EventSource(`/api/v1/runs/${encodeURIComponent(runId)}/stream`);
     source.onmessage = (e: MessageEvent<string>) => handler.current(JSON.parse(e.data) as RunEvent);
-    source.addEventListener('end', () => {
-      // The run finished: the server closes the stream; do not let the browser reconnect.
+    source.addEventListener('end', (e) => {
+      // The run finished (or the session's token stopped being valid): the server closes the
+      // stream; do not let the browser reconnect. Only a finished run is reported as such.
       source.close();
-      ended.current?.();
+      const data = JSON.parse((e as MessageEvent<string>).data || '{}') as { reason?: string };
+      if (data.reason === undefined) ended.current?.();
     });
     return () => source.close();
   }, [runId]);

@@ -67,8 +67,9 @@ export function When({ iso, empty = '–' }: { iso: string | null | undefined; e
 }
 
 /** Does this error say the token lacks a scope (403)? */
+/** A 403 for want of a scope (not a refused host or origin, which are 403 too). */
 export function isForbidden(e: unknown): e is ApiError {
-  return e instanceof ApiError && e.status === 403;
+  return e instanceof ApiError && e.status === 403 && e.code === 'TOKEN_SCOPE_INSUFFICIENT';
 }
 
 /**

@@ -9,7 +9,7 @@ import { Link } from 'react-router';
 import { api } from '../api';
 import { Empty, ErrorBox } from '../components/Empty';
 import { shortId } from '../format';
-import { agoMs, Loaded, When } from '../ops/parts';
+import { agoMs, isForbidden, Loaded, When } from '../ops/parts';
 import type { Approval, SecretInfo, Token, WorkerInfo } from '../ops/types';
 import '../ops/ops.css';
 
@@ -136,10 +136,10 @@ function Approvals() {
                     <td>
                       <div className="row">
                         <input aria-label={`Reason for ${key}`} placeholder="reason (optional)" value={reason[key] ?? ''} onChange={(e) => setReason((r) => ({ ...r, [key]: e.target.value }))} />
-                        <button type="button" className="primary" disabled={decide.isPending} onClick={() => decide.mutate({ a, decision: 'approve' })}>
+                        <button type="button" className="primary" aria-label={`Approve ${key}`} disabled={decide.isPending} onClick={() => decide.mutate({ a, decision: 'approve' })}>
                           Approve
                         </button>
-                        <button type="button" className="danger" disabled={decide.isPending} onClick={() => decide.mutate({ a, decision: 'reject' })}>
+                        <button type="button" className="danger" aria-label={`Reject ${key}`} disabled={decide.isPending} onClick={() => decide.mutate({ a, decision: 'reject' })}>
                           Reject
                         </button>
                       </div>
@@ -208,11 +208,25 @@ function Tokens() {
   const list = useQuery({ queryKey: ['tokens'], queryFn: () => api<{ tokens: Token[] }>('/api/v1/tokens') });
   const [name, setName] = useState('');
   const [scopes, setScopes] = useState<string[]>(['read']);
+  const [scopesTouched, setScopesTouched] = useState(false);
   const [expires, setExpires] = useState('30d');
   const [made, setMade] = useState<{ token: string; name: string } | null>(null);
   const refresh = () => void client.invalidateQueries({ queryKey: ['tokens'] });
+  const session = useQuery({ queryKey: ['session'], queryFn: () => api<{ auth_required: boolean; authenticated: boolean }>('/api/v1/session') });
+  // The first token turns sign-in on (the API was open until it existed): this browser signs in
+  // with it at once, so the page is not sent to the login before the token could be copied.
+  const firstToken = session.data !== undefined && !session.data.auth_required;
+  // The first token is an admin one unless chosen otherwise: it is the one this browser keeps.
+  const chosen = firstToken && !scopesTouched ? ['admin'] : scopes;
   const create = useMutation({
-    mutationFn: () => api<Token & { token: string }>('/api/v1/tokens', { method: 'POST', json: { ...(name ? { name } : {}), scopes, expires: expires || 'never' } }),
+    mutationFn: async () => {
+      const t = await api<Token & { token: string }>('/api/v1/tokens', { method: 'POST', json: { ...(name ? { name } : {}), scopes: chosen, expires: expires || 'never' } });
+      if (firstToken) {
+        await api('/api/v1/session', { method: 'POST', json: { token: t.token } });
+        await client.invalidateQueries({ queryKey: ['session'] });
+      }
+      return t;
+    },
     onSuccess: (t) => {
       setMade({ token: t.token, name: t.name });
       setName('');
@@ -225,7 +239,7 @@ function Tokens() {
     setMade(null);
     create.mutate();
   };
-  const forbidden = list.error !== null && (list.error as { status?: number }).status === 403;
+  const forbidden = isForbidden(list.error);
   return (
     <section aria-labelledby="h-tokens">
       <h2 id="h-tokens">API tokens</h2>
@@ -239,7 +253,14 @@ function Tokens() {
             <legend className="small muted">Scopes</legend>
             {SCOPES.map((s) => (
               <label key={s}>
-                <input type="checkbox" checked={scopes.includes(s)} onChange={(e) => setScopes((cur) => (e.target.checked ? [...cur, s] : cur.filter((x) => x !== s)))} />
+                <input
+                  type="checkbox"
+                  checked={chosen.includes(s)}
+                  onChange={(e) => {
+                    setScopesTouched(true);
+                    setScopes(e.target.checked ? [...chosen, s] : chosen.filter((x) => x !== s));
+                  }}
+                />
                 {s}
               </label>
             ))}
@@ -248,11 +269,16 @@ function Tokens() {
             Expires
             <input value={expires} onChange={(e) => setExpires(e.target.value)} placeholder="30d, 12h, 2027-01-01 or never" size={16} />
           </label>
-          <button type="submit" className="primary" disabled={create.isPending || scopes.length === 0}>
+          <button type="submit" className="primary" disabled={create.isPending || chosen.length === 0}>
             Create token
           </button>
         </form>
       )}
+      {firstToken ? (
+        <p className="muted small" role="note">
+          No token exists yet, so the API is open on this machine. The first token turns sign-in on: this browser signs in with it (an <code>admin</code> one by default).
+        </p>
+      ) : null}
       {create.error ? <ErrorBox error={create.error} /> : null}
       {made ? (
         <div className="token-once" role="status" data-testid="new-token">

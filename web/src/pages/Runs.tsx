@@ -55,9 +55,18 @@ export function Runs() {
   // A new filter is a new list: what was chosen in the old one is not carried over.
   useEffect(() => setSelection(NONE), [search]);
 
-  useRunChanges((run: RunSummary) => {
-    client.setQueryData<InfiniteData<RunPage, string | null>>(key, (data) => (data ? applyChange(data, run, filters) : data));
-  });
+  const live = useRunChanges(
+    (run: RunSummary) => {
+      client.setQueryData<InfiniteData<RunPage, string | null>>(key, (data) => (data ? applyChange(data, run, filters) : data));
+    },
+    {
+      // Connected (again): read the list again unless it was read just now (the stream reads back
+      // its first second, so a fresh list misses nothing).
+      onOpen: () => {
+        if (Date.now() - runs.dataUpdatedAt > 800) void client.invalidateQueries({ queryKey: key });
+      },
+    },
+  );
 
   const setFilters = (f: RunFilters): void => setParams(searchOf(f));
   const rows = runs.data?.pages.flatMap((p) => p.runs) ?? [];
@@ -65,8 +74,11 @@ export function Runs() {
 
   return (
     <>
-      <div className="page-head">
+      <div className="page-head" data-live={live}>
         <h1>Runs</h1>
+        <span className={`live-dot live-${live}`} title={live === 'open' ? 'Live: changes appear as they happen' : live === 'closed' ? 'Not live: reload the page' : 'Connecting…'}>
+          {live === 'open' ? 'Live' : live === 'closed' ? 'Not live' : 'Connecting…'}
+        </span>
         <span className="grow" />
         {runs.isFetching && !runs.isLoading ? (
           <span className="muted small" role="status">
