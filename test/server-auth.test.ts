@@ -257,6 +257,10 @@ describe('authentication, in order: open, then tokens', () => {
     }
     const stream = (await call(app, 'POST', '/api/v1/stream-tokens', { token: tokens.read })).json.token as string;
     expectProblem(await call(app, 'POST', '/api/v1/session', { body: { token: stream } }), 401, 'TOKEN_INVALID');
+    // Behind a proxy that ends TLS: the page is https, the request http, the host the same.
+    const proxied = await call(app, 'POST', '/api/v1/session', { body: { token: tokens.read }, headers: { origin: 'https://swarm.example', host: 'swarm.example', 'x-forwarded-proto': 'https' } });
+    expect(proxied.status, proxied.text).toBe(200);
+    expect(proxied.headers.get('set-cookie')).toContain('Secure');
     const evil = await call(app, 'POST', '/api/v1/session', { body: { token: tokens.read }, headers: { origin: 'https://evil.example' } });
     expectProblem(evil, 403, 'AUTH_COOKIE_CROSS_ORIGIN');
     expect(evil.headers.get('set-cookie')).toBeNull();

@@ -159,7 +159,7 @@ function credential(c: Context, read: boolean, stream: boolean): Credential {
   const cookie = getCookie(c, TOKEN_COOKIE);
   if (cookie !== undefined && cookie !== '') {
     // A browser sends cookies with requests other sites make it send: a write must come from this origin.
-    if (!read && c.req.header('origin') !== new URL(c.req.url).origin) {
+    if (!read && !fromThisServer(c)) {
       return { refuse: forbidden(c, problem(403, 'AUTH_COOKIE_CROSS_ORIGIN', `a write authenticated by the ${TOKEN_COOKIE} cookie must carry an Origin header of this server (${new URL(c.req.url).origin}); other clients send Authorization: Bearer <token>`)) };
     }
     return { token: cookie, via: 'cookie' };
@@ -193,6 +193,18 @@ function openRefusal(c: Context, read: boolean, options: OpenApiOptions): Respon
     return problemResponse(c, problem(403, 'ORIGIN_REFUSED', 'a write from an opaque origin (Origin: null) is refused while this API has no token'));
   }
   return undefined;
+}
+
+/**
+ * Whether the request's Origin names this server: its host (name and port) is the one the request
+ * was addressed to. The scheme is not compared: behind a proxy that ends TLS the page is https and
+ * the request the server sees is http, for the same host.
+ */
+export function fromThisServer(c: Context): boolean {
+  const origin = c.req.header('origin');
+  if (origin === undefined || origin === 'null') return false;
+  const host = (c.req.header('host') ?? new URL(c.req.url).host).toLowerCase();
+  return safeHost(origin) === host;
 }
 
 function safeHost(origin: string): string | undefined {

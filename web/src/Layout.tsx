@@ -2,7 +2,7 @@ import { useQuery } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
 import { NavLink, Outlet, useLocation } from 'react-router';
 import { api } from './api';
-import { applyTheme, currentTheme, type Theme } from './theme';
+import { applyTheme, currentTheme, followSystemTheme, type Theme } from './theme';
 
 interface Session {
   auth_required: boolean;
@@ -15,6 +15,7 @@ interface Session {
 export function Layout() {
   const [theme, setTheme] = useState<Theme>(currentTheme);
   useEffect(() => applyTheme(theme), [theme]);
+  useEffect(() => followSystemTheme(setTheme), []);
   const session = useQuery({ queryKey: ['session'], queryFn: () => api<Session>('/api/v1/session') });
   const location = useLocation();
   const runsActive = location.pathname === '/' || location.pathname.startsWith('/runs');

@@ -22,7 +22,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isStreamToken } from '../../auth/tokens.js';
 import type { Swarm } from '../../swarm.js';
-import { DASHBOARD_PAGES, TOKEN_COOKIE, type AuthMode } from '../auth.js';
+import { DASHBOARD_PAGES, fromThisServer, TOKEN_COOKIE, type AuthMode } from '../auth.js';
 import { problem, problemResponse } from '../problem.js';
 import { problems } from '../schemas.js';
 
@@ -112,7 +112,7 @@ export function dashboardRoutes(app: OpenAPIHono, swarm: Swarm, mode: AuthMode):
   app.openapi(createSession, async (c) => {
     // A login form on another site must not sign this browser in (as someone else).
     const origin = c.req.header('origin');
-    if (origin !== undefined && origin !== new URL(c.req.url).origin) {
+    if (origin !== undefined && !fromThisServer(c)) {
       return problemResponse(c, problem(403, 'AUTH_COOKIE_CROSS_ORIGIN', `a sign-in must come from a page of this server (${new URL(c.req.url).origin}), not ${origin}`)) as never;
     }
     const { token } = c.req.valid('json');
@@ -126,7 +126,8 @@ export function dashboardRoutes(app: OpenAPIHono, swarm: Swarm, mode: AuthMode):
       httpOnly: true,
       sameSite: 'Strict',
       path: '/',
-      secure: new URL(c.req.url).protocol === 'https:',
+      // Secure when the page is https, here or at a proxy that ends TLS in front of this server.
+      secure: new URL(c.req.url).protocol === 'https:' || origin?.startsWith('https:') === true || c.req.header('x-forwarded-proto') === 'https',
       // The cookie lasts as long as the token does (at most 30 days: sign in again then).
       maxAge: Math.max(1, Math.min(30 * 86_400, expires === null ? 30 * 86_400 : Math.floor((expires - Date.now()) / 1000))),
     });
