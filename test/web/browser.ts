@@ -12,7 +12,8 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { examplesStore, makeSandbox, REPO_ROOT, until, type CliResult, type Sandbox } from '../helpers/cli.js';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { cleanupSandboxes, examplesStore, makeSandbox, REPO_ROOT, until, type CliResult, type Sandbox } from '../helpers/cli.js';
 
 /** Where Chromium is: SWARM_CHROMIUM, or Debian's and Ubuntu's usual paths. */
 export function chromiumPath(): string {
@@ -106,4 +107,28 @@ export async function call<T = Record<string, unknown>>(url: string, method: str
   const res = await fetch(url, { method, ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } } : { headers }) });
   const text = await res.text();
   return { status: res.status, json: (text === '' ? {} : JSON.parse(text)) as T };
+}
+
+/**
+ * The hooks of a browser test file: `start` makes its project and its `swarm serve` once (before
+ * all), which are stopped and removed with the browser after all; every test ends with no uncaught
+ * error in its pages.
+ *
+ * @example
+ *   let srv: Served;
+ *   browserFile(async () => (srv = await serve(await examplesProject())));
+ */
+export function browserFile(start: () => Promise<Served>, timeoutMs?: number): void {
+  let served: Served | undefined;
+  beforeAll(async () => {
+    served = await start();
+  }, timeoutMs);
+  afterAll(async () => {
+    await served?.stop();
+    await closeBrowser();
+    cleanupSandboxes();
+  });
+  afterEach(() => {
+    expect(pageErrors.splice(0)).toEqual([]);
+  });
 }

@@ -3,24 +3,16 @@
  * their assets, a run created elsewhere appears in the list without a reload, a run's DAG nodes
  * change color as its steps finish, and a login is required (and works) once tokens exist.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupSandboxes, type Sandbox } from '../helpers/cli.js';
-import { call, closeBrowser, examplesProject, newPage, pageErrors, screenshot, serve, type Served } from './browser.js';
+import { describe, expect, it } from 'vitest';
+import type { Sandbox } from '../helpers/cli.js';
+import { browserFile, call, examplesProject, newPage, screenshot, serve, type Served } from './browser.js';
 
 let s: Sandbox;
 let srv: Served;
 
-beforeAll(async () => {
+browserFile(async () => {
   s = await examplesProject();
-  srv = await serve(s);
-});
-afterAll(async () => {
-  await srv?.stop();
-  await closeBrowser();
-  cleanupSandboxes();
-});
-afterEach(() => {
-  expect(pageErrors.splice(0)).toEqual([]);
+  return (srv = await serve(s));
 });
 
 describe('the dashboard (real serve, real Chromium)', () => {

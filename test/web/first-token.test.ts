@@ -3,24 +3,16 @@
  * open; creating one from Operations turns sign-in on, and the browser that made it signs in with
  * it at once, so the token shown once stays on the page instead of the page jumping to the login.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupSandboxes, type Sandbox } from '../helpers/cli.js';
-import { call, closeBrowser, examplesProject, newPage, pageErrors, serve, type Served } from './browser.js';
+import { describe, expect, it } from 'vitest';
+import type { Sandbox } from '../helpers/cli.js';
+import { browserFile, call, examplesProject, newPage, serve, type Served } from './browser.js';
 
 let s: Sandbox;
 let srv: Served;
 
-beforeAll(async () => {
+browserFile(async () => {
   s = await examplesProject();
-  srv = await serve(s);
-});
-afterAll(async () => {
-  await srv?.stop();
-  await closeBrowser();
-  cleanupSandboxes();
-});
-afterEach(() => {
-  expect(pageErrors.splice(0)).toEqual([]);
+  return (srv = await serve(s));
 });
 
 describe('the first token, made from the dashboard', () => {

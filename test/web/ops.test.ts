@@ -5,9 +5,9 @@
  * and runs now; the workers view shows the serve's own worker; an approval granted from Operations
  * lets its run finish; a token created on the page works against the API until it is revoked there.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupSandboxes, until, type Sandbox } from '../helpers/cli.js';
-import { call, closeBrowser, examplesProject, newPage, pageErrors, screenshot, serve, type Served } from './browser.js';
+import { describe, expect, it } from 'vitest';
+import { until, type Sandbox } from '../helpers/cli.js';
+import { browserFile, call, examplesProject, newPage, screenshot, serve, type Served } from './browser.js';
 
 let s: Sandbox;
 let srv: Served;
@@ -60,20 +60,12 @@ steps:
 `,
 };
 
-beforeAll(async () => {
+browserFile(async () => {
   s = await examplesProject();
   for (const [name, yaml] of Object.entries(WORKFLOWS)) s.write(`workflows/${name}/workflow.yaml`, yaml);
   const r = await s.run(['workflow', 'register', '--all', 'workflows']);
   expect(r.code, r.stderr).toBe(0);
-  srv = await serve(s);
-});
-afterAll(async () => {
-  await srv?.stop();
-  await closeBrowser();
-  cleanupSandboxes();
-});
-afterEach(() => {
-  expect(pageErrors.splice(0)).toEqual([]);
+  return (srv = await serve(s));
 });
 
 type Json = Record<string, unknown>;

@@ -2,15 +2,15 @@
  * The dashboard on PostgreSQL: the same pages against a `swarm serve` whose store is a real
  * PostgreSQL database (the run's shared server, a fresh database for this file).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupSandboxes, EXAMPLES, makeSandbox, show, type Sandbox } from '../helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { EXAMPLES, makeSandbox, show, type Sandbox } from '../helpers/cli.js';
 import { pgTestServer } from '../helpers/pg.js';
-import { call, closeBrowser, newPage, pageErrors, serve, type Served } from './browser.js';
+import { browserFile, call, newPage, serve, type Served } from './browser.js';
 
 let s: Sandbox;
 let srv: Served;
 
-beforeAll(async () => {
+browserFile(async () => {
   const url = await (await pgTestServer()).createDatabase();
   s = makeSandbox({ env: { SWARM_SANDBOX: 'none', SWARM_DATABASE_URL: url } });
   for (const [kind, dir] of [['agent', EXAMPLES.agents], ['workflow', EXAMPLES.workflows]] as const) {
@@ -19,15 +19,8 @@ beforeAll(async () => {
   }
   srv = await serve(s);
   expect(srv.output()).toContain('postgres store');
+  return srv;
 }, 120_000);
-afterAll(async () => {
-  await srv?.stop();
-  await closeBrowser();
-  cleanupSandboxes();
-});
-afterEach(() => {
-  expect(pageErrors.splice(0)).toEqual([]);
-});
 
 describe('the dashboard on PostgreSQL', () => {
   it('lists a run live and draws its DAG to completion', async () => {

@@ -4,24 +4,16 @@
  * cancels exactly the matching waiting runs (checked over the API), and a bulk retry of failed runs.
  */
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupSandboxes, until, type Sandbox } from '../helpers/cli.js';
-import { call, closeBrowser, examplesProject, newPage, pageErrors, screenshot, serve, type Served } from './browser.js';
+import { describe, expect, it } from 'vitest';
+import { until, type Sandbox } from '../helpers/cli.js';
+import { browserFile, call, examplesProject, newPage, screenshot, serve, type Served } from './browser.js';
 
 let s: Sandbox;
 let srv: Served;
 
-beforeAll(async () => {
+browserFile(async () => {
   s = await examplesProject();
-  srv = await serve(s);
-});
-afterAll(async () => {
-  await srv?.stop();
-  await closeBrowser();
-  cleanupSandboxes();
-});
-afterEach(() => {
-  expect(pageErrors.splice(0)).toEqual([]);
+  return (srv = await serve(s));
 });
 
 interface RunDoc {

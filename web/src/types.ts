@@ -69,3 +69,15 @@ export interface RunEvent {
   data: unknown;
   hash: string;
 }
+
+/** A tool call or step waiting for a person's decision (`GET /api/v1/approvals`). */
+export interface Approval {
+  run_id: string;
+  step_id: string;
+  call_id: string;
+  tool: string;
+  arguments: unknown;
+  status: 'pending' | 'approved' | 'rejected';
+  reason: string | null;
+  requested_at: string;
+}

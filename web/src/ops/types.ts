@@ -96,16 +96,7 @@ export interface WorkerInfo {
   live: boolean;
 }
 
-export interface Approval {
-  run_id: string;
-  step_id: string;
-  call_id: string;
-  tool: string;
-  arguments: unknown;
-  status: 'pending' | 'approved' | 'rejected';
-  reason: string | null;
-  requested_at: string;
-}
+export type { Approval } from '../types';
 
 export interface SecretInfo {
   name: string;

@@ -35,16 +35,7 @@ export interface VerifyReport {
   problems: Array<{ seq: number | null; problem: string }>;
 }
 
-export interface Approval {
-  run_id: string;
-  step_id: string;
-  call_id: string;
-  tool: string;
-  arguments: unknown;
-  status: 'pending' | 'approved' | 'rejected';
-  reason: string | null;
-  requested_at: string;
-}
+export type { Approval } from '../../types';
 
 export interface StepLogEntry {
   step: string;
