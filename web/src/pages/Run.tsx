@@ -6,7 +6,7 @@
  * the run and its steps read again at most a few times a second, so a big run stays cheap.
  */
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useCallback, useMemo, useRef, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router';
 import { api } from '../api';
 import { Dag, type DagNode } from '../components/Dag';
@@ -17,7 +17,7 @@ import { useRunEvents } from '../live';
 import type { Run, RunEvent, RunPage as RunList } from '../types';
 import { ApprovalBanner, RunActions, RunAgain, SignalForm } from './run/Actions';
 import { EventLog } from './run/EventLog';
-import { dagNodes, keepUnchanged, waitingReasons } from './run/graph';
+import { applyStepEvents, dagNodes, keepUnchanged, waitingReasons } from './run/graph';
 import { StepPanel } from './run/StepPanel';
 import { Timeline } from './run/Timeline';
 import type { Approval, TimedStep, WorkflowDoc } from './run/types';
@@ -90,11 +90,25 @@ function RunView({ id }: { id: string }) {
       reading.current = false;
     }
   }, [client, id]);
+  const applied = useRef(0);
   const flush = useCallback(() => {
     timer.current = undefined;
+    const fresh = gathered.current.slice(applied.current);
+    applied.current = gathered.current.length;
+    // The states the events tell are drawn at once; the read that follows (slower for a big run,
+    // whose steps are many) brings the rest (times, outputs, attempts).
+    client.setQueryData<{ steps: TimedStep[] }>(['steps', id], (old) => (old ? { steps: applyStepEvents(old.steps, fresh) } : old));
     setEvents([...gathered.current]);
     void reread();
-  }, [reread]);
+  }, [client, id, reread]);
+  // A burst's timer must not fire after the page is gone.
+  useEffect(
+    () => () => {
+      if (timer.current) clearTimeout(timer.current);
+      timer.current = undefined;
+    },
+    [],
+  );
   useRunEvents(
     runId,
     (e) => {
