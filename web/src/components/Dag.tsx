@@ -7,7 +7,7 @@
  *   <Dag nodes={[{ id: 'a', label: 'a', status: 'completed' }, { id: 'b', label: 'b' }]} edges={[{ from: 'a', to: 'b' }]} onSelect={setStep} />
  */
 import dagre from '@dagrejs/dagre';
-import { Background, Controls, MiniMap, ReactFlow, type Edge, type Node, type NodeProps, Handle, Position } from '@xyflow/react';
+import { Background, Controls, MiniMap, ReactFlow, type Edge, type Node, type NodeProps, Handle, Position, useStore } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
 import { createContext, memo, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
 import { Link } from 'react-router';
@@ -98,6 +98,37 @@ const nodeTypes = { step: StepNode };
 
 /** A minimap node in its step's state color (CSS variables, so the dark theme applies). */
 const minimapColor = (n: Node): string => `var(--s-${(n.data as StepData).node.status ?? 'pending'})`;
+
+/** The part of the graph in view, in the graph's coordinates. */
+interface View {
+  left: number;
+  top: number;
+  right: number;
+  bottom: number;
+}
+
+/**
+ * Reports the part of the graph in view, once the view has stayed still for a moment (a fit, a pan,
+ * a zoom). Rendered inside React Flow for its store.
+ */
+function ViewWatch({ onChange }: { onChange: (view: View) => void }) {
+  const [x, y, zoom] = useStore((s) => s.transform);
+  const width = useStore((s) => s.width);
+  const height = useStore((s) => s.height);
+  useEffect(() => {
+    const t = setTimeout(() => {
+      // Half a view of margin on every side: a small pan still shows its edges.
+      const w = width / zoom;
+      const h = height / zoom;
+      onChange({ left: -x / zoom - w / 2, top: -y / zoom - h / 2, right: -x / zoom + 1.5 * w, bottom: -y / zoom + 1.5 * h });
+    }, 60);
+    return () => clearTimeout(t);
+  }, [x, y, zoom, width, height, onChange]);
+  return null;
+}
+
+/** Above this many nodes, only the edges between nodes in view are drawn (a fan-out of 1,000 has 2,000 edges, each an SVG path React Flow tracks). */
+const EDGES_IN_VIEW_ABOVE = 300;
 
 /** Above this many nodes, the layered layout below replaces dagre (whose ordering phase grows fast with a rank's width). */
 const DAGRE_MAX_NODES = 300;
@@ -197,7 +228,18 @@ export function Dag({ nodes, edges, selected, onSelect, height = 360 }: { nodes:
   );
   // Straight edges for a big graph: a thousand smoothstep paths cost more than they show.
   const edgeType = nodes.length > 200 ? 'straight' : 'smoothstep';
-  const flowEdges: Edge[] = useMemo(() => edges.map((e) => ({ id: `${e.from}>${e.to}`, source: e.from, target: e.to, type: edgeType })), [edges, edgeType]);
+  const allEdges: Edge[] = useMemo(() => edges.map((e) => ({ id: `${e.from}>${e.to}`, source: e.from, target: e.to, type: edgeType })), [edges, edgeType]);
+  const big = nodes.length > EDGES_IN_VIEW_ABOVE;
+  const [view, setView] = useState<View | undefined>(undefined);
+  const flowEdges: Edge[] = useMemo(() => {
+    if (!big) return allEdges;
+    if (!view) return [];
+    const inView = (id: string): boolean => {
+      const p = positions.get(id);
+      return p !== undefined && p.x + WIDTH >= view.left && p.x <= view.right && p.y + HEIGHT >= view.top && p.y <= view.bottom;
+    };
+    return allEdges.filter((e) => inView(e.source) && inView(e.target));
+  }, [big, allEdges, view, positions]);
   return (
     <div className="dag" style={{ height }} data-testid="dag" onKeyDown={onKeyDown}>
       <SelectionContext.Provider value={selection}>
@@ -215,6 +257,7 @@ export function Dag({ nodes, edges, selected, onSelect, height = 360 }: { nodes:
         proOptions={{ hideAttribution: true }}
         onNodeClick={onNodeClick}
       >
+        {big ? <ViewWatch onChange={setView} /> : null}
         <Background gap={16} size={1} />
         <Controls showInteractive={false} />
         {nodes.length > 30 ? <MiniMap pannable zoomable nodeColor={minimapColor} nodeStrokeWidth={0} /> : null}

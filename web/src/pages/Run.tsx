@@ -25,6 +25,8 @@ import './run/run.css';
 
 /** How long events gather before the page reads the run again (a burst of events, one read). */
 const BATCH_MS = 250;
+const FINISHED = new Set(['completed', 'failed', 'cancelled']);
+const FINISHED_EVENTS = new Set(['RUN_COMPLETED', 'RUN_FAILED', 'RUN_CANCELLED']);
 
 export function RunPage() {
   const { id = '' } = useParams();
@@ -99,6 +101,11 @@ function RunView({ id }: { id: string }) {
     // whose steps are many) brings the rest (times, outputs, attempts).
     client.setQueryData<{ steps: TimedStep[] }>(['steps', id], (old) => (old ? { steps: applyStepEvents(old.steps, fresh) } : old));
     setEvents([...gathered.current]);
+    // A finished run's replayed history ends where the run we read ends: reading its 1,000 steps
+    // again would change nothing. Anything after it (a retry) arrives as newer events, and is read.
+    const cached = client.getQueryData<Run>(['run', id]);
+    const last = fresh[fresh.length - 1];
+    if (cached && FINISHED.has(cached.status) && last && FINISHED_EVENTS.has(last.type)) return;
     void reread();
   }, [client, id, reread]);
   // A burst's timer must not fire after the page is gone.
