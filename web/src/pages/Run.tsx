@@ -86,7 +86,9 @@ function RunView({ id }: { id: string }) {
     try {
       do {
         again.current = false;
-        await Promise.all([['run', id], ['steps', id], ['children', id], ['approvals']].map((key) => client.refetchQueries({ queryKey: key }, { cancelRefetch: false })));
+        // cancelRefetch: a read begun before these events (the first load, an action's invalidation)
+        // would answer with the state before them; this loop's own reads are never cancelled (again).
+        await Promise.all([['run', id], ['steps', id], ['children', id], ['approvals']].map((key) => client.refetchQueries({ queryKey: key }, { cancelRefetch: true })));
       } while (again.current);
     } finally {
       reading.current = false;
