@@ -99,6 +99,10 @@ describe('a run’s page (real serve, real Chromium)', () => {
       await form.getByLabel('Data (JSON)').fill('{"parcel": "PX-9"}');
       await form.getByRole('button', { name: 'Send signal' }).click();
       await expectStatus(node(page, 'confirm'), 'completed');
+      // Keyboard: a focused DAG node opens its step with Enter, as a click does.
+      await page.locator('.react-flow__node[data-id="packed"]').focus();
+      await page.keyboard.press('Enter');
+      await page.getByRole('complementary', { name: 'Step packed' }).waitFor();
       await node(page, 'confirm').click();
       await page.getByRole('complementary', { name: 'Step confirm' }).getByLabel('Outputs').filter({ hasText: 'PX-9' }).waitFor();
     } finally {

@@ -7,9 +7,9 @@
  *   <Dag nodes={[{ id: 'a', label: 'a', status: 'completed' }, { id: 'b', label: 'b' }]} edges={[{ from: 'a', to: 'b' }]} onSelect={setStep} />
  */
 import dagre from '@dagrejs/dagre';
-import { Background, Controls, MiniMap, ReactFlow, type Edge, type Node, type NodeProps, Handle, Position } from '@xyflow/react';
+import { Background, Controls, MiniMap, ReactFlow, type Edge, type Node, type NodeProps, Handle, Position, useStore } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
-import { memo, useMemo, useRef } from 'react';
+import { createContext, memo, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
 import { Link } from 'react-router';
 
 export interface DagNode {
@@ -36,11 +36,33 @@ const HEIGHT = 54;
 
 interface StepData extends Record<string, unknown> {
   node: DagNode;
-  selected: boolean;
 }
 
+/**
+ * The selected node's id, outside the nodes' data: a new selection re-renders only the two nodes
+ * whose "am I selected" answer changes, not every node of a 1,000-step graph.
+ */
+class Selection {
+  private value: string | undefined;
+  private readonly listeners = new Set<() => void>();
+  get = (): string | undefined => this.value;
+  set(value: string | undefined): void {
+    if (value === this.value) return;
+    this.value = value;
+    for (const l of this.listeners) l();
+  }
+  subscribe = (l: () => void): (() => void) => {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  };
+}
+
+const SelectionContext = createContext<Selection | undefined>(undefined);
+
 const StepNode = memo(function StepNode({ data }: NodeProps<Node<StepData>>) {
-  const { node, selected } = data;
+  const { node } = data;
+  const store = useContext(SelectionContext);
+  const selected = useSyncExternalStore(store?.subscribe ?? noSubscribe, () => store?.get() === node.id);
   const status = node.status ?? 'pending';
   return (
     <div className={`dag-node s-${status}${selected ? ' selected' : ''}`} data-step={node.id} data-status={status} title={`${node.id}: ${status}`}>
@@ -70,7 +92,43 @@ const StepNode = memo(function StepNode({ data }: NodeProps<Node<StepData>>) {
   );
 });
 
+const noSubscribe = (): (() => void) => () => undefined;
+
 const nodeTypes = { step: StepNode };
+
+/** A minimap node in its step's state color (CSS variables, so the dark theme applies). */
+const minimapColor = (n: Node): string => `var(--s-${(n.data as StepData).node.status ?? 'pending'})`;
+
+/** The part of the graph in view, in the graph's coordinates. */
+interface View {
+  left: number;
+  top: number;
+  right: number;
+  bottom: number;
+}
+
+/**
+ * Reports the part of the graph in view, once the view has stayed still for a moment (a fit, a pan,
+ * a zoom). Rendered inside React Flow for its store.
+ */
+function ViewWatch({ onChange }: { onChange: (view: View) => void }) {
+  const [x, y, zoom] = useStore((s) => s.transform);
+  const width = useStore((s) => s.width);
+  const height = useStore((s) => s.height);
+  useEffect(() => {
+    const t = setTimeout(() => {
+      // Half a view of margin on every side: a small pan still shows its edges.
+      const w = width / zoom;
+      const h = height / zoom;
+      onChange({ left: -x / zoom - w / 2, top: -y / zoom - h / 2, right: -x / zoom + 1.5 * w, bottom: -y / zoom + 1.5 * h });
+    }, 60);
+    return () => clearTimeout(t);
+  }, [x, y, zoom, width, height, onChange]);
+  return null;
+}
+
+/** Above this many nodes, only the edges between nodes in view are drawn (a fan-out of 1,000 has 2,000 edges, each an SVG path React Flow tracks). */
+const EDGES_IN_VIEW_ABOVE = 300;
 
 /** Above this many nodes, the layered layout below replaces dagre (whose ordering phase grows fast with a rank's width). */
 const DAGRE_MAX_NODES = 300;
@@ -81,14 +139,20 @@ const DAGRE_MAX_NODES = 300;
  */
 function layeredLayout(nodes: readonly DagNode[], edges: readonly DagEdge[]): Map<string, { x: number; y: number }> {
   const preds = new Map<string, string[]>();
-  for (const e of edges) preds.set(e.to, [...(preds.get(e.to) ?? []), e.from]);
+  for (const e of edges) {
+    const list = preds.get(e.to);
+    if (list) list.push(e.from);
+    else preds.set(e.to, [e.from]);
+  }
   const rank = new Map<string, number>();
   const rankOf = (id: string, seen: Set<string>): number => {
     const known = rank.get(id);
     if (known !== undefined) return known;
     if (seen.has(id)) return 0; // a cycle cannot happen in a workflow; stay safe
     seen.add(id);
-    const r = Math.max(-1, ...(preds.get(id) ?? []).map((p) => rankOf(p, seen))) + 1;
+    // A loop, not Math.max(...): a spread of thousands of arguments can throw a RangeError.
+    let r = 0;
+    for (const p of preds.get(id) ?? []) r = Math.max(r, rankOf(p, seen) + 1);
     rank.set(id, r);
     return r;
   };
@@ -123,27 +187,62 @@ export function Dag({ nodes, edges, selected, onSelect, height = 360 }: { nodes:
   const shape = `${nodes.map((n) => n.id).join('\u0000')}\u0001${edges.map((e) => `${e.from}>${e.to}`).join('\u0000')}`;
   // The layout depends on the shape only: a state change repaints without moving anything.
   const positions = useMemo(() => layout(nodes, edges), [shape]);
-  // React Flow redoes its work only for node objects that changed: keep each one while its step,
-  // its place and its selection stay the same (a big run's live update then touches a few nodes).
+  // React Flow redoes its work only for node objects that changed: keep each one while its step and
+  // its place stay the same (a big run's live update then touches a few nodes). The selection is
+  // not in the nodes (see Selection).
   const cache = useRef(new Map<string, Node<StepData>>());
   const flowNodes: Node<StepData>[] = useMemo(() => {
     const next = new Map<string, Node<StepData>>();
     const out = nodes.map((n) => {
       const position = positions.get(n.id) ?? { x: 0, y: 0 };
-      const isSelected = n.id === selected;
       const old = cache.current.get(n.id);
-      const flow = old && old.data.node === n && old.data.selected === isSelected && old.position === position ? old : { id: n.id, type: 'step', position, data: { node: n, selected: isSelected }, draggable: false, connectable: false, width: WIDTH, height: HEIGHT };
+      const flow = old && old.data.node === n && old.position === position ? old : { id: n.id, type: 'step', position, data: { node: n }, draggable: false, connectable: false, width: WIDTH, height: HEIGHT };
       next.set(n.id, flow);
       return flow;
     });
     cache.current = next;
     return out;
-  }, [nodes, positions, selected]);
+  }, [nodes, positions]);
+  const [selection] = useState(() => {
+    const first = new Selection();
+    first.set(selected);
+    return first;
+  });
+  useEffect(() => selection.set(selected), [selection, selected]);
+  // The latest onSelect, read by stable handlers: a new function each render would re-render React Flow.
+  const onSelectRef = useRef(onSelect);
+  onSelectRef.current = onSelect;
+  const onNodeClick = useMemo(() => (_: unknown, n: Node) => onSelectRef.current?.(n.id), []);
+  // Keyboard: React Flow's nodes are focusable (Tab); Enter or Space on one opens its step, as a click does.
+  const onKeyDown = useMemo(
+    () => (e: KeyboardEvent<HTMLDivElement>) => {
+      if (e.key !== 'Enter' && e.key !== ' ') return;
+      const target = e.target as HTMLElement;
+      if (!target.classList.contains('react-flow__node')) return;
+      const id = target.getAttribute('data-id');
+      if (id === null) return;
+      e.preventDefault();
+      onSelectRef.current?.(id);
+    },
+    [],
+  );
   // Straight edges for a big graph: a thousand smoothstep paths cost more than they show.
   const edgeType = nodes.length > 200 ? 'straight' : 'smoothstep';
-  const flowEdges: Edge[] = useMemo(() => edges.map((e) => ({ id: `${e.from}>${e.to}`, source: e.from, target: e.to, type: edgeType })), [edges, edgeType]);
+  const allEdges: Edge[] = useMemo(() => edges.map((e) => ({ id: `${e.from}>${e.to}`, source: e.from, target: e.to, type: edgeType })), [edges, edgeType]);
+  const big = nodes.length > EDGES_IN_VIEW_ABOVE;
+  const [view, setView] = useState<View | undefined>(undefined);
+  const flowEdges: Edge[] = useMemo(() => {
+    if (!big) return allEdges;
+    if (!view) return [];
+    const inView = (id: string): boolean => {
+      const p = positions.get(id);
+      return p !== undefined && p.x + WIDTH >= view.left && p.x <= view.right && p.y + HEIGHT >= view.top && p.y <= view.bottom;
+    };
+    return allEdges.filter((e) => inView(e.source) && inView(e.target));
+  }, [big, allEdges, view, positions]);
   return (
-    <div className="dag" style={{ height }} data-testid="dag">
+    <div className="dag" style={{ height }} data-testid="dag" onKeyDown={onKeyDown}>
+      <SelectionContext.Provider value={selection}>
       <ReactFlow
         nodes={flowNodes}
         edges={flowEdges}
@@ -156,12 +255,14 @@ export function Dag({ nodes, edges, selected, onSelect, height = 360 }: { nodes:
         nodesDraggable={false}
         nodesConnectable={false}
         proOptions={{ hideAttribution: true }}
-        onNodeClick={(_, n) => onSelect?.(n.id)}
+        onNodeClick={onNodeClick}
       >
+        {big ? <ViewWatch onChange={setView} /> : null}
         <Background gap={16} size={1} />
         <Controls showInteractive={false} />
-        {nodes.length > 30 ? <MiniMap pannable zoomable /> : null}
+        {nodes.length > 30 ? <MiniMap pannable zoomable nodeColor={minimapColor} nodeStrokeWidth={0} /> : null}
       </ReactFlow>
+      </SelectionContext.Provider>
     </div>
   );
 }

@@ -6,7 +6,7 @@
  * the run and its steps read again at most a few times a second, so a big run stays cheap.
  */
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useCallback, useMemo, useRef, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router';
 import { api } from '../api';
 import { Dag, type DagNode } from '../components/Dag';
@@ -17,7 +17,7 @@ import { useRunEvents } from '../live';
 import type { Run, RunEvent, RunPage as RunList } from '../types';
 import { ApprovalBanner, RunActions, RunAgain, SignalForm } from './run/Actions';
 import { EventLog } from './run/EventLog';
-import { dagNodes, keepUnchanged, waitingReasons } from './run/graph';
+import { applyStepEvents, dagNodes, keepUnchanged, waitingReasons } from './run/graph';
 import { StepPanel } from './run/StepPanel';
 import { Timeline } from './run/Timeline';
 import type { Approval, TimedStep, WorkflowDoc } from './run/types';
@@ -25,6 +25,8 @@ import './run/run.css';
 
 /** How long events gather before the page reads the run again (a burst of events, one read). */
 const BATCH_MS = 250;
+const FINISHED = new Set(['completed', 'failed', 'cancelled']);
+const FINISHED_EVENTS = new Set(['RUN_COMPLETED', 'RUN_FAILED', 'RUN_CANCELLED']);
 
 export function RunPage() {
   const { id = '' } = useParams();
@@ -84,17 +86,38 @@ function RunView({ id }: { id: string }) {
     try {
       do {
         again.current = false;
-        await Promise.all([['run', id], ['steps', id], ['children', id], ['approvals']].map((key) => client.refetchQueries({ queryKey: key }, { cancelRefetch: false })));
+        // cancelRefetch: a read begun before these events (the first load, an action's invalidation)
+        // would answer with the state before them; this loop's own reads are never cancelled (again).
+        await Promise.all([['run', id], ['steps', id], ['children', id], ['approvals']].map((key) => client.refetchQueries({ queryKey: key }, { cancelRefetch: true })));
       } while (again.current);
     } finally {
       reading.current = false;
     }
   }, [client, id]);
+  const applied = useRef(0);
   const flush = useCallback(() => {
     timer.current = undefined;
+    const fresh = gathered.current.slice(applied.current);
+    applied.current = gathered.current.length;
+    // The states the events tell are drawn at once; the read that follows (slower for a big run,
+    // whose steps are many) brings the rest (times, outputs, attempts).
+    client.setQueryData<{ steps: TimedStep[] }>(['steps', id], (old) => (old ? { steps: applyStepEvents(old.steps, fresh) } : old));
     setEvents([...gathered.current]);
+    // A finished run's replayed history ends where the run we read ends: reading its 1,000 steps
+    // again would change nothing. Anything after it (a retry) arrives as newer events, and is read.
+    const cached = client.getQueryData<Run>(['run', id]);
+    const last = fresh[fresh.length - 1];
+    if (cached && FINISHED.has(cached.status) && last && FINISHED_EVENTS.has(last.type)) return;
     void reread();
-  }, [reread]);
+  }, [client, id, reread]);
+  // A burst's timer must not fire after the page is gone.
+  useEffect(
+    () => () => {
+      if (timer.current) clearTimeout(timer.current);
+      timer.current = undefined;
+    },
+    [],
+  );
   useRunEvents(
     runId,
     (e) => {

@@ -8,21 +8,33 @@ import { dateTime, duration } from '../../format';
 import type { TimedStep } from './types';
 
 const MAX_ELEMENT_ROWS = 200;
+/** The top-level rows drawn at first: a 1,000-step run's page stays quick; "Show all" draws the rest. */
+const FIRST_ROWS = 100;
 
 export const Timeline = memo(function Timeline({ steps, selected, onSelect, live }: { steps: readonly TimedStep[]; selected: string | undefined; onSelect: (id: string) => void; live: boolean }) {
   const now = useNow(live);
   const [unfolded, setUnfolded] = useState<ReadonlySet<string>>(new Set());
-  const times = steps.flatMap((s) => [s.started_at, s.completed_at]).filter((t): t is string => t !== null).map((t) => Date.parse(t));
-  if (times.length === 0) return <p className="muted small">No step has started yet.</p>;
-  const t0 = Math.min(...times);
-  const t1 = Math.max(live ? now : 0, ...times);
+  const [all, setAll] = useState(false);
+  // Loops, not Math.min(...times): a spread of thousands of arguments can throw a RangeError.
+  let t0 = Infinity;
+  let t1 = live ? now : 0;
+  for (const s of steps)
+    for (const t of [s.started_at, s.completed_at]) {
+      if (t === null) continue;
+      const at = Date.parse(t);
+      if (at < t0) t0 = at;
+      if (at > t1) t1 = at;
+    }
+  if (t0 === Infinity) return <p className="muted small">No step has started yet.</p>;
   const total = Math.max(t1 - t0, 1);
   const top = steps.filter((s) => s.map_index === undefined);
   const elements = new Map<string, TimedStep[]>();
   for (const s of steps) {
     if (s.map_index === undefined) continue;
     const parent = s.id.slice(0, s.id.lastIndexOf('['));
-    elements.set(parent, [...(elements.get(parent) ?? []), s]);
+    const list = elements.get(parent);
+    if (list) list.push(s);
+    else elements.set(parent, [s]);
   }
   const row = (s: TimedStep, child: boolean) => {
     const start = s.started_at ? Date.parse(s.started_at) : null;
@@ -69,13 +81,21 @@ export const Timeline = memo(function Timeline({ steps, selected, onSelect, live
         </div>
         <div className="tl-dur">duration</div>
       </div>
-      {top.map((s) => (
+      {(all ? top : top.slice(0, FIRST_ROWS)).map((s) => (
         <div role="listitem" key={s.id}>
           {row(s, false)}
           {unfolded.has(s.id) ? (elements.get(s.id) ?? []).slice(0, MAX_ELEMENT_ROWS).map((e) => row(e, true)) : null}
           {unfolded.has(s.id) && (elements.get(s.id)?.length ?? 0) > MAX_ELEMENT_ROWS ? <p className="small muted tl-child">… and {(elements.get(s.id)?.length ?? 0) - MAX_ELEMENT_ROWS} more: select the step to list them all.</p> : null}
         </div>
       ))}
+      {!all && top.length > FIRST_ROWS ? (
+        <p className="small muted">
+          {(top.length - FIRST_ROWS).toLocaleString()} more steps.{' '}
+          <button type="button" className="link-button" onClick={() => setAll(true)}>
+            Show all {top.length.toLocaleString()}
+          </button>
+        </p>
+      ) : null}
     </div>
   );
 });

@@ -72,6 +72,35 @@ export function keepUnchanged(next: DagNode[], previous: readonly DagNode[]): Da
   });
 }
 
+const EVENT_STATUS: Readonly<Record<string, Step['status']>> = {
+  STEP_STARTED: 'running',
+  STEP_WAITING: 'waiting',
+  STEP_COMPLETED: 'completed',
+  STEP_FAILED: 'failed',
+  STEP_SKIPPED: 'skipped',
+  STEP_CANCELLED: 'cancelled',
+};
+
+/**
+ * The steps with the states their events tell (in order), the same objects where no event touched
+ * a step: a live page repaints a step as soon as its event arrives, before the run is read again.
+ *
+ * @example
+ *   applyStepEvents(steps, [{ type: 'STEP_COMPLETED', step: 'gate', … }]) // gate's status is 'completed'
+ */
+export function applyStepEvents<S extends Step>(steps: readonly S[], events: readonly RunEvent[]): S[] {
+  const status = new Map<string, Step['status']>();
+  for (const e of events) {
+    const next = EVENT_STATUS[e.type];
+    if (next && e.step) status.set(e.step, next);
+  }
+  if (status.size === 0) return steps as S[];
+  return steps.map((s) => {
+    const next = status.get(s.id);
+    return next && next !== s.status ? { ...s, status: next } : s;
+  });
+}
+
 /** The DAG's nodes with their states and notes. */
 export function dagNodes(nodes: readonly WorkflowNode[], steps: readonly Step[], reasons: ReadonlyMap<string, string>, children: readonly RunSummary[], approvals: ReadonlySet<string>): DagNode[] {
   const byId = new Map(steps.map((s) => [s.id, s]));
