@@ -15,13 +15,13 @@
  * - repaint: the signal sent over the API → the `gate` node repainted `completed` by the live page;
  * - finish: the signal sent → the page shows the run `completed` (1,000 steps run meanwhile).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { benchOptions, COMMON_OPTIONS, intOption } from './args.js';
-import { fanOutSteps, freshDir, median, NOOP_AGENT_DIR, openSwarm, REPO_ROOT, writePackage, writeWorkflow, type BenchDir } from './harness.js';
+import { fanOutSteps, freshDir, median, NOOP_AGENT_DIR, openSwarm, REPO_ROOT, writePackage, startServe, writeWorkflow, type BenchDir } from './harness.js';
 import { table } from './report.js';
 import { gitState, hostInfo } from './runner.js';
 
@@ -68,21 +68,6 @@ async function prepare(dir: BenchDir, width: number): Promise<{ fanout: string; 
   }
 }
 
-async function startServe(dir: BenchDir): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'swarm.js'), 'serve', '--port', '0'], { cwd: dir.root, env: { ...process.env, SWARM_HOME: dir.home, SWARM_DURABILITY: 'full', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-  const url = await new Promise<string>((ok, fail) => {
-    child.stdout?.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /listening on (http:\/\/\S+?:\d+)/.exec(out);
-      if (m) ok(m[1] as string);
-    });
-    child.once('exit', (code) => fail(new Error(`swarm serve exited (${code}) before listening: ${err.trim()}`)));
-  });
-  return { url, child };
-}
 
 /** One load of a run's page: navigation → the DAG drawn; then a node click → its panel. */
 async function loadOnce(browser: Browser, url: string, runId: string, click: string, ready: string): Promise<Sample> {
@@ -144,7 +129,7 @@ async function main(): Promise<void> {
   try {
     console.log(`preparing: ${width.toLocaleString('en-US')}-step fan-out, a map of ${width.toLocaleString('en-US')}, a live run of ${width.toLocaleString('en-US')} (${dir.root})`);
     const runs = await prepare(dir, width);
-    const s = await startServe(dir);
+    const s = await startServe(dir, { env: { SWARM_DURABILITY: 'full' } });
     serve = s.child;
     browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
     // One load of each to warm the server's and the browser's caches (not counted).

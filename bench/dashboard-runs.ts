@@ -16,14 +16,14 @@
  * - plans: SQLite's EXPLAIN QUERY PLAN of the three list queries.
  * Target: the page's first page p50 ≤ 300 ms.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { chromium } from 'playwright-core';
 import { benchOptions, COMMON_OPTIONS, intOption } from './args.js';
-import { freshDir, median, openSwarm, percentile, REPO_ROOT } from './harness.js';
+import { freshDir, median, openSwarm, percentile, REPO_ROOT, startServe } from './harness.js';
 import { table } from './report.js';
 import { gitState, hostInfo } from './runner.js';
 
@@ -69,25 +69,6 @@ async function fill(dir: ReturnType<typeof freshDir>, runs: number): Promise<{ s
   }
 }
 
-async function startServe(dir: ReturnType<typeof freshDir>): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'swarm.js'), 'serve', '--port', '0', '--no-worker'], {
-    cwd: dir.root,
-    env: { ...process.env, SWARM_HOME: dir.home, NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-  const url = await new Promise<string>((ok, fail) => {
-    child.stdout?.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /listening on (http:\/\/\S+?:\d+)/.exec(out);
-      if (m) ok(m[1] as string);
-    });
-    child.once('exit', (code) => fail(new Error(`swarm serve exited (${code}) before listening: ${err.trim()}`)));
-  });
-  return { url, child };
-}
 
 interface Timing {
   p50_ms: number;
@@ -178,7 +159,7 @@ async function main(): Promise<void> {
       filled = await fill(dir, runs);
       console.log(`  ${runs.toLocaleString()} runs in ${filled.seconds.toFixed(1)} s (${Math.round(runs / filled.seconds).toLocaleString()}/s), ${filled.cancelled.toLocaleString()} cancelled; the project: ${dir.root}`);
     }
-    const { url, child } = await startServe(dir);
+    const { url, child } = await startServe(dir, { args: ['--no-worker'] });
     server = child;
     const api = {
       first_page: await apiTimes(url, 'limit=50', 30),

@@ -2,6 +2,7 @@
  * Shared plumbing for the workloads: a fresh project directory per measurement, a Swarm opened on it,
  * generated agent and workflow packages, percentiles and an RSS sampler.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -174,4 +175,29 @@ export const MB = 1024 * 1024;
 /** Milliseconds since an arbitrary origin, with sub-microsecond resolution. */
 export function nowMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
+}
+
+/**
+ * `swarm serve --port 0` in the bench project (SWARM_HOME = its home); resolves with its base URL
+ * once it prints its start-up line. `nodeArgs` go before the script (e.g. `--cpu-prof`), `args`
+ * after `serve`, `env` over this process's environment.
+ *
+ * @example
+ *   const { url, child } = await startServe(dir, { args: ['--no-worker'], env: { SWARM_DURABILITY: 'full' } });
+ */
+export async function startServe(dir: BenchDir, options: { args?: string[]; nodeArgs?: string[]; env?: Record<string, string> } = {}): Promise<{ url: string; child: ChildProcess }> {
+  const argv = [...(options.nodeArgs ?? []), join(REPO_ROOT, 'bin', 'swarm.js'), 'serve', '--port', '0', ...(options.args ?? [])];
+  const child = spawn(process.execPath, argv, { cwd: dir.root, env: { ...process.env, SWARM_HOME: dir.home, NO_COLOR: '1', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+  const url = await new Promise<string>((ok, fail) => {
+    child.stdout?.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = /listening on (http:\/\/\S+?:\d+)/.exec(out);
+      if (m) ok(m[1] as string);
+    });
+    child.once('exit', (code) => fail(new Error(`swarm serve exited (${code}) before listening: ${err.trim()}`)));
+  });
+  return { url, child };
 }

@@ -15,13 +15,13 @@
  * Repetitions are interleaved and medians reported; the ratio http ÷ inproc is taken per repetition.
  */
 import autocannon from 'autocannon';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchOptions, COMMON_OPTIONS, intOption } from './args.js';
-import { freshDir, median, NOOP_AGENT_DIR, openSwarm, percentile, REPO_ROOT, writeWorkflow, type BenchDir } from './harness.js';
+import { freshDir, median, NOOP_AGENT_DIR, openSwarm, percentile, REPO_ROOT, startServe, writeWorkflow, type BenchDir } from './harness.js';
 import { table } from './report.js';
 import { childMain, gitState, hostInfo, runInChild } from './runner.js';
 import { parseWebhookScheme } from '../src/triggers/webhook-scheme.js';
@@ -82,24 +82,6 @@ async function prepare(dir: BenchDir): Promise<void> {
   await swarm.close();
 }
 
-/** `swarm serve` on a free port in the project; resolves with its base URL once it listens. */
-async function startServe(dir: BenchDir, worker: boolean, profile?: string): Promise<{ url: string; child: ChildProcess }> {
-  const args = [...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []), join(REPO_ROOT, 'bin', 'swarm.js'), 'serve', '--port', '0', ...(worker ? [] : ['--no-worker'])];
-  const env = { ...process.env, SWARM_HOME: dir.home, SWARM_DURABILITY: 'full', SWARM_SECRET_BENCH_HOOK: HOOK_SECRET, NO_COLOR: '1' };
-  const child = spawn(process.execPath, args, { cwd: dir.root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-  const url = await new Promise<string>((ok, fail) => {
-    child.stdout?.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /listening on (http:\/\/\S+?:\d+)/.exec(out);
-      if (m) ok(m[1] as string);
-    });
-    child.once('exit', (code) => fail(new Error(`swarm serve exited (${code}) before listening: ${err.trim()}`)));
-  });
-  return { url, child };
-}
 
 async function stopServe(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
@@ -167,7 +149,7 @@ async function inproc(job: Job, dir: BenchDir): Promise<Result> {
 }
 
 async function http(job: Job, dir: BenchDir): Promise<Result> {
-  const { url, child } = await startServe(dir, false, job.profile);
+  const { url, child } = await serveFor(dir, false, job.profile);
   if (job.pin) {
     pinTo(child.pid!, 0);
     pinTo(process.pid, 1);
@@ -197,7 +179,7 @@ async function load(kind: Kind, job: Job, serverPid: number, opts: autocannon.Op
 }
 
 async function webhook(job: Job, dir: BenchDir): Promise<Result> {
-  const { url, child } = await startServe(dir, false, job.profile);
+  const { url, child } = await serveFor(dir, false, job.profile);
   if (job.pin) {
     pinTo(child.pid!, 0);
     pinTo(process.pid, 1);
@@ -215,7 +197,7 @@ async function webhook(job: Job, dir: BenchDir): Promise<Result> {
 }
 
 async function latency(job: Job, dir: BenchDir): Promise<Result> {
-  const { url, child } = await startServe(dir, true);
+  const { url, child } = await serveFor(dir, true);
   const n = Math.min(job.runs, 300);
   const ids: string[] = [];
   try {
@@ -322,3 +304,8 @@ async function main(): Promise<void> {
 
 if (process.argv[2] === '--child') void childMain(() => runJob(JSON.parse(process.argv[3] as string) as Job));
 else await main();
+
+/** The measured `swarm serve` (full durability, the webhook's secret; a CPU profile when asked). */
+function serveFor(dir: BenchDir, worker: boolean, profile?: string): Promise<{ url: string; child: ChildProcess }> {
+  return startServe(dir, { args: worker ? [] : ['--no-worker'], nodeArgs: profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : [], env: { SWARM_DURABILITY: 'full', SWARM_SECRET_BENCH_HOOK: HOOK_SECRET } });
+}

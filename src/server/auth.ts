@@ -123,6 +123,9 @@ export function principalOf(c: Context): Principal | null {
 
 const REALM = 'Bearer realm="swarm"';
 
+/** `Authorization: Bearer <token>`: the token. */
+export const BEARER = /^Bearer[ ]+(\S+)\s*$/i;
+
 /** The event streams: the only routes that take a token in the query (EventSource sets no headers). */
 const STREAM_ROUTES: readonly RegExp[] = [/^\/api\/v1\/runs\/stream$/, /^\/api\/v1\/runs\/[^/]+\/stream$/];
 
@@ -145,7 +148,7 @@ type Credential = { token: string; via: 'header' | 'query' | 'cookie' } | { refu
 function credential(c: Context, read: boolean, stream: boolean): Credential {
   const header = c.req.header('authorization');
   if (header !== undefined) {
-    const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+    const m = BEARER.exec(header);
     if (!m?.[1]) return { refuse: unauthorized(c, 'TOKEN_INVALID', "the Authorization header must be 'Bearer <token>'", true) };
     return { token: m[1], via: 'header' };
   }

@@ -22,7 +22,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isStreamToken } from '../../auth/tokens.js';
 import type { Swarm } from '../../swarm.js';
-import { DASHBOARD_PAGES, fromThisServer, TOKEN_COOKIE, type AuthMode } from '../auth.js';
+import { BEARER, DASHBOARD_PAGES, fromThisServer, TOKEN_COOKIE, type AuthMode } from '../auth.js';
 import { problem, problemResponse } from '../problem.js';
 import { problems } from '../schemas.js';
 
@@ -93,7 +93,7 @@ const deleteSession = createRoute({
 });
 
 function bearer(c: Context): string | undefined {
-  const m = /^Bearer[ ]+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
+  const m = BEARER.exec(c.req.header('authorization') ?? '');
   return m?.[1] ?? getCookie(c, TOKEN_COOKIE);
 }
 
