@@ -75,7 +75,7 @@ const common = { testTimeout: 120_000, hookTimeout: 120_000, pool: 'forks' } as 
  * 1. group 0, two files at a time: `in-process` and `processes` together. `processes` files start
  *    CLI, worker and server processes; their liveness bounds (leases, `until` deadlines, kill
  *    timeouts) leave room for a machine running two such files at once.
- * 2. group 1: `browser`, one file at a time after group 0 (Chromium and a `swarm serve` per file).
+ * 2. group 1: `browser`, two files at a time after group 0 (Chromium and a `swarm serve` per file).
  * 3. last, one file at a time: `serial` (fileParallelism: false puts a project's files there).
  */
 export default defineConfig({
@@ -88,7 +88,7 @@ export default defineConfig({
     projects: [
       { test: { ...common, name: 'in-process', include: IN_PROCESS } },
       { test: { ...common, name: 'processes', include: ['test/**/*.test.ts'], exclude: [...IN_PROCESS, ...SERIAL, ...BROWSER] } },
-      { test: { ...common, name: 'browser', include: BROWSER, sequence: { groupOrder: 1 }, maxWorkers: 1 } },
+      { test: { ...common, name: 'browser', include: BROWSER, sequence: { groupOrder: 1 }, maxWorkers: 2 } },
       { test: { ...common, name: 'serial', include: SERIAL, fileParallelism: false } },
     ],
   },
