@@ -241,6 +241,12 @@ describe('Prometheus alert rules', () => {
     }
   });
 
+  it('alerts.test.yml feeds only series Swarm exports, with their labels', () => {
+    const tests = readYaml<{ tests: { input_series: { series: string }[] }[] }>(join(dirname(ALERTS), 'alerts.test.yml')).tests;
+    const problems = tests.flatMap((t) => t.input_series.flatMap((s) => checkExpression(s.series, series, 'alerts.test.yml')));
+    expect(problems).toEqual([]);
+  });
+
   it('docs/observability.md lists every alert with its runbook', () => {
     const doc = readFileSync(join(ROOT, 'docs', 'observability.md'), 'utf8');
     const section = doc.slice(doc.indexOf('## Dashboards, alerts and runbooks'), doc.indexOf('<!-- end of dashboards -->'));
