@@ -9,7 +9,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, posix, relative, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { main } from '../src/cli/main.js';
 import { parse as parseYaml } from 'yaml';
 import { checkExpression, exportedSeries, promqlRefs, type SeriesDefinition } from './helpers/promql-refs.js';
 
@@ -251,6 +252,61 @@ describe('Prometheus alert rules', () => {
     const doc = readFileSync(join(ROOT, 'docs', 'observability.md'), 'utf8');
     const section = doc.slice(doc.indexOf('## Dashboards, alerts and runbooks'), doc.indexOf('<!-- end of dashboards -->'));
     for (const a of alerts) expect(section, a.alert).toContain(`[\`${a.alert}\`](${a.annotations!.runbook_url!.replace(/^docs\//, '')})`);
+  });
+});
+
+describe('the runbooks', () => {
+  /** `swarm <words> --help` in this process: its exit code and what it printed. */
+  async function help(words: string[]): Promise<{ code: number; text: string }> {
+    let text = '';
+    const listeners = { out: process.stdout.listeners('error'), err: process.stderr.listeners('error') };
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((text += String(s)), true));
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      const code = await main([...words, '--help'], {}, ROOT);
+      return { code, text };
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+      // main() adds an EPIPE handler to both streams per call; keep the process's as they were.
+      for (const [stream, before] of [[process.stdout, listeners.out], [process.stderr, listeners.err]] as const) {
+        for (const l of stream.listeners('error')) if (!before.includes(l)) stream.removeListener('error', l as (e: Error) => void);
+      }
+    }
+  }
+
+  it('cite swarm commands and options that exist', async () => {
+    const pages = readdirSync(join(ROOT, 'docs', 'runbooks')).filter((f) => f.endsWith('.md'));
+    const lines = new Map<string, string>();
+    for (const page of pages) {
+      const text = readFileSync(join(ROOT, 'docs', 'runbooks', page), 'utf8');
+      for (const block of text.matchAll(/```sh\n([\s\S]*?)```/g)) {
+        for (const line of block[1]!.split('\n')) if (line.startsWith('swarm ')) lines.set(line.replace(/\s+#.*$/, ''), page);
+      }
+    }
+    expect(lines.size).toBeGreaterThan(15);
+    const problems: string[] = [];
+    for (const [line, page] of lines) {
+      const words = line.split(/\s+/).slice(1);
+      // The command is the longest run of leading words that swarm knows as one (a leaf: no subcommands).
+      let usage = '';
+      let path: string[] = [];
+      for (let i = 1; i <= words.length && /^[a-z][a-z-]*$/.test(words[i - 1]!); i++) {
+        const { code, text } = await help(words.slice(0, i));
+        const first = /^Usage: (.*)$/m.exec(text)?.[1] ?? '';
+        if (code !== 0 || !first.startsWith(`swarm ${words.slice(0, i).join(' ')} `)) break;
+        usage = text;
+        path = words.slice(0, i);
+      }
+      if (!path.length || /\[command\]/.test(usage.split('\n')[0]!)) {
+        problems.push(`${page}: \`${line}\`: no such command`);
+        continue;
+      }
+      for (const flag of line.match(/(?<=\s)--?[a-z][a-z-]*/g) ?? []) {
+        if (!new RegExp(`(^|[\\s,])${flag}\\b`, 'm').test(usage)) problems.push(`${page}: \`${line}\`: swarm ${path.join(' ')} has no option ${flag}`);
+      }
+    }
+    expect(problems).toEqual([]);
   });
 });
 
