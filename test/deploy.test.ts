@@ -3,8 +3,9 @@
  * compose stack. Every metric a panel or a rule queries must be one Swarm exports
  * (src/observability/metric-names.ts, or a prom-client default), with the labels it uses; the rules
  * pass `promtool check rules` and their unit tests `promtool test rules`; every alert links a
- * runbook that exists; the compose file and the configuration files it mounts parse and point at
- * each other (services, ports, mounted paths). The compose stack itself cannot run here.
+ * runbook that exists, and every `swarm` command a runbook cites exists with its options; the
+ * compose file and the configuration files it mounts parse and point at each other (services, ports,
+ * mounted paths). The compose stack itself cannot run here (no Docker).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -96,8 +97,8 @@ function knownSeries(): Map<string, SeriesDefinition> {
   const series = exportedSeries();
   for (const r of rules()) {
     if (!r.record) continue;
-    const labels = new Set(promqlRefs(r.expr).grouping.filter((l) => l !== 'le'));
-    series.set(r.record, { name: r.record, labels: new Set([...labels, 'job', 'instance']) });
+    // What its expression keeps: the labels it sums by (a quantile drops le).
+    series.set(r.record, { name: r.record, labels: new Set(promqlRefs(r.expr).grouping.filter((l) => l !== 'le')) });
   }
   return series;
 }
