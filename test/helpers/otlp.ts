@@ -64,7 +64,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
           }>;
         };
         for (const rs of doc.resourceSpans ?? []) {
-          const service = String(attrs(rs.resource?.attributes)['service.name'] ?? '');
+          const name = attrs(rs.resource?.attributes)['service.name'];
+          const service = typeof name === 'string' ? name : '';
           for (const ss of rs.scopeSpans ?? []) {
             for (const s of ss.spans ?? []) {
               spans.push({
