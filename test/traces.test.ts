@@ -16,7 +16,7 @@ import { configureTracing, contextFromCarrier, currentTraceIds, traceEnvironment
 import { startTracing, tracingConfigured, type TracingHandle } from '../src/observability/otel-sdk.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { startOtlpReceiver, traceparentOf, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp.js';
-import { removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
+import { builtinAgent, removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
 
 let otlp: OtlpReceiver;
 let fake: FakeLlmServer;
@@ -48,6 +48,9 @@ tools:
     parameters: { type: object, properties: { q: { type: string } }, required: [q] }
 `,
   );
+  builtinAgent(dir, 'ask', 'approval');
+  writeWorkflow(dir, 'gated', 'name: gated\nversion: 1.0.0\nsteps:\n  - { id: gate, agent: ask, inputs: { message: "go?" } }\n  - { id: sub, workflow: plain, depends_on: [gate] }\n');
+  writeWorkflow(dir, 'hooked', 'name: hooked\nversion: 1.0.0\ntrigger: { type: webhook, path: hooked, auth: none }\nsteps:\n  - { id: probe, agent: probe }\n');
   writeWorkflow(dir, 'plain', 'name: plain\nversion: 1.0.0\nsteps:\n  - { id: probe, agent: probe }\n');
   writeWorkflow(dir, 'traced', 'name: traced\nversion: 1.0.0\nsteps:\n  - { id: probe, agent: probe }\n  - { id: ask, agent: asker, depends_on: [probe], inputs: { message: "${trigger.question}" } }\n');
 });
@@ -213,7 +216,37 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
     }
   });
 
-  it("the HTTP API: a run created with a traceparent header joins the caller's trace; a malformed one is ignored", async () => {
+  it("an approval decided later and a sub-workflow's run stay in the run's trace", async () => {
+    const swarm = await open();
+    try {
+      const id = await swarm.startRun('gated', {});
+      expect((await swarm.runToCompletion(id)).run.status).toBe('waiting');
+      await swarm.approve(id, 'gate', { by: 'ada' });
+      expect((await swarm.runToCompletion(id)).run.status).toBe('completed');
+      await tracing?.forceFlush();
+      const run = await otlp.waitFor('the run span', (all) => all.find((s) => s.name === 'invoke_workflow gated' && s.attributes['swarm.run.id'] === id));
+      const spans = await otlp.waitFor('the child run and its step', (all) => {
+        const mine = all.filter((s) => s.traceId === run.traceId);
+        return mine.some((s) => s.name === 'step probe') ? mine : undefined;
+      });
+      const gates = named(spans, 'step gate').sort((a, b) => Number(a.attributes['swarm.step.attempt']) - Number(b.attributes['swarm.step.attempt']));
+      expect(gates.map((g) => [g.parentSpanId, g.attributes['swarm.step.status'], g.attributes['swarm.approval.status']])).toEqual([
+        [run.spanId, 'waiting', 'requested'],
+        [run.spanId, 'completed', 'approved'],
+      ]);
+      expect(gates[1]?.attributes['swarm.approval.decided_by']).toBe('ada');
+      expect(one(spans, 'step sub').parentSpanId).toBe(run.spanId);
+      // The sub-workflow's run: its span under the parent run's, its step under it.
+      const child = one(spans, 'invoke_workflow plain');
+      expect(child.parentSpanId).toBe(run.spanId);
+      expect(child.attributes).toMatchObject({ 'swarm.trigger.kind': 'workflow', 'swarm.run.parent_id': id });
+      expect(one(spans, 'step probe').parentSpanId).toBe(child.spanId);
+    } finally {
+      await swarm.close();
+    }
+  });
+
+  it("the HTTP API: a run created, or started by a webhook delivery, with a traceparent header joins the caller's trace; a malformed one is ignored", async () => {
     const swarm = await open();
     try {
       const app = createApp(swarm, { version: 't' });
@@ -226,11 +259,16 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
       const traceId = '0af7651916cd43dd8448eb211c80319c';
       const joined = await post({ traceparent: `00-${traceId}-b7ad6b7169203331-01`, tracestate: 'vendor=abc' });
       const ignored = await post({ traceparent: '00-zzzz-not-a-traceparent' });
+      const hook = await app.request('/webhooks/hooked', { method: 'POST', headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-c7ad6b7169203332-01` }, body: '{"x":1}' });
+      const delivered = ((await hook.json()) as { run_id: string }).run_id;
+      expect(hook.status).toBe(202);
       await tracing?.forceFlush();
       const runSpan = (runId: string): Promise<ReceivedSpan> => otlp.waitFor(`run ${runId}'s span`, (all) => all.find((s) => s.name === 'invoke_workflow plain' && s.attributes['swarm.run.id'] === runId));
       const a = await runSpan(joined);
       expect([a.traceId, a.parentSpanId]).toEqual([traceId, 'b7ad6b7169203331']);
       expect(await swarm.store.getRunTrace(joined)).toMatchObject({ traceparent: traceparentOf(a), tracestate: 'vendor=abc' });
+      const w = await otlp.waitFor('the webhook run span', (all) => all.find((s) => s.name === 'invoke_workflow hooked' && s.attributes['swarm.run.id'] === delivered));
+      expect([w.traceId, w.parentSpanId, w.attributes['swarm.trigger.kind']]).toEqual([traceId, 'c7ad6b7169203332', 'webhook']);
       const b = await runSpan(ignored);
       expect(b.traceId).not.toBe(traceId);
       expect(b.parentSpanId).toBeUndefined();
