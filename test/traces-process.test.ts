@@ -3,7 +3,8 @@
  * SIGKILL in the middle of a step, and `swarm runs resume` in another process finishes the run.
  * Every step span that arrives at the OTLP receiver, from either process, is in the run's trace and
  * a child of the run's span (whose context the first process stored with the run); each process
- * agent saw its own attempt's span in TRACEPARENT.
+ * agent saw its own attempt's span in TRACEPARENT. `swarm serve` joins a caller's trace from its
+ * `traceparent` header and flushes its spans when SIGTERM drains it.
  *
  * Build first (`npm run build`): the CLI runs from dist/.
  */
@@ -41,6 +42,7 @@ setTimeout(() => fs.writeFileSync(o, JSON.stringify({ step })), step === 's2' &&
     'chain3',
     'name: chain3\nversion: 1.0.0\nsteps:\n  - { id: s1, agent: effect, inputs: { log: "${trigger.log}" } }\n  - { id: s2, agent: effect, depends_on: [s1], inputs: { log: "${trigger.log}" } }\n  - { id: s3, agent: effect, depends_on: [s2], inputs: { log: "${trigger.log}" } }\n',
   );
+  writeWorkflow(dir, 'quick', 'name: quick\nversion: 1.0.0\nsteps:\n  - { id: s1, agent: effect, inputs: { log: "${trigger.log}" } }\n');
   expect((await runCli(['agent', 'register', '--all'], dir)).code).toBe(0);
   expect((await runCli(['workflow', 'register', '--all'], dir)).code).toBe(0);
 });
@@ -104,5 +106,32 @@ describe('a run traced across a SIGKILL and a resume in another process', () => 
       if (span) expect(a.traceparent, `${a.step}#${a.attempt}`).toBe(traceparentOf(span));
       else expect(a.traceparent).toMatch(new RegExp(`^00-${run.traceId}-[0-9a-f]{16}-01$`));
     }
+  });
+});
+
+describe('swarm serve with OTEL_* set', () => {
+  it("a run created with a traceparent header joins the caller's trace; SIGTERM drains and flushes the spans still buffered", async () => {
+    // A batch delay far beyond the test: the spans can only arrive through the flush at shutdown.
+    const serve = spawnCli(['serve', '--port', '0'], dir, { ...otelEnv('swarm-serve'), OTEL_BSP_SCHEDULE_DELAY: '600000' });
+    let out = '';
+    serve.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    serve.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const url = await until(() => /listening on (http:\/\/\S+?) /.exec(out)?.[1], 20_000, 'the start-up line');
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const res = await fetch(`${url}/api/v1/workflows/quick/runs?wait=30s`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+      body: JSON.stringify({ input: { log: join(dir, 'serve.log') } }),
+    });
+    const body = (await res.json()) as { run_id: string; status: string };
+    expect([res.status, body.status]).toEqual([201, 'completed']);
+    expect(otlp.spans.filter((s) => s.traceId === traceId)).toEqual([]);
+    serve.kill('SIGTERM');
+    expect(await exited(serve)).toBe(0);
+    const mine = otlp.spans.filter((s) => s.traceId === traceId);
+    const run = mine.find((s) => s.name === 'invoke_workflow quick');
+    expect(run?.parentSpanId).toBe('00f067aa0ba902b7');
+    expect(run?.attributes['swarm.run.id']).toBe(body.run_id);
+    expect(mine.find((s) => s.name === 'step s1')?.parentSpanId).toBe(run?.spanId);
   });
 });
