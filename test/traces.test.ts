@@ -196,22 +196,23 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
     });
   }
 
-  it('content is recorded when opted in (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)', async () => {
-    configureTracing({ captureMessageContent: true });
+  it('content is recorded when opted in (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT), through the configured redaction', async () => {
+    // The CLI's redaction is its Swarm's redactor; here one that hides a word.
+    configureTracing({ captureMessageContent: true, redact: (t) => t.replaceAll('hats', '[redacted]') });
     const swarm = await open();
     try {
       const { spans } = await tracedRun(swarm);
       const first = named(spans, 'chat gpt-4o-mini').find((c) => c.attributes['gen_ai.response.finish_reasons']?.toString() === 'tool_calls') as ReceivedSpan;
-      expect(JSON.parse(String(first.attributes['gen_ai.input.messages']))).toEqual([{ role: 'user', parts: [{ type: 'text', content: 'any hats?' }] }]);
+      expect(JSON.parse(String(first.attributes['gen_ai.input.messages']))).toEqual([{ role: 'user', parts: [{ type: 'text', content: 'any [redacted]?' }] }]);
       expect(JSON.parse(String(first.attributes['gen_ai.system_instructions']))).toEqual([{ type: 'text', content: 'Answer with the catalogue.' }]);
       expect(JSON.parse(String(first.attributes['gen_ai.output.messages']))).toEqual([
-        { role: 'assistant', parts: [{ type: 'tool_call', id: 'call_1', name: 'lookup', arguments: '{"q":"hats"}' }], finish_reason: 'tool_calls' },
+        { role: 'assistant', parts: [{ type: 'tool_call', id: 'call_1', name: 'lookup', arguments: '{"q":"[redacted]"}' }], finish_reason: 'tool_calls' },
       ]);
       const tool = one(spans, 'execute_tool lookup');
-      expect(tool.attributes['gen_ai.tool.call.arguments']).toBe('{"q":"hats"}');
+      expect(tool.attributes['gen_ai.tool.call.arguments']).toBe('{"q":"[redacted]"}');
       expect(tool.attributes['gen_ai.tool.call.result']).toBe('{"ok":true}');
     } finally {
-      configureTracing({ captureMessageContent: false });
+      configureTracing({ captureMessageContent: false, redact: (t) => t });
       await swarm.close();
     }
   });

@@ -2,10 +2,10 @@
  * The agent loop's spans, after the OpenTelemetry GenAI semantic conventions: `invoke_agent {agent}`
  * around a loop, `chat {model}` (CLIENT) around each model call, `execute_tool {tool}` around each
  * tool call. Content (messages, instructions, tool arguments and results) is recorded only when
- * `configureTracing({ captureMessageContent: true })` opted in. Nothing at all happens while no
+ * `configureTracing({ captureMessageContent: true })` opted in, through its `redact`. Nothing at all happens while no
  * OpenTelemetry SDK is registered.
  */
-import { capturesContent, inSpan, SpanKind, SpanStatusCode } from '../observability/tracing.js';
+import { capturesContent, inSpan, spanContent, SpanKind, SpanStatusCode } from '../observability/tracing.js';
 import type { ChatModel, Message, ModelRequest, ModelResponse, ToolCall } from './types.js';
 import type { RecordedToolCall, RunResult } from './loop.js';
 
@@ -64,7 +64,10 @@ export function traceChat(model: ChatModel, request: ModelRequest, agent: string
         ...(request.temperature !== undefined ? { 'gen_ai.request.temperature': request.temperature } : {}),
         ...(request.maxOutputTokens !== undefined ? { 'gen_ai.request.max_tokens': request.maxOutputTokens } : {}),
         ...(capturesContent()
-          ? { 'gen_ai.system_instructions': JSON.stringify([{ type: 'text', content: request.system }]), 'gen_ai.input.messages': JSON.stringify(request.messages.map(semconvMessage)) }
+          ? {
+              'gen_ai.system_instructions': spanContent(JSON.stringify([{ type: 'text', content: request.system }])),
+              'gen_ai.input.messages': spanContent(JSON.stringify(request.messages.map(semconvMessage))),
+            }
           : {}),
       }),
     },
@@ -80,7 +83,7 @@ export function traceChat(model: ChatModel, request: ModelRequest, agent: string
         });
         if (capturesContent()) {
           const out: Message = { role: 'assistant', content: r.content, ...(r.toolCalls.length ? { tool_calls: r.toolCalls } : {}) };
-          span.setAttribute('gen_ai.output.messages', JSON.stringify([{ ...semconvMessage(out), finish_reason: r.finishReason }]));
+          span.setAttribute('gen_ai.output.messages', spanContent(JSON.stringify([{ ...semconvMessage(out), finish_reason: r.finishReason }])));
         }
       }
       return r;
@@ -107,13 +110,13 @@ export function traceTool(call: ToolCall, agent: string, conversationId: string,
         'gen_ai.tool.type': 'function',
         'gen_ai.agent.name': agent,
         'gen_ai.conversation.id': conversationId,
-        ...(capturesContent() ? { 'gen_ai.tool.call.arguments': call.arguments } : {}),
+        ...(capturesContent() ? { 'gen_ai.tool.call.arguments': spanContent(call.arguments) } : {}),
       }),
     },
     async (span) => {
       const rec = await fn();
       if (span) {
-        if (capturesContent()) span.setAttribute('gen_ai.tool.call.result', rec.output);
+        if (capturesContent()) span.setAttribute('gen_ai.tool.call.result', spanContent(rec.output));
         if (rec.is_error) {
           span.setAttribute('error.type', 'tool_error');
           span.setStatus({ code: SpanStatusCode.ERROR, message: rec.output.slice(0, 500) });

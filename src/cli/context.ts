@@ -6,6 +6,7 @@ import { UserError } from '../core/errors.js';
 import { Swarm } from '../swarm.js';
 import type { LoopEvent } from '../agents/loop.js';
 import { startTracingFromEnv, type TracingHandle } from '../observability/otel-sdk.js';
+import { configureTracing } from '../observability/tracing.js';
 
 /** What every command gets: output functions and a lazily opened Swarm. */
 export interface CliContext {
@@ -66,6 +67,8 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
         if (env === process.env) delete process.env.SWARM_MASTER_KEY;
         // Always: the redactor also learns the values of stored secrets this process loads.
         redact = (s) => swarm.redactor.text(s);
+        // Message content on spans (when opted in) hides the known secrets' values as well.
+        configureTracing({ redact });
         setViewRedactor(redact);
         return swarm;
       });

@@ -32,6 +32,7 @@ export const TRACER_NAME = 'swarm';
 const NOOP_PROVIDER: TracerProvider = new ProxyTracerProvider().getDelegate();
 let tracerOf: { provider: TracerProvider; tracer: Tracer } | undefined;
 let captureContent = false;
+let redactContent: (text: string) => string = (t) => t;
 
 export interface TracingOptions {
   /**
@@ -40,6 +41,11 @@ export interface TracingOptions {
    * Default false: spans carry names, ids, models, token counts and timings, never content.
    */
   captureMessageContent?: boolean;
+  /**
+   * Applied to every piece of content before it goes on a span, e.g. a Swarm's redactor
+   * (`(t) => swarm.redactor.text(t)`: the CLI sets it), so known secret values become their markers.
+   */
+  redact?: (text: string) => string;
 }
 
 /**
@@ -50,11 +56,17 @@ export interface TracingOptions {
  */
 export function configureTracing(options: TracingOptions): void {
   if (options.captureMessageContent !== undefined) captureContent = options.captureMessageContent;
+  if (options.redact) redactContent = options.redact;
 }
 
 /** Whether message and tool-argument content goes on spans. */
 export function capturesContent(): boolean {
   return captureContent;
+}
+
+/** Content as it goes on a span (through the configured redaction). */
+export function spanContent(text: string): string {
+  return redactContent(text);
 }
 
 /**
