@@ -62,7 +62,7 @@ export interface NewRunInput {
   idempotency_key?: string | null;
   /** Labels kept with the run (string values). */
   metadata?: Record<string, string> | null;
-  /** The caller's trace context (tracing on): the run's span is its child. Default: the parent run's, else the active one. */
+  /** The caller's trace context (tracing on): the run's span is its child. Default: the parent run's, else a new trace. */
   trace_parent?: Context;
 }
 
@@ -172,7 +172,8 @@ export class Ledger {
     });
     const maxParallel = plan.workflow.concurrency ?? this.options.defaultRunConcurrency;
     const { plan_json, plan_id } = serializedPlan(plan);
-    // The run's span (tracing on only): its context is stored with the run for every step attempt to join.
+    // The run's span (tracing on only): its context is stored with the run for every step attempt to
+    // join. Its parent is the creator's context taken before the transaction (or the parent run's).
     const traced = recordRunSpan(
       { runId: id, workflow: wf.name, version: wf.version, trigger: input.trigger_type, parentRunId: input.parent_run_id ?? null },
       input.trace_parent ?? (input.parent_run_id ? knownRunContext(input.parent_run_id) : undefined),

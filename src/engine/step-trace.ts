@@ -7,7 +7,7 @@
 import { errorMessage } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import type { ClaimedStep, Completion, RunTraceRecord } from '../store/types.js';
-import { contextFromCarrier, inSpan, SpanKind, SpanStatusCode, tracingEnabled, type Context } from '../observability/tracing.js';
+import { contextFromCarrier, inSpan, ROOT_CONTEXT, SpanKind, SpanStatusCode, tracingEnabled, type Context } from '../observability/tracing.js';
 import { parseElementId } from './nesting.js';
 import { runStep, type StepRunnerDeps } from './step-runner.js';
 
@@ -57,7 +57,7 @@ export function noteRunTrace(runId: string, t: RunTraceRecord): void {
 
 /**
  * `runStep` inside the attempt's span. The span is parented on the run's stored context; a run
- * created while tracing was off has none, and its attempts start traces of their own.
+ * created while tracing was off has none, and each of its attempts starts a trace of its own.
  *
  * @example
  *   const completion = await runStepTraced(deps, claimed, worker.id, abort);
@@ -74,12 +74,14 @@ export async function runStepTraced(deps: StepRunnerDeps, step: ClaimedStep, wor
   } catch {
     // Tracing never fails a step: runStep reads the same things and reports what is wrong.
   }
-  const parent = run?.traceparent ? contextFromCarrier(run) : undefined;
+  // Not the worker's own context: a run without a stored context (created with tracing off) gets a
+  // trace per attempt rather than joining whatever span happened to start the worker.
+  const parent = (run?.traceparent ? contextFromCarrier(run) : undefined) ?? ROOT_CONTEXT;
   return inSpan(
     `step ${step.step_id}`,
     {
       kind: SpanKind.INTERNAL,
-      ...(parent ? { parent } : {}),
+      parent,
       attributes: () => ({
         'swarm.run.id': step.run_id,
         'swarm.step.id': step.step_id,

@@ -198,8 +198,9 @@ export interface RunSpanInfo {
 
 /**
  * Record the `invoke_workflow {workflow}` span of a run being created, as a child of `parent` (the
- * caller's context: an HTTP request's `traceparent`, a library caller's span) or of the active
- * context, and return its context for the store. The span ends at once: a run outlives processes,
+ * caller's context: an HTTP request's `traceparent`, a library caller's span, the parent run's), or
+ * as the root of a new trace, and return its context for the store. Never the active context: runs
+ * are created inside store transactions, which a group commit may run in another caller's context. The span ends at once: a run outlives processes,
  * and no later process could end a span this one started. Every step attempt of the run, wherever it
  * runs, is a child of the returned context. Undefined when tracing is off.
  *
@@ -221,7 +222,7 @@ export function recordRunSpan(info: RunSpanInfo, parent?: Context): TraceCarrier
         ...(info.parentRunId ? { 'swarm.run.parent_id': info.parentRunId } : {}),
       },
     },
-    parent ?? context.active(),
+    parent ?? ROOT_CONTEXT,
   );
   span.end();
   return carrierOf(span.spanContext());
@@ -270,4 +271,4 @@ export function addActiveEvent(name: string, attributes: () => Attributes): void
   if (span?.isRecording()) span.addEvent(name, attributes());
 }
 
-export { SpanKind, SpanStatusCode, type Span, type Context };
+export { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Span, type Context };
