@@ -3,13 +3,17 @@
  * no SDK nothing is recorded or stored; with one, a run's spans (workflow, steps, agent loop, model
  * calls through the real OpenAI client against the fake vendor server, tool calls) arrive with their
  * names, kinds, GenAI attributes and parent links, on SQLite and on PostgreSQL; the trace context
- * reaches a process agent (TRACEPARENT) and an HTTP tool (traceparent header); content is recorded
+ * reaches a process agent (TRACEPARENT), an HTTP tool and an MCP server over HTTP (traceparent header); content is recorded
  * only when opted in; a `traceparent` sent to the HTTP API makes the run join the caller's trace.
  */
+import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { trace } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Swarm } from '../src/swarm.js';
+import { loadTools } from '../src/agents/tools/index.js';
+import { serveHttp } from './fixtures/mcp-server.js';
 import { createApp } from '../src/server/app.js';
 import { startFakeLlmServer, type FakeLlmServer } from '../src/testing/fake-llm-server.js';
 import { configureTracing, contextFromCarrier, currentTraceIds, traceEnvironment, tracingEnabled, withTraceHeaders } from '../src/observability/tracing.js';
@@ -244,6 +248,44 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
       expect(one(spans, 'step probe').parentSpanId).toBe(child.spanId);
     } finally {
       await swarm.close();
+    }
+  });
+
+  it('an MCP server over HTTP gets the traceparent of the span active when each request is sent', async () => {
+    const mcp = await serveHttp();
+    // A recording proxy in front of the fixture server: what headers reach the MCP server.
+    const seen: IncomingHttpHeaders[] = [];
+    const proxy = createServer((req, res) => {
+      seen.push(req.headers);
+      const up = httpRequest(new URL(req.url ?? '/', mcp.url.replace(/\/mcp$/, '')), { method: req.method ?? 'GET', headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}${new URL(mcp.url).pathname}`;
+    const set = await loadTools([{ mcp: { url }, include: ['echo'] }], { packageDir: dir });
+    try {
+      const echo = set.tools.find((t) => t.name === 'echo');
+      const before = seen.length;
+      const traceparent = await trace.getTracer('test').startActiveSpan('tool call', async (span) => {
+        try {
+          const ctx = { contextVariables: {}, callId: 'c1', agent: 'a', idempotencyKey: 's/c1', signal: new AbortController().signal };
+          expect(await echo?.execute({ text: 'hi' }, ctx)).toBe('hi');
+          return `00-${span.spanContext().traceId}-${span.spanContext().spanId}-01`;
+        } finally {
+          span.end();
+        }
+      });
+      const during = seen.slice(before);
+      expect(during.length).toBeGreaterThan(0);
+      for (const h of during) expect(h.traceparent).toBe(traceparent);
+    } finally {
+      await set.close();
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+      await mcp.close();
     }
   });
 
