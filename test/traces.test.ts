@@ -149,7 +149,7 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
         // The run joined the library caller's trace; its context is stored with the run.
         const run = one(spans, 'invoke_workflow traced');
         expect(run.parentSpanId).toBe(caller.spanId);
-        expect(run.attributes).toMatchObject({ 'gen_ai.operation.name': 'invoke_workflow', 'swarm.run.id': runId, 'swarm.workflow.name': 'traced', 'swarm.workflow.version': '1.0.0', 'swarm.trigger.kind': 'manual' });
+        expect(run.attributes).toMatchObject({ 'gen_ai.operation.name': 'invoke_workflow', 'gen_ai.workflow.name': 'traced', 'swarm.run.id': runId, 'swarm.workflow.name': 'traced', 'swarm.workflow.version': '1.0.0', 'swarm.trigger.kind': 'manual' });
         expect((await swarm.store.getRunTrace(runId))?.traceparent).toBe(traceparentOf(run));
 
         // Step attempts: children of the run's span.

@@ -215,6 +215,7 @@ export function recordRunSpan(info: RunSpanInfo, parent?: Context): TraceCarrier
       kind: SpanKind.INTERNAL,
       attributes: {
         'gen_ai.operation.name': 'invoke_workflow',
+        'gen_ai.workflow.name': info.workflow,
         'swarm.run.id': info.runId,
         'swarm.workflow.name': info.workflow,
         'swarm.workflow.version': info.version,
