@@ -115,6 +115,26 @@ describe('tracing off (no SDK registered)', () => {
   });
 });
 
+describe('W3C trace context', () => {
+  it('parses a valid traceparent (with tracestate) and ignores malformed ones', () => {
+    const ok = contextFromCarrier({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate: 'congo=t61rcWkgMzE' });
+    expect(trace.getSpanContext(ok ?? (undefined as never))).toMatchObject({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1, isRemote: true });
+    expect(trace.getSpanContext(ok ?? (undefined as never))?.traceState?.get('congo')).toBe('t61rcWkgMzE');
+    // A later version may carry more fields; an unsampled parent stays unsampled.
+    expect(trace.getSpanContext(contextFromCarrier({ traceparent: '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-extra' }) ?? (undefined as never))?.traceFlags).toBe(0);
+    for (const bad of [
+      '',
+      'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      '00-00000000000000000000000000000000-00f067aa0ba902b7-01',
+      '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01',
+      '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra',
+      '00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01',
+    ]) {
+      expect(contextFromCarrier({ traceparent: bad }), bad).toBeUndefined();
+    }
+  });
+});
+
 describe('tracing on (OTLP/HTTP to a real receiver)', () => {
   beforeAll(async () => {
     tracing = await startTracing({ endpoint: otlp.url, serviceName: 'swarm-test', scheduledDelayMillis: 50 });

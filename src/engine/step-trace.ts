@@ -89,7 +89,7 @@ export async function runStepTraced(deps: StepRunnerDeps, step: ClaimedStep, wor
         'swarm.worker.id': workerId,
         ...(step.reclaimed ? { 'swarm.step.reclaimed': true } : {}),
         ...(run ? { 'swarm.trigger.kind': run.trigger_type, 'swarm.workflow.name': run.workflow_name } : {}),
-        ...(agent ? { 'swarm.agent': agent, 'gen_ai.agent.name': agent.slice(0, agent.lastIndexOf('@')) } : {}),
+        ...(agent ? { 'swarm.agent': agent } : {}),
       }),
     },
     async (span) => {
