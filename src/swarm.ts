@@ -67,6 +67,7 @@ import type {
   WorkflowRecord,
 } from './store/types.js';
 import type { RunSignalRecord, TriggerRecord, WorkerRecord } from './store/types.js';
+import { activeTraceContext } from './observability/tracing.js';
 
 export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   /** A fully resolved configuration; when given, `cwd`/`env`/`overrides` are ignored. */
@@ -786,11 +787,15 @@ export class Swarm {
     // A secret's value typed into a run's input is stored as its marker, like a handler-started run's:
     // steps then see the marker, so they should reference ${secrets.NAME} instead. Redacted after
     // planning, which fills in the inputs' defaults (the redactor copies what it redacts).
+    const traceParent = activeTraceContext();
     const trigger = {
       trigger_type: options.trigger_type ?? 'manual',
       trigger_data: undefined as unknown,
       ...(options.idempotencyKey ? { idempotency_key: options.idempotencyKey } : {}),
       ...(options.metadata && Object.keys(options.metadata).length ? { metadata: this.redactor.value(options.metadata) } : {}),
+      // The caller's span (an HTTP request's traceparent, a library caller's), read here: the
+      // transaction may run in another async context (group commit).
+      ...(traceParent ? { trace_parent: traceParent } : {}),
     };
     let created: { id: string; created: boolean; details?: RunDetails };
     if (this.store.kind === 'postgres') {

@@ -11,6 +11,8 @@ import { addUsage, ZERO_USAGE, type ChatModel, type JsonSchema, type Message, ty
 import { validateAgainst } from '../core/io-schema.js';
 import { byteLength, formatBytes, LIMIT_DEFAULTS, LimitExceededError } from '../core/limits.js';
 import { validateToolArguments } from './tools/validate.js';
+import { traceAgentLoop, traceChat, traceTool } from './loop-trace.js';
+import { addActiveEvent } from '../observability/tracing.js';
 
 /** The version of the checkpoint envelope this code writes; older versions are read by `upgradeEnvelope`. */
 export const CHECKPOINT_VERSION = 1;
@@ -171,6 +173,10 @@ const NEVER_ABORTED = new AbortController().signal;
 
 /** Run an agent on messages to completion (or to a pause). Resumes from the journal's checkpoint when it has one. */
 export async function run(start: Agent, messages: readonly Message[], options: RunOptions = {}): Promise<RunResult> {
+  return traceAgentLoop(start.name, options.journal?.sessionId, () => runLoop(start, messages, options));
+}
+
+async function runLoop(start: Agent, messages: readonly Message[], options: RunOptions): Promise<RunResult> {
   const journal = options.journal ?? memoryJournal();
   const maxTurns = options.maxTurns ?? 10;
   const executeTools = options.executeTools ?? true;
@@ -295,6 +301,7 @@ export async function run(start: Agent, messages: readonly Message[], options: R
       if (handoff && handoff !== current.name) {
         lookup(handoff);
         emit({ type: 'handoff', from: current.name, to: handoff });
+        addActiveEvent('swarm.handoff', () => ({ 'swarm.handoff.from': current.name, 'swarm.handoff.to': handoff }));
         state.agent = handoff;
       }
       continue;
@@ -321,10 +328,12 @@ export async function run(start: Agent, messages: readonly Message[], options: R
       ...(agentNow.maxOutputTokens !== undefined ? { maxOutputTokens: agentNow.maxOutputTokens } : {}),
     };
     await options.hooks?.beforeModelCall?.({ agent: agentNow, turn: state.turn, request });
-    const response = await model.generate(request, {
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.stream ? { onDelta: (d: StreamDelta) => d.type === 'text' && emit({ type: 'delta', agent: agentNow.name, text: d.text }) } : {}),
-    });
+    const response = await traceChat(model, request, agentNow.name, journal.sessionId, () =>
+      model.generate(request, {
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.stream ? { onDelta: (d: StreamDelta) => d.type === 'text' && emit({ type: 'delta', agent: agentNow.name, text: d.text }) } : {}),
+      }),
+    );
     const usage: Usage = { ...response.usage, cost_usd: options.costOf?.(model, response.usage) ?? 0 };
     state.usage = addUsage(state.usage, usage);
     state.turn++;
@@ -448,7 +457,11 @@ async function runTool(
     } else {
       if (t.needsApproval) {
         const decision = await journal.approval(call.id);
-        if (!decision) return 'waiting';
+        if (!decision) {
+          addActiveEvent('swarm.approval.requested', () => ({ 'swarm.approval.tool': t.name, 'swarm.approval.call_id': call.id }));
+          return 'waiting';
+        }
+        addActiveEvent('swarm.approval.decided', () => ({ 'swarm.approval.tool': t.name, 'swarm.approval.call_id': call.id, 'swarm.approval.decision': decision.decision }));
         if (decision.decision === 'rejected' && options.onRejected === 'tell_model') {
           const r = fail(`Error: the user rejected this call of '${t.name}': ${decision.reason}`);
           await journal.recordTool(r);
@@ -463,7 +476,7 @@ async function runTool(
       const args = parsed.value;
       if (CONTEXT_PARAM in ((t.parameters.properties as Record<string, unknown> | undefined) ?? {})) args[CONTEXT_PARAM] = { ...state.context_variables };
       await options.hooks?.beforeToolCall?.({ agent: current, turn: state.turn, call, args });
-      rec = await executeTool(t, args, call, current, state, journal, options, know);
+      rec = await traceTool(call, current.name, journal.sessionId, () => executeTool(t, args, call, current, state, journal, options, know));
     }
   }
   const max = options.maxMessageBytes ?? LIMIT_DEFAULTS.llm_message_bytes;

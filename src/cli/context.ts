@@ -5,6 +5,8 @@ import { setViewRedactor } from './render.js';
 import { UserError } from '../core/errors.js';
 import { Swarm } from '../swarm.js';
 import type { LoopEvent } from '../agents/loop.js';
+import { startTracingFromEnv, type TracingHandle } from '../observability/otel-sdk.js';
+import { configureTracing } from '../observability/tracing.js';
 
 /** What every command gets: output functions and a lazily opened Swarm. */
 export interface CliContext {
@@ -33,6 +35,9 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
     });
   }
   let opened: Promise<Swarm> | undefined;
+  // OpenTelemetry, when the OTEL_* environment configures it (docs/observability.md#traces): started
+  // before the store opens, flushed and stopped after it closes.
+  let tracing: Promise<TracingHandle | undefined> | undefined;
   // Once the store is open, every line printed has the known secrets' values replaced by their
   // markers: what was stored before values were redacted, or given as run input, is not shown either.
   let redact: (s: string) => string = (s) => s;
@@ -52,19 +57,29 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
           log: (line) => ctx.engineLog && ctx.err(pc.dim(line)),
           ...(ctx.llmEvents ? { onLlmEvent: (r: string, s: string, e: LoopEvent) => ctx.llmEvents?.(r, s, e) } : {}),
         });
-      opened ??= (options.retryUnreachable ? openWithRetry(open, ctx.err) : open()).then((swarm) => {
+      tracing ??= startTracingFromEnv(env).catch((e: unknown) => {
+        ctx.err(`warning: tracing is off: the OpenTelemetry SDK did not start: ${(e as Error).message}`);
+        return undefined;
+      });
+      opened ??= tracing.then(() => (options.retryUnreachable ? openWithRetry(open, ctx.err) : open())).then((swarm) => {
         // The key is in the resolved configuration now: agents started by this process (whose
         // environment is inherited from it) must not find it in theirs.
         if (env === process.env) delete process.env.SWARM_MASTER_KEY;
         // Always: the redactor also learns the values of stored secrets this process loads.
         redact = (s) => swarm.redactor.text(s);
+        // Message content on spans (when opted in) hides the known secrets' values as well.
+        configureTracing({ redact });
         setViewRedactor(redact);
         return swarm;
       });
       return opened;
     },
     async close(): Promise<void> {
-      if (opened) await (await opened).close();
+      try {
+        if (opened) await (await opened).close();
+      } finally {
+        await (await tracing)?.shutdown();
+      }
     },
   };
   return ctx;

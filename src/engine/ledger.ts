@@ -10,6 +10,8 @@ import type { TriggerEvent } from '../triggers/events.js';
 import { emitCustomEvent, raiseRunEvent, RUN_EVENTS, type CustomEventInput, type EmitResult, type EventTriggerDeps } from './event-triggers.js';
 import { createdRunDetails, type CreatedRunDetails } from './created-run.js';
 import { TxScope } from './tx-scope.js';
+import { knownRunContext, noteRunTrace } from './step-trace.js';
+import { recordRunSpan, type Context } from '../observability/tracing.js';
 import { admitRun, lockKeyOf, readmitRun, releaseRun, releaseWhenIdle, type Admission } from './concurrency-gate.js';
 import type {
   ClaimRequest,
@@ -60,6 +62,8 @@ export interface NewRunInput {
   idempotency_key?: string | null;
   /** Labels kept with the run (string values). */
   metadata?: Record<string, string> | null;
+  /** The caller's trace context (tracing on): the run's span is its child. Default: the parent run's, else a new trace. */
+  trace_parent?: Context;
 }
 
 /**
@@ -168,6 +172,12 @@ export class Ledger {
     });
     const maxParallel = plan.workflow.concurrency ?? this.options.defaultRunConcurrency;
     const { plan_json, plan_id } = serializedPlan(plan);
+    // The run's span (tracing on only): its context is stored with the run for every step attempt to
+    // join. Its parent is the creator's context taken before the transaction (or the parent run's).
+    const traced = recordRunSpan(
+      { runId: id, workflow: wf.name, version: wf.version, trigger: input.trigger_type, parentRunId: input.parent_run_id ?? null },
+      input.trace_parent ?? (input.parent_run_id ? knownRunContext(input.parent_run_id) : undefined),
+    );
     const row: NewRunRow = {
       id,
       workflow_id: wf.id,
@@ -184,6 +194,7 @@ export class Ledger {
       max_parallel: maxParallel,
       steps_total: steps.length,
       created_at: tx.now,
+      ...(traced ? { traceparent: traced.traceparent, tracestate: traced.tracestate ?? null } : {}),
     };
     const state: RunState = {
       id,
@@ -216,6 +227,7 @@ export class Ledger {
     row.event_seq = state.event_seq;
     row.event_hash = state.event_hash;
     await tx.insertRun(row, steps);
+    if (traced) noteRunTrace(id, { traceparent: traced.traceparent, tracestate: traced.tracestate ?? null, trigger_type: input.trigger_type, workflow_name: wf.name });
     scope.dirty.delete(state);
     return { row, steps, state, admission };
   }

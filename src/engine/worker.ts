@@ -9,7 +9,8 @@ import { isTransient, type Store } from '../store/store.js';
 import type { ClaimedStep, CommitRequest, Completion, CommitResult, StepKey } from '../store/types.js';
 import type { Ledger } from './ledger.js';
 import { hostIdentity, reapDeadWorkers } from './reaper.js';
-import { OutputCache, runStep, type StepRunnerDeps } from './step-runner.js';
+import { OutputCache, type StepRunnerDeps } from './step-runner.js';
+import { runStepTraced } from './step-trace.js';
 import { pausedOnOutside } from './waits.js';
 
 /** How often an idle worker asks its claim to wake due sleeps and waits, besides the due times it knows. */
@@ -299,7 +300,7 @@ export class Worker {
     // attempt holds the newer fencing token, so the old one's result would be refused anyway.
     this.inflight.get(key(step))?.abort.abort(new StepError('LEASE_LOST', 'a newer attempt of this step started', true));
     this.inflight.set(key(step), f);
-    const running = runStep(
+    const running = runStepTraced(
       {
         store: this.store,
         plans: this.ledger.plans,

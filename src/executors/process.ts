@@ -7,6 +7,7 @@ import { noneSandbox, type Sandbox } from '../sandbox/sandbox.js';
 import type { Redactor } from '../secrets/redactor.js';
 import type { ExecutionContext, ExecutionResult, Executor, StepIsolation, StepLogs } from './executor.js';
 import { createMemoryCage, type MemoryCage } from './memory-limit.js';
+import { traceEnvironment } from '../observability/tracing.js';
 
 /** How much of each of stdout and stderr is kept (the tail), unless `logCaptureBytes` says otherwise. */
 export const LOG_LIMIT_BYTES = 64 * 1024;
@@ -37,7 +38,8 @@ export interface ProcessExecutorOptions {
  * directory. The agent reads its inputs from input.json and writes a JSON object to output.json;
  * exit code 0 means success. Environment (an allow-list, nothing else of the worker's): SWARM_RUN_ID,
  * SWARM_STEP_ID, SWARM_ATTEMPT, SWARM_IDEMPOTENCY_KEY, SWARM_INPUT_FILE, SWARM_OUTPUT_FILE,
- * SWARM_WORK_DIR, PATH, HOME (the work directory), LANG, and the agent's declared `env:`.
+ * SWARM_WORK_DIR, PATH, HOME (the work directory), LANG, the agent's declared `env:`, and TRACEPARENT
+ * (TRACESTATE) naming the step attempt's span when tracing is on.
  */
 export class ProcessExecutor implements Executor {
   private readonly sandbox: Sandbox;
@@ -76,6 +78,8 @@ export class ProcessExecutor implements Executor {
       SWARM_INPUT_FILE: inputFile,
       SWARM_OUTPUT_FILE: outputFile,
       SWARM_WORK_DIR: ctx.workDir,
+      // The step attempt's span (W3C trace context), when tracing is on: the agent's own spans join the run's trace.
+      ...traceEnvironment(),
     };
     // Whatever the agent left running dies with it: the PID namespace (bubblewrap), else the
     // attempt's cgroup, else every process that still carries this attempt's work directory.

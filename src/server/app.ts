@@ -11,6 +11,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { UserError } from '../core/errors.js';
+import { traceContext } from './trace-context.js';
 import type { Swarm } from '../swarm.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { bulkRoutes } from './routes/bulk.js';
@@ -77,6 +78,8 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
 
   // Before anything else: a request without the right token is answered before its body is read.
   app.use('*', authMiddleware(swarm, options.auth ?? 'auto', { openToAnyHost: options.openToAnyHost ?? false }));
+  // A caller's trace context (traceparent): the runs its request creates join its trace.
+  app.use('*', traceContext);
 
   // Refused by its Content-Length before anything is read, or as soon as a chunked body passes the limit.
   const limit = bodyLimit({

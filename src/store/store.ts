@@ -16,6 +16,7 @@ import type {
   RekeyReport,
   RunConcurrencyInfo,
   RunRecord,
+  RunTraceRecord,
   RunSignalRecord,
   StepWaitRecord,
   SecretRecord,
@@ -79,6 +80,14 @@ export interface Store {
   registryGeneration(): Promise<string>;
 
   getRun(id: string): Promise<RunRecord | undefined>;
+  /**
+   * What a step attempt's span needs of its run: the run's stored trace context (null when the run
+   * was created with tracing off), its trigger kind and workflow. Read only when tracing is on.
+   *
+   * @example
+   *   const t = await store.getRunTrace(runId); // { traceparent: '00-4bf9…-01', tracestate: null, trigger_type: 'manual', workflow_name: 'digest' }
+   */
+  getRunTrace(id: string): Promise<RunTraceRecord | undefined>;
   /** Run ids starting (or ending) with `part` (at most `limit`), for short ids typed by users. */
   findRunIds(part: string, limit: number, how?: 'prefix' | 'suffix'): Promise<string[]>;
   listRuns(filter: RunFilter): Promise<RunRecord[]>;

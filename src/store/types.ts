@@ -281,6 +281,14 @@ export interface NewStepRow {
   map_item_json?: string;
 }
 
+/** A run's stored trace context and what its step spans record of it (`Store.getRunTrace`). */
+export interface RunTraceRecord {
+  traceparent: string | null;
+  tracestate: string | null;
+  trigger_type: string;
+  workflow_name: string;
+}
+
 export interface NewRunRow {
   id: string;
   workflow_id: string;
@@ -297,6 +305,9 @@ export interface NewRunRow {
   created_at: number;
   idempotency_key?: string | null;
   metadata_json?: string | null;
+  /** The W3C trace context of the run's span (only when tracing is on; see src/observability/tracing.ts). */
+  traceparent?: string | null;
+  tracestate?: string | null;
   /** The head of the run's event chain as inserted (absent: no events yet), so no UPDATE follows the INSERT. */
   event_seq?: number;
   event_hash?: string;

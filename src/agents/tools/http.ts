@@ -3,6 +3,7 @@
  * HTTP tool itself, which sends the model's arguments to a fixed endpoint.
  */
 import { errorMessage } from '../../core/errors.js';
+import { withTraceHeaders } from '../../observability/tracing.js';
 import { NetworkGuard, NetworkRefusedError } from '../../net/guard.js';
 import { tool, type Tool, type ToolContext } from '../agent.js';
 import { ToolCallError, ToolLoadError } from './errors.js';
@@ -173,7 +174,8 @@ export function httpTool(spec: HttpToolSpec, index: number, guard?: NetworkGuard
       });
       if (missing.length) throw new ToolCallError('TOOL_ARGUMENTS_INVALID', `missing ${missing.map((m) => `'${m}'`).join(', ')} for the URL`);
       const url = new URL(filled);
-      let headers = withIdempotencyKey({ ...configured }, method, ctx);
+      // The tool call's span travels with the request (W3C trace context), when tracing is on.
+      let headers = withTraceHeaders(withIdempotencyKey({ ...configured }, method, ctx));
       let body: string | undefined;
       if (method === 'GET' || method === 'DELETE') addQuery(url, rest);
       else {

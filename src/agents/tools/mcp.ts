@@ -12,6 +12,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult, ContentBlock, Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
 import { errorMessage } from '../../core/errors.js';
+import { tracingEnabled, withTraceHeaders } from '../../observability/tracing.js';
 import { tool, type Tool } from '../agent.js';
 import { ToolCallError, ToolLoadError } from './errors.js';
 import { resolveInPackage } from './module.js';
@@ -32,6 +33,13 @@ interface LoadOptions {
   packageDir: string;
   signal?: AbortSignal;
   log?: (m: string) => void;
+}
+
+/** `fetch` that adds the active span's W3C trace context (a tool call's) to each request to an MCP server. */
+function tracedFetch(url: string | URL, init?: RequestInit): Promise<Response> {
+  const headers = new Headers(init?.headers);
+  for (const [k, v] of Object.entries(withTraceHeaders({}))) if (!headers.has(k)) headers.set(k, v);
+  return fetch(url, { ...init, headers });
 }
 
 let clientVersion: string | undefined;
@@ -130,7 +138,11 @@ export async function mcpTools(spec: McpToolSpec, index: number, options: LoadOp
     } catch {
       throw new ToolLoadError('TOOL_SPEC_INVALID', `${where}: mcp.url: '${server.url}' is not a valid URL`, false);
     }
-    transport = new StreamableHTTPClientTransport(url, { requestInit: { headers: scalarMapToStrings(server.headers) } });
+    transport = new StreamableHTTPClientTransport(url, {
+      requestInit: { headers: scalarMapToStrings(server.headers) },
+      // Each request carries the span active when it is sent (a tool call's), when tracing is on.
+      ...(tracingEnabled() ? { fetch: tracedFetch } : {}),
+    });
   } else {
     const cwd = resolveInPackage(options.packageDir, server.cwd ?? '.', where, 'mcp.cwd');
     const stdio = new StdioClientTransport({

@@ -523,6 +523,18 @@ DROP TRIGGER IF EXISTS registry_generation_workflows ON workflows;
 CREATE TRIGGER registry_generation_workflows AFTER INSERT OR UPDATE OR DELETE ON workflows FOR EACH ROW EXECUTE FUNCTION swarm_bump_registry_generation();
 `,
   },
+  {
+    version: 15,
+    name: 'run trace context',
+    // The W3C trace context (traceparent, tracestate) of the run's invoke_workflow span, written with
+    // the run row when tracing is on (NULL otherwise): every step attempt, in any process, starts its
+    // span as a child of it (src/observability/tracing.ts). Versions 10 to 14 belong to other
+    // features. The same migration as SQLite's 15.
+    sql: `
+ALTER TABLE workflow_runs ADD COLUMN traceparent TEXT;
+ALTER TABLE workflow_runs ADD COLUMN tracestate TEXT;
+`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see `migrate`). */

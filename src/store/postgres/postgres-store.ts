@@ -16,6 +16,7 @@ import type {
   RekeyPlan,
   RekeyReport,
   RunRecord,
+  RunTraceRecord,
   SecretRecord,
   ApiTokenRecord,
   LeaseRecord,
@@ -562,6 +563,10 @@ export class PostgresStore implements Store {
   async getRun(id: string): Promise<RunRecord | undefined> {
     const row = (await this.read(`SELECT ${RUN_COLUMNS} FROM workflow_runs WHERE id = $1`, [id]))[0];
     return row ? toRun(row) : undefined;
+  }
+
+  async getRunTrace(id: string): Promise<RunTraceRecord | undefined> {
+    return (await this.read('SELECT traceparent, tracestate, trigger_type, workflow_name FROM workflow_runs WHERE id = $1', [id]))[0] as RunTraceRecord | undefined;
   }
 
   async findRunIds(part: string, limit: number, how: 'prefix' | 'suffix' = 'prefix'): Promise<string[]> {

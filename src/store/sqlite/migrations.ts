@@ -512,6 +512,17 @@ CREATE TRIGGER IF NOT EXISTS registry_generation_workflows_update AFTER UPDATE O
 CREATE TRIGGER IF NOT EXISTS registry_generation_workflows_delete AFTER DELETE ON workflows BEGIN INSERT INTO swarm_meta (key, value) SELECT 'registry_generation', '0' WHERE NOT EXISTS (SELECT 1 FROM swarm_meta WHERE key = 'registry_generation'); UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
 `,
   },
+  {
+    version: 15,
+    name: 'run trace context',
+    // The W3C trace context (traceparent, tracestate) of the run's invoke_workflow span, written with
+    // the run row when tracing is on (NULL otherwise): every step attempt, in any process, starts its
+    // span as a child of it (src/observability/tracing.ts). The same migration as PostgreSQL's 15.
+    sql: `
+ALTER TABLE workflow_runs ADD COLUMN traceparent TEXT;
+ALTER TABLE workflow_runs ADD COLUMN tracestate TEXT;
+`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see SqliteStore.migrate). */

@@ -18,6 +18,7 @@ import type {
   RekeyPlan,
   RekeyReport,
   RunRecord,
+  RunTraceRecord,
   SecretRecord,
   ApiTokenRecord,
   LeaseRecord,
@@ -618,6 +619,10 @@ export class SqliteStore implements Store {
       const sql = `SELECT ${RUN_COLUMNS} FROM workflow_runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY updated_at, id LIMIT ?`;
       return (this.db.prepare(sql).all(...args, filter.limit ?? 100) as Row[]).map(toRun);
     });
+  }
+
+  getRunTrace(id: string): Promise<RunTraceRecord | undefined> {
+    return this.read(() => this.stmt('SELECT traceparent, tracestate, trigger_type, workflow_name FROM workflow_runs WHERE id = ?').get(id) as RunTraceRecord | undefined);
   }
 
   getPlanJson(runId: string): Promise<string | undefined> {

@@ -1,0 +1,110 @@
+/**
+ * A step attempt's span, `step {step_id}`: a child of its run's stored trace context (migration 15),
+ * in whatever process claims the attempt: the one that created the run, another worker, a resumed
+ * run after a SIGKILL, an approval continued the next day. With tracing off, `runStepTraced` is
+ * `runStep` and reads nothing.
+ */
+import { errorMessage } from '../core/errors.js';
+import type { Store } from '../store/store.js';
+import type { ClaimedStep, Completion, RunTraceRecord } from '../store/types.js';
+import { contextFromCarrier, inSpan, ROOT_CONTEXT, SpanKind, SpanStatusCode, tracingEnabled, type Context } from '../observability/tracing.js';
+import { parseElementId } from './nesting.js';
+import { runStep, type StepRunnerDeps } from './step-runner.js';
+
+/** Runs' trace records, per process (immutable once the run exists). */
+const runTraces = new Map<string, RunTraceRecord | null>();
+const loading = new Map<string, Promise<RunTraceRecord | null>>();
+const MAX_CACHED_RUNS = 1000;
+
+/** A run's trace record, read once per process (single flight). */
+async function runTrace(store: Store, runId: string): Promise<RunTraceRecord | null> {
+  const hit = runTraces.get(runId);
+  if (hit !== undefined) return hit;
+  let inflight = loading.get(runId);
+  if (!inflight) {
+    inflight = store
+      .getRunTrace(runId)
+      .then((t) => {
+        remember(runId, t ?? null);
+        return t ?? null;
+      })
+      .finally(() => loading.delete(runId));
+    loading.set(runId, inflight);
+  }
+  return inflight;
+}
+
+function remember(runId: string, t: RunTraceRecord | null): void {
+  runTraces.set(runId, t);
+  if (runTraces.size > MAX_CACHED_RUNS) runTraces.delete(runTraces.keys().next().value as string);
+}
+
+/**
+ * The stored trace context of a run this process has seen (created, or ran a step of), for runs it
+ * starts in a commit (a sub-workflow's run, a run its events trigger): they join that run's trace.
+ * Undefined when not known here (the new run then starts a trace of its own) or tracing is off.
+ */
+export function knownRunContext(runId: string): Context | undefined {
+  if (!tracingEnabled()) return undefined;
+  const t = runTraces.get(runId);
+  return t?.traceparent ? contextFromCarrier(t) : undefined;
+}
+
+/** Note the trace context of a run this process just created (its steps need no read of it). */
+export function noteRunTrace(runId: string, t: RunTraceRecord): void {
+  if (tracingEnabled()) remember(runId, t);
+}
+
+/**
+ * `runStep` inside the attempt's span. The span is parented on the run's stored context; a run
+ * created while tracing was off has none, and each of its attempts starts a trace of its own.
+ *
+ * @example
+ *   const completion = await runStepTraced(deps, claimed, worker.id, abort);
+ */
+export async function runStepTraced(deps: StepRunnerDeps, step: ClaimedStep, workerId: string, abort: AbortController): Promise<Completion> {
+  if (!tracingEnabled()) return runStep(deps, step, workerId, abort);
+  let run: RunTraceRecord | null = null;
+  let agent: string | undefined;
+  try {
+    run = await runTrace(deps.store, step.run_id);
+    const p = await deps.plans.load(step.plan_id, () => deps.store.getPlanById(step.plan_id));
+    const a = p.stepAgents.get(parseElementId(step.step_id)?.base ?? step.step_id)?.manifest;
+    if (a) agent = `${a.name}@${a.version}`;
+  } catch {
+    // Tracing never fails a step: runStep reads the same things and reports what is wrong.
+  }
+  // Not the worker's own context: a run without a stored context (created with tracing off) gets a
+  // trace per attempt rather than joining whatever span happened to start the worker.
+  const parent = (run?.traceparent ? contextFromCarrier(run) : undefined) ?? ROOT_CONTEXT;
+  return inSpan(
+    `step ${step.step_id}`,
+    {
+      kind: SpanKind.INTERNAL,
+      parent,
+      attributes: () => ({
+        'swarm.run.id': step.run_id,
+        'swarm.step.id': step.step_id,
+        'swarm.step.attempt': step.attempt,
+        'swarm.worker.id': workerId,
+        ...(step.reclaimed ? { 'swarm.step.reclaimed': true } : {}),
+        ...(run ? { 'swarm.trigger.kind': run.trigger_type, 'swarm.workflow.name': run.workflow_name } : {}),
+        ...(agent ? { 'swarm.agent': agent } : {}),
+      }),
+    },
+    async (span) => {
+      const done = await runStep(deps, step, workerId, abort);
+      if (span) {
+        const r = done.result;
+        span.setAttribute('swarm.step.status', r.kind);
+        if (r.kind === 'failed') {
+          span.setAttributes({ 'error.type': r.error.code, 'swarm.step.retryable': r.retryable });
+          span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(r.error.message) });
+        } else if (r.kind === 'waiting' || r.kind === 'released' || r.kind === 'skipped') {
+          span.setAttribute('swarm.step.reason', r.reason);
+        }
+      }
+      return done;
+    },
+  );
+}

@@ -1,0 +1,114 @@
+/**
+ * The OpenTelemetry SDK for Swarm's entry points (`swarm serve`, `swarm worker`, `swarm run`, …):
+ * a NodeTracerProvider with a BatchSpanProcessor exporting OTLP over HTTP (JSON), started only when
+ * the standard `OTEL_*` environment asks for it. The SDK is loaded by dynamic import, so a command
+ * run without that configuration loads none of it. The core (src/observability/tracing.ts) speaks
+ * the OpenTelemetry API only.
+ */
+import { configureTracing } from './tracing.js';
+
+export interface StartTracingOptions {
+  /**
+   * The OTLP/HTTP endpoint's base URL (`http://collector:4318`; `/v1/traces` is appended unless the
+   * URL already ends with it). Default: what the exporter reads from OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+   * / OTEL_EXPORTER_OTLP_ENDPOINT, else `http://localhost:4318/v1/traces`.
+   */
+  endpoint?: string;
+  /** The full OTLP/HTTP traces URL, used as it is (as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is); wins over `endpoint`. */
+  url?: string;
+  /** `service.name` of the spans' resource. Default: OTEL_SERVICE_NAME, else `swarm`. */
+  serviceName?: string;
+  /** Record message and tool-argument content on spans (default false; see TracingOptions). */
+  captureMessageContent?: boolean;
+  /** How long the batch processor waits before sending what it has (ms; default OTEL_BSP_SCHEDULE_DELAY, else 5000). */
+  scheduledDelayMillis?: number;
+}
+
+/** A started SDK: flush what is buffered; shut it down (flushes first, then unregisters it). */
+export interface TracingHandle {
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Start tracing in this process: register a tracer provider that exports Swarm's spans over OTLP/HTTP.
+ * The sampler follows OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (default: parent-based, always on).
+ *
+ * @example
+ *   const tracing = await startTracing({ endpoint: 'http://127.0.0.1:4318' });
+ *   try { await swarm.startRun('digest', {}); } finally { await tracing.shutdown(); }
+ */
+export async function startTracing(options: StartTracingOptions = {}): Promise<TracingHandle> {
+  const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { defaultResource, detectResources, envDetector, resourceFromAttributes }, api] = await Promise.all([
+    import('@opentelemetry/sdk-trace-node'),
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/resources'),
+    import('@opentelemetry/api'),
+  ]);
+  const url = options.url ?? (options.endpoint ? tracesUrl(options.endpoint) : undefined);
+  const exporter = new OTLPTraceExporter(url ? { url } : {});
+  // service.name: the option, else OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES (the env detector), else swarm.
+  let resource = defaultResource().merge(resourceFromAttributes({ 'service.name': 'swarm' })).merge(detectResources({ detectors: [envDetector] }));
+  if (options.serviceName) resource = resource.merge(resourceFromAttributes({ 'service.name': options.serviceName }));
+  const provider = new NodeTracerProvider({
+    resource,
+    spanProcessors: [new BatchSpanProcessor(exporter, options.scheduledDelayMillis !== undefined ? { scheduledDelayMillis: options.scheduledDelayMillis } : {})],
+  });
+  // Also the AsyncLocalStorage context manager (spans started in an awaited call find their parent)
+  // and the W3C trace-context propagator.
+  provider.register();
+  configureTracing({ captureMessageContent: options.captureMessageContent ?? false });
+  let stopped: Promise<void> | undefined;
+  return {
+    forceFlush: () => provider.forceFlush(),
+    shutdown: () =>
+      (stopped ??= provider.shutdown().finally(() => {
+        api.trace.disable();
+        api.context.disable();
+        api.propagation.disable();
+      })),
+  };
+}
+
+/**
+ * Whether the standard environment asks for traces: OTEL_SDK_DISABLED=true never; else
+ * OTEL_TRACES_EXPORTER, when set, must name `otlp`; else an OTLP endpoint must be set
+ * (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT).
+ *
+ * @example
+ *   tracingConfigured({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }); // true
+ */
+export function tracingConfigured(env: Readonly<Record<string, string | undefined>>): boolean {
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return false;
+  const exporters = env.OTEL_TRACES_EXPORTER?.trim();
+  if (exporters) return exporters.split(',').some((e) => e.trim().toLowerCase() === 'otlp');
+  return Boolean(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim());
+}
+
+/**
+ * Start tracing when `env` configures it (see `tracingConfigured`); undefined otherwise, having
+ * loaded nothing. OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true records content.
+ *
+ * @example
+ *   const tracing = await startTracingFromEnv(process.env); // undefined unless OTEL_* asks for it
+ */
+export async function startTracingFromEnv(env: Readonly<Record<string, string | undefined>>): Promise<TracingHandle | undefined> {
+  if (!tracingConfigured(env)) return undefined;
+  // The endpoint is read from `env` (which may not be process.env); the exporter reads the rest
+  // (headers, timeout, compression) from the process's environment, as every OpenTelemetry SDK does.
+  const specific = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
+  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  const delay = Number(env.OTEL_BSP_SCHEDULE_DELAY);
+  return startTracing({
+    ...(specific ? { url: specific } : base ? { endpoint: base } : {}),
+    ...(env.OTEL_SERVICE_NAME?.trim() ? { serviceName: env.OTEL_SERVICE_NAME.trim() } : {}),
+    ...(env.OTEL_BSP_SCHEDULE_DELAY && Number.isFinite(delay) && delay >= 0 ? { scheduledDelayMillis: delay } : {}),
+    captureMessageContent: env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT?.trim().toLowerCase() === 'true',
+  });
+}
+
+/** An OTLP base URL made the traces URL (`…/v1/traces`), as OTEL_EXPORTER_OTLP_ENDPOINT is. */
+function tracesUrl(endpoint: string): string {
+  if (/\/v1\/traces\/?$/.test(endpoint)) return endpoint;
+  return `${endpoint.replace(/\/+$/, '')}/v1/traces`;
+}

@@ -1,0 +1,275 @@
+/**
+ * Swarm's OpenTelemetry spans, written against `@opentelemetry/api` only: the entry points (CLI,
+ * server, a library caller) register an SDK, or nothing is recorded. With no SDK registered every
+ * helper here returns at its first line: no span, no attribute computed, no context serialised.
+ *
+ * Spans (docs/observability.md#traces): `invoke_workflow {workflow}` when a run is created,
+ * `step {step_id}` per step attempt (a child of the run's stored context, in whatever process runs
+ * it), `invoke_agent {agent}` per `llm` agent loop, `chat {model}` (CLIENT) per model call and
+ * `execute_tool {tool}` per tool call, with the OpenTelemetry GenAI attributes and Swarm's `swarm.*`.
+ */
+import {
+  context,
+  createTraceState,
+  isSpanContextValid,
+  ProxyTracerProvider,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Context,
+  type Span,
+  type SpanContext,
+  type Tracer,
+  type TracerProvider,
+} from '@opentelemetry/api';
+
+/** The instrumentation scope of every Swarm span. */
+export const TRACER_NAME = 'swarm';
+
+/** The provider the API answers with while no SDK is registered (a fresh proxy has no delegate). */
+const NOOP_PROVIDER: TracerProvider = new ProxyTracerProvider().getDelegate();
+let tracerOf: { provider: TracerProvider; tracer: Tracer } | undefined;
+let captureContent = false;
+let redactContent: (text: string) => string = (t) => t;
+
+export interface TracingOptions {
+  /**
+   * Record message text, system instructions, tool arguments and tool results on spans (the GenAI
+   * semantic conventions' opt-in; the CLI sets it from OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT).
+   * Default false: spans carry names, ids, models, token counts and timings, never content.
+   */
+  captureMessageContent?: boolean;
+  /**
+   * Applied to every piece of content before it goes on a span, e.g. a Swarm's redactor
+   * (`(t) => swarm.redactor.text(t)`: the CLI sets it), so known secret values become their markers.
+   */
+  redact?: (text: string) => string;
+}
+
+/**
+ * Settings of the spans this process records (the core reads no environment).
+ *
+ * @example
+ *   configureTracing({ captureMessageContent: true });
+ */
+export function configureTracing(options: TracingOptions): void {
+  if (options.captureMessageContent !== undefined) captureContent = options.captureMessageContent;
+  if (options.redact) redactContent = options.redact;
+}
+
+/** Whether message and tool-argument content goes on spans. */
+export function capturesContent(): boolean {
+  return captureContent;
+}
+
+/** Content as it goes on a span (through the configured redaction). */
+export function spanContent(text: string): string {
+  return redactContent(text);
+}
+
+/**
+ * True when a tracer provider (an SDK) is registered with the OpenTelemetry API. Cheap (two property
+ * reads): every helper calls it first and does nothing else when it is false.
+ *
+ * @example
+ *   if (tracingEnabled()) span.setAttribute('swarm.run.id', runId);
+ */
+export function tracingEnabled(): boolean {
+  return providerNow() !== NOOP_PROVIDER;
+}
+
+function providerNow(): TracerProvider {
+  const p = trace.getTracerProvider();
+  return p instanceof ProxyTracerProvider ? p.getDelegate() : p;
+}
+
+function tracer(): Tracer {
+  const provider = providerNow();
+  if (tracerOf?.provider !== provider) tracerOf = { provider, tracer: provider.getTracer(TRACER_NAME) };
+  return tracerOf.tracer;
+}
+
+// ---- W3C trace context ----
+
+/** A span context in its W3C form (`traceparent`, and `tracestate` when there is one). */
+export interface TraceCarrier {
+  traceparent: string;
+  tracestate?: string;
+}
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+
+/** `traceparent` (and `tracestate`) of a span context; undefined for an invalid one. */
+export function carrierOf(sc: SpanContext): TraceCarrier | undefined {
+  if (!isSpanContextValid(sc)) return undefined;
+  const flags = (sc.traceFlags & 0xff).toString(16).padStart(2, '0');
+  const state = sc.traceState?.serialize();
+  return { traceparent: `00-${sc.traceId}-${sc.spanId}-${flags}`, ...(state ? { tracestate: state } : {}) };
+}
+
+/**
+ * The context a W3C `traceparent` (and `tracestate`) names, as the remote parent of spans started in
+ * it; undefined when the header is absent or malformed (version ff, all-zero ids), as the W3C
+ * specification asks: such a header is ignored, never an error.
+ *
+ * @example
+ *   const parent = contextFromCarrier({ traceparent: req.header('traceparent') ?? '' });
+ */
+export function contextFromCarrier(carrier: { traceparent?: string | null; tracestate?: string | null }, base: Context = ROOT_CONTEXT): Context | undefined {
+  const m = TRACEPARENT.exec((carrier.traceparent ?? '').trim().toLowerCase());
+  if (!m || m[1] === 'ff' || (m[1] === '00' && m[5] !== undefined)) return undefined;
+  const sc: SpanContext = { traceId: m[2] as string, spanId: m[3] as string, traceFlags: parseInt(m[4] as string, 16) & 1, isRemote: true };
+  if (!isSpanContextValid(sc)) return undefined;
+  if (carrier.tracestate) sc.traceState = createTraceState(carrier.tracestate);
+  return trace.setSpanContext(base, sc);
+}
+
+/**
+ * Run `fn` with the context a W3C `traceparent` (and `tracestate`) names as the active one, so that
+ * what `fn` starts (a run) joins the caller's trace. `fn` runs as it is when tracing is off or the
+ * header is absent or malformed.
+ *
+ * @example
+ *   await withRemoteParent({ traceparent: req.header('traceparent') }, () => swarm.createRun('digest', input));
+ */
+export function withRemoteParent<T>(carrier: { traceparent?: string | null | undefined; tracestate?: string | null | undefined }, fn: () => T): T {
+  if (!tracingEnabled() || !carrier.traceparent) return fn();
+  const parent = contextFromCarrier(carrier, context.active());
+  return parent ? context.with(parent, fn) : fn();
+}
+
+/** The active context, when tracing is on (to carry a caller's trace into work done elsewhere). */
+export function activeTraceContext(): Context | undefined {
+  return tracingEnabled() ? context.active() : undefined;
+}
+
+/**
+ * The trace and span ids of the active span (for log lines), or undefined when there is none or
+ * tracing is off.
+ *
+ * @example
+ *   const ids = currentTraceIds(); // { trace_id: '4bf9…', span_id: '00f0…' }
+ */
+export function currentTraceIds(): { trace_id: string; span_id: string } | undefined {
+  if (!tracingEnabled()) return undefined;
+  const sc = trace.getActiveSpan()?.spanContext();
+  return sc && isSpanContextValid(sc) ? { trace_id: sc.traceId, span_id: sc.spanId } : undefined;
+}
+
+/**
+ * `headers` with the W3C `traceparent` (and `tracestate`) of the active span added, for an outgoing
+ * HTTP request (HTTP tools, MCP servers over HTTP). The same object when tracing is off or no span
+ * is active; a `traceparent` the caller set is kept.
+ *
+ * @example
+ *   await fetch(url, { headers: withTraceHeaders({ accept: 'application/json' }) });
+ */
+export function withTraceHeaders(headers: Record<string, string>): Record<string, string> {
+  if (!tracingEnabled()) return headers;
+  const c = activeCarrier();
+  if (!c || Object.keys(headers).some((h) => h.toLowerCase() === 'traceparent')) return headers;
+  return { ...headers, traceparent: c.traceparent, ...(c.tracestate ? { tracestate: c.tracestate } : {}) };
+}
+
+/** `TRACEPARENT` (and `TRACESTATE`) naming the active span, for a child process's environment; {} when off. */
+export function traceEnvironment(): Record<string, string> {
+  if (!tracingEnabled()) return {};
+  const c = activeCarrier();
+  return c ? { TRACEPARENT: c.traceparent, ...(c.tracestate ? { TRACESTATE: c.tracestate } : {}) } : {};
+}
+
+function activeCarrier(): TraceCarrier | undefined {
+  const sc = trace.getActiveSpan()?.spanContext();
+  return sc ? carrierOf(sc) : undefined;
+}
+
+// ---- spans ----
+
+/** What a run span records. */
+export interface RunSpanInfo {
+  runId: string;
+  workflow: string;
+  version: string;
+  trigger: string;
+  parentRunId?: string | null;
+}
+
+/**
+ * Record the `invoke_workflow {workflow}` span of a run being created, as a child of `parent` (the
+ * caller's context: an HTTP request's `traceparent`, a library caller's span, the parent run's), or
+ * as the root of a new trace, and return its context for the store. Never the active context: runs
+ * are created inside store transactions, which a group commit may run in another caller's context. The span ends at once: a run outlives processes,
+ * and no later process could end a span this one started. Every step attempt of the run, wherever it
+ * runs, is a child of the returned context. Undefined when tracing is off.
+ *
+ * @example
+ *   const carrier = recordRunSpan({ runId, workflow: 'digest', version: '1.0.0', trigger: 'manual' });
+ */
+export function recordRunSpan(info: RunSpanInfo, parent?: Context): TraceCarrier | undefined {
+  if (!tracingEnabled()) return undefined;
+  const span = tracer().startSpan(
+    `invoke_workflow ${info.workflow}`,
+    {
+      kind: SpanKind.INTERNAL,
+      attributes: {
+        'gen_ai.operation.name': 'invoke_workflow',
+        'gen_ai.workflow.name': info.workflow,
+        'swarm.run.id': info.runId,
+        'swarm.workflow.name': info.workflow,
+        'swarm.workflow.version': info.version,
+        'swarm.trigger.kind': info.trigger,
+        ...(info.parentRunId ? { 'swarm.run.parent_id': info.parentRunId } : {}),
+      },
+    },
+    parent ?? ROOT_CONTEXT,
+  );
+  span.end();
+  return carrierOf(span.spanContext());
+}
+
+/**
+ * Run `fn` inside a new span (made active, so spans started within are its children), ending it when
+ * `fn` settles: an error thrown sets the span's status and `error.type`. With tracing off, `fn` runs
+ * with no span (`undefined`).
+ */
+export async function inSpan<T>(
+  name: string,
+  options: { kind?: SpanKind; attributes?: () => Attributes; parent?: Context },
+  fn: (span: Span | undefined) => Promise<T>,
+): Promise<T> {
+  if (!tracingEnabled()) return fn(undefined);
+  const span = tracer().startSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, ...(options.attributes ? { attributes: options.attributes() } : {}) }, options.parent ?? context.active());
+  try {
+    return await context.with(trace.setSpan(options.parent ?? context.active(), span), () => fn(span));
+  } catch (e) {
+    failSpan(span, e);
+    throw e;
+  } finally {
+    span.end();
+  }
+}
+
+/** Mark a span failed: status ERROR with the message, `error.type` the error's code or class. */
+export function failSpan(span: Span, e: unknown, type?: string): void {
+  const code = (e as { code?: unknown } | null)?.code;
+  span.setAttribute('error.type', type ?? (typeof code === 'string' ? code : ((e as Error | null)?.name ?? 'Error')));
+  span.setStatus({ code: SpanStatusCode.ERROR, message: e instanceof Error ? e.message : String(e) });
+}
+
+/** Attributes on the active span (nothing when tracing is off or no span is active). */
+export function setActiveAttributes(attributes: () => Attributes): void {
+  if (!tracingEnabled()) return;
+  const span = trace.getActiveSpan();
+  if (span?.isRecording()) span.setAttributes(attributes());
+}
+
+/** An event on the active span (a handoff, an approval asked for or decided). */
+export function addActiveEvent(name: string, attributes: () => Attributes): void {
+  if (!tracingEnabled()) return;
+  const span = trace.getActiveSpan();
+  if (span?.isRecording()) span.addEvent(name, attributes());
+}
+
+export { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Span, type Context };

@@ -1,0 +1,137 @@
+/**
+ * One trace per run across processes: `swarm run` (configured by OTEL_* only) is killed with
+ * SIGKILL in the middle of a step, and `swarm runs resume` in another process finishes the run.
+ * Every step span that arrives at the OTLP receiver, from either process, is in the run's trace and
+ * a child of the run's span (whose context the first process stored with the run); each process
+ * agent saw its own attempt's span in TRACEPARENT. `swarm serve` joins a caller's trace from its
+ * `traceparent` header and flushes its spans when SIGTERM drains it.
+ *
+ * Build first (`npm run build`): the CLI runs from dist/.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOtlpReceiver, traceparentOf, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp.js';
+import { exited, removeProject, runCli, spawnCli, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
+
+let otlp: OtlpReceiver;
+let dir: string;
+
+beforeAll(async () => {
+  otlp = await startOtlpReceiver();
+  dir = tempProject('name: test\nsandbox: none\n');
+  // Each attempt appends `<step> <attempt> <TRACEPARENT>` to the log; s2's first attempt sleeps 50 s
+  // (killed with its worker), every other attempt answers at once.
+  writeAgent(
+    dir,
+    'effect',
+    'name: effect\nversion: 1.0.0\nruntime: { type: node, entry: main.js, timeout_seconds: 60 }\ninputs:\n  - { name: log, type: string, required: true }\noutputs:\n  - { name: step, type: string }\n',
+    {
+      'main.js': `const fs = require('fs');
+const [i, o] = process.argv.slice(2);
+const { log } = JSON.parse(fs.readFileSync(i, 'utf8'));
+const step = process.env.SWARM_STEP_ID, attempt = process.env.SWARM_ATTEMPT;
+fs.appendFileSync(log, step + ' ' + attempt + ' ' + process.env.TRACEPARENT + '\\n');
+setTimeout(() => fs.writeFileSync(o, JSON.stringify({ step })), step === 's2' && attempt === '1' ? 50000 : 10);
+`,
+      'package.json': '{"type":"commonjs"}',
+    },
+  );
+  writeWorkflow(
+    dir,
+    'chain3',
+    'name: chain3\nversion: 1.0.0\nsteps:\n  - { id: s1, agent: effect, inputs: { log: "${trigger.log}" } }\n  - { id: s2, agent: effect, depends_on: [s1], inputs: { log: "${trigger.log}" } }\n  - { id: s3, agent: effect, depends_on: [s2], inputs: { log: "${trigger.log}" } }\n',
+  );
+  writeWorkflow(dir, 'quick', 'name: quick\nversion: 1.0.0\nsteps:\n  - { id: s1, agent: effect, inputs: { log: "${trigger.log}" } }\n');
+  expect((await runCli(['agent', 'register', '--all'], dir)).code).toBe(0);
+  expect((await runCli(['workflow', 'register', '--all'], dir)).code).toBe(0);
+});
+
+afterAll(async () => {
+  await otlp.close();
+  removeProject(dir);
+});
+
+/** Tracing configured by the standard environment only; spans sent 50 ms after they end. */
+const otelEnv = (service: string): Record<string, string> => ({ OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: '50', OTEL_SERVICE_NAME: service });
+
+function attempts(log: string): Array<{ step: string; attempt: number; traceparent: string }> {
+  if (!existsSync(log)) return [];
+  return readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [step = '', attempt, traceparent = ''] = line.split(' ');
+      return { step, attempt: Number(attempt), traceparent };
+    });
+}
+
+describe('a run traced across a SIGKILL and a resume in another process', () => {
+  it('every step span of both processes is in the run trace, under the run span; TRACEPARENT names each attempt', async () => {
+    const log = join(dir, 'attempts.log');
+    const first = spawnCli(['run', 'chain3', JSON.stringify({ log })], dir, otelEnv('swarm-first'));
+    await until(() => attempts(log).some((a) => a.step === 's2'), 30_000, "s2's first attempt to start");
+    // What the first process had ended by then (the run's span, s1's) is exported within 50 ms.
+    const run = await otlp.waitFor('the run span', (all) => all.find((s) => s.name === 'invoke_workflow chain3'));
+    await otlp.waitFor("s1's span", (all) => all.find((s) => s.name === 'step s1'));
+    first.kill('SIGKILL');
+    await exited(first);
+    const runId = String(run.attributes['swarm.run.id']);
+
+    const resumed = await runCli(['runs', 'resume', runId], dir, otelEnv('swarm-second'));
+    expect(resumed.code, resumed.stderr).toBe(0);
+    // The resuming process flushed its spans before exiting.
+    const steps = await otlp.waitFor('the step spans of both processes', (all) => {
+      const found = all.filter((s) => s.name.startsWith('step '));
+      return found.length >= 3 ? found : undefined;
+    });
+
+    expect(run.service).toBe('swarm-first');
+    expect(run.parentSpanId).toBeUndefined();
+    const key = (s: ReceivedSpan): string => `${s.name}#${String(s.attributes['swarm.step.attempt'])}@${s.service}`;
+    // s2's first attempt never ended (its process was killed): only ended spans are exported.
+    expect(steps.map(key).sort()).toEqual(['step s1#1@swarm-first', 'step s2#2@swarm-second', 'step s3#1@swarm-second']);
+    for (const s of steps) {
+      expect(s.traceId, key(s)).toBe(run.traceId);
+      expect(s.parentSpanId, key(s)).toBe(run.spanId);
+      expect(s.attributes).toMatchObject({ 'swarm.run.id': runId, 'swarm.trigger.kind': 'manual', 'swarm.workflow.name': 'chain3', 'swarm.step.status': 'completed' });
+    }
+    expect(steps.find((s) => s.name === 'step s2')?.attributes['swarm.step.reclaimed']).toBe(true);
+
+    // Each agent process got its own attempt's span; the killed attempt's was in the run's trace too.
+    const seen = attempts(log);
+    expect(seen.map((a) => `${a.step}#${a.attempt}`)).toEqual(['s1#1', 's2#1', 's2#2', 's3#1']);
+    for (const a of seen) {
+      const span = steps.find((s) => s.name === `step ${a.step}` && s.attributes['swarm.step.attempt'] === a.attempt);
+      if (span) expect(a.traceparent, `${a.step}#${a.attempt}`).toBe(traceparentOf(span));
+      else expect(a.traceparent).toMatch(new RegExp(`^00-${run.traceId}-[0-9a-f]{16}-01$`));
+    }
+  });
+});
+
+describe('swarm serve with OTEL_* set', () => {
+  it("a run created with a traceparent header joins the caller's trace; SIGTERM drains and flushes the spans still buffered", async () => {
+    // A batch delay far beyond the test: the spans can only arrive through the flush at shutdown.
+    const serve = spawnCli(['serve', '--port', '0'], dir, { ...otelEnv('swarm-serve'), OTEL_BSP_SCHEDULE_DELAY: '600000' });
+    let out = '';
+    serve.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    serve.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const url = await until(() => /listening on (http:\/\/\S+?) /.exec(out)?.[1], 20_000, 'the start-up line');
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const res = await fetch(`${url}/api/v1/workflows/quick/runs?wait=30s`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+      body: JSON.stringify({ input: { log: join(dir, 'serve.log') } }),
+    });
+    const body = (await res.json()) as { run_id: string; status: string };
+    expect([res.status, body.status]).toEqual([201, 'completed']);
+    expect(otlp.spans.filter((s) => s.traceId === traceId)).toEqual([]);
+    serve.kill('SIGTERM');
+    expect(await exited(serve)).toBe(0);
+    const mine = otlp.spans.filter((s) => s.traceId === traceId);
+    const run = mine.find((s) => s.name === 'invoke_workflow quick');
+    expect(run?.parentSpanId).toBe('00f067aa0ba902b7');
+    expect(run?.attributes['swarm.run.id']).toBe(body.run_id);
+    expect(mine.find((s) => s.name === 'step s1')?.parentSpanId).toBe(run?.spanId);
+  });
+});

@@ -1,0 +1,345 @@
+/**
+ * OpenTelemetry traces in process, exported over real OTLP/HTTP to a receiver the test starts: with
+ * no SDK nothing is recorded or stored; with one, a run's spans (workflow, steps, agent loop, model
+ * calls through the real OpenAI client against the fake vendor server, tool calls) arrive with their
+ * names, kinds, GenAI attributes and parent links, on SQLite and on PostgreSQL; the trace context
+ * reaches a process agent (TRACEPARENT), an HTTP tool and an MCP server over HTTP (traceparent header); content is recorded
+ * only when opted in; a `traceparent` sent to the HTTP API makes the run join the caller's trace.
+ */
+import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { trace } from '@opentelemetry/api';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Swarm } from '../src/swarm.js';
+import { loadTools } from '../src/agents/tools/index.js';
+import { serveHttp } from './fixtures/mcp-server.js';
+import { createApp } from '../src/server/app.js';
+import { startFakeLlmServer, type FakeLlmServer } from '../src/testing/fake-llm-server.js';
+import { configureTracing, contextFromCarrier, currentTraceIds, traceEnvironment, tracingEnabled, withTraceHeaders } from '../src/observability/tracing.js';
+import { startTracing, tracingConfigured, type TracingHandle } from '../src/observability/otel-sdk.js';
+import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
+import { startOtlpReceiver, traceparentOf, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp.js';
+import { builtinAgent, removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
+
+let otlp: OtlpReceiver;
+let fake: FakeLlmServer;
+let dir: string;
+let tracing: TracingHandle | undefined;
+
+const PROBE_JS = `const fs = require('node:fs');
+const [, o] = process.argv.slice(2);
+fs.writeFileSync(o, JSON.stringify({ traceparent: process.env.TRACEPARENT ?? null }));
+`;
+
+beforeAll(async () => {
+  otlp = await startOtlpReceiver();
+  fake = await startFakeLlmServer();
+  // The tool endpoint is the receiver (loopback): allowed by the project's network policy.
+  dir = tempProject('name: traces\nsandbox: none\nnetwork: { allow: ["127.0.0.1"] }\n');
+  writeAgent(dir, 'probe', 'name: probe\nversion: 1.0.0\nruntime: { type: node, entry: main.js, timeout_seconds: 30 }\noutputs:\n  - { name: traceparent, type: any }\n', { 'main.js': PROBE_JS, 'package.json': '{"type":"commonjs"}' });
+  writeAgent(
+    dir,
+    'asker',
+    `name: asker
+version: 1.0.0
+runtime: { type: llm, provider: openai, model: gpt-4o-mini }
+instructions: "Answer with the catalogue."
+tools:
+  - name: lookup
+    description: Look something up
+    http: { url: "${otlp.url}/tool", method: POST }
+    parameters: { type: object, properties: { q: { type: string } }, required: [q] }
+`,
+  );
+  builtinAgent(dir, 'ask', 'approval');
+  writeWorkflow(dir, 'gated', 'name: gated\nversion: 1.0.0\nsteps:\n  - { id: gate, agent: ask, inputs: { message: "go?" } }\n  - { id: sub, workflow: plain, depends_on: [gate] }\n');
+  writeWorkflow(dir, 'hooked', 'name: hooked\nversion: 1.0.0\ntrigger: { type: webhook, path: hooked, auth: none }\nsteps:\n  - { id: probe, agent: probe }\n');
+  writeWorkflow(dir, 'plain', 'name: plain\nversion: 1.0.0\nsteps:\n  - { id: probe, agent: probe }\n');
+  writeWorkflow(dir, 'traced', 'name: traced\nversion: 1.0.0\nsteps:\n  - { id: probe, agent: probe }\n  - { id: ask, agent: asker, depends_on: [probe], inputs: { message: "${trigger.question}" } }\n');
+});
+
+afterAll(async () => {
+  await tracing?.shutdown();
+  await fake.close();
+  await otlp.close();
+  removeProject(dir);
+  await stopPgTestServer();
+});
+
+async function open(databaseUrl?: string): Promise<Swarm> {
+  const swarm = await Swarm.open({
+    cwd: dir,
+    env: { SWARM_HOME: join(dir, '.swarm'), ...(databaseUrl ? { SWARM_DATABASE_URL: databaseUrl } : {}) },
+    providerEnv: { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl },
+  });
+  await swarm.registerAgents(join(dir, 'agents'));
+  await swarm.registerWorkflows(join(dir, 'workflows'));
+  return swarm;
+}
+
+const named = (spans: ReceivedSpan[], name: string): ReceivedSpan[] => spans.filter((s) => s.name === name);
+function one(spans: ReceivedSpan[], name: string): ReceivedSpan {
+  const found = named(spans, name);
+  expect(found.map((s) => s.name), `exactly one span '${name}' among ${spans.map((s) => s.name).join(', ')}`).toEqual([name]);
+  return found[0] as ReceivedSpan;
+}
+
+describe('tracing off (no SDK registered)', () => {
+  it('records nothing, stores no trace context, gives process agents no TRACEPARENT', async () => {
+    expect(tracingEnabled()).toBe(false);
+    expect(traceEnvironment()).toEqual({});
+    expect(currentTraceIds()).toBeUndefined();
+    const headers = { accept: 'application/json' };
+    expect(withTraceHeaders(headers)).toBe(headers);
+    const swarm = await open();
+    try {
+      const id = await swarm.startRun('plain', {});
+      const { run, steps } = await swarm.runToCompletion(id);
+      expect(run.status).toBe('completed');
+      expect(steps[0]?.outputs).toEqual({ traceparent: null });
+      expect(await swarm.store.getRunTrace(id)).toEqual({ traceparent: null, tracestate: null, trigger_type: 'manual', workflow_name: 'plain' });
+    } finally {
+      await swarm.close();
+    }
+    expect(otlp.spans).toEqual([]);
+  });
+
+  it('the standard environment decides whether the CLI starts the SDK', () => {
+    expect(tracingConfigured({})).toBe(false);
+    expect(tracingConfigured({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' })).toBe(true);
+    expect(tracingConfigured({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/v1/traces' })).toBe(true);
+    expect(tracingConfigured({ OTEL_TRACES_EXPORTER: 'otlp' })).toBe(true);
+    expect(tracingConfigured({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' })).toBe(false);
+    expect(tracingConfigured({ OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'otlp' })).toBe(false);
+  });
+});
+
+describe('W3C trace context', () => {
+  it('parses a valid traceparent (with tracestate) and ignores malformed ones', () => {
+    const ok = contextFromCarrier({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate: 'congo=t61rcWkgMzE' });
+    expect(trace.getSpanContext(ok ?? (undefined as never))).toMatchObject({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1, isRemote: true });
+    expect(trace.getSpanContext(ok ?? (undefined as never))?.traceState?.get('congo')).toBe('t61rcWkgMzE');
+    // A later version may carry more fields; an unsampled parent stays unsampled.
+    expect(trace.getSpanContext(contextFromCarrier({ traceparent: '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-extra' }) ?? (undefined as never))?.traceFlags).toBe(0);
+    for (const bad of [
+      '',
+      'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      '00-00000000000000000000000000000000-00f067aa0ba902b7-01',
+      '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01',
+      '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra',
+      '00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01',
+    ]) {
+      expect(contextFromCarrier({ traceparent: bad }), bad).toBeUndefined();
+    }
+  });
+});
+
+describe('tracing on (OTLP/HTTP to a real receiver)', () => {
+  beforeAll(async () => {
+    tracing = await startTracing({ endpoint: otlp.url, serviceName: 'swarm-test', scheduledDelayMillis: 50 });
+  });
+
+  /** Run `traced` inside a caller's span; the spans of its trace once they arrived. */
+  async function tracedRun(swarm: Swarm): Promise<{ runId: string; spans: ReceivedSpan[]; caller: ReceivedSpan; outputs: unknown }> {
+    fake.push({ toolCalls: [{ id: 'call_1', name: 'lookup', arguments: { q: 'hats' } }], usage: { input_tokens: 40, output_tokens: 7 } }, { content: 'We have hats.', usage: { input_tokens: 60, output_tokens: 5 } });
+    const runId = await trace.getTracer('test').startActiveSpan('caller', async (span) => {
+      try {
+        return await swarm.startRun('traced', { question: 'any hats?' });
+      } finally {
+        span.end();
+      }
+    });
+    const { run, steps } = await swarm.runToCompletion(runId);
+    expect(run.status, JSON.stringify(steps)).toBe('completed');
+    await tracing?.forceFlush();
+    const caller = await otlp.waitFor('the caller span', (all) => all.find((s) => s.name === 'caller' && all.some((r) => r.attributes['swarm.run.id'] === runId && r.traceId === s.traceId)));
+    const spans = otlp.spans.filter((s) => s.traceId === caller.traceId);
+    return { runId, spans, caller, outputs: steps.find((s) => s.step_id === 'probe')?.outputs };
+  }
+
+  for (const backend of ['sqlite', 'postgres'] as const) {
+    it(`${backend}: workflow, step, agent, chat and tool spans arrive with their attributes and parents; TRACEPARENT and traceparent name the right spans`, async () => {
+      const pgUrl = backend === 'postgres' ? await (await pgTestServer()).createDatabase() : undefined;
+      const swarm = await open(pgUrl);
+      try {
+        const { runId, spans, caller, outputs } = await tracedRun(swarm);
+        for (const s of spans) expect(s.service).toBe('swarm-test');
+
+        // The run joined the library caller's trace; its context is stored with the run.
+        const run = one(spans, 'invoke_workflow traced');
+        expect(run.parentSpanId).toBe(caller.spanId);
+        expect(run.attributes).toMatchObject({ 'gen_ai.operation.name': 'invoke_workflow', 'gen_ai.workflow.name': 'traced', 'swarm.run.id': runId, 'swarm.workflow.name': 'traced', 'swarm.workflow.version': '1.0.0', 'swarm.trigger.kind': 'manual' });
+        expect((await swarm.store.getRunTrace(runId))?.traceparent).toBe(traceparentOf(run));
+
+        // Step attempts: children of the run's span.
+        const probe = one(spans, 'step probe');
+        const ask = one(spans, 'step ask');
+        for (const [s, id, agent] of [[probe, 'probe', 'probe@1.0.0'], [ask, 'ask', 'asker@1.0.0']] as const) {
+          expect(s.parentSpanId).toBe(run.spanId);
+          expect(s.kind).toBe(1);
+          expect(s.attributes).toMatchObject({ 'swarm.run.id': runId, 'swarm.step.id': id, 'swarm.step.attempt': 1, 'swarm.trigger.kind': 'manual', 'swarm.agent': agent, 'swarm.step.status': 'completed' });
+        }
+        // The process agent was given the step attempt's span.
+        expect(outputs).toEqual({ traceparent: traceparentOf(probe) });
+
+        // The agent loop under its step; model calls and the tool call under the loop.
+        const agent = one(spans, 'invoke_agent asker');
+        expect(agent.parentSpanId).toBe(ask.spanId);
+        expect(agent.attributes).toMatchObject({ 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.name': 'asker', 'gen_ai.conversation.id': `${runId}/ask`, 'swarm.agent.status': 'completed', 'swarm.agent.turns': 2 });
+        const chats = named(spans, 'chat gpt-4o-mini');
+        expect(chats).toHaveLength(2);
+        for (const c of chats) {
+          expect(c.parentSpanId).toBe(agent.spanId);
+          expect(c.kind).toBe(3);
+          expect(c.attributes).toMatchObject({
+            'gen_ai.operation.name': 'chat',
+            'gen_ai.provider.name': 'openai',
+            'gen_ai.request.model': 'gpt-4o-mini',
+            'gen_ai.response.model': 'gpt-4o-mini',
+            'gen_ai.agent.name': 'asker',
+            'gen_ai.conversation.id': `${runId}/ask`,
+          });
+          expect(c.attributes['gen_ai.response.id']).toMatch(/^chatcmpl-fake-/);
+        }
+        const byTokens = chats.map((c) => [c.attributes['gen_ai.usage.input_tokens'], c.attributes['gen_ai.usage.output_tokens'], c.attributes['gen_ai.response.finish_reasons']]);
+        expect(byTokens).toEqual(expect.arrayContaining([[40, 7, ['tool_calls']], [60, 5, ['stop']]]));
+        const tool = one(spans, 'execute_tool lookup');
+        expect(tool.parentSpanId).toBe(agent.spanId);
+        expect(tool.attributes).toMatchObject({ 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': 'lookup', 'gen_ai.tool.call.id': 'call_1', 'gen_ai.agent.name': 'asker' });
+        // The HTTP tool's request carried the tool call's span.
+        const toolRequests = otlp.requests.filter((r) => r.path === '/tool');
+        expect(toolRequests.at(-1)?.headers.traceparent).toBe(traceparentOf(tool));
+
+        // Content is not recorded unless opted in.
+        for (const s of spans) for (const k of Object.keys(s.attributes)) expect(k).not.toMatch(/gen_ai\.(input|output)\.messages|system_instructions|tool\.call\.(arguments|result)/);
+      } finally {
+        await swarm.close();
+        if (pgUrl) await (await pgTestServer()).dropDatabase(pgUrl);
+      }
+    });
+  }
+
+  it('content is recorded when opted in (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT), through the configured redaction', async () => {
+    // The CLI's redaction is its Swarm's redactor; here one that hides a word.
+    configureTracing({ captureMessageContent: true, redact: (t) => t.replaceAll('hats', '[redacted]') });
+    const swarm = await open();
+    try {
+      const { spans } = await tracedRun(swarm);
+      const first = named(spans, 'chat gpt-4o-mini').find((c) => c.attributes['gen_ai.response.finish_reasons']?.toString() === 'tool_calls') as ReceivedSpan;
+      expect(JSON.parse(String(first.attributes['gen_ai.input.messages']))).toEqual([{ role: 'user', parts: [{ type: 'text', content: 'any [redacted]?' }] }]);
+      expect(JSON.parse(String(first.attributes['gen_ai.system_instructions']))).toEqual([{ type: 'text', content: 'Answer with the catalogue.' }]);
+      expect(JSON.parse(String(first.attributes['gen_ai.output.messages']))).toEqual([
+        { role: 'assistant', parts: [{ type: 'tool_call', id: 'call_1', name: 'lookup', arguments: '{"q":"[redacted]"}' }], finish_reason: 'tool_calls' },
+      ]);
+      const tool = one(spans, 'execute_tool lookup');
+      expect(tool.attributes['gen_ai.tool.call.arguments']).toBe('{"q":"[redacted]"}');
+      expect(tool.attributes['gen_ai.tool.call.result']).toBe('{"ok":true}');
+    } finally {
+      configureTracing({ captureMessageContent: false, redact: (t) => t });
+      await swarm.close();
+    }
+  });
+
+  it("an approval decided later and a sub-workflow's run stay in the run's trace", async () => {
+    const swarm = await open();
+    try {
+      const id = await swarm.startRun('gated', {});
+      expect((await swarm.runToCompletion(id)).run.status).toBe('waiting');
+      await swarm.approve(id, 'gate', { by: 'ada' });
+      expect((await swarm.runToCompletion(id)).run.status).toBe('completed');
+      await tracing?.forceFlush();
+      const run = await otlp.waitFor('the run span', (all) => all.find((s) => s.name === 'invoke_workflow gated' && s.attributes['swarm.run.id'] === id));
+      const spans = await otlp.waitFor('the child run and its step', (all) => {
+        const mine = all.filter((s) => s.traceId === run.traceId);
+        return mine.some((s) => s.name === 'step probe') ? mine : undefined;
+      });
+      const gates = named(spans, 'step gate').sort((a, b) => Number(a.attributes['swarm.step.attempt']) - Number(b.attributes['swarm.step.attempt']));
+      expect(gates.map((g) => [g.parentSpanId, g.attributes['swarm.step.status'], g.attributes['swarm.approval.status']])).toEqual([
+        [run.spanId, 'waiting', 'requested'],
+        [run.spanId, 'completed', 'approved'],
+      ]);
+      expect(gates[1]?.attributes['swarm.approval.decided_by']).toBe('ada');
+      expect(one(spans, 'step sub').parentSpanId).toBe(run.spanId);
+      // The sub-workflow's run: its span under the parent run's, its step under it.
+      const child = one(spans, 'invoke_workflow plain');
+      expect(child.parentSpanId).toBe(run.spanId);
+      expect(child.attributes).toMatchObject({ 'swarm.trigger.kind': 'workflow', 'swarm.run.parent_id': id });
+      expect(one(spans, 'step probe').parentSpanId).toBe(child.spanId);
+    } finally {
+      await swarm.close();
+    }
+  });
+
+  it('an MCP server over HTTP gets the traceparent of the span active when each request is sent', async () => {
+    const mcp = await serveHttp();
+    // A recording proxy in front of the fixture server: what headers reach the MCP server.
+    const seen: IncomingHttpHeaders[] = [];
+    const proxy = createServer((req, res) => {
+      seen.push(req.headers);
+      const up = httpRequest(new URL(req.url ?? '/', mcp.url.replace(/\/mcp$/, '')), { method: req.method ?? 'GET', headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}${new URL(mcp.url).pathname}`;
+    const set = await loadTools([{ mcp: { url }, include: ['echo'] }], { packageDir: dir });
+    try {
+      const echo = set.tools.find((t) => t.name === 'echo');
+      const before = seen.length;
+      const traceparent = await trace.getTracer('test').startActiveSpan('tool call', async (span) => {
+        try {
+          const ctx = { contextVariables: {}, callId: 'c1', agent: 'a', idempotencyKey: 's/c1', signal: new AbortController().signal };
+          expect(await echo?.execute({ text: 'hi' }, ctx)).toBe('hi');
+          return `00-${span.spanContext().traceId}-${span.spanContext().spanId}-01`;
+        } finally {
+          span.end();
+        }
+      });
+      const during = seen.slice(before);
+      expect(during.length).toBeGreaterThan(0);
+      for (const h of during) expect(h.traceparent).toBe(traceparent);
+    } finally {
+      await set.close();
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+      await mcp.close();
+    }
+  });
+
+  it("the HTTP API: a run created, or started by a webhook delivery, with a traceparent header joins the caller's trace; a malformed one is ignored", async () => {
+    const swarm = await open();
+    try {
+      const app = createApp(swarm, { version: 't' });
+      const post = async (headers: Record<string, string>): Promise<string> => {
+        const res = await app.request('/api/v1/workflows/plain/runs', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ input: {} }) });
+        const body = (await res.json()) as { run_id: string };
+        expect(res.status, JSON.stringify(body)).toBe(201);
+        return body.run_id;
+      };
+      const traceId = '0af7651916cd43dd8448eb211c80319c';
+      const joined = await post({ traceparent: `00-${traceId}-b7ad6b7169203331-01`, tracestate: 'vendor=abc' });
+      const ignored = await post({ traceparent: '00-zzzz-not-a-traceparent' });
+      const hook = await app.request('/webhooks/hooked', { method: 'POST', headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-c7ad6b7169203332-01` }, body: '{"x":1}' });
+      const delivered = ((await hook.json()) as { run_id: string }).run_id;
+      expect(hook.status).toBe(202);
+      await tracing?.forceFlush();
+      const runSpan = (runId: string): Promise<ReceivedSpan> => otlp.waitFor(`run ${runId}'s span`, (all) => all.find((s) => s.name === 'invoke_workflow plain' && s.attributes['swarm.run.id'] === runId));
+      const a = await runSpan(joined);
+      expect([a.traceId, a.parentSpanId]).toEqual([traceId, 'b7ad6b7169203331']);
+      expect(await swarm.store.getRunTrace(joined)).toMatchObject({ traceparent: traceparentOf(a), tracestate: 'vendor=abc' });
+      const w = await otlp.waitFor('the webhook run span', (all) => all.find((s) => s.name === 'invoke_workflow hooked' && s.attributes['swarm.run.id'] === delivered));
+      expect([w.traceId, w.parentSpanId, w.attributes['swarm.trigger.kind']]).toEqual([traceId, 'c7ad6b7169203332', 'webhook']);
+      const b = await runSpan(ignored);
+      expect(b.traceId).not.toBe(traceId);
+      expect(b.parentSpanId).toBeUndefined();
+      // The stored context (with its tracestate) is what the run's steps are children of.
+      const ctx = contextFromCarrier({ traceparent: traceparentOf(a), tracestate: 'vendor=abc' });
+      expect(trace.getSpanContext(ctx ?? (undefined as never))?.traceState?.get('vendor')).toBe('abc');
+    } finally {
+      await swarm.close();
+    }
+  });
+});
