@@ -34,7 +34,7 @@ const TOP_LEVEL = '(r.parent_run_id IS NULL OR NOT EXISTS (SELECT 1 FROM workflo
 
 /** Every run of the trees rooted at `$1` (text[]), with its status (UNION: a cycle cannot loop). */
 const TREE = `WITH RECURSIVE tree(root, id) AS (
-  SELECT x, x FROM unnest($1::text[]) AS x
+  SELECT x COLLATE "C", x COLLATE "C" FROM unnest($1::text[]) AS x
   UNION SELECT t.root, c.id FROM tree t JOIN workflow_runs c ON c.parent_run_id = t.id
 ) SELECT t.root AS root, t.id AS id, w.status AS status FROM tree t JOIN workflow_runs w ON w.id = t.id`;
 
