@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { compactEnvelope } from '../src/agents/checkpoint-compaction.js';
 import { storeJournal } from '../src/agents/store-journal.js';
+import type { Message } from '../src/agents/types.js';
 import { verifyChain } from '../src/core/events.js';
 import { collectGarbage } from '../src/retention/gc.js';
 import type { ArchivedRun } from '../src/retention/archive.js';
@@ -125,11 +126,11 @@ function retentionContract(name: string, makeStore: MakeStore): void {
       await store.transaction((tx) => h.ledger.signal(tx, id, 'go', { x: 1 }));
       const c = await claimOf(id);
       const sid = `${id}/a`;
-      const messages = [
-        { role: 'user' as const, content: 'hi' },
-        { role: 'assistant' as const, content: null, tool_calls: [{ id: 'c1', type: 'function' as const, function: { name: 'look', arguments: '{}' } }], sender: 'bot', usage: { input_tokens: 3, output_tokens: 2, cost_usd: 0 } },
-        { role: 'tool' as const, tool_call_id: 'c1', name: 'look', content: 'found' },
-        { role: 'assistant' as const, content: 'done', sender: 'bot', usage: { input_tokens: 5, output_tokens: 1, cost_usd: 0 } },
+      const messages: Message[] = [
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', name: 'look', arguments: '{}' }], sender: 'bot', usage: { input_tokens: 3, output_tokens: 2, cost_usd: 0 } },
+        { role: 'tool', tool_call_id: 'c1', name: 'look', content: 'found' },
+        { role: 'assistant', content: 'done', sender: 'bot', usage: { input_tokens: 5, output_tokens: 1, cost_usd: 0 } },
       ];
       const journal = storeJournal(store, { sessionId: sid, agent: 'bot', runId: id, stepId: 'a', attempt: c.attempt });
       const payload = { agent: 'bot', turn: 2, messages, input_count: 1, context_variables: {}, pending_tool_calls: [], usage: { input_tokens: 8, output_tokens: 3, cost_usd: 0 }, status: 'running' as const, output_retries: 0 };
