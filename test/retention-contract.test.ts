@@ -14,6 +14,7 @@ import { storeJournal } from '../src/agents/store-journal.js';
 import type { Message } from '../src/agents/types.js';
 import { verifyChain } from '../src/core/events.js';
 import { collectGarbage } from '../src/retention/gc.js';
+import { RETENTION_LEASE, RetentionPolicy } from '../src/retention/policy.js';
 import type { ArchivedRun } from '../src/retention/archive.js';
 import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
@@ -327,6 +328,24 @@ function retentionContract(name: string, makeStore: MakeStore): void {
       await j.checkpoint(env, msgs);
       expect(JSON.parse((await store.getAgentSession('fresh'))?.envelope as string)).toMatchObject({ payload: { messages: [], messages_in_transcript: 3 } });
       expect(await j.load()).toEqual(env);
+    });
+
+    it('the retention policy: one holder at a time (the store\'s retention lease); the pass deletes and logs, then releases the lease', async () => {
+      const old = await completed();
+      await cutoff();
+      const lines: string[] = [];
+      const a = new RetentionPolicy(store, { holder: 'serve-a', ages: { completed: 1 }, intervalMs: 60_000, log: (l) => lines.push(l) });
+      // Another serve holds the lease (it is mid-pass): this one's pass does nothing.
+      expect((await store.acquireLease(RETENTION_LEASE, 'serve-b', 30_000)).acquired).toBe(true);
+      expect(await a.pass()).toBeUndefined();
+      expect(await store.getRun(old)).toBeDefined();
+      expect(await store.releaseLease(RETENTION_LEASE, 'serve-b')).toBe(true);
+      const report = await a.pass();
+      forget([old]);
+      expect(report).toMatchObject({ runs: 1, trees: 1 });
+      expect(await store.getRun(old)).toBeUndefined();
+      expect(lines.join('\n')).toMatch(/^retention: deleted 1 finished run\(s\) \(1 top-level\) in 1 batch\(es\); 0 checkpoint\(s\) compacted; database .* before, .* after$/);
+      expect(await store.getLease(RETENTION_LEASE)).toBeUndefined();
     });
 
     it('database size: reported before and after; deleted rows are gone and the space is reused rather than grown', async () => {
