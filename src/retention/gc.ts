@@ -164,9 +164,13 @@ async function walk(store: Store, q: { before: number; statuses: FinishedStatus[
 /** Append every run of these trees to the archive, then fsync: durable before the delete commits. */
 async function archiveTrees(store: Store, trees: readonly RunTree[], file: FileHandle, report: GcReport): Promise<void> {
   const lines: string[] = [];
-  // A run gone since the page was read (another gc) has no line; its tree is not deleted twice anyway.
-  for (const t of trees) for (const id of t.runs) lines.push(await archiveLine(store, id));
-  lines.splice(0, lines.length, ...lines.filter(Boolean));
+  for (const t of trees) {
+    for (const id of t.runs) {
+      // A run gone since the page was read (another gc took it) has no line.
+      const line = await archiveLine(store, id);
+      if (line) lines.push(line);
+    }
+  }
   await file.write(lines.join(''));
   await file.sync();
   report.archived += lines.length;
