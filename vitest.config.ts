@@ -31,6 +31,7 @@ const IN_PROCESS = [
   'test/sqlite-claim.test.ts',
   'test/store-contract.test.ts',
   'test/store-contract-nesting.test.ts',
+  'test/retention-contract.test.ts',
   'test/tokens-store.test.ts',
   'test/triggers-store.test.ts',
   'test/webhook-verify.test.ts',

@@ -12,6 +12,10 @@ export type { CreatedRun, EmitEventOptions, EmittedEvent, OpenSwarmOptions, Regi
 // The HTTP API of `swarm serve`, as a Hono app to serve or call in process.
 export { Scheduler, SCHEDULER_LEASE } from './triggers/scheduler.js';
 export type { SchedulerOptions, SchedulerClock, PassReport } from './triggers/scheduler.js';
+export { RetentionPolicy, RETENTION_LEASE } from './retention/policy.js';
+export type { RetentionPolicyOptions } from './retention/policy.js';
+export type { GcOptions, GcReport, FinishedStatus } from './retention/gc.js';
+export type { ArchivedRun } from './retention/archive.js';
 export type { ScheduleInfo } from './triggers/schedules.js';
 export { createApp } from './server/app.js';
 export type { CreateAppOptions } from './server/app.js';

@@ -37,6 +37,8 @@ import type { PutResult, Store } from './store/store.js';
 import { agentRecord, workflowRecord } from './store/rows.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
 import { configuredKeySource, fileKeySource } from './secrets/master-key.js';
+import { collectGarbage, type GcOptions, type GcReport } from './retention/gc.js';
+import { RetentionPolicy, type RetentionPolicyOptions } from './retention/policy.js';
 import { Scheduler, type SchedulerOptions } from './triggers/scheduler.js';
 import { listSchedules, previewSchedule, scheduleInfo, scheduleTrigger, setSchedulePaused, type ScheduleInfo } from './triggers/schedules.js';
 import { redactAgentWrites } from './secrets/redacting-store.js';
@@ -646,6 +648,34 @@ export class Swarm {
     );
     this.schedulers.add(scheduler);
     return scheduler;
+  }
+
+  // ---------- retention: finished runs deleted, checkpoints compacted (src/retention/) ----------
+
+  /**
+   * Delete finished runs past their age (per status) with everything that belongs to them, in
+   * bounded batches, optionally archiving each first; then compact finished sessions' checkpoints.
+   * A run that is not finished is never deleted.
+   *
+   * @example
+   *   const report = await swarm.gc({ ages: { completed: 30 * 86_400_000 }, archive: 'runs.jsonl' });
+   */
+  gc(options: GcOptions): Promise<GcReport> {
+    return collectGarbage(this.store, options);
+  }
+
+  /**
+   * The `retention:` policy of swarm.yaml as a periodic task (`swarm serve` runs one), or undefined
+   * when it sets no run age. One process at a time applies it (the store's `retention` lease).
+   *
+   * @example
+   *   const policy = swarm.retentionPolicy({ holder: 'serve-1' });
+   *   void policy?.start();
+   */
+  retentionPolicy(options: Pick<RetentionPolicyOptions, 'holder'> & Partial<RetentionPolicyOptions>): RetentionPolicy | undefined {
+    const r = this.config.retention;
+    if (Object.keys(r.runs).length === 0) return undefined;
+    return new RetentionPolicy(this.store, { ages: r.runs, intervalMs: r.intervalMs, archive: r.archive, batch: r.batch, log: this.log, ...options });
   }
 
   private wakeSchedulers(): void {

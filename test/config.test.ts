@@ -87,7 +87,7 @@ describe('configuration', () => {
 
   it('retention.emitted_events: 30 days by default, a duration in s, m, h or d of at least a minute', () => {
     withProject('name: x\n', (dir) => {
-      expect(resolveConfig({ cwd: dir, env: {} }).retention).toEqual({ emittedEventsMs: 30 * 86_400_000 });
+      expect(resolveConfig({ cwd: dir, env: {} }).retention).toEqual({ emittedEventsMs: 30 * 86_400_000, runs: {}, intervalMs: 3_600_000, archive: undefined, batch: 500 });
     });
     withProject('name: x\nretention:\n  emitted_events: 36h\n', (dir) => {
       expect(resolveConfig({ cwd: dir, env: {} }).retention.emittedEventsMs).toBe(36 * 3_600_000);
@@ -97,6 +97,33 @@ describe('configuration', () => {
     });
     withProject('name: x\nretention:\n  emitted_events: 30s\n', (dir) => {
       expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow("retention.emitted_events: '30s' is under a minute; write at least 1m (default 30d)");
+    });
+  });
+
+  it('retention of finished runs: ages per status, interval, archive and batch; bad values name the file and key', () => {
+    withProject('name: x\nretention:\n  completed: 30d\n  failed: 90d\n  interval: 10m\n  archive: old/runs.jsonl\n  batch: 200\n', (dir) => {
+      expect(resolveConfig({ cwd: dir, env: {} }).retention).toEqual({
+        emittedEventsMs: 30 * 86_400_000,
+        runs: { completed: 30 * 86_400_000, failed: 90 * 86_400_000 },
+        intervalMs: 600_000,
+        archive: join(dir, 'old/runs.jsonl'),
+        batch: 200,
+      });
+    });
+    withProject('name: x\nretention:\n  cancelled: 1w\n', (dir) => {
+      expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow(/swarm.yaml:3: retention.cancelled: must match pattern/);
+    });
+    withProject('name: x\nretention:\n  completed: 30d\n  batch: 0\n', (dir) => {
+      expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow(/swarm.yaml:4: retention.batch: must be >= 1/);
+    });
+    withProject('name: x\nretention:\n  completed: 10s\n', (dir) => {
+      expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow("swarm.yaml: retention.completed: '10s' is under a minute; write at least 1m");
+    });
+    withProject('name: x\nretention:\n  interval: 1h\n', (dir) => {
+      expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow('retention.interval applies to runs, but no run age is set');
+    });
+    withProject('name: x\nretention:\n  completed: 30d\n  keep: forever\n', (dir) => {
+      expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow(/swarm.yaml:4: retention.keep/);
     });
   });
 });

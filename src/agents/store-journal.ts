@@ -1,10 +1,12 @@
 /**
  * The loop's journal in the store (SQLite or PostgreSQL): one session row with the latest checkpoint
- * envelope, the transcript, the exactly-once tool ledger, and approvals keyed by run and step.
+ * envelope, the transcript, the exactly-once tool ledger, and approvals keyed by run and step. A
+ * finished answer's envelope keeps its messages only in the transcript (checkpoint-compaction.ts).
  */
 import { StepError } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import type { AgentCheckpointWrite } from '../store/types.js';
+import { compacted, isCompacted, restoreEnvelope } from './checkpoint-compaction.js';
 import type { ApprovalDecision, CheckpointEnvelope, LoopJournal, RecordedToolCall } from './loop.js';
 import type { Message } from './types.js';
 
@@ -29,7 +31,9 @@ export function storeJournal(store: Store, o: StoreJournalOptions): LoopJournal 
     async load() {
       const s = await store.getAgentSession(o.sessionId);
       if (!s?.envelope) return undefined;
-      return JSON.parse(s.envelope) as CheckpointEnvelope;
+      const env = JSON.parse(s.envelope) as CheckpointEnvelope;
+      // A finished session's envelope keeps its messages in the transcript (checkpoint-compaction.ts).
+      return isCompacted(env) ? restoreEnvelope(env, await store.getAgentMessages(o.sessionId)) : env;
     },
     async checkpoint(env, newMessages) {
       const p = env.payload;
@@ -48,7 +52,9 @@ export function storeJournal(store: Store, o: StoreJournalOptions): LoopJournal 
           output_tokens: p.usage.output_tokens,
           cost_usd: p.usage.cost_usd,
         },
-        envelope: JSON.stringify(env),
+        // The final checkpoint of an answer is written compacted: every message is in the transcript
+        // once this commit is (the earlier ones were, the new ones go with it), so it is not kept twice.
+        envelope: JSON.stringify(p.status === 'completed' && p.messages.length > 0 ? compacted(env, p.messages.length) : env),
         version: env.version,
         attempt: o.attempt ?? 0,
         messages: newMessages.map((m, i) => messageRow(m, first + i)),

@@ -4,6 +4,7 @@ import { fileFault } from '../store/faults.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDevCommands } from './commands/dev.js';
 import { registerEventsCommands } from './commands/events.js';
+import { registerGcCommand } from './commands/gc.js';
 import { registerLlmCommands } from './commands/llm.js';
 import { registerAgentCommands, registerWorkflowCommands } from './commands/registry.js';
 import { registerProcessCommands, registerRunCommands } from './commands/runs.js';
@@ -55,6 +56,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerDevCommands(program, ctx);
   registerSchedulesCommands(program, ctx);
   registerServeCommand(program, ctx);
+  registerGcCommand(program, ctx);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     for (const sub of c.commands) sub.exitOverride().configureOutput(output);

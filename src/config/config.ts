@@ -9,6 +9,9 @@ import { readManifestFile } from '../manifest-file.js';
 import { LIMITS_SCHEMA, NETWORK_SCHEMA, resolveLimits, resolveNetwork, type LimitName, type Limits, type NetworkConfig } from './limits.js';
 import type { Durability } from '../store/store.js';
 import { parseMasterKey } from '../secrets/master-key.js';
+import { RETENTION_DEFAULTS, RETENTION_SCHEMA, resolveRetention, type RetentionConfig, type RetentionFile } from './retention-config.js';
+
+export type { RetentionConfig } from './retention-config.js';
 
 export const CONFIG_FILE = 'swarm.yaml';
 
@@ -29,28 +32,14 @@ export const DEFAULTS = {
   sandbox: 'auto' as SandboxMode,
   /** The largest request body the HTTP API (`swarm serve`) accepts: 1 MiB. */
   server_max_body_bytes: 1_048_576,
-  /** How long custom events (`emitted_events`) are kept: 30 days. */
-  retention_emitted_events: '30d',
+  /** How long custom events (`emitted_events`) are kept: 30 days (retention-config.ts has the rest of `retention:`). */
+  retention_emitted_events: RETENTION_DEFAULTS.emitted_events,
 } as const;
 
 /** `server:` in swarm.yaml: settings of the HTTP API that `swarm serve` runs. */
 export interface ServerConfig {
   /** The largest request body, in bytes (`server.max_body_bytes`); larger ones get 413 before they are read whole. */
   readonly maxBodyBytes: number;
-}
-
-/** `retention:` in swarm.yaml: how long `swarm serve`'s schedule holder keeps what it prunes. */
-export interface RetentionConfig {
-  /** Custom events (`retention.emitted_events`, a duration such as `30d`), in ms. */
-  readonly emittedEventsMs: number;
-}
-
-const RETENTION_UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-/** A retention: a whole number of seconds, minutes, hours or days (`30d`), at least a minute. */
-const RETENTION_PATTERN = '^[1-9][0-9]{0,5}[smhd]$';
-
-function retentionMs(text: string): number {
-  return Number(text.slice(0, -1)) * RETENTION_UNIT_MS[text.slice(-1) as keyof typeof RETENTION_UNIT_MS];
 }
 
 /** The resolved configuration: where things are and how the engine behaves. */
@@ -98,7 +87,7 @@ export interface SwarmConfig {
   readonly network: NetworkConfig;
   /** The HTTP API's settings (`server:`). */
   readonly server: ServerConfig;
-  /** What the schedule holder prunes, and after how long (`retention:`). */
+  /** What is pruned, and after how long (`retention:`): custom events by the schedule holder, finished runs by `swarm serve`'s retention policy. */
   readonly retention: RetentionConfig;
   /** The swarm.yaml that was read, if any. */
   readonly configFile: string | undefined;
@@ -147,11 +136,7 @@ const fileSchema = {
       additionalProperties: false,
       properties: { max_body_bytes: { type: 'integer', minimum: 1024, maximum: 1_073_741_824 } },
     },
-    retention: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { emitted_events: { type: 'string', pattern: RETENTION_PATTERN } },
-    },
+    retention: RETENTION_SCHEMA,
   },
 };
 
@@ -170,7 +155,7 @@ interface ConfigFile {
   limits?: Partial<Record<LimitName, number>>;
   network?: { allow?: string[] };
   server?: { max_body_bytes?: number };
-  retention?: { emitted_events?: string };
+  retention?: RetentionFile;
 }
 
 export interface ResolveConfigOptions {
@@ -282,14 +267,7 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     limits: resolveLimits({ ...raw.limits, ...o.limits }),
     network: resolveNetwork(raw.network, source, file ?? CONFIG_FILE),
     server: Object.freeze({ maxBodyBytes: raw.server?.max_body_bytes ?? DEFAULTS.server_max_body_bytes }),
-    retention: Object.freeze(resolveRetention(raw.retention, file ?? CONFIG_FILE)),
+    retention: Object.freeze(resolveRetention(raw.retention, file ?? CONFIG_FILE, projectDir)),
   });
 }
 
-/** `retention:` with its defaults; a duration under a minute is refused (it would prune what was just written). */
-function resolveRetention(raw: ConfigFile['retention'], file: string): RetentionConfig {
-  const text = raw?.emitted_events ?? DEFAULTS.retention_emitted_events;
-  const ms = retentionMs(text);
-  if (ms < 60_000) throw new UserError('CONFIG_INVALID', `${file}: retention.emitted_events: '${text}' is under a minute; write at least 1m (default ${DEFAULTS.retention_emitted_events})`, { file, field: 'retention.emitted_events' });
-  return { emittedEventsMs: ms };
-}

@@ -28,8 +28,10 @@ import type {
   WorkerRecord,
   WorkflowRecord,
 } from './types.js';
+import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, ExpiredRunQuery, RunDeleteReport, RunTree } from './retention-types.js';
 
 export type * from './types.js';
+export type * from './retention-types.js';
 
 /** Store errors worth retrying as they are (busy, locked, I/O, connection): not the data's fault. */
 export function isTransient(e: unknown): boolean {
@@ -246,6 +248,20 @@ export interface Store {
   /** Give the lease up (only if `holder` holds it); true when it did. */
   releaseLease(name: string, holder: string): Promise<boolean>;
   getLease(name: string): Promise<LeaseRecord | undefined>;
+
+  // ---- retention (migration 16; the SQL in sqlite/ and postgres/retention-sql.ts, batching in src/retention/) ----
+
+  /** One page of finished run trees (a top-level run and its sub-workflow runs) past a cut-off, oldest first. */
+  expiredRunTrees(q: ExpiredRunQuery): Promise<ExpiredRunPage>;
+  /**
+   * Delete these trees and every row that points at their runs, in one short transaction; a tree
+   * that no longer qualifies (reopened, or changed since it was read) is left as it is.
+   */
+  deleteRunTrees(trees: readonly RunTree[], q: Pick<ExpiredRunQuery, 'before' | 'statuses'>): Promise<RunDeleteReport>;
+  /** Compact the checkpoint envelopes of finished LLM sessions (one transaction, at most `limit`). */
+  compactAgentSessions(o: CompactOptions): Promise<CompactReport>;
+  /** How big the database is (SQLite: pages and the file; PostgreSQL: pg_database_size). */
+  databaseSize(): Promise<DatabaseSize>;
 
   /**
    * Resolve when another process may have changed the database, or after `timeoutMs`.

@@ -104,6 +104,13 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
       const serveId = `serve-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
       const scheduler = swarm.scheduler({ holder: serveId, leaseTtlMs: leaseMs, renewEveryMs: Math.floor(leaseMs / 3), log: (line) => ctx.err(line) });
       const schedulerDone = scheduler.start();
+      // The retention policy of swarm.yaml, if it sets run ages: one serve at a time applies it (its lease).
+      const retention = swarm.retentionPolicy({ holder: serveId, log: (line) => ctx.err(line) });
+      const retentionDone = retention?.start();
+      if (retention) {
+        const r = swarm.config.retention;
+        ctx.err(`retention: finished runs are deleted after ${Object.entries(r.runs).map(([s, ms]) => `${ms / 1000}s (${s})`).join(', ')}, checked every ${r.intervalMs / 1000}s${r.archive ? `, archived to ${r.archive}` : ''}`);
+      }
       const authText = haveTokens || auth === 'required' ? 'API tokens required' : 'API open: no tokens yet';
       ctx.out(`swarm serve: listening on http://${host}:${actualPort} (dashboard /, API reference /api/v1/docs; ${worker ? `worker ${worker.id}, concurrency ${concurrency}` : 'no worker'}; ${swarm.store.kind} store; ${authText}; scheduler ${serveId})`);
       if (!loopback && !haveTokens) ctx.err(pc.yellow(`warning: --insecure: the API on ${o.host} is open to anyone who can reach it until an API token exists ('swarm tokens create')`));
@@ -119,7 +126,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
           // Keep-alive connections with no request in flight close now; busy ones once their answer is sent.
           server.closeIdleConnections();
           // The scheduler stops first and releases its lease: another serve fires the next tick.
-          void Promise.all([scheduler.stop().then(() => schedulerDone), closed, worker?.stop(grace), workerDone?.catch(() => undefined)]).then(() => resolve());
+          void Promise.all([scheduler.stop().then(() => schedulerDone), retention?.stop().then(() => retentionDone), closed, worker?.stop(grace), workerDone?.catch(() => undefined)]).then(() => resolve());
         };
         const onTerm = (): void => stop('SIGTERM');
         const onInt = (): void => stop('SIGINT');

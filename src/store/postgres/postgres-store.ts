@@ -68,6 +68,8 @@ import { WAIT_READS } from './waits-sql.js';
 import { toRunSignal, toStepWait } from '../wait-rows.js';
 import type { RunSignalRecord, StepWaitRecord } from '../wait-types.js';
 import { stepItem } from './nesting-sql.js';
+import * as retention from './retention-sql.js';
+import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, ExpiredRunQuery, RunDeleteReport, RunTree } from '../retention-types.js';
 
 export interface PostgresStoreOptions {
   /** A `postgres://` connection URL. */
@@ -532,6 +534,27 @@ export class PostgresStore implements Store {
     return this.write('DELETE FROM emitted_events WHERE id IN (SELECT id FROM emitted_events WHERE created_at < $1 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)', [before, limit]);
   }
 
+  // ---- retention (retention-sql.ts) ----
+
+  expiredRunTrees(q: ExpiredRunQuery): Promise<ExpiredRunPage> {
+    return retention.expiredRunTrees((text, values) => this.read(text, values), q);
+  }
+
+  deleteRunTrees(trees: readonly RunTree[], q: Pick<ExpiredRunQuery, 'before' | 'statuses'>): Promise<RunDeleteReport> {
+    return this.atomically(async (tx) => {
+      const value = await retention.deleteRunTrees(tx, trees, q);
+      return { value, notify: false };
+    });
+  }
+
+  compactAgentSessions(o: CompactOptions): Promise<CompactReport> {
+    return this.atomically(async (tx) => ({ value: await retention.compactSessions(tx, o), notify: false }));
+  }
+
+  databaseSize(): Promise<DatabaseSize> {
+    return retention.databaseSize((text, values) => this.read(text, values));
+  }
+
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord & { acquired: boolean }> {
     // One statement: the upsert either takes the lease or leaves it; the select after it (a CTE sees
     // the table as it was before) falls back to the lease as it stands.
@@ -771,7 +794,7 @@ export class PostgresStore implements Store {
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, ${NOW_MS}, ${NOW_MS})
            ON CONFLICT (id) DO UPDATE SET current_agent = excluded.current_agent, status = excluded.status, turns = excluded.turns,
              input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
-             envelope = excluded.envelope, envelope_version = excluded.envelope_version, attempt = excluded.attempt, error = NULL, updated_at = excluded.updated_at
+             envelope = excluded.envelope, envelope_version = excluded.envelope_version, attempt = excluded.attempt, error = NULL, compacted_at = NULL, updated_at = excluded.updated_at
            WHERE agent_sessions.attempt <= excluded.attempt`,
           [s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.trace_id, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, noNul(w.envelope), w.version, w.attempt],
         ),

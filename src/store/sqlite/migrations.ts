@@ -523,6 +523,20 @@ ALTER TABLE workflow_runs ADD COLUMN traceparent TEXT;
 ALTER TABLE workflow_runs ADD COLUMN tracestate TEXT;
 `,
   },
+  {
+    version: 16,
+    name: 'retention: finished runs by completion, uncompacted sessions',
+    // swarm gc and the retention policy (src/retention/) walk finished runs oldest first by
+    // (completed_at, id) from a cursor, and compact the checkpoints of finished LLM sessions not
+    // compacted since their last checkpoint (compacted_at NULL; every checkpoint sets it back to
+    // NULL). Both partial indexes keep the walks off the rest of the table. Version 15 belongs to
+    // another feature. The same migration as PostgreSQL's 16.
+    sql: `
+CREATE INDEX idx_runs_completed ON workflow_runs(completed_at, id) WHERE completed_at IS NOT NULL;
+ALTER TABLE agent_sessions ADD COLUMN compacted_at INTEGER;
+CREATE INDEX idx_agent_sessions_uncompacted ON agent_sessions(updated_at) WHERE compacted_at IS NULL;
+`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see SqliteStore.migrate). */

@@ -68,6 +68,8 @@ import type { RunConcurrencyInfo } from '../types.js';
 import { getStepWait, listRunSignals, nextWakeAt } from './waits-sql.js';
 import type { RunSignalRecord, StepWaitRecord } from '../wait-types.js';
 import { stepItem } from './nesting-sql.js';
+import * as retention from './retention-sql.js';
+import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, ExpiredRunQuery, RunDeleteReport, RunTree } from '../retention-types.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file; created (with its directory) when absent. */
@@ -538,6 +540,24 @@ export class SqliteStore implements Store {
     );
   }
 
+  // ---- retention (retention-sql.ts) ----
+
+  expiredRunTrees(q: ExpiredRunQuery): Promise<ExpiredRunPage> {
+    return this.read(() => retention.expiredRunTrees((sql) => this.stmt(sql), q));
+  }
+
+  deleteRunTrees(trees: readonly RunTree[], q: Pick<ExpiredRunQuery, 'before' | 'statuses'>): Promise<RunDeleteReport> {
+    return this.exclusive(() => retention.deleteRunTrees(this.db, (sql) => this.stmt(sql), trees, q));
+  }
+
+  compactAgentSessions(o: CompactOptions): Promise<CompactReport> {
+    return this.exclusive(() => retention.compactSessions(this.db, (sql) => this.stmt(sql), o));
+  }
+
+  databaseSize(): Promise<DatabaseSize> {
+    return this.read(() => retention.databaseSize(this.db, this.location));
+  }
+
   acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord & { acquired: boolean }> {
     return this.exclusive(() =>
       this.db
@@ -772,7 +792,7 @@ export class SqliteStore implements Store {
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT(id) DO UPDATE SET current_agent = excluded.current_agent, status = excluded.status, turns = excluded.turns,
              input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd,
-             envelope = excluded.envelope, envelope_version = excluded.envelope_version, attempt = excluded.attempt, error = NULL, updated_at = excluded.updated_at
+             envelope = excluded.envelope, envelope_version = excluded.envelope_version, attempt = excluded.attempt, error = NULL, compacted_at = NULL, updated_at = excluded.updated_at
            WHERE agent_sessions.attempt <= excluded.attempt`,
         ).run(s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.trace_id, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, w.envelope, w.version, w.attempt, now, now).changes;
         if (written === 0) return Promise.resolve(false);

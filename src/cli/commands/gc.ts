@@ -1,0 +1,75 @@
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { UserError } from '../../core/errors.js';
+import { FINISHED_STATUSES, type FinishedStatus, type GcOptions } from '../../retention/gc.js';
+import { describeGc } from '../../retention/report.js';
+import { parseDuration } from '../../triggers/schedule.js';
+import { parsePositiveInt, type CliContext } from '../context.js';
+
+interface GcCliOptions {
+  olderThan?: string;
+  status?: string;
+  archive?: string;
+  dryRun?: boolean;
+  batch?: string;
+  json?: boolean;
+}
+
+const MIN_AGE_MS = 60_000;
+
+function parseAge(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined) throw new UserError('ARGUMENT_INVALID', `--older-than '${value}' is not a duration: write a whole number of s, m, h or d (30d, 12h)`, { field: '--older-than' });
+  if (ms < MIN_AGE_MS) throw new UserError('ARGUMENT_INVALID', `--older-than '${value}' is under a minute: it would delete runs that just finished; write at least 1m`, { field: '--older-than' });
+  return ms;
+}
+
+function parseStatuses(value: string): FinishedStatus[] {
+  const out: FinishedStatus[] = [];
+  for (const s of value.split(',').map((x) => x.trim()).filter(Boolean)) {
+    if (!(FINISHED_STATUSES as readonly string[]).includes(s)) {
+      throw new UserError('ARGUMENT_INVALID', `--status '${s}' is not a finished status: gc deletes only ${FINISHED_STATUSES.join(', ')} runs (never one that is queued, running or waiting)`, { field: '--status' });
+    }
+    out.push(s as FinishedStatus);
+  }
+  if (out.length === 0) throw new UserError('ARGUMENT_INVALID', `--status is empty: name one or more of ${FINISHED_STATUSES.join(', ')}`, { field: '--status' });
+  return out;
+}
+
+/**
+ * `swarm gc`: delete finished runs past an age, with everything that belongs to them, in bounded
+ * batches (docs/observability.md#retention). Without --older-than, the ages of `retention:` in
+ * swarm.yaml apply.
+ */
+export function registerGcCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('gc')
+    .description('delete finished runs older than an age (by completion) with their steps, events, logs and LLM sessions; compact finished sessions’ checkpoints')
+    .option('--older-than <age>', "runs finished longer ago than this (30d, 12h); default: swarm.yaml's retention ages")
+    .option('--status <list>', `which finished runs, comma-separated (default ${FINISHED_STATUSES.join(',')})`)
+    .option('--archive <file>', 'append each run (row, steps, events, logs, transcripts) to this JSON-lines file before deleting it')
+    .option('--dry-run', 'count what would be deleted; delete nothing')
+    .option('--batch <n>', 'runs deleted per transaction (default: swarm.yaml retention.batch, 500)')
+    .option('--json', 'print the report as JSON')
+    .action(async (o: GcCliOptions) => {
+      // Every argument is checked before the store is opened.
+      const age = o.olderThan !== undefined ? parseAge(o.olderThan) : undefined;
+      const statuses = o.status !== undefined ? parseStatuses(o.status) : undefined;
+      const batch = o.batch !== undefined ? parsePositiveInt(o.batch, '--batch') : undefined;
+      const swarm = await ctx.swarm();
+      const policy = swarm.config.retention;
+      let ages: GcOptions['ages'];
+      if (age !== undefined) {
+        ages = Object.fromEntries((statuses ?? FINISHED_STATUSES).map((s) => [s, age]));
+      } else {
+        if (Object.keys(policy.runs).length === 0) {
+          throw new UserError('ARGUMENT_INVALID', `swarm gc needs --older-than (e.g. --older-than 30d), or run ages under retention: in ${swarm.config.configFile ?? 'swarm.yaml'} (e.g. completed: 30d)`, { field: '--older-than' });
+        }
+        ages = Object.fromEntries(Object.entries(policy.runs).filter(([s]) => !statuses || statuses.includes(s as FinishedStatus)));
+      }
+      const archive = o.archive !== undefined ? resolve(ctx.cwd, o.archive) : age === undefined ? policy.archive : undefined;
+      const report = await swarm.gc({ ages, archive, dryRun: o.dryRun === true, batch: batch ?? policy.batch });
+      if (o.json) return ctx.out(JSON.stringify(report, null, 2));
+      for (const line of describeGc(report, { archive })) ctx.out(line);
+    });
+}
