@@ -67,17 +67,25 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
       // --help and --version succeed; help shown because a subcommand is missing is a usage error.
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : ExitCode.INVALID_INPUT;
     }
+    // `serve` or `worker` logging JSON: their last word is a JSON line too, with the error's code.
+    const json = ctx.logger.format === 'json';
     if (isSwarmError(e)) {
+      if (json) ctx.logger.error(e.message, { code: e.code, exit_code: e.exitCode });
       // A manifest with several problems: one line each, all of them.
-      for (const line of e instanceof ManifestError ? e.message.split('\n') : [e.message]) ctx.err(`swarm: ${line}`);
+      else for (const line of e instanceof ManifestError ? e.message.split('\n') : [e.message]) ctx.err(`swarm: ${line}`);
       return e.exitCode;
     }
     // A full disk or a permission fault on a file outside the store (a directory Swarm creates).
     const path = (e as { path?: unknown } | null | undefined)?.path;
     const fault = typeof path === 'string' ? fileFault(e, { what: 'directory', path }, 'writing') : undefined;
     if (fault) {
-      ctx.err(`swarm: ${fault.message}`);
+      if (json) ctx.logger.error(fault.message, { code: fault.code, exit_code: fault.exitCode });
+      else ctx.err(`swarm: ${fault.message}`);
       return fault.exitCode;
+    }
+    if (json) {
+      ctx.logger.error(`unexpected error: ${e instanceof Error ? e.message : String(e)}`, { err: e, exit_code: ExitCode.EXECUTION_FAILED });
+      return ExitCode.EXECUTION_FAILED;
     }
     ctx.err(`swarm: unexpected error: ${e instanceof Error ? e.message : String(e)}`);
     if (env.SWARM_DEBUG) ctx.err(e instanceof Error ? (e.stack ?? '') : '');

@@ -12,6 +12,7 @@ import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { UserError } from '../core/errors.js';
 import type { Swarm } from '../swarm.js';
+import type { LogSink } from '../observability/log-fields.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { bulkRoutes } from './routes/bulk.js';
 import { dashboardRoutes } from './routes/dashboard.js';
@@ -39,7 +40,7 @@ export interface CreateAppOptions {
   /** The largest request body, in bytes (default `server.max_body_bytes` of swarm.yaml, 1 MiB). */
   maxBodyBytes?: number;
   /** Where unexpected errors are logged (their details never go to the client). */
-  log?: (line: string) => void;
+  log?: LogSink;
   /** Aborted when the server shuts down: requests waiting for a run (`?wait=`) answer at once, streams end. */
   shutdown?: AbortSignal;
   /**
