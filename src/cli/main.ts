@@ -3,6 +3,7 @@ import { ExitCode, isSwarmError, ManifestError } from '../core/errors.js';
 import { fileFault } from '../store/faults.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDevCommands } from './commands/dev.js';
+import { registerDoctorCommand } from './commands/doctor.js';
 import { registerEventsCommands } from './commands/events.js';
 import { registerLlmCommands } from './commands/llm.js';
 import { registerAgentCommands, registerWorkflowCommands } from './commands/registry.js';
@@ -23,6 +24,7 @@ Exit codes:
      an I/O error, a read-only or forbidden file; the message names the path)
   5  resume failure (the run cannot be resumed or retried in its state)
   6  policy violation (e.g. the workflow is disabled)
+  7  swarm doctor: a check failed (its line says which, and what to do)
   130 interrupted (Ctrl-C); the run can be resumed`;
 
 /**
@@ -55,6 +57,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerDevCommands(program, ctx);
   registerSchedulesCommands(program, ctx);
   registerServeCommand(program, ctx);
+  registerDoctorCommand(program, ctx);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     for (const sub of c.commands) sub.exitOverride().configureOutput(output);
