@@ -72,6 +72,8 @@ export function createLogger(options: LoggerOptions): Logger {
       timestamp: stdTimeFunctions.isoTime,
       // `level: "info"` rather than pino's number: what people grep for and pipelines map.
       formatters: { level: (label) => ({ level: label }) },
+      // `err` arrives serialized and redacted already (errorFields); pino's own serializer would retype it.
+      serializers: { err: (e: unknown) => e },
     },
     { write },
   );
