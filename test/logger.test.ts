@@ -7,8 +7,10 @@ import { trace } from '@opentelemetry/api';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import pc from 'picocolors';
 import { afterAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../src/config/config.js';
 import { createLogger, type Logger } from '../src/observability/logger.js';
 import { Redactor } from '../src/secrets/redactor.js';
+import { removeProject, tempProject } from './helpers/project.js';
 
 function jsonLogger(redactor = new Redactor({})): { log: Logger; lines: () => Array<Record<string, unknown>>; raw: () => string } {
   let raw = '';
@@ -81,5 +83,22 @@ describe('text logs', () => {
     log.info('swarm serve: listening on http://127.0.0.1:1', {}, { stdout: true });
     expect(err).toEqual(['worker started', pc.yellow('warning: not isolated'), pc.red('unexpected error: boom'), 'run …0190 completed']);
     expect(out).toEqual(['swarm serve: listening on http://127.0.0.1:1']);
+  });
+});
+
+describe('the log format setting', () => {
+  it('log_format in swarm.yaml, SWARM_LOG_FORMAT over it, text by default; a bad value names its line or variable', () => {
+    const plain = tempProject('name: t\n');
+    const json = tempProject('name: t\nlog_format: json\n');
+    const bad = tempProject('name: t\nlog_format: xml\n');
+    try {
+      expect(resolveConfig({ cwd: plain, env: {} }).logFormat).toBe('text');
+      expect(resolveConfig({ cwd: json, env: {} }).logFormat).toBe('json');
+      expect(resolveConfig({ cwd: json, env: { SWARM_LOG_FORMAT: 'text' } }).logFormat).toBe('text');
+      expect(() => resolveConfig({ cwd: bad, env: {} })).toThrow(/swarm\.yaml:2: log_format: must be one of "text", "json"/);
+      expect(() => resolveConfig({ cwd: plain, env: { SWARM_LOG_FORMAT: 'yaml' } })).toThrow(/SWARM_LOG_FORMAT='yaml' must be one of text, json/);
+    } finally {
+      for (const d of [plain, json, bad]) removeProject(d);
+    }
   });
 });
