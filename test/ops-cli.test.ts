@@ -100,7 +100,11 @@ describe('swarm doctor', () => {
     const s = makeSandbox({ env: { SWARM_SANDBOX: 'none', SWARM_DATABASE_URL: url } });
     const { r, by } = await doctor(s);
     expect(r.code, show(r)).toBe(0);
-    expect(by('store').detail).toMatch(/PostgreSQL store is reachable \(postgres\)/);
+    // The URL shown without its password.
+    expect(by('store').detail).toMatch(/^the store postgres:\/\/\S+ is reachable \(postgres\)$/);
+    const password = new URL(url).password;
+    expect(by('store').detail).toContain(password ? ':***@' : '@');
+    if (password) expect(by('store').detail).not.toContain(password);
     expect(by('migrations').status).toBe('ok');
     expect(by('clock').detail).toMatch(/^the database clock is \d+ ms (ahead of|behind) this machine’s \(round trip \d+ ms\)$/);
     // No key anywhere and no secrets in the store: a warning, not a failure.

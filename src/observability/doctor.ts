@@ -154,7 +154,7 @@ async function openForDoctor(config: SwarmConfig, openStore?: () => Promise<Stor
       version === store.supportedSchemaVersion
         ? ok('migrations', `schema version ${version} (current)`)
         : fail('migrations', `schema version ${version}, this Swarm's is ${store.supportedSchemaVersion}`, 'open the store with this Swarm once more (it migrates on open), or with the build that migrated it');
-    return { store: ok('store', `${where} is reachable (${store.kind})`), migrations, handle: store };
+    return { store: ok('store', `the store ${store.location} is reachable (${store.kind})`), migrations, handle: store };
   } catch (e) {
     await store.close().catch(() => undefined);
     return { store: fail('store', `${where} opened but does not answer: ${errorMessage(e)}`, 'check the database server and its logs'), migrations: warn('migrations', 'not checked: the store could not be read', 'fix the store check first'), handle: undefined };
