@@ -146,7 +146,8 @@ async function openForDoctor(config: SwarmConfig, openStore?: () => Promise<Stor
     const hint = config.databaseUrl
       ? 'check that PostgreSQL is up and the URL, user and password in SWARM_DATABASE_URL (or store.url) are right'
       : 'check the file and its directory: they must be this user’s to read and write';
-    return { store: fail('store', `cannot open ${where}: ${errorMessage(e)}`, hint), migrations: warn('migrations', 'not checked: the store could not be opened', 'fix the store check first'), handle: undefined };
+    const message = errorMessage(e);
+    return { store: fail('store', /^cannot open /.test(message) ? message : `cannot open ${where}: ${message}`, hint), migrations: warn('migrations', 'not checked: the store could not be opened', 'fix the store check first'), handle: undefined };
   }
   try {
     const version = await store.schemaVersion();
@@ -222,9 +223,10 @@ async function checkMasterKey(config: SwarmConfig, envText: string | undefined, 
     const file = config.masterKeyFile;
     source = file;
     if (!existsSync(file)) {
-      const secrets = store ? (await store.listSecrets()).length : 0;
-      if (secrets > 0) return fail('master-key', `no SWARM_MASTER_KEY and no key file ${file}, but the store holds ${secrets} secret(s) sealed with a key`, 'set SWARM_MASTER_KEY (or restore the key file) to the key the store was set up with');
-      return warn('master-key', `no SWARM_MASTER_KEY and no key file ${file} yet (the store holds no secrets)`, 'a key file is made on first use; on several machines set the same SWARM_MASTER_KEY everywhere');
+      const secrets = store ? (await store.listSecrets()).length : undefined;
+      if (secrets) return fail('master-key', `no SWARM_MASTER_KEY and no key file ${file}, but the store holds ${secrets} secret(s) sealed with a key`, 'set SWARM_MASTER_KEY (or restore the key file) to the key the store was set up with');
+      const held = secrets === undefined ? 'whether the store holds secrets is not known: it could not be opened' : 'the store holds no secrets';
+      return warn('master-key', `no SWARM_MASTER_KEY and no key file ${file} yet (${held})`, 'a key file is made on first use; on several machines set the same SWARM_MASTER_KEY everywhere');
     }
     let text: string;
     try {
