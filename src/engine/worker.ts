@@ -162,7 +162,7 @@ export class Worker {
             throw e;
           }
           // A read that failed (a busy or briefly unavailable store): the worker carries on.
-          this.options.log?.(`worker: ${errorMessage(e)}; retrying`);
+          this.options.log?.(`worker: ${errorMessage(e)}; retrying`, { err: e });
           await sleep(100);
         }
       }
@@ -375,7 +375,7 @@ export class Worker {
         this.options.log?.(`released ${n.leases} lease(s) of ${n.workers} dead worker(s)${n.killed ? `, stopped ${n.killed} orphaned agent process group(s)` : ''}${n.cgroups ? `, removed ${n.cgroups} cgroup(s)` : ''}`);
       }
     } catch (e) {
-      this.options.log?.(`reaping failed: ${errorMessage(e)}`);
+      this.options.log?.(`reaping failed: ${errorMessage(e)}`, { err: e });
     }
   }
 
