@@ -62,7 +62,8 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
           cwd,
           env,
           log: (line, fields) => {
-            if (ctx.engineLog) ctx.logger.info(line, fields, { text: pc.dim(line) });
+            // A line with an error (a failed read, reaping) is a warning: the engine carries on.
+            if (ctx.engineLog) ctx.logger[fields?.err ? 'warn' : 'info'](line, fields, { text: pc.dim(line) });
           },
           ...(ctx.llmEvents ? { onLlmEvent: (r: string, s: string, e: LoopEvent) => ctx.llmEvents?.(r, s, e) } : {}),
         });
