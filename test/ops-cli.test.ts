@@ -95,7 +95,7 @@ describe('swarm doctor', () => {
     expect(s.query<{ n: number }>('SELECT COUNT(*) AS n FROM schema_migrations WHERE version = 999')[0]?.n).toBe(1);
   });
 
-  it('on PostgreSQL the clock check measures the database clock against this machine', async () => {
+  it('on PostgreSQL: the clock check measures the database clock; SWARM_MASTER_KEY is checked against the store', async () => {
     const url = await (await pgTestServer()).createDatabase();
     const s = makeSandbox({ env: { SWARM_SANDBOX: 'none', SWARM_DATABASE_URL: url } });
     const { r, by } = await doctor(s);
@@ -109,6 +109,13 @@ describe('swarm doctor', () => {
     expect(by('clock').detail).toMatch(/^the database clock is \d+ ms (ahead of|behind) this machine’s \(round trip \d+ ms\)$/);
     // No key anywhere and no secrets in the store: a warning, not a failure.
     expect(by('master-key').status).toBe('warn');
+    // SWARM_MASTER_KEY: the first key the store sees is its key; another one is refused, a malformed one too.
+    const first = await doctor(s, { SWARM_MASTER_KEY: 'a1'.repeat(32) });
+    expect(first.by('master-key')).toMatchObject({ status: 'ok', detail: 'from SWARM_MASTER_KEY, matches the store' });
+    const [other, malformed] = await Promise.all([doctor(s, { SWARM_MASTER_KEY: 'b2'.repeat(32) }), doctor(s, { SWARM_MASTER_KEY: 'abc' })]);
+    expect(other.r.code, show(other.r)).toBe(7);
+    expect(other.by('master-key')).toMatchObject({ status: 'fail', detail: 'the key from SWARM_MASTER_KEY is not the one the store was set up with' });
+    expect(malformed.by('master-key').detail).toMatch(/SWARM_MASTER_KEY: a hex master key must be 64 hex digits/);
   });
 });
 
