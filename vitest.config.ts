@@ -12,6 +12,7 @@ const IN_PROCESS = [
   'test/engine-nesting.test.ts',
   'test/http-fetch.test.ts',
   'test/integrity.test.ts',
+  'test/logger.test.ts',
   'test/llm-loop.test.ts',
   'test/llm-providers.test.ts',
   'test/run-filters.test.ts',

@@ -27,6 +27,7 @@ import { PROVIDER_TYPES } from './agents/providers/config.js';
 import type { ModelSpec } from './agents/providers/index.js';
 import { TOOL_SPEC_SCHEMA } from './agents/tools/spec.js';
 import type { ChatModel } from './agents/types.js';
+import type { LogSink } from './observability/log-fields.js';
 import { ProcessExecutor } from './executors/process.js';
 import { memoryLimitMechanism } from './executors/memory-limit.js';
 import { chooseSandbox, type SandboxChoice } from './sandbox/sandbox.js';
@@ -76,8 +77,8 @@ export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   config?: SwarmConfig;
   /** Use this store instead of opening the configured one. */
   store?: Store;
-  /** Where engine messages (handler logs, reaped workers) go. */
-  log?: (line: string) => void;
+  /** Where engine messages (handler logs, reaped workers) go, with the run and step they are about. */
+  log?: LogSink;
   /** LLM agents: supply a model instead of the configured provider's (tests, benchmarks, a gateway). */
   models?: (spec: ModelSpec, agentName: string) => ChatModel | undefined;
   /** LLM agents: each step's loop events (streamed text, tool calls, handoffs) as they happen in this process. */
@@ -288,7 +289,7 @@ export class Swarm {
     readonly config: SwarmConfig,
     readonly store: Store,
     private keys: StoreKeys,
-    private readonly log: (line: string) => void,
+    private readonly log: LogSink,
     llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv' | 'manifestMaxBytes'> = {},
   ) {
     this.readManifest = (file) => readManifestFile(file, { maxBytes: llm.manifestMaxBytes ?? config.limits.manifest_bytes });

@@ -7,6 +7,7 @@ import { Swarm } from '../swarm.js';
 import type { LoopEvent } from '../agents/loop.js';
 import { startTracingFromEnv, type TracingHandle } from '../observability/otel-sdk.js';
 import { configureTracing } from '../observability/tracing.js';
+import { createLogger, type Logger, type LogFormat } from '../observability/logger.js';
 
 /** What every command gets: output functions and a lazily opened Swarm. */
 export interface CliContext {
@@ -24,6 +25,13 @@ export interface CliContext {
   engineLog: boolean;
   /** LLM loop events of steps run in this process (set before the first `swarm()`: it turns streaming on). */
   llmEvents?: (runId: string, stepId: string, e: LoopEvent) => void;
+  /**
+   * The log of a long-running command (`serve`, `worker`): the text format (out/err as they are) until
+   * `useLogFormat('json')`. The engine's lines (with `engineLog`) go through it too.
+   */
+  logger: Logger;
+  /** Log in this format from now on (secret values redacted in every field). */
+  useLogFormat(format: LogFormat): void;
 }
 
 export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext & { close(): Promise<void> } {
@@ -49,19 +57,26 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
     env,
     exitCode: 0,
     engineLog: false,
+    logger: createLogger({ format: 'text', text: { out: (l) => ctx.out(l), err: (l) => ctx.err(l) } }),
+    useLogFormat(format: LogFormat): void {
+      ctx.logger = createLogger({ format, text: { out: (l) => ctx.out(l), err: (l) => ctx.err(l) }, write: (s) => void process.stdout.write(s), redact: (s) => redact(s) });
+    },
     swarm(options: { retryUnreachable?: boolean } = {}): Promise<Swarm> {
       const open = (): Promise<Swarm> =>
         Swarm.open({
           cwd,
           env,
-          log: (line) => ctx.engineLog && ctx.err(pc.dim(line)),
+          log: (line, fields) => {
+            // A line with an error (a failed read, reaping) is a warning: the engine carries on.
+            if (ctx.engineLog) ctx.logger[fields?.err ? 'warn' : 'info'](line, fields, { text: pc.dim(line) });
+          },
           ...(ctx.llmEvents ? { onLlmEvent: (r: string, s: string, e: LoopEvent) => ctx.llmEvents?.(r, s, e) } : {}),
         });
       tracing ??= startTracingFromEnv(env).catch((e: unknown) => {
         ctx.err(`warning: tracing is off: the OpenTelemetry SDK did not start: ${(e as Error).message}`);
         return undefined;
       });
-      opened ??= tracing.then(() => (options.retryUnreachable ? openWithRetry(open, ctx.err) : open())).then((swarm) => {
+      opened ??= tracing.then(() => (options.retryUnreachable ? openWithRetry(open, (line) => ctx.logger.warn(line, {}, { text: line })) : open())).then((swarm) => {
         // The key is in the resolved configuration now: agents started by this process (whose
         // environment is inherited from it) must not find it in theirs.
         if (env === process.env) delete process.env.SWARM_MASTER_KEY;

@@ -3,6 +3,7 @@ import { ExitCode, isSwarmError, ManifestError } from '../core/errors.js';
 import { fileFault } from '../store/faults.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDevCommands } from './commands/dev.js';
+import { registerDoctorCommand } from './commands/doctor.js';
 import { registerEventsCommands } from './commands/events.js';
 import { registerGcCommand } from './commands/gc.js';
 import { registerLlmCommands } from './commands/llm.js';
@@ -24,6 +25,7 @@ Exit codes:
      an I/O error, a read-only or forbidden file; the message names the path)
   5  resume failure (the run cannot be resumed or retried in its state)
   6  policy violation (e.g. the workflow is disabled)
+  7  swarm doctor: a check failed (its line says which, and what to do)
   130 interrupted (Ctrl-C); the run can be resumed`;
 
 /**
@@ -57,6 +59,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerSchedulesCommands(program, ctx);
   registerServeCommand(program, ctx);
   registerGcCommand(program, ctx);
+  registerDoctorCommand(program, ctx);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     for (const sub of c.commands) sub.exitOverride().configureOutput(output);
@@ -69,17 +72,25 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
       // --help and --version succeed; help shown because a subcommand is missing is a usage error.
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : ExitCode.INVALID_INPUT;
     }
+    // `serve` or `worker` logging JSON: their last word is a JSON line too, with the error's code.
+    const json = ctx.logger.format === 'json';
     if (isSwarmError(e)) {
+      if (json) ctx.logger.error(e.message, { code: e.code, exit_code: e.exitCode });
       // A manifest with several problems: one line each, all of them.
-      for (const line of e instanceof ManifestError ? e.message.split('\n') : [e.message]) ctx.err(`swarm: ${line}`);
+      else for (const line of e instanceof ManifestError ? e.message.split('\n') : [e.message]) ctx.err(`swarm: ${line}`);
       return e.exitCode;
     }
     // A full disk or a permission fault on a file outside the store (a directory Swarm creates).
     const path = (e as { path?: unknown } | null | undefined)?.path;
     const fault = typeof path === 'string' ? fileFault(e, { what: 'directory', path }, 'writing') : undefined;
     if (fault) {
-      ctx.err(`swarm: ${fault.message}`);
+      if (json) ctx.logger.error(fault.message, { code: fault.code, exit_code: fault.exitCode });
+      else ctx.err(`swarm: ${fault.message}`);
       return fault.exitCode;
+    }
+    if (json) {
+      ctx.logger.error(`unexpected error: ${e instanceof Error ? e.message : String(e)}`, { err: e, exit_code: ExitCode.EXECUTION_FAILED });
+      return ExitCode.EXECUTION_FAILED;
     }
     ctx.err(`swarm: unexpected error: ${e instanceof Error ? e.message : String(e)}`);
     if (env.SWARM_DEBUG) ctx.err(e instanceof Error ? (e.stack ?? '') : '');

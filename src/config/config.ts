@@ -9,6 +9,7 @@ import { readManifestFile } from '../manifest-file.js';
 import { LIMITS_SCHEMA, NETWORK_SCHEMA, resolveLimits, resolveNetwork, type LimitName, type Limits, type NetworkConfig } from './limits.js';
 import type { Durability } from '../store/store.js';
 import { parseMasterKey } from '../secrets/master-key.js';
+import { isLogFormat, LOG_FORMATS, type LogFormat } from '../observability/log-fields.js';
 import { RETENTION_DEFAULTS, RETENTION_SCHEMA, resolveRetention, type RetentionConfig, type RetentionFile } from './retention-config.js';
 
 export type { RetentionConfig } from './retention-config.js';
@@ -34,6 +35,8 @@ export const DEFAULTS = {
   server_max_body_bytes: 1_048_576,
   /** How long custom events (`emitted_events`) are kept: 30 days (retention-config.ts has the rest of `retention:`). */
   retention_emitted_events: RETENTION_DEFAULTS.emitted_events,
+  /** How `swarm serve` and `swarm worker` print their log: `text` (for a terminal) or `json` (one object a line). */
+  log_format: 'text' as LogFormat,
 } as const;
 
 /** `server:` in swarm.yaml: settings of the HTTP API that `swarm serve` runs. */
@@ -89,6 +92,8 @@ export interface SwarmConfig {
   readonly server: ServerConfig;
   /** What is pruned, and after how long (`retention:`): custom events by the schedule holder, finished runs by `swarm serve`'s retention policy. */
   readonly retention: RetentionConfig;
+  /** How `swarm serve` and `swarm worker` log (`log_format:` or SWARM_LOG_FORMAT; `--log-format` overrides). */
+  readonly logFormat: LogFormat;
   /** The swarm.yaml that was read, if any. */
   readonly configFile: string | undefined;
 }
@@ -127,6 +132,7 @@ const fileSchema = {
     commit_window_ms: { type: 'number', minimum: 0, maximum: 10 },
     poll_interval_ms: { type: 'integer', minimum: 1, maximum: 60000 },
     sandbox: { enum: [...SANDBOX_MODES] },
+    log_format: { enum: [...LOG_FORMATS] },
     config: { type: 'object' },
     providers: PROVIDERS_CONFIG_SCHEMA,
     limits: LIMITS_SCHEMA,
@@ -150,6 +156,7 @@ interface ConfigFile {
   commit_window_ms?: number;
   poll_interval_ms?: number;
   sandbox?: SandboxMode;
+  log_format?: LogFormat;
   config?: Record<string, unknown>;
   providers?: unknown;
   limits?: Partial<Record<LimitName, number>>;
@@ -184,7 +191,7 @@ export function findProjectDir(cwd: string): { dir: string; file: string | undef
  * environment overrides, then explicit overrides. Validated before anything is opened or written.
  *
  * Environment: SWARM_HOME, SWARM_DB, SWARM_DATABASE_URL, SWARM_DB_SCHEMA, SWARM_DB_POOL_SIZE, SWARM_DURABILITY, SWARM_CONCURRENCY, SWARM_RUN_CONCURRENCY,
- * SWARM_LEASE_TTL_MS, SWARM_COMMIT_WINDOW_MS, SWARM_POLL_INTERVAL_MS, SWARM_SANDBOX, SWARM_MEMORY_CGROUPS, SWARM_SECRET_<NAME>, SWARM_MASTER_KEY, SWARM_FAULT.
+ * SWARM_LEASE_TTL_MS, SWARM_COMMIT_WINDOW_MS, SWARM_POLL_INTERVAL_MS, SWARM_SANDBOX, SWARM_MEMORY_CGROUPS, SWARM_LOG_FORMAT, SWARM_SECRET_<NAME>, SWARM_MASTER_KEY, SWARM_FAULT.
  */
 export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
   const env = options.env ?? {};
@@ -236,6 +243,10 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
   if (cgroupsEnv !== undefined && !['on', 'off'].includes(cgroupsEnv)) {
     throw new UserError('CONFIG_INVALID', `environment variable SWARM_MEMORY_CGROUPS='${cgroupsEnv}' must be 'on' or 'off'`, { variable: 'SWARM_MEMORY_CGROUPS' });
   }
+  const logFormatEnv = env.SWARM_LOG_FORMAT || undefined;
+  if (logFormatEnv !== undefined && !isLogFormat(logFormatEnv)) {
+    throw new UserError('CONFIG_INVALID', `environment variable SWARM_LOG_FORMAT='${logFormatEnv}' must be one of ${LOG_FORMATS.join(', ')}`, { variable: 'SWARM_LOG_FORMAT' });
+  }
   const secrets: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (k.startsWith('SWARM_SECRET_') && v !== undefined) secrets[k.slice('SWARM_SECRET_'.length)] = v;
   const masterKey = env.SWARM_MASTER_KEY ? parseMasterKey(env.SWARM_MASTER_KEY, 'environment variable SWARM_MASTER_KEY') : undefined;
@@ -263,6 +274,7 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     masterKey,
     masterKeyFile: join(home, 'master.key'),
     faults: new Set((env.SWARM_FAULT ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
+    logFormat: logFormatEnv ?? raw.log_format ?? DEFAULTS.log_format,
     configFile: file,
     limits: resolveLimits({ ...raw.limits, ...o.limits }),
     network: resolveNetwork(raw.network, source, file ?? CONFIG_FILE),

@@ -15,6 +15,8 @@ export const ExitCode = {
   EXECUTION_FAILED: 4,
   RESUME_FAILED: 5,
   POLICY_VIOLATION: 6,
+  /** `swarm doctor`: at least one check failed. */
+  CHECK_FAILED: 7,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -512,7 +512,7 @@ export class Ledger {
         if ('notify' in h) {
           const message = redact.text(String(resolveValue(h.notify.message, ctx, where)));
           scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, message });
-          scope.result.messages.push(message);
+          scope.result.messages.push({ text: message, run_id: state.id, workflow: p.plan.workflow.name });
         } else {
           const wf = await tx.latestWorkflow(h.workflow.name);
           if (!wf) throw new Error(`workflow '${h.workflow.name}' is not registered`);
@@ -534,7 +534,7 @@ export class Ledger {
       } catch (e) {
         const error = capMessage(redact.text(errorMessage(e)), this.maxEventBytes);
         scope.emit(state, EventType.HANDLER_LOG, null, { handler: where, error });
-        scope.result.messages.push(`${where} failed: ${error}`);
+        scope.result.messages.push({ text: `${where} failed: ${error}`, run_id: state.id, workflow: p.plan.workflow.name });
       }
     }
   }

@@ -8,6 +8,7 @@ import { lowSpaceFault } from '../store/faults.js';
 import { isTransient, type Store } from '../store/store.js';
 import type { ClaimedStep, CommitRequest, Completion, CommitResult, StepKey } from '../store/types.js';
 import type { Ledger } from './ledger.js';
+import type { LogSink } from '../observability/log-fields.js';
 import { hostIdentity, reapDeadWorkers } from './reaper.js';
 import { OutputCache, type StepRunnerDeps } from './step-runner.js';
 import { runStepTraced } from './step-trace.js';
@@ -35,11 +36,14 @@ export interface WorkerOptions {
   prepareSecrets?: StepRunnerDeps['prepareSecrets'];
   /** Named crash points for fault-injection tests, e.g. `after-step-commit:step2`. */
   faults?: ReadonlySet<string>;
-  log?: (line: string) => void;
+  /** Engine messages; those about a step carry its run, step and attempt. */
+  log?: LogSink;
   /** Called after every commit (lets in-process watchers wake at once). */
   onCommit?: () => void;
-  /** Called when a run this worker's commit finished reaches its final state. */
-  onFinished?: (runId: string, status: string) => void;
+  /** Called when a run this worker's commit finished reaches its final state (with its workflow's name when known). */
+  onFinished?: (runId: string, status: string, about?: { workflow?: string }) => void;
+  /** Called for each step attempt whose result this worker's commit recorded (not for refused ones). */
+  onStepFinished?: (step: Completion, about: { workflow?: string }) => void;
 }
 
 interface InFlight {
@@ -159,7 +163,7 @@ export class Worker {
             throw e;
           }
           // A read that failed (a busy or briefly unavailable store): the worker carries on.
-          this.options.log?.(`worker: ${errorMessage(e)}; retrying`);
+          this.options.log?.(`worker: ${errorMessage(e)}; retrying`, { err: e });
           await sleep(100);
         }
       }
@@ -251,7 +255,7 @@ export class Worker {
           r = await this.store.transaction((tx) => this.ledger.commit(tx, { completions: [failed] }));
         } catch (e2) {
           if (isStoreFault(e2)) throw e2;
-          this.options.log?.(`step ${key(c)}: result dropped, it could not be recorded: ${errorMessage(e2)}`);
+          this.options.log?.(`step ${key(c)}: result dropped, it could not be recorded: ${errorMessage(e2)}`, { run_id: c.run_id, step_id: c.step_id, attempt: c.attempt, err: e2 });
           continue;
         }
       }
@@ -262,14 +266,18 @@ export class Worker {
 
   private afterCommit(completions: Completion[], result: CommitResult, asked: number): void {
     // Handler messages are printed only once their commit has happened.
-    for (const m of result.messages) this.options.log?.(m);
+    for (const m of result.messages) {
+      if (typeof m === 'string') this.options.log?.(m);
+      else this.options.log?.(m.text, { run_id: m.run_id, workflow: m.workflow });
+    }
     const refused = new Set(result.refused.map(key));
     for (const c of completions) {
       if (refused.has(key(c))) {
-        this.options.log?.(`step ${key(c)} attempt ${c.attempt}: result refused (lease lost or run cancelled)`);
+        this.options.log?.(`step ${key(c)} attempt ${c.attempt}: result refused (lease lost or run cancelled)`, { run_id: c.run_id, step_id: c.step_id, attempt: c.attempt });
         continue;
       }
       this.completedCount++;
+      this.options.onStepFinished?.(c, { workflow: this.workflowOf(c.plan_id) });
       // Only completed checkpoints are final (a retry resets failed and skipped steps): cache those.
       if (c.result.kind === 'completed') this.outputs.set(c.run_id, c.step_id, { status: 'completed', outputs: c.result.outputs, error: null });
     }
@@ -280,7 +288,7 @@ export class Worker {
     // Runs started by the handlers of runs this worker is limited to belong to its work too.
     if (this.scope) for (const id of result.created) this.scope.add(id);
     for (const f of result.finished) {
-      this.options.onFinished?.(f.run_id, f.status);
+      this.options.onFinished?.(f.run_id, f.status, { workflow: this.workflowOf(completions.find((c) => c.run_id === f.run_id)?.plan_id) });
       this.outputs.forget(f.run_id);
       this.scope?.delete(f.run_id);
     }
@@ -291,6 +299,11 @@ export class Worker {
     }
     this.mayHaveWork = (asked > 0 && result.claimed.length >= asked) || (result.woken ?? 0) > 0;
     for (const step of result.claimed) this.launch(step);
+  }
+
+  /** The workflow of a cached plan (for log lines; no read). */
+  private workflowOf(planId: string | undefined): string | undefined {
+    return planId ? this.ledger.plans.peek(planId)?.plan.workflow.name : undefined;
   }
 
   private launch(step: ClaimedStep): void {
@@ -363,7 +376,7 @@ export class Worker {
         this.options.log?.(`released ${n.leases} lease(s) of ${n.workers} dead worker(s)${n.killed ? `, stopped ${n.killed} orphaned agent process group(s)` : ''}${n.cgroups ? `, removed ${n.cgroups} cgroup(s)` : ''}`);
       }
     } catch (e) {
-      this.options.log?.(`reaping failed: ${errorMessage(e)}`);
+      this.options.log?.(`reaping failed: ${errorMessage(e)}`, { err: e });
     }
   }
 

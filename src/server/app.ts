@@ -13,6 +13,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { UserError } from '../core/errors.js';
 import { traceContext } from './trace-context.js';
 import type { Swarm } from '../swarm.js';
+import type { LogSink } from '../observability/log-fields.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { bulkRoutes } from './routes/bulk.js';
 import { dashboardRoutes } from './routes/dashboard.js';
@@ -40,7 +41,7 @@ export interface CreateAppOptions {
   /** The largest request body, in bytes (default `server.max_body_bytes` of swarm.yaml, 1 MiB). */
   maxBodyBytes?: number;
   /** Where unexpected errors are logged (their details never go to the client). */
-  log?: (line: string) => void;
+  log?: LogSink;
   /** Aborted when the server shuts down: requests waiting for a run (`?wait=`) answer at once, streams end. */
   shutdown?: AbortSignal;
   /**

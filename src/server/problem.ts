@@ -12,6 +12,7 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ZodError } from 'zod';
+import type { LogSink } from '../observability/log-fields.js';
 import { isStoreFault, isSwarmError, NotFoundError, PolicyError, ResumeError, StoreError, type SwarmError, UserError, VerificationError } from '../core/errors.js';
 import { LimitExceededError } from '../core/limits.js';
 import { WEBHOOK_STATUS } from '../triggers/webhook-delivery.js';
@@ -101,7 +102,7 @@ export function validationProblem(error: ZodError, target: string): Problem {
  * Turn anything thrown into a problem document (unknown errors say no more than that they happened).
  * `hide` replaces what a client should not see in a message: the server's paths.
  */
-export function toProblem(e: unknown, log?: (line: string) => void, hide: (text: string) => string = (t) => t): Problem {
+export function toProblem(e: unknown, log?: LogSink, hide: (text: string) => string = (t) => t): Problem {
   if (isSwarmError(e)) {
     const status = statusOf(e);
     // CLI advice becomes an API route; the server's own configuration stays in its log.
@@ -114,7 +115,7 @@ export function toProblem(e: unknown, log?: (line: string) => void, hide: (text:
     if (e.status === 400 && /json/i.test(e.message)) return problem(400, 'JSON_INVALID', `the request body is not valid JSON: ${e.message}`);
     return problem(e.status, e.status === 413 ? 'LIMIT_EXCEEDED' : 'HTTP_ERROR', e.message || TITLES[e.status] || 'error');
   }
-  log?.(`unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  log?.(`unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`, { err: e });
   return problem(500, 'INTERNAL_ERROR', 'an unexpected error happened on the server; its log has the details');
 }
 

@@ -205,8 +205,8 @@ export interface CommitResult {
   finished: Array<{ run_id: string; status: RunStatus }>;
   /** Runs that handlers started in this commit. */
   created: string[];
-  /** Handler messages (`notify: {type: log}`), to print once the commit has happened. */
-  messages: string[];
+  /** Handler messages (`notify: {type: log}`), to print once the commit has happened (with their run when known). */
+  messages: Array<string | { text: string; run_id: string; workflow: string }>;
   /** Sleep and wait steps whose time came in this commit (now ready): there may be more work. */
   woken?: number;
 }

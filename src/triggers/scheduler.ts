@@ -31,6 +31,7 @@
 import { performance } from 'node:perf_hooks';
 import { PolicyError, UserError } from '../core/errors.js';
 import type { RunStatus } from '../core/states.js';
+import type { LogSink } from '../observability/log-fields.js';
 import type { LeaseRecord, RunFilter, RunRecord, TriggerFilter, TriggerRecord } from '../store/types.js';
 import { Retention, type RetentionOptions, type RetentionStore } from './retention.js';
 import { decideOverlap, DEFAULT_TICK_GRACE_MS, dueTicks, parseScheduleSpec, tickKey, type ScheduleSpec } from './schedule.js';
@@ -94,7 +95,7 @@ export interface SchedulerOptions {
   graceMs?: number;
   clock?: SchedulerClock;
   /** Where the scheduler says what it did (a tick fired, skipped, dropped; the lease taken or lost). */
-  log?: (line: string) => void;
+  log?: LogSink;
   /** What the holder prunes, and after how long (`Swarm.scheduler` passes `retention:` of swarm.yaml); none when absent. */
   retention?: RetentionOptions;
 }
@@ -119,7 +120,7 @@ export class Scheduler {
   private readonly renewMs: number;
   private readonly pollMs: number;
   private readonly clock: SchedulerClock;
-  private readonly log: (line: string) => void;
+  private readonly log: LogSink;
   /** Until when (performance.now()) the lease is ours for sure: its TTL counted from before the request. */
   private leaseValidUntil = 0;
   private lastRenewAt = Number.NEGATIVE_INFINITY;
@@ -327,7 +328,7 @@ export class Scheduler {
     try {
       const { runId, created } = await this.host.createRun(t.workflow_name, input, { trigger_type: 'schedule', idempotencyKey: key });
       report.fired.push({ key, runId, created });
-      if (created) this.log(`scheduler: ${t.workflow_name}: tick ${tick.toISOString()} started run ${runId}`);
+      if (created) this.log(`scheduler: ${t.workflow_name}: tick ${tick.toISOString()} started run ${runId}`, { run_id: runId, workflow: t.workflow_name });
     } catch (e) {
       // A refusal (disabled meanwhile, input the workflow does not accept) would be refused again:
       // the tick is recorded as fired and the reason logged. Anything else (the store) is retried.

@@ -196,7 +196,7 @@ export class Harness {
   /** Commit as a worker does: with the ledger's hint of what the transaction will lock and claim. */
   async commit(req: CommitRequest): Promise<CommitResult> {
     const result = await this.store.transaction((tx) => this.ledger.commit(tx, req), this.ledger.commitHint(req));
-    this.logs.push(...result.messages);
+    this.logs.push(...result.messages.map((m) => (typeof m === 'string' ? m : m.text)));
     return result;
   }
 

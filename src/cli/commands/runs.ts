@@ -7,6 +7,7 @@ import { stepAgentLabel } from '../../views/run.js';
 import { resolveConfig } from '../../config/config.js';
 import { examplesDir, initProject } from '../../scaffold.js';
 import { runExitCode, shortRunId, Swarm } from '../../swarm.js';
+import { LOG_FORMAT_HELP, runFinishedLogger, setUpLogging, stepFinishedLogger } from '../logging.js';
 import { parseInput, parsePositiveInt, parseSeconds, parseSince, type CliContext } from '../context.js';
 import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, ProgressReporter, runJson, runListJson, table, clip, truncateView, VIEW_OUTPUTS_CHARS, VIEW_VALUE_CHARS } from '../render.js';
 import type { LoopEvent } from '../../agents/loop.js';
@@ -357,24 +358,33 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
     .description('run a long-lived worker that executes queued runs (SIGTERM/SIGINT stop it gracefully)')
     .option('-c, --concurrency <n>', 'steps to run at once')
     .option('--grace <seconds>', 'on shutdown, how long in-flight steps may take to finish', '10')
-    .action(async (o: { concurrency?: string; grace: string }) => {
+    .option('--log-format <format>', LOG_FORMAT_HELP)
+    .action(async (o: { concurrency?: string; grace: string; logFormat?: string }) => {
       ctx.engineLog = true;
       delete ctx.llmEvents; // no terminal follows a worker's LLM steps: no streaming
+      setUpLogging(ctx, o.logFormat);
+      const log = ctx.logger;
       const swarm = await ctx.swarm({ retryUnreachable: true });
       const concurrency = o.concurrency ? parsePositiveInt(o.concurrency, '--concurrency') : swarm.config.workerConcurrency;
       const grace = parseSeconds(o.grace, '--grace') * 1000;
-      const worker = swarm.worker({ concurrency, onFinished: (runId, status) => ctx.err(`run ${shortRunId(runId)} ${colorStatus(status)}`) });
+      const worker = swarm.worker({ concurrency, onFinished: runFinishedLogger(ctx), onStepFinished: stepFinishedLogger(ctx) });
       const iso = swarm.isolation();
-      ctx.err(`worker ${worker.id} started: concurrency ${concurrency}, store ${swarm.store.location} (durability ${swarm.config.durability}), sandbox ${iso.sandbox}, memory limit ${iso.memory}`);
-      for (const w of iso.warnings) ctx.err(pc.yellow(`warning: ${w}`));
+      log.info(`worker ${worker.id} started: concurrency ${concurrency}, store ${swarm.store.location} (durability ${swarm.config.durability}), sandbox ${iso.sandbox}, memory limit ${iso.memory}`, {
+        worker_id: worker.id,
+        concurrency,
+        store: swarm.store.kind,
+        sandbox: iso.sandbox,
+        memory_limit: iso.memory,
+      });
+      for (const w of iso.warnings) log.warn(w);
       const stop = (sig: string): void => {
-        ctx.err(`${sig}: stopping; in-flight steps have ${o.grace}s to finish, then they are released`);
+        log.info(`${sig}: stopping; in-flight steps have ${o.grace}s to finish, then they are released`, { signal: sig });
         void worker.stop(grace);
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
       await worker.start();
-      ctx.err(`worker ${worker.id} stopped after ${worker.completedCount} step(s)`);
+      log.info(`worker ${worker.id} stopped after ${worker.completedCount} step(s)`, { worker_id: worker.id, steps: worker.completedCount });
     });
 
   program

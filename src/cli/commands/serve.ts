@@ -3,12 +3,10 @@ import type { Command } from 'commander';
 import type { Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import pc from 'picocolors';
 import { UserError } from '../../core/errors.js';
 import { isLoopbackHost } from '../../net/address.js';
-import { shortRunId } from '../../swarm.js';
 import { parsePositiveInt, parseSeconds, type CliContext } from '../context.js';
-import { colorStatus } from '../render.js';
+import { LOG_FORMAT_HELP, runFinishedLogger, setUpLogging, stepFinishedLogger } from '../logging.js';
 import { version } from '../version.js';
 import type { AuthMode } from '../../server/auth.js';
 
@@ -20,6 +18,7 @@ interface ServeOptions {
   worker: boolean;
   grace: string;
   scheduleLease: string;
+  logFormat?: string;
 }
 
 export { isLoopbackHost } from '../../net/address.js';
@@ -60,6 +59,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('--no-worker', 'serve the API only; workers elsewhere execute the runs')
     .option('--grace <seconds>', 'on shutdown, how long in-flight steps may take to finish before they are released', '10')
     .option('--schedule-lease <seconds>', 'how long the schedule lease lasts unrenewed: how soon another serve fires schedules after this one dies (renewed every third of it)', '15')
+    .option('--log-format <format>', LOG_FORMAT_HELP)
     .action(async (o: ServeOptions) => {
       const port = parsePort(o.port);
       const grace = parseSeconds(o.grace, '--grace') * 1000;
@@ -67,6 +67,8 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
       if (leaseMs < 300) throw new UserError('ARGUMENT_INVALID', `--schedule-lease must be at least 0.3 seconds, not '${o.scheduleLease}'`);
       ctx.engineLog = true;
       delete ctx.llmEvents; // nobody follows the LLM steps of a server's worker on a terminal
+      setUpLogging(ctx, o.logFormat);
+      const log = ctx.logger;
       const swarm = await ctx.swarm({ retryUnreachable: true });
       // With no token the API is open: fine on this machine's loopback, not on an address others reach.
       const loopback = isLoopbackHost(o.host);
@@ -88,7 +90,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
         version: version(),
         worker: o.worker ? { concurrency } : null,
         shutdown: shutdown.signal,
-        log: (line) => ctx.err(pc.red(line)),
+        log: (line, fields) => log.error(line, fields),
         auth,
         // While no token exists, an API on loopback answers only requests addressed to loopback.
         openToAnyHost: !loopback,
@@ -98,11 +100,11 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
       const actualPort = typeof address === 'object' && address ? address.port : port;
       const host = o.host.includes(':') ? `[${o.host}]` : o.host;
 
-      const worker = o.worker ? swarm.worker({ concurrency, onFinished: (runId, status) => ctx.err(`run ${shortRunId(runId)} ${colorStatus(status)}`) }) : undefined;
+      const worker = o.worker ? swarm.worker({ concurrency, onFinished: runFinishedLogger(ctx), onStepFinished: stepFinishedLogger(ctx) }) : undefined;
       const workerDone = worker?.start();
       // Every serve runs a scheduler; the one holding the store's schedule lease fires (docs/schedules.md).
       const serveId = `serve-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
-      const scheduler = swarm.scheduler({ holder: serveId, leaseTtlMs: leaseMs, renewEveryMs: Math.floor(leaseMs / 3), log: (line) => ctx.err(line) });
+      const scheduler = swarm.scheduler({ holder: serveId, leaseTtlMs: leaseMs, renewEveryMs: Math.floor(leaseMs / 3), log: (line, fields) => log.info(line, fields) });
       const schedulerDone = scheduler.start();
       // The retention policy of swarm.yaml, if it sets run ages: one serve at a time applies it (its lease).
       const retention = swarm.retentionPolicy({ holder: serveId, log: (line) => ctx.err(line) });
@@ -112,15 +114,19 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
         ctx.err(`retention: finished runs are deleted after ${Object.entries(r.runs).map(([s, ms]) => `${ms / 1000}s (${s})`).join(', ')}, checked every ${r.intervalMs / 1000}s${r.archive ? `, archived to ${r.archive}` : ''}`);
       }
       const authText = haveTokens || auth === 'required' ? 'API tokens required' : 'API open: no tokens yet';
-      ctx.out(`swarm serve: listening on http://${host}:${actualPort} (dashboard /, API reference /api/v1/docs; ${worker ? `worker ${worker.id}, concurrency ${concurrency}` : 'no worker'}; ${swarm.store.kind} store; ${authText}; scheduler ${serveId})`);
-      if (!loopback && !haveTokens) ctx.err(pc.yellow(`warning: --insecure: the API on ${o.host} is open to anyone who can reach it until an API token exists ('swarm tokens create')`));
-      if (worker) for (const w of swarm.isolation().warnings) ctx.err(pc.yellow(`warning: ${w}`));
+      log.info(
+        `swarm serve: listening on http://${host}:${actualPort} (dashboard /, API reference /api/v1/docs; ${worker ? `worker ${worker.id}, concurrency ${concurrency}` : 'no worker'}; ${swarm.store.kind} store; ${authText}; scheduler ${serveId})`,
+        { url: `http://${host}:${actualPort}`, worker_id: worker?.id, concurrency: worker ? concurrency : undefined, store: swarm.store.kind, version: version() },
+        { stdout: true },
+      );
+      if (!loopback && !haveTokens) log.warn(`--insecure: the API on ${o.host} is open to anyone who can reach it until an API token exists ('swarm tokens create')`);
+      if (worker) for (const w of swarm.isolation().warnings) log.warn(w);
 
       await new Promise<void>((resolve) => {
         const stop = (sig: string): void => {
           process.off('SIGTERM', onTerm);
           process.off('SIGINT', onInt);
-          ctx.err(`${sig}: draining: no new connections; requests in flight finish${worker ? `; in-flight steps have ${o.grace}s, then they are released` : ''}`);
+          log.info(`${sig}: draining: no new connections; requests in flight finish${worker ? `; in-flight steps have ${o.grace}s, then they are released` : ''}`, { signal: sig });
           shutdown.abort();
           const closed = new Promise<void>((done) => server.close(() => done()));
           // Keep-alive connections with no request in flight close now; busy ones once their answer is sent.
@@ -133,6 +139,6 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
         process.once('SIGTERM', onTerm);
         process.once('SIGINT', onInt);
       });
-      ctx.err(`swarm serve stopped${worker ? ` (worker ${worker.id} ran ${worker.completedCount} step(s))` : ''}`);
+      log.info(`swarm serve stopped${worker ? ` (worker ${worker.id} ran ${worker.completedCount} step(s))` : ''}`, { worker_id: worker?.id, steps: worker?.completedCount });
     });
 }
