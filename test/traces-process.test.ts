@@ -110,13 +110,13 @@ describe('a run traced across a SIGKILL and a resume in another process', () => 
 });
 
 describe('swarm serve with OTEL_* set', () => {
-  it("a run created with a traceparent header joins the caller's trace; SIGTERM drains and flushes the spans still buffered", async () => {
+  it("a run created with a traceparent header joins the caller's trace; its JSON log lines name the trace; SIGTERM drains and flushes the spans still buffered", async () => {
     // A batch delay far beyond the test: the spans can only arrive through the flush at shutdown.
-    const serve = spawnCli(['serve', '--port', '0'], dir, { ...otelEnv('swarm-serve'), OTEL_BSP_SCHEDULE_DELAY: '600000' });
+    const serve = spawnCli(['serve', '--port', '0'], dir, { ...otelEnv('swarm-serve'), OTEL_BSP_SCHEDULE_DELAY: '600000', SWARM_LOG_FORMAT: 'json' });
     let out = '';
     serve.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     serve.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    const url = await until(() => /listening on (http:\/\/\S+?) /.exec(out)?.[1], 20_000, 'the start-up line');
+    const url = await until(() => /listening on (http:\/\/[^\s"]+)/.exec(out)?.[1], 20_000, 'the start-up line');
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     const res = await fetch(`${url}/api/v1/workflows/quick/runs?wait=30s`, {
       method: 'POST',
@@ -133,5 +133,15 @@ describe('swarm serve with OTEL_* set', () => {
     expect(run?.parentSpanId).toBe('00f067aa0ba902b7');
     expect(run?.attributes['swarm.run.id']).toBe(body.run_id);
     expect(mine.find((s) => s.name === 'step s1')?.parentSpanId).toBe(run?.spanId);
+    // The step's and the run's log lines, written after their commit (outside any span), carry the run's trace id.
+    const lines = out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.run_id === body.run_id);
+    expect(lines.map((l) => [l.step_id ?? null, l.trace_id])).toEqual([
+      ['s1', traceId],
+      [null, traceId],
+    ]);
   });
 });

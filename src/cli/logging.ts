@@ -29,15 +29,15 @@ export function setUpLogging(ctx: CliContext, flag: string | undefined): LogForm
 }
 
 /** `run <id> <status>` when a run this process's worker finished reaches its final state. */
-export function runFinishedLogger(ctx: CliContext): (runId: string, status: string, about?: { workflow?: string }) => void {
-  return (runId, status, about) => ctx.logger.info(`run ${runId} ${status}`, { run_id: runId, workflow: about?.workflow, status }, { text: `run ${shortRunId(runId)} ${colorStatus(status)}` });
+export function runFinishedLogger(ctx: CliContext): (runId: string, status: string, about?: { workflow?: string; trace_id?: string }) => void {
+  return (runId, status, about) => ctx.logger.info(`run ${runId} ${status}`, { run_id: runId, workflow: about?.workflow, status, trace_id: about?.trace_id }, { text: `run ${shortRunId(runId)} ${colorStatus(status)}` });
 }
 
 /**
  * A line for every step attempt the worker recorded: JSON only (the text format has always been a
  * line per finished run, and stays so).
  */
-export function stepFinishedLogger(ctx: CliContext): (c: Completion, about: { workflow?: string }) => void {
+export function stepFinishedLogger(ctx: CliContext): (c: Completion, about: { workflow?: string; trace_id?: string }) => void {
   return (c, about) => {
     if (ctx.logger.format === 'text') return;
     const r = c.result;
@@ -46,6 +46,7 @@ export function stepFinishedLogger(ctx: CliContext): (c: Completion, about: { wo
       step_id: c.step_id,
       attempt: c.attempt,
       workflow: about.workflow,
+      trace_id: about.trace_id,
       status: r.kind,
       duration_ms: Math.round(c.duration_ms),
       ...(r.kind === 'failed' ? { error: r.error, retryable: r.retryable } : {}),

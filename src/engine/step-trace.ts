@@ -50,6 +50,16 @@ export function knownRunContext(runId: string): Context | undefined {
   return t?.traceparent ? contextFromCarrier(t) : undefined;
 }
 
+/**
+ * The trace id of a run this process has seen, for log lines written after a commit (outside any
+ * span): a step's line then names the trace its span is in. Undefined when unknown or tracing is off.
+ */
+export function knownRunTraceId(runId: string): string | undefined {
+  const tp = runTraces.get(runId)?.traceparent;
+  // traceparent: version "-" trace id (32 hex) "-" parent id "-" flags
+  return tp ? tp.slice(3, 35) : undefined;
+}
+
 /** Note the trace context of a run this process just created (its steps need no read of it). */
 export function noteRunTrace(runId: string, t: RunTraceRecord): void {
   if (tracingEnabled()) remember(runId, t);

@@ -11,7 +11,7 @@ import type { Ledger } from './ledger.js';
 import type { LogSink } from '../observability/log-fields.js';
 import { hostIdentity, reapDeadWorkers } from './reaper.js';
 import { OutputCache, type StepRunnerDeps } from './step-runner.js';
-import { runStepTraced } from './step-trace.js';
+import { knownRunTraceId, runStepTraced } from './step-trace.js';
 import { pausedOnOutside } from './waits.js';
 
 /** How often an idle worker asks its claim to wake due sleeps and waits, besides the due times it knows. */
@@ -41,9 +41,9 @@ export interface WorkerOptions {
   /** Called after every commit (lets in-process watchers wake at once). */
   onCommit?: () => void;
   /** Called when a run this worker's commit finished reaches its final state (with its workflow's name when known). */
-  onFinished?: (runId: string, status: string, about?: { workflow?: string }) => void;
+  onFinished?: (runId: string, status: string, about?: { workflow?: string; trace_id?: string }) => void;
   /** Called for each step attempt whose result this worker's commit recorded (not for refused ones). */
-  onStepFinished?: (step: Completion, about: { workflow?: string }) => void;
+  onStepFinished?: (step: Completion, about: { workflow?: string; trace_id?: string }) => void;
 }
 
 interface InFlight {
@@ -277,7 +277,7 @@ export class Worker {
         continue;
       }
       this.completedCount++;
-      this.options.onStepFinished?.(c, { workflow: this.workflowOf(c.plan_id) });
+      this.options.onStepFinished?.(c, { workflow: this.workflowOf(c.plan_id), trace_id: knownRunTraceId(c.run_id) });
       // Only completed checkpoints are final (a retry resets failed and skipped steps): cache those.
       if (c.result.kind === 'completed') this.outputs.set(c.run_id, c.step_id, { status: 'completed', outputs: c.result.outputs, error: null });
     }
@@ -288,7 +288,7 @@ export class Worker {
     // Runs started by the handlers of runs this worker is limited to belong to its work too.
     if (this.scope) for (const id of result.created) this.scope.add(id);
     for (const f of result.finished) {
-      this.options.onFinished?.(f.run_id, f.status, { workflow: this.workflowOf(completions.find((c) => c.run_id === f.run_id)?.plan_id) });
+      this.options.onFinished?.(f.run_id, f.status, { workflow: this.workflowOf(completions.find((c) => c.run_id === f.run_id)?.plan_id), trace_id: knownRunTraceId(f.run_id) });
       this.outputs.forget(f.run_id);
       this.scope?.delete(f.run_id);
     }

@@ -107,11 +107,11 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
       const scheduler = swarm.scheduler({ holder: serveId, leaseTtlMs: leaseMs, renewEveryMs: Math.floor(leaseMs / 3), log: (line, fields) => log.info(line, fields) });
       const schedulerDone = scheduler.start();
       // The retention policy of swarm.yaml, if it sets run ages: one serve at a time applies it (its lease).
-      const retention = swarm.retentionPolicy({ holder: serveId, log: (line) => ctx.err(line) });
+      const retention = swarm.retentionPolicy({ holder: serveId, log: (line) => log.info(line) });
       const retentionDone = retention?.start();
       if (retention) {
         const r = swarm.config.retention;
-        ctx.err(`retention: finished runs are deleted after ${Object.entries(r.runs).map(([s, ms]) => `${ms / 1000}s (${s})`).join(', ')}, checked every ${r.intervalMs / 1000}s${r.archive ? `, archived to ${r.archive}` : ''}`);
+        log.info(`retention: finished runs are deleted after ${Object.entries(r.runs).map(([s, ms]) => `${ms / 1000}s (${s})`).join(', ')}, checked every ${r.intervalMs / 1000}s${r.archive ? `, archived to ${r.archive}` : ''}`);
       }
       const authText = haveTokens || auth === 'required' ? 'API tokens required' : 'API open: no tokens yet';
       log.info(
