@@ -13,6 +13,7 @@ const IN_PROCESS = [
   'test/integrity.test.ts',
   'test/llm-loop.test.ts',
   'test/llm-providers.test.ts',
+  'test/metrics.test.ts',
   'test/run-filters.test.ts',
   'test/schedule.test.ts',
   'test/scheduler.test.ts',

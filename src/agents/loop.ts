@@ -11,6 +11,7 @@ import { addUsage, ZERO_USAGE, type ChatModel, type JsonSchema, type Message, ty
 import { validateAgainst } from '../core/io-schema.js';
 import { byteLength, formatBytes, LIMIT_DEFAULTS, LimitExceededError } from '../core/limits.js';
 import { validateToolArguments } from './tools/validate.js';
+import { timedModelCall, timedToolCall, type EngineMetrics } from '../observability/engine-metrics.js';
 
 /** The version of the checkpoint envelope this code writes; older versions are read by `upgradeEnvelope`. */
 export const CHECKPOINT_VERSION = 1;
@@ -118,6 +119,8 @@ export interface RunOptions {
   /** Agents named by string in `handoffs`, and the current agent on resume. */
   resolveAgent?: (name: string) => Agent | undefined;
   hooks?: LoopHooks;
+  /** Model calls, tokens, cost and tool calls into the metrics (src/observability/engine-metrics.ts); default none. */
+  metrics?: EngineMetrics;
   /** Cost of a model call (default 0). */
   costOf?: (model: ChatModel, usage: { input_tokens: number; output_tokens: number }) => number;
   /**
@@ -321,11 +324,12 @@ export async function run(start: Agent, messages: readonly Message[], options: R
       ...(agentNow.maxOutputTokens !== undefined ? { maxOutputTokens: agentNow.maxOutputTokens } : {}),
     };
     await options.hooks?.beforeModelCall?.({ agent: agentNow, turn: state.turn, request });
-    const response = await model.generate(request, {
+    const response = await timedModelCall(options.metrics, model.id, model.generate(request, {
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.stream ? { onDelta: (d: StreamDelta) => d.type === 'text' && emit({ type: 'delta', agent: agentNow.name, text: d.text }) } : {}),
-    });
+    }));
     const usage: Usage = { ...response.usage, cost_usd: options.costOf?.(model, response.usage) ?? 0 };
+    options.metrics?.modelUsage(model.id, usage);
     state.usage = addUsage(state.usage, usage);
     state.turn++;
     await options.hooks?.afterModelCall?.({ agent: agentNow, turn: state.turn, response, usage, replayed: false });
@@ -463,7 +467,7 @@ async function runTool(
       const args = parsed.value;
       if (CONTEXT_PARAM in ((t.parameters.properties as Record<string, unknown> | undefined) ?? {})) args[CONTEXT_PARAM] = { ...state.context_variables };
       await options.hooks?.beforeToolCall?.({ agent: current, turn: state.turn, call, args });
-      rec = await executeTool(t, args, call, current, state, journal, options, know);
+      rec = await timedToolCall(options.metrics, t.name, executeTool(t, args, call, current, state, journal, options, know));
     }
   }
   const max = options.maxMessageBytes ?? LIMIT_DEFAULTS.llm_message_bytes;

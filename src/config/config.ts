@@ -100,6 +100,8 @@ export interface SwarmConfig {
   readonly server: ServerConfig;
   /** What the schedule holder prunes, and after how long (`retention:`). */
   readonly retention: RetentionConfig;
+  /** `metrics:`: whether `swarm serve` keeps Prometheus metrics and serves GET /metrics (`enabled`, default true). */
+  readonly metrics: { readonly enabled: boolean };
   /** The swarm.yaml that was read, if any. */
   readonly configFile: string | undefined;
 }
@@ -152,6 +154,7 @@ const fileSchema = {
       additionalProperties: false,
       properties: { emitted_events: { type: 'string', pattern: RETENTION_PATTERN } },
     },
+    metrics: { type: 'object', additionalProperties: false, properties: { enabled: { type: 'boolean' } } },
   },
 };
 
@@ -171,6 +174,7 @@ interface ConfigFile {
   network?: { allow?: string[] };
   server?: { max_body_bytes?: number };
   retention?: { emitted_events?: string };
+  metrics?: { enabled?: boolean };
 }
 
 export interface ResolveConfigOptions {
@@ -283,6 +287,7 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     network: resolveNetwork(raw.network, source, file ?? CONFIG_FILE),
     server: Object.freeze({ maxBodyBytes: raw.server?.max_body_bytes ?? DEFAULTS.server_max_body_bytes }),
     retention: Object.freeze(resolveRetention(raw.retention, file ?? CONFIG_FILE)),
+    metrics: Object.freeze({ enabled: raw.metrics?.enabled ?? true }),
   });
 }
 

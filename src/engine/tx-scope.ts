@@ -11,7 +11,7 @@
 import { UserError } from '../core/errors.js';
 import { EventType, hashEvent } from '../core/events.js';
 import { byteLength, LimitExceededError } from '../core/limits.js';
-import type { CommitResult, EventRow, LedgerTx, RunState, StepKey } from '../store/types.js';
+import type { CommitResult, Completion, EventRow, LedgerTx, RunState, StepKey } from '../store/types.js';
 
 /** The per-transaction working set: run states read once, written once; events appended in order. */
 export class TxScope {
@@ -21,6 +21,8 @@ export class TxScope {
   /** Steps this transaction's completions made ready, in order. */
   readonly madeReady: StepKey[] = [];
   readonly result: CommitResult = { claimed: [], refused: [], lost: [], finished: [], created: [], messages: [] };
+  /** A worker commit's completions, for the store's commit observer (metrics). */
+  completions: readonly Completion[] | undefined;
   constructor(
     readonly tx: LedgerTx,
     private readonly maxEventBytes: number,
@@ -52,6 +54,8 @@ export class TxScope {
   async flush(): Promise<void> {
     for (const s of this.dirty) await this.tx.saveRunState(s);
     if (this.events.length) await this.tx.insertEvents(this.events);
+    // Metrics read the flushed work once the transaction has committed (nothing when nobody observes).
+    this.tx.observer?.flushed(this.tx, this);
   }
 }
 

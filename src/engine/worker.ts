@@ -11,6 +11,7 @@ import type { Ledger } from './ledger.js';
 import { hostIdentity, reapDeadWorkers } from './reaper.js';
 import { OutputCache, runStep, type StepRunnerDeps } from './step-runner.js';
 import { pausedOnOutside } from './waits.js';
+import { NO_METRICS, type EngineMetrics } from '../observability/engine-metrics.js';
 
 /** How often an idle worker asks its claim to wake due sleeps and waits, besides the due times it knows. */
 const WAKE_CHECK_MS = 1000;
@@ -39,6 +40,8 @@ export interface WorkerOptions {
   onCommit?: () => void;
   /** Called when a run this worker's commit finished reaches its final state. */
   onFinished?: (runId: string, status: string) => void;
+  /** Steps in flight, lost leases and heartbeats (default: none). */
+  metrics?: EngineMetrics;
 }
 
 interface InFlight {
@@ -80,6 +83,7 @@ export class Worker {
   private readonly running = new Set<Promise<unknown>>();
   /** Steps completed by this worker (committed), for reporting. */
   completedCount = 0;
+  private readonly metrics: EngineMetrics;
 
   constructor(
     private readonly store: Store,
@@ -89,6 +93,7 @@ export class Worker {
     private readonly options: WorkerOptions,
   ) {
     this.scope = options.runIds ? new Set(options.runIds) : undefined;
+    this.metrics = options.metrics ?? NO_METRICS;
   }
 
   /** Start the loop; the returned promise settles when the worker has stopped. */
@@ -263,6 +268,7 @@ export class Worker {
     // Handler messages are printed only once their commit has happened.
     for (const m of result.messages) this.options.log?.(m);
     const refused = new Set(result.refused.map(key));
+    if (result.lost.length || result.refused.length) this.metrics.leasesLost(result.lost.length + result.refused.length);
     for (const c of completions) {
       if (refused.has(key(c))) {
         this.options.log?.(`step ${key(c)} attempt ${c.attempt}: result refused (lease lost or run cancelled)`);
@@ -299,6 +305,7 @@ export class Worker {
     // attempt holds the newer fencing token, so the old one's result would be refused anyway.
     this.inflight.get(key(step))?.abort.abort(new StepError('LEASE_LOST', 'a newer attempt of this step started', true));
     this.inflight.set(key(step), f);
+    this.metrics.stepStarted();
     const running = runStep(
       {
         store: this.store,
@@ -322,6 +329,7 @@ export class Worker {
       this.id,
       abort,
     ).then((done) => {
+      this.metrics.stepEnded();
       if (this.inflight.get(key(step)) === f) this.inflight.delete(key(step));
       const reason = abort.signal.aborted ? (abort.signal.reason as StepError | undefined)?.code : undefined;
       if (reason === 'LEASE_LOST') return;
@@ -348,7 +356,7 @@ export class Worker {
     const now = Date.now();
     if (now - this.lastHeartbeatAt >= this.options.leaseMs / 3) {
       this.lastHeartbeatAt = now;
-      await this.store.heartbeatWorker(this.id).catch(() => undefined);
+      await this.store.heartbeatWorker(this.id).then(() => this.metrics.heartbeat(), () => undefined);
     }
     if (now - this.lastReapAt >= Math.max(1000, this.options.leaseMs)) await this.reap();
   }

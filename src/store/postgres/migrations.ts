@@ -523,6 +523,14 @@ DROP TRIGGER IF EXISTS registry_generation_workflows ON workflows;
 CREATE TRIGGER registry_generation_workflows AFTER INSERT OR UPDATE OR DELETE ON workflows FOR EACH ROW EXECUTE FUNCTION swarm_bump_registry_generation();
 `,
   },
+  {
+    version: 17,
+    name: 'live workers index',
+    // The metrics' live-workers gauge (and listWorkers(activeSince)) read the workers not stopped by
+    // heartbeat: an index of those alone, so stopped workers of old restarts are never read. IF NOT
+    // EXISTS: harmless if a file had it recorded and undone. The same migration as SQLite's 17.
+    sql: `CREATE INDEX IF NOT EXISTS idx_workers_live ON workers(heartbeat_at) WHERE stopped_at IS NULL;`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see `migrate`). */

@@ -512,6 +512,14 @@ CREATE TRIGGER IF NOT EXISTS registry_generation_workflows_update AFTER UPDATE O
 CREATE TRIGGER IF NOT EXISTS registry_generation_workflows_delete AFTER DELETE ON workflows BEGIN INSERT INTO swarm_meta (key, value) SELECT 'registry_generation', '0' WHERE NOT EXISTS (SELECT 1 FROM swarm_meta WHERE key = 'registry_generation'); UPDATE swarm_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'registry_generation'; END;
 `,
   },
+  {
+    version: 17,
+    name: 'live workers index',
+    // The metrics' live-workers gauge (and listWorkers(activeSince)) read the workers not stopped by
+    // heartbeat: an index of those alone, so stopped workers of old restarts are never read. IF NOT
+    // EXISTS: harmless if a file had it recorded and undone. The same migration as PostgreSQL's 17.
+    sql: `CREATE INDEX IF NOT EXISTS idx_workers_live ON workers(heartbeat_at) WHERE stopped_at IS NULL;`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see SqliteStore.migrate). */
