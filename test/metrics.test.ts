@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createMetrics } from '../src/observability/metrics.js';
+import { createApp } from '../src/server/app.js';
 import { METRICS } from '../src/observability/metric-names.js';
 import { NO_METRICS } from '../src/observability/engine-metrics.js';
 import { Swarm } from '../src/swarm.js';
@@ -232,6 +233,41 @@ export const broken = { name: 'broken', description: 'Fails', parameters: { type
       expect(NO_METRICS.commits).toBeUndefined();
     } finally {
       await o.close();
+    }
+  });
+
+  it('GET /metrics in the HTTP API: the read scope once tokens exist, 404 METRICS_DISABLED when off; webhook refusals by outcome', async () => {
+    const on = await open('sqlite');
+    const off = await open('sqlite', false);
+    try {
+      const app = createApp(on.swarm, { maxBodyBytes: 2048 });
+      const open1 = await app.request('/metrics');
+      expect(open1.status, 'open while no token exists (loopback)').toBe(200);
+      expect(open1.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+      // Refused deliveries: unknown path, and a body over the limit (refused by the body limit, before any route).
+      await on.swarm.registerWorkflow(writeWorkflow(on.dir, 'hook', 'name: hook\nversion: 1.0.0\ntrigger: { type: webhook, path: in/hook, auth: none }\nsteps:\n  - id: a\n    agent: ok\n'));
+      expect((await app.request('/webhooks/none', { method: 'POST', body: '{}' })).status).toBe(404);
+      expect((await app.request('/webhooks/in/hook', { method: 'POST', body: 'x'.repeat(4096), headers: { 'content-type': 'application/json' } })).status).toBe(413);
+      expect((await app.request('/webhooks/in/hook', { method: 'POST', body: '{nope', headers: { 'content-type': 'application/json' } })).status).toBe(400);
+      expect((await app.request('/workflows/in/hook/trigger', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'idempotency-key': 'k1' } })).status).toBe(202);
+      const reader = await on.swarm.createToken({ name: 'prometheus', scopes: ['read'] });
+      const writer = await on.swarm.createToken({ name: 'ci', scopes: ['runs:write'] });
+      expect((await app.request('/metrics')).status).toBe(401);
+      expect((await app.request('/metrics', { headers: { authorization: `Bearer ${writer.token}` } })).status).toBe(403);
+      const res = await app.request('/metrics', { headers: { authorization: `Bearer ${reader.token}` } });
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      expect(metricSum(text, 'swarm_webhook_requests_total', { path: '', outcome: 'not_found' })).toBe(1);
+      expect(metricSum(text, 'swarm_webhook_requests_total', { path: '', outcome: 'too_large' })).toBe(1);
+      expect(metricSum(text, 'swarm_webhook_requests_total', { path: 'in/hook', outcome: 'invalid' })).toBe(1);
+      expect(metricSum(text, 'swarm_webhook_requests_total', { path: 'in/hook', outcome: 'accepted' })).toBe(1);
+
+      const disabled = await createApp(off.swarm).request('/metrics');
+      expect(disabled.status).toBe(404);
+      expect(await disabled.json()).toMatchObject({ status: 404, code: 'METRICS_DISABLED' });
+    } finally {
+      await on.close();
+      await off.close();
     }
   });
 });

@@ -601,7 +601,8 @@ export class Ledger {
         scope.emit(state, EventType.RUN_STARTED, null, {});
       }
       scope.emit(state, EventType.STEP_STARTED, row.step_id, { attempt, worker: req.worker_id, ...(reclaimed ? { reclaimed_from: row.lease_owner } : {}) });
-      scope.result.claimed.push({ run_id: row.run_id, step_id: row.step_id, plan_id: state.plan_id, attempt, retry_count: row.retry_count, reclaimed, ...(reclaimed ? {} : { ready_at: row.available_at ?? now }) });
+      scope.result.claimed.push({ run_id: row.run_id, step_id: row.step_id, plan_id: state.plan_id, attempt, retry_count: row.retry_count, reclaimed });
+      if (tx.observer && !reclaimed) scope.claimedReady(row.run_id, row.available_at ?? now);
     }
   }
 

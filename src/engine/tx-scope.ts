@@ -23,6 +23,8 @@ export class TxScope {
   readonly result: CommitResult = { claimed: [], refused: [], lost: [], finished: [], created: [], messages: [] };
   /** A worker commit's completions, for the store's commit observer (metrics). */
   completions: readonly Completion[] | undefined;
+  /** Steps claimed fresh, with when each became ready (queue wait): kept only when the store is observed. */
+  claims: Array<{ run_id: string; ready_at: number }> | undefined;
   constructor(
     readonly tx: LedgerTx,
     private readonly maxEventBytes: number,
@@ -49,6 +51,11 @@ export class TxScope {
     state.event_seq = seq;
     state.event_hash = hash;
     this.dirty.add(state);
+  }
+
+  /** A step claimed fresh that became ready at `readyAt` (for the metrics' queue wait). */
+  claimedReady(runId: string, readyAt: number): void {
+    (this.claims ??= []).push({ run_id: runId, ready_at: readyAt });
   }
 
   async flush(): Promise<void> {

@@ -162,7 +162,12 @@ export class PrometheusMetrics implements EngineMetrics {
 
   constructor(private readonly options: MetricsOptions = {}) {
     for (const def of METRICS) this.m.set(def.name, this.create(def));
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (options.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry });
+      // Gauges named like counters, which `promtool check metrics` rejects; the same numbers are
+      // exported without the suffix (nodejs_active_handles, …_requests, …_resources, split by type).
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+    }
     const counter = (name: string): Family<CounterChild> => new Family((v) => (this.m.get(name) as Counter).labels(...v.slice(0, this.arity(name))));
     const histogram = (name: string): Family<HistogramChild> => new Family((v) => (this.m.get(name) as Histogram).labels(...v.slice(0, this.arity(name))));
     this.runsStarted = counter('swarm_runs_started_total');
@@ -257,8 +262,7 @@ export class PrometheusMetrics implements EngineMetrics {
       if (work.completions?.length && !durations) durations = new Map(work.completions.map((c) => [`${c.run_id}\u0000${c.step_id}`, c]));
       this.stepFinished(work.runs.get(e.run_id), e, status, durations?.get(`${e.run_id}\u0000${e.step_id ?? ''}`));
     }
-    for (const c of work.result.claimed) {
-      if (c.ready_at === undefined) continue;
+    for (const c of work.claims ?? []) {
       this.queueWait.get(wf(work.runs.get(c.run_id))).observe(Math.max(0, now - c.ready_at) / 1000);
     }
   }

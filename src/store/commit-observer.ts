@@ -19,6 +19,8 @@ export interface FlushedWork {
   readonly result: CommitResult;
   /** A worker commit's completions (their measured durations). */
   readonly completions?: readonly Completion[] | undefined;
+  /** Steps claimed fresh, with when each became ready (ms, the store's clock). */
+  readonly claims?: ReadonlyArray<{ run_id: string; ready_at: number }> | undefined;
 }
 
 export interface CommitObserver {

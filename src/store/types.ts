@@ -170,8 +170,6 @@ export interface ClaimedStep extends StepKey {
   attempt: number;
   retry_count: number;
   reclaimed: boolean;
-  /** When the step became ready (a fresh claim): its queue wait for the metrics. */
-  ready_at?: number;
 }
 
 export interface RenewRequest {
