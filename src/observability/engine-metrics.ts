@@ -106,11 +106,13 @@ export async function observeApprovalWaits(
 ): Promise<void> {
   if (!metrics.enabled || steps.length === 0) return;
   const [run, approvals] = await Promise.all([store.getRun(runId), store.listApprovals({ run_id: runId })]);
-  const decided = new Set(steps);
+  // One per step, its latest decision: a step that asked for several tool calls waited once, and
+  // one asked again (a retried run) has its earlier decisions on record too.
+  const latest = new Map<string, (typeof approvals)[number]>();
   for (const a of approvals) {
-    if (!decided.has(a.step_id) || a.status === 'pending' || a.decided_at === null) continue;
-    // One per step: a step that asked for several tool calls waited once.
-    decided.delete(a.step_id);
-    metrics.approvalDecided(run?.workflow_name ?? '', a.status, (a.decided_at - a.requested_at) / 1000);
+    if (!steps.includes(a.step_id) || a.status === 'pending' || a.decided_at === null) continue;
+    const seen = latest.get(a.step_id);
+    if (!seen || (seen.decided_at ?? 0) < a.decided_at) latest.set(a.step_id, a);
   }
+  for (const a of latest.values()) metrics.approvalDecided(run?.workflow_name ?? '', a.status === 'rejected' ? 'rejected' : 'approved', ((a.decided_at ?? a.requested_at) - a.requested_at) / 1000);
 }

@@ -259,8 +259,15 @@ export class PrometheusMetrics implements EngineMetrics {
       }
       const status = STEP_STATUS[e.type];
       if (status === undefined) continue;
-      if (work.completions?.length && !durations) durations = new Map(work.completions.map((c) => [`${c.run_id}\u0000${c.step_id}`, c]));
-      this.stepFinished(work.runs.get(e.run_id), e, status, durations?.get(`${e.run_id}\u0000${e.step_id ?? ''}`));
+      const cs = work.completions;
+      let c: Completion | undefined;
+      if (cs && cs.length <= 16) {
+        for (const x of cs) if (x.step_id === e.step_id && x.run_id === e.run_id) c = x;
+      } else if (cs) {
+        durations ??= new Map(cs.map((x) => [`${x.run_id}\u0000${x.step_id}`, x]));
+        c = durations.get(`${e.run_id}\u0000${e.step_id ?? ''}`);
+      }
+      this.stepFinished(work.runs.get(e.run_id), e, status, c);
     }
     for (const c of work.claims ?? []) {
       this.queueWait.get(wf(work.runs.get(c.run_id))).observe(Math.max(0, now - c.ready_at) / 1000);
