@@ -60,17 +60,17 @@ const BUCKETS: Readonly<Record<string, number[]>> = {
 
 type Metric = Counter | Gauge | Histogram;
 
-/** Pre-bound children of one metric, by label values: the hot path is a Map lookup. */
+/** Pre-bound children of one metric, by label values: the hot path is Map lookups (no key is built). */
 class Family<C> {
-  private readonly children = new Map<string, C>();
+  private readonly children = new Map<string, Map<string, Map<string, C>>>();
   constructor(private readonly bind: (values: string[]) => C) {}
   get(a = '', b = '', c = ''): C {
-    const key = `${a}\u0001${b}\u0001${c}`;
-    let child = this.children.get(key);
-    if (!child) {
-      child = this.bind([a, b, c]);
-      this.children.set(key, child);
-    }
+    let byA = this.children.get(a);
+    if (!byA) this.children.set(a, (byA = new Map()));
+    let byB = byA.get(b);
+    if (!byB) byA.set(b, (byB = new Map()));
+    let child = byB.get(c);
+    if (!child) byB.set(c, (child = this.bind([a, b, c])));
     return child;
   }
 }
@@ -84,7 +84,7 @@ const wf = (s: RunState | undefined): string => s?.workflow_name ?? '';
 /** The agent a step of a plan runs (a map element's base step; a sleep or wait step's kind; a sub-workflow's workflow). */
 function agentOf(p: LoadedPlan | undefined, stepId: string | null): string {
   if (!p || stepId === null) return '';
-  const base = parseElementId(stepId)?.base ?? stepId;
+  const base = stepId.includes('[') ? (parseElementId(stepId)?.base ?? stepId) : stepId;
   const agent = p.stepAgents.get(base);
   if (agent) return agent.manifest.name;
   const spec = p.steps.get(base);
