@@ -66,9 +66,9 @@ class Family<C> {
   constructor(private readonly bind: (values: string[]) => C) {}
   get(a = '', b = '', c = ''): C {
     let byA = this.children.get(a);
-    if (!byA) this.children.set(a, (byA = new Map()));
+    if (!byA) this.children.set(a, (byA = new Map<string, Map<string, C>>()));
     let byB = byA.get(b);
-    if (!byB) byA.set(b, (byB = new Map()));
+    if (!byB) byA.set(b, (byB = new Map<string, C>()));
     let child = byB.get(c);
     if (!child) byB.set(c, (child = this.bind([a, b, c])));
     return child;
