@@ -126,7 +126,8 @@ export class PrometheusMetrics implements EngineMetrics {
   private readonly stepsFinished: Family<CounterChild>;
   private readonly stepDuration: Family<HistogramChild>;
   private readonly retries: Family<CounterChild>;
-  private readonly inFlight: Gauge;
+  /** Steps in flight: a plain number on the hot path, set into its gauge at scrape time. */
+  private inFlight = 0;
   private readonly leases: Counter;
   private readonly heartbeats: Counter;
   private readonly approvalWait: Family<HistogramChild>;
@@ -177,7 +178,6 @@ export class PrometheusMetrics implements EngineMetrics {
     this.stepsFinished = counter('swarm_steps_finished_total');
     this.stepDuration = histogram('swarm_step_duration_seconds');
     this.retries = counter('swarm_step_retries_total');
-    this.inFlight = this.m.get('swarm_steps_in_flight') as Gauge;
     this.leases = this.m.get('swarm_leases_lost_total') as Counter;
     this.heartbeats = this.m.get('swarm_worker_heartbeats_total') as Counter;
     this.approvalWait = histogram('swarm_approval_wait_seconds');
@@ -211,6 +211,15 @@ export class PrometheusMetrics implements EngineMetrics {
     const base = { name: def.name, help: def.help, labelNames: [...def.labels], registers: [this.registry] };
     if (def.type === 'counter') return new Counter(base);
     if (def.type === 'histogram') return new Histogram({ ...base, buckets: BUCKETS[def.name] ?? [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
+    if (def.name === 'swarm_steps_in_flight') {
+      const read = (): number => this.inFlight;
+      return new Gauge({
+        ...base,
+        collect(this: Gauge) {
+          this.set(read());
+        },
+      });
+    }
     const gauge = this.storeGauge(def.name);
     return new Gauge(gauge ? { ...base, collect: gauge } : base);
   }
@@ -290,11 +299,11 @@ export class PrometheusMetrics implements EngineMetrics {
   // ---- EngineMetrics hooks ----
 
   stepStarted(): void {
-    this.inFlight.inc();
+    this.inFlight++;
   }
 
   stepEnded(): void {
-    this.inFlight.dec();
+    this.inFlight--;
   }
 
   leasesLost(n: number): void {
