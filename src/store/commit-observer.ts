@@ -4,7 +4,7 @@
  * not even a clock read.
  *
  * @example
- *   store.observeCommits?.({
+ *   store.observeCommits({
  *     flushed: (tx, work) => pending.set(tx, work),
  *     committed: (kind, seconds, txs) => histogram.observe({ store: kind }, seconds),
  *   });
