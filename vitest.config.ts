@@ -15,6 +15,7 @@ const IN_PROCESS = [
   'test/logger.test.ts',
   'test/llm-loop.test.ts',
   'test/llm-providers.test.ts',
+  'test/metrics.test.ts',
   'test/run-filters.test.ts',
   'test/schedule.test.ts',
   'test/scheduler.test.ts',

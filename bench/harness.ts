@@ -59,6 +59,8 @@ export interface OpenOptions {
   durability: Durability;
   commitWindowMs?: number;
   pollMs?: number;
+  /** Keep Prometheus metrics (bench/observability.ts). */
+  metrics?: boolean;
 }
 
 /** Open a Swarm on the directory with SWARM_HOME set to its `home`, and nothing else from the environment. */
@@ -66,6 +68,7 @@ export async function openSwarm(dir: BenchDir, options: OpenOptions): Promise<Sw
   return Swarm.open({
     cwd: dir.root,
     env: { SWARM_HOME: dir.home },
+    ...(options.metrics ? { metrics: true } : {}),
     overrides: {
       durability: options.durability,
       ...(options.commitWindowMs !== undefined ? { commitWindowMs: options.commitWindowMs } : {}),

@@ -47,6 +47,8 @@ export interface Job {
    * per-step cost); `backlog` does the same with 2,400 runs (a queue the claim must not scan).
    */
   variant?: 'precreated' | 'backlog';
+  /** Keep Prometheus metrics, and render them every `scrapeMs` as a scraper would (bench/observability.ts). */
+  metrics?: { scrapeMs: number };
 }
 
 export interface FloorResult {
@@ -164,17 +166,23 @@ interface Env {
   swarm: Swarm;
   /** Replaced per phase; the worker calls it when a run it committed reaches its final state. */
   onFinished: (runId: string, status: string) => void;
+  /** The metrics' scraper (job.metrics), stopped at tear-down. */
+  scraper?: NodeJS.Timeout;
 }
 
 async function setUp(job: Job, label: string, pollMs?: number): Promise<Env> {
   const durability = job.durability ?? 'full';
   const dir = freshDir(`${label}-${durability}`, job.base, job.keep);
   const poll = job.pollMs ?? pollMs;
-  const swarm = await openSwarm(dir, { durability, ...(job.commitWindowMs !== undefined ? { commitWindowMs: job.commitWindowMs } : {}), ...(poll !== undefined ? { pollMs: poll } : {}) });
-  return { dir, swarm, onFinished: () => undefined };
+  const swarm = await openSwarm(dir, { durability, ...(job.commitWindowMs !== undefined ? { commitWindowMs: job.commitWindowMs } : {}), ...(poll !== undefined ? { pollMs: poll } : {}), ...(job.metrics ? { metrics: true } : {}) });
+  // A scrape renders every metric and reads the store's gauges: part of what metrics cost.
+  const metrics = swarm.metrics;
+  const scraper = job.metrics && metrics ? setInterval(() => void metrics.render(), job.metrics.scrapeMs) : undefined;
+  return { dir, swarm, onFinished: () => undefined, ...(scraper ? { scraper } : {}) };
 }
 
 async function tearDown(env: Env): Promise<void> {
+  clearInterval(env.scraper);
   await env.swarm.close();
   env.dir.remove();
 }

@@ -41,6 +41,8 @@ import { configuredKeySource, fileKeySource } from './secrets/master-key.js';
 import { collectGarbage, type GcOptions, type GcReport } from './retention/gc.js';
 import { RetentionPolicy, type RetentionPolicyOptions } from './retention/policy.js';
 import { Scheduler, type SchedulerOptions } from './triggers/scheduler.js';
+import { NO_METRICS, observeApprovalWaits, type EngineMetrics } from './observability/engine-metrics.js';
+import type { PrometheusMetrics } from './observability/metrics.js';
 import { listSchedules, previewSchedule, scheduleInfo, scheduleTrigger, setSchedulePaused, type ScheduleInfo } from './triggers/schedules.js';
 import { redactAgentWrites } from './secrets/redacting-store.js';
 import { Redactor } from './secrets/redactor.js';
@@ -85,6 +87,11 @@ export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   onLlmEvent?: (runId: string, stepId: string, e: LoopEvent) => void;
   /** LLM agents: hooks before and after each model call and tool call. */
   llmHooks?: LoopHooks;
+  /**
+   * Prometheus metrics (docs/observability.md#metrics): `true` keeps every Swarm metric in a registry,
+   * read as text with `swarm.metrics.render()`. Default false: nothing is counted, prom-client is not loaded.
+   */
+  metrics?: boolean;
   /** Environment for provider API keys (default `process.env`). */
   providerEnv?: Readonly<Record<string, string | undefined>>;
   /** The largest agent.yaml or workflow.yaml registered, in bytes (default `limits.manifest_bytes` of swarm.yaml, 1 MiB). */
@@ -284,6 +291,9 @@ export class Swarm {
   private readonly secretCache: SecretCache;
   /** API tokens of the HTTP API, with the cache that keeps their checks off the store. */
   private readonly tokens: TokenAuthority;
+  private registry: PrometheusMetrics | undefined;
+  /** What the engine reports to: the registry, or the null object. */
+  private hooks: EngineMetrics = NO_METRICS;
 
   private constructor(
     readonly config: SwarmConfig,
@@ -360,7 +370,40 @@ export class Swarm {
       if (!options.store) await store.close();
       throw e;
     }
-    return new Swarm(config, store, keys, options.log ?? (() => undefined), options);
+    const swarm = new Swarm(config, store, keys, options.log ?? (() => undefined), options);
+    if (options.metrics) await swarm.enableMetrics();
+    return swarm;
+  }
+
+  /**
+   * The Prometheus metrics when opened with `metrics: true`, else undefined.
+   *
+   * @example
+   *   const swarm = await Swarm.open({ metrics: true });
+   *   const text = await swarm.metrics?.render(); // served as swarm.metrics.contentType
+   */
+  get metrics(): PrometheusMetrics | undefined {
+    return this.registry;
+  }
+
+  /**
+   * Keep Prometheus metrics from now on (what `metrics: true` of `Swarm.open` does; `swarm serve`
+   * calls it unless swarm.yaml says `metrics: {enabled: false}`). Call it before creating workers and
+   * schedulers: they take the metrics when created. prom-client is loaded here, only when wanted.
+   *
+   * @example
+   *   const m = await swarm.enableMetrics();
+   *   console.log(await m.render());
+   */
+  async enableMetrics(): Promise<PrometheusMetrics> {
+    if (this.registry) return this.registry;
+    const { createMetrics } = await import('./observability/metrics.js');
+    const m = createMetrics({ store: this.store, plans: this.ledger.plans, liveWorkerWindowMs: Math.max(3000, this.config.leaseMs) });
+    this.store.observeCommits(m.commits);
+    this.registry = m;
+    this.hooks = m;
+    this.llmOptions.metrics = m;
+    return m;
   }
 
   /** Register an in-process function as a built-in agent (`runtime: {type: builtin, entry: <name>}`). */
@@ -645,7 +688,7 @@ export class Swarm {
         createRun: (name, input, o) => this.createRun(name, input, o),
         cancel: (runId, reason) => this.cancel(runId, reason),
       },
-      { log: this.log, retention: { emittedEventsMs: this.config.retention.emittedEventsMs }, ...options },
+      { log: this.log, retention: { emittedEventsMs: this.config.retention.emittedEventsMs }, metrics: this.hooks, ...options },
     );
     this.schedulers.add(scheduler);
     return scheduler;
@@ -1123,6 +1166,7 @@ export class Swarm {
   private async decide(idOrPrefix: string, stepId: string | undefined, decision: 'approved' | 'rejected', reason: string | null, by: string | null): Promise<string[]> {
     const id = await this.resolveRunId(idOrPrefix);
     const resumed = await this.store.transaction((tx) => this.ledger.decide(tx, id, stepId, decision, reason, by));
+    await observeApprovalWaits(this.hooks, this.store, id, resumed).catch(() => undefined);
     this.notifyCommit();
     this.pokeWorkers();
     return resumed;
@@ -1336,6 +1380,7 @@ export class Swarm {
       faults: this.config.faults,
       log: this.log,
       onCommit: () => this.notifyCommit(),
+      metrics: this.hooks,
       ...options,
     });
     this.workers.add(w);

@@ -130,6 +130,7 @@ describe('OpenAPI and the API reference', () => {
         '/api/v1/events',
         '/api/v1/events/triggers',
         '/api/v1/workers',
+        '/metrics',
       ].sort(),
     );
     const schemas = (r.json.components as { schemas: Json }).schemas;

@@ -13,6 +13,7 @@ import { byteLength, formatBytes, LIMIT_DEFAULTS, LimitExceededError } from '../
 import { validateToolArguments } from './tools/validate.js';
 import { traceAgentLoop, traceChat, traceTool } from './loop-trace.js';
 import { addActiveEvent } from '../observability/tracing.js';
+import { timedModelCall, timedToolCall, type EngineMetrics } from '../observability/engine-metrics.js';
 
 /** The version of the checkpoint envelope this code writes; older versions are read by `upgradeEnvelope`. */
 export const CHECKPOINT_VERSION = 1;
@@ -120,6 +121,8 @@ export interface RunOptions {
   /** Agents named by string in `handoffs`, and the current agent on resume. */
   resolveAgent?: (name: string) => Agent | undefined;
   hooks?: LoopHooks;
+  /** Model calls, tokens, cost and tool calls into the metrics (src/observability/engine-metrics.ts); default none. */
+  metrics?: EngineMetrics;
   /** Cost of a model call (default 0). */
   costOf?: (model: ChatModel, usage: { input_tokens: number; output_tokens: number }) => number;
   /**
@@ -329,12 +332,17 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
     };
     await options.hooks?.beforeModelCall?.({ agent: agentNow, turn: state.turn, request });
     const response = await traceChat(model, request, agentNow.name, journal.sessionId, () =>
-      model.generate(request, {
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.stream ? { onDelta: (d: StreamDelta) => d.type === 'text' && emit({ type: 'delta', agent: agentNow.name, text: d.text }) } : {}),
-      }),
+      timedModelCall(
+        options.metrics,
+        model.id,
+        model.generate(request, {
+          ...(options.signal ? { signal: options.signal } : {}),
+          ...(options.stream ? { onDelta: (d: StreamDelta) => d.type === 'text' && emit({ type: 'delta', agent: agentNow.name, text: d.text }) } : {}),
+        }),
+      ),
     );
     const usage: Usage = { ...response.usage, cost_usd: options.costOf?.(model, response.usage) ?? 0 };
+    options.metrics?.modelUsage(model.id, usage);
     state.usage = addUsage(state.usage, usage);
     state.turn++;
     await options.hooks?.afterModelCall?.({ agent: agentNow, turn: state.turn, response, usage, replayed: false });
@@ -476,7 +484,7 @@ async function runTool(
       const args = parsed.value;
       if (CONTEXT_PARAM in ((t.parameters.properties as Record<string, unknown> | undefined) ?? {})) args[CONTEXT_PARAM] = { ...state.context_variables };
       await options.hooks?.beforeToolCall?.({ agent: current, turn: state.turn, call, args });
-      rec = await traceTool(call, current.name, journal.sessionId, () => executeTool(t, args, call, current, state, journal, options, know));
+      rec = await traceTool(call, current.name, journal.sessionId, () => timedToolCall(options.metrics, t.name, executeTool(t, args, call, current, state, journal, options, know)));
     }
   }
   const max = options.maxMessageBytes ?? LIMIT_DEFAULTS.llm_message_bytes;

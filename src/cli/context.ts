@@ -181,6 +181,13 @@ export function parseSeconds(value: string, name: string): number {
   return n;
 }
 
+/** A TCP port number (0: any free port). */
+export function parsePort(value: string, name: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0 || n > 65_535) throw new UserError('ARGUMENT_INVALID', `${name} must be a port number from 0 to 65535, not '${value}'`);
+  return n;
+}
+
 export function parsePositiveInt(value: string, name: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UserError('ARGUMENT_INVALID', `${name} must be a positive whole number, not '${value}'`);

@@ -94,6 +94,8 @@ export interface SwarmConfig {
   readonly retention: RetentionConfig;
   /** How `swarm serve` and `swarm worker` log (`log_format:` or SWARM_LOG_FORMAT; `--log-format` overrides). */
   readonly logFormat: LogFormat;
+  /** `metrics:`: whether `swarm serve` keeps Prometheus metrics and serves GET /metrics (`enabled`, default true). */
+  readonly metrics: { readonly enabled: boolean };
   /** The swarm.yaml that was read, if any. */
   readonly configFile: string | undefined;
 }
@@ -143,6 +145,7 @@ const fileSchema = {
       properties: { max_body_bytes: { type: 'integer', minimum: 1024, maximum: 1_073_741_824 } },
     },
     retention: RETENTION_SCHEMA,
+    metrics: { type: 'object', additionalProperties: false, properties: { enabled: { type: 'boolean' } } },
   },
 };
 
@@ -163,6 +166,7 @@ interface ConfigFile {
   network?: { allow?: string[] };
   server?: { max_body_bytes?: number };
   retention?: RetentionFile;
+  metrics?: { enabled?: boolean };
 }
 
 export interface ResolveConfigOptions {
@@ -280,6 +284,7 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     network: resolveNetwork(raw.network, source, file ?? CONFIG_FILE),
     server: Object.freeze({ maxBodyBytes: raw.server?.max_body_bytes ?? DEFAULTS.server_max_body_bytes }),
     retention: Object.freeze(resolveRetention(raw.retention, file ?? CONFIG_FILE, projectDir)),
+    metrics: Object.freeze({ enabled: raw.metrics?.enabled ?? true }),
   });
 }
 

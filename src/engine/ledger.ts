@@ -211,6 +211,9 @@ export class Ledger {
       error_step: null,
       parent_run_id: input.parent_run_id ?? null,
       parent_step_id: input.parent_step_id ?? null,
+      workflow_name: wf.name,
+      trigger_type: input.trigger_type,
+      created_at: tx.now,
     };
     scope.runs.set(id, state);
     scope.emit(state, EventType.RUN_CREATED, null, {
@@ -265,6 +268,7 @@ export class Ledger {
   /** Apply completions, renew leases and claim new steps, all in the caller's transaction. */
   async commit(tx: LedgerTx, req: CommitRequest): Promise<CommitResult> {
     const scope = new TxScope(tx, this.maxEventBytes, this.options.chainKey);
+    scope.completions = req.completions;
     // Runs are locked in id order (stable within a run), so concurrent commits on a networked
     // database take their row locks in the same order and do not deadlock each other.
     const completions = [...req.completions].sort((a, b) => (a.run_id < b.run_id ? -1 : a.run_id > b.run_id ? 1 : 0));
@@ -610,6 +614,7 @@ export class Ledger {
       }
       scope.emit(state, EventType.STEP_STARTED, row.step_id, { attempt, worker: req.worker_id, ...(reclaimed ? { reclaimed_from: row.lease_owner } : {}) });
       scope.result.claimed.push({ run_id: row.run_id, step_id: row.step_id, plan_id: state.plan_id, attempt, retry_count: row.retry_count, reclaimed });
+      if (tx.observer && !reclaimed) scope.claimedReady(row.run_id, row.available_at ?? now);
     }
   }
 

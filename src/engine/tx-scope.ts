@@ -11,7 +11,7 @@
 import { UserError } from '../core/errors.js';
 import { EventType, hashEvent } from '../core/events.js';
 import { byteLength, LimitExceededError } from '../core/limits.js';
-import type { CommitResult, EventRow, LedgerTx, RunState, StepKey } from '../store/types.js';
+import type { CommitResult, Completion, EventRow, LedgerTx, RunState, StepKey } from '../store/types.js';
 
 /** The per-transaction working set: run states read once, written once; events appended in order. */
 export class TxScope {
@@ -21,6 +21,10 @@ export class TxScope {
   /** Steps this transaction's completions made ready, in order. */
   readonly madeReady: StepKey[] = [];
   readonly result: CommitResult = { claimed: [], refused: [], lost: [], finished: [], created: [], messages: [] };
+  /** A worker commit's completions, for the store's commit observer (metrics). */
+  completions: readonly Completion[] | undefined;
+  /** Steps claimed fresh, with when each became ready (queue wait): kept only when the store is observed. */
+  claims: Array<{ run_id: string; ready_at: number }> | undefined;
   constructor(
     readonly tx: LedgerTx,
     private readonly maxEventBytes: number,
@@ -49,9 +53,16 @@ export class TxScope {
     this.dirty.add(state);
   }
 
+  /** A step claimed fresh that became ready at `readyAt` (for the metrics' queue wait). */
+  claimedReady(runId: string, readyAt: number): void {
+    (this.claims ??= []).push({ run_id: runId, ready_at: readyAt });
+  }
+
   async flush(): Promise<void> {
     for (const s of this.dirty) await this.tx.saveRunState(s);
     if (this.events.length) await this.tx.insertEvents(this.events);
+    // Metrics read the flushed work once the transaction has committed (nothing when nobody observes).
+    this.tx.observer?.flushed(this.tx, this);
   }
 }
 

@@ -13,6 +13,7 @@ import { hostIdentity, reapDeadWorkers } from './reaper.js';
 import { OutputCache, type StepRunnerDeps } from './step-runner.js';
 import { knownRunTraceId, runStepTraced } from './step-trace.js';
 import { pausedOnOutside } from './waits.js';
+import { NO_METRICS, type EngineMetrics } from '../observability/engine-metrics.js';
 
 /** How often an idle worker asks its claim to wake due sleeps and waits, besides the due times it knows. */
 const WAKE_CHECK_MS = 1000;
@@ -44,6 +45,8 @@ export interface WorkerOptions {
   onFinished?: (runId: string, status: string, about?: { workflow?: string; trace_id?: string }) => void;
   /** Called for each step attempt whose result this worker's commit recorded (not for refused ones). */
   onStepFinished?: (step: Completion, about: { workflow?: string; trace_id?: string }) => void;
+  /** Steps in flight, lost leases and heartbeats (default: none). */
+  metrics?: EngineMetrics;
 }
 
 interface InFlight {
@@ -85,6 +88,7 @@ export class Worker {
   private readonly running = new Set<Promise<unknown>>();
   /** Steps completed by this worker (committed), for reporting. */
   completedCount = 0;
+  private readonly metrics: EngineMetrics;
 
   constructor(
     private readonly store: Store,
@@ -94,6 +98,7 @@ export class Worker {
     private readonly options: WorkerOptions,
   ) {
     this.scope = options.runIds ? new Set(options.runIds) : undefined;
+    this.metrics = options.metrics ?? NO_METRICS;
   }
 
   /** Start the loop; the returned promise settles when the worker has stopped. */
@@ -271,6 +276,7 @@ export class Worker {
       else this.options.log?.(m.text, { run_id: m.run_id, workflow: m.workflow });
     }
     const refused = new Set(result.refused.map(key));
+    if (result.lost.length || result.refused.length) this.metrics.leasesLost(result.lost.length + result.refused.length);
     for (const c of completions) {
       if (refused.has(key(c))) {
         this.options.log?.(`step ${key(c)} attempt ${c.attempt}: result refused (lease lost or run cancelled)`, { run_id: c.run_id, step_id: c.step_id, attempt: c.attempt });
@@ -313,6 +319,7 @@ export class Worker {
     // attempt holds the newer fencing token, so the old one's result would be refused anyway.
     this.inflight.get(key(step))?.abort.abort(new StepError('LEASE_LOST', 'a newer attempt of this step started', true));
     this.inflight.set(key(step), f);
+    this.metrics.stepStarted();
     const running = runStepTraced(
       {
         store: this.store,
@@ -336,6 +343,7 @@ export class Worker {
       this.id,
       abort,
     ).then((done) => {
+      this.metrics.stepEnded();
       if (this.inflight.get(key(step)) === f) this.inflight.delete(key(step));
       const reason = abort.signal.aborted ? (abort.signal.reason as StepError | undefined)?.code : undefined;
       if (reason === 'LEASE_LOST') return;
@@ -362,7 +370,7 @@ export class Worker {
     const now = Date.now();
     if (now - this.lastHeartbeatAt >= this.options.leaseMs / 3) {
       this.lastHeartbeatAt = now;
-      await this.store.heartbeatWorker(this.id).catch(() => undefined);
+      await this.store.heartbeatWorker(this.id).then(() => this.metrics.heartbeat(), () => undefined);
     }
     if (now - this.lastReapAt >= Math.max(1000, this.options.leaseMs)) await this.reap();
   }

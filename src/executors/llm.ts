@@ -18,6 +18,7 @@ import type { ToolSet } from '../agents/tools/index.js';
 import type { ToolSpec } from '../agents/tools/spec.js';
 import type { ChatModel, Message } from '../agents/types.js';
 import type { Store } from '../store/store.js';
+import type { EngineMetrics } from '../observability/engine-metrics.js';
 import type { NetworkGuard } from '../net/guard.js';
 import type { ExecutionContext, ExecutionResult, Executor } from './executor.js';
 
@@ -36,6 +37,8 @@ export interface LlmExecutorOptions {
   /** Loop events of each step (streamed text, tool calls, handoffs), e.g. for an attached terminal. */
   onEvent?: (runId: string, stepId: string, e: LoopEvent) => void;
   hooks?: LoopHooks;
+  /** Model calls, tokens, cost and tool calls (default: none). */
+  metrics?: EngineMetrics;
   log?: (m: string) => void;
   /** The network policy of HTTP tools (default: public addresses only). Provider base URLs are not guarded: they are the operator's. */
   network?: NetworkGuard;
@@ -85,6 +88,7 @@ export class LlmExecutor implements Executor {
         resolveAgent: (name) => agents.get(name),
         costOf: (model, usage) => costOf(model.id, usage, this.o.providers),
         ...(this.o.hooks ? { hooks: this.o.hooks } : {}),
+        ...(this.o.metrics ? { metrics: this.o.metrics } : {}),
         ...(this.o.maxMessageBytes !== undefined ? { maxMessageBytes: this.o.maxMessageBytes } : {}),
       });
       if (r.status === 'waiting') {

@@ -22,7 +22,7 @@ export interface MetricDefinition {
 
 export const METRICS: readonly MetricDefinition[] = [
   // ---- runs ----
-  { name: 'swarm_runs_started_total', type: 'counter', help: 'Runs created, by workflow and trigger kind (api, cli, schedule, webhook, event, manual, sub-workflow).', labels: ['workflow', 'trigger'] },
+  { name: 'swarm_runs_started_total', type: 'counter', help: 'Runs created, by workflow and trigger kind (api, manual, schedule, webhook, event, workflow: a sub-workflow step).', labels: ['workflow', 'trigger'] },
   { name: 'swarm_runs_finished_total', type: 'counter', help: 'Runs that reached a final state, by workflow, trigger kind and status (completed, failed, cancelled).', labels: ['workflow', 'trigger', 'status'] },
   { name: 'swarm_run_duration_seconds', type: 'histogram', help: 'Time from a run’s creation to its final state.', labels: ['workflow', 'status'] },
   // ---- steps ----
@@ -42,7 +42,7 @@ export const METRICS: readonly MetricDefinition[] = [
   { name: 'swarm_approval_wait_seconds', type: 'histogram', help: 'Time from an approval’s request to its decision.', labels: ['workflow', 'decision'] },
   // ---- triggers ----
   { name: 'swarm_schedule_fires_total', type: 'counter', help: 'Schedule ticks, by workflow and outcome (started, skipped, missed).', labels: ['workflow', 'outcome'] },
-  { name: 'swarm_webhook_requests_total', type: 'counter', help: 'Webhook deliveries, by registered path ("" when the path is unknown) and outcome (accepted, duplicate, bad_signature, invalid, not_found, too_large, disabled).', labels: ['path', 'outcome'] },
+  { name: 'swarm_webhook_requests_total', type: 'counter', help: 'Webhook deliveries, by registered path ("" when the path is unknown) and outcome (accepted, duplicate, bad_signature, invalid, not_found, too_large, disabled, error).', labels: ['path', 'outcome'] },
   // ---- LLM agents ----
   { name: 'swarm_tool_calls_total', type: 'counter', help: 'Tool calls of LLM agents, by tool and outcome (ok, error).', labels: ['tool', 'outcome'] },
   { name: 'swarm_tool_call_duration_seconds', type: 'histogram', help: 'Duration of one tool call.', labels: ['tool'] },

@@ -31,6 +31,7 @@ import { transcriptRoutes } from './routes/transcript.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { workerRoutes } from './routes/workers.js';
+import { metricsRoutes, webhookMetrics } from './routes/metrics.js';
 import { problem, problemResponse, toProblem, validationProblem } from './problem.js';
 
 export interface CreateAppOptions {
@@ -98,6 +99,8 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
     if (declared !== undefined && c.req.header('transfer-encoding') === undefined && /^\d+$/.test(declared) && Number(declared) <= maxBodyBytes) return next();
     return limit(c, next);
   };
+  // Webhook deliveries are counted by outcome, a body refused by the limit included (metrics.ts).
+  for (const path of ['/webhooks/*', '/workflows/*']) app.use(path, webhookMetrics(swarm));
   // Webhook deliveries too: their bodies are read whole, to check the signature.
   for (const path of ['/api/*', '/webhooks/*', '/workflows/*']) app.use(path, checked);
 
@@ -120,6 +123,7 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   webhookRoutes(app, swarm);
   eventRoutes(app, swarm);
   workerRoutes(app, swarm);
+  metricsRoutes(app, swarm);
   docsRoutes(app, options.version ?? 'unknown');
   dashboardRoutes(app, swarm, options.auth ?? 'auto');
 

@@ -1,5 +1,7 @@
 import type { RunEvent } from '../core/events.js';
 import type {
+  CommitObserver,
+  QueueGauges,
   TxHint,
   AgentCheckpointWrite,
   AgentMessageRecord,
@@ -268,6 +270,18 @@ export interface Store {
    * SQLite polls its data version; PostgreSQL will use LISTEN/NOTIFY with polling as fallback.
    */
   waitForChange(timeoutMs: number, wake?: Promise<unknown>): Promise<void>;
+
+  /**
+   * The queue's store-wide numbers for the metrics' gauges (ready steps, the oldest one's age, live
+   * workers, pending approvals): each one indexed query, never a scan of runs or events. Live workers
+   * are those not stopped whose heartbeat is at most `liveWithinMs` old (on the store's clock).
+   *
+   * @example
+   *   const g = await store.queueGauges(30_000);
+   */
+  queueGauges(liveWithinMs: number): Promise<QueueGauges>;
+  /** Tell `observer` about every ledger transaction's work and commit (metrics); undefined stops. */
+  observeCommits(observer: CommitObserver | undefined): void;
 
   /** Housekeeping an idle worker may do (SQLite: a passive WAL checkpoint). */
   checkpoint?(): Promise<void>;

@@ -1,4 +1,5 @@
 import type { WaitRequest, WaitsTx } from './wait-types.js';
+import type { CommitObserver } from './commit-observer.js';
 import type { RunEvent } from '../core/events.js';
 import type { AgentManifest } from '../core/manifest/agent.js';
 import type { WorkflowManifest } from '../core/manifest/workflow.js';
@@ -64,6 +65,10 @@ export interface RunState {
   /** A sub-workflow's run: the run and step that started it (read with the state, so finishing it needs no extra query). */
   parent_run_id?: string | null;
   parent_step_id?: string | null;
+  /** Read with the state for the metrics' labels and run duration (absent from older callers' states). */
+  workflow_name?: string;
+  trigger_type?: string;
+  created_at?: number;
 }
 
 export interface RunRecord extends RunState {
@@ -339,6 +344,8 @@ export interface ClaimableRow extends StepKey {
   /** Times the step was taken over after its worker died or lost its lease. */
   interruptions: number;
   lease_owner: string | null;
+  /** When it became available to claim (for the queue-wait metric; absent where the store does not read it). */
+  available_at?: number | null;
 }
 
 export type EventRow = Omit<RunEvent, 'data'> & { data_json: string };
@@ -349,6 +356,8 @@ export type EventRow = Omit<RunEvent, 'data'> & { data_json: string };
  */
 export interface LedgerTx {
   readonly now: number;
+  /** Told what each ledger operation flushed, and about the commit (metrics); absent when nobody listens. */
+  readonly observer?: CommitObserver | undefined;
   getRunState(runId: string): Promise<RunState | undefined>;
   saveRunState(state: RunState): Promise<void>;
   getPlanById(planId: string): Promise<string | undefined>;
@@ -703,3 +712,4 @@ export interface ConcurrencyTx {
 }
 
 export type * from './wait-types.js';
+export type * from './commit-observer.js';

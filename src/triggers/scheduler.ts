@@ -35,6 +35,7 @@ import type { LogSink } from '../observability/log-fields.js';
 import type { LeaseRecord, RunFilter, RunRecord, TriggerFilter, TriggerRecord } from '../store/types.js';
 import { Retention, type RetentionOptions, type RetentionStore } from './retention.js';
 import { decideOverlap, DEFAULT_TICK_GRACE_MS, dueTicks, parseScheduleSpec, tickKey, type ScheduleSpec } from './schedule.js';
+import type { EngineMetrics } from '../observability/engine-metrics.js';
 
 /** The lease that makes one process the scheduler. */
 export const SCHEDULER_LEASE = 'scheduler';
@@ -96,6 +97,8 @@ export interface SchedulerOptions {
   clock?: SchedulerClock;
   /** Where the scheduler says what it did (a tick fired, skipped, dropped; the lease taken or lost). */
   log?: LogSink;
+  /** Counts schedule fires by outcome (default: none). */
+  metrics?: Pick<EngineMetrics, 'scheduleFire'>;
   /** What the holder prunes, and after how long (`Swarm.scheduler` passes `retention:` of swarm.yaml); none when absent. */
   retention?: RetentionOptions;
 }
@@ -278,6 +281,7 @@ export class Scheduler {
     });
     if (dropped) {
       report.dropped.push(t.id);
+      this.options.metrics?.scheduleFire(t.workflow_name, 'missed');
       this.log(`scheduler: ${t.workflow_name}: missed ticks dropped by catchup policy ${spec.catchup.policy}${due.length ? `; firing ${due.length}` : ''}`);
     }
     const next = nextRunAt?.getTime() ?? null;
@@ -289,6 +293,7 @@ export class Scheduler {
       if (action === 'buffer' && !(await this.host.store.swapScheduleBuffer(t.id, null, tick.getTime()))) action = 'skip';
       if (action === 'skip') {
         report.skipped.push(key);
+        this.options.metrics?.scheduleFire(t.workflow_name, 'skipped');
         this.log(`scheduler: ${t.workflow_name}: tick ${tick.toISOString()} skipped (a run is still active; overlap ${spec.overlap})`);
       } else if (action === 'buffer') {
         buffered = true;
@@ -328,12 +333,14 @@ export class Scheduler {
     try {
       const { runId, created } = await this.host.createRun(t.workflow_name, input, { trigger_type: 'schedule', idempotencyKey: key });
       report.fired.push({ key, runId, created });
+      if (created) this.options.metrics?.scheduleFire(t.workflow_name, 'started');
       if (created) this.log(`scheduler: ${t.workflow_name}: tick ${tick.toISOString()} started run ${runId}`, { run_id: runId, workflow: t.workflow_name });
     } catch (e) {
       // A refusal (disabled meanwhile, input the workflow does not accept) would be refused again:
       // the tick is recorded as fired and the reason logged. Anything else (the store) is retried.
       if (!(e instanceof UserError || e instanceof PolicyError)) throw e;
       report.skipped.push(key);
+      this.options.metrics?.scheduleFire(t.workflow_name, 'skipped');
       this.log(`scheduler: ${t.workflow_name}: tick ${tick.toISOString()} not started: ${e.message}`);
     }
   }

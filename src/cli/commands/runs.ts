@@ -8,7 +8,8 @@ import { resolveConfig } from '../../config/config.js';
 import { examplesDir, initProject } from '../../scaffold.js';
 import { runExitCode, shortRunId, Swarm } from '../../swarm.js';
 import { LOG_FORMAT_HELP, runFinishedLogger, setUpLogging, stepFinishedLogger } from '../logging.js';
-import { parseInput, parsePositiveInt, parseSeconds, parseSince, type CliContext } from '../context.js';
+import { parseInput, parsePort, parsePositiveInt, parseSeconds, parseSince, type CliContext } from '../context.js';
+import { startMetricsServer } from '../../observability/metrics-server.js';
 import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, ProgressReporter, runJson, runListJson, table, clip, truncateView, VIEW_OUTPUTS_CHARS, VIEW_VALUE_CHARS } from '../render.js';
 import type { LoopEvent } from '../../agents/loop.js';
 import { waitingReason } from '../../engine/concurrency-gate.js';
@@ -359,12 +360,17 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
     .option('-c, --concurrency <n>', 'steps to run at once')
     .option('--grace <seconds>', 'on shutdown, how long in-flight steps may take to finish', '10')
     .option('--log-format <format>', LOG_FORMAT_HELP)
-    .action(async (o: { concurrency?: string; grace: string; logFormat?: string }) => {
+    .option('--metrics-port <port>', 'serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: any free port)')
+    .option('--metrics-host <address>', 'address of the metrics endpoint (it has no authentication)', '127.0.0.1')
+    .action(async (o: { concurrency?: string; grace: string; logFormat?: string; metricsPort?: string; metricsHost: string }) => {
       ctx.engineLog = true;
       delete ctx.llmEvents; // no terminal follows a worker's LLM steps: no streaming
       setUpLogging(ctx, o.logFormat);
       const log = ctx.logger;
+      const metricsPort = o.metricsPort === undefined ? undefined : parsePort(o.metricsPort, '--metrics-port');
       const swarm = await ctx.swarm({ retryUnreachable: true });
+      // Before the worker is made: it takes the metrics when created.
+      const metricsServer = metricsPort === undefined ? undefined : await startMetricsServer(await swarm.enableMetrics(), { host: o.metricsHost, port: metricsPort });
       const concurrency = o.concurrency ? parsePositiveInt(o.concurrency, '--concurrency') : swarm.config.workerConcurrency;
       const grace = parseSeconds(o.grace, '--grace') * 1000;
       const worker = swarm.worker({ concurrency, onFinished: runFinishedLogger(ctx), onStepFinished: stepFinishedLogger(ctx) });
@@ -377,13 +383,18 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
         memory_limit: iso.memory,
       });
       for (const w of iso.warnings) log.warn(w);
+      if (metricsServer) log.info(`metrics: ${metricsServer.url}`, { metrics_url: metricsServer.url });
       const stop = (sig: string): void => {
         log.info(`${sig}: stopping; in-flight steps have ${o.grace}s to finish, then they are released`, { signal: sig });
         void worker.stop(grace);
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
-      await worker.start();
+      try {
+        await worker.start();
+      } finally {
+        await metricsServer?.close();
+      }
       log.info(`worker ${worker.id} stopped after ${worker.completedCount} step(s)`, { worker_id: worker.id, steps: worker.completedCount });
     });
 

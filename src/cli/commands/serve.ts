@@ -70,6 +70,8 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
       setUpLogging(ctx, o.logFormat);
       const log = ctx.logger;
       const swarm = await ctx.swarm({ retryUnreachable: true });
+      // GET /metrics (unless swarm.yaml says metrics: {enabled: false}); before the worker and scheduler take them.
+      if (swarm.config.metrics.enabled) await swarm.enableMetrics();
       // With no token the API is open: fine on this machine's loopback, not on an address others reach.
       const loopback = isLoopbackHost(o.host);
       const haveTokens = await swarm.tokensRequired();

@@ -549,6 +549,14 @@ ALTER TABLE agent_sessions ADD COLUMN compacted_at BIGINT;
 CREATE INDEX idx_agent_sessions_uncompacted ON agent_sessions(updated_at) WHERE compacted_at IS NULL;
 `,
   },
+  {
+    version: 17,
+    name: 'live workers index',
+    // The metrics' live-workers gauge (and listWorkers(activeSince)) read the workers not stopped by
+    // heartbeat: an index of those alone, so stopped workers of old restarts are never read. IF NOT
+    // EXISTS: harmless if a file had it recorded and undone. The same migration as SQLite's 17.
+    sql: `CREATE INDEX IF NOT EXISTS idx_workers_live ON workers(heartbeat_at) WHERE stopped_at IS NULL;`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see `migrate`). */

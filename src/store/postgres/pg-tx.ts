@@ -1,6 +1,6 @@
 import semver from 'semver';
 import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, UPDATE_COLUMNS, type Row } from '../rows.js';
-import type { AgentRecord, ClaimableRow, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, TxHint, WorkflowRecord } from '../types.js';
+import type { AgentRecord, ClaimableRow, CommitObserver, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, TxHint, WorkflowRecord } from '../types.js';
 import { PgConcurrencyTx } from './concurrency-sql.js';
 import type { Pipeline } from './pipeline.js';
 import { PgWaitsTx } from './waits-sql.js';
@@ -10,7 +10,7 @@ import * as nest from './nesting-sql.js';
 export type Query = (text: string, values?: readonly unknown[]) => Promise<{ rows: Row[]; rowCount: number }>;
 
 /** Columns of a run row the ledger reads. */
-const RUN_COLS = 'id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step, parent_run_id, parent_step_id';
+const RUN_COLS = 'id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step, parent_run_id, parent_step_id, workflow_name, trigger_type, created_at';
 
 /**
  * One transaction's view of the PostgreSQL store (READ COMMITTED). Run rows are locked when read
@@ -52,7 +52,10 @@ export class PgTx implements LedgerTx {
   /** Locks travel with BEGIN (the worker's hint) or with the statements queued before them. */
   readonly prefetchesCheaply = true;
 
-  constructor(private readonly p: Pipeline) {}
+  constructor(
+    private readonly p: Pipeline,
+    readonly observer?: CommitObserver,
+  ) {}
 
   private concurrencyTx: PgConcurrencyTx | undefined;
   get concurrency(): PgConcurrencyTx {
@@ -437,7 +440,8 @@ export class PgTx implements LedgerTx {
    */
   private claimStatementText(runIds: readonly string[] | undefined, holdsRuns: boolean, clockInSql = false): string {
     const lockRuns = `r AS MATERIALIZED (SELECT ${RUN_COLS} FROM workflow_runs WHERE id IN (SELECT run_id FROM c) ${holdsRuns ? 'FOR UPDATE SKIP LOCKED' : 'ORDER BY id FOR UPDATE'})`;
-    const out = `SELECT c.run_id, c.step_id, c.status, c.attempt, c.retry_count, c.interruptions, c.lease_owner, to_json(r) AS run
+    // ord2 is a ready step's available_at (the metrics' queue wait; for an expired lease it is lease_until, unused).
+    const out = `SELECT c.run_id, c.step_id, c.status, c.attempt, c.retry_count, c.interruptions, c.lease_owner, c.ord2 AS available_at, to_json(r) AS run
        FROM c LEFT JOIN r ON r.id = c.run_id ORDER BY c.ord1, c.ord2, c.ord3, c.step_index`;
     if (runIds) {
       // Per run, like the SQLite store: each of the runs gets up to `limit` candidates.

@@ -70,6 +70,8 @@ import type { RunSignalRecord, StepWaitRecord } from '../wait-types.js';
 import { stepItem } from './nesting-sql.js';
 import * as retention from './retention-sql.js';
 import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, ExpiredRunQuery, RunDeleteReport, RunTree } from '../retention-types.js';
+import { queueGaugesSql, toQueueGauges } from './gauges-sql.js';
+import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 
 export interface PostgresStoreOptions {
   /** A `postgres://` connection URL. */
@@ -126,6 +128,8 @@ export class PostgresStore implements Store {
   private readonly pool: pg.Pool;
   private readonly channel: string;
   private closed = false;
+  /** Told about each transaction's work and commit (metrics); undefined: no extra work at all. */
+  private observer: CommitObserver | undefined;
   /** Backend pids of this store's own connections: their notifications are not news to us. */
   private readonly ownPids = new Set<number>();
   private readonly statementNames = new Map<string, string>();
@@ -313,7 +317,9 @@ export class PostgresStore implements Store {
    */
   transaction<T>(fn: (tx: LedgerTx) => Promise<T>, lock?: TxHint): Promise<T> {
     return this.pipelined('a transaction', async (p) => {
-      const tx = new PgTx(p);
+      const observer = this.observer;
+      const began = observer ? performance.now() : 0;
+      const tx = new PgTx(p, observer);
       await tx.begin(lock);
       const value = await fn(tx);
       tx.flushWrites();
@@ -323,8 +329,18 @@ export class PostgresStore implements Store {
       // others' fsyncs. Its own transaction does not wait for a flush (a lost notification costs a
       // poll interval, never data), and it goes out after the data is durable.
       const after = tx.changed ? ['BEGIN', `SELECT set_config('synchronous_commit', 'off', true), pg_notify('${this.channel}', '')`, 'COMMIT'] : undefined;
-      return { result: () => value, ...(after ? { after } : {}) };
+      // No group commit here: every transaction commits alone (a batch of one).
+      const result = observer ? () => (observer.committed('postgres', (performance.now() - began) / 1000, [tx]), value) : () => value;
+      return { result, ...(after ? { after } : {}) };
     });
+  }
+
+  observeCommits(observer: CommitObserver | undefined): void {
+    this.observer = observer;
+  }
+
+  async queueGauges(liveWithinMs: number): Promise<QueueGauges> {
+    return toQueueGauges((await this.read(queueGaugesSql(NOW_MS), [liveWithinMs]))[0]);
   }
 
   /**

@@ -70,6 +70,8 @@ import type { RunSignalRecord, StepWaitRecord } from '../wait-types.js';
 import { stepItem } from './nesting-sql.js';
 import * as retention from './retention-sql.js';
 import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, ExpiredRunQuery, RunDeleteReport, RunTree } from '../retention-types.js';
+import { observeCommit, queueGauges } from './gauges-sql.js';
+import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 
 export interface SqliteStoreOptions {
   /** Path of the database file; created (with its directory) when absent. */
@@ -135,6 +137,8 @@ export class SqliteStore implements Store {
   private closed = false;
   private readonly pendingTx: PendingTx[] = [];
   private drainScheduled = false;
+  /** Told about each transaction's work and each commit (metrics); undefined: no extra work at all. */
+  private observer: CommitObserver | undefined;
 
   constructor(options: SqliteStoreOptions) {
     this.location = resolvePath(options.path);
@@ -291,7 +295,9 @@ export class SqliteStore implements Store {
   }
 
   private async drainTransactions(): Promise<void> {
-    const done: Array<{ item: PendingTx; ok: boolean; value: unknown }> = [];
+    const done: Array<{ item: PendingTx; ok: boolean; value: unknown; tx?: SqliteTx }> = [];
+    const observer = this.observer;
+    const began = observer ? performance.now() : 0;
     try {
       this.stmt('BEGIN IMMEDIATE').run();
     } catch (e) {
@@ -309,9 +315,10 @@ export class SqliteStore implements Store {
         const first = done.length === 0;
         if (!first) this.stmt('SAVEPOINT swarm_tx').run();
         try {
-          const value = await item.fn(new SqliteTx(this.db, (sql) => this.stmt(sql), Date.now()));
+          const tx = new SqliteTx(this.db, (sql) => this.stmt(sql), Date.now(), observer);
+          const value = await item.fn(tx);
           if (!first) this.stmt('RELEASE swarm_tx').run();
-          done.push({ item, ok: true, value });
+          done.push({ item, ok: true, value, tx });
         } catch (e) {
           if (first) {
             current = undefined;
@@ -343,10 +350,22 @@ export class SqliteStore implements Store {
       return;
     }
     this.settleLeftovers();
+    if (observer) observeCommit(observer, began, done);
     for (const d of done) {
       if (d.ok) d.item.resolve(d.value);
       else d.item.reject(d.value);
     }
+  }
+
+  observeCommits(observer: CommitObserver | undefined): void {
+    this.observer = observer;
+  }
+
+  queueGauges(liveWithinMs: number): Promise<QueueGauges> {
+    return this.read(() => {
+      const now = Date.now();
+      return queueGauges((sql) => this.stmt(sql), now, now - liveWithinMs);
+    });
   }
 
   /** A disk or permission fault as a StoreFaultError naming the file; any other error as it is. */

@@ -4,7 +4,7 @@ import semver from 'semver';
 import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, type Row } from '../rows.js';
 import { SqliteConcurrencyTx } from './concurrency-sql.js';
 import * as nest from './nesting-sql.js';
-import type { AgentRecord, ClaimableRow, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
+import type { AgentRecord, ClaimableRow, CommitObserver, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
 
 /** One write transaction's view: synchronous statements behind the async LedgerTx interface. */
 export class SqliteTx implements LedgerTx {
@@ -16,6 +16,7 @@ export class SqliteTx implements LedgerTx {
     private readonly db: Database.Database,
     private readonly stmt: (sql: string) => Database.Statement,
     readonly now: number,
+    readonly observer?: CommitObserver,
   ) {}
 
   private concurrencyTx: SqliteConcurrencyTx | undefined;
@@ -26,7 +27,8 @@ export class SqliteTx implements LedgerTx {
 
   async getRunState(runId: string): Promise<RunState | undefined> {
     const r = this.stmt(
-      `SELECT id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step, parent_run_id, parent_step_id
+      `SELECT id, plan_id, status, steps_remaining, running_steps, max_parallel, event_seq, event_hash, started_at, completed_at, error, error_step, parent_run_id, parent_step_id,
+         workflow_name, trigger_type, created_at
        FROM workflow_runs WHERE id = ?`,
     ).get(runId) as RunState | undefined;
     return r ? { ...r } : undefined;
@@ -139,7 +141,7 @@ export class SqliteTx implements LedgerTx {
   }
 
   async selectClaimable(limit: number, runIds?: readonly string[]): Promise<ClaimableRow[]> {
-    const cols = 'run_id, step_id, status, attempt, retry_count, interruptions, lease_owner';
+    const cols = 'run_id, step_id, status, attempt, retry_count, interruptions, lease_owner, available_at';
     if (runIds) {
       const out: ClaimableRow[] = [];
       for (const runId of runIds) {
@@ -158,7 +160,7 @@ export class SqliteTx implements LedgerTx {
     // runs, read all their steps and sorted them). The scan stops once it has `limit` steps; it reads
     // no more than those and the ready steps of runs at their limit it passes on the way.
     const ready = this.stmt(
-      `SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner
+      `SELECT s.run_id, s.step_id, s.status, s.attempt, s.retry_count, s.interruptions, s.lease_owner, s.available_at
        FROM step_executions s INDEXED BY idx_steps_ready_order
        WHERE s.status = 'ready' AND s.available_at <= ?
          AND (SELECT r.running_steps < r.max_parallel AND r.status IN ('queued', 'running', 'waiting') FROM workflow_runs r WHERE r.id = s.run_id)

@@ -1,0 +1,167 @@
+/**
+ * What observability costs: the SQLite `linear` and `fan-out` workloads of bench/workloads.ts with
+ * each observability mode against `off`, every measurement in a fresh child process, the modes
+ * interleaved within each repetition (so load on the machine falls on all of them alike). Reports the
+ * median steps/s per workload and mode, and each mode's throughput as a ratio of `off`'s.
+ *
+ *   npm run bench:observability          (= build + node dist/bench/observability.js)
+ *   node dist/bench/observability.js [--quick] [--repeat N] [--modes off,metrics] [--only linear,fanout]
+ *                                    [--scrape-ms 1000] [--dir <temp base>] [--keep] [--no-save]
+ *
+ * Results go to bench/results/observability-<timestamp>.json and observability-latest.json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { benchOptions, COMMON_OPTIONS, intOption, namesOption } from './args.js';
+import { median, REPO_ROOT } from './harness.js';
+import { table } from './report.js';
+import { childMain, gitState, hostInfo, runInChild } from './runner.js';
+import { runJob, type FanoutResult, type Job, type LinearResult } from './workloads.js';
+
+/**
+ * The modes measured. Each says what its child does before the workload: the Job fields it sets
+ * (`metrics` turns the registry on) and, optionally, something to start first.
+ *
+ * A `tracing` mode (OTLP over HTTP to a receiver started here, at 100% sampling) is one more entry:
+ *   tracing: { job: {}, start: async () => { const receiver = await startOtlpReceiver();
+ *     const stop = await startTracing({ endpoint: receiver.url });   // src/observability/otel-sdk.ts
+ *     return async () => { await stop(); await receiver.close(); }; } },
+ * plus its name in MODE_NAMES (the target for it is ≤ 15% throughput loss).
+ */
+interface Mode {
+  job: Pick<Job, 'metrics'>;
+  /** Start what the mode needs in the child before the workload; returns how to stop it. */
+  start?: (o: { scrapeMs: number }) => Promise<() => Promise<void>>;
+}
+
+const MODE_NAMES = ['off', 'metrics'] as const;
+type ModeName = (typeof MODE_NAMES)[number];
+
+function modeOf(name: ModeName, scrapeMs: number): Mode {
+  const modes: Record<ModeName, Mode> = {
+    off: { job: {} },
+    metrics: { job: { metrics: { scrapeMs } } },
+  };
+  return modes[name];
+}
+
+/** The most throughput a mode may lose against `off` (ratio on/off at least 1 - this). */
+const MAX_LOSS: Record<ModeName, number> = { off: 0, metrics: 0.05 };
+
+const WORKLOAD_NAMES = ['linear', 'fanout'] as const;
+type WorkloadName = (typeof WORKLOAD_NAMES)[number];
+
+interface ChildJob {
+  mode: ModeName;
+  scrapeMs: number;
+  job: Job;
+}
+
+type Result = LinearResult | FanoutResult;
+
+const USAGE = `usage: node dist/bench/observability.js [options]
+  --quick              short smoke: fewer runs, narrower fan-out, 1 repetition
+  --repeat <n>         repetitions, interleaved, medians reported (default 5; --quick 1)
+  --modes <names>      comma-separated subset of: ${MODE_NAMES.join(', ')} (off is always measured)
+  --only <names>       comma-separated subset of: ${WORKLOAD_NAMES.join(', ')}
+  --scrape-ms <n>      how often the metrics mode renders the exposition, as a scraper would (default 1000)
+  --dir <path>         where to create the temp directories (default: the OS temp dir)
+  --keep               keep the temp directories
+  --no-save            do not write bench/results/observability-*.json`;
+
+async function child(json: string): Promise<void> {
+  const c = JSON.parse(json) as ChildJob;
+  const mode = modeOf(c.mode, c.scrapeMs);
+  return childMain(async () => {
+    const stop = mode.start ? await mode.start({ scrapeMs: c.scrapeMs }) : undefined;
+    try {
+      return (await runJob({ ...c.job, ...mode.job })) as Result;
+    } finally {
+      await stop?.();
+    }
+  });
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  if (argv[0] === '--child') return child(argv[1] ?? '{}');
+  const v = benchOptions(argv, { ...COMMON_OPTIONS, modes: { type: 'string' }, only: { type: 'string' }, 'scrape-ms': { type: 'string' } }, USAGE);
+  const quick = v.quick ?? false;
+  const repeat = intOption(v.repeat, '--repeat', 1) ?? (quick ? 1 : 5);
+  const scrapeMs = intOption(v['scrape-ms'], '--scrape-ms', 10) ?? 1000;
+  const modes: ModeName[] = ['off', ...[...(v.modes === undefined ? MODE_NAMES : namesOption(v.modes, '--modes', MODE_NAMES))].filter((m) => m !== 'off')];
+  const workloads = [...(v.only === undefined ? WORKLOAD_NAMES : namesOption(v.only, '--only', WORKLOAD_NAMES, { 'fan-out': 'fanout' }))];
+  const common = { quick, keep: v.keep ?? false, trace: false, durability: 'full' as const, ...(v.dir ? { base: v.dir } : {}) };
+  const started = new Date();
+  const t0 = Date.now();
+  const loadBefore = loadavg();
+  console.log(`observability overhead: ${workloads.join(', ')} × ${modes.join(', ')} × ${repeat} repetition(s)${quick ? ' (quick)' : ''}; SQLite, durability full; temp dirs under ${v.dir ?? tmpdir()}`);
+  if ((loadBefore[0] ?? 0) > cpus().length / 2) console.log(`  note: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} CPUs: compare the ratios, not the absolute numbers`);
+
+  const reps = new Map<string, Result[]>();
+  for (let r = 1; r <= repeat; r++) {
+    for (const w of workloads) {
+      // Interleaved: each repetition measures every mode of a workload back to back, in turn.
+      const order = r % 2 === 0 ? [...modes].reverse() : modes;
+      for (const mode of order) {
+        const key = `${w} ${mode}`;
+        const job: Job = { workload: w, ...(w === 'linear' ? { commitWindowMs: 0 } : {}), ...common };
+        const t = Date.now();
+        const result = await runInChild<ChildJob, Result>(fileURLToPath(import.meta.url), { mode, scrapeMs, job }, key, 180_000);
+        reps.set(key, [...(reps.get(key) ?? []), result]);
+        console.log(`  [${r}/${repeat}] ${key.padEnd(16)} ${Math.round(result.steps_per_s)} steps/s  (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+      }
+    }
+  }
+
+  const rows: Array<{ workload: WorkloadName; mode: ModeName; reps: number; steps_per_s: number; ratio: number; loss: number; cpu_ms_per_step: number; cpu_ratio: number; max_loss: number; ok: boolean }> = [];
+  // CPU time per step (the process's user + system time over the measured phase) is less disturbed
+  // by other work on a busy machine than throughput: a second view of the same cost.
+  const cpuPerStep = (x: Result): number => (x.cpu_user_ms + x.cpu_sys_ms) / x.steps;
+  for (const w of workloads) {
+    const base = median((reps.get(`${w} off`) ?? []).map((x) => x.steps_per_s));
+    const baseCpu = median((reps.get(`${w} off`) ?? []).map(cpuPerStep));
+    for (const mode of modes) {
+      const list = reps.get(`${w} ${mode}`) ?? [];
+      const s = median(list.map((x) => x.steps_per_s));
+      const cpu = median(list.map(cpuPerStep));
+      const ratio = s / base;
+      rows.push({ workload: w, mode, reps: list.length, steps_per_s: s, ratio, loss: 1 - ratio, cpu_ms_per_step: cpu, cpu_ratio: cpu / baseCpu, max_loss: MAX_LOSS[mode], ok: mode === 'off' || 1 - ratio <= MAX_LOSS[mode] });
+    }
+  }
+  console.log(`\nMedians of ${repeat} (ratio = the mode's steps/s ÷ off's; cpu ratio = its CPU time per step ÷ off's; the metrics mode renders the exposition every ${scrapeMs} ms)\n`);
+  console.log(
+    table(
+      ['workload', 'mode', 'steps/s', 'ratio', 'loss', 'cpu ms/step', 'cpu ratio', 'goal'],
+      rows.map((x) => [
+        x.workload,
+        x.mode,
+        String(Math.round(x.steps_per_s)),
+        x.ratio.toFixed(3),
+        `${(x.loss * 100).toFixed(1)}%`,
+        x.cpu_ms_per_step.toFixed(3),
+        x.cpu_ratio.toFixed(3),
+        x.mode === 'off' ? '' : `≤ ${(x.max_loss * 100).toFixed(0)}% ${x.ok ? 'met' : 'MISSED'}`,
+      ]),
+      2,
+    ),
+  );
+  const elapsed = (Date.now() - t0) / 1000;
+  console.log(`\ntotal ${elapsed.toFixed(1)} s`);
+  if (!(v['no-save'] ?? false)) {
+    const dir = join(REPO_ROOT, 'bench', 'results');
+    mkdirSync(dir, { recursive: true });
+    const doc = { started_at: started.toISOString(), elapsed_s: elapsed, options: { quick, repeat, modes, workloads, scrape_ms: scrapeMs }, git: gitState(), host: hostInfo(loadBefore), rows, repetitions: Object.fromEntries(reps) };
+    const text = `${JSON.stringify(doc, null, 2)}\n`;
+    const file = join(dir, `observability-${started.toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(file, text);
+    writeFileSync(join(dir, 'observability-latest.json'), text);
+    console.log(`wrote ${file} and bench/results/observability-latest.json`);
+  }
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exitCode = 1;
+});
