@@ -12,7 +12,8 @@
  *   // { selectors: [{ metric: 'swarm_runs_finished_total', labels: ['workflow'] }], grouping: ['status'],
  *   //   functions: ['sum', 'rate'], variables: ['workflow'] }
  */
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Histogram } from 'prom-client';
+import { createMetrics } from '../../src/observability/metrics.js';
 import { METRICS } from '../../src/observability/metric-names.js';
 
 export interface PromqlRefs {
@@ -84,7 +85,7 @@ export const TARGET_LABELS = ['job', 'instance'];
 
 /**
  * The series Swarm exports: METRICS (a histogram as its `_bucket` with `le`, `_sum` and `_count`)
- * and prom-client's default process and Node.js metrics, read from a real prom-client registry.
+ * and the process and Node.js metrics Swarm's registry keeps, read from a real one (createMetrics()).
  */
 export function exportedSeries(): Map<string, SeriesDefinition> {
   const out = new Map<string, SeriesDefinition>();
@@ -93,9 +94,9 @@ export function exportedSeries(): Map<string, SeriesDefinition> {
     for (const n of names) out.set(n, { name: n, labels: new Set([...labels, ...TARGET_LABELS, ...(n.endsWith('_bucket') && histogram ? ['le'] : [])]) });
   };
   for (const m of METRICS) add(m.name, m.labels, m.type === 'histogram');
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  for (const m of registry.getMetricsAsArray()) {
+  // Swarm's own registry, as `swarm serve` builds it: the process and Node.js metrics it keeps (not
+  // every prom-client default: see src/observability/metrics.ts) next to METRICS.
+  for (const m of createMetrics().registry.getMetricsAsArray()) {
     const labelNames = (m as unknown as { labelNames?: string[] }).labelNames ?? [];
     add(m.name, labelNames, m instanceof Histogram);
   }
