@@ -5,12 +5,14 @@
  * median steps/s per workload and mode, and each mode's throughput as a ratio of `off`'s.
  *
  *   npm run bench:observability          (= build + node dist/bench/observability.js)
- *   node dist/bench/observability.js [--quick] [--repeat N] [--modes off,metrics] [--only linear,fanout]
+ *   node dist/bench/observability.js [--quick] [--repeat N] [--modes metrics,tracing] [--only linear,fanout]
  *                                    [--scrape-ms 1000] [--dir <temp base>] [--keep] [--no-save]
  *
  * Results go to bench/results/observability-<timestamp>.json and observability-latest.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,33 +24,55 @@ import { runJob, type FanoutResult, type Job, type LinearResult } from './worklo
 
 /**
  * The modes measured. Each says what its child does before the workload: the Job fields it sets
- * (`metrics` turns the registry on) and, optionally, something to start first.
- *
- * A `tracing` mode (OTLP over HTTP to a receiver started here, at 100% sampling) is one more entry:
- *   tracing: { job: {}, start: async () => { const receiver = await startOtlpReceiver();
- *     const stop = await startTracing({ endpoint: receiver.url });   // src/observability/otel-sdk.ts
- *     return async () => { await stop(); await receiver.close(); }; } },
- * plus its name in MODE_NAMES (the target for it is ≤ 15% throughput loss).
+ * (`metrics` turns the registry on) and, optionally, something to start first. `tracing` starts the
+ * OpenTelemetry SDK as the CLI does (src/observability/otel-sdk.ts: batch span processor, OTLP/HTTP
+ * JSON exporter, 100% sampling) sending to a receiver in the parent process, which reads and counts
+ * the spans (so the receiving costs the measured process nothing, as with a collector elsewhere).
  */
 interface Mode {
   job: Pick<Job, 'metrics'>;
   /** Start what the mode needs in the child before the workload; returns how to stop it. */
-  start?: (o: { scrapeMs: number }) => Promise<() => Promise<void>>;
+  start?: (o: { scrapeMs: number; otlpEndpoint?: string }) => Promise<() => Promise<void>>;
 }
 
-const MODE_NAMES = ['off', 'metrics'] as const;
+const MODE_NAMES = ['off', 'metrics', 'tracing'] as const;
 type ModeName = (typeof MODE_NAMES)[number];
 
 function modeOf(name: ModeName, scrapeMs: number): Mode {
   const modes: Record<ModeName, Mode> = {
     off: { job: {} },
     metrics: { job: { metrics: { scrapeMs } } },
+    tracing: {
+      job: {},
+      start: async ({ otlpEndpoint }) => {
+        const { startTracing } = await import('../src/observability/otel-sdk.js');
+        const tracing = await startTracing({ endpoint: otlpEndpoint, serviceName: 'swarm-bench' });
+        return () => tracing.shutdown();
+      },
+    },
   };
   return modes[name];
 }
 
 /** The most throughput a mode may lose against `off` (ratio on/off at least 1 - this). */
-const MAX_LOSS: Record<ModeName, number> = { off: 0, metrics: 0.05 };
+const MAX_LOSS: Record<ModeName, number> = { off: 0, metrics: 0.05, tracing: 0.15 };
+
+/** An OTLP/HTTP receiver that reads every POST /v1/traces whole and counts its spans. */
+async function startReceiver(): Promise<{ url: string; spans: () => number; close: () => Promise<void> }> {
+  let spans = 0;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans?: Array<{ scopeSpans?: Array<{ spans?: unknown[] }> }> };
+      for (const r of body.resourceSpans ?? []) for (const sc of r.scopeSpans ?? []) spans += sc.spans?.length ?? 0;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, spans: () => spans, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
 
 const WORKLOAD_NAMES = ['linear', 'fanout'] as const;
 type WorkloadName = (typeof WORKLOAD_NAMES)[number];
@@ -56,6 +80,7 @@ type WorkloadName = (typeof WORKLOAD_NAMES)[number];
 interface ChildJob {
   mode: ModeName;
   scrapeMs: number;
+  otlpEndpoint?: string;
   job: Job;
 }
 
@@ -75,7 +100,7 @@ async function child(json: string): Promise<void> {
   const c = JSON.parse(json) as ChildJob;
   const mode = modeOf(c.mode, c.scrapeMs);
   return childMain(async () => {
-    const stop = mode.start ? await mode.start({ scrapeMs: c.scrapeMs }) : undefined;
+    const stop = mode.start ? await mode.start({ scrapeMs: c.scrapeMs, ...(c.otlpEndpoint ? { otlpEndpoint: c.otlpEndpoint } : {}) }) : undefined;
     try {
       return (await runJob({ ...c.job, ...mode.job })) as Result;
     } finally {
@@ -99,6 +124,8 @@ async function main(argv: readonly string[]): Promise<void> {
   console.log(`observability overhead: ${workloads.join(', ')} × ${modes.join(', ')} × ${repeat} repetition(s)${quick ? ' (quick)' : ''}; SQLite, durability full; temp dirs under ${v.dir ?? tmpdir()}`);
   if ((loadBefore[0] ?? 0) > cpus().length / 2) console.log(`  note: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} CPUs: compare the ratios, not the absolute numbers`);
 
+  const receiver = modes.includes('tracing') ? await startReceiver() : undefined;
+  const spansReceived = new Map<string, number[]>();
   const reps = new Map<string, Result[]>();
   for (let r = 1; r <= repeat; r++) {
     for (const w of workloads) {
@@ -108,12 +135,18 @@ async function main(argv: readonly string[]): Promise<void> {
         const key = `${w} ${mode}`;
         const job: Job = { workload: w, ...(w === 'linear' ? { commitWindowMs: 0 } : {}), ...common };
         const t = Date.now();
-        const result = await runInChild<ChildJob, Result>(fileURLToPath(import.meta.url), { mode, scrapeMs, job }, key, 180_000);
+        const before = receiver?.spans() ?? 0;
+        const result = await runInChild<ChildJob, Result>(fileURLToPath(import.meta.url), { mode, scrapeMs, job, ...(receiver ? { otlpEndpoint: receiver.url } : {}) }, key, 180_000);
         reps.set(key, [...(reps.get(key) ?? []), result]);
-        console.log(`  [${r}/${repeat}] ${key.padEnd(16)} ${Math.round(result.steps_per_s)} steps/s  (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+        // The child flushed its spans before it exited: all of them have arrived.
+        const received = (receiver?.spans() ?? 0) - before;
+        if (mode === 'tracing') spansReceived.set(key, [...(spansReceived.get(key) ?? []), received]);
+        console.log(`  [${r}/${repeat}] ${key.padEnd(16)} ${Math.round(result.steps_per_s)} steps/s  (${((Date.now() - t) / 1000).toFixed(1)} s)${mode === 'tracing' ? `, ${received} spans received` : ''}`);
       }
     }
   }
+
+  await receiver?.close();
 
   const rows: Array<{ workload: WorkloadName; mode: ModeName; reps: number; steps_per_s: number; ratio: number; loss: number; cpu_ms_per_step: number; cpu_ratio: number; max_loss: number; ok: boolean }> = [];
   // CPU time per step (the process's user + system time over the measured phase) is less disturbed
@@ -152,7 +185,7 @@ async function main(argv: readonly string[]): Promise<void> {
   if (!(v['no-save'] ?? false)) {
     const dir = join(REPO_ROOT, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
-    const doc = { started_at: started.toISOString(), elapsed_s: elapsed, options: { quick, repeat, modes, workloads, scrape_ms: scrapeMs }, git: gitState(), host: hostInfo(loadBefore), rows, repetitions: Object.fromEntries(reps) };
+    const doc = { started_at: started.toISOString(), elapsed_s: elapsed, options: { quick, repeat, modes, workloads, scrape_ms: scrapeMs }, git: gitState(), host: hostInfo(loadBefore), rows, spans_received: Object.fromEntries(spansReceived), repetitions: Object.fromEntries(reps) };
     const text = `${JSON.stringify(doc, null, 2)}\n`;
     const file = join(dir, `observability-${started.toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, text);

@@ -77,8 +77,10 @@ export async function runStepTraced(deps: StepRunnerDeps, step: ClaimedStep, wor
   let run: RunTraceRecord | null = null;
   let agent: string | undefined;
   try {
-    run = await runTrace(deps.store, step.run_id);
-    const p = await deps.plans.load(step.plan_id, () => deps.store.getPlanById(step.plan_id));
+    // The cached run and plan without an await (a promise more per step costs, with the context
+    // manager's promise hooks on); read when this process has not seen them yet.
+    run = runTraces.get(step.run_id) ?? (await runTrace(deps.store, step.run_id));
+    const p = deps.plans.peek(step.plan_id) ?? (await deps.plans.load(step.plan_id, () => deps.store.getPlanById(step.plan_id)));
     const a = p.stepAgents.get(parseElementId(step.step_id)?.base ?? step.step_id)?.manifest;
     if (a) agent = `${a.name}@${a.version}`;
   } catch {
