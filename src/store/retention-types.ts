@@ -108,6 +108,27 @@ export function finishedOnly(statuses: readonly RunStatus[]): RunStatus[] {
   return [...new Set(statuses)].filter((s) => TERMINAL_RUN.has(s));
 }
 
+/**
+ * Per table, the statement deleting the rows of a set of runs, given the dialect's "is one of the
+ * runs" condition (`IN (SELECT value FROM json_each(?))` on SQLite, `= ANY($1::text[])` on
+ * PostgreSQL). Children first: messages and tool calls hang off sessions, everything off the run.
+ */
+export function runDeleteStatements(inIds: string): Record<RunTable, string> {
+  return {
+    agent_messages: `DELETE FROM agent_messages WHERE session_id IN (SELECT id FROM agent_sessions WHERE run_id ${inIds})`,
+    agent_tool_calls: `DELETE FROM agent_tool_calls WHERE session_id IN (SELECT id FROM agent_sessions WHERE run_id ${inIds})`,
+    agent_sessions: `DELETE FROM agent_sessions WHERE run_id ${inIds}`,
+    approvals: `DELETE FROM approvals WHERE run_id ${inIds}`,
+    step_waits: `DELETE FROM step_waits WHERE run_id ${inIds}`,
+    run_signals: `DELETE FROM run_signals WHERE run_id ${inIds}`,
+    run_concurrency: `DELETE FROM run_concurrency WHERE run_id ${inIds}`,
+    step_logs: `DELETE FROM step_logs WHERE run_id ${inIds}`,
+    events: `DELETE FROM events WHERE run_id ${inIds}`,
+    step_executions: `DELETE FROM step_executions WHERE run_id ${inIds}`,
+    workflow_runs: `DELETE FROM workflow_runs WHERE id ${inIds}`,
+  };
+}
+
 export function emptyRowCounts(): Record<RunTable, number> {
   return Object.fromEntries(RUN_TABLES.map((t) => [t, 0])) as Record<RunTable, number>;
 }

@@ -17,13 +17,13 @@ import {
   finishedOnly,
   groupTrees,
   RUN_TABLES,
+  runDeleteStatements,
   type CompactOptions,
   type CompactReport,
   type DatabaseSize,
   type ExpiredRunPage,
   type ExpiredRunQuery,
   type RunDeleteReport,
-  type RunTable,
   type RunTree,
 } from '../retention-types.js';
 
@@ -40,19 +40,7 @@ const TREE = `WITH RECURSIVE tree(root, id) AS (
 
 const IN_IDS = '= ANY($1::text[])';
 
-const DELETE: Record<RunTable, string> = {
-  agent_messages: `DELETE FROM agent_messages WHERE session_id IN (SELECT id FROM agent_sessions WHERE run_id ${IN_IDS})`,
-  agent_tool_calls: `DELETE FROM agent_tool_calls WHERE session_id IN (SELECT id FROM agent_sessions WHERE run_id ${IN_IDS})`,
-  agent_sessions: `DELETE FROM agent_sessions WHERE run_id ${IN_IDS}`,
-  approvals: `DELETE FROM approvals WHERE run_id ${IN_IDS}`,
-  step_waits: `DELETE FROM step_waits WHERE run_id ${IN_IDS}`,
-  run_signals: `DELETE FROM run_signals WHERE run_id ${IN_IDS}`,
-  run_concurrency: `DELETE FROM run_concurrency WHERE run_id ${IN_IDS}`,
-  step_logs: `DELETE FROM step_logs WHERE run_id ${IN_IDS}`,
-  events: `DELETE FROM events WHERE run_id ${IN_IDS}`,
-  step_executions: `DELETE FROM step_executions WHERE run_id ${IN_IDS}`,
-  workflow_runs: `DELETE FROM workflow_runs WHERE id ${IN_IDS}`,
-};
+const DELETE = runDeleteStatements(IN_IDS);
 
 const roots = (rows: readonly Row[]): Array<{ id: string; completed_at: number }> => rows.map((r) => ({ id: String(r.id), completed_at: Number(r.completed_at) }));
 
