@@ -13,6 +13,7 @@ import { trace } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Swarm } from '../src/swarm.js';
 import { loadTools } from '../src/agents/tools/index.js';
+import { traceTool } from '../src/agents/loop-trace.js';
 import { serveHttp } from './fixtures/mcp-server.js';
 import { createApp } from '../src/server/app.js';
 import { startFakeLlmServer, type FakeLlmServer } from '../src/testing/fake-llm-server.js';
@@ -239,6 +240,25 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
       configureTracing({ captureMessageContent: false, redact: (t) => t });
       await swarm.close();
     }
+  });
+
+  it("a tool call's error output is not on its span's status unless content is opted in (then redacted before it is cut)", async () => {
+    const failed = (id: string) => () => Promise.resolve({ turn: 1, call_id: id, name: 'lookup', arguments: '{}', output: `Error: 401 for token sk-live-${'x'.repeat(495)}SECRETTAIL`, is_error: true });
+    await traceTool({ id: 'call_off', name: 'lookup', arguments: '{}' }, 'asker', 'conv-off', failed('call_off'));
+    configureTracing({ captureMessageContent: true, redact: (t) => t.replaceAll(/sk-live-x+SECRETTAIL/g, '[redacted]') });
+    try {
+      await traceTool({ id: 'call_on', name: 'lookup', arguments: '{}' }, 'asker', 'conv-on', failed('call_on'));
+    } finally {
+      configureTracing({ captureMessageContent: false, redact: (t) => t });
+    }
+    await tracing?.forceFlush();
+    const off = await otlp.waitFor('the tool span without content', (all) => all.find((s) => s.attributes['gen_ai.tool.call.id'] === 'call_off'));
+    expect(off.status).toBe(2);
+    expect(off.attributes['error.type']).toBe('tool_error');
+    expect(off.statusMessage).toBe('');
+    const on = await otlp.waitFor('the tool span with content', (all) => all.find((s) => s.attributes['gen_ai.tool.call.id'] === 'call_on'));
+    expect(on.status).toBe(2);
+    expect(on.statusMessage).toBe('Error: 401 for token [redacted]');
   });
 
   it("an approval decided later and a sub-workflow's run stay in the run's trace", async () => {
