@@ -119,6 +119,35 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       }
     });
 
+    it('a step stopped because its run was cancelled is not a lost lease', async () => {
+      const o = await open(kind);
+      const { swarm } = o;
+      try {
+        const m = swarm.metrics;
+        if (!m) throw new Error('metrics are on');
+        let started!: () => void;
+        const running = new Promise<void>((resolve) => (started = resolve));
+        swarm.defineBuiltin('hang', (_inputs, ctx) => {
+          started();
+          return new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('stopped'))));
+        });
+        await swarm.registerAgent(builtinAgent(o.dir, 'hang', 'hang'));
+        await swarm.registerWorkflow(writeWorkflow(o.dir, 'hang', 'name: hang\nversion: 1.0.0\nsteps:\n  - id: h\n    agent: hang\n'));
+        const run = await swarm.startRun('hang');
+        const worker = swarm.worker({ runIds: [run] }).start();
+        await running;
+        await swarm.cancel(run, 'no longer needed');
+        await worker;
+        // The worker learnt of the cancel by its lease renewal failing: on purpose, not a lost lease.
+        await vi.waitFor(async () => expect(metricSum(await m.render(), 'swarm_steps_in_flight')).toBe(0));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(metricSum(await m.render(), 'swarm_leases_lost_total')).toBe(0);
+        expect(metricSum(await m.render(), 'swarm_runs_finished_total', { workflow: 'hang', status: 'cancelled' })).toBe(1);
+      } finally {
+        await o.close();
+      }
+    });
+
     it('reads the queue gauges from the store with indexed queries, one read per cache period', async () => {
       const o = await open(kind, false);
       const { swarm } = o;
