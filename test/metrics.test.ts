@@ -279,6 +279,9 @@ export const broken = { name: 'broken', description: 'Fails', parameters: { type
       expect((await app.request('/webhooks/in/hook', { method: 'POST', body: 'x'.repeat(4096), headers: { 'content-type': 'application/json' } })).status).toBe(413);
       expect((await app.request('/webhooks/in/hook', { method: 'POST', body: '{nope', headers: { 'content-type': 'application/json' } })).status).toBe(400);
       expect((await app.request('/workflows/in/hook/trigger', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'idempotency-key': 'k1' } })).status).toBe(202);
+      // The store failing during the lookup: a server error at a path nobody registered is not a label.
+      vi.spyOn(on.swarm.store, 'registryGeneration').mockRejectedValueOnce(new Error('connection lost'));
+      expect((await app.request('/webhooks/anything-7f3a', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })).status).toBe(500);
       const reader = await on.swarm.createToken({ name: 'prometheus', scopes: ['read'] });
       const writer = await on.swarm.createToken({ name: 'ci', scopes: ['runs:write'] });
       expect((await app.request('/metrics')).status).toBe(401);
@@ -290,6 +293,8 @@ export const broken = { name: 'broken', description: 'Fails', parameters: { type
       expect(metricSum(text, 'swarm_webhook_requests_total', { path: '', outcome: 'too_large' })).toBe(1);
       expect(metricSum(text, 'swarm_webhook_requests_total', { path: 'in/hook', outcome: 'invalid' })).toBe(1);
       expect(metricSum(text, 'swarm_webhook_requests_total', { path: 'in/hook', outcome: 'accepted' })).toBe(1);
+      expect(metricSum(text, 'swarm_webhook_requests_total', { path: '', outcome: 'error' })).toBe(1);
+      expect(text).not.toContain('anything-7f3a');
 
       const disabled = await createApp(off.swarm).request('/metrics');
       expect(disabled.status).toBe(404);
