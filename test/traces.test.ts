@@ -17,7 +17,7 @@ import { traceTool } from '../src/agents/loop-trace.js';
 import { serveHttp } from './fixtures/mcp-server.js';
 import { createApp } from '../src/server/app.js';
 import { startFakeLlmServer, type FakeLlmServer } from '../src/testing/fake-llm-server.js';
-import { configureTracing, contextFromCarrier, currentTraceIds, traceEnvironment, tracingEnabled, withTraceHeaders } from '../src/observability/tracing.js';
+import { configureTracing, contextFromCarrier, inSpan, currentTraceIds, traceEnvironment, tracingEnabled, withTraceHeaders } from '../src/observability/tracing.js';
 import { startTracing, tracingConfigured, type TracingHandle } from '../src/observability/otel-sdk.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { startOtlpReceiver, traceparentOf, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp.js';
@@ -242,7 +242,7 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
     }
   });
 
-  it("a tool call's error output is not on its span's status unless content is opted in (then redacted before it is cut)", async () => {
+  it("a tool call's error output is not on its span's status unless content is opted in (then redacted before it is cut); a thrown error's status is redacted", async () => {
     const failed = (id: string) => () => Promise.resolve({ turn: 1, call_id: id, name: 'lookup', arguments: '{}', output: `Error: 401 for token sk-live-${'x'.repeat(495)}SECRETTAIL`, is_error: true });
     await traceTool({ id: 'call_off', name: 'lookup', arguments: '{}' }, 'asker', 'conv-off', failed('call_off'));
     configureTracing({ captureMessageContent: true, redact: (t) => t.replaceAll(/sk-live-x+SECRETTAIL/g, '[redacted]') });
@@ -259,6 +259,16 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
     const on = await otlp.waitFor('the tool span with content', (all) => all.find((s) => s.attributes['gen_ai.tool.call.id'] === 'call_on'));
     expect(on.status).toBe(2);
     expect(on.statusMessage).toBe('Error: 401 for token [redacted]');
+    // An error thrown in a span (an agent loop, a model call) goes on its status redacted, opted in or not.
+    configureTracing({ redact: (t) => t.replaceAll('sk-live-abc', '[redacted]') });
+    try {
+      await expect(inSpan('thrower', {}, () => Promise.reject(new Error('provider said: bad key sk-live-abc')))).rejects.toThrow('sk-live-abc');
+    } finally {
+      configureTracing({ redact: (t) => t });
+    }
+    await tracing?.forceFlush();
+    const thrown = await otlp.waitFor('the span of the thrown error', (all) => all.find((s) => s.name === 'thrower'));
+    expect(thrown.statusMessage).toBe('provider said: bad key [redacted]');
   });
 
   it("an approval decided later and a sub-workflow's run stay in the run's trace", async () => {
