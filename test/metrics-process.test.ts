@@ -138,6 +138,9 @@ describe('metrics of real processes', () => {
     const bad = await s.run(['worker', '--metrics-port', '70000']);
     expect(bad.code, show(bad)).toBe(2);
     expect(bad.stderr).toContain('--metrics-port must be a port number from 0 to 65535');
+    const hostOnly = await s.run(['worker', '--metrics-host', '0.0.0.0']);
+    expect(hostOnly.code, show(hostOnly)).toBe(2);
+    expect(hostOnly.stderr).toContain("--metrics-host '0.0.0.0' needs --metrics-port");
 
     const w = await startUntil(s, ['worker', '--metrics-port', '0', '--concurrency', '2'], /metrics: (http:\/\/\S+)/);
     try {

@@ -119,6 +119,35 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       }
     });
 
+    it('a step stopped because its run was cancelled is not a lost lease', async () => {
+      const o = await open(kind);
+      const { swarm } = o;
+      try {
+        const m = swarm.metrics;
+        if (!m) throw new Error('metrics are on');
+        let started!: () => void;
+        const running = new Promise<void>((resolve) => (started = resolve));
+        swarm.defineBuiltin('hang', (_inputs, ctx) => {
+          started();
+          return new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('stopped'))));
+        });
+        await swarm.registerAgent(builtinAgent(o.dir, 'hang', 'hang'));
+        await swarm.registerWorkflow(writeWorkflow(o.dir, 'hang', 'name: hang\nversion: 1.0.0\nsteps:\n  - id: h\n    agent: hang\n'));
+        const run = await swarm.startRun('hang');
+        const worker = swarm.worker({ runIds: [run] }).start();
+        await running;
+        await swarm.cancel(run, 'no longer needed');
+        await worker;
+        // The worker learnt of the cancel by its lease renewal failing: on purpose, not a lost lease.
+        await vi.waitFor(async () => expect(metricSum(await m.render(), 'swarm_steps_in_flight')).toBe(0));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(metricSum(await m.render(), 'swarm_leases_lost_total')).toBe(0);
+        expect(metricSum(await m.render(), 'swarm_runs_finished_total', { workflow: 'hang', status: 'cancelled' })).toBe(1);
+      } finally {
+        await o.close();
+      }
+    });
+
     it('reads the queue gauges from the store with indexed queries, one read per cache period', async () => {
       const o = await open(kind, false);
       const { swarm } = o;
@@ -250,6 +279,9 @@ export const broken = { name: 'broken', description: 'Fails', parameters: { type
       expect((await app.request('/webhooks/in/hook', { method: 'POST', body: 'x'.repeat(4096), headers: { 'content-type': 'application/json' } })).status).toBe(413);
       expect((await app.request('/webhooks/in/hook', { method: 'POST', body: '{nope', headers: { 'content-type': 'application/json' } })).status).toBe(400);
       expect((await app.request('/workflows/in/hook/trigger', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'idempotency-key': 'k1' } })).status).toBe(202);
+      // The store failing during the lookup: a server error at a path nobody registered is not a label.
+      vi.spyOn(on.swarm.store, 'registryGeneration').mockRejectedValueOnce(new Error('connection lost'));
+      expect((await app.request('/webhooks/anything-7f3a', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })).status).toBe(500);
       const reader = await on.swarm.createToken({ name: 'prometheus', scopes: ['read'] });
       const writer = await on.swarm.createToken({ name: 'ci', scopes: ['runs:write'] });
       expect((await app.request('/metrics')).status).toBe(401);
@@ -261,6 +293,8 @@ export const broken = { name: 'broken', description: 'Fails', parameters: { type
       expect(metricSum(text, 'swarm_webhook_requests_total', { path: '', outcome: 'too_large' })).toBe(1);
       expect(metricSum(text, 'swarm_webhook_requests_total', { path: 'in/hook', outcome: 'invalid' })).toBe(1);
       expect(metricSum(text, 'swarm_webhook_requests_total', { path: 'in/hook', outcome: 'accepted' })).toBe(1);
+      expect(metricSum(text, 'swarm_webhook_requests_total', { path: '', outcome: 'error' })).toBe(1);
+      expect(text).not.toContain('anything-7f3a');
 
       const disabled = await createApp(off.swarm).request('/metrics');
       expect(disabled.status).toBe(404);

@@ -13,10 +13,11 @@ import { trace } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Swarm } from '../src/swarm.js';
 import { loadTools } from '../src/agents/tools/index.js';
+import { traceTool } from '../src/agents/loop-trace.js';
 import { serveHttp } from './fixtures/mcp-server.js';
 import { createApp } from '../src/server/app.js';
 import { startFakeLlmServer, type FakeLlmServer } from '../src/testing/fake-llm-server.js';
-import { configureTracing, contextFromCarrier, currentTraceIds, traceEnvironment, tracingEnabled, withTraceHeaders } from '../src/observability/tracing.js';
+import { configureTracing, contextFromCarrier, inSpan, currentTraceIds, traceEnvironment, tracingEnabled, withTraceHeaders } from '../src/observability/tracing.js';
 import { startTracing, tracingConfigured, type TracingHandle } from '../src/observability/otel-sdk.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { startOtlpReceiver, traceparentOf, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp.js';
@@ -239,6 +240,35 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
       configureTracing({ captureMessageContent: false, redact: (t) => t });
       await swarm.close();
     }
+  });
+
+  it("a tool call's error output is not on its span's status unless content is opted in (then redacted before it is cut); a thrown error's status is redacted", async () => {
+    const failed = (id: string) => () => Promise.resolve({ turn: 1, call_id: id, name: 'lookup', arguments: '{}', output: `Error: 401 for token sk-live-${'x'.repeat(495)}SECRETTAIL`, is_error: true });
+    await traceTool({ id: 'call_off', name: 'lookup', arguments: '{}' }, 'asker', 'conv-off', failed('call_off'));
+    configureTracing({ captureMessageContent: true, redact: (t) => t.replaceAll(/sk-live-x+SECRETTAIL/g, '[redacted]') });
+    try {
+      await traceTool({ id: 'call_on', name: 'lookup', arguments: '{}' }, 'asker', 'conv-on', failed('call_on'));
+    } finally {
+      configureTracing({ captureMessageContent: false, redact: (t) => t });
+    }
+    await tracing?.forceFlush();
+    const off = await otlp.waitFor('the tool span without content', (all) => all.find((s) => s.attributes['gen_ai.tool.call.id'] === 'call_off'));
+    expect(off.status).toBe(2);
+    expect(off.attributes['error.type']).toBe('tool_error');
+    expect(off.statusMessage).toBe('');
+    const on = await otlp.waitFor('the tool span with content', (all) => all.find((s) => s.attributes['gen_ai.tool.call.id'] === 'call_on'));
+    expect(on.status).toBe(2);
+    expect(on.statusMessage).toBe('Error: 401 for token [redacted]');
+    // An error thrown in a span (an agent loop, a model call) goes on its status redacted, opted in or not.
+    configureTracing({ redact: (t) => t.replaceAll('sk-live-abc', '[redacted]') });
+    try {
+      await expect(inSpan('thrower', {}, () => Promise.reject(new Error('provider said: bad key sk-live-abc')))).rejects.toThrow('sk-live-abc');
+    } finally {
+      configureTracing({ redact: (t) => t });
+    }
+    await tracing?.forceFlush();
+    const thrown = await otlp.waitFor('the span of the thrown error', (all) => all.find((s) => s.name === 'thrower'));
+    expect(thrown.statusMessage).toBe('provider said: bad key [redacted]');
   });
 
   it("an approval decided later and a sub-workflow's run stay in the run's trace", async () => {

@@ -119,7 +119,9 @@ export function traceTool(call: ToolCall, agent: string, conversationId: string,
         if (capturesContent()) span.setAttribute('gen_ai.tool.call.result', spanContent(rec.output));
         if (rec.is_error) {
           span.setAttribute('error.type', 'tool_error');
-          span.setStatus({ code: SpanStatusCode.ERROR, message: rec.output.slice(0, 500) });
+          // The output is content (it may quote arguments, data or a secret): on the span only when
+          // opted in, redacted before it is cut (a cut could split a secret the redaction then misses).
+          span.setStatus({ code: SpanStatusCode.ERROR, ...(capturesContent() ? { message: spanContent(rec.output).slice(0, 500) } : {}) });
         }
       }
       return rec;

@@ -276,7 +276,7 @@ export class Worker {
       else this.options.log?.(m.text, { run_id: m.run_id, workflow: m.workflow });
     }
     const refused = new Set(result.refused.map(key));
-    if (result.lost.length || result.refused.length) this.metrics.leasesLost(result.lost.length + result.refused.length);
+    if (result.lost.length || result.refused.length) this.countLeasesLost([...result.lost, ...result.refused]);
     for (const c of completions) {
       if (refused.has(key(c))) {
         this.options.log?.(`step ${key(c)} attempt ${c.attempt}: result refused (lease lost or run cancelled)`, { run_id: c.run_id, step_id: c.step_id, attempt: c.attempt });
@@ -305,6 +305,23 @@ export class Worker {
     }
     this.mayHaveWork = (asked > 0 && result.claimed.length >= asked) || (result.woken ?? 0) > 0;
     for (const step of result.claimed) this.launch(step);
+  }
+
+  /**
+   * Leases lost, in the metrics: not those of steps whose run is finished (cancelled, or failed fast),
+   * which were stopped on purpose. Read after the commit, and only when some were lost: a rare path.
+   */
+  private countLeasesLost(steps: ReadonlyArray<{ run_id: string }>): void {
+    if (!this.metrics.enabled) return;
+    const runIds = [...new Set(steps.map((s) => s.run_id))];
+    const counted = Promise.all(runIds.map((id) => this.store.getRun(id).then((r) => (r && TERMINAL_RUN.has(r.status) ? id : undefined), () => undefined))).then((ended) => {
+      const stopped = new Set(ended);
+      const n = steps.filter((s) => !stopped.has(s.run_id)).length;
+      if (n > 0) this.metrics.leasesLost(n);
+    });
+    // Awaited with the steps at stop: a scrape after the worker stopped sees the count.
+    this.running.add(counted);
+    void counted.finally(() => this.running.delete(counted));
   }
 
   /** The workflow of a cached plan (for log lines; no read). */

@@ -255,7 +255,8 @@ export async function inSpan<T>(
 export function failSpan(span: Span, e: unknown, type?: string): void {
   const code = (e as { code?: unknown } | null)?.code;
   span.setAttribute('error.type', type ?? (typeof code === 'string' ? code : ((e as Error | null)?.name ?? 'Error')));
-  span.setStatus({ code: SpanStatusCode.ERROR, message: e instanceof Error ? e.message : String(e) });
+  // Through the redaction: an error may quote a secret (a tool's failure, a provider's answer).
+  span.setStatus({ code: SpanStatusCode.ERROR, message: redactContent(e instanceof Error ? e.message : String(e)) });
 }
 
 /** Attributes on the active span (nothing when tracing is off or no span is active). */

@@ -18,6 +18,8 @@ export interface ReceivedSpan {
   events: Array<{ name: string; attributes: Record<string, unknown> }>;
   /** 0 unset, 1 ok, 2 error. */
   status: number;
+  /** The status message ('' when none). */
+  statusMessage: string;
   service: string;
 }
 
@@ -60,7 +62,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         const doc = JSON.parse(body) as {
           resourceSpans?: Array<{
             resource?: { attributes?: OtlpAttr[] };
-            scopeSpans?: Array<{ spans?: Array<{ traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpAttr[]; events?: Array<{ name: string; attributes?: OtlpAttr[] }>; status?: { code?: number } }> }>;
+            scopeSpans?: Array<{ spans?: Array<{ traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpAttr[]; events?: Array<{ name: string; attributes?: OtlpAttr[] }>; status?: { code?: number; message?: string } }> }>;
           }>;
         };
         for (const rs of doc.resourceSpans ?? []) {
@@ -77,6 +79,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
                 attributes: attrs(s.attributes),
                 events: (s.events ?? []).map((e) => ({ name: e.name, attributes: attrs(e.attributes) })),
                 status: s.status?.code ?? 0,
+                statusMessage: s.status?.message ?? '',
                 service,
               });
             }

@@ -362,7 +362,11 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
     .option('--log-format <format>', LOG_FORMAT_HELP)
     .option('--metrics-port <port>', 'serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: any free port)')
     .option('--metrics-host <address>', 'address of the metrics endpoint (it has no authentication)', '127.0.0.1')
-    .action(async (o: { concurrency?: string; grace: string; logFormat?: string; metricsPort?: string; metricsHost: string }) => {
+    .action(async (o: { concurrency?: string; grace: string; logFormat?: string; metricsPort?: string; metricsHost: string }, cmd: Command) => {
+      // A host alone serves nothing: said, rather than a worker that a scraper then cannot find.
+      if (o.metricsPort === undefined && cmd.getOptionValueSource('metricsHost') === 'cli') {
+        throw new UserError('ARGUMENT_INVALID', `--metrics-host '${o.metricsHost}' needs --metrics-port: metrics are served only on a port you choose`, { option: '--metrics-host' });
+      }
       ctx.engineLog = true;
       delete ctx.llmEvents; // no terminal follows a worker's LLM steps: no streaming
       setUpLogging(ctx, o.logFormat);

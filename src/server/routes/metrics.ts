@@ -47,7 +47,8 @@ function outcomeOf(status: number): WebhookOutcome {
 /**
  * Count webhook deliveries (`POST /webhooks/{path}`, `POST /workflows/{path}/trigger`) by outcome.
  * The path is a label only when a webhook is registered there (the delivery got past the lookup);
- * an unknown path, or a body refused before the lookup, counts under path "" (labels stay bounded).
+ * an unknown path, a body refused before the lookup, or a server error at a path where no webhook is
+ * registered, counts under path "" (labels stay bounded).
  */
 export function webhookMetrics(swarm: Swarm): MiddlewareHandler {
   return async (c, next) => {
@@ -63,6 +64,12 @@ export function webhookMetrics(swarm: Swarm): MiddlewareHandler {
         path = decodeURIComponent(alias ? pathname.slice('/workflows/'.length, -'/trigger'.length) : pathname.slice('/webhooks/'.length));
       } catch {
         path = '';
+      }
+      // A server error may come from the lookup itself (the store away): the path is then whatever
+      // the caller sent, a label only if a webhook is registered there. Errors are rare: one read.
+      if (outcome === 'error' && path !== '') {
+        const known = await swarm.listWebhooks().catch(() => []);
+        if (!known.some((t) => t.webhook_path === path)) path = '';
       }
     }
     metrics.webhookRequest(path, outcome);
