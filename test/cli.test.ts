@@ -187,6 +187,13 @@ describe.concurrent('swarm CLI', () => {
       ['greet', []],
       ['measure', ['greet']],
     ]);
+
+    // The demo in that project: the project's own echo@1.0.0 is kept (a warning says so), the other
+    // examples are registered, and echo-chain runs on it.
+    const demo = ok(expect, await s.run(['demo'], { cwd: 'proj' }));
+    expect(demo.stderr).toContain("warning: agent echo@1.0.0 is already registered with different content: this project's is kept, the example's is not registered");
+    expect(demo.stdout).toContain('Step 2 received: Hello Swarm!');
+    expect((await s.json<Array<{ id: string; path: string }>>(['agent', 'list', '--json'], { cwd: 'proj' })).find((a) => a.id === 'echo@1.0.0')?.path).toBe(s.path('proj/agents/echo'));
   });
 
   test('agent create --template basic|python|bash|builtin: register and run them', async ({ expect }) => {

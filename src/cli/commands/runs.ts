@@ -428,9 +428,15 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
       const agents = await swarm.registerAgents(ex.agents);
       const workflows = await swarm.registerWorkflows(ex.workflows);
       for (const r of [...agents, ...workflows]) {
-        if ('error' in r) throw r.error;
+        if (!('error' in r)) continue;
+        // A project made by `swarm init` has an agent of its own called echo@1.0.0: it is kept, not
+        // replaced, and the examples use it (it is the same built-in). Any other error stops the demo.
+        const code = (r.error as { code?: string }).code;
+        if (code === 'AGENT_VERSION_EXISTS' || code === 'WORKFLOW_VERSION_EXISTS') ctx.err(pc.yellow(`warning: ${r.error.message.replace(/; bump its version or use --force$/, '')}: this project's is kept, the example's is not registered`));
+        else throw r.error;
       }
-      ctx.err(`registered ${agents.length} example agents and ${workflows.length} workflows into ${swarm.store.location}`);
+      const ok = (rs: ReadonlyArray<object>): number => rs.filter((r) => !('error' in r)).length;
+      ctx.err(`registered ${ok(agents)} example agents and ${ok(workflows)} workflows into ${swarm.store.location}`);
       const runId = await swarm.startRun('echo-chain', { message: 'Hello Swarm!' });
       ctx.exitCode = await attach(ctx, swarm, runId, { execute: !(await swarm.hasLiveWorker()) });
       if (ctx.exitCode === 0) {
