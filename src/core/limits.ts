@@ -36,6 +36,18 @@ export function formatBytes(n: number): string {
   return n.toLocaleString('en-US');
 }
 
+/** 1536 → "1.5 KiB": sizes in reports (`swarm gc`, `swarm doctor`), where the order of magnitude matters. */
+export function humanBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
 /**
  * A value is larger than its limit. Raised before anything is written; names the limit, its value
  * and the actual size. Exit 2 (the input is what is wrong).

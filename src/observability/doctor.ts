@@ -16,6 +16,7 @@ import { existsSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SwarmConfig } from '../config/config.js';
 import { errorMessage, isSwarmError } from '../core/errors.js';
+import { humanBytes } from '../core/limits.js';
 import { workerIsDead } from '../engine/reaper.js';
 import { memoryLimitMechanism } from '../executors/memory-limit.js';
 import { probeBubblewrap } from '../sandbox/sandbox.js';
@@ -187,22 +188,13 @@ export function checkDisk(config: SwarmConfig, statfs: (dir: string) => { bavail
   const s = statfs(dir);
   const free = s.bavail * s.bsize;
   const share = s.blocks > 0 ? s.bavail / s.blocks : 1;
-  const text = `${formatBytes(free)} free (${(share * 100).toFixed(0)} %) on the file system of ${dir}`;
+  const text = `${humanBytes(free)} free (${(share * 100).toFixed(0)} %) on the file system of ${dir}`;
   const hint = 'free space there (old runs: swarm gc), or move SWARM_HOME to a larger disk';
   if (free < DISK_FAIL_BYTES) return fail('disk', text, hint);
   if (free < DISK_WARN_BYTES || share < 0.05) return warn('disk', text, hint);
   return ok('disk', text);
 }
 
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i] ?? 'B'}`;
-}
 
 /**
  * The master key: SWARM_MASTER_KEY or the key file (readable, mode 0600, well formed), and the key

@@ -54,6 +54,3 @@ export const METRICS: readonly MetricDefinition[] = [
   { name: 'swarm_store_commit_duration_seconds', type: 'histogram', help: 'Duration of one store commit (a group commit counts once), by store kind.', labels: ['store'] },
   { name: 'swarm_store_commit_batch_size', type: 'histogram', help: 'Transactions that shared one commit (group commit), by store kind.', labels: ['store'] },
 ];
-
-/** The names alone. */
-export const METRIC_NAMES: readonly string[] = METRICS.map((m) => m.name);

@@ -6,18 +6,7 @@
  */
 import type { DatabaseSize } from '../store/retention-types.js';
 import type { GcReport } from './gc.js';
-
-/** 1536 → "1.5 KiB". */
-export function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
-}
+import { humanBytes } from '../core/limits.js';
 
 export function describeSize(s: DatabaseSize): string {
   const parts = [humanBytes(s.bytes)];
