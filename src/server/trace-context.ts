@@ -4,7 +4,7 @@
  * Nothing happens while tracing is off.
  */
 import type { MiddlewareHandler } from 'hono';
-import { withRemoteParent } from '../observability/tracing.js';
+import { tracingEnabled, withRemoteParent } from '../observability/tracing.js';
 
 /**
  * The middleware. A malformed header is ignored (W3C Trace Context), never an error.
@@ -12,4 +12,6 @@ import { withRemoteParent } from '../observability/tracing.js';
  * @example
  *   app.use('*', traceContext);
  */
-export const traceContext: MiddlewareHandler = (c, next) => withRemoteParent({ traceparent: c.req.header('traceparent'), tracestate: c.req.header('tracestate') }, () => next());
+export const traceContext: MiddlewareHandler = (c, next) =>
+  // Off: not even the headers are read (every API request passes here).
+  tracingEnabled() ? withRemoteParent({ traceparent: c.req.header('traceparent'), tracestate: c.req.header('tracestate') }, () => next()) : next();
