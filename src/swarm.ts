@@ -46,6 +46,7 @@ import type { PrometheusMetrics } from './observability/metrics.js';
 import { listSchedules, previewSchedule, scheduleInfo, scheduleTrigger, setSchedulePaused, type ScheduleInfo } from './triggers/schedules.js';
 import { redactAgentWrites } from './secrets/redacting-store.js';
 import { Redactor } from './secrets/redactor.js';
+import { createStepGuard, type GuardDeps } from './guardrails/index.js';
 import { openStoreKeys, type StoreKeys } from './secrets/store-key.js';
 import { SecretCache } from './secrets/secret-cache.js';
 import { rekeyPlan } from './secrets/rotate.js';
@@ -285,6 +286,8 @@ export class Swarm {
   /** Reads agent.yaml and workflow.yaml: regular files only, at most `manifestMaxBytes`. */
   private readonly readManifest: (file: string) => string;
   private readonly llmOptions: LlmExecutorOptions;
+  /** What the guardrails of every llm step share (src/guardrails/index.ts). */
+  private readonly guardDeps: GuardDeps;
   /** Replaces secret values (every SWARM_SECRET_*, and stored ones once loaded) with `[secret:NAME]` before anything is stored. */
   readonly redactor: Redactor;
   /** `${secrets.*}`: the encrypted store's secrets (decrypted when first needed), then SWARM_SECRET_*. */
@@ -334,6 +337,19 @@ export class Swarm {
       log,
       network: this.network,
       maxMessageBytes: config.limits.llm_message_bytes,
+      guards: (ctx) => createStepGuard(this.guardDeps, ctx),
+    };
+    this.guardDeps = {
+      store: agentStore,
+      config: config.guardrails,
+      metrics: () => this.hooks,
+      recordEvents: async (runId, stepId, events) => {
+        if (events.length === 0) return;
+        const rows = events.map((e) => ({ type: e.type, step_id: stepId, data: this.redactor.value(e.data) }));
+        await this.store.transaction((tx) => this.ledger.recordEvents(tx, runId, rows));
+        this.notifyCommit();
+      },
+      now: () => Date.now(),
     };
     this.llmExecutor = new LlmExecutor(this.llmOptions);
     this.ledger = new Ledger({

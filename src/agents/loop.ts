@@ -14,6 +14,7 @@ import { validateToolArguments } from './tools/validate.js';
 import { traceAgentLoop, traceChat, traceTool } from './loop-trace.js';
 import { addActiveEvent } from '../observability/tracing.js';
 import { timedModelCall, timedToolCall, type EngineMetrics } from '../observability/engine-metrics.js';
+import type { GuardState, GuardTurn, LoopGuard, ModelCallGate, ToolCallGate } from '../guardrails/guard.js';
 
 /** The version of the checkpoint envelope this code writes; older versions are read by `upgradeEnvelope`. */
 export const CHECKPOINT_VERSION = 1;
@@ -46,6 +47,12 @@ export interface CheckpointEnvelope {
     output_retries: number;
     /** Turns in a row whose tool calls were all malformed (unknown tool, arguments not matching). */
     invalid_tool_turns?: number;
+    /** Handoffs made in this session so far. */
+    handoffs?: number;
+    /** The guardrails' own state (taint, counters): see src/guardrails/guard.ts. */
+    guard?: GuardState;
+    /** Guardrail warnings not yet told to the model (they become user messages before the next model call). */
+    notes?: string[];
   };
 }
 
@@ -121,6 +128,8 @@ export interface RunOptions {
   /** Agents named by string in `handoffs`, and the current agent on resume. */
   resolveAgent?: (name: string) => Agent | undefined;
   hooks?: LoopHooks;
+  /** Budgets, circuit breakers, the injection policy, escalation and redaction (src/guardrails/). */
+  guard?: LoopGuard;
   /** Model calls, tokens, cost and tool calls into the metrics (src/observability/engine-metrics.ts); default none. */
   metrics?: EngineMetrics;
   /** Cost of a model call (default 0). */
@@ -257,6 +266,15 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
       ...extra,
     };
   };
+  const guard = options.guard;
+  const turnOf = (agent: Agent): GuardTurn => ({
+    agent,
+    turn: state.turn,
+    sessionId: journal.sessionId,
+    messages: state.messages,
+    state: (state.guard ??= {}),
+    tell: (text) => void (state.notes ??= []).push(text),
+  });
   const checkDeadline = (what: string): void => {
     options.signal?.throwIfAborted();
     if (options.deadline !== undefined && Date.now() >= options.deadline) throw new LoopError('DEADLINE_EXCEEDED', `the agent loop passed its deadline before ${what}`, { turn: state.turn });
@@ -276,7 +294,7 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
     if (state.pending_tool_calls.length > 0) {
       if (!executeTools) return result('tools_pending');
       const calls = state.pending_tool_calls;
-      const outcomes = await Promise.all(calls.map((call) => runTool(call, current, tools, state, journal, options, emit, checkDeadline, know)));
+      const outcomes = await Promise.all(calls.map((call) => runTool(call, current, tools, state, journal, options, emit, checkDeadline, know, guard ? turnOf(current) : undefined)));
       const waiting = calls.filter((_, i) => outcomes[i] === 'waiting');
       if (waiting.length > 0) {
         if (state.status !== 'waiting') {
@@ -303,6 +321,8 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
       state.status = 'running';
       if (handoff && handoff !== current.name) {
         lookup(handoff);
+        state.handoffs = (state.handoffs ?? 0) + 1;
+        await guard?.onHandoff?.({ ...turnOf(current), from: current.name, to: handoff, depth: state.handoffs });
         emit({ type: 'handoff', from: current.name, to: handoff });
         addActiveEvent('swarm.handoff', () => ({ 'swarm.handoff.from': current.name, 'swarm.handoff.to': handoff }));
         state.agent = handoff;
@@ -318,8 +338,13 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
     // ---- one model call ----
     checkDeadline('a model call');
     const agentNow = lookup(state.agent);
-    const model = resolveModelOf(agentNow, options);
-    const request: ModelRequest = {
+    // Guardrail warnings reach the model as a user turn before its next call.
+    if (state.notes?.length) {
+      for (const text of state.notes) state.messages.push({ role: 'user', content: text });
+      state.notes = [];
+    }
+    let model = resolveModelOf(agentNow, options);
+    let request: ModelRequest = {
       model: model.id,
       system: typeof agentNow.instructions === 'function' ? agentNow.instructions(state.context_variables) : (agentNow.instructions ?? 'You are a helpful agent.'),
       // A copy: a model (or a test) that keeps the request must not see later turns appear in it.
@@ -331,18 +356,33 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
       ...(agentNow.maxOutputTokens !== undefined ? { maxOutputTokens: agentNow.maxOutputTokens } : {}),
     };
     await options.hooks?.beforeModelCall?.({ agent: agentNow, turn: state.turn, request });
-    const response = await traceChat(model, request, agentNow.name, journal.sessionId, () =>
-      timedModelCall(
-        options.metrics,
-        model.id,
-        model.generate(request, {
-          ...(options.signal ? { signal: options.signal } : {}),
-          ...(options.stream ? { onDelta: (d: StreamDelta) => d.type === 'text' && emit({ type: 'delta', agent: agentNow.name, text: d.text }) } : {}),
-        }),
-      ),
-    );
-    const usage: Usage = { ...response.usage, cost_usd: options.costOf?.(model, response.usage) ?? 0 };
-    options.metrics?.modelUsage(model.id, usage);
+    let gate: ModelCallGate | void = undefined;
+    if (guard?.beforeModelCall) {
+      gate = await guard.beforeModelCall({ ...turnOf(agentNow), model, request });
+      if (gate?.model) model = gate.model;
+      if (gate?.request) request = gate.request;
+    }
+    const called = model;
+    const sent = request;
+    let response: ModelResponse;
+    try {
+      response = await traceChat(called, sent, agentNow.name, journal.sessionId, () =>
+        timedModelCall(
+          options.metrics,
+          called.id,
+          called.generate(sent, {
+            ...(options.signal ? { signal: options.signal } : {}),
+            ...(options.stream ? { onDelta: (d: StreamDelta) => d.type === 'text' && emit({ type: 'delta', agent: agentNow.name, text: d.text }) } : {}),
+          }),
+        ),
+      );
+    } catch (e) {
+      await gate?.settle?.({ ok: false, error: e });
+      throw e;
+    }
+    const usage: Usage = { ...response.usage, cost_usd: options.costOf?.(called, response.usage) ?? 0 };
+    await gate?.settle?.({ ok: true, response, usage });
+    options.metrics?.modelUsage(called.id, usage);
     state.usage = addUsage(state.usage, usage);
     state.turn++;
     await options.hooks?.afterModelCall?.({ agent: agentNow, turn: state.turn, response, usage, replayed: false });
@@ -358,6 +398,7 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
     if (answerBytes > maxMessageBytes) throw new LimitExceededError(`the answer of agent '${agentNow.name}' (turn ${state.turn})`, 'llm_message_bytes', maxMessageBytes, answerBytes);
     state.messages.push(assistant);
     emit({ type: 'message', agent: agentNow.name, message: assistant });
+    await guard?.onAnswer?.({ ...turnOf(agentNow), message: assistant });
 
     if (assistant.tool_calls?.length) {
       for (const call of assistant.tool_calls) emit({ type: 'tool_call', agent: agentNow.name, call });
@@ -440,9 +481,13 @@ async function runTool(
   emit: (e: LoopEvent) => void,
   checkDeadline: (what: string) => void,
   know: (a: Agent) => Agent,
+  turn: GuardTurn | undefined,
 ): Promise<RecordedToolCall | 'waiting'> {
+  const guard = options.guard;
   const recorded = await journal.toolResult(state.turn, call.id);
   if (recorded) {
+    // Replayed: recorded after the guards transformed it; they see it again (taint, counters), and may not change it.
+    if (guard?.onToolResult && turn) await guard.onToolResult({ ...turn, call, tool: tools.byName.get(call.name)?.tool, result: recorded, replayed: true });
     emit({ type: 'tool_result', agent: current.name, result: recorded, replayed: true });
     await options.hooks?.afterToolCall?.({ agent: current, turn: state.turn, call, result: recorded, replayed: true });
     return recorded;
@@ -451,7 +496,15 @@ async function runTool(
   const fail = (output: string): RecordedToolCall => ({ ...base, output, is_error: true });
   const entry = tools.byName.get(call.name);
   let rec: RecordedToolCall;
-  if (!entry) {
+  let toolGate: ToolCallGate | void = undefined;
+  if (guard?.beforeToolCall && turn && (!entry || entry.handoff)) {
+    // Unknown tools and handoffs: the guards count them (escalation) and may stop the loop.
+    toolGate = await guard.beforeToolCall({ ...turn, call, tool: undefined, args: undefined });
+    if (toolGate?.verdict?.action === 'stop') throw toolGate.verdict.error;
+  }
+  if (toolGate?.verdict?.action === 'refuse') {
+    rec = fail(toolGate.verdict.output);
+  } else if (!entry) {
     const known = [...tools.byName.keys()];
     rec = fail(`${UNKNOWN_TOOL}'${call.name}'. Available tools: ${known.length ? known.join(', ') : '(none)'}.`);
   } else if (entry.handoff) {
@@ -460,10 +513,15 @@ async function runTool(
   } else {
     const t = entry.tool as Tool;
     const parsed = parseArguments(call.arguments, t);
+    if (parsed.ok && guard?.beforeToolCall && turn) toolGate = await guard.beforeToolCall({ ...turn, call, tool: t, args: parsed.value });
+    const verdict = toolGate?.verdict;
+    if (verdict?.action === 'stop') throw verdict.error;
     if (!parsed.ok) {
       rec = fail(`${INVALID_ARGUMENTS}'${t.name}': ${parsed.message}`);
+    } else if (verdict?.action === 'refuse') {
+      rec = fail(verdict.output);
     } else {
-      if (t.needsApproval) {
+      if (t.needsApproval || verdict?.action === 'approve') {
         const decision = await journal.approval(call.id);
         if (!decision) {
           addActiveEvent('swarm.approval.requested', () => ({ 'swarm.approval.tool': t.name, 'swarm.approval.call_id': call.id }));
@@ -485,8 +543,10 @@ async function runTool(
       if (CONTEXT_PARAM in ((t.parameters.properties as Record<string, unknown> | undefined) ?? {})) args[CONTEXT_PARAM] = { ...state.context_variables };
       await options.hooks?.beforeToolCall?.({ agent: current, turn: state.turn, call, args });
       rec = await traceTool(call, current.name, journal.sessionId, () => timedToolCall(options.metrics, t.name, executeTool(t, args, call, current, state, journal, options, know)));
+      await toolGate?.settle?.(rec);
     }
   }
+  if (guard?.onToolResult && turn) rec = (await guard.onToolResult({ ...turn, call, tool: entry?.tool, result: rec, replayed: false })) ?? rec;
   const max = options.maxMessageBytes ?? LIMIT_DEFAULTS.llm_message_bytes;
   const size = byteLength(rec.output);
   if (size > max) {

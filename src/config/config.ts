@@ -13,6 +13,8 @@ import { isLogFormat, LOG_FORMATS, type LogFormat } from '../observability/log-f
 import { RETENTION_DEFAULTS, RETENTION_SCHEMA, resolveRetention, type RetentionConfig, type RetentionFile } from './retention-config.js';
 
 export type { RetentionConfig } from './retention-config.js';
+import { GUARDRAILS_SCHEMA, parseGuardrails, type GuardrailsSpec } from '../core/manifest/guardrails/index.js';
+import { ProblemList } from '../core/manifest/problems.js';
 
 export const CONFIG_FILE = 'swarm.yaml';
 
@@ -92,6 +94,8 @@ export interface SwarmConfig {
   readonly server: ServerConfig;
   /** What is pruned, and after how long (`retention:`): custom events by the schedule holder, finished runs by `swarm serve`'s retention policy. */
   readonly retention: RetentionConfig;
+  /** The deployment's guardrails (`guardrails:`): defaults every agent's own `guardrails:` refines. */
+  readonly guardrails: GuardrailsSpec;
   /** How `swarm serve` and `swarm worker` log (`log_format:` or SWARM_LOG_FORMAT; `--log-format` overrides). */
   readonly logFormat: LogFormat;
   /** `metrics:`: whether `swarm serve` keeps Prometheus metrics and serves GET /metrics (`enabled`, default true). */
@@ -145,6 +149,7 @@ const fileSchema = {
       properties: { max_body_bytes: { type: 'integer', minimum: 1024, maximum: 1_073_741_824 } },
     },
     retention: RETENTION_SCHEMA,
+    guardrails: GUARDRAILS_SCHEMA,
     metrics: { type: 'object', additionalProperties: false, properties: { enabled: { type: 'boolean' } } },
   },
 };
@@ -166,6 +171,7 @@ interface ConfigFile {
   network?: { allow?: string[] };
   server?: { max_body_bytes?: number };
   retention?: RetentionFile;
+  guardrails?: Record<string, unknown>;
   metrics?: { enabled?: boolean };
 }
 
@@ -284,7 +290,17 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     network: resolveNetwork(raw.network, source, file ?? CONFIG_FILE),
     server: Object.freeze({ maxBodyBytes: raw.server?.max_body_bytes ?? DEFAULTS.server_max_body_bytes }),
     retention: Object.freeze(resolveRetention(raw.retention, file ?? CONFIG_FILE, projectDir)),
+    guardrails: resolveGuardrails(raw.guardrails, file ?? CONFIG_FILE, source),
     metrics: Object.freeze({ enabled: raw.metrics?.enabled ?? true }),
   });
 }
 
+
+/** `guardrails:` of swarm.yaml, every problem reported at once with file, field and line. */
+function resolveGuardrails(value: unknown, file: string, source: YamlSource | undefined): GuardrailsSpec {
+  if (value === undefined) return Object.freeze({});
+  const problems = new ProblemList(file);
+  const spec = parseGuardrails({ value, file, path: ['guardrails'], lineOf: (p) => source?.lineOf(p), problems });
+  problems.throwIfAny();
+  return Object.freeze(spec);
+}

@@ -31,6 +31,14 @@ export const EventType = {
   WAIT_RESOLVED: 'WAIT_RESOLVED',
   /** A signal was sent to this run (kept until a wait step takes it). */
   SIGNAL_RECEIVED: 'SIGNAL_RECEIVED',
+  /** A run's budget passed its warning threshold on a limit (data: limit, used, allowed, fraction). */
+  BUDGET_WARNING: 'BUDGET_WARNING',
+  /** A call was not made: it would have crossed a limit of the run's budget (data: limit, used, allowed). */
+  BUDGET_EXCEEDED: 'BUDGET_EXCEEDED',
+  /** A circuit breaker changed state (data: breaker, from, to, reason); recorded in the run whose call caused it. */
+  CIRCUIT_CHANGED: 'CIRCUIT_CHANGED',
+  /** A guardrail fired: injection policy, a refused sensitive call, redaction, escalation (data: guardrail, rule, action, …). */
+  GUARDRAIL_TRIGGERED: 'GUARDRAIL_TRIGGERED',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 

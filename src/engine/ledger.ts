@@ -480,6 +480,18 @@ export class Ledger {
   }
 
   /**
+   * Append events to a run's log, in the caller's transaction (guardrail events: budgets, breakers,
+   * policies). A run that no longer exists is RUN_NOT_FOUND; a finished run still takes them.
+   */
+  async recordEvents(tx: LedgerTx, runId: string, events: ReadonlyArray<{ type: EventType; step_id: string | null; data: Record<string, unknown> }>): Promise<void> {
+    if (events.length === 0) return;
+    const scope = new TxScope(tx, this.maxEventBytes, this.options.chainKey);
+    const state = await scope.run(runId);
+    for (const e of events) scope.emit(state, e.type, e.step_id, e.data);
+    await scope.flush();
+  }
+
+  /**
    * Send a signal to a run, in the caller's transaction: kept until a wait step of the run takes it,
    * delivered now to one that waits (see waits.ts). RUN_NOT_FOUND / RUN_FINISHED for a run that cannot take it.
    */

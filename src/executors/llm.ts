@@ -21,6 +21,8 @@ import type { Store } from '../store/store.js';
 import type { EngineMetrics } from '../observability/engine-metrics.js';
 import type { NetworkGuard } from '../net/guard.js';
 import type { ExecutionContext, ExecutionResult, Executor } from './executor.js';
+import type { LoopGuard } from '../guardrails/guard.js';
+import type { StepGuardContext } from '../guardrails/index.js';
 
 export interface LlmExecutorOptions {
   store: Store;
@@ -37,6 +39,8 @@ export interface LlmExecutorOptions {
   /** Loop events of each step (streamed text, tool calls, handoffs), e.g. for an attached terminal. */
   onEvent?: (runId: string, stepId: string, e: LoopEvent) => void;
   hooks?: LoopHooks;
+  /** The guardrails of a step (src/guardrails/index.ts createStepGuard); none: no guardrails. */
+  guards?: (ctx: StepGuardContext) => Promise<LoopGuard | undefined>;
   /** Model calls, tokens, cost and tool calls (default: none). */
   metrics?: EngineMetrics;
   log?: (m: string) => void;
@@ -63,7 +67,7 @@ export class LlmExecutor implements Executor {
       const pinned = resumed?.envelope ? (JSON.parse(resumed.envelope) as { payload?: { agent_versions?: Record<string, string> } }).payload?.agent_versions : undefined;
 
       const secrets = this.o.secrets;
-      const { agents, versions } = await buildAgents(
+      const { agents, versions, manifests } = await buildAgents(
         secrets ? { ...this.o, secrets: (name) => secrets(name, ctx.workflow) } : this.o,
         { path: ctx.agent.path, manifest: ctx.agent.manifest },
         { inputs: ctx.inputs, run: { id: ctx.runId, step: ctx.stepId, attempt: ctx.attempt } },
@@ -75,7 +79,9 @@ export class LlmExecutor implements Executor {
       const messages = inputMessages(ctx.inputs);
       const journal = storeJournal(this.o.store, { sessionId, agent: start.name, runId: ctx.runId, stepId: ctx.stepId, traceId: ctx.runId, attempt: ctx.attempt });
       const spec = ctx.agent.manifest.llm;
+      const guard = await this.o.guards?.({ runId: ctx.runId, stepId: ctx.stepId, attempt: ctx.attempt, workflow: ctx.workflow ?? '', sessionId, agents: manifests, inputs: ctx.inputs });
       const r = await run(start, messages, {
+        ...(guard ? { guard } : {}),
         contextVariables: (ctx.inputs.context_variables as Record<string, unknown> | undefined) ?? {},
         maxTurns: spec?.max_turns ?? 10,
         // A little before the step's own timeout, so the loop stops cleanly first.
@@ -148,7 +154,7 @@ export async function buildAgents(
   toolSets: ToolSet[],
   signal?: AbortSignal,
   pinned?: Readonly<Record<string, string>>,
-): Promise<{ agents: Map<string, Agent>; versions: Record<string, string> }> {
+): Promise<{ agents: Map<string, Agent>; versions: Record<string, string>; manifests: Map<string, AgentManifest> }> {
   const manifests = new Map<string, { path: string; manifest: AgentManifest }>();
   const queue: Array<{ path: string; manifest: AgentManifest }> = [root];
   while (queue.length) {
@@ -210,7 +216,7 @@ export async function buildAgents(
       }),
     );
   }
-  return { agents: built, versions };
+  return { agents: built, versions, manifests: new Map([...manifests].map(([name, m]) => [name, m.manifest])) };
 }
 
 function describeRetry(i: unknown): string {

@@ -41,6 +41,18 @@ export interface EngineMetrics {
   modelCall(modelId: string, outcome: 'ok' | 'error', seconds: number): void;
   /** The tokens and cost of a model call. */
   modelUsage(modelId: string, usage: { input_tokens: number; output_tokens: number; cost_usd?: number }): void;
+  /** A run's budget warned about, or refused a call for, one of its limits. */
+  budgetEvent(limit: string, kind: 'warning' | 'exceeded'): void;
+  /** A circuit breaker changed state (`kind`: model, tool, mcp, http_host). */
+  circuitTransition(kind: string, breaker: string, to: 'closed' | 'open' | 'half_open'): void;
+  /** A call was refused (or sent to a fallback) because its circuit was open. */
+  circuitRejected(kind: string, breaker: string): void;
+  /** A guardrail fired (injection, content_policy, sensitive_tool, escalation) with this action. */
+  guardrailEvent(guardrail: string, action: string): void;
+  /** `n` values of a data class were redacted, masked or dropped. */
+  redacted(dataClass: string, action: string, n: number): void;
+  /** A vector memory operation ended. */
+  memoryOperation(op: 'write' | 'search' | 'delete', outcome: 'ok' | 'error', seconds: number): void;
 }
 
 const nothing = (): void => undefined;
@@ -59,6 +71,12 @@ export const NO_METRICS: EngineMetrics = Object.freeze({
   toolCall: nothing,
   modelCall: nothing,
   modelUsage: nothing,
+  budgetEvent: nothing,
+  circuitTransition: nothing,
+  circuitRejected: nothing,
+  guardrailEvent: nothing,
+  redacted: nothing,
+  memoryOperation: nothing,
 });
 
 /** `call` as it is, timed into the model-call metrics when they are on. */

@@ -50,6 +50,16 @@ export const METRICS: readonly MetricDefinition[] = [
   { name: 'gen_ai_client_token_usage', type: 'histogram', help: 'Tokens per model call (OpenTelemetry gen_ai.client.token.usage), by provider, model and token type (input, output).', labels: ['gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_token_type'] },
   { name: 'gen_ai_client_operation_duration_seconds', type: 'histogram', help: 'Duration of one model call (OpenTelemetry gen_ai.client.operation.duration).', labels: ['gen_ai_provider_name', 'gen_ai_request_model'] },
   { name: 'swarm_llm_cost_usd_total', type: 'counter', help: 'Cost of model calls in US dollars, from the configured prices.', labels: ['provider', 'model'] },
+  // ---- guardrails ----
+  { name: 'swarm_budget_events_total', type: 'counter', help: 'Budget warnings and refusals, by limit (tokens_in, tokens_out, cost_usd, model_calls, tool_calls, wall_clock, handoff_depth) and kind (warning, exceeded).', labels: ['limit', 'kind'] },
+  { name: 'swarm_circuit_transitions_total', type: 'counter', help: 'Circuit breaker state changes, by breaker kind (model, tool, mcp, http_host), breaker name and new state (closed, open, half_open).', labels: ['kind', 'breaker', 'to'] },
+  { name: 'swarm_circuit_state', type: 'gauge', help: 'A circuit breaker’s state as this process last saw it: 0 closed, 1 half-open, 2 open.', labels: ['kind', 'breaker'] },
+  { name: 'swarm_circuit_rejected_calls_total', type: 'counter', help: 'Calls refused at once because their circuit was open (CIRCUIT_OPEN) or sent to a fallback.', labels: ['kind', 'breaker'] },
+  { name: 'swarm_guardrail_events_total', type: 'counter', help: 'Guardrails that fired, by guardrail (injection, content_policy, sensitive_tool, escalation) and action (warn, sanitize, reject, refuse, approve, stop).', labels: ['guardrail', 'action'] },
+  { name: 'swarm_redactions_total', type: 'counter', help: 'Values of a data class found and acted on, by class (email, phone, card, iban, national_id, api_key, secret) and action (redact, mask, drop).', labels: ['class', 'action'] },
+  // ---- memory ----
+  { name: 'swarm_memory_operations_total', type: 'counter', help: 'Vector memory operations, by operation (write, search, delete) and outcome (ok, error).', labels: ['op', 'outcome'] },
+  { name: 'swarm_memory_operation_duration_seconds', type: 'histogram', help: 'Duration of one vector memory operation (embedding included).', labels: ['op'] },
   // ---- store ----
   { name: 'swarm_store_commit_duration_seconds', type: 'histogram', help: 'Duration of one store commit (a group commit counts once), by store kind.', labels: ['store'] },
   { name: 'swarm_store_commit_batch_size', type: 'histogram', help: 'Transactions that shared one commit (group commit), by store kind.', labels: ['store'] },

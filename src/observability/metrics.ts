@@ -162,6 +162,13 @@ export class PrometheusMetrics implements EngineMetrics {
   private readonly cost: Family<CounterChild>;
   private readonly commitDuration: Family<HistogramChild>;
   private readonly commitBatch: Family<HistogramChild>;
+  private readonly budgetEvents: Family<CounterChild>;
+  private readonly circuitTransitions: Family<CounterChild>;
+  private readonly circuitRejections: Family<CounterChild>;
+  private readonly guardrailEvents: Family<CounterChild>;
+  private readonly redactions: Family<CounterChild>;
+  private readonly memoryOps: Family<CounterChild>;
+  private readonly memoryDuration: Family<HistogramChild>;
 
   /** What the store reports its transactions to. */
   readonly commits: CommitObserver = {
@@ -207,6 +214,13 @@ export class PrometheusMetrics implements EngineMetrics {
     this.cost = counter('swarm_llm_cost_usd_total');
     this.commitDuration = histogram('swarm_store_commit_duration_seconds');
     this.commitBatch = histogram('swarm_store_commit_batch_size');
+    this.budgetEvents = counter('swarm_budget_events_total');
+    this.circuitTransitions = counter('swarm_circuit_transitions_total');
+    this.circuitRejections = counter('swarm_circuit_rejected_calls_total');
+    this.guardrailEvents = counter('swarm_guardrail_events_total');
+    this.redactions = counter('swarm_redactions_total');
+    this.memoryOps = counter('swarm_memory_operations_total');
+    this.memoryDuration = histogram('swarm_memory_operation_duration_seconds');
   }
 
   /** The Prometheus text exposition of every metric. */
@@ -358,6 +372,32 @@ export class PrometheusMetrics implements EngineMetrics {
     this.tokens.get(provider, model, 'input').observe(usage.input_tokens);
     this.tokens.get(provider, model, 'output').observe(usage.output_tokens);
     if (usage.cost_usd) this.cost.get(provider, model).inc(usage.cost_usd);
+  }
+
+  budgetEvent(limit: string, kind: 'warning' | 'exceeded'): void {
+    this.budgetEvents.get(limit, kind).inc();
+  }
+
+  circuitTransition(kind: string, breaker: string, to: 'closed' | 'open' | 'half_open'): void {
+    this.circuitTransitions.get(kind, breaker, to).inc();
+    (this.m.get('swarm_circuit_state') as Gauge).labels(kind, breaker).set(to === 'closed' ? 0 : to === 'half_open' ? 1 : 2);
+  }
+
+  circuitRejected(kind: string, breaker: string): void {
+    this.circuitRejections.get(kind, breaker).inc();
+  }
+
+  guardrailEvent(guardrail: string, action: string): void {
+    this.guardrailEvents.get(guardrail, action).inc();
+  }
+
+  redacted(dataClass: string, action: string, n: number): void {
+    if (n > 0) this.redactions.get(dataClass, action).inc(n);
+  }
+
+  memoryOperation(op: 'write' | 'search' | 'delete', outcome: 'ok' | 'error', seconds: number): void {
+    this.memoryOps.get(op, outcome).inc();
+    this.memoryDuration.get(op).observe(seconds);
   }
 }
 

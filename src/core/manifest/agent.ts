@@ -4,6 +4,8 @@ import { findReferences } from '../template.js';
 import { isReservedName, ProblemList, reservedProblem } from './problems.js';
 import { checkManifest } from './schema-check.js';
 import { parseYaml } from './yaml-source.js';
+import { GUARDRAILS_SCHEMA, parseGuardrails, type GuardrailsSpec } from './guardrails/index.js';
+import { MEMORY_SCHEMA, parseMemorySpec, type MemorySpec } from './memory.js';
 
 export const RUNTIME_TYPES = ['node', 'python', 'bash', 'process', 'builtin', 'llm'] as const;
 export type RuntimeType = (typeof RUNTIME_TYPES)[number];
@@ -64,6 +66,10 @@ export interface LlmSpec {
   handoffs: string[];
   output_schema?: Record<string, unknown>;
   max_turns: number;
+  /** This agent's guardrails (over the deployment's `guardrails:` in swarm.yaml). */
+  guardrails?: GuardrailsSpec;
+  /** This agent's vector memory. */
+  memory?: MemorySpec;
 }
 
 /** Options of `parseAgentManifest`: the schema of one `tools:` entry (from the agents layer). */
@@ -136,6 +142,8 @@ const agentSchema = {
     handoffs: { type: 'array', items: { type: 'string', pattern: NAME_PATTERN } },
     output_schema: { type: 'object' },
     max_turns: { type: 'integer', minimum: 1, maximum: 1000 },
+    guardrails: GUARDRAILS_SCHEMA,
+    memory: MEMORY_SCHEMA,
     capabilities: { type: 'array', items: { type: 'string' } },
     inputs: ioSpec,
     outputs: ioSpec,
@@ -164,7 +172,7 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
   const type = raw.runtime.type as RuntimeType;
   const llm = type === 'llm' ? problems.guard(() => llmSpec(raw, file, src.lineOf.bind(src))) : undefined;
   if (type !== 'llm') {
-    for (const key of ['instructions', 'tools', 'handoffs', 'output_schema', 'max_turns'] as const) {
+    for (const key of ['instructions', 'tools', 'handoffs', 'output_schema', 'max_turns', 'guardrails', 'memory'] as const) {
       if (raw[key] !== undefined) problems.add(key, `is only for runtime.type 'llm' (this agent is '${type}')`, src.lineOf([key]));
     }
     for (const key of ['provider', 'model', 'base_url', 'api', 'temperature', 'max_output_tokens'] as const) {
@@ -265,6 +273,8 @@ function llmSpec(raw: Record<string, unknown> & { runtime: Record<string, unknow
   handoffs.forEach((h, i) => {
     if (isReservedName(h)) problems.add(`handoffs[${i}]`, reservedProblem(h, 'an agent name'), lineOf(['handoffs', i]));
   });
+  const guardrails = raw.guardrails !== undefined ? parseGuardrails({ value: raw.guardrails, file, path: ['guardrails'], lineOf, problems }) : undefined;
+  const memory = raw.memory !== undefined ? parseMemorySpec({ value: raw.memory, file, path: ['memory'], lineOf, problems }) : undefined;
   problems.throwIfAny();
   return {
     provider: rt.provider as string,
@@ -278,6 +288,8 @@ function llmSpec(raw: Record<string, unknown> & { runtime: Record<string, unknow
     handoffs,
     ...(raw.output_schema !== undefined ? { output_schema: raw.output_schema as Record<string, unknown> } : {}),
     max_turns: (raw.max_turns as number | undefined) ?? DEFAULT_MAX_TURNS,
+    ...(guardrails ? { guardrails } : {}),
+    ...(memory ? { memory } : {}),
   };
 }
 

@@ -1,0 +1,63 @@
+/**
+ * The guardrails of one `llm` step: built per step attempt from the deployment's `guardrails:`
+ * (swarm.yaml), the agents' own `guardrails:` (agent.yaml), the workflow's and the step's budgets,
+ * and composed into the one `LoopGuard` the agent loop consults (see guard.ts for the gates).
+ *
+ * Order matters: breakers first (a call that will not be made reserves nothing), then budgets, the
+ * injection policy and escalation, and redaction last (it sees the request the model will get).
+ */
+import type { AgentManifest } from '../core/manifest/agent.js';
+import type { GuardrailsSpec } from '../core/manifest/guardrails/index.js';
+import type { EventType } from '../core/events.js';
+import type { EngineMetrics } from '../observability/engine-metrics.js';
+import type { Store } from '../store/store.js';
+import { composeGuards, type LoopGuard } from './guard.js';
+
+export { composeGuards, markUntrusted, untrustedSources } from './guard.js';
+export type { GuardState, GuardTurn, LoopGuard, ModelCallGate, ToolCallGate, ToolVerdict } from './guard.js';
+
+/** An event a guardrail records in the run's log (and the metric that goes with it is the guard's to bump). */
+export interface GuardEvent {
+  type: EventType;
+  data: Record<string, unknown>;
+}
+
+/** What every step's guardrails share (one per Swarm instance). */
+export interface GuardDeps {
+  store: Store;
+  /** The deployment's `guardrails:` (swarm.yaml). */
+  config: GuardrailsSpec;
+  /** The metrics (read at each use: they may be enabled after the Swarm opened). */
+  metrics: () => EngineMetrics;
+  /** Append events to the run's log (its own transaction; secrets redacted). */
+  recordEvents: (runId: string, stepId: string | null, events: readonly GuardEvent[]) => Promise<void>;
+  /** The clock (tests move it). */
+  now: () => number;
+}
+
+/** The step whose loop is guarded. */
+export interface StepGuardContext {
+  runId: string;
+  stepId: string;
+  attempt: number;
+  workflow: string;
+  sessionId: string;
+  /** The step's agent and every agent reachable through its handoffs, by name. */
+  agents: ReadonlyMap<string, AgentManifest>;
+  /** The step's inputs (resolved). */
+  inputs: Readonly<Record<string, unknown>>;
+}
+
+/** The guard of one step attempt; undefined when no guardrail applies (the loop then pays nothing). */
+export async function createStepGuard(deps: GuardDeps, ctx: StepGuardContext): Promise<LoopGuard | undefined> {
+  void deps;
+  void ctx;
+  const guards: Array<LoopGuard | undefined> = [
+    // breakers (breakers.ts)
+    // budget (budget.ts)
+    // injection policy, content policy, sensitive tools (policy.ts)
+    // escalation (escalation.ts)
+    // redaction of what the model sees (redaction.ts)
+  ];
+  return composeGuards(guards);
+}
