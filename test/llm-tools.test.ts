@@ -770,7 +770,7 @@ describe('TOOL_SPEC_SCHEMA', () => {
       'agents/helper/agent.yaml:2: tools[0].builtin: must be one of "http_fetch", "current_time", "calculator"',
     );
     expect(problem('tools:\n  - builtin: calculator\n  - module: tools.js\n    exports: search\n')).toBe(
-      'agents/helper/agent.yaml:4: tools[1].exports: unknown field (allowed: module, export, needs_approval)',
+      'agents/helper/agent.yaml:4: tools[1].exports: unknown field (allowed: module, export, needs_approval, trusted, sensitive)',
     );
     expect(problem('tools:\n  - name: t\n    description: d\n    parameters: { type: object }\n')).toBe(
       [

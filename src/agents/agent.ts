@@ -40,6 +40,15 @@ export function isToolResult(v: unknown): v is ToolResult {
   return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[RESULT_BRAND] === true;
 }
 
+/** Where a tool comes from: its `tools:` entry's kind, the MCP server's name, the HTTP tool's host. */
+export interface ToolOrigin {
+  kind: 'builtin' | 'module' | 'http' | 'mcp' | 'memory';
+  /** MCP: the entry's `name`, or its command or URL. */
+  server?: string;
+  /** HTTP tools and remote MCP servers: the URL's host (`host:port`). */
+  host?: string;
+}
+
 export interface Tool {
   name: string;
   description: string;
@@ -47,6 +56,15 @@ export interface Tool {
   parameters: JsonSchema;
   /** Pause the run for a human's `swarm approve` before this tool runs. */
   needsApproval?: boolean;
+  /**
+   * Its results are trusted content (the injection policy does not mark the conversation untrusted
+   * after them). Default: false, except for the built-ins that fetch nothing (calculator, current_time).
+   */
+  trusted?: boolean;
+  /** Sending, paying, deleting, writing outside the run: once untrusted content is in the context, the policy gates it. */
+  sensitive?: boolean;
+  /** What the tool is and what it talks to (set when loaded from agent.yaml): breakers and policies key on it. */
+  origin?: ToolOrigin;
   /** Run the tool. Return a value, an `Agent` (handoff) or a `ToolResult`. Throwing becomes an error message to the model. */
   execute(args: Record<string, unknown>, ctx: ToolContext): unknown;
 }

@@ -12,7 +12,7 @@
  */
 import { Ajv, type ErrorObject } from 'ajv';
 import { errorMessage } from '../../core/errors.js';
-import type { Tool } from '../agent.js';
+import type { Tool, ToolOrigin } from '../agent.js';
 import type { NetworkGuard } from '../../net/guard.js';
 import { BUILTIN_TOOLS, httpFetchTool } from './builtins.js';
 import { ToolLoadError } from './errors.js';
@@ -96,7 +96,41 @@ interface Loaded {
   close?: () => Promise<void>;
 }
 
+/** The built-ins whose results are trusted by default: they fetch nothing. */
+const TRUSTED_BUILTINS: ReadonlySet<string> = new Set(['calculator', 'current_time']);
+
 async function loadOne(spec: ToolSpec, index: number, options: LoadToolsOptions): Promise<Loaded> {
+  const loaded = await loadKind(spec, index, options);
+  const origin = originOf(spec);
+  for (const t of loaded.tools) {
+    t.origin = origin;
+    const trusted = spec.trusted ?? t.trusted ?? ('builtin' in spec && TRUSTED_BUILTINS.has(spec.builtin));
+    if (trusted) t.trusted = true;
+    else delete t.trusted;
+    const sensitive = spec.sensitive ?? t.sensitive;
+    if (sensitive) t.sensitive = true;
+    else delete t.sensitive;
+  }
+  return loaded;
+}
+
+function originOf(spec: ToolSpec): ToolOrigin {
+  if ('builtin' in spec) return { kind: 'builtin' };
+  if ('module' in spec) return { kind: 'module' };
+  if ('http' in spec) return { kind: 'http', host: hostOf(spec.http.url) };
+  const m = spec.mcp as { url?: string; command?: string };
+  return { kind: 'mcp', server: spec.name ?? m.command ?? m.url ?? 'mcp', ...(m.url ? { host: hostOf(m.url) } : {}) };
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+async function loadKind(spec: ToolSpec, index: number, options: LoadToolsOptions): Promise<Loaded> {
   if ('builtin' in spec) {
     const t = spec.builtin === 'http_fetch' && options.network ? httpFetchTool(options.network) : BUILTIN_TOOLS[spec.builtin];
     if (!t) throw new ToolLoadError('TOOL_BUILTIN_UNKNOWN', `tools[${index}]: no built-in tool '${String(spec.builtin)}' (have: ${Object.keys(BUILTIN_TOOLS).join(', ')})`);

@@ -30,6 +30,10 @@ export type ScalarMap = Record<string, string | number | boolean>;
 interface SpecBase {
   /** Pause the run for a human's approval before each call of the resulting tool(s). */
   needs_approval?: boolean;
+  /** The tool's results are trusted content (default false: tool results are untrusted, see docs/guardrails.md). */
+  trusted?: boolean;
+  /** The tool acts outside the run (sends, pays, deletes): gated by the injection policy once untrusted content is in the context. */
+  sensitive?: boolean;
 }
 
 /** `{ builtin: calculator }`: a tool that ships with Swarm. */
@@ -100,6 +104,8 @@ export type ToolSpec = BuiltinToolSpec | ModuleToolSpec | HttpToolSpec | McpTool
 export const TOOL_NAME_PATTERN = '^[a-zA-Z0-9_-]{1,64}$';
 
 const needsApproval = { type: 'boolean', description: 'Pause the run for a human approval before each call.' };
+const trusted = { type: 'boolean', description: 'Its results are trusted content (default false).' };
+const sensitive = { type: 'boolean', description: 'It acts outside the run (sends, pays, deletes): gated once untrusted content is in the context.' };
 const scalarMap = { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } };
 const timeoutSeconds = { type: 'number', exclusiveMinimum: 0, maximum: 86400 };
 const httpUrl = { type: 'string', pattern: '^https?://' };
@@ -108,7 +114,7 @@ const builtinSchema = {
   type: 'object',
   required: ['builtin'],
   additionalProperties: false,
-  properties: { builtin: { enum: [...BUILTIN_TOOL_NAMES] }, needs_approval: needsApproval },
+  properties: { builtin: { enum: [...BUILTIN_TOOL_NAMES] }, needs_approval: needsApproval, trusted, sensitive },
 };
 
 const moduleSchema = {
@@ -119,6 +125,8 @@ const moduleSchema = {
     module: { type: 'string', minLength: 1 },
     export: { type: 'string', minLength: 1 },
     needs_approval: needsApproval,
+    trusted,
+    sensitive,
   },
 };
 
@@ -143,6 +151,8 @@ const httpSchema = {
     description: { type: 'string' },
     parameters: { type: 'object', required: ['type'], properties: { type: { enum: ['object'] } } },
     needs_approval: needsApproval,
+    trusted,
+    sensitive,
   },
 };
 
@@ -173,6 +183,8 @@ const mcpSchema = {
     name: { type: 'string', pattern: '^[a-zA-Z0-9_-]{1,32}$' },
     include: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, uniqueItems: true },
     needs_approval: needsApproval,
+    trusted,
+    sensitive,
   },
 };
 
