@@ -343,6 +343,13 @@ export class Swarm {
       store: agentStore,
       config: config.guardrails,
       metrics: () => this.hooks,
+      providers: config.providers,
+      modelFor: async (ref, agentName) => {
+        // The provider SDKs load on first use (as the llm executor loads them).
+        const { createModel, parseModelRef } = await import('./agents/providers/index.js');
+        const spec = parseModelRef(ref);
+        return llm.models?.(spec, agentName) ?? createModel(spec, config.providers, llm.providerEnv ?? process.env);
+      },
       recordEvents: async (runId, stepId, events) => {
         if (events.length === 0) return;
         const rows = events.map((e) => ({ type: e.type, step_id: stepId, data: this.redactor.value(e.data) }));

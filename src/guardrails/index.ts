@@ -12,6 +12,8 @@ import type { EventType } from '../core/events.js';
 import type { EngineMetrics } from '../observability/engine-metrics.js';
 import type { Store } from '../store/store.js';
 import { composeGuards, type LoopGuard } from './guard.js';
+import type { ProvidersConfig } from '../agents/providers/config.js';
+import type { ChatModel } from '../agents/types.js';
 
 export { composeGuards, markUntrusted, untrustedSources } from './guard.js';
 export type { GuardState, GuardTurn, LoopGuard, ModelCallGate, ToolCallGate, ToolVerdict } from './guard.js';
@@ -31,6 +33,10 @@ export interface GuardDeps {
   metrics: () => EngineMetrics;
   /** Append events to the run's log (its own transaction; secrets redacted). */
   recordEvents: (runId: string, stepId: string | null, events: readonly GuardEvent[]) => Promise<void>;
+  /** The providers' configuration (prices: `priceOf(model.id, providers)` in src/agents/providers/prices.ts). */
+  providers: ProvidersConfig;
+  /** A model by reference (`provider/model`, as `parseModelRef` reads it), built as the agents' models are (a breaker's fallback). */
+  modelFor: (ref: string, agentName: string) => Promise<ChatModel>;
   /** The clock (tests move it). */
   now: () => number;
 }
