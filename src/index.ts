@@ -64,6 +64,10 @@ export type { Agent, Tool, ToolContext, ContextVariables } from './agents/agent.
 export { run, memoryJournal, upgradeEnvelope, CHECKPOINT_VERSION, LoopError } from './agents/loop.js';
 export type { RunOptions, RunResult, LoopEvent, LoopHooks, LoopJournal, CheckpointEnvelope, RecordedToolCall, ApprovalDecision } from './agents/loop.js';
 export { storeJournal } from './agents/store-journal.js';
+// Guardrails: the loop's port (a LoopGuard passed as `run(agent, messages, { guard })`), for guards of your own.
+export { composeGuards, markUntrusted, untrustedSources } from './guardrails/guard.js';
+export type { LoopGuard, GuardTurn, GuardState, ModelCallGate, ToolCallGate, ToolVerdict, UntrustedSource } from './guardrails/guard.js';
+export type { ToolOrigin } from './agents/agent.js';
 export { ChatSession } from './agents/chat.js';
 export type * from './agents/types.js';
 export { createModel, parseModelRef, costOf, ModelCallError, isModelCallError } from './agents/providers/index.js';
