@@ -10,6 +10,7 @@ const IN_PROCESS = [
   'test/deploy.test.ts',
   'test/engine.test.ts',
   'test/engine-nesting.test.ts',
+  'test/guardrails-redaction.test.ts',
   'test/http-fetch.test.ts',
   'test/integrity.test.ts',
   'test/logger.test.ts',

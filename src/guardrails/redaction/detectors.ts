@@ -14,13 +14,14 @@
  *   in groups (`020 7946 0958`, `01 23 45 67 89`). Bare digit runs and dates are not phones.
  * - `card`: 13–19 digits, spaces or dashes allowed, a known issuer prefix (Visa, Mastercard, Amex,
  *   Discover, Diners, JCB, UnionPay, Maestro) and a valid Luhn check digit.
- * - `iban`: country code, check digits and the country's exact length, mod-97 valid (grouped by 4 or not).
+ * - `iban`: country code, check digits and the country's exact length, mod-97 valid (grouped by 4 or not;
+ *   upper case). Something shaped like an IBAN that fails its check is not looked into further.
  * - `national_id`: US Social Security numbers written `123-45-6789` (area 000, 666 and 900–999, group
  *   00 and serial 0000 are not valid SSNs) and UK National Insurance numbers (`QQ 12 34 56 C`, with
  *   the prefixes HMRC never issues excluded).
  * - `api_key`: well-known prefixes (`sk-`, `sk-ant-`, `sk_live_`, `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_`,
- *   `github_pat_`, `xoxb-`/`xoxp-`/…, `AKIA`/`ASIA`, `AIza`, `glpat-`, JWTs `eyJ….eyJ….…`) and
- *   long random tokens: 32–512 characters of letters, digits and `_-+/=` mixing upper case, lower
+ *   `github_pat_`, `xoxb-`/`xoxp-`/…, `AKIA`/`ASIA`, `AIza`, `glpat-`, JWTs `eyJ….eyJ….…`).
+ * - `token`: long random strings (the entropy rule): 32–512 characters of letters, digits and `_-+/=` mixing upper case, lower
  *   case and digits with at least 4.2 bits of entropy per character (hex digests, UUIDs and ULIDs
  *   have a single case and are not flagged).
  *
@@ -30,7 +31,7 @@
  */
 
 /** The built-in data classes (`secret`, Swarm's own secrets, is found by the secrets' redactor). */
-export const BUILTIN_CLASSES = ['email', 'phone', 'card', 'iban', 'national_id', 'api_key'] as const;
+export const BUILTIN_CLASSES = ['email', 'phone', 'card', 'iban', 'national_id', 'api_key', 'token'] as const;
 export type BuiltinClass = (typeof BUILTIN_CLASSES)[number];
 
 /** A user's class: a name and a regular expression (JavaScript syntax, matched case-sensitively). */
@@ -58,7 +59,7 @@ const ALTERNATIVES: readonly Alternative[] = [
       '(?<![A-Za-z0-9_-])(?:sk-[A-Za-z0-9_-]{20,}|(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}|xox[abposr]-[A-Za-z0-9-]{10,}|(?:AKIA|ASIA)[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,}|eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{8,})(?![A-Za-z0-9_-])',
   },
   { cls: 'email', source: '(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\\.[A-Za-z0-9-]{1,63})*\\.[A-Za-z]{2,24}(?![A-Za-z0-9-])' },
-  { cls: 'iban', source: '(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?', check: ibanLength },
+  { cls: 'iban', source: '(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?', check: ibanLength, skipWhole: true },
   { cls: 'national_id', source: '(?<![A-Za-z0-9-])(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4})(?![A-Za-z0-9-])', check: ssnLength },
   { cls: 'national_id', source: '(?<![A-Za-z0-9])[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D](?![A-Za-z0-9])', check: ninoLength },
   { cls: 'card', source: '(?<![A-Za-z0-9.,])[0-9](?:[ -]?[0-9]){12,18}(?![A-Za-z0-9]|[.,][0-9])', check: cardLength },
@@ -68,7 +69,7 @@ const ALTERNATIVES: readonly Alternative[] = [
       '(?<![A-Za-z0-9+.,/-])(?:\\+[0-9]{1,3}(?:[ .-]?\\(?[0-9]{1,4}\\)?){2,5}|\\(?[0-9]{3}\\)?[ .-][0-9]{3}[ .-][0-9]{4}|0[0-9]{1,4}(?:[ .-][0-9]{2,4}){2,4})(?![A-Za-z0-9]|[.,/-][0-9])',
     check: phoneLength,
   },
-  { cls: 'api_key', source: `(?<![${TOKEN_CHARS}])[${TOKEN_CHARS}]{32,512}(?![${TOKEN_CHARS}])`, check: entropyLength, skipWhole: true },
+  { cls: 'token', source: `(?<![${TOKEN_CHARS}])[${TOKEN_CHARS}]{32,512}(?![${TOKEN_CHARS}])`, check: entropyLength, skipWhole: true },
 ];
 
 /** One combined pass over text for the built-in classes and the user's. */
@@ -156,10 +157,17 @@ function cardIssuer(d: string): boolean {
 }
 
 function cardLength(m: string): number {
-  // One kind of separator, or none: "4111-1111 1111" is two numbers more likely than one card.
-  if (m.includes(' ') && m.includes('-')) return 0;
-  const d = m.replace(/[ -]/g, '');
-  return d.length >= 13 && d.length <= 19 && cardIssuer(d) && luhnValid(d) ? m.length : 0;
+  // The candidate may run on into the next number ("4111 1111 1111 1111 123"): try it whole, then
+  // cut at each separator, longest first.
+  for (let end = m.length; end > 0; end = Math.max(m.lastIndexOf(' ', end - 1), m.lastIndexOf('-', end - 1))) {
+    const c = m.slice(0, end);
+    // One kind of separator, or none: "4111-1111 1111" is two numbers more likely than one card.
+    if (c.includes(' ') && c.includes('-')) continue;
+    const d = c.replace(/[ -]/g, '');
+    if (d.length < 13) break;
+    if (d.length <= 19 && cardIssuer(d) && luhnValid(d)) return end;
+  }
+  return 0;
 }
 
 /** IBAN lengths by country (SWIFT's registry). */

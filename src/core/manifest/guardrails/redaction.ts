@@ -22,8 +22,8 @@ import { BUILTIN_CLASSES } from '../../../guardrails/redaction/detectors.js';
 import { DEFAULT_MASK_KEEP, REDACTION_ACTIONS, type ClassRule, type RedactionAction } from '../../../guardrails/redaction/classifier.js';
 import { fieldName, type GuardrailSection } from './section.js';
 
-/** Classes with a built-in detector, plus `token` (long random strings) and `secret` (Swarm's secrets' values). */
-export const DATA_CLASSES = [...BUILTIN_CLASSES, 'token', 'secret'] as const;
+/** Classes with a built-in detector, and `secret` (Swarm's secrets' values). */
+export const DATA_CLASSES = [...BUILTIN_CLASSES, 'secret'] as const;
 
 const RULE_SCHEMA = {
   anyOf: [{ type: 'string' }, { type: 'object', additionalProperties: false, properties: { action: { type: 'string' }, keep: {} } }],
