@@ -21,7 +21,7 @@ export function redactAgentWrites(store: Store, redactor: Redactor): Store {
         envelope: r.json(w.envelope),
         messages: w.messages.map((m) => ({
           ...m,
-          content: m.content === null ? null : r.text(m.content),
+          content: m.content === null ? null : r.json(m.content),
           tool_calls: m.tool_calls === null ? null : r.json(m.tool_calls),
         })),
       }),
