@@ -55,7 +55,7 @@ export const ARGS_EMAIL = 'args.user@example.com';
 
 /** Every raw value, with the compact forms of the grouped ones (a card without its spaces). */
 export const RAW: string[] = (() => {
-  const all = [INPUT, TOOL, REPLY, PRINTED].flatMap((s) => Object.values(s) as string[]);
+  const all: string[] = [INPUT, TOOL, REPLY, PRINTED].flatMap((s) => Object.values(s));
   all.push(ARGS_EMAIL);
   for (const v of [...all]) if (/^[A-Z0-9 -]+$/.test(v) && /[ -]/.test(v) && v.replace(/[ -]/g, '').length >= 13) all.push(v.replace(/[ -]/g, ''));
   return [...new Set(all)];
