@@ -7,6 +7,7 @@ import { Redactor } from '../src/secrets/redactor.js';
 import { resolveConfig } from '../src/config/config.js';
 import { parseAgentManifest } from '../src/core/manifest/agent.js';
 import { NO_METRICS } from '../src/observability/engine-metrics.js';
+import { createLogger } from '../src/observability/logger.js';
 import type { ModelRequest } from '../src/agents/types.js';
 import type { Agent } from '../src/agents/agent.js';
 import { removeProject, tempProject } from './helpers/project.js';
@@ -106,6 +107,16 @@ describe('actions', () => {
     const p = storagePolicy(undefined);
     const r = new Redactor({}, { classes: new ClassRedactor(p.rules, p.custom) });
     expect(r.text('a@b.io AKIAIOSFODNN7EXAMPLE 4111111111111111 123-45-6789')).toBe('a@b.io [API_KEY] ****1111 123-45-6789');
+  });
+
+  it('JSON logs go through the same policy: message, fields and errors', () => {
+    const p = storagePolicy({ storage: { email: { action: 'redact' } }, model: {}, custom: [] });
+    const r = new Redactor({ K: 'hunter2-value' }, { classes: new ClassRedactor(p.rules, p.custom) });
+    let out = '';
+    const log = createLogger({ format: 'json', text: { out: () => {}, err: () => {} }, write: (l) => (out += l), redact: (t) => r.text(t) });
+    log.error('failed for jane@example.com', { card: '4111 1111 1111 1111', nested: { key: 'AKIAIOSFODNN7EXAMPLE' }, err: new Error('token hunter2-value rejected') });
+    for (const raw of ['jane@example.com', '4111 1111 1111 1111', 'AKIAIOSFODNN7EXAMPLE', 'hunter2-value']) expect(out).not.toContain(raw);
+    for (const shown of ['[EMAIL]', '****1111', '[API_KEY]', '[secret:K]']) expect(out).toContain(shown);
   });
 
   it('is fast: one pass per string', () => {
