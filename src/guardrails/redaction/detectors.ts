@@ -50,15 +50,12 @@ interface Alternative {
   skipWhole?: boolean;
 }
 
-const TOKEN_CHARS = 'A-Za-z0-9_\\-+/=';
-
 const ALTERNATIVES: readonly Alternative[] = [
   {
     cls: 'api_key',
     source:
       '(?<![A-Za-z0-9_-])(?:sk-[A-Za-z0-9_-]{20,}|(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}|xox[abposr]-[A-Za-z0-9-]{10,}|(?:AKIA|ASIA)[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,}|eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{8,})(?![A-Za-z0-9_-])',
   },
-  { cls: 'email', source: '(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\\.[A-Za-z0-9-]{1,63})*\\.[A-Za-z]{2,24}(?![A-Za-z0-9-])' },
   { cls: 'iban', source: '(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?', check: ibanLength, skipWhole: true },
   { cls: 'national_id', source: '(?<![A-Za-z0-9-])(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4})(?![A-Za-z0-9-])', check: ssnLength },
   { cls: 'national_id', source: '(?<![A-Za-z0-9])[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D](?![A-Za-z0-9])', check: ninoLength },
@@ -69,7 +66,6 @@ const ALTERNATIVES: readonly Alternative[] = [
       '(?<![A-Za-z0-9+.,/-])(?:\\+[0-9]{1,3}(?:[ .-]?\\(?[0-9]{1,4}\\)?){2,5}|\\(?[0-9]{3}\\)?[ .-][0-9]{3}[ .-][0-9]{4}|0[0-9]{1,4}(?:[ .-][0-9]{2,4}){2,4})(?![A-Za-z0-9]|[.,/-][0-9])',
     check: phoneLength,
   },
-  { cls: 'token', source: `(?<![${TOKEN_CHARS}])[${TOKEN_CHARS}]{32,512}(?![${TOKEN_CHARS}])`, check: entropyLength, skipWhole: true },
 ];
 
 /** One combined pass over text for the built-in classes and the user's. */
@@ -82,6 +78,8 @@ export class Detector {
     const all = [...custom.map((c) => ({ cls: c.name, source: c.pattern })), ...ALTERNATIVES];
     this.alts = all.filter((a) => !only || only.has(a.cls));
     this.re = new RegExp(this.alts.length ? this.alts.map((a) => `(${a.source})`).join('|') : '(?!)', 'g');
+    this.emails = !only || only.has('email');
+    this.tokens = !only || only.has('token');
     // User patterns may have their own groups: find each alternative's group number.
     this.groups = [];
     let g = 1;
@@ -92,14 +90,40 @@ export class Detector {
   }
 
   private readonly groups: number[];
+  private readonly emails: boolean;
+  private readonly tokens: boolean;
 
   /** Does this detector look for anything? */
   get empty(): boolean {
-    return this.alts.length === 0;
+    return this.alts.length === 0 && !this.emails && !this.tokens;
   }
 
   /** Call `found(class, start, end)` for every occurrence, left to right, without overlaps. */
   scan(text: string, found: (cls: string, start: number, end: number) => void): void {
+    // E-mails and long tokens start with letters, anywhere: as regular-expression alternatives they
+    // are tried at every position (most of the cost). They are found by a character scan instead,
+    // from each '@' and over each run of token characters, and merged with the expression's matches.
+    const extra: Hit[] = [];
+    if (this.emails && text.includes('@')) findEmails(text, extra);
+    if (this.tokens && text.length >= 32) findTokens(text, extra);
+    if (extra.length === 0) {
+      this.scanRe(text, found);
+      return;
+    }
+    const hits: Hit[] = [];
+    this.scanRe(text, (cls, start, end) => hits.push({ cls, start, end }));
+    hits.push(...extra);
+    // Earliest first; at the same start the expression's classes (api keys, …) come first (stable sort).
+    hits.sort((a, b) => a.start - b.start);
+    let at = 0;
+    for (const h of hits) {
+      if (h.start < at) continue;
+      found(h.cls, h.start, h.end);
+      at = h.end;
+    }
+  }
+
+  private scanRe(text: string, found: (cls: string, start: number, end: number) => void): void {
     if (this.alts.length === 0) return;
     const re = this.re;
     re.lastIndex = 0;
@@ -117,6 +141,56 @@ export class Detector {
         found(alt.cls, m.index, m.index + len);
         re.lastIndex = m.index + len;
       } else re.lastIndex = alt.skipWhole ? m.index + s.length : m.index + 1;
+    }
+  }
+}
+
+interface Hit {
+  cls: string;
+  start: number;
+  end: number;
+}
+
+const isLocal = (c: number): boolean => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45;
+const isDomain = (c: number): boolean => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 46 || c === 45;
+const DOMAIN = /^[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}$/;
+
+/** local@domain.tld around each '@'. */
+function findEmails(text: string, out: Hit[]): void {
+  let last = 0;
+  for (let at = text.indexOf('@'); at !== -1; at = text.indexOf('@', at + 1)) {
+    let l = at;
+    while (l > last && at - l < 64 && isLocal(text.charCodeAt(l - 1))) l--;
+    if (l === at || (l > 0 && isLocal(text.charCodeAt(l - 1)))) continue;
+    let r = at + 1;
+    while (r < text.length && isDomain(text.charCodeAt(r))) r++;
+    // A sentence's full stop (or a dash) after the address is not part of it.
+    while (r > at + 1 && (text[r - 1] === '.' || text[r - 1] === '-')) r--;
+    if (!DOMAIN.test(text.slice(at + 1, r))) continue;
+    out.push({ cls: 'email', start: l, end: r });
+    last = r;
+  }
+}
+
+/** Token characters (letters, digits, `_-+/=`), by char code. */
+const TOKEN_CHAR = (() => {
+  const t = new Uint8Array(128);
+  for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=') t[c.charCodeAt(0)] = 1;
+  return t;
+})();
+
+/** Runs of 32–512 token characters that look random (see entropyLength). */
+function findTokens(text: string, out: Hit[]): void {
+  const n = text.length;
+  let start = -1;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? text.charCodeAt(i) : 0;
+    if (c < 128 && TOKEN_CHAR[c] === 1) {
+      if (start < 0) start = i;
+    } else if (start >= 0) {
+      const len = i - start;
+      if (len >= 32 && len <= 512 && entropyLength(text.slice(start, i)) > 0) out.push({ cls: 'token', start, end: i });
+      start = -1;
     }
   }
 }
