@@ -26,6 +26,12 @@ export type RedactionCounter = (dataClass: string, action: RedactionAction, n: n
 
 export const DEFAULT_MASK_KEEP = 4;
 
+/** Strings of this length are remembered with their redaction (at most MEMO_ENTRIES, MEMO_TOTAL_CHARS in all). */
+const MEMO_MIN_CHARS = 64;
+const MEMO_MAX_CHARS = 65_536;
+const MEMO_ENTRIES = 1024;
+const MEMO_TOTAL_CHARS = 2_000_000;
+
 /** `[EMAIL]`, `[NATIONAL_ID]`: the typed placeholder of a class. */
 export function placeholder(cls: string): string {
   return `[${cls.toUpperCase()}]`;
@@ -99,8 +105,23 @@ export class ClassRedactor {
 
   /** The text with the policy applied (a dropped field is its whole `[DROPPED:<class>]` marker). */
   text(s: string): string {
-    return this.apply(s).text;
+    if (s.length < MEMO_MIN_CHARS || s.length > MEMO_MAX_CHARS) return this.apply(s).text;
+    // A conversation is written again at every checkpoint (its envelope): its messages are looked
+    // up, not scanned again. Hashing a string costs a fraction of scanning it.
+    const hit = this.memo.get(s);
+    if (hit !== undefined) return hit;
+    const out = this.apply(s).text;
+    if (this.memo.size >= MEMO_ENTRIES || this.memoChars > MEMO_TOTAL_CHARS) {
+      this.memo.clear();
+      this.memoChars = 0;
+    }
+    this.memo.set(s, out);
+    this.memoChars += s.length + (out === s ? 0 : out.length);
+    return out;
   }
+
+  private readonly memo = new Map<string, string>();
+  private memoChars = 0;
 
   /** A JSON-like value with the policy applied to every string and key; the same object when nothing changed. */
   value<T>(v: T): T {
