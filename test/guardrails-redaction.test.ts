@@ -122,17 +122,20 @@ describe('actions', () => {
   it('is fast: one pass per string', () => {
     const c2 = new ClassRedactor(Object.fromEntries(['email', 'phone', 'card', 'iban', 'national_id', 'api_key', 'token'].map((k) => [k, { action: 'redact' as const }])));
     const words = 'The quick brown fox jumps over the lazy dog; order 12345 shipped on 2024-01-15 to Paris. ';
-    const kb = (words.repeat(Math.ceil(1024 / words.length)) + 'mail jane@example.com ').slice(0, 1024);
-    for (let i = 0; i < 300; i++) c2.text(kb);
+    const kb = ('mail jane@example.com ' + words.repeat(Math.ceil(1024 / words.length))).slice(0, 1024);
+    // apply(), not text(): text() remembers long strings, and a repeated one would measure the memo.
+    for (let i = 0; i < 300; i++) c2.apply(kb);
     // The best of 10 batches: the machine is shared, the slow batches measure the neighbours.
     let us = Infinity;
     for (let b = 0; b < 10; b++) {
       const t0 = performance.now();
-      for (let i = 0; i < 200; i++) c2.text(kb);
+      for (let i = 0; i < 200; i++) c2.apply(kb);
       us = Math.min(us, ((performance.now() - t0) * 1000) / 200);
     }
     console.log(`redaction: ${us.toFixed(1)} µs per KB of prose, every class on`);
-    expect(us).toBeGreaterThan(0);
+    expect(c2.apply(kb).text).toContain('[EMAIL]');
+    // The memo: the same long string again is the same answer.
+    expect(c2.text(kb)).toBe(c2.text(kb));
   });
 });
 
