@@ -11,6 +11,8 @@ const IN_PROCESS = [
   'test/engine.test.ts',
   'test/engine-nesting.test.ts',
   'test/guardrails-loop.test.ts',
+  'test/guardrails-redaction.test.ts',
+  'test/redaction-store.test.ts',
   'test/http-fetch.test.ts',
   'test/integrity.test.ts',
   'test/logger.test.ts',

@@ -46,6 +46,8 @@ import type { PrometheusMetrics } from './observability/metrics.js';
 import { listSchedules, previewSchedule, scheduleInfo, scheduleTrigger, setSchedulePaused, type ScheduleInfo } from './triggers/schedules.js';
 import { redactAgentWrites } from './secrets/redacting-store.js';
 import { Redactor } from './secrets/redactor.js';
+import { ClassRedactor } from './guardrails/redaction/classifier.js';
+import { storagePolicy } from './guardrails/redaction/policy.js';
 import { createStepGuard, type GuardDeps } from './guardrails/index.js';
 import { openStoreKeys, type StoreKeys } from './secrets/store-key.js';
 import { SecretCache } from './secrets/secret-cache.js';
@@ -308,7 +310,10 @@ export class Swarm {
     this.readManifest = (file) => readManifestFile(file, { maxBytes: llm.manifestMaxBytes ?? config.limits.manifest_bytes });
     this.network = new NetworkGuard({ allow: config.network.allow });
     this.builtins = new BuiltinExecutor({ network: this.network });
-    this.redactor = new Redactor(config.secrets);
+    // Secrets' values and the data classes of the storage policy (guardrails.redaction), on every write.
+    const policy = storagePolicy(config.guardrails.redaction);
+    const count = (cls: string, action: string, n: number): void => this.hooks.redacted(cls, action, n);
+    this.redactor = new Redactor(config.secrets, { classes: new ClassRedactor(policy.rules, policy.custom, count), secretAction: policy.secret, count });
     this.secretCache = new SecretCache(store, () => this.keys.kek, config.secrets, this.redactor);
     let streamKey: { master: Buffer; key: Buffer } | undefined;
     this.tokens = new TokenAuthority(store, () => {
@@ -357,6 +362,7 @@ export class Swarm {
         this.notifyCommit();
       },
       now: () => Date.now(),
+      redactor: this.redactor,
     };
     this.llmExecutor = new LlmExecutor(this.llmOptions);
     this.ledger = new Ledger({

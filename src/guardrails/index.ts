@@ -14,6 +14,7 @@ import type { Store } from '../store/store.js';
 import { composeGuards, type LoopGuard } from './guard.js';
 import type { ProvidersConfig } from '../agents/providers/config.js';
 import type { ChatModel } from '../agents/types.js';
+import { modelViewGuard, type SecretSource } from './redaction/guard.js';
 
 export { composeGuards, markUntrusted, untrustedSources } from './guard.js';
 export type { GuardState, GuardTurn, LoopGuard, ModelCallGate, ToolCallGate, ToolVerdict } from './guard.js';
@@ -39,6 +40,8 @@ export interface GuardDeps {
   modelFor: (ref: string, agentName: string) => Promise<ChatModel>;
   /** The clock (tests move it). */
   now: () => number;
+  /** Secrets' values to markers (the model view's `secret:` class). */
+  redactor?: SecretSource;
 }
 
 /** The step whose loop is guarded. */
@@ -64,6 +67,7 @@ export async function createStepGuard(deps: GuardDeps, ctx: StepGuardContext): P
     // injection policy, content policy, sensitive tools (policy.ts)
     // escalation (escalation.ts)
     // redaction of what the model sees (redaction.ts)
+    modelViewGuard(deps.config.redaction, ctx.agents, deps.redactor, deps.metrics),
   ];
   return composeGuards(guards);
 }

@@ -5,7 +5,8 @@ import type { Redactor } from './redactor.js';
 /**
  * The store as LLM agents see it: what their loop writes (checkpoints with the transcript and its
  * envelope, tool-call records, approval requests, session errors) has secret values replaced by
- * their markers first. Everything else passes through.
+ * their markers, and the data classes' storage policy applied, first (JSON columns field by field,
+ * so a dropped field leaves valid JSON). Everything else passes through.
  *
  * A conversation resumed from a checkpoint therefore shows the model the marker where an earlier
  * turn held a secret; the value itself is only in the worker's memory while the step runs.
@@ -17,18 +18,18 @@ export function redactAgentWrites(store: Store, redactor: Redactor): Store {
     saveAgentCheckpoint: (w: AgentCheckpointWrite) =>
       store.saveAgentCheckpoint({
         ...w,
-        envelope: r.text(w.envelope),
+        envelope: r.json(w.envelope),
         messages: w.messages.map((m) => ({
           ...m,
-          content: m.content === null ? null : r.text(m.content),
-          tool_calls: m.tool_calls === null ? null : r.text(m.tool_calls),
+          content: m.content === null ? null : r.json(m.content),
+          tool_calls: m.tool_calls === null ? null : r.json(m.tool_calls),
         })),
       }),
     recordToolCall: (rec: ToolCallRecord) =>
-      store.recordToolCall({ ...rec, arguments: r.text(rec.arguments), output: r.text(rec.output), context_variables: rec.context_variables === null ? null : r.text(rec.context_variables) }),
+      store.recordToolCall({ ...rec, arguments: r.json(rec.arguments), output: r.json(rec.output), context_variables: rec.context_variables === null ? null : r.json(rec.context_variables) }),
     failAgentSession: (id: string, error: string) => store.failAgentSession(id, r.text(error)),
     requestApprovals: (items: ReadonlyArray<Omit<ApprovalRecord, 'status' | 'reason' | 'decided_at' | 'decided_by'>>) =>
-      store.requestApprovals(items.map((i) => ({ ...i, arguments: r.text(i.arguments) }))),
+      store.requestApprovals(items.map((i) => ({ ...i, arguments: r.json(i.arguments) }))),
   };
   return new Proxy(store, {
     get(target, prop, receiver) {

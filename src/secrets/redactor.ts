@@ -1,3 +1,5 @@
+import { droppedMarker, walk, type ClassRedactor, type RedactionCounter } from '../guardrails/redaction/classifier.js';
+
 /**
  * Replaces every known secret value with a marker (`[secret:NAME]`) before text is stored: step
  * inputs, outputs, errors, logs, events, LLM transcripts.
@@ -11,17 +13,39 @@
  * Only exact occurrences are found (and their JSON-escaped form): a value an agent encodes, splits or
  * transforms is not recognised.
  *
+ * It also applies the deployment's data-classification policy (`guardrails.redaction`, see
+ * src/guardrails/redaction/): e-mail addresses, cards, API keys… are redacted, masked or dropped on
+ * the same way into the store, the logs and the traces, after the secrets' values.
+ *
  * @example
  *   const r = new Redactor({ API_KEY: 's3cr3t-value' });
  *   r.text('token=s3cr3t-value'); // 'token=[secret:API_KEY]'
  */
+export interface RedactorOptions {
+  /** The data classes' storage policy (none: secrets only). */
+  classes?: ClassRedactor;
+  /** What becomes of a string holding a secret's value: its marker in place (default), or the whole string dropped. */
+  secretAction?: 'redact' | 'drop';
+  /** Counts redactions (metrics). */
+  count?: RedactionCounter;
+}
+
+/** What the longest class occurrence may span, in bytes (a long token): how far before a cut one may start. */
+const CLASS_SPAN_BYTES = 600;
+
 export class Redactor {
   private pattern: RegExp | undefined;
+  private readonly classes: ClassRedactor | undefined;
+  private readonly secretDrop: boolean;
+  private readonly count: RedactionCounter | undefined;
   private readonly markers = new Map<string, string>();
   /** The longest secret form, in UTF-8 bytes: how far before a cut a secret may start. */
   longestBytes = 0;
 
-  constructor(secrets: Readonly<Record<string, string>>) {
+  constructor(secrets: Readonly<Record<string, string>>, options: RedactorOptions = {}) {
+    this.classes = options.classes?.active ? options.classes : undefined;
+    this.secretDrop = options.secretAction === 'drop';
+    this.count = options.count;
     this.add(secrets);
   }
 
@@ -45,24 +69,63 @@ export class Redactor {
     // Longest first, so a value that contains another is replaced whole.
     const forms = [...this.markers.keys()].sort((a, b) => b.length - a.length);
     this.pattern = forms.length ? new RegExp(forms.map(escapeRegExp).join('|'), 'g') : undefined;
-    this.longestBytes = forms.reduce((n, f) => Math.max(n, Buffer.byteLength(f)), 0);
+    this.longestBytes = forms.reduce((n, f) => Math.max(n, Buffer.byteLength(f)), this.classes ? CLASS_SPAN_BYTES : 0);
   }
 
-  /** Are there any secrets to redact? */
+  /** Is there anything to redact (secrets known, or data classes to redact)? */
   get active(): boolean {
-    return this.pattern !== undefined;
+    return this.pattern !== undefined || this.classes !== undefined;
   }
 
-  /** The text with every secret value replaced by its marker. */
+  /** The text with every secret value replaced by its marker and the data classes' policy applied. */
   text(s: string): string {
-    if (!this.pattern || s === '') return s;
-    return s.replace(this.pattern, (m) => this.markers.get(m) ?? '[secret]');
+    if (s === '') return s;
+    let out = s;
+    if (this.pattern) {
+      let n = 0;
+      out = s.replace(this.pattern, (m) => {
+        n++;
+        return this.markers.get(m) ?? '[secret]';
+      });
+      if (n > 0) {
+        this.count?.('secret', this.secretDrop ? 'drop' : 'redact', n);
+        if (this.secretDrop) return droppedMarker('secret');
+      }
+    }
+    return this.classes ? this.classes.text(out) : out;
   }
 
   /** A copy of a JSON-like value with secrets replaced in every string (and every key). */
   value<T>(v: T): T {
-    if (!this.pattern) return v;
+    if (!this.active) return v;
     return this.walk(v) as T;
+  }
+
+  /**
+   * Text that may hold JSON (a transcript's tool calls, a tool's arguments): the policy is applied to
+   * the strings inside it, so a dropped field drops that string only and the JSON stays JSON. Text
+   * that is not JSON is redacted as text.
+   */
+  json(s: string): string {
+    if (!this.active || s === '') return s;
+    if (!this.classes && !this.secretDrop) return this.text(s);
+    let v: unknown;
+    try {
+      v = JSON.parse(s);
+    } catch {
+      return this.text(s);
+    }
+    if (typeof v !== 'object' || v === null) return this.text(s);
+    // Escaped forms of secrets are caught on the raw text first; the strings inside are then walked.
+    const pre = this.secretDrop ? s : this.secretsOnly(s);
+    if (pre !== s) v = JSON.parse(pre);
+    const out = walk(v, (x) => this.text(x));
+    return out === v ? pre : JSON.stringify(out);
+  }
+
+  /** Secrets' values only replaced by their markers (JSON-safe; no data classes, no drop). */
+  secretsOnly(s: string): string {
+    return this.pattern ? s.replace(this.pattern, (m) => this.markers.get(m) ?? '[secret]') : s;
   }
 
   private walk(v: unknown): unknown {

@@ -5,6 +5,7 @@ import { isReservedName, ProblemList, reservedProblem } from './problems.js';
 import { checkManifest } from './schema-check.js';
 import { parseYaml } from './yaml-source.js';
 import { GUARDRAILS_SCHEMA, parseGuardrails, type GuardrailsSpec } from './guardrails/index.js';
+import { checkAgentRedaction } from './guardrails/redaction.js';
 import { MEMORY_SCHEMA, parseMemorySpec, type MemorySpec } from './memory.js';
 
 export const RUNTIME_TYPES = ['node', 'python', 'bash', 'process', 'builtin', 'llm'] as const;
@@ -274,6 +275,7 @@ function llmSpec(raw: Record<string, unknown> & { runtime: Record<string, unknow
     if (isReservedName(h)) problems.add(`handoffs[${i}]`, reservedProblem(h, 'an agent name'), lineOf(['handoffs', i]));
   });
   const guardrails = raw.guardrails !== undefined ? parseGuardrails({ value: raw.guardrails, file, path: ['guardrails'], lineOf, problems }) : undefined;
+  if (guardrails?.redaction) checkAgentRedaction({ value: (raw.guardrails as Record<string, unknown>).redaction, file, path: ['guardrails', 'redaction'], lineOf, problems });
   const memory = raw.memory !== undefined ? parseMemorySpec({ value: raw.memory, file, path: ['memory'], lineOf, problems }) : undefined;
   problems.throwIfAny();
   return {
