@@ -237,7 +237,7 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
 
   const steps: StepSpec[] = raw.steps.map((s, i) => compileStep(s, i, ids, variables, src, problems, raw.name as string));
   // Budgets: the run's, and each step's own (checked here, so a bad limit is refused at registration).
-  const budgetAt = (value: unknown, path: Array<string | number>): BudgetSpec => parseBudgetSpec({ value, file, path, lineOf: (p) => src.lineOf(p as PathSegment[]), problems });
+  const budgetAt = (value: unknown, path: Array<string | number>): BudgetSpec => parseBudgetSpec({ value, file, path, lineOf: (p) => src.lineOf(p), problems });
   const budget = raw.budget !== undefined ? budgetAt(raw.budget, ['budget']) : undefined;
   raw.steps.forEach((s, i) => {
     const step = steps[i];
