@@ -176,7 +176,7 @@ export class ProgressReporter {
       // Budgets (src/guardrails/budget.ts): the event's message names the limit, used and allowed.
       case 'BUDGET_WARNING':
       case 'BUDGET_EXCEEDED':
-        this.log(`${e.step_id ? `${e.step_id}: ` : ''}${String(d.message ?? `${e.type.toLowerCase()}: ${String(d.limit)}`)}`);
+        this.log(`${e.step_id ? `${e.step_id}: ` : ''}${typeof d.message === 'string' ? d.message : `${e.type.toLowerCase()}: ${String(d.limit)}`}`);
         break;
       case 'HANDLER_STARTED_RUN':
         this.log(`${String(d.handler)}: started workflow ${String(d.workflow)} as run ${String(d.run_id)}`);
