@@ -1022,7 +1022,8 @@ export class Swarm {
   private async runBudget(run: RunRecord): Promise<BudgetReport | undefined> {
     let root = run;
     for (let hops = 0; root.parent_run_id && hops < 64; hops++) root = (await this.store.getRun(root.parent_run_id)) ?? root;
-    return budgetReport(run.id, root.id, await this.store.getBudgetScopes(root.id), Date.now());
+    // A finished run's wall clock stopped when it finished.
+    return budgetReport(run.id, root.id, await this.store.getBudgetScopes(root.id), root.completed_at ?? Date.now());
   }
 
   /** The run with its place under its workflow's concurrency key, when it has one. */
