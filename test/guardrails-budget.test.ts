@@ -184,7 +184,7 @@ describe('budgets in llm steps', () => {
     expect((await swarm.verify(d.run.id)).ok).toBe(true);
   });
 
-  it('handoffs draw from the same budget and are bounded by handoff_depth; tool calls count before they run', async () => {
+  it('handoffs draw from the same budget and are bounded by handoff_depth', async () => {
     const { dir, open } = await project('name: budgets\nguardrails:\n  budget: { model_calls: 3, handoff_depth: 1 }\n');
     writeAgent(dir, 'triage', AGENT('triage', 'handoffs: [expert]\n'));
     writeAgent(dir, 'expert', AGENT('expert', 'handoffs: [triage]\n'));
@@ -210,7 +210,24 @@ describe('budgets in llm steps', () => {
     expect(ok.budget?.limits.model_calls).toEqual({ used: 2, reserved: 0, allowed: 3 });
   });
 
-  it("a sub-workflow's llm steps draw from the root run's budget", async () => {
+  it('a tool call counts against tool_calls before it runs: the one past the limit is not run and stops the step', async () => {
+    const { dir, open } = await project();
+    writeAgent(dir, 'calc', AGENT('calc', 'tools:\n  - builtin: calculator\n'));
+    writeWorkflow(dir, 'sum', 'name: sum\nversion: 1.0.0\nbudget: { tool_calls: 1 }\nsteps:\n  - id: s\n    agent: calc\n    inputs: { message: "add" }\n');
+    const model = new ScriptedModel([{ toolCalls: [{ name: 'calculator', arguments: { expression: '1+1' } }] }, { toolCalls: [{ name: 'calculator', arguments: { expression: '2+2' } }] }, answer('never', 1)]);
+    const swarm = await open(model);
+    await swarm.registerAgent(join(dir, 'agents', 'calc'));
+    await swarm.registerWorkflow(join(dir, 'workflows', 'sum'));
+    const d = await swarm.runToCompletion(await swarm.startRun('sum', {}));
+    expect(d.run.status).toBe('failed');
+    expect(d.steps[0]?.error).toContain('budget exceeded: tool_calls of the run budget: 1 used, this call needs up to 1, 1 allowed');
+    expect(model.calls).toBe(2);
+    // The first calculation ran and was recorded; the second never ran.
+    const calls = await swarm.store.listToolCalls(`${d.run.id}/s`);
+    expect(calls.map((c) => c.arguments)).toEqual([JSON.stringify({ expression: '1+1' })]);
+  });
+
+  it("a sub-workflow's llm steps draw from the root run's budget; gc deletes it with the tree", async () => {
     const { dir, open } = await project();
     writeAgent(dir, 'writer', AGENT('writer'));
     writeWorkflow(dir, 'kid', 'name: kid\nversion: 1.0.0\nsteps:\n  - id: write\n    agent: writer\n    inputs: { message: "kid" }\n');
@@ -228,6 +245,10 @@ describe('budgets in llm steps', () => {
     const kid = await swarm.getRun(kids[0]!.id);
     expect(kid.steps[0]?.error).toContain(`budget exceeded: tokens_out of the run budget of run ${d.run.id}: 80 used`);
     expect(kid.budget).toMatchObject({ root_run_id: d.run.id, limits: { tokens_out: { used: 80, allowed: 150 } } });
+    // The tree's budget goes with the tree when the runs are collected.
+    expect(await swarm.store.getBudgetScopes(d.run.id)).toHaveLength(1);
+    await swarm.gc({ ages: { failed: 0 }, pauseMs: 0 });
+    expect(await swarm.store.getBudgetScopes(d.run.id)).toEqual([]);
   });
 
   it('a step budget and an agent budget are narrower limits; the API and runs show --json report the usage', async () => {
