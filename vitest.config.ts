@@ -7,6 +7,7 @@ const IN_PROCESS = [
   'test/concurrency-keys.test.ts',
   'test/config.test.ts',
   'test/core-*.test.ts',
+  'test/guardrails-budget.test.ts',
   'test/deploy.test.ts',
   'test/engine.test.ts',
   'test/engine-nesting.test.ts',

@@ -49,6 +49,7 @@ import { Redactor } from './secrets/redactor.js';
 import { ClassRedactor } from './guardrails/redaction/classifier.js';
 import { storagePolicy } from './guardrails/redaction/policy.js';
 import { createStepGuard, type GuardDeps } from './guardrails/index.js';
+import { budgetReport, type BudgetReport } from './guardrails/budget-report.js';
 import { openStoreKeys, type StoreKeys } from './secrets/store-key.js';
 import { SecretCache } from './secrets/secret-cache.js';
 import { rekeyPlan } from './secrets/rotate.js';
@@ -111,6 +112,8 @@ export interface RegisterResult<T> {
 export interface RunDetails {
   run: RunRecord;
   steps: StepRecord[];
+  /** Usage against the run's budgets (absent when none has been drawn on). */
+  budget?: BudgetReport;
 }
 
 export interface VerifyReport {
@@ -1017,7 +1020,16 @@ export class Swarm {
   async getRun(idOrPrefix: string): Promise<RunDetails> {
     const id = await this.resolveRunId(idOrPrefix);
     const run = (await this.store.getRun(id)) as RunRecord;
-    return { run: await this.withConcurrency(run), steps: await this.store.getSteps(id) };
+    const budget = await this.runBudget(run);
+    return { run: await this.withConcurrency(run), steps: await this.store.getSteps(id), ...(budget ? { budget } : {}) };
+  }
+
+  /** Usage against the budgets of a run (its root run's, which a sub-workflow's run shares, and its own narrower ones). */
+  private async runBudget(run: RunRecord): Promise<BudgetReport | undefined> {
+    let root = run;
+    for (let hops = 0; root.parent_run_id && hops < 64; hops++) root = (await this.store.getRun(root.parent_run_id)) ?? root;
+    // A finished run's wall clock stopped when it finished.
+    return budgetReport(run.id, root.id, await this.store.getBudgetScopes(root.id), root.completed_at ?? Date.now());
   }
 
   /** The run with its place under its workflow's concurrency key, when it has one. */

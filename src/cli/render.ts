@@ -173,6 +173,11 @@ export class ProgressReporter {
       case 'HANDLER_LOG':
         this.log(typeof d.message === 'string' ? `${String(d.handler)}: ${d.message}` : `${String(d.handler)} failed: ${String(d.error)}`);
         break;
+      // Budgets (src/guardrails/budget.ts): the event's message names the limit, used and allowed.
+      case 'BUDGET_WARNING':
+      case 'BUDGET_EXCEEDED':
+        this.log(`${e.step_id ? `${e.step_id}: ` : ''}${typeof d.message === 'string' ? d.message : `${e.type.toLowerCase()}: ${String(d.limit)}`}`);
+        break;
       case 'HANDLER_STARTED_RUN':
         this.log(`${String(d.handler)}: started workflow ${String(d.workflow)} as run ${String(d.run_id)}`);
         break;

@@ -178,6 +178,7 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
         timeoutMs,
         workDir,
         ...(env ? { env } : {}),
+        ...(p.plan.workflow.budget || spec.budget ? { budget: { ...(p.plan.workflow.budget ? { workflow: p.plan.workflow.budget } : {}), ...(spec.budget ? { step: spec.budget } : {}) } } : {}),
         ...(deps.onProcess ? { onProcess: (pid: number | null) => deps.onProcess?.(step, pid) } : {}),
       });
     } finally {

@@ -1,3 +1,4 @@
+import type { BudgetSpec } from '../core/manifest/guardrails/budget.js';
 import type { StepError } from '../core/errors.js';
 import type { AgentManifest } from '../core/manifest/agent.js';
 
@@ -21,6 +22,8 @@ export interface ExecutionContext {
   onProcess?: (pid: number | null) => void;
   /** The agent's declared `env:` (agent.yaml), its references already resolved. */
   env?: Readonly<Record<string, string>>;
+  /** An llm step's budgets: the run's workflow `budget:` and the step's own (src/guardrails/budget.ts). */
+  budget?: { workflow?: BudgetSpec; step?: BudgetSpec };
 }
 
 /** How a process agent's attempt was isolated; recorded in the step's final event. */

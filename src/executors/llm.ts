@@ -79,7 +79,7 @@ export class LlmExecutor implements Executor {
       const messages = inputMessages(ctx.inputs);
       const journal = storeJournal(this.o.store, { sessionId, agent: start.name, runId: ctx.runId, stepId: ctx.stepId, traceId: ctx.runId, attempt: ctx.attempt });
       const spec = ctx.agent.manifest.llm;
-      const guard = await this.o.guards?.({ runId: ctx.runId, stepId: ctx.stepId, attempt: ctx.attempt, workflow: ctx.workflow ?? '', sessionId, agents: manifests, inputs: ctx.inputs });
+      const guard = await this.o.guards?.({ runId: ctx.runId, stepId: ctx.stepId, attempt: ctx.attempt, workflow: ctx.workflow ?? '', sessionId, agents: manifests, inputs: ctx.inputs, ...(ctx.budget ? { budget: ctx.budget } : {}) });
       const r = await run(start, messages, {
         ...(guard ? { guard } : {}),
         contextVariables: (ctx.inputs.context_variables as Record<string, unknown> | undefined) ?? {},

@@ -7,7 +7,8 @@
  * injection policy and escalation, and redaction last (it sees the request the model will get).
  */
 import type { AgentManifest } from '../core/manifest/agent.js';
-import type { GuardrailsSpec } from '../core/manifest/guardrails/index.js';
+import type { BudgetSpec, GuardrailsSpec } from '../core/manifest/guardrails/index.js';
+import { budgetGuard } from './budget.js';
 import type { EventType } from '../core/events.js';
 import type { EngineMetrics } from '../observability/engine-metrics.js';
 import type { Store } from '../store/store.js';
@@ -55,6 +56,8 @@ export interface StepGuardContext {
   agents: ReadonlyMap<string, AgentManifest>;
   /** The step's inputs (resolved). */
   inputs: Readonly<Record<string, unknown>>;
+  /** The run's workflow `budget:` and the step's own `budget:` (workflow.yaml), when set. */
+  budget?: { workflow?: BudgetSpec; step?: BudgetSpec };
 }
 
 /** The guard of one step attempt; undefined when no guardrail applies (the loop then pays nothing). */
@@ -63,7 +66,7 @@ export async function createStepGuard(deps: GuardDeps, ctx: StepGuardContext): P
   void ctx;
   const guards: Array<LoopGuard | undefined> = [
     // breakers (breakers.ts)
-    // budget (budget.ts)
+    await budgetGuard(deps, ctx),
     // injection policy, content policy, sensitive tools (policy.ts)
     // escalation (escalation.ts)
     // redaction of what the model sees (redaction.ts)

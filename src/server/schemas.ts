@@ -50,6 +50,14 @@ export const StepSchema = z
   })
   .openapi('Step');
 
+const LimitUsageSchema = z
+  .object({
+    used: z.number().openapi({ description: 'Used so far (wall_clock: seconds since the run was created)' }),
+    reserved: z.number().openapi({ description: 'Held by model calls in flight (their worst case, until they settle)' }),
+    allowed: z.number(),
+  })
+  .openapi('BudgetLimitUsage', { example: { used: 830, reserved: 0, allowed: 1000 } });
+
 export const RunSchema = z
   .object({
     run_id: z.string().openapi({ example: '0193b2c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d' }),
@@ -75,6 +83,14 @@ export const RunSchema = z
       .openapi({ description: "The run's place under its workflow's concurrency key (only for workflows with `concurrency: {key, limit}`)" }),
     parent_run_id: z.string().optional().openapi({ description: 'A sub-workflow run: the run whose step started it' }),
     parent_step_id: z.string().optional().openapi({ description: 'A sub-workflow run: the step of parent_run_id it is the run of' }),
+    budget: z
+      .object({
+        root_run_id: z.string().openapi({ description: 'The run whose budget this run draws on (itself, or the root of its sub-workflow tree)' }),
+        limits: z.record(z.string(), LimitUsageSchema).openapi({ description: 'The run budget: per limit (tokens_in, tokens_out, cost_usd, model_calls, tool_calls, wall_clock, handoff_depth) its use' }),
+        scopes: z.array(z.object({ scope: z.string().openapi({ example: 'step:summarize' }), limits: z.record(z.string(), LimitUsageSchema) })).openapi({ description: "This run's narrower budgets (steps, agents, its own workflow's when it is a sub-workflow)" }),
+      })
+      .optional()
+      .openapi({ description: 'Usage against the run budget and the narrower budgets (only once a budget has been drawn on)' }),
   })
   .openapi('Run', { description: 'The same document as `swarm runs show --json`' });
 

@@ -30,10 +30,12 @@ import type {
   WorkerRecord,
   WorkflowRecord,
 } from './types.js';
+import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, BudgetSettleRequest, BudgetWarning } from './budget-types.js';
 import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, ExpiredRunQuery, RunDeleteReport, RunTree } from './retention-types.js';
 
 export type * from './types.js';
 export type * from './retention-types.js';
+export type * from './budget-types.js';
 
 /** Store errors worth retrying as they are (busy, locked, I/O, connection): not the data's fault. */
 export function isTransient(e: unknown): boolean {
@@ -250,6 +252,24 @@ export interface Store {
   /** Give the lease up (only if `holder` holds it); true when it did. */
   releaseLease(name: string, holder: string): Promise<boolean>;
   getLease(name: string): Promise<LeaseRecord | undefined>;
+
+  // ---- run budgets (migration 18; the SQL in sqlite/ and postgres/budget-sql.ts, the guard in src/guardrails/budget.ts) ----
+
+  /**
+   * In one transaction: make the request's scopes if they are new, give back their expired
+   * reservations, and, if no limit of any scope would be crossed, reserve the amount (or use it at
+   * once with `commit`); otherwise change nothing but report the first limit crossed. Two workers
+   * racing for a budget's last units: one wins.
+   *
+   * @example
+   *   const r = await store.reserveBudget({ reservation_id, scopes, amount: { tokens_in: 900, tokens_out: 1024, model_calls: 1 }, ttl_ms: 600_000 });
+   *   if (!r.ok) throw budgetExceeded(r.exceeded);
+   */
+  reserveBudget(req: BudgetReserveRequest): Promise<BudgetReserveResult>;
+  /** Replace a reservation with the actual usage (zero when the call failed), in one transaction; returns warnings crossed. */
+  settleBudget(req: BudgetSettleRequest): Promise<BudgetWarning[]>;
+  /** The budget scopes of a root run's tree (run scopes first), for reports. */
+  getBudgetScopes(rootRunId: string): Promise<BudgetScopeUsage[]>;
 
   // ---- retention (migration 16; the SQL in sqlite/ and postgres/retention-sql.ts, batching in src/retention/) ----
 

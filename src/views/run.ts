@@ -72,6 +72,7 @@ export function runJson(details: RunDetails): Record<string, unknown> {
     ...(run.concurrency ? { concurrency: concurrencyJson(run.concurrency) } : {}),
     ...(run.parent_run_id ? { parent_run_id: run.parent_run_id } : {}),
     ...(run.parent_step_id ? { parent_step_id: run.parent_step_id } : {}),
+    ...(details.budget ? { budget: details.budget } : {}),
   };
 }
 

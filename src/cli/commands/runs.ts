@@ -13,6 +13,7 @@ import { startMetricsServer } from '../../observability/metrics-server.js';
 import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, ProgressReporter, runJson, runListJson, table, clip, truncateView, VIEW_OUTPUTS_CHARS, VIEW_VALUE_CHARS } from '../render.js';
 import type { LoopEvent } from '../../agents/loop.js';
 import { waitingReason } from '../../engine/concurrency-gate.js';
+import { budgetLines } from '../../guardrails/budget-report.js';
 import type { RunRecord } from '../../store/types.js';
 
 /** The longest `--idempotency-key`, in characters (as the API's `Idempotency-Key` header). */
@@ -245,6 +246,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       if (r.parent_run_id && r.parent_step_id) ctx.out(`parent: run ${r.parent_run_id}, step '${r.parent_step_id}'`);
       const children = await swarm.listRuns({ parent: r.id, limit: 100 });
       for (const ch of children.filter((x) => x.parent_step_id).reverse()) ctx.out(`child: run ${ch.id} (${ch.workflow_name}@${ch.workflow_version}, step '${ch.parent_step_id}') ${colorStatus(ch.status)}`);
+      for (const line of d.budget ? budgetLines(d.budget) : []) ctx.out(line);
       if (usage.sessions) ctx.out(`llm usage: ${usage.input_tokens} tokens in, ${usage.output_tokens} out, $${usage.cost_usd.toFixed(4)} (${usage.sessions} session${usage.sessions === 1 ? '' : 's'}: swarm sessions list --run ${r.id})`);
       ctx.out('');
       ctx.out(table(['STEP', 'AGENT', 'STATUS', 'ATTEMPTS', 'DURATION', 'OUTPUTS / ERROR'], d.steps.map((s) => [s.step_id, stepAgentLabel(s), colorStatus(s.status), s.attempt || '', formatMs(s.duration_ms), s.error !== null ? truncateView(s.error, VIEW_VALUE_CHARS, seeAll) : s.outputs === null ? '' : clip(JSON.stringify(s.outputs), 100)])));

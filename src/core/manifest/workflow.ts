@@ -12,6 +12,7 @@ import { checkConcurrency, concurrencySchema, type ConcurrencyKeySpec } from './
 import { parseYaml, type YamlSource } from './yaml-source.js';
 import { compileKind, STEP_KIND_PROPERTIES, type RawKindFields, type SleepSpec, type StepKind, type WaitSpec } from './step-kinds.js';
 import { checkMapReference, checkNesting, MAX_MAP_ELEMENTS } from './nesting.js';
+import { BUDGET_SCHEMA, parseBudgetSpec, type BudgetSpec } from './guardrails/budget.js';
 
 export interface RetryPolicy {
   max_attempts: number;
@@ -51,6 +52,8 @@ export interface StepSpec {
   retry: RetryPolicy;
   timeout_seconds?: number;
   on_error: 'fail' | 'continue';
+  /** Limits on this step's own usage (narrower than the run's budget; src/guardrails/budget.ts). */
+  budget?: BudgetSpec;
 }
 
 /** A validated workflow.yaml, steps in topological order. */
@@ -72,6 +75,8 @@ export interface WorkflowManifest {
   on_success: Handler[];
   tags: string[];
   enabled?: boolean;
+  /** The run's budget (over swarm.yaml's default): one budget for every llm step, handoff and sub-workflow of the run. */
+  budget?: BudgetSpec;
 }
 
 const STEP_ID = '^[A-Za-z_][A-Za-z0-9_-]{0,63}$';
@@ -163,9 +168,11 @@ const workflowSchema = {
           },
           timeout_seconds: { type: 'number', exclusiveMinimum: 0, maximum: 604800 },
           on_error: { enum: ['fail', 'continue'] },
+          budget: BUDGET_SCHEMA,
         },
       },
     },
+    budget: BUDGET_SCHEMA,
     on_error: { type: 'array', items: handlerSchema },
     on_success: { type: 'array', items: handlerSchema },
     tags: { type: 'array', items: { type: 'string' } },
@@ -185,6 +192,7 @@ interface RawStep extends RawKindFields {
   retry?: Partial<RetryPolicy>;
   timeout_seconds?: number;
   on_error?: 'fail' | 'continue';
+  budget?: unknown;
 }
 
 /**
@@ -228,6 +236,13 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
   });
 
   const steps: StepSpec[] = raw.steps.map((s, i) => compileStep(s, i, ids, variables, src, problems, raw.name as string));
+  // Budgets: the run's, and each step's own (checked here, so a bad limit is refused at registration).
+  const budgetAt = (value: unknown, path: Array<string | number>): BudgetSpec => parseBudgetSpec({ value, file, path, lineOf: (p) => src.lineOf(p), problems });
+  const budget = raw.budget !== undefined ? budgetAt(raw.budget, ['budget']) : undefined;
+  raw.steps.forEach((s, i) => {
+    const step = steps[i];
+    if (s.budget !== undefined && step) step.budget = budgetAt(s.budget, ['steps', i, 'budget']);
+  });
 
   for (const key of ['on_error', 'on_success'] as const) {
     ((raw[key] as Handler[] | undefined) ?? []).forEach((h, i) => {
@@ -264,6 +279,7 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
     on_success: (raw.on_success as Handler[] | undefined) ?? [],
     tags: (raw.tags as string[] | undefined) ?? [],
     ...(raw.enabled !== undefined ? { enabled: raw.enabled as boolean } : {}),
+    ...(budget ? { budget } : {}),
   };
   return { manifest, lineOf: src.lineOf.bind(src) };
 }

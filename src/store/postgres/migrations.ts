@@ -557,6 +557,49 @@ CREATE INDEX idx_agent_sessions_uncompacted ON agent_sessions(updated_at) WHERE 
     // EXISTS: harmless if a file had it recorded and undone. The same migration as SQLite's 17.
     sql: `CREATE INDEX IF NOT EXISTS idx_workers_live ON workers(heartbeat_at) WHERE stopped_at IS NULL;`,
   },
+  {
+    version: 18,
+    name: 'run budgets',
+    // One row per budget scope (a run's budget, keyed by its root run so sub-workflows draw from it;
+    // a step's; an agent's within a step) with used and reserved counters, and one row per open
+    // reservation and scope: a model call holds its worst case until it settles, and a reservation a
+    // crash left behind expires and is given back (src/guardrails/budget.ts). The same migration as
+    // SQLite's 18.
+    sql: `
+CREATE TABLE IF NOT EXISTS budget_scopes (
+  id TEXT PRIMARY KEY,
+  root_run_id TEXT NOT NULL,
+  limits TEXT NOT NULL,
+  started_at BIGINT NOT NULL,
+  used_tokens_in BIGINT NOT NULL DEFAULT 0,
+  used_tokens_out BIGINT NOT NULL DEFAULT 0,
+  used_cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+  used_model_calls BIGINT NOT NULL DEFAULT 0,
+  used_tool_calls BIGINT NOT NULL DEFAULT 0,
+  used_handoff_depth BIGINT NOT NULL DEFAULT 0,
+  reserved_tokens_in BIGINT NOT NULL DEFAULT 0,
+  reserved_tokens_out BIGINT NOT NULL DEFAULT 0,
+  reserved_cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+  reserved_model_calls BIGINT NOT NULL DEFAULT 0,
+  reserved_tool_calls BIGINT NOT NULL DEFAULT 0,
+  warned TEXT NOT NULL DEFAULT '[]',
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_budget_scopes_root ON budget_scopes(root_run_id);
+CREATE TABLE IF NOT EXISTS budget_reservations (
+  id TEXT NOT NULL,
+  scope_id TEXT NOT NULL,
+  tokens_in BIGINT NOT NULL DEFAULT 0,
+  tokens_out BIGINT NOT NULL DEFAULT 0,
+  cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+  model_calls BIGINT NOT NULL DEFAULT 0,
+  tool_calls BIGINT NOT NULL DEFAULT 0,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (scope_id, id)
+);
+CREATE INDEX IF NOT EXISTS idx_budget_reservations_expiry ON budget_reservations(scope_id, expires_at);
+`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see `migrate`). */

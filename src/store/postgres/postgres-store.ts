@@ -71,6 +71,8 @@ import { stepItem } from './nesting-sql.js';
 import * as retention from './retention-sql.js';
 import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, ExpiredRunQuery, RunDeleteReport, RunTree } from '../retention-types.js';
 import { queueGaugesSql, toQueueGauges } from './gauges-sql.js';
+import { budgetScopes, reserveBudget, settleBudget } from './budget-sql.js';
+import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, BudgetSettleRequest, BudgetWarning } from '../budget-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 
 export interface PostgresStoreOptions {
@@ -569,6 +571,18 @@ export class PostgresStore implements Store {
 
   databaseSize(): Promise<DatabaseSize> {
     return retention.databaseSize((text, values) => this.read(text, values));
+  }
+
+  reserveBudget(req: BudgetReserveRequest): Promise<BudgetReserveResult> {
+    return this.atomically(async (q, now) => ({ value: await reserveBudget(q, req, now), notify: false }));
+  }
+
+  settleBudget(req: BudgetSettleRequest): Promise<BudgetWarning[]> {
+    return this.atomically(async (q, now) => ({ value: await settleBudget(q, req, now), notify: false }));
+  }
+
+  async getBudgetScopes(rootRunId: string): Promise<BudgetScopeUsage[]> {
+    return budgetScopes(async (text, values) => ({ rows: await this.read(text, values), rowCount: 0 }), rootRunId);
   }
 
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord & { acquired: boolean }> {

@@ -41,6 +41,7 @@ const TREE = `WITH RECURSIVE tree(root, id) AS (
 const IN_IDS = '= ANY($1::text[])';
 
 const DELETE = runDeleteStatements(IN_IDS);
+const BUDGET_DELETES = [`DELETE FROM budget_reservations WHERE scope_id IN (SELECT id FROM budget_scopes WHERE root_run_id ${IN_IDS})`, `DELETE FROM budget_scopes WHERE root_run_id ${IN_IDS}`];
 
 const roots = (rows: readonly Row[]): Array<{ id: string; completed_at: number }> => rows.map((r) => ({ id: String(r.id), completed_at: Number(r.completed_at) }));
 
@@ -90,6 +91,8 @@ export async function deleteRunTrees(q: Query, trees: readonly RunTree[], o: { b
   });
   const ids = going.flatMap((t) => t.runs);
   if (ids.length > 0) for (const table of RUN_TABLES) rows[table] = (await q(DELETE[table], [ids])).rowCount;
+  // The trees' budgets (migration 18) go with them.
+  if (ids.length > 0) for (const sql of BUDGET_DELETES) await q(sql, [ids]);
   return { roots: going.map((t) => t.root), runs: rows.workflow_runs, rows };
 }
 

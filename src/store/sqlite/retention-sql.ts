@@ -44,6 +44,7 @@ const TREE = `WITH RECURSIVE tree(root, id) AS (
 const IN_IDS = 'IN (SELECT value FROM json_each(?))';
 
 const DELETE = runDeleteStatements(IN_IDS);
+const BUDGET_DELETES = [`DELETE FROM budget_reservations WHERE scope_id IN (SELECT id FROM budget_scopes WHERE root_run_id ${IN_IDS})`, `DELETE FROM budget_scopes WHERE root_run_id ${IN_IDS}`];
 
 function candidateRoots(stmt: Stmt, q: { before: number; statuses: string[] }, after: { completed_at: number; id: string }, limit: number): Array<{ id: string; completed_at: number }> {
   const rows = stmt(
@@ -95,6 +96,8 @@ export function deleteRunTrees(db: Database.Database, stmt: Stmt, trees: readonl
       });
       const ids = JSON.stringify(going.flatMap((t) => t.runs));
       for (const table of RUN_TABLES) rows[table] = stmt(DELETE[table]).run(ids).changes;
+      // The trees' budgets (migration 18) go with them.
+      for (const sql of BUDGET_DELETES) stmt(sql).run(ids);
       return { roots: going.map((t) => t.root), runs: rows.workflow_runs, rows };
     })
     .immediate();

@@ -71,6 +71,8 @@ import { stepItem } from './nesting-sql.js';
 import * as retention from './retention-sql.js';
 import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, ExpiredRunQuery, RunDeleteReport, RunTree } from '../retention-types.js';
 import { observeCommit, queueGauges } from './gauges-sql.js';
+import { budgetScopes, reserveBudget, settleBudget } from './budget-sql.js';
+import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, BudgetSettleRequest, BudgetWarning } from '../budget-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 
 export interface SqliteStoreOptions {
@@ -575,6 +577,18 @@ export class SqliteStore implements Store {
 
   databaseSize(): Promise<DatabaseSize> {
     return this.read(() => retention.databaseSize(this.db, this.location));
+  }
+
+  reserveBudget(req: BudgetReserveRequest): Promise<BudgetReserveResult> {
+    return this.exclusive(() => this.db.transaction(() => reserveBudget((sql) => this.stmt(sql), req, Date.now())).immediate());
+  }
+
+  settleBudget(req: BudgetSettleRequest): Promise<BudgetWarning[]> {
+    return this.exclusive(() => this.db.transaction(() => settleBudget((sql) => this.stmt(sql), req, Date.now())).immediate());
+  }
+
+  getBudgetScopes(rootRunId: string): Promise<BudgetScopeUsage[]> {
+    return this.read(() => budgetScopes((sql) => this.stmt(sql), rootRunId));
   }
 
   acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord & { acquired: boolean }> {

@@ -1,0 +1,95 @@
+/**
+ * Run budgets on SQLite (migration 18): reserve, settle and read budget scopes. The caller runs
+ * `reserve` and `settle` inside one IMMEDIATE transaction, so two processes sharing the file take
+ * turns and never both spend the last tokens. The arithmetic is shared with PostgreSQL (budget-types.ts).
+ *
+ * @example
+ *   const r = db.transaction(() => reserveBudget((sql) => db.prepare(sql), req, Date.now())).immediate();
+ */
+import type Database from 'better-sqlite3';
+import { BUDGET_COUNTERS } from '../../core/manifest/guardrails/budget.js';
+import {
+  apply,
+  byScopeRank,
+  newWarnings,
+  release,
+  RESERVED_COLUMNS,
+  scopeValues,
+  settle,
+  toScope,
+  USED_COLUMNS,
+  wouldExceed,
+  type BudgetCounters,
+  type BudgetReserveRequest,
+  type BudgetReserveResult,
+  type BudgetScopeUsage,
+  type BudgetSettleRequest,
+  type BudgetWarning,
+} from '../budget-types.js';
+
+type Stmt = (sql: string) => Database.Statement;
+
+const UPDATE_SCOPE = `UPDATE budget_scopes SET ${[...USED_COLUMNS, ...RESERVED_COLUMNS, 'warned', 'updated_at'].map((c) => `${c} = ?`).join(', ')} WHERE id = ?`;
+const HELD = BUDGET_COUNTERS.map((c) => `COALESCE(SUM(${c}), 0) AS ${c}`).join(', ');
+
+function load(stmt: Stmt, ids: readonly string[]): BudgetScopeUsage[] {
+  return ids.map((id) => toScope(stmt('SELECT * FROM budget_scopes WHERE id = ?').get(id) as Record<string, unknown>));
+}
+
+function save(stmt: Stmt, scopes: readonly BudgetScopeUsage[]): void {
+  for (const s of scopes) stmt(UPDATE_SCOPE).run(...scopeValues(s), s.id);
+}
+
+/** Make missing scopes, release their expired reservations, and reserve (or use) the amount if every limit allows it. */
+export function reserveBudget(stmt: Stmt, req: BudgetReserveRequest, now: number): BudgetReserveResult {
+  const ids = [...new Set(req.scopes.map((s) => s.id))].sort();
+  for (const k of req.scopes) {
+    stmt('INSERT INTO budget_scopes (id, root_run_id, limits, started_at, warned, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING').run(k.id, k.root_run_id, JSON.stringify(k.limits), k.started_at, '[]', now);
+  }
+  const scopes = load(stmt, ids);
+  for (const s of scopes) {
+    const expired = stmt(`SELECT ${HELD} FROM budget_reservations WHERE scope_id = ? AND expires_at <= ?`).get(s.id, now) as BudgetCounters;
+    release(s, expired);
+    stmt('DELETE FROM budget_reservations WHERE scope_id = ? AND expires_at <= ?').run(s.id, now);
+  }
+  const exceeded = wouldExceed(scopes, req, now);
+  if (exceeded) {
+    save(stmt, scopes);
+    return { ok: false, exceeded };
+  }
+  const warnings: BudgetWarning[] = [];
+  for (const s of scopes) {
+    apply(s, req, now);
+    warnings.push(...newWarnings(s, now));
+    if (!req.commit) {
+      stmt(`INSERT INTO budget_reservations (id, scope_id, ${BUDGET_COUNTERS.join(', ')}, expires_at) VALUES (?, ?, ${BUDGET_COUNTERS.map(() => '?').join(', ')}, ?)`).run(
+        req.reservation_id,
+        s.id,
+        ...BUDGET_COUNTERS.map((c) => req.amount[c] ?? 0),
+        now + req.ttl_ms,
+      );
+    }
+  }
+  save(stmt, scopes);
+  return { ok: true, warnings };
+}
+
+/** Replace a reservation with what the call used; returns the warnings this crossed. */
+export function settleBudget(stmt: Stmt, req: BudgetSettleRequest, now: number): BudgetWarning[] {
+  const ids = [...new Set(req.scope_ids)].sort();
+  const scopes = load(stmt, ids.filter((id) => stmt('SELECT 1 FROM budget_scopes WHERE id = ?').get(id)));
+  const warnings: BudgetWarning[] = [];
+  for (const s of scopes) {
+    const held = stmt(`SELECT ${BUDGET_COUNTERS.join(', ')} FROM budget_reservations WHERE id = ? AND scope_id = ?`).get(req.reservation_id, s.id) as BudgetCounters | undefined;
+    stmt('DELETE FROM budget_reservations WHERE id = ? AND scope_id = ?').run(req.reservation_id, s.id);
+    settle(s, held, req.actual, now);
+    warnings.push(...newWarnings(s, now));
+  }
+  save(stmt, scopes);
+  return warnings;
+}
+
+/** Every scope of a root run's tree (its run budget first). */
+export function budgetScopes(stmt: Stmt, rootRunId: string): BudgetScopeUsage[] {
+  return (stmt('SELECT * FROM budget_scopes WHERE root_run_id = ? ORDER BY id').all(rootRunId) as Array<Record<string, unknown>>).map(toScope).sort(byScopeRank);
+}

@@ -1,0 +1,347 @@
+/**
+ * Run budgets: the store's reserve and settle on both stores (a real SQLite file and PostgreSQL),
+ * and the guard in llm steps with the scripted model, in process: a call that would cross a limit
+ * is not made, handoffs, steps and sub-workflows draw from one budget, warnings fire once, bad
+ * limits are refused with file, field and line, and runs show / the API report the usage.
+ */
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { ManifestError } from '../src/core/errors.js';
+import { parseWorkflowManifest } from '../src/core/manifest/workflow.js';
+import { resolveConfig } from '../src/config/config.js';
+import { createApp } from '../src/server/app.js';
+import { Swarm } from '../src/swarm.js';
+import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import type { BudgetScopeKey, Store } from '../src/store/store.js';
+import { ScriptedModel, type ScriptedReply } from '../src/testing/scripted-model.js';
+import { request } from './helpers/http.js';
+import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
+import { removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+afterAll(() => stopPgTestServer());
+
+// ---------------------------------------------------------------- the store, both backends
+
+interface Backend {
+  name: string;
+  /** A fresh store; `again()` opens the same database once more (a restart, or a second worker). */
+  open(): Promise<{ store: Store; again: () => Promise<Store> }>;
+}
+
+const backends: Backend[] = [
+  {
+    name: 'sqlite',
+    open: async () => {
+      const dir = tempProject();
+      cleanups.push(() => removeProject(dir));
+      const path = join(dir, 'swarm.db');
+      const opened: Store[] = [];
+      cleanups.push(async () => {
+        for (const s of opened) await s.close().catch(() => undefined);
+      });
+      const make = (): Store => {
+        const s = openSqliteStore({ path, durability: 'full' });
+        opened.push(s);
+        return s;
+      };
+      return { store: make(), again: async () => make() };
+    },
+  },
+  {
+    name: 'postgres',
+    open: async () => {
+      const server = await pgTestServer();
+      const url = await server.createDatabase();
+      const opened: Store[] = [];
+      cleanups.push(async () => {
+        for (const s of opened) await s.close().catch(() => undefined);
+        await server.dropDatabase(url);
+      });
+      const make = async (): Promise<Store> => {
+        const s = await openPostgresStore({ url, durability: 'full' });
+        opened.push(s);
+        return s;
+      };
+      return { store: await make(), again: make };
+    },
+  },
+];
+
+const scope = (id: string, limits: BudgetScopeKey['limits'], started_at = Date.now()): BudgetScopeKey => ({ id, root_run_id: 'root-1', limits, started_at });
+
+describe.each(backends)('budget store contract: $name', (backend) => {
+  it('reserves the worst case, settles the actual usage, refuses what would cross a limit, and survives a reopen', async () => {
+    const { store, again } = await backend.open();
+    const run = scope('run:root-1', { tokens_out: 1000, model_calls: 10 });
+    const r1 = await store.reserveBudget({ reservation_id: 'a', scopes: [run], amount: { tokens_out: 600, model_calls: 1 }, ttl_ms: 60_000 });
+    expect(r1).toEqual({ ok: true, warnings: [] });
+    // 600 held: another 600 would cross 1000 while the first is in flight.
+    const r2 = await store.reserveBudget({ reservation_id: 'b', scopes: [run], amount: { tokens_out: 600, model_calls: 1 }, ttl_ms: 60_000 });
+    expect(r2).toEqual({ ok: false, exceeded: { scope: 'run:root-1', limit: 'tokens_out', used: 0, reserved: 600, requested: 600, allowed: 1000 } });
+    expect(await store.settleBudget({ reservation_id: 'a', scope_ids: [run.id], actual: { tokens_out: 150, model_calls: 1 } })).toEqual([]);
+    const [s] = await store.getBudgetScopes('root-1');
+    expect(s).toMatchObject({ id: 'run:root-1', used: { tokens_out: 150, model_calls: 1 }, reserved: { tokens_out: 0, model_calls: 0 } });
+    await store.close();
+    // A restart: the usage is in the store, and the next call sees it.
+    const reopened = await again();
+    expect((await reopened.getBudgetScopes('root-1'))[0]?.used.tokens_out).toBe(150);
+    const r3 = await reopened.reserveBudget({ reservation_id: 'c', scopes: [run], amount: { tokens_out: 900, model_calls: 1 }, ttl_ms: 60_000 });
+    expect(r3).toMatchObject({ ok: false, exceeded: { limit: 'tokens_out', used: 150, reserved: 0, requested: 900, allowed: 1000 } });
+  });
+
+  it("a crashed call's reservation expires and is given back; a warning is reported once per limit; every scope must allow the call", async () => {
+    const { store } = await backend.open();
+    const run = scope('run:root-1', { tool_calls: 10, warn_at: 0.5 });
+    const step = scope('step:root-1/s', { tokens_in: 100 });
+    // Held by a worker that died: expired at once (ttl 0), released by the next reservation.
+    expect((await store.reserveBudget({ reservation_id: 'dead', scopes: [step], amount: { tokens_in: 100 }, ttl_ms: 0 })).ok).toBe(true);
+    expect(await store.reserveBudget({ reservation_id: 'next', scopes: [step], amount: { tokens_in: 100 }, ttl_ms: 60_000 })).toEqual({ ok: true, warnings: [] });
+    const warnings = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await store.reserveBudget({ reservation_id: `t${i}`, scopes: [run], amount: { tool_calls: 1 }, commit: true, ttl_ms: 60_000 });
+      expect(r.ok).toBe(true);
+      if (r.ok) warnings.push(...r.warnings);
+    }
+    expect(warnings).toEqual([{ scope: 'run:root-1', limit: 'tool_calls', used: 5, allowed: 10 }]);
+    // The run allows the call, the step does not (its 100 tokens are held): nothing is taken from either.
+    const both = await store.reserveBudget({ reservation_id: 'x', scopes: [run, step], amount: { tokens_in: 1, tool_calls: 1 }, commit: true, ttl_ms: 60_000 });
+    expect(both).toMatchObject({ ok: false, exceeded: { scope: 'step:root-1/s', limit: 'tokens_in' } });
+    const scopes = await store.getBudgetScopes('root-1');
+    expect(scopes.map((s) => [s.id, s.used.tool_calls, s.reserved.tokens_in])).toEqual([
+      ['run:root-1', 6, 0],
+      ['step:root-1/s', 0, 100],
+    ]);
+    // Wall clock counts from the scope's start.
+    const old = scope('run:root-2', { wall_clock: 1 }, Date.now() - 5000);
+    expect(await store.reserveBudget({ reservation_id: 'w', scopes: [{ ...old, root_run_id: 'root-2' }], amount: { model_calls: 1 }, ttl_ms: 1000 })).toMatchObject({ ok: false, exceeded: { limit: 'wall_clock', allowed: 1 } });
+  });
+
+  it('concurrent reservations from several connections never overspend: exactly as many win as the budget holds', async () => {
+    const { store, again } = await backend.open();
+    const other = await again();
+    const run = scope('run:root-1', { tokens_out: 500 });
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => (i % 2 ? other : store).reserveBudget({ reservation_id: `r${i}`, scopes: [run], amount: { tokens_out: 100 }, ttl_ms: 60_000 })),
+    );
+    expect(results.filter((r) => r.ok)).toHaveLength(5);
+    expect((await store.getBudgetScopes('root-1'))[0]?.reserved.tokens_out).toBe(500);
+  });
+});
+
+// ---------------------------------------------------------------- llm steps with the scripted model
+
+const AGENT = (name: string, extra = ''): string => `name: ${name}
+version: 1.0.0
+runtime: { type: llm, provider: openai, model: gpt-4o-mini, max_output_tokens: 100 }
+instructions: "Be brief."
+${extra}`;
+
+async function project(swarmYaml = 'name: budgets\n'): Promise<{ dir: string; open: (model: ScriptedModel) => Promise<Swarm> }> {
+  const dir = tempProject(swarmYaml);
+  cleanups.push(() => removeProject(dir));
+  return {
+    dir,
+    open: async (model) => {
+      const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm') }, models: () => model });
+      cleanups.push(() => swarm.close());
+      return swarm;
+    },
+  };
+}
+
+const answer = (content: string, output_tokens: number): ScriptedReply => ({ content, usage: { input_tokens: 20, output_tokens } });
+
+describe('budgets in llm steps', () => {
+  it('a model call that would cross the run budget is not made; the step fails with BUDGET_EXCEEDED naming the limit; two steps share the budget; the warning fires once', async () => {
+    const { dir, open } = await project();
+    writeAgent(dir, 'writer', AGENT('writer'));
+    writeWorkflow(
+      dir,
+      'two',
+      `name: two\nversion: 1.0.0\nbudget: { tokens_out: 150, warn_at: 0.5 }\nsteps:\n  - id: first\n    agent: writer\n    inputs: { message: "one" }\n  - id: second\n    agent: writer\n    depends_on: first\n    inputs: { message: "two" }\n`,
+    );
+    const model = new ScriptedModel([answer('one done', 80), answer('never', 1)]);
+    const swarm = await open(model);
+    await swarm.registerAgent(join(dir, 'agents', 'writer'));
+    await swarm.registerWorkflow(join(dir, 'workflows', 'two'));
+    const d = await swarm.runToCompletion(await swarm.startRun('two', {}));
+    expect(d.run.status).toBe('failed');
+    // The second step's call needed up to 100 more tokens out: 80 + 100 > 150, so it was never sent.
+    expect(model.calls).toBe(1);
+    const second = d.steps.find((s) => s.step_id === 'second');
+    expect(second?.status).toBe('failed');
+    expect(second?.error).toContain('budget exceeded: tokens_out of the run budget: 80 used, this call needs up to 100, 150 allowed');
+    expect(second?.attempt).toBe(1);
+    const events = await swarm.store.getEvents(d.run.id);
+    expect(events.filter((e) => e.type === 'BUDGET_WARNING').map((e) => [e.step_id, e.data.limit, e.data.used])).toEqual([['first', 'tokens_out', 80]]);
+    expect(events.filter((e) => e.type === 'BUDGET_EXCEEDED').map((e) => [e.step_id, e.data.limit, e.data.allowed])).toEqual([['second', 'tokens_out', 150]]);
+    expect(d.budget?.limits.tokens_out).toEqual({ used: 80, reserved: 0, allowed: 150 });
+    expect((await swarm.verify(d.run.id)).ok).toBe(true);
+  });
+
+  it('handoffs draw from the same budget and are bounded by handoff_depth', async () => {
+    const { dir, open } = await project('name: budgets\nguardrails:\n  budget: { model_calls: 3, handoff_depth: 1 }\n');
+    writeAgent(dir, 'triage', AGENT('triage', 'handoffs: [expert]\n'));
+    writeAgent(dir, 'expert', AGENT('expert', 'handoffs: [triage]\n'));
+    writeWorkflow(dir, 'ask', 'name: ask\nversion: 1.0.0\nsteps:\n  - id: ask\n    agent: triage\n    inputs: { message: "help" }\n');
+    // triage → expert (depth 1, allowed), expert → triage (depth 2: refused before the third call).
+    const model = new ScriptedModel([{ toolCalls: [{ name: 'transfer_to_expert', arguments: {} }] }, { toolCalls: [{ name: 'transfer_to_triage', arguments: {} }] }, answer('never', 1)]);
+    const swarm = await open(model);
+    await swarm.registerAgent(join(dir, 'agents', 'expert'));
+    await swarm.registerAgent(join(dir, 'agents', 'triage'));
+    await swarm.registerWorkflow(join(dir, 'workflows', 'ask'));
+    const d = await swarm.runToCompletion(await swarm.startRun('ask', {}));
+    expect(d.run.status).toBe('failed');
+    expect(model.calls).toBe(2);
+    expect(d.steps[0]?.error).toContain('budget exceeded: handoff_depth of the run budget: this handoff would be number 2, 1 allowed');
+    expect(d.budget?.limits).toMatchObject({ model_calls: { used: 2, reserved: 0, allowed: 3 }, handoff_depth: { used: 1, allowed: 1 } });
+
+    // The same model-call budget, three calls: the third is refused, not made.
+    const again = new ScriptedModel([{ toolCalls: [{ name: 'transfer_to_expert', arguments: {} }] }, answer('done', 5)]);
+    const swarm2 = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm') }, models: () => again });
+    cleanups.push(() => swarm2.close());
+    const ok = await swarm2.runToCompletion(await swarm2.startRun('ask', {}));
+    expect(ok.run.status).toBe('completed');
+    expect(ok.budget?.limits.model_calls).toEqual({ used: 2, reserved: 0, allowed: 3 });
+  });
+
+  it('a tool call counts against tool_calls before it runs: the one past the limit is not run and stops the step', async () => {
+    const { dir, open } = await project();
+    writeAgent(dir, 'calc', AGENT('calc', 'tools:\n  - builtin: calculator\n'));
+    writeWorkflow(dir, 'sum', 'name: sum\nversion: 1.0.0\nbudget: { tool_calls: 1 }\nsteps:\n  - id: s\n    agent: calc\n    inputs: { message: "add" }\n');
+    const model = new ScriptedModel([{ toolCalls: [{ name: 'calculator', arguments: { expression: '1+1' } }] }, { toolCalls: [{ name: 'calculator', arguments: { expression: '2+2' } }] }, answer('never', 1)]);
+    const swarm = await open(model);
+    await swarm.registerAgent(join(dir, 'agents', 'calc'));
+    await swarm.registerWorkflow(join(dir, 'workflows', 'sum'));
+    const d = await swarm.runToCompletion(await swarm.startRun('sum', {}));
+    expect(d.run.status).toBe('failed');
+    expect(d.steps[0]?.error).toContain('budget exceeded: tool_calls of the run budget: 1 used, this call needs up to 1, 1 allowed');
+    expect(model.calls).toBe(2);
+    // The first calculation ran and was recorded; the second never ran.
+    const calls = await swarm.store.listToolCalls(`${d.run.id}/s`);
+    expect(calls.map((c) => c.arguments)).toEqual([JSON.stringify({ expression: '1+1' })]);
+  });
+
+  it("a sub-workflow's llm steps draw from the root run's budget; gc deletes it with the tree", async () => {
+    const { dir, open } = await project();
+    writeAgent(dir, 'writer', AGENT('writer'));
+    writeWorkflow(dir, 'kid', 'name: kid\nversion: 1.0.0\nsteps:\n  - id: write\n    agent: writer\n    inputs: { message: "kid" }\n');
+    writeWorkflow(dir, 'parent', 'name: parent\nversion: 1.0.0\nbudget: { tokens_out: 150 }\nsteps:\n  - id: first\n    agent: writer\n    inputs: { message: "one" }\n  - id: child\n    workflow: kid\n    depends_on: first\n    inputs: {}\n');
+    const model = new ScriptedModel([answer('one', 80), answer('never', 1)]);
+    const swarm = await open(model);
+    await swarm.registerAgent(join(dir, 'agents', 'writer'));
+    await swarm.registerWorkflow(join(dir, 'workflows', 'kid'));
+    await swarm.registerWorkflow(join(dir, 'workflows', 'parent'));
+    const d = await swarm.runToCompletion(await swarm.startRun('parent', {}));
+    expect(d.run.status).toBe('failed');
+    expect(model.calls).toBe(1);
+    const kids = await swarm.listRuns({ parent: d.run.id });
+    expect(kids).toHaveLength(1);
+    const kid = await swarm.getRun(kids[0]!.id);
+    expect(kid.steps[0]?.error).toContain(`budget exceeded: tokens_out of the run budget of run ${d.run.id}: 80 used`);
+    expect(kid.budget).toMatchObject({ root_run_id: d.run.id, limits: { tokens_out: { used: 80, allowed: 150 } } });
+    // The tree's budget goes with the tree when the runs are collected.
+    expect(await swarm.store.getBudgetScopes(d.run.id)).toHaveLength(1);
+    await swarm.gc({ ages: { failed: 0 }, pauseMs: 0 });
+    expect(await swarm.store.getBudgetScopes(d.run.id)).toEqual([]);
+  });
+
+  it('a step budget and an agent budget are narrower limits; the API and runs show --json report the usage', async () => {
+    const { dir, open } = await project();
+    writeAgent(dir, 'writer', AGENT('writer', 'guardrails:\n  budget: { model_calls: 5 }\n'));
+    writeWorkflow(dir, 'one', 'name: one\nversion: 1.0.0\nbudget: { tokens_out: 10000 }\nsteps:\n  - id: s\n    agent: writer\n    budget: { model_calls: 1 }\n    inputs: { message: "go" }\n');
+    const model = new ScriptedModel([{ toolCalls: [{ name: 'nothing', arguments: {} }], usage: { input_tokens: 5, output_tokens: 7 } }, answer('never', 1)]);
+    const swarm = await open(model);
+    await swarm.registerAgent(join(dir, 'agents', 'writer'));
+    await swarm.registerWorkflow(join(dir, 'workflows', 'one'));
+    const d = await swarm.runToCompletion(await swarm.startRun('one', {}));
+    expect(d.run.status).toBe('failed');
+    expect(model.calls).toBe(1);
+    expect(d.steps[0]?.error).toContain("budget exceeded: model_calls of the budget of step 's': 1 used, this call needs up to 1, 1 allowed");
+    const app = createApp(swarm, { version: 'test' });
+    const shown = await request(app, 'GET', `/api/v1/runs/${d.run.id}`);
+    expect(shown.status).toBe(200);
+    expect(shown.json.budget).toEqual({
+      root_run_id: d.run.id,
+      limits: { tokens_out: { used: 7, reserved: 0, allowed: 10000 } },
+      scopes: [
+        { scope: 'step:s', limits: { model_calls: { used: 1, reserved: 0, allowed: 1 } } },
+        { scope: 'agent:s/writer', limits: { model_calls: { used: 1, reserved: 0, allowed: 5 } } },
+      ],
+    });
+  });
+
+  it('no budget anywhere: no guard, no budget rows, no budget in the run document', async () => {
+    const { dir, open } = await project();
+    writeAgent(dir, 'writer', AGENT('writer'));
+    writeWorkflow(dir, 'free', 'name: free\nversion: 1.0.0\nsteps:\n  - id: s\n    agent: writer\n    inputs: { message: "go" }\n');
+    const swarm = await open(new ScriptedModel([answer('fine', 3)]));
+    await swarm.registerAgent(join(dir, 'agents', 'writer'));
+    await swarm.registerWorkflow(join(dir, 'workflows', 'free'));
+    const d = await swarm.runToCompletion(await swarm.startRun('free', {}));
+    expect(d.run.status).toBe('completed');
+    expect(d.budget).toBeUndefined();
+    expect(await swarm.store.getBudgetScopes(d.run.id)).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------- bad limits
+
+describe('bad budget values', () => {
+  it('are refused with file, field and line, in workflow.yaml (run and step), agent.yaml and swarm.yaml', () => {
+    const yaml = `name: bad
+version: 1.0.0
+budget:
+  tokens_in: -5
+  wall_clock: soon
+  warn_at: 2
+  cost_usd: lots
+steps:
+  - id: s
+    agent: writer
+    budget: { model_calls: 0, tool_calls: 1.5, handoff_depth: -1 }
+`;
+    let err: unknown;
+    try {
+      parseWorkflowManifest(yaml, 'workflows/bad/workflow.yaml');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ManifestError);
+    const problems = (err as ManifestError).problems.map((p) => [p.field, p.line, p.problem]);
+    expect(problems).toEqual([
+      ['budget.tokens_in', 4, 'tokens_in must be more than 0, not -5'],
+      ['budget.wall_clock', 5, 'wall_clock is a duration (seconds, or like 90s, 10m, 2h), not "soon"'],
+      ['budget.warn_at', 6, 'warn_at is a fraction of a limit, more than 0 and at most 1 (like 0.8), not 2'],
+      ['budget.cost_usd', 7, 'cost_usd is a number, not "lots"'],
+      ['steps[0].budget.model_calls', 11, 'model_calls must be more than 0, not 0'],
+      ['steps[0].budget.tool_calls', 11, 'tool_calls is a whole number, not 1.5'],
+      ['steps[0].budget.handoff_depth', 11, 'handoff_depth must be at least 0, not -1'],
+    ]);
+    expect((err as ManifestError).problems.every((p) => p.file === 'workflows/bad/workflow.yaml')).toBe(true);
+
+    // An unknown limit: the schema names the ones allowed.
+    expect(() => parseWorkflowManifest('name: x\nversion: 1.0.0\nsteps:\n  - id: s\n    agent: w\n    budget: { dollars: 3 }\n', 'x.yaml')).toThrow('x.yaml:6: steps[0].budget.dollars: unknown field (allowed: tokens_in, tokens_out, cost_usd, model_calls, tool_calls, wall_clock, handoff_depth, warn_at)');
+    const ok = parseWorkflowManifest('name: ok\nversion: 1.0.0\nbudget: { wall_clock: 10m, cost_usd: 0.5 }\nsteps:\n  - id: s\n    agent: w\n    budget: { wall_clock: 90 }\n', 'w.yaml');
+    expect(ok.budget).toEqual({ wall_clock: 600, cost_usd: 0.5 });
+    expect(ok.steps[0]?.budget).toEqual({ wall_clock: 90 });
+
+    const dir = tempProject('name: t\nguardrails:\n  budget:\n    model_calls: many\n');
+    cleanups.push(() => removeProject(dir));
+    expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow('swarm.yaml:4: guardrails.budget.model_calls: model_calls is a number, not "many"');
+  });
+
+  it('an agent with a bad budget is refused at registration', async () => {
+    const { dir, open } = await project();
+    writeAgent(dir, 'writer', AGENT('writer', 'guardrails:\n  budget: { tokens_out: -1 }\n'));
+    const swarm = await open(new ScriptedModel([]));
+    const e = await swarm.registerAgent(join(dir, 'agents', 'writer')).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ManifestError);
+    expect((e as ManifestError).problems).toMatchObject([{ field: 'guardrails.budget.tokens_out', line: 6, problem: 'tokens_out must be more than 0, not -1' }]);
+  });
+});
