@@ -71,6 +71,8 @@ import { stepItem } from './nesting-sql.js';
 import * as retention from './retention-sql.js';
 import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, ExpiredRunQuery, RunDeleteReport, RunTree } from '../retention-types.js';
 import { queueGaugesSql, toQueueGauges } from './gauges-sql.js';
+import { DELETE_BREAKER_SQL, GET_BREAKER_SQL, LIST_BREAKERS_SQL, toBreakerRow, updateBreakerIn } from './breakers-sql.js';
+import type { BreakerChange, BreakerRow } from '../breaker-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 
 export interface PostgresStoreOptions {
@@ -337,6 +339,24 @@ export class PostgresStore implements Store {
 
   observeCommits(observer: CommitObserver | undefined): void {
     this.observer = observer;
+  }
+
+  async getBreaker(key: string): Promise<BreakerRow | undefined> {
+    const r = (await this.read(GET_BREAKER_SQL, [key]))[0];
+    return r ? toBreakerRow(r) : undefined;
+  }
+
+  async listBreakers(): Promise<BreakerRow[]> {
+    return (await this.read(LIST_BREAKERS_SQL)).map(toBreakerRow);
+  }
+
+  updateBreaker(key: string, kind: string, change: BreakerChange): Promise<{ before: BreakerRow; after: BreakerRow }> {
+    return this.atomically(async (q) => ({ value: await updateBreakerIn(q, key, kind, change), notify: false }));
+  }
+
+  async deleteBreaker(key: string): Promise<BreakerRow | undefined> {
+    const r = (await this.read(DELETE_BREAKER_SQL, [key]))[0];
+    return r ? toBreakerRow(r) : undefined;
   }
 
   async queueGauges(liveWithinMs: number): Promise<QueueGauges> {

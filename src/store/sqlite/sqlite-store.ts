@@ -71,6 +71,8 @@ import { stepItem } from './nesting-sql.js';
 import * as retention from './retention-sql.js';
 import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, ExpiredRunQuery, RunDeleteReport, RunTree } from '../retention-types.js';
 import { observeCommit, queueGauges } from './gauges-sql.js';
+import * as breakersSql from './breakers-sql.js';
+import type { BreakerChange, BreakerRow } from '../breaker-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 
 export interface SqliteStoreOptions {
@@ -366,6 +368,22 @@ export class SqliteStore implements Store {
       const now = Date.now();
       return queueGauges((sql) => this.stmt(sql), now, now - liveWithinMs);
     });
+  }
+
+  getBreaker(key: string): Promise<BreakerRow | undefined> {
+    return this.read(() => breakersSql.getBreaker((sql) => this.stmt(sql), key));
+  }
+
+  listBreakers(): Promise<BreakerRow[]> {
+    return this.read(() => breakersSql.listBreakers((sql) => this.stmt(sql)));
+  }
+
+  updateBreaker(key: string, kind: string, change: BreakerChange): Promise<{ before: BreakerRow; after: BreakerRow }> {
+    return this.exclusive(() => this.db.transaction(() => breakersSql.updateBreaker((sql) => this.stmt(sql), key, kind, change)).immediate());
+  }
+
+  deleteBreaker(key: string): Promise<BreakerRow | undefined> {
+    return this.exclusive(() => this.db.transaction(() => breakersSql.deleteBreaker((sql) => this.stmt(sql), key)).immediate());
   }
 
   /** A disk or permission fault as a StoreFaultError naming the file; any other error as it is. */
