@@ -8,7 +8,7 @@
  *
  * @example
  *   const s = resolveBreaker(undefined, {});              // the defaults
- *   let row = recordOutcome(undefined, 'model:openai/gpt-4o', 'model', s, 'failure', 0, 1000).row;
+ *   const row = recordOutcome(closedRow('model:openai/gpt-4o', 'model', 0), s, 'failure', false, 0, 1000);
  */
 import type { BreakerSettings } from '../core/manifest/guardrails/breakers.js';
 import type { BreakerRow } from '../store/breaker-types.js';
@@ -57,11 +57,12 @@ export function peek(row: BreakerRow | undefined, s: ResolvedBreaker, now: numbe
 }
 
 /**
- * Claim a probe slot (in the store's transaction). `admitted: false`: reject the call.
- * A probe whose worker died never settles: its slot is given back after one more cool-down.
+ * Claim a probe slot (in the store's transaction); `admitted: false` rejects the call. A closed
+ * row admits without a change. A probe whose worker died never settles: its slot is given back
+ * after one more cool-down.
  */
-export function claimProbe(row: BreakerRow | undefined, s: ResolvedBreaker, now: number): { admitted: boolean; row: BreakerRow | undefined } {
-  if (!row || row.state === 'closed') return { admitted: true, row };
+export function claimProbe(row: BreakerRow, s: ResolvedBreaker, now: number): { admitted: boolean; row: BreakerRow } {
+  if (row.state === 'closed') return { admitted: true, row };
   if (row.state === 'open') {
     if (now < (row.opened_at ?? 0) + s.cooldown_ms) return { admitted: false, row };
     return { admitted: true, row: { ...row, state: 'half_open', probes: 1, updated_at: now } };
@@ -71,36 +72,30 @@ export function claimProbe(row: BreakerRow | undefined, s: ResolvedBreaker, now:
   return { admitted: false, row };
 }
 
-/** A call's outcome for its breaker: `neutral` (the caller's own fault, or aborted) frees a probe slot and counts nothing. */
+/** A call's outcome for its breaker: `neutral` (the caller's own fault, or aborted) counts nothing and frees a probe slot. */
 export type CallOutcome = 'success' | 'failure' | 'neutral';
 
 /**
- * The row after a call's outcome (in the store's transaction). `successes` are this worker's
- * closed-state successes not yet written (counted only when a failure rate is configured: a
- * success in the closed state writes nothing).
+ * The row after a call's outcome (in the store's transaction; the same object when nothing
+ * changes). `probe`: the call held a half-open probe slot; only probes settle a half-open breaker.
+ * `successes`: this worker's closed-state successes not yet written (they count towards the
+ * failure rate only; a success in the closed state writes nothing on its own).
  */
-export function recordOutcome(
-  row: BreakerRow | undefined,
-  key: string,
-  kind: string,
-  s: ResolvedBreaker,
-  outcome: CallOutcome,
-  successes: number,
-  now: number,
-): { row: BreakerRow | undefined; changed: boolean } {
-  const cur = row ?? closedRow(key, kind, now);
-  if (cur.state === 'half_open') {
-    if (outcome === 'success') return { row: closedRow(key, kind, now), changed: true };
-    if (outcome === 'failure') return { row: { ...cur, state: 'open', opened_at: now, probes: 0, failures: 0, successes: 0, updated_at: now }, changed: true };
-    return { row: { ...cur, probes: Math.max(0, cur.probes - 1), updated_at: now }, changed: true };
+export function recordOutcome(row: BreakerRow, s: ResolvedBreaker, outcome: CallOutcome, probe: boolean, successes: number, now: number): BreakerRow {
+  const { key, kind } = row;
+  if (row.state === 'half_open') {
+    if (!probe) return row;
+    if (outcome === 'success') return closedRow(key, kind, now);
+    if (outcome === 'failure') return { ...row, state: 'open', opened_at: now, probes: 0, failures: 0, successes: 0, updated_at: now };
+    return { ...row, probes: Math.max(0, row.probes - 1), updated_at: now };
   }
   // Open: a call let through before it opened finished; it changes nothing.
-  if (cur.state === 'open' || outcome !== 'failure') return { row, changed: false };
-  const fresh = now - cur.window_started_at >= s.window_ms;
-  const failures = (fresh ? 0 : cur.failures) + 1;
-  const ok = (fresh ? 0 : cur.successes) + (s.failure_rate ? successes : 0);
+  if (row.state === 'open' || outcome !== 'failure') return row;
+  const fresh = now - row.window_started_at >= s.window_ms;
+  const failures = (fresh ? 0 : row.failures) + 1;
+  const ok = (fresh ? 0 : row.successes) + (s.failure_rate ? successes : 0);
   const rate = s.failure_rate;
   const trips = failures >= s.failures || (rate !== undefined && failures + ok >= rate.min_calls && failures / (failures + ok) >= rate.threshold);
-  if (trips) return { row: { ...cur, state: 'open', opened_at: now, failures: 0, successes: 0, probes: 0, window_started_at: now, updated_at: now }, changed: true };
-  return { row: { ...cur, failures, successes: ok, window_started_at: fresh ? now : cur.window_started_at, updated_at: now }, changed: false };
+  if (trips) return { ...row, state: 'open', opened_at: now, failures: 0, successes: 0, probes: 0, window_started_at: now, updated_at: now };
+  return { ...row, failures, successes: ok, window_started_at: fresh ? now : row.window_started_at, updated_at: now };
 }

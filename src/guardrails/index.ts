@@ -12,6 +12,7 @@ import type { EventType } from '../core/events.js';
 import type { EngineMetrics } from '../observability/engine-metrics.js';
 import type { Store } from '../store/store.js';
 import { composeGuards, type LoopGuard } from './guard.js';
+import { breakerGuard } from './breakers.js';
 import type { ProvidersConfig } from '../agents/providers/config.js';
 import type { ChatModel } from '../agents/types.js';
 
@@ -56,10 +57,9 @@ export interface StepGuardContext {
 
 /** The guard of one step attempt; undefined when no guardrail applies (the loop then pays nothing). */
 export async function createStepGuard(deps: GuardDeps, ctx: StepGuardContext): Promise<LoopGuard | undefined> {
-  void deps;
-  void ctx;
   const guards: Array<LoopGuard | undefined> = [
     // breakers (breakers.ts)
+    breakerGuard(deps, ctx),
     // budget (budget.ts)
     // injection policy, content policy, sensitive tools (policy.ts)
     // escalation (escalation.ts)
