@@ -9,6 +9,7 @@ const IN_PROCESS = [
   'test/core-*.test.ts',
   'test/deploy.test.ts',
   'test/engine.test.ts',
+  'test/guardrails-breakers.test.ts',
   'test/engine-nesting.test.ts',
   'test/http-fetch.test.ts',
   'test/integrity.test.ts',
