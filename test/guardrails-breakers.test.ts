@@ -22,7 +22,9 @@ import { Swarm } from '../src/swarm.js';
 import { startFakeLlmServer, type FakeLlmServer } from '../src/testing/fake-llm-server.js';
 import { ScriptedModel } from '../src/testing/scripted-model.js';
 import type { ChatModel } from '../src/agents/types.js';
-import { pgTestServer, type PgTestServer } from './helpers/pg.js';
+import { pgTestServer, stopPgTestServer, type PgTestServer } from './helpers/pg.js';
+import { createApp } from '../src/server/app.js';
+import { main } from '../src/cli/main.js';
 import { removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
 
 describe('the state machine', () => {
@@ -137,6 +139,7 @@ const dirs: string[] = [];
 const opened: Store[] = [];
 afterAll(async () => {
   for (const d of dirs) removeProject(d);
+  await stopPgTestServer();
 });
 afterEach(async () => {
   await Promise.all(opened.splice(0).map((s) => s.close()));
@@ -183,7 +186,7 @@ function worker(store: Store, breakers: BreakersSpec, clock: { t: number }, mode
     config: { breakers },
     metrics: () => metrics,
     recordEvents: async (_run, _step, e) => void events.push(...e),
-    providers: {} as GuardDeps['providers'],
+    providers: {},
     modelFor: async (ref) => {
       const m = models[ref];
       if (!m) throw new Error(`no model ${ref}`);
@@ -386,6 +389,50 @@ describe('circuit breakers in a Swarm', () => {
       expect(text).toMatch(/swarm_circuit_transitions_total\{kind="model",breaker="openai\/gpt-4o-mini",to="open"\} 1/);
       expect(text).toMatch(/swarm_circuit_transitions_total\{kind="model",breaker="openai\/gpt-4o-mini",to="closed"\} 1/);
       expect(text).toMatch(/swarm_circuit_rejected_calls_total\{kind="model",breaker="openai\/gpt-4o-mini"\} [1-9]/);
+    } finally {
+      await swarm.close();
+    }
+  });
+
+  it('swarm breakers list | reset and GET /api/v1/breakers, POST /api/v1/breakers/{key}/reset', async () => {
+    dir = tempProject('name: t\nguardrails:\n  breakers: { cooldown: 45s }\n');
+    const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm') } });
+    const printed: string[] = [];
+    const cli = async (...argv: string[]): Promise<number> => {
+      const out = process.stdout.write.bind(process.stdout);
+      const err = process.stderr.write.bind(process.stderr);
+      process.stdout.write = ((s: string) => (printed.push(String(s)), true)) as typeof process.stdout.write;
+      process.stderr.write = ((s: string) => (printed.push(String(s)), true)) as typeof process.stderr.write;
+      try {
+        return await main(argv, { SWARM_HOME: join(dir, '.swarm') }, dir);
+      } finally {
+        process.stdout.write = out;
+        process.stderr.write = err;
+      }
+    };
+    try {
+      const at = Date.UTC(2026, 0, 1);
+      await swarm.store.updateBreaker('model:openai/gpt-4o-mini', 'model', (r) => ({ ...r, state: 'open', opened_at: at, updated_at: at }));
+      const app = createApp(swarm);
+      const list = await app.request('/api/v1/breakers');
+      expect(list.status).toBe(200);
+      expect(await list.json()).toEqual({
+        breakers: [{ key: 'model:openai/gpt-4o-mini', kind: 'model', name: 'openai/gpt-4o-mini', state: 'open', failures: 0, opened_at: '2026-01-01T00:00:00.000Z', probe_at: '2026-01-01T00:00:45.000Z', probes: 0, updated_at: '2026-01-01T00:00:00.000Z' }],
+      });
+      expect(await cli('breakers', 'list')).toBe(0);
+      expect(printed.join('')).toMatch(/model:openai\/gpt-4o-mini\s+open\s+0\s+2026-01-01T00:00:00/);
+      const reset = await app.request(`/api/v1/breakers/${encodeURIComponent('model:openai/gpt-4o-mini')}/reset`, { method: 'POST' });
+      expect(reset.status).toBe(200);
+      expect(await reset.json()).toMatchObject({ key: 'model:openai/gpt-4o-mini', state: 'open' });
+      expect(await swarm.store.getBreaker('model:openai/gpt-4o-mini')).toBeUndefined();
+      const again = await app.request(`/api/v1/breakers/${encodeURIComponent('model:openai/gpt-4o-mini')}/reset`, { method: 'POST' });
+      expect(again.status).toBe(404);
+      expect(await again.json()).toMatchObject({ code: 'BREAKER_NOT_FOUND' });
+      printed.length = 0;
+      expect(await cli('breakers', 'reset', 'tool:search')).toBe(2);
+      expect(printed.join('')).toMatch(/no circuit breaker 'tool:search' has state/);
+      expect(await cli('breakers', 'list', '--json')).toBe(0);
+      expect(printed.join('')).toContain('[]');
     } finally {
       await swarm.close();
     }
