@@ -401,8 +401,8 @@ describe('circuit breakers in a Swarm', () => {
     const cli = async (...argv: string[]): Promise<number> => {
       const out = process.stdout.write.bind(process.stdout);
       const err = process.stderr.write.bind(process.stderr);
-      process.stdout.write = ((s: string) => (printed.push(String(s)), true)) as typeof process.stdout.write;
-      process.stderr.write = ((s: string) => (printed.push(String(s)), true)) as typeof process.stderr.write;
+      process.stdout.write = ((s: string) => (printed.push(String(s)), true));
+      process.stderr.write = ((s: string) => (printed.push(String(s)), true));
       try {
         return await main(argv, { SWARM_HOME: join(dir, '.swarm') }, dir);
       } finally {
