@@ -3,6 +3,7 @@
  * loop on both stores (two store connections stand for two workers of one deployment), and end to
  * end through a Swarm whose model calls go to the fake vendor server answering 500s.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { agent, tool, type Tool } from '../src/agents/agent.js';
@@ -389,6 +390,41 @@ describe('circuit breakers in a Swarm', () => {
       expect(text).toMatch(/swarm_circuit_transitions_total\{kind="model",breaker="openai\/gpt-4o-mini",to="open"\} 1/);
       expect(text).toMatch(/swarm_circuit_transitions_total\{kind="model",breaker="openai\/gpt-4o-mini",to="closed"\} 1/);
       expect(text).toMatch(/swarm_circuit_rejected_calls_total\{kind="model",breaker="openai\/gpt-4o-mini"\} [1-9]/);
+    } finally {
+      await swarm.close();
+    }
+  });
+
+  it('a tool refused by its open breaker fails the step (retryable); the retry resumes the conversation and finished tools are not run again', async () => {
+    dir = tempProject('name: t\nguardrails:\n  breakers: { cooldown: 1s }\n');
+    const tools = `import { appendFileSync } from 'node:fs';
+export const charge = { name: 'charge', description: 'Charge', parameters: { type: 'object', properties: {} }, execute: () => { appendFileSync(process.env.BREAKER_EFFECTS, 'charged\\n'); return { ok: true }; } };
+export const search = { name: 'search', description: 'Search', parameters: { type: 'object', properties: {} }, execute: () => ({ hits: 3 }) };
+`;
+    writeAgent(dir, 'clerk', 'name: clerk\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: gpt-4o-mini }\ninstructions: "Help."\ntools:\n  - module: tools.mjs\n', { 'tools.mjs': tools });
+    writeWorkflow(dir, 'shop', 'name: shop\nversion: 1.0.0\nsteps:\n  - id: q\n    agent: clerk\n    inputs: { message: "hi" }\n    retry: { max_attempts: 10, backoff_ms: 100, max_backoff_ms: 100 }\n');
+    process.env.BREAKER_EFFECTS = join(dir, 'effects.log');
+    const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm') }, providerEnv: { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl } });
+    try {
+      await swarm.registerAgent(join(dir, 'agents', 'clerk'));
+      await swarm.registerWorkflow(join(dir, 'workflows', 'shop'));
+      // A first run loads the provider's client and the tools, so the second is quick next to the cool-down.
+      fake.push({ content: 'warm' });
+      expect((await swarm.runToCompletion(await swarm.startRun('shop'))).run.status).toBe('completed');
+      const before = fake.requests.length;
+      fake.push({ toolCalls: [{ id: 'c1', name: 'charge', arguments: {} }] }, { toolCalls: [{ id: 'c2', name: 'search', arguments: {} }] }, { content: 'Charged, and found 3.' });
+      // The search tool's breaker is open (another worker found it failing just now).
+      const now = Date.now();
+      await swarm.store.updateBreaker('tool:search', 'tool', (r) => ({ ...r, state: 'open', opened_at: now, updated_at: now }));
+      const { run, steps } = await swarm.runToCompletion(await swarm.startRun('shop'));
+      expect(run.status).toBe('completed');
+      expect(steps[0]?.outputs).toMatchObject({ content: 'Charged, and found 3.' });
+      expect(steps[0]?.attempt).toBeGreaterThan(1);
+      expect(fake.requests.length - before).toBe(3); // the model was not asked again
+      expect(readFileSync(join(dir, 'effects.log'), 'utf8')).toBe('charged\n'); // nor was charge run again
+      const events = await swarm.events(run.id);
+      expect(events.some((e) => e.type === 'STEP_RETRY_SCHEDULED' && e.data.code === 'CIRCUIT_OPEN')).toBe(true);
+      expect(events.filter((e) => e.type === 'CIRCUIT_CHANGED').map((e) => `${String(e.data.breaker)} ${String(e.data.to)}`)).toEqual(['tool:search half_open', 'tool:search closed']);
     } finally {
       await swarm.close();
     }

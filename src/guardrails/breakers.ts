@@ -50,7 +50,7 @@ interface Target {
 export function breakerGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard | undefined {
   const dep = deps.config.breakers;
   const specOf = (agent: string): BreakersSpec | undefined => ctx.agents.get(agent)?.llm?.guardrails?.breakers;
-  if (dep?.enabled === false && ![...ctx.agents.keys()].some((a) => specOf(a)?.enabled === true || hasEnabledTarget(specOf(a)))) return undefined;
+  if (dep?.enabled === false && !hasEnabledTarget(dep) && ![...ctx.agents.keys()].some((a) => specOf(a)?.enabled === true || hasEnabledTarget(specOf(a)))) return undefined;
   let shared = sharedOf.get(deps);
   if (!shared) sharedOf.set(deps, (shared = { rows: new Map(), successes: new Map() }));
   const cache = shared;
