@@ -10,7 +10,7 @@ import { agent, tool, type Tool } from '../src/agents/agent.js';
 import { run } from '../src/agents/loop.js';
 import { ModelCallError } from '../src/agents/providers/errors.js';
 import { resolveConfig } from '../src/config/config.js';
-import { parseAgentManifest } from '../src/core/manifest/agent.js';
+import { parseAgentManifest, type AgentManifest } from '../src/core/manifest/agent.js';
 import type { BreakersSpec } from '../src/core/manifest/guardrails/breakers.js';
 import { breakerGuard, modelOutcome, toolOutcome } from '../src/guardrails/breakers.js';
 import { claimProbe, closedRow, peek, recordOutcome, resolveBreaker } from '../src/guardrails/circuit.js';
@@ -173,7 +173,7 @@ const backends: Backend[] = [
 ];
 
 /** A worker's guard deps: its own store connection, its own cache, a clock the test moves. */
-function worker(store: Store, breakers: BreakersSpec, clock: { t: number }, models: Record<string, ChatModel> = {}) {
+function worker(store: Store, breakers: BreakersSpec, clock: { t: number }, models: Record<string, ChatModel> = {}, agents = new Map<string, AgentManifest>()) {
   const events: GuardEvent[] = [];
   const transitions: string[] = [];
   const rejected: string[] = [];
@@ -195,7 +195,7 @@ function worker(store: Store, breakers: BreakersSpec, clock: { t: number }, mode
     },
     now: () => clock.t,
   };
-  const ctx = { runId: 'r1', stepId: 's1', attempt: 1, workflow: 'w', sessionId: 'r1/s1', agents: new Map(), inputs: {} };
+  const ctx = { runId: 'r1', stepId: 's1', attempt: 1, workflow: 'w', sessionId: 'r1/s1', agents, inputs: {} };
   return { deps, ctx, events, transitions, rejected, guard: () => breakerGuard(deps, ctx) };
 }
 
@@ -326,7 +326,7 @@ describe.each(backends)('circuit breakers on $name', (backend) => {
     expect(await a.getBreaker('mcp:github')).toBeUndefined();
   });
 
-  it('enabled: false turns them off; a per-target override turns one back on', async () => {
+  it('enabled: false turns them off, for all or for one target; a per-target enabled: true turns one back on', async () => {
     const [a] = await backend.pair();
     const clock = { t: 1_000 };
     expect(worker(a, { enabled: false }, clock).guard()).toBeUndefined();
@@ -334,6 +334,21 @@ describe.each(backends)('circuit breakers on $name', (backend) => {
     const m = flaky();
     for (let i = 0; i < 3; i++) expect(await codeOf(ask(m, w.guard()))).toBe('MODEL_CALL_FAILED');
     expect(await a.listBreakers()).toEqual([]);
+    // Off for the deployment, on again for one model.
+    const on = worker(a, { enabled: false, failures: 1, models: { 'openai/gpt-4o-mini': { enabled: true } } }, clock);
+    expect(await codeOf(ask(m, on.guard()))).toBe('MODEL_CALL_FAILED');
+    expect(await codeOf(ask(m, on.guard()))).toBe('CIRCUIT_OPEN');
+  });
+
+  it('an agent’s own guardrails.breakers refine the deployment’s for its calls', async () => {
+    const [a] = await backend.pair();
+    const clock = { t: 1_000 };
+    const clerk = parseAgentManifest('name: clerk\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: gpt-4o-mini }\nguardrails:\n  breakers:\n    models:\n      openai/gpt-4o-mini: { failures: 2 }\n', 'agent.yaml');
+    const w = worker(a, { failures: 10 }, clock, {}, new Map([['clerk', clerk]]));
+    const m = flaky();
+    expect(await codeOf(ask(m, w.guard()))).toBe('MODEL_CALL_FAILED');
+    expect(await codeOf(ask(m, w.guard()))).toBe('MODEL_CALL_FAILED');
+    expect(await codeOf(ask(m, w.guard()))).toBe('CIRCUIT_OPEN');
   });
 });
 
