@@ -25,6 +25,8 @@ import { ScriptedModel } from '../src/testing/scripted-model.js';
 import type { ChatModel } from '../src/agents/types.js';
 import { pgTestServer, stopPgTestServer, type PgTestServer } from './helpers/pg.js';
 import { createApp } from '../src/server/app.js';
+import { ProgressReporter } from '../src/cli/render.js';
+import type { RunEvent } from '../src/core/events.js';
 import { main } from '../src/cli/main.js';
 import { removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
 
@@ -80,6 +82,15 @@ describe('the state machine', () => {
     expect(modelOutcome({ ok: false, error: new Error('aborted') })).toBe('neutral');
     const rec = (output: string, is_error = true) => toolOutcome({ turn: 1, call_id: 'c', name: 't', arguments: '{}', output, is_error });
     expect([rec("Error: tool 't' failed: boom"), rec("Error: tool 't' failed: HTTP 503 Service Unavailable"), rec("Error: tool 't' failed: HTTP 404 Not Found"), rec('ok', false)]).toEqual(['failure', 'failure', 'neutral', 'success']);
+  });
+});
+
+describe('swarm run’s line for CIRCUIT_CHANGED', () => {
+  it('names the breaker, the states and why', () => {
+    const lines: string[] = [];
+    const r = new ProgressReporter('t', [{ id: 'q' }], false, (l) => lines.push(l));
+    r.onEvent({ seq: 3, run_id: 'r', step_id: 'q', type: 'CIRCUIT_CHANGED', at: 0, data: { breaker: 'model:openai/gpt-4o-mini', from: 'open', to: 'half_open', reason: 'cool-down over: probing' } } as unknown as RunEvent);
+    expect(lines).toEqual(['circuit breaker model:openai/gpt-4o-mini: open → half-open (cool-down over: probing)']);
   });
 });
 
