@@ -380,7 +380,7 @@ describe('circuit breakers in a Swarm', () => {
     dir = tempProject('name: t\nproviders:\n  openai: { max_retries: 1, backoff_ms: 1 }\nguardrails:\n  breakers: { failures: 2, cooldown: 400ms }\n');
     writeAgent(dir, 'clerk', 'name: clerk\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: gpt-4o-mini }\ninstructions: "Help."\n');
     writeWorkflow(dir, 'ask', 'name: ask\nversion: 1.0.0\nsteps:\n  - id: q\n    agent: clerk\n    inputs: { message: "hi" }\n');
-    writeWorkflow(dir, 'patient', 'name: patient\nversion: 1.0.0\nsteps:\n  - id: q\n    agent: clerk\n    inputs: { message: "hi" }\n    retry: { max_attempts: 10, backoff_ms: 150, max_backoff_ms: 150 }\n');
+    writeWorkflow(dir, 'patient', 'name: patient\nversion: 1.0.0\nsteps:\n  - id: q\n    agent: clerk\n    inputs: { message: "hi" }\n    retry: { max_attempts: 30, backoff_ms: 150, max_backoff_ms: 150 }\n');
     const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm') }, metrics: true, providerEnv: { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl } });
     try {
       await swarm.registerAgent(join(dir, 'agents', 'clerk'));
@@ -428,7 +428,7 @@ export const charge = { name: 'charge', description: 'Charge', parameters: { typ
 export const search = { name: 'search', description: 'Search', parameters: { type: 'object', properties: {} }, execute: () => ({ hits: 3 }) };
 `;
     writeAgent(dir, 'clerk', 'name: clerk\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: gpt-4o-mini }\ninstructions: "Help."\ntools:\n  - module: tools.mjs\n', { 'tools.mjs': tools });
-    writeWorkflow(dir, 'shop', 'name: shop\nversion: 1.0.0\nsteps:\n  - id: q\n    agent: clerk\n    inputs: { message: "hi" }\n    retry: { max_attempts: 10, backoff_ms: 100, max_backoff_ms: 100 }\n');
+    writeWorkflow(dir, 'shop', 'name: shop\nversion: 1.0.0\nsteps:\n  - id: q\n    agent: clerk\n    inputs: { message: "hi" }\n    retry: { max_attempts: 30, backoff_ms: 200, max_backoff_ms: 200 }\n');
     process.env.BREAKER_EFFECTS = join(dir, 'effects.log');
     const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm') }, providerEnv: { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl } });
     try {
@@ -465,11 +465,16 @@ export const search = { name: 'search', description: 'Search', parameters: { typ
       const err = process.stderr.write.bind(process.stderr);
       process.stdout.write = ((s: string) => (printed.push(String(s)), true));
       process.stderr.write = ((s: string) => (printed.push(String(s)), true));
+      const listeners = { out: process.stdout.listeners('error'), err: process.stderr.listeners('error') };
       try {
         return await main(argv, { SWARM_HOME: join(dir, '.swarm') }, dir);
       } finally {
         process.stdout.write = out;
         process.stderr.write = err;
+        // main() adds an EPIPE handler to both streams per call; keep the process's as they were.
+        for (const [stream, before] of [[process.stdout, listeners.out], [process.stderr, listeners.err]] as const) {
+          for (const l of stream.listeners('error')) if (!before.includes(l)) stream.removeListener('error', l as (e: Error) => void);
+        }
       }
     };
     try {
