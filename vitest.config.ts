@@ -10,6 +10,7 @@ const IN_PROCESS = [
   'test/guardrails-budget.test.ts',
   'test/deploy.test.ts',
   'test/engine.test.ts',
+  'test/guardrails-breakers.test.ts',
   'test/engine-nesting.test.ts',
   'test/guardrails-loop.test.ts',
   'test/guardrails-redaction.test.ts',

@@ -104,6 +104,8 @@ describe('OpenAPI and the API reference', () => {
         '/api/v1/tokens',
         '/api/v1/tokens/{id}',
         '/api/v1/stream-tokens',
+        '/api/v1/breakers',
+        '/api/v1/breakers/{key}/reset',
         '/api/v1/runs/{id}/stream',
         '/api/v1/runs/{id}/steps/{step}/transcript',
         '/api/v1/runs/stream',

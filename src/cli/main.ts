@@ -13,6 +13,7 @@ import { registerSchedulesCommands } from './commands/schedules.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSecretsCommands } from './commands/secrets.js';
 import { registerTokenCommands } from './commands/tokens.js';
+import { registerBreakerCommands } from './commands/breakers.js';
 import { createContext } from './context.js';
 import { version } from './version.js';
 
@@ -53,6 +54,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerDbCommands(program, ctx);
   registerSecretsCommands(program, ctx);
   registerTokenCommands(program, ctx);
+  registerBreakerCommands(program, ctx);
   registerEventsCommands(program, ctx);
   registerLlmCommands(program, ctx);
   registerDevCommands(program, ctx);

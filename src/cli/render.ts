@@ -181,6 +181,10 @@ export class ProgressReporter {
       case 'HANDLER_STARTED_RUN':
         this.log(`${String(d.handler)}: started workflow ${String(d.workflow)} as run ${String(d.run_id)}`);
         break;
+      case 'CIRCUIT_CHANGED':
+        // Breakers are shared by the deployment: told as a log line, whatever the step's display.
+        this.log(`circuit breaker ${String(d.breaker)}: ${circuitWord(d.from)} → ${circuitWord(d.to)}${typeof d.reason === 'string' ? ` (${d.reason})` : ''}`);
+        break;
     }
   }
 
@@ -301,4 +305,9 @@ export function truncateView(text: string, max: number, seeAll: string): string 
 export function clip(text: string, max: number): string {
   const one = viewRedact(text).replace(/\s+/g, ' ');
   return one.length > max ? `${one.slice(0, max - 1)}…` : one;
+}
+
+/** `half_open` as people write it. */
+function circuitWord(state: unknown): string {
+  return String(state).replace('_', '-');
 }

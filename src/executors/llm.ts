@@ -133,8 +133,10 @@ export class LlmExecutor implements Executor {
           : isSwarmError(e)
             ? new StepError(e.code, e.message, e.code === 'DEADLINE_EXCEEDED', e.context, { cause: e })
             : new StepError('LLM_AGENT_ERROR', errorMessage(e), false, {}, { cause: e });
-      // The conversation ended in an error: a retry of the step starts a new one.
-      if (sessionId && error.code !== 'SESSION_TAKEN_OVER') await this.o.store.failAgentSession(sessionId, error.message).catch(() => undefined);
+      // The conversation ended in an error: a retry of the step starts a new one. Except an open
+      // circuit breaker (CIRCUIT_OPEN, retryable): nothing went wrong in the conversation, so the
+      // retry resumes it where it stopped and finished tool calls are not made again.
+      if (sessionId && error.code !== 'SESSION_TAKEN_OVER' && error.code !== 'CIRCUIT_OPEN') await this.o.store.failAgentSession(sessionId, error.message).catch(() => undefined);
       return { ok: false, error };
     } finally {
       await Promise.all(toolSets.map((t) => t.close()));

@@ -13,6 +13,7 @@ import type { EventType } from '../core/events.js';
 import type { EngineMetrics } from '../observability/engine-metrics.js';
 import type { Store } from '../store/store.js';
 import { composeGuards, type LoopGuard } from './guard.js';
+import { breakerGuard } from './breakers.js';
 import type { ProvidersConfig } from '../agents/providers/config.js';
 import type { ChatModel } from '../agents/types.js';
 import { modelViewGuard, type SecretSource } from './redaction/guard.js';
@@ -62,10 +63,8 @@ export interface StepGuardContext {
 
 /** The guard of one step attempt; undefined when no guardrail applies (the loop then pays nothing). */
 export async function createStepGuard(deps: GuardDeps, ctx: StepGuardContext): Promise<LoopGuard | undefined> {
-  void deps;
-  void ctx;
   const guards: Array<LoopGuard | undefined> = [
-    // breakers (breakers.ts)
+    breakerGuard(deps, ctx),
     await budgetGuard(deps, ctx),
     // injection policy, content policy, sensitive tools (policy.ts)
     // escalation (escalation.ts)

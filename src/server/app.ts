@@ -23,6 +23,7 @@ import { healthRoutes } from './routes/health.js';
 import { registryRoutes } from './routes/registry.js';
 import { runRoutes } from './routes/runs.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { breakerRoutes } from './routes/breakers.js';
 import { authMiddleware, type AuthMode } from './auth.js';
 import { secretRoutes } from './routes/secrets.js';
 import { signalRoutes } from './routes/signals.js';
@@ -115,6 +116,7 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   bulkRoutes(app, swarm);
   runRoutes(app, swarm, options.shutdown);
   tokenRoutes(app, swarm);
+  breakerRoutes(app, swarm);
   transcriptRoutes(app, swarm);
   approvalRoutes(app, swarm);
   signalRoutes(app, swarm);

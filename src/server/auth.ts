@@ -74,6 +74,7 @@ export const ROUTE_SCOPES: readonly Rule[] = [
   { methods: 'any', path: '/api/v1/tokens/**', access: 'admin' },
   { methods: 'any', path: '/api/v1/secrets', access: 'admin' },
   { methods: 'any', path: '/api/v1/secrets/**', access: 'admin' },
+  { methods: 'write', path: '/api/v1/breakers/**', access: 'admin' },
   { methods: 'write', path: '/api/v1/workflows/{name}/enable', access: 'admin' },
   { methods: 'write', path: '/api/v1/workflows/{name}/disable', access: 'admin' },
   { methods: 'write', path: '/api/v1/schedules/**/pause', access: 'admin' },

@@ -39,6 +39,7 @@ const HINTS: Readonly<Record<string, (e: SwarmError) => string>> = {
   WORKFLOW_NOT_FOUND: (e) => (e.message.includes('swarm schedules') ? 'GET /api/v1/schedules lists the schedules' : 'GET /api/v1/workflows lists the workflows'),
   WORKFLOW_DISABLED: (e) => `POST /api/v1/workflows/${segment(text(e.context.workflow))}/enable enables it`,
   TOKEN_NOT_FOUND: () => 'GET /api/v1/tokens lists the tokens',
+  BREAKER_NOT_FOUND: () => 'GET /api/v1/breakers lists the breakers with state',
 };
 
 /** How to tell an HTTP client about `e`, or undefined when its message is right as it is. */

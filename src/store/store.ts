@@ -1,4 +1,5 @@
 import type { RunEvent } from '../core/events.js';
+import type { BreakerChange, BreakerRow } from './breaker-types.js';
 import type {
   CommitObserver,
   QueueGauges,
@@ -302,6 +303,24 @@ export interface Store {
   queueGauges(liveWithinMs: number): Promise<QueueGauges>;
   /** Tell `observer` about every ledger transaction's work and commit (metrics); undefined stops. */
   observeCommits(observer: CommitObserver | undefined): void;
+
+  // ---- circuit breakers (migration 19; src/guardrails/breakers.ts) ----
+
+  /** One breaker's shared state by key (an indexed read); undefined: closed, no failures. */
+  getBreaker(key: string): Promise<BreakerRow | undefined>;
+  /** Every breaker with a row, by key. */
+  listBreakers(): Promise<BreakerRow[]>;
+  /**
+   * Read one breaker's row (a closed placeholder when none), apply `change` and write what it
+   * returns (nothing when it returns the same object), in one transaction: workers that change the
+   * same breaker at once are serialised, so a transition happens once.
+   *
+   * @example
+   *   const { before, after } = await store.updateBreaker('tool:search', 'tool', (r) => ({ ...r, probes: r.probes + 1 }));
+   */
+  updateBreaker(key: string, kind: string, change: BreakerChange): Promise<{ before: BreakerRow; after: BreakerRow }>;
+  /** Forget a breaker's state (it is closed again); returns the row it had. */
+  deleteBreaker(key: string): Promise<BreakerRow | undefined>;
 
   /** Housekeeping an idle worker may do (SQLite: a passive WAL checkpoint). */
   checkpoint?(): Promise<void>;

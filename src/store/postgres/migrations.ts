@@ -600,6 +600,27 @@ CREATE TABLE IF NOT EXISTS budget_reservations (
 CREATE INDEX IF NOT EXISTS idx_budget_reservations_expiry ON budget_reservations(scope_id, expires_at);
 `,
   },
+  {
+    version: 19,
+    name: 'circuit breakers',
+    // The circuit breakers' shared state (src/guardrails/breakers.ts): one row per breaker key,
+    // read by primary key on a call's fast path, changed in one transaction per transition, so every
+    // worker of the deployment sees one worker's discovery. No row: closed. Version 18 belongs to
+    // another feature. The same migration as SQLite's 19.
+    sql: `
+CREATE TABLE IF NOT EXISTS circuit_breakers (
+  key TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('closed', 'open', 'half_open')),
+  failures INTEGER NOT NULL DEFAULT 0,
+  successes INTEGER NOT NULL DEFAULT 0,
+  window_started_at BIGINT NOT NULL DEFAULT 0,
+  opened_at BIGINT,
+  probes INTEGER NOT NULL DEFAULT 0,
+  updated_at BIGINT NOT NULL
+);
+`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see `migrate`). */

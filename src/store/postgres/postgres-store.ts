@@ -73,6 +73,8 @@ import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, Expir
 import { queueGaugesSql, toQueueGauges } from './gauges-sql.js';
 import { budgetScopes, reserveBudget, settleBudget } from './budget-sql.js';
 import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, BudgetSettleRequest, BudgetWarning } from '../budget-types.js';
+import { DELETE_BREAKER_SQL, GET_BREAKER_SQL, LIST_BREAKERS_SQL, toBreakerRow, updateBreakerIn } from './breakers-sql.js';
+import type { BreakerChange, BreakerRow } from '../breaker-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 
 export interface PostgresStoreOptions {
@@ -339,6 +341,24 @@ export class PostgresStore implements Store {
 
   observeCommits(observer: CommitObserver | undefined): void {
     this.observer = observer;
+  }
+
+  async getBreaker(key: string): Promise<BreakerRow | undefined> {
+    const r = (await this.read(GET_BREAKER_SQL, [key]))[0];
+    return r ? toBreakerRow(r) : undefined;
+  }
+
+  async listBreakers(): Promise<BreakerRow[]> {
+    return (await this.read(LIST_BREAKERS_SQL)).map(toBreakerRow);
+  }
+
+  updateBreaker(key: string, kind: string, change: BreakerChange): Promise<{ before: BreakerRow; after: BreakerRow }> {
+    return this.atomically(async (q) => ({ value: await updateBreakerIn(q, key, kind, change), notify: false }));
+  }
+
+  async deleteBreaker(key: string): Promise<BreakerRow | undefined> {
+    const r = (await this.read(DELETE_BREAKER_SQL, [key]))[0];
+    return r ? toBreakerRow(r) : undefined;
   }
 
   async queueGauges(liveWithinMs: number): Promise<QueueGauges> {

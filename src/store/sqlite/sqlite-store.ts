@@ -73,6 +73,8 @@ import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, Expir
 import { observeCommit, queueGauges } from './gauges-sql.js';
 import { budgetScopes, reserveBudget, settleBudget } from './budget-sql.js';
 import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, BudgetSettleRequest, BudgetWarning } from '../budget-types.js';
+import * as breakersSql from './breakers-sql.js';
+import type { BreakerChange, BreakerRow } from '../breaker-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 
 export interface SqliteStoreOptions {
@@ -368,6 +370,22 @@ export class SqliteStore implements Store {
       const now = Date.now();
       return queueGauges((sql) => this.stmt(sql), now, now - liveWithinMs);
     });
+  }
+
+  getBreaker(key: string): Promise<BreakerRow | undefined> {
+    return this.read(() => breakersSql.getBreaker((sql) => this.stmt(sql), key));
+  }
+
+  listBreakers(): Promise<BreakerRow[]> {
+    return this.read(() => breakersSql.listBreakers((sql) => this.stmt(sql)));
+  }
+
+  updateBreaker(key: string, kind: string, change: BreakerChange): Promise<{ before: BreakerRow; after: BreakerRow }> {
+    return this.exclusive(() => this.db.transaction(() => breakersSql.updateBreaker((sql) => this.stmt(sql), key, kind, change)).immediate());
+  }
+
+  deleteBreaker(key: string): Promise<BreakerRow | undefined> {
+    return this.exclusive(() => this.db.transaction(() => breakersSql.deleteBreaker((sql) => this.stmt(sql), key)).immediate());
   }
 
   /** A disk or permission fault as a StoreFaultError naming the file; any other error as it is. */

@@ -1,0 +1,52 @@
+/**
+ * The rows of `circuit_breakers` (migration 19): the shared state of the circuit breakers, read and
+ * changed by every worker of a deployment. The state machine is in src/guardrails/circuit.ts; the
+ * store only reads the row and applies a change to it atomically.
+ *
+ * @example
+ *   const { before, after } = await store.updateBreaker('model:openai/gpt-4o', 'model', (row) => next(row));
+ */
+
+export type CircuitState = 'closed' | 'open' | 'half_open';
+
+/** One breaker's shared state; no row: closed with no failures. */
+export interface BreakerRow {
+  /** `model:<provider/model>`, `tool:<name>`, `mcp:<server>`, `http_host:<host>`. */
+  key: string;
+  kind: string;
+  state: CircuitState;
+  /** Failures in the current window (closed). */
+  failures: number;
+  /** Calls that succeeded in the current window (closed; written only for the failure rate). */
+  successes: number;
+  window_started_at: number;
+  /** When it last opened (open, half_open). */
+  opened_at: number | null;
+  /** Probes let through and not yet settled (half_open). */
+  probes: number;
+  updated_at: number;
+}
+
+/** A change to one row: the row as it is (the placeholder of a closed breaker when there is none) to the row as it becomes. */
+export type BreakerChange = (row: BreakerRow) => BreakerRow;
+
+export const BREAKER_COLUMNS = ['key', 'kind', 'state', 'failures', 'successes', 'window_started_at', 'opened_at', 'probes', 'updated_at'] as const;
+
+/** The placeholder of a breaker with no row: closed, no failures, its window long over. */
+export function emptyBreaker(key: string, kind: string): BreakerRow {
+  return { key, kind, state: 'closed', failures: 0, successes: 0, window_started_at: 0, opened_at: null, probes: 0, updated_at: 0 };
+}
+
+export function toBreakerRow(r: Record<string, unknown>): BreakerRow {
+  return {
+    key: String(r.key),
+    kind: String(r.kind),
+    state: r.state as CircuitState,
+    failures: Number(r.failures),
+    successes: Number(r.successes),
+    window_started_at: Number(r.window_started_at),
+    opened_at: r.opened_at === null || r.opened_at === undefined ? null : Number(r.opened_at),
+    probes: Number(r.probes),
+    updated_at: Number(r.updated_at),
+  };
+}
