@@ -46,7 +46,7 @@ import type { PrometheusMetrics } from './observability/metrics.js';
 import { listSchedules, previewSchedule, scheduleInfo, scheduleTrigger, setSchedulePaused, type ScheduleInfo } from './triggers/schedules.js';
 import { redactAgentWrites } from './secrets/redacting-store.js';
 import { Redactor } from './secrets/redactor.js';
-import { createStepGuard, type GuardDeps } from './guardrails/index.js';
+import { createStepGuard, type GuardDeps, type GuardrailHooks } from './guardrails/index.js';
 import { openStoreKeys, type StoreKeys } from './secrets/store-key.js';
 import { SecretCache } from './secrets/secret-cache.js';
 import { rekeyPlan } from './secrets/rotate.js';
@@ -97,6 +97,8 @@ export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   providerEnv?: Readonly<Record<string, string | undefined>>;
   /** The largest agent.yaml or workflow.yaml registered, in bytes (default `limits.manifest_bytes` of swarm.yaml, 1 MiB). */
   manifestMaxBytes?: number;
+  /** LLM agents' guardrails in code: an injection classifier that replaces the patterns, a content-policy hook (docs/guardrails.md). */
+  guardrails?: GuardrailHooks;
 }
 
 export interface RegisterResult<T> {
@@ -303,7 +305,7 @@ export class Swarm {
     readonly store: Store,
     private keys: StoreKeys,
     private readonly log: LogSink,
-    llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv' | 'manifestMaxBytes'> = {},
+    llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv' | 'manifestMaxBytes' | 'guardrails'> = {},
   ) {
     this.readManifest = (file) => readManifestFile(file, { maxBytes: llm.manifestMaxBytes ?? config.limits.manifest_bytes });
     this.network = new NetworkGuard({ allow: config.network.allow });
@@ -357,6 +359,7 @@ export class Swarm {
         this.notifyCommit();
       },
       now: () => Date.now(),
+      ...(llm.guardrails ? { hooks: llm.guardrails } : {}),
     };
     this.llmExecutor = new LlmExecutor(this.llmOptions);
     this.ledger = new Ledger({

@@ -498,9 +498,14 @@ async function runTool(
   let rec: RecordedToolCall;
   let toolGate: ToolCallGate | void = undefined;
   if (guard?.beforeToolCall && turn && (!entry || entry.handoff)) {
-    // Unknown tools and handoffs: the guards count them (escalation) and may stop the loop.
+    // Unknown tools and handoffs: the guards count them (escalation) and may stop, refuse or ask a human.
     toolGate = await guard.beforeToolCall({ ...turn, call, tool: undefined, args: undefined });
     if (toolGate?.verdict?.action === 'stop') throw toolGate.verdict.error;
+  }
+  if (toolGate?.verdict?.action === 'approve') {
+    // An escalation asks a human before an unknown tool's error or a handoff goes on.
+    const decided = await decideApproval(call, call.name, journal, options, emit, current, fail);
+    if (decided !== undefined) return decided;
   }
   if (toolGate?.verdict?.action === 'refuse') {
     rec = fail(toolGate.verdict.output);
@@ -522,21 +527,8 @@ async function runTool(
       rec = fail(verdict.output);
     } else {
       if (t.needsApproval || verdict?.action === 'approve') {
-        const decision = await journal.approval(call.id);
-        if (!decision) {
-          addActiveEvent('swarm.approval.requested', () => ({ 'swarm.approval.tool': t.name, 'swarm.approval.call_id': call.id }));
-          return 'waiting';
-        }
-        addActiveEvent('swarm.approval.decided', () => ({ 'swarm.approval.tool': t.name, 'swarm.approval.call_id': call.id, 'swarm.approval.decision': decision.decision }));
-        if (decision.decision === 'rejected' && options.onRejected === 'tell_model') {
-          const r = fail(`Error: the user rejected this call of '${t.name}': ${decision.reason}`);
-          await journal.recordTool(r);
-          emit({ type: 'tool_result', agent: current.name, result: r, replayed: false });
-          return r;
-        }
-        if (decision.decision === 'rejected') {
-          throw new LoopError('APPROVAL_REJECTED', `tool call '${t.name}' (${call.id}) was rejected: ${decision.reason}`, { tool: t.name, call_id: call.id, reason: decision.reason });
-        }
+        const decided = await decideApproval(call, t.name, journal, options, emit, current, fail);
+        if (decided !== undefined) return decided;
       }
       checkDeadline(`tool '${t.name}'`);
       const args = parsed.value;
@@ -557,6 +549,34 @@ async function runTool(
   emit({ type: 'tool_result', agent: current.name, result: rec, replayed: false });
   await options.hooks?.afterToolCall?.({ agent: current, turn: state.turn, call, result: rec, replayed: false });
   return rec;
+}
+
+/** A call that needs a human's decision: 'waiting' without one, the rejection's result or error, undefined when approved. */
+async function decideApproval(
+  call: ToolCall,
+  name: string,
+  journal: LoopJournal,
+  options: RunOptions,
+  emit: (e: LoopEvent) => void,
+  current: Agent,
+  fail: (output: string) => RecordedToolCall,
+): Promise<RecordedToolCall | 'waiting' | undefined> {
+  const decision = await journal.approval(call.id);
+  if (!decision) {
+    addActiveEvent('swarm.approval.requested', () => ({ 'swarm.approval.tool': name, 'swarm.approval.call_id': call.id }));
+    return 'waiting';
+  }
+  addActiveEvent('swarm.approval.decided', () => ({ 'swarm.approval.tool': name, 'swarm.approval.call_id': call.id, 'swarm.approval.decision': decision.decision }));
+  if (decision.decision === 'rejected' && options.onRejected === 'tell_model') {
+    const r = fail(`Error: the user rejected this call of '${name}': ${decision.reason}`);
+    await journal.recordTool(r);
+    emit({ type: 'tool_result', agent: current.name, result: r, replayed: false });
+    return r;
+  }
+  if (decision.decision === 'rejected') {
+    throw new LoopError('APPROVAL_REJECTED', `tool call '${name}' (${call.id}) was rejected: ${decision.reason}`, { tool: name, call_id: call.id, reason: decision.reason });
+  }
+  return undefined;
 }
 
 async function executeTool(

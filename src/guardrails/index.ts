@@ -14,9 +14,12 @@ import type { Store } from '../store/store.js';
 import { composeGuards, type LoopGuard } from './guard.js';
 import type { ProvidersConfig } from '../agents/providers/config.js';
 import type { ChatModel } from '../agents/types.js';
+import { policyGuard, type GuardrailHooks } from './injection.js';
+import { escalationGuard } from './escalation.js';
 
 export { composeGuards, markUntrusted, untrustedSources } from './guard.js';
 export type { GuardState, GuardTurn, LoopGuard, ModelCallGate, ToolCallGate, ToolVerdict } from './guard.js';
+export type { ContentDecision, ContentPolicy, GuardrailHooks, InjectionClassifier } from './injection.js';
 
 /** An event a guardrail records in the run's log (and the metric that goes with it is the guard's to bump). */
 export interface GuardEvent {
@@ -39,6 +42,8 @@ export interface GuardDeps {
   modelFor: (ref: string, agentName: string) => Promise<ChatModel>;
   /** The clock (tests move it). */
   now: () => number;
+  /** Code hooks of `Swarm.open({ guardrails })`: an injection classifier, a content policy. */
+  hooks?: GuardrailHooks;
 }
 
 /** The step whose loop is guarded. */
@@ -56,13 +61,13 @@ export interface StepGuardContext {
 
 /** The guard of one step attempt; undefined when no guardrail applies (the loop then pays nothing). */
 export async function createStepGuard(deps: GuardDeps, ctx: StepGuardContext): Promise<LoopGuard | undefined> {
-  void deps;
-  void ctx;
   const guards: Array<LoopGuard | undefined> = [
     // breakers (breakers.ts)
     // budget (budget.ts)
     // injection policy, content policy, sensitive tools (policy.ts)
+    policyGuard(deps, ctx),
     // escalation (escalation.ts)
+    escalationGuard(deps, ctx),
     // redaction of what the model sees (redaction.ts)
   ];
   return composeGuards(guards);
