@@ -14,6 +14,7 @@ const IN_PROCESS = [
   'test/integrity.test.ts',
   'test/logger.test.ts',
   'test/llm-loop.test.ts',
+  'test/guardrails-policy.test.ts',
   'test/llm-providers.test.ts',
   'test/metrics.test.ts',
   'test/run-filters.test.ts',
