@@ -3,7 +3,11 @@
  * real agent loop with a scripted model in process: what the model's next request shows, which calls
  * run, pause or are refused, and the audit events and metrics.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { resolveConfig } from '../src/config/config.js';
 import { agent, tool, type Agent, type Tool } from '../src/agents/agent.js';
 import { memoryJournal, run, type RunOptions } from '../src/agents/loop.js';
 import type { Message } from '../src/agents/types.js';
@@ -33,7 +37,7 @@ function harness(config: GuardrailsSpec, hooks?: GuardrailHooks): Harness {
       for (const e of evs) events.push({ type: e.type, ...e.data });
       return Promise.resolve();
     },
-    providers: {} as never,
+    providers: {},
     modelFor: () => Promise.reject(new Error('no fallback models here')),
     now: () => Date.now(),
     ...(hooks ? { hooks } : {}),
@@ -60,7 +64,7 @@ function shopTools(page = PAGE): Effects {
   const tools: Tool[] = [
     tool({ name: 'fetch_page', description: 'fetch', parameters: { type: 'object', properties: { url: { type: 'string' } } }, origin: { kind: 'http', host: 'shop.example' }, execute: () => page }),
     tool({ name: 'lookup', description: 'a trusted catalogue', parameters: { type: 'object', properties: { q: { type: 'string' } } }, trusted: true, execute: () => 'hat: $5' }),
-    tool({ name: 'send_email', description: 'send', parameters: { type: 'object', properties: { to: { type: 'string' } } }, sensitive: true, trusted: true, execute: ({ to }) => void sent.push(String(to)) ?? 'sent' }),
+    tool({ name: 'send_email', description: 'send', parameters: { type: 'object', properties: { to: { type: 'string' } } }, sensitive: true, trusted: true, execute: ({ to }) => (sent.push(String(to)), 'sent') }),
   ];
   return { sent, tools };
 }
@@ -290,5 +294,55 @@ describe('escalation', () => {
     expect(done.agent.name).toBe('a');
     expect(model.calls).toBe(5);
     expect(h.events).toHaveLength(1);
+  });
+});
+
+describe('guardrails.policy in agent.yaml and swarm.yaml', () => {
+  const agentYaml = (policy: string): string => `name: shop\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: gpt-4o-mini }\ninstructions: hi\nguardrails:\n  policy:\n${policy}`;
+  const problemsOf = (fn: () => unknown): Array<{ file: string; field?: string; line?: number; problem: string }> => {
+    try {
+      fn();
+    } catch (e) {
+      return (e as { problems: Array<{ file: string; field?: string; line?: number; problem: string }> }).problems;
+    }
+    throw new Error('no problems were reported');
+  };
+
+  it('parses every setting, and the agent wins per key over the deployment', () => {
+    const m = parseAgentManifest(agentYaml('    injection: { action: sanitize, builtin_patterns: false, patterns: [{ name: wire, regex: "wire \\\\$\\\\d+", flags: i }] }\n    sensitive_tools: refuse\n    escalation:\n      repeated_call: { count: 4, action: ask }\n'), 'agents/shop/agent.yaml');
+    expect(m.llm?.guardrails?.policy).toEqual({
+      injection: { action: 'sanitize', builtin_patterns: false, patterns: [{ name: 'wire', regex: 'wire \\$\\d+', flags: 'i' }] },
+      sensitive_tools: 'refuse',
+      escalation: { repeated_call: { count: 4, action: 'ask' } },
+    });
+  });
+
+  it('an unknown action, a count that is not positive and a regular expression that does not compile: file, field and line each', () => {
+    const problems = problemsOf(() =>
+      parseAgentManifest(
+        agentYaml('    injection:\n      action: scrub\n      patterns:\n        - { name: bad, regex: "(unclosed" }\n    sensitive_tools: maybe\n    escalation:\n      tool_failures: { count: 0, action: stop }\n      unknown_tools: { count: 2, action: explode }\n'),
+        'agents/shop/agent.yaml',
+      ),
+    );
+    expect(problems).toEqual([
+      expect.objectContaining({ file: 'agents/shop/agent.yaml', field: 'guardrails.policy.injection.action', line: 8, problem: "'scrub' is not an action here (one of: warn, sanitize, reject)" }),
+      expect.objectContaining({ field: 'guardrails.policy.injection.patterns[0].regex', line: 10, problem: expect.stringContaining('is not a valid regular expression') }),
+      expect.objectContaining({ field: 'guardrails.policy.sensitive_tools', line: 11 }),
+      expect.objectContaining({ field: 'guardrails.policy.escalation.tool_failures.count', line: 13, problem: "'0' is not a positive whole number" }),
+      expect.objectContaining({ field: 'guardrails.policy.escalation.unknown_tools.action', line: 14, problem: "'explode' is not an action here (one of: stop, ask, warn)" }),
+    ]);
+  });
+
+  it('swarm.yaml: the same checks at open', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swarm-policy-'));
+    try {
+      writeFileSync(join(dir, 'swarm.yaml'), 'name: t\nguardrails:\n  policy:\n    escalation:\n      loops: { count: 2 }\n');
+      const problems = problemsOf(() => resolveConfig({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm') } }));
+      expect(problems[0]).toMatchObject({ file: join(dir, 'swarm.yaml'), field: 'guardrails.policy.escalation.loops', line: 5 });
+      writeFileSync(join(dir, 'swarm.yaml'), 'name: t\nguardrails:\n  policy:\n    injection: { action: reject }\n');
+      expect(resolveConfig({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm') } }).guardrails.policy).toEqual({ injection: { action: 'reject' } });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
