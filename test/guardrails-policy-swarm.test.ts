@@ -70,7 +70,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
           expect.objectContaining({ guardrail: 'sensitive_tool', rule: 'untrusted-context', action: 'approve', tool: 'send_email', source: 'module:fetch_page' }),
         ]);
         expect((await swarm.verify(id)).ok).toBe(true);
-        const text = await swarm.metrics.render();
+        const text = (await swarm.metrics?.render()) ?? '';
         expect(metricSum(text, 'swarm_guardrail_events_total', { guardrail: 'injection', action: 'sanitize' })).toBe(3);
         expect(metricSum(text, 'swarm_guardrail_events_total', { guardrail: 'sensitive_tool', action: 'approve' })).toBe(1);
 
@@ -78,6 +78,8 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         const reporter = new ProgressReporter('mail', [{ id: 'sum' }], false, (l) => lines.push(l));
         for (const e of events) reporter.onEvent(e);
         expect(lines).toContain('sum: guardrail sensitive_tool (untrusted-context): approve on send_email, untrusted content from module:fetch_page');
+        // The step says why it waits.
+        expect(lines).toContain("sum: waiting for approval of send_email (s1): untrusted content (from module:fetch_page) is in the context and 'send_email' is a sensitive tool (guardrails.policy.sensitive_tools: approve)");
 
         await swarm.approve(id);
         const done = await swarm.runToCompletion(id);

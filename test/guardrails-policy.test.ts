@@ -72,7 +72,7 @@ function shopTools(page = PAGE): Effects {
 
 const call = (name: string, args: object = {}, id?: string): ScriptedReply => ({ toolCalls: [{ name, arguments: args, ...(id ? { id } : {}) }] });
 const userMessages = (msgs: readonly Message[]): string[] => msgs.filter((m) => m.role === 'user').map((m) => m.content);
-const toolMessage = (msgs: readonly Message[], name: string): string | undefined => msgs.find((m) => m.role === 'tool' && m.name === name)?.content;
+const toolMessage = (msgs: readonly Message[], name: string): string | null | undefined => msgs.find((m) => m.role === 'tool' && m.name === name)?.content;
 
 describe('injection policy', () => {
   it.each([
@@ -125,6 +125,7 @@ describe('sensitive tools after untrusted content', () => {
     const first = await run(shop, [{ role: 'user', content: 'go' }], { guard: await guardOf(h), journal });
     expect(first.status).toBe('waiting');
     expect(first.waitingFor?.map((c) => c.id)).toEqual(['c3']);
+    expect(first.approvalReasons).toEqual({ c3: "untrusted content (from http:fetch_page) is in the context and 'send_email' is a sensitive tool (guardrails.policy.sensitive_tools: approve)" });
     expect(sent).toEqual(['a@shop.example']);
     expect(h.events).toEqual([{ type: 'GUARDRAIL_TRIGGERED', guardrail: 'sensitive_tool', rule: 'untrusted-context', action: 'approve', tool: 'send_email', source: 'http:fetch_page', agent: 'shop' }]);
 
@@ -289,6 +290,7 @@ describe('escalation', () => {
     expect(r.status).toBe('waiting');
     const id = r.waitingFor?.[0]?.id as string;
     expect(r.waitingFor?.[0]?.name).toBe('transfer_to_a');
+    expect(r.approvalReasons?.[id]).toBe("escalation (handoff_cycle): the conversation went back from 'b' to 'a' 2 times (a handoff cycle)");
     journal.approvals.set(id, { decision: 'approved' });
     const done = await run(start, [{ role: 'user', content: 'go' }], await opts());
     expect(done.status).toBe('completed');

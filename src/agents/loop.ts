@@ -173,6 +173,8 @@ export interface RunResult {
   turns: number;
   /** Tool calls waiting for a human's decision (status `waiting`). */
   waitingFor?: ToolCall[];
+  /** Why a guardrail asked for a call's approval, by call id (calls paused by `needs_approval` have none). */
+  approvalReasons?: Record<string, string>;
   sessionId: string;
 }
 
@@ -294,7 +296,8 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
     if (state.pending_tool_calls.length > 0) {
       if (!executeTools) return result('tools_pending');
       const calls = state.pending_tool_calls;
-      const outcomes = await Promise.all(calls.map((call) => runTool(call, current, tools, state, journal, options, emit, checkDeadline, know, guard ? turnOf(current) : undefined)));
+      const reasons = new Map<string, string>();
+      const outcomes = await Promise.all(calls.map((call) => runTool(call, current, tools, state, journal, options, emit, checkDeadline, know, guard ? turnOf(current) : undefined, reasons)));
       const waiting = calls.filter((_, i) => outcomes[i] === 'waiting');
       if (waiting.length > 0) {
         if (state.status !== 'waiting') {
@@ -302,7 +305,7 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
           await save();
         }
         emit({ type: 'waiting', agent: current.name, calls: waiting });
-        return result('waiting', { waitingFor: waiting });
+        return result('waiting', { waitingFor: waiting, ...(reasons.size ? { approvalReasons: Object.fromEntries(reasons) } : {}) });
       }
       // A model that keeps calling tools wrongly is told each time, a bounded number of times.
       const results = outcomes as RecordedToolCall[];
@@ -482,6 +485,7 @@ async function runTool(
   checkDeadline: (what: string) => void,
   know: (a: Agent) => Agent,
   turn: GuardTurn | undefined,
+  reasons: Map<string, string>,
 ): Promise<RecordedToolCall | 'waiting'> {
   const guard = options.guard;
   const recorded = await journal.toolResult(state.turn, call.id);
@@ -504,6 +508,7 @@ async function runTool(
   }
   if (toolGate?.verdict?.action === 'approve') {
     // An escalation asks a human before an unknown tool's error or a handoff goes on.
+    reasons.set(call.id, toolGate.verdict.reason);
     const decided = await decideApproval(call, call.name, journal, options, emit, current, fail);
     if (decided !== undefined) return decided;
   }
@@ -527,6 +532,7 @@ async function runTool(
       rec = fail(verdict.output);
     } else {
       if (t.needsApproval || verdict?.action === 'approve') {
+        if (verdict?.action === 'approve') reasons.set(call.id, verdict.reason);
         const decided = await decideApproval(call, t.name, journal, options, emit, current, fail);
         if (decided !== undefined) return decided;
       }
