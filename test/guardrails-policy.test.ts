@@ -383,3 +383,16 @@ describe('built-in patterns', () => {
     expect(sanitize(text, [{ rule: 'a', start: 2, end: 20 }, { rule: 'b', start: 9, end: 30 }])).toBe('x [removed: instruction-like text (rule a)] y');
   });
 });
+
+describe('rejected content', () => {
+  it('a withheld result does not taint the context, also when replayed after a crash', async () => {
+    const h = harness({ policy: { injection: { action: 'reject' } } });
+    const { tools, sent } = shopTools();
+    const journal = memoryJournal();
+    await expect(run(agent({ name: 'shop', model: new ScriptedModel([call('fetch_page', {}, 'f1')]), tools }), [{ role: 'user', content: 'go' }], { guard: await guardOf(h), journal })).rejects.toThrow(/script ran out/);
+    const after = new ScriptedModel([call('send_email', { to: 'a@x.example' }), { content: 'done' }]);
+    const r = await run(agent({ name: 'shop', model: after, tools }), [{ role: 'user', content: 'go' }], { guard: await guardOf(h), journal });
+    expect(r.status).toBe('completed');
+    expect(sent).toEqual(['a@x.example']);
+  });
+});
