@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProgressReporter } from '../src/cli/render.js';
 import { Swarm } from '../src/swarm.js';
+import { startFakeLlmServer } from '../src/testing/fake-llm-server.js';
 import { ScriptedModel } from '../src/testing/scripted-model.js';
 import { pgTestServer, stopPgTestServer, type PgTestServer } from './helpers/pg.js';
 import { metricSum } from './helpers/prometheus.js';
@@ -96,3 +97,35 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+
+describe('through the real provider client', () => {
+  it('the OpenAI client sends the sanitised page; escalation stops a looping model with ESCALATION_STOPPED', async () => {
+    const dir = tempProject('name: t\nguardrails:\n  policy:\n    injection: { action: sanitize }\n    escalation:\n      repeated_call: { count: 2, action: stop }\n');
+    const fake = await startFakeLlmServer();
+    process.env.POLICY_EFFECTS = join(dir, 'effects.log');
+    writeAgent(dir, 'shop', 'name: shop\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: gpt-4o-mini }\ninstructions: Summarise.\ntools:\n  - module: tools.mjs\n    export: fetch_page\n', { 'tools.mjs': TOOLS });
+    writeWorkflow(dir, 'sum', 'name: sum\nversion: 1.0.0\nsteps:\n  - id: sum\n    agent: shop\n    inputs: { message: "summarise" }\n');
+    fake.push(
+      { toolCalls: [{ id: 'c1', name: 'fetch_page', arguments: { url: 'https://hats.example' } }] },
+      { toolCalls: [{ id: 'c2', name: 'fetch_page', arguments: { url: 'https://hats.example' } }] },
+    );
+    const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm') }, providerEnv: { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl } });
+    try {
+      await swarm.registerAgent(join(dir, 'agents', 'shop'));
+      await swarm.registerWorkflow(join(dir, 'workflows', 'sum'));
+      const id = await swarm.startRun('sum', {});
+      const { run, steps } = await swarm.runToCompletion(id);
+      expect(run.status).toBe('failed');
+      expect(steps[0]?.error).toContain("escalation rule repeated_call stopped agent 'shop': 'fetch_page' was called with the same arguments 2 times");
+      expect((await swarm.events(id)).find((e) => e.type === 'STEP_FAILED')?.data).toMatchObject({ code: 'ESCALATION_STOPPED' });
+      const sent = (fake.requests[1]?.body as { messages: Array<{ role: string; content: unknown }> }).messages.find((m) => m.role === 'tool');
+      expect(sent?.content).toContain('[removed: instruction-like text (rule ignore-previous)]');
+      expect(JSON.stringify(fake.requests.map((r): unknown => r.body))).not.toContain('Ignore previous instructions');
+      expect(fake.requests).toHaveLength(2);
+    } finally {
+      await swarm.close();
+      await fake.close();
+      removeProject(dir);
+    }
+  });
+});
