@@ -64,7 +64,7 @@ export async function createStepGuard(deps: GuardDeps, ctx: StepGuardContext): P
   const guards: Array<LoopGuard | undefined> = [
     // breakers (breakers.ts)
     // budget (budget.ts)
-    // injection policy, content policy, sensitive tools (policy.ts)
+    // injection policy, content policy, sensitive tools (injection.ts)
     policyGuard(deps, ctx),
     // escalation (escalation.ts)
     escalationGuard(deps, ctx),
