@@ -19,6 +19,8 @@ const IN_PROCESS = [
   'test/integrity.test.ts',
   'test/logger.test.ts',
   'test/llm-loop.test.ts',
+  'test/guardrails-policy.test.ts',
+  'test/guardrails-policy-swarm.test.ts',
   'test/llm-providers.test.ts',
   'test/metrics.test.ts',
   'test/run-filters.test.ts',

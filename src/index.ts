@@ -8,6 +8,7 @@
  *   const { run } = await swarm.runToCompletion(runId);
  */
 export { Swarm, newRunId, runExitCode } from './swarm.js';
+export type { ContentDecision, ContentPolicy, GuardrailHooks, InjectionClassifier } from './guardrails/index.js';
 export type { CreatedRun, EmitEventOptions, EmittedEvent, OpenSwarmOptions, RegisterResult, RotateKeyReport, RunDetails, SignalSent, SecretInfo, SecretScopeOptions, StartRunOptions, VerifyOptions, VerifyReport } from './swarm.js';
 // The HTTP API of `swarm serve`, as a Hono app to serve or call in process.
 export { Scheduler, SCHEDULER_LEASE } from './triggers/scheduler.js';

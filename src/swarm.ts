@@ -48,8 +48,8 @@ import { redactAgentWrites } from './secrets/redacting-store.js';
 import { Redactor } from './secrets/redactor.js';
 import { ClassRedactor } from './guardrails/redaction/classifier.js';
 import { storagePolicy } from './guardrails/redaction/policy.js';
-import { createStepGuard, type GuardDeps } from './guardrails/index.js';
 import { budgetReport, type BudgetReport } from './guardrails/budget-report.js';
+import { createStepGuard, type GuardDeps, type GuardrailHooks } from './guardrails/index.js';
 import { openStoreKeys, type StoreKeys } from './secrets/store-key.js';
 import { SecretCache } from './secrets/secret-cache.js';
 import { rekeyPlan } from './secrets/rotate.js';
@@ -100,6 +100,8 @@ export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   providerEnv?: Readonly<Record<string, string | undefined>>;
   /** The largest agent.yaml or workflow.yaml registered, in bytes (default `limits.manifest_bytes` of swarm.yaml, 1 MiB). */
   manifestMaxBytes?: number;
+  /** LLM agents' guardrails in code: an injection classifier that replaces the patterns, a content-policy hook (docs/guardrails.md). */
+  guardrails?: GuardrailHooks;
 }
 
 export interface RegisterResult<T> {
@@ -308,7 +310,7 @@ export class Swarm {
     readonly store: Store,
     private keys: StoreKeys,
     private readonly log: LogSink,
-    llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv' | 'manifestMaxBytes'> = {},
+    llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv' | 'manifestMaxBytes' | 'guardrails'> = {},
   ) {
     this.readManifest = (file) => readManifestFile(file, { maxBytes: llm.manifestMaxBytes ?? config.limits.manifest_bytes });
     this.network = new NetworkGuard({ allow: config.network.allow });
@@ -366,6 +368,7 @@ export class Swarm {
       },
       now: () => Date.now(),
       redactor: this.redactor,
+      ...(llm.guardrails ? { hooks: llm.guardrails } : {}),
     };
     this.llmExecutor = new LlmExecutor(this.llmOptions);
     this.ledger = new Ledger({

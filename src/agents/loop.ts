@@ -173,6 +173,8 @@ export interface RunResult {
   turns: number;
   /** Tool calls waiting for a human's decision (status `waiting`). */
   waitingFor?: ToolCall[];
+  /** Why a guardrail asked for a call's approval, by call id (calls paused by `needs_approval` have none). */
+  approvalReasons?: Record<string, string>;
   sessionId: string;
 }
 
@@ -294,7 +296,8 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
     if (state.pending_tool_calls.length > 0) {
       if (!executeTools) return result('tools_pending');
       const calls = state.pending_tool_calls;
-      const outcomes = await Promise.all(calls.map((call) => runTool(call, current, tools, state, journal, options, emit, checkDeadline, know, guard ? turnOf(current) : undefined)));
+      const reasons = new Map<string, string>();
+      const outcomes = await Promise.all(calls.map((call) => runTool(call, current, tools, state, journal, options, emit, checkDeadline, know, guard ? turnOf(current) : undefined, reasons)));
       const waiting = calls.filter((_, i) => outcomes[i] === 'waiting');
       if (waiting.length > 0) {
         if (state.status !== 'waiting') {
@@ -302,7 +305,7 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
           await save();
         }
         emit({ type: 'waiting', agent: current.name, calls: waiting });
-        return result('waiting', { waitingFor: waiting });
+        return result('waiting', { waitingFor: waiting, ...(reasons.size ? { approvalReasons: Object.fromEntries(reasons) } : {}) });
       }
       // A model that keeps calling tools wrongly is told each time, a bounded number of times.
       const results = outcomes as RecordedToolCall[];
@@ -482,6 +485,7 @@ async function runTool(
   checkDeadline: (what: string) => void,
   know: (a: Agent) => Agent,
   turn: GuardTurn | undefined,
+  reasons: Map<string, string>,
 ): Promise<RecordedToolCall | 'waiting'> {
   const guard = options.guard;
   const recorded = await journal.toolResult(state.turn, call.id);
@@ -498,9 +502,15 @@ async function runTool(
   let rec: RecordedToolCall;
   let toolGate: ToolCallGate | void = undefined;
   if (guard?.beforeToolCall && turn && (!entry || entry.handoff)) {
-    // Unknown tools and handoffs: the guards count them (escalation) and may stop the loop.
+    // Unknown tools and handoffs: the guards count them (escalation) and may stop, refuse or ask a human.
     toolGate = await guard.beforeToolCall({ ...turn, call, tool: undefined, args: undefined });
     if (toolGate?.verdict?.action === 'stop') throw toolGate.verdict.error;
+  }
+  if (toolGate?.verdict?.action === 'approve') {
+    // An escalation asks a human before an unknown tool's error or a handoff goes on.
+    reasons.set(call.id, toolGate.verdict.reason);
+    const decided = await decideApproval(call, call.name, journal, options, emit, current, fail);
+    if (decided !== undefined) return decided;
   }
   if (toolGate?.verdict?.action === 'refuse') {
     rec = fail(toolGate.verdict.output);
@@ -522,21 +532,9 @@ async function runTool(
       rec = fail(verdict.output);
     } else {
       if (t.needsApproval || verdict?.action === 'approve') {
-        const decision = await journal.approval(call.id);
-        if (!decision) {
-          addActiveEvent('swarm.approval.requested', () => ({ 'swarm.approval.tool': t.name, 'swarm.approval.call_id': call.id }));
-          return 'waiting';
-        }
-        addActiveEvent('swarm.approval.decided', () => ({ 'swarm.approval.tool': t.name, 'swarm.approval.call_id': call.id, 'swarm.approval.decision': decision.decision }));
-        if (decision.decision === 'rejected' && options.onRejected === 'tell_model') {
-          const r = fail(`Error: the user rejected this call of '${t.name}': ${decision.reason}`);
-          await journal.recordTool(r);
-          emit({ type: 'tool_result', agent: current.name, result: r, replayed: false });
-          return r;
-        }
-        if (decision.decision === 'rejected') {
-          throw new LoopError('APPROVAL_REJECTED', `tool call '${t.name}' (${call.id}) was rejected: ${decision.reason}`, { tool: t.name, call_id: call.id, reason: decision.reason });
-        }
+        if (verdict?.action === 'approve') reasons.set(call.id, verdict.reason);
+        const decided = await decideApproval(call, t.name, journal, options, emit, current, fail);
+        if (decided !== undefined) return decided;
       }
       checkDeadline(`tool '${t.name}'`);
       const args = parsed.value;
@@ -557,6 +555,34 @@ async function runTool(
   emit({ type: 'tool_result', agent: current.name, result: rec, replayed: false });
   await options.hooks?.afterToolCall?.({ agent: current, turn: state.turn, call, result: rec, replayed: false });
   return rec;
+}
+
+/** A call that needs a human's decision: 'waiting' without one, the rejection's result or error, undefined when approved. */
+async function decideApproval(
+  call: ToolCall,
+  name: string,
+  journal: LoopJournal,
+  options: RunOptions,
+  emit: (e: LoopEvent) => void,
+  current: Agent,
+  fail: (output: string) => RecordedToolCall,
+): Promise<RecordedToolCall | 'waiting' | undefined> {
+  const decision = await journal.approval(call.id);
+  if (!decision) {
+    addActiveEvent('swarm.approval.requested', () => ({ 'swarm.approval.tool': name, 'swarm.approval.call_id': call.id }));
+    return 'waiting';
+  }
+  addActiveEvent('swarm.approval.decided', () => ({ 'swarm.approval.tool': name, 'swarm.approval.call_id': call.id, 'swarm.approval.decision': decision.decision }));
+  if (decision.decision === 'rejected' && options.onRejected === 'tell_model') {
+    const r = fail(`Error: the user rejected this call of '${name}': ${decision.reason}`);
+    await journal.recordTool(r);
+    emit({ type: 'tool_result', agent: current.name, result: r, replayed: false });
+    return r;
+  }
+  if (decision.decision === 'rejected') {
+    throw new LoopError('APPROVAL_REJECTED', `tool call '${name}' (${call.id}) was rejected: ${decision.reason}`, { tool: name, call_id: call.id, reason: decision.reason });
+  }
+  return undefined;
 }
 
 async function executeTool(

@@ -170,6 +170,10 @@ export class ProgressReporter {
         this.runStatus = 'queued';
         for (const id of (d.reset as string[] | undefined) ?? []) this.set(id, { status: 'pending', note: '' });
         break;
+      case 'GUARDRAIL_TRIGGERED':
+        // Injection, sensitive tools, content policy, escalation: what fired, what it did, where the content came from.
+        line(`${e.step_id ?? 'run'}: guardrail ${String(d.guardrail)} (${String(d.rule)}): ${String(d.action)}${typeof d.tool === 'string' ? ` on ${d.tool}` : ''}${typeof d.source === 'string' ? `, untrusted content from ${d.source}` : ''}${typeof d.reason === 'string' ? `: ${d.reason}` : ''}`);
+        break;
       case 'HANDLER_LOG':
         this.log(typeof d.message === 'string' ? `${String(d.handler)}: ${d.message}` : `${String(d.handler)} failed: ${String(d.error)}`);
         break;

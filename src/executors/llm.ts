@@ -102,7 +102,8 @@ export class LlmExecutor implements Executor {
         await this.o.store.requestApprovals(
           calls.map((c) => ({ run_id: ctx.runId, step_id: ctx.stepId, call_id: c.id, tool: c.name, arguments: c.arguments, requested_at: Date.now() })),
         );
-        return { ok: 'waiting', reason: `waiting for approval of ${calls.map((c) => `${c.name} (${c.id})`).join(', ')}` };
+        const why = (c: { id: string }): string => (r.approvalReasons?.[c.id] ? `: ${r.approvalReasons[c.id]}` : '');
+        return { ok: 'waiting', reason: `waiting for approval of ${calls.map((c) => `${c.name} (${c.id})${why(c)}`).join(', ')}` };
       }
       if (r.status === 'max_turns') {
         const message = `agent '${r.agent.name}' did not answer within ${spec?.max_turns ?? 10} turns (max_turns)`;

@@ -86,7 +86,7 @@ export interface LoopGuard {
   beforeModelCall?: (t: GuardTurn & { model: ChatModel; request: ModelRequest }) => ModelCallGate | void | Promise<ModelCallGate | void>;
   /** The model answered (with or without tool calls); may throw to stop the loop. */
   onAnswer?: (t: GuardTurn & { message: Message }) => void | Promise<void>;
-  /** `tool` is undefined for an unknown tool or a handoff; `args` when the arguments parsed. */
+  /** `tool` is undefined for an unknown tool or a handoff (there `allow` and `settle` do not apply); `args` when the arguments parsed. */
   beforeToolCall?: (t: GuardTurn & { call: ToolCall; tool: Tool | undefined; args: Record<string, unknown> | undefined }) => ToolCallGate | void | Promise<ToolCallGate | void>;
   /** A tool's result before the model sees it and the journal records it; `replayed` results were recorded before (already transformed). */
   onToolResult?: (t: GuardTurn & { call: ToolCall; tool: Tool | undefined; result: RecordedToolCall; replayed: boolean }) => RecordedToolCall | void | Promise<RecordedToolCall | void>;

@@ -17,9 +17,12 @@ import { breakerGuard } from './breakers.js';
 import type { ProvidersConfig } from '../agents/providers/config.js';
 import type { ChatModel } from '../agents/types.js';
 import { modelViewGuard, type SecretSource } from './redaction/guard.js';
+import { policyGuard, type GuardrailHooks } from './injection.js';
+import { escalationGuard } from './escalation.js';
 
 export { composeGuards, markUntrusted, untrustedSources } from './guard.js';
 export type { GuardState, GuardTurn, LoopGuard, ModelCallGate, ToolCallGate, ToolVerdict } from './guard.js';
+export type { ContentDecision, ContentPolicy, GuardrailHooks, InjectionClassifier } from './injection.js';
 
 /** An event a guardrail records in the run's log (and the metric that goes with it is the guard's to bump). */
 export interface GuardEvent {
@@ -44,6 +47,8 @@ export interface GuardDeps {
   now: () => number;
   /** Secrets' values to markers (the model view's `secret:` class). */
   redactor?: SecretSource;
+  /** Code hooks of `Swarm.open({ guardrails })`: an injection classifier, a content policy. */
+  hooks?: GuardrailHooks;
 }
 
 /** The step whose loop is guarded. */
@@ -66,9 +71,8 @@ export async function createStepGuard(deps: GuardDeps, ctx: StepGuardContext): P
   const guards: Array<LoopGuard | undefined> = [
     breakerGuard(deps, ctx),
     await budgetGuard(deps, ctx),
-    // injection policy, content policy, sensitive tools (policy.ts)
-    // escalation (escalation.ts)
-    // redaction of what the model sees (redaction.ts)
+    policyGuard(deps, ctx),
+    escalationGuard(deps, ctx),
     modelViewGuard(deps.config.redaction, ctx.agents, deps.redactor, deps.metrics),
   ];
   return composeGuards(guards);
