@@ -274,7 +274,7 @@ function llmSpec(raw: Record<string, unknown> & { runtime: Record<string, unknow
     if (isReservedName(h)) problems.add(`handoffs[${i}]`, reservedProblem(h, 'an agent name'), lineOf(['handoffs', i]));
   });
   const guardrails = raw.guardrails !== undefined ? parseGuardrails({ value: raw.guardrails, file, path: ['guardrails'], lineOf, problems }) : undefined;
-  const memory = raw.memory !== undefined ? parseMemorySpec({ value: raw.memory, file, path: ['memory'], lineOf, problems }) : undefined;
+  const memory = raw.memory !== undefined ? parseMemorySpec({ value: raw.memory, file, path: ['memory'], lineOf, problems }, { provider: rt.provider as string, ...(rt.base_url !== undefined ? { base_url: rt.base_url as string } : {}) }) : undefined;
   problems.throwIfAny();
   return {
     provider: rt.provider as string,

@@ -71,6 +71,8 @@ import { stepItem } from './nesting-sql.js';
 import * as retention from './retention-sql.js';
 import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, ExpiredRunQuery, RunDeleteReport, RunTree } from '../retention-types.js';
 import { observeCommit, queueGauges } from './gauges-sql.js';
+import * as memory from './memory-sql.js';
+import type { MemoryListQuery, MemoryRecord, MemorySearch, MemoryWrite, ScoredMemory } from '../memory-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 
 export interface SqliteStoreOptions {
@@ -365,6 +367,33 @@ export class SqliteStore implements Store {
     return this.read(() => {
       const now = Date.now();
       return queueGauges((sql) => this.stmt(sql), now, now - liveWithinMs);
+    });
+  }
+
+  // ---- vector memory (memory-sql.ts) ----
+
+  putMemory(m: MemoryWrite): Promise<{ id: string; created: boolean }> {
+    return this.exclusive(() => {
+      memory.loadVectorExtension(this.db, this.location);
+      return this.db.transaction(() => memory.putMemory(this.db, (sql) => this.stmt(sql), m))();
+    });
+  }
+
+  searchMemories(q: MemorySearch): Promise<ScoredMemory[]> {
+    return this.read(() => {
+      memory.loadVectorExtension(this.db, this.location);
+      return memory.searchMemories((sql) => this.stmt(sql), q);
+    });
+  }
+
+  listMemories(q: MemoryListQuery): Promise<MemoryRecord[]> {
+    return this.read(() => memory.listMemories((sql) => this.stmt(sql), q));
+  }
+
+  deleteMemories(q: { namespace: string; id?: string }): Promise<number> {
+    return this.exclusive(() => {
+      memory.loadVectorExtension(this.db, this.location);
+      return this.db.transaction(() => memory.deleteMemories((sql) => this.stmt(sql), q))();
     });
   }
 
