@@ -47,6 +47,8 @@ import { listSchedules, previewSchedule, scheduleInfo, scheduleTrigger, setSched
 import { redactAgentWrites } from './secrets/redacting-store.js';
 import { Redactor } from './secrets/redactor.js';
 import { createStepGuard, type GuardDeps } from './guardrails/index.js';
+import { AgentMemory } from './memory/agent-memory.js';
+import { providerEmbedder, type Embedder } from './memory/embedder.js';
 import { openStoreKeys, type StoreKeys } from './secrets/store-key.js';
 import { SecretCache } from './secrets/secret-cache.js';
 import { rekeyPlan } from './secrets/rotate.js';
@@ -97,6 +99,8 @@ export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   providerEnv?: Readonly<Record<string, string | undefined>>;
   /** The largest agent.yaml or workflow.yaml registered, in bytes (default `limits.manifest_bytes` of swarm.yaml, 1 MiB). */
   manifestMaxBytes?: number;
+  /** Vector memory: supply an embedder instead of the provider's (tests, benchmarks). */
+  embedders?: (embedding: { provider: string; model: string }) => Embedder | undefined;
 }
 
 export interface RegisterResult<T> {
@@ -288,6 +292,8 @@ export class Swarm {
   private readonly llmOptions: LlmExecutorOptions;
   /** What the guardrails of every llm step share (src/guardrails/index.ts). */
   private readonly guardDeps: GuardDeps;
+  /** The agents' vector memory (src/memory/): `swarm memory` and the memory API use it too. */
+  readonly memory: AgentMemory;
   /** Replaces secret values (every SWARM_SECRET_*, and stored ones once loaded) with `[secret:NAME]` before anything is stored. */
   readonly redactor: Redactor;
   /** `${secrets.*}`: the encrypted store's secrets (decrypted when first needed), then SWARM_SECRET_*. */
@@ -303,7 +309,7 @@ export class Swarm {
     readonly store: Store,
     private keys: StoreKeys,
     private readonly log: LogSink,
-    llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv' | 'manifestMaxBytes'> = {},
+    llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv' | 'manifestMaxBytes' | 'embedders'> = {},
   ) {
     this.readManifest = (file) => readManifestFile(file, { maxBytes: llm.manifestMaxBytes ?? config.limits.manifest_bytes });
     this.network = new NetworkGuard({ allow: config.network.allow });
@@ -320,7 +326,21 @@ export class Swarm {
     // What agents running in the worker write to the store (approval requests, LLM transcripts) is redacted too.
     const agentStore = redactAgentWrites(store, this.redactor);
     this.builtins.register('approval', approvalAgent(agentStore));
+    this.memory = new AgentMemory({
+      store: agentStore,
+      metrics: () => this.hooks,
+      now: () => Date.now(),
+      embedderFor: async (embedding, agent) => {
+        const own = llm.embedders?.(embedding);
+        if (own) return own;
+        const { createEmbeddingModel } = await import('./agents/providers/index.js');
+        const baseUrl = agent?.llm?.provider === embedding.provider ? agent.llm.base_url : undefined;
+        const model = createEmbeddingModel({ ...embedding, ...(baseUrl ? { baseUrl } : {}) }, config.providers, llm.providerEnv ?? process.env);
+        return providerEmbedder(`${embedding.provider}/${embedding.model}`, model);
+      },
+    });
     this.llmOptions = {
+      memory: this.memory,
       store: agentStore,
       providers: config.providers,
       env: llm.providerEnv ?? process.env,
@@ -357,6 +377,7 @@ export class Swarm {
         this.notifyCommit();
       },
       now: () => Date.now(),
+      memory: this.memory,
     };
     this.llmExecutor = new LlmExecutor(this.llmOptions);
     this.ledger = new Ledger({

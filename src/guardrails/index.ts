@@ -14,6 +14,8 @@ import type { Store } from '../store/store.js';
 import { composeGuards, type LoopGuard } from './guard.js';
 import type { ProvidersConfig } from '../agents/providers/config.js';
 import type { ChatModel } from '../agents/types.js';
+import { memoryGuard } from '../memory/memory-guard.js';
+import type { AgentMemory } from '../memory/agent-memory.js';
 
 export { composeGuards, markUntrusted, untrustedSources } from './guard.js';
 export type { GuardState, GuardTurn, LoopGuard, ModelCallGate, ToolCallGate, ToolVerdict } from './guard.js';
@@ -39,6 +41,8 @@ export interface GuardDeps {
   modelFor: (ref: string, agentName: string) => Promise<ChatModel>;
   /** The clock (tests move it). */
   now: () => number;
+  /** Vector memory (src/memory/): recall before the first model call, writes of results and answers. */
+  memory?: AgentMemory;
 }
 
 /** The step whose loop is guarded. */
@@ -60,6 +64,8 @@ export async function createStepGuard(deps: GuardDeps, ctx: StepGuardContext): P
   void ctx;
   const guards: Array<LoopGuard | undefined> = [
     // breakers (breakers.ts)
+    // vector memory: recalled notes are in the request before budgets reserve for it and redaction sees it
+    deps.memory ? memoryGuard(deps.memory, ctx) : undefined,
     // budget (budget.ts)
     // injection policy, content policy, sensitive tools (policy.ts)
     // escalation (escalation.ts)
