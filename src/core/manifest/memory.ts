@@ -30,7 +30,8 @@ export const DEFAULT_EMBEDDING_MODELS: Readonly<Record<string, string | undefine
 
 export const MEMORY_DEFAULTS = { top_k: 5, min_score: 0, max_tokens: 500 } as const;
 
-const NAME = '^[A-Za-z0-9_.:/-]*(\\$\\{inputs\\.[A-Za-z0-9_.]+\\}[A-Za-z0-9_.:/-]*)*$';
+/** Letters, digits, `_ . : -`, and `${inputs.*}` references (no `/`: a namespace is one URL path segment of the API). */
+const NAME = '^[A-Za-z0-9_.:-]*(\\$\\{inputs\\.[A-Za-z0-9_.]+\\}[A-Za-z0-9_.:-]*)*$';
 
 export const MEMORY_SCHEMA: Record<string, unknown> = {
   type: 'object',
