@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UserError } from '../../core/errors.js';
-import { memoryJson } from '../../server/routes/memory.js';
+import { memoryJson } from '../../memory/json.js';
 import type { MemoryRecord } from '../../store/memory-types.js';
 import { parsePositiveInt, type CliContext } from '../context.js';
 

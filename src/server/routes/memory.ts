@@ -5,7 +5,7 @@
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Swarm } from '../../swarm.js';
-import type { MemoryRecord } from '../../store/memory-types.js';
+import { memoryJson } from '../../memory/json.js';
 import { problems } from '../schemas.js';
 import { sendJson } from '../send.js';
 
@@ -74,23 +74,6 @@ const deleteRoute = createRoute({
   request: { params: NamespaceParams, query: z.object({ id: z.string().regex(/^\d+$/).optional() }) },
   responses: { 200: { description: 'how many were deleted', content: { 'application/json': { schema: z.object({ deleted: z.number().int() }) } } }, ...problems(400) },
 });
-
-/** A memory as the API and `swarm memory … --json` show it. */
-export function memoryJson(m: MemoryRecord & { score?: number }): z.infer<typeof MemorySchema> {
-  return {
-    id: m.id,
-    namespace: m.namespace,
-    text: m.text,
-    source: m.source,
-    metadata: m.metadata,
-    run_id: m.run_id,
-    step_id: m.step_id,
-    session_id: m.session_id,
-    created_at: new Date(m.created_at).toISOString(),
-    dimensions: m.dimensions,
-    ...(m.score !== undefined ? { score: Math.round(m.score * 10_000) / 10_000 } : {}),
-  };
-}
 
 export function memoryRoutes(app: OpenAPIHono, swarm: Swarm): void {
   app.openapi(listRoute, async (c) => {
