@@ -149,7 +149,7 @@ describe('vector memory in llm steps', () => {
       // After the checkpoint fault the final answer is asked for again.
       { content: 'Order 77 shipped on Monday.' },
     );
-    const swarm = await open(store as Store);
+    const swarm = await open(store);
     try {
       const id = await swarm.startRun('ask', { message: 'Where is order 77?', user: 'cy' });
       const { run } = await swarm.runToCompletion(id);

@@ -158,7 +158,7 @@ export function resolveNamespace(template: string, inputs: Readonly<Record<strin
   return template.replace(/\$\{inputs\.([A-Za-z0-9_.]+)\}/g, (_, path: string) => {
     let v: unknown = inputs;
     for (const p of path.split('.')) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[p] : undefined;
-    if (v === undefined || v === null || v === '' || typeof v === 'object') {
+    if ((typeof v !== 'string' && typeof v !== 'number') || v === '') {
       throw new StepError('MEMORY_NAMESPACE_INVALID', `memory.namespace '${template}' needs the input '${path}' (a string or number), which this step has not got`, false, { namespace: template });
     }
     return String(v);

@@ -28,7 +28,7 @@ export function redactAgentWrites(store: Store, redactor: Redactor): Store {
     recordToolCall: (rec: ToolCallRecord) =>
       store.recordToolCall({ ...rec, arguments: r.text(rec.arguments), output: r.text(rec.output), context_variables: rec.context_variables === null ? null : r.text(rec.context_variables) }),
     failAgentSession: (id: string, error: string) => store.failAgentSession(id, r.text(error)),
-    putMemory: (m: MemoryWrite) => store.putMemory({ ...m, text: r.text(m.text), metadata: r.value(m.metadata) as Record<string, unknown> }),
+    putMemory: (m: MemoryWrite) => store.putMemory({ ...m, text: r.text(m.text), metadata: r.value(m.metadata) }),
     requestApprovals: (items: ReadonlyArray<Omit<ApprovalRecord, 'status' | 'reason' | 'decided_at' | 'decided_by'>>) =>
       store.requestApprovals(items.map((i) => ({ ...i, arguments: r.text(i.arguments) }))),
   };

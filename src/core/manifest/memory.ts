@@ -106,11 +106,11 @@ export function parseMemorySpec(s: GuardrailSection, agent: MemoryAgentContext):
   const embedding = (raw.embedding ?? {}) as Record<string, unknown>;
 
   let halfLife: number | undefined;
-  if (retrieval.recency_half_life !== undefined) {
-    halfLife = parseDuration(String(retrieval.recency_half_life));
-    if (halfLife === undefined || halfLife <= 0) problem(['retrieval', 'recency_half_life'], `'${String(retrieval.recency_half_life)}' is not a duration; write a whole number and a unit, such as 12h, 7d or 30d`);
+  if (typeof retrieval.recency_half_life === 'string') {
+    halfLife = parseDuration(retrieval.recency_half_life);
+    if (halfLife === undefined || halfLife <= 0) problem(['retrieval', 'recency_half_life'], `'${retrieval.recency_half_life}' is not a duration; write a whole number and a unit, such as 12h, 7d or 30d`);
   }
-  const namespace = String(raw.namespace ?? '');
+  const namespace = typeof raw.namespace === 'string' ? raw.namespace : '';
   if (namespace.includes('${') && !/\$\{inputs\.[A-Za-z0-9_.]+\}/.test(namespace)) problem(['namespace'], `'${namespace}' may only reference \${inputs.*}`);
 
   const provider = typeof embedding.provider === 'string' ? embedding.provider : agent.provider;
