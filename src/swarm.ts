@@ -50,6 +50,8 @@ import { ClassRedactor } from './guardrails/redaction/classifier.js';
 import { storagePolicy } from './guardrails/redaction/policy.js';
 import { budgetReport, type BudgetReport } from './guardrails/budget-report.js';
 import { createStepGuard, type GuardDeps, type GuardrailHooks } from './guardrails/index.js';
+import { AgentMemory } from './memory/agent-memory.js';
+import { providerEmbedder, type Embedder } from './memory/embedder.js';
 import { openStoreKeys, type StoreKeys } from './secrets/store-key.js';
 import { SecretCache } from './secrets/secret-cache.js';
 import { rekeyPlan } from './secrets/rotate.js';
@@ -102,6 +104,8 @@ export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   manifestMaxBytes?: number;
   /** LLM agents' guardrails in code: an injection classifier that replaces the patterns, a content-policy hook (docs/guardrails.md). */
   guardrails?: GuardrailHooks;
+  /** Vector memory: supply an embedder instead of the provider's (tests, benchmarks). */
+  embedders?: (embedding: { provider: string; model: string }) => Embedder | undefined;
 }
 
 export interface RegisterResult<T> {
@@ -295,6 +299,8 @@ export class Swarm {
   private readonly llmOptions: LlmExecutorOptions;
   /** What the guardrails of every llm step share (src/guardrails/index.ts). */
   private readonly guardDeps: GuardDeps;
+  /** The agents' vector memory (src/memory/): `swarm memory` and the memory API use it too. */
+  readonly memory: AgentMemory;
   /** Replaces secret values (every SWARM_SECRET_*, and stored ones once loaded) with `[secret:NAME]` before anything is stored. */
   readonly redactor: Redactor;
   /** `${secrets.*}`: the encrypted store's secrets (decrypted when first needed), then SWARM_SECRET_*. */
@@ -310,7 +316,7 @@ export class Swarm {
     readonly store: Store,
     private keys: StoreKeys,
     private readonly log: LogSink,
-    llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv' | 'manifestMaxBytes' | 'guardrails'> = {},
+    llm: Pick<OpenSwarmOptions, 'models' | 'onLlmEvent' | 'llmHooks' | 'providerEnv' | 'manifestMaxBytes' | 'guardrails' | 'embedders'> = {},
   ) {
     this.readManifest = (file) => readManifestFile(file, { maxBytes: llm.manifestMaxBytes ?? config.limits.manifest_bytes });
     this.network = new NetworkGuard({ allow: config.network.allow });
@@ -330,7 +336,21 @@ export class Swarm {
     // What agents running in the worker write to the store (approval requests, LLM transcripts) is redacted too.
     const agentStore = redactAgentWrites(store, this.redactor);
     this.builtins.register('approval', approvalAgent(agentStore));
+    this.memory = new AgentMemory({
+      store: agentStore,
+      metrics: () => this.hooks,
+      now: () => Date.now(),
+      embedderFor: async (embedding, agent) => {
+        const own = llm.embedders?.(embedding);
+        if (own) return own;
+        const { createEmbeddingModel } = await import('./agents/providers/index.js');
+        const baseUrl = agent?.llm?.provider === embedding.provider ? agent.llm.base_url : undefined;
+        const model = createEmbeddingModel({ ...embedding, ...(baseUrl ? { baseUrl } : {}) }, config.providers, llm.providerEnv ?? process.env);
+        return providerEmbedder(`${embedding.provider}/${embedding.model}`, model);
+      },
+    });
     this.llmOptions = {
+      memory: this.memory,
       store: agentStore,
       providers: config.providers,
       env: llm.providerEnv ?? process.env,
@@ -369,6 +389,7 @@ export class Swarm {
       now: () => Date.now(),
       redactor: this.redactor,
       ...(llm.guardrails ? { hooks: llm.guardrails } : {}),
+      memory: this.memory,
     };
     this.llmExecutor = new LlmExecutor(this.llmOptions);
     this.ledger = new Ledger({

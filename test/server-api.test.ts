@@ -132,6 +132,8 @@ describe('OpenAPI and the API reference', () => {
         '/api/v1/events',
         '/api/v1/events/triggers',
         '/api/v1/workers',
+        '/api/v1/memory/{namespace}',
+        '/api/v1/memory/{namespace}/search',
         '/metrics',
       ].sort(),
     );

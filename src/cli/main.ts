@@ -6,6 +6,7 @@ import { registerDevCommands } from './commands/dev.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerEventsCommands } from './commands/events.js';
 import { registerGcCommand } from './commands/gc.js';
+import { registerMemoryCommand } from './commands/memory.js';
 import { registerLlmCommands } from './commands/llm.js';
 import { registerAgentCommands, registerWorkflowCommands } from './commands/registry.js';
 import { registerProcessCommands, registerRunCommands } from './commands/runs.js';
@@ -61,6 +62,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerSchedulesCommands(program, ctx);
   registerServeCommand(program, ctx);
   registerGcCommand(program, ctx);
+  registerMemoryCommand(program, ctx);
   registerDoctorCommand(program, ctx);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);

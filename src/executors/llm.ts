@@ -23,6 +23,7 @@ import type { NetworkGuard } from '../net/guard.js';
 import type { ExecutionContext, ExecutionResult, Executor } from './executor.js';
 import type { LoopGuard } from '../guardrails/guard.js';
 import type { StepGuardContext } from '../guardrails/index.js';
+import type { AgentMemory } from '../memory/agent-memory.js';
 
 export interface LlmExecutorOptions {
   store: Store;
@@ -48,6 +49,8 @@ export interface LlmExecutorOptions {
   network?: NetworkGuard;
   /** The largest message of a conversation, in bytes (`limits.llm_message_bytes`); default the loop's. */
   maxMessageBytes?: number;
+  /** Vector memory: the built-in `remember` tool of agents whose `memory.remember.explicit` is on. */
+  memory?: AgentMemory;
 }
 
 export class LlmExecutor implements Executor {
@@ -151,7 +154,7 @@ export class LlmExecutor implements Executor {
  * are the newest registered versions, or the `pinned` ones (a resumed session keeps its versions).
  */
 export async function buildAgents(
-  o: Pick<LlmExecutorOptions, 'findAgent' | 'models' | 'providers' | 'env' | 'config' | 'log' | 'secrets' | 'network'>,
+  o: Pick<LlmExecutorOptions, 'findAgent' | 'models' | 'providers' | 'env' | 'config' | 'log' | 'secrets' | 'network' | 'memory'>,
   root: { path: string; manifest: AgentManifest },
   scope: { inputs: Record<string, unknown>; run?: Record<string, unknown> },
   toolSets: ToolSet[],
@@ -211,7 +214,7 @@ export async function buildAgents(
         ...(template !== undefined
           ? { instructions: (cv: Record<string, unknown>) => String(resolveValue(template, { ...base, context: cv }, `agent '${manifest.name}' instructions`)) }
           : {}),
-        tools: toolsOf.get(manifest.name) ?? [],
+        tools: withMemoryTool(toolsOf.get(manifest.name) ?? [], o.memory?.rememberTool(manifest, scope)),
         handoffs: spec.handoffs,
         ...(spec.output_schema ? { outputSchema: spec.output_schema } : {}),
         ...(spec.temperature !== undefined ? { temperature: spec.temperature } : {}),
@@ -220,6 +223,11 @@ export async function buildAgents(
     );
   }
   return { agents: built, versions, manifests: new Map([...manifests].map(([name, m]) => [name, m.manifest])) };
+}
+
+function withMemoryTool(tools: Tool[], remember: Tool | undefined): Tool[] {
+  // A tool of the agent's own named `remember` wins over the built-in one.
+  return remember && !tools.some((t) => t.name === remember.name) ? [...tools, remember] : tools;
 }
 
 function describeRetry(i: unknown): string {

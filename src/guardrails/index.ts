@@ -19,6 +19,8 @@ import type { ChatModel } from '../agents/types.js';
 import { modelViewGuard, type SecretSource } from './redaction/guard.js';
 import { policyGuard, type GuardrailHooks } from './injection.js';
 import { escalationGuard } from './escalation.js';
+import { memoryGuard } from '../memory/memory-guard.js';
+import type { AgentMemory } from '../memory/agent-memory.js';
 
 export { composeGuards, markUntrusted, untrustedSources } from './guard.js';
 export type { GuardState, GuardTurn, LoopGuard, ModelCallGate, ToolCallGate, ToolVerdict } from './guard.js';
@@ -49,6 +51,8 @@ export interface GuardDeps {
   redactor?: SecretSource;
   /** Code hooks of `Swarm.open({ guardrails })`: an injection classifier, a content policy. */
   hooks?: GuardrailHooks;
+  /** Vector memory (src/memory/): recall before the first model call, writes of results and answers. */
+  memory?: AgentMemory;
 }
 
 /** The step whose loop is guarded. */
@@ -70,6 +74,8 @@ export interface StepGuardContext {
 export async function createStepGuard(deps: GuardDeps, ctx: StepGuardContext): Promise<LoopGuard | undefined> {
   const guards: Array<LoopGuard | undefined> = [
     breakerGuard(deps, ctx),
+    // Vector memory: recalled notes are in the request before budgets reserve for it and redaction sees it.
+    deps.memory ? memoryGuard(deps.memory, ctx) : undefined,
     await budgetGuard(deps, ctx),
     policyGuard(deps, ctx),
     escalationGuard(deps, ctx),

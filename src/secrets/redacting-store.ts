@@ -1,6 +1,7 @@
 import type { Store } from '../store/store.js';
 import type { AgentCheckpointWrite, ApprovalRecord, ToolCallRecord } from '../store/types.js';
 import type { Redactor } from './redactor.js';
+import type { MemoryWrite } from '../store/memory-types.js';
 
 /**
  * The store as LLM agents see it: what their loop writes (checkpoints with the transcript and its
@@ -28,6 +29,7 @@ export function redactAgentWrites(store: Store, redactor: Redactor): Store {
     recordToolCall: (rec: ToolCallRecord) =>
       store.recordToolCall({ ...rec, arguments: r.json(rec.arguments), output: r.json(rec.output), context_variables: rec.context_variables === null ? null : r.json(rec.context_variables) }),
     failAgentSession: (id: string, error: string) => store.failAgentSession(id, r.text(error)),
+    putMemory: (m: MemoryWrite) => store.putMemory({ ...m, text: r.text(m.text), metadata: r.value(m.metadata) }),
     requestApprovals: (items: ReadonlyArray<Omit<ApprovalRecord, 'status' | 'reason' | 'decided_at' | 'decided_by'>>) =>
       store.requestApprovals(items.map((i) => ({ ...i, arguments: r.json(i.arguments) }))),
   };

@@ -32,6 +32,7 @@ import { transcriptRoutes } from './routes/transcript.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { workerRoutes } from './routes/workers.js';
+import { memoryRoutes } from './routes/memory.js';
 import { metricsRoutes, webhookMetrics } from './routes/metrics.js';
 import { problem, problemResponse, toProblem, validationProblem } from './problem.js';
 
@@ -125,6 +126,7 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   webhookRoutes(app, swarm);
   eventRoutes(app, swarm);
   workerRoutes(app, swarm);
+  memoryRoutes(app, swarm);
   metricsRoutes(app, swarm);
   docsRoutes(app, options.version ?? 'unknown');
   dashboardRoutes(app, swarm, options.auth ?? 'auto');

@@ -89,6 +89,8 @@ export const ROUTE_SCOPES: readonly Rule[] = [
   { methods: 'write', path: '/api/v1/runs', access: 'runs:write' },
   { methods: 'write', path: '/api/v1/runs/**', access: 'runs:write' },
   { methods: 'write', path: '/api/v1/workflows/{name}/runs', access: 'runs:write' },
+  // Searching memory changes nothing (a POST for its body): who may read may search.
+  { methods: 'write', path: '/api/v1/memory/{namespace}/search', access: 'read' },
   { methods: 'write', path: '/api/v1/events', access: 'runs:write' },
   { methods: 'write', path: '/api/v1/events/**', access: 'runs:write' },
   { methods: 'read', path: '/**', access: 'read' },

@@ -1,5 +1,6 @@
 import type { RunEvent } from '../core/events.js';
 import type { BreakerChange, BreakerRow } from './breaker-types.js';
+import type { MemoryListQuery, MemoryRecord, MemorySearch, MemoryWrite, ScoredMemory } from './memory-types.js';
 import type {
   CommitObserver,
   QueueGauges,
@@ -321,6 +322,24 @@ export interface Store {
   updateBreaker(key: string, kind: string, change: BreakerChange): Promise<{ before: BreakerRow; after: BreakerRow }>;
   /** Forget a breaker's state (it is closed again); returns the row it had. */
   deleteBreaker(key: string): Promise<BreakerRow | undefined>;
+  // ---- vector memory (memory-sql.ts of each store; src/memory/) ----
+
+  /**
+   * Write a memory and its vector in one transaction, unless a memory with its `dedup_key` is
+   * there (then nothing changes: `created` false). MEMORY_BACKEND_UNAVAILABLE without a vector index
+   * (PostgreSQL without pgvector).
+   *
+   * @example
+   *   await store.putMemory({ namespace: 'notes', text: 'likes tea', metadata: {}, source: 'explicit',
+   *     run_id: null, step_id: null, session_id: null, dedup_key: 'cli/1', created_at: Date.now(), embedding: v });
+   */
+  putMemory(m: MemoryWrite): Promise<{ id: string; created: boolean }>;
+  /** The `k` memories of a namespace nearest to `vector` (cosine), best first, exact. */
+  searchMemories(q: MemorySearch): Promise<ScoredMemory[]>;
+  /** Memories newest first (one namespace, or all). */
+  listMemories(q: MemoryListQuery): Promise<MemoryRecord[]>;
+  /** Delete one memory of a namespace (`id`) or the whole namespace; returns how many went. */
+  deleteMemories(q: { namespace: string; id?: string }): Promise<number>;
 
   /** Housekeeping an idle worker may do (SQLite: a passive WAL checkpoint). */
   checkpoint?(): Promise<void>;

@@ -4,6 +4,8 @@
  * the OpenAI responses API (`POST /v1/responses`) and Anthropic messages (`POST /v1/messages`),
  * as JSON or as server-sent events when the request asks to stream, and answers each request with
  * the next scripted reply. Every request is recorded (path, headers, parsed body) for assertions.
+ * `POST /v1/embeddings` (OpenAI's) is answered without the script, deterministically (see
+ * fake-embeddings.ts: similar texts get near vectors), so vector memory works offline.
  *
  * @example
  *   const server = await startFakeLlmServer({ script: [
@@ -16,6 +18,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { FAKE_EMBEDDING_DIMENSIONS, fakeEmbedding } from './fake-embeddings.js';
 
 export interface FakeToolCall {
   /** Defaults to `call_<n>` (OpenAI) or `toolu_<n>` (Anthropic). */
@@ -118,6 +121,10 @@ export async function startFakeLlmServer(options: FakeLlmServerOptions = {}): Pr
     requests.push(recorded);
     const n = requests.length;
 
+    if (req.method === 'POST' && path.endsWith('/embeddings')) {
+      sendJson(res, 200, {}, embeddings(body));
+      return;
+    }
     if (!api || req.method !== 'POST') {
       sendJson(res, 404, {}, errorBody(api ?? 'openai-chat', 404, `fake LLM server: no route for ${req.method} ${path}: use POST /v1/chat/completions, /v1/responses or /v1/messages`));
       return;
@@ -429,6 +436,20 @@ function errorBody(api: FakeApi, status: number, message: string): unknown {
 interface SseEvent {
   event?: string;
   data: unknown;
+}
+
+/** OpenAI's embeddings response for `input` (a string or a list), `dimensions` if asked (default 384). */
+function embeddings(body: unknown): unknown {
+  const b = (body ?? {}) as { input?: unknown; model?: unknown; dimensions?: unknown };
+  const inputs = Array.isArray(b.input) ? b.input : [b.input ?? ''];
+  const dims = typeof b.dimensions === 'number' && b.dimensions > 0 ? b.dimensions : FAKE_EMBEDDING_DIMENSIONS;
+  let tokens = 0;
+  const data = inputs.map((input, index) => {
+    const text = typeof input === 'string' ? input : JSON.stringify(input);
+    tokens += Math.ceil(text.length / 4);
+    return { object: 'embedding', index, embedding: Array.from(fakeEmbedding(text, dims)) };
+  });
+  return { object: 'list', data, model: typeof b.model === 'string' ? b.model : 'fake-embedding', usage: { prompt_tokens: tokens, total_tokens: tokens } };
 }
 
 function sendJson(res: ServerResponse, status: number, headers: Record<string, string>, body: unknown): void {

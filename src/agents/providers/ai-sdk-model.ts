@@ -17,6 +17,7 @@ import {
   type ToolResultPart,
   type ToolSet,
 } from 'ai';
+import type { embedMany } from 'ai';
 import type { ChatModel, JsonSchema, Message, ModelCallOptions, ModelRequest, ModelResponse, ToolCall, ToolSchema } from '../types.js';
 import type { ProviderConfig, ProviderType, ProvidersConfig } from './config.js';
 import { ModelCallError } from './errors.js';
@@ -36,6 +37,9 @@ export interface ProviderModelOptions {
 }
 
 /** What `createModel` resolved: the provider's settings and a factory of SDK models. */
+/** An AI SDK embedding model (what `embed` / `embedMany` take). */
+export type EmbeddingModel = Parameters<typeof embedMany>[0]['model'];
+
 export interface ResolvedProvider {
   readonly settings: ProviderConfig;
   readonly type: ProviderType;
@@ -43,6 +47,8 @@ export interface ResolvedProvider {
   languageModel(modelId: string): SdkLanguageModel;
   /** The key under which this provider reads `providerOptions`. */
   readonly optionsKey: string;
+  /** The SDK embedding model for a model id (undefined: the provider has none, as Anthropic). */
+  embeddingModel?(modelId: string): EmbeddingModel;
 }
 
 const FINISH: Record<FinishReason, ModelResponse['finishReason']> = {

@@ -12,7 +12,7 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { UserError } from '../../core/errors.js';
 import { closest } from '../../core/suggest.js';
-import { ProviderModel, type ProviderModelOptions, type ResolvedProvider } from './ai-sdk-model.js';
+import { ProviderModel, type EmbeddingModel, type ProviderModelOptions, type ResolvedProvider } from './ai-sdk-model.js';
 import { defaultProviderConfig, EMPTY_PROVIDERS_CONFIG, PROVIDER_TYPES, type ProviderConfig, type ProvidersConfig, type ProviderType } from './config.js';
 import { apiKeyMissing } from './errors.js';
 import { RateLimiter } from './rate-limit.js';
@@ -93,6 +93,22 @@ export function createModel(
   return new ProviderModel(provider, spec.model, config, limiterFor(config, settings), options);
 }
 
+/**
+ * A provider's embedding model (for vector memory), built as chat models are (settings, keys, base
+ * URL); EMBEDDING_MODEL_UNAVAILABLE for a provider without embeddings (Anthropic).
+ *
+ * @example
+ *   const model = createEmbeddingModel({ provider: 'openai', model: 'text-embedding-3-small' }, config, process.env);
+ *   const { embeddings } = await embedMany({ model, values: ['a', 'b'] });
+ */
+export function createEmbeddingModel(spec: ModelSpec, config: ProvidersConfig = EMPTY_PROVIDERS_CONFIG, env: Readonly<Record<string, string | undefined>> = {}): EmbeddingModel {
+  const provider = resolveProvider(spec, providerSettings(spec, config), env);
+  if (!provider.embeddingModel) {
+    throw new UserError('EMBEDDING_MODEL_UNAVAILABLE', `provider '${spec.provider}' has no embedding models; set memory.embedding to an openai or openai-compatible provider`, { provider: spec.provider });
+  }
+  return provider.embeddingModel(spec.model);
+}
+
 function providerSettings(spec: ModelSpec, config: ProvidersConfig): ProviderConfig {
   if (Object.hasOwn(config, spec.provider)) return config[spec.provider] as ProviderConfig;
   if ((PROVIDER_TYPES as readonly string[]).includes(spec.provider)) return defaultProviderConfig(spec.provider, spec.provider as ProviderType);
@@ -124,7 +140,7 @@ function resolveProvider(spec: ModelSpec, settings: ProviderConfig, env: Readonl
       const baseURL = spec.baseUrl || (name === 'openai' ? env.OPENAI_BASE_URL : undefined) || settings.baseUrl || DEFAULT_BASE_URLS.openai;
       const openai = createOpenAI({ apiKey, baseURL, headers });
       const api = spec.api ?? settings.api ?? 'chat';
-      return { settings, type, optionsKey: 'openai', languageModel: (id) => (api === 'responses' ? openai.responses(id) : openai.chat(id)) };
+      return { settings, type, optionsKey: 'openai', languageModel: (id) => (api === 'responses' ? openai.responses(id) : openai.chat(id)), embeddingModel: (id) => openai.embedding(id) };
     }
     case 'anthropic': {
       const apiKey = key('ANTHROPIC_API_KEY');
@@ -142,7 +158,7 @@ function resolveProvider(spec: ModelSpec, settings: ProviderConfig, env: Readonl
         );
       }
       const compatible = createOpenAICompatible({ name: 'openaiCompatible', baseURL, apiKey: key(undefined), headers, includeUsage: true, supportsStructuredOutputs: true });
-      return { settings, type, optionsKey: 'openaiCompatible', languageModel: (id) => compatible.chatModel(id) };
+      return { settings, type, optionsKey: 'openaiCompatible', languageModel: (id) => compatible.chatModel(id), embeddingModel: (id) => compatible.textEmbeddingModel(id) };
     }
   }
 }

@@ -276,7 +276,7 @@ function llmSpec(raw: Record<string, unknown> & { runtime: Record<string, unknow
   });
   const guardrails = raw.guardrails !== undefined ? parseGuardrails({ value: raw.guardrails, file, path: ['guardrails'], lineOf, problems }) : undefined;
   if (guardrails?.redaction) checkAgentRedaction({ value: (raw.guardrails as Record<string, unknown>).redaction, file, path: ['guardrails', 'redaction'], lineOf, problems });
-  const memory = raw.memory !== undefined ? parseMemorySpec({ value: raw.memory, file, path: ['memory'], lineOf, problems }) : undefined;
+  const memory = raw.memory !== undefined ? parseMemorySpec({ value: raw.memory, file, path: ['memory'], lineOf, problems }, { provider: rt.provider as string, ...(rt.base_url !== undefined ? { base_url: rt.base_url as string } : {}) }) : undefined;
   problems.throwIfAny();
   return {
     provider: rt.provider as string,

@@ -621,6 +621,30 @@ CREATE TABLE IF NOT EXISTS circuit_breakers (
 );
 `,
   },
+  {
+    version: 20,
+    name: 'vector memory',
+    // The agents' memories (src/memory/). The vectors live in pgvector tables, one per dimension
+    // count (memory_vectors_<n>, vector(n) with an HNSW cosine index), made on first use by
+    // memory-sql.ts: pgvector is optional, so this migration needs no extension and a database
+    // without it still migrates. dedup_key makes a write idempotent. The same migration as SQLite's 20.
+    sql: `
+CREATE TABLE memories (
+  id BIGSERIAL PRIMARY KEY,
+  namespace TEXT NOT NULL,
+  text TEXT NOT NULL,
+  metadata JSONB NOT NULL DEFAULT '{}',
+  source TEXT NOT NULL CHECK (source IN ('conversation_summary', 'tool_result', 'explicit')),
+  run_id TEXT,
+  step_id TEXT,
+  session_id TEXT,
+  dedup_key TEXT NOT NULL UNIQUE,
+  created_at BIGINT NOT NULL,
+  dimensions INTEGER NOT NULL
+);
+CREATE INDEX idx_memories_namespace ON memories(namespace, id);
+`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see `migrate`). */

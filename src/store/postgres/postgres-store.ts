@@ -75,6 +75,8 @@ import { budgetScopes, reserveBudget, settleBudget } from './budget-sql.js';
 import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, BudgetSettleRequest, BudgetWarning } from '../budget-types.js';
 import { DELETE_BREAKER_SQL, GET_BREAKER_SQL, LIST_BREAKERS_SQL, toBreakerRow, updateBreakerIn } from './breakers-sql.js';
 import type { BreakerChange, BreakerRow } from '../breaker-types.js';
+import * as memory from './memory-sql.js';
+import { memoryDimensions, type MemoryListQuery, type MemoryRecord, type MemorySearch, type MemoryWrite, type ScoredMemory } from '../memory-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 
 export interface PostgresStoreOptions {
@@ -292,6 +294,81 @@ export class PostgresStore implements Store {
         return out.value;
       }),
     );
+  }
+
+  // ---- vector memory (memory-sql.ts) ----
+
+  /** pgvector checked (and the per-dimension tables made) once per store. */
+  private vectorReady: Promise<void> | undefined;
+  private readonly vectorTables = new Set<number>();
+
+  private async vectorIndex(dims: number | undefined, create: boolean): Promise<boolean> {
+    const q: memory.MemoryQuery = async (text, values) => {
+      const r = await this.pool.query<Row>(text, values ? [...values] : undefined);
+      return { rows: r.rows, rowCount: r.rowCount ?? 0 };
+    };
+    this.vectorReady ??= memory.ensureVectorExtension(q, this.location).catch((e: unknown) => {
+      this.vectorReady = undefined;
+      throw e;
+    });
+    await this.vectorReady;
+    if (dims === undefined || this.vectorTables.has(dims)) return true;
+    if (!create) {
+      if (!(await memory.vectorTableExists(q, dims))) return false;
+    } else {
+      // Two processes may make the same table at once: the loser's error is harmless.
+      await this.withClient((c) => c.query(memory.vectorTableSql(dims))).catch(async (e: unknown) => {
+        if (!(await memory.vectorTableExists(q, dims))) throw e;
+      });
+    }
+    this.vectorTables.add(dims);
+    return true;
+  }
+
+  async putMemory(m: MemoryWrite): Promise<{ id: string; created: boolean }> {
+    const dims = memoryDimensions(m.embedding);
+    await this.vectorIndex(dims, true);
+    return this.atomically<{ id: string; created: boolean }>(async (q) => {
+      const inserted = (await q(memory.INSERT_MEMORY_SQL, [noNul(m.namespace), noNul(m.text), JSON.stringify(m.metadata ?? {}), m.source, m.run_id, m.step_id, m.session_id, m.dedup_key, m.created_at, dims])).rows[0];
+      if (!inserted) {
+        const had = (await q('SELECT id FROM memories WHERE dedup_key = $1', [m.dedup_key])).rows[0];
+        return { value: { id: String(had?.id), created: false }, notify: false };
+      }
+      await q(memory.insertVectorSql(dims), [inserted.id, m.namespace, memory.toVector(m.embedding)]);
+      return { value: { id: String(inserted.id), created: true }, notify: false };
+    });
+  }
+
+  async searchMemories(q: MemorySearch): Promise<ScoredMemory[]> {
+    const dims = memoryDimensions(q.vector);
+    if (q.k <= 0 || !(await this.vectorIndex(dims, false))) return [];
+    // The HNSW index filters by namespace after its walk: search wider than k so k survive the filter.
+    const rows = await this.withRetry(() =>
+      this.withClient(async (c) => {
+        await c.query(`BEGIN; SET LOCAL hnsw.ef_search = ${Math.min(1000, Math.max(40, q.k * 4))}`);
+        try {
+          const r = await c.query<Row>(memory.searchSql(dims), [memory.toVector(q.vector), q.namespace, q.k]);
+          await c.query('COMMIT');
+          return r.rows;
+        } catch (e) {
+          await c.query('ROLLBACK').catch(() => undefined);
+          throw e;
+        }
+      }),
+    );
+    return rows.map((r) => ({ ...memory.toMemory(r), score: Number(r.score) }));
+  }
+
+  async listMemories(q: MemoryListQuery): Promise<MemoryRecord[]> {
+    const limit = Math.max(1, Math.min(q.limit ?? 100, 10_000));
+    const before = q.before !== undefined ? q.before : '9223372036854775807';
+    const rows = q.namespace !== undefined ? await this.read(memory.listSql(true), [q.namespace, before, limit]) : await this.read(memory.listSql(false), [before, limit]);
+    return rows.map(memory.toMemory);
+  }
+
+  async deleteMemories(q: { namespace: string; id?: string }): Promise<number> {
+    // The vectors go with their rows (ON DELETE CASCADE): no pgvector needed to forget.
+    return q.id !== undefined ? this.write('DELETE FROM memories WHERE namespace = $1 AND id = $2', [q.namespace, q.id]) : this.write('DELETE FROM memories WHERE namespace = $1', [q.namespace]);
   }
 
   /** The database's clock, in milliseconds. */

@@ -609,6 +609,30 @@ CREATE TABLE IF NOT EXISTS circuit_breakers (
 );
 `,
   },
+  {
+    version: 20,
+    name: 'vector memory',
+    // The agents' memories (src/memory/). The vectors live in sqlite-vec vec0 tables, one per
+    // dimension count (memory_vectors_<n>), made on first use by memory-sql.ts: the extension is
+    // loaded only by a store that uses memory, so this migration needs none. dedup_key makes a write
+    // idempotent (a replayed step writes nothing twice). The same migration as PostgreSQL's 20.
+    sql: `
+CREATE TABLE memories (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  namespace TEXT NOT NULL,
+  text TEXT NOT NULL,
+  metadata TEXT NOT NULL DEFAULT '{}',
+  source TEXT NOT NULL CHECK (source IN ('conversation_summary', 'tool_result', 'explicit')),
+  run_id TEXT,
+  step_id TEXT,
+  session_id TEXT,
+  dedup_key TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  dimensions INTEGER NOT NULL
+);
+CREATE INDEX idx_memories_namespace ON memories(namespace, id);
+`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see SqliteStore.migrate). */

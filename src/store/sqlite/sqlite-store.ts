@@ -75,6 +75,8 @@ import { budgetScopes, reserveBudget, settleBudget } from './budget-sql.js';
 import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, BudgetSettleRequest, BudgetWarning } from '../budget-types.js';
 import * as breakersSql from './breakers-sql.js';
 import type { BreakerChange, BreakerRow } from '../breaker-types.js';
+import * as memory from './memory-sql.js';
+import type { MemoryListQuery, MemoryRecord, MemorySearch, MemoryWrite, ScoredMemory } from '../memory-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 
 export interface SqliteStoreOptions {
@@ -386,6 +388,33 @@ export class SqliteStore implements Store {
 
   deleteBreaker(key: string): Promise<BreakerRow | undefined> {
     return this.exclusive(() => this.db.transaction(() => breakersSql.deleteBreaker((sql) => this.stmt(sql), key)).immediate());
+  }
+
+  // ---- vector memory (memory-sql.ts) ----
+
+  putMemory(m: MemoryWrite): Promise<{ id: string; created: boolean }> {
+    return this.exclusive(() => {
+      memory.loadVectorExtension(this.db, this.location);
+      return this.db.transaction(() => memory.putMemory(this.db, (sql) => this.stmt(sql), m))();
+    });
+  }
+
+  searchMemories(q: MemorySearch): Promise<ScoredMemory[]> {
+    return this.read(() => {
+      memory.loadVectorExtension(this.db, this.location);
+      return memory.searchMemories((sql) => this.stmt(sql), q);
+    });
+  }
+
+  listMemories(q: MemoryListQuery): Promise<MemoryRecord[]> {
+    return this.read(() => memory.listMemories((sql) => this.stmt(sql), q));
+  }
+
+  deleteMemories(q: { namespace: string; id?: string }): Promise<number> {
+    return this.exclusive(() => {
+      memory.loadVectorExtension(this.db, this.location);
+      return this.db.transaction(() => memory.deleteMemories((sql) => this.stmt(sql), q))();
+    });
   }
 
   /** A disk or permission fault as a StoreFaultError naming the file; any other error as it is. */
