@@ -6,7 +6,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { resolveConfig } from '../src/config/config.js';
 import { agent, tool, type Agent, type Tool } from '../src/agents/agent.js';
 import { memoryJournal, run, type RunOptions } from '../src/agents/loop.js';
@@ -27,12 +28,20 @@ interface Harness {
   metrics: string[];
 }
 
+// The guards around the policy (breakers, budgets) read the store: a real one, with no runs and no breakers in it.
+const storeDir = mkdtempSync(join(tmpdir(), 'swarm-policy-store-'));
+const store = openSqliteStore({ path: join(storeDir, 'swarm.db'), durability: 'process' });
+afterAll(async () => {
+  await store.close();
+  rmSync(storeDir, { recursive: true, force: true });
+});
+
 function harness(config: GuardrailsSpec, hooks?: GuardrailHooks): Harness {
   const events: Array<Record<string, unknown>> = [];
   const metrics: string[] = [];
   const deps: GuardDeps = {
-    store: undefined as never,
-    config,
+    store,
+    config: { breakers: { enabled: false }, ...config },
     metrics: () => ({ ...NO_METRICS, guardrailEvent: (g: string, a: string) => void metrics.push(`${g}/${a}`) }),
     recordEvents: (_run: string, _step: string | null, evs: readonly GuardEvent[]) => {
       for (const e of evs) events.push({ type: e.type, ...e.data });
