@@ -4,6 +4,8 @@
  * error, and list/delete still work).
  */
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
+import { startPgliteVector } from './helpers/pglite-vector.js';
 import { StoreError } from '../src/core/errors.js';
 import type { Store } from '../src/store/store.js';
 import type { MemoryWrite } from '../src/store/memory-types.js';
@@ -130,4 +132,22 @@ describe('memory store: postgres', () => {
     expect(await store.listMemories({})).toEqual([]);
     expect(await store.deleteMemories({ namespace: 'alice' })).toBe(0);
   });
+});
+
+describe('memory store: postgres with pgvector (PGlite over the wire protocol)', () => {
+  // The embedded server above has no pgvector: this one has, so the pgvector SQL (vector(n) tables,
+  // the HNSW cosine index, `<=>`) runs for real, through the same PostgreSQL store and client.
+  it('runs the whole contract on pgvector', async () => {
+    const pg = await startPgliteVector();
+    try {
+      const store = await openPostgresStore({ url: pg.url, durability: 'process', poolSize: 1 });
+      try {
+        await contract(store);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await pg.close();
+    }
+  }, 120_000);
 });
