@@ -86,3 +86,14 @@ export interface ChatModel {
   readonly id: string;
   generate(req: ModelRequest, options?: ModelCallOptions): Promise<ModelResponse>;
 }
+
+/** Input tokens of a request, estimated (about four characters a token, as providers' own estimates go). */
+export function estimateInputTokens(req: ModelRequest): number {
+  let chars = req.system.length;
+  for (const m of req.messages) {
+    chars += m.content?.length ?? 0;
+    if (m.role === 'assistant' && m.tool_calls) for (const c of m.tool_calls) chars += c.name.length + c.arguments.length;
+  }
+  for (const t of req.tools) chars += t.name.length + t.description.length + JSON.stringify(t.parameters).length;
+  return Math.ceil(chars / 4);
+}

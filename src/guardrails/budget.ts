@@ -19,7 +19,7 @@ import { StepError } from '../core/errors.js';
 import { EventType } from '../core/events.js';
 import { hasLimits, type BudgetLimit, type BudgetSpec } from '../core/manifest/guardrails/budget.js';
 import { priceOf } from '../agents/providers/prices.js';
-import type { ModelRequest } from '../agents/types.js';
+import { estimateInputTokens } from '../agents/types.js';
 import type { BudgetAmount, BudgetExceeded, BudgetScopeKey, BudgetWarning } from '../store/budget-types.js';
 import type { Store } from '../store/store.js';
 import type { LoopGuard } from './guard.js';
@@ -66,16 +66,6 @@ async function rootOf(store: Store, runId: string, own: BudgetSpec | undefined):
   return hit;
 }
 
-/** Input tokens of a request, estimated (about four characters a token, as providers' own estimates go). */
-export function estimateInputTokens(req: ModelRequest): number {
-  let chars = req.system.length;
-  for (const m of req.messages) {
-    chars += m.content?.length ?? 0;
-    if (m.role === 'assistant' && m.tool_calls) for (const c of m.tool_calls) chars += c.name.length + c.arguments.length;
-  }
-  for (const t of req.tools) chars += t.name.length + t.description.length + JSON.stringify(t.parameters).length;
-  return Math.ceil(chars / 4);
-}
 
 /** The budget guard of one step attempt; undefined when no budget applies to it. */
 export async function budgetGuard(deps: GuardDeps, ctx: StepGuardContext): Promise<LoopGuard | undefined> {

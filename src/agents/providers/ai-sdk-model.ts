@@ -18,7 +18,7 @@ import {
   type ToolSet,
 } from 'ai';
 import type { embedMany } from 'ai';
-import type { ChatModel, JsonSchema, Message, ModelCallOptions, ModelRequest, ModelResponse, ToolCall, ToolSchema } from '../types.js';
+import { estimateInputTokens, type ChatModel, type JsonSchema, type Message, type ModelCallOptions, type ModelRequest, type ModelResponse, type ToolCall, type ToolSchema } from '../types.js';
 import type { ProviderConfig, ProviderType, ProvidersConfig } from './config.js';
 import { ModelCallError } from './errors.js';
 import { costOf } from './prices.js';
@@ -352,11 +352,5 @@ export function isStrictSchema(schema: unknown): boolean {
 
 /** A rough token count of a request (4 characters a token), for the tokens-per-minute bucket. */
 export function estimateTokens(req: ModelRequest): number {
-  let chars = req.system.length;
-  for (const m of req.messages) {
-    chars += m.content?.length ?? 0;
-    if (m.role === 'assistant' && m.tool_calls) for (const c of m.tool_calls) chars += c.name.length + c.arguments.length;
-  }
-  for (const t of req.tools) chars += t.name.length + t.description.length + JSON.stringify(t.parameters).length;
-  return Math.ceil(chars / 4) + (req.maxOutputTokens ?? 0);
+  return estimateInputTokens(req) + (req.maxOutputTokens ?? 0);
 }
