@@ -138,9 +138,13 @@ export function composeGuards(guards: ReadonlyArray<LoopGuard | undefined>): Loo
         const gate = await g.beforeToolCall?.(t);
         if (!gate) continue;
         if (gate.settle) settles.push(gate.settle);
-        if (gate.verdict && gate.verdict.action !== 'allow') return { verdict: gate.verdict };
+        if (gate.verdict && gate.verdict.action !== 'allow') {
+          // An approved call runs after all: the earlier guards (a breaker's probe, a budget) must hear how it went.
+          if (gate.verdict.action === 'approve' && settles.length) return { verdict: gate.verdict, settle: all(settles) };
+          return { verdict: gate.verdict };
+        }
       }
-      return settles.length ? { settle: async (r: RecordedToolCall) => { for (const s of settles) await s(r); } } : {};
+      return settles.length ? { settle: all(settles) } : {};
     };
   }
   if (results.length) {
@@ -152,6 +156,12 @@ export function composeGuards(guards: ReadonlyArray<LoopGuard | undefined>): Loo
   }
   if (handoffs.length) out.onHandoff = async (t) => { for (const g of handoffs) await g.onHandoff?.(t); };
   return out;
+}
+
+function all(settles: ReadonlyArray<NonNullable<ToolCallGate['settle']>>): NonNullable<ToolCallGate['settle']> {
+  return async (r) => {
+    for (const s of settles) await s(r);
+  };
 }
 
 /** Record that untrusted content entered the conversation (tool results, fetched pages, MCP resources, memory). */
