@@ -116,6 +116,22 @@ describe('vector memory in llm steps', () => {
     }
   });
 
+  it('two facts remembered in different turns under the same call id (a provider that numbers its calls per reply) are both kept', async () => {
+    helper();
+    fake.push(
+      { toolCalls: [{ id: 'call_0', name: 'remember', arguments: { text: 'Ada prefers green tea' } }] },
+      { toolCalls: [{ id: 'call_0', name: 'remember', arguments: { text: 'Ada lives in Leeds' } }] },
+      { content: 'Noted.' },
+    );
+    const swarm = await open();
+    try {
+      expect((await swarm.runToCompletion(await swarm.startRun('ask', { message: 'Remember me.', user: 'ada' }))).run.status).toBe('completed');
+      expect((await swarm.memory.list('user-ada')).filter((m) => m.source === 'explicit').map((m) => m.text).sort()).toEqual(['Ada lives in Leeds', 'Ada prefers green tea']);
+    } finally {
+      await swarm.close();
+    }
+  });
+
   it('a step re-run after a fault between the memory writes and the journal stores each memory once', async () => {
     helper();
     const path = join(dir, 'faulty.db');
