@@ -132,6 +132,18 @@ describe('vector memory in llm steps', () => {
     }
   });
 
+  it("the summary's question is the user's, not the runtime's request to fix an answer that missed the output schema", async () => {
+    helper('output_schema: { type: object, required: [tea], properties: { tea: { type: string } } }\n');
+    fake.push({ content: 'green tea' }, { content: '{"tea":"green"}' });
+    const swarm = await open();
+    try {
+      expect((await swarm.runToCompletion(await swarm.startRun('ask', { message: 'Which tea?', user: 'cy' }))).run.status).toBe('completed');
+      expect((await swarm.memory.list('user-cy')).map((m) => m.text)).toEqual(['Asked: Which tea?\nAnswered: {"tea":"green"}']);
+    } finally {
+      await swarm.close();
+    }
+  });
+
   it('a step re-run after a fault between the memory writes and the journal stores each memory once', async () => {
     helper();
     const path = join(dir, 'faulty.db');
