@@ -31,8 +31,9 @@ function harness(config: GuardrailsSpec, hooks?: GuardrailHooks): Harness {
   const events: Array<Record<string, unknown>> = [];
   const metrics: string[] = [];
   const deps: GuardDeps = {
-    store: undefined as never,
-    config,
+    // The policy in isolation: a run without a parent or a budget, and breakers off (guardrails-breakers.test.ts has them).
+    store: { getRun: () => Promise.resolve(undefined), getPlanJson: () => Promise.resolve(undefined) } as never,
+    config: { breakers: { enabled: false }, ...config },
     metrics: () => ({ ...NO_METRICS, guardrailEvent: (g: string, a: string) => void metrics.push(`${g}/${a}`) }),
     recordEvents: (_run: string, _step: string | null, evs: readonly GuardEvent[]) => {
       for (const e of evs) events.push({ type: e.type, ...e.data });
