@@ -15,6 +15,7 @@ import type { BreakersSpec } from '../src/core/manifest/guardrails/breakers.js';
 import { breakerGuard, modelOutcome, toolOutcome } from '../src/guardrails/breakers.js';
 import { claimProbe, closedRow, peek, recordOutcome, resolveBreaker } from '../src/guardrails/circuit.js';
 import type { GuardDeps, GuardEvent } from '../src/guardrails/index.js';
+import { composeGuards, type LoopGuard } from '../src/guardrails/guard.js';
 import { NO_METRICS, type EngineMetrics } from '../src/observability/engine-metrics.js';
 import type { Store } from '../src/store/store.js';
 import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
@@ -335,6 +336,26 @@ describe.each(backends)('circuit breakers on $name', (backend) => {
     // Reset: closed again.
     expect(await a.deleteBreaker('mcp:github')).toMatchObject({ state: 'open' });
     expect(await a.getBreaker('mcp:github')).toBeUndefined();
+  });
+
+  it('a probe slot taken for a call that a later guard refuses, or that waits for a human, is given back at once', async () => {
+    const [a] = await backend.pair();
+    const clock = { t: 1_000 };
+    const w = worker(a, { failures: 1, cooldown_ms: 5_000, half_open_probes: 1 }, clock);
+    let executed = 0;
+    const flakyTool = tool({ name: 'send', description: 'send', parameters: { type: 'object', properties: {} }, execute: () => { executed++; throw new Error('connection reset'); } });
+    const gated = tool({ ...flakyTool, needsApproval: true, execute: () => { executed++; return 'sent'; } });
+    const calls = () => new ScriptedModel([{ toolCalls: [{ id: 'c1', name: 'send', arguments: {} }] }, { content: 'done' }], { id: 'scripted/model' });
+    expect(await codeOf(ask(calls(), w.guard(), [flakyTool]))).toBe('ok');
+    expect(await a.getBreaker('tool:send')).toMatchObject({ state: 'open' });
+    clock.t += 5_000;
+    const refuse: LoopGuard = { beforeToolCall: () => ({ verdict: { action: 'refuse', output: 'Error: refused by policy' } }) };
+    expect(await codeOf(ask(calls(), composeGuards([w.guard(), refuse]), [flakyTool]))).toBe('ok');
+    expect(await a.getBreaker('tool:send')).toMatchObject({ state: 'half_open', probes: 0 });
+    const paused = await run(agent({ name: 'clerk', model: calls(), tools: [gated] }), [{ role: 'user', content: 'hi' }], { guard: w.guard() as LoopGuard });
+    expect(paused.status).toBe('waiting');
+    expect(await a.getBreaker('tool:send')).toMatchObject({ state: 'half_open', probes: 0 });
+    expect(executed).toBe(1);
   });
 
   it('enabled: false turns them off, for all or for one target; a per-target enabled: true turns one back on', async () => {

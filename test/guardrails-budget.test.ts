@@ -15,6 +15,11 @@ import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { BudgetScopeKey, Store } from '../src/store/store.js';
 import { ScriptedModel, type ScriptedReply } from '../src/testing/scripted-model.js';
+import { agent, tool } from '../src/agents/agent.js';
+import { memoryJournal, run } from '../src/agents/loop.js';
+import { budgetGuard } from '../src/guardrails/budget.js';
+import type { GuardDeps, LoopGuard } from '../src/guardrails/index.js';
+import { NO_METRICS } from '../src/observability/engine-metrics.js';
 import { request } from './helpers/http.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
@@ -343,5 +348,26 @@ steps:
     const e = await swarm.registerAgent(join(dir, 'agents', 'writer')).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(ManifestError);
     expect((e as ManifestError).problems).toMatchObject([{ field: 'guardrails.budget.tokens_out', line: 6, problem: 'tokens_out must be more than 0, not -1' }]);
+  });
+});
+
+describe('the budget guard across an approval', () => {
+  it('a call paused for approval and resumed counts one tool call, not one per pass', async () => {
+    const dir = tempProject();
+    cleanups.push(() => removeProject(dir));
+    const store = openSqliteStore({ path: join(dir, 'swarm.db'), durability: 'full' });
+    cleanups.push(() => store.close());
+    const deps: GuardDeps = { store, config: {}, metrics: () => NO_METRICS, recordEvents: async () => undefined, providers: {}, modelFor: async () => { throw new Error('no fallback'); }, now: () => Date.now() };
+    const ctx = { runId: 'approve-run', stepId: 's', attempt: 1, workflow: 'w', sessionId: 'approve-run/s', agents: new Map(), inputs: {}, budget: { workflow: { tool_calls: 5 } } };
+    const journal = memoryJournal();
+    const gated = tool({ name: 'pay', description: 'pay', parameters: { type: 'object', properties: {} }, needsApproval: true, execute: () => 'paid' });
+    const model = new ScriptedModel([{ toolCalls: [{ id: 'p1', name: 'pay', arguments: {} }] }, { content: 'done' }]);
+    const go = async () => run(agent({ name: 'a', model, tools: [gated] }), [{ role: 'user', content: 'go' }], { guard: (await budgetGuard(deps, ctx)) as LoopGuard, journal });
+    expect((await go()).status).toBe('waiting');
+    expect((await go()).status).toBe('waiting');
+    journal.approvals.set('p1', { decision: 'approved' });
+    expect((await go()).status).toBe('completed');
+    const [scope] = await store.getBudgetScopes('approve-run');
+    expect(scope?.used.tool_calls).toBe(1);
   });
 });

@@ -91,6 +91,21 @@ describe('the loop guard', () => {
     expect(ran).toBe(1);
   });
 
+  it('composed guards: an approval asked by a later guard keeps the earlier guards\' settle for the approved call', async () => {
+    const settled: string[] = [];
+    const guard = composeGuards([
+      { beforeToolCall: () => ({ settle: (r) => void settled.push(r.output) }) },
+      { beforeToolCall: () => ({ verdict: { action: 'approve', reason: 'sensitive after untrusted content' } }) },
+    ]);
+    const journal = memoryJournal();
+    const tools = [echo('gated')];
+    const model = new ScriptedModel([{ toolCalls: [{ id: 'g1', name: 'gated', arguments: { x: 'y' } }] }, { content: 'after approval' }]);
+    expect((await run(agent({ name: 'a', model, tools }), user('go'), { guard, journal })).status).toBe('waiting');
+    journal.approvals.set('g1', { decision: 'approved' });
+    expect((await run(agent({ name: 'a', model, tools }), user('go'), { guard, journal })).status).toBe('completed');
+    expect(settled).toEqual(['gated:y']);
+  });
+
   it('onToolResult transforms what the model sees and what the journal records; replayed results come back with replayed=true', async () => {
     const journal = memoryJournal();
     const replays: boolean[] = [];

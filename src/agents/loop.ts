@@ -534,7 +534,11 @@ async function runTool(
       if (t.needsApproval || verdict?.action === 'approve') {
         if (verdict?.action === 'approve') reasons.set(call.id, verdict.reason);
         const decided = await decideApproval(call, t.name, journal, options, emit, current, fail);
-        if (decided !== undefined) return decided;
+        if (decided !== undefined) {
+          // Not run now: a breaker's probe slot is not held while a human decides.
+          await toolGate?.release?.();
+          return decided;
+        }
       }
       checkDeadline(`tool '${t.name}'`);
       const args = parsed.value;

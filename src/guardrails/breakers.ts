@@ -171,6 +171,9 @@ export function breakerGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard 
           const o = toolOutcome(r);
           for (const p of admitted) await record(p.t, o, p.probe, o === 'failure' ? r.output.slice(0, 200) : o);
         },
+        release: async () => {
+          for (const p of admitted) if (p.probe) await record(p.t, 'neutral', true, 'call not made');
+        },
       };
     },
   };

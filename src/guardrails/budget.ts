@@ -22,6 +22,7 @@ import { priceOf } from '../agents/providers/prices.js';
 import { estimateInputTokens } from '../agents/types.js';
 import type { BudgetAmount, BudgetExceeded, BudgetScopeKey, BudgetWarning } from '../store/budget-types.js';
 import type { Store } from '../store/store.js';
+import { firstTime } from './audit.js';
 import type { LoopGuard } from './guard.js';
 import type { GuardDeps, GuardEvent, StepGuardContext } from './index.js';
 
@@ -139,6 +140,8 @@ export async function budgetGuard(deps: GuardDeps, ctx: StepGuardContext): Promi
       if (!t.tool) return;
       const scopes = limiting(scopesOf(t.agent.name), ['tool_calls']);
       if (scopes.length === 0) return;
+      // A call paused for approval is gated again at each resume: it counts once (the key is saved with the checkpoint).
+      if (!firstTime(t.state, t.turn, `budget:${t.call.id}`)) return;
       try {
         await use(scopes, { tool_calls: 1 });
       } catch (e) {

@@ -80,6 +80,8 @@ export interface ToolCallGate {
   verdict?: ToolVerdict;
   /** After the tool ran (not for refused or replayed calls). */
   settle?: (result: RecordedToolCall) => void | Promise<void>;
+  /** The call will not run now (a later guard refused or stopped it, or it waits for a human): give back what was held (a breaker's probe slot). */
+  release?: () => void | Promise<void>;
 }
 
 export interface LoopGuard {
@@ -134,13 +136,24 @@ export function composeGuards(guards: ReadonlyArray<LoopGuard | undefined>): Loo
   if (tools.length) {
     out.beforeToolCall = async (t) => {
       const settles: Array<NonNullable<ToolCallGate['settle']>> = [];
+      const releases: Array<NonNullable<ToolCallGate['release']>> = [];
+      const releaseAll = async (): Promise<void> => {
+        for (const r of releases) await r();
+      };
       for (const g of tools) {
         const gate = await g.beforeToolCall?.(t);
         if (!gate) continue;
         if (gate.settle) settles.push(gate.settle);
-        if (gate.verdict && gate.verdict.action !== 'allow') return { verdict: gate.verdict };
+        if (gate.release) releases.push(gate.release);
+        if (gate.verdict && gate.verdict.action !== 'allow') {
+          // An approved call runs after all: the earlier guards (a breaker's probe, a budget) must hear how it went.
+          if (gate.verdict.action === 'approve') return { verdict: gate.verdict, ...(settles.length ? { settle: all(settles) } : {}), ...(releases.length ? { release: releaseAll } : {}) };
+          // Refused or stopped: the call is not made, so what the earlier guards held is given back.
+          await releaseAll();
+          return { verdict: gate.verdict };
+        }
       }
-      return settles.length ? { settle: async (r: RecordedToolCall) => { for (const s of settles) await s(r); } } : {};
+      return { ...(settles.length ? { settle: all(settles) } : {}), ...(releases.length ? { release: releaseAll } : {}) };
     };
   }
   if (results.length) {
@@ -152,6 +165,12 @@ export function composeGuards(guards: ReadonlyArray<LoopGuard | undefined>): Loo
   }
   if (handoffs.length) out.onHandoff = async (t) => { for (const g of handoffs) await g.onHandoff?.(t); };
   return out;
+}
+
+function all(settles: ReadonlyArray<NonNullable<ToolCallGate['settle']>>): NonNullable<ToolCallGate['settle']> {
+  return async (r) => {
+    for (const s of settles) await s(r);
+  };
 }
 
 /** Record that untrusted content entered the conversation (tool results, fetched pages, MCP resources, memory). */

@@ -3,8 +3,9 @@
  * (swarm.yaml), the agents' own `guardrails:` (agent.yaml), the workflow's and the step's budgets,
  * and composed into the one `LoopGuard` the agent loop consults (see guard.ts for the gates).
  *
- * Order matters: breakers first (a call that will not be made reserves nothing), then budgets, the
- * injection policy and escalation, and redaction last (it sees the request the model will get).
+ * Order matters: breakers first (a call that will not be made reserves nothing), memory's recall,
+ * then budgets, the injection policy and escalation, memory's writes (after the policy transformed a
+ * result), and redaction last (it sees the request the model will get).
  */
 import type { AgentManifest } from '../core/manifest/agent.js';
 import type { BudgetSpec, GuardrailsSpec } from '../core/manifest/guardrails/index.js';
@@ -72,13 +73,17 @@ export interface StepGuardContext {
 
 /** The guard of one step attempt; undefined when no guardrail applies (the loop then pays nothing). */
 export async function createStepGuard(deps: GuardDeps, ctx: StepGuardContext): Promise<LoopGuard | undefined> {
+  const memory = deps.memory ? memoryGuard(deps.memory, ctx) : undefined;
   const guards: Array<LoopGuard | undefined> = [
     breakerGuard(deps, ctx),
     // Vector memory: recalled notes are in the request before budgets reserve for it and redaction sees it.
-    deps.memory ? memoryGuard(deps.memory, ctx) : undefined,
+    memory?.beforeModelCall ? { beforeModelCall: memory.beforeModelCall } : undefined,
     await budgetGuard(deps, ctx),
     policyGuard(deps, ctx),
     escalationGuard(deps, ctx),
+    // ...but it writes results and answers after the policy: what it stores is what the model saw
+    // (sanitised, withheld, rewritten), and an answer the content policy blocks is not remembered.
+    memory ? { ...(memory.onToolResult ? { onToolResult: memory.onToolResult } : {}), ...(memory.onAnswer ? { onAnswer: memory.onAnswer } : {}) } : undefined,
     modelViewGuard(deps.config.redaction, ctx.agents, deps.redactor, deps.metrics),
   ];
   return composeGuards(guards);

@@ -7,6 +7,7 @@
  *   const memory = new AgentMemory({ store, embedderFor, metrics: () => NO_METRICS, now: Date.now });
  *   await memory.search('support-42', 'tea or coffee?', { k: 3 });
  */
+import { createHash } from 'node:crypto';
 import { StepError, UserError, isSwarmError } from '../core/errors.js';
 import type { AgentManifest } from '../core/manifest/agent.js';
 import type { MemorySpec } from '../core/manifest/memory.js';
@@ -102,7 +103,7 @@ export class AgentMemory {
 
   /**
    * The built-in `remember` tool of an agent whose memory has `remember.explicit` (origin kind
-   * `memory`). Its write's dedup key is the call's idempotency key, so a re-run call writes once.
+   * `memory`). Its write's dedup key is the call's idempotency key and the text's digest, so a re-run call writes once.
    */
   rememberTool(manifest: AgentManifest, scope: { inputs: Record<string, unknown>; run?: Record<string, unknown> }): Tool | undefined {
     const spec = manifest.llm?.memory;
@@ -128,7 +129,8 @@ export class AgentMemory {
               run_id: typeof run.id === 'string' ? run.id : null,
               step_id: typeof run.step === 'string' ? run.step : null,
               session_id: ctx.idempotencyKey.slice(0, ctx.idempotencyKey.lastIndexOf('/')) || null,
-              dedup_key: `${ctx.idempotencyKey}/remember`,
+              // The call id alone is not enough: some providers number calls per reply, so a later turn may reuse one.
+              dedup_key: `${ctx.idempotencyKey}/remember/${createHash('sha256').update(String(args.text)).digest('hex').slice(0, 16)}`,
             },
           ],
           ctx.signal,

@@ -25,6 +25,8 @@ interface RecallState {
   /** The model call it was recalled for. */
   turn: number;
   note: string | null;
+  /** What the user asked (the recall's query): the summary's question, whatever the runtime adds later as user turns (schema retries, warnings). */
+  query?: string;
 }
 
 export function memoryGuard(memory: AgentMemory, ctx: StepGuardContext): LoopGuard | undefined {
@@ -46,7 +48,7 @@ export function memoryGuard(memory: AgentMemory, ctx: StepGuardContext): LoopGua
       if (!r) {
         const query = lastUserText(t.messages);
         const { note } = await memory.recall(mine.spec, mine.namespace, query, await memory.embedderOf(mine.spec, mine.manifest));
-        r = { namespace: mine.namespace, turn: t.turn + 1, note: note ?? null };
+        r = { namespace: mine.namespace, turn: t.turn + 1, note: note ?? null, query: query.slice(0, 600) };
         seen[t.agent.name] = r;
         if (note) markUntrusted(t.state, { kind: 'memory', name: mine.namespace, turn: r.turn });
       }
@@ -81,7 +83,7 @@ export function memoryGuard(memory: AgentMemory, ctx: StepGuardContext): LoopGua
       await memory.write(await memory.embedderOf(mine.spec, mine.manifest), [
         {
           namespace: mine.namespace,
-          text: summary(lastUserText(t.messages), answer),
+          text: summary(recalled(t)[t.agent.name]?.query ?? lastUserText(t.messages), answer),
           metadata: { agent: t.agent.name, turn: t.turn },
           source: 'conversation_summary',
           ...origin,
