@@ -149,7 +149,8 @@ const fileSchema = {
       properties: { max_body_bytes: { type: 'integer', minimum: 1024, maximum: 1_073_741_824 } },
     },
     retention: RETENTION_SCHEMA,
-    guardrails: GUARDRAILS_SCHEMA,
+    // Checked apart, only when present (GUARDRAILS_FILE_SCHEMA): compiling it costs every command.
+    guardrails: { type: 'object' },
     metrics: { type: 'object', additionalProperties: false, properties: { enabled: { type: 'boolean' } } },
   },
 };
@@ -212,6 +213,8 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     const src = parseYaml(readManifestFile(file), file);
     if (src.value !== null && src.value !== undefined) {
       checkManifest(src, fileSchema);
+      const guardrails = (src.value as { guardrails?: unknown }).guardrails;
+      if (guardrails !== undefined) checkManifest({ ...src, value: { guardrails } }, GUARDRAILS_FILE_SCHEMA);
       raw = src.value;
       source = src;
     }
@@ -295,6 +298,9 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
   });
 }
 
+
+/** `guardrails:` alone, at its place in swarm.yaml (so problems name `guardrails.…` and its lines). */
+const GUARDRAILS_FILE_SCHEMA = { type: 'object', properties: { guardrails: GUARDRAILS_SCHEMA } };
 
 /** `guardrails:` of swarm.yaml, every problem reported at once with file, field and line. */
 function resolveGuardrails(value: unknown, file: string, source: YamlSource | undefined): GuardrailsSpec {

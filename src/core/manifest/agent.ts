@@ -143,8 +143,9 @@ const agentSchema = {
     handoffs: { type: 'array', items: { type: 'string', pattern: NAME_PATTERN } },
     output_schema: { type: 'object' },
     max_turns: { type: 'integer', minimum: 1, maximum: 1000 },
-    guardrails: GUARDRAILS_SCHEMA,
-    memory: MEMORY_SCHEMA,
+    // Checked apart, only when present (AGENT_EXTRAS_SCHEMA): compiling them costs every registration.
+    guardrails: { type: 'object' },
+    memory: { type: 'object' },
     capabilities: { type: 'array', items: { type: 'string' } },
     inputs: ioSpec,
     outputs: ioSpec,
@@ -154,6 +155,9 @@ const agentSchema = {
   },
 };
 
+/** `guardrails:` and `memory:` at their place in agent.yaml. */
+const AGENT_EXTRAS_SCHEMA = { type: 'object', properties: { guardrails: GUARDRAILS_SCHEMA, memory: MEMORY_SCHEMA } };
+
 /**
  * Parse and validate an agent.yaml. Errors name the file, the field and the line.
  *
@@ -162,7 +166,11 @@ const agentSchema = {
  */
 export function parseAgentManifest(text: string, file: string, options: AgentManifestOptions = {}): AgentManifest {
   const src = parseYaml(text, file);
-  checkManifest(src, options.toolSpecSchema ? schemaWithTools(options.toolSpecSchema) : agentSchema);
+  const shape = new ProblemList(file);
+  checkManifest(src, options.toolSpecSchema ? schemaWithTools(options.toolSpecSchema) : agentSchema, shape);
+  const { guardrails: g, memory: mem } = (src.value ?? {}) as { guardrails?: unknown; memory?: unknown };
+  if (g !== undefined || mem !== undefined) checkManifest({ ...src, value: { guardrails: g, memory: mem } }, AGENT_EXTRAS_SCHEMA, shape);
+  shape.throwIfAny();
   const problems = new ProblemList(file);
   const raw = src.value as Record<string, unknown> & { runtime: Record<string, unknown> };
   const version = String(raw.version);
