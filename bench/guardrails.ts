@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { Swarm } from '../src/swarm.js';
 import { ScriptedModel } from '../src/testing/scripted-model.js';
 import type { ModelRequest } from '../src/agents/types.js';
-import { benchOptions, COMMON_OPTIONS, intOption } from './args.js';
+import { benchOptions, COMMON_OPTIONS, intOption, namesOption } from './args.js';
 import { freshDir, median, REPO_ROOT } from './harness.js';
 import { table } from './report.js';
 import { gitState, hostInfo } from './runner.js';
@@ -29,12 +29,13 @@ const USAGE = `usage: node dist/bench/guardrails.js [options]
   --conversations <n>  conversations per side per repetition (default 200)
   --turns <n>          tool-calling turns per conversation (default 10), then one final answer
   --durability <d>     process (default) or full
+  --only <sections>    turn on only these of budget, breakers, policy, redaction (default: all)
   --repeat <n>         repetitions (default 3; --quick 1); medians over all conversations
   --no-save            do not write bench/results/guardrails-*.json`;
 
-/** The guardrails of the `on` side: every one of them, with limits the conversation never reaches. */
-export const GUARDRAILS_ON = `guardrails:
-  budget:
+/** The guardrails of the `on` side, by section: every one of them, with limits the conversation never reaches. */
+const SECTIONS = {
+  budget: `  budget:
     tokens_in: 100000000
     tokens_out: 100000000
     cost_usd: 1000000
@@ -42,14 +43,17 @@ export const GUARDRAILS_ON = `guardrails:
     tool_calls: 1000000
     wall_clock: 1h
     handoff_depth: 10
-  breakers:
+`,
+  breakers: `  breakers:
     failures: 5
     window: 60s
     cooldown: 30s
-  policy:
+`,
+  policy: `  policy:
     injection:
       action: sanitize
-  redaction:
+`,
+  redaction: `  redaction:
     email: redact
     phone: redact
     card: mask
@@ -59,7 +63,22 @@ export const GUARDRAILS_ON = `guardrails:
     model:
       email: redact
       card: redact
+`,
+} as const;
+type Section = keyof typeof SECTIONS;
+
+/** The `off` side: every guardrail off, also those on by default (breakers; the redaction of API keys and cards). */
+const GUARDRAILS_OFF = `guardrails:
+  breakers: { enabled: false }
+  redaction: { api_key: allow, card: allow }
 `;
+
+function onConfig(sections: readonly Section[]): string {
+  const all = Object.keys(SECTIONS) as Section[];
+  // A section left out is off, as on the `off` side.
+  const off = { breakers: '  breakers: { enabled: false }\n', redaction: '  redaction: { api_key: allow, card: allow }\n' } as Partial<Record<Section, string>>;
+  return `guardrails:\n${all.map((k) => (sections.includes(k) ? SECTIONS[k] : (off[k] ?? ''))).join('')}`;
+}
 
 const TOOLS_JS = `export const lookup = {
   name: 'lookup',
@@ -75,11 +94,11 @@ interface Side {
   perTurnMs: number[];
 }
 
-async function openSide(name: Side['name'], base: string, durability: string, turns: number): Promise<Side> {
+async function openSide(name: Side['name'], base: string, durability: string, turns: number, sections: readonly Section[]): Promise<Side> {
   const dir = join(base, name);
   mkdirSync(join(dir, 'agents', 'clerk'), { recursive: true });
   mkdirSync(join(dir, 'workflows', 'ask'), { recursive: true });
-  writeFileSync(join(dir, 'swarm.yaml'), `durability: ${durability}\n${name === 'on' ? GUARDRAILS_ON : ''}`);
+  writeFileSync(join(dir, 'swarm.yaml'), `durability: ${durability}\n${name === 'on' ? onConfig(sections) : GUARDRAILS_OFF}`);
   writeFileSync(join(dir, 'agents', 'clerk', 'agent.yaml'), 'name: clerk\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: gpt-4o-mini, max_output_tokens: 256 }\ninstructions: You look orders up.\nmax_turns: 100\ntools:\n  - module: tools.mjs\n');
   writeFileSync(join(dir, 'agents', 'clerk', 'tools.mjs'), TOOLS_JS);
   writeFileSync(join(dir, 'workflows', 'ask', 'workflow.yaml'), 'name: ask\nversion: 1.0.0\nsteps:\n  - { id: answer, agent: clerk, inputs: { message: "${trigger.q}" } }\n');
@@ -108,7 +127,9 @@ async function conversation(side: Side, n: number, turns: number, measured: bool
 }
 
 async function main(): Promise<void> {
-  const v = benchOptions(process.argv.slice(2), { ...COMMON_OPTIONS, conversations: { type: 'string' }, turns: { type: 'string' }, durability: { type: 'string' } }, USAGE);
+  const v = benchOptions(process.argv.slice(2), { ...COMMON_OPTIONS, conversations: { type: 'string' }, turns: { type: 'string' }, durability: { type: 'string' }, only: { type: 'string' } }, USAGE);
+  const sections = v.only === undefined ? (Object.keys(SECTIONS) as Section[]) : (namesOption(v.only, '--only', Object.keys(SECTIONS) as Section[]) as ReadonlySet<Section>);
+  const on = [...sections];
   const quick = v.quick ?? false;
   const conversations = intOption(v.conversations, '--conversations', 1) ?? (quick ? 40 : 200);
   const turns = intOption(v.turns, '--turns', 1) ?? 10;
@@ -117,7 +138,7 @@ async function main(): Promise<void> {
   if (durability !== 'process' && durability !== 'full') throw new Error('--durability must be process or full');
   const loadBefore = loadavg();
   const dir = freshDir('guardrails', v.dir, v.keep ?? false);
-  const sides = [await openSide('off', dir.root, durability, turns), await openSide('on', dir.root, durability, turns)];
+  const sides = [await openSide('off', dir.root, durability, turns, on), await openSide('on', dir.root, durability, turns, on)];
   try {
     // Warm-up: JIT, caches, the provider SDK's first load.
     for (let n = 0; n < Math.max(5, conversations / 10); n++) for (const s of sides) await conversation(s, n, turns, false);
@@ -132,13 +153,14 @@ async function main(): Promise<void> {
     for (const s of sides) await s.swarm.close();
     dir.remove();
   }
-  const [off, on] = sides as [Side, Side];
+  const [off, onSide] = sides as [Side, Side];
   const offMs = median(off.perTurnMs);
-  const onMs = median(on.perTurnMs);
+  const onMs = median(onSide.perTurnMs);
   const overheadMs = onMs - offMs;
   const result = {
     bench: 'guardrails',
     durability,
+    sections: on,
     conversations: conversations * repeat,
     turns,
     off_ms_per_turn: offMs,
@@ -154,7 +176,7 @@ async function main(): Promise<void> {
       ['side', 'conversations', 'turns', 'median ms/turn', 'vs off'],
       [
         ['off (no guardrails)', String(off.perTurnMs.length), String(turns), offMs.toFixed(3), '1.00×'],
-        ['on (budget, breakers, injection, redaction)', String(on.perTurnMs.length), String(turns), onMs.toFixed(3), `${(onMs / offMs).toFixed(2)}×`],
+        [`on (${on.join(', ')})`, String(onSide.perTurnMs.length), String(turns), onMs.toFixed(3), `${(onMs / offMs).toFixed(2)}×`],
       ],
       1,
     ),
