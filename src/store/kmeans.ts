@@ -67,7 +67,7 @@ function rng(seed: number): () => number {
 }
 
 /**
- * Train `k` centres on unit vectors (Lloyd's iterations from k distinct seeded samples). An empty
+ * Train `k` centres on unit vectors (Lloyd's iterations from seeded k-means++ starts). An empty
  * cell takes a random sample vector again, so every centre stays on the data.
  */
 export function trainKmeans(vectors: readonly Float32Array[], k: number, opts: { seed?: number; iterations?: number } = {}): Centres {
@@ -76,12 +76,29 @@ export function trainKmeans(vectors: readonly Float32Array[], k: number, opts: {
   const kk = Math.max(1, Math.min(k, vectors.length));
   const r = rng(opts.seed ?? 1);
   const data = new Float32Array(kk * dims);
-  // A seeded partial shuffle picks distinct starting vectors.
-  const order = Array.from({ length: vectors.length }, (_, i) => i);
-  for (let i = 0; i < kk; i++) {
-    const j = i + Math.floor(r() * (order.length - i));
-    [order[i], order[j]] = [order[j] as number, order[i] as number];
-    data.set(vectors[order[i] as number] as Float32Array, i * dims);
+  // k-means++ seeding: each next centre is drawn with probability ∝ its squared distance to the
+  // nearest centre so far, so clusters are not missed by two seeds landing in one of them.
+  const d2 = new Float64Array(vectors.length).fill(Infinity);
+  data.set(vectors[Math.floor(r() * vectors.length)] as Float32Array, 0);
+  for (let ci = 1; ci <= kk; ci++) {
+    let total = 0;
+    for (let i = 0; i < vectors.length; i++) {
+      // Unit vectors: |a − b|² = 2 − 2·a·b.
+      const d = Math.max(0, 2 - 2 * dot(vectors[i] as Float32Array, data, (ci - 1) * dims));
+      if (d < (d2[i] as number)) d2[i] = d;
+      total += d2[i] as number;
+    }
+    if (ci === kk) break;
+    let pick = r() * total;
+    let chosen = vectors.length - 1;
+    for (let i = 0; i < vectors.length; i++) {
+      pick -= d2[i] as number;
+      if (pick <= 0) {
+        chosen = i;
+        break;
+      }
+    }
+    data.set(vectors[chosen] as Float32Array, ci * dims);
   }
   const c: Centres = { k: kk, dims, data };
   const assign = new Int32Array(vectors.length);

@@ -31,13 +31,14 @@ type Stmt = (sql: string) => Database.Statement;
 export const ivfTuning = { threshold: 5_000, nprobe: 10, growth: 4, sampleMultiple: 16, rerank: 10 };
 
 /**
- * int8 codes of a unit vector for the first pass: 384-dimension unit vectors have components of a
- * few hundredths, so sqlite-vec's 'unit' scale (±1 → ±127) leaves them a handful of levels; this
- * scale spends the range on ±0.35 (larger components clip, which only the exact re-rank sees).
+ * int8 codes of a unit vector for the first pass. A unit vector of d dimensions has components of
+ * about 1/√d, so sqlite-vec's 'unit' scale (±1 → ±127) leaves them a handful of levels; this scale
+ * spends the range on ±6/√d (larger components clip, which only the exact re-rank sees).
  */
 export function int8Codes(v: Float32Array): Buffer {
+  const scale = 127 / Math.min(1, 6 / Math.sqrt(v.length));
   const out = Buffer.alloc(v.length);
-  for (let i = 0; i < v.length; i++) out.writeInt8(Math.max(-127, Math.min(127, Math.round((v[i] as number) * 363))), i);
+  for (let i = 0; i < v.length; i++) out.writeInt8(Math.max(-127, Math.min(127, Math.round((v[i] as number) * scale))), i);
   return out;
 }
 
