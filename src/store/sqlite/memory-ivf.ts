@@ -28,7 +28,7 @@ type Stmt = (sql: string) => Database.Statement;
  * training; `sampleMultiple`: training sample size per centre; `rerank`: candidates per result that
  * the int8 pass hands to the exact re-rank. Tests lower the threshold.
  */
-export const ivfTuning = { threshold: 5_000, nprobe: 10, growth: 4, sampleMultiple: 16, rerank: 10 };
+export const ivfTuning = { threshold: 5_000, nprobe: 10, growth: 4, sampleMultiple: 32, rerank: 10 };
 
 /**
  * int8 codes of a unit vector for the first pass. A unit vector of d dimensions has components of
@@ -105,7 +105,7 @@ function train(stmt: Stmt, dims: number, namespace: string, version: number): vo
   const want = Math.min(vectors.length, nlist * ivfTuning.sampleMultiple);
   const step = vectors.length / want;
   const sample = Array.from({ length: want }, (_, i) => vectors[Math.floor(i * step)] as Float32Array);
-  const c = trainKmeans(sample, nlist, { seed: version + 1, iterations: 6 });
+  const c = trainKmeans(sample, nlist, { seed: version + 1, iterations: 8 });
   stmt(`DELETE FROM ${ivfTable(dims)}_vectors WHERE id IN (SELECT id FROM ${ivfTable(dims)} WHERE namespace = ?)`).run(namespace);
   stmt(`DELETE FROM ${ivfTable(dims)} WHERE namespace = ?`).run(namespace);
   const ins = stmt(`INSERT INTO ${ivfTable(dims)} (namespace, cell, id, codes) VALUES (?, ?, ?, ?)`);
