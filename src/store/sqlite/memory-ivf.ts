@@ -68,29 +68,30 @@ interface State {
   n: number;
   trained_n: number;
   version: number;
-  centres: Buffer | null;
+  trained: number;
 }
 
 /** File a new vector (`v`, a unit vector) in its namespace's index, training it when due. Run inside putMemory's transaction. */
 export function ivfAfterInsert(db: Database.Database, stmt: Stmt, dims: number, namespace: string, id: number, v: Float32Array): void {
   ensureTables(db, dims);
-  let s = stmt('SELECT n, trained_n, version, centres FROM memory_ivf_state WHERE dims = ? AND namespace = ?').get(dims, namespace) as State | undefined;
+  // The centres blob (hundreds of KB) is read only when this version is not cached.
+  let s = stmt('SELECT n, trained_n, version, centres IS NOT NULL AS trained FROM memory_ivf_state WHERE dims = ? AND namespace = ?').get(dims, namespace) as State | undefined;
   if (s === undefined) {
     // First write since this index existed: count what the namespace holds already (this one included).
     const n = stmt('SELECT count(*) FROM memories WHERE namespace = ? AND dimensions = ?').pluck().get(namespace, dims) as number;
     stmt('INSERT INTO memory_ivf_state (dims, namespace, n) VALUES (?, ?, ?)').run(dims, namespace, n);
-    s = { n, trained_n: 0, version: 0, centres: null };
+    s = { n, trained_n: 0, version: 0, trained: 0 };
   } else {
     s.n += 1;
     stmt('UPDATE memory_ivf_state SET n = ? WHERE dims = ? AND namespace = ?').run(s.n, dims, namespace);
   }
-  const due = s.n >= ivfTuning.threshold && (s.centres === null || s.n >= s.trained_n * ivfTuning.growth);
+  const due = s.n >= ivfTuning.threshold && (!s.trained || s.n >= s.trained_n * ivfTuning.growth);
   if (due) {
     train(stmt, dims, namespace, s.version);
     return;
   }
-  if (s.centres !== null) {
-    const c = centresOf(dims, namespace, s.version, s.centres);
+  if (s.trained) {
+    const c = centresOf(stmt, dims, namespace, s.version);
     stmt(`INSERT OR REPLACE INTO ${ivfTable(dims)} (namespace, cell, id, codes) VALUES (?, ?, ?, ?)`).run(namespace, nearestCentre(c, v), id, int8Codes(v));
     stmt(`INSERT OR REPLACE INTO ${ivfTable(dims)}_vectors (id, embedding) VALUES (?, ?)`).run(id, asBlob(v));
   }
@@ -116,19 +117,20 @@ function train(stmt: Stmt, dims: number, namespace: string, version: number): vo
     ins.run(namespace, nearestCentre(c, v), id, int8Codes(v));
     insVector.run(id, embedding);
   }
-  // The version is the clock's: a retrain by another connection never reuses a cached version.
-  const next = Math.max(version + 1, Date.now());
+  // The version is the clock's (µs-scaled, with a random tail): a retrain elsewhere, or another file's
+  // namespace of the same name, never reuses a cached version.
+  const next = Math.max(version + 1, Date.now() * 1000 + Math.floor(Math.random() * 1000));
   stmt('UPDATE memory_ivf_state SET trained_n = ?, n = ?, version = ?, centres = ? WHERE dims = ? AND namespace = ?').run(vectors.length, vectors.length, next, asBlob(c.data), dims, namespace);
   cache.set(`${dims}/${namespace}/${next}`, c);
 }
 
 const cache = new Map<string, Centres>();
 
-function centresOf(dims: number, namespace: string, version: number, blob: Buffer): Centres {
+function centresOf(stmt: Stmt, dims: number, namespace: string, version: number): Centres {
   const key = `${dims}/${namespace}/${version}`;
   let c = cache.get(key);
   if (c === undefined) {
-    const data = asFloats(blob);
+    const data = asFloats(stmt('SELECT centres FROM memory_ivf_state WHERE dims = ? AND namespace = ?').pluck().get(dims, namespace) as Buffer);
     c = { k: data.length / dims, dims, data };
     if (cache.size > 256) cache.clear();
     cache.set(key, c);
@@ -141,8 +143,7 @@ export function ivfSearch(stmt: Stmt, dims: number, namespace: string, q: Float3
   if (!hasTable(stmt, 'memory_ivf_state')) return null;
   const s = stmt('SELECT n, version FROM memory_ivf_state WHERE dims = ? AND namespace = ? AND centres IS NOT NULL').get(dims, namespace) as { n: number; version: number } | undefined;
   if (s === undefined || s.n < ivfTuning.threshold) return null;
-  const key = `${dims}/${namespace}/${s.version}`;
-  const c = cache.get(key) ?? centresOf(dims, namespace, s.version, stmt('SELECT centres FROM memory_ivf_state WHERE dims = ? AND namespace = ?').pluck().get(dims, namespace) as Buffer);
+  const c = centresOf(stmt, dims, namespace, s.version);
   const cells = nearestCentres(c, q, ivfTuning.nprobe);
   // Two passes: int8 codes of the probed cells (384 bytes a row, on the index's own pages) pick
   // rerank·k candidates; their float vectors (by id) rank them exactly.
