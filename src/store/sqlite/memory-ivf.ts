@@ -43,18 +43,13 @@ export function int8Codes(v: Float32Array): Buffer {
 }
 
 const ivfTable = (dims: number): string => `memory_ivf_${dims}`;
-const ensured = new WeakMap<Database.Database, Set<number>>();
-
+// No per-connection memo of "created": a rolled-back transaction would undo the CREATE behind it.
 function ensureTables(db: Database.Database, dims: number): void {
-  const done = ensured.get(db) ?? new Set<number>();
-  if (done.has(dims)) return;
   db.exec(`CREATE TABLE IF NOT EXISTS memory_ivf_state (dims INTEGER NOT NULL, namespace TEXT NOT NULL, n INTEGER NOT NULL, trained_n INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0, centres BLOB, PRIMARY KEY (dims, namespace))`);
   db.exec(`CREATE TABLE IF NOT EXISTS ${ivfTable(dims)} (namespace TEXT NOT NULL, cell INTEGER NOT NULL, id INTEGER NOT NULL, codes BLOB NOT NULL, PRIMARY KEY (namespace, cell, id)) WITHOUT ROWID`);
   db.exec(`CREATE INDEX IF NOT EXISTS ${ivfTable(dims)}_id ON ${ivfTable(dims)} (id)`);
   // The float vectors again, one row each by id (1.5 KB fits a table page; vec0 reads a whole chunk per rowid).
   db.exec(`CREATE TABLE IF NOT EXISTS ${ivfTable(dims)}_vectors (id INTEGER PRIMARY KEY, embedding BLOB NOT NULL)`);
-  done.add(dims);
-  ensured.set(db, done);
 }
 
 function hasTable(stmt: Stmt, name: string): boolean {
