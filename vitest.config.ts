@@ -25,6 +25,7 @@ const IN_PROCESS = [
   'test/memory-api.test.ts',
   'test/memory-engine.test.ts',
   'test/memory-policy.test.ts',
+  'test/memory-ivf.test.ts',
   'test/memory-store.test.ts',
   'test/metrics.test.ts',
   'test/run-filters.test.ts',

@@ -7,6 +7,7 @@
  *
  * - brute force: an exact scan in JavaScript over the same Float32Arrays (the ratio column);
  * - recall@10 of each method against that exact top 10;
+ * - the IVF index (src/store/sqlite/memory-ivf.ts) at several nprobe, and the store searched exactly;
  * - the option sqlite-vec offers when exact is too slow: binary quantization (a `bit[384]` vec0
  *   column, Hamming KNN of 10·k candidates) re-ranked exactly (`vec_distance_l2` on the unit vectors).
  *
@@ -25,6 +26,7 @@ import { table } from './report.js';
 import { gitState, hostInfo } from './runner.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { loadVectorExtension, putMemory } from '../src/store/sqlite/memory-sql.js';
+import { ivfTuning } from '../src/store/sqlite/memory-ivf.js';
 
 const DIMS = 384;
 const K = 10;
@@ -145,13 +147,27 @@ async function main(): Promise<void> {
     db.exec(`CREATE VIRTUAL TABLE bench_bq USING vec0(embedding bit[${DIMS}])`);
     db.exec(`INSERT INTO bench_bq (rowid, embedding) SELECT rowid, vec_quantize_binary(embedding) FROM memory_vectors_${DIMS}`);
     const bqLoadS = (performance.now() - t) / 1000;
+    const ivfState = db.prepare(`SELECT trained_n, length(centres) / 4 / ${DIMS} AS cells FROM memory_ivf_state WHERE namespace = 'bench'`).get() as { trained_n: number; cells: number } | undefined;
+    const cells = ivfState?.cells ?? 0;
+    const trainings = ivfState ? `last at ${ivfState.trained_n.toLocaleString('en')} vectors, ${cells} cells` : 'none';
     db.close();
 
-    // ---- search through the store ----
+    // ---- search through the store: the IVF index at a few nprobe, then exact (vec0) ----
     const store = openSqliteStore({ path, durability: 'process' });
     const idOf = (id: string): number => Number(id) - 1;
-    await store.searchMemories({ namespace: 'bench', vector: queries[0] as Float32Array, k: K }); // warm-up: load the extension, prepare
-    const viaStore = await timeEach(queries, async (q) => (await store.searchMemories({ namespace: 'bench', vector: q, k: K })).map((h) => idOf(h.id)));
+    const search = async (q: Float32Array): Promise<number[]> => (await store.searchMemories({ namespace: 'bench', vector: q, k: K })).map((h) => idOf(h.id));
+    const defaults = { ...ivfTuning };
+    const ivf: Array<{ nprobe: number; t: Timed<number[]> }> = [];
+    for (const nprobe of [...new Set([4, 8, defaults.nprobe, 16, 32])].sort((a, b) => a - b)) {
+      ivfTuning.nprobe = nprobe;
+      await search(queries[0] as Float32Array); // warm-up: load the extension, prepare, read the centres
+      ivf.push({ nprobe, t: await timeEach(queries, search) });
+    }
+    ivfTuning.nprobe = defaults.nprobe;
+    ivfTuning.threshold = Number.MAX_SAFE_INTEGER; // the same store, searched exactly
+    await search(queries[0] as Float32Array);
+    const viaStore = await timeEach(queries, search);
+    ivfTuning.threshold = defaults.threshold;
     await store.close();
 
     // ---- brute force in JavaScript: the exact answer, and the ratio ----
@@ -180,6 +196,7 @@ async function main(): Promise<void> {
       recall_at_10: recallAt10,
     });
     const rows = [
+      ...ivf.map((x) => row(`store.searchMemories (IVF, nprobe ${x.nprobe}${x.nprobe === defaults.nprobe ? ', default' : ''})`, x.t, recallOf(x.t.out))),
       row('store.searchMemories (vec0 float32, exact)', viaStore, recallOf(viaStore.out)),
       row('vec0 bit[384] + exact re-rank of 100', bq, recallOf(bq.out)),
       row('brute force (JavaScript, exact)', brute, 1),
@@ -192,11 +209,11 @@ async function main(): Promise<void> {
     );
     const load = loadavg()[0] ?? 0;
     if (load > cpus().length) console.log(`\nwarning: load average ${load.toFixed(1)} on ${cpus().length} CPUs: wall-clock latencies include waiting for a CPU; the CPU column is what a query cost`);
-    console.log(`\nload: ${loadS.toFixed(1)} s (${Math.round(n / loadS).toLocaleString('en')} memories/s, one transaction), quantized copy ${bqLoadS.toFixed(1)} s`);
+    console.log(`\nload: ${loadS.toFixed(1)} s (${Math.round(n / loadS).toLocaleString('en')} memories/s, one transaction, IVF trainings included: ${trainings}), quantized copy ${bqLoadS.toFixed(1)} s`);
     if (!(v['no-save'] ?? false)) {
       const dir = join(REPO_ROOT, 'bench', 'results');
       mkdirSync(dir, { recursive: true });
-      const doc = { started_at: started.toISOString(), options: { vectors: n, queries: nq, dims: DIMS, k: K }, git: gitState(), host: hostInfo(loadBefore), load_s: loadS, rows };
+      const doc = { started_at: started.toISOString(), options: { vectors: n, queries: nq, dims: DIMS, k: K }, ivf: { ...defaults, trainings, cells }, git: gitState(), host: hostInfo(loadBefore), load_s: loadS, rows };
       const text = `${JSON.stringify(doc, null, 2)}\n`;
       const file = join(dir, `memory-${started.toISOString().replace(/[:.]/g, '-')}.json`);
       writeFileSync(file, text);

@@ -4,7 +4,8 @@
  * whose partition key is the namespace, so a search reads only its namespace's vectors. sqlite-vec
  * ships inside its npm package and is loaded into the connection on first use.
  *
- * vec0 is an exact (brute-force, SIMD) index: recall is 1; bench/memory.ts reports its latency.
+ * vec0 is an exact (brute-force, SIMD) index: recall is 1. A namespace past memory-ivf.ts's threshold
+ * is searched through an IVF index instead (approximate; bench/memory.ts reports recall and latency).
  * Scores are cosine similarities whatever the vectors' lengths (they are stored normalised).
  *
  * @example
@@ -14,6 +15,7 @@
 import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { StoreError } from '../../core/errors.js';
+import { ivfAfterInsert, ivfDelete, ivfSearch } from './memory-ivf.js';
 import { memoryDimensions, type MemoryListQuery, type MemoryRecord, type MemorySearch, type MemoryWrite, type ScoredMemory } from '../memory-types.js';
 
 type Stmt = (sql: string) => Database.Statement;
@@ -71,7 +73,9 @@ export function putMemory(db: Database.Database, stmt: Stmt, m: MemoryWrite): { 
   )
     .pluck()
     .get(m.namespace, m.text, JSON.stringify(m.metadata ?? {}), m.source, m.run_id, m.step_id, m.session_id, m.dedup_key, m.created_at, dims) as number;
-  stmt(`INSERT INTO ${vecTable(dims)} (rowid, namespace, embedding) VALUES (?, ?, ?)`).run(BigInt(id), m.namespace, normalised(m.embedding));
+  const unit = normalised(m.embedding);
+  stmt(`INSERT INTO ${vecTable(dims)} (rowid, namespace, embedding) VALUES (?, ?, ?)`).run(BigInt(id), m.namespace, unit);
+  ivfAfterInsert(db, stmt, dims, m.namespace, id, unit);
   return { id: String(id), created: true };
 }
 
@@ -79,7 +83,11 @@ export function putMemory(db: Database.Database, stmt: Stmt, m: MemoryWrite): { 
 export function searchMemories(stmt: Stmt, q: MemorySearch): ScoredMemory[] {
   const dims = memoryDimensions(q.vector);
   if (q.k <= 0 || !hasVecTable(stmt, dims)) return [];
-  const hits = stmt(`SELECT rowid AS id, distance FROM ${vecTable(dims)} WHERE embedding MATCH ? AND k = ? AND namespace = ?`).all(normalised(q.vector), q.k, q.namespace) as Array<{ id: number; distance: number }>;
+  const unit = normalised(q.vector);
+  // A large namespace goes through its IVF index (memory-ivf.ts); a small one is searched exactly.
+  const hits =
+    ivfSearch(stmt, dims, q.namespace, unit, q.k) ??
+    (stmt(`SELECT rowid AS id, distance FROM ${vecTable(dims)} WHERE embedding MATCH ? AND k = ? AND namespace = ?`).all(unit, q.k, q.namespace) as Array<{ id: number; distance: number }>);
   if (hits.length === 0) return [];
   const rows = stmt(`SELECT * FROM memories WHERE id IN (SELECT value FROM json_each(?))`).all(JSON.stringify(hits.map((h) => h.id))) as Row[];
   const byId = new Map(rows.map((r) => [Number(r.id), toMemory(r)]));
@@ -114,6 +122,7 @@ export function deleteMemories(stmt: Stmt, q: { namespace: string; id?: string }
   for (const r of rows) byDims.set(r.dimensions, [...(byDims.get(r.dimensions) ?? []), r.id]);
   for (const [dims, ids] of byDims) {
     if (hasVecTable(stmt, dims)) stmt(`DELETE FROM ${vecTable(dims)} WHERE rowid IN (SELECT value FROM json_each(?))`).run(JSON.stringify(ids));
+    ivfDelete(stmt, dims, q.namespace, q.id === undefined ? 'all' : ids);
   }
   const ids = JSON.stringify(rows.map((r) => r.id));
   return stmt('DELETE FROM memories WHERE id IN (SELECT value FROM json_each(?))').run(ids).changes;
