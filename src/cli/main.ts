@@ -15,6 +15,7 @@ import { registerServeCommand } from './commands/serve.js';
 import { registerSecretsCommands } from './commands/secrets.js';
 import { registerTokenCommands } from './commands/tokens.js';
 import { registerBreakerCommands } from './commands/breakers.js';
+import { registerSw4rmCommands } from './commands/sw4rm.js';
 import { createContext } from './context.js';
 import { version } from './version.js';
 
@@ -64,6 +65,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerGcCommand(program, ctx);
   registerMemoryCommand(program, ctx);
   registerDoctorCommand(program, ctx);
+  registerSw4rmCommands(program, ctx);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     for (const sub of c.commands) sub.exitOverride().configureOutput(output);

@@ -341,6 +341,12 @@ export interface Store {
   /** Delete one memory of a namespace (`id`) or the whole namespace; returns how many went. */
   deleteMemories(q: { namespace: string; id?: string }): Promise<number>;
 
+  // ---- sw4rm router: messages, leases, redelivery, dead letters, dedup (sw4rm-router-sql.ts of each store) ----
+
+  // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts of each store) ----
+
+  // ---- sw4rm agent state: activity buffer, worktree bindings (sw4rm-state-sql.ts of each store) ----
+
   /** Housekeeping an idle worker may do (SQLite: a passive WAL checkpoint). */
   checkpoint?(): Promise<void>;
 

@@ -371,6 +371,12 @@ export class PostgresStore implements Store {
     return q.id !== undefined ? this.write('DELETE FROM memories WHERE namespace = $1 AND id = $2', [q.namespace, q.id]) : this.write('DELETE FROM memories WHERE namespace = $1', [q.namespace]);
   }
 
+  // ---- sw4rm router (sw4rm-router-sql.ts) ----
+
+  // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts) ----
+
+  // ---- sw4rm agent state (sw4rm-state-sql.ts) ----
+
   /** The database's clock, in milliseconds. */
   async now(): Promise<number> {
     return Number((await this.read(`SELECT ${NOW_MS} AS now`))[0]?.now);

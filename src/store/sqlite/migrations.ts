@@ -633,6 +633,9 @@ CREATE TABLE memories (
 CREATE INDEX idx_memories_namespace ON memories(namespace, id);
 `,
   },
+  // migration 21: sw4rm router (messages, deliveries, dead letters, dedup)
+  // migration 22: sw4rm registry, scheduler, negotiation and HITL
+  // migration 23: sw4rm agent state (activity buffer, worktree bindings)
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see SqliteStore.migrate). */

@@ -417,6 +417,12 @@ export class SqliteStore implements Store {
     });
   }
 
+  // ---- sw4rm router (sw4rm-router-sql.ts) ----
+
+  // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts) ----
+
+  // ---- sw4rm agent state (sw4rm-state-sql.ts) ----
+
   /** A disk or permission fault as a StoreFaultError naming the file; any other error as it is. */
   private fault(e: unknown, during: string): unknown {
     return sqliteFault(e, this.location, during) ?? e;
