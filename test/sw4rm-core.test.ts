@@ -311,6 +311,19 @@ describe('AckLifecycleManager', () => {
     await expect(acks.sendMessageWithAck(lost)).rejects.toThrow('UNAVAILABLE');
     expect(acks.reconcileAcks({ olderThanMs: 0 }).map((r) => r.message_id)).toEqual([lost.message_id]);
   });
+  it('flushBeforeSend: a send cut off before the router answered is found again after a restart', async () => {
+    const persistence = new MemoryPersistence();
+    const router = new FakeRouter();
+    router.fail = new Error('the process died here');
+    const buffer = await ActivityBuffer.open({ persistence, saveDelayMs: 60_000 });
+    const acks = new AckLifecycleManager({ router, buffer, agentId: 'me', flushBeforeSend: true });
+    const env = buildEnvelope({ producer_id: 'me', message_type: 'DATA', payload: 'keep me' });
+    await expect(acks.sendMessageWithAck(env)).rejects.toThrow('the process died here');
+    // A new process: the buffer as it was written, nothing else.
+    const restarted = await ActivityBuffer.open({ persistence });
+    const pending = new AckLifecycleManager({ router: new FakeRouter(), buffer: restarted, agentId: 'me' }).reconcileAcks({ olderThanMs: 0 });
+    expect(pending.map((r) => r.envelope.payload.toString())).toEqual(['keep me']);
+  });
 });
 
 describe('MessageProcessor', () => {

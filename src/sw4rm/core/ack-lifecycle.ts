@@ -32,6 +32,11 @@ export interface AckLifecycleOptions {
   autoAck?: boolean;
   /** The agent's hybrid logical clock, for the ACKs' hlc_timestamp. */
   clock?: HybridLogicalClock;
+  /**
+   * Write the buffer before each send (default false), so a send cut off by a crash before the
+   * router answered is found by `reconcileAcks` after the restart. Costs one write per send.
+   */
+  flushBeforeSend?: boolean;
 }
 
 /** The answer to a tracked send. */
@@ -54,6 +59,7 @@ export class AckLifecycleManager {
   readonly autoAck: boolean;
   private readonly router: RouterLike;
   private readonly clock: HybridLogicalClock | undefined;
+  private readonly flushBeforeSend: boolean;
 
   constructor(options: AckLifecycleOptions) {
     this.router = options.router;
@@ -61,6 +67,7 @@ export class AckLifecycleManager {
     this.agentId = options.agentId;
     this.autoAck = options.autoAck ?? true;
     this.clock = options.clock;
+    this.flushBeforeSend = options.flushBeforeSend ?? false;
   }
 
   /**
@@ -71,6 +78,7 @@ export class AckLifecycleManager {
    */
   async sendMessageWithAck(envelope: Envelope): Promise<SendResult> {
     const record = this.buffer.recordOutgoing(envelope);
+    if (this.flushBeforeSend) await this.buffer.flush();
     const answer = await this.router.sendMessage(envelope);
     const reason = answer.reason ?? '';
     if (!answer.accepted) {
