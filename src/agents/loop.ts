@@ -187,10 +187,24 @@ const NEVER_ABORTED = new AbortController().signal;
 
 /** Run an agent on messages to completion (or to a pause). Resumes from the journal's checkpoint when it has one. */
 export async function run(start: Agent, messages: readonly Message[], options: RunOptions = {}): Promise<RunResult> {
-  return traceAgentLoop(start.name, options.journal?.sessionId, () => runLoop(start, messages, options));
+  return traceAgentLoop(start.name, options.journal?.sessionId, async () => {
+    const onEnd = options.guard?.onEnd;
+    if (!onEnd) return runLoop(start, messages, options);
+    const ended: { state?: GuardState } = {};
+    let r: RunResult;
+    try {
+      r = await runLoop(start, messages, options, ended);
+    } catch (e) {
+      // The loop's own error is the one to report; what the guard could not give back expires.
+      if (ended.state) await Promise.resolve(onEnd({ state: ended.state })).catch(() => undefined);
+      throw e;
+    }
+    if (ended.state) await onEnd({ state: ended.state });
+    return r;
+  });
 }
 
-async function runLoop(start: Agent, messages: readonly Message[], options: RunOptions): Promise<RunResult> {
+async function runLoop(start: Agent, messages: readonly Message[], options: RunOptions, ended?: { state?: GuardState }): Promise<RunResult> {
   const journal = options.journal ?? memoryJournal();
   const maxTurns = options.maxTurns ?? 10;
   const executeTools = options.executeTools ?? true;
@@ -247,6 +261,7 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
       ...(options.agentVersions ? { agent_versions: options.agentVersions } : {}),
     };
   }
+  if (ended) ended.state = state.guard ??= {};
   let persistedCount = saved ? state.messages.length : Math.min(options.continueFrom?.persistedMessages ?? 0, state.messages.length);
   const save = async (): Promise<void> => {
     const env: CheckpointEnvelope = { version: CHECKPOINT_VERSION, session_id: journal.sessionId, created_at: Date.now(), payload: state };
