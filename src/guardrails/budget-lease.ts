@@ -76,13 +76,16 @@ export class LeasePool {
   ) {}
 
   /**
-   * Draw `amount` (a call's worst case) on the lease `key` of `scopes`: in memory when it fits,
+   * Draw `call` (its worst case) on the lease of `scopes`: in memory when it fits,
    * else through the store. `hold`: the amount is held until `settle` (a model call); otherwise it
    * is used at once (a tool call). Throws the `refused` error when the budget does not allow it.
    */
-  async take(state: GuardState, scopes: readonly BudgetScopeKey[], amount: BudgetAmount, hold: boolean): Promise<LeaseHold | undefined> {
+  async take(state: GuardState, scopes: readonly BudgetScopeKey[], call: BudgetAmount, hold: boolean): Promise<LeaseHold | undefined> {
     if (!this.adopted) await this.serial(() => this.adopt(state));
     const key = scopes.map((s) => s.id).join(' ');
+    // Only what a scope limits is leased and gated (what else the call uses is still counted when it settles).
+    const amount: BudgetAmount = {};
+    for (const c of counters(call)) if (scopes.some((s) => s.limits[c] !== undefined)) amount[c] = call[c];
     const draw = (l: Lease): Lease => {
       add(hold ? l.held : l.used, amount);
       return l;
