@@ -27,7 +27,9 @@ import type { Store } from '../store/store.js';
 import type { GuardState } from './guard.js';
 
 /** How many calls' worst case a lease asks for (the store may grant less). */
-export const LEASE_CALLS = 16;
+export const LEASE_CALLS = 64;
+/** A conversation's input grows with every turn: a lease asks for LEASE_CALLS calls of this many times the input of the call at hand. */
+const INPUT_GROWTH = 4;
 /** A lease is gated in memory for at most this long, then renewed: the store checks wall-clock limits and warnings at least this often. */
 export const LEASE_REFRESH_MS = 2_000;
 /** How long a lease nobody settles (its worker died and nobody resumed its step) holds its slice. */
@@ -145,7 +147,7 @@ export class LeasePool {
     // serves the tool calls), as much as the last lease got, or LEASE_CALLS tool calls.
     const want: BudgetAmount = {};
     for (const c of BUDGET_COUNTERS) {
-      if (min[c] !== undefined) want[c] = (amount[c] ?? 0) * LEASE_CALLS + (old?.held[c] ?? 0);
+      if (min[c] !== undefined) want[c] = (amount[c] ?? 0) * LEASE_CALLS * (c === 'tokens_in' ? INPUT_GROWTH : 1) + (old?.held[c] ?? 0);
       else if (scopes.some((s) => s.limits[c] !== undefined)) {
         const more = old?.granted[c] ?? (c === 'tool_calls' ? LEASE_CALLS : undefined);
         if (more !== undefined) want[c] = more;
