@@ -16,7 +16,7 @@
  * a checkpoint counts once. A lease nobody settles holds its slice until LEASE_TTL_MS.
  *
  * @example
- *   const pool = new LeasePool(store, report);
+ *   const pool = new LeasePool(store, report, (e) => budgetExceeded(e, ctx));
  *   const held = await pool.take(t.state, scopes, { tokens_out: 4096, model_calls: 1 }, true);
  *   held?.settle({ tokens_out: 120, model_calls: 1 });
  */
