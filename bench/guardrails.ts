@@ -11,7 +11,8 @@
  * tool calls (a module tool returning text, so every result is untrusted and scanned) and answers.
  * The two alternate conversation by conversation, so load on the machine falls on both alike; the
  * per-turn cost is the run's wall time ÷ turns, medians over the conversations; the overhead is the
- * difference of the medians (the goal: ≤ 0.1 ms per turn).
+ * difference of the medians (the goal: ≤ 0.1 ms per turn). The process's CPU time per turn is
+ * reported beside it: on a loaded machine wall time inflates, CPU time much less.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -92,6 +93,8 @@ interface Side {
   name: 'off' | 'on';
   swarm: Swarm;
   perTurnMs: number[];
+  /** CPU time of the process per turn (µs), measured around each conversation: what load on the machine does not inflate. */
+  cpuPerTurnUs: number[];
 }
 
 async function openSide(name: Side['name'], base: string, durability: string, turns: number, sections: readonly Section[]): Promise<Side> {
@@ -114,16 +117,21 @@ async function openSide(name: Side['name'], base: string, durability: string, tu
   });
   await swarm.registerAgent(join(dir, 'agents', 'clerk'));
   await swarm.registerWorkflow(join(dir, 'workflows', 'ask'));
-  return { name, swarm, perTurnMs: [] };
+  return { name, swarm, perTurnMs: [], cpuPerTurnUs: [] };
 }
 
 async function conversation(side: Side, n: number, turns: number, measured: boolean): Promise<void> {
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const id = await side.swarm.startRun('ask', { q: `Where are my orders? (conversation ${n}, write to ada@example.com)` });
   const { run } = await side.swarm.runToCompletion(id);
   const ms = performance.now() - started;
+  const used = process.cpuUsage(cpu);
   if (run.status !== 'completed') throw new Error(`${side.name}: run ${id} ended ${run.status}: ${run.error ?? ''}`);
-  if (measured) side.perTurnMs.push(ms / turns);
+  if (measured) {
+    side.perTurnMs.push(ms / turns);
+    side.cpuPerTurnUs.push((used.user + used.system) / turns);
+  }
 }
 
 async function main(): Promise<void> {
@@ -157,6 +165,8 @@ async function main(): Promise<void> {
   const offMs = median(off.perTurnMs);
   const onMs = median(onSide.perTurnMs);
   const overheadMs = onMs - offMs;
+  const offCpuUs = median(off.cpuPerTurnUs);
+  const onCpuUs = median(onSide.cpuPerTurnUs);
   const result = {
     bench: 'guardrails',
     durability,
@@ -167,21 +177,24 @@ async function main(): Promise<void> {
     on_ms_per_turn: onMs,
     overhead_ms_per_turn: overheadMs,
     ratio: onMs / offMs,
+    off_cpu_us_per_turn: offCpuUs,
+    on_cpu_us_per_turn: onCpuUs,
+    overhead_cpu_us_per_turn: onCpuUs - offCpuUs,
     goal_ms_per_turn: 0.1,
     host: hostInfo(loadBefore),
     git: gitState(),
   };
   console.log(
     table(
-      ['side', 'conversations', 'turns', 'median ms/turn', 'vs off'],
+      ['side', 'conversations', 'turns', 'median ms/turn', 'vs off', 'CPU µs/turn'],
       [
-        ['off (no guardrails)', String(off.perTurnMs.length), String(turns), offMs.toFixed(3), '1.00×'],
-        [`on (${on.join(', ')})`, String(onSide.perTurnMs.length), String(turns), onMs.toFixed(3), `${(onMs / offMs).toFixed(2)}×`],
+        ['off (no guardrails)', String(off.perTurnMs.length), String(turns), offMs.toFixed(3), '1.00×', offCpuUs.toFixed(0)],
+        [`on (${on.join(', ')})`, String(onSide.perTurnMs.length), String(turns), onMs.toFixed(3), `${(onMs / offMs).toFixed(2)}×`, onCpuUs.toFixed(0)],
       ],
       1,
     ),
   );
-  console.log(`\noverhead: ${(overheadMs * 1000).toFixed(0)} µs per turn (goal ≤ 100 µs) — ${overheadMs <= 0.1 ? 'met' : 'missed'}`);
+  console.log(`\noverhead: ${(overheadMs * 1000).toFixed(0)} µs per turn (goal ≤ 100 µs) — ${overheadMs <= 0.1 ? 'met' : 'missed'}; CPU: ${(onCpuUs - offCpuUs).toFixed(0)} µs per turn`);
   if (!(v['no-save'] ?? false)) {
     const out = join(REPO_ROOT, 'bench', 'results');
     mkdirSync(out, { recursive: true });

@@ -27,22 +27,11 @@ import { gitState, hostInfo } from './runner.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { loadVectorExtension, putMemory } from '../src/store/sqlite/memory-sql.js';
 import { ivfTuning } from '../src/store/sqlite/memory-ivf.js';
+import { seededRandom } from '../src/store/kmeans.js';
 
 const DIMS = 384;
 const K = 10;
 const GOAL_P50_MS = 5;
-
-/** A seeded generator (mulberry32): the same data every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function unit(v: Float32Array): Float32Array {
   let n = 0;
@@ -58,7 +47,7 @@ function gaussian(r: () => number): number {
 
 /** N unit vectors around `topics` centres (noise 0.6 of a centre's norm: neighbours are close, not identical). */
 function dataset(n: number, topics: number, seed: number): Float32Array[] {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const centres = Array.from({ length: topics }, () => unit(Float32Array.from({ length: DIMS }, () => gaussian(r))));
   return Array.from({ length: n }, () => {
     const c = centres[Math.floor(r() * topics)] as Float32Array;
@@ -124,7 +113,7 @@ async function main(): Promise<void> {
   try {
     console.log(`memory: ${n.toLocaleString('en')} vectors × ${DIMS} dims, ${nq} queries, k = ${K}`);
     const data = dataset(n, 1000, 1);
-    const r = rng(2);
+    const r = seededRandom(2);
     const queries = Array.from({ length: nq }, () => {
       const near = data[Math.floor(r() * n)] as Float32Array;
       return unit(Float32Array.from(near, (x) => x + (0.3 / Math.sqrt(DIMS)) * gaussian(r)));

@@ -136,6 +136,66 @@ describe.each(backends)('budget store contract: $name', (backend) => {
     expect(results.filter((r) => r.ok)).toHaveLength(5);
     expect((await store.getBudgetScopes('root-1'))[0]?.reserved.tokens_out).toBe(500);
   });
+
+  it('a lease gets what the budget allows (an eighth of what is left, not past a warning, at least the call), replaces its predecessor in one transaction, and is settled once', async () => {
+    const { store } = await backend.open();
+    const run = scope('run:root-1', { tokens_out: 16_000, tool_calls: 100, warn_at: 0.5 });
+    // Wants 16 × 100 tokens: gets an eighth of 16,000; tool calls: an eighth of 100, rounded down.
+    const a = await store.reserveBudget({ reservation_id: 'a', scopes: [run], amount: { tokens_out: 1600, tool_calls: 16 }, min: { tokens_out: 100 }, ttl_ms: 60_000 });
+    expect(a).toMatchObject({ ok: true, warnings: [], granted: { tokens_out: 1600, tool_calls: 12 } });
+    expect(a.ok && typeof a.now).toBe('number');
+    // The next lease replaces it: a's 1,500 used are added and its hold given back in the same transaction.
+    const b = await store.reserveBudget({ reservation_id: 'b', scopes: [run], amount: { tokens_out: 8000 }, min: { tokens_out: 100 }, replaces: { reservation_id: 'a', actual: { tokens_out: 1500, tool_calls: 3 } }, ttl_ms: 60_000 });
+    // An eighth of 14,500 left is 1,812; the warning at 8,000 is 6,500 away: 1,812.
+    expect(b).toMatchObject({ ok: true, granted: { tokens_out: 1812 } });
+    let [s] = await store.getBudgetScopes('root-1');
+    expect(s).toMatchObject({ used: { tokens_out: 1500, tool_calls: 3 }, reserved: { tokens_out: 1812, tool_calls: 0 } });
+    // Settled once: settling it again (a resumed step, from its checkpoint) changes nothing.
+    for (let i = 0; i < 2; i++) await store.settleBudget({ reservation_id: 'b', scope_ids: [run.id], actual: { tokens_out: 1000 }, once: true });
+    [s] = await store.getBudgetScopes('root-1');
+    expect(s).toMatchObject({ used: { tokens_out: 2500 }, reserved: { tokens_out: 0 } });
+    // Near a warning a lease gets only what is left before it (then the call): usage never passes it unseen.
+    const c = await store.reserveBudget({ reservation_id: 'c', scopes: [run], amount: { tokens_out: 100_000 }, min: { tokens_out: 100 }, ttl_ms: 60_000 });
+    expect(c).toMatchObject({ ok: true, granted: { tokens_out: 1687 } });
+    const d = await store.reserveBudget({ reservation_id: 'd', scopes: [run], amount: { tokens_out: 100_000 }, min: { tokens_out: 100 }, replaces: { reservation_id: 'c', actual: { tokens_out: 5500 } }, ttl_ms: 60_000 });
+    // Settling c crossed the warning (reported here); past it, an eighth of what is left again.
+    expect(d).toMatchObject({ ok: true, granted: { tokens_out: 1000 }, warnings: [{ scope: 'run:root-1', limit: 'tokens_out', used: 8000, allowed: 16_000 }] });
+    // Past what is left, the call itself: refused as a per-call reservation is, and the replaced lease is settled all the same.
+    const e = await store.reserveBudget({ reservation_id: 'e', scopes: [run], amount: { tokens_out: 100_000 }, min: { tokens_out: 9000 }, replaces: { reservation_id: 'd', actual: { tokens_out: 50 } }, ttl_ms: 60_000 });
+    expect(e).toEqual({ ok: false, exceeded: { scope: 'run:root-1', limit: 'tokens_out', used: 8050, reserved: 0, requested: 9000, allowed: 16_000 } });
+    [s] = await store.getBudgetScopes('root-1');
+    expect(s).toMatchObject({ used: { tokens_out: 8050 }, reserved: { tokens_out: 0 } });
+  });
+
+  it('an expired lease is given back, and settling it later still counts its usage once', async () => {
+    const { store, again } = await backend.open();
+    const run = scope('run:root-1', { model_calls: 100 });
+    // A worker leased and died: the lease expired (ttl 0) and the next reservation gives it back.
+    expect(await store.reserveBudget({ reservation_id: 'dead', scopes: [run], amount: { model_calls: 16 }, min: { model_calls: 1 }, ttl_ms: 0 })).toMatchObject({ ok: true, granted: { model_calls: 12 } });
+    expect(await store.reserveBudget({ reservation_id: 'other', scopes: [run], amount: { model_calls: 1 }, ttl_ms: 60_000 })).toEqual({ ok: true, warnings: [] });
+    expect((await store.getBudgetScopes('root-1'))[0]).toMatchObject({ used: { model_calls: 0 }, reserved: { model_calls: 1 } });
+    // The step resumes elsewhere and settles the dead lease from its checkpoint: 5 calls, counted once.
+    const other = await again();
+    await other.settleBudget({ reservation_id: 'dead', scope_ids: [run.id], actual: { model_calls: 5 }, once: true });
+    await store.settleBudget({ reservation_id: 'dead', scope_ids: [run.id], actual: { model_calls: 5 }, once: true });
+    // The marker is not a hold: later reservations do not release or count it.
+    expect((await store.reserveBudget({ reservation_id: 'later', scopes: [run], amount: { model_calls: 1 }, commit: true, ttl_ms: 60_000 })).ok).toBe(true);
+    expect((await store.getBudgetScopes('root-1'))[0]).toMatchObject({ used: { model_calls: 6 }, reserved: { model_calls: 1 } });
+  });
+
+  it('concurrent leases from several connections never overspend', async () => {
+    const { store, again } = await backend.open();
+    const other = await again();
+    const run = scope('run:root-1', { tokens_out: 500 });
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => (i % 2 ? other : store).reserveBudget({ reservation_id: `l${i}`, scopes: [run], amount: { tokens_out: 1600 }, min: { tokens_out: 100 }, ttl_ms: 60_000 })),
+    );
+    const granted = results.reduce((n, r) => n + (r.ok ? (r.granted?.tokens_out ?? 0) : 0), 0);
+    expect(granted).toBeLessThanOrEqual(500);
+    expect((await store.getBudgetScopes('root-1'))[0]?.reserved.tokens_out).toBe(granted);
+    // Each got the call (100) or nothing: an eighth of what was left was never more than a call here.
+    expect(results.filter((r) => r.ok)).toHaveLength(5);
+  });
 });
 
 // ---------------------------------------------------------------- llm steps with the scripted model
@@ -369,5 +429,62 @@ describe('the budget guard across an approval', () => {
     expect((await go()).status).toBe('completed');
     const [scope] = await store.getBudgetScopes('approve-run');
     expect(scope?.used.tool_calls).toBe(1);
+  });
+});
+
+describe('budget leases in the loop', () => {
+  const lookup = tool({ name: 'lookup', description: 'look up', parameters: { type: 'object', properties: {} }, execute: () => 'found' });
+  // `turns` tool-calling turns, then the answer; 10 tokens out per call.
+  const script = (turns: number) => (_req: unknown, i: number): ScriptedReply => (i < turns ? { toolCalls: [{ id: `c${i}`, name: 'lookup', arguments: {} }], usage: { input_tokens: 50, output_tokens: 10 } } : answer('done', 10));
+  const setup = () => {
+    const dir = tempProject();
+    cleanups.push(() => removeProject(dir));
+    const store = openSqliteStore({ path: join(dir, 'swarm.db'), durability: 'full' });
+    cleanups.push(() => store.close());
+    const visits = { reserve: 0, settle: 0 };
+    // The store, counting the budget's round trips.
+    const counted = new Proxy(store, {
+      get(target, key, receiver) {
+        if (key === 'reserveBudget') visits.reserve++;
+        if (key === 'settleBudget') visits.settle++;
+        const v: unknown = Reflect.get(target, key, receiver);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const deps: GuardDeps = { store: counted, config: {}, metrics: () => NO_METRICS, recordEvents: async () => undefined, providers: {}, modelFor: async () => { throw new Error('no fallback'); }, now: () => Date.now() };
+    const ctx = { runId: 'lease-run', stepId: 's', attempt: 1, workflow: 'w', sessionId: 'lease-run/s', agents: new Map(), inputs: {}, budget: { workflow: { tokens_out: 1_000_000, model_calls: 1000, tool_calls: 1000 } } };
+    return { store, visits, guard: async () => (await budgetGuard(deps, ctx)) as LoopGuard };
+  };
+
+  it('a conversation draws on one lease: one store visit to take it, one to settle it; the usage is exact and nothing stays reserved', async () => {
+    const { store, visits, guard } = setup();
+    const model = new ScriptedModel(script(6));
+    const r = await run(agent({ name: 'a', model, tools: [lookup] }), [{ role: 'user', content: 'go' }], { guard: await guard(), journal: memoryJournal(), maxTurns: 20 });
+    expect(r.status).toBe('completed');
+    expect(visits).toEqual({ reserve: 1, settle: 1 });
+    const [s] = await store.getBudgetScopes('lease-run');
+    expect(s).toMatchObject({ used: { tokens_out: 70, model_calls: 7, tool_calls: 6 }, reserved: { tokens_out: 0, model_calls: 0, tool_calls: 0, tokens_in: 0 } });
+  });
+
+  it('a worker that dies holding a lease: the step resumed from its checkpoint settles it with the usage saved there, once', async () => {
+    const { store, guard } = setup();
+    const journal = memoryJournal();
+    const a = agent({ name: 'a', model: new ScriptedModel(script(3)), tools: [lookup] });
+    // The first worker makes three turns and dies: its loop ends without giving its lease back.
+    const { onEnd: _lost, ...dying } = await guard();
+    expect((await run(a, [{ role: 'user', content: 'go' }], { guard: dying, journal, maxTurns: 3 })).status).toBe('max_turns');
+    let [s] = await store.getBudgetScopes('lease-run');
+    expect(s?.used.model_calls).toBe(0);
+    expect(s?.reserved.model_calls).toBeGreaterThan(0);
+    const checkpoint = journal.envelope?.payload.guard ?? {};
+    // Another worker resumes the conversation: it settles the dead lease (3 calls, 3 tools) and its own (the answer).
+    const b = agent({ name: 'a', model: new ScriptedModel([answer('done', 10)]), tools: [lookup] });
+    expect((await run(b, [{ role: 'user', content: 'go' }], { guard: await guard(), journal, maxTurns: 10 })).status).toBe('completed');
+    [s] = await store.getBudgetScopes('lease-run');
+    expect(s).toMatchObject({ used: { tokens_out: 40, model_calls: 4, tool_calls: 3 }, reserved: { tokens_out: 0, model_calls: 0, tool_calls: 0 } });
+    // A third settles the dead lease again from the same checkpoint: it counts once.
+    await (await guard()).onEnd?.({ state: JSON.parse(JSON.stringify(checkpoint)) as Record<string, unknown> });
+    [s] = await store.getBudgetScopes('lease-run');
+    expect(s).toMatchObject({ used: { tokens_out: 40, model_calls: 4, tool_calls: 3 } });
   });
 });

@@ -7,23 +7,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { nearestCentre, nearestCentres, trainKmeans } from '../src/store/kmeans.js';
+import { nearestCentre, nearestCentres, seededRandom, trainKmeans } from '../src/store/kmeans.js';
 import { ivfTuning } from '../src/store/sqlite/memory-ivf.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../src/store/store.js';
 
 const DIMS = 32;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const unit = (v: Float32Array): Float32Array => {
   const n = Math.hypot(...v) || 1;
@@ -32,7 +21,7 @@ const unit = (v: Float32Array): Float32Array => {
 
 /** n unit vectors around `topics` random centres (noise a fraction of a centre's norm). */
 function clustered(n: number, topics: number, noise: number, seed: number): Float32Array[] {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const g = (): number => Math.sqrt(-2 * Math.log(r() || 1e-12)) * Math.cos(2 * Math.PI * r());
   const centres = Array.from({ length: topics }, () => unit(Float32Array.from({ length: DIMS }, g)));
   return Array.from({ length: n }, (_, i) => unit((centres[i % topics] as Float32Array).map((x) => x + (noise / Math.sqrt(DIMS)) * g())));

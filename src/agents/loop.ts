@@ -187,10 +187,24 @@ const NEVER_ABORTED = new AbortController().signal;
 
 /** Run an agent on messages to completion (or to a pause). Resumes from the journal's checkpoint when it has one. */
 export async function run(start: Agent, messages: readonly Message[], options: RunOptions = {}): Promise<RunResult> {
-  return traceAgentLoop(start.name, options.journal?.sessionId, () => runLoop(start, messages, options));
+  return traceAgentLoop(start.name, options.journal?.sessionId, async () => {
+    const onEnd = options.guard?.onEnd;
+    if (!onEnd) return runLoop(start, messages, options);
+    const ended: { state?: GuardState; done?: boolean } = {};
+    let r: RunResult;
+    try {
+      r = await runLoop(start, messages, options, ended);
+    } catch (e) {
+      // The loop's own error is the one to report; what the guard could not give back expires.
+      if (ended.state && !ended.done) await Promise.resolve(onEnd({ state: ended.state })).catch(() => undefined);
+      throw e;
+    }
+    if (ended.state && !ended.done) await onEnd({ state: ended.state });
+    return r;
+  });
 }
 
-async function runLoop(start: Agent, messages: readonly Message[], options: RunOptions): Promise<RunResult> {
+async function runLoop(start: Agent, messages: readonly Message[], options: RunOptions, ended?: { state?: GuardState; done?: boolean }): Promise<RunResult> {
   const journal = options.journal ?? memoryJournal();
   const maxTurns = options.maxTurns ?? 10;
   const executeTools = options.executeTools ?? true;
@@ -247,11 +261,19 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
       ...(options.agentVersions ? { agent_versions: options.agentVersions } : {}),
     };
   }
+  if (ended) ended.state = state.guard ??= {};
   let persistedCount = saved ? state.messages.length : Math.min(options.continueFrom?.persistedMessages ?? 0, state.messages.length);
   const save = async (): Promise<void> => {
     const env: CheckpointEnvelope = { version: CHECKPOINT_VERSION, session_id: journal.sessionId, created_at: Date.now(), payload: state };
     await journal.checkpoint(env, state.messages.slice(persistedCount));
     persistedCount = state.messages.length;
+  };
+  // The last checkpoint before a return, with the guards' onEnd beside it: on SQLite both join one group commit.
+  const saveLast = async (): Promise<void> => {
+    const onEnd = options.guard?.onEnd;
+    if (!ended?.state || !onEnd) return save();
+    ended.done = true;
+    await Promise.all([save(), onEnd({ state: ended.state })]);
   };
   const result = (status: RunResult['status'], extra: Partial<RunResult> = {}): RunResult => {
     const last = state.messages.at(-1);
@@ -302,7 +324,7 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
       if (waiting.length > 0) {
         if (state.status !== 'waiting') {
           state.status = 'waiting';
-          await save();
+          await saveLast();
         }
         emit({ type: 'waiting', agent: current.name, calls: waiting });
         return result('waiting', { waitingFor: waiting, ...(reasons.size ? { approvalReasons: Object.fromEntries(reasons) } : {}) });
@@ -334,7 +356,7 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
     }
 
     if (state.turn - (state.turn_base ?? 0) >= maxTurns) {
-      await save();
+      await saveLast();
       return result('max_turns');
     }
 
@@ -426,11 +448,11 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
         continue;
       }
       state.status = 'completed';
-      await save();
+      await saveLast();
       return result('completed', { output: parsed.value });
     }
     state.status = 'completed';
-    await save();
+    await saveLast();
     return result('completed');
   }
 }

@@ -5,11 +5,13 @@
  * processes and restarts. A step's and an agent's budgets are narrower scopes of that step's own
  * usage; a call must fit every scope that applies.
  *
- * A model call reserves its worst case (the request's estimated input tokens, the agent's
+ * A model call draws its worst case (the request's estimated input tokens, the agent's
  * `max_output_tokens` or DEFAULT_MAX_OUTPUT_TOKENS, at the model's price) before it is made; if any
  * limit would be crossed the call is not made and the step fails with BUDGET_EXCEEDED (not retried).
- * After the call the reservation is replaced by the actual usage (released when the call failed).
+ * After the call the worst case is replaced by the actual usage (released when the call failed).
  * A tool call uses one `tool_calls` before it runs; a handoff is checked against `handoff_depth`.
+ * Calls draw on a lease of the budget held in the store and are gated in memory while it lasts
+ * (budget-lease.ts): the store is visited once per lease, not once per call.
  *
  * @example
  *   const guard = await budgetGuard(deps, ctx); // undefined: no budget applies (the loop pays nothing)
@@ -23,6 +25,7 @@ import { estimateInputTokens } from '../agents/types.js';
 import type { BudgetAmount, BudgetExceeded, BudgetScopeKey, BudgetWarning } from '../store/budget-types.js';
 import type { Store } from '../store/store.js';
 import { firstTime } from './audit.js';
+import { LeasePool } from './budget-lease.js';
 import type { LoopGuard } from './guard.js';
 import type { GuardDeps, GuardEvent, StepGuardContext } from './index.js';
 
@@ -112,6 +115,9 @@ export async function budgetGuard(deps: GuardDeps, ctx: StepGuardContext): Promi
     await report(res.warnings);
   };
 
+  // Model calls and tool calls draw on leases of the budget, gated in memory (budget-lease.ts).
+  const leases = new LeasePool(deps.store, report, (e) => budgetExceeded(e, ctx));
+
   return {
     beforeModelCall: async (t) => {
       const scopes = limiting(scopesOf(t.agent.name), MODEL_COUNTERS);
@@ -120,19 +126,10 @@ export async function budgetGuard(deps: GuardDeps, ctx: StepGuardContext): Promi
       const tokensOut = t.request.maxOutputTokens ?? ctx.agents.get(t.agent.name)?.llm?.max_output_tokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
       const price = priceOf(t.model.id, deps.providers);
       const cost = price ? (tokensIn * price.input + tokensOut * price.output) / 1_000_000 : 0;
-      const id = randomUUID();
-      const res = await deps.store.reserveBudget({ reservation_id: id, scopes, amount: { tokens_in: tokensIn, tokens_out: tokensOut, cost_usd: cost, model_calls: 1 }, ttl_ms: RESERVATION_TTL_MS });
-      if (!res.ok) {
-        await report([], res.exceeded);
-        throw budgetExceeded(res.exceeded, ctx);
-      }
-      await report(res.warnings);
+      const held = await leases.take(t.state, scopes, { tokens_in: tokensIn, tokens_out: tokensOut, cost_usd: cost, model_calls: 1 }, true);
       return {
-        settle: async (o) => {
-          // A failed call gives its reservation back: what it may have cost is the provider's retry policy's to bound.
-          const actual: BudgetAmount = o.ok ? { tokens_in: o.usage.input_tokens, tokens_out: o.usage.output_tokens, cost_usd: o.usage.cost_usd, model_calls: 1 } : {};
-          await report(await deps.store.settleBudget({ reservation_id: id, scope_ids: scopes.map((s) => s.id), actual }));
-        },
+        // A failed call gives its worst case back: what it may have cost is the provider's retry policy's to bound.
+        settle: (o) => held?.settle(o.ok ? { tokens_in: o.usage.input_tokens, tokens_out: o.usage.output_tokens, cost_usd: o.usage.cost_usd, model_calls: 1 } : {}),
       };
     },
     beforeToolCall: async (t) => {
@@ -143,12 +140,20 @@ export async function budgetGuard(deps: GuardDeps, ctx: StepGuardContext): Promi
       // A call paused for approval is gated again at each resume: it counts once (the key is saved with the checkpoint).
       if (!firstTime(t.state, t.turn, `budget:${t.call.id}`)) return;
       try {
-        await use(scopes, { tool_calls: 1 });
+        await leases.take(t.state, scopes, { tool_calls: 1 }, false);
       } catch (e) {
         return { verdict: { action: 'stop', error: e as Error } };
       }
       return;
     },
+    onToolResult: async (t) => {
+      // A result replayed after a crash, of a call counted after the last checkpoint: that count was
+      // in the crashed process's lease only, and is not in the usage its checkpoint settles.
+      if (!t.replayed || !t.tool) return;
+      const scopes = limiting(scopesOf(t.agent.name), ['tool_calls']);
+      if (scopes.length && firstTime(t.state, t.turn, `budget:${t.call.id}`)) await leases.take(t.state, scopes, { tool_calls: 1 }, false).catch(() => undefined);
+    },
+    onEnd: (t) => leases.end(t.state),
     onHandoff: async (t) => {
       const scopes = scopesOf(t.from).filter((s) => s.limits.handoff_depth !== undefined || s.limits.wall_clock !== undefined);
       if (scopes.length) await use(scopes, {}, t.depth);

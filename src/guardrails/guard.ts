@@ -15,6 +15,7 @@
  *   onToolResult    → the result the model sees (and the journal  injection patterns, taint marking
  *                     records), also for replayed results
  *   onHandoff                                                     handoff depth, handoff cycles
+ *   onEnd (the loop returned or threw)                            budgets settle their lease
  *
  * A guard's own small state (counters, taint) lives in `GuardState`, which the loop saves with each
  * checkpoint, so it survives a crash and a resume; anything shared by a deployment (budget usage,
@@ -94,6 +95,8 @@ export interface LoopGuard {
   onToolResult?: (t: GuardTurn & { call: ToolCall; tool: Tool | undefined; result: RecordedToolCall; replayed: boolean }) => RecordedToolCall | void | Promise<RecordedToolCall | void>;
   /** The conversation passes to another agent; `depth` counts handoffs in this session so far, this one included. */
   onHandoff?: (t: GuardTurn & { from: string; to: string; depth: number }) => void | Promise<void>;
+  /** The loop returned or threw (after its last checkpoint): give back what is held for the session (a budget's lease). */
+  onEnd?: (t: { state: GuardState }) => void | Promise<void>;
 }
 
 /** Run guards in order; the first to throw or to refuse wins. */
@@ -106,6 +109,7 @@ export function composeGuards(guards: ReadonlyArray<LoopGuard | undefined>): Loo
   const tools = list.filter((g) => g.beforeToolCall);
   const results = list.filter((g) => g.onToolResult);
   const handoffs = list.filter((g) => g.onHandoff);
+  const ends = list.filter((g) => g.onEnd);
   const out: LoopGuard = {};
   if (models.length) {
     out.beforeModelCall = async (t) => {
@@ -164,6 +168,7 @@ export function composeGuards(guards: ReadonlyArray<LoopGuard | undefined>): Loo
     };
   }
   if (handoffs.length) out.onHandoff = async (t) => { for (const g of handoffs) await g.onHandoff?.(t); };
+  if (ends.length) out.onEnd = async (t) => { for (const g of ends) await g.onEnd?.(t); };
   return out;
 }
 

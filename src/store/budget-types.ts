@@ -48,6 +48,13 @@ export interface BudgetReserveRequest {
   handoff_depth?: number;
   /** How long an unsettled reservation holds the budget (a crash's is released after it). */
   ttl_ms: number;
+  /**
+   * A lease: hold up to `amount` as the budget allows (see `grant`), but at least `min` (the call
+   * about to be made); the result says what was granted. Without it, exactly `amount` or nothing.
+   */
+  min?: BudgetAmount;
+  /** A lease this one replaces: settled first, in the same transaction, whatever becomes of the new one. */
+  replaces?: { reservation_id: string; actual: BudgetAmount };
 }
 
 /** The limit a call would cross: in `scope`, `used` (+ `reserved` by calls in flight) + `requested` > `allowed`. */
@@ -68,14 +75,29 @@ export interface BudgetWarning {
   allowed: number;
 }
 
-export type BudgetReserveResult = { ok: true; warnings: BudgetWarning[] } | { ok: false; exceeded: BudgetExceeded };
+export type BudgetReserveResult =
+  /** `granted` and `now` (the store's clock) for a lease (`min` set). */
+  | { ok: true; warnings: BudgetWarning[]; granted?: BudgetAmount; now?: number }
+  /** `warnings`: crossed by settling the lease a refused one replaced. */
+  | { ok: false; exceeded: BudgetExceeded; warnings?: BudgetWarning[] };
 
 export interface BudgetSettleRequest {
   reservation_id: string;
   scope_ids: readonly string[];
   /** What the call used (all zero: it failed before using anything). */
   actual: BudgetAmount;
+  /**
+   * Settle it once: the reservation's rows stay as zero-amount markers that never expire, so settling
+   * it again (a resumed step settling its predecessor's lease from the checkpoint) changes nothing.
+   */
+  once?: boolean;
 }
+
+/** `expires_at` of a reservation settled `once`: a marker, never released (the runs' retention deletes it with its scope). */
+export const SETTLED_AT = 8_640_000_000_000_000;
+
+/** A lease takes at most this share of what is left of a limit, so concurrent steps leave each other room. */
+export const LEASE_SHARE = 1 / 8;
 
 /** The reservation rows of one scope that expired, summed. */
 export type Released = BudgetCounters;
@@ -140,6 +162,31 @@ export function wouldExceed(scopes: readonly BudgetScopeUsage[], req: BudgetRese
     }
   }
   return undefined;
+}
+
+/**
+ * What a lease request gets: per counter, `amount` capped at LEASE_SHARE of what is left in the
+ * tightest scope and at what is left before a warning not yet given (so usage under a lease never
+ * passes a warning threshold unseen), but never less than `min`. Counters no scope limits get `min`.
+ */
+export function grant(scopes: readonly BudgetScopeUsage[], amount: BudgetAmount, min: BudgetAmount): BudgetAmount {
+  const out: BudgetAmount = {};
+  for (const c of BUDGET_COUNTERS) {
+    const want = amount[c];
+    const need = min[c] ?? 0;
+    if (want === undefined && min[c] === undefined) continue;
+    let cap = Infinity;
+    for (const s of scopes) {
+      const allowed = s.limits[c];
+      if (allowed === undefined) continue;
+      const left = allowed - s.used[c] - s.reserved[c];
+      cap = Math.min(cap, left * LEASE_SHARE);
+      if (!s.warned.includes(c)) cap = Math.min(cap, allowed * (s.limits.warn_at ?? DEFAULT_WARN_AT) - s.used[c] - s.reserved[c]);
+    }
+    const capped = cap === Infinity ? need : Math.min(want ?? need, c === 'cost_usd' ? cap : Math.floor(cap));
+    out[c] = Math.max(need, capped);
+  }
+  return out;
 }
 
 /** Hold (or, with `commit`, use) the request's amount in a scope. */

@@ -55,7 +55,13 @@ export function nearestCentres(c: Centres, v: Float32Array, n: number): number[]
   return scored.slice(0, Math.max(1, n)).map((x) => x.i);
 }
 
-function rng(seed: number): () => number {
+/**
+ * A seeded generator (mulberry32) of numbers in [0, 1): the same sequence for the same seed.
+ *
+ * @example
+ *   const r = seededRandom(1); r(); // 0.6270739405881613
+ */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -74,7 +80,7 @@ export function trainKmeans(vectors: readonly Float32Array[], k: number, opts: {
   if (vectors.length === 0) throw new Error('k-means needs at least one vector');
   const dims = (vectors[0] as Float32Array).length;
   const kk = Math.max(1, Math.min(k, vectors.length));
-  const r = rng(opts.seed ?? 1);
+  const r = seededRandom(opts.seed ?? 1);
   const data = new Float32Array(kk * dims);
   // k-means++ seeding: each next centre is drawn with probability ∝ its squared distance to the
   // nearest centre so far, so clusters are not missed by two seeds landing in one of them.

@@ -11,11 +11,13 @@ import { BUDGET_COUNTERS } from '../../core/manifest/guardrails/budget.js';
 import {
   apply,
   byScopeRank,
+  grant,
   newWarnings,
   release,
   RESERVED_COLUMNS,
   scopeValues,
   settle,
+  SETTLED_AT,
   toScope,
   USED_COLUMNS,
   wouldExceed,
@@ -49,43 +51,57 @@ export async function reserveBudget(q: Query, req: BudgetReserveRequest, now: nu
     await q('INSERT INTO budget_scopes (id, root_run_id, limits, started_at, warned, updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING', [k.id, k.root_run_id, JSON.stringify(k.limits), k.started_at, '[]', now]);
   }
   const scopes = await lock(q, [...new Set(keys.map((k) => k.id))]);
+  const warnings = req.replaces ? await settleIn(q, scopes, { reservation_id: req.replaces.reservation_id, actual: req.replaces.actual, once: true }, now) : [];
   for (const s of scopes) {
     const expired = (await q(`SELECT ${HELD} FROM budget_reservations WHERE scope_id = $1 AND expires_at <= $2`, [s.id, now])).rows[0] as Partial<BudgetCounters>;
     release(s, numbers(expired));
     await q('DELETE FROM budget_reservations WHERE scope_id = $1 AND expires_at <= $2', [s.id, now]);
   }
-  const exceeded = wouldExceed(scopes, req, now);
+  const granted = req.min ? grant(scopes, req.amount, req.min) : req.amount;
+  const exceeded = wouldExceed(scopes, { ...req, amount: granted }, now);
   if (exceeded) {
     await save(q, scopes);
-    return { ok: false, exceeded };
+    return { ok: false, exceeded: req.min ? (wouldExceed(scopes, { ...req, amount: req.min }, now) ?? exceeded) : exceeded, ...(warnings.length ? { warnings } : {}) };
   }
-  const warnings: BudgetWarning[] = [];
   for (const s of scopes) {
-    apply(s, req, now);
+    apply(s, { ...req, amount: granted }, now);
     warnings.push(...newWarnings(s, now));
     if (!req.commit) {
       await q(`INSERT INTO budget_reservations (id, scope_id, ${BUDGET_COUNTERS.join(', ')}, expires_at) VALUES ($1, $2, ${BUDGET_COUNTERS.map((_, i) => `$${i + 3}`).join(', ')}, $${BUDGET_COUNTERS.length + 3})`, [
         req.reservation_id,
         s.id,
-        ...BUDGET_COUNTERS.map((c) => req.amount[c] ?? 0),
+        ...BUDGET_COUNTERS.map((c) => granted[c] ?? 0),
         now + req.ttl_ms,
       ]);
     }
   }
   await save(q, scopes);
-  return { ok: true, warnings };
+  return req.min ? { ok: true, warnings, granted, now } : { ok: true, warnings };
 }
 
 /** Replace a reservation with what the call used; returns the warnings this crossed. */
 export async function settleBudget(q: Query, req: BudgetSettleRequest, now: number): Promise<BudgetWarning[]> {
   const scopes = await lock(q, [...new Set(req.scope_ids)]);
+  const warnings = await settleIn(q, scopes, req, now);
+  await save(q, scopes);
+  return warnings;
+}
+
+/** Settle a reservation in locked scopes (the caller saves them); `once`: leave a marker, and do nothing where one is. */
+async function settleIn(q: Query, scopes: readonly BudgetScopeUsage[], req: Omit<BudgetSettleRequest, 'scope_ids'>, now: number): Promise<BudgetWarning[]> {
   const warnings: BudgetWarning[] = [];
   for (const s of scopes) {
-    const held = (await q(`DELETE FROM budget_reservations WHERE id = $1 AND scope_id = $2 RETURNING ${BUDGET_COUNTERS.join(', ')}`, [req.reservation_id, s.id])).rows[0];
+    let held: Row | undefined;
+    if (req.once) {
+      held = (await q(`SELECT ${BUDGET_COUNTERS.join(', ')}, expires_at FROM budget_reservations WHERE id = $1 AND scope_id = $2`, [req.reservation_id, s.id])).rows[0];
+      if (held && Number(held.expires_at) === SETTLED_AT) continue;
+      await q(`INSERT INTO budget_reservations (id, scope_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT (scope_id, id) DO UPDATE SET ${BUDGET_COUNTERS.map((c) => `${c} = 0`).join(', ')}, expires_at = excluded.expires_at`, [req.reservation_id, s.id, SETTLED_AT]);
+    } else {
+      held = (await q(`DELETE FROM budget_reservations WHERE id = $1 AND scope_id = $2 RETURNING ${BUDGET_COUNTERS.join(', ')}`, [req.reservation_id, s.id])).rows[0];
+    }
     settle(s, held ? numbers(held) : undefined, req.actual, now);
     warnings.push(...newWarnings(s, now));
   }
-  await save(q, scopes);
   return warnings;
 }
 

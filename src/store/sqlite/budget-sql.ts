@@ -11,11 +11,13 @@ import { BUDGET_COUNTERS } from '../../core/manifest/guardrails/budget.js';
 import {
   apply,
   byScopeRank,
+  grant,
   newWarnings,
   release,
   RESERVED_COLUMNS,
   scopeValues,
   settle,
+  SETTLED_AT,
   toScope,
   USED_COLUMNS,
   wouldExceed,
@@ -47,45 +49,54 @@ export function reserveBudget(stmt: Stmt, req: BudgetReserveRequest, now: number
     stmt('INSERT INTO budget_scopes (id, root_run_id, limits, started_at, warned, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING').run(k.id, k.root_run_id, JSON.stringify(k.limits), k.started_at, '[]', now);
   }
   const scopes = load(stmt, ids);
+  const warnings = req.replaces ? settleIn(stmt, scopes, { reservation_id: req.replaces.reservation_id, actual: req.replaces.actual, once: true }, now) : [];
   for (const s of scopes) {
     const expired = stmt(`SELECT ${HELD} FROM budget_reservations WHERE scope_id = ? AND expires_at <= ?`).get(s.id, now) as BudgetCounters;
     release(s, expired);
     stmt('DELETE FROM budget_reservations WHERE scope_id = ? AND expires_at <= ?').run(s.id, now);
   }
-  const exceeded = wouldExceed(scopes, req, now);
+  const granted = req.min ? grant(scopes, req.amount, req.min) : req.amount;
+  const exceeded = wouldExceed(scopes, { ...req, amount: granted }, now);
   if (exceeded) {
     save(stmt, scopes);
-    return { ok: false, exceeded };
+    return { ok: false, exceeded: req.min ? (wouldExceed(scopes, { ...req, amount: req.min }, now) ?? exceeded) : exceeded, ...(warnings.length ? { warnings } : {}) };
   }
-  const warnings: BudgetWarning[] = [];
   for (const s of scopes) {
-    apply(s, req, now);
+    apply(s, { ...req, amount: granted }, now);
     warnings.push(...newWarnings(s, now));
     if (!req.commit) {
       stmt(`INSERT INTO budget_reservations (id, scope_id, ${BUDGET_COUNTERS.join(', ')}, expires_at) VALUES (?, ?, ${BUDGET_COUNTERS.map(() => '?').join(', ')}, ?)`).run(
         req.reservation_id,
         s.id,
-        ...BUDGET_COUNTERS.map((c) => req.amount[c] ?? 0),
+        ...BUDGET_COUNTERS.map((c) => granted[c] ?? 0),
         now + req.ttl_ms,
       );
     }
   }
   save(stmt, scopes);
-  return { ok: true, warnings };
+  return req.min ? { ok: true, warnings, granted, now } : { ok: true, warnings };
 }
 
 /** Replace a reservation with what the call used; returns the warnings this crossed. */
 export function settleBudget(stmt: Stmt, req: BudgetSettleRequest, now: number): BudgetWarning[] {
   const ids = [...new Set(req.scope_ids)].sort();
   const scopes = load(stmt, ids.filter((id) => stmt('SELECT 1 FROM budget_scopes WHERE id = ?').get(id)));
+  const warnings = settleIn(stmt, scopes, req, now);
+  save(stmt, scopes);
+  return warnings;
+}
+
+/** Settle a reservation in loaded scopes (the caller saves them); `once`: leave a marker, and do nothing where one is. */
+function settleIn(stmt: Stmt, scopes: readonly BudgetScopeUsage[], req: Omit<BudgetSettleRequest, 'scope_ids'>, now: number): BudgetWarning[] {
   const warnings: BudgetWarning[] = [];
   for (const s of scopes) {
-    const held = stmt(`SELECT ${BUDGET_COUNTERS.join(', ')} FROM budget_reservations WHERE id = ? AND scope_id = ?`).get(req.reservation_id, s.id) as BudgetCounters | undefined;
-    stmt('DELETE FROM budget_reservations WHERE id = ? AND scope_id = ?').run(req.reservation_id, s.id);
+    const held = stmt(`SELECT ${BUDGET_COUNTERS.join(', ')}, expires_at FROM budget_reservations WHERE id = ? AND scope_id = ?`).get(req.reservation_id, s.id) as (BudgetCounters & { expires_at: number }) | undefined;
+    if (held?.expires_at === SETTLED_AT) continue;
+    if (req.once) stmt(`INSERT INTO budget_reservations (id, scope_id, expires_at) VALUES (?, ?, ?) ON CONFLICT(scope_id, id) DO UPDATE SET ${BUDGET_COUNTERS.map((c) => `${c} = 0`).join(', ')}, expires_at = excluded.expires_at`).run(req.reservation_id, s.id, SETTLED_AT);
+    else stmt('DELETE FROM budget_reservations WHERE id = ? AND scope_id = ?').run(req.reservation_id, s.id);
     settle(s, held, req.actual, now);
     warnings.push(...newWarnings(s, now));
   }
-  save(stmt, scopes);
   return warnings;
 }
 

@@ -656,12 +656,13 @@ export class SqliteStore implements Store {
     return this.read(() => retention.databaseSize(this.db, this.location));
   }
 
+  // Budget writes join the group commit (as checkpoints do): steps in flight together share its fsync.
   reserveBudget(req: BudgetReserveRequest): Promise<BudgetReserveResult> {
-    return this.exclusive(() => this.db.transaction(() => reserveBudget((sql) => this.stmt(sql), req, Date.now())).immediate());
+    return this.transaction(() => Promise.resolve(reserveBudget((sql) => this.stmt(sql), req, Date.now())));
   }
 
   settleBudget(req: BudgetSettleRequest): Promise<BudgetWarning[]> {
-    return this.exclusive(() => this.db.transaction(() => settleBudget((sql) => this.stmt(sql), req, Date.now())).immediate());
+    return this.transaction(() => Promise.resolve(settleBudget((sql) => this.stmt(sql), req, Date.now())));
   }
 
   getBudgetScopes(rootRunId: string): Promise<BudgetScopeUsage[]> {
