@@ -74,6 +74,8 @@ import { observeCommit, queueGauges } from './gauges-sql.js';
 import { budgetScopes, reserveBudget, settleBudget } from './budget-sql.js';
 import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, BudgetSettleRequest, BudgetWarning } from '../budget-types.js';
 import * as breakersSql from './breakers-sql.js';
+import * as sw4rmSched from './sw4rm-sched-sql.js';
+import type { Sw4rmDoc, Sw4rmGroupChange, Sw4rmGroupWrite } from '../sw4rm-sched-types.js';
 import type { BreakerChange, BreakerRow } from '../breaker-types.js';
 import * as memory from './memory-sql.js';
 import type { MemoryListQuery, MemoryRecord, MemorySearch, MemoryWrite, ScoredMemory } from '../memory-types.js';
@@ -420,6 +422,18 @@ export class SqliteStore implements Store {
   // ---- sw4rm router (sw4rm-router-sql.ts) ----
 
   // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts) ----
+
+  getSw4rmDocs(kind: string, keys: readonly string[]): Promise<Sw4rmDoc[]> {
+    return this.read(() => sw4rmSched.getSw4rmDocs((sql) => this.stmt(sql), kind, keys));
+  }
+
+  listSw4rmDocs(kind: string, by: { group: string } | { owner: string }): Promise<Sw4rmDoc[]> {
+    return this.read(() => sw4rmSched.listSw4rmDocs((sql) => this.stmt(sql), kind, by));
+  }
+
+  updateSw4rmGroup(group: string, kinds: readonly string[], change: Sw4rmGroupChange): Promise<Sw4rmGroupWrite> {
+    return this.exclusive(() => this.db.transaction(() => sw4rmSched.updateSw4rmGroup((sql) => this.stmt(sql), group, kinds, change)).immediate());
+  }
 
   // ---- sw4rm agent state (sw4rm-state-sql.ts) ----
 
