@@ -9,7 +9,7 @@ import { delegateToSwarm, type DelegationRequest, type DelegationResponse } from
 import { bordaSummary, evaluateQuorum, scoreSummary, type QuorumRule } from '../src/sw4rm/scheduler/voting.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const load = (name: string): any => JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'sw4rm', name), 'utf8'));
+const load = (name: string): any => JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'sw4rm', name), 'utf8')) as unknown;
 
 const cancellation = load('sw4_004_cancellation_vectors.json');
 const delegation = load('sw4_005_delegation_vectors.json');
@@ -31,7 +31,7 @@ describe('SW4-004 cancellation vectors', () => {
       for (const id of e.cancelled) expect(m.isCancelled(id), id).toBe(true);
       for (const id of e.not_cancelled) expect(m.isCancelled(id), id).toBe(false);
       expect(out.cancelled.sort()).toEqual([...e.cancelled].sort());
-      const at = (offset: number) => t0 + e.effective_grace_period_ms + offset;
+      const at = (offset: number): number => t0 + Number(e.effective_grace_period_ms) + offset;
       for (const c of e.grace_expiry_checks) expect(m.isGraceExpired(c.correlation_id, at(c.offset_ms)), `${c.correlation_id}@${c.offset_ms}`).toBe(c.expired);
       for (const c of e.forced_preemption_checks) expect(m.forcedPreemptionCode(c.correlation_id, at(c.offset_ms))).toBe(c.error_code);
       expect(m.collectForced(e.collect_forced.active_correlations, at(e.collect_forced.offset_ms)).sort()).toEqual([...e.collect_forced.expected].sort());

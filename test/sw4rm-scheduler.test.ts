@@ -25,8 +25,11 @@ afterAll(async () => {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 
-function call(client: Any, method: string, req: unknown, metadata = new grpc.Metadata()): Promise<Any> {
-  return new Promise((resolve, reject) => client[method](req, metadata, { deadline: Date.now() + 20_000 }, (err: grpc.ServiceError | null, res: unknown) => (err ? reject(err) : resolve(res))));
+type Unary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Any) => void) => void;
+type Client = grpc.Client & Record<string, Unary>;
+
+function call(client: Client, method: string, req: unknown, metadata = new grpc.Metadata()): Promise<Any> {
+  return new Promise((resolve, reject) => client[method]!(req, metadata, { deadline: Date.now() + 20_000 }, (err, res) => (err ? reject(err) : resolve(res))));
 }
 
 function md(pairs: Record<string, string>): grpc.Metadata {
@@ -48,7 +51,7 @@ interface Env {
   swarm: Swarm;
   server: Sw4rmServer;
   clock: { now: number };
-  client(service: string): Any;
+  client(service: string): Client;
   restart(): Promise<void>;
   close(): Promise<void>;
 }
@@ -62,7 +65,7 @@ async function open(backend: 'sqlite' | 'postgres'): Promise<Env> {
   const clock = { now: Date.now() };
   const start = () => startSw4rm(swarm, { host: '127.0.0.1', ports: { router: 0, registry: 0, scheduler: 0 }, now: () => clock.now });
   let server = await start();
-  const clients: Any[] = [];
+  const clients: Client[] = [];
   const protos = sw4rmProtos();
   const ctor = (service: string): grpc.ServiceClientConstructor => {
     const [pkg, name] = service.split('.') as [string, string];
@@ -75,7 +78,7 @@ async function open(backend: 'sqlite' | 'postgres'): Promise<Env> {
     },
     clock,
     client(service) {
-      const c = new (ctor(service))(`127.0.0.1:${server.ports.scheduler}`, grpc.credentials.createInsecure());
+      const c = new (ctor(service))(`127.0.0.1:${server.ports.scheduler}`, grpc.credentials.createInsecure()) as Client;
       clients.push(c);
       return c;
     },
@@ -93,8 +96,8 @@ async function open(backend: 'sqlite' | 'postgres'): Promise<Env> {
   return e;
 }
 
-const activity = async (sched: Any, agent: string): Promise<Record<string, string>> =>
-  Object.fromEntries(((await call(sched, 'PollActivityBuffer', { agent_id: agent })).entries as Any[]).map((x) => [x.task_id, x.description]));
+const activity = async (sched: Client, agent: string): Promise<Record<string, string>> =>
+  Object.fromEntries(((await call(sched, 'PollActivityBuffer', { agent_id: agent })).entries as Array<{ task_id: string; description: string }>).map((x) => [x.task_id, x.description]));
 
 for (const backend of ['sqlite', 'postgres'] as const) {
   describe(`SW4RM scheduler port on ${backend}`, () => {
@@ -142,7 +145,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         for (const [parent, child] of [['root', 'child-a'], ['root', 'child-b'], ['child-a', 'grandchild']]) {
           await call(handoff, 'RequestHandoff', { request_id: child, from_agent: 'boss', to_agent: 'worker', reason: 'delegate', budget: { deadline_epoch_ms: e.clock.now + 60_000 } }, md({ 'sw4rm-correlation-id': parent! }));
         }
-        expect((await call(handoff, 'GetPendingHandoffs', { agent_id: 'worker' })).pending_requests.map((h: Any) => h.request_id).sort()).toEqual(['child-a', 'child-b', 'grandchild']);
+        expect(((await call(handoff, 'GetPendingHandoffs', { agent_id: 'worker' })).pending_requests as Array<{ request_id: string }>).map((h) => h.request_id).sort()).toEqual(['child-a', 'child-b', 'grandchild']);
         for (const id of ['root', 'child-a', 'grandchild']) await call(sched, 'SubmitTask', { agent_id: 'worker', task_id: id, scope: id });
         await call(sched, 'SubmitTask', { agent_id: 'worker', task_id: 'child-b', scope: 'root' }); // queued behind root
         const t0 = e.clock.now;
@@ -188,7 +191,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         expect((await rejects(call(room, 'SubmitVote', { vote: { artifact_id: 'a1', critic_id: 'c2', score: 1, confidence: 1, negotiation_room_id: 'r1' } }))).code).toBe(grpc.status.FAILED_PRECONDITION);
         await e.restart();
         room = e.client('negotiation_room.NegotiationRoomService');
-        expect((await call(room, 'GetVotes', { artifact_id: 'a1', negotiation_room_id: 'r1' })).votes.map((v: Any) => v.critic_id).sort()).toEqual(['c1', 'c2']);
+        expect(((await call(room, 'GetVotes', { artifact_id: 'a1', negotiation_room_id: 'r1' })).votes as Array<{ critic_id: string }>).map((v) => v.critic_id).sort()).toEqual(['c1', 'c2']);
         expect((await call(room, 'GetDecision', { artifact_id: 'a1', negotiation_room_id: 'r1' })).decision.outcome).toBe('APPROVED');
         // A waiter's deadline with the quorum short: decided with what there is (fail closed: a human).
         await call(room, 'SubmitProposal', { proposal: { artifact_id: 'a2', producer_id: 'dev', requested_critics: ['c1', 'c2', 'c3'], negotiation_room_id: 'r1' } });

@@ -32,11 +32,8 @@ export function toServiceError(e: unknown): Partial<grpc.ServiceError> {
   return { code: grpc.status.INTERNAL, details: `INTERNAL_ERROR: ${e instanceof Error ? e.message : String(e)}`, metadata };
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Req = any;
-
 /** A unary handler from an async function of the request (and the call, for metadata and cancellation). */
-export function unary<R>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, R>) => Promise<R>): grpc.handleUnaryCall<Req, R> {
+export function unary<Q, R = unknown>(fn: (req: Q, call: grpc.ServerUnaryCall<Q, R>) => Promise<R>): grpc.handleUnaryCall<Q, R> {
   return (call, callback) => {
     fn(call.request, call).then(
       (res) => callback(null, res),

@@ -19,6 +19,7 @@ import type { Sw4rmDoc } from '../../store/sw4rm-sched-types.js';
 import { sw4rmProtos } from '../proto.js';
 import { durationMs, meta, unary } from './grpc-util.js';
 import type { TaskScheduler } from './tasks.js';
+import type { AgentIdRequest, BindRequest, CancelDelegationMsg, CompleteHandoffRequest, HandoffRequestMsg, HandoffResponseMsg, SwitchApprove, SwitchReject, SwitchRequest } from './wire.js';
 
 function need(v: unknown, field: string, code = 'SW4RM_HANDOFF_INVALID'): string {
   const s = typeof v === 'string' ? v.trim() : '';
@@ -43,7 +44,7 @@ interface HandoffDoc {
   requested_at: number;
 }
 
-export function addHandoffService(server: grpc.Server, deps: { store: Store; now(): number; tasks: TaskScheduler }): void {
+export function addHandoffService(server: grpc.Server, deps: { store: Store; now: () => number; tasks: TaskScheduler }): void {
   const { store, now } = deps;
   const doc = (h: HandoffDoc): Sw4rmDoc => ({ kind: 'handoff', key: h.request_id, grp: `handoff:${h.request_id}`, owner: h.to_agent, status: h.status, doc: h, updated_at: now() });
   const move = (id: string, to: HandoffDoc['status'], from: ReadonlyArray<HandoffDoc['status']>, extra: Partial<HandoffDoc> = {}) =>
@@ -55,7 +56,7 @@ export function addHandoffService(server: grpc.Server, deps: { store: Store; now
     });
 
   server.addService(sw4rmProtos().handoff.HandoffService.service, {
-    RequestHandoff: unary(async (req, call) => {
+    RequestHandoff: unary<HandoffRequestMsg>(async (req, call) => {
       const h: HandoffDoc = {
         request_id: need(req.request_id, 'request_id'),
         from_agent: need(req.from_agent, 'from_agent'),
@@ -79,22 +80,22 @@ export function addHandoffService(server: grpc.Server, deps: { store: Store; now
       });
       return {};
     }),
-    AcceptHandoff: unary(async (req) => {
+    AcceptHandoff: unary<HandoffResponseMsg>(async (req) => {
       await move(need(req.request_id, 'request_id'), 'ACCEPTED', ['PENDING'], { accepting_agent: String(req.accepting_agent ?? '') });
       return {};
     }),
-    RejectHandoff: unary(async (req) => {
+    RejectHandoff: unary<HandoffResponseMsg>(async (req) => {
       await move(need(req.request_id, 'request_id'), 'REJECTED', ['PENDING'], { rejection_reason: String(req.rejection_reason ?? '') });
       return {};
     }),
-    GetPendingHandoffs: unary(async (req) => {
+    GetPendingHandoffs: unary<AgentIdRequest>(async (req) => {
       const docs = await store.listSw4rmDocs('handoff', { owner: need(req.agent_id, 'agent_id') });
       const pending = docs.map((d) => d.doc as HandoffDoc).filter((h) => h.status === 'PENDING');
       return {
         pending_requests: pending.map((h) => ({ ...h, context_snapshot: Buffer.from(h.context_snapshot, 'base64'), timeout: { seconds: Math.floor(h.timeout_ms / 1000), nanos: (h.timeout_ms % 1000) * 1e6 }, budget: h.budget ?? undefined, delegation_policy: h.delegation_policy ?? undefined })),
       };
     }),
-    CompleteHandoff: unary(async (req) => {
+    CompleteHandoff: unary<CompleteHandoffRequest>(async (req) => {
       const status = String(req.status ?? '');
       if (status !== 'COMPLETED' && status !== 'EXPIRED' && status !== 'REJECTED') {
         throw new UserError('SW4RM_HANDOFF_INVALID', `status must be COMPLETED, EXPIRED or REJECTED (got ${status || 'HANDOFF_STATUS_UNSPECIFIED'})`, { field: 'status' });
@@ -102,7 +103,7 @@ export function addHandoffService(server: grpc.Server, deps: { store: Store; now
       await move(need(req.request_id, 'request_id'), status, ['PENDING', 'ACCEPTED']);
       return { success: true, message: `handoff ${String(req.request_id)} is ${status}` };
     }),
-    CancelDelegation: unary(async (req) => {
+    CancelDelegation: unary<CancelDelegationMsg>(async (req) => {
       const out = await deps.tasks.cancel({ correlation_id: req.correlation_id, reason: req.reason, grace_period_ms: Number(req.grace_period_ms ?? 0) });
       return { acknowledged: out.acknowledged, message: out.message };
     }),
@@ -120,7 +121,7 @@ interface Binding {
   until?: number;
 }
 
-export function addWorktreeService(server: grpc.Server, deps: { store: Store; now(): number }): void {
+export function addWorktreeService(server: grpc.Server, deps: { store: Store; now: () => number }): void {
   const { store, now } = deps;
   const key = (agent: string) => `worktree:${agent}`;
   /** The binding as of now: a timed switch past its TTL is back home. */
@@ -145,17 +146,17 @@ export function addWorktreeService(server: grpc.Server, deps: { store: Store; no
   };
 
   server.addService(sw4rmProtos().worktree.WorktreeService.service, {
-    Bind: unary(async (req) => {
+    Bind: unary<BindRequest>(async (req) => {
       const repo = need(req.repo_id, 'repo_id', 'SW4RM_WORKTREE_INVALID');
       const wt = need(req.worktree_id, 'worktree_id', 'SW4RM_WORKTREE_INVALID');
       await change(req.agent_id, (b) => ({ ...b, repo_id: repo, home_worktree_id: wt, worktree_id: wt, state: 'BOUND_HOME', until: 0, pending_target: '' }));
       return { ok: true, reason: '' };
     }),
-    Unbind: unary(async (req) => {
+    Unbind: unary<AgentIdRequest>(async (req) => {
       await change(req.agent_id, (b) => ({ agent_id: b.agent_id, repo_id: '', home_worktree_id: '', worktree_id: '', state: 'UNBOUND' }));
       return { ok: true };
     }),
-    RequestSwitch: unary(async (req) => {
+    RequestSwitch: unary<SwitchRequest>(async (req) => {
       const target = need(req.target_worktree_id, 'target_worktree_id', 'SW4RM_WORKTREE_INVALID');
       return status(await change(req.agent_id, (b) => {
         bound(b);
@@ -163,7 +164,7 @@ export function addWorktreeService(server: grpc.Server, deps: { store: Store; no
         return req.requires_hitl ? { ...b, state: 'SWITCH_PENDING', pending_target: target } : { ...b, state: 'BOUND_NON_HOME', worktree_id: target, pending_target: '', until: 0 };
       }));
     }),
-    ApproveSwitch: unary(async (req) => {
+    ApproveSwitch: unary<SwitchApprove>(async (req) => {
       const target = need(req.target_worktree_id, 'target_worktree_id', 'SW4RM_WORKTREE_INVALID');
       const ttl = Number(req.ttl_ms ?? 0);
       return status(await change(req.agent_id, (b) => {
@@ -171,13 +172,13 @@ export function addWorktreeService(server: grpc.Server, deps: { store: Store; no
         return { ...b, state: 'BOUND_NON_HOME', worktree_id: target, pending_target: '', until: ttl > 0 ? now() + ttl : 0 };
       }));
     }),
-    RejectSwitch: unary(async (req) =>
+    RejectSwitch: unary<SwitchReject>(async (req) =>
       status(await change(req.agent_id, (b) => {
         if (b.state !== 'SWITCH_PENDING') throw new UserError('SW4RM_WORKTREE_SWITCH_CLOSED', `agent '${b.agent_id}' has no pending switch (state ${b.state})`, { field: 'agent_id' });
         return { ...b, state: b.worktree_id === b.home_worktree_id ? 'BOUND_HOME' : 'BOUND_NON_HOME', pending_target: '' };
       })),
     ),
-    Status: unary(async (req) => {
+    Status: unary<AgentIdRequest>(async (req) => {
       const agent = need(req.agent_id, 'agent_id', 'SW4RM_WORKTREE_INVALID');
       return status(current((await store.getSw4rmDocs('worktree', [agent]))[0]?.doc as Binding | undefined, agent));
     }),

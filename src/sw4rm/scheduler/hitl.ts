@@ -95,7 +95,7 @@ export class HitlBridge {
 
   constructor(
     private readonly swarm: Swarm,
-    private readonly o: { pollMs: number; now(): number },
+    private readonly o: { pollMs: number; now: () => number },
   ) {}
 
   /** Register the system agent and workflow once (they are ordinary registry rows: `swarm workflow list` shows them). */
@@ -133,7 +133,7 @@ export class HitlBridge {
     try {
       data = JSON.parse(text);
     } catch {
-      if (!/[\u0000-\u0008\uFFFD]/.test(text)) data = { context: text };
+      if (!text.includes('\uFFFD') && !/\p{Cc}/u.test(text.replace(/[\n\r\t]/g, ''))) data = { context: text };
     }
     // The idempotency key makes a retried invocation (same id) reuse its run even across a crash
     // between starting the run and writing the document.

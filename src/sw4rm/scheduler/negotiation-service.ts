@@ -12,6 +12,7 @@ import type { Store } from '../../store/store.js';
 import { sw4rmProtos } from '../proto.js';
 import { callSignal, durationMs, pause, timestamp, unary } from './grpc-util.js';
 import { DEFAULT_APPROVE_SCORE, Negotiations, type RoomDecision, type RoomVote } from './negotiation.js';
+import type { AbortRequest, PolicyMsg, DecisionMsg, EvaluationMsg, HitlActionRequest, NegotiationOpen, NegotiationRef, ProposalMsg, RoomRef, SetPolicyProfilesRequest, SetWagglePolicyRequest, SubmitEvaluationRequest, SubmitProposalRequest, SubmitVoteRequest } from './wire.js';
 
 /** A WagglePolicy (policy.proto) as a plain object. */
 export interface WagglePolicy {
@@ -42,7 +43,7 @@ export const DEFAULT_WAGGLE_POLICY: WagglePolicy = {
 const HITL_MODES = ['None', 'PauseBetweenRounds', 'PauseOnFinalAccept'];
 
 /** A policy checked and filled with defaults; SW4RM_POLICY_INVALID naming the field otherwise. */
-export function checkPolicy(p: Partial<WagglePolicy> | undefined, field = 'policy'): WagglePolicy {
+export function checkPolicy(p: PolicyMsg | Partial<WagglePolicy> | null | undefined, field = 'policy'): WagglePolicy {
   if (!p) throw new UserError('SW4RM_POLICY_INVALID', `${field} is required`, { field });
   const out: WagglePolicy = { ...DEFAULT_WAGGLE_POLICY, ...p, hitl: { ...DEFAULT_WAGGLE_POLICY.hitl, ...(p.hitl ?? {}) }, scoring: { ...DEFAULT_WAGGLE_POLICY.scoring, ...(p.scoring ?? {}) } };
   for (const k of ['score_threshold', 'diff_tolerance'] as const) {
@@ -67,7 +68,7 @@ export function policyStore(store: Store, now: () => number) {
 
 export interface NegotiationDeps {
   store: Store;
-  now(): number;
+  now: () => number;
   pollMs: number;
   closing: AbortSignal;
   policies: ReturnType<typeof policyStore>;
@@ -89,53 +90,53 @@ export function addNegotiationServices(server: grpc.Server, deps: NegotiationDep
   const roomPolicy = async () => ({ approveScore: (await deps.policies.policy()).score_threshold * 10 });
 
   server.addService(protos.negotiation.NegotiationService.service, {
-    Open: unary(async (req) => {
+    Open: unary<NegotiationOpen>(async (req) => {
       await neg.open({ negotiation_id: req.negotiation_id, correlation_id: req.correlation_id, topic: req.topic, participants: req.participants, intensity: req.intensity, debate_timeout_ms: durationMs(req.debate_timeout) });
       return empty;
     }),
-    Propose: unary(async (req) => {
+    Propose: unary<ProposalMsg>(async (req) => {
       await neg.append(req.negotiation_id, { kind: 'proposal', from_agent: req.from_agent, content_type: req.content_type, payload: Buffer.from(req.payload ?? []).toString('base64') });
       return empty;
     }),
-    Counter: unary(async (req) => {
+    Counter: unary<ProposalMsg>(async (req) => {
       await neg.append(req.negotiation_id, { kind: 'counter', from_agent: req.from_agent, content_type: req.content_type, payload: Buffer.from(req.payload ?? []).toString('base64') });
       return empty;
     }),
-    Evaluate: unary(async (req) => {
+    Evaluate: unary<EvaluationMsg>(async (req) => {
       const c = Number(req.confidence_score ?? 0);
       if (!(c >= 0 && c <= 1)) throw new UserError('SW4RM_NEGOTIATION_INVALID', `confidence_score must be from 0 to 1 (got ${c})`, { field: 'confidence_score' });
       await neg.append(req.negotiation_id, { kind: 'evaluation', from_agent: req.from_agent, confidence_score: c, notes: req.notes ?? '' });
       return empty;
     }),
-    Decide: unary(async (req) => {
+    Decide: unary<DecisionMsg>(async (req) => {
       await neg.close(req.negotiation_id, { decided_by: req.decided_by ?? '', content_type: req.content_type ?? '', result: Buffer.from(req.result ?? []) });
       return empty;
     }),
-    Abort: unary(async (req) => {
+    Abort: unary<AbortRequest>(async (req) => {
       await neg.close(req.negotiation_id, { abort: String(req.reason ?? '') });
       return empty;
     }),
   });
 
   server.addService(protos.negotiation_room.NegotiationRoomService.service, {
-    SubmitProposal: unary(async (req) => {
+    SubmitProposal: unary<SubmitProposalRequest>(async (req) => {
       const p = await neg.submitProposal({ ...(req.proposal ?? {}), artifact: Buffer.from(req.proposal?.artifact ?? []) });
       return { artifact_id: p.artifact_id, negotiation_room_id: p.negotiation_room_id };
     }),
-    SubmitVote: unary(async (req) => {
+    SubmitVote: unary<SubmitVoteRequest>(async (req) => {
       const { vote } = await neg.submitVote(req.vote ?? {}, await roomPolicy());
       return { artifact_id: vote.artifact_id, critic_id: vote.critic_id };
     }),
-    GetVotes: unary(async (req) => {
+    GetVotes: unary<RoomRef>(async (req) => {
       const { votes } = await neg.room(req.negotiation_room_id, req.artifact_id);
       return { votes: votes.map(voteOut), vote_count: votes.length };
     }),
-    GetDecision: unary(async (req) => {
+    GetDecision: unary<RoomRef>(async (req) => {
       const { proposal } = await neg.room(req.negotiation_room_id, req.artifact_id);
       if (!proposal.decision) throw new UserError('SW4RM_DECISION_UNKNOWN', `artifact '${proposal.artifact_id}' of room '${proposal.negotiation_room_id}' is not decided yet (${proposal.requested_critics.length} critics requested)`, { artifact_id: proposal.artifact_id });
       return { decision: decisionOut(proposal.decision) };
     }),
-    WaitForDecision: unary(async (req, call) => {
+    WaitForDecision: unary<RoomRef>(async (req, call) => {
       const signal = AbortSignal.any([callSignal(call), deps.closing]);
       const timeoutMs = Number(req.timeout_seconds ?? 0) * 1000;
       const until = timeoutMs > 0 ? deps.now() + timeoutMs : Infinity;
@@ -151,12 +152,12 @@ export function addNegotiationServices(server: grpc.Server, deps: NegotiationDep
   });
 
   server.addService(protos.scheduler.SchedulerPolicyService.service, {
-    SetWagglePolicy: unary(async (req) => {
+    SetWagglePolicy: unary<SetWagglePolicyRequest>(async (req) => {
       await deps.policies.setPolicy(checkPolicy(req.policy ?? undefined));
       return { ok: true, reason: '' };
     }),
-    GetWagglePolicy: unary(async () => ({ policy: await deps.policies.policy() })),
-    SetPolicyProfiles: unary(async (req) => {
+    GetWagglePolicy: unary<object>(async () => ({ policy: await deps.policies.policy() })),
+    SetPolicyProfiles: unary<SetPolicyProfilesRequest>(async (req) => {
       const profiles = ((req.profiles ?? []) as Array<{ name?: string; policy?: WagglePolicy }>).map((p, i) => {
         const name = (p.name ?? '').trim();
         if (!name) throw new UserError('SW4RM_POLICY_INVALID', `profiles[${i}].name is required`, { field: `profiles[${i}].name` });
@@ -165,8 +166,8 @@ export function addNegotiationServices(server: grpc.Server, deps: NegotiationDep
       await deps.policies.setProfiles(profiles);
       return { ok: true, reason: '' };
     }),
-    ListPolicyProfiles: unary(async () => ({ profiles: await deps.policies.profiles() })),
-    GetEffectivePolicy: unary(async (req) => {
+    ListPolicyProfiles: unary<object>(async () => ({ profiles: await deps.policies.profiles() })),
+    GetEffectivePolicy: unary<NegotiationRef>(async (req) => {
       const id = String(req.negotiation_id ?? '').trim();
       const n = id ? await neg.get(id) : undefined;
       if (id && !n) throw new UserError('SW4RM_NEGOTIATION_UNKNOWN', `no negotiation '${id}'`, { negotiation_id: id });
@@ -174,12 +175,13 @@ export function addNegotiationServices(server: grpc.Server, deps: NegotiationDep
       const profile = n ? (await deps.policies.profiles()).find((p) => p.name.toUpperCase() === n.intensity) : undefined;
       return { effective: { policy: profile?.policy ?? (await deps.policies.policy()), applied: {} } };
     }),
-    SubmitEvaluation: unary(async (req) => {
-      const r = req.report ?? {};
+    SubmitEvaluation: unary<SubmitEvaluationRequest>(async (req) => {
+      const r = req.report;
+      if (!r) throw new UserError('SW4RM_NEGOTIATION_INVALID', 'SubmitEvaluation: report is required', { field: 'report' });
       await neg.append(req.negotiation_id, { kind: 'evaluation', from_agent: r.from_agent, confidence_score: Number(r.llm_confidence ?? 0), notes: JSON.stringify({ deterministic_score: r.deterministic_score ?? 0, notes: r.notes ?? '', delta: r.delta ?? null }) });
       return { accepted: true, reason: '' };
     }),
-    HitlAction: unary(async (req) => {
+    HitlAction: unary<HitlActionRequest>(async (req) => {
       const action = String(req.action ?? '').trim();
       if (!action) throw new UserError('SW4RM_NEGOTIATION_INVALID', 'HitlAction: action is required', { field: 'action' });
       await neg.close(req.negotiation_id, { decided_by: 'hitl', content_type: 'application/json', result: Buffer.from(JSON.stringify({ action, rationale: req.rationale ?? '' })) });

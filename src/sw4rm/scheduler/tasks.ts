@@ -18,7 +18,7 @@ export interface TaskSchedulerOptions {
   capacity: number;
   /** How long a task asked to yield has before FORCED_PREEMPTION. */
   graceMs: number;
-  now(): number;
+  now: () => number;
 }
 
 const taskKey = (agent: string, task: string) => `${agent}/${task}`;
