@@ -16,3 +16,8 @@ export { SW4RM_DEFAULTS, type Sw4rmServiceOptions } from './service-types.js';
 // ---- protocol core (src/sw4rm/core/) ----
 // ---- clients and agent runtime (src/sw4rm/client/) ----
 // ---- scheduler, negotiation, hitl helpers (src/sw4rm/scheduler/) ----
+export { CancellationManager, MIN_GRACE_PERIOD_MS, effectiveGracePeriodMs, type CancelOutcome, type CancelRequest, type CancellationFlag } from './scheduler/cancellation.js';
+export { delegateToSwarm, effectiveMaxRedirects, DEFAULT_MAX_REDIRECTS, type DelegateOptions, type DelegationBudget, type DelegationPolicy, type DelegationRequest, type DelegationResponse } from './scheduler/delegation.js';
+export { evaluateQuorum, scoreSummary, bordaSummary, DEFAULT_QUORUM, type AggregatedScore, type CriticVote, type QuorumOutcome, type QuorumPolicy, type QuorumRule } from './scheduler/voting.js';
+export { compareTasks, reconcile, MIN_PRIORITY, MAX_PRIORITY, type CommClass, type ScheduledTask, type TaskStatus } from './scheduler/queue.js';
+export { HITL_WORKFLOW } from './scheduler/hitl.js';
