@@ -101,6 +101,30 @@ const activity = async (sched: Client, agent: string): Promise<Record<string, st
 
 for (const backend of ['sqlite', 'postgres'] as const) {
   describe(`SW4RM scheduler port on ${backend}`, () => {
+    it('the store: a group change is atomic (concurrent changes serialise; a throwing change writes nothing)', async () => {
+      const e = await open(backend);
+      try {
+        const store = e.swarm.store;
+        const bump = () =>
+          store.updateSw4rmGroup('g1', ['counter'], (docs) => {
+            const n = ((docs[0]?.doc as { n: number } | undefined)?.n ?? 0) + 1;
+            return { put: [{ kind: 'counter', key: 'c', grp: 'g1', owner: 'me', status: String(n), doc: { n }, updated_at: n }], remove: [] };
+          });
+        await Promise.all(Array.from({ length: 20 }, bump));
+        expect((await store.getSw4rmDocs('counter', ['c', 'missing']))[0]).toMatchObject({ status: '20', doc: { n: 20 }, owner: 'me' });
+        await expect(
+          store.updateSw4rmGroup('g1', ['counter'], () => {
+            throw new Error('refused');
+          }),
+        ).rejects.toThrow('refused');
+        expect((await store.listSw4rmDocs('counter', { owner: 'me' })).map((d) => d.doc)).toEqual([{ n: 20 }]);
+        await store.updateSw4rmGroup('g1', ['counter'], () => ({ put: [], remove: [{ kind: 'counter', key: 'c' }] }));
+        expect(await store.listSw4rmDocs('counter', { group: 'g1' })).toEqual([]);
+      } finally {
+        await e.close();
+      }
+    });
+
     it('orders by class and priority, asks the lower task to yield, preempts it by force after the grace, and a purge frees the slot', async () => {
       const e = await open(backend);
       try {
