@@ -31,6 +31,8 @@ const IN_PROCESS = [
   'test/run-filters.test.ts',
   'test/schedule.test.ts',
   'test/scheduler.test.ts',
+  'test/sw4rm-conformance.test.ts',
+  'test/sw4rm-scheduler.test.ts',
   'test/secrets.test.ts',
   'test/server-api.test.ts',
   'test/server-api-more.test.ts',

@@ -1,6 +1,7 @@
 import type { RunEvent } from '../core/events.js';
 import type { BreakerChange, BreakerRow } from './breaker-types.js';
 import type { Sw4rmStateRow } from './sw4rm-state-types.js';
+import type { Sw4rmDoc, Sw4rmGroupChange, Sw4rmGroupWrite } from './sw4rm-sched-types.js';
 import type { MemoryListQuery, MemoryRecord, MemorySearch, MemoryWrite, ScoredMemory } from './memory-types.js';
 import type {
   CommitObserver,
@@ -345,6 +346,20 @@ export interface Store {
   // ---- sw4rm router: messages, leases, redelivery, dead letters, dedup (sw4rm-router-sql.ts of each store) ----
 
   // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts of each store) ----
+
+  // The scheduler side (migration 22, sw4rm-sched-sql.ts of each store; src/store/sw4rm-sched-types.ts).
+  /** Documents of one kind by key (indexed), in key order; missing keys are left out. */
+  getSw4rmDocs(kind: string, keys: readonly string[]): Promise<Sw4rmDoc[]>;
+  /** Documents of one kind in a group, or belonging to an owner (indexed), in key order. */
+  listSw4rmDocs(kind: string, by: { group: string } | { owner: string }): Promise<Sw4rmDoc[]>;
+  /**
+   * In one transaction, the group locked: read the group's documents of `kinds`, apply `change`
+   * (pure; it may throw, and then nothing is written) and write what it returns.
+   *
+   * @example
+   *   await store.updateSw4rmGroup('room:r1/a1', ['room', 'vote'], (docs) => ({ put: [vote], remove: [] }));
+   */
+  updateSw4rmGroup(group: string, kinds: readonly string[], change: Sw4rmGroupChange): Promise<Sw4rmGroupWrite>;
 
   // ---- sw4rm agent state: activity buffer, worktree bindings (sw4rm-state-sql.ts of each store) ----
 

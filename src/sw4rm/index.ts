@@ -65,3 +65,8 @@ export { WorktreeState, type BindResult, type WorktreeBinding, type WorktreePoli
 export type { Sw4rmStateRow } from '../store/sw4rm-state-types.js';
 // ---- clients and agent runtime (src/sw4rm/client/) ----
 // ---- scheduler, negotiation, hitl helpers (src/sw4rm/scheduler/) ----
+export { CancellationManager, MIN_GRACE_PERIOD_MS, effectiveGracePeriodMs, type CancelOutcome, type CancelRequest, type CancellationFlag } from './scheduler/cancellation.js';
+export { delegateToSwarm, effectiveMaxRedirects, DEFAULT_MAX_REDIRECTS, type DelegateOptions, type DelegationBudget, type DelegationPolicy, type DelegationRequest, type DelegationResponse } from './scheduler/delegation.js';
+export { evaluateQuorum, scoreSummary, bordaSummary, DEFAULT_QUORUM, type AggregatedScore, type CriticVote, type QuorumOutcome, type QuorumPolicy, type QuorumRule } from './scheduler/voting.js';
+export { compareTasks, reconcile, MIN_PRIORITY, MAX_PRIORITY, type CommClass, type ScheduledTask, type TaskStatus } from './scheduler/queue.js';
+export { HITL_WORKFLOW } from './scheduler/hitl.js';

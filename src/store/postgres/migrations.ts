@@ -646,6 +646,28 @@ CREATE INDEX idx_memories_namespace ON memories(namespace, id);
 `,
   },
   // migration 21: sw4rm router (messages, deliveries, dead letters, dedup)
+  {
+    version: 22,
+    name: 'sw4rm scheduler, negotiation and HITL',
+    // The SW4RM scheduler side's state (src/sw4rm/scheduler/): tasks, delegations and cancellation
+    // flags, negotiations, negotiation rooms and votes, policies and HITL invocations, as JSON
+    // documents keyed by (kind, key) and found by group (a task's scope, a room's artifact) or owner
+    // (a task's agent); src/store/sw4rm-sched-types.ts. The same migration as SQLite's 22.
+    sql: `
+CREATE TABLE IF NOT EXISTS sw4rm_sched_docs (
+  kind TEXT NOT NULL,
+  key TEXT NOT NULL,
+  grp TEXT NOT NULL,
+  owner TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL DEFAULT '',
+  doc JSONB NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (kind, key)
+);
+CREATE INDEX IF NOT EXISTS idx_sw4rm_sched_docs_grp ON sw4rm_sched_docs(grp, kind);
+CREATE INDEX IF NOT EXISTS idx_sw4rm_sched_docs_owner ON sw4rm_sched_docs(kind, owner);
+`,
+  },
   // migration 22: sw4rm registry, scheduler, negotiation and HITL
   // migration 23: sw4rm agent state (activity buffer, worktree bindings)
   {

@@ -77,6 +77,8 @@ import { budgetScopes, reserveBudget, settleBudget } from './budget-sql.js';
 import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, BudgetSettleRequest, BudgetWarning } from '../budget-types.js';
 import { DELETE_BREAKER_SQL, GET_BREAKER_SQL, LIST_BREAKERS_SQL, toBreakerRow, updateBreakerIn } from './breakers-sql.js';
 import type { BreakerChange, BreakerRow } from '../breaker-types.js';
+import { byKeysSql as sw4rmByKeysSql, LIST_GROUP_SQL as SW4RM_LIST_GROUP_SQL, LIST_OWNER_SQL as SW4RM_LIST_OWNER_SQL, toDocs as sw4rmToDocs, updateSw4rmGroupIn } from './sw4rm-sched-sql.js';
+import type { Sw4rmDoc, Sw4rmGroupChange, Sw4rmGroupWrite } from '../sw4rm-sched-types.js';
 import * as memory from './memory-sql.js';
 import { memoryDimensions, type MemoryListQuery, type MemoryRecord, type MemorySearch, type MemoryWrite, type ScoredMemory } from '../memory-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
@@ -376,6 +378,19 @@ export class PostgresStore implements Store {
   // ---- sw4rm router (sw4rm-router-sql.ts) ----
 
   // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts) ----
+
+  async getSw4rmDocs(kind: string, keys: readonly string[]): Promise<Sw4rmDoc[]> {
+    if (keys.length === 0) return [];
+    return sw4rmToDocs(await this.read(sw4rmByKeysSql(keys.length), [kind, ...keys]));
+  }
+
+  async listSw4rmDocs(kind: string, by: { group: string } | { owner: string }): Promise<Sw4rmDoc[]> {
+    return sw4rmToDocs('group' in by ? await this.read(SW4RM_LIST_GROUP_SQL, [kind, by.group]) : await this.read(SW4RM_LIST_OWNER_SQL, [kind, by.owner]));
+  }
+
+  updateSw4rmGroup(group: string, kinds: readonly string[], change: Sw4rmGroupChange): Promise<Sw4rmGroupWrite> {
+    return this.atomically(async (q) => ({ value: await updateSw4rmGroupIn(q, group, kinds, change), notify: false }));
+  }
 
   // ---- sw4rm agent state (sw4rm-state-sql.ts) ----
 

@@ -76,6 +76,8 @@ import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, Budge
 import * as breakersSql from './breakers-sql.js';
 import * as sw4rmStateSql from './sw4rm-state-sql.js';
 import { sw4rmStateWrite, type Sw4rmStateRow } from '../sw4rm-state-types.js';
+import * as sw4rmSched from './sw4rm-sched-sql.js';
+import type { Sw4rmDoc, Sw4rmGroupChange, Sw4rmGroupWrite } from '../sw4rm-sched-types.js';
 import type { BreakerChange, BreakerRow } from '../breaker-types.js';
 import * as memory from './memory-sql.js';
 import type { MemoryListQuery, MemoryRecord, MemorySearch, MemoryWrite, ScoredMemory } from '../memory-types.js';
@@ -422,6 +424,18 @@ export class SqliteStore implements Store {
   // ---- sw4rm router (sw4rm-router-sql.ts) ----
 
   // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts) ----
+
+  getSw4rmDocs(kind: string, keys: readonly string[]): Promise<Sw4rmDoc[]> {
+    return this.read(() => sw4rmSched.getSw4rmDocs((sql) => this.stmt(sql), kind, keys));
+  }
+
+  listSw4rmDocs(kind: string, by: { group: string } | { owner: string }): Promise<Sw4rmDoc[]> {
+    return this.read(() => sw4rmSched.listSw4rmDocs((sql) => this.stmt(sql), kind, by));
+  }
+
+  updateSw4rmGroup(group: string, kinds: readonly string[], change: Sw4rmGroupChange): Promise<Sw4rmGroupWrite> {
+    return this.exclusive(() => this.db.transaction(() => sw4rmSched.updateSw4rmGroup((sql) => this.stmt(sql), group, kinds, change)).immediate());
+  }
 
   // ---- sw4rm agent state (sw4rm-state-sql.ts) ----
 
