@@ -158,4 +158,44 @@ describe('SW4RM router crash safety (processes)', () => {
     router.child.kill('SIGTERM');
     await router.exited;
   }, 120_000);
+
+  it('swarm sw4rm dlq list | replay | drop and swarm sw4rm agents work on the store the router uses', async () => {
+    const sb = makeSandbox();
+    const router = await serve(sb);
+    const c = rawClients(`127.0.0.1:${router.port}`, `127.0.0.1:${router.registry}`);
+    expect((await c.register('late', 'Late agent')).accepted).toBe(true);
+    // TTLs long enough to arrive on a loaded machine, short enough to die while nobody streams.
+    const m = env('boss', { ttl_ms: 1500, payload: JSON.stringify({ task: 'x' }) });
+    expect((await c.send(m, 'late')).accepted).toBe(true);
+    const keep = env('boss', { ttl_ms: 1500 });
+    expect((await c.send(keep, 'late')).accepted).toBe(true);
+    await until('dead letters', () => sb.query(`SELECT 1 FROM sw4rm_messages WHERE state = 'dead'`).length === 2);
+    const list = await sb.json<{ dead_letters: Array<Record<string, unknown>> }>(['sw4rm', 'dlq', 'list', '--json']);
+    expect(list.dead_letters.map((d) => [d.message_id, d.dead_reason, d.recipient, d.payload])).toEqual([
+      [m.message_id, 'TTL_EXPIRED', 'late', JSON.stringify({ task: 'x' })],
+      [keep.message_id, 'TTL_EXPIRED', 'late', keep.payload.toString()],
+    ]);
+    const seq = list.dead_letters[0]!.seq as number;
+    expect((await sb.run(['sw4rm', 'dlq', 'replay', String(seq)])).stdout).toContain('replayed 1 dead letter');
+    const s = c.stream('late');
+    const [it] = await s.waitFor(1);
+    expect(it!.msg.message_id).toBe(m.message_id);
+    expect((await c.ack('late', it!.seq, m.message_id)).recorded).toBe(true);
+    // Independent commands at once: each CLI start costs seconds on a loaded machine.
+    const [missing, noArg, agents] = await Promise.all([
+      sb.run(['sw4rm', 'dlq', 'drop', '999999']),
+      sb.run(['sw4rm', 'dlq', 'drop']),
+      sb.json<{ agents: Array<Record<string, unknown>> }>(['sw4rm', 'agents', '--json']),
+    ]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain('no dead letter with seq 999999');
+    expect(noArg.stderr).toContain('give the seq of a dead letter');
+    expect(agents.agents.map((a) => [a.agent_id, a.name, a.status, a.implicit])).toEqual([['late', 'Late agent', 'available', false]]);
+    expect(await sb.json(['sw4rm', 'dlq', 'drop', '--all', '--json'])).toEqual({ dropped: 1 });
+    expect(sb.query(`SELECT 1 FROM sw4rm_messages WHERE state = 'dead'`)).toEqual([]);
+    s.cancel();
+    c.close();
+    router.child.kill('SIGTERM');
+    await router.exited;
+  }, 120_000);
 });
