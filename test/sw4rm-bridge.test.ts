@@ -4,11 +4,13 @@
  * (`startSw4rm` on port 0, the store of the Swarm under test), real gRPC; the recipient is a small
  * agent in the test speaking the wire contract with a raw gRPC client.
  */
-import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManifestError } from '../src/core/errors.js';
 import { parseAgentManifest } from '../src/core/manifest/agent.js';
+import { buildAckEnvelope } from '../src/sw4rm/core/acks.js';
+import type { AckStage, ErrorCode, MessageType } from '../src/sw4rm/core/constants.js';
+import { buildEnvelope } from '../src/sw4rm/core/envelope.js';
 import { sw4rmProtos } from '../src/sw4rm/proto.js';
 import { startSw4rm, type Sw4rmServer } from '../src/sw4rm/server.js';
 import type { Swarm } from '../src/swarm.js';
@@ -27,11 +29,20 @@ interface Envelope {
 }
 
 type Handler = (env: Envelope, peer: Peer) => void | Promise<void>;
+type Cb<T> = (err: Error | null, res: T) => void;
+interface RouterStub extends grpc.Client {
+  SendMessage(req: unknown, meta: grpc.Metadata, cb: Cb<{ accepted: boolean; reason: string }>): void;
+  StreamIncoming(req: { agent_id: string }): grpc.ClientReadableStream<{ msg: Envelope; seq: number }>;
+  AckDelivery(req: unknown, cb: Cb<unknown>): void;
+}
+interface RegistryStub extends grpc.Client {
+  RegisterAgent(req: unknown, cb: Cb<{ accepted: boolean; reason: string }>): void;
+}
 
 /** A SW4RM agent on the router: registered, streaming, acknowledging every delivery. */
 class Peer {
   readonly received: Envelope[] = [];
-  private readonly router: grpc.Client & Record<string, (...a: unknown[]) => unknown>;
+  private readonly router: RouterStub;
   private stream: grpc.ClientReadableStream<{ msg: Envelope; seq: number }> | undefined;
 
   constructor(
@@ -45,17 +56,17 @@ class Peer {
 
   async start(): Promise<void> {
     const p = sw4rmProtos();
-    const registry = new p.registry.RegistryService(`127.0.0.1:${this.ports.registry}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, (...a: unknown[]) => void>;
+    const registry = new p.registry.RegistryService(`127.0.0.1:${this.ports.registry}`, grpc.credentials.createInsecure()) as unknown as RegistryStub;
     await new Promise<void>((resolve, reject) => {
-      registry.RegisterAgent({ agent: { agent_id: this.id, name: this.id, capabilities: ['test'], communication_class: 'STANDARD' } }, (err: Error | null) => (err ? reject(err) : resolve()));
+      registry.RegisterAgent({ agent: { agent_id: this.id, name: this.id, capabilities: ['test'], communication_class: 'STANDARD' } }, (err) => (err ? reject(err) : resolve()));
     });
     registry.close();
-    const s = this.router.StreamIncoming({ agent_id: this.id }) as grpc.ClientReadableStream<{ msg: Envelope; seq: number }>;
+    const s = this.router.StreamIncoming({ agent_id: this.id });
     this.stream = s;
     s.on('error', () => undefined);
     s.on('data', (item: { msg: Envelope; seq: number }) => {
       void (async () => {
-        await new Promise((resolve) => this.router.AckDelivery({ agent_id: this.id, seq: item.seq, message_id: item.msg.message_id, outcome: 'DELIVERY_ACK_OUTCOME_DELIVERED' }, resolve));
+        await new Promise((resolve) => this.router.AckDelivery({ agent_id: this.id, seq: item.seq, message_id: item.msg.message_id, outcome: 'DELIVERY_ACK_OUTCOME_DELIVERED' }, () => resolve(undefined)));
         if (item.msg.message_type === 'ACKNOWLEDGEMENT') return;
         this.received.push(item.msg);
         await this.handle(item.msg, this);
@@ -63,24 +74,22 @@ class Peer {
     });
   }
 
-  send(env: Partial<Envelope> & { message_type: string; payload: Buffer }, target?: string): Promise<{ accepted: boolean; reason: string }> {
+  send(msg: object, target?: string): Promise<{ accepted: boolean; reason: string }> {
     const meta = new grpc.Metadata();
     if (target) meta.set('x-sw4rm-target', target);
-    const msg = { message_id: randomUUID(), producer_id: this.id, correlation_id: randomUUID(), sequence_number: 1, content_type: 'application/json', ...env, content_length: env.payload.length };
     return new Promise((resolve, reject) => {
-      this.router.SendMessage({ msg }, meta, (err: Error | null, res: { accepted: boolean; reason: string }) => (err ? reject(err) : resolve(res)));
+      this.router.SendMessage({ msg }, meta, (err, res) => (err ? reject(err) : resolve(res)));
     });
   }
 
-  /** ACK `env` at `stage` (to its producer: the router's rule for ACKs). */
-  ack(env: Envelope, stage: string, errorCode = '', note = ''): Promise<{ accepted: boolean; reason: string }> {
-    const payload = Buffer.from(JSON.stringify({ ack_for_message_id: env.message_id, ack_stage: stage, error_code: errorCode, note }));
-    return this.send({ message_type: 'ACKNOWLEDGEMENT', correlation_id: env.correlation_id, payload });
+  /** ACK `env` at `stage`, enums as numbers as the published SDKs write them (to its producer: the router's rule for ACKs). */
+  ack(env: Envelope, stage: AckStage, errorCode?: ErrorCode, note = ''): Promise<{ accepted: boolean; reason: string }> {
+    return this.send(buildAckEnvelope({ producer_id: this.id, ack_for_message_id: env.message_id, ack_stage: stage, ...(errorCode ? { error_code: errorCode } : {}), note, correlation_id: env.correlation_id }));
   }
 
   /** Reply to `env`: correlated to it, addressed to its producer. */
-  reply(env: Envelope, body: unknown, type = 'DATA'): Promise<{ accepted: boolean; reason: string }> {
-    return this.send({ message_type: type, correlation_id: env.correlation_id, payload: Buffer.from(JSON.stringify(body)) }, env.producer_id);
+  reply(env: Envelope, body: unknown, type: MessageType = 'DATA'): Promise<{ accepted: boolean; reason: string }> {
+    return this.send(buildEnvelope({ producer_id: this.id, message_type: type, correlation_id: env.correlation_id, payload: JSON.stringify(body) }), env.producer_id);
   }
 
   close(): void {
@@ -131,7 +140,7 @@ describe('a workflow step that talks to a SW4RM agent', () => {
   it('wait: fulfilled — the inputs go as one DATA message; the FULFILLED ACK completes the step', async () => {
     await open();
     const translator = await peer('translator', async (env, p) => {
-      await p.ack(env, 'FULFILLED', '', 'translated');
+      await p.ack(env, 'FULFILLED', undefined, 'translated');
     });
     await sw4rmAgent('translate', 'to: translator, wait: fulfilled, timeout: 10s');
     await workflow('translate');
@@ -198,7 +207,7 @@ describe('a workflow step that talks to a SW4RM agent', () => {
     const slow = await peer('slow', async (env, p) => {
       // Answer only once the first attempt has given up waiting.
       await until(async () => (await swarm.events(runId)).some((e) => e.type === 'STEP_RETRY_SCHEDULED'), 20_000, 'the retry');
-      await p.ack(env, 'FULFILLED', '', 'late but done');
+      await p.ack(env, 'FULFILLED', undefined, 'late but done');
     });
     await sw4rmAgent('work', 'to: slow, timeout: 1s');
     await workflow('work', '    retry: { max_attempts: 3, backoff_ms: 50 }\n');

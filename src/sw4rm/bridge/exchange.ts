@@ -15,6 +15,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { errorMessage } from '../../core/errors.js';
 import type { Sw4rmSendType, Sw4rmWaitMode } from '../../core/manifest/sw4rm-runtime.js';
+import { readAckPayload, type Ack } from '../core/acks.js';
+import { buildEnvelope } from '../core/envelope.js';
 import { sw4rmProtos } from '../proto.js';
 import type { ExchangeIdentity } from './ids.js';
 
@@ -23,14 +25,6 @@ export const TARGET_METADATA = 'x-sw4rm-target';
 /** Reopening our stream after the router ended it (a restart): at most this often. */
 const RESTREAM_DELAY_MS = 250;
 const SEND_DEADLINE_MS = 10_000;
-
-/** The JSON payload of an ACKNOWLEDGEMENT envelope. */
-export interface AckPayload {
-  ack_for_message_id: string;
-  ack_stage: string;
-  error_code: string;
-  note: string;
-}
 
 export interface ExchangeRequest {
   /** `host:port` of the RouterService. */
@@ -50,7 +44,7 @@ export interface ExchangeRequest {
 }
 
 export type ExchangeOutcome =
-  | { kind: 'fulfilled'; messageId: string; ack: AckPayload }
+  | { kind: 'fulfilled'; messageId: string; ack: Ack }
   | { kind: 'reply'; messageId: string; messageType: string; contentType: string; payload: unknown };
 
 /**
@@ -70,27 +64,19 @@ export class ExchangeError extends Error {
   }
 }
 
-// Numbers as in common.proto, for peers that write the ACK's enums as numbers.
-const ACK_STAGES = ['ACK_STAGE_UNSPECIFIED', 'RECEIVED', 'READ', 'FULFILLED', 'REJECTED', 'FAILED', 'TIMED_OUT'];
-const ERROR_CODES: Record<number, string> = {
-  0: 'ERROR_CODE_UNSPECIFIED', 1: 'BUFFER_FULL', 2: 'NO_ROUTE', 3: 'ACK_TIMEOUT', 4: 'AGENT_UNAVAILABLE', 5: 'AGENT_SHUTDOWN', 6: 'VALIDATION_ERROR',
-  7: 'PERMISSION_DENIED', 8: 'UNSUPPORTED_MESSAGE_TYPE', 9: 'OVERSIZE_PAYLOAD', 10: 'TOOL_TIMEOUT', 11: 'PARTIAL_DELIVERY', 12: 'FORCED_PREEMPTION', 13: 'TTL_EXPIRED', 99: 'INTERNAL_ERROR',
-};
 /** Refusals of SendMessage that no retry can change. */
 const PERMANENT_REFUSALS = new Set(['VALIDATION_ERROR', 'OVERSIZE_PAYLOAD', 'PERMISSION_DENIED', 'UNSUPPORTED_MESSAGE_TYPE', 'TTL_EXPIRED']);
 
-/** The ACK carried by an ACKNOWLEDGEMENT envelope's JSON payload (enums as names or numbers). */
-export function readAck(payload: Buffer): AckPayload | undefined {
-  let o: Record<string, unknown>;
+/** The ACK an ACKNOWLEDGEMENT envelope's payload carries; undefined when it carries none. */
+export function readAck(payload: Buffer): Ack | undefined {
+  let obj: unknown;
   try {
-    o = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
+    obj = JSON.parse(payload.toString('utf8'));
   } catch {
     return undefined;
   }
-  if (!o || typeof o !== 'object' || typeof o.ack_for_message_id !== 'string') return undefined;
-  const stage = typeof o.ack_stage === 'number' ? ACK_STAGES[o.ack_stage] : o.ack_stage;
-  const code = typeof o.error_code === 'number' ? ERROR_CODES[o.error_code] : o.error_code;
-  return { ack_for_message_id: o.ack_for_message_id, ack_stage: typeof stage === 'string' ? stage : '', error_code: typeof code === 'string' ? code : '', note: typeof o.note === 'string' ? o.note : '' };
+  const r = readAckPayload(obj);
+  return 'ack' in r ? r.ack : undefined;
 }
 
 /** A payload as a step output or tool result: JSON parsed when it says JSON, else text. */
@@ -125,23 +111,18 @@ interface RouterStub extends grpc.Client {
   AckDelivery(req: { agent_id: string; seq: number; message_id: string; outcome: string }, opts: grpc.CallOptions, cb: Callback<{ recorded: boolean }>): void;
 }
 
-/** The envelope of our request, with the published fields (the router adds its HLC when it has none). */
+/** The envelope of our request; its message id is the attempt's own (ids.ts), not a random one. */
 function requestEnvelope(req: ExchangeRequest, messageId: string): Record<string, unknown> {
-  const payload = Buffer.from(JSON.stringify(req.payload ?? null), 'utf8');
-  const now = Date.now();
-  return {
-    message_id: messageId,
-    idempotency_token: req.identity.idempotencyToken,
+  const env = buildEnvelope({
     producer_id: req.identity.agentId,
-    correlation_id: req.identity.correlationId,
-    sequence_number: 1,
-    retry_count: req.retryCount ?? 0,
     message_type: req.messageType,
     content_type: 'application/json',
-    content_length: payload.length,
-    timestamp: { seconds: Math.floor(now / 1000), nanos: (now % 1000) * 1e6 },
-    payload,
-  };
+    payload: JSON.stringify(req.payload ?? null),
+    correlation_id: req.identity.correlationId,
+    idempotency_token: req.identity.idempotencyToken,
+    retry_count: req.retryCount ?? 0,
+  });
+  return { ...env, message_id: messageId };
 }
 
 function sendFailure(e: grpc.ServiceError, router: string): ExchangeError {
@@ -159,7 +140,7 @@ function refusal(reason: string, req: ExchangeRequest): ExchangeError {
   return new ExchangeError('SW4RM_NOT_ACCEPTED', `the router refused the message to '${req.to}': ${reason || 'no reason given'}`, !PERMANENT_REFUSALS.has(code), context);
 }
 
-function ackFailure(ack: AckPayload, req: ExchangeRequest): ExchangeError {
+function ackFailure(ack: Ack, req: ExchangeRequest): ExchangeError {
   const code = ack.ack_stage === 'REJECTED' ? 'SW4RM_REJECTED' : ack.ack_stage === 'TIMED_OUT' ? 'SW4RM_TIMED_OUT' : 'SW4RM_FAILED';
   const what = ack.ack_stage === 'REJECTED' ? 'rejected' : ack.ack_stage === 'TIMED_OUT' ? 'timed out on' : 'failed';
   const detail = [ack.error_code && ack.error_code !== 'ERROR_CODE_UNSPECIFIED' ? ack.error_code : '', ack.note].filter(Boolean).join(': ');
@@ -180,7 +161,7 @@ export async function exchange(req: ExchangeRequest): Promise<ExchangeOutcome> {
   let stream: grpc.ClientReadableStream<StreamItem> | undefined;
   let restreamTimer: NodeJS.Timeout | undefined;
   let lastStreamError: string | undefined;
-  let fulfilled: AckPayload | undefined;
+  let fulfilled: Ack | undefined;
   try {
     return await new Promise<ExchangeOutcome>((resolve, reject) => {
       let settled = false;
