@@ -16,6 +16,7 @@ import { startSw4rm, type Sw4rmServer } from '../src/sw4rm/server.js';
 import type { Swarm } from '../src/swarm.js';
 import { ScriptedModel } from '../src/testing/scripted-model.js';
 import { TOOL_SPEC_SCHEMA } from '../src/agents/tools/spec.js';
+import { loadTools } from '../src/agents/tools/index.js';
 import { openProject, removeProject, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
 
 interface Envelope {
@@ -322,6 +323,15 @@ describe('agent.yaml: runtime.type sw4rm and the sw4rm tool entry', () => {
     expect(problems('name: x\nversion: 1.0.0\nruntime:\n  type: sw4rm\n  to: a\n  timeout: 10m\n  timeout_seconds: 60\n').join('\n')).toMatch(/agent\.yaml:6: runtime\.timeout: waits 600s for the ACK, longer than the step may run/);
     expect(problems('name: x\nversion: 1.0.0\nruntime:\n  type: sw4rm\n  to: a\n  router: localhost:99999\n').join('\n')).toMatch(/agent\.yaml:6: runtime\.router: port 99999/);
     expect(problems('name: x\nversion: 1.0.0\nruntime:\n  type: node\n  entry: a.js\n  to: translator\n').join('\n')).toMatch(/agent\.yaml:6: runtime\.to: is only for runtime\.type 'sw4rm'/);
+  });
+
+  it('a sw4rm tool is named after the agent, its origin is sw4rm, and its results are untrusted unless the entry says so', async () => {
+    const set = await loadTools([{ sw4rm: { agent: 'fr.translator' }, description: 'Translate' }, { sw4rm: { agent: 'b' }, name: 'other', description: 'B', trusted: true, sensitive: true }], { packageDir: dir });
+    const [a, b] = set.tools;
+    expect(a).toMatchObject({ name: 'fr_translator', origin: { kind: 'sw4rm', agent: 'fr.translator' } });
+    expect(a?.trusted).toBeUndefined();
+    expect(b).toMatchObject({ name: 'other', trusted: true, sensitive: true, origin: { kind: 'sw4rm', agent: 'b' } });
+    await set.close();
   });
 
   it('checks a sw4rm tool entry with the tools schema', () => {
