@@ -61,7 +61,7 @@ export async function sendMessagesIn(q: Query, items: readonly Sw4rmSendItem[], 
   for (const it of items) {
     if (it.idempotency_token !== null) {
       // Serialise concurrent sends of one token: the second waits for the first's row.
-      await q('SELECT pg_advisory_xact_lock(hashtext($1))', [`${it.producer_id}\u0000${it.idempotency_token}`]);
+      await q('SELECT pg_advisory_xact_lock(hashtext($1))', [`${it.producer_id}\n${it.idempotency_token}`]);
       const had = (await q('SELECT message_id FROM sw4rm_dedup WHERE producer_id = $1 AND idempotency_token = $2 AND expires_at > $3', [it.producer_id, it.idempotency_token, it.created_at])).rows[0];
       if (had) {
         out.push({ status: 'duplicate', message_id: String(had.message_id) });

@@ -66,19 +66,3 @@ export function streamItemBytes(envelope: Buffer, seq: number): Buffer {
   writeVarint(seq, tail);
   return Buffer.concat([Buffer.from(head), envelope, Buffer.from(tail)]);
 }
-
-/**
- * Milliseconds since the epoch of an HLC string: the SDKs' `HLC:<wall µs>:<logical>:<node>`, or the
- * spec's `<seconds>.<logical>.<node>`, or a bare number (µs, ms or s by magnitude). Undefined when
- * it is none of these.
- */
-export function hlcMillis(hlc: string): number | undefined {
-  const sdk = /^HLC:(\d+):\d+:/.exec(hlc);
-  if (sdk) return Number(sdk[1]) / 1000;
-  const lead = /^(\d+)(?:[.:]|$)/.exec(hlc);
-  if (!lead) return undefined;
-  const n = Number(lead[1]);
-  if (n > 1e14) return n / 1000;
-  if (n > 1e11) return n;
-  return n * 1000;
-}
