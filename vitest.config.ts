@@ -58,6 +58,7 @@ const IN_PROCESS = [
   'test/waits-contract.test.ts',
   'test/waits-engine.test.ts',
   'test/workflow-triggers.test.ts',
+  'test/sw4rm-bridge.test.ts',
 ];
 
 /**

@@ -467,7 +467,18 @@ export class Swarm {
     this.builtins.register(name, fn);
   }
 
-  executorFor = (runtimeType: string): Executor => (runtimeType === 'builtin' ? this.builtins : runtimeType === 'llm' ? this.llmExecutor : this.processAgents());
+  executorFor = (runtimeType: string): Executor =>
+    runtimeType === 'builtin' ? this.builtins : runtimeType === 'llm' ? this.llmExecutor : runtimeType === 'sw4rm' ? this.sw4rmAgents : this.processAgents();
+
+  /** `runtime.type: sw4rm` steps (src/sw4rm/bridge/): made on first use, so only workers that run one load gRPC. */
+  private readonly sw4rmAgents: Executor = {
+    execute: async (ctx) => {
+      const { Sw4rmExecutor } = await import('./sw4rm/bridge/executor.js');
+      this.sw4rmExecutor ??= new Sw4rmExecutor();
+      return this.sw4rmExecutor.execute(ctx);
+    },
+  };
+  private sw4rmExecutor: Executor | undefined;
 
   private processAgents(): ProcessExecutor {
     this.sandboxChoice ??= chooseSandbox(this.config.sandbox);

@@ -42,11 +42,13 @@ export function isToolResult(v: unknown): v is ToolResult {
 
 /** Where a tool comes from: its `tools:` entry's kind, the MCP server's name, the HTTP tool's host. */
 export interface ToolOrigin {
-  kind: 'builtin' | 'module' | 'http' | 'mcp' | 'memory';
+  kind: 'builtin' | 'module' | 'http' | 'mcp' | 'memory' | 'sw4rm';
   /** MCP: the entry's `name`, or its command or URL. */
   server?: string;
   /** HTTP tools and remote MCP servers: the URL's host (`host:port`). */
   host?: string;
+  /** SW4RM tools: the recipient's agent id on the router. */
+  agent?: string;
 }
 
 export interface Tool {

@@ -1,6 +1,6 @@
 /**
  * The `tools:` list of an LLM agent package, turned into `Tool` objects: built-ins, tools exported by
- * the package's JS/TS modules, HTTP endpoints and MCP servers.
+ * the package's JS/TS modules, HTTP endpoints, MCP servers and agents on a SW4RM router.
  *
  * @example
  *   const set = await loadTools(manifest.tools, { packageDir, signal, log });
@@ -37,6 +37,7 @@ export {
   type McpToolSpec,
   type ModuleToolSpec,
   type ScalarMap,
+  type Sw4rmToolSpec,
   type ToolSpec,
 } from './spec.js';
 export { validateToolArguments, type ArgumentsCheck } from './validate.js';
@@ -118,6 +119,7 @@ function originOf(spec: ToolSpec): ToolOrigin {
   if ('builtin' in spec) return { kind: 'builtin' };
   if ('module' in spec) return { kind: 'module' };
   if ('http' in spec) return { kind: 'http', host: hostOf(spec.http.url) };
+  if ('sw4rm' in spec) return { kind: 'sw4rm', agent: spec.sw4rm.agent };
   const m = spec.mcp as { url?: string; command?: string };
   return { kind: 'mcp', server: spec.name ?? m.command ?? m.url ?? 'mcp', ...(m.url ? { host: hostOf(m.url) } : {}) };
 }
@@ -138,6 +140,8 @@ async function loadKind(spec: ToolSpec, index: number, options: LoadToolsOptions
   }
   if ('module' in spec) return { tools: (await moduleTools(spec, index, options.packageDir)).map((t) => withApproval(t, spec.needs_approval)) };
   if ('http' in spec) return { tools: [httpTool(spec, index, options.network)] };
+  // The gRPC client loads only for agents that talk to a SW4RM router.
+  if ('sw4rm' in spec) return { tools: [(await import('../../sw4rm/bridge/tool.js')).sw4rmTool(spec)] };
   return mcpTools(spec, index, options);
 }
 

@@ -15,8 +15,12 @@
  *     - mcp: { command: node, args: [notes-server.mjs], env: { NOTES_FILE: notes.json } }
  *       name: notes                   # the server's tools become notes_add_note, notes_list_notes
  *       include: [add_note, list_notes]
+ *     - sw4rm: { agent: translator }  # an agent registered with the SW4RM router (docs/sw4rm.md)
+ *       description: Translate text into French
  */
 import type { JsonSchema } from '../types.js';
+import { SW4RM_AGENT_ID_PATTERN, SW4RM_ROUTER_PATTERN } from '../../core/manifest/sw4rm-runtime.js';
+import type { Sw4rmToolEntry } from '../../sw4rm/bridge/tool.js';
 
 export const BUILTIN_TOOL_NAMES = ['http_fetch', 'current_time', 'calculator'] as const;
 export type BuiltinToolName = (typeof BUILTIN_TOOL_NAMES)[number];
@@ -98,8 +102,11 @@ export interface McpToolSpec extends SpecBase {
   include?: string[];
 }
 
+/** `{ sw4rm: { agent, router?, wait?, timeout_seconds?, message_type? }, name?, description, parameters? }`. */
+export interface Sw4rmToolSpec extends SpecBase, Sw4rmToolEntry {}
+
 /** One entry of an LLM agent's `tools:` list. */
-export type ToolSpec = BuiltinToolSpec | ModuleToolSpec | HttpToolSpec | McpToolSpec;
+export type ToolSpec = BuiltinToolSpec | ModuleToolSpec | HttpToolSpec | McpToolSpec | Sw4rmToolSpec;
 
 export const TOOL_NAME_PATTERN = '^[a-zA-Z0-9_-]{1,64}$';
 
@@ -188,17 +195,43 @@ const mcpSchema = {
   },
 };
 
+const sw4rmSchema = {
+  type: 'object',
+  required: ['sw4rm', 'description'],
+  additionalProperties: false,
+  properties: {
+    sw4rm: {
+      type: 'object',
+      required: ['agent'],
+      additionalProperties: false,
+      properties: {
+        agent: { type: 'string', pattern: SW4RM_AGENT_ID_PATTERN },
+        router: { type: 'string', pattern: SW4RM_ROUTER_PATTERN },
+        wait: { enum: ['reply', 'fulfilled'] },
+        timeout_seconds: timeoutSeconds,
+        message_type: { enum: ['TOOL_CALL', 'DATA'] },
+      },
+    },
+    name: { type: 'string', pattern: TOOL_NAME_PATTERN },
+    description: { type: 'string' },
+    parameters: { type: 'object', required: ['type'], properties: { type: { enum: ['object'] } } },
+    needs_approval: needsApproval,
+    trusted,
+    sensitive,
+  },
+};
+
 /** An entry names none of the forms: the error lists the keys that choose one. */
 const noKindSchema = {
   type: 'object',
   minProperties: 1,
   additionalProperties: false,
-  properties: { builtin: {}, module: {}, http: {}, mcp: {} },
+  properties: { builtin: {}, module: {}, http: {}, mcp: {}, sw4rm: {} },
 };
 
 /**
- * JSON Schema of one `tools:` entry. The form is chosen by its key (`builtin`, `module`, `http` or
- * `mcp`), so a mistake is reported against that form's fields rather than as "matches no alternative".
+ * JSON Schema of one `tools:` entry. The form is chosen by its key (`builtin`, `module`, `http`,
+ * `mcp` or `sw4rm`), so a mistake is reported against that form's fields rather than as "matches no alternative".
  */
 export const TOOL_SPEC_SCHEMA: JsonSchema = {
   type: 'object',
@@ -210,7 +243,7 @@ export const TOOL_SPEC_SCHEMA: JsonSchema = {
     else: {
       if: { required: ['http'] },
       then: httpSchema,
-      else: { if: { required: ['mcp'] }, then: mcpSchema, else: noKindSchema },
+      else: { if: { required: ['mcp'] }, then: mcpSchema, else: { if: { required: ['sw4rm'] }, then: sw4rmSchema, else: noKindSchema } },
     },
   },
 };
@@ -225,6 +258,7 @@ export function describeSpec(spec: ToolSpec, index: number): string {
   if ('builtin' in spec) return `${at} (built-in '${spec.builtin}')`;
   if ('module' in spec) return `${at} (module '${spec.module}'${spec.export ? `, export '${spec.export}'` : ''})`;
   if ('http' in spec) return `${at} (HTTP tool '${spec.name}')`;
+  if ('sw4rm' in spec) return `${at} (SW4RM agent '${spec.sw4rm.agent}')`;
   return `${at} (MCP server '${mcpLabel(spec)}')`;
 }
 

@@ -7,8 +7,9 @@ import { parseYaml } from './yaml-source.js';
 import { GUARDRAILS_SCHEMA, parseGuardrails, type GuardrailsSpec } from './guardrails/index.js';
 import { checkAgentRedaction } from './guardrails/redaction.js';
 import { MEMORY_SCHEMA, parseMemorySpec, type MemorySpec } from './memory.js';
+import { parseSw4rmRuntime, SW4RM_RUNTIME_KEYS, SW4RM_RUNTIME_PROPERTIES, type Sw4rmRuntimeSpec } from './sw4rm-runtime.js';
 
-export const RUNTIME_TYPES = ['node', 'python', 'bash', 'process', 'builtin', 'llm'] as const;
+export const RUNTIME_TYPES = ['node', 'python', 'bash', 'process', 'builtin', 'llm', 'sw4rm'] as const;
 export type RuntimeType = (typeof RUNTIME_TYPES)[number];
 
 export const DEFAULT_MEMORY_MB = 128;
@@ -16,7 +17,7 @@ export const DEFAULT_TIMEOUT_SECONDS = 300;
 
 export interface AgentRuntime {
   type: RuntimeType;
-  /** Script for node/python/bash, program for process, built-in name for builtin (empty for llm). */
+  /** Script for node/python/bash, program for process, built-in name for builtin (empty for llm and sw4rm). */
   entry: string;
   /** For `process`: the interpreter or program; `entry` becomes its first argument. */
   command?: string[];
@@ -38,6 +39,8 @@ export interface AgentManifest {
   tags: string[];
   /** For `runtime.type: llm`: the model and the loop's definition. */
   llm?: LlmSpec;
+  /** For `runtime.type: sw4rm`: the recipient, the router and what to wait for (sw4rm-runtime.ts). */
+  sw4rm?: Sw4rmRuntimeSpec;
   /** Process agents: environment variables to set, values may reference `${secrets.*}` and `${config.*}`. */
   env?: Record<string, string>;
 }
@@ -136,6 +139,7 @@ const agentSchema = {
         api: { enum: ['chat', 'responses'] },
         temperature: { type: 'number', minimum: 0, maximum: 2 },
         max_output_tokens: { type: 'integer', minimum: 1 },
+        ...SW4RM_RUNTIME_PROPERTIES,
       },
     },
     instructions: { type: 'string' },
@@ -180,6 +184,13 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
   if (isReservedName(raw.name)) problems.add('name', reservedProblem(raw.name as string, 'an agent name'), src.lineOf(['name']));
   const type = raw.runtime.type as RuntimeType;
   const llm = type === 'llm' ? problems.guard(() => llmSpec(raw, file, src.lineOf.bind(src))) : undefined;
+  const timeoutSeconds = (raw.runtime.timeout_seconds as number | undefined) ?? DEFAULT_TIMEOUT_SECONDS;
+  const sw4rm = type === 'sw4rm' ? parseSw4rmRuntime(raw.runtime, timeoutSeconds, problems, src.lineOf.bind(src)) : undefined;
+  if (type !== 'sw4rm') {
+    for (const key of SW4RM_RUNTIME_KEYS) {
+      if (raw.runtime[key] !== undefined) problems.add(`runtime.${key}`, `is only for runtime.type 'sw4rm' (this agent is '${type}')`, src.lineOf(['runtime', key]));
+    }
+  }
   if (type !== 'llm') {
     for (const key of ['instructions', 'tools', 'handoffs', 'output_schema', 'max_turns', 'guardrails', 'memory'] as const) {
       if (raw[key] !== undefined) problems.add(key, `is only for runtime.type 'llm' (this agent is '${type}')`, src.lineOf([key]));
@@ -188,13 +199,13 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
       if (raw.runtime[key] !== undefined) problems.add(`runtime.${key}`, `is only for runtime.type 'llm' (this agent is '${type}')`, src.lineOf(['runtime', key]));
     }
   }
-  const entry = (raw.runtime.entry as string | undefined) ?? (type === 'llm' ? '' : undefined);
+  const entry = (raw.runtime.entry as string | undefined) ?? (type === 'llm' || type === 'sw4rm' ? '' : undefined);
   if (entry === undefined) {
     const what = type === 'builtin' ? 'the built-in agent name (echo, noop, sleep, http-fetch)' : 'the script or program to run';
     problems.add('runtime.entry', `is required: ${what}`, src.lineOf(['runtime']));
   }
   const cmd = raw.runtime.command;
-  if (cmd !== undefined && type !== 'process') {
+  if (cmd !== undefined && type !== 'process' && type !== 'sw4rm') {
     problems.add('runtime.command', `is only for runtime.type 'process' (this agent is '${type}')`, src.lineOf(['runtime', 'command']));
   }
   for (const key of ['inputs', 'outputs'] as const) checkFieldNames(raw[key], key, problems, src.lineOf.bind(src));
@@ -211,7 +222,7 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
       entry: entry as string,
       ...(cmd !== undefined ? { command: typeof cmd === 'string' ? cmd.split(/\s+/).filter(Boolean) : (cmd as string[]) } : {}),
       memory_mb: (raw.runtime.memory_mb as number | undefined) ?? DEFAULT_MEMORY_MB,
-      timeout_seconds: (raw.runtime.timeout_seconds as number | undefined) ?? DEFAULT_TIMEOUT_SECONDS,
+      timeout_seconds: timeoutSeconds,
     },
     capabilities: (raw.capabilities as string[] | undefined) ?? [],
     inputs: llm && raw.inputs === undefined ? LLM_DEFAULT_INPUTS : toJsonSchema(raw.inputs as FieldSpec[] | IoSchema | undefined),
@@ -219,13 +230,14 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
     triggers: (raw.triggers as Array<Record<string, unknown>> | undefined) ?? [{ type: 'manual' }],
     tags: (raw.tags as string[] | undefined) ?? [],
     ...(llm ? { llm } : {}),
+    ...(sw4rm ? { sw4rm } : {}),
     ...(env !== undefined ? { env: { ...env } } : {}),
   };
 }
 
 /** `env:`: names a shell accepts, not the process contract's own SWARM_*; references only to secrets and config. */
 function checkEnv(env: Record<string, string>, type: RuntimeType, problems: ProblemList, lineOf: (p: Array<string | number>) => number | undefined): void {
-  if (type === 'llm' || type === 'builtin') {
+  if (type === 'llm' || type === 'builtin' || type === 'sw4rm') {
     problems.add('env', `is only for process agents (node, python, bash, process); this agent is '${type}'`, lineOf(['env']));
     return;
   }
