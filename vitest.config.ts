@@ -52,6 +52,8 @@ const IN_PROCESS = [
   'test/waits-contract.test.ts',
   'test/waits-engine.test.ts',
   'test/workflow-triggers.test.ts',
+  'test/sw4rm-sdk.test.ts',
+  'test/sw4rm-wire.test.ts',
 ];
 
 /**
