@@ -14,5 +14,39 @@ export { PROTO_LOADER_OPTIONS, protoDir, sw4rmProtos, type Sw4rmProtos } from '.
 export { startSw4rm, SW4RM_DEFAULT_PORTS, type StartSw4rmOptions, type Sw4rmPorts, type Sw4rmServer } from './server.js';
 export { SW4RM_DEFAULTS, type Sw4rmServiceOptions } from './service-types.js';
 // ---- protocol core (src/sw4rm/core/) ----
+export {
+  AckStage,
+  ACK_STAGE_NUMBERS,
+  AgentState,
+  CommunicationClass,
+  COMMUNICATION_CLASS_NUMBERS,
+  EnvelopeState,
+  ENVELOPE_STATE_NUMBERS,
+  ErrorCode,
+  ERROR_CODE_NUMBERS,
+  MessageType,
+  MESSAGE_TYPE_NUMBERS,
+  TERMINAL_ACK_STAGES,
+  ackStageName,
+  communicationClassName,
+  envelopeStateName,
+  errorCodeName,
+  messageTypeName,
+} from './core/constants.js';
+export { formatProblems, Sw4rmProtocolError, type Sw4rmProblem } from './core/errors.js';
+export {
+  buildEnvelope,
+  decodeJsonPayload,
+  fromProtoTimestamp,
+  toProtoTimestamp,
+  validateEnvelope,
+  type BuildEnvelopeInput,
+  type Envelope,
+  type ProtoTimestamp,
+  type ValidateEnvelopeOptions,
+} from './core/envelope.js';
+export { buildAckEnvelope, isAckEnvelope, parseAck, readAckPayload, type Ack, type BuildAckInput } from './core/acks.js';
+export { compareHlc, formatHlc, hlcPhysicalMs, HybridLogicalClock, parseHlc, type HlcTimestamp, type HybridLogicalClockOptions } from './core/hlc.js';
+export { canonicalJsonBytes, IDEMPOTENCY_HASH_HEX_CHARS, idempotencyToken, type IdempotencyInput } from './core/idempotency.js';
 // ---- clients and agent runtime (src/sw4rm/client/) ----
 // ---- scheduler, negotiation, hitl helpers (src/sw4rm/scheduler/) ----

@@ -27,7 +27,19 @@ export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
 };
 
 /** The proto files of the contract, by the name of the service package they define. */
-export const PROTO_FILES = ['common.proto', 'router.proto', 'registry.proto'] as const;
+export const PROTO_FILES = [
+  'common.proto',
+  'router.proto',
+  'registry.proto',
+  'scheduler.proto',
+  'policy.proto',
+  'scheduler_policy.proto',
+  'negotiation.proto',
+  'negotiation_room.proto',
+  'hitl.proto',
+  'worktree.proto',
+  'handoff.proto',
+] as const;
 
 /** The directory holding the `.proto` files, found from this module (src/ or dist/src/). */
 export function protoDir(): string {
@@ -52,8 +64,14 @@ export interface Sw4rmProtos {
   common: Pkg;
   router: Pkg & { RouterService: ServiceCtor };
   registry: Pkg & { RegistryService: ServiceCtor };
-  // Packages of further protos (scheduler, negotiation, hitl, worktree …) are added here as they
-  // join PROTO_FILES.
+  /** scheduler.proto and scheduler_policy.proto share the package `sw4rm.scheduler`. */
+  scheduler: Pkg & { SchedulerService: ServiceCtor; SchedulerPolicyService: ServiceCtor };
+  policy: Pkg;
+  negotiation: Pkg & { NegotiationService: ServiceCtor };
+  negotiation_room: Pkg & { NegotiationRoomService: ServiceCtor };
+  hitl: Pkg & { HitlService: ServiceCtor };
+  worktree: Pkg & { WorktreeService: ServiceCtor };
+  handoff: Pkg & { HandoffService: ServiceCtor };
   [pkg: string]: Pkg;
 }
 
