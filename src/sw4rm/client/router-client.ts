@@ -11,36 +11,14 @@
  *   }
  */
 import * as grpc from '@grpc/grpc-js';
+import type { Envelope } from '../core/envelope.js';
 import { sw4rmProtos } from '../proto.js';
 import { ServiceClientBase, type Sw4rmClientOptions } from './base.js';
 import { mapGrpcError, Sw4rmClientError } from './errors.js';
 
-/**
- * An envelope as it travels (common.proto Envelope, snake_case keys, enums by name). The SDK's
- * `buildEnvelope` makes one; fields left out take the proto's defaults.
- */
-export interface WireEnvelope {
-  message_id: string;
-  idempotency_token?: string;
-  producer_id?: string;
-  correlation_id?: string;
-  sequence_number?: number;
-  retry_count?: number;
-  message_type?: string;
-  content_type?: string;
-  content_length?: number;
-  repo_id?: string;
-  worktree_id?: string;
-  hlc_timestamp?: string;
-  ttl_ms?: number;
-  timestamp?: { seconds: number; nanos: number } | null;
-  payload?: Buffer | Uint8Array;
-  state?: string;
-}
-
 /** One delivery of StreamIncoming: the envelope and the router's delivery number to acknowledge. */
 export interface StreamItem {
-  msg: WireEnvelope & Required<Pick<WireEnvelope, 'payload' | 'message_type' | 'producer_id'>>;
+  msg: Envelope;
   seq: number;
 }
 
@@ -88,7 +66,7 @@ export class RouterClient extends ServiceClientBase {
    * OVERSIZE_PAYLOAD, TTL_EXPIRED, VALIDATION_ERROR …) fails with SW4RM_REJECTED; its `reason`
    * (in the error's context) starts with the protocol's code.
    */
-  async sendMessage(envelope: WireEnvelope, options: SendOptions = {}): Promise<void> {
+  async sendMessage(envelope: Envelope, options: SendOptions = {}): Promise<void> {
     const meta = new grpc.Metadata();
     if (options.to) meta.set(SW4RM_TARGET_METADATA, options.to);
     if (envelope.correlation_id) meta.set('x-correlation-id', envelope.correlation_id);
