@@ -47,7 +47,8 @@ function call<R>(client: grpc.Client, method: string, req: object): Promise<R> {
 
 /** Items of one open stream, taken one at a time. */
 function reader(client: grpc.Client, agentId: string): { next(): Promise<Item>; close(): void } {
-  const stream = (client as any).StreamIncoming({ agentId }) as grpc.ClientReadableStream<Item>;
+  const open = (client as any).StreamIncoming as (req: object) => grpc.ClientReadableStream<Item>;
+  const stream = open.call(client, { agentId });
   const items: Item[] = [];
   const waiting: ((i: Item) => void)[] = [];
   stream.on('data', (i: Item) => (waiting.length ? waiting.shift()!(i) : items.push(i)));
