@@ -33,6 +33,7 @@ const IN_PROCESS = [
   'test/scheduler.test.ts',
   'test/secrets.test.ts',
   'test/server-api.test.ts',
+  'test/sw4rm-router.test.ts',
   'test/server-api-more.test.ts',
   'test/server-run-page.test.ts',
   'test/server-auth.test.ts',

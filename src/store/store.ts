@@ -1,5 +1,6 @@
 import type { RunEvent } from '../core/events.js';
 import type { BreakerChange, BreakerRow } from './breaker-types.js';
+import type { Sw4rmAckItem, Sw4rmAgentRow, Sw4rmAgentWrite, Sw4rmMessageRow, Sw4rmMessageState, Sw4rmSendItem, Sw4rmSendOutcome, Sw4rmSweepResult } from './sw4rm-router-types.js';
 import type { MemoryListQuery, MemoryRecord, MemorySearch, MemoryWrite, ScoredMemory } from './memory-types.js';
 import type {
   CommitObserver,
@@ -342,6 +343,42 @@ export interface Store {
   deleteMemories(q: { namespace: string; id?: string }): Promise<number>;
 
   // ---- sw4rm router: messages, leases, redelivery, dead letters, dedup (sw4rm-router-sql.ts of each store) ----
+
+  /**
+   * Store a batch of SendMessages in one transaction (on SQLite inside the group commit): per item,
+   * a repeat of an idempotency token within its window or of a message id is a `duplicate` (nothing
+   * stored); no recipient is `no_route` (nothing stored); otherwise one row per recipient (in flight
+   * under `leaseUntil` for those `direct` names) plus the router's RECEIVED ACK to a known producer.
+   *
+   * @example
+   *   const [out] = await store.sw4rmSend([item], Date.now() + 30_000);
+   */
+  sw4rmSend(items: readonly Sw4rmSendItem[], leaseUntil: number): Promise<Sw4rmSendOutcome[]>;
+  /** Up to `limit` queued messages of `recipient` in seq order, now in flight until `leaseUntil` (TTL-expired ones die instead). */
+  sw4rmClaim(recipient: string, limit: number, now: number, leaseUntil: number): Promise<Sw4rmMessageRow[]>;
+  /** A new stream of `recipient`: its in-flight messages are queued again (dead past `maxAttempts`); returns how many. */
+  sw4rmRequeue(recipient: string, maxAttempts: number, now: number): Promise<number>;
+  /** Delivery acks in one transaction: true for each that settled a delivered, unsettled row (acked, or dead on PERMANENT_FAILURE). */
+  sw4rmAck(acks: readonly Sw4rmAckItem[], now: number): Promise<boolean[]>;
+  /** Ended leases back to the queue (dead past `maxAttempts`), TTL-expired queued messages dead, acked rows older than `pruneBefore` and old tokens deleted. */
+  sw4rmSweep(now: number, maxAttempts: number, pruneBefore: number): Promise<Sw4rmSweepResult>;
+  /** Messages by seq, optionally of one state / recipient. */
+  sw4rmMessages(q: { state?: Sw4rmMessageState; recipient?: string; limit?: number }): Promise<Sw4rmMessageRow[]>;
+  /** Dead letters (one seq or all) queued again with attempts and TTL reset; returns them. */
+  sw4rmReplayDead(seq: number | 'all', now: number): Promise<Sw4rmMessageRow[]>;
+  /** Delete dead letters (one seq or all); returns how many. */
+  sw4rmDropDead(seq: number | 'all'): Promise<number>;
+  /** Register or re-register an agent (available again, descriptor replaced). */
+  sw4rmPutAgent(a: Sw4rmAgentWrite, now: number): Promise<void>;
+  /** Know an agent that streams without registering (implicit); a known one is left as it is. */
+  sw4rmEnsureAgent(agentId: string, now: number): Promise<void>;
+  /** A heartbeat: false for an unknown or deregistered agent. */
+  sw4rmHeartbeat(agentId: string, agentState: string, health: string, now: number): Promise<boolean>;
+  /** Deregister: false for an unknown or already deregistered agent. */
+  sw4rmDeregisterAgent(agentId: string, reason: string, now: number): Promise<boolean>;
+  sw4rmAgents(): Promise<Sw4rmAgentRow[]>;
+  /** Registered agents with no heartbeat since `before` become unavailable; returns their ids. */
+  sw4rmMarkUnavailable(before: number): Promise<string[]>;
 
   // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts of each store) ----
 

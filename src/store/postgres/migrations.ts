@@ -645,6 +645,58 @@ CREATE TABLE memories (
 CREATE INDEX idx_memories_namespace ON memories(namespace, id);
 `,
   },
+  {
+    version: 21,
+    name: 'sw4rm router and registry',
+    // SW4RM (src/sw4rm/router/, registry/): one row per message per recipient (seq is the StreamItem
+    // seq), the idempotency tokens of the dedup window, the registered agents. Dead letters are rows
+    // in state 'dead' (the view names them). Partial indexes keep the sweeps off the hot rows.
+    sql: `
+CREATE TABLE sw4rm_messages (
+  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  message_id TEXT NOT NULL,
+  producer_id TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  message_type TEXT NOT NULL,
+  idempotency_token TEXT,
+  envelope BYTEA NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('queued', 'in_flight', 'acked', 'dead')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  lease_until BIGINT,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  dead_reason TEXT,
+  updated_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX idx_sw4rm_messages_id ON sw4rm_messages(message_id, recipient);
+CREATE INDEX idx_sw4rm_messages_inbox ON sw4rm_messages(recipient, state, seq);
+CREATE INDEX idx_sw4rm_messages_lease ON sw4rm_messages(lease_until) WHERE state = 'in_flight';
+CREATE INDEX idx_sw4rm_messages_expiry ON sw4rm_messages(expires_at) WHERE state = 'queued' AND expires_at IS NOT NULL;
+CREATE INDEX idx_sw4rm_messages_acked ON sw4rm_messages(updated_at) WHERE state = 'acked';
+CREATE VIEW sw4rm_dead_letters AS SELECT * FROM sw4rm_messages WHERE state = 'dead';
+CREATE TABLE sw4rm_dedup (
+  producer_id TEXT NOT NULL,
+  idempotency_token TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (producer_id, idempotency_token)
+);
+CREATE TABLE sw4rm_agents (
+  agent_id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  descriptor TEXT NOT NULL,
+  communication_class TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('available', 'unavailable', 'deregistered')),
+  agent_state TEXT NOT NULL DEFAULT 'AGENT_STATE_UNSPECIFIED',
+  health TEXT NOT NULL DEFAULT '{}',
+  implicit BOOLEAN NOT NULL DEFAULT false,
+  last_heartbeat BIGINT NOT NULL,
+  registered_at BIGINT NOT NULL,
+  deregistered_at BIGINT,
+  deregister_reason TEXT
+);
+`,
+  },
   // migration 21: sw4rm router (messages, deliveries, dead letters, dedup)
   // migration 22: sw4rm registry, scheduler, negotiation and HITL
   // migration 23: sw4rm agent state (activity buffer, worktree bindings)

@@ -75,6 +75,8 @@ import { budgetScopes, reserveBudget, settleBudget } from './budget-sql.js';
 import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, BudgetSettleRequest, BudgetWarning } from '../budget-types.js';
 import { DELETE_BREAKER_SQL, GET_BREAKER_SQL, LIST_BREAKERS_SQL, toBreakerRow, updateBreakerIn } from './breakers-sql.js';
 import type { BreakerChange, BreakerRow } from '../breaker-types.js';
+import * as sw4rmSql from './sw4rm-router-sql.js';
+import type { Sw4rmAckItem, Sw4rmAgentRow, Sw4rmAgentWrite, Sw4rmMessageRow, Sw4rmMessageState, Sw4rmSendItem, Sw4rmSendOutcome, Sw4rmSweepResult } from '../sw4rm-router-types.js';
 import * as memory from './memory-sql.js';
 import { memoryDimensions, type MemoryListQuery, type MemoryRecord, type MemorySearch, type MemoryWrite, type ScoredMemory } from '../memory-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
@@ -372,6 +374,62 @@ export class PostgresStore implements Store {
   }
 
   // ---- sw4rm router (sw4rm-router-sql.ts) ----
+
+  sw4rmSend(items: readonly Sw4rmSendItem[], leaseUntil: number): Promise<Sw4rmSendOutcome[]> {
+    return this.atomically(async (q) => ({ value: await sw4rmSql.sendMessagesIn(q, items, leaseUntil), notify: false }));
+  }
+
+  sw4rmClaim(recipient: string, limit: number, now: number, leaseUntil: number): Promise<Sw4rmMessageRow[]> {
+    return this.atomically(async (q) => ({ value: await sw4rmSql.claimMessagesIn(q, recipient, limit, now, leaseUntil), notify: false }));
+  }
+
+  sw4rmRequeue(recipient: string, maxAttempts: number, now: number): Promise<number> {
+    return this.atomically(async (q) => ({ value: await sw4rmSql.requeueInFlightIn(q, recipient, maxAttempts, now), notify: false }));
+  }
+
+  sw4rmAck(acks: readonly Sw4rmAckItem[], now: number): Promise<boolean[]> {
+    return this.atomically(async (q) => ({ value: await sw4rmSql.ackMessagesIn(q, acks, now), notify: false }));
+  }
+
+  sw4rmSweep(now: number, maxAttempts: number, pruneBefore: number): Promise<Sw4rmSweepResult> {
+    return this.atomically(async (q) => ({ value: await sw4rmSql.sweepIn(q, now, maxAttempts, pruneBefore), notify: false }));
+  }
+
+  async sw4rmMessages(q: { state?: Sw4rmMessageState; recipient?: string; limit?: number }): Promise<Sw4rmMessageRow[]> {
+    return (await this.read(sw4rmSql.LIST_MESSAGES_SQL, [q.state ?? null, q.recipient ?? null, q.limit ?? null])).map(sw4rmSql.toSw4rmMessage);
+  }
+
+  sw4rmReplayDead(seq: number | 'all', now: number): Promise<Sw4rmMessageRow[]> {
+    return this.atomically(async (q) => ({ value: await sw4rmSql.replayDeadIn(q, seq, now), notify: false }));
+  }
+
+  sw4rmDropDead(seq: number | 'all'): Promise<number> {
+    return this.write(sw4rmSql.DROP_DEAD_SQL, [seq === 'all' ? null : seq]);
+  }
+
+  async sw4rmPutAgent(a: Sw4rmAgentWrite, now: number): Promise<void> {
+    await this.write(sw4rmSql.PUT_AGENT_SQL, [a.agent_id, a.name, a.descriptor, a.communication_class, now]);
+  }
+
+  async sw4rmEnsureAgent(agentId: string, now: number): Promise<void> {
+    await this.write(sw4rmSql.ENSURE_AGENT_SQL, [agentId, JSON.stringify({ agent_id: agentId, name: agentId }), now]);
+  }
+
+  async sw4rmHeartbeat(agentId: string, agentState: string, health: string, now: number): Promise<boolean> {
+    return (await this.write(sw4rmSql.HEARTBEAT_SQL, [agentState, health, now, agentId])) > 0;
+  }
+
+  async sw4rmDeregisterAgent(agentId: string, reason: string, now: number): Promise<boolean> {
+    return (await this.write(sw4rmSql.DEREGISTER_SQL, [now, reason, agentId])) > 0;
+  }
+
+  async sw4rmAgents(): Promise<Sw4rmAgentRow[]> {
+    return (await this.read(sw4rmSql.LIST_AGENTS_SQL)).map(sw4rmSql.toSw4rmAgent);
+  }
+
+  async sw4rmMarkUnavailable(before: number): Promise<string[]> {
+    return (await this.read(sw4rmSql.MARK_UNAVAILABLE_SQL, [before])).map((r) => String(r.agent_id));
+  }
 
   // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts) ----
 

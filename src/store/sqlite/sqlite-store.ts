@@ -74,6 +74,8 @@ import { observeCommit, queueGauges } from './gauges-sql.js';
 import { budgetScopes, reserveBudget, settleBudget } from './budget-sql.js';
 import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, BudgetSettleRequest, BudgetWarning } from '../budget-types.js';
 import * as breakersSql from './breakers-sql.js';
+import * as sw4rmSql from './sw4rm-router-sql.js';
+import type { Sw4rmAckItem, Sw4rmAgentRow, Sw4rmAgentWrite, Sw4rmMessageRow, Sw4rmMessageState, Sw4rmSendItem, Sw4rmSendOutcome, Sw4rmSweepResult } from '../sw4rm-router-types.js';
 import type { BreakerChange, BreakerRow } from '../breaker-types.js';
 import * as memory from './memory-sql.js';
 import type { MemoryListQuery, MemoryRecord, MemorySearch, MemoryWrite, ScoredMemory } from '../memory-types.js';
@@ -418,6 +420,63 @@ export class SqliteStore implements Store {
   }
 
   // ---- sw4rm router (sw4rm-router-sql.ts) ----
+
+  // The hot calls (send, claim, ack) join the group commit: concurrent streams share one fsync.
+  sw4rmSend(items: readonly Sw4rmSendItem[], leaseUntil: number): Promise<Sw4rmSendOutcome[]> {
+    return this.transaction(() => Promise.resolve(sw4rmSql.sendMessages((sql) => this.stmt(sql), items, leaseUntil)));
+  }
+
+  sw4rmClaim(recipient: string, limit: number, now: number, leaseUntil: number): Promise<Sw4rmMessageRow[]> {
+    return this.transaction(() => Promise.resolve(sw4rmSql.claimMessages((sql) => this.stmt(sql), recipient, limit, now, leaseUntil)));
+  }
+
+  sw4rmRequeue(recipient: string, maxAttempts: number, now: number): Promise<number> {
+    return this.transaction(() => Promise.resolve(sw4rmSql.requeueInFlight((sql) => this.stmt(sql), recipient, maxAttempts, now)));
+  }
+
+  sw4rmAck(acks: readonly Sw4rmAckItem[], now: number): Promise<boolean[]> {
+    return this.transaction(() => Promise.resolve(sw4rmSql.ackMessages((sql) => this.stmt(sql), acks, now)));
+  }
+
+  sw4rmSweep(now: number, maxAttempts: number, pruneBefore: number): Promise<Sw4rmSweepResult> {
+    return this.exclusive(() => this.db.transaction(() => sw4rmSql.sweep((sql) => this.stmt(sql), now, maxAttempts, pruneBefore)).immediate());
+  }
+
+  sw4rmMessages(q: { state?: Sw4rmMessageState; recipient?: string; limit?: number }): Promise<Sw4rmMessageRow[]> {
+    return this.read(() => sw4rmSql.listMessages((sql) => this.stmt(sql), q));
+  }
+
+  sw4rmReplayDead(seq: number | 'all', now: number): Promise<Sw4rmMessageRow[]> {
+    return this.exclusive(() => this.db.transaction(() => sw4rmSql.replayDead((sql) => this.stmt(sql), seq, now)).immediate());
+  }
+
+  sw4rmDropDead(seq: number | 'all'): Promise<number> {
+    return this.exclusive(() => sw4rmSql.dropDead((sql) => this.stmt(sql), seq));
+  }
+
+  sw4rmPutAgent(a: Sw4rmAgentWrite, now: number): Promise<void> {
+    return this.exclusive(() => sw4rmSql.putAgent((sql) => this.stmt(sql), a, now));
+  }
+
+  sw4rmEnsureAgent(agentId: string, now: number): Promise<void> {
+    return this.exclusive(() => sw4rmSql.ensureAgent((sql) => this.stmt(sql), agentId, now));
+  }
+
+  sw4rmHeartbeat(agentId: string, agentState: string, health: string, now: number): Promise<boolean> {
+    return this.exclusive(() => sw4rmSql.heartbeat((sql) => this.stmt(sql), agentId, agentState, health, now));
+  }
+
+  sw4rmDeregisterAgent(agentId: string, reason: string, now: number): Promise<boolean> {
+    return this.exclusive(() => sw4rmSql.deregisterAgent((sql) => this.stmt(sql), agentId, reason, now));
+  }
+
+  sw4rmAgents(): Promise<Sw4rmAgentRow[]> {
+    return this.read(() => sw4rmSql.listAgents((sql) => this.stmt(sql)));
+  }
+
+  sw4rmMarkUnavailable(before: number): Promise<string[]> {
+    return this.exclusive(() => sw4rmSql.markUnavailable((sql) => this.stmt(sql), before));
+  }
 
   // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts) ----
 
