@@ -1,6 +1,7 @@
 import type { RunEvent } from '../core/events.js';
 import type { BreakerChange, BreakerRow } from './breaker-types.js';
 import type { Sw4rmAckItem, Sw4rmAgentRow, Sw4rmAgentWrite, Sw4rmMessageRow, Sw4rmMessageState, Sw4rmSendItem, Sw4rmSendOutcome, Sw4rmSweepResult } from './sw4rm-router-types.js';
+import type { Sw4rmStateRow } from './sw4rm-state-types.js';
 import type { MemoryListQuery, MemoryRecord, MemorySearch, MemoryWrite, ScoredMemory } from './memory-types.js';
 import type {
   CommitObserver,
@@ -383,6 +384,28 @@ export interface Store {
   // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts of each store) ----
 
   // ---- sw4rm agent state: activity buffer, worktree bindings (sw4rm-state-sql.ts of each store) ----
+
+  /**
+   * One JSON document of an agent's SW4RM state (migration 23), by (agent id, kind, key); undefined
+   * when none was put.
+   *
+   * @example
+   *   const row = await store.getSw4rmState('agent-1', 'activity');
+   */
+  getSw4rmState(agentId: string, kind: string, key?: string): Promise<Sw4rmStateRow | undefined>;
+  /**
+   * Write (insert or replace) one JSON document of an agent's state, durably before it resolves.
+   * UserError SW4RM_STATE_INVALID for an empty agent id or kind, or a value with no JSON form
+   * (nothing is written).
+   *
+   * @example
+   *   await store.putSw4rmState('agent-1', 'worktree', { repo_id: 'r', worktree_id: 'w' });
+   */
+  putSw4rmState(agentId: string, kind: string, value: unknown, key?: string): Promise<Sw4rmStateRow>;
+  /** Every document of an agent, by kind then key. */
+  listSw4rmState(agentId: string): Promise<Sw4rmStateRow[]>;
+  /** Forget an agent's documents of one kind (or all of them); returns how many went. */
+  deleteSw4rmState(agentId: string, kind?: string): Promise<number>;
 
   /** Housekeeping an idle worker may do (SQLite: a passive WAL checkpoint). */
   checkpoint?(): Promise<void>;

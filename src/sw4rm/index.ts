@@ -48,6 +48,21 @@ export {
 export { buildAckEnvelope, isAckEnvelope, parseAck, readAckPayload, type Ack, type BuildAckInput } from './core/acks.js';
 export { compareHlc, formatHlc, hlcPhysicalMs, HybridLogicalClock, parseHlc, type HlcTimestamp, type HybridLogicalClockOptions } from './core/hlc.js';
 export { canonicalJsonBytes, IDEMPOTENCY_HASH_HEX_CHARS, idempotencyToken, type IdempotencyInput } from './core/idempotency.js';
+export {
+  JSONFilePersistence,
+  MemoryPersistence,
+  PersistedState,
+  StorePersistence,
+  type PersistedStateOptions,
+  type PersistenceErrorHandler,
+  type Sw4rmPersistence,
+  type Sw4rmStateStore,
+} from './core/persistence.js';
+export { ActivityBuffer, isAcknowledged, type AckOutcome, type ActivityBufferOptions, type ActivityRecord } from './core/activity-buffer.js';
+export { AckLifecycleManager, type AckLifecycleOptions, type RouterLike, type SendAckOptions, type SendResult } from './core/ack-lifecycle.js';
+export { MessageProcessor, type MessageHandler, type MessageProcessorOptions, type ProcessOutcome } from './core/message-processor.js';
+export { WorktreeState, type BindResult, type WorktreeBinding, type WorktreePolicy, type WorktreeStateOptions, type WorktreeStatus } from './core/worktree-state.js';
+export type { Sw4rmStateRow } from '../store/sw4rm-state-types.js';
 // ---- clients and agent runtime (src/sw4rm/client/) ----
 export { DEFAULT_DEADLINE_MS, serviceAddress, SW4RM_ADDRESS_ENV, SW4RM_DEFAULT_ADDRESSES, type Sw4rmClientOptions, type Sw4rmServiceName } from './client/base.js';
 export { mapGrpcError, Sw4rmClientError, SW4RM_CLIENT_ERROR_CODES, type Sw4rmClientErrorCode } from './client/errors.js';

@@ -700,6 +700,24 @@ CREATE TABLE sw4rm_agents (
   // migration 21: sw4rm router (messages, deliveries, dead letters, dedup)
   // migration 22: sw4rm registry, scheduler, negotiation and HITL
   // migration 23: sw4rm agent state (activity buffer, worktree bindings)
+  {
+    version: 23,
+    name: 'sw4rm agent state',
+    // SW4RM agents' own state (src/sw4rm/core/, StorePersistence): one JSON document per
+    // (agent_id, kind, key) — the activity buffer, the worktree binding — written whole by the
+    // core's batched saves. Versions 21 and 22 belong to other SW4RM parts. The same migration as
+    // SQLite's 23.
+    sql: `
+CREATE TABLE IF NOT EXISTS sw4rm_agent_state (
+  agent_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  key TEXT NOT NULL DEFAULT '',
+  value TEXT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (agent_id, kind, key)
+);
+`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see `migrate`). */

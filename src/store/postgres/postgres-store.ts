@@ -61,6 +61,8 @@ import {
 } from '../rows.js';
 import { migrate as migrateSchema, SCHEMA_VERSION, schemaVersion } from './migrations.js';
 import { noNul, PgTx, type Query } from './pg-tx.js';
+import * as sw4rmStateSql from './sw4rm-state-sql.js';
+import { sw4rmStateWrite, toSw4rmStateRow, type Sw4rmStateRow } from '../sw4rm-state-types.js';
 import { Pipeline } from './pipeline.js';
 import { RUN_CONCURRENCY_SQL, toRunConcurrencyInfo } from './concurrency-sql.js';
 import type { RunConcurrencyInfo } from '../types.js';
@@ -434,6 +436,26 @@ export class PostgresStore implements Store {
   // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts) ----
 
   // ---- sw4rm agent state (sw4rm-state-sql.ts) ----
+
+  async getSw4rmState(agentId: string, kind: string, key = ''): Promise<Sw4rmStateRow | undefined> {
+    const r = (await this.read(sw4rmStateSql.GET_SW4RM_STATE_SQL, [noNul(agentId), noNul(kind), noNul(key)]))[0];
+    return r ? toSw4rmStateRow(r) : undefined;
+  }
+
+  async putSw4rmState(agentId: string, kind: string, value: unknown, key = ''): Promise<Sw4rmStateRow> {
+    const json = sw4rmStateWrite(agentId, kind, key, value);
+    const now = Date.now();
+    await this.write(sw4rmStateSql.PUT_SW4RM_STATE_SQL, [agentId, kind, key, json, now]);
+    return { agent_id: agentId, kind, key, value: JSON.parse(json) as unknown, updated_at: now };
+  }
+
+  async listSw4rmState(agentId: string): Promise<Sw4rmStateRow[]> {
+    return (await this.read(sw4rmStateSql.LIST_SW4RM_STATE_SQL, [noNul(agentId)])).map(toSw4rmStateRow);
+  }
+
+  async deleteSw4rmState(agentId: string, kind?: string): Promise<number> {
+    return kind === undefined ? this.write(sw4rmStateSql.deleteSw4rmStateSql(false), [noNul(agentId)]) : this.write(sw4rmStateSql.deleteSw4rmStateSql(true), [noNul(agentId), noNul(kind)]);
+  }
 
   /** The database's clock, in milliseconds. */
   async now(): Promise<number> {

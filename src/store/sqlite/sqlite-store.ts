@@ -76,6 +76,8 @@ import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, Budge
 import * as breakersSql from './breakers-sql.js';
 import * as sw4rmSql from './sw4rm-router-sql.js';
 import type { Sw4rmAckItem, Sw4rmAgentRow, Sw4rmAgentWrite, Sw4rmMessageRow, Sw4rmMessageState, Sw4rmSendItem, Sw4rmSendOutcome, Sw4rmSweepResult } from '../sw4rm-router-types.js';
+import * as sw4rmStateSql from './sw4rm-state-sql.js';
+import { sw4rmStateWrite, type Sw4rmStateRow } from '../sw4rm-state-types.js';
 import type { BreakerChange, BreakerRow } from '../breaker-types.js';
 import * as memory from './memory-sql.js';
 import type { MemoryListQuery, MemoryRecord, MemorySearch, MemoryWrite, ScoredMemory } from '../memory-types.js';
@@ -481,6 +483,28 @@ export class SqliteStore implements Store {
   // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts) ----
 
   // ---- sw4rm agent state (sw4rm-state-sql.ts) ----
+
+  getSw4rmState(agentId: string, kind: string, key = ''): Promise<Sw4rmStateRow | undefined> {
+    return this.read(() => sw4rmStateSql.getSw4rmState((sql) => this.stmt(sql), agentId, kind, key));
+  }
+
+  /** Joins the group commit: agents saving at once share the fsync. */
+  async putSw4rmState(agentId: string, kind: string, value: unknown, key = ''): Promise<Sw4rmStateRow> {
+    const json = sw4rmStateWrite(agentId, kind, key, value);
+    return this.transaction(() => {
+      const now = Date.now();
+      sw4rmStateSql.putSw4rmState((sql) => this.stmt(sql), agentId, kind, key, json, now);
+      return Promise.resolve({ agent_id: agentId, kind, key, value: JSON.parse(json) as unknown, updated_at: now });
+    });
+  }
+
+  listSw4rmState(agentId: string): Promise<Sw4rmStateRow[]> {
+    return this.read(() => sw4rmStateSql.listSw4rmState((sql) => this.stmt(sql), agentId));
+  }
+
+  deleteSw4rmState(agentId: string, kind?: string): Promise<number> {
+    return this.exclusive(() => sw4rmStateSql.deleteSw4rmState((sql) => this.stmt(sql), agentId, kind));
+  }
 
   /** A disk or permission fault as a StoreFaultError naming the file; any other error as it is. */
   private fault(e: unknown, during: string): unknown {
