@@ -15,8 +15,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { buildEnvelope } from '../src/sw4rm/core/envelope.js';
 import { RegistryClient } from '../src/sw4rm/client/registry-client.js';
@@ -51,6 +51,7 @@ interface Target {
 }
 
 interface Server {
+  pid: number;
   router: string;
   registry: string | undefined;
   stop(): Promise<void>;
@@ -66,7 +67,24 @@ interface Measurement {
   p99_ms: number;
   redelivered: number;
   client_cpu_pct: number;
+  /** CPU time of the server process per acknowledged message (user + system). */
+  server_cpu_ms_per_msg: number;
 }
+
+/**
+ * CPU time (user + system, ms) a process has used so far, from /proc (Linux; NaN elsewhere). On a
+ * loaded machine wall-clock throughput says more about the neighbours than about the router; CPU per
+ * message does not.
+ */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+const CLOCK_TICKS = 100;
 
 function waitForLine(child: ChildProcess, re: RegExp, what: string): Promise<RegExpMatchArray> {
   let out = '';
@@ -99,7 +117,7 @@ async function startServer(t: Target, pg: BenchServer | undefined, base: string 
   if (t.kind === 'floor') {
     const child = spawn(process.execPath, [...nodeArgs, join(REPO_ROOT, 'dist', 'bench', 'sw4rm-floor.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
     const m = await waitForLine(child, /floor port (\d+)/, 'the floor server');
-    return { router: `127.0.0.1:${m[1]}`, registry: undefined, stop: () => stopChild(child) };
+    return { pid: child.pid!, router: `127.0.0.1:${m[1]}`, registry: undefined, stop: () => stopChild(child) };
   }
   const dir: BenchDir = freshDir(`sw4rm-${t.label}`, base, keep);
   writeFileSync(join(dir.root, 'swarm.yaml'), `name: bench\ndurability: full\n${t.windowMs !== undefined ? `commit_window_ms: ${t.windowMs}\n` : ''}`);
@@ -108,6 +126,7 @@ async function startServer(t: Target, pg: BenchServer | undefined, base: string 
   const child = spawn(process.execPath, [...nodeArgs, join(REPO_ROOT, 'bin', 'swarm.js'), 'sw4rm', 'serve', '--router', '0', '--registry', '0', '--scheduler', '0'], { cwd: dir.root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const m = await waitForLine(child, /router [\d.]+:(\d+), registry [\d.]+:(\d+)/, 'swarm sw4rm serve');
   return {
+    pid: child.pid!,
     router: `127.0.0.1:${m[1]}`,
     registry: `127.0.0.1:${m[2]}`,
     stop: async () => {
@@ -178,8 +197,10 @@ async function measure(server: Server, label: string, producers: number, message
   try {
     await round(Math.min(500, messages)); // warm-up: JIT, connections, the consumer's stream open
     const cpu0 = process.cpuUsage();
+    const server0 = processCpuMs(server.pid);
     const wall = await round(messages);
     const cpu = process.cpuUsage(cpu0);
+    const serverMs = processCpuMs(server.pid) - server0;
     return {
       producers,
       messages,
@@ -189,6 +210,7 @@ async function measure(server: Server, label: string, producers: number, message
       p99_ms: percentile(latencies, 99),
       redelivered,
       client_cpu_pct: ((cpu.user + cpu.system) / 1000 / wall) * 100,
+      server_cpu_ms_per_msg: serverMs / messages,
     };
   } finally {
     abort.abort();
@@ -244,14 +266,18 @@ async function main(): Promise<void> {
     p99_ms: median(ms.map((m) => m.p99_ms)),
     redelivered: Math.max(...ms.map((m) => m.redelivered)),
     client_cpu_pct: median(ms.map((m) => m.client_cpu_pct)),
+    server_cpu_ms_per_msg: median(ms.map((m) => m.server_cpu_ms_per_msg)),
   }));
   const floorOf = (p: number): number | undefined => medians.find((m) => m.target === 'floor' && m.producers === p)?.msgs_per_s;
   const rows = medians.map((m) => {
     const f = floorOf(m.producers);
-    return [m.target, String(m.producers), Math.round(m.msgs_per_s).toLocaleString('en-US'), m.p50_ms.toFixed(2), m.p99_ms.toFixed(2), f && m.target !== 'floor' ? `${(m.msgs_per_s / f).toFixed(2)}×` : '-', `${m.client_cpu_pct.toFixed(0)}%`];
+    return [m.target, String(m.producers), Math.round(m.msgs_per_s).toLocaleString('en-US'), m.p50_ms.toFixed(2), m.p99_ms.toFixed(2), f && m.target !== 'floor' ? `${(m.msgs_per_s / f).toFixed(2)}×` : '-', m.server_cpu_ms_per_msg.toFixed(3), Math.round(1000 / m.server_cpu_ms_per_msg).toLocaleString('en-US'), `${m.client_cpu_pct.toFixed(0)}%`];
   });
-  console.log(`\n${messages.toLocaleString('en-US')} messages per measurement, ${repeat} repetition(s), medians\n`);
-  console.log(table(['target', 'producers', 'acked msgs/s', 'p50 ms', 'p99 ms', '÷floor', 'load CPU'], rows));
+  const load = loadavg()[0]!;
+  console.log(`\n${messages.toLocaleString('en-US')} messages per measurement, ${repeat} repetition(s), medians; load average ${load.toFixed(1)} on ${cpus().length} cores`);
+  if (load > cpus().length) console.log('warning: the machine is busier than its cores: msgs/s and latencies measure the neighbours too; compare ÷floor and CPU per message');
+  console.log('');
+  console.log(table(['target', 'producers', 'acked msgs/s', 'p50 ms', 'p99 ms', '÷floor', 'server CPU ms/msg', 'msgs/s per server core', 'load CPU'], rows));
   const sqlite = medians.filter((m) => m.target.startsWith('sqlite'));
   const best = sqlite.reduce<(typeof medians)[number] | undefined>((a, m) => (!a || m.msgs_per_s > a.msgs_per_s ? m : a), undefined);
   const p50One = sqlite.filter((m) => m.producers === 1).reduce((a, m) => Math.min(a, m.p50_ms), Number.POSITIVE_INFINITY);
