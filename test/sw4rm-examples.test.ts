@@ -105,7 +105,8 @@ describe('examples/sw4rm against swarm sw4rm serve', () => {
     const client = startExample('test-client.mjs', ['--target-agent', 'echo-ex', '--test', 'data'], env);
     const r = await client.exit;
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-    expect(r.stdout).toMatch(/PASS data: ACKs RECEIVED → FULFILLED \(echoed\), reply "\{\\"hello\\":\\"echo-ex\\"/);
+    // RECEIVED from the router, then the agent's RECEIVED, READ and FULFILLED.
+    expect(r.stdout).toMatch(/PASS data: ACKs RECEIVED → RECEIVED → READ → FULFILLED, reply "\{\\"hello\\":\\"echo-ex\\"/);
     await echo.waitFor(/echoed [0-9a-f-]{36} from test-client-\d+/);
     const e = await stop(echo);
     expect(e.code, e.stderr).toBe(0);
@@ -118,20 +119,19 @@ describe('examples/sw4rm against swarm sw4rm serve', () => {
     const args = ['--agent-id', 'advanced-ex', '--data-dir', data];
     const first = startExample('advanced-agent.mjs', args, env);
     await first.waitFor(/advanced-ex ready/);
-    expect(first.out()).toContain('0 message(s) handled before');
+    expect(first.out()).toContain('0 message(s) received before');
     const client = await startExample('test-client.mjs', ['--target-agent', 'advanced-ex', '--test', 'all'], env).exit;
     expect(client.code, `${client.stdout}\n${client.stderr}`).toBe(0);
-    expect(client.stdout).toMatch(/PASS data: ACKs RECEIVED → FULFILLED/);
-    expect(client.stdout).toMatch(/PASS control: ACKs RECEIVED → FULFILLED \(\{"handled":2/);
-    expect(client.stdout).toMatch(/PASS unknown: ACKs RECEIVED → FULFILLED \(no specific handler for TOOL_CALL/);
+    for (const t of ['data', 'control', 'bind', 'unknown']) expect(client.stdout).toMatch(new RegExp(`PASS ${t}: ACKs RECEIVED( → \\w+)* → FULFILLED`));
+    await first.waitFor(/bound to demo-repo\/main/);
     expect((await stop(first)).code).toBe(0);
-    const state = JSON.parse(readFileSync(join(data, 'state.json'), 'utf8')) as { handled: number; activity: unknown[] };
-    expect(state.handled).toBe(3);
-    expect(existsSync(join(data, 'processed.json'))).toBe(true);
+    const state = JSON.parse(readFileSync(join(data, 'agent.json'), 'utf8')) as { entries: { activity: { records: unknown[] }; worktree: unknown } };
+    expect(state.entries.activity.records.length).toBeGreaterThanOrEqual(4);
+    expect(existsSync(join(data, 'agent.json.tmp'))).toBe(false);
 
     const second = startExample('advanced-agent.mjs', args, env);
     await second.waitFor(/advanced-ex ready/);
-    expect(second.out()).toContain('3 message(s) handled before, 3 in the activity buffer');
+    expect(second.out()).toMatch(/4 message\(s\) received before, \d+ in the activity buffer, worktree demo-repo\/main/);
     expect((await stop(second)).code).toBe(0);
   });
 
@@ -139,8 +139,8 @@ describe('examples/sw4rm against swarm sw4rm serve', () => {
     const r = await startExample('ack-demo.mjs', [], env).exit;
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     expect(r.stdout).toMatch(/RECEIVED +from/);
-    expect(r.stdout).toMatch(/FULFILLED from ack-agent-\d+ after [\d.]+ ms: processed 17 bytes/);
-    expect(r.stdout).toContain('ACK lifecycle: RECEIVED → FULFILLED');
+    expect(r.stdout).toMatch(/FULFILLED from ack-agent-\d+ after [\d.]+ ms/);
+    expect(r.stdout).toContain('ACK lifecycle: RECEIVED → RECEIVED → READ → FULFILLED');
     expect(r.stdout).toContain('ACK agent stopped; demo complete');
   });
 });

@@ -5,7 +5,7 @@
  * processed set, reconnection across a restart of the services, deregistration on stop.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,9 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAck, type Ack } from '../src/sw4rm/core/acks.js';
 import { buildEnvelope, type Envelope } from '../src/sw4rm/core/envelope.js';
 import { AgentReject, runAgent, type AgentEvent } from '../src/sw4rm/client/agent.js';
+import { JSONFilePersistence } from '../src/sw4rm/core/persistence.js';
 import { serviceAddress } from '../src/sw4rm/client/base.js';
 import { Sw4rmClientError } from '../src/sw4rm/client/errors.js';
-import { ProcessedSet } from '../src/sw4rm/client/processed-set.js';
 import { RegistryClient } from '../src/sw4rm/client/registry-client.js';
 import { RouterClient } from '../src/sw4rm/client/router-client.js';
 import { sw4rmProtos } from '../src/sw4rm/proto.js';
@@ -86,31 +86,6 @@ describe('SW4RM client addresses and errors', () => {
     expect(s.code).toBe('SW4RM_UNIMPLEMENTED');
     for (const c of [registry, router]) c.close();
     silent.server.forceShutdown();
-  });
-
-  it('ProcessedSet: dedup by message id or token, bounded, kept in a JSON file; a corrupt file is refused', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sw4rm-processed-'));
-    try {
-      const file = join(dir, 'sub', 'processed.json');
-      const a = new ProcessedSet({ file, max: 4 });
-      a.add('m1', 'tok-1');
-      a.add('m2');
-      expect(a.has('m1')).toBe(true);
-      expect(a.has('other-id', 'tok-1')).toBe(true);
-      expect(a.has('m3')).toBe(false);
-      const b = new ProcessedSet({ file, max: 4 });
-      expect(b.has('m2') && b.has('x', 'tok-1')).toBe(true);
-      b.add('m3');
-      b.add('m4');
-      expect(b.size).toBe(4);
-      expect(b.has('m1')).toBe(false); // the oldest went first
-      writeFileSync(file, '{"processed": 7}');
-      expect(() => new ProcessedSet({ file })).toThrow(/expected \{"processed": \[string, …\]\}/);
-      writeFileSync(file, 'not json');
-      expect(() => new ProcessedSet({ file })).toThrowError(expect.objectContaining({ code: 'SW4RM_STATE_CORRUPT' }) as Error);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
   });
 });
 
@@ -208,7 +183,9 @@ describe('runAgent against startSw4rm', () => {
     const denied = await send('CONTROL', { action: 'shutdown' });
     const unknown = await send('TOOL_CALL', {});
     await p.until(() => [data, broke, denied, unknown].every((id) => final(p.acks.get(id))) && p.inbox.length > 0);
-    expect(final(p.acks.get(data))).toMatchObject({ ack_stage: 'FULFILLED', note: 'ok' });
+    expect(final(p.acks.get(data))).toMatchObject({ ack_stage: 'FULFILLED' });
+    expect(p.acks.get(data)!.map((a) => a.ack_stage)).toEqual(['RECEIVED', 'RECEIVED', 'READ', 'FULFILLED']);
+    expect(events.find((e) => e.envelope.message_id === data)).toMatchObject({ kind: 'fulfilled', note: 'ok' });
     expect(final(p.acks.get(broke))).toMatchObject({ ack_stage: 'FAILED', error_code: 'INTERNAL_ERROR', note: 'the handler broke' });
     expect(final(p.acks.get(denied))).toMatchObject({ ack_stage: 'REJECTED', error_code: 'PERMISSION_DENIED' });
     expect(final(p.acks.get(unknown))).toMatchObject({ ack_stage: 'REJECTED', error_code: 'UNSUPPORTED_MESSAGE_TYPE' });
@@ -225,38 +202,53 @@ describe('runAgent against startSw4rm', () => {
     await p.close();
   });
 
-  it('a message already in the persisted processed set is acknowledged again, not handled again', async () => {
+  it('a restarted agent answers a redelivery of what it finished from its persisted buffer, without running the handler again', async () => {
     const data = mkdtempSync(join(tmpdir(), 'sw4rm-agent-'));
     try {
       const p = await producer();
       const agentId = `dedup-${randomUUID().slice(0, 8)}`;
-      const old = buildEnvelope({ producer_id: p.id, message_type: 'DATA', payload: '{"old":true}', idempotency_token: `tok-${randomUUID()}` });
-      // As a previous run of the agent left it: it finished `old` and crashed before AckDelivery.
-      writeFileSync(join(data, 'processed.json'), JSON.stringify({ processed: [`t:${old.idempotency_token}`] }));
+      const file = join(data, 'agent.json');
       let handled = 0;
+      // The first run finishes the message and dies before its AckDelivery reaches the router.
+      class CrashingBeforeAck extends RouterClient {
+        override ackDelivery(): Promise<boolean> {
+          return Promise.reject(new Error('crashed before AckDelivery'));
+        }
+      }
+      const first = await runAgent({
+        agentId,
+        name: agentId,
+        router: new CrashingBeforeAck({ address: addr.router }),
+        registry: new RegistryClient({ address: addr.registry }),
+        persistence: new JSONFilePersistence(file),
+        stopOnSignals: false,
+        onWarning: () => undefined,
+        handlers: { DATA: () => void handled++ },
+      });
+      const env = buildEnvelope({ producer_id: p.id, message_type: 'DATA', payload: '{"once":true}', idempotency_token: `tok-${randomUUID()}` });
+      await p.router.sendMessage(env, { to: agentId });
+      await p.until(() => final(p.acks.get(env.message_id)) !== undefined);
+      await first.stop();
+      expect(handled).toBe(1);
+
       const events: AgentEvent[] = [];
-      const agent = await runAgent({
+      const second = await runAgent({
         agentId,
         name: agentId,
         router: new RouterClient({ address: addr.router }),
         registry: new RegistryClient({ address: addr.registry }),
-        persistence: { file: join(data, 'processed.json') },
+        persistence: new JSONFilePersistence(file),
         stopOnSignals: false,
         onMessage: (e) => events.push(e),
         handlers: { DATA: () => void handled++ },
       });
-      await p.router.sendMessage(old, { to: agentId });
-      const fresh = buildEnvelope({ producer_id: p.id, message_type: 'DATA', payload: '{"new":true}' });
-      await p.router.sendMessage(fresh, { to: agentId });
-      await p.until(() => final(p.acks.get(fresh.message_id)) !== undefined);
+      // The router redelivers the unacknowledged message on the new stream.
+      await p.until(() => (p.acks.get(env.message_id) ?? []).filter((a) => a.ack_stage === 'FULFILLED').length === 2);
       expect(handled).toBe(1);
-      expect(events.map((e) => [e.kind, e.envelope.message_id])).toEqual([
-        ['duplicate', old.message_id],
-        ['fulfilled', fresh.message_id],
-      ]);
-      const kept = JSON.parse(readFileSync(join(data, 'processed.json'), 'utf8')) as { processed: string[] };
-      expect(kept.processed).toContain(`m:${fresh.message_id}`);
-      await agent.stop();
+      expect(events.map((e) => [e.kind, e.envelope.message_id])).toEqual([['duplicate', env.message_id]]);
+      await second.stop();
+      const kept = JSON.parse(readFileSync(file, 'utf8')) as { entries: { activity: { records: Array<{ message_id: string }> } } };
+      expect(kept.entries.activity.records.map((r) => r.message_id)).toContain(env.message_id);
       await p.close();
     } finally {
       rmSync(data, { recursive: true, force: true });

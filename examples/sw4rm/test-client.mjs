@@ -7,7 +7,8 @@
 //   node examples/sw4rm/test-client.mjs --target-agent advanced-1 --test all
 //
 // Tests: data (a DATA message; expects FULFILLED), control (a CONTROL {"action":"status"}; expects
-// FULFILLED), unknown (a TOOL_CALL; expects REJECTED or FULFILLED by a default handler), all.
+// FULFILLED), bind (a CONTROL binding the worktree demo-repo/main; expects FULFILLED), unknown (a
+// TOOL_CALL; expects REJECTED, or FULFILLED by a default handler), all.
 import { parseArgs } from 'node:util';
 import { buildEnvelope, parseAck, RegistryClient, RouterClient } from 'swarm-runtime/sw4rm';
 
@@ -67,6 +68,7 @@ async function exchange(name, input, expect) {
 const tests = {
   data: () => exchange('data', { message_type: 'DATA', content_type: 'application/json', payload: JSON.stringify({ hello: target, at: new Date().toISOString() }) }, { stages: ['FULFILLED'], reply: target.startsWith('echo') }),
   control: () => exchange('control', { message_type: 'CONTROL', content_type: 'application/json', payload: JSON.stringify({ action: 'status' }) }, { stages: ['FULFILLED'] }),
+  bind: () => exchange('bind', { message_type: 'CONTROL', content_type: 'application/json', payload: JSON.stringify({ action: 'bind', repo_id: 'demo-repo', worktree_id: 'main' }) }, { stages: ['FULFILLED'] }),
   unknown: () => exchange('unknown', { message_type: 'TOOL_CALL', content_type: 'application/json', payload: '{}' }, { stages: ['REJECTED', 'FULFILLED'] }),
 };
 const names = o.test === 'all' ? Object.keys(tests) : o.test.split(',');

@@ -1,10 +1,12 @@
 /**
  * A small agent runtime: `runAgent` registers the agent, sends heartbeats, streams its incoming
- * messages (reconnecting), skips what it already handled (message_id / idempotency token), runs the
- * handler for each message type, answers the producer with an ACK (FULFILLED, FAILED or REJECTED),
- * then acknowledges the delivery to the router (AckDelivery) — in that order, so a crash before the
- * AckDelivery means a redelivery that the dedup turns into a second AckDelivery only. `stop()` or
- * SIGTERM ends the stream and deregisters.
+ * messages (reconnecting), and runs each through the protocol core's MessageProcessor — which skips
+ * what the agent already finished (message_id / idempotency token, from its ActivityBuffer), runs the
+ * handler for the message type and ACKs the producer (RECEIVED, READ, then FULFILLED, FAILED or
+ * REJECTED). Only then is the delivery acknowledged to the router (AckDelivery), after the buffer is
+ * written when it has a persistence — so a crash before the AckDelivery means a redelivery that the
+ * buffer turns into a repeated ACK, not a second run of the handler. `stop()` or SIGTERM ends the
+ * stream and deregisters.
  *
  * @example
  *   const agent = await runAgent({
@@ -13,12 +15,16 @@
  *   });
  *   await agent.done;                    // until SIGTERM or agent.stop()
  */
-import { buildAckEnvelope, isAckEnvelope, parseAck, type Ack } from '../core/acks.js';
-import { messageTypeName, type ErrorCode, type MessageType } from '../core/constants.js';
-import { buildEnvelope, validateEnvelope, type BuildEnvelopeInput, type Envelope } from '../core/envelope.js';
+import { AckLifecycleManager, type RouterLike } from '../core/ack-lifecycle.js';
+import { ActivityBuffer } from '../core/activity-buffer.js';
+import { MESSAGE_TYPE_NUMBERS, type ErrorCode, type MessageType } from '../core/constants.js';
+import { buildEnvelope, type BuildEnvelopeInput, type Envelope } from '../core/envelope.js';
+import { Sw4rmProtocolError } from '../core/errors.js';
+import { MessageProcessor, type ProcessOutcome } from '../core/message-processor.js';
+import type { Sw4rmPersistence } from '../core/persistence.js';
 import { RegistryClient, type AgentDescriptorInput, type AgentStateName } from './registry-client.js';
 import { RouterClient, type SendOptions, type StreamItem } from './router-client.js';
-import { ProcessedSet } from './processed-set.js';
+import { Sw4rmClientError } from './errors.js';
 
 /** What a handler gets besides the envelope. */
 export interface AgentContext {
@@ -32,8 +38,8 @@ export interface AgentContext {
 }
 
 /**
- * A handler: its return value (a string, or anything JSON) is the FULFILLED ACK's note. Throw
- * `new AgentReject(code, why)` to answer REJECTED; anything else thrown answers FAILED, INTERNAL_ERROR.
+ * A handler: returning (or resolving) answers FULFILLED. Throw `new AgentReject(code, why)` to answer
+ * REJECTED; anything else thrown answers FAILED, INTERNAL_ERROR with the error's message.
  */
 export type AgentHandler = (envelope: Envelope, ctx: AgentContext) => unknown;
 
@@ -55,10 +61,11 @@ export class AgentReject extends Error {
 export interface AgentEvent {
   envelope: Envelope;
   seq: number;
-  /** handled: the handler ran; duplicate: already handled, only re-acknowledged; ack: an ACK arrived. */
-  kind: 'fulfilled' | 'failed' | 'rejected' | 'duplicate' | 'ack';
+  /** The processor's outcome: fulfilled, failed, rejected, duplicate (finished before: ACKed again), ack. */
+  kind: ProcessOutcome['status'];
+  outcome: ProcessOutcome;
+  /** The handler's result (fulfilled), the error or rejection reason (failed, rejected). */
   note?: string;
-  ack?: Ack;
 }
 
 export interface RunAgentOptions {
@@ -74,8 +81,14 @@ export interface RunAgentOptions {
   registry?: RegistryClient;
   /** Heartbeat period (default 10,000 ms). */
   heartbeatMs?: number;
-  /** Keep the processed-message set in this JSON file (dedup across restarts); default memory only. */
-  persistence?: { file: string; max?: number };
+  /**
+   * Where the agent's ActivityBuffer lives (e.g. `new JSONFilePersistence('agent.json')`, or
+   * `new StorePersistence(swarm.store, agentId)`): what it finished survives a restart, so a
+   * redelivery is not handled twice. Default: memory only.
+   */
+  persistence?: Sw4rmPersistence;
+  /** Records the buffer keeps (default 10,000). */
+  maxActivity?: number;
   /** Stop on SIGTERM / SIGINT (default true). */
   stopOnSignals?: boolean;
   /** Every delivery's outcome. */
@@ -92,6 +105,10 @@ export interface RunningAgent {
   readonly registry: RegistryClient;
   /** Deliveries seen so far, by kind. */
   readonly counts: Record<AgentEvent['kind'], number>;
+  /** What the agent sent and received, and the ACK stage each reached. */
+  readonly buffer: ActivityBuffer;
+  readonly acks: AckLifecycleManager;
+  readonly processor: MessageProcessor;
   /** Send as this agent. */
   send(input: Omit<BuildEnvelopeInput, 'producer_id'>, options?: SendOptions): Promise<Envelope>;
   /** End the stream, stop heartbeats, deregister, close the clients. Idempotent. */
@@ -117,17 +134,69 @@ export async function runAgent(options: RunAgentOptions): Promise<RunningAgent> 
   const router = options.router ?? new RouterClient();
   const registry = options.registry ?? new RegistryClient();
   const warn = options.onWarning ?? ((m: string) => console.warn(`[${agentId}] ${m}`));
-  const seen = new ProcessedSet(options.persistence ?? {});
   const abort = new AbortController();
   const counts: RunningAgent['counts'] = { fulfilled: 0, failed: 0, rejected: 0, duplicate: 0, ack: 0 };
   const maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
   let sequence = 0;
 
+  const buffer = await ActivityBuffer.open({
+    maxItems: options.maxActivity ?? 10_000,
+    ...(options.persistence ? { persistence: options.persistence } : {}),
+    onError: (e: Error) => warn(`the activity buffer's persistence failed; it now runs in memory: ${e.message}`, e),
+  });
+  // The core speaks `sendMessage → {accepted, reason}`; the client throws SW4RM_REJECTED instead.
+  const routerLike: RouterLike = {
+    sendMessage: async (env) => {
+      try {
+        await router.sendMessage(env);
+        return { accepted: true };
+      } catch (e) {
+        if (e instanceof Sw4rmClientError && e.code === 'SW4RM_REJECTED') return { accepted: false, reason: typeof e.context.reason === 'string' ? e.context.reason : '' };
+        throw e;
+      }
+    },
+  };
+  const acks = new AckLifecycleManager({ router: routerLike, buffer, agentId });
+  const processor = new MessageProcessor(acks, {
+    validate: { maxPayloadBytes },
+    onAckError: (e, env) => warn(`could not ACK ${env.message_id} to ${env.producer_id}: ${e.message}`, e),
+  });
+
   const send = async (input: Omit<BuildEnvelopeInput, 'producer_id'>, sendOptions: SendOptions = {}): Promise<Envelope> => {
     const env = buildEnvelope({ ...input, producer_id: agentId, sequence_number: input.sequence_number ?? ++sequence });
+    // Recorded first, so the ACKs that come back for it apply (and a crash in between is reconciled).
+    buffer.recordOutgoing(env);
     await router.sendMessage(env, sendOptions);
     return env;
   };
+  const contextFor = (env: Envelope): AgentContext => ({
+    agentId,
+    signal: abort.signal,
+    send,
+    reply: (value, o = {}) => {
+      const p = payloadOf(value);
+      return send({ message_type: o.message_type ?? 'DATA', content_type: o.content_type ?? p.content_type, payload: p.payload, correlation_id: env.correlation_id }, { to: env.producer_id });
+    },
+  });
+  const results = new Map<string, unknown>();
+  const wrap =
+    (handler: AgentHandler) =>
+    async (env: Envelope): Promise<unknown> => {
+      try {
+        const result = await handler(env, contextFor(env));
+        results.set(env.message_id, result);
+        return result;
+      } catch (e) {
+        // The processor answers REJECTED with the code of a protocol error.
+        if (e instanceof AgentReject) throw new Sw4rmProtocolError([{ code: e.errorCode, field: 'message', message: e.message }], 'message');
+        throw e;
+      }
+    };
+  for (const type of Object.keys(MESSAGE_TYPE_NUMBERS) as MessageType[]) {
+    const h = options.handlers[type];
+    if (h) processor.registerHandler(type, wrap(h));
+  }
+  if (options.handlers.default) processor.setDefaultHandler(wrap(options.handlers.default));
 
   await registry.register({
     agent_id: agentId,
@@ -149,75 +218,24 @@ export async function runAgent(options: RunAgentOptions): Promise<RunningAgent> 
   const heartbeat = setInterval(() => void beat(), options.heartbeatMs ?? 10_000);
   heartbeat.unref();
 
-  const ackTo = async (env: Envelope, stage: 'FULFILLED' | 'FAILED' | 'REJECTED', note: string, code?: ErrorCode): Promise<void> => {
-    if (!env.producer_id || env.producer_id === agentId) return;
-    try {
-      await router.sendMessage(buildAckEnvelope({ producer_id: agentId, ack_for_message_id: env.message_id, ack_stage: stage, note, correlation_id: env.correlation_id, ...(code ? { error_code: code } : {}) }), { to: env.producer_id });
-    } catch (e) {
-      warn(`could not send the ${stage} ACK for ${env.message_id} to ${env.producer_id}: ${(e as Error).message}`, e);
-    }
-  };
-
   const handle = async (item: StreamItem): Promise<void> => {
     const env = item.msg;
-    const done = async (kind: AgentEvent['kind'], outcome: 'DELIVERED' | 'PERMANENT_FAILURE', extra: Partial<AgentEvent> = {}): Promise<void> => {
-      if (kind !== 'duplicate' && kind !== 'ack') seen.add(env.message_id, env.idempotency_token);
-      counts[kind] += 1;
-      options.onMessage?.({ envelope: env, seq: item.seq, kind, ...extra });
-      try {
-        await router.ackDelivery(agentId, item.seq, env.message_id, outcome);
-      } catch (e) {
-        // Not fatal: the router redelivers after the lease and the dedup answers it.
-        warn(`AckDelivery of ${env.message_id} (seq ${item.seq}) failed: ${(e as Error).message}`, e);
-      }
-    };
-    if (seen.has(env.message_id, env.idempotency_token)) return done('duplicate', 'DELIVERED');
-    if (isAckEnvelope(env)) {
-      let ack: Ack | undefined;
-      try {
-        ack = parseAck(env);
-      } catch (e) {
-        warn(`an invalid ACK ${env.message_id} from ${env.producer_id}: ${(e as Error).message}`);
-      }
-      return done('ack', 'DELIVERED', ack ? { ack } : {});
-    }
-    const problems = validateEnvelope(env, { maxPayloadBytes, hlc: false });
-    if (problems.length > 0) {
-      const note = problems.map((p) => `${p.field}: ${p.message}`).join('; ');
-      await ackTo(env, 'REJECTED', note, problems[0]!.code);
-      return done('rejected', 'PERMANENT_FAILURE', { note });
-    }
-    const type = messageTypeName(env.message_type);
-    const handler = (type && options.handlers[type]) ?? options.handlers.default;
-    if (!handler) {
-      const note = `agent ${agentId} has no handler for ${String(type ?? env.message_type)} messages`;
-      await ackTo(env, 'REJECTED', note, 'UNSUPPORTED_MESSAGE_TYPE');
-      return done('rejected', 'PERMANENT_FAILURE', { note });
-    }
-    const ctx: AgentContext = {
-      agentId,
-      signal: abort.signal,
-      send,
-      reply: (value, o = {}) => {
-        const p = payloadOf(value);
-        return send({ message_type: o.message_type ?? 'DATA', content_type: o.content_type ?? p.content_type, payload: p.payload, correlation_id: env.correlation_id }, { to: env.producer_id });
-      },
-    };
-    let result: unknown;
+    const outcome = await processor.processMessage(env);
+    counts[outcome.status] += 1;
+    const note =
+      outcome.status === 'fulfilled' ? noteOf(results.get(env.message_id)) : outcome.status === 'failed' ? outcome.error.message : outcome.status === 'rejected' ? outcome.reason : undefined;
+    results.delete(env.message_id);
+    options.onMessage?.({ envelope: env, seq: item.seq, kind: outcome.status, outcome, ...(note !== undefined ? { note } : {}) });
+    // What the agent finished is written before the router forgets the delivery.
+    await buffer.flush();
+    // A failed or rejected message is not retried by redelivery: the router dead-letters it (replayable).
+    const delivered = outcome.status === 'fulfilled' || outcome.status === 'duplicate' || outcome.status === 'ack';
     try {
-      result = await handler(env, ctx);
+      await router.ackDelivery(agentId, item.seq, env.message_id, delivered ? 'DELIVERED' : 'PERMANENT_FAILURE');
     } catch (e) {
-      if (e instanceof AgentReject) {
-        await ackTo(env, 'REJECTED', e.message, e.errorCode);
-        return done('rejected', 'PERMANENT_FAILURE', { note: e.message });
-      }
-      const note = e instanceof Error ? e.message : String(e);
-      await ackTo(env, 'FAILED', note, 'INTERNAL_ERROR');
-      return done('failed', 'PERMANENT_FAILURE', { note });
+      // Not fatal: the router redelivers after the lease and the buffer answers it as a duplicate.
+      warn(`AckDelivery of ${env.message_id} (seq ${item.seq}) failed: ${(e as Error).message}`, e);
     }
-    const note = noteOf(result);
-    await ackTo(env, 'FULFILLED', note);
-    return done('fulfilled', 'DELIVERED', { note });
   };
 
   const loop = (async () => {
@@ -238,6 +256,7 @@ export async function runAgent(options: RunAgentOptions): Promise<RunningAgent> 
       clearInterval(heartbeat);
       abort.abort();
       await loop.catch(() => undefined);
+      await buffer.flush().catch(() => undefined);
       try {
         await registry.deregister(agentId, reason);
       } catch (e) {
@@ -263,5 +282,5 @@ export async function runAgent(options: RunAgentOptions): Promise<RunningAgent> 
   // Failures reach whoever awaits `done`; nobody awaiting must not crash the process.
   done.catch((e: unknown) => warn(`stopped: ${(e as Error).message}`, e));
   void beat();
-  return { agentId, router, registry, counts, send, stop, done };
+  return { agentId, router, registry, counts, buffer, acks, processor, send, stop, done };
 }
