@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RegistryClient } from '../src/sw4rm/client/registry-client.js';
 import { cleanupSandboxes, makeSandbox, REPO_ROOT, type CliResult } from './helpers/cli.js';
 
 const EXAMPLES = join(REPO_ROOT, 'examples', 'sw4rm');
@@ -142,5 +143,26 @@ describe('examples/sw4rm against swarm sw4rm serve', () => {
     expect(r.stdout).toMatch(/FULFILLED from ack-agent-\d+ after [\d.]+ ms/);
     expect(r.stdout).toContain('ACK lifecycle: RECEIVED → RECEIVED → READ → FULFILLED');
     expect(r.stdout).toContain('ACK agent stopped; demo complete');
+  });
+});
+
+describe('swarm serve --sw4rm', () => {
+  afterAll(() => cleanupSandboxes());
+
+  it('serves the SW4RM services beside the HTTP API and stops them on SIGTERM; a bad port is refused', async () => {
+    const sandbox = makeSandbox();
+    const bad = await sandbox.run(['serve', '--port', '0', '--sw4rm', '--sw4rm-router', 'x']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--sw4rm-router must be a port number from 0 to 65535, not 'x'");
+    const started = sandbox.start(['serve', '--port', '0', '--no-worker', '--sw4rm', '--sw4rm-router', '0', '--sw4rm-registry', '0', '--sw4rm-scheduler', '0'], { timeoutMs: 120_000 });
+    const serve = watch(started.child, Date.now(), started.done);
+    await serve.waitFor(/listening on http:\/\/127\.0\.0\.1:\d+/);
+    const m = await serve.waitFor(/SW4RM router 127\.0\.0\.1:(\d+), registry 127\.0\.0\.1:(\d+), scheduler 127\.0\.0\.1:(\d+)/);
+    const registry = new RegistryClient({ address: `127.0.0.1:${m[2]}` });
+    await registry.register({ agent_id: 'in-serve', name: 'In serve' });
+    expect(await registry.heartbeat('in-serve')).toBe(true);
+    registry.close();
+    const r = await stop(serve);
+    expect(r.code, r.stderr).toBe(0);
   });
 });

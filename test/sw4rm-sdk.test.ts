@@ -19,6 +19,7 @@ import { serviceAddress } from '../src/sw4rm/client/base.js';
 import { Sw4rmClientError } from '../src/sw4rm/client/errors.js';
 import { RegistryClient } from '../src/sw4rm/client/registry-client.js';
 import { RouterClient } from '../src/sw4rm/client/router-client.js';
+import { SchedulerClient } from '../src/sw4rm/client/scheduler-client.js';
 import { sw4rmProtos } from '../src/sw4rm/proto.js';
 import { startSw4rm, type Sw4rmServer } from '../src/sw4rm/server.js';
 import { Swarm } from '../src/swarm.js';
@@ -86,6 +87,39 @@ describe('SW4RM client addresses and errors', () => {
     expect(s.code).toBe('SW4RM_UNIMPLEMENTED');
     for (const c of [registry, router]) c.close();
     silent.server.forceShutdown();
+  });
+  it('SchedulerClient sends what scheduler.proto says and maps a refusal to SW4RM_REJECTED', async () => {
+    const seen: Record<string, unknown>[] = [];
+    const answer = <T,>(v: T) => (call: grpc.ServerUnaryCall<Record<string, unknown>, T>, cb: grpc.sendUnaryData<T>): void => {
+      seen.push(call.request);
+      cb(null, v);
+    };
+    const fake = await grpcServer((s) =>
+      s.addService(sw4rmProtos().scheduler.SchedulerService.service, {
+        SubmitTask: (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+          seen.push(call.request);
+          cb(null, call.request.task_id === 'bad' ? { accepted: false, reason: 'VALIDATION_ERROR: priority out of range' } : { accepted: true });
+        },
+        RequestPreemption: answer({ enqueued: true }),
+        ShutdownAgent: answer({ ok: true }),
+        PollActivityBuffer: answer({ entries: [{ task_id: 't1', repo_id: 'r', worktree_id: 'w', branch: 'b', description: 'd', timestamp: 'now' }] }),
+        PurgeActivity: answer({ purged: 2 }),
+      }),
+    );
+    const scheduler = new SchedulerClient({ address: fake.address });
+    await scheduler.submitTask({ agent_id: 'w1', task_id: 't1', priority: 5, params: { file: 'a.ts' }, scope: 'gpu' });
+    expect(seen[0]).toMatchObject({ agent_id: 'w1', task_id: 't1', priority: 5, content_type: 'application/json', scope: 'gpu' });
+    expect(JSON.parse((seen[0]!.params as Buffer).toString())).toEqual({ file: 'a.ts' });
+    const e = await rejection(scheduler.submitTask({ agent_id: 'w1', task_id: 'bad', priority: 99 }));
+    expect(e.code).toBe('SW4RM_REJECTED');
+    expect(e.message).toContain("refused task 'bad' for 'w1': VALIDATION_ERROR: priority out of range");
+    expect(await scheduler.requestPreemption('w1', 't1', 'urgent')).toBe(true);
+    expect(await scheduler.shutdownAgent('w1', 1500)).toBe(true);
+    expect(seen.at(-1)).toMatchObject({ agent_id: 'w1', grace_period: { seconds: 1, nanos: 500_000_000 } });
+    expect(await scheduler.pollActivityBuffer('w1')).toEqual([{ task_id: 't1', repo_id: 'r', worktree_id: 'w', branch: 'b', description: 'd', timestamp: 'now' }]);
+    expect(await scheduler.purgeActivity('w1', ['t1', 't2'])).toBe(2);
+    scheduler.close();
+    fake.server.forceShutdown();
   });
 });
 
