@@ -121,7 +121,7 @@ async function startServer(t: Target, pg: BenchServer | undefined, base: string 
   }
   const dir: BenchDir = freshDir(`sw4rm-${t.label}`, base, keep);
   writeFileSync(join(dir.root, 'swarm.yaml'), `name: bench\ndurability: full\n${t.windowMs !== undefined ? `commit_window_ms: ${t.windowMs}\n` : ''}`);
-  const db = t.kind === 'postgres' ? await pg!.createDatabase('sw4rm') : undefined;
+  const db = t.kind === 'postgres' ? await pg!.createDatabase('router') : undefined;
   const env = { ...process.env, SWARM_HOME: dir.home, NO_COLOR: '1', ...(db ? { SWARM_DATABASE_URL: db } : {}) };
   const child = spawn(process.execPath, [...nodeArgs, join(REPO_ROOT, 'bin', 'swarm.js'), 'sw4rm', 'serve', '--router', '0', '--registry', '0', '--scheduler', '0'], { cwd: dir.root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const m = await waitForLine(child, /router [\d.]+:(\d+), registry [\d.]+:(\d+)/, 'swarm sw4rm serve');
