@@ -240,6 +240,15 @@ describe.each(['sqlite', 'postgres'] as const)('SW4RM router and registry on %s'
     expect((await store.sw4rmAgents())[0]).toMatchObject({ status: 'deregistered', deregister_reason: 'done' });
     expect(await c.register('a1', 'Back')).toEqual({ accepted: true, reason: '' });
     expect((await store.sw4rmAgents())[0]).toMatchObject({ status: 'available', deregistered_at: null });
+    // An agent that only streams: its open stream keeps it available; gone, it is unavailable and out of fan-outs.
+    const s = c.stream('streamer');
+    await until('streamer known', async () => (await store.sw4rmAgents()).some((a) => a.agent_id === 'streamer'));
+    await sleep(500);
+    expect((await store.sw4rmAgents()).find((a) => a.agent_id === 'streamer')).toMatchObject({ status: 'available', implicit: true });
+    s.cancel();
+    await until('streamer unavailable', async () => (await store.sw4rmAgents()).find((a) => a.agent_id === 'streamer')?.status === 'unavailable');
+    await until('a1 unavailable again', async () => (await store.sw4rmAgents())[0]?.status === 'unavailable');
+    expect((await c.send(env('z'))).reason).toMatch(/^NO_ROUTE: no target named .* no other agent is available/);
   });
 
   it('a client built from the generic proto-loader definitions sees seq on every item', () => {

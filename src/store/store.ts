@@ -378,8 +378,10 @@ export interface Store {
   /** Deregister: false for an unknown or already deregistered agent. */
   sw4rmDeregisterAgent(agentId: string, reason: string, now: number): Promise<boolean>;
   sw4rmAgents(): Promise<Sw4rmAgentRow[]>;
-  /** Registered agents with no heartbeat since `before` become unavailable; returns their ids. */
+  /** Agents with no heartbeat since `before` become unavailable; returns their ids. */
   sw4rmMarkUnavailable(before: number): Promise<string[]>;
+  /** Implicit agents (streaming, never registered) with an open stream: their stream is their heartbeat. */
+  sw4rmTouchAgents(agentIds: readonly string[], now: number): Promise<void>;
 
   // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts of each store) ----
 

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { parsePort, type CliContext } from '../context.js';
 import { SW4RM_DEFAULT_PORTS, startSw4rm } from '../../sw4rm/server.js';
+import { UserError } from '../../core/errors.js';
+import { agentJson, deadLetterJson, dlqTarget } from '../../sw4rm/router/dlq.js';
 
 interface Sw4rmServeOptions {
   host: string;
@@ -47,4 +49,48 @@ export function registerSw4rmCommands(program: Command, ctx: CliContext): void {
     });
 
   // ---- swarm sw4rm dlq list | replay | drop (src/sw4rm/router/) ----
+  const dlq = sw4rm.command('dlq').description("the router's dead letters: messages that expired, failed permanently or ran out of delivery attempts");
+  dlq
+    .command('list')
+    .description('dead letters by seq')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const swarm = await ctx.swarm();
+      const rows = await swarm.store.sw4rmMessages({ state: 'dead' });
+      if (o.json) return ctx.out(JSON.stringify({ dead_letters: rows.map(deadLetterJson) }, null, 2));
+      if (rows.length === 0) return ctx.out('no dead letters');
+      for (const r of rows) {
+        const when = new Date(r.updated_at).toISOString().slice(0, 19).replace('T', ' ');
+        ctx.out(`${String(r.seq).padStart(8)}  ${when}  ${r.dead_reason ?? ''}  ${r.message_type}  ${r.producer_id} -> ${r.recipient}  ${r.message_id}  attempts ${r.attempts}`);
+      }
+    });
+  for (const verb of ['replay', 'drop'] as const) {
+    dlq
+      .command(`${verb} [seq]`)
+      .description(verb === 'replay' ? 'queue dead letters again (attempts and TTL reset); a running router delivers them' : 'delete dead letters for good')
+      .option('--all', 'every dead letter')
+      .option('--json', 'print JSON')
+      .action(async (seq: string | undefined, o: { all?: boolean; json?: boolean }) => {
+        const target = dlqTarget(seq, o.all, verb);
+        const swarm = await ctx.swarm();
+        const n = verb === 'replay' ? (await swarm.store.sw4rmReplayDead(target, Date.now())).length : await swarm.store.sw4rmDropDead(target);
+        if (target !== 'all' && n === 0) throw new UserError('SW4RM_DEAD_LETTER_NOT_FOUND', `no dead letter with seq ${target} (see swarm sw4rm dlq list)`, { seq: target });
+        if (o.json) return ctx.out(JSON.stringify({ [verb === 'replay' ? 'replayed' : 'dropped']: n }));
+        ctx.out(`${verb === 'replay' ? 'replayed' : 'dropped'} ${n} dead letter${n === 1 ? '' : 's'}`);
+      });
+  }
+  sw4rm
+    .command('agents')
+    .description('the SW4RM registry: agents, their status (available, unavailable, deregistered) and last heartbeat')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const swarm = await ctx.swarm();
+      const agents = await swarm.store.sw4rmAgents();
+      if (o.json) return ctx.out(JSON.stringify({ agents: agents.map(agentJson) }, null, 2));
+      if (agents.length === 0) return ctx.out('no agents registered');
+      for (const a of agents) {
+        const beat = new Date(a.last_heartbeat).toISOString().slice(0, 19).replace('T', ' ');
+        ctx.out(`${a.agent_id}  ${a.name}  ${a.status}${a.implicit ? ' (streamed, not registered)' : ''}  ${a.communication_class}  ${a.agent_state}  last heartbeat ${beat}`);
+      }
+    });
 }

@@ -433,6 +433,10 @@ export class PostgresStore implements Store {
     return (await this.read(sw4rmSql.MARK_UNAVAILABLE_SQL, [before])).map((r) => String(r.agent_id));
   }
 
+  async sw4rmTouchAgents(agentIds: readonly string[], now: number): Promise<void> {
+    await this.write(sw4rmSql.TOUCH_AGENTS_SQL, [now, [...agentIds]]);
+  }
+
   // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts) ----
 
   // ---- sw4rm agent state (sw4rm-state-sql.ts) ----

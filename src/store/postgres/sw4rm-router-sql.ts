@@ -40,8 +40,8 @@ async function recipients(q: Query, it: Sw4rmSendItem): Promise<string[] | strin
     const r = (await q('SELECT producer_id FROM sw4rm_messages WHERE message_id = $1 LIMIT 1', [it.ack_for])).rows[0];
     return r === undefined ? `the acknowledged message '${it.ack_for}' is unknown to this router` : [String(r.producer_id)];
   }
-  const all = (await q(`SELECT agent_id FROM sw4rm_agents WHERE status <> 'deregistered' AND agent_id <> $1 ORDER BY agent_id`, [it.producer_id])).rows.map((r) => String(r.agent_id));
-  return all.length > 0 ? all : 'no target named (metadata x-sw4rm-target) and no other agent is registered';
+  const all = (await q(`SELECT agent_id FROM sw4rm_agents WHERE status = 'available' AND agent_id <> $1 ORDER BY agent_id`, [it.producer_id])).rows.map((r) => String(r.agent_id));
+  return all.length > 0 ? all : 'no target named (metadata x-sw4rm-target) and no other agent is available';
 }
 
 async function insert(q: Query, it: Sw4rmSendItem, recipient: string, messageId: string, type: string, envelope: Buffer, leaseUntil: number): Promise<Sw4rmMessageRow> {
@@ -166,6 +166,8 @@ export const DEREGISTER_SQL = `UPDATE sw4rm_agents SET status = 'deregistered', 
 
 export const LIST_AGENTS_SQL = 'SELECT * FROM sw4rm_agents ORDER BY agent_id';
 
-export const MARK_UNAVAILABLE_SQL = `UPDATE sw4rm_agents SET status = 'unavailable' WHERE status = 'available' AND NOT implicit AND last_heartbeat < $1 RETURNING agent_id`;
+export const MARK_UNAVAILABLE_SQL = `UPDATE sw4rm_agents SET status = 'unavailable' WHERE status = 'available' AND last_heartbeat < $1 RETURNING agent_id`;
+
+export const TOUCH_AGENTS_SQL = `UPDATE sw4rm_agents SET last_heartbeat = $1, status = 'available' WHERE agent_id = ANY($2::text[]) AND implicit AND status <> 'deregistered'`;
 
 export { toSw4rmAgent, toSw4rmMessage, type Sw4rmAgentRow, type Sw4rmAgentWrite };

@@ -480,6 +480,10 @@ export class SqliteStore implements Store {
     return this.exclusive(() => sw4rmSql.markUnavailable((sql) => this.stmt(sql), before));
   }
 
+  sw4rmTouchAgents(agentIds: readonly string[], now: number): Promise<void> {
+    return this.exclusive(() => this.db.transaction(() => sw4rmSql.touchAgents((sql) => this.stmt(sql), agentIds, now)).immediate());
+  }
+
   // ---- sw4rm registry, scheduler, negotiation and HITL (sw4rm-registry-sql.ts) ----
 
   // ---- sw4rm agent state (sw4rm-state-sql.ts) ----

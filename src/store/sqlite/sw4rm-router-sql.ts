@@ -43,8 +43,8 @@ function recipients(stmt: Stmt, it: Sw4rmSendItem): string[] | string {
     const producer = stmt('SELECT producer_id FROM sw4rm_messages WHERE message_id = ? LIMIT 1').pluck().get(it.ack_for) as string | undefined;
     return producer === undefined ? `the acknowledged message '${it.ack_for}' is unknown to this router` : [producer];
   }
-  const all = stmt(`SELECT agent_id FROM sw4rm_agents WHERE status != 'deregistered' AND agent_id != ? ORDER BY agent_id`).pluck().all(it.producer_id) as string[];
-  return all.length > 0 ? all : 'no target named (metadata x-sw4rm-target) and no other agent is registered';
+  const all = stmt(`SELECT agent_id FROM sw4rm_agents WHERE status = 'available' AND agent_id != ? ORDER BY agent_id`).pluck().all(it.producer_id) as string[];
+  return all.length > 0 ? all : 'no target named (metadata x-sw4rm-target) and no other agent is available';
 }
 
 function insert(stmt: Stmt, it: Sw4rmSendItem, recipient: string, messageId: string, type: string, envelope: Buffer, leaseUntil: number): Sw4rmMessageRow {
@@ -174,7 +174,13 @@ export function listAgents(stmt: Stmt): Sw4rmAgentRow[] {
   return (stmt('SELECT * FROM sw4rm_agents ORDER BY agent_id').all() as Row[]).map(toSw4rmAgent);
 }
 
-/** Registered (not implicit) agents silent since `before` become unavailable; returns their ids. */
+/** Agents silent since `before` become unavailable; returns their ids. */
 export function markUnavailable(stmt: Stmt, before: number): string[] {
-  return stmt(`UPDATE sw4rm_agents SET status = 'unavailable' WHERE status = 'available' AND implicit = 0 AND last_heartbeat < ? RETURNING agent_id`).pluck().all(before) as string[];
+  return stmt(`UPDATE sw4rm_agents SET status = 'unavailable' WHERE status = 'available' AND last_heartbeat < ? RETURNING agent_id`).pluck().all(before) as string[];
+}
+
+/** Implicit agents with an open stream are alive: the stream stands in for their heartbeats. */
+export function touchAgents(stmt: Stmt, agentIds: readonly string[], now: number): void {
+  const s = stmt(`UPDATE sw4rm_agents SET last_heartbeat = ?, status = 'available' WHERE agent_id = ? AND implicit = 1 AND status != 'deregistered'`);
+  for (const id of agentIds) s.run(now, id);
 }

@@ -183,6 +183,7 @@ export function addRouterService(server: grpc.Server, deps: Sw4rmServiceDeps): S
       const now = deps.now();
       store
         .sw4rmEnsureAgent(agentId, now)
+        .then(() => store.sw4rmTouchAgents([agentId], now))
         .then(() => store.sw4rmRequeue(agentId, o.maxAttempts, now))
         .then(
           () => s.release(),
@@ -208,12 +209,15 @@ export function addRouterService(server: grpc.Server, deps: Sw4rmServiceDeps): S
   server.addService(def, handlers);
 
   let sweeping = false;
+  let touchedAt = 0;
   const timer = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
     const now = deps.now();
-    store
-      .sw4rmSweep(now, o.maxAttempts, now - o.dedupWindowMs)
+    const touch = streams.size > 0 && now - touchedAt >= o.heartbeatTimeoutMs / 4 ? [...streams.keys()] : [];
+    if (touch.length > 0) touchedAt = now;
+    (touch.length > 0 ? store.sw4rmTouchAgents(touch, now) : Promise.resolve())
+      .then(() => store.sw4rmSweep(now, o.maxAttempts, now - o.dedupWindowMs))
       .then((r) => {
         for (const id of r.requeued) streams.get(id)?.kick();
       }, onError)
@@ -222,7 +226,7 @@ export function addRouterService(server: grpc.Server, deps: Sw4rmServiceDeps): S
         // Sends from other processes on the same store are found by this poll.
         for (const s of streams.values()) s.kick();
       });
-  }, tickMs(o.leaseMs));
+  }, tickMs(Math.min(o.leaseMs, o.heartbeatTimeoutMs)));
   timer.unref();
 
   return {
