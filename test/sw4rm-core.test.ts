@@ -515,6 +515,9 @@ describe('persistence', () => {
     expect(fast.size).toBe(201);
     expect(fast.reconcile().length).toBe(51);
     expect(fast.get(envs[7]!.message_id)?.ack_stage).toBe('FULFILLED');
+    // Acknowledged records come back without their payload; the ones to resend with it.
+    expect(fast.get(envs[7]!.message_id)?.envelope).toMatchObject({ payload: Buffer.alloc(0), content_length: 1 });
+    expect(fast.get(envs[170]!.message_id)?.envelope.payload.toString()).toBe('170');
     for (const e of envs.slice(150, 160)) fast.ack({ ack_for_message_id: e.message_id, ack_stage: 'FULFILLED' });
     await vi.waitFor(() => expect(saves).toBe(3), { timeout: 5000 });
     expect(((await inner.load('activity')) as { records: unknown[] }).records.length).toBe(201);

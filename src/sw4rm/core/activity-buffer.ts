@@ -48,7 +48,7 @@ export interface ActivityBufferOptions {
   persistence?: Sw4rmPersistence;
   /** The persistence key (default 'activity'). */
   persistenceKey?: string;
-  /** Batch saves: at most one write per this many ms (default 100). */
+  /** Batch saves: at most one write per this many ms (default 250). */
   saveDelayMs?: number;
   /** Told once when the persistence fails (the buffer then runs in memory). */
   onError?: PersistenceErrorHandler;
@@ -88,7 +88,7 @@ export class ActivityBuffer {
           {
             persistence: options.persistence,
             key: options.persistenceKey ?? 'activity',
-            ...(options.saveDelayMs !== undefined ? { saveDelayMs: options.saveDelayMs } : {}),
+            saveDelayMs: options.saveDelayMs ?? 250,
             ...(options.onError ? { onError: options.onError } : {}),
           },
           () => this.toJSON(),
@@ -194,11 +194,15 @@ export class ActivityBuffer {
     await this.state?.close();
   }
 
-  /** The buffer as JSON (payloads in base64): what the persistence stores. */
+  /**
+   * The buffer as JSON: what the persistence stores. Payloads (base64) are kept for the records not
+   * yet acknowledged, the ones a restart may resend; an acknowledged record is kept without its
+   * payload (its `content_length` still says how long it was), which keeps a busy buffer's saves small.
+   */
   toJSON(): { version: number; records: unknown[] } {
     return {
       version: SNAPSHOT_VERSION,
-      records: [...this.records.values()].map((r) => ({ ...r, envelope: { ...r.envelope, payload: r.envelope.payload.toString('base64') } })),
+      records: [...this.records.values()].map((r) => ({ ...r, envelope: { ...r.envelope, payload: isAcknowledged(r) ? '' : r.envelope.payload.toString('base64') } })),
     };
   }
 
