@@ -5,15 +5,11 @@
  * Build first (`npm run build`): the CLI runs from dist/.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { protoDir } from '../src/sw4rm/proto.js';
 import { cleanupSandboxes, makeSandbox, REPO_ROOT, type Sandbox } from './helpers/cli.js';
 import { env, rawClients, type Item } from './helpers/sw4rm-raw.js';
 
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 afterAll(() => cleanupSandboxes());
@@ -44,8 +40,33 @@ async function serve(sb: Sandbox): Promise<Router> {
   return { child, port: ports[0], registry: ports[1], exited: done };
 }
 
+/**
+ * A consumer in its own process: a plain @grpc/grpc-js client of router.proto (plain JavaScript, so
+ * it starts without a TypeScript loader) that prints one JSON line per item; "ack" acknowledges each,
+ * "hold" never does (it is killed between receive and ack).
+ */
+const CONSUMER = `
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+const [addr, agent, mode] = process.argv.slice(1);
+const dir = process.env.SW4RM_PROTO_DIR;
+const def = protoLoader.loadSync([dir + '/router.proto'], { keepCase: true, longs: Number, enums: String, bytes: Buffer, defaults: true, includeDirs: [dir] });
+const client = new (grpc.loadPackageDefinition(def).sw4rm.router.RouterService)(addr, grpc.credentials.createInsecure());
+const call = client.StreamIncoming({ agent_id: agent });
+call.on('data', (it) => {
+  process.stdout.write(JSON.stringify({ seq: it.seq, message_id: it.msg.message_id }) + '\\n');
+  if (mode !== 'ack') return;
+  client.AckDelivery({ agent_id: agent, seq: it.seq, message_id: it.msg.message_id, outcome: 'DELIVERY_ACK_OUTCOME_DELIVERED' }, (err, res) => {
+    if (err) process.stderr.write('ack: ' + err.message + '\\n');
+    else process.stdout.write(JSON.stringify({ acked: it.seq, recorded: res.recorded }) + '\\n');
+  });
+});
+call.on('error', (e) => { process.stderr.write('stream: ' + e.message + '\\n'); process.exit(2); });
+`;
+
 function consumer(port: number, agent: string, mode: 'ack' | 'hold') {
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, join(REPO_ROOT, 'test', 'fixtures', 'sw4rm', 'consumer.ts'), `127.0.0.1:${port}`, agent, mode], {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', CONSUMER, `127.0.0.1:${port}`, agent, mode], {
+    cwd: REPO_ROOT,
     env: { ...process.env, SW4RM_PROTO_DIR: protoDir() },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -44,9 +44,13 @@ export function addRouterService(server: grpc.Server, deps: Sw4rmServiceDeps): S
   const sendDef = base.SendMessage as grpc.MethodDefinition<unknown, unknown>;
   const streamDef = base.StreamIncoming as grpc.MethodDefinition<unknown, unknown>;
   const streams = new Map<string, AgentStream>();
-  let lastError: unknown;
+  // A store call that fails in the background (claim, sweep) is retried by the next tick: warn (at
+  // most every 10 s) rather than throw into the event loop.
+  let warnedAt = 0;
   const onError = (e: unknown): void => {
-    lastError = e;
+    if (deps.now() - warnedAt < 10_000) return;
+    warnedAt = deps.now();
+    process.emitWarning(`SW4RM router: a store call failed, retrying: ${(e as Error).message}`);
   };
 
   const encode = (env: Envelope): Buffer => envelopeBytes(sendDef.requestSerialize({ msg: env }));
@@ -234,7 +238,6 @@ export function addRouterService(server: grpc.Server, deps: Sw4rmServiceDeps): S
       clearInterval(timer);
       for (const s of streams.values()) s.end();
       streams.clear();
-      void lastError;
     },
   };
 }
