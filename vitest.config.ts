@@ -59,6 +59,8 @@ const IN_PROCESS = [
   'test/waits-engine.test.ts',
   'test/workflow-triggers.test.ts',
   'test/sw4rm-bridge.test.ts',
+  'test/sw4rm-sdk.test.ts',
+  'test/sw4rm-wire.test.ts',
 ];
 
 /**

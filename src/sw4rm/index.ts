@@ -64,6 +64,12 @@ export { MessageProcessor, type MessageHandler, type MessageProcessorOptions, ty
 export { WorktreeState, type BindResult, type WorktreeBinding, type WorktreePolicy, type WorktreeStateOptions, type WorktreeStatus } from './core/worktree-state.js';
 export type { Sw4rmStateRow } from '../store/sw4rm-state-types.js';
 // ---- clients and agent runtime (src/sw4rm/client/) ----
+export { DEFAULT_DEADLINE_MS, serviceAddress, SW4RM_ADDRESS_ENV, SW4RM_DEFAULT_ADDRESSES, type Sw4rmClientOptions, type Sw4rmServiceName } from './client/base.js';
+export { mapGrpcError, Sw4rmClientError, SW4RM_CLIENT_ERROR_CODES, type Sw4rmClientErrorCode } from './client/errors.js';
+export { RouterClient, SW4RM_TARGET_METADATA, type DeliveryOutcome, type SendOptions, type StreamItem, type StreamOptions } from './client/router-client.js';
+export { SchedulerClient, type ActivityEntry, type SubmitTaskInput } from './client/scheduler-client.js';
+export { RegistryClient, type AgentDescriptorInput, type AgentStateName, type CommunicationClassName } from './client/registry-client.js';
+export { AgentReject, runAgent, type AgentContext, type AgentEvent, type AgentHandler, type AgentHandlers, type RunAgentOptions, type RunningAgent } from './client/agent.js';
 // ---- scheduler, negotiation, hitl helpers (src/sw4rm/scheduler/) ----
 export { CancellationManager, MIN_GRACE_PERIOD_MS, effectiveGracePeriodMs, type CancelOutcome, type CancelRequest, type CancellationFlag } from './scheduler/cancellation.js';
 export { delegateToSwarm, effectiveMaxRedirects, DEFAULT_MAX_REDIRECTS, type DelegateOptions, type DelegationBudget, type DelegationPolicy, type DelegationRequest, type DelegationResponse } from './scheduler/delegation.js';

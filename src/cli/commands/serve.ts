@@ -9,6 +9,7 @@ import { parsePositiveInt, parseSeconds, type CliContext } from '../context.js';
 import { LOG_FORMAT_HELP, runFinishedLogger, setUpLogging, stepFinishedLogger } from '../logging.js';
 import { version } from '../version.js';
 import type { AuthMode } from '../../server/auth.js';
+import type { Sw4rmServer } from '../../sw4rm/server.js';
 
 interface ServeOptions {
   host: string;
@@ -19,13 +20,18 @@ interface ServeOptions {
   grace: string;
   scheduleLease: string;
   logFormat?: string;
+  sw4rm?: boolean;
+  sw4rmHost: string;
+  sw4rmRouter: string;
+  sw4rmRegistry: string;
+  sw4rmScheduler: string;
 }
 
 export { isLoopbackHost } from '../../net/address.js';
 
-function parsePort(value: string): number {
+function parsePort(value: string, flag = '--port'): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new UserError('ARGUMENT_INVALID', `--port must be a port number from 0 to 65535, not '${value}'`);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new UserError('ARGUMENT_INVALID', `${flag} must be a port number from 0 to 65535, not '${value}'`);
   return n;
 }
 
@@ -60,6 +66,11 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('--grace <seconds>', 'on shutdown, how long in-flight steps may take to finish before they are released', '10')
     .option('--schedule-lease <seconds>', 'how long the schedule lease lasts unrenewed: how soon another serve fires schedules after this one dies (renewed every third of it)', '15')
     .option('--log-format <format>', LOG_FORMAT_HELP)
+    .option('--sw4rm', 'also serve the SW4RM Router, Registry and Scheduler over gRPC on this store (docs/sw4rm.md)')
+    .option('--sw4rm-host <address>', 'address the SW4RM services listen on (they have no authentication: loopback unless you choose otherwise)', '127.0.0.1')
+    .option('--sw4rm-router <port>', 'SW4RM Router port, with --sw4rm (0: any free port)', '50051')
+    .option('--sw4rm-registry <port>', 'SW4RM Registry port, with --sw4rm', '50052')
+    .option('--sw4rm-scheduler <port>', 'SW4RM Scheduler port, with --sw4rm', '50053')
     .action(async (o: ServeOptions) => {
       const port = parsePort(o.port);
       const grace = parseSeconds(o.grace, '--grace') * 1000;
@@ -84,6 +95,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
       }
       // Off loopback (without --insecure) a token is required even if every one is later revoked.
       const auth: AuthMode = loopback || o.insecure ? 'auto' : 'required';
+      const sw4rmPorts = o.sw4rm ? { router: parsePort(o.sw4rmRouter, '--sw4rm-router'), registry: parsePort(o.sw4rmRegistry, '--sw4rm-registry'), scheduler: parsePort(o.sw4rmScheduler, '--sw4rm-scheduler') } : undefined;
       const concurrency = o.concurrency ? parsePositiveInt(o.concurrency, '--concurrency') : swarm.config.workerConcurrency;
       const shutdown = new AbortController();
       // Loaded here, not with the CLI: the other commands do not pay for the HTTP stack at start-up.
@@ -101,6 +113,19 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
       const address = server.address();
       const actualPort = typeof address === 'object' && address ? address.port : port;
       const host = o.host.includes(':') ? `[${o.host}]` : o.host;
+      // Loaded only with --sw4rm: gRPC stays out of a plain serve's start-up.
+      let sw4rmHost = o.host;
+      let sw4rm: Sw4rmServer | undefined;
+      if (sw4rmPorts) {
+        const { startSw4rm } = await import('../../sw4rm/server.js');
+        sw4rmHost = o.sw4rmHost;
+        try {
+          sw4rm = await startSw4rm(swarm, { host: sw4rmHost, ports: sw4rmPorts });
+        } catch (e) {
+          await new Promise<void>((done) => server.close(() => done()));
+          throw e;
+        }
+      }
 
       const worker = o.worker ? swarm.worker({ concurrency, onFinished: runFinishedLogger(ctx), onStepFinished: stepFinishedLogger(ctx) }) : undefined;
       const workerDone = worker?.start();
@@ -121,6 +146,10 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
         { url: `http://${host}:${actualPort}`, worker_id: worker?.id, concurrency: worker ? concurrency : undefined, store: swarm.store.kind, version: version() },
         { stdout: true },
       );
+      if (sw4rm) {
+        const p = sw4rm.ports;
+        log.info(`swarm serve: SW4RM router ${sw4rmHost}:${p.router}, registry ${sw4rmHost}:${p.registry}, scheduler ${sw4rmHost}:${p.scheduler}`, { sw4rm: { ...p, host: sw4rmHost } }, { stdout: true });
+      }
       if (!loopback && !haveTokens) log.warn(`--insecure: the API on ${o.host} is open to anyone who can reach it until an API token exists ('swarm tokens create')`);
       if (worker) for (const w of swarm.isolation().warnings) log.warn(w);
 
@@ -134,7 +163,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
           // Keep-alive connections with no request in flight close now; busy ones once their answer is sent.
           server.closeIdleConnections();
           // The scheduler stops first and releases its lease: another serve fires the next tick.
-          void Promise.all([scheduler.stop().then(() => schedulerDone), retention?.stop().then(() => retentionDone), closed, worker?.stop(grace), workerDone?.catch(() => undefined)]).then(() => resolve());
+          void Promise.all([sw4rm?.close(), scheduler.stop().then(() => schedulerDone), retention?.stop().then(() => retentionDone), closed, worker?.stop(grace), workerDone?.catch(() => undefined)]).then(() => resolve());
         };
         const onTerm = (): void => stop('SIGTERM');
         const onInt = (): void => stop('SIGINT');
