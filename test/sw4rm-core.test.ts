@@ -86,7 +86,7 @@ describe('constants', () => {
     expect(errorCodeName(99)).toBe('INTERNAL_ERROR');
     expect(errorCodeName('13')).toBe('TTL_EXPIRED');
     expect(errorCodeName('TTL_EXPIRED')).toBe('TTL_EXPIRED');
-    expect(errorCodeName(14)).toBeUndefined();
+    expect(errorCodeName(17)).toBeUndefined();
     expect(errorCodeName('toString')).toBeUndefined();
   });
 });
