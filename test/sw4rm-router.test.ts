@@ -251,6 +251,24 @@ describe.each(['sqlite', 'postgres'] as const)('SW4RM router and registry on %s'
     expect((await c.send(env('z'))).reason).toMatch(/^NO_ROUTE: no target named .* no other agent is available/);
   });
 
+  it('forgets an agent known only by its stream once it has been gone past the window, with what waited for it; a registered one stays', async () => {
+    const { c, store } = await start({ heartbeatTimeoutMs: 200, dedupWindowMs: 1_000 });
+    expect(await c.register('keeper', 'Keeper')).toEqual({ accepted: true, reason: '' });
+    const s = c.stream('listener');
+    await until('listener known', async () => (await store.sw4rmAgents()).some((a) => a.agent_id === 'listener'));
+    s.cancel();
+    await until('listener unavailable', async () => (await store.sw4rmAgents()).find((a) => a.agent_id === 'listener')?.status === 'unavailable');
+    // Still a target while it is remembered: queued for it (a step's ACK arriving after it stopped listening).
+    expect(await c.send(env('late ack'), 'listener')).toEqual({ accepted: true, reason: '' });
+    expect(await c.send(env('for keeper'), 'keeper')).toEqual({ accepted: true, reason: '' });
+    expect((await store.sw4rmMessages({ recipient: 'listener' })).length).toBe(1);
+    await until('listener forgotten', async () => !(await store.sw4rmAgents()).some((a) => a.agent_id === 'listener'));
+    expect(await store.sw4rmMessages({ recipient: 'listener' })).toEqual([]);
+    expect((await store.sw4rmAgents()).map((a) => [a.agent_id, a.status])).toEqual([['keeper', 'unavailable']]);
+    expect((await store.sw4rmMessages({ recipient: 'keeper' })).length).toBe(1);
+    expect((await c.send(env('again'), 'listener')).reason).toMatch(/^NO_ROUTE/);
+  });
+
   it('a client built from the generic proto-loader definitions sees seq on every item', () => {
     expect(Object.keys(sw4rmProtos().router.RouterService.service)).toEqual(['SendMessage', 'StreamIncoming', 'AckDelivery']);
   });

@@ -362,7 +362,7 @@ export interface Store {
   sw4rmRequeue(recipient: string, maxAttempts: number, now: number): Promise<number>;
   /** Delivery acks in one transaction: true for each that settled a delivered, unsettled row (acked, or dead on PERMANENT_FAILURE). */
   sw4rmAck(acks: readonly Sw4rmAckItem[], now: number): Promise<boolean[]>;
-  /** Ended leases back to the queue (dead past `maxAttempts`), TTL-expired queued messages dead, acked rows older than `pruneBefore` and old tokens deleted. */
+  /** Ended leases back to the queue (dead past `maxAttempts`), TTL-expired queued messages dead, acked rows older than `pruneBefore` and old tokens deleted, and agents known only by a stream that have been unavailable since before `pruneBefore` deleted with the messages still waiting for them. */
   sw4rmSweep(now: number, maxAttempts: number, pruneBefore: number): Promise<Sw4rmSweepResult>;
   /** Messages by seq, optionally of one state / recipient. */
   sw4rmMessages(q: { state?: Sw4rmMessageState; recipient?: string; limit?: number }): Promise<Sw4rmMessageRow[]>;

@@ -9,7 +9,7 @@
  */
 import type { Swarm } from '../swarm.js';
 
-/** Tunables of the services (flags of `swarm sw4rm serve`, docs/sw4rm.md); every one has a default. */
+/** Tunables of the services (options of `startSw4rm`, docs/sw4rm.md); every one has a default. */
 export interface Sw4rmServiceOptions {
   /** How long a delivered, unacknowledged message stays in flight before redelivery (default 30 s). */
   leaseMs?: number;

@@ -91,13 +91,13 @@ export async function settleBudget(q: Query, req: BudgetSettleRequest, now: numb
 async function settleIn(q: Query, scopes: readonly BudgetScopeUsage[], req: Omit<BudgetSettleRequest, 'scope_ids'>, now: number): Promise<BudgetWarning[]> {
   const warnings: BudgetWarning[] = [];
   for (const s of scopes) {
-    let held: Row | undefined;
+    // A settled marker means this reservation was settled already, whoever settles again (as SQLite).
+    const held: Row | undefined = (await q(`SELECT ${BUDGET_COUNTERS.join(', ')}, expires_at FROM budget_reservations WHERE id = $1 AND scope_id = $2`, [req.reservation_id, s.id])).rows[0];
+    if (held && Number(held.expires_at) === SETTLED_AT) continue;
     if (req.once) {
-      held = (await q(`SELECT ${BUDGET_COUNTERS.join(', ')}, expires_at FROM budget_reservations WHERE id = $1 AND scope_id = $2`, [req.reservation_id, s.id])).rows[0];
-      if (held && Number(held.expires_at) === SETTLED_AT) continue;
       await q(`INSERT INTO budget_reservations (id, scope_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT (scope_id, id) DO UPDATE SET ${BUDGET_COUNTERS.map((c) => `${c} = 0`).join(', ')}, expires_at = excluded.expires_at`, [req.reservation_id, s.id, SETTLED_AT]);
     } else {
-      held = (await q(`DELETE FROM budget_reservations WHERE id = $1 AND scope_id = $2 RETURNING ${BUDGET_COUNTERS.join(', ')}`, [req.reservation_id, s.id])).rows[0];
+      await q('DELETE FROM budget_reservations WHERE id = $1 AND scope_id = $2', [req.reservation_id, s.id]);
     }
     settle(s, held ? numbers(held) : undefined, req.actual, now);
     warnings.push(...newWarnings(s, now));

@@ -1,7 +1,9 @@
 /**
  * The SW4RM router and registry on PostgreSQL (migration 21): the same rules as SQLite's
  * sw4rm-router-sql.ts, each call one transaction of the caller's. Claims lock the rows they take
- * (`FOR UPDATE SKIP LOCKED`), so two routers on one database never deliver one row twice at once.
+ * (`FOR UPDATE SKIP LOCKED`), so two routers on one database never claim one queued row twice at once.
+ * One stream per agent is kept per router process only: an agent that streams from two routers at
+ * once gets its in-flight rows delivered again (at-least-once; consumers dedup by message id).
  *
  * @example
  *   const outcomes = await sendMessagesIn(q, items, leaseUntil);
@@ -68,6 +70,9 @@ export async function sendMessagesIn(q: Query, items: readonly Sw4rmSendItem[], 
         continue;
       }
     }
+    // Likewise one message_id sent twice at once (no token): without the lock both pass the check
+    // and the second insert's unique violation would fail its whole batch (SQLite serialises writers).
+    if (it.idempotency_token === null) await q('SELECT pg_advisory_xact_lock(hashtext($1))', [`message:${it.message_id}`]);
     if ((await q('SELECT 1 FROM sw4rm_messages WHERE message_id = $1 LIMIT 1', [it.message_id])).rows.length > 0) {
       out.push({ status: 'duplicate', message_id: it.message_id });
       continue;
@@ -132,6 +137,10 @@ export async function sweepIn(q: Query, now: number, maxAttempts: number, pruneB
   dead += (await q(`UPDATE sw4rm_messages SET state = 'dead', dead_reason = 'TTL_EXPIRED', updated_at = $1 WHERE state = 'queued' AND expires_at <= $1`, [now])).rowCount;
   await q(`DELETE FROM sw4rm_messages WHERE state = 'acked' AND updated_at < $1`, [pruneBefore]);
   await q('DELETE FROM sw4rm_dedup WHERE expires_at <= $1', [now]);
+  // Stream-only agents gone past the window, and what still waits for them (as SQLite's sweep).
+  const gone = `SELECT agent_id FROM sw4rm_agents WHERE implicit AND status = 'unavailable' AND last_heartbeat < $1`;
+  await q(`DELETE FROM sw4rm_messages WHERE state IN ('queued', 'in_flight') AND recipient IN (${gone})`, [pruneBefore]);
+  await q(`DELETE FROM sw4rm_agents WHERE agent_id IN (${gone})`, [pruneBefore]);
   return { requeued: [...new Set(requeued)], dead };
 }
 

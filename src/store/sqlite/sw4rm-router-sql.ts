@@ -116,6 +116,12 @@ export function sweep(stmt: Stmt, now: number, maxAttempts: number, pruneBefore:
   dead += stmt(`UPDATE sw4rm_messages SET state = 'dead', dead_reason = 'TTL_EXPIRED', updated_at = ? WHERE state = 'queued' AND expires_at <= ?`).run(now, now).changes;
   stmt(`DELETE FROM sw4rm_messages WHERE state = 'acked' AND updated_at < ?`).run(pruneBefore);
   stmt('DELETE FROM sw4rm_dedup WHERE expires_at <= ?').run(now);
+  // Agents known only by a stream (workflow steps and tools waiting for an ACK, consumers that never
+  // registered) that have been gone past the window: their rows and what still waits for them go, so
+  // one-off listeners do not pile up (a registered agent stays until it deregisters).
+  const gone = `SELECT agent_id FROM sw4rm_agents WHERE implicit = 1 AND status = 'unavailable' AND last_heartbeat < ?`;
+  stmt(`DELETE FROM sw4rm_messages WHERE state IN ('queued', 'in_flight') AND recipient IN (${gone})`).run(pruneBefore);
+  stmt(`DELETE FROM sw4rm_agents WHERE agent_id IN (${gone})`).run(pruneBefore);
   return { requeued: [...new Set(requeued)], dead };
 }
 

@@ -207,10 +207,12 @@ export async function runAgent(options: RunAgentOptions): Promise<RunningAgent> 
   });
 
   let state: AgentStateName = 'RUNNING';
+  let stopping: Promise<void> | undefined;
   const beat = async (): Promise<void> => {
     try {
       // A registry that forgot the agent (restarted on another store, or expired it) gets it again.
-      if (!(await registry.heartbeat(agentId, state))) await registry.register({ agent_id: agentId, name: options.name, capabilities: options.capabilities ?? [] });
+      // …unless it is stopping: a heartbeat in flight when stop() deregistered must not bring it back.
+      if (!(await registry.heartbeat(agentId, state)) && !stopping) await registry.register({ agent_id: agentId, name: options.name, capabilities: options.capabilities ?? [] });
     } catch (e) {
       warn(`heartbeat failed: ${(e as Error).message}`, e);
     }
@@ -246,7 +248,6 @@ export async function runAgent(options: RunAgentOptions): Promise<RunningAgent> 
     for await (const item of stream) await handle(item);
   })();
 
-  let stopping: Promise<void> | undefined;
   const onSignal = (): void => void stop('signal');
   const stop = (reason = 'stopped'): Promise<void> => {
     stopping ??= (async () => {

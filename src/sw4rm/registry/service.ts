@@ -27,12 +27,19 @@ interface Descriptor {
 /** Agent ids: what a stream, a target header and a CLI argument can carry without quoting. */
 const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$/;
 
+/** Why `id` cannot name an agent (registering or streaming), or undefined when it can. */
+export function agentIdProblem(id: string, field = 'agent.agent_id'): string | undefined {
+  if (!id) return `VALIDATION_ERROR: ${field} is required`;
+  if (!AGENT_ID.test(id)) return `VALIDATION_ERROR: ${field} '${id.slice(0, 80)}' must be 1-200 characters of letters, digits and . _ : @ / - (starting with a letter or digit)`;
+  if (id === 'sw4rm-router') return `VALIDATION_ERROR: ${field} 'sw4rm-router' is the router's own producer id`;
+  return undefined;
+}
+
 /** Why a descriptor cannot be registered, or undefined. */
 export function descriptorProblem(d: Descriptor | null | undefined): string | undefined {
   if (!d) return 'VALIDATION_ERROR: RegisterAgentRequest.agent is missing';
-  if (!d.agent_id) return 'VALIDATION_ERROR: agent.agent_id is required';
-  if (!AGENT_ID.test(d.agent_id)) return `VALIDATION_ERROR: agent.agent_id '${d.agent_id.slice(0, 80)}' must be 1-200 characters of letters, digits and . _ : @ / - (starting with a letter or digit)`;
-  if (d.agent_id === 'sw4rm-router') return `VALIDATION_ERROR: agent.agent_id 'sw4rm-router' is the router's own producer id`;
+  const idProblem = agentIdProblem(d.agent_id);
+  if (idProblem) return idProblem;
   if (!d.name || !d.name.trim()) return `VALIDATION_ERROR: agent.name of '${d.agent_id}' is required`;
   if (d.name.length > 200) return `VALIDATION_ERROR: agent.name of '${d.agent_id}' is longer than 200 characters`;
   if (typeof d.communication_class === 'number') return `VALIDATION_ERROR: agent.communication_class ${d.communication_class} of '${d.agent_id}' is not a communication class`;

@@ -12,6 +12,7 @@ import type { Sw4rmAckItem, Sw4rmMessageRow, Sw4rmSendItem, Sw4rmSendOutcome } f
 import { buildAckEnvelope, readAckPayload } from '../core/acks.js';
 import type { Envelope } from '../core/envelope.js';
 import { sw4rmProtos } from '../proto.js';
+import { agentIdProblem } from '../registry/service.js';
 import type { Sw4rmServiceDeps, Sw4rmServiceHandle } from '../service-types.js';
 import { Batcher } from './batcher.js';
 import { AgentStream } from './streams.js';
@@ -168,8 +169,9 @@ export function addRouterService(server: grpc.Server, deps: Sw4rmServiceDeps): S
     },
     StreamIncoming(call: grpc.ServerWritableStream<{ agent_id: string }, unknown>) {
       const agentId = call.request.agent_id;
-      if (!agentId) {
-        call.destroy(Object.assign(new Error('VALIDATION_ERROR: StreamRequest.agent_id is required'), { code: grpc.status.INVALID_ARGUMENT }));
+      const problem = agentIdProblem(agentId, 'StreamRequest.agent_id');
+      if (problem) {
+        call.destroy(Object.assign(new Error(problem), { code: grpc.status.INVALID_ARGUMENT }));
         return;
       }
       // One stream per agent: a new one replaces the old (a consumer that reconnects).
