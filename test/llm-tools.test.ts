@@ -774,9 +774,9 @@ describe('TOOL_SPEC_SCHEMA', () => {
     );
     expect(problem('tools:\n  - name: t\n    description: d\n    parameters: { type: object }\n')).toBe(
       [
-        'agents/helper/agent.yaml:2: tools[0].name: unknown field (allowed: builtin, module, http, mcp)',
-        'agents/helper/agent.yaml:3: tools[0].description: unknown field (allowed: builtin, module, http, mcp)',
-        'agents/helper/agent.yaml:4: tools[0].parameters: unknown field (allowed: builtin, module, http, mcp)',
+        'agents/helper/agent.yaml:2: tools[0].name: unknown field (allowed: builtin, module, http, mcp, sw4rm)',
+        'agents/helper/agent.yaml:3: tools[0].description: unknown field (allowed: builtin, module, http, mcp, sw4rm)',
+        'agents/helper/agent.yaml:4: tools[0].parameters: unknown field (allowed: builtin, module, http, mcp, sw4rm)',
       ].join('\n'),
     );
     expect(problem('tools:\n  - http: { url: "https://x.example" }\n    name: t\n')).toBe('agents/helper/agent.yaml:2: tools[0].description: is required');
