@@ -14,18 +14,8 @@ import { callSignal, durationMs, pause, timestamp, unary } from './grpc-util.js'
 import { DEFAULT_APPROVE_SCORE, Negotiations, type RoomDecision, type RoomVote } from './negotiation.js';
 import type { AbortRequest, PolicyMsg, DecisionMsg, EvaluationMsg, HitlActionRequest, NegotiationOpen, NegotiationRef, ProposalMsg, RoomRef, SetPolicyProfilesRequest, SetWagglePolicyRequest, SubmitEvaluationRequest, SubmitProposalRequest, SubmitVoteRequest } from './wire.js';
 
-/** A WagglePolicy (policy.proto) as a plain object. */
-export interface WagglePolicy {
-  max_rounds: number;
-  score_threshold: number;
-  diff_tolerance: number;
-  round_timeout_ms: number;
-  token_budget_per_round: number;
-  total_token_budget: number;
-  oscillation_limit: number;
-  hitl: { mode: string };
-  scoring: { require_schema_valid: boolean; require_examples_pass: boolean; llm_weight: number };
-}
+/** A WagglePolicy (policy.proto) as a plain object: the wire message with its sub-messages always there. */
+export type WagglePolicy = Omit<PolicyMsg, 'hitl' | 'scoring'> & { hitl: NonNullable<PolicyMsg['hitl']>; scoring: NonNullable<PolicyMsg['scoring']> };
 
 /** The policy in force before anyone sets one: 3 rounds, approve at 0.7 (7 of 10 in a room). */
 export const DEFAULT_WAGGLE_POLICY: WagglePolicy = {
