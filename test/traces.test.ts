@@ -154,7 +154,16 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
     const { run, steps } = await swarm.runToCompletion(runId);
     expect(run.status, JSON.stringify(steps)).toBe('completed');
     await tracing?.forceFlush();
-    const caller = await otlp.waitFor('the caller span', (all) => all.find((s) => s.name === 'caller' && all.some((r) => r.attributes['swarm.run.id'] === runId && r.traceId === s.traceId)));
+    // A span ends just after the commit that finishes its work, so the run can read as completed (and
+    // the flush above run) before the last step's span has ended: wait for every span the tests read.
+    const expected = ['invoke_workflow traced', 'step probe', 'step ask', 'invoke_agent asker', 'chat gpt-4o-mini', 'chat gpt-4o-mini', 'execute_tool lookup'];
+    const caller = await otlp.waitFor('the caller span and every span of the run', (all) => {
+      const c = all.find((s) => s.name === 'caller' && all.some((r) => r.attributes['swarm.run.id'] === runId && r.traceId === s.traceId));
+      if (!c) return undefined;
+      const names = all.filter((s) => s.traceId === c.traceId).map((s) => s.name);
+      const count = (list: string[], n: string): number => list.filter((x) => x === n).length;
+      return expected.every((n) => count(names, n) >= count(expected, n)) ? c : undefined;
+    });
     const spans = otlp.spans.filter((s) => s.traceId === caller.traceId);
     return { runId, spans, caller, outputs: steps.find((s) => s.step_id === 'probe')?.outputs };
   }
