@@ -16,6 +16,16 @@ import { registerSecretsCommands } from './commands/secrets.js';
 import { registerTokenCommands } from './commands/tokens.js';
 import { registerBreakerCommands } from './commands/breakers.js';
 import { registerSw4rmCommands } from './commands/sw4rm.js';
+// >>> imports exec
+// <<< imports exec
+// >>> imports engine
+// <<< imports engine
+// >>> imports knowledge
+// <<< imports knowledge
+// >>> imports keys
+// <<< imports keys
+// >>> imports log
+// <<< imports log
 import { createContext } from './context.js';
 import { version } from './version.js';
 
@@ -66,6 +76,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerMemoryCommand(program, ctx);
   registerDoctorCommand(program, ctx);
   registerSw4rmCommands(program, ctx);
+  // >>> register exec
+  // <<< register exec
+  // >>> register engine
+  // <<< register engine
+  // >>> register knowledge
+  // <<< register knowledge
+  // >>> register keys
+  // <<< register keys
+  // >>> register log
+  // <<< register log
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     for (const sub of c.commands) sub.exitOverride().configureOutput(output);

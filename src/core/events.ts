@@ -39,6 +39,31 @@ export const EventType = {
   CIRCUIT_CHANGED: 'CIRCUIT_CHANGED',
   /** A guardrail fired: injection policy, a refused sensitive call, redaction, escalation (data: guardrail, rule, action, …). */
   GUARDRAIL_TRIGGERED: 'GUARDRAIL_TRIGGERED',
+  // ---- consensus tasks (src/consensus/; the names are source 002's). data.task_id names the task. ----
+  TASK_CREATED: 'TASK_CREATED',
+  /** A stage was taken up by a worker: data.stage is `propose`, `verify`, `vote` or `finalize`. */
+  TASK_CLAIMED: 'TASK_CLAIMED',
+  CANDIDATE_PROPOSED: 'CANDIDATE_PROPOSED',
+  EVIDENCE_ADDED: 'EVIDENCE_ADDED',
+  EVIDENCE_AVAILABLE: 'EVIDENCE_AVAILABLE',
+  VERIFIER_RESULT_SUBMITTED: 'VERIFIER_RESULT_SUBMITTED',
+  VOTE_COMMIT: 'VOTE_COMMIT',
+  VOTE_REVEAL: 'VOTE_REVEAL',
+  /** A proposal, verifier result, commit or reveal was refused (data.reason_code, data.reason). */
+  TASK_INPUT_REJECTED: 'TASK_INPUT_REJECTED',
+  /** A stage stopped early: its budget bucket, `explore.topk`, or `explore.stop.no_new_evidence_rounds`. */
+  TASK_STAGE_STOPPED: 'TASK_STAGE_STOPPED',
+  DECISION_COMMITTED: 'DECISION_COMMITTED',
+  DECISION_FINALIZED: 'DECISION_FINALIZED',
+  /** Too few reveals before the reveal deadline: a new vote round (data.round). */
+  TASK_RETRY_SCHEDULED: 'TASK_RETRY_SCHEDULED',
+  TASK_EXPIRED: 'TASK_EXPIRED',
+  /** The task failed without a decision (data.reason_code, data.reason). */
+  TASK_FAILED: 'TASK_FAILED',
+  /** A knowledge hit was found before proposing (data.hit_type EXACT | SIMILAR, data.decision_task_id). */
+  KNOWLEDGE_HIT: 'KNOWLEDGE_HIT',
+  /** A prior decision was not reused: it is on the task's `reuse_blacklist`. */
+  REUSE_REJECT_RECORDED: 'REUSE_REJECT_RECORDED',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 

@@ -37,6 +37,14 @@ import type {
 } from './types.js';
 import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, BudgetSettleRequest, BudgetWarning } from './budget-types.js';
 import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, ExpiredRunQuery, RunDeleteReport, RunTree } from './retention-types.js';
+// >>> imports executors
+// <<< imports executors
+// >>> imports consensus
+// <<< imports consensus
+// >>> imports knowledge
+// <<< imports knowledge
+// >>> imports keys
+// <<< imports keys
 
 export type * from './types.js';
 export type * from './retention-types.js';
@@ -423,6 +431,22 @@ export interface Store {
   listSw4rmState(agentId: string): Promise<Sw4rmStateRow[]>;
   /** Forget an agent's documents of one kind (or all of them); returns how many went. */
   deleteSw4rmState(agentId: string, kind?: string): Promise<number>;
+
+  // ---- executors registry (exec) (migration 24) ----
+  // >>> section executors
+  // <<< section executors
+
+  // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
+  // >>> section consensus
+  // <<< section consensus
+
+  // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----
+  // >>> section knowledge
+  // <<< section knowledge
+
+  // ---- signing keys (core) (migration 27) ----
+  // >>> section keys
+  // <<< section keys
 
   /** Housekeeping an idle worker may do (SQLite: a passive WAL checkpoint). */
   checkpoint?(): Promise<void>;

@@ -428,6 +428,8 @@ export interface LedgerTx {
   setEmittedEventRuns(id: string, runIds: readonly string[]): Promise<void>;
   /** Durable sleeps, waits and signals (see wait-types.ts). */
   waits(): WaitsTx;
+  // >>> section engine-tx (consensus rows written in the ledger's transaction)
+  // <<< section engine-tx
 }
 
 /** An event trigger as the ledger reads it when an event happens. */

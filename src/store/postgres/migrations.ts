@@ -740,6 +740,18 @@ CREATE TABLE IF NOT EXISTS sw4rm_agent_state (
 );
 `,
   },
+  // migration 24: executors registry (exec)
+  // >>> section executors
+  // <<< section executors
+  // migration 25: consensus tasks: tasks, candidates, verifier results, votes, decisions (engine)
+  // >>> section consensus
+  // <<< section consensus
+  // migration 26: knowledge store: decisions, evidence, track record (knowledge)
+  // >>> section knowledge
+  // <<< section knowledge
+  // migration 27: signing keys (core)
+  // >>> section keys
+  // <<< section keys
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see `migrate`). */

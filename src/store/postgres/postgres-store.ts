@@ -84,6 +84,14 @@ import type { Sw4rmAckItem, Sw4rmAgentRow, Sw4rmAgentWrite, Sw4rmMessageRow, Sw4
 import * as memory from './memory-sql.js';
 import { memoryDimensions, type MemoryListQuery, type MemoryRecord, type MemorySearch, type MemoryWrite, type ScoredMemory } from '../memory-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
+// >>> imports executors
+// <<< imports executors
+// >>> imports consensus
+// <<< imports consensus
+// >>> imports knowledge
+// <<< imports knowledge
+// >>> imports keys
+// <<< imports keys
 
 export interface PostgresStoreOptions {
   /** A `postgres://` connection URL. */
@@ -475,6 +483,22 @@ export class PostgresStore implements Store {
   async deleteSw4rmState(agentId: string, kind?: string): Promise<number> {
     return kind === undefined ? this.write(sw4rmStateSql.deleteSw4rmStateSql(false), [noNul(agentId)]) : this.write(sw4rmStateSql.deleteSw4rmStateSql(true), [noNul(agentId), noNul(kind)]);
   }
+
+  // ---- executors registry (exec) (migration 24) ----
+  // >>> section executors
+  // <<< section executors
+
+  // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
+  // >>> section consensus
+  // <<< section consensus
+
+  // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----
+  // >>> section knowledge
+  // <<< section knowledge
+
+  // ---- signing keys (core) (migration 27) ----
+  // >>> section keys
+  // <<< section keys
 
   /** The database's clock, in milliseconds. */
   async now(): Promise<number> {

@@ -84,6 +84,14 @@ import type { BreakerChange, BreakerRow } from '../breaker-types.js';
 import * as memory from './memory-sql.js';
 import type { MemoryListQuery, MemoryRecord, MemorySearch, MemoryWrite, ScoredMemory } from '../memory-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
+// >>> imports executors
+// <<< imports executors
+// >>> imports consensus
+// <<< imports consensus
+// >>> imports knowledge
+// <<< imports knowledge
+// >>> imports keys
+// <<< imports keys
 
 export interface SqliteStoreOptions {
   /** Path of the database file; created (with its directory) when absent. */
@@ -523,6 +531,22 @@ export class SqliteStore implements Store {
   deleteSw4rmState(agentId: string, kind?: string): Promise<number> {
     return this.exclusive(() => sw4rmStateSql.deleteSw4rmState((sql) => this.stmt(sql), agentId, kind));
   }
+
+  // ---- executors registry (exec) (migration 24) ----
+  // >>> section executors
+  // <<< section executors
+
+  // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
+  // >>> section consensus
+  // <<< section consensus
+
+  // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----
+  // >>> section knowledge
+  // <<< section knowledge
+
+  // ---- signing keys (core) (migration 27) ----
+  // >>> section keys
+  // <<< section keys
 
   /** A disk or permission fault as a StoreFaultError naming the file; any other error as it is. */
   private fault(e: unknown, during: string): unknown {

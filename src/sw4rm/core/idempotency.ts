@@ -12,6 +12,7 @@
  *   idempotencyToken({ producer_id: 'agent', operation: 'work', canonical_bytes: Buffer.from('{"a":1,"b":2}') });
  *   // 'agent:work:f65efee16e55e693'
  */
+import { canonicalJson } from '../../core/canonical-json.js';
 import { createHash } from 'node:crypto';
 import { UserError } from '../../core/errors.js';
 
@@ -54,17 +55,4 @@ export function idempotencyToken(input: IdempotencyInput): string {
  */
 export function canonicalJsonBytes(value: unknown): Buffer {
   return Buffer.from(canonicalJson(value), 'utf8');
-}
-
-function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map((x) => canonicalJson(x === undefined ? null : x)).join(',')}]`;
-  if (v !== null && typeof v === 'object') {
-    const entries = Object.entries(v as Record<string, unknown>)
-      .filter(([, x]) => x !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(',')}}`;
-  }
-  const s = JSON.stringify(v);
-  if (s === undefined) throw new TypeError(`canonicalJsonBytes: ${typeof v} values have no JSON form`);
-  return s;
 }
