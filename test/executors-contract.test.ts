@@ -174,7 +174,7 @@ describe('the client', () => {
         [404, false],
         [422, false],
       ] as const) {
-        const client = createExecutorClient({ name: 'e', base_url: fake.url }, { fetch: (u, i) => fetch(`${String(u)}?s=${status}`, i) });
+        const client = createExecutorClient({ name: 'e', base_url: fake.url }, { fetch: (u, i) => fetch(`${u as string}?s=${status}`, i) });
         const e = await client.execute(task()).catch((x: unknown) => x);
         expect(e).toMatchObject({ code: 'EXECUTOR_HTTP_ERROR', status, retryable, message: `executor 'e' answered POST /execute with HTTP ${status}: SOME_CODE: failed with ${status}` });
       }

@@ -106,12 +106,12 @@ export function responseProblems(method: string, path: string, status: number, c
 export function checkingFetch(problems: string[], seenTraceparents: string[] = []): typeof fetch {
   const requestSchema: Record<string, string> = { '/execute': 'ExecuteRequest', '/verify': 'VerifyRequest' };
   return async (input, init) => {
-    const url = new URL(String(input));
+    const url = new URL(input);
     const method = init?.method ?? 'GET';
     const headers = new Headers(init?.headers);
     seenTraceparents.push(headers.get('traceparent') ?? '');
     const schema = requestSchema[url.pathname];
-    if (schema) problems.push(...schemaProblems(schema, JSON.parse(String(init?.body))).map((p) => `request ${url.pathname}: ${p}`));
+    if (schema) problems.push(...schemaProblems(schema, JSON.parse(init?.body as string)).map((p) => `request ${url.pathname}: ${p}`));
     const res = await fetch(input, init);
     const text = await res.clone().text();
     let body: unknown = text;
