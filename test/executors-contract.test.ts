@@ -13,7 +13,8 @@ import { serve } from '@hono/node-server';
 import { createExecutorClient, checkBaseUrl, ExecutorError } from '../src/executors/http/client.js';
 import { CONTRACT_SCHEMAS } from '../src/executors/http/schemas.js';
 import { createReferenceExecutor, type ReferenceExecutor } from '../src/executors/http/reference-server.js';
-import { candidateSignedFields } from '../src/executors/http/signing.js';
+import { candidateFieldsOf, verifierResultFieldsOf } from '../src/executors/http/signing.js';
+import { verifySignedRecord } from '../src/consensus/core/signed.js';
 import { candidateHash, verifyRecord } from '../src/consensus/core/crypto.js';
 import type { ExecuteRequest } from '../src/executors/http/contract.js';
 import type { Swarm } from '../src/swarm.js';
@@ -70,9 +71,13 @@ describe('the reference executor against the document', () => {
     const res = await client.execute(req, { traceparent: '00-0123456789abcdef0123456789abcdef-0123456789abcdef-01' });
     expect(res.output).toMatchObject({ echoed: 'hi' });
     expect(res.candidate_hash).toBe(candidateHash(res.output));
-    expect(verifyRecord(ex.publicKey, 'candidate', candidateSignedFields({ task_id: 't1', proposer_id: 'executor:ref', round: 2 }, res.output), res.signature)).toBe(true);
-    // Signed for this task only: another task id does not verify.
-    expect(verifyRecord(ex.publicKey, 'candidate', candidateSignedFields({ task_id: 't2', proposer_id: 'executor:ref', round: 2 }, res.output), res.signature)).toBe(false);
+    expect(verifyRecord(ex.publicKey, 'candidate', candidateFieldsOf({ task_id: 't1', proposer_id: 'executor:ref', round: 2 }, res), res.signature)).toBe(true);
+    // As the kernel checks it: the candidate record built from the request and the answer.
+    const record = { task_id: 't1', round: 2, proposer_id: 'executor:ref', candidate_hash: res.candidate_hash, evidence: res.evidence, cost_usd: res.cost_usd, signature: res.signature };
+    expect(verifySignedRecord(ex.publicKey, 'candidate', record)).toBe(true);
+    // Signed for this task and proposer only.
+    expect(verifyRecord(ex.publicKey, 'candidate', candidateFieldsOf({ task_id: 't2', proposer_id: 'executor:ref', round: 2 }, res), res.signature)).toBe(false);
+    expect(verifySignedRecord(ex.publicKey, 'candidate', { ...record, proposer_id: 'executor:other' })).toBe(false);
     expect(traces.every((t) => /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/.test(t))).toBe(true);
     expect(problems).toEqual([]);
   });
@@ -87,6 +92,27 @@ describe('the reference executor against the document', () => {
     expect(b).toEqual(a);
     expect(d).toEqual(c);
     expect(ex.runs - before).toBe(2);
+  });
+
+  it('/verify runs the built-in policies, three-state, signed over the documented fields', async () => {
+    const problems: string[] = [];
+    const client = createExecutorClient({ name: 'ref', base_url: url }, { token: 'tok', fetch: checkingFetch(problems) });
+    const output = { summary: 'ok', score: 0.4 };
+    const candidate = { candidate_hash: candidateHash(output), output };
+    const schema = { type: 'object', required: ['summary'], properties: { summary: { type: 'string' }, score: { type: 'number' } } };
+    const passed = await client.verify({ task_id: 't1', task_type: 'x', policy_id: 'vp.schema_only.v1', output_schema: schema, candidate, verifier_id: 'verifier:ref' });
+    expect(passed).toMatchObject({ status: 'passed', reason_codes: [] });
+    const ids = { task_id: 't1', candidate_hash: candidate.candidate_hash, verifier_id: 'verifier:ref', policy_id: 'vp.schema_only.v1' };
+    expect(verifyRecord(ex.publicKey, 'verifier_result', verifierResultFieldsOf(ids, passed), passed.signature)).toBe(true);
+    expect(verifySignedRecord(ex.publicKey, 'verifier_result', { ...ids, ...passed })).toBe(true);
+    const failed = await client.verify({ task_id: 't1', task_type: 'x', policy_id: 'vp.schema_only.v1', output_schema: { ...schema, required: ['summary', 'missing'] }, candidate });
+    expect(failed.status).toBe('failed');
+    expect(failed.reason_codes.length).toBeGreaterThan(0);
+    const unknown = await client.verify({ task_id: 't1', task_type: 'x', policy_id: 'vp.nope.v9', candidate });
+    expect(unknown).toMatchObject({ status: 'failed', reason: expect.stringContaining("unknown verification policy 'vp.nope.v9'") });
+    const badHash = await client.verify({ task_id: 't1', task_type: 'x', policy_id: 'vp.schema_only.v1', candidate: { ...candidate, candidate_hash: '0'.repeat(64) } }).catch((e: unknown) => e);
+    expect(badHash).toMatchObject({ code: 'EXECUTOR_HTTP_ERROR', status: 400, message: expect.stringContaining("is not the hash of the candidate's output") });
+    expect(problems).toEqual([]);
   });
 
   it('selects the agent by the input `agent`, else task_type; errors are problem+json as documented', async () => {

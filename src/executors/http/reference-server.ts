@@ -33,7 +33,7 @@ import type { Swarm } from '../../swarm.js';
 import type { EvidenceRef } from '../../consensus/core/types.js';
 import type { ExecuteRequest, ExecuteResponse, ExecutorCapabilities, VerifyRequest, VerifyResponse } from './contract.js';
 import { contractValidator, EXECUTOR_PROTOCOL_VERSION } from './schemas.js';
-import { candidateSignedFields, verifierResultSignedFields } from './signing.js';
+import { candidateFieldsOf, verifierResultFieldsOf } from './signing.js';
 
 /** The built-in policy ids (as the seed names them), served by `/verify`. */
 export const BUILTIN_POLICY_IDS = ['vp.schema_only.v1', 'vp.schema_thresholds.v1', 'vp.crosscheck.v1'] as const;
@@ -219,8 +219,9 @@ export async function createReferenceExecutor(o: ReferenceExecutorOptions): Prom
         const bytes = Buffer.from(stdout);
         evidence.push({ kind: 'stdout', uri: `data:text/plain;base64,${bytes.toString('base64')}`, digest: createHash('sha256').update(bytes).digest('hex'), size_bytes: bytes.length });
       }
-      const fields = candidateSignedFields({ task_id: req.task_id, proposer_id: req.proposer_id ?? name, round: req.round ?? 1 }, output);
-      return { output, evidence, cost_usd: cost, candidate_hash: fields.candidate_hash, signature: signRecord(identity.privateKey, 'candidate', fields) };
+      const answer = { output, evidence, cost_usd: cost };
+      const fields = candidateFieldsOf({ task_id: req.task_id, proposer_id: req.proposer_id ?? name, round: req.round ?? 1 }, answer);
+      return { ...answer, candidate_hash: fields.candidate_hash as string, signature: signRecord(identity.privateKey, 'candidate', fields) };
     } finally {
       clearTimeout(timer);
       rmSync(workDir, { recursive: true, force: true });
@@ -314,16 +315,9 @@ export async function createReferenceExecutor(o: ReferenceExecutorOptions): Prom
         } catch (e) {
           throw new HttpProblem(500, 'POLICY_ERROR', `policy ${req.policy_id} failed: ${errorMessage(e)}`, false);
         }
-        const fields = verifierResultSignedFields({ task_id: req.task_id, candidate_hash: req.candidate.candidate_hash, verifier_id: req.verifier_id ?? name, policy_id: req.policy_id }, outcome);
-        const res: VerifyResponse = {
-          status: outcome.status,
-          reason_codes: outcome.reason_codes,
-          reason: outcome.reason,
-          score: fields.score,
-          evidence: [],
-          cost_usd: 0,
-          signature: signRecord(identity.privateKey, 'verifier_result', fields),
-        };
+        const answer = { status: outcome.status, reason_codes: outcome.reason_codes, score: outcome.score, evidence: [], cost_usd: 0 };
+        const fields = verifierResultFieldsOf({ task_id: req.task_id, candidate_hash: req.candidate.candidate_hash, verifier_id: req.verifier_id ?? name, policy_id: req.policy_id }, answer);
+        const res: VerifyResponse = { ...answer, reason: outcome.reason, signature: signRecord(identity.privateKey, 'verifier_result', fields) };
         return res;
       }),
     );
