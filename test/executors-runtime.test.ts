@@ -11,6 +11,8 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Swarm } from '../src/swarm.js';
+import { generateIdentity, signRecord } from '../src/consensus/core/crypto.js';
+import { candidateFieldsOf } from '../src/executors/http/signing.js';
 import { fakeExecutor, sendJson, type FakeExecutor } from './helpers/executor-fakes.js';
 import { exited, openProject, removeProject, spawnCli, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
 
@@ -105,7 +107,9 @@ describe('http-runtime steps', () => {
       else sendJson(res, upstream.status, body, upstream.headers.get('content-type') ?? 'application/json');
     });
     fakes.push(proxy);
-    await swarm.store.putExecutor({ name: 'rt', base_url: proxy.url, token_secret: null, public_key: null });
+    // Its key pinned: the reference executor's signed answers are checked on the way in.
+    const caps = (await (await fetch(`${executorUrl}/capabilities`)).json()) as { public_key: string };
+    await swarm.store.putExecutor({ name: 'rt', base_url: proxy.url, token_secret: null, public_key: caps.public_key });
     writeAgent(dir, 'remote', remoteAgent('remote', 'rt'));
     writeWorkflow(dir, 'remote-flow', workflow('remote-flow', 'remote', undefined, 'budget: { cost_usd: 5 }\n'));
     expect((await swarm.registerAgent(join(dir, 'agents', 'remote'))).warnings).toBeUndefined();
@@ -141,6 +145,33 @@ describe('http-runtime steps', () => {
     expect(d.run.status).toBe('completed');
     expect(d.steps[0]?.outputs).toEqual({ ok: true });
     expect(d.budget?.limits.cost_usd).toMatchObject({ used: 0.25, allowed: 1 });
+    expect(JSON.stringify(await swarm.logs(d.run.id, 'a'))).toMatch(/executor priced: POST \/execute answered in \d+ ms; cost \$0.25/);
+  });
+
+  it('a signed answer must verify against the pinned key: the right key passes, another is refused (not retried)', async () => {
+    const id = generateIdentity();
+    const fake = await fakeExecutor((r, res) => {
+      const req = r.body as { task_id: string; proposer_id: string; round: number };
+      const answer = { output: { signed: true }, evidence: [], cost_usd: 0 };
+      sendJson(res, 200, { ...answer, signature: signRecord(id.privateKey, 'candidate', candidateFieldsOf(req, answer)) });
+    });
+    fakes.push(fake);
+    await swarm.store.putExecutor({ name: 'signer', base_url: fake.url, token_secret: null, public_key: id.publicKey });
+    await swarm.store.putExecutor({ name: 'impostor', base_url: fake.url, token_secret: null, public_key: generateIdentity().publicKey });
+    for (const n of ['signer', 'impostor']) {
+      writeAgent(dir, `by-${n}`, remoteAgent(`by-${n}`, n));
+      writeWorkflow(dir, `flow-by-${n}`, workflow(`flow-by-${n}`, `by-${n}`));
+      await swarm.registerAgent(join(dir, 'agents', `by-${n}`));
+    }
+    await swarm.registerWorkflows(join(dir, 'workflows'));
+    const ok = await swarm.runToCompletion(await swarm.startRun('flow-by-signer', { text: 'x' }));
+    expect(ok.run.status).toBe('completed');
+    expect(ok.steps[0]?.outputs).toEqual({ signed: true });
+    expect((fake.seen[0]?.body as { proposer_id: string }).proposer_id).toBe('executor:signer');
+    const bad = await swarm.runToCompletion(await swarm.startRun('flow-by-impostor', { text: 'x' }));
+    expect(bad.run.status).toBe('failed');
+    expect(bad.steps[0]?.attempt).toBe(1);
+    expect(bad.run.error).toContain("executor 'impostor' signed its answer with a key other than the one pinned");
   });
 
   it('failures: a timeout is retried then fails; a 4xx and a malformed answer are not retried; an unknown executor is named', async () => {
