@@ -68,9 +68,9 @@ const IN_PROCESS = [
  * being otherwise quiet or on state shared by every process of the host:
  * - postgres-chaos: 4 workers under random SIGKILLs plus server restarts, bounded by progress stalls;
  *   the heaviest file by far (it would starve whatever ran beside it, and be starved in turn).
- * - sandbox: checks that a SIGKILLed worker's attempt cgroup is still there until the worker that
- *   reaps it removes it; any other worker starting meanwhile sweeps the cgroups of every dead worker
- *   on the host, and would remove it first.
+ * - sandbox-cgroups: checks that a SIGKILLed worker's attempt cgroup is still there until the worker
+ *   that reaps it removes it; any other worker starting meanwhile sweeps the cgroups of every dead
+ *   worker on the host, and would remove it first. (The rest of sandbox.test.ts runs in `processes`.)
  * - disk-faults: a full tmpfs; asserts the CLI goes quiet within 5 s of the fault.
  * - schedule-process, scheduler-postgres: schedule leases of 1.5 s renewed every 0.5 s, and ticks
  *   every second counted across a takeover; a starved holder would lose its lease early.
@@ -81,7 +81,7 @@ const IN_PROCESS = [
  */
 const SERIAL = [
   'test/postgres-chaos.test.ts',
-  'test/sandbox.test.ts',
+  'test/sandbox-cgroups.test.ts',
   'test/disk-faults.test.ts',
   'test/schedule-process.test.ts',
   'test/scheduler-postgres.test.ts',
