@@ -7,7 +7,8 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 const ROOT = dirname(fileURLToPath(import.meta.url));
 
 /**
- * Test files that run in this process only (no child processes, no servers taken down).
+ * Test files that run in this process only (no child processes, no servers taken down). Some of
+ * them run beside the QUIET files (COMPANIONS below), the others in the first group.
  */
 const IN_PROCESS = [
   'test/concurrency-keys.test.ts',

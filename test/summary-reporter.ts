@@ -23,7 +23,8 @@ export default class SummaryReporter implements Reporter {
     }
     const files = modules.map((m) => ({ file: m.moduleId.replace(`${process.cwd()}/`, ''), project: m.project.name, ms: m.diagnostic().duration }));
     const slowest = [...files].sort((a, b) => b.ms - a.ms).slice(0, 10);
-    process.stdout.write(`\nslowest files:\n${slowest.map((f) => `  ${(f.ms / 1000).toFixed(1).padStart(6)} s  ${f.project.padEnd(10)} ${f.file}`).join('\n')}\n`);
+    const width = Math.max(10, ...slowest.map((f) => f.project.length));
+    process.stdout.write(`\nslowest files:\n${slowest.map((f) => `  ${(f.ms / 1000).toFixed(1).padStart(6)} s  ${f.project.padEnd(width)} ${f.file}`).join('\n')}\n`);
     process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
     const out = process.env.SWARM_TEST_DURATIONS;
     if (out) {
