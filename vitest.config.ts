@@ -1,7 +1,14 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+
+const ROOT = dirname(fileURLToPath(import.meta.url));
 
 /**
- * Test files that run in this process only (no child processes, no servers taken down).
+ * Test files that run in this process only (no child processes, no servers taken down). Some of
+ * them run beside the QUIET files (COMPANIONS below), the others in the first group.
  */
 const IN_PROCESS = [
   'test/concurrency-keys.test.ts',
@@ -68,52 +75,114 @@ const IN_PROCESS = [
  * being otherwise quiet or on state shared by every process of the host:
  * - postgres-chaos: 4 workers under random SIGKILLs plus server restarts, bounded by progress stalls;
  *   the heaviest file by far (it would starve whatever ran beside it, and be starved in turn).
- * - sandbox: checks that a SIGKILLed worker's attempt cgroup is still there until the worker that
- *   reaps it removes it; any other worker starting meanwhile sweeps the cgroups of every dead worker
- *   on the host, and would remove it first.
- * - disk-faults: a full tmpfs; asserts the CLI goes quiet within 5 s of the fault.
- * - schedule-process, scheduler-postgres: schedule leases of 1.5 s renewed every 0.5 s, and ticks
- *   every second counted across a takeover; a starved holder would lose its lease early.
- * - waits-process: 6 s sleeps must still be sleeping after several CLI calls when the worker is killed.
+ * - sandbox-cgroups: checks that a SIGKILLed worker's attempt cgroup is still there until the worker
+ *   that reaps it removes it; any other process reaping dead workers meanwhile (a worker starting, an
+ *   in-process engine test) sweeps the cgroups of every dead worker on the host, and would remove it
+ *   first. (The rest of sandbox.test.ts runs with everything else.)
  * - crash: kills land on steps of 4 s (a 0.3 s SIGTERM grace, an attached run taking over); it
  *   failed beside another file on a very busy machine (its orphan step now sleeps 50 s, which fixes
  *   that case): kept alone until it is shown stable two at a time.
  */
-const SERIAL = [
-  'test/postgres-chaos.test.ts',
-  'test/sandbox.test.ts',
-  'test/disk-faults.test.ts',
-  'test/schedule-process.test.ts',
-  'test/scheduler-postgres.test.ts',
-  'test/waits-process.test.ts',
-  'test/crash.test.ts',
-];
+const SERIAL = ['test/postgres-chaos.test.ts', 'test/sandbox-cgroups.test.ts', 'test/crash.test.ts'];
+
+/**
+ * Files that must not run beside another file that starts processes, but use little CPU themselves
+ * (their processes mostly wait on timers): each runs after everything else in a group of its own,
+ * beside in-process files only (COMPANIONS: no child processes, one core at most), so that the
+ * machine's other core is not left idle:
+ * - disk-faults: a full tmpfs; asserts the CLI goes quiet within 5 s of the fault.
+ * - schedule-process, scheduler-postgres: schedule leases of 1.5 s renewed every 0.5 s, and ticks
+ *   every second counted across a takeover; a starved holder would lose its lease early.
+ * - waits-process: 6 s sleeps must still be sleeping after several CLI calls when the worker is killed.
+ */
+const QUIET = ['test/disk-faults.test.ts', 'test/schedule-process.test.ts', 'test/scheduler-postgres.test.ts', 'test/waits-process.test.ts'];
 
 /** The dashboard's tests: a real headless Chromium against a real `swarm serve` each (test/web/browser.ts). */
 const BROWSER = ['test/web/**/*.test.ts'];
+
+/** The files a list of `test/<pattern>` entries names (`*` within a file name only). */
+function expand(patterns: string[]): string[] {
+  const files = readdirSync(join(ROOT, 'test')).map((f) => `test/${f}`);
+  return patterns.flatMap((p) => {
+    const re = new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}$`);
+    return files.filter((f) => re.test(f));
+  });
+}
+
+const IN_PROCESS_FILES = new Set(expand(IN_PROCESS));
+
+/**
+ * Seconds each file took in a full run, for the order of the run (longest first) and for choosing
+ * the COMPANIONS. `SWARM_TEST_DURATIONS=test/durations.json npx vitest run` updates it (see
+ * test/summary-reporter.ts). A file not in it counts as GUESS_S of its project.
+ */
+const DURATIONS: Record<string, number> = existsSync(join(ROOT, 'test/durations.json')) ? (JSON.parse(readFileSync(join(ROOT, 'test/durations.json'), 'utf8')) as Record<string, number>) : {};
+const GUESS_S = { inProcess: 3, processes: 20, browser: 30 };
+
+function seconds(file: string): number {
+  return DURATIONS[file] ?? (IN_PROCESS_FILES.has(file) ? GUESS_S.inProcess : file.startsWith('test/web/') ? GUESS_S.browser : GUESS_S.processes);
+}
+
+/**
+ * COMPANIONS: in-process files handed to the QUIET groups, longest first, each to the group with the
+ * most time left, while its QUIET file still runs (its seconds, less a margin); the others stay in
+ * the first group, where the short ones fill the end of the run.
+ */
+const COMPANIONS = new Map<string, string[]>(QUIET.map((q) => [q, []]));
+{
+  const room = new Map(QUIET.map((q) => [q, 0.8 * seconds(q)]));
+  const candidates = [...IN_PROCESS_FILES].sort((a, b) => seconds(b) - seconds(a) || a.localeCompare(b));
+  for (const f of candidates) {
+    const [q, left] = [...room].sort((a, b) => b[1] - a[1])[0]!;
+    const s = seconds(f);
+    if (s > left) continue;
+    COMPANIONS.get(q)!.push(f);
+    room.set(q, left - s);
+  }
+}
+const BESIDE_QUIET = [...COMPANIONS.values()].flat();
+
+/**
+ * Longest file first within each group (group order first), whatever its project: the two workers
+ * then finish at about the same time, instead of one running the last long file alone. (Vitest's
+ * own order runs projects one after another, and knows durations only from a previous run's cache,
+ * which a fresh clone does not have.)
+ */
+class LongestFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const cost = (f: TestSpecification): number => seconds(relative(ROOT, f.moduleId));
+    return [...files].sort((a, b) => a.project.config.sequence.groupOrder - b.project.config.sequence.groupOrder || cost(b) - cost(a) || a.moduleId.localeCompare(b.moduleId));
+  }
+}
 
 // Liveness bounds only: a test of ten CLI calls takes seconds on a quiet machine, a minute on a busy one.
 const common = { testTimeout: 120_000, hookTimeout: 120_000, pool: 'forks' } as const;
 
 /*
- * Order of a run (vitest runs groups one after another; files of one group share its workers):
- * 1. group 0, two files at a time: `in-process` and `processes` together. `processes` files start
- *    CLI, worker and server processes; their liveness bounds (leases, `until` deadlines, kill
- *    timeouts) leave room for a machine running two such files at once.
- * 2. group 1: `browser`, two files at a time after group 0 (Chromium and a `swarm serve` per file).
+ * Order of a run (vitest runs groups one after another; files of one group share its workers, and
+ * start longest first):
+ * 1. group 0, two files at a time: `in-process`, `processes` and `browser` together. `processes`
+ *    files start CLI, worker and server processes; their liveness bounds (leases, `until` deadlines,
+ *    kill timeouts) leave room for a machine running two such files at once. `browser` files start
+ *    Chromium and a `swarm serve` each.
+ * 2. groups 1 to 4, one per QUIET file: that file beside in-process COMPANIONS, two at a time.
  * 3. last, one file at a time: `serial` (fileParallelism: false puts a project's files there).
  */
 export default defineConfig({
   test: {
     pool: 'forks',
     maxWorkers: 2,
+    sequence: { sequencer: LongestFirst },
     // One PostgreSQL server for the run, shared by every test file (a fresh database per test).
     globalSetup: ['./test/global-setup.ts'],
     reporters: ['default', './test/summary-reporter.ts'],
     projects: [
-      { test: { ...common, name: 'in-process', include: IN_PROCESS } },
-      { test: { ...common, name: 'processes', include: ['test/**/*.test.ts'], exclude: [...IN_PROCESS, ...SERIAL, ...BROWSER] } },
-      { test: { ...common, name: 'browser', include: BROWSER, sequence: { groupOrder: 1 }, maxWorkers: 2 } },
+      { test: { ...common, name: 'in-process', include: IN_PROCESS, exclude: BESIDE_QUIET } },
+      { test: { ...common, name: 'processes', include: ['test/**/*.test.ts'], exclude: [...IN_PROCESS, ...SERIAL, ...QUIET, ...BROWSER] } },
+      { test: { ...common, name: 'browser', include: BROWSER, maxWorkers: 2 } },
+      ...QUIET.map((q, i) => ({
+        test: { ...common, name: `quiet-${q.replace(/^test\/|\.test\.ts$/g, '')}`, include: [q, ...COMPANIONS.get(q)!], sequence: { groupOrder: i + 1 }, maxWorkers: 2 },
+      })),
       { test: { ...common, name: 'serial', include: SERIAL, fileParallelism: false } },
     ],
   },

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveConfig } from '../src/config/config.js';
 import { ManifestError } from '../src/core/errors.js';
@@ -7,7 +7,7 @@ import { pidAlive } from '../src/engine/reaper.js';
 import { probeBubblewrap } from '../src/sandbox/sandbox.js';
 import type { Swarm } from '../src/swarm.js';
 import { openProject, removeProject, runCli, spawnCli, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
-import { agentPids } from './helpers/processes.js';
+import { agentPids, leftoverCgroups } from './helpers/processes.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -192,49 +192,6 @@ describe('memory limits', () => {
     expect(String(failed?.data.memory_warning)).toMatch(/memory_mb=64 is not enforced by the OS \(no memory cgroup\): only node's heap is limited/);
   });
 });
-
-describe('cgroups of dead workers', () => {
-  it('a worker killed with SIGKILL mid-step leaves its attempt cgroup; the worker that reaps it removes it', async () => {
-    const dir = tempProject('name: test\n');
-    cleanups.push(() => removeProject(dir));
-    writeAgent(dir, 'slow', 'name: slow\nversion: 1.0.0\nruntime: { type: bash, entry: run.sh }\n', {
-      'run.sh': `#!/usr/bin/env bash\nif [ "$SWARM_ATTEMPT" = 1 ]; then sleep 60; fi\necho '{}' > "$2"\n`,
-    });
-    writeWorkflow(dir, 'one', 'name: one\nversion: 1.0.0\nsteps:\n  - id: s\n    agent: slow@1.0.0\n');
-    expect((await runCli(['agent', 'register', 'agents/slow'], dir)).code).toBe(0);
-    expect((await runCli(['workflow', 'register', 'workflows/one'], dir)).code).toBe(0);
-    const id = (await runCli(['run', 'one', '--detach'], dir)).stdout.trim();
-    const worker = spawnCli(['worker'], dir);
-    cleanups.push(() => void worker.kill('SIGKILL'));
-    const pid = worker.pid as number;
-    await until(() => agentPids(id).length > 0 && leftoverCgroups(pid).length > 0, 15_000, 'the step to run in its cgroup');
-    worker.kill('SIGKILL');
-    await until(() => !pidAlive(pid), 5000, 'the worker to die');
-    expect(leftoverCgroups(pid)).toHaveLength(1);
-    const resumed = await runCli(['runs', 'resume', id], dir);
-    expect(resumed.code).toBe(0);
-    expect(leftoverCgroups(pid)).toEqual([]);
-    expect(agentPids(id)).toEqual([]);
-  });
-});
-
-/** Attempt cgroups of a worker process (this one by default) still present under its memory cgroup. */
-function leftoverCgroups(workerPid = process.pid): string[] {
-  const line = readFileSync('/proc/self/cgroup', 'utf8')
-    .split('\n')
-    .find((l) => l.split(':')[1]?.split(',').includes('memory'));
-  const roots = line ? [join('/sys/fs/cgroup/memory', line.split(':')[2] ?? '')] : [];
-  const v2 = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'));
-  if (v2) for (const r of ['/sys/fs/cgroup', '/sys/fs/cgroup/unified']) roots.push(join(r, v2.slice(3)));
-  const mine = new RegExp(`^swarm-\\d+-${workerPid}-\\d+$`);
-  return roots.flatMap((r) => {
-    try {
-      return readdirSync(r).filter((n) => mine.test(n));
-    } catch {
-      return [];
-    }
-  });
-}
 
 describe('attempt files', () => {
   it('the work dir is 0700, input.json 0600 and gone once the agent exited; no work dir after success', async () => {
