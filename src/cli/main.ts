@@ -21,6 +21,7 @@ import { registerSw4rmCommands } from './commands/sw4rm.js';
 // >>> imports engine
 // <<< imports engine
 // >>> imports knowledge
+import { registerKnowledgeCommands } from './commands/knowledge.js';
 // <<< imports knowledge
 // >>> imports keys
 // <<< imports keys
@@ -81,6 +82,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   // >>> register engine
   // <<< register engine
   // >>> register knowledge
+  registerKnowledgeCommands(program, ctx);
   // <<< register knowledge
   // >>> register keys
   // <<< register keys

@@ -46,6 +46,13 @@ export interface KnowledgeDeps {
    * embedded a task type's newest decision (so `swarm knowledge search` embeds its query alike).
    */
   embedderFor?: (model: string) => Embedder | Promise<Embedder>;
+  /**
+   * `provider/model`: the model that embeds (through `embedderFor`) when `embedder` is not given.
+   * Without it, the model of a task type's newest decision is used, if there is one.
+   */
+  embedding?: string;
+  /** Applied to what is stored of a decision (inputs, text, output, evidence): e.g. the Swarm's secret redactor. The inputs hash is of the inputs as given. */
+  redact?: <T>(v: T) => T;
   now?: () => number;
 }
 
@@ -209,13 +216,16 @@ export function createKnowledge(deps: KnowledgeDeps): Knowledge {
   /** The embedder for a namespace: the configured one, or the one of the model that embedded its newest decision. */
   const embedderFor = async (namespace: string): Promise<Embedder | undefined> => {
     if (deps.embedder) return deps.embedder;
-    if (!deps.embedderFor) return undefined;
-    const model = (await store.listMemories({ namespace, limit: 1 }))[0]?.metadata.embedding_model;
+    const make = deps.embedderFor;
+    if (!make) return undefined;
+    const model = deps.embedding ?? (await store.listMemories({ namespace, limit: 1 }))[0]?.metadata.embedding_model;
     if (typeof model !== 'string') return undefined;
     let e = embedders.get(model);
     if (!e) {
-      e = Promise.resolve(deps.embedderFor(model));
+      e = Promise.resolve().then(() => make(model));
       embedders.set(model, e);
+      // A model that could not be made is tried again next time.
+      e.catch(() => embedders.delete(model));
     }
     return e;
   };
@@ -314,6 +324,11 @@ export function createKnowledge(deps: KnowledgeDeps): Knowledge {
 
     async record(f) {
       const write = buildDecisionWrite(f, now());
+      const redact = deps.redact;
+      if (redact) {
+        const d = write.decision;
+        write.decision = { ...d, inputs: redact(d.inputs), text: redact(d.text), output: redact(d.output), evidence: redact(d.evidence), decision: redact(d.decision) };
+      }
       const { created } = await store.putKnowledgeDecision(write);
       // The memory is written whether or not the row was new: a crash between the two leaves the
       // row without its vector, and the engine's second call (after the crash) mends it.
