@@ -32,6 +32,8 @@ import { ProcessExecutor } from './executors/process.js';
 import { memoryLimitMechanism } from './executors/memory-limit.js';
 import { chooseSandbox, type SandboxChoice } from './sandbox/sandbox.js';
 import { readManifestFile } from './manifest-file.js';
+import { executorClientFor, type RegisteredExecutorClient } from './executors/http/resolver.js';
+import { sharedInputsJson } from './executors/http/shared-inputs.js';
 import { byteLength, LimitExceededError } from './core/limits.js';
 import { NetworkGuard } from './net/guard.js';
 import type { PutResult, Store } from './store/store.js';
@@ -189,6 +191,12 @@ export interface StartRunOptions {
   idempotencyKey?: string;
   /** Labels kept with the run (string values), shown with it. */
   metadata?: Record<string, string>;
+  /**
+   * Run-level business context merged into the inputs of each of the run's http-runtime steps (an
+   * object's keys, else `{shared_inputs: value}`; see src/executors/http/shared-inputs.ts). At most
+   * MAX_SHARED_INPUTS_BYTES of JSON (SHARED_INPUTS_TOO_LARGE).
+   */
+  sharedInputs?: unknown;
 }
 
 export interface EmitEventOptions {
@@ -499,7 +507,43 @@ export class Swarm {
   }
 
   executorFor = (runtimeType: string): Executor =>
-    runtimeType === 'builtin' ? this.builtins : runtimeType === 'llm' ? this.llmExecutor : runtimeType === 'sw4rm' ? this.sw4rmAgents : this.processAgents();
+    runtimeType === 'builtin'
+      ? this.builtins
+      : runtimeType === 'llm'
+        ? this.llmExecutor
+        : runtimeType === 'sw4rm'
+          ? this.sw4rmAgents
+          : runtimeType === 'http'
+            ? this.httpAgents
+            : this.processAgents();
+
+  /** `runtime.type: http` steps (src/executors/http/executor.ts): made on first use. */
+  private readonly httpAgents: Executor = {
+    execute: async (ctx) => {
+      const { HttpExecutor } = await import('./executors/http/executor.js');
+      this.httpExecutor ??= new HttpExecutor({ store: this.store, secrets: (name, workflow) => this.secretValue(name, workflow), guardDeps: this.guardDeps });
+      return this.httpExecutor.execute(ctx);
+    },
+  };
+  private httpExecutor: Executor | undefined;
+
+  /** A secret's value as steps of `workflow` see it (stored secrets decrypted on demand, then SWARM_SECRET_*). */
+  private async secretValue(name: string, workflow?: string): Promise<string | undefined> {
+    await this.secretCache.prepare(workflow ?? '');
+    return this.secretCache.get(name, workflow);
+  }
+
+  /**
+   * A client of the registered remote executor `name` (`swarm executors add`), its bearer token
+   * resolved from its secret. Throws EXECUTOR_UNKNOWN naming it when it is not registered.
+   *
+   * @example
+   *   const rt = await swarm.executorClient('rt');
+   *   console.log(await rt.capabilities());
+   */
+  async executorClient(name: string, options: { fetch?: typeof fetch; timeoutMs?: number } = {}): Promise<RegisteredExecutorClient> {
+    return executorClientFor(this.store, (n) => this.secretValue(n), name, options);
+  }
 
   /** `runtime.type: sw4rm` steps (src/sw4rm/bridge/): made on first use, so only workers that run one load gRPC. */
   private readonly sw4rmAgents: Executor = {
@@ -551,6 +595,8 @@ export class Swarm {
         const hint = closest(provider, known);
         throw new ManifestError(file, 'runtime.provider', `unknown provider '${provider}'${hint ? ` (did you mean '${hint}'?)` : ''}; use ${PROVIDER_TYPES.join(', ')} or a provider named under providers: in swarm.yaml`);
       }
+    } else if (rt.type === 'http' || rt.type === 'sw4rm') {
+      // Nothing runs here: the step goes to a remote executor (http) or an agent on the router (sw4rm).
     } else if (rt.type === 'builtin') {
       if (!this.builtins.has(rt.entry)) throw new ManifestError(file, 'runtime.entry', `no built-in agent named '${rt.entry}' (have: ${this.builtins.names().join(', ')})`);
     } else if (!existsSync(join(dir, rt.entry)) && !existsSync(rt.entry)) {
@@ -565,7 +611,13 @@ export class Swarm {
       }
     }
     const record = agentRecord(manifest, dir);
-    return { record, result: await this.store.putAgent(record, options.force ?? false) };
+    const result = await this.store.putAgent(record, options.force ?? false);
+    // Registered in any order: the executor may be added after its agents (the step fails then, naming it).
+    const executor = manifest.http?.executor;
+    if (executor !== undefined && !(await this.store.getExecutor(executor))) {
+      return { record, result, warnings: [`executor '${executor}' is not registered yet: its steps fail until 'swarm executors add ${executor} <base_url>'`] };
+    }
+    return { record, result };
   }
 
   /** Register every package (a directory with agent.yaml) directly under `dir`. */
@@ -960,11 +1012,14 @@ export class Swarm {
     // steps then see the marker, so they should reference ${secrets.NAME} instead. Redacted after
     // planning, which fills in the inputs' defaults (the redactor copies what it redacts).
     const traceParent = activeTraceContext();
+    // Checked (and its size capped) before anything is written; redacted like the input.
+    const sharedJson = options.sharedInputs === undefined ? undefined : sharedInputsJson(this.redactor.value(options.sharedInputs));
     const trigger = {
       trigger_type: options.trigger_type ?? 'manual',
       trigger_data: undefined as unknown,
       ...(options.idempotencyKey ? { idempotency_key: options.idempotencyKey } : {}),
       ...(options.metadata && Object.keys(options.metadata).length ? { metadata: this.redactor.value(options.metadata) } : {}),
+      ...(sharedJson !== undefined ? { shared_inputs_json: sharedJson } : {}),
       // The caller's span (an HTTP request's traceparent, a library caller's), read here: the
       // transaction may run in another async context (group commit).
       ...(traceParent ? { trace_parent: traceParent } : {}),

@@ -742,6 +742,24 @@ CREATE TABLE IF NOT EXISTS sw4rm_agent_state (
   },
   // migration 24: executors registry (exec)
   // >>> section executors
+  {
+    version: 24,
+    name: 'executors',
+    // Remote executors (src/executors/http/): name → base URL, the secret holding the bearer token,
+    // the Ed25519 public key pinned when added. And a run's `shared_inputs` (JSON text, null when
+    // none), merged into the inputs of each of its http-runtime steps. The same migration as SQLite's 24.
+    sql: `
+CREATE TABLE IF NOT EXISTS executors (
+  name TEXT PRIMARY KEY,
+  base_url TEXT NOT NULL,
+  token_secret TEXT,
+  public_key TEXT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+ALTER TABLE workflow_runs ADD COLUMN IF NOT EXISTS shared_inputs TEXT;
+`,
+  },
   // <<< section executors
   // migration 25: consensus tasks: tasks, candidates, verifier results, votes, decisions (engine)
   // >>> section consensus

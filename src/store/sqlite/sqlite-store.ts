@@ -85,6 +85,8 @@ import * as memory from './memory-sql.js';
 import type { MemoryListQuery, MemoryRecord, MemorySearch, MemoryWrite, ScoredMemory } from '../memory-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 // >>> imports executors
+import * as executorsSql from './executors-sql.js';
+import type { ExecutorRecord, ExecutorWrite } from '../executor-types.js';
 // <<< imports executors
 // >>> imports consensus
 import { sqliteConsensusReads } from './consensus-sql.js';
@@ -536,6 +538,25 @@ export class SqliteStore implements Store {
 
   // ---- executors registry (exec) (migration 24) ----
   // >>> section executors
+  putExecutor(e: ExecutorWrite): Promise<ExecutorRecord> {
+    return this.exclusive(() => executorsSql.putExecutor((sql) => this.stmt(sql), e, Date.now()));
+  }
+
+  getExecutor(name: string): Promise<ExecutorRecord | undefined> {
+    return this.read(() => executorsSql.getExecutor((sql) => this.stmt(sql), name));
+  }
+
+  listExecutors(): Promise<ExecutorRecord[]> {
+    return this.read(() => executorsSql.listExecutors((sql) => this.stmt(sql)));
+  }
+
+  deleteExecutor(name: string): Promise<boolean> {
+    return this.exclusive(() => executorsSql.deleteExecutor((sql) => this.stmt(sql), name));
+  }
+
+  getRunSharedInputs(runId: string): Promise<string | null | undefined> {
+    return this.read(() => executorsSql.getRunSharedInputs((sql) => this.stmt(sql), runId));
+  }
   // <<< section executors
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
