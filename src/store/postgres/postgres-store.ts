@@ -93,6 +93,21 @@ import { pgConsensusReads } from './consensus-sql.js';
 import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from '../consensus-types.js';
 // <<< imports consensus
 // >>> imports knowledge
+import * as knowledgeSql from './knowledge-sql.js';
+import {
+  toKnowledgeDecisionRow,
+  toKnowledgeLookupRow,
+  toKnowledgeProposalRow,
+  toKnowledgeTrackRow,
+  type KnowledgeDecisionQuery,
+  type KnowledgeDecisionRow,
+  type KnowledgeDecisionWrite,
+  type KnowledgeLookupRow,
+  type KnowledgeLookupWrite,
+  type KnowledgeProposalRow,
+  type KnowledgeTrackFilter,
+  type KnowledgeTrackRow,
+} from '../knowledge-types.js';
 // <<< imports knowledge
 // >>> imports keys
 // <<< imports keys
@@ -547,6 +562,41 @@ export class PostgresStore implements Store {
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----
   // >>> section knowledge
+  putKnowledgeDecision(w: KnowledgeDecisionWrite): Promise<{ created: boolean }> {
+    return this.atomically(async (q, now) => ({ value: await knowledgeSql.putKnowledgeDecisionIn(q, w, now), notify: false }));
+  }
+
+  async getKnowledgeDecision(taskId: string): Promise<KnowledgeDecisionRow | undefined> {
+    const r = (await this.read(knowledgeSql.GET_DECISION_SQL, [noNul(taskId)]))[0];
+    return r ? toKnowledgeDecisionRow(r) : undefined;
+  }
+
+  async listKnowledgeDecisions(q: KnowledgeDecisionQuery): Promise<KnowledgeDecisionRow[]> {
+    if (q.task_ids !== undefined && q.task_ids.length === 0) return [];
+    return (await this.read(knowledgeSql.LIST_DECISIONS_SQL, knowledgeSql.listDecisionsParams(q))).map(toKnowledgeDecisionRow);
+  }
+
+  async listKnowledgeProposals(taskIds: readonly string[]): Promise<KnowledgeProposalRow[]> {
+    if (taskIds.length === 0) return [];
+    return (await this.read(knowledgeSql.LIST_PROPOSALS_SQL, [taskIds.map((t) => noNul(t))])).map(toKnowledgeProposalRow);
+  }
+
+  async knowledgeTrackRecord(f: KnowledgeTrackFilter): Promise<KnowledgeTrackRow[]> {
+    return (await this.read(knowledgeSql.TRACK_RECORD_SQL, knowledgeSql.trackRecordParams(f))).map(toKnowledgeTrackRow);
+  }
+
+  async knowledgeTaskTypes(): Promise<string[]> {
+    return (await this.read(knowledgeSql.TASK_TYPES_SQL)).map((r) => r.task_type as string);
+  }
+
+  async addKnowledgeLookup(l: KnowledgeLookupWrite): Promise<KnowledgeLookupRow> {
+    const r = (await this.read(knowledgeSql.ADD_LOOKUP_SQL, knowledgeSql.addLookupParams(l)))[0] as Record<string, unknown>;
+    return toKnowledgeLookupRow(r);
+  }
+
+  async listKnowledgeLookups(q: { task_id?: string; limit?: number }): Promise<KnowledgeLookupRow[]> {
+    return (await this.read(knowledgeSql.LIST_LOOKUPS_SQL, [q.task_id === undefined ? null : noNul(q.task_id), q.limit ?? 100])).map(toKnowledgeLookupRow);
+  }
   // <<< section knowledge
 
   // ---- signing keys (core) (migration 27) ----
