@@ -38,8 +38,10 @@ import type {
 import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, BudgetSettleRequest, BudgetWarning } from './budget-types.js';
 import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, ExpiredRunQuery, RunDeleteReport, RunTree } from './retention-types.js';
 // >>> imports executors
+import type { ExecutorRecord, ExecutorWrite } from './executor-types.js';
 // <<< imports executors
 // >>> imports consensus
+import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from './consensus-types.js';
 // <<< imports consensus
 // >>> imports knowledge
 import type { KnowledgeDecisionQuery, KnowledgeDecisionRow, KnowledgeDecisionWrite, KnowledgeLookupRow, KnowledgeLookupWrite, KnowledgeProposalRow, KnowledgeTrackFilter, KnowledgeTrackRow } from './knowledge-types.js';
@@ -435,10 +437,36 @@ export interface Store {
 
   // ---- executors registry (exec) (migration 24) ----
   // >>> section executors
+  /**
+   * Register an executor, or replace the one of that name (its created_at stays).
+   *
+   * @example
+   *   await store.putExecutor({ name: 'rt', base_url: 'http://127.0.0.1:8787', token_secret: null, public_key: null });
+   */
+  putExecutor(e: ExecutorWrite): Promise<ExecutorRecord>;
+  getExecutor(name: string): Promise<ExecutorRecord | undefined>;
+  /** Every registered executor, by name. */
+  listExecutors(): Promise<ExecutorRecord[]>;
+  /** Forget an executor; false when there was none of that name. */
+  deleteExecutor(name: string): Promise<boolean>;
+  /** A run's `shared_inputs` as stored (JSON text; null: none; undefined: no such run). */
+  getRunSharedInputs(runId: string): Promise<string | null | undefined>;
   // <<< section executors
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
   // >>> section consensus
+  /** A consensus task by id. */
+  getConsensusTask(taskId: string): Promise<ConsensusTaskRow | undefined>;
+  /** Consensus tasks, newest first, of a run and/or in a status. */
+  listConsensusTasks(query?: ConsensusTaskQuery): Promise<ConsensusTaskRow[]>;
+  /** A task's candidates, by round and proposal order. */
+  getConsensusCandidates(taskId: string): Promise<ConsensusCandidateRow[]>;
+  getConsensusResults(taskId: string): Promise<ConsensusResultRow[]>;
+  /** A task's votes (of one round, or all), commitments with their reveals. */
+  getConsensusVotes(taskId: string, round?: number): Promise<ConsensusVoteRow[]>;
+  getConsensusDecision(taskId: string): Promise<ConsensusDecisionRow | undefined>;
+  /** Cost so far per budget bucket (USD). */
+  getConsensusCosts(taskId: string): Promise<ConsensusCosts>;
   // <<< section consensus
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----

@@ -310,6 +310,8 @@ export interface NewRunRow {
   created_at: number;
   idempotency_key?: string | null;
   metadata_json?: string | null;
+  /** The run's `shared_inputs` as JSON text (src/executors/http/shared-inputs.ts); absent or null: none. */
+  shared_inputs_json?: string | null;
   /** The W3C trace context of the run's span (only when tracing is on; see src/observability/tracing.ts). */
   traceparent?: string | null;
   tracestate?: string | null;
@@ -429,6 +431,8 @@ export interface LedgerTx {
   /** Durable sleeps, waits and signals (see wait-types.ts). */
   waits(): WaitsTx;
   // >>> section engine-tx (consensus rows written in the ledger's transaction)
+  /** Consensus task rows (see consensus-types.ts), written with the lifecycle events they describe. */
+  consensus(): import('./consensus-types.js').ConsensusTx;
   // <<< section engine-tx
 }
 

@@ -85,8 +85,12 @@ import * as memory from './memory-sql.js';
 import { memoryDimensions, type MemoryListQuery, type MemoryRecord, type MemorySearch, type MemoryWrite, type ScoredMemory } from '../memory-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 // >>> imports executors
+import * as executorsSql from './executors-sql.js';
+import { toExecutorRecord, type ExecutorRecord, type ExecutorWrite } from '../executor-types.js';
 // <<< imports executors
 // >>> imports consensus
+import { pgConsensusReads } from './consensus-sql.js';
+import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from '../consensus-types.js';
 // <<< imports consensus
 // >>> imports knowledge
 import * as knowledgeSql from './knowledge-sql.js';
@@ -501,10 +505,59 @@ export class PostgresStore implements Store {
 
   // ---- executors registry (exec) (migration 24) ----
   // >>> section executors
+  async putExecutor(e: ExecutorWrite): Promise<ExecutorRecord> {
+    const rows = await this.read(executorsSql.PUT_EXECUTOR_SQL, [noNul(e.name), noNul(e.base_url), e.token_secret === null ? null : noNul(e.token_secret), e.public_key === null ? null : noNul(e.public_key), Date.now()]);
+    return toExecutorRecord(rows[0] as Record<string, unknown>);
+  }
+
+  async getExecutor(name: string): Promise<ExecutorRecord | undefined> {
+    const r = (await this.read(executorsSql.GET_EXECUTOR_SQL, [noNul(name)]))[0];
+    return r ? toExecutorRecord(r) : undefined;
+  }
+
+  async listExecutors(): Promise<ExecutorRecord[]> {
+    return (await this.read(executorsSql.LIST_EXECUTORS_SQL)).map(toExecutorRecord);
+  }
+
+  async deleteExecutor(name: string): Promise<boolean> {
+    return (await this.write(executorsSql.DELETE_EXECUTOR_SQL, [noNul(name)])) > 0;
+  }
+
+  async getRunSharedInputs(runId: string): Promise<string | null | undefined> {
+    const r = (await this.read(executorsSql.GET_RUN_SHARED_INPUTS_SQL, [noNul(runId)]))[0];
+    return r ? ((r.shared_inputs as string | null) ?? null) : undefined;
+  }
   // <<< section executors
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
   // >>> section consensus
+  getConsensusTask(taskId: string): Promise<ConsensusTaskRow | undefined> {
+    return pgConsensusReads((text, values) => this.read(text, values)).getTask(taskId);
+  }
+
+  listConsensusTasks(query: ConsensusTaskQuery = {}): Promise<ConsensusTaskRow[]> {
+    return pgConsensusReads((text, values) => this.read(text, values)).listTasks(query);
+  }
+
+  getConsensusCandidates(taskId: string): Promise<ConsensusCandidateRow[]> {
+    return pgConsensusReads((text, values) => this.read(text, values)).candidates(taskId);
+  }
+
+  getConsensusResults(taskId: string): Promise<ConsensusResultRow[]> {
+    return pgConsensusReads((text, values) => this.read(text, values)).results(taskId);
+  }
+
+  getConsensusVotes(taskId: string, round?: number): Promise<ConsensusVoteRow[]> {
+    return pgConsensusReads((text, values) => this.read(text, values)).votes(taskId, round);
+  }
+
+  getConsensusDecision(taskId: string): Promise<ConsensusDecisionRow | undefined> {
+    return pgConsensusReads((text, values) => this.read(text, values)).getDecision(taskId);
+  }
+
+  getConsensusCosts(taskId: string): Promise<ConsensusCosts> {
+    return pgConsensusReads((text, values) => this.read(text, values)).costs(taskId);
+  }
   // <<< section consensus
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----

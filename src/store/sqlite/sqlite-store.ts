@@ -85,8 +85,12 @@ import * as memory from './memory-sql.js';
 import type { MemoryListQuery, MemoryRecord, MemorySearch, MemoryWrite, ScoredMemory } from '../memory-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 // >>> imports executors
+import * as executorsSql from './executors-sql.js';
+import type { ExecutorRecord, ExecutorWrite } from '../executor-types.js';
 // <<< imports executors
 // >>> imports consensus
+import { sqliteConsensusReads } from './consensus-sql.js';
+import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from '../consensus-types.js';
 // <<< imports consensus
 // >>> imports knowledge
 import * as knowledgeSql from './knowledge-sql.js';
@@ -536,10 +540,61 @@ export class SqliteStore implements Store {
 
   // ---- executors registry (exec) (migration 24) ----
   // >>> section executors
+  putExecutor(e: ExecutorWrite): Promise<ExecutorRecord> {
+    return this.exclusive(() => executorsSql.putExecutor((sql) => this.stmt(sql), e, Date.now()));
+  }
+
+  getExecutor(name: string): Promise<ExecutorRecord | undefined> {
+    return this.read(() => executorsSql.getExecutor((sql) => this.stmt(sql), name));
+  }
+
+  listExecutors(): Promise<ExecutorRecord[]> {
+    return this.read(() => executorsSql.listExecutors((sql) => this.stmt(sql)));
+  }
+
+  deleteExecutor(name: string): Promise<boolean> {
+    return this.exclusive(() => executorsSql.deleteExecutor((sql) => this.stmt(sql), name));
+  }
+
+  getRunSharedInputs(runId: string): Promise<string | null | undefined> {
+    return this.read(() => executorsSql.getRunSharedInputs((sql) => this.stmt(sql), runId));
+  }
   // <<< section executors
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
   // >>> section consensus
+  /** A read of the consensus tables, serialised with the connection's other work. */
+  private consensusRead<T>(fn: (c: ReturnType<typeof sqliteConsensusReads>) => Promise<T>): Promise<T> {
+    return this.exclusive(() => fn(sqliteConsensusReads((sql) => this.stmt(sql))), 'reading');
+  }
+
+  getConsensusTask(taskId: string): Promise<ConsensusTaskRow | undefined> {
+    return this.consensusRead((c) => c.getTask(taskId));
+  }
+
+  listConsensusTasks(query: ConsensusTaskQuery = {}): Promise<ConsensusTaskRow[]> {
+    return this.consensusRead((c) => c.listTasks(query));
+  }
+
+  getConsensusCandidates(taskId: string): Promise<ConsensusCandidateRow[]> {
+    return this.consensusRead((c) => c.candidates(taskId));
+  }
+
+  getConsensusResults(taskId: string): Promise<ConsensusResultRow[]> {
+    return this.consensusRead((c) => c.results(taskId));
+  }
+
+  getConsensusVotes(taskId: string, round?: number): Promise<ConsensusVoteRow[]> {
+    return this.consensusRead((c) => c.votes(taskId, round));
+  }
+
+  getConsensusDecision(taskId: string): Promise<ConsensusDecisionRow | undefined> {
+    return this.consensusRead((c) => c.getDecision(taskId));
+  }
+
+  getConsensusCosts(taskId: string): Promise<ConsensusCosts> {
+    return this.consensusRead((c) => c.costs(taskId));
+  }
   // <<< section consensus
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----
