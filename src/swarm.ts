@@ -83,6 +83,8 @@ import type { RunSignalRecord, TriggerRecord, WorkerRecord } from './store/types
 import { activeTraceContext } from './observability/tracing.js';
 import { ConsensusTasks, type SubmittedTask, type TaskDecisionView, type TaskView } from './consensus/facade.js';
 import { consensusDeps, consensusRunner } from './consensus/driver/wiring.js';
+import { knowledgeHooks } from './consensus/knowledge/hooks.js';
+import { knowledgeForSwarm } from './consensus/knowledge/swarm.js';
 import { derivedKernelKeys } from './consensus/driver/kernel-keys.js';
 import type { ConsensusDeps } from './consensus/driver/deps.js';
 import type { VoteInput } from './consensus/driver/votes.js';
@@ -433,6 +435,8 @@ export class Swarm {
       faults: config.faults,
       log: (m) => log(m),
       redact: (d) => this.redactor.value(d),
+      // The knowledge store: prior decisions seed the proposers, finalized ones are recorded.
+      knowledge: knowledgeHooks(knowledgeForSwarm({ store, memory: this.memory, redactor: this.redactor }, llm.providerEnv ?? process.env), store),
     });
     this.consensusTasks = new ConsensusTasks({
       store,

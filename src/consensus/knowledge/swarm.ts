@@ -27,7 +27,6 @@ export function parseEmbeddingRef(ref: string, from = 'SWARM_KNOWLEDGE_EMBEDDING
 export function knowledgeForSwarm(swarm: { store: Store; memory: AgentMemory; redactor?: Redactor }, env: NodeJS.ProcessEnv = {}): Knowledge {
   const redactor = swarm.redactor;
   const configured = env.SWARM_KNOWLEDGE_EMBEDDING?.trim() || undefined;
-  if (configured) parseEmbeddingRef(configured);
   return createKnowledge({
     store: swarm.store,
     // Only `embedding` of a memory spec is read by embedderOf.
