@@ -61,15 +61,16 @@ export async function exactContract(store: Store): Promise<void> {
 }
 
 /** The blacklist: by task id or candidate hash, each rejection listed once, the lookup falling through. */
-export async function blacklistContract(store: Store, o: { vectors: boolean }): Promise<void> {
+export async function blacklistContract(store: Store, o: { vectors: boolean; taskType?: string }): Promise<void> {
+  const type = o.taskType ?? 'summary';
   const k = createKnowledge({ store, embedder: fakeEmbedder() });
   const inputs = { prompt: REPORT };
-  await k.record(finalized({ task_id: 'old', task_type: 'summary', inputs }, [{ proposer: 'executor:a', output: { summary: 'A' } }], 0, 1000));
-  await k.record(finalized({ task_id: 'new', task_type: 'summary', inputs }, [{ proposer: 'executor:a', output: { summary: 'B' } }], 0, 2000));
-  await k.record(finalized({ task_id: 'near', task_type: 'summary', inputs: { prompt: `${REPORT} members` } }, [{ proposer: 'executor:a', output: { summary: 'C' } }], 0, 3000));
+  await k.record(finalized({ task_id: 'old', task_type: type, inputs }, [{ proposer: 'executor:a', output: { summary: 'A' } }], 0, 1000));
+  await k.record(finalized({ task_id: 'new', task_type: type, inputs }, [{ proposer: 'executor:a', output: { summary: 'B' } }], 0, 2000));
+  await k.record(finalized({ task_id: 'near', task_type: type, inputs: { prompt: `${REPORT} members` } }, [{ proposer: 'executor:a', output: { summary: 'C' } }], 0, 3000));
 
   // The newest EXACT decision blacklisted by task id: the next one is used.
-  const r1 = await k.lookup({ task_id: 'q1', task_type: 'summary', inputs, knowledge: { reuse_blacklist: ['new'] } });
+  const r1 = await k.lookup({ task_id: 'q1', task_type: type, inputs, knowledge: { reuse_blacklist: ['new'] } });
   expect(r1.hit?.task_id).toBe('old');
   expect(r1.rejected).toEqual([{ task_id: 'new', candidate_hash: candidateHash({ summary: 'B' }), reason: 'REUSE_BLACKLISTED', matched: 'task_id', hit_type: 'EXACT' }]);
   expect(knowledgeEvents('q1', r1).map((e) => e.type)).toEqual(['REUSE_REJECT_RECORDED', 'KNOWLEDGE_HIT']);
@@ -85,7 +86,7 @@ export async function blacklistContract(store: Store, o: { vectors: boolean }): 
 
   // Both EXACT ones out (one by candidate hash): no EXACT hit.
   const blacklist = ['new', candidateHash({ summary: 'A' })];
-  const r2 = await k.lookup({ task_id: 'q2', task_type: 'summary', inputs, knowledge: { reuse_blacklist: blacklist } });
+  const r2 = await k.lookup({ task_id: 'q2', task_type: type, inputs, knowledge: { reuse_blacklist: blacklist } });
   expect(r2.hit).toBeUndefined();
   expect(r2.rejected.map((x) => [x.task_id, x.matched])).toEqual([
     ['new', 'task_id'],
@@ -97,7 +98,7 @@ export async function blacklistContract(store: Store, o: { vectors: boolean }): 
 
   // With SIMILAR, the lookup falls through to the similar decision; the EXACT ones, met again among
   // the nearest, are not listed twice.
-  const r3 = await k.lookup({ task_id: 'q3', task_type: 'summary', inputs, knowledge: { lookup: 'similar', min_similarity: 0.8, reuse_blacklist: blacklist } });
+  const r3 = await k.lookup({ task_id: 'q3', task_type: type, inputs, knowledge: { lookup: 'similar', min_similarity: 0.8, reuse_blacklist: blacklist } });
   expect(r3.rejected.map((x) => x.task_id)).toEqual(['new', 'old']);
   if (!o.vectors) {
     expect(r3.hit).toBeUndefined();
@@ -110,7 +111,7 @@ export async function blacklistContract(store: Store, o: { vectors: boolean }): 
   expect((await k.lookups({ task_id: 'q3' }))[0]).toMatchObject({ mode: 'similar', hit_type: 'SIMILAR', decision_task_id: 'near', similarity: r3.hit?.similarity });
 
   // A SIMILAR decision blacklisted: rejected as SIMILAR with its similarity; nothing else is near enough.
-  const r4 = await k.lookup({ task_id: 'q4', task_type: 'summary', inputs, knowledge: { lookup: 'similar', min_similarity: 0.8, reuse_blacklist: [...blacklist, 'near'] } });
+  const r4 = await k.lookup({ task_id: 'q4', task_type: type, inputs, knowledge: { lookup: 'similar', min_similarity: 0.8, reuse_blacklist: [...blacklist, 'near'] } });
   expect(r4.hit).toBeUndefined();
   expect(r4.rejected[2]).toMatchObject({ task_id: 'near', hit_type: 'SIMILAR', matched: 'task_id' });
   expect(r4.rejected[2]?.similarity).toBeGreaterThan(0.85);

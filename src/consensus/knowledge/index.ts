@@ -22,6 +22,7 @@ import type { KnowledgeDecisionRow, KnowledgeHitType, KnowledgeLookupRow, Knowle
 import type { Store } from '../../store/store.js';
 import type { SeedBundle } from '../../executors/http/contract.js';
 import type { Candidate, Decision, KnowledgeSpec, TaskCost, VerifierResult } from '../core/types.js';
+import type { KnowledgeHitData, ReuseRejectRecordedData } from '../core/events.js';
 import { ReasonCode } from '../core/reason-codes.js';
 import { buildDecisionWrite, exportLine, type KnowledgeExportLine } from './records.js';
 import { inputsHash, knowledgeDedupKey, knowledgeNamespace, taskText } from './text.js';
@@ -125,25 +126,16 @@ export interface Knowledge {
   lookups(q?: { task_id?: string; limit?: number }): Promise<KnowledgeLookupRow[]>;
 }
 
-/** KNOWLEDGE_HIT's data: which decision a task reuses. */
-export interface KnowledgeHitEventData {
-  task_id: string;
-  hit_type: KnowledgeHitType;
-  decision_task_id: string;
-  candidate_hash: string;
+/** KNOWLEDGE_HIT's data (core's KnowledgeHitData, with the inputs hash the EXACT key was). */
+export interface KnowledgeHitEventData extends KnowledgeHitData {
   inputs_hash: string;
-  similarity?: number;
 }
 
-/** REUSE_REJECT_RECORDED's data: a decision found but not reused. */
-export interface ReuseRejectEventData {
-  task_id: string;
-  decision_task_id: string;
-  candidate_hash: string;
+/** REUSE_REJECT_RECORDED's data (core's ReuseRejectRecordedData): a decision found but not reused, and what the blacklist entry matched. */
+export interface ReuseRejectEventData extends ReuseRejectRecordedData {
   reason_code: typeof ReasonCode.REUSE_BLACKLISTED;
   reason: 'REUSE_BLACKLISTED';
   matched: KnowledgeRejection['matched'];
-  hit_type: KnowledgeHitType;
   similarity?: number;
 }
 
