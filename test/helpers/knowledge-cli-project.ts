@@ -10,7 +10,8 @@ import { knowledgeForSwarm } from '../../src/consensus/knowledge/swarm.js';
 import type { KnowledgeExportLine } from '../../src/consensus/knowledge/index.js';
 import { startFakeLlmServer } from '../../src/testing/fake-llm-server.js';
 import { finalized } from './knowledge-fixtures.js';
-import { openProject, removeProject, tempProject } from './project.js';
+import { Swarm } from '../../src/swarm.js';
+import { removeProject, tempProject } from './project.js';
 
 export const REPORT = 'Summarise the quarterly sales report for the board';
 
@@ -20,11 +21,12 @@ export interface KnowledgeCliProject {
   close(): Promise<void>;
 }
 
-export async function knowledgeCliProject(): Promise<KnowledgeCliProject> {
+/** `databaseUrl`: a PostgreSQL database instead of the project's SQLite file (no pgvector there: decisions are not embedded). */
+export async function knowledgeCliProject(databaseUrl?: string): Promise<KnowledgeCliProject> {
   const fake = await startFakeLlmServer();
   const dir = tempProject();
-  const env = { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl, SWARM_KNOWLEDGE_EMBEDDING: 'openai/text-embedding-3-small' };
-  const swarm = await openProject(dir, { providerEnv: env });
+  const env: Record<string, string> = { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl, SWARM_KNOWLEDGE_EMBEDDING: 'openai/text-embedding-3-small', ...(databaseUrl ? { SWARM_DATABASE_URL: databaseUrl } : {}) };
+  const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm'), ...env }, providerEnv: env });
   try {
     const k = knowledgeForSwarm(swarm, env);
     const recorded = [
@@ -32,7 +34,7 @@ export async function knowledgeCliProject(): Promise<KnowledgeCliProject> {
       await k.record(finalized({ task_id: 'k2', task_type: 'summary', inputs: { prompt: 'Translate a short poem into French' } }, [{ proposer: 'executor:a', output: { summary: 'Poème.' } }], 0, Date.UTC(2026, 0, 2))),
       await k.record(finalized({ task_id: 'm1', task_type: 'math', inputs: { q: 'quarterly sales growth' } }, [{ proposer: 'agent:calc#1', output: { n: 4 } }], 0, Date.UTC(2026, 0, 3))),
     ];
-    expect(recorded.map((r) => r.indexed)).toEqual([true, true, true]);
+    expect(recorded.map((r) => r.indexed)).toEqual(databaseUrl ? [false, false, false] : [true, true, true]);
   } finally {
     await swarm.close();
   }
