@@ -82,7 +82,8 @@ import type {
 import type { RunSignalRecord, TriggerRecord, WorkerRecord } from './store/types.js';
 import { activeTraceContext } from './observability/tracing.js';
 import { ConsensusTasks, type SubmittedTask, type TaskDecisionView, type TaskView } from './consensus/facade.js';
-import { consensusDeps, consensusRunner } from './consensus/driver/wiring.js';
+import { consensusDeps, consensusRunner, knowledgeHooks } from './consensus/driver/wiring.js';
+import { createKnowledge } from './consensus/knowledge/index.js';
 import { derivedKernelKeys } from './consensus/driver/kernel-keys.js';
 import type { ConsensusDeps } from './consensus/driver/deps.js';
 import type { VoteInput } from './consensus/driver/votes.js';
@@ -428,8 +429,10 @@ export class Swarm {
       workRoot: join(config.home, 'work'),
       kernelKey: derivedKernelKeys(keys.chain),
       executor: async (name) => {
-        throw new UserError('EXECUTOR_NOT_FOUND', `executor '${name}' is not registered`, { executor: name });
+        const client = await this.executorClient(name);
+        return { client, public_key: client.record.public_key };
       },
+      knowledge: knowledgeHooks(createKnowledge({ store }), store),
       faults: config.faults,
       log: (m) => log(m),
       redact: (d) => this.redactor.value(d),

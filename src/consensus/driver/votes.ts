@@ -17,6 +17,7 @@ import { EventType } from '../../core/events.js';
 import type { ConsensusTaskRow, SealedVote } from '../../store/consensus-types.js';
 import { commitmentHash, verifyRecord } from '../core/crypto.js';
 import { ReasonCode, reasonName } from '../core/reason-codes.js';
+import { voteCommitSignedFields, voteRevealSignedFields } from '../core/signed.js';
 import type { Writer } from './deps.js';
 import { DEFAULT_REVEAL_DEADLINE_MS, memberOf } from './rules.js';
 
@@ -50,13 +51,13 @@ export function revealDeadline(task: ConsensusTaskRow): number | null {
   return task.round_started_at === null ? null : task.round_started_at + (task.contract.voting.reveal_deadline_ms ?? DEFAULT_REVEAL_DEADLINE_MS);
 }
 
-/** The fields a vote's signature covers. */
+/** The fields a vote's signature covers (core's signed.ts). */
 export function commitFields(v: Pick<CommitInput, 'task_id' | 'voter_id' | 'commitment'> & { round: number }): Record<string, unknown> {
-  return { task_id: v.task_id, round: v.round, voter_id: v.voter_id, commitment: v.commitment };
+  return voteCommitSignedFields(v);
 }
 
 export function revealFields(v: Pick<RevealInput, 'task_id' | 'voter_id' | 'candidate_hash' | 'vote' | 'salt'> & { round: number }): Record<string, unknown> {
-  return { task_id: v.task_id, round: v.round, voter_id: v.voter_id, candidate_hash: v.candidate_hash, vote: v.vote, salt: v.salt };
+  return voteRevealSignedFields(v);
 }
 
 /**
