@@ -82,8 +82,7 @@ import type {
 import type { RunSignalRecord, TriggerRecord, WorkerRecord } from './store/types.js';
 import { activeTraceContext } from './observability/tracing.js';
 import { ConsensusTasks, type SubmittedTask, type TaskDecisionView, type TaskView } from './consensus/facade.js';
-import { consensusDeps, consensusRunner } from './consensus/driver/wiring.js';
-import { knowledgeHooks } from './consensus/knowledge/hooks.js';
+import { consensusDeps, consensusRunner, knowledgeHooks } from './consensus/driver/wiring.js';
 import { knowledgeForSwarm } from './consensus/knowledge/swarm.js';
 import { derivedKernelKeys } from './consensus/driver/kernel-keys.js';
 import type { ConsensusDeps } from './consensus/driver/deps.js';
@@ -430,7 +429,8 @@ export class Swarm {
       workRoot: join(config.home, 'work'),
       kernelKey: derivedKernelKeys(keys.chain),
       executor: async (name) => {
-        throw new UserError('EXECUTOR_NOT_FOUND', `executor '${name}' is not registered`, { executor: name });
+        const client = await this.executorClient(name);
+        return { client, public_key: client.record.public_key };
       },
       faults: config.faults,
       log: (m) => log(m),

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManifestError } from '../src/core/errors.js';
 import { verifyRecord } from '../src/consensus/core/crypto.js';
+import { candidateSignedFields } from '../src/consensus/core/signed.js';
 import type { Swarm } from '../src/swarm.js';
 import { builtinAgent, openProject, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
 
@@ -90,7 +91,7 @@ ${SCHEMA}      proposers: [{ agent: solver, samples: 2 }, { agent: wrong }]
     const members = view?.task.members ?? [];
     for (const c of view?.candidates ?? []) {
       const key = members.find((m) => m.role === 'proposer' && m.id === c.proposer_id)?.public_key ?? '';
-      expect(verifyRecord(key, 'candidate', { task_id: c.task_id, candidate_hash: c.candidate_hash, proposer_id: c.proposer_id, round: c.round }, c.signature)).toBe(true);
+      expect(verifyRecord(key, 'candidate', candidateSignedFields(c), c.signature)).toBe(true);
     }
     expect(view?.cost.explore_usd).toBeCloseTo(0.02);
     expect(view?.votes.every((v) => v.revealed_at !== null)).toBe(true);
@@ -150,8 +151,7 @@ steps:
     expect(err).toBeInstanceOf(ManifestError);
     const text = err.message;
     expect(text).toMatch(/workflow.yaml:6: .*runs no agent/);
-    expect(text).toMatch(/workflow.yaml:10: .*proposers: needs at least one proposer/);
-    expect(text).toMatch(/v1' is listed twice/);
-    expect(text).toMatch(/quorum/);
+    expect(text).toMatch(/workflow.yaml:10: .*task\.proposers: must be a non-empty list/);
+    expect(text).toMatch(/workflow.yaml:12: .*task\.voting\.quorum: 5 is more than the 2 voters/);
   });
 });

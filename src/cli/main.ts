@@ -19,6 +19,7 @@ import { registerSw4rmCommands } from './commands/sw4rm.js';
 // >>> imports exec
 // <<< imports exec
 // >>> imports engine
+import { registerTaskCommands } from './commands/task.js';
 // <<< imports engine
 // >>> imports knowledge
 import { registerKnowledgeCommands } from './commands/knowledge.js';
@@ -80,6 +81,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   // >>> register exec
   // <<< register exec
   // >>> register engine
+  registerTaskCommands(program, ctx);
   // <<< register engine
   // >>> register knowledge
   registerKnowledgeCommands(program, ctx);

@@ -13,6 +13,7 @@ import type { SeedBundle } from '../../executors/http/contract.js';
 import type { ConsensusCandidateRow, ConsensusTaskRow } from '../../store/consensus-types.js';
 import { candidateHash, signRecord, verifyRecord } from '../core/crypto.js';
 import { ReasonCode, reasonName } from '../core/reason-codes.js';
+import { candidateSignedFields } from '../core/signed.js';
 import type { EvidenceRef } from '../core/types.js';
 import { checkAborted, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
 import { failTask } from './driver.js';
@@ -25,10 +26,6 @@ interface Proposal {
   signature: string | null;
 }
 
-/** The fields a candidate's signature covers (the hash names the output). */
-export function candidateFields(c: { task_id: string; candidate_hash: string; proposer_id: string; round: number }): Record<string, unknown> {
-  return { task_id: c.task_id, candidate_hash: c.candidate_hash, proposer_id: c.proposer_id, round: c.round };
-}
 
 export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<void> {
   const contract = task.contract;
@@ -107,7 +104,7 @@ async function proposeOne(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTa
     return;
   }
   const hash = candidateHash(p.output ?? null);
-  const fields = candidateFields({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round });
+  const fields = candidateSignedFields({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, evidence: p.evidence, cost_usd: p.cost_usd });
   const member = memberOf(task.members, 'proposer', slot.id);
   const code = !member ? ReasonCode.NOT_MEMBER : !p.signature ? ReasonCode.SIGNATURE_MISSING : !verifyRecord(member.public_key, 'candidate', fields, p.signature) ? ReasonCode.SIGNATURE_INVALID : undefined;
   await transition(deps, ctx, async (w) => {
@@ -169,5 +166,5 @@ async function ask(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, 
   }
   const key = await deps.kernelKey(`consensus:${slot.id}`);
   const hash = candidateHash(output ?? null);
-  return { output, evidence, cost_usd: cost, signature: signRecord(key.privateKey, 'candidate', candidateFields({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round })) };
+  return { output, evidence, cost_usd: cost, signature: signRecord(key.privateKey, 'candidate', candidateSignedFields({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, evidence, cost_usd: cost })) };
 }

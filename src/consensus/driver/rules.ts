@@ -12,9 +12,9 @@ import { byteLength } from '../../core/limits.js';
 import { ReasonCode } from '../core/reason-codes.js';
 import type { BudgetBucket, Member, TaskContract, VerifierSpec, VoterSpec } from '../core/types.js';
 import { evaluatePolicy, type PolicyInput, type PolicyOutcome } from '../policies/index.js';
+import { contractParticipants } from '../core/contract.js';
+import { MAX_EVENT_PAYLOAD_BYTES } from '../core/limits.js';
 
-/** The largest event data a candidate's output may travel in; a larger output stays in its row (the event carries hash and size). */
-export const MAX_EVENT_PAYLOAD_BYTES = 64 * 1024;
 
 export const DEFAULT_EXPIRY_MS = 10 * 60_000;
 export const DEFAULT_REVEAL_DEADLINE_MS = 60_000;
@@ -27,23 +27,18 @@ export interface ProposerSlot {
   agent?: string;
 }
 
-/** The proposer slots of a contract (an agent with `samples: n` is n members). */
+/** The proposer slots of a contract (an entry with `samples: n` is n members), with their member ids. */
 export function proposerSlots(contract: TaskContract): ProposerSlot[] {
-  const out: ProposerSlot[] = [];
-  for (const p of contract.proposers) {
-    if (p.executor) out.push({ id: p.id ?? `executor:${p.executor}`, executor: p.executor });
-    else if (p.agent) {
-      const n = p.samples ?? 1;
-      for (let i = 1; i <= n; i++) out.push({ id: n === 1 && p.id ? p.id : `${p.id ?? `agent:${p.agent}`}#${i}`, agent: p.agent });
-    }
-  }
-  return out;
+  return contractParticipants(contract)
+    .filter((p) => p.role === 'proposer')
+    .map((p) => ({ id: p.id, ...(p.executor ? { executor: p.executor } : {}), ...(p.agent ? { agent: p.agent } : {}) }));
 }
 
-/** The verifiers (default: one local verifier). */
+/** The verifiers (default: one local verifier), with their member ids. */
 export function verifierSlots(contract: TaskContract): Array<VerifierSpec & { id: string }> {
-  const v = contract.verification.verifiers?.length ? contract.verification.verifiers : [{ local: true }];
-  return v.map((s) => ({ ...s, id: s.id ?? (s.executor ? `executor:${s.executor}` : 'local') }));
+  return contractParticipants(contract)
+    .filter((p) => p.role === 'verifier')
+    .map((p) => ({ id: p.id, ...(p.executor ? { executor: p.executor } : { local: true }) }));
 }
 
 export function voterSlots(contract: TaskContract): VoterSpec[] {

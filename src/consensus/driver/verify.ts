@@ -13,6 +13,7 @@ import { EventType } from '../../core/events.js';
 import type { ConsensusCandidateRow, ConsensusTaskRow } from '../../store/consensus-types.js';
 import { sha256Hex, signRecord, verifyRecord } from '../core/crypto.js';
 import { ReasonCode, reasonName } from '../core/reason-codes.js';
+import { verifierResultSignedFields } from '../core/signed.js';
 import type { EvidenceRef, VerificationStatus, VerifierSpec } from '../core/types.js';
 import { checkAborted, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
 import { budgetAllows, memberOf, runPolicy, verifierSlots } from './rules.js';
@@ -26,10 +27,6 @@ export interface EvidenceCheck {
   detail?: string;
 }
 
-/** The fields a verifier result's signature covers. */
-export function resultFields(r: { task_id: string; candidate_hash: string; verifier_id: string; policy_id: string; status: string; reason_codes: number[]; score: number }): Record<string, unknown> {
-  return { task_id: r.task_id, candidate_hash: r.candidate_hash, verifier_id: r.verifier_id, policy_id: r.policy_id, status: r.status, reason_codes: r.reason_codes, score: r.score };
-}
 
 export async function verify(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<void> {
   const contract = task.contract;
@@ -99,8 +96,8 @@ async function verifyOne(
     } else {
       const o = runPolicy(policy, params, { ...(contract.output_schema ? { output_schema: contract.output_schema } : {}), candidate: { candidate_hash: cand.candidate_hash, output: cand.output, evidence: cand.evidence }, others, unreachable_evidence: unreachable });
       const key = await deps.kernelKey(`consensus:${v.id}`);
-      const base = { task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: o.status, reason_codes: o.reason_codes, score: o.score };
-      r = { ...o, evidence: [], cost_usd: 0, signature: signRecord(key.privateKey, 'verifier_result', resultFields(base)) };
+      const base = { task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: o.status, reason_codes: o.reason_codes, score: o.score, evidence: [], cost_usd: 0 };
+      r = { ...o, evidence: [], cost_usd: 0, signature: signRecord(key.privateKey, 'verifier_result', verifierResultSignedFields(base)) };
     }
   } catch (e) {
     if (e instanceof StepError && e.code === 'LEASE_LOST') throw e;
@@ -108,7 +105,7 @@ async function verifyOne(
     r = { status: 'inconclusive', reason_codes: [ReasonCode.VERIFIER_ERROR], reason: errorMessage(e), score: 0, evidence: [], cost_usd: 0, signature: null };
     // A verifier that could not answer signs nothing: the kernel records the inconclusive result under the verifier's id, unsigned.
   }
-  const fields = resultFields({ task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, score: r.score });
+  const fields = verifierResultSignedFields({ task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, score: r.score, evidence: r.evidence, cost_usd: r.cost_usd });
   const member = memberOf(task.members, 'verifier', v.id);
   const errored = r.reason_codes.includes(ReasonCode.VERIFIER_ERROR) && r.signature === null;
   const refused = !member ? ReasonCode.NOT_MEMBER : errored ? undefined : !r.signature ? ReasonCode.SIGNATURE_MISSING : !verifyRecord(member.public_key, 'verifier_result', fields, r.signature) ? ReasonCode.SIGNATURE_INVALID : undefined;

@@ -17,6 +17,7 @@ import { EventType } from '../../core/events.js';
 import type { ConsensusTaskRow, SealedVote } from '../../store/consensus-types.js';
 import { commitmentHash, verifyRecord } from '../core/crypto.js';
 import { ReasonCode, reasonName } from '../core/reason-codes.js';
+import { voteCommitSignedFields, voteRevealSignedFields } from '../core/signed.js';
 import type { Writer } from './deps.js';
 import { DEFAULT_REVEAL_DEADLINE_MS, memberOf } from './rules.js';
 
@@ -50,13 +51,13 @@ export function revealDeadline(task: ConsensusTaskRow): number | null {
   return task.round_started_at === null ? null : task.round_started_at + (task.contract.voting.reveal_deadline_ms ?? DEFAULT_REVEAL_DEADLINE_MS);
 }
 
-/** The fields a vote's signature covers. */
+/** The fields a vote's signature covers (core's signed.ts). */
 export function commitFields(v: Pick<CommitInput, 'task_id' | 'voter_id' | 'commitment'> & { round: number }): Record<string, unknown> {
-  return { task_id: v.task_id, round: v.round, voter_id: v.voter_id, commitment: v.commitment };
+  return voteCommitSignedFields(v);
 }
 
 export function revealFields(v: Pick<RevealInput, 'task_id' | 'voter_id' | 'candidate_hash' | 'vote' | 'salt'> & { round: number }): Record<string, unknown> {
-  return { task_id: v.task_id, round: v.round, voter_id: v.voter_id, candidate_hash: v.candidate_hash, vote: v.vote, salt: v.salt };
+  return voteRevealSignedFields(v);
 }
 
 /**
@@ -79,6 +80,7 @@ export async function acceptVote(w: Writer, task: ConsensusTaskRow, v: VoteInput
   if (task.status === 'finalized' || task.status === 'committed') return refuse(ReasonCode.ALREADY_FINALIZED, 'the task is decided');
   if (task.status === 'expired') return refuse(ReasonCode.TASK_EXPIRED, 'the task expired');
   if (round !== task.round) return refuse(ReasonCode.ROUND_MISMATCH, `the task is in vote round ${task.round}, not ${round}`);
+  // A reveal after its round's deadline is late even when the task has failed for want of reveals since.
   const deadline = revealDeadline(task);
   const votes = await w.c.votes(task.task_id, round);
   const mine = votes.find((x) => x.voter_id === v.voter_id);
@@ -96,10 +98,10 @@ export async function acceptVote(w: Writer, task: ConsensusTaskRow, v: VoteInput
     }
     return { accepted: true, round, event_seq: ev.seq };
   }
+  if (deadline !== null && now > deadline) return refuse(ReasonCode.REVEAL_LATE, `the reveal deadline passed at ${new Date(deadline).toISOString()}`);
   if (task.status !== 'voting') return refuse(ReasonCode.COMMIT_CLOSED, `the task is ${task.status}; reveals are taken while it is voting`);
   if (!mine) return refuse(ReasonCode.REVEAL_WITHOUT_COMMIT, `${v.voter_id} has no commitment in round ${round}`);
   if (mine.revealed_at !== null) return refuse(ReasonCode.REVEAL_DUPLICATE, `${v.voter_id} has revealed in round ${round} already`);
-  if (deadline !== null && now > deadline) return refuse(ReasonCode.REVEAL_LATE, `the reveal deadline passed at ${new Date(deadline).toISOString()}`);
   if (commitmentHash(v.candidate_hash, v.vote, v.salt) !== mine.commitment) return refuse(ReasonCode.REVEAL_MISMATCH, 'the reveal does not match the commitment');
   const known = (await w.c.candidates(task.task_id)).some((c) => c.candidate_hash === v.candidate_hash);
   if (!known) return refuse(ReasonCode.REVEAL_UNKNOWN_CANDIDATE, `no candidate ${v.candidate_hash.slice(0, 12)}… was proposed for the task`);

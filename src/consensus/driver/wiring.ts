@@ -16,6 +16,7 @@ import type { ConsensusStepRunner } from '../../engine/step-runner.js';
 import type { Executor } from '../../executors/executor.js';
 import type { Store } from '../../store/store.js';
 import type { ConsensusDeps, KnowledgeHooks } from './deps.js';
+import { knowledgeEvents, toSeedBundle, type Knowledge } from '../knowledge/index.js';
 import { runConsensusStep } from './driver.js';
 
 export interface ConsensusHost {
@@ -73,6 +74,28 @@ export function consensusDeps(h: ConsensusHost): ConsensusDeps {
     ...(h.knowledge ? { knowledge: h.knowledge } : {}),
     ...(h.faults ? { faults: h.faults } : {}),
     ...(h.log ? { log: h.log } : {}),
+  };
+}
+
+/** The knowledge store as the driver uses it: a lookup before proposing (with its events), the decision kept after finalizing. */
+export function knowledgeHooks(knowledge: Knowledge, store: Store): KnowledgeHooks {
+  return {
+    lookup: async (contract, taskId) => {
+      const r = await knowledge.lookup({ task_id: taskId, task_type: contract.task_type, inputs: contract.inputs, ...(contract.knowledge ? { knowledge: contract.knowledge } : {}) });
+      return { ...(r.hit ? { seed_bundle: toSeedBundle(r.hit) } : {}), events: knowledgeEvents(taskId, r).map((e) => ({ type: e.type, data: { ...e.data } })) };
+    },
+    record: async (taskId) => {
+      const [task, decision, candidates, results, c] = await Promise.all([store.getConsensusTask(taskId), store.getConsensusDecision(taskId), store.getConsensusCandidates(taskId), store.getConsensusResults(taskId), store.getConsensusCosts(taskId)]);
+      if (!task || !decision) return;
+      const budget = task.contract.budget ?? {};
+      await knowledge.record({
+        decision,
+        task: { task_id: taskId, task_type: task.task_type, inputs: task.contract.inputs, run_id: task.run_id },
+        candidates,
+        results,
+        cost: { task_id: taskId, explore_usd: c.explore, verify_usd: c.verify, finalize_usd: c.finalize, total_usd: c.explore + c.verify + c.finalize, budget, exhausted: (['explore', 'verify', 'finalize'] as const).filter((b) => budget[b] !== undefined && c[b] >= (budget[b])) },
+      });
+    },
   };
 }
 
