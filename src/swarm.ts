@@ -82,6 +82,14 @@ import type {
 } from './store/types.js';
 import type { RunSignalRecord, TriggerRecord, WorkerRecord } from './store/types.js';
 import { activeTraceContext } from './observability/tracing.js';
+import { ConsensusTasks, type SubmittedTask, type TaskDecisionView, type TaskView } from './consensus/facade.js';
+import { consensusDeps, consensusRunner, knowledgeHooks } from './consensus/driver/wiring.js';
+import { knowledgeForSwarm } from './consensus/knowledge/swarm.js';
+import { derivedKernelKeys } from './consensus/driver/kernel-keys.js';
+import type { ConsensusDeps } from './consensus/driver/deps.js';
+import type { VoteInput } from './consensus/driver/votes.js';
+import type { TaskCost } from './consensus/core/types.js';
+import type { ConsensusTaskQuery, ConsensusTaskRow } from './store/consensus-types.js';
 
 export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   /** A fully resolved configuration; when given, `cwd`/`env`/`overrides` are ignored. */
@@ -321,6 +329,9 @@ export class Swarm {
   private registry: PrometheusMetrics | undefined;
   /** What the engine reports to: the registry, or the null object. */
   private hooks: EngineMetrics = NO_METRICS;
+  /** Consensus tasks: the driver's dependencies (workers run consensus steps with them) and the facade. */
+  private readonly consensusDeps: ConsensusDeps;
+  private readonly consensusTasks: ConsensusTasks;
 
   private constructor(
     readonly config: SwarmConfig,
@@ -414,6 +425,30 @@ export class Swarm {
       runInputBytes: config.limits.run_input_bytes,
       chainKey: keys.chain,
       redactor: this.redactor,
+    });
+    this.consensusDeps = consensusDeps({
+      store,
+      ledger: this.ledger,
+      executorFor: (t) => this.executorFor(t),
+      workRoot: join(config.home, 'work'),
+      kernelKey: derivedKernelKeys(keys.chain),
+      executor: async (name) => {
+        const client = await this.executorClient(name);
+        return { client, public_key: client.record.public_key };
+      },
+      faults: config.faults,
+      log: (m) => log(m),
+      redact: (d) => this.redactor.value(d),
+      // The knowledge store: prior decisions seed the proposers, finalized ones are recorded.
+      knowledge: knowledgeHooks(knowledgeForSwarm({ store, memory: this.memory, redactor: this.redactor }, llm.providerEnv ?? process.env), store),
+    });
+    this.consensusTasks = new ConsensusTasks({
+      store,
+      listWorkflows: (n) => this.listWorkflows(n),
+      registerWorkflow: (path) => this.registerWorkflow(path),
+      createRun: (ref, input, o) => this.createRun(ref, input, o),
+      recordEvents: (tx, runId, stepId, events) => this.consensusDeps.record(tx, runId, stepId, events),
+      notifyCommit: () => this.notifyCommit(),
     });
   }
 
@@ -1506,6 +1541,51 @@ export class Swarm {
     for (const l of this.commitListeners) l();
   }
 
+  // ---------- consensus tasks (src/consensus/) ----------
+
+  /**
+   * Submit a standalone consensus task: the contract is checked (TASK_CONTRACT_INVALID), then a run
+   * of the built-in workflow `swarm-consensus` starts; a worker runs the task. The same `task_id`
+   * again returns the first run.
+   *
+   * @example
+   *   const { task_id, run_id } = await swarm.submitTask({ task_type: 'answer', inputs: { q: '2+2' }, proposers: [{ agent: 'solver', samples: 3 }], verification: { policy: 'vp.schema_only.v1' }, voting: { voters: [{ id: 'v1' }] } });
+   */
+  submitTask(contract: unknown): Promise<SubmittedTask> {
+    return this.consensusTasks.submitTask(contract);
+  }
+
+  /** A task with its candidates, verifier results, votes, decision and cost; undefined until its run created it. */
+  getTask(taskId: string): Promise<TaskView | undefined> {
+    return this.consensusTasks.getTask(taskId);
+  }
+
+  /** Consensus tasks, newest first (of a run, in a status). */
+  listTasks(query: ConsensusTaskQuery = {}): Promise<ConsensusTaskRow[]> {
+    return this.consensusTasks.listTasks(query);
+  }
+
+  /** A task's decision, or where it stands (`pending` before its run created it). TASK_NOT_FOUND for an unknown id. */
+  taskDecision(taskId: string): Promise<TaskDecisionView> {
+    return this.consensusTasks.taskDecision(taskId);
+  }
+
+  /** A task's cost report by bucket (explore, verify, finalize) against its budgets. */
+  taskCost(taskId: string): Promise<TaskCost> {
+    return this.consensusTasks.taskCost(taskId);
+  }
+
+  /**
+   * An external voter's commit or reveal (signed with its key). A refusal is recorded as
+   * TASK_INPUT_REJECTED and thrown as a PolicyError whose code names the reason (REVEAL_MISMATCH, …).
+   *
+   * @example
+   *   await swarm.submitVote({ kind: 'reveal', task_id, voter_id: 'ext-1', candidate_hash, vote: 'approve', salt, signature });
+   */
+  submitVote(vote: VoteInput): Promise<{ task_id: string; round: number; event_seq: number }> {
+    return this.consensusTasks.submitVote(vote);
+  }
+
   // ---------- workers ----------
 
   /** Create a worker with this Swarm's configuration (override any option). Call `start()` on it. */
@@ -1524,6 +1604,7 @@ export class Swarm {
       log: this.log,
       onCommit: () => this.notifyCommit(),
       metrics: this.hooks,
+      consensus: consensusRunner(this.consensusDeps),
       ...options,
     });
     this.workers.add(w);

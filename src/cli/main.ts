@@ -20,8 +20,10 @@ import { registerSw4rmCommands } from './commands/sw4rm.js';
 import { registerExecutorsCommands } from './commands/executors.js';
 // <<< imports exec
 // >>> imports engine
+import { registerTaskCommands } from './commands/task.js';
 // <<< imports engine
 // >>> imports knowledge
+import { registerKnowledgeCommands } from './commands/knowledge.js';
 // <<< imports knowledge
 // >>> imports keys
 import { registerKeysCommands } from './commands/keys.js';
@@ -82,8 +84,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerExecutorsCommands(program, ctx);
   // <<< register exec
   // >>> register engine
+  registerTaskCommands(program, ctx);
   // <<< register engine
   // >>> register knowledge
+  registerKnowledgeCommands(program, ctx);
   // <<< register knowledge
   // >>> register keys
   registerKeysCommands(program, ctx);

@@ -41,8 +41,10 @@ import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, Expir
 import type { ExecutorRecord, ExecutorWrite } from './executor-types.js';
 // <<< imports executors
 // >>> imports consensus
+import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from './consensus-types.js';
 // <<< imports consensus
 // >>> imports knowledge
+import type { KnowledgeDecisionQuery, KnowledgeDecisionRow, KnowledgeDecisionWrite, KnowledgeLookupRow, KnowledgeLookupWrite, KnowledgeProposalRow, KnowledgeTrackFilter, KnowledgeTrackRow } from './knowledge-types.js';
 // <<< imports knowledge
 // >>> imports keys
 import type { SigningKeyInsert, SigningKeyRecord } from './keys-types.js';
@@ -454,10 +456,44 @@ export interface Store {
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
   // >>> section consensus
+  /** A consensus task by id. */
+  getConsensusTask(taskId: string): Promise<ConsensusTaskRow | undefined>;
+  /** Consensus tasks, newest first, of a run and/or in a status. */
+  listConsensusTasks(query?: ConsensusTaskQuery): Promise<ConsensusTaskRow[]>;
+  /** A task's candidates, by round and proposal order. */
+  getConsensusCandidates(taskId: string): Promise<ConsensusCandidateRow[]>;
+  getConsensusResults(taskId: string): Promise<ConsensusResultRow[]>;
+  /** A task's votes (of one round, or all), commitments with their reveals. */
+  getConsensusVotes(taskId: string, round?: number): Promise<ConsensusVoteRow[]>;
+  getConsensusDecision(taskId: string): Promise<ConsensusDecisionRow | undefined>;
+  /** Cost so far per budget bucket (USD). */
+  getConsensusCosts(taskId: string): Promise<ConsensusCosts>;
   // <<< section consensus
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----
   // >>> section knowledge
+  /**
+   * Record a finalized decision (src/store/knowledge-types.ts): the decision row, its proposals and
+   * the proposers' track record counts, in one transaction. Idempotent by task id: a decision
+   * recorded before changes nothing (`created: false`), so the counts are added once.
+   *
+   * @example
+   *   const { created } = await store.putKnowledgeDecision(buildDecisionWrite(finalized, Date.now()));
+   */
+  putKnowledgeDecision(w: KnowledgeDecisionWrite): Promise<{ created: boolean }>;
+  getKnowledgeDecision(taskId: string): Promise<KnowledgeDecisionRow | undefined>;
+  /** Decisions newest first (decided_at, then task id descending), by type (and inputs hash) or task ids, paged by `before`. */
+  listKnowledgeDecisions(q: KnowledgeDecisionQuery): Promise<KnowledgeDecisionRow[]>;
+  /** The proposals of some decided tasks (by task, proposer, round). */
+  listKnowledgeProposals(taskIds: readonly string[]): Promise<KnowledgeProposalRow[]>;
+  /** The track record, by task type then proposer. */
+  knowledgeTrackRecord(f: KnowledgeTrackFilter): Promise<KnowledgeTrackRow[]>;
+  /** The task types that have decisions, sorted. */
+  knowledgeTaskTypes(): Promise<string[]>;
+  /** Log a lookup. */
+  addKnowledgeLookup(l: KnowledgeLookupWrite): Promise<KnowledgeLookupRow>;
+  /** Lookups newest first. */
+  listKnowledgeLookups(q: { task_id?: string; limit?: number }): Promise<KnowledgeLookupRow[]>;
   // <<< section knowledge
 
   // ---- signing keys (core) (migration 27) ----

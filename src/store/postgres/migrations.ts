@@ -763,9 +763,165 @@ ALTER TABLE workflow_runs ADD COLUMN IF NOT EXISTS shared_inputs TEXT;
   // <<< section executors
   // migration 25: consensus tasks: tasks, candidates, verifier results, votes, decisions (engine)
   // >>> section consensus
+  {
+    version: 25,
+    name: 'consensus tasks',
+    // Consensus tasks (src/consensus/driver/): the task, its candidates, verifier results, votes
+    // (commitment, then reveal), the decision (one per task: the finality rule) and cost per bucket.
+    sql: `
+CREATE TABLE IF NOT EXISTS consensus_tasks (
+  task_id TEXT PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  step_id TEXT NOT NULL,
+  task_type TEXT NOT NULL,
+  contract TEXT NOT NULL,
+  members TEXT NOT NULL,
+  status TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  round INTEGER NOT NULL DEFAULT 1,
+  explore_round INTEGER NOT NULL DEFAULT 0,
+  round_started_at BIGINT,
+  reason_code INTEGER,
+  reason TEXT,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_consensus_tasks_run ON consensus_tasks(run_id);
+CREATE INDEX IF NOT EXISTS idx_consensus_tasks_status ON consensus_tasks(status, created_at);
+CREATE TABLE IF NOT EXISTS consensus_candidates (
+  task_id TEXT NOT NULL,
+  proposer_id TEXT NOT NULL,
+  round INTEGER NOT NULL,
+  candidate_hash TEXT NOT NULL,
+  output TEXT NOT NULL,
+  output_bytes INTEGER NOT NULL,
+  evidence TEXT NOT NULL,
+  cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+  signature TEXT NOT NULL,
+  event_seq BIGINT NOT NULL,
+  event_hash TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (task_id, proposer_id, round)
+);
+CREATE INDEX IF NOT EXISTS idx_consensus_candidates_hash ON consensus_candidates(task_id, candidate_hash);
+CREATE TABLE IF NOT EXISTS consensus_results (
+  task_id TEXT NOT NULL,
+  candidate_hash TEXT NOT NULL,
+  verifier_id TEXT NOT NULL,
+  policy_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  reason_codes TEXT NOT NULL,
+  reason TEXT,
+  score DOUBLE PRECISION NOT NULL,
+  evidence TEXT NOT NULL,
+  cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+  signature TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (task_id, candidate_hash, verifier_id)
+);
+CREATE TABLE IF NOT EXISTS consensus_votes (
+  task_id TEXT NOT NULL,
+  round INTEGER NOT NULL,
+  voter_id TEXT NOT NULL,
+  commitment TEXT NOT NULL,
+  commit_signature TEXT NOT NULL,
+  committed_at BIGINT NOT NULL,
+  sealed TEXT,
+  candidate_hash TEXT,
+  vote TEXT,
+  salt TEXT,
+  reveal_signature TEXT,
+  revealed_at BIGINT,
+  reveal_event_seq BIGINT,
+  reveal_event_hash TEXT,
+  PRIMARY KEY (task_id, round, voter_id)
+);
+CREATE TABLE IF NOT EXISTS consensus_decisions (
+  task_id TEXT PRIMARY KEY,
+  round INTEGER NOT NULL,
+  candidate_hash TEXT NOT NULL,
+  output TEXT NOT NULL,
+  tally TEXT NOT NULL,
+  quorum INTEGER NOT NULL,
+  proof TEXT NOT NULL,
+  committed_at BIGINT NOT NULL,
+  finalized_at BIGINT
+);
+CREATE TABLE IF NOT EXISTS consensus_costs (
+  task_id TEXT NOT NULL,
+  bucket TEXT NOT NULL,
+  usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+  PRIMARY KEY (task_id, bucket)
+);
+`,
+  },
   // <<< section consensus
   // migration 26: knowledge store: decisions, evidence, track record (knowledge)
   // >>> section knowledge
+  {
+    version: 26,
+    name: 'knowledge store',
+    // The knowledge store of consensus decisions (src/consensus/knowledge/): one row per decided
+    // task (EXACT lookups by task type and canonical inputs hash), each proposer's candidates in it,
+    // the track record per (task type, proposer) kept by the same transaction, and the lookups log.
+    // JSON columns are text, read back as written. The vectors for SIMILAR lookups are memories
+    // (migration 20), namespace `knowledge:<task type>`. The same migration as SQLite's 26.
+    sql: `
+CREATE TABLE IF NOT EXISTS knowledge_decisions (
+  task_id TEXT PRIMARY KEY,
+  task_type TEXT NOT NULL,
+  run_id TEXT,
+  inputs_hash TEXT NOT NULL,
+  inputs TEXT NOT NULL,
+  text TEXT NOT NULL,
+  candidate_hash TEXT NOT NULL,
+  output TEXT NOT NULL,
+  evidence TEXT NOT NULL,
+  decision TEXT NOT NULL,
+  cost TEXT NOT NULL,
+  total_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+  decided_at BIGINT NOT NULL,
+  recorded_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_knowledge_decisions_exact ON knowledge_decisions(task_type, inputs_hash, decided_at DESC, task_id DESC);
+CREATE INDEX IF NOT EXISTS idx_knowledge_decisions_type ON knowledge_decisions(task_type, decided_at DESC, task_id DESC);
+CREATE TABLE IF NOT EXISTS knowledge_proposals (
+  task_id TEXT NOT NULL REFERENCES knowledge_decisions(task_id) ON DELETE CASCADE,
+  proposer_id TEXT NOT NULL,
+  round INTEGER NOT NULL,
+  candidate_hash TEXT NOT NULL,
+  task_type TEXT NOT NULL,
+  won BOOLEAN NOT NULL,
+  verification TEXT NOT NULL CHECK (verification IN ('passed', 'failed', 'inconclusive', 'unverified')),
+  cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+  PRIMARY KEY (task_id, proposer_id, round, candidate_hash)
+);
+CREATE TABLE IF NOT EXISTS knowledge_track_record (
+  task_type TEXT NOT NULL,
+  proposer_id TEXT NOT NULL,
+  proposed INTEGER NOT NULL DEFAULT 0,
+  won INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0,
+  inconclusive INTEGER NOT NULL DEFAULT 0,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (task_type, proposer_id)
+);
+CREATE TABLE IF NOT EXISTS knowledge_lookups (
+  id BIGSERIAL PRIMARY KEY,
+  task_id TEXT NOT NULL,
+  task_type TEXT NOT NULL,
+  inputs_hash TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  hit_type TEXT NOT NULL CHECK (hit_type IN ('EXACT', 'SIMILAR', 'MISS')),
+  decision_task_id TEXT,
+  similarity DOUBLE PRECISION,
+  rejected TEXT NOT NULL DEFAULT '[]',
+  looked_up_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_knowledge_lookups_task ON knowledge_lookups(task_id, id);
+`,
+  },
   // <<< section knowledge
   // migration 27: signing keys (core)
   // >>> section keys

@@ -89,8 +89,25 @@ import * as executorsSql from './executors-sql.js';
 import { toExecutorRecord, type ExecutorRecord, type ExecutorWrite } from '../executor-types.js';
 // <<< imports executors
 // >>> imports consensus
+import { pgConsensusReads } from './consensus-sql.js';
+import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from '../consensus-types.js';
 // <<< imports consensus
 // >>> imports knowledge
+import * as knowledgeSql from './knowledge-sql.js';
+import {
+  toKnowledgeDecisionRow,
+  toKnowledgeLookupRow,
+  toKnowledgeProposalRow,
+  toKnowledgeTrackRow,
+  type KnowledgeDecisionQuery,
+  type KnowledgeDecisionRow,
+  type KnowledgeDecisionWrite,
+  type KnowledgeLookupRow,
+  type KnowledgeLookupWrite,
+  type KnowledgeProposalRow,
+  type KnowledgeTrackFilter,
+  type KnowledgeTrackRow,
+} from '../knowledge-types.js';
 // <<< imports knowledge
 // >>> imports keys
 import * as keysSql from './keys-sql.js';
@@ -516,10 +533,72 @@ export class PostgresStore implements Store {
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
   // >>> section consensus
+  getConsensusTask(taskId: string): Promise<ConsensusTaskRow | undefined> {
+    return pgConsensusReads((text, values) => this.read(text, values)).getTask(taskId);
+  }
+
+  listConsensusTasks(query: ConsensusTaskQuery = {}): Promise<ConsensusTaskRow[]> {
+    return pgConsensusReads((text, values) => this.read(text, values)).listTasks(query);
+  }
+
+  getConsensusCandidates(taskId: string): Promise<ConsensusCandidateRow[]> {
+    return pgConsensusReads((text, values) => this.read(text, values)).candidates(taskId);
+  }
+
+  getConsensusResults(taskId: string): Promise<ConsensusResultRow[]> {
+    return pgConsensusReads((text, values) => this.read(text, values)).results(taskId);
+  }
+
+  getConsensusVotes(taskId: string, round?: number): Promise<ConsensusVoteRow[]> {
+    return pgConsensusReads((text, values) => this.read(text, values)).votes(taskId, round);
+  }
+
+  getConsensusDecision(taskId: string): Promise<ConsensusDecisionRow | undefined> {
+    return pgConsensusReads((text, values) => this.read(text, values)).getDecision(taskId);
+  }
+
+  getConsensusCosts(taskId: string): Promise<ConsensusCosts> {
+    return pgConsensusReads((text, values) => this.read(text, values)).costs(taskId);
+  }
   // <<< section consensus
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----
   // >>> section knowledge
+  putKnowledgeDecision(w: KnowledgeDecisionWrite): Promise<{ created: boolean }> {
+    return this.atomically(async (q, now) => ({ value: await knowledgeSql.putKnowledgeDecisionIn(q, w, now), notify: false }));
+  }
+
+  async getKnowledgeDecision(taskId: string): Promise<KnowledgeDecisionRow | undefined> {
+    const r = (await this.read(knowledgeSql.GET_DECISION_SQL, [noNul(taskId)]))[0];
+    return r ? toKnowledgeDecisionRow(r) : undefined;
+  }
+
+  async listKnowledgeDecisions(q: KnowledgeDecisionQuery): Promise<KnowledgeDecisionRow[]> {
+    if (q.task_ids !== undefined && q.task_ids.length === 0) return [];
+    return (await this.read(knowledgeSql.LIST_DECISIONS_SQL, knowledgeSql.listDecisionsParams(q))).map(toKnowledgeDecisionRow);
+  }
+
+  async listKnowledgeProposals(taskIds: readonly string[]): Promise<KnowledgeProposalRow[]> {
+    if (taskIds.length === 0) return [];
+    return (await this.read(knowledgeSql.LIST_PROPOSALS_SQL, [taskIds.map((t) => noNul(t))])).map(toKnowledgeProposalRow);
+  }
+
+  async knowledgeTrackRecord(f: KnowledgeTrackFilter): Promise<KnowledgeTrackRow[]> {
+    return (await this.read(knowledgeSql.TRACK_RECORD_SQL, knowledgeSql.trackRecordParams(f))).map(toKnowledgeTrackRow);
+  }
+
+  async knowledgeTaskTypes(): Promise<string[]> {
+    return (await this.read(knowledgeSql.TASK_TYPES_SQL)).map((r) => r.task_type as string);
+  }
+
+  async addKnowledgeLookup(l: KnowledgeLookupWrite): Promise<KnowledgeLookupRow> {
+    const r = (await this.read(knowledgeSql.ADD_LOOKUP_SQL, knowledgeSql.addLookupParams(l)))[0] as Record<string, unknown>;
+    return toKnowledgeLookupRow(r);
+  }
+
+  async listKnowledgeLookups(q: { task_id?: string; limit?: number }): Promise<KnowledgeLookupRow[]> {
+    return (await this.read(knowledgeSql.LIST_LOOKUPS_SQL, [q.task_id === undefined ? null : noNul(q.task_id), q.limit ?? 100])).map(toKnowledgeLookupRow);
+  }
   // <<< section knowledge
 
   // ---- signing keys (core) (migration 27) ----

@@ -89,8 +89,12 @@ import * as executorsSql from './executors-sql.js';
 import type { ExecutorRecord, ExecutorWrite } from '../executor-types.js';
 // <<< imports executors
 // >>> imports consensus
+import { sqliteConsensusReads } from './consensus-sql.js';
+import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from '../consensus-types.js';
 // <<< imports consensus
 // >>> imports knowledge
+import * as knowledgeSql from './knowledge-sql.js';
+import type { KnowledgeDecisionQuery, KnowledgeDecisionRow, KnowledgeDecisionWrite, KnowledgeLookupRow, KnowledgeLookupWrite, KnowledgeProposalRow, KnowledgeTrackFilter, KnowledgeTrackRow } from '../knowledge-types.js';
 // <<< imports knowledge
 // >>> imports keys
 import * as keysSql from './keys-sql.js';
@@ -561,10 +565,73 @@ export class SqliteStore implements Store {
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
   // >>> section consensus
+  /** A read of the consensus tables, serialised with the connection's other work. */
+  private consensusRead<T>(fn: (c: ReturnType<typeof sqliteConsensusReads>) => Promise<T>): Promise<T> {
+    return this.exclusive(() => fn(sqliteConsensusReads((sql) => this.stmt(sql))), 'reading');
+  }
+
+  getConsensusTask(taskId: string): Promise<ConsensusTaskRow | undefined> {
+    return this.consensusRead((c) => c.getTask(taskId));
+  }
+
+  listConsensusTasks(query: ConsensusTaskQuery = {}): Promise<ConsensusTaskRow[]> {
+    return this.consensusRead((c) => c.listTasks(query));
+  }
+
+  getConsensusCandidates(taskId: string): Promise<ConsensusCandidateRow[]> {
+    return this.consensusRead((c) => c.candidates(taskId));
+  }
+
+  getConsensusResults(taskId: string): Promise<ConsensusResultRow[]> {
+    return this.consensusRead((c) => c.results(taskId));
+  }
+
+  getConsensusVotes(taskId: string, round?: number): Promise<ConsensusVoteRow[]> {
+    return this.consensusRead((c) => c.votes(taskId, round));
+  }
+
+  getConsensusDecision(taskId: string): Promise<ConsensusDecisionRow | undefined> {
+    return this.consensusRead((c) => c.getDecision(taskId));
+  }
+
+  getConsensusCosts(taskId: string): Promise<ConsensusCosts> {
+    return this.consensusRead((c) => c.costs(taskId));
+  }
   // <<< section consensus
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----
   // >>> section knowledge
+  putKnowledgeDecision(w: KnowledgeDecisionWrite): Promise<{ created: boolean }> {
+    return this.exclusive(() => this.db.transaction(() => knowledgeSql.putKnowledgeDecision((sql) => this.stmt(sql), w, Date.now())).immediate());
+  }
+
+  getKnowledgeDecision(taskId: string): Promise<KnowledgeDecisionRow | undefined> {
+    return this.read(() => knowledgeSql.getKnowledgeDecision((sql) => this.stmt(sql), taskId));
+  }
+
+  listKnowledgeDecisions(q: KnowledgeDecisionQuery): Promise<KnowledgeDecisionRow[]> {
+    return this.read(() => knowledgeSql.listKnowledgeDecisions((sql) => this.stmt(sql), q));
+  }
+
+  listKnowledgeProposals(taskIds: readonly string[]): Promise<KnowledgeProposalRow[]> {
+    return this.read(() => knowledgeSql.listKnowledgeProposals((sql) => this.stmt(sql), taskIds));
+  }
+
+  knowledgeTrackRecord(f: KnowledgeTrackFilter): Promise<KnowledgeTrackRow[]> {
+    return this.read(() => knowledgeSql.knowledgeTrackRecord((sql) => this.stmt(sql), f));
+  }
+
+  knowledgeTaskTypes(): Promise<string[]> {
+    return this.read(() => knowledgeSql.knowledgeTaskTypes((sql) => this.stmt(sql)));
+  }
+
+  addKnowledgeLookup(l: KnowledgeLookupWrite): Promise<KnowledgeLookupRow> {
+    return this.exclusive(() => knowledgeSql.addKnowledgeLookup((sql) => this.stmt(sql), l));
+  }
+
+  listKnowledgeLookups(q: { task_id?: string; limit?: number }): Promise<KnowledgeLookupRow[]> {
+    return this.read(() => knowledgeSql.listKnowledgeLookups((sql) => this.stmt(sql), q));
+  }
   // <<< section knowledge
 
   // ---- signing keys (core) (migration 27) ----
