@@ -24,6 +24,7 @@ import { registerTaskCommands } from './commands/task.js';
 // >>> imports knowledge
 // <<< imports knowledge
 // >>> imports keys
+import { registerKeysCommands } from './commands/keys.js';
 // <<< imports keys
 // >>> imports log
 // <<< imports log
@@ -85,6 +86,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   // >>> register knowledge
   // <<< register knowledge
   // >>> register keys
+  registerKeysCommands(program, ctx);
   // <<< register keys
   // >>> register log
   // <<< register log
