@@ -534,8 +534,14 @@ export class Swarm {
   };
   private httpExecutor: Executor | undefined;
 
-  /** A secret's value as steps of `workflow` see it (stored secrets decrypted on demand, then SWARM_SECRET_*). */
-  private async secretValue(name: string, workflow?: string): Promise<string | undefined> {
+  /**
+   * A secret's value as steps of `workflow` see it (stored secrets decrypted on demand, then
+   * SWARM_SECRET_*): an executor's bearer token, for one.
+   *
+   * @example
+   *   const token = await swarm.secretValue('RT_TOKEN');
+   */
+  async secretValue(name: string, workflow?: string): Promise<string | undefined> {
     await this.secretCache.prepare(workflow ?? '');
     return this.secretCache.get(name, workflow);
   }
