@@ -85,7 +85,6 @@ import { activeTraceContext } from './observability/tracing.js';
 import { ConsensusTasks, type SubmittedTask, type TaskDecisionView, type TaskView } from './consensus/facade.js';
 import { consensusDeps, consensusRunner, knowledgeHooks } from './consensus/driver/wiring.js';
 import { knowledgeForSwarm } from './consensus/knowledge/swarm.js';
-import { derivedKernelKeys } from './consensus/driver/kernel-keys.js';
 import type { ConsensusDeps } from './consensus/driver/deps.js';
 import type { VoteInput } from './consensus/driver/votes.js';
 import type { TaskCost } from './consensus/core/types.js';
@@ -431,7 +430,10 @@ export class Swarm {
       ledger: this.ledger,
       executorFor: (t) => this.executorFor(t),
       workRoot: join(config.home, 'work'),
-      kernelKey: derivedKernelKeys(keys.chain),
+      kernelKey: async (name) => {
+        const k = await this.signingKeys.getOrCreate(name);
+        return { publicKey: k.public_key, privateKey: k.private_key };
+      },
       executor: async (name) => {
         const client = await this.executorClient(name);
         return { client, public_key: client.record.public_key };
