@@ -17,6 +17,7 @@ import { registerTokenCommands } from './commands/tokens.js';
 import { registerBreakerCommands } from './commands/breakers.js';
 import { registerSw4rmCommands } from './commands/sw4rm.js';
 // >>> imports exec
+import { registerExecutorsCommands } from './commands/executors.js';
 // <<< imports exec
 // >>> imports engine
 import { registerTaskCommands } from './commands/task.js';
@@ -24,6 +25,7 @@ import { registerTaskCommands } from './commands/task.js';
 // >>> imports knowledge
 // <<< imports knowledge
 // >>> imports keys
+import { registerKeysCommands } from './commands/keys.js';
 // <<< imports keys
 // >>> imports log
 // <<< imports log
@@ -78,6 +80,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerDoctorCommand(program, ctx);
   registerSw4rmCommands(program, ctx);
   // >>> register exec
+  registerExecutorsCommands(program, ctx);
   // <<< register exec
   // >>> register engine
   registerTaskCommands(program, ctx);
@@ -85,6 +88,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   // >>> register knowledge
   // <<< register knowledge
   // >>> register keys
+  registerKeysCommands(program, ctx);
   // <<< register keys
   // >>> register log
   // <<< register log
