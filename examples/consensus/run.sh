@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # One command: two reference executors, a consensus task against them, its decision and cost.
 #   bash examples/consensus/run.sh            (from the repository, after npm install)
+#   KEEP=1 bash examples/consensus/run.sh     keeps the temporary project to look at afterwards
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 swarm="node $(cd "$here/../.." && pwd)/bin/swarm"
 work="$(mktemp -d)"
 cd "$work"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "${KEEP:-}" ]; then echo "project kept in $work"; else rm -rf "$work"; fi
+}
 trap cleanup EXIT
 
 $swarm agent register "$here/agents/stats-careful" >/dev/null
