@@ -182,8 +182,17 @@ function contract(): Record<string, unknown> {
   };
 }
 
+interface Sample {
+  ms: number;
+  /** Time inside the executors' handlers. */
+  exec_ms: number;
+  calls: number;
+  /** Events in the run's log (a diagnostic: each is a row, most in their own transaction). */
+  events: number;
+}
+
 /** One consensus task to its decision: wall ms and the ms spent inside the executors. */
-async function oneTask(swarm: Swarm): Promise<{ ms: number; exec_ms: number; calls: number }> {
+async function oneTask(swarm: Swarm): Promise<Sample> {
   const t0 = nowMs();
   const sub = await swarm.submitTask(contract());
   const run = await swarm.wait(sub.run_id);
@@ -191,16 +200,16 @@ async function oneTask(swarm: Swarm): Promise<{ ms: number; exec_ms: number; cal
   if (run.run.status !== 'completed') throw new Error(`task ${sub.task_id}: run ${run.run.id} ended ${run.run.status}`);
   const d = await swarm.taskDecision(sub.task_id);
   if (d.status !== 'finalized') throw new Error(`task ${sub.task_id} is ${d.status}`);
-  return { ms, exec_ms: executorMs.get(sub.task_id) ?? 0, calls: executorCalls.get(sub.task_id) ?? 0 };
+  return { ms, exec_ms: executorMs.get(sub.task_id) ?? 0, calls: executorCalls.get(sub.task_id) ?? 0, events: (await swarm.events(sub.run_id)).length };
 }
 
-async function oneBaseline(swarm: Swarm): Promise<{ ms: number; exec_ms: number; calls: number }> {
+async function oneBaseline(swarm: Swarm): Promise<Sample> {
   const t0 = nowMs();
   const id = await swarm.startRun('plain5');
   const run = await swarm.wait(id);
   const ms = nowMs() - t0;
   if (run.run.status !== 'completed') throw new Error(`baseline run ${id} ended ${run.run.status}`);
-  return { ms, exec_ms: executorMs.get(id) ?? 0, calls: executorCalls.get(id) ?? 0 };
+  return { ms, exec_ms: executorMs.get(id) ?? 0, calls: executorCalls.get(id) ?? 0, events: (await swarm.events(id)).length };
 }
 
 async function throughput(swarm: Swarm, inflight: number, tasks: number): Promise<number> {
@@ -226,6 +235,8 @@ interface Measurement {
   exec_ms_per_task: number;
   calls_per_task: number;
   baseline_kernel_ms: number;
+  events_per_task: number;
+  events_per_baseline: number;
   tasks_per_s: Record<string, number>;
 }
 
@@ -254,6 +265,8 @@ async function measure(kind: TargetKind, env: Env, tasks: number, inflights: rea
     exec_ms_per_task: median(task.map((t) => t.exec_ms)),
     calls_per_task: median(task.map((t) => t.calls)),
     baseline_kernel_ms: median(base.map((t) => t.ms - t.exec_ms)),
+    events_per_task: median(task.map((t) => t.events)),
+    events_per_baseline: median(base.map((t) => t.events)),
     tasks_per_s: tps,
   };
 }
@@ -295,14 +308,16 @@ async function main(): Promise<void> {
     exec_ms_per_task: median(ms.map((m) => m.exec_ms_per_task)),
     calls_per_task: median(ms.map((m) => m.calls_per_task)),
     baseline_kernel_ms: median(ms.map((m) => m.baseline_kernel_ms)),
+    events_per_task: median(ms.map((m) => m.events_per_task)),
+    events_per_baseline: median(ms.map((m) => m.events_per_baseline)),
     tasks_per_s: Object.fromEntries(inflights.map((n) => [String(n), median(ms.map((m) => m.tasks_per_s[String(n)] ?? Number.NaN))])),
   }));
   const load = loadavg()[0]!;
   console.log(`\n${tasks} tasks and ${tasks} baseline runs per measurement, ${repeat} repetition(s), medians; load average ${load.toFixed(1)} on ${cpus().length} cores`);
   if (load > cpus().length) console.log('warning: the machine is busier than its cores: times measure the neighbours too; compare the ratio');
   console.log('');
-  const rows = medians.map((m) => [m.target, m.task_ms.toFixed(1), m.baseline_ms.toFixed(1), `${m.ratio.toFixed(2)}×`, m.kernel_ms_per_task.toFixed(1), m.exec_ms_per_task.toFixed(2), String(m.calls_per_task), ...inflights.map((n) => (m.tasks_per_s[String(n)] ?? Number.NaN).toFixed(1))]);
-  console.log(table(['target', 'task ms', 'baseline ms', 'ratio', 'kernel ms/task', 'in executors ms', 'calls/task', ...inflights.map((n) => `tasks/s @${n}`)], rows));
+  const rows = medians.map((m) => [m.target, m.task_ms.toFixed(1), m.baseline_ms.toFixed(1), `${m.ratio.toFixed(2)}×`, m.kernel_ms_per_task.toFixed(1), m.baseline_kernel_ms.toFixed(1), m.exec_ms_per_task.toFixed(2), String(m.calls_per_task), `${m.events_per_task} / ${m.events_per_baseline}`, ...inflights.map((n) => (m.tasks_per_s[String(n)] ?? Number.NaN).toFixed(1))]);
+  console.log(table(['target', 'task ms', 'baseline ms', 'ratio', 'kernel ms/task', 'kernel ms/baseline', 'in executors ms/task', 'calls/task', 'events task / baseline', ...inflights.map((n) => `tasks/s @${n}`)], rows));
   const goals = medians.map((m) => ({ target: m.target, goal_ratio: GOAL_RATIO, ratio: m.ratio, met: m.ratio <= GOAL_RATIO }));
   for (const g of goals) console.log(`target ≤ ${GOAL_RATIO}× the baseline on ${g.target}: ${g.ratio.toFixed(2)}× — ${g.met ? 'met' : 'missed'}`);
   const result = { bench: 'consensus', tasks, repeat, inflight: inflights, shape: { proposers: PROPOSERS, verifiers: VERIFIERS, voters: VOTERS }, medians, repetitions: Object.fromEntries(reps), goals, postgres: pg ? { kind: pg.kind } : null, host: hostInfo(loadBefore), git: gitState() };
