@@ -61,7 +61,31 @@ export function publicKeyOf(privateKeyPem: string): string {
   return publicKeyToBase64(createPublicKey(createPrivateKey(privateKeyPem)));
 }
 
+// Parsing a key costs more than the signature it is used for; the same few keys sign and verify
+// every record of a task, so parsed keys are kept (a bounded map: the oldest goes first).
+const KEY_CACHE_MAX = 256;
+const privateKeys = new Map<string, KeyObject>();
+const publicKeys = new Map<string, KeyObject>();
+
+function cached(cache: Map<string, KeyObject>, text: string, parse: (text: string) => KeyObject): KeyObject {
+  let key = cache.get(text);
+  if (key === undefined) {
+    key = parse(text);
+    if (cache.size >= KEY_CACHE_MAX) cache.delete(cache.keys().next().value as string);
+    cache.set(text, key);
+  }
+  return key;
+}
+
+function privateKeyFromPem(pem: string): KeyObject {
+  return cached(privateKeys, pem, (text) => createPrivateKey(text));
+}
+
 function publicKeyFromBase64(b64: string): KeyObject {
+  return cached(publicKeys, b64, parsePublicKey);
+}
+
+function parsePublicKey(b64: string): KeyObject {
   const raw = Buffer.from(b64, 'base64');
   if (raw.length !== 32) throw new TypeError(`an Ed25519 public key is 32 bytes; this one is ${raw.length}`);
   return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, format: 'jwk' });
@@ -69,7 +93,7 @@ function publicKeyFromBase64(b64: string): KeyObject {
 
 /** Sign a record: base64 Ed25519 signature over `signedPayload(kind, fields)`. */
 export function signRecord(privateKeyPem: string, kind: SignedKind, fields: Record<string, unknown>): string {
-  return sign(null, signedPayload(kind, fields), createPrivateKey(privateKeyPem)).toString('base64');
+  return sign(null, signedPayload(kind, fields), privateKeyFromPem(privateKeyPem)).toString('base64');
 }
 
 /** Whether `signature` is a valid signature of the record by `publicKey` (false for malformed keys or signatures). */
