@@ -25,6 +25,7 @@ import { registerSw4rmCommands } from './commands/sw4rm.js';
 // >>> imports keys
 // <<< imports keys
 // >>> imports log
+import { registerLogCommands } from './commands/log.js';
 // <<< imports log
 import { createContext } from './context.js';
 import { version } from './version.js';
@@ -85,6 +86,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   // >>> register keys
   // <<< register keys
   // >>> register log
+  registerLogCommands(program, ctx);
   // <<< register log
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
