@@ -40,6 +40,7 @@ import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, Expir
 // >>> imports executors
 // <<< imports executors
 // >>> imports consensus
+import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from './consensus-types.js';
 // <<< imports consensus
 // >>> imports knowledge
 // <<< imports knowledge
@@ -438,6 +439,18 @@ export interface Store {
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
   // >>> section consensus
+  /** A consensus task by id. */
+  getConsensusTask(taskId: string): Promise<ConsensusTaskRow | undefined>;
+  /** Consensus tasks, newest first, of a run and/or in a status. */
+  listConsensusTasks(query?: ConsensusTaskQuery): Promise<ConsensusTaskRow[]>;
+  /** A task's candidates, by round and proposal order. */
+  getConsensusCandidates(taskId: string): Promise<ConsensusCandidateRow[]>;
+  getConsensusResults(taskId: string): Promise<ConsensusResultRow[]>;
+  /** A task's votes (of one round, or all), commitments with their reveals. */
+  getConsensusVotes(taskId: string, round?: number): Promise<ConsensusVoteRow[]>;
+  getConsensusDecision(taskId: string): Promise<ConsensusDecisionRow | undefined>;
+  /** Cost so far per budget bucket (USD). */
+  getConsensusCosts(taskId: string): Promise<ConsensusCosts>;
   // <<< section consensus
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----

@@ -745,6 +745,99 @@ CREATE TABLE IF NOT EXISTS sw4rm_agent_state (
   // <<< section executors
   // migration 25: consensus tasks: tasks, candidates, verifier results, votes, decisions (engine)
   // >>> section consensus
+  {
+    version: 25,
+    name: 'consensus tasks',
+    // Consensus tasks (src/consensus/driver/): the task, its candidates, verifier results, votes
+    // (commitment, then reveal), the decision (one per task: the finality rule) and cost per bucket.
+    sql: `
+CREATE TABLE IF NOT EXISTS consensus_tasks (
+  task_id TEXT PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  step_id TEXT NOT NULL,
+  task_type TEXT NOT NULL,
+  contract TEXT NOT NULL,
+  members TEXT NOT NULL,
+  status TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  round INTEGER NOT NULL DEFAULT 1,
+  explore_round INTEGER NOT NULL DEFAULT 0,
+  round_started_at BIGINT,
+  reason_code INTEGER,
+  reason TEXT,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_consensus_tasks_run ON consensus_tasks(run_id);
+CREATE INDEX IF NOT EXISTS idx_consensus_tasks_status ON consensus_tasks(status, created_at);
+CREATE TABLE IF NOT EXISTS consensus_candidates (
+  task_id TEXT NOT NULL,
+  proposer_id TEXT NOT NULL,
+  round INTEGER NOT NULL,
+  candidate_hash TEXT NOT NULL,
+  output TEXT NOT NULL,
+  output_bytes INTEGER NOT NULL,
+  evidence TEXT NOT NULL,
+  cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+  signature TEXT NOT NULL,
+  event_seq BIGINT NOT NULL,
+  event_hash TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (task_id, proposer_id, round)
+);
+CREATE INDEX IF NOT EXISTS idx_consensus_candidates_hash ON consensus_candidates(task_id, candidate_hash);
+CREATE TABLE IF NOT EXISTS consensus_results (
+  task_id TEXT NOT NULL,
+  candidate_hash TEXT NOT NULL,
+  verifier_id TEXT NOT NULL,
+  policy_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  reason_codes TEXT NOT NULL,
+  reason TEXT,
+  score DOUBLE PRECISION NOT NULL,
+  evidence TEXT NOT NULL,
+  cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+  signature TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (task_id, candidate_hash, verifier_id)
+);
+CREATE TABLE IF NOT EXISTS consensus_votes (
+  task_id TEXT NOT NULL,
+  round INTEGER NOT NULL,
+  voter_id TEXT NOT NULL,
+  commitment TEXT NOT NULL,
+  commit_signature TEXT NOT NULL,
+  committed_at BIGINT NOT NULL,
+  sealed TEXT,
+  candidate_hash TEXT,
+  vote TEXT,
+  salt TEXT,
+  reveal_signature TEXT,
+  revealed_at BIGINT,
+  reveal_event_seq BIGINT,
+  reveal_event_hash TEXT,
+  PRIMARY KEY (task_id, round, voter_id)
+);
+CREATE TABLE IF NOT EXISTS consensus_decisions (
+  task_id TEXT PRIMARY KEY,
+  round INTEGER NOT NULL,
+  candidate_hash TEXT NOT NULL,
+  output TEXT NOT NULL,
+  tally TEXT NOT NULL,
+  quorum INTEGER NOT NULL,
+  proof TEXT NOT NULL,
+  committed_at BIGINT NOT NULL,
+  finalized_at BIGINT
+);
+CREATE TABLE IF NOT EXISTS consensus_costs (
+  task_id TEXT NOT NULL,
+  bucket TEXT NOT NULL,
+  usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+  PRIMARY KEY (task_id, bucket)
+);
+`,
+  },
   // <<< section consensus
   // migration 26: knowledge store: decisions, evidence, track record (knowledge)
   // >>> section knowledge

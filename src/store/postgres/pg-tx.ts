@@ -4,6 +4,8 @@ import type { AgentRecord, ClaimableRow, CommitObserver, EmittedEventRecord, Eve
 import { PgConcurrencyTx } from './concurrency-sql.js';
 import type { Pipeline } from './pipeline.js';
 import { PgWaitsTx } from './waits-sql.js';
+import { pgConsensus } from './consensus-sql.js';
+import type { ConsensusTx } from '../consensus-types.js';
 import * as nest from './nesting-sql.js';
 
 /** Run one statement on the transaction's connection; resolves to its rows and the affected-row count. */
@@ -65,6 +67,10 @@ export class PgTx implements LedgerTx {
 
   waits(): PgWaitsTx {
     return new PgWaitsTx((text, values) => this.q(text, values), this.now);
+  }
+
+  consensus(): ConsensusTx {
+    return pgConsensus((text, values) => this.q(text, values), this.now);
   }
 
   /** SQL for the database's clock in milliseconds: what the transaction's `now` was read with. */

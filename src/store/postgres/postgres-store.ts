@@ -87,6 +87,8 @@ import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 // >>> imports executors
 // <<< imports executors
 // >>> imports consensus
+import { pgConsensusReads } from './consensus-sql.js';
+import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from '../consensus-types.js';
 // <<< imports consensus
 // >>> imports knowledge
 // <<< imports knowledge
@@ -490,6 +492,33 @@ export class PostgresStore implements Store {
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
   // >>> section consensus
+  getConsensusTask(taskId: string): Promise<ConsensusTaskRow | undefined> {
+    return pgConsensusReads((text, values) => this.read(text, values)).getTask(taskId);
+  }
+
+  listConsensusTasks(query: ConsensusTaskQuery = {}): Promise<ConsensusTaskRow[]> {
+    return pgConsensusReads((text, values) => this.read(text, values)).listTasks(query);
+  }
+
+  getConsensusCandidates(taskId: string): Promise<ConsensusCandidateRow[]> {
+    return pgConsensusReads((text, values) => this.read(text, values)).candidates(taskId);
+  }
+
+  getConsensusResults(taskId: string): Promise<ConsensusResultRow[]> {
+    return pgConsensusReads((text, values) => this.read(text, values)).results(taskId);
+  }
+
+  getConsensusVotes(taskId: string, round?: number): Promise<ConsensusVoteRow[]> {
+    return pgConsensusReads((text, values) => this.read(text, values)).votes(taskId, round);
+  }
+
+  getConsensusDecision(taskId: string): Promise<ConsensusDecisionRow | undefined> {
+    return pgConsensusReads((text, values) => this.read(text, values)).getDecision(taskId);
+  }
+
+  getConsensusCosts(taskId: string): Promise<ConsensusCosts> {
+    return pgConsensusReads((text, values) => this.read(text, values)).costs(taskId);
+  }
   // <<< section consensus
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----

@@ -87,6 +87,8 @@ import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 // >>> imports executors
 // <<< imports executors
 // >>> imports consensus
+import { sqliteConsensusReads } from './consensus-sql.js';
+import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from '../consensus-types.js';
 // <<< imports consensus
 // >>> imports knowledge
 // <<< imports knowledge
@@ -538,6 +540,38 @@ export class SqliteStore implements Store {
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
   // >>> section consensus
+  /** A read of the consensus tables, serialised with the connection's other work. */
+  private consensusRead<T>(fn: (c: ReturnType<typeof sqliteConsensusReads>) => Promise<T>): Promise<T> {
+    return this.exclusive(() => fn(sqliteConsensusReads((sql) => this.stmt(sql))), 'reading');
+  }
+
+  getConsensusTask(taskId: string): Promise<ConsensusTaskRow | undefined> {
+    return this.consensusRead((c) => c.getTask(taskId));
+  }
+
+  listConsensusTasks(query: ConsensusTaskQuery = {}): Promise<ConsensusTaskRow[]> {
+    return this.consensusRead((c) => c.listTasks(query));
+  }
+
+  getConsensusCandidates(taskId: string): Promise<ConsensusCandidateRow[]> {
+    return this.consensusRead((c) => c.candidates(taskId));
+  }
+
+  getConsensusResults(taskId: string): Promise<ConsensusResultRow[]> {
+    return this.consensusRead((c) => c.results(taskId));
+  }
+
+  getConsensusVotes(taskId: string, round?: number): Promise<ConsensusVoteRow[]> {
+    return this.consensusRead((c) => c.votes(taskId, round));
+  }
+
+  getConsensusDecision(taskId: string): Promise<ConsensusDecisionRow | undefined> {
+    return this.consensusRead((c) => c.getDecision(taskId));
+  }
+
+  getConsensusCosts(taskId: string): Promise<ConsensusCosts> {
+    return this.consensusRead((c) => c.costs(taskId));
+  }
   // <<< section consensus
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----

@@ -1,5 +1,7 @@
 import type Database from 'better-sqlite3';
 import { SqliteWaitsTx } from './waits-sql.js';
+import { sqliteConsensus } from './consensus-sql.js';
+import type { ConsensusTx } from '../consensus-types.js';
 import semver from 'semver';
 import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, type Row } from '../rows.js';
 import { SqliteConcurrencyTx } from './concurrency-sql.js';
@@ -10,6 +12,10 @@ import type { AgentRecord, ClaimableRow, CommitObserver, EmittedEventRecord, Eve
 export class SqliteTx implements LedgerTx {
   waits(): SqliteWaitsTx {
     return new SqliteWaitsTx(this.stmt, this.now);
+  }
+
+  consensus(): ConsensusTx {
+    return sqliteConsensus(this.stmt, this.now);
   }
 
   constructor(

@@ -1,0 +1,280 @@
+/**
+ * The consensus tables' statements (migration 25, in each backend's migrations.ts), written once in the SQL both backends speak
+ * (`?` placeholders; the PostgreSQL adapter numbers them). Each backend hands in a `Query` that runs
+ * one statement in its transaction or on its connection: see sqlite/consensus-sql.ts and
+ * postgres/consensus-sql.ts.
+ *
+ * @example
+ *   const c = new ConsensusSql(q, ' FOR UPDATE', tx.now);
+ *   await c.insertCandidate(row); // false when that proposer's candidate of that round is there
+ */
+import type { BudgetBucket, TaskStage, TaskStatus } from '../consensus/core/types.js';
+import type {
+  ConsensusCandidateRow,
+  ConsensusCosts,
+  ConsensusDecisionRow,
+  ConsensusResultRow,
+  ConsensusTaskQuery,
+  ConsensusTaskRow,
+  ConsensusTaskUpdate,
+  ConsensusTx,
+  ConsensusVoteRow,
+  SealedVote,
+} from './consensus-types.js';
+import { stepRowId, type Row } from './rows.js';
+import type { StepKey } from './types.js';
+
+/** Run one statement (`?` placeholders): its rows (for SELECT and RETURNING) and the rows it changed. */
+export type ConsensusQuery = (sql: string, values: readonly unknown[]) => Promise<{ rows: Row[]; rowCount: number }>;
+
+const num = (v: unknown): number => Number(v);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : v === null || v === undefined ? null : JSON.stringify(v));
+const json = <T>(v: unknown, fallback: T): T => (typeof v === 'string' ? (JSON.parse(v) as T) : fallback);
+
+export function toTaskRow(r: Row): ConsensusTaskRow {
+  return {
+    task_id: String(r.task_id),
+    run_id: String(r.run_id),
+    step_id: String(r.step_id),
+    task_type: String(r.task_type),
+    contract: json(r.contract, {} as ConsensusTaskRow['contract']),
+    members: json(r.members, []),
+    status: String(r.status) as TaskStatus,
+    stage: String(r.stage) as TaskStage,
+    round: num(r.round),
+    explore_round: num(r.explore_round),
+    round_started_at: numOrNull(r.round_started_at),
+    reason_code: numOrNull(r.reason_code),
+    reason: strOrNull(r.reason),
+    created_at: num(r.created_at),
+    expires_at: num(r.expires_at),
+    updated_at: num(r.updated_at),
+  };
+}
+
+function toCandidateRow(r: Row): ConsensusCandidateRow {
+  return {
+    task_id: String(r.task_id),
+    candidate_hash: String(r.candidate_hash),
+    proposer_id: String(r.proposer_id),
+    round: num(r.round),
+    output: json(r.output, null),
+    evidence: json(r.evidence, []),
+    cost_usd: num(r.cost_usd),
+    signature: String(r.signature),
+    output_bytes: num(r.output_bytes),
+    event_seq: num(r.event_seq),
+    event_hash: String(r.event_hash),
+    created_at: num(r.created_at),
+  };
+}
+
+function toResultRow(r: Row): ConsensusResultRow {
+  return {
+    task_id: String(r.task_id),
+    candidate_hash: String(r.candidate_hash),
+    verifier_id: String(r.verifier_id),
+    policy_id: String(r.policy_id),
+    status: String(r.status) as ConsensusResultRow['status'],
+    reason_codes: json(r.reason_codes, []),
+    reason: strOrNull(r.reason),
+    score: num(r.score),
+    evidence: json(r.evidence, []),
+    cost_usd: num(r.cost_usd),
+    signature: String(r.signature),
+    created_at: num(r.created_at),
+  };
+}
+
+function toVoteRow(r: Row): ConsensusVoteRow {
+  return {
+    task_id: String(r.task_id),
+    round: num(r.round),
+    voter_id: String(r.voter_id),
+    commitment: String(r.commitment),
+    commit_signature: String(r.commit_signature),
+    committed_at: num(r.committed_at),
+    candidate_hash: strOrNull(r.candidate_hash),
+    vote: strOrNull(r.vote) as ConsensusVoteRow['vote'],
+    salt: strOrNull(r.salt),
+    reveal_signature: strOrNull(r.reveal_signature),
+    revealed_at: numOrNull(r.revealed_at),
+    reveal_event_seq: numOrNull(r.reveal_event_seq),
+    reveal_event_hash: strOrNull(r.reveal_event_hash),
+  };
+}
+
+function toDecisionRow(r: Row): ConsensusDecisionRow {
+  return {
+    task_id: String(r.task_id),
+    round: num(r.round),
+    candidate_hash: String(r.candidate_hash),
+    output: json(r.output, null),
+    tally: json(r.tally, {}),
+    quorum: num(r.quorum),
+    proof: json(r.proof, { candidate_event: { seq: 0, hash: '' }, reveal_events: [] }),
+    committed_at: num(r.committed_at),
+    finalized_at: numOrNull(r.finalized_at),
+  };
+}
+
+const TASK_UPDATE_COLUMNS = ['status', 'stage', 'round', 'explore_round', 'round_started_at', 'reason_code', 'reason'] as const;
+
+const VOTE_COLS = 'task_id, round, voter_id, commitment, commit_signature, committed_at, candidate_hash, vote, salt, reveal_signature, revealed_at, reveal_event_seq, reveal_event_hash';
+
+/** The reads the store offers (and the transaction too). */
+export class ConsensusReads {
+  constructor(protected readonly q: ConsensusQuery) {}
+
+  async getTask(taskId: string): Promise<ConsensusTaskRow | undefined> {
+    const r = (await this.q('SELECT * FROM consensus_tasks WHERE task_id = ?', [taskId])).rows[0];
+    return r ? toTaskRow(r) : undefined;
+  }
+
+  async listTasks(query: ConsensusTaskQuery = {}): Promise<ConsensusTaskRow[]> {
+    const where: string[] = [];
+    const values: unknown[] = [];
+    if (query.run_id !== undefined) {
+      where.push('run_id = ?');
+      values.push(query.run_id);
+    }
+    if (query.status !== undefined) {
+      where.push('status = ?');
+      values.push(query.status);
+    }
+    values.push(Math.max(1, Math.min(query.limit ?? 100, 1000)));
+    const sql = `SELECT * FROM consensus_tasks${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, task_id LIMIT ?`;
+    return (await this.q(sql, values)).rows.map(toTaskRow);
+  }
+
+  async candidates(taskId: string): Promise<ConsensusCandidateRow[]> {
+    return (await this.q('SELECT * FROM consensus_candidates WHERE task_id = ? ORDER BY round, event_seq, proposer_id', [taskId])).rows.map(toCandidateRow);
+  }
+
+  async results(taskId: string): Promise<ConsensusResultRow[]> {
+    return (await this.q('SELECT * FROM consensus_results WHERE task_id = ? ORDER BY created_at, candidate_hash, verifier_id', [taskId])).rows.map(toResultRow);
+  }
+
+  async votes(taskId: string, round?: number): Promise<ConsensusVoteRow[]> {
+    const r =
+      round === undefined
+        ? await this.q(`SELECT ${VOTE_COLS} FROM consensus_votes WHERE task_id = ? ORDER BY round, committed_at, voter_id`, [taskId])
+        : await this.q(`SELECT ${VOTE_COLS} FROM consensus_votes WHERE task_id = ? AND round = ? ORDER BY committed_at, voter_id`, [taskId, round]);
+    return r.rows.map(toVoteRow);
+  }
+
+  async getDecision(taskId: string): Promise<ConsensusDecisionRow | undefined> {
+    const r = (await this.q('SELECT * FROM consensus_decisions WHERE task_id = ?', [taskId])).rows[0];
+    return r ? toDecisionRow(r) : undefined;
+  }
+
+  async costs(taskId: string): Promise<ConsensusCosts> {
+    const out: ConsensusCosts = { explore: 0, verify: 0, finalize: 0 };
+    for (const r of (await this.q('SELECT bucket, usd FROM consensus_costs WHERE task_id = ?', [taskId])).rows) out[String(r.bucket) as BudgetBucket] = num(r.usd);
+    return out;
+  }
+}
+
+/** The writes, in a ledger transaction. `lockSuffix` locks the step row where the database can (PostgreSQL: FOR UPDATE). */
+export class ConsensusSql extends ConsensusReads implements ConsensusTx {
+  constructor(
+    q: ConsensusQuery,
+    private readonly lockSuffix: string,
+    private readonly now: number,
+  ) {
+    super(q);
+  }
+
+  async fence(key: StepKey, attempt: number, owner: string | null): Promise<boolean> {
+    const r = await this.q(`SELECT attempt, status, lease_owner FROM step_executions WHERE id = ?${this.lockSuffix}`, [stepRowId(key.run_id, key.step_id)]);
+    const row = r.rows[0];
+    return !!row && row.status === 'running' && num(row.attempt) === attempt && (owner === null || row.lease_owner === owner);
+  }
+
+  async insertTask(t: ConsensusTaskRow): Promise<boolean> {
+    const r = await this.q(
+      `INSERT INTO consensus_tasks (task_id, run_id, step_id, task_type, contract, members, status, stage, round, explore_round, round_started_at, reason_code, reason, created_at, expires_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING`,
+      [t.task_id, t.run_id, t.step_id, t.task_type, JSON.stringify(t.contract), JSON.stringify(t.members), t.status, t.stage, t.round, t.explore_round, t.round_started_at, t.reason_code, t.reason, t.created_at, t.expires_at, t.updated_at],
+    );
+    return r.rowCount === 1;
+  }
+
+  async updateTask(taskId: string, u: ConsensusTaskUpdate): Promise<void> {
+    const sets: string[] = [];
+    const values: unknown[] = [];
+    for (const k of TASK_UPDATE_COLUMNS) {
+      if (u[k] === undefined) continue;
+      sets.push(`${k} = ?`);
+      values.push(u[k]);
+    }
+    if (!sets.length) return;
+    sets.push('updated_at = ?');
+    values.push(this.now);
+    await this.q(`UPDATE consensus_tasks SET ${sets.join(', ')} WHERE task_id = ?`, [...values, taskId]);
+  }
+
+  async insertCandidate(c: ConsensusCandidateRow): Promise<boolean> {
+    const r = await this.q(
+      `INSERT INTO consensus_candidates (task_id, proposer_id, round, candidate_hash, output, output_bytes, evidence, cost_usd, signature, event_seq, event_hash, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, proposer_id, round) DO NOTHING`,
+      [c.task_id, c.proposer_id, c.round, c.candidate_hash, JSON.stringify(c.output ?? null), c.output_bytes, JSON.stringify(c.evidence), c.cost_usd, c.signature, c.event_seq, c.event_hash, c.created_at],
+    );
+    return r.rowCount === 1;
+  }
+
+  async insertResult(v: ConsensusResultRow): Promise<boolean> {
+    const r = await this.q(
+      `INSERT INTO consensus_results (task_id, candidate_hash, verifier_id, policy_id, status, reason_codes, reason, score, evidence, cost_usd, signature, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, candidate_hash, verifier_id) DO NOTHING`,
+      [v.task_id, v.candidate_hash, v.verifier_id, v.policy_id, v.status, JSON.stringify(v.reason_codes), v.reason, v.score, JSON.stringify(v.evidence), v.cost_usd, v.signature, v.created_at],
+    );
+    return r.rowCount === 1;
+  }
+
+  async insertCommit(v: Pick<ConsensusVoteRow, 'task_id' | 'round' | 'voter_id' | 'commitment' | 'commit_signature' | 'committed_at'>, sealed?: SealedVote): Promise<boolean> {
+    const r = await this.q(
+      `INSERT INTO consensus_votes (task_id, round, voter_id, commitment, commit_signature, committed_at, sealed)
+       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, round, voter_id) DO NOTHING`,
+      [v.task_id, v.round, v.voter_id, v.commitment, v.commit_signature, v.committed_at, sealed ? JSON.stringify(sealed) : null],
+    );
+    return r.rowCount === 1;
+  }
+
+  async reveal(v: Pick<ConsensusVoteRow, 'task_id' | 'round' | 'voter_id' | 'candidate_hash' | 'vote' | 'salt' | 'reveal_signature' | 'revealed_at' | 'reveal_event_seq' | 'reveal_event_hash'>): Promise<boolean> {
+    const r = await this.q(
+      `UPDATE consensus_votes SET candidate_hash = ?, vote = ?, salt = ?, reveal_signature = ?, revealed_at = ?, reveal_event_seq = ?, reveal_event_hash = ?, sealed = NULL
+       WHERE task_id = ? AND round = ? AND voter_id = ? AND revealed_at IS NULL`,
+      [v.candidate_hash, v.vote, v.salt, v.reveal_signature, v.revealed_at, v.reveal_event_seq, v.reveal_event_hash, v.task_id, v.round, v.voter_id],
+    );
+    return r.rowCount === 1;
+  }
+
+  async sealed(taskId: string, round: number, voterId: string): Promise<SealedVote | undefined> {
+    const r = (await this.q('SELECT sealed FROM consensus_votes WHERE task_id = ? AND round = ? AND voter_id = ?', [taskId, round, voterId])).rows[0];
+    return typeof r?.sealed === 'string' ? (JSON.parse(r.sealed) as SealedVote) : undefined;
+  }
+
+  async insertDecision(d: ConsensusDecisionRow): Promise<boolean> {
+    const r = await this.q(
+      `INSERT INTO consensus_decisions (task_id, round, candidate_hash, output, tally, quorum, proof, committed_at, finalized_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING`,
+      [d.task_id, d.round, d.candidate_hash, JSON.stringify(d.output ?? null), JSON.stringify(d.tally), d.quorum, JSON.stringify(d.proof), d.committed_at, d.finalized_at],
+    );
+    return r.rowCount === 1;
+  }
+
+  async finalizeDecision(taskId: string, at: number): Promise<boolean> {
+    return (await this.q('UPDATE consensus_decisions SET finalized_at = ? WHERE task_id = ? AND finalized_at IS NULL', [at, taskId])).rowCount === 1;
+  }
+
+  async addCost(taskId: string, bucket: BudgetBucket, usd: number): Promise<void> {
+    if (!(usd > 0)) return;
+    await this.q(
+      `INSERT INTO consensus_costs (task_id, bucket, usd) VALUES (?, ?, ?)
+       ON CONFLICT (task_id, bucket) DO UPDATE SET usd = consensus_costs.usd + excluded.usd`,
+      [taskId, bucket, usd],
+    );
+  }
+}
