@@ -32,6 +32,8 @@ import { ProcessExecutor } from './executors/process.js';
 import { memoryLimitMechanism } from './executors/memory-limit.js';
 import { chooseSandbox, type SandboxChoice } from './sandbox/sandbox.js';
 import { readManifestFile } from './manifest-file.js';
+import { executorClientFor, type RegisteredExecutorClient } from './executors/http/resolver.js';
+import { sharedInputsJson } from './executors/http/shared-inputs.js';
 import { byteLength, LimitExceededError } from './core/limits.js';
 import { NetworkGuard } from './net/guard.js';
 import type { PutResult, Store } from './store/store.js';
@@ -79,6 +81,14 @@ import type {
 } from './store/types.js';
 import type { RunSignalRecord, TriggerRecord, WorkerRecord } from './store/types.js';
 import { activeTraceContext } from './observability/tracing.js';
+import { ConsensusTasks, type SubmittedTask, type TaskDecisionView, type TaskView } from './consensus/facade.js';
+import { consensusDeps, consensusRunner, knowledgeHooks } from './consensus/driver/wiring.js';
+import { createKnowledge } from './consensus/knowledge/index.js';
+import { derivedKernelKeys } from './consensus/driver/kernel-keys.js';
+import type { ConsensusDeps } from './consensus/driver/deps.js';
+import type { VoteInput } from './consensus/driver/votes.js';
+import type { TaskCost } from './consensus/core/types.js';
+import type { ConsensusTaskQuery, ConsensusTaskRow } from './store/consensus-types.js';
 
 export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   /** A fully resolved configuration; when given, `cwd`/`env`/`overrides` are ignored. */
@@ -182,6 +192,12 @@ export interface StartRunOptions {
   idempotencyKey?: string;
   /** Labels kept with the run (string values), shown with it. */
   metadata?: Record<string, string>;
+  /**
+   * Run-level business context merged into the inputs of each of the run's http-runtime steps (an
+   * object's keys, else `{shared_inputs: value}`; see src/executors/http/shared-inputs.ts). At most
+   * MAX_SHARED_INPUTS_BYTES of JSON (SHARED_INPUTS_TOO_LARGE).
+   */
+  sharedInputs?: unknown;
 }
 
 export interface EmitEventOptions {
@@ -310,6 +326,9 @@ export class Swarm {
   private registry: PrometheusMetrics | undefined;
   /** What the engine reports to: the registry, or the null object. */
   private hooks: EngineMetrics = NO_METRICS;
+  /** Consensus tasks: the driver's dependencies (workers run consensus steps with them) and the facade. */
+  private readonly consensusDeps: ConsensusDeps;
+  private readonly consensusTasks: ConsensusTasks;
 
   private constructor(
     readonly config: SwarmConfig,
@@ -403,6 +422,29 @@ export class Swarm {
       chainKey: keys.chain,
       redactor: this.redactor,
     });
+    this.consensusDeps = consensusDeps({
+      store,
+      ledger: this.ledger,
+      executorFor: (t) => this.executorFor(t),
+      workRoot: join(config.home, 'work'),
+      kernelKey: derivedKernelKeys(keys.chain),
+      executor: async (name) => {
+        const client = await this.executorClient(name);
+        return { client, public_key: client.record.public_key };
+      },
+      knowledge: knowledgeHooks(createKnowledge({ store }), store),
+      faults: config.faults,
+      log: (m) => log(m),
+      redact: (d) => this.redactor.value(d),
+    });
+    this.consensusTasks = new ConsensusTasks({
+      store,
+      listWorkflows: (n) => this.listWorkflows(n),
+      registerWorkflow: (path) => this.registerWorkflow(path),
+      createRun: (ref, input, o) => this.createRun(ref, input, o),
+      recordEvents: (tx, runId, stepId, events) => this.consensusDeps.record(tx, runId, stepId, events),
+      notifyCommit: () => this.notifyCommit(),
+    });
   }
 
   /** Resolve configuration (swarm.yaml, then environment, then overrides) and open the store. */
@@ -468,7 +510,43 @@ export class Swarm {
   }
 
   executorFor = (runtimeType: string): Executor =>
-    runtimeType === 'builtin' ? this.builtins : runtimeType === 'llm' ? this.llmExecutor : runtimeType === 'sw4rm' ? this.sw4rmAgents : this.processAgents();
+    runtimeType === 'builtin'
+      ? this.builtins
+      : runtimeType === 'llm'
+        ? this.llmExecutor
+        : runtimeType === 'sw4rm'
+          ? this.sw4rmAgents
+          : runtimeType === 'http'
+            ? this.httpAgents
+            : this.processAgents();
+
+  /** `runtime.type: http` steps (src/executors/http/executor.ts): made on first use. */
+  private readonly httpAgents: Executor = {
+    execute: async (ctx) => {
+      const { HttpExecutor } = await import('./executors/http/executor.js');
+      this.httpExecutor ??= new HttpExecutor({ store: this.store, secrets: (name, workflow) => this.secretValue(name, workflow), guardDeps: this.guardDeps });
+      return this.httpExecutor.execute(ctx);
+    },
+  };
+  private httpExecutor: Executor | undefined;
+
+  /** A secret's value as steps of `workflow` see it (stored secrets decrypted on demand, then SWARM_SECRET_*). */
+  private async secretValue(name: string, workflow?: string): Promise<string | undefined> {
+    await this.secretCache.prepare(workflow ?? '');
+    return this.secretCache.get(name, workflow);
+  }
+
+  /**
+   * A client of the registered remote executor `name` (`swarm executors add`), its bearer token
+   * resolved from its secret. Throws EXECUTOR_UNKNOWN naming it when it is not registered.
+   *
+   * @example
+   *   const rt = await swarm.executorClient('rt');
+   *   console.log(await rt.capabilities());
+   */
+  async executorClient(name: string, options: { fetch?: typeof fetch; timeoutMs?: number } = {}): Promise<RegisteredExecutorClient> {
+    return executorClientFor(this.store, (n) => this.secretValue(n), name, options);
+  }
 
   /** `runtime.type: sw4rm` steps (src/sw4rm/bridge/): made on first use, so only workers that run one load gRPC. */
   private readonly sw4rmAgents: Executor = {
@@ -520,6 +598,8 @@ export class Swarm {
         const hint = closest(provider, known);
         throw new ManifestError(file, 'runtime.provider', `unknown provider '${provider}'${hint ? ` (did you mean '${hint}'?)` : ''}; use ${PROVIDER_TYPES.join(', ')} or a provider named under providers: in swarm.yaml`);
       }
+    } else if (rt.type === 'http' || rt.type === 'sw4rm') {
+      // Nothing runs here: the step goes to a remote executor (http) or an agent on the router (sw4rm).
     } else if (rt.type === 'builtin') {
       if (!this.builtins.has(rt.entry)) throw new ManifestError(file, 'runtime.entry', `no built-in agent named '${rt.entry}' (have: ${this.builtins.names().join(', ')})`);
     } else if (!existsSync(join(dir, rt.entry)) && !existsSync(rt.entry)) {
@@ -534,7 +614,13 @@ export class Swarm {
       }
     }
     const record = agentRecord(manifest, dir);
-    return { record, result: await this.store.putAgent(record, options.force ?? false) };
+    const result = await this.store.putAgent(record, options.force ?? false);
+    // Registered in any order: the executor may be added after its agents (the step fails then, naming it).
+    const executor = manifest.http?.executor;
+    if (executor !== undefined && !(await this.store.getExecutor(executor))) {
+      return { record, result, warnings: [`executor '${executor}' is not registered yet: its steps fail until 'swarm executors add ${executor} <base_url>'`] };
+    }
+    return { record, result };
   }
 
   /** Register every package (a directory with agent.yaml) directly under `dir`. */
@@ -929,11 +1015,14 @@ export class Swarm {
     // steps then see the marker, so they should reference ${secrets.NAME} instead. Redacted after
     // planning, which fills in the inputs' defaults (the redactor copies what it redacts).
     const traceParent = activeTraceContext();
+    // Checked (and its size capped) before anything is written; redacted like the input.
+    const sharedJson = options.sharedInputs === undefined ? undefined : sharedInputsJson(this.redactor.value(options.sharedInputs));
     const trigger = {
       trigger_type: options.trigger_type ?? 'manual',
       trigger_data: undefined as unknown,
       ...(options.idempotencyKey ? { idempotency_key: options.idempotencyKey } : {}),
       ...(options.metadata && Object.keys(options.metadata).length ? { metadata: this.redactor.value(options.metadata) } : {}),
+      ...(sharedJson !== undefined ? { shared_inputs_json: sharedJson } : {}),
       // The caller's span (an HTTP request's traceparent, a library caller's), read here: the
       // transaction may run in another async context (group commit).
       ...(traceParent ? { trace_parent: traceParent } : {}),
@@ -1439,6 +1528,51 @@ export class Swarm {
     for (const l of this.commitListeners) l();
   }
 
+  // ---------- consensus tasks (src/consensus/) ----------
+
+  /**
+   * Submit a standalone consensus task: the contract is checked (TASK_CONTRACT_INVALID), then a run
+   * of the built-in workflow `swarm-consensus` starts; a worker runs the task. The same `task_id`
+   * again returns the first run.
+   *
+   * @example
+   *   const { task_id, run_id } = await swarm.submitTask({ task_type: 'answer', inputs: { q: '2+2' }, proposers: [{ agent: 'solver', samples: 3 }], verification: { policy: 'vp.schema_only.v1' }, voting: { voters: [{ id: 'v1' }] } });
+   */
+  submitTask(contract: unknown): Promise<SubmittedTask> {
+    return this.consensusTasks.submitTask(contract);
+  }
+
+  /** A task with its candidates, verifier results, votes, decision and cost; undefined until its run created it. */
+  getTask(taskId: string): Promise<TaskView | undefined> {
+    return this.consensusTasks.getTask(taskId);
+  }
+
+  /** Consensus tasks, newest first (of a run, in a status). */
+  listTasks(query: ConsensusTaskQuery = {}): Promise<ConsensusTaskRow[]> {
+    return this.consensusTasks.listTasks(query);
+  }
+
+  /** A task's decision, or where it stands (`pending` before its run created it). TASK_NOT_FOUND for an unknown id. */
+  taskDecision(taskId: string): Promise<TaskDecisionView> {
+    return this.consensusTasks.taskDecision(taskId);
+  }
+
+  /** A task's cost report by bucket (explore, verify, finalize) against its budgets. */
+  taskCost(taskId: string): Promise<TaskCost> {
+    return this.consensusTasks.taskCost(taskId);
+  }
+
+  /**
+   * An external voter's commit or reveal (signed with its key). A refusal is recorded as
+   * TASK_INPUT_REJECTED and thrown as a PolicyError whose code names the reason (REVEAL_MISMATCH, …).
+   *
+   * @example
+   *   await swarm.submitVote({ kind: 'reveal', task_id, voter_id: 'ext-1', candidate_hash, vote: 'approve', salt, signature });
+   */
+  submitVote(vote: VoteInput): Promise<{ task_id: string; round: number; event_seq: number }> {
+    return this.consensusTasks.submitVote(vote);
+  }
+
   // ---------- workers ----------
 
   /** Create a worker with this Swarm's configuration (override any option). Call `start()` on it. */
@@ -1457,6 +1591,7 @@ export class Swarm {
       log: this.log,
       onCommit: () => this.notifyCommit(),
       metrics: this.hooks,
+      consensus: consensusRunner(this.consensusDeps),
       ...options,
     });
     this.workers.add(w);

@@ -62,6 +62,8 @@ export interface NewRunInput {
   idempotency_key?: string | null;
   /** Labels kept with the run (string values). */
   metadata?: Record<string, string> | null;
+  /** The run's `shared_inputs`, as JSON text (merged into its http-runtime steps' inputs; see src/executors/http/shared-inputs.ts). */
+  shared_inputs_json?: string | null;
   /** The caller's trace context (tracing on): the run's span is its child. Default: the parent run's, else a new trace. */
   trace_parent?: Context;
 }
@@ -191,6 +193,7 @@ export class Ledger {
       parent_step_id: input.parent_step_id ?? null,
       idempotency_key: input.idempotency_key ?? null,
       metadata_json: input.metadata ? JSON.stringify(input.metadata) : null,
+      ...(input.shared_inputs_json ? { shared_inputs_json: input.shared_inputs_json } : {}),
       max_parallel: maxParallel,
       steps_total: steps.length,
       created_at: tx.now,

@@ -10,6 +10,7 @@ import { isTransient, type Store } from '../store/store.js';
 import type { ClaimedStep, Completion, StepResult } from '../store/types.js';
 import { NO_REDACTION, type Redactor } from '../secrets/redactor.js';
 import type { PlanCache } from './plan.js';
+import type { StepSpec } from '../core/manifest/workflow.js';
 import { runKindStep } from './waits.js';
 import { MAX_MAP_ELEMENTS } from '../core/manifest/nesting.js';
 import { parseElementId } from './nesting.js';
@@ -71,7 +72,12 @@ export interface StepRunnerDeps {
   onFault?: (fault: StoreFaultError) => void;
   /** Sizes of inputs, outputs and error messages (default LIMIT_DEFAULTS). */
   limits?: Pick<Limits, 'step_input_bytes' | 'step_output_bytes' | 'event_payload_bytes'>;
+  /** Runs a `kind: consensus` step's attempt (src/consensus/driver/); absent: such steps fail. */
+  consensus?: ConsensusStepRunner;
 }
+
+/** What runs a consensus step (the driver, with its dependencies bound by src/swarm.ts). */
+export type ConsensusStepRunner = (step: ClaimedStep, spec: StepSpec, ctx: ResolveContext, workerId: string, signal: AbortSignal, workflow: string) => Promise<StepResult>;
 
 /** Trigger data per run (immutable), cached. */
 const triggerCache = new Map<string, unknown>();
@@ -138,6 +144,10 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
       // A sleep or wait step runs no agent (see waits.ts); `until:` and `match:` may read the trigger and any upstream step.
       if (spec.kind) {
         const full: ResolveContext = { ...ctx, trigger: ctx.trigger ?? (await triggerData(deps.store, step.run_id)), steps: await upstream(deps, step.run_id, spec.deps) };
+        if (spec.kind === 'consensus') {
+          if (!deps.consensus) throw new StepError('CONSENSUS_UNAVAILABLE', 'this worker cannot run consensus steps', false);
+          return done(await deps.consensus(step, spec, full, workerId, abort.signal, workflow));
+        }
         return done(await runKindStep(deps.store, step, spec, full));
       }
       if (spec.map !== undefined) return done({ kind: 'map', items: mapList(spec.map, ctx, step.step_id) });

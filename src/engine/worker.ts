@@ -47,6 +47,8 @@ export interface WorkerOptions {
   onStepFinished?: (step: Completion, about: { workflow?: string; trace_id?: string }) => void;
   /** Steps in flight, lost leases and heartbeats (default: none). */
   metrics?: EngineMetrics;
+  /** Runs `kind: consensus` steps (see StepRunnerDeps.consensus). */
+  consensus?: StepRunnerDeps['consensus'];
 }
 
 interface InFlight {
@@ -348,6 +350,7 @@ export class Worker {
         redactor: this.ledger.redactor,
         workRoot: this.options.workRoot,
         ...(this.options.limits ? { limits: this.options.limits } : {}),
+        ...(this.options.consensus ? { consensus: this.options.consensus } : {}),
         onProcess: (s, pid) => {
           this.store.setStepPid(s.run_id, s.step_id, s.attempt, pid).catch(() => undefined);
         },

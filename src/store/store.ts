@@ -38,11 +38,13 @@ import type {
 import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, BudgetSettleRequest, BudgetWarning } from './budget-types.js';
 import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, ExpiredRunQuery, RunDeleteReport, RunTree } from './retention-types.js';
 // >>> imports executors
+import type { ExecutorRecord, ExecutorWrite } from './executor-types.js';
 // <<< imports executors
 // >>> imports consensus
 import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from './consensus-types.js';
 // <<< imports consensus
 // >>> imports knowledge
+import type { KnowledgeDecisionQuery, KnowledgeDecisionRow, KnowledgeDecisionWrite, KnowledgeLookupRow, KnowledgeLookupWrite, KnowledgeProposalRow, KnowledgeTrackFilter, KnowledgeTrackRow } from './knowledge-types.js';
 // <<< imports knowledge
 // >>> imports keys
 // <<< imports keys
@@ -435,6 +437,20 @@ export interface Store {
 
   // ---- executors registry (exec) (migration 24) ----
   // >>> section executors
+  /**
+   * Register an executor, or replace the one of that name (its created_at stays).
+   *
+   * @example
+   *   await store.putExecutor({ name: 'rt', base_url: 'http://127.0.0.1:8787', token_secret: null, public_key: null });
+   */
+  putExecutor(e: ExecutorWrite): Promise<ExecutorRecord>;
+  getExecutor(name: string): Promise<ExecutorRecord | undefined>;
+  /** Every registered executor, by name. */
+  listExecutors(): Promise<ExecutorRecord[]>;
+  /** Forget an executor; false when there was none of that name. */
+  deleteExecutor(name: string): Promise<boolean>;
+  /** A run's `shared_inputs` as stored (JSON text; null: none; undefined: no such run). */
+  getRunSharedInputs(runId: string): Promise<string | null | undefined>;
   // <<< section executors
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
@@ -455,6 +471,28 @@ export interface Store {
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----
   // >>> section knowledge
+  /**
+   * Record a finalized decision (src/store/knowledge-types.ts): the decision row, its proposals and
+   * the proposers' track record counts, in one transaction. Idempotent by task id: a decision
+   * recorded before changes nothing (`created: false`), so the counts are added once.
+   *
+   * @example
+   *   const { created } = await store.putKnowledgeDecision(buildDecisionWrite(finalized, Date.now()));
+   */
+  putKnowledgeDecision(w: KnowledgeDecisionWrite): Promise<{ created: boolean }>;
+  getKnowledgeDecision(taskId: string): Promise<KnowledgeDecisionRow | undefined>;
+  /** Decisions newest first (decided_at, then task id descending), by type (and inputs hash) or task ids, paged by `before`. */
+  listKnowledgeDecisions(q: KnowledgeDecisionQuery): Promise<KnowledgeDecisionRow[]>;
+  /** The proposals of some decided tasks (by task, proposer, round). */
+  listKnowledgeProposals(taskIds: readonly string[]): Promise<KnowledgeProposalRow[]>;
+  /** The track record, by task type then proposer. */
+  knowledgeTrackRecord(f: KnowledgeTrackFilter): Promise<KnowledgeTrackRow[]>;
+  /** The task types that have decisions, sorted. */
+  knowledgeTaskTypes(): Promise<string[]>;
+  /** Log a lookup. */
+  addKnowledgeLookup(l: KnowledgeLookupWrite): Promise<KnowledgeLookupRow>;
+  /** Lookups newest first. */
+  listKnowledgeLookups(q: { task_id?: string; limit?: number }): Promise<KnowledgeLookupRow[]>;
   // <<< section knowledge
 
   // ---- signing keys (core) (migration 27) ----

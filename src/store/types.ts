@@ -310,6 +310,8 @@ export interface NewRunRow {
   created_at: number;
   idempotency_key?: string | null;
   metadata_json?: string | null;
+  /** The run's `shared_inputs` as JSON text (src/executors/http/shared-inputs.ts); absent or null: none. */
+  shared_inputs_json?: string | null;
   /** The W3C trace context of the run's span (only when tracing is on; see src/observability/tracing.ts). */
   traceparent?: string | null;
   tracestate?: string | null;

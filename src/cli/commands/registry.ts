@@ -80,6 +80,7 @@ export function registerAgentCommands(program: Command, ctx: CliContext): void {
       if (!path) throw new UserError('ARGUMENT_MISSING', 'give the path of an agent package, or --all');
       const r = await swarm.registerAgent(path, { force: o.force ?? false });
       ctx.out(`${pc.green('✔')} ${r.record.id} ${pc.dim(r.result)}`);
+      for (const w of r.warnings ?? []) ctx.err(pc.yellow(`warning: ${w}`));
     });
 
   agent

@@ -49,6 +49,12 @@ export const ReasonCode = {
   REUSE_BLACKLISTED: 1409,
   EXECUTOR_UNAVAILABLE: 1410,
   TIE: 1411,
+  /** A candidate's `candidate_hash` is not the hash of its output. */
+  CANDIDATE_HASH_MISMATCH: 1412,
+  /** A verifier result or evidence names a candidate the task does not have. */
+  CANDIDATE_UNKNOWN: 1413,
+  /** A record arrived for a stage that is over (a proposal once proposing stopped, a verifier result once voting began). */
+  STAGE_CLOSED: 1414,
 } as const;
 export type ReasonCodeName = keyof typeof ReasonCode;
 

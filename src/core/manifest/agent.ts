@@ -8,8 +8,9 @@ import { GUARDRAILS_SCHEMA, parseGuardrails, type GuardrailsSpec } from './guard
 import { checkAgentRedaction } from './guardrails/redaction.js';
 import { MEMORY_SCHEMA, parseMemorySpec, type MemorySpec } from './memory.js';
 import { parseSw4rmRuntime, SW4RM_RUNTIME_KEYS, SW4RM_RUNTIME_PROPERTIES, type Sw4rmRuntimeSpec } from './sw4rm-runtime.js';
+import { HTTP_RUNTIME_KEYS, HTTP_RUNTIME_PROPERTIES, parseHttpRuntime, type HttpRuntimeSpec } from './http-runtime.js';
 
-export const RUNTIME_TYPES = ['node', 'python', 'bash', 'process', 'builtin', 'llm', 'sw4rm'] as const;
+export const RUNTIME_TYPES = ['node', 'python', 'bash', 'process', 'builtin', 'llm', 'sw4rm', 'http'] as const;
 export type RuntimeType = (typeof RUNTIME_TYPES)[number];
 
 export const DEFAULT_MEMORY_MB = 128;
@@ -17,7 +18,7 @@ export const DEFAULT_TIMEOUT_SECONDS = 300;
 
 export interface AgentRuntime {
   type: RuntimeType;
-  /** Script for node/python/bash, program for process, built-in name for builtin (empty for llm and sw4rm). */
+  /** Script for node/python/bash, program for process, built-in name for builtin (empty for llm, sw4rm and http). */
   entry: string;
   /** For `process`: the interpreter or program; `entry` becomes its first argument. */
   command?: string[];
@@ -41,6 +42,8 @@ export interface AgentManifest {
   llm?: LlmSpec;
   /** For `runtime.type: sw4rm`: the recipient, the router and what to wait for (sw4rm-runtime.ts). */
   sw4rm?: Sw4rmRuntimeSpec;
+  /** For `runtime.type: http`: the remote executor and the task type sent to it (http-runtime.ts). */
+  http?: HttpRuntimeSpec;
   /** Process agents: environment variables to set, values may reference `${secrets.*}` and `${config.*}`. */
   env?: Record<string, string>;
 }
@@ -140,6 +143,7 @@ const agentSchema = {
         temperature: { type: 'number', minimum: 0, maximum: 2 },
         max_output_tokens: { type: 'integer', minimum: 1 },
         ...SW4RM_RUNTIME_PROPERTIES,
+        ...HTTP_RUNTIME_PROPERTIES,
       },
     },
     instructions: { type: 'string' },
@@ -191,6 +195,12 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
       if (raw.runtime[key] !== undefined) problems.add(`runtime.${key}`, `is only for runtime.type 'sw4rm' (this agent is '${type}')`, src.lineOf(['runtime', key]));
     }
   }
+  const http = type === 'http' ? parseHttpRuntime(raw.runtime, raw.name as string, problems, src.lineOf.bind(src)) : undefined;
+  if (type !== 'http') {
+    for (const key of HTTP_RUNTIME_KEYS) {
+      if (raw.runtime[key] !== undefined) problems.add(`runtime.${key}`, `is only for runtime.type 'http' (this agent is '${type}')`, src.lineOf(['runtime', key]));
+    }
+  }
   if (type !== 'llm') {
     for (const key of ['instructions', 'tools', 'handoffs', 'output_schema', 'max_turns', 'guardrails', 'memory'] as const) {
       if (raw[key] !== undefined) problems.add(key, `is only for runtime.type 'llm' (this agent is '${type}')`, src.lineOf([key]));
@@ -199,13 +209,13 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
       if (raw.runtime[key] !== undefined) problems.add(`runtime.${key}`, `is only for runtime.type 'llm' (this agent is '${type}')`, src.lineOf(['runtime', key]));
     }
   }
-  const entry = (raw.runtime.entry as string | undefined) ?? (type === 'llm' || type === 'sw4rm' ? '' : undefined);
+  const entry = (raw.runtime.entry as string | undefined) ?? (type === 'llm' || type === 'sw4rm' || type === 'http' ? '' : undefined);
   if (entry === undefined) {
     const what = type === 'builtin' ? 'the built-in agent name (echo, noop, sleep, http-fetch)' : 'the script or program to run';
     problems.add('runtime.entry', `is required: ${what}`, src.lineOf(['runtime']));
   }
   const cmd = raw.runtime.command;
-  if (cmd !== undefined && type !== 'process' && type !== 'sw4rm') {
+  if (cmd !== undefined && type !== 'process' && type !== 'sw4rm' && type !== 'http') {
     problems.add('runtime.command', `is only for runtime.type 'process' (this agent is '${type}')`, src.lineOf(['runtime', 'command']));
   }
   for (const key of ['inputs', 'outputs'] as const) checkFieldNames(raw[key], key, problems, src.lineOf.bind(src));
@@ -231,13 +241,14 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
     tags: (raw.tags as string[] | undefined) ?? [],
     ...(llm ? { llm } : {}),
     ...(sw4rm ? { sw4rm } : {}),
+    ...(http ? { http } : {}),
     ...(env !== undefined ? { env: { ...env } } : {}),
   };
 }
 
 /** `env:`: names a shell accepts, not the process contract's own SWARM_*; references only to secrets and config. */
 function checkEnv(env: Record<string, string>, type: RuntimeType, problems: ProblemList, lineOf: (p: Array<string | number>) => number | undefined): void {
-  if (type === 'llm' || type === 'builtin' || type === 'sw4rm') {
+  if (type === 'llm' || type === 'builtin' || type === 'sw4rm' || type === 'http') {
     problems.add('env', `is only for process agents (node, python, bash, process); this agent is '${type}'`, lineOf(['env']));
     return;
   }

@@ -19,8 +19,9 @@ import { findReferences, REFERENCE_ROOTS, type PathSegment } from '../template.j
 import { checkCustomEventName } from '../../triggers/events.js';
 import { parseDuration } from '../../triggers/schedule.js';
 import type { ProblemList } from './problems.js';
+import { checkConsensusTask } from '../../consensus/driver/contract.js';
 
-export const STEP_KINDS = ['sleep', 'wait'] as const;
+export const STEP_KINDS = ['sleep', 'wait', 'consensus'] as const;
 export type StepKind = (typeof STEP_KINDS)[number];
 
 /** A sleep step: `for_ms` (from when it starts sleeping) or `until` (a time, or a reference resolved when it starts). */
@@ -55,6 +56,7 @@ export const STEP_KIND_PROPERTIES = {
   timeout: { type: 'string' },
   on_timeout: { enum: ['fail', 'continue'] },
   buffer: { type: 'boolean' },
+  task: { type: ['object', 'string'] },
 } as const;
 
 const SLEEP_FIELDS = ['for', 'until'] as const;
@@ -73,12 +75,19 @@ export interface RawKindFields {
   timeout?: string;
   on_timeout?: 'fail' | 'continue';
   buffer?: boolean;
+  task?: unknown;
+}
+
+/** A consensus step: its task contract as written (`${…}` references in its fields resolve when the step runs). */
+export interface ConsensusStepSpec {
+  task: unknown;
 }
 
 export interface CompiledKind {
   kind?: StepKind;
   sleep?: SleepSpec;
   wait?: WaitSpec;
+  consensus?: ConsensusStepSpec;
   /** Steps the kind's references read: their outputs (`until`) and any field (`match`). */
   dataDeps: string[];
   orderDeps: string[];
@@ -95,6 +104,7 @@ export function compileKind(s: RawKindFields, i: number, at: (...p: PathSegment[
   if (s.kind === undefined) {
     // A step with neither agent: nor workflow: is reported once, by checkNesting (nesting.ts).
     for (const f of [...SLEEP_FIELDS, ...WAIT_FIELDS]) if (has(f)) problems.add(field(f), `'${f}' belongs to 'kind: ${(SLEEP_FIELDS as readonly string[]).includes(f) ? 'sleep' : 'wait'}' steps; add the kind or remove the field`, at(f));
+    if (has('task')) problems.add(field('task'), `'task' belongs to 'kind: consensus' steps; add the kind or remove the field`, at('task'));
     return out;
   }
   out.kind = s.kind;
@@ -107,6 +117,26 @@ export function compileKind(s: RawKindFields, i: number, at: (...p: PathSegment[
     if (ms === undefined || ms <= 0) problems.add(field(f), `'${text}' is not a duration; write a whole number and a unit, such as 30s, 15m, 2h or 3d`, at(f));
     return ms;
   };
+  if (s.kind === 'consensus') {
+    for (const f of [...SLEEP_FIELDS, ...WAIT_FIELDS]) if (has(f)) problems.add(field(f), `'${f}' belongs to 'kind: ${(SLEEP_FIELDS as readonly string[]).includes(f) ? 'sleep' : 'wait'}' steps, not consensus`, at(f));
+    if (!has('task')) {
+      problems.add(`steps[${i}]`, `a consensus step needs 'task:', its task contract (proposers, verification, voting; see docs/consensus.md)`, at());
+      return out;
+    }
+    for (const [path, value] of templateLeaves(s.task)) {
+      try {
+        for (const ref of findReferences(value)) {
+          const dep = checkRef(ref.path, false);
+          if (dep) out.dataDeps.push(dep);
+        }
+      } catch (e) {
+        problems.add(field(['task', ...path].join('.')), (e as Error).message, at('task', ...path));
+      }
+    }
+    for (const p of checkConsensusTask(s.task)) problems.add(field(['task', ...p.path].join('.')), p.message, at('task', ...p.path));
+    out.consensus = { task: s.task };
+    return out;
+  }
   if (s.kind === 'sleep') {
     for (const f of WAIT_FIELDS) if (has(f)) problems.add(field(f), `'${f}' belongs to 'kind: wait' steps, not sleep`, at(f));
     if (has('for') === has('until')) {
@@ -171,6 +201,14 @@ export function compileKind(s: RawKindFields, i: number, at: (...p: PathSegment[
     buffer: s.buffer ?? false,
   };
   return out;
+}
+
+/** The string leaves of a value, with their paths (where `${…}` references may be). */
+function templateLeaves(v: unknown, path: PathSegment[] = []): Array<[PathSegment[], string]> {
+  if (typeof v === 'string') return [[path, v]];
+  if (Array.isArray(v)) return v.flatMap((x, i) => templateLeaves(x, [...path, i]));
+  if (v !== null && typeof v === 'object') return Object.entries(v).flatMap(([k, x]) => templateLeaves(x, [...path, k]));
+  return [];
 }
 
 /** A sleep's `until:` value as epoch milliseconds: ISO 8601 text, or epoch ms (number or digits); undefined if neither. */

@@ -10,7 +10,7 @@ import { checkManifest } from './schema-check.js';
 import { checkTrigger } from '../../triggers/trigger-spec.js';
 import { checkConcurrency, concurrencySchema, type ConcurrencyKeySpec } from './concurrency.js';
 import { parseYaml, type YamlSource } from './yaml-source.js';
-import { compileKind, STEP_KIND_PROPERTIES, type RawKindFields, type SleepSpec, type StepKind, type WaitSpec } from './step-kinds.js';
+import { compileKind, STEP_KIND_PROPERTIES, type RawKindFields, type SleepSpec, type StepKind, type WaitSpec, type ConsensusStepSpec } from './step-kinds.js';
 import { checkMapReference, checkNesting, MAX_MAP_ELEMENTS } from './nesting.js';
 import { BUDGET_SCHEMA, parseBudgetSpec, type BudgetSpec } from './guardrails/budget.js';
 
@@ -37,6 +37,8 @@ export interface StepSpec {
   kind?: StepKind;
   sleep?: SleepSpec;
   wait?: WaitSpec;
+  /** A consensus step's task contract (see step-kinds.ts). */
+  consensus?: ConsensusStepSpec;
   /** A sub-workflow step: the workflow (`name@range`, no range: the latest) whose run is this step. */
   workflow?: string;
   /** A map step: the `${…}` reference to the list it runs over, once per element. */
@@ -348,6 +350,7 @@ function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables:
     ...(kind.kind ? { kind: kind.kind } : {}),
     ...(kind.sleep ? { sleep: kind.sleep } : {}),
     ...(kind.wait ? { wait: kind.wait } : {}),
+    ...(kind.consensus ? { consensus: kind.consensus } : {}),
     ...(s.workflow !== undefined ? { workflow: s.workflow } : {}),
     ...(s.map !== undefined ? { map: s.map } : {}),
     ...(s.max_concurrency !== undefined ? { max_concurrency: s.max_concurrency } : {}),

@@ -244,12 +244,12 @@ export class PgTx implements LedgerTx {
     this.later(
       `INSERT INTO workflow_runs (id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, plan_id, parent_run_id,
          steps_total, steps_remaining, running_steps, max_parallel, event_seq, event_hash, created_at, updated_at, idempotency_key, metadata, parent_step_id,
-         traceparent, tracestate)
-       VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $9, 0, $10, $16, $11, $12, $12, $13, $14, $15, $17, $18)`,
+         traceparent, tracestate, shared_inputs)
+       VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $9, 0, $10, $16, $11, $12, $12, $13, $14, $15, $17, $18, $19)`,
       [
         row.id, row.workflow_id, row.workflow_name, row.workflow_version, row.trigger_type, row.trigger_data_json, row.plan_id,
         row.parent_run_id, row.steps_total, row.max_parallel, row.event_hash ?? '0'.repeat(64), row.created_at, row.idempotency_key ?? null, row.metadata_json ?? null,
-        row.parent_step_id ?? null, row.event_seq ?? 0, row.traceparent ?? null, row.tracestate ?? null,
+        row.parent_step_id ?? null, row.event_seq ?? 0, row.traceparent ?? null, row.tracestate ?? null, row.shared_inputs_json ?? null,
       ],
     );
     // All steps in one statement, one array per column: the same statement text (prepared once per

@@ -85,12 +85,29 @@ import * as memory from './memory-sql.js';
 import { memoryDimensions, type MemoryListQuery, type MemoryRecord, type MemorySearch, type MemoryWrite, type ScoredMemory } from '../memory-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 // >>> imports executors
+import * as executorsSql from './executors-sql.js';
+import { toExecutorRecord, type ExecutorRecord, type ExecutorWrite } from '../executor-types.js';
 // <<< imports executors
 // >>> imports consensus
 import { pgConsensusReads } from './consensus-sql.js';
 import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from '../consensus-types.js';
 // <<< imports consensus
 // >>> imports knowledge
+import * as knowledgeSql from './knowledge-sql.js';
+import {
+  toKnowledgeDecisionRow,
+  toKnowledgeLookupRow,
+  toKnowledgeProposalRow,
+  toKnowledgeTrackRow,
+  type KnowledgeDecisionQuery,
+  type KnowledgeDecisionRow,
+  type KnowledgeDecisionWrite,
+  type KnowledgeLookupRow,
+  type KnowledgeLookupWrite,
+  type KnowledgeProposalRow,
+  type KnowledgeTrackFilter,
+  type KnowledgeTrackRow,
+} from '../knowledge-types.js';
 // <<< imports knowledge
 // >>> imports keys
 // <<< imports keys
@@ -488,6 +505,28 @@ export class PostgresStore implements Store {
 
   // ---- executors registry (exec) (migration 24) ----
   // >>> section executors
+  async putExecutor(e: ExecutorWrite): Promise<ExecutorRecord> {
+    const rows = await this.read(executorsSql.PUT_EXECUTOR_SQL, [noNul(e.name), noNul(e.base_url), e.token_secret === null ? null : noNul(e.token_secret), e.public_key === null ? null : noNul(e.public_key), Date.now()]);
+    return toExecutorRecord(rows[0] as Record<string, unknown>);
+  }
+
+  async getExecutor(name: string): Promise<ExecutorRecord | undefined> {
+    const r = (await this.read(executorsSql.GET_EXECUTOR_SQL, [noNul(name)]))[0];
+    return r ? toExecutorRecord(r) : undefined;
+  }
+
+  async listExecutors(): Promise<ExecutorRecord[]> {
+    return (await this.read(executorsSql.LIST_EXECUTORS_SQL)).map(toExecutorRecord);
+  }
+
+  async deleteExecutor(name: string): Promise<boolean> {
+    return (await this.write(executorsSql.DELETE_EXECUTOR_SQL, [noNul(name)])) > 0;
+  }
+
+  async getRunSharedInputs(runId: string): Promise<string | null | undefined> {
+    const r = (await this.read(executorsSql.GET_RUN_SHARED_INPUTS_SQL, [noNul(runId)]))[0];
+    return r ? ((r.shared_inputs as string | null) ?? null) : undefined;
+  }
   // <<< section executors
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
@@ -523,6 +562,41 @@ export class PostgresStore implements Store {
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----
   // >>> section knowledge
+  putKnowledgeDecision(w: KnowledgeDecisionWrite): Promise<{ created: boolean }> {
+    return this.atomically(async (q, now) => ({ value: await knowledgeSql.putKnowledgeDecisionIn(q, w, now), notify: false }));
+  }
+
+  async getKnowledgeDecision(taskId: string): Promise<KnowledgeDecisionRow | undefined> {
+    const r = (await this.read(knowledgeSql.GET_DECISION_SQL, [noNul(taskId)]))[0];
+    return r ? toKnowledgeDecisionRow(r) : undefined;
+  }
+
+  async listKnowledgeDecisions(q: KnowledgeDecisionQuery): Promise<KnowledgeDecisionRow[]> {
+    if (q.task_ids !== undefined && q.task_ids.length === 0) return [];
+    return (await this.read(knowledgeSql.LIST_DECISIONS_SQL, knowledgeSql.listDecisionsParams(q))).map(toKnowledgeDecisionRow);
+  }
+
+  async listKnowledgeProposals(taskIds: readonly string[]): Promise<KnowledgeProposalRow[]> {
+    if (taskIds.length === 0) return [];
+    return (await this.read(knowledgeSql.LIST_PROPOSALS_SQL, [taskIds.map((t) => noNul(t))])).map(toKnowledgeProposalRow);
+  }
+
+  async knowledgeTrackRecord(f: KnowledgeTrackFilter): Promise<KnowledgeTrackRow[]> {
+    return (await this.read(knowledgeSql.TRACK_RECORD_SQL, knowledgeSql.trackRecordParams(f))).map(toKnowledgeTrackRow);
+  }
+
+  async knowledgeTaskTypes(): Promise<string[]> {
+    return (await this.read(knowledgeSql.TASK_TYPES_SQL)).map((r) => r.task_type as string);
+  }
+
+  async addKnowledgeLookup(l: KnowledgeLookupWrite): Promise<KnowledgeLookupRow> {
+    const r = (await this.read(knowledgeSql.ADD_LOOKUP_SQL, knowledgeSql.addLookupParams(l)))[0] as Record<string, unknown>;
+    return toKnowledgeLookupRow(r);
+  }
+
+  async listKnowledgeLookups(q: { task_id?: string; limit?: number }): Promise<KnowledgeLookupRow[]> {
+    return (await this.read(knowledgeSql.LIST_LOOKUPS_SQL, [q.task_id === undefined ? null : noNul(q.task_id), q.limit ?? 100])).map(toKnowledgeLookupRow);
+  }
   // <<< section knowledge
 
   // ---- signing keys (core) (migration 27) ----

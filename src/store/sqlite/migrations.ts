@@ -730,6 +730,24 @@ CREATE TABLE IF NOT EXISTS sw4rm_agent_state (
   },
   // migration 24: executors registry (exec)
   // >>> section executors
+  {
+    version: 24,
+    name: 'executors',
+    // Remote executors (src/executors/http/): name → base URL, the secret holding the bearer token,
+    // the Ed25519 public key pinned when added. And a run's `shared_inputs` (JSON text, null when
+    // none), merged into the inputs of each of its http-runtime steps. The same migration as PostgreSQL's 24.
+    sql: `
+CREATE TABLE IF NOT EXISTS executors (
+  name TEXT PRIMARY KEY,
+  base_url TEXT NOT NULL,
+  token_secret TEXT,
+  public_key TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+ALTER TABLE workflow_runs ADD COLUMN shared_inputs TEXT;
+`,
+  },
   // <<< section executors
   // migration 25: consensus tasks: tasks, candidates, verifier results, votes, decisions (engine)
   // >>> section consensus
@@ -829,6 +847,69 @@ CREATE TABLE IF NOT EXISTS consensus_costs (
   // <<< section consensus
   // migration 26: knowledge store: decisions, evidence, track record (knowledge)
   // >>> section knowledge
+  {
+    version: 26,
+    name: 'knowledge store',
+    // The knowledge store of consensus decisions (src/consensus/knowledge/): one row per decided
+    // task (EXACT lookups by task type and canonical inputs hash), each proposer's candidates in it,
+    // the track record per (task type, proposer) kept by the same transaction, and the lookups log.
+    // JSON columns are text, read back as written. The vectors for SIMILAR lookups are memories
+    // (migration 20), namespace `knowledge:<task type>`. The same migration as PostgreSQL's 26.
+    sql: `
+CREATE TABLE IF NOT EXISTS knowledge_decisions (
+  task_id TEXT PRIMARY KEY,
+  task_type TEXT NOT NULL,
+  run_id TEXT,
+  inputs_hash TEXT NOT NULL,
+  inputs TEXT NOT NULL,
+  text TEXT NOT NULL,
+  candidate_hash TEXT NOT NULL,
+  output TEXT NOT NULL,
+  evidence TEXT NOT NULL,
+  decision TEXT NOT NULL,
+  cost TEXT NOT NULL,
+  total_usd REAL NOT NULL DEFAULT 0,
+  decided_at INTEGER NOT NULL,
+  recorded_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_knowledge_decisions_exact ON knowledge_decisions(task_type, inputs_hash, decided_at DESC, task_id DESC);
+CREATE INDEX IF NOT EXISTS idx_knowledge_decisions_type ON knowledge_decisions(task_type, decided_at DESC, task_id DESC);
+CREATE TABLE IF NOT EXISTS knowledge_proposals (
+  task_id TEXT NOT NULL REFERENCES knowledge_decisions(task_id) ON DELETE CASCADE,
+  proposer_id TEXT NOT NULL,
+  round INTEGER NOT NULL,
+  candidate_hash TEXT NOT NULL,
+  task_type TEXT NOT NULL,
+  won INTEGER NOT NULL,
+  verification TEXT NOT NULL CHECK (verification IN ('passed', 'failed', 'inconclusive', 'unverified')),
+  cost_usd REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (task_id, proposer_id, round, candidate_hash)
+);
+CREATE TABLE IF NOT EXISTS knowledge_track_record (
+  task_type TEXT NOT NULL,
+  proposer_id TEXT NOT NULL,
+  proposed INTEGER NOT NULL DEFAULT 0,
+  won INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0,
+  inconclusive INTEGER NOT NULL DEFAULT 0,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (task_type, proposer_id)
+);
+CREATE TABLE IF NOT EXISTS knowledge_lookups (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  task_id TEXT NOT NULL,
+  task_type TEXT NOT NULL,
+  inputs_hash TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  hit_type TEXT NOT NULL CHECK (hit_type IN ('EXACT', 'SIMILAR', 'MISS')),
+  decision_task_id TEXT,
+  similarity REAL,
+  rejected TEXT NOT NULL DEFAULT '[]',
+  looked_up_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_knowledge_lookups_task ON knowledge_lookups(task_id, id);
+`,
+  },
   // <<< section knowledge
   // migration 27: signing keys (core)
   // >>> section keys

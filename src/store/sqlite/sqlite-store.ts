@@ -85,12 +85,16 @@ import * as memory from './memory-sql.js';
 import type { MemoryListQuery, MemoryRecord, MemorySearch, MemoryWrite, ScoredMemory } from '../memory-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
 // >>> imports executors
+import * as executorsSql from './executors-sql.js';
+import type { ExecutorRecord, ExecutorWrite } from '../executor-types.js';
 // <<< imports executors
 // >>> imports consensus
 import { sqliteConsensusReads } from './consensus-sql.js';
 import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from '../consensus-types.js';
 // <<< imports consensus
 // >>> imports knowledge
+import * as knowledgeSql from './knowledge-sql.js';
+import type { KnowledgeDecisionQuery, KnowledgeDecisionRow, KnowledgeDecisionWrite, KnowledgeLookupRow, KnowledgeLookupWrite, KnowledgeProposalRow, KnowledgeTrackFilter, KnowledgeTrackRow } from '../knowledge-types.js';
 // <<< imports knowledge
 // >>> imports keys
 // <<< imports keys
@@ -536,6 +540,25 @@ export class SqliteStore implements Store {
 
   // ---- executors registry (exec) (migration 24) ----
   // >>> section executors
+  putExecutor(e: ExecutorWrite): Promise<ExecutorRecord> {
+    return this.exclusive(() => executorsSql.putExecutor((sql) => this.stmt(sql), e, Date.now()));
+  }
+
+  getExecutor(name: string): Promise<ExecutorRecord | undefined> {
+    return this.read(() => executorsSql.getExecutor((sql) => this.stmt(sql), name));
+  }
+
+  listExecutors(): Promise<ExecutorRecord[]> {
+    return this.read(() => executorsSql.listExecutors((sql) => this.stmt(sql)));
+  }
+
+  deleteExecutor(name: string): Promise<boolean> {
+    return this.exclusive(() => executorsSql.deleteExecutor((sql) => this.stmt(sql), name));
+  }
+
+  getRunSharedInputs(runId: string): Promise<string | null | undefined> {
+    return this.read(() => executorsSql.getRunSharedInputs((sql) => this.stmt(sql), runId));
+  }
   // <<< section executors
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
@@ -576,6 +599,37 @@ export class SqliteStore implements Store {
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----
   // >>> section knowledge
+  putKnowledgeDecision(w: KnowledgeDecisionWrite): Promise<{ created: boolean }> {
+    return this.exclusive(() => this.db.transaction(() => knowledgeSql.putKnowledgeDecision((sql) => this.stmt(sql), w, Date.now())).immediate());
+  }
+
+  getKnowledgeDecision(taskId: string): Promise<KnowledgeDecisionRow | undefined> {
+    return this.read(() => knowledgeSql.getKnowledgeDecision((sql) => this.stmt(sql), taskId));
+  }
+
+  listKnowledgeDecisions(q: KnowledgeDecisionQuery): Promise<KnowledgeDecisionRow[]> {
+    return this.read(() => knowledgeSql.listKnowledgeDecisions((sql) => this.stmt(sql), q));
+  }
+
+  listKnowledgeProposals(taskIds: readonly string[]): Promise<KnowledgeProposalRow[]> {
+    return this.read(() => knowledgeSql.listKnowledgeProposals((sql) => this.stmt(sql), taskIds));
+  }
+
+  knowledgeTrackRecord(f: KnowledgeTrackFilter): Promise<KnowledgeTrackRow[]> {
+    return this.read(() => knowledgeSql.knowledgeTrackRecord((sql) => this.stmt(sql), f));
+  }
+
+  knowledgeTaskTypes(): Promise<string[]> {
+    return this.read(() => knowledgeSql.knowledgeTaskTypes((sql) => this.stmt(sql)));
+  }
+
+  addKnowledgeLookup(l: KnowledgeLookupWrite): Promise<KnowledgeLookupRow> {
+    return this.exclusive(() => knowledgeSql.addKnowledgeLookup((sql) => this.stmt(sql), l));
+  }
+
+  listKnowledgeLookups(q: { task_id?: string; limit?: number }): Promise<KnowledgeLookupRow[]> {
+    return this.read(() => knowledgeSql.listKnowledgeLookups((sql) => this.stmt(sql), q));
+  }
   // <<< section knowledge
 
   // ---- signing keys (core) (migration 27) ----

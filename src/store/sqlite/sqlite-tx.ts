@@ -60,12 +60,13 @@ export class SqliteTx implements LedgerTx {
     this.stmt(
       `INSERT INTO workflow_runs (id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, plan_id, parent_run_id,
          steps_total, steps_remaining, running_steps, max_parallel, event_seq, event_hash, created_at, updated_at, idempotency_key, metadata, parent_step_id,
-         traceparent, tracestate)
-       VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         traceparent, tracestate, shared_inputs)
+       VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       row.id, row.workflow_id, row.workflow_name, row.workflow_version, row.trigger_type, row.trigger_data_json, row.plan_id,
       row.parent_run_id, row.steps_total, row.steps_total, row.max_parallel, row.event_seq ?? 0, row.event_hash ?? '0'.repeat(64), row.created_at, row.created_at,
       row.idempotency_key ?? null, row.metadata_json ?? null, row.parent_step_id ?? null, row.traceparent ?? null, row.tracestate ?? null,
+      row.shared_inputs_json ?? null,
     );
     const ins = this.stmt(
       `INSERT INTO step_executions (id, run_id, step_id, step_index, agent_id, agent_name, agent_version, status, pending_deps, available_at, queued_at)

@@ -1,0 +1,170 @@
+/**
+ * The propose stage: proposers in parallel, round after round (explore.*), each candidate checked
+ * against its proposer's key and recorded with CANDIDATE_PROPOSED (and EVIDENCE_ADDED for its
+ * evidence), its cost charged to the `explore` bucket. A proposer's candidate of a round that is
+ * recorded is never asked for again.
+ *
+ * @example
+ *   await propose(deps, ctx, task); // the task is `verifying` afterwards (or failed: no candidates)
+ */
+import { StepError, errorMessage } from '../../core/errors.js';
+import { EventType } from '../../core/events.js';
+import type { SeedBundle } from '../../executors/http/contract.js';
+import type { ConsensusCandidateRow, ConsensusTaskRow } from '../../store/consensus-types.js';
+import { candidateHash, signRecord, verifyRecord } from '../core/crypto.js';
+import { ReasonCode, reasonName } from '../core/reason-codes.js';
+import { candidateSignedFields } from '../core/signed.js';
+import type { EvidenceRef } from '../core/types.js';
+import { checkAborted, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
+import { failTask } from './driver.js';
+import { budgetAllows, exploreStop, memberOf, outputForEvent, proposerSlots, type ProposerSlot } from './rules.js';
+
+interface Proposal {
+  output: unknown;
+  evidence: EvidenceRef[];
+  cost_usd: number;
+  signature: string | null;
+}
+
+
+export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<void> {
+  const contract = task.contract;
+  // A knowledge hit is looked up once, before the first round (its events travel with the claim).
+  let seed: SeedBundle | undefined;
+  let lookupEvents: Array<{ type: EventType; data: Record<string, unknown> }> = [];
+  if (task.explore_round === 0 && deps.knowledge && contract.knowledge?.lookup !== 'off') {
+    try {
+      const hit = await deps.knowledge.lookup(contract, task.task_id);
+      seed = hit.seed_bundle;
+      lookupEvents = hit.events;
+    } catch (e) {
+      deps.log?.(`consensus task ${task.task_id}: knowledge lookup failed: ${errorMessage(e)}`);
+    }
+  }
+  await transition(deps, ctx, async (w) => {
+    await w.c.updateTask(task.task_id, { status: 'proposing', stage: 'propose' });
+    await w.emit(EventType.TASK_CLAIMED, { task_id: task.task_id, stage: 'propose', attempt: ctx.step.attempt, worker_id: ctx.workerId });
+    for (const e of lookupEvents) await w.emit(e.type, { task_id: task.task_id, ...e.data });
+  });
+  const slots = proposerSlots(contract);
+  let round = Math.max(1, task.explore_round);
+  for (;;) {
+    checkAborted(ctx.signal);
+    if (round > task.explore_round) {
+      await transition(deps, ctx, (w) => w.c.updateTask(task.task_id, { explore_round: round }));
+    }
+    const spent = (await deps.store.getConsensusCosts(task.task_id)).explore;
+    if (!budgetAllows(contract, 'explore', spent)) {
+      await stageStopped(deps, ctx, task, 'explore', ReasonCode.STAGE_BUDGET_EXHAUSTED, `explore budget ${contract.budget?.explore} USD spent (${spent.toFixed(4)})`);
+      break;
+    }
+    const have = await deps.store.getConsensusCandidates(task.task_id);
+    const missing = slots.filter((s) => !have.some((c) => c.proposer_id === s.id && c.round === round));
+    await Promise.all(missing.map((s) => proposeOne(deps, ctx, task, s, round, seed)));
+    const all = await deps.store.getConsensusCandidates(task.task_id);
+    const stop = exploreStop(contract, new Set(all.map((c) => c.candidate_hash)).size, quietRounds(all, round), round);
+    if (stop.reason_code !== undefined) await stageStopped(deps, ctx, task, 'explore', stop.reason_code, stop.reason ?? reasonName(stop.reason_code));
+    if (stop.stop) break;
+    round++;
+  }
+  const all = await deps.store.getConsensusCandidates(task.task_id);
+  if (all.length === 0) {
+    await failTask(deps, ctx, task.task_id, ReasonCode.NO_CANDIDATES, 'no proposer brought a candidate');
+    return;
+  }
+  await transition(deps, ctx, (w) => w.c.updateTask(task.task_id, { status: 'verifying', stage: 'verify' }));
+}
+
+/** Rounds in a row, up to `round`, that brought no candidate hash unseen in earlier rounds. */
+function quietRounds(cands: readonly ConsensusCandidateRow[], round: number): number {
+  let quiet = 0;
+  for (let r = round; r >= 1; r--) {
+    const before = new Set(cands.filter((c) => c.round < r).map((c) => c.candidate_hash));
+    if (cands.some((c) => c.round === r && !before.has(c.candidate_hash))) break;
+    quiet++;
+  }
+  return quiet;
+}
+
+async function stageStopped(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, bucket: string, code: number, reason: string): Promise<void> {
+  await transition(deps, ctx, (w) => w.emit(EventType.TASK_STAGE_STOPPED, { task_id: task.task_id, stage: task.stage, bucket, reason_code: code, reason: reasonName(code), detail: reason }));
+}
+
+/** Ask one proposer for its candidate of a round and record it (or its refusal). */
+async function proposeOne(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, slot: ProposerSlot, round: number, seed: SeedBundle | undefined): Promise<void> {
+  let p: Proposal;
+  try {
+    p = await ask(deps, ctx, task, slot, round, seed);
+  } catch (e) {
+    if (e instanceof StepError && e.code === 'LEASE_LOST') throw e;
+    checkAborted(ctx.signal);
+    await transition(deps, ctx, (w) =>
+      w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'candidate', proposer_id: slot.id, round, reason_code: ReasonCode.EXECUTOR_UNAVAILABLE, reason: 'EXECUTOR_UNAVAILABLE', detail: errorMessage(e) }),
+    );
+    return;
+  }
+  const hash = candidateHash(p.output ?? null);
+  const fields = candidateSignedFields({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, evidence: p.evidence, cost_usd: p.cost_usd });
+  const member = memberOf(task.members, 'proposer', slot.id);
+  const code = !member ? ReasonCode.NOT_MEMBER : !p.signature ? ReasonCode.SIGNATURE_MISSING : !verifyRecord(member.public_key, 'candidate', fields, p.signature) ? ReasonCode.SIGNATURE_INVALID : undefined;
+  await transition(deps, ctx, async (w) => {
+    if ((await w.c.candidates(task.task_id)).some((c) => c.proposer_id === slot.id && c.round === round)) return;
+    await w.c.addCost(task.task_id, 'explore', p.cost_usd);
+    if (code !== undefined) {
+      await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'candidate', proposer_id: slot.id, round, candidate_hash: hash, reason_code: code, reason: reasonName(code) });
+      return;
+    }
+    const shown = outputForEvent(p.output);
+    const ev = await w.emit(EventType.CANDIDATE_PROPOSED, { task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, ...shown, evidence: p.evidence, cost_usd: p.cost_usd, signature: p.signature });
+    for (const e of p.evidence) await w.emit(EventType.EVIDENCE_ADDED, { task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, kind: e.kind, uri: e.uri.startsWith('data:') ? 'data:…' : e.uri, digest: e.digest });
+    await w.c.insertCandidate({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, output: p.output ?? null, evidence: p.evidence, cost_usd: p.cost_usd, signature: p.signature ?? '', output_bytes: shown.output_bytes, event_seq: ev.seq, event_hash: ev.hash, created_at: w.tx.now });
+  });
+}
+
+/** The proposal itself: an HTTP executor's `/execute`, or a registered agent signed with its kernel key. */
+async function ask(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, slot: ProposerSlot, round: number, seed: SeedBundle | undefined): Promise<Proposal> {
+  const contract = task.contract;
+  const idempotencyKey = `${task.task_id}/${slot.id}/${round}`;
+  if (slot.executor) {
+    const { client } = await deps.executor(slot.executor);
+    const r = await client.execute(
+      {
+        task_id: task.task_id,
+        task_type: task.task_type,
+        inputs: contract.inputs,
+        idempotency_key: idempotencyKey,
+        deadline_ms: Math.min(task.expires_at, Date.now() + 5 * 60_000),
+        ...(contract.output_schema ? { output_schema: contract.output_schema } : {}),
+        ...(seed ? { seed_bundle: seed } : {}),
+        proposer_id: slot.id,
+        round,
+      },
+      { signal: ctx.signal },
+    );
+    return { output: r.output ?? null, evidence: r.evidence ?? [], cost_usd: typeof r.cost_usd === 'number' && r.cost_usd > 0 ? r.cost_usd : 0, signature: r.signature ?? null };
+  }
+  const agent = slot.agent as string;
+  const out = await deps.runAgent({
+    agent,
+    inputs: { ...contract.inputs, ...(seed ? { seed_bundle: seed } : {}) },
+    runId: ctx.step.run_id,
+    stepId: ctx.step.step_id,
+    attempt: ctx.step.attempt,
+    idempotencyKey,
+    workflow: ctx.workflow,
+    signal: ctx.signal,
+  });
+  // An agent reports what it spent as a numeric `cost_usd` output, and its evidence as `evidence`; neither is part of the candidate.
+  let output: unknown = out;
+  let cost = 0;
+  let evidence: EvidenceRef[] = [];
+  if (out !== null && typeof out === 'object' && !Array.isArray(out)) {
+    const { cost_usd, evidence: ev, ...rest } = out as Record<string, unknown>;
+    if (typeof cost_usd === 'number' && cost_usd > 0) cost = cost_usd;
+    if (Array.isArray(ev)) evidence = ev as EvidenceRef[];
+    output = rest;
+  }
+  const key = await deps.kernelKey(`consensus:${slot.id}`);
+  const hash = candidateHash(output ?? null);
+  return { output, evidence, cost_usd: cost, signature: signRecord(key.privateKey, 'candidate', candidateSignedFields({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, evidence, cost_usd: cost })) };
+}

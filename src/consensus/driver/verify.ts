@@ -1,0 +1,158 @@
+/**
+ * The verify stage: each distinct candidate (the first `explore.topk`, when set) by each verifier,
+ * under the task's policy. Evidence is checked first: inline evidence (`data:` URIs) by its digest,
+ * http(s) evidence fetched (with a size cap) and checked the same way; evidence that cannot be
+ * reached or does not match makes the result `inconclusive` (EVIDENCE_AVAILABLE says which). A
+ * result recorded is never asked for again.
+ *
+ * @example
+ *   await verify(deps, ctx, task); // the task is `voting` afterwards
+ */
+import { StepError, errorMessage } from '../../core/errors.js';
+import { EventType } from '../../core/events.js';
+import type { ConsensusCandidateRow, ConsensusTaskRow } from '../../store/consensus-types.js';
+import { sha256Hex, signRecord, verifyRecord } from '../core/crypto.js';
+import { ReasonCode, reasonName } from '../core/reason-codes.js';
+import { verifierResultSignedFields } from '../core/signed.js';
+import type { EvidenceRef, VerificationStatus, VerifierSpec } from '../core/types.js';
+import { checkAborted, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
+import { budgetAllows, memberOf, runPolicy, verifierSlots } from './rules.js';
+
+const DEFAULT_EVIDENCE_MAX_BYTES = 1024 * 1024;
+
+export interface EvidenceCheck {
+  ref: EvidenceRef;
+  available: boolean;
+  reason_code?: number;
+  detail?: string;
+}
+
+
+export async function verify(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<void> {
+  const contract = task.contract;
+  await transition(deps, ctx, (w) => w.emit(EventType.TASK_CLAIMED, { task_id: task.task_id, stage: 'verify', attempt: ctx.step.attempt, worker_id: ctx.workerId }));
+  const cands = distinct(await deps.store.getConsensusCandidates(task.task_id)).slice(0, contract.explore?.topk ?? Number.MAX_SAFE_INTEGER);
+  const evidence = new Map<string, EvidenceCheck[]>();
+  for (const v of verifierSlots(contract)) {
+    for (const cand of cands) {
+      checkAborted(ctx.signal);
+      const done = await deps.store.getConsensusResults(task.task_id);
+      if (done.some((r) => r.candidate_hash === cand.candidate_hash && r.verifier_id === v.id)) continue;
+      const spent = (await deps.store.getConsensusCosts(task.task_id)).verify;
+      if (!budgetAllows(contract, 'verify', spent)) {
+        await transition(deps, ctx, (w) =>
+          w.emit(EventType.TASK_STAGE_STOPPED, { task_id: task.task_id, stage: 'verify', bucket: 'verify', reason_code: ReasonCode.STAGE_BUDGET_EXHAUSTED, reason: 'STAGE_BUDGET_EXHAUSTED', detail: `verify budget ${contract.budget?.verify} USD spent` }),
+        );
+        return moveOn(deps, ctx, task);
+      }
+      let checks = evidence.get(cand.candidate_hash);
+      if (!checks) {
+        checks = await Promise.all(cand.evidence.map((e) => checkEvidence(e, deps.evidenceMaxBytes ?? DEFAULT_EVIDENCE_MAX_BYTES, ctx.signal)));
+        evidence.set(cand.candidate_hash, checks);
+      }
+      const others = cands.filter((c) => c.candidate_hash !== cand.candidate_hash).map((c) => ({ candidate_hash: c.candidate_hash, output: c.output }));
+      await verifyOne(deps, ctx, task, v, cand, others, checks, done.some((r) => r.candidate_hash === cand.candidate_hash));
+    }
+  }
+  await moveOn(deps, ctx, task);
+}
+
+async function moveOn(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<void> {
+  await transition(deps, ctx, (w) => w.c.updateTask(task.task_id, { status: 'voting', stage: 'vote' }));
+}
+
+/** One candidate per hash (the first proposed). */
+function distinct(cands: readonly ConsensusCandidateRow[]): ConsensusCandidateRow[] {
+  const seen = new Set<string>();
+  return cands.filter((c) => !seen.has(c.candidate_hash) && (seen.add(c.candidate_hash), true));
+}
+
+async function verifyOne(
+  deps: ConsensusDeps,
+  ctx: DriverCtx,
+  task: ConsensusTaskRow,
+  v: VerifierSpec & { id: string },
+  cand: ConsensusCandidateRow,
+  others: Array<{ candidate_hash: string; output: unknown }>,
+  checks: EvidenceCheck[],
+  evidenceRecorded: boolean,
+): Promise<void> {
+  const contract = task.contract;
+  const policy = contract.verification.policy;
+  const params = contract.verification.params ?? {};
+  const unreachable = checks.filter((c) => !c.available).map((c) => c.ref.uri);
+  let r: { status: VerificationStatus; reason_codes: number[]; reason: string; score: number; evidence: EvidenceRef[]; cost_usd: number; signature: string | null };
+  try {
+    if (v.executor) {
+      const { client } = await deps.executor(v.executor);
+      const out = await client.verify(
+        { task_id: task.task_id, task_type: task.task_type, policy_id: policy, params, ...(contract.output_schema ? { output_schema: contract.output_schema } : {}), candidate: { candidate_hash: cand.candidate_hash, output: cand.output, evidence: cand.evidence }, others, verifier_id: v.id },
+        { signal: ctx.signal },
+      );
+      // Evidence the kernel could not reach makes the result inconclusive, whatever the executor says.
+      const status = unreachable.length && out.status === 'passed' ? 'inconclusive' : out.status;
+      r = { status, reason_codes: out.reason_codes ?? [], reason: out.reason ?? '', score: out.score ?? (out.status === 'passed' ? 1 : 0), evidence: out.evidence ?? [], cost_usd: out.cost_usd ?? 0, signature: out.signature ?? null };
+      if (status !== out.status) r.reason_codes = [...r.reason_codes, ReasonCode.EVIDENCE_UNREACHABLE];
+    } else {
+      const o = runPolicy(policy, params, { ...(contract.output_schema ? { output_schema: contract.output_schema } : {}), candidate: { candidate_hash: cand.candidate_hash, output: cand.output, evidence: cand.evidence }, others, unreachable_evidence: unreachable });
+      const key = await deps.kernelKey(`consensus:${v.id}`);
+      const base = { task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: o.status, reason_codes: o.reason_codes, score: o.score, evidence: [], cost_usd: 0 };
+      r = { ...o, evidence: [], cost_usd: 0, signature: signRecord(key.privateKey, 'verifier_result', verifierResultSignedFields(base)) };
+    }
+  } catch (e) {
+    if (e instanceof StepError && e.code === 'LEASE_LOST') throw e;
+    checkAborted(ctx.signal);
+    r = { status: 'inconclusive', reason_codes: [ReasonCode.VERIFIER_ERROR], reason: errorMessage(e), score: 0, evidence: [], cost_usd: 0, signature: null };
+    // A verifier that could not answer signs nothing: the kernel records the inconclusive result under the verifier's id, unsigned.
+  }
+  const fields = verifierResultSignedFields({ task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, score: r.score, evidence: r.evidence, cost_usd: r.cost_usd });
+  const member = memberOf(task.members, 'verifier', v.id);
+  const errored = r.reason_codes.includes(ReasonCode.VERIFIER_ERROR) && r.signature === null;
+  const refused = !member ? ReasonCode.NOT_MEMBER : errored ? undefined : !r.signature ? ReasonCode.SIGNATURE_MISSING : !verifyRecord(member.public_key, 'verifier_result', fields, r.signature) ? ReasonCode.SIGNATURE_INVALID : undefined;
+  await transition(deps, ctx, async (w) => {
+    const have = await w.c.results(task.task_id);
+    if (have.some((x) => x.candidate_hash === cand.candidate_hash && x.verifier_id === v.id)) return;
+    await w.c.addCost(task.task_id, 'verify', r.cost_usd);
+    if (!evidenceRecorded && !have.some((x) => x.candidate_hash === cand.candidate_hash)) {
+      for (const c of checks) await w.emit(EventType.EVIDENCE_AVAILABLE, { task_id: task.task_id, candidate_hash: cand.candidate_hash, uri: c.ref.uri.startsWith('data:') ? 'data:…' : c.ref.uri, digest: c.ref.digest, available: c.available, ...(c.reason_code !== undefined ? { reason_code: c.reason_code, reason: reasonName(c.reason_code) } : {}) });
+    }
+    if (refused !== undefined) {
+      await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'verifier_result', verifier_id: v.id, candidate_hash: cand.candidate_hash, reason_code: refused, reason: reasonName(refused) });
+      return;
+    }
+    await w.emit(EventType.VERIFIER_RESULT_SUBMITTED, { task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, reason: r.reason.slice(0, 2000), score: r.score, cost_usd: r.cost_usd });
+    await w.c.insertResult({ task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, reason: r.reason.slice(0, 2000), score: r.score, evidence: r.evidence, cost_usd: r.cost_usd, signature: r.signature ?? '', created_at: w.tx.now });
+  });
+}
+
+/**
+ * Is a piece of evidence there, with the digest it claims? `data:` URIs are read in place; http(s)
+ * URLs fetched (at most `maxBytes`, 10 s); anything else, or a failure, is unreachable.
+ */
+export async function checkEvidence(ref: EvidenceRef, maxBytes: number, signal?: AbortSignal): Promise<EvidenceCheck> {
+  let body: Buffer;
+  try {
+    if (ref.uri.startsWith('data:')) {
+      const comma = ref.uri.indexOf(',');
+      if (comma < 0) return { ref, available: false, reason_code: ReasonCode.EVIDENCE_UNREACHABLE, detail: 'malformed data: URI' };
+      const meta = ref.uri.slice(5, comma);
+      const data = ref.uri.slice(comma + 1);
+      body = meta.endsWith(';base64') ? Buffer.from(data, 'base64') : Buffer.from(decodeURIComponent(data), 'utf8');
+    } else if (/^https?:\/\//i.test(ref.uri)) {
+      const res = await fetch(ref.uri, { signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(10_000)]) : AbortSignal.timeout(10_000), redirect: 'follow' });
+      if (!res.ok || !res.body) return { ref, available: false, reason_code: ReasonCode.EVIDENCE_UNREACHABLE, detail: `HTTP ${res.status}` };
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        size += chunk.byteLength;
+        if (size > maxBytes) return { ref, available: false, reason_code: ReasonCode.PAYLOAD_TOO_LARGE, detail: `larger than ${maxBytes} bytes` };
+        chunks.push(Buffer.from(chunk));
+      }
+      body = Buffer.concat(chunks);
+    } else return { ref, available: false, reason_code: ReasonCode.EVIDENCE_UNREACHABLE, detail: 'only data: and http(s) evidence can be checked' };
+  } catch (e) {
+    return { ref, available: false, reason_code: ReasonCode.EVIDENCE_UNREACHABLE, detail: errorMessage(e) };
+  }
+  if (sha256Hex(body) !== ref.digest.toLowerCase()) return { ref, available: false, reason_code: ReasonCode.EVIDENCE_DIGEST_MISMATCH, detail: 'digest mismatch' };
+  return { ref, available: true };
+}

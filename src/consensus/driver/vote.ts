@@ -1,0 +1,187 @@
+/**
+ * The vote stage of a round: kernel voters commit (`best_verified`, or an `agent` judge), external
+ * voters commit and reveal through the API or the CLI; kernel voters reveal once every voter has
+ * committed or half the reveal window has passed. The tally decides (see rules.ts decideTally); at
+ * the deadline too few reveals schedule a new round (TASK_RETRY_SCHEDULED) until `max_rounds`, then
+ * the task fails. A decision is committed once (one row per task) with its proof: the winner's
+ * CANDIDATE_PROPOSED and the approving VOTE_REVEALs, by seq and hash.
+ *
+ * @example
+ *   await vote(deps, ctx, task); // the task is `committed`, in a new round, failed or expired
+ */
+import { StepError, errorMessage } from '../../core/errors.js';
+import { EventType } from '../../core/events.js';
+import type { ConsensusResultRow, ConsensusTaskRow, ConsensusVoteRow, SealedVote } from '../../store/consensus-types.js';
+import { commitmentHash, newSalt, signRecord } from '../core/crypto.js';
+import { ReasonCode } from '../core/reason-codes.js';
+import type { VoterSpec } from '../core/types.js';
+import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
+import { failTask } from './driver.js';
+import { decideTally, DEFAULT_MAX_VOTE_ROUNDS, DEFAULT_REVEAL_DEADLINE_MS, quorumOf, voterSlots } from './rules.js';
+import { acceptVote, commitFields, revealDeadline, revealFields } from './votes.js';
+
+/** Verified candidates, best first: passed by some verifier and failed by none, by mean score, then hash. */
+export function rankVerified(results: readonly ConsensusResultRow[]): Array<{ candidate_hash: string; score: number }> {
+  const by = new Map<string, ConsensusResultRow[]>();
+  for (const r of results) by.set(r.candidate_hash, [...(by.get(r.candidate_hash) ?? []), r]);
+  const out: Array<{ candidate_hash: string; score: number }> = [];
+  for (const [h, rs] of by) {
+    if (rs.some((r) => r.status === 'failed') || !rs.some((r) => r.status === 'passed')) continue;
+    const passed = rs.filter((r) => r.status === 'passed');
+    out.push({ candidate_hash: h, score: passed.reduce((s, r) => s + r.score, 0) / passed.length });
+  }
+  return out.sort((a, b) => b.score - a.score || a.candidate_hash.localeCompare(b.candidate_hash));
+}
+
+export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: ConsensusTaskRow): Promise<void> {
+  const contract = start.contract;
+  const voters = voterSlots(contract);
+  const kernel = voters.filter((v) => !v.external);
+  const round = start.round;
+  await transition(deps, ctx, (w) => w.emit(EventType.TASK_CLAIMED, { task_id: start.task_id, stage: 'vote', round, attempt: ctx.step.attempt, worker_id: ctx.workerId }));
+  const ranked = rankVerified(await deps.store.getConsensusResults(start.task_id));
+  if (ranked.length === 0 && kernel.length === voters.length) {
+    await failTask(deps, ctx, start.task_id, ReasonCode.NO_VERIFIED_CANDIDATE, 'no candidate passed verification');
+    return;
+  }
+  // Kernel voters commit (those that have not in this round).
+  const committed = new Set((await deps.store.getConsensusVotes(start.task_id, round)).map((v) => v.voter_id));
+  for (const v of kernel) {
+    if (committed.has(v.id)) continue;
+    checkAborted(ctx.signal);
+    const choice = await choose(deps, ctx, start, v, ranked);
+    if (!choice) continue;
+    const key = await deps.kernelKey(`consensus:${v.id}`);
+    const sealed: SealedVote = { candidate_hash: choice, vote: 'approve', salt: newSalt() };
+    const commitment = commitmentHash(sealed.candidate_hash, sealed.vote, sealed.salt);
+    const signature = signRecord(key.privateKey, 'vote_commit', commitFields({ task_id: start.task_id, round, voter_id: v.id, commitment }));
+    await transition(deps, ctx, async (w) => {
+      const t = await w.c.getTask(start.task_id);
+      if (!t || t.status !== 'voting' || t.round !== round) return;
+      await acceptVote(w, t, { kind: 'commit', task_id: start.task_id, round, voter_id: v.id, commitment, signature }, w.tx.now, sealed);
+    });
+  }
+  crashPoint(deps, 'consensus-after-vote-commit', ctx.step.step_id);
+  const quorum = quorumOf(contract);
+  const window = contract.voting.reveal_deadline_ms ?? DEFAULT_REVEAL_DEADLINE_MS;
+  for (;;) {
+    checkAborted(ctx.signal);
+    const task = await deps.store.getConsensusTask(start.task_id);
+    if (!task || task.status !== 'voting' || task.round !== round) return;
+    const now = await deps.store.now();
+    if (now >= task.expires_at) return; // the driver expires it
+    let votes = await deps.store.getConsensusVotes(task.task_id, round);
+    const deadline = revealDeadline(task);
+    const allCommitted = voters.every((v) => votes.some((x) => x.voter_id === v.id));
+    if (allCommitted || (task.round_started_at !== null && now >= task.round_started_at + window / 2)) {
+      if (await revealKernel(deps, ctx, task, kernel, votes)) votes = await deps.store.getConsensusVotes(task.task_id, round);
+    }
+    const tally = tallyOf(votes);
+    const revealedOrClosed = votes.filter((x) => x.revealed_at !== null).length;
+    // Voters who may still add an approval: committed and not revealed, and (while commits are open) those yet to commit.
+    const commitsOpen = revealedOrClosed === 0 && (deadline === null || now <= deadline);
+    const outstanding = votes.filter((x) => x.revealed_at === null).length + (commitsOpen ? voters.length - votes.length : 0);
+    const passed = deadline !== null && now > deadline;
+    const d = decideTally(tally, { quorum, outstanding, deadlinePassed: passed });
+    if (d.decided) {
+      await commitDecision(deps, ctx, task, d.decided, tally, quorum);
+      return;
+    }
+    if (passed || (outstanding === 0 && !commitsOpen)) {
+      await retryOrFail(deps, ctx, task, revealedOrClosed, quorum, d.tie === true);
+      return;
+    }
+    await deps.store.waitForChange(Math.min(deps.pollMs ?? 200, Math.max(1, (deadline ?? task.expires_at) - now + 1)), new Promise<void>((r) => ctx.signal.addEventListener('abort', () => r(), { once: true })));
+  }
+}
+
+function tallyOf(votes: readonly ConsensusVoteRow[]): Record<string, number> {
+  const tally: Record<string, number> = {};
+  for (const v of votes) if (v.revealed_at !== null && v.vote === 'approve' && v.candidate_hash) tally[v.candidate_hash] = (tally[v.candidate_hash] ?? 0) + 1;
+  return tally;
+}
+
+/** What a kernel voter approves: the best verified candidate, or its judge agent's pick among them. */
+async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, v: VoterSpec, ranked: Array<{ candidate_hash: string; score: number }>): Promise<string | undefined> {
+  if (ranked.length === 0) return undefined;
+  if (v.strategy !== 'agent' || !v.agent) return ranked[0]?.candidate_hash;
+  const cands = await deps.store.getConsensusCandidates(task.task_id);
+  const verified = new Set(ranked.map((r) => r.candidate_hash));
+  try {
+    const out = await deps.runAgent({
+      agent: v.agent,
+      inputs: {
+        task_id: task.task_id,
+        task_type: task.task_type,
+        inputs: task.contract.inputs,
+        candidates: ranked.map((r) => ({ candidate_hash: r.candidate_hash, score: r.score, output: cands.find((c) => c.candidate_hash === r.candidate_hash)?.output ?? null })),
+        results: await deps.store.getConsensusResults(task.task_id),
+      },
+      runId: ctx.step.run_id,
+      stepId: ctx.step.step_id,
+      attempt: ctx.step.attempt,
+      idempotencyKey: `${task.task_id}/vote/${v.id}/${task.round}`,
+      workflow: ctx.workflow,
+      signal: ctx.signal,
+    });
+    const pick = (out as { candidate_hash?: unknown } | null)?.candidate_hash;
+    if (typeof pick === 'string' && verified.has(pick)) return pick;
+    deps.log?.(`consensus task ${task.task_id}: judge ${v.agent} of voter ${v.id} picked no verified candidate; it votes for the best verified one`);
+  } catch (e) {
+    if (e instanceof StepError && e.code === 'LEASE_LOST') throw e;
+    checkAborted(ctx.signal);
+    deps.log?.(`consensus task ${task.task_id}: judge ${v.agent} of voter ${v.id} failed (${errorMessage(e)}); it votes for the best verified one`);
+  }
+  return ranked[0]?.candidate_hash;
+}
+
+/** Reveal what kernel voters committed to (their sealed votes); whether any was revealed. */
+async function revealKernel(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, kernel: readonly VoterSpec[], votes: readonly ConsensusVoteRow[]): Promise<boolean> {
+  let any = false;
+  for (const v of kernel) {
+    const mine = votes.find((x) => x.voter_id === v.id);
+    if (!mine || mine.revealed_at !== null) continue;
+    const key = await deps.kernelKey(`consensus:${v.id}`);
+    await transition(deps, ctx, async (w) => {
+      const t = await w.c.getTask(task.task_id);
+      const sealed = await w.c.sealed(task.task_id, task.round, v.id);
+      if (!t || !sealed || t.status !== 'voting' || t.round !== task.round) return;
+      const fields = { task_id: task.task_id, round: task.round, voter_id: v.id, ...sealed };
+      const out = await acceptVote(w, t, { kind: 'reveal', ...fields, signature: signRecord(key.privateKey, 'vote_reveal', revealFields(fields)) }, w.tx.now);
+      any ||= out.accepted;
+    });
+  }
+  return any;
+}
+
+/** DECISION_COMMITTED with the proof, once per task (the decision row's key). */
+async function commitDecision(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, winner: string, tally: Record<string, number>, quorum: number): Promise<void> {
+  await transition(deps, ctx, async (w) => {
+    const t = await w.c.getTask(task.task_id);
+    if (!t || t.status !== 'voting' || t.round !== task.round) return;
+    const cand = (await w.c.candidates(task.task_id)).find((c) => c.candidate_hash === winner);
+    if (!cand) throw new StepError('CONSENSUS_CANDIDATE_MISSING', `the winning candidate ${winner} has no row`, true);
+    const reveals = (await w.c.votes(task.task_id, task.round)).filter((v) => v.revealed_at !== null && v.vote === 'approve' && v.candidate_hash === winner && v.reveal_event_seq !== null);
+    const proof = { candidate_event: { seq: cand.event_seq, hash: cand.event_hash }, reveal_events: reveals.map((v) => ({ seq: v.reveal_event_seq as number, hash: v.reveal_event_hash as string })) };
+    const inserted = await w.c.insertDecision({ task_id: task.task_id, round: task.round, candidate_hash: winner, output: cand.output, tally, quorum, proof, committed_at: w.tx.now, finalized_at: null });
+    if (inserted) await w.emit(EventType.DECISION_COMMITTED, { task_id: task.task_id, round: task.round, candidate_hash: winner, tally, quorum, proof });
+    await w.c.updateTask(task.task_id, { status: 'committed', stage: 'finalize' });
+  });
+  crashPoint(deps, 'consensus-after-decision-commit', ctx.step.step_id);
+}
+
+/** Too few reveals at the deadline: a new round while rounds and time are left; else the task fails. */
+async function retryOrFail(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, reveals: number, quorum: number, tie: boolean): Promise<void> {
+  const max = task.contract.voting.max_rounds ?? DEFAULT_MAX_VOTE_ROUNDS;
+  const code = tie ? ReasonCode.TIE : ReasonCode.QUORUM_NOT_REACHED;
+  if (task.round >= max) {
+    await failTask(deps, ctx, task.task_id, code, `${tie ? 'a tie' : `${reveals} reveal(s), quorum ${quorum}`} after ${task.round} round(s)`);
+    return;
+  }
+  await transition(deps, ctx, async (w) => {
+    const t = await w.c.getTask(task.task_id);
+    if (!t || t.status !== 'voting' || t.round !== task.round) return;
+    await w.c.updateTask(task.task_id, { round: task.round + 1, round_started_at: null });
+    await w.emit(EventType.TASK_RETRY_SCHEDULED, { task_id: task.task_id, round: task.round + 1, previous_round: task.round, reveals, quorum, reason_code: code, reason: tie ? 'TIE' : 'QUORUM_NOT_REACHED' });
+  });
+}
