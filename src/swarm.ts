@@ -56,6 +56,7 @@ import { AgentMemory } from './memory/agent-memory.js';
 import { providerEmbedder, type Embedder } from './memory/embedder.js';
 import { openStoreKeys, type StoreKeys } from './secrets/store-key.js';
 import { SecretCache } from './secrets/secret-cache.js';
+import { SigningKeys } from './identity/keys.js';
 import { rekeyPlan } from './secrets/rotate.js';
 import { checkSecretName, checkSecretValue, sealSecret, secretsKek } from './secrets/vault.js';
 import { deriveKey, KeyPurpose, MASTER_KEY_BYTES } from './secrets/master-key.js';
@@ -321,6 +322,8 @@ export class Swarm {
   readonly redactor: Redactor;
   /** `${secrets.*}`: the encrypted store's secrets (decrypted when first needed), then SWARM_SECRET_*. */
   private readonly secretCache: SecretCache;
+  /** Kernel-held Ed25519 signing keys (src/identity/keys.ts), sealed under the master key as secrets are. */
+  readonly signingKeys: SigningKeys;
   /** API tokens of the HTTP API, with the cache that keeps their checks off the store. */
   private readonly tokens: TokenAuthority;
   private registry: PrometheusMetrics | undefined;
@@ -345,6 +348,7 @@ export class Swarm {
     const count = (cls: string, action: string, n: number): void => this.hooks.redacted(cls, action, n);
     this.redactor = new Redactor(config.secrets, { classes: new ClassRedactor(policy.rules, policy.custom, count), secretAction: policy.secret, count });
     this.secretCache = new SecretCache(store, () => this.keys.kek, config.secrets, this.redactor);
+    this.signingKeys = new SigningKeys(store, () => this.keys.kek);
     let streamKey: { master: Buffer; key: Buffer } | undefined;
     this.tokens = new TokenAuthority(store, () => {
       // Derived again only when the master key changes (rotation).
@@ -972,6 +976,8 @@ export class Swarm {
       throw new UserError('WORKERS_RUNNING', `cannot rotate the master key while workers run (${names || 'in this process'}): stop every swarm worker, serve and run process first, then rotate`, { workers: live.map((w) => w.id) });
     }
     const report = await this.store.rekey(rekeyPlan(this.keys.master, newKey));
+    // Signing keys are re-sealed after the store's re-key (a rewrap skips keys already under the new key).
+    await this.signingKeys.rewrap(this.keys.kek, secretsKek(newKey));
     // The ledger holds the chain key by reference: it signs with the new key from here on.
     deriveKey(newKey, KeyPurpose.EVENT_CHAIN).copy(this.keys.chain);
     this.keys = { ...this.keys, master: Buffer.from(newKey), kek: secretsKek(newKey) };

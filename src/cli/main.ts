@@ -23,6 +23,7 @@ import { registerSw4rmCommands } from './commands/sw4rm.js';
 // >>> imports knowledge
 // <<< imports knowledge
 // >>> imports keys
+import { registerKeysCommands } from './commands/keys.js';
 // <<< imports keys
 // >>> imports log
 import { registerLogCommands } from './commands/log.js';
@@ -84,6 +85,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   // >>> register knowledge
   // <<< register knowledge
   // >>> register keys
+  registerKeysCommands(program, ctx);
   // <<< register keys
   // >>> register log
   registerLogCommands(program, ctx);

@@ -47,6 +47,7 @@ import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, Conse
 import type { KnowledgeDecisionQuery, KnowledgeDecisionRow, KnowledgeDecisionWrite, KnowledgeLookupRow, KnowledgeLookupWrite, KnowledgeProposalRow, KnowledgeTrackFilter, KnowledgeTrackRow } from './knowledge-types.js';
 // <<< imports knowledge
 // >>> imports keys
+import type { SigningKeyInsert, SigningKeyRecord } from './keys-types.js';
 // <<< imports keys
 
 export type * from './types.js';
@@ -497,6 +498,16 @@ export interface Store {
 
   // ---- signing keys (core) (migration 27) ----
   // >>> section keys
+  /**
+   * Insert a signing key unless one of its name exists; either way the stored key comes back
+   * (`created` says which), so concurrent creators of one name all end with the same key.
+   */
+  insertSigningKey(rec: SigningKeyRecord): Promise<SigningKeyInsert>;
+  getSigningKey(name: string): Promise<SigningKeyRecord | undefined>;
+  /** Every signing key, by name. */
+  listSigningKeys(): Promise<SigningKeyRecord[]>;
+  /** Replace a key's sealed private key (master key rotation); false when there is no such key. */
+  updateSigningKeyEnc(name: string, privateKeyEnc: string): Promise<boolean>;
   // <<< section keys
 
   /** Housekeeping an idle worker may do (SQLite: a passive WAL checkpoint). */

@@ -46,6 +46,9 @@ export function inputsHash(inputs: Record<string, unknown>): string {
   return sha256Hex(canonicalJson(inputs));
 }
 
+/** Member ids: visible ASCII without spaces, short enough that `consensus:<id>` names a signing key. */
+export const MEMBER_ID_PATTERN = /^[\x21-\x7e]{1,190}$/;
+
 /** A majority of `n` voters: ⌊n/2⌋ + 1. */
 export function majority(n: number): number {
   return Math.floor(n / 2) + 1;
@@ -392,8 +395,10 @@ export function parseTaskContract(raw: unknown, where: string): ContractCheck {
     // Member ids are unique within a role: a signature is checked against (role, id).
     const seen = new Map<string, string>();
     contractParticipants(contract).forEach((p) => {
+      const where = p.role === 'proposer' ? 'proposers' : p.role === 'verifier' ? 'verification.verifiers' : 'voting.voters';
+      if (!MEMBER_ID_PATTERN.test(p.id)) k.add(where, `member id ${JSON.stringify(p.id)} must be 1-190 visible ASCII characters without spaces (the kernel's key for it is named consensus:<id>)`);
       const key = `${p.role}\u0000${p.id}`;
-      if (seen.has(key)) k.add(p.role === 'proposer' ? 'proposers' : p.role === 'verifier' ? 'verification.verifiers' : 'voting.voters', `two ${p.role}s have the id '${p.id}'; give each its own id`);
+      if (seen.has(key)) k.add(where, `two ${p.role}s have the id '${p.id}'; give each its own id`);
       seen.set(key, p.id);
     });
     const size = payloadBytes(contract);

@@ -110,6 +110,8 @@ import {
 } from '../knowledge-types.js';
 // <<< imports knowledge
 // >>> imports keys
+import * as keysSql from './keys-sql.js';
+import { toSigningKeyRecord, type SigningKeyInsert, type SigningKeyRecord } from '../keys-types.js';
 // <<< imports keys
 
 export interface PostgresStoreOptions {
@@ -601,6 +603,25 @@ export class PostgresStore implements Store {
 
   // ---- signing keys (core) (migration 27) ----
   // >>> section keys
+  async insertSigningKey(rec: SigningKeyRecord): Promise<SigningKeyInsert> {
+    const created = (await this.write(keysSql.INSERT_SIGNING_KEY_SQL, [noNul(rec.name), rec.public_key, rec.private_key_enc, rec.created_at])) === 1;
+    const record = await this.getSigningKey(rec.name);
+    if (!record) throw new Error(`signing key ${rec.name} vanished after its insert`);
+    return { created, record };
+  }
+
+  async getSigningKey(name: string): Promise<SigningKeyRecord | undefined> {
+    const r = (await this.read(keysSql.GET_SIGNING_KEY_SQL, [noNul(name)]))[0];
+    return r ? toSigningKeyRecord(r) : undefined;
+  }
+
+  async listSigningKeys(): Promise<SigningKeyRecord[]> {
+    return (await this.read(keysSql.LIST_SIGNING_KEYS_SQL)).map(toSigningKeyRecord);
+  }
+
+  async updateSigningKeyEnc(name: string, privateKeyEnc: string): Promise<boolean> {
+    return (await this.write(keysSql.UPDATE_SIGNING_KEY_ENC_SQL, [noNul(name), privateKeyEnc])) === 1;
+  }
   // <<< section keys
 
   /** The database's clock, in milliseconds. */

@@ -913,6 +913,21 @@ CREATE INDEX IF NOT EXISTS idx_knowledge_lookups_task ON knowledge_lookups(task_
   // <<< section knowledge
   // migration 27: signing keys (core)
   // >>> section keys
+  {
+    version: 27,
+    name: 'signing keys',
+    // Kernel-held Ed25519 keys (src/identity/keys.ts): consensus members that the kernel signs for,
+    // and later run certificates. The private key is sealed under the master key as secrets are
+    // (envelope encryption, bound to the key's name). The same migration as PostgreSQL's 27.
+    sql: `
+CREATE TABLE IF NOT EXISTS signing_keys (
+  name TEXT PRIMARY KEY,
+  public_key TEXT NOT NULL,
+  private_key_enc TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+`,
+  },
   // <<< section keys
 ];
 

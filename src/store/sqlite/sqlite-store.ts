@@ -97,6 +97,8 @@ import * as knowledgeSql from './knowledge-sql.js';
 import type { KnowledgeDecisionQuery, KnowledgeDecisionRow, KnowledgeDecisionWrite, KnowledgeLookupRow, KnowledgeLookupWrite, KnowledgeProposalRow, KnowledgeTrackFilter, KnowledgeTrackRow } from '../knowledge-types.js';
 // <<< imports knowledge
 // >>> imports keys
+import * as keysSql from './keys-sql.js';
+import type { SigningKeyInsert, SigningKeyRecord } from '../keys-types.js';
 // <<< imports keys
 
 export interface SqliteStoreOptions {
@@ -634,6 +636,21 @@ export class SqliteStore implements Store {
 
   // ---- signing keys (core) (migration 27) ----
   // >>> section keys
+  insertSigningKey(rec: SigningKeyRecord): Promise<SigningKeyInsert> {
+    return this.exclusive(() => this.db.transaction(() => keysSql.insertSigningKey((sql) => this.stmt(sql), rec)).immediate());
+  }
+
+  getSigningKey(name: string): Promise<SigningKeyRecord | undefined> {
+    return this.read(() => keysSql.getSigningKey((sql) => this.stmt(sql), name));
+  }
+
+  listSigningKeys(): Promise<SigningKeyRecord[]> {
+    return this.read(() => keysSql.listSigningKeys((sql) => this.stmt(sql)));
+  }
+
+  updateSigningKeyEnc(name: string, privateKeyEnc: string): Promise<boolean> {
+    return this.exclusive(() => keysSql.updateSigningKeyEnc((sql) => this.stmt(sql), name, privateKeyEnc));
+  }
   // <<< section keys
 
   /** A disk or permission fault as a StoreFaultError naming the file; any other error as it is. */

@@ -1,0 +1,177 @@
+/**
+ * Kernel-held Ed25519 signing keys, kept in the store (table `signing_keys`) with the private key
+ * sealed under the master key exactly as stored secrets are (src/secrets/vault.ts: a fresh data key
+ * per key, wrapped with the key-encryption key; both bound to the key's name), so a store copied
+ * without the master key yields no private key, and a sealed key moved to another name does not
+ * open. Consensus members the kernel signs for use the name `consensus:<member id>`; run certificates
+ * will use keys of their own names.
+ *
+ * `getOrCreate` is race-safe across processes: the store's primary key decides which of two
+ * concurrent creators wins, and both return the winner's key.
+ *
+ * @example
+ *   const keys = swarm.signingKeys;
+ *   const k = await keys.getOrCreate('consensus:v1');
+ *   const signature = signAs(k.private_key, 'vote_commit', commit);
+ *   await keys.exportPublic('consensus:v1')  // 'q1w2…=' (base64 of the raw 32-byte public key)
+ */
+import { UserError } from '../core/errors.js';
+import { generateIdentity, publicKeyOf } from '../consensus/core/crypto.js';
+import type { SigningKeyRecord } from '../store/keys-types.js';
+import type { Store } from '../store/store.js';
+import { openSecret, rewrapSecret, sealSecret, type SealedSecret, type SecretsKek } from '../secrets/vault.js';
+
+/** The vault scope signing keys are sealed under (not a workflow name: it cannot collide with a secret's). */
+const SEAL_SCOPE = 'swarm/signing-key';
+const SEAL_VERSION = 'v1';
+
+/** Key names: 1-200 visible ASCII characters (member ids such as `consensus:agent:summarize#1` fit). */
+export const KEY_NAME_PATTERN = /^[\x21-\x7e]{1,200}$/;
+
+/** The name of the key the kernel signs with for a consensus member. */
+export function memberKeyName(memberId: string): string {
+  return `consensus:${memberId}`;
+}
+
+/** A key without its private half (what `list` shows). */
+export interface SigningKeyInfo {
+  name: string;
+  /** Base64 of the raw 32-byte Ed25519 public key. */
+  public_key: string;
+  created_at: number;
+}
+
+/** A key with its private half decrypted (PKCS#8 PEM), for signing. */
+export interface SigningKey extends SigningKeyInfo {
+  private_key: string;
+}
+
+/** Check a key name; a bad one is a UserError (exit 2). */
+export function checkKeyName(name: string): void {
+  if (!KEY_NAME_PATTERN.test(name)) {
+    throw new UserError('KEY_NAME_INVALID', `key name ${JSON.stringify(name)} is not valid: use 1-200 visible ASCII characters, no spaces (like consensus:voter-1)`, { key: name });
+  }
+}
+
+/** The sealed private key as the store's text column keeps it: `v1:<kek id>:<nonce>:<wrapped key>:<ciphertext>` (base64 parts). */
+export function sealPrivateKey(kek: SecretsKek, name: string, privateKeyPem: string): string {
+  return encodeSealed(sealSecret(kek, name, SEAL_SCOPE, privateKeyPem));
+}
+
+/** The private key of a sealed text; a wrong master key, another name or altered bytes throw KEY_UNREADABLE. */
+export function openPrivateKey(kek: SecretsKek, name: string, sealedText: string): string {
+  const sealed = decodeSealed(name, sealedText);
+  try {
+    return openSecret(kek, name, SEAL_SCOPE, sealed);
+  } catch (e) {
+    const why = sealed.kek_id !== kek.id ? `it was sealed under another master key (key id ${sealed.kek_id}; this process's is ${kek.id})` : 'its ciphertext does not belong to this name, or was altered';
+    throw new UserError('KEY_UNREADABLE', `signing key ${name} cannot be decrypted: ${why}`, { key: name }, { cause: e });
+  }
+}
+
+function encodeSealed(s: SealedSecret): string {
+  return [SEAL_VERSION, s.kek_id, s.value_nonce.toString('base64'), s.wrapped_key.toString('base64'), s.encrypted_value.toString('base64')].join(':');
+}
+
+function decodeSealed(name: string, text: string): SealedSecret {
+  const parts = text.split(':');
+  if (parts.length !== 5 || parts[0] !== SEAL_VERSION) throw new UserError('KEY_UNREADABLE', `signing key ${name} is stored in a form this version does not know`, { key: name });
+  const [, kek_id, nonce, wrapped, value] = parts as [string, string, string, string, string];
+  return { kek_id, value_nonce: Buffer.from(nonce, 'base64'), wrapped_key: Buffer.from(wrapped, 'base64'), encrypted_value: Buffer.from(value, 'base64') };
+}
+
+const info = (r: SigningKeyInfo): SigningKeyInfo => ({ name: r.name, public_key: r.public_key, created_at: r.created_at });
+
+/**
+ * The signing keys of a store. `kek` is read on every use, so a master key rotation in this process
+ * takes effect at once.
+ */
+export class SigningKeys {
+  /** Decrypted keys by name, valid for the KEK id they were opened with. */
+  private readonly cache = new Map<string, { kekId: string; key: SigningKey }>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly kek: () => SecretsKek,
+    private readonly now: () => number = () => Date.now(),
+  ) {}
+
+  /** Create a key; a key of that name already existing is KEY_EXISTS (exit 2). */
+  async create(name: string): Promise<SigningKeyInfo> {
+    const { created, key } = await this.insert(name);
+    if (!created) throw new UserError('KEY_EXISTS', `a signing key named ${name} already exists; see 'swarm keys list'`, { key: name });
+    return info(key);
+  }
+
+  /** The key of that name, decrypted, or undefined. */
+  async get(name: string): Promise<SigningKey | undefined> {
+    checkKeyName(name);
+    const kek = this.kek();
+    const hit = this.cache.get(name);
+    if (hit && hit.kekId === kek.id) return hit.key;
+    const rec = await this.store.getSigningKey(name);
+    return rec ? this.open(kek, rec) : undefined;
+  }
+
+  /** The key of that name, or KEY_NOT_FOUND (exit 2). */
+  async require(name: string): Promise<SigningKey> {
+    const key = await this.get(name);
+    if (!key) throw new UserError('KEY_NOT_FOUND', `no signing key named ${name}; see 'swarm keys list' or create it with 'swarm keys create ${name}'`, { key: name });
+    return key;
+  }
+
+  /** The key of that name, created if there is none; concurrent callers (in any process) get the same key. */
+  async getOrCreate(name: string): Promise<SigningKey> {
+    return (await this.get(name)) ?? (await this.insert(name)).key;
+  }
+
+  /** Every key, by name, without private keys. */
+  async list(): Promise<SigningKeyInfo[]> {
+    return (await this.store.listSigningKeys()).map(info);
+  }
+
+  /** The public key (base64 of the raw 32 bytes), or KEY_NOT_FOUND. */
+  async exportPublic(name: string): Promise<string> {
+    checkKeyName(name);
+    const rec = await this.store.getSigningKey(name);
+    if (!rec) throw new UserError('KEY_NOT_FOUND', `no signing key named ${name}; see 'swarm keys list'`, { key: name });
+    return rec.public_key;
+  }
+
+  /**
+   * Re-seal every key from one KEK to another (master key rotation); returns how many. A key that
+   * is already under `to` is left as it is, so a rotation interrupted half way can be run again.
+   */
+  async rewrap(from: SecretsKek, to: SecretsKek): Promise<number> {
+    let n = 0;
+    for (const rec of await this.store.listSigningKeys()) {
+      const sealed = decodeSealed(rec.name, rec.private_key_enc);
+      if (sealed.kek_id === to.id) continue;
+      const w = rewrapSecret(from, to, rec.name, SEAL_SCOPE, sealed);
+      if (await this.store.updateSigningKeyEnc(rec.name, encodeSealed(w))) n++;
+    }
+    this.cache.clear();
+    return n;
+  }
+
+  private async insert(name: string): Promise<{ created: boolean; key: SigningKey }> {
+    checkKeyName(name);
+    const kek = this.kek();
+    const id = generateIdentity();
+    const rec: SigningKeyRecord = { name, public_key: id.publicKey, private_key_enc: sealPrivateKey(kek, name, id.privateKey), created_at: this.now() };
+    const { created, record } = await this.store.insertSigningKey(rec);
+    return { created, key: created ? this.remember(kek, { ...info(record), private_key: id.privateKey }) : this.open(kek, record) };
+  }
+
+  private open(kek: SecretsKek, rec: SigningKeyRecord): SigningKey {
+    const pem = openPrivateKey(kek, rec.name, rec.private_key_enc);
+    // The public key is stored beside the sealed private one: a row whose halves do not match was tampered with.
+    if (publicKeyOf(pem) !== rec.public_key) throw new UserError('KEY_UNREADABLE', `signing key ${rec.name}: its public key does not match its private key (the row was altered)`, { key: rec.name });
+    return this.remember(kek, { ...info(rec), private_key: pem });
+  }
+
+  private remember(kek: SecretsKek, key: SigningKey): SigningKey {
+    this.cache.set(key.name, { kekId: kek.id, key });
+    return key;
+  }
+}
