@@ -119,7 +119,7 @@ describe('POST /api/v1/tasks', () => {
     const res = await app.request('/api/v1/tasks', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     return { status: res.status, json: (await res.json()) as { code: string; field?: string; detail: string }, type: res.headers.get('content-type') };
   }
-  const contract = { task_type: 'summary', inputs: { text: 'x' }, proposers: [{ agent: 'echo' }], verification: { policy: 'vp.schema_only.v1' }, voting: { voters: [{ id: 'v1' }], quorum: 1 } };
+  const contract = { task_type: 'summary', inputs: { text: 'x' }, output_schema: { type: 'object' }, proposers: [{ agent: 'echo' }], verification: { policy: 'vp.schema_only.v1' }, voting: { voters: [{ id: 'v1' }], quorum: 1 } };
 
   it('a bad contract is a 400 problem naming the path at fault', async () => {
     for (const [body, field] of [
@@ -132,8 +132,48 @@ describe('POST /api/v1/tasks', () => {
       const res = await post(body);
       expect(res.status, JSON.stringify(res.json)).toBe(400);
       expect(res.type).toContain('application/problem+json');
-      expect(res.json).toMatchObject({ code: 'CONTRACT_INVALID', field });
+      expect(res.json).toMatchObject({ code: 'TASK_CONTRACT_INVALID', field });
       expect(res.json.detail).toContain(field);
     }
+    const notObject = await app.request('/api/v1/tasks', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[1, 2]' });
+    expect(notObject.status).toBe(400);
+    expect(await notObject.json()).toMatchObject({ code: 'TASK_CONTRACT_INVALID' });
+  });
+
+  it('a good contract starts its run (201); the same task id again answers with that run (200)', async () => {
+    const body = { ...contract, task_id: 'api-submitted' };
+    const first = await app.request('/api/v1/tasks', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect(first.status, await first.clone().text()).toBe(201);
+    const created = (await first.json()) as { task_id: string; run_id: string; created: boolean };
+    expect(created).toMatchObject({ task_id: 'api-submitted', created: true });
+    expect(first.headers.get('location')).toBe('/api/v1/tasks/api-submitted');
+    expect((await swarm.getRun(created.run_id)).run.workflow_name).toBe('swarm-consensus');
+    const again = await app.request('/api/v1/tasks', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect(again.status).toBe(200);
+    expect(await again.json()).toMatchObject({ task_id: 'api-submitted', run_id: created.run_id, created: false });
+    // No worker runs here: the task is not created yet, and the 404 says where it will be.
+    const pending = await get<{ code: string; run_id: string }>('/api/v1/tasks/api-submitted');
+    expect(pending.status).toBe(404);
+    expect(pending.json).toMatchObject({ code: 'TASK_NOT_FOUND', run_id: created.run_id });
+  });
+});
+
+describe('POST /api/v1/tasks/{id}/votes', () => {
+  async function vote(id: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+    const res = await app.request(`/api/v1/tasks/${encodeURIComponent(id)}/votes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  }
+
+  it('a refused vote answers with its reason code and name, and is recorded in the run', async () => {
+    const res = await vote(seeded.task_id, { kind: 'commit', voter_id: 'stranger', commitment: 'a'.repeat(64), signature: 'c2ln' });
+    expect(res.status, JSON.stringify(res.json)).toBe(403);
+    expect(res.json).toMatchObject({ reason_code: expect.any(Number), reason_name: res.json.code });
+    const events = await swarm.events(seeded.run_id);
+    expect(events.at(-1)).toMatchObject({ type: 'TASK_INPUT_REJECTED', data: expect.objectContaining({ task_id: seeded.task_id }) });
+    const unknown = await vote('nope', { kind: 'reveal', voter_id: 'v1', candidate_hash: 'h', vote: 'approve', salt: 's', signature: 'c2ln' });
+    expect(unknown.status).toBe(404);
+    const malformed = await vote(seeded.task_id, { kind: 'maybe', voter_id: 'v1' });
+    expect(malformed.status).toBe(422);
+    expect(malformed.json).toMatchObject({ code: 'VALIDATION_FAILED' });
   });
 });

@@ -43,7 +43,7 @@ export interface TaskParts {
   candidates: readonly ConsensusCandidateRow[];
   results: readonly ConsensusResultRow[];
   votes: readonly ConsensusVoteRow[];
-  decision: ConsensusDecisionRow | undefined;
+  decision: ConsensusDecisionRow | null | undefined;
   /** The cost report (`Swarm.taskCost`), or the cost per bucket the store holds. */
   cost: TaskCost | ConsensusCosts;
 }

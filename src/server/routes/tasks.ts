@@ -158,19 +158,16 @@ function decodeCursor(cursor: string): { created_at: number; task_id: string } {
   throw new UserError('ARGUMENT_INVALID', `cursor '${cursor}' is not one this server gave out; start again without it`, { field: 'query.cursor' });
 }
 
-/** A task by id, or TASK_NOT_FOUND (404) naming it. */
-export async function taskRow(swarm: Swarm, id: string): Promise<ConsensusTaskRow> {
-  const t = await swarm.store.getConsensusTask(id);
-  if (!t) throw new UserError('TASK_NOT_FOUND', `task '${id}' not found; GET /api/v1/tasks lists tasks (a step's task id is <run id>/<step id>, its '/' sent as %2F)`, { task_id: id });
-  return t;
-}
-
-/** Everything of a task, as `GET /api/v1/tasks/{id}` answers it. */
+/** Everything of a task, as `GET /api/v1/tasks/{id}` answers it; TASK_NOT_FOUND (404) naming it. */
 export async function taskDocument(swarm: Swarm, id: string): Promise<Record<string, unknown>> {
-  const task = await taskRow(swarm, id);
-  const s = swarm.store;
-  const [candidates, results, votes, decision, cost] = await Promise.all([s.getConsensusCandidates(id), s.getConsensusResults(id), s.getConsensusVotes(id), s.getConsensusDecision(id), s.getConsensusCosts(id)]);
-  return taskJson({ task, candidates, results, votes, decision, cost });
+  const view = await swarm.getTask(id);
+  if (!view) {
+    // Submitted, but its run has not created it yet: say where it is.
+    const pending = await swarm.taskDecision(id).catch(() => undefined);
+    const where = pending?.run_id ? `: it was submitted and appears once its run ${pending.run_id} starts` : "; GET /api/v1/tasks lists tasks (a step's task id is <run id>/<step id>, its '/' sent as %2F)";
+    throw new UserError('TASK_NOT_FOUND', `task '${id}' not found${where}`, { task_id: id, ...(pending?.run_id ? { run_id: pending.run_id } : {}) });
+  }
+  return taskJson(view);
 }
 
 export function taskRoutes(app: OpenAPIHono, swarm: Swarm): void {
@@ -179,7 +176,7 @@ export function taskRoutes(app: OpenAPIHono, swarm: Swarm): void {
     const runId = q.run ? await swarm.resolveRunId(q.run) : undefined;
     const after = q.cursor ? decodeCursor(q.cursor) : undefined;
     // Newest first, as the store orders them (created_at descending, then task id).
-    const rows = (await swarm.store.listConsensusTasks({ ...(runId ? { run_id: runId } : {}), ...(q.status ? { status: q.status } : {}), limit: SCAN }))
+    const rows = (await swarm.listTasks({ ...(runId ? { run_id: runId } : {}), ...(q.status ? { status: q.status } : {}), limit: SCAN }))
       .filter((t) => q.task_type === undefined || t.task_type === q.task_type)
       .filter((t) => !after || t.created_at < after.created_at || (t.created_at === after.created_at && t.task_id > after.task_id));
     const page = rows.slice(0, q.limit);
