@@ -11,7 +11,9 @@ import { digestJson, type RunEvent } from '../core/events.js';
 import type { Swarm, VerifyReport } from '../swarm.js';
 import type { Store } from '../store/store.js';
 import type { RunRecord } from '../store/types.js';
+import { projectTasks } from '../consensus/core/projection.js';
 import { compareRun, type Difference, type StoredRunState } from './compare.js';
+import { compareTasks, type StoredTask } from './compare-tasks.js';
 import { replayRun, type ReplayPlan, type ReplayedRun } from './replay.js';
 
 /** The newest event of a run. */
@@ -151,7 +153,18 @@ export async function storedRunState(store: Store, run: RunRecord, replayed: Rep
   };
 }
 
-/** Replay one run's events and compare the result with its stored rows. */
+/** The consensus tasks of a run with all their rows. */
+export async function storedTasks(store: Store, runId: string): Promise<StoredTask[]> {
+  const out: StoredTask[] = [];
+  for (const task of await store.listConsensusTasks({ run_id: runId, limit: 1000 })) {
+    const id = task.task_id;
+    const [candidates, results, votes, decision, costs] = await Promise.all([store.getConsensusCandidates(id), store.getConsensusResults(id), store.getConsensusVotes(id), store.getConsensusDecision(id), store.getConsensusCosts(id)]);
+    out.push({ task, candidates, results, votes, decision, costs });
+  }
+  return out;
+}
+
+/** Replay one run's events (its steps' and its consensus tasks') and compare the result with its stored rows. */
 export async function replayStoredRun(swarm: Swarm, idOrPart: string): Promise<ReplayReport> {
   const id = await swarm.resolveRunId(idOrPart);
   const store = swarm.store;
@@ -159,7 +172,7 @@ export async function replayStoredRun(swarm: Swarm, idOrPart: string): Promise<R
   const events: RunEvent[] = await store.getEvents(id);
   const plan = planShape(await store.getPlanJson(id));
   const replayed = replayRun({ events, plan });
-  const differences = compareRun(replayed, await storedRunState(store, run, replayed, plan));
+  const differences = [...compareRun(replayed, await storedRunState(store, run, replayed, plan)), ...compareTasks(projectTasks(events), await storedTasks(store, id))];
   return { run_id: id, events: events.length, ok: differences.length === 0, differences, notes: replayed.notes };
 }
 
