@@ -85,7 +85,6 @@ import { activeTraceContext } from './observability/tracing.js';
 import { ConsensusTasks, type SubmittedTask, type TaskDecisionView, type TaskView } from './consensus/facade.js';
 import { consensusDeps, consensusRunner, knowledgeHooks } from './consensus/driver/wiring.js';
 import { createKnowledge } from './consensus/knowledge/index.js';
-import { derivedKernelKeys } from './consensus/driver/kernel-keys.js';
 import type { ConsensusDeps } from './consensus/driver/deps.js';
 import type { VoteInput } from './consensus/driver/votes.js';
 import type { TaskCost } from './consensus/core/types.js';
@@ -431,7 +430,10 @@ export class Swarm {
       ledger: this.ledger,
       executorFor: (t) => this.executorFor(t),
       workRoot: join(config.home, 'work'),
-      kernelKey: derivedKernelKeys(keys.chain),
+      kernelKey: async (name) => {
+        const k = await this.signingKeys.getOrCreate(name);
+        return { publicKey: k.public_key, privateKey: k.private_key };
+      },
       executor: async (name) => {
         const client = await this.executorClient(name);
         return { client, public_key: client.record.public_key };
@@ -534,8 +536,14 @@ export class Swarm {
   };
   private httpExecutor: Executor | undefined;
 
-  /** A secret's value as steps of `workflow` see it (stored secrets decrypted on demand, then SWARM_SECRET_*). */
-  private async secretValue(name: string, workflow?: string): Promise<string | undefined> {
+  /**
+   * A secret's value as steps of `workflow` see it (stored secrets decrypted on demand, then
+   * SWARM_SECRET_*): an executor's bearer token, for one.
+   *
+   * @example
+   *   const token = await swarm.secretValue('RT_TOKEN');
+   */
+  async secretValue(name: string, workflow?: string): Promise<string | undefined> {
     await this.secretCache.prepare(workflow ?? '');
     return this.secretCache.get(name, workflow);
   }

@@ -110,7 +110,7 @@ describe('checkReveal', () => {
     expect(name(checkReveal(base(), reveal('v1', H1, 'reject', 'salt-1'), T0))).toBe('REVEAL_MISMATCH');
     expect(name(checkReveal(base(), reveal('v1', H1, 'approve', 'salt-2'), T0))).toBe('REVEAL_MISMATCH');
     const weird = { ...r, vote: 'maybe' as 'approve' };
-    weird.signature = signAs(ids.v1.privateKey, 'vote_reveal', weird as unknown as Record<string, unknown>);
+    weird.signature = signAs(ids.v1.privateKey, 'vote_reveal', weird);
     expect(checkReveal(base(), weird, T0)).toMatchObject({ name: 'REVEAL_MISMATCH', message: 'vote "maybe" is neither approve nor reject' });
     // A commitment to a candidate the task does not have: the reveal matches, but the candidate is unknown.
     const ghost = candidateHash({ ghost: true });

@@ -10,6 +10,7 @@ import { ManifestError } from '../src/core/errors.js';
 import { verifyRecord } from '../src/consensus/core/crypto.js';
 import { candidateSignedFields } from '../src/consensus/core/signed.js';
 import type { Swarm } from '../src/swarm.js';
+import { runJson } from '../src/views/run.js';
 import { builtinAgent, openProject, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -96,6 +97,12 @@ ${SCHEMA}      proposers: [{ agent: solver, samples: 2 }, { agent: wrong }]
     expect(view?.cost.explore_usd).toBeCloseTo(0.02);
     expect(view?.votes.every((v) => v.revealed_at !== null)).toBe(true);
     expect((await swarm.taskDecision(`${runId}/agree`)).decision?.candidate_hash).toBe(hash);
+    // The run's result: the last consensus step's decision and answer, and each step's conclusion.
+    expect(runJson(await swarm.getRun(runId)).result).toEqual({
+      final_decision: out.final_decision,
+      final_answer: { answer: 4 },
+      conclusions: [{ step: 'agree', task_id: `${runId}/agree`, status: 'finalized', candidate_hash: hash, error: null }],
+    });
   });
 
   it('fails the step (not retried) when no candidate passes verification', async () => {

@@ -17,8 +17,10 @@ import { registerTokenCommands } from './commands/tokens.js';
 import { registerBreakerCommands } from './commands/breakers.js';
 import { registerSw4rmCommands } from './commands/sw4rm.js';
 // >>> imports exec
+import { registerExecutorsCommands } from './commands/executors.js';
 // <<< imports exec
 // >>> imports engine
+import { registerTaskCommands } from './commands/task.js';
 // <<< imports engine
 // >>> imports knowledge
 // <<< imports knowledge
@@ -79,8 +81,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerDoctorCommand(program, ctx);
   registerSw4rmCommands(program, ctx);
   // >>> register exec
+  registerExecutorsCommands(program, ctx);
   // <<< register exec
   // >>> register engine
+  registerTaskCommands(program, ctx);
   // <<< register engine
   // >>> register knowledge
   // <<< register knowledge

@@ -6,6 +6,7 @@ import { toJsonSchema, type IoSchema } from '../core/io-schema.js';
 import { successorsOf } from '../core/manifest/workflow.js';
 import type { RunEvent } from '../core/events.js';
 import type { RunDetails } from '../swarm.js';
+import { consensusResult, type ConsensusRunResult } from '../consensus/run-result.js';
 import { waitingReason } from '../engine/concurrency-gate.js';
 import type { AgentRecord, RunConcurrencyInfo, RunRecord, StepLog, StepRecord, WorkflowRecord } from '../store/types.js';
 
@@ -73,7 +74,14 @@ export function runJson(details: RunDetails): Record<string, unknown> {
     ...(run.parent_run_id ? { parent_run_id: run.parent_run_id } : {}),
     ...(run.parent_step_id ? { parent_step_id: run.parent_step_id } : {}),
     ...(details.budget ? { budget: details.budget } : {}),
+    // A run with consensus steps: final_decision, final_answer and each step's conclusion.
+    ...withConsensusResult(steps),
   };
+}
+
+function withConsensusResult(steps: RunDetails['steps']): { result?: ConsensusRunResult } {
+  const r = consensusResult(steps);
+  return r ? { result: r } : {};
 }
 
 /** An event as `swarm runs events --json` prints it (one per line). */

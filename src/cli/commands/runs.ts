@@ -15,6 +15,8 @@ import type { LoopEvent } from '../../agents/loop.js';
 import { waitingReason } from '../../engine/concurrency-gate.js';
 import { budgetLines } from '../../guardrails/budget-report.js';
 import type { RunRecord } from '../../store/types.js';
+import { parseSharedInputsArg, sharedInputsJson } from '../../executors/http/shared-inputs.js';
+import { readFileSync } from 'node:fs';
 
 /** The longest `--idempotency-key`, in characters (as the API's `Idempotency-Key` header). */
 const MAX_IDEMPOTENCY_KEY_CHARS = 255;
@@ -165,17 +167,20 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .option('-d, --detach', 'print the run id and return at once')
     .option('--json', 'print one JSON document with the run, its steps, outputs and errors')
     .option('--idempotency-key <key>', 'one run per key: a repeat returns (and follows) the run the key started first')
-    .action(async (ref: string, input: string | undefined, o: { detach?: boolean; json?: boolean; idempotencyKey?: string }) => {
+    .option('--shared-inputs <json>', "run-level context merged into each http-runtime step's inputs ('<json>' or @file.json; docs/executors.md#shared_inputs)")
+    .action(async (ref: string, input: string | undefined, o: { detach?: boolean; json?: boolean; idempotencyKey?: string; sharedInputs?: string }) => {
       const key = o.idempotencyKey;
       if (key !== undefined && (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_CHARS)) {
         throw new UserError('ARGUMENT_INVALID', `--idempotency-key must be 1 to ${MAX_IDEMPOTENCY_KEY_CHARS} characters (it has ${key.length})`, { field: '--idempotency-key' });
       }
       // The input is checked against the configured limit before the store is opened.
       const data = parseInput(input, resolveConfig({ cwd: ctx.cwd, env: ctx.env }).limits.run_input_bytes);
+      const shared = o.sharedInputs === undefined ? undefined : parseSharedInputsArg(o.sharedInputs, (f) => readFileSync(f, 'utf8'));
+      if (shared !== undefined) sharedInputsJson(shared);
       const swarm = await ctx.swarm();
       const changed = swarm.sourceChanged(await swarm.getWorkflow(ref));
       if (changed) ctx.err(pc.yellow(`note: ${changed}`));
-      const { runId, created } = await swarm.createRun(ref, data, key !== undefined ? { idempotencyKey: key } : {});
+      const { runId, created } = await swarm.createRun(ref, data, { ...(key !== undefined ? { idempotencyKey: key } : {}), ...(shared !== undefined ? { sharedInputs: shared } : {}) });
       // A repeated key starts nothing: say so, and follow (or print) the run it started first.
       const existing = created ? undefined : (await swarm.getRun(runId)).run;
       if (existing) ctx.err(pc.yellow(`run ${shortRunId(runId)} exists for idempotency key '${key}' (${existing.status}); nothing new was started`));

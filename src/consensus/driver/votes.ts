@@ -80,6 +80,7 @@ export async function acceptVote(w: Writer, task: ConsensusTaskRow, v: VoteInput
   if (task.status === 'finalized' || task.status === 'committed') return refuse(ReasonCode.ALREADY_FINALIZED, 'the task is decided');
   if (task.status === 'expired') return refuse(ReasonCode.TASK_EXPIRED, 'the task expired');
   if (round !== task.round) return refuse(ReasonCode.ROUND_MISMATCH, `the task is in vote round ${task.round}, not ${round}`);
+  // A reveal after its round's deadline is late even when the task has failed for want of reveals since.
   const deadline = revealDeadline(task);
   const votes = await w.c.votes(task.task_id, round);
   const mine = votes.find((x) => x.voter_id === v.voter_id);
@@ -97,10 +98,10 @@ export async function acceptVote(w: Writer, task: ConsensusTaskRow, v: VoteInput
     }
     return { accepted: true, round, event_seq: ev.seq };
   }
+  if (deadline !== null && now > deadline) return refuse(ReasonCode.REVEAL_LATE, `the reveal deadline passed at ${new Date(deadline).toISOString()}`);
   if (task.status !== 'voting') return refuse(ReasonCode.COMMIT_CLOSED, `the task is ${task.status}; reveals are taken while it is voting`);
   if (!mine) return refuse(ReasonCode.REVEAL_WITHOUT_COMMIT, `${v.voter_id} has no commitment in round ${round}`);
   if (mine.revealed_at !== null) return refuse(ReasonCode.REVEAL_DUPLICATE, `${v.voter_id} has revealed in round ${round} already`);
-  if (deadline !== null && now > deadline) return refuse(ReasonCode.REVEAL_LATE, `the reveal deadline passed at ${new Date(deadline).toISOString()}`);
   if (commitmentHash(v.candidate_hash, v.vote, v.salt) !== mine.commitment) return refuse(ReasonCode.REVEAL_MISMATCH, 'the reveal does not match the commitment');
   const known = (await w.c.candidates(task.task_id)).some((c) => c.candidate_hash === v.candidate_hash);
   if (!known) return refuse(ReasonCode.REVEAL_UNKNOWN_CANDIDATE, `no candidate ${v.candidate_hash.slice(0, 12)}… was proposed for the task`);

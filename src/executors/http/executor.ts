@@ -8,6 +8,7 @@
  *   idempotency_key  the step's key (`<run id>/<step id>`, what process agents get as SWARM_IDEMPOTENCY_KEY):
  *                    the same on every retry and re-execution, so an executor does the work once
  *   deadline_ms      now + the step's timeout (less a margin, so the executor's timeout is reported first)
+ *   proposer_id      `executor:<name>`, round 1 (what a signed answer is signed for)
  *   traceparent      the step span's (tracing on), else one whose trace id is the run id
  *
  * The answer's `output` becomes the step's outputs (an object as it is, anything else as
@@ -16,8 +17,9 @@
  * the deployment's budgets (a budget whose model_calls or wall_clock is spent refuses the call with
  * BUDGET_EXCEEDED; the cost is known only after it). Failures: the
  * client's codes (EXECUTOR_UNREACHABLE, EXECUTOR_TIMEOUT and 5xx EXECUTOR_HTTP_ERROR are retried
- * by the step's `retry:` policy; 4xx and EXECUTOR_BAD_RESPONSE are not), EXECUTOR_UNKNOWN and
- * EXECUTOR_TOKEN_MISSING (not retried).
+ * by the step's `retry:` policy; 4xx and EXECUTOR_BAD_RESPONSE are not), EXECUTOR_UNKNOWN,
+ * EXECUTOR_TOKEN_MISSING and EXECUTOR_SIGNATURE_INVALID (a signed answer that does not verify
+ * against the executor's pinned key; not retried).
  *
  * @example
  *   # agents/summarize-remote/agent.yaml
@@ -36,6 +38,8 @@ import { newTraceparent } from './client.js';
 import type { ExecuteRequest, ExecuteResponse } from './contract.js';
 import { executorClientFor } from './resolver.js';
 import { mergeSharedInputs } from './shared-inputs.js';
+import { candidateFieldsOf } from './signing.js';
+import { verifyRecord } from '../../consensus/core/crypto.js';
 
 /** How much earlier than the step's timeout the executor's deadline is. */
 const DEADLINE_MARGIN_MS = 250;
@@ -101,6 +105,8 @@ export class HttpExecutor implements Executor {
         inputs,
         idempotency_key: ctx.idempotencyKey,
         deadline_ms: deadline,
+        proposer_id: `executor:${spec.executor}`,
+        round: 1,
         ...(hasProperties(manifest.outputs) ? { output_schema: manifest.outputs } : {}),
       };
       const traceparent = withTraceHeaders({}).traceparent ?? newTraceparent(ctx.runId);
@@ -111,6 +117,12 @@ export class HttpExecutor implements Executor {
         await settle?.({ ok: false, error: e });
         settle = undefined;
         throw e;
+      }
+      // A signed answer from an executor whose key is pinned must verify (signing.ts): an answer altered
+      // on the way, or signed by another key, is refused. Unsigned answers are accepted (signing is optional).
+      const pinned = client.record.public_key;
+      if (pinned && res.signature && !verifyRecord(pinned, 'candidate', candidateFieldsOf(req as { task_id: string; proposer_id: string; round: number }, res), res.signature)) {
+        throw new StepError('EXECUTOR_SIGNATURE_INVALID', `executor '${spec.executor}' signed its answer with a key other than the one pinned when it was added, or the answer was altered; check it with 'swarm executors check ${spec.executor}'`, false, { executor: spec.executor });
       }
       const cost = res.cost_usd ?? 0;
       await settle?.({ ok: true, response: {} as never, usage: { input_tokens: 0, output_tokens: 0, cost_usd: cost } });

@@ -18,9 +18,10 @@
  *   // { shared_inputs: 'review the contract', text: 'hi', agent_id: 'a' }
  */
 import { UserError } from '../../core/errors.js';
+import { MAX_EVENT_PAYLOAD_BYTES } from '../../consensus/core/limits.js';
 
-/** The largest `shared_inputs` a run may carry, as JSON bytes (the event payload cap: they travel with every step's task). */
-export const MAX_SHARED_INPUTS_BYTES = 64 * 1024;
+/** The largest `shared_inputs` a run may carry, as JSON bytes: the event payload cap (they travel with every step's task). */
+export const MAX_SHARED_INPUTS_BYTES = MAX_EVENT_PAYLOAD_BYTES;
 
 /** What the agent contributes: its id and, when it has one, its prompt. Undefined values are not injected. */
 export interface AgentInjection {

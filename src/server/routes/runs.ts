@@ -90,6 +90,10 @@ const CreateRunBody = z
     input: z.record(z.string(), z.unknown()).default({}).openapi({ description: "The run's trigger data, checked against the workflow's `inputs`", example: { message: 'Hello Swarm!' } }),
     version: z.string().min(1).optional().openapi({ description: 'A workflow version or semver range (default: the newest)', example: '1.0.0' }),
     metadata: z.record(z.string(), z.string().max(1024)).optional().openapi({ description: 'Labels kept with the run (string values)', example: { source: 'crm' } }),
+    shared_inputs: z
+      .unknown()
+      .optional()
+      .openapi({ description: "Run-level context merged into each http-runtime step's inputs (an object's keys, else `shared_inputs: value`; at most 64 KiB of JSON; docs/executors.md)", example: { ticket: 'T-1' } }),
   })
   .strict()
   .openapi('CreateRun');
@@ -312,6 +316,7 @@ export function runRoutes(app: OpenAPIHono, swarm: Swarm, shutdown?: AbortSignal
       trigger_type: 'api',
       ...(key ? { idempotencyKey: key } : {}),
       ...(body.metadata ? { metadata: body.metadata } : {}),
+      ...(body.shared_inputs !== undefined ? { sharedInputs: body.shared_inputs } : {}),
     });
     const details = wait ? await waitFor(swarm, runId, Math.min(parseWait(wait), MAX_WAIT_MS), [c.req.raw.signal, shutdown]) : (asCreated ?? (await swarm.getRun(runId)));
     const status = wait && !TERMINAL_RUN.has(details.run.status) ? 202 : created ? 201 : 200;

@@ -1,0 +1,58 @@
+/**
+ * `swarm task …` through the built CLI on a SQLite project: submit --wait runs the task in the
+ * process (no worker running) and prints its decision; decision --json, cost, list; decision exits
+ * 3 for a failed task and 4 for an unknown one; a bad contract is refused (exit 2).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeProject, runCli, tempProject, writeAgent } from './helpers/project.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = tempProject('name: test\nsandbox: none\n');
+  writeAgent(dir, 'solver', 'name: solver\nversion: 1.0.0\nruntime: { type: node, entry: main.js, timeout_seconds: 60 }\n', {
+    'main.js': `const fs = require('fs');
+const [i, o] = process.argv.slice(2);
+const input = JSON.parse(fs.readFileSync(i, 'utf8'));
+fs.writeFileSync(o, JSON.stringify({ answer: input.a + input.b, cost_usd: 0.02 }));
+`,
+  });
+  expect((await runCli(['agent', 'register', 'agents/solver'], dir)).code).toBe(0);
+  const base = { task_type: 'add', inputs: { a: 2, b: 2 }, proposers: [{ agent: 'solver', samples: 2 }], verification: { policy: 'vp.schema_only.v1' }, voting: { voters: [{ id: 'v1' }, { id: 'v2' }] }, budget: { explore: 1 } };
+  writeFileSync(join(dir, 'good.json'), JSON.stringify({ ...base, task_id: 'cli-good', output_schema: { type: 'object', required: ['answer'], properties: { answer: { type: 'number' } } } }));
+  writeFileSync(join(dir, 'fails.yaml'), `task_id: cli-fails\ntask_type: add\ninputs: { a: 1, b: 1 }\noutput_schema: { type: object, required: [answer], properties: { answer: { type: string } } }\nproposers: [{ agent: solver }]\nverification: { policy: vp.schema_only.v1 }\nvoting: { voters: [{ id: v1 }] }\n`);
+  writeFileSync(join(dir, 'bad.json'), JSON.stringify({ task_type: 'add', proposers: [], verification: { policy: 'vp.schema_only.v1' }, voting: { voters: [] } }));
+}, 60_000);
+afterAll(() => removeProject(dir));
+
+describe('swarm task', () => {
+  it('submit --wait, decision, cost, list', async () => {
+    const sub = await runCli(['task', 'submit', 'good.json', '--wait'], dir);
+    expect(sub.code, sub.stderr).toBe(0);
+    expect(sub.stdout).toContain('task cli-good: finalized in round 1');
+    expect(sub.stdout).toContain('answer    {"answer":4}');
+    const d = await runCli(['task', 'decision', 'cli-good', '--json'], dir);
+    expect(d.code).toBe(0);
+    expect(JSON.parse(d.stdout)).toMatchObject({ task_id: 'cli-good', status: 'finalized', decision: { output: { answer: 4 }, quorum: 2 } });
+    const cost = await runCli(['task', 'cost', 'cli-good', '--json'], dir);
+    expect(JSON.parse(cost.stdout)).toMatchObject({ task_id: 'cli-good', budget: { explore: 1 }, exhausted: [] });
+    expect((JSON.parse(cost.stdout) as { explore_usd: number }).explore_usd).toBeCloseTo(0.04);
+    const text = await runCli(['task', 'cost', 'cli-good'], dir);
+    expect(text.stdout).toMatch(/explore\s+\$0\.0400\s+\$1\.0000/);
+    const list = await runCli(['task', 'list', '--json'], dir);
+    expect((JSON.parse(list.stdout) as Array<{ task_id: string }>).map((t) => t.task_id)).toContain('cli-good');
+  }, 60_000);
+
+  it('decision exits 3 for a failed task, 4 for an unknown one; a bad contract exits 2', async () => {
+    const sub = await runCli(['task', 'submit', 'fails.yaml', '--wait'], dir);
+    expect(sub.code).toBe(3);
+    const d = await runCli(['task', 'decision', 'cli-fails'], dir);
+    expect(d.code).toBe(3);
+    expect(d.stdout).toContain('failed (1404 ');
+    expect((await runCli(['task', 'decision', 'nope'], dir)).code).toBe(4);
+    const bad = await runCli(['task', 'submit', 'bad.json'], dir);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('proposers');
+  }, 60_000);
+});
