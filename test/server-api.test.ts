@@ -134,6 +134,9 @@ describe('OpenAPI and the API reference', () => {
         '/api/v1/workers',
         '/api/v1/memory/{namespace}',
         '/api/v1/memory/{namespace}/search',
+        '/api/v1/tasks',
+        '/api/v1/tasks/{id}',
+        '/api/v1/tasks/{id}/votes',
         '/metrics',
       ].sort(),
     );

@@ -29,6 +29,7 @@ import { registerKnowledgeCommands } from './commands/knowledge.js';
 import { registerKeysCommands } from './commands/keys.js';
 // <<< imports keys
 // >>> imports log
+import { registerLogCommands } from './commands/log.js';
 // <<< imports log
 import { createContext } from './context.js';
 import { version } from './version.js';
@@ -93,6 +94,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerKeysCommands(program, ctx);
   // <<< register keys
   // >>> register log
+  registerLogCommands(program, ctx);
   // <<< register log
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);

@@ -33,6 +33,7 @@ import { scheduleRoutes } from './routes/schedules.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { workerRoutes } from './routes/workers.js';
 import { memoryRoutes } from './routes/memory.js';
+import { taskRoutes } from './routes/tasks.js';
 import { metricsRoutes, webhookMetrics } from './routes/metrics.js';
 import { problem, problemResponse, toProblem, validationProblem } from './problem.js';
 
@@ -127,6 +128,7 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   eventRoutes(app, swarm);
   workerRoutes(app, swarm);
   memoryRoutes(app, swarm);
+  taskRoutes(app, swarm);
   metricsRoutes(app, swarm);
   docsRoutes(app, options.version ?? 'unknown');
   dashboardRoutes(app, swarm, options.auth ?? 'auto');

@@ -26,7 +26,7 @@ import { isLoopbackHost } from '../net/address.js';
 export type AuthMode = 'auto' | 'required' | 'off';
 
 /** The dashboard's own paths (src/server/routes/dashboard.ts answers each with its index.html). */
-export const DASHBOARD_PAGES = ['/', '/login', '/runs', '/runs/**', '/registry', '/registry/**', '/triggers', '/triggers/**', '/operations', '/operations/**'] as const;
+export const DASHBOARD_PAGES = ['/', '/login', '/runs', '/runs/**', '/registry', '/registry/**', '/triggers', '/triggers/**', '/operations', '/operations/**', '/tasks', '/tasks/**'] as const;
 
 /** The cookie a browser session carries its token in (HttpOnly; set by the dashboard). */
 export const TOKEN_COOKIE = 'swarm_token';
@@ -93,6 +93,9 @@ export const ROUTE_SCOPES: readonly Rule[] = [
   { methods: 'write', path: '/api/v1/memory/{namespace}/search', access: 'read' },
   { methods: 'write', path: '/api/v1/events', access: 'runs:write' },
   { methods: 'write', path: '/api/v1/events/**', access: 'runs:write' },
+  // A task runs as a run; a vote is a step of one.
+  { methods: 'write', path: '/api/v1/tasks', access: 'runs:write' },
+  { methods: 'write', path: '/api/v1/tasks/{id}/votes', access: 'runs:write' },
   { methods: 'read', path: '/**', access: 'read' },
   { methods: 'write', path: '/**', access: 'admin' },
 ];

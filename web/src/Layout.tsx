@@ -29,6 +29,7 @@ export function Layout() {
         <NavLink to="/runs" className={runsActive ? 'active' : ''}>
           Runs
         </NavLink>
+        <NavLink to="/tasks">Tasks</NavLink>
         <NavLink to="/registry">Registry</NavLink>
         <NavLink to="/triggers">Triggers</NavLink>
         <NavLink to="/operations">Operations</NavLink>

@@ -48,6 +48,9 @@ const router = createBrowserRouter([
       { path: 'runs/:id', lazy: async () => ({ Component: (await import('./pages/Run')).RunPage }) },
       { path: 'registry/*', lazy: async () => ({ Component: (await import('./pages/Registry')).Registry }) },
       { path: 'triggers/*', lazy: async () => ({ Component: (await import('./pages/Triggers')).Triggers }) },
+      { path: 'tasks', lazy: async () => ({ Component: (await import('./pages/Tasks')).Tasks }) },
+      // A step's task id holds a '/': the rest of the path is the id.
+      { path: 'tasks/*', lazy: async () => ({ Component: (await import('./pages/Task')).TaskPage }) },
       { path: 'operations/*', lazy: async () => ({ Component: (await import('./pages/Operations')).Operations }) },
       { path: '*', element: <NotFound /> },
     ],

@@ -21,6 +21,7 @@ import { applyStepEvents, dagNodes, keepUnchanged, waitingReasons } from './run/
 import { StepPanel } from './run/StepPanel';
 import { Timeline } from './run/Timeline';
 import type { Approval, TimedStep, WorkflowDoc } from './run/types';
+import { RunTasksLink } from './task/RunTasksLink';
 import './run/run.css';
 
 /** How long events gather before the page reads the run again (a burst of events, one read). */
@@ -182,6 +183,7 @@ function RunView({ id }: { id: string }) {
             </Link>
           </span>
         ) : null}
+        <RunTasksLink runId={r.run_id} />
         <span className="grow" />
         <RunActions run={r} onRunAgain={() => setRunAgain(true)} />
       </div>
