@@ -16,21 +16,11 @@ import { registerSecretsCommands } from './commands/secrets.js';
 import { registerTokenCommands } from './commands/tokens.js';
 import { registerBreakerCommands } from './commands/breakers.js';
 import { registerSw4rmCommands } from './commands/sw4rm.js';
-// >>> imports exec
 import { registerExecutorsCommands } from './commands/executors.js';
-// <<< imports exec
-// >>> imports engine
 import { registerTaskCommands } from './commands/task.js';
-// <<< imports engine
-// >>> imports knowledge
 import { registerKnowledgeCommands } from './commands/knowledge.js';
-// <<< imports knowledge
-// >>> imports keys
 import { registerKeysCommands } from './commands/keys.js';
-// <<< imports keys
-// >>> imports log
 import { registerLogCommands } from './commands/log.js';
-// <<< imports log
 import { createContext } from './context.js';
 import { version } from './version.js';
 
@@ -81,21 +71,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerMemoryCommand(program, ctx);
   registerDoctorCommand(program, ctx);
   registerSw4rmCommands(program, ctx);
-  // >>> register exec
   registerExecutorsCommands(program, ctx);
-  // <<< register exec
-  // >>> register engine
   registerTaskCommands(program, ctx);
-  // <<< register engine
-  // >>> register knowledge
   registerKnowledgeCommands(program, ctx);
-  // <<< register knowledge
-  // >>> register keys
   registerKeysCommands(program, ctx);
-  // <<< register keys
-  // >>> register log
   registerLogCommands(program, ctx);
-  // <<< register log
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     for (const sub of c.commands) sub.exitOverride().configureOutput(output);

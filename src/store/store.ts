@@ -37,18 +37,10 @@ import type {
 } from './types.js';
 import type { BudgetReserveRequest, BudgetReserveResult, BudgetScopeUsage, BudgetSettleRequest, BudgetWarning } from './budget-types.js';
 import type { CompactOptions, CompactReport, DatabaseSize, ExpiredRunPage, ExpiredRunQuery, RunDeleteReport, RunTree } from './retention-types.js';
-// >>> imports executors
 import type { ExecutorRecord, ExecutorWrite } from './executor-types.js';
-// <<< imports executors
-// >>> imports consensus
 import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from './consensus-types.js';
-// <<< imports consensus
-// >>> imports knowledge
 import type { KnowledgeDecisionQuery, KnowledgeDecisionRow, KnowledgeDecisionWrite, KnowledgeLookupRow, KnowledgeLookupWrite, KnowledgeProposalRow, KnowledgeTrackFilter, KnowledgeTrackRow } from './knowledge-types.js';
-// <<< imports knowledge
-// >>> imports keys
 import type { SigningKeyInsert, SigningKeyRecord } from './keys-types.js';
-// <<< imports keys
 
 export type * from './types.js';
 export type * from './retention-types.js';
@@ -437,7 +429,6 @@ export interface Store {
   deleteSw4rmState(agentId: string, kind?: string): Promise<number>;
 
   // ---- executors registry (exec) (migration 24) ----
-  // >>> section executors
   /**
    * Register an executor, or replace the one of that name (its created_at stays).
    *
@@ -452,10 +443,8 @@ export interface Store {
   deleteExecutor(name: string): Promise<boolean>;
   /** A run's `shared_inputs` as stored (JSON text; null: none; undefined: no such run). */
   getRunSharedInputs(runId: string): Promise<string | null | undefined>;
-  // <<< section executors
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
-  // >>> section consensus
   /** A consensus task by id. */
   getConsensusTask(taskId: string): Promise<ConsensusTaskRow | undefined>;
   /** Consensus tasks, newest first, of a run and/or in a status. */
@@ -468,10 +457,8 @@ export interface Store {
   getConsensusDecision(taskId: string): Promise<ConsensusDecisionRow | undefined>;
   /** Cost so far per budget bucket (USD). */
   getConsensusCosts(taskId: string): Promise<ConsensusCosts>;
-  // <<< section consensus
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----
-  // >>> section knowledge
   /**
    * Record a finalized decision (src/store/knowledge-types.ts): the decision row, its proposals and
    * the proposers' track record counts, in one transaction. Idempotent by task id: a decision
@@ -494,10 +481,8 @@ export interface Store {
   addKnowledgeLookup(l: KnowledgeLookupWrite): Promise<KnowledgeLookupRow>;
   /** Lookups newest first. */
   listKnowledgeLookups(q: { task_id?: string; limit?: number }): Promise<KnowledgeLookupRow[]>;
-  // <<< section knowledge
 
   // ---- signing keys (core) (migration 27) ----
-  // >>> section keys
   /**
    * Insert a signing key unless one of its name exists; either way the stored key comes back
    * (`created` says which), so concurrent creators of one name all end with the same key.
@@ -508,7 +493,6 @@ export interface Store {
   listSigningKeys(): Promise<SigningKeyRecord[]>;
   /** Replace a key's sealed private key (master key rotation); false when there is no such key. */
   updateSigningKeyEnc(name: string, privateKeyEnc: string): Promise<boolean>;
-  // <<< section keys
 
   /** Housekeeping an idle worker may do (SQLite: a passive WAL checkpoint). */
   checkpoint?(): Promise<void>;

@@ -430,10 +430,8 @@ export interface LedgerTx {
   setEmittedEventRuns(id: string, runIds: readonly string[]): Promise<void>;
   /** Durable sleeps, waits and signals (see wait-types.ts). */
   waits(): WaitsTx;
-  // >>> section engine-tx (consensus rows written in the ledger's transaction)
   /** Consensus task rows (see consensus-types.ts), written with the lifecycle events they describe. */
   consensus(): import('./consensus-types.js').ConsensusTx;
-  // <<< section engine-tx
 }
 
 /** An event trigger as the ledger reads it when an event happens. */

@@ -740,8 +740,7 @@ CREATE TABLE IF NOT EXISTS sw4rm_agent_state (
 );
 `,
   },
-  // migration 24: executors registry (exec)
-  // >>> section executors
+  // migration 24: executors registry
   {
     version: 24,
     name: 'executors',
@@ -760,9 +759,7 @@ CREATE TABLE IF NOT EXISTS executors (
 ALTER TABLE workflow_runs ADD COLUMN IF NOT EXISTS shared_inputs TEXT;
 `,
   },
-  // <<< section executors
-  // migration 25: consensus tasks: tasks, candidates, verifier results, votes, decisions (engine)
-  // >>> section consensus
+  // migration 25: consensus tasks: tasks, candidates, verifier results, votes, decisions
   {
     version: 25,
     name: 'consensus tasks',
@@ -856,9 +853,7 @@ CREATE TABLE IF NOT EXISTS consensus_costs (
 );
 `,
   },
-  // <<< section consensus
-  // migration 26: knowledge store: decisions, evidence, track record (knowledge)
-  // >>> section knowledge
+  // migration 26: knowledge store: decisions, evidence, track record
   {
     version: 26,
     name: 'knowledge store',
@@ -922,9 +917,7 @@ CREATE TABLE IF NOT EXISTS knowledge_lookups (
 CREATE INDEX IF NOT EXISTS idx_knowledge_lookups_task ON knowledge_lookups(task_id, id);
 `,
   },
-  // <<< section knowledge
-  // migration 27: signing keys (core)
-  // >>> section keys
+  // migration 27: signing keys
   {
     version: 27,
     name: 'signing keys',
@@ -940,7 +933,6 @@ CREATE TABLE IF NOT EXISTS signing_keys (
 );
 `,
   },
-  // <<< section keys
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see `migrate`). */

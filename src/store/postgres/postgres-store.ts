@@ -84,15 +84,10 @@ import type { Sw4rmAckItem, Sw4rmAgentRow, Sw4rmAgentWrite, Sw4rmMessageRow, Sw4
 import * as memory from './memory-sql.js';
 import { memoryDimensions, type MemoryListQuery, type MemoryRecord, type MemorySearch, type MemoryWrite, type ScoredMemory } from '../memory-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
-// >>> imports executors
 import * as executorsSql from './executors-sql.js';
 import { toExecutorRecord, type ExecutorRecord, type ExecutorWrite } from '../executor-types.js';
-// <<< imports executors
-// >>> imports consensus
 import { pgConsensusReads } from './consensus-sql.js';
 import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from '../consensus-types.js';
-// <<< imports consensus
-// >>> imports knowledge
 import * as knowledgeSql from './knowledge-sql.js';
 import {
   toKnowledgeDecisionRow,
@@ -108,11 +103,8 @@ import {
   type KnowledgeTrackFilter,
   type KnowledgeTrackRow,
 } from '../knowledge-types.js';
-// <<< imports knowledge
-// >>> imports keys
 import * as keysSql from './keys-sql.js';
 import { toSigningKeyRecord, type SigningKeyInsert, type SigningKeyRecord } from '../keys-types.js';
-// <<< imports keys
 
 export interface PostgresStoreOptions {
   /** A `postgres://` connection URL. */
@@ -506,7 +498,6 @@ export class PostgresStore implements Store {
   }
 
   // ---- executors registry (exec) (migration 24) ----
-  // >>> section executors
   async putExecutor(e: ExecutorWrite): Promise<ExecutorRecord> {
     const rows = await this.read(executorsSql.PUT_EXECUTOR_SQL, [noNul(e.name), noNul(e.base_url), e.token_secret === null ? null : noNul(e.token_secret), e.public_key === null ? null : noNul(e.public_key), Date.now()]);
     return toExecutorRecord(rows[0] as Record<string, unknown>);
@@ -529,10 +520,8 @@ export class PostgresStore implements Store {
     const r = (await this.read(executorsSql.GET_RUN_SHARED_INPUTS_SQL, [noNul(runId)]))[0];
     return r ? ((r.shared_inputs as string | null) ?? null) : undefined;
   }
-  // <<< section executors
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
-  // >>> section consensus
   getConsensusTask(taskId: string): Promise<ConsensusTaskRow | undefined> {
     return pgConsensusReads((text, values) => this.read(text, values)).getTask(taskId);
   }
@@ -560,10 +549,8 @@ export class PostgresStore implements Store {
   getConsensusCosts(taskId: string): Promise<ConsensusCosts> {
     return pgConsensusReads((text, values) => this.read(text, values)).costs(taskId);
   }
-  // <<< section consensus
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----
-  // >>> section knowledge
   putKnowledgeDecision(w: KnowledgeDecisionWrite): Promise<{ created: boolean }> {
     return this.atomically(async (q, now) => ({ value: await knowledgeSql.putKnowledgeDecisionIn(q, w, now), notify: false }));
   }
@@ -599,10 +586,8 @@ export class PostgresStore implements Store {
   async listKnowledgeLookups(q: { task_id?: string; limit?: number }): Promise<KnowledgeLookupRow[]> {
     return (await this.read(knowledgeSql.LIST_LOOKUPS_SQL, [q.task_id === undefined ? null : noNul(q.task_id), q.limit ?? 100])).map(toKnowledgeLookupRow);
   }
-  // <<< section knowledge
 
   // ---- signing keys (core) (migration 27) ----
-  // >>> section keys
   async insertSigningKey(rec: SigningKeyRecord): Promise<SigningKeyInsert> {
     const created = (await this.write(keysSql.INSERT_SIGNING_KEY_SQL, [noNul(rec.name), rec.public_key, rec.private_key_enc, rec.created_at])) === 1;
     const record = await this.getSigningKey(rec.name);
@@ -622,7 +607,6 @@ export class PostgresStore implements Store {
   async updateSigningKeyEnc(name: string, privateKeyEnc: string): Promise<boolean> {
     return (await this.write(keysSql.UPDATE_SIGNING_KEY_ENC_SQL, [noNul(name), privateKeyEnc])) === 1;
   }
-  // <<< section keys
 
   /** The database's clock, in milliseconds. */
   async now(): Promise<number> {

@@ -84,22 +84,14 @@ import type { BreakerChange, BreakerRow } from '../breaker-types.js';
 import * as memory from './memory-sql.js';
 import type { MemoryListQuery, MemoryRecord, MemorySearch, MemoryWrite, ScoredMemory } from '../memory-types.js';
 import type { CommitObserver, QueueGauges } from '../commit-observer.js';
-// >>> imports executors
 import * as executorsSql from './executors-sql.js';
 import type { ExecutorRecord, ExecutorWrite } from '../executor-types.js';
-// <<< imports executors
-// >>> imports consensus
 import { sqliteConsensusReads } from './consensus-sql.js';
 import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from '../consensus-types.js';
-// <<< imports consensus
-// >>> imports knowledge
 import * as knowledgeSql from './knowledge-sql.js';
 import type { KnowledgeDecisionQuery, KnowledgeDecisionRow, KnowledgeDecisionWrite, KnowledgeLookupRow, KnowledgeLookupWrite, KnowledgeProposalRow, KnowledgeTrackFilter, KnowledgeTrackRow } from '../knowledge-types.js';
-// <<< imports knowledge
-// >>> imports keys
 import * as keysSql from './keys-sql.js';
 import type { SigningKeyInsert, SigningKeyRecord } from '../keys-types.js';
-// <<< imports keys
 
 export interface SqliteStoreOptions {
   /** Path of the database file; created (with its directory) when absent. */
@@ -541,7 +533,6 @@ export class SqliteStore implements Store {
   }
 
   // ---- executors registry (exec) (migration 24) ----
-  // >>> section executors
   putExecutor(e: ExecutorWrite): Promise<ExecutorRecord> {
     return this.exclusive(() => executorsSql.putExecutor((sql) => this.stmt(sql), e, Date.now()));
   }
@@ -561,10 +552,8 @@ export class SqliteStore implements Store {
   getRunSharedInputs(runId: string): Promise<string | null | undefined> {
     return this.read(() => executorsSql.getRunSharedInputs((sql) => this.stmt(sql), runId));
   }
-  // <<< section executors
 
   // ---- consensus tasks: tasks, candidates, verifier results, votes, decisions (engine) (migration 25) ----
-  // >>> section consensus
   /** A read of the consensus tables, serialised with the connection's other work. */
   private consensusRead<T>(fn: (c: ReturnType<typeof sqliteConsensusReads>) => Promise<T>): Promise<T> {
     return this.exclusive(() => fn(sqliteConsensusReads((sql) => this.stmt(sql))), 'reading');
@@ -597,10 +586,8 @@ export class SqliteStore implements Store {
   getConsensusCosts(taskId: string): Promise<ConsensusCosts> {
     return this.consensusRead((c) => c.costs(taskId));
   }
-  // <<< section consensus
 
   // ---- knowledge store: decisions, evidence, track record (knowledge) (migration 26) ----
-  // >>> section knowledge
   putKnowledgeDecision(w: KnowledgeDecisionWrite): Promise<{ created: boolean }> {
     return this.exclusive(() => this.db.transaction(() => knowledgeSql.putKnowledgeDecision((sql) => this.stmt(sql), w, Date.now())).immediate());
   }
@@ -632,10 +619,8 @@ export class SqliteStore implements Store {
   listKnowledgeLookups(q: { task_id?: string; limit?: number }): Promise<KnowledgeLookupRow[]> {
     return this.read(() => knowledgeSql.listKnowledgeLookups((sql) => this.stmt(sql), q));
   }
-  // <<< section knowledge
 
   // ---- signing keys (core) (migration 27) ----
-  // >>> section keys
   insertSigningKey(rec: SigningKeyRecord): Promise<SigningKeyInsert> {
     return this.exclusive(() => this.db.transaction(() => keysSql.insertSigningKey((sql) => this.stmt(sql), rec)).immediate());
   }
@@ -651,7 +636,6 @@ export class SqliteStore implements Store {
   updateSigningKeyEnc(name: string, privateKeyEnc: string): Promise<boolean> {
     return this.exclusive(() => keysSql.updateSigningKeyEnc((sql) => this.stmt(sql), name, privateKeyEnc));
   }
-  // <<< section keys
 
   /** A disk or permission fault as a StoreFaultError naming the file; any other error as it is. */
   private fault(e: unknown, during: string): unknown {
