@@ -64,6 +64,8 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
   crashPoint(deps, 'consensus-after-vote-commit', ctx.step.step_id);
   const quorum = quorumOf(contract);
   const window = contract.voting.reveal_deadline_ms ?? DEFAULT_REVEAL_DEADLINE_MS;
+  // One abort listener for the whole wait, not one per poll (they would pile up on the signal until the round ends).
+  const aborted = new Promise<void>((r) => ctx.signal.addEventListener('abort', () => r(), { once: true }));
   for (;;) {
     checkAborted(ctx.signal);
     const task = await deps.store.getConsensusTask(start.task_id);
@@ -91,7 +93,7 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
       await retryOrFail(deps, ctx, task, revealedOrClosed, quorum, d.tie === true);
       return;
     }
-    await deps.store.waitForChange(Math.min(deps.pollMs ?? 200, Math.max(1, (deadline ?? task.expires_at) - now + 1)), new Promise<void>((r) => ctx.signal.addEventListener('abort', () => r(), { once: true })));
+    await deps.store.waitForChange(Math.min(deps.pollMs ?? 200, Math.max(1, (deadline ?? task.expires_at) - now + 1)), aborted);
   }
 }
 

@@ -1,0 +1,120 @@
+/**
+ * Explore rounds above 1 through a real worker: `explore.max_rounds` runs that many proposal
+ * rounds, `explore.topk` stops proposing once k distinct candidates are kept (TOPK_REACHED), and
+ * `explore.stop.no_new_evidence_rounds` stops after rounds without a new candidate hash
+ * (NO_NEW_EVIDENCE); each stop shows in the run's log and in the task's rows. SQLite and PostgreSQL.
+ */
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { ReasonCode } from '../src/consensus/core/reason-codes.js';
+import { Swarm } from '../src/swarm.js';
+import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
+import { builtinAgent, removeProject, tempProject, until } from './helpers/project.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+afterAll(() => stopPgTestServer());
+
+async function open(backend: 'sqlite' | 'postgres'): Promise<Swarm> {
+  const dir = tempProject();
+  cleanups.push(() => removeProject(dir));
+  const env: Record<string, string> = { SWARM_HOME: join(dir, '.swarm') };
+  if (backend === 'postgres') {
+    const server = await pgTestServer();
+    const url = await server.createDatabase();
+    env.SWARM_DATABASE_URL = url;
+    cleanups.push(() => server.dropDatabase(url));
+  }
+  const swarm = await Swarm.open({ cwd: dir, env, overrides: { pollMs: 50 } });
+  cleanups.push(() => swarm.close());
+  let n = 0;
+  swarm.defineBuiltin('constant', async () => ({ answer: 4 }));
+  // A new answer on every call: every round brings a new candidate hash.
+  swarm.defineBuiltin('counter', async () => ({ answer: ++n }));
+  for (const name of ['constant', 'counter']) {
+    builtinAgent(dir, name, name);
+    await swarm.registerAgent(join(dir, 'agents', name));
+  }
+  const w = swarm.worker({ pollMs: 50 });
+  cleanups.push(() => w.stop(2000));
+  return swarm;
+}
+
+async function settled(swarm: Swarm, taskId: string) {
+  return until(async () => {
+    const d = await swarm.taskDecision(taskId);
+    return d.status === 'finalized' || d.status === 'failed' || d.status === 'expired' ? d : undefined;
+  }, 30_000, 'the task settled');
+}
+
+const BASE = {
+  task_type: 'add',
+  inputs: {},
+  verification: { policy: 'vp.schema_only.v1' },
+  output_schema: { type: 'object', required: ['answer'] },
+  voting: { voters: [{ id: 'v1' }], reveal_deadline_ms: 5000 },
+};
+
+for (const backend of ['sqlite', 'postgres'] as const) {
+  describe(`explore rounds (${backend})`, () => {
+    it('explore.max_rounds: one proposal per proposer per round, no early stop', async () => {
+      const swarm = await open(backend);
+      const { task_id: taskId } = await swarm.submitTask({ ...BASE, proposers: [{ agent: 'counter' }], explore: { max_rounds: 3 } });
+      const d = await settled(swarm, taskId);
+      expect(d.status).toBe('finalized');
+      const events = (await swarm.events(d.run_id as string)).filter((e) => (e.data as { task_id?: string }).task_id === taskId);
+      const proposed = events.filter((e) => e.type === 'CANDIDATE_PROPOSED').map((e) => e.data as { round: number; output: { answer: number } });
+      expect(proposed.map((p) => p.round)).toEqual([1, 2, 3]);
+      expect(proposed.map((p) => p.output.answer)).toEqual([1, 2, 3]);
+      // Neither topk nor no_new_evidence stopped it: no stop with those codes.
+      const stops = events.filter((e) => e.type === 'TASK_STAGE_STOPPED').map((e) => (e.data as { reason_code: number }).reason_code);
+      expect(stops).not.toContain(ReasonCode.TOPK_REACHED);
+      expect(stops).not.toContain(ReasonCode.NO_NEW_EVIDENCE);
+      const view = await swarm.getTask(taskId);
+      expect(view?.task.explore_round).toBe(3);
+      expect(view?.candidates.map((c) => c.round).sort()).toEqual([1, 2, 3]);
+      expect(new Set(view?.candidates.map((c) => c.candidate_hash)).size).toBe(3);
+    }, 60_000);
+
+    it('explore.topk: proposing stops at k distinct candidates with TOPK_REACHED', async () => {
+      const swarm = await open(backend);
+      const { task_id: taskId } = await swarm.submitTask({ ...BASE, proposers: [{ agent: 'counter' }], explore: { max_rounds: 6, topk: 2 } });
+      const d = await settled(swarm, taskId);
+      expect(d.status).toBe('finalized');
+      const events = (await swarm.events(d.run_id as string)).filter((e) => (e.data as { task_id?: string }).task_id === taskId);
+      const types = events.map((e) => e.type);
+      expect(events.filter((e) => e.type === 'CANDIDATE_PROPOSED').map((e) => (e.data as { round: number }).round)).toEqual([1, 2]);
+      const stops = events.filter((e) => e.type === 'TASK_STAGE_STOPPED');
+      expect(stops).toHaveLength(1);
+      expect(stops[0]?.data).toMatchObject({ task_id: taskId, stage: 'propose', reason_code: ReasonCode.TOPK_REACHED, reason: 'TOPK_REACHED' });
+      // The stop comes after the last proposal and before verification.
+      const at = types.indexOf('TASK_STAGE_STOPPED');
+      expect(types.lastIndexOf('CANDIDATE_PROPOSED')).toBeLessThan(at);
+      expect(types.indexOf('VERIFIER_RESULT_SUBMITTED')).toBeGreaterThan(at);
+      const view = await swarm.getTask(taskId);
+      expect(view?.task.explore_round).toBe(2);
+      expect(view?.candidates).toHaveLength(2);
+    }, 60_000);
+
+    it('explore.stop.no_new_evidence_rounds: stops after that many rounds without a new hash, with NO_NEW_EVIDENCE', async () => {
+      const swarm = await open(backend);
+      const { task_id: taskId } = await swarm.submitTask({ ...BASE, proposers: [{ agent: 'constant' }], explore: { max_rounds: 8, stop: { no_new_evidence_rounds: 2 } } });
+      const d = await settled(swarm, taskId);
+      expect(d.status).toBe('finalized');
+      const events = (await swarm.events(d.run_id as string)).filter((e) => (e.data as { task_id?: string }).task_id === taskId);
+      // Round 1 brings the hash; rounds 2 and 3 bring nothing new; proposing stops after round 3.
+      const proposed = events.filter((e) => e.type === 'CANDIDATE_PROPOSED').map((e) => e.data as { round: number; candidate_hash: string });
+      expect(proposed.map((p) => p.round)).toEqual([1, 2, 3]);
+      expect(new Set(proposed.map((p) => p.candidate_hash)).size).toBe(1);
+      const stops = events.filter((e) => e.type === 'TASK_STAGE_STOPPED');
+      expect(stops).toHaveLength(1);
+      expect(stops[0]?.data).toMatchObject({ task_id: taskId, stage: 'propose', reason_code: ReasonCode.NO_NEW_EVIDENCE, reason: 'NO_NEW_EVIDENCE' });
+      const view = await swarm.getTask(taskId);
+      expect(view?.task.explore_round).toBe(3);
+      expect(view?.candidates).toHaveLength(3);
+      expect(d.decision?.candidate_hash).toBe(proposed[0]?.candidate_hash);
+    }, 60_000);
+  });
+}
