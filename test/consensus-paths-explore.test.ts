@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ReasonCode } from '../src/consensus/core/reason-codes.js';
+import { replayStoredRun } from '../src/log/log-service.js';
 import { Swarm } from '../src/swarm.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { builtinAgent, removeProject, tempProject, until } from './helpers/project.js';
@@ -32,7 +33,7 @@ async function open(backend: 'sqlite' | 'postgres'): Promise<Swarm> {
   let n = 0;
   swarm.defineBuiltin('constant', async () => ({ answer: 4 }));
   // A new answer on every call: every round brings a new candidate hash.
-  swarm.defineBuiltin('counter', async () => ({ answer: ++n }));
+  swarm.defineBuiltin('counter', async () => ({ answer: ++n, cost_usd: 0.01 }));
   for (const name of ['constant', 'counter']) {
     builtinAgent(dir, name, name);
     await swarm.registerAgent(join(dir, 'agents', name));
@@ -76,6 +77,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       expect(view?.task.explore_round).toBe(3);
       expect(view?.candidates.map((c) => c.round).sort()).toEqual([1, 2, 3]);
       expect(new Set(view?.candidates.map((c) => c.candidate_hash)).size).toBe(3);
+      expect((await replayStoredRun(swarm, d.run_id as string)).differences).toEqual([]);
     }, 60_000);
 
     it('explore.topk: proposing stops at k distinct candidates with TOPK_REACHED', async () => {
@@ -96,6 +98,29 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       const view = await swarm.getTask(taskId);
       expect(view?.task.explore_round).toBe(2);
       expect(view?.candidates).toHaveLength(2);
+    }, 60_000);
+
+    it('explore.topk within a round: a new hash past k distinct candidates is not kept', async () => {
+      const swarm = await open(backend);
+      const { task_id: taskId } = await swarm.submitTask({ ...BASE, proposers: [{ agent: 'counter', samples: 3 }], explore: { max_rounds: 4, topk: 2 } });
+      const d = await settled(swarm, taskId);
+      expect(d.status).toBe('finalized');
+      const events = (await swarm.events(d.run_id as string)).filter((e) => (e.data as { task_id?: string }).task_id === taskId);
+      expect(events.filter((e) => e.type === 'CANDIDATE_PROPOSED')).toHaveLength(2);
+      const refused = events.filter((e) => e.type === 'TASK_INPUT_REJECTED');
+      expect(refused).toHaveLength(1);
+      expect(refused[0]?.data).toMatchObject({ task_id: taskId, input: 'candidate', round: 1, reason_code: ReasonCode.TOPK_REACHED, reason: 'TOPK_REACHED' });
+      expect(events.filter((e) => e.type === 'TASK_STAGE_STOPPED').map((e) => (e.data as { reason_code: number }).reason_code)).toEqual([ReasonCode.TOPK_REACHED]);
+      const view = await swarm.getTask(taskId);
+      expect(view?.task.explore_round).toBe(1);
+      expect(new Set(view?.candidates.map((c) => c.candidate_hash)).size).toBe(2);
+      expect(view?.candidates).toHaveLength(2);
+      // The refused proposal was paid for: the bucket has all three, and the log replays to the same rows and cost.
+      expect((await swarm.taskCost(taskId)).explore_usd).toBeCloseTo(0.03);
+      expect(refused[0]?.data).toMatchObject({ record_kind: 'candidate', cost_usd: 0.01 });
+      const replay = await replayStoredRun(swarm, d.run_id as string);
+      expect(replay.differences).toEqual([]);
+      expect((await swarm.verify(d.run_id as string)).ok).toBe(true);
     }, 60_000);
 
     it('explore.stop.no_new_evidence_rounds: stops after that many rounds without a new hash, with NO_NEW_EVIDENCE', async () => {

@@ -14,6 +14,7 @@ import type { ConsensusCandidateRow, ConsensusTaskRow } from '../../store/consen
 import { candidateHash, signRecord, verifyRecord } from '../core/crypto.js';
 import { ReasonCode, reasonName } from '../core/reason-codes.js';
 import { candidateSignedFields } from '../core/signed.js';
+import { admitCandidate } from '../core/explore.js';
 import type { EvidenceRef } from '../core/types.js';
 import { checkAborted, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
 import { failTask } from './driver.js';
@@ -108,10 +109,17 @@ async function proposeOne(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTa
   const member = memberOf(task.members, 'proposer', slot.id);
   const code = !member ? ReasonCode.NOT_MEMBER : !p.signature ? ReasonCode.SIGNATURE_MISSING : !verifyRecord(member.public_key, 'candidate', fields, p.signature) ? ReasonCode.SIGNATURE_INVALID : undefined;
   await transition(deps, ctx, async (w) => {
-    if ((await w.c.candidates(task.task_id)).some((c) => c.proposer_id === slot.id && c.round === round)) return;
+    const kept = await w.c.candidates(task.task_id);
+    if (kept.some((c) => c.proposer_id === slot.id && c.round === round)) return;
     await w.c.addCost(task.task_id, 'explore', p.cost_usd);
     if (code !== undefined) {
-      await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'candidate', proposer_id: slot.id, round, candidate_hash: hash, reason_code: code, reason: reasonName(code) });
+      await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'candidate', record_kind: 'candidate', member_id: slot.id, proposer_id: slot.id, round, candidate_hash: hash, cost_usd: p.cost_usd, reason_code: code, reason: reasonName(code) });
+      return;
+    }
+    // explore.topk: a new hash once topk distinct candidates are kept is not admitted (proposers of one round run in parallel).
+    const admit = admitCandidate(task.contract.explore, new Set(kept.map((c) => c.candidate_hash)), hash);
+    if (!admit.ok) {
+      await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'candidate', record_kind: 'candidate', member_id: slot.id, proposer_id: slot.id, round, candidate_hash: hash, cost_usd: p.cost_usd, reason_code: admit.code, reason: reasonName(admit.code), detail: admit.reason });
       return;
     }
     const shown = outputForEvent(p.output);
