@@ -21,8 +21,13 @@ fs.writeFileSync(o, JSON.stringify({ answer: input.a + input.b }));
 `,
   });
   expect((await runCli(['agent', 'register', 'agents/solver'], dir)).code).toBe(0);
+  writeAgent(dir, 'spender', 'name: spender\nversion: 1.0.0\nruntime: { type: node, entry: main.js, timeout_seconds: 60 }\n', {
+    'main.js': `require('fs').writeFileSync(process.argv[3], JSON.stringify({ answer: 4, cost_usd: 0.02 }));\n`,
+  });
+  expect((await runCli(['agent', 'register', 'agents/spender'], dir)).code).toBe(0);
   const base = { task_type: 'add', inputs: { a: 2, b: 2 }, proposers: [{ agent: 'solver' }], verification: { policy: 'vp.schema_only.v1' }, voting: { voters: [{ id: 'v1' }] } };
   writeFileSync(join(dir, 'good.json'), JSON.stringify({ ...base, task_id: 'w-good', output_schema: { type: 'object', required: ['answer'], properties: { answer: { type: 'number' } } } }));
+  writeFileSync(join(dir, 'spend.json'), JSON.stringify({ ...base, task_id: 'w-spend', proposers: [{ agent: 'spender' }], explore: { max_rounds: 4 }, budget: { explore: 0.03 }, output_schema: { type: 'object', required: ['answer'] } }));
   writeFileSync(join(dir, 'bad.json'), JSON.stringify({ ...base, task_id: 'w-bad', output_schema: { type: 'object', required: ['answer'], properties: { answer: { type: 'string' } } } }));
 }, 60_000);
 afterAll(() => removeProject(dir));
@@ -83,6 +88,22 @@ describe('swarm task watch', () => {
     const log = await logOf('w-bad');
     expect(lines.map((l) => l.seq)).toEqual(log.map((e) => e.seq));
     expect(lines.at(-1)).toMatchObject({ type: 'TASK_FAILED', data: { task_id: 'w-bad', reason_code: 1404 } });
+  }, 60_000);
+
+  it('a spent explore bucket: watch shows the stop, swarm task cost shows the bucket exhausted', async () => {
+    const { code, lines } = await watchWhileRunning('spend.json', 'w-spend');
+    expect(code).toBe(0);
+    // Rounds 1 and 2 spend 0.04 of 0.03: round 3 is not run.
+    expect(lines.filter((l) => l.type === 'CANDIDATE_PROPOSED')).toHaveLength(2);
+    expect(lines.filter((l) => l.type === 'TASK_STAGE_STOPPED')).toMatchObject([{ data: { task_id: 'w-spend', bucket: 'explore', reason_code: 1405, reason: 'STAGE_BUDGET_EXHAUSTED' } }]);
+    const json = await runCli(['task', 'cost', 'w-spend', '--json'], dir);
+    expect(json.code).toBe(0);
+    const c = JSON.parse(json.stdout) as { explore_usd: number; exhausted: string[]; budget: Record<string, number> };
+    expect(c.explore_usd).toBeCloseTo(0.04);
+    expect(c).toMatchObject({ exhausted: ['explore'], budget: { explore: 0.03 } });
+    const text = await runCli(['task', 'cost', 'w-spend'], dir);
+    expect(text.stdout).toMatch(/explore\s+\$0\.0400\s+\$0\.0300\s+yes/);
+    expect(text.stdout).not.toMatch(/verify\s+\S+\s+\S+\s+yes/);
   }, 60_000);
 
   it('prints the events as text without --json, and refuses an unknown task', async () => {
