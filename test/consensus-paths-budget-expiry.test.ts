@@ -10,6 +10,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { commitmentHash, generateIdentity, newSalt, signRecord } from '../src/consensus/core/crypto.js';
 import { ReasonCode } from '../src/consensus/core/reason-codes.js';
 import { voteCommitSignedFields } from '../src/consensus/core/signed.js';
+import { replayStoredRun } from '../src/log/log-service.js';
 import { Swarm } from '../src/swarm.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { builtinAgent, removeProject, tempProject, until } from './helpers/project.js';
@@ -78,6 +79,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       expect(view?.task.explore_round).toBe(3);
       expect(view?.candidates).toHaveLength(2);
       expect(view?.cost.exhausted).toEqual(['explore']);
+      // The log replays to the same rows, the cost included.
+      expect((await replayStoredRun(swarm, d.run_id as string)).differences).toEqual([]);
     }, 60_000);
 
     it('a bucket with room is not exhausted and proposing runs all its rounds', async () => {
@@ -152,6 +155,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       }, 20_000, 'the run ended');
       expect(run.status).toBe('failed');
       expect(steps[0]?.attempt).toBe(1);
+      expect((await replayStoredRun(swarm, runId)).differences).toEqual([]);
       expect(steps[0]?.error).toContain('expired (TASK_EXPIRED, reason code 1402)');
       // A vote now is refused with TASK_EXPIRED.
       const hash = view?.candidates[0]?.candidate_hash ?? '';
