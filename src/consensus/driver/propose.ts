@@ -42,17 +42,20 @@ export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
       deps.log?.(`consensus task ${task.task_id}: knowledge lookup failed: ${errorMessage(e)}`);
     }
   }
+  const slots = proposerSlots(contract);
+  let round = Math.max(1, task.explore_round);
+  // The first round's number is recorded with the claim.
+  let recorded = round;
   await transition(deps, ctx, async (w) => {
-    await w.c.updateTask(task.task_id, { status: 'proposing', stage: 'propose' });
+    await w.c.updateTask(task.task_id, { status: 'proposing', stage: 'propose', ...(round > task.explore_round ? { explore_round: round } : {}) });
     await w.emit(EventType.TASK_CLAIMED, { task_id: task.task_id, stage: 'propose', attempt: ctx.step.attempt, worker_id: ctx.workerId });
     for (const e of lookupEvents) await w.emit(e.type, { task_id: task.task_id, ...e.data });
   });
-  const slots = proposerSlots(contract);
-  let round = Math.max(1, task.explore_round);
   for (;;) {
     checkAborted(ctx.signal);
-    if (round > task.explore_round) {
+    if (round > recorded) {
       await transition(deps, ctx, (w) => w.c.updateTask(task.task_id, { explore_round: round }));
+      recorded = round;
     }
     const spent = (await deps.store.getConsensusCosts(task.task_id)).explore;
     if (!budgetAllows(contract, 'explore', spent)) {

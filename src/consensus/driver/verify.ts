@@ -15,7 +15,7 @@ import { sha256Hex, signRecord, verifyRecord } from '../core/crypto.js';
 import { ReasonCode, reasonName } from '../core/reason-codes.js';
 import { verifierResultSignedFields } from '../core/signed.js';
 import type { EvidenceRef, VerificationStatus, VerifierSpec } from '../core/types.js';
-import { checkAborted, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
+import { checkAborted, transition, type ConsensusDeps, type DriverCtx, type Writer } from './deps.js';
 import { budgetAllows, memberOf, runPolicy, verifierSlots } from './rules.js';
 
 const DEFAULT_EVIDENCE_MAX_BYTES = 1024 * 1024;
@@ -30,9 +30,37 @@ export interface EvidenceCheck {
 
 export async function verify(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<void> {
   const contract = task.contract;
-  await transition(deps, ctx, (w) => w.emit(EventType.TASK_CLAIMED, { task_id: task.task_id, stage: 'verify', attempt: ctx.step.attempt, worker_id: ctx.workerId }));
+  const claim = { task_id: task.task_id, stage: 'verify', attempt: ctx.step.attempt, worker_id: ctx.workerId };
+  const batch = contract.budget?.verify === undefined;
+  if (!batch) await transition(deps, ctx, (w) => w.emit(EventType.TASK_CLAIMED, claim));
   const cands = distinct(await deps.store.getConsensusCandidates(task.task_id)).slice(0, contract.explore?.topk ?? Number.MAX_SAFE_INTEGER);
   const evidence = new Map<string, EvidenceCheck[]>();
+  const checksOf = async (cand: ConsensusCandidateRow): Promise<EvidenceCheck[]> => {
+    let checks = evidence.get(cand.candidate_hash);
+    if (!checks) {
+      checks = await Promise.all(cand.evidence.map((e) => checkEvidence(e, deps.evidenceMaxBytes ?? DEFAULT_EVIDENCE_MAX_BYTES, ctx.signal)));
+      evidence.set(cand.candidate_hash, checks);
+    }
+    return checks;
+  };
+  const othersOf = (cand: ConsensusCandidateRow) => cands.filter((c) => c.candidate_hash !== cand.candidate_hash).map((c) => ({ candidate_hash: c.candidate_hash, output: c.output }));
+  if (batch) {
+    // No verify budget to check between calls: every missing result is asked for at once, and the claim, the pass's results and the move to voting are recorded in one transition.
+    checkAborted(ctx.signal);
+    const done = await deps.store.getConsensusResults(task.task_id);
+    const pairs: Array<{ v: VerifierSpec & { id: string }; cand: ConsensusCandidateRow }> = [];
+    for (const v of verifierSlots(contract)) for (const cand of cands) if (!done.some((r) => r.candidate_hash === cand.candidate_hash && r.verifier_id === v.id)) pairs.push({ v, cand });
+    await Promise.all([...new Set(pairs.map((p) => p.cand))].map(checksOf));
+    const outs = await Promise.all(pairs.map(async ({ v, cand }) => ({ v, cand, r: await askVerifier(deps, ctx, task, v, cand, othersOf(cand), evidence.get(cand.candidate_hash) ?? []) })));
+    checkAborted(ctx.signal);
+    await transition(deps, ctx, async (w) => {
+      await w.emit(EventType.TASK_CLAIMED, claim);
+      const have = await w.c.results(task.task_id);
+      for (const o of outs) await recordResult(w, task, o.v, o.cand, evidence.get(o.cand.candidate_hash) ?? [], o.r, have);
+      await w.c.updateTask(task.task_id, { status: 'voting', stage: 'vote' });
+    });
+    return;
+  }
   for (const v of verifierSlots(contract)) {
     for (const cand of cands) {
       checkAborted(ctx.signal);
@@ -45,13 +73,9 @@ export async function verify(deps: ConsensusDeps, ctx: DriverCtx, task: Consensu
         );
         return moveOn(deps, ctx, task);
       }
-      let checks = evidence.get(cand.candidate_hash);
-      if (!checks) {
-        checks = await Promise.all(cand.evidence.map((e) => checkEvidence(e, deps.evidenceMaxBytes ?? DEFAULT_EVIDENCE_MAX_BYTES, ctx.signal)));
-        evidence.set(cand.candidate_hash, checks);
-      }
-      const others = cands.filter((c) => c.candidate_hash !== cand.candidate_hash).map((c) => ({ candidate_hash: c.candidate_hash, output: c.output }));
-      await verifyOne(deps, ctx, task, v, cand, others, checks, done.some((r) => r.candidate_hash === cand.candidate_hash));
+      const checks = await checksOf(cand);
+      const r = await askVerifier(deps, ctx, task, v, cand, othersOf(cand), checks);
+      await transition(deps, ctx, async (w) => recordResult(w, task, v, cand, checks, r, await w.c.results(task.task_id)));
     }
   }
   await moveOn(deps, ctx, task);
@@ -67,7 +91,10 @@ function distinct(cands: readonly ConsensusCandidateRow[]): ConsensusCandidateRo
   return cands.filter((c) => !seen.has(c.candidate_hash) && (seen.add(c.candidate_hash), true));
 }
 
-async function verifyOne(
+type VerifierAnswer = { status: VerificationStatus; reason_codes: number[]; reason: string; score: number; evidence: EvidenceRef[]; cost_usd: number; signature: string | null };
+
+/** One verifier's answer on one candidate (an unsigned inconclusive result when it could not answer). */
+async function askVerifier(
   deps: ConsensusDeps,
   ctx: DriverCtx,
   task: ConsensusTaskRow,
@@ -75,13 +102,12 @@ async function verifyOne(
   cand: ConsensusCandidateRow,
   others: Array<{ candidate_hash: string; output: unknown }>,
   checks: EvidenceCheck[],
-  evidenceRecorded: boolean,
-): Promise<void> {
+): Promise<VerifierAnswer> {
   const contract = task.contract;
   const policy = contract.verification.policy;
   const params = contract.verification.params ?? {};
   const unreachable = checks.filter((c) => !c.available).map((c) => c.ref.uri);
-  let r: { status: VerificationStatus; reason_codes: number[]; reason: string; score: number; evidence: EvidenceRef[]; cost_usd: number; signature: string | null };
+  let r: VerifierAnswer;
   try {
     if (v.executor) {
       const { client } = await deps.executor(v.executor);
@@ -105,24 +131,32 @@ async function verifyOne(
     r = { status: 'inconclusive', reason_codes: [ReasonCode.VERIFIER_ERROR], reason: errorMessage(e), score: 0, evidence: [], cost_usd: 0, signature: null };
     // A verifier that could not answer signs nothing: the kernel records the inconclusive result under the verifier's id, unsigned.
   }
+  return r;
+}
+
+/**
+ * Record a verifier's answer in the caller's transition: its cost, the candidate's evidence checks
+ * (with its first result), and the result or why it was refused. `have` is the task's results so
+ * far (what this transition records is added to it); a result recorded already is skipped.
+ */
+async function recordResult(w: Writer, task: ConsensusTaskRow, v: VerifierSpec & { id: string }, cand: ConsensusCandidateRow, checks: EvidenceCheck[], r: VerifierAnswer, have: Array<{ candidate_hash: string; verifier_id: string }>): Promise<void> {
+  const policy = task.contract.verification.policy;
   const fields = verifierResultSignedFields({ task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, score: r.score, evidence: r.evidence, cost_usd: r.cost_usd });
   const member = memberOf(task.members, 'verifier', v.id);
   const errored = r.reason_codes.includes(ReasonCode.VERIFIER_ERROR) && r.signature === null;
   const refused = !member ? ReasonCode.NOT_MEMBER : errored ? undefined : !r.signature ? ReasonCode.SIGNATURE_MISSING : !verifyRecord(member.public_key, 'verifier_result', fields, r.signature) ? ReasonCode.SIGNATURE_INVALID : undefined;
-  await transition(deps, ctx, async (w) => {
-    const have = await w.c.results(task.task_id);
-    if (have.some((x) => x.candidate_hash === cand.candidate_hash && x.verifier_id === v.id)) return;
-    await w.c.addCost(task.task_id, 'verify', r.cost_usd);
-    if (!evidenceRecorded && !have.some((x) => x.candidate_hash === cand.candidate_hash)) {
-      for (const c of checks) await w.emit(EventType.EVIDENCE_AVAILABLE, { task_id: task.task_id, candidate_hash: cand.candidate_hash, uri: c.ref.uri.startsWith('data:') ? 'data:…' : c.ref.uri, digest: c.ref.digest, available: c.available, ...(c.reason_code !== undefined ? { reason_code: c.reason_code, reason: reasonName(c.reason_code) } : {}) });
-    }
-    if (refused !== undefined) {
-      await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'verifier_result', verifier_id: v.id, candidate_hash: cand.candidate_hash, reason_code: refused, reason: reasonName(refused) });
-      return;
-    }
-    await w.emit(EventType.VERIFIER_RESULT_SUBMITTED, { task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, reason: r.reason.slice(0, 2000), score: r.score, cost_usd: r.cost_usd });
-    await w.c.insertResult({ task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, reason: r.reason.slice(0, 2000), score: r.score, evidence: r.evidence, cost_usd: r.cost_usd, signature: r.signature ?? '', created_at: w.tx.now });
-  });
+  if (have.some((x) => x.candidate_hash === cand.candidate_hash && x.verifier_id === v.id)) return;
+  await w.c.addCost(task.task_id, 'verify', r.cost_usd);
+  if (!have.some((x) => x.candidate_hash === cand.candidate_hash)) {
+    for (const c of checks) await w.emit(EventType.EVIDENCE_AVAILABLE, { task_id: task.task_id, candidate_hash: cand.candidate_hash, uri: c.ref.uri.startsWith('data:') ? 'data:…' : c.ref.uri, digest: c.ref.digest, available: c.available, ...(c.reason_code !== undefined ? { reason_code: c.reason_code, reason: reasonName(c.reason_code) } : {}) });
+  }
+  if (refused !== undefined) {
+    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'verifier_result', verifier_id: v.id, candidate_hash: cand.candidate_hash, reason_code: refused, reason: reasonName(refused) });
+    return;
+  }
+  await w.emit(EventType.VERIFIER_RESULT_SUBMITTED, { task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, reason: r.reason.slice(0, 2000), score: r.score, cost_usd: r.cost_usd });
+  await w.c.insertResult({ task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, reason: r.reason.slice(0, 2000), score: r.score, evidence: r.evidence, cost_usd: r.cost_usd, signature: r.signature ?? '', created_at: w.tx.now });
+  have.push({ candidate_hash: cand.candidate_hash, verifier_id: v.id });
 }
 
 /**

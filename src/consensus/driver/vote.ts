@@ -38,27 +38,36 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
   const voters = voterSlots(contract);
   const kernel = voters.filter((v) => !v.external);
   const round = start.round;
-  await transition(deps, ctx, (w) => w.emit(EventType.TASK_CLAIMED, { task_id: start.task_id, stage: 'vote', round, attempt: ctx.step.attempt, worker_id: ctx.workerId }));
+  const claim = { task_id: start.task_id, stage: 'vote', round, attempt: ctx.step.attempt, worker_id: ctx.workerId };
+  // Without judge agents (which run as the step's work) the claim is recorded with the kernel voters' commits.
+  const judges = kernel.some((v) => v.strategy === 'agent' && v.agent);
+  if (judges) await transition(deps, ctx, (w) => w.emit(EventType.TASK_CLAIMED, claim));
   const ranked = rankVerified(await deps.store.getConsensusResults(start.task_id));
   if (ranked.length === 0 && kernel.length === voters.length) {
+    if (!judges) await transition(deps, ctx, (w) => w.emit(EventType.TASK_CLAIMED, claim));
     await failTask(deps, ctx, start.task_id, ReasonCode.NO_VERIFIED_CANDIDATE, 'no candidate passed verification');
     return;
   }
   // Kernel voters commit (those that have not in this round).
   const committed = new Set((await deps.store.getConsensusVotes(start.task_id, round)).map((v) => v.voter_id));
-  for (const v of kernel) {
-    if (committed.has(v.id)) continue;
-    checkAborted(ctx.signal);
-    const choice = await choose(deps, ctx, start, v, ranked);
+  // Their choices are made at once, and their commits recorded in one transition (each its own VOTE_COMMIT).
+  checkAborted(ctx.signal);
+  const choices = await Promise.all(kernel.filter((v) => !committed.has(v.id)).map(async (v) => ({ v, choice: await choose(deps, ctx, start, v, ranked) })));
+  const commits: Array<{ voter_id: string; commitment: string; signature: string; sealed: SealedVote }> = [];
+  for (const { v, choice } of choices) {
     if (!choice) continue;
     const key = await deps.kernelKey(`consensus:${v.id}`);
     const sealed: SealedVote = { candidate_hash: choice, vote: 'approve', salt: newSalt() };
     const commitment = commitmentHash(sealed.candidate_hash, sealed.vote, sealed.salt);
-    const signature = signRecord(key.privateKey, 'vote_commit', commitFields({ task_id: start.task_id, round, voter_id: v.id, commitment }));
+    commits.push({ voter_id: v.id, commitment, sealed, signature: signRecord(key.privateKey, 'vote_commit', commitFields({ task_id: start.task_id, round, voter_id: v.id, commitment })) });
+  }
+  checkAborted(ctx.signal);
+  if (commits.length > 0 || !judges) {
     await transition(deps, ctx, async (w) => {
+      if (!judges) await w.emit(EventType.TASK_CLAIMED, claim);
       const t = await w.c.getTask(start.task_id);
       if (!t || t.status !== 'voting' || t.round !== round) return;
-      await acceptVote(w, t, { kind: 'commit', task_id: start.task_id, round, voter_id: v.id, commitment, signature }, w.tx.now, sealed);
+      for (const c of commits) await acceptVote(w, t, { kind: 'commit', task_id: start.task_id, round, voter_id: c.voter_id, commitment: c.commitment, signature: c.signature }, w.tx.now, c.sealed);
     });
   }
   crashPoint(deps, 'consensus-after-vote-commit', ctx.step.step_id);
@@ -139,21 +148,23 @@ async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRo
 
 /** Reveal what kernel voters committed to (their sealed votes); whether any was revealed. */
 async function revealKernel(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, kernel: readonly VoterSpec[], votes: readonly ConsensusVoteRow[]): Promise<boolean> {
-  let any = false;
-  for (const v of kernel) {
-    const mine = votes.find((x) => x.voter_id === v.id);
-    if (!mine || mine.revealed_at !== null) continue;
-    const key = await deps.kernelKey(`consensus:${v.id}`);
-    await transition(deps, ctx, async (w) => {
+  const mine = kernel.filter((v) => votes.some((x) => x.voter_id === v.id && x.revealed_at === null));
+  if (mine.length === 0) return false;
+  const keys = new Map<string, string>();
+  for (const v of mine) keys.set(v.id, (await deps.kernelKey(`consensus:${v.id}`)).privateKey);
+  // All of them in one transition, each its own VOTE_REVEAL.
+  return transition(deps, ctx, async (w) => {
+    let any = false;
+    for (const v of mine) {
       const t = await w.c.getTask(task.task_id);
       const sealed = await w.c.sealed(task.task_id, task.round, v.id);
-      if (!t || !sealed || t.status !== 'voting' || t.round !== task.round) return;
+      if (!t || !sealed || t.status !== 'voting' || t.round !== task.round) continue;
       const fields = { task_id: task.task_id, round: task.round, voter_id: v.id, ...sealed };
-      const out = await acceptVote(w, t, { kind: 'reveal', ...fields, signature: signRecord(key.privateKey, 'vote_reveal', revealFields(fields)) }, w.tx.now);
+      const out = await acceptVote(w, t, { kind: 'reveal', ...fields, signature: signRecord(keys.get(v.id) as string, 'vote_reveal', revealFields(fields)) }, w.tx.now);
       any ||= out.accepted;
-    });
-  }
-  return any;
+    }
+    return any;
+  });
 }
 
 /** DECISION_COMMITTED with the proof, once per task (the decision row's key). */
