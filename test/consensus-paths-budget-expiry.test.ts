@@ -80,6 +80,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       expect(view?.candidates).toHaveLength(2);
       expect(view?.cost.exhausted).toEqual(['explore']);
       // The log replays to the same rows, the cost included.
+      // The decision is final before the step's completion commits: replay once the run has finished.
+      await swarm.wait(d.run_id as string);
       expect((await replayStoredRun(swarm, d.run_id as string)).differences).toEqual([]);
     }, 60_000);
 

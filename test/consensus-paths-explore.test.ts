@@ -77,6 +77,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       expect(view?.task.explore_round).toBe(3);
       expect(view?.candidates.map((c) => c.round).sort()).toEqual([1, 2, 3]);
       expect(new Set(view?.candidates.map((c) => c.candidate_hash)).size).toBe(3);
+      // The decision is final before the step's completion commits: replay once the run has finished.
+      await swarm.wait(d.run_id as string);
       expect((await replayStoredRun(swarm, d.run_id as string)).differences).toEqual([]);
     }, 60_000);
 
@@ -118,6 +120,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       // The refused proposal was paid for: the bucket has all three, and the log replays to the same rows and cost.
       expect((await swarm.taskCost(taskId)).explore_usd).toBeCloseTo(0.03);
       expect(refused[0]?.data).toMatchObject({ record_kind: 'candidate', cost_usd: 0.01 });
+      // The decision is final before the step's completion commits: replay once the run has finished.
+      await swarm.wait(d.run_id as string);
       const replay = await replayStoredRun(swarm, d.run_id as string);
       expect(replay.differences).toEqual([]);
       expect((await swarm.verify(d.run_id as string)).ok).toBe(true);

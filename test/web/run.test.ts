@@ -90,9 +90,9 @@ describe('a run’s page (real serve, real Chromium)', () => {
       await page.goto(`${srv.url}/runs/${id}`);
       await expectStatus(node(page, 'paid'), 'waiting');
       expect(await node(page, 'paid').textContent()).toContain('wait event order.paid');
-      expect(await node(page, 'settle').textContent()).toContain('sleep 2s');
+      expect(await node(page, 'settle').textContent()).toContain('sleep 5s');
       expect((await call(`${srv.url}/api/v1/events`, 'POST', { name: 'order.paid', data: { order_id: 11, total: 99 } })).status).toBe(201);
-      // The sleep (2 s) shows when it wakes while it sleeps.
+      // The sleep (5 s: long enough to be seen on a busy machine) shows when it wakes while it sleeps.
       await node(page, 'settle').and(page.locator('[data-status="waiting"]')).filter({ hasText: 'wakes' }).waitFor({ timeout: 20_000 });
       await expectStatus(node(page, 'packed'), 'waiting');
       const form = page.getByRole('form', { name: 'Signal packed' });
