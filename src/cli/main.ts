@@ -23,6 +23,14 @@ import { registerKeysCommands } from './commands/keys.js';
 import { registerLogCommands } from './commands/log.js';
 import { createContext } from './context.js';
 import { version } from './version.js';
+// >>> imports fork
+// <<< imports fork
+// >>> imports share
+// <<< imports share
+// >>> imports netcap
+// <<< imports netcap
+// >>> imports consensus
+// <<< imports consensus
 
 const EXIT_CODES_HELP = `
 Exit codes:
@@ -76,6 +84,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerKnowledgeCommands(program, ctx);
   registerKeysCommands(program, ctx);
   registerLogCommands(program, ctx);
+  // >>> section fork
+  // <<< section fork
+  // >>> section share
+  // <<< section share
+  // >>> section netcap
+  // <<< section netcap
+  // >>> section consensus
+  // <<< section consensus
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     for (const sub of c.commands) sub.exitOverride().configureOutput(output);

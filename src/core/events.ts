@@ -64,6 +64,15 @@ export const EventType = {
   KNOWLEDGE_HIT: 'KNOWLEDGE_HIT',
   /** A prior decision was not reused: it is on the task's `reuse_blacklist`. */
   REUSE_REJECT_RECORDED: 'REUSE_REJECT_RECORDED',
+  // ---- branching runs (docs/branching.md) ----
+  /** The first event after RUN_CREATED of a fork: data {parent_run_id, parent_head_hash, at_step, turn, copied_steps, replaced_outputs, parent_bundle_sha256}. */
+  RUN_FORKED: 'RUN_FORKED',
+  /** A fork took a step's checkpoint from its parent instead of running it: data {from_run_id, output_sha256, parent_event_hash, replaced}. */
+  STEP_COPIED: 'STEP_COPIED',
+  /** The first event after RUN_CREATED of a run imported from a verified bundle: data {bundle_sha256, source_run_id, certificate_sha256}. */
+  RUN_IMPORTED: 'RUN_IMPORTED',
+  /** A sandboxed agent's connection through the net_cap proxy: data {destination, port, allowed, reason?, bytes_out, bytes_in}. */
+  NET_CONNECTION: 'NET_CONNECTION',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 

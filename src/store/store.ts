@@ -41,6 +41,14 @@ import type { ExecutorRecord, ExecutorWrite } from './executor-types.js';
 import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from './consensus-types.js';
 import type { KnowledgeDecisionQuery, KnowledgeDecisionRow, KnowledgeDecisionWrite, KnowledgeLookupRow, KnowledgeLookupWrite, KnowledgeProposalRow, KnowledgeTrackFilter, KnowledgeTrackRow } from './knowledge-types.js';
 import type { SigningKeyInsert, SigningKeyRecord } from './keys-types.js';
+// >>> imports fork
+// <<< imports fork
+// >>> imports share
+// <<< imports share
+// >>> imports netcap
+// <<< imports netcap
+// >>> imports consensus
+// <<< imports consensus
 
 export type * from './types.js';
 export type * from './retention-types.js';
@@ -493,6 +501,15 @@ export interface Store {
   listSigningKeys(): Promise<SigningKeyRecord[]>;
   /** Replace a key's sealed private key (master key rotation); false when there is no such key. */
   updateSigningKeyEnc(name: string, privateKeyEnc: string): Promise<boolean>;
+
+  // >>> section fork
+  // <<< section fork
+  // >>> section share
+  // <<< section share
+  // >>> section netcap
+  // <<< section netcap
+  // >>> section consensus
+  // <<< section consensus
 
   /** Housekeeping an idle worker may do (SQLite: a passive WAL checkpoint). */
   checkpoint?(): Promise<void>;

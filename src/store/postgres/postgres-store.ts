@@ -105,6 +105,14 @@ import {
 } from '../knowledge-types.js';
 import * as keysSql from './keys-sql.js';
 import { toSigningKeyRecord, type SigningKeyInsert, type SigningKeyRecord } from '../keys-types.js';
+// >>> imports fork
+// <<< imports fork
+// >>> imports share
+// <<< imports share
+// >>> imports netcap
+// <<< imports netcap
+// >>> imports consensus
+// <<< imports consensus
 
 export interface PostgresStoreOptions {
   /** A `postgres://` connection URL. */
@@ -607,6 +615,15 @@ export class PostgresStore implements Store {
   async updateSigningKeyEnc(name: string, privateKeyEnc: string): Promise<boolean> {
     return (await this.write(keysSql.UPDATE_SIGNING_KEY_ENC_SQL, [noNul(name), privateKeyEnc])) === 1;
   }
+  // >>> section fork
+  // <<< section fork
+  // >>> section share
+  // <<< section share
+  // >>> section netcap
+  // <<< section netcap
+  // >>> section consensus
+  // <<< section consensus
+
 
   /** The database's clock, in milliseconds. */
   async now(): Promise<number> {

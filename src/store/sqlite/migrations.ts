@@ -921,6 +921,14 @@ CREATE TABLE IF NOT EXISTS signing_keys (
 );
 `,
   },
+  // >>> section fork
+  // <<< section fork
+  // >>> section share
+  // <<< section share
+  // >>> section netcap
+  // <<< section netcap
+  // >>> section consensus
+  // <<< section consensus
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see SqliteStore.migrate). */

@@ -92,6 +92,14 @@ import * as knowledgeSql from './knowledge-sql.js';
 import type { KnowledgeDecisionQuery, KnowledgeDecisionRow, KnowledgeDecisionWrite, KnowledgeLookupRow, KnowledgeLookupWrite, KnowledgeProposalRow, KnowledgeTrackFilter, KnowledgeTrackRow } from '../knowledge-types.js';
 import * as keysSql from './keys-sql.js';
 import type { SigningKeyInsert, SigningKeyRecord } from '../keys-types.js';
+// >>> imports fork
+// <<< imports fork
+// >>> imports share
+// <<< imports share
+// >>> imports netcap
+// <<< imports netcap
+// >>> imports consensus
+// <<< imports consensus
 
 export interface SqliteStoreOptions {
   /** Path of the database file; created (with its directory) when absent. */
@@ -636,6 +644,15 @@ export class SqliteStore implements Store {
   updateSigningKeyEnc(name: string, privateKeyEnc: string): Promise<boolean> {
     return this.exclusive(() => keysSql.updateSigningKeyEnc((sql) => this.stmt(sql), name, privateKeyEnc));
   }
+  // >>> section fork
+  // <<< section fork
+  // >>> section share
+  // <<< section share
+  // >>> section netcap
+  // <<< section netcap
+  // >>> section consensus
+  // <<< section consensus
+
 
   /** A disk or permission fault as a StoreFaultError naming the file; any other error as it is. */
   private fault(e: unknown, during: string): unknown {
