@@ -9,24 +9,13 @@
  *   ackStageName(3);                        // 'FULFILLED'
  */
 
-/** Message types (sw4rm.common.MessageType). */
-export const MessageType = {
-  MESSAGE_TYPE_UNSPECIFIED: 'MESSAGE_TYPE_UNSPECIFIED',
-  CONTROL: 'CONTROL',
-  DATA: 'DATA',
-  HEARTBEAT: 'HEARTBEAT',
-  NOTIFICATION: 'NOTIFICATION',
-  ACKNOWLEDGEMENT: 'ACKNOWLEDGEMENT',
-  HITL_INVOCATION: 'HITL_INVOCATION',
-  WORKTREE_CONTROL: 'WORKTREE_CONTROL',
-  NEGOTIATION: 'NEGOTIATION',
-  TOOL_CALL: 'TOOL_CALL',
-  TOOL_RESULT: 'TOOL_RESULT',
-  TOOL_ERROR: 'TOOL_ERROR',
-} as const;
-export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+/** `{NAME: 'NAME', …}` from a map of names to numbers: the value map and its type come from one list. */
+function namesOf<K extends string>(numbers: Readonly<Record<K, number>>): { readonly [P in K]: P } {
+  return Object.fromEntries(Object.keys(numbers).map((k) => [k, k])) as { [P in K]: P };
+}
 
-export const MESSAGE_TYPE_NUMBERS: Readonly<Record<MessageType, number>> = {
+/** Message types (sw4rm.common.MessageType); the names map to their proto numbers. */
+export const MESSAGE_TYPE_NUMBERS = {
   MESSAGE_TYPE_UNSPECIFIED: 0,
   CONTROL: 1,
   DATA: 2,
@@ -39,21 +28,12 @@ export const MESSAGE_TYPE_NUMBERS: Readonly<Record<MessageType, number>> = {
   TOOL_CALL: 9,
   TOOL_RESULT: 10,
   TOOL_ERROR: 11,
-};
-
-/** ACK stages (sw4rm.common.AckStage): RECEIVED → READ → one of the four terminal stages. */
-export const AckStage = {
-  ACK_STAGE_UNSPECIFIED: 'ACK_STAGE_UNSPECIFIED',
-  RECEIVED: 'RECEIVED',
-  READ: 'READ',
-  FULFILLED: 'FULFILLED',
-  REJECTED: 'REJECTED',
-  FAILED: 'FAILED',
-  TIMED_OUT: 'TIMED_OUT',
 } as const;
-export type AckStage = (typeof AckStage)[keyof typeof AckStage];
+export const MessageType = namesOf(MESSAGE_TYPE_NUMBERS);
+export type MessageType = keyof typeof MESSAGE_TYPE_NUMBERS;
 
-export const ACK_STAGE_NUMBERS: Readonly<Record<AckStage, number>> = {
+/** ACK stages (sw4rm.common.AckStage): RECEIVED → READ → one of the four terminal stages; the names map to their proto numbers. */
+export const ACK_STAGE_NUMBERS = {
   ACK_STAGE_UNSPECIFIED: 0,
   RECEIVED: 1,
   READ: 2,
@@ -61,36 +41,15 @@ export const ACK_STAGE_NUMBERS: Readonly<Record<AckStage, number>> = {
   REJECTED: 4,
   FAILED: 5,
   TIMED_OUT: 6,
-};
+} as const;
+export const AckStage = namesOf(ACK_STAGE_NUMBERS);
+export type AckStage = keyof typeof ACK_STAGE_NUMBERS;
 
 /** The stages after which nothing more happens to a message. */
 export const TERMINAL_ACK_STAGES: ReadonlySet<AckStage> = new Set<AckStage>(['FULFILLED', 'REJECTED', 'FAILED', 'TIMED_OUT']);
 
-/** Error codes (sw4rm.common.ErrorCode). INTERNAL_ERROR is 99 on the wire. */
-export const ErrorCode = {
-  ERROR_CODE_UNSPECIFIED: 'ERROR_CODE_UNSPECIFIED',
-  BUFFER_FULL: 'BUFFER_FULL',
-  NO_ROUTE: 'NO_ROUTE',
-  ACK_TIMEOUT: 'ACK_TIMEOUT',
-  AGENT_UNAVAILABLE: 'AGENT_UNAVAILABLE',
-  AGENT_SHUTDOWN: 'AGENT_SHUTDOWN',
-  VALIDATION_ERROR: 'VALIDATION_ERROR',
-  PERMISSION_DENIED: 'PERMISSION_DENIED',
-  UNSUPPORTED_MESSAGE_TYPE: 'UNSUPPORTED_MESSAGE_TYPE',
-  OVERSIZE_PAYLOAD: 'OVERSIZE_PAYLOAD',
-  TOOL_TIMEOUT: 'TOOL_TIMEOUT',
-  PARTIAL_DELIVERY: 'PARTIAL_DELIVERY',
-  FORCED_PREEMPTION: 'FORCED_PREEMPTION',
-  TTL_EXPIRED: 'TTL_EXPIRED',
-  DUPLICATE_DETECTED: 'DUPLICATE_DETECTED',
-  ALREADY_IN_PROGRESS: 'ALREADY_IN_PROGRESS',
-  OVERLOADED: 'OVERLOADED',
-  REDIRECT: 'REDIRECT',
-  INTERNAL_ERROR: 'INTERNAL_ERROR',
-} as const;
-export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
-
-export const ERROR_CODE_NUMBERS: Readonly<Record<ErrorCode, number>> = {
+/** Error codes (sw4rm.common.ErrorCode). INTERNAL_ERROR is 99 on the wire; the names map to their proto numbers. */
+export const ERROR_CODE_NUMBERS = {
   ERROR_CODE_UNSPECIFIED: 0,
   BUFFER_FULL: 1,
   NO_ROUTE: 2,
@@ -110,22 +69,12 @@ export const ERROR_CODE_NUMBERS: Readonly<Record<ErrorCode, number>> = {
   OVERLOADED: 16,
   REDIRECT: 20,
   INTERNAL_ERROR: 99,
-};
-
-/** Envelope lifecycle states (sw4rm.common.EnvelopeState). */
-export const EnvelopeState = {
-  ENVELOPE_STATE_UNSPECIFIED: 'ENVELOPE_STATE_UNSPECIFIED',
-  ENVELOPE_STATE_CREATED: 'ENVELOPE_STATE_CREATED',
-  ENVELOPE_STATE_PENDING: 'ENVELOPE_STATE_PENDING',
-  ENVELOPE_STATE_RUNNING: 'ENVELOPE_STATE_RUNNING',
-  ENVELOPE_STATE_FULFILLED: 'ENVELOPE_STATE_FULFILLED',
-  ENVELOPE_STATE_REJECTED: 'ENVELOPE_STATE_REJECTED',
-  ENVELOPE_STATE_FAILED: 'ENVELOPE_STATE_FAILED',
-  ENVELOPE_STATE_TIMED_OUT: 'ENVELOPE_STATE_TIMED_OUT',
 } as const;
-export type EnvelopeState = (typeof EnvelopeState)[keyof typeof EnvelopeState];
+export const ErrorCode = namesOf(ERROR_CODE_NUMBERS);
+export type ErrorCode = keyof typeof ERROR_CODE_NUMBERS;
 
-export const ENVELOPE_STATE_NUMBERS: Readonly<Record<EnvelopeState, number>> = {
+/** Envelope lifecycle states (sw4rm.common.EnvelopeState); the names map to their proto numbers. */
+export const ENVELOPE_STATE_NUMBERS = {
   ENVELOPE_STATE_UNSPECIFIED: 0,
   ENVELOPE_STATE_CREATED: 1,
   ENVELOPE_STATE_PENDING: 2,
@@ -134,23 +83,19 @@ export const ENVELOPE_STATE_NUMBERS: Readonly<Record<EnvelopeState, number>> = {
   ENVELOPE_STATE_REJECTED: 5,
   ENVELOPE_STATE_FAILED: 6,
   ENVELOPE_STATE_TIMED_OUT: 7,
-};
-
-/** Communication classes (sw4rm.common.CommunicationClass): the scheduler's lanes. */
-export const CommunicationClass = {
-  COMM_CLASS_UNSPECIFIED: 'COMM_CLASS_UNSPECIFIED',
-  PRIVILEGED: 'PRIVILEGED',
-  STANDARD: 'STANDARD',
-  BULK: 'BULK',
 } as const;
-export type CommunicationClass = (typeof CommunicationClass)[keyof typeof CommunicationClass];
+export const EnvelopeState = namesOf(ENVELOPE_STATE_NUMBERS);
+export type EnvelopeState = keyof typeof ENVELOPE_STATE_NUMBERS;
 
-export const COMMUNICATION_CLASS_NUMBERS: Readonly<Record<CommunicationClass, number>> = {
+/** Communication classes (sw4rm.common.CommunicationClass): the scheduler's lanes; the names map to their proto numbers. */
+export const COMMUNICATION_CLASS_NUMBERS = {
   COMM_CLASS_UNSPECIFIED: 0,
   PRIVILEGED: 1,
   STANDARD: 2,
   BULK: 3,
-};
+} as const;
+export const CommunicationClass = namesOf(COMMUNICATION_CLASS_NUMBERS);
+export type CommunicationClass = keyof typeof COMMUNICATION_CLASS_NUMBERS;
 
 /** Agent states a heartbeat reports (sw4rm.common.AgentState). */
 export const AgentState = {

@@ -58,22 +58,6 @@ export function timestamp(ms: number): { seconds: number; nanos: number } {
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 };
 }
 
-/** Resolve after `ms` or when `signal` aborts. */
-export function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    // The listener goes with the timer: a waiter polling every 250 ms for hours must not pile them up.
-    const onAbort = (): void => {
-      clearTimeout(t);
-      resolve();
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 /** An AbortSignal that fires when the client cancels the call (or its deadline passes). */
 export function callSignal(call: grpc.ServerUnaryCall<unknown, unknown>): AbortSignal {
   const ac = new AbortController();

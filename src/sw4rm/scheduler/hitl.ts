@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../../core/errors.js';
 import type { Swarm } from '../../swarm.js';
-import { pause } from './grpc-util.js';
+import { sleep } from '../../agents/providers/rate-limit.js';
 
 export const HITL_WORKFLOW = 'sw4rm-hitl';
 export const HITL_AGENT = 'sw4rm-hitl-approval';
@@ -160,7 +160,7 @@ export class HitlBridge {
         return { action: chosen, decision_payload: Buffer.from(JSON.stringify(payload)), rationale: a.reason ?? '' };
       }
       if (signal?.aborted) throw new UserError('SW4RM_HITL_ABANDONED', `the caller stopped waiting for HITL invocation '${id}' (run ${doc.run_id}); it stays pending`, { run_id: doc.run_id });
-      await pause(this.o.pollMs, signal);
+      await sleep(this.o.pollMs, signal).catch(() => undefined); // an abort ends the wait; the loop sees it
     }
   }
 }

@@ -10,7 +10,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { UserError } from '../../core/errors.js';
 import type { Store } from '../../store/store.js';
 import { sw4rmProtos } from '../proto.js';
-import { callSignal, durationMs, pause, timestamp, unary } from './grpc-util.js';
+import { sleep } from '../../agents/providers/rate-limit.js';
+import { callSignal, durationMs, timestamp, unary } from './grpc-util.js';
 import { DEFAULT_APPROVE_SCORE, Negotiations, type RoomDecision, type RoomVote } from './negotiation.js';
 import type { AbortRequest, PolicyMsg, DecisionMsg, EvaluationMsg, HitlActionRequest, NegotiationOpen, NegotiationRef, ProposalMsg, RoomRef, SetPolicyProfilesRequest, SetWagglePolicyRequest, SubmitEvaluationRequest, SubmitProposalRequest, SubmitVoteRequest } from './wire.js';
 
@@ -136,7 +137,7 @@ export function addNegotiationServices(server: grpc.Server, deps: NegotiationDep
         // The waiter's deadline: decide with the votes there are (the quorum rule says how).
         if (deps.now() >= until) return { decision: decisionOut(await neg.decideNow(proposal.negotiation_room_id, proposal.artifact_id, await roomPolicy())) };
         if (signal.aborted) throw new UserError('SW4RM_WAIT_ABANDONED', 'the caller stopped waiting for the decision', {});
-        await pause(Math.min(deps.pollMs, Math.max(1, until - deps.now())), signal);
+        await sleep(Math.min(deps.pollMs, Math.max(1, until - deps.now())), signal).catch(() => undefined); // an abort ends the wait; the loop sees it
       }
     }),
   });
