@@ -14,6 +14,8 @@ import { RETENTION_DEFAULTS, RETENTION_SCHEMA, resolveRetention, type RetentionC
 
 export type { RetentionConfig } from './retention-config.js';
 import { GUARDRAILS_SCHEMA, parseGuardrails, type GuardrailsSpec } from '../core/manifest/guardrails/index.js';
+import { SW4RM_CONFIG_SCHEMA, sw4rmTunables } from '../sw4rm/tunables.js';
+import type { Sw4rmServiceOptions } from '../sw4rm/service-types.js';
 import { ProblemList } from '../core/manifest/problems.js';
 
 export const CONFIG_FILE = 'swarm.yaml';
@@ -100,6 +102,8 @@ export interface SwarmConfig {
   readonly logFormat: LogFormat;
   /** `metrics:`: whether `swarm serve` keeps Prometheus metrics and serves GET /metrics (`enabled`, default true). */
   readonly metrics: { readonly enabled: boolean };
+  /** `sw4rm:`: the SW4RM services' tunables (src/sw4rm/tunables.ts); unset ones keep the services' defaults. */
+  readonly sw4rm: Readonly<Sw4rmServiceOptions>;
   /** The swarm.yaml that was read, if any. */
   readonly configFile: string | undefined;
 }
@@ -152,6 +156,7 @@ const fileSchema = {
     // Checked apart, only when present (GUARDRAILS_FILE_SCHEMA): compiling it costs every command.
     guardrails: { type: 'object' },
     metrics: { type: 'object', additionalProperties: false, properties: { enabled: { type: 'boolean' } } },
+    sw4rm: SW4RM_CONFIG_SCHEMA,
   },
 };
 
@@ -174,6 +179,7 @@ interface ConfigFile {
   retention?: RetentionFile;
   guardrails?: Record<string, unknown>;
   metrics?: { enabled?: boolean };
+  sw4rm?: Record<string, unknown>;
 }
 
 export interface ResolveConfigOptions {
@@ -295,6 +301,7 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     retention: Object.freeze(resolveRetention(raw.retention, file ?? CONFIG_FILE, projectDir)),
     guardrails: resolveGuardrails(raw.guardrails, file ?? CONFIG_FILE, source),
     metrics: Object.freeze({ enabled: raw.metrics?.enabled ?? true }),
+    sw4rm: Object.freeze(sw4rmTunables(raw.sw4rm ?? {}, (key) => `${file ?? CONFIG_FILE}: sw4rm.${key}`)),
   });
 }
 

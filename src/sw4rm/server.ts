@@ -54,7 +54,8 @@ async function bind(server: grpc.Server, host: string, port: number, what: strin
 export async function startSw4rm(swarm: Swarm, options: StartSw4rmOptions = {}): Promise<Sw4rmServer> {
   const host = options.host ?? '127.0.0.1';
   const wanted = { ...SW4RM_DEFAULT_PORTS, ...options.ports };
-  const opts = { ...SW4RM_DEFAULTS };
+  // swarm.yaml's `sw4rm:` over the defaults, then the caller's options (the CLI's flags) over both.
+  const opts = { ...SW4RM_DEFAULTS, ...swarm.config.sw4rm };
   for (const k of Object.keys(SW4RM_DEFAULTS) as (keyof Sw4rmServiceOptions)[]) if (options[k] !== undefined) opts[k] = options[k];
   const deps: Sw4rmServiceDeps = { swarm, options: opts, now: options.now ?? Date.now };
   const grpcOptions = { 'grpc.max_receive_message_length': opts.maxPayloadBytes + 64 * 1024 };
