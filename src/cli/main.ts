@@ -24,6 +24,7 @@ import { registerLogCommands } from './commands/log.js';
 import { createContext } from './context.js';
 import { version } from './version.js';
 // >>> imports fork
+import { registerForkCommands } from './commands/fork.js';
 // <<< imports fork
 // >>> imports share
 // <<< imports share
@@ -85,6 +86,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerKeysCommands(program, ctx);
   registerLogCommands(program, ctx);
   // >>> section fork
+  registerForkCommands(program, ctx);
   // <<< section fork
   // >>> section share
   // <<< section share
