@@ -23,11 +23,11 @@ import { registerKeysCommands } from './commands/keys.js';
 import { registerLogCommands } from './commands/log.js';
 import { createContext } from './context.js';
 import { version } from './version.js';
-// >>> imports fork
-// <<< imports fork
 // >>> imports bundle
 import { registerBundleCommands } from './commands/bundle.js';
 // <<< imports bundle
+// >>> imports fork
+// <<< imports fork
 // >>> imports share
 // <<< imports share
 // >>> imports netcap
@@ -87,11 +87,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerKnowledgeCommands(program, ctx);
   registerKeysCommands(program, ctx);
   registerLogCommands(program, ctx);
-  // >>> section fork
-  // <<< section fork
   // >>> section bundle
   registerBundleCommands(program, ctx);
   // <<< section bundle
+  // >>> section fork
+  // <<< section fork
   // >>> section share
   // <<< section share
   // >>> section netcap
