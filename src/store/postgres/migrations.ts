@@ -946,7 +946,7 @@ CREATE TABLE IF NOT EXISTS signing_keys (
     // (an X25519 age identity that encrypted bundles are decrypted with), sealed the same way.
     // The same migration as SQLite's 29.
     sql: `
-ALTER TABLE signing_keys ADD COLUMN key_type TEXT NOT NULL DEFAULT 'ed25519';
+ALTER TABLE signing_keys ADD COLUMN IF NOT EXISTS key_type TEXT NOT NULL DEFAULT 'ed25519';
 CREATE TABLE IF NOT EXISTS imported_bundles (
   run_id TEXT PRIMARY KEY,
   bundle_sha256 TEXT NOT NULL,
