@@ -1,4 +1,9 @@
 #!/usr/bin/env node
-import { main } from '../dist/src/cli/main.js';
-
-process.exitCode = await main([...process.argv.slice(2)]);
+// `swarm verify` checks a bundle offline: it loads the verifier alone, not the whole CLI.
+if (process.argv[2] === 'verify') {
+  const { verifyMain } = await import('../dist/src/cli/commands/verify.js');
+  process.exitCode = await verifyMain(process.argv.slice(3));
+} else {
+  const { main } = await import('../dist/src/cli/main.js');
+  process.exitCode = await main([...process.argv.slice(2)]);
+}

@@ -23,6 +23,9 @@ import { registerKeysCommands } from './commands/keys.js';
 import { registerLogCommands } from './commands/log.js';
 import { createContext } from './context.js';
 import { version } from './version.js';
+// >>> imports bundle
+import { registerBundleCommands } from './commands/bundle.js';
+// <<< imports bundle
 // >>> imports fork
 // <<< imports fork
 // >>> imports share
@@ -84,6 +87,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerKnowledgeCommands(program, ctx);
   registerKeysCommands(program, ctx);
   registerLogCommands(program, ctx);
+  // >>> section bundle
+  registerBundleCommands(program, ctx);
+  // <<< section bundle
   // >>> section fork
   // <<< section fork
   // >>> section share

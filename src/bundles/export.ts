@@ -1,0 +1,264 @@
+/**
+ * Export a finished run as a bundle (docs/branching.md#bundles): read the run, its frozen plan, steps,
+ * events and LLM transcripts through the store's existing reads, check the store's keyed event chain
+ * first, build the deterministic bundle (build.ts) and sign its certificate with an Ed25519 signing
+ * key (default name `runs`, created on first use).
+ *
+ * @example
+ *   const out = await exportRun(swarm, runId, { keyName: 'runs' });
+ *   await writeFileAtomic('run.tar', out.bytes);   // out.bundle_sha256, out.certificate_sha256
+ */
+import { sign as edSign } from 'node:crypto';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { UserError, VerificationError } from '../core/errors.js';
+import { successorsOf } from '../core/manifest/workflow.js';
+import { TERMINAL_RUN } from '../core/states.js';
+import type { RunEvent } from '../core/events.js';
+import type { Swarm } from '../swarm.js';
+import type { RunPlan, RunRecord, StepRecord } from '../store/types.js';
+import type { Sha256Ref } from './layout.js';
+import { buildBundle, snapshotStateDigest, type BuiltBundle, type BundleAgent, type BundleAttempt, type BundleOperation, type BundleStep, type RunSnapshot } from './build.js';
+import { asSha256Ref, sha256Ref } from './model.js';
+import { canonicalJson } from '../core/canonical-json.js';
+import { validateContract } from './schemas.js';
+import { readBundle } from './read.js';
+
+/** The signing key a certificate is signed with unless `--key` names another. */
+export const DEFAULT_BUNDLE_KEY = 'runs';
+
+export interface ExportOptions {
+  /** The signing key's name (created if there is none). Default `runs`. */
+  keyName?: string;
+}
+
+/** An exported bundle: its bytes and digests (BuiltBundle). */
+export type ExportedBundle = BuiltBundle;
+
+const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+const isoOf = (ms: number): string => new Date(ms).toISOString();
+
+type StoredEvent = RunEvent & { data_json: string };
+
+/**
+ * Export a run: refuses an unfinished run (UserError RUN_NOT_FINISHED, exit 2) and a run whose keyed
+ * event chain does not verify (VerificationError, exit 3). The result validates against the contract
+ * schemas before it is returned.
+ */
+export async function exportRun(swarm: Swarm, idOrPrefix: string, options: ExportOptions = {}): Promise<ExportedBundle> {
+  const runId = await swarm.resolveRunId(idOrPrefix);
+  const run = await swarm.store.getRun(runId);
+  if (!run) throw new UserError('RUN_NOT_FOUND', `no run ${runId}`);
+  if (!TERMINAL_RUN.has(run.status)) {
+    throw new UserError('RUN_NOT_FINISHED', `run ${runId} is ${run.status}: only a finished run (completed, failed or cancelled) can be exported`, { runId, status: run.status });
+  }
+  const report = await swarm.verify(runId);
+  if (!report.ok) {
+    const first = report.problems[0];
+    throw new VerificationError(`run ${runId}: the store's event chain does not verify (first at seq ${first?.seq ?? '-'}: ${first?.problem}); not exported`, { runId });
+  }
+  const snapshot = await runSnapshot(swarm, run);
+  const key = await swarm.signingKeys.getOrCreate(options.keyName ?? DEFAULT_BUNDLE_KEY);
+  const built = await buildBundle(snapshot, (bytes) => ({ alg: 'ed25519', key_name: key.name, public_key: key.public_key, value: edSign(null, bytes, key.private_key).toString('base64') }));
+  // What Swarm writes in the contract shapes must validate: a failure here is a bug, not bad input.
+  const parsed = await readBundle(built.bytes);
+  for (const [path, schema] of [['node.json', 'node'], ['result.json', 'result'], ['certificate.json', 'certificate']] as const) {
+    const problem = await validateContract(schema, parsed.json(path));
+    if (problem) throw new Error(`exported ${path} does not validate against the ${schema} schema: ${problem}`);
+  }
+  return built;
+}
+
+/**
+ * The state digest (`bundle_sha256`) of a run's bundle, computed in memory: what a fork of the run
+ * names as its parent state. An imported run's digest is the one its import recorded.
+ *
+ * @example
+ *   const parentDigest = await bundleDigestOf(swarm, parentRunId);  // 'sha256:…'
+ */
+export async function bundleDigestOf(swarm: Swarm, runId: string): Promise<Sha256Ref> {
+  const run = await swarm.store.getRun(runId);
+  if (!run) throw new UserError('RUN_NOT_FOUND', `no run ${runId}`);
+  const head = await swarm.store.getEvents(runId, 0, 2);
+  const imported = head.find((e) => e.type === 'RUN_IMPORTED');
+  const stored = (imported?.data as { bundle_sha256?: unknown } | undefined)?.bundle_sha256;
+  if (typeof stored === 'string') return asSha256Ref(stored);
+  return snapshotStateDigest(await runSnapshot(swarm, run));
+}
+
+/** Write a file atomically: a temporary file beside it, then rename (a reader never sees half a bundle). */
+export async function writeFileAtomic(path: string, bytes: Buffer): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    await writeFile(tmp, bytes, { flag: 'wx' });
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Everything a bundle of the run holds, read from the store. */
+export async function runSnapshot(swarm: Swarm, run: RunRecord): Promise<RunSnapshot> {
+  const store = swarm.store;
+  const [planJson, steps, stored] = await Promise.all([store.getPlanJson(run.id), store.getSteps(run.id), store.getEvents(run.id)]);
+  if (!planJson) throw new UserError('RUN_PLAN_MISSING', `run ${run.id} has no recorded plan; it cannot be exported`);
+  const plan = JSON.parse(planJson) as RunPlan;
+  const workflowDigest = await workflowDigestOf(swarm, run, plan);
+  const agents = await agentsOf(swarm, plan);
+  const events = stored.map((e) => ({ seq: e.seq, type: e.type, step_id: e.step_id, at: isoOf(e.at), data: JSON.parse(e.data_json) as unknown }));
+  const sorted = [...steps].sort((a, b) => a.step_index - b.step_index || (a.map_index ?? -1) - (b.map_index ?? -1) || (a.step_id < b.step_id ? -1 : 1));
+  const lineage = await lineageOf(swarm, stored);
+  const operation: BundleOperation = lineage.fork ? 'fork' : stored.some((e) => e.type === 'RUN_IMPORTED') ? 'import' : 'run';
+  return {
+    run: {
+      id: run.id,
+      workflow: { id: run.workflow_id, name: run.workflow_name, version: run.workflow_version, digest: workflowDigest },
+      status: run.status,
+      trigger_type: run.trigger_type,
+      input: run.trigger_data ?? null,
+      output: runOutput(plan, sorted),
+      error: run.error ?? null,
+      error_step: run.error_step ?? null,
+      created_at: isoOf(run.created_at),
+      started_at: iso(run.started_at),
+      finished_at: iso(run.completed_at),
+      steps_total: run.steps_total,
+      metadata: run.metadata ?? null,
+      sub_workflow_of: run.parent_step_id && run.parent_run_id ? { run_id: run.parent_run_id, step_id: run.parent_step_id } : null,
+      fork: lineage.fork,
+    },
+    workflow: { id: run.workflow_id, name: run.workflow_name, version: run.workflow_version, digest: workflowDigest, definition: plan.workflow },
+    agents: agents.map((a) => ({ ...a, steps: Object.entries(plan.step_agents).filter(([, id]) => id === a.id).map(([s]) => s).sort() })),
+    trigger: { type: run.trigger_type, data: run.trigger_data ?? null },
+    events,
+    steps: sorted.map((s) => bundleStep(s, stored)),
+    transcripts: await transcriptsOf(swarm, run.id),
+    operation,
+    runner_class: `swarm-local/${store.kind}`,
+    net_cap: stored.some((e) => e.type === 'NET_CONNECTION'),
+  };
+}
+
+/** The run's output: its final steps' outputs by step id (what a sub-workflow's parent step receives). */
+function runOutput(plan: RunPlan, steps: readonly StepRecord[]): Record<string, unknown> {
+  const successors = successorsOf(plan.workflow.steps);
+  const out: Record<string, unknown> = {};
+  for (const s of steps) if (s.map_index === undefined && s.status === 'completed' && (successors.get(s.step_id) ?? []).length === 0) out[s.step_id] = s.outputs ?? null;
+  return out;
+}
+
+async function workflowDigestOf(swarm: Swarm, run: RunRecord, plan: RunPlan): Promise<Sha256Ref> {
+  const rec = (await swarm.store.listWorkflows(run.workflow_name)).find((w) => w.id === run.workflow_id || w.version === run.workflow_version);
+  // A workflow version deleted since: the digest of the definition the run froze.
+  return rec ? asSha256Ref(rec.digest) : sha256Ref(canonicalJson(plan.workflow));
+}
+
+async function agentsOf(swarm: Swarm, plan: RunPlan): Promise<Array<Omit<BundleAgent, 'steps'>>> {
+  const out: Array<Omit<BundleAgent, 'steps'>> = [];
+  for (const [id, a] of Object.entries(plan.agents).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) {
+    const { name, version } = a.manifest;
+    const rec = (await swarm.store.listAgents(name)).find((r) => r.id === id || r.version === version);
+    out.push({ id, name, version, digest: rec ? asSha256Ref(rec.digest) : sha256Ref(canonicalJson(a.manifest)) });
+  }
+  return out;
+}
+
+/** A fork's parent link, from its RUN_FORKED event (the fork's log records it), and its depth in the tree. */
+async function lineageOf(swarm: Swarm, events: readonly StoredEvent[]): Promise<{ fork: RunSnapshot['run']['fork'] }> {
+  const forked = events.slice(0, 3).find((e) => e.type === 'RUN_FORKED');
+  if (!forked) return { fork: null };
+  const d = JSON.parse(forked.data_json) as { parent_run_id?: string; at_step?: string; turn?: number | null; parent_bundle_sha256?: string };
+  if (!d.parent_run_id) return { fork: null };
+  const parentDigest = typeof d.parent_bundle_sha256 === 'string' && d.parent_bundle_sha256 ? asSha256Ref(d.parent_bundle_sha256) : await bundleDigestOf(swarm, d.parent_run_id);
+  return { fork: { parent_run_id: d.parent_run_id, parent_bundle_sha256: parentDigest, at_step: d.at_step ?? null, turn: typeof d.turn === 'number' ? d.turn : null, depth: (await forkDepth(swarm, d.parent_run_id)) + 1 } };
+}
+
+/** How many forks lie between a run and the root of its fork tree (an imported run keeps its bundle's depth). */
+async function forkDepth(swarm: Swarm, runId: string): Promise<number> {
+  let depth = 0;
+  let id: string | undefined = runId;
+  for (let hops = 0; id && hops < 10_000; hops++) {
+    const head: StoredEvent[] = await swarm.store.getEvents(id, 0, 3);
+    const forked = head.find((e) => e.type === 'RUN_FORKED');
+    if (forked) {
+      depth++;
+      id = (JSON.parse(forked.data_json) as { parent_run_id?: string }).parent_run_id;
+      continue;
+    }
+    const imported = head.find((e) => e.type === 'RUN_IMPORTED');
+    const r = (imported ? (JSON.parse(imported.data_json) as { ratchet_step?: unknown }).ratchet_step : undefined);
+    return depth + (typeof r === 'number' ? r : 0);
+  }
+  return depth;
+}
+
+/** A step's entry, with its attempts read from its events. */
+function bundleStep(s: StepRecord, events: readonly StoredEvent[]): BundleStep {
+  return {
+    step_id: s.step_id,
+    index: s.step_index,
+    map_index: s.map_index ?? null,
+    agent: { name: s.agent_name, version: s.agent_version },
+    status: s.status,
+    inputs: s.inputs ?? null,
+    outputs: s.outputs ?? null,
+    error: s.error ?? null,
+    attempt: s.attempt,
+    retry_count: s.retry_count,
+    attempts: attemptsOf(s.step_id, events),
+    queued_at: isoOf(s.queued_at),
+    started_at: iso(s.started_at),
+    completed_at: iso(s.completed_at),
+    duration_ms: s.duration_ms ?? null,
+  };
+}
+
+const ENDS: Record<string, string> = {
+  STEP_COMPLETED: 'completed',
+  STEP_FAILED: 'failed',
+  STEP_RETRY_SCHEDULED: 'retry_scheduled',
+  STEP_RELEASED: 'released',
+  STEP_WAITING: 'waiting',
+  STEP_CANCELLED: 'cancelled',
+};
+
+function attemptsOf(stepId: string, events: readonly StoredEvent[]): BundleAttempt[] {
+  const out: BundleAttempt[] = [];
+  let open: BundleAttempt | undefined;
+  for (const e of events) {
+    if (e.step_id !== stepId) continue;
+    const d = e.data as { attempt?: unknown; code?: unknown; error?: unknown };
+    if (e.type === 'STEP_STARTED') {
+      open = { attempt: typeof d.attempt === 'number' ? d.attempt : out.length + 1, started_at: isoOf(e.at), outcome: 'running', ended_at: null, error: null };
+      out.push(open);
+    } else if (open && ENDS[e.type]) {
+      open.outcome = ENDS[e.type] as string;
+      open.ended_at = isoOf(e.at);
+      if (typeof d.error === 'string') open.error = { code: typeof d.code === 'string' ? d.code : null, message: d.error };
+      if (e.type !== 'STEP_WAITING') open = undefined;
+    }
+  }
+  return out;
+}
+
+/** The llm steps' sessions: one line per session, then its messages and recorded tool calls, in order. */
+async function transcriptsOf(swarm: Swarm, runId: string): Promise<Record<string, unknown[]>> {
+  const sessions = (await swarm.store.listAgentSessions({ run_id: runId, limit: 100_000 })).filter((s) => s.step_id);
+  const byCode = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
+  sessions.sort((a, b) => byCode(a.step_id as string, b.step_id as string) || a.created_at - b.created_at || byCode(a.id, b.id));
+  const out: Record<string, unknown[]> = {};
+  for (const s of sessions) {
+    const lines = (out[s.step_id as string] ??= []);
+    lines.push({ kind: 'session', session_id: s.id, agent: s.agent, current_agent: s.current_agent, status: s.status, turns: s.turns, input_tokens: s.input_tokens, output_tokens: s.output_tokens, cost_usd: s.cost_usd });
+    for (const m of await swarm.store.getAgentMessages(s.id)) {
+      lines.push({ kind: 'message', session_id: s.id, seq: m.seq, role: m.role, agent: m.agent, content: m.content, tool_calls: m.tool_calls, tool_call_id: m.tool_call_id, name: m.name, usage: m.usage, at: isoOf(m.at) });
+    }
+    const calls = [...(await swarm.store.listToolCalls(s.id))].sort((a, b) => a.turn - b.turn || (a.call_id < b.call_id ? -1 : a.call_id > b.call_id ? 1 : 0));
+    for (const c of calls) {
+      lines.push({ kind: 'tool_call', session_id: s.id, turn: c.turn, call_id: c.call_id, name: c.name, arguments: c.arguments, output: c.output, is_error: c.is_error, handoff: c.handoff, context_variables: c.context_variables, at: isoOf(c.at) });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,153 @@
+/**
+ * `swarm verify <bundle.tar> [--public-key K] [--parent parent.tar] [--json]`: check a run bundle
+ * offline (src/bundles/verify.ts). It opens no store and reads no swarm.yaml, and this module imports
+ * only the verifier, so `bin/swarm.js` can run it without loading the rest of the CLI.
+ *
+ * Exit codes: 0 the bundle verifies; 3 it does not (the report names the first mismatch: entry path
+ * and field); 2 the file is missing, is not a bundle, or an option is bad.
+ *
+ * @example
+ *   swarm verify run.tar --public-key "$(swarm keys export-public runs)"
+ *   swarm verify fork.tar --parent run.tar --json
+ */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { normalizeKey, verifyBundle, type VerifyBundleOptions, type VerifyBundleReport } from '../../bundles/verify.js';
+// >>> imports share
+// <<< imports share
+
+/** Where verify prints, and how it sets the exit code (the CLI's context, or the fast path's). */
+export interface VerifyIo {
+  out(line: string): void;
+  err(line: string): void;
+  setExitCode(code: number): void;
+}
+
+/** The options `swarm verify` parses. */
+export interface VerifyCliOptions {
+  publicKey?: string;
+  parent?: string;
+  json?: boolean;
+  [option: string]: unknown;
+}
+
+/**
+ * Turns a file's bytes into the plaintext bundle (an encrypted bundle is decrypted here, before
+ * verification). The default returns the bytes as they are.
+ */
+export type BundleOpener = (bytes: Buffer, file: string, o: VerifyCliOptions) => Promise<Buffer>;
+
+const openers: BundleOpener[] = [];
+// >>> section share
+// <<< section share
+
+/** Add `verify` to a program (the full CLI or the fast path). */
+export function addVerifyCommand(program: Command, io: VerifyIo): Command {
+  const cmd = program
+    .command('verify <bundle>')
+    .description('verify a run bundle offline (tar, schemas, digests, event chain, certificate signature, parent link); exit 3 names the first mismatch')
+    .option('--public-key <key>', 'the expected signer: base64 Ed25519 public key (swarm keys export-public), a PEM, or a file holding either')
+    .option('--parent <bundle>', "the parent run's bundle: check a fork's parent link")
+    .option('--json', 'print the report as JSON');
+  // >>> section share-options
+  // <<< section share-options
+  cmd.action(async (file: string, o: VerifyCliOptions) => io.setExitCode(await runVerify(file, o, io)));
+  return cmd;
+}
+
+/** Read a bundle file through the openers (bad file: exit 2). */
+async function openBundle(file: string, o: VerifyCliOptions, io: VerifyIo): Promise<Buffer | undefined> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    io.err(`swarm: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    return undefined;
+  }
+  for (const open of openers) bytes = await open(bytes, file, o);
+  return bytes;
+}
+
+/** The key given to --public-key: the value itself, or the contents of a file of that name. */
+async function keyOf(value: string): Promise<string> {
+  if (/^[A-Za-z0-9+/=]+$/.test(value) && value.length <= 64) return value;
+  try {
+    return (await readFile(value, 'utf8')).trim();
+  } catch {
+    return value;
+  }
+}
+
+/** Run verify and print its report; returns the exit code. */
+export async function runVerify(file: string, o: VerifyCliOptions, io: VerifyIo): Promise<number> {
+  const bytes = await openBundle(file, o, io);
+  if (!bytes) return 2;
+  const options: VerifyBundleOptions = {};
+  if (o.publicKey !== undefined) {
+    try {
+      const key = normalizeKey(await keyOf(o.publicKey));
+      if (Buffer.from(key, 'base64').length !== 32) throw new Error('not 32 bytes');
+      options.publicKey = key;
+    } catch {
+      io.err(`swarm: --public-key ${o.publicKey} is not an Ed25519 public key (base64 of 32 bytes, or a PEM)`);
+      return 2;
+    }
+  }
+  if (o.parent !== undefined) {
+    const parent = await openBundle(o.parent, o, io);
+    if (!parent) return 2;
+    options.parent = parent;
+  }
+  const report = await verifyBundle(bytes, options);
+  if (o.json) io.out(JSON.stringify({ file, ...report }, null, 2));
+  else printReport(file, report, io);
+  return report.exit_code;
+}
+
+function printReport(file: string, r: VerifyBundleReport, io: VerifyIo): void {
+  if (!r.ok) {
+    io.out(`FAILED: ${file}${r.run_id ? ` (run ${r.run_id})` : ''}`);
+    if (r.checks.length) io.out(`  passed: ${r.checks.join(', ')}`);
+    io.out(`  first mismatch: ${r.problem?.message ?? 'unknown'}`);
+    io.err(r.exit_code === 2 ? `swarm: ${r.problem?.message ?? 'not a bundle'}` : `swarm: verification failed: ${r.problem?.message ?? 'unknown'}`);
+    return;
+  }
+  io.out(`ok: ${file} verifies (run ${r.run_id ?? '-'})`);
+  io.out(`  checks:        ${r.checks.join(', ')}`);
+  io.out(`  bundle_sha256: ${r.bundle_sha256 ?? '-'}`);
+  io.out(`  manifest:      ${r.bundle_manifest_sha256 ?? '-'}`);
+  io.out(`  certificate:   ${r.certificate_sha256 ?? '-'}`);
+  io.out(`  file:          ${r.file_sha256}`);
+  io.out(`  signer:        ${r.signer?.key_name ?? '-'} ${r.signer?.public_key ?? ''} (${r.signer?.pinned ? 'pinned' : 'UNPINNED'})`);
+  const p = r.parent;
+  io.out(`  parent:        ${!p || p.state_id === 'genesis' ? 'none (genesis)' : `${p.state_id} ${p.bundle_sha256} (${p.checked ? 'checked' : 'not checked'})`}`);
+  for (const n of r.notes) io.out(`  note: ${n}`);
+}
+
+/**
+ * The fast path of `swarm verify` (bin/swarm.js): the command alone, without the rest of the CLI.
+ *
+ * @example
+ *   process.exitCode = await verifyMain(['run.tar', '--json']);
+ */
+export async function verifyMain(argv: string[]): Promise<number> {
+  const { Command, CommanderError } = await import('commander');
+  let code = 0;
+  const io: VerifyIo = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`), setExitCode: (c) => (code = c) };
+  const program = new Command('swarm').exitOverride();
+  const output = {
+    writeErr: (s: string) => process.stderr.write(s),
+    writeOut: (s: string) => process.stdout.write(s),
+    outputError: (s: string, write: (s: string) => void) => write(`swarm: ${s.trim().replace(/^error: /, '')} (see --help)\n`),
+  };
+  program.configureOutput(output);
+  addVerifyCommand(program, io).exitOverride().configureOutput(output);
+  try {
+    await program.parseAsync(['verify', ...argv], { from: 'user' });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' ? 0 : 2;
+    io.err(`swarm: unexpected error: ${e instanceof Error ? e.message : String(e)}`);
+    return 4;
+  }
+}
