@@ -57,6 +57,8 @@ import { providerEmbedder, type Embedder } from './memory/embedder.js';
 import { openStoreKeys, type StoreKeys } from './secrets/store-key.js';
 import { SecretCache } from './secrets/secret-cache.js';
 import { SigningKeys } from './identity/keys.js';
+import { forkRun, type ForkOptions, type ForkResult } from './branching/fork.js';
+import type { LineageNode } from './store/fork-types.js';
 import { rekeyPlan } from './secrets/rotate.js';
 import { checkSecretName, checkSecretValue, sealSecret, secretsKek } from './secrets/vault.js';
 import { deriveKey, KeyPurpose, MASTER_KEY_BYTES } from './secrets/master-key.js';
@@ -1166,7 +1168,8 @@ export class Swarm {
   /** Usage against the budgets of a run (its root run's, which a sub-workflow's run shares, and its own narrower ones). */
   private async runBudget(run: RunRecord): Promise<BudgetReport | undefined> {
     let root = run;
-    for (let hops = 0; root.parent_run_id && hops < 64; hops++) root = (await this.store.getRun(root.parent_run_id)) ?? root;
+    // A fork has budgets of its own: the walk stops at it.
+    for (let hops = 0; root.parent_run_id && !root.fork_step_id && hops < 64; hops++) root = (await this.store.getRun(root.parent_run_id)) ?? root;
     // A finished run's wall clock stopped when it finished.
     return budgetReport(run.id, root.id, await this.store.getBudgetScopes(root.id), root.completed_at ?? Date.now());
   }
@@ -1437,6 +1440,37 @@ export class Swarm {
     return { session: s, messages: await this.store.getAgentMessages(sid), toolCalls: await this.store.listToolCalls(sid) };
   }
 
+  /**
+   * Fork a finished run at a step (src/branching/fork.ts): a new run of the same plan that copies the
+   * checkpoints of the steps `at` does not depend on and runs `at` and what follows it again.
+   *
+   * @example
+   *   const f = await swarm.fork(runId, { at: 'summarize', turn: 2 });
+   *   await swarm.wait(f.run_id);
+   */
+  async fork(idOrPrefix: string, options: ForkOptions): Promise<ForkResult> {
+    const id = await this.resolveRunId(idOrPrefix);
+    const out = await forkRun(
+      { store: this.store, ledger: this.ledger, chainKey: this.keys.chain, maxEventBytes: this.config.limits.event_payload_bytes, redactor: this.redactor },
+      id,
+      options,
+    );
+    this.notifyCommit();
+    this.pokeWorkers();
+    return out;
+  }
+
+  /**
+   * The fork tree a run belongs to (its root, then every fork below it, by depth), each node with
+   * its parent and fork point.
+   *
+   * @example
+   *   const nodes = await swarm.lineage(runId); // nodes[0].depth === 0: the root
+   */
+  async lineage(idOrPrefix: string): Promise<LineageNode[]> {
+    return this.store.runLineage(await this.resolveRunId(idOrPrefix));
+  }
+
   /** Retry a failed or cancelled run: only what failed or did not run runs again. */
   async retry(idOrPrefix: string): Promise<string[]> {
     const id = await this.resolveRunId(idOrPrefix);
@@ -1469,12 +1503,13 @@ export class Swarm {
     if (run && events.length && run.event_hash !== events[events.length - 1]?.hash) problems.push({ seq: null, problem: 'run head hash does not match the last event' });
     const steps = new Map((await this.store.getSteps(id)).map((s) => [s.step_id, s]));
     const lastCompleted = new Map<string, RunEvent>();
-    for (const e of events) if (e.type === 'STEP_COMPLETED' && e.step_id) lastCompleted.set(e.step_id, e);
+    // A fork's copied step is completed by its STEP_COPIED event (output_sha256).
+    for (const e of events) if ((e.type === 'STEP_COMPLETED' || e.type === 'STEP_COPIED') && e.step_id) lastCompleted.set(e.step_id, e);
     for (const [stepId, e] of lastCompleted) {
       const s = steps.get(stepId);
       if (!s || s.status !== 'completed') continue;
       const digest = digestJson(JSON.stringify(s.outputs ?? {}));
-      if (digest !== e.data.outputs_sha256) problems.push({ seq: e.seq, problem: `outputs of step '${stepId}' do not match the digest in its STEP_COMPLETED event` });
+      if (digest !== (e.type === 'STEP_COPIED' ? e.data.output_sha256 : e.data.outputs_sha256)) problems.push({ seq: e.seq, problem: `outputs of step '${stepId}' do not match the digest in its ${e.type} event` });
     }
     return { ok: problems.length === 0, events: events.length, problems, ...(chain.legacyEvents ? { legacy_events: chain.legacyEvents } : {}) };
   }

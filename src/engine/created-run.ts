@@ -33,6 +33,9 @@ export function createdRunDetails(row: NewRunRow, steps: readonly NewStepRow[], 
       updated_at: row.created_at,
       idempotency_key: row.idempotency_key ?? null,
       metadata: row.metadata_json ? (JSON.parse(row.metadata_json) as Record<string, string>) : null,
+      // A fork records its fork point after the run's rows (src/branching/fork.ts).
+      fork_step_id: null,
+      fork_turn: null,
       ...(concurrency ? { concurrency } : {}),
     },
     steps: steps.map((s) => ({

@@ -53,7 +53,8 @@ async function rootOf(store: Store, runId: string, own: BudgetSpec | undefined):
     hit = (async () => {
       const run = await store.getRun(runId);
       let at = run;
-      for (let hops = 0; at?.parent_run_id && hops < 64; hops++) at = await store.getRun(at.parent_run_id);
+      // A fork (fork_step_id set) is a root of its own: it does not share its parent's budget.
+      for (let hops = 0; at?.parent_run_id && !at.fork_step_id && hops < 64; hops++) at = await store.getRun(at.parent_run_id);
       const root = at ?? run;
       const rootId = root?.id ?? runId;
       let rootBudget = own;

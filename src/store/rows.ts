@@ -11,7 +11,8 @@ import type { EmittedEventRecord, EventTriggerRow } from './types.js';
 export type Row = Record<string, unknown>;
 
 export const RUN_COLUMNS = `id, plan_id, workflow_id, workflow_name, workflow_version, status, trigger_type, trigger_data, parent_run_id, parent_step_id, steps_total, steps_remaining,
-  running_steps, max_parallel, event_seq, event_hash, error, error_step, created_at, started_at, completed_at, updated_at, idempotency_key, metadata`;
+  running_steps, max_parallel, event_seq, event_hash, error, error_step, created_at, started_at, completed_at, updated_at, idempotency_key, metadata,
+  fork_step_id, fork_turn`;
 
 export function stepRowId(runId: string, stepId: string): string {
   return `${runId}/${stepId}`;
@@ -74,6 +75,8 @@ export function toRun(r: Row): RunRecord {
     updated_at: r.updated_at as number,
     idempotency_key: (r.idempotency_key as string | null) ?? null,
     metadata: r.metadata === null || r.metadata === undefined ? null : (JSON.parse(r.metadata as string) as Record<string, string>),
+    fork_step_id: (r.fork_step_id as string | null | undefined) ?? null,
+    fork_turn: r.fork_turn === null || r.fork_turn === undefined ? null : Number(r.fork_turn),
   };
 }
 

@@ -42,6 +42,7 @@ import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, Conse
 import type { KnowledgeDecisionQuery, KnowledgeDecisionRow, KnowledgeDecisionWrite, KnowledgeLookupRow, KnowledgeLookupWrite, KnowledgeProposalRow, KnowledgeTrackFilter, KnowledgeTrackRow } from './knowledge-types.js';
 import type { SigningKeyInsert, SigningKeyRecord } from './keys-types.js';
 // >>> imports fork
+import type { LineageNode } from './fork-types.js';
 // <<< imports fork
 // >>> imports share
 import type { ImportedBundleRecord } from './share-types.js';
@@ -504,6 +505,15 @@ export interface Store {
   updateSigningKeyEnc(name: string, privateKeyEnc: string): Promise<boolean>;
 
   // >>> section fork
+  // ---- run lineage (migration 28; fork-sql.ts of each store; src/branching/fork.ts writes forks through LedgerTx.fork()) ----
+  /**
+   * The fork tree a run belongs to: its root (up the fork links), then every fork below it, by depth
+   * then creation; at most `limit` runs (default 1000). Empty when there is no such run.
+   *
+   * @example
+   *   const tree = await store.runLineage(runId); // [{ run_id: root, depth: 0, … }, { run_id: fork, parent_run_id: root, fork_step_id: 'b', depth: 1, … }]
+   */
+  runLineage(runId: string, limit?: number): Promise<LineageNode[]>;
   // <<< section fork
   // >>> section share
   // ---- imported bundles and age keys (migration 29; src/branching/import.ts, src/identity/keys.ts) ----

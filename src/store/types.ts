@@ -89,6 +89,10 @@ export interface RunRecord extends RunState {
   metadata: Record<string, string> | null;
   /** Its place under the workflow's concurrency key (filled in by `Swarm.getRun` / `listRuns`; absent: no key). */
   concurrency?: RunConcurrencyInfo;
+  /** A fork (src/branching/fork.ts): the step of `parent_run_id` it reran from; null for any other run. */
+  fork_step_id: string | null;
+  /** A fork of an LLM step at a turn: the turn its loop resumed at (earlier turns copied); else null. */
+  fork_turn: number | null;
 }
 
 export interface StepRecord {
@@ -432,6 +436,8 @@ export interface LedgerTx {
   waits(): WaitsTx;
   /** Consensus task rows (see consensus-types.ts), written with the lifecycle events they describe. */
   consensus(): import('./consensus-types.js').ConsensusTx;
+  /** A fork's lineage columns and copied checkpoints (see fork-types.ts), written with its RUN_FORKED. */
+  fork(): import('./fork-types.js').ForkTx;
 }
 
 /** An event trigger as the ledger reads it when an event happens. */

@@ -1,4 +1,6 @@
 import semver from 'semver';
+import { pgFork } from './fork-sql.js';
+import type { ForkTx } from '../fork-types.js';
 import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, UPDATE_COLUMNS, type Row } from '../rows.js';
 import type { AgentRecord, ClaimableRow, CommitObserver, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, TxHint, WorkflowRecord } from '../types.js';
 import { PgConcurrencyTx } from './concurrency-sql.js';
@@ -71,6 +73,10 @@ export class PgTx implements LedgerTx {
 
   consensus(): ConsensusTx {
     return pgConsensus((text, values) => this.q(text, values), this.now);
+  }
+
+  fork(): ForkTx {
+    return pgFork((text, values) => this.q(text, values), this.now);
   }
 
   /** SQL for the database's clock in milliseconds: what the transaction's `now` was read with. */

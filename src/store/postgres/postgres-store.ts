@@ -106,6 +106,8 @@ import {
 import * as keysSql from './keys-sql.js';
 import { toSigningKeyRecord, type SigningKeyInsert, type SigningKeyRecord } from '../keys-types.js';
 // >>> imports fork
+import { LINEAGE_SQL } from './fork-sql.js';
+import { toLineageNode, type LineageNode } from '../fork-types.js';
 // <<< imports fork
 // >>> imports share
 import * as shareSql from './share-sql.js';
@@ -618,6 +620,9 @@ export class PostgresStore implements Store {
     return (await this.write(keysSql.UPDATE_SIGNING_KEY_ENC_SQL, [noNul(name), privateKeyEnc])) === 1;
   }
   // >>> section fork
+  async runLineage(runId: string, limit = 1000): Promise<LineageNode[]> {
+    return (await this.read(LINEAGE_SQL, [runId, limit])).map(toLineageNode);
+  }
   // <<< section fork
   // >>> section share
   // ---- imported bundles and age keys (migration 29) ----

@@ -922,6 +922,21 @@ CREATE TABLE IF NOT EXISTS signing_keys (
 `,
   },
   // >>> section fork
+  // migration 28: run lineage (forks)
+  {
+    version: 28,
+    name: 'run lineage',
+    // A fork (src/branching/fork.ts) is a new run of its parent's plan that copies the parent's
+    // checkpoints up to a step: \`parent_run_id\` names the parent (the column sub-workflow and
+    // handler-started runs already use), \`fork_step_id\` the step it reran from (set only on forks, so
+    // it is what tells a fork from a sub-workflow run), \`fork_turn\` the LLM turn it resumed at. The
+    // partial index serves the lineage's descendants walk. The same migration as PostgreSQL's 28.
+    sql: `
+ALTER TABLE workflow_runs ADD COLUMN fork_step_id TEXT;
+ALTER TABLE workflow_runs ADD COLUMN fork_turn INTEGER;
+CREATE INDEX IF NOT EXISTS idx_runs_forks ON workflow_runs(parent_run_id, created_at) WHERE fork_step_id IS NOT NULL;
+`,
+  },
   // <<< section fork
   // >>> section share
   // migration 29: imported bundles, encryption keys

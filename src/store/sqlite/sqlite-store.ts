@@ -93,6 +93,8 @@ import type { KnowledgeDecisionQuery, KnowledgeDecisionRow, KnowledgeDecisionWri
 import * as keysSql from './keys-sql.js';
 import type { SigningKeyInsert, SigningKeyRecord } from '../keys-types.js';
 // >>> imports fork
+import * as forkSql from './fork-sql.js';
+import type { LineageNode } from '../fork-types.js';
 // <<< imports fork
 // >>> imports share
 import * as shareSql from './share-sql.js';
@@ -647,6 +649,9 @@ export class SqliteStore implements Store {
     return this.exclusive(() => keysSql.updateSigningKeyEnc((sql) => this.stmt(sql), name, privateKeyEnc));
   }
   // >>> section fork
+  runLineage(runId: string, limit = 1000): Promise<LineageNode[]> {
+    return this.read(() => forkSql.runLineage((sql) => this.stmt(sql), runId, limit));
+  }
   // <<< section fork
   // >>> section share
   // ---- imported bundles and age keys (migration 29) ----

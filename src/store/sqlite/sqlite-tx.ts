@@ -2,6 +2,8 @@ import type Database from 'better-sqlite3';
 import { SqliteWaitsTx } from './waits-sql.js';
 import { sqliteConsensus } from './consensus-sql.js';
 import type { ConsensusTx } from '../consensus-types.js';
+import { sqliteFork } from './fork-sql.js';
+import type { ForkTx } from '../fork-types.js';
 import semver from 'semver';
 import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, type Row } from '../rows.js';
 import { SqliteConcurrencyTx } from './concurrency-sql.js';
@@ -16,6 +18,10 @@ export class SqliteTx implements LedgerTx {
 
   consensus(): ConsensusTx {
     return sqliteConsensus(this.stmt, this.now);
+  }
+
+  fork(): ForkTx {
+    return sqliteFork(this.stmt, this.now);
   }
 
   constructor(
