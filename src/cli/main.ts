@@ -29,6 +29,7 @@ import { registerBundleCommands } from './commands/bundle.js';
 // >>> imports fork
 // <<< imports fork
 // >>> imports share
+import { registerShareCommands } from './commands/share.js';
 // <<< imports share
 // >>> imports netcap
 // <<< imports netcap
@@ -93,6 +94,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   // >>> section fork
   // <<< section fork
   // >>> section share
+  registerShareCommands(program, ctx);
   // <<< section share
   // >>> section netcap
   // <<< section netcap
