@@ -144,12 +144,12 @@ describe('tampered manifest.json', () => {
 
 describe('tampered events.jsonl (manifest.json kept in step)', () => {
   it.each([
-    ['seq', (e: Json) => (e.seq = 99), 'line 3: seq'],
-    ['prev_hash', (e: Json) => (e.prev_hash = 'f'.repeat(64)), 'line 3: prev_hash'],
-    ['hash', (e: Json) => (e.hash = 'f'.repeat(64)), 'line 3: hash'],
-    ['data', (e: Json) => (e.data = { forged: true }), 'line 3: hash'],
-    ['type', (e: Json) => (e.type = 'STEP_SKIPPED'), 'line 3: hash'],
-    ['at', (e: Json) => (e.at = '2001-01-01T00:00:00.000Z'), 'line 3: hash'],
+    ['seq', (e: Json): unknown => (e.seq = 99), 'line 3: seq'],
+    ['prev_hash', (e: Json): unknown => (e.prev_hash = 'f'.repeat(64)), 'line 3: prev_hash'],
+    ['hash', (e: Json): unknown => (e.hash = 'f'.repeat(64)), 'line 3: hash'],
+    ['data', (e: Json): unknown => (e.data = { forged: true }), 'line 3: hash'],
+    ['type', (e: Json): unknown => (e.type = 'STEP_SKIPPED'), 'line 3: hash'],
+    ['at', (e: Json): unknown => (e.at = '2001-01-01T00:00:00.000Z'), 'line 3: hash'],
   ] as const)('line 3 %s', async (_name, change, field) => {
     const r = await verifyBundle(await rewrite(good, { 'events.jsonl': await editedLine('events.jsonl', 3, change) }, { relist: true }));
     expectMismatch(r, 'events.jsonl', field);
@@ -195,13 +195,13 @@ describe('tampered state that keeps the manifest in step', () => {
     expectMismatch(r, 'node.json', 'workspace.artifact_hash');
   });
   it.each([
-    ['node_id', (v: Json) => (v.node_id = 'x')],
-    ['parent_node_id', (v: Json) => (v.parent_node_id = 'x')],
-    ['created_at', (v: Json) => (v.created_at = '2001-01-01T00:00:00.000Z')],
-    ['state_db.snapshot_hash', (v: Json) => ((v.state_db as Json).snapshot_hash = `sha256:${'2'.repeat(64)}`)],
-    ['state_db.ratchet_step', (v: Json) => ((v.state_db as Json).ratchet_step = 4)],
-    ['state_db.state_id', (v: Json) => ((v.state_db as Json).state_id = 'x')],
-    ['workspace.artifact_ref', (v: Json) => ((v.workspace as Json).artifact_ref = 'x/')],
+    ['node_id', (v: Json): unknown => (v.node_id = 'x')],
+    ['parent_node_id', (v: Json): unknown => (v.parent_node_id = 'x')],
+    ['created_at', (v: Json): unknown => (v.created_at = '2001-01-01T00:00:00.000Z')],
+    ['state_db.snapshot_hash', (v: Json): unknown => ((v.state_db as Json).snapshot_hash = `sha256:${'2'.repeat(64)}`)],
+    ['state_db.ratchet_step', (v: Json): unknown => ((v.state_db as Json).ratchet_step = 4)],
+    ['state_db.state_id', (v: Json): unknown => ((v.state_db as Json).state_id = 'x')],
+    ['workspace.artifact_ref', (v: Json): unknown => ((v.workspace as Json).artifact_ref = 'x/')],
   ] as const)('node.json %s', async (field, change) => {
     const r = await verifyBundle(await rewrite(good, { 'node.json': await edited('node.json', change) }, { relist: true }));
     expectMismatch(r, 'node.json', field);

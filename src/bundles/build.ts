@@ -77,7 +77,7 @@ export interface BundleAgent {
 export interface BundleAttempt {
   attempt: number;
   started_at: string;
-  /** `completed`, `failed`, `retry_scheduled`, `released`, `waiting`, `cancelled`, or `running` if no event ended it. */
+  /** `completed`, `failed`, `retry_scheduled`, `released`, `waiting`, `cancelled`, `copied` (a fork's step from its parent), or `running` if no event ended it. */
   outcome: string;
   ended_at: string | null;
   error: { code: string | null; message: string } | null;

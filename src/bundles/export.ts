@@ -233,6 +233,10 @@ function attemptsOf(stepId: string, events: readonly StoredEvent[]): BundleAttem
     if (e.type === 'STEP_STARTED') {
       open = { attempt: typeof d.attempt === 'number' ? d.attempt : out.length + 1, started_at: isoOf(e.at), outcome: 'running', ended_at: null, error: null };
       out.push(open);
+    } else if (e.type === 'STEP_COPIED') {
+      // A fork's step taken from its parent: one attempt, the parent's, ended when it was copied.
+      out.push({ attempt: typeof d.attempt === 'number' ? d.attempt : out.length + 1, started_at: isoOf(e.at), outcome: 'copied', ended_at: isoOf(e.at), error: null });
+      open = undefined;
     } else if (open && ENDS[e.type]) {
       open.outcome = ENDS[e.type] as string;
       open.ended_at = isoOf(e.at);
