@@ -27,6 +27,7 @@ import { version } from './version.js';
 import { registerBundleCommands } from './commands/bundle.js';
 // <<< imports bundle
 // >>> imports fork
+import { registerForkCommands } from './commands/fork.js';
 // <<< imports fork
 // >>> imports share
 import { registerShareCommands } from './commands/share.js';
@@ -92,6 +93,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerBundleCommands(program, ctx);
   // <<< section bundle
   // >>> section fork
+  registerForkCommands(program, ctx);
   // <<< section fork
   // >>> section share
   registerShareCommands(program, ctx);

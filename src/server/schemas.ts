@@ -83,6 +83,8 @@ export const RunSchema = z
       .openapi({ description: "The run's place under its workflow's concurrency key (only for workflows with `concurrency: {key, limit}`)" }),
     parent_run_id: z.string().optional().openapi({ description: 'A sub-workflow run: the run whose step started it' }),
     parent_step_id: z.string().optional().openapi({ description: 'A sub-workflow run: the step of parent_run_id it is the run of' }),
+    fork_step_id: z.string().optional().openapi({ description: 'A fork: the step of parent_run_id it ran again from (POST /api/v1/runs/{id}/fork)' }),
+    fork_turn: z.number().int().optional().openapi({ description: 'A fork of an LLM step at a turn: the turn its conversation resumed at' }),
     budget: z
       .object({
         root_run_id: z.string().openapi({ description: 'The run whose budget this run draws on (itself, or the root of its sub-workflow tree)' }),

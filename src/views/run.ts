@@ -73,6 +73,8 @@ export function runJson(details: RunDetails): Record<string, unknown> {
     ...(run.concurrency ? { concurrency: concurrencyJson(run.concurrency) } : {}),
     ...(run.parent_run_id ? { parent_run_id: run.parent_run_id } : {}),
     ...(run.parent_step_id ? { parent_step_id: run.parent_step_id } : {}),
+    // A fork: the step of parent_run_id it ran again from (and the LLM turn).
+    ...(run.fork_step_id ? { fork_step_id: run.fork_step_id, ...(run.fork_turn !== null ? { fork_turn: run.fork_turn } : {}) } : {}),
     ...(details.budget ? { budget: details.budget } : {}),
     // A run with consensus steps: final_decision, final_answer and each step's conclusion.
     ...withConsensusResult(steps),

@@ -17,6 +17,7 @@ import { budgetLines } from '../../guardrails/budget-report.js';
 import type { RunRecord } from '../../store/types.js';
 import { parseSharedInputsArg, sharedInputsJson } from '../../executors/http/shared-inputs.js';
 import { readFileSync } from 'node:fs';
+import { lineageJson, lineageLines } from './fork.js';
 
 /** The longest `--idempotency-key`, in characters (as the API's `Idempotency-Key` header). */
 const MAX_IDEMPOTENCY_KEY_CHARS = 255;
@@ -235,7 +236,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       const swarm = await ctx.swarm();
       const d = await swarm.getRun(id);
       const usage = await swarm.runUsage(d.run.id);
-      if (o.json) return ctx.out(JSON.stringify({ ...runJson(d), ...(usage.sessions ? { usage } : {}) }, null, 2));
+      if (o.json) return ctx.out(JSON.stringify({ ...runJson(d), ...(usage.sessions ? { usage } : {}), ...(await lineageJson(swarm, d.run)) }, null, 2));
       const r = d.run;
       ctx.out(`${pc.bold(`run ${r.id}`)}  ${r.workflow_name}@${r.workflow_version}  ${colorStatus(r.status)}`);
       ctx.out(`created ${formatTime(r.created_at)}${r.completed_at ? `, finished ${formatTime(r.completed_at)}` : ''}${r.completed_at && r.started_at ? ` (${formatMs(r.completed_at - r.started_at)})` : ''}`);
@@ -251,6 +252,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       if (r.parent_run_id && r.parent_step_id) ctx.out(`parent: run ${r.parent_run_id}, step '${r.parent_step_id}'`);
       const children = await swarm.listRuns({ parent: r.id, limit: 100 });
       for (const ch of children.filter((x) => x.parent_step_id).reverse()) ctx.out(`child: run ${ch.id} (${ch.workflow_name}@${ch.workflow_version}, step '${ch.parent_step_id}') ${colorStatus(ch.status)}`);
+      for (const line of await lineageLines(swarm, r)) ctx.out(line);
       for (const line of d.budget ? budgetLines(d.budget) : []) ctx.out(line);
       if (usage.sessions) ctx.out(`llm usage: ${usage.input_tokens} tokens in, ${usage.output_tokens} out, $${usage.cost_usd.toFixed(4)} (${usage.sessions} session${usage.sessions === 1 ? '' : 's'}: swarm sessions list --run ${r.id})`);
       ctx.out('');
