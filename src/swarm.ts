@@ -91,6 +91,7 @@ import type { ConsensusDeps } from './consensus/driver/deps.js';
 import type { VoteInput } from './consensus/driver/votes.js';
 import type { TaskCost } from './consensus/core/types.js';
 import type { ConsensusTaskQuery, ConsensusTaskRow } from './store/consensus-types.js';
+import type { ImportOptions, ImportResult } from './branching/import.js';
 
 export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   /** A fully resolved configuration; when given, `cwd`/`env`/`overrides` are ignored. */
@@ -1522,6 +1523,28 @@ export class Swarm {
       throw new VerificationError(`run ${idOrPrefix}: event chain does not verify (${report.problems.length} problem(s); first at seq ${first?.seq ?? '-'}: ${first?.problem})`, { runId: idOrPrefix });
     }
     return report;
+  }
+
+  /**
+   * Import a run from a bundle made elsewhere (src/branching/import.ts): verified first (exit 3,
+   * nothing written, when it does not), then created under its own id so it can be forked here. The
+   * same bundle again is a no-op (`created: false`). Decrypt an encrypted bundle first
+   * (src/bundles/encrypt.ts `openBundleBytes`).
+   *
+   * @example
+   *   const r = await swarm.importBundle(readFileSync('run.tar'), { publicKey: 'q1w2…=' });
+   *   await swarm.fork(r.run_id, { at: 'summarize' });
+   */
+  async importBundle(bytes: Buffer, options: ImportOptions = {}): Promise<ImportResult> {
+    // Loaded on use: only the import command needs the bundle reader and verifier.
+    const { importBundle } = await import('./branching/import.js');
+    const out = await importBundle(
+      { store: this.store, chainKey: this.keys.chain, maxEventBytes: this.config.limits.event_payload_bytes, config: { ...this.config.values }, defaultRunConcurrency: this.config.runConcurrency, redactor: this.redactor },
+      bytes,
+      options,
+    );
+    if (out.created) this.notifyCommit();
+    return out;
   }
 
   /**

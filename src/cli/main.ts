@@ -30,6 +30,7 @@ import { registerBundleCommands } from './commands/bundle.js';
 import { registerForkCommands } from './commands/fork.js';
 // <<< imports fork
 // >>> imports share
+import { registerShareCommands } from './commands/share.js';
 // <<< imports share
 // >>> imports netcap
 // <<< imports netcap
@@ -95,6 +96,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   registerForkCommands(program, ctx);
   // <<< section fork
   // >>> section share
+  registerShareCommands(program, ctx);
   // <<< section share
   // >>> section netcap
   // <<< section netcap

@@ -17,7 +17,7 @@
  */
 import { UserError } from '../core/errors.js';
 import { generateIdentity, publicKeyOf } from '../consensus/core/crypto.js';
-import type { SigningKeyRecord } from '../store/keys-types.js';
+import type { KeyType, SigningKeyRecord } from '../store/keys-types.js';
 import type { Store } from '../store/store.js';
 import { openSecret, rewrapSecret, sealSecret, type SealedSecret, type SecretsKek } from '../secrets/vault.js';
 
@@ -39,11 +39,18 @@ export interface SigningKeyInfo {
   /** Base64 of the raw 32-byte Ed25519 public key. */
   public_key: string;
   created_at: number;
+  /** Present for a key that is not an Ed25519 signing key: `age` (an X25519 age identity; public_key is its `age1…` recipient). */
+  type?: KeyType;
 }
 
 /** A key with its private half decrypted (PKCS#8 PEM), for signing. */
 export interface SigningKey extends SigningKeyInfo {
   private_key: string;
+}
+
+/** A key of one type used where another is needed: KEY_WRONG_TYPE (exit 2). */
+function wrongType(name: string, is: string, want: string): UserError {
+  return new UserError('KEY_WRONG_TYPE', `key ${name} is an ${is} key, not an ${want} key`, { key: name, type: is });
 }
 
 /** Check a key name; a bad one is a UserError (exit 2). */
@@ -80,7 +87,10 @@ function decodeSealed(name: string, text: string): SealedSecret {
   return { kek_id, value_nonce: Buffer.from(nonce, 'base64'), wrapped_key: Buffer.from(wrapped, 'base64'), encrypted_value: Buffer.from(value, 'base64') };
 }
 
-const info = (r: SigningKeyInfo): SigningKeyInfo => ({ name: r.name, public_key: r.public_key, created_at: r.created_at });
+const info = (r: SigningKeyInfo | SigningKeyRecord): SigningKeyInfo => {
+  const type = 'private_key_enc' in r ? r.key_type : r.type;
+  return { name: r.name, public_key: r.public_key, created_at: r.created_at, ...(type && type !== 'ed25519' ? { type } : {}) };
+};
 
 /**
  * The signing keys of a store. `kek` is read on every use, so a master key rotation in this process
@@ -103,14 +113,56 @@ export class SigningKeys {
     return info(key);
   }
 
-  /** The key of that name, decrypted, or undefined. */
+  /** The key of that name, decrypted, or undefined; an age key of that name is KEY_WRONG_TYPE (exit 2). */
   async get(name: string): Promise<SigningKey | undefined> {
     checkKeyName(name);
     const kek = this.kek();
     const hit = this.cache.get(name);
     if (hit && hit.kekId === kek.id) return hit.key;
     const rec = await this.store.getSigningKey(name);
+    if (rec && (rec.key_type ?? 'ed25519') !== 'ed25519') throw wrongType(name, rec.key_type ?? 'ed25519', 'ed25519');
     return rec ? this.open(kek, rec) : undefined;
+  }
+
+  /**
+   * Create an age (X25519) identity sealed like a signing key; it decrypts bundles encrypted to its
+   * recipient (the `age1…` public_key). KEY_EXISTS when the name is taken.
+   *
+   * @example
+   *   const k = await swarm.signingKeys.createAge('bundles');  // k.public_key: 'age1…'
+   */
+  async createAge(name: string): Promise<SigningKeyInfo> {
+    checkKeyName(name);
+    const kek = this.kek();
+    // age-encryption is loaded only by the commands that use it.
+    const { generateAgeIdentity } = await import('../bundles/encrypt.js');
+    const { identity, recipient } = await generateAgeIdentity();
+    const rec: SigningKeyRecord = { name, public_key: recipient, private_key_enc: sealPrivateKey(kek, name, identity), created_at: this.now(), key_type: 'age' };
+    const { created, record } = await this.store.insertAgeKey(rec);
+    if (!created) throw new UserError('KEY_EXISTS', `a key named ${name} already exists; see 'swarm keys list'`, { key: name });
+    return info(record);
+  }
+
+  /** The age identity (`AGE-SECRET-KEY-1…`) of an age key, decrypted; KEY_NOT_FOUND or KEY_WRONG_TYPE (exit 2). */
+  async ageIdentity(name: string): Promise<string> {
+    checkKeyName(name);
+    const rec = await this.store.getSigningKey(name);
+    if (!rec) throw new UserError('KEY_NOT_FOUND', `no key named ${name}; see 'swarm keys list' or create one with 'swarm keys create ${name} --type age'`, { key: name });
+    if (rec.key_type !== 'age') throw wrongType(name, rec.key_type ?? 'ed25519', 'age');
+    const identity = openPrivateKey(this.kek(), name, rec.private_key_enc);
+    // As for signing keys: a row whose halves do not match was altered.
+    const { recipientOf } = await import('../bundles/encrypt.js');
+    if ((await recipientOf(identity)) !== rec.public_key) throw new UserError('KEY_UNREADABLE', `key ${name}: its recipient does not match its identity (the row was altered)`, { key: name });
+    return identity;
+  }
+
+  /** The `age1…` recipient of an age key (to encrypt to it); KEY_NOT_FOUND or KEY_WRONG_TYPE (exit 2). */
+  async ageRecipient(name: string): Promise<string> {
+    checkKeyName(name);
+    const rec = await this.store.getSigningKey(name);
+    if (!rec) throw new UserError('KEY_NOT_FOUND', `no key named ${name}; see 'swarm keys list'`, { key: name });
+    if (rec.key_type !== 'age') throw wrongType(name, rec.key_type ?? 'ed25519', 'age');
+    return rec.public_key;
   }
 
   /** The key of that name, or KEY_NOT_FOUND (exit 2). */

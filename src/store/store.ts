@@ -45,6 +45,7 @@ import type { SigningKeyInsert, SigningKeyRecord } from './keys-types.js';
 import type { LineageNode } from './fork-types.js';
 // <<< imports fork
 // >>> imports share
+import type { ImportedBundleRecord } from './share-types.js';
 // <<< imports share
 // >>> imports netcap
 // <<< imports netcap
@@ -515,6 +516,13 @@ export interface Store {
   runLineage(runId: string, limit?: number): Promise<LineageNode[]>;
   // <<< section fork
   // >>> section share
+  // ---- imported bundles and age keys (migration 29; src/branching/import.ts, src/identity/keys.ts) ----
+  /** Insert an age identity (key_type 'age') unless a key of its name exists; as insertSigningKey otherwise. */
+  insertAgeKey(rec: SigningKeyRecord): Promise<SigningKeyInsert>;
+  /** Record the bundle a run was imported from; false (nothing written) when the run has one already. */
+  insertImportedBundle(rec: ImportedBundleRecord): Promise<boolean>;
+  /** The bundle a run was imported from, or undefined for a run made here. */
+  getImportedBundle(runId: string): Promise<ImportedBundleRecord | undefined>;
   // <<< section share
   // >>> section netcap
   // <<< section netcap

@@ -39,6 +39,26 @@ export type BundleOpener = (bytes: Buffer, file: string, o: VerifyCliOptions) =>
 
 const openers: BundleOpener[] = [];
 // >>> section share
+// An encrypted bundle (age v1) is decrypted with --identity before it is verified. A key name opens
+// the project's store; an identity file keeps verify offline.
+openers.push(async (bytes, file, o) => {
+  const { isEncryptedBundle, decryptBundle } = await import('../../bundles/encrypt.js');
+  if (!isEncryptedBundle(bytes)) return bytes;
+  const { resolveIdentities } = await import('../../branching/age-keys.js');
+  const specs = (o.identity as string[] | undefined) ?? [];
+  let close: (() => Promise<void>) | undefined;
+  const keys = async (): Promise<import('../../identity/keys.js').SigningKeys> => {
+    const { createContext } = await import('../context.js');
+    const ctx = createContext(process.cwd(), process.env);
+    close = () => ctx.close();
+    return (await ctx.swarm()).signingKeys;
+  };
+  try {
+    return Buffer.from(await decryptBundle(bytes, await resolveIdentities(specs, process.cwd(), keys), file));
+  } finally {
+    await close?.();
+  }
+});
 // <<< section share
 
 /** Add `verify` to a program (the full CLI or the fast path). */
@@ -50,6 +70,7 @@ export function addVerifyCommand(program: Command, io: VerifyIo): Command {
     .option('--parent <bundle>', "the parent run's bundle: check a fork's parent link")
     .option('--json', 'print the report as JSON');
   // >>> section share-options
+  cmd.option('--identity <file|key>', 'decrypt an encrypted (age) bundle first: an age identity file, or an age key name (opens the project store); repeatable', (v: string, prev: string[] = []) => [...prev, v]);
   // <<< section share-options
   cmd.action(async (file: string, o: VerifyCliOptions) => io.setExitCode(await runVerify(file, o, io)));
   return cmd;
@@ -149,6 +170,12 @@ export async function verifyMain(argv: string[]): Promise<number> {
     return code;
   } catch (e) {
     if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' ? 0 : 2;
+    // An opener's refusal (an encrypted bundle without a matching identity: 2; altered ciphertext: 3).
+    const { isSwarmError } = await import('../../core/errors.js');
+    if (isSwarmError(e)) {
+      io.err(`swarm: ${e.message}`);
+      return e.exitCode;
+    }
     io.err(`swarm: unexpected error: ${e instanceof Error ? e.message : String(e)}`);
     return 4;
   }

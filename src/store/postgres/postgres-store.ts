@@ -110,6 +110,8 @@ import { LINEAGE_SQL } from './fork-sql.js';
 import { toLineageNode, type LineageNode } from '../fork-types.js';
 // <<< imports fork
 // >>> imports share
+import * as shareSql from './share-sql.js';
+import { toImportedBundle, type ImportedBundleRecord } from '../share-types.js';
 // <<< imports share
 // >>> imports netcap
 // <<< imports netcap
@@ -623,6 +625,22 @@ export class PostgresStore implements Store {
   }
   // <<< section fork
   // >>> section share
+  // ---- imported bundles and age keys (migration 29) ----
+  async insertAgeKey(rec: SigningKeyRecord): Promise<SigningKeyInsert> {
+    const created = (await this.write(shareSql.INSERT_AGE_KEY_SQL, [noNul(rec.name), rec.public_key, rec.private_key_enc, rec.created_at])) === 1;
+    const record = await this.getSigningKey(rec.name);
+    if (!record) throw new Error(`key ${rec.name} vanished after its insert`);
+    return { created, record };
+  }
+
+  async insertImportedBundle(rec: ImportedBundleRecord): Promise<boolean> {
+    return (await this.write(shareSql.INSERT_IMPORTED_BUNDLE_SQL, [noNul(rec.run_id), rec.bundle_sha256, rec.certificate_sha256, noNul(rec.source_run_id), rec.bundle, rec.imported_at])) === 1;
+  }
+
+  async getImportedBundle(runId: string): Promise<ImportedBundleRecord | undefined> {
+    const r = (await this.read(shareSql.GET_IMPORTED_BUNDLE_SQL, [noNul(runId)]))[0];
+    return r ? toImportedBundle(r) : undefined;
+  }
   // <<< section share
   // >>> section netcap
   // <<< section netcap

@@ -939,6 +939,27 @@ CREATE INDEX IF NOT EXISTS idx_runs_forks ON workflow_runs(parent_run_id, create
   },
   // <<< section fork
   // >>> section share
+  // migration 29: imported bundles, encryption keys
+  {
+    version: 29,
+    name: 'imported bundles, age encryption keys',
+    // A run imported from a verified bundle (src/branching/import.ts) keeps the bundle's exact bytes,
+    // so exporting it again gives the original file and a fork of it names the original digest.
+    // signing_keys gains a type: 'ed25519' (signing, the default for every existing key) or 'age'
+    // (an X25519 age identity that encrypted bundles are decrypted with), sealed the same way.
+    // The same migration as PostgreSQL's 29.
+    sql: `
+ALTER TABLE signing_keys ADD COLUMN key_type TEXT NOT NULL DEFAULT 'ed25519';
+CREATE TABLE IF NOT EXISTS imported_bundles (
+  run_id TEXT PRIMARY KEY,
+  bundle_sha256 TEXT NOT NULL,
+  certificate_sha256 TEXT NOT NULL,
+  source_run_id TEXT NOT NULL,
+  bundle BLOB NOT NULL,
+  imported_at INTEGER NOT NULL
+);
+`,
+  },
   // <<< section share
   // >>> section netcap
   // <<< section netcap

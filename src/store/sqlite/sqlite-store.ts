@@ -97,6 +97,8 @@ import * as forkSql from './fork-sql.js';
 import type { LineageNode } from '../fork-types.js';
 // <<< imports fork
 // >>> imports share
+import * as shareSql from './share-sql.js';
+import type { ImportedBundleRecord } from '../share-types.js';
 // <<< imports share
 // >>> imports netcap
 // <<< imports netcap
@@ -652,6 +654,18 @@ export class SqliteStore implements Store {
   }
   // <<< section fork
   // >>> section share
+  // ---- imported bundles and age keys (migration 29) ----
+  insertAgeKey(rec: SigningKeyRecord): Promise<SigningKeyInsert> {
+    return this.exclusive(() => this.db.transaction(() => shareSql.insertAgeKey((sql) => this.stmt(sql), rec)).immediate());
+  }
+
+  insertImportedBundle(rec: ImportedBundleRecord): Promise<boolean> {
+    return this.exclusive(() => shareSql.insertImportedBundle((sql) => this.stmt(sql), rec));
+  }
+
+  getImportedBundle(runId: string): Promise<ImportedBundleRecord | undefined> {
+    return this.read(() => shareSql.getImportedBundle((sql) => this.stmt(sql), runId));
+  }
   // <<< section share
   // >>> section netcap
   // <<< section netcap

@@ -1,0 +1,226 @@
+/**
+ * `swarm runs import <bundle.tar>` (docs/branching.md, "Import"): make a run of this store from a
+ * bundle made elsewhere, so it can be inspected and forked here.
+ *
+ * 1. The bundle is verified first (src/bundles/verify.ts, optionally against a pinned signer); one
+ *    that does not verify is refused with exit 3 and nothing is written.
+ * 2. The run keeps its id. A run of that id imported from the same bundle: a no-op naming it. Any
+ *    other run of that id: exit 2 (RUN_ID_TAKEN).
+ * 3. The workflow: the local version of the same name and version when there is one (a note when
+ *    its digest differs), else the bundle's snapshot, registered disabled (so its triggers do not
+ *    fire here). The plan resolves agents against the local registry, as a fork re-runs steps with
+ *    the local agents (a note for each whose digest differs from the bundle's).
+ * 4. One transaction: the run's rows, RUN_CREATED, RUN_IMPORTED {bundle_sha256, source_run_id,
+ *    certificate_sha256}, one STEP_COPIED per completed step (its output's digest, the bundle's
+ *    completion event hash), the other steps set to their bundle status, and the run's terminal event
+ *    (RUN_COMPLETED / RUN_FAILED / RUN_CANCELLED with `imported: true`), chained under the local key.
+ * 5. The bundle's bytes are kept (`imported_bundles`): exporting the run again gives the original
+ *    file (`exportOrImported`), and a fork of it names the original digest as its parent state.
+ *
+ * @example
+ *   const r = await swarm.importBundle(readFileSync('run.tar'));
+ *   // r.run_id (the bundle's), r.created true (false: it was imported before), r.notes
+ */
+import { UserError, VerificationError } from '../core/errors.js';
+import { digestJson, EventType } from '../core/events.js';
+import { TERMINAL_RUN, type RunStatus, type StepStatus } from '../core/states.js';
+import type { WorkflowManifest } from '../core/manifest/workflow.js';
+import { Ledger } from '../engine/ledger.js';
+import { agentsFor, buildRunPlan, loadPlan } from '../engine/plan.js';
+import { serializedPlan } from '../engine/registry-cache.js';
+import { TxScope } from '../engine/tx-scope.js';
+import type { Redactor } from '../secrets/redactor.js';
+import { workflowRecord } from '../store/rows.js';
+import type { ImportedBundleRecord } from '../store/share-types.js';
+import type { Store } from '../store/store.js';
+import type { WorkflowRecord } from '../store/types.js';
+import type { BundleAgent, BundleRun, BundleStep, BundleWorkflow } from '../bundles/build.js';
+import type { BundleEvent } from '../bundles/layout.js';
+import { readBundle } from '../bundles/read.js';
+import { exportRun, type ExportOptions } from '../bundles/export.js';
+import type { Swarm } from '../swarm.js';
+import { verifyBundle, type VerifyBundleReport } from '../bundles/verify.js';
+
+export interface ImportDeps {
+  store: Store;
+  chainKey: Buffer;
+  maxEventBytes: number;
+  config: Record<string, unknown>;
+  defaultRunConcurrency: number;
+  redactor?: Redactor;
+}
+
+export interface ImportOptions {
+  /** The expected signer (base64 Ed25519 public key): refuse a bundle signed by another key. */
+  publicKey?: string;
+}
+
+export interface ImportResult {
+  run_id: string;
+  /** false: the bundle was imported before (nothing written). */
+  created: boolean;
+  workflow: string;
+  status: string;
+  bundle_sha256: string;
+  certificate_sha256: string;
+  copied: string[];
+  /** The workflow snapshot was registered (disabled) because this store did not know it. */
+  registered_workflow: boolean;
+  /** What deserves a word: digests that differ from the bundle's, an unpinned signer. */
+  notes: string[];
+  verify: Pick<VerifyBundleReport, 'checks' | 'signer' | 'parent'>;
+}
+
+const ms = (iso: string | null | undefined): number | null => (iso ? Date.parse(iso) : null);
+const TERMINAL_STEP = new Set<StepStatus>(['completed', 'failed', 'skipped', 'cancelled']);
+
+/** Import plain bundle bytes (decrypt first: src/bundles/encrypt.ts). See the module comment. */
+export async function importBundle(deps: ImportDeps, bytes: Buffer, options: ImportOptions = {}): Promise<ImportResult> {
+  const report = await verifyBundle(bytes, options.publicKey ? { publicKey: options.publicKey } : {});
+  if (!report.ok) {
+    const why = report.problem?.message ?? 'it does not verify';
+    if (report.exit_code === 2) throw new UserError('BUNDLE_INVALID', `not imported: ${why}`);
+    throw new VerificationError(`not imported: the bundle does not verify: ${why}`, { file: report.problem?.path });
+  }
+  const parsed = await readBundle(bytes);
+  const run = parsed.json<BundleRun>('run.json');
+  const workflow = parsed.json<BundleWorkflow>('workflow.json');
+  const agents = parsed.json<BundleAgent[]>('agents.json');
+  const steps = parsed.manifest.files.filter((f) => f.path.startsWith('steps/')).map((f) => parsed.json<BundleStep>(f.path));
+  const events = parsed
+    .text('events.jsonl')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as BundleEvent);
+  const bundleSha = report.bundle_sha256 as string;
+  const certSha = report.certificate_sha256 as string;
+  const verify = { checks: report.checks, signer: report.signer, parent: report.parent };
+  const notes = [...report.notes];
+  const { store } = deps;
+
+  const existing = await store.getRun(run.id);
+  if (existing) return already(deps, bytes, run, existing.status, bundleSha, certSha, verify);
+  if (!TERMINAL_RUN.has(run.status as RunStatus)) throw new UserError('RUN_NOT_FINISHED', `the bundle's run ${run.id} is ${run.status}: only a finished run can be imported`, { runId: run.id });
+
+  // The workflow: the local one of that name and version, else the bundle's snapshot (registered disabled).
+  const local = (await store.listWorkflows(workflow.name)).find((w) => w.version === workflow.version);
+  let wf: WorkflowRecord;
+  let registered = false;
+  if (local) {
+    wf = local;
+    if (`sha256:${local.digest}` !== workflow.digest && local.digest !== workflow.digest) notes.push(`workflow ${workflow.name}@${workflow.version} here differs from the bundle's (digest ${local.digest.slice(0, 12)}… here, ${workflow.digest.slice(0, 19)}… in the bundle); the import uses the bundle's definition in its plan`);
+  } else {
+    wf = { ...workflowRecord(workflow.definition as WorkflowManifest, `bundle:${run.id}`), enabled: false };
+    registered = true;
+  }
+  // The plan freezes the bundle's definition with the local agents (a fork re-runs steps with them).
+  const manifest = workflow.definition as WorkflowManifest;
+  const versionsOf = await agentsFor(manifest, (n) => store.listAgents(n));
+  const plan = buildRunPlan({ ...wf, manifest }, versionsOf, deps.config);
+  for (const a of agents) {
+    const here = (await store.listAgents(a.name)).find((r) => r.version === a.version);
+    if (here && `sha256:${here.digest}` !== a.digest && here.digest !== a.digest) notes.push(`agent ${a.name}@${a.version} here differs from the bundle's (a fork re-runs its steps with the local one)`);
+  }
+  if (registered) await store.putWorkflow(wf, false);
+
+  const completedHash = new Map<string, string>();
+  for (const e of events) if (e.type === EventType.STEP_COMPLETED && e.step_id) completedHash.set(e.step_id, e.hash);
+  const byId = new Map(steps.filter((s) => s.map_index === null).map((s) => [s.step_id, s]));
+  const loaded = loadPlan(serializedPlan(plan).plan_json);
+  const copied: string[] = [];
+  const ledger = new Ledger({
+    random: Math.random,
+    // The imported run keeps the bundle's id.
+    newRunId: () => run.id,
+    secrets: () => undefined,
+    config: deps.config,
+    defaultRunConcurrency: deps.defaultRunConcurrency,
+    eventPayloadBytes: deps.maxEventBytes,
+    chainKey: deps.chainKey,
+    ...(deps.redactor ? { redactor: deps.redactor } : {}),
+  });
+
+  await store.transaction(async (tx) => {
+    const { id } = await ledger.createRunOnce(tx, wf, plan, { trigger_type: 'import', trigger_data: run.input ?? {}, metadata: run.metadata });
+    const scope = new TxScope(tx, deps.maxEventBytes, deps.chainKey);
+    const state = await scope.run(id);
+    scope.emit(state, EventType.RUN_IMPORTED, null, { bundle_sha256: bundleSha, source_run_id: run.id, certificate_sha256: certSha });
+    // In plan order, so a step's dependencies are settled before it.
+    for (const s of plan.workflow.steps) {
+      const b = byId.get(s.id);
+      if (!b) continue;
+      if (b.status === 'completed') {
+        const outputsJson = JSON.stringify(b.outputs ?? {});
+        const ok = await tx.updateStep({ run_id: id, step_id: s.id }, ['pending', 'ready'], {
+          status: 'completed',
+          pending_deps: 0,
+          attempt: b.attempt,
+          retry_count: b.retry_count,
+          available_at: null,
+          outputs_json: outputsJson,
+          inputs_json: b.inputs === undefined ? null : JSON.stringify(b.inputs),
+          error: null,
+          started_at: ms(b.started_at),
+          completed_at: ms(b.completed_at),
+          duration_ms: b.duration_ms,
+        });
+        if (!ok) throw new Error(`import ${id}: step '${s.id}' was not pending or ready`);
+        state.steps_remaining--;
+        const succ = loaded.successors.get(s.id) ?? [];
+        if (succ.length) await tx.releaseDeps(id, succ, tx.now);
+        scope.emit(state, EventType.STEP_COPIED, s.id, { from_run_id: run.id, attempt: b.attempt, output_sha256: digestJson(outputsJson), parent_event_hash: completedHash.get(s.id) ?? null, replaced: false, from_bundle: bundleSha });
+        copied.push(s.id);
+      } else {
+        // Not completed there: it keeps the bundle's final status (a run that is over has no step left to run).
+        const status: StepStatus = TERMINAL_STEP.has(b.status as StepStatus) ? (b.status as StepStatus) : 'cancelled';
+        await tx.updateStep({ run_id: id, step_id: s.id }, ['pending', 'ready'], { status, available_at: null, error: b.error, attempt: b.attempt, retry_count: b.retry_count, started_at: ms(b.started_at), completed_at: ms(b.completed_at), duration_ms: b.duration_ms });
+        state.steps_remaining--;
+      }
+    }
+    state.status = run.status as RunStatus;
+    state.started_at = ms(run.started_at);
+    state.completed_at = ms(run.finished_at) ?? tx.now;
+    state.error = run.error;
+    state.error_step = run.error_step;
+    const terminal = run.status === 'completed' ? EventType.RUN_COMPLETED : run.status === 'failed' ? EventType.RUN_FAILED : EventType.RUN_CANCELLED;
+    scope.emit(state, terminal, null, { imported: true, ...(run.error ? { error: run.error, step: run.error_step } : {}) });
+    await scope.flush();
+  });
+  await store.insertImportedBundle({ run_id: run.id, bundle_sha256: bundleSha, certificate_sha256: certSha, source_run_id: run.id, bundle: bytes, imported_at: Date.now() });
+  return { run_id: run.id, created: true, workflow: `${wf.name}@${wf.version}`, status: run.status, bundle_sha256: bundleSha, certificate_sha256: certSha, copied, registered_workflow: registered, notes, verify };
+}
+
+/** The run id exists: the same bundle again is a no-op (finishing an import cut short before its row); anything else is RUN_ID_TAKEN. */
+async function already(deps: ImportDeps, bytes: Buffer, run: BundleRun, status: string, bundleSha: string, certSha: string, verify: ImportResult['verify']): Promise<ImportResult> {
+  const rec = await deps.store.getImportedBundle(run.id);
+  const same = (r: ImportedBundleRecord | undefined): boolean => r?.bundle_sha256 === bundleSha && r.certificate_sha256 === certSha;
+  if (!rec) {
+    // A crash between the run's transaction and the bundle's row: the run's RUN_IMPORTED says which bundle.
+    const head = await deps.store.getEvents(run.id, 0, 2);
+    const d = head.find((e) => e.type === EventType.RUN_IMPORTED)?.data as { bundle_sha256?: string; certificate_sha256?: string } | undefined;
+    if (d?.bundle_sha256 !== bundleSha || d.certificate_sha256 !== certSha) throw taken(run.id);
+    await deps.store.insertImportedBundle({ run_id: run.id, bundle_sha256: bundleSha, certificate_sha256: certSha, source_run_id: run.id, bundle: bytes, imported_at: Date.now() });
+    return { run_id: run.id, created: false, workflow: `${run.workflow.name}@${run.workflow.version}`, status, bundle_sha256: bundleSha, certificate_sha256: certSha, copied: [], registered_workflow: false, notes: ['the import was cut short before; its bundle is recorded now'], verify };
+  }
+  if (!same(rec)) throw taken(run.id);
+  return { run_id: run.id, created: false, workflow: `${run.workflow.name}@${run.workflow.version}`, status, bundle_sha256: bundleSha, certificate_sha256: certSha, copied: [], registered_workflow: false, notes: [`already imported: run ${run.id}`], verify };
+}
+
+function taken(runId: string): UserError {
+  return new UserError('RUN_ID_TAKEN', `a different run with id ${runId} exists in this store (not this bundle's import); nothing imported`, { runId });
+}
+
+/**
+ * A run's bundle: for an imported run the bytes it was imported from (so re-exporting gives the
+ * original file, signed by its original signer), else a fresh export (src/bundles/export.ts).
+ *
+ * @example
+ *   const { bytes, imported } = await exportOrImported(swarm, runId);
+ */
+export async function exportOrImported(swarm: Swarm, idOrPrefix: string, options: ExportOptions = {}): Promise<{ bytes: Buffer; imported: boolean; run_id: string }> {
+  const runId = await swarm.resolveRunId(idOrPrefix);
+  const rec = await swarm.store.getImportedBundle(runId);
+  if (rec) return { bytes: rec.bundle, imported: true, run_id: runId };
+  const out = await exportRun(swarm, runId, options);
+  return { bytes: out.bytes, imported: false, run_id: runId };
+}
