@@ -211,12 +211,12 @@ export function chooseSandbox(configured: SandboxMode): SandboxChoice {
  * @example
  *   const sandbox = sandboxForAgent('auto', chooseSandbox('auto'), { name: 'fetch', sandbox: 'bwrap', net: true });
  */
-export function sandboxForAgent(deployment: SandboxMode, choice: SandboxChoice, agent: { name: string; sandbox?: AgentSandbox; net: boolean }): Sandbox {
+export function sandboxForAgent(deployment: SandboxMode, choice: SandboxChoice, agent: { name: string; sandbox?: AgentSandbox; net: boolean }, probeDriver: () => BubblewrapProbe = probeBubblewrap): Sandbox {
   const mode = normalizeSandboxMode(deployment);
   if (mode === 'bubblewrap') return choice.sandbox;
   if (agent.sandbox === 'bwrap' || agent.net) {
     if (choice.sandbox.isolated) return choice.sandbox;
-    const probe = probeBubblewrap();
+    const probe = probeDriver();
     if (probe.ok) return bubblewrapSandbox(probe.path);
     const why = agent.sandbox === 'bwrap' ? "asks for 'sandbox: bwrap'" : 'declares net: capabilities (enforced only inside the bwrap sandbox)';
     throw new ExecutionError('SANDBOX_UNAVAILABLE', `agent '${agent.name}' ${why}, but ${probe.reason}; run 'swarm doctor'`, { agent: agent.name, sandbox: 'bwrap' });
