@@ -107,6 +107,31 @@ describe('the policy proxy', () => {
   });
 });
 
+describe('an expired grant', () => {
+  it('refuses every request once the net_cap has expired (403, recorded)', async () => {
+    const seen: NetConnectionRecord[] = [];
+    const p = await startNetProxy({ socketPath: join(dir, 'expired.sock'), allow: parseNetCapabilities([`net:127.0.0.1:${port}`]), expiresAt: Date.now() - 1, onConnection: (r) => seen.push(r) });
+    try {
+      const out = await new Promise<string>((resolve, reject) => {
+        const s = connect(join(dir, 'expired.sock'));
+        let text = '';
+        s.on('data', (d) => (text += d.toString()));
+        s.on('end', () => {
+          s.end();
+          resolve(text);
+        });
+        s.on('error', reject);
+        s.write(`CONNECT 127.0.0.1:${port} HTTP/1.1\r\n\r\n`);
+      });
+      expect(out).toMatch(/^HTTP\/1\.1 403 [\s\S]*the attempt's net_cap expired at /);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(seen).toMatchObject([{ allowed: false, port }]);
+    } finally {
+      await p.close();
+    }
+  });
+});
+
 describe('choosing the driver', () => {
   const missing = () => ({ ok: false as const, reason: "'bwrap' is not installed (Debian/Ubuntu: apt-get install bubblewrap)" });
   it('bubblewrap is a floor; bwrap or net: capabilities ask for it; none opts out only under auto and none', () => {

@@ -102,13 +102,14 @@ export class ProcessExecutor implements Executor {
     if (netlog) {
       // The worker issues the attempt's net_cap and the proxy enforces what the envelope says.
       const token = issueNetCap(net, { run_id: ctx.runId, step_id: ctx.stepId, attempt: ctx.attempt }, ctx.timeoutMs);
-      const allow = parseNetCapabilities((decodeEnvelope(token, { kind: 'net_cap' }).net?.destinations ?? []).map((d) => `net:${d}`));
+      const envelope = decodeEnvelope(token, { kind: 'net_cap' });
+      const allow = parseNetCapabilities((envelope.net?.destinations ?? []).map((d) => `net:${d}`));
       isolation.net_cap = summarizeEnvelope(token);
       // A Unix socket path holds at most 107 bytes: a deep work directory gets a private one under the temp directory.
       let socketPath = join(ctx.workDir, 'net.sock');
       if (Buffer.byteLength(socketPath) > 100) socketPath = join((proxyDir = mkdtempSync(join(tmpdir(), 'swarm-net-'))), 'proxy.sock');
       try {
-        proxy = await startNetProxy({ socketPath, allow, onConnection: (r) => netlog.add(r) });
+        proxy = await startNetProxy({ socketPath, allow, expiresAt: Date.parse(envelope.expires_at), onConnection: (r) => netlog.add(r) });
       } catch (e) {
         if (proxyDir) rmSync(proxyDir, { recursive: true, force: true });
         await cage?.release();

@@ -53,6 +53,8 @@ export interface NetProxyOptions {
   connectTimeoutMs?: number;
   /** Name resolution (default: the system's, every address). */
   resolve?: (host: string) => Promise<string[]>;
+  /** When the grant ends (ms since the epoch; the net_cap's `expires_at`): later requests are refused. */
+  expiresAt?: number;
 }
 
 export interface NetProxy {
@@ -229,7 +231,8 @@ async function route(client: Socket, headText: string, rest: Buffer, o: NetProxy
     }
   };
   client.once('close', report);
-  const verdict = await decide(o.allow, host, port, o.resolve);
+  const verdict: ProxyDecision =
+    o.expiresAt !== undefined && Date.now() >= o.expiresAt ? { allowed: false, reason: `the attempt's net_cap expired at ${new Date(o.expiresAt).toISOString()}` } : await decide(o.allow, host, port, o.resolve);
   if (!verdict.allowed) {
     record.reason = verdict.reason;
     return reply(client, '403 Forbidden', `refused: ${verdict.reason}`);
