@@ -30,7 +30,7 @@ import type { ChatModel } from './agents/types.js';
 import type { LogSink } from './observability/log-fields.js';
 import { ProcessExecutor } from './executors/process.js';
 import { memoryLimitMechanism } from './executors/memory-limit.js';
-import { chooseSandbox, type SandboxChoice } from './sandbox/sandbox.js';
+import { chooseSandbox, sandboxWarnings, type SandboxChoice } from './sandbox/sandbox.js';
 import { readManifestFile } from './manifest-file.js';
 import { executorClientFor, type RegisteredExecutorClient } from './executors/http/resolver.js';
 import { sharedInputsJson } from './executors/http/shared-inputs.js';
@@ -576,7 +576,15 @@ export class Swarm {
 
   private processAgents(): ProcessExecutor {
     this.sandboxChoice ??= chooseSandbox(this.config.sandbox);
-    this.processExecutor ??= new ProcessExecutor({ sandbox: this.sandboxChoice.sandbox, cgroups: this.config.memoryCgroups, logCaptureBytes: this.config.limits.log_capture_bytes, redactor: this.redactor });
+    this.processExecutor ??= new ProcessExecutor({
+      sandbox: this.sandboxChoice.sandbox,
+      sandboxMode: this.config.sandbox,
+      // NET_CONNECTION events take the guardrail events' path: redacted, one transaction each.
+      recordEvents: (runId, stepId, events) => this.guardDeps.recordEvents(runId, stepId, events),
+      cgroups: this.config.memoryCgroups,
+      logCaptureBytes: this.config.limits.log_capture_bytes,
+      redactor: this.redactor,
+    });
     return this.processExecutor;
   }
 
@@ -631,12 +639,13 @@ export class Swarm {
     }
     const record = agentRecord(manifest, dir);
     const result = await this.store.putAgent(record, options.force ?? false);
+    const warnings = sandboxWarnings(manifest, this.config.sandbox);
     // Registered in any order: the executor may be added after its agents (the step fails then, naming it).
     const executor = manifest.http?.executor;
     if (executor !== undefined && !(await this.store.getExecutor(executor))) {
-      return { record, result, warnings: [`executor '${executor}' is not registered yet: its steps fail until 'swarm executors add ${executor} <base_url>'`] };
+      warnings.push(`executor '${executor}' is not registered yet: its steps fail until 'swarm executors add ${executor} <base_url>'`);
     }
-    return { record, result };
+    return warnings.length ? { record, result, warnings } : { record, result };
   }
 
   /** Register every package (a directory with agent.yaml) directly under `dir`. */

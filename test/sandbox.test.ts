@@ -53,11 +53,12 @@ describe('sandbox drivers', () => {
     cleanups.push(() => removeProject(dir));
     expect(resolveConfig({ cwd: dir }).sandbox).toBe('none');
     expect(resolveConfig({ cwd: dir, env: { SWARM_SANDBOX: 'bubblewrap' } }).sandbox).toBe('bubblewrap');
-    expect(() => resolveConfig({ cwd: dir, env: { SWARM_SANDBOX: 'docker' } })).toThrow(/SWARM_SANDBOX='docker' must be one of auto, bubblewrap, none/);
+    expect(resolveConfig({ cwd: dir, env: { SWARM_SANDBOX: 'bwrap' } }).sandbox).toBe('bwrap');
+    expect(() => resolveConfig({ cwd: dir, env: { SWARM_SANDBOX: 'docker' } })).toThrow(/SWARM_SANDBOX='docker' must be one of auto, bubblewrap, bwrap, none/);
     expect(() => resolveConfig({ cwd: dir, env: { SWARM_MEMORY_CGROUPS: 'no' } })).toThrow(/SWARM_MEMORY_CGROUPS='no' must be 'on' or 'off'/);
     const bad = tempProject('name: test\nsandbox: maybe\n');
     cleanups.push(() => removeProject(bad));
-    expect(() => resolveConfig({ cwd: bad })).toThrow(/swarm\.yaml:2: sandbox: must be one of "auto", "bubblewrap", "none"/);
+    expect(() => resolveConfig({ cwd: bad })).toThrow(/swarm\.yaml:2: sandbox: must be one of "auto", "bubblewrap", "bwrap", "none"/);
     const plain = tempProject();
     cleanups.push(() => removeProject(plain));
     expect(resolveConfig({ cwd: plain })).toMatchObject({ sandbox: 'auto', memoryCgroups: true });

@@ -174,6 +174,12 @@ export class ProgressReporter {
         // Injection, sensitive tools, content policy, escalation: what fired, what it did, where the content came from.
         line(`${e.step_id ?? 'run'}: guardrail ${String(d.guardrail)} (${String(d.rule)}): ${String(d.action)}${typeof d.tool === 'string' ? ` on ${d.tool}` : ''}${typeof d.source === 'string' ? `, untrusted content from ${d.source}` : ''}${typeof d.reason === 'string' ? `: ${d.reason}` : ''}`);
         break;
+      case 'NET_CONNECTION':
+        // A sandboxed agent's connection through the policy proxy: where, allowed or refused, bytes.
+        if (d.summary === true) this.log(`${e.step_id ?? 'run'}: ${String(d.connections)} more network connection(s), ${String(d.refused)} refused`);
+        else if (d.allowed === true) this.log(`${e.step_id ?? 'run'}: net ${String(d.destination)}:${String(d.port)} allowed (${String(d.bytes_out)} B out, ${String(d.bytes_in)} B in)${typeof d.reason === 'string' ? `: ${d.reason}` : ''}`);
+        else line(`${e.step_id ?? 'run'}: net ${String(d.destination)}:${String(d.port)} refused${typeof d.reason === 'string' ? `: ${d.reason}` : ''}`);
+        break;
       case 'HANDLER_LOG':
         this.log(typeof d.message === 'string' ? `${String(d.handler)}: ${d.message}` : `${String(d.handler)} failed: ${String(d.error)}`);
         break;

@@ -755,5 +755,5 @@ export class Ledger {
 function isolationData(c: Completion): Record<string, unknown> {
   const i = c.isolation;
   if (!i) return {};
-  return { sandbox: i.sandbox, memory_limit: i.memory, ...(i.warning ? { memory_warning: i.warning } : {}) };
+  return { sandbox: i.sandbox, memory_limit: i.memory, ...(i.warning ? { memory_warning: i.warning } : {}), ...(i.network ? { network: i.network } : {}), ...(i.net_cap ? { net_cap: i.net_cap } : {}) };
 }

@@ -34,6 +34,10 @@ export interface StepIsolation {
   memory: 'cgroup-v1' | 'cgroup-v2' | 'rlimit' | 'node-heap' | 'none';
   /** Said plainly when the operating system does not enforce memory_mb (no memory cgroup). */
   warning?: string;
+  /** The agent's network: the host's (unsandboxed), none (sandboxed), or only through the policy proxy (net capabilities). */
+  network?: 'host' | 'none' | 'proxy';
+  /** With the proxy: the attempt's net_cap envelope, summarised for logs (never the token). */
+  net_cap?: string;
 }
 
 export interface StepLogs {

@@ -1,9 +1,14 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
-import { StepError } from '../core/errors.js';
+import { isSwarmError, StepError } from '../core/errors.js';
+import { EventType } from '../core/events.js';
 import type { AgentRuntime } from '../core/manifest/agent.js';
-import { noneSandbox, type Sandbox } from '../sandbox/sandbox.js';
+import { decodeEnvelope, issueNetCap, parseNetCapabilities, summarizeEnvelope, type NetCapability } from '../sandbox/capabilities.js';
+import { BRIDGE_PORT, proxyEnvironment } from '../sandbox/net-bridge.js';
+import { startNetProxy, type NetConnectionRecord, type NetProxy } from '../sandbox/net-proxy.js';
+import { noneSandbox, sandboxForAgent, type Sandbox, type SandboxMode } from '../sandbox/sandbox.js';
 import type { Redactor } from '../secrets/redactor.js';
 import type { ExecutionContext, ExecutionResult, Executor, StepIsolation, StepLogs } from './executor.js';
 import { createMemoryCage, type MemoryCage } from './memory-limit.js';
@@ -14,9 +19,22 @@ export const LOG_LIMIT_BYTES = 64 * 1024;
 /** After SIGTERM on timeout or cancel, how long the group has before SIGKILL. */
 export const KILL_GRACE_MS = 2000;
 
+/** NET_CONNECTION events one attempt records one by one; past this, one summary event counts the rest. */
+export const MAX_NET_EVENTS_PER_ATTEMPT = 1000;
+
+/** Appends events to a run's log (its own transaction), as guardrail events are. */
+export type RecordEvents = (runId: string, stepId: string | null, events: ReadonlyArray<{ type: EventType; data: Record<string, unknown> }>) => Promise<void>;
+
 export interface ProcessExecutorOptions {
-  /** The sandbox driver agents run in (default: none). */
+  /** The deployment's sandbox driver, agents' default (default: none). */
   sandbox?: Sandbox;
+  /**
+   * The deployment's `sandbox:` setting: its `bubblewrap` is a floor that an agent's `sandbox: none`
+   * does not lower (default: `bubblewrap` when `sandbox` isolates, else `auto`).
+   */
+  sandboxMode?: SandboxMode;
+  /** Where NET_CONNECTION events go; without it a sandboxed agent with net capabilities cannot run (nothing would record its connections). */
+  recordEvents?: RecordEvents;
   /** Put each attempt in a memory cgroup where one can be made (default true; false forces the fallbacks). */
   cgroups?: boolean;
   /** `PATH` and `LANG` for agents (default: the worker's own). */
@@ -58,10 +76,49 @@ export class ProcessExecutor implements Executor {
     rmSync(outputFile, { force: true });
     rmSync(inputFile, { force: true });
 
+    const manifest = ctx.agent.manifest;
+    let sandbox: Sandbox;
+    let net: NetCapability[];
+    try {
+      net = parseNetCapabilities(manifest.capabilities);
+      const mode = this.options.sandboxMode ?? (this.sandbox.isolated ? 'bubblewrap' : 'auto');
+      sandbox = sandboxForAgent(mode, { sandbox: this.sandbox }, { name: manifest.name, ...(manifest.sandbox ? { sandbox: manifest.sandbox } : {}), net: net.length > 0 });
+      if (net.length > 0 && !this.options.recordEvents) throw new StepError('NET_CAP_UNAVAILABLE', `agent '${manifest.name}' declares net: capabilities, but this executor records no events: its connections could not be logged`, false);
+    } catch (e) {
+      const code = isSwarmError(e) ? e.code : 'SANDBOX_UNAVAILABLE';
+      cleanWorkDir(ctx.workDir, true);
+      return { ok: false, error: new StepError(code, (e as Error).message, false) };
+    }
+
     const cage = createMemoryCage(runtime.memory_mb, { cgroups: this.options.cgroups !== false });
-    const isolation = isolationOf(this.sandbox, runtime, cage);
+    const isolation = isolationOf(sandbox, runtime, cage);
+    isolation.network = sandbox.isolated ? (net.length > 0 ? 'proxy' : 'none') : 'host';
     let { cmd, args } = commandFor(runtime, ctx.agent.path, [inputFile, outputFile], cage === undefined);
-    ({ cmd, args } = this.sandbox.wrap(cmd, args, { packageDir: ctx.agent.path, workDir: ctx.workDir, readOnly: readOnlyPaths(runtime, ctx.agent.path, cmd) }));
+    const spec = { packageDir: ctx.agent.path, workDir: ctx.workDir, readOnly: readOnlyPaths(runtime, ctx.agent.path, cmd) };
+    const netlog = sandbox.isolated && net.length > 0 ? new NetLog(ctx, this.options.recordEvents as RecordEvents) : undefined;
+    let proxy: NetProxy | undefined;
+    let proxyDir: string | undefined;
+    let netEnv: Record<string, string> = {};
+    if (netlog) {
+      // The worker issues the attempt's net_cap and the proxy enforces what the envelope says.
+      const token = issueNetCap(net, { run_id: ctx.runId, step_id: ctx.stepId, attempt: ctx.attempt }, ctx.timeoutMs);
+      const envelope = decodeEnvelope(token, { kind: 'net_cap' });
+      const allow = parseNetCapabilities((envelope.net?.destinations ?? []).map((d) => `net:${d}`));
+      isolation.net_cap = summarizeEnvelope(token);
+      // A Unix socket path holds at most 107 bytes: a deep work directory gets a private one under the temp directory.
+      let socketPath = join(ctx.workDir, 'net.sock');
+      if (Buffer.byteLength(socketPath) > 100) socketPath = join((proxyDir = mkdtempSync(join(tmpdir(), 'swarm-net-'))), 'proxy.sock');
+      try {
+        proxy = await startNetProxy({ socketPath, allow, expiresAt: Date.parse(envelope.expires_at), onConnection: (r) => netlog.add(r) });
+      } catch (e) {
+        if (proxyDir) rmSync(proxyDir, { recursive: true, force: true });
+        await cage?.release();
+        cleanWorkDir(ctx.workDir, true);
+        return { ok: false, error: new StepError('NET_PROXY_FAILED', `cannot start the network proxy on ${socketPath}: ${(e as Error).message}`, true), isolation };
+      }
+      netEnv = proxyEnvironment(BRIDGE_PORT);
+      ({ cmd, args } = sandbox.wrap(cmd, args, { ...spec, net: { socketPath, port: BRIDGE_PORT } }));
+    } else ({ cmd, args } = sandbox.wrap(cmd, args, spec));
     if (cage) ({ cmd, args } = cage.wrap(cmd, args));
 
     const logs = new LogCapture(this.options.logCaptureBytes ?? LOG_LIMIT_BYTES, this.options.redactor);
@@ -80,15 +137,17 @@ export class ProcessExecutor implements Executor {
       SWARM_WORK_DIR: ctx.workDir,
       // The step attempt's span (W3C trace context), when tracing is on: the agent's own spans join the run's trace.
       ...traceEnvironment(),
+      // Last: the proxy variables name the bridge (inside the sandbox nothing else leads out anyway).
+      ...netEnv,
     };
     // Whatever the agent left running dies with it: the PID namespace (bubblewrap), else the
     // attempt's cgroup, else every process that still carries this attempt's work directory.
     // Inside a sandbox, SIGTERM goes to the agent's processes but not to the sandbox's own monitor
     // (its death would SIGKILL them at once): the agent gets its grace period.
-    const spareOnTerm = this.sandbox.killsTree && cage !== undefined;
+    const spareOnTerm = sandbox.killsTree && cage !== undefined;
     const killTree = (sig: NodeJS.Signals, childPid: number): void => {
       if (cage) cage.signalAll(sig, spareOnTerm && sig !== 'SIGKILL' ? childPid : undefined);
-      else if (!this.sandbox.killsTree) signalByEnviron(`SWARM_WORK_DIR=${ctx.workDir}`, sig);
+      else if (!sandbox.killsTree) signalByEnviron(`SWARM_WORK_DIR=${ctx.workDir}`, sig);
     };
     let ok = false;
     try {
@@ -104,6 +163,13 @@ export class ProcessExecutor implements Executor {
         isolation,
       });
       if (exit.spawnError) return fail('SPAWN_FAILED', `cannot start '${cmd}': ${exit.spawnError}`, false);
+      if (netlog) {
+        // Every connection is in the run's log before the step's outcome is.
+        await proxy?.close();
+        proxy = undefined;
+        const lost = await netlog.flush();
+        if (lost) return fail('NET_EVENTS_NOT_RECORDED', `the agent's network connections could not be recorded (${lost})`, true);
+      }
       if (ctx.signal.aborted) {
         const reason: unknown = ctx.signal.reason;
         return { ok: false, error: reason instanceof StepError ? reason : new StepError('STEP_ABORTED', 'aborted', true), logs: captured, isolation };
@@ -132,8 +198,62 @@ export class ProcessExecutor implements Executor {
       ok = true;
       return { ok: true, outputs, logs: captured, isolation };
     } finally {
+      if (proxy) {
+        await proxy.close();
+        await netlog?.flush();
+      }
+      if (proxyDir) rmSync(proxyDir, { recursive: true, force: true });
       await cage?.release();
       cleanWorkDir(ctx.workDir, ok && !this.options.keepWorkDirs);
+    }
+  }
+}
+
+/**
+ * The attempt's NET_CONNECTION events: appended one by one as connections end (in order, one at a
+ * time), so a crash loses at most the open ones; past MAX_NET_EVENTS_PER_ATTEMPT, counted into one
+ * summary event written at the end (`summary: true`).
+ */
+class NetLog {
+  private chain: Promise<void> = Promise.resolve();
+  private written = 0;
+  private error: string | undefined;
+  private rest = { connections: 0, refused: 0, bytes_out: 0, bytes_in: 0 };
+
+  constructor(
+    private readonly ctx: ExecutionContext,
+    private readonly record: RecordEvents,
+  ) {}
+
+  add(r: NetConnectionRecord): void {
+    if (this.written >= MAX_NET_EVENTS_PER_ATTEMPT) {
+      this.rest.connections++;
+      if (!r.allowed) this.rest.refused++;
+      this.rest.bytes_out += r.bytes_out;
+      this.rest.bytes_in += r.bytes_in;
+      return;
+    }
+    this.written++;
+    const data = { ...r, attempt: this.ctx.attempt } as Record<string, unknown>;
+    this.chain = this.chain.then(() => this.write(data));
+  }
+
+  /** Wait for what was added; the first failure as text (undefined when all were written). */
+  async flush(): Promise<string | undefined> {
+    if (this.rest.connections > 0) {
+      const data = { summary: true, attempt: this.ctx.attempt, ...this.rest, reason: `more than ${MAX_NET_EVENTS_PER_ATTEMPT} connections: the rest counted here` };
+      this.rest = { connections: 0, refused: 0, bytes_out: 0, bytes_in: 0 };
+      this.chain = this.chain.then(() => this.write(data));
+    }
+    await this.chain;
+    return this.error;
+  }
+
+  private async write(data: Record<string, unknown>): Promise<void> {
+    try {
+      await this.record(this.ctx.runId, this.ctx.stepId, [{ type: EventType.NET_CONNECTION, data }]);
+    } catch (e) {
+      this.error ??= (e as Error).message;
     }
   }
 }

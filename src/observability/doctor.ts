@@ -1,8 +1,8 @@
 /**
- * `swarm doctor`: is this machine and this store fit to run Swarm? Ten checks, each `ok`, `warn` or
- * `fail` with a one-line detail and a hint of what to do. Ids are stable (scripts and monitoring
- * match on them): node, store, migrations, disk, master-key, memory-limit, sandbox, clock, workers,
- * stuck-runs.
+ * `swarm doctor`: is this machine and this store fit to run Swarm? Twelve checks, each `ok`, `warn`
+ * or `fail` with a one-line detail and a hint of what to do. Ids are stable (scripts and monitoring
+ * match on them): node, store, migrations, disk, master-key, signing-keys, memory-limit, sandbox,
+ * net-sandbox, clock, workers, stuck-runs.
  *
  * The doctor opens the store as every command does (an older schema is migrated), but never makes
  * a master key and never changes a run: what it finds wrong it reports, with the command that fixes it.
@@ -26,7 +26,7 @@ import { KEY_CHECK_META_KEY } from '../store/rows.js';
 import type { Store } from '../store/store.js';
 
 /** The checks, in the order they run and print. */
-export const DOCTOR_CHECKS = ['node', 'store', 'migrations', 'disk', 'master-key', 'memory-limit', 'sandbox', 'clock', 'workers', 'stuck-runs'] as const;
+export const DOCTOR_CHECKS = ['node', 'store', 'migrations', 'disk', 'master-key', 'signing-keys', 'memory-limit', 'sandbox', 'net-sandbox', 'clock', 'workers', 'stuck-runs'] as const;
 export type DoctorCheckId = (typeof DOCTOR_CHECKS)[number];
 export type DoctorStatus = 'ok' | 'warn' | 'fail';
 
@@ -82,9 +82,12 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   checks.push(checkDisk(config));
   const store = opened.handle;
   try {
-    checks.push(await guarded('master-key', () => checkMasterKey(config, options.masterKeyText, store)));
+    const found: { key?: Buffer } = {};
+    checks.push(await guarded('master-key', () => checkMasterKey(config, options.masterKeyText, store, found)));
+    checks.push(await guarded('signing-keys', () => checkSigningKeys(store, found.key)));
     checks.push(checkMemoryLimit(config));
     checks.push(checkSandbox(config));
+    checks.push(await guarded('net-sandbox', () => checkNetSandbox(config)));
     const notChecked = (id: DoctorCheckId): DoctorCheck => warn(id, 'not checked: the store could not be opened', 'fix the store check first');
     if (store) {
       checks.push(await guarded('clock', () => checkClock(store)));
@@ -201,7 +204,7 @@ export function checkDisk(config: SwarmConfig, statfs: (dir: string) => { bavail
  * the store was set up with. With no key at all, a store without secrets is only warned about (a
  * key is made on first use); one holding secrets cannot decrypt them: a failure.
  */
-async function checkMasterKey(config: SwarmConfig, envText: string | undefined, store: Store | undefined): Promise<DoctorCheck> {
+async function checkMasterKey(config: SwarmConfig, envText: string | undefined, store: Store | undefined, found: { key?: Buffer } = {}): Promise<DoctorCheck> {
   let key: Buffer;
   let source: string;
   if (envText) {
@@ -239,6 +242,7 @@ async function checkMasterKey(config: SwarmConfig, envText: string | undefined, 
     const recorded = await store.initMeta(KEY_CHECK_META_KEY, keyCheckValue(key));
     if (recorded !== keyCheckValue(key)) return fail('master-key', `the key from ${source} is not the one the store was set up with`, 'set SWARM_MASTER_KEY to the same key on every machine that uses this store (docs/integrity-and-secrets.md)');
   }
+  found.key = key;
   return ok('master-key', `from ${source}${source === 'SWARM_MASTER_KEY' ? '' : ' (mode 0600)'}${store ? ', matches the store' : ''}`);
 }
 
@@ -256,10 +260,47 @@ function checkMemoryLimit(config: SwarmConfig): DoctorCheck {
 function checkSandbox(config: SwarmConfig): DoctorCheck {
   if (config.sandbox === 'none') return warn('sandbox', 'sandbox: none is configured: process agents are not isolated', 'set sandbox: auto in swarm.yaml (or SWARM_SANDBOX=auto) and install bubblewrap');
   const probe = probeBubblewrap();
-  if (probe.ok) return ok('sandbox', `bubblewrap works (${probe.path})`);
+  if (probe.ok) return ok('sandbox', `bubblewrap works (${probe.path}): user, mount, PID and network namespaces`);
   const hint = 'install bubblewrap (apt-get install bubblewrap) and allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)';
-  if (config.sandbox === 'bubblewrap') return fail('sandbox', `sandbox: bubblewrap is configured but ${probe.reason}: workers refuse to start`, hint);
+  if (config.sandbox === 'bubblewrap' || config.sandbox === 'bwrap') return fail('sandbox', `sandbox: bubblewrap is configured but ${probe.reason}: workers refuse to start`, hint);
   return warn('sandbox', `${probe.reason}: process agents run unisolated (sandbox auto)`, hint);
+}
+
+/**
+ * net_cap end to end (src/sandbox/net-probe.ts): a sandbox without network, the bridge inside it,
+ * the policy proxy outside; an allowed destination answers, another is refused, a raw socket fails.
+ */
+async function checkNetSandbox(config: SwarmConfig): Promise<DoctorCheck> {
+  const hint = "agents with 'sandbox: bwrap' or net: capabilities fail with SANDBOX_UNAVAILABLE here: install bubblewrap and allow unprivileged user and network namespaces";
+  if (!probeBubblewrap().ok) {
+    return warn('net-sandbox', `not checked: bubblewrap does not work here${config.sandbox === 'none' ? ' (sandbox: none is configured)' : ''}`, hint);
+  }
+  const { probeNetCap } = await import('../sandbox/net-probe.js');
+  const r = await probeNetCap();
+  if (r.ok) return ok('net-sandbox', `sandboxed agents have no network; net: capabilities pass through the policy proxy and bridge, others are refused (probe ${r.ms} ms)`);
+  return fail('net-sandbox', `net_cap does not work here: ${r.reason}`, "agents with net: capabilities cannot reach anything: check that node runs inside the sandbox ('swarm doctor --json' shows the detail)");
+}
+
+/** Signing keys (run certificates): the master key opens each, the `runs` key first; none yet is a warning. */
+async function checkSigningKeys(store: Store | undefined, master: Buffer | undefined): Promise<DoctorCheck> {
+  if (!store) return warn('signing-keys', 'not checked: the store could not be opened', 'fix the store check first');
+  const all = await store.listSigningKeys();
+  if (all.length === 0) return warn('signing-keys', "no signing keys yet: run certificates cannot be signed until one exists (the 'runs' key is made on first export)", "create it now: 'swarm keys create runs'");
+  if (!master) return warn('signing-keys', `${all.length} signing key(s), not opened: no usable master key`, 'fix the master-key check first');
+  const { SigningKeys } = await import('../identity/keys.js');
+  const { secretsKek } = await import('../secrets/vault.js');
+  const keys = new SigningKeys(store, () => secretsKek(master));
+  const names = all.map((k) => k.name).sort((a, b) => (a === 'runs' ? -1 : b === 'runs' ? 1 : a < b ? -1 : 1));
+  const broken: string[] = [];
+  for (const name of names) {
+    try {
+      await keys.require(name);
+    } catch (e) {
+      broken.push(`${name} (${errorMessage(e)})`);
+    }
+  }
+  const runs = names.includes('runs') ? "'runs' among them" : "no 'runs' key yet (made on first export)";
+  return ok('signing-keys', `all ${all.length} signing key(s) open with the master key; ${runs}`);
 }
 
 /** PostgreSQL: the database's clock against this machine's, corrected for the round trip. */

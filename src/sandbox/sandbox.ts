@@ -2,10 +2,22 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { ExecutionError } from '../core/errors.js';
+import type { AgentManifest, AgentSandbox } from '../core/manifest/agent.js';
+import { BRIDGE_SOCKET_PATH, BRIDGE_SOURCE } from './net-bridge.js';
 
-/** The sandbox a deployment asks for: `auto` is bubblewrap where it works on this machine, else none. */
-export const SANDBOX_MODES = ['auto', 'bubblewrap', 'none'] as const;
+/**
+ * The sandbox a deployment asks for (`sandbox:` in swarm.yaml, SWARM_SANDBOX): `auto` is bubblewrap
+ * where it works on this machine, else none; `bwrap` is another name for `bubblewrap`.
+ */
+export const SANDBOX_MODES = ['auto', 'bubblewrap', 'bwrap', 'none'] as const;
 export type SandboxMode = (typeof SANDBOX_MODES)[number];
+
+export { AGENT_SANDBOXES, type AgentSandbox } from '../core/manifest/agent.js';
+
+/** `bwrap` and `bubblewrap` are one driver. */
+export function normalizeSandboxMode(mode: SandboxMode): 'auto' | 'bubblewrap' | 'none' {
+  return mode === 'bwrap' ? 'bubblewrap' : mode;
+}
 
 /** What one agent process may see. Every path is absolute and appears at the same path inside. */
 export interface SandboxSpec {
@@ -15,6 +27,12 @@ export interface SandboxSpec {
   workDir: string;
   /** More paths to show read-only (the interpreter's directory, an entry outside the package). */
   readOnly: readonly string[];
+  /**
+   * The way out, for an agent with net capabilities: the policy proxy's Unix socket (outside path),
+   * bound into the sandbox, and the port the bridge listens on in the sandbox's loopback. Without
+   * it a sandboxed agent has no network at all.
+   */
+  net?: { socketPath: string; port: number };
 }
 
 /**
@@ -40,6 +58,7 @@ export const noneSandbox: Sandbox = {
 
 /** System directories shown read-only, so that bash, python3, node and their libraries run. */
 const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/etc'];
+const SYSTEM_PATH = /^\/(usr|bin|sbin|lib|lib32|lib64|libx32|etc)(\/|$)/;
 
 /** The bubblewrap arguments that make the system visible: real directories bound, merged-/usr symlinks recreated. */
 function systemArgs(): string[] {
@@ -70,7 +89,9 @@ function systemArgs(): string[] {
  * minimal /dev and its own /proc; nothing else of the host (not the project, not `.swarm/`). All
  * capabilities are dropped. `--die-with-parent` and the PID namespace make the whole tree die when
  * the agent's main process exits or is killed, also children it detached with `setsid`. The network
- * is not unshared.
+ * is unshared: the sandbox has only its own loopback. With `spec.net`, the bridge (net-bridge.ts)
+ * runs first inside the sandbox, listens on that loopback and forwards to the policy proxy's socket,
+ * then starts the agent: the proxy is the only way out.
  */
 export function bubblewrapSandbox(bwrap: string): Sandbox {
   const base = systemArgs();
@@ -80,7 +101,17 @@ export function bubblewrapSandbox(bwrap: string): Sandbox {
     killsTree: true,
     wrap(cmd, args, spec) {
       const ro: string[] = [];
-      for (const p of [...spec.readOnly, spec.packageDir]) ro.push('--ro-bind', p, p);
+      const readOnly = [...spec.readOnly];
+      let command = [cmd, ...args];
+      const net: string[] = [];
+      if (spec.net) {
+        // The bridge is node's: its interpreter must be visible (system directories already are).
+        const nodeDir = dirname(process.execPath);
+        if (!SYSTEM_PATH.test(nodeDir) && !readOnly.includes(nodeDir)) readOnly.push(nodeDir);
+        net.push('--bind', spec.net.socketPath, BRIDGE_SOCKET_PATH);
+        command = [process.execPath, '-e', BRIDGE_SOURCE, '--', BRIDGE_SOCKET_PATH, String(spec.net.port), ...command];
+      }
+      for (const p of [...readOnly, spec.packageDir]) ro.push('--ro-bind', p, p);
       return {
         cmd: bwrap,
         args: [
@@ -89,6 +120,7 @@ export function bubblewrapSandbox(bwrap: string): Sandbox {
           '--unshare-pid',
           '--unshare-ipc',
           '--unshare-uts',
+          '--unshare-net',
           '--unshare-cgroup-try',
           '--cap-drop',
           'ALL',
@@ -105,11 +137,11 @@ export function bubblewrapSandbox(bwrap: string): Sandbox {
           '--bind',
           spec.workDir,
           spec.workDir,
+          ...net,
           '--chdir',
           spec.packageDir,
           '--',
-          cmd,
-          ...args,
+          ...command,
         ],
       };
     },
@@ -158,12 +190,56 @@ export interface SandboxChoice {
  * Choose the driver for `mode`. `bubblewrap` where it does not work is an error (exit 4): a
  * deployment that asked for isolation must not silently run without it.
  */
-export function chooseSandbox(mode: SandboxMode): SandboxChoice {
+export function chooseSandbox(configured: SandboxMode): SandboxChoice {
+  const mode = normalizeSandboxMode(configured);
   if (mode === 'none') return { sandbox: noneSandbox, reason: 'configured' };
   const probe = probeBubblewrap();
   if (probe.ok) return { sandbox: bubblewrapSandbox(probe.path) };
   if (mode === 'bubblewrap') {
-    throw new ExecutionError('SANDBOX_UNAVAILABLE', `sandbox 'bubblewrap' is configured but ${probe.reason}; install it, or set sandbox: none (agents are then not isolated)`, { sandbox: mode });
+    throw new ExecutionError('SANDBOX_UNAVAILABLE', `sandbox '${configured}' is configured but ${probe.reason}; install it, or set sandbox: none (agents are then not isolated)`, { sandbox: mode });
   }
   return { sandbox: noneSandbox, reason: probe.reason };
+}
+
+/**
+ * The driver one agent runs in. The deployment's `bubblewrap` is a floor (an agent's `sandbox: none`
+ * does not lower it); an agent's `sandbox: bwrap`, or any `net:` capability, asks for bubblewrap
+ * whatever the default (a capability that cannot be enforced is not granted); `sandbox: none`
+ * under `auto` or `none` runs unsandboxed; otherwise the deployment's choice. Throws
+ * SANDBOX_UNAVAILABLE (exit 4) naming the agent when bubblewrap is needed and does not work here.
+ *
+ * @example
+ *   const sandbox = sandboxForAgent('auto', chooseSandbox('auto'), { name: 'fetch', sandbox: 'bwrap', net: true });
+ */
+export function sandboxForAgent(deployment: SandboxMode, choice: SandboxChoice, agent: { name: string; sandbox?: AgentSandbox; net: boolean }, probeDriver: () => BubblewrapProbe = probeBubblewrap): Sandbox {
+  const mode = normalizeSandboxMode(deployment);
+  if (mode === 'bubblewrap') return choice.sandbox;
+  if (agent.sandbox === 'bwrap' || agent.net) {
+    if (choice.sandbox.isolated) return choice.sandbox;
+    const probe = probeDriver();
+    if (probe.ok) return bubblewrapSandbox(probe.path);
+    const why = agent.sandbox === 'bwrap' ? "asks for 'sandbox: bwrap'" : 'declares net: capabilities (enforced only inside the bwrap sandbox)';
+    throw new ExecutionError('SANDBOX_UNAVAILABLE', `agent '${agent.name}' ${why}, but ${probe.reason}; run 'swarm doctor'`, { agent: agent.name, sandbox: 'bwrap' });
+  }
+  if (agent.sandbox === 'none') return noneSandbox;
+  return choice.sandbox;
+}
+
+/**
+ * What registering an agent should warn about its sandbox here: `sandbox: none` under a deployment
+ * that requires bubblewrap (it runs sandboxed anyway), and bwrap or net: capabilities asked for
+ * where bubblewrap does not work (its steps fail with SANDBOX_UNAVAILABLE until it does).
+ *
+ * @example
+ *   sandboxWarnings(manifest, config.sandbox);  // [] when nothing to say
+ */
+export function sandboxWarnings(m: Pick<AgentManifest, 'name' | 'sandbox' | 'capabilities'>, deployment: SandboxMode): string[] {
+  const mode = normalizeSandboxMode(deployment);
+  const net = m.capabilities.some((c) => c.startsWith('net:'));
+  if (m.sandbox === 'none' && mode === 'bubblewrap') return [`agent '${m.name}' asks for 'sandbox: none', but this deployment requires bubblewrap (sandbox: ${deployment} in swarm.yaml): it runs sandboxed`];
+  if (mode !== 'bubblewrap' && (m.sandbox === 'bwrap' || net)) {
+    const probe = probeBubblewrap();
+    if (!probe.ok) return [`agent '${m.name}' ${net ? 'declares net: capabilities, enforced only in the bwrap sandbox' : "asks for 'sandbox: bwrap'"}, but ${probe.reason}: its steps fail with SANDBOX_UNAVAILABLE here ('swarm doctor' checks the sandbox)`];
+  }
+  return [];
 }

@@ -156,7 +156,7 @@ export interface Completion extends StepKey {
   result: StepResult;
   logs?: { stdout: string; stderr: string; truncated: boolean };
   /** Process agents: the sandbox and the memory enforcement the attempt ran under (recorded in its event). */
-  isolation?: { sandbox: string; memory: string; warning?: string };
+  isolation?: { sandbox: string; memory: string; warning?: string; network?: string; net_cap?: string };
 }
 
 export interface ClaimRequest {

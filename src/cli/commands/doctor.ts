@@ -22,7 +22,7 @@ function nodeRange(): string {
 export function registerDoctorCommand(program: Command, ctx: CliContext): void {
   program
     .command('doctor')
-    .description('check Node.js, the store and its schema, disk space, the master key, memory limits, the sandbox, the clock, workers and stuck runs; exit 7 if a check fails')
+    .description('check Node.js, the store and its schema, disk space, the master key and signing keys, memory limits, the sandbox and its network capabilities, the clock, workers and stuck runs; exit 7 if a check fails')
     .option('--json', 'print {checks: [{id, status, detail, hint}], ok}')
     .action(async (o: { json?: boolean }) => {
       // The master key is checked by the doctor (a malformed one is a failed check, not an error).

@@ -9,9 +9,17 @@ import { checkAgentRedaction } from './guardrails/redaction.js';
 import { MEMORY_SCHEMA, parseMemorySpec, type MemorySpec } from './memory.js';
 import { parseSw4rmRuntime, SW4RM_RUNTIME_KEYS, SW4RM_RUNTIME_PROPERTIES, type Sw4rmRuntimeSpec } from './sw4rm-runtime.js';
 import { HTTP_RUNTIME_KEYS, HTTP_RUNTIME_PROPERTIES, parseHttpRuntime, type HttpRuntimeSpec } from './http-runtime.js';
+import { NET_CAPABILITY_PREFIX, parseNetCapability } from '../../sandbox/capabilities.js';
 
 export const RUNTIME_TYPES = ['node', 'python', 'bash', 'process', 'builtin', 'llm', 'sw4rm', 'http'] as const;
 export type RuntimeType = (typeof RUNTIME_TYPES)[number];
+
+/** An agent's own `sandbox:` (process agents): `bwrap` asks for bubblewrap, `none` for none; absent, the deployment's default. */
+export const AGENT_SANDBOXES = ['none', 'bwrap'] as const;
+export type AgentSandbox = (typeof AGENT_SANDBOXES)[number];
+
+/** The runtimes that run as child processes of the worker (and so in a sandbox). */
+export const PROCESS_RUNTIMES: readonly RuntimeType[] = ['node', 'python', 'bash', 'process'];
 
 export const DEFAULT_MEMORY_MB = 128;
 export const DEFAULT_TIMEOUT_SECONDS = 300;
@@ -33,7 +41,10 @@ export interface AgentManifest {
   description?: string;
   author?: string;
   runtime: AgentRuntime;
+  /** Free-form labels, and `net:<host>:<port>` network capabilities (src/sandbox/capabilities.ts). */
   capabilities: string[];
+  /** Process agents: the sandbox asked for (absent: the deployment's `sandbox:`). */
+  sandbox?: AgentSandbox;
   inputs: IoSchema;
   outputs: IoSchema;
   triggers: Array<Record<string, unknown>>;
@@ -155,6 +166,7 @@ const agentSchema = {
     guardrails: { type: 'object' },
     memory: { type: 'object' },
     capabilities: { type: 'array', items: { type: 'string' } },
+    sandbox: { enum: [...AGENT_SANDBOXES] },
     inputs: ioSpec,
     outputs: ioSpec,
     triggers: { type: 'array', items: { type: 'object' } },
@@ -221,6 +233,7 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
   for (const key of ['inputs', 'outputs'] as const) checkFieldNames(raw[key], key, problems, src.lineOf.bind(src));
   const env = raw.env as Record<string, string> | undefined;
   if (env !== undefined) checkEnv(env, type, problems, src.lineOf.bind(src));
+  checkSandboxAndCapabilities(raw, type, problems, src.lineOf.bind(src));
   problems.throwIfAny();
   return {
     name: raw.name as string,
@@ -235,6 +248,7 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
       timeout_seconds: timeoutSeconds,
     },
     capabilities: (raw.capabilities as string[] | undefined) ?? [],
+    ...(raw.sandbox !== undefined ? { sandbox: raw.sandbox as AgentSandbox } : {}),
     inputs: llm && raw.inputs === undefined ? LLM_DEFAULT_INPUTS : toJsonSchema(raw.inputs as FieldSpec[] | IoSchema | undefined),
     outputs: llm && raw.outputs === undefined ? LLM_DEFAULT_OUTPUTS : closeIfList(raw.outputs),
     triggers: (raw.triggers as Array<Record<string, unknown>> | undefined) ?? [{ type: 'manual' }],
@@ -244,6 +258,25 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
     ...(http ? { http } : {}),
     ...(env !== undefined ? { env: { ...env } } : {}),
   };
+}
+
+/**
+ * `sandbox:` is for process agents; `net:` capabilities must parse (host name or IP literal, port
+ * 1–65535), belong to a process agent, and cannot go with `sandbox: none`: they are enforced only by
+ * the policy proxy of a bwrap sandbox, and a capability that cannot be enforced is not granted.
+ */
+function checkSandboxAndCapabilities(raw: Record<string, unknown>, type: RuntimeType, problems: ProblemList, lineOf: (p: Array<string | number>) => number | undefined): void {
+  const processAgent = PROCESS_RUNTIMES.includes(type);
+  if (raw.sandbox !== undefined && !processAgent) problems.add('sandbox', `is only for process agents (node, python, bash, process); this agent is '${type}'`, lineOf(['sandbox']));
+  const caps = (raw.capabilities as string[] | undefined) ?? [];
+  caps.forEach((c, i) => {
+    if (!c.toLowerCase().startsWith(NET_CAPABILITY_PREFIX)) return;
+    const field = `capabilities[${i}]`;
+    const parsed = c.startsWith(NET_CAPABILITY_PREFIX) ? parseNetCapability(c) : { error: `'${c}': write the prefix in lower case (net:)` };
+    if ('error' in parsed) problems.add(field, parsed.error, lineOf(['capabilities', i]));
+    else if (!processAgent) problems.add(field, `network capabilities are for process agents (node, python, bash, process), which run sandboxed; this agent is '${type}'`, lineOf(['capabilities', i]));
+    else if (raw.sandbox === 'none') problems.add(field, `'${c}' is enforced only inside the bwrap sandbox: remove 'sandbox: none' (or the net: capability)`, lineOf(['sandbox']));
+  });
 }
 
 /** `env:`: names a shell accepts, not the process contract's own SWARM_*; references only to secrets and config. */
