@@ -10,15 +10,17 @@
 import { StepError, errorMessage } from '../../core/errors.js';
 import { EventType } from '../../core/events.js';
 import type { SeedBundle } from '../../executors/http/contract.js';
-import type { ConsensusCandidateRow, ConsensusTaskRow } from '../../store/consensus-types.js';
-import { candidateHash, signRecord, verifyRecord } from '../core/crypto.js';
+import type { ConsensusTaskRow } from '../../store/consensus-types.js';
+import { candidateHash, signRecord } from '../core/crypto.js';
+import { admitCandidate, exploreDecision, newHashesPerRound } from '../core/explore.js';
 import { ReasonCode, reasonName } from '../core/reason-codes.js';
 import { candidateSignedFields } from '../core/signed.js';
-import { admitCandidate } from '../core/explore.js';
+import { gateStage } from '../core/stage-budget.js';
 import type { EvidenceRef } from '../core/types.js';
+import { checkSigned } from '../core/votes.js';
 import { checkAborted, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
 import { failTask } from './driver.js';
-import { budgetAllows, exploreStop, memberOf, outputForEvent, proposerSlots, type ProposerSlot } from './rules.js';
+import { outputForEvent, proposerSlots, type ProposerSlot } from './rules.js';
 
 interface Proposal {
   output: unknown;
@@ -57,19 +59,21 @@ export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
       await transition(deps, ctx, (w) => w.c.updateTask(task.task_id, { explore_round: round }));
       recorded = round;
     }
-    const spent = (await deps.store.getConsensusCosts(task.task_id)).explore;
-    if (!budgetAllows(contract, 'explore', spent)) {
-      await stageStopped(deps, ctx, task, 'explore', ReasonCode.STAGE_BUDGET_EXHAUSTED, `explore budget ${contract.budget?.explore} USD spent (${spent.toFixed(4)})`);
+    const gate = gateStage(contract.budget, await deps.store.getConsensusCosts(task.task_id), 'propose');
+    if (!gate.ok) {
+      await stageStopped(deps, ctx, task, 'explore', gate.code, gate.reason, { spent_usd: gate.spent_usd, budget_usd: gate.budget_usd });
       break;
     }
     const have = await deps.store.getConsensusCandidates(task.task_id);
     const missing = slots.filter((s) => !have.some((c) => c.proposer_id === s.id && c.round === round));
     await Promise.all(missing.map((s) => proposeOne(deps, ctx, task, s, round, seed)));
     const all = await deps.store.getConsensusCandidates(task.task_id);
-    const stop = exploreStop(contract, new Set(all.map((c) => c.candidate_hash)).size, quietRounds(all, round), round);
-    if (stop.reason_code !== undefined) await stageStopped(deps, ctx, task, 'explore', stop.reason_code, stop.reason ?? reasonName(stop.reason_code));
-    if (stop.stop) break;
-    round++;
+    const next = exploreDecision(contract.explore, { rounds: newHashesPerRound(all, round) });
+    if (next.stop) {
+      if (next.code !== ReasonCode.OK) await stageStopped(deps, ctx, task, 'explore', next.code, next.reason);
+      break;
+    }
+    round = next.next_round;
   }
   const all = await deps.store.getConsensusCandidates(task.task_id);
   if (all.length === 0) {
@@ -79,19 +83,8 @@ export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
   await transition(deps, ctx, (w) => w.c.updateTask(task.task_id, { status: 'verifying', stage: 'verify' }));
 }
 
-/** Rounds in a row, up to `round`, that brought no candidate hash unseen in earlier rounds. */
-function quietRounds(cands: readonly ConsensusCandidateRow[], round: number): number {
-  let quiet = 0;
-  for (let r = round; r >= 1; r--) {
-    const before = new Set(cands.filter((c) => c.round < r).map((c) => c.candidate_hash));
-    if (cands.some((c) => c.round === r && !before.has(c.candidate_hash))) break;
-    quiet++;
-  }
-  return quiet;
-}
-
-async function stageStopped(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, bucket: string, code: number, reason: string): Promise<void> {
-  await transition(deps, ctx, (w) => w.emit(EventType.TASK_STAGE_STOPPED, { task_id: task.task_id, stage: task.stage, bucket, reason_code: code, reason: reasonName(code), detail: reason }));
+async function stageStopped(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, bucket: string, code: number, reason: string, spend?: { spent_usd: number; budget_usd: number }): Promise<void> {
+  await transition(deps, ctx, (w) => w.emit(EventType.TASK_STAGE_STOPPED, { task_id: task.task_id, stage: task.stage, bucket, reason_code: code, reason: reasonName(code), detail: reason, ...spend }));
 }
 
 /** Ask one proposer for its candidate of a round and record it (or its refusal). */
@@ -109,8 +102,8 @@ async function proposeOne(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTa
   }
   const hash = candidateHash(p.output ?? null);
   const fields = candidateSignedFields({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, evidence: p.evidence, cost_usd: p.cost_usd });
-  const member = memberOf(task.members, 'proposer', slot.id);
-  const code = !member ? ReasonCode.NOT_MEMBER : !p.signature ? ReasonCode.SIGNATURE_MISSING : !verifyRecord(member.public_key, 'candidate', fields, p.signature) ? ReasonCode.SIGNATURE_INVALID : undefined;
+  const signed = checkSigned(task.members, 'proposer', 'candidate', { ...fields, signature: p.signature ?? '' });
+  const code = signed.ok ? undefined : signed.code;
   await transition(deps, ctx, async (w) => {
     const kept = await w.c.candidates(task.task_id);
     if (kept.some((c) => c.proposer_id === slot.id && c.round === round)) return;

@@ -1,7 +1,7 @@
 /**
  * The vote stage of a round: kernel voters commit (`best_verified`, or an `agent` judge), external
  * voters commit and reveal through the API or the CLI; kernel voters reveal once every voter has
- * committed or half the reveal window has passed. The tally decides (see rules.ts decideTally); at
+ * committed or half the reveal window has passed. The tally decides (core/votes.ts decide); at
  * the deadline too few reveals schedule a new round (TASK_RETRY_SCHEDULED) until `max_rounds`, then
  * the task fails. A decision is committed once (one row per task) with its proof: the winner's
  * CANDIDATE_PROPOSED and the approving VOTE_REVEALs, by seq and hash.
@@ -12,12 +12,14 @@
 import { StepError, errorMessage } from '../../core/errors.js';
 import { EventType } from '../../core/events.js';
 import type { ConsensusResultRow, ConsensusTaskRow, ConsensusVoteRow, SealedVote } from '../../store/consensus-types.js';
+import { CONTRACT_DEFAULTS } from '../core/contract.js';
 import { commitmentHash, newSalt, signRecord } from '../core/crypto.js';
 import { ReasonCode } from '../core/reason-codes.js';
 import type { VoterSpec } from '../core/types.js';
+import { decide, tally as tallyReveals } from '../core/votes.js';
 import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
 import { failTask } from './driver.js';
-import { decideTally, DEFAULT_MAX_VOTE_ROUNDS, DEFAULT_REVEAL_DEADLINE_MS, quorumOf, voterSlots } from './rules.js';
+import { quorumOf, voterSlots } from './rules.js';
 import { acceptVote, commitFields, revealDeadline, revealFields } from './votes.js';
 
 /** Verified candidates, best first: passed by some verifier and failed by none, by mean score, then hash. */
@@ -72,7 +74,7 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
   }
   crashPoint(deps, 'consensus-after-vote-commit', ctx.step.step_id);
   const quorum = quorumOf(contract);
-  const window = contract.voting.reveal_deadline_ms ?? DEFAULT_REVEAL_DEADLINE_MS;
+  const window = contract.voting.reveal_deadline_ms ?? CONTRACT_DEFAULTS.reveal_deadline_ms;
   // One abort listener for the whole wait, not one per poll (they would pile up on the signal until the round ends).
   const aborted = new Promise<void>((r) => ctx.signal.addEventListener('abort', () => r(), { once: true }));
   for (;;) {
@@ -93,23 +95,23 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
     const commitsOpen = revealedOrClosed === 0 && (deadline === null || now <= deadline);
     const outstanding = votes.filter((x) => x.revealed_at === null).length + (commitsOpen ? voters.length - votes.length : 0);
     const passed = deadline !== null && now > deadline;
-    const d = decideTally(tally, { quorum, outstanding, deadlinePassed: passed });
+    // Past the deadline nobody may still reveal.
+    const d = decide(tally, quorum, passed ? 0 : outstanding);
     if (d.decided) {
-      await commitDecision(deps, ctx, task, d.decided, tally, quorum);
+      await commitDecision(deps, ctx, task, d.candidate_hash, tally, quorum);
       return;
     }
     if (passed || (outstanding === 0 && !commitsOpen)) {
-      await retryOrFail(deps, ctx, task, revealedOrClosed, quorum, d.tie === true);
+      await retryOrFail(deps, ctx, task, revealedOrClosed, quorum, d.code === ReasonCode.TIE);
       return;
     }
     await deps.store.waitForChange(Math.min(deps.pollMs ?? 200, Math.max(1, (deadline ?? task.expires_at) - now + 1)), aborted);
   }
 }
 
+/** The round's tally (core's): approvals per candidate hash among the revealed votes. */
 function tallyOf(votes: readonly ConsensusVoteRow[]): Record<string, number> {
-  const tally: Record<string, number> = {};
-  for (const v of votes) if (v.revealed_at !== null && v.vote === 'approve' && v.candidate_hash) tally[v.candidate_hash] = (tally[v.candidate_hash] ?? 0) + 1;
-  return tally;
+  return tallyReveals(votes.flatMap((v) => (v.revealed_at !== null && v.candidate_hash && v.vote ? [{ candidate_hash: v.candidate_hash, vote: v.vote }] : [])));
 }
 
 /** What a kernel voter approves: the best verified candidate, or its judge agent's pick among them. */
@@ -185,7 +187,7 @@ async function commitDecision(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
 
 /** Too few reveals at the deadline: a new round while rounds and time are left; else the task fails. */
 async function retryOrFail(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, reveals: number, quorum: number, tie: boolean): Promise<void> {
-  const max = task.contract.voting.max_rounds ?? DEFAULT_MAX_VOTE_ROUNDS;
+  const max = task.contract.voting.max_rounds ?? CONTRACT_DEFAULTS.max_rounds;
   const code = tie ? ReasonCode.TIE : ReasonCode.QUORUM_NOT_REACHED;
   if (task.round >= max) {
     await failTask(deps, ctx, task.task_id, code, `${tie ? 'a tie' : `${reveals} reveal(s), quorum ${quorum}`} after ${task.round} round(s)`);
