@@ -10,7 +10,7 @@
 import { StepError, errorMessage } from '../../core/errors.js';
 import { EventType } from '../../core/events.js';
 import type { SeedBundle } from '../../executors/http/contract.js';
-import type { ConsensusTaskRow } from '../../store/consensus-types.js';
+import type { ConsensusCandidateRow, ConsensusTaskRow } from '../../store/consensus-types.js';
 import { candidateHash, signRecord } from '../core/crypto.js';
 import { admitCandidate, exploreDecision, newHashesPerRound } from '../core/explore.js';
 import { ReasonCode, reasonName } from '../core/reason-codes.js';
@@ -53,6 +53,10 @@ export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
     await w.emit(EventType.TASK_CLAIMED, { task_id: task.task_id, stage: 'propose', attempt: ctx.step.attempt, worker_id: ctx.workerId });
     for (const e of lookupEvents) await w.emit(e.type, { task_id: task.task_id, ...e.data });
   });
+  // Why proposing stopped (TASK_STAGE_STOPPED), recorded with the move to verifying: the budget, topk,
+  // no new evidence, or explore.max_rounds run out (reason code OK).
+  let stopped: Record<string, unknown>;
+  let all: ConsensusCandidateRow[];
   for (;;) {
     checkAborted(ctx.signal);
     if (round > recorded) {
@@ -61,30 +65,31 @@ export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
     }
     const gate = gateStage(contract.budget, await deps.store.getConsensusCosts(task.task_id), 'propose');
     if (!gate.ok) {
-      await stageStopped(deps, ctx, task, 'explore', gate.code, gate.reason, { spent_usd: gate.spent_usd, budget_usd: gate.budget_usd });
+      stopped = { bucket: gate.bucket, reason_code: gate.code, reason: reasonName(gate.code), detail: gate.reason, round, spent_usd: gate.spent_usd, budget_usd: gate.budget_usd };
+      all = await deps.store.getConsensusCandidates(task.task_id);
       break;
     }
     const have = await deps.store.getConsensusCandidates(task.task_id);
     const missing = slots.filter((s) => !have.some((c) => c.proposer_id === s.id && c.round === round));
     await Promise.all(missing.map((s) => proposeOne(deps, ctx, task, s, round, seed)));
-    const all = await deps.store.getConsensusCandidates(task.task_id);
+    all = missing.length ? await deps.store.getConsensusCandidates(task.task_id) : have;
     const next = exploreDecision(contract.explore, { rounds: newHashesPerRound(all, round) });
     if (next.stop) {
-      if (next.code !== ReasonCode.OK) await stageStopped(deps, ctx, task, 'explore', next.code, next.reason);
+      stopped = { reason_code: next.code, reason: reasonName(next.code), detail: next.reason, round };
       break;
     }
     round = next.next_round;
   }
-  const all = await deps.store.getConsensusCandidates(task.task_id);
+  const event = { task_id: task.task_id, stage: 'propose', ...stopped };
   if (all.length === 0) {
+    await transition(deps, ctx, (w) => w.emit(EventType.TASK_STAGE_STOPPED, event));
     await failTask(deps, ctx, task.task_id, ReasonCode.NO_CANDIDATES, 'no proposer brought a candidate');
     return;
   }
-  await transition(deps, ctx, (w) => w.c.updateTask(task.task_id, { status: 'verifying', stage: 'verify' }));
-}
-
-async function stageStopped(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, bucket: string, code: number, reason: string, spend?: { spent_usd: number; budget_usd: number }): Promise<void> {
-  await transition(deps, ctx, (w) => w.emit(EventType.TASK_STAGE_STOPPED, { task_id: task.task_id, stage: task.stage, bucket, reason_code: code, reason: reasonName(code), detail: reason, ...spend }));
+  await transition(deps, ctx, async (w) => {
+    await w.emit(EventType.TASK_STAGE_STOPPED, event);
+    await w.c.updateTask(task.task_id, { status: 'verifying', stage: 'verify' });
+  });
 }
 
 /** Ask one proposer for its candidate of a round and record it (or its refusal). */

@@ -14,7 +14,8 @@ import { EventType } from '../../core/events.js';
 import type { ConsensusResultRow, ConsensusTaskRow, ConsensusVoteRow, SealedVote } from '../../store/consensus-types.js';
 import { CONTRACT_DEFAULTS } from '../core/contract.js';
 import { commitmentHash, newSalt, signRecord } from '../core/crypto.js';
-import { ReasonCode } from '../core/reason-codes.js';
+import { ReasonCode, reasonName } from '../core/reason-codes.js';
+import { gateStage } from '../core/stage-budget.js';
 import type { VoterSpec } from '../core/types.js';
 import { decide, tally as tallyReveals } from '../core/votes.js';
 import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
@@ -54,14 +55,23 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
   const committed = new Set((await deps.store.getConsensusVotes(start.task_id, round)).map((v) => v.voter_id));
   // Their choices are made at once, and their commits recorded in one transition (each its own VOTE_COMMIT).
   checkAborted(ctx.signal);
-  const choices = await Promise.all(kernel.filter((v) => !committed.has(v.id)).map(async (v) => ({ v, choice: await choose(deps, ctx, start, v, ranked) })));
-  const commits: Array<{ voter_id: string; commitment: string; signature: string; sealed: SealedVote }> = [];
-  for (const { v, choice } of choices) {
+  const pending = kernel.filter((v) => !committed.has(v.id));
+  // The finalize bucket (vote and finalize spend from it) gates the judges: once it is spent, a judge
+  // is not asked and its voter votes for the best verified candidate, which costs nothing.
+  let stopped: Record<string, unknown> | undefined;
+  if (contract.budget?.finalize !== undefined && pending.some((v) => v.strategy === 'agent' && v.agent)) {
+    const gate = gateStage(contract.budget, await deps.store.getConsensusCosts(start.task_id), 'vote');
+    if (!gate.ok) stopped = { task_id: start.task_id, stage: 'vote', bucket: gate.bucket, reason_code: gate.code, reason: reasonName(gate.code), detail: gate.reason, round, spent_usd: gate.spent_usd, budget_usd: gate.budget_usd };
+  }
+  const choices = await Promise.all(pending.map(async (v) => ({ v, choice: await choose(deps, ctx, start, stopped ? { ...v, strategy: 'best_verified' } : v, ranked) })));
+  const commits: Array<{ voter_id: string; commitment: string; signature: string; sealed: SealedVote; cost_usd: number }> = [];
+  for (const { v, choice: picked } of choices) {
+    const choice = picked?.candidate_hash;
     if (!choice) continue;
     const key = await deps.kernelKey(`consensus:${v.id}`);
     const sealed: SealedVote = { candidate_hash: choice, vote: 'approve', salt: newSalt() };
     const commitment = commitmentHash(sealed.candidate_hash, sealed.vote, sealed.salt);
-    commits.push({ voter_id: v.id, commitment, sealed, signature: signRecord(key.privateKey, 'vote_commit', commitFields({ task_id: start.task_id, round, voter_id: v.id, commitment })) });
+    commits.push({ voter_id: v.id, commitment, sealed, cost_usd: picked.cost_usd, signature: signRecord(key.privateKey, 'vote_commit', commitFields({ task_id: start.task_id, round, voter_id: v.id, commitment })) });
   }
   checkAborted(ctx.signal);
   if (commits.length > 0 || !judges) {
@@ -69,7 +79,8 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
       if (!judges) await w.emit(EventType.TASK_CLAIMED, claim);
       const t = await w.c.getTask(start.task_id);
       if (!t || t.status !== 'voting' || t.round !== round) return;
-      for (const c of commits) await acceptVote(w, t, { kind: 'commit', task_id: start.task_id, round, voter_id: c.voter_id, commitment: c.commitment, signature: c.signature }, w.tx.now, c.sealed);
+      if (stopped) await w.emit(EventType.TASK_STAGE_STOPPED, stopped);
+      for (const c of commits) await acceptVote(w, t, { kind: 'commit', task_id: start.task_id, round, voter_id: c.voter_id, commitment: c.commitment, signature: c.signature }, w.tx.now, c.sealed, c.cost_usd);
     });
   }
   crashPoint(deps, 'consensus-after-vote-commit', ctx.step.step_id);
@@ -114,10 +125,16 @@ function tallyOf(votes: readonly ConsensusVoteRow[]): Record<string, number> {
   return tallyReveals(votes.flatMap((v) => (v.revealed_at !== null && v.candidate_hash && v.vote ? [{ candidate_hash: v.candidate_hash, vote: v.vote }] : [])));
 }
 
-/** What a kernel voter approves: the best verified candidate, or its judge agent's pick among them. */
-async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, v: VoterSpec, ranked: Array<{ candidate_hash: string; score: number }>): Promise<string | undefined> {
-  if (ranked.length === 0) return undefined;
-  if (v.strategy !== 'agent' || !v.agent) return ranked[0]?.candidate_hash;
+/**
+ * What a kernel voter approves: the best verified candidate, or its judge agent's pick among them,
+ * with what the judge cost (its numeric `cost_usd` output, charged to the finalize bucket).
+ */
+async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, v: VoterSpec, ranked: Array<{ candidate_hash: string; score: number }>): Promise<{ candidate_hash: string; cost_usd: number } | undefined> {
+  const best = ranked[0];
+  if (!best) return undefined;
+  const fallback = (cost_usd: number) => ({ candidate_hash: best.candidate_hash, cost_usd });
+  if (v.strategy !== 'agent' || !v.agent) return fallback(0);
+  let cost = 0;
   const cands = await deps.store.getConsensusCandidates(task.task_id);
   const verified = new Set(ranked.map((r) => r.candidate_hash));
   try {
@@ -137,15 +154,17 @@ async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRo
       workflow: ctx.workflow,
       signal: ctx.signal,
     });
-    const pick = (out as { candidate_hash?: unknown } | null)?.candidate_hash;
-    if (typeof pick === 'string' && verified.has(pick)) return pick;
+    const o = out as { candidate_hash?: unknown; cost_usd?: unknown } | null;
+    if (typeof o?.cost_usd === 'number' && Number.isFinite(o.cost_usd) && o.cost_usd > 0) cost = o.cost_usd;
+    const pick = o?.candidate_hash;
+    if (typeof pick === 'string' && verified.has(pick)) return { candidate_hash: pick, cost_usd: cost };
     deps.log?.(`consensus task ${task.task_id}: judge ${v.agent} of voter ${v.id} picked no verified candidate; it votes for the best verified one`);
   } catch (e) {
     if (e instanceof StepError && e.code === 'LEASE_LOST') throw e;
     checkAborted(ctx.signal);
     deps.log?.(`consensus task ${task.task_id}: judge ${v.agent} of voter ${v.id} failed (${errorMessage(e)}); it votes for the best verified one`);
   }
-  return ranked[0]?.candidate_hash;
+  return fallback(cost);
 }
 
 /** Reveal what kernel voters committed to (their sealed votes); whether any was revealed. */

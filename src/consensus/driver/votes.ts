@@ -85,9 +85,10 @@ export function voteContextOf(task: ConsensusTaskRow, votes: readonly ConsensusV
 
 /**
  * Check a vote against the task and record it, or record its refusal. `sealed` keeps a kernel
- * voter's own vote with its commitment, for its reveal (after a crash too).
+ * voter's own vote with its commitment, for its reveal (after a crash too); `costUsd` is what a
+ * kernel voter's judge cost, charged to the finalize bucket with its commit (taken or refused).
  */
-export async function acceptVote(w: Writer, task: ConsensusTaskRow, v: VoteInput, now: number, sealed?: SealedVote): Promise<VoteOutcome> {
+export async function acceptVote(w: Writer, task: ConsensusTaskRow, v: VoteInput, now: number, sealed?: SealedVote, costUsd = 0): Promise<VoteOutcome> {
   const round = v.round ?? task.round;
   const votes = await w.c.votes(task.task_id, task.round);
   const signature = v.signature ?? '';
@@ -99,12 +100,15 @@ export async function acceptVote(w: Writer, task: ConsensusTaskRow, v: VoteInput
     const known = new Set((await w.c.candidates(task.task_id)).map((c) => c.candidate_hash));
     verdict = checkReveal(voteContextOf(task, votes, known), { task_id: task.task_id, round, voter_id: v.voter_id, candidate_hash: v.candidate_hash, vote: v.vote, salt: v.salt, signature }, now);
   }
+  // A judge's cost was spent whether or not its commit is taken.
+  const cost = v.kind === 'commit' && Number.isFinite(costUsd) && costUsd > 0 ? costUsd : 0;
+  if (cost > 0) await w.c.addCost(task.task_id, 'finalize', cost);
   if (!verdict.ok) {
-    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: v.kind === 'commit' ? 'vote_commit' : 'vote_reveal', voter_id: v.voter_id, round, reason_code: verdict.code, reason: reasonName(verdict.code), detail: verdict.message });
+    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: v.kind === 'commit' ? 'vote_commit' : 'vote_reveal', voter_id: v.voter_id, round, reason_code: verdict.code, reason: reasonName(verdict.code), detail: verdict.message, ...(cost > 0 ? { record_kind: 'vote_commit', cost_usd: cost } : {}) });
     return { accepted: false, round, reason_code: verdict.code, reason: verdict.message };
   }
   if (v.kind === 'commit') {
-    const ev = await w.emit(EventType.VOTE_COMMIT, { task_id: task.task_id, round, voter_id: v.voter_id, commitment: v.commitment, signature });
+    const ev = await w.emit(EventType.VOTE_COMMIT, { task_id: task.task_id, round, voter_id: v.voter_id, commitment: v.commitment, signature, ...(cost > 0 ? { cost_usd: cost } : {}) });
     await w.c.insertCommit({ task_id: task.task_id, round, voter_id: v.voter_id, commitment: v.commitment, commit_signature: signature, committed_at: now }, sealed);
     if (task.round_started_at === null) {
       await w.c.updateTask(task.task_id, { round_started_at: now });
