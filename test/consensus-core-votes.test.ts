@@ -87,6 +87,13 @@ describe('checkCommit', () => {
     expect(checkCommit(ctx({ round: 2, commits: [c] }), commit('v1', H1, 'approve', 's', 2), T0)).toEqual({ ok: true });
     // Identity first: a stranger's commit is NOT_MEMBER even after finalization.
     expect(name(checkCommit(ctx({ status: 'finalized' }), { ...c, voter_id: 'stranger' }, T0))).toBe('NOT_MEMBER');
+    // Once someone revealed in the round, a new commitment could copy the reveal: closed.
+    const r2 = reveal('v2', H1, 'approve', 'x');
+    expect(checkCommit(ctx({ commits: [commit('v2', H1, 'approve', 'x')], reveals: [r2] }), c, T0)).toMatchObject({ name: 'COMMIT_CLOSED', message: 'reveals have begun in round 1' });
+    // A commitment is a sha256 hex digest.
+    const bad = { ...c, commitment: 'not-a-digest' };
+    bad.signature = signAs(ids.v1.privateKey, 'vote_commit', bad);
+    expect(checkCommit(ctx(), bad, T0)).toMatchObject({ name: 'REVEAL_MISMATCH', message: 'a commitment is a sha256 hex digest' });
   });
 });
 
@@ -101,6 +108,9 @@ describe('checkReveal', () => {
     expect(name(checkReveal(ctx({ commits: [c1], status: 'finalized' }), r, T0))).toBe('ALREADY_FINALIZED');
     expect(name(checkReveal(ctx({ commits: [c1], status: 'expired' }), r, T0))).toBe('TASK_EXPIRED');
     expect(name(checkReveal(ctx({ commits: [c1], status: 'committed' }), r, T0))).toBe('REVEAL_LATE');
+    // A task that failed (too few reveals by the deadline): a reveal after the deadline is late, one before it finds the task closed.
+    expect(name(checkReveal(ctx({ commits: [c1], status: 'failed' }), r, T0 + 30_001))).toBe('REVEAL_LATE');
+    expect(name(checkReveal(ctx({ commits: [c1], status: 'failed' }), r, T0))).toBe('TASK_EXPIRED');
     expect(name(checkReveal(ctx({ commits: [c1], round: 2 }), r, T0))).toBe('ROUND_MISMATCH');
     expect(checkReveal(base(), reveal('v2', H1, 'approve', 'x'), T0)).toMatchObject({ name: 'REVEAL_WITHOUT_COMMIT', code: 1204, message: "'v2' made no commitment in round 1" });
     expect(checkReveal(ctx({ commits: [c1], reveals: [r] }), r, T0)).toMatchObject({ name: 'REVEAL_DUPLICATE', identical: true });

@@ -104,7 +104,10 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       expect(d.status).toBe('finalized');
       expect(calls()).toBe(2);
       const events = (await swarm.events(d.run_id as string)).filter((e) => (e.data as { task_id?: string }).task_id === taskId);
-      expect(events.filter((e) => e.type === 'TASK_STAGE_STOPPED')).toHaveLength(0);
+      // Proposing ran its explore.max_rounds: the stop says so (reason code OK), and names no bucket.
+      const stops = events.filter((e) => e.type === 'TASK_STAGE_STOPPED');
+      expect(stops.map((e) => e.data)).toEqual([expect.objectContaining({ task_id: taskId, stage: 'propose', reason_code: ReasonCode.OK, reason: 'OK', round: 2 })]);
+      expect(stops[0]?.data).not.toHaveProperty('bucket');
       const cost = await swarm.taskCost(taskId);
       expect(cost.explore_usd).toBeCloseTo(0.06);
       expect(cost.exhausted).toEqual([]);

@@ -143,6 +143,15 @@ export class ConsensusReads {
       where.push('status = ?');
       values.push(query.status);
     }
+    if (query.task_type !== undefined) {
+      where.push('task_type = ?');
+      values.push(query.task_type);
+    }
+    if (query.after) {
+      // The rows after the cursor in ORDER BY created_at DESC, task_id.
+      where.push('(created_at < ? OR (created_at = ? AND task_id > ?))');
+      values.push(query.after.created_at, query.after.created_at, query.after.task_id);
+    }
     values.push(Math.max(1, Math.min(query.limit ?? 100, 1000)));
     const sql = `SELECT * FROM consensus_tasks${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, task_id LIMIT ?`;
     return (await this.q(sql, values)).rows.map(toTaskRow);

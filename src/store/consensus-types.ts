@@ -82,7 +82,13 @@ export type ConsensusCosts = Record<BudgetBucket, number>;
 export interface ConsensusTaskQuery {
   run_id?: string;
   status?: TaskStatus;
-  /** Newest first; default 100. */
+  task_type?: string;
+  /**
+   * Keyset paging: only tasks after this one in the list's order (created_at descending, then
+   * task_id ascending), i.e. the last task of the previous page.
+   */
+  after?: { created_at: number; task_id: string };
+  /** Newest first; default 100, at most 1000. */
   limit?: number;
 }
 

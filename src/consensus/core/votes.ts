@@ -5,10 +5,13 @@
  * Order of checks (the first failing one is the reason):
  *   every signed record   NOT_MEMBER, ROLE_MISMATCH, SIGNATURE_MISSING, SIGNATURE_INVALID
  *   commit                ALREADY_FINALIZED / TASK_EXPIRED, COMMIT_CLOSED (voting not open, decision
- *                         committed), ROUND_MISMATCH, COMMIT_CLOSED (reveal deadline passed), COMMIT_DUPLICATE
- *   reveal                ALREADY_FINALIZED / TASK_EXPIRED, REVEAL_LATE (decision committed), ROUND_MISMATCH,
- *                         REVEAL_WITHOUT_COMMIT, REVEAL_DUPLICATE, REVEAL_LATE (deadline), REVEAL_MISMATCH,
- *                         REVEAL_UNKNOWN_CANDIDATE
+ *                         committed), ROUND_MISMATCH, COMMIT_CLOSED (reveal deadline passed), COMMIT_DUPLICATE,
+ *                         COMMIT_CLOSED (reveals have begun in the round: a later commit could copy them),
+ *                         REVEAL_MISMATCH (a commitment that is not a sha256 hex digest)
+ *   reveal                REVEAL_LATE (the round's deadline passed and the task has failed since, e.g. for
+ *                         want of reveals), ALREADY_FINALIZED / TASK_EXPIRED, REVEAL_LATE (decision committed),
+ *                         ROUND_MISMATCH, REVEAL_WITHOUT_COMMIT, REVEAL_DUPLICATE, REVEAL_LATE (deadline),
+ *                         REVEAL_MISMATCH, REVEAL_UNKNOWN_CANDIDATE
  * The reveal deadline is the round's first commit + `reveal_deadline_ms`; a record at exactly the
  * deadline is on time.
  *
@@ -102,6 +105,8 @@ export function checkCommit(ctx: VoteContext, commit: VoteCommit, now: number): 
   if (deadline !== null && now > deadline) return refuse(ReasonCode.COMMIT_CLOSED, `round ${ctx.round} closed at its reveal deadline (${new Date(deadline).toISOString()})`);
   const prior = ctx.commits.find((c) => c.round === commit.round && c.voter_id === commit.voter_id);
   if (prior) return refuse(ReasonCode.COMMIT_DUPLICATE, `'${commit.voter_id}' already committed in round ${commit.round}`, prior.commitment === commit.commitment);
+  if (ctx.reveals.some((r) => r.round === commit.round)) return refuse(ReasonCode.COMMIT_CLOSED, `reveals have begun in round ${commit.round}`);
+  if (!/^[0-9a-f]{64}$/.test(commit.commitment)) return refuse(ReasonCode.REVEAL_MISMATCH, 'a commitment is a sha256 hex digest');
   return OK;
 }
 
@@ -109,6 +114,11 @@ export function checkCommit(ctx: VoteContext, commit: VoteCommit, now: number): 
 export function checkReveal(ctx: VoteContext, reveal: VoteReveal, now: number): Verdict {
   const signed = checkSigned(ctx.members, 'voter', 'vote_reveal', reveal as unknown as Record<string, unknown>);
   if (!signed.ok) return signed;
+  const deadline = revealDeadline(ctx);
+  // A reveal after its round's deadline is late even when the task has failed for want of reveals since.
+  if (ctx.status === 'failed' && reveal.round === ctx.round && deadline !== null && now > deadline) {
+    return refuse(ReasonCode.REVEAL_LATE, `the reveal deadline of round ${reveal.round} passed at ${new Date(deadline).toISOString()}`);
+  }
   const fin = finalStatus(ctx.status);
   if (fin) return fin;
   if (ctx.status === 'committed') return refuse(ReasonCode.REVEAL_LATE, 'a decision is already committed; reveals are closed');
@@ -120,7 +130,6 @@ export function checkReveal(ctx: VoteContext, reveal: VoteReveal, now: number): 
     const same = prior.candidate_hash === reveal.candidate_hash && prior.vote === reveal.vote && prior.salt === reveal.salt;
     return refuse(ReasonCode.REVEAL_DUPLICATE, `'${reveal.voter_id}' already revealed in round ${reveal.round}`, same);
   }
-  const deadline = revealDeadline(ctx);
   if (deadline !== null && now > deadline) return refuse(ReasonCode.REVEAL_LATE, `the reveal deadline of round ${reveal.round} passed at ${new Date(deadline).toISOString()}`);
   if (reveal.vote !== 'approve' && reveal.vote !== 'reject') return refuse(ReasonCode.REVEAL_MISMATCH, `vote ${JSON.stringify(reveal.vote)} is neither approve nor reject`);
   if (commitmentHash(reveal.candidate_hash, reveal.vote, reveal.salt) !== commit.commitment) {

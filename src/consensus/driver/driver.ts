@@ -23,9 +23,10 @@ import type { ConsensusTaskRow } from '../../store/consensus-types.js';
 import type { ClaimedStep, StepResult } from '../../store/types.js';
 import { ReasonCode, reasonName } from '../core/reason-codes.js';
 import type { Member, TaskContract } from '../core/types.js';
+import { CONTRACT_DEFAULTS } from '../core/contract.js';
 import { resolveTaskContract } from './contract.js';
 import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
-import { DEFAULT_EXPIRY_MS, proposerSlots, quorumOf, verifierSlots, voterSlots } from './rules.js';
+import { proposerSlots, quorumOf, verifierSlots, voterSlots } from './rules.js';
 import { propose } from './propose.js';
 import { verify } from './verify.js';
 import { vote } from './vote.js';
@@ -104,7 +105,7 @@ async function ensureTask(deps: ConsensusDeps, ctx: DriverCtx, contract: TaskCon
       reason_code: null,
       reason: null,
       created_at: now,
-      expires_at: now + (contract.expiry_ms ?? DEFAULT_EXPIRY_MS),
+      expires_at: now + (contract.expiry_ms ?? CONTRACT_DEFAULTS.expiry_ms),
       updated_at: now,
     };
     await w.c.insertTask(row);

@@ -11,14 +11,16 @@ import { StepError, errorMessage } from '../../core/errors.js';
 import { EventType } from '../../core/events.js';
 import type { SeedBundle } from '../../executors/http/contract.js';
 import type { ConsensusCandidateRow, ConsensusTaskRow } from '../../store/consensus-types.js';
-import { candidateHash, signRecord, verifyRecord } from '../core/crypto.js';
+import { candidateHash, signRecord } from '../core/crypto.js';
+import { admitCandidate, exploreDecision, newHashesPerRound } from '../core/explore.js';
 import { ReasonCode, reasonName } from '../core/reason-codes.js';
 import { candidateSignedFields } from '../core/signed.js';
-import { admitCandidate } from '../core/explore.js';
+import { gateStage } from '../core/stage-budget.js';
 import type { EvidenceRef } from '../core/types.js';
+import { checkSigned } from '../core/votes.js';
 import { checkAborted, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
 import { failTask } from './driver.js';
-import { budgetAllows, exploreStop, memberOf, outputForEvent, proposerSlots, type ProposerSlot } from './rules.js';
+import { outputForEvent, proposerSlots, type ProposerSlot } from './rules.js';
 
 interface Proposal {
   output: unknown;
@@ -51,47 +53,43 @@ export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
     await w.emit(EventType.TASK_CLAIMED, { task_id: task.task_id, stage: 'propose', attempt: ctx.step.attempt, worker_id: ctx.workerId });
     for (const e of lookupEvents) await w.emit(e.type, { task_id: task.task_id, ...e.data });
   });
+  // Why proposing stopped (TASK_STAGE_STOPPED), recorded with the move to verifying: the budget, topk,
+  // no new evidence, or explore.max_rounds run out (reason code OK).
+  let stopped: Record<string, unknown>;
+  let all: ConsensusCandidateRow[];
   for (;;) {
     checkAborted(ctx.signal);
     if (round > recorded) {
       await transition(deps, ctx, (w) => w.c.updateTask(task.task_id, { explore_round: round }));
       recorded = round;
     }
-    const spent = (await deps.store.getConsensusCosts(task.task_id)).explore;
-    if (!budgetAllows(contract, 'explore', spent)) {
-      await stageStopped(deps, ctx, task, 'explore', ReasonCode.STAGE_BUDGET_EXHAUSTED, `explore budget ${contract.budget?.explore} USD spent (${spent.toFixed(4)})`);
+    const gate = gateStage(contract.budget, await deps.store.getConsensusCosts(task.task_id), 'propose');
+    if (!gate.ok) {
+      stopped = { bucket: gate.bucket, reason_code: gate.code, reason: reasonName(gate.code), detail: gate.reason, round, spent_usd: gate.spent_usd, budget_usd: gate.budget_usd };
+      all = await deps.store.getConsensusCandidates(task.task_id);
       break;
     }
     const have = await deps.store.getConsensusCandidates(task.task_id);
     const missing = slots.filter((s) => !have.some((c) => c.proposer_id === s.id && c.round === round));
     await Promise.all(missing.map((s) => proposeOne(deps, ctx, task, s, round, seed)));
-    const all = await deps.store.getConsensusCandidates(task.task_id);
-    const stop = exploreStop(contract, new Set(all.map((c) => c.candidate_hash)).size, quietRounds(all, round), round);
-    if (stop.reason_code !== undefined) await stageStopped(deps, ctx, task, 'explore', stop.reason_code, stop.reason ?? reasonName(stop.reason_code));
-    if (stop.stop) break;
-    round++;
+    all = missing.length ? await deps.store.getConsensusCandidates(task.task_id) : have;
+    const next = exploreDecision(contract.explore, { rounds: newHashesPerRound(all, round) });
+    if (next.stop) {
+      stopped = { reason_code: next.code, reason: reasonName(next.code), detail: next.reason, round };
+      break;
+    }
+    round = next.next_round;
   }
-  const all = await deps.store.getConsensusCandidates(task.task_id);
+  const event = { task_id: task.task_id, stage: 'propose', ...stopped };
   if (all.length === 0) {
+    await transition(deps, ctx, (w) => w.emit(EventType.TASK_STAGE_STOPPED, event));
     await failTask(deps, ctx, task.task_id, ReasonCode.NO_CANDIDATES, 'no proposer brought a candidate');
     return;
   }
-  await transition(deps, ctx, (w) => w.c.updateTask(task.task_id, { status: 'verifying', stage: 'verify' }));
-}
-
-/** Rounds in a row, up to `round`, that brought no candidate hash unseen in earlier rounds. */
-function quietRounds(cands: readonly ConsensusCandidateRow[], round: number): number {
-  let quiet = 0;
-  for (let r = round; r >= 1; r--) {
-    const before = new Set(cands.filter((c) => c.round < r).map((c) => c.candidate_hash));
-    if (cands.some((c) => c.round === r && !before.has(c.candidate_hash))) break;
-    quiet++;
-  }
-  return quiet;
-}
-
-async function stageStopped(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, bucket: string, code: number, reason: string): Promise<void> {
-  await transition(deps, ctx, (w) => w.emit(EventType.TASK_STAGE_STOPPED, { task_id: task.task_id, stage: task.stage, bucket, reason_code: code, reason: reasonName(code), detail: reason }));
+  await transition(deps, ctx, async (w) => {
+    await w.emit(EventType.TASK_STAGE_STOPPED, event);
+    await w.c.updateTask(task.task_id, { status: 'verifying', stage: 'verify' });
+  });
 }
 
 /** Ask one proposer for its candidate of a round and record it (or its refusal). */
@@ -109,8 +107,8 @@ async function proposeOne(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTa
   }
   const hash = candidateHash(p.output ?? null);
   const fields = candidateSignedFields({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, evidence: p.evidence, cost_usd: p.cost_usd });
-  const member = memberOf(task.members, 'proposer', slot.id);
-  const code = !member ? ReasonCode.NOT_MEMBER : !p.signature ? ReasonCode.SIGNATURE_MISSING : !verifyRecord(member.public_key, 'candidate', fields, p.signature) ? ReasonCode.SIGNATURE_INVALID : undefined;
+  const signed = checkSigned(task.members, 'proposer', 'candidate', { ...fields, signature: p.signature ?? '' });
+  const code = signed.ok ? undefined : signed.code;
   await transition(deps, ctx, async (w) => {
     const kept = await w.c.candidates(task.task_id);
     if (kept.some((c) => c.proposer_id === slot.id && c.round === round)) return;

@@ -11,12 +11,15 @@
 import { StepError, errorMessage } from '../../core/errors.js';
 import { EventType } from '../../core/events.js';
 import type { ConsensusCandidateRow, ConsensusTaskRow } from '../../store/consensus-types.js';
-import { sha256Hex, signRecord, verifyRecord } from '../core/crypto.js';
+import { sha256Hex, signRecord } from '../core/crypto.js';
 import { ReasonCode, reasonName } from '../core/reason-codes.js';
 import { verifierResultSignedFields } from '../core/signed.js';
+import { gateStage } from '../core/stage-budget.js';
 import type { EvidenceRef, VerificationStatus, VerifierSpec } from '../core/types.js';
+import { checkSigned } from '../core/votes.js';
+import { evaluatePolicy } from '../policies/index.js';
 import { checkAborted, transition, type ConsensusDeps, type DriverCtx, type Writer } from './deps.js';
-import { budgetAllows, memberOf, runPolicy, verifierSlots } from './rules.js';
+import { verifierSlots } from './rules.js';
 
 const DEFAULT_EVIDENCE_MAX_BYTES = 1024 * 1024;
 
@@ -66,10 +69,10 @@ export async function verify(deps: ConsensusDeps, ctx: DriverCtx, task: Consensu
       checkAborted(ctx.signal);
       const done = await deps.store.getConsensusResults(task.task_id);
       if (done.some((r) => r.candidate_hash === cand.candidate_hash && r.verifier_id === v.id)) continue;
-      const spent = (await deps.store.getConsensusCosts(task.task_id)).verify;
-      if (!budgetAllows(contract, 'verify', spent)) {
+      const gate = gateStage(contract.budget, await deps.store.getConsensusCosts(task.task_id), 'verify');
+      if (!gate.ok) {
         await transition(deps, ctx, (w) =>
-          w.emit(EventType.TASK_STAGE_STOPPED, { task_id: task.task_id, stage: 'verify', bucket: 'verify', reason_code: ReasonCode.STAGE_BUDGET_EXHAUSTED, reason: 'STAGE_BUDGET_EXHAUSTED', detail: `verify budget ${contract.budget?.verify} USD spent` }),
+          w.emit(EventType.TASK_STAGE_STOPPED, { task_id: task.task_id, stage: 'verify', bucket: gate.bucket, reason_code: gate.code, reason: reasonName(gate.code), detail: gate.reason, spent_usd: gate.spent_usd, budget_usd: gate.budget_usd }),
         );
         return moveOn(deps, ctx, task);
       }
@@ -120,7 +123,7 @@ async function askVerifier(
       r = { status, reason_codes: out.reason_codes ?? [], reason: out.reason ?? '', score: out.score ?? (out.status === 'passed' ? 1 : 0), evidence: out.evidence ?? [], cost_usd: out.cost_usd ?? 0, signature: out.signature ?? null };
       if (status !== out.status) r.reason_codes = [...r.reason_codes, ReasonCode.EVIDENCE_UNREACHABLE];
     } else {
-      const o = runPolicy(policy, params, { ...(contract.output_schema ? { output_schema: contract.output_schema } : {}), candidate: { candidate_hash: cand.candidate_hash, output: cand.output, evidence: cand.evidence }, others, unreachable_evidence: unreachable });
+      const o = evaluatePolicy(policy, params, { ...(contract.output_schema ? { output_schema: contract.output_schema } : {}), candidate: { candidate_hash: cand.candidate_hash, output: cand.output, evidence: cand.evidence }, others, unreachable_evidence: unreachable });
       const key = await deps.kernelKey(`consensus:${v.id}`);
       const base = { task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: o.status, reason_codes: o.reason_codes, score: o.score, evidence: [], cost_usd: 0 };
       r = { ...o, evidence: [], cost_usd: 0, signature: signRecord(key.privateKey, 'verifier_result', verifierResultSignedFields(base)) };
@@ -142,9 +145,10 @@ async function askVerifier(
 async function recordResult(w: Writer, task: ConsensusTaskRow, v: VerifierSpec & { id: string }, cand: ConsensusCandidateRow, checks: EvidenceCheck[], r: VerifierAnswer, have: Array<{ candidate_hash: string; verifier_id: string }>): Promise<void> {
   const policy = task.contract.verification.policy;
   const fields = verifierResultSignedFields({ task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, score: r.score, evidence: r.evidence, cost_usd: r.cost_usd });
-  const member = memberOf(task.members, 'verifier', v.id);
+  // A verifier that could not answer signed nothing: its inconclusive result is kept unsigned.
   const errored = r.reason_codes.includes(ReasonCode.VERIFIER_ERROR) && r.signature === null;
-  const refused = !member ? ReasonCode.NOT_MEMBER : errored ? undefined : !r.signature ? ReasonCode.SIGNATURE_MISSING : !verifyRecord(member.public_key, 'verifier_result', fields, r.signature) ? ReasonCode.SIGNATURE_INVALID : undefined;
+  const signed = checkSigned(task.members, 'verifier', 'verifier_result', { ...fields, signature: r.signature ?? '' });
+  const refused = signed.ok || (errored && signed.code === ReasonCode.SIGNATURE_MISSING) ? undefined : signed.code;
   if (have.some((x) => x.candidate_hash === cand.candidate_hash && x.verifier_id === v.id)) return;
   await w.c.addCost(task.task_id, 'verify', r.cost_usd);
   if (!have.some((x) => x.candidate_hash === cand.candidate_hash)) {

@@ -1,7 +1,7 @@
 /**
  * The vote stage of a round: kernel voters commit (`best_verified`, or an `agent` judge), external
  * voters commit and reveal through the API or the CLI; kernel voters reveal once every voter has
- * committed or half the reveal window has passed. The tally decides (see rules.ts decideTally); at
+ * committed or half the reveal window has passed. The tally decides (core/votes.ts decide); at
  * the deadline too few reveals schedule a new round (TASK_RETRY_SCHEDULED) until `max_rounds`, then
  * the task fails. A decision is committed once (one row per task) with its proof: the winner's
  * CANDIDATE_PROPOSED and the approving VOTE_REVEALs, by seq and hash.
@@ -12,12 +12,15 @@
 import { StepError, errorMessage } from '../../core/errors.js';
 import { EventType } from '../../core/events.js';
 import type { ConsensusResultRow, ConsensusTaskRow, ConsensusVoteRow, SealedVote } from '../../store/consensus-types.js';
+import { CONTRACT_DEFAULTS } from '../core/contract.js';
 import { commitmentHash, newSalt, signRecord } from '../core/crypto.js';
-import { ReasonCode } from '../core/reason-codes.js';
+import { ReasonCode, reasonName } from '../core/reason-codes.js';
+import { gateStage } from '../core/stage-budget.js';
 import type { VoterSpec } from '../core/types.js';
+import { decide, tally as tallyReveals } from '../core/votes.js';
 import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
 import { failTask } from './driver.js';
-import { decideTally, DEFAULT_MAX_VOTE_ROUNDS, DEFAULT_REVEAL_DEADLINE_MS, quorumOf, voterSlots } from './rules.js';
+import { quorumOf, voterSlots } from './rules.js';
 import { acceptVote, commitFields, revealDeadline, revealFields } from './votes.js';
 
 /** Verified candidates, best first: passed by some verifier and failed by none, by mean score, then hash. */
@@ -52,14 +55,23 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
   const committed = new Set((await deps.store.getConsensusVotes(start.task_id, round)).map((v) => v.voter_id));
   // Their choices are made at once, and their commits recorded in one transition (each its own VOTE_COMMIT).
   checkAborted(ctx.signal);
-  const choices = await Promise.all(kernel.filter((v) => !committed.has(v.id)).map(async (v) => ({ v, choice: await choose(deps, ctx, start, v, ranked) })));
-  const commits: Array<{ voter_id: string; commitment: string; signature: string; sealed: SealedVote }> = [];
-  for (const { v, choice } of choices) {
+  const pending = kernel.filter((v) => !committed.has(v.id));
+  // The finalize bucket (vote and finalize spend from it) gates the judges: once it is spent, a judge
+  // is not asked and its voter votes for the best verified candidate, which costs nothing.
+  let stopped: Record<string, unknown> | undefined;
+  if (contract.budget?.finalize !== undefined && pending.some((v) => v.strategy === 'agent' && v.agent)) {
+    const gate = gateStage(contract.budget, await deps.store.getConsensusCosts(start.task_id), 'vote');
+    if (!gate.ok) stopped = { task_id: start.task_id, stage: 'vote', bucket: gate.bucket, reason_code: gate.code, reason: reasonName(gate.code), detail: gate.reason, round, spent_usd: gate.spent_usd, budget_usd: gate.budget_usd };
+  }
+  const choices = await Promise.all(pending.map(async (v) => ({ v, choice: await choose(deps, ctx, start, stopped ? { ...v, strategy: 'best_verified' } : v, ranked) })));
+  const commits: Array<{ voter_id: string; commitment: string; signature: string; sealed: SealedVote; cost_usd: number }> = [];
+  for (const { v, choice: picked } of choices) {
+    const choice = picked?.candidate_hash;
     if (!choice) continue;
     const key = await deps.kernelKey(`consensus:${v.id}`);
     const sealed: SealedVote = { candidate_hash: choice, vote: 'approve', salt: newSalt() };
     const commitment = commitmentHash(sealed.candidate_hash, sealed.vote, sealed.salt);
-    commits.push({ voter_id: v.id, commitment, sealed, signature: signRecord(key.privateKey, 'vote_commit', commitFields({ task_id: start.task_id, round, voter_id: v.id, commitment })) });
+    commits.push({ voter_id: v.id, commitment, sealed, cost_usd: picked.cost_usd, signature: signRecord(key.privateKey, 'vote_commit', commitFields({ task_id: start.task_id, round, voter_id: v.id, commitment })) });
   }
   checkAborted(ctx.signal);
   if (commits.length > 0 || !judges) {
@@ -67,12 +79,13 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
       if (!judges) await w.emit(EventType.TASK_CLAIMED, claim);
       const t = await w.c.getTask(start.task_id);
       if (!t || t.status !== 'voting' || t.round !== round) return;
-      for (const c of commits) await acceptVote(w, t, { kind: 'commit', task_id: start.task_id, round, voter_id: c.voter_id, commitment: c.commitment, signature: c.signature }, w.tx.now, c.sealed);
+      if (stopped) await w.emit(EventType.TASK_STAGE_STOPPED, stopped);
+      for (const c of commits) await acceptVote(w, t, { kind: 'commit', task_id: start.task_id, round, voter_id: c.voter_id, commitment: c.commitment, signature: c.signature }, w.tx.now, c.sealed, c.cost_usd);
     });
   }
   crashPoint(deps, 'consensus-after-vote-commit', ctx.step.step_id);
   const quorum = quorumOf(contract);
-  const window = contract.voting.reveal_deadline_ms ?? DEFAULT_REVEAL_DEADLINE_MS;
+  const window = contract.voting.reveal_deadline_ms ?? CONTRACT_DEFAULTS.reveal_deadline_ms;
   // One abort listener for the whole wait, not one per poll (they would pile up on the signal until the round ends).
   const aborted = new Promise<void>((r) => ctx.signal.addEventListener('abort', () => r(), { once: true }));
   for (;;) {
@@ -93,29 +106,35 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
     const commitsOpen = revealedOrClosed === 0 && (deadline === null || now <= deadline);
     const outstanding = votes.filter((x) => x.revealed_at === null).length + (commitsOpen ? voters.length - votes.length : 0);
     const passed = deadline !== null && now > deadline;
-    const d = decideTally(tally, { quorum, outstanding, deadlinePassed: passed });
+    // Past the deadline nobody may still reveal.
+    const d = decide(tally, quorum, passed ? 0 : outstanding);
     if (d.decided) {
-      await commitDecision(deps, ctx, task, d.decided, tally, quorum);
+      await commitDecision(deps, ctx, task, d.candidate_hash, tally, quorum);
       return;
     }
     if (passed || (outstanding === 0 && !commitsOpen)) {
-      await retryOrFail(deps, ctx, task, revealedOrClosed, quorum, d.tie === true);
+      await retryOrFail(deps, ctx, task, revealedOrClosed, quorum, d.code === ReasonCode.TIE);
       return;
     }
     await deps.store.waitForChange(Math.min(deps.pollMs ?? 200, Math.max(1, (deadline ?? task.expires_at) - now + 1)), aborted);
   }
 }
 
+/** The round's tally (core's): approvals per candidate hash among the revealed votes. */
 function tallyOf(votes: readonly ConsensusVoteRow[]): Record<string, number> {
-  const tally: Record<string, number> = {};
-  for (const v of votes) if (v.revealed_at !== null && v.vote === 'approve' && v.candidate_hash) tally[v.candidate_hash] = (tally[v.candidate_hash] ?? 0) + 1;
-  return tally;
+  return tallyReveals(votes.flatMap((v) => (v.revealed_at !== null && v.candidate_hash && v.vote ? [{ candidate_hash: v.candidate_hash, vote: v.vote }] : [])));
 }
 
-/** What a kernel voter approves: the best verified candidate, or its judge agent's pick among them. */
-async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, v: VoterSpec, ranked: Array<{ candidate_hash: string; score: number }>): Promise<string | undefined> {
-  if (ranked.length === 0) return undefined;
-  if (v.strategy !== 'agent' || !v.agent) return ranked[0]?.candidate_hash;
+/**
+ * What a kernel voter approves: the best verified candidate, or its judge agent's pick among them,
+ * with what the judge cost (its numeric `cost_usd` output, charged to the finalize bucket).
+ */
+async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, v: VoterSpec, ranked: Array<{ candidate_hash: string; score: number }>): Promise<{ candidate_hash: string; cost_usd: number } | undefined> {
+  const best = ranked[0];
+  if (!best) return undefined;
+  const fallback = (cost_usd: number) => ({ candidate_hash: best.candidate_hash, cost_usd });
+  if (v.strategy !== 'agent' || !v.agent) return fallback(0);
+  let cost = 0;
   const cands = await deps.store.getConsensusCandidates(task.task_id);
   const verified = new Set(ranked.map((r) => r.candidate_hash));
   try {
@@ -135,15 +154,17 @@ async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRo
       workflow: ctx.workflow,
       signal: ctx.signal,
     });
-    const pick = (out as { candidate_hash?: unknown } | null)?.candidate_hash;
-    if (typeof pick === 'string' && verified.has(pick)) return pick;
+    const o = out as { candidate_hash?: unknown; cost_usd?: unknown } | null;
+    if (typeof o?.cost_usd === 'number' && Number.isFinite(o.cost_usd) && o.cost_usd > 0) cost = o.cost_usd;
+    const pick = o?.candidate_hash;
+    if (typeof pick === 'string' && verified.has(pick)) return { candidate_hash: pick, cost_usd: cost };
     deps.log?.(`consensus task ${task.task_id}: judge ${v.agent} of voter ${v.id} picked no verified candidate; it votes for the best verified one`);
   } catch (e) {
     if (e instanceof StepError && e.code === 'LEASE_LOST') throw e;
     checkAborted(ctx.signal);
     deps.log?.(`consensus task ${task.task_id}: judge ${v.agent} of voter ${v.id} failed (${errorMessage(e)}); it votes for the best verified one`);
   }
-  return ranked[0]?.candidate_hash;
+  return fallback(cost);
 }
 
 /** Reveal what kernel voters committed to (their sealed votes); whether any was revealed. */
@@ -185,7 +206,7 @@ async function commitDecision(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
 
 /** Too few reveals at the deadline: a new round while rounds and time are left; else the task fails. */
 async function retryOrFail(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, reveals: number, quorum: number, tie: boolean): Promise<void> {
-  const max = task.contract.voting.max_rounds ?? DEFAULT_MAX_VOTE_ROUNDS;
+  const max = task.contract.voting.max_rounds ?? CONTRACT_DEFAULTS.max_rounds;
   const code = tie ? ReasonCode.TIE : ReasonCode.QUORUM_NOT_REACHED;
   if (task.round >= max) {
     await failTask(deps, ctx, task.task_id, code, `${tie ? 'a tie' : `${reveals} reveal(s), quorum ${quorum}`} after ${task.round} round(s)`);

@@ -16,8 +16,6 @@ import { taskVoteRoutes, TaskParams } from './task-votes.js';
 
 /** The most tasks one page holds. */
 export const MAX_TASK_PAGE = 500;
-/** How many tasks a filtered list looks through (the store's own cap on one read). */
-const SCAN = 1000;
 
 const TaskStatusSchema = z.enum(TASK_STATUSES);
 
@@ -175,10 +173,8 @@ export function taskRoutes(app: OpenAPIHono, swarm: Swarm): void {
     const q = c.req.valid('query');
     const runId = q.run ? await swarm.resolveRunId(q.run) : undefined;
     const after = q.cursor ? decodeCursor(q.cursor) : undefined;
-    // Newest first, as the store orders them (created_at descending, then task id).
-    const rows = (await swarm.listTasks({ ...(runId ? { run_id: runId } : {}), ...(q.status ? { status: q.status } : {}), limit: SCAN }))
-      .filter((t) => q.task_type === undefined || t.task_type === q.task_type)
-      .filter((t) => !after || t.created_at < after.created_at || (t.created_at === after.created_at && t.task_id > after.task_id));
+    // Newest first (created_at descending, then task id), filtered and paged by the store; one more row than the page says whether another follows.
+    const rows = await swarm.listTasks({ ...(runId ? { run_id: runId } : {}), ...(q.status ? { status: q.status } : {}), ...(q.task_type ? { task_type: q.task_type } : {}), ...(after ? { after } : {}), limit: q.limit + 1 });
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];
     return sendJson(c, 200, { tasks: page.map(taskSummaryJson), next_cursor: rows.length > q.limit && last ? encodeCursor(last) : null });

@@ -964,6 +964,18 @@ CREATE TABLE IF NOT EXISTS imported_bundles (
   // >>> section netcap
   // <<< section netcap
   // >>> section consensus
+  // migration 31: consensus task list indexes
+  {
+    version: 31,
+    name: 'consensus task list indexes',
+    // The tasks API pages with a keyset cursor in the list's order (created_at descending, then
+    // task_id), optionally for one task type: both walk an index instead of sorting the table.
+    // The same migration as PostgreSQL's 31.
+    sql: `
+CREATE INDEX IF NOT EXISTS idx_consensus_tasks_created ON consensus_tasks(created_at, task_id);
+CREATE INDEX IF NOT EXISTS idx_consensus_tasks_type ON consensus_tasks(task_type, created_at, task_id);
+`,
+  },
   // <<< section consensus
 ];
 
