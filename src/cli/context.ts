@@ -3,7 +3,7 @@ import { byteLength, LIMIT_DEFAULTS, LimitExceededError } from '../core/limits.j
 import pc from 'picocolors';
 import { setViewRedactor } from './render.js';
 import { UserError } from '../core/errors.js';
-import { Swarm } from '../swarm.js';
+import type { Swarm } from '../swarm.js';
 import type { LoopEvent } from '../agents/loop.js';
 import { startTracingFromEnv, type TracingHandle } from '../observability/otel-sdk.js';
 import { configureTracing } from '../observability/tracing.js';
@@ -62,8 +62,9 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
       ctx.logger = createLogger({ format, text: { out: (l) => ctx.out(l), err: (l) => ctx.err(l) }, write: (s) => void process.stdout.write(s), redact: (s) => redact(s) });
     },
     swarm(options: { retryUnreachable?: boolean } = {}): Promise<Swarm> {
-      const open = (): Promise<Swarm> =>
-        Swarm.open({
+      // Loaded here, not at start-up: `--version`, `--help` and commands without a store skip it.
+      const open = async (): Promise<Swarm> =>
+        (await import('../swarm.js')).Swarm.open({
           cwd,
           env,
           log: (line, fields) => {

@@ -1,26 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode, isSwarmError, ManifestError } from '../core/errors.js';
 import { fileFault } from '../store/faults.js';
-import { registerDbCommands } from './commands/db.js';
-import { registerDevCommands } from './commands/dev.js';
-import { registerDoctorCommand } from './commands/doctor.js';
-import { registerEventsCommands } from './commands/events.js';
-import { registerGcCommand } from './commands/gc.js';
-import { registerMemoryCommand } from './commands/memory.js';
-import { registerLlmCommands } from './commands/llm.js';
-import { registerAgentCommands, registerWorkflowCommands } from './commands/registry.js';
-import { registerProcessCommands, registerRunCommands } from './commands/runs.js';
-import { registerSchedulesCommands } from './commands/schedules.js';
-import { registerServeCommand } from './commands/serve.js';
-import { registerSecretsCommands } from './commands/secrets.js';
-import { registerTokenCommands } from './commands/tokens.js';
-import { registerBreakerCommands } from './commands/breakers.js';
-import { registerSw4rmCommands } from './commands/sw4rm.js';
-import { registerExecutorsCommands } from './commands/executors.js';
-import { registerTaskCommands } from './commands/task.js';
-import { registerKnowledgeCommands } from './commands/knowledge.js';
-import { registerKeysCommands } from './commands/keys.js';
-import { registerLogCommands } from './commands/log.js';
+import { BuiltinCommands } from './builtin-commands.js';
 import { createContext } from './context.js';
 import { version } from './version.js';
 // >>> imports bundle
@@ -67,28 +48,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
     outputError: (s: string, write: (s: string) => void) => write(`swarm: ${s.trim().replace(/^error: /, '')} (see --help)\n`),
   };
   program.configureOutput(output);
-  registerRunCommands(program, ctx);
-  registerAgentCommands(program, ctx);
-  registerWorkflowCommands(program, ctx);
-  registerProcessCommands(program, ctx);
-  registerDbCommands(program, ctx);
-  registerSecretsCommands(program, ctx);
-  registerTokenCommands(program, ctx);
-  registerBreakerCommands(program, ctx);
-  registerEventsCommands(program, ctx);
-  registerLlmCommands(program, ctx);
-  registerDevCommands(program, ctx);
-  registerSchedulesCommands(program, ctx);
-  registerServeCommand(program, ctx);
-  registerGcCommand(program, ctx);
-  registerMemoryCommand(program, ctx);
-  registerDoctorCommand(program, ctx);
-  registerSw4rmCommands(program, ctx);
-  registerExecutorsCommands(program, ctx);
-  registerTaskCommands(program, ctx);
-  registerKnowledgeCommands(program, ctx);
-  registerKeysCommands(program, ctx);
-  registerLogCommands(program, ctx);
+  // The built-in commands load lazily (builtin-commands.ts): the command that runs, not all of them.
+  // Registrations below may add subcommands to `runs` and `keys`, which are always there.
+  const builtins = new BuiltinCommands(program, ctx, argv);
+  await builtins.before();
   // >>> section bundle
   registerBundleCommands(program, ctx);
   // <<< section bundle
@@ -102,6 +65,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   // <<< section netcap
   // >>> section consensus
   // <<< section consensus
+  await builtins.after();
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     for (const sub of c.commands) sub.exitOverride().configureOutput(output);
