@@ -71,7 +71,10 @@ export const EventType = {
   STEP_COPIED: 'STEP_COPIED',
   /** The first event after RUN_CREATED of a run imported from a verified bundle: data {bundle_sha256, source_run_id, certificate_sha256}. */
   RUN_IMPORTED: 'RUN_IMPORTED',
-  /** A sandboxed agent's connection through the net_cap proxy: data {destination, port, allowed, reason?, bytes_out, bytes_in}. */
+  /**
+   * A sandboxed agent's connection through the net_cap proxy: data {destination, port, allowed, reason?, bytes_out, bytes_in,
+   * method, address?, duration_ms, attempt}; past 1,000 in one attempt, one {summary: true, connections, refused, bytes_out, bytes_in, attempt}.
+   */
   NET_CONNECTION: 'NET_CONNECTION',
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
