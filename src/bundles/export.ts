@@ -8,10 +8,9 @@
  *   const out = await exportRun(swarm, runId, { keyName: 'runs' });
  *   await writeFileAtomic('run.tar', out.bytes);   // out.bundle_sha256, out.certificate_sha256
  */
-import { sign as edSign } from 'node:crypto';
+import { randomBytes, sign as edSign } from 'node:crypto';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { UserError, VerificationError } from '../core/errors.js';
 import { successorsOf } from '../core/manifest/workflow.js';
 import { TERMINAL_RUN } from '../core/states.js';
