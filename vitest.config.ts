@@ -11,6 +11,7 @@ const ROOT = dirname(fileURLToPath(import.meta.url));
  * them run beside the QUIET files (COMPANIONS below), the others in the first group.
  */
 const IN_PROCESS = [
+  'test/cli-lazy-commands.test.ts',
   'test/concurrency-keys.test.ts',
   'test/config.test.ts',
   'test/core-*.test.ts',

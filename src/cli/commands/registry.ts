@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { stringify } from 'yaml';
 import pc from 'picocolors';
 import { ExitCode, UserError, errorMessage } from '../../core/errors.js';
 import type { IoSchema } from '../../core/io-schema.js';
@@ -129,6 +128,8 @@ export function registerWorkflowCommands(program: Command, ctx: CliContext): voi
       ctx.out(`trigger:  ${m.trigger.type}`);
       if (Object.keys(m.variables).length) ctx.out(`variables: ${JSON.stringify(m.variables)}`);
       ctx.out(`\nsteps (in order):\n${table(['ID', 'AGENT', 'AFTER', 'CONDITION', 'RETRY', 'ON_ERROR'], m.steps.map((s) => [s.id, s.agent, s.deps.join(', '), s.condition ?? '', s.retry.max_attempts > 1 ? `${s.retry.max_attempts}x` : '', s.on_error]))}`);
+      // yaml loads only here: the other agent and workflow commands print no YAML.
+      const { stringify } = await import('yaml');
       for (const k of ['on_success', 'on_error'] as const) if (m[k].length) ctx.out(`\n${k}:\n${stringify(m[k]).trimEnd()}`);
     });
 

@@ -1,5 +1,13 @@
-import { isAlias, isCollection, isMap, isNode, isPair, isScalar, LineCounter, parseDocument, visit, type Alias, type Document, type Node } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
+import type { Alias, Document, Node } from 'yaml';
 import { ProblemList } from './problems.js';
+
+// The yaml package (about 70 modules) loads on the first parse, not with every `swarm` process:
+// most commands read no YAML. It is CommonJS, so `require` loads it synchronously.
+const require = createRequire(import.meta.url);
+let yamlModule: typeof Yaml | undefined;
+const yaml = (): typeof Yaml => (yamlModule ??= require('yaml') as typeof Yaml);
 
 /** The most times the nodes of one anchor may be repeated through aliases (the `yaml` package's `maxAliasCount`). */
 export const YAML_MAX_ALIAS_COUNT = 100;
@@ -17,8 +25,8 @@ export interface YamlSource {
  * YAML_MAX_ALIAS_COUNT (an "alias bomb") become one ManifestError naming the file and each line.
  */
 export function parseYaml(text: string, file: string): YamlSource {
-  const lineCounter = new LineCounter();
-  const doc: Document = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const lineCounter = new (yaml().LineCounter)();
+  const doc: Document = yaml().parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const problems = new ProblemList(file);
   // Only the first syntax error: the parser's later ones are mostly its confusion after it.
   const first = doc.errors[0];
@@ -50,13 +58,13 @@ export function parseYaml(text: string, file: string): YamlSource {
         // A mapping entry is reported at its key (`runtime:`), not at its value's first line.
         if (n > 0) {
           const parent: unknown = n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1), true);
-          if (isMap(parent)) {
-            const pair = parent.items.find((p) => isScalar(p.key) && p.key.value === path[n - 1]);
-            if (pair && isNode(pair.key) && pair.key.range) return lineCounter.linePos(pair.key.range[0]).line;
+          if (yaml().isMap(parent)) {
+            const pair = parent.items.find((p) => yaml().isScalar(p.key) && p.key.value === path[n - 1]);
+            if (pair && yaml().isNode(pair.key) && pair.key.range) return lineCounter.linePos(pair.key.range[0]).line;
           }
         }
         const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
-        if (isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line;
+        if (yaml().isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line;
       }
       return undefined;
     },
@@ -89,9 +97,9 @@ function checkAliases(doc: Document, problems: ProblemList, lineAt: (n: Node | n
   // One walk in document order: an alias refers to the last anchor of its name before it.
   const aliases: Array<{ alias: Alias; source: Node | undefined; inside: boolean }> = [];
   const anchors = new Map<string, Node>();
-  visit(doc, {
+  yaml().visit(doc, {
     Node: (_k, node, path) => {
-      if (isAlias(node)) {
+      if (yaml().isAlias(node)) {
         const source = anchors.get(node.source);
         aliases.push({ alias: node, source, inside: source !== undefined && path.includes(source) });
       } else if (node.anchor) anchors.set(node.anchor, node);
@@ -101,13 +109,13 @@ function checkAliases(doc: Document, problems: ProblemList, lineAt: (n: Node | n
   const target = new Map(aliases.map((a) => [a.alias, a.source]));
   const uses = new Map<Node, { count: number; aliasCount: number }>();
   const aliasCount = (node: unknown): number => {
-    if (isAlias(node)) {
+    if (yaml().isAlias(node)) {
       const source = target.get(node);
       const u = source ? uses.get(source) : undefined;
       return u ? u.count * u.aliasCount : 0;
     }
-    if (isCollection(node)) return node.items.reduce<number>((m, item) => Math.max(m, aliasCount(item)), 0);
-    if (isPair(node)) return Math.max(aliasCount(node.key), aliasCount(node.value));
+    if (yaml().isCollection(node)) return node.items.reduce<number>((m, item) => Math.max(m, aliasCount(item)), 0);
+    if (yaml().isPair(node)) return Math.max(aliasCount(node.key), aliasCount(node.value));
     return 1;
   };
   for (const { alias, source, inside } of aliases) {
