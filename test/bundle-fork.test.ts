@@ -88,4 +88,16 @@ describe('a fork’s bundle', () => {
     expect(r.exit_code).toBe(3);
     expect([r.problem?.path, r.problem?.field]).toEqual(['certificate.json', 'parent_state.bundle_sha256']);
   });
+
+  it('a cancelled run that never started exports and verifies (its start time is its creation)', async () => {
+    const id = await swarm.startRun('relay', { message: 'cancel me' });
+    await swarm.cancel(id);
+    const out = await exportRun(swarm, id);
+    const b = await readBundle(out.bytes);
+    expect(b.json('run.json')).toMatchObject({ status: 'cancelled', started_at: null, output: {} });
+    const cert = b.json<{ runtime: { started_at: string }; timestamp: string }>('certificate.json');
+    expect(cert.runtime.started_at).toBe(b.json<{ created_at: string }>('run.json').created_at);
+    const r = await verifyBundle(out.bytes);
+    expect(r.ok, r.problem?.message).toBe(true);
+  });
 });

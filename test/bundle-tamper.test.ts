@@ -365,6 +365,19 @@ describe('the tar itself', () => {
   });
 });
 
+describe('canonical JSON of the wrong shape', () => {
+  it.each([
+    ['events.jsonl', 'null\n'],
+    ['run.json', '[]\n'],
+    ['workflow.json', '"x"\n'],
+    ['steps/a.json', 'null\n'],
+  ])('%s holding %j: exit 3, no crash', async (path, text) => {
+    const r = await verifyBundle(await rewrite(good, { [path]: text }, { relist: true }));
+    expect(r.ok).toBe(false);
+    expect(r.exit_code).toBe(3);
+  });
+});
+
 describe('not a bundle: exit 2', () => {
   it.each([
     ['random bytes', async () => Buffer.from('this is not a tar archive at all '.repeat(64))],

@@ -97,7 +97,8 @@ export async function verifyBundle(bytes: Buffer, options: VerifyBundleOptions =
   } catch (e) {
     if (e instanceof Mismatch) report.problem = e.problem;
     else if (e instanceof NotABundleError) report.problem = { path: 'tar', field: null, message: e.message };
-    else throw e;
+    // Canonical JSON of the wrong shape (a line that is `null`, a list for an object): still a mismatch, never a crash.
+    else report.problem = { path: 'bundle', field: null, message: `bundle: an entry does not have the shape of its kind (${e instanceof Error ? e.message : String(e)})` };
   }
   return report;
 }

@@ -1,6 +1,5 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { DEFAULT_BUNDLE_KEY, exportRun, writeFileAtomic } from '../../bundles/export.js';
 import type { CliContext } from '../context.js';
 import { addVerifyCommand } from './verify.js';
 
@@ -22,9 +21,11 @@ export function registerBundleCommands(program: Command, ctx: CliContext): void 
     .command('export <run>')
     .description('write a finished run as a deterministic, signed bundle (tar): state, events, transcripts, node.json, result.json, certificate.json')
     .requiredOption('-o, --output <file>', 'the bundle file to write (replaced atomically)')
-    .option('--key <name>', `the signing key (created if missing; default ${DEFAULT_BUNDLE_KEY})`)
+    .option('--key <name>', 'the signing key (created if missing; default runs)')
     .option('--json', 'print JSON')
     .action(async (run: string, o: { output: string; key?: string; json?: boolean }) => {
+      // Loaded when the command runs: the rest of the CLI does not pay for it.
+      const { exportRun, writeFileAtomic } = await import('../../bundles/export.js');
       const swarm = await ctx.swarm();
       const out = await exportRun(swarm, run, o.key ? { keyName: o.key } : {});
       const file = resolve(ctx.cwd, o.output);

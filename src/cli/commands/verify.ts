@@ -12,7 +12,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { normalizeKey, verifyBundle, type VerifyBundleOptions, type VerifyBundleReport } from '../../bundles/verify.js';
+import type { VerifyBundleOptions, VerifyBundleReport } from '../../bundles/verify.js';
 // >>> imports share
 // <<< imports share
 
@@ -103,6 +103,8 @@ async function keyOf(value: string): Promise<string> {
 export async function runVerify(file: string, o: VerifyCliOptions, io: VerifyIo): Promise<number> {
   const bytes = await openBundle(file, o, io);
   if (!bytes) return 2;
+  // The verifier loads when verify runs, not when the CLI registers the command.
+  const { normalizeKey, verifyBundle } = await import('../../bundles/verify.js');
   const options: VerifyBundleOptions = {};
   if (o.publicKey !== undefined) {
     try {

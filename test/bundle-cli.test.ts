@@ -1,0 +1,132 @@
+/**
+ * `swarm runs export` and `swarm verify` as real processes (build first: `node scripts/build.mjs`):
+ * export writes the bundle atomically and prints its digests, the same bytes every time; it refuses
+ * an unfinished run (exit 2) and a run whose keyed chain was altered (exit 3, nothing written).
+ * verify runs in a directory with no swarm.yaml and no store, and creates neither; exit 0 with the
+ * pinned key (base64, or a PEM file), 3 naming the first mismatch (text and JSON), 2 for a file that
+ * is not a bundle or is missing; `--parent` checks a fork's link.
+ */
+import Database from 'better-sqlite3';
+import { createPublicKey } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exportRun } from '../src/bundles/export.js';
+import { entryJson } from '../src/bundles/model.js';
+import { bundleProject, jsonEntry, openBundleSwarm, rewrite, runRelay } from './helpers/bundle-fixtures.js';
+import { removeProject, runCli } from './helpers/project.js';
+
+let dir: string;
+let empty: string;
+let runId: string;
+let forkId: string;
+let queuedId: string;
+let brokenId: string;
+let key: string;
+
+beforeAll(async () => {
+  dir = bundleProject();
+  empty = mkdtempSync(join(tmpdir(), 'swarm-verify-'));
+  const swarm = await openBundleSwarm(dir);
+  try {
+    runId = await runRelay(swarm, dir);
+    forkId = (await swarm.fork(runId, { at: 'c' })).run_id;
+    await swarm.runToCompletion(forkId);
+    brokenId = await swarm.startRun('relay', { message: 'to be forged' });
+    await swarm.runToCompletion(brokenId);
+    queuedId = await swarm.startRun('relay', { message: 'never run' });
+    // The fork's bundle and the public key through the library: fewer processes on a busy machine.
+    writeFileSync(join(empty, 'fork.tar'), (await exportRun(swarm, forkId)).bytes);
+    key = await swarm.signingKeys.exportPublic('runs');
+    const pem = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(key, 'base64')]), format: 'der', type: 'spki' });
+    writeFileSync(join(empty, 'runs.pem'), pem.export({ format: 'pem', type: 'spki' }));
+  } finally {
+    await swarm.close();
+  }
+  const db = new Database(join(dir, '.swarm', 'swarm.db'));
+  db.prepare(`UPDATE events SET data = '{"forged":true}' WHERE run_id = ? AND seq = 2`).run(brokenId);
+  db.close();
+}, 90_000);
+afterAll(() => {
+  if (dir) removeProject(dir);
+  if (empty) removeProject(empty);
+});
+
+describe('swarm runs export', () => {
+  it('writes the bundle, prints its digests, the same bytes every time', async () => {
+    const a = await runCli(['runs', 'export', runId, '-o', 'run.tar'], dir);
+    expect(a.code, a.stderr).toBe(0);
+    expect(a.stdout).toMatch(/exported run .* to run\.tar/);
+    expect(a.stdout).toMatch(/bundle_sha256: sha256:[0-9a-f]{64}/);
+    const b = await runCli(['runs', 'export', runId, '-o', 'again.tar', '--json'], dir);
+    expect(b.code, b.stderr).toBe(0);
+    const doc = JSON.parse(b.stdout) as { file_sha256: string; bundle_sha256: string; size: number; signer: { key_name: string } };
+    expect(doc.signer.key_name).toBe('runs');
+    expect(readFileSync(join(dir, 'again.tar')).equals(readFileSync(join(dir, 'run.tar')))).toBe(true);
+    expect(doc.size).toBe(readFileSync(join(dir, 'run.tar')).length);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  }, 60_000);
+
+  it('refuses an unfinished run (exit 2) and a run whose keyed chain does not verify (exit 3)', async () => {
+    const q = await runCli(['runs', 'export', queuedId, '-o', 'queued.tar'], dir);
+    expect(q.code).toBe(2);
+    expect(q.stderr).toMatch(/only a finished run/);
+    const x = await runCli(['runs', 'export', brokenId, '-o', 'broken.tar'], dir);
+    expect(x.code).toBe(3);
+    expect(x.stderr).toMatch(/event chain does not verify/);
+    expect(existsSync(join(dir, 'queued.tar')) || existsSync(join(dir, 'broken.tar'))).toBe(false);
+  }, 60_000);
+});
+
+describe('swarm verify (offline)', () => {
+  beforeAll(() => {
+    writeFileSync(join(empty, 'run.tar'), readFileSync(join(dir, 'run.tar')));
+  });
+
+  it('verifies with no store and no swarm.yaml, pinned by base64 key or PEM file, and creates nothing', async () => {
+    const ok = await runCli(['verify', 'run.tar', '--public-key', key], empty);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^ok: run\.tar verifies/);
+    expect(ok.stdout).toMatch(/\(pinned\)/);
+    const pem = await runCli(['verify', 'run.tar', '--public-key', 'runs.pem'], empty);
+    expect(pem.code, pem.stderr).toBe(0);
+    expect(readdirSync(empty).sort()).toEqual(['fork.tar', 'run.tar', 'runs.pem']);
+  }, 60_000);
+
+  it('exit 3 names the first mismatch (text and JSON)', async () => {
+    const good = readFileSync(join(empty, 'run.tar'));
+    const c = await jsonEntry<{ outputs: { echoed: string } }>(good, 'steps/c.json');
+    c.outputs.echoed = 'Toad.';
+    writeFileSync(join(empty, 'bad.tar'), await rewrite(good, { 'steps/c.json': entryJson(c) }));
+    const r = await runCli(['verify', 'bad.tar', '--public-key', key], empty);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toContain('first mismatch: steps/c.json: sha256 does not match manifest.json');
+    expect(r.stderr).toContain('verification failed: steps/c.json: sha256 does not match manifest.json');
+    const j = await runCli(['verify', 'bad.tar', '--json'], empty);
+    expect(j.code).toBe(3);
+    expect(JSON.parse(j.stdout)).toMatchObject({ ok: false, exit_code: 3, problem: { path: 'steps/c.json', field: 'sha256' } });
+    const other = Buffer.alloc(32, 7).toString('base64');
+    const wrongKey = await runCli(['verify', 'run.tar', '--public-key', other], empty);
+    expect(wrongKey.code).toBe(3);
+    expect(wrongKey.stdout).toMatch(/certificate\.json: signed by .* not the pinned public key/);
+  }, 60_000);
+
+  it('exit 2: not a bundle, a missing file, a bad key', async () => {
+    writeFileSync(join(empty, 'junk.tar'), 'junk'.repeat(300));
+    const junk = await runCli(['verify', 'junk.tar'], empty);
+    expect(junk.code).toBe(2);
+    expect(junk.stderr).toMatch(/not a bundle/);
+    expect((await runCli(['verify', 'missing.tar'], empty)).code).toBe(2);
+    expect((await runCli(['verify', 'run.tar', '--public-key', 'nonsense!'], empty)).code).toBe(2);
+  }, 60_000);
+
+  it('--parent checks a fork’s link', async () => {
+    const linked = await runCli(['verify', 'fork.tar', '--parent', 'run.tar', '--json'], empty);
+    expect(linked.code, linked.stdout).toBe(0);
+    expect(JSON.parse(linked.stdout)).toMatchObject({ ok: true, parent: { state_id: runId, checked: true } });
+    const self = await runCli(['verify', 'fork.tar', '--parent', 'fork.tar'], empty);
+    expect(self.code).toBe(3);
+    expect(self.stdout).toMatch(/certificate\.json: parent_state\.state_id/);
+  }, 60_000);
+});
