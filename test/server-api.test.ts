@@ -137,6 +137,8 @@ describe('OpenAPI and the API reference', () => {
         '/api/v1/tasks',
         '/api/v1/tasks/{id}',
         '/api/v1/tasks/{id}/votes',
+        '/api/v1/runs/{id}/fork',
+        '/api/v1/runs/{id}/lineage',
         '/metrics',
       ].sort(),
     );

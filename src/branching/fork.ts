@@ -72,7 +72,7 @@ export async function forkRun(deps: ForkDeps, parentId: string, o: ForkOptions):
   if (!TERMINAL_RUN.has(parent.status)) {
     throw new UserError('RUN_NOT_FINISHED', `run ${parent.id} is ${parent.status}: only a finished run (${FORKABLE}) can be forked; wait for it ('swarm runs wait ${parent.id}') or cancel it first`, {
       runId: parent.id,
-      status: parent.status,
+      runStatus: parent.status,
     });
   }
   const planJson = await store.getPlanJson(parent.id);

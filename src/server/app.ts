@@ -37,6 +37,7 @@ import { taskRoutes } from './routes/tasks.js';
 import { metricsRoutes, webhookMetrics } from './routes/metrics.js';
 import { problem, problemResponse, toProblem, validationProblem } from './problem.js';
 // >>> imports fork
+import { forkRoutes } from './routes/fork.js';
 // <<< imports fork
 // >>> imports share
 // <<< imports share
@@ -138,6 +139,7 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   memoryRoutes(app, swarm);
   taskRoutes(app, swarm);
   // >>> section fork
+  forkRoutes(app, swarm);
   // <<< section fork
   // >>> section share
   // <<< section share

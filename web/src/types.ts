@@ -58,6 +58,9 @@ export interface Run {
   metadata?: Record<string, string>;
   parent_run_id?: string;
   parent_step_id?: string;
+  /** A fork: the step of parent_run_id it ran again from (and the LLM turn). */
+  fork_step_id?: string;
+  fork_turn?: number;
   [key: string]: unknown;
 }
 

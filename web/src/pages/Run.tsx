@@ -17,6 +17,7 @@ import { useRunEvents } from '../live';
 import type { Run, RunEvent, RunPage as RunList } from '../types';
 import { ApprovalBanner, RunActions, RunAgain, SignalForm } from './run/Actions';
 import { EventLog } from './run/EventLog';
+import { Lineage } from './run/Lineage';
 import { applyStepEvents, dagNodes, keepUnchanged, waitingReasons } from './run/graph';
 import { StepPanel } from './run/StepPanel';
 import { Timeline } from './run/Timeline';
@@ -175,7 +176,7 @@ function RunView({ id }: { id: string }) {
           created {new Date(r.created_at).toLocaleString()}
         </span>
         {r.duration_ms !== null ? <span className="muted small">took {duration(r.duration_ms)}</span> : null}
-        {r.parent_run_id ? (
+        {r.parent_run_id && !r.fork_step_id ? (
           <span className="small">
             child of{' '}
             <Link className="mono" to={`/runs/${r.parent_run_id}${r.parent_step_id ? `?step=${encodeURIComponent(r.parent_step_id)}` : ''}`}>
@@ -187,6 +188,7 @@ function RunView({ id }: { id: string }) {
         <span className="grow" />
         <RunActions run={r} onRunAgain={() => setRunAgain(true)} />
       </div>
+      <Lineage run={r} />
       {r.error ? (
         <div className="error-box run-error" role="alert">
           {r.error.step ? (

@@ -76,6 +76,8 @@ const EVENT_STATUS: Readonly<Record<string, Step['status']>> = {
   STEP_STARTED: 'running',
   STEP_WAITING: 'waiting',
   STEP_COMPLETED: 'completed',
+  // A fork's step taken from its parent.
+  STEP_COPIED: 'completed',
   STEP_FAILED: 'failed',
   STEP_SKIPPED: 'skipped',
   STEP_CANCELLED: 'cancelled',
