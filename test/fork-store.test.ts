@@ -7,6 +7,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Swarm } from '../src/swarm.js';
+import { replayStoredRun } from '../src/log/log-service.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { builtinAgent, openProject, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
 
@@ -94,6 +95,9 @@ describe.each(BACKENDS)('fork on $name', ({ env }) => {
       expect(events.find((e) => e.type === 'STEP_COPIED' && e.step_id === 'a')?.data).toMatchObject({ from_run_id: parentId, output_sha256: aDone?.data.outputs_sha256, parent_event_hash: aDone?.hash, replaced: false, ready: ['b'] });
       expect(events.filter((e) => e.type === 'STEP_STARTED').map((e) => e.step_id)).toEqual(['b', 'c']);
       expect((await swarm.verify(f.run_id)).ok).toBe(true);
+      // Replaying the fork's log gives the state its rows hold (copied steps completed with their digests).
+      const replay = await replayStoredRun(swarm, f.run_id);
+      expect(replay.differences).toEqual([]);
 
       // A fork of the fork, with a replaced output of a copied step: b and c see it.
       calls.clear();

@@ -8,7 +8,8 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parsePinnedWorkflowRef } from '../src/branching/backend.js';
-import { LocalBackend, type BundleExporter } from '../src/branching/local-backend.js';
+import { localBackend, LocalBackend, type BundleExporter } from '../src/branching/local-backend.js';
+import { verifyBundle } from '../src/bundles/verify.js';
 import { decryptBundle, generateAgeIdentity } from '../src/bundles/encrypt.js';
 import type { Swarm } from '../src/swarm.js';
 import { EXAMPLES, openProject, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
@@ -127,5 +128,19 @@ describe('the local backend', () => {
     const h = await forking.dispatch({ job: { kind: 'fork', run_id: 'parent', at: 'b', input: { m: 'fork' }, replace_outputs: { a: { message: 'x' } } } });
     expect(calls).toEqual([{ kind: 'fork', run_id: 'parent', at: 'b', input: { m: 'fork' }, replace_outputs: { a: { message: 'x' } } }]);
     expect((await forking.collect(h)).state).toBe('completed');
+  });
+
+  it('wired to the real fork and export: a run and its fork collected as bundles that verify, the fork against its parent', async () => {
+    const { swarm } = await project();
+    const backend = await localBackend(swarm);
+    const h = await backend.dispatch({ job: { kind: 'run', workflow: 'chain', input: { m: 'real' } } });
+    const parent = await backend.collect(h);
+    expect((await verifyBundle(Buffer.from(parent.bundle))).ok).toBe(true);
+    const f = await backend.dispatch({ job: { kind: 'fork', run_id: h.id, at: 'b', replace_outputs: { a: { echoed: 'other' } } } });
+    const fork = await backend.collect(f);
+    expect(fork.state).toBe('completed');
+    const report = await verifyBundle(Buffer.from(fork.bundle), { parent: Buffer.from(parent.bundle) });
+    expect(report).toMatchObject({ ok: true, parent: { state_id: h.id, checked: true } });
+    expect((await swarm.getRun(f.id)).steps.find((s) => s.step_id === 'b')?.outputs).toEqual({ echoed: 'other!' });
   });
 });

@@ -94,3 +94,28 @@ export class LocalBackend implements BranchBackend {
     return this.status(handle);
   }
 }
+
+/**
+ * The local backend wired to this installation's fork (`swarm.fork`) and export (an imported run's
+ * original bundle, else `exportRun`).
+ *
+ * @example
+ *   const backend = await localBackend(swarm);
+ *   const h = await backend.dispatch({ job: { kind: 'fork', run_id: runId, at: 'review' } });
+ *   const { bundle } = await backend.collect(h);  // verifies with --parent against the parent's bundle
+ */
+export async function localBackend(swarm: Swarm): Promise<LocalBackend> {
+  const { exportOrImported } = await import('./import.js');
+  return new LocalBackend(swarm, {
+    exportBundle: async (s, runId) => (await exportOrImported(s, runId)).bytes,
+    forkRun: async (s, job) =>
+      (
+        await s.fork(job.run_id, {
+          at: job.at,
+          ...(job.input !== undefined ? { input: job.input as Record<string, unknown> } : {}),
+          ...(job.replace_outputs ? { replaceOutputs: job.replace_outputs } : {}),
+          ...(job.turn !== undefined ? { turn: job.turn } : {}),
+        })
+      ).run_id,
+  });
+}

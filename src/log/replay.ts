@@ -206,6 +206,17 @@ class Replay {
           this.ready(e);
         }
         break;
+      case 'STEP_COPIED':
+        // A fork's step taken from its parent: completed, with the parent's (or the replaced) output.
+        if (id) {
+          const s = this.set(id, 'completed');
+          s.outputs_sha256 = str(d.output_sha256);
+          s.error = undefined;
+          s.attempt = num(d.attempt) ?? s.attempt;
+          this.finished(id);
+          this.ready(e);
+        }
+        break;
       case 'STEP_CANCELLED':
         if (id) this.set(id, 'cancelled');
         break;

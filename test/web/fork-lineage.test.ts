@@ -54,7 +54,8 @@ describe('the lineage on a run’s page (real serve, real Chromium)', () => {
     await nav.waitFor();
     await nav.locator(`li[data-run="${grandchild}"]`).waitFor();
     // Root, child, grandchild, nested by depth; the page's own run is the marked one.
-    expect(await nav.locator('li[data-run]').evaluateAll((els) => els.map((e) => [e.getAttribute('data-run'), e.getAttribute('data-depth')]))).toEqual([
+    const items = await nav.locator('li[data-run]').all();
+    expect(await Promise.all(items.map(async (l) => [await l.getAttribute('data-run'), await l.getAttribute('data-depth')]))).toEqual([
       [root, '0'],
       [child, '1'],
       [grandchild, '2'],
