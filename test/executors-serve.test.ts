@@ -28,6 +28,9 @@ describe('swarm executors and swarm executor serve', () => {
     const run = await runCli(['run', 'via-rt', '{}', '--shared-inputs', `@${join(fx.dir, 'shared.json')}`, '--json'], fx.dir);
     expect(run.code, show(run)).toBe(0);
     expect(run.stdout).toContain('"echoed": "from shared inputs"');
+    const shown = await runCli(['runs', 'show', (JSON.parse(run.stdout) as { run_id: string }).run_id], fx.dir);
+    expect(shown.stdout).toContain('shared inputs: {"message":"from shared inputs"}');
+    expect(shown.stdout).not.toContain('final decision');
     const big = await runCli(['run', 'via-rt', '{}', '--shared-inputs', JSON.stringify({ blob: 'x'.repeat(70_000) })], fx.dir);
     expect(big.code).toBe(2);
     expect(big.stderr).toContain('more than the 65536 allowed');
