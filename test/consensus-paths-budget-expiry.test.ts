@@ -5,40 +5,20 @@
  * TASK_EXPIRED, fails its run, and refuses votes from then on; waiting
  * for votes leaves no pile of listeners on the step's abort signal. SQLite and PostgreSQL.
  */
-import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { commitmentHash, generateIdentity, newSalt, signRecord } from '../src/consensus/core/crypto.js';
 import { ReasonCode } from '../src/consensus/core/reason-codes.js';
 import { voteCommitSignedFields } from '../src/consensus/core/signed.js';
 import { replayStoredRun } from '../src/log/log-service.js';
-import { Swarm } from '../src/swarm.js';
-import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
-import { builtinAgent, removeProject, tempProject, until } from './helpers/project.js';
+import type { Swarm } from '../src/swarm.js';
+import { consensusProject, useCleanups, type Backend } from './helpers/consensus-project.js';
+import { until } from './helpers/project.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-afterAll(() => stopPgTestServer());
+const cleanups = useCleanups();
 
-async function open(backend: 'sqlite' | 'postgres'): Promise<{ swarm: Swarm; calls: () => number }> {
-  const dir = tempProject();
-  cleanups.push(() => removeProject(dir));
-  const env: Record<string, string> = { SWARM_HOME: join(dir, '.swarm') };
-  if (backend === 'postgres') {
-    const server = await pgTestServer();
-    const url = await server.createDatabase();
-    env.SWARM_DATABASE_URL = url;
-    cleanups.push(() => server.dropDatabase(url));
-  }
-  const swarm = await Swarm.open({ cwd: dir, env, overrides: { pollMs: 50 } });
-  cleanups.push(() => swarm.close());
+async function open(backend: Backend): Promise<{ swarm: Swarm; calls: () => number }> {
   let n = 0;
-  swarm.defineBuiltin('spender', async () => ({ answer: 4, cost_usd: (++n, 0.03) }));
-  builtinAgent(dir, 'spender', 'spender');
-  await swarm.registerAgent(join(dir, 'agents', 'spender'));
-  const w = swarm.worker({ pollMs: 50 });
-  cleanups.push(() => w.stop(2000));
+  const { swarm } = await consensusProject(backend, cleanups, { builtins: { spender: async () => ({ answer: 4, cost_usd: (++n, 0.03) }) } });
   return { swarm, calls: () => n };
 }
 

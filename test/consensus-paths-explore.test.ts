@@ -4,51 +4,25 @@
  * `explore.stop.no_new_evidence_rounds` stops after rounds without a new candidate hash
  * (NO_NEW_EVIDENCE); each stop shows in the run's log and in the task's rows. SQLite and PostgreSQL.
  */
-import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ReasonCode } from '../src/consensus/core/reason-codes.js';
 import { replayStoredRun } from '../src/log/log-service.js';
-import { Swarm } from '../src/swarm.js';
-import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
-import { builtinAgent, removeProject, tempProject, until } from './helpers/project.js';
+import type { Swarm } from '../src/swarm.js';
+import { consensusProject, settledTask, useCleanups, type Backend } from './helpers/consensus-project.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-afterAll(() => stopPgTestServer());
+const cleanups = useCleanups();
 
-async function open(backend: 'sqlite' | 'postgres'): Promise<Swarm> {
-  const dir = tempProject();
-  cleanups.push(() => removeProject(dir));
-  const env: Record<string, string> = { SWARM_HOME: join(dir, '.swarm') };
-  if (backend === 'postgres') {
-    const server = await pgTestServer();
-    const url = await server.createDatabase();
-    env.SWARM_DATABASE_URL = url;
-    cleanups.push(() => server.dropDatabase(url));
-  }
-  const swarm = await Swarm.open({ cwd: dir, env, overrides: { pollMs: 50 } });
-  cleanups.push(() => swarm.close());
+async function open(backend: Backend): Promise<Swarm> {
   let n = 0;
-  swarm.defineBuiltin('constant', async () => ({ answer: 4 }));
-  // A new answer on every call: every round brings a new candidate hash.
-  swarm.defineBuiltin('counter', async () => ({ answer: ++n, cost_usd: 0.01 }));
-  for (const name of ['constant', 'counter']) {
-    builtinAgent(dir, name, name);
-    await swarm.registerAgent(join(dir, 'agents', name));
-  }
-  const w = swarm.worker({ pollMs: 50 });
-  cleanups.push(() => w.stop(2000));
-  return swarm;
+  const builtins = {
+    constant: async () => ({ answer: 4 }),
+    // A new answer on every call: every round brings a new candidate hash.
+    counter: async () => ({ answer: ++n, cost_usd: 0.01 }),
+  };
+  return (await consensusProject(backend, cleanups, { builtins })).swarm;
 }
 
-async function settled(swarm: Swarm, taskId: string) {
-  return until(async () => {
-    const d = await swarm.taskDecision(taskId);
-    return d.status === 'finalized' || d.status === 'failed' || d.status === 'expired' ? d : undefined;
-  }, 30_000, 'the task settled');
-}
+const settled = (swarm: Swarm, taskId: string) => settledTask(swarm, taskId);
 
 const BASE = {
   task_type: 'add',

@@ -1,6 +1,7 @@
 /**
  * `swarm task …` through the built CLI on a SQLite project: submit --wait runs the task in the
- * process (no worker running) and prints its decision; decision --json, cost, list; decision exits
+ * process (no worker running) and prints its decision; decision --json, cost, list; `runs show` of
+ * the task's run prints its consensus result; decision exits
  * 3 for a failed task and 4 for an unknown one; a bad contract is refused (exit 2).
  */
 import { writeFileSync } from 'node:fs';
@@ -35,6 +36,13 @@ describe('swarm task', () => {
     const d = await runCli(['task', 'decision', 'cli-good', '--json'], dir);
     expect(d.code).toBe(0);
     expect(JSON.parse(d.stdout)).toMatchObject({ task_id: 'cli-good', status: 'finalized', decision: { output: { answer: 4 }, quorum: 2 } });
+    // The task's run shows its result: the decision, the answer and the step's conclusion.
+    const show = await runCli(['runs', 'show', (JSON.parse(d.stdout) as { run_id: string }).run_id], dir);
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toMatch(/final decision: \w{4}…\w{4} \(round 1, 2 approvals, quorum 2\)/);
+    expect(show.stdout).toContain('final answer: {"answer":4}');
+    expect(show.stdout).toMatch(/step 'task': finalized, candidate \w{4}…\w{4}/);
+    expect(show.stdout).not.toContain('shared inputs');
     const cost = await runCli(['task', 'cost', 'cli-good', '--json'], dir);
     expect(JSON.parse(cost.stdout)).toMatchObject({ task_id: 'cli-good', budget: { explore: 1 }, exhausted: [] });
     expect((JSON.parse(cost.stdout) as { explore_usd: number }).explore_usd).toBeCloseTo(0.04);
@@ -42,7 +50,7 @@ describe('swarm task', () => {
     expect(text.stdout).toMatch(/explore\s+\$0\.0400\s+\$1\.0000/);
     const list = await runCli(['task', 'list', '--json'], dir);
     expect((JSON.parse(list.stdout) as Array<{ task_id: string }>).map((t) => t.task_id)).toContain('cli-good');
-  }, 60_000);
+  }, 120_000);
 
   it('decision exits 3 for a failed task, 4 for an unknown one; a bad contract exits 2', async () => {
     const sub = await runCli(['task', 'submit', 'fails.yaml', '--wait'], dir);

@@ -6,39 +6,18 @@
  * enough reveals fails at its deadline; an external voter and a kernel voter decide together. SQLite
  * and PostgreSQL.
  */
-import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { commitmentHash, generateIdentity, newSalt, signRecord } from '../src/consensus/core/crypto.js';
 import { ReasonCode } from '../src/consensus/core/reason-codes.js';
 import { voteCommitSignedFields, voteRevealSignedFields } from '../src/consensus/core/signed.js';
-import { Swarm } from '../src/swarm.js';
-import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
-import { builtinAgent, removeProject, tempProject, until } from './helpers/project.js';
+import type { Swarm } from '../src/swarm.js';
+import { consensusProject, useCleanups, type Backend } from './helpers/consensus-project.js';
+import { until } from './helpers/project.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-afterAll(() => stopPgTestServer());
+const cleanups = useCleanups();
 
-async function open(backend: 'sqlite' | 'postgres'): Promise<Swarm> {
-  const dir = tempProject();
-  cleanups.push(() => removeProject(dir));
-  const env: Record<string, string> = { SWARM_HOME: join(dir, '.swarm') };
-  if (backend === 'postgres') {
-    const server = await pgTestServer();
-    const url = await server.createDatabase();
-    env.SWARM_DATABASE_URL = url;
-    cleanups.push(() => server.dropDatabase(url));
-  }
-  const swarm = await Swarm.open({ cwd: dir, env, overrides: { pollMs: 50 } });
-  cleanups.push(() => swarm.close());
-  swarm.defineBuiltin('solver', async () => ({ answer: 4 }));
-  builtinAgent(dir, 'solver', 'solver');
-  await swarm.registerAgent(join(dir, 'agents', 'solver'));
-  const w = swarm.worker({ pollMs: 50 });
-  cleanups.push(() => w.stop(2000));
-  return swarm;
+async function open(backend: Backend): Promise<Swarm> {
+  return (await consensusProject(backend, cleanups, { builtins: { solver: async () => ({ answer: 4 }) } })).swarm;
 }
 
 interface Voter {

@@ -4,20 +4,14 @@
  * hit (KNOWLEDGE_HIT in its log, the decision passed to its proposers as `seed_bundle`); a task
  * whose contract blacklists that decision records REUSE_REJECT_RECORDED and gets no seed.
  */
-import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { candidateHash } from '../src/consensus/core/crypto.js';
 import { ReasonCode } from '../src/consensus/core/reason-codes.js';
 import { inputsHash } from '../src/consensus/knowledge/index.js';
-import { Swarm } from '../src/swarm.js';
-import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
-import { builtinAgent, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
+import { consensusProject, useCleanups } from './helpers/consensus-project.js';
+import { writeWorkflow } from './helpers/project.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-afterAll(stopPgTestServer);
+const cleanups = useCleanups();
 
 const workflow = (name: string, blacklist: string): string => `name: ${name}
 version: 1.0.0
@@ -40,24 +34,12 @@ steps:
 `;
 
 async function scenario(postgres: boolean): Promise<void> {
-  const dir = tempProject();
-  cleanups.push(() => removeProject(dir));
-  const env: Record<string, string> = { SWARM_HOME: join(dir, '.swarm') };
-  if (postgres) {
-    const server = await pgTestServer();
-    const url = await server.createDatabase();
-    env.SWARM_DATABASE_URL = url;
-    cleanups.push(() => server.dropDatabase(url));
-  }
-  const swarm = await Swarm.open({ cwd: dir, env, overrides: { pollMs: 50 } });
-  cleanups.push(() => swarm.close());
   const seen: Array<{ a: unknown; seed: unknown }> = [];
-  swarm.defineBuiltin('solver', async (inputs) => {
+  const solver = async (inputs: Record<string, unknown>) => {
     seen.push({ a: inputs.a, seed: inputs.seed_bundle });
     return { answer: Number(inputs.a) + Number(inputs.b), cost_usd: 0.01 };
-  });
-  builtinAgent(dir, 'solver', 'solver');
-  await swarm.registerAgent(join(dir, 'agents', 'solver'));
+  };
+  const { swarm, dir } = await consensusProject(postgres ? 'postgres' : 'sqlite', cleanups, { builtins: { solver }, worker: false });
   await swarm.registerWorkflow(writeWorkflow(dir, 'add', workflow('add', '')));
 
   const run = async (wf: string, a: number): Promise<{ runId: string; types: string[]; data: Array<Record<string, unknown>> }> => {

@@ -5,16 +5,14 @@
  */
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { describeDifference } from '../src/log/compare.js';
 import { replayStoredRun } from '../src/log/log-service.js';
-import { Swarm } from '../src/swarm.js';
-import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
-import { builtinAgent, openProject, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
+import type { Swarm } from '../src/swarm.js';
+import { consensusProject, useCleanups } from './helpers/consensus-project.js';
+import { writeWorkflow } from './helpers/project.js';
 
-afterAll(async () => {
-  await stopPgTestServer();
-});
+const cleanups = useCleanups();
 
 const WORKFLOW = `name: add
 version: 1.0.0
@@ -40,13 +38,12 @@ steps:
     inputs: { a: 1, b: 1 }
 `;
 
+const BUILTINS = {
+  solver: async (inputs: Record<string, unknown>) => ({ answer: Number(inputs.a) + Number(inputs.b), cost_usd: 0.01 }),
+  wrong: async () => ({ answer: 'five' }),
+};
+
 async function consensusRun(swarm: Swarm, dir: string): Promise<string> {
-  swarm.defineBuiltin('solver', async (inputs) => ({ answer: Number(inputs.a) + Number(inputs.b), cost_usd: 0.01 }));
-  swarm.defineBuiltin('wrong', async () => ({ answer: 'five' }));
-  for (const name of ['solver', 'wrong']) {
-    builtinAgent(dir, name, name);
-    await swarm.registerAgent(join(dir, 'agents', name));
-  }
   await swarm.registerWorkflow(writeWorkflow(dir, 'add', WORKFLOW));
   const runId = await swarm.startRun('add', { a: 2 });
   const { run } = await swarm.runToCompletion(runId, { pollMs: 50 });
@@ -57,40 +54,25 @@ async function consensusRun(swarm: Swarm, dir: string): Promise<string> {
 
 describe('log replay of consensus tasks', () => {
   it('the task projected from the log equals its rows on SQLite; a changed vote is named', async () => {
-    const dir = tempProject();
-    const swarm = await openProject(dir, { overrides: { pollMs: 50 } });
+    const { swarm, dir } = await consensusProject('sqlite', cleanups, { builtins: BUILTINS, worker: false });
+    const runId = await consensusRun(swarm, dir);
+    const report = await replayStoredRun(swarm, runId);
+    expect(report.differences.map(describeDifference)).toEqual([]);
+    const db = new Database(join(dir, '.swarm', 'swarm.db'));
     try {
-      const runId = await consensusRun(swarm, dir);
-      const report = await replayStoredRun(swarm, runId);
-      expect(report.differences.map(describeDifference)).toEqual([]);
-      const db = new Database(join(dir, '.swarm', 'swarm.db'));
-      try {
-        expect(db.prepare(`UPDATE consensus_votes SET vote = 'reject' WHERE task_id = ? AND voter_id = 'v1'`).run(`${runId}/agree`).changes).toBe(1);
-      } finally {
-        db.close();
-      }
-      const after = await replayStoredRun(swarm, runId);
-      expect(after.ok).toBe(false);
-      expect(after.differences).toEqual([expect.objectContaining({ subject: `task '${runId}/agree'`, field: 'vote v1 1' })]);
-      expect(describeDifference(after.differences[0] ?? { subject: '', field: '', replayed: null, stored: null })).toContain('"vote":"approve"');
+      expect(db.prepare(`UPDATE consensus_votes SET vote = 'reject' WHERE task_id = ? AND voter_id = 'v1'`).run(`${runId}/agree`).changes).toBe(1);
     } finally {
-      await swarm.close();
-      removeProject(dir);
+      db.close();
     }
+    const after = await replayStoredRun(swarm, runId);
+    expect(after.ok).toBe(false);
+    expect(after.differences).toEqual([expect.objectContaining({ subject: `task '${runId}/agree'`, field: 'vote v1 1' })]);
+    expect(describeDifference(after.differences[0] ?? { subject: '', field: '', replayed: null, stored: null })).toContain('"vote":"approve"');
   }, 60_000);
 
   it('the task projected from the log equals its rows on PostgreSQL', async () => {
-    const server = await pgTestServer();
-    const url = await server.createDatabase();
-    const dir = tempProject();
-    const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm'), SWARM_DATABASE_URL: url }, overrides: { pollMs: 50 } });
-    try {
-      const runId = await consensusRun(swarm, dir);
-      expect((await replayStoredRun(swarm, runId)).differences.map(describeDifference)).toEqual([]);
-    } finally {
-      await swarm.close();
-      removeProject(dir);
-      await server.dropDatabase(url);
-    }
+    const { swarm, dir } = await consensusProject('postgres', cleanups, { builtins: BUILTINS, worker: false });
+    const runId = await consensusRun(swarm, dir);
+    expect((await replayStoredRun(swarm, runId)).differences.map(describeDifference)).toEqual([]);
   }, 60_000);
 });

@@ -18,6 +18,7 @@ import type { RunRecord } from '../../store/types.js';
 import { parseSharedInputsArg, sharedInputsJson } from '../../executors/http/shared-inputs.js';
 import { readFileSync } from 'node:fs';
 import { lineageJson, lineageLines } from './fork.js';
+import { consensusResult, consensusRunLines } from '../../consensus/run-result.js';
 
 /** The longest `--idempotency-key`, in characters (as the API's `Idempotency-Key` header). */
 const MAX_IDEMPOTENCY_KEY_CHARS = 255;
@@ -254,6 +255,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       for (const ch of children.filter((x) => x.parent_step_id).reverse()) ctx.out(`child: run ${ch.id} (${ch.workflow_name}@${ch.workflow_version}, step '${ch.parent_step_id}') ${colorStatus(ch.status)}`);
       for (const line of await lineageLines(swarm, r)) ctx.out(line);
       for (const line of d.budget ? budgetLines(d.budget) : []) ctx.out(line);
+      for (const line of consensusRunLines(consensusResult(d.steps), await swarm.store.getRunSharedInputs(r.id), (t) => truncateView(t, VIEW_VALUE_CHARS, seeAll))) ctx.out(line);
       if (usage.sessions) ctx.out(`llm usage: ${usage.input_tokens} tokens in, ${usage.output_tokens} out, $${usage.cost_usd.toFixed(4)} (${usage.sessions} session${usage.sessions === 1 ? '' : 's'}: swarm sessions list --run ${r.id})`);
       ctx.out('');
       ctx.out(table(['STEP', 'AGENT', 'STATUS', 'ATTEMPTS', 'DURATION', 'OUTPUTS / ERROR'], d.steps.map((s) => [s.step_id, stepAgentLabel(s), colorStatus(s.status), s.attempt || '', formatMs(s.duration_ms), s.error !== null ? truncateView(s.error, VIEW_VALUE_CHARS, seeAll) : s.outputs === null ? '' : clip(JSON.stringify(s.outputs), 100)])));
