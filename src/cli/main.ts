@@ -4,19 +4,9 @@ import { fileFault } from '../store/faults.js';
 import { BuiltinCommands } from './builtin-commands.js';
 import { createContext } from './context.js';
 import { version } from './version.js';
-// >>> imports bundle
 import { registerBundleCommands } from './commands/bundle.js';
-// <<< imports bundle
-// >>> imports fork
 import { registerForkCommands } from './commands/fork.js';
-// <<< imports fork
-// >>> imports share
 import { registerShareCommands } from './commands/share.js';
-// <<< imports share
-// >>> imports netcap
-// <<< imports netcap
-// >>> imports consensus
-// <<< imports consensus
 
 const EXIT_CODES_HELP = `
 Exit codes:
@@ -52,19 +42,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   // Registrations below may add subcommands to `runs` and `keys`, which are always there.
   const builtins = new BuiltinCommands(program, ctx, argv);
   await builtins.before();
-  // >>> section bundle
   registerBundleCommands(program, ctx);
-  // <<< section bundle
-  // >>> section fork
   registerForkCommands(program, ctx);
-  // <<< section fork
-  // >>> section share
   registerShareCommands(program, ctx);
-  // <<< section share
-  // >>> section netcap
-  // <<< section netcap
-  // >>> section consensus
-  // <<< section consensus
   await builtins.after();
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);

@@ -36,15 +36,7 @@ import { memoryRoutes } from './routes/memory.js';
 import { taskRoutes } from './routes/tasks.js';
 import { metricsRoutes, webhookMetrics } from './routes/metrics.js';
 import { problem, problemResponse, toProblem, validationProblem } from './problem.js';
-// >>> imports fork
 import { forkRoutes } from './routes/fork.js';
-// <<< imports fork
-// >>> imports share
-// <<< imports share
-// >>> imports netcap
-// <<< imports netcap
-// >>> imports consensus
-// <<< imports consensus
 
 export interface CreateAppOptions {
   /** Reported by `/api/v1/info` (the package's version). */
@@ -138,15 +130,7 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   workerRoutes(app, swarm);
   memoryRoutes(app, swarm);
   taskRoutes(app, swarm);
-  // >>> section fork
   forkRoutes(app, swarm);
-  // <<< section fork
-  // >>> section share
-  // <<< section share
-  // >>> section netcap
-  // <<< section netcap
-  // >>> section consensus
-  // <<< section consensus
   metricsRoutes(app, swarm);
   docsRoutes(app, options.version ?? 'unknown');
   dashboardRoutes(app, swarm, options.auth ?? 'auto');

@@ -41,16 +41,8 @@ import type { ExecutorRecord, ExecutorWrite } from './executor-types.js';
 import type { ConsensusCandidateRow, ConsensusCosts, ConsensusDecisionRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from './consensus-types.js';
 import type { KnowledgeDecisionQuery, KnowledgeDecisionRow, KnowledgeDecisionWrite, KnowledgeLookupRow, KnowledgeLookupWrite, KnowledgeProposalRow, KnowledgeTrackFilter, KnowledgeTrackRow } from './knowledge-types.js';
 import type { SigningKeyInsert, SigningKeyRecord } from './keys-types.js';
-// >>> imports fork
 import type { LineageNode } from './fork-types.js';
-// <<< imports fork
-// >>> imports share
 import type { ImportedBundleRecord } from './share-types.js';
-// <<< imports share
-// >>> imports netcap
-// <<< imports netcap
-// >>> imports consensus
-// <<< imports consensus
 
 export type * from './types.js';
 export type * from './retention-types.js';
@@ -504,7 +496,6 @@ export interface Store {
   /** Replace a key's sealed private key (master key rotation); false when there is no such key. */
   updateSigningKeyEnc(name: string, privateKeyEnc: string): Promise<boolean>;
 
-  // >>> section fork
   // ---- run lineage (migration 28; fork-sql.ts of each store; src/branching/fork.ts writes forks through LedgerTx.fork()) ----
   /**
    * The fork tree a run belongs to: its root (up the fork links), then every fork below it, by depth
@@ -514,8 +505,6 @@ export interface Store {
    *   const tree = await store.runLineage(runId); // [{ run_id: root, depth: 0, … }, { run_id: fork, parent_run_id: root, fork_step_id: 'b', depth: 1, … }]
    */
   runLineage(runId: string, limit?: number): Promise<LineageNode[]>;
-  // <<< section fork
-  // >>> section share
   // ---- imported bundles and age keys (migration 29; src/branching/import.ts, src/identity/keys.ts) ----
   /** Insert an age identity (key_type 'age') unless a key of its name exists; as insertSigningKey otherwise. */
   insertAgeKey(rec: SigningKeyRecord): Promise<SigningKeyInsert>;
@@ -523,11 +512,6 @@ export interface Store {
   insertImportedBundle(rec: ImportedBundleRecord): Promise<boolean>;
   /** The bundle a run was imported from, or undefined for a run made here. */
   getImportedBundle(runId: string): Promise<ImportedBundleRecord | undefined>;
-  // <<< section share
-  // >>> section netcap
-  // <<< section netcap
-  // >>> section consensus
-  // <<< section consensus
 
   /** Housekeeping an idle worker may do (SQLite: a passive WAL checkpoint). */
   checkpoint?(): Promise<void>;

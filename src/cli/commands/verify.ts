@@ -13,8 +13,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { VerifyBundleOptions, VerifyBundleReport } from '../../bundles/verify.js';
-// >>> imports share
-// <<< imports share
 
 /** Where verify prints, and how it sets the exit code (the CLI's context, or the fast path's). */
 export interface VerifyIo {
@@ -38,7 +36,6 @@ export interface VerifyCliOptions {
 export type BundleOpener = (bytes: Buffer, file: string, o: VerifyCliOptions) => Promise<Buffer>;
 
 const openers: BundleOpener[] = [];
-// >>> section share
 // An encrypted bundle (age v1) is decrypted with --identity before it is verified. A key name opens
 // the project's store; an identity file keeps verify offline.
 openers.push(async (bytes, file, o) => {
@@ -59,7 +56,6 @@ openers.push(async (bytes, file, o) => {
     await close?.();
   }
 });
-// <<< section share
 
 /** Add `verify` to a program (the full CLI or the fast path). */
 export function addVerifyCommand(program: Command, io: VerifyIo): Command {
@@ -69,9 +65,7 @@ export function addVerifyCommand(program: Command, io: VerifyIo): Command {
     .option('--public-key <key>', 'the expected signer: base64 Ed25519 public key (swarm keys export-public), a PEM, or a file holding either')
     .option('--parent <bundle>', "the parent run's bundle: check a fork's parent link")
     .option('--json', 'print the report as JSON');
-  // >>> section share-options
   cmd.option('--identity <file|key>', 'decrypt an encrypted (age) bundle first: an age identity file, or an age key name (opens the project store); repeatable', (v: string, prev: string[] = []) => [...prev, v]);
-  // <<< section share-options
   cmd.action(async (file: string, o: VerifyCliOptions) => io.setExitCode(await runVerify(file, o, io)));
   return cmd;
 }

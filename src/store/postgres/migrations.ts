@@ -933,7 +933,6 @@ CREATE TABLE IF NOT EXISTS signing_keys (
 );
 `,
   },
-  // >>> section fork
   // migration 28: run lineage (forks)
   {
     version: 28,
@@ -949,8 +948,6 @@ ALTER TABLE workflow_runs ADD COLUMN IF NOT EXISTS fork_turn INTEGER;
 CREATE INDEX IF NOT EXISTS idx_runs_forks ON workflow_runs(parent_run_id, created_at) WHERE fork_step_id IS NOT NULL;
 `,
   },
-  // <<< section fork
-  // >>> section share
   // migration 29: imported bundles, encryption keys
   {
     version: 29,
@@ -972,10 +969,6 @@ CREATE TABLE IF NOT EXISTS imported_bundles (
 );
 `,
   },
-  // <<< section share
-  // >>> section netcap
-  // <<< section netcap
-  // >>> section consensus
   // migration 31: consensus task list indexes
   {
     version: 31,
@@ -988,7 +981,6 @@ CREATE INDEX IF NOT EXISTS idx_consensus_tasks_created ON consensus_tasks(create
 CREATE INDEX IF NOT EXISTS idx_consensus_tasks_type ON consensus_tasks(task_type, created_at, task_id);
 `,
   },
-  // <<< section consensus
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see `migrate`). */

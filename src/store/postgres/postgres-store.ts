@@ -105,18 +105,10 @@ import {
 } from '../knowledge-types.js';
 import * as keysSql from './keys-sql.js';
 import { toSigningKeyRecord, type SigningKeyInsert, type SigningKeyRecord } from '../keys-types.js';
-// >>> imports fork
 import { LINEAGE_SQL } from './fork-sql.js';
 import { toLineageNode, type LineageNode } from '../fork-types.js';
-// <<< imports fork
-// >>> imports share
 import * as shareSql from './share-sql.js';
 import { toImportedBundle, type ImportedBundleRecord } from '../share-types.js';
-// <<< imports share
-// >>> imports netcap
-// <<< imports netcap
-// >>> imports consensus
-// <<< imports consensus
 
 export interface PostgresStoreOptions {
   /** A `postgres://` connection URL. */
@@ -619,12 +611,9 @@ export class PostgresStore implements Store {
   async updateSigningKeyEnc(name: string, privateKeyEnc: string): Promise<boolean> {
     return (await this.write(keysSql.UPDATE_SIGNING_KEY_ENC_SQL, [noNul(name), privateKeyEnc])) === 1;
   }
-  // >>> section fork
   async runLineage(runId: string, limit = 1000): Promise<LineageNode[]> {
     return (await this.read(LINEAGE_SQL, [runId, limit])).map(toLineageNode);
   }
-  // <<< section fork
-  // >>> section share
   // ---- imported bundles and age keys (migration 29) ----
   async insertAgeKey(rec: SigningKeyRecord): Promise<SigningKeyInsert> {
     const created = (await this.write(shareSql.INSERT_AGE_KEY_SQL, [noNul(rec.name), rec.public_key, rec.private_key_enc, rec.created_at])) === 1;
@@ -641,11 +630,6 @@ export class PostgresStore implements Store {
     const r = (await this.read(shareSql.GET_IMPORTED_BUNDLE_SQL, [noNul(runId)]))[0];
     return r ? toImportedBundle(r) : undefined;
   }
-  // <<< section share
-  // >>> section netcap
-  // <<< section netcap
-  // >>> section consensus
-  // <<< section consensus
 
 
   /** The database's clock, in milliseconds. */

@@ -92,18 +92,10 @@ import * as knowledgeSql from './knowledge-sql.js';
 import type { KnowledgeDecisionQuery, KnowledgeDecisionRow, KnowledgeDecisionWrite, KnowledgeLookupRow, KnowledgeLookupWrite, KnowledgeProposalRow, KnowledgeTrackFilter, KnowledgeTrackRow } from '../knowledge-types.js';
 import * as keysSql from './keys-sql.js';
 import type { SigningKeyInsert, SigningKeyRecord } from '../keys-types.js';
-// >>> imports fork
 import * as forkSql from './fork-sql.js';
 import type { LineageNode } from '../fork-types.js';
-// <<< imports fork
-// >>> imports share
 import * as shareSql from './share-sql.js';
 import type { ImportedBundleRecord } from '../share-types.js';
-// <<< imports share
-// >>> imports netcap
-// <<< imports netcap
-// >>> imports consensus
-// <<< imports consensus
 
 export interface SqliteStoreOptions {
   /** Path of the database file; created (with its directory) when absent. */
@@ -648,12 +640,9 @@ export class SqliteStore implements Store {
   updateSigningKeyEnc(name: string, privateKeyEnc: string): Promise<boolean> {
     return this.exclusive(() => keysSql.updateSigningKeyEnc((sql) => this.stmt(sql), name, privateKeyEnc));
   }
-  // >>> section fork
   runLineage(runId: string, limit = 1000): Promise<LineageNode[]> {
     return this.read(() => forkSql.runLineage((sql) => this.stmt(sql), runId, limit));
   }
-  // <<< section fork
-  // >>> section share
   // ---- imported bundles and age keys (migration 29) ----
   insertAgeKey(rec: SigningKeyRecord): Promise<SigningKeyInsert> {
     return this.exclusive(() => this.db.transaction(() => shareSql.insertAgeKey((sql) => this.stmt(sql), rec)).immediate());
@@ -666,11 +655,6 @@ export class SqliteStore implements Store {
   getImportedBundle(runId: string): Promise<ImportedBundleRecord | undefined> {
     return this.read(() => shareSql.getImportedBundle((sql) => this.stmt(sql), runId));
   }
-  // <<< section share
-  // >>> section netcap
-  // <<< section netcap
-  // >>> section consensus
-  // <<< section consensus
 
 
   /** A disk or permission fault as a StoreFaultError naming the file; any other error as it is. */
