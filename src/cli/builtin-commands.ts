@@ -22,7 +22,20 @@ interface BuiltinModule {
  * are exactly what each module registers.
  */
 export const BUILTIN_MODULES: readonly BuiltinModule[] = [
-  { names: ['run', 'runs'], always: true, load: async () => (await import('./commands/runs.js')).registerRunCommands },
+  {
+    // `runs` with the subcommands that branching adds to it (export, fork, import) and `verify`.
+    names: ['run', 'runs', 'verify'],
+    always: true,
+    load: async () => {
+      const [runs, bundle, fork, share] = await Promise.all([import('./commands/runs.js'), import('./commands/bundle.js'), import('./commands/fork.js'), import('./commands/share.js')]);
+      return (program, ctx) => {
+        runs.registerRunCommands(program, ctx);
+        bundle.registerBundleCommands(program, ctx);
+        fork.registerForkCommands(program, ctx);
+        share.registerShareCommands(program, ctx);
+      };
+    },
+  },
   { names: ['agent'], load: async () => (await import('./commands/registry.js')).registerAgentCommands },
   { names: ['workflow'], load: async () => (await import('./commands/registry.js')).registerWorkflowCommands },
   { names: ['worker', 'init', 'demo'], load: async () => (await import('./commands/runs.js')).registerProcessCommands },

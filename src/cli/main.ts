@@ -4,9 +4,6 @@ import { fileFault } from '../store/faults.js';
 import { BuiltinCommands } from './builtin-commands.js';
 import { createContext } from './context.js';
 import { version } from './version.js';
-import { registerBundleCommands } from './commands/bundle.js';
-import { registerForkCommands } from './commands/fork.js';
-import { registerShareCommands } from './commands/share.js';
 
 const EXIT_CODES_HELP = `
 Exit codes:
@@ -38,13 +35,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
     outputError: (s: string, write: (s: string) => void) => write(`swarm: ${s.trim().replace(/^error: /, '')} (see --help)\n`),
   };
   program.configureOutput(output);
-  // The built-in commands load lazily (builtin-commands.ts): the command that runs, not all of them.
-  // Registrations below may add subcommands to `runs` and `keys`, which are always there.
+  // The built-in commands load lazily (builtin-commands.ts): the command that runs, not all of them;
+  // every one of them for --help or an unknown word (so help and suggestions are complete).
   const builtins = new BuiltinCommands(program, ctx, argv);
   await builtins.before();
-  registerBundleCommands(program, ctx);
-  registerForkCommands(program, ctx);
-  registerShareCommands(program, ctx);
   await builtins.after();
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
