@@ -67,7 +67,7 @@ describe.each(['sqlite', 'postgres'] as const)('import into a separate %s store'
     expect(steps.map((s) => [s.step_id, s.status, s.outputs])).toEqual(original.steps.map((s) => [s.step_id, s.status, s.outputs]));
     const events = await swarm.events(source.runId);
     expect(events.map((e) => e.type)).toEqual(['RUN_CREATED', 'RUN_IMPORTED', 'STEP_COPIED', 'STEP_COPIED', 'STEP_COPIED', 'RUN_COMPLETED']);
-    expect(events[1]?.data).toEqual({ bundle_sha256: r.bundle_sha256, source_run_id: source.runId, certificate_sha256: r.certificate_sha256 });
+    expect(events[1]?.data).toEqual({ bundle_sha256: r.bundle_sha256, source_run_id: source.runId, certificate_sha256: r.certificate_sha256, ratchet_step: 0 });
     expect((await swarm.verify(source.runId)).ok).toBe(true);
     // The workflow was unknown here: registered from the bundle, disabled.
     expect((await swarm.getWorkflow('relay')).enabled).toBe(false);
@@ -91,6 +91,20 @@ describe.each(['sqlite', 'postgres'] as const)('import into a separate %s store'
     const fork = await exportRun(swarm, f.run_id);
     const report = await verifyBundle(fork.bytes, { parent: source.bytes });
     expect(report).toMatchObject({ ok: true, parent: { state_id: source.runId, bundle_sha256: r.bundle_sha256, checked: true } });
+  }, 90_000);
+
+  it('a fork imported elsewhere keeps its depth: a fork of it made there has depth 2, and its parent link verifies', async () => {
+    const swarm = await target(backend);
+    const f1 = await source.swarm.fork(source.runId, { at: 'c' });
+    expect((await source.swarm.runToCompletion(f1.run_id)).run.status).toBe('completed');
+    const b1 = await exportRun(source.swarm, f1.run_id);
+    expect((await swarm.importBundle(b1.bytes)).created).toBe(true);
+    const f2 = await swarm.fork(f1.run_id, { at: 'c' });
+    expect((await swarm.runToCompletion(f2.run_id)).run.status).toBe('completed');
+    const b2 = await exportRun(swarm, f2.run_id);
+    const cert = JSON.parse(String((await entriesOf(b2.bytes)).get('certificate.json'))) as { parent_state: { state_id: string; ratchet_step: number } };
+    expect(cert.parent_state).toMatchObject({ state_id: f1.run_id, ratchet_step: 2 });
+    expect(await verifyBundle(b2.bytes, { parent: b1.bytes })).toMatchObject({ ok: true, parent: { state_id: f1.run_id, checked: true } });
   }, 90_000);
 
   it('refuses a tampered bundle (exit 3, nothing written), another bundle of the same run id (exit 2), an unexpected signer (exit 3)', async () => {

@@ -11,7 +11,7 @@
  *    fire here). The plan resolves agents against the local registry, as a fork re-runs steps with
  *    the local agents (a note for each whose digest differs from the bundle's).
  * 4. One transaction: the run's rows, RUN_CREATED, RUN_IMPORTED {bundle_sha256, source_run_id,
- *    certificate_sha256}, one STEP_COPIED per completed step (its output's digest, the bundle's
+ *    certificate_sha256, ratchet_step}, one STEP_COPIED per completed step (its output's digest, the bundle's
  *    completion event hash), the other steps set to their bundle status, and the run's terminal event
  *    (RUN_COMPLETED / RUN_FAILED / RUN_CANCELLED with `imported: true`), chained under the local key.
  * 5. The bundle's bytes are kept (`imported_bundles`): exporting the run again gives the original
@@ -92,6 +92,7 @@ export async function importBundle(deps: ImportDeps, bytes: Buffer, options: Imp
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as BundleEvent);
+  const ratchet = parsed.json<{ state_db: { ratchet_step: number } }>('node.json').state_db.ratchet_step;
   const bundleSha = report.bundle_sha256 as string;
   const certSha = report.certificate_sha256 as string;
   const verify = { checks: report.checks, signer: report.signer, parent: report.parent };
@@ -144,7 +145,8 @@ export async function importBundle(deps: ImportDeps, bytes: Buffer, options: Imp
     const { id } = await ledger.createRunOnce(tx, wf, plan, { trigger_type: 'import', trigger_data: run.input ?? {}, metadata: run.metadata });
     const scope = new TxScope(tx, deps.maxEventBytes, deps.chainKey);
     const state = await scope.run(id);
-    scope.emit(state, EventType.RUN_IMPORTED, null, { bundle_sha256: bundleSha, source_run_id: run.id, certificate_sha256: certSha });
+    // ratchet_step: the run's depth in its fork tree where it was made, so a fork made here counts on from it.
+    scope.emit(state, EventType.RUN_IMPORTED, null, { bundle_sha256: bundleSha, source_run_id: run.id, certificate_sha256: certSha, ratchet_step: ratchet });
     // In plan order, so a step's dependencies are settled before it.
     for (const s of plan.workflow.steps) {
       const b = byId.get(s.id);

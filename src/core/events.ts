@@ -69,7 +69,7 @@ export const EventType = {
   RUN_FORKED: 'RUN_FORKED',
   /** A fork took a step's checkpoint from its parent instead of running it: data {from_run_id, output_sha256, parent_event_hash, replaced}. */
   STEP_COPIED: 'STEP_COPIED',
-  /** The first event after RUN_CREATED of a run imported from a verified bundle: data {bundle_sha256, source_run_id, certificate_sha256}. */
+  /** The first event after RUN_CREATED of a run imported from a verified bundle: data {bundle_sha256, source_run_id, certificate_sha256, ratchet_step (its fork depth where it was made)}. */
   RUN_IMPORTED: 'RUN_IMPORTED',
   /**
    * A sandboxed agent's connection through the net_cap proxy: data {destination, port, allowed, reason?, bytes_out, bytes_in,
