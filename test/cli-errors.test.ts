@@ -297,7 +297,8 @@ describe.concurrent('swarm CLI errors', () => {
     ]);
     expect(usageError(expect, cmd)).toBe("swarm: unknown command 'frobnicate' (see --help)");
     expect(usageError(expect, opt)).toBe("swarm: unknown option '--frobnicate' (see --help)");
-    expect(usageError(expect, sub)).toBe("swarm: unknown command 'explode' (see --help)");
+    // Commander's suggestion stays on the error's one line.
+    expect(usageError(expect, sub)).toBe("swarm: unknown command 'explode' (Did you mean export?) (see --help)");
     expect(usageError(expect, arg)).toBe("swarm: missing required argument 'workflow' (see --help)");
     for (const r of [cmd, opt, sub, arg]) expect(r.stdout).toBe('');
   });

@@ -31,8 +31,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   const output = {
     writeErr: (s: string) => process.stderr.write(s),
     writeOut: (s: string) => process.stdout.write(s),
-    // One error style for everything: `swarm: <what>` on one line.
-    outputError: (s: string, write: (s: string) => void) => write(`swarm: ${s.trim().replace(/^error: /, '')} (see --help)\n`),
+    // One error style for everything: `swarm: <what>` on one line (commander puts its "Did you mean" on a second).
+    outputError: (s: string, write: (s: string) => void) => write(`swarm: ${s.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')} (see --help)\n`),
   };
   program.configureOutput(output);
   // The built-in commands load lazily (builtin-commands.ts): the command that runs, not all of them;
