@@ -11,7 +11,7 @@ import { ReasonCode } from '../src/consensus/core/reason-codes.js';
 import { voteCommitSignedFields } from '../src/consensus/core/signed.js';
 import { replayStoredRun } from '../src/log/log-service.js';
 import type { Swarm } from '../src/swarm.js';
-import { consensusProject, useCleanups, type Backend } from './helpers/consensus-project.js';
+import { consensusProject, settledTask, useCleanups, type Backend } from './helpers/consensus-project.js';
 import { until } from './helpers/project.js';
 
 const cleanups = useCleanups();
@@ -36,10 +36,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         explore: { max_rounds: 5 },
         budget: { explore: 0.05 },
       });
-      const d = await until(async () => {
-        const x = await swarm.taskDecision(taskId);
-        return ['finalized', 'failed', 'expired'].includes(x.status) ? x : undefined;
-      }, 30_000, 'the task settled');
+      const d = await settledTask(swarm, taskId);
       // Round 1 spends 0.03 (room left), round 2 spends 0.06 in all: round 3 is never asked for.
       expect(d.status).toBe('finalized');
       expect(calls()).toBe(2);
@@ -77,10 +74,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         explore: { max_rounds: 2 },
         budget: { explore: 1 },
       });
-      const d = await until(async () => {
-        const x = await swarm.taskDecision(taskId);
-        return ['finalized', 'failed', 'expired'].includes(x.status) ? x : undefined;
-      }, 30_000, 'the task settled');
+      const d = await settledTask(swarm, taskId);
       expect(d.status).toBe('finalized');
       expect(calls()).toBe(2);
       const events = (await swarm.events(d.run_id as string)).filter((e) => (e.data as { task_id?: string }).task_id === taskId);
