@@ -89,6 +89,11 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       expect(done.reason_code).toBe(ReasonCode.QUORUM_NOT_REACHED);
       expect(await refused(swarm.submitVote(reveal(taskId, e2, unknown, s2)))).toBe(ReasonCode.REVEAL_LATE);
 
+      // The task's failure and its run's are separate commits: wait for the run to settle too.
+      const run = await until(async () => {
+        const r = (await swarm.getRun(done.run_id as string)).run;
+        return r.status !== 'running' ? r : undefined;
+      }, 20_000, 'the task run settled');
       const events = await swarm.events(done.run_id as string);
       const rejected = events.filter((e) => e.type === 'TASK_INPUT_REJECTED').map((e) => (e.data as { reason_code: number }).reason_code);
       expect(rejected).toEqual([
@@ -106,7 +111,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       expect(events.filter((e) => e.type === 'VOTE_COMMIT')).toHaveLength(2);
       expect(events.filter((e) => e.type === 'VOTE_REVEAL')).toHaveLength(1);
       expect(events.filter((e) => e.type === 'TASK_FAILED')).toHaveLength(1);
-      expect((await swarm.getRun(done.run_id as string)).run.status).toBe('failed');
+      expect(run.status).toBe('failed');
     }, 60_000);
 
     it('an external voter and a kernel voter decide together: the kernel reveals once everyone committed', async () => {
