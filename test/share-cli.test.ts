@@ -78,6 +78,7 @@ describe('import and encrypted bundles through the CLI', () => {
     expect(again.stdout).toContain(`already imported: run ${run.run_id}`);
     const reexport = await b.run(['runs', 'export', run.run_id, '-o', 'back.tar']);
     expect(reexport.code, show(reexport)).toBe(0);
+    expect(reexport.stdout).toContain('the bundle it was imported from');
     expect(readFileSync(b.path('back.tar')).equals(bytes)).toBe(true);
     const verified = await b.run(['runs', 'verify', run.run_id]);
     expect(verified.code, show(verified)).toBe(0);

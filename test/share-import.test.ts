@@ -11,7 +11,6 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportOrImported } from '../src/branching/import.js';
 import { encryptBundle, generateAgeIdentity, openBundleBytes } from '../src/bundles/encrypt.js';
 import { exportRun } from '../src/bundles/export.js';
 import { verifyBundle } from '../src/bundles/verify.js';
@@ -73,7 +72,7 @@ describe.each(['sqlite', 'postgres'] as const)('import into a separate %s store'
     expect((await swarm.getWorkflow('relay')).enabled).toBe(false);
 
     // Exporting it again gives the bundle it came from, byte for byte.
-    const again = await exportOrImported(swarm, source.runId);
+    const again = await exportRun(swarm, source.runId);
     expect(again.imported).toBe(true);
     expect(again.bytes.equals(source.bytes)).toBe(true);
 
@@ -141,6 +140,6 @@ describe.each(['sqlite', 'postgres'] as const)('import into a separate %s store'
     // The certificate is over the plaintext: it verifies after decryption, and imports.
     expect((await verifyBundle(Buffer.from(bytes), { publicKey: source.publicKey })).ok).toBe(true);
     expect((await swarm.importBundle(Buffer.from(bytes))).created).toBe(true);
-    expect((await exportOrImported(swarm, source.runId)).bytes.equals(source.bytes)).toBe(true);
+    expect((await exportRun(swarm, source.runId)).bytes.equals(source.bytes)).toBe(true);
   }, 90_000);
 });

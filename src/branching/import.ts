@@ -15,7 +15,7 @@
  *    completion event hash), the other steps set to their bundle status, and the run's terminal event
  *    (RUN_COMPLETED / RUN_FAILED / RUN_CANCELLED with `imported: true`), chained under the local key.
  * 5. The bundle's bytes are kept (`imported_bundles`): exporting the run again gives the original
- *    file (`exportOrImported`), and a fork of it names the original digest as its parent state.
+ *    file (`exportRun`), and a fork of it names the original digest as its parent state.
  *
  * @example
  *   const r = await swarm.importBundle(readFileSync('run.tar'));
@@ -37,8 +37,6 @@ import type { WorkflowRecord } from '../store/types.js';
 import type { BundleAgent, BundleRun, BundleStep, BundleWorkflow } from '../bundles/build.js';
 import type { BundleEvent } from '../bundles/layout.js';
 import { readBundle } from '../bundles/read.js';
-import { exportRun, type ExportOptions } from '../bundles/export.js';
-import type { Swarm } from '../swarm.js';
 import { verifyBundle, type VerifyBundleReport } from '../bundles/verify.js';
 
 export interface ImportDeps {
@@ -210,19 +208,4 @@ async function already(deps: ImportDeps, bytes: Buffer, run: BundleRun, status: 
 
 function taken(runId: string): UserError {
   return new UserError('RUN_ID_TAKEN', `a different run with id ${runId} exists in this store (not this bundle's import); nothing imported`, { runId });
-}
-
-/**
- * A run's bundle: for an imported run the bytes it was imported from (so re-exporting gives the
- * original file, signed by its original signer), else a fresh export (src/bundles/export.ts).
- *
- * @example
- *   const { bytes, imported } = await exportOrImported(swarm, runId);
- */
-export async function exportOrImported(swarm: Swarm, idOrPrefix: string, options: ExportOptions = {}): Promise<{ bytes: Buffer; imported: boolean; run_id: string }> {
-  const runId = await swarm.resolveRunId(idOrPrefix);
-  const rec = await swarm.store.getImportedBundle(runId);
-  if (rec) return { bytes: rec.bundle, imported: true, run_id: runId };
-  const out = await exportRun(swarm, runId, options);
-  return { bytes: out.bytes, imported: false, run_id: runId };
 }

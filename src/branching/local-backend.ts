@@ -8,7 +8,7 @@
  * interfaces, not on how a fork copies checkpoints or how a bundle is written.
  *
  * @example
- *   const backend = new LocalBackend(swarm, { exportBundle: (s, id) => exportRunBundle(s, id), forkRun });
+ *   const backend = new LocalBackend(swarm, { exportBundle: async (s, id) => (await exportRun(s, id)).bytes, forkRun });
  *   const h = await backend.dispatch({ job: { kind: 'fork', run_id, at: 'b' }, encrypt_to: ['age1…'] });
  *   const { bundle, encrypted } = await backend.collect(h);  // encrypted: true
  */
@@ -105,9 +105,9 @@ export class LocalBackend implements BranchBackend {
  *   const { bundle } = await backend.collect(h);  // verifies with --parent against the parent's bundle
  */
 export async function localBackend(swarm: Swarm): Promise<LocalBackend> {
-  const { exportOrImported } = await import('./import.js');
+  const { exportRun } = await import('../bundles/export.js');
   return new LocalBackend(swarm, {
-    exportBundle: async (s, runId) => (await exportOrImported(s, runId)).bytes,
+    exportBundle: async (s, runId) => (await exportRun(s, runId)).bytes,
     forkRun: async (s, job) =>
       (
         await s.fork(job.run_id, {

@@ -2,7 +2,8 @@
  * Export a finished run as a bundle (docs/branching.md#bundles): read the run, its frozen plan, steps,
  * events and LLM transcripts through the store's existing reads, check the store's keyed event chain
  * first, build the deterministic bundle (build.ts) and sign its certificate with an Ed25519 signing
- * key (default name `runs`, created on first use).
+ * key (default name `runs`, created on first use). A run imported from a bundle exports as the bytes
+ * it was imported from, signed by its original signer (`imported: true`).
  *
  * @example
  *   const out = await exportRun(swarm, runId, { keyName: 'runs' });
@@ -17,7 +18,8 @@ import { TERMINAL_RUN } from '../core/states.js';
 import type { RunEvent } from '../core/events.js';
 import type { Swarm } from '../swarm.js';
 import type { RunPlan, RunRecord, StepRecord } from '../store/types.js';
-import type { Sha256Ref } from './layout.js';
+import type { ImportedBundleRecord } from '../store/share-types.js';
+import { BUNDLE_PATHS, type Sha256Ref } from './layout.js';
 import { buildBundle, snapshotStateDigest, type BuiltBundle, type BundleAgent, type BundleAttempt, type BundleOperation, type BundleStep, type RunSnapshot } from './build.js';
 import { asSha256Ref, sha256Ref } from './model.js';
 import { canonicalJson } from '../core/canonical-json.js';
@@ -32,8 +34,8 @@ export interface ExportOptions {
   keyName?: string;
 }
 
-/** An exported bundle: its bytes and digests (BuiltBundle). */
-export type ExportedBundle = BuiltBundle;
+/** An exported bundle: its bytes and digests (BuiltBundle); `imported` when they are the bytes the run was imported from. */
+export type ExportedBundle = BuiltBundle & { imported: boolean };
 
 const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 const isoOf = (ms: number): string => new Date(ms).toISOString();
@@ -47,6 +49,8 @@ type StoredEvent = RunEvent & { data_json: string };
  */
 export async function exportRun(swarm: Swarm, idOrPrefix: string, options: ExportOptions = {}): Promise<ExportedBundle> {
   const runId = await swarm.resolveRunId(idOrPrefix);
+  const imported = await swarm.store.getImportedBundle(runId);
+  if (imported) return importedBundle(runId, imported);
   const run = await swarm.store.getRun(runId);
   if (!run) throw new UserError('RUN_NOT_FOUND', `no run ${runId}`);
   if (!TERMINAL_RUN.has(run.status)) {
@@ -66,7 +70,23 @@ export async function exportRun(swarm: Swarm, idOrPrefix: string, options: Expor
     const problem = await validateContract(schema, parsed.json(path));
     if (problem) throw new Error(`exported ${path} does not validate against the ${schema} schema: ${problem}`);
   }
-  return built;
+  return { ...built, imported: false };
+}
+
+/** The bundle an imported run came from (verified when it was imported), with its digests. */
+async function importedBundle(runId: string, rec: ImportedBundleRecord): Promise<ExportedBundle> {
+  const parsed = await readBundle(rec.bundle);
+  const { signature } = parsed.json<{ signature: { key_name: string; public_key: string } }>(BUNDLE_PATHS.certificate);
+  return {
+    bytes: rec.bundle,
+    bundle_sha256: asSha256Ref(rec.bundle_sha256),
+    bundle_manifest_sha256: sha256Ref(parsed.text(BUNDLE_PATHS.manifest)),
+    certificate_sha256: asSha256Ref(rec.certificate_sha256),
+    file_sha256: sha256Ref(rec.bundle),
+    run_id: runId,
+    signer: { key_name: signature.key_name, public_key: signature.public_key },
+    imported: true,
+  };
 }
 
 /**
