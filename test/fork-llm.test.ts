@@ -2,11 +2,13 @@
  * Forking an LLM step at a turn, on SQLite and PostgreSQL, with a scripted model and a tool that
  * records each execution: the fork's loop starts with the parent's conversation up to the turn (the
  * model responses and tool results before it), makes its next model call at that turn, and never runs
- * a tool call of an earlier turn again.
+ * a tool call of an earlier turn again. The same holds for a run imported from its bundle into
+ * another store: the import brings the step's session (transcript and tool ledger) with it.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { exportRun } from '../src/bundles/export.js';
 import { Swarm } from '../src/swarm.js';
 import { ScriptedModel } from '../src/testing/scripted-model.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
@@ -111,6 +113,55 @@ describe.each(BACKENDS)('LLM fork at a turn on $name', ({ env }) => {
     } finally {
       await swarm.close();
       removeProject(dir);
+    }
+  });
+
+  it('a run imported from its bundle into another store brings its session: a fork there at turn 3 reuses both tool turns', async () => {
+    const a = project();
+    const b = project();
+    const model = new ScriptedModel([
+      { toolCalls: [{ id: 'c1', name: 'charge', arguments: { usd: 10 } }] },
+      { toolCalls: [{ id: 'c2', name: 'charge', arguments: { usd: 20 } }] },
+      { content: 'charged 30 in all' },
+    ]);
+    const open = async (dir: string): Promise<Swarm> => Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm'), ...(await env()) }, providerEnv: { OPENAI_API_KEY: 'sk-test' }, models: () => model });
+    const here = await open(a.dir);
+    const there = await open(b.dir);
+    try {
+      await here.registerAgents(join(a.dir, 'agents'));
+      await here.registerWorkflow(join(a.dir, 'workflows', 'buy'));
+      const runId = await here.startRun('buy', { message: 'Charge me twice' });
+      expect((await here.runToCompletion(runId)).run.status).toBe('completed');
+      const source = await here.getSession(`${runId}/sell`);
+      const bundle = await exportRun(here, runId);
+
+      await there.registerAgents(join(b.dir, 'agents'));
+      expect((await there.importBundle(bundle.bytes)).created).toBe(true);
+      // The session as the source store has it: transcript, tool ledger, usage.
+      const imported = await there.getSession(`${runId}/sell`);
+      expect(imported.session).toMatchObject({ run_id: runId, step_id: 'sell', status: 'completed', turns: 3, agent: 'shop', input_tokens: source.session.input_tokens });
+      expect(imported.messages.map((m) => [m.seq, m.role, m.content, m.tool_calls, m.usage])).toEqual(source.messages.map((m) => [m.seq, m.role, m.content, m.tool_calls, m.usage]));
+      expect(imported.toolCalls.map((c) => [c.turn, c.call_id, c.output])).toEqual(source.toolCalls.map((c) => [c.turn, c.call_id, c.output]));
+      // Exporting it again is still the original file (the sessions written do not change it).
+      expect((await exportRun(there, runId)).bytes.equals(bundle.bytes)).toBe(true);
+
+      model.push({ content: 'an imported ending' });
+      const f = await there.fork(runId, { at: 'sell', turn: 3 });
+      const fork = await there.runToCompletion(f.run_id);
+      expect(fork.run.status).toBe('completed');
+      expect(model.calls).toBe(4);
+      expect(model.requests[3]?.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant', 'tool']);
+      // Two charges in all: the source run's; the importing side ran none.
+      expect(charges(a.effects)).toEqual(['10', '20']);
+      expect(charges(b.effects)).toEqual([]);
+      expect(fork.steps.find((s) => s.step_id === 'after')?.outputs).toEqual({ echoed: 'an imported ending' });
+      expect((await there.getSession(`${f.run_id}/sell`)).toolCalls.map((c) => c.call_id)).toEqual(['c1', 'c2']);
+      await expect(there.fork(runId, { at: 'sell', turn: 4 })).rejects.toMatchObject({ code: 'TURN_OUT_OF_RANGE' });
+    } finally {
+      await here.close();
+      await there.close();
+      removeProject(a.dir);
+      removeProject(b.dir);
     }
   });
 });

@@ -12,8 +12,10 @@
  *    the local agents (a note for each whose digest differs from the bundle's).
  * 4. One transaction: the run's rows, RUN_CREATED, RUN_IMPORTED {bundle_sha256, source_run_id,
  *    certificate_sha256, ratchet_step}, one STEP_COPIED per completed step (its output's digest, the bundle's
- *    completion event hash), the other steps set to their bundle status, and the run's terminal event
- *    (RUN_COMPLETED / RUN_FAILED / RUN_CANCELLED with `imported: true`), chained under the local key.
+ *    completion event hash), the other steps set to their bundle status, the llm steps' sessions from
+ *    the bundle's transcripts (rows, transcript, tool ledger: shown here, and `--turn` forks resume
+ *    from them), and the run's terminal event (RUN_COMPLETED / RUN_FAILED / RUN_CANCELLED with
+ *    `imported: true`), chained under the local key.
  * 5. The bundle's bytes are kept (`imported_bundles`): exporting the run again gives the original
  *    file (`exportRun`), and a fork of it names the original digest as its parent state.
  *
@@ -32,8 +34,12 @@ import { TxScope } from '../engine/tx-scope.js';
 import type { Redactor } from '../secrets/redactor.js';
 import { workflowRecord } from '../store/rows.js';
 import type { ImportedBundleRecord } from '../store/share-types.js';
+import type { JournalWrite } from '../store/fork-types.js';
+import type { AgentMessageRecord, AgentSessionRecord, ToolCallRecord, WorkflowRecord } from '../store/types.js';
+import { compacted } from '../agents/checkpoint-compaction.js';
+import { CHECKPOINT_VERSION, type CheckpointEnvelope } from '../agents/loop.js';
+import { BUNDLE_PATHS } from '../bundles/layout.js';
 import type { Store } from '../store/store.js';
-import type { WorkflowRecord } from '../store/types.js';
 import type { BundleAgent, BundleRun, BundleStep, BundleWorkflow } from '../bundles/build.js';
 import type { BundleEvent } from '../bundles/layout.js';
 import { readBundle } from '../bundles/read.js';
@@ -91,6 +97,9 @@ export async function importBundle(deps: ImportDeps, bytes: Buffer, options: Imp
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as BundleEvent);
   const ratchet = parsed.json<{ state_db: { ratchet_step: number } }>('node.json').state_db.ratchet_step;
+  const journals = parsed.manifest.files
+    .filter((f) => f.path.startsWith(BUNDLE_PATHS.transcriptsDir))
+    .flatMap((f) => journalsOf(run.id, f.path.slice(BUNDLE_PATHS.transcriptsDir.length, -'.jsonl'.length), parsed.text(f.path), ms(run.started_at) ?? 0));
   const bundleSha = report.bundle_sha256 as string;
   const certSha = report.certificate_sha256 as string;
   const verify = { checks: report.checks, signer: report.signer, parent: report.parent };
@@ -177,6 +186,8 @@ export async function importBundle(deps: ImportDeps, bytes: Buffer, options: Imp
         state.steps_remaining--;
       }
     }
+    // The llm steps' sessions, as the bundle's transcripts recorded them: shown here, and a fork at a turn resumes from them.
+    for (const j of journals) await tx.fork().writeJournal(j);
     state.status = run.status as RunStatus;
     state.started_at = ms(run.started_at);
     state.completed_at = ms(run.finished_at) ?? tx.now;
@@ -204,6 +215,65 @@ async function already(deps: ImportDeps, bytes: Buffer, run: BundleRun, status: 
   }
   if (!same(rec)) throw taken(run.id);
   return { run_id: run.id, created: false, workflow: `${run.workflow.name}@${run.workflow.version}`, status, bundle_sha256: bundleSha, certificate_sha256: certSha, copied: [], registered_workflow: false, notes: [`already imported: run ${run.id}`], verify };
+}
+
+/** One line of `transcripts/<step>.jsonl` (src/bundles/export.ts, transcriptsOf). */
+type TranscriptLine =
+  | { kind: 'session'; session_id: string; agent: string; current_agent: string; status: AgentSessionRecord['status']; turns: number; input_tokens: number; output_tokens: number; cost_usd: number; input_count?: number | null; agent_versions?: Record<string, string> | null; created_at?: string }
+  | ({ kind: 'message'; session_id: string; at: string } & Omit<AgentMessageRecord, 'session_id' | 'at'>)
+  | ({ kind: 'tool_call'; session_id: string; at: string } & Omit<ToolCallRecord, 'session_id' | 'at'>);
+
+/**
+ * The sessions of one step's transcript as this store writes them: the row, the transcript, the tool
+ * ledger, and a compacted checkpoint envelope (its conversation is the transcript). A bundle made
+ * before session lines carried `input_count` counts the messages before the first model response.
+ */
+function journalsOf(runId: string, stepId: string, text: string, runStart: number): JournalWrite[] {
+  const lines = text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as TranscriptLine);
+  const out: JournalWrite[] = [];
+  for (const head of lines) {
+    if (head.kind !== 'session') continue;
+    const messages: AgentMessageRecord[] = [];
+    const calls: ToolCallRecord[] = [];
+    for (const l of lines) {
+      if (l.session_id !== head.session_id || l.kind === 'session') continue;
+      const { kind: _kind, at, ...rest } = l;
+      if (l.kind === 'message') messages.push({ ...(rest as Omit<AgentMessageRecord, 'at'>), at: Date.parse(at) });
+      else calls.push({ ...(rest as Omit<ToolCallRecord, 'at'>), at: Date.parse(at) });
+    }
+    const firstAnswer = messages.findIndex((m) => m.role === 'assistant');
+    const inputCount = head.input_count ?? (firstAnswer < 0 ? messages.length : firstAnswer);
+    const created = ms(head.created_at) ?? messages[0]?.at ?? runStart;
+    const updated = Math.max(created, ...messages.map((m) => m.at), ...calls.map((c) => c.at));
+    let contextVariables: Record<string, unknown> = {};
+    for (const c of [...calls].sort((a, b) => a.turn - b.turn || a.at - b.at)) if (c.context_variables) contextVariables = { ...contextVariables, ...(JSON.parse(c.context_variables) as Record<string, unknown>) };
+    const envelope: CheckpointEnvelope = {
+      version: CHECKPOINT_VERSION,
+      session_id: head.session_id,
+      created_at: created,
+      payload: {
+        agent: head.current_agent,
+        turn: head.turns,
+        turn_base: 0,
+        ...(head.agent_versions ? { agent_versions: head.agent_versions } : {}),
+        messages: [],
+        input_count: inputCount,
+        context_variables: contextVariables,
+        pending_tool_calls: [],
+        usage: { input_tokens: head.input_tokens, output_tokens: head.output_tokens, cost_usd: head.cost_usd },
+        status: head.status === 'completed' ? 'completed' : 'running',
+        output_retries: 0,
+      },
+    };
+    out.push({
+      session: { id: head.session_id, run_id: runId, step_id: stepId, agent: head.agent, current_agent: head.current_agent, status: head.status, turns: head.turns, input_tokens: head.input_tokens, output_tokens: head.output_tokens, cost_usd: head.cost_usd, created_at: created, updated_at: updated },
+      envelope: JSON.stringify(compacted(envelope, messages.length)),
+      envelope_version: CHECKPOINT_VERSION,
+      messages,
+      tool_calls: calls,
+    });
+  }
+  return out;
 }
 
 function taken(runId: string): UserError {

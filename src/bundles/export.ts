@@ -274,7 +274,13 @@ async function transcriptsOf(swarm: Swarm, runId: string): Promise<Record<string
   const out: Record<string, unknown[]> = {};
   for (const s of sessions) {
     const lines = (out[s.step_id as string] ??= []);
-    lines.push({ kind: 'session', session_id: s.id, agent: s.agent, current_agent: s.current_agent, status: s.status, turns: s.turns, input_tokens: s.input_tokens, output_tokens: s.output_tokens, cost_usd: s.cost_usd });
+    // From the checkpoint: where the loop's own messages start, and the agent versions it pinned (an import resumes from them).
+    const env = (await swarm.store.getAgentSession(s.id))?.envelope;
+    const p = env ? (JSON.parse(env) as { payload?: { input_count?: number; agent_versions?: Record<string, string> } }).payload : undefined;
+    lines.push({
+      kind: 'session', session_id: s.id, agent: s.agent, current_agent: s.current_agent, status: s.status, turns: s.turns, input_tokens: s.input_tokens, output_tokens: s.output_tokens, cost_usd: s.cost_usd,
+      input_count: p?.input_count ?? null, agent_versions: p?.agent_versions ?? null, created_at: isoOf(s.created_at),
+    });
     for (const m of await swarm.store.getAgentMessages(s.id)) {
       lines.push({ kind: 'message', session_id: s.id, seq: m.seq, role: m.role, agent: m.agent, content: m.content, tool_calls: m.tool_calls, tool_call_id: m.tool_call_id, name: m.name, usage: m.usage, at: isoOf(m.at) });
     }

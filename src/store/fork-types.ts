@@ -8,6 +8,7 @@
  *   await tx.fork().setLineage(newRunId, 'summarize', null);
  *   const nodes = await store.runLineage(runId); // ancestors, the run, its forks (and theirs)
  */
+import type { AgentMessageRecord, AgentSessionRecord, ToolCallRecord } from './types.js';
 
 /** The copy of an LLM step's journal up to a turn, from the parent's session to the fork's. */
 export interface JournalCopy {
@@ -32,12 +33,27 @@ export interface JournalCopy {
   turns_before: number;
 }
 
+/**
+ * An LLM session written whole, as another store recorded it (an imported run's transcript): the
+ * session's row with its checkpoint envelope, its transcript and its tool ledger.
+ */
+export interface JournalWrite {
+  session: Omit<AgentSessionRecord, 'trace_id'>;
+  /** The checkpoint envelope (JSON) and its format version. */
+  envelope: string;
+  envelope_version: number;
+  messages: readonly AgentMessageRecord[];
+  tool_calls: readonly ToolCallRecord[];
+}
+
 /** The fork's writes inside the transaction that creates it. */
 export interface ForkTx {
   /** Record the fork point on the new run's row (its `parent_run_id` was written with the row). */
   setLineage(runId: string, forkStepId: string, forkTurn: number | null): Promise<void>;
   /** Create the fork's session for an LLM step: the envelope at the fork point, the transcript and tool ledger before it. */
   copyJournal(copy: JournalCopy): Promise<void>;
+  /** Write an LLM session whole (an import: the bundle's transcript becomes this store's session). */
+  writeJournal(journal: JournalWrite): Promise<void>;
 }
 
 /** One run of a lineage tree. */

@@ -5,7 +5,8 @@
  * @example
  *   const rows = await store.read(LINEAGE_SQL, [runId, 1000]);
  */
-import type { ForkTx, JournalCopy } from '../fork-types.js';
+import type { ForkTx, JournalCopy, JournalWrite } from '../fork-types.js';
+import { noNul } from './pg-tx.js';
 
 type Query = (text: string, values?: readonly unknown[]) => Promise<unknown>;
 
@@ -47,6 +48,37 @@ export function pgFork(q: Query, now: number): ForkTx {
          SELECT $1, turn, call_id, name, arguments, output, is_error, handoff, context_variables, at FROM agent_tool_calls WHERE session_id = $2 AND turn < $3`,
         [c.to_session, c.from_session, c.turns_before],
       );
+    },
+    async writeJournal({ session: s, envelope, envelope_version, messages: m, tool_calls: c }: JournalWrite) {
+      await q(
+        `INSERT INTO agent_sessions (id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, envelope, envelope_version, attempt, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14)`,
+        [s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, noNul(envelope), envelope_version, s.created_at, s.updated_at],
+      );
+      if (m.length) {
+        await q(
+          `INSERT INTO agent_messages (session_id, seq, role, agent, content, tool_calls, tool_call_id, name, input_tokens, output_tokens, cost_usd, at)
+           SELECT $1, u.seq, u.role, u.agent, u.content, u.tool_calls, u.tool_call_id, u.name, u.input_tokens, u.output_tokens, u.cost_usd, u.at
+           FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::float8[], $12::bigint[])
+             AS u(seq, role, agent, content, tool_calls, tool_call_id, name, input_tokens, output_tokens, cost_usd, at)`,
+          [
+            s.id, m.map((x) => x.seq), m.map((x) => x.role), m.map((x) => x.agent), m.map((x) => noNul(x.content)), m.map((x) => noNul(x.tool_calls)), m.map((x) => x.tool_call_id),
+            m.map((x) => x.name), m.map((x) => x.usage?.input_tokens ?? null), m.map((x) => x.usage?.output_tokens ?? null), m.map((x) => x.usage?.cost_usd ?? null), m.map((x) => x.at),
+          ],
+        );
+      }
+      if (c.length) {
+        await q(
+          `INSERT INTO agent_tool_calls (session_id, turn, call_id, name, arguments, output, is_error, handoff, context_variables, at)
+           SELECT $1, u.turn, u.call_id, u.name, u.arguments, u.output, u.is_error, u.handoff, u.context_variables, u.at
+           FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[], $10::bigint[])
+             AS u(turn, call_id, name, arguments, output, is_error, handoff, context_variables, at)`,
+          [
+            s.id, c.map((x) => x.turn), c.map((x) => x.call_id), c.map((x) => x.name), c.map((x) => noNul(x.arguments)), c.map((x) => noNul(x.output)), c.map((x) => (x.is_error ? 1 : 0)),
+            c.map((x) => x.handoff), c.map((x) => noNul(x.context_variables)), c.map((x) => x.at),
+          ],
+        );
+      }
     },
   };
 }

@@ -6,7 +6,7 @@
  *   const nodes = runLineage((sql) => db.prepare(sql), runId, 1000);
  */
 import type Database from 'better-sqlite3';
-import { toLineageNode, type ForkTx, type JournalCopy, type LineageNode } from '../fork-types.js';
+import { toLineageNode, type ForkTx, type JournalCopy, type JournalWrite, type LineageNode } from '../fork-types.js';
 
 type Stmt = (sql: string) => Database.Statement;
 
@@ -50,6 +50,23 @@ export function sqliteFork(stmt: Stmt, now: number): ForkTx {
         `INSERT INTO agent_tool_calls (session_id, turn, call_id, name, arguments, output, is_error, handoff, context_variables, at)
          SELECT ?, turn, call_id, name, arguments, output, is_error, handoff, context_variables, at FROM agent_tool_calls WHERE session_id = ? AND turn < ?`,
       ).run(c.to_session, c.from_session, c.turns_before);
+      return Promise.resolve();
+    },
+    writeJournal({ session: s, envelope, envelope_version, messages, tool_calls }: JournalWrite) {
+      stmt(
+        `INSERT INTO agent_sessions (id, run_id, step_id, agent, current_agent, trace_id, status, turns, input_tokens, output_tokens, cost_usd, envelope, envelope_version, attempt, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+      ).run(s.id, s.run_id, s.step_id, s.agent, s.current_agent, s.status, s.turns, s.input_tokens, s.output_tokens, s.cost_usd, envelope, envelope_version, s.created_at, s.updated_at);
+      const message = stmt(
+        `INSERT INTO agent_messages (session_id, seq, role, agent, content, tool_calls, tool_call_id, name, input_tokens, output_tokens, cost_usd, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const m of messages) message.run(s.id, m.seq, m.role, m.agent, m.content, m.tool_calls, m.tool_call_id, m.name, m.usage?.input_tokens ?? null, m.usage?.output_tokens ?? null, m.usage?.cost_usd ?? null, m.at);
+      const call = stmt(
+        `INSERT INTO agent_tool_calls (session_id, turn, call_id, name, arguments, output, is_error, handoff, context_variables, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const c of tool_calls) call.run(s.id, c.turn, c.call_id, c.name, c.arguments, c.output, c.is_error ? 1 : 0, c.handoff, c.context_variables, c.at);
       return Promise.resolve();
     },
   };
