@@ -80,9 +80,11 @@ const sqlite: MakeStore = async () => {
   const path = join(dir, 'swarm.db');
   const backend: StoreBackend = { open: async () => openSqliteStore({ path, durability: 'full' }), cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
   sqlOf.set(backend, async (sql) => {
-    const db = new Database(path, { readonly: true });
+    const db = new Database(path, { timeout: 5000 });
     try {
-      return db.prepare(sql).all() as Array<Record<string, unknown>>;
+      const st = db.prepare(sql);
+      if (!st.reader) return (st.run(), []);
+      return st.all() as Array<Record<string, unknown>>;
     } finally {
       db.close();
     }
@@ -224,6 +226,45 @@ function retentionContract(name: string, makeStore: MakeStore): void {
       expect(await store.getStepWait(waiting, 'w')).toMatchObject({ status: 'waiting' });
       // Registry and shared plans stay.
       expect(await store.listWorkflows('one')).toHaveLength(1);
+    });
+
+    it('a fork keeps its tree: held while the fork is newer than the cut-off, then deleted with it; consensus rows and an imported bundle go with their run', async () => {
+      const parent = await completed();
+      const before = await cutoff();
+      const fork = await completed();
+      // A fork of `parent` (what swarm.fork writes: the parent link and the fork point).
+      await sql(`UPDATE workflow_runs SET parent_run_id = '${parent}', fork_step_id = 'a' WHERE id = '${fork}'`);
+      // A consensus task of the parent with a row in each of its tables, and the bundle it was imported from.
+      const now = Date.now();
+      const taskId = `${parent}/a`;
+      await store.transaction(async (tx) => {
+        const c = tx.consensus();
+        await c.insertTask({ task_id: taskId, run_id: parent, step_id: 'a', task_type: 't', contract: { task_type: 't' } as never, members: [], status: 'finalized', stage: 'finalize', round: 1, explore_round: 1, round_started_at: now, reason_code: null, reason: null, created_at: now, expires_at: now + 60_000, updated_at: now });
+        await c.insertCandidate({ task_id: taskId, candidate_hash: 'h1', proposer_id: 'p1', round: 1, output: { a: 1 }, evidence: [], cost_usd: 0, signature: 's', output_bytes: 7, event_seq: 1, event_hash: 'e1', created_at: now });
+        await c.insertResult({ task_id: taskId, candidate_hash: 'h1', verifier_id: 'v', policy_id: 'vp.schema_only.v1', status: 'passed', reason_codes: [], reason: null, score: 1, evidence: [], cost_usd: 0, signature: 's', created_at: now });
+        await c.insertCommit({ task_id: taskId, round: 1, voter_id: 'v1', commitment: 'c', commit_signature: 's', committed_at: now });
+        await c.insertDecision({ task_id: taskId, round: 1, candidate_hash: 'h1', output: { a: 1 }, tally: { h1: 1 }, quorum: 1, proof: { candidate_event: { seq: 1, hash: 'e1' }, reveal_events: [] }, committed_at: now, finalized_at: now });
+        await c.addCost(taskId, 'explore', 0.5);
+      });
+      await store.insertImportedBundle({ run_id: parent, bundle_sha256: 'sha256:aa', certificate_sha256: 'sha256:bb', source_run_id: parent, bundle: Buffer.from('tar'), imported_at: now });
+      const count = async (table: string): Promise<number> => Number((await sql(`SELECT COUNT(*) AS n FROM ${table}`))[0]?.n);
+      const SIDE = ['consensus_tasks', 'consensus_candidates', 'consensus_results', 'consensus_votes', 'consensus_decisions', 'consensus_costs', 'imported_bundles'];
+      for (const table of SIDE) expect(await count(table), table).toBe(1);
+
+      // The parent is past the cut-off, its fork is not: the tree is held, nothing is deleted.
+      const held = await store.expiredRunTrees({ before, statuses: ['completed'], limit: 10 });
+      expect(held).toMatchObject({ trees: [], skipped: 1 });
+      expect(await store.deleteRunTrees([{ root: parent, completed_at: 0, runs: [parent, fork] }], { before, statuses: ['completed'] })).toMatchObject({ roots: [], runs: 0 });
+      expect(await store.getRun(fork)).toBeDefined();
+
+      // Once the fork is past it too, the tree goes whole, with the parent's consensus rows and bundle.
+      const later = await cutoff();
+      const page = await store.expiredRunTrees({ before: later, statuses: ['completed'], limit: 10 });
+      expect(page.trees).toEqual([expect.objectContaining({ root: parent, runs: [parent, fork] })]);
+      expect(await store.deleteRunTrees(page.trees, { before: later, statuses: ['completed'] })).toMatchObject({ roots: [parent], runs: 2 });
+      forget([parent, fork]);
+      for (const table of SIDE) expect(await count(table), table).toBe(0);
+      expect(await store.getRun(fork)).toBeUndefined();
     });
 
     it('status filter and cut-off: only the statuses asked, only runs finished before it; a run reopened after it was read is kept', async () => {

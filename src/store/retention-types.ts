@@ -5,8 +5,11 @@
  * postgres/retention-sql.ts); the batching, archiving and reporting in src/retention/.
  *
  * A run is deleted as part of its *tree*: a top-level run (or one whose parent is gone) with every
- * sub-workflow run below it, all at once or not at all, and only when every run of the tree is
- * finished. Its age and status are those of the top-level run.
+ * run below it (its sub-workflow runs and its forks, and theirs), all at once or not at all, and
+ * only when every run of the tree is finished, before the cut-off: a fork made yesterday of a run
+ * from last year keeps the whole tree (its lineage, and the parent state its bundle names). Its
+ * status is that of the top-level run. Consensus tasks, budgets and an imported run's bundle go with
+ * their runs; the knowledge store (decisions recorded from finished tasks) outlives them.
  *
  * @example
  *   const page = await store.expiredRunTrees({ before: Date.now() - 30 * 86_400_000, statuses: ['completed'], limit: 500 });
@@ -41,7 +44,7 @@ export interface RunTree {
 
 export interface ExpiredRunPage {
   trees: RunTree[];
-  /** Trees passed over because one of their runs is not finished (a child still running). */
+  /** Trees passed over because one of their runs is not finished (a child still running) or finished after the cut-off (a recent fork). */
   skipped: number;
   /** Where the next page starts; null when there is no more. */
   next: RunCursor | null;
@@ -134,17 +137,33 @@ export function emptyRowCounts(): Record<RunTable, number> {
 }
 
 /**
- * Group rows of the tree query (root, id, status) into trees in the roots' order, and split them
- * into the trees that may go (every run finished) and how many may not.
+ * What else goes with a set of runs (the dialect's "is one of the runs" condition, as for
+ * runDeleteStatements): their budgets (migration 18), their consensus tasks with every row of them
+ * (migration 25), an imported run's bundle (migration 29).
  */
-export function groupTrees(roots: ReadonlyArray<{ id: string; completed_at: number }>, members: readonly Row[]): { ok: RunTree[]; unfinished: Set<string> } {
+export function runSideDeletes(inIds: string): string[] {
+  const tasks = `task_id IN (SELECT task_id FROM consensus_tasks WHERE run_id ${inIds})`;
+  return [
+    `DELETE FROM budget_reservations WHERE scope_id IN (SELECT id FROM budget_scopes WHERE root_run_id ${inIds})`,
+    `DELETE FROM budget_scopes WHERE root_run_id ${inIds}`,
+    ...['consensus_votes', 'consensus_results', 'consensus_candidates', 'consensus_costs', 'consensus_decisions'].map((t) => `DELETE FROM ${t} WHERE ${tasks}`),
+    `DELETE FROM consensus_tasks WHERE run_id ${inIds}`,
+    `DELETE FROM imported_bundles WHERE run_id ${inIds}`,
+  ];
+}
+
+/**
+ * Group rows of the tree query (root, id, status, completed_at) into trees in the roots' order, and
+ * split them into the trees that may go (every run finished before `before`) and those that may not.
+ */
+export function groupTrees(roots: ReadonlyArray<{ id: string; completed_at: number }>, members: readonly Row[], before: number): { ok: RunTree[]; unfinished: Set<string> } {
   const byRoot = new Map<string, { runs: string[]; finished: boolean }>();
   for (const r of roots) byRoot.set(r.id, { runs: [r.id], finished: true });
   for (const m of members) {
     const t = byRoot.get(String(m.root));
     if (!t) continue;
     if (m.id !== m.root) t.runs.push(String(m.id));
-    if (!TERMINAL_RUN.has(m.status as RunStatus)) t.finished = false;
+    if (!TERMINAL_RUN.has(m.status as RunStatus) || m.completed_at === null || Number(m.completed_at) >= before) t.finished = false;
   }
   const ok: RunTree[] = [];
   const unfinished = new Set<string>();

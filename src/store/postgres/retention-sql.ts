@@ -18,6 +18,7 @@ import {
   groupTrees,
   RUN_TABLES,
   runDeleteStatements,
+  runSideDeletes,
   type CompactOptions,
   type CompactReport,
   type DatabaseSize,
@@ -36,12 +37,12 @@ const TOP_LEVEL = '(r.parent_run_id IS NULL OR NOT EXISTS (SELECT 1 FROM workflo
 const TREE = `WITH RECURSIVE tree(root, id) AS (
   SELECT x COLLATE "C", x COLLATE "C" FROM unnest($1::text[]) AS x
   UNION SELECT t.root, c.id FROM tree t JOIN workflow_runs c ON c.parent_run_id = t.id
-) SELECT t.root AS root, t.id AS id, w.status AS status FROM tree t JOIN workflow_runs w ON w.id = t.id`;
+) SELECT t.root AS root, t.id AS id, w.status AS status, w.completed_at AS completed_at FROM tree t JOIN workflow_runs w ON w.id = t.id`;
 
 const IN_IDS = '= ANY($1::text[])';
 
 const DELETE = runDeleteStatements(IN_IDS);
-const BUDGET_DELETES = [`DELETE FROM budget_reservations WHERE scope_id IN (SELECT id FROM budget_scopes WHERE root_run_id ${IN_IDS})`, `DELETE FROM budget_scopes WHERE root_run_id ${IN_IDS}`];
+const SIDE_DELETES = runSideDeletes(IN_IDS);
 
 const roots = (rows: readonly Row[]): Array<{ id: string; completed_at: number }> => rows.map((r) => ({ id: String(r.id), completed_at: Number(r.completed_at) }));
 
@@ -60,7 +61,7 @@ export async function expiredRunTrees(read: Read, q: ExpiredRunQuery): Promise<E
     ),
   );
   const members = found.length ? await read(TREE, [found.map((r) => r.id)]) : [];
-  return fillPage(found, groupTrees(found, members), q.limit, found.length === q.limit);
+  return fillPage(found, groupTrees(found, members, q.before), q.limit, found.length === q.limit);
 }
 
 /**
@@ -83,7 +84,7 @@ export async function deleteRunTrees(q: Query, trees: readonly RunTree[], o: { b
       )
     ).rows,
   );
-  const grouped = groupTrees(still, still.length ? (await q(TREE, [still.map((r) => r.id)])).rows : []);
+  const grouped = groupTrees(still, still.length ? (await q(TREE, [still.map((r) => r.id)])).rows : [], o.before);
   const asRead = new Map(trees.map((t) => [t.root, new Set(t.runs)]));
   const going = grouped.ok.filter((t) => {
     const before = asRead.get(t.root);
@@ -91,8 +92,8 @@ export async function deleteRunTrees(q: Query, trees: readonly RunTree[], o: { b
   });
   const ids = going.flatMap((t) => t.runs);
   if (ids.length > 0) for (const table of RUN_TABLES) rows[table] = (await q(DELETE[table], [ids])).rowCount;
-  // The trees' budgets (migration 18) go with them.
-  if (ids.length > 0) for (const sql of BUDGET_DELETES) await q(sql, [ids]);
+  // Their budgets, consensus tasks and imported bundles go with them (runSideDeletes).
+  if (ids.length > 0) for (const sql of SIDE_DELETES) await q(sql, [ids]);
   return { roots: going.map((t) => t.root), runs: rows.workflow_runs, rows };
 }
 

@@ -21,6 +21,7 @@ import {
   groupTrees,
   RUN_TABLES,
   runDeleteStatements,
+  runSideDeletes,
   type CompactOptions,
   type CompactReport,
   type DatabaseSize,
@@ -39,12 +40,12 @@ const TOP_LEVEL = '(r.parent_run_id IS NULL OR NOT EXISTS (SELECT 1 FROM workflo
 const TREE = `WITH RECURSIVE tree(root, id) AS (
   SELECT value, value FROM json_each(?)
   UNION SELECT t.root, c.id FROM tree t JOIN workflow_runs c ON c.parent_run_id = t.id
-) SELECT t.root AS root, t.id AS id, w.status AS status FROM tree t JOIN workflow_runs w ON w.id = t.id`;
+) SELECT t.root AS root, t.id AS id, w.status AS status, w.completed_at AS completed_at FROM tree t JOIN workflow_runs w ON w.id = t.id`;
 
 const IN_IDS = 'IN (SELECT value FROM json_each(?))';
 
 const DELETE = runDeleteStatements(IN_IDS);
-const BUDGET_DELETES = [`DELETE FROM budget_reservations WHERE scope_id IN (SELECT id FROM budget_scopes WHERE root_run_id ${IN_IDS})`, `DELETE FROM budget_scopes WHERE root_run_id ${IN_IDS}`];
+const SIDE_DELETES = runSideDeletes(IN_IDS);
 
 function candidateRoots(stmt: Stmt, q: { before: number; statuses: string[] }, after: { completed_at: number; id: string }, limit: number): Array<{ id: string; completed_at: number }> {
   const rows = stmt(
@@ -73,7 +74,7 @@ export function expiredRunTrees(stmt: Stmt, q: ExpiredRunQuery): ExpiredRunPage 
   if (statuses.length === 0 || q.limit < 1) return { trees: [], skipped: 0, next: null };
   const roots = candidateRoots(stmt, { before: q.before, statuses }, q.after ?? { completed_at: Number.MIN_SAFE_INTEGER, id: '' }, q.limit);
   const members = roots.length ? (stmt(TREE).all(JSON.stringify(roots.map((r) => r.id))) as Row[]) : [];
-  return fillPage(roots, groupTrees(roots, members), q.limit, roots.length === q.limit);
+  return fillPage(roots, groupTrees(roots, members, q.before), q.limit, roots.length === q.limit);
 }
 
 /**
@@ -88,7 +89,7 @@ export function deleteRunTrees(db: Database.Database, stmt: Stmt, trees: readonl
   return db
     .transaction((): RunDeleteReport => {
       const roots = qualifyingRoots(stmt, { before: q.before, statuses }, trees.map((t) => t.root));
-      const grouped = groupTrees(roots, roots.length ? (stmt(TREE).all(JSON.stringify(roots.map((r) => r.id))) as Row[]) : []);
+      const grouped = groupTrees(roots, roots.length ? (stmt(TREE).all(JSON.stringify(roots.map((r) => r.id))) as Row[]) : [], q.before);
       const asRead = new Map(trees.map((t) => [t.root, new Set(t.runs)]));
       const going = grouped.ok.filter((t) => {
         const before = asRead.get(t.root);
@@ -96,8 +97,8 @@ export function deleteRunTrees(db: Database.Database, stmt: Stmt, trees: readonl
       });
       const ids = JSON.stringify(going.flatMap((t) => t.runs));
       for (const table of RUN_TABLES) rows[table] = stmt(DELETE[table]).run(ids).changes;
-      // The trees' budgets (migration 18) go with them.
-      for (const sql of BUDGET_DELETES) stmt(sql).run(ids);
+      // Their budgets, consensus tasks and imported bundles go with them (runSideDeletes).
+      for (const sql of SIDE_DELETES) stmt(sql).run(ids);
       return { roots: going.map((t) => t.root), runs: rows.workflow_runs, rows };
     })
     .immediate();
