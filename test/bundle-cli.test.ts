@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { createPublicKey } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportRun } from '../src/bundles/export.js';
 import { entryJson } from '../src/bundles/model.js';
@@ -76,6 +76,17 @@ describe('swarm runs export', () => {
     expect(x.code).toBe(3);
     expect(x.stderr).toMatch(/event chain does not verify/);
     expect(existsSync(join(dir, 'queued.tar')) || existsSync(join(dir, 'broken.tar'))).toBe(false);
+  }, 60_000);
+
+  it('a file it cannot write is exit 4 naming the file and why, with nothing left behind', async () => {
+    const missing = await runCli(['runs', 'export', runId, '-o', 'no/such/dir/run.tar'], dir);
+    expect(missing.code).toBe(4);
+    expect(missing.stderr).toContain(`cannot write ${join(dir, 'no/such/dir/run.tar')}: its directory does not exist; nothing was written`);
+    const directory = await runCli(['runs', 'export', runId, '-o', '.'], dir);
+    expect(directory.code).toBe(4);
+    expect(directory.stderr).toContain('it is a directory (give a file name)');
+    expect(readdirSync(join(dir, '..')).filter((f) => f.startsWith(`.${basename(dir)}.`))).toEqual([]);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   }, 60_000);
 });
 

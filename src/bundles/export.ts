@@ -12,7 +12,7 @@
 import { randomBytes, sign as edSign } from 'node:crypto';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { UserError, VerificationError } from '../core/errors.js';
+import { ExecutionError, UserError, VerificationError } from '../core/errors.js';
 import { successorsOf } from '../core/manifest/workflow.js';
 import { TERMINAL_RUN } from '../core/states.js';
 import type { RunEvent } from '../core/events.js';
@@ -114,9 +114,20 @@ export async function writeFileAtomic(path: string, bytes: Buffer): Promise<void
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true }).catch(() => undefined);
-    throw e;
+    throw new ExecutionError('FILE_WRITE_FAILED', `cannot write ${path}: ${WRITE_PROBLEMS[(e as NodeJS.ErrnoException).code ?? ''] ?? (e as Error).message}; nothing was written`, { file: path }, { cause: e });
   }
 }
+
+/** Why a bundle file could not be written, in words (by errno code). */
+const WRITE_PROBLEMS: Readonly<Record<string, string>> = {
+  ENOENT: 'its directory does not exist',
+  ENOTDIR: 'a part of its directory is not a directory',
+  EISDIR: 'it is a directory (give a file name)',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'the disk is full',
+};
 
 /** Everything a bundle of the run holds, read from the store. */
 export async function runSnapshot(swarm: Swarm, run: RunRecord): Promise<RunSnapshot> {
