@@ -13,7 +13,7 @@
 import { StepError } from '../../core/errors.js';
 import type { EventType } from '../../core/events.js';
 import type { ExecutorClient, SeedBundle } from '../../executors/http/contract.js';
-import type { ConsensusTx } from '../../store/consensus-types.js';
+import type { ConsensusLoad, ConsensusTx } from '../../store/consensus-types.js';
 import type { Store } from '../../store/store.js';
 import type { ClaimedStep, LedgerTx } from '../../store/types.js';
 import type { TaskContract } from '../core/types.js';
@@ -84,15 +84,20 @@ export interface Writer {
 
 /**
  * Run `fn` in one transaction: lock the run row, check the step is still this attempt's (else
- * LEASE_LOST, and nothing is written), then write rows and events together.
+ * LEASE_LOST, and nothing is written), then write rows and events together. The locks, the task's
+ * row and the rows named in `load` are read with BEGIN (one round trip on PostgreSQL); writes whose
+ * outcome `fn` does not need travel with COMMIT.
  */
-export function transition<T>(deps: ConsensusDeps, ctx: DriverCtx, fn: (w: Writer) => Promise<T>): Promise<T> {
-  return deps.store.transaction(async (tx) => {
-    await tx.getRunState(ctx.step.run_id);
-    const c = tx.consensus();
-    if (!(await c.fence(ctx.step, ctx.step.attempt, ctx.workerId))) throw new StepError('LEASE_LOST', `step ${ctx.step.step_id}: the lease was lost; another worker continues the task`, true);
-    return fn({ tx, c, emit: (type, data) => deps.record(tx, ctx.step.run_id, ctx.step.step_id, [{ type, data }]) });
-  });
+export function transition<T>(deps: ConsensusDeps, ctx: DriverCtx, fn: (w: Writer) => Promise<T>, load?: Omit<ConsensusLoad, 'task_id'>): Promise<T> {
+  return deps.store.transaction(
+    async (tx) => {
+      await tx.getRunState(ctx.step.run_id);
+      const c = tx.consensus();
+      if (!(await c.fence(ctx.step, ctx.step.attempt, ctx.workerId))) throw new StepError('LEASE_LOST', `step ${ctx.step.step_id}: the lease was lost; another worker continues the task`, true);
+      return fn({ tx, c, emit: (type, data) => deps.record(tx, ctx.step.run_id, ctx.step.step_id, [{ type, data }]) });
+    },
+    { runs: [ctx.step.run_id], steps: [{ run_id: ctx.step.run_id, step_id: ctx.step.step_id }], consensus: { task_id: ctx.taskId, ...load } },
+  );
 }
 
 /** Die on the spot at a named point (durability tests), as `kill -9` would. */

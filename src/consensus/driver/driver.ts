@@ -32,7 +32,8 @@ import { verify } from './verify.js';
 import { vote } from './vote.js';
 
 /** Run a consensus step's attempt. Never throws for the task's own problems: they fail the step. */
-export async function runConsensusStep(deps: ConsensusDeps, step: ClaimedStep, spec: StepSpec, rctx: ResolveContext, workerId: string, signal: AbortSignal, workflow: string): Promise<StepResult> {
+export async function runConsensusStep(shared: ConsensusDeps, step: ClaimedStep, spec: StepSpec, rctx: ResolveContext, workerId: string, signal: AbortSignal, workflow: string): Promise<StepResult> {
+  const deps = attemptDeps(shared);
   let contract: TaskContract;
   try {
     contract = resolveTaskContract(resolveValue(spec.consensus?.task, rctx, `steps.${step.step_id}.task`), step.step_id);
@@ -59,6 +60,27 @@ export async function runConsensusStep(deps: ConsensusDeps, step: ClaimedStep, s
     if (e instanceof StepError) return { kind: 'failed', retryable: e.retryable, error: { code: e.code, message: e.message } };
     throw e;
   }
+}
+
+/**
+ * The deps of one attempt: each executor's record is read once (the members' keys, then every call
+ * of the attempt to that executor), not once per call.
+ */
+function attemptDeps(deps: ConsensusDeps): ConsensusDeps {
+  const executors = new Map<string, ReturnType<ConsensusDeps['executor']>>();
+  return {
+    ...deps,
+    executor: (name) => {
+      let e = executors.get(name);
+      if (!e) {
+        e = deps.executor(name);
+        executors.set(name, e);
+        // A failed look-up is not kept: the next call asks again.
+        e.catch(() => executors.delete(name));
+      }
+      return e;
+    },
+  };
 }
 
 /** The step's result once the task is final; undefined while it is not. */
@@ -108,7 +130,7 @@ async function ensureTask(deps: ConsensusDeps, ctx: DriverCtx, contract: TaskCon
       expires_at: now + (contract.expiry_ms ?? CONTRACT_DEFAULTS.expiry_ms),
       updated_at: now,
     };
-    await w.c.insertTask(row);
+    await w.c.queueTask(row);
     await w.emit(EventType.TASK_CREATED, { task_id: ctx.taskId, task_type: contract.task_type, members, quorum: quorumOf(contract), policy: contract.verification.policy, expires_at: row.expires_at });
     return row;
   });
@@ -164,7 +186,7 @@ async function finalize(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTask
       await w.emit(EventType.DECISION_FINALIZED, { task_id: task.task_id, round: d.round, candidate_hash: d.candidate_hash, tally: d.tally, quorum: d.quorum });
     }
     await w.c.updateTask(task.task_id, { status: 'finalized', stage: 'finalize' });
-  });
+  }, { decision: true });
   if (deps.knowledge) {
     try {
       await deps.knowledge.record(task.task_id);

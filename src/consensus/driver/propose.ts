@@ -126,8 +126,8 @@ async function proposeOne(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTa
     const shown = outputForEvent(p.output);
     const ev = await w.emit(EventType.CANDIDATE_PROPOSED, { task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, ...shown, evidence: p.evidence, cost_usd: p.cost_usd, signature: p.signature });
     for (const e of p.evidence) await w.emit(EventType.EVIDENCE_ADDED, { task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, kind: e.kind, uri: e.uri.startsWith('data:') ? 'data:…' : e.uri, digest: e.digest });
-    await w.c.insertCandidate({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, output: p.output ?? null, evidence: p.evidence, cost_usd: p.cost_usd, signature: p.signature ?? '', output_bytes: shown.output_bytes, event_seq: ev.seq, event_hash: ev.hash, created_at: w.tx.now });
-  });
+    await w.c.queueCandidate({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, output: p.output ?? null, evidence: p.evidence, cost_usd: p.cost_usd, signature: p.signature ?? '', output_bytes: shown.output_bytes, event_seq: ev.seq, event_hash: ev.hash, created_at: w.tx.now });
+  }, { candidates: true });
 }
 
 /** The proposal itself: an HTTP executor's `/execute`, or a registered agent signed with its kernel key. */

@@ -61,7 +61,7 @@ export async function verify(deps: ConsensusDeps, ctx: DriverCtx, task: Consensu
       const have = await w.c.results(task.task_id);
       for (const o of outs) await recordResult(w, task, o.v, o.cand, evidence.get(o.cand.candidate_hash) ?? [], o.r, have);
       await w.c.updateTask(task.task_id, { status: 'voting', stage: 'vote' });
-    });
+    }, { results: true });
     return;
   }
   for (const v of verifierSlots(contract)) {
@@ -78,7 +78,7 @@ export async function verify(deps: ConsensusDeps, ctx: DriverCtx, task: Consensu
       }
       const checks = await checksOf(cand);
       const r = await askVerifier(deps, ctx, task, v, cand, othersOf(cand), checks);
-      await transition(deps, ctx, async (w) => recordResult(w, task, v, cand, checks, r, await w.c.results(task.task_id)));
+      await transition(deps, ctx, async (w) => recordResult(w, task, v, cand, checks, r, await w.c.results(task.task_id)), { results: true });
     }
   }
   await moveOn(deps, ctx, task);
@@ -159,7 +159,7 @@ async function recordResult(w: Writer, task: ConsensusTaskRow, v: VerifierSpec &
     return;
   }
   await w.emit(EventType.VERIFIER_RESULT_SUBMITTED, { task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, reason: r.reason.slice(0, 2000), score: r.score, cost_usd: r.cost_usd });
-  await w.c.insertResult({ task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, reason: r.reason.slice(0, 2000), score: r.score, evidence: r.evidence, cost_usd: r.cost_usd, signature: r.signature ?? '', created_at: w.tx.now });
+  await w.c.queueResult({ task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, reason: r.reason.slice(0, 2000), score: r.score, evidence: r.evidence, cost_usd: r.cost_usd, signature: r.signature ?? '', created_at: w.tx.now });
   have.push({ candidate_hash: cand.candidate_hash, verifier_id: v.id });
 }
 

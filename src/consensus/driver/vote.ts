@@ -81,7 +81,7 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
       if (!t || t.status !== 'voting' || t.round !== round) return;
       if (stopped) await w.emit(EventType.TASK_STAGE_STOPPED, stopped);
       for (const c of commits) await acceptVote(w, t, { kind: 'commit', task_id: start.task_id, round, voter_id: c.voter_id, commitment: c.commitment, signature: c.signature }, w.tx.now, c.sealed, c.cost_usd);
-    });
+    }, { votes_round: round });
   }
   crashPoint(deps, 'consensus-after-vote-commit', ctx.step.step_id);
   const quorum = quorumOf(contract);
@@ -185,7 +185,7 @@ async function revealKernel(deps: ConsensusDeps, ctx: DriverCtx, task: Consensus
       any ||= out.accepted;
     }
     return any;
-  });
+  }, { votes_round: task.round, candidates: true });
 }
 
 /** DECISION_COMMITTED with the proof, once per task (the decision row's key). */
@@ -200,7 +200,7 @@ async function commitDecision(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
     const inserted = await w.c.insertDecision({ task_id: task.task_id, round: task.round, candidate_hash: winner, output: cand.output, tally, quorum, proof, committed_at: w.tx.now, finalized_at: null });
     if (inserted) await w.emit(EventType.DECISION_COMMITTED, { task_id: task.task_id, round: task.round, candidate_hash: winner, tally, quorum, proof });
     await w.c.updateTask(task.task_id, { status: 'committed', stage: 'finalize' });
-  });
+  }, { candidates: true, votes_round: task.round });
   crashPoint(deps, 'consensus-after-decision-commit', ctx.step.step_id);
 }
 
