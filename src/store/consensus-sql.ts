@@ -421,18 +421,25 @@ export class ConsensusSql extends ConsensusReads implements ConsensusTx {
   }
 
   async insertDecision(d: ConsensusDecisionRow): Promise<boolean> {
-    const r = await this.q(
-      `INSERT INTO consensus_decisions (task_id, round, candidate_hash, output, tally, quorum, proof, committed_at, finalized_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING`,
-      [d.task_id, d.round, d.candidate_hash, JSON.stringify(d.output ?? null), JSON.stringify(d.tally), d.quorum, JSON.stringify(d.proof), d.committed_at, d.finalized_at],
-    );
+    const r = await this.q(INSERT_DECISION_SQL, decisionValues(d));
     this.decisionRows.delete(d.task_id);
     return r.rowCount === 1;
   }
 
+  async queueDecision(d: ConsensusDecisionRow): Promise<void> {
+    await this.write(INSERT_DECISION_SQL, decisionValues(d));
+    if (this.decisionRows.get(d.task_id) === null) this.decisionRows.set(d.task_id, { ...d });
+  }
+
   async finalizeDecision(taskId: string, at: number): Promise<boolean> {
     this.decisionRows.delete(taskId);
-    return (await this.q('UPDATE consensus_decisions SET finalized_at = ? WHERE task_id = ? AND finalized_at IS NULL', [at, taskId])).rowCount === 1;
+    return (await this.q(FINALIZE_SQL, [at, taskId])).rowCount === 1;
+  }
+
+  async queueFinalize(taskId: string, at: number): Promise<void> {
+    await this.write(FINALIZE_SQL, [at, taskId]);
+    const d = this.decisionRows.get(taskId);
+    if (d && d.finalized_at === null) d.finalized_at = at;
   }
 
   async addCost(taskId: string, bucket: BudgetBucket, usd: number): Promise<void> {
@@ -475,3 +482,8 @@ const commitValues = (v: Pick<ConsensusVoteRow, 'task_id' | 'round' | 'voter_id'
 const REVEAL_SQL = `UPDATE consensus_votes SET candidate_hash = ?, vote = ?, salt = ?, reveal_signature = ?, revealed_at = ?, reveal_event_seq = ?, reveal_event_hash = ?, sealed = NULL
        WHERE task_id = ? AND round = ? AND voter_id = ? AND revealed_at IS NULL`;
 const revealValues = (v: RevealRow): unknown[] => [v.candidate_hash, v.vote, v.salt, v.reveal_signature, v.revealed_at, v.reveal_event_seq, v.reveal_event_hash, v.task_id, v.round, v.voter_id];
+
+const INSERT_DECISION_SQL = `INSERT INTO consensus_decisions (task_id, round, candidate_hash, output, tally, quorum, proof, committed_at, finalized_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING`;
+const decisionValues = (d: ConsensusDecisionRow): unknown[] => [d.task_id, d.round, d.candidate_hash, JSON.stringify(d.output ?? null), JSON.stringify(d.tally), d.quorum, JSON.stringify(d.proof), d.committed_at, d.finalized_at];
+const FINALIZE_SQL = 'UPDATE consensus_decisions SET finalized_at = ? WHERE task_id = ? AND finalized_at IS NULL';

@@ -153,4 +153,7 @@ export interface ConsensusTx {
   queueResult(row: ConsensusResultRow): Promise<void>;
   queueCommit(row: Pick<ConsensusVoteRow, 'task_id' | 'round' | 'voter_id' | 'commitment' | 'commit_signature' | 'committed_at'>, sealed?: SealedVote): Promise<void>;
   queueReveal(row: Pick<ConsensusVoteRow, 'task_id' | 'round' | 'voter_id' | 'candidate_hash' | 'vote' | 'salt' | 'reveal_signature' | 'revealed_at' | 'reveal_event_seq' | 'reveal_event_hash'>): Promise<void>;
+  /** insertDecision and finalizeDecision, queued: the caller has read the decision row (under the run's lock) and knows what they will do. */
+  queueDecision(row: ConsensusDecisionRow): Promise<void>;
+  queueFinalize(taskId: string, at: number): Promise<void>;
 }

@@ -180,9 +180,11 @@ export async function failTask(deps: ConsensusDeps, ctx: DriverCtx, taskId: stri
 async function finalize(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<void> {
   checkAborted(ctx.signal);
   await transition(deps, ctx, async (w) => {
+    // Read under the run's lock (with BEGIN): finalized here once.
     const d = await w.c.getDecision(task.task_id);
     if (!d) throw new StepError('CONSENSUS_DECISION_MISSING', `task ${task.task_id} is committed without a decision row`, true);
-    if (await w.c.finalizeDecision(task.task_id, w.tx.now)) {
+    if (d.finalized_at === null) {
+      await w.c.queueFinalize(task.task_id, w.tx.now);
       await w.emit(EventType.DECISION_FINALIZED, { task_id: task.task_id, round: d.round, candidate_hash: d.candidate_hash, tally: d.tally, quorum: d.quorum });
     }
     await w.c.updateTask(task.task_id, { status: 'finalized', stage: 'finalize' });
