@@ -145,15 +145,16 @@ function owned(task: ConsensusTaskRow, ctx: DriverCtx): ConsensusTaskRow {
 
 /** Every member with its public key: executors' pinned keys, kernel keys for agents and kernel voters, external voters' own. */
 async function membership(deps: ConsensusDeps, contract: TaskContract): Promise<Member[]> {
-  const out: Member[] = [];
   const executorKey = async (name: string): Promise<string> => {
     const e = await deps.executor(name);
     return e.public_key ?? (await e.client.capabilities().then((c) => c.public_key ?? '', () => ''));
   };
-  for (const p of proposerSlots(contract)) out.push({ role: 'proposer', id: p.id, public_key: p.executor ? await executorKey(p.executor) : (await deps.kernelKey(`consensus:${p.id}`)).publicKey });
-  for (const v of verifierSlots(contract)) out.push({ role: 'verifier', id: v.id, public_key: v.executor ? await executorKey(v.executor) : (await deps.kernelKey(`consensus:${v.id}`)).publicKey });
-  for (const v of voterSlots(contract)) out.push({ role: 'voter', id: v.id, public_key: v.external ? (v.public_key ?? '') : (await deps.kernelKey(`consensus:${v.id}`)).publicKey });
-  return out;
+  // Looked up at once, listed in the contract's order.
+  return Promise.all([
+    ...proposerSlots(contract).map(async (p): Promise<Member> => ({ role: 'proposer', id: p.id, public_key: p.executor ? await executorKey(p.executor) : (await deps.kernelKey(`consensus:${p.id}`)).publicKey })),
+    ...verifierSlots(contract).map(async (v): Promise<Member> => ({ role: 'verifier', id: v.id, public_key: v.executor ? await executorKey(v.executor) : (await deps.kernelKey(`consensus:${v.id}`)).publicKey })),
+    ...voterSlots(contract).map(async (v): Promise<Member> => ({ role: 'voter', id: v.id, public_key: v.external ? (v.public_key ?? '') : (await deps.kernelKey(`consensus:${v.id}`)).publicKey })),
+  ]);
 }
 
 /** TASK_EXPIRED: the task passed its expiry undecided. */
