@@ -13,7 +13,7 @@
 import { StepError } from '../../core/errors.js';
 import type { EventType } from '../../core/events.js';
 import type { ExecutorClient, SeedBundle } from '../../executors/http/contract.js';
-import type { ConsensusLoad, ConsensusTx } from '../../store/consensus-types.js';
+import type { ConsensusDecisionRow, ConsensusLoad, ConsensusTaskRow, ConsensusTx } from '../../store/consensus-types.js';
 import type { Store } from '../../store/store.js';
 import type { ClaimedStep, LedgerTx } from '../../store/types.js';
 import type { TaskContract } from '../core/types.js';
@@ -72,6 +72,17 @@ export interface DriverCtx {
   workflow: string;
   taskId: string;
   signal: AbortSignal;
+}
+
+/**
+ * Where a stage left the task: its row as the stage's last transition wrote it and that
+ * transition's clock (and the decision, once finalized). The driver goes on from them instead of
+ * reading them again; a stage that ends otherwise (the task failed, a new round) returns nothing.
+ */
+export interface StageEnd {
+  task: ConsensusTaskRow;
+  now: number;
+  decision?: ConsensusDecisionRow;
 }
 
 /** One transaction's writer: the consensus rows and the run's events. */

@@ -19,13 +19,13 @@ import { StepError, errorMessage } from '../../core/errors.js';
 import { EventType } from '../../core/events.js';
 import type { StepSpec } from '../../core/manifest/workflow.js';
 import { resolveValue, type ResolveContext } from '../../core/template.js';
-import type { ConsensusTaskRow } from '../../store/consensus-types.js';
+import type { ConsensusDecisionRow, ConsensusTaskRow } from '../../store/consensus-types.js';
 import type { ClaimedStep, StepResult } from '../../store/types.js';
 import { ReasonCode, reasonName } from '../core/reason-codes.js';
 import type { Member, TaskContract } from '../core/types.js';
 import { CONTRACT_DEFAULTS } from '../core/contract.js';
 import { resolveTaskContract } from './contract.js';
-import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
+import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx, type StageEnd } from './deps.js';
 import { proposerSlots, quorumOf, verifierSlots, voterSlots } from './rules.js';
 import { propose } from './propose.js';
 import { verify } from './verify.js';
@@ -44,16 +44,20 @@ export async function runConsensusStep(shared: ConsensusDeps, step: ClaimedStep,
   const ctx: DriverCtx = { step, workerId, workflow, taskId: contract.task_id ?? `${step.run_id}/${step.step_id}`, signal };
   try {
     let task = await ensureTask(deps, ctx, contract);
+    // Where the last stage left the task (its row and clock): not read again.
+    let end: StageEnd | undefined;
     for (let guard = 0; guard < 10_000; guard++) {
       checkAborted(signal);
-      const done = outcome(deps, task);
+      const done = outcome(deps, task, end?.decision);
       if (done) return await done;
-      if ((await deps.store.now()) >= task.expires_at && task.status !== 'committed') await expire(deps, ctx, task);
-      else if (task.status === 'created' || task.status === 'proposing') await propose(deps, ctx, task);
-      else if (task.status === 'verifying') await verify(deps, ctx, task);
-      else if (task.status === 'voting') await vote(deps, ctx, task);
-      else if (task.status === 'committed') await finalize(deps, ctx, task);
-      task = (await deps.store.getConsensusTask(ctx.taskId)) ?? task;
+      const now = end ? end.now : await deps.store.now();
+      end = undefined;
+      if (now >= task.expires_at && task.status !== 'committed') await expire(deps, ctx, task);
+      else if (task.status === 'created' || task.status === 'proposing') end = await propose(deps, ctx, task);
+      else if (task.status === 'verifying') end = await verify(deps, ctx, task);
+      else if (task.status === 'voting') end = await vote(deps, ctx, task);
+      else if (task.status === 'committed') end = await finalize(deps, ctx, task);
+      task = end ? end.task : ((await deps.store.getConsensusTask(ctx.taskId)) ?? task);
     }
     throw new StepError('CONSENSUS_STUCK', `task ${ctx.taskId} made no progress`, true);
   } catch (e) {
@@ -84,10 +88,10 @@ function attemptDeps(deps: ConsensusDeps): ConsensusDeps {
 }
 
 /** The step's result once the task is final; undefined while it is not. */
-function outcome(deps: ConsensusDeps, task: ConsensusTaskRow): Promise<StepResult> | undefined {
+function outcome(deps: ConsensusDeps, task: ConsensusTaskRow, decision?: ConsensusDecisionRow): Promise<StepResult> | undefined {
   if (task.status === 'finalized') {
     return (async () => {
-      const d = await deps.store.getConsensusDecision(task.task_id);
+      const d = decision ?? (await deps.store.getConsensusDecision(task.task_id));
       if (!d) throw new StepError('CONSENSUS_DECISION_MISSING', `task ${task.task_id} is finalized without a decision row`, true);
       return {
         kind: 'completed',
@@ -178,9 +182,9 @@ export async function failTask(deps: ConsensusDeps, ctx: DriverCtx, taskId: stri
 }
 
 /** DECISION_FINALIZED, once: the decision row's finalized_at is set by one transaction only. */
-async function finalize(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<void> {
+async function finalize(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<StageEnd | undefined> {
   checkAborted(ctx.signal);
-  await transition(deps, ctx, async (w) => {
+  const end = await transition(deps, ctx, async (w): Promise<StageEnd | undefined> => {
     // Read under the run's lock (with BEGIN): finalized here once.
     const d = await w.c.getDecision(task.task_id);
     if (!d) throw new StepError('CONSENSUS_DECISION_MISSING', `task ${task.task_id} is committed without a decision row`, true);
@@ -189,6 +193,9 @@ async function finalize(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTask
       await w.emit(EventType.DECISION_FINALIZED, { task_id: task.task_id, round: d.round, candidate_hash: d.candidate_hash, tally: d.tally, quorum: d.quorum });
     }
     await w.c.updateTask(task.task_id, { status: 'finalized', stage: 'finalize' });
+    const t = await w.c.getTask(task.task_id);
+    const decision = await w.c.getDecision(task.task_id);
+    return t && decision ? { task: t, now: w.tx.now, decision } : undefined;
   }, { decision: true });
   if (deps.knowledge) {
     try {
@@ -197,6 +204,7 @@ async function finalize(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTask
       deps.log?.(`consensus task ${task.task_id}: the knowledge store did not take the decision: ${errorMessage(e)}`);
     }
   }
+  return end;
 }
 
 export { crashPoint };

@@ -20,7 +20,7 @@ import { candidateSignedFields } from '../core/signed.js';
 import { gateStage } from '../core/stage-budget.js';
 import type { EvidenceRef } from '../core/types.js';
 import { checkSigned } from '../core/votes.js';
-import { checkAborted, transition, type ConsensusDeps, type DriverCtx, type Writer } from './deps.js';
+import { checkAborted, transition, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
 import { failTask } from './driver.js';
 import { outputForEvent, proposerSlots, type ProposerSlot } from './rules.js';
 
@@ -32,7 +32,7 @@ interface Proposal {
 }
 
 
-export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<void> {
+export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<StageEnd | undefined> {
   const contract = task.contract;
   // A knowledge hit is looked up once, before the first round (its events travel with the claim).
   let seed: SeedBundle | undefined;
@@ -69,14 +69,13 @@ export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
       const stopped = { task_id: task.task_id, stage: 'propose', bucket: gate.bucket, reason_code: gate.code, reason: reasonName(gate.code), detail: gate.reason, round, spent_usd: gate.spent_usd, budget_usd: gate.budget_usd };
       const pending = claim;
       claim = undefined;
-      const all = await transition(deps, ctx, async (w) => {
+      const out = await transition(deps, ctx, async (w) => {
         if (pending) await pending(w);
         const all = await w.c.candidates(task.task_id);
         await stopProposing(w, task, stopped, all.length);
-        return all;
+        return { all, task: await w.c.getTask(task.task_id), now: w.tx.now };
       }, { candidates: true });
-      if (all.length === 0) await failTask(deps, ctx, task.task_id, ReasonCode.NO_CANDIDATES, 'no proposer brought a candidate');
-      return;
+      return ended(deps, ctx, task, out);
     }
     const have = await deps.store.getConsensusCandidates(task.task_id);
     const missing = slots.filter((s) => !have.some((c) => c.proposer_id === s.id && c.round === round));
@@ -89,18 +88,22 @@ export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
       const all = await w.c.candidates(task.task_id);
       const next = exploreDecision(contract.explore, { rounds: newHashesPerRound(all, round) });
       if (next.stop) await stopProposing(w, task, { task_id: task.task_id, stage: 'propose', reason_code: next.code, reason: reasonName(next.code), detail: next.reason, round }, all.length);
-      return { all, next };
+      return { all, next, task: await w.c.getTask(task.task_id), now: w.tx.now };
     }, { candidates: true });
     claim = undefined;
-    if (out.next.stop) {
-      if (out.all.length === 0) await failTask(deps, ctx, task.task_id, ReasonCode.NO_CANDIDATES, 'no proposer brought a candidate');
-      return;
-    }
+    if (out.next.stop) return ended(deps, ctx, task, out);
     round = out.next.next_round;
   }
 }
 
 const NOTHING_SPENT = { explore: 0, verify: 0, finalize: 0 };
+
+/** Proposing stopped: on to verifying, or the task fails without a candidate. */
+async function ended(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, out: { all: readonly unknown[]; task: ConsensusTaskRow | undefined; now: number }): Promise<StageEnd | undefined> {
+  if (out.all.length > 0) return out.task ? { task: out.task, now: out.now } : undefined;
+  await failTask(deps, ctx, task.task_id, ReasonCode.NO_CANDIDATES, 'no proposer brought a candidate');
+  return undefined;
+}
 
 /** TASK_STAGE_STOPPED, and the move to verifying when there is a candidate to verify (else the task fails next). */
 async function stopProposing(w: Writer, task: ConsensusTaskRow, event: Record<string, unknown>, candidates: number): Promise<void> {

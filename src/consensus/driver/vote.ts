@@ -18,7 +18,7 @@ import { ReasonCode, reasonName } from '../core/reason-codes.js';
 import { gateStage } from '../core/stage-budget.js';
 import type { VoterSpec } from '../core/types.js';
 import { decide, tally as tallyReveals } from '../core/votes.js';
-import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx, type Writer } from './deps.js';
+import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
 import { failTask } from './driver.js';
 import { quorumOf, voterSlots } from './rules.js';
 import { acceptVote, commitFields, revealDeadline, revealFields } from './votes.js';
@@ -36,7 +36,7 @@ export function rankVerified(results: readonly ConsensusResultRow[]): Array<{ ca
   return out.sort((a, b) => b.score - a.score || a.candidate_hash.localeCompare(b.candidate_hash));
 }
 
-export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: ConsensusTaskRow): Promise<void> {
+export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: ConsensusTaskRow): Promise<StageEnd | undefined> {
   const contract = start.contract;
   const voters = voterSlots(contract);
   const kernel = voters.filter((v) => !v.external);
@@ -49,7 +49,7 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
   if (ranked.length === 0 && kernel.length === voters.length) {
     if (!judges) await transition(deps, ctx, (w) => w.emit(EventType.TASK_CLAIMED, claim));
     await failTask(deps, ctx, start.task_id, ReasonCode.NO_VERIFIED_CANDIDATE, 'no candidate passed verification');
-    return;
+    return undefined;
   }
   // Kernel voters commit (those that have not in this round).
   const committed = new Set((await deps.store.getConsensusVotes(start.task_id, round)).map((v) => v.voter_id));
@@ -74,13 +74,17 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
     commits.push({ voter_id: v.id, commitment, sealed, cost_usd: picked.cost_usd, signature: signRecord(key.privateKey, 'vote_commit', commitFields({ task_id: start.task_id, round, voter_id: v.id, commitment })) });
   }
   checkAborted(ctx.signal);
+  // The round as the commits left it (the task's row, its votes, the clock): the first look at it needs no reads.
+  let seen: { task: ConsensusTaskRow; votes: ConsensusVoteRow[]; now: number } | undefined;
   if (commits.length > 0 || !judges) {
-    await transition(deps, ctx, async (w) => {
+    seen = await transition(deps, ctx, async (w) => {
       if (!judges) await w.emit(EventType.TASK_CLAIMED, claim);
       const t = await w.c.getTask(start.task_id);
-      if (!t || t.status !== 'voting' || t.round !== round) return;
+      if (!t || t.status !== 'voting' || t.round !== round) return undefined;
       if (stopped) await w.emit(EventType.TASK_STAGE_STOPPED, stopped);
       for (const c of commits) await acceptVote(w, t, { kind: 'commit', task_id: start.task_id, round, voter_id: c.voter_id, commitment: c.commitment, signature: c.signature }, w.tx.now, c.sealed, c.cost_usd);
+      const after = await w.c.getTask(start.task_id);
+      return after ? { task: after, votes: await w.c.votes(start.task_id, round), now: w.tx.now } : undefined;
     }, { votes_round: round });
   }
   crashPoint(deps, 'consensus-after-vote-commit', ctx.step.step_id);
@@ -90,11 +94,12 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
   const aborted = new Promise<void>((r) => ctx.signal.addEventListener('abort', () => r(), { once: true }));
   for (;;) {
     checkAborted(ctx.signal);
-    const task = await deps.store.getConsensusTask(start.task_id);
-    if (!task || task.status !== 'voting' || task.round !== round) return;
-    const now = await deps.store.now();
-    if (now >= task.expires_at) return; // the driver expires it
-    let votes = await deps.store.getConsensusVotes(task.task_id, round);
+    const task = seen ? seen.task : await deps.store.getConsensusTask(start.task_id);
+    if (!task || task.status !== 'voting' || task.round !== round) return undefined;
+    const now = seen ? seen.now : await deps.store.now();
+    if (now >= task.expires_at) return undefined; // the driver expires it
+    let votes = seen ? seen.votes : await deps.store.getConsensusVotes(task.task_id, round);
+    seen = undefined;
     const deadline = revealDeadline(task);
     const allCommitted = voters.every((v) => votes.some((x) => x.voter_id === v.id));
     const passed = deadline !== null && now > deadline;
@@ -118,18 +123,15 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
       });
       if (r.decided) {
         crashPoint(deps, 'consensus-after-decision-commit', ctx.step.step_id);
-        return;
+        return r.end;
       }
       votes = r.votes;
     }
     const { tally, revealedOrClosed, commitsOpen, outstanding, d } = judge(votes);
-    if (d.decided) {
-      await commitDecision(deps, ctx, task, d.candidate_hash, tally, quorum);
-      return;
-    }
+    if (d.decided) return commitDecision(deps, ctx, task, d.candidate_hash, tally, quorum);
     if (passed || (outstanding === 0 && !commitsOpen)) {
       await retryOrFail(deps, ctx, task, revealedOrClosed, quorum, d.code === ReasonCode.TIE);
-      return;
+      return undefined;
     }
     await deps.store.waitForChange(Math.min(deps.pollMs ?? 200, Math.max(1, (deadline ?? task.expires_at) - now + 1)), aborted);
   }
@@ -194,7 +196,7 @@ async function revealKernel(
   kernel: readonly VoterSpec[],
   votes: ConsensusVoteRow[],
   decided: (w: Writer, task: ConsensusTaskRow, votes: ConsensusVoteRow[]) => Promise<boolean>,
-): Promise<{ votes: ConsensusVoteRow[]; decided: boolean }> {
+): Promise<{ votes: ConsensusVoteRow[]; decided: boolean; end?: StageEnd }> {
   const mine = kernel.filter((v) => votes.some((x) => x.voter_id === v.id && x.revealed_at === null));
   if (mine.length === 0) return { votes, decided: false };
   const keys = new Map<string, string>();
@@ -212,26 +214,30 @@ async function revealKernel(
       }
       const after = await w.c.votes(task.task_id, task.round);
       const t = await w.c.getTask(task.task_id);
-      if (!t || t.status !== 'voting' || t.round !== task.round) return { votes: after, decided: false };
-      return { votes: after, decided: await decided(w, t, after) };
+      if (!t || t.status !== 'voting' || t.round !== task.round || !(await decided(w, t, after))) return { votes: after, decided: false };
+      const end = await w.c.getTask(task.task_id);
+      return { votes: after, decided: true, ...(end ? { end: { task: end, now: w.tx.now } } : {}) };
     },
     { votes_round: task.round, candidates: true, decision: true },
   );
 }
 
 /** DECISION_COMMITTED with the proof, once per task (the decision row's key). */
-async function commitDecision(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, winner: string, tally: Record<string, number>, quorum: number): Promise<void> {
-  await transition(
+async function commitDecision(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, winner: string, tally: Record<string, number>, quorum: number): Promise<StageEnd | undefined> {
+  const end = await transition(
     deps,
     ctx,
-    async (w) => {
+    async (w): Promise<StageEnd | undefined> => {
       const t = await w.c.getTask(task.task_id);
-      if (!t || t.status !== 'voting' || t.round !== task.round) return;
+      if (!t || t.status !== 'voting' || t.round !== task.round) return undefined;
       await writeDecision(w, t, winner, tally, quorum);
+      const after = await w.c.getTask(task.task_id);
+      return after ? { task: after, now: w.tx.now } : undefined;
     },
     { candidates: true, votes_round: task.round, decision: true },
   );
   crashPoint(deps, 'consensus-after-decision-commit', ctx.step.step_id);
+  return end;
 }
 
 /**
