@@ -36,6 +36,7 @@ import { benchOptions, COMMON_OPTIONS, countsOption, intOption, namesOption } fr
 import { freshDir, median, nowMs, REPO_ROOT, writePackage, type BenchDir } from './harness.js';
 import { startBenchServer, type BenchServer } from './pg-server.js';
 import { table } from './report.js';
+import pg from 'pg';
 import { gitState, hostInfo } from './runner.js';
 
 const USAGE = `usage: node dist/bench/consensus.js [options]
@@ -44,6 +45,7 @@ const USAGE = `usage: node dist/bench/consensus.js [options]
   --inflight <list>    tasks in flight for the throughput measurement (default 1,4)
   --targets <list>     of sqlite, postgres (default: both)
   --repeat <n>         repetitions (default 3; --quick 1); medians are reported
+  --trace              then count the database round trips of a few more tasks and baseline runs (PostgreSQL)
   --dir <path>         temp directories here
   --keep               keep the temp directories
   --no-save            do not write bench/results/consensus-*.json`;
@@ -189,27 +191,38 @@ interface Sample {
   calls: number;
   /** Events in the run's log (a diagnostic: each is a row, most in their own transaction). */
   events: number;
+  /** This process's CPU time (user + system) over the task: the kernel's JavaScript and the fake executors' handlers; not the database server's. */
+  cpu_ms: number;
 }
+
+const cpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 /** One consensus task to its decision: wall ms and the ms spent inside the executors. */
 async function oneTask(swarm: Swarm): Promise<Sample> {
+  const c0 = cpuMs();
   const t0 = nowMs();
   const sub = await swarm.submitTask(contract());
   const run = await swarm.wait(sub.run_id);
   const ms = nowMs() - t0;
+  const cpu = cpuMs() - c0;
   if (run.run.status !== 'completed') throw new Error(`task ${sub.task_id}: run ${run.run.id} ended ${run.run.status}`);
   const d = await swarm.taskDecision(sub.task_id);
   if (d.status !== 'finalized') throw new Error(`task ${sub.task_id} is ${d.status}`);
-  return { ms, exec_ms: executorMs.get(sub.task_id) ?? 0, calls: executorCalls.get(sub.task_id) ?? 0, events: (await swarm.events(sub.run_id)).length };
+  return { ms, exec_ms: executorMs.get(sub.task_id) ?? 0, calls: executorCalls.get(sub.task_id) ?? 0, events: (await swarm.events(sub.run_id)).length, cpu_ms: cpu };
 }
 
 async function oneBaseline(swarm: Swarm): Promise<Sample> {
+  const c0 = cpuMs();
   const t0 = nowMs();
   const id = await swarm.startRun('plain5');
   const run = await swarm.wait(id);
   const ms = nowMs() - t0;
+  const cpu = cpuMs() - c0;
   if (run.run.status !== 'completed') throw new Error(`baseline run ${id} ended ${run.run.status}`);
-  return { ms, exec_ms: executorMs.get(id) ?? 0, calls: executorCalls.get(id) ?? 0, events: (await swarm.events(id)).length };
+  return { ms, exec_ms: executorMs.get(id) ?? 0, calls: executorCalls.get(id) ?? 0, events: (await swarm.events(id)).length, cpu_ms: cpu };
 }
 
 async function throughput(swarm: Swarm, inflight: number, tasks: number): Promise<number> {
@@ -226,6 +239,68 @@ async function throughput(swarm: Swarm, inflight: number, tasks: number): Promis
   return (tasks * 1000) / (nowMs() - t0);
 }
 
+/**
+ * `--trace`: every `pg.Client.query` of this process counted while `on`. The store sends a
+ * transaction's statements pipelined (several per query string), so one call is one round trip.
+ */
+const rt = { on: false, trips: 0, transactions: 0, texts: new Map<string, number>() };
+function installRoundTripCounter(): void {
+  type QueryFn = (this: pg.Client, ...args: unknown[]) => unknown;
+  const proto = pg.Client.prototype as unknown as { query: QueryFn };
+  const original = proto.query;
+  const names = new Map<string, string>();
+  proto.query = function (this: pg.Client, ...args: unknown[]): unknown {
+    const a = args[0];
+    const text = typeof a === 'string' ? a : a && typeof a === 'object' && 'text' in a && typeof a.text === 'string' ? a.text : '?';
+    if (text.includes('PREPARE ')) for (const m of text.matchAll(/PREPARE (\w+) AS ([^]*?)(?:;\n|$)/g)) names.set(m[1]!, m[2]!);
+    if (rt.on) {
+      rt.trips++;
+      if (/\bCOMMIT\b/.test(text)) rt.transactions++;
+      // What the round trip is for: its statements without the values, BEGIN's clock and PREPAREs left out.
+      const key = text
+        .split(';\n')
+        .filter((x) => !x.startsWith('PREPARE ') && !x.startsWith('BEGIN') && !x.startsWith('SELECT set_config'))
+        .map((x) => (x.startsWith('EXECUTE ') ? (names.get(x.slice(8).replace(/\(.*$/s, '')) ?? x) : x).replace(/\s+/g, ' ').slice(0, 70))
+        .join(' | ');
+      rt.texts.set(key, (rt.texts.get(key) ?? 0) + 1);
+    }
+    return original.apply(this, args);
+  };
+}
+
+interface RoundTrips {
+  per_task: number;
+  transactions_per_task: number;
+  per_baseline: number;
+  transactions_per_baseline: number;
+  /** The task's round trips by what they carry (per task). */
+  task_kinds: Array<[string, number]>;
+}
+
+async function countRoundTrips(swarm: Swarm, n: number): Promise<RoundTrips> {
+  const one = async (f: () => Promise<unknown>): Promise<{ trips: number; transactions: number; texts: Map<string, number> }> => {
+    rt.trips = 0;
+    rt.transactions = 0;
+    rt.texts = new Map();
+    rt.on = true;
+    try {
+      for (let i = 0; i < n; i++) await f();
+    } finally {
+      rt.on = false;
+    }
+    return { trips: rt.trips / n, transactions: rt.transactions / n, texts: rt.texts };
+  };
+  const b = await one(() => oneBaseline(swarm));
+  const t = await one(() => oneTask(swarm));
+  return {
+    per_task: t.trips,
+    transactions_per_task: t.transactions,
+    per_baseline: b.trips,
+    transactions_per_baseline: b.transactions,
+    task_kinds: [...t.texts.entries()].sort((x, y) => y[1] - x[1]).map(([k, c]) => [k, c / n]),
+  };
+}
+
 interface Measurement {
   target: TargetKind;
   task_ms: number;
@@ -238,9 +313,13 @@ interface Measurement {
   events_per_task: number;
   events_per_baseline: number;
   tasks_per_s: Record<string, number>;
+  /** This process's CPU ms per task and per baseline run (medians). */
+  task_cpu_ms: number;
+  baseline_cpu_ms: number;
+  round_trips?: RoundTrips;
 }
 
-async function measure(kind: TargetKind, env: Env, tasks: number, inflights: readonly number[]): Promise<Measurement> {
+async function measure(kind: TargetKind, env: Env, tasks: number, inflights: readonly number[], trace: boolean): Promise<Measurement> {
   const { swarm } = env;
   // Warm-up: JIT, connections, kernel keys created on first use.
   await oneBaseline(swarm);
@@ -254,6 +333,7 @@ async function measure(kind: TargetKind, env: Env, tasks: number, inflights: rea
   }
   const tps: Record<string, number> = {};
   for (const n of inflights) tps[String(n)] = await throughput(swarm, n, Math.max(tasks, n * 3));
+  const trips = trace && kind === 'postgres' ? await countRoundTrips(swarm, Math.min(tasks, 10)) : undefined;
   const taskMs = median(task.map((t) => t.ms));
   const baseMs = median(base.map((t) => t.ms));
   return {
@@ -268,6 +348,9 @@ async function measure(kind: TargetKind, env: Env, tasks: number, inflights: rea
     events_per_task: median(task.map((t) => t.events)),
     events_per_baseline: median(base.map((t) => t.events)),
     tasks_per_s: tps,
+    task_cpu_ms: median(task.map((t) => t.cpu_ms)),
+    baseline_cpu_ms: median(base.map((t) => t.cpu_ms)),
+    ...(trips ? { round_trips: trips } : {}),
   };
 }
 
@@ -277,6 +360,8 @@ async function main(): Promise<void> {
   const tasks = intOption(v.tasks, '--tasks', 1) ?? (quick ? 5 : 30);
   const repeat = intOption(v.repeat, '--repeat', 1) ?? (quick ? 1 : 3);
   const inflights = v.inflight ? countsOption(v.inflight, '--inflight') : [1, 4];
+  const trace = v.trace ?? false;
+  if (trace) installRoundTripCounter();
   const kinds = v.targets ? namesOption(v.targets, '--targets', TARGETS) : new Set<TargetKind>(TARGETS);
   const loadBefore = loadavg();
   const executors = await Promise.all([...Array.from({ length: PROPOSERS }, (_, i) => `p${i + 1}`), ...Array.from({ length: VERIFIERS }, (_, i) => `v${i + 1}`)].map(startFakeExecutor));
@@ -287,9 +372,14 @@ async function main(): Promise<void> {
       for (const kind of TARGETS.filter((k) => kinds.has(k))) {
         const env = await openTarget(kind, pg, executors, v.dir, v.keep ?? false);
         try {
-          const m = await measure(kind, env, tasks, inflights);
+          const m = await measure(kind, env, tasks, inflights, trace);
           reps.set(kind, [...(reps.get(kind) ?? []), m]);
-          console.log(`  rep ${rep + 1}/${repeat} ${kind}: task ${m.task_ms.toFixed(1)} ms, baseline ${m.baseline_ms.toFixed(1)} ms (${m.ratio.toFixed(2)}×), kernel ${m.kernel_ms_per_task.toFixed(1)} ms/task, ${Object.entries(m.tasks_per_s).map(([n, t]) => `${t.toFixed(1)} tasks/s @${n}`).join(', ')}`);
+          if (m.round_trips) {
+            const r = m.round_trips;
+            console.log(`  round trips: ${r.per_task} per task (${r.transactions_per_task} transactions), ${r.per_baseline} per baseline run (${r.transactions_per_baseline} transactions); per task by kind:`);
+            for (const [k, c] of r.task_kinds.slice(0, 30)) console.log(`    ${c.toFixed(1).padStart(5)}  ${k}`);
+          }
+          console.log(`  rep ${rep + 1}/${repeat} ${kind}: task ${m.task_ms.toFixed(1)} ms, baseline ${m.baseline_ms.toFixed(1)} ms (${m.ratio.toFixed(2)}×), kernel ${m.kernel_ms_per_task.toFixed(1)} ms/task, CPU ${m.task_cpu_ms.toFixed(1)} / ${m.baseline_cpu_ms.toFixed(1)} ms, ${Object.entries(m.tasks_per_s).map(([n, t]) => `${t.toFixed(1)} tasks/s @${n}`).join(', ')}`);
         } finally {
           await env.stop();
         }
@@ -311,13 +401,15 @@ async function main(): Promise<void> {
     events_per_task: median(ms.map((m) => m.events_per_task)),
     events_per_baseline: median(ms.map((m) => m.events_per_baseline)),
     tasks_per_s: Object.fromEntries(inflights.map((n) => [String(n), median(ms.map((m) => m.tasks_per_s[String(n)] ?? Number.NaN))])),
+    task_cpu_ms: median(ms.map((m) => m.task_cpu_ms)),
+    baseline_cpu_ms: median(ms.map((m) => m.baseline_cpu_ms)),
   }));
   const load = loadavg()[0]!;
   console.log(`\n${tasks} tasks and ${tasks} baseline runs per measurement, ${repeat} repetition(s), medians; load average ${load.toFixed(1)} on ${cpus().length} cores`);
   if (load > cpus().length) console.log('warning: the machine is busier than its cores: times measure the neighbours too; compare the ratio');
   console.log('');
-  const rows = medians.map((m) => [m.target, m.task_ms.toFixed(1), m.baseline_ms.toFixed(1), `${m.ratio.toFixed(2)}×`, m.kernel_ms_per_task.toFixed(1), m.baseline_kernel_ms.toFixed(1), m.exec_ms_per_task.toFixed(2), String(m.calls_per_task), `${m.events_per_task} / ${m.events_per_baseline}`, ...inflights.map((n) => (m.tasks_per_s[String(n)] ?? Number.NaN).toFixed(1))]);
-  console.log(table(['target', 'task ms', 'baseline ms', 'ratio', 'kernel ms/task', 'kernel ms/baseline', 'in executors ms/task', 'calls/task', 'events task / baseline', ...inflights.map((n) => `tasks/s @${n}`)], rows));
+  const rows = medians.map((m) => [m.target, m.task_ms.toFixed(1), m.baseline_ms.toFixed(1), `${m.ratio.toFixed(2)}×`, m.kernel_ms_per_task.toFixed(1), m.baseline_kernel_ms.toFixed(1), m.exec_ms_per_task.toFixed(2), `${m.task_cpu_ms.toFixed(1)} / ${m.baseline_cpu_ms.toFixed(1)} (${(m.task_cpu_ms / m.baseline_cpu_ms).toFixed(2)}×)`, String(m.calls_per_task), `${m.events_per_task} / ${m.events_per_baseline}`, ...inflights.map((n) => (m.tasks_per_s[String(n)] ?? Number.NaN).toFixed(1))]);
+  console.log(table(['target', 'task ms', 'baseline ms', 'ratio', 'kernel ms/task', 'kernel ms/baseline', 'in executors ms/task', 'CPU ms task / baseline', 'calls/task', 'events task / baseline', ...inflights.map((n) => `tasks/s @${n}`)], rows));
   const goals = medians.map((m) => ({ target: m.target, goal_ratio: GOAL_RATIO, ratio: m.ratio, met: m.ratio <= GOAL_RATIO }));
   for (const g of goals) console.log(`target ≤ ${GOAL_RATIO}× the baseline on ${g.target}: ${g.ratio.toFixed(2)}× — ${g.met ? 'met' : 'missed'}`);
   const result = { bench: 'consensus', tasks, repeat, inflight: inflights, shape: { proposers: PROPOSERS, verifiers: VERIFIERS, voters: VOTERS }, medians, repetitions: Object.fromEntries(reps), goals, postgres: pg ? { kind: pg.kind } : null, host: hostInfo(loadBefore), git: gitState() };

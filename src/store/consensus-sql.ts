@@ -13,6 +13,7 @@ import type {
   ConsensusCandidateRow,
   ConsensusCosts,
   ConsensusDecisionRow,
+  ConsensusLoad,
   ConsensusResultRow,
   ConsensusTaskQuery,
   ConsensusTaskRow,
@@ -123,6 +124,10 @@ const TASK_UPDATE_COLUMNS = ['status', 'stage', 'round', 'explore_round', 'round
 
 const VOTE_COLS = 'task_id, round, voter_id, commitment, commit_signature, committed_at, candidate_hash, vote, salt, reveal_signature, revealed_at, reveal_event_seq, reveal_event_hash';
 
+const CANDIDATES_SQL = 'SELECT * FROM consensus_candidates WHERE task_id = ? ORDER BY round, event_seq, proposer_id';
+const RESULTS_SQL = 'SELECT * FROM consensus_results WHERE task_id = ? ORDER BY created_at, candidate_hash, verifier_id';
+const ROUND_VOTES_SQL = `SELECT ${VOTE_COLS}, sealed FROM consensus_votes WHERE task_id = ? AND round = ? ORDER BY committed_at, voter_id`;
+
 /** The reads the store offers (and the transaction too). */
 export class ConsensusReads {
   constructor(protected readonly q: ConsensusQuery) {}
@@ -158,11 +163,11 @@ export class ConsensusReads {
   }
 
   async candidates(taskId: string): Promise<ConsensusCandidateRow[]> {
-    return (await this.q('SELECT * FROM consensus_candidates WHERE task_id = ? ORDER BY round, event_seq, proposer_id', [taskId])).rows.map(toCandidateRow);
+    return (await this.q(CANDIDATES_SQL, [taskId])).rows.map(toCandidateRow);
   }
 
   async results(taskId: string): Promise<ConsensusResultRow[]> {
-    return (await this.q('SELECT * FROM consensus_results WHERE task_id = ? ORDER BY created_at, candidate_hash, verifier_id', [taskId])).rows.map(toResultRow);
+    return (await this.q(RESULTS_SQL, [taskId])).rows.map(toResultRow);
   }
 
   async votes(taskId: string, round?: number): Promise<ConsensusVoteRow[]> {
@@ -185,29 +190,149 @@ export class ConsensusReads {
   }
 }
 
-/** The writes, in a ledger transaction. `lockSuffix` locks the step row where the database can (PostgreSQL: FOR UPDATE). */
+/** How a backend runs a transaction's statements (see ConsensusSql). */
+export interface ConsensusTxIo {
+  /** A statement whose result is needed now. */
+  q: ConsensusQuery;
+  /** A write whose result nobody needs: a networked store queues it for its next round trip. */
+  later?: (sql: string, values: readonly unknown[]) => void;
+  /** A read queued for the next round trip (with BEGIN, see `load`); `onRows` hears its rows. */
+  defer?: (sql: string, values: readonly unknown[], onRows: (rows: Row[]) => void) => void;
+  /** The step row as this transaction locked it (with BEGIN), if it did: the fence needs no statement then. */
+  lockedStep?: (id: string) => { status: string; attempt: number; lease_owner: string | null } | undefined;
+  /** Locks the step row where the database can (PostgreSQL: ' FOR UPDATE'). */
+  lockSuffix: string;
+  /** The transaction's clock (read lazily: a networked store knows it once BEGIN is back). */
+  now: () => number;
+}
+
+const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const candidateOrder = (a: ConsensusCandidateRow, b: ConsensusCandidateRow): number => a.round - b.round || a.event_seq - b.event_seq || byText(a.proposer_id, b.proposer_id);
+const resultOrder = (a: ConsensusResultRow, b: ConsensusResultRow): number => a.created_at - b.created_at || byText(a.candidate_hash, b.candidate_hash) || byText(a.verifier_id, b.verifier_id);
+const voteOrder = (a: ConsensusVoteRow, b: ConsensusVoteRow): number => a.committed_at - b.committed_at || byText(a.voter_id, b.voter_id);
+
+/** A round's votes as read, with the kernel voters' sealed votes. */
+interface RoundVotes {
+  rows: ConsensusVoteRow[];
+  sealed: Map<string, SealedVote>;
+}
+
+const sealedOf = (v: unknown): SealedVote | undefined => (typeof v === 'string' ? (JSON.parse(v) as SealedVote) : undefined);
+
+/**
+ * The writes, in a ledger transaction. Every writer of a task's rows holds its run's row lock (the
+ * driver's transitions and submitted votes lock it first), so what this transaction has read of a
+ * task cannot change under it but by its own writes: reads are kept (or loaded with BEGIN, `load`)
+ * and the transaction's writes applied to them, and writes whose outcome is not needed are queued.
+ */
 export class ConsensusSql extends ConsensusReads implements ConsensusTx {
-  constructor(
-    q: ConsensusQuery,
-    private readonly lockSuffix: string,
-    private readonly now: number,
-  ) {
-    super(q);
+  private readonly io: ConsensusTxIo;
+  /** Rows read in this transaction, with its own writes applied; null: read, and not there. */
+  private readonly taskRows = new Map<string, ConsensusTaskRow | null>();
+  private readonly candidateRows = new Map<string, ConsensusCandidateRow[]>();
+  private readonly resultRows = new Map<string, ConsensusResultRow[]>();
+  private readonly voteRows = new Map<string, RoundVotes>();
+  private readonly decisionRows = new Map<string, ConsensusDecisionRow | null>();
+
+  constructor(io: ConsensusTxIo) {
+    super(io.q);
+    this.io = io;
+  }
+
+  private get now(): number {
+    return this.io.now();
+  }
+
+  /** A write: queued when the backend queues, else run now. */
+  private async write(sql: string, values: readonly unknown[]): Promise<void> {
+    if (this.io.later) this.io.later(sql, values);
+    else await this.q(sql, values);
+  }
+
+  /**
+   * Queue the reads of `spec` for the next round trip (a networked store's BEGIN); a backend
+   * without one reads each when it is first asked for.
+   */
+  load(spec: ConsensusLoad): void {
+    const defer = this.io.defer;
+    if (!defer) return;
+    const id = spec.task_id;
+    defer('SELECT * FROM consensus_tasks WHERE task_id = ?', [id], (rows) => this.taskRows.set(id, rows[0] ? toTaskRow(rows[0]) : null));
+    if (spec.candidates) defer(CANDIDATES_SQL, [id], (rows) => this.candidateRows.set(id, rows.map(toCandidateRow)));
+    if (spec.results) defer(RESULTS_SQL, [id], (rows) => this.resultRows.set(id, rows.map(toResultRow)));
+    if (spec.votes_round !== undefined) {
+      const round = spec.votes_round;
+      defer(ROUND_VOTES_SQL, [id, round], (rows) => this.voteRows.set(`${id}\u0000${round}`, roundVotes(rows)));
+    }
+    if (spec.decision) defer('SELECT * FROM consensus_decisions WHERE task_id = ?', [id], (rows) => this.decisionRows.set(id, rows[0] ? toDecisionRow(rows[0]) : null));
   }
 
   async fence(key: StepKey, attempt: number, owner: string | null): Promise<boolean> {
-    const r = await this.q(`SELECT attempt, status, lease_owner FROM step_executions WHERE id = ?${this.lockSuffix}`, [stepRowId(key.run_id, key.step_id)]);
-    const row = r.rows[0];
+    const id = stepRowId(key.run_id, key.step_id);
+    const row = this.io.lockedStep?.(id) ?? (await this.q(`SELECT attempt, status, lease_owner FROM step_executions WHERE id = ?${this.io.lockSuffix}`, [id])).rows[0];
     return !!row && row.status === 'running' && num(row.attempt) === attempt && (owner === null || row.lease_owner === owner);
   }
 
+  override async getTask(taskId: string): Promise<ConsensusTaskRow | undefined> {
+    let t = this.taskRows.get(taskId);
+    if (t === undefined) {
+      t = (await super.getTask(taskId)) ?? null;
+      this.taskRows.set(taskId, t);
+    }
+    return t ? { ...t } : undefined;
+  }
+
+  override async candidates(taskId: string): Promise<ConsensusCandidateRow[]> {
+    let rows = this.candidateRows.get(taskId);
+    if (!rows) {
+      rows = await super.candidates(taskId);
+      this.candidateRows.set(taskId, rows);
+    }
+    return [...rows];
+  }
+
+  override async results(taskId: string): Promise<ConsensusResultRow[]> {
+    let rows = this.resultRows.get(taskId);
+    if (!rows) {
+      rows = await super.results(taskId);
+      this.resultRows.set(taskId, rows);
+    }
+    return [...rows];
+  }
+
+  private async roundVotes(taskId: string, round: number): Promise<RoundVotes> {
+    const key = `${taskId}\u0000${round}`;
+    let v = this.voteRows.get(key);
+    if (!v) {
+      v = roundVotes((await this.q(ROUND_VOTES_SQL, [taskId, round])).rows);
+      this.voteRows.set(key, v);
+    }
+    return v;
+  }
+
+  override async votes(taskId: string, round?: number): Promise<ConsensusVoteRow[]> {
+    if (round === undefined) return super.votes(taskId);
+    return (await this.roundVotes(taskId, round)).rows.map((r) => ({ ...r }));
+  }
+
+  override async getDecision(taskId: string): Promise<ConsensusDecisionRow | undefined> {
+    let d = this.decisionRows.get(taskId);
+    if (d === undefined) {
+      d = (await super.getDecision(taskId)) ?? null;
+      this.decisionRows.set(taskId, d);
+    }
+    return d ? { ...d } : undefined;
+  }
+
   async insertTask(t: ConsensusTaskRow): Promise<boolean> {
-    const r = await this.q(
-      `INSERT INTO consensus_tasks (task_id, run_id, step_id, task_type, contract, members, status, stage, round, explore_round, round_started_at, reason_code, reason, created_at, expires_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING`,
-      [t.task_id, t.run_id, t.step_id, t.task_type, JSON.stringify(t.contract), JSON.stringify(t.members), t.status, t.stage, t.round, t.explore_round, t.round_started_at, t.reason_code, t.reason, t.created_at, t.expires_at, t.updated_at],
-    );
+    const r = await this.q(INSERT_TASK_SQL, taskValues(t));
+    this.taskRows.delete(t.task_id);
     return r.rowCount === 1;
+  }
+
+  async queueTask(t: ConsensusTaskRow): Promise<void> {
+    await this.write(INSERT_TASK_SQL, taskValues(t));
+    if (this.taskRows.get(t.task_id) === null) this.taskRows.set(t.task_id, { ...t });
   }
 
   async updateTask(taskId: string, u: ConsensusTaskUpdate): Promise<void> {
@@ -219,71 +344,146 @@ export class ConsensusSql extends ConsensusReads implements ConsensusTx {
       values.push(u[k]);
     }
     if (!sets.length) return;
+    const now = this.now;
     sets.push('updated_at = ?');
-    values.push(this.now);
-    await this.q(`UPDATE consensus_tasks SET ${sets.join(', ')} WHERE task_id = ?`, [...values, taskId]);
+    values.push(now);
+    await this.write(`UPDATE consensus_tasks SET ${sets.join(', ')} WHERE task_id = ?`, [...values, taskId]);
+    const t = this.taskRows.get(taskId);
+    if (t) {
+      for (const k of TASK_UPDATE_COLUMNS) if (u[k] !== undefined) (t as unknown as Record<string, unknown>)[k] = u[k];
+      t.updated_at = now;
+    }
   }
 
   async insertCandidate(c: ConsensusCandidateRow): Promise<boolean> {
-    const r = await this.q(
-      `INSERT INTO consensus_candidates (task_id, proposer_id, round, candidate_hash, output, output_bytes, evidence, cost_usd, signature, event_seq, event_hash, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, proposer_id, round) DO NOTHING`,
-      [c.task_id, c.proposer_id, c.round, c.candidate_hash, JSON.stringify(c.output ?? null), c.output_bytes, JSON.stringify(c.evidence), c.cost_usd, c.signature, c.event_seq, c.event_hash, c.created_at],
-    );
+    const r = await this.q(INSERT_CANDIDATE_SQL, candidateValues(c));
+    this.candidateRows.delete(c.task_id);
     return r.rowCount === 1;
+  }
+
+  async queueCandidate(c: ConsensusCandidateRow): Promise<void> {
+    await this.write(INSERT_CANDIDATE_SQL, candidateValues(c));
+    const rows = this.candidateRows.get(c.task_id);
+    if (rows && !rows.some((x) => x.proposer_id === c.proposer_id && x.round === c.round)) {
+      rows.push({ ...c, output: c.output ?? null });
+      rows.sort(candidateOrder);
+    }
   }
 
   async insertResult(v: ConsensusResultRow): Promise<boolean> {
-    const r = await this.q(
-      `INSERT INTO consensus_results (task_id, candidate_hash, verifier_id, policy_id, status, reason_codes, reason, score, evidence, cost_usd, signature, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, candidate_hash, verifier_id) DO NOTHING`,
-      [v.task_id, v.candidate_hash, v.verifier_id, v.policy_id, v.status, JSON.stringify(v.reason_codes), v.reason, v.score, JSON.stringify(v.evidence), v.cost_usd, v.signature, v.created_at],
-    );
+    const r = await this.q(INSERT_RESULT_SQL, resultValues(v));
+    this.resultRows.delete(v.task_id);
     return r.rowCount === 1;
+  }
+
+  async queueResult(v: ConsensusResultRow): Promise<void> {
+    await this.write(INSERT_RESULT_SQL, resultValues(v));
+    const rows = this.resultRows.get(v.task_id);
+    if (rows && !rows.some((x) => x.candidate_hash === v.candidate_hash && x.verifier_id === v.verifier_id)) {
+      rows.push({ ...v });
+      rows.sort(resultOrder);
+    }
   }
 
   async insertCommit(v: Pick<ConsensusVoteRow, 'task_id' | 'round' | 'voter_id' | 'commitment' | 'commit_signature' | 'committed_at'>, sealed?: SealedVote): Promise<boolean> {
-    const r = await this.q(
-      `INSERT INTO consensus_votes (task_id, round, voter_id, commitment, commit_signature, committed_at, sealed)
-       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, round, voter_id) DO NOTHING`,
-      [v.task_id, v.round, v.voter_id, v.commitment, v.commit_signature, v.committed_at, sealed ? JSON.stringify(sealed) : null],
-    );
+    const r = await this.q(INSERT_COMMIT_SQL, commitValues(v, sealed));
+    this.voteRows.delete(`${v.task_id}\u0000${v.round}`);
     return r.rowCount === 1;
   }
 
-  async reveal(v: Pick<ConsensusVoteRow, 'task_id' | 'round' | 'voter_id' | 'candidate_hash' | 'vote' | 'salt' | 'reveal_signature' | 'revealed_at' | 'reveal_event_seq' | 'reveal_event_hash'>): Promise<boolean> {
-    const r = await this.q(
-      `UPDATE consensus_votes SET candidate_hash = ?, vote = ?, salt = ?, reveal_signature = ?, revealed_at = ?, reveal_event_seq = ?, reveal_event_hash = ?, sealed = NULL
-       WHERE task_id = ? AND round = ? AND voter_id = ? AND revealed_at IS NULL`,
-      [v.candidate_hash, v.vote, v.salt, v.reveal_signature, v.revealed_at, v.reveal_event_seq, v.reveal_event_hash, v.task_id, v.round, v.voter_id],
-    );
+  async queueCommit(v: Pick<ConsensusVoteRow, 'task_id' | 'round' | 'voter_id' | 'commitment' | 'commit_signature' | 'committed_at'>, sealed?: SealedVote): Promise<void> {
+    await this.write(INSERT_COMMIT_SQL, commitValues(v, sealed));
+    const have = this.voteRows.get(`${v.task_id}\u0000${v.round}`);
+    if (!have || have.rows.some((x) => x.voter_id === v.voter_id)) return;
+    have.rows.push({ ...v, candidate_hash: null, vote: null, salt: null, reveal_signature: null, revealed_at: null, reveal_event_seq: null, reveal_event_hash: null });
+    have.rows.sort(voteOrder);
+    if (sealed) have.sealed.set(v.voter_id, { ...sealed });
+  }
+
+  async reveal(v: RevealRow): Promise<boolean> {
+    const r = await this.q(REVEAL_SQL, revealValues(v));
+    this.voteRows.delete(`${v.task_id}\u0000${v.round}`);
     return r.rowCount === 1;
+  }
+
+  async queueReveal(v: RevealRow): Promise<void> {
+    await this.write(REVEAL_SQL, revealValues(v));
+    const have = this.voteRows.get(`${v.task_id}\u0000${v.round}`);
+    const row = have?.rows.find((x) => x.voter_id === v.voter_id && x.revealed_at === null);
+    if (!have || !row) return;
+    Object.assign(row, { candidate_hash: v.candidate_hash, vote: v.vote, salt: v.salt, reveal_signature: v.reveal_signature, revealed_at: v.revealed_at, reveal_event_seq: v.reveal_event_seq, reveal_event_hash: v.reveal_event_hash });
+    have.sealed.delete(v.voter_id);
   }
 
   async sealed(taskId: string, round: number, voterId: string): Promise<SealedVote | undefined> {
-    const r = (await this.q('SELECT sealed FROM consensus_votes WHERE task_id = ? AND round = ? AND voter_id = ?', [taskId, round, voterId])).rows[0];
-    return typeof r?.sealed === 'string' ? (JSON.parse(r.sealed) as SealedVote) : undefined;
+    const s = (await this.roundVotes(taskId, round)).sealed.get(voterId);
+    return s ? { ...s } : undefined;
   }
 
   async insertDecision(d: ConsensusDecisionRow): Promise<boolean> {
-    const r = await this.q(
-      `INSERT INTO consensus_decisions (task_id, round, candidate_hash, output, tally, quorum, proof, committed_at, finalized_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING`,
-      [d.task_id, d.round, d.candidate_hash, JSON.stringify(d.output ?? null), JSON.stringify(d.tally), d.quorum, JSON.stringify(d.proof), d.committed_at, d.finalized_at],
-    );
+    const r = await this.q(INSERT_DECISION_SQL, decisionValues(d));
+    this.decisionRows.delete(d.task_id);
     return r.rowCount === 1;
   }
 
+  async queueDecision(d: ConsensusDecisionRow): Promise<void> {
+    await this.write(INSERT_DECISION_SQL, decisionValues(d));
+    if (this.decisionRows.get(d.task_id) === null) this.decisionRows.set(d.task_id, { ...d });
+  }
+
   async finalizeDecision(taskId: string, at: number): Promise<boolean> {
-    return (await this.q('UPDATE consensus_decisions SET finalized_at = ? WHERE task_id = ? AND finalized_at IS NULL', [at, taskId])).rowCount === 1;
+    this.decisionRows.delete(taskId);
+    return (await this.q(FINALIZE_SQL, [at, taskId])).rowCount === 1;
+  }
+
+  async queueFinalize(taskId: string, at: number): Promise<void> {
+    await this.write(FINALIZE_SQL, [at, taskId]);
+    const d = this.decisionRows.get(taskId);
+    if (d && d.finalized_at === null) d.finalized_at = at;
   }
 
   async addCost(taskId: string, bucket: BudgetBucket, usd: number): Promise<void> {
     if (!(usd > 0)) return;
-    await this.q(
+    await this.write(
       `INSERT INTO consensus_costs (task_id, bucket, usd) VALUES (?, ?, ?)
        ON CONFLICT (task_id, bucket) DO UPDATE SET usd = consensus_costs.usd + excluded.usd`,
       [taskId, bucket, usd],
     );
   }
 }
+
+type RevealRow = Pick<ConsensusVoteRow, 'task_id' | 'round' | 'voter_id' | 'candidate_hash' | 'vote' | 'salt' | 'reveal_signature' | 'revealed_at' | 'reveal_event_seq' | 'reveal_event_hash'>;
+
+function roundVotes(rows: readonly Row[]): RoundVotes {
+  const sealed = new Map<string, SealedVote>();
+  for (const r of rows) {
+    const s = sealedOf(r.sealed);
+    if (s) sealed.set(String(r.voter_id), s);
+  }
+  return { rows: rows.map(toVoteRow), sealed };
+}
+
+const INSERT_TASK_SQL = `INSERT INTO consensus_tasks (task_id, run_id, step_id, task_type, contract, members, status, stage, round, explore_round, round_started_at, reason_code, reason, created_at, expires_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING`;
+const taskValues = (t: ConsensusTaskRow): unknown[] => [t.task_id, t.run_id, t.step_id, t.task_type, JSON.stringify(t.contract), JSON.stringify(t.members), t.status, t.stage, t.round, t.explore_round, t.round_started_at, t.reason_code, t.reason, t.created_at, t.expires_at, t.updated_at];
+
+const INSERT_CANDIDATE_SQL = `INSERT INTO consensus_candidates (task_id, proposer_id, round, candidate_hash, output, output_bytes, evidence, cost_usd, signature, event_seq, event_hash, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, proposer_id, round) DO NOTHING`;
+const candidateValues = (c: ConsensusCandidateRow): unknown[] => [c.task_id, c.proposer_id, c.round, c.candidate_hash, JSON.stringify(c.output ?? null), c.output_bytes, JSON.stringify(c.evidence), c.cost_usd, c.signature, c.event_seq, c.event_hash, c.created_at];
+
+const INSERT_RESULT_SQL = `INSERT INTO consensus_results (task_id, candidate_hash, verifier_id, policy_id, status, reason_codes, reason, score, evidence, cost_usd, signature, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, candidate_hash, verifier_id) DO NOTHING`;
+const resultValues = (v: ConsensusResultRow): unknown[] => [v.task_id, v.candidate_hash, v.verifier_id, v.policy_id, v.status, JSON.stringify(v.reason_codes), v.reason, v.score, JSON.stringify(v.evidence), v.cost_usd, v.signature, v.created_at];
+
+const INSERT_COMMIT_SQL = `INSERT INTO consensus_votes (task_id, round, voter_id, commitment, commit_signature, committed_at, sealed)
+       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, round, voter_id) DO NOTHING`;
+const commitValues = (v: Pick<ConsensusVoteRow, 'task_id' | 'round' | 'voter_id' | 'commitment' | 'commit_signature' | 'committed_at'>, sealed?: SealedVote): unknown[] => [v.task_id, v.round, v.voter_id, v.commitment, v.commit_signature, v.committed_at, sealed ? JSON.stringify(sealed) : null];
+
+const REVEAL_SQL = `UPDATE consensus_votes SET candidate_hash = ?, vote = ?, salt = ?, reveal_signature = ?, revealed_at = ?, reveal_event_seq = ?, reveal_event_hash = ?, sealed = NULL
+       WHERE task_id = ? AND round = ? AND voter_id = ? AND revealed_at IS NULL`;
+const revealValues = (v: RevealRow): unknown[] => [v.candidate_hash, v.vote, v.salt, v.reveal_signature, v.revealed_at, v.reveal_event_seq, v.reveal_event_hash, v.task_id, v.round, v.voter_id];
+
+const INSERT_DECISION_SQL = `INSERT INTO consensus_decisions (task_id, round, candidate_hash, output, tally, quorum, proof, committed_at, finalized_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING`;
+const decisionValues = (d: ConsensusDecisionRow): unknown[] => [d.task_id, d.round, d.candidate_hash, JSON.stringify(d.output ?? null), JSON.stringify(d.tally), d.quorum, JSON.stringify(d.proof), d.committed_at, d.finalized_at];
+const FINALIZE_SQL = 'UPDATE consensus_decisions SET finalized_at = ? WHERE task_id = ? AND finalized_at IS NULL';

@@ -100,6 +100,20 @@ export type ConsensusTaskUpdate = Partial<Pick<ConsensusTaskRow, 'status' | 'sta
  * (a row already there is left as it is, and the call says so), so a worker that resumes a task
  * after a crash never writes a proposal, result or vote twice.
  */
+/**
+ * What a consensus transition will read, named before it begins: a networked store reads it with
+ * BEGIN and the locks (one round trip), and the transaction's reads of it are then served from what
+ * was read, with the transaction's own writes applied.
+ */
+export interface ConsensusLoad {
+  task_id: string;
+  candidates?: boolean;
+  results?: boolean;
+  /** The votes (and kernel voters' sealed votes) of this round. */
+  votes_round?: number;
+  decision?: boolean;
+}
+
 export interface ConsensusTx {
   /**
    * Lock the step's row and check that it is still `running` under this attempt (and owner): the
@@ -128,4 +142,18 @@ export interface ConsensusTx {
   getDecision(taskId: string): Promise<ConsensusDecisionRow | undefined>;
   addCost(taskId: string, bucket: BudgetBucket, usd: number): Promise<void>;
   costs(taskId: string): Promise<ConsensusCosts>;
+  /**
+   * Writes whose outcome the caller does not need, with the conflict rules of insertTask,
+   * insertCandidate, insertResult, insertCommit and reveal: a networked store sends them with the
+   * transaction's next read or its COMMIT (as it does updateTask and addCost). The transaction's own
+   * reads see them.
+   */
+  queueTask(row: ConsensusTaskRow): Promise<void>;
+  queueCandidate(row: ConsensusCandidateRow): Promise<void>;
+  queueResult(row: ConsensusResultRow): Promise<void>;
+  queueCommit(row: Pick<ConsensusVoteRow, 'task_id' | 'round' | 'voter_id' | 'commitment' | 'commit_signature' | 'committed_at'>, sealed?: SealedVote): Promise<void>;
+  queueReveal(row: Pick<ConsensusVoteRow, 'task_id' | 'round' | 'voter_id' | 'candidate_hash' | 'vote' | 'salt' | 'reveal_signature' | 'revealed_at' | 'reveal_event_seq' | 'reveal_event_hash'>): Promise<void>;
+  /** insertDecision and finalizeDecision, queued: the caller has read the decision row (under the run's lock) and knows what they will do. */
+  queueDecision(row: ConsensusDecisionRow): Promise<void>;
+  queueFinalize(taskId: string, at: number): Promise<void>;
 }

@@ -1,5 +1,6 @@
 import type { WaitRequest, WaitsTx } from './wait-types.js';
 import type { CommitObserver } from './commit-observer.js';
+import type { ConsensusLoad } from './consensus-types.js';
 import type { RunEvent } from '../core/events.js';
 import type { AgentManifest } from '../core/manifest/agent.js';
 import type { WorkflowManifest } from '../core/manifest/workflow.js';
@@ -196,6 +197,8 @@ export interface TxHint {
   claim?: { limit: number; run_ids?: readonly string[] };
   /** Event names whose triggers the transaction may read (`eventTriggers`): a networked store reads them with BEGIN. */
   eventTriggers?: readonly string[];
+  /** A consensus task's rows the transaction will read (`consensus()`): a networked store reads them with BEGIN. */
+  consensus?: ConsensusLoad;
 }
 
 export interface CommitRequest {

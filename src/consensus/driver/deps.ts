@@ -13,7 +13,7 @@
 import { StepError } from '../../core/errors.js';
 import type { EventType } from '../../core/events.js';
 import type { ExecutorClient, SeedBundle } from '../../executors/http/contract.js';
-import type { ConsensusTx } from '../../store/consensus-types.js';
+import type { ConsensusDecisionRow, ConsensusLoad, ConsensusTaskRow, ConsensusTx } from '../../store/consensus-types.js';
 import type { Store } from '../../store/store.js';
 import type { ClaimedStep, LedgerTx } from '../../store/types.js';
 import type { TaskContract } from '../core/types.js';
@@ -74,6 +74,17 @@ export interface DriverCtx {
   signal: AbortSignal;
 }
 
+/**
+ * Where a stage left the task: its row as the stage's last transition wrote it and that
+ * transition's clock (and the decision, once finalized). The driver goes on from them instead of
+ * reading them again; a stage that ends otherwise (the task failed, a new round) returns nothing.
+ */
+export interface StageEnd {
+  task: ConsensusTaskRow;
+  now: number;
+  decision?: ConsensusDecisionRow;
+}
+
 /** One transaction's writer: the consensus rows and the run's events. */
 export interface Writer {
   tx: LedgerTx;
@@ -84,15 +95,20 @@ export interface Writer {
 
 /**
  * Run `fn` in one transaction: lock the run row, check the step is still this attempt's (else
- * LEASE_LOST, and nothing is written), then write rows and events together.
+ * LEASE_LOST, and nothing is written), then write rows and events together. The locks, the task's
+ * row and the rows named in `load` are read with BEGIN (one round trip on PostgreSQL); writes whose
+ * outcome `fn` does not need travel with COMMIT.
  */
-export function transition<T>(deps: ConsensusDeps, ctx: DriverCtx, fn: (w: Writer) => Promise<T>): Promise<T> {
-  return deps.store.transaction(async (tx) => {
-    await tx.getRunState(ctx.step.run_id);
-    const c = tx.consensus();
-    if (!(await c.fence(ctx.step, ctx.step.attempt, ctx.workerId))) throw new StepError('LEASE_LOST', `step ${ctx.step.step_id}: the lease was lost; another worker continues the task`, true);
-    return fn({ tx, c, emit: (type, data) => deps.record(tx, ctx.step.run_id, ctx.step.step_id, [{ type, data }]) });
-  });
+export function transition<T>(deps: ConsensusDeps, ctx: DriverCtx, fn: (w: Writer) => Promise<T>, load?: Omit<ConsensusLoad, 'task_id'>): Promise<T> {
+  return deps.store.transaction(
+    async (tx) => {
+      await tx.getRunState(ctx.step.run_id);
+      const c = tx.consensus();
+      if (!(await c.fence(ctx.step, ctx.step.attempt, ctx.workerId))) throw new StepError('LEASE_LOST', `step ${ctx.step.step_id}: the lease was lost; another worker continues the task`, true);
+      return fn({ tx, c, emit: (type, data) => deps.record(tx, ctx.step.run_id, ctx.step.step_id, [{ type, data }]) });
+    },
+    { runs: [ctx.step.run_id], steps: [{ run_id: ctx.step.run_id, step_id: ctx.step.step_id }], consensus: { task_id: ctx.taskId, ...load } },
+  );
 }
 
 /** Die on the spot at a named point (durability tests), as `kill -9` would. */

@@ -19,20 +19,21 @@ import { StepError, errorMessage } from '../../core/errors.js';
 import { EventType } from '../../core/events.js';
 import type { StepSpec } from '../../core/manifest/workflow.js';
 import { resolveValue, type ResolveContext } from '../../core/template.js';
-import type { ConsensusTaskRow } from '../../store/consensus-types.js';
+import type { ConsensusDecisionRow, ConsensusTaskRow } from '../../store/consensus-types.js';
 import type { ClaimedStep, StepResult } from '../../store/types.js';
 import { ReasonCode, reasonName } from '../core/reason-codes.js';
 import type { Member, TaskContract } from '../core/types.js';
 import { CONTRACT_DEFAULTS } from '../core/contract.js';
 import { resolveTaskContract } from './contract.js';
-import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
+import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx, type StageEnd } from './deps.js';
 import { proposerSlots, quorumOf, verifierSlots, voterSlots } from './rules.js';
 import { propose } from './propose.js';
 import { verify } from './verify.js';
 import { vote } from './vote.js';
 
 /** Run a consensus step's attempt. Never throws for the task's own problems: they fail the step. */
-export async function runConsensusStep(deps: ConsensusDeps, step: ClaimedStep, spec: StepSpec, rctx: ResolveContext, workerId: string, signal: AbortSignal, workflow: string): Promise<StepResult> {
+export async function runConsensusStep(shared: ConsensusDeps, step: ClaimedStep, spec: StepSpec, rctx: ResolveContext, workerId: string, signal: AbortSignal, workflow: string): Promise<StepResult> {
+  const deps = attemptDeps(shared);
   let contract: TaskContract;
   try {
     contract = resolveTaskContract(resolveValue(spec.consensus?.task, rctx, `steps.${step.step_id}.task`), step.step_id);
@@ -43,16 +44,20 @@ export async function runConsensusStep(deps: ConsensusDeps, step: ClaimedStep, s
   const ctx: DriverCtx = { step, workerId, workflow, taskId: contract.task_id ?? `${step.run_id}/${step.step_id}`, signal };
   try {
     let task = await ensureTask(deps, ctx, contract);
+    // Where the last stage left the task (its row and clock): not read again.
+    let end: StageEnd | undefined;
     for (let guard = 0; guard < 10_000; guard++) {
       checkAborted(signal);
-      const done = outcome(deps, task);
+      const done = outcome(deps, task, end?.decision);
       if (done) return await done;
-      if ((await deps.store.now()) >= task.expires_at && task.status !== 'committed') await expire(deps, ctx, task);
-      else if (task.status === 'created' || task.status === 'proposing') await propose(deps, ctx, task);
-      else if (task.status === 'verifying') await verify(deps, ctx, task);
-      else if (task.status === 'voting') await vote(deps, ctx, task);
-      else if (task.status === 'committed') await finalize(deps, ctx, task);
-      task = (await deps.store.getConsensusTask(ctx.taskId)) ?? task;
+      const now = end ? end.now : await deps.store.now();
+      end = undefined;
+      if (now >= task.expires_at && task.status !== 'committed') await expire(deps, ctx, task);
+      else if (task.status === 'created' || task.status === 'proposing') end = await propose(deps, ctx, task);
+      else if (task.status === 'verifying') end = await verify(deps, ctx, task);
+      else if (task.status === 'voting') end = await vote(deps, ctx, task);
+      else if (task.status === 'committed') end = await finalize(deps, ctx, task);
+      task = end ? end.task : ((await deps.store.getConsensusTask(ctx.taskId)) ?? task);
     }
     throw new StepError('CONSENSUS_STUCK', `task ${ctx.taskId} made no progress`, true);
   } catch (e) {
@@ -61,11 +66,32 @@ export async function runConsensusStep(deps: ConsensusDeps, step: ClaimedStep, s
   }
 }
 
+/**
+ * The deps of one attempt: each executor's record is read once (the members' keys, then every call
+ * of the attempt to that executor), not once per call.
+ */
+function attemptDeps(deps: ConsensusDeps): ConsensusDeps {
+  const executors = new Map<string, ReturnType<ConsensusDeps['executor']>>();
+  return {
+    ...deps,
+    executor: (name) => {
+      let e = executors.get(name);
+      if (!e) {
+        e = deps.executor(name);
+        executors.set(name, e);
+        // A failed look-up is not kept: the next call asks again.
+        e.catch(() => executors.delete(name));
+      }
+      return e;
+    },
+  };
+}
+
 /** The step's result once the task is final; undefined while it is not. */
-function outcome(deps: ConsensusDeps, task: ConsensusTaskRow): Promise<StepResult> | undefined {
+function outcome(deps: ConsensusDeps, task: ConsensusTaskRow, decision?: ConsensusDecisionRow): Promise<StepResult> | undefined {
   if (task.status === 'finalized') {
     return (async () => {
-      const d = await deps.store.getConsensusDecision(task.task_id);
+      const d = decision ?? (await deps.store.getConsensusDecision(task.task_id));
       if (!d) throw new StepError('CONSENSUS_DECISION_MISSING', `task ${task.task_id} is finalized without a decision row`, true);
       return {
         kind: 'completed',
@@ -108,7 +134,7 @@ async function ensureTask(deps: ConsensusDeps, ctx: DriverCtx, contract: TaskCon
       expires_at: now + (contract.expiry_ms ?? CONTRACT_DEFAULTS.expiry_ms),
       updated_at: now,
     };
-    await w.c.insertTask(row);
+    await w.c.queueTask(row);
     await w.emit(EventType.TASK_CREATED, { task_id: ctx.taskId, task_type: contract.task_type, members, quorum: quorumOf(contract), policy: contract.verification.policy, expires_at: row.expires_at });
     return row;
   });
@@ -123,15 +149,16 @@ function owned(task: ConsensusTaskRow, ctx: DriverCtx): ConsensusTaskRow {
 
 /** Every member with its public key: executors' pinned keys, kernel keys for agents and kernel voters, external voters' own. */
 async function membership(deps: ConsensusDeps, contract: TaskContract): Promise<Member[]> {
-  const out: Member[] = [];
   const executorKey = async (name: string): Promise<string> => {
     const e = await deps.executor(name);
     return e.public_key ?? (await e.client.capabilities().then((c) => c.public_key ?? '', () => ''));
   };
-  for (const p of proposerSlots(contract)) out.push({ role: 'proposer', id: p.id, public_key: p.executor ? await executorKey(p.executor) : (await deps.kernelKey(`consensus:${p.id}`)).publicKey });
-  for (const v of verifierSlots(contract)) out.push({ role: 'verifier', id: v.id, public_key: v.executor ? await executorKey(v.executor) : (await deps.kernelKey(`consensus:${v.id}`)).publicKey });
-  for (const v of voterSlots(contract)) out.push({ role: 'voter', id: v.id, public_key: v.external ? (v.public_key ?? '') : (await deps.kernelKey(`consensus:${v.id}`)).publicKey });
-  return out;
+  // Looked up at once, listed in the contract's order.
+  return Promise.all([
+    ...proposerSlots(contract).map(async (p): Promise<Member> => ({ role: 'proposer', id: p.id, public_key: p.executor ? await executorKey(p.executor) : (await deps.kernelKey(`consensus:${p.id}`)).publicKey })),
+    ...verifierSlots(contract).map(async (v): Promise<Member> => ({ role: 'verifier', id: v.id, public_key: v.executor ? await executorKey(v.executor) : (await deps.kernelKey(`consensus:${v.id}`)).publicKey })),
+    ...voterSlots(contract).map(async (v): Promise<Member> => ({ role: 'voter', id: v.id, public_key: v.external ? (v.public_key ?? '') : (await deps.kernelKey(`consensus:${v.id}`)).publicKey })),
+  ]);
 }
 
 /** TASK_EXPIRED: the task passed its expiry undecided. */
@@ -155,16 +182,21 @@ export async function failTask(deps: ConsensusDeps, ctx: DriverCtx, taskId: stri
 }
 
 /** DECISION_FINALIZED, once: the decision row's finalized_at is set by one transaction only. */
-async function finalize(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<void> {
+async function finalize(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<StageEnd | undefined> {
   checkAborted(ctx.signal);
-  await transition(deps, ctx, async (w) => {
+  const end = await transition(deps, ctx, async (w): Promise<StageEnd | undefined> => {
+    // Read under the run's lock (with BEGIN): finalized here once.
     const d = await w.c.getDecision(task.task_id);
     if (!d) throw new StepError('CONSENSUS_DECISION_MISSING', `task ${task.task_id} is committed without a decision row`, true);
-    if (await w.c.finalizeDecision(task.task_id, w.tx.now)) {
+    if (d.finalized_at === null) {
+      await w.c.queueFinalize(task.task_id, w.tx.now);
       await w.emit(EventType.DECISION_FINALIZED, { task_id: task.task_id, round: d.round, candidate_hash: d.candidate_hash, tally: d.tally, quorum: d.quorum });
     }
     await w.c.updateTask(task.task_id, { status: 'finalized', stage: 'finalize' });
-  });
+    const t = await w.c.getTask(task.task_id);
+    const decision = await w.c.getDecision(task.task_id);
+    return t && decision ? { task: t, now: w.tx.now, decision } : undefined;
+  }, { decision: true });
   if (deps.knowledge) {
     try {
       await deps.knowledge.record(task.task_id);
@@ -172,6 +204,7 @@ async function finalize(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTask
       deps.log?.(`consensus task ${task.task_id}: the knowledge store did not take the decision: ${errorMessage(e)}`);
     }
   }
+  return end;
 }
 
 export { crashPoint };

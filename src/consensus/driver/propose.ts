@@ -1,8 +1,10 @@
 /**
  * The propose stage: proposers in parallel, round after round (explore.*), each candidate checked
  * against its proposer's key and recorded with CANDIDATE_PROPOSED (and EVIDENCE_ADDED for its
- * evidence), its cost charged to the `explore` bucket. A proposer's candidate of a round that is
- * recorded is never asked for again.
+ * evidence), its cost charged to the `explore` bucket. A round's answers are recorded together, in
+ * one transition once its proposers have answered (the first with the stage's claim, the last with
+ * TASK_STAGE_STOPPED and the move to verifying). A proposer's candidate of a round that is recorded
+ * is never asked for again.
  *
  * @example
  *   await propose(deps, ctx, task); // the task is `verifying` afterwards (or failed: no candidates)
@@ -10,7 +12,7 @@
 import { StepError, errorMessage } from '../../core/errors.js';
 import { EventType } from '../../core/events.js';
 import type { SeedBundle } from '../../executors/http/contract.js';
-import type { ConsensusCandidateRow, ConsensusTaskRow } from '../../store/consensus-types.js';
+import type { ConsensusTaskRow } from '../../store/consensus-types.js';
 import { candidateHash, signRecord } from '../core/crypto.js';
 import { admitCandidate, exploreDecision, newHashesPerRound } from '../core/explore.js';
 import { ReasonCode, reasonName } from '../core/reason-codes.js';
@@ -18,7 +20,7 @@ import { candidateSignedFields } from '../core/signed.js';
 import { gateStage } from '../core/stage-budget.js';
 import type { EvidenceRef } from '../core/types.js';
 import { checkSigned } from '../core/votes.js';
-import { checkAborted, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
+import { checkAborted, transition, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
 import { failTask } from './driver.js';
 import { outputForEvent, proposerSlots, type ProposerSlot } from './rules.js';
 
@@ -30,7 +32,7 @@ interface Proposal {
 }
 
 
-export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<void> {
+export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<StageEnd | undefined> {
   const contract = task.contract;
   // A knowledge hit is looked up once, before the first round (its events travel with the claim).
   let seed: SeedBundle | undefined;
@@ -46,88 +48,113 @@ export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
   }
   const slots = proposerSlots(contract);
   let round = Math.max(1, task.explore_round);
-  // The first round's number is recorded with the claim.
-  let recorded = round;
-  await transition(deps, ctx, async (w) => {
+  // The claim (with the lookup's events and the first round's number) is recorded with the first
+  // round's candidates: one transition per round records what its proposers answered.
+  let claim: ((w: Writer) => Promise<void>) | undefined = async (w) => {
     await w.c.updateTask(task.task_id, { status: 'proposing', stage: 'propose', ...(round > task.explore_round ? { explore_round: round } : {}) });
     await w.emit(EventType.TASK_CLAIMED, { task_id: task.task_id, stage: 'propose', attempt: ctx.step.attempt, worker_id: ctx.workerId });
     for (const e of lookupEvents) await w.emit(e.type, { task_id: task.task_id, ...e.data });
-  });
+  };
+  let recorded = round;
   // Why proposing stopped (TASK_STAGE_STOPPED), recorded with the move to verifying: the budget, topk,
   // no new evidence, or explore.max_rounds run out (reason code OK).
-  let stopped: Record<string, unknown>;
-  let all: ConsensusCandidateRow[];
   for (;;) {
     checkAborted(ctx.signal);
     if (round > recorded) {
       await transition(deps, ctx, (w) => w.c.updateTask(task.task_id, { explore_round: round }));
       recorded = round;
     }
-    const gate = gateStage(contract.budget, await deps.store.getConsensusCosts(task.task_id), 'propose');
+    const gate = gateStage(contract.budget, contract.budget?.explore === undefined ? NOTHING_SPENT : await deps.store.getConsensusCosts(task.task_id), 'propose');
     if (!gate.ok) {
-      stopped = { bucket: gate.bucket, reason_code: gate.code, reason: reasonName(gate.code), detail: gate.reason, round, spent_usd: gate.spent_usd, budget_usd: gate.budget_usd };
-      all = await deps.store.getConsensusCandidates(task.task_id);
-      break;
+      const stopped = { task_id: task.task_id, stage: 'propose', bucket: gate.bucket, reason_code: gate.code, reason: reasonName(gate.code), detail: gate.reason, round, spent_usd: gate.spent_usd, budget_usd: gate.budget_usd };
+      const pending = claim;
+      claim = undefined;
+      const out = await transition(deps, ctx, async (w) => {
+        if (pending) await pending(w);
+        const all = await w.c.candidates(task.task_id);
+        await stopProposing(w, task, stopped, all.length);
+        return { all, task: await w.c.getTask(task.task_id), now: w.tx.now };
+      }, { candidates: true });
+      return ended(deps, ctx, task, out);
     }
     const have = await deps.store.getConsensusCandidates(task.task_id);
     const missing = slots.filter((s) => !have.some((c) => c.proposer_id === s.id && c.round === round));
-    await Promise.all(missing.map((s) => proposeOne(deps, ctx, task, s, round, seed)));
-    all = missing.length ? await deps.store.getConsensusCandidates(task.task_id) : have;
-    const next = exploreDecision(contract.explore, { rounds: newHashesPerRound(all, round) });
-    if (next.stop) {
-      stopped = { reason_code: next.code, reason: reasonName(next.code), detail: next.reason, round };
-      break;
-    }
-    round = next.next_round;
+    const answers = await Promise.all(missing.map((s) => proposeOne(deps, ctx, task, s, round, seed)));
+    checkAborted(ctx.signal);
+    const pending = claim;
+    const out = await transition(deps, ctx, async (w) => {
+      if (pending) await pending(w);
+      for (const a of answers) await recordProposal(w, task, round, a);
+      const all = await w.c.candidates(task.task_id);
+      const next = exploreDecision(contract.explore, { rounds: newHashesPerRound(all, round) });
+      if (next.stop) await stopProposing(w, task, { task_id: task.task_id, stage: 'propose', reason_code: next.code, reason: reasonName(next.code), detail: next.reason, round }, all.length);
+      return { all, next, task: await w.c.getTask(task.task_id), now: w.tx.now };
+    }, { candidates: true });
+    claim = undefined;
+    if (out.next.stop) return ended(deps, ctx, task, out);
+    round = out.next.next_round;
   }
-  const event = { task_id: task.task_id, stage: 'propose', ...stopped };
-  if (all.length === 0) {
-    await transition(deps, ctx, (w) => w.emit(EventType.TASK_STAGE_STOPPED, event));
-    await failTask(deps, ctx, task.task_id, ReasonCode.NO_CANDIDATES, 'no proposer brought a candidate');
-    return;
-  }
-  await transition(deps, ctx, async (w) => {
-    await w.emit(EventType.TASK_STAGE_STOPPED, event);
-    await w.c.updateTask(task.task_id, { status: 'verifying', stage: 'verify' });
-  });
 }
 
-/** Ask one proposer for its candidate of a round and record it (or its refusal). */
-async function proposeOne(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, slot: ProposerSlot, round: number, seed: SeedBundle | undefined): Promise<void> {
+const NOTHING_SPENT = { explore: 0, verify: 0, finalize: 0 };
+
+/** Proposing stopped: on to verifying, or the task fails without a candidate. */
+async function ended(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, out: { all: readonly unknown[]; task: ConsensusTaskRow | undefined; now: number }): Promise<StageEnd | undefined> {
+  if (out.all.length > 0) return out.task ? { task: out.task, now: out.now } : undefined;
+  await failTask(deps, ctx, task.task_id, ReasonCode.NO_CANDIDATES, 'no proposer brought a candidate');
+  return undefined;
+}
+
+/** TASK_STAGE_STOPPED, and the move to verifying when there is a candidate to verify (else the task fails next). */
+async function stopProposing(w: Writer, task: ConsensusTaskRow, event: Record<string, unknown>, candidates: number): Promise<void> {
+  await w.emit(EventType.TASK_STAGE_STOPPED, event);
+  if (candidates > 0) await w.c.updateTask(task.task_id, { status: 'verifying', stage: 'verify' });
+}
+
+/** A proposer's answer of a round, checked (its hash, and why its signature is refused), or why it could not answer. */
+type Answer = { slot: ProposerSlot; p: Proposal; hash: string; refused: number | undefined } | { slot: ProposerSlot; error: string };
+
+/** Ask one proposer for its candidate of a round, and check its signature. */
+async function proposeOne(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, slot: ProposerSlot, round: number, seed: SeedBundle | undefined): Promise<Answer> {
   let p: Proposal;
   try {
     p = await ask(deps, ctx, task, slot, round, seed);
   } catch (e) {
     if (e instanceof StepError && e.code === 'LEASE_LOST') throw e;
     checkAborted(ctx.signal);
-    await transition(deps, ctx, (w) =>
-      w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'candidate', proposer_id: slot.id, round, reason_code: ReasonCode.EXECUTOR_UNAVAILABLE, reason: 'EXECUTOR_UNAVAILABLE', detail: errorMessage(e) }),
-    );
-    return;
+    return { slot, error: errorMessage(e) };
   }
   const hash = candidateHash(p.output ?? null);
   const fields = candidateSignedFields({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, evidence: p.evidence, cost_usd: p.cost_usd });
   const signed = checkSigned(task.members, 'proposer', 'candidate', { ...fields, signature: p.signature ?? '' });
-  const code = signed.ok ? undefined : signed.code;
-  await transition(deps, ctx, async (w) => {
-    const kept = await w.c.candidates(task.task_id);
-    if (kept.some((c) => c.proposer_id === slot.id && c.round === round)) return;
-    await w.c.addCost(task.task_id, 'explore', p.cost_usd);
-    if (code !== undefined) {
-      await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'candidate', record_kind: 'candidate', member_id: slot.id, proposer_id: slot.id, round, candidate_hash: hash, cost_usd: p.cost_usd, reason_code: code, reason: reasonName(code) });
-      return;
-    }
-    // explore.topk: a new hash once topk distinct candidates are kept is not admitted (proposers of one round run in parallel).
-    const admit = admitCandidate(task.contract.explore, new Set(kept.map((c) => c.candidate_hash)), hash);
-    if (!admit.ok) {
-      await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'candidate', record_kind: 'candidate', member_id: slot.id, proposer_id: slot.id, round, candidate_hash: hash, cost_usd: p.cost_usd, reason_code: admit.code, reason: reasonName(admit.code), detail: admit.reason });
-      return;
-    }
-    const shown = outputForEvent(p.output);
-    const ev = await w.emit(EventType.CANDIDATE_PROPOSED, { task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, ...shown, evidence: p.evidence, cost_usd: p.cost_usd, signature: p.signature });
-    for (const e of p.evidence) await w.emit(EventType.EVIDENCE_ADDED, { task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, kind: e.kind, uri: e.uri.startsWith('data:') ? 'data:…' : e.uri, digest: e.digest });
-    await w.c.insertCandidate({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, output: p.output ?? null, evidence: p.evidence, cost_usd: p.cost_usd, signature: p.signature ?? '', output_bytes: shown.output_bytes, event_seq: ev.seq, event_hash: ev.hash, created_at: w.tx.now });
-  });
+  return { slot, p, hash, refused: signed.ok ? undefined : signed.code };
+}
+
+/** Record a proposer's answer in the round's transition: its candidate (CANDIDATE_PROPOSED, EVIDENCE_ADDED) or its refusal. A candidate recorded already is skipped. */
+async function recordProposal(w: Writer, task: ConsensusTaskRow, round: number, a: Answer): Promise<void> {
+  const slot = a.slot;
+  if ('error' in a) {
+    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'candidate', proposer_id: slot.id, round, reason_code: ReasonCode.EXECUTOR_UNAVAILABLE, reason: 'EXECUTOR_UNAVAILABLE', detail: a.error });
+    return;
+  }
+  const { p, hash, refused: code } = a;
+  const kept = await w.c.candidates(task.task_id);
+  if (kept.some((c) => c.proposer_id === slot.id && c.round === round)) return;
+  await w.c.addCost(task.task_id, 'explore', p.cost_usd);
+  if (code !== undefined) {
+    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'candidate', record_kind: 'candidate', member_id: slot.id, proposer_id: slot.id, round, candidate_hash: hash, cost_usd: p.cost_usd, reason_code: code, reason: reasonName(code) });
+    return;
+  }
+  // explore.topk: a new hash once topk distinct candidates are kept is not admitted.
+  const admit = admitCandidate(task.contract.explore, new Set(kept.map((c) => c.candidate_hash)), hash);
+  if (!admit.ok) {
+    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'candidate', record_kind: 'candidate', member_id: slot.id, proposer_id: slot.id, round, candidate_hash: hash, cost_usd: p.cost_usd, reason_code: admit.code, reason: reasonName(admit.code), detail: admit.reason });
+    return;
+  }
+  const shown = outputForEvent(p.output);
+  const ev = await w.emit(EventType.CANDIDATE_PROPOSED, { task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, ...shown, evidence: p.evidence, cost_usd: p.cost_usd, signature: p.signature });
+  for (const e of p.evidence) await w.emit(EventType.EVIDENCE_ADDED, { task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, kind: e.kind, uri: e.uri.startsWith('data:') ? 'data:…' : e.uri, digest: e.digest });
+  await w.c.queueCandidate({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, output: p.output ?? null, evidence: p.evidence, cost_usd: p.cost_usd, signature: p.signature ?? '', output_bytes: shown.output_bytes, event_seq: ev.seq, event_hash: ev.hash, created_at: w.tx.now });
 }
 
 /** The proposal itself: an HTTP executor's `/execute`, or a registered agent signed with its kernel key. */

@@ -18,7 +18,7 @@ import { gateStage } from '../core/stage-budget.js';
 import type { EvidenceRef, VerificationStatus, VerifierSpec } from '../core/types.js';
 import { checkSigned } from '../core/votes.js';
 import { evaluatePolicy } from '../policies/index.js';
-import { checkAborted, transition, type ConsensusDeps, type DriverCtx, type Writer } from './deps.js';
+import { checkAborted, transition, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
 import { verifierSlots } from './rules.js';
 
 const DEFAULT_EVIDENCE_MAX_BYTES = 1024 * 1024;
@@ -31,7 +31,7 @@ export interface EvidenceCheck {
 }
 
 
-export async function verify(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<void> {
+export async function verify(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<StageEnd | undefined> {
   const contract = task.contract;
   const claim = { task_id: task.task_id, stage: 'verify', attempt: ctx.step.attempt, worker_id: ctx.workerId };
   const batch = contract.budget?.verify === undefined;
@@ -56,13 +56,13 @@ export async function verify(deps: ConsensusDeps, ctx: DriverCtx, task: Consensu
     await Promise.all([...new Set(pairs.map((p) => p.cand))].map(checksOf));
     const outs = await Promise.all(pairs.map(async ({ v, cand }) => ({ v, cand, r: await askVerifier(deps, ctx, task, v, cand, othersOf(cand), evidence.get(cand.candidate_hash) ?? []) })));
     checkAborted(ctx.signal);
-    await transition(deps, ctx, async (w) => {
+    return transition(deps, ctx, async (w) => {
       await w.emit(EventType.TASK_CLAIMED, claim);
       const have = await w.c.results(task.task_id);
       for (const o of outs) await recordResult(w, task, o.v, o.cand, evidence.get(o.cand.candidate_hash) ?? [], o.r, have);
       await w.c.updateTask(task.task_id, { status: 'voting', stage: 'vote' });
-    });
-    return;
+      return endOf(w, task);
+    }, { results: true });
   }
   for (const v of verifierSlots(contract)) {
     for (const cand of cands) {
@@ -78,14 +78,23 @@ export async function verify(deps: ConsensusDeps, ctx: DriverCtx, task: Consensu
       }
       const checks = await checksOf(cand);
       const r = await askVerifier(deps, ctx, task, v, cand, othersOf(cand), checks);
-      await transition(deps, ctx, async (w) => recordResult(w, task, v, cand, checks, r, await w.c.results(task.task_id)));
+      await transition(deps, ctx, async (w) => recordResult(w, task, v, cand, checks, r, await w.c.results(task.task_id)), { results: true });
     }
   }
-  await moveOn(deps, ctx, task);
+  return moveOn(deps, ctx, task);
 }
 
-async function moveOn(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<void> {
-  await transition(deps, ctx, (w) => w.c.updateTask(task.task_id, { status: 'voting', stage: 'vote' }));
+async function moveOn(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow): Promise<StageEnd | undefined> {
+  return transition(deps, ctx, async (w) => {
+    await w.c.updateTask(task.task_id, { status: 'voting', stage: 'vote' });
+    return endOf(w, task);
+  });
+}
+
+/** The task's row as this transition leaves it, and its clock. */
+async function endOf(w: Writer, task: ConsensusTaskRow): Promise<StageEnd | undefined> {
+  const t = await w.c.getTask(task.task_id);
+  return t ? { task: t, now: w.tx.now } : undefined;
 }
 
 /** One candidate per hash (the first proposed). */
@@ -159,7 +168,7 @@ async function recordResult(w: Writer, task: ConsensusTaskRow, v: VerifierSpec &
     return;
   }
   await w.emit(EventType.VERIFIER_RESULT_SUBMITTED, { task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, reason: r.reason.slice(0, 2000), score: r.score, cost_usd: r.cost_usd });
-  await w.c.insertResult({ task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, reason: r.reason.slice(0, 2000), score: r.score, evidence: r.evidence, cost_usd: r.cost_usd, signature: r.signature ?? '', created_at: w.tx.now });
+  await w.c.queueResult({ task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, reason: r.reason.slice(0, 2000), score: r.score, evidence: r.evidence, cost_usd: r.cost_usd, signature: r.signature ?? '', created_at: w.tx.now });
   have.push({ candidate_hash: cand.candidate_hash, verifier_id: v.id });
 }
 

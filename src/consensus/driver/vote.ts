@@ -18,7 +18,7 @@ import { ReasonCode, reasonName } from '../core/reason-codes.js';
 import { gateStage } from '../core/stage-budget.js';
 import type { VoterSpec } from '../core/types.js';
 import { decide, tally as tallyReveals } from '../core/votes.js';
-import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx } from './deps.js';
+import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
 import { failTask } from './driver.js';
 import { quorumOf, voterSlots } from './rules.js';
 import { acceptVote, commitFields, revealDeadline, revealFields } from './votes.js';
@@ -36,7 +36,7 @@ export function rankVerified(results: readonly ConsensusResultRow[]): Array<{ ca
   return out.sort((a, b) => b.score - a.score || a.candidate_hash.localeCompare(b.candidate_hash));
 }
 
-export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: ConsensusTaskRow): Promise<void> {
+export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: ConsensusTaskRow): Promise<StageEnd | undefined> {
   const contract = start.contract;
   const voters = voterSlots(contract);
   const kernel = voters.filter((v) => !v.external);
@@ -49,7 +49,7 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
   if (ranked.length === 0 && kernel.length === voters.length) {
     if (!judges) await transition(deps, ctx, (w) => w.emit(EventType.TASK_CLAIMED, claim));
     await failTask(deps, ctx, start.task_id, ReasonCode.NO_VERIFIED_CANDIDATE, 'no candidate passed verification');
-    return;
+    return undefined;
   }
   // Kernel voters commit (those that have not in this round).
   const committed = new Set((await deps.store.getConsensusVotes(start.task_id, round)).map((v) => v.voter_id));
@@ -74,14 +74,18 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
     commits.push({ voter_id: v.id, commitment, sealed, cost_usd: picked.cost_usd, signature: signRecord(key.privateKey, 'vote_commit', commitFields({ task_id: start.task_id, round, voter_id: v.id, commitment })) });
   }
   checkAborted(ctx.signal);
+  // The round as the commits left it (the task's row, its votes, the clock): the first look at it needs no reads.
+  let seen: { task: ConsensusTaskRow; votes: ConsensusVoteRow[]; now: number } | undefined;
   if (commits.length > 0 || !judges) {
-    await transition(deps, ctx, async (w) => {
+    seen = await transition(deps, ctx, async (w) => {
       if (!judges) await w.emit(EventType.TASK_CLAIMED, claim);
       const t = await w.c.getTask(start.task_id);
-      if (!t || t.status !== 'voting' || t.round !== round) return;
+      if (!t || t.status !== 'voting' || t.round !== round) return undefined;
       if (stopped) await w.emit(EventType.TASK_STAGE_STOPPED, stopped);
       for (const c of commits) await acceptVote(w, t, { kind: 'commit', task_id: start.task_id, round, voter_id: c.voter_id, commitment: c.commitment, signature: c.signature }, w.tx.now, c.sealed, c.cost_usd);
-    });
+      const after = await w.c.getTask(start.task_id);
+      return after ? { task: after, votes: await w.c.votes(start.task_id, round), now: w.tx.now } : undefined;
+    }, { votes_round: round });
   }
   crashPoint(deps, 'consensus-after-vote-commit', ctx.step.step_id);
   const quorum = quorumOf(contract);
@@ -90,31 +94,44 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
   const aborted = new Promise<void>((r) => ctx.signal.addEventListener('abort', () => r(), { once: true }));
   for (;;) {
     checkAborted(ctx.signal);
-    const task = await deps.store.getConsensusTask(start.task_id);
-    if (!task || task.status !== 'voting' || task.round !== round) return;
-    const now = await deps.store.now();
-    if (now >= task.expires_at) return; // the driver expires it
-    let votes = await deps.store.getConsensusVotes(task.task_id, round);
+    const task = seen ? seen.task : await deps.store.getConsensusTask(start.task_id);
+    if (!task || task.status !== 'voting' || task.round !== round) return undefined;
+    const now = seen ? seen.now : await deps.store.now();
+    if (now >= task.expires_at) return undefined; // the driver expires it
+    let votes = seen ? seen.votes : await deps.store.getConsensusVotes(task.task_id, round);
+    seen = undefined;
     const deadline = revealDeadline(task);
     const allCommitted = voters.every((v) => votes.some((x) => x.voter_id === v.id));
-    if (allCommitted || (task.round_started_at !== null && now >= task.round_started_at + window / 2)) {
-      if (await revealKernel(deps, ctx, task, kernel, votes)) votes = await deps.store.getConsensusVotes(task.task_id, round);
-    }
-    const tally = tallyOf(votes);
-    const revealedOrClosed = votes.filter((x) => x.revealed_at !== null).length;
-    // Voters who may still add an approval: committed and not revealed, and (while commits are open) those yet to commit.
-    const commitsOpen = revealedOrClosed === 0 && (deadline === null || now <= deadline);
-    const outstanding = votes.filter((x) => x.revealed_at === null).length + (commitsOpen ? voters.length - votes.length : 0);
     const passed = deadline !== null && now > deadline;
-    // Past the deadline nobody may still reveal.
-    const d = decide(tally, quorum, passed ? 0 : outstanding);
-    if (d.decided) {
-      await commitDecision(deps, ctx, task, d.candidate_hash, tally, quorum);
-      return;
+    // Where the round stands with these votes: the tally, and whether it decides.
+    const judge = (vs: readonly ConsensusVoteRow[]) => {
+      const tally = tallyOf(vs);
+      const revealedOrClosed = vs.filter((x) => x.revealed_at !== null).length;
+      // Voters who may still add an approval: committed and not revealed, and (while commits are open) those yet to commit.
+      const commitsOpen = revealedOrClosed === 0 && (deadline === null || now <= deadline);
+      const outstanding = vs.filter((x) => x.revealed_at === null).length + (commitsOpen ? voters.length - vs.length : 0);
+      // Past the deadline nobody may still reveal.
+      return { tally, revealedOrClosed, commitsOpen, outstanding, d: decide(tally, quorum, passed ? 0 : outstanding) };
+    };
+    if (allCommitted || (task.round_started_at !== null && now >= task.round_started_at + window / 2)) {
+      // The reveals, and the decision when they make one, in one transition.
+      const r = await revealKernel(deps, ctx, task, kernel, votes, async (w, t, after) => {
+        const j = judge(after);
+        if (!j.d.decided) return false;
+        await writeDecision(w, t, j.d.candidate_hash, j.tally, quorum);
+        return true;
+      });
+      if (r.decided) {
+        crashPoint(deps, 'consensus-after-decision-commit', ctx.step.step_id);
+        return r.end;
+      }
+      votes = r.votes;
     }
+    const { tally, revealedOrClosed, commitsOpen, outstanding, d } = judge(votes);
+    if (d.decided) return commitDecision(deps, ctx, task, d.candidate_hash, tally, quorum);
     if (passed || (outstanding === 0 && !commitsOpen)) {
       await retryOrFail(deps, ctx, task, revealedOrClosed, quorum, d.code === ReasonCode.TIE);
-      return;
+      return undefined;
     }
     await deps.store.waitForChange(Math.min(deps.pollMs ?? 200, Math.max(1, (deadline ?? task.expires_at) - now + 1)), aborted);
   }
@@ -167,41 +184,77 @@ async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRo
   return fallback(cost);
 }
 
-/** Reveal what kernel voters committed to (their sealed votes); whether any was revealed. */
-async function revealKernel(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, kernel: readonly VoterSpec[], votes: readonly ConsensusVoteRow[]): Promise<boolean> {
+/**
+ * Reveal what kernel voters committed to (their sealed votes), all in one transition, each its own
+ * VOTE_REVEAL; then `decided` hears the round's votes as they stand and may commit the decision in
+ * the same transition. The round's votes after it, and whether the decision was committed.
+ */
+async function revealKernel(
+  deps: ConsensusDeps,
+  ctx: DriverCtx,
+  task: ConsensusTaskRow,
+  kernel: readonly VoterSpec[],
+  votes: ConsensusVoteRow[],
+  decided: (w: Writer, task: ConsensusTaskRow, votes: ConsensusVoteRow[]) => Promise<boolean>,
+): Promise<{ votes: ConsensusVoteRow[]; decided: boolean; end?: StageEnd }> {
   const mine = kernel.filter((v) => votes.some((x) => x.voter_id === v.id && x.revealed_at === null));
-  if (mine.length === 0) return false;
+  if (mine.length === 0) return { votes, decided: false };
   const keys = new Map<string, string>();
   for (const v of mine) keys.set(v.id, (await deps.kernelKey(`consensus:${v.id}`)).privateKey);
-  // All of them in one transition, each its own VOTE_REVEAL.
-  return transition(deps, ctx, async (w) => {
-    let any = false;
-    for (const v of mine) {
+  return transition(
+    deps,
+    ctx,
+    async (w) => {
+      for (const v of mine) {
+        const t = await w.c.getTask(task.task_id);
+        const sealed = await w.c.sealed(task.task_id, task.round, v.id);
+        if (!t || !sealed || t.status !== 'voting' || t.round !== task.round) continue;
+        const fields = { task_id: task.task_id, round: task.round, voter_id: v.id, ...sealed };
+        await acceptVote(w, t, { kind: 'reveal', ...fields, signature: signRecord(keys.get(v.id) as string, 'vote_reveal', revealFields(fields)) }, w.tx.now);
+      }
+      const after = await w.c.votes(task.task_id, task.round);
       const t = await w.c.getTask(task.task_id);
-      const sealed = await w.c.sealed(task.task_id, task.round, v.id);
-      if (!t || !sealed || t.status !== 'voting' || t.round !== task.round) continue;
-      const fields = { task_id: task.task_id, round: task.round, voter_id: v.id, ...sealed };
-      const out = await acceptVote(w, t, { kind: 'reveal', ...fields, signature: signRecord(keys.get(v.id) as string, 'vote_reveal', revealFields(fields)) }, w.tx.now);
-      any ||= out.accepted;
-    }
-    return any;
-  });
+      if (!t || t.status !== 'voting' || t.round !== task.round || !(await decided(w, t, after))) return { votes: after, decided: false };
+      const end = await w.c.getTask(task.task_id);
+      return { votes: after, decided: true, ...(end ? { end: { task: end, now: w.tx.now } } : {}) };
+    },
+    { votes_round: task.round, candidates: true, decision: true },
+  );
 }
 
 /** DECISION_COMMITTED with the proof, once per task (the decision row's key). */
-async function commitDecision(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, winner: string, tally: Record<string, number>, quorum: number): Promise<void> {
-  await transition(deps, ctx, async (w) => {
-    const t = await w.c.getTask(task.task_id);
-    if (!t || t.status !== 'voting' || t.round !== task.round) return;
-    const cand = (await w.c.candidates(task.task_id)).find((c) => c.candidate_hash === winner);
-    if (!cand) throw new StepError('CONSENSUS_CANDIDATE_MISSING', `the winning candidate ${winner} has no row`, true);
-    const reveals = (await w.c.votes(task.task_id, task.round)).filter((v) => v.revealed_at !== null && v.vote === 'approve' && v.candidate_hash === winner && v.reveal_event_seq !== null);
-    const proof = { candidate_event: { seq: cand.event_seq, hash: cand.event_hash }, reveal_events: reveals.map((v) => ({ seq: v.reveal_event_seq as number, hash: v.reveal_event_hash as string })) };
-    const inserted = await w.c.insertDecision({ task_id: task.task_id, round: task.round, candidate_hash: winner, output: cand.output, tally, quorum, proof, committed_at: w.tx.now, finalized_at: null });
-    if (inserted) await w.emit(EventType.DECISION_COMMITTED, { task_id: task.task_id, round: task.round, candidate_hash: winner, tally, quorum, proof });
-    await w.c.updateTask(task.task_id, { status: 'committed', stage: 'finalize' });
-  });
+async function commitDecision(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, winner: string, tally: Record<string, number>, quorum: number): Promise<StageEnd | undefined> {
+  const end = await transition(
+    deps,
+    ctx,
+    async (w): Promise<StageEnd | undefined> => {
+      const t = await w.c.getTask(task.task_id);
+      if (!t || t.status !== 'voting' || t.round !== task.round) return undefined;
+      await writeDecision(w, t, winner, tally, quorum);
+      const after = await w.c.getTask(task.task_id);
+      return after ? { task: after, now: w.tx.now } : undefined;
+    },
+    { candidates: true, votes_round: task.round, decision: true },
+  );
   crashPoint(deps, 'consensus-after-decision-commit', ctx.step.step_id);
+  return end;
+}
+
+/**
+ * The decision of the task's round in the caller's transition (the task is voting in that round):
+ * its row and DECISION_COMMITTED, unless the task has one, and the move to committed.
+ */
+async function writeDecision(w: Writer, task: ConsensusTaskRow, winner: string, tally: Record<string, number>, quorum: number): Promise<void> {
+  const cand = (await w.c.candidates(task.task_id)).find((c) => c.candidate_hash === winner);
+  if (!cand) throw new StepError('CONSENSUS_CANDIDATE_MISSING', `the winning candidate ${winner} has no row`, true);
+  const reveals = (await w.c.votes(task.task_id, task.round)).filter((v) => v.revealed_at !== null && v.vote === 'approve' && v.candidate_hash === winner && v.reveal_event_seq !== null);
+  const proof = { candidate_event: { seq: cand.event_seq, hash: cand.event_hash }, reveal_events: reveals.map((v) => ({ seq: v.reveal_event_seq as number, hash: v.reveal_event_hash as string })) };
+  // One decision per task: the row is read under the run's lock, which every writer of it holds.
+  if (!(await w.c.getDecision(task.task_id))) {
+    await w.c.queueDecision({ task_id: task.task_id, round: task.round, candidate_hash: winner, output: cand.output, tally, quorum, proof, committed_at: w.tx.now, finalized_at: null });
+    await w.emit(EventType.DECISION_COMMITTED, { task_id: task.task_id, round: task.round, candidate_hash: winner, tally, quorum, proof });
+  }
+  await w.c.updateTask(task.task_id, { status: 'committed', stage: 'finalize' });
 }
 
 /** Too few reveals at the deadline: a new round while rounds and time are left; else the task fails. */

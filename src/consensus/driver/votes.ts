@@ -109,7 +109,7 @@ export async function acceptVote(w: Writer, task: ConsensusTaskRow, v: VoteInput
   }
   if (v.kind === 'commit') {
     const ev = await w.emit(EventType.VOTE_COMMIT, { task_id: task.task_id, round, voter_id: v.voter_id, commitment: v.commitment, signature, ...(cost > 0 ? { cost_usd: cost } : {}) });
-    await w.c.insertCommit({ task_id: task.task_id, round, voter_id: v.voter_id, commitment: v.commitment, commit_signature: signature, committed_at: now }, sealed);
+    await w.c.queueCommit({ task_id: task.task_id, round, voter_id: v.voter_id, commitment: v.commitment, commit_signature: signature, committed_at: now }, sealed);
     if (task.round_started_at === null) {
       await w.c.updateTask(task.task_id, { round_started_at: now });
       task.round_started_at = now;
@@ -117,6 +117,6 @@ export async function acceptVote(w: Writer, task: ConsensusTaskRow, v: VoteInput
     return { accepted: true, round, event_seq: ev.seq };
   }
   const ev = await w.emit(EventType.VOTE_REVEAL, { task_id: task.task_id, round, voter_id: v.voter_id, candidate_hash: v.candidate_hash, vote: v.vote, salt: v.salt, signature });
-  await w.c.reveal({ task_id: task.task_id, round, voter_id: v.voter_id, candidate_hash: v.candidate_hash, vote: v.vote, salt: v.salt, reveal_signature: signature, revealed_at: now, reveal_event_seq: ev.seq, reveal_event_hash: ev.hash });
+  await w.c.queueReveal({ task_id: task.task_id, round, voter_id: v.voter_id, candidate_hash: v.candidate_hash, vote: v.vote, salt: v.salt, reveal_signature: signature, revealed_at: now, reveal_event_seq: ev.seq, reveal_event_hash: ev.hash });
   return { accepted: true, round, event_seq: ev.seq };
 }

@@ -18,11 +18,20 @@ const json = (v: unknown): string => JSON.stringify(v ?? null);
 const INSERT_DECISION_SQL = `INSERT INTO knowledge_decisions (task_id, task_type, run_id, inputs_hash, inputs, text, candidate_hash, output, evidence, decision, cost, total_usd, decided_at, recorded_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (task_id) DO NOTHING`;
 
-const INSERT_PROPOSAL_SQL = `INSERT INTO knowledge_proposals (task_id, proposer_id, round, candidate_hash, task_type, won, verification, cost_usd)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`;
-
-const BUMP_TRACK_SQL = `INSERT INTO knowledge_track_record AS t (task_type, proposer_id, proposed, won, failed, inconclusive, updated_at) VALUES ($1, $2, 1, $3, $4, $5, $6)
-ON CONFLICT (task_type, proposer_id) DO UPDATE SET proposed = t.proposed + 1, won = t.won + EXCLUDED.won, failed = t.failed + EXCLUDED.failed,
+/**
+ * A decision's proposals, and each proposer's counts in the track record bumped for the proposals
+ * this inserted (not for those already there): one statement, whatever the number of proposals.
+ */
+const INSERT_PROPOSALS_SQL = `WITH ins AS (
+  INSERT INTO knowledge_proposals (task_id, proposer_id, round, candidate_hash, task_type, won, verification, cost_usd)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::boolean[], $7::text[], $8::float8[])
+  ON CONFLICT DO NOTHING
+  RETURNING task_type, proposer_id, won, verification
+)
+INSERT INTO knowledge_track_record AS t (task_type, proposer_id, proposed, won, failed, inconclusive, updated_at)
+SELECT task_type, proposer_id, count(*), count(*) FILTER (WHERE won), count(*) FILTER (WHERE verification = 'failed'), count(*) FILTER (WHERE verification = 'inconclusive'), $9::bigint
+FROM ins GROUP BY task_type, proposer_id
+ON CONFLICT (task_type, proposer_id) DO UPDATE SET proposed = t.proposed + EXCLUDED.proposed, won = t.won + EXCLUDED.won, failed = t.failed + EXCLUDED.failed,
   inconclusive = t.inconclusive + EXCLUDED.inconclusive, updated_at = EXCLUDED.updated_at`;
 
 /** Inside a transaction. */
@@ -45,10 +54,19 @@ export async function putKnowledgeDecisionIn(q: Query, w: KnowledgeDecisionWrite
     Math.round(d.recorded_at),
   ]);
   if (inserted.rowCount === 0) return { created: false };
-  for (const p of w.proposals) {
-    const r = await q(INSERT_PROPOSAL_SQL, [noNul(p.task_id), noNul(p.proposer_id), p.round, p.candidate_hash, noNul(p.task_type), p.won, p.verification, p.cost_usd]);
-    if (r.rowCount === 0) continue;
-    await q(BUMP_TRACK_SQL, [noNul(p.task_type), noNul(p.proposer_id), p.won ? 1 : 0, p.verification === 'failed' ? 1 : 0, p.verification === 'inconclusive' ? 1 : 0, Math.round(now)]);
+  const ps = w.proposals;
+  if (ps.length > 0) {
+    await q(INSERT_PROPOSALS_SQL, [
+      ps.map((p) => noNul(p.task_id)),
+      ps.map((p) => noNul(p.proposer_id)),
+      ps.map((p) => p.round),
+      ps.map((p) => p.candidate_hash),
+      ps.map((p) => noNul(p.task_type)),
+      ps.map((p) => p.won),
+      ps.map((p) => p.verification),
+      ps.map((p) => p.cost_usd),
+      Math.round(now),
+    ]);
   }
   return { created: true };
 }

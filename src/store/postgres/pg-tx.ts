@@ -8,6 +8,7 @@ import type { Pipeline } from './pipeline.js';
 import { PgWaitsTx } from './waits-sql.js';
 import { pgConsensus } from './consensus-sql.js';
 import type { ConsensusTx } from '../consensus-types.js';
+import type { ConsensusSql } from '../consensus-sql.js';
 import * as nest from './nesting-sql.js';
 
 /** Run one statement on the transaction's connection; resolves to its rows and the affected-row count. */
@@ -71,8 +72,20 @@ export class PgTx implements LedgerTx {
     return new PgWaitsTx((text, values) => this.q(text, values), this.now);
   }
 
+  /** One per transaction: it keeps what it read (and loaded with BEGIN) for the transaction's later reads. */
+  private consensusTx: ConsensusSql | undefined;
   consensus(): ConsensusTx {
-    return pgConsensus((text, values) => this.q(text, values), this.now);
+    this.consensusTx ??= pgConsensus({
+      q: (text, values) => this.q(text, values),
+      later: (text, values) => this.later(text, values),
+      defer: (text, values, onRows) => {
+        this.flushWrites();
+        this.p.defer(this.p.statement(text, values), (r) => onRows(r.rows));
+      },
+      lockedStep: (id) => this.stepRows.get(id),
+      now: () => this.now,
+    });
+    return this.consensusTx;
   }
 
   fork(): ForkTx {
@@ -104,6 +117,7 @@ export class PgTx implements LedgerTx {
     if (hint?.workflows?.length) this.deferRegistryReads('workflows', this.workflowRows, toWorkflow, hint.workflows);
     if (hint?.agents?.length) this.deferRegistryReads('agents', this.agentRows, toAgent, hint.agents);
     if (hint?.eventTriggers?.length) this.deferEventTriggerReads(hint.eventTriggers);
+    if (hint?.consensus) (this.consensus() as ConsensusSql).load(hint.consensus);
     if (hint?.claim) {
       const runIds = hint.claim.run_ids;
       // The runs of the completions are locked by then: take the candidates' runs only if free.

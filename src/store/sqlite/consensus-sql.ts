@@ -22,7 +22,7 @@ function query(stmt: Stmt): ConsensusQuery {
 
 /** The consensus part of a write transaction. */
 export function sqliteConsensus(stmt: Stmt, now: number): ConsensusSql {
-  return new ConsensusSql(query(stmt), '', now);
+  return new ConsensusSql({ q: query(stmt), lockSuffix: '', now: () => now });
 }
 
 /** The store's reads. */

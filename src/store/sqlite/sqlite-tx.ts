@@ -16,8 +16,11 @@ export class SqliteTx implements LedgerTx {
     return new SqliteWaitsTx(this.stmt, this.now);
   }
 
+  /** One per transaction: it keeps what it read for the transaction's later reads. */
+  private consensusTx: ConsensusTx | undefined;
   consensus(): ConsensusTx {
-    return sqliteConsensus(this.stmt, this.now);
+    this.consensusTx ??= sqliteConsensus(this.stmt, this.now);
+    return this.consensusTx;
   }
 
   fork(): ForkTx {
