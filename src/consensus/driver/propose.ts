@@ -1,10 +1,10 @@
 /**
  * The propose stage: proposers in parallel, round after round (explore.*), each candidate checked
  * against its proposer's key and recorded with CANDIDATE_PROPOSED (and EVIDENCE_ADDED for its
- * evidence), its cost charged to the `explore` bucket. A round's answers are recorded together, in
- * one transition once its proposers have answered (the first with the stage's claim, the last with
+ * evidence), its cost charged to the `explore` bucket. Each answer is recorded as it comes, those that
+ * come together in one transition (recordRound: the first with the stage's claim, the last with
  * TASK_STAGE_STOPPED and the move to verifying). A proposer's candidate of a round that is recorded
- * is never asked for again.
+ * is never asked for again, so a crash mid-round re-asks only the proposers that had not answered.
  *
  * @example
  *   await propose(deps, ctx, task); // the task is `verifying` afterwards (or failed: no candidates)
@@ -49,7 +49,7 @@ export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
   const slots = proposerSlots(contract);
   let round = Math.max(1, task.explore_round);
   // The claim (with the lookup's events and the first round's number) is recorded with the first
-  // round's candidates: one transition per round records what its proposers answered.
+  // round's first answers (recordRound).
   let claim: ((w: Writer) => Promise<void>) | undefined = async (w) => {
     await w.c.updateTask(task.task_id, { status: 'proposing', stage: 'propose', ...(round > task.explore_round ? { explore_round: round } : {}) });
     await w.emit(EventType.TASK_CLAIMED, { task_id: task.task_id, stage: 'propose', attempt: ctx.step.attempt, worker_id: ctx.workerId });
@@ -79,21 +79,72 @@ export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
     }
     const have = await deps.store.getConsensusCandidates(task.task_id);
     const missing = slots.filter((s) => !have.some((c) => c.proposer_id === s.id && c.round === round));
-    const answers = await Promise.all(missing.map((s) => proposeOne(deps, ctx, task, s, round, seed)));
-    checkAborted(ctx.signal);
-    const pending = claim;
-    const out = await transition(deps, ctx, async (w) => {
-      if (pending) await pending(w);
-      for (const a of answers) await recordProposal(w, task, round, a);
-      const all = await w.c.candidates(task.task_id);
-      const next = exploreDecision(contract.explore, { rounds: newHashesPerRound(all, round) });
-      if (next.stop) await stopProposing(w, task, { task_id: task.task_id, stage: 'propose', reason_code: next.code, reason: reasonName(next.code), detail: next.reason, round }, all.length);
-      return { all, next, task: await w.c.getTask(task.task_id), now: w.tx.now };
-    }, { candidates: true });
+    const thisRound = round;
+    const out = await recordRound(deps, ctx, task, missing.length, claim, {
+      record: (w, a) => recordProposal(w, task, thisRound, a),
+      end: async (w) => {
+        const all = await w.c.candidates(task.task_id);
+        const next = exploreDecision(contract.explore, { rounds: newHashesPerRound(all, thisRound) });
+        if (next.stop) await stopProposing(w, task, { task_id: task.task_id, stage: 'propose', reason_code: next.code, reason: reasonName(next.code), detail: next.reason, round: thisRound }, all.length);
+        return { all, next, task: await w.c.getTask(task.task_id), now: w.tx.now };
+      },
+      ask: (record) => Promise.all(missing.map(async (s) => record(await proposeOne(deps, ctx, task, s, thisRound, seed)))),
+    });
     claim = undefined;
     if (out.next.stop) return ended(deps, ctx, task, out);
     round = out.next.next_round;
   }
+}
+
+/**
+ * One round's transitions. Each answer is recorded as it comes, so a crash never loses an answer
+ * already given (the proposer is not asked again); answers that come while a transition is being
+ * written go together in the next one. The transition with the last answer (or the only one, when
+ * every answer was recorded before) also ends the round (`end`); the first carries `head` (the
+ * stage's claim). With proposers that answer together this is two transitions a round, not one per
+ * proposer.
+ */
+async function recordRound<T>(
+  deps: ConsensusDeps,
+  ctx: DriverCtx,
+  task: ConsensusTaskRow,
+  total: number,
+  head: ((w: Writer) => Promise<void>) | undefined,
+  round: { record: (w: Writer, a: Answer) => Promise<void>; end: (w: Writer) => Promise<T>; ask: (record: (a: Answer) => Promise<void>) => Promise<unknown> },
+): Promise<T> {
+  const queue: Answer[] = [];
+  let written = 0;
+  let ended: { value: T } | undefined;
+  let pumping: Promise<void> | undefined;
+  const write = async (batch: Answer[]): Promise<void> => {
+    const last = written + batch.length === total;
+    const first = head;
+    const r = await transition(deps, ctx, async (w) => {
+      if (first) await first(w);
+      for (const a of batch) await round.record(w, a);
+      return last ? { value: await round.end(w) } : undefined;
+    }, { candidates: true });
+    head = undefined;
+    written += batch.length;
+    if (r) ended = r;
+  };
+  // One writer at a time; it stops (synchronously) when it finds the queue empty.
+  const pump = async (): Promise<void> => {
+    try {
+      while (queue.length > 0) await write(queue.splice(0));
+    } finally {
+      pumping = undefined;
+    }
+  };
+  const record = (a: Answer): Promise<void> => {
+    checkAborted(ctx.signal);
+    queue.push(a);
+    pumping ??= pump();
+    return pumping;
+  };
+  await round.ask(record);
+  if (!ended) await write([]);
+  return (ended as { value: T }).value;
 }
 
 const NOTHING_SPENT = { explore: 0, verify: 0, finalize: 0 };
