@@ -2,6 +2,7 @@ import type { Store } from '../store/store.js';
 import type { AgentCheckpointWrite, ApprovalRecord, ToolCallRecord } from '../store/types.js';
 import type { Redactor } from './redactor.js';
 import type { MemoryWrite } from '../store/memory-types.js';
+import { envelopeFrame, spliceMessages } from '../store/envelope-json.js';
 
 /**
  * The store as LLM agents see it: what their loop writes (checkpoints with the transcript and its
@@ -11,21 +12,50 @@ import type { MemoryWrite } from '../store/memory-types.js';
  *
  * A conversation resumed from a checkpoint therefore shows the model the marker where an earlier
  * turn held a secret; the value itself is only in the worker's memory while the step runs.
+ *
+ * A checkpoint's envelope holds the whole conversation and is written at every turn: each message is
+ * redacted once, when its first checkpoint is written, and its result reused by the later ones (until
+ * the redactor learns another secret: then each message is redacted again, once). The rest of the
+ * envelope (turn, usage, context variables, guard state) is redacted at every checkpoint.
  */
 export function redactAgentWrites(store: Store, redactor: Redactor): Store {
   // Always wrapped, even with nothing to redact yet: the redactor learns stored secrets as steps load them.
   const r = redactor;
+  const messages = new WeakMap<object, { generation: number; json: string }>();
+  const redactedMessage = (m: object, plain: (m: object) => string): string => {
+    const hit = messages.get(m);
+    if (hit?.generation === r.generation) return hit.json;
+    const json = r.json(plain(m));
+    messages.set(m, { generation: r.generation, json });
+    return json;
+  };
+  const envelope = (w: AgentCheckpointWrite): string => {
+    const parts = w.envelope_parts;
+    if (!r.active) return w.envelope;
+    if (!parts) return r.json(w.envelope);
+    let frame: unknown;
+    try {
+      frame = JSON.parse(r.json(JSON.stringify(envelopeFrame(parts.envelope))));
+    } catch {
+      return r.json(w.envelope);
+    }
+    const list = `[${parts.envelope.payload.messages.map((m) => redactedMessage(m, parts.messageJson)).join(',')}]`;
+    return spliceMessages(frame, list) ?? r.json(w.envelope);
+  };
   const overrides: Partial<Store> = {
-    saveAgentCheckpoint: (w: AgentCheckpointWrite) =>
-      store.saveAgentCheckpoint({
-        ...w,
-        envelope: r.json(w.envelope),
+    saveAgentCheckpoint: (w: AgentCheckpointWrite) => {
+      // The parts are the unredacted envelope's: they do not go on with the redacted text.
+      const { envelope_parts: _parts, ...rest } = w;
+      return store.saveAgentCheckpoint({
+        ...rest,
+        envelope: envelope(w),
         messages: w.messages.map((m) => ({
           ...m,
           content: m.content === null ? null : r.json(m.content),
           tool_calls: m.tool_calls === null ? null : r.json(m.tool_calls),
         })),
-      }),
+      });
+    },
     recordToolCall: (rec: ToolCallRecord) =>
       store.recordToolCall({ ...rec, arguments: r.json(rec.arguments), output: r.json(rec.output), context_variables: rec.context_variables === null ? null : r.json(rec.context_variables) }),
     failAgentSession: (id: string, error: string) => store.failAgentSession(id, r.text(error)),

@@ -1,5 +1,6 @@
 import type { WaitRequest, WaitsTx } from './wait-types.js';
 import type { CommitObserver } from './commit-observer.js';
+import type { EnvelopeLike } from './envelope-json.js';
 import type { RunEvent } from '../core/events.js';
 import type { AgentManifest } from '../core/manifest/agent.js';
 import type { WorkflowManifest } from '../core/manifest/workflow.js';
@@ -490,6 +491,12 @@ export interface AgentCheckpointWrite {
   /** The envelope (JSON text) and its version. */
   envelope: string;
   version: number;
+  /**
+   * What `envelope` was made from (not stored): the envelope, whose messages are not changed once
+   * checkpointed, and each message's JSON as `envelope` has it. A wrapper that rewrites the envelope
+   * before it is stored (redaction) works on each message once, not on the whole text each time.
+   */
+  envelope_parts?: { envelope: EnvelopeLike; messageJson: (m: object) => string };
   /** The step attempt writing it (0 outside workflows): a write from an older attempt is refused. */
   attempt: number;
   /** Messages to append, with their position in the conversation. */
