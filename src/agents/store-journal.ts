@@ -53,6 +53,7 @@ export function storeJournal(store: Store, o: StoreJournalOptions): LoopJournal 
       // The final checkpoint of an answer is written compacted: every message is in the transcript
       // once this commit is (the earlier ones were, the new ones go with it), so it is not kept twice.
       const stored = p.status === 'completed' && p.messages.length > 0 ? compacted(env, p.messages.length) : env;
+      let text: string | undefined;
       const write: AgentCheckpointWrite = {
         session: {
           id: o.sessionId,
@@ -67,7 +68,10 @@ export function storeJournal(store: Store, o: StoreJournalOptions): LoopJournal 
           output_tokens: p.usage.output_tokens,
           cost_usd: p.usage.cost_usd,
         },
-        envelope: envelopeJson(stored, messageJson),
+        // Serialised when read: a store that redacts the envelope makes its own text from the parts.
+        get envelope() {
+          return (text ??= envelopeJson(stored, messageJson));
+        },
         envelope_parts: { envelope: stored, messageJson },
         version: env.version,
         attempt: o.attempt ?? 0,

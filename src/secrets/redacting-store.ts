@@ -43,19 +43,20 @@ export function redactAgentWrites(store: Store, redactor: Redactor): Store {
     return spliceMessages(frame, list) ?? r.json(w.envelope);
   };
   const overrides: Partial<Store> = {
-    saveAgentCheckpoint: (w: AgentCheckpointWrite) => {
-      // The parts are the unredacted envelope's: they do not go on with the redacted text.
-      const { envelope_parts: _parts, ...rest } = w;
-      return store.saveAgentCheckpoint({
-        ...rest,
+    saveAgentCheckpoint: (w: AgentCheckpointWrite) =>
+      // Field by field, not a copy of `w`: its unredacted envelope text is made only if it is read,
+      // and the parts (the unredacted envelope's) do not go on with the redacted text.
+      store.saveAgentCheckpoint({
+        session: w.session,
+        version: w.version,
+        attempt: w.attempt,
         envelope: envelope(w),
         messages: w.messages.map((m) => ({
           ...m,
           content: m.content === null ? null : r.json(m.content),
           tool_calls: m.tool_calls === null ? null : r.json(m.tool_calls),
         })),
-      });
-    },
+      }),
     recordToolCall: (rec: ToolCallRecord) =>
       store.recordToolCall({ ...rec, arguments: r.json(rec.arguments), output: r.json(rec.output), context_variables: rec.context_variables === null ? null : r.json(rec.context_variables) }),
     failAgentSession: (id: string, error: string) => store.failAgentSession(id, r.text(error)),

@@ -488,7 +488,7 @@ export interface AgentSessionRecord {
 /** A checkpoint write: the session's row, its latest envelope, and the messages added since the last one. */
 export interface AgentCheckpointWrite {
   session: Omit<AgentSessionRecord, 'created_at' | 'updated_at'>;
-  /** The envelope (JSON text) and its version. */
+  /** The envelope (JSON text) and its version. The text may be made when first read (a getter): copying the write reads it. */
   envelope: string;
   version: number;
   /**

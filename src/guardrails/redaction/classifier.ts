@@ -31,6 +31,8 @@ const MEMO_MIN_CHARS = 64;
 const MEMO_MAX_CHARS = 65_536;
 const MEMO_ENTRIES = 1024;
 const MEMO_TOTAL_CHARS = 2_000_000;
+/** Shorter strings found to hold nothing are remembered too (at most CLEAN_ENTRIES): keys and names recur in every JSON value. */
+const CLEAN_ENTRIES = 4096;
 
 /** `[EMAIL]`, `[NATIONAL_ID]`: the typed placeholder of a class. */
 export function placeholder(cls: string): string {
@@ -105,7 +107,8 @@ export class ClassRedactor {
 
   /** The text with the policy applied (a dropped field is its whole `[DROPPED:<class>]` marker). */
   text(s: string): string {
-    if (s.length < MEMO_MIN_CHARS || s.length > MEMO_MAX_CHARS) return this.apply(s).text;
+    if (s.length < MEMO_MIN_CHARS) return this.short(s);
+    if (s.length > MEMO_MAX_CHARS) return this.apply(s).text;
     // A conversation is written again at every checkpoint (its envelope): its messages are looked
     // up, not scanned again. Hashing a string costs a fraction of scanning it.
     const hit = this.memo.get(s);
@@ -122,6 +125,22 @@ export class ClassRedactor {
 
   private readonly memo = new Map<string, string>();
   private memoChars = 0;
+
+  /**
+   * A short string: the keys, names and words a JSON value repeats are looked up, not scanned again.
+   * Only strings with nothing in them are remembered, so every occurrence redacted is still counted.
+   */
+  private short(s: string): string {
+    if (s.length < 6 || this.clean.has(s)) return s;
+    const out = this.apply(s).text;
+    if (out === s) {
+      if (this.clean.size >= CLEAN_ENTRIES) this.clean.clear();
+      this.clean.add(s);
+    }
+    return out;
+  }
+
+  private readonly clean = new Set<string>();
 
   /** A JSON-like value with the policy applied to every string and key; the same object when nothing changed. */
   value<T>(v: T): T {
