@@ -62,6 +62,7 @@ describe('checkpoints through the redacting store', () => {
     const journal = storeJournal(redactAgentWrites(store, r), { sessionId: 'r1/s1', agent: 'clerk', runId: 'r1', stepId: 's1' });
     const state = freshState([{ role: 'user', content: 'Hello, I am jane@example.com' }]);
     const json = vi.spyOn(r, 'json');
+    const text = vi.spyOn(r, 'text');
     const expected: string[] = [];
     const checkpoint = async (added: Message[]): Promise<void> => {
       state.messages.push(...added);
@@ -74,6 +75,7 @@ describe('checkpoints through the redacting store', () => {
     await checkpoint([{ role: 'assistant', content: null, sender: 'clerk', tool_calls: [{ id: 'c1', name: 'lookup', arguments: '{"card":"4111 1111 1111 1111"}' }] }]);
     await checkpoint([{ role: 'tool', tool_call_id: 'c1', name: 'lookup', content: 'token hunter2-value, nothing else' }]);
     json.mockClear();
+    text.mockClear();
     // Turn 3 adds a message with an e-mail address and an SSN (a dropped class) in it.
     const third: Message = { role: 'tool', tool_call_id: 'c2', name: 'lookup', content: 'write to bob@example.org, ssn 123-45-6789' };
     await checkpoint([third]);
@@ -87,10 +89,10 @@ describe('checkpoints through the redacting store', () => {
     // The transcript row of the new message is redacted too; the parts do not reach the store.
     expect(writes[2]!.messages.map((m) => m.content)).toEqual(['[DROPPED:national_id]']);
     expect(writes.every((w) => w.envelope_parts === undefined)).toBe(true);
-    // At turn 3 only the new message (its envelope JSON and its transcript row) and the frame were redacted.
-    const args = json.mock.calls.map(([s]) => s);
-    expect(args.filter((s) => s.includes('123-45-6789'))).toHaveLength(2);
-    expect(args.some((s) => s.includes('jane@example.com') && s.includes('"role"'))).toBe(false);
+    // At turn 3 only the new message (in the envelope and its transcript row) and the frame were redacted.
+    const args = [...json.mock.calls, ...text.mock.calls].map(([s]) => s);
+    expect(args.filter((s) => s.includes('123-45-6789')).length).toBeGreaterThanOrEqual(2);
+    expect(args.some((s) => s.includes('Hello, I am'))).toBe(false);
     expect(args.some((s) => s.includes('hunter2-value'))).toBe(false);
     expect(args.some((s) => s.includes('4111'))).toBe(false);
   });

@@ -3,6 +3,7 @@ import type { AgentCheckpointWrite, ApprovalRecord, ToolCallRecord } from '../st
 import type { Redactor } from './redactor.js';
 import type { MemoryWrite } from '../store/memory-types.js';
 import { envelopeFrame, spliceMessages } from '../store/envelope-json.js';
+import { walk } from '../guardrails/redaction/classifier.js';
 
 /**
  * The store as LLM agents see it: what their loop writes (checkpoints with the transcript and its
@@ -22,10 +23,13 @@ export function redactAgentWrites(store: Store, redactor: Redactor): Store {
   // Always wrapped, even with nothing to redact yet: the redactor learns stored secrets as steps load them.
   const r = redactor;
   const messages = new WeakMap<object, { generation: number; json: string }>();
+  // Every string (and key) of a JSON-like value through the redactor; the same object when nothing changed.
+  const tree = (v: unknown): unknown => walk(v, (s) => r.text(s));
   const redactedMessage = (m: object, plain: (m: object) => string): string => {
     const hit = messages.get(m);
     if (hit?.generation === r.generation) return hit.json;
-    const json = r.json(plain(m));
+    const out = tree(m);
+    const json = out === m ? plain(m) : JSON.stringify(out);
     messages.set(m, { generation: r.generation, json });
     return json;
   };
@@ -33,12 +37,8 @@ export function redactAgentWrites(store: Store, redactor: Redactor): Store {
     const parts = w.envelope_parts;
     if (!r.active) return w.envelope;
     if (!parts) return r.json(w.envelope);
-    let frame: unknown;
-    try {
-      frame = JSON.parse(r.json(JSON.stringify(envelopeFrame(parts.envelope))));
-    } catch {
-      return r.json(w.envelope);
-    }
+    // The frame (the envelope but its messages) as a value, not as text: nothing to parse.
+    const frame = tree(envelopeFrame(parts.envelope));
     const list = `[${parts.envelope.payload.messages.map((m) => redactedMessage(m, parts.messageJson)).join(',')}]`;
     return spliceMessages(frame, list) ?? r.json(w.envelope);
   };
