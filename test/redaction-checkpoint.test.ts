@@ -166,3 +166,17 @@ describe('injection patterns', () => {
     expect(findInjections(text, a)).toEqual(once);
   });
 });
+
+describe('walking a value', () => {
+  it('copies only from the first change on; an own __proto__ key stays a key', async () => {
+    const { walk } = await import('../src/guardrails/redaction/classifier.js');
+    const c = new ClassRedactor({ email: { action: 'redact' } });
+    const clean = { a: 1, b: ['x', { c: true }], d: null };
+    expect(walk(clean, (s) => c.text(s))).toBe(clean);
+    const v = JSON.parse('{"n":1,"__proto__":{"x":"jane@example.com"},"b":"jane@example.com","e":[2]}') as Record<string, unknown>;
+    const out = walk(v, (s) => c.text(s)) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+    expect(JSON.stringify(out)).toBe('{"n":1,"__proto__":{"x":"[EMAIL]"},"b":"[EMAIL]","e":[2]}');
+    expect(out.e).toBe(v.e);
+  });
+});

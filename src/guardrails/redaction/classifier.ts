@@ -161,19 +161,28 @@ export function walk(v: unknown, text: (s: string) => string): unknown {
     return out ?? v;
   }
   if (v && typeof v === 'object' && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null)) {
-    let changed = false;
-    const entries: Array<[string, unknown]> = [];
-    for (const [k, x] of Object.entries(v)) {
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i] as string;
+      const x = o[k];
       const k2 = text(k);
-      const x2 = walk(x, text);
-      if (k2 !== k || x2 !== x) changed = true;
-      entries.push([k2, x2]);
+      // Numbers, booleans and null hold nothing to redact.
+      const x2 = typeof x === 'string' || (typeof x === 'object' && x !== null) ? walk(x, text) : x;
+      if (k2 === k && x2 === x) continue;
+      // The first change: copy what came before as it was, then the rest through the policy.
+      const out: Record<string, unknown> = {};
+      for (let j = 0; j < i; j++) define(out, keys[j] as string, o[keys[j] as string]);
+      define(out, k2, x2);
+      for (let j = i + 1; j < keys.length; j++) define(out, text(keys[j] as string), walk(o[keys[j] as string], text));
+      return out;
     }
-    if (!changed) return v;
-    // defineProperty, not assignment: a `__proto__` key stays a key instead of setting the prototype.
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of entries) Object.defineProperty(out, k, { value: x, enumerable: true, writable: true, configurable: true });
-    return out;
+    return v;
   }
   return v;
+}
+
+// defineProperty, not assignment: a `__proto__` key stays a key instead of setting the prototype.
+function define(o: Record<string, unknown>, k: string, value: unknown): void {
+  Object.defineProperty(o, k, { value, enumerable: true, writable: true, configurable: true });
 }
