@@ -6,6 +6,7 @@
 import { StepError } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import type { AgentCheckpointWrite } from '../store/types.js';
+import { envelopeJson } from '../store/envelope-json.js';
 import { compacted, isCompacted, restoreEnvelope } from './checkpoint-compaction.js';
 import type { ApprovalDecision, CheckpointEnvelope, LoopJournal, RecordedToolCall } from './loop.js';
 import type { Message } from './types.js';
@@ -26,6 +27,17 @@ export interface StoreJournalOptions {
 }
 
 export function storeJournal(store: Store, o: StoreJournalOptions): LoopJournal {
+  // Each message's JSON, made once: the envelope holds the whole conversation and is written at every
+  // turn, but a message does not change once it is in the conversation.
+  const json = new WeakMap<object, string>();
+  const messageJson = (m: object): string => {
+    let s = json.get(m);
+    if (s === undefined) {
+      s = JSON.stringify(m);
+      json.set(m, s);
+    }
+    return s;
+  };
   return {
     sessionId: o.sessionId,
     async load() {
@@ -38,6 +50,10 @@ export function storeJournal(store: Store, o: StoreJournalOptions): LoopJournal 
     async checkpoint(env, newMessages) {
       const p = env.payload;
       const first = p.messages.length - newMessages.length;
+      // The final checkpoint of an answer is written compacted: every message is in the transcript
+      // once this commit is (the earlier ones were, the new ones go with it), so it is not kept twice.
+      const stored = p.status === 'completed' && p.messages.length > 0 ? compacted(env, p.messages.length) : env;
+      let text: string | undefined;
       const write: AgentCheckpointWrite = {
         session: {
           id: o.sessionId,
@@ -52,9 +68,11 @@ export function storeJournal(store: Store, o: StoreJournalOptions): LoopJournal 
           output_tokens: p.usage.output_tokens,
           cost_usd: p.usage.cost_usd,
         },
-        // The final checkpoint of an answer is written compacted: every message is in the transcript
-        // once this commit is (the earlier ones were, the new ones go with it), so it is not kept twice.
-        envelope: JSON.stringify(p.status === 'completed' && p.messages.length > 0 ? compacted(env, p.messages.length) : env),
+        // Serialised when read: a store that redacts the envelope makes its own text from the parts.
+        get envelope() {
+          return (text ??= envelopeJson(stored, messageJson));
+        },
+        envelope_parts: { envelope: stored, messageJson },
         version: env.version,
         attempt: o.attempt ?? 0,
         messages: newMessages.map((m, i) => messageRow(m, first + i)),

@@ -94,6 +94,17 @@ export function estimateInputTokens(req: ModelRequest): number {
     chars += m.content?.length ?? 0;
     if (m.role === 'assistant' && m.tool_calls) for (const c of m.tool_calls) chars += c.name.length + c.arguments.length;
   }
-  for (const t of req.tools) chars += t.name.length + t.description.length + JSON.stringify(t.parameters).length;
+  for (const t of req.tools) chars += t.name.length + t.description.length + schemaChars(t.parameters);
   return Math.ceil(chars / 4);
+}
+
+// A tool's schema is the same object at every turn: its length is measured once.
+const schemaLengths = new WeakMap<object, number>();
+function schemaChars(schema: JsonSchema): number {
+  let n = schemaLengths.get(schema);
+  if (n === undefined) {
+    n = JSON.stringify(schema).length;
+    schemaLengths.set(schema, n);
+  }
+  return n;
 }

@@ -55,14 +55,22 @@ export function breakerGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard 
   if (!shared) sharedOf.set(deps, (shared = { rows: new Map(), successes: new Map() }));
   const cache = shared;
 
+  // A target's settings do not change while the step runs: resolved once per target and agent.
+  const targets = new Map<string, Target>();
   const target = (kind: TargetKind, name: string, agent: string): Target => {
-    const own = specOf(agent);
-    return {
-      key: `${BREAKER_TARGETS[kind]}:${name}`,
-      kind: BREAKER_TARGETS[kind],
-      name,
-      settings: resolveBreaker(dep, dep?.[kind]?.[name], own, own?.[kind]?.[name]),
-    };
+    const id = `${kind}\u0000${name}\u0000${agent}`;
+    let t = targets.get(id);
+    if (!t) {
+      const own = specOf(agent);
+      t = {
+        key: `${BREAKER_TARGETS[kind]}:${name}`,
+        kind: BREAKER_TARGETS[kind],
+        name,
+        settings: resolveBreaker(dep, dep?.[kind]?.[name], own, own?.[kind]?.[name]),
+      };
+      targets.set(id, t);
+    }
+    return t;
   };
 
   const remember = (key: string, row: BreakerRow | undefined): void => {

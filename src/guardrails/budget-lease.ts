@@ -84,7 +84,7 @@ export class LeasePool {
    */
   async take(state: GuardState, scopes: readonly BudgetScopeKey[], call: BudgetAmount, hold: boolean): Promise<LeaseHold | undefined> {
     if (!this.adopted) await this.serial(() => this.adopt(state));
-    const key = scopes.map((s) => s.id).join(' ');
+    const key = leaseKey(scopes);
     // Only what a scope limits is leased and gated (what else the call uses is still counted when it settles).
     const amount: BudgetAmount = {};
     for (const c of counters(call)) if (scopes.some((s) => s.limits[c] !== undefined)) amount[c] = call[c];
@@ -180,6 +180,17 @@ export class LeasePool {
     await this.report(res.warnings);
     return lease;
   }
+}
+
+// A lease's key by its scopes: callers pass the same array for the same scopes, call after call.
+const keys = new WeakMap<readonly BudgetScopeKey[], string>();
+function leaseKey(scopes: readonly BudgetScopeKey[]): string {
+  let key = keys.get(scopes);
+  if (key === undefined) {
+    key = scopes.map((s) => s.id).join(' ');
+    keys.set(scopes, key);
+  }
+  return key;
 }
 
 function records(state: GuardState): Record<string, LeaseRecord> {

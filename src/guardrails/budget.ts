@@ -97,6 +97,18 @@ export async function budgetGuard(deps: GuardDeps, ctx: StepGuardContext): Promi
   };
   // Only the scopes that limit what a call draws on are read and written.
   const limiting = (scopes: BudgetScopeKey[], limits: readonly BudgetLimit[]): BudgetScopeKey[] => scopes.filter((s) => s.limits.wall_clock !== undefined || limits.some((l) => s.limits[l] !== undefined));
+  // The scopes of an agent's model calls and tool calls do not change while the step runs: worked out
+  // once each (the same array every time, which the lease pool also keys its leases by).
+  const callScopes = new Map<string, BudgetScopeKey[]>();
+  const scopesOfCall = (agent: string, kind: 'model' | 'tool'): BudgetScopeKey[] => {
+    const key = `${kind} ${agent}`;
+    let scopes = callScopes.get(key);
+    if (!scopes) {
+      scopes = limiting(scopesOf(agent), kind === 'model' ? MODEL_COUNTERS : ['tool_calls']);
+      callScopes.set(key, scopes);
+    }
+    return scopes;
+  };
 
   const report = async (warnings: readonly BudgetWarning[], exceeded?: BudgetExceeded): Promise<void> => {
     const events: GuardEvent[] = warnings.map((w) => ({ type: EventType.BUDGET_WARNING, data: { ...w, message: `budget warning: ${describe(w.scope, ctx)} has used ${amount(w.limit, w.used)} of ${amount(w.limit, w.allowed)} ${w.limit}` } }));
@@ -121,7 +133,7 @@ export async function budgetGuard(deps: GuardDeps, ctx: StepGuardContext): Promi
 
   return {
     beforeModelCall: async (t) => {
-      const scopes = limiting(scopesOf(t.agent.name), MODEL_COUNTERS);
+      const scopes = scopesOfCall(t.agent.name, 'model');
       if (scopes.length === 0) return;
       const tokensIn = estimateInputTokens(t.request);
       const tokensOut = t.request.maxOutputTokens ?? ctx.agents.get(t.agent.name)?.llm?.max_output_tokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
@@ -136,7 +148,7 @@ export async function budgetGuard(deps: GuardDeps, ctx: StepGuardContext): Promi
     beforeToolCall: async (t) => {
       // Handoffs are counted by depth (onHandoff); an unknown tool runs nothing.
       if (!t.tool) return;
-      const scopes = limiting(scopesOf(t.agent.name), ['tool_calls']);
+      const scopes = scopesOfCall(t.agent.name, 'tool');
       if (scopes.length === 0) return;
       // A call paused for approval is gated again at each resume: it counts once (the key is saved with the checkpoint).
       if (!firstTime(t.state, t.turn, `budget:${t.call.id}`)) return;
@@ -151,7 +163,7 @@ export async function budgetGuard(deps: GuardDeps, ctx: StepGuardContext): Promi
       // A result replayed after a crash, of a call counted after the last checkpoint: that count was
       // in the crashed process's lease only, and is not in the usage its checkpoint settles.
       if (!t.replayed || !t.tool) return;
-      const scopes = limiting(scopesOf(t.agent.name), ['tool_calls']);
+      const scopes = scopesOfCall(t.agent.name, 'tool');
       if (scopes.length && firstTime(t.state, t.turn, `budget:${t.call.id}`)) await leases.take(t.state, scopes, { tool_calls: 1 }, false).catch(() => undefined);
     },
     onEnd: (t) => leases.end(t.state),

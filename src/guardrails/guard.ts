@@ -118,7 +118,8 @@ export function composeGuards(guards: ReadonlyArray<LoopGuard | undefined>): Loo
       const settles: Array<NonNullable<ModelCallGate['settle']>> = [];
       try {
         for (const g of models) {
-          const gate = await g.beforeModelCall?.({ ...t, model, request });
+          // A copy of the turn only once an earlier guard changed the model or the request.
+          const gate = await g.beforeModelCall?.(model === t.model && request === t.request ? t : { ...t, model, request });
           if (!gate) continue;
           if (gate.model) model = gate.model;
           if (gate.request) request = gate.request;
@@ -163,7 +164,7 @@ export function composeGuards(guards: ReadonlyArray<LoopGuard | undefined>): Loo
   if (results.length) {
     out.onToolResult = async (t) => {
       let result = t.result;
-      for (const g of results) result = (await g.onToolResult?.({ ...t, result })) ?? result;
+      for (const g of results) result = (await g.onToolResult?.(result === t.result ? t : { ...t, result })) ?? result;
       return result;
     };
   }

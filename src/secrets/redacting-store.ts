@@ -2,6 +2,8 @@ import type { Store } from '../store/store.js';
 import type { AgentCheckpointWrite, ApprovalRecord, ToolCallRecord } from '../store/types.js';
 import type { Redactor } from './redactor.js';
 import type { MemoryWrite } from '../store/memory-types.js';
+import { envelopeFrame, spliceMessages } from '../store/envelope-json.js';
+import { walk } from '../guardrails/redaction/classifier.js';
 
 /**
  * The store as LLM agents see it: what their loop writes (checkpoints with the transcript and its
@@ -11,15 +13,44 @@ import type { MemoryWrite } from '../store/memory-types.js';
  *
  * A conversation resumed from a checkpoint therefore shows the model the marker where an earlier
  * turn held a secret; the value itself is only in the worker's memory while the step runs.
+ *
+ * A checkpoint's envelope holds the whole conversation and is written at every turn: each message is
+ * redacted once, when its first checkpoint is written, and its result reused by the later ones (until
+ * the redactor learns another secret: then each message is redacted again, once). The rest of the
+ * envelope (turn, usage, context variables, guard state) is redacted at every checkpoint.
  */
 export function redactAgentWrites(store: Store, redactor: Redactor): Store {
   // Always wrapped, even with nothing to redact yet: the redactor learns stored secrets as steps load them.
   const r = redactor;
+  const messages = new WeakMap<object, { generation: number; json: string }>();
+  // Every string (and key) of a JSON-like value through the redactor; the same object when nothing changed.
+  const tree = (v: unknown): unknown => walk(v, (s) => r.text(s));
+  const redactedMessage = (m: object, plain: (m: object) => string): string => {
+    const hit = messages.get(m);
+    if (hit?.generation === r.generation) return hit.json;
+    const out = tree(m);
+    const json = out === m ? plain(m) : JSON.stringify(out);
+    messages.set(m, { generation: r.generation, json });
+    return json;
+  };
+  const envelope = (w: AgentCheckpointWrite): string => {
+    const parts = w.envelope_parts;
+    if (!r.active) return w.envelope;
+    if (!parts) return r.json(w.envelope);
+    // The frame (the envelope but its messages) as a value, not as text: nothing to parse.
+    const frame = tree(envelopeFrame(parts.envelope));
+    const list = `[${parts.envelope.payload.messages.map((m) => redactedMessage(m, parts.messageJson)).join(',')}]`;
+    return spliceMessages(frame, list) ?? r.json(w.envelope);
+  };
   const overrides: Partial<Store> = {
     saveAgentCheckpoint: (w: AgentCheckpointWrite) =>
+      // Field by field, not a copy of `w`: its unredacted envelope text is made only if it is read,
+      // and the parts (the unredacted envelope's) do not go on with the redacted text.
       store.saveAgentCheckpoint({
-        ...w,
-        envelope: r.json(w.envelope),
+        session: w.session,
+        version: w.version,
+        attempt: w.attempt,
+        envelope: envelope(w),
         messages: w.messages.map((m) => ({
           ...m,
           content: m.content === null ? null : r.json(m.content),

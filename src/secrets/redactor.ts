@@ -41,6 +41,8 @@ export class Redactor {
   private readonly markers = new Map<string, string>();
   /** The longest secret form, in UTF-8 bytes: how far before a cut a secret may start. */
   longestBytes = 0;
+  /** Bumped whenever the secrets known change: a result remembered from an older generation may hold a value now redacted. */
+  generation = 0;
 
   constructor(secrets: Readonly<Record<string, string>>, options: RedactorOptions = {}) {
     this.classes = options.classes?.active ? options.classes : undefined;
@@ -69,6 +71,7 @@ export class Redactor {
     // Longest first, so a value that contains another is replaced whole.
     const forms = [...this.markers.keys()].sort((a, b) => b.length - a.length);
     this.pattern = forms.length ? new RegExp(forms.map(escapeRegExp).join('|'), 'g') : undefined;
+    this.generation++;
     this.longestBytes = forms.reduce((n, f) => Math.max(n, Buffer.byteLength(f)), this.classes ? CLASS_SPAN_BYTES : 0);
   }
 
@@ -109,6 +112,9 @@ export class Redactor {
   json(s: string): string {
     if (!this.active || s === '') return s;
     if (!this.classes && !this.secretDrop) return this.text(s);
+    // Only an object or an array is walked; anything else (plain text: most messages) is redacted as
+    // text, as it would be after failing to parse, without the cost of a parse error.
+    if (!startsLikeJsonObject(s)) return this.text(s);
     let v: unknown;
     try {
       v = JSON.parse(s);
@@ -139,6 +145,17 @@ export class Redactor {
     }
     return v;
   }
+}
+
+/** Does the text start (after JSON whitespace) with `{` or `[`? Only then can it parse to an object or an array. */
+function startsLikeJsonObject(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) return true;
+    // JSON whitespace: space, tab, line feed, carriage return.
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return false;
+  }
+  return false;
 }
 
 function escapeRegExp(s: string): string {

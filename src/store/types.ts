@@ -1,6 +1,7 @@
 import type { WaitRequest, WaitsTx } from './wait-types.js';
 import type { CommitObserver } from './commit-observer.js';
 import type { ConsensusLoad } from './consensus-types.js';
+import type { EnvelopeLike } from './envelope-json.js';
 import type { RunEvent } from '../core/events.js';
 import type { AgentManifest } from '../core/manifest/agent.js';
 import type { WorkflowManifest } from '../core/manifest/workflow.js';
@@ -490,9 +491,15 @@ export interface AgentSessionRecord {
 /** A checkpoint write: the session's row, its latest envelope, and the messages added since the last one. */
 export interface AgentCheckpointWrite {
   session: Omit<AgentSessionRecord, 'created_at' | 'updated_at'>;
-  /** The envelope (JSON text) and its version. */
+  /** The envelope (JSON text) and its version. The text may be made when first read (a getter): copying the write reads it. */
   envelope: string;
   version: number;
+  /**
+   * What `envelope` was made from (not stored): the envelope, whose messages are not changed once
+   * checkpointed, and each message's JSON as `envelope` has it. A wrapper that rewrites the envelope
+   * before it is stored (redaction) works on each message once, not on the whole text each time.
+   */
+  envelope_parts?: { envelope: EnvelopeLike; messageJson: (m: object) => string };
   /** The step attempt writing it (0 outside workflows): a write from an older attempt is refused. */
   attempt: number;
   /** Messages to append, with their position in the conversation. */

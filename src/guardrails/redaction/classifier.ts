@@ -31,6 +31,8 @@ const MEMO_MIN_CHARS = 64;
 const MEMO_MAX_CHARS = 65_536;
 const MEMO_ENTRIES = 1024;
 const MEMO_TOTAL_CHARS = 2_000_000;
+/** Shorter strings found to hold nothing are remembered too (at most CLEAN_ENTRIES): keys and names recur in every JSON value. */
+const CLEAN_ENTRIES = 4096;
 
 /** `[EMAIL]`, `[NATIONAL_ID]`: the typed placeholder of a class. */
 export function placeholder(cls: string): string {
@@ -105,7 +107,8 @@ export class ClassRedactor {
 
   /** The text with the policy applied (a dropped field is its whole `[DROPPED:<class>]` marker). */
   text(s: string): string {
-    if (s.length < MEMO_MIN_CHARS || s.length > MEMO_MAX_CHARS) return this.apply(s).text;
+    if (s.length < MEMO_MIN_CHARS) return this.short(s);
+    if (s.length > MEMO_MAX_CHARS) return this.apply(s).text;
     // A conversation is written again at every checkpoint (its envelope): its messages are looked
     // up, not scanned again. Hashing a string costs a fraction of scanning it.
     const hit = this.memo.get(s);
@@ -122,6 +125,22 @@ export class ClassRedactor {
 
   private readonly memo = new Map<string, string>();
   private memoChars = 0;
+
+  /**
+   * A short string: the keys, names and words a JSON value repeats are looked up, not scanned again.
+   * Only strings with nothing in them are remembered, so every occurrence redacted is still counted.
+   */
+  private short(s: string): string {
+    if (s.length < 6 || this.clean.has(s)) return s;
+    const out = this.apply(s).text;
+    if (out === s) {
+      if (this.clean.size >= CLEAN_ENTRIES) this.clean.clear();
+      this.clean.add(s);
+    }
+    return out;
+  }
+
+  private readonly clean = new Set<string>();
 
   /** A JSON-like value with the policy applied to every string and key; the same object when nothing changed. */
   value<T>(v: T): T {
@@ -142,19 +161,28 @@ export function walk(v: unknown, text: (s: string) => string): unknown {
     return out ?? v;
   }
   if (v && typeof v === 'object' && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null)) {
-    let changed = false;
-    const entries: Array<[string, unknown]> = [];
-    for (const [k, x] of Object.entries(v)) {
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i] as string;
+      const x = o[k];
       const k2 = text(k);
-      const x2 = walk(x, text);
-      if (k2 !== k || x2 !== x) changed = true;
-      entries.push([k2, x2]);
+      // Numbers, booleans and null hold nothing to redact.
+      const x2 = typeof x === 'string' || (typeof x === 'object' && x !== null) ? walk(x, text) : x;
+      if (k2 === k && x2 === x) continue;
+      // The first change: copy what came before as it was, then the rest through the policy.
+      const out: Record<string, unknown> = {};
+      for (let j = 0; j < i; j++) define(out, keys[j] as string, o[keys[j] as string]);
+      define(out, k2, x2);
+      for (let j = i + 1; j < keys.length; j++) define(out, text(keys[j] as string), walk(o[keys[j] as string], text));
+      return out;
     }
-    if (!changed) return v;
-    // defineProperty, not assignment: a `__proto__` key stays a key instead of setting the prototype.
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of entries) Object.defineProperty(out, k, { value: x, enumerable: true, writable: true, configurable: true });
-    return out;
+    return v;
   }
   return v;
+}
+
+// defineProperty, not assignment: a `__proto__` key stays a key instead of setting the prototype.
+function define(o: Record<string, unknown>, k: string, value: unknown): void {
+  Object.defineProperty(o, k, { value, enumerable: true, writable: true, configurable: true });
 }
