@@ -99,10 +99,10 @@ export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
 /**
  * One round's transitions. Each answer is recorded as it comes, so a crash never loses an answer
  * already given (the proposer is not asked again); answers that come while a transition is being
- * written go together in the next one. The transition with the last answer (or the only one, when
- * every answer was recorded before) also ends the round (`end`); the first carries `head` (the
- * stage's claim). With proposers that answer together this is two transitions a round, not one per
- * proposer.
+ * written, or within ROUND_WINDOW_MS of the first, go together. The transition with the last answer
+ * (or the only one, when every answer was recorded before) also ends the round (`end`); the first
+ * carries `head` (the stage's claim). Proposers that answer within a few milliseconds of each other
+ * share one transition, not one each.
  */
 async function recordRound<T>(
   deps: ConsensusDeps,
@@ -136,11 +136,29 @@ async function recordRound<T>(
       pumping = undefined;
     }
   };
+  // An answer waits at most ROUND_WINDOW_MS for others to share its transaction (none once every
+  // answer is in); while a transaction is being written, the next waits for it anyway.
+  let window: { written: Promise<void>; now: () => void } | undefined;
   const record = (a: Answer): Promise<void> => {
     checkAborted(ctx.signal);
     queue.push(a);
-    pumping ??= pump();
-    return pumping;
+    if (pumping) return pumping;
+    if (!window) {
+      let now!: () => void;
+      const timer = new Promise<void>((resolve) => (now = resolve));
+      const t = setTimeout(now, ROUND_WINDOW_MS);
+      window = {
+        now,
+        written: timer.then(() => {
+          clearTimeout(t);
+          window = undefined;
+          pumping ??= pump();
+          return pumping;
+        }),
+      };
+    }
+    if (written + queue.length === total) window.now();
+    return window.written;
   };
   await round.ask(record);
   if (!ended) await write([]);
@@ -148,6 +166,9 @@ async function recordRound<T>(
 }
 
 const NOTHING_SPENT = { explore: 0, verify: 0, finalize: 0 };
+
+/** How long a proposer's answer waits for the round's other answers to share its transaction. */
+const ROUND_WINDOW_MS = 5;
 
 /** Proposing stopped: on to verifying, or the task fails without a candidate. */
 async function ended(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, out: { all: readonly unknown[]; task: ConsensusTaskRow | undefined; now: number }): Promise<StageEnd | undefined> {
