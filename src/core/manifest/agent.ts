@@ -2,7 +2,7 @@ import semver from 'semver';
 import { FIELD_TYPES, toJsonSchema, type FieldSpec, type IoSchema } from '../io-schema.js';
 import { findReferences } from '../template.js';
 import { isReservedName, ProblemList, reservedProblem } from './problems.js';
-import { checkManifest } from './schema-check.js';
+import { builtinSchema, checkManifest } from './schema-check.js';
 import { parseYaml } from './yaml-source.js';
 import { GUARDRAILS_SCHEMA, parseGuardrails, type GuardrailsSpec } from './guardrails/index.js';
 import { checkAgentRedaction } from './guardrails/redaction.js';
@@ -128,7 +128,7 @@ const fieldList = {
 };
 const ioSpec = { anyOf: [fieldList, { type: 'object' }] };
 
-const agentSchema = {
+const agentSchema = builtinSchema({
   type: 'object',
   required: ['name', 'version', 'runtime'],
   additionalProperties: false,
@@ -173,10 +173,10 @@ const agentSchema = {
     tags: { type: 'array', items: { type: 'string' } },
     env: { type: 'object', additionalProperties: { type: 'string' } },
   },
-};
+});
 
 /** `guardrails:` and `memory:` at their place in agent.yaml. */
-const AGENT_EXTRAS_SCHEMA = { type: 'object', properties: { guardrails: GUARDRAILS_SCHEMA, memory: MEMORY_SCHEMA } };
+const AGENT_EXTRAS_SCHEMA = builtinSchema({ type: 'object', properties: { guardrails: GUARDRAILS_SCHEMA, memory: MEMORY_SCHEMA } });
 
 /**
  * Parse and validate an agent.yaml. Errors name the file, the field and the line.
