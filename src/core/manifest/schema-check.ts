@@ -14,8 +14,8 @@ const compiled = new WeakMap<object, ValidateFunction>();
 
 /**
  * Swarm's own manifest schemas (swarm.yaml, agents, workflows, …), registered where they are defined
- * with `builtinSchema`. The build compiles them ahead of time into precompiled-schemas.cjs beside this
- * module (ajv's standalone code: the same validators, errors included), so that a `swarm` process
+ * with `builtinSchema`. The build compiles them ahead of time into precompiled-schemas/<key>.cjs beside
+ * this module (ajv's standalone code: the same validators, errors included), so that a `swarm` process
  * neither loads ajv nor compiles them (with the meta-schema, about 0.2 CPU-seconds for swarm.yaml's
  * alone). A schema the build did not see (run from the sources, or built at run time) is compiled here.
  */
@@ -31,18 +31,13 @@ export function schemaKey(schema: object): string {
   return `s${createHash('sha256').update(JSON.stringify(schema)).digest('hex').slice(0, 32)}`;
 }
 
-let precompiled: Record<string, ValidateFunction> | null | undefined;
-
 function precompiledFor(schema: object): ValidateFunction | undefined {
-  if (precompiled === undefined) {
-    try {
-      precompiled = require('./precompiled-schemas.cjs') as Record<string, ValidateFunction>;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
-      precompiled = null;
-    }
+  try {
+    return require(`./precompiled-schemas/${schemaKey(schema)}.cjs`) as ValidateFunction;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
+    return undefined;
   }
-  return precompiled?.[schemaKey(schema)];
 }
 
 function compile(schema: object): ValidateFunction {
