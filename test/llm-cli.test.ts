@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeLlmServer, type FakeLlmServer } from '../src/testing/fake-llm-server.js';
-import { openProject, removeProject, runCli as runCliRaw, tempProject, writeAgent, writeWorkflow, type CliResult } from './helpers/project.js';
+import { cliEnv, registerPackages, removeProject, runCli as runCliRaw, tempProject, writeAgent, writeWorkflow, type CliResult } from './helpers/project.js';
 
 /** The CLI with colours taken out of its output. */
 async function runCli(args: string[], cwd: string, e: Record<string, string> = {}, input?: string): Promise<CliResult> {
@@ -46,13 +46,7 @@ beforeEach(async () => {
   writeWorkflow(dir, 'ask', 'name: ask\nversion: 1.0.0\nsteps:\n  - { id: answer, agent: support, inputs: { message: "${trigger.q}" } }\n');
   // The fixtures, registered through the library (what the CLI's `register --all` does; the tests
   // below are about chat, runs and approvals).
-  const swarm = await openProject(dir, { env: { SWARM_HOME: join(dir, '.swarm'), ...env } });
-  try {
-    const results = [...(await swarm.registerAgents()), ...(await swarm.registerWorkflows())];
-    expect(results.map((r) => ('error' in r ? r.error.message : 'registered'))).toEqual(['registered', 'registered']);
-  } finally {
-    await swarm.close();
-  }
+  expect(await registerPackages(dir, cliEnv(dir, env))).toEqual(['support', 'ask']);
 });
 afterEach(async () => {
   await fake.close();
