@@ -313,8 +313,19 @@ function checkEnv(env: Record<string, string>, type: RuntimeType, problems: Prob
   }
 }
 
-function schemaWithTools(toolSpecSchema: Record<string, unknown>): Record<string, unknown> {
-  return { ...agentSchema, properties: { ...agentSchema.properties, tools: { type: 'array', items: toolSpecSchema } } };
+const withTools = new WeakMap<object, Record<string, unknown>>();
+
+/**
+ * agent.yaml's schema with `tools:` checked against `toolSpecSchema`: one object per tool schema,
+ * registered as built-in (the library's, made when it loads, is precompiled by the build).
+ */
+export function schemaWithTools(toolSpecSchema: Record<string, unknown>): Record<string, unknown> {
+  let schema = withTools.get(toolSpecSchema);
+  if (!schema) {
+    schema = builtinSchema({ ...agentSchema, properties: { ...agentSchema.properties, tools: { type: 'array', items: toolSpecSchema } } });
+    withTools.set(toolSpecSchema, schema);
+  }
+  return schema;
 }
 
 function llmSpec(raw: Record<string, unknown> & { runtime: Record<string, unknown> }, file: string, lineOf: (p: Array<string | number>) => number | undefined): LlmSpec {
