@@ -36,6 +36,7 @@ const IN_PROCESS = [
   'test/memory-ivf.test.ts',
   'test/memory-store.test.ts',
   'test/metrics.test.ts',
+  'test/precompiled-schemas.test.ts',
   'test/run-filters.test.ts',
   'test/schedule.test.ts',
   'test/scheduler.test.ts',

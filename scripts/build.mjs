@@ -11,8 +11,11 @@
 // swap replaces the server and the pages it serves together.
 //
 // dist/ is current when dist/.build-stamp holds the hash of what the build reads: every file under
-// src/, bench/ (not bench/results/) and web/, tsconfig.json, tsconfig.build.json and the TypeScript
-// and Vite versions. Run from the package root (npm does).
+// src/, bench/ (not bench/results/) and web/, tsconfig.json, tsconfig.build.json,
+// scripts/precompile-schemas.mjs and the TypeScript and Vite versions. Run from the package root (npm
+// does).
+//
+// Swarm's own manifest schemas are compiled ahead of time into dist/ too (scripts/precompile-schemas.mjs).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,7 +26,7 @@ const ROOT = process.cwd();
 const DIST = join(ROOT, 'dist');
 const STAMP = '.build-stamp';
 const INPUT_DIRS = ['src', 'bench', 'web'];
-const INPUT_FILES = ['tsconfig.json', 'tsconfig.build.json'];
+const INPUT_FILES = ['tsconfig.json', 'tsconfig.build.json', join('scripts', 'precompile-schemas.mjs')];
 const SKIP = new Set([join('bench', 'results')]);
 
 function filesUnder(dir) {
@@ -83,6 +86,14 @@ function build(hash) {
     rmSync(tmp, { recursive: true, force: true });
     console.error(`build failed (tsc exit ${r.status ?? r.signal}); dist/ is unchanged`);
     return r.status || 1;
+  }
+  // Swarm's own manifest schemas, compiled ahead of time (src/core/manifest/schema-check.ts).
+  const hasSchemas = existsSync(join(tmp, 'src', 'core', 'manifest', 'schema-check.js'));
+  const p = hasSchemas ? spawnSync(process.execPath, [join(ROOT, 'scripts', 'precompile-schemas.mjs'), tmp], { cwd: ROOT, stdio: 'inherit' }) : { status: 0 };
+  if (p.status !== 0) {
+    rmSync(tmp, { recursive: true, force: true });
+    console.error(`build failed (precompiling the manifest schemas: exit ${p.status ?? p.signal}); dist/ is unchanged`);
+    return p.status || 1;
   }
   // The dashboard: static files served by `swarm serve` at / (see src/server/routes/dashboard.ts).
   const w = existsSync(join(ROOT, 'web', 'index.html')) ? buildWeb(tmp) : { status: 0 };

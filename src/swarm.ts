@@ -5,7 +5,7 @@ import { resolveConfig, type ResolveConfigOptions, type SwarmConfig } from './co
 import { ManifestError, NotFoundError, PolicyError, ResumeError, UserError, VerificationError } from './core/errors.js';
 import { checkChain, digestJson, type RunEvent } from './core/events.js';
 import { fieldProblems, validateAgainst } from './core/io-schema.js';
-import { NAME_PATTERN, parseAgentManifest, parseRef, pickRecord } from './core/manifest/agent.js';
+import { NAME_PATTERN, parseAgentManifest, parseRef, pickRecord, schemaWithTools } from './core/manifest/agent.js';
 import { checkAgainstRegistry, parseWorkflowSource } from './core/manifest/workflow.js';
 import { checkSubWorkflows } from './core/manifest/nesting.js';
 import { TERMINAL_RUN, type RunStatus } from './core/states.js';
@@ -92,6 +92,9 @@ import type { VoteInput } from './consensus/driver/votes.js';
 import type { TaskCost } from './consensus/core/types.js';
 import type { ConsensusTaskQuery, ConsensusTaskRow } from './store/consensus-types.js';
 import type { ImportOptions, ImportResult } from './branching/import.js';
+
+// agent.yaml's schema with the tool specs, made now so that the build precompiles it (registerAgent uses it).
+schemaWithTools(TOOL_SPEC_SCHEMA);
 
 export interface OpenSwarmOptions extends Partial<ResolveConfigOptions> {
   /** A fully resolved configuration; when given, `cwd`/`env`/`overrides` are ignored. */

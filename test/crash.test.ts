@@ -10,7 +10,7 @@ import { verifyChain } from '../src/core/events.js';
 import { deriveKey, fileKeySource, KeyPurpose } from '../src/secrets/master-key.js';
 import { pidAlive } from '../src/engine/reaper.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
-import { exited, removeProject, runCli, spawnCli, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
+import { cliEnv, exited, registerPackages, removeProject, runCli, spawnCli, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
 
 const STEPS = ['s1', 's2', 's3', 's4', 's5'];
 
@@ -99,8 +99,7 @@ describe('crash safety (SIGKILL)', () => {
   let dir: string;
   beforeAll(async () => {
     dir = project();
-    expect((await runCli(['agent', 'register', '--all'], dir)).code).toBe(0);
-    expect((await runCli(['workflow', 'register', '--all'], dir)).code).toBe(0);
+    expect(await registerPackages(dir, cliEnv(dir))).toEqual(['effect', 'chain5', 'chain5-long']);
   });
   afterAll(() => removeProject(dir));
 

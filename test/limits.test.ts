@@ -13,7 +13,7 @@ import { resolveConfig } from '../src/config/config.js';
 import { Swarm } from '../src/swarm.js';
 import { ScriptedModel } from '../src/testing/scripted-model.js';
 import { pgTestServer, stopPgTestServer, type PgTestServer } from './helpers/pg.js';
-import { builtinAgent, openProject, removeProject, runCli, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
+import { builtinAgent, cliEnv, openProject, registerPackages, removeProject, runCli, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
 
 const MiB = 1024 * 1024;
 
@@ -49,8 +49,7 @@ describe('run input through the CLI', () => {
     dir = tempProject();
     builtinAgent(dir, 'say', 'echo', 'inputs:\n  - { name: message, type: any }\noutputs:\n  - { name: echoed, type: any }\n');
     writeWorkflow(dir, 'say', 'name: say\nversion: 1.0.0\nsteps:\n  - { id: s, agent: say, inputs: { message: "${trigger.text}" } }\n');
-    expect((await runCli(['agent', 'register', '--all'], dir)).code).toBe(0);
-    expect((await runCli(['workflow', 'register', '--all'], dir)).code).toBe(0);
+    expect(await registerPackages(dir, cliEnv(dir))).toEqual(['say', 'say']);
   });
   afterAll(() => removeProject(dir));
 

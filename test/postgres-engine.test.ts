@@ -11,7 +11,7 @@ import { SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../src/store/postgres/migra
 import { SCHEMA_VERSION as SQLITE_SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
 import { ScriptedModel } from '../src/testing/scripted-model.js';
 import { pgTestServer, stopPgTestServer, type PgTestServer } from './helpers/pg.js';
-import { EXAMPLES, exited, removeProject, runCli, spawnCli, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
+import { cliEnv, EXAMPLES, exited, registerPackages, removeProject, runCli, spawnCli, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
 
 let server: PgTestServer;
 beforeAll(async () => {
@@ -194,8 +194,7 @@ describe('the engine on PostgreSQL', () => {
     const ownerLog = stderr(owner);
     const racers: Array<ReturnType<typeof spawnCli>> = [];
     try {
-      expect((await runCli(['agent', 'register', '--all'], dir, env)).code).toBe(0);
-      expect((await runCli(['workflow', 'register', '--all'], dir, env)).code).toBe(0);
+      expect(await registerPackages(dir, cliEnv(dir, env))).toEqual(['hold', 'one']);
       const ids: string[] = [];
       for (let i = 0; i < RUNS; i++) ids.push((await runCli(['run', 'one', '{}', '--detach'], dir, env)).stdout.trim());
       const running = async (): Promise<Array<{ run_id: string; attempt: number; lease_owner: string }>> =>
@@ -252,8 +251,7 @@ describe('the engine on PostgreSQL', () => {
     writeWorkflow(dir, 'three', `name: three\nversion: 1.0.0\nsteps:\n${steps}\n`);
     const workers = [spawnCli(['worker', '--concurrency', '4'], dir, env), spawnCli(['worker', '--concurrency', '4'], dir, env)];
     try {
-      expect((await runCli(['agent', 'register', '--all'], dir, env)).code).toBe(0);
-      expect((await runCli(['workflow', 'register', '--all'], dir, env)).code).toBe(0);
+      expect(await registerPackages(dir, cliEnv(dir, env))).toEqual(['mark', 'three']);
       const log = join(dir, 'effects.log');
       const ids: string[] = [];
       for (let i = 0; i < 6; i++) ids.push((await runCli(['run', 'three', JSON.stringify({ log }), '--detach'], dir, env)).stdout.trim());

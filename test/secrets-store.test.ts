@@ -18,7 +18,7 @@ import { Swarm } from '../src/swarm.js';
 import { filesContaining } from './helpers/files.js';
 import { cleanupSandboxes, makeSandbox, show, type CliResult, type Sandbox } from './helpers/cli.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
-import { removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
+import { registerPackages, removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
 import { thrown } from './helpers/errors.js';
 
 afterAll(async () => {
@@ -165,9 +165,8 @@ describe('swarm secrets, through the CLI on SQLite', () => {
     };
     const run = async (wf: string, env: Record<string, string | undefined> = {}): Promise<RunJson> => JSON.parse((await cli(['run', wf, '{}', '--json'], 0, { env })).stdout) as RunJson;
 
-    await cli(['agent', 'register', 'agents/teller'], 0);
-    await cli(['workflow', 'register', 'workflows/secretive'], 0);
-    await cli(['workflow', 'register', 'workflows/plain'], 0);
+    // The fixtures, through the library (in the sandbox's environment: its master key).
+    expect(await registerPackages(s.root, s.env)).toEqual(['teller', 'plain', 'secretive']);
 
     // Bad input: a clear one-line error, exit 2, nothing written.
     const badName = await cli(['secrets', 'set', 'NOT-OK'], 2, { input: 'x' });
@@ -261,8 +260,7 @@ describe('swarm secrets, through the CLI on SQLite', () => {
       expect(r.code, show(r)).toBe(0);
       return r;
     };
-    await ok(['agent', 'register', 'agents/teller']);
-    await ok(['workflow', 'register', 'workflows/secretive']);
+    expect(await registerPackages(s.root, s.env)).toEqual(['teller', 'secretive']);
     await ok(['secrets', 'set', 'PLANTED', '--workflow', 'secretive'], { input: VALUE });
     const keyFile = join(s.home as string, 'master.key');
     const oldKey = readFileSync(keyFile, 'utf8').trim();

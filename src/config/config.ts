@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { parseProvidersConfig, PROVIDERS_CONFIG_SCHEMA, type ProvidersConfig } from '../agents/providers/config.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.js';
-import { checkManifest } from '../core/manifest/schema-check.js';
+import { builtinSchema, checkManifest } from '../core/manifest/schema-check.js';
 import { parseYaml, type YamlSource } from '../core/manifest/yaml-source.js';
 import { SANDBOX_MODES, type SandboxMode } from '../sandbox/sandbox.js';
 import { readManifestFile } from '../manifest-file.js';
@@ -108,7 +108,7 @@ export interface SwarmConfig {
   readonly configFile: string | undefined;
 }
 
-const fileSchema = {
+const fileSchema = builtinSchema({
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -158,7 +158,7 @@ const fileSchema = {
     metrics: { type: 'object', additionalProperties: false, properties: { enabled: { type: 'boolean' } } },
     sw4rm: SW4RM_CONFIG_SCHEMA,
   },
-};
+});
 
 interface ConfigFile {
   agents_dir?: string;
@@ -307,7 +307,7 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
 
 
 /** `guardrails:` alone, at its place in swarm.yaml (so problems name `guardrails.…` and its lines). */
-const GUARDRAILS_FILE_SCHEMA = { type: 'object', properties: { guardrails: GUARDRAILS_SCHEMA } };
+const GUARDRAILS_FILE_SCHEMA = builtinSchema({ type: 'object', properties: { guardrails: GUARDRAILS_SCHEMA } });
 
 /** `guardrails:` of swarm.yaml, every problem reported at once with file, field and line. */
 function resolveGuardrails(value: unknown, file: string, source: YamlSource | undefined): GuardrailsSpec {

@@ -1,4 +1,5 @@
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { Ajv, ValidateFunction } from 'ajv';
+import { ajvDraft7 } from './ajv-lazy.js';
 
 /** One declared input or output of an agent, as written in agent.yaml's list form. */
 export interface FieldSpec {
@@ -39,7 +40,7 @@ export function declaredFields(schema: IoSchema): string[] | undefined {
   return undefined;
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true, allowUnionTypes: true });
+let ajv: Ajv | undefined;
 /** Compiled validators by schema object (plans are cached, so the same object comes back)… */
 const byObject = new WeakMap<object, ValidateFunction>();
 /** …and by schema text, for schemas that arrive as fresh objects (bounded). */
@@ -51,6 +52,7 @@ function compiled(schema: IoSchema): ValidateFunction {
   const text = JSON.stringify(schema);
   validate = byText.get(text);
   if (!validate) {
+    ajv ??= new (ajvDraft7())({ allErrors: true, strict: false, useDefaults: true, allowUnionTypes: true });
     validate = ajv.compile(schema);
     byText.set(text, validate);
     if (byText.size > 1000) byText.delete(byText.keys().next().value as string);

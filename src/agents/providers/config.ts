@@ -10,7 +10,7 @@
  *
  * A model is then named `<provider>/<model>`: `openai/gpt-4o-mini`, `ollama/llama3.2`.
  */
-import { checkManifest } from '../../core/manifest/schema-check.js';
+import { builtinSchema, checkManifest } from '../../core/manifest/schema-check.js';
 import { UserError } from '../../core/errors.js';
 
 /** The wire protocols a provider may speak. */
@@ -149,7 +149,7 @@ export function parseProvidersConfig(raw: unknown, file = 'swarm.yaml'): Provide
   return Object.freeze(out);
 }
 
-const WRAPPED_SCHEMA = { type: 'object', properties: { providers: PROVIDERS_CONFIG_SCHEMA } };
+const WRAPPED_SCHEMA = builtinSchema({ type: 'object', properties: { providers: PROVIDERS_CONFIG_SCHEMA } });
 
 /** The settings of a provider that swarm.yaml does not mention. */
 export function defaultProviderConfig(name: string, type: ProviderType): ProviderConfig {

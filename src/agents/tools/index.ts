@@ -10,7 +10,8 @@
  *     await set.close();
  *   }
  */
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { ajvDraft7 } from '../../core/ajv-lazy.js';
 import { errorMessage } from '../../core/errors.js';
 import type { Tool, ToolOrigin } from '../agent.js';
 import type { NetworkGuard } from '../../net/guard.js';
@@ -60,11 +61,12 @@ export interface LoadToolsOptions {
   network?: NetworkGuard;
 }
 
-const specAjv = new Ajv({ allErrors: false, strict: false, allowUnionTypes: true, verbose: true });
-const checkSpec = specAjv.compile(TOOL_SPEC_SCHEMA);
+// Compiled on first use: a process that reads no tool spec does not load ajv.
+let specValidator: ValidateFunction | undefined;
 
 /** Check one entry with the same schema agent.yaml uses (for callers that build the list in code). */
 function validateSpec(spec: unknown, index: number): asserts spec is ToolSpec {
+  const checkSpec = (specValidator ??= new (ajvDraft7())({ allErrors: false, strict: false, allowUnionTypes: true, verbose: true }).compile(TOOL_SPEC_SCHEMA));
   if (checkSpec(spec)) return;
   const errors = (checkSpec.errors ?? []).filter((e) => e.keyword !== 'if');
   const e = errors.reduce<ErrorObject | undefined>((best, x) => (!best || x.instancePath.length > best.instancePath.length ? x : best), undefined);

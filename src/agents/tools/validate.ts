@@ -2,9 +2,10 @@
  * Checking a model's tool arguments against the tool's JSON Schema, with messages a model can act
  * on: each names the argument that is wrong and what was expected.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { Ajv2019 } from 'ajv/dist/2019.js';
-import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import type { Ajv2019 } from 'ajv/dist/2019.js';
+import type { Ajv2020 } from 'ajv/dist/2020.js';
+import { ajvDraft2019, ajvDraft2020, ajvDraft7 } from '../../core/ajv-lazy.js';
 import type { Tool } from '../agent.js';
 import type { JsonSchema } from '../types.js';
 
@@ -21,9 +22,9 @@ let draft2020: Ajv2020 | undefined;
 /** The validator for a schema's dialect (`$schema`); draft-07 when it names none. */
 function ajvFor(schema: JsonSchema): Ajv | Ajv2019 | Ajv2020 {
   const dialect = typeof schema.$schema === 'string' ? schema.$schema : '';
-  if (dialect.includes('2020-12')) return (draft2020 ??= new Ajv2020(options));
-  if (dialect.includes('2019-09')) return (draft2019 ??= new Ajv2019(options));
-  return (draft7 ??= new Ajv(options));
+  if (dialect.includes('2020-12')) return (draft2020 ??= new (ajvDraft2020())(options));
+  if (dialect.includes('2019-09')) return (draft2019 ??= new (ajvDraft2019())(options));
+  return (draft7 ??= new (ajvDraft7())(options));
 }
 
 type Compiled = ValidateFunction | 'unusable';

@@ -7,9 +7,10 @@
  *   readField({ a: { b: [1, 2] } }, 'a.b.1')   // { found: true, value: 2 }
  *   readField({ a: { b: [1, 2] } }, '/a/b/0')  // { found: true, value: 1 }
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { Ajv2019 } from 'ajv/dist/2019.js';
-import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import type { Ajv2019 } from 'ajv/dist/2019.js';
+import type { Ajv2020 } from 'ajv/dist/2020.js';
+import { ajvDraft2019, ajvDraft2020, ajvDraft7 } from '../../core/ajv-lazy.js';
 import { canonicalJson } from '../../core/canonical-json.js';
 import { truncateSummary } from '../core/limits.js';
 import { ReasonCode } from '../core/reason-codes.js';
@@ -23,9 +24,9 @@ let draft2020: Ajv2020 | undefined;
 
 function ajvFor(schema: Record<string, unknown>): Ajv | Ajv2019 | Ajv2020 {
   const dialect = typeof schema['$schema'] === 'string' ? schema['$schema'] : '';
-  if (dialect.includes('2020-12')) return (draft2020 ??= new Ajv2020(options));
-  if (dialect.includes('2019-09')) return (draft2019 ??= new Ajv2019(options));
-  return (draft7 ??= new Ajv(options));
+  if (dialect.includes('2020-12')) return (draft2020 ??= new (ajvDraft2020())(options));
+  if (dialect.includes('2019-09')) return (draft2019 ??= new (ajvDraft2019())(options));
+  return (draft7 ??= new (ajvDraft7())(options));
 }
 
 type Compiled = { ok: true; validate: ValidateFunction } | { ok: false; problem: string };

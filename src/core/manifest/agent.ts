@@ -2,7 +2,7 @@ import semver from 'semver';
 import { FIELD_TYPES, toJsonSchema, type FieldSpec, type IoSchema } from '../io-schema.js';
 import { findReferences } from '../template.js';
 import { isReservedName, ProblemList, reservedProblem } from './problems.js';
-import { checkManifest } from './schema-check.js';
+import { builtinSchema, checkManifest } from './schema-check.js';
 import { parseYaml } from './yaml-source.js';
 import { GUARDRAILS_SCHEMA, parseGuardrails, type GuardrailsSpec } from './guardrails/index.js';
 import { checkAgentRedaction } from './guardrails/redaction.js';
@@ -128,7 +128,7 @@ const fieldList = {
 };
 const ioSpec = { anyOf: [fieldList, { type: 'object' }] };
 
-const agentSchema = {
+const agentSchema = builtinSchema({
   type: 'object',
   required: ['name', 'version', 'runtime'],
   additionalProperties: false,
@@ -173,10 +173,10 @@ const agentSchema = {
     tags: { type: 'array', items: { type: 'string' } },
     env: { type: 'object', additionalProperties: { type: 'string' } },
   },
-};
+});
 
 /** `guardrails:` and `memory:` at their place in agent.yaml. */
-const AGENT_EXTRAS_SCHEMA = { type: 'object', properties: { guardrails: GUARDRAILS_SCHEMA, memory: MEMORY_SCHEMA } };
+const AGENT_EXTRAS_SCHEMA = builtinSchema({ type: 'object', properties: { guardrails: GUARDRAILS_SCHEMA, memory: MEMORY_SCHEMA } });
 
 /**
  * Parse and validate an agent.yaml. Errors name the file, the field and the line.
@@ -313,8 +313,19 @@ function checkEnv(env: Record<string, string>, type: RuntimeType, problems: Prob
   }
 }
 
-function schemaWithTools(toolSpecSchema: Record<string, unknown>): Record<string, unknown> {
-  return { ...agentSchema, properties: { ...agentSchema.properties, tools: { type: 'array', items: toolSpecSchema } } };
+const withTools = new WeakMap<object, Record<string, unknown>>();
+
+/**
+ * agent.yaml's schema with `tools:` checked against `toolSpecSchema`: one object per tool schema,
+ * registered as built-in (the library's, made when it loads, is precompiled by the build).
+ */
+export function schemaWithTools(toolSpecSchema: Record<string, unknown>): Record<string, unknown> {
+  let schema = withTools.get(toolSpecSchema);
+  if (!schema) {
+    schema = builtinSchema({ ...agentSchema, properties: { ...agentSchema.properties, tools: { type: 'array', items: toolSpecSchema } } });
+    withTools.set(toolSpecSchema, schema);
+  }
+  return schema;
 }
 
 function llmSpec(raw: Record<string, unknown> & { runtime: Record<string, unknown> }, file: string, lineOf: (p: Array<string | number>) => number | undefined): LlmSpec {

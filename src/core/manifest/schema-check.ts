@@ -1,20 +1,64 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { ProblemList } from './problems.js';
 import { pathToField, pointerToPath, type YamlSource } from './yaml-source.js';
 
-const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true });
+const require = createRequire(import.meta.url);
+
+/** The options every manifest schema is compiled with (at build time too: scripts/precompile-schemas.mjs). */
+export const MANIFEST_AJV_OPTIONS = { allErrors: true, strict: false, allowUnionTypes: true, verbose: true } as const;
+
+let ajv: Ajv | undefined;
 const compiled = new WeakMap<object, ValidateFunction>();
+
+/**
+ * Swarm's own manifest schemas (swarm.yaml, agents, workflows, …), registered where they are defined
+ * with `builtinSchema`. The build compiles them ahead of time into precompiled-schemas/<key>.cjs beside
+ * this module (ajv's standalone code: the same validators, errors included), so that a `swarm` process
+ * neither loads ajv nor compiles them (with the meta-schema, about 0.2 CPU-seconds for swarm.yaml's
+ * alone). A schema the build did not see (run from the sources, or built at run time) is compiled here.
+ */
+export const BUILTIN_SCHEMAS: object[] = [];
+
+export function builtinSchema<T extends object>(schema: T): T {
+  BUILTIN_SCHEMAS.push(schema);
+  return schema;
+}
+
+/** The name of a schema's precompiled validator: a digest of its JSON (an identifier). */
+export function schemaKey(schema: object): string {
+  return `s${createHash('sha256').update(JSON.stringify(schema)).digest('hex').slice(0, 32)}`;
+}
+
+function precompiledFor(schema: object): ValidateFunction | undefined {
+  try {
+    return require(`./precompiled-schemas/${schemaKey(schema)}.cjs`) as ValidateFunction;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
+    return undefined;
+  }
+}
+
+function compile(schema: object): ValidateFunction {
+  let validate = compiled.get(schema);
+  if (!validate) {
+    validate = precompiledFor(schema);
+    if (!validate) {
+      ajv ??= new (require('ajv') as typeof import('ajv')).Ajv(MANIFEST_AJV_OPTIONS);
+      validate = ajv.compile(schema);
+    }
+    compiled.set(schema, validate);
+  }
+  return validate;
+}
 
 /**
  * Validate a YAML document against a JSON Schema; every problem is collected (into `problems` when
  * given, else thrown together as one ManifestError), each with its field and line.
  */
 export function checkManifest(source: YamlSource, schema: object, problems?: ProblemList): boolean {
-  let validate = compiled.get(schema);
-  if (!validate) {
-    validate = ajv.compile(schema);
-    compiled.set(schema, validate);
-  }
+  const validate = compile(schema);
   if (validate(source.value)) return true;
   const list = problems ?? new ProblemList(source.file);
   if (source.value === null || typeof source.value !== 'object' || Array.isArray(source.value)) {

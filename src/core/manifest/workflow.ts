@@ -6,7 +6,7 @@ import { closest } from '../suggest.js';
 import { findReferences, REFERENCE_ROOTS, type PathSegment } from '../template.js';
 import { isValidRange, NAME_PATTERN, parseRef, type AgentManifest } from './agent.js';
 import { isReservedName, ProblemList, reservedProblem } from './problems.js';
-import { checkManifest } from './schema-check.js';
+import { builtinSchema, checkManifest } from './schema-check.js';
 import { checkTrigger } from '../../triggers/trigger-spec.js';
 import { checkConcurrency, concurrencySchema, type ConcurrencyKeySpec } from './concurrency.js';
 import { parseYaml, type YamlSource } from './yaml-source.js';
@@ -104,7 +104,7 @@ const handlerSchema = {
   },
 };
 
-const workflowSchema = {
+const workflowSchema = builtinSchema({
   type: 'object',
   required: ['name', 'version', 'steps'],
   additionalProperties: false,
@@ -179,7 +179,7 @@ const workflowSchema = {
     on_success: { type: 'array', items: handlerSchema },
     tags: { type: 'array', items: { type: 'string' } },
   },
-};
+});
 
 interface RawStep extends RawKindFields {
   id: string;

@@ -9,7 +9,8 @@
  *   check({ evidence: 1 });                // ["must have required property 'output'", …]
  */
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { Ajv2020 } from 'ajv/dist/2020.js';
+import { ajvDraft2020 } from '../../core/ajv-lazy.js';
 
 /** The protocol version this implementation speaks (`protocol_version` in /capabilities). */
 export const EXECUTOR_PROTOCOL_VERSION = '1';
@@ -146,7 +147,7 @@ function validatorOf(name: ContractSchemaName): ValidateFunction {
   let v = validators.get(name);
   if (!v) {
     if (!ajv) {
-      ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: false });
+      ajv = new (ajvDraft2020())({ allErrors: true, strict: false, validateFormats: false });
       // One document holding every schema, so `$ref: '#/components/schemas/X'` resolves as in the YAML.
       ajv.addSchema({ $id: 'executor-contract', components: { schemas: CONTRACT_SCHEMAS } });
     }
