@@ -6,6 +6,7 @@
  * Build first (`npm run build`): the CLI runs from dist/.
  */
 import type { ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupSandboxes, examplesStore, makeSandbox, show, until, type CliResult, type Sandbox } from './helpers/cli.js';
 
@@ -198,5 +199,46 @@ describe('swarm serve (a real process)', () => {
     // Each run's step completed once (a released attempt is not a failure).
     const completedEvents = s.query<{ n: number }>(`SELECT COUNT(*) AS n FROM events WHERE type = 'STEP_COMPLETED' AND run_id IN (SELECT id FROM workflow_runs WHERE workflow_name = 'slow')`)[0]?.n;
     expect(completedEvents).toBe(created.length);
+  });
+
+  it('SIGTERM is not held open by a client that keeps reconnecting an event stream on a kept-alive connection (an open dashboard)', async () => {
+    const s = makeSandbox();
+    s.copyStore(await examplesStore());
+    const srv = await serve(s, ['--no-worker']);
+    // One kept-alive socket: the stream, ended by the drain, is asked for again at once, as an
+    // EventSource does after its retry delay, on the same connection.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    let requests = 0;
+    let stop = false;
+    const reconnecting = (async () => {
+      while (!stop) {
+        await new Promise<void>((done) => {
+          const req = http.get(`${srv.url}/api/v1/runs/stream`, { agent, headers: { accept: 'text/event-stream' } }, (res) => {
+            res.resume();
+            res.on('close', () => done());
+          });
+          req.on('error', () => done());
+        });
+        requests++;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    try {
+      await until('the stream open', async () => Object.keys(agent.sockets).length > 0 || undefined);
+      await new Promise((r) => setTimeout(r, 200));
+      const before = requests;
+      const t0 = Date.now();
+      srv.child.kill('SIGTERM');
+      const result = await srv.done;
+      expect(result.code, show(result)).toBe(0);
+      // Well within the grace the worker would have had (10 s by default), and after more requests came.
+      expect(Date.now() - t0).toBeLessThan(8000);
+      expect(requests).toBeGreaterThan(before);
+    } finally {
+      stop = true;
+      srv.child.kill('SIGKILL');
+      await reconnecting;
+      agent.destroy();
+    }
   });
 });

@@ -160,8 +160,17 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
           log.info(`${sig}: draining: no new connections; requests in flight finish${worker ? `; in-flight steps have ${o.grace}s, then they are released` : ''}`, { signal: sig });
           shutdown.abort();
           const closed = new Promise<void>((done) => server.close(() => done()));
-          // Keep-alive connections with no request in flight close now; busy ones once their answer is sent.
+          // Keep-alive connections with no request in flight close now; busy ones once their answer is
+          // sent, looked at every 100 ms: a client that goes on sending on a kept-alive connection (a
+          // dashboard's event stream reconnecting after the drain ended it) would hold the server open.
           server.closeIdleConnections();
+          const idle = setInterval(() => server.closeIdleConnections(), 100);
+          // Whatever is still open when in-flight steps have had their grace, and 5 s more, is cut.
+          const cut = setTimeout(() => server.closeAllConnections(), grace + 5000);
+          void closed.then(() => {
+            clearInterval(idle);
+            clearTimeout(cut);
+          });
           // The scheduler stops first and releases its lease: another serve fires the next tick.
           void Promise.all([sw4rm?.close(), scheduler.stop().then(() => schedulerDone), retention?.stop().then(() => retentionDone), closed, worker?.stop(grace), workerDone?.catch(() => undefined)]).then(() => resolve());
         };
