@@ -22,10 +22,8 @@ describe('built-in commands load lazily', () => {
   it('registers only the command that runs (and the ones others extend), all of them for help or an unknown word', async () => {
     const registered = async (argv: string[], extra?: (p: Command) => void): Promise<string[]> => {
       const program = new Command('swarm');
-      const builtins = new BuiltinCommands(program, ctx, argv);
-      await builtins.before();
       extra?.(program);
-      await builtins.after();
+      await new BuiltinCommands(program, ctx, argv).register();
       return program.commands.map((c) => c.name());
     };
     const all = BUILTIN_MODULES.flatMap((m) => m.names);
@@ -34,7 +32,7 @@ describe('built-in commands load lazily', () => {
     expect(await registered(['--version'])).toEqual([]); // and no registration may need one (swarm --version must not throw)
     expect(await registered(['sw4rm', 'registry'])).toEqual(['run', 'runs', 'verify', 'sw4rm', 'keys']);
     expect(await registered(['agent', 'list'])).toEqual(['run', 'runs', 'verify', 'agent', 'keys']);
-    // A command registered after the built-ins is found without loading the rest.
+    // A command registered before the built-ins is found without loading the rest, and listed after them.
     expect(await registered(['other'], (p) => p.command('other'))).toEqual(['run', 'runs', 'verify', 'keys', 'other']);
     // An unknown word: everything, built-ins first (commander's suggestions and help see all of them).
     expect(await registered(['nope'], (p) => p.command('other'))).toEqual([...all, 'other']);

@@ -69,20 +69,17 @@ function commandWord(argv: readonly string[]): string | undefined {
 }
 
 /**
- * Registers the built-in commands `argv` needs, lazily, in two steps around the other registrations
- * (which may add subcommands to the `always` ones):
+ * Registers the built-in commands `argv` needs, lazily (after any other commands of the program:
+ * a word they name loads no more built-ins than the `always` ones):
  *
- * - `before()`: the `always` modules and the module of the command word; every module for
- *   `--help`, `help` or no arguments at all.
- * - `after()`: when the command word is still unknown (a typo, an option commander must report), the
+ * - the `always` modules and the module of the command word; every module for `--help`, `help` or
+ *   no arguments at all;
+ * - then, when the command word is still unknown (a typo, an option commander must report), the
  *   remaining modules too, so commander's errors and suggestions are those of the full command set;
  *   the built-in commands keep their place ahead of the others in the help.
  *
  * @example
- *   const builtins = new BuiltinCommands(program, ctx, argv);
- *   await builtins.before();
- *   registerOtherCommands(program, ctx);
- *   await builtins.after();
+ *   await new BuiltinCommands(program, ctx, argv).register();
  */
 export class BuiltinCommands {
   private readonly registered = new Map<BuiltinModule, Command[]>();
@@ -93,29 +90,22 @@ export class BuiltinCommands {
     private readonly argv: readonly string[],
   ) {}
 
-  async before(): Promise<void> {
+  async register(): Promise<void> {
     const word = commandWord(this.argv);
     const first = this.argv[0];
     const all = first === undefined || first === 'help' || first === '-h' || first === '--help';
     const version = first !== undefined && VERSION_FLAGS.has(first);
-    await this.register(BUILTIN_MODULES.filter((m) => all || (!version && (m.always || (word !== undefined && m.names.includes(word))))));
-  }
-
-  async after(): Promise<void> {
-    const first = this.argv[0];
-    if (first !== undefined && VERSION_FLAGS.has(first)) return;
-    const word = commandWord(this.argv);
-    if (word !== undefined && this.program.commands.some((c) => c.name() === word || c.aliases().includes(word))) return;
-    const missing = BUILTIN_MODULES.filter((m) => !this.registered.has(m));
-    if (missing.length === 0) return;
-    await this.register(missing);
+    await this.load(BUILTIN_MODULES.filter((m) => all || (!version && (m.always || (word !== undefined && m.names.includes(word))))));
+    if (version) return;
+    const known = word !== undefined && this.program.commands.some((c) => c.name() === word || c.aliases().includes(word));
+    if (!known) await this.load(BUILTIN_MODULES.filter((m) => !this.registered.has(m)));
     // Built-in commands first, in table order, then the others as they were registered.
     const builtin = BUILTIN_MODULES.flatMap((m) => this.registered.get(m) ?? []);
     const others = this.program.commands.filter((c) => !builtin.includes(c));
     (this.program.commands as Command[]).splice(0, this.program.commands.length, ...builtin, ...others);
   }
 
-  private async register(modules: readonly BuiltinModule[]): Promise<void> {
+  private async load(modules: readonly BuiltinModule[]): Promise<void> {
     const registers = await Promise.all(modules.map((m) => m.load()));
     modules.forEach((m, i) => {
       const before = new Set(this.program.commands);

@@ -37,9 +37,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   program.configureOutput(output);
   // The built-in commands load lazily (builtin-commands.ts): the command that runs, not all of them;
   // every one of them for --help or an unknown word (so help and suggestions are complete).
-  const builtins = new BuiltinCommands(program, ctx, argv);
-  await builtins.before();
-  await builtins.after();
+  await new BuiltinCommands(program, ctx, argv).register();
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     for (const sub of c.commands) sub.exitOverride().configureOutput(output);

@@ -274,40 +274,20 @@ export class ConsensusSql extends ConsensusReads implements ConsensusTx {
   }
 
   override async getTask(taskId: string): Promise<ConsensusTaskRow | undefined> {
-    let t = this.taskRows.get(taskId);
-    if (t === undefined) {
-      t = (await super.getTask(taskId)) ?? null;
-      this.taskRows.set(taskId, t);
-    }
+    const t = await readThrough(this.taskRows, taskId, async () => (await super.getTask(taskId)) ?? null);
     return t ? { ...t } : undefined;
   }
 
   override async candidates(taskId: string): Promise<ConsensusCandidateRow[]> {
-    let rows = this.candidateRows.get(taskId);
-    if (!rows) {
-      rows = await super.candidates(taskId);
-      this.candidateRows.set(taskId, rows);
-    }
-    return [...rows];
+    return [...(await readThrough(this.candidateRows, taskId, () => super.candidates(taskId)))];
   }
 
   override async results(taskId: string): Promise<ConsensusResultRow[]> {
-    let rows = this.resultRows.get(taskId);
-    if (!rows) {
-      rows = await super.results(taskId);
-      this.resultRows.set(taskId, rows);
-    }
-    return [...rows];
+    return [...(await readThrough(this.resultRows, taskId, () => super.results(taskId)))];
   }
 
   private async roundVotes(taskId: string, round: number): Promise<RoundVotes> {
-    const key = `${taskId}\u0000${round}`;
-    let v = this.voteRows.get(key);
-    if (!v) {
-      v = roundVotes((await this.q(ROUND_VOTES_SQL, [taskId, round])).rows);
-      this.voteRows.set(key, v);
-    }
-    return v;
+    return readThrough(this.voteRows, `${taskId}\u0000${round}`, async () => roundVotes((await this.q(ROUND_VOTES_SQL, [taskId, round])).rows));
   }
 
   override async votes(taskId: string, round?: number): Promise<ConsensusVoteRow[]> {
@@ -316,11 +296,7 @@ export class ConsensusSql extends ConsensusReads implements ConsensusTx {
   }
 
   override async getDecision(taskId: string): Promise<ConsensusDecisionRow | undefined> {
-    let d = this.decisionRows.get(taskId);
-    if (d === undefined) {
-      d = (await super.getDecision(taskId)) ?? null;
-      this.decisionRows.set(taskId, d);
-    }
+    const d = await readThrough(this.decisionRows, taskId, async () => (await super.getDecision(taskId)) ?? null);
     return d ? { ...d } : undefined;
   }
 
@@ -487,3 +463,12 @@ const INSERT_DECISION_SQL = `INSERT INTO consensus_decisions (task_id, round, ca
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING`;
 const decisionValues = (d: ConsensusDecisionRow): unknown[] => [d.task_id, d.round, d.candidate_hash, JSON.stringify(d.output ?? null), JSON.stringify(d.tally), d.quorum, JSON.stringify(d.proof), d.committed_at, d.finalized_at];
 const FINALIZE_SQL = 'UPDATE consensus_decisions SET finalized_at = ? WHERE task_id = ? AND finalized_at IS NULL';
+
+/** What `map` holds for `key`, else `load()`'s value, kept there (null is a value: "read, and there is none"). */
+async function readThrough<K, V>(map: Map<K, V>, key: K, load: () => Promise<V>): Promise<V> {
+  const held = map.get(key);
+  if (held !== undefined) return held;
+  const v = await load();
+  map.set(key, v);
+  return v;
+}
