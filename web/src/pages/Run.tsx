@@ -29,6 +29,8 @@ import './run/run.css';
 const BATCH_MS = 250;
 const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 const FINISHED_EVENTS = new Set(['RUN_COMPLETED', 'RUN_FAILED', 'RUN_CANCELLED']);
+/** Step events whose step, once read, has its end (completed_at, outputs or error). */
+const STEP_ENDS = new Set(['STEP_COMPLETED', 'STEP_FAILED']);
 
 export function RunPage() {
   const { id = '' } = useParams();
@@ -107,9 +109,13 @@ function RunView({ id }: { id: string }) {
     setEvents([...gathered.current]);
     // A finished run's replayed history ends where the run we read ends: reading its 1,000 steps
     // again would change nothing. Anything after it (a retry) arrives as newer events, and is read.
+    // The run and its steps are two reads: a run read as finished may come with steps read a moment
+    // before their last ones finished (no outputs yet). Those are read again.
     const cached = client.getQueryData<Run>(['run', id]);
     const last = fresh[fresh.length - 1];
-    if (cached && FINISHED.has(cached.status) && last && FINISHED_EVENTS.has(last.type)) return;
+    const stepsNow = client.getQueryData<{ steps: TimedStep[] }>(['steps', id])?.steps;
+    const behind = fresh.some((e) => STEP_ENDS.has(e.type) && e.step && stepsNow?.find((s) => s.id === e.step)?.completed_at == null);
+    if (cached && FINISHED.has(cached.status) && last && FINISHED_EVENTS.has(last.type) && !behind) return;
     void reread();
   }, [client, id, reread]);
   // A burst's timer must not fire after the page is gone.
