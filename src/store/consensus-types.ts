@@ -96,11 +96,6 @@ export interface ConsensusTaskQuery {
 export type ConsensusTaskUpdate = Partial<Pick<ConsensusTaskRow, 'status' | 'stage' | 'round' | 'explore_round' | 'round_started_at' | 'reason_code' | 'reason'>>;
 
 /**
- * The consensus part of a ledger transaction (`LedgerTx.consensus()`). Every insert is idempotent
- * (a row already there is left as it is, and the call says so), so a worker that resumes a task
- * after a crash never writes a proposal, result or vote twice.
- */
-/**
  * What a consensus transition will read, named before it begins: a networked store reads it with
  * BEGIN and the locks (one round trip), and the transaction's reads of it are then served from what
  * was read, with the transaction's own writes applied.
@@ -114,6 +109,11 @@ export interface ConsensusLoad {
   decision?: boolean;
 }
 
+/**
+ * The consensus part of a ledger transaction (`LedgerTx.consensus()`). Every insert is idempotent
+ * (a row already there is left as it is, and the call says so), so a worker that resumes a task
+ * after a crash never writes a proposal, result or vote twice.
+ */
 export interface ConsensusTx {
   /**
    * Lock the step's row and check that it is still `running` under this attempt (and owner): the
