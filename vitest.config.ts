@@ -44,6 +44,7 @@ const IN_PROCESS = [
   'test/sw4rm-scheduler.test.ts',
   'test/secrets.test.ts',
   'test/server-api.test.ts',
+  'test/server-openapi-app.test.ts',
   'test/sw4rm-router.test.ts',
   'test/server-api-more.test.ts',
   'test/server-run-page.test.ts',

@@ -7,11 +7,12 @@
  *   const app = createApp(swarm, { version: '0.1.0' });
  *   const res = await app.request('/api/v1/workflows/echo-chain/runs', { method: 'POST', body: '{"input": {}}', headers: { 'content-type': 'application/json' } });
  */
-import { OpenAPIHono } from '@hono/zod-openapi';
+import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { UserError } from '../core/errors.js';
 import { traceContext } from './trace-context.js';
+import { SwarmOpenAPIHono } from './openapi-app.js';
 import type { Swarm } from '../swarm.js';
 import type { LogSink } from '../observability/log-fields.js';
 import { approvalRoutes } from './routes/approvals.js';
@@ -74,7 +75,8 @@ export interface ServerInfo {
 
 export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPIHono {
   const maxBodyBytes = options.maxBodyBytes ?? swarm.config.server.maxBodyBytes;
-  const app = new OpenAPIHono({
+  // Each route's request is checked in one middleware (openapi-app.ts); the document is the library's.
+  const app = new SwarmOpenAPIHono({
     // A request that does not match its route's schema: 422 naming the fields (in the one handler below).
     defaultHook: (result, c) => {
       if (!result.success) return problemResponse(c, validationProblem(result.error, result.target));

@@ -161,6 +161,8 @@ export class SqliteStore implements Store {
   private closed = false;
   private readonly pendingTx: PendingTx[] = [];
   private drainScheduled = false;
+  /** A read of the registry generation queued and not yet begun, shared by who asks meanwhile. */
+  private generationRead: Promise<string> | undefined;
   /** Told about each transaction's work and each commit (metrics); undefined: no extra work at all. */
   private observer: CommitObserver | undefined;
 
@@ -318,9 +320,11 @@ export class SqliteStore implements Store {
       this.pendingTx.push({ fn: fn, resolve: resolve as (v: unknown) => void, reject });
       if (!this.drainScheduled) {
         this.drainScheduled = true;
-        // Begin after the I/O callbacks of this turn of the event loop: requests that arrived
-        // together (an HTTP burst) reach the queue first and share the commit's fsync.
-        setImmediate(() => void this.exclusive(() => this.drainTransactions()));
+        // Begin after the I/O callbacks of this turn of the event loop and of the next one:
+        // requests that arrived together (an HTTP burst), and those their clients sent while the
+        // burst was read, reach the queue first and share the commit (its fsync, and its WAL
+        // frames: each page the batch touches is written once, whatever the number of runs).
+        setImmediate(() => setImmediate(() => void this.exclusive(() => this.drainTransactions())));
       }
     });
   }
@@ -797,9 +801,24 @@ export class SqliteStore implements Store {
     );
   }
 
-  /** Bumped by triggers of the store on every write to agents and workflows (migration 14). */
+  /**
+   * Bumped by triggers of the store on every write to agents and workflows (migration 14). Callers
+   * that ask while a read of it is queued and not yet begun share that read: it happens after each of
+   * them asked, so it is as current for all of them as a read of their own (32 runs created at once
+   * make one read instead of 32).
+   */
   registryGeneration(): Promise<string> {
-    return this.read(() => (this.stmt(`SELECT value FROM swarm_meta WHERE key = '${REGISTRY_GENERATION_KEY}'`).pluck().get() as string | undefined) ?? '0');
+    if (this.generationRead) return this.generationRead;
+    const read = this.read(() => {
+      this.generationRead = undefined;
+      return (this.stmt(`SELECT value FROM swarm_meta WHERE key = '${REGISTRY_GENERATION_KEY}'`).pluck().get() as string | undefined) ?? '0';
+    });
+    this.generationRead = read;
+    // A read that failed before it began (the lock's queue failing) must not be handed out again.
+    read.catch(() => {
+      if (this.generationRead === read) this.generationRead = undefined;
+    });
+    return read;
   }
 
   // ---- triggers and leases ----
