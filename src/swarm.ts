@@ -1080,17 +1080,32 @@ export class Swarm {
     } else {
       // SQLite reads are in-process and cheap; its write transaction stays as short as it can be.
       // The workflow and its plan are read and built once per registry generation (one small read
-      // tells whether any process registered, deleted, enabled or disabled anything since).
-      const gen = generation ?? (await this.store.registryGeneration());
-      let hit = this.registryCache.planned(gen, ref);
-      if (hit) this.checkRunInput(hit.wf, input);
+      // tells whether any process registered, deleted, enabled or disabled anything since). With a
+      // plan cached, that read is made in the run's own transaction, on the connection it holds
+      // (no lock of its own), and the run is planned against what is registered when it is created;
+      // a generation moved on meanwhile writes nothing, and the plan is read again as below.
+      const known = generation === undefined ? this.registryCache.latest(ref) : undefined;
+      const confirmed = known
+        ? await this.store.transaction(async (tx) => {
+            if (!tx.registryGeneration || (await tx.registryGeneration()) !== known.generation) return undefined;
+            this.checkRunInput(known.entry.wf, input);
+            trigger.trigger_data = this.redactor.value(input);
+            return this.ledger.createRunOnce(tx, known.entry.wf, known.entry.plan, trigger);
+          })
+        : undefined;
+      if (confirmed) created = confirmed;
       else {
-        const wf = await this.getWorkflow(ref);
-        hit = this.registryCache.remember(gen, ref, { wf, plan: await this.planRun(wf, input, (n) => this.store.listAgents(n)) });
+        const gen = generation ?? (await this.store.registryGeneration());
+        let hit = this.registryCache.planned(gen, ref);
+        if (hit) this.checkRunInput(hit.wf, input);
+        else {
+          const wf = await this.getWorkflow(ref);
+          hit = this.registryCache.remember(gen, ref, { wf, plan: await this.planRun(wf, input, (n) => this.store.listAgents(n)) });
+        }
+        const { wf, plan } = hit;
+        trigger.trigger_data = this.redactor.value(input);
+        created = await this.store.transaction((tx) => this.ledger.createRunOnce(tx, wf, plan, trigger));
       }
-      const { wf, plan } = hit;
-      trigger.trigger_data = this.redactor.value(input);
-      created = await this.store.transaction((tx) => this.ledger.createRunOnce(tx, wf, plan, trigger));
     }
     if (created.created) this.pokeWorkers();
     return { runId: created.id, created: created.created, ...(created.details ? { details: created.details } : {}) };

@@ -43,7 +43,7 @@ const asyncCheck = createRoute({
 
 const plain = createRoute({ method: 'get', path: '/plain', responses: { 200: { description: 'ok' } } });
 
-function build(App: typeof OpenAPIHono): OpenAPIHono {
+function build(App: new (init: ConstructorParameters<typeof SwarmOpenAPIHono>[0]) => OpenAPIHono): OpenAPIHono {
   const app = new App({
     defaultHook: (result, c) => (result.success ? undefined : c.json({ code: 'VALIDATION_FAILED', target: result.target, issues: result.error.issues.map((i) => [i.path.join('.'), i.code]) }, 422)),
   });

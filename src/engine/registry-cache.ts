@@ -45,6 +45,15 @@ export class RegistryCache {
     return this.plans.get(ref);
   }
 
+  /**
+   * The workflow and plan cached for `ref` at the newest generation this cache has seen, with that
+   * generation: a guess the caller confirms against the store (see `Swarm.createRunAt`).
+   */
+  latest(ref: string): { generation: string; entry: PlannedWorkflow } | undefined {
+    const entry = this.plans.get(ref);
+    return entry && this.generation !== undefined ? { generation: this.generation, entry } : undefined;
+  }
+
   /** Keep a workflow and its plan for `ref`, read at `generation` or later; returns the entry. */
   remember(generation: string, ref: string, entry: PlannedWorkflow): PlannedWorkflow {
     // Filed only if no newer generation was seen meanwhile (that one's entries must not be mixed in).

@@ -410,6 +410,11 @@ export interface LedgerTx {
   insertEvents(events: readonly EventRow[]): Promise<void>;
   insertLog(log: StepLog): Promise<void>;
   latestWorkflow(name: string): Promise<WorkflowRecord | undefined>;
+  /**
+   * Optional (SQLite): the registry generation (`Store.registryGeneration`) as this transaction sees
+   * it, read on the connection the transaction already holds.
+   */
+  registryGeneration?(): Promise<string>;
   /** Every registered version of a workflow. */
   workflowVersions(name: string): Promise<WorkflowRecord[]>;
   /**

@@ -5,7 +5,7 @@ import type { ConsensusTx } from '../consensus-types.js';
 import { sqliteFork } from './fork-sql.js';
 import type { ForkTx } from '../fork-types.js';
 import semver from 'semver';
-import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, type Row } from '../rows.js';
+import { parseJson, REGISTRY_GENERATION_KEY, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, type Row } from '../rows.js';
 import { SqliteConcurrencyTx } from './concurrency-sql.js';
 import * as nest from './nesting-sql.js';
 import type { AgentRecord, ClaimableRow, CommitObserver, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
@@ -216,6 +216,10 @@ export class SqliteTx implements LedgerTx {
 
   async latestWorkflow(name: string): Promise<WorkflowRecord | undefined> {
     return (await this.workflowVersions(name)).sort((a, b) => semver.rcompare(a.version, b.version))[0];
+  }
+
+  async registryGeneration(): Promise<string> {
+    return (this.stmt(`SELECT value FROM swarm_meta WHERE key = '${REGISTRY_GENERATION_KEY}'`).pluck().get() as string | undefined) ?? '0';
   }
 
   async workflowVersions(name: string): Promise<WorkflowRecord[]> {
