@@ -305,3 +305,31 @@ export const broken = { name: 'broken', description: 'Fails', parameters: { type
     }
   });
 });
+
+describe('the hot path keeps its own cells', () => {
+  it('renders counters and histograms exactly as prom-client observing each value would, across scrapes', async () => {
+    const { Counter, Histogram, Registry } = await import('prom-client');
+    const m = createMetrics({ defaultMetrics: false });
+    const ref = new Registry();
+    const calls = new Counter({ name: 'swarm_tool_calls_total', help: 'x', labelNames: ['tool', 'outcome'], registers: [ref] });
+    const durations = new Histogram({ name: 'swarm_tool_call_duration_seconds', help: 'x', labelNames: ['tool'], buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [ref] });
+    const section = (text: string, name: string): string[] => text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name}_`));
+    const feed = (values: Array<[string, 'ok' | 'error', number]>): void => {
+      for (const [tool, outcome, s] of values) {
+        m.toolCall(tool, outcome, s);
+        calls.inc({ tool, outcome });
+        durations.observe({ tool }, s);
+      }
+    };
+    feed([['fetch', 'ok', 0.003], ['fetch', 'ok', 0.05], ['fetch', 'error', 120], ['grep', 'ok', 0.5], ['grep', 'ok', 0.25]]);
+    for (const round of [1, 2]) {
+      const [ours, theirs] = [await m.render(), await ref.metrics()];
+      for (const name of ['swarm_tool_calls_total', 'swarm_tool_call_duration_seconds']) {
+        expect(section(ours, name).length).toBeGreaterThan(2);
+        expect(section(ours, name).sort(), `${name}, scrape ${round}`).toEqual(section(theirs, name).sort());
+      }
+      // What arrives between scrapes is added once, never twice.
+      feed([['fetch', 'ok', 0.01], ['new', 'ok', 7]]);
+    }
+  });
+});

@@ -7,7 +7,7 @@
 import { errorMessage } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import type { ClaimedStep, Completion, RunTraceRecord } from '../store/types.js';
-import { contextFromCarrier, inSpan, ROOT_CONTEXT, SpanKind, SpanStatusCode, tracingEnabled, type Context } from '../observability/tracing.js';
+import { contextFromCarrier, inSpan, ROOT_CONTEXT, SpanKind, SpanStatusCode, tracingEnabled, type Attributes, type Context } from '../observability/tracing.js';
 import { parseElementId } from './nesting.js';
 import { runStep, type StepRunnerDeps } from './step-runner.js';
 
@@ -32,6 +32,16 @@ async function runTrace(store: Store, runId: string): Promise<RunTraceRecord | n
     loading.set(runId, inflight);
   }
   return inflight;
+}
+
+/** The parent context of a run's step spans, parsed once per trace record (its `traceparent` never changes). */
+const parents = new WeakMap<RunTraceRecord, Context>();
+
+function parentOf(run: RunTraceRecord | null): Context {
+  if (!run?.traceparent) return ROOT_CONTEXT;
+  let parent = parents.get(run);
+  if (!parent) parents.set(run, (parent = contextFromCarrier(run) ?? ROOT_CONTEXT));
+  return parent;
 }
 
 function remember(runId: string, t: RunTraceRecord | null): void {
@@ -88,21 +98,22 @@ export async function runStepTraced(deps: StepRunnerDeps, step: ClaimedStep, wor
   }
   // Not the worker's own context: a run without a stored context (created with tracing off) gets a
   // trace per attempt rather than joining whatever span happened to start the worker.
-  const parent = (run?.traceparent ? contextFromCarrier(run) : undefined) ?? ROOT_CONTEXT;
+  const parent = parentOf(run);
   return inSpan(
     `step ${step.step_id}`,
     {
       kind: SpanKind.INTERNAL,
       parent,
-      attributes: () => ({
-        'swarm.run.id': step.run_id,
-        'swarm.step.id': step.step_id,
-        'swarm.step.attempt': step.attempt,
-        'swarm.worker.id': workerId,
-        ...(step.reclaimed ? { 'swarm.step.reclaimed': true } : {}),
-        ...(run ? { 'swarm.trigger.kind': run.trigger_type, 'swarm.workflow.name': run.workflow_name } : {}),
-        ...(agent ? { 'swarm.agent': agent } : {}),
-      }),
+      attributes: () => {
+        const a: Attributes = { 'swarm.run.id': step.run_id, 'swarm.step.id': step.step_id, 'swarm.step.attempt': step.attempt, 'swarm.worker.id': workerId };
+        if (step.reclaimed) a['swarm.step.reclaimed'] = true;
+        if (run) {
+          a['swarm.trigger.kind'] = run.trigger_type;
+          a['swarm.workflow.name'] = run.workflow_name;
+        }
+        if (agent) a['swarm.agent'] = agent;
+        return a;
+      },
     },
     async (span) => {
       const done = await runStep(deps, step, workerId, abort);

@@ -14,7 +14,9 @@
  *   time by `Store.queueGauges` (indexed queries), cached for `gaugeCacheMs` so that many scrapers
  *   cost one read a second.
  *
- * Hot paths touch pre-bound label children kept in a Map (one lookup and an increment); label values
+ * Hot paths touch plain cells kept in Maps by label values (a lookup and an addition; prom-client's
+ * label children would hash and validate the labels on every call): each counter and histogram hands
+ * its cells to prom-client in its `collect`, when the registry is read (a scrape). Label values
  * are bounded (workflow, agent, tool, provider and model names; never run or step ids).
  *
  * @example
@@ -81,23 +83,73 @@ const BUCKETS: Readonly<Record<string, number[]>> = {
 
 type Metric = Counter | Gauge | Histogram;
 
-/** Pre-bound children of one metric, by label values: the hot path is Map lookups (no key is built). */
+/** A counter's value for one label set: a plain number on the hot path, handed to prom-client at scrape time. */
+class CounterCell {
+  value = 0;
+  /** How much of `value` prom-client has been given. */
+  pushed = 0;
+  constructor(readonly labels: Readonly<Record<string, string>>) {}
+  inc(n = 1): void {
+    this.value += n;
+  }
+}
+
+/** A histogram's buckets for one label set (non-cumulative counts, the last one +Inf), its sum and count. */
+class HistogramCell {
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
+  constructor(
+    readonly labels: Readonly<Record<string, string>>,
+    private readonly bounds: readonly number[],
+  ) {
+    this.counts = new Array<number>(bounds.length + 1).fill(0);
+  }
+  observe(v: number): void {
+    // prom-client would throw; a metric never fails the commit that feeds it.
+    if (!Number.isFinite(v)) return;
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && v > (b[i] as number)) i++;
+    (this.counts[i] as number)++;
+    this.sum += v;
+    this.count++;
+  }
+}
+
+/**
+ * One metric's cells, by label values: the hot path is Map lookups and an addition (prom-client's own
+ * label children hash and validate their labels on every call). The cells are handed to prom-client
+ * by the metric's `collect`, when the registry is read.
+ */
 class Family<C> {
   private readonly children = new Map<string, Map<string, Map<string, C>>>();
-  constructor(private readonly bind: (values: string[]) => C) {}
+  readonly cells: C[] = [];
+  constructor(
+    private readonly labelNames: readonly string[],
+    private readonly make: (labels: Record<string, string>) => C,
+  ) {}
   get(a = '', b = '', c = ''): C {
     let byA = this.children.get(a);
     if (!byA) this.children.set(a, (byA = new Map<string, Map<string, C>>()));
     let byB = byA.get(b);
     if (!byB) byA.set(b, (byB = new Map<string, C>()));
     let child = byB.get(c);
-    if (!child) byB.set(c, (child = this.bind([a, b, c])));
+    if (!child) {
+      const values = [a, b, c];
+      const labels: Record<string, string> = {};
+      this.labelNames.forEach((n, i) => (labels[n] = values[i] as string));
+      byB.set(c, (child = this.make(labels)));
+      this.cells.push(child);
+    }
     return child;
   }
 }
 
-type CounterChild = ReturnType<Counter['labels']>;
-type HistogramChild = ReturnType<Histogram['labels']>;
+/** What `collect` writes into: prom-client's Histogram keeps one entry per label set in `hashMap` (15.x). */
+interface HistogramInternals {
+  hashMap: Record<string, { labels: Record<string, string>; bucketValues: Record<number, number>; sum: number; count: number }>;
+}
 
 /** A run's labels from its state (states read before the columns existed lack them: ''). */
 const wf = (s: RunState | undefined): string => s?.workflow_name ?? '';
@@ -137,38 +189,40 @@ export class PrometheusMetrics implements EngineMetrics {
   /** The prom-client registry (add your own metrics to it, or merge it with yours). */
   readonly registry = new Registry();
   private readonly m = new Map<string, Metric>();
+  /** The cells of every labelled counter and histogram, by metric name. */
+  private readonly families = new Map<string, Family<CounterCell> | Family<HistogramCell>>();
   private readonly pending = new WeakMap<LedgerTx, FlushedWork[]>();
   private gaugeRead: { at: number; value: Promise<QueueGauges | undefined> } | undefined;
 
-  private readonly runsStarted: Family<CounterChild>;
-  private readonly runsFinished: Family<CounterChild>;
-  private readonly runDuration: Family<HistogramChild>;
-  private readonly queueWait: Family<HistogramChild>;
-  private readonly stepsFinished: Family<CounterChild>;
-  private readonly stepDuration: Family<HistogramChild>;
-  private readonly retries: Family<CounterChild>;
+  private readonly runsStarted: Family<CounterCell>;
+  private readonly runsFinished: Family<CounterCell>;
+  private readonly runDuration: Family<HistogramCell>;
+  private readonly queueWait: Family<HistogramCell>;
+  private readonly stepsFinished: Family<CounterCell>;
+  private readonly stepDuration: Family<HistogramCell>;
+  private readonly retries: Family<CounterCell>;
   /** Steps in flight: a plain number on the hot path, set into its gauge at scrape time. */
   private inFlight = 0;
   private readonly leases: Counter;
   private readonly heartbeats: Counter;
-  private readonly approvalWait: Family<HistogramChild>;
-  private readonly scheduleFires: Family<CounterChild>;
-  private readonly webhooks: Family<CounterChild>;
-  private readonly toolCalls: Family<CounterChild>;
-  private readonly toolDuration: Family<HistogramChild>;
-  private readonly modelCalls: Family<CounterChild>;
-  private readonly tokens: Family<HistogramChild>;
-  private readonly modelDuration: Family<HistogramChild>;
-  private readonly cost: Family<CounterChild>;
-  private readonly commitDuration: Family<HistogramChild>;
-  private readonly commitBatch: Family<HistogramChild>;
-  private readonly budgetEvents: Family<CounterChild>;
-  private readonly circuitTransitions: Family<CounterChild>;
-  private readonly circuitRejections: Family<CounterChild>;
-  private readonly guardrailEvents: Family<CounterChild>;
-  private readonly redactions: Family<CounterChild>;
-  private readonly memoryOps: Family<CounterChild>;
-  private readonly memoryDuration: Family<HistogramChild>;
+  private readonly approvalWait: Family<HistogramCell>;
+  private readonly scheduleFires: Family<CounterCell>;
+  private readonly webhooks: Family<CounterCell>;
+  private readonly toolCalls: Family<CounterCell>;
+  private readonly toolDuration: Family<HistogramCell>;
+  private readonly modelCalls: Family<CounterCell>;
+  private readonly tokens: Family<HistogramCell>;
+  private readonly modelDuration: Family<HistogramCell>;
+  private readonly cost: Family<CounterCell>;
+  private readonly commitDuration: Family<HistogramCell>;
+  private readonly commitBatch: Family<HistogramCell>;
+  private readonly budgetEvents: Family<CounterCell>;
+  private readonly circuitTransitions: Family<CounterCell>;
+  private readonly circuitRejections: Family<CounterCell>;
+  private readonly guardrailEvents: Family<CounterCell>;
+  private readonly redactions: Family<CounterCell>;
+  private readonly memoryOps: Family<CounterCell>;
+  private readonly memoryDuration: Family<HistogramCell>;
 
   /** What the store reports its transactions to. */
   readonly commits: CommitObserver = {
@@ -192,8 +246,8 @@ export class PrometheusMetrics implements EngineMetrics {
   constructor(private readonly options: MetricsOptions = {}) {
     for (const def of METRICS) this.m.set(def.name, this.create(def));
     if (options.defaultMetrics ?? true) collectDefaults(this.registry);
-    const counter = (name: string): Family<CounterChild> => new Family((v) => (this.m.get(name) as Counter).labels(...v.slice(0, this.arity(name))));
-    const histogram = (name: string): Family<HistogramChild> => new Family((v) => (this.m.get(name) as Histogram).labels(...v.slice(0, this.arity(name))));
+    const counter = (name: string): Family<CounterCell> => this.families.get(name) as Family<CounterCell>;
+    const histogram = (name: string): Family<HistogramCell> => this.families.get(name) as Family<HistogramCell>;
     this.runsStarted = counter('swarm_runs_started_total');
     this.runsFinished = counter('swarm_runs_finished_total');
     this.runDuration = histogram('swarm_run_duration_seconds');
@@ -233,14 +287,42 @@ export class PrometheusMetrics implements EngineMetrics {
     return this.registry.contentType;
   }
 
-  private arity(name: string): number {
-    return METRICS.find((d) => d.name === name)?.labels.length ?? 0;
-  }
-
   private create(def: MetricDefinition): Metric {
     const base = { name: def.name, help: def.help, labelNames: [...def.labels], registers: [this.registry] };
-    if (def.type === 'counter') return new Counter(base);
-    if (def.type === 'histogram') return new Histogram({ ...base, buckets: BUCKETS[def.name] ?? [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
+    if (def.type === 'counter' && def.labels.length === 0) return new Counter(base);
+    if (def.type === 'counter') {
+      const family = new Family(def.labels, (labels) => new CounterCell(labels));
+      this.families.set(def.name, family);
+      return new Counter({
+        ...base,
+        // The increments since the last read, handed over once per label set.
+        collect(this: Counter) {
+          for (const cell of family.cells) {
+            if (cell.value === cell.pushed) continue;
+            this.inc(cell.labels, cell.value - cell.pushed);
+            cell.pushed = cell.value;
+          }
+        },
+      });
+    }
+    if (def.type === 'histogram') {
+      const buckets = BUCKETS[def.name] ?? [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+      const family = new Family(def.labels, (labels) => new HistogramCell(labels, buckets));
+      this.families.set(def.name, family);
+      return new Histogram({
+        ...base,
+        buckets,
+        // Each label set's buckets, sum and count as they are now (no observation is replayed).
+        collect(this: Histogram) {
+          const map = (this as unknown as HistogramInternals).hashMap;
+          family.cells.forEach((cell, i) => {
+            const bucketValues: Record<number, number> = {};
+            buckets.forEach((b, j) => (bucketValues[b] = cell.counts[j] as number));
+            map[`cell${i}`] = { labels: { ...cell.labels }, bucketValues, sum: cell.sum, count: cell.count };
+          });
+        },
+      });
+    }
     if (def.name === 'swarm_steps_in_flight') {
       const read = (): number => this.inFlight;
       return new Gauge({

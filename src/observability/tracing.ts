@@ -240,9 +240,10 @@ export async function inSpan<T>(
   fn: (span: Span | undefined) => Promise<T>,
 ): Promise<T> {
   if (!tracingEnabled()) return fn(undefined);
-  const span = tracer().startSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, ...(options.attributes ? { attributes: options.attributes() } : {}) }, options.parent ?? context.active());
+  const parent = options.parent ?? context.active();
+  const span = tracer().startSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, ...(options.attributes ? { attributes: options.attributes() } : {}) }, parent);
   try {
-    return await context.with(trace.setSpan(options.parent ?? context.active(), span), () => fn(span));
+    return await context.with(trace.setSpan(parent, span), () => fn(span));
   } catch (e) {
     failSpan(span, e);
     throw e;
@@ -273,4 +274,4 @@ export function addActiveEvent(name: string, attributes: () => Attributes): void
   if (span?.isRecording()) span.addEvent(name, attributes());
 }
 
-export { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Span, type Context };
+export { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Attributes, type Span, type Context };
