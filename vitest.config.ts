@@ -177,7 +177,10 @@ const common = { testTimeout: 120_000, hookTimeout: 120_000, pool: 'forks' } as 
  * 1. group 0, two files at a time: `in-process`, `processes` and `browser` together. `processes`
  *    files start CLI, worker and server processes; their liveness bounds (leases, `until` deadlines,
  *    kill timeouts) leave room for a machine running two such files at once. `browser` files start
- *    Chromium and a `swarm serve` each.
+ *    Chromium and a `swarm serve` each. Two, not more: two files of this group keep both cores
+ *    busy (cli, postgres-engine and web/run two at a time: 197 CPU-seconds in 110 s; cli, whose
+ *    tests run concurrently, took 121 CPU-seconds for about 70 s of its own), so a third file
+ *    would only slow each of them.
  * 2. groups 1 to 6, one per QUIET file: that file beside in-process COMPANIONS, two at a time.
  * 3. last, one file at a time: `serial` (fileParallelism: false puts a project's files there).
  */
