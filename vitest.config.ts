@@ -76,17 +76,15 @@ const IN_PROCESS = [
 /**
  * Files that must run alone, after everything else, because what they check depends on the machine
  * being otherwise quiet or on state shared by every process of the host:
- * - postgres-chaos: 4 workers under random SIGKILLs plus server restarts, bounded by progress stalls;
- *   the heaviest file by far (it would starve whatever ran beside it, and be starved in turn).
+ * - postgres-chaos: 4 workers under random SIGKILLs, each replaced at once, bounded by progress
+ *   stalls; the heaviest file by far (it would starve whatever ran beside it, and be starved in
+ *   turn). (The PostgreSQL server's own faults are test/postgres-faults.test.ts, a QUIET file.)
  * - sandbox-cgroups: checks that a SIGKILLed worker's attempt cgroup is still there until the worker
  *   that reaps it removes it; any other process reaping dead workers meanwhile (a worker starting, an
  *   in-process engine test) sweeps the cgroups of every dead worker on the host, and would remove it
  *   first. (The rest of sandbox.test.ts runs with everything else.)
- * - crash: kills land on steps of 4 s (a 0.3 s SIGTERM grace, an attached run taking over); it
- *   failed beside another file on a very busy machine (its orphan step now sleeps 50 s, which fixes
- *   that case): kept alone until it is shown stable two at a time.
  */
-const SERIAL = ['test/postgres-chaos.test.ts', 'test/sandbox-cgroups.test.ts', 'test/crash.test.ts'];
+const SERIAL = ['test/postgres-chaos.test.ts', 'test/sandbox-cgroups.test.ts'];
 
 /**
  * Files that must not run beside another file that starts processes, but use little CPU themselves
@@ -97,8 +95,21 @@ const SERIAL = ['test/postgres-chaos.test.ts', 'test/sandbox-cgroups.test.ts', '
  * - schedule-process, scheduler-postgres: schedule leases of 1.5 s renewed every 0.5 s, and ticks
  *   every second counted across a takeover; a starved holder would lose its lease early.
  * - waits-process: 6 s sleeps must still be sleeping after several CLI calls when the worker is killed.
+ * - postgres-faults: the test's own PostgreSQL server shut down under load and started again within
+ *   the store's retries of a lost connection (about 3 s), and an 8 s outage while a step is prepared.
+ * - crash: kills land on steps of 4 s (a 0.3 s SIGTERM grace, an attached run taking over); it
+ *   failed beside another file that starts processes on a very busy machine (its orphan step now
+ *   sleeps 50 s, which fixes that case); beside in-process files it held on a machine loaded far
+ *   beyond its two cores.
  */
-const QUIET = ['test/disk-faults.test.ts', 'test/schedule-process.test.ts', 'test/scheduler-postgres.test.ts', 'test/waits-process.test.ts'];
+const QUIET = [
+  'test/disk-faults.test.ts',
+  'test/schedule-process.test.ts',
+  'test/scheduler-postgres.test.ts',
+  'test/waits-process.test.ts',
+  'test/postgres-faults.test.ts',
+  'test/crash.test.ts',
+];
 
 /** The dashboard's tests: a real headless Chromium against a real `swarm serve` each (test/web/browser.ts). */
 const BROWSER = ['test/web/**/*.test.ts'];
@@ -167,8 +178,11 @@ const common = { testTimeout: 120_000, hookTimeout: 120_000, pool: 'forks' } as 
  * 1. group 0, two files at a time: `in-process`, `processes` and `browser` together. `processes`
  *    files start CLI, worker and server processes; their liveness bounds (leases, `until` deadlines,
  *    kill timeouts) leave room for a machine running two such files at once. `browser` files start
- *    Chromium and a `swarm serve` each.
- * 2. groups 1 to 4, one per QUIET file: that file beside in-process COMPANIONS, two at a time.
+ *    Chromium and a `swarm serve` each. Two, not more: two files of this group keep both cores
+ *    busy (cli, postgres-engine and web/run two at a time: 197 CPU-seconds in 110 s; cli, whose
+ *    tests run concurrently, took 121 CPU-seconds for about 70 s of its own), so a third file
+ *    would only slow each of them.
+ * 2. groups 1 to 6, one per QUIET file: that file beside in-process COMPANIONS, two at a time.
  * 3. last, one file at a time: `serial` (fileParallelism: false puts a project's files there).
  */
 export default defineConfig({
