@@ -5,7 +5,7 @@
  * work is visible. (The server's own faults, a restart under load, an outage and a connection ended
  * as it is set up: test/postgres-faults.test.ts.)
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   allFinished,
@@ -17,18 +17,12 @@ import {
   startWorker,
   stopAll,
   submit,
+  restartableServerOfFile,
   type WorkerProcess,
 } from './helpers/pg-faults.js';
-import { restartablePgTestServer, stopPgTestServer, type RestartablePgTestServer } from './helpers/pg.js';
 import { removeProject, runCli, until } from './helpers/project.js';
 
-let server: RestartablePgTestServer;
-beforeAll(async () => {
-  server = await restartablePgTestServer();
-});
-afterAll(async () => {
-  await stopPgTestServer();
-});
+const server = restartableServerOfFile();
 
 describe('PostgreSQL under faults', () => {
   it('chaos: 4 workers, 80 runs of 5 steps, workers killed with SIGKILL at random and restarted: every run completes, nothing completes twice, only killed work repeats', async () => {
@@ -36,7 +30,7 @@ describe('PostgreSQL under faults', () => {
     const RUNS = 80;
     const STEPS = 5;
     const KILLS = 8;
-    const url = await server.createDatabase();
+    const url = await server().createDatabase();
     const dir = project(STEPS);
     const env = { SWARM_DATABASE_URL: url, SWARM_LEASE_TTL_MS: '5000' };
     const workers: WorkerProcess[] = [];
@@ -68,13 +62,13 @@ describe('PostgreSQL under faults', () => {
 
       // The workers that were killed, by id (a worker's id is recorded with its pid).
       const killed = new Set(
-        ((await server.query(url, 'SELECT id, pid FROM workers')).rows as Array<{ id: string; pid: number }>).filter((w) => killedPids.has(w.pid)).map((w) => w.id),
+        ((await server().query(url, 'SELECT id, pid FROM workers')).rows as Array<{ id: string; pid: number }>).filter((w) => killedPids.has(w.pid)).map((w) => w.id),
       );
       expect(killed.size).toBeGreaterThan(0);
 
       const started = await startedByKey(url);
       const completedAttempt = new Map(
-        ((await server.query(url, `SELECT run_id, step_id, data FROM events WHERE type = 'STEP_COMPLETED'`)).rows as Array<{ run_id: string; step_id: string; data: string }>).map((r) => [
+        ((await server().query(url, `SELECT run_id, step_id, data FROM events WHERE type = 'STEP_COMPLETED'`)).rows as Array<{ run_id: string; step_id: string; data: string }>).map((r) => [
           `${r.run_id}/${r.step_id}`,
           (JSON.parse(r.data) as { attempt: number }).attempt,
         ]),
@@ -96,7 +90,7 @@ describe('PostgreSQL under faults', () => {
       expect(reclaimed, `steps taken over from killed workers (runs at the last kill: ${JSON.stringify(progressAtLastKill)})`).toBeGreaterThan(0);
 
       // Side effects: one row per attempt that got as far as its side effect, keyed by its step's key.
-      const effects = (await server.query(url, 'SELECT key, attempt FROM chaos.side_effects')).rows as Array<{ key: string; attempt: number }>;
+      const effects = (await server().query(url, 'SELECT key, attempt FROM chaos.side_effects')).rows as Array<{ key: string; attempt: number }>;
       const rowsByKey = new Map<string, number[]>();
       for (const e of effects) rowsByKey.set(e.key, [...(rowsByKey.get(e.key) ?? []), e.attempt]);
       for (const [k, got] of rowsByKey) {
@@ -126,7 +120,7 @@ describe('PostgreSQL under faults', () => {
       for (const w of all) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
       await Promise.all(all.map((w) => w.closed));
       removeProject(dir);
-      await server.dropDatabase(url);
+      await server().dropDatabase(url);
     }
   }, 420_000);
 });

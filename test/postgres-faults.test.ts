@@ -6,7 +6,7 @@
  * effect (a row keyed by the step's idempotency key) in the runs' own database, so that repeated
  * work is visible. (Workers killed with SIGKILL under load: test/postgres-chaos.test.ts.)
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RUN_COLUMNS } from '../src/store/rows.js';
@@ -21,18 +21,12 @@ import {
   startWorker,
   stopAll,
   submit,
+  restartableServerOfFile,
   type WorkerProcess,
 } from './helpers/pg-faults.js';
-import { restartablePgTestServer, stopPgTestServer, type RestartablePgTestServer } from './helpers/pg.js';
 import { removeProject, until } from './helpers/project.js';
 
-let server: RestartablePgTestServer;
-beforeAll(async () => {
-  server = await restartablePgTestServer();
-});
-afterAll(async () => {
-  await stopPgTestServer();
-});
+const server = restartableServerOfFile();
 
 /** PostgreSQL's ErrorResponse for a fast shutdown, as the server sends it to every session. */
 function adminShutdownMessage(): Buffer {
@@ -155,7 +149,7 @@ describe('PostgreSQL under faults', () => {
   it('PostgreSQL restarted under load (fast shutdown, then started again): the same workers reconnect and every run finishes', async () => {
     const RUNS = 50;
     const STEPS = 3;
-    const url = await server.createDatabase();
+    const url = await server().createDatabase();
     const dir = project(STEPS);
     const env = { SWARM_DATABASE_URL: url };
     const workers: WorkerProcess[] = [];
@@ -170,9 +164,9 @@ describe('PostgreSQL under faults', () => {
       // Down for about a second, as in a quick restart; well within the store's own retries of
       // lost connections (about 3 s or more), so the workers ride it out without losing anything.
       const downAt = Date.now();
-      await server.shutdown();
+      await server().shutdown();
       await sleep(1000);
-      await server.startAgain();
+      await server().startAgain();
       const downMs = Date.now() - downAt;
       const upAt = await count(url, `SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS n`);
 
@@ -188,22 +182,22 @@ describe('PostgreSQL under faults', () => {
         expect(w.child.signalCode).toBeNull();
         expect(w.stderr.match(/worker \S+ started/g)).toHaveLength(1);
       }
-      const after = await server.query(url, `SELECT DISTINCT data::json->>'worker' AS worker FROM events WHERE type = 'STEP_STARTED' AND at >= $1`, [upAt]);
+      const after = await server().query(url, `SELECT DISTINCT data::json->>'worker' AS worker FROM events WHERE type = 'STEP_STARTED' AND at >= $1`, [upAt]);
       expect(new Set((after.rows as Array<{ worker: string }>).map((r) => r.worker)), 'workers that claimed steps after the restart').toEqual(new Set(ids));
       expect(await stopAll(workers)).toEqual([0, 0]);
     } finally {
-      if (!server.running) await server.startAgain();
+      if (!server().running) await server().startAgain();
       for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
       await Promise.all(workers.map((w) => w.closed));
       removeProject(dir);
-      await server.dropDatabase(url);
+      await server().dropDatabase(url);
     }
   }, 300_000);
 
   it('PostgreSQL down for longer than the store retries, just as a step is being prepared: the worker says it is retrying, stays up, and the runs still complete', async () => {
     const RUNS = 3;
     const STEPS = 2;
-    const url = await server.createDatabase();
+    const url = await server().createDatabase();
     const dir = project(STEPS, true);
     // The worker reaches the server through a proxy that holds the worker's first read of a run's
     // trigger data, which it makes while preparing a run's first step (its condition reads the
@@ -221,10 +215,10 @@ describe('PostgreSQL under faults', () => {
       // Then the server goes down for 8 s: longer than the store retries a lost connection (6
       // attempts with backoff, 3.1-6.2 s), so the worker's own retry loop has to carry on.
       const downAt = Date.now();
-      await server.shutdown();
+      await server().shutdown();
       proxy.release();
       await sleep(8000);
-      await server.startAgain();
+      await server().startAgain();
       const downMs = Date.now() - downAt;
 
       let statuses: Record<string, number> = {};
@@ -238,7 +232,7 @@ describe('PostgreSQL under faults', () => {
         'every run to finish',
       ).catch(async (e: unknown) => {
         if (/worker process \d+ exited/.test((e as Error).message)) throw e;
-        const steps = (await server.query(url, `SELECT step_id, status, attempt, lease_owner, lease_until, error FROM step_executions ORDER BY run_id, step_index`)).rows;
+        const steps = (await server().query(url, `SELECT step_id, status, attempt, lease_owner, lease_until, error FROM step_executions ORDER BY run_id, step_index`)).rows;
         const now = await count(url, `SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS n`);
         throw new Error(`${(e as Error).message} (${downMs} ms down): runs ${JSON.stringify(statuses)}; database clock ${now}; steps ${JSON.stringify(steps)}; worker stderr:\n${worker?.stderr}`, { cause: e });
       });
@@ -247,22 +241,22 @@ describe('PostgreSQL under faults', () => {
       expect(worker.child.signalCode).toBeNull();
       expect(worker.stderr).toMatch(/retrying/);
       // A store outage is not the step's fault: the step being prepared must not fail because of it.
-      const failed = (await server.query(url, `SELECT run_id, step_id, error FROM step_executions WHERE status = 'failed'`)).rows;
+      const failed = (await server().query(url, `SELECT run_id, step_id, error FROM step_executions WHERE status = 'failed'`)).rows;
       expect({ statuses, failed }, `steps failed by a store outage while they were being prepared (after ${downMs} ms down)`).toEqual({ statuses: { completed: RUNS }, failed: [] });
       await expectCompletedOnceAndVerified(dir, url, runIds, STEPS);
       expect(await stopAll([worker])).toEqual([0]);
     } finally {
-      if (!server.running) await server.startAgain();
+      if (!server().running) await server().startAgain();
       if (worker && worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
       await worker?.closed;
       await proxy.close();
       removeProject(dir);
-      await server.dropDatabase(url);
+      await server().dropDatabase(url);
     }
   }, 300_000);
 
   it('the server ends a connection (fast shutdown) just as the worker finishes setting it up: the worker does not crash, and goes on', async () => {
-    const url = await server.createDatabase();
+    const url = await server().createDatabase();
     const dir = project(2);
     const proxy = new PgProxy(Number(new URL(url).port));
     await proxy.listen();
@@ -290,7 +284,7 @@ describe('PostgreSQL under faults', () => {
       await worker?.closed;
       await proxy.close();
       removeProject(dir);
-      await server.dropDatabase(url);
+      await server().dropDatabase(url);
     }
   }, 240_000);
 });

@@ -7,9 +7,9 @@
 import { type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { Swarm } from '../../src/swarm.js';
-import { restartablePgTestServer } from './pg.js';
+import { restartablePgTestServer, stopPgTestServer, type RestartablePgTestServer } from './pg.js';
 import { ROOT, spawnCli, tempProject, until, writeAgent, writeWorkflow } from './project.js';
 
 /**
@@ -20,6 +20,27 @@ import { ROOT, spawnCli, tempProject, until, writeAgent, writeWorkflow } from '.
  * `psql` from bash when it is installed (a few ms of CPU per step); otherwise node with the `pg`
  * package (about 0.1 s per step).
  */
+/**
+ * The restartable PostgreSQL server of a test file: started before its tests, stopped after them.
+ *
+ * @example
+ *   const server = restartableServerOfFile();
+ *   it('…', async () => { const url = await server().createDatabase(); });
+ */
+export function restartableServerOfFile(): () => RestartablePgTestServer {
+  let server: RestartablePgTestServer | undefined;
+  beforeAll(async () => {
+    server = await restartablePgTestServer();
+  });
+  afterAll(async () => {
+    await stopPgTestServer();
+  });
+  return () => {
+    if (!server) throw new Error('the PostgreSQL server is started in beforeAll');
+    return server;
+  };
+}
+
 export const PSQL = (process.env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, 'psql')));
 
 const BASH_AGENT = `#!/usr/bin/env bash
