@@ -31,6 +31,9 @@ const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 const FINISHED_EVENTS = new Set(['RUN_COMPLETED', 'RUN_FAILED', 'RUN_CANCELLED']);
 /** Step events whose step, once read, has its end (completed_at, outputs or error). */
 const STEP_ENDS = new Set(['STEP_COMPLETED', 'STEP_FAILED']);
+/** How many more reads, and how far apart, when a step is read without the end its events told. */
+const SETTLE_READS = 5;
+const SETTLE_MS = 200;
 
 export function RunPage() {
   const { id = '' } = useParams();
@@ -81,6 +84,19 @@ function RunView({ id }: { id: string }) {
   // burst (a busy big run would never show a change); the next read starts when it ends.
   const reading = useRef(false);
   const again = useRef(false);
+  // Whether a step the events say ended (its last event a completion or failure) is read without its
+  // end (no completed_at, so no outputs or error): that read began before the end was committed.
+  const unsettled = useCallback((): boolean => {
+    const stepsNow = client.getQueryData<{ steps: TimedStep[] }>(['steps', id])?.steps;
+    if (!stepsNow) return false;
+    const ended = new Set<string>();
+    for (const e of gathered.current) {
+      if (!e.step) continue;
+      if (STEP_ENDS.has(e.type)) ended.add(e.step);
+      else ended.delete(e.step);
+    }
+    return stepsNow.some((s) => ended.has(s.id) && s.completed_at == null);
+  }, [client, id]);
   const reread = useCallback(async () => {
     if (reading.current) {
       again.current = true;
@@ -88,16 +104,22 @@ function RunView({ id }: { id: string }) {
     }
     reading.current = true;
     try {
+      let settling = 0;
       do {
         again.current = false;
         // cancelRefetch: a read begun before these events (the first load, an action's invalidation)
         // would answer with the state before them; this loop's own reads are never cancelled (again).
         await Promise.all([['run', id], ['steps', id], ['children', id], ['approvals']].map((key) => client.refetchQueries({ queryKey: key }, { cancelRefetch: true })));
+        // A step still read without the end its events told: read again, a few times at most.
+        if (!again.current && unsettled() && settling++ < SETTLE_READS) {
+          await new Promise((ok) => setTimeout(ok, SETTLE_MS));
+          again.current = true;
+        }
       } while (again.current);
     } finally {
       reading.current = false;
     }
-  }, [client, id]);
+  }, [client, id, unsettled]);
   const applied = useRef(0);
   const flush = useCallback(() => {
     timer.current = undefined;
@@ -113,11 +135,9 @@ function RunView({ id }: { id: string }) {
     // before their last ones finished (no outputs yet). Those are read again.
     const cached = client.getQueryData<Run>(['run', id]);
     const last = fresh[fresh.length - 1];
-    const stepsNow = client.getQueryData<{ steps: TimedStep[] }>(['steps', id])?.steps;
-    const behind = fresh.some((e) => STEP_ENDS.has(e.type) && e.step && stepsNow?.find((s) => s.id === e.step)?.completed_at == null);
-    if (cached && FINISHED.has(cached.status) && last && FINISHED_EVENTS.has(last.type) && !behind) return;
+    if (cached && FINISHED.has(cached.status) && last && FINISHED_EVENTS.has(last.type) && !unsettled()) return;
     void reread();
-  }, [client, id, reread]);
+  }, [client, id, reread, unsettled]);
   // A burst's timer must not fire after the page is gone.
   useEffect(
     () => () => {
