@@ -184,11 +184,26 @@ function Decision({ approval: a, onDecided }: { approval: Approval; onDecided: (
   );
 }
 
+/**
+ * What was typed into a signal form, by run and step: the form is shown while its step is read as
+ * waiting, and a read that lands between two events (the step briefly read as running) takes it away
+ * and brings it back; what was typed must come back with it.
+ */
+const signalDrafts = new Map<string, string>();
+
 /** Send the signal a waiting step waits for, with JSON data. */
 export function SignalForm({ runId, step, signal }: { runId: string; step: string; signal: string }) {
-  const [text, setText] = useState('{}');
+  const draftKey = `${runId}/${step}`;
+  const [text, setTextState] = useState(() => signalDrafts.get(draftKey) ?? '{}');
+  const setText = (value: string): void => {
+    signalDrafts.set(draftKey, value);
+    setTextState(value);
+  };
   const [bad, setBad] = useState<string | undefined>();
-  const send = useMutation({ mutationFn: (data: unknown) => api(`/api/v1/runs/${runId}/signals/${encodeURIComponent(signal)}`, { method: 'POST', json: data }) });
+  const send = useMutation({
+    mutationFn: (data: unknown) => api(`/api/v1/runs/${runId}/signals/${encodeURIComponent(signal)}`, { method: 'POST', json: data }),
+    onSuccess: () => signalDrafts.delete(draftKey),
+  });
   return (
     <form
       className="banner signal"
