@@ -45,6 +45,7 @@ const IN_PROCESS = [
   'test/secrets.test.ts',
   'test/server-api.test.ts',
   'test/server-openapi-app.test.ts',
+  'test/server-request-shortcuts.test.ts',
   'test/sw4rm-router.test.ts',
   'test/server-api-more.test.ts',
   'test/server-run-page.test.ts',

@@ -10,9 +10,13 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { RegExpRouter } from 'hono/router/reg-exp-router';
+import { SmartRouter } from 'hono/router/smart-router';
+import { TrieRouter } from 'hono/router/trie-router';
 import { UserError } from '../core/errors.js';
 import { traceContext } from './trace-context.js';
 import { SwarmOpenAPIHono } from './openapi-app.js';
+import { MemoRouter } from './memo-router.js';
 import type { Swarm } from '../swarm.js';
 import type { LogSink } from '../observability/log-fields.js';
 import { approvalRoutes } from './routes/approvals.js';
@@ -77,6 +81,8 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   const maxBodyBytes = options.maxBodyBytes ?? swarm.config.server.maxBodyBytes;
   // Each route's request is checked in one middleware (openapi-app.ts); the document is the library's.
   const app = new SwarmOpenAPIHono({
+    // Hono's default router, with the matches of the paths seen last remembered (memo-router.ts).
+    router: new MemoRouter(new SmartRouter({ routers: [new RegExpRouter(), new TrieRouter()] })),
     // A request that does not match its route's schema: 422 naming the fields (in the one handler below).
     defaultHook: (result, c) => {
       if (!result.success) return problemResponse(c, validationProblem(result.error, result.target));

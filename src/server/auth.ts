@@ -112,9 +112,27 @@ const COMPILED = ROUTE_SCOPES.map((r) => ({
 
 const isRead = (method: string): boolean => method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
 
+// Every request asks: the answers for the paths seen last are remembered (a workflow's runs route,
+// a webhook's path), so most requests test no rule. Emptied when full; long paths are not kept.
+const SCOPE_MEMO_ENTRIES = 4096;
+const SCOPE_MEMO_PATH_CHARS = 256;
+const scopeMemo = { read: new Map<string, RouteAccess>(), write: new Map<string, RouteAccess>() };
+
 /** The scope (or `public`) a request needs, from ROUTE_SCOPES. */
 export function scopeFor(method: string, path: string): RouteAccess {
   const read = isRead(method.toUpperCase());
+  if (path.length > SCOPE_MEMO_PATH_CHARS) return scopeOf(read, path);
+  const memo = read ? scopeMemo.read : scopeMemo.write;
+  let access = memo.get(path);
+  if (access === undefined) {
+    access = scopeOf(read, path);
+    if (memo.size >= SCOPE_MEMO_ENTRIES) memo.clear();
+    memo.set(path, access);
+  }
+  return access;
+}
+
+function scopeOf(read: boolean, path: string): RouteAccess {
   for (const r of COMPILED) {
     if (r.methods !== 'any' && (r.methods === 'read') !== read) continue;
     if (r.re.test(path)) return r.access;

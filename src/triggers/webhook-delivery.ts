@@ -18,7 +18,7 @@
 import { PolicyError, UserError } from '../core/errors.js';
 import type { CreatedRunDetails } from '../engine/created-run.js';
 import { findReferences } from '../core/template.js';
-import { resolveWebhookScheme } from './webhook-scheme.js';
+import { resolveWebhookScheme, type WebhookScheme } from './webhook-scheme.js';
 import { verifyWebhook, WEBHOOK_MAX_ID_LENGTH, WebhookFailureCode, type WebhookHeaders } from './webhook-verify.js';
 
 /** The part of a stored webhook trigger a delivery needs (a `TriggerRecord` has it). */
@@ -94,7 +94,7 @@ export async function deliverWebhook(deps: WebhookDeliveryDeps, path: string, de
   if (config.auth === 'none') {
     deliveryId = unsignedId(delivery.headers);
   } else {
-    const scheme = resolveWebhookScheme(config.scheme ?? 'standard');
+    const scheme = schemeOf(config);
     const secrets = await resolveSecrets(deps, trigger, where);
     let verified;
     try {
@@ -143,15 +143,33 @@ export async function deliverWebhook(deps: WebhookDeliveryDeps, path: string, de
   }
 }
 
+// A trigger's configuration is read once per registration (the registry cache hands the same object
+// to every delivery): its scheme and its secrets' names are worked out once per configuration.
+const schemes = new WeakMap<object, WebhookScheme>();
+const secretNames = new WeakMap<object, string[]>();
+
+function schemeOf(config: Record<string, unknown>): WebhookScheme {
+  let scheme = schemes.get(config);
+  if (!scheme) {
+    scheme = resolveWebhookScheme(config.scheme ?? 'standard');
+    schemes.set(config, scheme);
+  }
+  return scheme;
+}
+
 /** The values of the trigger's secrets (several during a rotation); the ones not set are left out. */
 async function resolveSecrets(deps: WebhookDeliveryDeps, trigger: WebhookTarget, where: string): Promise<string[]> {
-  const refs = Array.isArray(trigger.config.secret) ? (trigger.config.secret as unknown[]) : [trigger.config.secret];
-  const names = refs.map((ref) => {
-    const path = typeof ref === 'string' ? findReferences(ref)[0]?.path : undefined;
-    // Registration accepts only whole ${secrets.NAME} references.
-    if (!path || path[0] !== 'secrets' || typeof path[1] !== 'string') throw new UserError('WEBHOOK_SECRET_INVALID', `${where} has a secret that is not a \${secrets.NAME} reference; register the workflow again`);
-    return path[1];
-  });
+  let names = secretNames.get(trigger.config);
+  if (!names) {
+    const refs = Array.isArray(trigger.config.secret) ? (trigger.config.secret as unknown[]) : [trigger.config.secret];
+    names = refs.map((ref) => {
+      const path = typeof ref === 'string' ? findReferences(ref)[0]?.path : undefined;
+      // Registration accepts only whole ${secrets.NAME} references.
+      if (!path || path[0] !== 'secrets' || typeof path[1] !== 'string') throw new UserError('WEBHOOK_SECRET_INVALID', `${where} has a secret that is not a \${secrets.NAME} reference; register the workflow again`);
+      return path[1];
+    });
+    secretNames.set(trigger.config, names);
+  }
   const values: string[] = [];
   for (const name of names) {
     // A stored secret that cannot be decrypted is the server's configuration too, not the sender's.

@@ -92,7 +92,7 @@ export function verifyWebhook(
   options: VerifyWebhookOptions = {},
 ): WebhookVerification {
   if (secrets.length === 0) throw new UserError('WEBHOOK_SECRET_INVALID', `the ${scheme.type} webhook trigger has no secret; configure at least one`);
-  const keys = secrets.map((s) => webhookKey(scheme, s));
+  const keys = secrets.map((s) => keyOf(scheme, s));
   const read = readDelivery(scheme, new HeaderReader(headers));
   if (!read.ok) return read;
   const { delivery } = read;
@@ -351,6 +351,22 @@ function malformed(message: string, header: string): RefusedWebhook {
 function quote(text: string): string {
   const shown = text.length > 32 ? `${text.slice(0, 32)}…` : text;
   return JSON.stringify(shown);
+}
+
+// A secret's key is checked and decoded once (a delivery verifies with the same secrets as the last).
+const KEY_MEMO_ENTRIES = 256;
+const keyMemo = new Map<string, Buffer>();
+
+function keyOf(scheme: WebhookScheme, secret: string): Buffer {
+  // Only `standard` reads a secret other than as its bytes (webhookKey).
+  const memoKey = `${scheme.type === 'standard' ? 'standard' : 'bytes'} ${secret}`;
+  let key = keyMemo.get(memoKey);
+  if (key === undefined) {
+    key = webhookKey(scheme, secret);
+    if (keyMemo.size >= KEY_MEMO_ENTRIES) keyMemo.clear();
+    keyMemo.set(memoKey, key);
+  }
+  return key;
 }
 
 /** Case-insensitive header lookup; a header given twice with different values is malformed, not guessed at. */

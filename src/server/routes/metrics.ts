@@ -12,6 +12,7 @@ import type { Swarm } from '../../swarm.js';
 import type { WebhookOutcome } from '../../observability/engine-metrics.js';
 import { problem, problemResponse } from '../problem.js';
 import { problems } from '../schemas.js';
+import { requestPath } from '../request.js';
 
 export function metricsRoutes(app: OpenAPIHono, swarm: Swarm): void {
   app.get('/metrics', async (c) => {
@@ -53,7 +54,7 @@ function outcomeOf(status: number): WebhookOutcome {
 export function webhookMetrics(swarm: Swarm): MiddlewareHandler {
   return async (c, next) => {
     const metrics = swarm.metrics;
-    const pathname = new URL(c.req.url).pathname;
+    const pathname = requestPath(c);
     const alias = pathname.startsWith('/workflows/');
     if (!metrics || c.req.method !== 'POST' || (alias && !pathname.endsWith('/trigger'))) return next();
     await next();

@@ -13,6 +13,7 @@ import { runJson } from '../../views/run.js';
 import { webhookJson } from '../../views/triggers.js';
 import { problems, RunSchema } from '../schemas.js';
 import { sendJson } from '../send.js';
+import { requestHeaders, requestPath } from '../request.js';
 import { UserError } from '../../core/errors.js';
 
 const WebhookSchema = z
@@ -38,7 +39,7 @@ export function webhookRoutes(app: OpenAPIHono, swarm: Swarm): void {
   app.get('/api/v1/webhooks', list);
 
   const deliver = (prefix: string, suffix: string) => async (c: Context): Promise<Response> => {
-    const pathname = new URL(c.req.url).pathname;
+    const pathname = requestPath(c);
     let path: string;
     try {
       path = decodeURIComponent(pathname.slice(prefix.length, pathname.length - suffix.length));
@@ -47,7 +48,7 @@ export function webhookRoutes(app: OpenAPIHono, swarm: Swarm): void {
     }
     // The raw bytes: the signature covers them exactly (the body limit applies while they are read).
     const body = new Uint8Array(await c.req.arrayBuffer());
-    const out = await swarm.deliverWebhook(path, { headers: Object.fromEntries(c.req.raw.headers), body });
+    const out = await swarm.deliverWebhook(path, { headers: requestHeaders(c), body });
     const details = out.details ?? (await swarm.getRun(out.runId));
     return sendJson(c, out.created ? 202 : 200, runJson(details), {
       location: `/api/v1/runs/${out.runId}`,
@@ -82,3 +83,4 @@ export function webhookRoutes(app: OpenAPIHono, swarm: Swarm): void {
     });
   }
 }
+
