@@ -16,6 +16,7 @@
  *   app.use('*', authMiddleware(swarm, 'auto'));
  *   scopeFor('POST', '/api/v1/workflows/hello/runs'); // 'runs:write'
  */
+import { BoundedMemo } from '../core/bounded-memo.js';
 import type { Context, MiddlewareHandler } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { grants, isStreamToken, type Principal, type Scope } from '../auth/tokens.js';
@@ -113,23 +114,15 @@ const COMPILED = ROUTE_SCOPES.map((r) => ({
 const isRead = (method: string): boolean => method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
 
 // Every request asks: the answers for the paths seen last are remembered (a workflow's runs route,
-// a webhook's path), so most requests test no rule. Emptied when full; long paths are not kept.
-const SCOPE_MEMO_ENTRIES = 4096;
+// a webhook's path), so most requests test no rule. Long paths are not kept.
 const SCOPE_MEMO_PATH_CHARS = 256;
-const scopeMemo = { read: new Map<string, RouteAccess>(), write: new Map<string, RouteAccess>() };
+const scopeMemo = { read: new BoundedMemo<string, RouteAccess>(4096), write: new BoundedMemo<string, RouteAccess>(4096) };
 
 /** The scope (or `public`) a request needs, from ROUTE_SCOPES. */
 export function scopeFor(method: string, path: string): RouteAccess {
   const read = isRead(method.toUpperCase());
   if (path.length > SCOPE_MEMO_PATH_CHARS) return scopeOf(read, path);
-  const memo = read ? scopeMemo.read : scopeMemo.write;
-  let access = memo.get(path);
-  if (access === undefined) {
-    access = scopeOf(read, path);
-    if (memo.size >= SCOPE_MEMO_ENTRIES) memo.clear();
-    memo.set(path, access);
-  }
-  return access;
+  return (read ? scopeMemo.read : scopeMemo.write).get(path, () => scopeOf(read, path));
 }
 
 function scopeOf(read: boolean, path: string): RouteAccess {

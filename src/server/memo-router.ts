@@ -9,6 +9,7 @@
  *   const app = new Hono({ router: new MemoRouter(new SmartRouter({ routers: [new RegExpRouter(), new TrieRouter()] })) });
  */
 import type { Result, Router } from 'hono/router';
+import { BoundedMemo } from '../core/bounded-memo.js';
 
 /** Matches remembered at most; emptied when full. */
 const ENTRIES = 2048;
@@ -16,7 +17,7 @@ const ENTRIES = 2048;
 const PATH_CHARS = 200;
 
 export class MemoRouter<T> implements Router<T> {
-  private readonly memo = new Map<string, Result<T>>();
+  private readonly memo = new BoundedMemo<string, Result<T>>(ENTRIES);
 
   constructor(private readonly inner: Router<T>) {}
 
@@ -31,13 +32,6 @@ export class MemoRouter<T> implements Router<T> {
 
   match(method: string, path: string): Result<T> {
     if (path.length > PATH_CHARS) return this.inner.match(method, path);
-    const key = `${method} ${path}`;
-    let hit = this.memo.get(key);
-    if (hit === undefined) {
-      hit = this.inner.match(method, path);
-      if (this.memo.size >= ENTRIES) this.memo.clear();
-      this.memo.set(key, hit);
-    }
-    return hit;
+    return this.memo.get(`${method} ${path}`, () => this.inner.match(method, path));
   }
 }

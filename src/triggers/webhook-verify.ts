@@ -15,6 +15,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { UserError } from '../core/errors.js';
+import { BoundedMemo } from '../core/bounded-memo.js';
 import {
   GITHUB_HEADERS,
   isBase64,
@@ -354,19 +355,11 @@ function quote(text: string): string {
 }
 
 // A secret's key is checked and decoded once (a delivery verifies with the same secrets as the last).
-const KEY_MEMO_ENTRIES = 256;
-const keyMemo = new Map<string, Buffer>();
+const keyMemo = new BoundedMemo<string, Buffer>(256);
 
 function keyOf(scheme: WebhookScheme, secret: string): Buffer {
   // Only `standard` reads a secret other than as its bytes (webhookKey).
-  const memoKey = `${scheme.type === 'standard' ? 'standard' : 'bytes'} ${secret}`;
-  let key = keyMemo.get(memoKey);
-  if (key === undefined) {
-    key = webhookKey(scheme, secret);
-    if (keyMemo.size >= KEY_MEMO_ENTRIES) keyMemo.clear();
-    keyMemo.set(memoKey, key);
-  }
-  return key;
+  return keyMemo.get(`${scheme.type === 'standard' ? 'standard' : 'bytes'} ${secret}`, () => webhookKey(scheme, secret));
 }
 
 /** Case-insensitive header lookup; a header given twice with different values is malformed, not guessed at. */

@@ -11,6 +11,7 @@
  * @example
  *   const guard = modelViewGuard(deps.config.redaction, agents, secrets, metrics);
  */
+import { BoundedMemo } from '../../core/bounded-memo.js';
 import type { AgentManifest } from '../../core/manifest/agent.js';
 import type { RedactionSpec } from '../../core/manifest/guardrails/redaction.js';
 import type { Message, ModelRequest } from '../../agents/types.js';
@@ -34,16 +35,11 @@ export function modelViewGuard(deployment: RedactionSpec | undefined, agents: Re
   // Views by policy, shared by the steps of one Swarm (its metrics): compiled once, and a message
   // seen by an earlier step (a resumed conversation) is not redacted again.
   let shared = sharedViews.get(metrics);
-  if (!shared) sharedViews.set(metrics, (shared = new Map<string, View | null>()));
+  if (!shared) sharedViews.set(metrics, (shared = new BoundedMemo<string, View | null>(SHARED_VIEWS)));
   for (const [name, m] of agents) {
     const p = modelPolicy(deployment, m.llm?.guardrails?.redaction);
     const key = JSON.stringify([p, secrets !== undefined]);
-    let view = shared.get(key);
-    if (view === undefined) {
-      view = makeView(p, secrets, metrics);
-      if (shared.size >= SHARED_VIEWS) shared.clear();
-      shared.set(key, view);
-    }
+    const view = shared.get(key, () => makeView(p, secrets, metrics));
     if (view) views.set(name, view);
   }
   if (views.size === 0) return undefined;
@@ -58,7 +54,7 @@ export function modelViewGuard(deployment: RedactionSpec | undefined, agents: Re
 }
 
 /** Per Swarm (by its metrics), the view of each model policy (null: it hides nothing). */
-const sharedViews = new WeakMap<() => EngineMetrics, Map<string, View | null>>();
+const sharedViews = new WeakMap<() => EngineMetrics, BoundedMemo<string, View | null>>();
 const SHARED_VIEWS = 256;
 
 function makeView(p: ReturnType<typeof modelPolicy>, secrets: SecretSource | undefined, metrics: () => EngineMetrics): View | null {
