@@ -1057,6 +1057,11 @@ export class Swarm {
       // transaction may run in another async context (group commit).
       ...(traceParent ? { trace_parent: traceParent } : {}),
     };
+    // The run's rows, in the caller's transaction, with its input redacted after planning (which fills in its defaults).
+    const insert = (tx: Parameters<Ledger['createRunOnce']>[0], entry: { wf: WorkflowRecord; plan: RunPlan }) => {
+      trigger.trigger_data = this.redactor.value(input);
+      return this.ledger.createRunOnce(tx, entry.wf, entry.plan, trigger);
+    };
     let created: { id: string; created: boolean; details?: RunDetails };
     if (this.store.kind === 'postgres') {
       // On PostgreSQL the registry reads happen in the run's own transaction and travel with BEGIN
@@ -1067,9 +1072,7 @@ export class Swarm {
           const all = await tx.workflowVersions(name);
           const wf = pickRecord(all, range);
           if (!wf) return { missing: all };
-          const plan = await this.planRun(wf, input, (n) => tx.agentVersions(n));
-          trigger.trigger_data = this.redactor.value(input);
-          return this.ledger.createRunOnce(tx, wf, plan, trigger);
+          return insert(tx, { wf, plan: await this.planRun(wf, input, (n) => tx.agentVersions(n)) });
         },
         { workflows: [name], ...(this.agentNamesOf.has(name) ? { agents: this.agentNamesOf.get(name) } : {}) },
       );
@@ -1089,8 +1092,7 @@ export class Swarm {
         ? await this.store.transaction(async (tx) => {
             if (!tx.registryGeneration || (await tx.registryGeneration()) !== known.generation) return undefined;
             this.checkRunInput(known.entry.wf, input);
-            trigger.trigger_data = this.redactor.value(input);
-            return this.ledger.createRunOnce(tx, known.entry.wf, known.entry.plan, trigger);
+            return insert(tx, known.entry);
           })
         : undefined;
       if (confirmed) created = confirmed;
@@ -1102,9 +1104,8 @@ export class Swarm {
           const wf = await this.getWorkflow(ref);
           hit = this.registryCache.remember(gen, ref, { wf, plan: await this.planRun(wf, input, (n) => this.store.listAgents(n)) });
         }
-        const { wf, plan } = hit;
-        trigger.trigger_data = this.redactor.value(input);
-        created = await this.store.transaction((tx) => this.ledger.createRunOnce(tx, wf, plan, trigger));
+        const entry = hit;
+        created = await this.store.transaction((tx) => insert(tx, entry));
       }
     }
     if (created.created) this.pokeWorkers();
