@@ -194,6 +194,13 @@ export default [greet, count];
     expect(one.tools.map((t) => t.name)).toEqual(['count_letters']);
   });
 
+  it('a tool importing swarm-runtime where it is not installed: the error says how to install it', async () => {
+    const dir = pkg({ 'tools.mjs': `import { tool } from 'swarm-runtime';\nexport const t = tool({ name: 't', description: 't', parameters: { type: 'object' }, execute: () => 'x' });\n` });
+    const e = await loadError([{ module: 'tools.mjs' }], dir);
+    expect(e.code).toBe('TOOL_MODULE_FAILED');
+    expect(e.message).toMatch(/'tools\.mjs' failed to load: Cannot find package 'swarm-runtime'.*; it imports swarm-runtime, which is not installed where the agent's package is: in your project, npm install \/\S+ \(or npm link swarm-runtime\)$/);
+  });
+
   it('loads a module again after its file changes', async () => {
     const dir = pkg({ 'v.mjs': `export const v = { name: 'version', description: 'v', parameters: { type: 'object' }, execute: () => 'one' };` });
     const first = await load([{ module: 'v.mjs' }], dir);

@@ -227,6 +227,10 @@ describe('creating runs', () => {
     const bare = await call('POST', '/api/v1/workflows/explode/runs?wait=20s');
     expect(bare.status).toBe(201);
     expect(bare.json).toMatchObject({ status: 'failed', trigger: {} });
+    // `curl -X POST -H 'content-type: application/json'` with no data: no body too, not malformed JSON.
+    const typed = await app.request('/api/v1/workflows/explode/runs?wait=20s', { method: 'POST', headers: { 'content-type': 'application/json' } });
+    expect(typed.status).toBe(201);
+    expect(await typed.json()).toMatchObject({ status: 'failed', trigger: {} });
   });
 
   it('Idempotency-Key: a repeat returns the existing run (200, same id, Idempotent-Replayed); another workflow with the key is 422', async () => {

@@ -8,7 +8,8 @@
  * headers copied into an object for one of them), about 40 µs of a request's CPU on a 2-core machine, as much as
  * Hono's own routing and response together. Here the same checks run in one middleware, in the same
  * order, with the same hook (the 422 problem document) and the same refusals (400 for malformed JSON,
- * 415 for a body of another media type), synchronously unless a schema needs an async parse. A route
+ * 415 for a body of another media type), synchronously unless a schema needs an async parse. One
+ * deliberate difference: an optional JSON body sent empty is taken as no body (the library: 400). A route
  * with something this does not handle (cookies, form bodies, its own middleware or hook) is left to
  * the library as it is.
  */
@@ -175,14 +176,23 @@ function checker(parts: Parts, hook: Hook | undefined): MiddlewareHandler {
       if (json.required || (contentType && JSON_TYPE.test(contentType))) {
         let value: unknown = {};
         const mediaType = contentType ? (contentType.split(';')[0] as string).trim().toLowerCase() : '';
+        let empty = false;
         if (JSON_MEDIA.test(mediaType)) {
           try {
-            value = await c.req.json();
+            if (json.required) value = await c.req.json();
+            else {
+              // An optional body sent empty with a JSON type (`curl -X POST -H 'content-type: application/json'`)
+              // is no body, as without the type. The library answers 400 there: the one difference.
+              const text = await c.req.text();
+              empty = text.trim() === '';
+              if (!empty) value = JSON.parse(text) as unknown;
+            }
           } catch {
             throw new HTTPException(400, { message: 'Malformed JSON in request body' });
           }
         }
-        if ((answer = check(c, json.schema, value, 'json')) && (answer = await answer)) return answer;
+        if (empty) c.req.addValidatedData('json', {});
+        else if ((answer = check(c, json.schema, value, 'json')) && (answer = await answer)) return answer;
       } else c.req.addValidatedData('json', {});
     }
     await next();

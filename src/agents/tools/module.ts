@@ -109,7 +109,11 @@ export async function moduleTools(spec: ModuleToolSpec, index: number, packageDi
   try {
     ns = await importModule(abs, packageDir);
   } catch (e) {
-    throw new ToolLoadError('TOOL_MODULE_FAILED', `${where}: '${file}' failed to load: ${errorMessage(e)}`, false, { module: file }, { cause: e });
+    // The one package every tool may import: say how to make it importable from the agent's project.
+    const hint = /Cannot find (?:module|package) 'swarm-runtime'/.test(errorMessage(e))
+      ? `; it imports swarm-runtime, which is not installed where the agent's package is: in your project, npm install ${(await import('../../scaffold.js')).packageRoot()} (or npm link swarm-runtime)`
+      : '';
+    throw new ToolLoadError('TOOL_MODULE_FAILED', `${where}: '${file}' failed to load: ${errorMessage(e)}${hint}`, false, { module: file }, { cause: e });
   }
   // Sorted as a native module namespace is, whatever loaded it: the tools' order does not depend on the loader.
   const exportNames = Object.keys(ns)
