@@ -2,7 +2,7 @@
  * The measured phase of a workload: what `--trace` counts and what `--profile` records. Setup, module
  * loading, registration and warm-up fall outside it.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { resetSqlTrace, sqlTraceReport, type TraceReport } from './sql-trace.js';
@@ -19,6 +19,11 @@ export interface PhaseResult {
   /** CPU time of this process during the phase (all threads: the event loop, SQLite, GC). */
   cpu_user_ms: number;
   cpu_sys_ms: number;
+  /**
+   * CPU time of the main thread alone (Linux only: /proc's schedstat), without V8's helper threads
+   * (concurrent compilation, parallel and concurrent GC): what the event loop itself spent.
+   */
+  cpu_main_ms?: number;
   trace?: TraceReport;
   profile?: string;
 }
@@ -26,6 +31,7 @@ export interface PhaseResult {
 export class Phase {
   private session: Session | undefined;
   private cpu: NodeJS.CpuUsage | undefined;
+  private mainNs: number | undefined;
 
   constructor(private readonly options: PhaseOptions) {}
 
@@ -38,12 +44,15 @@ export class Phase {
       await this.session.post('Profiler.start');
     }
     resetSqlTrace();
+    this.mainNs = mainThreadNs();
     this.cpu = process.cpuUsage();
   }
 
   async end(): Promise<PhaseResult> {
     const cpu = process.cpuUsage(this.cpu);
+    const mainNs = mainThreadNs();
     const out: PhaseResult = { cpu_user_ms: cpu.user / 1000, cpu_sys_ms: cpu.system / 1000 };
+    if (mainNs !== undefined && this.mainNs !== undefined) out.cpu_main_ms = (mainNs - this.mainNs) / 1e6;
     if (this.options.trace) out.trace = sqlTraceReport();
     if (this.session && this.options.profileDir) {
       const { profile } = await this.session.post('Profiler.stop');
@@ -55,5 +64,15 @@ export class Phase {
       out.profile = file;
     }
     return out;
+  }
+}
+
+/** Nanoseconds the main thread has run on a CPU (the first field of its schedstat); undefined off Linux. */
+function mainThreadNs(): number | undefined {
+  try {
+    const ns = Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
+    return Number.isFinite(ns) ? ns : undefined;
+  } catch {
+    return undefined;
   }
 }
