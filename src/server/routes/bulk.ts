@@ -9,6 +9,7 @@
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { isStoreFault, isSwarmError } from '../../core/errors.js';
+import { httpAdvice } from '../http-advice.js';
 import type { Swarm } from '../../swarm.js';
 import { problems, RunStatusSchema } from '../schemas.js';
 import { sendJson } from '../send.js';
@@ -93,7 +94,9 @@ export function bulkRoutes(app: OpenAPIHono, swarm: Swarm): void {
           // repeat of the request is safe (those runs answer `refused` then).
           if (!isSwarmError(e) || isStoreFault(e)) throw e;
           const notFound = e.code === 'RUN_NOT_FOUND';
-          results.push({ id, result: notFound ? 'not_found' : 'refused', code: e.code, detail: e.message });
+          // Told as any API client is told: no CLI advice, the route that helps instead (http-advice.ts).
+          const advice = httpAdvice(e);
+          results.push({ id, result: notFound ? 'not_found' : 'refused', code: e.code, detail: advice?.detail ?? e.message, ...(advice?.hint ? { hint: advice.hint } : {}) });
         }
       }
       const count = (r: string): number => results.filter((x) => x.result === r).length;
