@@ -51,7 +51,7 @@ import { Redactor } from './secrets/redactor.js';
 import { ClassRedactor } from './guardrails/redaction/classifier.js';
 import { storagePolicy } from './guardrails/redaction/policy.js';
 import { budgetReport, type BudgetReport } from './guardrails/budget-report.js';
-import { createStepGuard, type GuardDeps, type GuardrailHooks } from './guardrails/index.js';
+import type { GuardDeps, GuardrailHooks } from './guardrails/index.js';
 import { AgentMemory } from './memory/agent-memory.js';
 import { providerEmbedder, type Embedder } from './memory/embedder.js';
 import { openStoreKeys, type StoreKeys } from './secrets/store-key.js';
@@ -394,7 +394,8 @@ export class Swarm {
       log,
       network: this.network,
       maxMessageBytes: config.limits.llm_message_bytes,
-      guards: (ctx) => createStepGuard(this.guardDeps, ctx),
+      // The guardrails' modules load at the first llm step.
+      guards: async (ctx) => (await import('./guardrails/index.js')).createStepGuard(this.guardDeps, ctx),
     };
     this.guardDeps = {
       store: agentStore,
