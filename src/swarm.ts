@@ -32,7 +32,7 @@ import { ProcessExecutor } from './executors/process.js';
 import { memoryLimitMechanism } from './executors/memory-limit.js';
 import { chooseSandbox, sandboxWarnings, type SandboxChoice } from './sandbox/sandbox.js';
 import { readManifestFile } from './manifest-file.js';
-import { executorClientFor, type RegisteredExecutorClient } from './executors/http/resolver.js';
+import type { RegisteredExecutorClient } from './executors/http/resolver.js';
 import { sharedInputsJson } from './executors/http/shared-inputs.js';
 import { byteLength, LimitExceededError } from './core/limits.js';
 import { NetworkGuard } from './net/guard.js';
@@ -569,7 +569,7 @@ export class Swarm {
    *   console.log(await rt.capabilities());
    */
   async executorClient(name: string, options: { fetch?: typeof fetch; timeoutMs?: number } = {}): Promise<RegisteredExecutorClient> {
-    return executorClientFor(this.store, (n) => this.secretValue(n), name, options);
+    return (await import('./executors/http/resolver.js')).executorClientFor(this.store, (n) => this.secretValue(n), name, options);
   }
 
   /** `runtime.type: sw4rm` steps (src/sw4rm/bridge/): made on first use, so only workers that run one load gRPC. */
