@@ -40,7 +40,7 @@ import type { PutResult, Store } from './store/store.js';
 import { agentRecord, workflowRecord } from './store/rows.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
 import { configuredKeySource, fileKeySource } from './secrets/master-key.js';
-import type { GcOptions, GcReport } from './retention/gc.js';
+import { collectGarbage, type GcOptions, type GcReport } from './retention/gc.js';
 import { RetentionPolicy, type RetentionPolicyOptions } from './retention/policy.js';
 import { Scheduler, type SchedulerOptions } from './triggers/scheduler.js';
 import { NO_METRICS, observeApprovalWaits, type EngineMetrics } from './observability/engine-metrics.js';
@@ -891,7 +891,7 @@ export class Swarm {
    *   const report = await swarm.gc({ ages: { completed: 30 * 86_400_000 }, archive: 'runs.jsonl' });
    */
   gc(options: GcOptions): Promise<GcReport> {
-    return import('./retention/gc.js').then((m) => m.collectGarbage(this.store, options));
+    return collectGarbage(this.store, options);
   }
 
   /**
