@@ -1,20 +1,11 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join, resolve } from 'node:path';
 import { CONFIG_FILE } from './config/config.js';
 import { NotFoundError, UserError } from './core/errors.js';
 import { NAME_PATTERN } from './core/manifest/agent.js';
+import { packageRoot } from './package-root.js';
 
-/** The installed package's root (holds templates/ and examples/), found from this file's location. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'templates'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the Swarm package root');
-    dir = up;
-  }
-}
+export { packageRoot } from './package-root.js';
 
 export const AGENT_TEMPLATES = ['basic', 'python', 'bash', 'builtin'] as const;
 export const WORKFLOW_TEMPLATES = ['linear', 'parallel'] as const;

@@ -19,7 +19,7 @@ import { BuiltinExecutor, type BuiltinAgent } from './executors/builtins.js';
 import type { Executor } from './executors/executor.js';
 import { approvalAgent } from './executors/approval.js';
 import { buildAgents, LlmExecutor, type LlmExecutorOptions } from './executors/llm.js';
-import { ChatSession } from './agents/chat.js';
+import type { ChatSession } from './agents/chat.js';
 import { costOf } from './agents/providers/prices.js';
 import type { ToolSet } from './agents/tools/index.js';
 import type { LoopEvent, LoopHooks } from './agents/loop.js';
@@ -32,7 +32,7 @@ import { ProcessExecutor } from './executors/process.js';
 import { memoryLimitMechanism } from './executors/memory-limit.js';
 import { chooseSandbox, sandboxWarnings, type SandboxChoice } from './sandbox/sandbox.js';
 import { readManifestFile } from './manifest-file.js';
-import { executorClientFor, type RegisteredExecutorClient } from './executors/http/resolver.js';
+import type { RegisteredExecutorClient } from './executors/http/resolver.js';
 import { sharedInputsJson } from './executors/http/shared-inputs.js';
 import { byteLength, LimitExceededError } from './core/limits.js';
 import { NetworkGuard } from './net/guard.js';
@@ -51,21 +51,20 @@ import { Redactor } from './secrets/redactor.js';
 import { ClassRedactor } from './guardrails/redaction/classifier.js';
 import { storagePolicy } from './guardrails/redaction/policy.js';
 import { budgetReport, type BudgetReport } from './guardrails/budget-report.js';
-import { createStepGuard, type GuardDeps, type GuardrailHooks } from './guardrails/index.js';
+import type { GuardDeps, GuardrailHooks } from './guardrails/index.js';
 import { AgentMemory } from './memory/agent-memory.js';
 import { providerEmbedder, type Embedder } from './memory/embedder.js';
 import { openStoreKeys, type StoreKeys } from './secrets/store-key.js';
 import { SecretCache } from './secrets/secret-cache.js';
 import { SigningKeys } from './identity/keys.js';
-import { forkRun, type ForkOptions, type ForkResult } from './branching/fork.js';
+import type { ForkOptions, ForkResult } from './branching/fork.js';
 import type { LineageNode } from './store/fork-types.js';
-import { rekeyPlan } from './secrets/rotate.js';
 import { checkSecretName, checkSecretValue, sealSecret, secretsKek } from './secrets/vault.js';
 import { deriveKey, KeyPurpose, MASTER_KEY_BYTES } from './secrets/master-key.js';
 import { TokenAuthority, type AuthResult, type CreatedToken, type CreateTokenOptions, type Principal, type StreamToken, type TokenInfo } from './auth/tokens.js';
 import { checkCustomEventName, checkEventId } from './triggers/events.js';
 import { RegistryCache } from './engine/registry-cache.js';
-import { deliverWebhook, type DeliveredWebhook, type WebhookDelivery } from './triggers/webhook-delivery.js';
+import type { DeliveredWebhook, WebhookDelivery } from './triggers/webhook-delivery.js';
 import type {
   AgentMessageRecord,
   AgentRecord,
@@ -84,9 +83,8 @@ import type {
 } from './store/types.js';
 import type { RunSignalRecord, TriggerRecord, WorkerRecord } from './store/types.js';
 import { activeTraceContext } from './observability/tracing.js';
-import { ConsensusTasks, type SubmittedTask, type TaskDecisionView, type TaskView } from './consensus/facade.js';
+import type { ConsensusTasks, SubmittedTask, TaskDecisionView, TaskView } from './consensus/facade.js';
 import { consensusDeps, consensusRunner, knowledgeHooks } from './consensus/driver/wiring.js';
-import { knowledgeForSwarm } from './consensus/knowledge/swarm.js';
 import type { ConsensusDeps } from './consensus/driver/deps.js';
 import type { VoteInput } from './consensus/driver/votes.js';
 import type { TaskCost } from './consensus/core/types.js';
@@ -336,7 +334,8 @@ export class Swarm {
   private hooks: EngineMetrics = NO_METRICS;
   /** Consensus tasks: the driver's dependencies (workers run consensus steps with them) and the facade. */
   private readonly consensusDeps: ConsensusDeps;
-  private readonly consensusTasks: ConsensusTasks;
+  /** Made (and its module loaded) at the first task call: most processes never make one. */
+  private readonly consensusTasks: () => Promise<ConsensusTasks>;
 
   private constructor(
     readonly config: SwarmConfig,
@@ -395,7 +394,8 @@ export class Swarm {
       log,
       network: this.network,
       maxMessageBytes: config.limits.llm_message_bytes,
-      guards: (ctx) => createStepGuard(this.guardDeps, ctx),
+      // The guardrails' modules load at the first llm step.
+      guards: async (ctx) => (await import('./guardrails/index.js')).createStepGuard(this.guardDeps, ctx),
     };
     this.guardDeps = {
       store: agentStore,
@@ -448,16 +448,21 @@ export class Swarm {
       log: (m) => log(m),
       redact: (d) => this.redactor.value(d),
       // The knowledge store: prior decisions seed the proposers, finalized ones are recorded.
-      knowledge: knowledgeHooks(knowledgeForSwarm({ store, memory: this.memory, redactor: this.redactor }, llm.providerEnv ?? process.env), store),
+      knowledge: knowledgeHooks(async () => (await import('./consensus/knowledge/swarm.js')).knowledgeForSwarm({ store, memory: this.memory, redactor: this.redactor }, llm.providerEnv ?? process.env), store),
     });
-    this.consensusTasks = new ConsensusTasks({
-      store,
-      listWorkflows: (n) => this.listWorkflows(n),
-      registerWorkflow: (path) => this.registerWorkflow(path),
-      createRun: (ref, input, o) => this.createRun(ref, input, o),
-      recordEvents: (tx, runId, stepId, events) => this.consensusDeps.record(tx, runId, stepId, events),
-      notifyCommit: () => this.notifyCommit(),
-    });
+    let tasks: Promise<ConsensusTasks> | undefined;
+    this.consensusTasks = () =>
+      (tasks ??= import('./consensus/facade.js').then(
+        ({ ConsensusTasks }) =>
+          new ConsensusTasks({
+            store,
+            listWorkflows: (n) => this.listWorkflows(n),
+            registerWorkflow: (path) => this.registerWorkflow(path),
+            createRun: (ref, input, o) => this.createRun(ref, input, o),
+            recordEvents: (tx, runId, stepId, events) => this.consensusDeps.record(tx, runId, stepId, events),
+            notifyCommit: () => this.notifyCommit(),
+          }),
+      ));
   }
 
   /** Resolve configuration (swarm.yaml, then environment, then overrides) and open the store. */
@@ -564,7 +569,7 @@ export class Swarm {
    *   console.log(await rt.capabilities());
    */
   async executorClient(name: string, options: { fetch?: typeof fetch; timeoutMs?: number } = {}): Promise<RegisteredExecutorClient> {
-    return executorClientFor(this.store, (n) => this.secretValue(n), name, options);
+    return (await import('./executors/http/resolver.js')).executorClientFor(this.store, (n) => this.secretValue(n), name, options);
   }
 
   /** `runtime.type: sw4rm` steps (src/sw4rm/bridge/): made on first use, so only workers that run one load gRPC. */
@@ -999,7 +1004,7 @@ export class Swarm {
       const names = live.map((w) => `${w.id} (pid ${w.pid} on ${w.hostname})`).slice(0, 3).join(', ');
       throw new UserError('WORKERS_RUNNING', `cannot rotate the master key while workers run (${names || 'in this process'}): stop every swarm worker, serve and run process first, then rotate`, { workers: live.map((w) => w.id) });
     }
-    const report = await this.store.rekey(rekeyPlan(this.keys.master, newKey));
+    const report = await this.store.rekey((await import('./secrets/rotate.js')).rekeyPlan(this.keys.master, newKey));
     // Signing keys are re-sealed after the store's re-key (a rewrap skips keys already under the new key).
     await this.signingKeys.rewrap(this.keys.kek, secretsKek(newKey));
     // The ledger holds the chain key by reference: it signs with the new key from here on.
@@ -1268,7 +1273,7 @@ export class Swarm {
   async deliverWebhook(path: string, delivery: WebhookDelivery): Promise<DeliveredWebhook> {
     // Read once, with the trigger: the run is planned as of the delivery's arrival.
     let generation: string | undefined;
-    return deliverWebhook(
+    return (await import('./triggers/webhook-delivery.js')).deliverWebhook(
       {
         findTrigger: async (p) => {
           generation = await this.store.registryGeneration();
@@ -1428,7 +1433,7 @@ export class Swarm {
         }
         if (existing.agent !== rec.name) throw new UserError('SESSION_AGENT_MISMATCH', `session ${sessionId} is a chat with '${existing.agent}', not '${rec.name}'`, { session: sessionId });
       }
-      const chat = new ChatSession({
+      const chat = new (await import('./agents/chat.js')).ChatSession({
         // A chat's transcript is stored like a step's: through the redacting store.
         store: this.llmOptions.store,
         sessionId,
@@ -1479,7 +1484,7 @@ export class Swarm {
    */
   async fork(idOrPrefix: string, options: ForkOptions): Promise<ForkResult> {
     const id = await this.resolveRunId(idOrPrefix);
-    const out = await forkRun(
+    const out = await (await import('./branching/fork.js')).forkRun(
       { store: this.store, ledger: this.ledger, chainKey: this.keys.chain, maxEventBytes: this.config.limits.event_payload_bytes, redactor: this.redactor },
       id,
       options,
@@ -1640,27 +1645,27 @@ export class Swarm {
    *   const { task_id, run_id } = await swarm.submitTask({ task_type: 'answer', inputs: { q: '2+2' }, proposers: [{ agent: 'solver', samples: 3 }], verification: { policy: 'vp.schema_only.v1' }, voting: { voters: [{ id: 'v1' }] } });
    */
   submitTask(contract: unknown): Promise<SubmittedTask> {
-    return this.consensusTasks.submitTask(contract);
+    return this.consensusTasks().then((t) => t.submitTask(contract));
   }
 
   /** A task with its candidates, verifier results, votes, decision and cost; undefined until its run created it. */
   getTask(taskId: string): Promise<TaskView | undefined> {
-    return this.consensusTasks.getTask(taskId);
+    return this.consensusTasks().then((t) => t.getTask(taskId));
   }
 
   /** Consensus tasks, newest first (of a run, in a status). */
   listTasks(query: ConsensusTaskQuery = {}): Promise<ConsensusTaskRow[]> {
-    return this.consensusTasks.listTasks(query);
+    return this.consensusTasks().then((t) => t.listTasks(query));
   }
 
   /** A task's decision, or where it stands (`pending` before its run created it). TASK_NOT_FOUND for an unknown id. */
   taskDecision(taskId: string): Promise<TaskDecisionView> {
-    return this.consensusTasks.taskDecision(taskId);
+    return this.consensusTasks().then((t) => t.taskDecision(taskId));
   }
 
   /** A task's cost report by bucket (explore, verify, finalize) against its budgets. */
   taskCost(taskId: string): Promise<TaskCost> {
-    return this.consensusTasks.taskCost(taskId);
+    return this.consensusTasks().then((t) => t.taskCost(taskId));
   }
 
   /**
@@ -1671,7 +1676,7 @@ export class Swarm {
    *   await swarm.submitVote({ kind: 'reveal', task_id, voter_id: 'ext-1', candidate_hash, vote: 'approve', salt, signature });
    */
   submitVote(vote: VoteInput): Promise<{ task_id: string; round: number; event_seq: number }> {
-    return this.consensusTasks.submitVote(vote);
+    return this.consensusTasks().then((t) => t.submitVote(vote));
   }
 
   // ---------- workers ----------

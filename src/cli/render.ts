@@ -1,4 +1,4 @@
-import { createLogUpdate } from 'log-update';
+import type { createLogUpdate as CreateLogUpdate } from 'log-update';
 import pc from 'picocolors';
 import type { RunEvent } from '../core/events.js';
 import type { LoopEvent } from '../agents/loop.js';
@@ -62,8 +62,19 @@ interface StepView {
   note: string;
 }
 
+let createLogUpdate: typeof CreateLogUpdate | undefined;
+
 /**
- * Shows a run's progress from its events: a live, redrawn view on a terminal, plain lines otherwise.
+ * Loads what redraws the live view (log-update and the 20-odd modules it imports): before a live
+ * ProgressReporter is made, not at every `swarm` start.
+ */
+export async function loadLiveView(): Promise<void> {
+  createLogUpdate ??= (await import('log-update')).createLogUpdate;
+}
+
+/**
+ * Shows a run's progress from its events: a live, redrawn view on a terminal (after `loadLiveView()`),
+ * plain lines otherwise.
  */
 export class ProgressReporter {
   private readonly steps = new Map<string, StepView>();
@@ -71,7 +82,7 @@ export class ProgressReporter {
   private readonly startedAt = Date.now();
   private frame = 0;
   private timer: NodeJS.Timeout | undefined;
-  private readonly logUpdate = createLogUpdate(process.stderr);
+  private readonly logUpdate: ReturnType<typeof CreateLogUpdate> | undefined;
 
   constructor(
     private readonly title: string,
@@ -83,6 +94,8 @@ export class ProgressReporter {
       this.steps.set(s.id, { id: s.id, name: s.name ?? '', status: s.status ?? 'pending', attempt: s.attempt ?? 0, started: null, duration: s.duration ?? null, note: '' });
     }
     if (live) {
+      if (!createLogUpdate) throw new Error('a live ProgressReporter needs loadLiveView() first');
+      this.logUpdate = createLogUpdate(process.stderr);
       this.timer = setInterval(() => this.draw(), 80);
       this.timer.unref();
       this.draw();
@@ -210,7 +223,7 @@ export class ProgressReporter {
   /** A line that stays above the live view. */
   log(text: string): void {
     if (this.live) {
-      this.logUpdate.clear();
+      this.logUpdate?.clear();
       this.out(text);
       this.draw();
     } else this.out(text);
@@ -227,14 +240,14 @@ export class ProgressReporter {
       const attempt = s.attempt > 1 ? pc.dim(` attempt ${s.attempt}`) : '';
       lines.push(`  ${sym} ${s.id.padEnd(width)}  ${(STATUS_COLOR[s.status] ?? String)(s.status.padEnd(10))} ${time.padEnd(7)}${attempt} ${pc.dim(s.note.slice(0, 80))}`);
     }
-    this.logUpdate(lines.join('\n'));
+    this.logUpdate?.(lines.join('\n'));
   }
 
   finish(): void {
     if (this.timer) clearInterval(this.timer);
     if (this.live) {
       this.draw();
-      this.logUpdate.done();
+      this.logUpdate?.done();
     }
   }
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { packageRoot } from '../scaffold.js';
+import { packageRoot } from '../package-root.js';
 
 /** This package's version (package.json), or 'unknown'. */
 export function version(): string {

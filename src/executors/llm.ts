@@ -8,7 +8,7 @@ import { isTransient } from '../store/store.js';
 import type { AgentManifest } from '../core/manifest/agent.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
 import { agent as defineAgent, type Agent, type Tool } from '../agents/agent.js';
-import { run, type LoopEvent, type LoopHooks } from '../agents/loop.js';
+import type { LoopEvent, LoopHooks } from '../agents/loop.js';
 import type { ProvidersConfig } from '../agents/providers/config.js';
 import { isModelCallError } from '../agents/providers/errors.js';
 import type { ModelSpec } from '../agents/providers/index.js';
@@ -83,7 +83,8 @@ export class LlmExecutor implements Executor {
       const journal = storeJournal(this.o.store, { sessionId, agent: start.name, runId: ctx.runId, stepId: ctx.stepId, traceId: ctx.runId, attempt: ctx.attempt });
       const spec = ctx.agent.manifest.llm;
       const guard = await this.o.guards?.({ runId: ctx.runId, stepId: ctx.stepId, attempt: ctx.attempt, workflow: ctx.workflow ?? '', sessionId, agents: manifests, inputs: ctx.inputs, ...(ctx.budget ? { budget: ctx.budget } : {}) });
-      const r = await run(start, messages, {
+      // The agent loop loads at the first llm step, not with every Swarm.
+      const r = await (await import('../agents/loop.js')).run(start, messages, {
         ...(guard ? { guard } : {}),
         contextVariables: (ctx.inputs.context_variables as Record<string, unknown> | undefined) ?? {},
         maxTurns: spec?.max_turns ?? 10,

@@ -57,11 +57,22 @@ const EXTRA_V6: ReadonlyArray<readonly [string, string]> = [
   ['3fff::/20', 'reserved (documentation)'],
   ['5f00::/16', 'reserved (SRv6 SIDs)'],
 ];
-const METADATA_V4 = ipaddr.IPv4.parse('169.254.169.254');
-const METADATA_V6 = ipaddr.IPv6.parse('fd00:ec2::254');
-
-const extraV4 = EXTRA_V4.map(([cidr, rule]) => [ipaddr.IPv4.parseCIDR(cidr), rule] as const);
-const extraV6 = EXTRA_V6.map(([cidr, rule]) => [ipaddr.IPv6.parseCIDR(cidr), rule] as const);
+/** The parsed addresses and ranges, made at the first classification (not at every `swarm` start). */
+let parsed:
+  | {
+      METADATA_V4: ipaddr.IPv4;
+      METADATA_V6: ipaddr.IPv6;
+      extraV4: ReadonlyArray<readonly [[ipaddr.IPv4, number], string]>;
+      extraV6: ReadonlyArray<readonly [[ipaddr.IPv6, number], string]>;
+    }
+  | undefined;
+const ranges = (): NonNullable<typeof parsed> =>
+  (parsed ??= {
+    METADATA_V4: ipaddr.IPv4.parse('169.254.169.254'),
+    METADATA_V6: ipaddr.IPv6.parse('fd00:ec2::254'),
+    extraV4: EXTRA_V4.map(([cidr, rule]) => [ipaddr.IPv4.parseCIDR(cidr), rule] as const),
+    extraV6: EXTRA_V6.map(([cidr, rule]) => [ipaddr.IPv6.parseCIDR(cidr), rule] as const),
+  });
 
 /** Parse an address, or undefined. Accepts what the WHATWG URL parser leaves in `hostname` (IPv6 in brackets). */
 export function parseAddress(text: string): Address | undefined {
@@ -98,6 +109,7 @@ function embeddedV4(a: ipaddr.IPv6): { v4: ipaddr.IPv4; form: string } | undefin
 }
 
 function classifyV4(a: ipaddr.IPv4): string | undefined {
+  const { METADATA_V4, extraV4 } = ranges();
   if (a.match(METADATA_V4, 32)) return 'link-local (the cloud metadata service)';
   for (const [[net, bits], rule] of extraV4) if (a.match(net, bits)) return rule;
   const range = a.range();
@@ -119,6 +131,7 @@ export function classifyAddress(address: string | Address): string | undefined {
     const rule = classifyV4(inner.v4);
     return rule ? `${rule} (${inner.form})` : undefined;
   }
+  const { METADATA_V6, extraV6 } = ranges();
   if (v6.match(METADATA_V6, 128)) return 'unique-local (the cloud metadata service)';
   for (const [[net, bits], rule] of extraV6) if (v6.match(net, bits)) return rule;
   const range = v6.range();

@@ -9,8 +9,7 @@ import { examplesDir, initProject } from '../../scaffold.js';
 import { runExitCode, shortRunId, Swarm } from '../../swarm.js';
 import { LOG_FORMAT_HELP, runFinishedLogger, setUpLogging, stepFinishedLogger } from '../logging.js';
 import { parseInput, parsePort, parsePositiveInt, parseSeconds, parseSince, type CliContext } from '../context.js';
-import { startMetricsServer } from '../../observability/metrics-server.js';
-import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, ProgressReporter, runJson, runListJson, table, clip, truncateView, VIEW_OUTPUTS_CHARS, VIEW_VALUE_CHARS } from '../render.js';
+import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, loadLiveView, ProgressReporter, runJson, runListJson, table, clip, truncateView, VIEW_OUTPUTS_CHARS, VIEW_VALUE_CHARS } from '../render.js';
 import type { LoopEvent } from '../../agents/loop.js';
 import { waitingReason } from '../../engine/concurrency-gate.js';
 import { budgetLines } from '../../guardrails/budget-report.js';
@@ -74,6 +73,7 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
     const c = current.get(s.id);
     return { id: s.id, name: s.name, status: c?.status, attempt: c?.attempt, duration: c?.duration_ms ?? null };
   });
+  if (!o.json && ctx.tty) await loadLiveView();
   const reporter = o.json ? undefined : new ProgressReporter(title, view, ctx.tty, ctx.err);
   const stopWatching = new AbortController();
   const note = (m: string): void => (reporter ? reporter.log(m) : ctx.err(m));
@@ -385,7 +385,7 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
       const metricsPort = o.metricsPort === undefined ? undefined : parsePort(o.metricsPort, '--metrics-port');
       const swarm = await ctx.swarm({ retryUnreachable: true });
       // Before the worker is made: it takes the metrics when created.
-      const metricsServer = metricsPort === undefined ? undefined : await startMetricsServer(await swarm.enableMetrics(), { host: o.metricsHost, port: metricsPort });
+      const metricsServer = metricsPort === undefined ? undefined : await (await import('../../observability/metrics-server.js')).startMetricsServer(await swarm.enableMetrics(), { host: o.metricsHost, port: metricsPort });
       const concurrency = o.concurrency ? parsePositiveInt(o.concurrency, '--concurrency') : swarm.config.workerConcurrency;
       const grace = parseSeconds(o.grace, '--grace') * 1000;
       const worker = swarm.worker({ concurrency, onFinished: runFinishedLogger(ctx), onStepFinished: stepFinishedLogger(ctx) });

@@ -16,8 +16,7 @@ import type { ConsensusStepRunner } from '../../engine/step-runner.js';
 import type { Executor } from '../../executors/executor.js';
 import type { Store } from '../../store/store.js';
 import type { ConsensusDeps, KnowledgeHooks } from './deps.js';
-import { knowledgeEvents, toSeedBundle, type Knowledge } from '../knowledge/index.js';
-import { runConsensusStep } from './driver.js';
+import type { Knowledge } from '../knowledge/index.js';
 
 export interface ConsensusHost {
   store: Store;
@@ -77,10 +76,17 @@ export function consensusDeps(h: ConsensusHost): ConsensusDeps {
   };
 }
 
-/** The knowledge store as the driver uses it: a lookup before proposing (with its events), the decision kept after finalizing. */
-export function knowledgeHooks(knowledge: Knowledge, store: Store): KnowledgeHooks {
+/**
+ * The knowledge store as the driver uses it: a lookup before proposing (with its events), the decision
+ * kept after finalizing. Given as a function, the knowledge store (and its modules) is made at the
+ * first consensus step that uses it.
+ */
+export function knowledgeHooks(of: Knowledge | (() => Promise<Knowledge>), store: Store): KnowledgeHooks {
+  let made: Promise<Knowledge> | undefined;
+  const knowledgeNow = (): Promise<Knowledge> => (made ??= typeof of === 'function' ? of() : Promise.resolve(of));
   return {
     lookup: async (contract, taskId) => {
+      const [knowledge, { knowledgeEvents, toSeedBundle }] = await Promise.all([knowledgeNow(), import('../knowledge/index.js')]);
       const r = await knowledge.lookup({ task_id: taskId, task_type: contract.task_type, inputs: contract.inputs, ...(contract.knowledge ? { knowledge: contract.knowledge } : {}) });
       return { ...(r.hit ? { seed_bundle: toSeedBundle(r.hit) } : {}), events: knowledgeEvents(taskId, r).map((e) => ({ type: e.type, data: { ...e.data } })) };
     },
@@ -88,6 +94,7 @@ export function knowledgeHooks(knowledge: Knowledge, store: Store): KnowledgeHoo
       const [task, decision, candidates, results, c] = await Promise.all([store.getConsensusTask(taskId), store.getConsensusDecision(taskId), store.getConsensusCandidates(taskId), store.getConsensusResults(taskId), store.getConsensusCosts(taskId)]);
       if (!task || !decision) return;
       const budget = task.contract.budget ?? {};
+      const knowledge = await knowledgeNow();
       await knowledge.record({
         decision,
         task: { task_id: taskId, task_type: task.task_type, inputs: task.contract.inputs, run_id: task.run_id },
@@ -99,7 +106,10 @@ export function knowledgeHooks(knowledge: Knowledge, store: Store): KnowledgeHoo
   };
 }
 
-/** The step runner's hook for `kind: consensus` steps. */
+/**
+ * The step runner's hook for `kind: consensus` steps. The driver (and the policies, verification and
+ * voting it imports) loads at the first consensus step, not with every Swarm.
+ */
 export function consensusRunner(deps: ConsensusDeps): ConsensusStepRunner {
-  return (step, spec, ctx, workerId, signal, workflow) => runConsensusStep(deps, step, spec, ctx, workerId, signal, workflow);
+  return async (step, spec, ctx, workerId, signal, workflow) => (await import('./driver.js')).runConsensusStep(deps, step, spec, ctx, workerId, signal, workflow);
 }

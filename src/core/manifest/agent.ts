@@ -1,4 +1,10 @@
-import semver from 'semver';
+// semver's functions one by one: its index loads all of its 48 modules (a cost on every `swarm` start).
+import clean from 'semver/functions/clean.js';
+import eq from 'semver/functions/eq.js';
+import rsort from 'semver/functions/rsort.js';
+import valid from 'semver/functions/valid.js';
+import maxSatisfying from 'semver/ranges/max-satisfying.js';
+import validRange from 'semver/ranges/valid.js';
 import { FIELD_TYPES, toJsonSchema, type FieldSpec, type IoSchema } from '../io-schema.js';
 import { findReferences } from '../template.js';
 import { isReservedName, ProblemList, reservedProblem } from './problems.js';
@@ -194,7 +200,7 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
   const problems = new ProblemList(file);
   const raw = src.value as Record<string, unknown> & { runtime: Record<string, unknown> };
   const version = String(raw.version);
-  if (!semver.valid(version)) {
+  if (!valid(version)) {
     problems.add('version', `'${version}' is not a semantic version (like 1.0.0)${typeof raw.version === 'number' ? '; write it in quotes' : ''}`, src.lineOf(['version']));
   }
   if (isReservedName(raw.name)) problems.add('name', reservedProblem(raw.name as string, 'an agent name'), src.lineOf(['name']));
@@ -237,7 +243,7 @@ export function parseAgentManifest(text: string, file: string, options: AgentMan
   problems.throwIfAny();
   return {
     name: raw.name as string,
-    version: semver.clean(version) ?? version,
+    version: clean(version) ?? version,
     ...(raw.description !== undefined ? { description: raw.description as string } : {}),
     ...(raw.author !== undefined ? { author: raw.author as string } : {}),
     runtime: {
@@ -416,9 +422,9 @@ export function parseRef(ref: string): { name: string; range: string } {
 
 /** Pick the highest version satisfying `range` (`latest` = highest). */
 export function pickVersion(versions: string[], range: string): string | undefined {
-  if (range === 'latest' || range === '*') return semver.rsort([...versions])[0];
-  if (semver.valid(range)) return versions.find((v) => semver.eq(v, range));
-  return semver.maxSatisfying(versions, range) ?? undefined;
+  if (range === 'latest' || range === '*') return rsort([...versions])[0];
+  if (valid(range)) return versions.find((v) => eq(v, range));
+  return maxSatisfying(versions, range) ?? undefined;
 }
 
 /** The newest record whose version satisfies `range`, among records of one name. */
@@ -431,5 +437,5 @@ export function pickRecord<T extends { version: string }>(records: readonly T[],
 }
 
 export function isValidRange(range: string): boolean {
-  return range === 'latest' || semver.validRange(range) !== null;
+  return range === 'latest' || validRange(range) !== null;
 }

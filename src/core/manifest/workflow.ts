@@ -1,4 +1,5 @@
-import semver from 'semver';
+import clean from 'semver/functions/clean.js';
+import valid from 'semver/functions/valid.js';
 import { conditionReferences, parseCondition } from '../condition.js';
 import { ManifestError } from '../errors.js';
 import { declaredFields, FIELD_TYPES, toJsonSchema, validateAgainst, type FieldSpec, type IoSchema } from '../io-schema.js';
@@ -216,7 +217,7 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
   const problems = new ProblemList(file);
   const raw = src.value as Record<string, unknown> & { steps: RawStep[] };
   const version = String(raw.version);
-  if (!semver.valid(version)) {
+  if (!valid(version)) {
     problems.add('version', `'${version}' is not a semantic version (like 1.0.0)${typeof raw.version === 'number' ? '; write it in quotes' : ''}`, src.lineOf(['version']));
   }
   if (isReservedName(raw.name)) problems.add('name', reservedProblem(raw.name as string, 'a workflow name'), src.lineOf(['name']));
@@ -268,7 +269,7 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
 
   const manifest: WorkflowManifest = {
     name: raw.name as string,
-    version: semver.clean(version) ?? version,
+    version: clean(version) ?? version,
     ...(raw.description !== undefined ? { description: raw.description as string } : {}),
     ...(raw.author !== undefined ? { author: raw.author as string } : {}),
     trigger: (raw.trigger as WorkflowManifest['trigger'] | undefined) ?? { type: 'manual' },

@@ -1,4 +1,4 @@
-import semver from 'semver';
+import rcompare from 'semver/functions/rcompare.js';
 import { pgFork } from './fork-sql.js';
 import type { ForkTx } from '../fork-types.js';
 import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, UPDATE_COLUMNS, type Row } from '../rows.js';
@@ -561,7 +561,7 @@ export class PgTx implements LedgerTx {
   }
 
   async latestWorkflow(name: string): Promise<WorkflowRecord | undefined> {
-    return (await this.workflowVersions(name)).sort((a, b) => semver.rcompare(a.version, b.version))[0];
+    return (await this.workflowVersions(name)).sort((a, b) => rcompare(a.version, b.version))[0];
   }
 
   workflowVersions(name: string): Promise<WorkflowRecord[]> {

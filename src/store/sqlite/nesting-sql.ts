@@ -14,7 +14,10 @@ type Stmt = (sql: string) => Database.Statement;
 
 const COLS = 13;
 const ROWS_PER_INSERT = 100;
-const VALUES = Array.from({ length: ROWS_PER_INSERT + 1 }, (_, n) => Array.from({ length: n }, () => `(${Array.from({ length: COLS }, () => '?').join(', ')})`).join(', '));
+const ROW = `(${Array.from({ length: COLS }, () => '?').join(', ')})`;
+const VALUES: string[] = [];
+/** `(?, …), …` for n rows, made when first needed (all 100 lengths at import cost every `swarm` start ~10 ms). */
+const valuesOf = (n: number): string => (VALUES[n] ??= Array.from({ length: n }, () => ROW).join(', '));
 
 /** Insert step rows into a run: multi-row statements of 100 rows (one statement per 100 elements). */
 export function insertStepRows(stmt: Stmt, runId: string, now: number, steps: readonly NewStepRow[]): void {
@@ -29,7 +32,7 @@ export function insertStepRows(stmt: Stmt, runId: string, now: number, steps: re
     }
     stmt(
       `INSERT INTO step_executions (id, run_id, step_id, step_index, agent_id, agent_name, agent_version, status, pending_deps, available_at, queued_at, map_index, map_item)
-       VALUES ${VALUES[chunk.length]}`,
+       VALUES ${valuesOf(chunk.length)}`,
     ).run(...values);
   }
 }

@@ -4,7 +4,7 @@ import { sqliteConsensus } from './consensus-sql.js';
 import type { ConsensusTx } from '../consensus-types.js';
 import { sqliteFork } from './fork-sql.js';
 import type { ForkTx } from '../fork-types.js';
-import semver from 'semver';
+import rcompare from 'semver/functions/rcompare.js';
 import { parseJson, REGISTRY_GENERATION_KEY, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, type Row } from '../rows.js';
 import { SqliteConcurrencyTx } from './concurrency-sql.js';
 import * as nest from './nesting-sql.js';
@@ -215,7 +215,7 @@ export class SqliteTx implements LedgerTx {
   }
 
   async latestWorkflow(name: string): Promise<WorkflowRecord | undefined> {
-    return (await this.workflowVersions(name)).sort((a, b) => semver.rcompare(a.version, b.version))[0];
+    return (await this.workflowVersions(name)).sort((a, b) => rcompare(a.version, b.version))[0];
   }
 
   async registryGeneration(): Promise<string> {
