@@ -111,7 +111,7 @@ export async function moduleTools(spec: ModuleToolSpec, index: number, packageDi
   } catch (e) {
     // The one package every tool may import: say how to make it importable from the agent's project.
     const hint = /Cannot find (?:module|package) 'swarm-runtime'/.test(errorMessage(e))
-      ? `; it imports swarm-runtime, which is not installed where the agent's package is: in your project, npm install ${(await import('../../scaffold.js')).packageRoot()} (or npm link swarm-runtime)`
+      ? `; it imports swarm-runtime, which is not installed where the agent's package is: in your project, npm install ${(await import('../../package-root.js')).packageRoot()} (or npm link swarm-runtime)`
       : '';
     throw new ToolLoadError('TOOL_MODULE_FAILED', `${where}: '${file}' failed to load: ${errorMessage(e)}${hint}`, false, { module: file }, { cause: e });
   }
