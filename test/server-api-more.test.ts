@@ -129,7 +129,8 @@ describe('bulk cancel and retry', () => {
     expect(first.json.results).toEqual([
       { id: a, run_id: a, result: 'done', steps: expect.any(Array) as unknown },
       { id: b.slice(-12), run_id: b, result: 'done', steps: expect.any(Array) as unknown },
-      { id: 'ffff-not-a-run', result: 'not_found', code: 'RUN_NOT_FOUND', detail: expect.any(String) as unknown },
+      // Told as an API client is told: the route that lists runs, not the CLI command.
+      { id: 'ffff-not-a-run', result: 'not_found', code: 'RUN_NOT_FOUND', detail: "run 'ffff-not-a-run' not found", hint: 'GET /api/v1/runs lists the runs' },
     ]);
     expect(await statusOf(a)).toBe('cancelled');
     expect(await statusOf(c)).not.toBe('cancelled');

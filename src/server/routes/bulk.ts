@@ -49,6 +49,7 @@ const BulkResult = z.object({
   steps: z.array(z.string()).optional().openapi({ description: 'done: the steps cancelled, or reset to run again' }),
   code: z.string().optional().openapi({ description: 'refused, not_found: the error code (RUN_NOT_CANCELLABLE, RUN_NOT_RETRYABLE, RUN_NOT_FOUND, RUN_ID_AMBIGUOUS…)' }),
   detail: z.string().optional(),
+  hint: z.string().optional().openapi({ description: 'refused, not_found: the API route that helps, where there is one' }),
 });
 
 function bulkRoute(action: 'cancel' | 'retry'): ReturnType<typeof createRoute> {
