@@ -91,9 +91,7 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   });
 
   // Before anything else: a request without the right token is answered before its body is read.
-  app.use('*', authMiddleware(swarm, options.auth ?? 'auto', { openToAnyHost: options.openToAnyHost ?? false }));
-  // A caller's trace context (traceparent): the runs its request creates join its trace.
-  app.use('*', traceContext);
+  const auth = authMiddleware(swarm, options.auth ?? 'auto', { openToAnyHost: options.openToAnyHost ?? false });
 
   // Refused by its Content-Length before anything is read, or as soon as a chunked body passes the limit.
   const limit = bodyLimit({
@@ -111,10 +109,19 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
     if (declared !== undefined && c.req.header('transfer-encoding') === undefined && /^\d+$/.test(declared) && Number(declared) <= maxBodyBytes) return next();
     return limit(c, next);
   };
+  // The token, then the caller's trace context (traceparent: the runs its request creates join its
+  // trace), then an API request's body size: one middleware calling the three in turn, where three
+  // registered ones would cost the router's dispatch between each (every request passes here).
+  const front: MiddlewareHandler = (c, next) => {
+    const path = c.req.path;
+    const api = path === '/api' || path.startsWith('/api/');
+    return auth(c, () => traceContext(c, api ? () => checked(c, next) as Promise<void> : next) as Promise<void>);
+  };
+  app.use('*', front);
   // Webhook deliveries are counted by outcome, a body refused by the limit included (metrics.ts).
   for (const path of ['/webhooks/*', '/workflows/*']) app.use(path, webhookMetrics(swarm));
-  // Webhook deliveries too: their bodies are read whole, to check the signature.
-  for (const path of ['/api/*', '/webhooks/*', '/workflows/*']) app.use(path, checked);
+  // Their bodies are read whole, to check the signature.
+  for (const path of ['/webhooks/*', '/workflows/*']) app.use(path, checked);
 
   healthRoutes(app, swarm, { version: options.version ?? 'unknown', worker: options.worker ?? null });
   registryRoutes(app, swarm);
