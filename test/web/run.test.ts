@@ -104,7 +104,15 @@ describe('a run’s page (real serve, real Chromium)', () => {
       await page.keyboard.press('Enter');
       await page.getByRole('complementary', { name: 'Step packed' }).waitFor();
       await node(page, 'confirm').click();
-      await page.getByRole('complementary', { name: 'Step confirm' }).getByLabel('Outputs').filter({ hasText: 'PX-9' }).waitFor();
+      const panel = page.getByRole('complementary', { name: 'Step confirm' });
+      try {
+        await panel.getByLabel('Outputs').filter({ hasText: 'PX-9' }).waitFor();
+      } catch (e) {
+        // Which side is behind: the step as the server has it, and as the panel shows it.
+        const steps = (await call<{ steps: Array<{ id: string; status: string; completed_at: string | null; outputs: unknown }> }>(`${srv.url}/api/v1/runs/${id}/steps`, 'GET')).json.steps;
+        const server = steps.find((s) => s.id === 'confirm');
+        throw new Error(`confirm's outputs never showed PX-9. Server: ${JSON.stringify(server)}. Panel: ${JSON.stringify(await panel.textContent())}`, { cause: e });
+      }
     } finally {
       await context.close();
     }

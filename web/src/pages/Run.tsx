@@ -31,9 +31,14 @@ const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 const FINISHED_EVENTS = new Set(['RUN_COMPLETED', 'RUN_FAILED', 'RUN_CANCELLED']);
 /** Step events whose step, once read, has its end (completed_at, outputs or error). */
 const STEP_ENDS = new Set(['STEP_COMPLETED', 'STEP_FAILED']);
-/** How many more reads, and how far apart, when a step is read without the end its events told. */
-const SETTLE_READS = 5;
-const SETTLE_MS = 200;
+/**
+ * When a step is read without the end its events told: read again, 200 ms later, then twice as late
+ * each time (at most 2 s apart), for up to 20 s. A busy server may answer a read begun before the
+ * end was committed after the event that told it; the page must not stay on such a read.
+ */
+const SETTLE_FIRST_MS = 200;
+const SETTLE_MAX_MS = 2_000;
+const SETTLE_FOR_MS = 20_000;
 
 export function RunPage() {
   const { id = '' } = useParams();
@@ -84,6 +89,7 @@ function RunView({ id }: { id: string }) {
   // burst (a busy big run would never show a change); the next read starts when it ends.
   const reading = useRef(false);
   const again = useRef(false);
+  const gone = useRef(false);
   // Whether a step the events say ended (its last event a completion or failure) is read without its
   // end (no completed_at, so no outputs or error): that read began before the end was committed.
   const unsettled = useCallback((): boolean => {
@@ -104,15 +110,17 @@ function RunView({ id }: { id: string }) {
     }
     reading.current = true;
     try {
-      let settling = 0;
+      let wait = SETTLE_FIRST_MS;
+      const giveUp = Date.now() + SETTLE_FOR_MS;
       do {
         again.current = false;
         // cancelRefetch: a read begun before these events (the first load, an action's invalidation)
         // would answer with the state before them; this loop's own reads are never cancelled (again).
         await Promise.all([['run', id], ['steps', id], ['children', id], ['approvals']].map((key) => client.refetchQueries({ queryKey: key }, { cancelRefetch: true })));
-        // A step still read without the end its events told: read again, a few times at most.
-        if (!again.current && unsettled() && settling++ < SETTLE_READS) {
-          await new Promise((ok) => setTimeout(ok, SETTLE_MS));
+        // A step still read without the end its events told: read again, backing off, for a while.
+        if (!again.current && !gone.current && unsettled() && Date.now() < giveUp) {
+          await new Promise((ok) => setTimeout(ok, wait));
+          wait = Math.min(wait * 2, SETTLE_MAX_MS);
           again.current = true;
         }
       } while (again.current);
@@ -138,14 +146,15 @@ function RunView({ id }: { id: string }) {
     if (cached && FINISHED.has(cached.status) && last && FINISHED_EVENTS.has(last.type) && !unsettled()) return;
     void reread();
   }, [client, id, reread, unsettled]);
-  // A burst's timer must not fire after the page is gone.
-  useEffect(
-    () => () => {
+  // A burst's timer must not fire after the page is gone, nor its reads go on.
+  useEffect(() => {
+    gone.current = false;
+    return () => {
       if (timer.current) clearTimeout(timer.current);
       timer.current = undefined;
-    },
-    [],
-  );
+      gone.current = true;
+    };
+  }, []);
   useRunEvents(
     runId,
     (e) => {
