@@ -103,15 +103,22 @@ describe('a run’s page (real serve, real Chromium)', () => {
       await page.locator('.react-flow__node[data-id="packed"]').focus();
       await page.keyboard.press('Enter');
       await page.getByRole('complementary', { name: 'Step packed' }).waitFor();
-      await node(page, 'confirm').click();
+      // A click on a node opens its step. On a loaded machine the DAG may still be moving under the
+      // pointer (its layout settles after the panel opened beside it): a click that opened nothing is
+      // made again, at most twice more.
       const panel = page.getByRole('complementary', { name: 'Step confirm' });
+      for (let clicks = 0; clicks < 3; clicks++) {
+        await node(page, 'confirm').click();
+        if (await panel.waitFor({ timeout: 5_000 }).then(() => true, () => false)) break;
+      }
       try {
         await panel.getByLabel('Outputs').filter({ hasText: 'PX-9' }).waitFor();
       } catch (e) {
-        // Which side is behind: the step as the server has it, and as the panel shows it.
+        // Which side is behind: the step as the server has it, and what the page shows.
         const steps = (await call<{ steps: Array<{ id: string; status: string; completed_at: string | null; outputs: unknown }> }>(`${srv.url}/api/v1/runs/${id}/steps`, 'GET')).json.steps;
         const server = steps.find((s) => s.id === 'confirm');
-        throw new Error(`confirm's outputs never showed PX-9. Server: ${JSON.stringify(server)}. Panel: ${JSON.stringify(await panel.textContent())}`, { cause: e });
+        const shown = (await panel.count()) ? await panel.textContent() : `no panel of confirm; panels open: ${JSON.stringify(await page.getByRole('complementary').allTextContents())}`;
+        throw new Error(`confirm's outputs never showed PX-9. Server: ${JSON.stringify(server)}. Page: ${JSON.stringify(shown)}`, { cause: e });
       }
     } finally {
       await context.close();
