@@ -26,9 +26,9 @@ import { runJob, type FanoutResult, type Job, type LinearResult } from './worklo
  * The modes measured. Each says what its child does before the workload: the Job fields it sets
  * (`metrics` turns the registry on) and, optionally, something to start first. `tracing` starts the
  * OpenTelemetry SDK as the CLI does (src/observability/otel-sdk.ts: batch span processor, OTLP/HTTP
- * JSON exporter in a worker thread, 100% sampling) sending to a receiver in the parent process, which
- * reads and counts the spans (so the receiving costs the measured process nothing, as with a
- * collector elsewhere); `tracing-main-thread` is the same with the exporter in the main thread.
+ * JSON exporter, 100% sampling) sending to a receiver in the parent process, which reads and counts
+ * the spans (so the receiving costs the measured process nothing, as with a collector elsewhere);
+ * `tracing-thread` is the same with the exporter in a worker thread (SWARM_OTEL_EXPORT_THREAD=true).
  */
 interface Mode {
   job: Pick<Job, 'metrics'>;
@@ -36,13 +36,13 @@ interface Mode {
   start?: (o: { scrapeMs: number; otlpEndpoint?: string }) => Promise<() => Promise<void>>;
 }
 
-const MODE_NAMES = ['off', 'metrics', 'tracing', 'tracing-main-thread'] as const;
+const MODE_NAMES = ['off', 'metrics', 'tracing', 'tracing-thread'] as const;
 type ModeName = (typeof MODE_NAMES)[number];
-/** Measured unless --modes says otherwise (`tracing-main-thread` is a diagnostic: ask for it). */
+/** Measured unless --modes says otherwise (`tracing-thread`, the opt-in export thread: ask for it). */
 const DEFAULT_MODES: readonly ModeName[] = ['off', 'metrics', 'tracing'];
-const TRACING_MODES: ReadonlySet<ModeName> = new Set(['tracing', 'tracing-main-thread']);
+const TRACING_MODES: ReadonlySet<ModeName> = new Set(['tracing', 'tracing-thread']);
 
-/** The tracing modes' start: the CLI's SDK, its exporter in a worker thread (the default) or in this one. */
+/** The tracing modes' start: the CLI's SDK, its exporter in this thread (the default) or in a worker thread. */
 function startTracingMode(exportThread: boolean): NonNullable<Mode['start']> {
   return async ({ otlpEndpoint }) => {
     const { startTracing } = await import('../src/observability/otel-sdk.js');
@@ -61,14 +61,14 @@ function modeOf(name: ModeName, scrapeMs: number): Mode {
   const modes: Record<ModeName, Mode> = {
     off: { job: {} },
     metrics: { job: { metrics: { scrapeMs } } },
-    tracing: { job: {}, start: startTracingMode(true) },
-    'tracing-main-thread': { job: {}, start: startTracingMode(false) },
+    tracing: { job: {}, start: startTracingMode(false) },
+    'tracing-thread': { job: {}, start: startTracingMode(true) },
   };
   return modes[name];
 }
 
 /** The most throughput a mode may lose against `off` (ratio on/off at least 1 - this). */
-const MAX_LOSS: Record<ModeName, number> = { off: 0, metrics: 0.05, tracing: 0.15, 'tracing-main-thread': 0.15 };
+const MAX_LOSS: Record<ModeName, number> = { off: 0, metrics: 0.05, tracing: 0.15, 'tracing-thread': 0.15 };
 
 /** An OTLP/HTTP receiver that reads every POST /v1/traces whole and counts its spans. */
 async function startReceiver(): Promise<{ url: string; spans: () => number; close: () => Promise<void> }> {
@@ -103,7 +103,7 @@ const USAGE = `usage: node dist/bench/observability.js [options]
   --quick              short smoke: fewer runs, narrower fan-out, 1 repetition
   --repeat <n>         repetitions, interleaved, medians reported (default 5; --quick 1)
   --modes <names>      comma-separated subset of: ${MODE_NAMES.join(', ')} (off is always measured;
-                       default ${DEFAULT_MODES.join(', ')}; tracing-main-thread exports in the main thread)
+                       default ${DEFAULT_MODES.join(', ')}; tracing-thread exports from a worker thread)
   --only <names>       comma-separated subset of: ${WORKLOAD_NAMES.join(', ')}
   --scrape-ms <n>      how often the metrics mode renders the exposition, as a scraper would (default 1000)
   --dir <path>         where to create the temp directories (default: the OS temp dir)

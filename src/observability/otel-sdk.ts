@@ -1,7 +1,7 @@
 /**
  * The OpenTelemetry SDK for Swarm's entry points (`swarm serve`, `swarm worker`, `swarm run`, …):
- * a NodeTracerProvider with a BatchSpanProcessor exporting OTLP over HTTP (JSON) from a worker
- * thread (src/observability/otlp-thread-exporter.ts), started only when
+ * a NodeTracerProvider with a BatchSpanProcessor exporting OTLP over HTTP (JSON), from this thread or
+ * a worker thread (SWARM_OTEL_EXPORT_THREAD=true; src/observability/otlp-thread-exporter.ts), started only when
  * the standard `OTEL_*` environment asks for it. The SDK is loaded by dynamic import, so a command
  * run without that configuration loads none of it. The core (src/observability/tracing.ts) speaks
  * the OpenTelemetry API only.
@@ -24,9 +24,11 @@ export interface StartTracingOptions {
   /** How long the batch processor waits before sending what it has (ms; default OTEL_BSP_SCHEDULE_DELAY, else 5000). */
   scheduledDelayMillis?: number;
   /**
-   * Encode and send the spans in a worker thread (default true), so that the steps' event loop pays
-   * only for copying each span's fields across; false runs the exporter in this thread. The bytes
-   * sent are the same either way.
+   * Encode and send the spans in a worker thread (src/observability/otlp-thread-exporter.ts), so that
+   * the steps' event loop pays only for copying each span's fields across (default false: the
+   * exporter runs in this thread). The bytes sent are the same either way. It helps where the event
+   * loop is the bottleneck and a core is free; on two cores shared with the collector it did not
+   * raise throughput (docs/observability.md#what-it-costs).
    */
   exportThread?: boolean;
 }
@@ -46,7 +48,7 @@ export interface TracingHandle {
  *   try { await swarm.startRun('digest', {}); } finally { await tracing.shutdown(); }
  */
 export async function startTracing(options: StartTracingOptions = {}): Promise<TracingHandle> {
-  const inThread = options.exportThread ?? true;
+  const inThread = options.exportThread ?? false;
   const [{ NodeTracerProvider, BatchSpanProcessor }, { defaultResource, detectResources, envDetector, resourceFromAttributes }, api] = await Promise.all([
     import('@opentelemetry/sdk-trace-node'),
     import('@opentelemetry/resources'),
@@ -97,7 +99,8 @@ export function tracingConfigured(env: Readonly<Record<string, string | undefine
 
 /**
  * Start tracing when `env` configures it (see `tracingConfigured`); undefined otherwise, having
- * loaded nothing. OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true records content.
+ * loaded nothing. OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true records content;
+ * SWARM_OTEL_EXPORT_THREAD=true exports from a worker thread.
  *
  * @example
  *   const tracing = await startTracingFromEnv(process.env); // undefined unless OTEL_* asks for it
@@ -114,6 +117,7 @@ export async function startTracingFromEnv(env: Readonly<Record<string, string | 
     ...(env.OTEL_SERVICE_NAME?.trim() ? { serviceName: env.OTEL_SERVICE_NAME.trim() } : {}),
     ...(env.OTEL_BSP_SCHEDULE_DELAY && Number.isFinite(delay) && delay >= 0 ? { scheduledDelayMillis: delay } : {}),
     captureMessageContent: env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT?.trim().toLowerCase() === 'true',
+    exportThread: env.SWARM_OTEL_EXPORT_THREAD?.trim().toLowerCase() === 'true',
   });
 }
 
