@@ -74,4 +74,23 @@ describe.concurrent('run ids', () => {
     const shown = await s.json<{ run_id: string }>(['runs', 'show', ran.run_id.slice(-12), '--json']);
     expect(shown.run_id).toBe(ran.run_id);
   });
+
+  test('a run’s times are the same in the list and in the run document: *_at_ms epoch milliseconds in both, created_at as each always gave it', async ({ expect }) => {
+    const s = makeSandbox();
+    s.copyStore(await examplesStore());
+    type Times = { run_id: string; created_at: number | string; created_at_ms: number; started_at_ms: number | null; completed_at_ms: number | null; updated_at_ms: number };
+    const ran = await s.json<Times>(['run', 'echo-chain', '{"message": "x"}', '--json']);
+    const [listed] = await s.json<Array<Times & { started_at: number; completed_at: number; updated_at: number }>>(['runs', 'list', '--json']);
+    const [wfListed] = await s.json<Times[]>(['workflow', 'runs', 'echo-chain', '--json']);
+    const shown = await s.json<Times>(['runs', 'show', ran.run_id, '--json']);
+    if (!listed || !wfListed) throw new Error('no run listed');
+    const times = (d: Times) => ({ created_at_ms: d.created_at_ms, started_at_ms: d.started_at_ms, completed_at_ms: d.completed_at_ms, updated_at_ms: d.updated_at_ms });
+    expect(times(shown)).toEqual(times(listed));
+    expect(times(ran)).toEqual(times(listed));
+    expect(times(wfListed)).toEqual(times(listed));
+    // The list's *_at stay epoch milliseconds, the run document's created_at ISO 8601: the same instant.
+    expect(listed).toMatchObject({ created_at: listed.created_at_ms, started_at: listed.started_at_ms, completed_at: listed.completed_at_ms, updated_at: listed.updated_at_ms });
+    expect(shown.created_at).toBe(new Date(shown.created_at_ms).toISOString());
+    expect(typeof shown.completed_at_ms).toBe('number');
+  });
 });

@@ -120,6 +120,9 @@ describe.concurrent('swarm CLI', () => {
     // The hint names the run by its short id: the end of the id.
     expect(r.stderr).toContain(`swarm runs show ${runs[0]!.run_id.slice(-12)}`);
     expect(s.query('SELECT id FROM agents')).toHaveLength(agents);
+    // Among them the trigger examples, registered with their triggers: a schedule and a signed webhook.
+    expect(await s.json<unknown[]>(['schedules', 'list', '--json'])).toMatchObject([{ workflow: 'nightly', cron: '0 2 * * *', timezone: 'Europe/Paris', paused: false }]);
+    expect(s.query("SELECT workflow_name, webhook_path, webhook_scheme FROM triggers WHERE type = 'webhook'")).toEqual([{ workflow_name: 'orders', webhook_path: 'orders', webhook_scheme: 'standard' }]);
   });
 
   test('SWARM_HOME moves the store out of the project', async ({ expect }) => {

@@ -241,6 +241,21 @@ describe('parseWorkflowManifest: errors name file, field and line', () => {
     expect(err.message).toContain('invalid YAML');
   });
 
+  // Each file: its lines, the 1-based line to fix, and what the message says about it.
+  const malformed: Array<[string, string[], number, RegExp]> = [
+    ['an unclosed { (flow mapping)', ['steps:', '  - id: a', '    agent: echo', '    inputs: { message: hi', '  - id: b', '    agent: echo'], 6, /invalid YAML: the \{ in column 13 opens a flow mapping that is never closed with \}$/],
+    ['an unclosed [ (flow sequence)', ['tags: [a, b', 'steps:', '  - id: a', '    agent: echo'], 3, /invalid YAML: the \[ in column 7 opens a flow sequence that is never closed with \]$/],
+    ['an unclosed [ inside a flow mapping', ['steps:', '  - id: a', '    agent: echo', '    inputs: { message: hi, list: [1, 2', '  - id: b', '    agent: echo'], 6, /the \[ in column 34 opens a flow sequence/],
+    ['an unclosed { at the end of the file', ['steps:', '  - id: a', '    agent: echo', '    inputs: {'], 6, /the \{ in column 13 opens a flow mapping/],
+    ['a } on a line indented too little', ['steps:', '  - id: a', '    agent: echo', '    inputs: {', '      message: hi', '}'], 8, /invalid YAML: Flow map in block collection must be sufficiently indented and end with a \}$/],
+    ['bad indentation', ['steps:', '  - id: a', '    agent: echo', '   inputs: {}'], 6, /invalid YAML: /],
+    ['a tab as indentation', ['steps:', '  - id: a', '\tagent: echo'], 5, /invalid YAML: Tabs are not allowed as indentation/],
+  ];
+  it.each(malformed)('malformed YAML, %s: the line named is the one to fix', (_what, lines, line, message) => {
+    const err = manifestError(workflow(`${HEAD}${lines.join('\n')}\n`), WF_FILE, undefined, line);
+    expect(err.message).toMatch(message);
+  });
+
   it('missing required field in a step (agent)', () => {
     const err = manifestError(workflow(`${HEAD}steps:\n  - id: a\n    agent: noop\n  - id: b\n    inputs: {}\n`), WF_FILE, 'steps[1].agent', 6);
     expect(err.message).toContain('is required');

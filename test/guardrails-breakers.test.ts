@@ -13,6 +13,7 @@ import { resolveConfig } from '../src/config/config.js';
 import { parseAgentManifest, type AgentManifest } from '../src/core/manifest/agent.js';
 import type { BreakersSpec } from '../src/core/manifest/guardrails/breakers.js';
 import { breakerGuard, modelOutcome, toolOutcome } from '../src/guardrails/breakers.js';
+import { listBreakerViews } from '../src/guardrails/breaker-admin.js';
 import { claimProbe, closedRow, peek, recordOutcome, resolveBreaker } from '../src/guardrails/circuit.js';
 import type { GuardDeps, GuardEvent } from '../src/guardrails/index.js';
 import { composeGuards, type LoopGuard } from '../src/guardrails/guard.js';
@@ -381,6 +382,39 @@ describe.each(backends)('circuit breakers on $name', (backend) => {
     expect(await codeOf(ask(m, w.guard()))).toBe('MODEL_CALL_FAILED');
     expect(await codeOf(ask(m, w.guard()))).toBe('MODEL_CALL_FAILED');
     expect(await codeOf(ask(m, w.guard()))).toBe('CIRCUIT_OPEN');
+  });
+
+  it('an open breaker keeps the cool-down it opened with: the list shows that probe time, and an agent with other settings waits the same', async () => {
+    const [a, b] = await backend.pair();
+    const clock = { t: 1_000 };
+    const deployment: BreakersSpec = { failures: 1, cooldown_ms: 30_000 };
+    const clerk = parseAgentManifest('name: clerk\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: gpt-4o-mini }\nguardrails:\n  breakers:\n    models:\n      openai/gpt-4o-mini: { cooldown: 5m }\n', 'agent.yaml');
+    const own = worker(a, deployment, clock, {}, new Map([['clerk', clerk]]));
+    // Another worker whose step's agent has no settings of its own: the deployment's 30 s.
+    const other = worker(b, deployment, clock);
+    const failing = { on: true };
+    const m = flaky('openai/gpt-4o-mini', failing);
+    expect(await codeOf(ask(m, own.guard()))).toBe('MODEL_CALL_FAILED');
+    expect(await b.getBreaker('model:openai/gpt-4o-mini')).toMatchObject({ state: 'open', opened_at: 1_000, cooldown_ms: 300_000 });
+    expect(own.events).toEqual([{ type: 'CIRCUIT_CHANGED', data: expect.objectContaining({ to: 'open', cooldown_ms: 300_000, retry_at: 301_000 }) }]);
+    // What swarm breakers list and GET /api/v1/breakers show (read with the deployment's settings only).
+    expect((await listBreakerViews(b, deployment)).map((v) => v.probe_at)).toEqual([new Date(301_000).toISOString()]);
+    // Past the deployment's cool-down, not the breaker's: still refused, on either worker, with the same retry_at.
+    clock.t = 1_000 + 30_000;
+    await expect(ask(m, other.guard())).rejects.toMatchObject({ code: 'CIRCUIT_OPEN', context: { retry_at: 301_000 } });
+    expect(m.calls).toBe(1);
+    // At the probe time shown, a probe goes through; it fails, and the breaker opens again with the cool-down of that call.
+    clock.t = 301_000;
+    expect(await codeOf(ask(m, other.guard()))).toBe('MODEL_CALL_FAILED');
+    expect(m.calls).toBe(2);
+    expect(await a.getBreaker('model:openai/gpt-4o-mini')).toMatchObject({ state: 'open', opened_at: 301_000, cooldown_ms: 30_000 });
+    expect((await listBreakerViews(a, deployment)).map((v) => v.probe_at)).toEqual([new Date(331_000).toISOString()]);
+    // A probe that succeeds closes it and forgets the cool-down.
+    clock.t = 331_000;
+    failing.on = false;
+    expect(await codeOf(ask(m, own.guard()))).toBe('ok');
+    expect(await a.getBreaker('model:openai/gpt-4o-mini')).toMatchObject({ state: 'closed', opened_at: null, cooldown_ms: null });
+    expect(await listBreakerViews(a, deployment)).toEqual([expect.objectContaining({ state: 'closed', probe_at: null })]);
   });
 });
 

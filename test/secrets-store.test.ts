@@ -182,11 +182,17 @@ describe('swarm secrets, through the CLI on SQLite', () => {
     // Set from standard input (one trailing newline is not part of the value).
     expect((await cli(['secrets', 'set', 'PLANTED'], 0, { input: `${GLOBAL}\n` })).stdout).toContain('secret PLANTED set (global)');
     expect((await cli(['secrets', 'set', 'PLANTED', '--workflow', 'secretive'], 0, { input: SCOPED })).stdout).toContain("secret PLANTED set (workflow 'secretive')");
-    const listed = JSON.parse((await cli(['secrets', 'list', '--json'], 0)).stdout) as Array<{ name: string; scope: string; workflow: string | null; created_at: number }>;
+    const listed = JSON.parse((await cli(['secrets', 'list', '--json'], 0)).stdout) as Array<{ name: string; scope: string; workflow: string | null; created_at: string; updated_at: string }>;
     expect(listed.map((x) => [x.name, x.scope, x.workflow])).toEqual([
       ['PLANTED', 'global', null],
       ['PLANTED', 'workflow', 'secretive'],
     ]);
+    // The same entry as GET /api/v1/secrets gives: times as ISO 8601 (they were epoch milliseconds here only).
+    for (const x of listed) {
+      expect(Object.keys(x).sort()).toEqual(['created_at', 'key_id', 'name', 'scope', 'updated_at', 'workflow']);
+      expect(new Date(x.created_at).toISOString()).toBe(x.created_at);
+      expect(new Date(x.updated_at).toISOString()).toBe(x.updated_at);
+    }
     expect((await cli(['secrets', 'list', '--workflow', 'secretive'], 0)).stdout).toMatch(/PLANTED\s+workflow secretive/);
     // The store holds sealed bytes only.
     const rows = s.query<{ name: string; scope: string; encrypted_value: Buffer; wrapped_key: Buffer }>('SELECT * FROM secrets ORDER BY scope');

@@ -347,6 +347,16 @@ describe('reading runs', () => {
     expectProblem(await call('GET', '/api/v1/runs?limit=0'), 422, 'VALIDATION_FAILED');
     expectProblem(await call('GET', '/api/v1/runs?cursor=bogus'), 400, 'ARGUMENT_INVALID');
   });
+
+  it('a run’s times read the same in the list and in the run document (*_at_ms), whatever form created_at has in each', async () => {
+    const listed = ((await call('GET', '/api/v1/runs?status=completed&limit=1')).json.runs as Json[])[0]!;
+    const shown = (await call('GET', `/api/v1/runs/${String(listed.run_id)}`)).json;
+    const times = (d: Json) => ({ created_at_ms: d.created_at_ms, started_at_ms: d.started_at_ms, completed_at_ms: d.completed_at_ms, updated_at_ms: d.updated_at_ms });
+    expect(times(shown)).toEqual(times(listed));
+    expect(listed.created_at_ms).toBe(listed.created_at);
+    expect(shown.created_at).toBe(new Date(shown.created_at_ms as number).toISOString());
+    expect(typeof shown.completed_at_ms).toBe('number');
+  });
 });
 
 describe('cancel and retry', () => {

@@ -152,6 +152,18 @@ function waitsContract(name: string, makeStore: MakeStore): void {
       expect((await store.nextDueAt(await store.now())) ?? Infinity).toBeGreaterThan(now + 30_000);
     });
 
+    it('a step cancelled while it waits says so: its waiting text becomes "cancelled while …"; a pending step keeps no text', async () => {
+      const id = await h.startRun(ONE_WAIT, {});
+      const [step] = await h.claim('w1', 1, 60_000, [id]);
+      if (!step) throw new Error('nothing claimed');
+      await h.finish(step, 'w1', { kind: 'waiting', reason: 'waiting for event order.paid', wait: req({}) });
+      expect(await h.step(id, 'w')).toMatchObject({ status: 'waiting', error: 'waiting for event order.paid' });
+      expect(await store.transaction((tx) => h.ledger.cancelRun(tx, id, 'cancelled by user'))).toEqual(['w', 'after']);
+      expect(await h.step(id, 'w')).toMatchObject({ status: 'cancelled', error: 'cancelled while waiting for event order.paid' });
+      expect(await h.step(id, 'after')).toMatchObject({ status: 'cancelled', error: null });
+      expect(await h.run(id)).toMatchObject({ status: 'cancelled', error: 'cancelled by user' });
+    });
+
     it('two workers racing to wake the same due step wake it once', async () => {
       const other = await t.openAnother();
       const h2 = new Harness(other, {}, t.runIds);

@@ -2,6 +2,7 @@ import type { createLogUpdate as CreateLogUpdate } from 'log-update';
 import pc from 'picocolors';
 import type { RunEvent } from '../core/events.js';
 import type { LoopEvent } from '../agents/loop.js';
+import { CANCELLED_WHILE } from '../store/types.js';
 
 /** Print rows as aligned columns. */
 export function table(headers: string[], rows: Array<Array<string | number | null | undefined>>): string {
@@ -149,7 +150,7 @@ export class ProgressReporter {
         this.markReady(d.ready);
         break;
       case 'STEP_CANCELLED':
-        if (s) this.set(s.id, { status: 'cancelled' });
+        if (s) this.cancelled(s.id);
         break;
       case 'STEP_WAITING':
         if (s) {
@@ -177,7 +178,7 @@ export class ProgressReporter {
       case 'RUN_FAILED':
       case 'RUN_CANCELLED':
         this.runStatus = e.type === 'RUN_COMPLETED' ? 'completed' : e.type === 'RUN_FAILED' ? 'failed' : 'cancelled';
-        for (const id of (d.cancelled as string[] | undefined) ?? []) this.set(id, { status: 'cancelled' });
+        for (const id of (d.cancelled as string[] | undefined) ?? []) this.cancelled(id);
         break;
       case 'RUN_RETRIED':
         this.runStatus = 'queued';
@@ -218,6 +219,12 @@ export class ProgressReporter {
   private set(id: string, patch: Partial<StepView>): void {
     const s = this.steps.get(id);
     if (s) Object.assign(s, patch);
+  }
+
+  /** A step cancelled: one that was waiting says what it was waiting for, as `runs show` does, not that it still waits. */
+  private cancelled(id: string): void {
+    const s = this.steps.get(id);
+    if (s) this.set(id, { status: 'cancelled', note: s.status === 'waiting' && s.note ? `${CANCELLED_WHILE}${s.note}` : s.note });
   }
 
   /** A line that stays above the live view. */

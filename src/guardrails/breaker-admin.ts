@@ -11,7 +11,7 @@ import { UserError } from '../core/errors.js';
 import { BREAKER_TARGETS, type BreakersSpec } from '../core/manifest/guardrails/breakers.js';
 import type { BreakerRow, CircuitState } from '../store/breaker-types.js';
 import type { Store } from '../store/store.js';
-import { resolveBreaker } from './circuit.js';
+import { probeAt, resolveBreaker } from './circuit.js';
 
 /** One breaker as the CLI and the API show it (times as ISO 8601). */
 export interface BreakerView {
@@ -22,7 +22,7 @@ export interface BreakerView {
   /** Failures in the current window (closed). */
   failures: number;
   opened_at: string | null;
-  /** When an open breaker lets a probe through (by the deployment's settings; an agent may set its own). */
+  /** When an open breaker lets a probe through: its opening plus the cool-down it was opened with (an agent's own, if it set one). */
   probe_at: string | null;
   /** Probes let through and not yet settled (half-open). */
   probes: number;
@@ -43,7 +43,7 @@ export function breakerView(r: BreakerRow, spec: BreakersSpec | undefined): Brea
     state: r.state,
     failures: r.failures,
     opened_at: r.state === 'closed' ? null : iso(r.opened_at),
-    probe_at: r.state === 'open' && r.opened_at !== null ? iso(r.opened_at + s.cooldown_ms) : null,
+    probe_at: iso(probeAt(r, s)),
     probes: r.probes,
     updated_at: new Date(r.updated_at).toISOString(),
   };

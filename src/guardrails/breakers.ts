@@ -21,7 +21,7 @@ import { isModelCallError } from '../agents/providers/errors.js';
 import type { Agent, Tool } from '../agents/agent.js';
 import type { RecordedToolCall } from '../agents/loop.js';
 import type { BreakerRow } from '../store/breaker-types.js';
-import { claimProbe, peek, recordOutcome, resolveBreaker, type CallOutcome, type ResolvedBreaker } from './circuit.js';
+import { claimProbe, cooldownOf, peek, recordOutcome, resolveBreaker, type CallOutcome, type ResolvedBreaker } from './circuit.js';
 import type { LoopGuard, ModelCallGate, ModelCallOutcome } from './guard.js';
 import type { GuardDeps, StepGuardContext } from './index.js';
 
@@ -90,7 +90,7 @@ export function breakerGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard 
           from: before.state,
           to: after.state,
           reason: why,
-          ...(after.state === 'open' ? { cooldown_ms: t.settings.cooldown_ms, retry_at: (after.opened_at ?? deps.now()) + t.settings.cooldown_ms } : {}),
+          ...(after.state === 'open' ? { cooldown_ms: cooldownOf(after, t.settings), retry_at: (after.opened_at ?? deps.now()) + cooldownOf(after, t.settings) } : {}),
         },
       },
     ]);
@@ -131,7 +131,7 @@ export function breakerGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard 
 
   const refuse = (t: Target, row: BreakerRow | undefined, what: string): StepError => {
     deps.metrics().circuitRejected(t.kind, t.name);
-    const retryAt = row?.opened_at !== null && row?.opened_at !== undefined ? row.opened_at + t.settings.cooldown_ms : undefined;
+    const retryAt = row?.opened_at !== null && row?.opened_at !== undefined ? row.opened_at + cooldownOf(row, t.settings) : undefined;
     const wait = retryAt !== undefined ? Math.max(0, retryAt - deps.now()) : undefined;
     return new StepError(
       'CIRCUIT_OPEN',

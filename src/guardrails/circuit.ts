@@ -4,6 +4,9 @@
  * open the breaker once and half-open probes are limited across workers.
  *
  *   closed ──N failures (or failure rate) in the window──▶ open ──cool-down──▶ half_open
+ *
+ * The cool-down is the one of the call that opened the breaker, kept in its row (`cooldown_ms`):
+ * agents with other settings for the same model or tool wait the same time, not their own.
  *   half_open ──probe succeeds──▶ closed;  half_open ──probe fails──▶ open
  *
  * @example
@@ -45,13 +48,27 @@ export function resolveBreaker(...layers: ReadonlyArray<(BreakerSettings & { fal
 }
 
 export function closedRow(key: string, kind: string, now: number): BreakerRow {
-  return { key, kind, state: 'closed', failures: 0, successes: 0, window_started_at: now, opened_at: null, probes: 0, updated_at: now };
+  return { key, kind, state: 'closed', failures: 0, successes: 0, window_started_at: now, opened_at: null, cooldown_ms: null, probes: 0, updated_at: now };
+}
+
+/**
+ * The cool-down an open (or half-open) breaker waits: the one it was opened with, stored in its row,
+ * else (a row from before that was stored) the caller's. Every caller thus probes at the same time,
+ * whichever agent's settings it has.
+ */
+export function cooldownOf(row: BreakerRow, s: ResolvedBreaker): number {
+  return row.cooldown_ms ?? s.cooldown_ms;
+}
+
+/** When an open breaker lets a probe through (null unless open). */
+export function probeAt(row: BreakerRow, s: ResolvedBreaker): number | null {
+  return row.state === 'open' && row.opened_at !== null ? row.opened_at + cooldownOf(row, s) : null;
 }
 
 /** What may happen to a call, judged from a (possibly cached) row without writing: the fast path. */
 export function peek(row: BreakerRow | undefined, s: ResolvedBreaker, now: number): 'allow' | 'reject' | 'claim' {
   if (!row || row.state === 'closed') return 'allow';
-  if (row.state === 'open' && now < (row.opened_at ?? 0) + s.cooldown_ms) return 'reject';
+  if (row.state === 'open' && now < (row.opened_at ?? 0) + cooldownOf(row, s)) return 'reject';
   // Cooled down, or half-open: a probe slot must be claimed atomically in the store.
   return 'claim';
 }
@@ -64,11 +81,11 @@ export function peek(row: BreakerRow | undefined, s: ResolvedBreaker, now: numbe
 export function claimProbe(row: BreakerRow, s: ResolvedBreaker, now: number): { admitted: boolean; row: BreakerRow } {
   if (row.state === 'closed') return { admitted: true, row };
   if (row.state === 'open') {
-    if (now < (row.opened_at ?? 0) + s.cooldown_ms) return { admitted: false, row };
+    if (now < (row.opened_at ?? 0) + cooldownOf(row, s)) return { admitted: false, row };
     return { admitted: true, row: { ...row, state: 'half_open', probes: 1, updated_at: now } };
   }
   if (row.probes < s.half_open_probes) return { admitted: true, row: { ...row, probes: row.probes + 1, updated_at: now } };
-  if (now >= row.updated_at + s.cooldown_ms) return { admitted: true, row: { ...row, probes: 1, updated_at: now } };
+  if (now >= row.updated_at + cooldownOf(row, s)) return { admitted: true, row: { ...row, probes: 1, updated_at: now } };
   return { admitted: false, row };
 }
 
@@ -86,7 +103,7 @@ export function recordOutcome(row: BreakerRow, s: ResolvedBreaker, outcome: Call
   if (row.state === 'half_open') {
     if (!probe) return row;
     if (outcome === 'success') return closedRow(key, kind, now);
-    if (outcome === 'failure') return { ...row, state: 'open', opened_at: now, probes: 0, failures: 0, successes: 0, updated_at: now };
+    if (outcome === 'failure') return { ...row, state: 'open', opened_at: now, cooldown_ms: s.cooldown_ms, probes: 0, failures: 0, successes: 0, updated_at: now };
     return { ...row, probes: Math.max(0, row.probes - 1), updated_at: now };
   }
   // Open: a call let through before it opened finished; it changes nothing.
@@ -96,6 +113,6 @@ export function recordOutcome(row: BreakerRow, s: ResolvedBreaker, outcome: Call
   const ok = (fresh ? 0 : row.successes) + (s.failure_rate ? successes : 0);
   const rate = s.failure_rate;
   const trips = failures >= s.failures || (rate !== undefined && failures + ok >= rate.min_calls && failures / (failures + ok) >= rate.threshold);
-  if (trips) return { ...row, state: 'open', opened_at: now, failures: 0, successes: 0, probes: 0, window_started_at: now, updated_at: now };
+  if (trips) return { ...row, state: 'open', opened_at: now, cooldown_ms: s.cooldown_ms, failures: 0, successes: 0, probes: 0, window_started_at: now, updated_at: now };
   return { ...row, failures, successes: ok, window_started_at: fresh ? now : row.window_started_at, updated_at: now };
 }

@@ -58,6 +58,14 @@ const LimitUsageSchema = z
   })
   .openapi('BudgetLimitUsage', { example: { used: 830, reserved: 0, allowed: 1000 } });
 
+/** A run's times as epoch milliseconds: the same fields in a run document and in a list's runs. */
+const RunTimesMs = {
+  created_at_ms: z.number().int().openapi({ description: 'When the run was created, epoch milliseconds (the same in the run list)' }),
+  started_at_ms: z.number().int().nullable().openapi({ description: 'When its first step started, epoch milliseconds' }),
+  completed_at_ms: z.number().int().nullable().openapi({ description: 'When it finished, epoch milliseconds' }),
+  updated_at_ms: z.number().int().openapi({ description: 'When its row last changed, epoch milliseconds' }),
+};
+
 export const RunSchema = z
   .object({
     run_id: z.string().openapi({ example: '0193b2c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d' }),
@@ -66,6 +74,7 @@ export const RunSchema = z
     status: RunStatusSchema,
     trigger: z.unknown(),
     created_at: z.string().openapi({ format: 'date-time' }),
+    ...RunTimesMs,
     duration_ms: z.number().nullable(),
     steps: z.array(StepSchema),
     error: z.object({ message: z.string(), step: z.string().nullable() }).nullable(),
@@ -97,7 +106,14 @@ export const RunSchema = z
   .openapi('Run', { description: 'The same document as `swarm runs show --json`' });
 
 export const RunSummarySchema = z
-  .object({ run_id: z.string(), workflow_name: z.string(), workflow_version: z.string(), status: RunStatusSchema, created_at: z.number() })
+  .object({
+    run_id: z.string(),
+    workflow_name: z.string(),
+    workflow_version: z.string(),
+    status: RunStatusSchema,
+    created_at: z.number().openapi({ description: 'Epoch milliseconds (the run document gives it as ISO 8601; `created_at_ms` is the same number in both)' }),
+    ...RunTimesMs,
+  })
   .catchall(z.unknown())
   .openapi('RunSummary', { description: 'A run in a list: the same fields as `swarm runs list --json`' });
 

@@ -7,6 +7,9 @@ import type { AgentManifest } from '../core/manifest/agent.js';
 import type { WorkflowManifest } from '../core/manifest/workflow.js';
 import type { RunStatus, StepStatus } from '../core/states.js';
 
+/** What a waiting step's `error` (what it waited for) starts with once it is cancelled: `cancelled while waiting for event order.paid`. */
+export const CANCELLED_WHILE = 'cancelled while ';
+
 /** A registered agent package. */
 export interface AgentRecord {
   id: string;
@@ -397,7 +400,11 @@ export interface LedgerTx {
   countDown(key: StepKey): Promise<number | undefined>;
   /** The unfinished sub-workflow runs a run started (parent_step_id set). */
   childRuns(runId: string): Promise<string[]>;
-  /** Set every step of the run in one of `from` to `cancelled`. Returns the ids. */
+  /**
+   * Set every step of the run in one of `from` to `cancelled`. Returns the ids. A waiting step's
+   * `error` held what it waited for; it becomes `cancelled while <that>` (CANCELLED_WHILE), so a
+   * cancelled step never reads as still waiting.
+   */
   cancelSteps(runId: string, from: readonly string[]): Promise<string[]>;
   selectClaimable(limit: number, runIds?: readonly string[]): Promise<ClaimableRow[]>;
   /**

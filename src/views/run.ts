@@ -18,12 +18,23 @@ export function finalOutputs(details: RunDetails, sinks: readonly string[]): Rec
 }
 
 /**
+ * A run's times as epoch milliseconds, under the same names in the list and in the run document:
+ * the list's `created_at`, `started_at`, `completed_at` and `updated_at` have always been epoch
+ * milliseconds and the run document's `created_at` ISO 8601, and neither can change type without
+ * breaking the scripts (and the dashboard) that read them; these read the same in both.
+ */
+export function runTimesMs(run: Pick<RunRecord, 'created_at' | 'started_at' | 'completed_at' | 'updated_at'>): Record<string, number | null> {
+  return { created_at_ms: run.created_at, started_at_ms: run.started_at, completed_at_ms: run.completed_at, updated_at_ms: run.updated_at };
+}
+
+/**
  * A run in list output (`runs list --json`, `workflow runs --json`, `GET /api/v1/runs`): `run_id`
- * like every other command's JSON; `id` is kept as a deprecated alias for one release.
+ * like every other command's JSON; `id` is kept as a deprecated alias for one release. Times are
+ * epoch milliseconds (`created_at`, …) and again as `created_at_ms`, … as in the run document.
  */
 export function runListJson(run: RunRecord): Record<string, unknown> {
   const { id, concurrency, ...rest } = run;
-  return { run_id: id, ...rest, ...(concurrency ? { concurrency: concurrencyJson(concurrency) } : {}), id };
+  return { run_id: id, ...rest, ...runTimesMs(run), ...(concurrency ? { concurrency: concurrencyJson(concurrency) } : {}), id };
 }
 
 /**
@@ -64,6 +75,7 @@ export function runJson(details: RunDetails): Record<string, unknown> {
     status: run.status,
     trigger: run.trigger_data,
     created_at: new Date(run.created_at).toISOString(),
+    ...runTimesMs(run),
     duration_ms: run.completed_at && run.started_at ? run.completed_at - run.started_at : null,
     steps: steps.map(stepJson),
     error: run.error ? { message: run.error, step: run.error_step } : null,

@@ -6,6 +6,7 @@ import { UserError } from '../../core/errors.js';
 import { MASTER_KEY_BYTES, parseMasterKey } from '../../secrets/master-key.js';
 import { checkSecretName, SECRET_VALUE_MAX_BYTES } from '../../secrets/vault.js';
 import type { Swarm } from '../../swarm.js';
+import { secretJson } from '../../views/secret.js';
 import type { CliContext } from '../context.js';
 import { isoSeconds, table } from '../render.js';
 
@@ -40,7 +41,7 @@ export function registerSecretsCommands(program: Command, ctx: CliContext): void
     .action(async (o: { workflow?: string; json?: boolean }) => {
       const swarm = await ctx.swarm();
       const list = await swarm.listSecrets(o.workflow === undefined ? {} : { workflow: o.workflow });
-      if (o.json) return ctx.out(JSON.stringify(list, null, 2));
+      if (o.json) return ctx.out(JSON.stringify(list.map(secretJson), null, 2));
       if (list.length === 0) return ctx.out(`no stored secrets${o.workflow === undefined ? '' : ` for workflow '${o.workflow}'`}`);
       const rows = list.map((s) => [s.name, s.workflow === null ? 'global' : `workflow ${s.workflow}`, isoSeconds(s.created_at), isoSeconds(s.updated_at)]);
       ctx.out(table(['NAME', 'SCOPE', 'CREATED', 'UPDATED'], rows));

@@ -21,6 +21,27 @@ export interface YamlSource {
 }
 
 /**
+ * The offset of the `{` or `[` that a "flow map/sequence … must end with a }" error is about, when
+ * it is never closed; undefined for any other error, and when the closing character is there but
+ * on a line indented too little (that line is the one to blame, where the parser points).
+ */
+function unclosedFlowStart(doc: Document, text: string, pos: number, message: string): number | undefined {
+  const end = /^Flow (map|sequence)\b.*\bend with a ([}\]])$/.exec(message);
+  if (!end) return undefined;
+  if (text[pos] === end[2]) return undefined;
+  const wantMap = end[1] === 'map';
+  let start: number | undefined;
+  yaml().visit(doc, (_key, node) => {
+    const isMap = yaml().isMap(node);
+    if (!isMap && !yaml().isSeq(node)) return;
+    const { flow, range } = node as { flow?: boolean; range?: [number, number, number] };
+    // The collection the error is about ends where the error is; the innermost one starts last.
+    if (flow && isMap === wantMap && range && range[1] === pos && text[range[0]] === (wantMap ? '{' : '[') && (start === undefined || range[0] > start)) start = range[0];
+  });
+  return start;
+}
+
+/**
  * Parse YAML text. Syntax errors, aliases to anchors that do not exist and alias expansions past
  * YAML_MAX_ALIAS_COUNT (an "alias bomb") become one ManifestError naming the file and each line.
  */
@@ -31,8 +52,18 @@ export function parseYaml(text: string, file: string): YamlSource {
   // Only the first syntax error: the parser's later ones are mostly its confusion after it.
   const first = doc.errors[0];
   if (first) {
-    const line = first.linePos?.[0]?.line ?? lineCounter.linePos(first.pos[0]).line;
-    problems.add(undefined, `invalid YAML: ${first.message.split('\n')[0] ?? first.message}`, line);
+    const message = first.message.split('\n')[0] ?? first.message;
+    const opener = unclosedFlowStart(doc, text, first.pos[0], message);
+    if (opener !== undefined) {
+      // The parser notices a `{` or `[` that is never closed where the collection's content runs
+      // out (the next line, or later): the line to fix is the one with the opening character.
+      const at = lineCounter.linePos(opener);
+      const [what, close] = text[opener] === '{' ? ['mapping', '}'] : ['sequence', ']'];
+      problems.add(undefined, `invalid YAML: the ${text[opener]} in column ${at.col} opens a flow ${what} that is never closed with ${close}`, at.line);
+    } else {
+      const line = first.linePos?.[0]?.line ?? lineCounter.linePos(first.pos[0]).line;
+      problems.add(undefined, `invalid YAML: ${message}`, line);
+    }
   }
   problems.throwIfAny();
   const lineAt = (node: { range?: unknown } | null | undefined): number | undefined => {

@@ -17,7 +17,7 @@ const BreakerSchema = z
     state: z.enum(['closed', 'open', 'half_open']),
     failures: z.number().int().openapi({ description: 'Failures in the current window (closed)' }),
     opened_at: z.string().nullable(),
-    probe_at: z.string().nullable().openapi({ description: 'When an open breaker lets a probe through (by the deployment’s settings)' }),
+    probe_at: z.string().nullable().openapi({ description: 'When an open breaker lets a probe through: when it opened plus the cool-down it opened with (an agent’s own, if it set one)' }),
     probes: z.number().int().openapi({ description: 'Probes let through and not yet settled (half-open)' }),
     updated_at: z.string(),
   })

@@ -7,6 +7,7 @@ import { UserError } from '../../core/errors.js';
 import type { Swarm } from '../../swarm.js';
 import { problems } from '../schemas.js';
 import { sendJson } from '../send.js';
+import { secretJson } from '../../views/secret.js';
 
 const SecretInfoSchema = z
   .object({
@@ -73,13 +74,13 @@ export function secretRoutes(app: OpenAPIHono, swarm: Swarm): void {
   const info = async (name: string, workflow: string | undefined): Promise<Record<string, unknown>> => {
     const s = (await swarm.listSecrets(scopeOf(workflow))).find((x) => x.name === name && x.workflow === (workflow ?? null));
     if (!s) throw new UserError('SECRET_NOT_FOUND', `no stored secret ${name} (${scopeText(workflow)})`, { secret: name });
-    return { ...s, created_at: new Date(s.created_at).toISOString(), updated_at: new Date(s.updated_at).toISOString() };
+    return secretJson(s);
   };
 
   app.openapi(listSecrets, async (c) => {
     const { workflow } = c.req.valid('query');
     const list = await swarm.listSecrets(scopeOf(workflow));
-    return sendJson(c, 200, { secrets: list.map((s) => ({ ...s, created_at: new Date(s.created_at).toISOString(), updated_at: new Date(s.updated_at).toISOString() })) });
+    return sendJson(c, 200, { secrets: list.map(secretJson) });
   });
 
   app.openapi(putSecret, async (c) => {

@@ -981,6 +981,18 @@ CREATE INDEX IF NOT EXISTS idx_consensus_tasks_created ON consensus_tasks(create
 CREATE INDEX IF NOT EXISTS idx_consensus_tasks_type ON consensus_tasks(task_type, created_at, task_id);
 `,
   },
+  // migration 32: a breaker's cool-down
+  {
+    version: 32,
+    name: 'circuit breaker cool-down',
+    // An open breaker keeps the cool-down it was opened with (the settings of the agent whose call
+    // opened it: an agent's guardrails.breakers may set its own), so every worker lets the probe
+    // through at the same time and \`swarm breakers list\` shows that time. NULL (rows written
+    // before): the deployment's cool-down. The same migration as SQLite's 32.
+    sql: `
+ALTER TABLE circuit_breakers ADD COLUMN IF NOT EXISTS cooldown_ms BIGINT;
+`,
+  },
 ];
 
 /** The newest version (not the count: versions may be applied out of order, see `migrate`). */

@@ -3,6 +3,7 @@ import { pgFork } from './fork-sql.js';
 import type { ForkTx } from '../fork-types.js';
 import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, UPDATE_COLUMNS, type Row } from '../rows.js';
 import type { AgentRecord, ClaimableRow, CommitObserver, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, TxHint, WorkflowRecord } from '../types.js';
+import { CANCELLED_WHILE } from '../types.js';
 import { PgConcurrencyTx } from './concurrency-sql.js';
 import type { Pipeline } from './pipeline.js';
 import { PgWaitsTx } from './waits-sql.js';
@@ -404,10 +405,11 @@ export class PgTx implements LedgerTx {
   async cancelSteps(runId: string, from: readonly string[]): Promise<string[]> {
     const r = await this.q(
       `WITH c AS (
-         UPDATE step_executions SET status = 'cancelled', lease_owner = NULL, lease_until = NULL, completed_at = $1
+         UPDATE step_executions SET status = 'cancelled', lease_owner = NULL, lease_until = NULL, completed_at = $1,
+           error = CASE WHEN status = 'waiting' AND error IS NOT NULL THEN $4 || error ELSE error END
          WHERE run_id = $2 AND status = ANY($3) RETURNING step_id, step_index)
        SELECT step_id FROM c ORDER BY step_index`,
-      [this.now, runId, from],
+      [this.now, runId, from, CANCELLED_WHILE],
     );
     for (const row of r.rows) {
       const held = this.stepRows.get(stepRowId(runId, row.step_id as string));

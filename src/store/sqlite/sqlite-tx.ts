@@ -9,6 +9,7 @@ import { parseJson, REGISTRY_GENERATION_KEY, setClause, stepRowId, toAgent, toEm
 import { SqliteConcurrencyTx } from './concurrency-sql.js';
 import * as nest from './nesting-sql.js';
 import type { AgentRecord, ClaimableRow, CommitObserver, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
+import { CANCELLED_WHILE } from '../types.js';
 
 /** One write transaction's view: synchronous statements behind the async LedgerTx interface. */
 export class SqliteTx implements LedgerTx {
@@ -149,11 +150,12 @@ export class SqliteTx implements LedgerTx {
   async cancelSteps(runId: string, from: readonly string[]): Promise<string[]> {
     const placeholders = from.map(() => '?').join(', ');
     return this.stmt(
-      `UPDATE step_executions SET status = 'cancelled', lease_owner = NULL, lease_until = NULL, completed_at = ?
+      `UPDATE step_executions SET status = 'cancelled', lease_owner = NULL, lease_until = NULL, completed_at = ?,
+         error = CASE WHEN status = 'waiting' AND error IS NOT NULL THEN ? || error ELSE error END
        WHERE run_id = ? AND status IN (${placeholders}) RETURNING step_id`,
     )
       .pluck()
-      .all(this.now, runId, ...from) as string[];
+      .all(this.now, CANCELLED_WHILE, runId, ...from) as string[];
   }
 
   async selectClaimable(limit: number, runIds?: readonly string[]): Promise<ClaimableRow[]> {
