@@ -27,8 +27,7 @@ import { runJob, type FanoutResult, type Job, type LinearResult } from './worklo
  * (`metrics` turns the registry on) and, optionally, something to start first. `tracing` starts the
  * OpenTelemetry SDK as the CLI does (src/observability/otel-sdk.ts: batch span processor, OTLP/HTTP
  * JSON exporter, 100% sampling) sending to a receiver in the parent process, which reads and counts
- * the spans (so the receiving costs the measured process nothing, as with a collector elsewhere);
- * `tracing-thread` is the same with the exporter in a worker thread (SWARM_OTEL_EXPORT_THREAD=true).
+ * the spans (so the receiving costs the measured process nothing, as with a collector elsewhere).
  */
 interface Mode {
   job: Pick<Job, 'metrics'>;
@@ -36,39 +35,33 @@ interface Mode {
   start?: (o: { scrapeMs: number; otlpEndpoint?: string }) => Promise<() => Promise<void>>;
 }
 
-const MODE_NAMES = ['off', 'metrics', 'tracing', 'tracing-thread'] as const;
+const MODE_NAMES = ['off', 'metrics', 'tracing'] as const;
 type ModeName = (typeof MODE_NAMES)[number];
-/** Measured unless --modes says otherwise (`tracing-thread`, the opt-in export thread: ask for it). */
-const DEFAULT_MODES: readonly ModeName[] = ['off', 'metrics', 'tracing'];
-const TRACING_MODES: ReadonlySet<ModeName> = new Set(['tracing', 'tracing-thread']);
-
-/** The tracing modes' start: the CLI's SDK, its exporter in this thread (the default) or in a worker thread. */
-function startTracingMode(exportThread: boolean): NonNullable<Mode['start']> {
-  return async ({ otlpEndpoint }) => {
-    const { startTracing } = await import('../src/observability/otel-sdk.js');
-    const tracing = await startTracing({ endpoint: otlpEndpoint, serviceName: 'swarm-bench', exportThread });
-    // One span exported before the workload: the exporter loads its HTTP transport and compiles
-    // its path at its first export, which would otherwise fall inside the measured phase (the
-    // warm-up's spans, fewer than a batch of 512, are not sent before it starts).
-    const { trace } = await import('@opentelemetry/api');
-    trace.getTracer('swarm-bench').startSpan('warm-up').end();
-    await tracing.forceFlush();
-    return () => tracing.shutdown();
-  };
-}
 
 function modeOf(name: ModeName, scrapeMs: number): Mode {
   const modes: Record<ModeName, Mode> = {
     off: { job: {} },
     metrics: { job: { metrics: { scrapeMs } } },
-    tracing: { job: {}, start: startTracingMode(false) },
-    'tracing-thread': { job: {}, start: startTracingMode(true) },
+    tracing: {
+      job: {},
+      start: async ({ otlpEndpoint }) => {
+        const { startTracing } = await import('../src/observability/otel-sdk.js');
+        const tracing = await startTracing({ endpoint: otlpEndpoint, serviceName: 'swarm-bench' });
+        // One span exported before the workload: the exporter loads its HTTP transport and compiles
+        // its path at its first export, which would otherwise fall inside the measured phase (the
+        // warm-up's spans, fewer than a batch of 512, are not sent before it starts).
+        const { trace } = await import('@opentelemetry/api');
+        trace.getTracer('swarm-bench').startSpan('warm-up').end();
+        await tracing.forceFlush();
+        return () => tracing.shutdown();
+      },
+    },
   };
   return modes[name];
 }
 
 /** The most throughput a mode may lose against `off` (ratio on/off at least 1 - this). */
-const MAX_LOSS: Record<ModeName, number> = { off: 0, metrics: 0.05, tracing: 0.15, 'tracing-thread': 0.15 };
+const MAX_LOSS: Record<ModeName, number> = { off: 0, metrics: 0.05, tracing: 0.15 };
 
 /** An OTLP/HTTP receiver that reads every POST /v1/traces whole and counts its spans. */
 async function startReceiver(): Promise<{ url: string; spans: () => number; close: () => Promise<void> }> {
@@ -102,8 +95,7 @@ type Result = LinearResult | FanoutResult;
 const USAGE = `usage: node dist/bench/observability.js [options]
   --quick              short smoke: fewer runs, narrower fan-out, 1 repetition
   --repeat <n>         repetitions, interleaved, medians reported (default 5; --quick 1)
-  --modes <names>      comma-separated subset of: ${MODE_NAMES.join(', ')} (off is always measured;
-                       default ${DEFAULT_MODES.join(', ')}; tracing-thread exports from a worker thread)
+  --modes <names>      comma-separated subset of: ${MODE_NAMES.join(', ')} (off is always measured)
   --only <names>       comma-separated subset of: ${WORKLOAD_NAMES.join(', ')}
   --scrape-ms <n>      how often the metrics mode renders the exposition, as a scraper would (default 1000)
   --dir <path>         where to create the temp directories (default: the OS temp dir)
@@ -129,7 +121,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const quick = v.quick ?? false;
   const repeat = intOption(v.repeat, '--repeat', 1) ?? (quick ? 1 : 5);
   const scrapeMs = intOption(v['scrape-ms'], '--scrape-ms', 10) ?? 1000;
-  const modes: ModeName[] = ['off', ...[...(v.modes === undefined ? DEFAULT_MODES : namesOption(v.modes, '--modes', MODE_NAMES))].filter((m) => m !== 'off')];
+  const modes: ModeName[] = ['off', ...[...(v.modes === undefined ? MODE_NAMES : namesOption(v.modes, '--modes', MODE_NAMES))].filter((m) => m !== 'off')];
   const workloads = [...(v.only === undefined ? WORKLOAD_NAMES : namesOption(v.only, '--only', WORKLOAD_NAMES, { 'fan-out': 'fanout' }))];
   const common = { quick, keep: v.keep ?? false, trace: false, durability: 'full' as const, ...(v.dir ? { base: v.dir } : {}) };
   const started = new Date();
@@ -138,7 +130,7 @@ async function main(argv: readonly string[]): Promise<void> {
   console.log(`observability overhead: ${workloads.join(', ')} × ${modes.join(', ')} × ${repeat} repetition(s)${quick ? ' (quick)' : ''}; SQLite, durability full; temp dirs under ${v.dir ?? tmpdir()}`);
   if ((loadBefore[0] ?? 0) > cpus().length / 2) console.log(`  note: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} CPUs: compare the ratios, not the absolute numbers`);
 
-  const receiver = modes.some((m) => TRACING_MODES.has(m)) ? await startReceiver() : undefined;
+  const receiver = modes.includes('tracing') ? await startReceiver() : undefined;
   const spansReceived = new Map<string, number[]>();
   const reps = new Map<string, Result[]>();
   for (let r = 1; r <= repeat; r++) {
@@ -154,8 +146,8 @@ async function main(argv: readonly string[]): Promise<void> {
         reps.set(key, [...(reps.get(key) ?? []), result]);
         // The child flushed its spans before it exited: all of them have arrived.
         const received = (receiver?.spans() ?? 0) - before;
-        if (TRACING_MODES.has(mode)) spansReceived.set(key, [...(spansReceived.get(key) ?? []), received]);
-        console.log(`  [${r}/${repeat}] ${key.padEnd(27)} ${Math.round(result.steps_per_s)} steps/s  (${((Date.now() - t) / 1000).toFixed(1)} s)${TRACING_MODES.has(mode) ? `, ${received} spans received` : ''}`);
+        if (mode === 'tracing') spansReceived.set(key, [...(spansReceived.get(key) ?? []), received]);
+        console.log(`  [${r}/${repeat}] ${key.padEnd(16)} ${Math.round(result.steps_per_s)} steps/s  (${((Date.now() - t) / 1000).toFixed(1)} s)${mode === 'tracing' ? `, ${received} spans received` : ''}`);
       }
     }
   }

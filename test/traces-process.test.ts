@@ -4,8 +4,7 @@
  * Every step span that arrives at the OTLP receiver, from either process, is in the run's trace and
  * a child of the run's span (whose context the first process stored with the run); each process
  * agent saw its own attempt's span in TRACEPARENT. `swarm serve` joins a caller's trace from its
- * `traceparent` header and flushes its spans when SIGTERM drains it. The second process and `serve`
- * export from a worker thread (SWARM_OTEL_EXPORT_THREAD=true), the first from its main thread.
+ * `traceparent` header and flushes its spans when SIGTERM drains it.
  *
  * Build first (`npm run build`): the CLI runs from dist/.
  */
@@ -79,8 +78,7 @@ describe('a run traced across a SIGKILL and a resume in another process', () => 
     await exited(first);
     const runId = String(run.attributes['swarm.run.id']);
 
-    // This one exports from a worker thread (SWARM_OTEL_EXPORT_THREAD): the same spans arrive.
-    const resumed = await runCli(['runs', 'resume', runId], dir, { ...otelEnv('swarm-second'), SWARM_OTEL_EXPORT_THREAD: 'true' });
+    const resumed = await runCli(['runs', 'resume', runId], dir, otelEnv('swarm-second'));
     expect(resumed.code, resumed.stderr).toBe(0);
     // The resuming process flushed its spans before exiting.
     const steps = await otlp.waitFor('the step spans of both processes', (all) => {
@@ -114,7 +112,7 @@ describe('a run traced across a SIGKILL and a resume in another process', () => 
 describe('swarm serve with OTEL_* set', () => {
   it("a run created with a traceparent header joins the caller's trace; its JSON log lines name the trace; SIGTERM drains and flushes the spans still buffered", async () => {
     // A batch delay far beyond the test: the spans can only arrive through the flush at shutdown.
-    const serve = spawnCli(['serve', '--port', '0'], dir, { ...otelEnv('swarm-serve'), OTEL_BSP_SCHEDULE_DELAY: '600000', SWARM_LOG_FORMAT: 'json', SWARM_OTEL_EXPORT_THREAD: 'true' });
+    const serve = spawnCli(['serve', '--port', '0'], dir, { ...otelEnv('swarm-serve'), OTEL_BSP_SCHEDULE_DELAY: '600000', SWARM_LOG_FORMAT: 'json' });
     let out = '';
     serve.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     serve.stderr?.on('data', (d: Buffer) => (out += d.toString()));

@@ -1,7 +1,6 @@
 /**
  * The OpenTelemetry SDK for Swarm's entry points (`swarm serve`, `swarm worker`, `swarm run`, …):
- * a NodeTracerProvider with a BatchSpanProcessor exporting OTLP over HTTP (JSON), from this thread or
- * a worker thread (SWARM_OTEL_EXPORT_THREAD=true; src/observability/otlp-thread-exporter.ts), started only when
+ * a NodeTracerProvider with a BatchSpanProcessor exporting OTLP over HTTP (JSON), started only when
  * the standard `OTEL_*` environment asks for it. The SDK is loaded by dynamic import, so a command
  * run without that configuration loads none of it. The core (src/observability/tracing.ts) speaks
  * the OpenTelemetry API only.
@@ -23,14 +22,6 @@ export interface StartTracingOptions {
   captureMessageContent?: boolean;
   /** How long the batch processor waits before sending what it has (ms; default OTEL_BSP_SCHEDULE_DELAY, else 5000). */
   scheduledDelayMillis?: number;
-  /**
-   * Encode and send the spans in a worker thread (src/observability/otlp-thread-exporter.ts), so that
-   * the steps' event loop pays only for copying each span's fields across (default false: the
-   * exporter runs in this thread). The bytes sent are the same either way. It helps where the event
-   * loop is the bottleneck and a core is free; on two cores shared with the collector it did not
-   * raise throughput (docs/observability.md#what-it-costs).
-   */
-  exportThread?: boolean;
 }
 
 /** A started SDK: flush what is buffered; shut it down (flushes first, then unregisters it). */
@@ -48,17 +39,14 @@ export interface TracingHandle {
  *   try { await swarm.startRun('digest', {}); } finally { await tracing.shutdown(); }
  */
 export async function startTracing(options: StartTracingOptions = {}): Promise<TracingHandle> {
-  const inThread = options.exportThread ?? false;
-  const [{ NodeTracerProvider, BatchSpanProcessor }, { defaultResource, detectResources, envDetector, resourceFromAttributes }, api] = await Promise.all([
+  const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { defaultResource, detectResources, envDetector, resourceFromAttributes }, api] = await Promise.all([
     import('@opentelemetry/sdk-trace-node'),
+    import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/resources'),
     import('@opentelemetry/api'),
   ]);
   const url = options.url ?? (options.endpoint ? tracesUrl(options.endpoint) : undefined);
-  const config = url ? { url } : {};
-  const exporter = inThread
-    ? new (await import('./otlp-thread-exporter.js')).ThreadOtlpTraceExporter(config)
-    : new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter(config);
+  const exporter = new OTLPTraceExporter(url ? { url } : {});
   // service.name: the option, else OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES (the env detector), else swarm.
   let resource = defaultResource().merge(resourceFromAttributes({ 'service.name': 'swarm' })).merge(detectResources({ detectors: [envDetector] }));
   if (options.serviceName) resource = resource.merge(resourceFromAttributes({ 'service.name': options.serviceName }));
@@ -99,8 +87,7 @@ export function tracingConfigured(env: Readonly<Record<string, string | undefine
 
 /**
  * Start tracing when `env` configures it (see `tracingConfigured`); undefined otherwise, having
- * loaded nothing. OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true records content;
- * SWARM_OTEL_EXPORT_THREAD=true exports from a worker thread.
+ * loaded nothing. OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true records content.
  *
  * @example
  *   const tracing = await startTracingFromEnv(process.env); // undefined unless OTEL_* asks for it
@@ -117,7 +104,6 @@ export async function startTracingFromEnv(env: Readonly<Record<string, string | 
     ...(env.OTEL_SERVICE_NAME?.trim() ? { serviceName: env.OTEL_SERVICE_NAME.trim() } : {}),
     ...(env.OTEL_BSP_SCHEDULE_DELAY && Number.isFinite(delay) && delay >= 0 ? { scheduledDelayMillis: delay } : {}),
     captureMessageContent: env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT?.trim().toLowerCase() === 'true',
-    exportThread: env.SWARM_OTEL_EXPORT_THREAD?.trim().toLowerCase() === 'true',
   });
 }
 
