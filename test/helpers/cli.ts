@@ -177,7 +177,9 @@ let examplesSeed: Promise<string> | undefined;
 
 /**
  * A store file with the bundled example agents and workflows registered through the CLI, made once
- * per test file; `sandbox.copyStore(await examplesStore())` starts a sandbox from a copy of it.
+ * per test file; `sandbox.copyStore(await examplesStore())` starts a sandbox from a copy of it. The
+ * examples' schedules (examples/workflows/nightly) are paused: a `swarm serve` a test starts on
+ * this store must not start a run of its own when the test happens to span the schedule's time.
  */
 export function examplesStore(): Promise<string> {
   examplesSeed ??= (async () => {
@@ -185,6 +187,12 @@ export function examplesStore(): Promise<string> {
     for (const [kind, dir] of [['agent', EXAMPLES.agents], ['workflow', EXAMPLES.workflows]] as const) {
       const r = await seed.run([kind, 'register', '--all', dir]);
       if (r.code !== 0) throw new Error(`cannot register the examples: ${show(r)}`);
+    }
+    const listed = await seed.run(['schedules', 'list', '--json']);
+    if (listed.code !== 0) throw new Error(`cannot list the examples' schedules: ${show(listed)}`);
+    for (const { workflow } of JSON.parse(listed.stdout) as Array<{ workflow: string }>) {
+      const r = await seed.run(['schedules', 'pause', workflow]);
+      if (r.code !== 0) throw new Error(`cannot pause the schedule of example ${workflow}: ${show(r)}`);
     }
     return seed.db;
   })();

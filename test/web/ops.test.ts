@@ -35,7 +35,7 @@ steps:
     depends_on: [first]
     inputs: { message: "\${trigger.mode}" }
 `,
-  nightly: `name: nightly
+  overnight: `name: overnight
 version: 1.0.0
 trigger: { type: schedule, cron: "30 2 * * *", timezone: America/New_York }
 steps:
@@ -133,12 +133,12 @@ describe('Registry, Triggers and Operations (real serve, real Chromium)', () => 
     const { context, page } = await newPage();
     try {
       await page.goto(`${srv.url}/triggers`);
-      const card = page.locator('[data-schedule="nightly"]');
+      const card = page.locator('[data-schedule="overnight"]');
       await card.waitFor();
       expect(await card.getByTestId('timezone').textContent()).toBe('America/New_York');
       await card.locator('li[data-tick]').nth(4).waitFor();
       expect(await card.locator('li[data-tick]').count()).toBe(5);
-      const preview = await call<{ ticks: string[] }>(`${srv.url}/api/v1/schedules/nightly/preview?count=5`, 'GET');
+      const preview = await call<{ ticks: string[] }>(`${srv.url}/api/v1/schedules/overnight/preview?count=5`, 'GET');
       expect(await Promise.all((await card.locator('li[data-tick]').all()).map((li) => li.getAttribute('data-tick')))).toEqual(preview.json.ticks);
       expect(await card.locator('li[data-tick]').first().textContent()).toContain('America/New_York');
       // The webhook: its full URL on this server, and the delivery above as a recent one.
@@ -148,15 +148,15 @@ describe('Registry, Triggers and Operations (real serve, real Chromium)', () => 
       await screenshot(page, 'triggers');
 
       await card.getByRole('button', { name: 'Pause' }).click();
-      await page.locator('[data-schedule="nightly"][data-state="paused"]').waitFor();
-      expect((await call<{ paused: boolean }>(`${srv.url}/api/v1/schedules/nightly`, 'GET')).json.paused).toBe(true);
+      await page.locator('[data-schedule="overnight"][data-state="paused"]').waitFor();
+      expect((await call<{ paused: boolean }>(`${srv.url}/api/v1/schedules/overnight`, 'GET')).json.paused).toBe(true);
       await card.getByRole('button', { name: 'Resume' }).click();
-      await page.locator('[data-schedule="nightly"][data-state="active"]').waitFor();
-      expect((await call<{ paused: boolean }>(`${srv.url}/api/v1/schedules/nightly`, 'GET')).json.paused).toBe(false);
+      await page.locator('[data-schedule="overnight"][data-state="active"]').waitFor();
+      expect((await call<{ paused: boolean }>(`${srv.url}/api/v1/schedules/overnight`, 'GET')).json.paused).toBe(false);
 
       await card.getByRole('button', { name: 'Run now' }).click();
       await card.getByRole('status').filter({ hasText: 'Started' }).waitFor();
-      const runs = await call<{ runs: Array<{ run_id: string; trigger_type: string }> }>(`${srv.url}/api/v1/runs?workflow=nightly`, 'GET');
+      const runs = await call<{ runs: Array<{ run_id: string; trigger_type: string }> }>(`${srv.url}/api/v1/runs?workflow=overnight`, 'GET');
       expect(runs.json.runs.map((r) => r.trigger_type)).toEqual(['schedule']);
     } finally {
       await context.close();
