@@ -80,6 +80,7 @@ export function breakerGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard 
   const transitioned = async (t: Target, before: BreakerRow, after: BreakerRow, why: string): Promise<void> => {
     if (before.state === after.state) return;
     deps.metrics().circuitTransition(t.kind, t.name, after.state);
+    const cooldown = cooldownOf(after, t.settings);
     await deps.recordEvents(ctx.runId, ctx.stepId, [
       {
         type: EventType.CIRCUIT_CHANGED,
@@ -90,7 +91,7 @@ export function breakerGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard 
           from: before.state,
           to: after.state,
           reason: why,
-          ...(after.state === 'open' ? { cooldown_ms: cooldownOf(after, t.settings), retry_at: (after.opened_at ?? deps.now()) + cooldownOf(after, t.settings) } : {}),
+          ...(after.state === 'open' ? { cooldown_ms: cooldown, retry_at: (after.opened_at ?? deps.now()) + cooldown } : {}),
         },
       },
     ]);

@@ -4,10 +4,10 @@
  * open the breaker once and half-open probes are limited across workers.
  *
  *   closed ──N failures (or failure rate) in the window──▶ open ──cool-down──▶ half_open
+ *   half_open ──probe succeeds──▶ closed;  half_open ──probe fails──▶ open
  *
  * The cool-down is the one of the call that opened the breaker, kept in its row (`cooldown_ms`):
  * agents with other settings for the same model or tool wait the same time, not their own.
- *   half_open ──probe succeeds──▶ closed;  half_open ──probe fails──▶ open
  *
  * @example
  *   const s = resolveBreaker(undefined, {});              // the defaults
