@@ -1,4 +1,6 @@
 #!/usr/bin/env node
-import { main } from '../dist/src/cli/main.js';
+// A short command does not pay for V8's optimising compiler (src/cli/fast-start.ts).
+await import('../dist/src/cli/fast-start.js');
+const { main } = await import('../dist/src/cli/main.js');
 
 process.exitCode = await main(['workflow', ...process.argv.slice(2)]);

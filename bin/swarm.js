@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// A short command does not pay for V8's optimising compiler (src/cli/fast-start.ts).
+await import('../dist/src/cli/fast-start.js');
 // `swarm verify` checks a bundle offline: it loads the verifier alone, not the whole CLI.
 if (process.argv[2] === 'verify') {
   const { verifyMain } = await import('../dist/src/cli/commands/verify.js');

@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupSandboxes, makeSandbox, REPO_ROOT } from './helpers/cli.js';
 
@@ -55,5 +56,37 @@ describe('swarm start-up', () => {
     for (const m of ['dist/src/swarm.js', 'dist/src/store/sqlite/sqlite-store.js', 'dist/src/scaffold.js', 'dist/src/config/config.js', ...LAZY]) {
       expect(loaded.filter((u) => u.includes(m)), m).toEqual([]);
     }
+  });
+});
+
+/**
+ * src/cli/fast-start.ts: V8's optimising compiler is off for a start-up's first second and on again
+ * after it. A hot function (V8's own `%GetOptimizationStatus`, bit 16: optimised) is not optimised
+ * during that second, and is once it has passed; with SWARM_NODE_OPT set it is from the start.
+ */
+describe('fast start', () => {
+  const SCRIPT = `await import(${JSON.stringify(pathToFileURL(join(REPO_ROOT, 'dist/src/cli/fast-start.js')).href)});
+function hot(n) { let s = 0; for (let i = 0; i < n; i++) s += i % 7; return s; }
+const optimised = () => (%GetOptimizationStatus(hot) & 16) !== 0;
+for (let i = 0; i < 5000; i++) hot(1000);
+const before = optimised();
+await new Promise((r) => setTimeout(r, 1100));
+for (let i = 0; i < 100000 && !optimised(); i++) hot(1000);
+console.log(JSON.stringify({ before, after: optimised() }));
+`;
+  const statuses = (env: NodeJS.ProcessEnv): { before: boolean; after: boolean } => {
+    const sandbox = makeSandbox();
+    const file = sandbox.write('hot.mjs', SCRIPT);
+    const r = spawnSync(process.execPath, ['--allow-natives-syntax', file], { cwd: sandbox.root, env: { ...sandbox.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    return JSON.parse(r.stdout) as { before: boolean; after: boolean };
+  };
+
+  it('keeps hot functions unoptimised for the first second, then optimises them', () => {
+    expect(statuses({})).toEqual({ before: false, after: true });
+  });
+
+  it('optimises from the start with SWARM_NODE_OPT set', () => {
+    expect(statuses({ SWARM_NODE_OPT: '1' })).toEqual({ before: true, after: true });
   });
 });
