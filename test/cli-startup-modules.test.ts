@@ -62,7 +62,8 @@ describe('swarm start-up', () => {
 /**
  * src/cli/fast-start.ts: V8's optimising compiler is off for a start-up's first second and on again
  * after it. A hot function (V8's own `%GetOptimizationStatus`, bit 16: optimised) is not optimised
- * during that second, and is once it has passed; with SWARM_NODE_OPT set it is from the start.
+ * during that second, and is once it has passed; with SWARM_NODE_OPT set, and in a server (`serve`,
+ * `worker`, `dev`, `executor serve`), it is from the start.
  */
 describe('fast start', () => {
   const SCRIPT = `await import(${JSON.stringify(pathToFileURL(join(REPO_ROOT, 'dist/src/cli/fast-start.js')).href)});
@@ -74,10 +75,11 @@ await new Promise((r) => setTimeout(r, 1100));
 for (let i = 0; i < 100000 && !optimised(); i++) hot(1000);
 console.log(JSON.stringify({ before, after: optimised() }));
 `;
-  const statuses = (env: NodeJS.ProcessEnv): { before: boolean; after: boolean } => {
+  // `args`: the command line the script sees, as bin/swarm.js would (`worker`, `executor serve`).
+  const statuses = (env: NodeJS.ProcessEnv, args: string[] = []): { before: boolean; after: boolean } => {
     const sandbox = makeSandbox();
     const file = sandbox.write('hot.mjs', SCRIPT);
-    const r = spawnSync(process.execPath, ['--allow-natives-syntax', file], { cwd: sandbox.root, env: { ...sandbox.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, ['--allow-natives-syntax', file, ...args], { cwd: sandbox.root, env: { ...sandbox.env, ...env }, encoding: 'utf8', timeout: 60_000 });
     expect(r.status, r.stderr).toBe(0);
     return JSON.parse(r.stdout) as { before: boolean; after: boolean };
   };
@@ -86,7 +88,10 @@ console.log(JSON.stringify({ before, after: optimised() }));
     expect(statuses({})).toEqual({ before: false, after: true });
   });
 
-  it('optimises from the start with SWARM_NODE_OPT set', () => {
+  it('optimises from the start with SWARM_NODE_OPT set, and for the servers', () => {
     expect(statuses({ SWARM_NODE_OPT: '1' })).toEqual({ before: true, after: true });
+    expect(statuses({}, ['worker', '--concurrency', '2'])).toEqual({ before: true, after: true });
+    expect(statuses({}, ['executor', 'serve'])).toEqual({ before: true, after: true });
+    expect(statuses({}, ['executor', 'list'])).toEqual({ before: false, after: true });
   });
 });
