@@ -51,7 +51,8 @@ describe('the engine on PostgreSQL', () => {
   });
 
   it('store.schema and store.pool_size in swarm.yaml: the tables live in that schema and runs work there', async () => {
-    const url = await server.createDatabase();
+    // Empty: the tables must be made in team_a (a migrated test database has them in public).
+    const url = await server.createDatabase({ empty: true });
     const dir = tempProject(`name: t\nstore: { type: postgres, url: "${url}", schema: team_a, pool_size: 3 }\n`);
     const swarm = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm') } });
     const admin = new pg.Client({ connectionString: url });

@@ -1330,7 +1330,8 @@ describe('PostgreSQL store: databases, clocks, notifications, connections', () =
 
   beforeEach(async () => {
     server = await pgTestServer();
-    url = await server.createDatabase();
+    // Empty: these tests open, migrate and upgrade databases themselves.
+    url = await server.createDatabase({ empty: true });
     opened = [];
     runIds = [];
   });

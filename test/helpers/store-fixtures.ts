@@ -53,7 +53,8 @@ export const makeSqliteBackend: MakeStore = async () => {
 };
 
 /**
- * A fresh database on the test file's PostgreSQL server (embedded, or SWARM_TEST_DATABASE_URL's).
+ * A fresh database on the test file's PostgreSQL server (embedded, or SWARM_TEST_DATABASE_URL's),
+ * already migrated (test/store-contract.test.ts checks migrations on empty databases of its own).
  * The test file stops the server in afterAll (`stopPgTestServer`).
  */
 export const makePostgresBackend: MakeStore = async () => {
