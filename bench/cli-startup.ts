@@ -65,34 +65,31 @@ function main(): void {
     if (demo.status !== 0) throw new Error(`swarm demo exited ${demo.status}: ${demo.stderr}`);
     const runs = JSON.parse(spawnSync(process.execPath, [BIN, 'runs', 'list', '--json'], { cwd, env, encoding: 'utf8' }).stdout) as Array<{ id: string }>;
     if (runs.length === 0) throw new Error('swarm demo left no run');
-    const commands = COMMANDS.map((c) => c.map((a) => (a === 'LAST' ? runs[0]!.id : a)));
-    const results = new Map<string, Call[]>();
+    // Each command with its calls in each mode.
+    const measured = COMMANDS.map((c) => ({
+      label: `swarm ${c.map((a) => (a === 'LAST' ? '<run>' : a)).join(' ')}`,
+      args: c.map((a) => (a === 'LAST' ? runs[0]!.id : a)),
+      calls: new Map<string, Call[]>(MODES.map((m) => [m.name, []])),
+    }));
     // Warm-up: the file system's caches.
-    for (const c of commands) call(c, cwd, env);
+    for (const c of measured) call(c.args, cwd, env);
     for (let i = 0; i < calls; i++) {
-      for (const c of commands) {
+      for (const c of measured) {
         // Alternate which mode goes first.
-        for (const m of i % 2 === 0 ? MODES : [...MODES].reverse()) {
-          const key = `${c.join(' ')}\u0000${m.name}`;
-          const list = results.get(key) ?? [];
-          list.push(call(c, cwd, { ...env, ...m.env }));
-          results.set(key, list);
-        }
+        for (const m of i % 2 === 0 ? MODES : [...MODES].reverse()) c.calls.get(m.name)!.push(call(c.args, cwd, { ...env, ...m.env }));
       }
     }
     const rows: string[][] = [];
     const out: Array<Record<string, unknown>> = [];
-    for (const c of COMMANDS) {
-      const label = c.map((a) => (a === 'LAST' ? '<run>' : a)).join(' ');
-      const real = commands[COMMANDS.indexOf(c)]!.join(' ');
+    for (const c of measured) {
       const of = (mode: string): { wall: number; cpu: number } => {
-        const list = results.get(`${real}\u0000${mode}`)!;
+        const list = c.calls.get(mode)!;
         return { wall: median(list.map((x) => x.wallMs)), cpu: median(list.map((x) => x.cpuMs)) };
       };
       const fast = of('fast start');
       const base = of('optimising');
-      rows.push([`swarm ${label}`, base.wall.toFixed(0), fast.wall.toFixed(0), `${(fast.wall / base.wall).toFixed(2)}×`, base.cpu.toFixed(0), fast.cpu.toFixed(0), `${(fast.cpu / base.cpu).toFixed(2)}×`]);
-      out.push({ command: `swarm ${label}`, optimising_wall_ms: base.wall, fast_wall_ms: fast.wall, optimising_cpu_ms: base.cpu, fast_cpu_ms: fast.cpu, wall_ratio: fast.wall / base.wall, cpu_ratio: fast.cpu / base.cpu });
+      rows.push([c.label, base.wall.toFixed(0), fast.wall.toFixed(0), `${(fast.wall / base.wall).toFixed(2)}×`, base.cpu.toFixed(0), fast.cpu.toFixed(0), `${(fast.cpu / base.cpu).toFixed(2)}×`]);
+      out.push({ command: c.label, optimising_wall_ms: base.wall, fast_wall_ms: fast.wall, optimising_cpu_ms: base.cpu, fast_cpu_ms: fast.cpu, wall_ratio: fast.wall / base.wall, cpu_ratio: fast.cpu / base.cpu });
     }
     console.log(table(['command', 'optimising wall ms', 'fast start wall ms', 'ratio', 'optimising CPU ms', 'fast start CPU ms', 'ratio'], rows, 1));
     console.log(`\nmedians of ${calls} calls of each command in each mode, taken in turn`);

@@ -17,7 +17,7 @@
 import { setFlagsFromString } from 'node:v8';
 
 /** How long after the start the optimising compiler is switched back on. */
-export const OPTIMISE_AFTER_MS = 1000;
+const OPTIMISE_AFTER_MS = 1000;
 
 /** Commands that serve load from their first second: the optimising compiler stays on for them. */
 const SERVERS = new Set(['serve', 'worker', 'dev', 'executor serve']);

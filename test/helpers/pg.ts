@@ -92,39 +92,39 @@ async function adminQuery(url: string, sql: string, values?: unknown[]): Promise
  * template): much faster on the embedded server, whose fsync is off; left to the default elsewhere.
  */
 function makeServer(adminUrl: string, stop: () => Promise<void>, fileCopy: boolean): PgTestServer & { settled(): Promise<void> } {
-  const create = async (): Promise<string> => {
+  // A new database, empty or a copy of `template`.
+  const create = async (template?: string): Promise<string> => {
     const name = `t_${randomBytes(6).toString('hex')}`;
-    await adminQuery(adminUrl, `CREATE DATABASE ${name}${fileCopy ? ' STRATEGY FILE_COPY' : ''}`);
-    return withDatabase(adminUrl, name);
+    for (let tries = 0; ; tries++) {
+      try {
+        await adminQuery(adminUrl, `CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}${fileCopy ? ' STRATEGY FILE_COPY' : ''}`);
+        return withDatabase(adminUrl, name);
+      } catch (e) {
+        // 55006: the template's last connection is still closing on the server's side.
+        if (!template || (e as { code?: string }).code !== '55006' || tries >= 50) throw e;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
   };
   // A database migrated once, never opened again: the template of the others (CREATE
   // DATABASE refuses a template anyone is connected to, so nobody is).
   let template: Promise<string> | undefined;
-  const migratedTemplate = (): Promise<string> => {
-    template ??= (async () => {
-      const url = await create();
-      const { openPostgresStore } = await import('../../src/store/postgres/postgres-store.js');
-      const store = await openPostgresStore({ url, durability: 'full' });
-      await store.close();
-      return new URL(url).pathname.slice(1);
-    })();
-    // A template that failed (the server was down) is made again by the next caller.
-    template.catch(() => (template = undefined));
-    return template;
-  };
   const createMigrated = async (): Promise<string> => {
-    const from = await migratedTemplate();
-    const name = `t_${randomBytes(6).toString('hex')}`;
-    for (let tries = 0; ; tries++) {
-      try {
-        await adminQuery(adminUrl, `CREATE DATABASE ${name} TEMPLATE ${from}${fileCopy ? ' STRATEGY FILE_COPY' : ''}`);
-        return withDatabase(adminUrl, name);
-      } catch (e) {
-        // 55006: the template's last connection is still closing on the server's side.
-        if ((e as { code?: string }).code !== '55006' || tries >= 50) throw e;
-        await new Promise((r) => setTimeout(r, 20));
-      }
+    if (!template) {
+      const made = (async () => {
+        const url = await create();
+        const { openPostgresStore } = await import('../../src/store/postgres/postgres-store.js');
+        const store = await openPostgresStore({ url, durability: 'full' });
+        await store.close();
+        return new URL(url).pathname.slice(1);
+      })();
+      template = made;
+      // A template that failed (the server was down) is made again by the next caller.
+      made.catch(() => {
+        if (template === made) template = undefined;
+      });
     }
+    return create(await template);
   };
   // One database is made ahead, while the previous test runs, so that a test does not wait for it.
   let spare: Promise<string> | undefined;
