@@ -34,8 +34,14 @@ type Stmt = (sql: string) => Database.Statement;
 const UPDATE_SCOPE = `UPDATE budget_scopes SET ${[...USED_COLUMNS, ...RESERVED_COLUMNS, 'warned', 'updated_at'].map((c) => `${c} = ?`).join(', ')} WHERE id = ?`;
 const HELD = BUDGET_COUNTERS.map((c) => `COALESCE(SUM(${c}), 0) AS ${c}`).join(', ');
 
+/** The rows of these scopes that exist, in the order of `ids`. */
 function load(stmt: Stmt, ids: readonly string[]): BudgetScopeUsage[] {
-  return ids.map((id) => toScope(stmt('SELECT * FROM budget_scopes WHERE id = ?').get(id) as Record<string, unknown>));
+  const out: BudgetScopeUsage[] = [];
+  for (const id of ids) {
+    const row = stmt('SELECT * FROM budget_scopes WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    if (row) out.push(toScope(row));
+  }
+  return out;
 }
 
 function save(stmt: Stmt, scopes: readonly BudgetScopeUsage[]): void {
@@ -79,8 +85,7 @@ export function reserveBudget(stmt: Stmt, req: BudgetReserveRequest, now: number
 
 /** Replace a reservation with what the call used; returns the warnings this crossed. */
 export function settleBudget(stmt: Stmt, req: BudgetSettleRequest, now: number): BudgetWarning[] {
-  const ids = [...new Set(req.scope_ids)].sort();
-  const scopes = load(stmt, ids.filter((id) => stmt('SELECT 1 FROM budget_scopes WHERE id = ?').get(id)));
+  const scopes = load(stmt, [...new Set(req.scope_ids)].sort());
   const warnings = settleIn(stmt, scopes, req, now);
   save(stmt, scopes);
   return warnings;
