@@ -21,13 +21,15 @@ import { median, REPO_ROOT } from './harness.js';
 import { table } from './report.js';
 import { childMain, gitState, hostInfo, runInChild } from './runner.js';
 import { runJob, type FanoutResult, type Job, type LinearResult } from './workloads.js';
+import type { OtlpProtocol } from '../src/observability/otel-sdk.js';
 
 /**
  * The modes measured. Each says what its child does before the workload: the Job fields it sets
  * (`metrics` turns the registry on) and, optionally, something to start first. `tracing` starts the
  * OpenTelemetry SDK as the CLI does (src/observability/otel-sdk.ts: batch span processor, OTLP/HTTP
- * JSON exporter, 100% sampling) sending to a receiver in the parent process, which reads and counts
- * the spans (so the receiving costs the measured process nothing, as with a collector elsewhere).
+ * exporter in the default encoding, binary protobuf, or OTEL_EXPORTER_OTLP_PROTOCOL's; 100% sampling)
+ * sending to a receiver in the parent process, which reads and counts the spans (so the receiving
+ * costs the measured process nothing, as with a collector elsewhere).
  */
 interface Mode {
   job: Pick<Job, 'metrics'>;
@@ -46,7 +48,9 @@ function modeOf(name: ModeName, scrapeMs: number): Mode {
       job: {},
       start: async ({ otlpEndpoint }) => {
         const { startTracing } = await import('../src/observability/otel-sdk.js');
-        const tracing = await startTracing({ endpoint: otlpEndpoint, serviceName: 'swarm-bench' });
+        // The encoding as the CLI reads it: OTEL_EXPORTER_OTLP_PROTOCOL=http/json measures JSON.
+        const protocol = process.env.OTEL_EXPORTER_OTLP_PROTOCOL?.trim() as OtlpProtocol | undefined;
+        const tracing = await startTracing({ endpoint: otlpEndpoint, serviceName: 'swarm-bench', ...(protocol ? { protocol } : {}) });
         // One span exported before the workload: the exporter loads its HTTP transport and compiles
         // its path at its first export, which would otherwise fall inside the measured phase (the
         // warm-up's spans, fewer than a batch of 512, are not sent before it starts).
@@ -63,14 +67,21 @@ function modeOf(name: ModeName, scrapeMs: number): Mode {
 /** The most throughput a mode may lose against `off` (ratio on/off at least 1 - this). */
 const MAX_LOSS: Record<ModeName, number> = { off: 0, metrics: 0.05, tracing: 0.15 };
 
-/** An OTLP/HTTP receiver that reads every POST /v1/traces whole and counts its spans. */
+/** An OTLP/HTTP receiver that reads every POST /v1/traces whole (protobuf or JSON) and counts its spans. */
 async function startReceiver(): Promise<{ url: string; spans: () => number; close: () => Promise<void> }> {
   let spans = 0;
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans?: Array<{ scopeSpans?: Array<{ spans?: unknown[] }> }> };
+      const raw = Buffer.concat(chunks);
+      if (req.headers['content-type'] === 'application/x-protobuf') {
+        // ExportTraceServiceRequest: resource_spans 1 → scope_spans 2 → spans 2.
+        for (const r of messages(raw, 1)) for (const sc of messages(r, 2)) spans += messages(sc, 2).length;
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+        return;
+      }
+      const body = JSON.parse(raw.toString('utf8')) as { resourceSpans?: Array<{ scopeSpans?: Array<{ spans?: unknown[] }> }> };
       for (const r of body.resourceSpans ?? []) for (const sc of r.scopeSpans ?? []) spans += sc.spans?.length ?? 0;
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
@@ -101,6 +112,34 @@ const USAGE = `usage: node dist/bench/observability.js [options]
   --dir <path>         where to create the temp directories (default: the OS temp dir)
   --keep               keep the temp directories
   --no-save            do not write bench/results/observability-*.json`;
+
+/** The length-delimited fields numbered `no` of a protobuf message (the embedded messages of a repeated field). */
+function messages(buf: Buffer, no: number): Buffer[] {
+  const out: Buffer[] = [];
+  let at = 0;
+  const varint = (): number => {
+    let n = 0;
+    for (let mul = 1; ; mul *= 128) {
+      const b = buf[at++];
+      if (b === undefined) throw new Error('OTLP protobuf: truncated');
+      n += (b & 0x7f) * mul;
+      if (b < 0x80) return n;
+    }
+  };
+  while (at < buf.length) {
+    const tag = varint();
+    const wire = tag % 8;
+    if (wire === 0) varint();
+    else if (wire === 1) at += 8;
+    else if (wire === 5) at += 4;
+    else if (wire === 2) {
+      const len = varint();
+      if (Math.floor(tag / 8) === no) out.push(buf.subarray(at, at + len));
+      at += len;
+    } else throw new Error(`OTLP protobuf: wire type ${wire}`);
+  }
+  return out;
+}
 
 async function child(json: string): Promise<void> {
   const c = JSON.parse(json) as ChildJob;

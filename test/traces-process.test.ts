@@ -145,3 +145,35 @@ describe('swarm serve with OTEL_* set', () => {
     ]);
   });
 });
+
+describe('the OTLP encoding (OTEL_EXPORTER_OTLP_PROTOCOL)', () => {
+  /** `swarm run quick` with tracing on: its exit code, stderr, and the content types and spans of its run's exports. */
+  async function traced(env: Record<string, string>): Promise<{ code: number; stderr: string; types: string[]; names: string[] }> {
+    const before = { exports: otlp.exports.length, spans: otlp.spans.length };
+    const r = await runCli(['run', 'quick', JSON.stringify({ log: join(dir, 'protocol.log') }), '--json'], dir, { ...otelEnv('swarm-protocol'), ...env });
+    return { code: r.code ?? -1, stderr: r.stderr, types: otlp.exports.slice(before.exports), names: otlp.spans.slice(before.spans).map((s) => s.name).sort() };
+  }
+
+  it('binary protobuf by default, JSON when asked (the traces-specific variable wins); the same spans either way', async () => {
+    const protobuf = await traced({});
+    expect(protobuf.code).toBe(0);
+    expect(new Set(protobuf.types)).toEqual(new Set(['application/x-protobuf']));
+    expect(protobuf.names).toEqual(['invoke_workflow quick', 'step s1']);
+    const json = await traced({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' });
+    expect(json.code).toBe(0);
+    expect(new Set(json.types)).toEqual(new Set(['application/json']));
+    expect(json.names).toEqual(protobuf.names);
+    const specific = await traced({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' });
+    expect(new Set(specific.types)).toEqual(new Set(['application/x-protobuf']));
+  });
+
+  it('gRPC (or any other value) is refused by name: the command still runs, with tracing off and a warning', async () => {
+    const r = await traced({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("warning: tracing is off: the OpenTelemetry SDK did not start: OTEL_EXPORTER_OTLP_PROTOCOL is 'grpc': Swarm sends OTLP over HTTP only");
+    expect(r.stderr).toContain('use http/protobuf or http/json');
+    expect(r.types).toEqual([]);
+    const other = await traced({ OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'thrift' });
+    expect(other.stderr).toContain("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL is 'thrift'; use http/protobuf or http/json");
+  });
+});

@@ -1,7 +1,8 @@
 /**
- * A real OTLP/HTTP receiver for tests: a node:http server that accepts `POST /v1/traces` with JSON
- * bodies (what @opentelemetry/exporter-trace-otlp-http sends) and keeps every span it receives.
- * Any other path answers 200 and records the request's headers (an HTTP tool's endpoint, say).
+ * A real OTLP/HTTP receiver for tests: a node:http server that accepts `POST /v1/traces` with binary
+ * protobuf bodies (`http/protobuf`, Swarm's default) or JSON ones (`http/json`), decodes them, and
+ * keeps every span it receives and the content type of each export. Any other path answers 200 and
+ * records the request's headers (an HTTP tool's endpoint, say).
  */
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -27,6 +28,8 @@ export interface OtlpReceiver {
   /** The base URL (`http://127.0.0.1:port`), for OTEL_EXPORTER_OTLP_ENDPOINT. */
   url: string;
   spans: ReceivedSpan[];
+  /** The content type of each export received, in order (`application/x-protobuf`, `application/json`). */
+  exports: string[];
   /** Requests to other paths: their path and headers. */
   requests: Array<{ path: string; headers: IncomingHttpHeaders }>;
   /** Wait until `check` finds what it wants among the spans received (liveness bound `timeoutMs`). */
@@ -50,21 +53,24 @@ function attrs(list: OtlpAttr[] | undefined): Record<string, unknown> {
   return Object.fromEntries((list ?? []).map((a) => [a.key, value(a.value)]));
 }
 
+type OtlpSpan = { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpAttr[]; events?: Array<{ name: string; attributes?: OtlpAttr[] }>; status?: { code?: number; message?: string } };
+type OtlpDoc = { resourceSpans?: Array<{ resource?: { attributes?: OtlpAttr[] }; scopeSpans?: Array<{ spans?: OtlpSpan[] }> }> };
+
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
   const requests: OtlpReceiver['requests'] = [];
+  const exports: string[] = [];
   const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const path = (req.url ?? '').split('?')[0] ?? '';
       if (req.method === 'POST' && path === '/v1/traces') {
-        const doc = JSON.parse(body) as {
-          resourceSpans?: Array<{
-            resource?: { attributes?: OtlpAttr[] };
-            scopeSpans?: Array<{ spans?: Array<{ traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpAttr[]; events?: Array<{ name: string; attributes?: OtlpAttr[] }>; status?: { code?: number; message?: string } }> }>;
-          }>;
-        };
+        const type = req.headers['content-type'] ?? '';
+        exports.push(type);
+        const body = Buffer.concat(chunks);
+        const protobuf = type === 'application/x-protobuf';
+        const doc = protobuf ? decodeTraces(body) : (JSON.parse(body.toString('utf8')) as OtlpDoc);
         for (const rs of doc.resourceSpans ?? []) {
           const name = attrs(rs.resource?.attributes)['service.name'];
           const service = typeof name === 'string' ? name : '';
@@ -85,7 +91,9 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
             }
           }
         }
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+        // An empty ExportTraceServiceResponse, in the request's encoding (as a collector answers).
+        if (protobuf) res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+        else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
         return;
       }
       requests.push({ path, headers: req.headers });
@@ -97,6 +105,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   return {
     url,
     spans,
+    exports,
     requests,
     async waitFor(what, check, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;
@@ -118,4 +127,87 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
 /** The W3C traceparent naming a received span (sampled). */
 export function traceparentOf(s: ReceivedSpan): string {
   return `00-${s.traceId}-${s.spanId}-01`;
+}
+
+// ---- OTLP protobuf (opentelemetry-proto v1, trace.proto and common.proto), the fields read above ----
+
+/** The fields of one protobuf message: numbers and values (varints as bigint, fixed64 as a Buffer, length-delimited as a Buffer). */
+function fieldsOf(buf: Buffer): Array<{ no: number; value: bigint | Buffer }> {
+  const out: Array<{ no: number; value: bigint | Buffer }> = [];
+  let at = 0;
+  const varint = (): bigint => {
+    let n = 0n;
+    for (let shift = 0n; ; shift += 7n) {
+      if (at >= buf.length) throw new Error('OTLP protobuf: truncated varint');
+      const b = buf[at++] as number;
+      n |= BigInt(b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return n;
+    }
+  };
+  while (at < buf.length) {
+    const tag = Number(varint());
+    const no = tag >>> 3;
+    const wire = tag & 7;
+    if (wire === 0) out.push({ no, value: varint() });
+    else if (wire === 1 || wire === 5) {
+      const size = wire === 1 ? 8 : 4;
+      out.push({ no, value: buf.subarray(at, at + size) });
+      at += size;
+    } else if (wire === 2) {
+      const len = Number(varint());
+      out.push({ no, value: buf.subarray(at, at + len) });
+      at += len;
+    } else throw new Error(`OTLP protobuf: wire type ${wire} of field ${no}`);
+  }
+  return out;
+}
+
+const all = (buf: Buffer, no: number): Buffer[] => fieldsOf(buf).filter((f) => f.no === no && Buffer.isBuffer(f.value)).map((f) => f.value as Buffer);
+const one = (buf: Buffer, no: number): bigint | Buffer | undefined => fieldsOf(buf).find((f) => f.no === no)?.value;
+const text = (v: bigint | Buffer | undefined): string => (Buffer.isBuffer(v) ? v.toString('utf8') : '');
+const hex = (v: bigint | Buffer | undefined): string => (Buffer.isBuffer(v) ? v.toString('hex') : '');
+const num = (v: bigint | Buffer | undefined): number => (typeof v === 'bigint' ? Number(v) : 0);
+
+/** AnyValue: string 1, bool 2, int 3, double 4, array 5 (ArrayValue: values 1). */
+function anyValue(buf: Buffer): OtlpValue {
+  const f = fieldsOf(buf)[0];
+  if (!f) return {};
+  if (f.no === 1) return { stringValue: text(f.value) };
+  if (f.no === 2) return { boolValue: f.value === 1n };
+  if (f.no === 3) return { intValue: String(BigInt.asIntN(64, f.value as bigint)) };
+  if (f.no === 4) return { doubleValue: (f.value as Buffer).readDoubleLE(0) };
+  if (f.no === 5) return { arrayValue: { values: all(f.value as Buffer, 1).map(anyValue) } };
+  return {};
+}
+
+/** KeyValue: key 1, value 2. */
+const keyValues = (list: Buffer[]): OtlpAttr[] => list.map((kv) => ({ key: text(one(kv, 1)), value: anyValue((one(kv, 2) as Buffer | undefined) ?? Buffer.alloc(0)) }));
+
+/**
+ * An ExportTraceServiceRequest in the shape of its JSON encoding: ResourceSpans 1 (Resource 1 with
+ * attributes 1; ScopeSpans 2 with spans 2); a Span's ids 1, 2, 4, name 5, kind 6, attributes 9,
+ * events 11 (name 2, attributes 3), status 15 (message 2, code 3).
+ */
+function decodeTraces(body: Buffer): OtlpDoc {
+  return {
+    resourceSpans: all(body, 1).map((rs) => ({
+      resource: { attributes: keyValues(all((one(rs, 1) as Buffer | undefined) ?? Buffer.alloc(0), 1)) },
+      scopeSpans: all(rs, 2).map((ss) => ({
+        spans: all(ss, 2).map((sp) => {
+          const status = one(sp, 15) as Buffer | undefined;
+          const parent = hex(one(sp, 4));
+          return {
+            traceId: hex(one(sp, 1)),
+            spanId: hex(one(sp, 2)),
+            ...(parent ? { parentSpanId: parent } : {}),
+            name: text(one(sp, 5)),
+            kind: num(one(sp, 6)),
+            attributes: keyValues(all(sp, 9)),
+            events: all(sp, 11).map((e) => ({ name: text(one(e, 2)), attributes: keyValues(all(e, 3)) })),
+            status: status ? { code: num(one(status, 3)), message: text(one(status, 2)) } : {},
+          };
+        }),
+      })),
+    })),
+  };
 }
