@@ -49,7 +49,10 @@ describe('swarm task', () => {
     const text = await runCli(['task', 'cost', 'cli-good'], dir);
     expect(text.stdout).toMatch(/explore\s+\$0\.0400\s+\$1\.0000/);
     const list = await runCli(['task', 'list', '--json'], dir);
-    expect((JSON.parse(list.stdout) as Array<{ task_id: string }>).map((t) => t.task_id)).toContain('cli-good');
+    const listed = (JSON.parse(list.stdout) as Array<{ task_id: string; created_at: string; status: string }>).find((t) => t.task_id === 'cli-good');
+    // The summaries GET /api/v1/tasks gives: ISO times, not epoch milliseconds.
+    expect(listed).toMatchObject({ task_id: 'cli-good', status: 'finalized', reason: null });
+    expect(listed?.created_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
   }, 120_000);
 
   it('decision exits 3 for a failed task, 4 for an unknown one; a bad contract exits 2', async () => {

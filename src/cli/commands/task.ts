@@ -8,6 +8,7 @@ import type { TaskStatus } from '../../consensus/core/types.js';
 import type { Swarm } from '../../swarm.js';
 import type { CliContext } from '../context.js';
 import { table } from '../render.js';
+import { taskSummaryJson } from '../../views/task.js';
 
 const FINAL = new Set(['finalized', 'expired', 'failed']);
 
@@ -105,7 +106,8 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     .option('--json', 'print JSON')
     .action(async (o: { run?: string; status?: string; limit: string; json?: boolean }) => {
       const list = await (await ctx.swarm()).listTasks({ ...(o.run ? { run_id: o.run } : {}), ...(o.status ? { status: o.status as TaskStatus } : {}), limit: Number(o.limit) || 50 });
-      if (o.json) return ctx.out(JSON.stringify(list, null, 2));
+      // The same summaries as GET /api/v1/tasks (ISO times, the reason with its code), newest first.
+      if (o.json) return ctx.out(JSON.stringify(list.map(taskSummaryJson), null, 2));
       if (list.length === 0) return ctx.out('no consensus tasks');
       ctx.out(table(['TASK', 'TYPE', 'STATUS', 'STAGE', 'ROUND', 'CREATED'], list.map((t) => [t.task_id, t.task_type, t.status, t.stage, String(t.round), new Date(t.created_at).toISOString()])));
     });
