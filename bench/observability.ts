@@ -21,7 +21,6 @@ import { median, REPO_ROOT } from './harness.js';
 import { table } from './report.js';
 import { childMain, gitState, hostInfo, runInChild } from './runner.js';
 import { runJob, type FanoutResult, type Job, type LinearResult } from './workloads.js';
-import type { OtlpProtocol } from '../src/observability/otel-sdk.js';
 
 /**
  * The modes measured. Each says what its child does before the workload: the Job fields it sets
@@ -47,9 +46,9 @@ function modeOf(name: ModeName, scrapeMs: number): Mode {
     tracing: {
       job: {},
       start: async ({ otlpEndpoint }) => {
-        const { startTracing } = await import('../src/observability/otel-sdk.js');
+        const { otlpProtocolFromEnv, startTracing } = await import('../src/observability/otel-sdk.js');
         // The encoding as the CLI reads it: OTEL_EXPORTER_OTLP_PROTOCOL=http/json measures JSON.
-        const protocol = process.env.OTEL_EXPORTER_OTLP_PROTOCOL?.trim() as OtlpProtocol | undefined;
+        const protocol = otlpProtocolFromEnv(process.env, (m) => console.error(`warning: ${m}`));
         const tracing = await startTracing({ endpoint: otlpEndpoint, serviceName: 'swarm-bench', ...(protocol ? { protocol } : {}) });
         // One span exported before the workload: the exporter loads its HTTP transport and compiles
         // its path at its first export, which would otherwise fall inside the measured phase (the
@@ -75,7 +74,7 @@ async function startReceiver(): Promise<{ url: string; spans: () => number; clos
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const raw = Buffer.concat(chunks);
-      if (req.headers['content-type'] === 'application/x-protobuf') {
+      if ((req.headers['content-type'] ?? '').split(';')[0]?.trim() === 'application/x-protobuf') {
         // ExportTraceServiceRequest: resource_spans 1 → scope_spans 2 → spans 2.
         for (const r of messages(raw, 1)) for (const sc of messages(r, 2)) spans += messages(sc, 2).length;
         res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();

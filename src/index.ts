@@ -51,7 +51,7 @@ export { BUILTIN_AGENTS } from './executors/builtins.js';
 export type { BuiltinAgent } from './executors/builtins.js';
 export type { Executor, ExecutionContext, ExecutionResult } from './executors/executor.js';
 // OpenTelemetry traces (docs/observability.md#traces): start the OTLP exporter, or register your own SDK.
-export { startTracing, startTracingFromEnv, tracingConfigured } from './observability/otel-sdk.js';
+export { otlpProtocolFromEnv, startTracing, startTracingFromEnv, tracingConfigured } from './observability/otel-sdk.js';
 export type { OtlpProtocol, StartTracingOptions, TracingHandle } from './observability/otel-sdk.js';
 export { configureTracing, currentTraceIds, tracingEnabled, TRACER_NAME } from './observability/tracing.js';
 export type { TracingOptions } from './observability/tracing.js';

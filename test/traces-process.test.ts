@@ -147,33 +147,45 @@ describe('swarm serve with OTEL_* set', () => {
 });
 
 describe('the OTLP encoding (OTEL_EXPORTER_OTLP_PROTOCOL)', () => {
-  /** `swarm run quick` with tracing on: its exit code, stderr, and the content types and spans of its run's exports. */
-  async function traced(env: Record<string, string>): Promise<{ code: number; stderr: string; types: string[]; names: string[] }> {
-    const before = { exports: otlp.exports.length, spans: otlp.spans.length };
-    const r = await runCli(['run', 'quick', JSON.stringify({ log: join(dir, 'protocol.log') }), '--json'], dir, { ...otelEnv('swarm-protocol'), ...env });
-    return { code: r.code ?? -1, stderr: r.stderr, types: otlp.exports.slice(before.exports), names: otlp.spans.slice(before.spans).map((s) => s.name).sort() };
-  }
-
-  it('binary protobuf by default, JSON when asked (the traces-specific variable wins); the same spans either way', async () => {
-    const protobuf = await traced({});
-    expect(protobuf.code).toBe(0);
-    expect(new Set(protobuf.types)).toEqual(new Set(['application/x-protobuf']));
-    expect(protobuf.names).toEqual(['invoke_workflow quick', 'step s1']);
-    const json = await traced({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' });
-    expect(json.code).toBe(0);
-    expect(new Set(json.types)).toEqual(new Set(['application/json']));
-    expect(json.names).toEqual(protobuf.names);
-    const specific = await traced({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' });
-    expect(new Set(specific.types)).toEqual(new Set(['application/x-protobuf']));
+  /** A span as both encodings must give it: ids and other per-run values only by their type. */
+  const shape = (sp: ReceivedSpan): unknown => ({
+    name: sp.name,
+    kind: sp.kind,
+    status: sp.status,
+    service: sp.service,
+    attributes: Object.fromEntries(Object.entries(sp.attributes).map(([k, v]) => [k, /\.id$/.test(k) ? typeof v : v])),
   });
 
-  it('gRPC (or any other value) is refused by name: the command still runs, with tracing off and a warning', async () => {
-    const r = await traced({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
-    expect(r.code).toBe(0);
-    expect(r.stderr).toContain("warning: tracing is off: the OpenTelemetry SDK did not start: OTEL_EXPORTER_OTLP_PROTOCOL is 'grpc': Swarm sends OTLP over HTTP only");
-    expect(r.stderr).toContain('use http/protobuf or http/json');
-    expect(r.types).toEqual([]);
-    const other = await traced({ OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'thrift' });
-    expect(other.stderr).toContain("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL is 'thrift'; use http/protobuf or http/json");
+  /** `swarm run quick` with tracing on: its exit code, stderr, and the content types and spans of its run's exports. */
+  async function traced(env: Record<string, string>): Promise<{ code: number; stderr: string; types: string[]; spans: unknown[] }> {
+    const before = { exports: otlp.exports.length, spans: otlp.spans.length };
+    const r = await runCli(['run', 'quick', JSON.stringify({ log: join(dir, 'protocol.log') }), '--json'], dir, { ...otelEnv('swarm-protocol'), ...env });
+    const spans = otlp.spans.slice(before.spans).map(shape);
+    return { code: r.code ?? -1, stderr: r.stderr, types: [...new Set(otlp.exports.slice(before.exports))], spans: spans.sort((x, y) => ((x as { name: string }).name < (y as { name: string }).name ? -1 : 1)) };
+  }
+
+  it('binary protobuf by default, JSON when asked (any letter case; the traces-specific variable wins); the same spans either way', async () => {
+    const protobuf = await traced({});
+    expect([protobuf.code, protobuf.types]).toEqual([0, ['application/x-protobuf']]);
+    expect(protobuf.spans.map((sp) => (sp as { name: string }).name)).toEqual(['invoke_workflow quick', 'step s1']);
+    const json = await traced({ OTEL_EXPORTER_OTLP_PROTOCOL: 'HTTP/JSON' });
+    expect([json.code, json.types]).toEqual([0, ['application/json']]);
+    expect(json.spans).toEqual(protobuf.spans);
+    const specific = await traced({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' });
+    expect([specific.code, specific.types]).toEqual([0, ['application/x-protobuf']]);
+    // An empty traces-specific variable is not set: the general one decides.
+    const empty = await traced({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: ' ' });
+    expect([empty.code, empty.types]).toEqual([0, ['application/json']]);
+    expect(otlp.undecodable).toEqual([]);
+  });
+
+  it('gRPC (or any other value) is named in a warning and ignored: the spans go as http/protobuf', async () => {
+    const grpc = await traced({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
+    expect([grpc.code, grpc.types]).toEqual([0, ['application/x-protobuf']]);
+    expect(grpc.stderr).toContain("warning: OTEL_EXPORTER_OTLP_PROTOCOL is 'grpc': Swarm sends OTLP over HTTP only (a collector listens for it on port 4318, for gRPC on 4317); sending http/protobuf");
+    expect(grpc.spans).toHaveLength(2);
+    const other = await traced({ OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'Thrift' });
+    expect([other.code, other.types]).toEqual([0, ['application/x-protobuf']]);
+    expect(other.stderr).toContain("warning: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL is 'Thrift': Swarm sends http/protobuf or http/json; sending http/protobuf");
   });
 });

@@ -73,7 +73,7 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
           },
           ...(ctx.llmEvents ? { onLlmEvent: (r: string, s: string, e: LoopEvent) => ctx.llmEvents?.(r, s, e) } : {}),
         });
-      tracing ??= startTracingFromEnv(env).catch((e: unknown) => {
+      tracing ??= startTracingFromEnv(env, (m) => ctx.err(`warning: ${m}`)).catch((e: unknown) => {
         ctx.err(`warning: tracing is off: the OpenTelemetry SDK did not start: ${(e as Error).message}`);
         return undefined;
       });

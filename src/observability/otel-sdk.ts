@@ -13,9 +13,9 @@ export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
 
 export interface StartTracingOptions {
   /**
-   * How spans are encoded: `http/protobuf` (the default, as in every OpenTelemetry SDK: about half
-   * the CPU of JSON per span) or `http/json`. Default: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL /
-   * OTEL_EXPORTER_OTLP_PROTOCOL when `startTracingFromEnv` reads them.
+   * How spans are encoded: `http/protobuf` (the default the OpenTelemetry specification recommends)
+   * or `http/json`. `startTracing` takes it from here only; `startTracingFromEnv` (the CLI) reads
+   * OTEL_EXPORTER_OTLP_TRACES_PROTOCOL / OTEL_EXPORTER_OTLP_PROTOCOL (see `otlpProtocolFromEnv`).
    */
   protocol?: OtlpProtocol;
   /**
@@ -50,7 +50,7 @@ export interface TracingHandle {
  */
 export async function startTracing(options: StartTracingOptions = {}): Promise<TracingHandle> {
   const protocol = options.protocol ?? 'http/protobuf';
-  if (!(OTLP_PROTOCOLS as readonly string[]).includes(protocol)) throw unknownProtocol('protocol', protocol);
+  if (!(OTLP_PROTOCOLS as readonly string[]).includes(protocol)) throw new Error(`startTracing: options.protocol is '${String(protocol)}'; use ${OTLP_PROTOCOLS.join(' or ')}`);
   const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { defaultResource, detectResources, envDetector, resourceFromAttributes }, api] = await Promise.all([
     import('@opentelemetry/sdk-trace-node'),
     protocol === 'http/json' ? import('@opentelemetry/exporter-trace-otlp-http') : import('@opentelemetry/exporter-trace-otlp-proto'),
@@ -104,19 +104,16 @@ export function tracingConfigured(env: Readonly<Record<string, string | undefine
  * @example
  *   const tracing = await startTracingFromEnv(process.env); // undefined unless OTEL_* asks for it
  */
-export async function startTracingFromEnv(env: Readonly<Record<string, string | undefined>>): Promise<TracingHandle | undefined> {
+export async function startTracingFromEnv(env: Readonly<Record<string, string | undefined>>, warn: (message: string) => void = (m) => process.emitWarning(m)): Promise<TracingHandle | undefined> {
   if (!tracingConfigured(env)) return undefined;
-  // As the OpenTelemetry SDKs read them: the traces-specific variable wins; checked before anything loads.
-  const protocolVar = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL?.trim() ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
-  const protocol = env[protocolVar]?.trim().toLowerCase();
-  if (protocol && !(OTLP_PROTOCOLS as readonly string[]).includes(protocol)) throw unknownProtocol(protocolVar, protocol);
+  const protocol = otlpProtocolFromEnv(env, warn);
   // The endpoint is read from `env` (which may not be process.env); the exporter reads the rest
   // (headers, timeout, compression) from the process's environment, as every OpenTelemetry SDK does.
   const specific = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
   const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
   const delay = Number(env.OTEL_BSP_SCHEDULE_DELAY);
   return startTracing({
-    ...(protocol ? { protocol: protocol as OtlpProtocol } : {}),
+    ...(protocol ? { protocol } : {}),
     ...(specific ? { url: specific } : base ? { endpoint: base } : {}),
     ...(env.OTEL_SERVICE_NAME?.trim() ? { serviceName: env.OTEL_SERVICE_NAME.trim() } : {}),
     ...(env.OTEL_BSP_SCHEDULE_DELAY && Number.isFinite(delay) && delay >= 0 ? { scheduledDelayMillis: delay } : {}),
@@ -130,7 +127,22 @@ function tracesUrl(endpoint: string): string {
   return `${endpoint.replace(/\/+$/, '')}/v1/traces`;
 }
 
-function unknownProtocol(where: string, value: string): Error {
-  const grpc = value === 'grpc' ? ': Swarm sends OTLP over HTTP only (an OpenTelemetry Collector accepts both on port 4318)' : '';
-  return new Error(`${where} is '${value}'${grpc}; use ${OTLP_PROTOCOLS.join(' or ')}`);
+/**
+ * The encoding the standard environment asks for: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL when set, else
+ * OTEL_EXPORTER_OTLP_PROTOCOL (letter case ignored); undefined when neither is set. A value Swarm
+ * does not send (`grpc`, a typo) is reported through `warn` and ignored, as the specification says
+ * of unknown values: the default, `http/protobuf`, is used.
+ *
+ * @example
+ *   otlpProtocolFromEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }, console.warn); // 'http/json'
+ */
+export function otlpProtocolFromEnv(env: Readonly<Record<string, string | undefined>>, warn: (message: string) => void): OtlpProtocol | undefined {
+  const name = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL?.trim() ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  const value = raw.toLowerCase();
+  if ((OTLP_PROTOCOLS as readonly string[]).includes(value)) return value as OtlpProtocol;
+  const why = value === 'grpc' ? 'Swarm sends OTLP over HTTP only (a collector listens for it on port 4318, for gRPC on 4317)' : `Swarm sends ${OTLP_PROTOCOLS.join(' or ')}`;
+  warn(`${name} is '${raw}': ${why}; sending http/protobuf`);
+  return undefined;
 }

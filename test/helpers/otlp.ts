@@ -30,6 +30,8 @@ export interface OtlpReceiver {
   spans: ReceivedSpan[];
   /** The content type of each export received, in order (`application/x-protobuf`, `application/json`). */
   exports: string[];
+  /** Why each export that could not be decoded could not (it was answered 400). */
+  undecodable: string[];
   /** Requests to other paths: their path and headers. */
   requests: Array<{ path: string; headers: IncomingHttpHeaders }>;
   /** Wait until `check` finds what it wants among the spans received (liveness bound `timeoutMs`). */
@@ -60,17 +62,27 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
   const requests: OtlpReceiver['requests'] = [];
   const exports: string[] = [];
+  const undecodable: string[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const path = (req.url ?? '').split('?')[0] ?? '';
       if (req.method === 'POST' && path === '/v1/traces') {
-        const type = req.headers['content-type'] ?? '';
+        // The media type alone (a `; charset=…` parameter aside).
+        const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
         exports.push(type);
         const body = Buffer.concat(chunks);
         const protobuf = type === 'application/x-protobuf';
-        const doc = protobuf ? decodeTraces(body) : (JSON.parse(body.toString('utf8')) as OtlpDoc);
+        let doc: OtlpDoc;
+        try {
+          doc = protobuf ? decodeTraces(body) : (JSON.parse(body.toString('utf8')) as OtlpDoc);
+        } catch (e) {
+          // Kept for the test to see (`undecodable`), answered as a collector answers a bad request.
+          undecodable.push((e as Error).message);
+          res.writeHead(400, { 'content-type': 'text/plain' }).end((e as Error).message);
+          return;
+        }
         for (const rs of doc.resourceSpans ?? []) {
           const name = attrs(rs.resource?.attributes)['service.name'];
           const service = typeof name === 'string' ? name : '';
@@ -106,6 +118,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     url,
     spans,
     exports,
+    undecodable,
     requests,
     async waitFor(what, check, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;
@@ -151,10 +164,12 @@ function fieldsOf(buf: Buffer): Array<{ no: number; value: bigint | Buffer }> {
     if (wire === 0) out.push({ no, value: varint() });
     else if (wire === 1 || wire === 5) {
       const size = wire === 1 ? 8 : 4;
+      if (at + size > buf.length) throw new Error(`OTLP protobuf: field ${no} runs past the end`);
       out.push({ no, value: buf.subarray(at, at + size) });
       at += size;
     } else if (wire === 2) {
       const len = Number(varint());
+      if (at + len > buf.length) throw new Error(`OTLP protobuf: field ${no} runs past the end (${len} bytes at ${at} of ${buf.length})`);
       out.push({ no, value: buf.subarray(at, at + len) });
       at += len;
     } else throw new Error(`OTLP protobuf: wire type ${wire} of field ${no}`);
@@ -173,7 +188,7 @@ function anyValue(buf: Buffer): OtlpValue {
   const f = fieldsOf(buf)[0];
   if (!f) return {};
   if (f.no === 1) return { stringValue: text(f.value) };
-  if (f.no === 2) return { boolValue: f.value === 1n };
+  if (f.no === 2) return { boolValue: f.value !== 0n };
   if (f.no === 3) return { intValue: String(BigInt.asIntN(64, f.value as bigint)) };
   if (f.no === 4) return { doubleValue: (f.value as Buffer).readDoubleLE(0) };
   if (f.no === 5) return { arrayValue: { values: all(f.value as Buffer, 1).map(anyValue) } };
