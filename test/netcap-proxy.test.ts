@@ -107,6 +107,35 @@ describe('the policy proxy', () => {
   });
 });
 
+describe('closing the proxy', () => {
+  it('resolves only once every connection still open has been reported (the step records them all before its outcome)', async () => {
+    const seen: NetConnectionRecord[] = [];
+    const p = await startNetProxy({ socketPath: join(dir, 'closing.sock'), allow: parseNetCapabilities([`net:127.0.0.1:${port}`]), onConnection: (r) => seen.push(r) });
+    // Three tunnels left open, as an agent that exits (or is killed) without closing them leaves them.
+    const clients = await Promise.all(
+      [0, 1, 2].map(
+        () =>
+          new Promise<ReturnType<typeof connect>>((resolve, reject) => {
+            const s = connect(join(dir, 'closing.sock'));
+            s.on('error', () => undefined);
+            s.once('data', () => resolve(s));
+            s.once('close', () => reject(new Error('closed before the tunnel was up')));
+            s.write(`CONNECT 127.0.0.1:${port} HTTP/1.1\r\n\r\n`);
+          }),
+      ),
+    );
+    expect(seen).toEqual([]);
+    await p.close();
+    // Nothing awaited after close(): every connection is in `seen` when it resolves.
+    expect(seen.map((r) => [r.method, r.port, r.allowed])).toEqual([
+      ['CONNECT', port, true],
+      ['CONNECT', port, true],
+      ['CONNECT', port, true],
+    ]);
+    for (const c of clients) c.destroy();
+  });
+});
+
 describe('an expired grant', () => {
   it('refuses every request once the net_cap has expired (403, recorded)', async () => {
     const seen: NetConnectionRecord[] = [];

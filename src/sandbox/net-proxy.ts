@@ -159,12 +159,16 @@ export async function startNetProxy(o: NetProxyOptions): Promise<NetProxy> {
   });
   return {
     socketPath: o.socketPath,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of open) s.destroy();
-        rmSync(o.socketPath, { force: true });
-      }),
+    close: async () => {
+      // A socket's 'close' (where its connection is reported) comes with its handle's close
+      // callback, after the server's own 'close' has fired: wait for each of them too, so that
+      // every connection has been reported when this resolves.
+      const sockets = [...open].map((s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.once('close', () => resolve()))));
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of open) s.destroy();
+      rmSync(o.socketPath, { force: true });
+      await Promise.all([stopped, ...sockets]);
+    },
   };
 }
 
