@@ -16,8 +16,12 @@ import { applyTheme, currentTheme } from './theme';
 
 applyTheme(currentTheme());
 
+// Several requests of a page can each be refused (401) as the session ends: one navigation to the
+// sign-in page, not one per refusal (a second would abort the first).
+let leaving = false;
 function toLogin(): void {
-  if (window.location.pathname === '/login') return;
+  if (leaving || window.location.pathname === '/login') return;
+  leaving = true;
   const next = `${window.location.pathname}${window.location.search}`;
   window.location.assign(`/login?next=${encodeURIComponent(next)}`);
 }
