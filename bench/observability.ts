@@ -21,6 +21,7 @@ import { median, REPO_ROOT } from './harness.js';
 import { table } from './report.js';
 import { childMain, gitState, hostInfo, runInChild } from './runner.js';
 import { runJob, type FanoutResult, type Job, type LinearResult } from './workloads.js';
+import { decodeOtlpTraces } from '../src/testing/otlp-traces.js';
 
 /**
  * The modes measured. Each says what its child does before the workload: the Job fields it sets
@@ -73,16 +74,12 @@ async function startReceiver(): Promise<{ url: string; spans: () => number; clos
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const raw = Buffer.concat(chunks);
-      if ((req.headers['content-type'] ?? '').split(';')[0]?.trim() === 'application/x-protobuf') {
-        // ExportTraceServiceRequest: resource_spans 1 → scope_spans 2 → spans 2.
-        for (const r of messages(raw, 1)) for (const sc of messages(r, 2)) spans += messages(sc, 2).length;
-        res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
-        return;
-      }
-      const body = JSON.parse(raw.toString('utf8')) as { resourceSpans?: Array<{ scopeSpans?: Array<{ spans?: unknown[] }> }> };
+      const type = req.headers['content-type'] ?? '';
+      const body = decodeOtlpTraces(Buffer.concat(chunks), type);
       for (const r of body.resourceSpans ?? []) for (const sc of r.scopeSpans ?? []) spans += sc.spans?.length ?? 0;
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      // An empty ExportTraceServiceResponse, in the request's encoding.
+      if (type.startsWith('application/x-protobuf')) res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+      else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -111,34 +108,6 @@ const USAGE = `usage: node dist/bench/observability.js [options]
   --dir <path>         where to create the temp directories (default: the OS temp dir)
   --keep               keep the temp directories
   --no-save            do not write bench/results/observability-*.json`;
-
-/** The length-delimited fields numbered `no` of a protobuf message (the embedded messages of a repeated field). */
-function messages(buf: Buffer, no: number): Buffer[] {
-  const out: Buffer[] = [];
-  let at = 0;
-  const varint = (): number => {
-    let n = 0;
-    for (let mul = 1; ; mul *= 128) {
-      const b = buf[at++];
-      if (b === undefined) throw new Error('OTLP protobuf: truncated');
-      n += (b & 0x7f) * mul;
-      if (b < 0x80) return n;
-    }
-  };
-  while (at < buf.length) {
-    const tag = varint();
-    const wire = tag % 8;
-    if (wire === 0) varint();
-    else if (wire === 1) at += 8;
-    else if (wire === 5) at += 4;
-    else if (wire === 2) {
-      const len = varint();
-      if (Math.floor(tag / 8) === no) out.push(buf.subarray(at, at + len));
-      at += len;
-    } else throw new Error(`OTLP protobuf: wire type ${wire}`);
-  }
-  return out;
-}
 
 async function child(json: string): Promise<void> {
   const c = JSON.parse(json) as ChildJob;

@@ -1,7 +1,7 @@
 /**
  * Testing your agents offline: a fake LLM vendor (a real local HTTP server speaking the OpenAI chat
  * completions and responses APIs and the Anthropic messages API, with streaming) and a scripted
- * in-process model.
+ * in-process model, and a reader of OTLP trace exports (protobuf or JSON) for a receiver of your own.
  *
  * @example
  *   import { startFakeLlmServer } from 'swarm-runtime/testing';
@@ -13,3 +13,5 @@ export type { FakeApi, FakeLlmServer, FakeLlmServerOptions, FakeReply, FakeScrip
 export { ScriptedModel } from './scripted-model.js';
 export type { ModelScript, ScriptedModelOptions, ScriptedReply } from './scripted-model.js';
 export { memoryJournal } from '../agents/loop.js';
+export { decodeOtlpTraces } from './otlp-traces.js';
+export type { OtlpAttr, OtlpSpan, OtlpTraces, OtlpValue } from './otlp-traces.js';
