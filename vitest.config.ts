@@ -88,6 +88,15 @@ const IN_PROCESS = [
 const SERIAL = ['test/postgres-chaos.test.ts', 'test/sandbox-cgroups.test.ts'];
 
 /**
+ * Files that replace a module with `vi.mock` (node:fs/promises, say): they need a module registry of
+ * their own, so they run in a fresh worker (`isolate: true`). Every other file shares its worker, and
+ * the modules that worker has loaded, with the files run in it before (`isolate: false`): a fresh worker per
+ * file started Node and loaded the code under test again 180 times (the in-process files alone took
+ * 155 CPU-seconds in fresh workers, 72 in shared ones).
+ */
+const OWN_MODULES = ['test/sw4rm-core.test.ts'];
+
+/**
  * Files that must not run beside another file that starts processes, but use little CPU themselves
  * (their processes mostly wait on timers): each runs after everything else in a group of its own,
  * beside in-process files only (COMPANIONS: no child processes, one core at most), so that the
@@ -146,7 +155,7 @@ function seconds(file: string): number {
 const COMPANIONS = new Map<string, string[]>(QUIET.map((q) => [q, []]));
 {
   const room = new Map(QUIET.map((q) => [q, 0.8 * seconds(q)]));
-  const candidates = [...IN_PROCESS_FILES].sort((a, b) => seconds(b) - seconds(a) || a.localeCompare(b));
+  const candidates = [...IN_PROCESS_FILES].filter((f) => !OWN_MODULES.includes(f)).sort((a, b) => seconds(b) - seconds(a) || a.localeCompare(b));
   for (const f of candidates) {
     const [q, left] = [...room].sort((a, b) => b[1] - a[1])[0]!;
     const s = seconds(f);
@@ -171,7 +180,8 @@ class LongestFirst extends BaseSequencer {
 }
 
 // Liveness bounds only: a test of ten CLI calls takes seconds on a quiet machine, a minute on a busy one.
-const common = { testTimeout: 120_000, hookTimeout: 120_000, pool: 'forks' } as const;
+// Workers are reused from file to file (isolate: false), except for OWN_MODULES.
+const common = { testTimeout: 120_000, hookTimeout: 120_000, pool: 'forks', isolate: false } as const;
 
 /*
  * Order of a run (vitest runs groups one after another; files of one group share its workers, and
@@ -183,8 +193,10 @@ const common = { testTimeout: 120_000, hookTimeout: 120_000, pool: 'forks' } as 
  *    busy (cli, postgres-engine and web/run two at a time: 197 CPU-seconds in 110 s; cli, whose
  *    tests run concurrently, took 121 CPU-seconds for about 70 s of its own), so a third file
  *    would only slow each of them.
+ *    `own-modules` (OWN_MODULES, each in a fresh worker) runs in this group too.
  * 2. groups 1 to 6, one per QUIET file: that file beside in-process COMPANIONS, two at a time.
- * 3. last, one file at a time: `serial` (fileParallelism: false puts a project's files there).
+ * 3. last, one file at a time: `serial` (fileParallelism: false; its group is numbered after the
+ *    QUIET ones, since its one worker differs from the two of group 0).
  */
 export default defineConfig({
   test: {
@@ -195,13 +207,14 @@ export default defineConfig({
     globalSetup: ['./test/global-setup.ts'],
     reporters: ['default', './test/summary-reporter.ts'],
     projects: [
-      { test: { ...common, name: 'in-process', include: IN_PROCESS, exclude: BESIDE_QUIET } },
+      { test: { ...common, name: 'in-process', include: IN_PROCESS, exclude: [...BESIDE_QUIET, ...OWN_MODULES] } },
       { test: { ...common, name: 'processes', include: ['test/**/*.test.ts'], exclude: [...IN_PROCESS, ...SERIAL, ...QUIET, ...BROWSER] } },
+      { test: { ...common, name: 'own-modules', include: OWN_MODULES, isolate: true } },
       { test: { ...common, name: 'browser', include: BROWSER, maxWorkers: 2 } },
       ...QUIET.map((q, i) => ({
         test: { ...common, name: `quiet-${q.replace(/^test\/|\.test\.ts$/g, '')}`, include: [q, ...COMPANIONS.get(q)!], sequence: { groupOrder: i + 1 }, maxWorkers: 2 },
       })),
-      { test: { ...common, name: 'serial', include: SERIAL, fileParallelism: false } },
+      { test: { ...common, name: 'serial', include: SERIAL, fileParallelism: false, sequence: { groupOrder: QUIET.length + 1 } } },
     ],
   },
 });

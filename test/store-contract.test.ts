@@ -966,6 +966,23 @@ function storeContract(name: string, makeStore: MakeStore): void {
         expect(await other.secretsGeneration()).not.toBe(g2);
       });
 
+      it('generations asked for at once agree (SQLite: one read for all of them); one asked after a write sees it', async () => {
+        const other = await openAnother();
+        const reads = other.kind === 'sqlite' ? vi.spyOn(other as unknown as { read: (...a: unknown[]) => unknown }, 'read') : undefined;
+        const at = await Promise.all(Array.from({ length: 16 }, () => other.secretsGeneration()));
+        expect(new Set(at).size).toBe(1);
+        const registry = await Promise.all(Array.from({ length: 16 }, () => other.registryGeneration()));
+        expect(new Set(registry).size).toBe(1);
+        if (reads) expect(reads, 'one read of each counter for 16 callers').toHaveBeenCalledTimes(2);
+        // Asked after a write: the new value, never a stale read shared with an earlier caller.
+        const before = other.secretsGeneration();
+        await store.putSecret(sealed('A', '', 1, 1));
+        const after = other.secretsGeneration();
+        await before;
+        expect(await after).not.toBe(at[0]);
+        reads?.mockRestore();
+      });
+
       it('rekey rewraps every secret, rechains runs, swaps the key check, in one transaction; a wrong old check or a failure changes nothing', async () => {
         await store.initMeta('master_key_check', 'old-check');
         await store.putSecret(sealed('A', '', 1, 1));

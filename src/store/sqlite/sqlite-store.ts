@@ -161,8 +161,8 @@ export class SqliteStore implements Store {
   private closed = false;
   private readonly pendingTx: PendingTx[] = [];
   private drainScheduled = false;
-  /** A read of the registry generation queued and not yet begun, shared by who asks meanwhile. */
-  private generationRead: Promise<string> | undefined;
+  /** Reads of `swarm_meta` counters queued and not yet begun, by key, shared by who asks meanwhile. */
+  private readonly counterReads = new Map<string, Promise<string>>();
   /** Told about each transaction's work and each commit (metrics); undefined: no extra work at all. */
   private observer: CommitObserver | undefined;
 
@@ -801,22 +801,27 @@ export class SqliteStore implements Store {
     );
   }
 
-  /**
-   * Bumped by triggers of the store on every write to agents and workflows (migration 14). Callers
-   * that ask while a read of it is queued and not yet begun share that read: it happens after each of
-   * them asked, so it is as current for all of them as a read of their own (32 runs created at once
-   * make one read instead of 32).
-   */
+  /** Bumped by triggers of the store on every write to agents and workflows (migration 14). */
   registryGeneration(): Promise<string> {
-    if (this.generationRead) return this.generationRead;
+    return this.metaCounter(REGISTRY_GENERATION_KEY);
+  }
+
+  /**
+   * A counter of `swarm_meta`. Callers that ask while a read of it is queued and not yet begun share
+   * that read: it happens after each of them asked, so it is as current for all of them as a read of
+   * their own (32 runs created or webhooks received at once make one read instead of 32).
+   */
+  private metaCounter(key: string): Promise<string> {
+    const queued = this.counterReads.get(key);
+    if (queued) return queued;
     const read = this.read(() => {
-      this.generationRead = undefined;
-      return (this.stmt(`SELECT value FROM swarm_meta WHERE key = '${REGISTRY_GENERATION_KEY}'`).pluck().get() as string | undefined) ?? '0';
+      if (this.counterReads.get(key) === read) this.counterReads.delete(key);
+      return (this.stmt('SELECT value FROM swarm_meta WHERE key = ?').pluck().get(key) as string | undefined) ?? '0';
     });
-    this.generationRead = read;
+    this.counterReads.set(key, read);
     // A read that failed before it began (the lock's queue failing) must not be handed out again.
     read.catch(() => {
-      if (this.generationRead === read) this.generationRead = undefined;
+      if (this.counterReads.get(key) === read) this.counterReads.delete(key);
     });
     return read;
   }
@@ -1292,8 +1297,9 @@ export class SqliteStore implements Store {
     );
   }
 
+  /** Bumped on every write to secrets; read like the registry's generation (shared while queued). */
   secretsGeneration(): Promise<string> {
-    return this.read(() => (this.stmt(`SELECT value FROM swarm_meta WHERE key = '${SECRETS_GENERATION_KEY}'`).pluck().get() as string | undefined) ?? '0');
+    return this.metaCounter(SECRETS_GENERATION_KEY);
   }
 
   rekey(plan: RekeyPlan): Promise<RekeyReport> {
