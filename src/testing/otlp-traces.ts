@@ -20,9 +20,19 @@ export function decodeOtlpTraces(body: Buffer, contentType: string): OtlpTraces 
   return type === 'application/x-protobuf' ? decodeProtobuf(body) : (JSON.parse(body.toString('utf8')) as OtlpTraces);
 }
 
-/** The fields of one protobuf message: numbers and values (varints as bigint, fixed64 as a Buffer, length-delimited as a Buffer). */
-function fieldsOf(buf: Buffer): Array<{ no: number; value: bigint | Buffer }> {
-  const out: Array<{ no: number; value: bigint | Buffer }> = [];
+type Value = bigint | Buffer;
+
+/** One protobuf message's fields by number, in order (varints as bigint, fixed64 and length-delimited as Buffers); read once. */
+type Fields = Map<number, Value[]>;
+
+/** The fields of one protobuf message (its nested messages are read when asked for). */
+function fieldsOf(buf: Buffer): Fields {
+  const out: Fields = new Map();
+  const push = (no: number, value: Value): void => {
+    const list = out.get(no);
+    if (list) list.push(value);
+    else out.set(no, [value]);
+  };
   let at = 0;
   const varint = (): bigint => {
     let n = 0n;
@@ -37,42 +47,49 @@ function fieldsOf(buf: Buffer): Array<{ no: number; value: bigint | Buffer }> {
     const tag = Number(varint());
     const no = tag >>> 3;
     const wire = tag & 7;
-    if (wire === 0) out.push({ no, value: varint() });
+    if (wire === 0) push(no, varint());
     else if (wire === 1 || wire === 5) {
       const size = wire === 1 ? 8 : 4;
       if (at + size > buf.length) throw new Error(`OTLP protobuf: field ${no} runs past the end`);
-      out.push({ no, value: buf.subarray(at, at + size) });
+      push(no, buf.subarray(at, at + size));
       at += size;
     } else if (wire === 2) {
       const len = Number(varint());
       if (at + len > buf.length) throw new Error(`OTLP protobuf: field ${no} runs past the end (${len} bytes at ${at} of ${buf.length})`);
-      out.push({ no, value: buf.subarray(at, at + len) });
+      push(no, buf.subarray(at, at + len));
       at += len;
     } else throw new Error(`OTLP protobuf: wire type ${wire} of field ${no}`);
   }
   return out;
 }
 
-const all = (buf: Buffer, no: number): Buffer[] => fieldsOf(buf).filter((f) => f.no === no && Buffer.isBuffer(f.value)).map((f) => f.value as Buffer);
-const one = (buf: Buffer, no: number): bigint | Buffer | undefined => fieldsOf(buf).find((f) => f.no === no)?.value;
-const text = (v: bigint | Buffer | undefined): string => (Buffer.isBuffer(v) ? v.toString('utf8') : '');
-const hex = (v: bigint | Buffer | undefined): string => (Buffer.isBuffer(v) ? v.toString('hex') : '');
-const num = (v: bigint | Buffer | undefined): number => (typeof v === 'bigint' ? Number(v) : 0);
+/** The nested messages (length-delimited values) of field `no`, each read. */
+const all = (f: Fields, no: number): Fields[] => (f.get(no) ?? []).filter((v): v is Buffer => Buffer.isBuffer(v)).map(fieldsOf);
+const one = (f: Fields, no: number): Value | undefined => f.get(no)?.[0];
+/** The nested message of field `no` (empty when absent), read. */
+const message = (f: Fields, no: number): Fields => {
+  const v = one(f, no);
+  return Buffer.isBuffer(v) ? fieldsOf(v) : new Map<number, Value[]>();
+};
+const text = (v: Value | undefined): string => (Buffer.isBuffer(v) ? v.toString('utf8') : '');
+const hex = (v: Value | undefined): string => (Buffer.isBuffer(v) ? v.toString('hex') : '');
+const num = (v: Value | undefined): number => (typeof v === 'bigint' ? Number(v) : 0);
 
 /** AnyValue: string 1, bool 2, int 3, double 4, array 5 (ArrayValue: values 1). */
-function anyValue(buf: Buffer): OtlpValue {
-  const f = fieldsOf(buf)[0];
-  if (!f) return {};
-  if (f.no === 1) return { stringValue: text(f.value) };
-  if (f.no === 2) return { boolValue: f.value !== 0n };
-  if (f.no === 3) return { intValue: String(BigInt.asIntN(64, f.value as bigint)) };
-  if (f.no === 4) return { doubleValue: (f.value as Buffer).readDoubleLE(0) };
-  if (f.no === 5) return { arrayValue: { values: all(f.value as Buffer, 1).map(anyValue) } };
+function anyValue(f: Fields): OtlpValue {
+  const [no, values] = f.entries().next().value ?? [];
+  const v = values?.[0];
+  if (v === undefined) return {};
+  if (no === 1) return { stringValue: text(v) };
+  if (no === 2) return { boolValue: v !== 0n };
+  if (no === 3) return { intValue: String(BigInt.asIntN(64, v as bigint)) };
+  if (no === 4) return { doubleValue: (v as Buffer).readDoubleLE(0) };
+  if (no === 5) return { arrayValue: { values: all(message(f, 5), 1).map(anyValue) } };
   return {};
 }
 
 /** KeyValue: key 1, value 2. */
-const keyValues = (list: Buffer[]): OtlpAttr[] => list.map((kv) => ({ key: text(one(kv, 1)), value: anyValue((one(kv, 2) as Buffer | undefined) ?? Buffer.alloc(0)) }));
+const keyValues = (list: Fields[]): OtlpAttr[] => list.map((kv) => ({ key: text(one(kv, 1)), value: anyValue(message(kv, 2)) }));
 
 /**
  * An ExportTraceServiceRequest in the shape of its JSON encoding: ResourceSpans 1 (Resource 1 with
@@ -81,11 +98,11 @@ const keyValues = (list: Buffer[]): OtlpAttr[] => list.map((kv) => ({ key: text(
  */
 function decodeProtobuf(body: Buffer): OtlpTraces {
   return {
-    resourceSpans: all(body, 1).map((rs) => ({
-      resource: { attributes: keyValues(all((one(rs, 1) as Buffer | undefined) ?? Buffer.alloc(0), 1)) },
+    resourceSpans: all(fieldsOf(body), 1).map((rs) => ({
+      resource: { attributes: keyValues(all(message(rs, 1), 1)) },
       scopeSpans: all(rs, 2).map((ss) => ({
         spans: all(ss, 2).map((sp) => {
-          const status = one(sp, 15) as Buffer | undefined;
+          const status = one(sp, 15) === undefined ? undefined : message(sp, 15);
           const parent = hex(one(sp, 4));
           return {
             traceId: hex(one(sp, 1)),
