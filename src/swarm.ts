@@ -1041,7 +1041,13 @@ export class Swarm {
    * (a webhook delivery reads it for its trigger), so the run is planned as of then without a
    * second read.
    */
-  private async createRunAt(generation: string | undefined, ref: string, input: unknown, options: StartRunOptions): Promise<CreatedRun> {
+  /**
+   * `guess` (SQLite, a webhook delivery): the registry generation the caller's trigger was cached at,
+   * and the secrets generation it verified with. The run is created only if the workflow's plan is
+   * cached at that same registry generation and the run's transaction still sees both; otherwise
+   * nothing is written and a `StaleGuess` is thrown.
+   */
+  private async createRunAt(generation: string | undefined, ref: string, input: unknown, options: StartRunOptions, guess?: { registry: string; secrets?: string }): Promise<CreatedRun> {
     checkKeyNamespace(options.idempotencyKey, options.trigger_type ?? 'manual');
     const { name, range } = parseRef(ref);
     const inputBytes = byteLength(JSON.stringify(input) ?? '');
@@ -1093,13 +1099,16 @@ export class Swarm {
       // (no lock of its own), and the run is planned against what is registered when it is created;
       // a generation moved on meanwhile writes nothing, and the plan is read again as below.
       const known = generation === undefined ? this.registryCache.latest(ref) : undefined;
+      if (guess && known?.generation !== guess.registry) throw new StaleGuess();
       const confirmed = known
         ? await this.store.transaction(async (tx) => {
             if (!tx.registryGeneration || (await tx.registryGeneration()) !== known.generation) return undefined;
+            if (guess?.secrets !== undefined && (!tx.secretsGeneration || (await tx.secretsGeneration()) !== guess.secrets)) return undefined;
             this.checkRunInput(known.entry.wf, input);
             return insert(tx, known.entry);
           })
         : undefined;
+      if (guess && !confirmed) throw new StaleGuess();
       if (confirmed) created = confirmed;
       else {
         const gen = generation ?? (await this.store.registryGeneration());
@@ -1271,9 +1280,42 @@ export class Swarm {
    *   const { runId, created } = await swarm.deliverWebhook('orders', { headers, body: rawBytes });
    */
   async deliverWebhook(path: string, delivery: WebhookDelivery): Promise<DeliveredWebhook> {
+    const { deliverWebhook } = await import('./triggers/webhook-delivery.js');
+    const runByKey = (key: string): Promise<string | undefined> => this.store.transaction(async (tx) => (await tx.runByIdempotencyKey(key))?.id);
+    const now = (): Date => new Date();
+    // SQLite: the trigger, its workflow's plan and the secrets as this process last read them, without
+    // reading the registry's and the secrets' generations first (each a turn of the store's lock).
+    // The run's own transaction confirms both generations and writes nothing if either moved on; a
+    // delivery whose guess was stale, or that was refused on it, is received again as below, from what
+    // the store holds now.
+    const guess = this.store.kind === 'sqlite' ? this.registryCache.latestWebhook(path) : undefined;
+    if (guess) {
+      let secrets: string | undefined;
+      try {
+        return await deliverWebhook(
+          {
+            findTrigger: () => Promise.resolve(guess.trigger),
+            secret: (name, workflow) => {
+              secrets ??= this.secretCache.prepareAsOf(workflow);
+              if (secrets === undefined) return Promise.reject(new StaleGuess());
+              return Promise.resolve(this.secretCache.get(name, workflow));
+            },
+            createRun: (ref, input, options) => this.createRunAt(undefined, ref, input, options, { registry: guess.generation, ...(secrets !== undefined ? { secrets } : {}) }),
+            runByKey,
+            now,
+          },
+          path,
+          delivery,
+        );
+      } catch (e) {
+        // Nothing was written: a stale guess, or a refusal (made before the run's transaction, or
+        // rolled back with it) that the current registry and secrets may not repeat.
+        if (!(e instanceof StaleGuess || e instanceof UserError || e instanceof PolicyError)) throw e;
+      }
+    }
     // Read once, with the trigger: the run is planned as of the delivery's arrival.
     let generation: string | undefined;
-    return (await import('./triggers/webhook-delivery.js')).deliverWebhook(
+    return deliverWebhook(
       {
         findTrigger: async (p) => {
           generation = await this.store.registryGeneration();
@@ -1284,8 +1326,8 @@ export class Swarm {
           return this.secretCache.get(name, workflow);
         },
         createRun: (ref, input, options) => this.createRunAt(generation, ref, input, options),
-        runByKey: (key) => this.store.transaction(async (tx) => (await tx.runByIdempotencyKey(key))?.id),
-        now: () => new Date(),
+        runByKey,
+        now,
       },
       path,
       delivery,
@@ -1783,6 +1825,13 @@ export function runExitCode(status: RunStatus): number {
 }
 
 /** The store's scope of a secret: '' for global, else a workflow name (checked). */
+/** What a webhook delivery assumed of the registry or the secrets changed before its run's transaction: it is received again (see `deliverWebhook`). */
+class StaleGuess extends Error {
+  constructor() {
+    super('the registry or the secrets changed since they were read');
+  }
+}
+
 function secretScope(options: SecretScopeOptions): string {
   if (options.workflow === undefined) return '';
   if (!new RegExp(NAME_PATTERN).test(options.workflow)) {

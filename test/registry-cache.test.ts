@@ -8,6 +8,8 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { Swarm } from '../src/swarm.js';
+import { resolveWebhookScheme } from '../src/triggers/webhook-scheme.js';
+import { signWebhook } from '../src/triggers/webhook-sign.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { expectRejects } from './helpers/store-fixtures.js';
 import { builtinAgent, removeProject, runCli, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
@@ -18,6 +20,17 @@ afterAll(() => stopPgTestServer());
 const codeOf = async (p: Promise<unknown>): Promise<string | undefined> => ((await expectRejects(p)) as { code?: string }).code;
 
 const WF = (version: string, agent = 'noop@^1'): string => `name: wf\nversion: ${version}\nsteps:\n  - id: only\n    agent: ${agent}\n`;
+const SIGNED = (path: string, version = '1.0.0'): string =>
+  `name: signed\nversion: ${version}\ntrigger:\n  type: webhook\n  path: ${path}\n  scheme: standard\n  secret: \${secrets.SIGNED_HOOK}\nsteps:\n  - id: only\n    agent: noop@^1\n`;
+/** Stored secrets need a master key; both Swarms and the CLI share this one. */
+const MASTER_KEY = 'ab'.repeat(32);
+/** Standard Webhooks secrets (whsec_ and 32 bytes in base64). */
+const KEY_1 = `whsec_${Buffer.alloc(32, 1).toString('base64')}`;
+const KEY_2 = `whsec_${Buffer.alloc(32, 2).toString('base64')}`;
+const STANDARD = resolveWebhookScheme('standard');
+const BODY = JSON.stringify({ order: 7 });
+/** A delivery of BODY signed with `secret` (a fresh delivery id each time). */
+const signed = (secret: string): { headers: Record<string, string>; body: Uint8Array } => ({ headers: signWebhook(STANDARD, secret, BODY), body: new TextEncoder().encode(BODY) });
 const HOOK = `name: hooked\nversion: 1.0.0\ntrigger:\n  type: webhook\n  path: late\n  auth: none\nsteps:\n  - id: only\n    agent: noop@^1\n`;
 
 interface Pair {
@@ -43,7 +56,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     async function pair(): Promise<Pair> {
       const dir = tempProject();
       const db = kind === 'postgres' ? await (await pgTestServer()).createDatabase() : undefined;
-      const env = { SWARM_HOME: join(dir, '.swarm'), ...(db ? { SWARM_DATABASE_URL: db } : {}) };
+      const env = { SWARM_HOME: join(dir, '.swarm'), SWARM_MASTER_KEY: MASTER_KEY, ...(db ? { SWARM_DATABASE_URL: db } : {}) };
       const a = await Swarm.open({ cwd: dir, env });
       const b = await Swarm.open({ cwd: dir, env });
       opened.push({ dir, swarms: [a, b], ...(db ? { db } : {}) });
@@ -129,10 +142,71 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       expect(await codeOf(deliver())).toBe('WEBHOOK_DISABLED');
     });
 
+    const runsIn = async (s: Swarm): Promise<number> => Object.values(await s.store.runCounts()).reduce((n, c) => n + c, 0);
+
+    it('a signed webhook verifies with the secret the other Swarm set last: a delivery signed with the replaced one is refused and writes nothing', async () => {
+      const { dir, a, b } = await pair();
+      await b.setSecret('SIGNED_HOOK', KEY_1, { workflow: 'signed' });
+      await a.registerWorkflow(writeWorkflow(dir, 'signed', SIGNED('signed')));
+      for (let i = 0; i < 3; i++) expect(await a.deliverWebhook('signed', signed(KEY_1))).toMatchObject({ created: true, workflow: 'signed' });
+      const before = await runsIn(a);
+
+      await b.setSecret('SIGNED_HOOK', KEY_2, { workflow: 'signed' });
+      expect(await codeOf(a.deliverWebhook('signed', signed(KEY_1))), 'signed with the replaced secret').toBe('WEBHOOK_SIGNATURE_MISMATCH');
+      expect(await runsIn(a), 'the refused delivery wrote no run').toBe(before);
+      expect(await a.deliverWebhook('signed', signed(KEY_2))).toMatchObject({ created: true });
+
+      await b.deleteSecret('SIGNED_HOOK', { workflow: 'signed' });
+      expect(await codeOf(a.deliverWebhook('signed', signed(KEY_2))), 'the secret deleted by the other').toBe('WEBHOOK_SECRET_MISSING');
+      expect(await runsIn(a)).toBe(before + 1);
+    });
+
+    it('a webhook moved to another path by the other Swarm: the old path is not found at the next delivery, the new one starts its runs', async () => {
+      const { dir, a, b } = await pair();
+      await a.setSecret('SIGNED_HOOK', KEY_1);
+      await a.registerWorkflow(writeWorkflow(dir, 'signed', SIGNED('before')));
+      expect(await a.deliverWebhook('before', signed(KEY_1))).toMatchObject({ created: true });
+      expect(await a.deliverWebhook('before', signed(KEY_1))).toMatchObject({ created: true });
+      await b.registerWorkflow(writeWorkflow(join(dir, 'v2'), 'signed', SIGNED('after', '2.0.0')));
+      expect(await codeOf(a.deliverWebhook('before', signed(KEY_1))), 'the path given up').toBe('WEBHOOK_NOT_FOUND');
+      const moved = await a.deliverWebhook('after', signed(KEY_1));
+      expect(moved).toMatchObject({ created: true });
+      expect((await a.getRun(moved.runId)).run.workflow_version).toBe('2.0.0');
+    });
+
     if (kind === 'sqlite') {
+      it("deliveries after the first read neither generation on a turn of their own; one that moved meanwhile is caught in the run's transaction and the delivery received again", async () => {
+        const { dir, a, sql } = await pair();
+        await a.setSecret('SIGNED_HOOK', KEY_1);
+        await a.registerWorkflow(writeWorkflow(dir, 'signed', SIGNED('signed')));
+        let reads = 0;
+        for (const name of ['registryGeneration', 'secretsGeneration'] as const) {
+          const read = a.store[name].bind(a.store);
+          a.store[name] = () => {
+            reads++;
+            return read();
+          };
+        }
+        await a.deliverWebhook('signed', signed(KEY_1));
+        expect(reads, 'the first delivery reads both').toBe(2);
+        for (let i = 0; i < 4; i++) await a.deliverWebhook('signed', signed(KEY_1));
+        expect(reads, 'the next ones: none').toBe(2);
+
+        for (const key of ['secrets_generation', 'registry_generation']) {
+          // Another process's write (a secret or a registration that leaves this webhook as it was).
+          await sql(`UPDATE swarm_meta SET value = value || '.' WHERE key = '${key}'`);
+          const before = await runsIn(a);
+          const out = await a.deliverWebhook('signed', signed(KEY_1));
+          expect(out.created, key).toBe(true);
+          expect(await runsIn(a), `${key}: one run`).toBe(before + 1);
+          expect((await a.getRun(out.runId)).run.trigger_type).toBe('webhook');
+        }
+        expect(reads, 'each stale guess received again, from fresh reads').toBe(6);
+      });
+
       it('another process on the same file: its registration and its disable are seen by the next run', async () => {
         const { dir, a } = await pair();
-        const env = { SWARM_HOME: join(dir, '.swarm') };
+        const env = { SWARM_HOME: join(dir, '.swarm'), SWARM_MASTER_KEY: MASTER_KEY };
         expect(await agentVersionOf(a, await a.startRun('wf'))).toBe('1.0.0');
         const reg = await runCli(['agent', 'register', writeAgentVersion(dir, '1.1.0')], dir, env);
         expect(reg.code, reg.stderr).toBe(0);

@@ -77,6 +77,15 @@ export class RegistryCache {
     return trigger;
   }
 
+  /**
+   * The webhook trigger cached for `path` at the newest generation this cache has seen (undefined
+   * inside: no trigger there), with that generation: a guess the caller confirms against the store
+   * in the run's own transaction (see `Swarm.deliverWebhook`). Undefined when nothing is cached.
+   */
+  latestWebhook(path: string): { generation: string; trigger: TriggerRecord | undefined } | undefined {
+    return this.generation !== undefined && this.webhooks.has(path) ? { generation: this.generation, trigger: this.webhooks.get(path) } : undefined;
+  }
+
   /** Forget everything: the next call reads the registry again. */
   clear(): void {
     this.generation = undefined;

@@ -41,6 +41,24 @@ export class SecretCache {
     // Concurrent steps share one refresh.
     this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined));
     await this.refreshing;
+    this.decryptFor(workflow);
+  }
+
+  /**
+   * `prepare` without reading the store's secrets generation: the secrets of `workflow` as of the
+   * generation last read, which it returns (undefined: none read yet, or a read is under way; call
+   * `prepare`). The caller confirms that generation against the store before it acts on what it
+   * decided with them (a webhook's run is created only if the generation is unchanged in the run's
+   * own transaction).
+   */
+  prepareAsOf(workflow: string): string | undefined {
+    if (this.generation === undefined || this.refreshing) return undefined;
+    this.decryptFor(workflow);
+    return this.generation;
+  }
+
+  /** Decrypt what is new or changed of the global secrets and those of `workflow`, and teach the redactor. */
+  private decryptFor(workflow: string): void {
     for (const scope of ['', workflow]) {
       const learned: Record<string, string> = {};
       for (const rec of this.rows.values()) {

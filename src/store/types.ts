@@ -422,6 +422,8 @@ export interface LedgerTx {
    * it, read on the connection the transaction already holds.
    */
   registryGeneration?(): Promise<string>;
+  /** Optional (SQLite): the secrets generation (`Store.secretsGeneration`) as this transaction sees it. */
+  secretsGeneration?(): Promise<string>;
   /** Every registered version of a workflow. */
   workflowVersions(name: string): Promise<WorkflowRecord[]>;
   /**

@@ -227,17 +227,28 @@ export function webhookAlgorithm(scheme: WebhookScheme): WebhookHmacAlgorithm {
   return scheme.type === 'hmac' ? scheme.algorithm : 'sha256';
 }
 
-/** The bytes a scheme signs: the raw body, after `${id}.${timestamp}.` (standard) or `${timestamp}.` (stripe, hmac with a timestamp header). */
+/** What a scheme signs before the raw body: `${id}.${timestamp}.` (standard), `${timestamp}.` (stripe, hmac with a timestamp header), or nothing. */
+export function signedLead(scheme: WebhookScheme, parts: { id?: string; timestamp?: string }): string {
+  if (scheme.type === 'standard') return `${parts.id ?? ''}.${parts.timestamp ?? ''}.`;
+  if (scheme.type === 'stripe' || (scheme.type === 'hmac' && scheme.timestampHeader)) return `${parts.timestamp ?? ''}.`;
+  return '';
+}
+
+/** The bytes a scheme signs: the raw body after its `signedLead`. */
 export function signedContent(scheme: WebhookScheme, body: Uint8Array, parts: { id?: string; timestamp?: string }): Buffer {
-  let lead = '';
-  if (scheme.type === 'standard') lead = `${parts.id ?? ''}.${parts.timestamp ?? ''}.`;
-  else if (scheme.type === 'stripe' || (scheme.type === 'hmac' && scheme.timestampHeader)) lead = `${parts.timestamp ?? ''}.`;
-  return Buffer.concat([Buffer.from(lead, 'utf8'), body]);
+  return Buffer.concat([Buffer.from(signedLead(scheme, parts), 'utf8'), body]);
 }
 
 /** HMAC of the signed content with one key. */
 export function webhookDigest(scheme: WebhookScheme, key: Buffer, content: Buffer): Buffer {
   return createHmac(webhookAlgorithm(scheme), key).update(content).digest();
+}
+
+/** The same HMAC as `webhookDigest` of `signedContent`, fed the lead and the body in turn (no copy of the body). */
+export function webhookDigestOf(scheme: WebhookScheme, key: Buffer, lead: string, body: Uint8Array): Buffer {
+  const hmac = createHmac(webhookAlgorithm(scheme), key);
+  if (lead !== '') hmac.update(lead, 'utf8');
+  return hmac.update(body).digest();
 }
 
 function secretProblem(scheme: WebhookScheme, secret: string): string | undefined {

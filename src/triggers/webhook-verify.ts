@@ -19,11 +19,11 @@ import { BoundedMemo } from '../core/bounded-memo.js';
 import {
   GITHUB_HEADERS,
   isBase64,
-  signedContent,
+  signedLead,
   STANDARD_HEADERS,
   STRIPE_HEADERS,
   webhookAlgorithm,
-  webhookDigest,
+  webhookDigestOf,
   webhookKey,
   type WebhookScheme,
   type WebhookSchemeType,
@@ -108,16 +108,16 @@ export function verifyWebhook(
       const side = skew < 0 ? `${away} s in the past` : `${away} s in the future`;
       return refuse(
         'TIMESTAMP_OUT_OF_TOLERANCE',
-        `${delivery.timestamp.from} is ${side}; the tolerance is ${tolerance} s (a replayed delivery, or the sender's or this machine's clock is wrong)`,
+        `${delivery.timestamp.label ?? `${delivery.timestamp.header} ${delivery.timestamp.value}`} is ${side}; the tolerance is ${tolerance} s (a replayed delivery, or the sender's or this machine's clock is wrong)`,
         delivery.timestamp.header,
       );
     }
     timestamp = new Date(seconds * 1000);
   }
 
-  const content = signedContent(scheme, rawBody, { id: delivery.id, timestamp: delivery.timestamp?.value });
+  const lead = signedLead(scheme, { id: delivery.id, timestamp: delivery.timestamp?.value });
   for (const [i, key] of keys.entries()) {
-    const expected = webhookDigest(scheme, key, content);
+    const expected = webhookDigestOf(scheme, key, lead, rawBody);
     // Every candidate is compared, even after a match, so the time taken does not tell which one matched.
     let matched = false;
     for (const candidate of delivery.signatures) {
@@ -155,7 +155,8 @@ interface Delivery {
   /** The id that is part of the signed content (standard). */
   id?: string;
   deliveryId?: string;
-  timestamp?: { value: string; header: string; from: string };
+  /** `label`: how a message names it (default: the header and the value). */
+  timestamp?: { value: string; header: string; label?: string };
 }
 
 type Read = { ok: true; delivery: Delivery } | RefusedWebhook;
@@ -172,10 +173,7 @@ function readDelivery(scheme: WebhookScheme, h: HeaderReader): Read {
       if (!sig.ok) return sig;
       const parsed = parseStandardSignatures(sig.value, digestLength);
       if (!parsed.ok) return parsed;
-      return {
-        ok: true,
-        delivery: { ...parsed.value, id: id.value, deliveryId: id.value, timestamp: { value: ts.value, header: STANDARD_HEADERS.timestamp, from: `${STANDARD_HEADERS.timestamp} ${ts.value}` } },
-      };
+      return { ok: true, delivery: { ...parsed.value, id: id.value, deliveryId: id.value, timestamp: { value: ts.value, header: STANDARD_HEADERS.timestamp } } };
     }
     case 'github': {
       const sig = h.required(GITHUB_HEADERS.signature);
@@ -205,7 +203,7 @@ function readDelivery(scheme: WebhookScheme, h: HeaderReader): Read {
       if (scheme.timestampHeader) {
         const ts = h.timestamp(scheme.timestampHeader);
         if (!ts.ok) return ts;
-        delivery.timestamp = { value: ts.value, header: scheme.timestampHeader, from: `${scheme.timestampHeader} ${ts.value}` };
+        delivery.timestamp = { value: ts.value, header: scheme.timestampHeader };
       }
       return { ok: true, delivery };
     }
@@ -218,26 +216,27 @@ const DIGEST_BYTES = { sha256: 32, sha512: 64, sha1: 20 } as const;
 function parseStandardSignatures(value: string, digestLength: number): Parsed<Pick<Delivery, 'signatureHeader' | 'signatures' | 'skipped'>> {
   const header = STANDARD_HEADERS.signature;
   const entries = value.split(' ').filter((e) => e !== '');
+  const where = (i: number): string => (entries.length > 1 ? `entry ${i + 1} of ${header}` : header);
   const signatures: Buffer[] = [];
-  const otherVersions = new Map<string, number>();
+  let otherVersions: Map<string, number> | undefined;
   let problem: string | undefined;
-  entries.forEach((entry, i) => {
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i] as string;
     const comma = entry.indexOf(',');
-    const where = entries.length > 1 ? `entry ${i + 1} of ${header}` : header;
     if (comma <= 0) {
-      problem ??= `${where} is not 'v1,<base64 signature>'`;
-      return;
+      problem ??= `${where(i)} is not 'v1,<base64 signature>'`;
+      continue;
     }
-    const version = entry.slice(0, comma);
-    if (version !== 'v1') {
-      otherVersions.set(version, (otherVersions.get(version) ?? 0) + 1);
-      return;
+    if (comma !== 2 || !entry.startsWith('v1')) {
+      const version = entry.slice(0, comma);
+      (otherVersions ??= new Map()).set(version, (otherVersions.get(version) ?? 0) + 1);
+      continue;
     }
     const digest = decodeSignature(entry.slice(comma + 1), 'base64', digestLength);
-    if (typeof digest === 'string') problem ??= `${where}: ${digest}`;
+    if (typeof digest === 'string') problem ??= `${where(i)}: ${digest}`;
     else signatures.push(digest);
-  });
-  const skipped = [...otherVersions].map(([v, n]) => `${n} ${v} signature${n > 1 ? 's' : ''} ignored`).join(', ') || undefined;
+  }
+  const skipped = otherVersions ? [...otherVersions].map(([v, n]) => `${n} ${v} signature${n > 1 ? 's' : ''} ignored`).join(', ') : undefined;
   if (signatures.length === 0) {
     return malformed(problem ?? `${header} has no v1 signature${skipped ? ` (${skipped}; only v1, HMAC-SHA256, is supported)` : ''}`, header);
   }
@@ -300,7 +299,7 @@ function parseStripeSignature(value: string, digestLength: number): Read {
   if (signatures.length === 0) return malformed(problem ?? `${header} has no v1 signature${others ? ' (only v1, HMAC-SHA256, is supported)' : ''}`, header);
   return {
     ok: true,
-    delivery: { signatureHeader: header, signatures, timestamp: { value: t, header, from: `${header} t=${t}` }, ...(others ? { skipped: `${others} other item${others > 1 ? 's' : ''} ignored` } : {}) },
+    delivery: { signatureHeader: header, signatures, timestamp: { value: t, header, label: `${header} t=${t}` }, ...(others ? { skipped: `${others} other item${others > 1 ? 's' : ''} ignored` } : {}) },
   };
 }
 
@@ -355,32 +354,47 @@ function quote(text: string): string {
 }
 
 // A secret's key is checked and decoded once (a delivery verifies with the same secrets as the last).
-const keyMemo = new BoundedMemo<string, Buffer>(256);
+// Only `standard` reads a secret other than as its bytes (webhookKey): two memos, by secret.
+const standardKeys = new BoundedMemo<string, Buffer>(256);
+const byteKeys = new BoundedMemo<string, Buffer>(256);
 
 function keyOf(scheme: WebhookScheme, secret: string): Buffer {
-  // Only `standard` reads a secret other than as its bytes (webhookKey).
-  return keyMemo.get(`${scheme.type === 'standard' ? 'standard' : 'bytes'} ${secret}`, () => webhookKey(scheme, secret));
+  return (scheme.type === 'standard' ? standardKeys : byteKeys).get(secret, () => webhookKey(scheme, secret));
 }
 
-/** Case-insensitive header lookup; a header given twice with different values is malformed, not guessed at. */
+/**
+ * Case-insensitive header lookup; a header given twice with different values is malformed, not
+ * guessed at. Only the headers a scheme asks for are looked at (a request carries many more).
+ */
 class HeaderReader {
-  private readonly values = new Map<string, string[]>();
+  constructor(private readonly headers: WebhookHeaders) {}
 
-  constructor(headers: WebhookHeaders) {
-    for (const [name, value] of Object.entries(headers)) {
-      if (value === undefined) continue;
-      const key = name.toLowerCase();
-      const list = this.values.get(key) ?? [];
-      list.push(...(typeof value === 'string' ? [value] : value));
-      this.values.set(key, list);
+  /** Every value of `name` (lower case) in the record, under any case of its key. */
+  private values(name: string): string[] {
+    const out: string[] = [];
+    for (const key of Object.keys(this.headers)) {
+      if (key.length !== name.length || (key !== name && key.toLowerCase() !== name)) continue;
+      const value = this.headers[key];
+      if (typeof value === 'string') out.push(value);
+      else if (value !== undefined) out.push(...value);
     }
+    return out;
   }
 
   required(name: string): Parsed<string> {
-    const distinct = [...new Set((this.values.get(name) ?? []).map((v) => v.trim()))].filter((v) => v !== '');
-    if (distinct.length === 0) return refuse('HEADER_MISSING', `missing header ${name}`, name);
-    if (distinct.length > 1) return malformed(`header ${name} is given ${distinct.length} times with different values; a sender sends it once`, name);
-    return { ok: true, value: distinct[0] as string };
+    const values = this.values(name);
+    let found: string | undefined;
+    for (const v of values) {
+      const t = v.trim();
+      if (t === '' || t === found) continue;
+      if (found === undefined) found = t;
+      else {
+        const distinct = new Set(values.map((x) => x.trim()).filter((x) => x !== '')).size;
+        return malformed(`header ${name} is given ${distinct} times with different values; a sender sends it once`, name);
+      }
+    }
+    if (found === undefined) return refuse('HEADER_MISSING', `missing header ${name}`, name);
+    return { ok: true, value: found };
   }
 
   id(name: string): Parsed<string> {
@@ -391,7 +405,7 @@ class HeaderReader {
   }
 
   optionalId(name: string): Parsed<string | undefined> {
-    if (!(this.values.get(name) ?? []).some((v) => v.trim() !== '')) return { ok: true, value: undefined };
+    if (!this.values(name).some((v) => v.trim() !== '')) return { ok: true, value: undefined };
     return this.id(name);
   }
 

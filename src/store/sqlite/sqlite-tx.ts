@@ -5,7 +5,7 @@ import type { ConsensusTx } from '../consensus-types.js';
 import { sqliteFork } from './fork-sql.js';
 import type { ForkTx } from '../fork-types.js';
 import rcompare from 'semver/functions/rcompare.js';
-import { parseJson, REGISTRY_GENERATION_KEY, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, type Row } from '../rows.js';
+import { parseJson, REGISTRY_GENERATION_KEY, SECRETS_GENERATION_KEY, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, type Row } from '../rows.js';
 import { SqliteConcurrencyTx } from './concurrency-sql.js';
 import * as nest from './nesting-sql.js';
 import type { AgentRecord, ClaimableRow, CommitObserver, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, WorkflowRecord } from '../types.js';
@@ -222,6 +222,10 @@ export class SqliteTx implements LedgerTx {
 
   async registryGeneration(): Promise<string> {
     return (this.stmt(`SELECT value FROM swarm_meta WHERE key = '${REGISTRY_GENERATION_KEY}'`).pluck().get() as string | undefined) ?? '0';
+  }
+
+  async secretsGeneration(): Promise<string> {
+    return (this.stmt(`SELECT value FROM swarm_meta WHERE key = '${SECRETS_GENERATION_KEY}'`).pluck().get() as string | undefined) ?? '0';
   }
 
   async workflowVersions(name: string): Promise<WorkflowRecord[]> {
