@@ -183,13 +183,14 @@ export function nowMs(): number {
 /**
  * `swarm serve --port 0` in the bench project (SWARM_HOME = its home); resolves with its base URL
  * once it prints its start-up line. `nodeArgs` go before the script (e.g. `--cpu-prof`), `args`
- * after `serve`, `env` over this process's environment.
+ * after `serve`, `env` over this process's environment; `root`: another checkout's `bin/swarm.js`
+ * (default: this one's).
  *
  * @example
  *   const { url, child } = await startServe(dir, { args: ['--no-worker'], env: { SWARM_DURABILITY: 'full' } });
  */
-export async function startServe(dir: BenchDir, options: { args?: string[]; nodeArgs?: string[]; env?: Record<string, string> } = {}): Promise<{ url: string; child: ChildProcess }> {
-  const argv = [...(options.nodeArgs ?? []), join(REPO_ROOT, 'bin', 'swarm.js'), 'serve', '--port', '0', ...(options.args ?? [])];
+export async function startServe(dir: BenchDir, options: { args?: string[]; nodeArgs?: string[]; env?: Record<string, string>; root?: string } = {}): Promise<{ url: string; child: ChildProcess }> {
+  const argv = [...(options.nodeArgs ?? []), join(options.root ?? REPO_ROOT, 'bin', 'swarm.js'), 'serve', '--port', '0', ...(options.args ?? [])];
   const child = spawn(process.execPath, argv, { cwd: dir.root, env: { ...process.env, SWARM_HOME: dir.home, NO_COLOR: '1', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';

@@ -14,18 +14,15 @@
  *   creation to its first step's start, from the store's rows.
  * Repetitions are interleaved and medians reported; the ratio http ÷ inproc is taken per repetition.
  */
-import autocannon from 'autocannon';
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchOptions, COMMON_OPTIONS, intOption } from './args.js';
-import { freshDir, median, NOOP_AGENT_DIR, openSwarm, percentile, REPO_ROOT, startServe, writeWorkflow, type BenchDir } from './harness.js';
+import { freshDir, median, openSwarm, percentile, REPO_ROOT, type BenchDir } from './harness.js';
+import { cpuOf, INPUT, pinTo, postRequests, prepare, serveFor, stopServe, timedLoad, webhookRequests, WORKFLOW } from './http-project.js';
 import { table } from './report.js';
 import { childMain, gitState, hostInfo, runInChild } from './runner.js';
-import { parseWebhookScheme } from '../src/triggers/webhook-scheme.js';
-import { signWebhook } from '../src/triggers/webhook-sign.js';
 
 const KINDS = ['inproc', 'http', 'webhook', 'latency'] as const;
 type Kind = (typeof KINDS)[number];
@@ -33,6 +30,8 @@ type Kind = (typeof KINDS)[number];
 interface Job {
   kind: Kind;
   runs: number;
+  /** Runs created before the measured ones, the same number on every side (steady state: the server's code compiled, its caches filled). */
+  warmup: number;
   connections: number;
   base?: string;
   keep: boolean;
@@ -58,38 +57,9 @@ interface Result {
   cpu_us: number;
 }
 
-const WORKFLOW = 'bench-one';
-const HOOK_WORKFLOW = 'bench-hook';
-/** The webhook's secret, given to the server as SWARM_SECRET_BENCH_HOOK (a Standard Webhooks key). */
-const HOOK_SECRET = `whsec_${Buffer.from('swarm-bench-webhook-key-32-bytes').toString('base64')}`;
-const HOOK_SCHEME = parseWebhookScheme('standard');
 const TARGET_RUNS_PER_S = 3000;
 const TARGET_RATIO = 0.5;
 const TARGET_LATENCY_P50_MS = 5;
-
-/** A project with the noop agent and a one-step workflow registered; the Swarm is closed again. */
-async function prepare(dir: BenchDir): Promise<void> {
-  const swarm = await openSwarm(dir, { durability: 'full' });
-  await swarm.registerAgent(NOOP_AGENT_DIR);
-  await swarm.registerWorkflow(writeWorkflow(dir, WORKFLOW, 'noop', [{ id: 'only' }]));
-  const hook = join(dir.root, 'workflows', HOOK_WORKFLOW);
-  mkdirSync(hook, { recursive: true });
-  writeFileSync(
-    join(hook, 'workflow.yaml'),
-    `name: ${HOOK_WORKFLOW}\nversion: 1.0.0\ntrigger:\n  type: webhook\n  path: bench\n  scheme: standard\n  secret: \${secrets.BENCH_HOOK}\nsteps:\n  - id: only\n    agent: noop\n`,
-  );
-  await swarm.registerWorkflow(hook);
-  await swarm.close();
-}
-
-
-async function stopServe(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  await new Promise<void>((done) => {
-    child.once('exit', () => done());
-    child.kill('SIGTERM');
-  });
-}
 
 async function countRuns(dir: BenchDir): Promise<number> {
   const swarm = await openSwarm(dir, { durability: 'full' });
@@ -100,35 +70,11 @@ async function countRuns(dir: BenchDir): Promise<number> {
   }
 }
 
-const INPUT = { message: 'hello' };
-
-/**
- * Pin a process (all its threads) to one CPU, so that the run creator and the load generator do not
- * take turns on the same core: each measurement then has one core for creating runs.
- */
-function pinTo(pid: number, cpu: number): void {
-  execFileSync('taskset', ['-a', '-cp', String(cpu), String(pid)], { stdio: 'ignore' });
-}
-
-/** User + system CPU time of a process so far, µs (Linux `/proc/<pid>/stat`, in clock ticks of 10 ms). */
-function cpuOf(pid: number): number {
-  if (pid === process.pid) {
-    const u = process.cpuUsage();
-    return u.user + u.system;
-  }
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10_000;
-  } catch {
-    return Number.NaN;
-  }
-}
-
 async function inproc(job: Job, dir: BenchDir): Promise<Result> {
   if (job.pin) pinTo(process.pid, 0);
   const swarm = await openSwarm(dir, { durability: 'full' });
   try {
-    for (let i = 0; i < 200; i++) await swarm.createRun(WORKFLOW, INPUT); // warm-up
+    for (let i = 0; i < job.warmup; i++) await swarm.createRun(WORKFLOW, INPUT); // warm-up
     let next = 0;
     const cpu0 = cpuOf(process.pid);
     const t0 = performance.now();
@@ -149,55 +95,30 @@ async function inproc(job: Job, dir: BenchDir): Promise<Result> {
 }
 
 async function http(job: Job, dir: BenchDir): Promise<Result> {
-  const { url, child } = await serveFor(dir, false, job.profile);
-  if (job.pin) {
-    pinTo(child.pid!, 0);
-    pinTo(process.pid, 1);
-  }
-  try {
-    const target = `${url}/api/v1/workflows/${WORKFLOW}/runs`;
-    return await load('http', job, child.pid!, { url: target, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: INPUT }) });
-  } finally {
-    await stopServe(child);
-  }
-}
-
-/** 200 warm-up requests, then `job.runs` measured ones from `job.connections` keep-alive connections. */
-async function load(kind: Kind, job: Job, serverPid: number, opts: autocannon.Options): Promise<Result> {
-  await autocannon({ ...opts, connections: job.connections, amount: 200 });
-  // autocannon's own start and finish are only as fine as its 1 s tick: time the first request sent
-  // and the last answer received here instead.
-  let last = 0;
-  const timed = { ...opts, requests: (opts.requests ?? [{}]).map((q) => ({ ...q, onResponse: () => void (last = performance.now()) })) };
-  const cpu0 = cpuOf(serverPid);
-  const first = performance.now();
-  const r = await autocannon({ ...timed, connections: job.connections, amount: job.runs });
-  const ok = r['2xx'];
-  const seconds = (last - first) / 1000;
-  const cpu_us = (cpuOf(serverPid) - cpu0) / ok;
-  return { kind, runs: ok, seconds, runs_per_s: ok / seconds, p50_ms: r.latency.p50, p99_ms: r.latency.p99, failed: r.non2xx + r.errors, stored: 0, cpu_us };
+  return overHttp('http', job, dir, postRequests);
 }
 
 async function webhook(job: Job, dir: BenchDir): Promise<Result> {
-  const { url, child } = await serveFor(dir, false, job.profile);
+  return overHttp('webhook', job, dir, webhookRequests);
+}
+
+/** A `swarm serve --no-worker` loaded with `job.warmup` unmeasured requests, then `job.runs` measured ones. */
+async function overHttp(kind: Kind, job: Job, dir: BenchDir, requests: typeof postRequests): Promise<Result> {
+  const { url, child } = await serveFor(dir, job.profile ? { profile: job.profile } : {});
   if (job.pin) {
     pinTo(child.pid!, 0);
     pinTo(process.pid, 1);
   }
   try {
-    if (!HOOK_SCHEME.ok) throw new Error('the standard scheme does not parse');
-    const scheme = HOOK_SCHEME.scheme;
-    const body = JSON.stringify({ order: 42 });
-    // Signed per request by the load generator: a fresh delivery id (a new run) each time.
-    const requests = [{ method: 'POST' as const, setupRequest: (req: autocannon.Request): autocannon.Request => ({ ...req, body, headers: { 'content-type': 'application/json', ...signWebhook(scheme, HOOK_SECRET, body) } }) }];
-    return await load('webhook', job, child.pid!, { url: `${url}/webhooks/bench`, requests });
+    const r = await timedLoad(requests(url), { connections: job.connections, amount: job.runs, warmup: job.warmup, serverPid: child.pid! });
+    return { kind, runs: r.ok, seconds: r.seconds, runs_per_s: r.runs_per_s, p50_ms: r.p50_ms, p99_ms: r.p99_ms, failed: r.failed, stored: 0, cpu_us: r.cpu_us };
   } finally {
     await stopServe(child);
   }
 }
 
 async function latency(job: Job, dir: BenchDir): Promise<Result> {
-  const { url, child } = await serveFor(dir, true);
+  const { url, child } = await serveFor(dir, { worker: true });
   const n = Math.min(job.runs, 300);
   const ids: string[] = [];
   try {
@@ -240,12 +161,13 @@ async function runJob(job: Job): Promise<Result> {
   }
 }
 
-const USAGE = 'node dist/bench/http.js [--quick] [--runs N] [--connections 32] [--repeat 3] [--dir <temp base>] [--keep] [--no-save] [--profile <dir>] [--pin]';
+const USAGE = 'node dist/bench/http.js [--quick] [--runs N] [--warmup N] [--connections 32] [--repeat 3] [--dir <temp base>] [--keep] [--no-save] [--profile <dir>] [--pin]';
 
 async function main(): Promise<void> {
-  const v = benchOptions(process.argv.slice(2), { ...COMMON_OPTIONS, runs: { type: 'string' }, connections: { type: 'string' }, profile: { type: 'string' }, pin: { type: 'boolean' } }, USAGE);
+  const v = benchOptions(process.argv.slice(2), { ...COMMON_OPTIONS, runs: { type: 'string' }, warmup: { type: 'string' }, connections: { type: 'string' }, profile: { type: 'string' }, pin: { type: 'boolean' } }, USAGE);
   const quick = v.quick === true;
   const runs = intOption(v.runs, '--runs', 100) ?? (quick ? 2000 : 10_000);
+  const warmup = intOption(v.warmup, '--warmup', 0) ?? (quick ? 500 : 2000);
   const connections = intOption(v.connections, '--connections', 1, 1024) ?? 32;
   const repeat = intOption(v.repeat, '--repeat', 1, 50) ?? (quick ? 1 : 3);
   const base = v.dir ? resolve(v.dir) : undefined;
@@ -259,7 +181,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < repeat; i++) {
     const got: Partial<Record<Kind, Result>> = {};
     for (const kind of KINDS) {
-      const r = await runInChild<Job, Result>(script, { kind, runs, connections, ...(base ? { base } : {}), ...(v.profile ? { profile: resolve(v.profile) } : {}), pin: v.pin === true, keep: v.keep === true }, kind, 300_000);
+      const r = await runInChild<Job, Result>(script, { kind, runs, warmup, connections, ...(base ? { base } : {}), ...(v.profile ? { profile: resolve(v.profile) } : {}), pin: v.pin === true, keep: v.keep === true }, kind, 300_000);
       got[kind] = r;
       reps.get(kind)!.push(r);
       console.error(`  rep ${i + 1}/${repeat} ${kind}: ${r.runs_per_s.toFixed(0)} runs/s`);
@@ -288,14 +210,14 @@ async function main(): Promise<void> {
     ['created → first step p50', `≤ ${TARGET_LATENCY_P50_MS} ms`, `${fmt(p50, 2)} ms`, p50 <= TARGET_LATENCY_P50_MS ? 'met' : 'MISSED'],
   ];
   console.log(`\n${table(['target', 'goal', 'measured (median)', ''], targets)}`);
-  // Every 2xx made exactly one run (the 200 warm-up requests included).
-  const lost = [...reps.get('http')!, ...reps.get('webhook')!].filter((r) => r.stored !== r.runs + 200);
+  // Every 2xx made exactly one run (the warm-up requests included).
+  const lost = [...reps.get('http')!, ...reps.get('webhook')!].filter((r) => r.stored !== r.runs + warmup);
   if (lost.length) console.log(`\nwarning: ${lost.length} http or webhook repetition(s) stored a different number of runs than got 2xx answers`);
 
   if (v['no-save'] !== true) {
     const outDir = join(REPO_ROOT, 'bench', 'results');
     mkdirSync(outDir, { recursive: true });
-    const doc = { bench: 'http', when: new Date().toISOString(), git: gitState(), host: hostInfo(loadBefore), options: { runs, connections, repeat, pin: v.pin === true }, medians: Object.fromEntries(KINDS.map((k) => [k, { runs_per_s: med(k, (r) => r.runs_per_s), cpu_us: med(k, (r) => r.cpu_us), p50_ms: med(k, (r) => r.p50_ms), p99_ms: med(k, (r) => r.p99_ms) }])), ratio_http_inproc: ratio, ratios, ratio_webhook_inproc: hookRatio, webhook_ratios: hookRatios, repetitions: Object.fromEntries(reps) };
+    const doc = { bench: 'http', when: new Date().toISOString(), git: gitState(), host: hostInfo(loadBefore), options: { runs, warmup, connections, repeat, pin: v.pin === true }, medians: Object.fromEntries(KINDS.map((k) => [k, { runs_per_s: med(k, (r) => r.runs_per_s), cpu_us: med(k, (r) => r.cpu_us), p50_ms: med(k, (r) => r.p50_ms), p99_ms: med(k, (r) => r.p99_ms) }])), ratio_http_inproc: ratio, ratios, ratio_webhook_inproc: hookRatio, webhook_ratios: hookRatios, repetitions: Object.fromEntries(reps) };
     const stamp = doc.when.replace(/[:.]/g, '-');
     writeFileSync(join(outDir, `http-${stamp}.json`), `${JSON.stringify(doc, null, 2)}\n`);
     writeFileSync(join(outDir, 'http-latest.json'), `${JSON.stringify(doc, null, 2)}\n`);
@@ -304,8 +226,3 @@ async function main(): Promise<void> {
 
 if (process.argv[2] === '--child') void childMain(() => runJob(JSON.parse(process.argv[3] as string) as Job));
 else await main();
-
-/** The measured `swarm serve` (full durability, the webhook's secret; a CPU profile when asked). */
-function serveFor(dir: BenchDir, worker: boolean, profile?: string): Promise<{ url: string; child: ChildProcess }> {
-  return startServe(dir, { args: worker ? [] : ['--no-worker'], nodeArgs: profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : [], env: { SWARM_DURABILITY: 'full', SWARM_SECRET_BENCH_HOOK: HOOK_SECRET } });
-}
