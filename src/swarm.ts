@@ -1039,10 +1039,7 @@ export class Swarm {
   /**
    * `createRun`; `generation`: the registry generation the caller read after its request arrived
    * (a webhook delivery reads it for its trigger), so the run is planned as of then without a
-   * second read.
-   */
-  /**
-   * `guess` (SQLite, a webhook delivery): the registry generation the caller's trigger was cached at,
+   * second read. `guess` (SQLite, a webhook delivery): the registry generation the caller's trigger was cached at,
    * and the secrets generation it verified with. The run is created only if the workflow's plan is
    * cached at that same registry generation and the run's transaction still sees both; otherwise
    * nothing is written and a `StaleGuess` is thrown.
@@ -1285,22 +1282,28 @@ export class Swarm {
     const now = (): Date => new Date();
     // SQLite: the trigger, its workflow's plan and the secrets as this process last read them, without
     // reading the registry's and the secrets' generations first (each a turn of the store's lock).
-    // The run's own transaction confirms both generations and writes nothing if either moved on; a
-    // delivery whose guess was stale, or that was refused on it, is received again as below, from what
-    // the store holds now.
+    // The run's own transaction confirms both generations and writes nothing if either moved on. This
+    // attempt answers only with a run: a stale guess, and any refusal or failure (which may come from
+    // what was cached: a rotated secret, a moved path, a secret not decryptable then), has the
+    // delivery received again as below, from what the store holds now.
     const guess = this.store.kind === 'sqlite' ? this.registryCache.latestWebhook(path) : undefined;
     if (guess) {
       let secrets: string | undefined;
+      let created = false;
       try {
         return await deliverWebhook(
           {
             findTrigger: () => Promise.resolve(guess.trigger),
-            secret: (name, workflow) => {
+            secret: async (name, workflow) => {
               secrets ??= this.secretCache.prepareAsOf(workflow);
-              if (secrets === undefined) return Promise.reject(new StaleGuess());
-              return Promise.resolve(this.secretCache.get(name, workflow));
+              if (secrets === undefined) throw new StaleGuess();
+              return this.secretCache.get(name, workflow);
             },
-            createRun: (ref, input, options) => this.createRunAt(undefined, ref, input, options, { registry: guess.generation, ...(secrets !== undefined ? { secrets } : {}) }),
+            createRun: async (ref, input, options) => {
+              const out = await this.createRunAt(undefined, ref, input, options, { registry: guess.generation, ...(secrets !== undefined ? { secrets } : {}) });
+              created = true;
+              return out;
+            },
             runByKey,
             now,
           },
@@ -1308,9 +1311,8 @@ export class Swarm {
           delivery,
         );
       } catch (e) {
-        // Nothing was written: a stale guess, or a refusal (made before the run's transaction, or
-        // rolled back with it) that the current registry and secrets may not repeat.
-        if (!(e instanceof StaleGuess || e instanceof UserError || e instanceof PolicyError)) throw e;
+        // Once its run committed, a delivery is never received twice.
+        if (created) throw e;
       }
     }
     // Read once, with the trigger: the run is planned as of the delivery's arrival.
@@ -1824,7 +1826,6 @@ export function runExitCode(status: RunStatus): number {
   return status === 'completed' || status === 'waiting' ? 0 : 4;
 }
 
-/** The store's scope of a secret: '' for global, else a workflow name (checked). */
 /** What a webhook delivery assumed of the registry or the secrets changed before its run's transaction: it is received again (see `deliverWebhook`). */
 class StaleGuess extends Error {
   constructor() {
@@ -1832,6 +1833,7 @@ class StaleGuess extends Error {
   }
 }
 
+/** The store's scope of a secret: '' for global, else a workflow name (checked). */
 function secretScope(options: SecretScopeOptions): string {
   if (options.workflow === undefined) return '';
   if (!new RegExp(NAME_PATTERN).test(options.workflow)) {

@@ -204,6 +204,37 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         expect(reads, 'each stale guess received again, from fresh reads').toBe(6);
       });
 
+      it('unsigned deliveries without an id, many at once while generations move: one run each', async () => {
+        const { dir, a, sql } = await pair();
+        await a.registerWorkflow(writeWorkflow(dir, 'hooked', HOOK));
+        const deliver = (): ReturnType<Swarm['deliverWebhook']> => a.deliverWebhook('late', { headers: {}, body: new TextEncoder().encode('{}') });
+        await deliver();
+        const before = await runsIn(a);
+        const outs = await Promise.all(
+          Array.from({ length: 40 }, async (_, i) => {
+            if (i % 10 === 5) await sql(`UPDATE swarm_meta SET value = value || '.' WHERE key = '${i % 20 === 5 ? 'registry_generation' : 'secrets_generation'}'`);
+            return deliver();
+          }),
+        );
+        expect(new Set(outs.map((o) => o.runId)).size).toBe(40);
+        expect(outs.every((o) => o.created)).toBe(true);
+        expect(await runsIn(a)).toBe(before + 40);
+      });
+
+      it('a secret this Swarm could not decrypt, then set again by the other, verifies the next delivery', async () => {
+        const { dir, a, b, sql } = await pair();
+        await a.setSecret('SIGNED_HOOK', KEY_1);
+        await a.registerWorkflow(writeWorkflow(dir, 'signed', SIGNED('signed')));
+        expect(await a.deliverWebhook('signed', signed(KEY_1))).toMatchObject({ created: true });
+        // Another process's write that leaves a row nobody can decrypt (as a copy from elsewhere would).
+        await sql("UPDATE secrets SET encrypted_value = zeroblob(length(encrypted_value)), updated_at = updated_at + 1 WHERE name = 'SIGNED_HOOK'");
+        await sql("UPDATE swarm_meta SET value = value || '.' WHERE key = 'secrets_generation'");
+        expect(await codeOf(a.deliverWebhook('signed', signed(KEY_1)))).toBe('SECRET_UNREADABLE');
+        expect(await codeOf(a.deliverWebhook('signed', signed(KEY_1))), 'while it stays so').toBe('SECRET_UNREADABLE');
+        await b.setSecret('SIGNED_HOOK', KEY_1);
+        expect(await a.deliverWebhook('signed', signed(KEY_1)), 'set again by the other').toMatchObject({ created: true });
+      });
+
       it('another process on the same file: its registration and its disable are seen by the next run', async () => {
         const { dir, a } = await pair();
         const env = { SWARM_HOME: join(dir, '.swarm'), SWARM_MASTER_KEY: MASTER_KEY };
