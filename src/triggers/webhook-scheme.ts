@@ -234,18 +234,8 @@ export function signedLead(scheme: WebhookScheme, parts: { id?: string; timestam
   return '';
 }
 
-/** The bytes a scheme signs: the raw body after its `signedLead`. */
-export function signedContent(scheme: WebhookScheme, body: Uint8Array, parts: { id?: string; timestamp?: string }): Buffer {
-  return Buffer.concat([Buffer.from(signedLead(scheme, parts), 'utf8'), body]);
-}
-
-/** HMAC of the signed content with one key. */
-export function webhookDigest(scheme: WebhookScheme, key: Buffer, content: Buffer): Buffer {
-  return createHmac(webhookAlgorithm(scheme), key).update(content).digest();
-}
-
-/** The same HMAC as `webhookDigest` of `signedContent`, fed the lead and the body in turn (no copy of the body). */
-export function webhookDigestOf(scheme: WebhookScheme, key: Buffer, lead: string, body: Uint8Array): Buffer {
+/** HMAC of what a scheme signs with one key: the `signedLead`, then the raw body (fed in turn, not copied together). */
+export function webhookDigest(scheme: WebhookScheme, key: Buffer, lead: string, body: Uint8Array): Buffer {
   const hmac = createHmac(webhookAlgorithm(scheme), key);
   if (lead !== '') hmac.update(lead, 'utf8');
   return hmac.update(body).digest();

@@ -1,6 +1,6 @@
 /**
  * Sign a delivery the way a sender of each scheme does: for tests, for the curl example in
- * docs/webhooks.md, and for load generators. It shares `signedContent` with the verifier, so the tests
+ * docs/webhooks.md, and for load generators. It shares `signedLead` and `webhookDigest` with the verifier, so the tests
  * also check both against published or independently computed signatures.
  *
  * @example
@@ -9,7 +9,7 @@
  *   await fetch('http://127.0.0.1:8080/hooks/orders', { method: 'POST', headers, body });
  */
 import { randomUUID } from 'node:crypto';
-import { GITHUB_HEADERS, signedContent, STANDARD_HEADERS, STRIPE_HEADERS, webhookDigest, webhookKey, type WebhookScheme } from './webhook-scheme.js';
+import { GITHUB_HEADERS, signedLead, STANDARD_HEADERS, STRIPE_HEADERS, webhookDigest, webhookKey, type WebhookScheme } from './webhook-scheme.js';
 
 export interface SignWebhookOptions {
   /** The delivery id (standard, github, hmac with `id_header`). Default a fresh random one. */
@@ -28,8 +28,8 @@ export function signWebhook(scheme: WebhookScheme, secrets: string | readonly st
   const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
   const timestamp = String(Math.floor((options.timestamp ?? new Date()).getTime() / 1000));
   const id = options.id ?? (scheme.type === 'standard' ? `msg_${randomUUID().replaceAll('-', '')}` : randomUUID());
-  const content = signedContent(scheme, bytes, { id, timestamp });
-  const digests = list.map((secret) => webhookDigest(scheme, webhookKey(scheme, secret), content));
+  const lead = signedLead(scheme, { id, timestamp });
+  const digests = list.map((secret) => webhookDigest(scheme, webhookKey(scheme, secret), lead, bytes));
 
   switch (scheme.type) {
     case 'standard':

@@ -23,7 +23,7 @@ import {
   STANDARD_HEADERS,
   STRIPE_HEADERS,
   webhookAlgorithm,
-  webhookDigestOf,
+  webhookDigest,
   webhookKey,
   type WebhookScheme,
   type WebhookSchemeType,
@@ -117,7 +117,7 @@ export function verifyWebhook(
 
   const lead = signedLead(scheme, { id: delivery.id, timestamp: delivery.timestamp?.value });
   for (const [i, key] of keys.entries()) {
-    const expected = webhookDigestOf(scheme, key, lead, rawBody);
+    const expected = webhookDigest(scheme, key, lead, rawBody);
     // Every candidate is compared, even after a match, so the time taken does not tell which one matched.
     let matched = false;
     for (const candidate of delivery.signatures) {

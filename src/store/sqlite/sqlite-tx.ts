@@ -221,11 +221,16 @@ export class SqliteTx implements LedgerTx {
   }
 
   async registryGeneration(): Promise<string> {
-    return (this.stmt(`SELECT value FROM swarm_meta WHERE key = '${REGISTRY_GENERATION_KEY}'`).pluck().get() as string | undefined) ?? '0';
+    return this.metaCounter(REGISTRY_GENERATION_KEY);
   }
 
   async secretsGeneration(): Promise<string> {
-    return (this.stmt(`SELECT value FROM swarm_meta WHERE key = '${SECRETS_GENERATION_KEY}'`).pluck().get() as string | undefined) ?? '0';
+    return this.metaCounter(SECRETS_GENERATION_KEY);
+  }
+
+  /** A counter of `swarm_meta` as this transaction sees it ('0' before its first bump). */
+  private metaCounter(key: string): string {
+    return (this.stmt('SELECT value FROM swarm_meta WHERE key = ?').pluck().get(key) as string | undefined) ?? '0';
   }
 
   async workflowVersions(name: string): Promise<WorkflowRecord[]> {
