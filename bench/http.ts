@@ -2,7 +2,7 @@
  * Runs created over HTTP against the same runs created in process. `npm run bench:http`
  * (= build + `node dist/bench/http.js`); see bench/README.md.
  *
- *   node dist/bench/http.js [--quick] [--runs N] [--connections 32] [--repeat 3] [--dir <temp base>] [--keep] [--no-save] [--profile <dir>] [--pin]
+ *   node dist/bench/http.js [--quick] [--runs N] [--warmup 2000] [--connections 32] [--repeat 3] [--dir <temp base>] [--keep] [--no-save] [--profile <dir>] [--pin]
  *
  * Three measurements, each in a fresh child process and a fresh project on SQLite `durability: full`:
  * - inproc: `swarm.createRun()` from 32 concurrent callers in one process (the baseline);
