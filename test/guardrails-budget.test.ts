@@ -126,6 +126,34 @@ describe.each(backends)('budget store contract: $name', (backend) => {
     expect(await store.reserveBudget({ reservation_id: 'w', scopes: [{ ...old, root_run_id: 'root-2' }], amount: { model_calls: 1 }, ttl_ms: 1000 })).toMatchObject({ ok: false, exceeded: { limit: 'wall_clock', allowed: 1 } });
   });
 
+  it("a scope's first use makes its row with what that call applied: a grant, a warning, a refusal, a replaced lease", async () => {
+    const { store } = await backend.open();
+    // Refused on first use: the row exists, with nothing used or held.
+    const tight = scope('run:root-1', { tokens_out: 50 });
+    expect(await store.reserveBudget({ reservation_id: 'big', scopes: [tight], amount: { tokens_out: 60 }, ttl_ms: 60_000 })).toMatchObject({ ok: false, exceeded: { scope: 'run:root-1', used: 0, reserved: 0, requested: 60 } });
+    expect((await store.getBudgetScopes('root-1')).map((s) => [s.id, s.used.tokens_out, s.reserved.tokens_out])).toEqual([['run:root-1', 0, 0]]);
+    // A fresh scope beside an existing one; the first call crosses the fresh one's warning at once, and it is saved (not given again).
+    const step = scope('step:root-1/s', { tool_calls: 4, warn_at: 0.5 });
+    const first = await store.reserveBudget({ reservation_id: 't1', scopes: [tight, step], amount: { tokens_out: 10, tool_calls: 3 }, commit: true, ttl_ms: 60_000 });
+    expect(first).toEqual({ ok: true, warnings: [{ scope: 'step:root-1/s', limit: 'tool_calls', used: 3, allowed: 4 }] });
+    expect(await store.reserveBudget({ reservation_id: 't2', scopes: [step], amount: { tool_calls: 1 }, commit: true, ttl_ms: 60_000 })).toEqual({ ok: true, warnings: [] });
+    expect(await store.reserveBudget({ reservation_id: 't3', scopes: [step], amount: { tool_calls: 1 }, commit: true, ttl_ms: 60_000 })).toMatchObject({ ok: false, exceeded: { limit: 'tool_calls', used: 4 } });
+    // A lease on a fresh scope holds what it was granted; one replacing a lease the scope never saw counts that lease's usage.
+    const agent = scope('agent:root-1/s/a', { model_calls: 100 });
+    expect(await store.reserveBudget({ reservation_id: 'l1', scopes: [agent], amount: { model_calls: 8 }, min: { model_calls: 1 }, ttl_ms: 60_000 })).toMatchObject({ ok: true, granted: { model_calls: 8 } });
+    const other = scope('agent:root-1/s/b', { model_calls: 100 });
+    expect((await store.reserveBudget({ reservation_id: 'l2', scopes: [other], amount: { model_calls: 8 }, min: { model_calls: 1 }, replaces: { reservation_id: 'lost', actual: { model_calls: 5 } }, ttl_ms: 60_000 })).ok).toBe(true);
+    const usedOf = async (id: string) => (await store.getBudgetScopes('root-1')).find((s) => s.id === id)?.used.model_calls;
+    expect(await usedOf(other.id)).toBe(5);
+    // Settled once: its step settling it again later changes nothing.
+    await store.settleBudget({ reservation_id: 'lost', scope_ids: [other.id], actual: { model_calls: 5 }, once: true });
+    expect(await usedOf(other.id)).toBe(5);
+    const byId = new Map((await store.getBudgetScopes('root-1')).map((s) => [s.id, s]));
+    expect([byId.get('run:root-1')?.used.tokens_out, byId.get('step:root-1/s')?.used.tool_calls, byId.get('step:root-1/s')?.warned]).toEqual([10, 4, ['tool_calls']]);
+    expect([byId.get(agent.id)?.reserved.model_calls, byId.get(agent.id)?.used.model_calls]).toEqual([8, 0]);
+    expect([byId.get(other.id)?.reserved.model_calls, byId.get(other.id)?.used.model_calls]).toEqual([8, 5]);
+  });
+
   it('concurrent reservations from several connections never overspend: exactly as many win as the budget holds', async () => {
     const { store, again } = await backend.open();
     const other = await again();

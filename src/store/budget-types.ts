@@ -128,6 +128,11 @@ export function toScope(row: Record<string, unknown>): BudgetScopeUsage {
   };
 }
 
+/** A scope that has no row yet: nothing used, nothing reserved, no warning given. */
+export function newScope(k: BudgetScopeKey, now: number): BudgetScopeUsage {
+  return { id: k.id, root_run_id: k.root_run_id, limits: k.limits, started_at: k.started_at, used: { ...ZERO_COUNTERS, handoff_depth: 0 }, reserved: { ...ZERO_COUNTERS }, warned: [], updated_at: now };
+}
+
 /** The values of a scope's mutable columns, in the order of `USED_COLUMNS`, `RESERVED_COLUMNS`, then warned and updated_at. */
 export function scopeValues(s: BudgetScopeUsage): unknown[] {
   return [...BUDGET_COUNTERS.map((c) => s.used[c]), s.used.handoff_depth, ...BUDGET_COUNTERS.map((c) => s.reserved[c]), JSON.stringify(s.warned), s.updated_at];

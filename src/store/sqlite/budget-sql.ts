@@ -12,6 +12,7 @@ import {
   apply,
   byScopeRank,
   grant,
+  newScope,
   newWarnings,
   release,
   RESERVED_COLUMNS,
@@ -24,6 +25,7 @@ import {
   type BudgetCounters,
   type BudgetReserveRequest,
   type BudgetReserveResult,
+  type BudgetScopeKey,
   type BudgetScopeUsage,
   type BudgetSettleRequest,
   type BudgetWarning,
@@ -32,31 +34,48 @@ import {
 type Stmt = (sql: string) => Database.Statement;
 
 const UPDATE_SCOPE = `UPDATE budget_scopes SET ${[...USED_COLUMNS, ...RESERVED_COLUMNS, 'warned', 'updated_at'].map((c) => `${c} = ?`).join(', ')} WHERE id = ?`;
+const INSERT_SCOPE = `INSERT INTO budget_scopes (id, root_run_id, limits, started_at, ${[...USED_COLUMNS, ...RESERVED_COLUMNS, 'warned', 'updated_at'].join(', ')}) VALUES (${Array.from({ length: 4 + USED_COLUMNS.length + RESERVED_COLUMNS.length + 2 }, () => '?').join(', ')})`;
 const HELD = BUDGET_COUNTERS.map((c) => `COALESCE(SUM(${c}), 0) AS ${c}`).join(', ');
 
 /** The rows of these scopes that exist, in the order of `ids`. */
 function load(stmt: Stmt, ids: readonly string[]): BudgetScopeUsage[] {
   const out: BudgetScopeUsage[] = [];
   for (const id of ids) {
-    const row = stmt('SELECT * FROM budget_scopes WHERE id = ?').get(id) as Record<string, unknown> | undefined;
-    if (row) out.push(toScope(row));
+    const s = loadOne(stmt, id);
+    if (s) out.push(s);
   }
   return out;
 }
 
-function save(stmt: Stmt, scopes: readonly BudgetScopeUsage[]): void {
-  for (const s of scopes) stmt(UPDATE_SCOPE).run(...scopeValues(s), s.id);
+function loadOne(stmt: Stmt, id: string): BudgetScopeUsage | undefined {
+  const row = stmt('SELECT * FROM budget_scopes WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+  return row ? toScope(row) : undefined;
+}
+
+/** Write the scopes back; those in `fresh` have no row yet and are inserted, with what was applied to them. */
+function save(stmt: Stmt, scopes: readonly BudgetScopeUsage[], fresh?: ReadonlySet<string>): void {
+  for (const s of scopes) {
+    if (fresh?.has(s.id)) stmt(INSERT_SCOPE).run(s.id, s.root_run_id, JSON.stringify(s.limits), s.started_at, ...scopeValues(s));
+    else stmt(UPDATE_SCOPE).run(...scopeValues(s), s.id);
+  }
 }
 
 /** Make missing scopes, release their expired reservations, and reserve (or use) the amount if every limit allows it. */
 export function reserveBudget(stmt: Stmt, req: BudgetReserveRequest, now: number): BudgetReserveResult {
-  const ids = [...new Set(req.scopes.map((s) => s.id))].sort();
-  for (const k of req.scopes) {
-    stmt('INSERT INTO budget_scopes (id, root_run_id, limits, started_at, warned, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING').run(k.id, k.root_run_id, JSON.stringify(k.limits), k.started_at, '[]', now);
-  }
-  const scopes = load(stmt, ids);
+  // A scope's row is made on its first use (the transaction is IMMEDIATE: nobody makes it meanwhile).
+  // A fresh scope has no reservations to sweep or settle, and its row is written once, at the end,
+  // with what this request applied to it: the first call of a run reads one row and writes two.
+  const keys = new Map(req.scopes.map((k) => [k.id, k]));
+  const fresh = new Set<string>();
+  const scopes = [...keys.keys()].sort().map((id) => {
+    const row = loadOne(stmt, id);
+    if (row) return row;
+    fresh.add(id);
+    return newScope(keys.get(id) as BudgetScopeKey, now);
+  });
   const warnings = req.replaces ? settleIn(stmt, scopes, { reservation_id: req.replaces.reservation_id, actual: req.replaces.actual, once: true }, now) : [];
   for (const s of scopes) {
+    if (fresh.has(s.id)) continue;
     const expired = stmt(`SELECT ${HELD} FROM budget_reservations WHERE scope_id = ? AND expires_at <= ?`).get(s.id, now) as BudgetCounters;
     release(s, expired);
     stmt('DELETE FROM budget_reservations WHERE scope_id = ? AND expires_at <= ?').run(s.id, now);
@@ -64,7 +83,7 @@ export function reserveBudget(stmt: Stmt, req: BudgetReserveRequest, now: number
   const granted = req.min ? grant(scopes, req.amount, req.min) : req.amount;
   const exceeded = wouldExceed(scopes, { ...req, amount: granted }, now);
   if (exceeded) {
-    save(stmt, scopes);
+    save(stmt, scopes, fresh);
     return { ok: false, exceeded: req.min ? (wouldExceed(scopes, { ...req, amount: req.min }, now) ?? exceeded) : exceeded, ...(warnings.length ? { warnings } : {}) };
   }
   for (const s of scopes) {
@@ -79,7 +98,7 @@ export function reserveBudget(stmt: Stmt, req: BudgetReserveRequest, now: number
       );
     }
   }
-  save(stmt, scopes);
+  save(stmt, scopes, fresh);
   return req.min ? { ok: true, warnings, granted, now } : { ok: true, warnings };
 }
 
