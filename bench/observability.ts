@@ -33,8 +33,8 @@ import { decodeOtlpTraces } from '../src/testing/otlp-traces.js';
  */
 interface Mode {
   job: Pick<Job, 'metrics'>;
-  /** Start what the mode needs in the child before the workload; returns how to stop it. */
-  start?: (o: { scrapeMs: number; otlpEndpoint?: string }) => Promise<() => Promise<void>>;
+  /** Start what the mode needs in the child before the workload; returns how to stop it, and what the workload calls around its measured phase. */
+  start?: (o: { scrapeMs: number; otlpEndpoint?: string }) => Promise<{ stop: () => Promise<void>; hooks?: Job['hooks'] }>;
 }
 
 const MODE_NAMES = ['off', 'metrics', 'tracing'] as const;
@@ -57,7 +57,11 @@ function modeOf(name: ModeName, scrapeMs: number): Mode {
         const { trace } = await import('@opentelemetry/api');
         trace.getTracer('swarm-bench').startSpan('warm-up').end();
         await tracing.forceFlush();
-        return () => tracing.shutdown();
+        // The warm-up's spans are sent before the clock starts, and the measured runs' last ones
+        // (those still in the batch when the last run finished) before it stops: the measured phase
+        // exports exactly its own spans.
+        const flush = (): Promise<void> => tracing.forceFlush();
+        return { stop: () => tracing.shutdown(), hooks: { beforeMeasure: flush, afterMeasure: flush } };
       },
     },
   };
@@ -113,11 +117,11 @@ async function child(json: string): Promise<void> {
   const c = JSON.parse(json) as ChildJob;
   const mode = modeOf(c.mode, c.scrapeMs);
   return childMain(async () => {
-    const stop = mode.start ? await mode.start({ scrapeMs: c.scrapeMs, ...(c.otlpEndpoint ? { otlpEndpoint: c.otlpEndpoint } : {}) }) : undefined;
+    const started = mode.start ? await mode.start({ scrapeMs: c.scrapeMs, ...(c.otlpEndpoint ? { otlpEndpoint: c.otlpEndpoint } : {}) }) : undefined;
     try {
-      return (await runJob({ ...c.job, ...mode.job })) as Result;
+      return (await runJob({ ...c.job, ...mode.job, ...(started?.hooks ? { hooks: started.hooks } : {}) })) as Result;
     } finally {
-      await stop?.();
+      await started?.stop();
     }
   });
 }

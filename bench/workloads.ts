@@ -49,6 +49,13 @@ export interface Job {
   variant?: 'precreated' | 'backlog';
   /** Keep Prometheus metrics, and render them every `scrapeMs` as a scraper would (bench/observability.ts). */
   metrics?: { scrapeMs: number };
+  /**
+   * In the measuring process only (bench/observability.ts): `beforeMeasure` runs after the warm-up,
+   * before the clock starts (a tracing mode exports the warm-up's spans there, so they are not sent
+   * in the measured phase); `afterMeasure` runs when the last run finished, inside the measured time
+   * (it exports the measured runs' last spans, so each measured span's export is counted, once).
+   */
+  hooks?: { beforeMeasure?: () => Promise<void>; afterMeasure?: () => Promise<void> };
 }
 
 export interface FloorResult {
@@ -187,6 +194,14 @@ async function tearDown(env: Env): Promise<void> {
   env.dir.remove();
 }
 
+/** How long `fn` takes (ms; 0 without it). */
+async function timed(fn: (() => Promise<void>) | undefined): Promise<number> {
+  if (!fn) return 0;
+  const t0 = nowMs();
+  await fn();
+  return nowMs() - t0;
+}
+
 /**
  * Keep `inFlight` runs of `workflow` going until `total` have finished (a new run starts as each one
  * finishes). Resolves with the run ids and the wall time from the first start to the last finish.
@@ -263,6 +278,7 @@ async function linear(job: Job): Promise<LinearResult> {
     const warmWorker = swarm.worker({ concurrency, onFinished: (id, status) => env.onFinished(id, status) });
     // Warm-up (JIT, statement cache, file growth): not measured.
     await drive(env, 'linear10', job.quick ? 8 : 32, inFlight);
+    await job.hooks?.beforeMeasure?.();
     const phase = new Phase({ trace: job.trace, label: jobKey(job), ...(job.profileDir ? { profileDir: job.profileDir } : {}) });
     let ids: string[];
     let wallMs: number;
@@ -292,6 +308,7 @@ async function linear(job: Job): Promise<LinearResult> {
       await phase.start();
       ({ ids, wallMs } = await drive(env, 'linear10', runs, inFlight));
     }
+    wallMs += await timed(job.hooks?.afterMeasure);
     const measured = await phase.end();
     const wanted = new Set(ids);
     const rows = (await swarm.listRuns({ workflow: 'linear10', limit: 100_000 })).filter((r) => wanted.has(r.id));
@@ -332,11 +349,14 @@ async function fanout(job: Job): Promise<FanoutResult> {
     await swarm.registerWorkflow(writeWorkflow(env.dir, 'fanout-warm', 'noop@1.0.0', fanOutSteps(64), 64));
     swarm.worker({ concurrency, onFinished: (id, status) => env.onFinished(id, status) });
     await drive(env, 'fanout-warm', 2, 1);
+    await job.hooks?.beforeMeasure?.();
 
     const phase = new Phase({ trace: job.trace, label: jobKey(job), ...(job.profileDir ? { profileDir: job.profileDir } : {}) });
     await phase.start();
     const sampler = new RssSampler(10);
-    const { ids, wallMs } = await drive(env, 'fanout', 1, 1);
+    const driven = await drive(env, 'fanout', 1, 1);
+    const ids = driven.ids;
+    const wallMs = driven.wallMs + (await timed(job.hooks?.afterMeasure));
     const rss = sampler.stop();
     const measured = await phase.end();
     const row = (await swarm.getRun(ids[0] as string)).run;
