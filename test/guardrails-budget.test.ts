@@ -320,6 +320,29 @@ describe('budgets in llm steps', () => {
     expect(calls.map((c) => c.arguments)).toEqual([JSON.stringify({ expression: '1+1' })]);
   });
 
+  it('a limit used up exactly refuses only the calls that draw on it: the last answer needs no tool call, a tool call no model call', async () => {
+    const { dir, open } = await project();
+    writeAgent(dir, 'calc', AGENT('calc', 'tools:\n  - builtin: calculator\n'));
+    // tool_calls used up by the one tool call; the answer after it is a model call only.
+    writeWorkflow(dir, 'one-tool', 'name: one-tool\nversion: 1.0.0\nbudget: { tool_calls: 1, tokens_out: 1000 }\nsteps:\n  - id: s\n    agent: calc\n    inputs: { message: "add" }\n');
+    // model_calls used up by the first call; the tool call it asked for is a tool call only.
+    writeWorkflow(dir, 'one-call', 'name: one-call\nversion: 1.0.0\nbudget: { model_calls: 1, tool_calls: 5 }\nsteps:\n  - id: s\n    agent: calc\n    inputs: { message: "add" }\n');
+    const model = new ScriptedModel([{ toolCalls: [{ name: 'calculator', arguments: { expression: '2+3' } }] }, answer('5', 4), { toolCalls: [{ name: 'calculator', arguments: { expression: '4+4' } }] }, answer('never', 1)]);
+    const swarm = await open(model);
+    await swarm.registerAgent(join(dir, 'agents', 'calc'));
+    await swarm.registerWorkflow(join(dir, 'workflows', 'one-tool'));
+    await swarm.registerWorkflow(join(dir, 'workflows', 'one-call'));
+    const first = await swarm.runToCompletion(await swarm.startRun('one-tool', {}));
+    expect([first.run.status, first.steps[0]?.error ?? null]).toEqual(['completed', null]);
+    expect(first.budget?.limits.tool_calls).toEqual({ used: 1, reserved: 0, allowed: 1 });
+    const second = await swarm.runToCompletion(await swarm.startRun('one-call', {}));
+    // The tool call ran (tool_calls 1 of 5); the second model call is the one refused.
+    expect(second.run.status).toBe('failed');
+    expect(second.steps[0]?.error).toContain('budget exceeded: model_calls of the run budget: 1 used, this call needs up to 1, 1 allowed');
+    expect(second.budget?.limits).toMatchObject({ model_calls: { used: 1, allowed: 1 }, tool_calls: { used: 1, allowed: 5 } });
+    expect(model.calls).toBe(3);
+  });
+
   it("a sub-workflow's llm steps draw from the root run's budget; gc deletes it with the tree", async () => {
     const { dir, open } = await project();
     writeAgent(dir, 'writer', AGENT('writer'));

@@ -160,7 +160,9 @@ export function wouldExceed(scopes: readonly BudgetScopeUsage[], req: BudgetRese
     for (const c of BUDGET_COUNTERS) {
       const allowed = l[c];
       const requested = req.amount[c];
-      if (allowed === undefined || requested === undefined) continue;
+      // A counter the call does not draw on (a lease granted nothing more of it) is not its limit,
+      // even when that limit is used up: a last model call needs no tool call.
+      if (allowed === undefined || requested === undefined || requested === 0) continue;
       const used = s.used[c];
       const reserved = s.reserved[c];
       if (used >= allowed || used + reserved + requested > allowed + EPSILON) return { scope: s.id, limit: c, used, reserved, requested, allowed };
