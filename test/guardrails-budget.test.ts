@@ -420,7 +420,7 @@ budget:
 steps:
   - id: s
     agent: writer
-    budget: { model_calls: 0, tool_calls: 1.5, handoff_depth: -1 }
+    budget: { model_calls: 0, tool_calls: 1.5, handoff_depth: -1, tokens_out: .inf }
 `;
     let err: unknown;
     try {
@@ -432,12 +432,14 @@ steps:
     const problems = (err as ManifestError).problems.map((p) => [p.field, p.line, p.problem]);
     expect(problems).toEqual([
       ['budget.tokens_in', 4, 'tokens_in must be more than 0, not -5'],
-      ['budget.wall_clock', 5, 'wall_clock is a duration (seconds, or like 90s, 10m, 2h), not "soon"'],
+      ['budget.wall_clock', 5, 'wall_clock is a duration (seconds, or like 90s, 10m, 2h, 1d), not "soon"'],
       ['budget.warn_at', 6, 'warn_at is a fraction of a limit, more than 0 and at most 1 (like 0.8), not 2'],
       ['budget.cost_usd', 7, 'cost_usd is a number, not "lots"'],
       ['steps[0].budget.model_calls', 11, 'model_calls must be more than 0, not 0'],
       ['steps[0].budget.tool_calls', 11, 'tool_calls is a whole number, not 1.5'],
       ['steps[0].budget.handoff_depth', 11, 'handoff_depth must be at least 0, not -1'],
+      // YAML's infinity is shown as YAML writes it (JSON would print null).
+      ['steps[0].budget.tokens_out', 11, 'tokens_out is a number, not .inf'],
     ]);
     expect((err as ManifestError).problems.every((p) => p.file === 'workflows/bad/workflow.yaml')).toBe(true);
 

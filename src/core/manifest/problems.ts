@@ -66,3 +66,17 @@ export class ProblemList {
     throw new ManifestError(shown);
   }
 }
+
+/**
+ * A value read from YAML as an error message shows it: strings in quotes, numbers YAML cannot write
+ * in JSON as YAML spells them (`.inf`, `-.inf`, `.nan`, which JSON would print as `null`), the rest
+ * as JSON.
+ *
+ * @example
+ *   shownValue(Number.POSITIVE_INFINITY); // '.inf'
+ */
+export function shownValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? '.nan' : v > 0 ? '.inf' : '-.inf';
+  return JSON.stringify(v) ?? String(v);
+}

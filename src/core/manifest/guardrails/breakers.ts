@@ -18,6 +18,7 @@
  *     http_hosts: { api.example.com: { window: 30s } }
  * ```
  */
+import { shownValue } from '../problems.js';
 import { fieldName, type GuardrailSection } from './section.js';
 
 /** The thresholds of one breaker (every field optional in a file; defaults fill them in). */
@@ -167,5 +168,5 @@ function settings(s: GuardrailSection, path: Array<string | number>, raw: Record
 }
 
 function describe(v: unknown): string {
-  return typeof v === 'string' ? `'${v}'` : JSON.stringify(v) ?? String(v);
+  return typeof v === 'string' ? `'${v}'` : shownValue(v);
 }

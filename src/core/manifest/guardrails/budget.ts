@@ -15,6 +15,7 @@
  *   warn_at: 0.8         # BUDGET_WARNING when a limit is 80% used (default)
  * ```
  */
+import { shownValue } from '../problems.js';
 import { fieldName, type GuardrailSection } from './section.js';
 
 /** The counted limits (a running total each); `wall_clock` and `handoff_depth` are measured, not summed. */
@@ -87,7 +88,7 @@ export function parseBudgetSpec(s: GuardrailSection): BudgetSpec {
   for (const [key, v] of Object.entries(raw)) {
     const { field, line } = at(key);
     if (key === 'warn_at') {
-      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 1) s.problems.add(field, `warn_at is a fraction of a limit, more than 0 and at most 1 (like 0.8), not ${JSON.stringify(v)}`, line);
+      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 1) s.problems.add(field, `warn_at is a fraction of a limit, more than 0 and at most 1 (like 0.8), not ${shownValue(v)}`, line);
       else out.warn_at = v;
       continue;
     }
@@ -98,13 +99,13 @@ export function parseBudgetSpec(s: GuardrailSection): BudgetSpec {
     const limit = key as BudgetLimit;
     if (limit === 'wall_clock') {
       const seconds = parseDuration(v);
-      if (seconds === undefined) s.problems.add(field, `wall_clock is a duration (seconds, or like 90s, 10m, 2h), not ${JSON.stringify(v)}`, line);
-      else if (seconds <= 0) s.problems.add(field, `wall_clock must be more than 0, not ${JSON.stringify(v)}`, line);
+      if (seconds === undefined) s.problems.add(field, `wall_clock is a duration (seconds, or like 90s, 10m, 2h, 1d), not ${shownValue(v)}`, line);
+      else if (seconds <= 0) s.problems.add(field, `wall_clock must be more than 0, not ${shownValue(v)}`, line);
       else out.wall_clock = seconds;
       continue;
     }
     if (typeof v !== 'number' || !Number.isFinite(v)) {
-      s.problems.add(field, `${limit} is a number, not ${JSON.stringify(v)}`, line);
+      s.problems.add(field, `${limit} is a number, not ${shownValue(v)}`, line);
       continue;
     }
     // A handoff depth of 0 means "no handoffs"; any other limit of 0 would refuse every call.

@@ -20,6 +20,7 @@
  */
 import { BUILTIN_CLASSES } from '../../../guardrails/redaction/detectors.js';
 import { DEFAULT_MASK_KEEP, REDACTION_ACTIONS, type ClassRule, type RedactionAction } from '../../../guardrails/redaction/classifier.js';
+import { shownValue } from '../problems.js';
 import { fieldName, type GuardrailSection } from './section.js';
 
 /** Classes with a built-in detector, and `secret` (Swarm's secrets' values). */
@@ -73,7 +74,7 @@ export function parseRedactionSpec(s: GuardrailSection): RedactionSpec {
   let defaultKeep = DEFAULT_MASK_KEEP;
   if (raw.mask_keep !== undefined) {
     if (isKeep(raw.mask_keep)) defaultKeep = raw.mask_keep;
-    else problem(`must be a whole number of characters from 0 to ${MAX_KEEP}, not ${JSON.stringify(raw.mask_keep)}`, 'mask_keep');
+    else problem(`must be a whole number of characters from 0 to ${MAX_KEEP}, not ${shownValue(raw.mask_keep)}`, 'mask_keep');
   }
 
   const custom: Array<{ name: string; pattern: string }> = [];
