@@ -4,6 +4,7 @@
  * is not made, handoffs, steps and sub-workflows draw from one budget, warnings fire once, bad
  * limits are refused with file, field and line, and runs show / the API report the usage.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ManifestError } from '../src/core/errors.js';
@@ -341,6 +342,38 @@ describe('budgets in llm steps', () => {
     expect(second.steps[0]?.error).toContain('budget exceeded: model_calls of the run budget: 1 used, this call needs up to 1, 1 allowed');
     expect(second.budget?.limits).toMatchObject({ model_calls: { used: 1, allowed: 1 }, tool_calls: { used: 1, allowed: 5 } });
     expect(model.calls).toBe(3);
+  });
+
+  it('a retried run keeps the limits its budget was first used with; with the default removed its retry runs unbudgeted', async () => {
+    const { dir, open } = await project('name: budgets\nguardrails:\n  budget: { model_calls: 1 }\n');
+    writeAgent(dir, 'calc', AGENT('calc', 'tools:\n  - builtin: calculator\n'));
+    writeWorkflow(dir, 'sum', 'name: sum\nversion: 1.0.0\nsteps:\n  - id: s\n    agent: calc\n    inputs: { message: "add" }\n');
+    const script = (): ScriptedModel => new ScriptedModel([{ toolCalls: [{ name: 'calculator', arguments: { expression: '2+3' } }] }, answer('5', 4)]);
+    const swarm = await open(script());
+    await swarm.registerAgent(join(dir, 'agents', 'calc'));
+    await swarm.registerWorkflow(join(dir, 'workflows', 'sum'));
+    const d = await swarm.runToCompletion(await swarm.startRun('sum', {}));
+    expect(d.steps[0]?.error).toContain('budget exceeded: model_calls of the run budget: 1 used');
+    await swarm.close();
+    const reopen = async (yaml: string): Promise<Swarm> => {
+      writeFileSync(join(dir, 'swarm.yaml'), yaml);
+      const s = await Swarm.open({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm') }, models: () => script() });
+      cleanups.push(() => s.close());
+      return s;
+    };
+    // The default raised: the run's budget keeps the limit it was first used with.
+    const raised = await reopen('name: budgets\nguardrails:\n  budget: { model_calls: 5 }\n');
+    await raised.retry(d.run.id);
+    const again = await raised.runToCompletion(d.run.id);
+    expect(again.run.status).toBe('failed');
+    expect(again.budget?.limits.model_calls).toEqual({ used: 1, reserved: 0, allowed: 1 });
+    await raised.close();
+    // The default removed: the retry runs with no budget; the budget line keeps what it counted.
+    const none = await reopen('name: budgets\n');
+    await none.retry(d.run.id);
+    const done = await none.runToCompletion(d.run.id);
+    expect(done.run.status).toBe('completed');
+    expect(done.budget?.limits.model_calls).toEqual({ used: 1, reserved: 0, allowed: 1 });
   });
 
   it("a sub-workflow's llm steps draw from the root run's budget; gc deletes it with the tree", async () => {
