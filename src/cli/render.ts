@@ -341,3 +341,8 @@ export function clip(text: string, max: number): string {
 function circuitWord(state: unknown): string {
   return String(state).replace('_', '-');
 }
+
+/** A cost as the budget lines show it: dollars to the millionth, without trailing zeros ($0.000042, $1.5). */
+export function usd(n: number): string {
+  return `$${Number(n.toFixed(6))}`;
+}

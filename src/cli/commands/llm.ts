@@ -7,7 +7,7 @@ import { UserError } from '../../core/errors.js';
 import { approvalJson } from '../../views/approval.js';
 import { shortRunId } from '../../swarm.js';
 import { parsePositiveInt, parseSince, type CliContext } from '../context.js';
-import { clip, colorStatus, formatTime, table } from '../render.js';
+import { clip, colorStatus, formatTime, table, usd } from '../render.js';
 
 /** `swarm approve | reject | approvals`, `swarm sessions list | show`, `swarm chat`. */
 export function registerLlmCommands(program: Command, ctx: CliContext): void {
@@ -76,7 +76,7 @@ export function registerLlmCommands(program: Command, ctx: CliContext): void {
       ctx.out(
         table(
           ['SESSION', 'AGENT', 'LAST AGENT', 'STATUS', 'TURNS', 'TOKENS IN/OUT', 'COST', 'UPDATED'],
-          list.map((s) => [s.id, s.agent, s.current_agent, colorStatus(s.status), s.turns, `${s.input_tokens}/${s.output_tokens}`, `$${s.cost_usd.toFixed(4)}`, formatTime(s.updated_at)]),
+          list.map((s) => [s.id, s.agent, s.current_agent, colorStatus(s.status), s.turns, `${s.input_tokens}/${s.output_tokens}`, usd(s.cost_usd), formatTime(s.updated_at)]),
         ),
       );
     });
@@ -92,7 +92,7 @@ export function registerLlmCommands(program: Command, ctx: CliContext): void {
         return ctx.out(JSON.stringify({ session: rest, messages, tool_calls: toolCalls.map((t) => ({ ...t, context_variables: t.context_variables ? (JSON.parse(t.context_variables) as unknown) : null })) }, null, 2));
       }
       ctx.out(`${pc.bold(`session ${session.id}`)}  ${session.agent} → ${session.current_agent}  ${colorStatus(session.status)}`);
-      ctx.out(`${session.turns} turn(s), ${session.input_tokens} tokens in, ${session.output_tokens} out, $${session.cost_usd.toFixed(4)}; updated ${formatTime(session.updated_at)}`);
+      ctx.out(`${session.turns} turn(s), ${session.input_tokens} tokens in, ${session.output_tokens} out, ${usd(session.cost_usd)}; updated ${formatTime(session.updated_at)}`);
       ctx.out('');
       for (const m of messages) {
         const who = m.role === 'assistant' ? pc.cyan(m.agent ?? 'assistant') : m.role === 'tool' ? pc.dim(`tool ${m.name ?? ''}`) : pc.bold(m.role);

@@ -9,7 +9,7 @@ import { examplesDir, initProject } from '../../scaffold.js';
 import { runExitCode, shortRunId, Swarm } from '../../swarm.js';
 import { LOG_FORMAT_HELP, runFinishedLogger, setUpLogging, stepFinishedLogger } from '../logging.js';
 import { parseInput, parsePort, parsePositiveInt, parseSeconds, parseSince, type CliContext } from '../context.js';
-import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, loadLiveView, ProgressReporter, runJson, runListJson, table, clip, truncateView, VIEW_OUTPUTS_CHARS, VIEW_VALUE_CHARS } from '../render.js';
+import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, loadLiveView, ProgressReporter, runJson, runListJson, table, clip, truncateView, VIEW_OUTPUTS_CHARS, VIEW_VALUE_CHARS, usd } from '../render.js';
 import type { LoopEvent } from '../../agents/loop.js';
 import { waitingReason } from '../../engine/concurrency-gate.js';
 import { budgetLines } from '../../guardrails/budget-report.js';
@@ -256,7 +256,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       for (const line of await lineageLines(swarm, r)) ctx.out(line);
       for (const line of d.budget ? budgetLines(d.budget) : []) ctx.out(line);
       for (const line of consensusRunLines(consensusResult(d.steps), await swarm.store.getRunSharedInputs(r.id), (t) => truncateView(t, VIEW_VALUE_CHARS, seeAll))) ctx.out(line);
-      if (usage.sessions) ctx.out(`llm usage: ${usage.input_tokens} tokens in, ${usage.output_tokens} out, $${usage.cost_usd.toFixed(4)} (${usage.sessions} session${usage.sessions === 1 ? '' : 's'}: swarm sessions list --run ${r.id})`);
+      if (usage.sessions) ctx.out(`llm usage: ${usage.input_tokens} tokens in, ${usage.output_tokens} out, ${usd(usage.cost_usd)} (${usage.sessions} session${usage.sessions === 1 ? '' : 's'}: swarm sessions list --run ${r.id})`);
       ctx.out('');
       ctx.out(table(['STEP', 'AGENT', 'STATUS', 'ATTEMPTS', 'DURATION', 'OUTPUTS / ERROR'], d.steps.map((s) => [s.step_id, stepAgentLabel(s), colorStatus(s.status), s.attempt || '', formatMs(s.duration_ms), s.error !== null ? truncateView(s.error, VIEW_VALUE_CHARS, seeAll) : s.outputs === null ? '' : clip(JSON.stringify(s.outputs), 100)])));
     });
