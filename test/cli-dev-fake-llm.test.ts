@@ -41,8 +41,11 @@ describe('swarm dev fake-llm', () => {
       expect((await s.run(['workflow', 'register', 'workflows/ask'], { env })).code).toBe(0);
       const run = await s.run(['run', 'ask', '{"q": "is it offline?"}', '--json'], { env, timeoutMs: 30_000 });
       expect(run.code, show(run)).toBe(0);
-      const doc = JSON.parse(run.stdout) as { steps: Array<{ outputs: { content: string } }> };
+      const doc = JSON.parse(run.stdout) as { steps: Array<{ outputs: { content: string } }>; usage?: { sessions: number; input_tokens: number } };
       expect(doc.steps[0]!.outputs.content).toBe('(fake model) you said: is it offline?');
+      // The llm step's totals, as `runs show --json` gives them.
+      expect(doc.usage?.sessions).toBe(1);
+      expect(doc.usage?.input_tokens).toBeGreaterThan(0);
 
       server.child.kill('SIGTERM');
       const r = await server.done;

@@ -137,7 +137,9 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
     return 130;
   }
   if (o.json) {
-    ctx.out(JSON.stringify(runJson(details), null, 2));
+    // As `runs show --json`: the llm steps' token and cost totals beside the budget.
+    const usage = await swarm.runUsage(runId);
+    ctx.out(JSON.stringify({ ...runJson(details), ...(usage.sessions ? { usage } : {}) }, null, 2));
   } else {
     const { run } = details;
     const took = run.completed_at && run.started_at ? ` in ${formatMs(run.completed_at - run.started_at)}` : '';
