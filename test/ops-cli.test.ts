@@ -95,6 +95,21 @@ describe('swarm doctor', () => {
     expect(s.query<{ n: number }>('SELECT COUNT(*) AS n FROM schema_migrations WHERE version = 999')[0]?.n).toBe(1);
   });
 
+  it('a store it cannot use is a failed store check, exit 7: a home under a regular file, a file that is not a Swarm database', async () => {
+    // SWARM_HOME through a regular file: the store's directory cannot exist (ENOTDIR, not "no store yet").
+    const s = makeSandbox({ env: { SWARM_SANDBOX: 'none' } });
+    s.write('a-file', 'not a directory');
+    const through = await doctor(s, { SWARM_HOME: join(s.root, 'a-file', 'home') });
+    expect(through.r.code, show(through.r)).toBe(7);
+    expect(through.by('store')).toMatchObject({ status: 'fail', detail: expect.stringContaining('ENOTDIR while looking for the file') as unknown, hint: expect.stringContaining('read and write') as unknown });
+    expect(through.by('migrations').status).toBe('warn');
+    // A file that is not SQLite: named as such, with a hint that fits.
+    s.write('junk-home/swarm.db', 'random bytes, not a database '.repeat(200));
+    const junk = await doctor(s, { SWARM_HOME: join(s.root, 'junk-home') });
+    expect(junk.r.code, show(junk.r)).toBe(7);
+    expect(junk.by('store')).toMatchObject({ status: 'fail', detail: expect.stringContaining('is not a Swarm database') as unknown, hint: expect.stringContaining('point SWARM_HOME') as unknown });
+  });
+
   it('on PostgreSQL: the clock check measures the database clock; SWARM_MASTER_KEY is checked against the store', async () => {
     const url = await (await pgTestServer()).createDatabase();
     const s = makeSandbox({ env: { SWARM_SANDBOX: 'none', SWARM_DATABASE_URL: url } });

@@ -12,7 +12,7 @@
  *   for (const c of report.checks) console.log(c.id, c.status, c.detail);
  *   process.exitCode = report.ok ? 0 : 7;
  */
-import { existsSync, readFileSync, statfsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SwarmConfig } from '../config/config.js';
 import { errorMessage, isSwarmError } from '../core/errors.js';
@@ -130,9 +130,15 @@ interface Opened {
 /** Open the store and read its schema version: reachable (store) and current (migrations). */
 async function openForDoctor(config: SwarmConfig, openStore?: () => Promise<Store>): Promise<Opened> {
   const where = config.databaseUrl ? 'the PostgreSQL store' : `the store ${config.dbPath}`;
-  if (!openStore && !config.databaseUrl && !existsSync(config.dbPath)) {
-    const hint = "it is made on first use: 'swarm init', or register an agent";
-    return { store: warn('store', `no store at ${config.dbPath} yet`, hint), migrations: warn('migrations', 'not checked: no store yet', hint), handle: undefined };
+  const fileHint = 'check the file and its directory: they must be this user’s to read and write';
+  if (!openStore && !config.databaseUrl) {
+    const fault = sqliteFileFault(config.dbPath);
+    if (fault === 'missing') {
+      const hint = "it is made on first use: 'swarm init', or register an agent";
+      return { store: warn('store', `no store at ${config.dbPath} yet`, hint), migrations: warn('migrations', 'not checked: no store yet', hint), handle: undefined };
+    }
+    // SQLite opens a file it may not write read-only, without a word: the first write would fail.
+    if (fault) return { store: fail('store', `cannot use ${where}: ${fault}`, fileHint), migrations: warn('migrations', 'not checked: the store could not be opened', 'fix the store check first'), handle: undefined };
   }
   let store: Store;
   try {
@@ -149,7 +155,9 @@ async function openForDoctor(config: SwarmConfig, openStore?: () => Promise<Stor
     }
     const hint = config.databaseUrl
       ? 'check that PostgreSQL is up and the URL, user and password in SWARM_DATABASE_URL (or store.url) are right'
-      : 'check the file and its directory: they must be this user’s to read and write';
+      : code === 'STORE_NOT_SWARM'
+        ? 'point SWARM_HOME (or store.path) at a Swarm store, or move this file away'
+        : fileHint;
     const message = errorMessage(e);
     return { store: fail('store', /^cannot open /.test(message) ? message : `cannot open ${where}: ${message}`, hint), migrations: warn('migrations', 'not checked: the store could not be opened', 'fix the store check first'), handle: undefined };
   }
@@ -164,6 +172,30 @@ async function openForDoctor(config: SwarmConfig, openStore?: () => Promise<Stor
     await store.close().catch(() => undefined);
     return { store: fail('store', `${where} opened but does not answer: ${errorMessage(e)}`, 'check the database server and its logs'), migrations: warn('migrations', 'not checked: the store could not be read', 'fix the store check first'), handle: undefined };
   }
+}
+
+/**
+ * Why this user cannot use the SQLite store at `path` (its file, its directory, its WAL and shared
+ * memory files must all be readable and writable); 'missing' when there is no file yet (nor, maybe,
+ * its directory); undefined when nothing is wrong.
+ */
+export function sqliteFileFault(path: string): string | undefined {
+  try {
+    statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return 'missing';
+    return `${code ?? errorMessage(e)} while looking for the file`;
+  }
+  for (const p of [path, dirname(path), `${path}-wal`, `${path}-shm`]) {
+    if (p !== path && p !== dirname(path) && !existsSync(p)) continue;
+    try {
+      accessSync(p, constants.R_OK | constants.W_OK);
+    } catch (e) {
+      return `${p === dirname(path) ? 'its directory ' : ''}${p} cannot be read and written by this user (${(e as NodeJS.ErrnoException).code ?? errorMessage(e)})`;
+    }
+  }
+  return undefined;
 }
 
 async function openConfiguredStore(config: SwarmConfig): Promise<Store> {
