@@ -34,7 +34,11 @@ describe('swarm schedules', () => {
 
     expect((await s.run(['schedules', 'pause', 'nightly'])).stdout).toContain('schedule of nightly paused');
     expect((await s.run(['schedules', 'list'])).stdout).toMatch(/nightly .* paused/);
-    expect((await s.run(['schedules', 'resume', 'nightly'])).stdout).toMatch(/schedule of nightly resumed \(next run /);
+    expect((await s.run(['schedules', 'resume', 'nightly'])).stdout).toMatch(/schedule of nightly resumed \(next tick \d{4}-\d\d-\d\d \S+Z(; a tick missed while it was paused fires first \(catchup: \w+\))?\)/);
+    // `show`: every value starts in the same column.
+    const shown = (await s.run(['schedules', 'show', 'nightly'])).stdout.split('\n').filter((l) => l.startsWith('  '));
+    expect(shown.map((l) => l.slice(0, 13).trimEnd())).toEqual(['  cron', '  overlap', '  catchup', '  next run', '  last fired']);
+    expect(new Set(shown.map((l) => /^ {2}\S+(?: \S+)? +/.exec(l)?.[0].length)).size).toBe(1);
 
     const fired = await s.json<{ run_id: string }>(['schedules', 'trigger', 'nightly', '--json']);
     const runs = s.query<{ id: string; trigger_type: string }>('SELECT id, trigger_type FROM workflow_runs');
@@ -46,7 +50,11 @@ describe('swarm schedules', () => {
     const plain = await s.run(['schedules', 'preview', 'plain']);
     expect(plain.code).toBe(2);
     expect(plain.stderr).toMatch(/workflow plain has no schedule \(its trigger is manual\)/);
-    const bad = await s.run(['schedules', 'preview', 'nightly', '--count', '0']);
-    expect(bad.code).toBe(2);
+    // One range, whichever end is crossed.
+    for (const n of ['0', '1001']) {
+      const bad = await s.run(['schedules', 'preview', 'nightly', '--count', n]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.trim()).toBe(`swarm: --count must be a whole number from 1 to 1000, not '${n}'`);
+    }
   });
 });

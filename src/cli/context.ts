@@ -189,9 +189,11 @@ export function parsePort(value: string, name: string): number {
   return n;
 }
 
-export function parsePositiveInt(value: string, name: string): number {
+export function parsePositiveInt(value: string, name: string, max?: number): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UserError('ARGUMENT_INVALID', `${name} must be a positive whole number, not '${value}'`);
+  if (!Number.isInteger(n) || n < 1 || (max !== undefined && n > max)) {
+    throw new UserError('ARGUMENT_INVALID', `${name} must be ${max === undefined ? 'a positive whole number' : `a whole number from 1 to ${max}`}, not '${value}'`);
+  }
   return n;
 }
 

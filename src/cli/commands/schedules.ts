@@ -39,12 +39,13 @@ export function registerSchedulesCommands(program: Command, ctx: CliContext): vo
       const s = await (await ctx.swarm()).getSchedule(workflow);
       if (o.json) return ctx.out(JSON.stringify(s, null, 2));
       ctx.out(`${pc.bold(s.workflow)}@${s.version}  ${state(s)}`);
-      ctx.out(`  cron      ${s.cron} (${s.timezone})`);
-      ctx.out(`  overlap   ${s.overlap}`);
-      ctx.out(`  catchup   ${s.catchup.policy}, window ${s.catchup.window_seconds}s, max_runs ${s.catchup.max_runs}`);
-      ctx.out(`  next run  ${when(s.next_run_at)}`);
-      ctx.out(`  last fired ${when(s.last_fired_at)}`);
-      if (s.buffered_tick) ctx.out(`  waiting   ${when(s.buffered_tick)} (buffer_one: starts when the active run ends)`);
+      const row = (label: string, value: string): void => ctx.out(`  ${label.padEnd(10)} ${value}`);
+      row('cron', `${s.cron} (${s.timezone})`);
+      row('overlap', s.overlap);
+      row('catchup', `${s.catchup.policy}, window ${s.catchup.window_seconds}s, max_runs ${s.catchup.max_runs}`);
+      row('next run', when(s.next_run_at));
+      row('last fired', when(s.last_fired_at));
+      if (s.buffered_tick) row('waiting', `${when(s.buffered_tick)} (buffer_one: starts when the active run ends)`);
     });
 
   schedules
@@ -53,7 +54,8 @@ export function registerSchedulesCommands(program: Command, ctx: CliContext): vo
     .option('-n, --count <n>', 'how many ticks', '5')
     .option('--json', 'print JSON')
     .action(async (workflow: string, o: { count: string; json?: boolean }) => {
-      const { schedule, ticks } = await (await ctx.swarm()).previewSchedule(workflow, parsePositiveInt(o.count, '--count'));
+      const { MAX_PREVIEW_TICKS } = await import('../../triggers/schedule.js');
+      const { schedule, ticks } = await (await ctx.swarm()).previewSchedule(workflow, parsePositiveInt(o.count, '--count', MAX_PREVIEW_TICKS));
       if (o.json) return ctx.out(JSON.stringify({ workflow: schedule.workflow, cron: schedule.cron, timezone: schedule.timezone, ticks }, null, 2));
       ctx.out(pc.dim(`${schedule.workflow}: ${schedule.cron} (${schedule.timezone})${schedule.paused ? ', paused' : ''}${schedule.enabled ? '' : ', workflow disabled'}`));
       for (const t of ticks) ctx.out(when(t));
@@ -66,7 +68,9 @@ export function registerSchedulesCommands(program: Command, ctx: CliContext): vo
       .action(async (workflow: string) => {
         const swarm = await ctx.swarm();
         const s = paused ? await swarm.pauseSchedule(workflow) : await swarm.resumeSchedule(workflow);
-        ctx.out(`schedule of ${s.workflow} ${paused ? 'paused' : `resumed (next run ${when(s.next_run_at)})`}`);
+        // Ticks missed while paused fire first, as the catch-up policy says: the next run may be one of them.
+        const missed = s.catchup.policy === 'none' ? '' : `; a tick missed while it was paused fires first (catchup: ${s.catchup.policy})`;
+        ctx.out(`schedule of ${s.workflow} ${paused ? 'paused' : `resumed (next tick ${when(s.next_run_at)}${missed})`}`);
       });
   }
 
