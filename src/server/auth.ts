@@ -203,7 +203,7 @@ function openRefusal(c: Context, read: boolean, options: OpenApiOptions): Respon
   const host = c.req.header('host') ?? new URL(c.req.url).host;
   const hostname = host.replace(/:\d+$/, '');
   if (!options.openToAnyHost && !isLoopbackHost(hostname)) {
-    return problemResponse(c, problem(403, 'HOST_REFUSED', `this API has no token yet, so it answers only requests addressed to a loopback name (localhost, 127.0.0.1, [::1]), not '${host}'; create a token (POST /api/v1/tokens, sent to a loopback name) to use it from elsewhere`, { hint: 'POST /api/v1/tokens' }));
+    return problemResponse(c, problem(403, 'HOST_REFUSED', `this API has no token yet, so it answers only requests addressed to a loopback name (localhost, 127.x.x.x, [::1]), not '${host}'; create a token (POST /api/v1/tokens, sent to a loopback name) to use it from elsewhere`, { hint: 'POST /api/v1/tokens' }));
   }
   const origin = c.req.header('origin');
   if (!read && origin !== undefined && origin !== 'null' && safeHost(origin) !== host.toLowerCase()) {
