@@ -42,7 +42,7 @@ setTimeout(() => fs.writeFileSync(o, JSON.stringify({ step })), step === 's2' &&
     'chain3',
     'name: chain3\nversion: 1.0.0\nsteps:\n  - { id: s1, agent: effect, inputs: { log: "${trigger.log}" } }\n  - { id: s2, agent: effect, depends_on: [s1], inputs: { log: "${trigger.log}" } }\n  - { id: s3, agent: effect, depends_on: [s2], inputs: { log: "${trigger.log}" } }\n',
   );
-  writeWorkflow(dir, 'quick', 'name: quick\nversion: 1.0.0\nsteps:\n  - { id: s1, agent: effect, inputs: { log: "${trigger.log}" } }\n');
+  writeWorkflow(dir, 'quick', 'name: quick\nversion: 1.0.0\nsteps:\n  - { id: s1, agent: effect, inputs: { log: "${trigger.log}" } }\non_success:\n  - { notify: { type: log, message: "quick done" } }\n');
   expect((await runCli(['agent', 'register', '--all'], dir)).code).toBe(0);
   expect((await runCli(['workflow', 'register', '--all'], dir)).code).toBe(0);
 });
@@ -133,15 +133,16 @@ describe('swarm serve with OTEL_* set', () => {
     expect(run?.parentSpanId).toBe('00f067aa0ba902b7');
     expect(run?.attributes['swarm.run.id']).toBe(body.run_id);
     expect(mine.find((s) => s.name === 'step s1')?.parentSpanId).toBe(run?.spanId);
-    // The step's and the run's log lines, written after their commit (outside any span), carry the run's trace id.
+    // The handler's, the step's and the run's log lines, written after their commit (outside any span), carry the run's trace id.
     const lines = out
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .filter((l) => l.run_id === body.run_id);
-    expect(lines.map((l) => [l.step_id ?? null, l.trace_id])).toEqual([
-      ['s1', traceId],
-      [null, traceId],
+    expect(lines.map((l) => [l.step_id ?? null, l.msg === 'quick done' ? 'notify' : null, l.trace_id])).toEqual([
+      [null, 'notify', traceId],
+      ['s1', null, traceId],
+      [null, null, traceId],
     ]);
   });
 });

@@ -275,7 +275,11 @@ export class Worker {
     // Handler messages are printed only once their commit has happened.
     for (const m of result.messages) {
       if (typeof m === 'string') this.options.log?.(m);
-      else this.options.log?.(m.text, { run_id: m.run_id, workflow: m.workflow });
+      else {
+        // The run's trace, as its step and run lines carry it (after a commit no span is active).
+        const traceId = knownRunTraceId(m.run_id);
+        this.options.log?.(m.text, { run_id: m.run_id, workflow: m.workflow, ...(traceId ? { trace_id: traceId } : {}) });
+      }
     }
     const refused = new Set(result.refused.map(key));
     if (result.lost.length || result.refused.length) this.countLeasesLost([...result.lost, ...result.refused]);
