@@ -4,6 +4,7 @@
  * marked untrusted, the remember tool, tool results and the summary written once, writes that survive
  * a step re-run after a fault between the memory write and the journal, bad config refused.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Swarm } from '../src/swarm.js';
@@ -237,6 +238,22 @@ guardrails:
       expect((await swarm.runToCompletion(await swarm.startRun('ask', { message: 'tea?', user: 'bo' }))).run.status).toBe('completed');
       const stored = await swarm.memory.list('user-bo');
       expect(stored.map((m) => m.text)).toEqual(['fetch_page({"n":"b"}) returned: Oolong is partly oxidised.']);
+    } finally {
+      await swarm.close();
+    }
+  });
+  it('a namespace keyed by an input the storage policy redacts is refused, not shared: two customers known by e-mail do not meet in [EMAIL]', async () => {
+    writeFileSync(join(dir, 'swarm.yaml'), 'name: test\nguardrails:\n  redaction: { email: redact }\n');
+    helper();
+    fake.push({ toolCalls: [{ id: 'c1', name: 'remember', arguments: { text: 'likes jasmine' } }] }, { content: 'noted' });
+    const swarm = await open();
+    try {
+      const d = await swarm.runToCompletion(await swarm.startRun('ask', { message: 'remember I like jasmine', user: 'zed@example.com' }));
+      expect(d.run.status).toBe('failed');
+      expect(d.steps[0]?.error).toContain("memory.namespace 'user-${inputs.user}': the input 'user' is stored redacted ('[EMAIL]')");
+      // Nothing was remembered under the shared marker, and the model was never asked.
+      expect(await swarm.memory.list('user-[EMAIL]')).toEqual([]);
+      expect(chats()).toEqual([]);
     } finally {
       await swarm.close();
     }

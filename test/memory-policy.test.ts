@@ -50,6 +50,11 @@ describe('memory: in agent.yaml', () => {
   it('resolves per-user namespaces from the step inputs, and refuses a missing input', () => {
     expect(resolveNamespace('support-${inputs.user.id}', { user: { id: 42 } })).toBe('support-42');
     expect(() => resolveNamespace('support-${inputs.user}', {})).toThrow(/needs the input 'user'/);
+    // An input the storage policy redacted would put every such user in one namespace.
+    for (const redacted of ['[EMAIL]', 'x-[DROPPED:national_id]', '[secret:TOKEN]', '****1111']) {
+      expect(() => resolveNamespace('support-${inputs.user}', { user: redacted })).toThrow(/the input 'user' is stored redacted/);
+    }
+    expect(resolveNamespace('support-${inputs.user}', { user: 'ada@example.com' })).toBe('support-ada@example.com');
   });
 });
 

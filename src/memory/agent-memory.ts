@@ -155,7 +155,17 @@ export class AgentMemory {
   }
 }
 
-/** `${inputs.user}` in a namespace, from the step's inputs; a missing or empty value is an error. */
+/**
+ * A value the storage policy replaced: a class's placeholder (`[EMAIL]`), a dropped field
+ * (`[DROPPED:card]`), a secret's marker (`[secret:NAME]`) or a mask (`****1111`).
+ */
+const REDACTED_VALUE = /\[(?:[A-Z0-9_-]+|DROPPED:[^\]]*|secret:[^\]]*)\]|\*{4}/;
+
+/**
+ * `${inputs.user}` in a namespace, from the step's inputs; a missing or empty value is an error, and
+ * so is a value the storage policy redacted (the step's inputs are stored redacted, so every user's
+ * `[EMAIL]` would be one namespace: one user's memories recalled for another).
+ */
 export function resolveNamespace(template: string, inputs: Readonly<Record<string, unknown>>): string {
   return template.replace(/\$\{inputs\.([A-Za-z0-9_.]+)\}/g, (_, path: string) => {
     let v: unknown = inputs;
@@ -163,7 +173,16 @@ export function resolveNamespace(template: string, inputs: Readonly<Record<strin
     if ((typeof v !== 'string' && typeof v !== 'number') || v === '') {
       throw new StepError('MEMORY_NAMESPACE_INVALID', `memory.namespace '${template}' needs the input '${path}' (a string or number), which this step has not got`, false, { namespace: template });
     }
-    return String(v);
+    const value = String(v);
+    if (REDACTED_VALUE.test(value)) {
+      throw new StepError(
+        'MEMORY_NAMESPACE_INVALID',
+        `memory.namespace '${template}': the input '${path}' is stored redacted ('${value}'), so it cannot tell one namespace from another; key the namespace by an input the storage policy keeps (guardrails.redaction), such as a customer id`,
+        false,
+        { namespace: template, input: path },
+      );
+    }
+    return value;
   });
 }
 
