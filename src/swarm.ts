@@ -367,6 +367,7 @@ export class Swarm {
       store: agentStore,
       metrics: () => this.hooks,
       now: () => Date.now(),
+      redact: (text) => this.redactor.text(text),
       embedderFor: async (embedding, agent) => {
         const own = llm.embedders?.(embedding);
         if (own) return own;

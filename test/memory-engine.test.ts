@@ -258,4 +258,22 @@ guardrails:
       await swarm.close();
     }
   });
+  it('a memory is embedded from the text that is stored: its vector does not hold a value the storage policy redacted', async () => {
+    writeFileSync(join(dir, 'swarm.yaml'), 'name: test\nguardrails:\n  redaction: { email: redact }\n');
+    helper();
+    fake.push({ toolCalls: [{ id: 'c1', name: 'remember', arguments: { text: 'contact quokka.zebra@example.com' } }] }, { content: 'noted' });
+    const swarm = await open();
+    try {
+      expect((await swarm.runToCompletion(await swarm.startRun('ask', { message: 'remember my address', user: 'ada' }))).run.status).toBe('completed');
+      expect((await swarm.memory.list('user-ada')).map((m) => m.text)).toContain('contact [EMAIL]');
+      // The stored text is what was embedded: it finds its own memory exactly; the raw address does not.
+      const own = (await swarm.memory.search('user-ada', 'contact [EMAIL]', { k: 1 }))[0];
+      const raw = (await swarm.memory.search('user-ada', 'contact quokka.zebra@example.com', { k: 1 }))[0];
+      expect(own?.text).toBe('contact [EMAIL]');
+      expect(own?.score).toBeGreaterThan(0.999);
+      expect(raw?.score ?? 0).toBeLessThan(own?.score ?? 0);
+    } finally {
+      await swarm.close();
+    }
+  });
 });

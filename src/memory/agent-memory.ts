@@ -27,6 +27,12 @@ export interface AgentMemoryOptions {
   embedderFor: (embedding: { provider: string; model: string }, agent?: AgentManifest) => Embedder | Promise<Embedder>;
   metrics: () => EngineMetrics;
   now: () => number;
+  /**
+   * The storage policy (secrets, data classes): a memory is embedded from the text that is stored,
+   * so its vector holds nothing the text does not (a vector of the raw text would let anyone who
+   * reads the file test whether an e-mail or a card was remembered).
+   */
+  redact?: (text: string) => string;
 }
 
 /** Where a write comes from, for its row. */
@@ -47,7 +53,7 @@ export class AgentMemory {
   /** Write memories; one whose dedup key is stored already changes nothing. Returns how many were new. */
   async write(embedder: Embedder, items: ReadonlyArray<Omit<MemoryWrite, 'embedding' | 'created_at'>>, signal?: AbortSignal): Promise<number> {
     return this.timed('write', async () => {
-      const texts = items.map((i) => clip(i.text));
+      const texts = items.map((i) => clip(this.o.redact ? this.o.redact(i.text) : i.text));
       const vectors = await embedder.embed(texts, signal);
       let created = 0;
       for (const [n, item] of items.entries()) {
@@ -186,6 +192,9 @@ export function resolveNamespace(template: string, inputs: Readonly<Record<strin
   });
 }
 
+const CUT_MARK = '… [cut]';
+
+/** At most MEMORY_TEXT_MAX_CHARS, the mark included. */
 function clip(text: string): string {
-  return text.length > MEMORY_TEXT_MAX_CHARS ? `${text.slice(0, MEMORY_TEXT_MAX_CHARS)}… [cut]` : text;
+  return text.length > MEMORY_TEXT_MAX_CHARS ? `${text.slice(0, MEMORY_TEXT_MAX_CHARS - CUT_MARK.length)}${CUT_MARK}` : text;
 }
