@@ -109,6 +109,24 @@ describe('actions', () => {
     expect(r.text('a@b.io AKIAIOSFODNN7EXAMPLE 4111111111111111 123-45-6789')).toBe('a@b.io [API_KEY] ****1111 123-45-6789');
   });
 
+  it("a string that is JSON itself (a tool call's arguments in a transcript) is redacted field by field: a dropped field leaves it valid JSON", async () => {
+    const r = new Redactor({}, { classes: new ClassRedactor({ national_id: { action: 'drop' }, email: { action: 'redact' } }) });
+    const calls = JSON.stringify([{ id: 'c1', name: 'remember', arguments: JSON.stringify({ text: 'SSN 123-45-6789', to: 'ada@example.com', keep: 'yes' }) }]);
+    const out = JSON.parse(r.json(calls)) as Array<{ id: string; arguments: string }>;
+    expect(out[0]?.id).toBe('c1');
+    expect(JSON.parse(out[0]?.arguments ?? '')).toEqual({ text: '[DROPPED:national_id]', to: '[EMAIL]', keep: 'yes' });
+    // The same through the store agents write to: a checkpoint's transcript rows and its envelope.
+    const { redactAgentWrites } = await import('../src/secrets/redacting-store.js');
+    const saved: Array<{ envelope: string; messages: Array<{ tool_calls: string | null }> }> = [];
+    const store = redactAgentWrites({ saveAgentCheckpoint: async (w: { envelope: string; messages: Array<{ tool_calls: string | null }> }) => (saved.push({ envelope: w.envelope, messages: w.messages }), true) } as never, r);
+    const message = { role: 'assistant', content: null, tool_calls: JSON.parse(calls) as unknown[] };
+    const envelope = { version: 1, session_id: 's', created_at: 0, payload: { agent: 'a', turn: 1, messages: [message] } };
+    await store.saveAgentCheckpoint({ session: {} as never, version: 1, attempt: 0, envelope: JSON.stringify(envelope), envelope_parts: { envelope, messageJson: (m: object) => JSON.stringify(m) }, messages: [{ content: null, tool_calls: calls } as never] });
+    const row = JSON.parse(saved[0]?.messages[0]?.tool_calls ?? '') as Array<{ arguments: string }>;
+    const inEnvelope = (JSON.parse(saved[0]?.envelope ?? '') as { payload: { messages: Array<{ tool_calls: Array<{ arguments: string }> }> } }).payload.messages[0]?.tool_calls[0];
+    for (const args of [row[0]?.arguments, inEnvelope?.arguments]) expect(JSON.parse(args ?? '')).toEqual({ text: '[DROPPED:national_id]', to: '[EMAIL]', keep: 'yes' });
+  });
+
   it('JSON logs go through the same policy: message, fields and errors', () => {
     const p = storagePolicy({ storage: { email: { action: 'redact' } }, model: {}, custom: [] });
     const r = new Redactor({ K: 'hunter2-value' }, { classes: new ClassRedactor(p.rules, p.custom) });

@@ -23,8 +23,9 @@ export function redactAgentWrites(store: Store, redactor: Redactor): Store {
   // Always wrapped, even with nothing to redact yet: the redactor learns stored secrets as steps load them.
   const r = redactor;
   const messages = new WeakMap<object, { generation: number; json: string }>();
-  // Every string (and key) of a JSON-like value through the redactor; the same object when nothing changed.
-  const tree = (v: unknown): unknown => walk(v, (s) => r.text(s));
+  // Every string (and key) of a JSON-like value through the redactor (a string that is JSON itself, a
+  // tool call's arguments, as JSON: a dropped field in it leaves valid JSON); the same object when nothing changed.
+  const tree = (v: unknown): unknown => walk(v, (s) => r.json(s));
   const redactedMessage = (m: object, plain: (m: object) => string): string => {
     const hit = messages.get(m);
     if (hit?.generation === r.generation) return hit.json;

@@ -125,7 +125,9 @@ export class Redactor {
     // Escaped forms of secrets are caught on the raw text first; the strings inside are then walked.
     const pre = this.secretDrop ? s : this.secretsOnly(s);
     if (pre !== s) v = JSON.parse(pre);
-    const out = walk(v, (x) => this.text(x));
+    // A string that is JSON itself (a tool call's arguments in a transcript's tool calls) is redacted
+    // as JSON too, so a dropped field inside it leaves it valid JSON.
+    const out = walk(v, (x) => this.json(x));
     return out === v ? pre : JSON.stringify(out);
   }
 
