@@ -85,6 +85,25 @@ describe('swarm gc (a real process)', () => {
     }
   });
 
+  it("the configured archive applies to gc --older-than too; --status with no age and a --batch out of range are refused (exit 2)", async () => {
+    const { s, old, recent, queued } = await project('name: gc-test\nretention:\n  completed: 30d\n  archive: kept.jsonl\n', 2, 1);
+    const all = [...old, ...recent, queued].sort();
+    const noAge = await s.run(['gc', '--status', 'failed']);
+    expect(noAge.code, show(noAge)).toBe(2);
+    expect(noAge.stderr).toContain('has no age for failed (it has completed)');
+    for (const n of ['100001', '1e3', '0x10', '99999999999999999999']) {
+      const bad = await s.run(['gc', '--older-than', '30d', '--batch', n]);
+      expect(bad.code, show(bad)).toBe(2);
+      expect(bad.stderr.trim()).toBe(`swarm: --batch must be a whole number from 1 to 100000, not '${n}'`);
+    }
+    expect(runIds(s)).toEqual(all);
+    const ok = await s.run(['gc', '--older-than', '30d']);
+    expect(ok.code, show(ok)).toBe(0);
+    expect(ok.stdout).toContain('archived 2 run(s)');
+    expect(s.read('kept.jsonl').trimEnd().split('\n').map((l) => (JSON.parse(l) as { run: { id: string } }).run.id).sort()).toEqual([...old].sort());
+    expect(runIds(s)).toEqual([...recent, queued].sort());
+  });
+
   it('swarm serve applies the retention policy of swarm.yaml every interval, logged', async () => {
     const { s, old, recent, queued } = await project('name: policy-test\nretention:\n  completed: 30d\n  interval: 1s\n', 2, 1);
     const { child, done } = s.start(['serve', '--port', '0', '--no-worker'], { timeoutMs: 60_000 });

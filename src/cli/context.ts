@@ -190,8 +190,9 @@ export function parsePort(value: string, name: string): number {
 }
 
 export function parsePositiveInt(value: string, name: string, max?: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || (max !== undefined && n > max)) {
+  // Digits only: Number() would also read ' 5', '1e3' and '0x10'.
+  const n = /^[0-9]+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || (max !== undefined && n > max)) {
     throw new UserError('ARGUMENT_INVALID', `${name} must be ${max === undefined ? 'a positive whole number' : `a whole number from 1 to ${max}`}, not '${value}'`);
   }
   return n;

@@ -16,6 +16,8 @@ interface GcCliOptions {
 }
 
 const MIN_AGE_MS = 60_000;
+/** As `retention.batch` allows. */
+const MAX_BATCH = 100_000;
 
 function parseAge(value: string): number {
   const ms = parseDuration(value);
@@ -55,7 +57,7 @@ export function registerGcCommand(program: Command, ctx: CliContext): void {
       // Every argument is checked before the store is opened.
       const age = o.olderThan !== undefined ? parseAge(o.olderThan) : undefined;
       const statuses = o.status !== undefined ? parseStatuses(o.status) : undefined;
-      const batch = o.batch !== undefined ? parsePositiveInt(o.batch, '--batch') : undefined;
+      const batch = o.batch !== undefined ? parsePositiveInt(o.batch, '--batch', MAX_BATCH) : undefined;
       const swarm = await ctx.swarm();
       const policy = swarm.config.retention;
       let ages: GcOptions['ages'];
@@ -66,8 +68,13 @@ export function registerGcCommand(program: Command, ctx: CliContext): void {
           throw new UserError('ARGUMENT_INVALID', `swarm gc needs --older-than (e.g. --older-than 30d), or run ages under retention: in ${swarm.config.configFile ?? 'swarm.yaml'} (e.g. completed: 30d)`, { field: '--older-than' });
         }
         ages = Object.fromEntries(Object.entries(policy.runs).filter(([s]) => !statuses || statuses.includes(s as FinishedStatus)));
+        if (Object.keys(ages).length === 0) {
+          throw new UserError('ARGUMENT_INVALID', `swarm gc --status ${o.status ?? ''}: retention: in ${swarm.config.configFile ?? 'swarm.yaml'} has no age for ${(statuses ?? []).join(' or ')} (it has ${Object.keys(policy.runs).join(', ')}); give --older-than, or add an age for it`, { field: '--status' });
+        }
       }
-      const archive = o.archive !== undefined ? resolve(ctx.cwd, o.archive) : age === undefined ? policy.archive : undefined;
+      // The configured archive applies whenever --archive is not given (with --older-than too): a
+      // deployment that keeps every deleted run keeps those of a one-off gc as well.
+      const archive = o.archive !== undefined ? resolve(ctx.cwd, o.archive) : policy.archive;
       const report = await swarm.gc({ ages, archive, dryRun: o.dryRun === true, batch: batch ?? policy.batch });
       if (o.json) return ctx.out(JSON.stringify(report, null, 2));
       for (const line of describeGc(report, { archive })) ctx.out(line);
