@@ -622,14 +622,21 @@ export class Swarm {
   /** Register the agent package at `path` (a directory with agent.yaml, or the file itself). */
   async registerAgent(path: string, options: { force?: boolean } = {}): Promise<RegisterResult<AgentRecord>> {
     const { file, dir } = manifestPath(path, 'agent.yaml');
-    const manifest = parseAgentManifest(this.readManifest(file), file, { toolSpecSchema: TOOL_SPEC_SCHEMA });
+    const text = this.readManifest(file);
+    const manifest = parseAgentManifest(text, file, { toolSpecSchema: TOOL_SPEC_SCHEMA });
     const rt = manifest.runtime;
     if (rt.type === 'llm') {
-      const provider = manifest.llm?.provider ?? '';
       const known = [...PROVIDER_TYPES, ...Object.keys(this.config.providers)];
-      if (!known.includes(provider)) {
-        const hint = closest(provider, known);
-        throw new ManifestError(file, 'runtime.provider', `unknown provider '${provider}'${hint ? ` (did you mean '${hint}'?)` : ''}; use ${PROVIDER_TYPES.join(', ')} or a provider named under providers: in swarm.yaml`);
+      // The agent's provider and its memory's embedding provider: built in, or named in swarm.yaml.
+      const fields = [
+        { field: 'runtime.provider', path: ['runtime', 'provider'], provider: manifest.llm?.provider ?? '' },
+        ...(manifest.llm?.memory ? [{ field: 'memory.embedding.provider', path: ['memory', 'embedding', 'provider'], provider: manifest.llm.memory.embedding.provider }] : []),
+      ];
+      for (const f of fields) {
+        if (known.includes(f.provider)) continue;
+        const hint = closest(f.provider, known);
+        const { parseYaml } = await import('./core/manifest/yaml-source.js');
+        throw new ManifestError(file, f.field, `unknown provider '${f.provider}'${hint ? ` (did you mean '${hint}'?)` : ''}; use ${PROVIDER_TYPES.join(', ')} or a provider named under providers: in swarm.yaml`, parseYaml(text, file).lineOf(f.path));
       }
     } else if (rt.type === 'http' || rt.type === 'sw4rm') {
       // Nothing runs here: the step goes to a remote executor (http) or an agent on the router (sw4rm).

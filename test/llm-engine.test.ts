@@ -199,10 +199,13 @@ describe('llm agents in workflows', () => {
     writeAgent(dir, 'a1', 'name: a1\nversion: 1.0.0\nruntime: { type: llm, provider: openia, model: x }\n');
     writeAgent(dir, 'a2', 'name: a2\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: x }\ntools:\n  - builtin: teleport\n');
     writeAgent(dir, 'a3', 'name: a3\nversion: 1.0.0\nruntime: { type: llm, provider: anthropic, model: claude-x }\n');
+    // A memory embedded by a provider nobody configured.
+    writeAgent(dir, 'a4', 'name: a4\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: x }\nmemory:\n  namespace: n\n  embedding: { provider: nope, model: e }\n');
     writeWorkflow(dir, 'w3', 'name: w3\nversion: 1.0.0\nsteps:\n  - { id: s, agent: a3, inputs: { message: hi } }\n');
     const swarm = await open({ providerEnv: {} });
     try {
-      await expect(swarm.registerAgent(join(dir, 'agents', 'a1'))).rejects.toThrow(/agent\.yaml.*runtime\.provider.*unknown provider 'openia' \(did you mean 'openai'\?\)/);
+      await expect(swarm.registerAgent(join(dir, 'agents', 'a1'))).rejects.toThrow(/agent\.yaml:3: runtime\.provider: unknown provider 'openia' \(did you mean 'openai'\?\)/);
+      await expect(swarm.registerAgent(join(dir, 'agents', 'a4'))).rejects.toThrow(/agent\.yaml:6: memory\.embedding\.provider: unknown provider 'nope'/);
       await expect(swarm.registerAgent(join(dir, 'agents', 'a2'))).rejects.toThrow(/agent\.yaml:5.*tools/);
       expect(await swarm.listAgents()).toEqual([]);
       await swarm.registerAgent(join(dir, 'agents', 'a3'));
