@@ -102,6 +102,11 @@ describe('swarm gc (a real process)', () => {
     expect(ok.stdout).toContain('archived 2 run(s)');
     expect(s.read('kept.jsonl').trimEnd().split('\n').map((l) => (JSON.parse(l) as { run: { id: string } }).run.id).sort()).toEqual([...old].sort());
     expect(runIds(s)).toEqual([...recent, queued].sort());
+    // serve refuses an archive it could never write, before it listens (every pass would delete nothing).
+    s.write('swarm.yaml', 'name: gc-test\nretention:\n  completed: 30d\n  archive: missing/kept.jsonl\n');
+    const serve = await s.run(['serve', '--port', '0'], { timeoutMs: 30_000 });
+    expect(serve.code, show(serve)).toBe(2);
+    expect(serve.stderr).toMatch(/retention\.archive in .*swarm\.yaml: cannot open the archive .*missing\/kept\.jsonl for appending: ENOENT/);
   });
 
   it('swarm serve applies the retention policy of swarm.yaml every interval, logged', async () => {
