@@ -15,6 +15,7 @@ import type { EngineMetrics } from '../observability/engine-metrics.js';
 import type { MemoryRecord, MemoryWrite, ScoredMemory } from '../store/memory-types.js';
 import type { Store } from '../store/store.js';
 import type { Tool } from '../agents/agent.js';
+import { hasRedactionMarker } from '../guardrails/redaction/classifier.js';
 import type { Embedder } from './embedder.js';
 import { memoryNote, rankMemories, type RankedMemory } from './recall.js';
 
@@ -162,12 +163,6 @@ export class AgentMemory {
 }
 
 /**
- * A value the storage policy replaced: a class's placeholder (`[EMAIL]`), a dropped field
- * (`[DROPPED:card]`), a secret's marker (`[secret:NAME]`) or a mask (`****1111`).
- */
-const REDACTED_VALUE = /\[(?:[A-Z0-9_-]+|DROPPED:[^\]]*|secret:[^\]]*)\]|\*{4}/;
-
-/**
  * `${inputs.user}` in a namespace, from the step's inputs; a missing or empty value is an error, and
  * so is a value the storage policy redacted (the step's inputs are stored redacted, so every user's
  * `[EMAIL]` would be one namespace: one user's memories recalled for another).
@@ -180,7 +175,7 @@ export function resolveNamespace(template: string, inputs: Readonly<Record<strin
       throw new StepError('MEMORY_NAMESPACE_INVALID', `memory.namespace '${template}' needs the input '${path}' (a string or number), which this step has not got`, false, { namespace: template });
     }
     const value = String(v);
-    if (REDACTED_VALUE.test(value)) {
+    if (hasRedactionMarker(value)) {
       throw new StepError(
         'MEMORY_NAMESPACE_INVALID',
         `memory.namespace '${template}': the input '${path}' is stored redacted ('${value}'), so it cannot tell one namespace from another; key the namespace by an input the storage policy keeps (guardrails.redaction), such as a customer id`,

@@ -176,8 +176,8 @@ async function openForDoctor(config: SwarmConfig, openStore?: () => Promise<Stor
 
 /**
  * Why this user cannot use the SQLite store at `path` (its file, its directory, its WAL and shared
- * memory files must all be readable and writable); 'missing' when there is no file yet (nor, maybe,
- * its directory); undefined when nothing is wrong.
+ * memory files must all be readable and writable); the word 'missing' when there is no file yet
+ * (nor, maybe, its directory); undefined when nothing is wrong.
  */
 export function sqliteFileFault(path: string): string | undefined {
   try {
@@ -187,12 +187,13 @@ export function sqliteFileFault(path: string): string | undefined {
     if (code === 'ENOENT') return 'missing';
     return `${code ?? errorMessage(e)} while looking for the file`;
   }
-  for (const p of [path, dirname(path), `${path}-wal`, `${path}-shm`]) {
-    if (p !== path && p !== dirname(path) && !existsSync(p)) continue;
+  const dir = dirname(path);
+  // The WAL and shared-memory files only when they exist (SQLite makes them in the directory).
+  for (const p of [path, dir, ...[`${path}-wal`, `${path}-shm`].filter((f) => existsSync(f))]) {
     try {
       accessSync(p, constants.R_OK | constants.W_OK);
     } catch (e) {
-      return `${p === dirname(path) ? 'its directory ' : ''}${p} cannot be read and written by this user (${(e as NodeJS.ErrnoException).code ?? errorMessage(e)})`;
+      return `${p === dir ? 'its directory ' : ''}${p} cannot be read and written by this user (${(e as NodeJS.ErrnoException).code ?? errorMessage(e)})`;
     }
   }
   return undefined;

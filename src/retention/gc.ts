@@ -180,9 +180,24 @@ async function openArchive(path: string): Promise<FileHandle> {
   try {
     return await open(path, 'a', 0o600);
   } catch (e) {
-    throw new UserError('ARCHIVE_UNWRITABLE', `cannot open the archive ${path} for appending: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; nothing was deleted`, { file: path });
+    throw new UserError('ARCHIVE_UNWRITABLE', `${cannotOpen(path, e)}; nothing was deleted`, { file: path });
   }
 }
+
+/**
+ * Why a gc could not append to the archive `path` (opened as every pass opens it, which makes it if
+ * it is missing); undefined when it can. `swarm serve` asks before it starts its retention passes.
+ */
+export async function archiveFault(path: string): Promise<string | undefined> {
+  try {
+    await (await open(path, 'a', 0o600)).close();
+    return undefined;
+  } catch (e) {
+    return cannotOpen(path, e);
+  }
+}
+
+const cannotOpen = (path: string, e: unknown): string => `cannot open the archive ${path} for appending: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
 
 const count = (trees: readonly RunTree[]): number => trees.reduce((n, t) => n + t.runs.length, 0);
 

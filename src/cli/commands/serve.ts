@@ -2,9 +2,7 @@ import type { ServerType } from '@hono/node-server';
 import type { Command } from 'commander';
 import type { Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
 import { UserError } from '../../core/errors.js';
 import { isLoopbackHost } from '../../net/address.js';
 import { parsePositiveInt, parseSeconds, type CliContext } from '../context.js';
@@ -38,16 +36,6 @@ function parsePort(value: string, flag = '--port'): number {
 }
 
 /** Listen, or fail with one line (a port in use, an address that is not this machine's): exit 2. */
-/** Why this process could not append to `path` (its directory must exist; the file, if it does, be writable); undefined: it could. */
-function appendFault(path: string): string | undefined {
-  try {
-    accessSync(existsSync(path) ? path : dirname(path), constants.W_OK);
-    return undefined;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code ?? String(e);
-  }
-}
-
 async function listen(fetch: (req: Request) => Response | Promise<Response>, hostname: string, port: number): Promise<ServerType> {
   const { serve } = await import('@hono/node-server');
   return new Promise((resolve, reject) => {
@@ -107,10 +95,10 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
       }
       // A retention archive that cannot be written would refuse every pass (nothing deleted, a log line
       // each interval): refused here instead, before anything listens.
-      const retention0 = swarm.config.retention;
-      const archiveFault = Object.keys(retention0.runs).length && retention0.archive ? appendFault(retention0.archive) : undefined;
-      if (archiveFault) {
-        throw new UserError('RETENTION_ARCHIVE_UNUSABLE', `retention.archive in ${swarm.config.configFile ?? 'swarm.yaml'}: cannot open the archive ${retention0.archive} for appending: ${archiveFault}; every retention pass would delete nothing`, { archive: retention0.archive });
+      const { runs: retentionAges, archive } = swarm.config.retention;
+      const archiveProblem = Object.keys(retentionAges).length && archive ? await (await import('../../retention/gc.js')).archiveFault(archive) : undefined;
+      if (archiveProblem) {
+        throw new UserError('RETENTION_ARCHIVE_UNUSABLE', `retention.archive in ${swarm.config.configFile ?? 'swarm.yaml'}: ${archiveProblem}; every retention pass would delete nothing`, { archive });
       }
       // Off loopback (without --insecure) a token is required even if every one is later revoked.
       const auth: AuthMode = loopback || o.insecure ? 'auto' : 'required';

@@ -44,6 +44,14 @@ export function droppedMarker(cls: string): string {
   return `[DROPPED:${cls}]`;
 }
 
+/**
+ * Does `text` hold what redaction leaves: a class's placeholder (`[EMAIL]`), a dropped field
+ * (`[DROPPED:card]`), a secret's marker (`[secret:NAME]`, src/secrets/redactor.ts) or a mask (`****1111`)?
+ */
+export function hasRedactionMarker(text: string): boolean {
+  return /\[(?:[A-Z0-9_-]+|DROPPED:[^\]]*|secret:[^\]]*)\]|\*{4}/.test(text);
+}
+
 /** `****1111`: the last `keep` letters or digits of a value (separators left out). */
 export function mask(value: string, keep = DEFAULT_MASK_KEEP): string {
   const plain = value.replace(/[^A-Za-z0-9]/g, '');
