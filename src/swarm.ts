@@ -90,6 +90,7 @@ import type { VoteInput } from './consensus/driver/votes.js';
 import type { TaskCost } from './consensus/core/types.js';
 import type { ConsensusTaskQuery, ConsensusTaskRow } from './store/consensus-types.js';
 import type { ImportOptions, ImportResult } from './branching/import.js';
+import { lazyModule } from './core/lazy-module.js';
 
 // agent.yaml's schema with the tool specs, made now so that the build precompiles it (registerAgent uses it).
 schemaWithTools(TOOL_SPEC_SCHEMA);
@@ -220,6 +221,11 @@ export interface SignalSent {
 }
 
 /** A signal name: 1 to 100 letters, digits, '.', '_' or '-'. */
+// Loaded at their first use (a server that receives no webhook, a worker that runs no llm step, loads
+// none of them), then kept: these are on per-delivery and per-step paths.
+const webhookDeliveryModule = lazyModule(() => import('./triggers/webhook-delivery.js'));
+const guardrailsModule = lazyModule(() => import('./guardrails/index.js'));
+
 const SIGNAL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 /** What `emitEvent` did. */
@@ -396,7 +402,7 @@ export class Swarm {
       network: this.network,
       maxMessageBytes: config.limits.llm_message_bytes,
       // The guardrails' modules load at the first llm step.
-      guards: async (ctx) => (await import('./guardrails/index.js')).createStepGuard(this.guardDeps, ctx),
+      guards: async (ctx) => (await guardrailsModule()).createStepGuard(this.guardDeps, ctx),
     };
     this.guardDeps = {
       store: agentStore,
@@ -1285,7 +1291,7 @@ export class Swarm {
    *   const { runId, created } = await swarm.deliverWebhook('orders', { headers, body: rawBytes });
    */
   async deliverWebhook(path: string, delivery: WebhookDelivery): Promise<DeliveredWebhook> {
-    const { deliverWebhook } = await import('./triggers/webhook-delivery.js');
+    const { deliverWebhook } = await webhookDeliveryModule();
     const runByKey = (key: string): Promise<string | undefined> => this.store.transaction(async (tx) => (await tx.runByIdempotencyKey(key))?.id);
     const now = (): Date => new Date();
     // SQLite: the trigger, its workflow's plan and the secrets as this process last read them, without

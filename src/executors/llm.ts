@@ -24,6 +24,10 @@ import type { ExecutionContext, ExecutionResult, Executor } from './executor.js'
 import type { LoopGuard } from '../guardrails/guard.js';
 import type { StepGuardContext } from '../guardrails/index.js';
 import type { AgentMemory } from '../memory/agent-memory.js';
+import { lazyModule } from '../core/lazy-module.js';
+
+/** The agent loop: loaded at the first llm step, not with every Swarm. */
+const agentLoop = lazyModule(() => import('../agents/loop.js'));
 
 export interface LlmExecutorOptions {
   store: Store;
@@ -83,8 +87,7 @@ export class LlmExecutor implements Executor {
       const journal = storeJournal(this.o.store, { sessionId, agent: start.name, runId: ctx.runId, stepId: ctx.stepId, traceId: ctx.runId, attempt: ctx.attempt });
       const spec = ctx.agent.manifest.llm;
       const guard = await this.o.guards?.({ runId: ctx.runId, stepId: ctx.stepId, attempt: ctx.attempt, workflow: ctx.workflow ?? '', sessionId, agents: manifests, inputs: ctx.inputs, ...(ctx.budget ? { budget: ctx.budget } : {}) });
-      // The agent loop loads at the first llm step, not with every Swarm.
-      const r = await (await import('../agents/loop.js')).run(start, messages, {
+      const r = await (await agentLoop()).run(start, messages, {
         ...(guard ? { guard } : {}),
         contextVariables: (ctx.inputs.context_variables as Record<string, unknown> | undefined) ?? {},
         maxTurns: spec?.max_turns ?? 10,

@@ -8,6 +8,10 @@
  *   const [v] = await e.embed(['the user prefers tea']);
  */
 import type { EmbeddingModel } from '../agents/providers/ai-sdk-model.js';
+import { lazyModule } from '../core/lazy-module.js';
+
+/** The AI SDK, loaded at the first embedding. */
+const aiSdk = lazyModule(() => import('ai'));
 
 export interface Embedder {
   /** `provider/model`: recorded with each memory, so a later search can embed its query alike. */
@@ -21,7 +25,7 @@ export function providerEmbedder(id: string, model: EmbeddingModel): Embedder {
     id,
     async embed(texts, signal) {
       if (texts.length === 0) return [];
-      const { embedMany } = await import('ai');
+      const { embedMany } = await aiSdk();
       const { embeddings } = await embedMany({ model, values: [...texts], ...(signal ? { abortSignal: signal } : {}) });
       return embeddings.map((e) => Float32Array.from(e));
     },

@@ -17,6 +17,9 @@ import type { Executor } from '../../executors/executor.js';
 import type { Store } from '../../store/store.js';
 import type { ConsensusDeps, KnowledgeHooks } from './deps.js';
 import type { Knowledge } from '../knowledge/index.js';
+import { lazyModule } from '../../core/lazy-module.js';
+
+const consensusDriver = lazyModule(() => import('./driver.js'));
 
 export interface ConsensusHost {
   store: Store;
@@ -111,5 +114,5 @@ export function knowledgeHooks(of: Knowledge | (() => Promise<Knowledge>), store
  * voting it imports) loads at the first consensus step, not with every Swarm.
  */
 export function consensusRunner(deps: ConsensusDeps): ConsensusStepRunner {
-  return async (step, spec, ctx, workerId, signal, workflow) => (await import('./driver.js')).runConsensusStep(deps, step, spec, ctx, workerId, signal, workflow);
+  return async (step, spec, ctx, workerId, signal, workflow) => (await consensusDriver()).runConsensusStep(deps, step, spec, ctx, workerId, signal, workflow);
 }
