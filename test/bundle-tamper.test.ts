@@ -234,6 +234,11 @@ describe('tampered result.json', () => {
     const r = await verifyBundle(await rewrite(good, { 'result.json': await edited('result.json', (v) => delete v.artifact_hash) }));
     expectMismatch(r, 'result.json', /does not validate against the result schema/);
   });
+  it('a field added (the contract schema allows more; a Swarm bundle has exactly these)', async () => {
+    const r = await verifyBundle(await rewrite(good, { 'result.json': await edited('result.json', (v) => (v.extra = 'evil')) }), { publicKey });
+    expectMismatch(r, 'result.json', 'extra');
+    expect(r.problem?.message).toBe("result.json: extra is not a field of a Swarm bundle's result.json");
+  });
 });
 
 describe('tampered certificate.json', () => {
@@ -294,6 +299,42 @@ describe('tampered certificate.json', () => {
     const r = await verifyBundle(forged, { publicKey });
     expectMismatch(r, 'certificate.json', 'signature.public_key');
     expect(r.problem?.message).toMatch(/not the pinned public key/);
+  });
+  it('a field added: signed ones break the signature, the signature object (not signed itself) is checked field by field', async () => {
+    for (const [field, change] of [
+      ['signature', (v: Json) => (v.extra = 'evil')],
+      ['signature', (v: Json) => (((v.result as Json).new_state as Json).extra = 1)],
+      ['signature.extra', (v: Json) => ((v.signature as Json).extra = 'evil')],
+    ] as Array<[string, (v: Json) => void]>) {
+      const r = await verifyBundle(await rewrite(good, { 'certificate.json': await edited('certificate.json', change) }), { publicKey });
+      expectMismatch(r, 'certificate.json', field);
+    }
+  });
+  it('the signature value in another base64 spelling of the same bytes (junk, unused bits)', async () => {
+    const value = ((await jsonEntry<Json>(good, 'certificate.json')).signature as Json).value as string;
+    expect(value.endsWith('==')).toBe(true);
+    // Buffer reads both as the same 64 bytes: '<?' is skipped, and the last digit's low 4 bits are unused.
+    const last = value.at(-3) as string;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const sibling = alphabet[alphabet.indexOf(last) ^ 1] as string;
+    for (const spelling of [`${value.slice(0, -2)}<?`, `${value.slice(0, -3)}${sibling}==`]) {
+      expect(Buffer.from(spelling, 'base64').equals(Buffer.from(value, 'base64'))).toBe(true);
+      const r = await verifyBundle(await rewrite(good, { 'certificate.json': await edited('certificate.json', (v) => ((v.signature as Json).value = spelling)) }), { publicKey });
+      expectMismatch(r, 'certificate.json', 'signature.value');
+    }
+  });
+  it('a key name that is not one (the name is a label the signature does not cover)', async () => {
+    const r = await verifyBundle(await rewrite(good, { 'certificate.json': await edited('certificate.json', (v) => ((v.signature as Json).key_name = 'two words')) }), { publicKey });
+    expectMismatch(r, 'certificate.json', 'signature.key_name');
+  });
+  it('bytes that are not UTF-8 in an entry', async () => {
+    const text = String((await entriesOf(good)).get('certificate.json'));
+    const at = text.indexOf('"runs"');
+    expect(at).toBeGreaterThan(0);
+    const bytes = Buffer.from(text);
+    bytes[at + 1] = 0xff; // "runs" -> "\xffuns": decoded, U+FFFD
+    const r = await verifyBundle(await rewrite(good, { 'certificate.json': bytes }), { publicKey });
+    expectMismatch(r, 'certificate.json', /is not valid UTF-8/);
   });
   it('a wrong pinned public key', async () => {
     const other = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(12).toString('base64');

@@ -26,7 +26,8 @@ import { createPublicKey, verify as edVerify } from 'node:crypto';
 import { canonicalJson } from '../core/canonical-json.js';
 import { resultJson, unsignedCertificate, type AttestationInputs, type BundleOperation, type BundleRun, type BundleWorkflow } from './build.js';
 import { ATTESTATION_PATHS, BUNDLE_PATHS, type BundleEvent, type CertificateSignature, type Sha256Ref } from './layout.js';
-import { artifactHash, BUNDLE_GENESIS_HASH, bundleEventHash, certificateSignedBytes, ed25519SpkiDer, isAttestation, sha256Ref, STATE_ENGINE, stateDigest } from './model.js';
+import { artifactHash, BUNDLE_GENESIS_HASH, bundleEventHash, certificateSignedBytes, ed25519SpkiDer, entryJson, isAttestation, sha256Ref, STATE_ENGINE, stateDigest } from './model.js';
+import { KEY_NAME_PATTERN } from '../identity/key-name.js';
 import { NotABundleError, readBundle, type ParsedBundle } from './read.js';
 import { CANONICAL_HEADER, compareBundlePaths, writeTar, type ReadTarEntry } from './tar.js';
 import { validateContract } from './schemas.js';
@@ -127,13 +128,19 @@ async function checkAll(bytes: Buffer, b: ParsedBundle, options: VerifyBundleOpt
   const manifestSha = sha256Ref((b.get(BUNDLE_PATHS.manifest) as ReadTarEntry).data);
   report.bundle_sha256 = bundleSha;
   report.bundle_manifest_sha256 = manifestSha;
-  compareFields(BUNDLE_PATHS.result, b.json(BUNDLE_PATHS.result), resultJson(state, bundleSha, state.artifact));
+  const result = resultJson(state, bundleSha, state.artifact);
+  compareFields(BUNDLE_PATHS.result, b.json(BUNDLE_PATHS.result), result);
+  exactEntry(b, BUNDLE_PATHS.result, result);
   report.checks.push('result');
   const certificate = b.json<Record<string, unknown> & { signature?: CertificateSignature; parent_state: { state_id: string; bundle_sha256: string; ratchet_step: number } }>(BUNDLE_PATHS.certificate);
-  compareFields(BUNDLE_PATHS.certificate, certificate, unsignedCertificate(state, bundleSha, manifestSha));
+  const unsigned = unsignedCertificate(state, bundleSha, manifestSha);
+  compareFields(BUNDLE_PATHS.certificate, certificate, unsigned);
   report.certificate_sha256 = sha256Ref((b.get(BUNDLE_PATHS.certificate) as ReadTarEntry).data);
   report.checks.push('certificate');
   const sig = checkSignature(certificate);
+  // Nothing beside what was recomputed and the signature: a field added anywhere (the signature does
+  // not cover its own object) is a mismatch, so a bundle that verifies has exactly one encoding.
+  exactEntry(b, BUNDLE_PATHS.certificate, { ...unsigned, signature: { alg: sig.alg, key_name: sig.key_name, public_key: sig.public_key, value: sig.value } });
   report.checks.push('signature');
   const pinned = options.publicKey !== undefined;
   if (pinned && normalizeKey(options.publicKey as string) !== sig.public_key) fail(BUNDLE_PATHS.certificate, 'signature.public_key', `signed by ${sig.public_key} (key ${sig.key_name}), not the pinned public key ${options.publicKey as string}`);
@@ -189,6 +196,8 @@ async function checkCanonicalBytes(bytes: Buffer, entries: readonly ReadTarEntry
 
 function checkCanonicalJson(e: ReadTarEntry): void {
   const text = e.data.toString('utf8');
+  // Decoding replaces bytes that are not UTF-8 (U+FFFD): such an entry would compare equal to another.
+  if (!Buffer.from(text, 'utf8').equals(e.data)) fail(e.path, null, 'is not valid UTF-8');
   if (e.path.endsWith('.jsonl')) {
     if (text.length > 0 && !text.endsWith('\n')) fail(e.path, 'end', 'does not end with a newline');
     const lines = text.split('\n').slice(0, -1);
@@ -319,16 +328,46 @@ function compareFields(path: string, actual: unknown, expected: Record<string, u
   }
 }
 
+/**
+ * The entry's bytes are exactly the canonical encoding of `expected`: after `compareFields` (every
+ * expected field matches), what can still differ is a field the state does not give, named here.
+ */
+function exactEntry(b: ParsedBundle, path: string, expected: Record<string, unknown>): void {
+  const entry = b.get(path) as ReadTarEntry;
+  if (entry.data.equals(entryJson(expected))) return;
+  const extra = extraField(b.json(path), expected);
+  fail(path, extra ?? null, extra ? `${extra} is not a field of a Swarm bundle's ${path}` : `is not the canonical encoding of what the state gives`);
+}
+
+/** The first field of `actual` (dotted path) that `expected` does not have, recursively. */
+function extraField(actual: unknown, expected: unknown, prefix = ''): string | undefined {
+  if (actual === null || typeof actual !== 'object' || Array.isArray(actual) || expected === null || typeof expected !== 'object' || Array.isArray(expected)) return undefined;
+  const want = expected as Record<string, unknown>;
+  for (const [k, v] of Object.entries(actual as Record<string, unknown>)) {
+    if (!(k in want)) return `${prefix}${k}`;
+    const inner = extraField(v, want[k], `${prefix}${k}.`);
+    if (inner) return inner;
+  }
+  return undefined;
+}
+
+/** Strict base64 of exactly `bytes` bytes: the one encoding Buffer would write (it ignores junk and unused bits when reading). */
+function isCanonicalBase64(text: unknown, bytes: number): text is string {
+  if (typeof text !== 'string') return false;
+  const raw = Buffer.from(text, 'base64');
+  return raw.length === bytes && raw.toString('base64') === text;
+}
+
 function checkSignature(certificate: Record<string, unknown> & { signature?: CertificateSignature }): CertificateSignature {
   const C = BUNDLE_PATHS.certificate;
   const sig = certificate.signature;
   if (!sig || typeof sig !== 'object') fail(C, 'signature', 'has no signature');
   if (sig.alg !== 'ed25519') fail(C, 'signature.alg', `signature.alg is ${JSON.stringify(sig.alg)}, expected "ed25519"`);
   if (typeof sig.key_name !== 'string' || !sig.key_name) fail(C, 'signature.key_name', 'signature.key_name is missing');
-  if (typeof sig.public_key !== 'string' || Buffer.from(sig.public_key, 'base64').length !== 32 || Buffer.from(sig.public_key, 'base64').toString('base64') !== sig.public_key) {
-    fail(C, 'signature.public_key', 'signature.public_key is not base64 of a 32-byte Ed25519 key');
-  }
-  if (typeof sig.value !== 'string') fail(C, 'signature.value', 'signature.value is missing');
+  if (!KEY_NAME_PATTERN.test(sig.key_name)) fail(C, 'signature.key_name', 'signature.key_name is not a key name (1 to 200 printable characters without spaces)');
+  if (!isCanonicalBase64(sig.public_key, 32)) fail(C, 'signature.public_key', 'signature.public_key is not base64 of a 32-byte Ed25519 key');
+  if (sig.value === undefined) fail(C, 'signature.value', 'signature.value is missing');
+  if (!isCanonicalBase64(sig.value, 64)) fail(C, 'signature.value', 'signature.value is not base64 of a 64-byte Ed25519 signature');
   let ok = false;
   try {
     const key = createPublicKey({ key: ed25519SpkiDer(sig.public_key), format: 'der', type: 'spki' });

@@ -16,6 +16,7 @@
  *   await keys.exportPublic('consensus:v1')  // 'q1w2…=' (base64 of the raw 32-byte public key)
  */
 import { UserError } from '../core/errors.js';
+import { KEY_NAME_PATTERN } from './key-name.js';
 import { generateIdentity, publicKeyOf } from '../consensus/core/crypto.js';
 import type { KeyType, SigningKeyRecord } from '../store/keys-types.js';
 import type { Store } from '../store/store.js';
@@ -25,8 +26,7 @@ import { openSecret, rewrapSecret, sealSecret, type SealedSecret, type SecretsKe
 const SEAL_SCOPE = 'swarm/signing-key';
 const SEAL_VERSION = 'v1';
 
-/** Key names: 1-200 visible ASCII characters (member ids such as `consensus:agent:summarize#1` fit). */
-export const KEY_NAME_PATTERN = /^[\x21-\x7e]{1,200}$/;
+export { KEY_NAME_PATTERN };
 
 /** The name of the key the kernel signs with for a consensus member. */
 export function memberKeyName(memberId: string): string {
