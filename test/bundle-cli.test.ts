@@ -8,14 +8,15 @@
  */
 import Database from 'better-sqlite3';
 import { createPublicKey } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportRun } from '../src/bundles/export.js';
 import { entryJson } from '../src/bundles/model.js';
 import { bundleProject, jsonEntry, openBundleSwarm, rewrite, runRelay } from './helpers/bundle-fixtures.js';
-import { removeProject, runCli } from './helpers/project.js';
+import { removeProject, runCli, spawnCli } from './helpers/project.js';
 
 let dir: string;
 let empty: string;
@@ -90,6 +91,40 @@ describe('swarm runs export', () => {
   }, 60_000);
 });
 
+describe('swarm runs export: where the bundle goes', () => {
+  it('a link is followed (the file it names is replaced, the link stays); a FIFO is written into; - is standard output', async () => {
+    const want = readFileSync(join(dir, 'run.tar'));
+    mkdirSync(join(dir, 'out'), { recursive: true });
+    writeFileSync(join(dir, 'out', 'target.tar'), 'old');
+    symlinkSync(join('out', 'target.tar'), join(dir, 'latest.tar'));
+    const viaLink = await runCli(['runs', 'export', runId, '-o', 'latest.tar'], dir);
+    expect(viaLink.code, viaLink.stderr).toBe(0);
+    expect(lstatSync(join(dir, 'latest.tar')).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(dir, 'out', 'target.tar')).equals(want)).toBe(true);
+
+    execFileSync('mkfifo', [join(dir, 'pipe')]);
+    const reader = new Promise<Buffer>((done, fail) => {
+      const chunks: Buffer[] = [];
+      createReadStream(join(dir, 'pipe')).on('data', (c) => chunks.push(c as Buffer)).on('end', () => done(Buffer.concat(chunks))).on('error', fail);
+    });
+    const viaFifo = await runCli(['runs', 'export', runId, '-o', 'pipe'], dir);
+    expect(viaFifo.code, viaFifo.stderr).toBe(0);
+    expect((await reader).equals(want)).toBe(true);
+    expect(lstatSync(join(dir, 'pipe')).isFIFO()).toBe(true);
+
+    const child = spawnCli(['runs', 'export', runId, '-o', '-'], dir);
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout?.on('data', (c: Buffer) => out.push(c));
+    child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+    const code = await new Promise<number | null>((done) => child.on('close', done));
+    expect(code, err).toBe(0);
+    expect(Buffer.concat(out).equals(want)).toBe(true);
+    expect(err).toMatch(/exported run .* to standard output/);
+    expect(existsSync(join(dir, '-'))).toBe(false);
+  }, 60_000);
+});
+
 describe('swarm verify (offline)', () => {
   beforeAll(() => {
     writeFileSync(join(empty, 'run.tar'), readFileSync(join(dir, 'run.tar')));
@@ -130,6 +165,32 @@ describe('swarm verify (offline)', () => {
     expect(junk.stderr).toMatch(/not a bundle/);
     expect((await runCli(['verify', 'missing.tar'], empty)).code).toBe(2);
     expect((await runCli(['verify', 'run.tar', '--public-key', 'nonsense!'], empty)).code).toBe(2);
+  }, 60_000);
+
+  it('a reader that goes away (verify | head -1) is not an error', async () => {
+    for (let i = 0; i < 3; i++) {
+      const child = spawnCli(['verify', 'run.tar', '--public-key', key], empty);
+      let err = '';
+      child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+      child.stdout?.destroy(); // the pipe's reading end is closed before verify prints
+      const code = await new Promise<number | null>((done) => child.on('close', done));
+      expect(err).not.toMatch(/EPIPE|Error/);
+      expect(code).toBe(0);
+    }
+  }, 60_000);
+
+  it('an identity file that does not exist, where there is no store: exit 2, and no store is made', async () => {
+    const r = await runCli(['verify', 'run.tar', '--identity', './typo.txt'], empty);
+    // Not encrypted: the identity is not needed, and nothing is opened.
+    expect(r.code, r.stderr).toBe(0);
+    const { encryptBundle, generateAgeIdentity } = await import('../src/bundles/encrypt.js');
+    const id = await generateAgeIdentity();
+    writeFileSync(join(empty, 'run.tar.age'), await encryptBundle(readFileSync(join(empty, 'run.tar')), [id.recipient]));
+    const typo = await runCli(['verify', 'run.tar.age', '--identity', './typo.txt'], empty);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain('--identity ./typo.txt: no such file, and no Swarm store here to hold an age key of that name');
+    expect(existsSync(join(empty, '.swarm'))).toBe(false);
+    rmSync(join(empty, 'run.tar.age'));
   }, 60_000);
 
   it('--parent checks a fork’s link', async () => {

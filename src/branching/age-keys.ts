@@ -38,7 +38,14 @@ export async function resolveIdentities(specs: readonly string[], cwd: string, k
       continue;
     }
     if (!keys) throw new UserError('AGE_IDENTITY_INVALID', `--identity ${spec}: no such file (a key name needs a Swarm project)`, { file: spec });
-    out.push(await (await keys()).ageIdentity(spec));
+    let found: Awaited<ReturnType<KeyLookup>>;
+    try {
+      found = await keys();
+    } catch (e) {
+      if (e instanceof UserError && e.code === 'AGE_IDENTITY_INVALID') throw new UserError('AGE_IDENTITY_INVALID', `--identity ${spec}: ${e.message}`, { file: spec });
+      throw e;
+    }
+    out.push(await found.ageIdentity(spec));
   }
   return out;
 }

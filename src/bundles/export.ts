@@ -23,6 +23,7 @@ import { BUNDLE_PATHS, type Sha256Ref } from './layout.js';
 import { buildBundle, snapshotStateDigest, type BuiltBundle, type BundleAgent, type BundleAttempt, type BundleOperation, type BundleStep, type RunSnapshot } from './build.js';
 import { asSha256Ref, sha256Ref } from './model.js';
 import { canonicalJson } from '../core/canonical-json.js';
+import { outputTarget } from '../core/output-path.js';
 import { validateContract } from './schemas.js';
 import { readBundle } from './read.js';
 
@@ -106,15 +107,28 @@ export async function bundleDigestOf(swarm: Swarm, runId: string): Promise<Sha25
   return snapshotStateDigest(await runSnapshot(swarm, run));
 }
 
-/** Write a file atomically: a temporary file beside it, then rename (a reader never sees half a bundle). */
-export async function writeFileAtomic(path: string, bytes: Buffer): Promise<void> {
+/**
+ * Write a file atomically: a temporary file beside it, then rename (a reader never sees half a
+ * bundle). A symbolic link is followed (the file it names is replaced, not the link); a device or a
+ * named pipe (`/dev/stdout`, a FIFO) is written into as it is (see `outputTarget`).
+ */
+export async function writeFileAtomic(file: string, bytes: Buffer): Promise<void> {
+  const { path, direct } = outputTarget(file);
+  if (direct) {
+    try {
+      await writeFile(path, bytes);
+    } catch (e) {
+      throw new ExecutionError('FILE_WRITE_FAILED', `cannot write ${file}: ${WRITE_PROBLEMS[(e as NodeJS.ErrnoException).code ?? ''] ?? (e as Error).message}`, { file }, { cause: e });
+    }
+    return;
+  }
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     await writeFile(tmp, bytes, { flag: 'wx' });
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true }).catch(() => undefined);
-    throw new ExecutionError('FILE_WRITE_FAILED', `cannot write ${path}: ${WRITE_PROBLEMS[(e as NodeJS.ErrnoException).code ?? ''] ?? (e as Error).message}; nothing was written`, { file: path }, { cause: e });
+    throw new ExecutionError('FILE_WRITE_FAILED', `cannot write ${file}: ${WRITE_PROBLEMS[(e as NodeJS.ErrnoException).code ?? ''] ?? (e as Error).message}; nothing was written`, { file: path }, { cause: e });
   }
 }
 
@@ -127,6 +141,7 @@ const WRITE_PROBLEMS: Readonly<Record<string, string>> = {
   EPERM: 'permission denied',
   EROFS: 'the file system is read-only',
   ENOSPC: 'the disk is full',
+  ELOOP: 'it is a loop of symbolic links',
 };
 
 /** Everything a bundle of the run holds, read from the store. */

@@ -8,6 +8,7 @@ import type { LoopEvent } from '../agents/loop.js';
 import { startTracingFromEnv, type TracingHandle } from '../observability/otel-sdk.js';
 import { configureTracing } from '../observability/tracing.js';
 import { createLogger, type Logger, type LogFormat } from '../observability/logger.js';
+import { exitQuietlyOnClosedPipe } from './closed-pipe.js';
 
 /** What every command gets: output functions and a lazily opened Swarm. */
 export interface CliContext {
@@ -35,13 +36,7 @@ export interface CliContext {
 }
 
 export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext & { close(): Promise<void> } {
-  // `swarm runs list | head -1`: a reader that goes away is not an error.
-  for (const stream of [process.stdout, process.stderr]) {
-    stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE') process.exit(0);
-      throw e;
-    });
-  }
+  exitQuietlyOnClosedPipe();
   let opened: Promise<Swarm> | undefined;
   // OpenTelemetry, when the OTEL_* environment configures it (docs/observability.md#traces): started
   // before the store opens, flushed and stopped after it closes.

@@ -23,7 +23,7 @@ export function registerBundleCommands(program: Command, ctx: CliContext): void 
   runs
     .command('export <run>')
     .description('write a finished run as a deterministic, signed bundle (tar): state, events, transcripts, node.json, result.json, certificate.json; an imported run exports as the bundle it came from')
-    .requiredOption('-o, --output <file>', 'the bundle file to write (replaced atomically)')
+    .requiredOption('-o, --output <file>', 'the bundle file to write (replaced atomically; a link is followed; - for standard output)')
     .option('--key <name>', 'the signing key (created if missing; default runs)')
     .option('--encrypt-to <age1…|key>', 'encrypt the bundle (age v1) to this recipient: an age1… recipient or the name of an age key; repeatable', collect)
     .option('--json', 'print JSON')
@@ -37,21 +37,25 @@ export function registerBundleCommands(program: Command, ctx: CliContext): void 
       const out = await exportRun(swarm, run, o.key ? { keyName: o.key } : {});
       // Encrypted in memory: the plain bundle never touches the disk.
       const bytes = recipients.length ? Buffer.from(await (await import('../../bundles/encrypt.js')).encryptBundle(out.bytes, recipients)) : out.bytes;
-      await writeFileAtomic(resolve(ctx.cwd, o.output), bytes);
+      // `-o -`: the bundle is the standard output, and what is said about it goes to standard error.
+      const toStdout = o.output === '-';
+      const say = toStdout ? (l: string): void => ctx.err(l) : (l: string): void => ctx.out(l);
+      if (toStdout) await new Promise<void>((done, fail) => process.stdout.write(bytes, (e) => (e ? fail(e) : done())));
+      else await writeFileAtomic(resolve(ctx.cwd, o.output), bytes);
       const { bytes: _plain, file_sha256: plainSha, imported, ...digests } = out;
       const fileSha = recipients.length ? sha256Ref(bytes) : plainSha;
       if (o.json) {
         const extra = { ...(recipients.length ? { encrypted_to: recipients, plain_sha256: plainSha } : {}), ...(imported ? { imported: true } : {}) };
-        return ctx.out(JSON.stringify({ file: o.output, size: bytes.length, file_sha256: fileSha, ...digests, ...extra }, null, 2));
+        return say(JSON.stringify({ file: o.output, size: bytes.length, file_sha256: fileSha, ...digests, ...extra }, null, 2));
       }
       const how = [recipients.length ? `encrypted (age) to ${recipients.length} recipient(s)` : '', imported ? 'the bundle it was imported from' : ''].filter(Boolean);
-      ctx.out(`exported run ${out.run_id} to ${o.output} (${bytes.length} bytes${how.length ? `, ${how.join(', ')}` : ''})`);
-      ctx.out(`  file sha256:   ${fileSha}`);
-      if (recipients.length) ctx.out(`  plain sha256:  ${plainSha} (swarm verify ${o.output} --identity <file|key>)`);
-      ctx.out(`  bundle_sha256: ${out.bundle_sha256}`);
-      ctx.out(`  manifest:      ${out.bundle_manifest_sha256}`);
-      ctx.out(`  certificate:   ${out.certificate_sha256}`);
-      ctx.out(`  signer:        ${out.signer.key_name} ${out.signer.public_key}`);
+      say(`exported run ${out.run_id} to ${toStdout ? 'standard output' : o.output} (${bytes.length} bytes${how.length ? `, ${how.join(', ')}` : ''})`);
+      say(`  file sha256:   ${fileSha}`);
+      if (recipients.length) say(`  plain sha256:  ${plainSha} (swarm verify ${toStdout ? '<file>' : o.output} --identity <file|key>)`);
+      say(`  bundle_sha256: ${out.bundle_sha256}`);
+      say(`  manifest:      ${out.bundle_manifest_sha256}`);
+      say(`  certificate:   ${out.certificate_sha256}`);
+      say(`  signer:        ${out.signer.key_name} ${out.signer.public_key}`);
     });
   addVerifyCommand(program, { out: (l) => ctx.out(l), err: (l) => ctx.err(l), setExitCode: (c) => (ctx.exitCode = c) });
 }

@@ -1,6 +1,7 @@
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { outputTarget } from '../../core/output-path.js';
 import { randomBytes } from 'node:crypto';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { UserError } from '../../core/errors.js';
 import { knowledgeForSwarm } from '../../consensus/knowledge/swarm.js';
@@ -36,7 +37,17 @@ export function exportSelector(o: ExportOptions): KnowledgeExportSelector {
  * exit 2); `commit` renames it over `out`, `abandon` removes it: `out` is whole or untouched.
  */
 function openOutput(out: string): { write(s: string): void; commit(): void; abandon(): void } {
-  const target = resolve(out);
+  const { path: target, direct } = outputTarget(out);
+  if (direct) {
+    // A device or a pipe (/dev/stdout, a FIFO): written into as it is, nothing to rename.
+    let fd: number;
+    try {
+      fd = openSync(target, 'w');
+    } catch (e) {
+      throw new UserError('ARGUMENT_INVALID', `cannot write --out ${out}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { field: '--out', file: out });
+    }
+    return { write: (s) => void writeSync(fd, s), commit: () => closeSync(fd), abandon: () => closeSync(fd) };
+  }
   const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   let fd: number;
   try {

@@ -10,7 +10,10 @@
  *   swarm verify run.tar --public-key "$(swarm keys export-public runs)"
  *   swarm verify fork.tar --parent run.tar --json
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { UserError } from '../../core/errors.js';
+import { exitQuietlyOnClosedPipe } from '../closed-pipe.js';
 import type { Command } from 'commander';
 import type { VerifyBundleOptions, VerifyBundleReport } from '../../bundles/verify.js';
 
@@ -45,6 +48,11 @@ openers.push(async (bytes, file, o) => {
   const specs = (o.identity as string[] | undefined) ?? [];
   let close: (() => Promise<void>) | undefined;
   const keys = async (): Promise<import('../../identity/keys.js').SigningKeys> => {
+    // A key name is looked up in the project's store, never in one made for the purpose (a mistyped
+    // identity file's name would otherwise leave a new store behind).
+    const { resolveConfig } = await import('../../config/config.js');
+    const config = resolveConfig({ cwd: process.cwd(), env: process.env });
+    if (!config.databaseUrl && !existsSync(config.dbPath)) throw new UserError('AGE_IDENTITY_INVALID', `no such file, and no Swarm store here to hold an age key of that name (${config.dbPath} does not exist)`);
     const { createContext } = await import('../context.js');
     const ctx = createContext(process.cwd(), process.env);
     close = () => ctx.close();
@@ -149,6 +157,7 @@ function printReport(file: string, r: VerifyBundleReport, io: VerifyIo): void {
  */
 export async function verifyMain(argv: string[]): Promise<number> {
   const { Command, CommanderError } = await import('commander');
+  exitQuietlyOnClosedPipe();
   let code = 0;
   const io: VerifyIo = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`), setExitCode: (c) => (code = c) };
   const program = new Command('swarm').exitOverride();
