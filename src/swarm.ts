@@ -1602,7 +1602,13 @@ export class Swarm {
       if (!s || s.status !== 'completed') continue;
       const digest = digestJson(JSON.stringify(s.outputs ?? {}));
       if (digest !== (e.type === 'STEP_COPIED' ? e.data.output_sha256 : e.data.outputs_sha256)) problems.push({ seq: e.seq, problem: `outputs of step '${stepId}' do not match the digest in its ${e.type} event` });
+      // Runs from before inputs were bound carry no digest: nothing to check.
+      const inputs = (e.data as { inputs_sha256?: unknown }).inputs_sha256;
+      if (typeof inputs === 'string' && digestJson(JSON.stringify(s.inputs ?? null)) !== inputs) problems.push({ seq: e.seq, problem: `inputs of step '${stepId}' do not match the digest in its ${e.type} event` });
     }
+    const created = events[0]?.type === 'RUN_CREATED' ? events[0] : undefined;
+    const input = (created?.data as { input_sha256?: unknown } | undefined)?.input_sha256;
+    if (run && created && typeof input === 'string' && digestJson(JSON.stringify(run.trigger_data ?? {})) !== input) problems.push({ seq: created.seq, problem: "the run's input does not match the digest in its RUN_CREATED event" });
     return { ok: problems.length === 0, events: events.length, problems, ...(chain.legacyEvents ? { legacy_events: chain.legacyEvents } : {}) };
   }
 

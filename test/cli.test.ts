@@ -604,6 +604,27 @@ steps:
     expect(badOut.stderr).toContain("outputs of step 'step2' do not match the digest in its STEP_COMPLETED event");
   });
 
+  test('runs verify and export: the run input and a step’s inputs changed in the database are found', async ({ expect }) => {
+    const s = await withExamples();
+    const c = (await s.json<RunDoc>(['run', 'echo-chain', '{"message": "c"}', '--json'])).run_id;
+    const d = (await s.json<RunDoc>(['run', 'echo-chain', '{"message": "d"}', '--json'])).run_id;
+    ok(expect, await s.run(['runs', 'verify', c]));
+    const db = new Database(s.db);
+    expect(db.prepare(`UPDATE workflow_runs SET trigger_data = ? WHERE id = ?`).run(JSON.stringify({ message: 'forged' }), c).changes).toBe(1);
+    expect(db.prepare(`UPDATE step_executions SET inputs = ? WHERE run_id = ? AND step_id = 'step1'`).run(JSON.stringify({ message: 'forged' }), d).changes).toBe(1);
+    db.close();
+    const input = await s.run(['runs', 'verify', c]);
+    expect(input.code, show(input)).toBe(3);
+    expect(input.stderr).toContain("the run's input does not match the digest in its RUN_CREATED event");
+    const inputs = await s.run(['runs', 'verify', d]);
+    expect(inputs.code, show(inputs)).toBe(3);
+    expect(inputs.stderr).toContain("inputs of step 'step1' do not match the digest in its STEP_COMPLETED event");
+    // Export signs nothing the chain does not vouch for.
+    const exported = await s.run(['runs', 'export', c, '-o', 'c.tar']);
+    expect(exported.code, show(exported)).toBe(3);
+    expect(exported.stderr).toContain("the run's input does not match");
+  });
+
   test('aliases: swarm-run, swarm-agent and swarm-workflow behave like the swarm subcommands', async ({ expect }) => {
     const s = await withExamples();
     const r = ok(expect, await s.run(['echo-chain', '{"message": "Hello Swarm!"}'], { bin: 'swarm-run' }));

@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ResumeError, StoreError, UserError } from '../src/core/errors.js';
-import { EventType, verifyChain } from '../src/core/events.js';
+import { digestJson, EventType, verifyChain } from '../src/core/events.js';
 import { MAX_INTERRUPTIONS } from '../src/core/retry.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { MIGRATIONS as SQLITE_MIGRATIONS, SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
@@ -180,7 +180,8 @@ function storeContract(name: string, makeStore: MakeStore): void {
         const events = await store.getEvents(runId);
         expect(events).toHaveLength(1);
         expect(events[0]).toMatchObject({ seq: 1, type: EventType.RUN_CREATED, step_id: null });
-        expect(events[0]!.data).toEqual({ workflow: 'diamond', version: '1.0.0', trigger_type: 'manual', ready: ['a'] });
+        const stored = await store.getRun(runId);
+        expect(events[0]!.data).toEqual({ workflow: 'diamond', version: '1.0.0', trigger_type: 'manual', input_sha256: digestJson(JSON.stringify(stored!.trigger_data)), ready: ['a'] });
         const plan = JSON.parse((await store.getPlanJson(runId))!) as { workflow: { name: string }; step_agents: Record<string, string>; agents: Record<string, unknown> };
         expect(plan.workflow.name).toBe('diamond');
         expect(Object.keys(plan.step_agents).sort()).toEqual(['a', 'b', 'c', 'd']);

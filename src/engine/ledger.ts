@@ -223,6 +223,8 @@ export class Ledger {
       workflow: wf.name,
       version: wf.version,
       trigger_type: input.trigger_type,
+      // The run's input as stored, bound to the chain: `runs verify` (and so export) checks it.
+      input_sha256: digestJson(row.trigger_data_json),
       ...(input.parent_run_id ? { parent_run_id: input.parent_run_id } : {}),
       ...(input.parent_step_id ? { parent_step_id: input.parent_step_id } : {}),
       ready: steps.filter((s) => s.status === 'ready').map((s) => s.step_id),
@@ -332,7 +334,8 @@ export class Ledger {
       ok = await tx.fencedUpdate(c, c.attempt, c.worker_id, { status: 'completed', outputs_json, inputs_json, error: null, ...done });
       if (ok) {
         state.running_steps--;
-        await this.succeeded(scope, state, p, c.step_id, outputs_json, { attempt: c.attempt, duration_ms, ...isolationData(c) });
+        // The inputs the attempt ran with, as stored, bound to the chain like its outputs.
+        await this.succeeded(scope, state, p, c.step_id, outputs_json, { attempt: c.attempt, duration_ms, ...(inputs_json !== undefined ? { inputs_sha256: digestJson(inputs_json) } : {}), ...isolationData(c) });
       }
     } else if (r.kind === 'waiting') {
       // Paused for a human: no lease, not running; the run waits too (unless it is already over).
