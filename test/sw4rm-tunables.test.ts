@@ -12,6 +12,8 @@ import { sw4rmTunables } from '../src/sw4rm/tunables.js';
 import type { Swarm } from '../src/swarm.js';
 import { env, rawClients } from './helpers/sw4rm-raw.js';
 import { openProject, removeProject, runCli, tempProject, until } from './helpers/project.js';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 
 const where = (key: string): string => `here: ${key}`;
 
@@ -61,6 +63,28 @@ describe('sw4rm tunables', () => {
       removeProject(dir);
     }
   });
+
+  it('a port in use: one line naming the flag as the command spells it, without gRPC’s own log line; a SW4RM flag without --sw4rm is refused', async () => {
+    const dir = tempProject();
+    const busy = createServer();
+    try {
+      await new Promise<void>((done) => busy.listen(0, '127.0.0.1', done));
+      const port = String((busy.address() as AddressInfo).port);
+      const own = await runCli(['sw4rm', 'serve', '--router', port, '--registry', '0', '--scheduler', '0'], dir);
+      expect(own.code).toBe(2);
+      expect(own.stderr.trim()).toBe(`swarm: cannot listen for the SW4RM router on 127.0.0.1:${port}: the port is in use; choose another with --router`);
+      const served = await runCli(['serve', '--port', '0', '--no-worker', '--sw4rm', '--sw4rm-router', port, '--sw4rm-registry', '0', '--sw4rm-scheduler', '0'], dir);
+      expect(served.code).toBe(2);
+      expect(served.stderr).toContain('the port is in use; choose another with --sw4rm-router');
+      expect(served.stderr).not.toMatch(/No address added/);
+      const alone = await runCli(['serve', '--port', '0', '--sw4rm-router', '61051'], dir);
+      expect(alone.code).toBe(2);
+      expect(alone.stderr.trim()).toBe('swarm: --sw4rm-router needs --sw4rm (it configures the SW4RM services that --sw4rm starts)');
+    } finally {
+      busy.close();
+      removeProject(dir);
+    }
+  }, 60_000);
 
   describe('reach the router', () => {
     let dir: string | undefined;

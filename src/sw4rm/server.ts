@@ -26,6 +26,8 @@ export const SW4RM_DEFAULT_PORTS: Sw4rmPorts = { router: 50051, registry: 50052,
 
 export interface StartSw4rmOptions extends Sw4rmServiceOptions {
   host?: string;
+  /** How the caller's port flags are spelled, for the hint of a port in use: `--` (sw4rm serve: `--router`) or `--sw4rm-` (swarm serve: `--sw4rm-router`). Default `--`. */
+  flagPrefix?: string;
   /** Port per service; 0 picks a free one. Defaults: SW4RM_DEFAULT_PORTS. */
   ports?: Partial<Sw4rmPorts>;
   now?: () => number;
@@ -39,15 +41,24 @@ export interface Sw4rmServer {
   close(): Promise<void>;
 }
 
-async function bind(server: grpc.Server, host: string, port: number, what: string): Promise<number> {
+async function bind(server: grpc.Server, host: string, port: number, what: string, flagPrefix: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
       if (err) {
         const inUse = /EADDRINUSE|address already in use/i.test(err.message);
-        reject(new UserError(inUse ? 'PORT_IN_USE' : 'LISTEN_FAILED', `cannot listen for the SW4RM ${what} on ${host}:${port}: ${inUse ? `the port is in use; choose another with --${what}` : err.message}`, { host, port }));
+        reject(new UserError(inUse ? 'PORT_IN_USE' : 'LISTEN_FAILED', `cannot listen for the SW4RM ${what} on ${host}:${port}: ${inUse ? `the port is in use; choose another with ${flagPrefix}${what}` : err.message}`, { host, port }));
       } else resolve(bound);
     });
   });
+}
+
+/**
+ * gRPC's own log lines off, unless GRPC_VERBOSITY or GRPC_TRACE asks for them: a failure to listen
+ * or to connect reaches the user as Swarm's one-line error, and gRPC would print its own line first
+ * (`E No address added out of total 1 resolved`). For the commands that serve or call SW4RM.
+ */
+export function quietGrpcLogs(env: Readonly<Record<string, string | undefined>> = process.env): void {
+  if (env.GRPC_VERBOSITY === undefined && env.GRPC_TRACE === undefined) grpc.setLogVerbosity(grpc.logVerbosity.NONE);
 }
 
 /** Start the three services on `swarm`'s store. */
@@ -70,9 +81,9 @@ export async function startSw4rm(swarm: Swarm, options: StartSw4rmOptions = {}):
     handles.push(addRegistryService(servers.registry, deps));
     handles.push(addSchedulerServices(servers.scheduler, deps));
     const ports: Sw4rmPorts = {
-      router: await bind(servers.router, host, wanted.router, 'router'),
-      registry: await bind(servers.registry, host, wanted.registry, 'registry'),
-      scheduler: await bind(servers.scheduler, host, wanted.scheduler, 'scheduler'),
+      router: await bind(servers.router, host, wanted.router, 'router', options.flagPrefix ?? '--'),
+      registry: await bind(servers.registry, host, wanted.registry, 'registry', options.flagPrefix ?? '--'),
+      scheduler: await bind(servers.scheduler, host, wanted.scheduler, 'scheduler', options.flagPrefix ?? '--'),
     };
     return { ports, host, close: closeAll };
   } catch (e) {

@@ -71,8 +71,13 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('--sw4rm-router <port>', 'SW4RM Router port, with --sw4rm (0: any free port)', '50051')
     .option('--sw4rm-registry <port>', 'SW4RM Registry port, with --sw4rm', '50052')
     .option('--sw4rm-scheduler <port>', 'SW4RM Scheduler port, with --sw4rm', '50053')
-    .action(async (o: ServeOptions) => {
+    .action(async (o: ServeOptions, cmd: Command) => {
       const port = parsePort(o.port);
+      // The SW4RM ports mean something only with --sw4rm: given alone, they would be ignored.
+      if (!o.sw4rm) {
+        const given = (['sw4rmHost', 'sw4rmRouter', 'sw4rmRegistry', 'sw4rmScheduler'] as const).find((k) => cmd.getOptionValueSource(k) === 'cli');
+        if (given) throw new UserError('ARGUMENT_INVALID', `--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --sw4rm (it configures the SW4RM services that --sw4rm starts)`, { field: given });
+      }
       const grace = parseSeconds(o.grace, '--grace') * 1000;
       const leaseMs = parseSeconds(o.scheduleLease, '--schedule-lease') * 1000;
       if (leaseMs < 300) throw new UserError('ARGUMENT_INVALID', `--schedule-lease must be at least 0.3 seconds, not '${o.scheduleLease}'`);
@@ -124,10 +129,11 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
       let sw4rmHost = o.host;
       let sw4rm: Sw4rmServer | undefined;
       if (sw4rmPorts) {
-        const { startSw4rm } = await import('../../sw4rm/server.js');
+        const { quietGrpcLogs, startSw4rm } = await import('../../sw4rm/server.js');
         sw4rmHost = o.sw4rmHost;
         try {
-          sw4rm = await startSw4rm(swarm, { host: sw4rmHost, ports: sw4rmPorts });
+          quietGrpcLogs(ctx.env);
+          sw4rm = await startSw4rm(swarm, { host: sw4rmHost, ports: sw4rmPorts, flagPrefix: '--sw4rm-' });
         } catch (e) {
           await new Promise<void>((done) => server.close(() => done()));
           throw e;

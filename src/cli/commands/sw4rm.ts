@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parsePort, type CliContext } from '../context.js';
-import { SW4RM_DEFAULT_PORTS, startSw4rm } from '../../sw4rm/server.js';
+import { quietGrpcLogs, SW4RM_DEFAULT_PORTS, startSw4rm } from '../../sw4rm/server.js';
 import { UserError } from '../../core/errors.js';
 import { agentJson, deadLetterJson, dlqTarget } from '../../sw4rm/router/dlq.js';
 import { SW4RM_TUNABLES, sw4rmTunables } from '../../sw4rm/tunables.js';
@@ -40,6 +40,7 @@ export function registerSw4rmCommands(program: Command, ctx: CliContext): void {
     const ports = { router: parsePort(o.router, '--router'), registry: parsePort(o.registry, '--registry'), scheduler: parsePort(o.scheduler, '--scheduler') };
     const tunables = sw4rmTunables(Object.fromEntries(SW4RM_TUNABLES.map((t) => [t.key, o[camel(t.key)]])), (key) => `--${kebab(key)}`);
     const swarm = await ctx.swarm();
+    quietGrpcLogs(ctx.env);
     const server = await startSw4rm(swarm, { host: o.host, ports, ...tunables });
     const p = server.ports;
     ctx.logger.info(`swarm sw4rm serve: router ${o.host}:${p.router}, registry ${o.host}:${p.registry}, scheduler ${o.host}:${p.scheduler} (${swarm.store.kind} store)`, { ...p, host: o.host, store: swarm.store.kind }, { stdout: true });
