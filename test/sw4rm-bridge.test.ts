@@ -255,5 +255,14 @@ describe('agent.yaml: runtime.type sw4rm and the sw4rm tool entry', () => {
     expect(text).toMatch(/agent\.yaml:5: tools\[0\]\.sw4rm\.wait/);
     expect(problems('name: x\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: m }\ntools:\n  - sw4rm: { agent: translator }\n').join('\n')).toMatch(/tools\[0\].*description/);
   });
+
+  it('two entries with the same tool name (the agent id by default) are refused at registration, with the line', () => {
+    const base = 'name: x\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: m }\ntools:\n';
+    const twice = problems(`${base}  - sw4rm: { agent: echo-1 }\n    description: a\n  - sw4rm: { agent: echo-1 }\n    description: b\n`).join('\n');
+    expect(twice).toMatch(/agent\.yaml:7: tools\[1\]: its tool name 'echo-1' is also the name of tools\[0\]/);
+    // A name of its own, or another built-in, is fine; a sw4rm tool named like a built-in is not.
+    expect(parse(`${base}  - sw4rm: { agent: echo-1 }\n    description: a\n  - sw4rm: { agent: echo-1 }\n    name: echo_again\n    description: b\n`).llm?.tools).toHaveLength(2);
+    expect(problems(`${base}  - builtin: http_fetch\n  - sw4rm: { agent: x }\n    name: http_fetch\n    description: b\n`).join('\n')).toMatch(/tools\[1\]: its tool name 'http_fetch' is also the name of tools\[0\]/);
+  });
 });
 

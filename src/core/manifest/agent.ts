@@ -334,6 +334,33 @@ export function schemaWithTools(toolSpecSchema: Record<string, unknown>): Record
   return schema;
 }
 
+/** The tool name a `sw4rm:` tool entry gets when it names none: the agent id, made a valid tool name. */
+export function sw4rmToolName(agentId: string): string {
+  return agentId.replace(/[^a-zA-Z0-9_-]/g, '_').slice(0, 64);
+}
+
+/** A tool entry's name when the manifest alone gives it (built-in, http, sw4rm); module and MCP tools are named by what they load. */
+function staticToolName(entry: unknown): string | undefined {
+  if (entry === null || typeof entry !== 'object') return undefined;
+  const e = entry as { name?: unknown; builtin?: unknown; http?: unknown; sw4rm?: { agent?: unknown } };
+  if (typeof e.builtin === 'string') return e.builtin;
+  if (e.http !== undefined) return typeof e.name === 'string' ? e.name : undefined;
+  if (e.sw4rm !== undefined) return typeof e.name === 'string' ? e.name : typeof e.sw4rm?.agent === 'string' ? sw4rmToolName(e.sw4rm.agent) : undefined;
+  return undefined;
+}
+
+/** Two entries whose names the manifest gives and that collide: refused here, with the line, rather than when the agent first runs. */
+function checkStaticToolNames(tools: unknown[], problems: ProblemList, lineOf: (p: Array<string | number>) => number | undefined): void {
+  const first = new Map<string, number>();
+  tools.forEach((t, i) => {
+    const name = staticToolName(t);
+    if (name === undefined) return;
+    const at = first.get(name);
+    if (at === undefined) first.set(name, i);
+    else problems.add(`tools[${i}]`, `its tool name '${name}' is also the name of tools[${at}]; every tool of an agent needs its own name (give one of them a 'name:')`, lineOf(['tools', i]));
+  });
+}
+
 function llmSpec(raw: Record<string, unknown> & { runtime: Record<string, unknown> }, file: string, lineOf: (p: Array<string | number>) => number | undefined): LlmSpec {
   const rt = raw.runtime;
   const problems = new ProblemList(file);
@@ -350,6 +377,7 @@ function llmSpec(raw: Record<string, unknown> & { runtime: Record<string, unknow
     problems.add('runtime.base_url', "is required for provider 'openai-compatible' (the server's chat-completions URL, e.g. http://localhost:11434/v1)", lineOf(['runtime', 'provider']));
   }
   if (rt.api !== undefined && rt.provider !== 'openai') problems.add('runtime.api', "is only for provider 'openai' (chat or responses)", lineOf(['runtime', 'api']));
+  checkStaticToolNames((raw.tools as unknown[] | undefined) ?? [], problems, lineOf);
   const handoffs = (raw.handoffs as string[] | undefined) ?? [];
   if (handoffs.includes(raw.name as string)) problems.add('handoffs', `names the agent itself ('${String(raw.name)}')`, lineOf(['handoffs']));
   handoffs.forEach((h, i) => {

@@ -14,6 +14,7 @@
 import { tool, type Tool } from '../../agents/agent.js';
 import { ToolCallError } from '../../agents/tools/errors.js';
 import { SW4RM_DEFAULT_ROUTER, type Sw4rmSendType, type Sw4rmWaitMode } from '../../core/manifest/sw4rm-runtime.js';
+import { sw4rmToolName } from '../../core/manifest/agent.js';
 import type { JsonSchema } from '../../agents/types.js';
 import { exchange, ExchangeError } from './exchange.js';
 import { stepOutputs } from './executor.js';
@@ -42,10 +43,7 @@ export interface Sw4rmToolEntry {
   needs_approval?: boolean;
 }
 
-/** The tool name an entry gets when it names none. */
-export function sw4rmToolName(agentId: string): string {
-  return agentId.replace(/[^a-zA-Z0-9_-]/g, '_').slice(0, 64);
-}
+export { sw4rmToolName };
 
 /** The tool of one `sw4rm:` entry. */
 export function sw4rmTool(spec: Sw4rmToolEntry): Tool {
