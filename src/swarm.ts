@@ -1482,9 +1482,11 @@ export class Swarm {
     };
     try {
       const { agents } = await buildAgents(this.llmOptions, { path: rec.path, manifest: rec.manifest }, { inputs: {} }, toolSets);
-      const sessionId = options.sessionId ?? `chat-${newRunId()}`;
+      let sessionId = options.sessionId ?? `chat-${newRunId()}`;
       if (options.sessionId) {
-        const existing = await this.store.getAgentSession(sessionId);
+        // `<run prefix>/<step>` as `sessions show` takes it: found, it is refused below as a step's.
+        const { sid, s: existing } = await this.findSession(options.sessionId).catch(() => ({ sid: sessionId, s: undefined }));
+        sessionId = sid;
         if (!existing) throw new NotFoundError('session', sessionId, "start a new chat without --session, or see 'swarm sessions list'");
         if (existing.run_id) {
           throw new UserError('SESSION_NOT_A_CHAT', `session ${sessionId} belongs to step '${existing.step_id ?? ''}' of run ${existing.run_id}; a workflow step's conversation is decided with 'swarm approve' or 'swarm reject', not continued in a chat`, { session: sessionId });
@@ -1517,14 +1519,17 @@ export class Swarm {
   }
 
   /** A session with its transcript and tool calls. `id` is a session id, or `<run id prefix>/<step id>`. */
+  /** A session by its id, or by `<run id or prefix>/<step>` for a workflow step's. */
+  private async findSession(id: string): Promise<{ sid: string; s: (AgentSessionRecord & { envelope: string | null }) | undefined }> {
+    const s = await this.store.getAgentSession(id);
+    if (s || !id.includes('/')) return { sid: id, s };
+    const slash = id.lastIndexOf('/');
+    const sid = `${await this.resolveRunId(id.slice(0, slash))}/${id.slice(slash + 1)}`;
+    return { sid, s: await this.store.getAgentSession(sid) };
+  }
+
   async getSession(id: string): Promise<{ session: AgentSessionRecord & { envelope: string | null }; messages: AgentMessageRecord[]; toolCalls: ToolCallRecord[] }> {
-    let sid = id;
-    let s = await this.store.getAgentSession(sid);
-    if (!s && id.includes('/')) {
-      const slash = id.lastIndexOf('/');
-      sid = `${await this.resolveRunId(id.slice(0, slash))}/${id.slice(slash + 1)}`;
-      s = await this.store.getAgentSession(sid);
-    }
+    const { sid, s } = await this.findSession(id);
     if (!s) {
       const known = (await this.store.listAgentSessions({ limit: 20 })).map((x) => x.id);
       throw new NotFoundError('session', id, known.length ? `recent sessions: ${known.slice(0, 5).join(', ')}` : 'there are no sessions yet');

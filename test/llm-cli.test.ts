@@ -81,6 +81,12 @@ describe('llm agents from the CLI', () => {
     const last = fake.requests.at(-1)?.body as { messages: Array<{ role: string; content: unknown }> };
     expect(last.messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'tool', 'assistant', 'user']);
     expect((await runCli(['chat', 'support', '--session', 'chat-nope', '-m', 'x'], dir, env)).stderr).toMatch(/session 'chat-nope' not found/);
+    // An empty message is refused before anything is sent.
+    const sent = fake.requests.length;
+    const empty = await runCli(['chat', 'support', '-m', '  '], dir, env);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr.trim()).toBe('swarm: --message is empty: give the text to send (or leave -m out to chat interactively)');
+    expect(fake.requests.length).toBe(sent);
   });
 
   it('interactive swarm chat: lines on stdin are turns; a tool needing approval is asked and answered', async () => {

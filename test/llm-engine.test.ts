@@ -318,6 +318,8 @@ describe('llm agents in workflows', () => {
       const id = await swarm.startRun('buy', { message: 'pay', customer: 'E' });
       expect((await swarm.runToCompletion(id)).run.status).toBe('waiting');
       await expect(swarm.openChat('shop', { sessionId: `${id}/sell` })).rejects.toMatchObject({ code: 'SESSION_NOT_A_CHAT' });
+      // The short form `sessions show` takes (the end of the run id, then the step) is the same session.
+      await expect(swarm.openChat('shop', { sessionId: `${id.slice(-12)}/sell` })).rejects.toMatchObject({ code: 'SESSION_NOT_A_CHAT', message: expect.stringContaining(`session ${id}/sell belongs to step 'sell'`) as unknown });
     } finally {
       await swarm.close();
     }

@@ -108,6 +108,7 @@ export function registerLlmCommands(program: Command, ctx: CliContext): void {
     .option('-m, --message <text>', 'send one message, print the answer and exit')
     .option('--context <json>', 'context variables (JSON object) for a new session')
     .action(async (ref: string, o: { session?: string; message?: string; context?: string }) => {
+      if (o.message !== undefined && !o.message.trim()) throw new UserError('ARGUMENT_INVALID', '--message is empty: give the text to send (or leave -m out to chat interactively)', { field: '--message' });
       let contextVariables: Record<string, unknown> | undefined;
       if (o.context !== undefined) {
         try {
