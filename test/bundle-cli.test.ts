@@ -165,6 +165,9 @@ describe('swarm verify (offline)', () => {
     expect(junk.stderr).toMatch(/not a bundle/);
     expect((await runCli(['verify', 'missing.tar'], empty)).code).toBe(2);
     expect((await runCli(['verify', 'run.tar', '--public-key', 'nonsense!'], empty)).code).toBe(2);
+    const alone = await runCli(['verify', 'run.tar', '--parent-public-key', key], empty);
+    expect(alone.code).toBe(2);
+    expect(alone.stderr.trim()).toBe('swarm: --parent-public-key needs --parent (the parent bundle it pins)');
   }, 60_000);
 
   it('a reader that goes away (verify | head -1) is not an error', async () => {

@@ -90,6 +90,15 @@ describe.each(['sqlite', 'postgres'] as const)('import into a separate %s store'
     const fork = await exportRun(swarm, f.run_id);
     const report = await verifyBundle(fork.bytes, { parent: source.bytes });
     expect(report).toMatchObject({ ok: true, parent: { state_id: source.runId, bundle_sha256: r.bundle_sha256, checked: true } });
+    // Pinned: the fork to this installation's key, its parent to the source's, each to its own.
+    const here = fork.signer.public_key;
+    const there = (await verifyBundle(source.bytes)).signer?.public_key as string;
+    expect(here).not.toBe(there);
+    const one = await verifyBundle(fork.bytes, { parent: source.bytes, publicKey: here });
+    expect(one.ok).toBe(false);
+    expect(one.problem?.message).toMatch(/^parent: the parent bundle does not verify: .*not the pinned public key/);
+    expect(await verifyBundle(fork.bytes, { parent: source.bytes, publicKey: here, parentPublicKey: there })).toMatchObject({ ok: true, parent: { checked: true } });
+    expect((await verifyBundle(fork.bytes, { parent: source.bytes, publicKey: here, parentPublicKey: here })).ok).toBe(false);
   }, 90_000);
 
   it('a fork imported elsewhere keeps its depth: a fork of it made there has depth 2, and its parent link verifies', async () => {

@@ -47,6 +47,8 @@ export interface VerifyBundleOptions {
   publicKey?: string;
   /** The parent bundle's (plaintext) bytes: check the parent link. */
   parent?: Buffer;
+  /** The parent's expected signer, when another key signed it (a fork made on another installation). Default: `publicKey`. */
+  parentPublicKey?: string;
 }
 
 export interface VerifyBundleReport {
@@ -391,8 +393,9 @@ export function normalizeKey(key: string): string {
 }
 
 async function checkParent(parentBytes: Buffer, ps: { state_id: string; bundle_sha256: string; ratchet_step: number }, options: VerifyBundleOptions): Promise<void> {
-  // The parent is checked whole (unpinned unless the same key is expected of it).
-  const parent = await verifyBundle(parentBytes, options.publicKey ? { publicKey: options.publicKey } : {});
+  // The parent is checked whole: pinned to its own key when one is given, else to the fork's, else unpinned.
+  const parentKey = options.parentPublicKey ?? options.publicKey;
+  const parent = await verifyBundle(parentBytes, parentKey ? { publicKey: parentKey } : {});
   if (!parent.ok) fail('parent', parent.problem?.path ?? null, `the parent bundle does not verify: ${parent.problem?.message ?? 'unknown problem'}`);
   const C = BUNDLE_PATHS.certificate;
   if (ps.state_id !== parent.run_id) fail(C, 'parent_state.state_id', `parent_state.state_id ${ps.state_id} is not the parent bundle's run ${parent.run_id ?? '-'}`);

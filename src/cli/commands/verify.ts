@@ -28,6 +28,7 @@ export interface VerifyIo {
 export interface VerifyCliOptions {
   publicKey?: string;
   parent?: string;
+  parentPublicKey?: string;
   json?: boolean;
   [option: string]: unknown;
 }
@@ -72,6 +73,7 @@ export function addVerifyCommand(program: Command, io: VerifyIo): Command {
     .description('verify a run bundle offline (tar, schemas, digests, event chain, certificate signature, parent link); exit 3 names the first mismatch')
     .option('--public-key <key>', 'the expected signer: base64 Ed25519 public key (swarm keys export-public), a PEM, or a file holding either')
     .option('--parent <bundle>', "the parent run's bundle: check a fork's parent link")
+    .option('--parent-public-key <key>', "the parent bundle's expected signer, when another key signed it (a fork made on another installation); default: --public-key")
     .option('--json', 'print the report as JSON');
   cmd.option('--identity <file|key>', 'decrypt an encrypted (age) bundle first: an age identity file, or an age key name (opens the project store); repeatable', (v: string, prev: string[] = []) => [...prev, v]);
   cmd.action(async (file: string, o: VerifyCliOptions) => io.setExitCode(await runVerify(file, o, io)));
@@ -108,15 +110,29 @@ export async function runVerify(file: string, o: VerifyCliOptions, io: VerifyIo)
   // The verifier loads when verify runs, not when the CLI registers the command.
   const { normalizeKey, verifyBundle } = await import('../../bundles/verify.js');
   const options: VerifyBundleOptions = {};
-  if (o.publicKey !== undefined) {
+  const pin = async (given: string, flag: string): Promise<string | undefined> => {
     try {
-      const key = normalizeKey(await keyOf(o.publicKey));
+      const key = normalizeKey(await keyOf(given));
       if (Buffer.from(key, 'base64').length !== 32) throw new Error('not 32 bytes');
-      options.publicKey = key;
+      return key;
     } catch {
-      io.err(`swarm: --public-key ${o.publicKey} is not an Ed25519 public key (base64 of 32 bytes, or a PEM)`);
+      io.err(`swarm: ${flag} ${given} is not an Ed25519 public key (base64 of 32 bytes, or a PEM)`);
+      return undefined;
+    }
+  };
+  if (o.publicKey !== undefined) {
+    const key = await pin(o.publicKey, '--public-key');
+    if (key === undefined) return 2;
+    options.publicKey = key;
+  }
+  if (o.parentPublicKey !== undefined) {
+    if (o.parent === undefined) {
+      io.err('swarm: --parent-public-key needs --parent (the parent bundle it pins)');
       return 2;
     }
+    const key = await pin(o.parentPublicKey, '--parent-public-key');
+    if (key === undefined) return 2;
+    options.parentPublicKey = key;
   }
   if (o.parent !== undefined) {
     const parent = await openBundle(o.parent, o, io);
