@@ -138,6 +138,8 @@ describe.each(BACKENDS)('fork on $name', ({ env }) => {
       for (const s of ['a', 'b', 'c', 'd', 'e']) expect((unknown as Error).message).toContain(`${s}`);
       await expect(swarm.fork(queued, { at: 'b', replaceOutputs: { c: { n: 1, nonce: 0 } } })).rejects.toMatchObject({ code: 'REPLACE_OUTPUT_NOT_COPIED', exitCode: 2 });
       await expect(swarm.fork(queued, { at: 'b', replaceOutputs: { a: { n: 'x' } } })).rejects.toMatchObject({ code: 'OUTPUT_INVALID', exitCode: 2 });
+      // Outputs declared as a list are the whole set: a field beside them is refused, naming it.
+      await expect(swarm.fork(queued, { at: 'b', replaceOutputs: { a: { bad: 1 } } })).rejects.toMatchObject({ code: 'OUTPUT_INVALID', message: expect.stringContaining("'bad' is not one of its outputs (n, nonce)") as unknown });
       await expect(swarm.fork(queued, { at: 'b', input: { seed: 'x' } })).rejects.toMatchObject({ code: 'INPUT_INVALID', exitCode: 2 });
       await expect(swarm.fork(queued, { at: 'b', turn: 1 })).rejects.toMatchObject({ code: 'TURN_NOT_LLM', exitCode: 2 });
       // Nothing was created by the refusals.

@@ -12,7 +12,7 @@
  */
 import { UserError } from '../core/errors.js';
 import { digestJson, EventType } from '../core/events.js';
-import { validateAgainst } from '../core/io-schema.js';
+import { declaredFields, validateAgainst } from '../core/io-schema.js';
 import { TERMINAL_RUN } from '../core/states.js';
 import type { Ledger } from '../engine/ledger.js';
 import { loadPlan } from '../engine/plan.js';
@@ -198,6 +198,12 @@ function checkReplacements(plan: RunPlan, copied: readonly string[], replacement
     const agentId = plan.step_agents[stepId];
     const schema = agentId ? plan.agents[agentId]?.manifest.outputs : undefined;
     const problems = schema ? validateAgainst(schema, replacements[stepId]) : [];
+    // Outputs declared as a list are the whole set: a field beside them is one no step could read.
+    const declared = schema ? declaredFields(schema) : undefined;
+    const value = replacements[stepId];
+    if (declared && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+      for (const k of Object.keys(value)) if (!declared.includes(k)) problems.push(`'${k}' is not one of its outputs (${declared.join(', ') || 'none'})`);
+    }
     if (problems.length) {
       throw new UserError('OUTPUT_INVALID', `--replace-output ${stepId}: the output does not match agent ${agentId ?? '?'}'s outputs: ${problems.join('; ')}`, { step: stepId, errors: problems });
     }

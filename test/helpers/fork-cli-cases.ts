@@ -45,6 +45,9 @@ export async function cliCase(makeEnv: () => Promise<Record<string, string>>): P
     const badSchema = await cli(['runs', 'fork', parent.run_id, '--at', 's2', '--replace-output', 's1={"step":7}']);
     expect(badSchema.code).toBe(2);
     expect(badSchema.stderr).toContain("does not match agent effect@1.0.0's outputs");
+    const twice = await cli(['runs', 'fork', parent.run_id, '--at', 's2', '--replace-output', 's1={"step":"a"}', '--replace-output', 's1={"step":"b"}']);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toContain('--replace-output s1 is given twice');
 
     const forked = await cli(['runs', 'fork', parent.run_id, '--at', 's3', '--wait', '--json']);
     expect(forked.code, forked.stderr).toBe(0);

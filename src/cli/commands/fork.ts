@@ -27,6 +27,7 @@ export function parseReplacements(values: readonly string[]): Record<string, unk
     if (eq <= 0) throw new UserError('ARGUMENT_INVALID', `--replace-output must be <step>=<json>, like fetch='{"text":"hi"}', not '${v}'`, { option: '--replace-output' });
     const step = v.slice(0, eq);
     const text = v.slice(eq + 1);
+    if (Object.hasOwn(out, step)) throw new UserError('ARGUMENT_INVALID', `--replace-output ${step} is given twice; give each step's output once`, { option: '--replace-output', step });
     try {
       out[step] = JSON.parse(text);
     } catch (e) {
