@@ -85,7 +85,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       expect(events.filter((e) => e.type === 'CANDIDATE_PROPOSED')).toHaveLength(2);
       const refused = events.filter((e) => e.type === 'TASK_INPUT_REJECTED');
       expect(refused).toHaveLength(1);
-      expect(refused[0]?.data).toMatchObject({ task_id: taskId, input: 'candidate', round: 1, reason_code: ReasonCode.TOPK_REACHED, reason: 'TOPK_REACHED' });
+      expect(refused[0]?.data).toMatchObject({ task_id: taskId, record_kind: 'candidate', round: 1, reason_code: ReasonCode.TOPK_REACHED, reason: 'TOPK_REACHED' });
       expect(events.filter((e) => e.type === 'TASK_STAGE_STOPPED').map((e) => (e.data as { reason_code: number }).reason_code)).toEqual([ReasonCode.TOPK_REACHED]);
       const view = await swarm.getTask(taskId);
       expect(view?.task.explore_round).toBe(1);

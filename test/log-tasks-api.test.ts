@@ -119,7 +119,7 @@ describe('POST /api/v1/tasks', () => {
     const res = await app.request('/api/v1/tasks', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     return { status: res.status, json: (await res.json()) as { code: string; field?: string; detail: string }, type: res.headers.get('content-type') };
   }
-  const contract = { task_type: 'summary', inputs: { text: 'x' }, output_schema: { type: 'object' }, proposers: [{ agent: 'echo' }], verification: { policy: 'vp.schema_only.v1' }, voting: { voters: [{ id: 'v1' }], quorum: 1 } };
+  const contract = { task_type: 'summary', inputs: { message: 'x' }, output_schema: { type: 'object' }, proposers: [{ agent: 'echo' }], verification: { policy: 'vp.schema_only.v1' }, voting: { voters: [{ id: 'v1' }], quorum: 1 } };
 
   it('a bad contract is a 400 problem naming the path at fault', async () => {
     for (const [body, field] of [

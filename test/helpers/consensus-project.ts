@@ -33,6 +33,8 @@ export function useCleanups(): Cleanups {
 export interface ConsensusProjectOptions {
   /** Builtin agents to define and register, by name. */
   builtins?: Record<string, BuiltinAgent>;
+  /** More agent.yaml lines for some of the builtins (declared inputs and outputs), by name. */
+  manifests?: Record<string, string>;
   /** Start a worker (default true). */
   worker?: boolean;
   /** The store's and the worker's poll interval (default 50 ms). */
@@ -63,7 +65,7 @@ export async function consensusProject(backend: Backend, cleanups: Cleanups, o: 
   cleanups.push(() => swarm.close());
   for (const [name, fn] of Object.entries(o.builtins ?? {})) {
     swarm.defineBuiltin(name, fn);
-    builtinAgent(dir, name, name);
+    builtinAgent(dir, name, name, o.manifests?.[name] ?? '');
     await swarm.registerAgent(join(dir, 'agents', name));
   }
   if (o.worker !== false) {

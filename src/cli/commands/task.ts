@@ -1,10 +1,12 @@
+import { createPrivateKey } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
-import { ExitCode, UserError, errorMessage } from '../../core/errors.js';
+import { ExitCode, UserError, errorMessage, formatManifestProblem, type ManifestProblem } from '../../core/errors.js';
+import { parseYaml } from '../../core/manifest/yaml-source.js';
 import { commitmentHash, newSalt, signRecord } from '../../consensus/core/crypto.js';
 import { voteCommitSignedFields, voteRevealSignedFields } from '../../consensus/core/signed.js';
-import type { TaskStatus } from '../../consensus/core/types.js';
+import { TASK_STATUSES, type TaskStatus } from '../../consensus/core/types.js';
+import { agentProblems, contractProblems, type ContractProblem } from '../../consensus/driver/contract.js';
 import type { Swarm } from '../../swarm.js';
 import type { CliContext } from '../context.js';
 import { table } from '../render.js';
@@ -15,7 +17,7 @@ const FINAL = new Set(['finalized', 'expired', 'failed']);
 /**
  * `swarm task submit <contract.json|yaml> [--wait] | watch <id> | decision <id> | cost <id> | list |
  * vote <id> commit|reveal`: standalone consensus tasks (docs/consensus.md). `decision` exits 3 when
- * the task failed or expired, 4 when it cannot say.
+ * the task failed or expired; an unknown task, a bad contract, key or candidate exit 2.
  *
  * @example
  *   swarm task submit task.json --wait
@@ -31,7 +33,15 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     .option('--json', 'print JSON')
     .action(async (file: string, o: { wait?: boolean; json?: boolean }) => {
       const swarm = await ctx.swarm();
-      const sub = await swarm.submitTask(readContract(file));
+      const { value, lineOf } = readContract(file);
+      // Checked here first so that each problem names the file (and, in YAML, its line).
+      const problems = await contractCheck(value, (name) => swarm.listAgents(name));
+      if (problems.length) {
+        for (const p of problems) ctx.err(`swarm: ${formatManifestProblem(toManifestProblem(file, p, lineOf))}`);
+        ctx.exitCode = ExitCode.INVALID_INPUT;
+        return;
+      }
+      const sub = await swarm.submitTask(value);
       if (!o.wait) {
         if (o.json) return ctx.out(JSON.stringify(sub, null, 2));
         return ctx.out(`task ${sub.task_id} submitted (run ${sub.run_id}${sub.created ? '' : ', submitted before'})`);
@@ -44,11 +54,13 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
   task
     .command('watch <id>')
     .description("follow a task's lifecycle events until it is finalized, expired or failed")
-    .option('--json', 'one JSON event per line')
-    .action(async (id: string, o: { json?: boolean }) => {
+    .option('--json', 'one JSON event per line (candidate hashes in full)')
+    .option('--full-hashes', 'print candidate hashes in full (by default cut to 12 characters)')
+    .action(async (id: string, o: { json?: boolean; fullHashes?: boolean }) => {
       const swarm = await ctx.swarm();
       let runId: string | null = null;
       let after = 0;
+      let hinted = false;
       for (;;) {
         const d = await swarm.taskDecision(id);
         runId ??= d.run_id;
@@ -56,7 +68,11 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
           for (const e of await swarm.events(runId, after)) {
             after = e.seq;
             if ((e.data as { task_id?: unknown }).task_id !== id) continue;
-            ctx.out(o.json ? JSON.stringify(e) : `${new Date(e.at).toISOString()}  ${e.type}${brief(e.data)}`);
+            if (!o.json && !o.fullHashes && !hinted && typeof e.data['candidate_hash'] === 'string') {
+              hinted = true;
+              ctx.out('(candidate hashes are cut to 12 characters: --full-hashes or --json prints them whole; task vote takes any unique prefix)');
+            }
+            ctx.out(o.json ? JSON.stringify(e) : `${new Date(e.at).toISOString()}  ${e.type}${brief(e.data, o.fullHashes ?? false)}`);
           }
         }
         if (FINAL.has(d.status)) {
@@ -69,15 +85,10 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
 
   task
     .command('decision <id>')
-    .description("a task's decision: the winning candidate, tally, quorum and proof; exit 3 when it failed or expired, 4 on errors")
+    .description("a task's decision: the winning candidate, tally, quorum and proof; exit 3 when it failed or expired, 2 for an unknown task")
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }) => {
-      try {
-        await printDecision(ctx, await ctx.swarm(), id, o.json ?? false);
-      } catch (e) {
-        ctx.err(`error: ${errorMessage(e)}`);
-        ctx.exitCode = ExitCode.EXECUTION_FAILED;
-      }
+      await printDecision(ctx, await ctx.swarm(), id, o.json ?? false);
     });
 
   task
@@ -101,10 +112,13 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     .command('list')
     .description('consensus tasks, newest first')
     .option('--run <id>', 'tasks of one run')
-    .option('--status <status>', 'created, proposing, verifying, voting, committed, finalized, expired or failed')
+    .option('--status <status>', TASK_STATUSES.join(', '))
     .option('--limit <n>', 'at most this many', '50')
     .option('--json', 'print JSON')
     .action(async (o: { run?: string; status?: string; limit: string; json?: boolean }) => {
+      if (o.status !== undefined && !(TASK_STATUSES as readonly string[]).includes(o.status)) {
+        throw new UserError('INVALID_STATUS', `--status '${o.status}' is not a task status (one of ${TASK_STATUSES.join(', ')})`, { status: o.status });
+      }
       const list = await (await ctx.swarm()).listTasks({ ...(o.run ? { run_id: o.run } : {}), ...(o.status ? { status: o.status as TaskStatus } : {}), limit: Number(o.limit) || 50 });
       // The same summaries as GET /api/v1/tasks (ISO times, the reason with its code), newest first.
       if (o.json) return ctx.out(JSON.stringify(list.map(taskSummaryJson), null, 2));
@@ -118,16 +132,17 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     .description('commit to a candidate: prints the salt to keep for the reveal (or writes it to --salt-file)')
     .requiredOption('--voter <id>', "the voter's id in the task's contract")
     .requiredOption('--key <file>', "the voter's private key (PKCS#8 PEM)")
-    .requiredOption('--candidate <hash>', 'the candidate hash voted on')
+    .requiredOption('--candidate <hash>', 'the candidate hash voted on, or a unique prefix of it')
     .option('--reject', 'vote against the candidate (counts for nothing, but is recorded)')
     .option('--salt-file <file>', 'write the salt here instead of printing it')
     .action(async (taskId: string, o: { voter: string; key: string; candidate: string; reject?: boolean; saltFile?: string }) => {
+      const key = readKey(o.key);
       const swarm = await ctx.swarm();
-      const round = await currentRound(swarm, taskId);
+      const { round, candidate } = await voteTarget(swarm, taskId, o.candidate);
       const choice = o.reject ? 'reject' : 'approve';
       const salt = newSalt();
-      const commitment = commitmentHash(o.candidate, choice, salt);
-      const signature = signRecord(readKey(o.key), 'vote_commit', voteCommitSignedFields({ task_id: taskId, round, voter_id: o.voter, commitment }));
+      const commitment = commitmentHash(candidate, choice, salt);
+      const signature = signRecord(key, 'vote_commit', voteCommitSignedFields({ task_id: taskId, round, voter_id: o.voter, commitment }));
       const r = await swarm.submitVote({ kind: 'commit', task_id: taskId, round, voter_id: o.voter, commitment, signature });
       if (o.saltFile) {
         writeFileSync(o.saltFile, `${salt}\n`, { mode: 0o600 });
@@ -139,46 +154,88 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     .description('reveal a commitment: the same candidate, vote and salt')
     .requiredOption('--voter <id>', "the voter's id in the task's contract")
     .requiredOption('--key <file>', "the voter's private key (PKCS#8 PEM)")
-    .requiredOption('--candidate <hash>', 'the candidate hash committed to')
+    .requiredOption('--candidate <hash>', 'the candidate hash committed to, or a unique prefix of it')
     .requiredOption('--salt <salt>', 'the salt the commit printed')
     .option('--reject', 'the vote committed was a reject')
     .action(async (taskId: string, o: { voter: string; key: string; candidate: string; salt: string; reject?: boolean }) => {
+      const key = readKey(o.key);
       const swarm = await ctx.swarm();
-      const round = await currentRound(swarm, taskId);
+      const { round, candidate } = await voteTarget(swarm, taskId, o.candidate);
       const choice = o.reject ? 'reject' : 'approve';
-      const fields = { task_id: taskId, round, voter_id: o.voter, candidate_hash: o.candidate, vote: choice, salt: o.salt.trim() } as const;
-      const signature = signRecord(readKey(o.key), 'vote_reveal', voteRevealSignedFields(fields));
+      const fields = { task_id: taskId, round, voter_id: o.voter, candidate_hash: candidate, vote: choice, salt: o.salt.trim() } as const;
+      const signature = signRecord(key, 'vote_reveal', voteRevealSignedFields(fields));
       const r = await swarm.submitVote({ kind: 'reveal', ...fields, signature });
       ctx.out(`revealed in round ${r.round}`);
     });
 }
 
-function readContract(file: string): unknown {
+/** A contract file's value, and (YAML) the line of any path in it. */
+function readContract(file: string): { value: unknown; lineOf?: (path: ReadonlyArray<string | number>) => number | undefined } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     throw new UserError('FILE_NOT_FOUND', `cannot read ${file}: ${errorMessage(e)}`, { file });
   }
+  // YAML syntax errors come back as one line naming the file and line (a ManifestError, exit 2).
+  if (/\.ya?ml$/i.test(file)) {
+    const src = parseYaml(text, file);
+    return { value: src.value, lineOf: (p) => src.lineOf(p) };
+  }
   try {
-    return /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+    return { value: JSON.parse(text) };
   } catch (e) {
-    throw new UserError('TASK_CONTRACT_INVALID', `${file} is not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${errorMessage(e)}`, { file });
+    throw new UserError('TASK_CONTRACT_INVALID', `${file}: not valid JSON: ${errorMessage(e)}`, { file });
   }
 }
 
+/** The contract's problems: its own, then (when it has none) the agents it names against the registry. */
+async function contractCheck(value: unknown, versionsOf: Parameters<typeof agentProblems>[1]): Promise<ContractProblem[]> {
+  const own = contractProblems(value);
+  return own.length ? own : agentProblems(value, versionsOf);
+}
+
+/** A contract problem as a manifest problem of its file: `task.yaml:12: voting.quorum: …`. */
+function toManifestProblem(file: string, p: ContractProblem, lineOf?: (path: ReadonlyArray<string | number>) => number | undefined): ManifestProblem {
+  const field = p.path.reduce<string>((acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), '');
+  const line = lineOf?.(p.path);
+  return { file, ...(field ? { field } : {}), problem: p.message, ...(line !== undefined ? { line } : {}) };
+}
+
+/** An external voter's private key: a PKCS#8 PEM Ed25519 key, or exit 2 naming the file. */
 function readKey(file: string): string {
+  let pem: string;
   try {
-    return readFileSync(file, 'utf8');
+    pem = readFileSync(file, 'utf8');
   } catch (e) {
     throw new UserError('KEY_NOT_FOUND', `cannot read the key file ${file}: ${errorMessage(e)}`, { file });
   }
+  const expected = 'an Ed25519 private key in PKCS#8 PEM (-----BEGIN PRIVATE KEY-----)';
+  let type: string | undefined;
+  try {
+    type = createPrivateKey(pem).asymmetricKeyType;
+  } catch {
+    throw new UserError('KEY_INVALID', `the key file ${file} is not ${expected}`, { file });
+  }
+  if (type !== 'ed25519') throw new UserError('KEY_INVALID', `the key file ${file} holds a ${type ?? 'non-asymmetric'} key; expected ${expected}`, { file });
+  return pem;
 }
 
-async function currentRound(swarm: Swarm, taskId: string): Promise<number> {
+/**
+ * The task's current round and the full hash of the candidate voted on: `given` may be a hash or a
+ * unique prefix of one of the task's candidates (as `task watch` shows them). Anything else is
+ * refused here (exit 2, listing the candidates) rather than spending the voter's commit on it.
+ */
+async function voteTarget(swarm: Swarm, taskId: string, given: string): Promise<{ round: number; candidate: string }> {
   const t = await swarm.getTask(taskId);
   if (!t) throw new UserError('TASK_NOT_FOUND', `no consensus task '${taskId}' yet (it appears once its run has started)`, { taskId });
-  return t.task.round;
+  const hashes = [...new Set(t.candidates.map((c) => c.candidate_hash))];
+  const wanted = given.trim().toLowerCase();
+  const matches = wanted ? hashes.filter((h) => h.startsWith(wanted)) : [];
+  if (matches.length === 1) return { round: t.task.round, candidate: matches[0] as string };
+  const listed = (hs: readonly string[]): string => (hs.length ? hs.join(', ') : 'none yet');
+  if (matches.length > 1) throw new UserError('CANDIDATE_AMBIGUOUS', `--candidate '${given}' matches ${matches.length} candidates of task ${taskId}: ${listed(matches)}; give more of the hash`, { taskId });
+  throw new UserError('CANDIDATE_UNKNOWN', `--candidate '${given}' is not a candidate of task ${taskId} (its candidates: ${listed(hashes)})`, { taskId });
 }
 
 async function printDecision(ctx: CliContext, swarm: Swarm, id: string, json: boolean): Promise<void> {
@@ -193,8 +250,8 @@ async function printDecision(ctx: CliContext, swarm: Swarm, id: string, json: bo
   ctx.exitCode = d.status === 'failed' || d.status === 'expired' ? ExitCode.VERIFICATION_FAILED : ExitCode.OK;
 }
 
-function brief(data: Record<string, unknown>): string {
-  const keys = ['stage', 'round', 'proposer_id', 'verifier_id', 'voter_id', 'candidate_hash', 'status', 'vote', 'reason'];
-  const parts = keys.filter((k) => data[k] !== undefined).map((k) => `${k}=${typeof data[k] === 'string' && k === 'candidate_hash' ? (data[k]).slice(0, 12) : String(data[k] as string | number)}`);
+function brief(data: Record<string, unknown>, fullHashes: boolean): string {
+  const keys = ['stage', 'round', 'proposer_id', 'verifier_id', 'voter_id', 'member_id', 'candidate_hash', 'status', 'vote', 'reason'];
+  const parts = keys.filter((k) => data[k] !== undefined).map((k) => `${k}=${typeof data[k] === 'string' && k === 'candidate_hash' && !fullHashes ? (data[k]).slice(0, 12) : String(data[k] as string | number)}`);
   return parts.length ? `  ${parts.join(' ')}` : '';
 }

@@ -95,10 +95,12 @@ export interface TaskInputRejectedData {
   task_id: string;
   reason_code: number;
   reason: string;
-  /** Which kind of record was refused. */
-  record_kind: MemberSignedKind;
-  /** Who sent it, as it claimed (may not be a member). */
+  /** Which kind of record was refused: a signed record, or a judge agent's pick (`judge`: its voter then votes for the best verified candidate or abstains). */
+  record_kind: MemberSignedKind | 'judge';
+  /** Who sent it, as it claimed (may not be a member); a judge's voter. */
   member_id: string;
+  /** Why, in words (a signature check's message, a schema problem, a judge's failure). */
+  detail?: string;
   round?: number;
   candidate_hash?: string;
   /** What producing the refused record cost (charged to its stage's bucket). */

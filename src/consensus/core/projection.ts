@@ -144,6 +144,7 @@ const REJECTED_BUCKET: Readonly<Record<TaskInputRejectedData['record_kind'], Bud
   verifier_result: 'verify',
   vote_commit: 'finalize',
   vote_reveal: 'finalize',
+  judge: 'finalize',
 };
 
 /** Apply one event of the task to its state (mutates `s`). */

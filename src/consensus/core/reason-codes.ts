@@ -55,6 +55,12 @@ export const ReasonCode = {
   CANDIDATE_UNKNOWN: 1413,
   /** A record arrived for a stage that is over (a proposal once proposing stopped, a verifier result once voting began). */
   STAGE_CLOSED: 1414,
+  /** A proposer or judge agent the contract names is not registered. */
+  AGENT_UNKNOWN: 1415,
+  /** The task's inputs do not match a proposer agent's declared inputs (the same inputs go to every sample). */
+  INPUT_INVALID: 1416,
+  /** A proposer agent's outputs do not match its declared outputs. */
+  OUTPUT_INVALID: 1417,
 } as const;
 export type ReasonCodeName = keyof typeof ReasonCode;
 

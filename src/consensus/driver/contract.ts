@@ -9,8 +9,12 @@
  *   // [{ path: ['proposers'], message: 'needs at least one proposer' }]
  */
 import { StepError } from '../../core/errors.js';
+import { validateAgainst } from '../../core/io-schema.js';
+import { parseRef, pickRecord } from '../../core/manifest/agent.js';
+import type { AgentRecord } from '../../store/types.js';
 import type { TaskContract } from '../core/types.js';
 import { parseTaskContract } from '../core/contract.js';
+import type { AgentInfo } from './deps.js';
 
 export interface ContractProblem {
   path: Array<string | number>;
@@ -62,4 +66,44 @@ function parse(raw: unknown): ContractProblem[] {
   const r = parseTaskContract(raw, 'task');
   if (r.ok) return [];
   return r.problems.map((p) => ({ path: (p.field ?? '').split(/[.[\]]/).filter(Boolean).map((seg) => (/^\d+$/.test(seg) ? Number(seg) : seg)), message: p.problem }));
+}
+
+/** The agent a reference (`name`, `name@range`) picks among registered records, as a consensus member uses it. */
+export function agentInfoOf(records: readonly AgentRecord[], ref: string): AgentInfo | undefined {
+  const rec = pickRecord(records, parseRef(ref).range);
+  return rec ? { name: rec.manifest.name, version: rec.manifest.version, inputs: rec.manifest.inputs, outputs: rec.manifest.outputs } : undefined;
+}
+
+/**
+ * The agents a contract names, checked against the registry: every proposer agent and judge agent
+ * (`voting.voters[].agent`) must be registered, and the task's inputs must match each proposer
+ * agent's declared inputs (every sample gets them), as a workflow step's agent and inputs must.
+ * References (`${…}`) are checked when the step runs. `versionsOf` lists an agent's registered
+ * versions by name.
+ */
+export async function agentProblems(raw: unknown, versionsOf: (name: string) => Promise<readonly AgentRecord[]>): Promise<ContractProblem[]> {
+  if (!isObject(raw)) return [];
+  const problems: ContractProblem[] = [];
+  const uses: Array<{ path: Array<string | number>; ref: string; proposer: boolean }> = [];
+  const proposers = raw['proposers'];
+  if (Array.isArray(proposers)) proposers.forEach((p, i) => isObject(p) && typeof p['agent'] === 'string' && uses.push({ path: ['proposers', i, 'agent'], ref: p['agent'], proposer: true }));
+  const voters = isObject(raw['voting']) ? raw['voting']['voters'] : undefined;
+  if (Array.isArray(voters)) voters.forEach((v, i) => isObject(v) && typeof v['agent'] === 'string' && uses.push({ path: ['voting', 'voters', i, 'agent'], ref: v['agent'], proposer: false }));
+  const inputs = raw['inputs'] ?? {};
+  const checked = new Set<string>();
+  for (const u of uses) {
+    if (underTemplate(raw, u.path)) continue;
+    const versions = await versionsOf(parseRef(u.ref).name);
+    const info = agentInfoOf(versions, u.ref);
+    if (!info) {
+      const have = versions.length ? ` (registered versions: ${versions.map((a) => a.version).join(', ')})` : '';
+      problems.push({ path: u.path, message: `agent '${u.ref}' is not registered${have}; register it with 'swarm agent register'` });
+      continue;
+    }
+    if (!u.proposer || checked.has(u.ref) || !isObject(inputs) || underTemplate(raw, ['inputs']) || JSON.stringify(inputs).includes('${')) continue;
+    checked.add(u.ref);
+    const bad = validateAgainst(info.inputs, structuredClone(inputs));
+    if (bad.length) problems.push({ path: ['inputs'], message: `do not match agent ${info.name}@${info.version} (proposers[${String(u.path[1])}]): ${bad.join('; ')}` });
+  }
+  return problems;
 }

@@ -45,6 +45,14 @@ export interface KnowledgeHooks {
   record(taskId: string): Promise<void>;
 }
 
+/** A registered agent as a consensus member uses it: its name and version, and its declared inputs and outputs (JSON Schemas). */
+export interface AgentInfo {
+  name: string;
+  version: string;
+  inputs: Record<string, unknown>;
+  outputs: Record<string, unknown>;
+}
+
 export interface ConsensusDeps {
   store: Store;
   /** Append events to a run's log in the caller's transaction; returns the last one's seq and hash. */
@@ -55,6 +63,8 @@ export interface ConsensusDeps {
   executor(name: string): Promise<{ client: ExecutorClient; public_key: string | null }>;
   /** Run a registered agent package; its outputs (throws a StepError when it fails). */
   runAgent(req: AgentRunRequest): Promise<unknown>;
+  /** The registered agent a reference (`name` or `name@range`) picks now; undefined when none is. */
+  agent?(ref: string): Promise<AgentInfo | undefined>;
   knowledge?: KnowledgeHooks;
   /** Named crash points for fault-injection tests (`consensus-after-vote-commit:<step>`, `consensus-after-decision-commit:<step>`). */
   faults?: ReadonlySet<string>;

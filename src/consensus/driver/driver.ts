@@ -23,7 +23,7 @@ import type { ConsensusDecisionRow, ConsensusTaskRow } from '../../store/consens
 import type { ClaimedStep, StepResult } from '../../store/types.js';
 import { ReasonCode, reasonName } from '../core/reason-codes.js';
 import type { Member, TaskContract } from '../core/types.js';
-import { CONTRACT_DEFAULTS } from '../core/contract.js';
+import { CONTRACT_DEFAULTS, inputsHash } from '../core/contract.js';
 import { resolveTaskContract } from './contract.js';
 import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx, type StageEnd } from './deps.js';
 import { proposerSlots, quorumOf, verifierSlots, voterSlots } from './rules.js';
@@ -135,7 +135,8 @@ async function ensureTask(deps: ConsensusDeps, ctx: DriverCtx, contract: TaskCon
       updated_at: now,
     };
     await w.c.queueTask(row);
-    await w.emit(EventType.TASK_CREATED, { task_id: ctx.taskId, task_type: contract.task_type, members, quorum: quorumOf(contract), policy: contract.verification.policy, expires_at: row.expires_at });
+    // The whole contract (defaults filled in) and the membership: with the log alone anyone can check every signature and the decision.
+    await w.emit(EventType.TASK_CREATED, { task_id: ctx.taskId, task_type: contract.task_type, contract: row.contract, members, inputs_hash: inputsHash(contract.inputs), quorum: quorumOf(contract), policy: contract.verification.policy, created_at: now, expires_at: row.expires_at });
     return row;
   });
 }
@@ -190,7 +191,7 @@ async function finalize(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTask
     if (!d) throw new StepError('CONSENSUS_DECISION_MISSING', `task ${task.task_id} is committed without a decision row`, true);
     if (d.finalized_at === null) {
       await w.c.queueFinalize(task.task_id, w.tx.now);
-      await w.emit(EventType.DECISION_FINALIZED, { task_id: task.task_id, round: d.round, candidate_hash: d.candidate_hash, tally: d.tally, quorum: d.quorum });
+      await w.emit(EventType.DECISION_FINALIZED, { task_id: task.task_id, round: d.round, candidate_hash: d.candidate_hash, tally: d.tally, quorum: d.quorum, finalized_at: w.tx.now });
     }
     await w.c.updateTask(task.task_id, { status: 'finalized', stage: 'finalize' });
     const t = await w.c.getTask(task.task_id);

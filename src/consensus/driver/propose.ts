@@ -20,7 +20,8 @@ import { candidateSignedFields } from '../core/signed.js';
 import { gateStage } from '../core/stage-budget.js';
 import type { EvidenceRef } from '../core/types.js';
 import { checkSigned } from '../core/votes.js';
-import { checkAborted, transition, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
+import { declaredFields, validateAgainst } from '../../core/io-schema.js';
+import { checkAborted, transition, type AgentInfo, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
 import { failTask } from './driver.js';
 import { outputForEvent, proposerSlots, type ProposerSlot } from './rules.js';
 
@@ -29,6 +30,8 @@ interface Proposal {
   evidence: EvidenceRef[];
   cost_usd: number;
   signature: string | null;
+  /** Why the proposal is not a candidate though it was made (an agent's outputs that do not match its declared outputs). */
+  invalid?: { code: number; detail: string };
 }
 
 
@@ -47,6 +50,11 @@ export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
     }
   }
   const slots = proposerSlots(contract);
+  const agents = await proposerAgents(deps, task, slots);
+  if (!agents.ok) {
+    await failTask(deps, ctx, task.task_id, agents.code, agents.reason);
+    return undefined;
+  }
   let round = Math.max(1, task.explore_round);
   // The claim (with the lookup's events and the first round's number) is recorded with the first
   // round's first answers (recordRound).
@@ -88,7 +96,7 @@ export async function propose(deps: ConsensusDeps, ctx: DriverCtx, task: Consens
         if (next.stop) await stopProposing(w, task, { task_id: task.task_id, stage: 'propose', reason_code: next.code, reason: reasonName(next.code), detail: next.reason, round: thisRound }, all.length);
         return { all, next, task: await w.c.getTask(task.task_id), now: w.tx.now };
       },
-      ask: (record) => Promise.all(missing.map(async (s) => record(await proposeOne(deps, ctx, task, s, thisRound, seed)))),
+      ask: (record) => Promise.all(missing.map(async (s) => record(await proposeOne(deps, ctx, task, s, thisRound, seed, s.agent ? agents.info.get(s.agent) : undefined)))),
     });
     claim = undefined;
     if (out.next.stop) return ended(deps, ctx, task, out);
@@ -184,13 +192,32 @@ async function stopProposing(w: Writer, task: ConsensusTaskRow, event: Record<st
 }
 
 /** A proposer's answer of a round, checked (its hash, and why its signature is refused), or why it could not answer. */
-type Answer = { slot: ProposerSlot; p: Proposal; hash: string; refused: number | undefined } | { slot: ProposerSlot; error: string };
+type Answer = { slot: ProposerSlot; p: Proposal; hash: string; refused: number | undefined; detail?: string } | { slot: ProposerSlot; error: string };
+
+/**
+ * The registered agent of every agent proposer, checked before anyone is asked: each must be
+ * registered (AGENT_UNKNOWN) and take the task's inputs (INPUT_INVALID), as a workflow step's agent
+ * must. Every sample gets the same inputs, so a mismatch fails the task rather than each proposal.
+ */
+async function proposerAgents(deps: ConsensusDeps, task: ConsensusTaskRow, slots: readonly ProposerSlot[]): Promise<{ ok: true; info: Map<string, AgentInfo> } | { ok: false; code: number; reason: string }> {
+  const info = new Map<string, AgentInfo>();
+  if (!deps.agent) return { ok: true, info };
+  for (const ref of new Set(slots.flatMap((s) => (s.agent ? [s.agent] : [])))) {
+    const a = await deps.agent(ref);
+    const member = slots.find((s) => s.agent === ref)?.id ?? ref;
+    if (!a) return { ok: false, code: ReasonCode.AGENT_UNKNOWN, reason: `proposer ${member}: agent '${ref}' is not registered` };
+    const problems = validateAgainst(a.inputs, structuredClone(task.contract.inputs));
+    if (problems.length) return { ok: false, code: ReasonCode.INPUT_INVALID, reason: `proposer ${member}: the task's inputs do not match agent ${a.name}@${a.version}: ${problems.join('; ')}` };
+    info.set(ref, a);
+  }
+  return { ok: true, info };
+}
 
 /** Ask one proposer for its candidate of a round, and check its signature. */
-async function proposeOne(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, slot: ProposerSlot, round: number, seed: SeedBundle | undefined): Promise<Answer> {
+async function proposeOne(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, slot: ProposerSlot, round: number, seed: SeedBundle | undefined, agent: AgentInfo | undefined): Promise<Answer> {
   let p: Proposal;
   try {
-    p = await ask(deps, ctx, task, slot, round, seed);
+    p = await ask(deps, ctx, task, slot, round, seed, agent);
   } catch (e) {
     if (e instanceof StepError && e.code === 'LEASE_LOST') throw e;
     checkAborted(ctx.signal);
@@ -198,39 +225,40 @@ async function proposeOne(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTa
   }
   const hash = candidateHash(p.output ?? null);
   const fields = candidateSignedFields({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, evidence: p.evidence, cost_usd: p.cost_usd });
+  if (p.invalid) return { slot, p, hash, refused: p.invalid.code, detail: p.invalid.detail };
   const signed = checkSigned(task.members, 'proposer', 'candidate', { ...fields, signature: p.signature ?? '' });
-  return { slot, p, hash, refused: signed.ok ? undefined : signed.code };
+  return { slot, p, hash, refused: signed.ok ? undefined : signed.code, ...(signed.ok ? {} : { detail: signed.message }) };
 }
 
 /** Record a proposer's answer in the round's transition: its candidate (CANDIDATE_PROPOSED, EVIDENCE_ADDED) or its refusal. A candidate recorded already is skipped. */
 async function recordProposal(w: Writer, task: ConsensusTaskRow, round: number, a: Answer): Promise<void> {
   const slot = a.slot;
   if ('error' in a) {
-    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'candidate', proposer_id: slot.id, round, reason_code: ReasonCode.EXECUTOR_UNAVAILABLE, reason: 'EXECUTOR_UNAVAILABLE', detail: a.error });
+    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, record_kind: 'candidate', member_id: slot.id, round, reason_code: ReasonCode.EXECUTOR_UNAVAILABLE, reason: 'EXECUTOR_UNAVAILABLE', detail: a.error });
     return;
   }
-  const { p, hash, refused: code } = a;
+  const { p, hash, refused: code, detail } = a;
   const kept = await w.c.candidates(task.task_id);
   if (kept.some((c) => c.proposer_id === slot.id && c.round === round)) return;
   await w.c.addCost(task.task_id, 'explore', p.cost_usd);
   if (code !== undefined) {
-    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'candidate', record_kind: 'candidate', member_id: slot.id, proposer_id: slot.id, round, candidate_hash: hash, cost_usd: p.cost_usd, reason_code: code, reason: reasonName(code) });
+    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, record_kind: 'candidate', member_id: slot.id, round, candidate_hash: hash, cost_usd: p.cost_usd, reason_code: code, reason: reasonName(code), ...(detail ? { detail } : {}) });
     return;
   }
   // explore.topk: a new hash once topk distinct candidates are kept is not admitted.
   const admit = admitCandidate(task.contract.explore, new Set(kept.map((c) => c.candidate_hash)), hash);
   if (!admit.ok) {
-    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'candidate', record_kind: 'candidate', member_id: slot.id, proposer_id: slot.id, round, candidate_hash: hash, cost_usd: p.cost_usd, reason_code: admit.code, reason: reasonName(admit.code), detail: admit.reason });
+    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, record_kind: 'candidate', member_id: slot.id, round, candidate_hash: hash, cost_usd: p.cost_usd, reason_code: admit.code, reason: reasonName(admit.code), detail: admit.reason });
     return;
   }
-  const shown = outputForEvent(p.output);
+  const { shown, bytes } = outputForEvent(p.output);
   const ev = await w.emit(EventType.CANDIDATE_PROPOSED, { task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, ...shown, evidence: p.evidence, cost_usd: p.cost_usd, signature: p.signature });
   for (const e of p.evidence) await w.emit(EventType.EVIDENCE_ADDED, { task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, kind: e.kind, uri: e.uri.startsWith('data:') ? 'data:…' : e.uri, digest: e.digest });
-  await w.c.queueCandidate({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, output: p.output ?? null, evidence: p.evidence, cost_usd: p.cost_usd, signature: p.signature ?? '', output_bytes: shown.output_bytes, event_seq: ev.seq, event_hash: ev.hash, created_at: w.tx.now });
+  await w.c.queueCandidate({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, output: p.output ?? null, evidence: p.evidence, cost_usd: p.cost_usd, signature: p.signature ?? '', output_bytes: bytes, event_seq: ev.seq, event_hash: ev.hash, created_at: w.tx.now });
 }
 
 /** The proposal itself: an HTTP executor's `/execute`, or a registered agent signed with its kernel key. */
-async function ask(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, slot: ProposerSlot, round: number, seed: SeedBundle | undefined): Promise<Proposal> {
+async function ask(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, slot: ProposerSlot, round: number, seed: SeedBundle | undefined, agentInfo: AgentInfo | undefined): Promise<Proposal> {
   const contract = task.contract;
   const idempotencyKey = `${task.task_id}/${slot.id}/${round}`;
   if (slot.executor) {
@@ -254,7 +282,8 @@ async function ask(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, 
   const agent = slot.agent as string;
   const out = await deps.runAgent({
     agent,
-    inputs: { ...contract.inputs, ...(seed ? { seed_bundle: seed } : {}) },
+    // The seed goes to an agent that may take it: one whose inputs are closed gets it only when it declares seed_bundle.
+    inputs: { ...contract.inputs, ...(seed && takesSeed(agentInfo) ? { seed_bundle: seed } : {}) },
     runId: ctx.step.run_id,
     stepId: ctx.step.step_id,
     attempt: ctx.step.attempt,
@@ -274,5 +303,13 @@ async function ask(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, 
   }
   const key = await deps.kernelKey(`consensus:${slot.id}`);
   const hash = candidateHash(output ?? null);
-  return { output, evidence, cost_usd: cost, signature: signRecord(key.privateKey, 'candidate', candidateSignedFields({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, evidence, cost_usd: cost })) };
+  const problems = agentInfo ? validateAgainst(agentInfo.outputs, structuredClone(out)) : [];
+  const invalid = problems.length ? { invalid: { code: ReasonCode.OUTPUT_INVALID, detail: `outputs do not match agent ${agentInfo?.name ?? agent}@${agentInfo?.version ?? '?'}: ${problems.join('; ')}` } } : {};
+  return { ...invalid, output, evidence, cost_usd: cost, signature: signRecord(key.privateKey, 'candidate', candidateSignedFields({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, evidence, cost_usd: cost })) };
+}
+
+/** Whether an agent may be given `seed_bundle`: unless its declared inputs are closed without it. */
+function takesSeed(agent: AgentInfo | undefined): boolean {
+  const fields = agent ? declaredFields(agent.inputs) : undefined;
+  return fields === undefined || fields.includes('seed_bundle');
 }

@@ -11,6 +11,7 @@
 import { canonicalJson } from '../../core/canonical-json.js';
 import { byteLength } from '../../core/limits.js';
 import { contractParticipants, majority } from '../core/contract.js';
+import { candidateHash } from '../core/crypto.js';
 import { MAX_EVENT_PAYLOAD_BYTES } from '../core/limits.js';
 import type { TaskContract, VerifierSpec, VoterSpec } from '../core/types.js';
 
@@ -44,9 +45,13 @@ export function quorumOf(contract: TaskContract): number {
   return contract.voting.quorum ?? majority(contract.voting.voters.length);
 }
 
-/** A candidate's output as event data: in full under the cap, else its hash and size only. */
-export function outputForEvent(output: unknown): { output?: unknown; output_bytes: number; output_in_row?: true } {
-  const bytes = byteLength(canonicalJson(output ?? null));
+/**
+ * A candidate's output as event data: in full under the cap, else `output_ref` (its hash and size;
+ * the output stays in the candidates table). `bytes` is the size either way, for the candidate's row.
+ */
+export function outputForEvent(output: unknown): { shown: { output: unknown } | { output_ref: { hash: string; size_bytes: number } }; bytes: number } {
+  const json = canonicalJson(output ?? null);
+  const bytes = byteLength(json);
   // Half the cap: the event carries the candidate's evidence and signature too.
-  return bytes <= MAX_EVENT_PAYLOAD_BYTES / 2 ? { output, output_bytes: bytes } : { output_bytes: bytes, output_in_row: true };
+  return { shown: bytes <= MAX_EVENT_PAYLOAD_BYTES / 2 ? { output } : { output_ref: { hash: candidateHash(output ?? null), size_bytes: bytes } }, bytes };
 }

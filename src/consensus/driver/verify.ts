@@ -36,7 +36,10 @@ export async function verify(deps: ConsensusDeps, ctx: DriverCtx, task: Consensu
   const claim = { task_id: task.task_id, stage: 'verify', attempt: ctx.step.attempt, worker_id: ctx.workerId };
   const batch = contract.budget?.verify === undefined;
   if (!batch) await transition(deps, ctx, (w) => w.emit(EventType.TASK_CLAIMED, claim));
-  const cands = distinct(await deps.store.getConsensusCandidates(task.task_id)).slice(0, contract.explore?.topk ?? Number.MAX_SAFE_INTEGER);
+  const proposals = await deps.store.getConsensusCandidates(task.task_id);
+  const cands = distinct(proposals).slice(0, contract.explore?.topk ?? Number.MAX_SAFE_INTEGER);
+  const kept = new Set(cands.map((c) => c.candidate_hash));
+  const keptProposals = proposals.filter((p) => kept.has(p.candidate_hash));
   const evidence = new Map<string, EvidenceCheck[]>();
   const checksOf = async (cand: ConsensusCandidateRow): Promise<EvidenceCheck[]> => {
     let checks = evidence.get(cand.candidate_hash);
@@ -46,7 +49,7 @@ export async function verify(deps: ConsensusDeps, ctx: DriverCtx, task: Consensu
     }
     return checks;
   };
-  const othersOf = (cand: ConsensusCandidateRow) => cands.filter((c) => c.candidate_hash !== cand.candidate_hash).map((c) => ({ candidate_hash: c.candidate_hash, output: c.output }));
+  const othersOf = (cand: ConsensusCandidateRow) => otherAnswers(keptProposals, cand.candidate_hash);
   if (batch) {
     // No verify budget to check between calls: every missing result is asked for at once, and the claim, the pass's results and the move to voting are recorded in one transition.
     checkAborted(ctx.signal);
@@ -95,6 +98,45 @@ async function moveOn(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRo
 async function endOf(w: Writer, task: ConsensusTaskRow): Promise<StageEnd | undefined> {
   const t = await w.c.getTask(task.task_id);
   return t ? { task: t, now: w.tx.now } : undefined;
+}
+
+/**
+ * The answers a candidate is compared with (crosscheck's `others`): one per proposer member and
+ * answer, less one of the candidate's own. Identical answers are one candidate, but each proposer
+ * (each sample) that gave it is a separate answer agreeing with it: two samples that agree make a
+ * candidate with one agreeing other. A proposer that gives the same answer in several explore rounds
+ * counts once.
+ */
+export function otherAnswers(proposals: ReadonlyArray<{ candidate_hash: string; proposer_id: string; output: unknown }>, candidateHash: string): Array<{ candidate_hash: string; output: unknown }> {
+  const seen = new Set<string>();
+  let ownSkipped = false;
+  const out: Array<{ candidate_hash: string; output: unknown }> = [];
+  for (const p of proposals) {
+    const key = `${p.proposer_id}\u0000${p.candidate_hash}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (p.candidate_hash === candidateHash && !ownSkipped) {
+      ownSkipped = true;
+      continue;
+    }
+    out.push({ candidate_hash: p.candidate_hash, output: p.output });
+  }
+  return out;
+}
+
+/**
+ * Where each answer stands among the proposals: how many proposer members gave it (a proposer
+ * repeating itself across rounds counts once), and the contract position of the first proposer
+ * that gave it (`proposerIds` in contract order; a member not listed comes last).
+ */
+export function standingOf(proposals: ReadonlyArray<{ candidate_hash: string; proposer_id: string }>, proposerIds: readonly string[]): Map<string, { support: number; first: number }> {
+  const members = new Map<string, Set<string>>();
+  for (const p of proposals) members.set(p.candidate_hash, (members.get(p.candidate_hash) ?? new Set()).add(p.proposer_id));
+  const position = (id: string): number => {
+    const i = proposerIds.indexOf(id);
+    return i < 0 ? proposerIds.length : i;
+  };
+  return new Map([...members].map(([h, m]) => [h, { support: m.size, first: Math.min(...[...m].map(position)) }]));
 }
 
 /** One candidate per hash (the first proposed). */
@@ -164,10 +206,11 @@ async function recordResult(w: Writer, task: ConsensusTaskRow, v: VerifierSpec &
     for (const c of checks) await w.emit(EventType.EVIDENCE_AVAILABLE, { task_id: task.task_id, candidate_hash: cand.candidate_hash, uri: c.ref.uri.startsWith('data:') ? 'data:…' : c.ref.uri, digest: c.ref.digest, available: c.available, ...(c.reason_code !== undefined ? { reason_code: c.reason_code, reason: reasonName(c.reason_code) } : {}) });
   }
   if (refused !== undefined) {
-    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: 'verifier_result', verifier_id: v.id, candidate_hash: cand.candidate_hash, reason_code: refused, reason: reasonName(refused) });
+    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, record_kind: 'verifier_result', member_id: v.id, candidate_hash: cand.candidate_hash, reason_code: refused, reason: reasonName(refused), ...(r.cost_usd > 0 ? { cost_usd: r.cost_usd } : {}) });
     return;
   }
-  await w.emit(EventType.VERIFIER_RESULT_SUBMITTED, { task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, reason: r.reason.slice(0, 2000), score: r.score, cost_usd: r.cost_usd });
+  // With its evidence and signature: anyone holding the log can check the result against the verifier's key in TASK_CREATED (unsigned only when the verifier could not answer).
+  await w.emit(EventType.VERIFIER_RESULT_SUBMITTED, { task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, reason: r.reason.slice(0, 2000), score: r.score, evidence: r.evidence, cost_usd: r.cost_usd, signature: r.signature ?? '' });
   await w.c.queueResult({ task_id: task.task_id, candidate_hash: cand.candidate_hash, verifier_id: v.id, policy_id: policy, status: r.status, reason_codes: r.reason_codes, reason: r.reason.slice(0, 2000), score: r.score, evidence: r.evidence, cost_usd: r.cost_usd, signature: r.signature ?? '', created_at: w.tx.now });
   have.push({ candidate_hash: cand.candidate_hash, verifier_id: v.id });
 }

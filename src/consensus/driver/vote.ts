@@ -20,20 +20,38 @@ import type { VoterSpec } from '../core/types.js';
 import { decide, tally as tallyReveals } from '../core/votes.js';
 import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
 import { failTask } from './driver.js';
-import { quorumOf, voterSlots } from './rules.js';
+import { outputForEvent, proposerSlots, quorumOf, voterSlots } from './rules.js';
 import { acceptVote, commitFields, revealDeadline, revealFields } from './votes.js';
+import { standingOf } from './verify.js';
 
-/** Verified candidates, best first: passed by some verifier and failed by none, by mean score, then hash. */
-export function rankVerified(results: readonly ConsensusResultRow[]): Array<{ candidate_hash: string; score: number }> {
+/** A verified candidate as kernel voters rank it: its mean passing score, how many proposers gave it, and the contract position of the first of them. */
+export interface RankedCandidate {
+  candidate_hash: string;
+  score: number;
+  support: number;
+  first: number;
+}
+
+/**
+ * Verified candidates, best first: passed by some verifier and failed by none, by mean score, then by
+ * support (the number of proposer members that gave that answer: agreement between proposals counts),
+ * then by the contract's order of proposers (the first listed proposer that gave it) — the contract
+ * author's stated preference when the evidence is level. Never by hash or arrival: those would let an
+ * accident of encoding or timing pick between answers the evidence does not separate. `standing`
+ * comes from standingOf (verify.ts); without it every candidate has support 1 and position 0, and
+ * the hash only keeps the listing stable.
+ */
+export function rankVerified(results: readonly ConsensusResultRow[], standing?: ReadonlyMap<string, { support: number; first: number }>): RankedCandidate[] {
   const by = new Map<string, ConsensusResultRow[]>();
   for (const r of results) by.set(r.candidate_hash, [...(by.get(r.candidate_hash) ?? []), r]);
-  const out: Array<{ candidate_hash: string; score: number }> = [];
+  const out: RankedCandidate[] = [];
   for (const [h, rs] of by) {
     if (rs.some((r) => r.status === 'failed') || !rs.some((r) => r.status === 'passed')) continue;
     const passed = rs.filter((r) => r.status === 'passed');
-    out.push({ candidate_hash: h, score: passed.reduce((s, r) => s + r.score, 0) / passed.length });
+    const st = standing?.get(h);
+    out.push({ candidate_hash: h, score: passed.reduce((s, r) => s + r.score, 0) / passed.length, support: st?.support ?? 1, first: st?.first ?? 0 });
   }
-  return out.sort((a, b) => b.score - a.score || a.candidate_hash.localeCompare(b.candidate_hash));
+  return out.sort((a, b) => b.score - a.score || b.support - a.support || a.first - b.first || a.candidate_hash.localeCompare(b.candidate_hash));
 }
 
 export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: ConsensusTaskRow): Promise<StageEnd | undefined> {
@@ -45,7 +63,8 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
   // Without judge agents (which run as the step's work) the claim is recorded with the kernel voters' commits.
   const judges = kernel.some((v) => v.strategy === 'agent' && v.agent);
   if (judges) await transition(deps, ctx, (w) => w.emit(EventType.TASK_CLAIMED, claim));
-  const ranked = rankVerified(await deps.store.getConsensusResults(start.task_id));
+  const [results, proposals] = await Promise.all([deps.store.getConsensusResults(start.task_id), deps.store.getConsensusCandidates(start.task_id)]);
+  const ranked = rankVerified(results, standingOf(proposals, proposerSlots(contract).map((p) => p.id)));
   if (ranked.length === 0 && kernel.length === voters.length) {
     if (!judges) await transition(deps, ctx, (w) => w.emit(EventType.TASK_CLAIMED, claim));
     await failTask(deps, ctx, start.task_id, ReasonCode.NO_VERIFIED_CANDIDATE, 'no candidate passed verification');
@@ -64,10 +83,13 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
     if (!gate.ok) stopped = { task_id: start.task_id, stage: 'vote', bucket: gate.bucket, reason_code: gate.code, reason: reasonName(gate.code), detail: gate.reason, round, spent_usd: gate.spent_usd, budget_usd: gate.budget_usd };
   }
   const choices = await Promise.all(pending.map(async (v) => ({ v, choice: await choose(deps, ctx, start, stopped ? { ...v, strategy: 'best_verified' } : v, ranked) })));
+  // Kernel voters with nothing to vote for (no verified candidate yet: external voters may still decide) abstain this round.
+  const abstained = new Set(choices.filter((c) => !c.choice?.candidate_hash).map((c) => c.v.id));
+  const notes = choices.flatMap((c) => (c.choice?.note ? [c.choice.note] : []));
   const commits: Array<{ voter_id: string; commitment: string; signature: string; sealed: SealedVote; cost_usd: number }> = [];
   for (const { v, choice: picked } of choices) {
     const choice = picked?.candidate_hash;
-    if (!choice) continue;
+    if (!picked || !choice) continue;
     const key = await deps.kernelKey(`consensus:${v.id}`);
     const sealed: SealedVote = { candidate_hash: choice, vote: 'approve', salt: newSalt() };
     const commitment = commitmentHash(sealed.candidate_hash, sealed.vote, sealed.salt);
@@ -76,9 +98,11 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
   checkAborted(ctx.signal);
   // The round as the commits left it (the task's row, its votes, the clock): the first look at it needs no reads.
   let seen: { task: ConsensusTaskRow; votes: ConsensusVoteRow[]; now: number } | undefined;
-  if (commits.length > 0 || !judges) {
+  if (commits.length > 0 || notes.length > 0 || !judges) {
     seen = await transition(deps, ctx, async (w) => {
       if (!judges) await w.emit(EventType.TASK_CLAIMED, claim);
+      // Why a judge's pick was not used (its agent is gone, failed, or picked no verified candidate).
+      for (const n of notes) await recordNote(w, start.task_id, n);
       const t = await w.c.getTask(start.task_id);
       if (!t || t.status !== 'voting' || t.round !== round) return undefined;
       if (stopped) await w.emit(EventType.TASK_STAGE_STOPPED, stopped);
@@ -101,7 +125,7 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
     let votes = seen ? seen.votes : await deps.store.getConsensusVotes(task.task_id, round);
     seen = undefined;
     const deadline = revealDeadline(task);
-    const allCommitted = voters.every((v) => votes.some((x) => x.voter_id === v.id));
+    const allCommitted = voters.every((v) => abstained.has(v.id) || votes.some((x) => x.voter_id === v.id));
     const passed = deadline !== null && now > deadline;
     // Where the round stands with these votes: the tally, and whether it decides.
     const judge = (vs: readonly ConsensusVoteRow[]) => {
@@ -109,7 +133,7 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
       const revealedOrClosed = vs.filter((x) => x.revealed_at !== null).length;
       // Voters who may still add an approval: committed and not revealed, and (while commits are open) those yet to commit.
       const commitsOpen = revealedOrClosed === 0 && (deadline === null || now <= deadline);
-      const outstanding = vs.filter((x) => x.revealed_at === null).length + (commitsOpen ? voters.length - vs.length : 0);
+      const outstanding = vs.filter((x) => x.revealed_at === null).length + (commitsOpen ? Math.max(0, voters.length - abstained.size - vs.length) : 0);
       // Past the deadline nobody may still reveal.
       return { tally, revealedOrClosed, commitsOpen, outstanding, d: decide(tally, quorum, passed ? 0 : outstanding) };
     };
@@ -137,31 +161,60 @@ export async function vote(deps: ConsensusDeps, ctx: DriverCtx, start: Consensus
   }
 }
 
+/** A judge's note (TASK_INPUT_REJECTED), with its cost when the voter abstained (no commit carries it). */
+async function recordNote(w: Writer, taskId: string, note: Record<string, unknown>): Promise<void> {
+  const cost = typeof note['cost_usd'] === 'number' ? note['cost_usd'] : 0;
+  if (cost > 0) await w.c.addCost(taskId, 'finalize', cost);
+  await w.emit(EventType.TASK_INPUT_REJECTED, note);
+}
+
 /** The round's tally (core's): approvals per candidate hash among the revealed votes. */
 function tallyOf(votes: readonly ConsensusVoteRow[]): Record<string, number> {
   return tallyReveals(votes.flatMap((v) => (v.revealed_at !== null && v.candidate_hash && v.vote ? [{ candidate_hash: v.candidate_hash, vote: v.vote }] : [])));
 }
 
+/** A kernel voter's choice: the candidate it approves (none: it abstains), the judge's cost, and why a judge's pick was not used. */
+interface Choice {
+  candidate_hash?: string;
+  cost_usd: number;
+  /** TASK_INPUT_REJECTED data saying why the judge's pick was not used. */
+  note?: Record<string, unknown>;
+}
+
 /**
- * What a kernel voter approves: the best verified candidate, or its judge agent's pick among them,
- * with what the judge cost (its numeric `cost_usd` output, charged to the finalize bucket).
+ * What a kernel voter approves: the best verified candidate (rankVerified), or its judge agent's pick among the verified ones, with what the judge cost (its
+ * numeric `cost_usd` output, charged to the finalize bucket). A judge that is not registered, fails
+ * or picks no verified candidate is not used; the note says why.
  */
-async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, v: VoterSpec, ranked: Array<{ candidate_hash: string; score: number }>): Promise<{ candidate_hash: string; cost_usd: number } | undefined> {
+async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, v: VoterSpec, ranked: readonly RankedCandidate[]): Promise<Choice> {
   const best = ranked[0];
-  if (!best) return undefined;
-  const fallback = (cost_usd: number) => ({ candidate_hash: best.candidate_hash, cost_usd });
-  if (v.strategy !== 'agent' || !v.agent) return fallback(0);
+  const fallback = (cost_usd: number, note?: Record<string, unknown>): Choice => ({ ...(best ? { candidate_hash: best.candidate_hash } : {}), cost_usd, ...(note ? { note } : {}) });
+  if (v.strategy !== 'agent' || !v.agent || ranked.length === 0) return fallback(0);
+  const instead = best ? `voter ${v.id} votes for the best verified candidate` : `voter ${v.id} abstains (no verified candidate)`;
+  const noteOf = (code: number, detail: string, cost: number): Record<string, unknown> => ({
+    task_id: task.task_id,
+    reason_code: code,
+    reason: reasonName(code),
+    record_kind: 'judge',
+    member_id: v.id,
+    round: task.round,
+    agent: v.agent,
+    detail: `${detail}; ${instead}`,
+    // Charged here only when the voter abstains; otherwise with its commit.
+    ...(cost > 0 && !best ? { cost_usd: cost } : {}),
+  });
   let cost = 0;
   const cands = await deps.store.getConsensusCandidates(task.task_id);
   const verified = new Set(ranked.map((r) => r.candidate_hash));
   try {
+    if (deps.agent && !(await deps.agent(v.agent))) return fallback(0, noteOf(ReasonCode.AGENT_UNKNOWN, `judge agent '${v.agent}' is not registered`, 0));
     const out = await deps.runAgent({
       agent: v.agent,
       inputs: {
         task_id: task.task_id,
         task_type: task.task_type,
         inputs: task.contract.inputs,
-        candidates: ranked.map((r) => ({ candidate_hash: r.candidate_hash, score: r.score, output: cands.find((c) => c.candidate_hash === r.candidate_hash)?.output ?? null })),
+        candidates: ranked.map((r) => ({ candidate_hash: r.candidate_hash, score: r.score, support: r.support, output: cands.find((c) => c.candidate_hash === r.candidate_hash)?.output ?? null })),
         results: await deps.store.getConsensusResults(task.task_id),
       },
       runId: ctx.step.run_id,
@@ -175,13 +228,13 @@ async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRo
     if (typeof o?.cost_usd === 'number' && Number.isFinite(o.cost_usd) && o.cost_usd > 0) cost = o.cost_usd;
     const pick = o?.candidate_hash;
     if (typeof pick === 'string' && verified.has(pick)) return { candidate_hash: pick, cost_usd: cost };
-    deps.log?.(`consensus task ${task.task_id}: judge ${v.agent} of voter ${v.id} picked no verified candidate; it votes for the best verified one`);
+    return fallback(cost, noteOf(ReasonCode.CANDIDATE_UNKNOWN, `judge agent '${v.agent}' picked ${typeof pick === 'string' ? `'${pick}', which is not a verified candidate` : 'no candidate_hash'}`, cost));
   } catch (e) {
     if (e instanceof StepError && e.code === 'LEASE_LOST') throw e;
     checkAborted(ctx.signal);
-    deps.log?.(`consensus task ${task.task_id}: judge ${v.agent} of voter ${v.id} failed (${errorMessage(e)}); it votes for the best verified one`);
+    const code = e instanceof StepError && e.code === 'AGENT_NOT_FOUND' ? ReasonCode.AGENT_UNKNOWN : e instanceof StepError && e.code === 'INPUT_INVALID' ? ReasonCode.INPUT_INVALID : ReasonCode.EXECUTOR_UNAVAILABLE;
+    return fallback(cost, noteOf(code, `judge agent '${v.agent}' failed: ${errorMessage(e)}`, cost));
   }
-  return fallback(cost);
 }
 
 /**
@@ -252,7 +305,8 @@ async function writeDecision(w: Writer, task: ConsensusTaskRow, winner: string, 
   // One decision per task: the row is read under the run's lock, which every writer of it holds.
   if (!(await w.c.getDecision(task.task_id))) {
     await w.c.queueDecision({ task_id: task.task_id, round: task.round, candidate_hash: winner, output: cand.output, tally, quorum, proof, committed_at: w.tx.now, finalized_at: null });
-    await w.emit(EventType.DECISION_COMMITTED, { task_id: task.task_id, round: task.round, candidate_hash: winner, tally, quorum, proof });
+    // The decision as its row holds it (the output by reference when large), so the log alone shows what was decided.
+    await w.emit(EventType.DECISION_COMMITTED, { task_id: task.task_id, round: task.round, candidate_hash: winner, ...outputForEvent(cand.output).shown, tally, quorum, proof, committed_at: w.tx.now });
   }
   await w.c.updateTask(task.task_id, { status: 'committed', stage: 'finalize' });
 }

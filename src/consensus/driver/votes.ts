@@ -104,7 +104,7 @@ export async function acceptVote(w: Writer, task: ConsensusTaskRow, v: VoteInput
   const cost = v.kind === 'commit' && Number.isFinite(costUsd) && costUsd > 0 ? costUsd : 0;
   if (cost > 0) await w.c.addCost(task.task_id, 'finalize', cost);
   if (!verdict.ok) {
-    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, input: v.kind === 'commit' ? 'vote_commit' : 'vote_reveal', voter_id: v.voter_id, round, reason_code: verdict.code, reason: reasonName(verdict.code), detail: verdict.message, ...(cost > 0 ? { record_kind: 'vote_commit', cost_usd: cost } : {}) });
+    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, record_kind: v.kind === 'commit' ? 'vote_commit' : 'vote_reveal', member_id: v.voter_id, round, reason_code: verdict.code, reason: reasonName(verdict.code), detail: verdict.message, ...(v.kind === 'reveal' && v.candidate_hash ? { candidate_hash: v.candidate_hash } : {}), ...(cost > 0 ? { cost_usd: cost } : {}) });
     return { accepted: false, round, reason_code: verdict.code, reason: verdict.message };
   }
   if (v.kind === 'commit') {

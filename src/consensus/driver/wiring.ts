@@ -10,11 +10,13 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { StepError } from '../../core/errors.js';
+import { validateAgainst } from '../../core/io-schema.js';
 import { parseRef, pickRecord } from '../../core/manifest/agent.js';
 import type { Ledger } from '../../engine/ledger.js';
 import type { ConsensusStepRunner } from '../../engine/step-runner.js';
 import type { Executor } from '../../executors/executor.js';
 import type { Store } from '../../store/store.js';
+import type { AgentRecord } from '../../store/types.js';
 import type { ConsensusDeps, KnowledgeHooks } from './deps.js';
 import type { Knowledge } from '../knowledge/index.js';
 import { lazyModule } from '../../core/lazy-module.js';
@@ -36,6 +38,12 @@ export interface ConsensusHost {
   redact?: (data: Record<string, unknown>) => Record<string, unknown>;
 }
 
+/** The agent version a reference (`name`, `name@range`) picks among the registered ones. */
+async function registered(store: Store, ref: string): Promise<AgentRecord | undefined> {
+  const { name, range } = parseRef(ref);
+  return pickRecord(await store.listAgents(name), range);
+}
+
 export function consensusDeps(h: ConsensusHost): ConsensusDeps {
   return {
     store: h.store,
@@ -51,10 +59,16 @@ export function consensusDeps(h: ConsensusHost): ConsensusDeps {
     },
     kernelKey: h.kernelKey,
     executor: h.executor,
+    agent: async (ref) => {
+      const rec = await registered(h.store, ref);
+      return rec ? { name: rec.manifest.name, version: rec.manifest.version, inputs: rec.manifest.inputs, outputs: rec.manifest.outputs } : undefined;
+    },
     runAgent: async (req) => {
-      const { name, range } = parseRef(req.agent);
-      const rec = pickRecord(await h.store.listAgents(name), range);
+      const rec = await registered(h.store, req.agent);
       if (!rec) throw new StepError('AGENT_NOT_FOUND', `agent '${req.agent}' is not registered`, false);
+      // As for a workflow step: the agent gets only inputs it declares it takes (defaults filled in).
+      const inputProblems = validateAgainst(rec.manifest.inputs, req.inputs);
+      if (inputProblems.length) throw new StepError('INPUT_INVALID', `inputs do not match agent ${rec.manifest.name}@${rec.manifest.version}: ${inputProblems.join('; ')}`, false);
       const timeoutMs = Math.round(rec.manifest.runtime.timeout_seconds * 1000);
       const slug = createHash('sha256').update(req.idempotencyKey).digest('hex').slice(0, 16);
       const exec = await h.executorFor(rec.manifest.runtime.type).execute({
