@@ -1,8 +1,11 @@
 /**
  * The dashboard against a real `swarm serve` in a real headless Chromium: the pages are served with
- * their assets, a run created elsewhere appears in the list without a reload, a run's DAG nodes
- * change color as its steps finish, and a login is required (and works) once tokens exist.
+ * their assets (an unknown page is the app's own not-found page), a run created elsewhere appears in
+ * the list without a reload, a run's DAG nodes change color as its steps finish, a workflow's static
+ * DAG is labelled as on a run's page and no edge crosses a node it does not connect, and a login is
+ * required (and works) once tokens exist.
  */
+import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import type { Sandbox } from '../helpers/cli.js';
 import { browserFile, call, examplesProject, newPage, screenshot, serve, type Served } from './browser.js';
@@ -30,9 +33,39 @@ describe('the dashboard (real serve, real Chromium)', () => {
       expect(r.headers.get('cache-control')).toContain('immutable');
     }
     expect(html).not.toMatch(/https?:\/\//); // nothing from a CDN
-    const api = await fetch(`${srv.url}/api/v1/nope`);
+    const api = await fetch(`${srv.url}/api/v1/nope`, { headers: { accept: 'text/html' } });
     expect(api.status).toBe(404);
     expect(api.headers.get('content-type')).toContain('application/problem+json');
+    // A page that does not exist: a browser gets the app (which says so), with a 404; a client
+    // that does not ask for HTML keeps the problem document.
+    const missing = await fetch(`${srv.url}/nosuchpage`, { headers: { accept: 'text/html,application/xhtml+xml' } });
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('content-type')).toMatch(/text\/html/);
+    expect((await fetch(`${srv.url}/nosuchpage`)).headers.get('content-type')).toContain('application/problem+json');
+    const { context, page } = await newPage();
+    try {
+      await page.goto(`${srv.url}/nosuchpage`);
+      await page.getByText('No such page').waitFor();
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('draws a workflow’s static DAG with the run page’s labels, and no edge through a node it does not connect', async () => {
+    const { context, page } = await newPage();
+    try {
+      await page.goto(`${srv.url}/registry/workflows/order-wait`);
+      const node = (step: string) => page.locator(`.dag-node[data-step="${step}"]`);
+      await node('confirm').waitFor();
+      expect(await node('paid').textContent()).toContain('wait event order.paid');
+      expect(await node('settle').textContent()).toContain('sleep 5s');
+      // paid→confirm skips two columns; it must not be drawn through expired, settle or packed.
+      const edges = (await call<{ dag: { edges: Array<{ from: string; to: string }> } }>(`${srv.url}/api/v1/workflows/order-wait`, 'GET')).json.dag.edges;
+      expect(edges).toContainEqual({ from: 'paid', to: 'confirm' });
+      for (const e of edges) expect(await crossed(page, e.from, e.to), `${e.from}→${e.to}`).toEqual([]);
+    } finally {
+      await context.close();
+    }
   });
 
   it('shows a run created elsewhere without a reload, and colors its DAG nodes as its steps finish', async () => {
@@ -52,6 +85,10 @@ describe('the dashboard (real serve, real Chromium)', () => {
       const node = (step: string) => page.locator(`.dag-node[data-step="${step}"]`);
       await expectStatus(node('paid'), 'waiting');
       expect(await node('confirm').getAttribute('data-status')).toBe('pending');
+      // The run by the end of its id, as in the list; a deadline 7 days away with its date.
+      expect(await page.locator('.page-head h1').textContent()).toBe(`…${id.slice(-12)}`);
+      const day = await page.evaluate(() => new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' }).format(new Date(Date.now() + 7 * 86_400_000)));
+      await node('paid').filter({ hasText: `until ${day}` }).waitFor();
       await screenshot(page, 'run-waiting');
       // The event the first step waits for: the node turns completed by the run's stream.
       expect((await call(`${srv.url}/api/v1/events`, 'POST', { name: 'order.paid', data: { order_id: 7, total: 130 } })).status).toBe(201);
@@ -115,4 +152,52 @@ async function expectStatus(locator: import('playwright-core').Locator, status: 
   await locator.and(locator.page().locator(`[data-status="${status}"]`)).waitFor({ timeout }).catch(async (e: unknown) => {
     throw new Error(`expected ${status}, saw ${await locator.getAttribute('data-status').catch(() => '?')}: ${String(e)}`);
   });
+}
+
+/** The little of the page's DOM that `crossed` reads (the tests compile without the DOM's types). */
+interface Rect {
+  left: number;
+  right: number;
+  top: number;
+  bottom: number;
+}
+interface PageDom {
+  document: {
+    querySelector(selector: string): {
+      getTotalLength(): number;
+      getPointAtLength(d: number): { x: number; y: number };
+      getScreenCTM(): { a: number; b: number; c: number; d: number; e: number; f: number } | null;
+    } | null;
+    querySelectorAll(selector: string): ArrayLike<{ getAttribute(name: string): string | null; getBoundingClientRect(): Rect }>;
+  };
+}
+
+/**
+ * The nodes (other than its ends) that the drawn edge from→to passes through: points along its SVG
+ * path, in the page's coordinates, inside a node's box.
+ */
+async function crossed(page: Page, from: string, to: string): Promise<string[]> {
+  await page.locator(`[data-testid="rf__edge-${from}>${to}"] path`).first().waitFor({ state: 'attached' });
+  return page.evaluate(
+    ({ from, to }) => {
+      const { document } = globalThis as unknown as PageDom;
+      const path = document.querySelector(`[data-testid="rf__edge-${from}>${to}"] path.react-flow__edge-path`);
+      if (!path) throw new Error(`no edge ${from}>${to}`);
+      const m = path.getScreenCTM();
+      if (!m) throw new Error('the edge is not drawn');
+      const boxes = Array.from(document.querySelectorAll('.react-flow__node'))
+        .map((n) => ({ id: n.getAttribute('data-id') ?? '', r: n.getBoundingClientRect() }))
+        .filter((b) => b.id !== from && b.id !== to);
+      const hit = new Set<string>();
+      const length = path.getTotalLength();
+      for (let d = 0; d <= length; d += 2) {
+        const { x, y } = path.getPointAtLength(d);
+        const px = m.a * x + m.c * y + m.e;
+        const py = m.b * x + m.d * y + m.f;
+        for (const b of boxes) if (px > b.r.left + 1 && px < b.r.right - 1 && py > b.r.top + 1 && py < b.r.bottom - 1) hit.add(b.id);
+      }
+      return [...hit];
+    },
+    { from, to },
+  );
 }

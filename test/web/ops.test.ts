@@ -144,7 +144,7 @@ describe('Registry, Triggers and Operations (real serve, real Chromium)', () => 
       // The webhook: its full URL on this server, and the delivery above as a recent one.
       const hook = page.locator('tr[data-webhook="in/hooked"]');
       expect(await hook.getByTestId('webhook-url').textContent()).toBe(`${srv.url}/webhooks/in/hooked`);
-      await hook.getByRole('link', { name: delivered.json.run_id.slice(0, 12) }).waitFor();
+      await hook.getByRole('link', { name: `…${delivered.json.run_id.slice(-12)}` }).waitFor();
       await screenshot(page, 'triggers');
 
       await card.getByRole('button', { name: 'Pause' }).click();
@@ -176,6 +176,8 @@ describe('Registry, Triggers and Operations (real serve, real Chromium)', () => 
       expect(await mine.getByTestId('heartbeat').textContent()).toMatch(/^\d+ s ago$/);
       const approval = page.locator(`tr[data-approval="${id}/review"]`);
       await approval.waitFor({ timeout: 15_000 });
+      // The run by the end of its id, as the runs list shows it.
+      expect(await approval.getByRole('link').first().textContent()).toBe(`…${id.slice(-12)}`);
       await screenshot(page, 'operations');
       await approval.getByRole('button', { name: 'Approve' }).click();
       await approval.waitFor({ state: 'detached' });

@@ -4,13 +4,15 @@
  * approval is granted from the banner and the run completes; an LLM step's conversation shows its
  * handoff (the agents talk to the project's fake LLM server over HTTP); verify passes, then fails
  * once an event is changed behind the store's back; "Run again" with edited input starts a new run
- * with that input (and shows the field the server refused first).
+ * with that input (and shows the field the server refused first, then only a JSON error); Retry on a
+ * failed run's page follows the retried run; a waiting step's timeline bar covers its wait; an
+ * unknown `?step=` is named.
  */
 import Database from 'better-sqlite3';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeLlmServer, type FakeLlmServer } from '../../src/testing/fake-llm-server.js';
-import { cleanupSandboxes, type Sandbox } from '../helpers/cli.js';
+import { cleanupSandboxes, until, type Sandbox } from '../helpers/cli.js';
 import { call, closeBrowser, examplesProject, newPage, pageErrors, screenshot, serve, type Served } from './browser.js';
 
 let s: Sandbox;
@@ -46,6 +48,13 @@ async function expectStatus(locator: Locator, status: string, timeout = 20_000):
   });
 }
 
+/** Seconds from a duration as the pages write it: `850 ms`, `5.01 s`, `1m 5s`. */
+function seconds(text: string | null): number {
+  const m = /^(?:(\d+)m (\d+)s|([\d.]+) s|(\d+) ms)$/.exec(text?.trim() ?? '');
+  if (!m) throw new Error(`not a duration: ${text}`);
+  return m[1] !== undefined ? Number(m[1]) * 60 + Number(m[2]) : m[3] !== undefined ? Number(m[3]) : Number(m[4]) / 1000;
+}
+
 describe('a run’s page (real serve, real Chromium)', () => {
   it('draws a map step as one node with its elements’ progress, lists them, and shows an element’s resolved inputs; a sub-workflow step links to its child run', async () => {
     const { context, page } = await newPage();
@@ -76,15 +85,23 @@ describe('a run’s page (real serve, real Chromium)', () => {
       expect(await node(page, 'child').textContent()).toContain('workflow echo-chain');
       await node(page, 'child').getByRole('link', { name: 'child run' }).click();
       await page.getByText('child of').waitFor();
-      await page.getByRole('link', { name: parent.slice(0, 12) }).waitFor();
+      // Run ids by their end, as the runs list shows them: the header's and the parent's.
+      await page.getByRole('link', { name: `…${parent.slice(-12)}` }).waitFor();
+      const child = new URL(page.url()).pathname.split('/').pop() ?? '';
+      expect(await page.locator('.page-head h1').textContent()).toBe(`…${child.slice(-12)}`);
       await expectStatus(node(page, 'step2'), 'completed');
     } finally {
       await context.close();
     }
   });
 
-  it('shows a sleep step’s wake time and a wait step’s signal, and sends the signal from the page: the run completes', async () => {
+  it('shows a sleep step’s wake time and a wait step’s signal, and sends the signal from the page: the run completes; the timeline shows the waits', async () => {
     const { context, page } = await newPage();
+    // Only an LLM step has a conversation: no other step's panel asks for one.
+    const transcripts: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/transcript')) transcripts.push(r.url());
+    });
     try {
       const id = await start('order-wait', { order_id: 11 });
       await page.goto(`${srv.url}/runs/${id}`);
@@ -120,6 +137,15 @@ describe('a run’s page (real serve, real Chromium)', () => {
         const shown = (await panel.count()) ? await panel.textContent() : `no panel of confirm; panels open: ${JSON.stringify(await page.getByRole('complementary').allTextContents())}`;
         throw new Error(`confirm's outputs never showed PX-9. Server: ${JSON.stringify(server)}. Page: ${JSON.stringify(shown)}`, { cause: e });
       }
+      expect(transcripts).toEqual([]);
+      // The sleep's bar covers its 5 s (the API's own times for it are those of its wake-up, a few
+      // ms), and the axis the whole run.
+      const settle = seconds(await page.locator('[data-timeline-step="settle"] .tl-dur').textContent());
+      expect(settle).toBeGreaterThanOrEqual(4.9);
+      expect(seconds(await page.locator('.tl-axis .tl-track span').last().textContent())).toBeGreaterThanOrEqual(settle);
+      await page.locator('[data-timeline-step="settle"]').getByRole('button', { name: 'settle' }).click();
+      await page.getByRole('complementary', { name: 'Step settle' }).waitFor();
+      expect(await page.getByRole('complementary', { name: 'Step settle' }).textContent()).toMatch(/Duration[\d.]+ s \(ran \d+ ms\)/);
     } finally {
       await context.close();
     }
@@ -207,6 +233,11 @@ describe('a run’s page (real serve, real Chromium)', () => {
       await refused.waitFor();
       expect(await refused.textContent()).toContain('INPUT_INVALID');
       expect(await refused.getAttribute('data-field')).toContain('message');
+      // A JSON error shows alone: the server's answer to the previous input is gone.
+      await input.fill('{"message": ');
+      await editor.getByRole('button', { name: 'Start run' }).click();
+      await editor.getByRole('alert').filter({ hasText: 'not JSON' }).waitFor();
+      expect(await editor.getByRole('alert').count()).toBe(1);
       await input.fill('{"message": "edited"}');
       await editor.getByRole('button', { name: 'Start run' }).click();
       await page.waitForURL((u) => /\/runs\/[0-9a-f-]+$/.test(u.pathname) && !u.pathname.endsWith(id));
@@ -214,6 +245,35 @@ describe('a run’s page (real serve, real Chromium)', () => {
       const doc = await call<{ trigger: unknown; workflow: string }>(`${srv.url}/api/v1/runs/${next}`, 'GET');
       expect(doc.json).toMatchObject({ workflow: 'echo-chain', trigger: { message: 'edited' } });
       await page.locator('.page-head .badge[data-status="completed"]').waitFor({ timeout: 20_000 });
+    } finally {
+      await context.close();
+    }
+  });
+  it('Retry on a failed run’s page follows the retried run without a reload; a failed step says it has no outputs; an unknown ?step= is named', async () => {
+    const { context, page } = await newPage();
+    try {
+      // http://127.0.0.1:9 is refused by the network guard: the fetch step fails for good.
+      const id = await start('fetch-url', { url: 'http://127.0.0.1:9/' });
+      await page.goto(`${srv.url}/runs/${id}?step=nosuchstep`);
+      await page.locator('.page-head .badge[data-status="failed"]').waitFor({ timeout: 30_000 });
+      await page.getByRole('complementary', { name: 'Step nosuchstep' }).getByText('No step nosuchstep in this run').waitFor();
+      await page.locator('.run-error').getByRole('button', { name: 'fetch' }).click();
+      const panel = page.getByRole('complementary', { name: 'Step fetch' });
+      await panel.getByText('None: the step failed.').waitFor();
+      const eventsOf = async (): Promise<string[]> => (await call<{ events: Array<{ type: string }> }>(`${srv.url}/api/v1/runs/${id}/events`, 'GET')).json.events.map((e) => e.type);
+      const tab = page.getByRole('tab', { name: /Event log/ });
+      await tab.filter({ hasText: `(${(await eventsOf()).length})` }).waitFor();
+
+      await page.getByRole('button', { name: 'Retry' }).click();
+      // The retried run fails again (the same refused URL): once it has, the page shows all its events.
+      const after = await until('the retried run fails again', async () => {
+        const types = await eventsOf();
+        return types.includes('RUN_RETRIED') && types[types.length - 1] === 'RUN_FAILED' ? types : undefined;
+      }, 30_000, 100);
+      await tab.filter({ hasText: `(${after.length})` }).waitFor({ timeout: 20_000 });
+      await tab.click();
+      await page.locator('tr[data-seq]').filter({ hasText: 'RUN_RETRIED' }).waitFor();
+      await page.locator('.page-head .badge[data-status="failed"]').waitFor();
     } finally {
       await context.close();
     }

@@ -1,7 +1,8 @@
 /**
  * The runs list against a real `swarm serve` in a real headless Chromium: live rows that keep to
  * the filters, filters in the URL (reload and back button), a bulk cancel of "all matching" that
- * cancels exactly the matching waiting runs (checked over the API), and a bulk retry of failed runs.
+ * cancels exactly the matching waiting runs (checked over the API), a bulk retry of failed runs, and
+ * filters in the URL that mean nothing named, not silently dropped.
  */
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
@@ -90,6 +91,24 @@ describe('the runs list (real serve, real Chromium)', () => {
       await row(page, us).waitFor();
       await page.getByRole('button', { name: 'Clear filters' }).first().click();
       await page.waitForURL((u) => u.search === '');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('names the filters of a URL that mean nothing (the API would refuse them) and lists without them', async () => {
+    const { context, page } = await newPage();
+    try {
+      await page.goto(`${srv.url}/runs?status=waiting,bogus&since=yesterday`);
+      const alert = page.getByTestId('bad-filters');
+      await alert.waitFor();
+      expect(await alert.textContent()).toContain('status=bogus');
+      expect(await alert.textContent()).toContain('since=yesterday');
+      expect(await alert.textContent()).not.toContain('status=waiting');
+      await page.getByRole('checkbox', { name: 'waiting' }).and(page.locator(':checked')).waitFor();
+      await alert.getByRole('button', { name: 'Remove them' }).click();
+      await page.waitForURL((u) => u.search === '?status=waiting');
+      await alert.waitFor({ state: 'detached' });
     } finally {
       await context.close();
     }

@@ -24,6 +24,34 @@ export function dateTime(value: number | string): string {
   return DATE_TIME.format(new Date(value));
 }
 
+/**
+ * A run id (or another time-ordered id) as the pages show it: its end. Ids begin with their creation
+ * time, so ids made together share their first characters; the end tells them apart, and the API and
+ * the CLI accept it as a short form.
+ *
+ * @example
+ *   shortId('01a24c69-e6d1-7a2b-9c3d-8014789673b1') // '…8014789673b1'
+ */
 export function shortId(id: string): string {
-  return id.slice(0, 12);
+  return id.length > 13 ? `…${id.slice(-12)}` : id;
+}
+
+const TIME_OF_DAY = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+// The month by name: `Dec 13`, never `12/13` (which reads as a different day in half the world).
+const DAY_AND_TIME = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+const FULL = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+
+/**
+ * A moment to come (a deadline, a wake-up) in few words: the time of day when it is today, else the
+ * date and time, with the year when it is not this year's.
+ *
+ * @example
+ *   moment(Date.now() + 60_000)      // '05:32:22 PM'
+ *   moment(Date.now() + 7 * 86_400_000) // 'Dec 13, 05:32 PM'
+ */
+export function moment(value: number | string, now = Date.now()): string {
+  const at = new Date(value);
+  const today = new Date(now);
+  if (at.toDateString() === today.toDateString()) return TIME_OF_DAY.format(at);
+  return at.getFullYear() === today.getFullYear() ? DAY_AND_TIME.format(at) : FULL.format(at);
 }

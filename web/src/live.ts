@@ -41,16 +41,28 @@ export function useRunChanges(onRun: (run: RunSummary) => void, options: { enabl
   return state;
 }
 
-/** One run's events as they are recorded (`GET /api/v1/runs/{id}/stream`), from the first. */
-export function useRunEvents(runId: string | undefined, onEvent: (event: RunEvent) => void, onEnd?: () => void): void {
+/**
+ * One run's events as they are recorded (`GET /api/v1/runs/{id}/stream`), from the first. The server
+ * ends the stream after a finished run's last event; a new `follow` value opens it again after the
+ * last event seen (`?after=`): a run retried, after it finished, goes on with new events.
+ */
+export function useRunEvents(runId: string | undefined, onEvent: (event: RunEvent) => void, onEnd?: () => void, follow = 0): void {
   const handler = useRef(onEvent);
   handler.current = onEvent;
   const ended = useRef(onEnd);
   ended.current = onEnd;
+  // The last event seen, by run: where a stream opened again starts.
+  const last = useRef<{ runId: string | undefined; seq: number }>({ runId, seq: 0 });
   useEffect(() => {
     if (runId === undefined) return undefined;
-    const source = new EventSource(`/api/v1/runs/${encodeURIComponent(runId)}/stream`);
-    source.onmessage = (e: MessageEvent<string>) => handler.current(JSON.parse(e.data) as RunEvent);
+    if (last.current.runId !== runId) last.current = { runId, seq: 0 };
+    const after = last.current.seq;
+    const source = new EventSource(`/api/v1/runs/${encodeURIComponent(runId)}/stream${after > 0 ? `?after=${after}` : ''}`);
+    source.onmessage = (e: MessageEvent<string>) => {
+      const event = JSON.parse(e.data) as RunEvent;
+      if (event.seq > last.current.seq) last.current.seq = event.seq;
+      handler.current(event);
+    };
     source.addEventListener('end', (e) => {
       // The run finished (or the session's token stopped being valid): the server closes the
       // stream; do not let the browser reconnect. Only a finished run is reported as such.
@@ -59,5 +71,5 @@ export function useRunEvents(runId: string | undefined, onEvent: (event: RunEven
       if (data.reason === undefined) ended.current?.();
     });
     return () => source.close();
-  }, [runId]);
+  }, [runId, follow]);
 }

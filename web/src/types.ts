@@ -52,6 +52,10 @@ export interface Run {
   status: RunStatus;
   trigger: unknown;
   created_at: string;
+  /** Epoch ms: when a worker started it, when it finished, and its last change (null: not yet). */
+  started_at_ms?: number | null;
+  completed_at_ms?: number | null;
+  updated_at_ms?: number;
   duration_ms: number | null;
   steps: Step[];
   error: { message: string; step: string | null } | null;

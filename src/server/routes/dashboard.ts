@@ -5,13 +5,16 @@
  * cookie authenticates (HttpOnly, SameSite=Strict; writes must also carry this server's Origin, see
  * src/server/auth.ts).
  *
+ * Any other path a browser asks for as a page (Accept: text/html; not under /api) gets the pages too,
+ * with a 404: the app shows its "No such page" instead of the API's problem document.
+ *
  *   GET    /api/v1/session   whether a token is required and whether this browser has a valid one
- *   POST   /api/v1/session   {"token": "swm_…"}: checks the token, answers with the cookie
+ *   POST   /api/v1/session   {"token": "swarm_<id>_<secret>"}: checks the token, answers with the cookie
  *   DELETE /api/v1/session   removes the cookie
  *
  * @example
- *   curl -i -X POST http://127.0.0.1:8090/api/v1/session -H 'content-type: application/json' -d '{"token":"swm_…"}'
- *   # Set-Cookie: swarm_token=swm_…; Max-Age=…; Path=/; HttpOnly; SameSite=Strict
+ *   curl -i -X POST http://127.0.0.1:8090/api/v1/session -H 'content-type: application/json' -d '{"token":"swarm_<id>_<secret>"}'
+ *   # Set-Cookie: swarm_token=swarm_<id>_<secret>; Max-Age=…; Path=/; HttpOnly; SameSite=Strict
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { serveStatic } from '@hono/node-server/serve-static';
@@ -142,11 +145,11 @@ export function dashboardRoutes(app: OpenAPIHono, swarm: Swarm, mode: AuthMode):
   const dir = dashboardDir();
   const indexFile = join(dir, 'index.html');
   let index: string | undefined;
-  const page = (c: Context): Response => {
+  const page = (c: Context, status: 200 | 404 = 200): Response => {
     if (index === undefined && existsSync(indexFile)) index = readFileSync(indexFile, 'utf8');
     for (const [k, v] of Object.entries(PAGE_HEADERS)) c.header(k, v);
     c.header('cache-control', 'no-cache');
-    return index === undefined ? c.html(NOT_BUILT, 503) : c.html(index, 200);
+    return index === undefined ? c.html(NOT_BUILT, 503) : c.html(index, status);
   };
   // Hashed file names: a file never changes under its name, so browsers may keep it for a year.
   app.use(
@@ -160,5 +163,14 @@ export function dashboardRoutes(app: OpenAPIHono, swarm: Swarm, mode: AuthMode):
     }),
   );
   app.get('/favicon.svg', serveStatic({ root: dir, path: 'favicon.svg' }));
-  for (const path of DASHBOARD_PAGES) app.get(path.replace('/**', '/*'), page);
+  for (const path of DASHBOARD_PAGES) app.get(path.replace('/**', '/*'), (c) => page(c));
+  // Registered last, so it answers only what no route did: a page a browser asked for by a mistyped
+  // or outdated link gets the app's own not-found page. API paths, and clients that do not ask for
+  // HTML, keep the problem document (app.notFound).
+  app.get('*', async (c, next) => {
+    const path = c.req.path;
+    const api = path === '/api' || path.startsWith('/api/');
+    if (api || !(c.req.header('accept') ?? '').includes('text/html')) return next();
+    return page(c, 404);
+  });
 }

@@ -1,13 +1,15 @@
 /**
  * A workflow's DAG, laid out automatically (dagre, left to right) and drawn with React Flow. Each
  * node is a step colored by its state; the layout is computed only when the graph's shape changes,
- * so a state change (live updates) repaints the node without moving anything.
+ * so a state change (live updates) repaints the node without moving anything. An edge follows the
+ * route dagre gives it: one that skips columns keeps to a lane of its own across them, instead of
+ * being drawn through the nodes in between (where it would look like it came from one of them).
  *
  * @example
  *   <Dag nodes={[{ id: 'a', label: 'a', status: 'completed' }, { id: 'b', label: 'b' }]} edges={[{ from: 'a', to: 'b' }]} onSelect={setStep} />
  */
 import dagre from '@dagrejs/dagre';
-import { Background, Controls, MiniMap, ReactFlow, type Edge, type Node, type NodeProps, Handle, Position, useStore } from '@xyflow/react';
+import { Background, BaseEdge, Controls, MiniMap, ReactFlow, type Edge, type EdgeProps, type Node, type NodeProps, Handle, Position, useStore } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
 import { createContext, memo, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
 import { Link } from 'react-router';
@@ -15,7 +17,7 @@ import { Link } from 'react-router';
 export interface DagNode {
   id: string;
   label: string;
-  /** A second line: the agent, `kind:sleep`, `workflow:child@1`, `map ×10`… */
+  /** A second line: what the step runs (`echo@1.0.0`, `sleep 5s`, `wait event order.paid`, `workflow echo-chain`…) */
   sublabel?: string;
   status?: string;
   /** A short note drawn under the label (e.g. `7/10` for a map's elements). */
@@ -96,6 +98,52 @@ const noSubscribe = (): (() => void) => () => undefined;
 
 const nodeTypes = { step: StepNode };
 
+interface Point {
+  x: number;
+  y: number;
+}
+
+/** A routed edge's data: the points dagre placed it through, and the x of each column of nodes. */
+interface RouteData extends Record<string, unknown> {
+  points: readonly Point[];
+  columns: readonly number[];
+}
+
+/**
+ * The SVG path of an edge from the source's handle to the target's through dagre's points. Where a
+ * point lies on a column of nodes (a long edge crossing it), the path runs straight across the
+ * column's whole width, in the free lane dagre kept for it; it bends only in the gaps between
+ * columns, where no node is.
+ *
+ * @example
+ *   routedPath({ x: 190, y: 27 }, { x: 730, y: 90 }, [{ x: 220, y: 40 }, { x: 340, y: 140 }, …], [100, 340, 580])
+ */
+export function routedPath(from: Point, to: Point, points: readonly Point[], columns: readonly number[]): string {
+  const through: Point[] = [from];
+  for (const p of points) {
+    if (columns.some((c) => Math.abs(c - p.x) < 1)) through.push({ x: p.x - WIDTH / 2, y: p.y }, { x: p.x + WIDTH / 2, y: p.y });
+    else through.push(p);
+  }
+  through.push(to);
+  let d = `M ${from.x},${from.y}`;
+  for (let i = 1; i < through.length; i++) {
+    const a = through[i - 1]!;
+    const b = through[i]!;
+    const mid = (a.x + b.x) / 2;
+    // A curve with level ends (as React Flow's own edges leave and reach a node's side).
+    d += a.y === b.y ? ` L ${b.x},${b.y}` : ` C ${mid},${a.y} ${mid},${b.y} ${b.x},${b.y}`;
+  }
+  return d;
+}
+
+function RoutedEdge({ sourceX, sourceY, targetX, targetY, data, style }: EdgeProps<Edge<RouteData>>) {
+  // dagre's first and last points are on the nodes' borders; the handles are where the edge starts and ends.
+  const inner = data ? data.points.slice(1, -1) : [];
+  return <BaseEdge path={routedPath({ x: sourceX, y: sourceY }, { x: targetX, y: targetY }, inner, data?.columns ?? [])} {...(style ? { style } : {})} />;
+}
+
+const edgeTypes = { routed: RoutedEdge };
+
 /** A minimap node in its step's state color (CSS variables, so the dark theme applies). */
 const minimapColor = (n: Node): string => `var(--s-${(n.data as StepData).node.status ?? 'pending'})`;
 
@@ -166,27 +214,42 @@ function layeredLayout(nodes: readonly DagNode[], edges: readonly DagEdge[]): Ma
   return at;
 }
 
+/** Where the nodes go, and (from dagre) the route of each edge, by `from>to`, and the x of each column's center. */
+interface Layout {
+  at: Map<string, Point>;
+  routes: Map<string, Point[]>;
+  columns: number[];
+}
+
 /** Positions from dagre (or the layered layout for a big graph), keyed by the graph's shape (ids and edges), not by states. */
-function layout(nodes: readonly DagNode[], edges: readonly DagEdge[]): Map<string, { x: number; y: number }> {
-  if (nodes.length > DAGRE_MAX_NODES) return layeredLayout(nodes, edges);
+function layout(nodes: readonly DagNode[], edges: readonly DagEdge[]): Layout {
+  if (nodes.length > DAGRE_MAX_NODES) return { at: layeredLayout(nodes, edges), routes: new Map(), columns: [] };
   const g = new dagre.graphlib.Graph();
   g.setGraph({ rankdir: 'LR', nodesep: 18, ranksep: 60, marginx: 10, marginy: 10 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const n of nodes) g.setNode(n.id, { width: WIDTH, height: HEIGHT });
   for (const e of edges) if (g.hasNode(e.from) && g.hasNode(e.to)) g.setEdge(e.from, e.to);
   dagre.layout(g);
-  const at = new Map<string, { x: number; y: number }>();
+  const at = new Map<string, Point>();
+  const columns = new Set<number>();
   for (const n of nodes) {
-    const p = g.node(n.id) as { x: number; y: number } | undefined;
+    const p = g.node(n.id) as Point | undefined;
     at.set(n.id, { x: (p?.x ?? 0) - WIDTH / 2, y: (p?.y ?? 0) - HEIGHT / 2 });
+    if (p) columns.add(p.x);
   }
-  return at;
+  const routes = new Map<string, Point[]>();
+  for (const e of edges) {
+    const points = g.hasEdge(e.from, e.to) ? (g.edge(e.from, e.to) as { points?: Point[] } | undefined)?.points : undefined;
+    if (points) routes.set(`${e.from}>${e.to}`, points);
+  }
+  return { at, routes, columns: [...columns] };
 }
 
 export function Dag({ nodes, edges, selected, onSelect, height = 360 }: { nodes: readonly DagNode[]; edges: readonly DagEdge[]; selected?: string | undefined; onSelect?: (id: string) => void; height?: number }) {
   const shape = `${nodes.map((n) => n.id).join('\u0000')}\u0001${edges.map((e) => `${e.from}>${e.to}`).join('\u0000')}`;
   // The layout depends on the shape only: a state change repaints without moving anything.
-  const positions = useMemo(() => layout(nodes, edges), [shape]);
+  const laidOut = useMemo(() => layout(nodes, edges), [shape]);
+  const positions = laidOut.at;
   // React Flow redoes its work only for node objects that changed: keep each one while its step and
   // its place stay the same (a big run's live update then touches a few nodes). The selection is
   // not in the nodes (see Selection).
@@ -226,9 +289,17 @@ export function Dag({ nodes, edges, selected, onSelect, height = 360 }: { nodes:
     },
     [],
   );
-  // Straight edges for a big graph: a thousand smoothstep paths cost more than they show.
-  const edgeType = nodes.length > 200 ? 'straight' : 'smoothstep';
-  const allEdges: Edge[] = useMemo(() => edges.map((e) => ({ id: `${e.from}>${e.to}`, source: e.from, target: e.to, type: edgeType })), [edges, edgeType]);
+  // Straight edges for a big graph: a thousand routed paths cost more than they show.
+  const big200 = nodes.length > 200;
+  const allEdges: Edge[] = useMemo(
+    () =>
+      edges.map((e) => {
+        const id = `${e.from}>${e.to}`;
+        const points = big200 ? undefined : laidOut.routes.get(id);
+        return points ? { id, source: e.from, target: e.to, type: 'routed', data: { points, columns: laidOut.columns } } : { id, source: e.from, target: e.to, type: big200 ? 'straight' : 'smoothstep' };
+      }),
+    [edges, big200, laidOut],
+  );
   const big = nodes.length > EDGES_IN_VIEW_ABOVE;
   const [view, setView] = useState<View | undefined>(undefined);
   const flowEdges: Edge[] = useMemo(() => {
@@ -247,6 +318,7 @@ export function Dag({ nodes, edges, selected, onSelect, height = 360 }: { nodes:
         nodes={flowNodes}
         edges={flowEdges}
         nodeTypes={nodeTypes}
+        edgeTypes={edgeTypes}
         fitView
         // A small DAG stays at its natural size instead of filling the view with huge nodes.
         fitViewOptions={{ maxZoom: 1, padding: 0.15 }}

@@ -1,4 +1,5 @@
 /** The API documents the Registry, Triggers and Operations pages read (see /api/v1/openapi.json). */
+import type { WorkflowNode } from '../pages/run/types';
 
 export type JsonSchema = {
   type?: string | string[];
@@ -47,7 +48,7 @@ export interface WorkflowDetail extends Omit<WorkflowSummary, 'trigger'> {
   versions: string[];
   input_schema: JsonSchema;
   output_schema: JsonSchema;
-  dag: { nodes: { id: string; name: string | null; agent: string | null; workflow?: string; map?: string; depends_on: string[] }[]; edges: { from: string; to: string }[]; final_steps: string[] };
+  dag: { nodes: WorkflowNode[]; edges: { from: string; to: string }[]; final_steps: string[] };
 }
 
 export interface Schedule {

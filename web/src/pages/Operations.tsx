@@ -121,7 +121,7 @@ function Approvals() {
                 return (
                   <tr key={`${key}/${a.call_id}`} data-approval={key}>
                     <td>
-                      <Link to={`/runs/${a.run_id}`} className="mono">
+                      <Link to={`/runs/${a.run_id}`} className="mono" title={a.run_id}>
                         {shortId(a.run_id)}
                       </Link>
                     </td>

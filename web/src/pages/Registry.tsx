@@ -11,7 +11,11 @@ import { Empty } from '../components/Empty';
 import { Loaded, SchemaTable, When } from '../ops/parts';
 import { RunForm } from '../ops/RunForm';
 import type { Agent, AgentDetail, WorkflowDetail, WorkflowSummary } from '../ops/types';
+import { dagNodes } from './run/graph';
 import '../ops/ops.css';
+
+const NO_REASONS: ReadonlyMap<string, string> = new Map();
+const NO_APPROVALS: ReadonlySet<string> = new Set();
 
 export function Registry() {
   return (
@@ -195,7 +199,8 @@ function WorkflowView() {
             <dd className="mono">{w.versions.join(', ')}</dd>
           </dl>
           <Dag
-            nodes={w.dag.nodes.map((n) => ({ id: n.id, label: n.name ?? n.id, sublabel: `${n.workflow ? `workflow:${n.workflow}` : (n.agent ?? '')}${n.map ? ' · map' : ''}`, status: 'pending' }))}
+            // Labelled as on a run's page (`wait event order.paid`, `sleep 5s`, `map · resize`), all pending.
+            nodes={dagNodes(w.dag.nodes, [], NO_REASONS, [], NO_APPROVALS)}
             edges={w.dag.edges}
             height={Math.min(420, 120 + 40 * Math.min(8, w.dag.nodes.length))}
           />

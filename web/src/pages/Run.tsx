@@ -18,8 +18,8 @@ import type { Run, RunEvent, RunPage as RunList } from '../types';
 import { ApprovalBanner, RunActions, RunAgain, SignalForm } from './run/Actions';
 import { EventLog } from './run/EventLog';
 import { Lineage } from './run/Lineage';
-import { applyStepEvents, dagNodes, keepUnchanged, waitingReasons } from './run/graph';
-import { StepPanel } from './run/StepPanel';
+import { applyStepEvents, dagNodes, keepUnchanged, stepSpans, waitingReasons } from './run/graph';
+import { MissingStep, StepPanel } from './run/StepPanel';
 import { Timeline } from './run/Timeline';
 import type { Approval, TimedStep, WorkflowDoc } from './run/types';
 import { RunTasksLink } from './task/RunTasksLink';
@@ -141,9 +141,12 @@ function RunView({ id }: { id: string }) {
     // again would change nothing. Anything after it (a retry) arrives as newer events, and is read.
     // The run and its steps are two reads: a run read as finished may come with steps read a moment
     // before their last ones finished (no outputs yet). Those are read again.
+    // "The run we read" is one read after these events (its last change no older than the last of
+    // them): a retry that failed again at once ends with the same kind of event, and must be read.
     const cached = client.getQueryData<Run>(['run', id]);
     const last = fresh[fresh.length - 1];
-    if (cached && FINISHED.has(cached.status) && last && FINISHED_EVENTS.has(last.type) && !unsettled()) return;
+    const readAfter = cached?.updated_at_ms !== undefined && last !== undefined && cached.updated_at_ms >= Date.parse(last.at);
+    if (cached && FINISHED.has(cached.status) && last && FINISHED_EVENTS.has(last.type) && readAfter && !unsettled()) return;
     void reread();
   }, [client, id, reread, unsettled]);
   // A burst's timer must not fire after the page is gone, nor its reads go on.
@@ -155,6 +158,11 @@ function RunView({ id }: { id: string }) {
       gone.current = true;
     };
   }, []);
+  // The stream ends after a finished run's last event. A run that goes on afterwards (retried here
+  // or elsewhere) is followed again: at once after this page's Retry, or when a read of the run made
+  // after the end finds it unfinished.
+  const [follow, setFollow] = useState(0);
+  const endedAt = useRef<number | undefined>(undefined);
   useRunEvents(
     runId,
     (e) => {
@@ -164,9 +172,26 @@ function RunView({ id }: { id: string }) {
       timer.current ??= setTimeout(flush, BATCH_MS);
     },
     () => {
+      endedAt.current = Date.now();
       if (timer.current) clearTimeout(timer.current);
       flush();
     },
+    follow,
+  );
+  const followAgain = useCallback(() => {
+    endedAt.current = undefined;
+    setFollow((n) => n + 1);
+  }, []);
+  const unfinished = run.data !== undefined && !FINISHED.has(run.data.status);
+  useEffect(() => {
+    if (endedAt.current !== undefined && unfinished && run.dataUpdatedAt > endedAt.current) followAgain();
+  }, [unfinished, run.dataUpdatedAt, followAgain]);
+  const onAction = useCallback(
+    (action: 'cancel' | 'retry') => {
+      if (action === 'retry') followAgain();
+      void reread();
+    },
+    [followAgain, reread],
   );
 
   const stepList = steps.data?.steps;
@@ -179,6 +204,7 @@ function RunView({ id }: { id: string }) {
     return reasonsRef.current;
   }, [events]);
   const pendingApprovals = useMemo(() => (waiting ? (approvals.data?.approvals ?? []) : []), [waiting, approvals.data]);
+  const spans = useMemo(() => stepSpans(events), [events]);
   const previousNodes = useRef<DagNode[]>([]);
   const nodes = useMemo(() => {
     const next = keepUnchanged(dagNodes(workflow.data?.dag.nodes ?? [], stepList ?? run.data?.steps ?? [], reasons, children.data?.runs ?? [], new Set(pendingApprovals.map((a) => a.step_id))), previousNodes.current);
@@ -221,7 +247,7 @@ function RunView({ id }: { id: string }) {
         ) : null}
         <RunTasksLink runId={r.run_id} />
         <span className="grow" />
-        <RunActions run={r} onRunAgain={() => setRunAgain(true)} />
+        <RunActions run={r} onRunAgain={() => setRunAgain(true)} onDone={onAction} />
       </div>
       <Lineage run={r} />
       {r.error ? (
@@ -260,7 +286,7 @@ function RunView({ id }: { id: string }) {
               steps.error ? (
                 <ErrorBox error={steps.error} />
               ) : allSteps.length ? (
-                <Timeline steps={allSteps} selected={selected} onSelect={select} live={live} />
+                <Timeline steps={allSteps} spans={spans} from={r.started_at_ms ?? null} to={r.completed_at_ms ?? null} selected={selected} onSelect={select} live={live} />
               ) : (
                 <Empty title="No steps yet">The run is queued: its steps appear as a worker starts it.</Empty>
               )
@@ -269,7 +295,9 @@ function RunView({ id }: { id: string }) {
             )}
           </div>
         </div>
-        {selected ? (
+        {selected && stepList && workflow.data && !selectedStep && !(selected === selectedNodeId && selectedNode) ? (
+          <MissingStep id={selected} onClose={() => set({ step: undefined })} />
+        ) : selected ? (
           <StepPanel
             runId={r.run_id}
             step={selectedStep}
@@ -277,6 +305,7 @@ function RunView({ id }: { id: string }) {
             steps={allSteps}
             children={children.data?.runs ?? []}
             reason={reasons.get(selected)}
+            span={spans.get(selected)}
             onSelect={select}
             onClose={() => set({ step: undefined })}
           />

@@ -4,12 +4,12 @@ import { Link, useSearchParams } from 'react-router';
 import { api } from '../api';
 import { Empty, ErrorBox } from '../components/Empty';
 import { StatusBadge } from '../components/StatusBadge';
-import { ago, dateTime, duration } from '../format';
+import { ago, dateTime, duration, shortId } from '../format';
 import { useRunChanges } from '../live';
 import type { RunPage, RunSummary } from '../types';
 import { BulkBar, type Selection } from './runs/BulkBar';
 import { FilterBar } from './runs/FilterBar';
-import { apiQuery, filtersOf, isFiltered, matches, searchOf, type RunFilters } from './runs/filters';
+import { apiQuery, badFilters, filtersOf, isFiltered, matches, searchOf, type BadFilter, type RunFilters } from './runs/filters';
 import './runs/runs.css';
 
 const PAGE = 50;
@@ -44,6 +44,7 @@ export function Runs() {
   const [params, setParams] = useSearchParams();
   const search = params.toString();
   const filters = useMemo(() => filtersOf(new URLSearchParams(search)), [search]);
+  const bad = useMemo(() => badFilters(new URLSearchParams(search)), [search]);
   const key = useMemo(() => ['runs', 'list', searchOf(filters).toString()], [filters]);
   const runs = useInfiniteQuery({
     queryKey: key,
@@ -87,6 +88,7 @@ export function Runs() {
         ) : null}
       </div>
       <FilterBar filters={filters} onChange={setFilters} />
+      {bad.length ? <BadFilters bad={bad} onRemove={() => setParams(searchOf(filters), { replace: true })} /> : null}
       <BulkBar
         selection={selection}
         filters={filters}
@@ -179,23 +181,45 @@ export function Runs() {
   );
 }
 
+/** The URL's filters that mean nothing, named: the list below is shown without them. */
+function BadFilters({ bad, onRemove }: { bad: readonly BadFilter[]; onRemove: () => void }) {
+  return (
+    <div className="error-box runs-bad-filters" role="alert" data-testid="bad-filters">
+      {bad.length === 1 ? 'A filter of this link is not understood, and is ignored: ' : 'Filters of this link are not understood, and are ignored: '}
+      {bad.map((b, i) => (
+        <span key={`${b.param}=${b.value}`}>
+          {i > 0 ? '; ' : null}
+          <code>
+            {b.param}={b.value}
+          </code>{' '}
+          is {b.problem}
+        </span>
+      ))}
+      .{' '}
+      <button type="button" className="link-button" onClick={onRemove}>
+        Remove {bad.length === 1 ? 'it' : 'them'}
+      </button>
+    </div>
+  );
+}
+
 function RunRow({ run: r, selected, locked, onToggle }: { run: RunSummary; selected: boolean; locked: boolean; onToggle: () => void }) {
   const done = r.steps_total - r.steps_remaining;
   const elapsed = r.started_at === null ? null : (r.completed_at ?? Date.now()) - r.started_at;
   return (
     <tr data-run={r.run_id} data-status={r.status} className={selected ? 'selected' : undefined}>
       <td className="runs-check">
-        <input type="checkbox" aria-label={`Select run ${tailId(r.run_id)}`} checked={selected} disabled={locked} onChange={onToggle} />
+        <input type="checkbox" aria-label={`Select run ${shortId(r.run_id)}`} checked={selected} disabled={locked} onChange={onToggle} />
       </td>
       <td>
         <Link to={`/runs/${r.run_id}`} className="mono" title={r.run_id}>
-          {tailId(r.run_id)}
+          {shortId(r.run_id)}
         </Link>
         {r.parent_run_id ? (
           <div className="small muted">
             sub-run of{' '}
-            <Link to={`/runs/${r.parent_run_id}`} className="mono" title={r.parent_run_id} aria-label={`Parent run ${tailId(r.parent_run_id)}`}>
-              {tailId(r.parent_run_id)}
+            <Link to={`/runs/${r.parent_run_id}`} className="mono" title={r.parent_run_id} aria-label={`Parent run ${shortId(r.parent_run_id)}`}>
+              {shortId(r.parent_run_id)}
             </Link>
           </div>
         ) : null}
@@ -225,14 +249,6 @@ function RunRow({ run: r, selected, locked, onToggle }: { run: RunSummary; selec
       <td title={r.completed_at === null && elapsed !== null ? 'still going' : undefined}>{duration(elapsed)}</td>
     </tr>
   );
-}
-
-/**
- * A run id as the list shows it: its end. Ids begin with their creation time, so runs created together
- * share their first characters; the end tells them apart (and the CLI and API accept it as a short form).
- */
-function tailId(id: string): string {
-  return id.length > 13 ? `…${id.slice(-12)}` : id;
 }
 
 /** The list after one live change: updated in place, added on top when new and matching, removed when it no longer matches. */

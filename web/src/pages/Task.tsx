@@ -35,7 +35,7 @@ export function TaskPage() {
     <div className="task-page">
       <div className="page-head">
         <h1 className="mono" title={t.task_id}>
-          {t.task_id.includes('/') ? `${shortId(t.run_id)}…/${t.step_id}` : shortId(t.task_id)}
+          {t.task_id.includes('/') ? `${shortId(t.run_id)}/${t.step_id}` : shortId(t.task_id)}
         </h1>
         <StatusBadge status={t.status} />
         <span>{t.task_type}</span>

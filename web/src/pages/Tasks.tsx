@@ -95,7 +95,7 @@ export function Tasks() {
               <tr key={t.task_id} data-task={t.task_id} data-status={t.status}>
                 <td>
                   <Link className="mono" to={taskPath(t.task_id)} title={t.task_id}>
-                    {t.step_id === '' ? shortId(t.task_id) : `${shortId(t.run_id)}…/${t.step_id}`}
+                    {t.step_id === '' ? shortId(t.task_id) : `${shortId(t.run_id)}/${t.step_id}`}
                   </Link>
                 </td>
                 <td>{t.task_type}</td>

@@ -14,13 +14,14 @@ import type { Approval } from './types';
 
 const ACTIVE = new Set(['queued', 'running', 'waiting']);
 
-/** Cancel (with a confirmation), retry, and "Run again" (which opens the input editor). */
-export function RunActions({ run, onRunAgain }: { run: Run; onRunAgain: () => void }) {
-  const client = useQueryClient();
+/**
+ * Cancel (with a confirmation), retry, and "Run again" (which opens the input editor). `onDone` tells
+ * the page an action was taken: it reads the run again (and follows a retried run's new events).
+ */
+export function RunActions({ run, onRunAgain, onDone }: { run: Run; onRunAgain: () => void; onDone: (action: 'cancel' | 'retry') => void }) {
   const [confirming, setConfirming] = useState(false);
-  const refresh = () => void client.invalidateQueries({ queryKey: ['run', run.run_id] });
-  const cancel = useMutation({ mutationFn: () => api(`/api/v1/runs/${run.run_id}/cancel`, { method: 'POST', json: { reason: 'cancelled from the dashboard' } }), onSuccess: refresh, onSettled: () => setConfirming(false) });
-  const retry = useMutation({ mutationFn: () => api(`/api/v1/runs/${run.run_id}/retry`, { method: 'POST' }), onSuccess: refresh });
+  const cancel = useMutation({ mutationFn: () => api(`/api/v1/runs/${run.run_id}/cancel`, { method: 'POST', json: { reason: 'cancelled from the dashboard' } }), onSuccess: () => onDone('cancel'), onSettled: () => setConfirming(false) });
+  const retry = useMutation({ mutationFn: () => api(`/api/v1/runs/${run.run_id}/retry`, { method: 'POST' }), onSuccess: () => onDone('retry') });
   return (
     <div className="row run-actions">
       {ACTIVE.has(run.status) && !confirming ? (
@@ -77,6 +78,8 @@ export function RunAgain({ run, onClose }: { run: Run; onClose: () => void }) {
         try {
           input = JSON.parse(text);
         } catch (err) {
+          // The server's answer to the previous attempt is not about this text: only this error shows.
+          start.reset();
           setLocal(`The input is not JSON: ${(err as Error).message}`);
           return;
         }

@@ -10,11 +10,72 @@ import { Json } from '../../components/Json';
 import { StatusBadge } from '../../components/StatusBadge';
 import { dateTime, duration, shortId } from '../../format';
 import type { RunSummary } from '../../types';
-import { elementsOf, kindLabel, untilOf } from './graph';
+import { elementsOf, kindLabel, untilOf, type StepSpan } from './graph';
 import { Transcript } from './Transcript';
 import type { StepLogEntry, TimedStep, WorkflowNode } from './types';
 
 const MAX_ELEMENTS = 1000;
+
+/** `triage@1.0.0` → name and version; nothing for a step that runs no agent (`kind:wait`). */
+function agentOf(ref: string | undefined): { name: string; version: string } | undefined {
+  if (!ref || ref.startsWith('kind:')) return undefined;
+  const at = ref.lastIndexOf('@');
+  return at > 0 ? { name: ref.slice(0, at), version: ref.slice(at + 1) } : { name: ref, version: '' };
+}
+
+/**
+ * Whether a step's agent is an LLM agent (its runtime, from the registry): only those have a
+ * conversation to show, and asking another step for one is a 404 in the browser's console.
+ */
+function useIsLlm(step: TimedStep | undefined, node: WorkflowNode | undefined): boolean {
+  const agent = node?.map || node?.workflow || node?.sleep || node?.wait ? undefined : agentOf(step?.agent);
+  const doc = useQuery({
+    queryKey: ['agent', agent?.name, agent?.version],
+    queryFn: () => api<{ runtime: string }>(`/api/v1/agents/${encodeURIComponent(agent?.name ?? '')}${agent?.version ? `?version=${encodeURIComponent(agent.version)}` : ''}`),
+    enabled: agent !== undefined && step?.status !== 'pending',
+    // A registered version never changes.
+    staleTime: Infinity,
+  });
+  return doc.data?.runtime === 'llm';
+}
+
+/**
+ * How long a step took: its span (a wait included) and, when it waited, how long it ran (its row's
+ * duration, that of its last attempt).
+ */
+function spent(step: TimedStep | undefined, span: StepSpan | undefined): string {
+  if (!step || !span || span.end === null || step.status === 'pending' || step.status === 'ready') return duration(step?.duration_ms);
+  const total = span.end - span.start;
+  const ran = step.duration_ms;
+  return ran !== null && total - ran >= 1000 ? `${duration(total)} (ran ${duration(ran)})` : duration(total);
+}
+
+/** What the Outputs section says when there are none: why. */
+function noOutputs(status: string): string {
+  if (status === 'failed') return 'None: the step failed.';
+  if (status === 'cancelled') return 'None: the step was cancelled.';
+  if (status === 'skipped') return 'None: the step was skipped.';
+  if (status === 'completed') return 'None.';
+  return 'None yet.';
+}
+
+/** The panel of a `?step=` the run does not have (a mistyped or outdated link). */
+export function MissingStep({ id, onClose }: { id: string; onClose: () => void }) {
+  return (
+    <aside className="panel step-panel" aria-label={`Step ${id}`} data-panel-step={id} data-missing="true">
+      <div className="row">
+        <h2 className="mono sp-title">{id}</h2>
+        <span className="grow" />
+        <button type="button" onClick={onClose} aria-label="Close the step panel">
+          Close
+        </button>
+      </div>
+      <p role="alert">
+        No step <span className="mono">{id}</span> in this run.
+      </p>
+    </aside>
+  );
+}
 
 export function StepPanel({
   runId,
@@ -23,6 +84,7 @@ export function StepPanel({
   steps,
   children,
   reason,
+  span,
   onSelect,
   onClose,
 }: {
@@ -32,6 +94,8 @@ export function StepPanel({
   steps: readonly TimedStep[];
   children: readonly RunSummary[];
   reason: string | undefined;
+  /** Its span from its events: from its first start, a wait included. */
+  span: StepSpan | undefined;
   onSelect: (id: string) => void;
   onClose: () => void;
 }) {
@@ -46,6 +110,7 @@ export function StepPanel({
   const elements = node?.map ? elementsOf(steps, node.id) : [];
   const child = node?.workflow ? children.find((c) => c.parent_step_id === node.id) : undefined;
   const until = untilOf(reason);
+  const llm = useIsLlm(step, node);
   return (
     <aside className="panel step-panel" aria-label={`Step ${id}`} data-panel-step={id}>
       <div className="row">
@@ -62,9 +127,9 @@ export function StepPanel({
         <dt>Attempts</dt>
         <dd>{step?.attempts ?? 0}</dd>
         <dt>Duration</dt>
-        <dd>{duration(step?.duration_ms)}</dd>
+        <dd>{spent(step, span)}</dd>
         <dt>Started</dt>
-        <dd>{step?.started_at ? dateTime(step.started_at) : '–'}</dd>
+        <dd>{span && step?.status !== 'pending' && step?.status !== 'ready' ? dateTime(span.start) : step?.started_at ? dateTime(step.started_at) : '–'}</dd>
         <dt>Ended</dt>
         <dd>{step?.completed_at ? dateTime(step.completed_at) : '–'}</dd>
         {node?.condition ? (
@@ -119,7 +184,7 @@ export function StepPanel({
         </div>
       ) : null}
       {/* An LLM step's conversation first: it is what people open such a step for. */}
-      {step && status !== 'pending' && !node?.map && !node?.workflow && !node?.sleep && !node?.wait ? <Transcript runId={runId} step={id} live={live} /> : null}
+      {step && status !== 'pending' && llm ? <Transcript runId={runId} step={id} live={live} /> : null}
       {elements.length ? (
         <>
           <h3>Elements ({elements.length.toLocaleString()})</h3>
@@ -158,7 +223,7 @@ export function StepPanel({
       <h3>Inputs</h3>
       {step?.inputs !== null && step?.inputs !== undefined ? <Json value={step.inputs} label="Inputs" /> : <p className="muted small">Recorded when the step finishes.</p>}
       <h3>Outputs</h3>
-      {step?.outputs !== null && step?.outputs !== undefined ? <Json value={step.outputs} label="Outputs" /> : <p className="muted small">None yet.</p>}
+      {step?.outputs !== null && step?.outputs !== undefined ? <Json value={step.outputs} label="Outputs" /> : <p className="muted small">{noOutputs(status)}</p>}
       {logs.data && logs.data.logs.length ? (
         <>
           <h3>Logs</h3>

@@ -1,31 +1,66 @@
 /**
  * A waterfall of a run's steps: one row per step, a bar from its start to its end (to now while it
- * runs), on the run's time axis. A map step's elements fold under its row. Rows are buttons: a click
- * selects the step.
+ * runs), on the run's time axis. A step's start is its first start (from its events: a step that
+ * waited for an event, a signal, a person or a sleep is started again when it resumes, and its row's
+ * own times are those of that last moment), so a wait shows as the time it took. A map step's
+ * elements fold under its row. Rows are buttons: a click selects the step.
  */
 import { memo, useEffect, useState } from 'react';
 import { dateTime, duration } from '../../format';
+import type { StepSpan } from './graph';
 import type { TimedStep } from './types';
 
 const MAX_ELEMENT_ROWS = 200;
 /** The top-level rows drawn at first: a 1,000-step run's page stays quick; "Show all" draws the rest. */
 const FIRST_ROWS = 100;
 
-export const Timeline = memo(function Timeline({ steps, selected, onSelect, live }: { steps: readonly TimedStep[]; selected: string | undefined; onSelect: (id: string) => void; live: boolean }) {
+/** Where a step's bar begins and ends (null: not started), from its span when its events told one. */
+export function barOf(s: TimedStep, span: StepSpan | undefined, now: number): { start: number | null; end: number | null } {
+  // A step waiting its turn (again, in a retried run) has no bar, whatever it did before.
+  if (s.status === 'pending' || s.status === 'ready') return { start: null, end: null };
+  const start = span?.start ?? (s.started_at ? Date.parse(s.started_at) : null);
+  if (start === null) return { start, end: null };
+  // A running or waiting step's bar reaches now (a parked step may carry the time it parked).
+  if (s.status === 'running' || s.status === 'waiting') return { start, end: Math.max(now, start) };
+  // The row's end, or its finishing event's when the row was read before it (the later of the two).
+  let end = start;
+  if (s.completed_at) end = Math.max(end, Date.parse(s.completed_at));
+  if (span?.end != null) end = Math.max(end, span.end);
+  return { start, end };
+}
+
+export const Timeline = memo(function Timeline({
+  steps,
+  spans,
+  from,
+  to,
+  selected,
+  onSelect,
+  live,
+}: {
+  steps: readonly TimedStep[];
+  /** Each step's span from its events (stepSpans). */
+  spans: ReadonlyMap<string, StepSpan>;
+  /** The run's own start and end (epoch ms, null: not yet), which the axis covers too. */
+  from: number | null;
+  to: number | null;
+  selected: string | undefined;
+  onSelect: (id: string) => void;
+  live: boolean;
+}) {
   const now = useNow(live);
   const [unfolded, setUnfolded] = useState<ReadonlySet<string>>(new Set());
   const [all, setAll] = useState(false);
   // Loops, not Math.min(...times): a spread of thousands of arguments can throw a RangeError.
   let t0 = Infinity;
-  let t1 = live ? now : 0;
-  for (const s of steps)
-    for (const t of [s.started_at, s.completed_at]) {
-      if (t === null) continue;
-      const at = Date.parse(t);
-      if (at < t0) t0 = at;
-      if (at > t1) t1 = at;
-    }
+  let t1 = live ? now : (to ?? 0);
+  for (const s of steps) {
+    const { start, end } = barOf(s, spans.get(s.id), now);
+    if (start !== null && start < t0) t0 = start;
+    if (end !== null && end > t1) t1 = end;
+  }
   if (t0 === Infinity) return <p className="muted small">No step has started yet.</p>;
+  if (from !== null && from < t0) t0 = from;
   const total = Math.max(t1 - t0, 1);
   const top = steps.filter((s) => s.map_index === undefined);
   const elements = new Map<string, TimedStep[]>();
@@ -37,9 +72,7 @@ export const Timeline = memo(function Timeline({ steps, selected, onSelect, live
     else elements.set(parent, [s]);
   }
   const row = (s: TimedStep, child: boolean) => {
-    const start = s.started_at ? Date.parse(s.started_at) : null;
-    // A running or waiting step's bar reaches now (a parked step may carry the time it parked).
-    const end = start !== null && (s.status === 'running' || s.status === 'waiting') ? Math.max(now, start) : s.completed_at ? Date.parse(s.completed_at) : start;
+    const { start, end } = barOf(s, spans.get(s.id), now);
     const left = start === null ? 0 : ((start - t0) / total) * 100;
     const width = start === null || end === null ? 0 : Math.max(((end - start) / total) * 100, 0.4);
     const kids = elements.get(s.id);
@@ -61,7 +94,7 @@ export const Timeline = memo(function Timeline({ steps, selected, onSelect, live
             {s.id}
           </button>
         </div>
-        <div className="tl-track" title={start === null ? `${s.id}: ${s.status}, not started` : `${s.id}: ${s.status}, started ${dateTime(start)}${s.completed_at ? `, ended ${dateTime(s.completed_at)}` : ''}`}>
+        <div className="tl-track" title={start === null ? `${s.id}: ${s.status}, not started` : `${s.id}: ${s.status}, started ${dateTime(start)}${end !== null && !(s.status === 'running' || s.status === 'waiting') ? `, ended ${dateTime(end)}` : ''}`}>
           {start !== null ? <span className={`tl-bar s-${s.status}`} style={{ left: `${left}%`, width: `${width}%` }} /> : null}
         </div>
         <div className="tl-dur small muted" title={s.duration_ms !== null ? `ran for ${duration(s.duration_ms)}` : undefined}>

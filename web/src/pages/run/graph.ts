@@ -3,6 +3,7 @@
  * node per workflow step (a map step is one node with its elements' progress), labelled by kind.
  */
 import type { DagNode } from '../../components/Dag';
+import { moment } from '../../format';
 import type { RunEvent, RunSummary, Step } from '../../types';
 import type { WorkflowNode } from './types';
 
@@ -72,6 +73,39 @@ export function keepUnchanged(next: DagNode[], previous: readonly DagNode[]): Da
   });
 }
 
+/** A step's time on the run's axis, from its events: from its first start to its end. */
+export interface StepSpan {
+  start: number;
+  end: number | null;
+}
+
+const STEP_FINISHES = new Set(['STEP_COMPLETED', 'STEP_FAILED', 'STEP_SKIPPED', 'STEP_CANCELLED', 'STEP_COPIED']);
+
+/**
+ * Each step's span from its events: from its first STEP_STARTED to the event that finished it. A
+ * step that waits (an event, a signal, an approval, a sleep) is started again when it resumes, and
+ * the step row's `started_at` and `duration_ms` are those of that last attempt (a few ms); the span
+ * covers the wait. A step started again after it finished (a retried run) begins a new span.
+ *
+ * @example
+ *   stepSpans(events).get('paid') // { start: <STEP_STARTED 1 at>, end: <STEP_COMPLETED at> }
+ */
+export function stepSpans(events: readonly RunEvent[]): Map<string, StepSpan> {
+  const spans = new Map<string, StepSpan>();
+  for (const e of events) {
+    if (!e.step) continue;
+    const span = spans.get(e.step);
+    if (e.type === 'STEP_STARTED') {
+      if (!span || span.end !== null) spans.set(e.step, { start: Date.parse(e.at), end: null });
+    } else if (STEP_FINISHES.has(e.type)) {
+      const at = Date.parse(e.at);
+      if (span && span.end === null) span.end = at;
+      else spans.set(e.step, { start: at, end: at });
+    }
+  }
+  return spans;
+}
+
 const EVENT_STATUS: Readonly<Record<string, Step['status']>> = {
   STEP_STARTED: 'running',
   STEP_WAITING: 'waiting',
@@ -118,10 +152,10 @@ export function dagNodes(nodes: readonly WorkflowNode[], steps: readonly Step[],
       }
     } else if (n.sleep) {
       const until = status === 'waiting' ? untilOf(reasons.get(n.id)) : undefined;
-      if (until) out.note = `wakes ${timeOfDay(until)}`;
+      if (until) out.note = `wakes ${moment(until)}`;
     } else if (n.wait) {
       const until = status === 'waiting' ? untilOf(reasons.get(n.id)) : undefined;
-      if (until) out.note = `until ${timeOfDay(until)}`;
+      if (until) out.note = `until ${moment(until)}`;
       else if (n.wait.timeout_ms !== undefined) out.note = `timeout ${span(n.wait.timeout_ms)}`;
     } else if (n.workflow) {
       const child = children.find((c) => c.parent_step_id === n.id);

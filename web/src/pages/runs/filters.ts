@@ -23,7 +23,12 @@ export interface RunFilters {
 
 export const TRIGGER_KINDS = ['manual', 'api', 'schedule', 'webhook', 'event', 'workflow'] as const;
 
-/** The filters a URL's query holds (unknown statuses are dropped, not guessed). */
+/** A time filter of the URL, '' when it is not a time (badFilters names it). */
+function timeOf(value: string | null): string {
+  return value !== null && epochOf(value) !== undefined ? value : '';
+}
+
+/** The filters a URL's query holds (unknown statuses and times that are not times are dropped, not guessed: badFilters names them). */
 export function filtersOf(params: URLSearchParams): RunFilters {
   const statuses = (params.get('status') ?? '')
     .split(',')
@@ -34,11 +39,38 @@ export function filtersOf(params: URLSearchParams): RunFilters {
     statuses: RUN_STATUSES.filter((s) => statuses.includes(s)),
     workflow: params.get('workflow') ?? '',
     trigger_type: params.get('trigger_type') ?? '',
-    since: params.get('since') ?? '',
-    until: params.get('until') ?? '',
+    since: timeOf(params.get('since')),
+    until: timeOf(params.get('until')),
     parent: params.get('parent') ?? '',
     metadata,
   };
+}
+
+/** A filter of the page's URL that means nothing: left out of the list, and said so. */
+export interface BadFilter {
+  param: string;
+  value: string;
+  problem: string;
+}
+
+/**
+ * The filters of a URL's query that filtersOf leaves out because they mean nothing (a mistyped link,
+ * an old bookmark): the API would refuse them (422), and the page must not pretend they applied.
+ *
+ * @example
+ *   badFilters(new URLSearchParams('status=waiting,bogus&since=yesterday'))
+ *   // [{ param: 'status', value: 'bogus', … }, { param: 'since', value: 'yesterday', … }]
+ */
+export function badFilters(params: URLSearchParams): BadFilter[] {
+  const out: BadFilter[] = [];
+  for (const value of (params.get('status') ?? '').split(',')) {
+    if (value !== '' && !(RUN_STATUSES as readonly string[]).includes(value)) out.push({ param: 'status', value, problem: `not a run state (${RUN_STATUSES.join(', ')})` });
+  }
+  for (const param of ['since', 'until'] as const) {
+    const value = params.get(param) ?? '';
+    if (value !== '' && epochOf(value) === undefined) out.push({ param, value, problem: 'not a date and time (such as 2025-01-31T09:00)' });
+  }
+  return out;
 }
 
 /** The page URL's query for these filters (empty ones left out). */
