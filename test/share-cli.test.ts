@@ -68,6 +68,10 @@ describe('import and encrypted bundles through the CLI', () => {
     expect(refused.code).toBe(3);
     expect(refused.stderr).toContain('steps/step2.json');
     expect((await b.run(['runs', 'list'])).stdout).not.toContain(run.run_id);
+    // A malformed pinned key is the command line's mistake: exit 2, as verify says it, before anything is read.
+    const badKey = await b.run(['runs', 'import', 'tampered.tar', '--public-key', 'AAAA']);
+    expect(badKey.code).toBe(2);
+    expect(badKey.stderr).toContain('--public-key AAAA is not an Ed25519 public key');
 
     writeFileSync(b.path('run.tar.age'), readFileSync(a.path('run.tar.age')));
     writeFileSync(b.path('key.txt'), readFileSync(keyFile));

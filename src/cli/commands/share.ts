@@ -28,16 +28,18 @@ export function registerShareCommands(program: Command, ctx: CliContext): void {
     .command('import <bundle>')
     .description('import a run from a bundle made elsewhere (verified first; the run keeps its id and can be forked here); an encrypted bundle needs --identity')
     .option('--identity <file|key>', 'an age identity file, or the name of an age key (swarm keys create <name> --type age); repeatable', collect)
-    .option('--public-key <key>', 'refuse a bundle not signed by this key (base64 Ed25519 public key, as swarm keys export-public prints)')
+    .option('--public-key <key>', 'refuse a bundle not signed by this key (base64 Ed25519 public key, as swarm keys export-public prints; a PEM; or a file holding either)')
     .option('--json', 'print JSON')
     .action(async (file: string, o: { identity?: string[]; publicKey?: string; json?: boolean }) => {
       const { openBundleBytes } = await import('../../bundles/encrypt.js');
       const { resolveIdentities } = await import('../../branching/age-keys.js');
+      // A malformed key is the command line's mistake (exit 2), checked before anything is read.
+      const publicKey = o.publicKey !== undefined ? await (await import('./verify.js')).publicKeyArg(o.publicKey, '--public-key') : undefined;
       const raw = await readBundleFile(resolve(ctx.cwd, file), file);
       const swarm = await ctx.swarm();
       const identities = await resolveIdentities(o.identity ?? [], ctx.cwd, () => Promise.resolve(swarm.signingKeys));
       const { bytes, encrypted } = await openBundleBytes(raw, identities, file);
-      const r = await swarm.importBundle(Buffer.from(bytes), o.publicKey ? { publicKey: o.publicKey } : {});
+      const r = await swarm.importBundle(Buffer.from(bytes), publicKey ? { publicKey } : {});
       if (o.json) return ctx.out(JSON.stringify({ file, encrypted, ...r }, null, 2));
       if (!r.created) ctx.out(`already imported: run ${r.run_id} (${r.workflow}, ${r.status}); nothing changed`);
       else ctx.out(`imported run ${r.run_id} (${r.workflow}, ${r.status}) from ${file}${encrypted ? ' (decrypted)' : ''}: ${r.copied.length} step(s) copied`);

@@ -103,20 +103,33 @@ async function keyOf(value: string): Promise<string> {
   }
 }
 
+/**
+ * A public key given on the command line (base64 of the raw 32 bytes, an SPKI PEM, or a file holding
+ * either) as base64 of the raw 32 bytes; a UserError (exit 2) naming the flag when it is none.
+ */
+export async function publicKeyArg(given: string, flag: string): Promise<string> {
+  const { normalizeKey } = await import('../../bundles/verify.js');
+  try {
+    const key = normalizeKey(await keyOf(given));
+    if (Buffer.from(key, 'base64').length !== 32) throw new Error('not 32 bytes');
+    return key;
+  } catch {
+    throw new UserError('ARGUMENT_INVALID', `${flag} ${given} is not an Ed25519 public key (base64 of 32 bytes, or a PEM, or a file holding either)`, { field: flag });
+  }
+}
+
 /** Run verify and print its report; returns the exit code. */
 export async function runVerify(file: string, o: VerifyCliOptions, io: VerifyIo): Promise<number> {
   const bytes = await openBundle(file, o, io);
   if (!bytes) return 2;
   // The verifier loads when verify runs, not when the CLI registers the command.
-  const { normalizeKey, verifyBundle } = await import('../../bundles/verify.js');
+  const { verifyBundle } = await import('../../bundles/verify.js');
   const options: VerifyBundleOptions = {};
   const pin = async (given: string, flag: string): Promise<string | undefined> => {
     try {
-      const key = normalizeKey(await keyOf(given));
-      if (Buffer.from(key, 'base64').length !== 32) throw new Error('not 32 bytes');
-      return key;
-    } catch {
-      io.err(`swarm: ${flag} ${given} is not an Ed25519 public key (base64 of 32 bytes, or a PEM)`);
+      return await publicKeyArg(given, flag);
+    } catch (e) {
+      io.err(`swarm: ${(e as Error).message}`);
       return undefined;
     }
   };
