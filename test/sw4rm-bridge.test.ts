@@ -238,6 +238,10 @@ describe('agent.yaml: runtime.type sw4rm and the sw4rm tool entry', () => {
     expect(problems('name: x\nversion: 1.0.0\nruntime:\n  type: sw4rm\n  to: a\n  wait: maybe\n').join('\n')).toMatch(/agent\.yaml:6: runtime\.wait/);
     expect(problems('name: x\nversion: 1.0.0\nruntime:\n  type: sw4rm\n  to: a\n  timeout: 10m\n  timeout_seconds: 60\n').join('\n')).toMatch(/agent\.yaml:6: runtime\.timeout: waits 600s for the ACK, longer than the step may run/);
     expect(problems('name: x\nversion: 1.0.0\nruntime:\n  type: sw4rm\n  to: a\n  router: localhost:99999\n').join('\n')).toMatch(/agent\.yaml:6: runtime\.router: port 99999/);
+    // The router's own id is no recipient; an id as long as the registry takes (200) is one.
+    expect(problems('name: x\nversion: 1.0.0\nruntime:\n  type: sw4rm\n  to: sw4rm-router\n').join('\n')).toMatch(/agent\.yaml:5: runtime\.to: 'sw4rm-router' is the router's own producer id/);
+    expect(parse(`name: x\nversion: 1.0.0\nruntime:\n  type: sw4rm\n  to: a${'b'.repeat(199)}\n`).sw4rm?.to).toHaveLength(200);
+    expect(problems(`name: x\nversion: 1.0.0\nruntime:\n  type: sw4rm\n  to: a${'b'.repeat(200)}\n`).join('\n')).toMatch(/agent\.yaml:5: runtime\.to/);
     expect(problems('name: x\nversion: 1.0.0\nruntime:\n  type: node\n  entry: a.js\n  to: translator\n').join('\n')).toMatch(/agent\.yaml:6: runtime\.to: is only for runtime\.type 'sw4rm'/);
   });
 

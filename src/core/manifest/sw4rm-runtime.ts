@@ -25,7 +25,10 @@ export const SW4RM_DEFAULT_ROUTER = '127.0.0.1:50051';
 export const SW4RM_DEFAULT_WAIT_MS = 30_000;
 
 /** An agent id as the router knows it: printable, no spaces. */
-export const SW4RM_AGENT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$';
+export const SW4RM_AGENT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$';
+
+/** The router's own producer id: no agent registers under it, so no step can send to it. */
+export const SW4RM_ROUTER_ID = 'sw4rm-router';
 /** `host:port` or `[ipv6]:port`. */
 export const SW4RM_ROUTER_PATTERN = '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9._-]+):[0-9]{1,5}$';
 
@@ -59,6 +62,7 @@ type LineOf = (p: Array<string | number>) => number | undefined;
 export function parseSw4rmRuntime(rt: Record<string, unknown>, timeoutSeconds: number, problems: ProblemList, lineOf: LineOf): Sw4rmRuntimeSpec | undefined {
   const before = problems.size;
   if (rt.to === undefined) problems.add('runtime.to', "is required for runtime.type 'sw4rm': the agent id of the recipient, as registered with the router", lineOf(['runtime']));
+  else if (rt.to === SW4RM_ROUTER_ID) problems.add('runtime.to', `'${SW4RM_ROUTER_ID}' is the router's own producer id, not an agent: name the recipient agent`, lineOf(['runtime', 'to']));
   for (const key of ['entry', 'command', 'memory_mb'] as const) {
     if (rt[key] !== undefined) problems.add(`runtime.${key}`, "does not apply to runtime.type 'sw4rm' (the step sends a message; nothing runs here)", lineOf(['runtime', key]));
   }

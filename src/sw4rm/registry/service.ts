@@ -10,6 +10,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { sw4rmProtos } from '../proto.js';
 import type { Sw4rmServiceDeps, Sw4rmServiceHandle } from '../service-types.js';
+import { SW4RM_AGENT_ID_PATTERN } from '../../core/manifest/sw4rm-runtime.js';
 
 interface Descriptor {
   agent_id: string;
@@ -25,7 +26,8 @@ interface Descriptor {
 }
 
 /** Agent ids: what a stream, a target header and a CLI argument can carry without quoting. */
-const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$/;
+// The same ids agent.yaml's `to:` and `sw4rm:` tools accept.
+const AGENT_ID = new RegExp(SW4RM_AGENT_ID_PATTERN);
 
 /** Why `id` cannot name an agent (registering or streaming), or undefined when it can. */
 export function agentIdProblem(id: string, field = 'agent.agent_id'): string | undefined {
