@@ -44,7 +44,9 @@ describe('sw4rm tunables', () => {
     try {
       expect(resolveConfig({ cwd: dir }).sw4rm).toEqual({ leaseMs: 2000, maxAttempts: 4 });
       writeFileSync(join(dir, 'swarm.yaml'), 'name: t\nsw4rm:\n  lease: forever\n');
-      expect(() => resolveConfig({ cwd: dir })).toThrow(/swarm\.yaml: sw4rm\.lease: must be a duration/);
+      expect(() => resolveConfig({ cwd: dir })).toThrow(/swarm\.yaml:3: sw4rm\.lease: must be a duration/);
+      writeFileSync(join(dir, 'swarm.yaml'), 'name: t\nsw4rm:\n  lease: 2s\n  max_attempts: 0\n');
+      expect(() => resolveConfig({ cwd: dir })).toThrow(/swarm\.yaml:4: sw4rm\.max_attempts: must be a whole number from 1 to 1000/);
       writeFileSync(join(dir, 'swarm.yaml'), 'name: t\nsw4rm:\n  leases: 2s\n');
       expect(() => resolveConfig({ cwd: dir })).toThrow(/leases/);
     } finally {

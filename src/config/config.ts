@@ -301,7 +301,12 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     retention: Object.freeze(resolveRetention(raw.retention, file ?? CONFIG_FILE, projectDir)),
     guardrails: resolveGuardrails(raw.guardrails, file ?? CONFIG_FILE, source),
     metrics: Object.freeze({ enabled: raw.metrics?.enabled ?? true }),
-    sw4rm: Object.freeze(sw4rmTunables(raw.sw4rm ?? {}, (key) => `${file ?? CONFIG_FILE}: sw4rm.${key}`)),
+    sw4rm: Object.freeze(
+      sw4rmTunables(raw.sw4rm ?? {}, (key) => {
+        const line = source?.lineOf(['sw4rm', key]);
+        return `${file ?? CONFIG_FILE}${line !== undefined ? `:${line}` : ''}: sw4rm.${key}`;
+      }),
+    ),
   });
 }
 
