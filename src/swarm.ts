@@ -746,12 +746,9 @@ export class Swarm {
     for (const [i, st] of manifest.steps.entries()) {
       if (!st.consensus) continue;
       // A consensus task's proposer and judge agents: registered, as a step's agent must be.
-      const { agentProblems } = await import('./consensus/driver/contract.js');
+      const { agentProblems, contractField } = await import('./consensus/driver/contract.js');
       const [first] = await agentProblems(st.consensus.task, (n) => this.store.listAgents(n));
-      if (first) {
-        const field = first.path.reduce<string>((f, k) => (typeof k === 'number' ? `${f}[${k}]` : `${f}.${k}`), `steps[${i}].task`);
-        throw new ManifestError(file, field, first.message, lineOf(['steps', i, 'task', ...first.path]));
-      }
+      if (first) throw new ManifestError(file, contractField(first.path, `steps[${i}].task`), first.message, lineOf(['steps', i, 'task', ...first.path]));
     }
     if (manifest.trigger.type === 'schedule' && manifest.inputs) {
       // A scheduled run's input is its tick: a workflow that requires more could never be fired.

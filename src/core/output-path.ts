@@ -9,7 +9,7 @@
  * @example
  *   const t = outputTarget('/tmp/latest.tar'); // { path: '/data/run-42.tar', direct: false } for a link
  */
-import { lstatSync, readlinkSync, statSync } from 'node:fs';
+import { lstatSync, readlinkSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
 export interface OutputTarget {
@@ -37,6 +37,7 @@ export function outputTarget(file: string): OutputTarget {
     // A directory stays a rename target: the rename then fails with EISDIR, which the caller words.
     return { path, direct: !st.isFile() && !st.isDirectory() };
   }
-  // A loop of links: the write fails on it (ELOOP), reported by the caller.
-  return { path, direct: statSync(path, { throwIfNoEntry: false }) !== undefined };
+  // A loop of links: written into directly, the write fails (ELOOP) and the caller words it; a
+  // rename would replace the link.
+  return { path, direct: true };
 }

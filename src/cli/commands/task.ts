@@ -6,7 +6,7 @@ import { parseYaml } from '../../core/manifest/yaml-source.js';
 import { commitmentHash, newSalt, signRecord } from '../../consensus/core/crypto.js';
 import { voteCommitSignedFields, voteRevealSignedFields } from '../../consensus/core/signed.js';
 import { TASK_STATUSES, type TaskStatus } from '../../consensus/core/types.js';
-import { agentProblems, contractProblems, type ContractProblem } from '../../consensus/driver/contract.js';
+import { agentProblems, contractField, contractProblems, type ContractProblem } from '../../consensus/driver/contract.js';
 import type { Swarm } from '../../swarm.js';
 import type { CliContext } from '../context.js';
 import { table } from '../render.js';
@@ -197,7 +197,7 @@ async function contractCheck(value: unknown, versionsOf: Parameters<typeof agent
 
 /** A contract problem as a manifest problem of its file: `task.yaml:12: voting.quorum: …`. */
 function toManifestProblem(file: string, p: ContractProblem, lineOf?: (path: ReadonlyArray<string | number>) => number | undefined): ManifestProblem {
-  const field = p.path.reduce<string>((acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), '');
+  const field = contractField(p.path);
   const line = lineOf?.(p.path);
   return { file, ...(field ? { field } : {}), problem: p.message, ...(line !== undefined ? { line } : {}) };
 }

@@ -21,6 +21,11 @@ export interface ContractProblem {
   message: string;
 }
 
+/** A problem's path as a field name, `voting.voters[0].agent`, under `prefix` when given (`steps[2].task`). */
+export function contractField(path: ReadonlyArray<string | number>, prefix = ''): string {
+  return path.reduce<string>((acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), prefix);
+}
+
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isTemplate = (v: unknown): boolean => typeof v === 'string' && v.includes('${');
 

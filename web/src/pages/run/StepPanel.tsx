@@ -59,17 +59,25 @@ function noOutputs(status: string): string {
   return 'None yet.';
 }
 
+/** A step panel's title row: the step id, its status when it has one, and Close. */
+function PanelHead({ id, status, onClose }: { id: string; status?: string; onClose: () => void }) {
+  return (
+    <div className="row">
+      <h2 className="mono sp-title">{id}</h2>
+      {status !== undefined ? <StatusBadge status={status} /> : null}
+      <span className="grow" />
+      <button type="button" onClick={onClose} aria-label="Close the step panel">
+        Close
+      </button>
+    </div>
+  );
+}
+
 /** The panel of a `?step=` the run does not have (a mistyped or outdated link). */
 export function MissingStep({ id, onClose }: { id: string; onClose: () => void }) {
   return (
     <aside className="panel step-panel" aria-label={`Step ${id}`} data-panel-step={id} data-missing="true">
-      <div className="row">
-        <h2 className="mono sp-title">{id}</h2>
-        <span className="grow" />
-        <button type="button" onClick={onClose} aria-label="Close the step panel">
-          Close
-        </button>
-      </div>
+      <PanelHead id={id} onClose={onClose} />
       <p role="alert">
         No step <span className="mono">{id}</span> in this run.
       </p>
@@ -113,14 +121,7 @@ export function StepPanel({
   const llm = useIsLlm(step, node);
   return (
     <aside className="panel step-panel" aria-label={`Step ${id}`} data-panel-step={id}>
-      <div className="row">
-        <h2 className="mono sp-title">{id}</h2>
-        <StatusBadge status={status} />
-        <span className="grow" />
-        <button type="button" onClick={onClose} aria-label="Close the step panel">
-          Close
-        </button>
-      </div>
+      <PanelHead id={id} status={status} onClose={onClose} />
       <dl className="facts">
         <dt>Runs</dt>
         <dd className="mono">{node ? kindLabel(node) : (step?.agent ?? '–')}</dd>
