@@ -6,7 +6,7 @@
  *
  *   npm run bench:observability          (= build + node dist/bench/observability.js)
  *   node dist/bench/observability.js [--quick] [--repeat N] [--modes metrics,tracing] [--only linear,fanout]
- *                                    [--scrape-ms 1000] [--dir <temp base>] [--keep] [--no-save]
+ *                                    [--scrape-ms 1000] [--scale 5] [--dir <temp base>] [--keep] [--no-save]
  *
  * Results go to bench/results/observability-<timestamp>.json and observability-latest.json.
  */
@@ -28,8 +28,8 @@ import { decodeOtlpTraces } from '../src/testing/otlp-traces.js';
  * (`metrics` turns the registry on) and, optionally, something to start first. `tracing` starts the
  * OpenTelemetry SDK as the CLI does (src/observability/otel-sdk.ts: batch span processor, OTLP/HTTP
  * exporter in the default encoding, binary protobuf, or OTEL_EXPORTER_OTLP_PROTOCOL's; 100% sampling)
- * sending to a receiver in the parent process, which reads and counts the spans (so the receiving
- * costs the measured process nothing, as with a collector elsewhere).
+ * sending to a receiver in the parent process, which reads each request and answers at once, and
+ * decodes and counts the spans between measurements (see startReceiver).
  */
 interface Mode {
   job: Pick<Job, 'metrics'>;
@@ -71,24 +71,37 @@ function modeOf(name: ModeName, scrapeMs: number): Mode {
 /** The most throughput a mode may lose against `off` (ratio on/off at least 1 - this). */
 const MAX_LOSS: Record<ModeName, number> = { off: 0, metrics: 0.05, tracing: 0.15 };
 
-/** An OTLP/HTTP receiver that reads every POST /v1/traces whole (protobuf or JSON) and counts its spans. */
+/**
+ * An OTLP/HTTP receiver that reads every POST /v1/traces whole (protobuf or JSON) and answers at
+ * once. It decodes and counts the spans only when asked, between measurements: decoding while the
+ * child runs would take this machine's CPU from the measured process (a collector runs elsewhere,
+ * or at least does not take its turn on the same cores), and would delay the answer to the child's
+ * last flush, which the measured phase waits for.
+ */
 async function startReceiver(): Promise<{ url: string; spans: () => number; close: () => Promise<void> }> {
   let spans = 0;
+  const pending: Array<{ body: Buffer; type: string }> = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const type = req.headers['content-type'] ?? '';
-      const body = decodeOtlpTraces(Buffer.concat(chunks), type);
-      for (const r of body.resourceSpans ?? []) for (const sc of r.scopeSpans ?? []) spans += sc.spans?.length ?? 0;
+      pending.push({ body: Buffer.concat(chunks), type });
       // An empty ExportTraceServiceResponse, in the request's encoding.
       if (type.startsWith('application/x-protobuf')) res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
       else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });
+  const count = (): number => {
+    for (const { body, type } of pending.splice(0)) {
+      const doc = decodeOtlpTraces(body, type);
+      for (const r of doc.resourceSpans ?? []) for (const sc of r.scopeSpans ?? []) spans += sc.spans?.length ?? 0;
+    }
+    return spans;
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, spans: () => spans, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return { url: `http://127.0.0.1:${port}`, spans: count, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
 const WORKLOAD_NAMES = ['linear', 'fanout'] as const;
@@ -109,6 +122,8 @@ const USAGE = `usage: node dist/bench/observability.js [options]
   --modes <names>      comma-separated subset of: ${MODE_NAMES.join(', ')} (off is always measured)
   --only <names>       comma-separated subset of: ${WORKLOAD_NAMES.join(', ')}
   --scrape-ms <n>      how often the metrics mode renders the exposition, as a scraper would (default 1000)
+  --scale <n>          measured phase n times the workloads' own (linear: n × 200 runs; fan-out: n runs
+                       of 1,000 steps); default 5, --quick 1
   --dir <path>         where to create the temp directories (default: the OS temp dir)
   --keep               keep the temp directories
   --no-save            do not write bench/results/observability-*.json`;
@@ -128,17 +143,22 @@ async function child(json: string): Promise<void> {
 
 async function main(argv: readonly string[]): Promise<void> {
   if (argv[0] === '--child') return child(argv[1] ?? '{}');
-  const v = benchOptions(argv, { ...COMMON_OPTIONS, modes: { type: 'string' }, only: { type: 'string' }, 'scrape-ms': { type: 'string' } }, USAGE);
+  const v = benchOptions(argv, { ...COMMON_OPTIONS, modes: { type: 'string' }, only: { type: 'string' }, 'scrape-ms': { type: 'string' }, scale: { type: 'string' } }, USAGE);
   const quick = v.quick ?? false;
   const repeat = intOption(v.repeat, '--repeat', 1) ?? (quick ? 1 : 5);
   const scrapeMs = intOption(v['scrape-ms'], '--scrape-ms', 10) ?? 1000;
+  // Each measurement is a fresh process: at the workloads' own length (200 runs, one fan-out: well
+  // under a second) much of it is the process's first second, while V8 compiles the paths a mode
+  // adds (the SDK's span and export code) on threads that take turns with the measured work on a
+  // small machine. A long-running worker pays that once; five times the length weighs it less.
+  const scale = intOption(v.scale, '--scale', 1) ?? (quick ? 1 : 5);
   const modes: ModeName[] = ['off', ...[...(v.modes === undefined ? MODE_NAMES : namesOption(v.modes, '--modes', MODE_NAMES))].filter((m) => m !== 'off')];
   const workloads = [...(v.only === undefined ? WORKLOAD_NAMES : namesOption(v.only, '--only', WORKLOAD_NAMES, { 'fan-out': 'fanout' }))];
-  const common = { quick, keep: v.keep ?? false, trace: false, durability: 'full' as const, ...(v.dir ? { base: v.dir } : {}) };
+  const common = { quick, keep: v.keep ?? false, trace: false, durability: 'full' as const, scale, ...(v.dir ? { base: v.dir } : {}) };
   const started = new Date();
   const t0 = Date.now();
   const loadBefore = loadavg();
-  console.log(`observability overhead: ${workloads.join(', ')} × ${modes.join(', ')} × ${repeat} repetition(s)${quick ? ' (quick)' : ''}; SQLite, durability full; temp dirs under ${v.dir ?? tmpdir()}`);
+  console.log(`observability overhead: ${workloads.join(', ')} × ${modes.join(', ')} × ${repeat} repetition(s)${quick ? ' (quick)' : ''}, measured phase × ${scale}; SQLite, durability full; temp dirs under ${v.dir ?? tmpdir()}`);
   if ((loadBefore[0] ?? 0) > cpus().length / 2) console.log(`  note: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} CPUs: compare the ratios, not the absolute numbers`);
 
   const receiver = modes.includes('tracing') ? await startReceiver() : undefined;
@@ -210,7 +230,7 @@ async function main(argv: readonly string[]): Promise<void> {
   if (!(v['no-save'] ?? false)) {
     const dir = join(REPO_ROOT, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
-    const doc = { started_at: started.toISOString(), elapsed_s: elapsed, options: { quick, repeat, modes, workloads, scrape_ms: scrapeMs }, git: gitState(), host: hostInfo(loadBefore), rows, spans_received: Object.fromEntries(spansReceived), repetitions: Object.fromEntries(reps) };
+    const doc = { started_at: started.toISOString(), elapsed_s: elapsed, options: { quick, repeat, modes, workloads, scrape_ms: scrapeMs, scale }, git: gitState(), host: hostInfo(loadBefore), rows, spans_received: Object.fromEntries(spansReceived), repetitions: Object.fromEntries(reps) };
     const text = `${JSON.stringify(doc, null, 2)}\n`;
     const file = join(dir, `observability-${started.toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, text);

@@ -56,6 +56,12 @@ export interface Job {
    * (it exports the measured runs' last spans, so each measured span's export is counted, once).
    */
   hooks?: { beforeMeasure?: () => Promise<void>; afterMeasure?: () => Promise<void> };
+  /**
+   * linear and fan-out: a measured phase this many times longer (linear: `scale` × 200 runs; fan-out:
+   * `scale` fan-out runs, one after another), for a mode whose cost lies partly in the code it adds
+   * being compiled during a process's first second (bench/observability.ts). Default 1.
+   */
+  scale?: number;
 }
 
 export interface FloorResult {
@@ -89,9 +95,9 @@ export interface FanoutResult extends PhaseResult {
   width: number;
   steps: number;
   worker_concurrency: number;
-  /** startRun called → the worker's commit that finished the run. */
+  /** startRun called → the worker's commit that finished the run (the last run, with `scale`). */
   makespan_ms: number;
-  /** created_at → completed_at of the run row. */
+  /** created_at → completed_at of the (first) run's row. */
   run_row_ms: number;
   steps_per_s: number;
   rss_baseline_mb: number;
@@ -265,7 +271,7 @@ export const BACKLOG_RUNS = 2400;
 
 async function linear(job: Job): Promise<LinearResult> {
   const backlog = job.variant === 'backlog';
-  const runs = backlog ? (job.quick ? 400 : BACKLOG_RUNS) : job.quick ? 40 : 200;
+  const runs = (backlog ? (job.quick ? 400 : BACKLOG_RUNS) : job.quick ? 40 : 200) * (job.scale ?? 1);
   const stepsPerRun = 10;
   const inFlight = 32;
   const precreated = job.variant === 'precreated' || backlog;
@@ -354,14 +360,15 @@ async function fanout(job: Job): Promise<FanoutResult> {
     const phase = new Phase({ trace: job.trace, label: jobKey(job), ...(job.profileDir ? { profileDir: job.profileDir } : {}) });
     await phase.start();
     const sampler = new RssSampler(10);
-    const driven = await drive(env, 'fanout', 1, 1);
+    const repeats = job.scale ?? 1;
+    const driven = await drive(env, 'fanout', repeats, 1);
     const ids = driven.ids;
     const wallMs = driven.wallMs + (await timed(job.hooks?.afterMeasure));
     const rss = sampler.stop();
     const measured = await phase.end();
     const row = (await swarm.getRun(ids[0] as string)).run;
     const hwm = procStatus()?.hwm;
-    const steps = width + 2;
+    const steps = (width + 2) * repeats;
     return {
       workload: 'fanout',
       durability: job.durability ?? 'full',
