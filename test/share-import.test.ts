@@ -64,6 +64,8 @@ describe.each(['sqlite', 'postgres'] as const)('import into a separate %s store'
     expect(run).toMatchObject({ id: source.runId, status: 'completed', trigger_type: 'import' });
     const original = await source.swarm.getRun(source.runId);
     expect(steps.map((s) => [s.step_id, s.status, s.outputs])).toEqual(original.steps.map((s) => [s.step_id, s.status, s.outputs]));
+    // Its times are the source's (created before it finished), not the import's.
+    expect([run.created_at, run.started_at, run.completed_at]).toEqual([original.run.created_at, original.run.started_at, original.run.completed_at]);
     const events = await swarm.events(source.runId);
     expect(events.map((e) => e.type)).toEqual(['RUN_CREATED', 'RUN_IMPORTED', 'STEP_COPIED', 'STEP_COPIED', 'STEP_COPIED', 'RUN_COMPLETED']);
     expect(events[1]?.data).toEqual({ bundle_sha256: r.bundle_sha256, source_run_id: source.runId, certificate_sha256: r.certificate_sha256, ratchet_step: 0 });

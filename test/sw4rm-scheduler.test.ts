@@ -200,6 +200,11 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       try {
         let room = e.client('negotiation_room.NegotiationRoomService');
         await call(room, 'SubmitProposal', { proposal: { artifact_type: 'CODE', artifact_id: 'a1', producer_id: 'dev', artifact: Buffer.from('diff'), artifact_content_type: 'text/plain', requested_critics: ['c1', 'c2'], negotiation_room_id: 'r1' } });
+        // The same proposal again (critics in another order) is a retry; other critics for the artifact are refused.
+        expect(await call(room, 'SubmitProposal', { proposal: { artifact_type: 'CODE', artifact_id: 'a1', producer_id: 'dev', artifact: Buffer.from('diff'), artifact_content_type: 'text/plain', requested_critics: ['c2', 'c1'], negotiation_room_id: 'r1' } })).toMatchObject({ artifact_id: 'a1', negotiation_room_id: 'r1' });
+        const otherCritics = await rejects(call(room, 'SubmitProposal', { proposal: { artifact_type: 'CODE', artifact_id: 'a1', producer_id: 'dev', artifact: Buffer.from('diff'), artifact_content_type: 'text/plain', requested_critics: ['c1', 'c3'], negotiation_room_id: 'r1' } }));
+        expect(otherCritics.code).toBe(grpc.status.ALREADY_EXISTS);
+        expect(otherCritics.details).toMatch(/artifact 'a1' is already proposed in room 'r1' with another requested_critics/);
         await call(room, 'SubmitVote', { vote: { artifact_id: 'a1', critic_id: 'c1', score: 9, confidence: 0.75, passed: true, negotiation_room_id: 'r1' } });
         expect((await rejects(call(room, 'GetDecision', { artifact_id: 'a1', negotiation_room_id: 'r1' }))).code).toBe(grpc.status.NOT_FOUND);
         expect((await rejects(call(room, 'SubmitVote', { vote: { artifact_id: 'a1', critic_id: 'intruder', score: 1, confidence: 1, negotiation_room_id: 'r1' } }))).code).toBe(grpc.status.PERMISSION_DENIED);

@@ -149,7 +149,10 @@ export async function importBundle(deps: ImportDeps, bytes: Buffer, options: Imp
   });
 
   await store.transaction(async (tx) => {
-    const { id } = await ledger.createRunOnce(tx, wf, plan, { trigger_type: 'import', trigger_data: run.input ?? {}, metadata: run.metadata });
+    // The run's times are the bundle's: created, started and finished where it ran (not "created"
+    // at the import, after it finished).
+    const createdAt = ms(run.created_at);
+    const { id } = await ledger.createRunOnce(tx, wf, plan, { trigger_type: 'import', trigger_data: run.input ?? {}, metadata: run.metadata, ...(createdAt !== null && Number.isFinite(createdAt) ? { created_at: createdAt } : {}) });
     const scope = new TxScope(tx, deps.maxEventBytes, deps.chainKey);
     const state = await scope.run(id);
     // ratchet_step: the run's depth in its fork tree where it was made, so a fork made here counts on from it.

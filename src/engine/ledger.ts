@@ -66,6 +66,8 @@ export interface NewRunInput {
   shared_inputs_json?: string | null;
   /** The caller's trace context (tracing on): the run's span is its child. Default: the parent run's, else a new trace. */
   trace_parent?: Context;
+  /** When the run was created, ms: an imported run keeps its creation time from where it ran. Default: the transaction's time. */
+  created_at?: number;
 }
 
 /**
@@ -196,7 +198,7 @@ export class Ledger {
       ...(input.shared_inputs_json ? { shared_inputs_json: input.shared_inputs_json } : {}),
       max_parallel: maxParallel,
       steps_total: steps.length,
-      created_at: tx.now,
+      created_at: input.created_at ?? tx.now,
       ...(traced ? { traceparent: traced.traceparent, tracestate: traced.tracestate ?? null } : {}),
     };
     const state: RunState = {
@@ -216,7 +218,7 @@ export class Ledger {
       parent_step_id: input.parent_step_id ?? null,
       workflow_name: wf.name,
       trigger_type: input.trigger_type,
-      created_at: tx.now,
+      created_at: input.created_at ?? tx.now,
     };
     scope.runs.set(id, state);
     scope.emit(state, EventType.RUN_CREATED, null, {

@@ -186,11 +186,13 @@ export class Negotiations {
     await this.store.updateSw4rmGroup(roomGroup(room, artifact), ['room'], (docs) => {
       const prev = docs[0]?.doc as RoomProposal | undefined;
       if (prev) {
-        if (prev.producer_id === proposal.producer_id && prev.artifact === proposal.artifact) {
+        // The same proposal again (a retry) is answered with the first; any other is refused, with what differs.
+        const differs = proposalDifference(prev, proposal);
+        if (!differs) {
           out = prev;
           return { put: [], remove: [] };
         }
-        throw new UserError('SW4RM_PROPOSAL_EXISTS', `artifact '${artifact}' is already proposed in room '${room}' with other content`, { negotiation_room_id: room, artifact_id: artifact });
+        throw new UserError('SW4RM_PROPOSAL_EXISTS', `artifact '${artifact}' is already proposed in room '${room}' with another ${differs}`, { negotiation_room_id: room, artifact_id: artifact, field: `proposal.${differs}` });
       }
       return { put: [this.roomDoc(proposal, now)], remove: [] };
     });
@@ -274,4 +276,15 @@ export function decide(p: RoomProposal, votes: RoomVote[], policy: { approveScor
   const ok = agg.weighted_mean >= policy.approveScore;
   const how = q.action === 'none' ? '' : ` (${q.action.replace(/_/g, ' ')})`;
   return { ...base, outcome: ok ? 'APPROVED' : 'REVISION_REQUESTED', aggregated_score: agg, reason: `confidence-weighted mean ${agg.weighted_mean.toFixed(2)} ${ok ? '>=' : '<'} ${policy.approveScore}${how}` };
+}
+
+/** The first field in which a proposal for the same artifact differs from the one recorded (undefined: the same proposal). */
+function proposalDifference(prev: RoomProposal, next: RoomProposal): string | undefined {
+  if (prev.producer_id !== next.producer_id) return 'producer_id';
+  if (prev.artifact !== next.artifact) return 'artifact';
+  if (prev.artifact_type !== next.artifact_type) return 'artifact_type';
+  if (prev.artifact_content_type !== next.artifact_content_type) return 'artifact_content_type';
+  const critics = new Set(prev.requested_critics);
+  if (critics.size !== next.requested_critics.length || next.requested_critics.some((c) => !critics.has(c))) return 'requested_critics';
+  return undefined;
 }
