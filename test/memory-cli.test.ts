@@ -54,5 +54,8 @@ describe('swarm memory', () => {
     const r = await runCli(['memory', 'search', 'ada', 'tea', '--k', 'many'], dir, env);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--k must be a positive whole number, not 'many'/);
+    const empty = await runCli(['memory', 'search', 'ada', '  '], dir, env);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/swarm memory search: <text> is empty/);
   });
 });

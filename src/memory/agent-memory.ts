@@ -89,6 +89,7 @@ export class AgentMemory {
    * the model that embedded the namespace's newest memory.
    */
   async search(namespace: string, text: string, o: { k?: number; model?: string } = {}): Promise<ScoredMemory[]> {
+    if (!text.trim()) throw new UserError('ARGUMENT_INVALID', 'a memory search needs a text to look for; it is empty', { field: 'text' });
     const model = o.model ?? (await this.o.store.listMemories({ namespace, limit: 1 }))[0]?.metadata.embedding_model;
     if (typeof model !== 'string') return [];
     const slash = model.indexOf('/');

@@ -38,6 +38,7 @@ export function registerMemoryCommand(program: Command, ctx: CliContext): void {
     .action(async (namespace: string, text: string, o: { k?: string; model?: string; json?: boolean }) => {
       const k = o.k !== undefined ? parsePositiveInt(o.k, '--k') : 5;
       if (k > 100) throw new UserError('ARGUMENT_INVALID', `--k must be at most 100, not ${k}`, { field: '--k' });
+      if (!text.trim()) throw new UserError('ARGUMENT_INVALID', 'swarm memory search: <text> is empty; give the text to look for', { field: 'text' });
       const swarm = await ctx.swarm();
       const hits = await swarm.memory.search(namespace, text, { k, ...(o.model ? { model: o.model } : {}) });
       if (o.json) return ctx.out(JSON.stringify({ memories: hits.map(memoryJson) }, null, 2));
