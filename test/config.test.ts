@@ -96,7 +96,7 @@ describe('configuration', () => {
       expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow(/swarm.yaml:3: retention.emitted_events: must match pattern/);
     });
     withProject('name: x\nretention:\n  emitted_events: 30s\n', (dir) => {
-      expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow("retention.emitted_events: '30s' is under a minute; write at least 1m (default 30d)");
+      expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow("swarm.yaml:3: retention.emitted_events: '30s' is under a minute; write at least 1m (default 30d)");
     });
   });
 
@@ -117,10 +117,10 @@ describe('configuration', () => {
       expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow(/swarm.yaml:4: retention.batch: must be >= 1/);
     });
     withProject('name: x\nretention:\n  completed: 10s\n', (dir) => {
-      expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow("swarm.yaml: retention.completed: '10s' is under a minute; write at least 1m");
+      expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow("swarm.yaml:3: retention.completed: '10s' is under a minute; write at least 1m");
     });
     withProject('name: x\nretention:\n  interval: 1h\n', (dir) => {
-      expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow('retention.interval applies to runs, but no run age is set');
+      expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow('swarm.yaml:3: retention.interval applies to runs, but no run age is set');
     });
     withProject('name: x\nretention:\n  completed: 30d\n  keep: forever\n', (dir) => {
       expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow(/swarm.yaml:4: retention.keep/);

@@ -298,7 +298,7 @@ export function resolveConfig(options: ResolveConfigOptions): SwarmConfig {
     limits: resolveLimits({ ...raw.limits, ...o.limits }),
     network: resolveNetwork(raw.network, source, file ?? CONFIG_FILE),
     server: Object.freeze({ maxBodyBytes: raw.server?.max_body_bytes ?? DEFAULTS.server_max_body_bytes }),
-    retention: Object.freeze(resolveRetention(raw.retention, file ?? CONFIG_FILE, projectDir)),
+    retention: Object.freeze(resolveRetention(raw.retention, file ?? CONFIG_FILE, projectDir, (key) => source?.lineOf(['retention', key]))),
     guardrails: resolveGuardrails(raw.guardrails, file ?? CONFIG_FILE, source),
     metrics: Object.freeze({ enabled: raw.metrics?.enabled ?? true }),
     sw4rm: Object.freeze(

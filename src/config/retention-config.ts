@@ -79,11 +79,18 @@ export function retentionMs(text: string): number {
   return Number(text.slice(0, -1)) * UNIT_MS[text.slice(-1) as keyof typeof UNIT_MS];
 }
 
-/** Resolve `retention:` with its defaults; ages under a minute are refused, naming the file and key. */
-export function resolveRetention(raw: RetentionFile | undefined, file: string, projectDir: string): RetentionConfig {
+/**
+ * Resolve `retention:` with its defaults; ages under a minute are refused, naming the file, line and
+ * key. `lineOf` gives the line of `retention.<key>` in the file, when known.
+ */
+export function resolveRetention(raw: RetentionFile | undefined, file: string, projectDir: string, lineOf: (key: string) => number | undefined = () => undefined): RetentionConfig {
+  const where = (key: string): string => {
+    const line = lineOf(key);
+    return `${file}${line !== undefined ? `:${line}` : ''}: retention.${key}`;
+  };
   const age = (key: string, text: string, fallback?: string): number => {
     const ms = retentionMs(text);
-    if (ms < MIN_AGE_MS) throw new UserError('CONFIG_INVALID', `${file}: retention.${key}: '${text}' is under a minute; write at least 1m${fallback ? ` (default ${fallback})` : ''}`, { file, field: `retention.${key}` });
+    if (ms < MIN_AGE_MS) throw new UserError('CONFIG_INVALID', `${where(key)}: '${text}' is under a minute; write at least 1m${fallback ? ` (default ${fallback})` : ''}`, { file, field: `retention.${key}` });
     return ms;
   };
   const runs: Partial<Record<(typeof RUN_STATUS_KEYS)[number], number>> = {};
@@ -94,7 +101,7 @@ export function resolveRetention(raw: RetentionFile | undefined, file: string, p
   const hasRuns = Object.keys(runs).length > 0;
   for (const k of ['interval', 'archive', 'batch'] as const) {
     if (raw?.[k] !== undefined && !hasRuns) {
-      throw new UserError('CONFIG_INVALID', `${file}: retention.${k} applies to runs, but no run age is set: add retention.completed, retention.failed or retention.cancelled (e.g. completed: 30d)`, { file, field: `retention.${k}` });
+      throw new UserError('CONFIG_INVALID', `${where(k)} applies to runs, but no run age is set: add retention.completed, retention.failed or retention.cancelled (e.g. completed: 30d)`, { file, field: `retention.${k}` });
     }
   }
   return {
