@@ -44,6 +44,8 @@ describe('memory: in agent.yaml', () => {
     expect(problems(agent('  namespace: n\n  retrieval:\n    recency_half_life: 3 weeks\n'))).toMatch(/agent\.yaml:7: memory\.retrieval\.recency_half_life: '3 weeks' is not a duration/);
     expect(problems(agent('  namespace: "a/${secrets.X}"\n'))).toMatch(/agent\.yaml:5.*namespace/);
     expect(problems(agent('  namespace: n\n  remember: { everything: true }\n'))).toMatch(/everything/);
+    // true or a list of tools: both named, not only the first of the schema's choices.
+    expect(problems(agent('  namespace: n\n  remember:\n    tool_results: yes_please\n'))).toMatch(/agent\.yaml:7: memory\.remember\.tool_results: must be true, false or a list$/m);
     expect(problems(agent('  namespace: n\n  embedding: { provider: ollama }\n'))).toMatch(/agent\.yaml:6: memory\.embedding\.provider: provider 'ollama' has no default embedding model/);
   });
 

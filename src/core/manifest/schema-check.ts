@@ -121,11 +121,23 @@ function pickErrors(errors: ErrorObject[]): ErrorObject[] {
   }
   const depth = (e: ErrorObject): number => (e.instancePath === '' ? 0 : e.instancePath.split('/').length);
   for (const [g, members] of byGroup) {
+    // Every branch wants another type of the value itself (true or a list): name them all, not the first.
+    const types = members.filter((e) => e.keyword === 'type' && e.instancePath === g.instancePath).map((e) => String((e.params as { type: unknown }).type));
+    if (types.length > 1 && types.length === members.length) {
+      const names = [...new Set(types)].flatMap(typeNames);
+      out.push({ ...(members[0] as ErrorObject), message: `must be ${names.slice(0, -1).join(', ')} or ${names[names.length - 1] ?? ''}` });
+      continue;
+    }
     let best: ErrorObject | undefined;
     for (const e of members) if (best === undefined || depth(e) > depth(best)) best = e;
     out.push(best ?? g);
   }
   return out;
+}
+
+/** A JSON Schema type as a manifest's reader knows it. */
+function typeNames(t: string): string[] {
+  return t === 'array' ? ['a list'] : t === 'object' ? ['a mapping'] : t === 'boolean' ? ['true', 'false'] : t === 'integer' ? ['a whole number'] : [`a ${t}`];
 }
 
 function allowedKeys(err: ErrorObject): string {
