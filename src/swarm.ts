@@ -827,7 +827,13 @@ export class Swarm {
     return `${file} has changed since ${wf.id} was registered; this run uses the registered version (register it again, with a new version or --force, to use your changes)`;
   }
 
-  async setWorkflowEnabled(name: string, enabled: boolean): Promise<void> {
+  /**
+   * Enable or disable a workflow: every version of it. `ref` is its name, or `name@version` naming
+   * one of its versions (a version it does not have is WORKFLOW_NOT_FOUND, and nothing changes).
+   */
+  async setWorkflowEnabled(ref: string, enabled: boolean): Promise<void> {
+    // Not found (with the versions there are, or a hint) before anything changes.
+    const { name } = await this.getWorkflow(ref);
     if ((await this.store.setWorkflowEnabled(name, enabled)) === 0) throw new NotFoundError('workflow', name);
     this.wakeSchedulers();
   }

@@ -250,6 +250,11 @@ describe('problems for an HTTP client', () => {
     const noSchedule = expectProblem(await call('GET', '/api/v1/schedules/nope'), 404, 'WORKFLOW_NOT_FOUND');
     expect(noSchedule).toMatchObject({ detail: "workflow 'nope' not found", hint: 'GET /api/v1/schedules lists the schedules' });
 
+    // A version the workflow does not have changes nothing (every version would have been switched).
+    const noVersion = expectProblem(await call('POST', '/api/v1/workflows/hold@9.9.9/disable'), 404, 'WORKFLOW_NOT_FOUND');
+    expect(noVersion.detail).toMatch(/workflow 'hold@9\.9\.9' not found/);
+    expect((await swarm.getWorkflow('hold')).enabled).toBe(true);
+    await expect(swarm.setWorkflowEnabled('hold@9.9.9', false)).rejects.toThrow(/registered versions: /);
     expect((await call('POST', '/api/v1/workflows/hold/disable')).status).toBe(200);
     try {
       const disabled = expectProblem(await call('POST', '/api/v1/workflows/hold/runs', { input: {} }), 403, 'WORKFLOW_DISABLED');

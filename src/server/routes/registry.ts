@@ -1,6 +1,5 @@
 /** Agents and workflows: list, show (a workflow with its DAG and schemas), enable and disable. */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
-import { parseRef } from '../../core/manifest/agent.js';
 import type { AgentRecord } from '../../store/types.js';
 import type { Swarm } from '../../swarm.js';
 import { agentJson, workflowJson, workflowListJson } from '../../views/run.js';
@@ -94,9 +93,9 @@ export function registryRoutes(app: OpenAPIHono, swarm: Swarm): void {
 
   for (const enabled of [true, false]) {
     app.openapi(setEnabled(enabled), async (c) => {
-      const { name } = parseRef(c.req.param('name') ?? '');
-      await swarm.setWorkflowEnabled(name, enabled);
-      return sendJson(c, 200, await show(name));
+      const ref = c.req.param('name') ?? '';
+      await swarm.setWorkflowEnabled(ref, enabled);
+      return sendJson(c, 200, await show(ref));
     });
   }
 }
