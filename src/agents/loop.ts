@@ -562,6 +562,14 @@ async function runTool(
           return decided;
         }
       }
+      if (call.arguments_redacted) {
+        // Made with the placeholders it would e-mail `[EMAIL]`, charge `****1111`: it is not made at all.
+        throw new LoopError(
+          'TOOL_ARGUMENTS_REDACTED',
+          `tool call '${t.name}' (${call.id}) was not made: its arguments were stored redacted (${call.arguments}) while it waited, and the values the model gave are not kept; allow their data class for storage (guardrails.redaction) to make such calls after an approval or a restart`,
+          { tool: t.name, call_id: call.id },
+        );
+      }
       checkDeadline(`tool '${t.name}'`);
       const args = parsed.value;
       if (CONTEXT_PARAM in ((t.parameters.properties as Record<string, unknown> | undefined) ?? {})) args[CONTEXT_PARAM] = { ...state.context_variables };

@@ -8,6 +8,12 @@ export interface ToolCall {
   id: string;
   name: string;
   arguments: string;
+  /**
+   * Set on a call not yet made when it was stored (waiting for approval, or pending when a worker
+   * died) whose arguments the storage policy redacted: the values the model gave are not kept, so
+   * the call cannot be made as asked (see src/secrets/redacting-store.ts).
+   */
+  arguments_redacted?: true;
 }
 
 export type Message =

@@ -37,9 +37,16 @@ export function redactAgentWrites(store: Store, redactor: Redactor): Store {
   const envelope = (w: AgentCheckpointWrite): string => {
     const parts = w.envelope_parts;
     if (!r.active) return w.envelope;
-    if (!parts) return r.json(w.envelope);
+    if (!parts) {
+      const text = r.json(w.envelope);
+      if (text === w.envelope) return text;
+      const [plain, redacted] = [JSON.parse(w.envelope) as unknown, JSON.parse(text) as unknown];
+      return markRedactedCalls(plain, redacted) ? JSON.stringify(redacted) : text;
+    }
     // The frame (the envelope but its messages) as a value, not as text: nothing to parse.
-    const frame = tree(envelopeFrame(parts.envelope));
+    const plain = envelopeFrame(parts.envelope);
+    const frame = tree(plain);
+    if (frame !== plain) markRedactedCalls(plain, frame);
     const list = `[${parts.envelope.payload.messages.map((m) => redactedMessage(m, parts.messageJson)).join(',')}]`;
     return spliceMessages(frame, list) ?? r.json(w.envelope);
   };
@@ -72,4 +79,31 @@ export function redactAgentWrites(store: Store, redactor: Redactor): Store {
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
+}
+
+/**
+ * The calls not made yet (`payload.pending_tool_calls`: waiting for approval, or in flight when the
+ * worker died) whose arguments the policy changed are marked `arguments_redacted` in the redacted
+ * envelope: the loop that resumes it refuses to make them with the placeholders (src/agents/loop.ts).
+ * True when one was marked. `redacted` is the redaction's copy (changed in place).
+ */
+function markRedactedCalls(plain: unknown, redacted: unknown): boolean {
+  const before = pendingCalls(plain);
+  const after = pendingCalls(redacted);
+  if (!before || !after || before.length !== after.length) return false;
+  let marked = false;
+  for (let i = 0; i < after.length; i++) {
+    const a = after[i];
+    const b = before[i];
+    if (a && b && a !== b && a.arguments !== b.arguments) {
+      after[i] = { ...a, arguments_redacted: true };
+      marked = true;
+    }
+  }
+  return marked;
+}
+
+function pendingCalls(env: unknown): Array<Record<string, unknown>> | undefined {
+  const payload = (env as { payload?: { pending_tool_calls?: unknown } } | null)?.payload;
+  return Array.isArray(payload?.pending_tool_calls) ? (payload.pending_tool_calls as Array<Record<string, unknown>>) : undefined;
 }
