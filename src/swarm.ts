@@ -51,7 +51,7 @@ import { Redactor } from './secrets/redactor.js';
 import { ClassRedactor } from './guardrails/redaction/classifier.js';
 import { storagePolicy } from './guardrails/redaction/policy.js';
 import { budgetReport, type BudgetReport } from './guardrails/budget-report.js';
-import type { GuardDeps, GuardrailHooks } from './guardrails/index.js';
+import type { GuardDeps, GuardEvent, GuardrailHooks } from './guardrails/index.js';
 import { AgentMemory } from './memory/agent-memory.js';
 import { providerEmbedder, type Embedder } from './memory/embedder.js';
 import { openStoreKeys, type StoreKeys } from './secrets/store-key.js';
@@ -1486,7 +1486,7 @@ export class Swarm {
    * Chat with a registered llm agent outside a workflow. The conversation is a session in the store:
    * pass `sessionId` to continue one. Close the result when done (it stops MCP servers).
    */
-  async openChat(ref: string, options: { sessionId?: string; contextVariables?: Record<string, unknown> } = {}): Promise<{ chat: ChatSession; close: () => Promise<void> }> {
+  async openChat(ref: string, options: { sessionId?: string; contextVariables?: Record<string, unknown>; onGuardEvent?: (e: GuardEvent) => void } = {}): Promise<{ chat: ChatSession; close: () => Promise<void> }> {
     const rec = await this.getAgent(ref);
     if (rec.manifest.runtime.type !== 'llm') throw new UserError('AGENT_NOT_LLM', `agent '${rec.name}@${rec.version}' is a ${rec.manifest.runtime.type} agent; chat needs an llm agent`, { agent: rec.name });
     const toolSets: ToolSet[] = [];
@@ -1494,7 +1494,7 @@ export class Swarm {
       await Promise.all(toolSets.map((t) => t.close()));
     };
     try {
-      const { agents } = await buildAgents(this.llmOptions, { path: rec.path, manifest: rec.manifest }, { inputs: {} }, toolSets);
+      const { agents, manifests } = await buildAgents(this.llmOptions, { path: rec.path, manifest: rec.manifest }, { inputs: {} }, toolSets);
       let sessionId = options.sessionId ?? `chat-${newRunId()}`;
       if (options.sessionId) {
         // `<run prefix>/<step>` as `sessions show` takes it: found, it is refused below as a step's.
@@ -1517,6 +1517,20 @@ export class Swarm {
         costOf: (model, usage) => costOf(model.id, usage, this.config.providers),
         maxMessageBytes: this.config.limits.llm_message_bytes,
         ...(this.llmOptions.hooks ? { hooks: this.llmOptions.hooks } : {}),
+        // The guardrails a step of this agent would have: the chat session stands for the run (its
+        // budget is the deployment's run budget, the agents' their own; memory keyed by the session).
+        // A chat has no run log: what a guardrail records goes to the caller (swarm chat prints it).
+        guard: async () =>
+          (await guardrailsModule()).createStepGuard(
+            {
+              ...this.guardDeps,
+              recordEvents: (_runId, _stepId, events) => {
+                for (const e of events) options.onGuardEvent?.({ type: e.type, data: this.redactor.value(e.data) });
+                return Promise.resolve();
+              },
+            },
+            { runId: sessionId, stepId: 'chat', attempt: 1, workflow: '', sessionId, agents: manifests, inputs: {} },
+          ),
       });
       return { chat, close };
     } catch (e) {

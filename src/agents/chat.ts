@@ -10,6 +10,7 @@ import type { Agent, ContextVariables } from './agent.js';
 import { LoopError, run, upgradeEnvelope, type ApprovalDecision, type LoopEvent, type LoopHooks, type LoopJournal, type RunOptions, type RunResult } from './loop.js';
 import { storeJournal } from './store-journal.js';
 import type { ToolCall } from './types.js';
+import type { LoopGuard } from '../guardrails/guard.js';
 
 export interface ChatOptions {
   store: Store;
@@ -24,6 +25,8 @@ export interface ChatOptions {
   costOf?: NonNullable<Parameters<typeof run>[2]>['costOf'];
   /** The largest message, in bytes (`limits.llm_message_bytes`); default the loop's. */
   maxMessageBytes?: number;
+  /** The guardrails (budgets, breakers, injection policy, escalation, memory, redaction), made afresh for each turn's loop. */
+  guard?: () => Promise<LoopGuard | undefined>;
 }
 
 export interface SendOptions {
@@ -102,7 +105,9 @@ export class ChatSession {
       approval: (callId) => Promise.resolve(this.decisions.get(callId)),
     };
     for (;;) {
+      const guard = await this.o.guard?.();
       const r = await run(agent, input, {
+        ...(guard ? { guard } : {}),
         journal,
         contextVariables,
         onRejected: 'tell_model',

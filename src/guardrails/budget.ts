@@ -62,7 +62,9 @@ async function rootOf(store: Store, runId: string, own: BudgetSpec | undefined):
         const plan = await store.getPlanJson(rootId);
         rootBudget = plan ? (JSON.parse(plan) as { workflow?: { budget?: BudgetSpec } }).workflow?.budget : undefined;
       }
-      return { root: rootId, rootCreatedAt: root?.created_at ?? 0, runCreatedAt: run?.created_at ?? 0, rootBudget };
+      // No run (a chat session stands for one): its wall clock counts from its first guarded call.
+      const now = run ? 0 : await store.now();
+      return { root: rootId, rootCreatedAt: root?.created_at ?? now, runCreatedAt: run?.created_at ?? now, rootBudget };
     })();
     if (roots.size >= 1000) roots.clear();
     roots.set(runId, hit);

@@ -119,7 +119,12 @@ export function registerLlmCommands(program: Command, ctx: CliContext): void {
         if (!contextVariables || typeof contextVariables !== 'object' || Array.isArray(contextVariables)) throw new UserError('ARGUMENT_INVALID', '--context must be a JSON object');
       }
       const swarm = await ctx.swarm();
-      const { chat, close } = await swarm.openChat(ref, { ...(o.session ? { sessionId: o.session } : {}), ...(contextVariables ? { contextVariables } : {}) });
+      // What a guardrail records (a run's log would hold it): a budget warning, a detection, a refused call.
+      const onGuardEvent = (e: { type: string; data: Record<string, unknown> }): void => {
+        const message = typeof e.data.message === 'string' ? e.data.message : Object.entries(e.data).map(([k, v]) => `${k} ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', ');
+        ctx.err(pc.yellow(`  ! ${e.type}: ${message}`));
+      };
+      const { chat, close } = await swarm.openChat(ref, { ...(o.session ? { sessionId: o.session } : {}), ...(contextVariables ? { contextVariables } : {}), onGuardEvent });
       const interactive = o.message === undefined;
       const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: Boolean(process.stdin.isTTY) });
       // Lines are buffered (piped input arrives all at once, while a turn is still running).
