@@ -18,7 +18,7 @@ import { breakerGuard } from './breakers.js';
 import type { ProvidersConfig } from '../agents/providers/config.js';
 import type { ChatModel } from '../agents/types.js';
 import { modelViewGuard, type SecretSource } from './redaction/guard.js';
-import { policyGuard, type GuardrailHooks } from './injection.js';
+import { injectionScreen, policyGuard, type GuardrailHooks } from './injection.js';
 import { escalationGuard } from './escalation.js';
 import { memoryGuard } from '../memory/memory-guard.js';
 import type { AgentMemory } from '../memory/agent-memory.js';
@@ -73,7 +73,8 @@ export interface StepGuardContext {
 
 /** The guard of one step attempt; undefined when no guardrail applies (the loop then pays nothing). */
 export async function createStepGuard(deps: GuardDeps, ctx: StepGuardContext): Promise<LoopGuard | undefined> {
-  const memory = deps.memory ? memoryGuard(deps.memory, ctx) : undefined;
+  // Recalled memory is untrusted content: the injection policy screens it as it does tool results.
+  const memory = deps.memory ? memoryGuard(deps.memory, ctx, injectionScreen(deps, ctx)) : undefined;
   const guards: Array<LoopGuard | undefined> = [
     breakerGuard(deps, ctx),
     // Vector memory: recalled notes are in the request before budgets reserve for it and redaction sees it.

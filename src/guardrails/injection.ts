@@ -78,13 +78,12 @@ const sourceName = (s: UntrustedSource): string => `${s.kind}:${s.name}`;
 const WITHHELD = "Error: the result of tool ";
 const WITHHELD_RE = /^Error: the result of tool '[^']*' was withheld: /;
 
-/** The policy guard of a step, or undefined when neither the deployment nor any agent asks for one. */
-export function policyGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard | undefined {
+/** Each agent's merged policy with its compiled patterns, and the detection (patterns or the user's classifier). */
+function policyOf(deps: GuardDeps, ctx: StepGuardContext): {
+  resolve: (agent: string) => Resolved;
+  detect: (text: string, r: Resolved, agent: string, tool: string, source: UntrustedSource) => Promise<InjectionMatch[]>;
+} {
   const hooks = deps.hooks ?? {};
-  const anySensitive = [...ctx.agents.values()].some((m) => m.llm?.tools.some((t) => t.sensitive === true));
-  const anyPolicy = deps.config.policy !== undefined || [...ctx.agents.values()].some((m) => m.llm?.guardrails?.policy !== undefined);
-  if (!anySensitive && !anyPolicy && !hooks.classifier && !hooks.contentPolicy) return undefined;
-
   const cache = new Map<string, Resolved>();
   const resolve = (agent: string): Resolved => {
     let r = cache.get(agent);
@@ -96,7 +95,6 @@ export function policyGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard |
     }
     return r;
   };
-
   const detect = async (text: string, r: Resolved, agent: string, tool: string, source: UntrustedSource): Promise<InjectionMatch[]> => {
     if (hooks.classifier) {
       const found = await hooks.classifier({ text, agent, tool, source });
@@ -104,6 +102,44 @@ export function policyGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard |
     }
     return r.patterns.length ? findInjections(text, r.patterns) : [];
   };
+  return { resolve, detect };
+}
+
+/**
+ * Untrusted text that enters the context other than as a tool's result (recalled memory), through
+ * the agent's injection policy: audited as a tool result is, and given back sanitised, as it is
+ * (`warn`), or undefined when the policy rejects it (it must not enter the context at all).
+ */
+export type InjectionScreen = (text: string, t: { agent: string; state: GuardState; turn: number; source: UntrustedSource }) => Promise<string | undefined>;
+
+/** The screen of a step's agents, or undefined when no policy and no classifier applies. */
+export function injectionScreen(deps: GuardDeps, ctx: StepGuardContext): InjectionScreen | undefined {
+  const anyPolicy = deps.config.policy !== undefined || [...ctx.agents.values()].some((m) => m.llm?.guardrails?.policy !== undefined);
+  if (!anyPolicy && !deps.hooks?.classifier) return undefined;
+  const { resolve, detect } = policyOf(deps, ctx);
+  return async (text, t) => {
+    const r = resolve(t.agent);
+    if (r.patterns.length === 0 && !deps.hooks?.classifier) return text;
+    const action = r.policy.injection?.action ?? 'warn';
+    const name = sourceName(t.source);
+    const matches = await detect(text, r, t.agent, name, t.source);
+    if (matches.length === 0) return text;
+    if (firstTime(t.state, t.turn, `inj:${name}`)) {
+      for (const rule of new Set(matches.map((m) => m.rule))) await audit(deps, ctx, { guardrail: 'injection', rule, action, source: name, agent: t.agent });
+    }
+    if (action === 'reject') return undefined;
+    return action === 'sanitize' ? sanitize(text, matches) : text;
+  };
+}
+
+/** The policy guard of a step, or undefined when neither the deployment nor any agent asks for one. */
+export function policyGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard | undefined {
+  const hooks = deps.hooks ?? {};
+  const anySensitive = [...ctx.agents.values()].some((m) => m.llm?.tools.some((t) => t.sensitive === true));
+  const anyPolicy = deps.config.policy !== undefined || [...ctx.agents.values()].some((m) => m.llm?.guardrails?.policy !== undefined);
+  if (!anySensitive && !anyPolicy && !hooks.classifier && !hooks.contentPolicy) return undefined;
+
+  const { resolve, detect } = policyOf(deps, ctx);
 
   const guard: LoopGuard = {
     beforeToolCall: async (t) => {

@@ -16,6 +16,7 @@ import type { MemorySpec } from '../core/manifest/memory.js';
 import { validateAgainst } from '../core/io-schema.js';
 import { markUntrusted, type GuardTurn, type LoopGuard } from '../guardrails/guard.js';
 import type { StepGuardContext } from '../guardrails/index.js';
+import type { InjectionScreen } from '../guardrails/injection.js';
 import type { Message } from '../agents/types.js';
 import { resolveNamespace, type AgentMemory } from './agent-memory.js';
 
@@ -29,7 +30,7 @@ interface RecallState {
   query?: string;
 }
 
-export function memoryGuard(memory: AgentMemory, ctx: StepGuardContext): LoopGuard | undefined {
+export function memoryGuard(memory: AgentMemory, ctx: StepGuardContext, screen?: InjectionScreen): LoopGuard | undefined {
   const specs = new Map<string, { spec: MemorySpec; manifest: AgentManifest; namespace: string }>();
   for (const [name, m] of ctx.agents) {
     const spec = m.llm?.memory;
@@ -47,10 +48,13 @@ export function memoryGuard(memory: AgentMemory, ctx: StepGuardContext): LoopGua
       let r = seen[t.agent.name];
       if (!r) {
         const query = lastUserText(t.messages);
-        const { note } = await memory.recall(mine.spec, mine.namespace, query, await memory.embedderOf(mine.spec, mine.manifest));
+        const recalledNote = (await memory.recall(mine.spec, mine.namespace, query, await memory.embedderOf(mine.spec, mine.manifest))).note;
+        const source = { kind: 'memory', name: mine.namespace, turn: t.turn + 1 };
+        // Through the injection policy first (warn, sanitize, or reject: then no note at all).
+        const note = recalledNote && screen ? await screen(recalledNote, { agent: t.agent.name, state: t.state, turn: t.turn + 1, source }) : recalledNote;
         r = { namespace: mine.namespace, turn: t.turn + 1, note: note ?? null, query: query.slice(0, 600) };
         seen[t.agent.name] = r;
-        if (note) markUntrusted(t.state, { kind: 'memory', name: mine.namespace, turn: r.turn });
+        if (note) markUntrusted(t.state, source);
       }
       if (!r.note) return;
       return { request: { ...t.request, messages: [{ role: 'user', content: r.note }, ...t.request.messages] } };
