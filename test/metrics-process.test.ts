@@ -159,7 +159,11 @@ describe('metrics of real processes', () => {
       expect(metricSum(text, 'swarm_steps_finished_total', { workflow: 'echo-chain', agent: 'echo', status: 'completed' })).toBe(4);
       expect(metricSum(text, 'swarm_step_queue_wait_seconds_count', { workflow: 'echo-chain' })).toBe(4);
       expect(metricSum(text, 'swarm_workers_live')).toBe(1);
-      expect((await fetch(w.match.replace('/metrics', '/other'))).status).toBe(404);
+      // `curl localhost:N/`: a 404 problem naming the request, as `swarm serve` answers an unknown route.
+      const root = await fetch(w.match.replace('/metrics', '/'));
+      expect(root.status).toBe(404);
+      expect(root.headers.get('content-type')).toBe('application/problem+json');
+      expect(await root.json()).toMatchObject({ code: 'ROUTE_NOT_FOUND', detail: 'no route GET /; this port serves GET /metrics only' });
     } finally {
       w.child.kill('SIGTERM');
       const r = await w.done;

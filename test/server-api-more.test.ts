@@ -159,7 +159,30 @@ describe('bulk cancel and retry', () => {
     expect(tooMany.status).toBe(422);
     expect(await tooMany.json()).toMatchObject({ code: 'VALIDATION_FAILED', field: 'ids' });
     expect(expectProblem(await call('POST', '/api/v1/runs/cancel', { filter: { status: 'sleeping' } }), 422, 'VALIDATION_FAILED').field).toBe('filter.status');
-    expectProblem(await call('POST', '/api/v1/runs/cancel', { filter: { since: '2026-13-45' } }), 400, 'ARGUMENT_INVALID');
+    // A date in a filter is answered as in the query of GET /api/v1/runs: 422 naming it, never rolled over.
+    for (const action of ['cancel', 'retry']) {
+      for (const field of ['since', 'until']) {
+        for (const value of ['2026-13-45', '2026-12-01T25:00:00Z', 'yesterday', '2026-02-30']) {
+          const p = expectProblem(await call('POST', `/api/v1/runs/${action}`, { filter: { [field]: value } }), 422, 'VALIDATION_FAILED');
+          expect(p.field, `${action} ${field}=${value}`).toBe(`filter.${field}`);
+        }
+      }
+    }
+    // A leap day is on the calendar (2000: divisible by 400); no run was created that day.
+    expect((await call('POST', '/api/v1/runs/cancel', { filter: { workflow: 'hold', since: '2000-02-29', until: '2000-03-01T00:00:00Z' } })).json).toMatchObject({ done: 0, more: false });
+  });
+
+  it('reason is for cancel only: a bulk retry with one is 422 naming it, and retries nothing', async () => {
+    const id = await swarm.startRun('hold', {});
+    await call('POST', '/api/v1/runs/cancel', { ids: [id] });
+    expect((await swarm.getRun(id)).run.status).toBe('cancelled');
+    for (const body of [{ filter: { status: 'cancelled' }, reason: 'x' }, { ids: [id], reason: 'x' }]) {
+      const p = expectProblem(await call('POST', '/api/v1/runs/retry', body), 422, 'VALIDATION_FAILED');
+      expect(p.field).toBe('reason');
+      expect(p.detail).toContain('is not a known field');
+    }
+    expect((await swarm.getRun(id)).run.status).toBe('cancelled');
+    expectProblem(await call('POST', '/api/v1/runs/retry', '{"ids": ['), 400, 'JSON_INVALID');
   });
 });
 

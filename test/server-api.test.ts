@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/server/app.js';
+import { parseTime, parseWait } from '../src/server/routes/runs.js';
 import type { Swarm } from '../src/swarm.js';
 import type { Worker } from '../src/engine/worker.js';
 import { builtinAgent, EXAMPLES, openProject, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
@@ -146,6 +147,20 @@ describe('OpenAPI and the API reference', () => {
     expect(Object.keys(schemas)).toEqual(expect.arrayContaining(['Problem', 'Run', 'Workflow', 'Agent', 'CreateRun']));
   });
 
+  it('lists the problems a route can answer: starting a run is 401 with tokens on and 415 for another Content-Type', async () => {
+    const paths = (await call('GET', '/api/v1/openapi.json')).json.paths as Record<string, Record<string, { responses: Json }>>;
+    const statuses = (path: string): string[] => Object.keys(paths[path]?.post?.responses ?? {});
+    expect(statuses('/api/v1/workflows/{name}/runs')).toEqual(expect.arrayContaining(['400', '401', '403', '404', '413', '415', '422']));
+    const created = paths['/api/v1/workflows/{name}/runs']?.post?.responses as Record<string, { content: Json }>;
+    expect(created['415']?.content).toHaveProperty(['application/problem+json']);
+    // The routes that take no body refuse one with unknown fields (422) or of another type (415).
+    for (const path of ['/api/v1/runs/{id}/retry', '/api/v1/runs/{id}/cancel', '/api/v1/schedules/{workflow}/pause']) {
+      expect(statuses(path), path).toEqual(expect.arrayContaining(['400', '415', '422']));
+    }
+    // The 415 the route lists is the one it answers.
+    expectProblem(await call('POST', '/api/v1/workflows/echo-chain/runs', 'input=1', { 'content-type': 'application/x-www-form-urlencoded' }), 415, 'HTTP_ERROR');
+  });
+
   it('serves the API reference page and its assets from the package, with no CDN', async () => {
     const page = await app.request('/api/v1/docs');
     expect(page.status).toBe(200);
@@ -231,6 +246,20 @@ describe('creating runs', () => {
     const typed = await app.request('/api/v1/workflows/explode/runs?wait=20s', { method: 'POST', headers: { 'content-type': 'application/json' } });
     expect(typed.status).toBe(201);
     expect(await typed.json()).toMatchObject({ status: 'failed', trigger: {} });
+  });
+
+  it('?wait takes ms, s, m, h and d (a number alone is seconds), each cut to 300 s; anything else is 422', async () => {
+    expect([parseWait('500ms'), parseWait('30s'), parseWait('2m'), parseWait('1h'), parseWait('1.5h'), parseWait('2d'), parseWait('45')]).toEqual([500, 30_000, 120_000, 3_600_000, 5_400_000, 172_800_000, 45_000]);
+    for (const wait of ['1h', '10h', '2d', '10m', '600']) {
+      const r = await call('POST', `/api/v1/workflows/echo-chain/runs?wait=${wait}`, { input: { message: wait } });
+      expect(r.status, `?wait=${wait}: ${JSON.stringify(r.json)}`).toBe(201);
+      expect(r.json.status).toBe('completed');
+    }
+    for (const wait of ['soon', '1w', '1 h', '-1s', 'h']) {
+      const bad = expectProblem(await call('POST', `/api/v1/workflows/echo-chain/runs?wait=${encodeURIComponent(wait)}`, { input: {} }), 422, 'VALIDATION_FAILED');
+      expect(bad.field).toBe('query.wait');
+      expect(bad.detail).toContain('1h');
+    }
   });
 
   it('Idempotency-Key: a repeat returns the existing run (200, same id, Idempotent-Replayed); another workflow with the key is 422', async () => {
@@ -348,6 +377,25 @@ describe('reading runs', () => {
     expectProblem(await call('GET', '/api/v1/runs?cursor=bogus'), 400, 'ARGUMENT_INVALID');
   });
 
+  it('since and until: a malformed date or one not on the calendar is 422 VALIDATION_FAILED naming it, never rolled over', async () => {
+    const bad = ['yesterday', '2026-13-45', '2026-12-01T25:00:00Z', '2026-02-30', '2025-02-29', '2026-04-31', '2026-00-10', '2026-01-00', '2026-01-31T09:60', '2026-01-31T09:00:60Z', '2026-01-31T24:00:00Z', '2026-01-31T09:00:00+25:00', '2026-01-31T09', '99999999999999999', '9999999999999999'];
+    for (const field of ['since', 'until']) {
+      for (const value of bad) {
+        const p = expectProblem(await call('GET', `/api/v1/runs?${field}=${encodeURIComponent(value)}`), 422, 'VALIDATION_FAILED');
+        expect(p.field, `${field}=${value}`).toBe(`query.${field}`);
+        expect(p.detail).toContain(`query.${field}`);
+      }
+    }
+    const offCalendar = expectProblem(await call('GET', '/api/v1/runs?since=2026-02-30'), 422, 'VALIDATION_FAILED');
+    expect(offCalendar.detail).toContain('not a date and time on the calendar');
+    // Real dates, in each form the docs give, are taken (a leap day; an offset with or without its colon; a space for T).
+    for (const good of ['2024-02-29', '2026-01-31T09:00:00Z', '2026-01-31T09:00', '2026-01-31T09:00:00.250+02:00', '2026-01-31T09:00:00+0200', '2026-01-31 09:00:00Z', '1769850000000']) {
+      expect((await call('GET', `/api/v1/runs?since=${encodeURIComponent(good)}`)).status, good).toBe(200);
+    }
+    expect([parseTime('2024-02-29'), parseTime('2026-01-31T09:00:00+0200'), parseTime('2026-01-31 09:00:00Z')]).toEqual([Date.UTC(2024, 1, 29), Date.UTC(2026, 0, 31, 7), Date.UTC(2026, 0, 31, 9)]);
+    expect(parseTime('2026-02-30')).toBeNaN();
+  });
+
   it('a run’s times read the same in the list and in the run document (*_at_ms), whatever form created_at has in each', async () => {
     const listed = ((await call('GET', '/api/v1/runs?status=completed&limit=1')).json.runs as Json[])[0]!;
     const shown = (await call('GET', `/api/v1/runs/${String(listed.run_id)}`)).json;
@@ -377,6 +425,18 @@ describe('cancel and retry', () => {
     expect(failed.status).toBe(201);
     expect(failed.json.status).toBe('failed');
     const id = failed.json.run_id as string;
+    // A body is refused as cancel's is: an unknown field 422 naming it, malformed JSON 400, another type 415; nothing is retried.
+    const unknown = expectProblem(await call('POST', `/api/v1/runs/${id}/retry`, { x: 1 }), 422, 'VALIDATION_FAILED');
+    expect(unknown.field).toBe('x');
+    expect(unknown.detail).toContain('is not a known field');
+    expectProblem(await call('POST', `/api/v1/runs/${id}/retry`, '{bad'), 400, 'JSON_INVALID');
+    expectProblem(await call('POST', `/api/v1/runs/${id}/retry`, '{"x":1}', { 'content-type': 'application/x-www-form-urlencoded' }), 415, 'HTTP_ERROR');
+    expect((await swarm.getRun(id)).run.status).toBe('failed');
+    // An empty body, with or without a JSON type, or `{}`, is no body.
+    expect((await call('POST', `/api/v1/runs/${id}/retry`, {})).status).toBe(202);
+    expect((await swarm.wait(id)).run.status).toBe('failed');
+    expect((await app.request(`/api/v1/runs/${id}/retry`, { method: 'POST', headers: { 'content-type': 'application/json' } })).status).toBe(202);
+    expect((await swarm.wait(id)).run.status).toBe('failed');
     const retried = await call('POST', `/api/v1/runs/${id}/retry`);
     expect(retried.status).toBe(202);
     expect(retried.json.reset).toEqual(['only']);

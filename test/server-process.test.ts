@@ -150,6 +150,15 @@ describe('swarm serve (a real process)', () => {
     }
   });
 
+  it('--schedule-lease outside 0.3 to 86400 seconds: one message naming that range, whatever is wrong with it', async () => {
+    const s = makeSandbox({ env: { SWARM_SANDBOX: 'none' } });
+    for (const value of ['0', '0.2', 'abc', '', '86401', '-1']) {
+      const r = await s.run(['serve', '--port', '0', '--no-worker', '--schedule-lease', value]);
+      expect(r.code, show(r)).toBe(2);
+      expect(r.stderr.trim(), value).toBe(`swarm: --schedule-lease must be a number of seconds from 0.3 to 86400, not '${value}'`);
+    }
+  });
+
   it('a port in use: one line, exit 2', async () => {
     const s = await project();
     const srv = await serve(s, ['--no-worker']);

@@ -81,6 +81,32 @@ describe('/api/v1/schedules', () => {
     expect((await swarm.getSchedule('nightly')).paused).toBe(false);
   });
 
+  it('pause, resume and trigger take no body: an unknown field is 422 naming it, malformed JSON 400, another type 415; nothing changes', async () => {
+    const send = async (path: string, body: string, type = 'application/json'): Promise<{ status: number; type: string; json: Json }> => {
+      const res = await app.request(path, { method: 'POST', headers: { 'content-type': type }, body });
+      return { status: res.status, type: res.headers.get('content-type') ?? '', json: (await res.json()) as Json };
+    };
+    const before = (await swarm.listRuns({ workflow: 'nightly', limit: 100 })).length;
+    for (const action of ['pause', 'resume', 'trigger']) {
+      const path = `/api/v1/schedules/nightly/${action}`;
+      const malformed = await send(path, '{bad');
+      expect(malformed.status, action).toBe(400);
+      expect(malformed.type).toBe('application/problem+json');
+      expect(malformed.json.code).toBe('JSON_INVALID');
+      const unknown = await send(path, '{"x": 1}');
+      expect(unknown.status, action).toBe(422);
+      expect(unknown.json).toMatchObject({ code: 'VALIDATION_FAILED', field: 'x' });
+      expect(unknown.json.detail).toContain('is not a known field');
+      expect((await send(path, '{"x": 1}', 'text/plain')).status, action).toBe(415);
+    }
+    expect((await swarm.getSchedule('nightly')).paused).toBe(false);
+    expect((await swarm.listRuns({ workflow: 'nightly', limit: 100 })).length).toBe(before);
+    // An empty body (with a JSON type, or none) and `{}` are fine.
+    expect((await send('/api/v1/schedules/nightly/pause', '')).status).toBe(200);
+    expect((await send('/api/v1/schedules/nightly/resume', '{}')).status).toBe(200);
+    expect((await swarm.getSchedule('nightly')).paused).toBe(false);
+  });
+
   it('trigger fires one run now (trigger type schedule); an Idempotency-Key repeat returns it', async () => {
     const r = await call('POST', '/api/v1/schedules/nightly/trigger', { 'idempotency-key': 'k-1' });
     expect(r.status).toBe(201);

@@ -1,6 +1,7 @@
 /**
  * The metrics endpoint of a process without the HTTP API (`swarm worker --metrics-port N`): a bare
- * node:http server answering `GET /metrics` (and HEAD) with the Prometheus exposition, 404 elsewhere.
+ * node:http server answering `GET /metrics` (and HEAD) with the Prometheus exposition; anything else
+ * is a 404 problem document (ROUTE_NOT_FOUND, naming the request), as `swarm serve` answers it.
  * It has no authentication: it listens on loopback unless told otherwise (`--metrics-host`), and the
  * exposition holds counts and names, never inputs, outputs or secrets.
  *
@@ -9,7 +10,7 @@
  *   console.log(server.url); // http://127.0.0.1:9464/metrics
  *   await server.close();
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { UserError } from '../core/errors.js';
 
 export interface MetricsServerOptions {
@@ -24,12 +25,22 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
+/**
+ * An RFC 9457 problem document of the same shape and codes as the API's (src/server/problem.ts),
+ * written here so that a worker does not load the HTTP API's stack for its one route.
+ */
+function sendProblem(res: ServerResponse, status: 404 | 500, code: string, detail: string): void {
+  const title = status === 404 ? 'Not Found' : 'Internal Server Error';
+  const body = JSON.stringify({ type: `urn:swarm:problem:${code.toLowerCase().replace(/_/g, '-')}`, title, status, detail, code });
+  res.writeHead(status, { 'content-type': 'application/problem+json' }).end(body);
+}
+
 /** Serve `metrics` on host:port; PORT_IN_USE / LISTEN_FAILED (exit 2) when it cannot listen. */
 export async function startMetricsServer(metrics: { render(): Promise<string>; readonly contentType: string }, options: MetricsServerOptions): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: GET /metrics\n');
+      sendProblem(res, 404, 'ROUTE_NOT_FOUND', `no route ${req.method ?? 'GET'} ${path}; this port serves GET /metrics only`);
       return;
     }
     metrics.render().then(
@@ -38,7 +49,7 @@ export async function startMetricsServer(metrics: { render(): Promise<string>; r
         res.end(req.method === 'HEAD' ? undefined : text);
       },
       (e: unknown) => {
-        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`metrics could not be collected: ${e instanceof Error ? e.message : String(e)}\n`);
+        sendProblem(res, 500, 'INTERNAL_ERROR', `metrics could not be collected: ${e instanceof Error ? e.message : String(e)}`);
       },
     );
   });

@@ -28,12 +28,19 @@ export function problems(...statuses: number[]): Record<number, { description: s
     404: 'No such workflow, agent, run or step',
     409: 'The run is not in a state that allows this',
     413: 'The body is larger than the limit',
+    415: 'A body whose Content-Type is not application/json',
     422: 'The request is well-formed but its content is refused (names the field)',
     503: 'The store cannot be reached or is not ready',
   };
   for (const s of statuses) out[s] = { description: what[s] ?? 'Error', content: { 'application/problem+json': { schema: ProblemSchema } } };
   return out;
 }
+
+/**
+ * The body of a route that needs none: it may be left out (or sent empty), and one sent is `{}`,
+ * so an unknown field is 422 and malformed JSON 400, as for the routes that take one.
+ */
+export const NoBody = z.object({}).strict().openapi('NoBody', { description: 'No fields: leave the body out, or send {}' });
 
 export const RunStatusSchema = z.enum(RUN_STATUSES);
 

@@ -47,6 +47,18 @@ async function listen(fetch: (req: Request) => Response | Promise<Response>, hos
   });
 }
 
+/** The shortest and longest `--schedule-lease`, in seconds (renewed every third of it: 100 ms at least). */
+const SCHEDULE_LEASE_SECONDS = { min: 0.3, max: 86_400 } as const;
+
+/** `--schedule-lease` → milliseconds; one message, naming the real range, for any value outside it. */
+function parseScheduleLease(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < SCHEDULE_LEASE_SECONDS.min || n > SCHEDULE_LEASE_SECONDS.max) {
+    throw new UserError('ARGUMENT_INVALID', `--schedule-lease must be a number of seconds from ${SCHEDULE_LEASE_SECONDS.min} to ${SCHEDULE_LEASE_SECONDS.max}, not '${value}'`);
+  }
+  return n * 1000;
+}
+
 /**
  * `swarm serve`: the HTTP API and, unless --no-worker, a worker in the same process. SIGTERM or
  * SIGINT drains: the server stops accepting connections, requests in flight finish (those waiting
@@ -64,7 +76,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('-c, --concurrency <n>', "steps the worker runs at once (default: swarm.yaml's worker concurrency)")
     .option('--no-worker', 'serve the API only; workers elsewhere execute the runs')
     .option('--grace <seconds>', 'on shutdown, how long in-flight steps may take to finish before they are released', '10')
-    .option('--schedule-lease <seconds>', 'how long the schedule lease lasts unrenewed: how soon another serve fires schedules after this one dies (renewed every third of it)', '15')
+    .option('--schedule-lease <seconds>', 'how long the schedule lease lasts unrenewed, 0.3 to 86400: how soon another serve fires schedules after this one dies (renewed every third of it)', '15')
     .option('--log-format <format>', LOG_FORMAT_HELP)
     .option('--sw4rm', 'also serve the SW4RM Router, Registry and Scheduler over gRPC on this store (docs/sw4rm.md)')
     .option('--sw4rm-host <address>', 'address the SW4RM services listen on (they have no authentication: loopback unless you choose otherwise)', '127.0.0.1')
@@ -79,8 +91,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
         if (given) throw new UserError('ARGUMENT_INVALID', `--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --sw4rm (it configures the SW4RM services that --sw4rm starts)`, { field: given });
       }
       const grace = parseSeconds(o.grace, '--grace') * 1000;
-      const leaseMs = parseSeconds(o.scheduleLease, '--schedule-lease') * 1000;
-      if (leaseMs < 300) throw new UserError('ARGUMENT_INVALID', `--schedule-lease must be at least 0.3 seconds, not '${o.scheduleLease}'`);
+      const leaseMs = parseScheduleLease(o.scheduleLease);
       ctx.engineLog = true;
       delete ctx.llmEvents; // nobody follows the LLM steps of a server's worker on a terminal
       setUpLogging(ctx, o.logFormat);

@@ -13,7 +13,7 @@ import { httpAdvice } from '../http-advice.js';
 import type { Swarm } from '../../swarm.js';
 import { problems, RunStatusSchema } from '../schemas.js';
 import { sendJson } from '../send.js';
-import { runFilterOf, TIME } from './runs.js';
+import { runFilterOf, timeSchema } from './runs.js';
 
 /** The most runs one bulk request acts on. */
 export const MAX_BULK = 500;
@@ -24,23 +24,35 @@ const BulkFilter = z
     workflow: z.string().min(1).optional(),
     trigger_type: z.string().min(1).optional(),
     parent: z.string().min(1).optional().openapi({ description: 'A run id: only the runs it started (its sub-workflow runs)' }),
-    since: z.string().regex(TIME, 'must be an ISO date or epoch milliseconds').optional(),
-    until: z.string().regex(TIME, 'must be an ISO date or epoch milliseconds').optional(),
+    since: timeSchema().optional().openapi({ description: 'Created at or after (ISO date, date and time, or epoch ms)' }),
+    until: timeSchema().optional().openapi({ description: 'Created before (ISO date, date and time, or epoch ms)' }),
     metadata: z.record(z.string(), z.string()).optional().openapi({ description: 'Runs whose metadata has every one of these keys with exactly this value' }),
   })
   .strict()
   .openapi('RunFilter', { description: 'The filters of GET /api/v1/runs' });
 
-const BulkBody = z
-  .object({
-    ids: z.array(z.string().min(1)).min(1).max(MAX_BULK).optional().openapi({ description: `Run ids (or short forms), at most ${MAX_BULK}` }),
-    filter: BulkFilter.optional(),
-    limit: z.number().int().min(1).max(MAX_BULK).optional().openapi({ description: `With a filter: act on at most this many of the newest matching runs (max ${MAX_BULK})` }),
-    reason: z.string().min(1).max(1000).optional().openapi({ description: 'Cancel only: why (recorded)' }),
-  })
-  .strict()
-  .refine((b) => (b.ids === undefined) !== (b.filter === undefined), { message: 'give either ids or filter (one of them)', path: ['ids'] })
-  .openapi('BulkRequest');
+const BulkFields = {
+  ids: z.array(z.string().min(1)).min(1).max(MAX_BULK).optional().openapi({ description: `Run ids (or short forms), at most ${MAX_BULK}` }),
+  filter: BulkFilter.optional(),
+  limit: z.number().int().min(1).max(MAX_BULK).optional().openapi({ description: `With a filter: act on at most this many of the newest matching runs (max ${MAX_BULK})` }),
+};
+/** Ids or a filter, not both and not neither. */
+const idsOrFilter = (b: { ids?: unknown; filter?: unknown }): boolean => (b.ids === undefined) !== (b.filter === undefined);
+const ONE_OF = { message: 'give either ids or filter (one of them)', path: ['ids'] };
+
+/** A bulk request's body: `reason` is cancel's only (a retry with one is 422, naming it, as any unknown field). */
+const BulkBody = {
+  cancel: z
+    .object({ ...BulkFields, reason: z.string().min(1).max(1000).optional().openapi({ description: 'Why (recorded)' }) })
+    .strict()
+    .refine(idsOrFilter, ONE_OF)
+    .openapi('BulkCancelRequest'),
+  retry: z
+    .object(BulkFields)
+    .strict()
+    .refine(idsOrFilter, ONE_OF)
+    .openapi('BulkRetryRequest'),
+} as const;
 
 const BulkResult = z.object({
   id: z.string().openapi({ description: 'The id as given (or the run id, with a filter)' }),
@@ -59,13 +71,13 @@ function bulkRoute(action: 'cancel' | 'retry'): ReturnType<typeof createRoute> {
     tags: ['runs'],
     summary: action === 'cancel' ? 'Cancel many runs, by ids or by filter' : 'Retry many failed or cancelled runs, by ids or by filter',
     description: `At most ${MAX_BULK} runs per request; with a filter, \`more: true\` says more runs matched than were acted on (repeat the request). Each run is answered on its own.`,
-    request: { body: { required: true, content: { 'application/json': { schema: BulkBody } } } },
+    request: { body: { required: true, content: { 'application/json': { schema: BulkBody[action] } } } },
     responses: {
       200: {
         description: 'one result per run',
         content: { 'application/json': { schema: z.object({ results: z.array(BulkResult), done: z.number().int(), refused: z.number().int(), not_found: z.number().int(), more: z.boolean() }) } },
       },
-      ...problems(400, 413, 422, 503),
+      ...problems(400, 413, 415, 422, 503),
     },
   });
 }
@@ -73,7 +85,7 @@ function bulkRoute(action: 'cancel' | 'retry'): ReturnType<typeof createRoute> {
 export function bulkRoutes(app: OpenAPIHono, swarm: Swarm): void {
   for (const action of ['cancel', 'retry'] as const) {
     app.openapi(bulkRoute(action), async (c) => {
-      const body = (c.req.valid as (t: 'json') => unknown)('json') as z.infer<typeof BulkBody>;
+      const body = (c.req.valid as (t: 'json') => unknown)('json') as z.infer<(typeof BulkBody)['cancel']>;
       let ids: string[];
       let more = false;
       if (body.filter) {

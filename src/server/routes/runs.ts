@@ -9,7 +9,7 @@ import type { RunStatus } from '../../core/states.js';
 import type { RunFilter } from '../../store/types.js';
 import type { RunDetails, Swarm } from '../../swarm.js';
 import { eventJson, logJson, runJson, runListJson, stepJson } from '../../views/run.js';
-import { problems, RunParams, RunSchema, RunSummarySchema, StepSchema, WorkflowParams } from '../schemas.js';
+import { NoBody, problems, RunParams, RunSchema, RunSummarySchema, StepSchema, WorkflowParams } from '../schemas.js';
 import { sendJson } from '../send.js';
 
 /** The longest `?wait=` a request may hold its connection for. */
@@ -19,19 +19,60 @@ export const MAX_PAGE = 500;
 /** The longest Idempotency-Key accepted, in characters. */
 export const MAX_IDEMPOTENCY_KEY_CHARS = 255;
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/;
+/** A number, with a unit (`ms`, `s`, `m`, `h`, `d`) or without one (seconds). */
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;
+const DURATION_UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
-/** `30s`, `500ms`, `2m`, or a number of seconds → milliseconds. */
+/** `500ms`, `30s`, `2m`, `1h`, `1d`, or a number of seconds → milliseconds (the caller caps it). */
 export function parseWait(value: string): number {
   const m = DURATION.exec(value.trim()) as RegExpExecArray;
-  const n = Number(m[1]);
-  return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000);
+  return Math.round(Number(m[1]) * DURATION_UNIT_MS[(m[2] ?? 's') as keyof typeof DURATION_UNIT_MS]);
 }
 
-/** A time in a query: an ISO date or epoch milliseconds. */
-export const TIME = /^(\d{10,16}|\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?)$/;
+/**
+ * A time in a query or a bulk filter: epoch milliseconds, an ISO date (`2026-01-31`, UTC) or an ISO
+ * date and time (`2026-01-31T09:00`, seconds and fraction optional, `T` or a space, `Z` or an offset;
+ * without either, the server's local time, as `Date.parse` reads it).
+ */
+export const TIME = /^(\d{10,16}|\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?)$/;
+const TIME_PARTS = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-](\d{2}):?(\d{2}))?)?$/;
+/** What a time that is not one is told (the OpenAPI document shows TIME as its pattern). */
+export const TIME_MESSAGE = 'must be an ISO date (2026-01-31), date and time (2026-01-31T09:00:00Z) or epoch milliseconds';
+/** The largest time a Date holds (ECMAScript: ±8.64e15 ms). */
+const MAX_TIME_MS = 8_640_000_000_000_000;
+
+function daysIn(year: number, month: number): number {
+  return month === 2 ? (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+
+/**
+ * A time (see TIME) → epoch milliseconds; NaN for anything else, and for a date or time that is not
+ * on the calendar or the clock (`2026-02-30`, `2026-13-45`, `T25:00`): `Date.parse` would roll those
+ * over (2 March) or take some of them.
+ */
 export function parseTime(value: string): number {
-  return /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!TIME.test(value)) return Number.NaN;
+  if (/^\d+$/.test(value)) {
+    const ms = Number(value);
+    return ms <= MAX_TIME_MS ? ms : Number.NaN;
+  }
+  const [, y, mo, d, h = '0', mi = '0', s = '0', oh = '0', om = '0'] = TIME_PARTS.exec(value) as RegExpExecArray;
+  const month = Number(mo);
+  const onCalendar = month >= 1 && month <= 12 && Number(d) >= 1 && Number(d) <= daysIn(Number(y), month);
+  const onClock = Number(h) <= 23 && Number(mi) <= 59 && Number(s) <= 59 && Number(oh) <= 23 && Number(om) <= 59;
+  // `Date.parse` reads the ISO forms; a space for `T` and an offset without its colon are spelled as it expects.
+  return onCalendar && onClock ? Date.parse(value.replace(' ', 'T').replace(/([+-]\d{2})(\d{2})$/, '$1:$2')) : Number.NaN;
+}
+
+/** What a time of the right shape but not on the calendar or the clock is told. */
+const OFF_CALENDAR_MESSAGE = 'is not a date and time on the calendar (a month 01-12, a day the month has, hours 00-23, minutes and seconds 00-59)';
+
+/** A `since` / `until` in a route's schema: a malformed or impossible time is 422 VALIDATION_FAILED naming it. */
+export function timeSchema() {
+  return z
+    .string()
+    .regex(TIME, TIME_MESSAGE)
+    .refine((v) => !TIME.test(v) || !Number.isNaN(parseTime(v)), { message: OFF_CALENDAR_MESSAGE });
 }
 
 /** One status or several, comma-separated (`waiting,queued`): what `?status=` takes. */
@@ -41,8 +82,9 @@ export const STATUS_LIST = new RegExp(`^(${RUN_STATUSES.join('|')})(,(${RUN_STAT
 export function runFilterOf(q: { status?: string | readonly RunStatus[]; workflow?: string; trigger_type?: string; since?: string; until?: string; metadata?: Record<string, string>; parent?: string }, where: string): RunFilter {
   const since = q.since === undefined ? undefined : parseTime(q.since);
   const until = q.until === undefined ? undefined : parseTime(q.until);
-  for (const [field, t] of [['since', since], ['until', until]] as const) {
-    if (t !== undefined && Number.isNaN(t)) throw new UserError('ARGUMENT_INVALID', `${field} is not a date`, { field: `${where}.${field}` });
+  // The routes' schemas refuse these first (timeSchema); here for any other caller, with the same answer.
+  for (const [field, value, t] of [['since', q.since, since], ['until', q.until, until]] as const) {
+    if (value !== undefined && Number.isNaN(t)) throw new UserError('VALIDATION_FAILED', `${where}.${field}: ${TIME.test(value) ? OFF_CALENDAR_MESSAGE : TIME_MESSAGE}`, { field: `${where}.${field}` });
   }
   // One status stays `status` (the store's indexed equality); several are `statuses` (IN).
   const statuses = [...new Set(typeof q.status === 'string' ? (q.status.split(',') as RunStatus[]) : (q.status ?? []))];
@@ -108,7 +150,11 @@ const createRun = createRoute({
   request: {
     params: WorkflowParams,
     query: z.object({
-      wait: z.string().regex(DURATION, 'must be a duration like 30s, 500ms or 2m').optional().openapi({ example: '30s', description: 'Wait for the run to finish, up to this long (max 300s)' }),
+      wait: z
+        .string()
+        .regex(DURATION, 'must be a duration like 500ms, 30s, 2m or 1h (ms, s, m, h or d; a number alone is seconds)')
+        .optional()
+        .openapi({ example: '30s', description: `Wait for the run to finish, up to this long (ms, s, m, h or d; a number alone is seconds); a longer wait than ${MAX_WAIT_MS / 1000}s is cut to ${MAX_WAIT_MS / 1000}s` }),
     }),
     headers: z.object({
       'idempotency-key': z.string().min(1).max(MAX_IDEMPOTENCY_KEY_CHARS).optional().openapi({ description: 'One run per key: a repeat returns the first run' }),
@@ -119,7 +165,7 @@ const createRun = createRoute({
     200: { description: 'A repeat of an Idempotency-Key: the run it created (finished, when waited for)', content: { 'application/json': { schema: RunSchema } } },
     201: { description: 'The run was created (and, with ?wait, finished in time)', content: { 'application/json': { schema: RunSchema } } },
     202: { description: 'With ?wait: the run did not finish in time; it goes on', content: { 'application/json': { schema: RunSchema } } },
-    ...problems(400, 403, 404, 413, 422),
+    ...problems(400, 401, 403, 404, 413, 415, 422),
   },
 });
 
@@ -139,8 +185,8 @@ const listRuns = createRoute({
       workflow: z.string().min(1).optional().openapi({ description: 'A workflow name' }),
       trigger_type: z.string().min(1).optional().openapi({ description: 'How runs were started: manual, api, schedule, webhook, event…' }),
       parent: z.string().min(1).optional().openapi({ description: 'A run id: only the runs it started (its sub-workflow runs, and runs its handlers started)' }),
-      since: z.string().regex(TIME, 'must be an ISO date or epoch milliseconds').optional().openapi({ description: 'Created at or after (ISO date or epoch ms)' }),
-      until: z.string().regex(TIME, 'must be an ISO date or epoch milliseconds').optional().openapi({ description: 'Created before (ISO date or epoch ms)' }),
+      since: timeSchema().optional().openapi({ description: 'Created at or after (ISO date, date and time, or epoch ms); 422 for anything else or a date not on the calendar' }),
+      until: timeSchema().optional().openapi({ description: 'Created before (ISO date, date and time, or epoch ms); 422 for anything else or a date not on the calendar' }),
       limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(50),
       cursor: z.string().min(1).optional().openapi({ description: 'The `next_cursor` of the previous page' }),
     }),
@@ -267,7 +313,7 @@ const cancelRun = createRoute({
   },
   responses: {
     200: { description: 'cancelled', content: { 'application/json': { schema: z.object({ run_id: z.string(), cancelled: z.array(z.string()), run: RunSchema }) } } },
-    ...problems(400, 404, 409),
+    ...problems(400, 404, 409, 415, 422),
   },
 });
 
@@ -276,10 +322,14 @@ const retryRun = createRoute({
   path: '/api/v1/runs/{id}/retry',
   tags: ['runs'],
   summary: 'Run the failed or cancelled steps of a finished run again (completed steps are kept)',
-  request: { params: RunParams },
+  request: {
+    params: RunParams,
+    // Nothing to say: a body, if any, is `{}` (unknown fields 422, as for cancel; malformed JSON 400).
+    body: { required: false, content: { 'application/json': { schema: NoBody } } },
+  },
   responses: {
     202: { description: 'queued again', content: { 'application/json': { schema: z.object({ run_id: z.string(), reset: z.array(z.string()), run: RunSchema }) } } },
-    ...problems(400, 404, 409),
+    ...problems(400, 404, 409, 415, 422),
   },
 });
 

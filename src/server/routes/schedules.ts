@@ -8,7 +8,7 @@ import type { Swarm } from '../../swarm.js';
 import { MAX_PREVIEW_TICKS } from '../../triggers/schedule.js';
 import { MAX_IDEMPOTENCY_KEY_CHARS } from './runs.js';
 import { runJson } from '../../views/run.js';
-import { problems, RunSchema } from '../schemas.js';
+import { NoBody, problems, RunSchema } from '../schemas.js';
 import { sendJson } from '../send.js';
 
 const ScheduleSchema = z
@@ -71,8 +71,9 @@ const setPaused = (paused: boolean): ReturnType<typeof createRoute> =>
     path: `/api/v1/schedules/{workflow}/${paused ? 'pause' : 'resume'}`,
     tags: ['schedules'],
     summary: paused ? 'Pause a schedule: no tick fires until it is resumed' : 'Resume a paused schedule (missed ticks follow its catch-up policy)',
-    request: { params: ScheduleParams },
-    responses: { 200: { description: 'the schedule as it is now', content: { 'application/json': { schema: ScheduleSchema } } }, ...problems(404) },
+    // No body needed; one sent is `{}` (unknown fields 422, malformed JSON 400).
+    request: { params: ScheduleParams, body: { required: false, content: { 'application/json': { schema: NoBody } } } },
+    responses: { 200: { description: 'the schedule as it is now', content: { 'application/json': { schema: ScheduleSchema } } }, ...problems(400, 404, 415, 422) },
   });
 
 const triggerSchedule = createRoute({
@@ -83,11 +84,12 @@ const triggerSchedule = createRoute({
   request: {
     params: ScheduleParams,
     headers: z.object({ 'idempotency-key': z.string().min(1).max(MAX_IDEMPOTENCY_KEY_CHARS).optional().openapi({ description: 'One run per key: a repeat returns the first run' }) }),
+    body: { required: false, content: { 'application/json': { schema: NoBody } } },
   },
   responses: {
     200: { description: 'A repeat of an Idempotency-Key: the run it created', content: { 'application/json': { schema: RunSchema } } },
     201: { description: 'The run was created', content: { 'application/json': { schema: RunSchema } } },
-    ...problems(403, 404),
+    ...problems(400, 403, 404, 415, 422),
   },
 });
 
