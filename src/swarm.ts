@@ -1250,6 +1250,8 @@ export class Swarm {
 
   /** Runs newest first; a run of a workflow with a concurrency key carries its place under the key (`concurrency`). */
   async listRuns(filter: RunFilter = {}): Promise<RunRecord[]> {
+    // A parent named as the CLI shows it (the end of its id) or by prefix; an unknown one is RUN_NOT_FOUND, not an empty list.
+    if (filter.parent !== undefined) filter = { ...filter, parent: await this.resolveRunId(filter.parent) };
     const runs = await this.store.listRuns(filter);
     const keyed = await this.store.runConcurrency(runs.map((r) => r.id));
     for (const r of runs) {

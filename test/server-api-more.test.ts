@@ -64,6 +64,10 @@ describe('sub-workflow runs and map elements', () => {
     expect(list.status).toBe(200);
     const runs = (list.json as { runs: Array<{ run_id: string; workflow_name: string; parent_run_id: string; parent_step_id: string }> }).runs;
     expect(runs.map((r) => [r.workflow_name, r.parent_run_id, r.parent_step_id])).toEqual([['words', parent, 'sub']]);
+    // The parent as the CLI shows it (the end of its id) finds the same children; an unknown one is 404, not an empty list.
+    const short = await call('GET', `/api/v1/runs?parent=${parent.slice(-12)}`);
+    expect((short.json as { runs: Array<{ run_id: string }> }).runs.map((r) => r.run_id)).toEqual(runs.map((r) => r.run_id));
+    expectProblem(await call('GET', '/api/v1/runs?parent=zzzzzz'), 404, 'RUN_NOT_FOUND');
     const child = await call('GET', `/api/v1/runs/${runs[0]!.run_id}`);
     expect(child.json).toMatchObject({ parent_run_id: parent, parent_step_id: 'sub', status: 'completed' });
     const steps = (child.json as { steps: Array<{ id: string; map_index?: number; outputs: unknown }> }).steps;
