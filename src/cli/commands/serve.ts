@@ -71,7 +71,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .command('serve')
     .description('serve the HTTP API (and run a worker, unless --no-worker); SIGTERM/SIGINT drain and stop it')
     .option('--host <address>', "address to listen on; a non-loopback one needs an API token first ('swarm tokens create') or --insecure", '127.0.0.1')
-    .option('--insecure', 'listen on a non-loopback address although no API token exists (the API is open until one does)')
+    .option('--insecure', 'listen on a non-loopback address although no API token exists (the API is open whenever none exists: until one is created, and after the last is revoked)')
     .option('-p, --port <port>', 'port to listen on (0: any free port)', '8090')
     .option('-c, --concurrency <n>', "steps the worker runs at once (default: swarm.yaml's worker concurrency)")
     .option('--no-worker', 'serve the API only; workers elsewhere execute the runs')
