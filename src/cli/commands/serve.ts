@@ -85,6 +85,8 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('--sw4rm-scheduler <port>', 'SW4RM Scheduler port, with --sw4rm', '50053')
     .action(async (o: ServeOptions, cmd: Command) => {
       const port = parsePort(o.port);
+      // An IPv6 address as a URL writes it (`[::1]`) is the address itself.
+      o.host = o.host.replace(/^\[(.*)\]$/, '$1');
       // The SW4RM ports mean something only with --sw4rm: given alone, they would be ignored.
       if (!o.sw4rm) {
         const given = (['sw4rmHost', 'sw4rmRouter', 'sw4rmRegistry', 'sw4rmScheduler'] as const).find((k) => cmd.getOptionValueSource(k) === 'cli');
