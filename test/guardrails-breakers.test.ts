@@ -41,7 +41,8 @@ describe('the state machine', () => {
     row = recordOutcome(row, s, 'failure', false, 0, 10);
     row = recordOutcome(row, s, 'failure', false, 0, 20);
     expect(row).toMatchObject({ state: 'closed', failures: 2 });
-    expect(recordOutcome(row, s, 'failure', false, 0, 30)).toMatchObject({ state: 'open', opened_at: 30 });
+    // It keeps the failures that opened it while it is open: `swarm breakers list` shows why.
+    expect(recordOutcome(row, s, 'failure', false, 0, 30)).toMatchObject({ state: 'open', opened_at: 30, failures: 3, window_started_at: 0 });
     // The third failure after the window: a fresh window with one failure.
     expect(recordOutcome(row, s, 'failure', false, 0, 1010)).toMatchObject({ state: 'closed', failures: 1, window_started_at: 1010 });
     // Successes and the caller's own errors change nothing (and write nothing: the same object).
@@ -55,12 +56,12 @@ describe('the state machine', () => {
     expect(row).toMatchObject({ state: 'closed', failures: 1, successes: 1 });
     row = recordOutcome(row, r, 'failure', false, 0, 2); // 2 of 3: under min_calls
     expect(row.state).toBe('closed');
-    expect(recordOutcome(row, r, 'failure', false, 0, 3).state).toBe('open'); // 3 of 4
+    expect(recordOutcome(row, r, 'failure', false, 0, 3)).toMatchObject({ state: 'open', failures: 3, successes: 1 }); // 3 of 4
     expect(recordOutcome(row, r, 'failure', false, 5, 3).state).toBe('closed'); // 3 of 9
   });
 
   it('cool-down, then a limited number of probes; a probe success closes, a probe failure re-opens', () => {
-    const open = { ...k(), state: 'open' as const, opened_at: 100 };
+    const open = { ...k(), state: 'open' as const, opened_at: 100, failures: 3 };
     expect(peek(open, s, 599)).toBe('reject');
     expect(peek(open, s, 600)).toBe('claim');
     expect(claimProbe(open, s, 599).admitted).toBe(false);
@@ -74,7 +75,9 @@ describe('the state machine', () => {
     // Only probes settle a half-open breaker.
     expect(recordOutcome(p2.row, s, 'success', false, 0, 700)).toBe(p2.row);
     expect(recordOutcome(p2.row, s, 'success', true, 0, 700)).toMatchObject({ state: 'closed', failures: 0, probes: 0 });
-    expect(recordOutcome(p2.row, s, 'failure', true, 0, 700)).toMatchObject({ state: 'open', opened_at: 700 });
+    // A failed probe re-opens it with one more failure; a success (above) closes it with none.
+    expect(p2.row.failures).toBe(3);
+    expect(recordOutcome(p2.row, s, 'failure', true, 0, 700)).toMatchObject({ state: 'open', opened_at: 700, failures: 4 });
     expect(recordOutcome(p2.row, s, 'neutral', true, 0, 700)).toMatchObject({ state: 'half_open', probes: 1 });
   });
 
@@ -534,15 +537,20 @@ export const search = { name: 'search', description: 'Search', parameters: { typ
     };
     try {
       const at = Date.UTC(2026, 0, 1);
-      await swarm.store.updateBreaker('model:openai/gpt-4o-mini', 'model', (r) => ({ ...r, state: 'open', opened_at: at, updated_at: at }));
+      // Opened by the state machine (the deployment's 5 failures): an open breaker shows the failures that opened it.
+      const settings = resolveBreaker(swarm.config.guardrails.breakers);
+      for (let i = 0; i < 5; i++) await swarm.store.updateBreaker('model:openai/gpt-4o-mini', 'model', (r) => recordOutcome(r, settings, 'failure', false, 0, at));
       const app = createApp(swarm);
       const list = await app.request('/api/v1/breakers');
       expect(list.status).toBe(200);
       expect(await list.json()).toEqual({
-        breakers: [{ key: 'model:openai/gpt-4o-mini', kind: 'model', name: 'openai/gpt-4o-mini', state: 'open', failures: 0, opened_at: '2026-01-01T00:00:00.000Z', probe_at: '2026-01-01T00:00:45.000Z', probes: 0, updated_at: '2026-01-01T00:00:00.000Z' }],
+        breakers: [{ key: 'model:openai/gpt-4o-mini', kind: 'model', name: 'openai/gpt-4o-mini', state: 'open', failures: 5, opened_at: '2026-01-01T00:00:00.000Z', probe_at: '2026-01-01T00:00:45.000Z', probes: 0, updated_at: '2026-01-01T00:00:00.000Z' }],
       });
       expect(await cli('breakers', 'list')).toBe(0);
-      expect(printed.join('')).toMatch(/model:openai\/gpt-4o-mini\s+open\s+0\s+2026-01-01T00:00:00/);
+      expect(printed.join('')).toMatch(/model:openai\/gpt-4o-mini\s+open\s+5\s+2026-01-01T00:00:00/);
+      printed.length = 0;
+      expect(await cli('breakers', 'list', '--json')).toBe(0);
+      expect(JSON.parse(printed.join(''))).toMatchObject([{ key: 'model:openai/gpt-4o-mini', state: 'open', failures: 5 }]);
       const reset = await app.request(`/api/v1/breakers/${encodeURIComponent('model:openai/gpt-4o-mini')}/reset`, { method: 'POST' });
       expect(reset.status).toBe(200);
       expect(await reset.json()).toMatchObject({ key: 'model:openai/gpt-4o-mini', state: 'open' });

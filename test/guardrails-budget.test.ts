@@ -487,6 +487,59 @@ steps:
     expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow('swarm.yaml:4: guardrails.budget.model_calls: model_calls is a number, not "many"');
   });
 
+  it('a budget with warn_at and no limit is refused wherever a budget goes: it would limit nothing', () => {
+    let err: unknown;
+    try {
+      parseWorkflowManifest('name: w\nversion: 1.0.0\nbudget:\n  warn_at: 0.5\nsteps:\n  - id: s\n    agent: w\n    budget: { warn_at: 0.9 }\n', 'workflows/w/workflow.yaml');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ManifestError);
+    const needs = 'a budget needs at least one limit (tokens_in, tokens_out, cost_usd, model_calls, tool_calls, wall_clock, handoff_depth); warn_at alone limits nothing';
+    expect((err as ManifestError).problems.map((p) => [p.file, p.field, p.line, p.problem])).toEqual([
+      ['workflows/w/workflow.yaml', 'budget', 3, needs],
+      ['workflows/w/workflow.yaml', 'steps[0].budget', 8, needs],
+    ]);
+    // With a limit (even a bad one: that is the problem then), warn_at is fine.
+    expect(parseWorkflowManifest('name: w\nversion: 1.0.0\nbudget: { warn_at: 0.5, model_calls: 3 }\nsteps:\n  - id: s\n    agent: w\n', 'w.yaml').budget).toEqual({ warn_at: 0.5, model_calls: 3 });
+    expect(() => parseWorkflowManifest('name: w\nversion: 1.0.0\nbudget: { warn_at: 0.5, model_calls: 0 }\nsteps:\n  - id: s\n    agent: w\n', 'w.yaml')).toThrow(/^w\.yaml:3: budget\.model_calls: model_calls must be more than 0, not 0$/);
+    const dir = tempProject('name: t\nguardrails:\n  budget:\n    warn_at: 0.5\n');
+    cleanups.push(() => removeProject(dir));
+    expect(() => resolveConfig({ cwd: dir, env: {} })).toThrow(`swarm.yaml:3: guardrails.budget: ${needs}`);
+  });
+
+  it('a step budget on a step that makes no model calls is refused: sleep, wait, consensus and sub-workflow steps, and a non-llm agent at registration', async () => {
+    let err: unknown;
+    try {
+      parseWorkflowManifest(
+        'name: w\nversion: 1.0.0\nsteps:\n  - { id: nap, kind: sleep, for: 1m, budget: { model_calls: 1 } }\n  - { id: kid, workflow: other, budget: { model_calls: 1 } }\n  - id: ok\n    agent: writer\n    budget: { model_calls: 1 }\n',
+        'workflows/w/workflow.yaml',
+      );
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ManifestError);
+    expect((err as ManifestError).problems.map((p) => [p.field, p.line, p.problem])).toEqual([
+      ['steps[0].budget', 4, 'a sleep step makes no model or tool calls: a budget limits nothing here'],
+      ['steps[1].budget', 5, "a sub-workflow step's calls are made by its child run, which a step budget does not limit: set budget: at the top of other's workflow.yaml (its calls draw on this run's budget too)"],
+    ]);
+
+    // An agent known at registration to make no model calls (a built-in, a process).
+    const { dir, open } = await project();
+    writeAgent(dir, 'echo', 'name: echo\nversion: 1.0.0\nruntime: { type: builtin, entry: echo }\n');
+    writeAgent(dir, 'writer', AGENT('writer'));
+    writeWorkflow(dir, 'flow', 'name: flow\nversion: 1.0.0\nsteps:\n  - id: say\n    agent: echo\n    budget: { model_calls: 2 }\n  - id: write\n    agent: writer\n    budget: { model_calls: 2 }\n');
+    const swarm = await open(new ScriptedModel([]));
+    await swarm.registerAgent(join(dir, 'agents', 'echo'));
+    await swarm.registerAgent(join(dir, 'agents', 'writer'));
+    const e = await swarm.registerWorkflow(join(dir, 'workflows', 'flow')).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ManifestError);
+    expect((e as ManifestError).problems).toEqual([
+      expect.objectContaining({ field: 'steps[0].budget', line: 6, problem: "step 'say': agent echo@1.0.0 is a 'builtin' agent, which makes no model calls: a step budget limits only llm and http agents' steps" }),
+    ]);
+    expect(await swarm.store.listWorkflows()).toEqual([]);
+  });
+
   it('an agent with a bad budget is refused at registration', async () => {
     const { dir, open } = await project();
     writeAgent(dir, 'writer', AGENT('writer', 'guardrails:\n  budget: { tokens_out: -1 }\n'));

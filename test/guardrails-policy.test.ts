@@ -345,6 +345,30 @@ describe('guardrails.policy in agent.yaml and swarm.yaml', () => {
     ]);
   });
 
+  it('a pattern that matches the empty string, or takes a built-in rule’s id, is refused as in guardrails.redaction.custom: file, field and line', () => {
+    const problems = problemsOf(() =>
+      parseAgentManifest(
+        agentYaml('    injection:\n      patterns:\n        - { name: empty, regex: "" }\n        - { name: stars, regex: "x*" }\n        - { name: lines, regex: "^$", flags: m }\n        - { name: ignore-previous, regex: "ignore me" }\n        - { name: Exfiltrate, regex: "send it" }\n        - { name: fine, regex: "x+" }\n'),
+        'agents/shop/agent.yaml',
+      ),
+    );
+    expect(problems).toEqual([
+      expect.objectContaining({ field: 'guardrails.policy.injection.patterns[0].regex', line: 9, problem: 'is not a valid regular expression: it matches the empty string' }),
+      expect.objectContaining({ field: 'guardrails.policy.injection.patterns[1].regex', line: 10, problem: 'is not a valid regular expression: it matches the empty string' }),
+      expect.objectContaining({ field: 'guardrails.policy.injection.patterns[2].regex', line: 11, problem: 'is not a valid regular expression: it matches the empty string' }),
+      expect.objectContaining({ field: 'guardrails.policy.injection.patterns[3].name', line: 12, problem: "'ignore-previous' is the id of a built-in pattern; give yours another name (builtin_patterns: false turns the built-ins off)" }),
+      expect.objectContaining({ field: 'guardrails.policy.injection.patterns[4].name', line: 13, problem: expect.stringContaining("'Exfiltrate' is the id of a built-in pattern") }),
+    ]);
+    // swarm.yaml's policy is parsed by the same code: refused when it is read.
+    const dir = mkdtempSync(join(tmpdir(), 'swarm-policy-'));
+    try {
+      writeFileSync(join(dir, 'swarm.yaml'), 'name: t\nguardrails:\n  policy:\n    injection:\n      patterns: [{ name: maybe, regex: "(wire)?" }]\n');
+      expect(problemsOf(() => resolveConfig({ cwd: dir, env: { SWARM_HOME: join(dir, '.swarm') } }))[0]).toMatchObject({ field: 'guardrails.policy.injection.patterns[0].regex', line: 5, problem: 'is not a valid regular expression: it matches the empty string' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('swarm.yaml: the same checks at open', () => {
     const dir = mkdtempSync(join(tmpdir(), 'swarm-policy-'));
     try {

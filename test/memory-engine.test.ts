@@ -300,4 +300,54 @@ guardrails:
       await swarm.close();
     }
   });
+
+  it('remember with an empty or blank text stores nothing: the model gets an error result saying so, and the step goes on', async () => {
+    helper();
+    fake.push(
+      { toolCalls: [{ id: 'c1', name: 'remember', arguments: { text: '' } }, { id: 'c2', name: 'remember', arguments: { text: ' \n\t ' } }] },
+      { toolCalls: [{ id: 'c3', name: 'remember', arguments: { text: 'Ada prefers green tea' } }] },
+      { content: 'Noted.' },
+    );
+    const swarm = await open();
+    try {
+      const run = await swarm.startRun('ask', { message: 'Remember that I like green tea.', user: 'ada' });
+      expect((await swarm.runToCompletion(run)).run.status).toBe('completed');
+      expect((await swarm.memory.list('user-ada')).filter((m) => m.source === 'explicit').map((m) => m.text)).toEqual(['Ada prefers green tea']);
+      // What the model was told about each empty call, as an error result.
+      const results = chats()[1]?.messages.filter((m) => m.role === 'tool').map((m) => String(m.content));
+      expect(results).toEqual([expect.stringMatching(/^Error: tool 'remember' failed: nothing was remembered: the text is empty/), expect.stringMatching(/nothing was remembered: the text is empty/)]);
+      const session = await swarm.getSession(`${run}/talk`);
+      expect(session.toolCalls.filter((c) => c.name === 'remember').map((c) => c.is_error)).toEqual([true, true, false]);
+    } finally {
+      await swarm.close();
+    }
+  });
+
+  it('tool_results naming a tool the agent’s module does not export fails the step before the model is asked, naming the field', async () => {
+    writeAgent(
+      dir,
+      'helper',
+      `name: helper
+version: 1.0.0
+runtime: { type: llm, provider: openai, model: gpt-4o-mini }
+tools:
+  - module: tools.mjs
+memory:
+  namespace: user-\${inputs.user}
+  remember: { tool_results: [lookup, nonexistent_tool] }
+`,
+      { 'tools.mjs': TOOLS_JS },
+    );
+    writeWorkflow(dir, 'ask', 'name: ask\nversion: 1.0.0\nsteps:\n  - id: talk\n    agent: helper\n    inputs: { message: "${trigger.message}", user: "${trigger.user}" }\n');
+    fake.push({ content: 'never asked' });
+    const swarm = await open();
+    try {
+      const d = await swarm.runToCompletion(await swarm.startRun('ask', { message: 'Where is order 1234?', user: 'ada' }));
+      expect(d.run.status).toBe('failed');
+      expect(d.steps[0]?.error).toContain("agent 'helper': memory.remember.tool_results names 'nonexistent_tool', which is not one of its tools (its tools: lookup)");
+      expect(chats()).toEqual([]);
+    } finally {
+      await swarm.close();
+    }
+  });
 });

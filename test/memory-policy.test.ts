@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseAgentManifest } from '../src/core/manifest/agent.js';
 import { ManifestError } from '../src/core/errors.js';
+import { TOOL_SPEC_SCHEMA } from '../src/agents/tools/spec.js';
 import { estimateTokens, memoryNote, rankMemories } from '../src/memory/recall.js';
 import { resolveNamespace } from '../src/memory/agent-memory.js';
 import type { ScoredMemory } from '../src/store/memory-types.js';
@@ -30,7 +31,7 @@ describe('memory: in agent.yaml', () => {
       retrieval: { top_k: 5, min_score: 0, max_tokens: 500 },
       embedding: { provider: 'openai', model: 'text-embedding-3-small' },
     });
-    const full = parseAgentManifest(agent('  namespace: n\n  remember: { tool_results: [lookup], explicit: true }\n  retrieval: { top_k: 2, min_score: 0.3, recency_half_life: 7d, max_tokens: 50 }\n  embedding: { model: text-embedding-3-large }\n'), 'agent.yaml');
+    const full = parseAgentManifest(agent('  namespace: n\n  remember: { tool_results: [lookup], explicit: true }\n  retrieval: { top_k: 2, min_score: 0.3, recency_half_life: 7d, max_tokens: 50 }\n  embedding: { model: text-embedding-3-large }\n').replace('memory:', 'tools:\n  - module: tools.mjs\nmemory:'), 'agent.yaml');
     expect(full.llm?.memory?.retrieval).toEqual({ top_k: 2, min_score: 0.3, max_tokens: 50, recency_half_life_ms: 7 * 86_400_000 });
     expect(full.llm?.memory?.remember.tool_results).toEqual(['lookup']);
     expect(full.llm?.memory?.embedding).toEqual({ provider: 'openai', model: 'text-embedding-3-large' });
@@ -47,6 +48,39 @@ describe('memory: in agent.yaml', () => {
     // true or a list of tools: both named, not only the first of the schema's choices.
     expect(problems(agent('  namespace: n\n  remember:\n    tool_results: yes_please\n'))).toMatch(/agent\.yaml:7: memory\.remember\.tool_results: must be true, false or a list$/m);
     expect(problems(agent('  namespace: n\n  embedding: { provider: ollama }\n'))).toMatch(/agent\.yaml:6: memory\.embedding\.provider: provider 'ollama' has no default embedding model/);
+  });
+
+  it('refuses a tool_results name the agent has no tool for, with file, field and line; names a module or MCP server may give are left to run time', () => {
+    const withTools = (tools: string, names: string): string => `name: a\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: m }\ntools:\n${tools}memory:\n  namespace: n\n  remember:\n    tool_results: [${names}]\n`;
+    const http = '  - builtin: calculator\n  - { name: lookup_order, description: Look up, http: { url: "https://shop.example.com/orders" } }\n';
+    const parse = (text: string) => parseAgentManifest(text, 'agents/a/agent.yaml', { toolSpecSchema: TOOL_SPEC_SCHEMA });
+    expect(parse(withTools(http, 'lookup_order, calculator')).llm?.memory?.remember.tool_results).toEqual(['lookup_order', 'calculator']);
+    const refused = (tools: string, names: string): string => {
+      try {
+        parse(withTools(tools, names));
+      } catch (e) {
+        if (e instanceof ManifestError) return e.message;
+        throw e;
+      }
+      throw new Error('accepted');
+    };
+    expect(refused(http, 'lookup_order, nonexistent_tool')).toMatch(/agents\/a\/agent\.yaml:10: memory\.remember\.tool_results\[1\]: 'nonexistent_tool' is not a tool of this agent \(its tools: calculator, lookup_order\)$/m);
+    expect(refused(http, 'lookup_ordr')).toMatch(/tool_results\[0\]: 'lookup_ordr' is not a tool of this agent .*; did you mean 'lookup_order'\?/);
+    // The built-in remember tool's text is a memory already.
+    expect(refused(http, 'remember')).toMatch(/tool_results\[0\]: 'remember' is the built-in memory tool/);
+    // An agent without tools, and one per problem.
+    expect(problems(agent('  namespace: n\n  remember:\n    tool_results: [lookup, search]\n'))).toMatch(/agent\.yaml:7: memory\.remember\.tool_results\[0\]: 'lookup' is not a tool of this agent \(it has no tools\)\n.*tool_results\[1\]: 'search'/);
+    // An MCP server's include: names its tools as they will be (prefixed by its name:)…
+    const mcp = '  - { mcp: { command: node, args: [notes.mjs] }, name: notes, include: [add_note, list.notes] }\n';
+    expect(parse(withTools(mcp, 'notes_add_note, notes_list_notes')).llm?.memory?.remember.tool_results).toHaveLength(2);
+    expect(refused(mcp, 'add_note')).toMatch(/'add_note' is not a tool of this agent \(its tools: notes_add_note, notes_list_notes\)/);
+    // …without include:, any `<name>_…` may be one of its tools; other names are still refused.
+    const prefixed = '  - { mcp: { command: node, args: [notes.mjs] }, name: notes }\n';
+    expect(parse(withTools(prefixed, 'notes_add_note')).llm?.memory?.remember.tool_results).toEqual(['notes_add_note']);
+    expect(refused(prefixed, 'add_note')).toMatch(/'add_note' is not a tool of this agent \(its tools: notes_\*\)/);
+    // A module's exports, or an MCP server with neither name nor include, are known only when they load.
+    expect(parse(withTools('  - module: tools.mjs\n', 'anything')).llm?.memory?.remember.tool_results).toEqual(['anything']);
+    expect(parse(withTools('  - mcp: { url: "https://mcp.example.com/mcp" }\n', 'anything')).llm?.memory?.remember.tool_results).toEqual(['anything']);
   });
 
   it('resolves per-user namespaces from the step inputs, and refuses a missing input', () => {

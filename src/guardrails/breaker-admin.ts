@@ -19,7 +19,7 @@ export interface BreakerView {
   kind: string;
   name: string;
   state: CircuitState;
-  /** Failures in the current window (closed). */
+  /** Closed: failures in the current window. Open or half-open: the failures that opened it (its window's, and each failed probe's since). */
   failures: number;
   opened_at: string | null;
   /** When an open breaker lets a probe through: its opening plus the cool-down it was opened with (an agent's own, if it set one). */

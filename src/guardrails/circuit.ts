@@ -9,6 +9,10 @@
  * The cool-down is the one of the call that opened the breaker, kept in its row (`cooldown_ms`):
  * agents with other settings for the same model or tool wait the same time, not their own.
  *
+ * An open (or half-open) row keeps the counts of the window that opened it (`failures`, and
+ * `successes` for a failure rate), plus one failure per failed probe, until a probe closes it, so a
+ * breaker listed as open shows why it opened. Nothing reads them meanwhile; closing starts afresh.
+ *
  * @example
  *   const s = resolveBreaker(undefined, {});              // the defaults
  *   const row = recordOutcome(closedRow('model:openai/gpt-4o', 'model', 0), s, 'failure', false, 0, 1000);
@@ -103,7 +107,8 @@ export function recordOutcome(row: BreakerRow, s: ResolvedBreaker, outcome: Call
   if (row.state === 'half_open') {
     if (!probe) return row;
     if (outcome === 'success') return closedRow(key, kind, now);
-    if (outcome === 'failure') return { ...row, state: 'open', opened_at: now, cooldown_ms: s.cooldown_ms, probes: 0, failures: 0, successes: 0, updated_at: now };
+    // A failed probe counts with the failures that opened it.
+    if (outcome === 'failure') return { ...row, state: 'open', opened_at: now, cooldown_ms: s.cooldown_ms, probes: 0, failures: row.failures + 1, updated_at: now };
     return { ...row, probes: Math.max(0, row.probes - 1), updated_at: now };
   }
   // Open: a call let through before it opened finished; it changes nothing.
@@ -113,6 +118,7 @@ export function recordOutcome(row: BreakerRow, s: ResolvedBreaker, outcome: Call
   const ok = (fresh ? 0 : row.successes) + (s.failure_rate ? successes : 0);
   const rate = s.failure_rate;
   const trips = failures >= s.failures || (rate !== undefined && failures + ok >= rate.min_calls && failures / (failures + ok) >= rate.threshold);
-  if (trips) return { ...row, state: 'open', opened_at: now, cooldown_ms: s.cooldown_ms, failures: 0, successes: 0, probes: 0, window_started_at: now, updated_at: now };
+  // The window's counts stay with the open breaker (what opened it) until it closes.
+  if (trips) return { ...row, state: 'open', opened_at: now, cooldown_ms: s.cooldown_ms, failures, successes: ok, probes: 0, window_started_at: fresh ? now : row.window_started_at, updated_at: now };
   return { ...row, failures, successes: ok, window_started_at: fresh ? now : row.window_started_at, updated_at: now };
 }

@@ -15,6 +15,7 @@ import type { EngineMetrics } from '../observability/engine-metrics.js';
 import type { MemoryRecord, MemoryWrite, ScoredMemory } from '../store/memory-types.js';
 import type { Store } from '../store/store.js';
 import type { Tool } from '../agents/agent.js';
+import { ToolCallError } from '../agents/tools/errors.js';
 import { hasRedactionMarker } from '../guardrails/redaction/classifier.js';
 import type { Embedder } from './embedder.js';
 import { memoryNote, rankMemories, type RankedMemory } from './recall.js';
@@ -112,6 +113,7 @@ export class AgentMemory {
   /**
    * The built-in `remember` tool of an agent whose memory has `remember.explicit` (origin kind
    * `memory`). Its write's dedup key is the call's idempotency key and the text's digest, so a re-run call writes once.
+   * An empty or blank text is not stored: the model gets an error result saying so.
    */
   rememberTool(manifest: AgentManifest, scope: { inputs: Record<string, unknown>; run?: Record<string, unknown> }): Tool | undefined {
     const spec = manifest.llm?.memory;
@@ -125,20 +127,23 @@ export class AgentMemory {
       trusted: true,
       origin: { kind: 'memory' },
       execute: async (args, ctx) => {
+        const text = typeof args.text === 'string' ? args.text : '';
+        // An error result, not a failed step: the model is told and can call again with the fact.
+        if (text.trim() === '') throw new ToolCallError('TOOL_ARGUMENTS_INVALID', 'nothing was remembered: the text is empty; call remember with the fact itself, e.g. {"text": "Ada prefers green tea"}');
         const embedder = await this.embedderOf(spec, manifest);
         const created = await this.write(
           embedder,
           [
             {
               namespace,
-              text: String(args.text),
+              text,
               metadata: { agent: manifest.name },
               source: 'explicit',
               run_id: typeof run.id === 'string' ? run.id : null,
               step_id: typeof run.step === 'string' ? run.step : null,
               session_id: ctx.idempotencyKey.slice(0, ctx.idempotencyKey.lastIndexOf('/')) || null,
               // The call id alone is not enough: some providers number calls per reply, so a later turn may reuse one.
-              dedup_key: `${ctx.idempotencyKey}/remember/${createHash('sha256').update(String(args.text)).digest('hex').slice(0, 16)}`,
+              dedup_key: `${ctx.idempotencyKey}/remember/${createHash('sha256').update(text).digest('hex').slice(0, 16)}`,
             },
           ],
           ctx.signal,

@@ -11,12 +11,14 @@
  * @example
  *   const guard = memoryGuard(memory, ctx); // undefined when no agent of the step has memory:
  */
+import { StepError } from '../core/errors.js';
 import type { AgentManifest } from '../core/manifest/agent.js';
 import type { MemorySpec } from '../core/manifest/memory.js';
 import { validateAgainst } from '../core/io-schema.js';
 import { markUntrusted, type GuardTurn, type LoopGuard } from '../guardrails/guard.js';
 import type { StepGuardContext } from '../guardrails/index.js';
 import type { InjectionScreen } from '../guardrails/injection.js';
+import type { Agent } from '../agents/agent.js';
 import type { Message } from '../agents/types.js';
 import { resolveNamespace, type AgentMemory } from './agent-memory.js';
 
@@ -47,6 +49,7 @@ export function memoryGuard(memory: AgentMemory, ctx: StepGuardContext, screen?:
       const seen = recalled(t);
       let r = seen[t.agent.name];
       if (!r) {
+        checkToolResults(mine.spec, t.agent);
         const query = lastUserText(t.messages);
         const recalledNote = (await memory.recall(mine.spec, mine.namespace, query, await memory.embedderOf(mine.spec, mine.manifest))).note;
         const source = { kind: 'memory', name: mine.namespace, turn: t.turn + 1 };
@@ -96,6 +99,25 @@ export function memoryGuard(memory: AgentMemory, ctx: StepGuardContext, screen?:
       ]);
     },
   };
+}
+
+/**
+ * `remember.tool_results` names only tools the agent has: registration refused the names its
+ * agent.yaml could not give; one a module or an MCP server was to give, and did not, fails the step
+ * here, before its first model call (else nothing would ever be remembered, and nobody told).
+ */
+function checkToolResults(spec: MemorySpec, agent: Agent): void {
+  const want = spec.remember.tool_results;
+  if (!Array.isArray(want)) return;
+  const have = (agent.tools ?? []).filter((t) => t.origin?.kind !== 'memory').map((t) => t.name);
+  const missing = want.filter((n) => !have.includes(n));
+  if (missing.length === 0) return;
+  throw new StepError(
+    'MEMORY_TOOL_UNKNOWN',
+    `agent '${agent.name}': memory.remember.tool_results names ${missing.map((n) => `'${n}'`).join(', ')}, which ${missing.length === 1 ? 'is not one of its tools' : 'are not among its tools'} (its tools: ${have.join(', ') || 'none'}); name tools it has in its agent.yaml`,
+    false,
+    { agent: agent.name, tools: missing },
+  );
 }
 
 /** The deterministic summary of a conversation: what the user asked last, and the answer. */

@@ -15,9 +15,9 @@ export interface BreakerRow {
   key: string;
   kind: string;
   state: CircuitState;
-  /** Failures in the current window (closed). */
+  /** Failures in the current window (closed); open or half-open: the window's that opened it, plus each failed probe's. */
   failures: number;
-  /** Calls that succeeded in the current window (closed; written only for the failure rate). */
+  /** Calls that succeeded in the current window (written only for the failure rate; kept while open, as `failures` is). */
   successes: number;
   window_started_at: number;
   /** When it last opened (open, half_open). */

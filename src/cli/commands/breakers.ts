@@ -15,7 +15,7 @@ export function registerBreakerCommands(program: Command, ctx: CliContext): void
 
   breakers
     .command('list')
-    .description('breakers with state: key, state, failures in the window, when an open one probes')
+    .description('breakers with state: key, state, failures in the window (of an open one: those that opened it), when an open one probes')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
       const swarm = await ctx.swarm();

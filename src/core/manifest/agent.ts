@@ -12,7 +12,7 @@ import { builtinSchema, checkManifest } from './schema-check.js';
 import { parseYaml } from './yaml-source.js';
 import { GUARDRAILS_SCHEMA, parseGuardrails, type GuardrailsSpec } from './guardrails/index.js';
 import { checkAgentRedaction } from './guardrails/redaction.js';
-import { MEMORY_SCHEMA, parseMemorySpec, type MemorySpec } from './memory.js';
+import { MEMORY_SCHEMA, parseMemorySpec, type DeclaredTools, type MemorySpec } from './memory.js';
 import { parseSw4rmRuntime, SW4RM_RUNTIME_KEYS, SW4RM_RUNTIME_PROPERTIES, type Sw4rmRuntimeSpec } from './sw4rm-runtime.js';
 import { HTTP_RUNTIME_KEYS, HTTP_RUNTIME_PROPERTIES, parseHttpRuntime, type HttpRuntimeSpec } from './http-runtime.js';
 import { NET_CAPABILITY_PREFIX, parseNetCapability } from '../../sandbox/capabilities.js';
@@ -349,6 +349,34 @@ function staticToolName(entry: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * The tool names `tools:` gives without loading anything (for `memory.remember.tool_results`): the
+ * static names, an MCP server's `include:` as its tools will be named (`<name>_<tool>`), and what is
+ * left open until the tools load (a module's exports; an MCP server's tools without `include:`).
+ */
+function declaredTools(tools: unknown[]): DeclaredTools {
+  const names: string[] = [];
+  const prefixes: string[] = [];
+  let open = false;
+  for (const t of tools) {
+    const name = staticToolName(t);
+    if (name !== undefined) names.push(name);
+    else if (t !== null && typeof t === 'object' && 'mcp' in t) {
+      const m = t as { name?: unknown; include?: unknown };
+      const prefix = typeof m.name === 'string' ? m.name : undefined;
+      // As src/agents/tools/mcp.ts names them.
+      if (Array.isArray(m.include)) {
+        for (const n of m.include) {
+          const safe = String(n).replace(/[^a-zA-Z0-9_-]/g, '_');
+          names.push((prefix ? `${prefix}_${safe}` : safe).slice(0, 64));
+        }
+      } else if (prefix !== undefined) prefixes.push(prefix);
+      else open = true;
+    } else open = true;
+  }
+  return { names, prefixes, open };
+}
+
 /** Two entries whose names the manifest gives and that collide: refused here, with the line, rather than when the agent first runs. */
 function checkStaticToolNames(tools: unknown[], problems: ProblemList, lineOf: (p: Array<string | number>) => number | undefined): void {
   const first = new Map<string, number>();
@@ -385,7 +413,7 @@ function llmSpec(raw: Record<string, unknown> & { runtime: Record<string, unknow
   });
   const guardrails = raw.guardrails !== undefined ? parseGuardrails({ value: raw.guardrails, file, path: ['guardrails'], lineOf, problems }) : undefined;
   if (guardrails?.redaction) checkAgentRedaction({ value: (raw.guardrails as Record<string, unknown>).redaction, file, path: ['guardrails', 'redaction'], lineOf, problems });
-  const memory = raw.memory !== undefined ? parseMemorySpec({ value: raw.memory, file, path: ['memory'], lineOf, problems }, { provider: rt.provider as string, ...(rt.base_url !== undefined ? { base_url: rt.base_url as string } : {}) }) : undefined;
+  const memory = raw.memory !== undefined ? parseMemorySpec({ value: raw.memory, file, path: ['memory'], lineOf, problems }, { provider: rt.provider as string, ...(rt.base_url !== undefined ? { base_url: rt.base_url as string } : {}), tools: declaredTools((raw.tools as unknown[] | undefined) ?? []) }) : undefined;
   problems.throwIfAny();
   return {
     provider: rt.provider as string,

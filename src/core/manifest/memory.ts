@@ -14,6 +14,7 @@
  * ```
  */
 import { parseDuration } from '../../triggers/schedule.js';
+import { closest } from '../suggest.js';
 import type { GuardrailSection } from './guardrails/section.js';
 import { fieldName } from './guardrails/section.js';
 
@@ -81,6 +82,20 @@ export interface MemoryAgentContext {
   provider: string;
   /** The agent's `runtime.base_url` (an openai-compatible provider's embeddings live there too). */
   base_url?: string;
+  /** The names its `tools:` give (`remember.tool_results` must name one of them); undefined: not checked. */
+  tools?: DeclaredTools;
+}
+
+/**
+ * The tool names an agent.yaml gives without loading anything: built-in and HTTP tools, SW4RM tools,
+ * an MCP server's `include:` (with its `name:` prefix); and what only loading tells.
+ */
+export interface DeclaredTools {
+  names: readonly string[];
+  /** MCP servers with a `name:` and no `include:`: any of their tools is `<prefix>_<its name>`. */
+  prefixes: readonly string[];
+  /** A module's exports, or an MCP server with neither `name:` nor `include:`: any name may be one. */
+  open: boolean;
 }
 
 /**
@@ -91,13 +106,13 @@ export interface MemoryAgentContext {
  */
 export function parseMemorySpec(s: GuardrailSection, agent: MemoryAgentContext): MemorySpec {
   const raw = (s.value ?? {}) as Record<string, unknown>;
-  const at = (...p: string[]): { field: string; line: number | undefined } => {
+  const at = (...p: Array<string | number>): { field: string; line: number | undefined } => {
     // The line of the deepest key that is there.
     let line: number | undefined;
     for (let i = p.length; i >= 0 && line === undefined; i--) line = s.lineOf([...s.path, ...p.slice(0, i)]);
     return { field: fieldName([...s.path, ...p]), line };
   };
-  const problem = (p: string[], text: string): void => {
+  const problem = (p: Array<string | number>, text: string): void => {
     const { field, line } = at(...p);
     s.problems.add(field, text, line);
   };
@@ -128,6 +143,7 @@ export function parseMemorySpec(s: GuardrailSection, agent: MemoryAgentContext):
   if (provider === 'anthropic' && embedding.model !== undefined) problem(['embedding', 'provider'], `provider 'anthropic' has no embedding models; use an openai or openai-compatible provider`);
 
   const toolResults = remember.tool_results;
+  if (Array.isArray(toolResults) && agent.tools) checkToolResults(toolResults as string[], agent.tools, (i, text) => problem(['remember', 'tool_results', i], text));
   return {
     namespace,
     remember: {
@@ -143,4 +159,22 @@ export function parseMemorySpec(s: GuardrailSection, agent: MemoryAgentContext):
     },
     embedding: { provider, model: model ?? '' },
   };
+}
+
+/** The built-in tool that `remember.explicit` adds: what it stores is a memory already. */
+export const REMEMBER_TOOL = 'remember';
+
+/**
+ * `remember.tool_results` names tools the agent has: a name its `tools:` cannot give is refused (one
+ * that may come from a module or an MCP server is checked when the tools load, src/memory/memory-guard.ts).
+ */
+function checkToolResults(names: readonly string[], tools: DeclaredTools, problem: (index: number, text: string) => void): void {
+  names.forEach((name, i) => {
+    if (tools.names.includes(name) || tools.open || tools.prefixes.some((p) => name.startsWith(`${p}_`))) return;
+    if (name === REMEMBER_TOOL) return problem(i, `'${name}' is the built-in memory tool (remember.explicit): what it stores is remembered already; name the agent's own tools here`);
+    const near = closest(name, tools.names);
+    const have = tools.names.length ? `its tools: ${tools.names.join(', ')}${tools.prefixes.length ? ', ' : ''}` : tools.prefixes.length ? 'its tools: ' : 'it has no tools';
+    const prefixed = tools.prefixes.map((p) => `${p}_*`).join(', ');
+    problem(i, `'${name}' is not a tool of this agent (${have}${prefixed})${near ? `; did you mean '${near}'?` : ''}`);
+  });
 }

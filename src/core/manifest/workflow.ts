@@ -244,7 +244,10 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
   const budget = raw.budget !== undefined ? budgetAt(raw.budget, ['budget']) : undefined;
   raw.steps.forEach((s, i) => {
     const step = steps[i];
-    if (s.budget !== undefined && step) step.budget = budgetAt(s.budget, ['steps', i, 'budget']);
+    if (s.budget === undefined || !step) return;
+    step.budget = budgetAt(s.budget, ['steps', i, 'budget']);
+    const unused = unusedStepBudget(step);
+    if (unused) problems.add(`steps[${i}].budget`, unused, src.lineOf(['steps', i, 'budget']));
   });
 
   for (const key of ['on_error', 'on_success'] as const) {
@@ -286,6 +289,21 @@ export function parseWorkflowSource(text: string, file: string): { manifest: Wor
   };
   return { manifest, lineOf: src.lineOf.bind(src) };
 }
+
+/**
+ * Why a step's `budget:` would limit nothing, from the step alone: a step Swarm runs itself makes no
+ * model or tool call, and a sub-workflow's calls are its child run's (see checkAgainstRegistry for
+ * an agent that makes none).
+ */
+function unusedStepBudget(step: StepSpec): string | undefined {
+  if (step.kind === 'consensus') return "a consensus step's spending is limited by its task's budget (explore, verify, finalize), not by a step budget";
+  if (step.kind) return `a ${step.kind} step makes no model or tool calls: a budget limits nothing here`;
+  if (step.workflow !== undefined) return `a sub-workflow step's calls are made by its child run, which a step budget does not limit: set budget: at the top of ${step.workflow}'s workflow.yaml (its calls draw on this run's budget too)`;
+  return undefined;
+}
+
+/** The agents whose steps draw on a budget: llm agents (model and tool calls) and http agents (their executor's reported usage). */
+const BUDGETED_RUNTIMES: readonly string[] = ['llm', 'http'];
 
 function compileStep(s: RawStep, i: number, ids: Map<string, number>, variables: Record<string, unknown>, src: YamlSource, problems: ProblemList, workflowName: string): StepSpec {
   const at = (...p: PathSegment[]): number | undefined => src.lineOf(['steps', i, ...p]);
@@ -525,6 +543,13 @@ export function checkAgainstRegistry(
     }
     resolved.set(s.id, manifest);
     checkStepInputs(s, manifest, problems, lineOf);
+    if (s.budget && !BUDGETED_RUNTIMES.includes(manifest.runtime.type)) {
+      problems.add(
+        `steps[${s.position}].budget`,
+        `step '${s.id}': agent ${manifest.name}@${manifest.version} is a '${manifest.runtime.type}' agent, which makes no model calls: a step budget limits only llm and http agents' steps`,
+        lineOf?.(['steps', s.position, 'budget']),
+      );
+    }
   }
   for (const s of wf.steps) {
     const i = s.position;

@@ -15,7 +15,7 @@ const BreakerSchema = z
     kind: z.enum(['model', 'tool', 'mcp', 'http_host']).or(z.string()),
     name: z.string().openapi({ example: 'openai/gpt-4o-mini' }),
     state: z.enum(['closed', 'open', 'half_open']),
-    failures: z.number().int().openapi({ description: 'Failures in the current window (closed)' }),
+    failures: z.number().int().openapi({ description: 'Closed: failures in the current window. Open or half-open: the failures that opened it (its window’s, plus each failed probe’s since)' }),
     opened_at: z.string().nullable(),
     probe_at: z.string().nullable().openapi({ description: 'When an open breaker lets a probe through: when it opened plus the cool-down it opened with (an agent’s own, if it set one)' }),
     probes: z.number().int().openapi({ description: 'Probes let through and not yet settled (half-open)' }),

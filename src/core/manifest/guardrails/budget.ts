@@ -114,6 +114,10 @@ export function parseBudgetSpec(s: GuardrailSection): BudgetSpec {
     else if (INTEGER_LIMITS.has(limit) && !Number.isInteger(v)) s.problems.add(field, `${limit} is a whole number, not ${v}`, line);
     else out[limit] = v;
   }
+  // `warn_at` warns about a limit: alone, it limits nothing (and a workflow's would replace the deployment's default with no budget).
+  if (raw.warn_at !== undefined && !Object.keys(raw).some((k) => (BUDGET_LIMITS as readonly string[]).includes(k))) {
+    s.problems.add(fieldName(s.path), `a budget needs at least one limit (${BUDGET_LIMITS.join(', ')}); warn_at alone limits nothing`, s.lineOf(s.path));
+  }
   return out;
 }
 

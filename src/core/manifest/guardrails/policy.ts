@@ -20,6 +20,7 @@
  *       unknown_tools: { count: 3, action: stop }
  * ```
  */
+import { BUILTIN_PATTERNS } from '../../../guardrails/patterns.js';
 import { fieldName, type GuardrailSection } from './section.js';
 
 export const INJECTION_ACTIONS = ['warn', 'sanitize', 'reject'] as const;
@@ -96,6 +97,9 @@ export const POLICY_SCHEMA: Record<string, unknown> = {
   },
 };
 
+/** The built-in patterns' rule ids (a user pattern may not take one). */
+const BUILTIN_RULES: ReadonlySet<string> = new Set(BUILTIN_PATTERNS.map((p) => p.rule));
+
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Validate `guardrails.policy`; problems go to `s.problems` with file, field and line. */
@@ -143,16 +147,24 @@ export function parsePolicySpec(s: GuardrailSection): PolicySpec {
             }
             if (!/^[a-z0-9][a-z0-9_.-]*$/i.test(p.name)) bad([...at, 'name'], `'${p.name}' is not a rule name (letters, digits, '_', '.', '-')`);
             else if (names.has(p.name)) bad([...at, 'name'], `'${p.name}' is named twice`);
+            // Events and markers name the rule: one id, one pattern.
+            else if (BUILTIN_RULES.has(p.name.toLowerCase())) bad([...at, 'name'], `'${p.name}' is the id of a built-in pattern; give yours another name (builtin_patterns: false turns the built-ins off)`);
             names.add(p.name);
             const flags = p.flags ?? 'i';
             if (/[gy]/.test(flags)) {
               bad([...at, 'flags'], `'${flags}': flags g and y are not allowed (every match is found anyway)`);
               return;
             }
+            let re: RegExp;
             try {
-              new RegExp(p.regex, flags);
+              re = new RegExp(p.regex, flags);
             } catch (e) {
               bad([...at, p.flags !== undefined && /flag/i.test((e as Error).message) ? 'flags' : 'regex'], `is not a valid regular expression: ${(e as Error).message}`);
+              return;
+            }
+            // As for guardrails.redaction.custom: a pattern that matches the empty string would match everywhere.
+            if (re.test('')) {
+              bad([...at, 'regex'], 'is not a valid regular expression: it matches the empty string');
               return;
             }
             spec.patterns?.push({ name: p.name, regex: p.regex, ...(p.flags !== undefined ? { flags: p.flags } : {}) });
