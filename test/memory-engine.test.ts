@@ -33,7 +33,8 @@ export const lookup = {
 };
 `;
 
-function helper(memory = ''): void {
+/** The `helper` agent and the `ask` workflow; `memory`: more YAML after the agent's; `remember`: its memory's `remember:`. */
+function helper(memory = '', remember = '{ conversation_summary: true, tool_results: [lookup], explicit: true }'): void {
   writeAgent(
     dir,
     'helper',
@@ -45,7 +46,7 @@ tools:
   - module: tools.mjs
 memory:
   namespace: user-\${inputs.user}
-  remember: { conversation_summary: true, tool_results: [lookup], explicit: true }
+  remember: ${remember}
   retrieval: { top_k: 3, min_score: 0.05, max_tokens: 120 }
 ${memory}`,
     { 'tools.mjs': TOOLS_JS },
@@ -324,21 +325,7 @@ guardrails:
   });
 
   it('tool_results naming a tool the agent’s module does not export fails the step before the model is asked, naming the field', async () => {
-    writeAgent(
-      dir,
-      'helper',
-      `name: helper
-version: 1.0.0
-runtime: { type: llm, provider: openai, model: gpt-4o-mini }
-tools:
-  - module: tools.mjs
-memory:
-  namespace: user-\${inputs.user}
-  remember: { tool_results: [lookup, nonexistent_tool] }
-`,
-      { 'tools.mjs': TOOLS_JS },
-    );
-    writeWorkflow(dir, 'ask', 'name: ask\nversion: 1.0.0\nsteps:\n  - id: talk\n    agent: helper\n    inputs: { message: "${trigger.message}", user: "${trigger.user}" }\n');
+    helper('', '{ tool_results: [lookup, nonexistent_tool] }');
     fake.push({ content: 'never asked' });
     const swarm = await open();
     try {

@@ -5,7 +5,9 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/server/app.js';
-import { parseTime, parseWait } from '../src/server/routes/runs.js';
+import { parseWait } from '../src/server/routes/runs.js';
+import { parseTime } from '../src/core/time.js';
+import { parseSince } from '../src/cli/context.js';
 import type { Swarm } from '../src/swarm.js';
 import type { Worker } from '../src/engine/worker.js';
 import { builtinAgent, EXAMPLES, openProject, removeProject, tempProject, writeWorkflow } from './helpers/project.js';
@@ -394,6 +396,9 @@ describe('reading runs', () => {
     }
     expect([parseTime('2024-02-29'), parseTime('2026-01-31T09:00:00+0200'), parseTime('2026-01-31 09:00:00Z')]).toEqual([Date.UTC(2024, 1, 29), Date.UTC(2026, 0, 31, 7), Date.UTC(2026, 0, 31, 9)]);
     expect(parseTime('2026-02-30')).toBeNaN();
+    // The CLI's --since reads an ISO date as strictly.
+    expect(() => parseSince('2026-02-30')).toThrow(/--since '2026-02-30' is not a date/);
+    expect(parseSince('2024-02-29')).toBe(Date.UTC(2024, 1, 29));
   });
 
   it('a run’s times read the same in the list and in the run document (*_at_ms), whatever form created_at has in each', async () => {

@@ -9,6 +9,7 @@ import { startTracingFromEnv, type TracingHandle } from '../observability/otel-s
 import { configureTracing } from '../observability/tracing.js';
 import { createLogger, type Logger, type LogFormat } from '../observability/logger.js';
 import { exitQuietlyOnClosedPipe } from './closed-pipe.js';
+import { parseTime, TIME } from '../core/time.js';
 
 /** What every command gets: output functions and a lazily opened Swarm. */
 export interface CliContext {
@@ -166,7 +167,8 @@ export function parseSince(value: string): number {
     const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
     return Date.now() - Number(m[1]) * unit;
   }
-  const t = Date.parse(value);
+  // An ISO date is read strictly (2026-02-30 is refused, not rolled over); other forms as Date reads them.
+  const t = TIME.test(value.trim()) ? parseTime(value.trim()) : Date.parse(value);
   if (Number.isNaN(t)) throw new UserError('ARGUMENT_INVALID', `--since '${value}' is not a date (2026-01-31) or a duration (30m, 2h, 7d)`);
   return t;
 }

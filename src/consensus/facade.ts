@@ -19,7 +19,7 @@ import type { ConsensusCandidateRow, ConsensusResultRow, ConsensusTaskQuery, Con
 import type { Store } from '../store/store.js';
 import type { LedgerTx } from '../store/types.js';
 import type { Decision, TaskContract, TaskCost, TaskStatus } from './core/types.js';
-import { agentProblems, contractProblems } from './driver/contract.js';
+import { checkContract, TaskContractError } from './driver/contract.js';
 import type { EventRef } from './driver/deps.js';
 import { acceptVote, type VoteInput } from './driver/votes.js';
 import { reasonName } from './core/reason-codes.js';
@@ -109,12 +109,9 @@ export class ConsensusTasks {
    * worker runs it). Submitting the same `task_id` again returns the first run.
    */
   async submitTask(contract: unknown): Promise<SubmittedTask> {
-    let problems = contractProblems(contract);
     // The agents it names must be registered and take its inputs (as a workflow step's agent must).
-    if (!problems.length) problems = await agentProblems(contract, (name) => this.host.store.listAgents(name));
-    if (problems.length) {
-      throw new UserError('TASK_CONTRACT_INVALID', `the task contract is invalid: ${problems.map((p) => `${p.path.length ? p.path.join('.') : '(contract)'}: ${p.message}`).join('; ')}`, { field: problems[0]?.path.join('.') ?? '' });
-    }
+    const problems = await checkContract(contract, (name) => this.host.store.listAgents(name));
+    if (problems.length) throw new TaskContractError(problems);
     const c = contract as TaskContract;
     const taskId = c.task_id ?? `t-${randomUUID()}`;
     await this.ensureWorkflow();

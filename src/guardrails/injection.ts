@@ -78,10 +78,25 @@ const sourceName = (s: UntrustedSource): string => `${s.kind}:${s.name}`;
 const WITHHELD = "Error: the result of tool ";
 const WITHHELD_RE = /^Error: the result of tool '[^']*' was withheld: /;
 
-/** Each agent's merged policy with its compiled patterns, and the detection (patterns or the user's classifier). */
+/** Where untrusted text came from, and the audit's once-per-turn key for it. */
+interface Checked {
+  agent: string;
+  /** The tool whose result it is (recalled memory has none). */
+  tool?: string;
+  source: UntrustedSource;
+  state: GuardState;
+  turn: number;
+  key: string;
+}
+
+/**
+ * Each agent's merged policy with its compiled patterns; `check` detects injections in untrusted
+ * text (patterns or the user's classifier), audits each rule that fired (once per key and turn) and
+ * says what the agent's policy does with it.
+ */
 function policyOf(deps: GuardDeps, ctx: StepGuardContext): {
   resolve: (agent: string) => Resolved;
-  detect: (text: string, r: Resolved, agent: string, tool: string, source: UntrustedSource) => Promise<InjectionMatch[]>;
+  check: (text: string, o: Checked) => Promise<{ matches: InjectionMatch[]; action: 'warn' | 'sanitize' | 'reject' }>;
 } {
   const hooks = deps.hooks ?? {};
   const cache = new Map<string, Resolved>();
@@ -102,7 +117,19 @@ function policyOf(deps: GuardDeps, ctx: StepGuardContext): {
     }
     return r.patterns.length ? findInjections(text, r.patterns) : [];
   };
-  return { resolve, detect };
+  const check = async (text: string, o: Checked): Promise<{ matches: InjectionMatch[]; action: 'warn' | 'sanitize' | 'reject' }> => {
+    const r = resolve(o.agent);
+    const action = r.policy.injection?.action ?? 'warn';
+    const checks = r.patterns.length > 0 || hooks.classifier !== undefined;
+    const matches = checks && text ? await detect(text, r, o.agent, o.tool ?? sourceName(o.source), o.source) : [];
+    if (matches.length && firstTime(o.state, o.turn, o.key)) {
+      for (const rule of new Set(matches.map((m) => m.rule))) {
+        await audit(deps, ctx, { guardrail: 'injection', rule, action, ...(o.tool ? { tool: o.tool } : {}), source: sourceName(o.source), agent: o.agent });
+      }
+    }
+    return { matches, action };
+  };
+  return { resolve, check };
 }
 
 /**
@@ -116,17 +143,10 @@ export type InjectionScreen = (text: string, t: { agent: string; state: GuardSta
 export function injectionScreen(deps: GuardDeps, ctx: StepGuardContext): InjectionScreen | undefined {
   const anyPolicy = deps.config.policy !== undefined || [...ctx.agents.values()].some((m) => m.llm?.guardrails?.policy !== undefined);
   if (!anyPolicy && !deps.hooks?.classifier) return undefined;
-  const { resolve, detect } = policyOf(deps, ctx);
+  const { check } = policyOf(deps, ctx);
   return async (text, t) => {
-    const r = resolve(t.agent);
-    if (r.patterns.length === 0 && !deps.hooks?.classifier) return text;
-    const action = r.policy.injection?.action ?? 'warn';
-    const name = sourceName(t.source);
-    const matches = await detect(text, r, t.agent, name, t.source);
+    const { matches, action } = await check(text, { ...t, key: `inj:${sourceName(t.source)}` });
     if (matches.length === 0) return text;
-    if (firstTime(t.state, t.turn, `inj:${name}`)) {
-      for (const rule of new Set(matches.map((m) => m.rule))) await audit(deps, ctx, { guardrail: 'injection', rule, action, source: name, agent: t.agent });
-    }
     if (action === 'reject') return undefined;
     return action === 'sanitize' ? sanitize(text, matches) : text;
   };
@@ -139,7 +159,7 @@ export function policyGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard |
   const anyPolicy = deps.config.policy !== undefined || [...ctx.agents.values()].some((m) => m.llm?.guardrails?.policy !== undefined);
   if (!anySensitive && !anyPolicy && !hooks.classifier && !hooks.contentPolicy) return undefined;
 
-  const { resolve, detect } = policyOf(deps, ctx);
+  const { resolve, check } = policyOf(deps, ctx);
 
   const guard: LoopGuard = {
     beforeToolCall: async (t) => {
@@ -166,15 +186,7 @@ export function policyGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard |
         if (!(t.result.is_error && WITHHELD_RE.test(t.result.output))) markUntrusted(t.state, source);
         return;
       }
-      const r = resolve(t.agent.name);
-      const action = r.policy.injection?.action ?? 'warn';
-      const checks = r.patterns.length > 0 || hooks.classifier !== undefined;
-      const matches = checks && t.result.output ? await detect(t.result.output, r, t.agent.name, tool.name, source) : [];
-      if (matches.length && firstTime(t.state, t.turn, `inj:${t.call.id}`)) {
-        for (const rule of new Set(matches.map((m) => m.rule))) {
-          await audit(deps, ctx, { guardrail: 'injection', rule, action, tool: tool.name, source: sourceName(source), agent: t.agent.name });
-        }
-      }
+      const { matches, action } = await check(t.result.output, { agent: t.agent.name, tool: tool.name, source, state: t.state, turn: t.turn, key: `inj:${t.call.id}` });
       if (matches.length && action === 'reject') {
         // Withheld: nothing of it reaches the context, so it does not taint it either.
         const rules = [...new Set(matches.map((m) => m.rule))].join(', ');

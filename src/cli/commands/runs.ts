@@ -217,7 +217,8 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       }
       const swarm = await ctx.swarm();
       const list = await swarm.listRuns({
-        ...(o.parent ? { parent: await swarm.resolveRunId(o.parent) } : {}),
+        // listRuns resolves a short id or prefix itself.
+        ...(o.parent ? { parent: o.parent } : {}),
         ...(o.workflow ? { workflow: o.workflow } : {}),
         ...(o.status ? { status: o.status as RunStatus } : {}),
         ...(o.since ? { since: parseSince(o.since) } : {}),

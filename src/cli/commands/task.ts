@@ -6,7 +6,7 @@ import { parseYaml } from '../../core/manifest/yaml-source.js';
 import { commitmentHash, newSalt, signRecord } from '../../consensus/core/crypto.js';
 import { voteCommitSignedFields, voteRevealSignedFields } from '../../consensus/core/signed.js';
 import { TASK_STATUSES, type TaskStatus } from '../../consensus/core/types.js';
-import { agentProblems, contractField, contractProblems, type ContractProblem } from '../../consensus/driver/contract.js';
+import { contractField, TaskContractError, type ContractProblem } from '../../consensus/driver/contract.js';
 import type { Swarm } from '../../swarm.js';
 import type { CliContext } from '../context.js';
 import { table } from '../render.js';
@@ -34,14 +34,16 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     .action(async (file: string, o: { wait?: boolean; json?: boolean }) => {
       const swarm = await ctx.swarm();
       const { value, lineOf } = readContract(file);
-      // Checked here first so that each problem names the file (and, in YAML, its line).
-      const problems = await contractCheck(value, (name) => swarm.listAgents(name));
-      if (problems.length) {
-        for (const p of problems) ctx.err(`swarm: ${formatManifestProblem(toManifestProblem(file, p, lineOf))}`);
+      let sub: Awaited<ReturnType<Swarm['submitTask']>>;
+      try {
+        sub = await swarm.submitTask(value);
+      } catch (e) {
+        if (!(e instanceof TaskContractError)) throw e;
+        // Each problem named with the file (and, in YAML, its line).
+        for (const p of e.problems) ctx.err(`swarm: ${formatManifestProblem(toManifestProblem(file, p, lineOf))}`);
         ctx.exitCode = ExitCode.INVALID_INPUT;
         return;
       }
-      const sub = await swarm.submitTask(value);
       if (!o.wait) {
         if (o.json) return ctx.out(JSON.stringify(sub, null, 2));
         return ctx.out(`task ${sub.task_id} submitted (run ${sub.run_id}${sub.created ? '' : ', submitted before'})`);
@@ -187,12 +189,6 @@ function readContract(file: string): { value: unknown; lineOf?: (path: ReadonlyA
   } catch (e) {
     throw new UserError('TASK_CONTRACT_INVALID', `${file}: not valid JSON: ${errorMessage(e)}`, { file });
   }
-}
-
-/** The contract's problems: its own, then (when it has none) the agents it names against the registry. */
-async function contractCheck(value: unknown, versionsOf: Parameters<typeof agentProblems>[1]): Promise<ContractProblem[]> {
-  const own = contractProblems(value);
-  return own.length ? own : agentProblems(value, versionsOf);
 }
 
 /** A contract problem as a manifest problem of its file: `task.yaml:12: voting.quorum: …`. */

@@ -8,7 +8,7 @@
  *   checkConsensusTask({ task_type: 't', inputs: {}, proposers: [], verification: { policy: 'vp.schema_only.v1' }, voting: { voters: [{ id: 'v' }] } });
  *   // [{ path: ['proposers'], message: 'needs at least one proposer' }]
  */
-import { StepError } from '../../core/errors.js';
+import { StepError, UserError } from '../../core/errors.js';
 import { validateAgainst } from '../../core/io-schema.js';
 import { parseRef, pickRecord } from '../../core/manifest/agent.js';
 import type { AgentRecord } from '../../store/types.js';
@@ -111,4 +111,17 @@ export async function agentProblems(raw: unknown, versionsOf: (name: string) => 
     if (bad.length) problems.push({ path: ['inputs'], message: `do not match agent ${info.name}@${info.version} (proposers[${String(u.path[1])}]): ${bad.join('; ')}` });
   }
   return problems;
+}
+
+/** A contract's problems: its own, then (when it has none) the agents it names against the registry. */
+export async function checkContract(raw: unknown, versionsOf: (name: string) => Promise<readonly AgentRecord[]>): Promise<ContractProblem[]> {
+  const own = contractProblems(raw);
+  return own.length ? own : agentProblems(raw, versionsOf);
+}
+
+/** A contract refused at submission, with every problem (a caller that has the file names each with its line). */
+export class TaskContractError extends UserError {
+  constructor(readonly problems: readonly ContractProblem[]) {
+    super('TASK_CONTRACT_INVALID', `the task contract is invalid: ${problems.map((p) => `${p.path.length ? p.path.join('.') : '(contract)'}: ${p.message}`).join('; ')}`, { field: problems[0]?.path.join('.') ?? '' });
+  }
 }

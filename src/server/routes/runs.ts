@@ -11,6 +11,7 @@ import type { RunDetails, Swarm } from '../../swarm.js';
 import { eventJson, logJson, runJson, runListJson, stepJson } from '../../views/run.js';
 import { NoBody, problems, RunParams, RunSchema, RunSummarySchema, StepSchema, WorkflowParams } from '../schemas.js';
 import { sendJson } from '../send.js';
+import { OFF_CALENDAR_MESSAGE, parseTime, TIME, TIME_MESSAGE } from '../../core/time.js';
 
 /** The longest `?wait=` a request may hold its connection for. */
 export const MAX_WAIT_MS = 300_000;
@@ -29,43 +30,6 @@ export function parseWait(value: string): number {
   return Math.round(Number(m[1]) * DURATION_UNIT_MS[(m[2] ?? 's') as keyof typeof DURATION_UNIT_MS]);
 }
 
-/**
- * A time in a query or a bulk filter: epoch milliseconds, an ISO date (`2026-01-31`, UTC) or an ISO
- * date and time (`2026-01-31T09:00`, seconds and fraction optional, `T` or a space, `Z` or an offset;
- * without either, the server's local time, as `Date.parse` reads it).
- */
-export const TIME = /^(\d{10,16}|\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?)$/;
-const TIME_PARTS = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-](\d{2}):?(\d{2}))?)?$/;
-/** What a time that is not one is told (the OpenAPI document shows TIME as its pattern). */
-export const TIME_MESSAGE = 'must be an ISO date (2026-01-31), date and time (2026-01-31T09:00:00Z) or epoch milliseconds';
-/** The largest time a Date holds (ECMAScript: ±8.64e15 ms). */
-const MAX_TIME_MS = 8_640_000_000_000_000;
-
-function daysIn(year: number, month: number): number {
-  return month === 2 ? (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
-}
-
-/**
- * A time (see TIME) → epoch milliseconds; NaN for anything else, and for a date or time that is not
- * on the calendar or the clock (`2026-02-30`, `2026-13-45`, `T25:00`): `Date.parse` would roll those
- * over (2 March) or take some of them.
- */
-export function parseTime(value: string): number {
-  if (!TIME.test(value)) return Number.NaN;
-  if (/^\d+$/.test(value)) {
-    const ms = Number(value);
-    return ms <= MAX_TIME_MS ? ms : Number.NaN;
-  }
-  const [, y, mo, d, h = '0', mi = '0', s = '0', oh = '0', om = '0'] = TIME_PARTS.exec(value) as RegExpExecArray;
-  const month = Number(mo);
-  const onCalendar = month >= 1 && month <= 12 && Number(d) >= 1 && Number(d) <= daysIn(Number(y), month);
-  const onClock = Number(h) <= 23 && Number(mi) <= 59 && Number(s) <= 59 && Number(oh) <= 23 && Number(om) <= 59;
-  // `Date.parse` reads the ISO forms; a space for `T` and an offset without its colon are spelled as it expects.
-  return onCalendar && onClock ? Date.parse(value.replace(' ', 'T').replace(/([+-]\d{2})(\d{2})$/, '$1:$2')) : Number.NaN;
-}
-
-/** What a time of the right shape but not on the calendar or the clock is told. */
-const OFF_CALENDAR_MESSAGE = 'is not a date and time on the calendar (a month 01-12, a day the month has, hours 00-23, minutes and seconds 00-59)';
 
 /** A `since` / `until` in a route's schema: a malformed or impossible time is 422 VALIDATION_FAILED naming it. */
 export function timeSchema() {
