@@ -97,6 +97,28 @@ describe('checkpoints through the redacting store', () => {
     expect(args.some((s) => s.includes('4111'))).toBe(false);
   });
 
+  it('the guard state, notes and any field the loop does not own are redacted; the loop\'s own fields are stored as they are', async () => {
+    const { store, writes } = capture();
+    const r = redactor({ TOKEN: 'hunter2-value' });
+    const journal = storeJournal(redactAgentWrites(store, r), { sessionId: 'r1/s1', agent: 'clerk' });
+    const state = {
+      ...freshState([{ role: 'user', content: 'hi' }]),
+      agent_versions: { clerk: '1.0.0' },
+      guard: { untrusted: [{ kind: 'tool', name: 'mail', turn: 1 }], seen: { turn: 1, keys: ['inj:ada@example.com'] } },
+      notes: ['the tool said hunter2-value to jane@example.com'],
+      extra: { card: '4111 1111 1111 1111' },
+    };
+    const env = envelope(state as CheckpointEnvelope['payload']);
+    await journal.checkpoint(env, env.payload.messages);
+    // The same text as redacting the whole serialised envelope.
+    expect(writes[0]!.envelope).toBe(redactor({ TOKEN: 'hunter2-value' }).json(JSON.stringify(env)));
+    const stored = JSON.parse(writes[0]!.envelope) as { payload: Record<string, unknown> };
+    expect(stored.payload.guard).toEqual({ untrusted: [{ kind: 'tool', name: 'mail', turn: 1 }], seen: { turn: 1, keys: ['inj:[EMAIL]'] } });
+    expect(stored.payload.notes).toEqual(['the tool said [secret:TOKEN] to [EMAIL]']);
+    expect(stored.payload.extra).toEqual({ card: '****1111' });
+    expect(stored.payload.agent_versions).toEqual({ clerk: '1.0.0' });
+  });
+
   it('a secret learned after a message was first stored is redacted in it at the next checkpoint', async () => {
     const { store, writes } = capture();
     const r = redactor();

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/config.js';
 import { deriveKey, fileKeySource, KeyPurpose, keyCheckValue, parseMasterKey } from '../src/secrets/master-key.js';
+import { ClassRedactor } from '../src/guardrails/redaction/classifier.js';
 import { Redactor } from '../src/secrets/redactor.js';
 import { Swarm } from '../src/swarm.js';
 import { pgTestServer, stopPgTestServer, type PgTestServer } from './helpers/pg.js';
@@ -98,6 +99,18 @@ describe('the store remembers its key', () => {
 });
 
 describe('Redactor', () => {
+
+  it('remembers the short strings it found clean, and forgets them when it learns a secret; a redaction is counted every time', () => {
+    const counted: string[] = [];
+    const r = new Redactor({}, { classes: new ClassRedactor({ email: { action: 'redact' } }, [], (cls) => counted.push(cls)) });
+    expect(r.json('plain-token-1234')).toBe('plain-token-1234');
+    expect(r.json('plain-token-1234')).toBe('plain-token-1234');
+    r.learn({ LATE: 'plain-token-1234' });
+    expect(r.json('plain-token-1234')).toBe('[secret:LATE]');
+    expect(r.json('ada@example.com')).toBe('[EMAIL]');
+    expect(r.json('ada@example.com')).toBe('[EMAIL]');
+    expect(counted.filter((c) => c === 'email')).toHaveLength(2);
+  });
   it('replaces every configured value, longest first, in text and in every string and key of a value', () => {
     const r = new Redactor({ A: 'abc123', AB: 'abc123xyz', EMPTY: '' });
     expect(r.active).toBe(true);

@@ -22,7 +22,7 @@ import type { Agent, Tool } from '../agents/agent.js';
 import type { RecordedToolCall } from '../agents/loop.js';
 import type { BreakerRow } from '../store/breaker-types.js';
 import { claimProbe, cooldownOf, peek, recordOutcome, resolveBreaker, type CallOutcome, type ResolvedBreaker } from './circuit.js';
-import type { LoopGuard, ModelCallGate, ModelCallOutcome } from './guard.js';
+import type { LoopGuard, ModelCallGate, ModelCallOutcome, ToolCallGate } from './guard.js';
 import type { GuardDeps, StepGuardContext } from './index.js';
 
 /** How long a process serves a breaker's row from memory before reading it again. */
@@ -97,6 +97,17 @@ export function breakerGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard 
     ]);
   };
 
+  /**
+   * The answer from this process's cache, without a turn of the event loop: a call that goes through
+   * a breaker whose row was read less than CACHE_MS ago and lets it through (the usual case). Undefined
+   * when the store must be asked (`admit`).
+   */
+  const admitCached = (t: Target): true | undefined => {
+    const now = deps.now();
+    const hit = cache.rows.get(t.key);
+    return hit && now - hit.at < CACHE_MS && peek(hit.row, t.settings, now) === 'allow' ? true : undefined;
+  };
+
   /** May a call go through? `probe`: it holds a half-open probe slot and must settle it. */
   const admit = async (t: Target): Promise<{ ok: boolean; probe: boolean; row: BreakerRow | undefined }> => {
     const now = deps.now();
@@ -117,11 +128,15 @@ export function breakerGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard 
     return { ok: admitted, probe: admitted && after.state === 'half_open', row: after };
   };
 
-  const record = async (t: Target, outcome: CallOutcome, probe: boolean, why: string): Promise<void> => {
+  // Synchronous for a success or a neutral outcome outside a probe (counted in memory); a failure or a probe's outcome is written.
+  const record = (t: Target, outcome: CallOutcome, probe: boolean, why: string): Promise<void> | undefined => {
     if (!probe && outcome !== 'failure') {
       if (outcome === 'success' && t.settings.failure_rate) cache.successes.set(t.key, (cache.successes.get(t.key) ?? 0) + 1);
-      return;
+      return undefined;
     }
+    return write(t, outcome, probe, why);
+  };
+  const write = async (t: Target, outcome: CallOutcome, probe: boolean, why: string): Promise<void> => {
     const pending = cache.successes.get(t.key) ?? 0;
     cache.successes.delete(t.key);
     const now = deps.now();
@@ -142,10 +157,7 @@ export function breakerGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard 
     );
   };
 
-  return {
-    beforeModelCall: async (turn): Promise<ModelCallGate | void> => {
-      const primary = target('models', turn.model.id, turn.agent.name);
-      if (!primary.settings.enabled) return;
+  const modelGate = async (turn: Parameters<NonNullable<LoopGuard['beforeModelCall']>>[0], primary: Target): Promise<ModelCallGate | void> => {
       const a = await admit(primary);
       if (a.ok) return { settle: (o) => record(primary, modelOutcome(o), a.probe, describeOutcome(o)) };
       const fallbackRef = primary.settings.fallback;
@@ -160,11 +172,9 @@ export function breakerGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard 
         request: { ...turn.request, model: model.id },
         ...(fb.settings.enabled ? { settle: (o: ModelCallOutcome) => record(fb, modelOutcome(o), b.probe, describeOutcome(o)) } : {}),
       };
-    },
-    beforeToolCall: async (turn) => {
-      if (!turn.tool) return;
-      const targets = toolTargets(turn.tool, turn.agent, target).filter((t) => t.settings.enabled);
-      if (targets.length === 0) return;
+  };
+
+  const toolGate = async (turn: Parameters<NonNullable<LoopGuard['beforeToolCall']>>[0] & { tool: Tool }, targets: readonly Target[]): Promise<ToolCallGate> => {
       const admitted: Array<{ t: Target; probe: boolean }> = [];
       for (const t of targets) {
         const a = await admit(t);
@@ -184,6 +194,37 @@ export function breakerGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard 
           for (const p of admitted) if (p.probe) await record(p.t, 'neutral', true, 'call not made');
         },
       };
+  };
+
+  // Calls let through from the cache get their answer at once (no promise, no store); the rest ask the store.
+  return {
+    beforeModelCall: (turn) => {
+      const primary = target('models', turn.model.id, turn.agent.name);
+      if (!primary.settings.enabled) return undefined;
+      if (admitCached(primary)) return { settle: (o) => record(primary, modelOutcome(o), false, describeOutcome(o)) };
+      return modelGate(turn, primary);
+    },
+    beforeToolCall: (turn) => {
+      const tool = turn.tool;
+      if (!tool) return undefined;
+      const targets = toolTargets(tool, turn.agent, target).filter((t) => t.settings.enabled);
+      if (targets.length === 0) return undefined;
+      if (targets.every((t) => admitCached(t))) {
+        return {
+          settle: (r: RecordedToolCall) => {
+            const o = toolOutcome(r);
+            // A success is counted in memory; a failure is written, breaker by breaker.
+            if (o !== 'failure') {
+              for (const t of targets) void record(t, o, false, o);
+              return undefined;
+            }
+            return (async () => {
+              for (const t of targets) await record(t, o, false, r.output.slice(0, 200));
+            })();
+          },
+        };
+      }
+      return toolGate({ ...turn, tool }, targets);
     },
   };
 }

@@ -84,18 +84,31 @@ export class LeasePool {
    */
   async take(state: GuardState, scopes: readonly BudgetScopeKey[], call: BudgetAmount, hold: boolean): Promise<LeaseHold | undefined> {
     if (!this.adopted) await this.serial(() => this.adopt(state));
+    const now = this.takeNow(scopes, call, hold);
+    if (now) return now.hold;
     const key = leaseKey(scopes);
-    // Only what a scope limits is leased and gated (what else the call uses is still counted when it settles).
-    const amount: BudgetAmount = {};
-    for (const c of counters(call)) if (scopes.some((s) => s.limits[c] !== undefined)) amount[c] = call[c];
-    const draw = (l: Lease): Lease => {
-      add(hold ? l.held : l.used, amount);
-      return l;
-    };
+    const amount = leasedAmount(scopes, call);
+    // In turn with other renewals, drawing before anyone else can, through the store.
+    const target = await this.serial(async () => draw(await this.renew(state, key, scopes, amount), amount, hold));
+    return hold ? this.holdOn(key, target, amount) : undefined;
+  }
+
+  /**
+   * `take` without a turn of the event loop, when the lease in memory covers the call (most calls);
+   * undefined when the store must be visited: then call `take`.
+   */
+  takeNow(scopes: readonly BudgetScopeKey[], call: BudgetAmount, hold: boolean): { hold: LeaseHold | undefined } | undefined {
+    if (!this.adopted) return undefined;
+    const key = leaseKey(scopes);
     const lease = this.leases.get(key);
-    // In memory, or (in turn with other renewals, drawing before anyone else can) through the store.
-    const target = lease && fits(lease, amount, Date.now()) ? draw(lease) : await this.serial(async () => draw(await this.renew(state, key, scopes, amount)));
-    if (!hold) return undefined;
+    if (!lease) return undefined;
+    const amount = leasedAmount(scopes, call);
+    if (!fits(lease, amount, Date.now())) return undefined;
+    draw(lease, amount, hold);
+    return { hold: hold ? this.holdOn(key, lease, amount) : undefined };
+  }
+
+  private holdOn(key: string, target: Lease, amount: BudgetAmount): LeaseHold {
     return {
       settle: (actual) => {
         // A renewal moved what was held to the next lease: settle there.
@@ -208,6 +221,19 @@ function fits(l: Lease, amount: BudgetAmount, now: number): boolean {
     if (granted === undefined || (l.used[c] ?? 0) + (l.held[c] ?? 0) + (amount[c] ?? 0) > granted + EPSILON) return false;
   }
   return true;
+}
+
+/** What of a call a lease gates: only what a scope limits (what else the call uses is still counted when it settles). */
+function leasedAmount(scopes: readonly BudgetScopeKey[], call: BudgetAmount): BudgetAmount {
+  const amount: BudgetAmount = {};
+  for (const c of counters(call)) if (scopes.some((s) => s.limits[c] !== undefined)) amount[c] = call[c];
+  return amount;
+}
+
+/** Draw a call on a lease: held until it settles (a model call), or used at once (a tool call). */
+function draw(l: Lease, amount: BudgetAmount, hold: boolean): Lease {
+  add(hold ? l.held : l.used, amount);
+  return l;
 }
 
 function add(to: BudgetAmount, a: BudgetAmount, sign = 1): void {

@@ -25,8 +25,8 @@ import { estimateInputTokens } from '../agents/types.js';
 import type { BudgetAmount, BudgetExceeded, BudgetScopeKey, BudgetWarning } from '../store/budget-types.js';
 import type { Store } from '../store/store.js';
 import { firstTime } from './audit.js';
-import { LeasePool } from './budget-lease.js';
-import type { LoopGuard } from './guard.js';
+import { LeasePool, type LeaseHold } from './budget-lease.js';
+import type { LoopGuard, ModelCallGate, ToolCallGate } from './guard.js';
 import type { GuardDeps, GuardEvent, StepGuardContext } from './index.js';
 
 /** The output a model call reserves when its agent sets no `max_output_tokens`. */
@@ -134,32 +134,34 @@ export async function budgetGuard(deps: GuardDeps, ctx: StepGuardContext): Promi
   const leases = new LeasePool(deps.store, report, (e) => budgetExceeded(e, ctx));
 
   return {
-    beforeModelCall: async (t) => {
+    // A call the lease in memory covers is answered at once (no promise); the others visit the store.
+    beforeModelCall: (t) => {
       const scopes = scopesOfCall(t.agent.name, 'model');
-      if (scopes.length === 0) return;
+      if (scopes.length === 0) return undefined;
       const tokensIn = estimateInputTokens(t.request);
       const tokensOut = t.request.maxOutputTokens ?? ctx.agents.get(t.agent.name)?.llm?.max_output_tokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
       const price = priceOf(t.model.id, deps.providers);
       const cost = price ? (tokensIn * price.input + tokensOut * price.output) / 1_000_000 : 0;
-      const held = await leases.take(t.state, scopes, { tokens_in: tokensIn, tokens_out: tokensOut, cost_usd: cost, model_calls: 1 }, true);
-      return {
+      const call = { tokens_in: tokensIn, tokens_out: tokensOut, cost_usd: cost, model_calls: 1 };
+      const gate = (held: LeaseHold | undefined): ModelCallGate => ({
         // A failed call gives its worst case back: what it may have cost is the provider's retry policy's to bound.
         settle: (o) => held?.settle(o.ok ? { tokens_in: o.usage.input_tokens, tokens_out: o.usage.output_tokens, cost_usd: o.usage.cost_usd, model_calls: 1 } : {}),
-      };
+      });
+      const now = leases.takeNow(scopes, call, true);
+      return now ? gate(now.hold) : leases.take(t.state, scopes, call, true).then(gate);
     },
-    beforeToolCall: async (t) => {
+    beforeToolCall: (t) => {
       // Handoffs are counted by depth (onHandoff); an unknown tool runs nothing.
-      if (!t.tool) return;
+      if (!t.tool) return undefined;
       const scopes = scopesOfCall(t.agent.name, 'tool');
-      if (scopes.length === 0) return;
+      if (scopes.length === 0) return undefined;
       // A call paused for approval is gated again at each resume: it counts once (the key is saved with the checkpoint).
-      if (!firstTime(t.state, t.turn, `budget:${t.call.id}`)) return;
-      try {
-        await leases.take(t.state, scopes, { tool_calls: 1 }, false);
-      } catch (e) {
-        return { verdict: { action: 'stop', error: e as Error } };
-      }
-      return;
+      if (!firstTime(t.state, t.turn, `budget:${t.call.id}`)) return undefined;
+      if (leases.takeNow(scopes, { tool_calls: 1 }, false)) return undefined;
+      return leases.take(t.state, scopes, { tool_calls: 1 }, false).then(
+        () => undefined,
+        (e: unknown): ToolCallGate => ({ verdict: { action: 'stop', error: e as Error } }),
+      );
     },
     onToolResult: async (t) => {
       // A result replayed after a crash, of a call counted after the last checkpoint: that count was

@@ -119,7 +119,9 @@ export function composeGuards(guards: ReadonlyArray<LoopGuard | undefined>): Loo
       try {
         for (const g of models) {
           // A copy of the turn only once an earlier guard changed the model or the request.
-          const gate = await g.beforeModelCall?.(model === t.model && request === t.request ? t : { ...t, model, request });
+          // Awaited only when a promise: a synchronous guard (the model view) costs no turn of the microtask queue.
+          const answer = g.beforeModelCall?.(model === t.model && request === t.request ? t : { ...t, model, request });
+          const gate = answer instanceof Promise ? await answer : answer;
           if (!gate) continue;
           if (gate.model) model = gate.model;
           if (gate.request) request = gate.request;
@@ -133,32 +135,32 @@ export function composeGuards(guards: ReadonlyArray<LoopGuard | undefined>): Loo
       return {
         ...(model !== t.model ? { model } : {}),
         ...(request !== t.request ? { request } : {}),
-        ...(settles.length ? { settle: async (o: ModelCallOutcome) => { for (const s of settles) await s(o); } } : {}),
+        ...(settles.length ? { settle: settles.length === 1 ? settles[0] : async (o: ModelCallOutcome) => { for (const s of settles) { const done = s(o); if (done instanceof Promise) await done; } } } : {}),
       };
     };
   }
   if (answers.length) out.onAnswer = async (t) => { for (const g of answers) await g.onAnswer?.(t); };
   if (tools.length) {
     out.beforeToolCall = async (t) => {
-      const settles: Array<NonNullable<ToolCallGate['settle']>> = [];
-      const releases: Array<NonNullable<ToolCallGate['release']>> = [];
-      const releaseAll = async (): Promise<void> => {
-        for (const r of releases) await r();
-      };
+      // Made only when a guard holds something (most calls: one settle, no release).
+      let settles: Array<NonNullable<ToolCallGate['settle']>> | undefined;
+      let releases: Array<NonNullable<ToolCallGate['release']>> | undefined;
+      const held = (): ToolCallGate => ({ ...(settles ? { settle: settles.length === 1 ? settles[0] : all(settles) } : {}), ...(releases ? { release: releaseAll(releases) } : {}) });
       for (const g of tools) {
-        const gate = await g.beforeToolCall?.(t);
+        const answer = g.beforeToolCall?.(t);
+        const gate = answer instanceof Promise ? await answer : answer;
         if (!gate) continue;
-        if (gate.settle) settles.push(gate.settle);
-        if (gate.release) releases.push(gate.release);
+        if (gate.settle) (settles ??= []).push(gate.settle);
+        if (gate.release) (releases ??= []).push(gate.release);
         if (gate.verdict && gate.verdict.action !== 'allow') {
           // An approved call runs after all: the earlier guards (a breaker's probe, a budget) must hear how it went.
-          if (gate.verdict.action === 'approve') return { verdict: gate.verdict, ...(settles.length ? { settle: all(settles) } : {}), ...(releases.length ? { release: releaseAll } : {}) };
+          if (gate.verdict.action === 'approve') return { verdict: gate.verdict, ...held() };
           // Refused or stopped: the call is not made, so what the earlier guards held is given back.
-          await releaseAll();
+          if (releases) await releaseAll(releases)();
           return { verdict: gate.verdict };
         }
       }
-      return { ...(settles.length ? { settle: all(settles) } : {}), ...(releases.length ? { release: releaseAll } : {}) };
+      return settles || releases ? held() : undefined;
     };
   }
   if (results.length) {
@@ -173,9 +175,18 @@ export function composeGuards(guards: ReadonlyArray<LoopGuard | undefined>): Loo
   return out;
 }
 
+function releaseAll(releases: ReadonlyArray<NonNullable<ToolCallGate['release']>>): NonNullable<ToolCallGate['release']> {
+  return async () => {
+    for (const r of releases) await r();
+  };
+}
+
 function all(settles: ReadonlyArray<NonNullable<ToolCallGate['settle']>>): NonNullable<ToolCallGate['settle']> {
   return async (r) => {
-    for (const s of settles) await s(r);
+    for (const s of settles) {
+      const done = s(r);
+      if (done instanceof Promise) await done;
+    }
   };
 }
 

@@ -45,7 +45,7 @@ export function redactAgentWrites(store: Store, redactor: Redactor): Store {
     }
     // The frame (the envelope but its messages) as a value, not as text: nothing to parse.
     const plain = envelopeFrame(parts.envelope);
-    const frame = tree(plain);
+    const frame = redactFrame(plain, tree);
     if (frame !== plain) markRedactedCalls(plain, frame);
     const list = `[${parts.envelope.payload.messages.map((m) => redactedMessage(m, parts.messageJson)).join(',')}]`;
     return spliceMessages(frame, list) ?? r.json(w.envelope);
@@ -79,6 +79,37 @@ export function redactAgentWrites(store: Store, redactor: Redactor): Store {
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
+}
+
+/**
+ * The fields of a checkpoint's frame that the loop itself writes (ids, names, counters, versions, the
+ * compaction mark): nothing a model, a tool or a user wrote is in them, so they are not walked at
+ * every checkpoint. Every other field (context variables, pending tool calls, the guard state, notes,
+ * and any field not listed here) goes through the policy, its keys included.
+ */
+const LOOP_FIELDS: Readonly<Record<string, ReadonlySet<string>>> = {
+  frame: new Set(['version', 'session_id', 'created_at']),
+  payload: new Set(['agent', 'turn', 'turn_base', 'agent_versions', 'messages', 'input_count', 'usage', 'status', 'output_retries', 'invalid_tool_turns', 'handoffs', 'messages_in_transcript']),
+};
+
+/** `tree(frame)`, skipping the loop's own fields (LOOP_FIELDS); the same object when nothing changed. */
+function redactFrame<T extends object>(frame: T, tree: (v: unknown) => unknown): T {
+  const walkSome = (o: Record<string, unknown>, own: ReadonlySet<string>, inner?: (v: unknown) => unknown): Record<string, unknown> => {
+    let out: Record<string, unknown> | undefined;
+    for (const k of Object.keys(o)) {
+      const v = o[k];
+      let next: unknown;
+      if (inner && k === 'payload' && v !== null && typeof v === 'object' && !Array.isArray(v)) next = inner(v);
+      else if (own.has(k) || v === null || (typeof v !== 'string' && typeof v !== 'object')) continue;
+      else {
+        // A key of the envelope is the loop's (these are named above); a value outside the list may hold anything.
+        next = tree(v);
+      }
+      if (next !== v) (out ??= { ...o })[k] = next;
+    }
+    return out ?? o;
+  };
+  return walkSome(frame as Record<string, unknown>, LOOP_FIELDS.frame as ReadonlySet<string>, (p) => walkSome(p as Record<string, unknown>, LOOP_FIELDS.payload as ReadonlySet<string>)) as T;
 }
 
 /**

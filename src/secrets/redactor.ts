@@ -30,6 +30,10 @@ export interface RedactorOptions {
   count?: RedactionCounter;
 }
 
+/** The longest string `json` remembers as clean, and how many it remembers. */
+const CLEAN_MAX_CHARS = 128;
+const CLEAN_ENTRIES = 4096;
+
 /** What the longest class occurrence may span, in bytes (a long token): how far before a cut one may start. */
 const CLASS_SPAN_BYTES = 600;
 
@@ -72,6 +76,7 @@ export class Redactor {
     const forms = [...this.markers.keys()].sort((a, b) => b.length - a.length);
     this.pattern = forms.length ? new RegExp(forms.map(escapeRegExp).join('|'), 'g') : undefined;
     this.generation++;
+    this.clean.clear();
     this.longestBytes = forms.reduce((n, f) => Math.max(n, Buffer.byteLength(f)), this.classes ? CLASS_SPAN_BYTES : 0);
   }
 
@@ -111,6 +116,22 @@ export class Redactor {
    */
   json(s: string): string {
     if (!this.active || s === '') return s;
+    // The keys, names and ids a JSON value repeats (a checkpoint's at every turn) are looked up, not
+    // redacted again; only strings found to hold nothing are remembered, so each redaction is counted.
+    if (s.length > CLEAN_MAX_CHARS) return this.jsonOf(s);
+    if (this.clean.has(s)) return s;
+    const out = this.jsonOf(s);
+    if (out === s) {
+      if (this.clean.size >= CLEAN_ENTRIES) this.clean.clear();
+      this.clean.add(s);
+    }
+    return out;
+  }
+
+  /** Short strings `json` found clean (with the secrets known then: learning one starts the set over). */
+  private readonly clean = new Set<string>();
+
+  private jsonOf(s: string): string {
     if (!this.classes && !this.secretDrop) return this.text(s);
     // Only an object or an array is walked; anything else (plain text: most messages) is redacted as
     // text, as it would be after failing to parse, without the cost of a parse error.
