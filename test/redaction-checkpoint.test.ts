@@ -108,7 +108,7 @@ describe('checkpoints through the redacting store', () => {
       notes: ['the tool said hunter2-value to jane@example.com'],
       extra: { card: '4111 1111 1111 1111' },
     };
-    const env = envelope(state as CheckpointEnvelope['payload']);
+    const env = envelope(state);
     await journal.checkpoint(env, env.payload.messages);
     // The same text as redacting the whole serialised envelope.
     expect(writes[0]!.envelope).toBe(redactor({ TOKEN: 'hunter2-value' }).json(JSON.stringify(env)));
