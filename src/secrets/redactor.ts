@@ -103,10 +103,13 @@ export class Redactor {
     return this.classes ? this.classes.text(out) : out;
   }
 
-  /** A copy of a JSON-like value with secrets replaced in every string (and every key). */
+  /**
+   * The value with secrets replaced in every string (and every key): copied where something changed,
+   * the same object where nothing did (as with no secrets known at all).
+   */
   value<T>(v: T): T {
     if (!this.active) return v;
-    return this.walk(v) as T;
+    return walk(v, (s) => this.text(s)) as T;
   }
 
   /**
@@ -157,17 +160,6 @@ export class Redactor {
     return this.pattern ? s.replace(this.pattern, (m) => this.markers.get(m) ?? '[secret]') : s;
   }
 
-  private walk(v: unknown): unknown {
-    if (typeof v === 'string') return this.text(v);
-    if (Array.isArray(v)) return v.map((x) => this.walk(x));
-    if (v && typeof v === 'object' && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null)) {
-      // defineProperty, not assignment: a `__proto__` key stays a key instead of setting the prototype.
-      const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) Object.defineProperty(out, this.text(k), { value: this.walk(x), enumerable: true, writable: true, configurable: true });
-      return out;
-    }
-    return v;
-  }
 }
 
 /** Does the text start (after JSON whitespace) with `{` or `[`? Only then can it parse to an object or an array. */

@@ -126,5 +126,6 @@ function settleIn(stmt: Stmt, scopes: readonly BudgetScopeUsage[], req: Omit<Bud
 
 /** Every scope of a root run's tree (its run budget first). */
 export function budgetScopes(stmt: Stmt, rootRunId: string): BudgetScopeUsage[] {
-  return (stmt('SELECT * FROM budget_scopes WHERE root_run_id = ? ORDER BY id').all(rootRunId) as Array<Record<string, unknown>>).map(toScope).sort(byScopeRank);
+  // Ordered here (byScopeRank ends with the id), not by SQL: ORDER BY would sort in a temporary b-tree.
+  return (stmt('SELECT * FROM budget_scopes WHERE root_run_id = ?').all(rootRunId) as Array<Record<string, unknown>>).map(toScope).sort(byScopeRank);
 }
