@@ -1,12 +1,15 @@
 /**
  * Retention through real processes: `swarm gc` (a bad duration and an unfinished status refused
  * with exit 2, a dry run that deletes nothing, a real run with an archive whose lines are the runs
- * deleted), and `swarm serve` applying swarm.yaml's `retention:` policy every second. Old runs are
- * made by back-dating finished runs in the store in the test's setup.
+ * deleted, a project whose store does not exist yet left without one), and `swarm serve` applying
+ * swarm.yaml's `retention:` policy every second. Old runs are made by back-dating finished runs in
+ * the store in the test's setup.
  *
  * Build first (`npm run build`): the CLI runs from dist/.
  */
 import Database from 'better-sqlite3';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Swarm } from '../src/swarm.js';
 import { cleanupSandboxes, examplesStore, makeSandbox, show, until, type Sandbox } from './helpers/cli.js';
@@ -42,6 +45,16 @@ async function project(yaml: string, old: number, recent: number): Promise<{ s: 
     db.close();
   }
   return { s, old: ids.slice(0, old), recent: ids.slice(old), queued };
+}
+
+/** Every file and directory under `dir`, relative to it, sorted. */
+function tree(dir: string, rel = ''): string[] {
+  return readdirSync(join(dir, rel), { withFileTypes: true })
+    .flatMap((e) => {
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      return e.isDirectory() ? [`${p}/`, ...tree(dir, p)] : [p];
+    })
+    .sort();
 }
 
 const runIds = (s: Sandbox): string[] => s.query<{ id: string }>('SELECT id FROM workflow_runs ORDER BY id').map((r) => r.id);
@@ -107,6 +120,44 @@ describe('swarm gc (a real process)', () => {
     const serve = await s.run(['serve', '--port', '0'], { timeoutMs: 30_000 });
     expect(serve.code, show(serve)).toBe(2);
     expect(serve.stderr).toMatch(/retention\.archive in .*swarm\.yaml: cannot open the archive .*missing\/kept\.jsonl for appending: ENOENT/);
+  });
+
+  it('in a project whose store does not exist yet: nothing to do (exit 0, the path named), and nothing is written', async () => {
+    // The project's own store (<project>/.swarm/swarm.db, no SWARM_HOME): neither it nor .swarm exists.
+    const s = makeSandbox({ home: 'default' });
+    s.write('swarm.yaml', 'name: fresh\nretention:\n  completed: 30d\n  archive: kept.jsonl\n');
+    const before = tree(s.root);
+    expect(before).toEqual(['swarm.yaml']);
+
+    const [plain, dry, archive, policy, json] = await Promise.all([
+      s.run(['gc', '--older-than', '30d']),
+      s.run(['gc', '--older-than', '30d', '--dry-run']),
+      s.run(['gc', '--older-than', '30d', '--archive', 'archive.jsonl']),
+      s.run(['gc']),
+      s.run(['gc', '--older-than', '30d', '--status', 'failed', '--json']),
+    ]);
+    for (const r of [plain, dry, archive, policy]) {
+      expect(r.code, show(r)).toBe(0);
+      expect(r.stdout.trim()).toBe(`nothing to do: no store at ${s.db} yet (it is made on first use: 'swarm init', or register an agent)`);
+      expect(r.stderr).toBe('');
+    }
+    expect(json.code, show(json)).toBe(0);
+    const report = JSON.parse(json.stdout) as Record<string, unknown>;
+    expect(report).toMatchObject({ store_missing: s.db, dry_run: false, runs: 0, trees: 0, skipped: 0, batches: 0, archived: 0, interrupted: false, checkpoints: { examined: 0, compacted: 0, bytes_saved: 0 } });
+    expect(Object.keys(report.cutoffs as object)).toEqual(['failed']);
+    expect(Object.values(report.rows as Record<string, number>).every((n) => n === 0)).toBe(true);
+
+    // Arguments are still checked first (exit 2), and refused without writing anything either.
+    const bad = await s.run(['gc', '--older-than', '30x']);
+    expect(bad.code, show(bad)).toBe(2);
+    expect(bad.stderr).toContain("--older-than '30x' is not a duration");
+    s.write('swarm.yaml', 'name: fresh\n');
+    const noAge = await s.run(['gc']);
+    expect(noAge.code, show(noAge)).toBe(2);
+    expect(noAge.stderr).toContain('swarm gc needs --older-than');
+
+    // No store, no .swarm directory, no master key, no archive: the tree is as it was.
+    expect(tree(s.root)).toEqual(before);
   });
 
   it('swarm serve applies the retention policy of swarm.yaml every interval, logged', async () => {

@@ -191,12 +191,12 @@ describe('SW4RM router crash safety (processes)', () => {
     const keep = env('boss', { ttl_ms: 1500 });
     expect((await c.send(keep, 'late')).accepted).toBe(true);
     await until('dead letters', () => sb.query(`SELECT 1 FROM sw4rm_messages WHERE state = 'dead'`).length === 2);
-    const list = await sb.json<{ dead_letters: Array<Record<string, unknown>> }>(['sw4rm', 'dlq', 'list', '--json']);
-    expect(list.dead_letters.map((d) => [d.message_id, d.dead_reason, d.recipient, d.payload])).toEqual([
+    const list = await sb.json<Array<Record<string, unknown>>>(['sw4rm', 'dlq', 'list', '--json']);
+    expect(list.map((d) => [d.message_id, d.dead_reason, d.recipient, d.payload])).toEqual([
       [m.message_id, 'TTL_EXPIRED', 'late', JSON.stringify({ task: 'x' })],
       [keep.message_id, 'TTL_EXPIRED', 'late', keep.payload.toString()],
     ]);
-    const seq = list.dead_letters[0]!.seq as number;
+    const seq = list[0]!.seq as number;
     expect((await sb.run(['sw4rm', 'dlq', 'replay', String(seq)])).stdout).toContain('replayed 1 dead letter');
     const s = c.stream('late');
     const [it] = await s.waitFor(1);
@@ -206,12 +206,12 @@ describe('SW4RM router crash safety (processes)', () => {
     const [missing, noArg, agents] = await Promise.all([
       sb.run(['sw4rm', 'dlq', 'drop', '999999']),
       sb.run(['sw4rm', 'dlq', 'drop']),
-      sb.json<{ agents: Array<Record<string, unknown>> }>(['sw4rm', 'agents', '--json']),
+      sb.json<Array<Record<string, unknown>>>(['sw4rm', 'agents', '--json']),
     ]);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toContain('no dead letter with seq 999999');
     expect(noArg.stderr).toContain('give the seq of a dead letter');
-    expect(agents.agents.map((a) => [a.agent_id, a.name, a.status, a.implicit])).toEqual([['late', 'Late agent', 'available', false]]);
+    expect(agents.map((a) => [a.agent_id, a.name, a.status, a.implicit])).toEqual([['late', 'Late agent', 'available', false]]);
     expect(await sb.json(['sw4rm', 'dlq', 'drop', '--all', '--json'])).toEqual({ dropped: 1 });
     expect(sb.query(`SELECT 1 FROM sw4rm_messages WHERE state = 'dead'`)).toEqual([]);
     s.cancel();

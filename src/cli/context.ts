@@ -1,9 +1,10 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { byteLength, LIMIT_DEFAULTS, LimitExceededError } from '../core/limits.js';
 import pc from 'picocolors';
 import { setViewRedactor } from './render.js';
 import { UserError } from '../core/errors.js';
 import type { Swarm } from '../swarm.js';
+import type { SwarmConfig } from '../config/config.js';
 import type { LoopEvent } from '../agents/loop.js';
 import { startTracingFromEnv, type TracingHandle } from '../observability/otel-sdk.js';
 import { configureTracing } from '../observability/tracing.js';
@@ -95,6 +96,26 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
     },
   };
   return ctx;
+}
+
+/**
+ * The SQLite file of a store that does not exist yet, or undefined (it exists; the store is
+ * PostgreSQL; or the file cannot be looked at, which opening it then reports). Opening a SQLite
+ * store (`ctx.swarm()`) creates it, with its directory and master key: a command that only reads or
+ * prunes (`swarm gc`) asks this first and writes nothing when there is no store.
+ *
+ * @example
+ *   const missing = missingSqliteStore(resolveConfig({ cwd: ctx.cwd, env: ctx.env }));
+ *   if (missing) return ctx.out(`nothing to do: no store at ${missing} yet`);
+ */
+export function missingSqliteStore(config: Pick<SwarmConfig, 'databaseUrl' | 'dbPath'>): string | undefined {
+  if (config.databaseUrl) return undefined;
+  try {
+    statSync(config.dbPath);
+    return undefined;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? config.dbPath : undefined;
+  }
 }
 
 /** A database that is down or unreachable (not one that refuses us: wrong password, not Swarm's). */

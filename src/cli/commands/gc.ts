@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
+import { resolveConfig } from '../../config/config.js';
 import { UserError } from '../../core/errors.js';
-import { FINISHED_STATUSES, type FinishedStatus, type GcOptions } from '../../retention/gc.js';
+import { FINISHED_STATUSES, type FinishedStatus, type GcOptions, type GcReport } from '../../retention/gc.js';
 import { describeGc } from '../../retention/report.js';
+import { emptyRowCounts } from '../../store/retention-types.js';
 import { parseDuration } from '../../triggers/schedule.js';
-import { parsePositiveInt, type CliContext } from '../context.js';
+import { missingSqliteStore, parsePositiveInt, type CliContext } from '../context.js';
 
 interface GcCliOptions {
   olderThan?: string;
@@ -38,10 +40,36 @@ function parseStatuses(value: string): FinishedStatus[] {
   return out;
 }
 
+/** The report of a gc that found no store: nothing examined, nothing deleted, a size of nothing. */
+function noStoreReport(ages: GcOptions['ages'], dryRun: boolean): GcReport {
+  const now = Date.now();
+  const cutoffs: GcReport['cutoffs'] = {};
+  for (const s of FINISHED_STATUSES) {
+    const age = ages[s];
+    if (age !== undefined) cutoffs[s] = now - age;
+  }
+  return {
+    dry_run: dryRun,
+    cutoffs,
+    runs: 0,
+    trees: 0,
+    skipped: 0,
+    batches: 0,
+    largest_batch: 0,
+    rows: emptyRowCounts(),
+    archived: 0,
+    checkpoints: { examined: 0, compacted: 0, bytes_saved: 0 },
+    size_before: { bytes: 0, free_bytes: 0, file_bytes: 0 },
+    size_after: { bytes: 0, free_bytes: 0, file_bytes: 0 },
+    interrupted: false,
+  };
+}
+
 /**
  * `swarm gc`: delete finished runs past an age, with everything that belongs to them, in bounded
  * batches (docs/observability.md#retention). Without --older-than, the ages of `retention:` in
- * swarm.yaml apply.
+ * swarm.yaml apply. Where the SQLite store does not exist yet there is nothing to delete: gc says so
+ * (exit 0) and writes nothing (opening the store would create it).
  */
 export function registerGcCommand(program: Command, ctx: CliContext): void {
   program
@@ -58,23 +86,31 @@ export function registerGcCommand(program: Command, ctx: CliContext): void {
       const age = o.olderThan !== undefined ? parseAge(o.olderThan) : undefined;
       const statuses = o.status !== undefined ? parseStatuses(o.status) : undefined;
       const batch = o.batch !== undefined ? parsePositiveInt(o.batch, '--batch', MAX_BATCH) : undefined;
-      const swarm = await ctx.swarm();
-      const policy = swarm.config.retention;
+      // swarm.yaml and the environment, read without opening the store (which would create it).
+      const config = resolveConfig({ cwd: ctx.cwd, env: ctx.env });
+      const policy = config.retention;
       let ages: GcOptions['ages'];
       if (age !== undefined) {
         ages = Object.fromEntries((statuses ?? FINISHED_STATUSES).map((s) => [s, age]));
       } else {
         if (Object.keys(policy.runs).length === 0) {
-          throw new UserError('ARGUMENT_INVALID', `swarm gc needs --older-than (e.g. --older-than 30d), or run ages under retention: in ${swarm.config.configFile ?? 'swarm.yaml'} (e.g. completed: 30d)`, { field: '--older-than' });
+          throw new UserError('ARGUMENT_INVALID', `swarm gc needs --older-than (e.g. --older-than 30d), or run ages under retention: in ${config.configFile ?? 'swarm.yaml'} (e.g. completed: 30d)`, { field: '--older-than' });
         }
         ages = Object.fromEntries(Object.entries(policy.runs).filter(([s]) => !statuses || statuses.includes(s as FinishedStatus)));
         if (Object.keys(ages).length === 0) {
-          throw new UserError('ARGUMENT_INVALID', `swarm gc --status ${o.status ?? ''}: retention: in ${swarm.config.configFile ?? 'swarm.yaml'} has no age for ${(statuses ?? []).join(' or ')} (it has ${Object.keys(policy.runs).join(', ')}); give --older-than, or add an age for it`, { field: '--status' });
+          throw new UserError('ARGUMENT_INVALID', `swarm gc --status ${o.status ?? ''}: retention: in ${config.configFile ?? 'swarm.yaml'} has no age for ${(statuses ?? []).join(' or ')} (it has ${Object.keys(policy.runs).join(', ')}); give --older-than, or add an age for it`, { field: '--status' });
         }
       }
       // The configured archive applies whenever --archive is not given (with --older-than too): a
       // deployment that keeps every deleted run keeps those of a one-off gc as well.
       const archive = o.archive !== undefined ? resolve(ctx.cwd, o.archive) : policy.archive;
+      // No store yet: no runs to delete. Nothing is created (no store, directory, key or archive).
+      const missing = missingSqliteStore(config);
+      if (missing !== undefined) {
+        if (o.json) return ctx.out(JSON.stringify({ ...noStoreReport(ages, o.dryRun === true), store_missing: missing }, null, 2));
+        return ctx.out(`nothing to do: no store at ${missing} yet (it is made on first use: 'swarm init', or register an agent)`);
+      }
+      const swarm = await ctx.swarm();
       const report = await swarm.gc({ ages, archive, dryRun: o.dryRun === true, batch: batch ?? policy.batch });
       if (o.json) return ctx.out(JSON.stringify(report, null, 2));
       for (const line of describeGc(report, { archive })) ctx.out(line);

@@ -63,11 +63,11 @@ export function registerSw4rmCommands(program: Command, ctx: CliContext): void {
   dlq
     .command('list')
     .description('dead letters by seq')
-    .option('--json', 'print JSON')
+    .option('--json', 'print a JSON array of dead letters')
     .action(async (o: { json?: boolean }) => {
       const swarm = await ctx.swarm();
       const rows = await swarm.store.sw4rmMessages({ state: 'dead' });
-      if (o.json) return ctx.out(JSON.stringify({ dead_letters: rows.map(deadLetterJson) }, null, 2));
+      if (o.json) return ctx.out(JSON.stringify(rows.map(deadLetterJson), null, 2));
       if (rows.length === 0) return ctx.out('no dead letters');
       for (const r of rows) {
         const when = new Date(r.updated_at).toISOString().slice(0, 19).replace('T', ' ');
@@ -92,11 +92,11 @@ export function registerSw4rmCommands(program: Command, ctx: CliContext): void {
   sw4rm
     .command('agents')
     .description('the SW4RM registry: agents, their status (available, unavailable, deregistered) and last heartbeat')
-    .option('--json', 'print JSON')
+    .option('--json', 'print a JSON array of agents')
     .action(async (o: { json?: boolean }) => {
       const swarm = await ctx.swarm();
       const agents = await swarm.store.sw4rmAgents();
-      if (o.json) return ctx.out(JSON.stringify({ agents: agents.map(agentJson) }, null, 2));
+      if (o.json) return ctx.out(JSON.stringify(agents.map(agentJson), null, 2));
       if (agents.length === 0) return ctx.out('no agents registered');
       for (const a of agents) {
         const beat = new Date(a.last_heartbeat).toISOString().slice(0, 19).replace('T', ' ');
