@@ -660,8 +660,12 @@ export class Swarm {
       }
     }
     const record = agentRecord(manifest, dir);
+    // The digest is the manifest's, not the directory's: the same package registered from another
+    // directory is unchanged, and its steps run from this one now (said below).
+    const before = (await this.store.listAgents(manifest.name)).find((a) => a.version === manifest.version)?.path;
     const result = await this.store.putAgent(record, options.force ?? false);
     const warnings = sandboxWarnings(manifest, this.config.sandbox);
+    if (result === 'unchanged' && before !== undefined && before !== dir) warnings.push(`${record.id} was registered from ${before}: its steps now run the package in ${dir}`);
     // Registered in any order: the executor may be added after its agents (the step fails then, naming it).
     const executor = manifest.http?.executor;
     if (executor !== undefined && !(await this.store.getExecutor(executor))) {

@@ -4,6 +4,7 @@
  * `store.transaction`. Backend-specific checks (file formats, schema versions) follow the contract.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { canonicalJson } from '../src/core/canonical-json.js';
 import { ResumeError, StoreError, UserError } from '../src/core/errors.js';
 import { digestJson, EventType, verifyChain } from '../src/core/events.js';
 import { MAX_INTERRUPTIONS } from '../src/core/retry.js';
@@ -111,6 +113,47 @@ function storeContract(name: string, makeStore: MakeStore): void {
         expect(listed[0]!.digest).toBe(changed.digest);
         expect(listed[0]!.manifest.runtime.timeout_seconds).toBe(9);
         expect(listed[0]!.manifest).toEqual(changed.manifest);
+      });
+
+      it('putAgent: the digest is the manifest’s, not the directory’s; the same package from another directory is unchanged and its row names that directory', async () => {
+        const here = agentRecord(ECHO_AGENT_YAML, '/pkg/echo');
+        const there = agentRecord(ECHO_AGENT_YAML, '/elsewhere/agents/echo');
+        expect(there.digest).toBe(here.digest);
+        expect(here.digest).toBe(createHash('sha256').update(canonicalJson(here.manifest)).digest('hex'));
+        expect(await store.putAgent(here, false)).toBe('created');
+        let generation = await store.registryGeneration();
+        expect(await store.putAgent({ ...there, created_at: here.created_at + 7, updated_at: here.updated_at + 7 }, false)).toBe('unchanged');
+        let [row] = await store.listAgents('echo');
+        expect(row).toMatchObject({ path: '/elsewhere/agents/echo', digest: here.digest, created_at: here.created_at, updated_at: here.updated_at + 7 });
+        // A registry write: cached plans (which hold the path) are read again.
+        expect(await store.registryGeneration()).not.toBe(generation);
+        // The same again writes nothing.
+        generation = await store.registryGeneration();
+        expect(await store.putAgent({ ...there, updated_at: here.updated_at + 9 }, false)).toBe('unchanged');
+        expect(await store.registryGeneration()).toBe(generation);
+        expect((await store.listAgents('echo'))[0]?.updated_at).toBe(here.updated_at + 7);
+        // Other content is still refused from any directory.
+        const changed = agentRecord(ECHO_AGENT_YAML.replace('entry: echo', 'entry: echo\n  timeout_seconds: 9'), '/pkg/echo');
+        expect(((await expectRejects(store.putAgent(changed, false))) as StoreError).code).toBe('AGENT_VERSION_EXISTS');
+        [row] = await store.listAgents('echo');
+        expect(row?.path).toBe('/elsewhere/agents/echo');
+      });
+
+      it('putAgent: a row registered before the digest left the directory out (sha256 of {manifest, dir}) takes the same package as unchanged, from any directory, and records its digest; other content still conflicts', async () => {
+        const rec = agentRecord(ECHO_AGENT_YAML, '/pkg/echo');
+        const oldDigest = digestJson(JSON.stringify({ manifest: rec.manifest, dir: rec.path }));
+        expect(await store.putAgent({ ...rec, digest: oldDigest }, false)).toBe('created');
+        const changed = agentRecord(ECHO_AGENT_YAML.replace('entry: echo', 'entry: echo\n  timeout_seconds: 9'), '/pkg/echo');
+        expect(((await expectRejects(store.putAgent(changed, false))) as StoreError).code).toBe('AGENT_VERSION_EXISTS');
+        expect((await store.listAgents('echo'))[0]?.digest).toBe(oldDigest);
+        // The same package, from the same directory: unchanged, with the digest of now.
+        expect(await store.putAgent(rec, false)).toBe('unchanged');
+        expect((await store.listAgents('echo'))[0]).toMatchObject({ path: '/pkg/echo', digest: rec.digest });
+        // A second old row, met from another directory.
+        const other = agentRecord(ECHO_AGENT_YAML.replace('1.0.0', '1.1.0'), '/pkg/echo');
+        await store.putAgent({ ...other, digest: digestJson(JSON.stringify({ manifest: other.manifest, dir: other.path })) }, false);
+        expect(await store.putAgent(agentRecord(ECHO_AGENT_YAML.replace('1.0.0', '1.1.0'), '/moved/echo'), false)).toBe('unchanged');
+        expect((await store.listAgents('echo')).find((a) => a.version === '1.1.0')).toMatchObject({ path: '/moved/echo', digest: other.digest });
       });
 
       it('listAgents filters by name; versions are separate records; deleteAgent removes one', async () => {

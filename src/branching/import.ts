@@ -9,7 +9,8 @@
  * 3. The workflow: the local version of the same name and version when there is one (a note when
  *    its digest differs), else the bundle's snapshot, registered disabled (so its triggers do not
  *    fire here). The plan resolves agents against the local registry, as a fork re-runs steps with
- *    the local agents (a note for each whose digest differs from the bundle's).
+ *    the local agents (a note for each whose content differs from the bundle's: its manifest's
+ *    digest, wherever either was registered from).
  * 4. One transaction: the run's rows, RUN_CREATED, RUN_IMPORTED {bundle_sha256, source_run_id,
  *    certificate_sha256, ratchet_step}, one STEP_COPIED per completed step (its output's digest, the bundle's
  *    completion event hash), the other steps set to their bundle status, the llm steps' sessions from
@@ -32,7 +33,7 @@ import { agentsFor, buildRunPlan, loadPlan } from '../engine/plan.js';
 import { serializedPlan } from '../engine/registry-cache.js';
 import { TxScope } from '../engine/tx-scope.js';
 import type { Redactor } from '../secrets/redactor.js';
-import { workflowRecord } from '../store/rows.js';
+import { legacyAgentDigest, sameAgentContent, workflowRecord } from '../store/rows.js';
 import type { ImportedBundleRecord } from '../store/share-types.js';
 import type { JournalWrite } from '../store/fork-types.js';
 import type { AgentMessageRecord, AgentSessionRecord, ToolCallRecord, WorkflowRecord } from '../store/types.js';
@@ -127,7 +128,12 @@ export async function importBundle(deps: ImportDeps, bytes: Buffer, options: Imp
   const plan = buildRunPlan({ ...wf, manifest }, versionsOf, deps.config);
   for (const a of agents) {
     const here = (await store.listAgents(a.name)).find((r) => r.version === a.version);
-    if (here && `sha256:${here.digest}` !== a.digest && here.digest !== a.digest) notes.push(`agent ${a.name}@${a.version} here differs from the bundle's (a fork re-runs its steps with the local one)`);
+    // By content (the manifest's digest, rows.ts agentDigest), not by where either was registered
+    // from: a row registered before digests left the directory out compares by its manifest too,
+    // and a bundle exported then (its digest covers the exporter's directory) matches a package of
+    // the same manifest at the same path here.
+    const digest = a.digest.startsWith('sha256:') ? a.digest.slice('sha256:'.length) : a.digest;
+    if (here && !sameAgentContent(here, digest) && legacyAgentDigest(here.manifest, here.path) !== digest) notes.push(`agent ${a.name}@${a.version} here differs from the bundle's (a fork re-runs its steps with the local one)`);
   }
   if (registered) await store.putWorkflow(wf, false);
 

@@ -24,6 +24,7 @@ import { buildBundle, snapshotStateDigest, type BuiltBundle, type BundleAgent, t
 import { asSha256Ref, sha256Ref } from './model.js';
 import { canonicalJson } from '../core/canonical-json.js';
 import { outputTarget } from '../core/output-path.js';
+import { agentDigest } from '../store/rows.js';
 import { validateContract } from './schemas.js';
 import { readBundle } from './read.js';
 
@@ -151,7 +152,7 @@ export async function runSnapshot(swarm: Swarm, run: RunRecord): Promise<RunSnap
   if (!planJson) throw new UserError('RUN_PLAN_MISSING', `run ${run.id} has no recorded plan; it cannot be exported`);
   const plan = JSON.parse(planJson) as RunPlan;
   const workflowDigest = await workflowDigestOf(swarm, run, plan);
-  const agents = await agentsOf(swarm, plan);
+  const agents = agentsOf(plan);
   const events = stored.map((e) => ({ seq: e.seq, type: e.type, step_id: e.step_id, at: isoOf(e.at), data: JSON.parse(e.data_json) as unknown }));
   const sorted = [...steps].sort((a, b) => a.step_index - b.step_index || (a.map_index ?? -1) - (b.map_index ?? -1) || (a.step_id < b.step_id ? -1 : 1));
   const lineage = await lineageOf(swarm, stored);
@@ -200,14 +201,16 @@ async function workflowDigestOf(swarm: Swarm, run: RunRecord, plan: RunPlan): Pr
   return rec ? asSha256Ref(rec.digest) : sha256Ref(canonicalJson(plan.workflow));
 }
 
-async function agentsOf(swarm: Swarm, plan: RunPlan): Promise<Array<Omit<BundleAgent, 'steps'>>> {
-  const out: Array<Omit<BundleAgent, 'steps'>> = [];
-  for (const [id, a] of Object.entries(plan.agents).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) {
-    const { name, version } = a.manifest;
-    const rec = (await swarm.store.listAgents(name)).find((r) => r.id === id || r.version === version);
-    out.push({ id, name, version, digest: rec ? asSha256Ref(rec.digest) : sha256Ref(canonicalJson(a.manifest)) });
-  }
-  return out;
+/**
+ * The agents the run's plan froze, each with the digest of its manifest as the registry computes it
+ * (store/rows.ts, agentDigest): the content the run ran, whichever directory or machine it was
+ * registered from, and whatever the registry holds under that version now (a row registered before
+ * digests left the directory out, or replaced since with --force).
+ */
+function agentsOf(plan: RunPlan): Array<Omit<BundleAgent, 'steps'>> {
+  return Object.entries(plan.agents)
+    .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
+    .map(([id, a]) => ({ id, name: a.manifest.name, version: a.manifest.version, digest: asSha256Ref(agentDigest(a.manifest)) }));
 }
 
 /** A fork's parent link, from its RUN_FORKED event (the fork's log records it), and its depth in the tree. */

@@ -21,7 +21,7 @@ import type { Swarm } from '../swarm.js';
 import type { LogSink } from '../observability/log-fields.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { bulkRoutes } from './routes/bulk.js';
-import { dashboardRoutes } from './routes/dashboard.js';
+import { dashboardRoutes, unroutedPaths } from './routes/dashboard.js';
 import { docsRoutes } from './routes/docs.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
@@ -91,7 +91,8 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
   });
 
   // Before anything else: a request without the right token is answered before its body is read.
-  const auth = authMiddleware(swarm, options.auth ?? 'auto', { openToAnyHost: options.openToAnyHost ?? false });
+  // A browser asking for a page no route serves gets the dashboard's not-found page instead.
+  const auth = authMiddleware(swarm, options.auth ?? 'auto', { openToAnyHost: options.openToAnyHost ?? false, unrouted: unroutedPaths(app) });
 
   // Refused by its Content-Length before anything is read, or as soon as a chunked body passes the limit.
   const limit = bodyLimit({

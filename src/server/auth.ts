@@ -10,7 +10,8 @@
  * checks (an embedding application that authenticates in front of the API).
  *
  * Answers: no token, or a bad, expired or revoked one: 401 with `WWW-Authenticate: Bearer`; a token
- * without the route's scope: 403 naming the scope needed.
+ * without the route's scope: 403 naming the scope needed. A browser asking for a page no route
+ * serves (`asksForPage`, `AuthOptions.unrouted`) is let through to the dashboard's not-found page.
  *
  * @example
  *   app.use('*', authMiddleware(swarm, 'auto'));
@@ -193,6 +194,29 @@ export interface OpenApiOptions {
   openToAnyHost?: boolean;
 }
 
+/** The middleware's options: the open API's guards, and which paths no route serves. */
+export interface AuthOptions extends OpenApiOptions {
+  /**
+   * Whether no route serves a GET of `path` (only the catch-alls would answer it). A browser asking
+   * for such a page gets the dashboard's not-found page, public like the dashboard's other pages:
+   * they hold no data. Unset: such a request needs `read`, as any path not in ROUTE_SCOPES.
+   */
+  unrouted?: (path: string) => boolean;
+}
+
+/**
+ * Whether a request is a browser asking for a page: a GET or HEAD outside `/api` whose Accept names
+ * `text/html`. The dashboard answers such a request for a path no route serves with its not-found
+ * page (src/server/routes/dashboard.ts); every other client keeps the API's problem documents.
+ */
+export function asksForPage(c: Context): boolean {
+  const method = c.req.method.toUpperCase();
+  if (method !== 'GET' && method !== 'HEAD') return false;
+  const path = c.req.path;
+  if (path === '/api' || path.startsWith('/api/')) return false;
+  return (c.req.header('accept') ?? '').includes('text/html');
+}
+
 /**
  * An open API (no token exists) trusts whoever reaches it, which on loopback means this machine. A
  * web page in a browser on this machine reaches it too: a cross-site form or fetch can POST to it
@@ -239,13 +263,16 @@ function safeHost(origin: string): string | undefined {
  * The API's one authentication middleware (see the module comment). It reads the store only when
  * its cache of verified tokens is older than 5 s, so the request path stays as fast as without it.
  */
-export function authMiddleware(swarm: Swarm, mode: AuthMode = 'auto', options: OpenApiOptions = {}): MiddlewareHandler {
+export function authMiddleware(swarm: Swarm, mode: AuthMode = 'auto', options: AuthOptions = {}): MiddlewareHandler {
   return async (c, next) => {
     c.set('principal', null);
     const method = c.req.method.toUpperCase();
     const path = c.req.path;
     const needed = scopeFor(method, path);
     if (needed === 'public') return next();
+    // A page no route serves: the dashboard's not-found page, with or without a token (as its other
+    // pages are), not a 401 problem document. Only the catch-alls answer it, so nothing is read.
+    if (options.unrouted && asksForPage(c) && options.unrouted(path)) return next();
     if (mode === 'off' || (mode === 'auto' && !(await swarm.tokensRequired()))) {
       return openRefusal(c, isRead(method), options) ?? next();
     }

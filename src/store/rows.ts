@@ -1,8 +1,10 @@
+import { canonicalJson } from '../core/canonical-json.js';
 import { ExitCode, StoreError, UserError } from '../core/errors.js';
 import { digestJson, type RunEvent } from '../core/events.js';
 import { agentRef, pickRecord, type AgentManifest } from '../core/manifest/agent.js';
 import { nextTicks, parseScheduleSpec } from '../triggers/schedule.js';
 import type { WorkflowManifest } from '../core/manifest/workflow.js';
+import type { PutResult } from './store.js';
 import type { AgentMessageRecord, ApiTokenRecord, AgentRecord, AgentSessionRecord, ApprovalRecord, RunRecord, SecretRecord, SessionFilter, StepLog, StepRecord, StepUpdate, ToolCallRecord, TriggerKind, TriggerRecord, WorkerRecord, WorkflowRecord } from './types.js';
 
 import type { EmittedEventRecord, EventTriggerRow } from './types.js';
@@ -182,7 +184,21 @@ export function toWorker(r: Row): WorkerRecord {
   };
 }
 
-/** The registry record of an agent package (its digest covers the manifest and where it lives). */
+/**
+ * An agent package's digest: sha256 (hex) of the canonical JSON of its manifest (keys sorted), what
+ * the registry keeps of the package. Where the package is on disk is not part of it: the same
+ * agent.yaml registered from two directories, or on two machines (a bundle's `agents.json` names it),
+ * has one digest. Its code is not part of it either: the registry does not keep it (a step reads it
+ * from the package when it runs).
+ *
+ * @example
+ *   agentDigest(manifest) === agentRecord(manifest, '/anywhere').digest  // true
+ */
+export function agentDigest(manifest: AgentManifest): string {
+  return digestJson(canonicalJson(manifest));
+}
+
+/** The registry record of an agent package (its digest covers the manifest, not where it lives). */
 export function agentRecord(manifest: AgentManifest, dir: string, now = Date.now()): AgentRecord {
   return {
     id: agentRef(manifest),
@@ -190,10 +206,41 @@ export function agentRecord(manifest: AgentManifest, dir: string, now = Date.now
     version: manifest.version,
     path: dir,
     manifest,
-    digest: digestJson(JSON.stringify({ manifest, dir })),
+    digest: agentDigest(manifest),
     created_at: now,
     updated_at: now,
   };
+}
+
+/**
+ * The digest agents were given before it left the directory out (of `{manifest, dir}`): rows
+ * registered then hold it, and bundles exported then name it. Compared, never written.
+ */
+export function legacyAgentDigest(manifest: AgentManifest, dir: string): string {
+  return digestJson(JSON.stringify({ manifest, dir }));
+}
+
+/**
+ * Whether a registered agent (`digest`, `manifest`) has the content `digest` names. A row written
+ * before digests left the directory out holds a digest of `{manifest, dir}`: its manifest decides.
+ */
+export function sameAgentContent(stored: { digest: string; manifest: AgentManifest }, digest: string): boolean {
+  return stored.digest === digest || agentDigest(stored.manifest) === digest;
+}
+
+/**
+ * What putting an agent does, given the row registered under its name and version (digest, path,
+ * manifest as stored): `created`; the same content is `unchanged`, and is written again (`write`)
+ * only when the row names another directory (the package was registered from elsewhere: runs now
+ * use this one) or holds a digest of the old form; other content is `replaced` with `force`, else
+ * AGENT_VERSION_EXISTS.
+ */
+export function agentPut(existing: Row | undefined, rec: AgentRecord, force: boolean): { result: PutResult; write: boolean } {
+  if (!existing) return { result: 'created', write: true };
+  const stored = { digest: existing.digest as string, manifest: parseJson(existing.manifest) as AgentManifest };
+  if (sameAgentContent(stored, rec.digest)) return { result: 'unchanged', write: stored.digest !== rec.digest || existing.path !== rec.path };
+  if (force) return { result: 'replaced', write: true };
+  throw versionConflict('agents', rec);
 }
 
 /** The registry record of a workflow version. */

@@ -79,6 +79,11 @@ export interface Store {
    */
   transaction<T>(fn: (tx: LedgerTx) => Promise<T>, lock?: TxHint): Promise<T>;
 
+  /**
+   * Register an agent version: `created`; the same content (by digest, which leaves the directory
+   * out: rows.ts agentPut) `unchanged`, its row written again when it names another directory or
+   * holds a digest of the old form; other content `replaced` with `force`, else AGENT_VERSION_EXISTS.
+   */
   putAgent(rec: AgentRecord, force: boolean): Promise<PutResult>;
   listAgents(name?: string): Promise<AgentRecord[]>;
   deleteAgent(name: string, version: string): Promise<boolean>;

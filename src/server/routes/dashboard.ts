@@ -6,7 +6,9 @@
  * src/server/auth.ts).
  *
  * Any other path a browser asks for as a page (Accept: text/html; not under /api) gets the pages too,
- * with a 404: the app shows its "No such page" instead of the API's problem document.
+ * with a 404: the app shows its "No such page" instead of the API's problem document. That page is
+ * public like the others (`unroutedPaths` tells the auth middleware which paths no route serves), so
+ * a browser not signed in gets it too, not a 401.
  *
  *   GET    /api/v1/session   whether a token is required and whether this browser has a valid one
  *   POST   /api/v1/session   {"token": "swarm_<id>_<secret>"}: checks the token, answers with the cookie
@@ -18,14 +20,15 @@
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { serveStatic } from '@hono/node-server/serve-static';
-import type { Context } from 'hono';
+import type { Context, Hono } from 'hono';
+import { TrieRouter } from 'hono/router/trie-router';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isStreamToken } from '../../auth/tokens.js';
 import type { Swarm } from '../../swarm.js';
-import { BEARER, DASHBOARD_PAGES, fromThisServer, TOKEN_COOKIE, type AuthMode } from '../auth.js';
+import { asksForPage, BEARER, DASHBOARD_PAGES, fromThisServer, TOKEN_COOKIE, type AuthMode } from '../auth.js';
 import { problem, problemResponse } from '../problem.js';
 import { problems } from '../schemas.js';
 
@@ -100,6 +103,30 @@ function bearer(c: Context): string | undefined {
   return m?.[1] ?? getCookie(c, TOKEN_COOKIE);
 }
 
+/**
+ * Whether no route of `app` but its catch-alls (`*`: the front middleware, the not-found page below)
+ * answers a GET of a path: the auth middleware's `unrouted` (src/server/auth.ts). Middleware under a
+ * prefix (`/webhooks/*`, `/assets/*`) counts as a route. Read from `app.routes` when first asked,
+ * and again once routes were added since.
+ *
+ * @example
+ *   const unrouted = unroutedPaths(app);
+ *   unrouted('/runs');          // false: a dashboard page
+ *   unrouted('/no-such-page');  // true
+ */
+export function unroutedPaths(app: Pick<Hono, 'routes'>): (path: string) => boolean {
+  let router: TrieRouter<true> | undefined;
+  let seen = -1;
+  return (path) => {
+    if (!router || seen !== app.routes.length) {
+      router = new TrieRouter<true>();
+      for (const r of app.routes) if (r.path !== '*' && r.path !== '/*' && (r.method === 'GET' || r.method === 'ALL')) router.add('GET', r.path, true);
+      seen = app.routes.length;
+    }
+    return router.match('GET', path)[0].length === 0;
+  };
+}
+
 export function dashboardRoutes(app: OpenAPIHono, swarm: Swarm, mode: AuthMode): void {
   const required = async (): Promise<boolean> => mode === 'required' || (mode === 'auto' && (await swarm.tokensRequired()));
 
@@ -165,12 +192,8 @@ export function dashboardRoutes(app: OpenAPIHono, swarm: Swarm, mode: AuthMode):
   app.get('/favicon.svg', serveStatic({ root: dir, path: 'favicon.svg' }));
   for (const path of DASHBOARD_PAGES) app.get(path.replace('/**', '/*'), (c) => page(c));
   // Registered last, so it answers only what no route did: a page a browser asked for by a mistyped
-  // or outdated link gets the app's own not-found page. API paths, and clients that do not ask for
-  // HTML, keep the problem document (app.notFound).
-  app.get('*', async (c, next) => {
-    const path = c.req.path;
-    const api = path === '/api' || path.startsWith('/api/');
-    if (api || !(c.req.header('accept') ?? '').includes('text/html')) return next();
-    return page(c, 404);
-  });
+  // or outdated link gets the app's own not-found page, signed in or not (the auth middleware lets
+  // it through: see unroutedPaths). API paths, and clients that do not ask for HTML, keep the
+  // problem document (app.notFound).
+  app.get('*', async (c, next) => (asksForPage(c) ? page(c, 404) : next()));
 }

@@ -52,6 +52,7 @@ import {
   TRIGGER_COLUMNS,
   triggerRowFor,
   versionConflict,
+  agentPut,
   webhookPathTaken,
   type Row,
   KEY_CHECK_META_KEY,
@@ -755,28 +756,35 @@ export class PostgresStore implements Store {
 
   /**
    * (name, version) is unique: the same content again is a no-op, different content an error unless
-   * forced. Puts of one name (every version) are serialised by an advisory lock held to the end of
+   * forced (`decide`; an agent's: rows.ts, agentPut). Puts of one name (every version) are serialised by an advisory lock held to the end of
    * the write: a workflow's trigger row is computed from all its versions, so two versions registered
    * at once must not each see only their own (the older one's row could be written last).
    */
-  private put(table: 'agents' | 'workflows', rec: { name: string; version: string; digest: string }, force: boolean, upsert: (q: Query, now: number) => Promise<unknown>): Promise<PutResult> {
+  private put(
+    table: 'agents' | 'workflows',
+    rec: { name: string; version: string; digest: string },
+    force: boolean,
+    upsert: (q: Query, now: number) => Promise<unknown>,
+    decide: (existing: Row | undefined) => { result: PutResult; write: boolean } = (existing) => {
+      if (!existing) return { result: 'created', write: true };
+      if (existing.digest === rec.digest) return { result: 'unchanged', write: false };
+      if (!force) throw versionConflict(table, rec);
+      return { result: 'replaced', write: true };
+    },
+  ): Promise<PutResult> {
     return this.atomically(async (q, now) => {
       await lockName(q, table, rec.name);
-      const existing = (await q(`SELECT digest FROM ${table} WHERE name = $1 AND version = $2`, [rec.name, rec.version])).rows[0];
-      let result: PutResult = 'created';
-      if (existing) {
-        if (existing.digest === rec.digest) return { value: 'unchanged' as const, notify: false };
-        if (!force) throw versionConflict(table, rec);
-        result = 'replaced';
-      }
-      await upsert(q, now);
+      const columns = table === 'agents' ? 'digest, path, manifest' : 'digest';
+      const existing = (await q(`SELECT ${columns} FROM ${table} WHERE name = $1 AND version = $2`, [rec.name, rec.version])).rows[0];
+      const { result, write } = decide(existing);
+      if (write) await upsert(q, now);
       return { value: result, notify: false };
     });
   }
 
   putAgent(rec: AgentRecord, force: boolean): Promise<PutResult> {
     const m = rec.manifest;
-    return this.put('agents', rec, force, (q) =>
+    const upsert = (q: Query): Promise<unknown> =>
       q(
         `INSERT INTO agents (id, name, version, path, description, capabilities, inputs_schema, outputs_schema, runtime, memory_mb,
            timeout_seconds, triggers, author, tags, manifest, digest, created_at, updated_at)
@@ -791,8 +799,10 @@ export class PostgresStore implements Store {
           JSON.stringify(m.outputs), m.runtime.type, m.runtime.memory_mb, m.runtime.timeout_seconds, JSON.stringify(m.triggers),
           m.author ?? null, JSON.stringify(m.tags), JSON.stringify(m), rec.digest, rec.created_at, rec.updated_at,
         ],
-      ),
-    );
+      );
+    // The same content from another directory (or with a digest of the old form) is unchanged, and
+    // its row is written again (rows.ts, agentPut).
+    return this.put('agents', rec, force, upsert, (existing) => agentPut(existing, rec, force));
   }
 
   async listAgents(name?: string): Promise<AgentRecord[]> {

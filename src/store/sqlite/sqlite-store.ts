@@ -52,6 +52,7 @@ import {
   TRIGGER_COLUMNS,
   triggerRowFor,
   versionConflict,
+  agentPut,
   webhookPathTaken,
   type Row,
   KEY_CHECK_META_KEY,
@@ -699,8 +700,11 @@ export class SqliteStore implements Store {
 
   putAgent(rec: AgentRecord, force: boolean): Promise<PutResult> {
     return this.exclusive(() => this.db.transaction(() => {
-      const result = this.versionCheck('agents', rec, force);
-      if (!result) return 'unchanged';
+      // The same content from another directory (or with a digest of the old form) is unchanged, and
+      // its row is written again (rows.ts, agentPut).
+      const existing = this.stmt('SELECT digest, path, manifest FROM agents WHERE name = ? AND version = ?').get(rec.name, rec.version) as Row | undefined;
+      const { result, write } = agentPut(existing, rec, force);
+      if (!write) return result;
       const m = rec.manifest;
       this.stmt(
         `INSERT INTO agents (id, name, version, path, description, capabilities, inputs_schema, outputs_schema, runtime, memory_mb,
