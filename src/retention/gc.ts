@@ -79,14 +79,20 @@ export interface GcReport {
   interrupted: boolean;
 }
 
-/** Delete (or count) what is past its retention; see the module comment. */
-export async function collectGarbage(store: Store, o: GcOptions): Promise<GcReport> {
-  const batch = o.batch ?? GC_BATCH_RUNS;
-  if (!Number.isInteger(batch) || batch < 1) throw new UserError('ARGUMENT_INVALID', `the gc batch must be a positive whole number of runs, not ${batch}`);
-  const now = await store.now();
-  const report: GcReport = {
+/**
+ * A report of nothing done yet: the cut-offs of `o.ages` at `now`, every count 0, the size after
+ * the same as before (the caller sets it when it changes anything). What `swarm gc` answers where
+ * there is no store at all.
+ */
+export function emptyGcReport(o: Pick<GcOptions, 'ages' | 'dryRun'>, now: number, size: DatabaseSize): GcReport {
+  const cutoffs: GcReport['cutoffs'] = {};
+  for (const s of FINISHED_STATUSES) {
+    const age = o.ages[s];
+    if (age !== undefined) cutoffs[s] = now - age;
+  }
+  return {
     dry_run: o.dryRun === true,
-    cutoffs: {},
+    cutoffs,
     runs: 0,
     trees: 0,
     skipped: 0,
@@ -95,17 +101,23 @@ export async function collectGarbage(store: Store, o: GcOptions): Promise<GcRepo
     rows: emptyRowCounts(),
     archived: 0,
     checkpoints: { examined: 0, compacted: 0, bytes_saved: 0 },
-    size_before: await store.databaseSize(),
-    size_after: { bytes: 0, free_bytes: null, file_bytes: null },
+    size_before: size,
+    size_after: { ...size },
     interrupted: false,
   };
+}
+
+/** Delete (or count) what is past its retention; see the module comment. */
+export async function collectGarbage(store: Store, o: GcOptions): Promise<GcReport> {
+  const batch = o.batch ?? GC_BATCH_RUNS;
+  if (!Number.isInteger(batch) || batch < 1) throw new UserError('ARGUMENT_INVALID', `the gc batch must be a positive whole number of runs, not ${batch}`);
+  const now = await store.now();
+  const report = emptyGcReport(o, now, await store.databaseSize());
   // Statuses with the same age share one walk.
   const groups = new Map<number, FinishedStatus[]>();
   for (const s of FINISHED_STATUSES) {
     const age = o.ages[s];
-    if (age === undefined) continue;
-    report.cutoffs[s] = now - age;
-    groups.set(age, [...(groups.get(age) ?? []), s]);
+    if (age !== undefined) groups.set(age, [...(groups.get(age) ?? []), s]);
   }
   const archive = o.archive && !o.dryRun ? await openArchive(o.archive) : undefined;
   try {

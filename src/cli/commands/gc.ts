@@ -2,9 +2,8 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { resolveConfig } from '../../config/config.js';
 import { UserError } from '../../core/errors.js';
-import { FINISHED_STATUSES, type FinishedStatus, type GcOptions, type GcReport } from '../../retention/gc.js';
+import { emptyGcReport, FINISHED_STATUSES, type FinishedStatus, type GcOptions } from '../../retention/gc.js';
 import { describeGc } from '../../retention/report.js';
-import { emptyRowCounts } from '../../store/retention-types.js';
 import { parseDuration } from '../../triggers/schedule.js';
 import { missingSqliteStore, parsePositiveInt, type CliContext } from '../context.js';
 
@@ -38,31 +37,6 @@ function parseStatuses(value: string): FinishedStatus[] {
   }
   if (out.length === 0) throw new UserError('ARGUMENT_INVALID', `--status is empty: name one or more of ${FINISHED_STATUSES.join(', ')}`, { field: '--status' });
   return out;
-}
-
-/** The report of a gc that found no store: nothing examined, nothing deleted, a size of nothing. */
-function noStoreReport(ages: GcOptions['ages'], dryRun: boolean): GcReport {
-  const now = Date.now();
-  const cutoffs: GcReport['cutoffs'] = {};
-  for (const s of FINISHED_STATUSES) {
-    const age = ages[s];
-    if (age !== undefined) cutoffs[s] = now - age;
-  }
-  return {
-    dry_run: dryRun,
-    cutoffs,
-    runs: 0,
-    trees: 0,
-    skipped: 0,
-    batches: 0,
-    largest_batch: 0,
-    rows: emptyRowCounts(),
-    archived: 0,
-    checkpoints: { examined: 0, compacted: 0, bytes_saved: 0 },
-    size_before: { bytes: 0, free_bytes: 0, file_bytes: 0 },
-    size_after: { bytes: 0, free_bytes: 0, file_bytes: 0 },
-    interrupted: false,
-  };
 }
 
 /**
@@ -107,7 +81,7 @@ export function registerGcCommand(program: Command, ctx: CliContext): void {
       // No store yet: no runs to delete. Nothing is created (no store, directory, key or archive).
       const missing = missingSqliteStore(config);
       if (missing !== undefined) {
-        if (o.json) return ctx.out(JSON.stringify({ ...noStoreReport(ages, o.dryRun === true), store_missing: missing }, null, 2));
+        if (o.json) return ctx.out(JSON.stringify({ ...emptyGcReport({ ages, dryRun: o.dryRun === true }, Date.now(), { bytes: 0, free_bytes: 0, file_bytes: 0 }), store_missing: missing }, null, 2));
         return ctx.out(`nothing to do: no store at ${missing} yet (it is made on first use: 'swarm init', or register an agent)`);
       }
       const swarm = await ctx.swarm();
