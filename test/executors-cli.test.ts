@@ -34,7 +34,7 @@ describe('swarm executors and swarm executor serve', () => {
     expect(down.stderr).toMatch(/warning: could not read .*\/capabilities \(executor 'down' at .* is unreachable: ECONNREFUSED.*registered without a pinned public key/s);
 
     const list = await runCli(['executors', 'list', '--json'], fx.dir);
-    const rows = (JSON.parse(list.stdout) as { executors: Array<Record<string, unknown>> }).executors;
+    const rows = JSON.parse(list.stdout) as Array<Record<string, unknown>>;
     expect(rows.map((e) => [e.name, e.base_url, e.token_secret, e.public_key])).toEqual([
       ['down', gone.url, 'DOWN_TOKEN', null],
       ['rt', fx.served.url, null, fx.served.publicKey],

@@ -34,8 +34,8 @@ describe('swarm knowledge on PostgreSQL', () => {
       ['k1', 2],
     ]);
     const track = await runCli(['knowledge', 'track', '--json'], p.dir, p.env);
-    const { track_record } = JSON.parse(track.stdout) as { track_record: Array<{ task_type: string; proposer_id: string; proposed: number; failed: number }> };
-    expect(track_record.map((t) => `${t.task_type}/${t.proposer_id}/${t.proposed}/${t.failed}`)).toEqual(['math/agent:calc#1/1/0', 'summary/executor:a/2/0', 'summary/executor:b/1/1']);
+    const trackRecord = JSON.parse(track.stdout) as Array<{ task_type: string; proposer_id: string; proposed: number; failed: number }>;
+    expect(trackRecord.map((t) => `${t.task_type}/${t.proposer_id}/${t.proposed}/${t.failed}`)).toEqual(['math/agent:calc#1/1/0', 'summary/executor:a/2/0', 'summary/executor:b/1/1']);
     const search = await runCli(['knowledge', 'search', 'quarterly sales'], p.dir, p.env);
     expect(search.code).toBe(0);
     expect(search.stdout.trim()).toBe('no decisions near that text');

@@ -22,7 +22,7 @@ describe('swarm knowledge search and track', () => {
     const r = await runCli(['knowledge', 'search', 'quarterly sales report for the board members', '--json'], dir, env);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const { decisions } = JSON.parse(r.stdout) as { decisions: Array<{ task_id: string; score: number; task_type: string; output: unknown }> };
+    const decisions = JSON.parse(r.stdout) as Array<{ task_id: string; score: number; task_type: string; output: unknown }>;
     expect(decisions[0]).toMatchObject({ task_id: 'k1', task_type: 'summary', output: { summary: 'Sales rose.' } });
     expect(decisions[0]?.score).toBeGreaterThan(0.7);
     expect(decisions.map((d) => d.task_id)).toContain('m1');
@@ -45,7 +45,7 @@ describe('swarm knowledge search and track', () => {
       ['summary', 'executor:b', '1', '0', '0%', '1', '0'],
     ]);
     const json = await runCli(['knowledge', 'track', '--json'], dir, env);
-    const { track_record } = JSON.parse(json.stdout) as { track_record: Array<{ task_type: string; proposer_id: string; won: number }> };
-    expect(track_record.map((t) => `${t.task_type}/${t.proposer_id}/${t.won}`)).toEqual(['math/agent:calc#1/1', 'summary/executor:a/2', 'summary/executor:b/0']);
+    const trackRecord = JSON.parse(json.stdout) as Array<{ task_type: string; proposer_id: string; won: number }>;
+    expect(trackRecord.map((t) => `${t.task_type}/${t.proposer_id}/${t.won}`)).toEqual(['math/agent:calc#1/1', 'summary/executor:a/2', 'summary/executor:b/0']);
   });
 });

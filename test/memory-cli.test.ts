@@ -40,7 +40,7 @@ describe('swarm memory', () => {
 
     const search = await runCli(['memory', 'search', 'ada', 'which tea does ada prefer', '--k', '1', '--json'], dir, env);
     expect(search.code).toBe(0);
-    const { memories } = JSON.parse(search.stdout) as { memories: Array<{ text: string; score: number; id: string }> };
+    const memories = JSON.parse(search.stdout) as Array<{ text: string; score: number; id: string }>;
     expect(memories.map((m) => m.text)).toEqual(['Ada prefers green tea']);
     expect(memories[0]?.score).toBeGreaterThan(0.2);
 

@@ -85,7 +85,7 @@ export function registerExecutorsCommands(program: Command, ctx: CliContext): vo
     .action(async (o: { json?: boolean }) => {
       const swarm = await ctx.swarm();
       const all = await swarm.store.listExecutors();
-      if (o.json) return ctx.out(JSON.stringify({ executors: all.map(recordJson) }, null, 2));
+      if (o.json) return ctx.out(JSON.stringify(all.map(recordJson), null, 2));
       if (all.length === 0) return ctx.out("no executors registered; add one with 'swarm executors add <name> <base_url>'");
       ctx.out(table(['NAME', 'BASE URL', 'TOKEN SECRET', 'PUBLIC KEY', 'UPDATED'], all.map((e) => [e.name, e.base_url, e.token_secret ?? '', e.public_key ? `${e.public_key.slice(0, 12)}…` : '(none)', formatTime(e.updated_at)])));
     });

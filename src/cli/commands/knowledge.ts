@@ -151,7 +151,7 @@ export function registerKnowledgeCommands(program: Command, ctx: CliContext): vo
       const hits = await knowledgeForSwarm(swarm, ctx.env).search(text, { limit, ...(o.taskType !== undefined ? { task_type: o.taskType } : {}) });
       if (o.json) {
         const rows = hits.map((h) => ({ score: h.score, task_id: h.decision.task_id, task_type: h.decision.task_type, run_id: h.decision.run_id, text: h.decision.text, candidate_hash: h.decision.candidate_hash, output: h.decision.output, cost_usd: h.decision.cost.total_usd ?? 0, decided_at: new Date(h.decision.decided_at).toISOString() }));
-        return ctx.out(JSON.stringify({ decisions: rows }, null, 2));
+        return ctx.out(JSON.stringify(rows, null, 2));
       }
       if (hits.length === 0) return ctx.out(o.taskType !== undefined ? `no decisions of task type '${o.taskType}' near that text` : 'no decisions near that text');
       for (const h of hits) ctx.out(searchLine(h));
@@ -164,7 +164,7 @@ export function registerKnowledgeCommands(program: Command, ctx: CliContext): vo
     .action(async (o: { taskType?: string; json?: boolean }) => {
       const swarm = await ctx.swarm();
       const rows = await knowledgeForSwarm(swarm, ctx.env).trackRecord(o.taskType !== undefined ? { task_type: o.taskType } : {});
-      if (o.json) return ctx.out(JSON.stringify({ track_record: rows.map(({ updated_at, ...r }) => ({ ...r, updated_at: new Date(updated_at).toISOString() })) }, null, 2));
+      if (o.json) return ctx.out(JSON.stringify(rows.map(({ updated_at, ...r }) => ({ ...r, updated_at: new Date(updated_at).toISOString() })), null, 2));
       if (rows.length === 0) return ctx.out(o.taskType !== undefined ? `no decisions of task type '${o.taskType}' recorded` : 'no decisions recorded');
       ctx.out(`${'TASK TYPE'.padEnd(20)} ${'PROPOSER'.padEnd(28)} ${'PROPOSED'.padStart(8)} ${'WON'.padStart(5)} ${'WIN%'.padStart(5)} ${'FAILED'.padStart(7)} ${'INCONCLUSIVE'.padStart(12)}`);
       for (const r of rows) ctx.out(trackLine(r));

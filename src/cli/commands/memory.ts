@@ -25,7 +25,7 @@ export function registerMemoryCommand(program: Command, ctx: CliContext): void {
       const limit = o.limit !== undefined ? parsePositiveInt(o.limit, '--limit') : 50;
       const swarm = await ctx.swarm();
       const list = await swarm.memory.list(namespace, { limit });
-      if (o.json) return ctx.out(JSON.stringify({ memories: list.map(memoryJson) }, null, 2));
+      if (o.json) return ctx.out(JSON.stringify(list.map(memoryJson), null, 2));
       if (list.length === 0) return ctx.out(namespace ? `no memories in namespace '${namespace}'` : 'no memories');
       for (const m of list) ctx.out(line(m));
     });
@@ -41,7 +41,7 @@ export function registerMemoryCommand(program: Command, ctx: CliContext): void {
       if (!text.trim()) throw new UserError('ARGUMENT_INVALID', 'swarm memory search: <text> is empty; give the text to look for', { field: 'text' });
       const swarm = await ctx.swarm();
       const hits = await swarm.memory.search(namespace, text, { k, ...(o.model ? { model: o.model } : {}) });
-      if (o.json) return ctx.out(JSON.stringify({ memories: hits.map(memoryJson) }, null, 2));
+      if (o.json) return ctx.out(JSON.stringify(hits.map(memoryJson), null, 2));
       if (hits.length === 0) return ctx.out(`no memories in namespace '${namespace}'`);
       for (const m of hits) ctx.out(line(m));
     });
