@@ -3,6 +3,7 @@
  * proxy) and signing-key checks (none yet: a warning; the master key opens the `runs` key; a key
  * sealed under another master key: a failure), through the library the CLI calls.
  */
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/config.js';
@@ -48,10 +49,24 @@ describe('swarm doctor: sandbox and keys', () => {
       await swarm.signingKeys.create('other');
       by = await doctorOf(dir, key);
       expect(by('signing-keys')).toMatchObject({ status: 'ok', detail: "all 2 signing key(s) open with the master key; 'runs' among them" });
+      // An age key (it decrypts bundles) is counted as one, and opened as one.
+      await swarm.signingKeys.createAge('bundles');
+      by = await doctorOf(dir, key);
+      expect(by('signing-keys')).toMatchObject({ status: 'ok', detail: "all 2 signing key(s) and 1 age key(s) open with the master key; 'runs' among them" });
       // The store's key check passes only for its own master key: with another, the keys are not opened.
       by = await doctorOf(dir, 'd4'.repeat(32));
       expect(by('master-key').status).toBe('fail');
-      expect(by('signing-keys')).toMatchObject({ status: 'warn', detail: '2 signing key(s), not opened: no usable master key' });
+      expect(by('signing-keys')).toMatchObject({ status: 'warn', detail: '3 key(s), not opened: no usable master key' });
+      // A key that does not open (its row sealed for another key's name) fails the check, named.
+      const db = new Database(join(dir, '.swarm', 'swarm.db'));
+      try {
+        db.prepare("UPDATE signing_keys SET private_key_enc = (SELECT private_key_enc FROM signing_keys WHERE name = 'runs') WHERE name = 'other'").run();
+      } finally {
+        db.close();
+      }
+      by = await doctorOf(dir, key);
+      expect(by('signing-keys').status).toBe('fail');
+      expect(by('signing-keys').detail).toMatch(/^1 of 3 key\(s\) cannot be opened with the master key: other \(/);
     } finally {
       await swarm.close();
     }

@@ -319,21 +319,31 @@ async function checkSigningKeys(store: Store | undefined, master: Buffer | undef
   if (!store) return warn('signing-keys', 'not checked: the store could not be opened', 'fix the store check first');
   const all = await store.listSigningKeys();
   if (all.length === 0) return warn('signing-keys', "no signing keys yet: run certificates cannot be signed until one exists (the 'runs' key is made on first export)", "create it now: 'swarm keys create runs'");
-  if (!master) return warn('signing-keys', `${all.length} signing key(s), not opened: no usable master key`, 'fix the master-key check first');
+  if (!master) return warn('signing-keys', `${all.length} key(s), not opened: no usable master key`, 'fix the master-key check first');
   const { SigningKeys } = await import('../identity/keys.js');
   const { secretsKek } = await import('../secrets/vault.js');
   const keys = new SigningKeys(store, () => secretsKek(master));
-  const names = all.map((k) => k.name).sort((a, b) => (a === 'runs' ? -1 : b === 'runs' ? 1 : a < b ? -1 : 1));
+  const sorted = [...all].sort((a, b) => (a.name === 'runs' ? -1 : b.name === 'runs' ? 1 : a.name < b.name ? -1 : 1));
   const broken: string[] = [];
-  for (const name of names) {
+  let age = 0;
+  for (const k of sorted) {
     try {
-      await keys.require(name);
+      // An age key (it decrypts bundles) is opened as one; every other key is an Ed25519 signing key.
+      if (k.key_type === 'age') {
+        age++;
+        await keys.ageIdentity(k.name);
+      } else {
+        await keys.require(k.name);
+      }
     } catch (e) {
-      broken.push(`${name} (${errorMessage(e)})`);
+      broken.push(`${k.name} (${errorMessage(e)})`);
     }
   }
-  const runs = names.includes('runs') ? "'runs' among them" : "no 'runs' key yet (made on first export)";
-  return ok('signing-keys', `all ${all.length} signing key(s) open with the master key; ${runs}`);
+  const signing = all.length - age;
+  const counted = `${signing} signing key(s)${age ? ` and ${age} age key(s)` : ''}`;
+  if (broken.length) return fail('signing-keys', `${broken.length} of ${all.length} key(s) cannot be opened with the master key: ${broken.join('; ')}`, "a key sealed under another master key, or an altered row: restore the store's master key, or delete and re-create the key");
+  const runs = sorted.some((k) => k.name === 'runs' && k.key_type !== 'age') ? "'runs' among them" : "no 'runs' key yet (made on first export)";
+  return ok('signing-keys', `all ${counted} open with the master key; ${runs}`);
 }
 
 /** PostgreSQL: the database's clock against this machine's, corrected for the round trip. */
