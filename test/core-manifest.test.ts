@@ -110,6 +110,20 @@ describe('parseAgentManifest: errors name file, field and line', () => {
     manifestError(agent('name: x\nversion: 1.0.0\nruntime:\n  type: node\n  entry: a\ncolour:\n  r: 1\n'), AGENT_FILE, 'colour', 6);
   });
 
+  it('a value out of range and an unknown field are reported together, not one per attempt', () => {
+    let err: unknown;
+    try {
+      agent('name: x\nversion: 1.0.0\nruntime:\n  type: node\n  entry: a\n  memory_mb: 10\ntimeout: soon\n')();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ManifestError);
+    const lines = (err as Error).message.split('\n');
+    expect(lines.some((l) => l.includes(':6: runtime.memory_mb: must be >= 16'))).toBe(true);
+    expect(lines.some((l) => l.includes(':7: timeout: unknown field'))).toBe(true);
+    expect(lines).toHaveLength(2);
+  });
+
   it('unknown field message lists the allowed fields', () => {
     const err = manifestError(agent('name: x\nversion: 1.0.0\nruntime:\n  type: node\n  entry: a\ncolour: red\n'), AGENT_FILE, 'colour', 6);
     expect(err.message).toContain('allowed:');
