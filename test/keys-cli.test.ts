@@ -21,8 +21,10 @@ describe('swarm keys', () => {
     expect(created.code, show(created)).toBe(0);
     const pub = /public key (\S+)$/m.exec(created.stdout)?.[1] ?? '';
     expect(pub).toMatch(/^[A-Za-z0-9+/]{43}=$/);
-    const second = await s.json<{ name: string; public_key: string; created_at: number }>(['keys', 'create', 'run-certs', '--json']);
-    expect(second).toMatchObject({ name: 'run-certs', public_key: expect.stringMatching(/=$/) as unknown });
+    const second = await s.json<{ name: string; public_key: string; created_at: string }>(['keys', 'create', 'run-certs', '--json']);
+    expect(second).toMatchObject({ name: 'run-certs', type: 'ed25519', public_key: expect.stringMatching(/=$/) as unknown });
+    // JSON times are ISO 8601 (README), not epoch milliseconds.
+    expect(second.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 
     const dup = await s.run(['keys', 'create', 'consensus:voter-1']);
     expect(dup.code).toBe(2);
@@ -37,7 +39,9 @@ describe('swarm keys', () => {
     expect(list.stdout).toMatch(new RegExp(`consensus:voter-1\\s+${pub.replace(/[+/]/g, '\\$&')}`));
     const listed = await s.json<Array<Record<string, unknown>>>(['keys', 'list', '--json']);
     expect(listed.map((k) => k.name)).toEqual(['consensus:voter-1', 'run-certs']);
-    expect(Object.keys(listed[0] ?? {}).sort()).toEqual(['created_at', 'name', 'public_key']);
+    expect(Object.keys(listed[0] ?? {}).sort()).toEqual(['created_at', 'name', 'public_key', 'type']);
+    expect(listed.map((k) => k.type)).toEqual(['ed25519', 'ed25519']);
+    expect(Date.parse(String(listed[0]?.created_at))).toBeGreaterThan(Date.parse('2020-01-01'));
 
     const exported = await s.run(['keys', 'export-public', 'consensus:voter-1']);
     expect(exported.code, show(exported)).toBe(0);

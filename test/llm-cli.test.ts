@@ -119,6 +119,7 @@ describe('llm agents from the CLI', () => {
     const ok = await runCli(['approve', runId.slice(-8), '--by', 'ops'], dir, env);
     expect(ok.code).toBe(0);
     expect(ok.stderr).toContain('approved: step answer');
+    expect(ok.stderr).toContain("no worker is running: start one with 'swarm worker'");
     fake.push({ content: 'Refunded order 5.' });
     const resumed = await runCli(['runs', 'resume', runId, '--json'], dir, env);
     expect(resumed.code).toBe(0);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { UserError } from '../../core/errors.js';
 import type { CliContext } from '../context.js';
+import type { SigningKeyInfo } from '../../identity/keys.js';
 import { isoSeconds, table } from '../render.js';
 
 /**
@@ -26,7 +27,7 @@ export function registerKeysCommands(program: Command, ctx: CliContext): void {
       if (o.type !== 'ed25519' && o.type !== 'age') throw new UserError('KEY_TYPE_INVALID', `--type must be ed25519 or age, not ${JSON.stringify(o.type)}`, { type: o.type });
       const swarm = await ctx.swarm();
       const k = o.type === 'age' ? await swarm.signingKeys.createAge(name) : await swarm.signingKeys.create(name);
-      if (o.json) return ctx.out(JSON.stringify(k, null, 2));
+      if (o.json) return ctx.out(JSON.stringify(keyJson(k), null, 2));
       ctx.out(o.type === 'age' ? `age key ${k.name} created; recipient ${k.public_key}` : `signing key ${k.name} created; public key ${k.public_key}`);
     });
 
@@ -37,7 +38,7 @@ export function registerKeysCommands(program: Command, ctx: CliContext): void {
     .action(async (o: { json?: boolean }) => {
       const swarm = await ctx.swarm();
       const list = await swarm.signingKeys.list();
-      if (o.json) return ctx.out(JSON.stringify(list, null, 2));
+      if (o.json) return ctx.out(JSON.stringify(list.map(keyJson), null, 2));
       if (list.length === 0) return ctx.out("no signing keys (create one with 'swarm keys create <name>')");
       ctx.out(table(['NAME', 'PUBLIC KEY', 'CREATED', 'TYPE'], list.map((k) => [k.name, k.public_key, isoSeconds(k.created_at), k.type ?? 'ed25519'])));
     });
@@ -55,6 +56,11 @@ export function registerKeysCommands(program: Command, ctx: CliContext): void {
       }
       ctx.out(o.pem ? spkiPem(b64) : b64);
     });
+}
+
+/** A key as `--json` prints it: its type always named, its creation time in ISO 8601 as JSON times are. */
+export function keyJson(k: SigningKeyInfo): { name: string; type: string; public_key: string; created_at: string } {
+  return { name: k.name, type: k.type ?? 'ed25519', public_key: k.public_key, created_at: new Date(k.created_at).toISOString() };
 }
 
 /** The SPKI PEM of a raw Ed25519 public key (the fixed 12-byte DER prefix, then the key). */

@@ -20,8 +20,12 @@ export function registerLlmCommands(program: Command, ctx: CliContext): void {
       const swarm = await ctx.swarm();
       const by = o.by ?? ctx.env.USER;
       const resumed = await swarm.approve(run, step, { ...(o.reason ? { reason: o.reason } : {}), ...(by ? { by } : {}) });
-      ctx.err(`approved: step${resumed.length > 1 ? 's' : ''} ${resumed.join(', ')} of run ${await swarm.resolveRunId(run)} will continue`);
-      if (!(await swarm.hasLiveWorker())) ctx.err(pc.dim(`no worker is running: start one with 'swarm worker', or 'swarm runs resume ${run}' to continue here`));
+      const id = await swarm.resolveRunId(run);
+      ctx.err(`approved: step${resumed.length > 1 ? 's' : ''} ${resumed.join(', ')} of run ${id} will continue`);
+      // A SW4RM HITL invocation's run (workflow sw4rm-hitl, src/sw4rm/scheduler/hitl.ts) is finished
+      // by the SW4RM server that asked for it, which reads the decision: no worker is needed.
+      if ((await swarm.getRun(id)).run.workflow_name === 'sw4rm-hitl') ctx.err(pc.dim('the SW4RM server that asked for this decision reads it and finishes the run'));
+      else if (!(await swarm.hasLiveWorker())) ctx.err(pc.dim(`no worker is running: start one with 'swarm worker', or 'swarm runs resume ${run}' to continue here`));
     });
 
   program
