@@ -35,6 +35,22 @@ describe('swarm knowledge search and track', () => {
     expect(bad.stderr).toMatch(/--limit must be a positive whole number, not 'lots'/);
   });
 
+  it('says why a search finds nothing without an embedding model, and names the model when its provider fails', async () => {
+    const { SWARM_KNOWLEDGE_EMBEDDING: _set, ...unset } = env;
+    const none = await runCli(['knowledge', 'search', 'sales', '--task-type', 'nosuch'], dir, unset);
+    expect(none.code).toBe(0);
+    expect(none.stdout.trim()).toBe("no decisions of task type 'nosuch' near that text");
+    expect(none.stderr).toContain('SWARM_KNOWLEDGE_EMBEDDING is not set');
+    const quiet = await runCli(['knowledge', 'search', 'sales', '--task-type', 'nosuch'], dir, env);
+    expect(quiet.stderr).toBe('');
+    // The provider is not there: exit 4, the task type and where the model comes from named, no "unexpected error".
+    const down = await runCli(['knowledge', 'search', 'sales', '--task-type', 'summary'], dir, { ...env, OPENAI_BASE_URL: 'http://127.0.0.1:9/v1' });
+    expect(down.code).toBe(4);
+    expect(down.stderr).toContain("cannot search the decisions of task type 'summary': embedding the text failed");
+    expect(down.stderr).toContain('SWARM_KNOWLEDGE_EMBEDDING');
+    expect(down.stderr).not.toContain('unexpected error');
+  }, 60_000);
+
   it('prints the track record', async () => {
     const r = await runCli(['knowledge', 'track', '--task-type', 'summary'], dir, env);
     expect(r.code).toBe(0);

@@ -3,6 +3,7 @@ import { outputTarget } from '../../core/output-path.js';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { Option, type Command } from 'commander';
+import pc from 'picocolors';
 import { UserError } from '../../core/errors.js';
 import { knowledgeForSwarm } from '../../consensus/knowledge/swarm.js';
 import type { KnowledgeExportSelector, KnowledgeSearchHit, KnowledgeTrackRow } from '../../consensus/knowledge/index.js';
@@ -153,7 +154,12 @@ export function registerKnowledgeCommands(program: Command, ctx: CliContext): vo
         const rows = hits.map((h) => ({ score: h.score, task_id: h.decision.task_id, task_type: h.decision.task_type, run_id: h.decision.run_id, text: h.decision.text, candidate_hash: h.decision.candidate_hash, output: h.decision.output, cost_usd: h.decision.cost.total_usd ?? 0, decided_at: new Date(h.decision.decided_at).toISOString() }));
         return ctx.out(JSON.stringify(rows, null, 2));
       }
-      if (hits.length === 0) return ctx.out(o.taskType !== undefined ? `no decisions of task type '${o.taskType}' near that text` : 'no decisions near that text');
+      if (hits.length === 0) {
+        ctx.out(o.taskType !== undefined ? `no decisions of task type '${o.taskType}' near that text` : 'no decisions near that text');
+        // Without an embedding model a decision has no vector, and search finds nothing however many there are.
+        if (!ctx.env.SWARM_KNOWLEDGE_EMBEDDING?.trim()) ctx.err(pc.dim('SWARM_KNOWLEDGE_EMBEDDING is not set: only task types whose decisions were embedded before can be searched (set it to provider/model, e.g. openai/text-embedding-3-small; see docs/consensus.md)'));
+        return;
+      }
       for (const h of hits) ctx.out(searchLine(h));
     });
   knowledge

@@ -16,7 +16,7 @@
  *   // … after DECISION_FINALIZED:
  *   await knowledge.record({ decision, task: { task_id: 't2', task_type: 'summary', inputs, run_id }, candidates, results, cost });
  */
-import { StoreError, UserError, isSwarmError } from '../../core/errors.js';
+import { ExecutionError, StoreError, UserError, isSwarmError } from '../../core/errors.js';
 import type { Embedder } from '../../memory/embedder.js';
 import type { KnowledgeDecisionRow, KnowledgeHitType, KnowledgeLookupRow, KnowledgeProposalRow, KnowledgeRejection, KnowledgeTrackFilter, KnowledgeTrackRow } from '../../store/knowledge-types.js';
 import type { Store } from '../../store/store.js';
@@ -360,7 +360,14 @@ export function createKnowledge(deps: KnowledgeDeps): Knowledge {
       const types = o.task_type !== undefined ? [o.task_type] : await store.knowledgeTaskTypes();
       const scored: Array<{ task_id: string; score: number }> = [];
       for (const t of types) {
-        const found = await nearest(t, text, Math.min(100, limit));
+        let found: Awaited<ReturnType<typeof nearest>>;
+        try {
+          found = await nearest(t, text, Math.min(100, limit));
+        } catch (e) {
+          if (isSwarmError(e)) throw e;
+          // The embedding model's provider failed (down, a bad key): named, with where it comes from.
+          throw new ExecutionError('KNOWLEDGE_EMBEDDING_FAILED', `cannot search the decisions of task type '${t}': embedding the text failed (${e instanceof Error ? e.message : String(e)}); the model is SWARM_KNOWLEDGE_EMBEDDING's, or else the one that embedded the task type's newest decision: check its provider's key and base URL`, { task_type: t }, { cause: e });
+        }
         if (typeof found !== 'string') scored.push(...found);
       }
       scored.sort((a, b) => b.score - a.score || (a.task_id < b.task_id ? -1 : 1));
