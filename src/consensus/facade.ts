@@ -13,13 +13,16 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { canonicalJson } from '../core/canonical-json.js';
 import { PolicyError, UserError } from '../core/errors.js';
 import type { EventType } from '../core/events.js';
 import type { ConsensusCandidateRow, ConsensusResultRow, ConsensusTaskQuery, ConsensusTaskRow, ConsensusVoteRow } from '../store/consensus-types.js';
 import type { Store } from '../store/store.js';
-import type { LedgerTx } from '../store/types.js';
+import type { LedgerTx, RunRecord } from '../store/types.js';
+import { parseTaskContract } from './core/contract.js';
+import { sha256Hex } from './core/crypto.js';
 import type { Decision, TaskContract, TaskCost, TaskStatus } from './core/types.js';
-import { checkContract, TaskContractError } from './driver/contract.js';
+import { agentProblems, contractProblems, TaskContractError, type ContractProblem } from './driver/contract.js';
 import type { EventRef } from './driver/deps.js';
 import { acceptVote, type VoteInput } from './driver/votes.js';
 import { reasonName } from './core/reason-codes.js';
@@ -27,6 +30,8 @@ import { reasonName } from './core/reason-codes.js';
 export const CONSENSUS_WORKFLOW = 'swarm-consensus';
 export const CONSENSUS_STEP = 'task';
 const VERSION = '1.0.0';
+/** The run metadata label holding the sha256 of the task's contract (canonical JSON, defaults filled in). */
+export const CONTRACT_DIGEST_LABEL = 'consensus_contract_sha256';
 
 const WORKFLOW_YAML = `name: ${CONSENSUS_WORKFLOW}
 version: ${VERSION}
@@ -54,7 +59,10 @@ export interface TaskView {
   cost: TaskCost;
 }
 
-/** A task's outcome (`swarm task decision`): `pending` while its run has not created it yet. */
+/**
+ * A task's outcome (`swarm task decision`): `pending` while its run has not created it yet, `failed`
+ * (no reason code; `reason` is the run's error) when its run failed or was cancelled before it did.
+ */
 export interface TaskDecisionView {
   task_id: string;
   run_id: string | null;
@@ -105,18 +113,67 @@ export class ConsensusTasks {
   }
 
   /**
-   * Submit a standalone task: its contract is checked, then a run of `swarm-consensus` starts (a
-   * worker runs it). Submitting the same `task_id` again returns the first run.
+   * Submit a standalone task: its contract is checked (its own fields, then the agents and executors
+   * it names against the registry), then a run of `swarm-consensus` starts (a worker runs it).
+   * Submitting the same `task_id` with the same contract again returns the first run (nothing is
+   * checked or written); the same `task_id` with a different contract is refused (TASK_ID_REUSED).
    */
   async submitTask(contract: unknown): Promise<SubmittedTask> {
-    // The agents it names must be registered and take its inputs (as a workflow step's agent must).
-    const problems = await checkContract(contract, (name) => this.host.store.listAgents(name));
-    if (problems.length) throw new TaskContractError(problems);
+    const own = contractProblems(contract);
+    if (own.length) throw new TaskContractError(own);
     const c = contract as TaskContract;
     const taskId = c.task_id ?? `t-${randomUUID()}`;
+    const whole = { ...c, task_id: taskId };
+    const digest = contractDigest(whole);
+    if (c.task_id !== undefined) {
+      const prior = await this.submittedRun(taskId);
+      if (prior) return this.resubmitted(taskId, prior, whole, digest);
+    }
+    // The agents it names must be registered and take its inputs (as a workflow step's agent must), its executors registered.
+    const problems = [...(await agentProblems(contract, (name) => this.host.store.listAgents(name))), ...(await this.executorProblems(contract))];
+    if (problems.length) throw new TaskContractError(problems);
     await this.ensureWorkflow();
-    const { runId, created } = await this.host.createRun(CONSENSUS_WORKFLOW, { contract: { ...c, task_id: taskId } }, { idempotencyKey: `consensus-task:${taskId}`, metadata: { consensus_task_id: taskId } });
-    return { task_id: taskId, run_id: runId, created };
+    const { runId, created } = await this.host.createRun(CONSENSUS_WORKFLOW, { contract: whole }, { idempotencyKey: `consensus-task:${taskId}`, metadata: { consensus_task_id: taskId, [CONTRACT_DIGEST_LABEL]: digest } });
+    if (created) return { task_id: taskId, run_id: runId, created };
+    // Another submission of this task id won the race: the same answer as if it had come first.
+    const prior = await this.host.store.getRun(runId);
+    return prior ? this.resubmitted(taskId, prior, whole, digest) : { task_id: taskId, run_id: runId, created };
+  }
+
+  /** The run a standalone task id was submitted as, if any. */
+  private async submittedRun(taskId: string): Promise<RunRecord | undefined> {
+    const id = await this.host.store.transaction(async (tx) => (await tx.runByIdempotencyKey(`consensus-task:${taskId}`))?.id);
+    return id ? this.host.store.getRun(id) : undefined;
+  }
+
+  /** A task id submitted before: its run when the contract is the same, TASK_ID_REUSED (exit 2, 409) when it is not. */
+  private resubmitted(taskId: string, prior: RunRecord, contract: TaskContract, digest: string): SubmittedTask {
+    const stored = (prior.trigger_data as { contract?: unknown } | null)?.contract;
+    // Runs submitted before the digest was kept: the contract in the run's input, read the same way.
+    const before = prior.metadata?.[CONTRACT_DIGEST_LABEL] ?? contractDigest(stored);
+    if (before === digest) return { task_id: taskId, run_id: prior.id, created: false };
+    const fields = differingFields(stored, contract);
+    throw new UserError(
+      'TASK_ID_REUSED',
+      `task '${taskId}' was submitted before with a different contract (run ${prior.id}${fields.length ? `; it differs in ${fields.join(', ')}` : ''}): a task_id names one contract; submit this one under another task_id, or without one for a generated id`,
+      { task_id: taskId, run_id: prior.id, ...(fields.length ? { differs: fields } : {}) },
+    );
+  }
+
+  /** Every executor the contract names (proposers, verifiers) must be registered (`swarm executors add`). */
+  private async executorProblems(raw: unknown): Promise<ContractProblem[]> {
+    const uses: Array<{ path: Array<string | number>; name: string }> = [];
+    const collect = (list: unknown, at: string[]): void => {
+      if (Array.isArray(list)) list.forEach((m, i) => isObject(m) && typeof m['executor'] === 'string' && !m['executor'].includes('${') && uses.push({ path: [...at, i, 'executor'], name: m['executor'] }));
+    };
+    if (isObject(raw)) {
+      collect(raw['proposers'], ['proposers']);
+      if (isObject(raw['verification'])) collect(raw['verification']['verifiers'], ['verification', 'verifiers']);
+    }
+    if (!uses.length) return [];
+    const names = (await this.host.store.listExecutors()).map((e) => e.name).sort();
+    const have = names.length ? `registered: ${names.join(', ')}` : 'none is registered';
+    return uses.filter((u) => !names.includes(u.name)).map((u) => ({ path: u.path, message: `executor '${u.name}' is not registered (${have}); add it with 'swarm executors add ${u.name} <base_url>'` }));
   }
 
   async getTask(taskId: string): Promise<TaskView | undefined> {
@@ -131,22 +188,39 @@ export class ConsensusTasks {
     return this.host.store.listConsensusTasks(query);
   }
 
-  /** The decision, or where the task stands; NOT_FOUND for an id nobody submitted. */
+  /**
+   * The decision, or where the task stands; NOT_FOUND for an id nobody submitted. A submitted task
+   * whose run failed (or was cancelled) before it created the task is `failed`, with the run's error.
+   */
   async taskDecision(taskId: string): Promise<TaskDecisionView> {
-    const task = await this.host.store.getConsensusTask(taskId);
+    let task = await this.host.store.getConsensusTask(taskId);
     if (!task) {
-      const runId = await this.host.store.transaction(async (tx) => (await tx.runByIdempotencyKey(`consensus-task:${taskId}`))?.id);
-      if (!runId) throw new UserError('TASK_NOT_FOUND', `no consensus task '${taskId}'`, { taskId });
-      return { task_id: taskId, run_id: runId, status: 'pending', decision: null, reason_code: null, reason: null };
+      const run = await this.submittedRun(taskId);
+      if (!run) throw new UserError('TASK_NOT_FOUND', `no consensus task '${taskId}'`, { taskId });
+      const ended = run.status === 'failed' || run.status === 'cancelled' || run.status === 'completed';
+      // Created meanwhile (and then its run ended): the task's own state.
+      task = ended ? await this.host.store.getConsensusTask(taskId) : undefined;
+      if (!task) {
+        const reason = ended ? notCreatedReason(run) : null;
+        return { task_id: taskId, run_id: run.id, status: ended ? 'failed' : 'pending', decision: null, reason_code: null, reason };
+      }
     }
     const decision = (await this.host.store.getConsensusDecision(taskId)) ?? null;
     return { task_id: taskId, run_id: task.run_id, status: task.status, decision, reason_code: task.reason_code, reason: task.reason ?? (task.reason_code !== null ? reasonName(task.reason_code) : null) };
   }
 
+  /** TASK_NOT_FOUND for a task that has no row: saying where a submitted one is, or why it never will have one. */
+  private async notFound(taskId: string): Promise<UserError> {
+    const d = await this.taskDecision(taskId).catch(() => undefined);
+    if (!d?.run_id) return new UserError('TASK_NOT_FOUND', `no consensus task '${taskId}'`, { taskId });
+    const where = d.status === 'pending' ? `it was submitted and appears once its run ${d.run_id} starts` : (d.reason ?? `its run ${d.run_id} ended without it`);
+    return new UserError('TASK_NOT_FOUND', `no consensus task '${taskId}' (${where})`, { taskId, run_id: d.run_id });
+  }
+
   /** The per-task cost report, by bucket, against the contract's budgets. */
   async taskCost(taskId: string, known?: ConsensusTaskRow): Promise<TaskCost> {
     const task = known ?? (await this.host.store.getConsensusTask(taskId));
-    if (!task) throw new UserError('TASK_NOT_FOUND', `no consensus task '${taskId}'`, { taskId });
+    if (!task) throw await this.notFound(taskId);
     const c = await this.host.store.getConsensusCosts(taskId);
     const budget = task.contract.budget ?? {};
     const exhausted = (['explore', 'verify', 'finalize'] as const).filter((b) => budget[b] !== undefined && c[b] >= (budget[b]));
@@ -160,7 +234,7 @@ export class ConsensusTasks {
    */
   async submitVote(v: VoteInput): Promise<{ task_id: string; round: number; event_seq: number }> {
     const first = await this.host.store.getConsensusTask(v.task_id);
-    if (!first) throw new UserError('TASK_NOT_FOUND', `no consensus task '${v.task_id}' (it appears once its run has started)`, { taskId: v.task_id });
+    if (!first) throw await this.notFound(v.task_id);
     const out = await this.host.store.transaction(async (tx) => {
       await tx.getRunState(first.run_id);
       const c = tx.consensus();
@@ -174,4 +248,46 @@ export class ConsensusTasks {
     }
     return { task_id: v.task_id, round: out.round, event_seq: out.event_seq };
   }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** The parsed contract (defaults filled in) of a raw one, or undefined when it does not parse. */
+function parsedContract(raw: unknown): TaskContract | undefined {
+  const r = parseTaskContract(raw, 'task');
+  return r.ok ? r.contract : undefined;
+}
+
+/**
+ * What identifies a contract: the sha256 of the canonical JSON of the contract with its defaults
+ * filled in (so `quorum: 2` given or left to its default of three voters is the same contract, and
+ * key order or `30s` against `30000` ms do not matter). '' for a contract that does not parse.
+ */
+function contractDigest(raw: unknown): string {
+  const c = parsedContract(raw);
+  return c ? sha256Hex(canonicalJson(c)) : '';
+}
+
+/**
+ * The fields in which two contracts differ (defaults filled in), down to the second level
+ * (`inputs.a`, `voting.quorum`); [] when either does not parse.
+ */
+function differingFields(a: unknown, b: unknown): string[] {
+  const x = parsedContract(a);
+  const y = parsedContract(b);
+  return x && y ? differing(x, y, '', 2) : [];
+}
+
+function differing(x: unknown, y: unknown, at: string, depth: number): string[] {
+  if (canonicalJson(x ?? null) === canonicalJson(y ?? null)) return [];
+  if (depth === 0 || !isObject(x) || !isObject(y)) return [at || '(contract)'];
+  const keys = [...new Set([...Object.keys(x), ...Object.keys(y)])].sort();
+  return keys.flatMap((k) => differing(x[k], y[k], at ? `${at}.${k}` : k, depth - 1));
+}
+
+/** Why a submitted task has no row although its run ended: the run failed or was cancelled first. */
+function notCreatedReason(run: RunRecord): string {
+  if (run.status === 'cancelled') return `its run ${run.id} was cancelled before the task was created`;
+  if (run.status === 'failed') return `its run ${run.id} failed before the task was created: ${run.error ?? 'no error recorded'}`;
+  return `its run ${run.id} ended (${run.status}) without creating the task`;
 }

@@ -24,6 +24,11 @@ export interface ExecutionContext {
   env?: Readonly<Record<string, string>>;
   /** An llm step's budgets: the run's workflow `budget:` and the step's own (src/guardrails/budget.ts). */
   budget?: { workflow?: BudgetSpec; step?: BudgetSpec };
+  /**
+   * An llm agent's session id, when the step runs several conversations (a consensus step's proposer
+   * samples and judges: `<run id>/<step id>/propose/<member id>/<round>`). Default `<run id>/<step id>`.
+   */
+  session?: string;
 }
 
 /** How a process agent's attempt was isolated; recorded in the step's final event. */

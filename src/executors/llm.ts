@@ -65,10 +65,11 @@ export class LlmExecutor implements Executor {
     let sessionId: string | undefined;
     try {
       // The step's session: the newest one, unless it failed (a retry starts a fresh conversation:
-      // its turn budget, corrections and rejected approvals do not carry over).
-      const sessions = (await this.o.store.listAgentSessions({ run_id: ctx.runId, limit: 10_000 })).filter((x) => x.step_id === ctx.stepId);
+      // its turn budget, corrections and rejected approvals do not carry over). A step that runs several
+      // conversations (ctx.session) keeps each apart: its sessions are that id and its retries' (`<id>/<attempt>`).
+      const base = ctx.session ?? `${ctx.runId}/${ctx.stepId}`;
+      const sessions = (await this.o.store.listAgentSessions({ run_id: ctx.runId, limit: 10_000 })).filter((x) => x.step_id === ctx.stepId && (ctx.session === undefined || x.id === base || x.id.startsWith(`${base}/`)));
       const newest = sessions[0];
-      const base = `${ctx.runId}/${ctx.stepId}`;
       sessionId = newest && newest.status !== 'failed' ? newest.id : sessions.length === 0 ? base : `${base}/${ctx.attempt}`;
       const resumed = newest && newest.id === sessionId ? await this.o.store.getAgentSession(sessionId) : undefined;
       const pinned = resumed?.envelope ? (JSON.parse(resumed.envelope) as { payload?: { agent_versions?: Record<string, string> } }).payload?.agent_versions : undefined;

@@ -63,6 +63,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
       let runId: string | null = null;
       let after = 0;
       let hinted = false;
+      let seen = false;
       for (;;) {
         const d = await swarm.taskDecision(id);
         runId ??= d.run_id;
@@ -70,6 +71,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
           for (const e of await swarm.events(runId, after)) {
             after = e.seq;
             if ((e.data as { task_id?: unknown }).task_id !== id) continue;
+            seen = true;
             if (!o.json && !o.fullHashes && !hinted && typeof e.data['candidate_hash'] === 'string') {
               hinted = true;
               ctx.out('(candidate hashes are cut to 12 characters: --full-hashes or --json prints them whole; task vote takes any unique prefix)');
@@ -78,6 +80,11 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
           }
         }
         if (FINAL.has(d.status)) {
+          // No event of the task: its run failed (or was cancelled) before creating it; say why.
+          if (!seen && d.reason) {
+            if (o.json) ctx.err(`swarm: task ${id}: ${d.status} (${d.reason})`);
+            else ctx.out(`task ${id}: ${d.status} (${d.reason})`);
+          }
           ctx.exitCode = d.status === 'finalized' ? ExitCode.OK : ExitCode.VERIFICATION_FAILED;
           return;
         }
@@ -113,7 +120,7 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
   task
     .command('list')
     .description('consensus tasks, newest first')
-    .option('--run <id>', 'tasks of one run')
+    .option('--run <id>', 'tasks of one run (its short id, or any unique prefix or suffix of the id)')
     .option('--status <status>', TASK_STATUSES.join(', '))
     .option('--limit <n>', 'at most this many', '50')
     .option('--json', 'print JSON')
@@ -121,7 +128,10 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
       if (o.status !== undefined && !(TASK_STATUSES as readonly string[]).includes(o.status)) {
         throw new UserError('INVALID_STATUS', `--status '${o.status}' is not a task status (one of ${TASK_STATUSES.join(', ')})`, { status: o.status });
       }
-      const list = await (await ctx.swarm()).listTasks({ ...(o.run ? { run_id: o.run } : {}), ...(o.status ? { status: o.status as TaskStatus } : {}), limit: Number(o.limit) || 50 });
+      const swarm = await ctx.swarm();
+      // The short id, the full id or a unique prefix or suffix, as every command takes a run; an unknown run exits 2.
+      const runId = o.run ? await swarm.resolveRunId(o.run) : undefined;
+      const list = await swarm.listTasks({ ...(runId ? { run_id: runId } : {}), ...(o.status ? { status: o.status as TaskStatus } : {}), limit: Number(o.limit) || 50 });
       // The same summaries as GET /api/v1/tasks (ISO times, the reason with its code), newest first.
       if (o.json) return ctx.out(JSON.stringify(list.map(taskSummaryJson), null, 2));
       if (list.length === 0) return ctx.out('no consensus tasks');
@@ -129,6 +139,15 @@ export function registerTaskCommands(program: Command, ctx: CliContext): void {
     });
 
   const vote = task.command('vote').description("an external voter's commit and reveal (signed with the voter's Ed25519 private key, PKCS#8 PEM)");
+  // The verb comes first: `task vote commit <task>`. Anything else (`task vote sum-42 commit`) is refused with the right form.
+  vote.on('command:*', (operands: string[]) => {
+    const [first = '', second] = operands;
+    const hint =
+      second === 'commit' || second === 'reveal'
+        ? `the verb comes before the task id: 'swarm task vote ${second} ${first} …' (the same options)`
+        : "the forms are 'swarm task vote commit <task> --voter <id> --key <file> --candidate <hash>' and 'swarm task vote reveal <task> --voter <id> --key <file> --candidate <hash> --salt <salt>'";
+    vote.error(`unknown command '${first}': ${hint}`, { code: 'commander.unknownCommand', exitCode: ExitCode.INVALID_INPUT });
+  });
   vote
     .command('commit <task>')
     .description('commit to a candidate: prints the salt to keep for the reveal (or writes it to --salt-file)')
@@ -224,7 +243,12 @@ function readKey(file: string): string {
  */
 async function voteTarget(swarm: Swarm, taskId: string, given: string): Promise<{ round: number; candidate: string }> {
   const t = await swarm.getTask(taskId);
-  if (!t) throw new UserError('TASK_NOT_FOUND', `no consensus task '${taskId}' yet (it appears once its run has started)`, { taskId });
+  if (!t) {
+    // Not created: submitted and waiting for its run, or its run failed first (the run's error), or unknown (exit 2 either way).
+    const d = await swarm.taskDecision(taskId);
+    const why = d.status === 'pending' ? `it appears once its run ${d.run_id ?? ''} has started` : (d.reason ?? d.status);
+    throw new UserError('TASK_NOT_FOUND', `no consensus task '${taskId}' yet (${why})`, { taskId });
+  }
   const hashes = [...new Set(t.candidates.map((c) => c.candidate_hash))];
   const wanted = given.trim().toLowerCase();
   const matches = wanted ? hashes.filter((h) => h.startsWith(wanted)) : [];
@@ -242,7 +266,7 @@ async function printDecision(ctx: CliContext, swarm: Swarm, id: string, json: bo
     ctx.out(`candidate ${d.decision.candidate_hash}  (tally ${JSON.stringify(d.decision.tally)}, quorum ${d.decision.quorum})`);
     ctx.out(`answer    ${JSON.stringify(d.decision.output)}`);
     ctx.out(`proof     candidate event #${d.decision.proof.candidate_event.seq}, reveals ${d.decision.proof.reveal_events.map((r) => `#${r.seq}`).join(', ')} of run ${d.run_id}`);
-  } else ctx.out(`task ${d.task_id}: ${d.status}${d.reason ? ` (${d.reason_code ?? ''} ${d.reason})` : ''}`);
+  } else ctx.out(`task ${d.task_id}: ${d.status}${d.reason ? ` (${d.reason_code !== null ? `${d.reason_code} ` : ''}${d.reason})` : ''}`);
   ctx.exitCode = d.status === 'failed' || d.status === 'expired' ? ExitCode.VERIFICATION_FAILED : ExitCode.OK;
 }
 

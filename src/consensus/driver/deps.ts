@@ -33,6 +33,12 @@ export interface AgentRunRequest {
   attempt: number;
   /** Stable across retries of the same piece of work. */
   idempotencyKey: string;
+  /**
+   * An llm agent's session id: each proposer sample and each judge is its own conversation
+   * (`<run id>/<step id>/propose/<member id>/<round>`, `<run id>/<step id>/vote/<voter id>/<round>`),
+   * resumed by the worker that takes the step over, as a step's session is.
+   */
+  session?: string;
   workflow: string;
   signal: AbortSignal;
 }
@@ -45,10 +51,12 @@ export interface KnowledgeHooks {
   record(taskId: string): Promise<void>;
 }
 
-/** A registered agent as a consensus member uses it: its name and version, and its declared inputs and outputs (JSON Schemas). */
+/** A registered agent as a consensus member uses it: its name, version and runtime type, and its declared inputs and outputs (JSON Schemas). */
 export interface AgentInfo {
   name: string;
   version: string;
+  /** `runtime.type` (`llm` agents are asked with a `message` and answer with `content`; see llm.ts). */
+  runtime?: string;
   inputs: Record<string, unknown>;
   outputs: Record<string, unknown>;
 }

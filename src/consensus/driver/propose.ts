@@ -23,6 +23,7 @@ import { checkSigned } from '../core/votes.js';
 import { declaredFields, validateAgainst } from '../../core/io-schema.js';
 import { checkAborted, transition, type AgentInfo, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
 import { failTask } from './driver.js';
+import { isLlm, llmInputs, llmRun, memberSession, proposerMessage, sessionSpend, type LlmSession } from './llm.js';
 import { outputForEvent, proposerSlots, type ProposerSlot } from './rules.js';
 
 interface Proposal {
@@ -32,6 +33,8 @@ interface Proposal {
   signature: string | null;
   /** Why the proposal is not a candidate though it was made (an agent's outputs that do not match its declared outputs). */
   invalid?: { code: number; detail: string };
+  /** An llm agent's conversation (session, usage), recorded beside the candidate, never in it. */
+  session?: LlmSession;
 }
 
 
@@ -192,7 +195,7 @@ async function stopProposing(w: Writer, task: ConsensusTaskRow, event: Record<st
 }
 
 /** A proposer's answer of a round, checked (its hash, and why its signature is refused), or why it could not answer. */
-type Answer = { slot: ProposerSlot; p: Proposal; hash: string; refused: number | undefined; detail?: string } | { slot: ProposerSlot; error: string };
+type Answer = { slot: ProposerSlot; p: Proposal; hash: string; refused: number | undefined; detail?: string } | { slot: ProposerSlot; error: string; cost_usd: number; session_id?: string };
 
 /**
  * The registered agent of every agent proposer, checked before anyone is asked: each must be
@@ -221,7 +224,9 @@ async function proposeOne(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTa
   } catch (e) {
     if (e instanceof StepError && e.code === 'LEASE_LOST') throw e;
     checkAborted(ctx.signal);
-    return { slot, error: errorMessage(e) };
+    // An llm conversation that failed still spent what its session recorded: charged to explore with the refusal.
+    const spent = isLlm(agent) ? await sessionSpend(deps.store, ctx.step.run_id, memberSession(ctx.step, 'propose', slot.id, round)) : { cost_usd: 0 };
+    return { slot, error: errorMessage(e), ...spent };
   }
   const hash = candidateHash(p.output ?? null);
   const fields = candidateSignedFields({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, evidence: p.evidence, cost_usd: p.cost_usd });
@@ -234,25 +239,28 @@ async function proposeOne(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTa
 async function recordProposal(w: Writer, task: ConsensusTaskRow, round: number, a: Answer): Promise<void> {
   const slot = a.slot;
   if ('error' in a) {
-    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, record_kind: 'candidate', member_id: slot.id, round, reason_code: ReasonCode.EXECUTOR_UNAVAILABLE, reason: 'EXECUTOR_UNAVAILABLE', detail: a.error });
+    if (a.cost_usd > 0) await w.c.addCost(task.task_id, 'explore', a.cost_usd);
+    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, record_kind: 'candidate', member_id: slot.id, round, reason_code: ReasonCode.EXECUTOR_UNAVAILABLE, reason: 'EXECUTOR_UNAVAILABLE', detail: a.error, ...(a.cost_usd > 0 ? { cost_usd: a.cost_usd } : {}), ...(a.session_id ? { session_id: a.session_id } : {}) });
     return;
   }
   const { p, hash, refused: code, detail } = a;
   const kept = await w.c.candidates(task.task_id);
   if (kept.some((c) => c.proposer_id === slot.id && c.round === round)) return;
   await w.c.addCost(task.task_id, 'explore', p.cost_usd);
+  // An llm agent's session and usage go beside the candidate (never in it).
+  const session = p.session ? { session: p.session } : {};
   if (code !== undefined) {
-    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, record_kind: 'candidate', member_id: slot.id, round, candidate_hash: hash, cost_usd: p.cost_usd, reason_code: code, reason: reasonName(code), ...(detail ? { detail } : {}) });
+    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, record_kind: 'candidate', member_id: slot.id, round, candidate_hash: hash, cost_usd: p.cost_usd, reason_code: code, reason: reasonName(code), ...(detail ? { detail } : {}), ...session });
     return;
   }
   // explore.topk: a new hash once topk distinct candidates are kept is not admitted.
   const admit = admitCandidate(task.contract.explore, new Set(kept.map((c) => c.candidate_hash)), hash);
   if (!admit.ok) {
-    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, record_kind: 'candidate', member_id: slot.id, round, candidate_hash: hash, cost_usd: p.cost_usd, reason_code: admit.code, reason: reasonName(admit.code), detail: admit.reason });
+    await w.emit(EventType.TASK_INPUT_REJECTED, { task_id: task.task_id, record_kind: 'candidate', member_id: slot.id, round, candidate_hash: hash, cost_usd: p.cost_usd, reason_code: admit.code, reason: reasonName(admit.code), detail: admit.reason, ...session });
     return;
   }
   const { shown, bytes } = outputForEvent(p.output);
-  const ev = await w.emit(EventType.CANDIDATE_PROPOSED, { task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, ...shown, evidence: p.evidence, cost_usd: p.cost_usd, signature: p.signature });
+  const ev = await w.emit(EventType.CANDIDATE_PROPOSED, { task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, ...shown, evidence: p.evidence, cost_usd: p.cost_usd, signature: p.signature, ...session });
   for (const e of p.evidence) await w.emit(EventType.EVIDENCE_ADDED, { task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, kind: e.kind, uri: e.uri.startsWith('data:') ? 'data:…' : e.uri, digest: e.digest });
   await w.c.queueCandidate({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, output: p.output ?? null, evidence: p.evidence, cost_usd: p.cost_usd, signature: p.signature ?? '', output_bytes: bytes, event_seq: ev.seq, event_hash: ev.hash, created_at: w.tx.now });
 }
@@ -280,22 +288,34 @@ async function ask(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, 
     return { output: r.output ?? null, evidence: r.evidence ?? [], cost_usd: typeof r.cost_usd === 'number' && r.cost_usd > 0 ? r.cost_usd : 0, signature: r.signature ?? null };
   }
   const agent = slot.agent as string;
+  // The seed goes to an agent that may take it: one whose inputs are closed gets it only when it declares seed_bundle.
+  const given = { ...contract.inputs, ...(seed && takesSeed(agentInfo) ? { seed_bundle: seed } : {}) };
+  // An llm agent: its own conversation per sample and round, and a user turn when the task's inputs have none.
+  const llm = isLlm(agentInfo);
+  const session = llm ? memberSession(ctx.step, 'propose', slot.id, round) : undefined;
   const out = await deps.runAgent({
     agent,
-    // The seed goes to an agent that may take it: one whose inputs are closed gets it only when it declares seed_bundle.
-    inputs: { ...contract.inputs, ...(seed && takesSeed(agentInfo) ? { seed_bundle: seed } : {}) },
+    inputs: llm ? llmInputs(undefined, given, () => proposerMessage(task, seed)) : given,
     runId: ctx.step.run_id,
     stepId: ctx.step.step_id,
     attempt: ctx.step.attempt,
     idempotencyKey,
+    ...(session ? { session } : {}),
     workflow: ctx.workflow,
     signal: ctx.signal,
   });
-  // An agent reports what it spent as a numeric `cost_usd` output, and its evidence as `evidence`; neither is part of the candidate.
+  // A code agent reports what it spent as a numeric `cost_usd` output, and its evidence as `evidence`; neither is part of the candidate.
+  // An llm agent's candidate is its answer (`content`), what it spent its `usage.cost_usd`; its usage and session go beside the candidate.
   let output: unknown = out;
   let cost = 0;
   let evidence: EvidenceRef[] = [];
-  if (out !== null && typeof out === 'object' && !Array.isArray(out)) {
+  let conversation: LlmSession | undefined;
+  if (llm) {
+    const run = llmRun(out, session as string);
+    output = run.answer;
+    cost = run.cost_usd;
+    conversation = run.session;
+  } else if (out !== null && typeof out === 'object' && !Array.isArray(out)) {
     const { cost_usd, evidence: ev, ...rest } = out as Record<string, unknown>;
     if (typeof cost_usd === 'number' && cost_usd > 0) cost = cost_usd;
     if (Array.isArray(ev)) evidence = ev as EvidenceRef[];
@@ -305,7 +325,7 @@ async function ask(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, 
   const hash = candidateHash(output ?? null);
   const problems = agentInfo ? validateAgainst(agentInfo.outputs, structuredClone(out)) : [];
   const invalid = problems.length ? { invalid: { code: ReasonCode.OUTPUT_INVALID, detail: `outputs do not match agent ${agentInfo?.name ?? agent}@${agentInfo?.version ?? '?'}: ${problems.join('; ')}` } } : {};
-  return { ...invalid, output, evidence, cost_usd: cost, signature: signRecord(key.privateKey, 'candidate', candidateSignedFields({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, evidence, cost_usd: cost })) };
+  return { ...invalid, output, evidence, cost_usd: cost, ...(conversation ? { session: conversation } : {}), signature: signRecord(key.privateKey, 'candidate', candidateSignedFields({ task_id: task.task_id, candidate_hash: hash, proposer_id: slot.id, round, evidence, cost_usd: cost })) };
 }
 
 /** Whether an agent may be given `seed_bundle`: unless its declared inputs are closed without it. */

@@ -20,6 +20,7 @@ import type { VoterSpec } from '../core/types.js';
 import { decide, tally as tallyReveals } from '../core/votes.js';
 import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
 import { failTask } from './driver.js';
+import { isLlm, judgeMessage, llmInputs, llmRun, memberSession, pickOf, quoted, sessionSpend } from './llm.js';
 import { outputForEvent, proposerSlots, quorumOf, voterSlots } from './rules.js';
 import { acceptVote, commitFields, revealDeadline, revealFields } from './votes.js';
 import { standingOf } from './verify.js';
@@ -182,15 +183,21 @@ interface Choice {
 }
 
 /**
- * What a kernel voter approves: the best verified candidate (rankVerified), or its judge agent's pick among the verified ones, with what the judge cost (its
- * numeric `cost_usd` output, charged to the finalize bucket). A judge that is not registered, fails
- * or picks no verified candidate is not used; the note says why.
+ * What a kernel voter approves: the best verified candidate (rankVerified), or its judge agent's pick
+ * among the verified ones, with what the judge cost (charged to the finalize bucket): a code agent's
+ * numeric `cost_usd` output, an llm agent's `usage.cost_usd` (or, when its conversation failed, what
+ * its session recorded). A code judge gets `task_id`, `task_type`, `inputs`, `candidates` and
+ * `results`, and answers `candidate_hash`; an llm judge gets the same (those its declared inputs take)
+ * and a `message` rendering them, in a session of its own per vote round, and its answer (`content`:
+ * its structured output, or JSON text) names `candidate_hash`. A judge that is not registered, fails
+ * or picks no verified candidate is not used; the note says why (with the llm judge's session).
  */
 async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, v: VoterSpec, ranked: readonly RankedCandidate[]): Promise<Choice> {
   const best = ranked[0];
   const fallback = (cost_usd: number, note?: Record<string, unknown>): Choice => ({ ...(best ? { candidate_hash: best.candidate_hash } : {}), cost_usd, ...(note ? { note } : {}) });
   if (v.strategy !== 'agent' || !v.agent || ranked.length === 0) return fallback(0);
   const instead = best ? `voter ${v.id} votes for the best verified candidate` : `voter ${v.id} abstains (no verified candidate)`;
+  let session: string | undefined;
   const noteOf = (code: number, detail: string, cost: number): Record<string, unknown> => ({
     task_id: task.task_id,
     reason_code: code,
@@ -200,30 +207,42 @@ async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRo
     round: task.round,
     agent: v.agent,
     detail: `${detail}; ${instead}`,
+    ...(session ? { session_id: session } : {}),
     // Charged here only when the voter abstains; otherwise with its commit.
     ...(cost > 0 && !best ? { cost_usd: cost } : {}),
   });
   let cost = 0;
   const cands = await deps.store.getConsensusCandidates(task.task_id);
   const verified = new Set(ranked.map((r) => r.candidate_hash));
+  let llm = false;
   try {
-    if (deps.agent && !(await deps.agent(v.agent))) return fallback(0, noteOf(ReasonCode.AGENT_UNKNOWN, `judge agent '${v.agent}' is not registered`, 0));
+    const info = deps.agent ? await deps.agent(v.agent) : undefined;
+    llm = isLlm(info);
+    if (deps.agent && !info) return fallback(0, noteOf(ReasonCode.AGENT_UNKNOWN, `judge agent '${v.agent}' is not registered`, 0));
+    const results = await deps.store.getConsensusResults(task.task_id);
+    const candidates = ranked.map((r) => ({ candidate_hash: r.candidate_hash, score: r.score, support: r.support, output: cands.find((c) => c.candidate_hash === r.candidate_hash)?.output ?? null }));
+    const structured = { task_id: task.task_id, task_type: task.task_type, inputs: task.contract.inputs, candidates, results };
+    if (llm) session = memberSession(ctx.step, 'vote', v.id, task.round);
     const out = await deps.runAgent({
       agent: v.agent,
-      inputs: {
-        task_id: task.task_id,
-        task_type: task.task_type,
-        inputs: task.contract.inputs,
-        candidates: ranked.map((r) => ({ candidate_hash: r.candidate_hash, score: r.score, support: r.support, output: cands.find((c) => c.candidate_hash === r.candidate_hash)?.output ?? null })),
-        results: await deps.store.getConsensusResults(task.task_id),
-      },
+      inputs: llm ? llmInputs(info, structured, () => judgeMessage(task, v.id, candidates, results)) : structured,
       runId: ctx.step.run_id,
       stepId: ctx.step.step_id,
       attempt: ctx.step.attempt,
       idempotencyKey: `${task.task_id}/vote/${v.id}/${task.round}`,
+      ...(session ? { session } : {}),
       workflow: ctx.workflow,
       signal: ctx.signal,
     });
+    if (llm) {
+      const run = llmRun(out, session as string);
+      cost = run.cost_usd;
+      session = run.session.id;
+      const named = pickOf(run.answer);
+      if (named !== undefined && verified.has(named)) return { candidate_hash: named, cost_usd: cost };
+      const said = named === undefined ? `answered no candidate_hash (${quoted(run.answer)})` : `picked '${named}', which is not a verified candidate`;
+      return fallback(cost, noteOf(ReasonCode.CANDIDATE_UNKNOWN, `judge agent '${v.agent}' ${said}`, cost));
+    }
     const o = out as { candidate_hash?: unknown; cost_usd?: unknown } | null;
     if (typeof o?.cost_usd === 'number' && Number.isFinite(o.cost_usd) && o.cost_usd > 0) cost = o.cost_usd;
     const pick = o?.candidate_hash;
@@ -232,6 +251,12 @@ async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRo
   } catch (e) {
     if (e instanceof StepError && e.code === 'LEASE_LOST') throw e;
     checkAborted(ctx.signal);
+    // An llm judge whose conversation failed spent what its session recorded.
+    if (llm && session) {
+      const spent = await sessionSpend(deps.store, ctx.step.run_id, session);
+      cost = spent.cost_usd;
+      if (spent.session_id) session = spent.session_id;
+    }
     const code = e instanceof StepError && e.code === 'AGENT_NOT_FOUND' ? ReasonCode.AGENT_UNKNOWN : e instanceof StepError && e.code === 'INPUT_INVALID' ? ReasonCode.INPUT_INVALID : ReasonCode.EXECUTOR_UNAVAILABLE;
     return fallback(cost, noteOf(code, `judge agent '${v.agent}' failed: ${errorMessage(e)}`, cost));
   }

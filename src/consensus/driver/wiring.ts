@@ -61,7 +61,7 @@ export function consensusDeps(h: ConsensusHost): ConsensusDeps {
     executor: h.executor,
     agent: async (ref) => {
       const rec = await registered(h.store, ref);
-      return rec ? { name: rec.manifest.name, version: rec.manifest.version, inputs: rec.manifest.inputs, outputs: rec.manifest.outputs } : undefined;
+      return rec ? { name: rec.manifest.name, version: rec.manifest.version, runtime: rec.manifest.runtime.type, inputs: rec.manifest.inputs, outputs: rec.manifest.outputs } : undefined;
     },
     runAgent: async (req) => {
       const rec = await registered(h.store, req.agent);
@@ -82,6 +82,7 @@ export function consensusDeps(h: ConsensusHost): ConsensusDeps {
         signal: AbortSignal.any([req.signal, AbortSignal.timeout(timeoutMs)]),
         timeoutMs,
         workDir: join(h.workRoot, req.runId, req.stepId, String(req.attempt), slug),
+        ...(req.session ? { session: req.session } : {}),
       });
       if (exec.ok === true) return exec.outputs;
       if (exec.ok === 'waiting') throw new StepError('AGENT_WAITING', `agent '${req.agent}' paused (${exec.reason}); a consensus member cannot wait for a person`, false);

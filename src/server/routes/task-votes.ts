@@ -6,9 +6,10 @@
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
+import { UserError } from '../../core/errors.js';
 import type { Swarm } from '../../swarm.js';
 import { reasonJson } from '../../views/task.js';
-import { problemResponse, validationProblem } from '../problem.js';
+import { problemResponse, toProblem, validationProblem } from '../problem.js';
 import { problems } from '../schemas.js';
 import { sendJson } from '../send.js';
 
@@ -64,6 +65,8 @@ const submitTask = createRoute({
   path: '/api/v1/tasks',
   tags: ['tasks'],
   summary: 'Submit a consensus task (a standalone task: a system run of the built-in swarm-consensus workflow)',
+  description:
+    'The contract is checked, and so are the agents and executors it names (registered; 400 TASK_CONTRACT_INVALID naming the field). The same `task_id` again with the same contract answers 200 with the first run; with a different contract, 409 TASK_ID_REUSED.',
   request: { body: { required: true, content: { 'application/json': { schema: TaskContractSchema } } } },
   responses: {
     200: { description: 'the task id was submitted before: its run', content: { 'application/json': { schema: z.object({ task_id: z.string(), run_id: z.string(), created: z.boolean() }) } } },
@@ -104,7 +107,14 @@ export function taskVoteRoutes(app: OpenAPIHono, swarm: Swarm): void {
   app.openapi(
     submitTask,
     async (c) => {
-      const submitted = await swarm.submitTask(c.req.valid('json'));
+      let submitted;
+      try {
+        submitted = await swarm.submitTask(c.req.valid('json'));
+      } catch (e) {
+        // A task id submitted before with another contract: a conflict with what the server holds.
+        if (e instanceof UserError && e.code === 'TASK_ID_REUSED') return problemResponse(c, { ...toProblem(e), status: 409, title: 'Conflict' }) as never;
+        throw e;
+      }
       // The same task id again: the first run, as an Idempotency-Key repeat answers.
       return sendJson(c, submitted.created ? 201 : 200, submitted, { location: `/api/v1/tasks/${encodeURIComponent(submitted.task_id)}`, ...(submitted.created ? {} : { 'idempotent-replayed': 'true' }) });
     },
