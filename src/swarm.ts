@@ -37,7 +37,7 @@ import { sharedInputsJson } from './executors/http/shared-inputs.js';
 import { byteLength, LimitExceededError } from './core/limits.js';
 import { NetworkGuard } from './net/guard.js';
 import type { PutResult, Store } from './store/store.js';
-import { agentRecord, workflowRecord } from './store/rows.js';
+import { agentRecord, sameWorkflowContent, workflowDigest, workflowRecord } from './store/rows.js';
 import { openSqliteStore } from './store/sqlite/sqlite-store.js';
 import { configuredKeySource, fileKeySource } from './secrets/master-key.js';
 import { collectGarbage, type GcOptions, type GcReport } from './retention/gc.js';
@@ -823,11 +823,12 @@ export class Swarm {
     if (!existsSync(file)) return undefined;
     let digest: string;
     try {
-      digest = digestJson(JSON.stringify(parseWorkflowSource(this.readManifest(file), file).manifest));
+      digest = workflowDigest(parseWorkflowSource(this.readManifest(file), file).manifest);
     } catch {
       return `${file} has changed since ${wf.id} was registered (and no longer validates)`;
     }
-    if (digest === wf.digest) return undefined;
+    // By content: a row registered before workflow digests were canonical compares by its manifest.
+    if (sameWorkflowContent(wf, digest)) return undefined;
     return `${file} has changed since ${wf.id} was registered; this run uses the registered version (register it again, with a new version or --force, to use your changes)`;
   }
 
@@ -1226,6 +1227,9 @@ export class Swarm {
         );
       }
     }
+    // Run ids are lower-case hex: one copied in upper case (a spreadsheet, a log viewer) is the same id.
+    const lower = idOrPart.toLowerCase();
+    if (lower !== idOrPart && /^[0-9a-f-]+$/.test(lower)) return this.resolveRunId(lower);
     throw new NotFoundError('run', idOrPart, "run 'swarm runs list' to see runs");
   }
 
@@ -1581,7 +1585,15 @@ export class Swarm {
   async fork(idOrPrefix: string, options: ForkOptions): Promise<ForkResult> {
     const id = await this.resolveRunId(idOrPrefix);
     const out = await (await import('./branching/fork.js')).forkRun(
-      { store: this.store, ledger: this.ledger, chainKey: this.keys.chain, maxEventBytes: this.config.limits.event_payload_bytes, redactor: this.redactor },
+      {
+        store: this.store,
+        ledger: this.ledger,
+        chainKey: this.keys.chain,
+        maxEventBytes: this.config.limits.event_payload_bytes,
+        redactor: this.redactor,
+        // The export's check and the parent's bundle state, recorded in the fork (src/bundles/export.ts).
+        parentState: async (run) => (await import('./bundles/export.js')).forkParentState(this, run),
+      },
       id,
       options,
     );
@@ -1741,7 +1753,8 @@ export class Swarm {
   /**
    * Submit a standalone consensus task: the contract is checked (TASK_CONTRACT_INVALID), then a run
    * of the built-in workflow `swarm-consensus` starts; a worker runs the task. The same `task_id`
-   * again returns the first run.
+   * with the same contract again returns the first run; another contract under it is refused
+   * (TASK_ID_REUSED).
    *
    * @example
    *   const { task_id, run_id } = await swarm.submitTask({ task_type: 'answer', inputs: { q: '2+2' }, proposers: [{ agent: 'solver', samples: 3 }], verification: { policy: 'vp.schema_only.v1' }, voting: { voters: [{ id: 'v1' }] } });

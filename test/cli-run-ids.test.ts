@@ -47,6 +47,8 @@ describe.concurrent('run ids', () => {
       expect(doc.run_id, `runs show ${given}`).toBe(full);
     }
     expect((await s.run(['runs', 'verify', shortA])).code).toBe(0);
+    // An id copied in upper case is the same id.
+    for (const given of [a.toUpperCase(), shortB.toUpperCase()]) expect((await s.json<{ run_id: string }>(['runs', 'show', given, '--json'])).run_id, given).toBe(given === a.toUpperCase() ? a : b);
 
     // A prefix they share (like the 8 characters the docs used to show) matches both: refused, with both runs named.
     const amb = await s.run(['runs', 'show', common]);

@@ -1,8 +1,8 @@
 /**
- * `log replay`: real runs of many shapes (fan-out with a skipped step, map, sub-workflow, retries,
- * a failed run retried, on_error: continue, waits taken by a signal and an event, an approval, a
- * cancelled waiting run) replay to exactly the stored run and step rows, on a SQLite file and on
- * PostgreSQL.
+ * `log replay`: real runs of many shapes (fan-out with a skipped step, map, sub-workflow, retries and
+ * a fork that copies the retried step, a failed run retried, on_error: continue, waits taken by a
+ * signal and an event, an approval, a cancelled waiting run) replay to exactly the stored run and
+ * step rows, on a SQLite file and on PostgreSQL.
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -26,7 +26,7 @@ async function expectReplaysEqual(swarm: Swarm, runs: Record<string, string>): P
     expect(report.events).toBeGreaterThan(1);
   }
   // The scenarios reached the states they are about.
-  expect(statuses).toMatchObject({ fanOutLong: 'completed', fanOutSkipped: 'completed', map: 'completed', child: 'completed', retries: 'completed', fails: 'completed', goesOn: 'completed', waits: 'completed', asks: 'completed', parked: 'cancelled' });
+  expect(statuses).toMatchObject({ fanOutLong: 'completed', fanOutSkipped: 'completed', map: 'completed', child: 'completed', retries: 'completed', forked: 'completed', fails: 'completed', goesOn: 'completed', waits: 'completed', asks: 'completed', parked: 'cancelled' });
 }
 
 describe('log replay', () => {
@@ -40,6 +40,8 @@ describe('log replay', () => {
       const skipped = await swarm.getRun(runs.fanOutSkipped as string);
       expect(skipped.steps.find((s) => s.step_id === 'long-text')?.status).toBe('skipped');
       expect((await swarm.getRun(runs.map as string)).steps.filter((s) => s.map_index !== undefined)).toHaveLength(6);
+      // The fork copied the retried step with its retry count, which its STEP_COPIED does not record.
+      expect((await swarm.getRun(runs.forked as string)).steps.find((s) => s.step_id === 'a')).toMatchObject({ status: 'completed', retry_count: 2 });
     } finally {
       await swarm.close();
       removeProject(dir);

@@ -2,11 +2,12 @@
  * `importBundle` (src/branching/import.ts) between two separate stores: a run made in one project
  * (SQLite) is exported, then imported into a second project on SQLite and on its own PostgreSQL
  * database. The imported run keeps its id and its outputs, its log is RUN_CREATED, RUN_IMPORTED,
- * STEP_COPIED… under the local key (the store's verify passes), re-export gives the original bytes,
- * a second import is a no-op, and a fork of it runs here and names the original bundle as its
- * parent (verify --parent passes). Refusals: a tampered bundle (exit 3, nothing written), the same
- * run id from another bundle (exit 2), an unpinned signer when a key is pinned (exit 3); an encrypted
- * bundle round trip with an age key of the importing store, and the wrong identity (exit 2).
+ * STEP_COPIED… under the local key (the store's verify passes, and its replay gives its rows, the
+ * source's times included), re-export gives the original bytes, a second import is a no-op, and a
+ * fork of it runs here and names the original bundle as its parent (verify --parent passes).
+ * Refusals: a tampered bundle (exit 3, nothing written), the same run id from another bundle (exit
+ * 2), an unpinned signer when a key is pinned (exit 3); an encrypted bundle round trip with an age
+ * key of the importing store, and the wrong identity (exit 2).
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encryptBundle, generateAgeIdentity, openBundleBytes } from '../src/bundles/encrypt.js';
 import { exportRun } from '../src/bundles/export.js';
 import { verifyBundle } from '../src/bundles/verify.js';
+import { describeDifference } from '../src/log/compare.js';
+import { replayStoredRun } from '../src/log/log-service.js';
 import type { Swarm } from '../src/swarm.js';
 import { bundleProject, entriesOf, openBundleSwarm, rewrite, runRelay } from './helpers/bundle-fixtures.js';
 import { pgTestServer, stopPgTestServer, type PgTestServer } from './helpers/pg.js';
@@ -70,6 +73,9 @@ describe.each(['sqlite', 'postgres'] as const)('import into a separate %s store'
     expect(events.map((e) => e.type)).toEqual(['RUN_CREATED', 'RUN_IMPORTED', 'STEP_COPIED', 'STEP_COPIED', 'STEP_COPIED', 'RUN_COMPLETED']);
     expect(events[1]?.data).toEqual({ bundle_sha256: r.bundle_sha256, source_run_id: source.runId, certificate_sha256: r.certificate_sha256, ratchet_step: 0 });
     expect((await swarm.verify(source.runId)).ok).toBe(true);
+    // Its log replays to the rows the import wrote: the terminal event carries the source's times.
+    expect(events[5]?.data).toEqual({ imported: true, started_at: original.run.started_at, completed_at: original.run.completed_at });
+    expect((await replayStoredRun(swarm, source.runId)).differences.map(describeDifference)).toEqual([]);
     // The workflow was unknown here: registered from the bundle, disabled.
     expect((await swarm.getWorkflow('relay')).enabled).toBe(false);
 
@@ -89,6 +95,7 @@ describe.each(['sqlite', 'postgres'] as const)('import into a separate %s store'
     const done = await swarm.runToCompletion(f.run_id);
     expect(done.run.status).toBe('completed');
     expect(done.steps.find((s) => s.step_id === 'c')?.outputs).toEqual({ echoed: 'Replaced.' });
+    expect((await replayStoredRun(swarm, f.run_id)).differences.map(describeDifference)).toEqual([]);
     const fork = await exportRun(swarm, f.run_id);
     const report = await verifyBundle(fork.bytes, { parent: source.bytes });
     expect(report).toMatchObject({ ok: true, parent: { state_id: source.runId, bundle_sha256: r.bundle_sha256, checked: true } });

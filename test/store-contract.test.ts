@@ -16,6 +16,7 @@ import { canonicalJson } from '../src/core/canonical-json.js';
 import { ResumeError, StoreError, UserError } from '../src/core/errors.js';
 import { digestJson, EventType, verifyChain } from '../src/core/events.js';
 import { MAX_INTERRUPTIONS } from '../src/core/retry.js';
+import { workflowRecord as buildWorkflowRecord } from '../src/store/rows.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { MIGRATIONS as SQLITE_MIGRATIONS, SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
 import { MIGRATIONS as PG_MIGRATIONS, SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../src/store/postgres/migrations.js';
@@ -182,6 +183,30 @@ function storeContract(name: string, makeStore: MakeStore): void {
         expect(listed[0]!.enabled).toBe(true);
         expect(await store.setWorkflowEnabled('chain', false)).toBe(1);
         expect((await store.listWorkflows('chain'))[0]!.enabled).toBe(false);
+      });
+
+      it('putWorkflow: the digest is the manifest’s canonical JSON, whatever its key order; a row holding a digest of the old form (its JSON in key order) takes the same content as unchanged and records the canonical digest; other content still conflicts', async () => {
+        const rec = workflowRecord(chainAB);
+        expect(rec.digest).toBe(createHash('sha256').update(canonicalJson(rec.manifest)).digest('hex'));
+        // The same manifest built in another key order: the same digest (a bundle's definition has its keys sorted).
+        const reordered = buildWorkflowRecord(Object.fromEntries(Object.entries(rec.manifest).reverse()) as typeof rec.manifest, rec.path);
+        expect(JSON.stringify(reordered.manifest)).not.toBe(JSON.stringify(rec.manifest));
+        expect(reordered.digest).toBe(rec.digest);
+
+        const oldDigest = digestJson(JSON.stringify(rec.manifest));
+        expect(oldDigest).not.toBe(rec.digest);
+        expect(await store.putWorkflow({ ...rec, digest: oldDigest }, false)).toBe('created');
+        const changed = workflowRecord({ ...chainAB, concurrency: 3 });
+        expect(((await expectRejects(store.putWorkflow(changed, false))) as StoreError).code).toBe('WORKFLOW_VERSION_EXISTS');
+        expect((await store.listWorkflows('chain'))[0]?.digest).toBe(oldDigest);
+        // The same content, in another key order: unchanged, with the digest of now.
+        expect(await store.putWorkflow(reordered, false)).toBe('unchanged');
+        expect((await store.listWorkflows('chain'))[0]).toMatchObject({ digest: rec.digest, enabled: true, manifest: rec.manifest });
+        // The same again writes nothing.
+        const generation = await store.registryGeneration();
+        expect(await store.putWorkflow(rec, false)).toBe('unchanged');
+        expect(await store.registryGeneration()).toBe(generation);
+        expect(((await expectRejects(store.putWorkflow(changed, false))) as StoreError).code).toBe('WORKFLOW_VERSION_EXISTS');
       });
     });
 

@@ -23,10 +23,18 @@ async function parentSession(store: Store, runId: string, stepId: string): Promi
 
 /**
  * What the fork's session of `stepId` starts from at `turn` (1-based; 1 keeps only the input
- * messages). TURN_OUT_OF_RANGE (exit 2) when the parent's session made fewer model calls.
+ * messages). TURN_OUT_OF_RANGE (exit 2) when the parent's session made fewer model calls; its message
+ * names the option as `turnName` (the CLI's `--turn`, the API's `turn`).
  */
-export async function turnJournal(store: Store, parentRunId: string, stepId: string, turn: number, initialContext: Record<string, unknown> = {}): Promise<(forkRunId: string) => JournalCopy> {
-  if (!Number.isInteger(turn) || turn < 1) throw new UserError('TURN_OUT_OF_RANGE', `--turn must be a whole number from 1, not ${String(turn)}`, { turn });
+export async function turnJournal(
+  store: Store,
+  parentRunId: string,
+  stepId: string,
+  turn: number,
+  initialContext: Record<string, unknown> = {},
+  turnName = '--turn',
+): Promise<(forkRunId: string) => JournalCopy> {
+  if (!Number.isInteger(turn) || turn < 1) throw new UserError('TURN_OUT_OF_RANGE', `${turnName} must be a whole number from 1, not ${String(turn)}`, { turn });
   const from = await parentSession(store, parentRunId, stepId);
   const session = from ? await store.getAgentSession(from) : undefined;
   if (!from || !session?.envelope) {
@@ -49,7 +57,7 @@ export async function turnJournal(store: Store, parentRunId: string, stepId: str
     }
   }
   if (seen < turn) {
-    throw new UserError('TURN_OUT_OF_RANGE', `step '${stepId}' of run ${parentRunId} made ${seen} model call(s): --turn must be from 1 to ${seen}`, { step: stepId, turns: seen, turn });
+    throw new UserError('TURN_OUT_OF_RANGE', `step '${stepId}' of run ${parentRunId} made ${seen} model call(s): ${turnName} must be from 1 to ${seen}`, { step: stepId, turns: seen, turn });
   }
   const kept = messages.slice(0, cut);
   let usage: Usage = { ...ZERO_USAGE };

@@ -9,18 +9,24 @@
  * @example
  *   const f = await forkRun(deps, parentId, { at: 'summarize', replaceOutputs: { fetch: { text: 'hi' } } });
  *   // f.copied: ['fetch'], f.rerun: ['summarize', 'publish']; the run f.run_id is queued
+ *
+ * Before anything is written the parent is checked as an export checks it (its keyed chain against
+ * its rows: a tampered output is refused, exit 3), and its bundle's state is recorded in RUN_FORKED
+ * (`parent_bundle_sha256`, `parent_bundle_head`): the fork's bundle names the parent as it was when
+ * forked, however the parent changes later (a retry).
  */
 import { UserError } from '../core/errors.js';
 import { digestJson, EventType } from '../core/events.js';
 import { declaredFields, validateAgainst } from '../core/io-schema.js';
 import { TERMINAL_RUN } from '../core/states.js';
+import type { ForkParentState } from '../bundles/export.js';
 import type { Ledger } from '../engine/ledger.js';
 import { loadPlan } from '../engine/plan.js';
 import { TxScope } from '../engine/tx-scope.js';
 import type { Redactor } from '../secrets/redactor.js';
 import type { Store } from '../store/store.js';
 import type { JournalCopy } from '../store/fork-types.js';
-import type { RunPlan, StepRecord, WorkflowRecord } from '../store/types.js';
+import type { RunPlan, RunRecord, StepRecord, WorkflowRecord } from '../store/types.js';
 import { forkPlan } from './fork-plan.js';
 import { turnJournal } from './fork-turn.js';
 
@@ -33,7 +39,19 @@ export interface ForkOptions {
   replaceOutputs?: Record<string, unknown>;
   /** An LLM step only: resume its conversation at this turn (1-based), reusing the earlier turns. */
   turn?: number;
+  /** How refusals name the options: the CLI's flags by default; the HTTP API passes its body's fields. */
+  names?: ForkArgumentNames;
 }
+
+/** The names refusals give the fork's options (`--replace-output a`, or `replace_outputs.a` for the API). */
+export interface ForkArgumentNames {
+  input: string;
+  replaceOutput: (step: string) => string;
+  turn: string;
+}
+
+/** The command line's flags (`swarm runs fork`): the default. */
+export const FORK_CLI_NAMES: ForkArgumentNames = { input: '--input', replaceOutput: (step) => `--replace-output ${step}`, turn: '--turn' };
 
 export interface ForkResult {
   run_id: string;
@@ -54,6 +72,11 @@ export interface ForkDeps {
   chainKey: Buffer;
   maxEventBytes: number;
   redactor?: Redactor;
+  /**
+   * Check the parent as an export does and give its bundle's state (src/bundles/export.ts
+   * forkParentState): throws a VerificationError (exit 3) when its rows do not match its chain.
+   */
+  parentState: (parent: RunRecord) => Promise<ForkParentState>;
 }
 
 /** Steps the parent finished: the only runs a fork may start from. */
@@ -63,18 +86,26 @@ const FORKABLE = [...TERMINAL_RUN].join(', ');
  * Create the fork (see the module comment). Refuses with exit 2: RUN_NOT_FINISHED (the parent is not
  * completed, failed or cancelled), UNKNOWN_STEP (with the run's steps), REPLACE_OUTPUT_NOT_COPIED,
  * OUTPUT_INVALID, INPUT_INVALID, TURN_NOT_LLM, TURN_OUT_OF_RANGE, TURN_NOT_RECORDED; RUN_CHANGED when
- * the parent changed (a retry) between the checks and the fork's transaction.
+ * the parent changed (a retry) between the checks and the fork's transaction. With exit 3
+ * (VERIFICATION_FAILED) when the parent's stored rows do not match its event chain. Nothing is
+ * written unless the fork is created.
  */
 export async function forkRun(deps: ForkDeps, parentId: string, o: ForkOptions): Promise<ForkResult> {
   const { store } = deps;
   const parent = await store.getRun(parentId);
   if (!parent) throw new UserError('RUN_NOT_FOUND', `run '${parentId}' not found`, { runId: parentId });
   if (!TERMINAL_RUN.has(parent.status)) {
-    throw new UserError('RUN_NOT_FINISHED', `run ${parent.id} is ${parent.status}: only a finished run (${FORKABLE}) can be forked; wait for it ('swarm runs wait ${parent.id}') or cancel it first`, {
+    // What to do depends on what it is doing (one clause of advice: the API drops it, src/server/http-advice.ts).
+    const advice =
+      parent.status === 'waiting'
+        ? `give it what it waits for ('swarm runs show ${parent.id}' names the approval or signal) or cancel it ('swarm runs cancel ${parent.id}')`
+        : `let it finish ('swarm runs resume ${parent.id}' runs it to its end here) or cancel it ('swarm runs cancel ${parent.id}')`;
+    throw new UserError('RUN_NOT_FINISHED', `run ${parent.id} is ${parent.status}: only a finished run (${FORKABLE}) can be forked; ${advice}`, {
       runId: parent.id,
       runStatus: parent.status,
     });
   }
+  const names = o.names ?? FORK_CLI_NAMES;
   const planJson = await store.getPlanJson(parent.id);
   if (!planJson) throw new UserError('PLAN_NOT_FOUND', `the plan of run ${parent.id} is missing from the store`, { runId: parent.id });
   const loaded = loadPlan(planJson);
@@ -84,19 +115,23 @@ export async function forkRun(deps: ForkDeps, parentId: string, o: ForkOptions):
   const sets = forkPlan(plan.workflow.steps, o.at, new Map([...parentSteps].map(([id, s]) => [id, s.status])));
 
   const input = o.input ?? (parent.trigger_data as Record<string, unknown>);
-  if (o.input !== undefined) checkInput(plan, o.input);
-  const replaced = checkReplacements(plan, sets.copied, o.replaceOutputs ?? {});
+  if (o.input !== undefined) checkInput(plan, o.input, names);
+  const replaced = checkReplacements(plan, sets.copied, o.replaceOutputs ?? {}, names);
 
   let journalFor: ((runId: string) => JournalCopy) | undefined;
   if (o.turn !== undefined) {
     const agentId = plan.step_agents[o.at];
     const runtime = agentId ? plan.agents[agentId]?.manifest.runtime.type : undefined;
     if (runtime !== 'llm') {
-      throw new UserError('TURN_NOT_LLM', `--turn forks an LLM step's conversation; step '${o.at}' runs ${runtime ? `a ${runtime} agent` : 'no agent'}`, { step: o.at });
+      throw new UserError('TURN_NOT_LLM', `${names.turn} applies to an LLM step only (it resumes the step's conversation at a turn); step '${o.at}' runs ${runtime ? `a ${runtime} agent` : 'no agent'}`, { step: o.at });
     }
     const stepInputs = parentSteps.get(o.at)?.inputs as { context_variables?: Record<string, unknown> } | undefined;
-    journalFor = await turnJournal(store, parent.id, o.at, o.turn, stepInputs?.context_variables ?? {});
+    journalFor = await turnJournal(store, parent.id, o.at, o.turn, stepInputs?.context_variables ?? {}, names.turn);
   }
+
+  // What the fork copies must be what the parent's chain vouches for (exit 3 otherwise, nothing
+  // written); the parent's bundle state now is what the fork's bundle will name as its parent.
+  const parentState = await deps.parentState(parent);
 
   // The completion event of each copied step: the fork's STEP_COPIED points at it.
   const completedBy = new Map<string, string>();
@@ -134,8 +169,10 @@ export async function forkRun(deps: ForkDeps, parentId: string, o: ForkOptions):
       turn: o.turn ?? null,
       copied_steps: sets.copied,
       replaced_outputs: replaced,
-      // The parent's bundle digest is computed when a bundle is made (src/bundles/), not at fork time.
-      parent_bundle_sha256: null,
+      // The parent's bundle as it is now (src/bundles/export.ts forkParentState): its state digest, and
+      // the last line of its events.jsonl, which a later bundle of the parent still holds.
+      parent_bundle_sha256: parentState.bundle_sha256,
+      parent_bundle_head: parentState.head,
     });
     for (const stepId of sets.copied) {
       const from = parentSteps.get(stepId) as StepRecord;
@@ -177,21 +214,21 @@ export async function forkRun(deps: ForkDeps, parentId: string, o: ForkOptions):
 }
 
 /** The fork's trigger data against the workflow's `inputs`. */
-function checkInput(plan: RunPlan, input: unknown): void {
-  if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new UserError('INPUT_INVALID', `--input must be a JSON object, like '{"message": "hi"}'`);
+function checkInput(plan: RunPlan, input: unknown, names: ForkArgumentNames): void {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new UserError('INPUT_INVALID', `${names.input} must be a JSON object, like '{"message": "hi"}'`);
   const schema = plan.workflow.inputs;
   const problems = schema ? validateAgainst(schema, input) : [];
   if (problems.length) throw new UserError('INPUT_INVALID', `input for workflow ${plan.workflow.name}: ${problems.join('; ')}`, { workflow: plan.workflow.name });
 }
 
 /** Replacement outputs: only for copied steps, each valid under its agent's `outputs`. Returns their step ids. */
-function checkReplacements(plan: RunPlan, copied: readonly string[], replacements: Record<string, unknown>): string[] {
+function checkReplacements(plan: RunPlan, copied: readonly string[], replacements: Record<string, unknown>, names: ForkArgumentNames): string[] {
   const ids = Object.keys(replacements);
   for (const stepId of ids) {
     if (!copied.includes(stepId)) {
       throw new UserError(
         'REPLACE_OUTPUT_NOT_COPIED',
-        `--replace-output ${stepId}: step '${stepId}' is not copied by this fork (it runs again, or did not complete in the parent); copied steps: ${copied.join(', ') || 'none'}`,
+        `${names.replaceOutput(stepId)}: step '${stepId}' is not copied by this fork (it runs again, or did not complete in the parent); copied steps: ${copied.join(', ') || 'none'}`,
         { step: stepId, copied: [...copied] },
       );
     }
@@ -205,7 +242,7 @@ function checkReplacements(plan: RunPlan, copied: readonly string[], replacement
       for (const k of Object.keys(value)) if (!declared.includes(k)) problems.push(`'${k}' is not one of its outputs (${declared.join(', ') || 'none'})`);
     }
     if (problems.length) {
-      throw new UserError('OUTPUT_INVALID', `--replace-output ${stepId}: the output does not match agent ${agentId ?? '?'}'s outputs: ${problems.join('; ')}`, { step: stepId, errors: problems });
+      throw new UserError('OUTPUT_INVALID', `${names.replaceOutput(stepId)}: the output does not match agent ${agentId ?? '?'}'s outputs: ${problems.join('; ')}`, { step: stepId, errors: problems });
     }
   }
   return ids;

@@ -7,16 +7,22 @@
  * 2. The run keeps its id. A run of that id imported from the same bundle: a no-op naming it. Any
  *    other run of that id: exit 2 (RUN_ID_TAKEN).
  * 3. The workflow: the local version of the same name and version when there is one (a note when
- *    its digest differs), else the bundle's snapshot, registered disabled (so its triggers do not
- *    fire here). The plan resolves agents against the local registry, as a fork re-runs steps with
- *    the local agents (a note for each whose content differs from the bundle's: its manifest's
- *    digest, wherever either was registered from).
+ *    its content differs from the bundle's definition: both digests of canonical JSON, store/rows.ts
+ *    workflowDigest, whatever digest the local row was registered with), else the bundle's snapshot,
+ *    registered disabled (so its triggers do not fire here). The plan resolves agents against the
+ *    local registry, as a fork re-runs steps with the local agents (AGENT_NOT_FOUND, exit 2, for a
+ *    missing one; a note for each whose content differs from the bundle's: its manifest's digest,
+ *    wherever either was registered from). A sub-workflow step's workflow (`name@range`, resolved
+ *    when the step starts) must be registered here too: the bundle carries no definition of it, and
+ *    a fork that runs the step starts it here (WORKFLOW_NOT_FOUND, exit 2; a note when it is
+ *    registered but disabled). Nothing is written before these checks pass.
  * 4. One transaction: the run's rows, RUN_CREATED, RUN_IMPORTED {bundle_sha256, source_run_id,
  *    certificate_sha256, ratchet_step}, one STEP_COPIED per completed step (its output's digest, the bundle's
- *    completion event hash), the other steps set to their bundle status, the llm steps' sessions from
+ *    completion event hash), the other steps set to their bundle status (each with its STEP_SKIPPED,
+ *    STEP_FAILED or STEP_CANCELLED: the bundle's attempt and retry count), the llm steps' sessions from
  *    the bundle's transcripts (rows, transcript, tool ledger: shown here, and `--turn` forks resume
  *    from them), and the run's terminal event (RUN_COMPLETED / RUN_FAILED / RUN_CANCELLED with
- *    `imported: true`), chained under the local key.
+ *    `imported: true` and the bundle's `started_at`, `completed_at`), chained under the local key.
  * 5. The bundle's bytes are kept (`imported_bundles`): exporting the run again gives the original
  *    file (`exportRun`), and a fork of it names the original digest as its parent state.
  *
@@ -27,13 +33,14 @@
 import { UserError, VerificationError } from '../core/errors.js';
 import { digestJson, EventType } from '../core/events.js';
 import { TERMINAL_RUN, type RunStatus, type StepStatus } from '../core/states.js';
+import { parseRef, pickRecord } from '../core/manifest/agent.js';
 import type { WorkflowManifest } from '../core/manifest/workflow.js';
 import { Ledger } from '../engine/ledger.js';
 import { agentsFor, buildRunPlan, loadPlan } from '../engine/plan.js';
 import { serializedPlan } from '../engine/registry-cache.js';
 import { TxScope } from '../engine/tx-scope.js';
 import type { Redactor } from '../secrets/redactor.js';
-import { legacyAgentDigest, sameAgentContent, workflowRecord } from '../store/rows.js';
+import { legacyAgentDigest, sameAgentContent, workflowDigest, workflowRecord } from '../store/rows.js';
 import type { ImportedBundleRecord } from '../store/share-types.js';
 import type { JournalWrite } from '../store/fork-types.js';
 import type { AgentMessageRecord, AgentSessionRecord, ToolCallRecord, WorkflowRecord } from '../store/types.js';
@@ -43,6 +50,7 @@ import { BUNDLE_PATHS } from '../bundles/layout.js';
 import type { Store } from '../store/store.js';
 import type { BundleAgent, BundleRun, BundleStep, BundleWorkflow } from '../bundles/build.js';
 import type { BundleEvent } from '../bundles/layout.js';
+import { asSha256Ref } from '../bundles/model.js';
 import { readBundle } from '../bundles/read.js';
 import { verifyBundle, type VerifyBundleReport } from '../bundles/verify.js';
 
@@ -115,15 +123,19 @@ export async function importBundle(deps: ImportDeps, bytes: Buffer, options: Imp
   const local = (await store.listWorkflows(workflow.name)).find((w) => w.version === workflow.version);
   let wf: WorkflowRecord;
   let registered = false;
-  if (local) {
-    wf = local;
-    if (`sha256:${local.digest}` !== workflow.digest && local.digest !== workflow.digest) notes.push(`workflow ${workflow.name}@${workflow.version} here differs from the bundle's (digest ${local.digest.slice(0, 12)}… here, ${workflow.digest.slice(0, 19)}… in the bundle); the import uses the bundle's definition in its plan`);
-  } else {
-    wf = { ...workflowRecord(workflow.definition as WorkflowManifest, `bundle:${run.id}`), enabled: false };
-    registered = true;
-  }
   // The plan freezes the bundle's definition with the local agents (a fork re-runs steps with them).
   const manifest = workflow.definition as WorkflowManifest;
+  if (local) {
+    wf = local;
+    // By content: the digest of the local manifest and of the bundle's definition, computed the same
+    // way (canonical JSON), so neither a local row registered before digests were canonical nor a
+    // bundle exported then makes a false "differs"; both shown as `sha256:<hex>`, as bundles spell them.
+    const [here, there] = [asSha256Ref(workflowDigest(local.manifest)), asSha256Ref(workflowDigest(manifest))];
+    if (here !== there) notes.push(`workflow ${workflow.name}@${workflow.version} here differs from the bundle's (digest ${here.slice(0, 19)}… here, ${there.slice(0, 19)}… in the bundle); the import uses the bundle's definition in its plan`);
+  } else {
+    wf = { ...workflowRecord(manifest, `bundle:${run.id}`), enabled: false };
+    registered = true;
+  }
   const versionsOf = await agentsFor(manifest, (n) => store.listAgents(n));
   const plan = buildRunPlan({ ...wf, manifest }, versionsOf, deps.config);
   for (const a of agents) {
@@ -135,6 +147,7 @@ export async function importBundle(deps: ImportDeps, bytes: Buffer, options: Imp
     const digest = a.digest.startsWith('sha256:') ? a.digest.slice('sha256:'.length) : a.digest;
     if (here && !sameAgentContent(here, digest) && legacyAgentDigest(here.manifest, here.path) !== digest) notes.push(`agent ${a.name}@${a.version} here differs from the bundle's (a fork re-runs its steps with the local one)`);
   }
+  notes.push(...(await subWorkflowNotes(store, wf, manifest)));
   if (registered) await store.putWorkflow(wf, false);
 
   const completedHash = new Map<string, string>();
@@ -193,6 +206,9 @@ export async function importBundle(deps: ImportDeps, bytes: Buffer, options: Imp
         const status: StepStatus = TERMINAL_STEP.has(b.status as StepStatus) ? (b.status as StepStatus) : 'cancelled';
         await tx.updateStep({ run_id: id, step_id: s.id }, ['pending', 'ready'], { status, available_at: null, error: b.error, attempt: b.attempt, retry_count: b.retry_count, started_at: ms(b.started_at), completed_at: ms(b.completed_at), duration_ms: b.duration_ms });
         state.steps_remaining--;
+        // Its end in the log, as a local run records it (what `swarm log replay` folds into the row written above).
+        const ended = status === 'skipped' ? { type: EventType.STEP_SKIPPED, data: { reason: b.error, retry_count: b.retry_count } } : status === 'failed' ? { type: EventType.STEP_FAILED, data: { error: b.error, failures: b.retry_count } } : { type: EventType.STEP_CANCELLED, data: { retry_count: b.retry_count } };
+        scope.emit(state, ended.type, s.id, { attempt: b.attempt, ...ended.data, from_bundle: bundleSha });
       }
     }
     // The llm steps' sessions, as the bundle's transcripts recorded them: shown here, and a fork at a turn resumes from them.
@@ -203,11 +219,39 @@ export async function importBundle(deps: ImportDeps, bytes: Buffer, options: Imp
     state.error = run.error;
     state.error_step = run.error_step;
     const terminal = run.status === 'completed' ? EventType.RUN_COMPLETED : run.status === 'failed' ? EventType.RUN_FAILED : EventType.RUN_CANCELLED;
-    scope.emit(state, terminal, null, { imported: true, ...(run.error ? { error: run.error, step: run.error_step } : {}) });
+    // The times the rows keep (the bundle's, not the import's), so the log says them too.
+    scope.emit(state, terminal, null, { imported: true, started_at: state.started_at, completed_at: state.completed_at, ...(run.error ? { error: run.error, step: run.error_step } : {}) });
     await scope.flush();
   });
   await store.insertImportedBundle({ run_id: run.id, bundle_sha256: bundleSha, certificate_sha256: certSha, source_run_id: run.id, bundle: bytes, imported_at: Date.now() });
   return { run_id: run.id, created: true, workflow: `${wf.name}@${wf.version}`, status: run.status, bundle_sha256: bundleSha, certificate_sha256: certSha, copied, registered_workflow: registered, notes, verify };
+}
+
+/**
+ * The sub-workflows the plan's steps name (`workflow: name@range`), checked against the local
+ * registry as a missing agent is (buildRunPlan): such a step's workflow is resolved when the step
+ * starts (src/engine/nesting.ts), and the bundle carries no definition of it, so a fork that runs
+ * the step would fail there. One that is not registered refuses the import (WORKFLOW_NOT_FOUND,
+ * exit 2, naming the step and the workflow); one registered but disabled (a bundle of its own run
+ * imported here) gets a note. Returns the notes.
+ */
+async function subWorkflowNotes(store: Store, wf: Pick<WorkflowRecord, 'name' | 'version'>, manifest: WorkflowManifest): Promise<string[]> {
+  const notes: string[] = [];
+  for (const s of manifest.steps) {
+    if (s.workflow === undefined) continue;
+    const { name, range } = parseRef(s.workflow);
+    const versions = await store.listWorkflows(name);
+    const sub = pickRecord(versions, range);
+    if (!sub) {
+      throw new UserError(
+        'WORKFLOW_NOT_FOUND',
+        `not imported: workflow ${wf.name}@${wf.version}, step '${s.id}': sub-workflow '${s.workflow}' is not registered here${versions.length ? ` (registered: ${versions.map((v) => v.version).join(', ')})` : ''}; register it, then import again`,
+        { stepId: s.id, workflow: s.workflow },
+      );
+    }
+    if (!sub.enabled) notes.push(`sub-workflow ${sub.id} of step '${s.id}' is disabled here: a fork that runs that step fails until 'swarm workflow enable ${sub.name}'`);
+  }
+  return notes;
 }
 
 /** The run id exists: the same bundle again is a no-op (finishing an import cut short before its row); anything else is RUN_ID_TAKEN. */

@@ -54,7 +54,10 @@ export interface BundleRun {
   fork: { parent_run_id: string; parent_bundle_sha256: Sha256Ref; at_step: string | null; turn: number | null; depth: number } | null;
 }
 
-/** workflow.json: the definition the run ran (its frozen plan's workflow) and its registry digest. */
+/**
+ * workflow.json: the definition the run ran (its frozen plan's workflow) and its digest, as the
+ * registry computes it (`sha256:` + sha256 of the definition's canonical JSON: store/rows.ts workflowDigest).
+ */
 export interface BundleWorkflow {
   id: string;
   name: string;

@@ -21,10 +21,9 @@ import type { RunPlan, RunRecord, StepRecord } from '../store/types.js';
 import type { ImportedBundleRecord } from '../store/share-types.js';
 import { BUNDLE_PATHS, type Sha256Ref } from './layout.js';
 import { buildBundle, snapshotStateDigest, type BuiltBundle, type BundleAgent, type BundleAttempt, type BundleOperation, type BundleStep, type RunSnapshot } from './build.js';
-import { asSha256Ref, sha256Ref } from './model.js';
-import { canonicalJson } from '../core/canonical-json.js';
+import { asSha256Ref, chainEvents, sha256Ref } from './model.js';
 import { outputTarget } from '../core/output-path.js';
-import { agentDigest } from '../store/rows.js';
+import { agentDigest, workflowDigest } from '../store/rows.js';
 import { validateContract } from './schemas.js';
 import { readBundle } from './read.js';
 
@@ -58,11 +57,7 @@ export async function exportRun(swarm: Swarm, idOrPrefix: string, options: Expor
   if (!TERMINAL_RUN.has(run.status)) {
     throw new UserError('RUN_NOT_FINISHED', `run ${runId} is ${run.status}: only a finished run (completed, failed or cancelled) can be exported`, { runId, status: run.status });
   }
-  const report = await swarm.verify(runId);
-  if (!report.ok) {
-    const first = report.problems[0];
-    throw new VerificationError(`run ${runId}: the store's event chain does not verify (first at seq ${first?.seq ?? '-'}: ${first?.problem}); not exported`, { runId });
-  }
+  await verifyStoreChain(swarm, runId, 'not exported');
   const snapshot = await runSnapshot(swarm, run);
   const key = await swarm.signingKeys.getOrCreate(options.keyName ?? DEFAULT_BUNDLE_KEY);
   const built = await buildBundle(snapshot, (bytes) => ({ alg: 'ed25519', key_name: key.name, public_key: key.public_key, value: edSign(null, bytes, key.private_key).toString('base64') }));
@@ -73,6 +68,60 @@ export async function exportRun(swarm: Swarm, idOrPrefix: string, options: Expor
     if (problem) throw new Error(`exported ${path} does not validate against the ${schema} schema: ${problem}`);
   }
   return { ...built, imported: false };
+}
+
+/**
+ * The check export and fork make before they read a run into a bundle or a fork: the run's keyed
+ * event chain in the store (`swarm runs verify`: the chain, and every completed step's outputs and
+ * inputs and the run's input against the digests its events recorded). Refuses with a
+ * VerificationError (exit 3) naming the run and the first thing that does not match; `refused`
+ * says what was not done (`not exported`, `not forked`).
+ */
+export async function verifyStoreChain(swarm: Swarm, runId: string, refused: string): Promise<void> {
+  const report = await swarm.verify(runId);
+  if (!report.ok) {
+    const first = report.problems[0];
+    throw new VerificationError(`run ${runId}: the store's event chain does not verify (first at seq ${first?.seq ?? '-'}: ${first?.problem}); ${refused}`, { runId });
+  }
+}
+
+/**
+ * What a fork records of its parent when it is made (RUN_FORKED `parent_bundle_sha256` and
+ * `parent_bundle_head`): the state digest of the parent's bundle at that moment, and the last line
+ * of that bundle's events.jsonl (its `seq` and bundle-chain `hash`). A parent retried later has
+ * another state digest, but its bundle's events.jsonl still starts with those lines: the fork's
+ * bundle names the state it was forked from, and `swarm verify --parent` can check it against a
+ * later bundle of the parent too (src/bundles/verify.ts).
+ */
+export interface ForkParentState {
+  bundle_sha256: Sha256Ref;
+  /** Null when the parent's bundle lines cannot be read (an imported run whose bundle row is missing). */
+  head: { seq: number; hash: string } | null;
+}
+
+/**
+ * The parent state a fork of `run` records (ForkParentState), after the check export makes
+ * (`verifyStoreChain`): a parent whose stored rows do not match its chain is refused (exit 3), so a
+ * fork never copies, nor names the digest of, data its parent's log does not vouch for. An imported
+ * run's state is the bundle it was imported from.
+ *
+ * @example
+ *   const p = await forkParentState(swarm, await swarm.store.getRun(parentId));  // { bundle_sha256, head: { seq: 9, hash } }
+ */
+export async function forkParentState(swarm: Swarm, run: RunRecord): Promise<ForkParentState> {
+  await verifyStoreChain(swarm, run.id, 'not forked');
+  const imported = await swarm.store.getImportedBundle(run.id);
+  if (imported) {
+    const lines = (await readBundle(imported.bundle)).text(BUNDLE_PATHS.events).split('\n').filter((l) => l);
+    const last = lines.length ? (JSON.parse(lines[lines.length - 1] as string) as { seq: number; hash: string }) : undefined;
+    return { bundle_sha256: asSha256Ref(imported.bundle_sha256), head: last ? { seq: last.seq, hash: last.hash } : null };
+  }
+  const head = await swarm.store.getEvents(run.id, 0, 2);
+  if (head.some((e) => e.type === 'RUN_IMPORTED')) return { bundle_sha256: await bundleDigestOf(swarm, run.id), head: null };
+  const snapshot = await runSnapshot(swarm, run);
+  const chained = chainEvents(snapshot.events);
+  const last = chained[chained.length - 1];
+  return { bundle_sha256: await snapshotStateDigest(snapshot), head: last ? { seq: last.seq, hash: last.hash } : null };
 }
 
 /** The bundle an imported run came from (verified when it was imported), with its digests. */
@@ -92,8 +141,9 @@ async function importedBundle(runId: string, rec: ImportedBundleRecord): Promise
 }
 
 /**
- * The state digest (`bundle_sha256`) of a run's bundle, computed in memory: what a fork of the run
- * names as its parent state. An imported run's digest is the one its import recorded.
+ * The state digest (`bundle_sha256`) of a run's bundle as the run is now, computed in memory. A fork
+ * made now records it as its parent state (forkParentState); a fork made before Swarm recorded it
+ * names this at export. An imported run's digest is the one its import recorded.
  *
  * @example
  *   const parentDigest = await bundleDigestOf(swarm, parentRunId);  // 'sha256:…'
@@ -151,7 +201,7 @@ export async function runSnapshot(swarm: Swarm, run: RunRecord): Promise<RunSnap
   const [planJson, steps, stored] = await Promise.all([store.getPlanJson(run.id), store.getSteps(run.id), store.getEvents(run.id)]);
   if (!planJson) throw new UserError('RUN_PLAN_MISSING', `run ${run.id} has no recorded plan; it cannot be exported`);
   const plan = JSON.parse(planJson) as RunPlan;
-  const workflowDigest = await workflowDigestOf(swarm, run, plan);
+  const wfDigest = workflowDigestOf(plan);
   const agents = agentsOf(plan);
   const events = stored.map((e) => ({ seq: e.seq, type: e.type, step_id: e.step_id, at: isoOf(e.at), data: JSON.parse(e.data_json) as unknown }));
   const sorted = [...steps].sort((a, b) => a.step_index - b.step_index || (a.map_index ?? -1) - (b.map_index ?? -1) || (a.step_id < b.step_id ? -1 : 1));
@@ -160,7 +210,7 @@ export async function runSnapshot(swarm: Swarm, run: RunRecord): Promise<RunSnap
   return {
     run: {
       id: run.id,
-      workflow: { id: run.workflow_id, name: run.workflow_name, version: run.workflow_version, digest: workflowDigest },
+      workflow: { id: run.workflow_id, name: run.workflow_name, version: run.workflow_version, digest: wfDigest },
       status: run.status,
       trigger_type: run.trigger_type,
       input: run.trigger_data ?? null,
@@ -175,7 +225,7 @@ export async function runSnapshot(swarm: Swarm, run: RunRecord): Promise<RunSnap
       sub_workflow_of: run.parent_step_id && run.parent_run_id ? { run_id: run.parent_run_id, step_id: run.parent_step_id } : null,
       fork: lineage.fork,
     },
-    workflow: { id: run.workflow_id, name: run.workflow_name, version: run.workflow_version, digest: workflowDigest, definition: plan.workflow },
+    workflow: { id: run.workflow_id, name: run.workflow_name, version: run.workflow_version, digest: wfDigest, definition: plan.workflow },
     agents: agents.map((a) => ({ ...a, steps: Object.entries(plan.step_agents).filter(([, id]) => id === a.id).map(([s]) => s).sort() })),
     trigger: { type: run.trigger_type, data: run.trigger_data ?? null },
     events,
@@ -195,10 +245,15 @@ function runOutput(plan: RunPlan, steps: readonly StepRecord[]): Record<string, 
   return out;
 }
 
-async function workflowDigestOf(swarm: Swarm, run: RunRecord, plan: RunPlan): Promise<Sha256Ref> {
-  const rec = (await swarm.store.listWorkflows(run.workflow_name)).find((w) => w.id === run.workflow_id || w.version === run.workflow_version);
-  // A workflow version deleted since: the digest of the definition the run froze.
-  return rec ? asSha256Ref(rec.digest) : sha256Ref(canonicalJson(plan.workflow));
+/**
+ * The digest of the workflow definition the run's plan froze, as the registry computes it
+ * (store/rows.ts, workflowDigest: sha256 of its canonical JSON): the content the run ran, which is
+ * what `workflow.json` carries, whatever the registry holds under that version now (a row registered
+ * before digests were canonical, replaced since with --force, or deleted). A fork runs its parent's
+ * plan, so its certificate's `workflow_ref` names its parent's digest, on any machine.
+ */
+function workflowDigestOf(plan: RunPlan): Sha256Ref {
+  return asSha256Ref(workflowDigest(plan.workflow));
 }
 
 /**
@@ -213,7 +268,11 @@ function agentsOf(plan: RunPlan): Array<Omit<BundleAgent, 'steps'>> {
     .map(([id, a]) => ({ id, name: a.manifest.name, version: a.manifest.version, digest: asSha256Ref(agentDigest(a.manifest)) }));
 }
 
-/** A fork's parent link, from its RUN_FORKED event (the fork's log records it), and its depth in the tree. */
+/**
+ * A fork's parent link, from its RUN_FORKED event (the fork's log records it), and its depth in the
+ * tree. The parent's state digest is the one the fork recorded when it was made; only a fork made
+ * before forks recorded it (`parent_bundle_sha256: null`) gets the parent's digest as it is now.
+ */
 async function lineageOf(swarm: Swarm, events: readonly StoredEvent[]): Promise<{ fork: RunSnapshot['run']['fork'] }> {
   const forked = events.slice(0, 3).find((e) => e.type === 'RUN_FORKED');
   if (!forked) return { fork: null };

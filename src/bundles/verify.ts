@@ -13,7 +13,11 @@
  *  7. result.json: every field recomputed from the state (incl. bundle_sha256, the state tar's digest);
  *  8. certificate.json: every bound hash and field recomputed, then the Ed25519 signature, then the
  *     pinned key (`publicKey`);
- *  9. with `parent`: the parent bundle verifies and is the one the certificate names.
+ *  9. with `parent`: the parent bundle verifies and is the one the certificate names: its state
+ *     digest is the certificate's `parent_state.bundle_sha256` (the parent's state when the fork was
+ *     made), or, for a parent that went on after the fork (a retry), its events.jsonl holds the
+ *     line the fork recorded as the parent's last (RUN_FORKED `parent_bundle_head`): the log the
+ *     fork was made from is a prefix of the parent's (`parent.match`: `state` or `events-prefix`).
  *
  * A report names the first mismatch as `<entry path>: <field> …` (exit 3); bytes that are no bundle
  * at all give exit 2. Decryption (an encrypted bundle) happens before: pass the plaintext bytes.
@@ -63,8 +67,12 @@ export interface VerifyBundleReport {
   bundle_manifest_sha256?: Sha256Ref;
   certificate_sha256?: Sha256Ref;
   signer?: { key_name: string; public_key: string; pinned: boolean };
-  /** The parent state the certificate names; `checked` when a parent bundle was given and matched. */
-  parent?: { state_id: string; bundle_sha256: string; ratchet_step: number; checked: boolean };
+  /**
+   * The parent state the certificate names; `checked` when a parent bundle was given and matched, and
+   * `match` how: `state` (the parent bundle is that state) or `events-prefix` (a later state of the
+   * parent, whose log starts with the log the fork was made from).
+   */
+  parent?: { state_id: string; bundle_sha256: string; ratchet_step: number; checked: boolean; match?: 'state' | 'events-prefix' };
   /** The checks that passed, in order. */
   checks: string[];
   /** Things that verify but deserve a word (an unpinned signer, a fork whose parent was not given). */
@@ -152,7 +160,7 @@ async function checkAll(bytes: Buffer, b: ParsedBundle, options: VerifyBundleOpt
   const ps = certificate.parent_state;
   report.parent = { state_id: ps.state_id, bundle_sha256: ps.bundle_sha256, ratchet_step: ps.ratchet_step, checked: false };
   if (options.parent) {
-    await checkParent(options.parent, certificate.parent_state, options);
+    report.parent.match = await checkParent(options.parent, certificate.parent_state, state.forkPoint, options, report);
     report.parent.checked = true;
     report.checks.push('parent');
   } else if (state.run.fork) report.notes.push(`a fork of run ${state.run.fork.parent_run_id}: the parent link was not checked (pass --parent <parent bundle>)`);
@@ -262,7 +270,13 @@ function checkEvents(b: ParsedBundle): BundleEvent[] {
 const RUN_END: Record<string, string> = { RUN_COMPLETED: 'completed', RUN_FAILED: 'failed', RUN_CANCELLED: 'cancelled' };
 
 /** The state's entries agree with each other; returns what result.json and the certificate are computed from. */
-function checkState(b: ParsedBundle, events: BundleEvent[]): AttestationInputs & { artifact: Sha256Ref } {
+/** The parent's last events.jsonl line when the fork was made (RUN_FORKED `parent_bundle_head`). */
+interface ForkPoint {
+  seq: number;
+  hash: string;
+}
+
+function checkState(b: ParsedBundle, events: BundleEvent[]): AttestationInputs & { artifact: Sha256Ref; forkPoint: ForkPoint | null } {
   const R = BUNDLE_PATHS.run;
   const run = b.json<BundleRun>(R);
   const workflow = b.json<BundleWorkflow>(BUNDLE_PATHS.workflow);
@@ -291,6 +305,7 @@ function checkState(b: ParsedBundle, events: BundleEvent[]): AttestationInputs &
   const forkedEvent = events.slice(0, 3).find((e) => e.type === 'RUN_FORKED');
   if (run.fork && (!forkedEvent || (forkedEvent.data as { parent_run_id?: unknown }).parent_run_id !== run.fork.parent_run_id)) fail(R, 'fork.parent_run_id', 'fork.parent_run_id does not match the RUN_FORKED event');
   if (!run.fork && forkedEvent) fail(R, 'fork', 'fork is null but the events record RUN_FORKED');
+  const forkPoint = run.fork && forkedEvent ? forkPointOf(forkedEvent, run.fork.parent_bundle_sha256) : null;
   const N = BUNDLE_PATHS.node;
   const files = b.manifest.files;
   const expectNode: Array<[string, unknown, unknown]> = [
@@ -307,7 +322,27 @@ function checkState(b: ParsedBundle, events: BundleEvent[]): AttestationInputs &
     ['network.token.ratchet_step', node.network.token.ratchet_step, depth],
   ];
   for (const [field, got, want] of expectNode) if (canonicalJson(got) !== canonicalJson(want)) fail(N, field, `${field} does not match the state (expected ${canonicalJson(want)})`);
-  return { run, workflow, trigger, operation, runner_class: node.runtime.restore_compat.substrate, artifact: node.workspace.artifact_hash as Sha256Ref };
+  return { run, workflow, trigger, operation, runner_class: node.runtime.restore_compat.substrate, artifact: node.workspace.artifact_hash as Sha256Ref, forkPoint };
+}
+
+/**
+ * What a fork's RUN_FORKED recorded of its parent when it was made: the parent's state digest (which
+ * run.json, and so the certificate, must name) and the last line of the parent bundle's events.jsonl.
+ * Forks made before Swarm recorded them have neither (`parent_bundle_sha256: null`): nothing to check.
+ */
+function forkPointOf(forked: BundleEvent, parentDigest: unknown): ForkPoint | null {
+  const d = (forked.data ?? {}) as { parent_bundle_sha256?: unknown; parent_bundle_head?: unknown };
+  const line = `line ${forked.seq}`;
+  if (d.parent_bundle_sha256 !== undefined && d.parent_bundle_sha256 !== null && d.parent_bundle_sha256 !== parentDigest) {
+    fail(BUNDLE_PATHS.run, 'fork.parent_bundle_sha256', `fork.parent_bundle_sha256 does not match the parent state the RUN_FORKED event recorded (${canonicalJson(d.parent_bundle_sha256)})`);
+  }
+  const head = d.parent_bundle_head;
+  if (head === undefined || head === null) return null;
+  const h = head as { seq?: unknown; hash?: unknown };
+  if (typeof head !== 'object' || Array.isArray(head) || !Number.isInteger(h.seq) || (h.seq as number) < 1 || typeof h.hash !== 'string' || !/^[0-9a-f]{64}$/.test(h.hash)) {
+    fail(BUNDLE_PATHS.events, `${line}: parent_bundle_head`, 'RUN_FORKED parent_bundle_head is not {seq, hash} (a line number and a sha256 in hex)');
+  }
+  return { seq: h.seq as number, hash: h.hash };
 }
 
 interface NodeJson {
@@ -392,14 +427,37 @@ export function normalizeKey(key: string): string {
   return raw.length === 44 ? raw.subarray(12).toString('base64') : raw.toString('base64');
 }
 
-async function checkParent(parentBytes: Buffer, ps: { state_id: string; bundle_sha256: string; ratchet_step: number }, options: VerifyBundleOptions): Promise<void> {
+/**
+ * The parent link: the parent bundle verifies, is the run the certificate names, at depth - 1, and
+ * is the state the fork was made from (`state`), or a later state of it whose events.jsonl still holds
+ * the parent's last line at the fork point (`events-prefix`, with a note): a parent retried after the
+ * fork is still proved to be the one the fork came from, though its state then is not reproduced.
+ */
+async function checkParent(parentBytes: Buffer, ps: { state_id: string; bundle_sha256: string; ratchet_step: number }, forkPoint: ForkPoint | null, options: VerifyBundleOptions, report: VerifyBundleReport): Promise<'state' | 'events-prefix'> {
   // The parent is checked whole: pinned to its own key when one is given, else to the fork's, else unpinned.
   const parentKey = options.parentPublicKey ?? options.publicKey;
   const parent = await verifyBundle(parentBytes, parentKey ? { publicKey: parentKey } : {});
   if (!parent.ok) fail('parent', parent.problem?.path ?? null, `the parent bundle does not verify: ${parent.problem?.message ?? 'unknown problem'}`);
   const C = BUNDLE_PATHS.certificate;
   if (ps.state_id !== parent.run_id) fail(C, 'parent_state.state_id', `parent_state.state_id ${ps.state_id} is not the parent bundle's run ${parent.run_id ?? '-'}`);
-  if (ps.bundle_sha256 !== parent.bundle_sha256) fail(C, 'parent_state.bundle_sha256', `parent_state.bundle_sha256 does not match the parent bundle's state digest ${parent.bundle_sha256 ?? '-'}`);
-  const parentNode = (await readBundle(parentBytes)).json<NodeJson>(BUNDLE_PATHS.node);
+  const parsed = await readBundle(parentBytes);
+  let match: 'state' | 'events-prefix' = 'state';
+  if (ps.bundle_sha256 !== parent.bundle_sha256) {
+    const differs = `parent_state.bundle_sha256 does not match the parent bundle's state digest ${parent.bundle_sha256 ?? '-'}`;
+    if (!forkPoint) fail(C, 'parent_state.bundle_sha256', `${differs} (this fork does not record the parent's log at the fork point: only the parent's bundle of the state it was forked from matches)`);
+    const lines = parsed.text(BUNDLE_PATHS.events).split('\n').slice(0, -1);
+    const line = lines[forkPoint.seq - 1];
+    const hash = line === undefined ? undefined : (JSON.parse(line) as { hash?: unknown }).hash;
+    if (hash !== forkPoint.hash) {
+      const where = line === undefined ? `has ${lines.length} line(s), not the fork point's line ${forkPoint.seq}` : `line ${forkPoint.seq} is not the fork point's (hash ${forkPoint.hash})`;
+      fail(C, 'parent_state.bundle_sha256', `${differs}, and its events.jsonl ${where}: it is neither the parent's state when the fork was made nor a later one`);
+    }
+    match = 'events-prefix';
+    report.notes.push(
+      `the parent went on after the fork: its bundle's state ${parent.bundle_sha256 ?? '-'} is not the state the fork was made from (${ps.bundle_sha256}), but its events.jsonl lines 1-${forkPoint.seq} are the log the fork was made from (${lines.length} line(s) now); to check that state itself, keep the parent's bundle exported before it changed`,
+    );
+  }
+  const parentNode = parsed.json<NodeJson>(BUNDLE_PATHS.node);
   if (ps.ratchet_step !== parentNode.state_db.ratchet_step + 1) fail(C, 'parent_state.ratchet_step', `parent_state.ratchet_step ${ps.ratchet_step} is not the parent's depth + 1 (${parentNode.state_db.ratchet_step + 1})`);
+  return match;
 }

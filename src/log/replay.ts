@@ -7,7 +7,9 @@
  * It mirrors the ledger's transitions (src/engine/ledger.ts, nesting.ts, waits.ts,
  * concurrency-gate.ts): each event is the record of one of them, and the few row changes that have
  * no event of their own (a map element handed its slot, registrations closed with their run) follow
- * from the events that caused them.
+ * from the events that caused them. A run imported from a bundle (src/branching/import.ts) folds the
+ * same way: STEP_COPIED for the steps its bundle completed, the step events of the others with the
+ * bundle's attempt, and a terminal event that carries the times the run had where it ran.
  *
  * @example
  *   const state = replayRun({ events: await store.getEvents(id), plan: planShape(planJson) });
@@ -201,24 +203,28 @@ class Replay {
         break;
       case 'STEP_SKIPPED':
         if (id) {
-          this.set(id, 'skipped').error = str(d.reason);
+          const s = this.ended(e, id, 'skipped');
+          s.error = str(d.reason);
           this.finished(id);
           this.ready(e);
         }
         break;
       case 'STEP_COPIED':
-        // A fork's step taken from its parent: completed, with the parent's (or the replaced) output.
+        // A fork's step taken from its parent, or an imported run's step its bundle completed:
+        // completed, with the parent's (or the replaced) output. Its retry count is the row's it was
+        // copied from, which the event records only when it says `retry_count`.
         if (id) {
           const s = this.set(id, 'completed');
           s.outputs_sha256 = str(d.output_sha256);
           s.error = undefined;
           s.attempt = num(d.attempt) ?? s.attempt;
+          s.retry_count = num(d.retry_count);
           this.finished(id);
           this.ready(e);
         }
         break;
       case 'STEP_CANCELLED':
-        if (id) this.set(id, 'cancelled');
+        if (id) this.ended(e, id, 'cancelled');
         break;
       case 'STEP_RELEASED':
         if (id) this.set(id, 'ready');
@@ -243,19 +249,21 @@ class Replay {
         break;
       case 'RUN_COMPLETED':
         st.status = 'completed';
-        st.completed_at = e.at;
+        this.runEnded(e);
         break;
       case 'RUN_FAILED':
         st.status = 'failed';
-        st.completed_at = e.at;
+        this.runEnded(e);
         st.error = str(d.error) ?? null;
         st.error_step = str(d.step) ?? null;
         this.cancelList(e);
         break;
       case 'RUN_CANCELLED':
         st.status = 'cancelled';
-        st.completed_at = e.at;
-        st.error = str(d.reason) ?? null;
+        this.runEnded(e);
+        // A local cancel records its reason; an imported run's end, the error its bundle holds.
+        st.error = str(d.reason) ?? str(d.error) ?? null;
+        if (d.step !== undefined) st.error_step = str(d.step) ?? null;
         this.cancelList(e);
         break;
       case 'RUN_RETRIED':
@@ -265,6 +273,27 @@ class Replay {
         // Handler, trigger, budget, guardrail and consensus events change no run or step row.
         break;
     }
+  }
+
+  /**
+   * A step's final event other than its completion. The attempt is the event's when it says one
+   * (an imported step has no STEP_STARTED: its event carries the bundle's attempt and retry count).
+   */
+  private ended(e: RunEvent, id: string, status: 'skipped' | 'cancelled'): ReplayedStep {
+    const s = this.set(id, status);
+    s.attempt = num(e.data.attempt) ?? s.attempt;
+    s.retry_count = num(e.data.retry_count) ?? s.retry_count;
+    return s;
+  }
+
+  /**
+   * The run's terminal event: it ended when the event was recorded, or, for a run imported from a
+   * bundle, when its terminal event says it started and ended where it ran (`started_at`,
+   * `completed_at`: the times its rows keep).
+   */
+  private runEnded(e: RunEvent): void {
+    this.state.completed_at = num(e.data.completed_at) ?? e.at;
+    if (e.data.started_at !== undefined) this.state.started_at = num(e.data.started_at) ?? null;
   }
 
   private completed(e: RunEvent, id: string): void {
@@ -290,6 +319,7 @@ class Replay {
   private failed(e: RunEvent, id: string): void {
     const s = this.set(id, 'failed');
     s.error = str(e.data.error);
+    s.attempt = num(e.data.attempt) ?? s.attempt;
     const failures = num(e.data.failures);
     if (failures !== undefined) s.retry_count = failures;
     if (elementOf(id) && this.isPlanStep(elementOf(id)?.base ?? '')) return;

@@ -243,7 +243,60 @@ export function agentPut(existing: Row | undefined, rec: AgentRecord, force: boo
   throw versionConflict('agents', rec);
 }
 
-/** The registry record of a workflow version. */
+/**
+ * A workflow version's digest: sha256 (hex) of the canonical JSON of its manifest (keys sorted), so
+ * it does not depend on the order the keys were built in. The same workflow.yaml registered here, the
+ * definition a run bundle carries (`workflow.json`, canonical JSON) and a run's frozen plan have one
+ * digest: the one the registry keeps, a bundle names (`sha256:<hex>`) and a certificate's
+ * `workflow_ref` and `request_hash` cover.
+ *
+ * @example
+ *   workflowDigest(manifest) === workflowRecord(manifest, '/anywhere').digest  // true
+ */
+export function workflowDigest(manifest: WorkflowManifest): string {
+  return digestJson(canonicalJson(manifest));
+}
+
+/**
+ * The digest workflows were given before it was canonical (sha256 of `JSON.stringify(manifest)`, in
+ * the manifest's key order): rows registered then hold it, and bundles exported then name it.
+ * Compared, never written.
+ */
+export function legacyWorkflowDigest(manifest: WorkflowManifest): string {
+  return digestJson(JSON.stringify(manifest));
+}
+
+/** A digest as the registry keeps it: hex, without the `sha256:` a bundle writes before it. */
+export function bareDigest(digest: string): string {
+  return digest.startsWith('sha256:') ? digest.slice('sha256:'.length) : digest;
+}
+
+/**
+ * Whether a registered workflow (`digest`, `manifest`) has the content `digest` names (hex, or
+ * `sha256:<hex>` as a bundle spells it). A row written before digests were canonical holds a digest
+ * of another key order: its manifest decides. A digest of the old form (a bundle exported then)
+ * names it too when it is the old digest of the same manifest.
+ */
+export function sameWorkflowContent(stored: { digest: string; manifest: WorkflowManifest }, digest: string): boolean {
+  const d = bareDigest(digest);
+  return stored.digest === d || workflowDigest(stored.manifest) === d || legacyWorkflowDigest(stored.manifest) === d;
+}
+
+/**
+ * What putting a workflow does, given the row registered under its name and version (digest and
+ * manifest as stored): `created`; the same content is `unchanged`, written again (`write`) only when
+ * the row holds a digest of the old form (to record the canonical one); other content is `replaced`
+ * with `force`, else WORKFLOW_VERSION_EXISTS.
+ */
+export function workflowPut(existing: Row | undefined, rec: WorkflowRecord, force: boolean): { result: PutResult; write: boolean } {
+  if (!existing) return { result: 'created', write: true };
+  const stored = { digest: existing.digest as string, manifest: parseJson(existing.manifest) as WorkflowManifest };
+  if (stored.digest === rec.digest || workflowDigest(stored.manifest) === rec.digest) return { result: 'unchanged', write: stored.digest !== rec.digest };
+  if (force) return { result: 'replaced', write: true };
+  throw versionConflict('workflows', rec);
+}
+
+/** The registry record of a workflow version (its digest: workflowDigest). */
 export function workflowRecord(manifest: WorkflowManifest, dir: string, now = Date.now()): WorkflowRecord {
   return {
     id: agentRef(manifest),
@@ -252,7 +305,7 @@ export function workflowRecord(manifest: WorkflowManifest, dir: string, now = Da
     path: dir,
     manifest,
     enabled: manifest.enabled ?? true,
-    digest: digestJson(JSON.stringify(manifest)),
+    digest: workflowDigest(manifest),
     created_at: now,
     updated_at: now,
   };

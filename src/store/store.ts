@@ -88,6 +88,12 @@ export interface Store {
   listAgents(name?: string): Promise<AgentRecord[]>;
   deleteAgent(name: string, version: string): Promise<boolean>;
 
+  /**
+   * Register a workflow version (and its trigger row, in the same transaction): `created`; the same
+   * content (by digest: sha256 of the manifest's canonical JSON, rows.ts workflowPut) `unchanged`, its
+   * row written again only when it holds a digest of the old form; other content `replaced` with
+   * `force`, else WORKFLOW_VERSION_EXISTS.
+   */
   putWorkflow(rec: WorkflowRecord, force: boolean): Promise<PutResult>;
   listWorkflows(name?: string): Promise<WorkflowRecord[]>;
   setWorkflowEnabled(name: string, enabled: boolean): Promise<number>;

@@ -1,7 +1,8 @@
 /**
  * Real runs of many shapes for the log's replay tests: fan-out with a skipped step, a map step, a
- * sub-workflow, retries that succeed, a failed run retried to completion, `on_error: continue`,
- * sleep/wait steps taken by a signal and an event, an approval, and a cancelled waiting run.
+ * sub-workflow, retries that succeed (and a fork of that run, copying the retried step), a failed
+ * run retried to completion, `on_error: continue`, sleep/wait steps taken by a signal and an event,
+ * an approval, and a cancelled waiting run.
  */
 import { join } from 'node:path';
 import { StepError } from '../../src/core/errors.js';
@@ -57,6 +58,10 @@ export async function runScenarios(swarm: Swarm, dir: string): Promise<Record<st
     runs.asks = await swarm.startRun('asks', {});
     runs.parked = await swarm.startRun('parked', {});
     for (const k of ['fanOutLong', 'fanOutSkipped', 'map', 'mapEmpty', 'child', 'retries', 'fails', 'goesOn']) await swarm.wait(runs[k] as string);
+
+    // A fork of the retried run at its last step: it copies `a` with the retry count it had there.
+    runs.forked = (await swarm.fork(runs.retries, { at: 'b' })).run_id;
+    await swarm.wait(runs.forked);
 
     // The failed run, fixed and retried: only what failed (and what it held back) runs again.
     broken = false;

@@ -4,7 +4,11 @@
  * Exit codes of `runs fork`: 0 the fork was created (with --wait: and completed or is waiting);
  * 2 invalid input (RUN_NOT_FINISHED, UNKNOWN_STEP, REPLACE_OUTPUT_NOT_COPIED, OUTPUT_INVALID,
  * INPUT_INVALID, JSON_INVALID, TURN_NOT_LLM, TURN_OUT_OF_RANGE, TURN_NOT_RECORDED, RUN_CHANGED,
- * RUN_NOT_FOUND); with --wait, 4 when the fork failed or was cancelled.
+ * RUN_NOT_FOUND); 3 the parent's stored rows do not match its event chain (VERIFICATION_FAILED:
+ * nothing is forked); with --wait, 4 when the fork failed or was cancelled.
+ *
+ * Without --wait the fork is created queued: stdout has its id, stderr what it copies and who runs
+ * it (a running `swarm worker`, or `swarm runs resume <fork>` here).
  *
  * @example
  *   swarm runs fork 3f2a9c1d4e5b --at summarize --replace-output fetch='{"text":"hi"}' --wait
@@ -66,11 +70,22 @@ export function registerForkCommands(program: Command, ctx: CliContext): void {
         if (o.json) return ctx.out(JSON.stringify(f, null, 2));
         ctx.out(f.run_id);
         ctx.err(`forked run ${shortRunId(f.parent_run_id)} at '${f.at}'${f.turn ? ` turn ${f.turn}` : ''}: copied ${f.copied.join(', ') || 'nothing'}; runs again ${f.rerun.join(', ')}${f.fresh.length ? `; runs fresh ${f.fresh.join(', ')}` : ''}`);
+        ctx.err(await whoRunsIt(ctx, swarm, f.run_id));
         return;
       }
       if (!o.json) ctx.err(`forked run ${shortRunId(f.parent_run_id)} at '${f.at}' as run ${f.run_id}: copied ${f.copied.join(', ') || 'nothing'}`);
       ctx.exitCode = await attach(ctx, swarm, f.run_id, { json: o.json ?? false, execute: !(await swarm.hasLiveWorker()) });
     });
+}
+
+/** The line that says the fork is queued and what runs it: a live worker, or a command to give. */
+async function whoRunsIt(ctx: CliContext, swarm: Swarm, runId: string): Promise<string> {
+  const swarmCmd = ctx.env.npm_command === 'exec' ? 'npx swarm' : 'swarm';
+  const short = shortRunId(runId);
+  // With a worker running, the fork may be running or done by now: say who runs it, not its status.
+  if (await swarm.hasLiveWorker()) return `run ${short} is queued for the running worker ('${swarmCmd} runs show ${short}' shows how far it got)`;
+  const { status } = (await swarm.getRun(runId)).run;
+  return `run ${short} is ${status} and no worker is running: run it here with '${swarmCmd} runs resume ${short}', or start '${swarmCmd} worker' (or fork with --wait to run it at once)`;
 }
 
 /** The lineage of a run as `runs show --json` adds it: absent for a run that has no forks and is none. */

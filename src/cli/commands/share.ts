@@ -5,8 +5,8 @@
  *
  * Import's exit codes: 0 imported (or already imported: a no-op naming the run); 2 not a bundle, a
  * bad option, an encrypted bundle without a matching identity, a different run of that id exists,
- * an agent the bundle's workflow needs is not registered here; 3 the bundle does not verify, or its
- * encrypted bytes were altered (nothing is written).
+ * an agent or a sub-workflow the bundle's workflow needs is not registered here; 3 the bundle does
+ * not verify, or its encrypted bytes were altered (nothing is written).
  *
  * @example
  *   swarm runs import run.tar --public-key "$(cat signer.pub)"

@@ -174,7 +174,8 @@ function printReport(file: string, r: VerifyBundleReport, io: VerifyIo): void {
   io.out(`  file:          ${r.file_sha256}`);
   io.out(`  signer:        ${r.signer?.key_name ?? '-'} ${r.signer?.public_key ?? ''} (${r.signer?.pinned ? 'pinned' : 'UNPINNED'})`);
   const p = r.parent;
-  io.out(`  parent:        ${!p || p.state_id === 'genesis' ? 'none (genesis)' : `${p.state_id} ${p.bundle_sha256} (${p.checked ? 'checked' : 'not checked'})`}`);
+  const how = !p?.checked ? 'not checked' : p.match === 'events-prefix' ? "checked: the parent bundle is a later state, whose log starts with the fork point's" : 'checked';
+  io.out(`  parent:        ${!p || p.state_id === 'genesis' ? 'none (genesis)' : `${p.state_id} ${p.bundle_sha256} (${how})`}`);
   for (const n of r.notes) io.out(`  note: ${n}`);
 }
 

@@ -2,16 +2,23 @@
  * Forks and lineage: `POST /api/v1/runs/{id}/fork` (the options of `swarm runs fork`) and
  * `GET /api/v1/runs/{id}/lineage` (the fork tree the run belongs to). Refusals are problem+json with
  * the CLI's codes: RUN_NOT_FINISHED and RUN_CHANGED 409, UNKNOWN_STEP and REPLACE_OUTPUT_NOT_COPIED
- * 400, INPUT_INVALID and OUTPUT_INVALID 422, RUN_NOT_FOUND 404.
+ * 400, INPUT_INVALID and OUTPUT_INVALID 422, RUN_NOT_FOUND 404, and VERIFICATION_FAILED 500 (the
+ * parent's stored rows do not match its event chain: the store was tampered with, nothing is forked;
+ * the status every VerificationError has in the API, src/server/problem.ts). Messages name the body's
+ * fields (`replace_outputs.a`, `turn`), not the CLI's flags.
  *
  * @example
  *   curl -X POST localhost:8080/api/v1/runs/3f2a9c1d4e5b/fork -d '{"at":"summarize","replace_outputs":{"fetch":{"text":"hi"}}}'
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { ForkArgumentNames } from '../../branching/fork.js';
 import type { Swarm } from '../../swarm.js';
 import { runJson } from '../../views/run.js';
 import { problems, RunParams, RunSchema } from '../schemas.js';
 import { sendJson } from '../send.js';
+
+/** How a refusal names the request's fields (the CLI's messages name its flags: `--replace-output a`). */
+const BODY_NAMES: ForkArgumentNames = { input: 'input', replaceOutput: (step) => `replace_outputs.${step}`, turn: 'turn' };
 
 const ForkBody = z
   .object({
@@ -63,6 +70,7 @@ const forkRoute = createRoute({
   responses: {
     201: { description: 'the fork, queued', content: { 'application/json': { schema: ForkResultSchema } } },
     ...problems(400, 404, 409, 422),
+    500: { ...problems(500)[500], description: "VERIFICATION_FAILED: the parent's stored data does not match its event chain (the store was altered); nothing was forked" },
   },
 });
 
@@ -87,6 +95,7 @@ export function forkRoutes(app: OpenAPIHono, swarm: Swarm): void {
       ...(body.input !== undefined ? { input: body.input } : {}),
       ...(body.replace_outputs !== undefined ? { replaceOutputs: body.replace_outputs } : {}),
       ...(body.turn !== undefined ? { turn: body.turn } : {}),
+      names: BODY_NAMES,
     });
     return sendJson(c, 201, { ...f, run: runJson(await swarm.getRun(f.run_id)) }, { location: `/api/v1/runs/${f.run_id}` });
   });

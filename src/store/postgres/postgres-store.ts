@@ -51,8 +51,8 @@ import {
   toTrigger,
   TRIGGER_COLUMNS,
   triggerRowFor,
-  versionConflict,
   agentPut,
+  workflowPut,
   webhookPathTaken,
   type Row,
   KEY_CHECK_META_KEY,
@@ -756,25 +756,19 @@ export class PostgresStore implements Store {
 
   /**
    * (name, version) is unique: the same content again is a no-op, different content an error unless
-   * forced (`decide`; an agent's: rows.ts, agentPut). Puts of one name (every version) are serialised by an advisory lock held to the end of
+   * forced (`decide`: rows.ts, agentPut and workflowPut). Puts of one name (every version) are serialised by an advisory lock held to the end of
    * the write: a workflow's trigger row is computed from all its versions, so two versions registered
    * at once must not each see only their own (the older one's row could be written last).
    */
   private put(
     table: 'agents' | 'workflows',
-    rec: { name: string; version: string; digest: string },
-    force: boolean,
+    rec: { name: string; version: string },
     upsert: (q: Query, now: number) => Promise<unknown>,
-    decide: (existing: Row | undefined) => { result: PutResult; write: boolean } = (existing) => {
-      if (!existing) return { result: 'created', write: true };
-      if (existing.digest === rec.digest) return { result: 'unchanged', write: false };
-      if (!force) throw versionConflict(table, rec);
-      return { result: 'replaced', write: true };
-    },
+    decide: (existing: Row | undefined) => { result: PutResult; write: boolean },
   ): Promise<PutResult> {
     return this.atomically(async (q, now) => {
       await lockName(q, table, rec.name);
-      const columns = table === 'agents' ? 'digest, path, manifest' : 'digest';
+      const columns = table === 'agents' ? 'digest, path, manifest' : 'digest, manifest';
       const existing = (await q(`SELECT ${columns} FROM ${table} WHERE name = $1 AND version = $2`, [rec.name, rec.version])).rows[0];
       const { result, write } = decide(existing);
       if (write) await upsert(q, now);
@@ -802,7 +796,7 @@ export class PostgresStore implements Store {
       );
     // The same content from another directory (or with a digest of the old form) is unchanged, and
     // its row is written again (rows.ts, agentPut).
-    return this.put('agents', rec, force, upsert, (existing) => agentPut(existing, rec, force));
+    return this.put('agents', rec, upsert, (existing) => agentPut(existing, rec, force));
   }
 
   async listAgents(name?: string): Promise<AgentRecord[]> {
@@ -818,7 +812,7 @@ export class PostgresStore implements Store {
 
   putWorkflow(rec: WorkflowRecord, force: boolean): Promise<PutResult> {
     const m = rec.manifest;
-    return this.put('workflows', rec, force, async (q, now) => {
+    const upsert = async (q: Query, now: number): Promise<void> => {
       await q(
         `INSERT INTO workflows (id, name, version, path, description, trigger_type, trigger_config, steps, variables, on_error,
            on_success, enabled, author, tags, manifest, digest, created_at, updated_at)
@@ -836,7 +830,10 @@ export class PostgresStore implements Store {
       );
       // The trigger row changes with the workflow row, in its transaction: both or neither.
       await this.syncTrigger(q, rec.name, now);
-    });
+    };
+    // The same content is unchanged, compared by its canonical digest; a row holding a digest of the
+    // old form is compared by its manifest and written again with the new one (rows.ts, workflowPut).
+    return this.put('workflows', rec, upsert, (existing) => workflowPut(existing, rec, force));
   }
 
   /**

@@ -51,8 +51,8 @@ import {
   toTrigger,
   TRIGGER_COLUMNS,
   triggerRowFor,
-  versionConflict,
   agentPut,
+  workflowPut,
   webhookPathTaken,
   type Row,
   KEY_CHECK_META_KEY,
@@ -686,18 +686,6 @@ export class SqliteStore implements Store {
 
   // ---- registry ----
 
-  /**
-   * (name, version) is unique: the same content again is a no-op, different content an error unless
-   * forced. Returns what the put will do, or undefined for "nothing".
-   */
-  private versionCheck(table: 'agents' | 'workflows', rec: { name: string; version: string; digest: string }, force: boolean): PutResult | undefined {
-    const existing = this.stmt(`SELECT digest FROM ${table} WHERE name = ? AND version = ?`).get(rec.name, rec.version) as Row | undefined;
-    if (!existing) return 'created';
-    if (existing.digest === rec.digest) return undefined;
-    if (force) return 'replaced';
-    throw versionConflict(table, rec);
-  }
-
   putAgent(rec: AgentRecord, force: boolean): Promise<PutResult> {
     return this.exclusive(() => this.db.transaction(() => {
       // The same content from another directory (or with a digest of the old form) is unchanged, and
@@ -745,8 +733,11 @@ export class SqliteStore implements Store {
 
   putWorkflow(rec: WorkflowRecord, force: boolean): Promise<PutResult> {
     return this.exclusive(() => this.db.transaction(() => {
-      const result = this.versionCheck('workflows', rec, force);
-      if (!result) return 'unchanged';
+      // The same content is unchanged, compared by its canonical digest; a row holding a digest of
+      // the old form is compared by its manifest and written again with the new one (rows.ts, workflowPut).
+      const existing = this.stmt('SELECT digest, manifest FROM workflows WHERE name = ? AND version = ?').get(rec.name, rec.version) as Row | undefined;
+      const { result, write } = workflowPut(existing, rec, force);
+      if (!write) return result;
       const m = rec.manifest;
       this.stmt(
         `INSERT INTO workflows (id, name, version, path, description, trigger_type, trigger_config, steps, variables, on_error,
