@@ -19,7 +19,7 @@ import { buildBundle } from '../src/bundles/build.js';
 import { runSnapshot } from '../src/bundles/export.js';
 import { canonicalJson } from '../src/core/canonical-json.js';
 import { entriesOf } from './helpers/bundle-fixtures.js';
-import { cleanupSandboxes, makeSandbox, show, type Sandbox } from './helpers/cli.js';
+import { cleanupSandboxes, makeSandbox, ok, type Sandbox, show } from './helpers/cli.js';
 import { EXAMPLES, openProject, removeProject, tempProject } from './helpers/project.js';
 
 afterAll(() => cleanupSandboxes());
@@ -61,12 +61,6 @@ const agentRow = (s: Sandbox): AgentRow | undefined => s.query<AgentRow>("SELECT
 const contentDigest = (r: AgentRow): string => sha256(canonicalJson(JSON.parse(r.manifest)));
 /** What a store written before the fix holds: sha256 of `{manifest, dir}`. */
 const legacyDigest = (r: AgentRow): string => sha256(JSON.stringify({ manifest: JSON.parse(r.manifest) as unknown, dir: r.path }));
-
-async function ok(s: Sandbox, args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const r = await s.run(args);
-  expect(r.code, `swarm ${args.join(' ')}\n${show(r)}`).toBe(0);
-  return r;
-}
 
 interface Imported {
   run_id: string;

@@ -12,7 +12,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupSandboxes, makeSandbox, show, type Sandbox } from './helpers/cli.js';
+import { cleanupSandboxes, makeSandbox, ok, type Sandbox, show } from './helpers/cli.js';
 import { EXAMPLES } from './helpers/project.js';
 
 afterAll(() => cleanupSandboxes());
@@ -23,12 +23,6 @@ const PARENT_CHILD = join(EXAMPLES, 'workflows', 'parent-child');
 
 /** A project whose steps run unsandboxed (the echo agent reads and writes its files in place). */
 const project = (): Sandbox => makeSandbox({ env: { SWARM_SANDBOX: 'none' } });
-
-async function ok(s: Sandbox, args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const r = await s.run(args);
-  expect(r.code, `swarm ${args.join(' ')}\n${show(r)}`).toBe(0);
-  return r;
-}
 
 interface Imported {
   run_id: string;

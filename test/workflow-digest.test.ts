@@ -22,7 +22,7 @@ import { buildBundle } from '../src/bundles/build.js';
 import { runSnapshot } from '../src/bundles/export.js';
 import { canonicalJson } from '../src/core/canonical-json.js';
 import { entriesOf } from './helpers/bundle-fixtures.js';
-import { cleanupSandboxes, makeSandbox, show, type Sandbox } from './helpers/cli.js';
+import { cleanupSandboxes, makeSandbox, ok, type Sandbox, show } from './helpers/cli.js';
 import { EXAMPLES, openProject, removeProject, tempProject } from './helpers/project.js';
 
 afterAll(() => cleanupSandboxes());
@@ -82,12 +82,6 @@ const contentDigest = (r: WorkflowRow): string => sha256(canonicalJson(JSON.pars
 /** What a store written before the fix holds: sha256 of the manifest's JSON in its key order (the column as written). */
 const legacyDigest = (r: WorkflowRow): string => sha256(r.manifest);
 const differs = (notes: string[]): string[] => notes.filter((n) => n.includes('differs'));
-
-async function ok(s: Sandbox, args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const r = await s.run(args);
-  expect(r.code, `swarm ${args.join(' ')}\n${show(r)}`).toBe(0);
-  return r;
-}
 
 async function runPipeline(s: Sandbox, topic: string): Promise<string> {
   const run = await s.json<{ run_id: string; status: string }>(['run', 'pipeline', JSON.stringify({ topic }), '--json']);

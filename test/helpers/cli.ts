@@ -5,6 +5,7 @@
  * Build first (`npm run build`): the bin scripts import dist/src/cli/main.js.
  */
 import Database from 'better-sqlite3';
+import { expect } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -213,6 +214,13 @@ export function lines(text: string): string[] {
 /** Describe a result for assertion messages. */
 export function show(r: CliResult): string {
   return `exit ${String(r.code)}${r.signal ? ` (${r.signal})` : ''}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+}
+
+/** Run `swarm <args>` in the sandbox and expect exit 0 (the output shown when not). */
+export async function ok(s: Sandbox, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  const r = await s.run(args);
+  expect(r.code, `swarm ${args.join(' ')}\n${show(r)}`).toBe(0);
+  return r;
 }
 
 /** Poll `check` until it returns a value other than undefined, or fail after `timeoutMs`. */
