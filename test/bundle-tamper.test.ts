@@ -419,6 +419,31 @@ describe('canonical JSON of the wrong shape', () => {
   });
 });
 
+describe('cut short anywhere: exit 3', () => {
+  it('cut after some entries but before manifest.json: the same verdict as cut after it', async () => {
+    const cut = good.subarray(0, 3000);
+    const read = await readTar(cut);
+    // The layout this case needs: entries read, then the tar breaks off, manifest.json not among them.
+    expect(read.entries.length).toBeGreaterThan(0);
+    expect(read.error).toBeDefined();
+    expect(read.entries.some((e) => e.path === 'manifest.json')).toBe(false);
+    const r = await verifyBundle(cut);
+    expect(r.ok).toBe(false);
+    expect(r.exit_code).toBe(3);
+    expect(r.problem?.message).toMatch(/^the archive is cut short or corrupt after entry \S+ \(.*\), before its manifest\.json$/);
+    // Cut after manifest.json: exit 3 too.
+    expect((await verifyBundle(good.subarray(0, Math.floor(good.length / 2)))).exit_code).toBe(3);
+  });
+});
+
+describe('a newer format: exit 2, named', () => {
+  it('a bundle of a later format says a newer Swarm wrote it', async () => {
+    const r = await verifyBundle(await rewrite(good, { 'manifest.json': await edited('manifest.json', (m) => (m.format = 'swarm-run-bundle/2')) }));
+    expect(r.exit_code).toBe(2);
+    expect(r.problem?.message).toBe('the bundle is format swarm-run-bundle/2, written by a newer Swarm; this one reads swarm-run-bundle/1: upgrade Swarm to verify or import it');
+  });
+});
+
 describe('not a bundle: exit 2', () => {
   it.each([
     ['random bytes', async () => Buffer.from('this is not a tar archive at all '.repeat(64))],

@@ -11,9 +11,15 @@ import { UserError } from '../core/errors.js';
 import { BUNDLE_FORMAT, BUNDLE_PATHS, type BundleManifest } from './layout.js';
 import { readTar, type ReadTarEntry } from './tar.js';
 
-/** Bytes that are not a run bundle (exit 2). */
+/**
+ * Bytes that are not a run bundle (exit 2), or, `damaged`, a bundle's tar cut short or corrupt before
+ * its manifest could be read: the same verdict as one cut after it, which verify reports (exit 3).
+ */
 export class NotABundleError extends UserError {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly damaged = false,
+  ) {
     super('BUNDLE_INVALID', message);
   }
 }
@@ -40,7 +46,11 @@ export async function readBundle(bytes: Buffer): Promise<ParsedBundle> {
   const byPath = new Map<string, ReadTarEntry>();
   for (const e of entries) if (!byPath.has(e.path)) byPath.set(e.path, e);
   const manifestEntry = byPath.get(BUNDLE_PATHS.manifest);
-  if (!manifestEntry) throw new NotABundleError(`not a bundle: the tar has no ${BUNDLE_PATHS.manifest}${error ? ` (and it is cut short: ${error})` : ''}`);
+  if (!manifestEntry) {
+    // Entries were read and then the tar broke off: a bundle cut short (a partial download), whatever its first entry is.
+    if (error) throw new NotABundleError(`the archive is cut short or corrupt after entry ${entries[entries.length - 1]?.path ?? '-'} (${error}), before its ${BUNDLE_PATHS.manifest}`, true);
+    throw new NotABundleError(`not a bundle: the tar has no ${BUNDLE_PATHS.manifest}`);
+  }
   let manifest: BundleManifest;
   try {
     manifest = JSON.parse(manifestEntry.data.toString('utf8')) as BundleManifest;
@@ -48,7 +58,12 @@ export async function readBundle(bytes: Buffer): Promise<ParsedBundle> {
     throw new NotABundleError(`not a bundle: ${BUNDLE_PATHS.manifest} is not JSON`);
   }
   if (manifest === null || typeof manifest !== 'object' || manifest.format !== BUNDLE_FORMAT) {
-    throw new NotABundleError(`not a bundle: ${BUNDLE_PATHS.manifest} format is ${JSON.stringify((manifest as { format?: unknown } | null)?.format)}, expected ${BUNDLE_FORMAT}`);
+    const format = (manifest as { format?: unknown } | null)?.format;
+    const newer = typeof format === 'string' ? /^swarm-run-bundle\/(\d+)$/.exec(format) : null;
+    if (newer && Number(newer[1]) > Number(BUNDLE_FORMAT.slice(BUNDLE_FORMAT.lastIndexOf('/') + 1))) {
+      throw new NotABundleError(`the bundle is format ${newer[0]}, written by a newer Swarm; this one reads ${BUNDLE_FORMAT}: upgrade Swarm to verify or import it`);
+    }
+    throw new NotABundleError(`not a bundle: ${BUNDLE_PATHS.manifest} format is ${JSON.stringify(format)}, expected ${BUNDLE_FORMAT}`);
   }
   const text = (path: string): string => {
     const e = byPath.get(path);

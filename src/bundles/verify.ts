@@ -98,7 +98,7 @@ export async function verifyBundle(bytes: Buffer, options: VerifyBundleOptions =
     bundle = await readBundle(bytes);
   } catch (e) {
     if (!(e instanceof NotABundleError)) throw e;
-    return { ...report, exit_code: 2, problem: { path: 'tar', field: null, message: e.message } };
+    return { ...report, exit_code: e.damaged ? 3 : 2, problem: { path: 'tar', field: null, message: e.message } };
   }
   report.run_id = typeof bundle.manifest.run_id === 'string' ? bundle.manifest.run_id : undefined;
   try {
