@@ -1778,6 +1778,11 @@ export class Swarm {
     return this.consensusTasks().then((t) => t.taskDecision(taskId));
   }
 
+  /** The TASK_NOT_FOUND error of a task id that has no task: where a submitted one is, or why its run never made it. */
+  taskNotFound(taskId: string): Promise<UserError> {
+    return this.consensusTasks().then((t) => t.taskNotFound(taskId));
+  }
+
   /** A task's cost report by bucket (explore, verify, finalize) against its budgets. */
   taskCost(taskId: string): Promise<TaskCost> {
     return this.consensusTasks().then((t) => t.taskCost(taskId));

@@ -269,13 +269,13 @@ function checkEvents(b: ParsedBundle): BundleEvent[] {
 
 const RUN_END: Record<string, string> = { RUN_COMPLETED: 'completed', RUN_FAILED: 'failed', RUN_CANCELLED: 'cancelled' };
 
-/** The state's entries agree with each other; returns what result.json and the certificate are computed from. */
 /** The parent's last events.jsonl line when the fork was made (RUN_FORKED `parent_bundle_head`). */
 interface ForkPoint {
   seq: number;
   hash: string;
 }
 
+/** The state's entries agree with each other; returns what result.json and the certificate are computed from. */
 function checkState(b: ParsedBundle, events: BundleEvent[]): AttestationInputs & { artifact: Sha256Ref; forkPoint: ForkPoint | null } {
   const R = BUNDLE_PATHS.run;
   const run = b.json<BundleRun>(R);

@@ -98,6 +98,11 @@ export function createContext(cwd: string, env: NodeJS.ProcessEnv): CliContext &
   return ctx;
 }
 
+/** How the user started us, for the commands we suggest: `npx swarm` when through npx. */
+export function swarmCommand(ctx: Pick<CliContext, 'env'>): string {
+  return ctx.env.npm_command === 'exec' ? 'npx swarm' : 'swarm';
+}
+
 /**
  * The SQLite file of a store that does not exist yet, or undefined (it exists; the store is
  * PostgreSQL; or the file cannot be looked at, which opening it then reports). Opening a SQLite

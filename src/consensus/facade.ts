@@ -210,17 +210,17 @@ export class ConsensusTasks {
   }
 
   /** TASK_NOT_FOUND for a task that has no row: saying where a submitted one is, or why it never will have one. */
-  private async notFound(taskId: string): Promise<UserError> {
+  async taskNotFound(taskId: string): Promise<UserError> {
     const d = await this.taskDecision(taskId).catch(() => undefined);
     if (!d?.run_id) return new UserError('TASK_NOT_FOUND', `no consensus task '${taskId}'`, { taskId });
     const where = d.status === 'pending' ? `it was submitted and appears once its run ${d.run_id} starts` : (d.reason ?? `its run ${d.run_id} ended without it`);
-    return new UserError('TASK_NOT_FOUND', `no consensus task '${taskId}' (${where})`, { taskId, run_id: d.run_id });
+    return new UserError('TASK_NOT_FOUND', `no consensus task '${taskId}' (${where})`, { taskId, run_id: d.run_id, task_status: d.status });
   }
 
   /** The per-task cost report, by bucket, against the contract's budgets. */
   async taskCost(taskId: string, known?: ConsensusTaskRow): Promise<TaskCost> {
     const task = known ?? (await this.host.store.getConsensusTask(taskId));
-    if (!task) throw await this.notFound(taskId);
+    if (!task) throw await this.taskNotFound(taskId);
     const c = await this.host.store.getConsensusCosts(taskId);
     const budget = task.contract.budget ?? {};
     const exhausted = (['explore', 'verify', 'finalize'] as const).filter((b) => budget[b] !== undefined && c[b] >= (budget[b]));
@@ -234,7 +234,7 @@ export class ConsensusTasks {
    */
   async submitVote(v: VoteInput): Promise<{ task_id: string; round: number; event_seq: number }> {
     const first = await this.host.store.getConsensusTask(v.task_id);
-    if (!first) throw await this.notFound(v.task_id);
+    if (!first) throw await this.taskNotFound(v.task_id);
     const out = await this.host.store.transaction(async (tx) => {
       await tx.getRunState(first.run_id);
       const c = tx.consensus();

@@ -139,10 +139,14 @@ function policyOf(deps: GuardDeps, ctx: StepGuardContext): {
  */
 export type InjectionScreen = (text: string, t: { agent: string; state: GuardState; turn: number; source: UntrustedSource }) => Promise<string | undefined>;
 
+/** Whether the deployment or any of the step's agents sets a `policy:`. */
+function anyPolicy(deps: GuardDeps, ctx: StepGuardContext): boolean {
+  return deps.config.policy !== undefined || [...ctx.agents.values()].some((m) => m.llm?.guardrails?.policy !== undefined);
+}
+
 /** The screen of a step's agents, or undefined when no policy and no classifier applies. */
 export function injectionScreen(deps: GuardDeps, ctx: StepGuardContext): InjectionScreen | undefined {
-  const anyPolicy = deps.config.policy !== undefined || [...ctx.agents.values()].some((m) => m.llm?.guardrails?.policy !== undefined);
-  if (!anyPolicy && !deps.hooks?.classifier) return undefined;
+  if (!anyPolicy(deps, ctx) && !deps.hooks?.classifier) return undefined;
   const { check } = policyOf(deps, ctx);
   return async (text, t) => {
     const { matches, action } = await check(text, { ...t, key: `inj:${sourceName(t.source)}` });
@@ -156,8 +160,7 @@ export function injectionScreen(deps: GuardDeps, ctx: StepGuardContext): Injecti
 export function policyGuard(deps: GuardDeps, ctx: StepGuardContext): LoopGuard | undefined {
   const hooks = deps.hooks ?? {};
   const anySensitive = [...ctx.agents.values()].some((m) => m.llm?.tools.some((t) => t.sensitive === true));
-  const anyPolicy = deps.config.policy !== undefined || [...ctx.agents.values()].some((m) => m.llm?.guardrails?.policy !== undefined);
-  if (!anySensitive && !anyPolicy && !hooks.classifier && !hooks.contentPolicy) return undefined;
+  if (!anySensitive && !anyPolicy(deps, ctx) && !hooks.classifier && !hooks.contentPolicy) return undefined;
 
   const { resolve, check } = policyOf(deps, ctx);
 

@@ -12,6 +12,7 @@
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { UserError } from '../core/errors.js';
+import { problem, PROBLEM_CONTENT_TYPE } from '../core/problem-doc.js';
 
 export interface MetricsServerOptions {
   host: string;
@@ -25,14 +26,9 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/**
- * An RFC 9457 problem document of the same shape and codes as the API's (src/server/problem.ts),
- * written here so that a worker does not load the HTTP API's stack for its one route.
- */
+/** A problem document, as `swarm serve` answers (src/core/problem-doc.ts: no HTTP stack loaded for it). */
 function sendProblem(res: ServerResponse, status: 404 | 500, code: string, detail: string): void {
-  const title = status === 404 ? 'Not Found' : 'Internal Server Error';
-  const body = JSON.stringify({ type: `urn:swarm:problem:${code.toLowerCase().replace(/_/g, '-')}`, title, status, detail, code });
-  res.writeHead(status, { 'content-type': 'application/problem+json' }).end(body);
+  res.writeHead(status, { 'content-type': PROBLEM_CONTENT_TYPE }).end(JSON.stringify(problem(status, code, detail)));
 }
 
 /** Serve `metrics` on host:port; PORT_IN_USE / LISTEN_FAILED (exit 2) when it cannot listen. */

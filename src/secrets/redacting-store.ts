@@ -87,29 +87,37 @@ export function redactAgentWrites(store: Store, redactor: Redactor): Store {
  * every checkpoint. Every other field (context variables, pending tool calls, the guard state, notes,
  * and any field not listed here) goes through the policy, its keys included.
  */
-const LOOP_FIELDS: Readonly<Record<string, ReadonlySet<string>>> = {
-  frame: new Set(['version', 'session_id', 'created_at']),
+const FRAME_FIELDS = ['version', 'session_id', 'created_at'];
+const LOOP_FIELDS = {
+  frame: new Set(FRAME_FIELDS),
+  /** The frame's, and its payload (walked field by field itself). */
+  frameAndPayload: new Set([...FRAME_FIELDS, 'payload']),
   payload: new Set(['agent', 'turn', 'turn_base', 'agent_versions', 'messages', 'input_count', 'usage', 'status', 'output_retries', 'invalid_tool_turns', 'handoffs', 'messages_in_transcript']),
 };
 
 /** `tree(frame)`, skipping the loop's own fields (LOOP_FIELDS); the same object when nothing changed. */
 function redactFrame<T extends object>(frame: T, tree: (v: unknown) => unknown): T {
-  const walkSome = (o: Record<string, unknown>, own: ReadonlySet<string>, inner?: (v: unknown) => unknown): Record<string, unknown> => {
-    let out: Record<string, unknown> | undefined;
-    for (const k of Object.keys(o)) {
-      const v = o[k];
-      let next: unknown;
-      if (inner && k === 'payload' && v !== null && typeof v === 'object' && !Array.isArray(v)) next = inner(v);
-      else if (own.has(k) || v === null || (typeof v !== 'string' && typeof v !== 'object')) continue;
-      else {
-        // A key of the envelope is the loop's (these are named above); a value outside the list may hold anything.
-        next = tree(v);
-      }
-      if (next !== v) (out ??= { ...o })[k] = next;
-    }
-    return out ?? o;
-  };
-  return walkSome(frame as Record<string, unknown>, LOOP_FIELDS.frame as ReadonlySet<string>, (p) => walkSome(p as Record<string, unknown>, LOOP_FIELDS.payload as ReadonlySet<string>)) as T;
+  const f = frame as Record<string, unknown>;
+  const payload = f['payload'];
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return walkFields(f, LOOP_FIELDS.frame, tree) as T;
+  const rest = walkFields(f, LOOP_FIELDS.frameAndPayload, tree);
+  const p = walkFields(payload as Record<string, unknown>, LOOP_FIELDS.payload, tree);
+  return (p === payload ? rest : { ...rest, payload: p }) as T;
+}
+
+/**
+ * `o` with each field not in `skip` through `tree` (copied where one changed; `o` itself when none
+ * did). The keys of an envelope are the loop's: only the values of the fields left are walked.
+ */
+function walkFields(o: Record<string, unknown>, skip: ReadonlySet<string>, tree: (v: unknown) => unknown): Record<string, unknown> {
+  let out: Record<string, unknown> | undefined;
+  for (const k of Object.keys(o)) {
+    const v = o[k];
+    if (skip.has(k) || v === null || (typeof v !== 'string' && typeof v !== 'object')) continue;
+    const next = tree(v);
+    if (next !== v) (out ??= { ...o })[k] = next;
+  }
+  return out ?? o;
 }
 
 /**

@@ -17,36 +17,14 @@ import { isStoreFault, isSwarmError, NotFoundError, PolicyError, ResumeError, St
 import { LimitExceededError } from '../core/limits.js';
 import { WEBHOOK_STATUS } from '../triggers/webhook-delivery.js';
 import { httpAdvice } from './http-advice.js';
+import { problem, PROBLEM_CONTENT_TYPE, problemType, TITLES, type Problem } from '../core/problem-doc.js';
 
-export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
-
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: string;
-  [extra: string]: unknown;
-}
-
-const TITLES: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  409: 'Conflict',
-  413: 'Content Too Large',
-  415: 'Unsupported Media Type',
-  422: 'Unprocessable Content',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-};
+export { problem, PROBLEM_CONTENT_TYPE, problemType, type Problem };
 
 /** User errors whose request was well-formed but whose content is refused: 422, not 400. */
 const UNPROCESSABLE = new Set(['CONCURRENCY_KEY_UNRESOLVED', 'CONCURRENCY_KEY_INVALID', 'INPUT_INVALID', 'MANIFEST_INVALID', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_KEY_RESERVED', 'VALIDATION_FAILED', 'TOKEN_SCOPE_INVALID', 'TOKEN_EXPIRY_INVALID', 'TOKEN_NAME_INVALID', 'EVENT_ID_REUSED', 'EVENT_NAME_INVALID', 'EVENT_NAME_RESERVED', 'EVENT_ID_INVALID', 'SIGNAL_NAME_INVALID', 'OUTPUT_INVALID']);
-/** User errors about the state a run is in: 409. */
-const CONFLICT = new Set(['RUN_NOT_CANCELLABLE', 'RUN_NOT_WAITING', 'NOTHING_TO_DECIDE', 'AGENT_IN_USE', 'AGENT_VERSION_EXISTS', 'WORKFLOW_VERSION_EXISTS', 'WEBHOOK_PATH_TAKEN', 'RUN_FINISHED', 'RUN_NOT_FINISHED', 'RUN_CHANGED']);
+/** User errors about the state a run is in (or a task id holds): 409. */
+const CONFLICT = new Set(['RUN_NOT_CANCELLABLE', 'RUN_NOT_WAITING', 'NOTHING_TO_DECIDE', 'AGENT_IN_USE', 'AGENT_VERSION_EXISTS', 'WORKFLOW_VERSION_EXISTS', 'WEBHOOK_PATH_TAKEN', 'RUN_FINISHED', 'RUN_NOT_FINISHED', 'RUN_CHANGED', 'TASK_ID_REUSED']);
 
 /** The HTTP status an error of the runtime stands for. */
 export function statusOf(e: SwarmError): ContentfulStatusCode {
@@ -63,21 +41,14 @@ export function statusOf(e: SwarmError): ContentfulStatusCode {
   return 500;
 }
 
-/** `urn:swarm:problem:run-not-found` for RUN_NOT_FOUND: stable, and documented in docs/server.md. */
-export function problemType(code: string): string {
-  return `urn:swarm:problem:${code.toLowerCase().replace(/_/g, '-')}`;
-}
 
-export function problem(status: number, code: string, detail: string, extra: Record<string, unknown> = {}): Problem {
-  return { type: problemType(code), title: TITLES[status] ?? 'Error', status, detail, code, ...extra };
-}
 
 /** Context fields worth showing a client, renamed to the API's snake_case. */
 function contextFields(e: SwarmError): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(e.context)) {
     if (v === undefined || k === 'file') continue; // server paths stay on the server
-    const key = k === 'runId' ? 'run_id' : k === 'stepId' ? 'step_id' : k;
+    const key = k === 'runId' ? 'run_id' : k === 'stepId' ? 'step_id' : k === 'taskId' ? 'task_id' : k;
     out[key] = v;
   }
   return out;

@@ -236,11 +236,27 @@ export function sameAgentContent(stored: { digest: string; manifest: AgentManife
  * AGENT_VERSION_EXISTS.
  */
 export function agentPut(existing: Row | undefined, rec: AgentRecord, force: boolean): { result: PutResult; write: boolean } {
+  return registryPut('agents', existing, rec, force, (stored) => sameAgentContent(stored as { digest: string; manifest: AgentManifest }, rec.digest), existing?.path !== rec.path);
+}
+
+/**
+ * A put of (name, version) given the row registered under it: `created`; content that `same` finds
+ * the same is `unchanged`, written again only when its stored digest is of the old form or it was
+ * registered from `elsewhere`; other content `replaced` with `force`, else a version conflict.
+ */
+function registryPut(
+  table: 'agents' | 'workflows',
+  existing: Row | undefined,
+  rec: { name: string; version: string; digest: string },
+  force: boolean,
+  same: (stored: { digest: string; manifest: unknown }) => boolean,
+  elsewhere: boolean,
+): { result: PutResult; write: boolean } {
   if (!existing) return { result: 'created', write: true };
-  const stored = { digest: existing.digest as string, manifest: parseJson(existing.manifest) as AgentManifest };
-  if (sameAgentContent(stored, rec.digest)) return { result: 'unchanged', write: stored.digest !== rec.digest || existing.path !== rec.path };
+  const stored = { digest: existing.digest as string, manifest: parseJson(existing.manifest) };
+  if (same(stored)) return { result: 'unchanged', write: stored.digest !== rec.digest || elsewhere };
   if (force) return { result: 'replaced', write: true };
-  throw versionConflict('agents', rec);
+  throw versionConflict(table, rec);
 }
 
 /**
@@ -289,11 +305,7 @@ export function sameWorkflowContent(stored: { digest: string; manifest: Workflow
  * with `force`, else WORKFLOW_VERSION_EXISTS.
  */
 export function workflowPut(existing: Row | undefined, rec: WorkflowRecord, force: boolean): { result: PutResult; write: boolean } {
-  if (!existing) return { result: 'created', write: true };
-  const stored = { digest: existing.digest as string, manifest: parseJson(existing.manifest) as WorkflowManifest };
-  if (stored.digest === rec.digest || workflowDigest(stored.manifest) === rec.digest) return { result: 'unchanged', write: stored.digest !== rec.digest };
-  if (force) return { result: 'replaced', write: true };
-  throw versionConflict('workflows', rec);
+  return registryPut('workflows', existing, rec, force, (stored) => sameWorkflowContent(stored as { digest: string; manifest: WorkflowManifest }, rec.digest), false);
 }
 
 /** The registry record of a workflow version (its digest: workflowDigest). */

@@ -12,6 +12,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult, ContentBlock, Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
 import { errorMessage } from '../../core/errors.js';
+import { modelToolName } from '../../core/manifest/agent.js';
 import { tracingEnabled, withTraceHeaders } from '../../observability/tracing.js';
 import { tool, type Tool } from '../agent.js';
 import { ToolCallError, ToolLoadError } from './errors.js';
@@ -71,12 +72,6 @@ function serverEnv(server: McpStdioServer): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('SWARM_')) env[k] = v;
   return { ...env, ...scalarMapToStrings(server.env) };
-}
-
-/** A tool name the providers accept: letters, digits, _ and -, at most 64 characters. */
-function modelToolName(prefix: string | undefined, name: string): string {
-  const safe = name.replace(/[^a-zA-Z0-9_-]/g, '_');
-  return (prefix ? `${prefix}_${safe}` : safe).slice(0, 64);
 }
 
 /** The text of a tool result: text blocks as they are, other blocks as a short note. */

@@ -19,7 +19,7 @@ import { UserError } from '../../core/errors.js';
 import type { LineageNode } from '../../store/fork-types.js';
 import type { RunRecord } from '../../store/types.js';
 import { shortRunId, type Swarm } from '../../swarm.js';
-import { parseInput, parsePositiveInt, type CliContext } from '../context.js';
+import { parseInput, parsePositiveInt, swarmCommand, type CliContext } from '../context.js';
 import { colorStatus } from '../render.js';
 import { attach } from './runs.js';
 
@@ -80,7 +80,7 @@ export function registerForkCommands(program: Command, ctx: CliContext): void {
 
 /** The line that says the fork is queued and what runs it: a live worker, or a command to give. */
 async function whoRunsIt(ctx: CliContext, swarm: Swarm, runId: string): Promise<string> {
-  const swarmCmd = ctx.env.npm_command === 'exec' ? 'npx swarm' : 'swarm';
+  const swarmCmd = swarmCommand(ctx);
   const short = shortRunId(runId);
   // With a worker running, the fork may be running or done by now: say who runs it, not its status.
   if (await swarm.hasLiveWorker()) return `run ${short} is queued for the running worker ('${swarmCmd} runs show ${short}' shows how far it got)`;

@@ -8,7 +8,7 @@ import { resolveConfig } from '../../config/config.js';
 import { examplesDir, initProject } from '../../scaffold.js';
 import { runExitCode, shortRunId, Swarm } from '../../swarm.js';
 import { LOG_FORMAT_HELP, runFinishedLogger, setUpLogging, stepFinishedLogger } from '../logging.js';
-import { parseInput, parsePort, parsePositiveInt, parseSeconds, parseSince, type CliContext } from '../context.js';
+import { parseInput, parsePort, parsePositiveInt, parseSeconds, parseSince, swarmCommand, type CliContext } from '../context.js';
 import { colorStatus, finalOutputs, formatMs, formatTime, LlmLines, loadLiveView, ProgressReporter, runJson, runListJson, table, clip, truncateView, VIEW_OUTPUTS_CHARS, VIEW_VALUE_CHARS, usd } from '../render.js';
 import type { LoopEvent } from '../../agents/loop.js';
 import { waitingReason } from '../../engine/concurrency-gate.js';
@@ -38,11 +38,6 @@ interface AttachOptions {
   execute: boolean;
 }
 
-/** How the user started us, for the commands we suggest: `npx swarm` when through npx. */
-function cmd(ctx: CliContext): string {
-  return ctx.env.npm_command === 'exec' ? 'npx swarm' : 'swarm';
-}
-
 /** The first line of an error, shortened for a table cell (`runs show` has the whole of it). */
 function firstLine(text: string | null, max = 80): string {
   return clip((text ?? '').split('\n')[0] ?? '', max);
@@ -66,7 +61,7 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
   if (waiting && !o.json) {
     // The worker here runs only this run: without a worker elsewhere, nothing runs the one holding the slot.
     const alone = o.execute && !(await swarm.hasLiveWorker());
-    ctx.err(pc.yellow(`run ${short} is ${waiting}; it starts when a run of that key finishes${alone ? `, and no worker is running to finish one: start one with '${cmd(ctx)} worker', or resume the run that holds the slot` : ''}`));
+    ctx.err(pc.yellow(`run ${short} is ${waiting}; it starts when a run of that key finishes${alone ? `, and no worker is running to finish one: start one with '${swarmCommand(ctx)} worker', or resume the run that holds the slot` : ''}`));
   }
   const current = new Map(now.steps.map((s) => [s.step_id, s]));
   const view = steps.map((s) => {
@@ -147,12 +142,12 @@ export async function attach(ctx: CliContext, swarm: Swarm, runId: string, o: At
     if (run.status === 'waiting') {
       const pending = await swarm.listApprovals({ runId: run.id });
       for (const a of pending) ctx.err(`  step '${a.step_id}' waits for approval of ${a.tool} ${a.arguments}`);
-      if (pending.length) ctx.err(`approve with '${cmd(ctx)} approve ${short}' or reject with '${cmd(ctx)} reject ${short} --reason …'; the run continues in any worker`);
+      if (pending.length) ctx.err(`approve with '${swarmCommand(ctx)} approve ${short}' or reject with '${swarmCommand(ctx)} reject ${short} --reason …'; the run continues in any worker`);
       // Wait steps: what each waits for (its reason), and how to send it; a worker ('swarm worker') carries on.
       for (const s of details.steps) if (s.status === 'waiting' && s.agent_id === 'kind:wait') ctx.err(`  step '${s.step_id}' is ${s.error ?? 'waiting'}`);
-      if (details.steps.some((s) => s.status === 'waiting' && s.agent_id === 'kind:wait')) ctx.err(`send it with '${cmd(ctx)} events emit <name> <json>' or '${cmd(ctx)} runs signal ${short} <name> <json>'; a running 'swarm worker' continues the run`);
+      if (details.steps.some((s) => s.status === 'waiting' && s.agent_id === 'kind:wait')) ctx.err(`send it with '${swarmCommand(ctx)} events emit <name> <json>' or '${swarmCommand(ctx)} runs signal ${short} <name> <json>'; a running 'swarm worker' continues the run`);
     }
-    const seeAll = `'${cmd(ctx)} runs show ${run.id} --json'`;
+    const seeAll = `'${swarmCommand(ctx)} runs show ${run.id} --json'`;
     if (run.status === 'completed') ctx.out(truncateView(JSON.stringify(finalOutputs(details, sinks), null, 2), VIEW_OUTPUTS_CHARS, seeAll));
     else if (run.error) ctx.err(`${pc.red('error')}${run.error_step ? ` in step '${run.error_step}'` : ''}: ${truncateView(run.error, VIEW_VALUE_CHARS, seeAll)}`);
   }
@@ -244,7 +239,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       const r = d.run;
       ctx.out(`${pc.bold(`run ${r.id}`)}  ${r.workflow_name}@${r.workflow_version}  ${colorStatus(r.status)}`);
       ctx.out(`created ${formatTime(r.created_at)}${r.completed_at ? `, finished ${formatTime(r.completed_at)}` : ''}${r.completed_at && r.started_at ? ` (${formatMs(r.completed_at - r.started_at)})` : ''}`);
-      const seeAll = `'${cmd(ctx)} runs show ${r.id} --json'`;
+      const seeAll = `'${swarmCommand(ctx)} runs show ${r.id} --json'`;
       ctx.out(`trigger (${r.trigger_type}): ${truncateView(JSON.stringify(r.trigger_data), VIEW_VALUE_CHARS, seeAll)}`);
       if (r.idempotency_key) ctx.out(`idempotency key: ${r.idempotency_key}`);
       if (r.concurrency) {
@@ -272,7 +267,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       const events = await (await ctx.swarm()).events(id);
       for (const e of events) {
         if (o.json) ctx.out(JSON.stringify({ seq: e.seq, at: new Date(e.at).toISOString(), type: e.type, step: e.step_id, data: e.data, hash: e.hash }));
-        else ctx.out(`${String(e.seq).padStart(4)}  ${formatTime(e.at)}  ${e.type.padEnd(20)} ${(e.step_id ?? '').padEnd(12)} ${truncateView(JSON.stringify(e.data), VIEW_VALUE_CHARS, `'${cmd(ctx)} runs events ${e.run_id} --json'`)}`);
+        else ctx.out(`${String(e.seq).padStart(4)}  ${formatTime(e.at)}  ${e.type.padEnd(20)} ${(e.step_id ?? '').padEnd(12)} ${truncateView(JSON.stringify(e.data), VIEW_VALUE_CHARS, `'${swarmCommand(ctx)} runs events ${e.run_id} --json'`)}`);
       }
     });
 
@@ -430,7 +425,7 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
       } finally {
         await swarm.close();
       }
-      ctx.out(`\nregistered the example agents and the 'hello' workflow. Next:\n  ${dir ? `cd ${dir} && ` : ''}${cmd(ctx)} run hello '{"name": "you"}'`);
+      ctx.out(`\nregistered the example agents and the 'hello' workflow. Next:\n  ${dir ? `cd ${dir} && ` : ''}${swarmCommand(ctx)} run hello '{"name": "you"}'`);
     });
 
   program
@@ -454,7 +449,7 @@ export function registerProcessCommands(program: Command, ctx: CliContext): void
       const runId = await swarm.startRun('echo-chain', { message: 'Hello Swarm!' });
       ctx.exitCode = await attach(ctx, swarm, runId, { execute: !(await swarm.hasLiveWorker()) });
       if (ctx.exitCode === 0) {
-        const s = cmd(ctx);
+        const s = swarmCommand(ctx);
         ctx.err(pc.dim(`\nnext: ${s} run fan-out '{"text": "the quick brown fox jumps over the lazy dog"}'   ·   ${s} runs show ${shortRunId(runId)}   ·   ${s} runs verify ${shortRunId(runId)}`));
       }
     });

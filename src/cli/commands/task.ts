@@ -243,12 +243,8 @@ function readKey(file: string): string {
  */
 async function voteTarget(swarm: Swarm, taskId: string, given: string): Promise<{ round: number; candidate: string }> {
   const t = await swarm.getTask(taskId);
-  if (!t) {
-    // Not created: submitted and waiting for its run, or its run failed first (the run's error), or unknown (exit 2 either way).
-    const d = await swarm.taskDecision(taskId);
-    const why = d.status === 'pending' ? `it appears once its run ${d.run_id ?? ''} has started` : (d.reason ?? d.status);
-    throw new UserError('TASK_NOT_FOUND', `no consensus task '${taskId}' yet (${why})`, { taskId });
-  }
+  // Not created: submitted and waiting for its run, or its run failed first, or unknown (exit 2 either way).
+  if (!t) throw await swarm.taskNotFound(taskId);
   const hashes = [...new Set(t.candidates.map((c) => c.candidate_hash))];
   const wanted = given.trim().toLowerCase();
   const matches = wanted ? hashes.filter((h) => h.startsWith(wanted)) : [];

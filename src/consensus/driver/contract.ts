@@ -113,12 +113,6 @@ export async function agentProblems(raw: unknown, versionsOf: (name: string) => 
   return problems;
 }
 
-/** A contract's problems: its own, then (when it has none) the agents it names against the registry. */
-export async function checkContract(raw: unknown, versionsOf: (name: string) => Promise<readonly AgentRecord[]>): Promise<ContractProblem[]> {
-  const own = contractProblems(raw);
-  return own.length ? own : agentProblems(raw, versionsOf);
-}
-
 /** A contract refused at submission, with every problem (a caller that has the file names each with its line). */
 export class TaskContractError extends UserError {
   constructor(readonly problems: readonly ContractProblem[]) {

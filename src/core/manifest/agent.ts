@@ -334,9 +334,18 @@ export function schemaWithTools(toolSpecSchema: Record<string, unknown>): Record
   return schema;
 }
 
+/**
+ * A tool name the providers accept: letters, digits, _ and -, at most 64 characters; `prefix_name`
+ * with a prefix (an MCP server's `name:`).
+ */
+export function modelToolName(prefix: string | undefined, name: string): string {
+  const safe = name.replace(/[^a-zA-Z0-9_-]/g, '_');
+  return (prefix ? `${prefix}_${safe}` : safe).slice(0, 64);
+}
+
 /** The tool name a `sw4rm:` tool entry gets when it names none: the agent id, made a valid tool name. */
 export function sw4rmToolName(agentId: string): string {
-  return agentId.replace(/[^a-zA-Z0-9_-]/g, '_').slice(0, 64);
+  return modelToolName(undefined, agentId);
 }
 
 /** A tool entry's name when the manifest alone gives it (built-in, http, sw4rm); module and MCP tools are named by what they load. */
@@ -365,12 +374,8 @@ function declaredTools(tools: unknown[]): DeclaredTools {
       const m = t as { name?: unknown; include?: unknown };
       const prefix = typeof m.name === 'string' ? m.name : undefined;
       // As src/agents/tools/mcp.ts names them.
-      if (Array.isArray(m.include)) {
-        for (const n of m.include) {
-          const safe = String(n).replace(/[^a-zA-Z0-9_-]/g, '_');
-          names.push((prefix ? `${prefix}_${safe}` : safe).slice(0, 64));
-        }
-      } else if (prefix !== undefined) prefixes.push(prefix);
+      if (Array.isArray(m.include)) for (const n of m.include) names.push(modelToolName(prefix, String(n)));
+      else if (prefix !== undefined) prefixes.push(prefix);
       else open = true;
     } else open = true;
   }

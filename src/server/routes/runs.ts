@@ -30,7 +30,6 @@ export function parseWait(value: string): number {
   return Math.round(Number(m[1]) * DURATION_UNIT_MS[(m[2] ?? 's') as keyof typeof DURATION_UNIT_MS]);
 }
 
-
 /** A `since` / `until` in a route's schema: a malformed or impossible time is 422 VALIDATION_FAILED naming it. */
 export function timeSchema() {
   return z

@@ -6,10 +6,9 @@
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { UserError } from '../../core/errors.js';
 import type { Swarm } from '../../swarm.js';
 import { reasonJson } from '../../views/task.js';
-import { problemResponse, toProblem, validationProblem } from '../problem.js';
+import { problemResponse, validationProblem } from '../problem.js';
 import { problems } from '../schemas.js';
 import { sendJson } from '../send.js';
 
@@ -107,14 +106,8 @@ export function taskVoteRoutes(app: OpenAPIHono, swarm: Swarm): void {
   app.openapi(
     submitTask,
     async (c) => {
-      let submitted;
-      try {
-        submitted = await swarm.submitTask(c.req.valid('json'));
-      } catch (e) {
-        // A task id submitted before with another contract: a conflict with what the server holds.
-        if (e instanceof UserError && e.code === 'TASK_ID_REUSED') return problemResponse(c, { ...toProblem(e), status: 409, title: 'Conflict' }) as never;
-        throw e;
-      }
+      // A task id submitted before with another contract is 409 TASK_ID_REUSED (src/server/problem.ts).
+      const submitted = await swarm.submitTask(c.req.valid('json'));
       // The same task id again: the first run, as an Idempotency-Key repeat answers.
       return sendJson(c, submitted.created ? 201 : 200, submitted, { location: `/api/v1/tasks/${encodeURIComponent(submitted.task_id)}`, ...(submitted.created ? {} : { 'idempotent-replayed': 'true' }) });
     },

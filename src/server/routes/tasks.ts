@@ -160,14 +160,10 @@ function decodeCursor(cursor: string): { created_at: number; task_id: string } {
 export async function taskDocument(swarm: Swarm, id: string): Promise<Record<string, unknown>> {
   const view = await swarm.getTask(id);
   if (!view) {
-    // Submitted, but its run has not created it yet (say where it is), or its run failed before it did (say why).
-    const submitted = await swarm.taskDecision(id).catch(() => undefined);
-    const where = !submitted?.run_id
-      ? "; GET /api/v1/tasks lists tasks (a step's task id is <run id>/<step id>, its '/' sent as %2F)"
-      : submitted.status === 'pending'
-        ? `: it was submitted and appears once its run ${submitted.run_id} starts`
-        : `: it was submitted, but ${submitted.reason ?? `its run ${submitted.run_id} ended without it`}`;
-    throw new UserError('TASK_NOT_FOUND', `task '${id}' not found${where}`, { task_id: id, ...(submitted?.run_id ? { run_id: submitted.run_id, task_status: submitted.status } : {}) });
+    // Submitted, but its run has not created it yet (where it is), or its run failed before it did (why).
+    const e = await swarm.taskNotFound(id);
+    if (e.context.run_id !== undefined) throw e;
+    throw new UserError('TASK_NOT_FOUND', `${e.message}; GET /api/v1/tasks lists tasks (a step's task id is <run id>/<step id>, its '/' sent as %2F)`, e.context);
   }
   return taskJson(view);
 }
