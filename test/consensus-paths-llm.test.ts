@@ -53,6 +53,14 @@ const PICK = {
   verification: { policy: 'vp.schema_only.v1' },
   output_schema: { type: 'object', required: ['answer'], properties: { answer: { type: 'number' } } },
 };
+/** A task two samples of llmsolver answer, checked by crosscheck, one kernel voter. */
+const TWO_SAMPLES = {
+  task_type: 'add',
+  inputs: { message: 'What is 40 + 2?' },
+  proposers: [{ agent: 'llmsolver', samples: 2 }],
+  verification: { policy: 'vp.crosscheck.v1' },
+  voting: { voters: [{ id: 'v1' }], reveal_deadline_ms: 5000 },
+};
 const TWO = candidateHash({ answer: 2 });
 const THREE = candidateHash({ answer: 3 });
 
@@ -139,15 +147,7 @@ describe('llm agents in consensus tasks (sqlite)', () => {
       // The same answer each time, with different token counts.
       llm: { llmsolver: { yaml: llmAgent('llmsolver', ANSWER_SCHEMA), script: (_req, i) => ({ content: '{"answer": 42}', usage: { input_tokens: 100_000 * (i + 1), output_tokens: 1000 } }) } },
     });
-    const { task_id: taskId } = await swarm.submitTask({
-      task_type: 'add',
-      inputs: { message: 'What is 40 + 2?' },
-      proposers: [{ agent: 'llmsolver', samples: 2 }],
-      verification: { policy: 'vp.crosscheck.v1' },
-      voting: { voters: [{ id: 'v1' }], reveal_deadline_ms: 5000 },
-      explore: { max_rounds: 2 },
-      budget: { explore: 0.01 },
-    });
+    const { task_id: taskId } = await swarm.submitTask({ ...TWO_SAMPLES, explore: { max_rounds: 2 }, budget: { explore: 0.01 } });
     const d = await settledTask(swarm, taskId);
     expect(d.status).toBe('finalized');
     // The candidate is the answer: no usage, session or turns in it.
@@ -193,13 +193,7 @@ describe('llm agents in consensus tasks (sqlite)', () => {
     const { swarm, models } = await project({
       llm: { llmsolver: { yaml: llmAgent('llmsolver', ANSWER_SCHEMA), script: (_req, i) => ({ content: '{"answer": 42}', usage: { input_tokens: 1000 * (i + 1), output_tokens: 10 } }) } },
     });
-    const { task_id: taskId } = await swarm.submitTask({
-      task_type: 'add',
-      inputs: { message: 'What is 40 + 2?' },
-      proposers: [{ agent: 'llmsolver', samples: 2 }],
-      verification: { policy: 'vp.crosscheck.v1' },
-      voting: { voters: [{ id: 'v1' }], reveal_deadline_ms: 5000 },
-    });
+    const { task_id: taskId } = await swarm.submitTask(TWO_SAMPLES);
     const d = await settledTask(swarm, taskId);
     expect(d.status).toBe('finalized');
     const step = (await swarm.getTask(taskId))?.task.step_id as string;

@@ -8,18 +8,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Swarm } from '../src/swarm.js';
-import { exited, removeProject, runCli, spawnCli, tempProject, writeAgent } from './helpers/project.js';
+import { exited, removeProject, runCli, spawnCli, tempProject, writeAgent, writeSolverAgent } from './helpers/project.js';
 
 let dir: string;
 beforeAll(async () => {
   dir = tempProject('name: test\nsandbox: none\n');
-  writeAgent(dir, 'solver', 'name: solver\nversion: 1.0.0\nruntime: { type: node, entry: main.js, timeout_seconds: 60 }\n', {
-    'main.js': `const fs = require('fs');
-const [i, o] = process.argv.slice(2);
-const input = JSON.parse(fs.readFileSync(i, 'utf8'));
-fs.writeFileSync(o, JSON.stringify({ answer: input.a + input.b }));
-`,
-  });
+  writeSolverAgent(dir);
   expect((await runCli(['agent', 'register', 'agents/solver'], dir)).code).toBe(0);
   writeAgent(dir, 'spender', 'name: spender\nversion: 1.0.0\nruntime: { type: node, entry: main.js, timeout_seconds: 60 }\n', {
     'main.js': `require('fs').writeFileSync(process.argv[3], JSON.stringify({ answer: 4, cost_usd: 0.02 }));\n`,

@@ -9,18 +9,12 @@ import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeProject, runCli, tempProject, writeAgent } from './helpers/project.js';
+import { removeProject, runCli, tempProject, writeSolverAgent } from './helpers/project.js';
 
 let dir: string;
 beforeAll(async () => {
   dir = tempProject('name: test\nsandbox: none\n');
-  writeAgent(dir, 'solver', 'name: solver\nversion: 1.0.0\nruntime: { type: node, entry: main.js, timeout_seconds: 60 }\n', {
-    'main.js': `const fs = require('fs');
-const [i, o] = process.argv.slice(2);
-const input = JSON.parse(fs.readFileSync(i, 'utf8'));
-fs.writeFileSync(o, JSON.stringify({ answer: input.a + input.b, cost_usd: 0.02 }));
-`,
-  });
+  writeSolverAgent(dir, { costUsd: 0.02 });
   expect((await runCli(['agent', 'register', 'agents/solver'], dir)).code).toBe(0);
   const base = { task_type: 'add', inputs: { a: 2, b: 2 }, proposers: [{ agent: 'solver', samples: 2 }], verification: { policy: 'vp.schema_only.v1' }, voting: { voters: [{ id: 'v1' }, { id: 'v2' }] }, budget: { explore: 1 } };
   writeFileSync(join(dir, 'good.json'), JSON.stringify({ ...base, task_id: 'cli-good', output_schema: { type: 'object', required: ['answer'], properties: { answer: { type: 'number' } } } }));

@@ -14,7 +14,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeProject, runCli, spawnCli, tempProject, until, writeAgent, type CliResult } from './helpers/project.js';
+import { removeProject, runCli, spawnCli, tempProject, until, writeSolverAgent, type CliResult } from './helpers/project.js';
 
 let dir: string;
 let publicKey: string;
@@ -53,13 +53,7 @@ const contract = (lines: string[]): string => `${['task_type: add', ...lines, 'o
 
 beforeAll(async () => {
   dir = tempProject('name: test\nsandbox: none\n');
-  writeAgent(dir, 'solver', 'name: solver\nversion: 1.0.0\nruntime: { type: node, entry: main.js, timeout_seconds: 60 }\ninputs:\n  - { name: a, type: number, required: true }\n  - { name: b, type: number, required: true }\noutputs:\n  - { name: answer, type: number }\n', {
-    'main.js': `const fs = require('fs');
-const [i, o] = process.argv.slice(2);
-const input = JSON.parse(fs.readFileSync(i, 'utf8'));
-fs.writeFileSync(o, JSON.stringify({ answer: input.a + input.b, cost_usd: 0.01 }));
-`,
-  });
+  writeSolverAgent(dir, { costUsd: 0.01, typed: true });
   const reg = await cli(['agent', 'register', 'agents/solver']);
   expect(reg.code, show(reg)).toBe(0);
   publicKey = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).subarray(-32).toString('base64');

@@ -35,6 +35,22 @@ export function writeAgent(dir: string, name: string, yaml: string, files: Recor
   return pkg;
 }
 
+/**
+ * The `solver` node agent the consensus CLI tests share: it answers `{answer: a + b}` (and reports
+ * `cost_usd` when given one); `typed` declares its inputs a and b and its output.
+ */
+export function writeSolverAgent(dir: string, o: { costUsd?: number; typed?: boolean } = {}): string {
+  const io = o.typed ? 'inputs:\n  - { name: a, type: number, required: true }\n  - { name: b, type: number, required: true }\noutputs:\n  - { name: answer, type: number }\n' : '';
+  const cost = o.costUsd !== undefined ? `, cost_usd: ${o.costUsd}` : '';
+  return writeAgent(dir, 'solver', `name: solver\nversion: 1.0.0\nruntime: { type: node, entry: main.js, timeout_seconds: 60 }\n${io}`, {
+    'main.js': `const fs = require('fs');
+const [i, o] = process.argv.slice(2);
+const input = JSON.parse(fs.readFileSync(i, 'utf8'));
+fs.writeFileSync(o, JSON.stringify({ answer: input.a + input.b${cost} }));
+`,
+  });
+}
+
 export function writeWorkflow(dir: string, name: string, yaml: string): string {
   const d = join(dir, 'workflows', name);
   mkdirSync(d, { recursive: true });
