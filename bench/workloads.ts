@@ -62,6 +62,14 @@ export interface Job {
    * being compiled during a process's first second (bench/observability.ts). Default 1.
    */
   scale?: number;
+  /**
+   * linear and fan-out: warm up on the measured workload itself (linear: 200 runs; fan-out: one
+   * full-width run) instead of the short default (32 runs; two fan-outs of 64), so that the code a
+   * mode adds (an OpenTelemetry SDK: its spans, its protobuf encoder, its HTTP export) is compiled
+   * and past its first exports before the clock starts, as in a worker that has been up a while.
+   * bench/observability.ts sets it. Default false.
+   */
+  fullWarmUp?: boolean;
 }
 
 export interface FloorResult {
@@ -283,7 +291,7 @@ async function linear(job: Job): Promise<LinearResult> {
     await swarm.registerWorkflow(writeWorkflow(env.dir, 'linear10', 'noop@1.0.0', chainSteps(stepsPerRun)));
     const warmWorker = swarm.worker({ concurrency, onFinished: (id, status) => env.onFinished(id, status) });
     // Warm-up (JIT, statement cache, file growth): not measured.
-    await drive(env, 'linear10', job.quick ? 8 : 32, inFlight);
+    await drive(env, 'linear10', job.quick ? 8 : job.fullWarmUp ? 200 : 32, inFlight);
     await job.hooks?.beforeMeasure?.();
     const phase = new Phase({ trace: job.trace, label: jobKey(job), ...(job.profileDir ? { profileDir: job.profileDir } : {}) });
     let ids: string[];
@@ -354,7 +362,7 @@ async function fanout(job: Job): Promise<FanoutResult> {
     await swarm.registerWorkflow(writeWorkflow(env.dir, 'fanout', 'noop@1.0.0', fanOutSteps(width), width));
     await swarm.registerWorkflow(writeWorkflow(env.dir, 'fanout-warm', 'noop@1.0.0', fanOutSteps(64), 64));
     swarm.worker({ concurrency, onFinished: (id, status) => env.onFinished(id, status) });
-    await drive(env, 'fanout-warm', 2, 1);
+    await (job.fullWarmUp && !job.quick ? drive(env, 'fanout', 1, 1) : drive(env, 'fanout-warm', 2, 1));
     await job.hooks?.beforeMeasure?.();
 
     const phase = new Phase({ trace: job.trace, label: jobKey(job), ...(job.profileDir ? { profileDir: job.profileDir } : {}) });

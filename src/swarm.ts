@@ -82,7 +82,7 @@ import type {
   WorkflowRecord,
 } from './store/types.js';
 import type { RunSignalRecord, TriggerRecord, WorkerRecord } from './store/types.js';
-import { activeTraceContext } from './observability/tracing.js';
+import { activeTraceContext, contextFromCarrier, tracingEnabled, type TraceCarrier } from './observability/tracing.js';
 import type { ConsensusTasks, SubmittedTask, TaskDecisionView, TaskView } from './consensus/facade.js';
 import { consensusDeps, consensusRunner, knowledgeHooks } from './consensus/driver/wiring.js';
 import type { ConsensusDeps } from './consensus/driver/deps.js';
@@ -203,6 +203,13 @@ export interface StartRunOptions {
    * MAX_SHARED_INPUTS_BYTES of JSON (SHARED_INPUTS_TOO_LARGE).
    */
   sharedInputs?: unknown;
+  /**
+   * The caller's W3C trace context (an HTTP request's `traceparent` and `tracestate` headers): with
+   * tracing on, the run joins that trace. Without it, the active span's (a program's
+   * `startActiveSpan` around the call, where a context manager carries it). A malformed
+   * `traceparent` is ignored (W3C Trace Context).
+   */
+  trace?: Partial<TraceCarrier>;
 }
 
 export interface EmitEventOptions {
@@ -882,12 +889,12 @@ export class Swarm {
    * Fire one run of a scheduled workflow now, outside its ticks (paused or not; the overlap policy
    * does not apply). The run has trigger type `schedule` and the usual trigger data.
    */
-  async triggerSchedule(workflow: string, options: Pick<StartRunOptions, 'idempotencyKey'> = {}): Promise<CreatedRun> {
+  async triggerSchedule(workflow: string, options: Pick<StartRunOptions, 'idempotencyKey' | 'trace'> = {}): Promise<CreatedRun> {
     const t = await scheduleTrigger(this.store, workflow);
     const now = new Date(await this.store.now()).toISOString();
     // A caller's key lives apart from the ticks' keys (schedule:<id>:<tick time>): it cannot take a tick's run.
     const key = options.idempotencyKey ? { idempotencyKey: `schedule:${t.id}:manual:${options.idempotencyKey}` } : {};
-    return this.createRun(t.workflow_name, { scheduled_at: now, fired_at: now }, { trigger_type: 'schedule', metadata: { schedule: 'fired by hand' }, ...key });
+    return this.createRun(t.workflow_name, { scheduled_at: now, fired_at: now }, { trigger_type: 'schedule', metadata: { schedule: 'fired by hand' }, ...key, ...(options.trace ? { trace: options.trace } : {}) });
   }
 
   /**
@@ -1084,7 +1091,7 @@ export class Swarm {
     // A secret's value typed into a run's input is stored as its marker, like a handler-started run's:
     // steps then see the marker, so they should reference ${secrets.NAME} instead. Redacted after
     // planning, which fills in the inputs' defaults (the redactor copies what it redacts).
-    const traceParent = activeTraceContext();
+    const traceParent = tracingEnabled() ? ((options.trace?.traceparent ? contextFromCarrier(options.trace) : undefined) ?? activeTraceContext()) : undefined;
     // Checked (and its size capped) before anything is written; redacted like the input.
     const sharedJson = options.sharedInputs === undefined ? undefined : sharedInputsJson(this.redactor.value(options.sharedInputs));
     const trigger = {

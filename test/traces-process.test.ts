@@ -10,6 +10,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOtlpReceiver, traceparentOf, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp.js';
 import { exited, removeProject, runCli, spawnCli, tempProject, until, writeAgent, writeWorkflow } from './helpers/project.js';
@@ -88,14 +89,20 @@ describe('a run traced across a SIGKILL and a resume in another process', () => 
 
     expect(run.service).toBe('swarm-first');
     expect(run.parentSpanId).toBeUndefined();
+    expect(run.attributes).toMatchObject({ 'swarm.run.id': runId, 'swarm.trigger.kind': 'manual', 'swarm.workflow.name': 'chain3' });
     const key = (s: ReceivedSpan): string => `${s.name}#${String(s.attributes['swarm.step.attempt'])}@${s.service}`;
     // s2's first attempt never ended (its process was killed): only ended spans are exported.
     expect(steps.map(key).sort()).toEqual(['step s1#1@swarm-first', 'step s2#2@swarm-second', 'step s3#1@swarm-second']);
     for (const s of steps) {
       expect(s.traceId, key(s)).toBe(run.traceId);
       expect(s.parentSpanId, key(s)).toBe(run.spanId);
-      expect(s.attributes).toMatchObject({ 'swarm.run.id': runId, 'swarm.trigger.kind': 'manual', 'swarm.workflow.name': 'chain3', 'swarm.step.status': 'completed' });
+      expect(s.attributes).toMatchObject({ 'swarm.run.id': runId, 'swarm.step.status': 'completed' });
+      // The run's workflow and trigger are on the run span only; the process that ran the step is the resource's.
+      expect(s.attributes['swarm.workflow.name']).toBeUndefined();
+      expect(s.resource).toMatchObject({ 'host.name': hostname(), 'process.pid': expect.any(Number) });
     }
+    // Two processes ran the steps: the resource names each.
+    expect(new Set(steps.map((s) => s.resource['process.pid'])).size).toBe(2);
     expect(steps.find((s) => s.name === 'step s2')?.attributes['swarm.step.reclaimed']).toBe(true);
 
     // Each agent process got its own attempt's span; the killed attempt's was in the run's trace too.

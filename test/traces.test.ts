@@ -3,8 +3,10 @@
  * no SDK nothing is recorded or stored; with one, a run's spans (workflow, steps, agent loop, model
  * calls through the real OpenAI client against the fake vendor server, tool calls) arrive with their
  * names, kinds, GenAI attributes and parent links, on SQLite and on PostgreSQL; the trace context
- * reaches a process agent (TRACEPARENT), an HTTP tool and an MCP server over HTTP (traceparent header); content is recorded
+ * reaches a process agent (TRACEPARENT), an HTTP tool and an MCP server (its call's `_meta`, and the traceparent header over HTTP); content is recorded
  * only when opted in; a `traceparent` sent to the HTTP API makes the run join the caller's trace.
+ * All of it with no context manager registered (as the CLI runs: Swarm passes its spans' contexts
+ * itself), and a program's own spans with startTracing's default AsyncLocalStorage one.
  */
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,8 +19,8 @@ import { traceTool } from '../src/agents/loop-trace.js';
 import { serveHttp } from './fixtures/mcp-server.js';
 import { createApp } from '../src/server/app.js';
 import { startFakeLlmServer, type FakeLlmServer } from '../src/testing/fake-llm-server.js';
-import { configureTracing, contextFromCarrier, inSpan, currentTraceIds, traceEnvironment, tracingEnabled, withTraceHeaders } from '../src/observability/tracing.js';
-import { startTracing, tracingConfigured, type TracingHandle } from '../src/observability/otel-sdk.js';
+import { carrierOf, configureTracing, contextFromCarrier, inSpan, currentTraceIds, ROOT_CONTEXT, traceEnvironment, tracingEnabled, withTraceHeaders } from '../src/observability/tracing.js';
+import { batchDefaults, startTracing, tracingConfigured, type TracingHandle } from '../src/observability/otel-sdk.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { startOtlpReceiver, traceparentOf, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp.js';
 import { builtinAgent, removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
@@ -54,6 +56,8 @@ tools:
 `,
   );
   builtinAgent(dir, 'ask', 'approval');
+  builtinAgent(dir, 'own', 'own-spans');
+  writeWorkflow(dir, 'mine', 'name: mine\nversion: 1.0.0\nsteps:\n  - { id: work, agent: own }\n');
   writeWorkflow(dir, 'gated', 'name: gated\nversion: 1.0.0\nsteps:\n  - { id: gate, agent: ask, inputs: { message: "go?" } }\n  - { id: sub, workflow: plain, depends_on: [gate] }\n');
   writeWorkflow(dir, 'hooked', 'name: hooked\nversion: 1.0.0\ntrigger: { type: webhook, path: hooked, auth: none }\nsteps:\n  - { id: probe, agent: probe }\n');
   writeWorkflow(dir, 'plain', 'name: plain\nversion: 1.0.0\nsteps:\n  - { id: probe, agent: probe }\n');
@@ -73,6 +77,12 @@ async function open(databaseUrl?: string): Promise<Swarm> {
     cwd: dir,
     env: { SWARM_HOME: join(dir, '.swarm'), ...(databaseUrl ? { SWARM_DATABASE_URL: databaseUrl } : {}) },
     providerEnv: { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl },
+  });
+  // A program's own built-in agent that starts a span of its own, after an await.
+  swarm.defineBuiltin('own-spans', async () => {
+    await new Promise((r) => setTimeout(r, 5));
+    trace.getTracer('user').startSpan('user work').end();
+    return {};
   });
   await swarm.registerAgents(join(dir, 'agents'));
   await swarm.registerWorkflows(join(dir, 'workflows'));
@@ -106,6 +116,13 @@ describe('tracing off (no SDK registered)', () => {
     expect(otlp.spans).toEqual([]);
   });
 
+  it("Swarm's batch sizes apply where the environment sets none (OTEL_BSP_* wins)", () => {
+    expect(batchDefaults({})).toEqual({ maxExportBatchSize: 2048, maxQueueSize: 8192 });
+    expect(batchDefaults({ OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '256' })).toEqual({});
+    expect(batchDefaults({ OTEL_BSP_MAX_QUEUE_SIZE: '1000' })).toEqual({});
+    expect(batchDefaults({ OTEL_BSP_MAX_QUEUE_SIZE: ' ' })).toEqual({ maxExportBatchSize: 2048, maxQueueSize: 8192 });
+  });
+
   it('the standard environment decides whether the CLI starts the SDK', () => {
     expect(tracingConfigured({})).toBe(false);
     expect(tracingConfigured({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' })).toBe(true);
@@ -136,21 +153,25 @@ describe('W3C trace context', () => {
   });
 });
 
-describe('tracing on (OTLP/HTTP to a real receiver)', () => {
+describe('tracing on (OTLP/HTTP to a real receiver), no context manager (as the CLI runs)', () => {
   beforeAll(async () => {
-    tracing = await startTracing({ endpoint: otlp.url, serviceName: 'swarm-test', scheduledDelayMillis: 50 });
+    tracing = await startTracing({ endpoint: otlp.url, serviceName: 'swarm-test', scheduledDelayMillis: 50, asyncContext: false });
+  });
+  afterAll(async () => {
+    await tracing?.shutdown();
+    tracing = undefined;
   });
 
-  /** Run `traced` inside a caller's span; the spans of its trace once they arrived. */
+  /** Run `traced` as a child of a caller's span (named by its W3C context); the spans of its trace once they arrived. */
   async function tracedRun(swarm: Swarm): Promise<{ runId: string; spans: ReceivedSpan[]; caller: ReceivedSpan; outputs: unknown }> {
     fake.push({ toolCalls: [{ id: 'call_1', name: 'lookup', arguments: { q: 'hats' } }], usage: { input_tokens: 40, output_tokens: 7 } }, { content: 'We have hats.', usage: { input_tokens: 60, output_tokens: 5 } });
-    const runId = await trace.getTracer('test').startActiveSpan('caller', async (span) => {
-      try {
-        return await swarm.startRun('traced', { question: 'any hats?' });
-      } finally {
-        span.end();
-      }
-    });
+    const span = trace.getTracer('test').startSpan('caller');
+    let runId: string;
+    try {
+      runId = await swarm.startRun('traced', { question: 'any hats?' }, { trace: carrierOf(span.spanContext()) });
+    } finally {
+      span.end();
+    }
     const { run, steps } = await swarm.runToCompletion(runId);
     expect(run.status, JSON.stringify(steps)).toBe('completed');
     await tracing?.forceFlush();
@@ -188,7 +209,7 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
         for (const [s, id, agent] of [[probe, 'probe', 'probe@1.0.0'], [ask, 'ask', 'asker@1.0.0']] as const) {
           expect(s.parentSpanId).toBe(run.spanId);
           expect(s.kind).toBe(1);
-          expect(s.attributes).toMatchObject({ 'swarm.run.id': runId, 'swarm.step.id': id, 'swarm.step.attempt': 1, 'swarm.trigger.kind': 'manual', 'swarm.agent': agent, 'swarm.step.status': 'completed' });
+          expect(s.attributes).toMatchObject({ 'swarm.run.id': runId, 'swarm.step.id': id, 'swarm.step.attempt': 1, 'swarm.agent': agent, 'swarm.step.status': 'completed' });
         }
         // The process agent was given the step attempt's span.
         expect(outputs).toEqual({ traceparent: traceparentOf(probe) });
@@ -253,10 +274,10 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
 
   it("a tool call's error output is not on its span's status unless content is opted in (then redacted before it is cut); a thrown error's status is redacted", async () => {
     const failed = (id: string) => () => Promise.resolve({ turn: 1, call_id: id, name: 'lookup', arguments: '{}', output: `Error: 401 for token sk-live-${'x'.repeat(495)}SECRETTAIL`, is_error: true });
-    await traceTool({ id: 'call_off', name: 'lookup', arguments: '{}' }, 'asker', 'conv-off', failed('call_off'));
+    await traceTool({ id: 'call_off', name: 'lookup', arguments: '{}' }, 'asker', 'conv-off', undefined, failed('call_off'));
     configureTracing({ captureMessageContent: true, redact: (t) => t.replaceAll(/sk-live-x+SECRETTAIL/g, '[redacted]') });
     try {
-      await traceTool({ id: 'call_on', name: 'lookup', arguments: '{}' }, 'asker', 'conv-on', failed('call_on'));
+      await traceTool({ id: 'call_on', name: 'lookup', arguments: '{}' }, 'asker', 'conv-on', undefined, failed('call_on'));
     } finally {
       configureTracing({ captureMessageContent: false, redact: (t) => t });
     }
@@ -271,7 +292,7 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
     // An error thrown in a span (an agent loop, a model call) goes on its status redacted, opted in or not.
     configureTracing({ redact: (t) => t.replaceAll('sk-live-abc', '[redacted]') });
     try {
-      await expect(inSpan('thrower', {}, () => Promise.reject(new Error('provider said: bad key sk-live-abc')))).rejects.toThrow('sk-live-abc');
+      await expect(inSpan('thrower', { parent: undefined }, () => Promise.reject(new Error('provider said: bad key sk-live-abc')))).rejects.toThrow('sk-live-abc');
     } finally {
       configureTracing({ redact: (t) => t });
     }
@@ -310,17 +331,28 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
     }
   });
 
-  it('an MCP server over HTTP gets the traceparent of the span active when each request is sent', async () => {
+  it("an MCP server gets its tool call's trace context in the call's _meta and, over HTTP, in the traceparent header", async () => {
     const mcp = await serveHttp();
-    // A recording proxy in front of the fixture server: what headers reach the MCP server.
-    const seen: IncomingHttpHeaders[] = [];
+    // A recording proxy in front of the fixture server: what reaches the MCP server.
+    const seen: { headers: IncomingHttpHeaders; body: { method?: string; params?: { _meta?: Record<string, unknown> } } }[] = [];
     const proxy = createServer((req, res) => {
-      seen.push(req.headers);
-      const up = httpRequest(new URL(req.url ?? '/', mcp.url.replace(/\/mcp$/, '')), { method: req.method ?? 'GET', headers: req.headers }, (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        let body = {};
+        try {
+          body = JSON.parse(raw.toString('utf8')) as object;
+        } catch {
+          // a GET (the SSE stream) or a DELETE has no JSON body
+        }
+        seen.push({ headers: req.headers, body });
+        const up = httpRequest(new URL(req.url ?? '/', mcp.url.replace(/\/mcp$/, '')), { method: req.method ?? 'GET', headers: req.headers }, (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        });
+        up.end(raw);
       });
-      req.pipe(up);
     });
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}${new URL(mcp.url).pathname}`;
@@ -328,18 +360,23 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
     try {
       const echo = set.tools.find((t) => t.name === 'echo');
       const before = seen.length;
-      const traceparent = await trace.getTracer('test').startActiveSpan('tool call', async (span) => {
-        try {
-          const ctx = { contextVariables: {}, callId: 'c1', agent: 'a', idempotencyKey: 's/c1', signal: new AbortController().signal };
-          expect(await echo?.execute({ text: 'hi' }, ctx)).toBe('hi');
-          return `00-${span.spanContext().traceId}-${span.spanContext().spanId}-01`;
-        } finally {
-          span.end();
-        }
-      });
-      const during = seen.slice(before);
-      expect(during.length).toBeGreaterThan(0);
-      for (const h of during) expect(h.traceparent).toBe(traceparent);
+      // The tool call's span, handed to the tool as the loop does (not made active: no context manager here).
+      const span = trace.getTracer('test').startSpan('tool call');
+      const traceparent = `00-${span.spanContext().traceId}-${span.spanContext().spanId}-01`;
+      const ctx = { contextVariables: {}, callId: 'c1', agent: 'a', idempotencyKey: 's/c1', signal: new AbortController().signal, traceContext: trace.setSpan(ROOT_CONTEXT, span) };
+      expect(await echo?.execute({ text: 'hi' }, ctx)).toBe('hi');
+      span.end();
+      const calls = seen.slice(before).filter((r) => r.body.method === 'tools/call');
+      expect(calls).toHaveLength(1);
+      expect(calls[0]?.body.params?._meta?.traceparent).toBe(traceparent);
+      expect(calls[0]?.headers.traceparent).toBe(traceparent);
+      // A call made outside any span carries none.
+      const plain = seen.length;
+      expect(await echo?.execute({ text: 'ho' }, { ...ctx, traceContext: undefined })).toBe('ho');
+      const untraced = seen.slice(plain).filter((r) => r.body.method === 'tools/call');
+      expect(untraced).toHaveLength(1);
+      expect(untraced[0]?.body.params?._meta?.traceparent).toBeUndefined();
+      expect(untraced[0]?.headers.traceparent).toBeUndefined();
     } finally {
       await set.close();
       proxy.closeAllConnections();
@@ -377,6 +414,44 @@ describe('tracing on (OTLP/HTTP to a real receiver)', () => {
       // The stored context (with its tracestate) is what the run's steps are children of.
       const ctx = contextFromCarrier({ traceparent: traceparentOf(a), tracestate: 'vendor=abc' });
       expect(trace.getSpanContext(ctx ?? (undefined as never))?.traceState?.get('vendor')).toBe('abc');
+    } finally {
+      await swarm.close();
+    }
+  });
+});
+
+describe("a program's own spans, with startTracing's default context manager (AsyncLocalStorage)", () => {
+  beforeAll(async () => {
+    tracing = await startTracing({ endpoint: otlp.url, serviceName: 'swarm-test', scheduledDelayMillis: 50 });
+  });
+  afterAll(async () => {
+    await tracing?.shutdown();
+    tracing = undefined;
+  });
+
+  it("a run started inside the program's active span joins its trace; a span a built-in agent starts nests under its step's", async () => {
+    const swarm = await open();
+    try {
+      const runId = await trace.getTracer('test').startActiveSpan('program', async (span) => {
+        try {
+          return await swarm.startRun('mine', {});
+        } finally {
+          span.end();
+        }
+      });
+      expect((await swarm.runToCompletion(runId)).run.status).toBe('completed');
+      await tracing?.forceFlush();
+      const spans = await otlp.waitFor('the program, run, step and user spans', (all) => {
+        const program = all.find((s) => s.name === 'program' && all.some((r) => r.attributes['swarm.run.id'] === runId && r.traceId === s.traceId));
+        const mine = program ? all.filter((s) => s.traceId === program.traceId) : [];
+        return mine.some((s) => s.name === 'user work') && mine.some((s) => s.name === 'step work') ? mine : undefined;
+      });
+      const program = one(spans, 'program');
+      const run = one(spans, 'invoke_workflow mine');
+      expect(run.parentSpanId).toBe(program.spanId);
+      const step = one(spans, 'step work');
+      expect(step.parentSpanId).toBe(run.spanId);
+      expect(one(spans, 'user work').parentSpanId).toBe(step.spanId);
     } finally {
       await swarm.close();
     }

@@ -5,6 +5,7 @@
  * receives them, and the model never sees that parameter.
  */
 import type { ChatModel, JsonSchema } from './types.js';
+import type { Context } from '../observability/tracing.js';
 
 export type ContextVariables = Record<string, unknown>;
 
@@ -20,6 +21,12 @@ export interface ToolContext {
   idempotencyKey: string;
   /** Aborted when the step is cancelled, times out or loses its lease. */
   signal: AbortSignal;
+  /**
+   * With tracing on, the context of this call's `execute_tool` span: the parent of spans the tool
+   * starts (`tracer.startSpan(name, {}, ctx.traceContext)`), and what its outgoing requests name
+   * (`withTraceHeaders(headers, ctx.traceContext)`).
+   */
+  traceContext?: Context;
 }
 
 /** Brands that survive a second copy of this module (a package's tools.ts importing its own swarm-runtime). */

@@ -5,7 +5,7 @@
  * `configureTracing({ captureMessageContent: true })` opted in, through its `redact`. Nothing at all happens while no
  * OpenTelemetry SDK is registered.
  */
-import { capturesContent, inSpan, spanContent, SpanKind, SpanStatusCode } from '../observability/tracing.js';
+import { capturesContent, inSpan, spanContent, SpanKind, SpanStatusCode, type Context } from '../observability/tracing.js';
 import type { ChatModel, Message, ModelRequest, ModelResponse, ToolCall } from './types.js';
 import type { RecordedToolCall, RunResult } from './loop.js';
 
@@ -16,21 +16,23 @@ function splitModelId(id: string): { provider: string; model: string } {
 }
 
 /**
- * One agent loop as an `invoke_agent {agent}` span; `conversationId` is the loop's session (a step's
- * is `<run id>/<step id>`).
+ * One agent loop as an `invoke_agent {agent}` span, a child of `parent` (a step attempt's span);
+ * `conversationId` is the loop's session (a step's is `<run id>/<step id>`). `fn` gets the span's
+ * context, the parent of the loop's model and tool call spans.
  *
  * @example
- *   const r = await traceAgentLoop('triage', 'run-1/answer', () => runLoop(start, messages, options));
+ *   const r = await traceAgentLoop('triage', 'run-1/answer', options.traceContext, (ctx) => runLoop(start, messages, { ...options, traceContext: ctx }));
  */
-export function traceAgentLoop(agent: string, conversationId: string | undefined, fn: () => Promise<RunResult>): Promise<RunResult> {
+export function traceAgentLoop(agent: string, conversationId: string | undefined, parent: Context | undefined, fn: (ctx: Context | undefined) => Promise<RunResult>): Promise<RunResult> {
   return inSpan(
     `invoke_agent ${agent}`,
     {
       kind: SpanKind.INTERNAL,
+      parent,
       attributes: () => ({ 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.name': agent, ...(conversationId ? { 'gen_ai.conversation.id': conversationId } : {}) }),
     },
-    async (span) => {
-      const r = await fn();
+    async (span, ctx) => {
+      const r = await fn(ctx);
       span?.setAttributes({
         'swarm.agent.status': r.status,
         'swarm.agent.final': r.agent.name,
@@ -44,17 +46,18 @@ export function traceAgentLoop(agent: string, conversationId: string | undefined
 }
 
 /**
- * One model call as a `chat {model}` CLIENT span.
+ * One model call as a `chat {model}` CLIENT span, a child of `parent` (the loop's span).
  *
  * @example
- *   const response = await traceChat(model, request, 'triage', sessionId, () => model.generate(request));
+ *   const response = await traceChat(model, request, 'triage', sessionId, loopCtx, () => model.generate(request));
  */
-export function traceChat(model: ChatModel, request: ModelRequest, agent: string, conversationId: string, fn: () => Promise<ModelResponse>): Promise<ModelResponse> {
+export function traceChat(model: ChatModel, request: ModelRequest, agent: string, conversationId: string, parent: Context | undefined, fn: () => Promise<ModelResponse>): Promise<ModelResponse> {
   const { provider, model: name } = splitModelId(model.id);
   return inSpan(
     `chat ${name}`,
     {
       kind: SpanKind.CLIENT,
+      parent,
       attributes: () => ({
         'gen_ai.operation.name': 'chat',
         'gen_ai.provider.name': provider,
@@ -92,17 +95,19 @@ export function traceChat(model: ChatModel, request: ModelRequest, agent: string
 }
 
 /**
- * One tool call as an `execute_tool {tool}` span. A call that ends in an error result (the model is
- * told) is a failed span with `error.type` `tool_error`.
+ * One tool call as an `execute_tool {tool}` span, a child of `parent` (the loop's span); `fn` gets
+ * its context (the tool's outgoing requests name it). A call that ends in an error result (the model
+ * is told) is a failed span with `error.type` `tool_error`.
  *
  * @example
- *   const rec = await traceTool(call, 'triage', sessionId, () => executeTool(...));
+ *   const rec = await traceTool(call, 'triage', sessionId, loopCtx, (ctx) => executeTool(...));
  */
-export function traceTool(call: ToolCall, agent: string, conversationId: string, fn: () => Promise<RecordedToolCall>): Promise<RecordedToolCall> {
+export function traceTool(call: ToolCall, agent: string, conversationId: string, parent: Context | undefined, fn: (ctx: Context | undefined) => Promise<RecordedToolCall>): Promise<RecordedToolCall> {
   return inSpan(
     `execute_tool ${call.name}`,
     {
       kind: SpanKind.INTERNAL,
+      parent,
       attributes: () => ({
         'gen_ai.operation.name': 'execute_tool',
         'gen_ai.tool.name': call.name,
@@ -113,8 +118,8 @@ export function traceTool(call: ToolCall, agent: string, conversationId: string,
         ...(capturesContent() ? { 'gen_ai.tool.call.arguments': spanContent(call.arguments) } : {}),
       }),
     },
-    async (span) => {
-      const rec = await fn();
+    async (span, ctx) => {
+      const rec = await fn(ctx);
       if (span) {
         if (capturesContent()) span.setAttribute('gen_ai.tool.call.result', spanContent(rec.output));
         if (rec.is_error) {

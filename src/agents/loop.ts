@@ -6,13 +6,13 @@
  * model's tool-call id).
  */
 import { ExecutionError, ResumeError } from '../core/errors.js';
-import { handoffToolName, isAgent, isToolResult, type Agent, type ContextVariables, type Tool } from './agent.js';
+import { handoffToolName, isAgent, isToolResult, type Agent, type ContextVariables, type Tool, type ToolContext } from './agent.js';
 import { addUsage, ZERO_USAGE, type ChatModel, type JsonSchema, type Message, type ModelRequest, type ModelResponse, type StreamDelta, type ToolCall, type ToolSchema, type Usage } from './types.js';
 import { validateAgainst } from '../core/io-schema.js';
 import { byteLength, formatBytes, LIMIT_DEFAULTS, LimitExceededError } from '../core/limits.js';
 import { validateToolArguments } from './tools/validate.js';
 import { traceAgentLoop, traceChat, traceTool } from './loop-trace.js';
-import { addActiveEvent } from '../observability/tracing.js';
+import { addSpanEvent, runInContext, type Context } from '../observability/tracing.js';
 import { timedModelCall, timedToolCall, type EngineMetrics } from '../observability/engine-metrics.js';
 import type { GuardState, GuardTurn, LoopGuard, ModelCallGate, ToolCallGate } from '../guardrails/guard.js';
 
@@ -155,6 +155,11 @@ export interface RunOptions {
    * message or model answer fails the loop; a larger tool result reaches the model as an error.
    */
   maxMessageBytes?: number;
+  /**
+   * With tracing on, the parent of the loop's `invoke_agent` span (a step attempt's span context).
+   * Default: a trace of its own.
+   */
+  traceContext?: Context;
 }
 
 export interface RunResult {
@@ -187,7 +192,9 @@ const NEVER_ABORTED = new AbortController().signal;
 
 /** Run an agent on messages to completion (or to a pause). Resumes from the journal's checkpoint when it has one. */
 export async function run(start: Agent, messages: readonly Message[], options: RunOptions = {}): Promise<RunResult> {
-  return traceAgentLoop(start.name, options.journal?.sessionId, async () => {
+  return traceAgentLoop(start.name, options.journal?.sessionId, options.traceContext, async (ctx) => {
+    // Within the loop, traceContext is the loop's own span: its model and tool calls are children of it.
+    if (ctx) options = { ...options, traceContext: ctx };
     const onEnd = options.guard?.onEnd;
     if (!onEnd) return runLoop(start, messages, options);
     const ended: { state?: GuardState; done?: boolean } = {};
@@ -349,7 +356,7 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
         state.handoffs = (state.handoffs ?? 0) + 1;
         await guard?.onHandoff?.({ ...turnOf(current), from: current.name, to: handoff, depth: state.handoffs });
         emit({ type: 'handoff', from: current.name, to: handoff });
-        addActiveEvent('swarm.handoff', () => ({ 'swarm.handoff.from': current.name, 'swarm.handoff.to': handoff }));
+        addSpanEvent(options.traceContext, 'swarm.handoff', () => ({ 'swarm.handoff.from': current.name, 'swarm.handoff.to': handoff }));
         state.agent = handoff;
       }
       continue;
@@ -391,7 +398,7 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
     const sent = request;
     let response: ModelResponse;
     try {
-      response = await traceChat(called, sent, agentNow.name, journal.sessionId, () =>
+      response = await traceChat(called, sent, agentNow.name, journal.sessionId, options.traceContext, () =>
         timedModelCall(
           options.metrics,
           called.id,
@@ -574,7 +581,7 @@ async function runTool(
       const args = parsed.value;
       if (CONTEXT_PARAM in ((t.parameters.properties as Record<string, unknown> | undefined) ?? {})) args[CONTEXT_PARAM] = { ...state.context_variables };
       await options.hooks?.beforeToolCall?.({ agent: current, turn: state.turn, call, args });
-      rec = await traceTool(call, current.name, journal.sessionId, () => timedToolCall(options.metrics, t.name, executeTool(t, args, call, current, state, journal, options, know)));
+      rec = await traceTool(call, current.name, journal.sessionId, options.traceContext, (toolCtx) => timedToolCall(options.metrics, t.name, executeTool(t, args, call, current, state, journal, options, know, toolCtx)));
       await toolGate?.settle?.(rec);
     }
   }
@@ -603,10 +610,10 @@ async function decideApproval(
 ): Promise<RecordedToolCall | 'waiting' | undefined> {
   const decision = await journal.approval(call.id);
   if (!decision) {
-    addActiveEvent('swarm.approval.requested', () => ({ 'swarm.approval.tool': name, 'swarm.approval.call_id': call.id }));
+    addSpanEvent(options.traceContext, 'swarm.approval.requested', () => ({ 'swarm.approval.tool': name, 'swarm.approval.call_id': call.id }));
     return 'waiting';
   }
-  addActiveEvent('swarm.approval.decided', () => ({ 'swarm.approval.tool': name, 'swarm.approval.call_id': call.id, 'swarm.approval.decision': decision.decision }));
+  addSpanEvent(options.traceContext, 'swarm.approval.decided', () => ({ 'swarm.approval.tool': name, 'swarm.approval.call_id': call.id, 'swarm.approval.decision': decision.decision }));
   if (decision.decision === 'rejected' && options.onRejected === 'tell_model') {
     const r = fail(`Error: the user rejected this call of '${name}': ${decision.reason}`);
     await journal.recordTool(r);
@@ -628,16 +635,20 @@ async function executeTool(
   journal: LoopJournal,
   options: RunOptions,
   know: (a: Agent) => Agent,
+  traceContext: Context | undefined,
 ): Promise<RecordedToolCall> {
   const base = { turn: state.turn, call_id: call.id, name: call.name, arguments: call.arguments };
   try {
-    const value = await t.execute(args, {
+    const toolCtx: ToolContext = {
       contextVariables: { ...state.context_variables },
       callId: call.id,
       agent: current.name,
       idempotencyKey: `${options.idempotencyPrefix ?? journal.sessionId}/${call.id}`,
       signal: options.signal ?? NEVER_ABORTED,
-    });
+      ...(traceContext ? { traceContext } : {}),
+    };
+    // The call's span made active for the tool (a program's context manager carries it into a tool module's own spans).
+    const value = await runInContext(traceContext, () => t.execute(args, toolCtx));
     if (isAgent(value)) know(value);
     if (isToolResult(value) && value.options.agent) know(value.options.agent);
     if (isAgent(value)) return { ...base, output: JSON.stringify({ assistant: value.name }), is_error: false, handoff: value.name };

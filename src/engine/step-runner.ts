@@ -14,6 +14,7 @@ import type { StepSpec } from '../core/manifest/workflow.js';
 import { runKindStep } from './waits.js';
 import { MAX_MAP_ELEMENTS } from '../core/manifest/nesting.js';
 import { parseElementId } from './nesting.js';
+import type { Context } from '../observability/tracing.js';
 
 export interface StepOutcomeInfo {
   status: string;
@@ -77,7 +78,7 @@ export interface StepRunnerDeps {
 }
 
 /** What runs a consensus step (the driver, with its dependencies bound by src/swarm.ts). */
-export type ConsensusStepRunner = (step: ClaimedStep, spec: StepSpec, ctx: ResolveContext, workerId: string, signal: AbortSignal, workflow: string) => Promise<StepResult>;
+export type ConsensusStepRunner = (step: ClaimedStep, spec: StepSpec, ctx: ResolveContext, workerId: string, signal: AbortSignal, workflow: string, trace?: Context) => Promise<StepResult>;
 
 /** Trigger data per run (immutable), cached. */
 const triggerCache = new Map<string, unknown>();
@@ -86,7 +87,7 @@ const triggerCache = new Map<string, unknown>();
  * Run one claimed step attempt from start to finish and describe the outcome. Never throws: every
  * failure becomes a `failed` result, so the worker always has something to commit.
  */
-export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId: string, abort: AbortController): Promise<Completion> {
+export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId: string, abort: AbortController, trace?: Context): Promise<Completion> {
   const t0 = performance.now();
   const base = { run_id: step.run_id, step_id: step.step_id, attempt: step.attempt, worker_id: workerId, retry_count: step.retry_count, plan_id: step.plan_id };
   const limits = deps.limits ?? LIMIT_DEFAULTS;
@@ -146,7 +147,7 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
         const full: ResolveContext = { ...ctx, trigger: ctx.trigger ?? (await triggerData(deps.store, step.run_id)), steps: await upstream(deps, step.run_id, spec.deps) };
         if (spec.kind === 'consensus') {
           if (!deps.consensus) throw new StepError('CONSENSUS_UNAVAILABLE', 'this worker cannot run consensus steps', false);
-          return done(await deps.consensus(step, spec, full, workerId, abort.signal, workflow));
+          return done(await deps.consensus(step, spec, full, workerId, abort.signal, workflow, trace));
         }
         return done(await runKindStep(deps.store, step, spec, full));
       }
@@ -188,6 +189,7 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
         timeoutMs,
         workDir,
         ...(env ? { env } : {}),
+        ...(trace ? { trace } : {}),
         ...(p.plan.workflow.budget || spec.budget ? { budget: { ...(p.plan.workflow.budget ? { workflow: p.plan.workflow.budget } : {}), ...(spec.budget ? { step: spec.budget } : {}) } } : {}),
         ...(deps.onProcess ? { onProcess: (pid: number | null) => deps.onProcess?.(step, pid) } : {}),
       });

@@ -8,7 +8,7 @@ import { StepError } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import type { BuiltinAgent } from './builtins.js';
 import { Waiting } from './executor.js';
-import { setActiveAttributes } from '../observability/tracing.js';
+import { setSpanAttributes } from '../observability/tracing.js';
 
 /** The call id an approval step's request is recorded under. */
 export const APPROVAL_STEP_CALL = 'step';
@@ -17,7 +17,7 @@ export function approvalAgent(store: Store): BuiltinAgent {
   return async (inputs, ctx) => {
     const decision = await store.getApproval(ctx.runId, ctx.stepId, APPROVAL_STEP_CALL);
     // On the step attempt's span (tracing on): the request, and the decision with how long it took.
-    setActiveAttributes(() => ({
+    setSpanAttributes(ctx.trace, () => ({
       'swarm.approval.status': decision?.status ?? 'requested',
       ...(decision?.decided_by ? { 'swarm.approval.decided_by': decision.decided_by } : {}),
       ...(decision?.decided_at ? { 'swarm.approval.wait_ms': decision.decided_at - decision.requested_at } : {}),

@@ -1,6 +1,7 @@
 import type { BudgetSpec } from '../core/manifest/guardrails/budget.js';
 import type { StepError } from '../core/errors.js';
 import type { AgentManifest } from '../core/manifest/agent.js';
+import type { Context } from '../observability/tracing.js';
 
 /** What an executor is given to run one attempt of one step. */
 export interface ExecutionContext {
@@ -29,6 +30,11 @@ export interface ExecutionContext {
    * samples and judges: `<run id>/<step id>/propose/<member id>/<round>`). Default `<run id>/<step id>`.
    */
   session?: string;
+  /**
+   * The step attempt's span context, with tracing on: what the executor starts (an agent loop's
+   * spans, a process agent's TRACEPARENT, an HTTP executor's traceparent) is its child.
+   */
+  trace?: Context;
 }
 
 /** How a process agent's attempt was isolated; recorded in the step's final event. */

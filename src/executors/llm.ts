@@ -104,6 +104,7 @@ export class LlmExecutor implements Executor {
         ...(this.o.hooks ? { hooks: this.o.hooks } : {}),
         ...(this.o.metrics ? { metrics: this.o.metrics } : {}),
         ...(this.o.maxMessageBytes !== undefined ? { maxMessageBytes: this.o.maxMessageBytes } : {}),
+        ...(ctx.trace ? { traceContext: ctx.trace } : {}),
       });
       if (r.status === 'waiting') {
         const calls = r.waitingFor ?? [];

@@ -136,7 +136,7 @@ export class ProcessExecutor implements Executor {
       SWARM_OUTPUT_FILE: outputFile,
       SWARM_WORK_DIR: ctx.workDir,
       // The step attempt's span (W3C trace context), when tracing is on: the agent's own spans join the run's trace.
-      ...traceEnvironment(),
+      ...traceEnvironment(ctx.trace),
       // Last: the proxy variables name the bridge (inside the sandbox nothing else leads out anyway).
       ...netEnv,
     };

@@ -5,6 +5,7 @@
  * run without that configuration loads none of it. The core (src/observability/tracing.ts) speaks
  * the OpenTelemetry API only.
  */
+import { hostname } from 'node:os';
 import { configureTracing } from './tracing.js';
 
 /** The OTLP/HTTP encodings Swarm can send (OTEL_EXPORTER_OTLP_PROTOCOL's values; gRPC is not one of them). */
@@ -32,6 +33,15 @@ export interface StartTracingOptions {
   captureMessageContent?: boolean;
   /** How long the batch processor waits before sending what it has (ms; default OTEL_BSP_SCHEDULE_DELAY, else 5000). */
   scheduledDelayMillis?: number;
+  /**
+   * Register OpenTelemetry's AsyncLocalStorage context manager, so that the span active in your code
+   * stays active across its awaits: a run started inside `startActiveSpan` joins that span's trace,
+   * and spans your built-in agents and tool modules start nest under Swarm's without being handed
+   * their parent. Default true. Swarm's own spans do not need it (it carries their contexts itself);
+   * on Node 20 it puts a hook on every promise the process makes, which the CLI does not pay
+   * (`startTracingFromEnv` registers none; docs/observability.md#overhead).
+   */
+  asyncContext?: boolean;
 }
 
 /** A started SDK: flush what is buffered; shut it down (flushes first, then unregisters it). */
@@ -60,15 +70,18 @@ export async function startTracing(options: StartTracingOptions = {}): Promise<T
   const url = options.url ?? (options.endpoint ? tracesUrl(options.endpoint) : undefined);
   const exporter = new OTLPTraceExporter(url ? { url } : {});
   // service.name: the option, else OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES (the env detector), else swarm.
-  let resource = defaultResource().merge(resourceFromAttributes({ 'service.name': 'swarm' })).merge(detectResources({ detectors: [envDetector] }));
+  // The process that runs the steps (a worker's, a server's) names itself once per batch, not on every span.
+  let resource = defaultResource()
+    .merge(resourceFromAttributes({ 'service.name': 'swarm', 'host.name': hostname(), 'process.pid': process.pid }))
+    .merge(detectResources({ detectors: [envDetector] }));
   if (options.serviceName) resource = resource.merge(resourceFromAttributes({ 'service.name': options.serviceName }));
   const provider = new NodeTracerProvider({
     resource,
-    spanProcessors: [new BatchSpanProcessor(exporter, options.scheduledDelayMillis !== undefined ? { scheduledDelayMillis: options.scheduledDelayMillis } : {})],
+    spanProcessors: [new BatchSpanProcessor(exporter, { ...batchDefaults(process.env), ...(options.scheduledDelayMillis !== undefined ? { scheduledDelayMillis: options.scheduledDelayMillis } : {}) })],
   });
-  // Also the AsyncLocalStorage context manager (spans started in an awaited call find their parent)
-  // and the W3C trace-context propagator.
-  provider.register();
+  // The W3C trace-context propagator, and the AsyncLocalStorage context manager unless asked not to
+  // (null: none registered; the API's no-op one answers, and Swarm's spans carry their parents).
+  provider.register(options.asyncContext === false ? { contextManager: null } : {});
   configureTracing({ captureMessageContent: options.captureMessageContent ?? false });
   let stopped: Promise<void> | undefined;
   return {
@@ -99,7 +112,9 @@ export function tracingConfigured(env: Readonly<Record<string, string | undefine
 
 /**
  * Start tracing when `env` configures it (see `tracingConfigured`); undefined otherwise, having
- * loaded nothing. OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true records content.
+ * loaded nothing. OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true records content. No context
+ * manager is registered (`asyncContext: false`): in the CLI only Swarm's code makes spans, and it
+ * passes their contexts itself.
  *
  * @example
  *   const tracing = await startTracingFromEnv(process.env); // undefined unless OTEL_* asks for it
@@ -118,7 +133,21 @@ export async function startTracingFromEnv(env: Readonly<Record<string, string | 
     ...(env.OTEL_SERVICE_NAME?.trim() ? { serviceName: env.OTEL_SERVICE_NAME.trim() } : {}),
     ...(env.OTEL_BSP_SCHEDULE_DELAY && Number.isFinite(delay) && delay >= 0 ? { scheduledDelayMillis: delay } : {}),
     captureMessageContent: env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT?.trim().toLowerCase() === 'true',
+    asyncContext: false,
   });
+}
+
+/**
+ * Swarm's batch sizes where the environment sets none: up to 2,048 spans a request (the
+ * specification's default is 512) and 8,192 waiting (2,048). A worker running short steps ends
+ * thousands of spans a second; fewer, larger requests cost its event loop less (bench:observability),
+ * and the larger queue drops none while one is sent. OTEL_BSP_MAX_EXPORT_BATCH_SIZE and
+ * OTEL_BSP_MAX_QUEUE_SIZE override them.
+ */
+export function batchDefaults(env: Readonly<Record<string, string | undefined>>): { maxExportBatchSize?: number; maxQueueSize?: number } {
+  const set = (name: string): boolean => Boolean(env[name]?.trim());
+  if (set('OTEL_BSP_MAX_EXPORT_BATCH_SIZE') || set('OTEL_BSP_MAX_QUEUE_SIZE')) return {};
+  return { maxExportBatchSize: 2048, maxQueueSize: 8192 };
 }
 
 /** An OTLP base URL made the traces URL (`…/v1/traces`), as OTEL_EXPORTER_OTLP_ENDPOINT is. */

@@ -7,6 +7,14 @@
  * `step {step_id}` per step attempt (a child of the run's stored context, in whatever process runs
  * it), `invoke_agent {agent}` per `llm` agent loop, `chat {model}` (CLIENT) per model call and
  * `execute_tool {tool}` per tool call, with the OpenTelemetry GenAI attributes and Swarm's `swarm.*`.
+ *
+ * Swarm carries its spans' contexts explicitly (a step's context reaches its executor, the agent
+ * loop, its tools, process agents' environment and outgoing requests as an argument), never through
+ * the API's active context: its spans nest the same with any context manager or none. The CLI
+ * registers none, because Node 20's AsyncLocalStorage puts a promise hook on every promise of the
+ * process (docs/observability.md#overhead). Only a caller's span is read from the active context (a
+ * program's `startActiveSpan` around `startRun`), and code of the user's that Swarm calls (built-in
+ * agents, tool modules) runs with Swarm's span made active, for a program that registered one.
  */
 import {
   context,
@@ -85,7 +93,8 @@ function providerNow(): TracerProvider {
   return p instanceof ProxyTracerProvider ? p.getDelegate() : p;
 }
 
-function tracer(): Tracer {
+/** The tracer of Swarm's spans (the registered provider's; a no-op one while none is). */
+export function tracer(): Tracer {
   const provider = providerNow();
   if (tracerOf?.provider !== provider) tracerOf = { provider, tracer: provider.getTracer(TRACER_NAME) };
   return tracerOf.tracer;
@@ -126,20 +135,6 @@ export function contextFromCarrier(carrier: { traceparent?: string | null; trace
   return trace.setSpanContext(base, sc);
 }
 
-/**
- * Run `fn` with the context a W3C `traceparent` (and `tracestate`) names as the active one, so that
- * what `fn` starts (a run) joins the caller's trace. `fn` runs as it is when tracing is off or the
- * header is absent or malformed.
- *
- * @example
- *   await withRemoteParent({ traceparent: req.header('traceparent') }, () => swarm.createRun('digest', input));
- */
-export function withRemoteParent<T>(carrier: { traceparent?: string | null | undefined; tracestate?: string | null | undefined }, fn: () => T): T {
-  if (!tracingEnabled() || !carrier.traceparent) return fn();
-  const parent = contextFromCarrier(carrier, context.active());
-  return parent ? context.with(parent, fn) : fn();
-}
-
 /** The active context, when tracing is on (to carry a caller's trace into work done elsewhere). */
 export function activeTraceContext(): Context | undefined {
   return tracingEnabled() ? context.active() : undefined;
@@ -159,30 +154,44 @@ export function currentTraceIds(): { trace_id: string; span_id: string } | undef
 }
 
 /**
- * `headers` with the W3C `traceparent` (and `tracestate`) of the active span added, for an outgoing
- * HTTP request (HTTP tools, MCP servers over HTTP). The same object when tracing is off or no span
- * is active; a `traceparent` the caller set is kept.
+ * `headers` with the W3C `traceparent` (and `tracestate`) of `ctx`'s span (else the active span's)
+ * added, for an outgoing HTTP request (HTTP tools, HTTP executors). The same object when tracing is
+ * off or there is no span; a `traceparent` the caller set is kept.
  *
  * @example
- *   await fetch(url, { headers: withTraceHeaders({ accept: 'application/json' }) });
+ *   await fetch(url, { headers: withTraceHeaders({ accept: 'application/json' }, toolCtx.traceContext) });
  */
-export function withTraceHeaders(headers: Record<string, string>): Record<string, string> {
+export function withTraceHeaders(headers: Record<string, string>, ctx?: Context): Record<string, string> {
   if (!tracingEnabled()) return headers;
-  const c = activeCarrier();
+  const c = carrierIn(ctx);
   if (!c || Object.keys(headers).some((h) => h.toLowerCase() === 'traceparent')) return headers;
   return { ...headers, traceparent: c.traceparent, ...(c.tracestate ? { tracestate: c.tracestate } : {}) };
 }
 
-/** `TRACEPARENT` (and `TRACESTATE`) naming the active span, for a child process's environment; {} when off. */
-export function traceEnvironment(): Record<string, string> {
+/** `TRACEPARENT` (and `TRACESTATE`) naming `ctx`'s span (else the active span), for a child process's environment; {} when off. */
+export function traceEnvironment(ctx?: Context): Record<string, string> {
   if (!tracingEnabled()) return {};
-  const c = activeCarrier();
+  const c = carrierIn(ctx);
   return c ? { TRACEPARENT: c.traceparent, ...(c.tracestate ? { TRACESTATE: c.tracestate } : {}) } : {};
 }
 
-function activeCarrier(): TraceCarrier | undefined {
-  const sc = trace.getActiveSpan()?.spanContext();
+/**
+ * The W3C form of `ctx`'s span (else the active span's): what a request or a message carries (an MCP
+ * call's `_meta`). Undefined when tracing is off or there is no valid span.
+ */
+export function carrierIn(ctx?: Context): TraceCarrier | undefined {
+  if (!tracingEnabled()) return undefined;
+  const sc = trace.getSpan(ctx ?? context.active())?.spanContext();
   return sc ? carrierOf(sc) : undefined;
+}
+
+/**
+ * Run `fn` with `ctx` as the active context, for code of the user's that Swarm calls (a built-in
+ * agent, a tool module): with a context manager registered (a program's SDK), spans it starts nest
+ * under Swarm's. With none (the CLI) or tracing off, `fn` is just called.
+ */
+export function runInContext<T>(ctx: Context | undefined, fn: () => T): T {
+  return ctx ? context.with(ctx, fn) : fn();
 }
 
 // ---- spans ----
@@ -230,20 +239,21 @@ export function recordRunSpan(info: RunSpanInfo, parent?: Context): TraceCarrier
 }
 
 /**
- * Run `fn` inside a new span (made active, so spans started within are its children), ending it when
- * `fn` settles: an error thrown sets the span's status and `error.type`. With tracing off, `fn` runs
- * with no span (`undefined`).
+ * Run `fn` inside a new span, a child of `parent`, ending it when `fn` settles: an error thrown sets
+ * the span's status and `error.type`. `fn` gets the span and its context, the parent of what it
+ * starts in turn (passed on explicitly: the span is not made active). With tracing off, `fn` runs
+ * with neither.
  */
 export async function inSpan<T>(
   name: string,
-  options: { kind?: SpanKind; attributes?: () => Attributes; parent?: Context },
-  fn: (span: Span | undefined) => Promise<T>,
+  options: { kind?: SpanKind; attributes?: () => Attributes; parent: Context | undefined },
+  fn: (span: Span | undefined, ctx: Context | undefined) => Promise<T>,
 ): Promise<T> {
-  if (!tracingEnabled()) return fn(undefined);
-  const parent = options.parent ?? context.active();
+  if (!tracingEnabled()) return fn(undefined, undefined);
+  const parent = options.parent ?? ROOT_CONTEXT;
   const span = tracer().startSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, ...(options.attributes ? { attributes: options.attributes() } : {}) }, parent);
   try {
-    return await context.with(trace.setSpan(parent, span), () => fn(span));
+    return await fn(span, trace.setSpan(parent, span));
   } catch (e) {
     failSpan(span, e);
     throw e;
@@ -260,18 +270,18 @@ export function failSpan(span: Span, e: unknown, type?: string): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message: redactContent(e instanceof Error ? e.message : String(e)) });
 }
 
-/** Attributes on the active span (nothing when tracing is off or no span is active). */
-export function setActiveAttributes(attributes: () => Attributes): void {
-  if (!tracingEnabled()) return;
-  const span = trace.getActiveSpan();
+/** Attributes on `ctx`'s span (nothing when tracing is off or it has none). */
+export function setSpanAttributes(ctx: Context | undefined, attributes: () => Attributes): void {
+  if (!ctx || !tracingEnabled()) return;
+  const span = trace.getSpan(ctx);
   if (span?.isRecording()) span.setAttributes(attributes());
 }
 
-/** An event on the active span (a handoff, an approval asked for or decided). */
-export function addActiveEvent(name: string, attributes: () => Attributes): void {
-  if (!tracingEnabled()) return;
-  const span = trace.getActiveSpan();
+/** An event on `ctx`'s span (a handoff, an approval asked for or decided). */
+export function addSpanEvent(ctx: Context | undefined, name: string, attributes: () => Attributes): void {
+  if (!ctx || !tracingEnabled()) return;
+  const span = trace.getSpan(ctx);
   if (span?.isRecording()) span.addEvent(name, attributes());
 }
 
-export { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Attributes, type Span, type Context };
+export { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Context };

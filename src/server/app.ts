@@ -14,7 +14,6 @@ import { RegExpRouter } from 'hono/router/reg-exp-router';
 import { SmartRouter } from 'hono/router/smart-router';
 import { TrieRouter } from 'hono/router/trie-router';
 import { UserError } from '../core/errors.js';
-import { traceContext } from './trace-context.js';
 import { SwarmOpenAPIHono } from './openapi-app.js';
 import { MemoRouter } from './memo-router.js';
 import type { Swarm } from '../swarm.js';
@@ -110,13 +109,12 @@ export function createApp(swarm: Swarm, options: CreateAppOptions = {}): OpenAPI
     if (declared !== undefined && c.req.header('transfer-encoding') === undefined && /^\d+$/.test(declared) && Number(declared) <= maxBodyBytes) return next();
     return limit(c, next);
   };
-  // The token, then the caller's trace context (traceparent: the runs its request creates join its
-  // trace), then an API request's body size: one middleware calling the three in turn, where three
-  // registered ones would cost the router's dispatch between each (every request passes here).
+  // The token, then an API request's body size: one middleware calling the two in turn, where two
+  // registered ones would cost the router's dispatch between them (every request passes here).
   const front: MiddlewareHandler = (c, next) => {
     const path = c.req.path;
     const api = path === '/api' || path.startsWith('/api/');
-    return auth(c, () => traceContext(c, api ? () => checked(c, next) as Promise<void> : next) as Promise<void>);
+    return auth(c, api ? () => checked(c, next) as Promise<void> : next);
   };
   app.use('*', front);
   // Webhook deliveries are counted by outcome, a body refused by the limit included (metrics.ts).

@@ -1,17 +1,24 @@
 /**
- * W3C trace context in: a request carrying `traceparent` (and `tracestate`) is handled inside the
- * context it names, so a run it creates (`POST …/runs`, a webhook delivery) joins the caller's trace.
- * Nothing happens while tracing is off.
+ * W3C trace context in: a request carrying `traceparent` (and `tracestate`) names the caller's span,
+ * and the runs it creates (`POST …/runs`, `POST …/schedules/{workflow}/trigger`, a webhook delivery)
+ * join the caller's trace. Passed to them explicitly (`StartRunOptions.trace`), not through an active
+ * context. Nothing is read while tracing is off.
  */
-import type { MiddlewareHandler } from 'hono';
-import { tracingEnabled, withRemoteParent } from '../observability/tracing.js';
+import type { Context } from 'hono';
+import { tracingEnabled } from '../observability/tracing.js';
+import type { StartRunOptions } from '../swarm.js';
 
 /**
- * The middleware. A malformed header is ignored (W3C Trace Context), never an error.
+ * `{ trace }` for `createRun` when tracing is on and the request has a `traceparent`; else `{}`. A
+ * malformed header is ignored where the run is created (W3C Trace Context), never an error.
  *
  * @example
- *   app.use('*', traceContext);
+ *   await swarm.createRun(ref, input, { trigger_type: 'api', ...requestTrace(c) });
  */
-export const traceContext: MiddlewareHandler = (c, next) =>
-  // Off: not even the headers are read (every API request passes here).
-  tracingEnabled() ? withRemoteParent({ traceparent: c.req.header('traceparent'), tracestate: c.req.header('tracestate') }, () => next()) : next();
+export function requestTrace(c: Context): Pick<StartRunOptions, 'trace'> {
+  if (!tracingEnabled()) return {};
+  const traceparent = c.req.header('traceparent');
+  if (!traceparent) return {};
+  const tracestate = c.req.header('tracestate');
+  return { trace: { traceparent, ...(tracestate ? { tracestate } : {}) } };
+}

@@ -23,6 +23,8 @@ export interface ReceivedSpan {
   /** The status message ('' when none). */
   statusMessage: string;
   service: string;
+  /** The attributes of the resource the span came with (`service.name`, `host.name`, `process.pid`, …). */
+  resource: Record<string, unknown>;
 }
 
 export interface OtlpReceiver {
@@ -79,7 +81,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
           return;
         }
         for (const rs of doc.resourceSpans ?? []) {
-          const name = attrs(rs.resource?.attributes)['service.name'];
+          const resource = attrs(rs.resource?.attributes);
+          const name = resource['service.name'];
           const service = typeof name === 'string' ? name : '';
           for (const ss of rs.scopeSpans ?? []) {
             for (const s of ss.spans ?? []) {
@@ -94,6 +97,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
                 status: s.status?.code ?? 0,
                 statusMessage: s.status?.message ?? '',
                 service,
+                resource,
               });
             }
           }

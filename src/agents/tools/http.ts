@@ -175,7 +175,7 @@ export function httpTool(spec: HttpToolSpec, index: number, guard?: NetworkGuard
       if (missing.length) throw new ToolCallError('TOOL_ARGUMENTS_INVALID', `missing ${missing.map((m) => `'${m}'`).join(', ')} for the URL`);
       const url = new URL(filled);
       // The tool call's span travels with the request (W3C trace context), when tracing is on.
-      let headers = withTraceHeaders(withIdempotencyKey({ ...configured }, method, ctx));
+      let headers = withTraceHeaders(withIdempotencyKey({ ...configured }, method, ctx), ctx.traceContext);
       let body: string | undefined;
       if (method === 'GET' || method === 'DELETE') addQuery(url, rest);
       else {

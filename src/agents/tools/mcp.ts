@@ -13,7 +13,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import type { CallToolResult, ContentBlock, Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
 import { errorMessage } from '../../core/errors.js';
 import { modelToolName } from '../../core/manifest/agent.js';
-import { tracingEnabled, withTraceHeaders } from '../../observability/tracing.js';
+import { carrierIn, tracingEnabled } from '../../observability/tracing.js';
 import { tool, type Tool } from '../agent.js';
 import { ToolCallError, ToolLoadError } from './errors.js';
 import { resolveInPackage } from './module.js';
@@ -36,10 +36,26 @@ interface LoadOptions {
   log?: (m: string) => void;
 }
 
-/** `fetch` that adds the active span's W3C trace context (a tool call's) to each request to an MCP server. */
+/**
+ * `fetch` that sends a tool call's W3C trace context, which the call carries in its `params._meta`
+ * (as the MCP and OpenTelemetry conventions ask), in HTTP headers too, for servers and proxies that
+ * read those.
+ */
 function tracedFetch(url: string | URL, init?: RequestInit): Promise<Response> {
+  const body = init?.body;
+  if (typeof body !== 'string' || !body.includes('"traceparent"')) return fetch(url, init);
+  let meta: { traceparent?: unknown; tracestate?: unknown } | undefined;
+  try {
+    meta = (JSON.parse(body) as { params?: { _meta?: { traceparent?: unknown; tracestate?: unknown } } }).params?._meta;
+  } catch {
+    // Not one JSON-RPC message (a batch): sent as it is.
+  }
+  if (typeof meta?.traceparent !== 'string') return fetch(url, init);
   const headers = new Headers(init?.headers);
-  for (const [k, v] of Object.entries(withTraceHeaders({}))) if (!headers.has(k)) headers.set(k, v);
+  if (!headers.has('traceparent')) {
+    headers.set('traceparent', meta.traceparent);
+    if (typeof meta.tracestate === 'string') headers.set('tracestate', meta.tracestate);
+  }
   return fetch(url, { ...init, headers });
 }
 
@@ -263,7 +279,9 @@ export async function mcpTools(spec: McpToolSpec, index: number, options: LoadOp
           if (closed || lost) throw new ToolCallError('MCP_CLOSED', `the MCP server '${label}' is no longer connected${lost ? ' (it closed the connection)' : ''}`);
           let res: CallToolResult;
           try {
-            res = (await client.callTool({ name: t.name, arguments: args }, undefined, {
+            // The call's span (W3C trace context) in `_meta`, over stdio and HTTP alike (SEP-414).
+            const trace = carrierIn(ctx.traceContext);
+            res = (await client.callTool({ name: t.name, arguments: args, ...(trace ? { _meta: { ...trace } } : {}) }, undefined, {
               signal: ctx.signal,
               timeout: callTimeout,
               resetTimeoutOnProgress: true,

@@ -17,6 +17,7 @@ import type { ConsensusDecisionRow, ConsensusLoad, ConsensusTaskRow, ConsensusTx
 import type { Store } from '../../store/store.js';
 import type { ClaimedStep, LedgerTx } from '../../store/types.js';
 import type { TaskContract } from '../core/types.js';
+import type { Context } from '../../observability/tracing.js';
 
 /** A seq and hash of an event in a run's log (what a decision's proof lists). */
 export interface EventRef {
@@ -41,6 +42,8 @@ export interface AgentRunRequest {
   session?: string;
   workflow: string;
   signal: AbortSignal;
+  /** The consensus step attempt's span context (tracing on): the agent's spans are its children. */
+  trace?: Context;
 }
 
 /** What the knowledge store offers the driver (lookup before proposing, record after finalizing). */

@@ -30,10 +30,11 @@ import { proposerSlots, quorumOf, verifierSlots, voterSlots } from './rules.js';
 import { propose } from './propose.js';
 import { verify } from './verify.js';
 import { vote } from './vote.js';
+import type { Context } from '../../observability/tracing.js';
 
 /** Run a consensus step's attempt. Never throws for the task's own problems: they fail the step. */
-export async function runConsensusStep(shared: ConsensusDeps, step: ClaimedStep, spec: StepSpec, rctx: ResolveContext, workerId: string, signal: AbortSignal, workflow: string): Promise<StepResult> {
-  const deps = attemptDeps(shared);
+export async function runConsensusStep(shared: ConsensusDeps, step: ClaimedStep, spec: StepSpec, rctx: ResolveContext, workerId: string, signal: AbortSignal, workflow: string, trace?: Context): Promise<StepResult> {
+  const deps = attemptDeps(shared, trace);
   let contract: TaskContract;
   try {
     contract = resolveTaskContract(resolveValue(spec.consensus?.task, rctx, `steps.${step.step_id}.task`), step.step_id);
@@ -70,10 +71,12 @@ export async function runConsensusStep(shared: ConsensusDeps, step: ClaimedStep,
  * The deps of one attempt: each executor's record is read once (the members' keys, then every call
  * of the attempt to that executor), not once per call.
  */
-function attemptDeps(deps: ConsensusDeps): ConsensusDeps {
+function attemptDeps(deps: ConsensusDeps, trace: Context | undefined): ConsensusDeps {
   const executors = new Map<string, ReturnType<ConsensusDeps['executor']>>();
   return {
     ...deps,
+    // The agents' spans (an llm member's loop) are children of the step attempt's.
+    ...(trace ? { runAgent: (req) => deps.runAgent({ ...req, trace }) } : {}),
     executor: (name) => {
       let e = executors.get(name);
       if (!e) {

@@ -83,6 +83,7 @@ export function consensusDeps(h: ConsensusHost): ConsensusDeps {
         timeoutMs,
         workDir: join(h.workRoot, req.runId, req.stepId, String(req.attempt), slug),
         ...(req.session ? { session: req.session } : {}),
+        ...(req.trace ? { trace: req.trace } : {}),
       });
       if (exec.ok === true) return exec.outputs;
       if (exec.ok === 'waiting') throw new StepError('AGENT_WAITING', `agent '${req.agent}' paused (${exec.reason}); a consensus member cannot wait for a person`, false);
@@ -129,5 +130,5 @@ export function knowledgeHooks(of: Knowledge | (() => Promise<Knowledge>), store
  * voting it imports) loads at the first consensus step, not with every Swarm.
  */
 export function consensusRunner(deps: ConsensusDeps): ConsensusStepRunner {
-  return async (step, spec, ctx, workerId, signal, workflow) => (await consensusDriver()).runConsensusStep(deps, step, spec, ctx, workerId, signal, workflow);
+  return async (step, spec, ctx, workerId, signal, workflow, trace) => (await consensusDriver()).runConsensusStep(deps, step, spec, ctx, workerId, signal, workflow, trace);
 }

@@ -109,7 +109,7 @@ export class HttpExecutor implements Executor {
         round: 1,
         ...(hasProperties(manifest.outputs) ? { output_schema: manifest.outputs } : {}),
       };
-      const traceparent = withTraceHeaders({}).traceparent ?? newTraceparent(ctx.runId);
+      const traceparent = withTraceHeaders({}, ctx.trace).traceparent ?? newTraceparent(ctx.runId);
       let res: ExecuteResponse;
       try {
         res = await client.execute(req, { signal: ctx.signal, traceparent });

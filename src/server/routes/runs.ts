@@ -11,6 +11,7 @@ import type { RunDetails, Swarm } from '../../swarm.js';
 import { eventJson, logJson, runJson, runListJson, stepJson } from '../../views/run.js';
 import { NoBody, problems, RunParams, RunSchema, RunSummarySchema, StepSchema, WorkflowParams } from '../schemas.js';
 import { sendJson } from '../send.js';
+import { requestTrace } from '../trace-context.js';
 import { OFF_CALENDAR_MESSAGE, parseTime, TIME, TIME_MESSAGE } from '../../core/time.js';
 
 /** The longest `?wait=` a request may hold its connection for. */
@@ -328,6 +329,7 @@ export function runRoutes(app: OpenAPIHono, swarm: Swarm, shutdown?: AbortSignal
     const { runId, created, details: asCreated } = await swarm.createRun(ref, body.input ?? {}, {
       trigger_type: 'api',
       ...(key ? { idempotencyKey: key } : {}),
+      ...requestTrace(c),
       ...(body.metadata ? { metadata: body.metadata } : {}),
       ...(body.shared_inputs !== undefined ? { sharedInputs: body.shared_inputs } : {}),
     });

@@ -10,6 +10,7 @@ import { MAX_IDEMPOTENCY_KEY_CHARS } from './runs.js';
 import { runJson } from '../../views/run.js';
 import { NoBody, problems, RunSchema } from '../schemas.js';
 import { sendJson } from '../send.js';
+import { requestTrace } from '../trace-context.js';
 
 const ScheduleSchema = z
   .object({
@@ -110,7 +111,7 @@ export function scheduleRoutes(app: OpenAPIHono, swarm: Swarm): void {
   app.openapi(triggerSchedule, async (c) => {
     const { workflow } = c.req.valid('param');
     const key = c.req.valid('header')['idempotency-key'];
-    const { runId, created } = await swarm.triggerSchedule(workflow, key ? { idempotencyKey: key } : {});
+    const { runId, created } = await swarm.triggerSchedule(workflow, { ...(key ? { idempotencyKey: key } : {}), ...requestTrace(c) });
     return sendJson(c, created ? 201 : 200, runJson(await swarm.getRun(runId)), { location: `/api/v1/runs/${runId}`, ...(created ? {} : { 'idempotent-replayed': 'true' }) });
   });
 }
