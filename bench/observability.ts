@@ -6,7 +6,7 @@
  *
  *   npm run bench:observability          (= build + node dist/bench/observability.js)
  *   node dist/bench/observability.js [--quick] [--repeat N] [--modes metrics,tracing] [--only linear,fanout]
- *                                    [--scrape-ms 1000] [--scale 5] [--dir <temp base>] [--keep] [--no-save]
+ *                                    [--scrape-ms 1000] [--scale 10] [--dir <temp base>] [--keep] [--no-save]
  *
  * Results go to bench/results/observability-<timestamp>.json and observability-latest.json.
  */
@@ -124,7 +124,7 @@ const USAGE = `usage: node dist/bench/observability.js [options]
   --only <names>       comma-separated subset of: ${WORKLOAD_NAMES.join(', ')}
   --scrape-ms <n>      how often the metrics mode renders the exposition, as a scraper would (default 1000)
   --scale <n>          measured phase n times the workloads' own (linear: n × 200 runs; fan-out: n runs
-                       of 1,000 steps); default 5, --quick 1
+                       of 1,000 steps); default 10, --quick 1
   --dir <path>         where to create the temp directories (default: the OS temp dir)
   --keep               keep the temp directories
   --no-save            do not write bench/results/observability-*.json`;
@@ -152,7 +152,7 @@ async function main(argv: readonly string[]): Promise<void> {
   // under a second) much of it is the process's first second, while V8 compiles the paths a mode
   // adds (the SDK's span and export code) on threads that take turns with the measured work on a
   // small machine. A long-running worker pays that once; five times the length weighs it less.
-  const scale = intOption(v.scale, '--scale', 1) ?? (quick ? 1 : 5);
+  const scale = intOption(v.scale, '--scale', 1) ?? (quick ? 1 : 10);
   const modes: ModeName[] = ['off', ...[...(v.modes === undefined ? MODE_NAMES : namesOption(v.modes, '--modes', MODE_NAMES))].filter((m) => m !== 'off')];
   const workloads = [...(v.only === undefined ? WORKLOAD_NAMES : namesOption(v.only, '--only', WORKLOAD_NAMES, { 'fan-out': 'fanout' }))];
   // Warmed up on the workload itself: the tracing mode's SDK compiled before the clock starts, as in a long-running worker.
