@@ -54,7 +54,7 @@ function modeOf(name: ModeName, scrapeMs: number): Mode {
         const tracing = await startTracing({ endpoint: otlpEndpoint, serviceName: 'swarm-bench', asyncContext: false, ...(protocol ? { protocol } : {}) });
         // One span exported before the workload: the exporter loads its HTTP transport and compiles
         // its path at its first export, which would otherwise fall inside the measured phase (the
-        // warm-up's spans, fewer than a batch of 512, are not sent before it starts).
+        // warm-up's first spans, fewer than a batch, are not sent before it starts).
         const { trace } = await import('@opentelemetry/api');
         trace.getTracer('swarm-bench').startSpan('warm-up').end();
         await tracing.forceFlush();

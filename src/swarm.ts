@@ -1766,8 +1766,8 @@ export class Swarm {
    * @example
    *   const { task_id, run_id } = await swarm.submitTask({ task_type: 'answer', inputs: { q: '2+2' }, proposers: [{ agent: 'solver', samples: 3 }], verification: { policy: 'vp.schema_only.v1' }, voting: { voters: [{ id: 'v1' }] } });
    */
-  submitTask(contract: unknown): Promise<SubmittedTask> {
-    return this.consensusTasks().then((t) => t.submitTask(contract));
+  submitTask(contract: unknown, options: Pick<StartRunOptions, 'trace'> = {}): Promise<SubmittedTask> {
+    return this.consensusTasks().then((t) => t.submitTask(contract, options));
   }
 
   /** A task with its candidates, verifier results, votes, decision and cost; undefined until its run created it. */

@@ -11,7 +11,8 @@
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { trace } from '@opentelemetry/api';
+import { context, createContextKey, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Swarm } from '../src/swarm.js';
 import { loadTools } from '../src/agents/tools/index.js';
@@ -20,7 +21,7 @@ import { serveHttp } from './fixtures/mcp-server.js';
 import { createApp } from '../src/server/app.js';
 import { startFakeLlmServer, type FakeLlmServer } from '../src/testing/fake-llm-server.js';
 import { carrierOf, configureTracing, contextFromCarrier, inSpan, currentTraceIds, ROOT_CONTEXT, traceEnvironment, tracingEnabled, withTraceHeaders } from '../src/observability/tracing.js';
-import { batchDefaults, startTracing, tracingConfigured, type TracingHandle } from '../src/observability/otel-sdk.js';
+import { batchDefaults, startTracing, startTracingFromEnv, tracingConfigured, type TracingHandle } from '../src/observability/otel-sdk.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { startOtlpReceiver, traceparentOf, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp.js';
 import { builtinAgent, removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
@@ -60,6 +61,7 @@ tools:
   writeWorkflow(dir, 'mine', 'name: mine\nversion: 1.0.0\nsteps:\n  - { id: work, agent: own }\n');
   writeWorkflow(dir, 'gated', 'name: gated\nversion: 1.0.0\nsteps:\n  - { id: gate, agent: ask, inputs: { message: "go?" } }\n  - { id: sub, workflow: plain, depends_on: [gate] }\n');
   writeWorkflow(dir, 'hooked', 'name: hooked\nversion: 1.0.0\ntrigger: { type: webhook, path: hooked, auth: none }\nsteps:\n  - { id: probe, agent: probe }\n');
+  writeWorkflow(dir, 'ticked', 'name: ticked\nversion: 1.0.0\ntrigger: { type: schedule, cron: "0 0 1 1 *" }\nsteps:\n  - { id: probe, agent: probe }\n');
   writeWorkflow(dir, 'plain', 'name: plain\nversion: 1.0.0\nsteps:\n  - { id: probe, agent: probe }\n');
   writeWorkflow(dir, 'traced', 'name: traced\nversion: 1.0.0\nsteps:\n  - { id: probe, agent: probe }\n  - { id: ask, agent: asker, depends_on: [probe], inputs: { message: "${trigger.question}" } }\n');
 });
@@ -121,6 +123,8 @@ describe('tracing off (no SDK registered)', () => {
     expect(batchDefaults({ OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '256' })).toEqual({});
     expect(batchDefaults({ OTEL_BSP_MAX_QUEUE_SIZE: '1000' })).toEqual({});
     expect(batchDefaults({ OTEL_BSP_MAX_QUEUE_SIZE: ' ' })).toEqual({ maxExportBatchSize: 2048, maxQueueSize: 8192 });
+    // Spans with message content are far larger: the specification's sizes.
+    expect(batchDefaults({ OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: 'true' })).toEqual({});
   });
 
   it('the standard environment decides whether the CLI starts the SDK', () => {
@@ -385,7 +389,7 @@ describe('tracing on (OTLP/HTTP to a real receiver), no context manager (as the 
     }
   });
 
-  it("the HTTP API: a run created, or started by a webhook delivery, with a traceparent header joins the caller's trace; a malformed one is ignored", async () => {
+  it("the HTTP API: a run created, started by a webhook delivery or fired by hand, with a traceparent header joins the caller's trace; a malformed one is ignored", async () => {
     const swarm = await open();
     try {
       const app = createApp(swarm, { version: 't' });
@@ -401,6 +405,9 @@ describe('tracing on (OTLP/HTTP to a real receiver), no context manager (as the 
       const hook = await app.request('/webhooks/hooked', { method: 'POST', headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-c7ad6b7169203332-01` }, body: '{"x":1}' });
       const delivered = ((await hook.json()) as { run_id: string }).run_id;
       expect(hook.status).toBe(202);
+      const tick = await app.request('/api/v1/schedules/ticked/trigger', { method: 'POST', headers: { traceparent: `00-${traceId}-d7ad6b7169203333-01` } });
+      const ticked = ((await tick.json()) as { run_id: string }).run_id;
+      expect(tick.status).toBe(201);
       await tracing?.forceFlush();
       const runSpan = (runId: string): Promise<ReceivedSpan> => otlp.waitFor(`run ${runId}'s span`, (all) => all.find((s) => s.name === 'invoke_workflow plain' && s.attributes['swarm.run.id'] === runId));
       const a = await runSpan(joined);
@@ -408,6 +415,8 @@ describe('tracing on (OTLP/HTTP to a real receiver), no context manager (as the 
       expect(await swarm.store.getRunTrace(joined)).toMatchObject({ traceparent: traceparentOf(a), tracestate: 'vendor=abc' });
       const w = await otlp.waitFor('the webhook run span', (all) => all.find((s) => s.name === 'invoke_workflow hooked' && s.attributes['swarm.run.id'] === delivered));
       expect([w.traceId, w.parentSpanId, w.attributes['swarm.trigger.kind']]).toEqual([traceId, 'c7ad6b7169203332', 'webhook']);
+      const s = await otlp.waitFor('the schedule run span', (all) => all.find((x) => x.name === 'invoke_workflow ticked' && x.attributes['swarm.run.id'] === ticked));
+      expect([s.traceId, s.parentSpanId, s.attributes['swarm.trigger.kind']]).toEqual([traceId, 'd7ad6b7169203333', 'schedule']);
       const b = await runSpan(ignored);
       expect(b.traceId).not.toBe(traceId);
       expect(b.parentSpanId).toBeUndefined();
@@ -454,6 +463,35 @@ describe("a program's own spans, with startTracing's default context manager (As
       expect(one(spans, 'user work').parentSpanId).toBe(step.spanId);
     } finally {
       await swarm.close();
+    }
+  });
+});
+
+describe('which context manager startTracing registers', () => {
+  it("asyncContext: false registers none (as the CLI's startTracingFromEnv) and leaves a program's own in place, through shutdown", async () => {
+    const key = createContextKey('swarm-test');
+    /** The value set around `fn` as the active context has it after an await. */
+    const carried = (): Promise<unknown> =>
+      context.with(ROOT_CONTEXT.setValue(key, 'v'), async () => {
+        await new Promise((r) => setTimeout(r, 1));
+        return context.active().getValue(key);
+      });
+    const cli = await startTracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url });
+    try {
+      expect(tracingEnabled()).toBe(true);
+      expect(await carried()).toBeUndefined();
+    } finally {
+      await cli?.shutdown();
+    }
+    const own = new AsyncLocalStorageContextManager().enable();
+    expect(context.setGlobalContextManager(own)).toBe(true);
+    try {
+      const t = await startTracing({ endpoint: otlp.url, asyncContext: false });
+      expect(await carried()).toBe('v');
+      await t.shutdown();
+      expect(await carried()).toBe('v');
+    } finally {
+      context.disable();
     }
   });
 });

@@ -51,7 +51,7 @@ export function traceAgentLoop(agent: string, conversationId: string | undefined
  * @example
  *   const response = await traceChat(model, request, 'triage', sessionId, loopCtx, () => model.generate(request));
  */
-export function traceChat(model: ChatModel, request: ModelRequest, agent: string, conversationId: string, parent: Context | undefined, fn: () => Promise<ModelResponse>): Promise<ModelResponse> {
+export function traceChat(model: ChatModel, request: ModelRequest, agent: string, conversationId: string, parent: Context | undefined, fn: (ctx: Context | undefined) => Promise<ModelResponse>): Promise<ModelResponse> {
   const { provider, model: name } = splitModelId(model.id);
   return inSpan(
     `chat ${name}`,
@@ -74,8 +74,8 @@ export function traceChat(model: ChatModel, request: ModelRequest, agent: string
           : {}),
       }),
     },
-    async (span) => {
-      const r = await fn();
+    async (span, ctx) => {
+      const r = await fn(ctx);
       if (span) {
         span.setAttributes({
           'gen_ai.response.model': name,

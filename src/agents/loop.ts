@@ -12,7 +12,7 @@ import { validateAgainst } from '../core/io-schema.js';
 import { byteLength, formatBytes, LIMIT_DEFAULTS, LimitExceededError } from '../core/limits.js';
 import { validateToolArguments } from './tools/validate.js';
 import { traceAgentLoop, traceChat, traceTool } from './loop-trace.js';
-import { addSpanEvent, runInContext, type Context } from '../observability/tracing.js';
+import { activeTraceContext, addSpanEvent, runInContext, type Context } from '../observability/tracing.js';
 import { timedModelCall, timedToolCall, type EngineMetrics } from '../observability/engine-metrics.js';
 import type { GuardState, GuardTurn, LoopGuard, ModelCallGate, ToolCallGate } from '../guardrails/guard.js';
 
@@ -192,7 +192,8 @@ const NEVER_ABORTED = new AbortController().signal;
 
 /** Run an agent on messages to completion (or to a pause). Resumes from the journal's checkpoint when it has one. */
 export async function run(start: Agent, messages: readonly Message[], options: RunOptions = {}): Promise<RunResult> {
-  return traceAgentLoop(start.name, options.journal?.sessionId, options.traceContext, async (ctx) => {
+  // A caller's active span is the parent when no context is given (a program with a context manager).
+  return traceAgentLoop(start.name, options.journal?.sessionId, options.traceContext ?? activeTraceContext(), async (ctx) => {
     // Within the loop, traceContext is the loop's own span: its model and tool calls are children of it.
     if (ctx) options = { ...options, traceContext: ctx };
     const onEnd = options.guard?.onEnd;
@@ -398,14 +399,17 @@ async function runLoop(start: Agent, messages: readonly Message[], options: RunO
     const sent = request;
     let response: ModelResponse;
     try {
-      response = await traceChat(called, sent, agentNow.name, journal.sessionId, options.traceContext, () =>
+      response = await traceChat(called, sent, agentNow.name, journal.sessionId, options.traceContext, (chatCtx) =>
         timedModelCall(
           options.metrics,
           called.id,
-          called.generate(sent, {
-            ...(options.signal ? { signal: options.signal } : {}),
-            ...(options.stream ? { onDelta: (d: StreamDelta) => d.type === 'text' && emit({ type: 'delta', agent: agentNow.name, text: d.text }) } : {}),
-          }),
+          // The chat span made active for the provider's client (a program's HTTP instrumentation nests under it).
+          runInContext(chatCtx, () =>
+            called.generate(sent, {
+              ...(options.signal ? { signal: options.signal } : {}),
+              ...(options.stream ? { onDelta: (d: StreamDelta) => d.type === 'text' && emit({ type: 'delta', agent: agentNow.name, text: d.text }) } : {}),
+            }),
+          ),
         ),
       );
     } catch (e) {

@@ -84,7 +84,7 @@ export interface TaskHost {
   store: Store;
   listWorkflows(name: string): Promise<Array<{ version: string }>>;
   registerWorkflow(path: string): Promise<unknown>;
-  createRun(ref: string, input: unknown, options: { idempotencyKey?: string; metadata?: Record<string, string> }): Promise<{ runId: string; created: boolean }>;
+  createRun(ref: string, input: unknown, options: { idempotencyKey?: string; metadata?: Record<string, string>; trace?: { traceparent?: string; tracestate?: string } }): Promise<{ runId: string; created: boolean }>;
   recordEvents(tx: LedgerTx, runId: string, stepId: string | null, events: ReadonlyArray<{ type: EventType; data: Record<string, unknown> }>): Promise<EventRef>;
   notifyCommit(): void;
 }
@@ -118,7 +118,7 @@ export class ConsensusTasks {
    * Submitting the same `task_id` with the same contract again returns the first run (nothing is
    * checked or written); the same `task_id` with a different contract is refused (TASK_ID_REUSED).
    */
-  async submitTask(contract: unknown): Promise<SubmittedTask> {
+  async submitTask(contract: unknown, options: { trace?: { traceparent?: string; tracestate?: string } } = {}): Promise<SubmittedTask> {
     const own = contractProblems(contract);
     if (own.length) throw new TaskContractError(own);
     const c = contract as TaskContract;
@@ -133,7 +133,7 @@ export class ConsensusTasks {
     const problems = [...(await agentProblems(contract, (name) => this.host.store.listAgents(name))), ...(await this.executorProblems(contract))];
     if (problems.length) throw new TaskContractError(problems);
     await this.ensureWorkflow();
-    const { runId, created } = await this.host.createRun(CONSENSUS_WORKFLOW, { contract: whole }, { idempotencyKey: `consensus-task:${taskId}`, metadata: { consensus_task_id: taskId, [CONTRACT_DIGEST_LABEL]: digest } });
+    const { runId, created } = await this.host.createRun(CONSENSUS_WORKFLOW, { contract: whole }, { idempotencyKey: `consensus-task:${taskId}`, metadata: { consensus_task_id: taskId, [CONTRACT_DIGEST_LABEL]: digest }, ...(options.trace ? { trace: options.trace } : {}) });
     if (created) return { task_id: taskId, run_id: runId, created };
     // Another submission of this task id won the race: the same answer as if it had come first.
     const prior = await this.host.store.getRun(runId);

@@ -14,7 +14,7 @@ import type { StepSpec } from '../core/manifest/workflow.js';
 import { runKindStep } from './waits.js';
 import { MAX_MAP_ELEMENTS } from '../core/manifest/nesting.js';
 import { parseElementId } from './nesting.js';
-import type { Context } from '../observability/tracing.js';
+import { runInContext, type Context } from '../observability/tracing.js';
 
 export interface StepOutcomeInfo {
   status: string;
@@ -177,14 +177,16 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     const timer = setTimeout(() => abort.abort(new StepError('STEP_TIMEOUT', `timed out after ${timeoutSeconds}s`, true)), timeoutMs);
     let exec: ExecutionResult;
     try {
-      exec = await deps.executorFor(agent.manifest.runtime.type).execute({
+      const stepInputs = inputs;
+      // The step's span made active for the executor (with a program's context manager, what it calls nests under it).
+      exec = await runInContext(trace, () => deps.executorFor(agent.manifest.runtime.type).execute({
         runId: step.run_id,
         stepId: step.step_id,
         attempt: step.attempt,
         idempotencyKey: `${step.run_id}/${step.step_id}`,
         workflow,
         agent,
-        inputs,
+        inputs: stepInputs,
         signal: abort.signal,
         timeoutMs,
         workDir,
@@ -192,7 +194,7 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
         ...(trace ? { trace } : {}),
         ...(p.plan.workflow.budget || spec.budget ? { budget: { ...(p.plan.workflow.budget ? { workflow: p.plan.workflow.budget } : {}), ...(spec.budget ? { step: spec.budget } : {}) } } : {}),
         ...(deps.onProcess ? { onProcess: (pid: number | null) => deps.onProcess?.(step, pid) } : {}),
-      });
+      }));
     } finally {
       clearTimeout(timer);
     }

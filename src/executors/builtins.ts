@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { StepError, errorMessage } from '../core/errors.js';
 import { NetworkGuard, NetworkRefusedError } from '../net/guard.js';
 import { Waiting, type ExecutionContext, type ExecutionResult, type Executor } from './executor.js';
-import { runInContext } from '../observability/tracing.js';
 
 /** A built-in agent: a function of its inputs, run inside the worker process. */
 export type BuiltinAgent = (inputs: Record<string, unknown>, ctx: ExecutionContext) => Promise<unknown>;
@@ -133,8 +132,7 @@ export class BuiltinExecutor implements Executor {
         else ctx.signal.addEventListener('abort', onAbort, { once: true });
       });
       try {
-        // The step's span made active for the function (a program's context manager carries it: spans it starts nest).
-        const outputs = await Promise.race([runInContext(ctx.trace, () => fn(ctx.inputs, ctx)), aborted]);
+        const outputs = await Promise.race([fn(ctx.inputs, ctx), aborted]);
         if (outputs instanceof Waiting) return { ok: 'waiting', reason: outputs.reason };
         return { ok: true, outputs };
       } finally {

@@ -89,7 +89,8 @@ export async function startTracing(options: StartTracingOptions = {}): Promise<T
     shutdown: () =>
       (stopped ??= provider.shutdown().finally(() => {
         api.trace.disable();
-        api.context.disable();
+        // Only the context manager it registered: a program's own stays.
+        if (options.asyncContext !== false) api.context.disable();
         api.propagation.disable();
       })),
   };
@@ -142,11 +143,14 @@ export async function startTracingFromEnv(env: Readonly<Record<string, string | 
  * specification's default is 512) and 8,192 waiting (2,048). A worker running short steps ends
  * thousands of spans a second; fewer, larger requests cost its event loop less (bench:observability),
  * and the larger queue drops none while one is sent. OTEL_BSP_MAX_EXPORT_BATCH_SIZE and
- * OTEL_BSP_MAX_QUEUE_SIZE override them.
+ * OTEL_BSP_MAX_QUEUE_SIZE override them; with message content captured (spans far larger), the
+ * specification's sizes apply.
  */
 export function batchDefaults(env: Readonly<Record<string, string | undefined>>): { maxExportBatchSize?: number; maxQueueSize?: number } {
   const set = (name: string): boolean => Boolean(env[name]?.trim());
   if (set('OTEL_BSP_MAX_EXPORT_BATCH_SIZE') || set('OTEL_BSP_MAX_QUEUE_SIZE')) return {};
+  // Spans carrying messages can be tens of kilobytes each: 2,048 of them would make a request larger than collectors take.
+  if (env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT?.trim().toLowerCase() === 'true') return {};
   return { maxExportBatchSize: 2048, maxQueueSize: 8192 };
 }
 

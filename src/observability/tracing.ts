@@ -12,9 +12,11 @@
  * loop, its tools, process agents' environment and outgoing requests as an argument), never through
  * the API's active context: its spans nest the same with any context manager or none. The CLI
  * registers none, because Node 20's AsyncLocalStorage puts a promise hook on every promise of the
- * process (docs/observability.md#overhead). Only a caller's span is read from the active context (a
- * program's `startActiveSpan` around `startRun`), and code of the user's that Swarm calls (built-in
- * agents, tool modules) runs with Swarm's span made active, for a program that registered one.
+ * process (docs/observability.md#overhead). The active context is read only where no context was
+ * passed: a caller's span (a program's `startActiveSpan` around `startRun` or `run`), and the
+ * helpers' fallback (`carrierIn`, `withTraceHeaders`, `traceEnvironment` without a context). What
+ * Swarm calls (executors, model clients, tools) runs with Swarm's span made active, so that with a
+ * program's context manager the spans of the user's code and instrumentations nest under it.
  */
 import {
   context,

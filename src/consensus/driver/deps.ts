@@ -93,6 +93,8 @@ export interface DriverCtx {
   workflow: string;
   taskId: string;
   signal: AbortSignal;
+  /** The step attempt's span context (tracing on): HTTP executors' proposals name it in their traceparent. */
+  trace?: Context;
 }
 
 /**

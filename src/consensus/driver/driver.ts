@@ -42,7 +42,7 @@ export async function runConsensusStep(shared: ConsensusDeps, step: ClaimedStep,
     const err = e instanceof StepError ? e : new StepError('TASK_CONTRACT_INVALID', errorMessage(e), false);
     return { kind: 'failed', retryable: false, error: { code: err.code, message: err.message } };
   }
-  const ctx: DriverCtx = { step, workerId, workflow, taskId: contract.task_id ?? `${step.run_id}/${step.step_id}`, signal };
+  const ctx: DriverCtx = { step, workerId, workflow, taskId: contract.task_id ?? `${step.run_id}/${step.step_id}`, signal, ...(trace ? { trace } : {}) };
   try {
     let task = await ensureTask(deps, ctx, contract);
     // Where the last stage left the task (its row and clock): not read again.

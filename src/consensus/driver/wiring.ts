@@ -17,6 +17,7 @@ import type { ConsensusStepRunner } from '../../engine/step-runner.js';
 import type { Executor } from '../../executors/executor.js';
 import type { Store } from '../../store/store.js';
 import type { AgentRecord } from '../../store/types.js';
+import { runInContext } from '../../observability/tracing.js';
 import type { ConsensusDeps, KnowledgeHooks } from './deps.js';
 import type { Knowledge } from '../knowledge/index.js';
 import { lazyModule } from '../../core/lazy-module.js';
@@ -71,7 +72,7 @@ export function consensusDeps(h: ConsensusHost): ConsensusDeps {
       if (inputProblems.length) throw new StepError('INPUT_INVALID', `inputs do not match agent ${rec.manifest.name}@${rec.manifest.version}: ${inputProblems.join('; ')}`, false);
       const timeoutMs = Math.round(rec.manifest.runtime.timeout_seconds * 1000);
       const slug = createHash('sha256').update(req.idempotencyKey).digest('hex').slice(0, 16);
-      const exec = await h.executorFor(rec.manifest.runtime.type).execute({
+      const exec = await runInContext(req.trace, () => h.executorFor(rec.manifest.runtime.type).execute({
         runId: req.runId,
         stepId: req.stepId,
         attempt: req.attempt,
@@ -84,7 +85,7 @@ export function consensusDeps(h: ConsensusHost): ConsensusDeps {
         workDir: join(h.workRoot, req.runId, req.stepId, String(req.attempt), slug),
         ...(req.session ? { session: req.session } : {}),
         ...(req.trace ? { trace: req.trace } : {}),
-      });
+      }));
       if (exec.ok === true) return exec.outputs;
       if (exec.ok === 'waiting') throw new StepError('AGENT_WAITING', `agent '${req.agent}' paused (${exec.reason}); a consensus member cannot wait for a person`, false);
       throw exec.error;

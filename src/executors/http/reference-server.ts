@@ -34,6 +34,7 @@ import type { EvidenceRef } from '../../consensus/core/types.js';
 import type { ExecuteRequest, ExecuteResponse, ExecutorCapabilities, VerifyRequest, VerifyResponse } from './contract.js';
 import { contractValidator, EXECUTOR_PROTOCOL_VERSION } from './schemas.js';
 import { candidateFieldsOf, verifierResultFieldsOf } from './signing.js';
+import { contextFromCarrier, tracingEnabled } from '../../observability/tracing.js';
 
 /** The built-in policy ids (as the seed names them), served by `/verify`. */
 export const BUILTIN_POLICY_IDS = ['vp.schema_only.v1', 'vp.schema_thresholds.v1', 'vp.crosscheck.v1'] as const;
@@ -189,6 +190,7 @@ export async function createReferenceExecutor(o: ReferenceExecutorOptions): Prom
     const timer = setTimeout(() => abort.abort(new StepError('DEADLINE_EXCEEDED', `agent '${m.name}' did not finish within ${timeoutMs} ms (the task's deadline)`, true)), timeoutMs);
     const keyHash = createHash('sha256').update(req.idempotency_key).digest('hex');
     const workDir = mkdtempSync(join(workRoot, `${keyHash.slice(0, 12)}-`));
+    const parent = traceparent && tracingEnabled() ? contextFromCarrier({ traceparent }) : undefined;
     log(`execute ${req.task_id}: agent ${agent.id} (key ${req.idempotency_key}${traceparent ? `, traceparent ${traceparent}` : ''})`);
     runs++;
     try {
@@ -203,6 +205,8 @@ export async function createReferenceExecutor(o: ReferenceExecutorOptions): Prom
         signal: abort.signal,
         timeoutMs,
         workDir,
+        // The caller's span (its traceparent), when tracing is on here: the agent's spans join its trace.
+        ...(parent ? { trace: parent } : {}),
       });
       if (r.ok === 'waiting') throw new HttpProblem(422, 'AGENT_WAITING', `agent '${m.name}' paused for a human (${r.reason}); the reference executor does not take approvals`, false);
       if (!r.ok) {

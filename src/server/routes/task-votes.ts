@@ -11,6 +11,7 @@ import { reasonJson } from '../../views/task.js';
 import { problemResponse, validationProblem } from '../problem.js';
 import { problems } from '../schemas.js';
 import { sendJson } from '../send.js';
+import { requestTrace } from '../trace-context.js';
 
 export const TaskParams = z.object({
   id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: '01a2b3c4-…%2Fpick', description: "A task id (a step's is `<run id>/<step id>`: send the `/` as `%2F`)" }),
@@ -107,7 +108,7 @@ export function taskVoteRoutes(app: OpenAPIHono, swarm: Swarm): void {
     submitTask,
     async (c) => {
       // A task id submitted before with another contract is 409 TASK_ID_REUSED (src/server/problem.ts).
-      const submitted = await swarm.submitTask(c.req.valid('json'));
+      const submitted = await swarm.submitTask(c.req.valid('json'), requestTrace(c));
       // The same task id again: the first run, as an Idempotency-Key repeat answers.
       return sendJson(c, submitted.created ? 201 : 200, submitted, { location: `/api/v1/tasks/${encodeURIComponent(submitted.task_id)}`, ...(submitted.created ? {} : { 'idempotent-replayed': 'true' }) });
     },
