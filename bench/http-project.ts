@@ -79,6 +79,13 @@ export function postRequests(url: string): autocannon.Options {
 }
 
 /** Signed deliveries to `POST /webhooks/bench`, signed per request by the load generator: a fresh delivery id (a new run) each time. */
+/** `n` signed deliveries of the bench webhook's body (a fresh delivery id each), as a sender makes them. */
+export function signedDeliveries(n: number): { headers: Record<string, string>; body: Uint8Array }[] {
+  const text = JSON.stringify({ order: 42 });
+  const body = Buffer.from(text, 'utf8');
+  return Array.from({ length: n }, () => ({ headers: { 'content-type': 'application/json', ...signWebhook(HOOK_SCHEME, HOOK_SECRET, text) }, body }));
+}
+
 export function webhookRequests(url: string): autocannon.Options {
   const body = JSON.stringify({ order: 42 });
   const setupRequest = (req: autocannon.Request): autocannon.Request => ({ ...req, body, headers: { 'content-type': 'application/json', ...signWebhook(HOOK_SCHEME, HOOK_SECRET, body) } });

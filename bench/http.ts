@@ -6,6 +6,9 @@
  *
  * Three measurements, each in a fresh child process and a fresh project on SQLite `durability: full`:
  * - inproc: `swarm.createRun()` from 32 concurrent callers in one process (the baseline);
+ * - inproc-webhook: the same deliveries as `webhook` below, through `swarm.deliverWebhook()` in one
+ *   process from 32 concurrent callers (signed before the clock starts): what a delivery costs
+ *   without HTTP, for information;
  * - http: `POST /api/v1/workflows/{name}/runs` to a real `swarm serve --no-worker`, keep-alive, 32
  *   connections from autocannon in the measuring process;
  * - webhook: signed Standard Webhooks deliveries (`POST /webhooks/bench`, a fresh delivery id each) to
@@ -20,11 +23,12 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchOptions, COMMON_OPTIONS, intOption } from './args.js';
 import { freshDir, median, openSwarm, percentile, REPO_ROOT, type BenchDir } from './harness.js';
-import { cpuOf, INPUT, pinTo, postRequests, prepare, serveFor, stopServe, timedLoad, webhookRequests, WORKFLOW } from './http-project.js';
+import { cpuOf, HOOK_SECRET, INPUT, pinTo, postRequests, prepare, serveFor, signedDeliveries, stopServe, timedLoad, webhookRequests, WORKFLOW } from './http-project.js';
+import { Swarm } from '../src/swarm.js';
 import { table } from './report.js';
 import { childMain, gitState, hostInfo, runInChild } from './runner.js';
 
-const KINDS = ['inproc', 'http', 'webhook', 'latency'] as const;
+const KINDS = ['inproc', 'inproc-webhook', 'http', 'webhook', 'latency'] as const;
 type Kind = (typeof KINDS)[number];
 
 interface Job {
@@ -94,6 +98,30 @@ async function inproc(job: Job, dir: BenchDir): Promise<Result> {
   }
 }
 
+async function inprocWebhook(job: Job, dir: BenchDir): Promise<Result> {
+  if (job.pin) pinTo(process.pid, 0);
+  // The webhook's secret as `swarm serve` gets it (SWARM_SECRET_BENCH_HOOK).
+  const swarm = await Swarm.open({ cwd: dir.root, env: { SWARM_HOME: dir.home, SWARM_SECRET_BENCH_HOOK: HOOK_SECRET }, overrides: { durability: 'full' } });
+  try {
+    const deliveries = signedDeliveries(job.warmup + job.runs);
+    for (let i = 0; i < job.warmup; i++) await swarm.deliverWebhook('bench', deliveries[i]!); // warm-up
+    let next = job.warmup;
+    const end = job.warmup + job.runs;
+    const cpu0 = cpuOf(process.pid);
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: job.connections }, async () => {
+        while (next < end) await swarm.deliverWebhook('bench', deliveries[next++]!);
+      }),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu_us = (cpuOf(process.pid) - cpu0) / job.runs;
+    return { kind: 'inproc-webhook', runs: job.runs, seconds, runs_per_s: job.runs / seconds, p50_ms: NaN, p99_ms: NaN, failed: 0, stored: 0, cpu_us };
+  } finally {
+    await swarm.close();
+  }
+}
+
 async function http(job: Job, dir: BenchDir): Promise<Result> {
   return overHttp('http', job, dir, postRequests);
 }
@@ -152,7 +180,7 @@ async function runJob(job: Job): Promise<Result> {
   try {
     await prepare(dir);
     const before = await countRuns(dir);
-    const run = { inproc, http, webhook, latency }[job.kind];
+    const run = { inproc, 'inproc-webhook': inprocWebhook, http, webhook, latency }[job.kind];
     const r = await run(job, dir);
     r.stored = (await countRuns(dir)) - before;
     return r;
@@ -177,6 +205,7 @@ async function main(): Promise<void> {
   const reps = new Map<Kind, Result[]>(KINDS.map((k) => [k, []]));
   const ratios: number[] = [];
   const hookRatios: number[] = [];
+  const sameHookRatios: number[] = [];
   const script = fileURLToPath(import.meta.url);
   for (let i = 0; i < repeat; i++) {
     const got: Partial<Record<Kind, Result>> = {};
@@ -188,6 +217,7 @@ async function main(): Promise<void> {
     }
     ratios.push(got.http!.runs_per_s / got.inproc!.runs_per_s);
     hookRatios.push(got.webhook!.runs_per_s / got.inproc!.runs_per_s);
+    sameHookRatios.push(got.webhook!.runs_per_s / got['inproc-webhook']!.runs_per_s);
   }
 
   // NaN crosses the process boundary as null.
@@ -201,6 +231,7 @@ async function main(): Promise<void> {
   );
   const ratio = median(ratios);
   const hookRatio = median(hookRatios);
+  const sameHookRatio = median(sameHookRatios);
   const httpRate = med('http', (r) => r.runs_per_s);
   const p50 = med('latency', (r) => r.p50_ms);
   const targets = [
@@ -210,6 +241,7 @@ async function main(): Promise<void> {
     ['created → first step p50', `≤ ${TARGET_LATENCY_P50_MS} ms`, `${fmt(p50, 2)} ms`, p50 <= TARGET_LATENCY_P50_MS ? 'met' : 'MISSED'],
   ];
   console.log(`\n${table(['target', 'goal', 'measured (median)', ''], targets)}`);
+  console.log(`\nfor information: webhook ÷ inproc-webhook (the same deliveries without HTTP) ${sameHookRatio.toFixed(2)}×`);
   // Every 2xx made exactly one run (the warm-up requests included).
   const lost = [...reps.get('http')!, ...reps.get('webhook')!].filter((r) => r.stored !== r.runs + warmup);
   if (lost.length) console.log(`\nwarning: ${lost.length} http or webhook repetition(s) stored a different number of runs than got 2xx answers`);
@@ -217,7 +249,7 @@ async function main(): Promise<void> {
   if (v['no-save'] !== true) {
     const outDir = join(REPO_ROOT, 'bench', 'results');
     mkdirSync(outDir, { recursive: true });
-    const doc = { bench: 'http', when: new Date().toISOString(), git: gitState(), host: hostInfo(loadBefore), options: { runs, warmup, connections, repeat, pin: v.pin === true }, medians: Object.fromEntries(KINDS.map((k) => [k, { runs_per_s: med(k, (r) => r.runs_per_s), cpu_us: med(k, (r) => r.cpu_us), p50_ms: med(k, (r) => r.p50_ms), p99_ms: med(k, (r) => r.p99_ms) }])), ratio_http_inproc: ratio, ratios, ratio_webhook_inproc: hookRatio, webhook_ratios: hookRatios, repetitions: Object.fromEntries(reps) };
+    const doc = { bench: 'http', when: new Date().toISOString(), git: gitState(), host: hostInfo(loadBefore), options: { runs, warmup, connections, repeat, pin: v.pin === true }, medians: Object.fromEntries(KINDS.map((k) => [k, { runs_per_s: med(k, (r) => r.runs_per_s), cpu_us: med(k, (r) => r.cpu_us), p50_ms: med(k, (r) => r.p50_ms), p99_ms: med(k, (r) => r.p99_ms) }])), ratio_http_inproc: ratio, ratios, ratio_webhook_inproc: hookRatio, webhook_ratios: hookRatios, ratio_webhook_inproc_webhook: sameHookRatio, repetitions: Object.fromEntries(reps) };
     const stamp = doc.when.replace(/[:.]/g, '-');
     writeFileSync(join(outDir, `http-${stamp}.json`), `${JSON.stringify(doc, null, 2)}\n`);
     writeFileSync(join(outDir, 'http-latest.json'), `${JSON.stringify(doc, null, 2)}\n`);
