@@ -17,6 +17,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Swarm } from '../src/swarm.js';
 import { loadTools } from '../src/agents/tools/index.js';
 import { traceTool } from '../src/agents/loop-trace.js';
+import { run } from '../src/agents/loop.js';
+import { agent } from '../src/agents/agent.js';
+import { ScriptedModel } from '../src/testing/scripted-model.js';
 import { serveHttp } from './fixtures/mcp-server.js';
 import { createApp } from '../src/server/app.js';
 import { startFakeLlmServer, type FakeLlmServer } from '../src/testing/fake-llm-server.js';
@@ -305,6 +308,26 @@ describe('tracing on (OTLP/HTTP to a real receiver), no context manager (as the 
     expect(thrown.statusMessage).toBe('provider said: bad key [redacted]');
   });
 
+  it("run() under a context it is given: the loop's span is its child, its model calls the loop's, and a handoff is an event on it", async () => {
+    const model = new ScriptedModel([{ toolCalls: [{ id: 'h1', name: 'transfer_to_closer', arguments: {} }] }, { content: 'done' }], { id: 'openai/gpt-4o-mini' });
+    const closer = agent({ name: 'closer', model, instructions: 'Close.' });
+    const opener = agent({ name: 'opener', model, instructions: 'Open.', handoffs: [closer] });
+    const parent = trace.getTracer('test').startSpan('program step');
+    const r = await run(opener, [{ role: 'user', content: 'hi' }], { traceContext: trace.setSpan(ROOT_CONTEXT, parent) });
+    parent.end();
+    expect([r.status, r.agent.name]).toEqual(['completed', 'closer']);
+    await tracing?.forceFlush();
+    const spans = await otlp.waitFor('the loop and its two model calls', (all) => {
+      const mine = all.filter((s) => s.traceId === parent.spanContext().traceId);
+      return mine.filter((s) => s.name === 'chat gpt-4o-mini').length >= 2 && mine.some((s) => s.name === 'invoke_agent opener') ? mine : undefined;
+    });
+    const loop = one(spans, 'invoke_agent opener');
+    expect(loop.parentSpanId).toBe(parent.spanContext().spanId);
+    expect(loop.attributes['swarm.agent.final']).toBe('closer');
+    expect(loop.events).toEqual([{ name: 'swarm.handoff', attributes: { 'swarm.handoff.from': 'opener', 'swarm.handoff.to': 'closer' } }]);
+    for (const c of named(spans, 'chat gpt-4o-mini')) expect(c.parentSpanId).toBe(loop.spanId);
+  });
+
   it("an approval decided later and a sub-workflow's run stay in the run's trace", async () => {
     const swarm = await open();
     try {
@@ -464,6 +487,26 @@ describe("a program's own spans, with startTracing's default context manager (As
     } finally {
       await swarm.close();
     }
+  });
+
+  it("run() inside the program's active span, given no context, is its child", async () => {
+    const model = new ScriptedModel([{ content: 'hello' }], { id: 'openai/gpt-4o-mini' });
+    const greeter = agent({ name: 'greeter', model, instructions: 'Greet.' });
+    const traceId = await trace.getTracer('test').startActiveSpan('program turn', async (span) => {
+      try {
+        await new Promise((r) => setTimeout(r, 1));
+        expect((await run(greeter, [{ role: 'user', content: 'hi' }])).status).toBe('completed');
+        return span.spanContext().traceId;
+      } finally {
+        span.end();
+      }
+    });
+    await tracing?.forceFlush();
+    const spans = await otlp.waitFor('the program span and the loop', (all) => {
+      const mine = all.filter((s) => s.traceId === traceId);
+      return mine.some((s) => s.name === 'invoke_agent greeter') && mine.some((s) => s.name === 'program turn') ? mine : undefined;
+    });
+    expect(one(spans, 'invoke_agent greeter').parentSpanId).toBe(one(spans, 'program turn').spanId);
   });
 });
 
