@@ -410,7 +410,7 @@ describe('MCP over stdio', () => {
     const dir = pkg();
     const lines: string[] = [];
     const set = await load([fixtureSpec({ env: { FIXTURE_GREETING: 'bonjour' } })], dir, { log: (m) => lines.push(m) });
-    expect(set.tools.map((t) => t.name)).toEqual(['fx_echo', 'fx_add', 'fx_fail', 'fx_multi', 'fx_whoami', 'fx_slow', 'fx_exit', 'fx_dotted_name']);
+    expect(set.tools.map((t) => t.name)).toEqual(['fx_echo', 'fx_add', 'fx_fail', 'fx_multi', 'fx_whoami', 'fx_slow', 'fx_exit', 'fx_dotted_name', 'fx_meta']);
     const add = byName(set, 'fx_add');
     expect(add.description).toBe('Add two numbers');
     expect(add.parameters).toMatchObject({ type: 'object', properties: { a: { type: 'number' }, b: { type: 'number' } }, required: ['a', 'b'] });
@@ -486,7 +486,7 @@ describe('MCP over stdio', () => {
   it('reports unknown include names with the tools the server has, and leaves no process behind', async () => {
     const e = await loadError([fixtureSpec({}, { include: ['echo', 'search'] })], pkg());
     expect(e.code).toBe('MCP_TOOL_NOT_FOUND');
-    expect(e.message).toBe("tools[0] (MCP server 'fx'): include: the server has no tool 'search' (its tools: echo, add, fail, multi, whoami, slow, exit, dotted.name)");
+    expect(e.message).toBe("tools[0] (MCP server 'fx'): include: the server has no tool 'search' (its tools: echo, add, fail, multi, whoami, slow, exit, dotted.name, meta)");
     expect(childProcesses(FIXTURE)).toEqual([]);
   });
 

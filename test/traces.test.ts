@@ -10,7 +10,9 @@
  */
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { context, createContextKey, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -409,6 +411,24 @@ describe('tracing on (OTLP/HTTP to a real receiver), no context manager (as the 
       proxy.closeAllConnections();
       await new Promise((r) => proxy.close(r));
       await mcp.close();
+    }
+  });
+
+  it("an MCP server over stdio gets its tool call's trace context in the call's _meta", async () => {
+    const fixture = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'mcp-server.ts');
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+    const set = await loadTools([{ mcp: { command: 'node', args: ['--import', tsx, fixture] }, include: ['meta'] }], { packageDir: dir });
+    try {
+      const meta = set.tools.find((t) => t.name === 'meta');
+      const span = trace.getTracer('test').startSpan('tool call');
+      const ctx = { contextVariables: {}, callId: 'c1', agent: 'a', idempotencyKey: 's/c1', signal: new AbortController().signal, traceContext: trace.setSpan(ROOT_CONTEXT, span) };
+      const seen = JSON.parse(String(await meta?.execute({}, ctx))) as Record<string, unknown>;
+      span.end();
+      expect(seen.traceparent).toBe(`00-${span.spanContext().traceId}-${span.spanContext().spanId}-01`);
+      const plain = JSON.parse(String(await meta?.execute({}, { ...ctx, traceContext: undefined }))) as Record<string, unknown>;
+      expect(plain.traceparent).toBeUndefined();
+    } finally {
+      await set.close();
     }
   });
 
