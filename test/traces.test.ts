@@ -156,6 +156,8 @@ describe('W3C trace context', () => {
       '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01',
       '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra',
       '00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01',
+      // Upper-case hex is not W3C's (HEXDIGLC).
+      '00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01',
     ]) {
       expect(contextFromCarrier({ traceparent: bad }), bad).toBeUndefined();
     }

@@ -129,7 +129,8 @@ export function carrierOf(sc: SpanContext): TraceCarrier | undefined {
  *   const parent = contextFromCarrier({ traceparent: req.header('traceparent') ?? '' });
  */
 export function contextFromCarrier(carrier: { traceparent?: string | null; tracestate?: string | null }, base: Context = ROOT_CONTEXT): Context | undefined {
-  const m = TRACEPARENT.exec((carrier.traceparent ?? '').trim().toLowerCase());
+  // Lower-case hex only (W3C: HEXDIGLC); anything else is malformed, and ignored.
+  const m = TRACEPARENT.exec((carrier.traceparent ?? '').trim());
   if (!m || m[1] === 'ff' || (m[1] === '00' && m[5] !== undefined)) return undefined;
   const sc: SpanContext = { traceId: m[2] as string, spanId: m[3] as string, traceFlags: parseInt(m[4] as string, 16) & 1, isRemote: true };
   if (!isSpanContextValid(sc)) return undefined;
