@@ -19,23 +19,27 @@ export interface CreatedRunDetails {
  */
 export function createdRunDetails(row: NewRunRow, steps: readonly NewStepRow[], state: RunState, concurrency?: RunConcurrencyInfo): CreatedRunDetails {
   return {
+    // The fields the state has not come first, the state's after them, then the row's values of the
+    // fields both have: on Node 20, properties added to an object after a spread cost about 0.5 µs
+    // each (this object took 14 µs with the spread first), where a spread into a literal's own
+    // fields and values written over the spread ones cost next to nothing.
     run: {
-      ...state,
       workflow_id: row.workflow_id,
-      workflow_name: row.workflow_name,
       workflow_version: row.workflow_version,
-      trigger_type: row.trigger_type,
       trigger_data: JSON.parse(row.trigger_data_json) as unknown,
-      parent_run_id: row.parent_run_id,
-      parent_step_id: row.parent_step_id ?? null,
       steps_total: row.steps_total,
-      created_at: row.created_at,
       updated_at: row.created_at,
       idempotency_key: row.idempotency_key ?? null,
       metadata: row.metadata_json ? (JSON.parse(row.metadata_json) as Record<string, string>) : null,
       // A fork records its fork point after the run's rows (src/branching/fork.ts).
       fork_step_id: null,
       fork_turn: null,
+      ...state,
+      workflow_name: row.workflow_name,
+      trigger_type: row.trigger_type,
+      parent_run_id: row.parent_run_id,
+      parent_step_id: row.parent_step_id ?? null,
+      created_at: row.created_at,
       ...(concurrency ? { concurrency } : {}),
     },
     steps: steps.map((s) => ({

@@ -173,7 +173,7 @@ function readDelivery(scheme: WebhookScheme, h: HeaderReader): Read {
       if (!sig.ok) return sig;
       const parsed = parseStandardSignatures(sig.value, digestLength);
       if (!parsed.ok) return parsed;
-      return { ok: true, delivery: { ...parsed.value, id: id.value, deliveryId: id.value, timestamp: { value: ts.value, header: STANDARD_HEADERS.timestamp } } };
+      return { ok: true, delivery: { id: id.value, deliveryId: id.value, timestamp: { value: ts.value, header: STANDARD_HEADERS.timestamp }, ...parsed.value } };
     }
     case 'github': {
       const sig = h.required(GITHUB_HEADERS.signature);
