@@ -98,8 +98,14 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     // The STEP_COMPLETED digest is computed by the ledger over these redacted outputs. Redacted first,
     // then capped, so a cut never leaves part of a secret behind.
     const r = redact.active ? redactResult(redact, result) : result;
+    // The fields written out, not spread from `base`: on Node 20 each property added after a spread costs about 0.5 µs.
     return {
-      ...base,
+      run_id: base.run_id,
+      step_id: base.step_id,
+      attempt: base.attempt,
+      worker_id: base.worker_id,
+      retry_count: base.retry_count,
+      plan_id: base.plan_id,
       duration_ms: performance.now() - t0,
       result:
         r.kind === 'failed'
