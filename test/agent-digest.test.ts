@@ -10,7 +10,6 @@
  * same package at the same path on the importing installation.
  * Build first (`npm run build`): the CLI runs from dist/.
  */
-import Database from 'better-sqlite3';
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -151,12 +150,7 @@ describe('an agent package’s digest is its content’s, not its folder’s', (
       writePackage(old, 'agents/shout');
       await ok(old, ['agent', 'register', 'agents/shout']);
       // The row as an older Swarm wrote it.
-      const db = new Database(old.db);
-      try {
-        db.prepare("UPDATE agents SET digest = ? WHERE id = 'shout@1.0.0'").run(legacyDigest(agentRow(old)!));
-      } finally {
-        db.close();
-      }
+      old.update("UPDATE agents SET digest = ? WHERE id = 'shout@1.0.0'", legacyDigest(agentRow(old)!));
       const legacy = agentRow(old)!;
       expect(legacy.digest).not.toBe(bundleDigest);
 

@@ -42,6 +42,12 @@ async function project(o: { builtins?: Record<string, BuiltinAgent>; llm: Record
   return { swarm, models };
 }
 
+/** Once the task's run has ended, its stored events replay to its stored state. */
+async function expectReplays(swarm: Swarm, runId: string): Promise<void> {
+  await swarm.wait(runId);
+  expect((await replayStoredRun(swarm, runId)).differences).toEqual([]);
+}
+
 async function taskEvents(swarm: Swarm, runId: string, taskId: string) {
   return (await swarm.events(runId)).filter((e) => (e.data as { task_id?: string }).task_id === taskId);
 }
@@ -95,8 +101,7 @@ describe('llm agents in consensus tasks (sqlite)', () => {
     const task = (await swarm.getTask(taskId))?.task;
     const sessions = await swarm.listSessions({ run_id: d.run_id as string });
     expect(sessions.map((s) => [s.id, s.step_id, s.agent, s.status, s.turns])).toEqual([[`${d.run_id}/${task?.step_id}/vote/j2/1`, task?.step_id, 'llmjudge', 'completed', 1]]);
-    await swarm.wait(d.run_id as string);
-    expect((await replayStoredRun(swarm, d.run_id as string)).differences).toEqual([]);
+    await expectReplays(swarm, d.run_id as string);
   }, 60_000);
 
   it('an llm judge that answers no verified candidate, or fails, is recorded with its reason code and cost; its voter votes for the best verified one', async () => {
@@ -138,8 +143,7 @@ describe('llm agents in consensus tasks (sqlite)', () => {
     expect(sessions.find((s) => s.id === session('j2'))?.status).toBe('failed');
     expect(spent).toBeGreaterThan(usd(3000, 30));
     expect((await swarm.taskCost(taskId)).finalize_usd).toBeCloseTo(spent, 10);
-    await swarm.wait(d.run_id as string);
-    expect((await replayStoredRun(swarm, d.run_id as string)).differences).toEqual([]);
+    await expectReplays(swarm, d.run_id as string);
   }, 60_000);
 
   it('samples of an llm proposer are each their own session; their usage is charged to explore, so budget.explore stops the next round', async () => {
@@ -185,8 +189,7 @@ describe('llm agents in consensus tasks (sqlite)', () => {
     expect(cost.exhausted).toEqual(['explore']);
     expect(events.filter((e) => e.type === 'TASK_STAGE_STOPPED').map((e) => e.data)).toEqual([expect.objectContaining({ stage: 'propose', bucket: 'explore', reason_code: ReasonCode.STAGE_BUDGET_EXHAUSTED, round: 2 })]);
     expect(models.get('llmsolver')?.calls).toBe(2);
-    await swarm.wait(d.run_id as string);
-    expect((await replayStoredRun(swarm, d.run_id as string)).differences).toEqual([]);
+    await expectReplays(swarm, d.run_id as string);
   }, 60_000);
 
   it("a sample's session is resumed by the worker that takes the step over: a finished conversation is not asked again", async () => {

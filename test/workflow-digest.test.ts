@@ -13,7 +13,6 @@
  * exported before the fix (its workflow.json names such a digest) imports with no "differs" note.
  * Build first (`npm run build`): the CLI runs from dist/.
  */
-import Database from 'better-sqlite3';
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -197,12 +196,7 @@ describe('a workflow’s digest is its content’s (canonical JSON), in the regi
     await ok(old, ['agent', 'register', ECHO]);
     await ok(old, ['workflow', 'register', PIPELINE]);
     // The row as an older Swarm wrote it.
-    const db = new Database(old.db);
-    try {
-      db.prepare("UPDATE workflows SET digest = ? WHERE id = 'pipeline@1.0.0'").run(legacyDigest(workflowRow(old)!));
-    } finally {
-      db.close();
-    }
+    old.update("UPDATE workflows SET digest = ? WHERE id = 'pipeline@1.0.0'", legacyDigest(workflowRow(old)!));
     const legacy = workflowRow(old)!;
     expect(legacy.digest).not.toBe(digest);
 

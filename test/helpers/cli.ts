@@ -61,6 +61,8 @@ export interface Sandbox {
   copyStore(from: string): void;
   /** Read the sandbox's store directly (read-only), for polling and for checking nothing was written. */
   query<T>(sql: string, ...params: unknown[]): T[];
+  /** Run one writing statement on the sandbox's database directly (a row as an older Swarm, or a tamperer, left it). */
+  update(sql: string, ...params: unknown[]): void;
   /** Run and parse stdout as JSON; fails with the process's output when it is not JSON. */
   json<T = unknown>(args: string[], options?: RunOptions): Promise<T>;
   cleanup(): void;
@@ -155,6 +157,14 @@ export function makeSandbox(options: { home?: 'sandbox' | 'default'; env?: Recor
       const db = new Database(sandbox.db, { readonly: true, fileMustExist: true });
       try {
         return db.prepare(sql).all(...params) as T[];
+      } finally {
+        db.close();
+      }
+    },
+    update(sql: string, ...params: unknown[]): void {
+      const db = new Database(sandbox.db, { fileMustExist: true });
+      try {
+        db.prepare(sql).run(...params);
       } finally {
         db.close();
       }
