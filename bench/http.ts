@@ -75,51 +75,42 @@ async function countRuns(dir: BenchDir): Promise<number> {
 }
 
 async function inproc(job: Job, dir: BenchDir): Promise<Result> {
-  if (job.pin) pinTo(process.pid, 0);
   const swarm = await openSwarm(dir, { durability: 'full' });
   try {
-    for (let i = 0; i < job.warmup; i++) await swarm.createRun(WORKFLOW, INPUT); // warm-up
-    let next = 0;
-    const cpu0 = cpuOf(process.pid);
-    const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: job.connections }, async () => {
-        while (next < job.runs) {
-          next++;
-          await swarm.createRun(WORKFLOW, INPUT);
-        }
-      }),
-    );
-    const seconds = (performance.now() - t0) / 1000;
-    const cpu_us = (cpuOf(process.pid) - cpu0) / job.runs;
-    return { kind: 'inproc', runs: job.runs, seconds, runs_per_s: job.runs / seconds, p50_ms: NaN, p99_ms: NaN, failed: 0, stored: 0, cpu_us };
+    return await inProcess('inproc', job, () => swarm.createRun(WORKFLOW, INPUT));
   } finally {
     await swarm.close();
   }
 }
 
 async function inprocWebhook(job: Job, dir: BenchDir): Promise<Result> {
-  if (job.pin) pinTo(process.pid, 0);
   // The webhook's secret as `swarm serve` gets it (SWARM_SECRET_BENCH_HOOK).
   const swarm = await Swarm.open({ cwd: dir.root, env: { SWARM_HOME: dir.home, SWARM_SECRET_BENCH_HOOK: HOOK_SECRET }, overrides: { durability: 'full' } });
   try {
+    // Signed before the clock starts, as a sender does elsewhere.
     const deliveries = signedDeliveries(job.warmup + job.runs);
-    for (let i = 0; i < job.warmup; i++) await swarm.deliverWebhook('bench', deliveries[i]!); // warm-up
-    let next = job.warmup;
-    const end = job.warmup + job.runs;
-    const cpu0 = cpuOf(process.pid);
-    const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: job.connections }, async () => {
-        while (next < end) await swarm.deliverWebhook('bench', deliveries[next++]!);
-      }),
-    );
-    const seconds = (performance.now() - t0) / 1000;
-    const cpu_us = (cpuOf(process.pid) - cpu0) / job.runs;
-    return { kind: 'inproc-webhook', runs: job.runs, seconds, runs_per_s: job.runs / seconds, p50_ms: NaN, p99_ms: NaN, failed: 0, stored: 0, cpu_us };
+    return await inProcess('inproc-webhook', job, (i) => swarm.deliverWebhook('bench', deliveries[i]!));
   } finally {
     await swarm.close();
   }
+}
+
+/** `job.warmup` unmeasured calls of `op`, then `job.runs` measured ones from `job.connections` concurrent callers (`op` gets each call's index). */
+async function inProcess(kind: Kind, job: Job, op: (i: number) => Promise<unknown>): Promise<Result> {
+  if (job.pin) pinTo(process.pid, 0);
+  for (let i = 0; i < job.warmup; i++) await op(i);
+  let next = job.warmup;
+  const end = job.warmup + job.runs;
+  const cpu0 = cpuOf(process.pid);
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: job.connections }, async () => {
+      while (next < end) await op(next++);
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu_us = (cpuOf(process.pid) - cpu0) / job.runs;
+  return { kind, runs: job.runs, seconds, runs_per_s: job.runs / seconds, p50_ms: NaN, p99_ms: NaN, failed: 0, stored: 0, cpu_us };
 }
 
 async function http(job: Job, dir: BenchDir): Promise<Result> {

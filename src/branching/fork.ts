@@ -51,7 +51,7 @@ export interface ForkArgumentNames {
 }
 
 /** The command line's flags (`swarm runs fork`): the default. */
-export const FORK_CLI_NAMES: ForkArgumentNames = { input: '--input', replaceOutput: (step) => `--replace-output ${step}`, turn: '--turn' };
+const FORK_CLI_NAMES: ForkArgumentNames = { input: '--input', replaceOutput: (step) => `--replace-output ${step}`, turn: '--turn' };
 
 export interface ForkResult {
   run_id: string;

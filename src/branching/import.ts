@@ -40,7 +40,7 @@ import { agentsFor, buildRunPlan, loadPlan } from '../engine/plan.js';
 import { serializedPlan } from '../engine/registry-cache.js';
 import { TxScope } from '../engine/tx-scope.js';
 import type { Redactor } from '../secrets/redactor.js';
-import { bareDigest, legacyAgentDigest, sameAgentContent, workflowDigest, workflowRecord } from '../store/rows.js';
+import { sameAgentContent, workflowDigest, workflowRecord } from '../store/rows.js';
 import type { ImportedBundleRecord } from '../store/share-types.js';
 import type { JournalWrite } from '../store/fork-types.js';
 import type { AgentMessageRecord, AgentSessionRecord, ToolCallRecord, WorkflowRecord } from '../store/types.js';
@@ -144,8 +144,7 @@ export async function importBundle(deps: ImportDeps, bytes: Buffer, options: Imp
     // from: a row registered before digests left the directory out compares by its manifest too,
     // and a bundle exported then (its digest covers the exporter's directory) matches a package of
     // the same manifest at the same path here.
-    const digest = bareDigest(a.digest);
-    if (here && !sameAgentContent(here, digest) && legacyAgentDigest(here.manifest, here.path) !== digest) notes.push(`agent ${a.name}@${a.version} here differs from the bundle's (a fork re-runs its steps with the local one)`);
+    if (here && !sameAgentContent(here, a.digest)) notes.push(`agent ${a.name}@${a.version} here differs from the bundle's (a fork re-runs its steps with the local one)`);
   }
   notes.push(...(await subWorkflowNotes(store, wf, manifest)));
   if (registered) await store.putWorkflow(wf, false);

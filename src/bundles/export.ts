@@ -77,7 +77,7 @@ export async function exportRun(swarm: Swarm, idOrPrefix: string, options: Expor
  * VerificationError (exit 3) naming the run and the first thing that does not match; `refused`
  * says what was not done (`not exported`, `not forked`).
  */
-export async function verifyStoreChain(swarm: Swarm, runId: string, refused: string): Promise<void> {
+async function verifyStoreChain(swarm: Swarm, runId: string, refused: string): Promise<void> {
   const report = await swarm.verify(runId);
   if (!report.ok) {
     const first = report.problems[0];

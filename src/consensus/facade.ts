@@ -31,7 +31,7 @@ export const CONSENSUS_WORKFLOW = 'swarm-consensus';
 export const CONSENSUS_STEP = 'task';
 const VERSION = '1.0.0';
 /** The run metadata label holding the sha256 of the task's contract (canonical JSON, defaults filled in). */
-export const CONTRACT_DIGEST_LABEL = 'consensus_contract_sha256';
+const CONTRACT_DIGEST_LABEL = 'consensus_contract_sha256';
 
 const WORKFLOW_YAML = `name: ${CONSENSUS_WORKFLOW}
 version: ${VERSION}

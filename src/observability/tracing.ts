@@ -138,6 +138,21 @@ export function contextFromCarrier(carrier: { traceparent?: string | null; trace
   return trace.setSpanContext(base, sc);
 }
 
+/**
+ * A request's W3C trace context, read with `header` (by lower-case name): `traceparent`, and
+ * `tracestate` when there is one; undefined without a `traceparent`. Checked where it is used
+ * (`contextFromCarrier`): a malformed one is ignored there.
+ *
+ * @example
+ *   const trace = carrierFromHeaders((name) => req.headers[name]);
+ */
+export function carrierFromHeaders(header: (name: string) => string | undefined): TraceCarrier | undefined {
+  const traceparent = header('traceparent');
+  if (!traceparent) return undefined;
+  const tracestate = header('tracestate');
+  return { traceparent, ...(tracestate ? { tracestate } : {}) };
+}
+
 /** The active context, when tracing is on (to carry a caller's trace into work done elsewhere). */
 export function activeTraceContext(): Context | undefined {
   return tracingEnabled() ? context.active() : undefined;

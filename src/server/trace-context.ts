@@ -5,7 +5,7 @@
  * context. Nothing is read while tracing is off.
  */
 import type { Context } from 'hono';
-import { tracingEnabled } from '../observability/tracing.js';
+import { carrierFromHeaders, tracingEnabled } from '../observability/tracing.js';
 import type { StartRunOptions } from '../swarm.js';
 
 /**
@@ -16,9 +16,6 @@ import type { StartRunOptions } from '../swarm.js';
  *   await swarm.createRun(ref, input, { trigger_type: 'api', ...requestTrace(c) });
  */
 export function requestTrace(c: Context): Pick<StartRunOptions, 'trace'> {
-  if (!tracingEnabled()) return {};
-  const traceparent = c.req.header('traceparent');
-  if (!traceparent) return {};
-  const tracestate = c.req.header('tracestate');
-  return { trace: { traceparent, ...(tracestate ? { tracestate } : {}) } };
+  const trace = tracingEnabled() ? carrierFromHeaders((name) => c.req.header(name)) : undefined;
+  return trace ? { trace } : {};
 }

@@ -216,16 +216,20 @@ export function agentRecord(manifest: AgentManifest, dir: string, now = Date.now
  * The digest agents were given before it left the directory out (of `{manifest, dir}`): rows
  * registered then hold it, and bundles exported then name it. Compared, never written.
  */
-export function legacyAgentDigest(manifest: AgentManifest, dir: string): string {
+function legacyAgentDigest(manifest: AgentManifest, dir: string): string {
   return digestJson(JSON.stringify({ manifest, dir }));
 }
 
 /**
- * Whether a registered agent (`digest`, `manifest`) has the content `digest` names. A row written
- * before digests left the directory out holds a digest of `{manifest, dir}`: its manifest decides.
+ * Whether a registered agent (`digest`, `manifest`, and its `path` when known) has the content
+ * `digest` names (hex, or `sha256:<hex>` as a bundle spells it). A row written before digests left
+ * the directory out holds a digest of `{manifest, dir}`: its manifest decides. A digest of that old
+ * form (a bundle exported then) names it too when it is the old digest of the same manifest at the
+ * same `path`.
  */
-export function sameAgentContent(stored: { digest: string; manifest: AgentManifest }, digest: string): boolean {
-  return stored.digest === digest || agentDigest(stored.manifest) === digest;
+export function sameAgentContent(stored: { digest: string; manifest: AgentManifest; path?: string }, digest: string): boolean {
+  const d = bareDigest(digest);
+  return stored.digest === d || agentDigest(stored.manifest) === d || (stored.path !== undefined && legacyAgentDigest(stored.manifest, stored.path) === d);
 }
 
 /**
@@ -278,7 +282,7 @@ export function workflowDigest(manifest: WorkflowManifest): string {
  * the manifest's key order): rows registered then hold it, and bundles exported then name it.
  * Compared, never written.
  */
-export function legacyWorkflowDigest(manifest: WorkflowManifest): string {
+function legacyWorkflowDigest(manifest: WorkflowManifest): string {
   return digestJson(JSON.stringify(manifest));
 }
 

@@ -20,7 +20,7 @@ import type { CreatedRunDetails } from '../engine/created-run.js';
 import { findReferences } from '../core/template.js';
 import { resolveWebhookScheme, type WebhookScheme } from './webhook-scheme.js';
 import { verifyWebhook, WEBHOOK_MAX_ID_LENGTH, WebhookFailureCode, type WebhookHeaders } from './webhook-verify.js';
-import { tracingEnabled } from '../observability/tracing.js';
+import { carrierFromHeaders, tracingEnabled, type TraceCarrier } from '../observability/tracing.js';
 
 /** The part of a stored webhook trigger a delivery needs (a `TriggerRecord` has it). */
 export interface WebhookTarget {
@@ -37,7 +37,7 @@ export interface WebhookDeliveryDeps {
   /** `${secrets.NAME}` for the workflow: its own stored secret, the global one, then SWARM_SECRET_NAME. */
   secret(name: string, workflow: string): Promise<string | undefined>;
   /** Start a run (once per idempotency key): the public API's `createRun`. */
-  createRun(ref: string, input: unknown, options: { trigger_type: 'webhook'; idempotencyKey?: string; metadata?: Record<string, string>; trace?: { traceparent: string; tracestate?: string } }): Promise<{ runId: string; created: boolean; details?: CreatedRunDetails }>;
+  createRun(ref: string, input: unknown, options: { trigger_type: 'webhook'; idempotencyKey?: string; metadata?: Record<string, string>; trace?: TraceCarrier }): Promise<{ runId: string; created: boolean; details?: CreatedRunDetails }>;
   /** The run created under this idempotency key, if any. */
   runByKey(key: string): Promise<string | undefined>;
   /** The receiver's clock, for the signature's timestamp. */
@@ -194,15 +194,12 @@ async function resolveSecrets(deps: WebhookDeliveryDeps, trigger: WebhookTarget,
 }
 
 /** `{ trace }` from a delivery's `traceparent` and `tracestate` headers, when it has one. */
-function deliveryTrace(headers: WebhookHeaders): { trace?: { traceparent: string; tracestate?: string } } {
-  const header = (name: string): string | undefined => {
+function deliveryTrace(headers: WebhookHeaders): { trace?: TraceCarrier } {
+  const trace = carrierFromHeaders((name) => {
     const v = Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1];
     return typeof v === 'string' && v !== '' ? v : undefined;
-  };
-  const traceparent = header('traceparent');
-  if (!traceparent) return {};
-  const tracestate = header('tracestate');
-  return { trace: { traceparent, ...(tracestate ? { tracestate } : {}) } };
+  });
+  return trace ? { trace } : {};
 }
 
 /** An `auth: none` delivery's id: its Idempotency-Key header, if any (checked like a signed id). */

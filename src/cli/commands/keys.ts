@@ -59,7 +59,7 @@ export function registerKeysCommands(program: Command, ctx: CliContext): void {
 }
 
 /** A key as `--json` prints it: its type always named, its creation time in ISO 8601 as JSON times are. */
-export function keyJson(k: SigningKeyInfo): { name: string; type: string; public_key: string; created_at: string } {
+function keyJson(k: SigningKeyInfo): { name: string; type: string; public_key: string; created_at: string } {
   return { name: k.name, type: k.type ?? 'ed25519', public_key: k.public_key, created_at: new Date(k.created_at).toISOString() };
 }
 

@@ -76,7 +76,7 @@ function parse(raw: unknown): ContractProblem[] {
 /** The agent a reference (`name`, `name@range`) picks among registered records, as a consensus member uses it. */
 export function agentInfoOf(records: readonly AgentRecord[], ref: string): AgentInfo | undefined {
   const rec = pickRecord(records, parseRef(ref).range);
-  return rec ? { name: rec.manifest.name, version: rec.manifest.version, inputs: rec.manifest.inputs, outputs: rec.manifest.outputs } : undefined;
+  return rec ? { name: rec.manifest.name, version: rec.manifest.version, runtime: rec.manifest.runtime.type, inputs: rec.manifest.inputs, outputs: rec.manifest.outputs } : undefined;
 }
 
 /**

@@ -25,7 +25,7 @@ import { checkAborted, transition, type AgentInfo, type ConsensusDeps, type Driv
 import { failTask } from './driver.js';
 import { isLlm, llmInputs, llmRun, memberSession, proposerMessage, sessionSpend, type LlmSession } from './llm.js';
 import { outputForEvent, proposerSlots, type ProposerSlot } from './rules.js';
-import { carrierIn, type Context } from '../../observability/tracing.js';
+import { withTraceHeaders } from '../../observability/tracing.js';
 
 interface Proposal {
   output: unknown;
@@ -272,6 +272,8 @@ async function ask(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, 
   const idempotencyKey = `${task.task_id}/${slot.id}/${round}`;
   if (slot.executor) {
     const { client } = await deps.executor(slot.executor);
+    // The step attempt's span travels with the request (W3C trace context), when tracing is on.
+    const traceparent = ctx.trace ? withTraceHeaders({}, ctx.trace).traceparent : undefined;
     const r = await client.execute(
       {
         task_id: task.task_id,
@@ -284,8 +286,7 @@ async function ask(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, 
         proposer_id: slot.id,
         round,
       },
-      // The step attempt's span travels with the request (W3C trace context), when tracing is on.
-      { signal: ctx.signal, ...(ctx.trace ? traceparentOf(ctx.trace) : {}) },
+      { signal: ctx.signal, ...(traceparent ? { traceparent } : {}) },
     );
     return { output: r.output ?? null, evidence: r.evidence ?? [], cost_usd: typeof r.cost_usd === 'number' && r.cost_usd > 0 ? r.cost_usd : 0, signature: r.signature ?? null };
   }
@@ -334,10 +335,4 @@ async function ask(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRow, 
 function takesSeed(agent: AgentInfo | undefined): boolean {
   const fields = agent ? declaredFields(agent.inputs) : undefined;
   return fields === undefined || fields.includes('seed_bundle');
-}
-
-/** `{ traceparent }` naming the span of `ctx`, for an executor's request; {} without one. */
-function traceparentOf(ctx: Context): { traceparent?: string } {
-  const c = carrierIn(ctx);
-  return c ? { traceparent: c.traceparent } : {};
 }

@@ -23,6 +23,8 @@ import type { Knowledge } from '../knowledge/index.js';
 import { lazyModule } from '../../core/lazy-module.js';
 
 const consensusDriver = lazyModule(() => import('./driver.js'));
+/** The contract checks (with the policies they import), loaded with the driver: at the first consensus step. */
+const contractModule = lazyModule(() => import('./contract.js'));
 
 export interface ConsensusHost {
   store: Store;
@@ -60,10 +62,7 @@ export function consensusDeps(h: ConsensusHost): ConsensusDeps {
     },
     kernelKey: h.kernelKey,
     executor: h.executor,
-    agent: async (ref) => {
-      const rec = await registered(h.store, ref);
-      return rec ? { name: rec.manifest.name, version: rec.manifest.version, runtime: rec.manifest.runtime.type, inputs: rec.manifest.inputs, outputs: rec.manifest.outputs } : undefined;
-    },
+    agent: async (ref) => (await contractModule()).agentInfoOf(await h.store.listAgents(parseRef(ref).name), ref),
     runAgent: async (req) => {
       const rec = await registered(h.store, req.agent);
       if (!rec) throw new StepError('AGENT_NOT_FOUND', `agent '${req.agent}' is not registered`, false);
