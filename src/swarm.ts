@@ -262,7 +262,16 @@ export interface CreatedRun {
 const idPool = Buffer.alloc(4096);
 let idPoolAt = idPool.length;
 
-/** A run id: time-ordered (UUIDv7), so ids sort by creation. */
+/** The millisecond and 12-bit counter of the last run id this process made. */
+let idLastMs = 0;
+let idCounter = 0;
+
+/**
+ * A run id: time-ordered (UUIDv7), so ids sort by creation. Ids made by one process sort in the
+ * order it made them, even within one millisecond: the 12 bits after the version hold a counter
+ * (RFC 9562, section 6.2, method 1) that starts at a random value below 2048 each millisecond and
+ * counts up; should it run out, the id borrows the next millisecond.
+ */
 export function newRunId(): string {
   if (idPoolAt === idPool.length) {
     randomFillSync(idPool);
@@ -270,9 +279,17 @@ export function newRunId(): string {
   }
   // Each id takes its own 16 bytes of the pool, written over in place (never handed out again).
   const b = idPool.subarray(idPoolAt, (idPoolAt += 16));
-  const ms = Date.now();
-  b.writeUIntBE(ms, 0, 6);
-  b[6] = ((b[6] ?? 0) & 0x0f) | 0x70;
+  const now = Date.now();
+  if (now > idLastMs) {
+    idLastMs = now;
+    idCounter = (((b[6] ?? 0) << 8) | (b[7] ?? 0)) & 0x7ff;
+  } else if (++idCounter > 0xfff) {
+    idLastMs++;
+    idCounter = 0;
+  }
+  b.writeUIntBE(idLastMs, 0, 6);
+  b[6] = 0x70 | (idCounter >> 8);
+  b[7] = idCounter & 0xff;
   b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
   const h = b.toString('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;

@@ -3,7 +3,7 @@
  * stream: on SQLite and PostgreSQL, through the Swarm API, `GET /api/v1/runs` and both streams.
  */
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../src/server/app.js';
 import { Swarm } from '../src/swarm.js';
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
@@ -130,5 +130,30 @@ describe('run ids', () => {
     const times = ids.map((id) => parseInt(id.replace(/-/g, '').slice(0, 12), 16));
     for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThanOrEqual(times[i - 1] as number);
     expect(Math.abs((times[0] as number) - Date.now())).toBeLessThan(60_000);
+    // Within one process they sort in the order they were made, same millisecond or not.
+    expect([...ids].sort()).toEqual(ids);
+  });
+
+  it('made in one millisecond still sort in the order they were made; a spent counter borrows the next millisecond', async () => {
+    const { newRunId } = await import('../src/swarm.js');
+    const fixed = Date.now() + 10_000;
+    const clock = vi.spyOn(Date, 'now').mockReturnValue(fixed);
+    let ids: string[];
+    try {
+      ids = Array.from({ length: 5000 }, () => newRunId());
+    } finally {
+      clock.mockRestore();
+    }
+    expect(new Set(ids).size).toBe(ids.length);
+    expect([...ids].sort()).toEqual(ids);
+    const times = ids.map((id) => parseInt(id.replace(/-/g, '').slice(0, 12), 16));
+    expect(times[0]).toBe(fixed);
+    // 5,000 ids need at least two more milliseconds' counters (4,096 values each, the first from below 2,048).
+    expect(times.at(-1)).toBeGreaterThan(fixed);
+    expect(times.at(-1)).toBeLessThanOrEqual(fixed + 2);
+    // The real clock is now behind the borrowed time: the next id still sorts after them.
+    const next = newRunId();
+    expect(next > (ids.at(-1) as string)).toBe(true);
+    for (const id of [...ids.slice(0, 3), next]) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   });
 });
