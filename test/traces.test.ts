@@ -30,6 +30,10 @@ import { batchDefaults, startTracing, startTracingFromEnv, tracingConfigured, ty
 import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { startOtlpReceiver, traceparentOf, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp.js';
 import { builtinAgent, removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
+import { fakeExecutor, sendJson } from './helpers/executor-fakes.js';
+import { consensusProject, settledTask, useCleanups } from './helpers/consensus-project.js';
+
+const cleanups = useCleanups();
 
 let otlp: OtlpReceiver;
 let fake: FakeLlmServer;
@@ -471,6 +475,68 @@ describe('tracing on (OTLP/HTTP to a real receiver), no context manager (as the 
     } finally {
       await swarm.close();
     }
+  });
+
+  it("an http-runtime step's POST /execute carries its step attempt's span as traceparent", async () => {
+    const executor = await fakeExecutor((_r, res) => sendJson(res, 200, { output: { done: true } }));
+    // Outside the project's agents/ and workflows/, which every open() registers.
+    const extra = join(dir, 'extra');
+    const swarm = await open();
+    try {
+      await swarm.store.putExecutor({ name: 'remote-exec', base_url: executor.url, token_secret: null, public_key: null });
+      await swarm.registerAgent(writeAgent(extra, 'remote', 'name: remote\nversion: 1.0.0\nruntime: { type: http, executor: remote-exec, task_type: echo, timeout_seconds: 20 }\n'));
+      await swarm.registerWorkflow(writeWorkflow(extra, 'remote-flow', 'name: remote-flow\nversion: 1.0.0\nsteps:\n  - { id: call, agent: remote }\n'));
+      const runId = await swarm.startRun('remote-flow', {});
+      const d = await swarm.runToCompletion(runId);
+      expect(d.run.status, d.run.error ?? '').toBe('completed');
+      expect(d.steps[0]?.outputs).toEqual({ done: true });
+      await tracing?.forceFlush();
+      const step = await otlp.waitFor('the step span', (all) => all.find((x) => x.name === 'step call' && x.attributes['swarm.run.id'] === runId));
+      const executes = executor.seen.filter((r) => r.path === '/execute');
+      expect(executes).toHaveLength(1);
+      expect(executes[0]?.headers.traceparent).toBe(traceparentOf(step));
+      // The step's span is the run's child, in the run's trace (not one made up from the run id).
+      const run = await otlp.waitFor('the run span', (all) => all.find((x) => x.name === 'invoke_workflow remote-flow' && x.attributes['swarm.run.id'] === runId));
+      expect([step.traceId, step.parentSpanId]).toEqual([run.traceId, run.spanId]);
+    } finally {
+      await swarm.close();
+      await executor.close();
+    }
+  });
+
+  it("each LLM member of a consensus task runs its agent loop under the task step's span, its model calls under the loop", async () => {
+    const model = new ScriptedModel(() => ({ content: JSON.stringify({ answer: 42 }), usage: { input_tokens: 10, output_tokens: 2 } }), { id: 'openai/gpt-4o-mini' });
+    const { swarm, dir: cdir } = await consensusProject('sqlite', cleanups, { open: { models: () => model } });
+    await swarm.registerAgent(writeAgent(cdir, 'llmsolver', 'name: llmsolver\nversion: 1.0.0\nruntime: { type: llm, provider: openai, model: gpt-4o-mini }\ninstructions: Add the numbers.\n'));
+    const { task_id: taskId, run_id: runId } = await swarm.submitTask({
+      task_type: 'add',
+      inputs: { message: 'What is 40 + 2?' },
+      proposers: [{ agent: 'llmsolver', samples: 2 }],
+      verification: { policy: 'vp.crosscheck.v1' },
+      voting: { voters: [{ id: 'v1' }], reveal_deadline_ms: 5000 },
+    });
+    expect((await settledTask(swarm, taskId)).status).toBe('finalized');
+    await swarm.wait(runId);
+    await tracing?.forceFlush();
+    const ofRun = (all: ReceivedSpan[]): ReceivedSpan[] => {
+      const run = all.find((x) => x.name.startsWith('invoke_workflow ') && x.attributes['swarm.run.id'] === runId);
+      return run ? all.filter((x) => x.traceId === run.traceId) : [];
+    };
+    const spans = await otlp.waitFor('the task run, its step, two agent loops and their model calls', (all) => {
+      const mine = ofRun(all);
+      return named(mine, 'invoke_agent llmsolver').length === 2 && mine.filter((x) => x.name.startsWith('chat ')).length >= 2 ? mine : undefined;
+    });
+    const steps = spans.filter((x) => x.name.startsWith('step ') && x.attributes['swarm.run.id'] === runId);
+    expect(steps).toHaveLength(1);
+    const step = steps[0] as ReceivedSpan;
+    const loops = named(spans, 'invoke_agent llmsolver');
+    for (const loop of loops) {
+      expect(loop.parentSpanId).toBe(step.spanId);
+      const chats = spans.filter((x) => x.name.startsWith('chat ') && x.parentSpanId === loop.spanId);
+      expect(chats.length, `model calls under ${loop.spanId}`).toBeGreaterThanOrEqual(1);
+    }
+    // Two samples: two sessions, two loops.
+    expect(new Set(loops.map((l) => l.attributes['gen_ai.conversation.id'])).size).toBe(2);
   });
 });
 
