@@ -3,7 +3,8 @@
  * no SDK nothing is recorded or stored; with one, a run's spans (workflow, steps, agent loop, model
  * calls through the real OpenAI client against the fake vendor server, tool calls) arrive with their
  * names, kinds, GenAI attributes and parent links, on SQLite and on PostgreSQL; the trace context
- * reaches a process agent (TRACEPARENT), an HTTP tool and an MCP server (its call's `_meta`, and the traceparent header over HTTP); content is recorded
+ * reaches a process agent (TRACEPARENT), an HTTP tool, an HTTP executor's `/execute` and an MCP server (its call's `_meta`, and the
+ * traceparent header over HTTP); an LLM consensus member's agent loop nests under its task step; content is recorded
  * only when opted in; a `traceparent` sent to the HTTP API makes the run join the caller's trace.
  * All of it with no context manager registered (as the CLI runs: Swarm passes its spans' contexts
  * itself), and a program's own spans with startTracing's default AsyncLocalStorage one.
