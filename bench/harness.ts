@@ -184,13 +184,15 @@ export function nowMs(): number {
  * `swarm serve --port 0` in the bench project (SWARM_HOME = its home); resolves with its base URL
  * once it prints its start-up line. `nodeArgs` go before the script (e.g. `--cpu-prof`), `args`
  * after `serve`, `env` over this process's environment; `root`: another checkout's `bin/swarm.js`
- * (default: this one's).
+ * (default: this one's); `script`: a script run in its place that prints the same line.
  *
  * @example
  *   const { url, child } = await startServe(dir, { args: ['--no-worker'], env: { SWARM_DURABILITY: 'full' } });
  */
-export async function startServe(dir: BenchDir, options: { args?: string[]; nodeArgs?: string[]; env?: Record<string, string>; root?: string } = {}): Promise<{ url: string; child: ChildProcess }> {
-  const argv = [...(options.nodeArgs ?? []), join(options.root ?? REPO_ROOT, 'bin', 'swarm.js'), 'serve', '--port', '0', ...(options.args ?? [])];
+export async function startServe(dir: BenchDir, options: { args?: string[]; nodeArgs?: string[]; env?: Record<string, string>; root?: string; script?: string } = {}): Promise<{ url: string; child: ChildProcess }> {
+  // `script`: another server that prints the same line (bench/http-bare.ts), in place of `swarm serve`.
+  const command = options.script ? [options.script] : [join(options.root ?? REPO_ROOT, 'bin', 'swarm.js'), 'serve', '--port', '0'];
+  const argv = [...(options.nodeArgs ?? []), ...command, ...(options.args ?? [])];
   const child = spawn(process.execPath, argv, { cwd: dir.root, env: { ...process.env, SWARM_HOME: dir.home, NO_COLOR: '1', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -201,7 +203,7 @@ export async function startServe(dir: BenchDir, options: { args?: string[]; node
       const m = /listening on (http:\/\/\S+?:\d+)/.exec(out);
       if (m) ok(m[1] as string);
     });
-    child.once('exit', (code) => fail(new Error(`swarm serve exited (${code}) before listening: ${err.trim()}`)));
+    child.once('exit', (code) => fail(new Error(`${options.script ?? 'swarm serve'} exited (${code}) before listening: ${err.trim()}`)));
   });
   return { url, child };
 }

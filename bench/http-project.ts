@@ -12,6 +12,7 @@ import autocannon from 'autocannon';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { NOOP_AGENT_DIR, openSwarm, startServe, writeWorkflow, type BenchDir } from './harness.js';
 import { resolveWebhookScheme } from '../src/triggers/webhook-scheme.js';
 import { signWebhook } from '../src/triggers/webhook-sign.js';
@@ -63,6 +64,11 @@ export function serveFor(dir: BenchDir, options: { worker?: boolean; profile?: s
     env: { SWARM_DURABILITY: 'full', SWARM_SECRET_BENCH_HOOK: HOOK_SECRET },
     ...(options.root ? { root: options.root } : {}),
   });
+}
+
+/** The bare `node:http` server around the library (bench/http-bare.ts), on the same project: the floor of `serveFor`. */
+export function bareFor(dir: BenchDir): Promise<{ url: string; child: ChildProcess }> {
+  return startServe(dir, { script: fileURLToPath(new URL('./http-bare.js', import.meta.url)), env: { SWARM_DURABILITY: 'full', SWARM_SECRET_BENCH_HOOK: HOOK_SECRET } });
 }
 
 export async function stopServe(child: ChildProcess): Promise<void> {

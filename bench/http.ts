@@ -4,11 +4,14 @@
  *
  *   node dist/bench/http.js [--quick] [--runs N] [--warmup 2000] [--connections 32] [--repeat 3] [--dir <temp base>] [--keep] [--no-save] [--profile <dir>] [--pin]
  *
- * Three measurements, each in a fresh child process and a fresh project on SQLite `durability: full`:
+ * The measurements, each in a fresh child process and a fresh project on SQLite `durability: full`:
  * - inproc: `swarm.createRun()` from 32 concurrent callers in one process (the baseline);
  * - inproc-webhook: the same deliveries as `webhook` below, through `swarm.deliverWebhook()` in one
  *   process from 32 concurrent callers (signed before the clock starts): what a delivery costs
  *   without HTTP, for information;
+ * - node-http, node-webhook: the same requests as `http` and `webhook` below, to a bare `node:http`
+ *   handler around the library (bench/http-bare.ts): the floor any server of this API on Node pays,
+ *   for information;
  * - http: `POST /api/v1/workflows/{name}/runs` to a real `swarm serve --no-worker`, keep-alive, 32
  *   connections from autocannon in the measuring process;
  * - webhook: signed Standard Webhooks deliveries (`POST /webhooks/bench`, a fresh delivery id each) to
@@ -23,12 +26,12 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchOptions, COMMON_OPTIONS, intOption } from './args.js';
 import { freshDir, median, openSwarm, percentile, REPO_ROOT, type BenchDir } from './harness.js';
-import { cpuOf, HOOK_SECRET, INPUT, pinTo, postRequests, prepare, serveFor, signedDeliveries, stopServe, timedLoad, webhookRequests, WORKFLOW } from './http-project.js';
+import { bareFor, cpuOf, HOOK_SECRET, INPUT, pinTo, postRequests, prepare, serveFor, signedDeliveries, stopServe, timedLoad, webhookRequests, WORKFLOW } from './http-project.js';
 import { Swarm } from '../src/swarm.js';
 import { table } from './report.js';
 import { childMain, gitState, hostInfo, runInChild } from './runner.js';
 
-const KINDS = ['inproc', 'inproc-webhook', 'http', 'webhook', 'latency'] as const;
+const KINDS = ['inproc', 'inproc-webhook', 'node-http', 'node-webhook', 'http', 'webhook', 'latency'] as const;
 type Kind = (typeof KINDS)[number];
 
 interface Job {
@@ -117,13 +120,21 @@ async function http(job: Job, dir: BenchDir): Promise<Result> {
   return overHttp('http', job, dir, postRequests);
 }
 
+async function nodeHttp(job: Job, dir: BenchDir): Promise<Result> {
+  return overHttp('node-http', job, dir, postRequests, bareFor);
+}
+
+async function nodeWebhook(job: Job, dir: BenchDir): Promise<Result> {
+  return overHttp('node-webhook', job, dir, webhookRequests, bareFor);
+}
+
 async function webhook(job: Job, dir: BenchDir): Promise<Result> {
   return overHttp('webhook', job, dir, webhookRequests);
 }
 
 /** A `swarm serve --no-worker` loaded with `job.warmup` unmeasured requests, then `job.runs` measured ones. */
-async function overHttp(kind: Kind, job: Job, dir: BenchDir, requests: typeof postRequests): Promise<Result> {
-  const { url, child } = await serveFor(dir, job.profile ? { profile: job.profile } : {});
+async function overHttp(kind: Kind, job: Job, dir: BenchDir, requests: typeof postRequests, server: (dir: BenchDir) => ReturnType<typeof serveFor> = (d) => serveFor(d, job.profile ? { profile: job.profile } : {})): Promise<Result> {
+  const { url, child } = await server(dir);
   if (job.pin) {
     pinTo(child.pid!, 0);
     pinTo(process.pid, 1);
@@ -171,7 +182,7 @@ async function runJob(job: Job): Promise<Result> {
   try {
     await prepare(dir);
     const before = await countRuns(dir);
-    const run = { inproc, 'inproc-webhook': inprocWebhook, http, webhook, latency }[job.kind];
+    const run = { inproc, 'inproc-webhook': inprocWebhook, 'node-http': nodeHttp, 'node-webhook': nodeWebhook, http, webhook, latency }[job.kind];
     const r = await run(job, dir);
     r.stored = (await countRuns(dir)) - before;
     return r;
@@ -197,6 +208,10 @@ async function main(): Promise<void> {
   const ratios: number[] = [];
   const hookRatios: number[] = [];
   const sameHookRatios: number[] = [];
+  const floorRatios: number[] = [];
+  const overFloorRatios: number[] = [];
+  const hookFloorRatios: number[] = [];
+  const hookOverFloorRatios: number[] = [];
   const script = fileURLToPath(import.meta.url);
   for (let i = 0; i < repeat; i++) {
     const got: Partial<Record<Kind, Result>> = {};
@@ -209,6 +224,10 @@ async function main(): Promise<void> {
     ratios.push(got.http!.runs_per_s / got.inproc!.runs_per_s);
     hookRatios.push(got.webhook!.runs_per_s / got.inproc!.runs_per_s);
     sameHookRatios.push(got.webhook!.runs_per_s / got['inproc-webhook']!.runs_per_s);
+    floorRatios.push(got['node-http']!.runs_per_s / got.inproc!.runs_per_s);
+    overFloorRatios.push(got.http!.runs_per_s / got['node-http']!.runs_per_s);
+    hookFloorRatios.push(got['node-webhook']!.runs_per_s / got.inproc!.runs_per_s);
+    hookOverFloorRatios.push(got.webhook!.runs_per_s / got['node-webhook']!.runs_per_s);
   }
 
   // NaN crosses the process boundary as null.
@@ -232,15 +251,21 @@ async function main(): Promise<void> {
     ['created → first step p50', `≤ ${TARGET_LATENCY_P50_MS} ms`, `${fmt(p50, 2)} ms`, p50 <= TARGET_LATENCY_P50_MS ? 'met' : 'MISSED'],
   ];
   console.log(`\n${table(['target', 'goal', 'measured (median)', ''], targets)}`);
+  const floorRatio = median(floorRatios);
+  const overFloorRatio = median(overFloorRatios);
   console.log(`\nfor information: webhook ÷ inproc-webhook (the same deliveries without HTTP) ${sameHookRatio.toFixed(2)}×`);
+  const hookFloorRatio = median(hookFloorRatios);
+  const hookOverFloorRatio = median(hookOverFloorRatios);
+  console.log(`for information: node-http ÷ inproc (the floor: a bare node:http server around the library) ${floorRatio.toFixed(2)}×; http ÷ node-http (what swarm serve's stack keeps of it) ${overFloorRatio.toFixed(2)}×`);
+  console.log(`for information: node-webhook ÷ inproc (the webhook's floor) ${hookFloorRatio.toFixed(2)}×; webhook ÷ node-webhook ${hookOverFloorRatio.toFixed(2)}×`);
   // Every 2xx made exactly one run (the warm-up requests included).
-  const lost = [...reps.get('http')!, ...reps.get('webhook')!].filter((r) => r.stored !== r.runs + warmup);
-  if (lost.length) console.log(`\nwarning: ${lost.length} http or webhook repetition(s) stored a different number of runs than got 2xx answers`);
+  const lost = [...reps.get('node-http')!, ...reps.get('node-webhook')!, ...reps.get('http')!, ...reps.get('webhook')!].filter((r) => r.stored !== r.runs + warmup);
+  if (lost.length) console.log(`\nwarning: ${lost.length} repetition(s) over HTTP stored a different number of runs than got 2xx answers`);
 
   if (v['no-save'] !== true) {
     const outDir = join(REPO_ROOT, 'bench', 'results');
     mkdirSync(outDir, { recursive: true });
-    const doc = { bench: 'http', when: new Date().toISOString(), git: gitState(), host: hostInfo(loadBefore), options: { runs, warmup, connections, repeat, pin: v.pin === true }, medians: Object.fromEntries(KINDS.map((k) => [k, { runs_per_s: med(k, (r) => r.runs_per_s), cpu_us: med(k, (r) => r.cpu_us), p50_ms: med(k, (r) => r.p50_ms), p99_ms: med(k, (r) => r.p99_ms) }])), ratio_http_inproc: ratio, ratios, ratio_webhook_inproc: hookRatio, webhook_ratios: hookRatios, ratio_webhook_inproc_webhook: sameHookRatio, repetitions: Object.fromEntries(reps) };
+    const doc = { bench: 'http', when: new Date().toISOString(), git: gitState(), host: hostInfo(loadBefore), options: { runs, warmup, connections, repeat, pin: v.pin === true }, medians: Object.fromEntries(KINDS.map((k) => [k, { runs_per_s: med(k, (r) => r.runs_per_s), cpu_us: med(k, (r) => r.cpu_us), p50_ms: med(k, (r) => r.p50_ms), p99_ms: med(k, (r) => r.p99_ms) }])), ratio_http_inproc: ratio, ratios, ratio_webhook_inproc: hookRatio, webhook_ratios: hookRatios, ratio_webhook_inproc_webhook: sameHookRatio, ratio_node_http_inproc: floorRatio, ratio_http_node_http: overFloorRatio, ratio_node_webhook_inproc: hookFloorRatio, ratio_webhook_node_webhook: hookOverFloorRatio, repetitions: Object.fromEntries(reps) };
     const stamp = doc.when.replace(/[:.]/g, '-');
     writeFileSync(join(outDir, `http-${stamp}.json`), `${JSON.stringify(doc, null, 2)}\n`);
     writeFileSync(join(outDir, 'http-latest.json'), `${JSON.stringify(doc, null, 2)}\n`);
