@@ -29,7 +29,7 @@ import { decodeOtlpTraces } from '../src/testing/otlp-traces.js';
  * OpenTelemetry SDK as the CLI does (src/observability/otel-sdk.ts: batch span processor, OTLP/HTTP
  * exporter in the default encoding, binary protobuf, or OTEL_EXPORTER_OTLP_PROTOCOL's; 100% sampling)
  * sending to a receiver in the parent process, which reads each request and answers at once, and
- * decodes and counts the spans between measurements (see startReceiver).
+ * decodes and counts the spans once every measurement is done (see startReceiver).
  */
 interface Mode {
   job: Pick<Job, 'metrics'>;
@@ -74,14 +74,15 @@ const MAX_LOSS: Record<ModeName, number> = { off: 0, metrics: 0.05, tracing: 0.1
 
 /**
  * An OTLP/HTTP receiver that reads every POST /v1/traces whole (protobuf or JSON) and answers at
- * once. It decodes and counts the spans only when asked, between measurements: decoding while the
- * child runs would take this machine's CPU from the measured process (a collector runs elsewhere,
- * or at least does not take its turn on the same cores), and would delay the answer to the child's
- * last flush, which the measured phase waits for.
+ * once. `take()` hands over the requests received since the last call; they are decoded and their
+ * spans counted (`countSpans`) only after the last measurement. Decoding while a child runs would
+ * take this machine's CPU from the measured process (a collector runs elsewhere, or at least does
+ * not take its turn on the same cores); decoding between measurements put that work, and the
+ * collection of its garbage on V8's helper threads, right at the start of the next measurement,
+ * which after a tracing one is a metrics one every other repetition and never an `off` one.
  */
-async function startReceiver(): Promise<{ url: string; spans: () => number; close: () => Promise<void> }> {
-  let spans = 0;
-  const pending: Array<{ body: Buffer; type: string }> = [];
+async function startReceiver(): Promise<{ url: string; take: () => OtlpRequest[]; close: () => Promise<void> }> {
+  let pending: OtlpRequest[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -93,16 +94,29 @@ async function startReceiver(): Promise<{ url: string; spans: () => number; clos
       else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });
-  const count = (): number => {
-    for (const { body, type } of pending.splice(0)) {
-      const doc = decodeOtlpTraces(body, type);
-      for (const r of doc.resourceSpans ?? []) for (const sc of r.scopeSpans ?? []) spans += sc.spans?.length ?? 0;
-    }
-    return spans;
+  const take = (): OtlpRequest[] => {
+    const got = pending;
+    pending = [];
+    return got;
   };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, spans: count, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return { url: `http://127.0.0.1:${port}`, take, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+interface OtlpRequest {
+  body: Buffer;
+  type: string;
+}
+
+/** The spans in OTLP/HTTP export requests. */
+function countSpans(requests: readonly OtlpRequest[]): number {
+  let spans = 0;
+  for (const { body, type } of requests) {
+    const doc = decodeOtlpTraces(body, type);
+    for (const r of doc.resourceSpans ?? []) for (const sc of r.scopeSpans ?? []) spans += sc.spans?.length ?? 0;
+  }
+  return spans;
 }
 
 const WORKLOAD_NAMES = ['linear', 'fanout'] as const;
@@ -164,7 +178,8 @@ async function main(argv: readonly string[]): Promise<void> {
   if ((loadBefore[0] ?? 0) > cpus().length / 2) console.log(`  note: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} CPUs: compare the ratios, not the absolute numbers`);
 
   const receiver = modes.includes('tracing') ? await startReceiver() : undefined;
-  const spansReceived = new Map<string, number[]>();
+  // Each tracing measurement's export requests, decoded once all are done.
+  const exported = new Map<string, OtlpRequest[][]>();
   const reps = new Map<string, Result[]>();
   for (let r = 1; r <= repeat; r++) {
     for (const w of workloads) {
@@ -174,18 +189,20 @@ async function main(argv: readonly string[]): Promise<void> {
         const key = `${w} ${mode}`;
         const job: Job = { workload: w, ...(w === 'linear' ? { commitWindowMs: 0 } : {}), ...common };
         const t = Date.now();
-        const before = receiver?.spans() ?? 0;
+        receiver?.take();
         const result = await runInChild<ChildJob, Result>(fileURLToPath(import.meta.url), { mode, scrapeMs, job, ...(receiver ? { otlpEndpoint: receiver.url } : {}) }, key, 180_000);
         reps.set(key, [...(reps.get(key) ?? []), result]);
         // The child flushed its spans before it exited: all of them have arrived.
-        const received = (receiver?.spans() ?? 0) - before;
-        if (mode === 'tracing') spansReceived.set(key, [...(spansReceived.get(key) ?? []), received]);
-        console.log(`  [${r}/${repeat}] ${key.padEnd(16)} ${Math.round(result.steps_per_s)} steps/s  (${((Date.now() - t) / 1000).toFixed(1)} s)${mode === 'tracing' ? `, ${received} spans received` : ''}`);
+        const requests = receiver?.take() ?? [];
+        if (mode === 'tracing') exported.set(key, [...(exported.get(key) ?? []), requests]);
+        console.log(`  [${r}/${repeat}] ${key.padEnd(16)} ${Math.round(result.steps_per_s)} steps/s  (${((Date.now() - t) / 1000).toFixed(1)} s)${mode === 'tracing' ? `, ${requests.length} export requests` : ''}`);
       }
     }
   }
 
   await receiver?.close();
+  const spansReceived = new Map([...exported].map(([key, list]) => [key, list.map(countSpans)]));
+  for (const [key, counts] of spansReceived) console.log(`  ${key}: ${counts.join(', ')} spans received`);
 
   const rows: Array<{ workload: WorkloadName; mode: ModeName; reps: number; steps_per_s: number; ratio: number; loss: number; cpu_ms_per_step: number; cpu_ratio: number; main_ms_per_step: number | null; main_ratio: number | null; max_loss: number; ok: boolean }> = [];
   // CPU time per step (the process's user + system time over the measured phase) is less disturbed
