@@ -2,11 +2,12 @@
  * The floor of the HTTP bench: the same `POST /api/v1/workflows/{name}/runs` and `POST
  * /webhooks/{path}` served by a bare `node:http` handler around the library (`swarm.createRun()`,
  * `swarm.deliverWebhook()`), with none of `swarm serve`'s stack (no router, no token check, no
- * request schema, no body limit, no problem documents). What Node's own HTTP server costs on top of
- * the library: no server of this API on Node costs less per request. For information (bench/http.ts,
- * measurements `node-http` and `node-webhook`); not a way to run Swarm.
+ * request schema, no body limit, no problem documents; metrics on, as `swarm serve` has them). What
+ * Node's own HTTP server costs on top of the library, the least a server of this API on Node does.
+ * For information (bench/http.ts, measurements `node-http` and `node-webhook`); not a way to run Swarm.
  *
- *   SWARM_HOME=<home> node dist/bench/http-bare.js      (in a prepared bench project; prints "listening on <url>")
+ *   SWARM_HOME=<home> SWARM_SECRET_BENCH_HOOK=<key> node dist/bench/http-bare.js
+ *     (in a prepared bench project, bench/http-project.ts; prints "listening on <url>")
  */
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +26,9 @@ async function answer(res: ServerResponse, status: number, runId: string, detail
 }
 
 const swarm = await Swarm.open({ cwd: process.cwd(), env: process.env, overrides: { durability: 'full' } });
+// Counted as `swarm serve` counts (its metrics are on unless swarm.yaml turns them off): the floor
+// leaves out the HTTP stack, not what the store's commits pay for.
+if (swarm.config.metrics.enabled) await swarm.enableMetrics();
 const server = createServer((req, res) => {
   const run = req.method === 'POST' ? ROUTE.exec(req.url ?? '') : null;
   const hook = req.method === 'POST' && !run ? HOOK.exec(req.url ?? '') : null;

@@ -78,8 +78,11 @@ const MAX_LOSS: Record<ModeName, number> = { off: 0, metrics: 0.05, tracing: 0.1
  * spans counted (`countSpans`) only after the last measurement. Decoding while a child runs would
  * take this machine's CPU from the measured process (a collector runs elsewhere, or at least does
  * not take its turn on the same cores); decoding between measurements put that work, and the
- * collection of its garbage on V8's helper threads, right at the start of the next measurement,
- * which after a tracing one is a metrics one every other repetition and never an `off` one.
+ * collection of its garbage on V8's helper threads, right at the start of the next measurement:
+ * which one that is depends on the repetition and the workloads measured (with both, fan-out's
+ * `off` after linear's tracing in odd repetitions, each workload's metrics after its tracing in even
+ * ones), so it weighed on some modes more than others. Each measurement's requests are kept until
+ * then (a few MB a tracing measurement).
  */
 async function startReceiver(): Promise<{ url: string; take: () => OtlpRequest[]; close: () => Promise<void> }> {
   let pending: OtlpRequest[] = [];

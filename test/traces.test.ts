@@ -500,6 +500,8 @@ describe('tracing on (OTLP/HTTP to a real receiver), no context manager (as the 
       const run = await otlp.waitFor('the run span', (all) => all.find((x) => x.name === 'invoke_workflow remote-flow' && x.attributes['swarm.run.id'] === runId));
       expect([step.traceId, step.parentSpanId]).toEqual([run.traceId, run.spanId]);
     } finally {
+      // The store is the file's: nothing of this test stays in it that points at the closed executor.
+      await swarm.store.deleteExecutor('remote-exec');
       await swarm.close();
       await executor.close();
     }
