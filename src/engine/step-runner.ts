@@ -183,7 +183,6 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
     const timer = setTimeout(() => abort.abort(new StepError('STEP_TIMEOUT', `timed out after ${timeoutSeconds}s`, true)), timeoutMs);
     let exec: ExecutionResult;
     try {
-      const stepInputs = inputs;
       // The step's span made active for the executor (with a program's context manager, what it calls nests under it).
       exec = await runInContext(trace, () => deps.executorFor(agent.manifest.runtime.type).execute({
         runId: step.run_id,
@@ -192,7 +191,7 @@ export async function runStep(deps: StepRunnerDeps, step: ClaimedStep, workerId:
         idempotencyKey: `${step.run_id}/${step.step_id}`,
         workflow,
         agent,
-        inputs: stepInputs,
+        inputs: resolved,
         signal: abort.signal,
         timeoutMs,
         workDir,

@@ -195,17 +195,19 @@ async function resolveSecrets(deps: WebhookDeliveryDeps, trigger: WebhookTarget,
 
 /** `{ trace }` from a delivery's `traceparent` and `tracestate` headers, when it has one. */
 function deliveryTrace(headers: WebhookHeaders): { trace?: TraceCarrier } {
-  const trace = carrierFromHeaders((name) => {
-    const v = Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1];
-    return typeof v === 'string' && v !== '' ? v : undefined;
-  });
+  const trace = carrierFromHeaders((name) => headerValue(headers, name) || undefined);
   return trace ? { trace } : {};
+}
+
+/** A header's value by its lower-case name, under any case of its key; a repeated header (an array) has none here. */
+function headerValue(headers: WebhookHeaders, name: string): string | undefined {
+  const entry = Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1];
+  return typeof entry === 'string' ? entry : undefined;
 }
 
 /** An `auth: none` delivery's id: its Idempotency-Key header, if any (checked like a signed id). */
 function unsignedId(headers: WebhookHeaders): string | undefined {
-  const entry = Object.entries(headers).find(([k]) => k.toLowerCase() === UNSIGNED_ID_HEADER)?.[1];
-  const value = typeof entry === 'string' ? entry.trim() : undefined;
+  const value = headerValue(headers, UNSIGNED_ID_HEADER)?.trim();
   if (value === undefined || value === '') return undefined;
   if (value.length > WEBHOOK_MAX_ID_LENGTH || !/^[\x21-\x7e]+$/.test(value)) {
     throw new UserError('ARGUMENT_INVALID', `header Idempotency-Key must be 1 to ${WEBHOOK_MAX_ID_LENGTH} printable characters without spaces`, { header: UNSIGNED_ID_HEADER });
