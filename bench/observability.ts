@@ -14,7 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchOptions, COMMON_OPTIONS, intOption, namesOption } from './args.js';
 import { median, REPO_ROOT } from './harness.js';
@@ -68,6 +68,18 @@ function modeOf(name: ModeName, scrapeMs: number): Mode {
   };
   return modes[name];
 }
+
+/**
+ * Rounds of warm-up before each measured phase (Job.fullWarmUp: 200 linear runs, or one full-width
+ * fan-out, a round). A worker that has been up a while runs code V8 has optimized; a fresh process
+ * is still compiling it. With one round, V8's optimizing compiler still spent 450 ms (off) and
+ * 590 ms (tracing) on fan-out's engine and SDK code inside a 2-second measured phase, on threads
+ * that take turns with the event loop on a 2-core machine, and as much on linear (370 and 425 ms);
+ * functions it had optimized were thrown away and compiled again as new object shapes reached them.
+ * With five, about 75 ms in each mode on fan-out, and 120–135 ms on linear (counted with
+ * `node --trace-opt`: the "took" times of the compilations between the phase's start and end).
+ */
+const WARM_UP_ROUNDS = 5;
 
 /** The most throughput a mode may lose against `off` (ratio on/off at least 1 - this). */
 const MAX_LOSS: Record<ModeName, number> = { off: 0, metrics: 0.05, tracing: 0.15 };
@@ -142,7 +154,11 @@ const USAGE = `usage: node dist/bench/observability.js [options]
   --scrape-ms <n>      how often the metrics mode renders the exposition, as a scraper would (default 1000)
   --scale <n>          measured phase n times the workloads' own (linear: n × 200 runs; fan-out: n runs
                        of 1,000 steps); default 10, --quick 1
+  --warm-up <n>        rounds of warm-up on the workload itself before each measured phase (a round:
+                       200 linear runs, or one fan-out of 1,000 steps); default ${WARM_UP_ROUNDS}
   --dir <path>         where to create the temp directories (default: the OS temp dir)
+  --profile <dir>      write a V8 CPU profile of each measured phase into <dir>
+                       (summarise with: node dist/bench/profile-summary.js <dir>/*.cpuprofile)
   --keep               keep the temp directories
   --no-save            do not write bench/results/observability-*.json`;
 
@@ -161,7 +177,7 @@ async function child(json: string): Promise<void> {
 
 async function main(argv: readonly string[]): Promise<void> {
   if (argv[0] === '--child') return child(argv[1] ?? '{}');
-  const v = benchOptions(argv, { ...COMMON_OPTIONS, modes: { type: 'string' }, only: { type: 'string' }, 'scrape-ms': { type: 'string' }, scale: { type: 'string' } }, USAGE);
+  const v = benchOptions(argv, { ...COMMON_OPTIONS, modes: { type: 'string' }, only: { type: 'string' }, 'scrape-ms': { type: 'string' }, scale: { type: 'string' }, 'warm-up': { type: 'string' }, profile: { type: 'string' } }, USAGE);
   const quick = v.quick ?? false;
   const repeat = intOption(v.repeat, '--repeat', 1) ?? (quick ? 1 : 5);
   const scrapeMs = intOption(v['scrape-ms'], '--scrape-ms', 10) ?? 1000;
@@ -172,12 +188,13 @@ async function main(argv: readonly string[]): Promise<void> {
   const scale = intOption(v.scale, '--scale', 1) ?? (quick ? 1 : 10);
   const modes: ModeName[] = ['off', ...[...(v.modes === undefined ? MODE_NAMES : namesOption(v.modes, '--modes', MODE_NAMES))].filter((m) => m !== 'off')];
   const workloads = [...(v.only === undefined ? WORKLOAD_NAMES : namesOption(v.only, '--only', WORKLOAD_NAMES, { 'fan-out': 'fanout' }))];
-  // Warmed up on the workload itself: the tracing mode's SDK compiled before the clock starts, as in a long-running worker.
-  const common = { quick, keep: v.keep ?? false, trace: false, durability: 'full' as const, scale, fullWarmUp: !quick, ...(v.dir ? { base: v.dir } : {}) };
+  const warmUp = intOption(v['warm-up'], '--warm-up', 1, 100) ?? WARM_UP_ROUNDS;
+  // Warmed up on the workload itself: the engine and the tracing mode's SDK compiled before the clock starts, as in a long-running worker.
+  const common = { quick, keep: v.keep ?? false, trace: false, durability: 'full' as const, scale, ...(quick ? {} : { fullWarmUp: warmUp }), ...(v.dir ? { base: v.dir } : {}), ...(v.profile ? { profileDir: resolve(v.profile) } : {}) };
   const started = new Date();
   const t0 = Date.now();
   const loadBefore = loadavg();
-  console.log(`observability overhead: ${workloads.join(', ')} × ${modes.join(', ')} × ${repeat} repetition(s)${quick ? ' (quick)' : ''}, measured phase × ${scale}; SQLite, durability full; temp dirs under ${v.dir ?? tmpdir()}`);
+  console.log(`observability overhead: ${workloads.join(', ')} × ${modes.join(', ')} × ${repeat} repetition(s)${quick ? ' (quick)' : ''}, warm-up ${quick ? 'short' : `${warmUp} rounds`}, measured phase × ${scale}; SQLite, durability full; temp dirs under ${v.dir ?? tmpdir()}`);
   if ((loadBefore[0] ?? 0) > cpus().length / 2) console.log(`  note: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} on ${cpus().length} CPUs: compare the ratios, not the absolute numbers`);
 
   const receiver = modes.includes('tracing') ? await startReceiver() : undefined;
@@ -252,7 +269,7 @@ async function main(argv: readonly string[]): Promise<void> {
   if (!(v['no-save'] ?? false)) {
     const dir = join(REPO_ROOT, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
-    const doc = { started_at: started.toISOString(), elapsed_s: elapsed, options: { quick, repeat, modes, workloads, scrape_ms: scrapeMs, scale }, git: gitState(), host: hostInfo(loadBefore), rows, spans_received: Object.fromEntries(spansReceived), repetitions: Object.fromEntries(reps) };
+    const doc = { started_at: started.toISOString(), elapsed_s: elapsed, options: { quick, repeat, modes, workloads, scrape_ms: scrapeMs, scale, warm_up_rounds: quick ? 0 : warmUp }, git: gitState(), host: hostInfo(loadBefore), rows, spans_received: Object.fromEntries(spansReceived), repetitions: Object.fromEntries(reps) };
     const text = `${JSON.stringify(doc, null, 2)}\n`;
     const file = join(dir, `observability-${started.toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, text);

@@ -63,13 +63,14 @@ export interface Job {
    */
   scale?: number;
   /**
-   * linear and fan-out: warm up on the measured workload itself (linear: 200 runs; fan-out: one
-   * full-width run) instead of the short default (32 runs; two fan-outs of 64), so that the code a
-   * mode adds (an OpenTelemetry SDK: its spans, its protobuf encoder, its HTTP export) is compiled
-   * and past its first exports before the clock starts, as in a worker that has been up a while.
-   * bench/observability.ts sets it. Default false.
+   * linear and fan-out: warm up on the measured workload itself, this many rounds (a round: 200
+   * linear runs, or one full-width fan-out run), instead of the short default (32 runs; two fan-outs
+   * of 64), so that V8 has compiled the engine's hot paths and the code a mode adds (an
+   * OpenTelemetry SDK: its spans, its protobuf encoder, its HTTP export) before the clock starts, as
+   * in a worker that has been up a while. bench/observability.ts sets it (default 5: one round left
+   * V8's optimizing compiler busy inside the measured phase, see its WARM_UP_ROUNDS).
    */
-  fullWarmUp?: boolean;
+  fullWarmUp?: number;
 }
 
 export interface FloorResult {
@@ -291,7 +292,7 @@ async function linear(job: Job): Promise<LinearResult> {
     await swarm.registerWorkflow(writeWorkflow(env.dir, 'linear10', 'noop@1.0.0', chainSteps(stepsPerRun)));
     const warmWorker = swarm.worker({ concurrency, onFinished: (id, status) => env.onFinished(id, status) });
     // Warm-up (JIT, statement cache, file growth): not measured.
-    await drive(env, 'linear10', job.quick ? 8 : job.fullWarmUp ? 200 : 32, inFlight);
+    await drive(env, 'linear10', job.quick ? 8 : job.fullWarmUp ? 200 * job.fullWarmUp : 32, inFlight);
     await job.hooks?.beforeMeasure?.();
     const phase = new Phase({ trace: job.trace, label: jobKey(job), ...(job.profileDir ? { profileDir: job.profileDir } : {}) });
     let ids: string[];
@@ -362,7 +363,7 @@ async function fanout(job: Job): Promise<FanoutResult> {
     await swarm.registerWorkflow(writeWorkflow(env.dir, 'fanout', 'noop@1.0.0', fanOutSteps(width), width));
     await swarm.registerWorkflow(writeWorkflow(env.dir, 'fanout-warm', 'noop@1.0.0', fanOutSteps(64), 64));
     swarm.worker({ concurrency, onFinished: (id, status) => env.onFinished(id, status) });
-    await (job.fullWarmUp && !job.quick ? drive(env, 'fanout', 1, 1) : drive(env, 'fanout-warm', 2, 1));
+    await (job.fullWarmUp && !job.quick ? drive(env, 'fanout', job.fullWarmUp, 1) : drive(env, 'fanout-warm', 2, 1));
     await job.hooks?.beforeMeasure?.();
 
     const phase = new Phase({ trace: job.trace, label: jobKey(job), ...(job.profileDir ? { profileDir: job.profileDir } : {}) });
