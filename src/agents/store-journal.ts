@@ -5,7 +5,7 @@
  */
 import { StepError } from '../core/errors.js';
 import type { Store } from '../store/store.js';
-import type { AgentCheckpointWrite } from '../store/types.js';
+import type { AgentCheckpointWrite, AgentSessionRecord } from '../store/types.js';
 import { envelopeJson } from '../store/envelope-json.js';
 import { compacted, isCompacted, restoreEnvelope } from './checkpoint-compaction.js';
 import type { ApprovalDecision, CheckpointEnvelope, LoopJournal, RecordedToolCall } from './loop.js';
@@ -123,4 +123,19 @@ function messageRow(m: Message, seq: number): AgentCheckpointWrite['messages'][n
     name: m.role === 'tool' ? m.name : null,
     usage: m.role === 'assistant' ? (m.usage ?? null) : null,
   };
+}
+
+/**
+ * A run's sessions, newest first, narrowed to one step (`stepId`) and/or to one conversation and its
+ * retries (`conversation`: that id and `<id>/<attempt>`, as a step that runs several conversations, a
+ * consensus member's, names them).
+ *
+ * @example
+ *   const [newest] = await runSessions(store, runId, { stepId: 'review' });
+ */
+export async function runSessions(store: Store, runId: string, only: { stepId?: string; conversation?: string } = {}): Promise<AgentSessionRecord[]> {
+  const { stepId, conversation } = only;
+  return (await store.listAgentSessions({ run_id: runId, limit: 10_000 })).filter(
+    (s) => (stepId === undefined || s.step_id === stepId) && (conversation === undefined || s.id === conversation || s.id.startsWith(`${conversation}/`)),
+  );
 }

@@ -12,13 +12,14 @@ import { UserError } from '../core/errors.js';
 import { restoreEnvelope, toMessage, isCompacted } from '../agents/checkpoint-compaction.js';
 import { CHECKPOINT_VERSION, type CheckpointEnvelope } from '../agents/loop.js';
 import { addUsage, ZERO_USAGE, type Usage } from '../agents/types.js';
+import { runSessions } from '../agents/store-journal.js';
 import type { Store } from '../store/store.js';
 import type { JournalCopy } from '../store/fork-types.js';
 
 /** The parent's session of a step: the newest one (a retried step starts a new one). */
 async function parentSession(store: Store, runId: string, stepId: string): Promise<string | undefined> {
-  const sessions = (await store.listAgentSessions({ run_id: runId, limit: 10_000 })).filter((s) => s.step_id === stepId);
-  return sessions[0]?.id;
+  const [newest] = await runSessions(store, runId, { stepId });
+  return newest?.id;
 }
 
 /**

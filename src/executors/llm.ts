@@ -13,7 +13,7 @@ import type { ProvidersConfig } from '../agents/providers/config.js';
 import { isModelCallError } from '../agents/providers/errors.js';
 import type { ModelSpec } from '../agents/providers/index.js';
 import { costOf } from '../agents/providers/prices.js';
-import { storeJournal } from '../agents/store-journal.js';
+import { runSessions, storeJournal } from '../agents/store-journal.js';
 import type { ToolSet } from '../agents/tools/index.js';
 import type { ToolSpec } from '../agents/tools/spec.js';
 import type { ChatModel, Message } from '../agents/types.js';
@@ -68,7 +68,7 @@ export class LlmExecutor implements Executor {
       // its turn budget, corrections and rejected approvals do not carry over). A step that runs several
       // conversations (ctx.session) keeps each apart: its sessions are that id and its retries' (`<id>/<attempt>`).
       const base = ctx.session ?? `${ctx.runId}/${ctx.stepId}`;
-      const sessions = (await this.o.store.listAgentSessions({ run_id: ctx.runId, limit: 10_000 })).filter((x) => x.step_id === ctx.stepId && (ctx.session === undefined || x.id === base || x.id.startsWith(`${base}/`)));
+      const sessions = await runSessions(this.o.store, ctx.runId, { stepId: ctx.stepId, ...(ctx.session !== undefined ? { conversation: base } : {}) });
       const newest = sessions[0];
       sessionId = newest && newest.status !== 'failed' ? newest.id : sessions.length === 0 ? base : `${base}/${ctx.attempt}`;
       const resumed = newest && newest.id === sessionId ? await this.o.store.getAgentSession(sessionId) : undefined;

@@ -20,6 +20,7 @@
  *   const run = llmRun(await deps.runAgent({ ...req, inputs: { ...inputs, message: proposerMessage(task) }, session }), session);
  *   run.answer; run.cost_usd; run.session; // the candidate, its cost, and the bookkeeping beside it
  */
+import { runSessions } from '../../agents/store-journal.js';
 import { canonicalJson } from '../../core/canonical-json.js';
 import { declaredFields } from '../../core/io-schema.js';
 import type { SeedBundle } from '../../executors/http/contract.js';
@@ -79,7 +80,7 @@ export function llmRun(out: unknown, session: string): LlmRun {
  */
 export async function sessionSpend(store: Store, runId: string, session: string): Promise<{ cost_usd: number; session_id?: string }> {
   try {
-    const s = (await store.listAgentSessions({ run_id: runId, limit: 10_000 })).find((x) => x.id === session || x.id.startsWith(`${session}/`));
+    const [s] = await runSessions(store, runId, { conversation: session });
     return s ? { cost_usd: amount(s.cost_usd), session_id: s.id } : { cost_usd: 0 };
   } catch {
     return { cost_usd: 0 };
