@@ -6,7 +6,8 @@
  *
  *   npm run bench:observability          (= build + node dist/bench/observability.js)
  *   node dist/bench/observability.js [--quick] [--repeat N] [--modes metrics,tracing] [--only linear,fanout]
- *                                    [--scrape-ms 1000] [--scale 10] [--dir <temp base>] [--keep] [--no-save]
+ *                                    [--scrape-ms 1000] [--scale 10] [--warm-up 5] [--profile <dir>]
+ *                                    [--dir <temp base>] [--keep] [--no-save]
  *
  * Results go to bench/results/observability-<timestamp>.json and observability-latest.json.
  */
@@ -73,8 +74,9 @@ function modeOf(name: ModeName, scrapeMs: number): Mode {
  * Rounds of warm-up before each measured phase (Job.fullWarmUp: 200 linear runs, or one full-width
  * fan-out, a round). A worker that has been up a while runs code V8 has optimized; a fresh process
  * is still compiling it. With one round, V8's optimizing compiler still spent 450 ms (off) and
- * 590 ms (tracing) on fan-out's engine and SDK code inside a 2-second measured phase, on threads
- * that take turns with the event loop on a 2-core machine, and as much on linear (370 and 425 ms);
+ * 590 ms (tracing) on fan-out's engine and SDK code inside a measured phase of about 0.8 s, on
+ * threads that take turns with the event loop on a 2-core machine, and 370 and 425 ms inside
+ * linear's 2.3 s;
  * functions it had optimized were thrown away and compiled again as new object shapes reached them.
  * With five, about 75 ms in each mode on fan-out, and 120–135 ms on linear (counted with
  * `node --trace-opt`: the "took" times of the compilations between the phase's start and end).
@@ -155,7 +157,8 @@ const USAGE = `usage: node dist/bench/observability.js [options]
   --scale <n>          measured phase n times the workloads' own (linear: n × 200 runs; fan-out: n runs
                        of 1,000 steps); default 10, --quick 1
   --warm-up <n>        rounds of warm-up on the workload itself before each measured phase (a round:
-                       200 linear runs, or one fan-out of 1,000 steps); default ${WARM_UP_ROUNDS}
+                       200 linear runs, or one fan-out of 1,000 steps); default ${WARM_UP_ROUNDS}; --quick
+                       has its own short warm-up
   --dir <path>         where to create the temp directories (default: the OS temp dir)
   --profile <dir>      write a V8 CPU profile of each measured phase into <dir>
                        (summarise with: node dist/bench/profile-summary.js <dir>/*.cpuprofile)
@@ -207,7 +210,7 @@ async function main(argv: readonly string[]): Promise<void> {
       const order = r % 2 === 0 ? [...modes].reverse() : modes;
       for (const mode of order) {
         const key = `${w} ${mode}`;
-        const job: Job = { workload: w, ...(w === 'linear' ? { commitWindowMs: 0 } : {}), ...common };
+        const job: Job = { workload: w, ...(w === 'linear' ? { commitWindowMs: 0 } : {}), ...common, ...(v.profile ? { profileLabel: `${w}-${mode}-r${r}` } : {}) };
         const t = Date.now();
         receiver?.take();
         const result = await runInChild<ChildJob, Result>(fileURLToPath(import.meta.url), { mode, scrapeMs, job, ...(receiver ? { otlpEndpoint: receiver.url } : {}) }, key, 180_000);
@@ -269,7 +272,7 @@ async function main(argv: readonly string[]): Promise<void> {
   if (!(v['no-save'] ?? false)) {
     const dir = join(REPO_ROOT, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
-    const doc = { started_at: started.toISOString(), elapsed_s: elapsed, options: { quick, repeat, modes, workloads, scrape_ms: scrapeMs, scale, warm_up_rounds: quick ? 0 : warmUp }, git: gitState(), host: hostInfo(loadBefore), rows, spans_received: Object.fromEntries(spansReceived), repetitions: Object.fromEntries(reps) };
+    const doc = { started_at: started.toISOString(), elapsed_s: elapsed, options: { quick, repeat, modes, workloads, scrape_ms: scrapeMs, scale, warm_up_rounds: quick ? null : warmUp }, git: gitState(), host: hostInfo(loadBefore), rows, spans_received: Object.fromEntries(spansReceived), repetitions: Object.fromEntries(reps) };
     const text = `${JSON.stringify(doc, null, 2)}\n`;
     const file = join(dir, `observability-${started.toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, text);

@@ -40,6 +40,8 @@ export interface Job {
   trace: boolean;
   /** Write a CPU profile of the measured phase here (see phase.ts). */
   profileDir?: string;
+  /** The profile's file name (before the pid), when jobKey's would not tell measurements apart (bench/observability.ts: the mode). */
+  profileLabel?: string;
   /** Worker poll interval override (the workloads choose their own otherwise). */
   pollMs?: number;
   /**
@@ -294,7 +296,7 @@ async function linear(job: Job): Promise<LinearResult> {
     // Warm-up (JIT, statement cache, file growth): not measured.
     await drive(env, 'linear10', job.quick ? 8 : job.fullWarmUp ? 200 * job.fullWarmUp : 32, inFlight);
     await job.hooks?.beforeMeasure?.();
-    const phase = new Phase({ trace: job.trace, label: jobKey(job), ...(job.profileDir ? { profileDir: job.profileDir } : {}) });
+    const phase = new Phase({ trace: job.trace, label: job.profileLabel ?? jobKey(job), ...(job.profileDir ? { profileDir: job.profileDir } : {}) });
     let ids: string[];
     let wallMs: number;
     if (precreated) {
@@ -366,7 +368,7 @@ async function fanout(job: Job): Promise<FanoutResult> {
     await (job.fullWarmUp && !job.quick ? drive(env, 'fanout', job.fullWarmUp, 1) : drive(env, 'fanout-warm', 2, 1));
     await job.hooks?.beforeMeasure?.();
 
-    const phase = new Phase({ trace: job.trace, label: jobKey(job), ...(job.profileDir ? { profileDir: job.profileDir } : {}) });
+    const phase = new Phase({ trace: job.trace, label: job.profileLabel ?? jobKey(job), ...(job.profileDir ? { profileDir: job.profileDir } : {}) });
     await phase.start();
     const sampler = new RssSampler(10);
     const repeats = job.scale ?? 1;
@@ -430,7 +432,7 @@ async function latency(job: Job): Promise<LatencyResult> {
 
     const samples: number[] = [];
     const starts: number[] = [];
-    const phase = new Phase({ trace: job.trace, label: jobKey(job), ...(job.profileDir ? { profileDir: job.profileDir } : {}) });
+    const phase = new Phase({ trace: job.trace, label: job.profileLabel ?? jobKey(job), ...(job.profileDir ? { profileDir: job.profileDir } : {}) });
     await phase.start();
     for (let r = 0; r < runs; r++) {
       const t0 = process.hrtime.bigint();
