@@ -134,15 +134,21 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         await swarm.registerAgent(builtinAgent(o.dir, 'hang', 'hang'));
         await swarm.registerWorkflow(writeWorkflow(o.dir, 'hang', 'name: hang\nversion: 1.0.0\nsteps:\n  - id: h\n    agent: hang\n'));
         const run = await swarm.startRun('hang');
-        const worker = swarm.worker({ runIds: [run] }).start();
+        const lines: Array<{ line: string; fields: unknown }> = [];
+        const worker = swarm.worker({ runIds: [run], log: (line, fields) => lines.push({ line, fields }) }).start();
         await running;
         await swarm.cancel(run, 'no longer needed');
         await worker;
         // The worker learnt of the cancel by its lease renewal failing: on purpose, not a lost lease.
         await vi.waitFor(async () => expect(metricSum(await m.render(), 'swarm_steps_in_flight')).toBe(0));
         await new Promise((resolve) => setTimeout(resolve, 100));
-        expect(metricSum(await m.render(), 'swarm_leases_lost_total')).toBe(0);
-        expect(metricSum(await m.render(), 'swarm_runs_finished_total', { workflow: 'hang', status: 'cancelled' })).toBe(1);
+        const text = await m.render();
+        expect(metricSum(text, 'swarm_leases_lost_total')).toBe(0);
+        expect(metricSum(text, 'swarm_runs_finished_total', { workflow: 'hang', status: 'cancelled' })).toBe(1);
+        // The attempt it stopped is counted by the worker that ran it, with its run time.
+        expect(metricSum(text, 'swarm_steps_finished_total', { workflow: 'hang', agent: 'hang', status: 'cancelled' })).toBe(1);
+        expect(metricSum(text, 'swarm_step_duration_seconds_count', { workflow: 'hang', agent: 'hang', status: 'cancelled' })).toBe(1);
+        expect(lines.filter((l) => l.line.includes('cancelled: its run was cancelled')).map((l) => l.fields)).toEqual([expect.objectContaining({ run_id: run, step_id: 'h', attempt: 1, status: 'cancelled', workflow: 'hang' })]);
       } finally {
         await o.close();
       }

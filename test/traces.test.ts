@@ -68,6 +68,8 @@ tools:
   );
   builtinAgent(dir, 'ask', 'approval');
   builtinAgent(dir, 'own', 'own-spans');
+  builtinAgent(dir, 'hang', 'hang');
+  writeWorkflow(dir, 'hung', 'name: hung\nversion: 1.0.0\nsteps:\n  - { id: h, agent: hang }\n');
   writeWorkflow(dir, 'mine', 'name: mine\nversion: 1.0.0\nsteps:\n  - { id: work, agent: own }\n');
   writeWorkflow(dir, 'gated', 'name: gated\nversion: 1.0.0\nsteps:\n  - { id: gate, agent: ask, inputs: { message: "go?" } }\n  - { id: sub, workflow: plain, depends_on: [gate] }\n');
   writeWorkflow(dir, 'hooked', 'name: hooked\nversion: 1.0.0\ntrigger: { type: webhook, path: hooked, auth: none }\nsteps:\n  - { id: probe, agent: probe }\n');
@@ -84,11 +86,19 @@ afterAll(async () => {
   await stopPgTestServer();
 });
 
+/** Called when the `hang` built-in starts a step. */
+let hangStarted: (() => void) | undefined;
+
 async function open(databaseUrl?: string): Promise<Swarm> {
   const swarm = await Swarm.open({
     cwd: dir,
     env: { SWARM_HOME: join(dir, '.swarm'), ...(databaseUrl ? { SWARM_DATABASE_URL: databaseUrl } : {}) },
     providerEnv: { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.openaiBaseUrl },
+  });
+  // Runs until its step is stopped (the run cancelled); says when it started.
+  swarm.defineBuiltin('hang', (_inputs, ctx) => {
+    hangStarted?.();
+    return new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('stopped'))));
   });
   // A program's own built-in agent that starts a span of its own, after an await.
   swarm.defineBuiltin('own-spans', async () => {
@@ -362,6 +372,25 @@ describe('tracing on (OTLP/HTTP to a real receiver), no context manager (as the 
       expect(child.parentSpanId).toBe(run.spanId);
       expect(child.attributes).toMatchObject({ 'swarm.trigger.kind': 'workflow', 'swarm.run.parent_id': id });
       expect(one(spans, 'step probe').parentSpanId).toBe(child.spanId);
+    } finally {
+      await swarm.close();
+    }
+  });
+
+  it('a step running when its run is cancelled ends its span as cancelled, not as a failure', async () => {
+    const swarm = await open();
+    try {
+      const running = new Promise<void>((resolve) => (hangStarted = resolve));
+      const id = await swarm.startRun('hung', {});
+      const worker = swarm.worker({ runIds: [id] }).start();
+      await running;
+      await swarm.cancel(id, 'no longer needed');
+      await worker;
+      await tracing?.forceFlush();
+      const step = await otlp.waitFor('the step span', (all) => all.find((s) => s.name === 'step h' && s.attributes['swarm.run.id'] === id));
+      expect(step.attributes).toMatchObject({ 'swarm.step.status': 'cancelled', 'swarm.step.reason': 'its run was cancelled' });
+      expect(step.attributes['error.type']).toBeUndefined();
+      expect(step.status, 'not ERROR').not.toBe(2);
     } finally {
       await swarm.close();
     }

@@ -303,7 +303,10 @@ export class Ledger {
       const until = tx.now + req.renew.lease_ms;
       for (const s of req.renew.steps) {
         const ok = await tx.fencedUpdate(s, s.attempt, req.renew.worker_id, { lease_until: until });
-        if (!ok) scope.result.lost.push({ run_id: s.run_id, step_id: s.step_id, attempt: s.attempt });
+        if (ok) continue;
+        // Why (a rare path): the run is over (cancelled), or another worker holds the step.
+        const run = scope.runs.get(s.run_id) ?? (await tx.getRunState(s.run_id));
+        scope.result.lost.push({ run_id: s.run_id, step_id: s.step_id, attempt: s.attempt, ...(run && TERMINAL_RUN.has(run.status) ? { run_status: run.status } : {}) });
       }
     }
     if (req.claim && req.claim.max > 0) await this.claim(scope, req.claim);

@@ -10,7 +10,7 @@ import type { ClaimedStep, CommitRequest, Completion, CommitResult, StepKey } fr
 import type { Ledger } from './ledger.js';
 import type { LogSink } from '../observability/log-fields.js';
 import { hostIdentity, reapDeadWorkers } from './reaper.js';
-import { OutputCache, type StepRunnerDeps } from './step-runner.js';
+import { OutputCache, RUN_ENDED, type StepRunnerDeps } from './step-runner.js';
 import { knownRunTraceId, runStepTraced } from './step-trace.js';
 import { pausedOnOutside } from './waits.js';
 import { NO_METRICS, type EngineMetrics } from '../observability/engine-metrics.js';
@@ -282,7 +282,9 @@ export class Worker {
       }
     }
     const refused = new Set(result.refused.map(key));
-    if (result.lost.length || result.refused.length) this.countLeasesLost([...result.lost, ...result.refused]);
+    // A step stopped because its run is over did not lose its lease to anyone.
+    const taken = result.lost.length ? result.lost.filter((l) => !l.run_status) : result.lost;
+    if (taken.length || result.refused.length) this.countLeasesLost([...taken, ...result.refused]);
     for (const c of completions) {
       if (refused.has(key(c))) {
         this.options.log?.(`step ${key(c)} attempt ${c.attempt}: result refused (lease lost or run cancelled)`, { run_id: c.run_id, step_id: c.step_id, attempt: c.attempt });
@@ -295,7 +297,9 @@ export class Worker {
     }
     for (const l of result.lost) {
       const f = this.inflight.get(key(l));
-      if (f && f.step.attempt === l.attempt) f.abort.abort(new StepError('LEASE_LOST', 'the step was cancelled or its lease was taken over', true));
+      if (f && f.step.attempt === l.attempt) {
+        f.abort.abort(l.run_status ? new StepError(RUN_ENDED, l.run_status === 'cancelled' ? 'its run was cancelled' : `its run is ${l.run_status}`, false, { runStatus: l.run_status }) : new StepError('LEASE_LOST', "the step's lease was lost: another worker took it over, or the step was reset", true));
+      }
     }
     // Runs started by the handlers of runs this worker is limited to belong to its work too.
     if (this.scope) for (const id of result.created) this.scope.add(id);
@@ -371,6 +375,8 @@ export class Worker {
       if (this.inflight.get(key(step)) === f) this.inflight.delete(key(step));
       const reason = abort.signal.aborted ? (abort.signal.reason as StepError | undefined)?.code : undefined;
       if (reason === 'LEASE_LOST') return;
+      // Its run was cancelled while it ran: the step's row is already cancelled, nothing to record.
+      if (reason === RUN_ENDED) return this.stopped(step, done, abort.signal.reason as StepError);
       // An agent that failed on a full disk most likely failed for that (it could not write its
       // output): not the step's fault either. Give it back and stop, like any other disk fault.
       const lowSpace = done.result.kind === 'failed' ? lowSpaceFault(this.options.workRoot, `running step '${step.step_id}'`) : undefined;
@@ -387,6 +393,21 @@ export class Worker {
     });
     this.running.add(running);
     void running.finally(() => this.running.delete(running));
+  }
+
+  /** A step attempt stopped because its run ended: counted as cancelled, and a line in the log. */
+  private stopped(step: ClaimedStep, done: Completion, why: StepError): void {
+    this.metrics.stepStopped(step.plan_id, step.step_id, done.duration_ms / 1000);
+    const traceId = knownRunTraceId(step.run_id);
+    this.options.log?.(`step ${key(step)} attempt ${step.attempt} cancelled: ${why.message}`, {
+      run_id: step.run_id,
+      step_id: step.step_id,
+      attempt: step.attempt,
+      workflow: this.workflowOf(step.plan_id),
+      status: 'cancelled',
+      duration_ms: Math.round(done.duration_ms),
+      ...(traceId ? { trace_id: traceId } : {}),
+    });
   }
 
   /** Worker heartbeat and the reaping of dead local workers, on their own slower clocks. */

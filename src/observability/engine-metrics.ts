@@ -27,6 +27,8 @@ export interface EngineMetrics {
   stepStarted(): void;
   /** A step attempt running in this process ended (its result or its abandonment). */
   stepEnded(): void;
+  /** A step attempt running in this process was stopped after `seconds` because its run ended (was cancelled). */
+  stepStopped(planId: string, stepId: string, seconds: number): void;
   /** This process lost `n` step leases (a renewal refused, a result refused by its fencing token). */
   leasesLost(n: number): void;
   /** A worker of this process wrote its heartbeat. */
@@ -63,6 +65,7 @@ export const NO_METRICS: EngineMetrics = Object.freeze({
   commits: undefined,
   stepStarted: nothing,
   stepEnded: nothing,
+  stepStopped: nothing,
   leasesLost: nothing,
   heartbeat: nothing,
   scheduleFire: nothing,

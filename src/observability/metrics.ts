@@ -418,6 +418,15 @@ export class PrometheusMetrics implements EngineMetrics {
     this.inFlight--;
   }
 
+  stepStopped(planId: string, stepId: string, seconds: number): void {
+    // Counted by the worker that ran it: the run's cancellation wrote no event of the step's own.
+    const p = this.options.plans?.peek(planId);
+    const workflow = p?.plan.workflow.name ?? '';
+    const agent = agentOf(p, stepId);
+    this.stepsFinished.get(workflow, agent, 'cancelled').inc();
+    this.stepDuration.get(workflow, agent, 'cancelled').observe(Math.max(0, seconds));
+  }
+
   leasesLost(n: number): void {
     if (n > 0) this.leases.inc(n);
   }

@@ -215,8 +215,12 @@ export interface CommitResult {
   claimed: ClaimedStep[];
   /** Completions whose fencing token no longer matched: the step was reclaimed or cancelled. */
   refused: Completion[];
-  /** In-flight steps whose lease could not be renewed: stop working on them. */
-  lost: Array<StepKey & { attempt: number }>;
+  /**
+   * In-flight steps whose lease could not be renewed: stop working on them. `run_status` is set when
+   * the step's run is over (it was cancelled): the step was stopped on purpose, its lease was not
+   * taken over.
+   */
+  lost: Array<StepKey & { attempt: number; run_status?: RunStatus }>;
   /** Runs that reached a final state in this commit. */
   finished: Array<{ run_id: string; status: RunStatus }>;
   /** Runs that handlers started in this commit. */
