@@ -155,6 +155,45 @@ describe('tracing off (no SDK registered)', () => {
     expect(tracingConfigured({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' })).toBe(false);
     expect(tracingConfigured({ OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'otlp' })).toBe(false);
   });
+
+  it('the CLI is told what is wrong: spans that cannot be sent (once), an unknown sampler, an exporter other than otlp', async () => {
+    const warnings: string[] = [];
+    const warn = (m: string): void => void warnings.push(m);
+    expect(await startTracingFromEnv({ OTEL_TRACES_EXPORTER: 'zipkin', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }, warn)).toBeUndefined();
+    expect(await startTracingFromEnv({ OTEL_TRACES_EXPORTER: 'none' }, warn)).toBeUndefined();
+    expect(warnings).toEqual(["OTEL_TRACES_EXPORTER is 'zipkin': Swarm exports otlp only, so tracing is off"]);
+    warnings.length = 0;
+
+    // A port nobody listens on.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    // The SDK reads these from the process's environment (the CLI passes that one).
+    const saved = { OTEL_EXPORTER_OTLP_TIMEOUT: process.env.OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_TRACES_SAMPLER: process.env.OTEL_TRACES_SAMPLER };
+    Object.assign(process.env, { OTEL_EXPORTER_OTLP_TIMEOUT: '500', OTEL_TRACES_SAMPLER: 'bogus' });
+    let handle: TracingHandle | undefined;
+    try {
+      handle = await startTracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_BSP_SCHEDULE_DELAY: '10' }, warn);
+      // Two batches sent by the processor's timer, both refused.
+      for (const n of [1, 2]) {
+        trace.getTracer('test').startSpan(`lost ${n}`).end();
+        await new Promise((resolve) => setTimeout(resolve, 700));
+      }
+    } finally {
+      await handle?.shutdown().catch(() => undefined);
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+    expect(warnings[0]).toBe('OpenTelemetry: OTEL_TRACES_SAMPLER value "bogus" invalid, defaulting to "parentbased_always_on".');
+    const lost = warnings.filter((w) => w.startsWith('tracing: '));
+    expect(lost, warnings.join('\n')).toEqual([expect.stringContaining(`1 span(s) could not be sent to http://127.0.0.1:${port}/v1/traces: connect ECONNREFUSED`)]);
+    // The processor's own report of the same failures is not a second warning.
+    expect(warnings).toHaveLength(2);
+    expect(tracingEnabled()).toBe(false);
+  });
 });
 
 describe('W3C trace context', () => {

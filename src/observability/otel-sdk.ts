@@ -6,6 +6,7 @@
  * the OpenTelemetry API only.
  */
 import { hostname } from 'node:os';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-node';
 import { configureTracing } from './tracing.js';
 
 /** The OTLP/HTTP encodings Swarm can send (OTEL_EXPORTER_OTLP_PROTOCOL's values; gRPC is not one of them). */
@@ -42,6 +43,14 @@ export interface StartTracingOptions {
    * (`startTracingFromEnv` registers none; docs/observability.md#overhead).
    */
   asyncContext?: boolean;
+  /**
+   * Where to say what goes wrong, instead of keeping quiet as the SDK does by default: spans that
+   * could not be sent (once, until a batch gets through again), and the SDK's own warnings and
+   * errors (an unknown OTEL_TRACES_SAMPLER, a bad OTEL_TRACES_SAMPLER_ARG, spans dropped from a full
+   * queue), each once. Given, it becomes OpenTelemetry's diagnostic logger and global error handler
+   * until shutdown. The CLI passes its stderr.
+   */
+  warn?: (message: string) => void;
 }
 
 /** A started SDK: flush what is buffered; shut it down (flushes first, then unregisters it). */
@@ -61,14 +70,18 @@ export interface TracingHandle {
 export async function startTracing(options: StartTracingOptions = {}): Promise<TracingHandle> {
   const protocol = options.protocol ?? 'http/protobuf';
   if (!(OTLP_PROTOCOLS as readonly string[]).includes(protocol)) throw new Error(`startTracing: options.protocol is '${String(protocol)}'; use ${OTLP_PROTOCOLS.join(' or ')}`);
-  const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { defaultResource, detectResources, envDetector, resourceFromAttributes }, api] = await Promise.all([
+  const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { defaultResource, detectResources, envDetector, resourceFromAttributes }, api, core] = await Promise.all([
     import('@opentelemetry/sdk-trace-node'),
     protocol === 'http/json' ? import('@opentelemetry/exporter-trace-otlp-http') : import('@opentelemetry/exporter-trace-otlp-proto'),
     import('@opentelemetry/resources'),
     import('@opentelemetry/api'),
+    import('@opentelemetry/core'),
   ]);
   const url = options.url ?? (options.endpoint ? tracesUrl(options.endpoint) : undefined);
-  const exporter = new OTLPTraceExporter(url ? { url } : {});
+  // Before the provider: it reads the sampler's environment, and says what it rejects there.
+  const reported = options.warn ? reportTo(options.warn, api, core) : undefined;
+  let exporter: SpanExporter = new OTLPTraceExporter(url ? { url } : {});
+  if (reported) exporter = reported.exporter(exporter, url ?? 'the OTLP endpoint');
   // service.name: the option, else OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES (the env detector), else swarm.
   // The process that runs the steps (a worker's, a server's) names itself once per batch, not on every span.
   let resource = defaultResource()
@@ -88,11 +101,57 @@ export async function startTracing(options: StartTracingOptions = {}): Promise<T
     forceFlush: () => provider.forceFlush(),
     shutdown: () =>
       (stopped ??= provider.shutdown().finally(() => {
+        reported?.stop();
         api.trace.disable();
         // Only the context manager it registered: a program's own stays.
         if (options.asyncContext !== false) api.context.disable();
         api.propagation.disable();
       })),
+  };
+}
+
+/**
+ * `warn` as OpenTelemetry's diagnostic logger (warnings and errors, each once) and global error
+ * handler, and an exporter wrapper that reports failed exports: once, until one gets through again
+ * (the batch processor's rejection of that export is then not reported a second time).
+ */
+function reportTo(warn: (message: string) => void, api: typeof import('@opentelemetry/api'), core: typeof import('@opentelemetry/core')): { exporter: (inner: SpanExporter, where: string) => SpanExporter; stop: () => void } {
+  const said = new Set<string>();
+  const once = (message: string): void => {
+    if (said.has(message)) return;
+    said.add(message);
+    warn(`OpenTelemetry: ${message}`);
+  };
+  const say = (message: string, ...args: unknown[]): void => once([message, ...args.map((a) => (a instanceof Error ? a.message : String(a)))].join(' '));
+  const quiet = (): void => undefined;
+  api.diag.setLogger({ error: say, warn: say, info: quiet, debug: quiet, verbose: quiet }, { logLevel: api.DiagLogLevel.WARN, suppressOverrideMessage: true });
+  const exportErrors = new WeakSet<object>();
+  core.setGlobalErrorHandler((e) => {
+    if (typeof e === 'object' && e !== null && exportErrors.has(e)) return;
+    once(e instanceof Error ? e.message : typeof e === 'string' ? e : JSON.stringify(e));
+  });
+  return {
+    exporter: (inner, where) => {
+      let failing = false;
+      return {
+        export: (spans, done) =>
+          inner.export(spans, (result) => {
+            if (result.code === core.ExportResultCode.SUCCESS) failing = false;
+            else {
+              if (result.error) exportErrors.add(result.error);
+              if (!failing) warn(`tracing: ${spans.length} span(s) could not be sent to ${where}: ${result.error?.message ?? 'the export failed'} (told once, until spans get through again)`);
+              failing = true;
+            }
+            done(result);
+          }),
+        shutdown: () => inner.shutdown(),
+        forceFlush: () => inner.forceFlush?.() ?? Promise.resolve(),
+      };
+    },
+    stop: () => {
+      api.diag.disable();
+      core.setGlobalErrorHandler(core.loggingErrorHandler());
+    },
   };
 }
 
@@ -115,12 +174,19 @@ export function tracingConfigured(env: Readonly<Record<string, string | undefine
  * Start tracing when `env` configures it (see `tracingConfigured`); undefined otherwise, having
  * loaded nothing. OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true records content. No context
  * manager is registered (`asyncContext: false`): in the CLI only Swarm's code makes spans, and it
- * passes their contexts itself.
+ * passes their contexts itself. `warn` hears what is wrong with the configuration (an exporter
+ * other than otlp, an unknown protocol or sampler) and spans that could not be sent (`StartTracingOptions.warn`).
  *
  * @example
  *   const tracing = await startTracingFromEnv(process.env); // undefined unless OTEL_* asks for it
  */
 export async function startTracingFromEnv(env: Readonly<Record<string, string | undefined>>, warn: (message: string) => void = (m) => process.emitWarning(m)): Promise<TracingHandle | undefined> {
+  const exporters = env.OTEL_TRACES_EXPORTER?.trim();
+  if (exporters && env.OTEL_SDK_DISABLED?.trim().toLowerCase() !== 'true') {
+    const names = exporters.split(',').map((e) => e.trim().toLowerCase());
+    // `none` turns tracing off on purpose; anything else but otlp is an exporter Swarm does not have.
+    if (names.some((n) => n !== 'otlp' && n !== 'none')) warn(`OTEL_TRACES_EXPORTER is '${exporters}': Swarm exports otlp only${names.includes('otlp') ? '' : ', so tracing is off'}`);
+  }
   if (!tracingConfigured(env)) return undefined;
   const protocol = otlpProtocolFromEnv(env, warn);
   // The endpoint is read from `env` (which may not be process.env); the exporter reads the rest
@@ -135,6 +201,7 @@ export async function startTracingFromEnv(env: Readonly<Record<string, string | 
     ...(env.OTEL_BSP_SCHEDULE_DELAY && Number.isFinite(delay) && delay >= 0 ? { scheduledDelayMillis: delay } : {}),
     captureMessageContent: env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT?.trim().toLowerCase() === 'true',
     asyncContext: false,
+    warn,
   });
 }
 
