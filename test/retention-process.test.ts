@@ -89,6 +89,11 @@ describe('swarm gc (a real process)', () => {
     expect(ok.stdout).toContain('archived 3 run(s)');
     expect(ok.stdout).toMatch(/database size: [\d.]+ \w+ \(.*free for reuse.*\) before, [\d.]+ \w+ \(.*\) after/);
     expect(runIds(s)).toEqual([...recent, queued].sort());
+    // Again: nothing left past the cut-off, and it says so.
+    const again = await s.run(['gc', '--older-than', '30d']);
+    expect(again.code, show(again)).toBe(0);
+    expect(again.stdout).toContain('deleted no runs: none finished (completed, failed, cancelled) before the cut-off');
+    expect(runIds(s)).toEqual([...recent, queued].sort());
     const lines = s.read('archive/runs.jsonl').trimEnd().split('\n').map((l) => JSON.parse(l) as { run: { id: string; status: string }; steps: unknown[]; events: unknown[]; logs: unknown[] });
     expect(lines.map((l) => l.run.id).sort()).toEqual([...old].sort());
     for (const l of lines) {

@@ -34,7 +34,11 @@ export function describeGc(r: GcReport, o: { archive?: string | undefined }): st
   if (r.dry_run) {
     lines.push(`dry run: ${r.runs} finished run(s) (${r.trees} top-level, ${r.runs - r.trees} sub-workflow) would be deleted (${statuses}); nothing was deleted`);
   } else {
-    lines.push(`deleted ${r.runs} finished run(s) (${r.trees} top-level, ${r.runs - r.trees} sub-workflow) (${statuses}) in ${r.batches} batch(es) of at most ${r.largest_batch} run(s)`);
+    lines.push(
+      r.runs === 0
+        ? `deleted no runs: none finished (${statuses}) before the cut-off`
+        : `deleted ${r.runs} finished run(s) (${r.trees} top-level, ${r.runs - r.trees} sub-workflow) (${statuses}) in ${r.batches} batch(es) of at most ${r.largest_batch} run(s)`,
+    );
     const rows = Object.entries(TABLE_NAMES)
       .map(([t, name]) => [name, r.rows[t as keyof GcReport['rows']]] as const)
       .filter(([, n]) => n > 0)
