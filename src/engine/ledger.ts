@@ -304,9 +304,9 @@ export class Ledger {
       for (const s of req.renew.steps) {
         const ok = await tx.fencedUpdate(s, s.attempt, req.renew.worker_id, { lease_until: until });
         if (ok) continue;
-        // Why (a rare path): the run is over (cancelled), or another worker holds the step.
-        const run = scope.runs.get(s.run_id) ?? (await tx.getRunState(s.run_id));
-        scope.result.lost.push({ run_id: s.run_id, step_id: s.step_id, attempt: s.attempt, ...(run && TERMINAL_RUN.has(run.status) ? { run_status: run.status } : {}) });
+        // Why (a rare path): its run was cancelled, or another worker holds the step (or it was reset).
+        const cancelled = (scope.runs.get(s.run_id)?.status ?? (await tx.runStatus(s.run_id))) === 'cancelled';
+        scope.result.lost.push({ run_id: s.run_id, step_id: s.step_id, attempt: s.attempt, ...(cancelled ? { cancelled: true as const } : {}) });
       }
     }
     if (req.claim && req.claim.max > 0) await this.claim(scope, req.claim);

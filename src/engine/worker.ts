@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StepError, errorMessage, isStoreFault, type StoreFaultError } from '../core/errors.js';
-import { TERMINAL_RUN } from '../core/states.js';
+import { TERMINAL_RUN, type RunStatus } from '../core/states.js';
 import type { Executor } from '../executors/executor.js';
 import { lowSpaceFault } from '../store/faults.js';
 import { isTransient, type Store } from '../store/store.js';
@@ -282,9 +282,12 @@ export class Worker {
       }
     }
     const refused = new Set(result.refused.map(key));
-    // A step stopped because its run is over did not lose its lease to anyone.
-    const taken = result.lost.length ? result.lost.filter((l) => !l.run_status) : result.lost;
-    if (taken.length || result.refused.length) this.countLeasesLost([...taken, ...result.refused]);
+    if (result.lost.length || result.refused.length) this.settleLost(result.lost, result.refused);
+    for (const l of result.lost) {
+      const f = this.inflight.get(key(l));
+      if (!f || f.step.attempt !== l.attempt) continue;
+      f.abort.abort(l.cancelled ? new StepError(RUN_ENDED, 'its run was cancelled', false) : new StepError('LEASE_LOST', "the step's lease was lost: another worker took it over, or the step was reset", true));
+    }
     for (const c of completions) {
       if (refused.has(key(c))) {
         this.options.log?.(`step ${key(c)} attempt ${c.attempt}: result refused (lease lost or run cancelled)`, { run_id: c.run_id, step_id: c.step_id, attempt: c.attempt });
@@ -294,12 +297,6 @@ export class Worker {
       this.options.onStepFinished?.(c, { workflow: this.workflowOf(c.plan_id), trace_id: knownRunTraceId(c.run_id) });
       // Only completed checkpoints are final (a retry resets failed and skipped steps): cache those.
       if (c.result.kind === 'completed') this.outputs.set(c.run_id, c.step_id, { status: 'completed', outputs: c.result.outputs, error: null });
-    }
-    for (const l of result.lost) {
-      const f = this.inflight.get(key(l));
-      if (f && f.step.attempt === l.attempt) {
-        f.abort.abort(l.run_status ? new StepError(RUN_ENDED, l.run_status === 'cancelled' ? 'its run was cancelled' : `its run is ${l.run_status}`, false, { runStatus: l.run_status }) : new StepError('LEASE_LOST', "the step's lease was lost: another worker took it over, or the step was reset", true));
-      }
     }
     // Runs started by the handlers of runs this worker is limited to belong to its work too.
     if (this.scope) for (const id of result.created) this.scope.add(id);
@@ -318,20 +315,29 @@ export class Worker {
   }
 
   /**
-   * Leases lost, in the metrics: not those of steps whose run is finished (cancelled, or failed fast),
-   * which were stopped on purpose. Read after the commit, and only when some were lost: a rare path.
+   * What the metrics make of steps whose lease renewal or result was refused (a rare path), once their
+   * runs are read after the commit: a result refused because its run was cancelled meanwhile is a
+   * cancelled attempt (a running step of a cancelled run is counted when it stops, see `stopped`);
+   * the rest are lost leases, but not those of runs that are over (cancelled, or failed fast), whose
+   * steps were stopped on purpose.
    */
-  private countLeasesLost(steps: ReadonlyArray<{ run_id: string }>): void {
+  private settleLost(lost: CommitResult['lost'], refused: readonly Completion[]): void {
     if (!this.metrics.enabled) return;
-    const runIds = [...new Set(steps.map((s) => s.run_id))];
-    const counted = Promise.all(runIds.map((id) => this.store.getRun(id).then((r) => (r && TERMINAL_RUN.has(r.status) ? id : undefined), () => undefined))).then((ended) => {
-      const stopped = new Set(ended);
-      const n = steps.filter((s) => !stopped.has(s.run_id)).length;
+    const runIds = [...new Set([...lost, ...refused].map((s) => s.run_id))];
+    const statuses = Promise.all(runIds.map((id) => this.store.getRun(id).then((r) => [id, r?.status] as const, () => [id, undefined] as const)));
+    const settled = statuses.then((read) => {
+      const status = new Map<string, RunStatus | undefined>(read);
+      for (const c of refused) if (status.get(c.run_id) === 'cancelled') this.metrics.stepStopped(c.plan_id ?? '', c.step_id, c.duration_ms / 1000);
+      const over = (runId: string): boolean => {
+        const s = status.get(runId);
+        return s !== undefined && TERMINAL_RUN.has(s);
+      };
+      const n = lost.filter((l) => !l.cancelled && !over(l.run_id)).length + refused.filter((c) => !over(c.run_id)).length;
       if (n > 0) this.metrics.leasesLost(n);
     });
-    // Awaited with the steps at stop: a scrape after the worker stopped sees the count.
-    this.running.add(counted);
-    void counted.finally(() => this.running.delete(counted));
+    // Awaited with the steps at stop: a scrape after the worker stopped sees the counts.
+    this.running.add(settled);
+    void settled.finally(() => this.running.delete(settled));
   }
 
   /** The workflow of a cached plan (for log lines; no read). */

@@ -47,8 +47,9 @@ export interface StartTracingOptions {
    * Where to say what goes wrong, instead of keeping quiet as the SDK does by default: spans that
    * could not be sent (once, until a batch gets through again), and the SDK's own warnings and
    * errors (an unknown OTEL_TRACES_SAMPLER, a bad OTEL_TRACES_SAMPLER_ARG, spans dropped from a full
-   * queue), each once. Given, it becomes OpenTelemetry's diagnostic logger and global error handler
-   * until shutdown. The CLI passes its stderr.
+   * queue), each kind once. Given, it becomes OpenTelemetry's diagnostic logger and global error
+   * handler until shutdown, when the SDK's defaults are put back (a program's own are not: set them
+   * again, or leave this out). The CLI passes its stderr.
    */
   warn?: (message: string) => void;
 }
@@ -80,21 +81,28 @@ export async function startTracing(options: StartTracingOptions = {}): Promise<T
   const url = options.url ?? (options.endpoint ? tracesUrl(options.endpoint) : undefined);
   // Before the provider: it reads the sampler's environment, and says what it rejects there.
   const reported = options.warn ? reportTo(options.warn, api, core) : undefined;
-  let exporter: SpanExporter = new OTLPTraceExporter(url ? { url } : {});
-  if (reported) exporter = reported.exporter(exporter, url ?? 'the OTLP endpoint');
-  // service.name: the option, else OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES (the env detector), else swarm.
-  // The process that runs the steps (a worker's, a server's) names itself once per batch, not on every span.
-  let resource = defaultResource()
-    .merge(resourceFromAttributes({ 'service.name': 'swarm', 'host.name': hostname(), 'process.pid': process.pid }))
-    .merge(detectResources({ detectors: [envDetector] }));
-  if (options.serviceName) resource = resource.merge(resourceFromAttributes({ 'service.name': options.serviceName }));
-  const provider = new NodeTracerProvider({
-    resource,
-    spanProcessors: [new BatchSpanProcessor(exporter, { ...batchDefaults(process.env), ...(options.scheduledDelayMillis !== undefined ? { scheduledDelayMillis: options.scheduledDelayMillis } : {}) })],
-  });
-  // The W3C trace-context propagator, and the AsyncLocalStorage context manager unless asked not to
-  // (null: none registered; the API's no-op one answers, and Swarm's spans carry their parents).
-  provider.register(options.asyncContext === false ? { contextManager: null } : {});
+  let provider: InstanceType<typeof NodeTracerProvider>;
+  try {
+    let exporter: SpanExporter = new OTLPTraceExporter(url ? { url } : {});
+    if (reported) exporter = reported.exporter(exporter, url ?? 'the OTLP endpoint');
+    // service.name: the option, else OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES (the env detector), else swarm.
+    // The process that runs the steps (a worker's, a server's) names itself once per batch, not on every span.
+    let resource = defaultResource()
+      .merge(resourceFromAttributes({ 'service.name': 'swarm', 'host.name': hostname(), 'process.pid': process.pid }))
+      .merge(detectResources({ detectors: [envDetector] }));
+    if (options.serviceName) resource = resource.merge(resourceFromAttributes({ 'service.name': options.serviceName }));
+    provider = new NodeTracerProvider({
+      resource,
+      spanProcessors: [new BatchSpanProcessor(exporter, { ...batchDefaults(process.env), ...(options.scheduledDelayMillis !== undefined ? { scheduledDelayMillis: options.scheduledDelayMillis } : {}) })],
+    });
+    // The W3C trace-context propagator, and the AsyncLocalStorage context manager unless asked not to
+    // (null: none registered; the API's no-op one answers, and Swarm's spans carry their parents).
+    provider.register(options.asyncContext === false ? { contextManager: null } : {});
+  } catch (e) {
+    // Nothing started: the diagnostic logger and error handler go too.
+    reported?.stop();
+    throw e;
+  }
   configureTracing({ captureMessageContent: options.captureMessageContent ?? false });
   let stopped: Promise<void> | undefined;
   return {
@@ -116,10 +124,12 @@ export async function startTracing(options: StartTracingOptions = {}): Promise<T
  * (the batch processor's rejection of that export is then not reported a second time).
  */
 function reportTo(warn: (message: string) => void, api: typeof import('@opentelemetry/api'), core: typeof import('@opentelemetry/core')): { exporter: (inner: SpanExporter, where: string) => SpanExporter; stop: () => void } {
+  // Once per kind of message: numbers aside (`Dropped 12 spans …`, then `Dropped 40 spans …`), and at most 100 kinds.
   const said = new Set<string>();
   const once = (message: string): void => {
-    if (said.has(message)) return;
-    said.add(message);
+    const kind = message.replace(/\d+/g, '#');
+    if (said.has(kind) || said.size >= 100) return;
+    said.add(kind);
     warn(`OpenTelemetry: ${message}`);
   };
   const say = (message: string, ...args: unknown[]): void => once([message, ...args.map((a) => (a instanceof Error ? a.message : String(a)))].join(' '));
@@ -174,21 +184,24 @@ export function tracingConfigured(env: Readonly<Record<string, string | undefine
  * Start tracing when `env` configures it (see `tracingConfigured`); undefined otherwise, having
  * loaded nothing. OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true records content. No context
  * manager is registered (`asyncContext: false`): in the CLI only Swarm's code makes spans, and it
- * passes their contexts itself. `warn` hears what is wrong with the configuration (an exporter
- * other than otlp, an unknown protocol or sampler) and spans that could not be sent (`StartTracingOptions.warn`).
+ * passes their contexts itself. `warn` (default: `process.emitWarning`) hears what is wrong with
+ * the configuration (an exporter other than otlp, an unknown protocol). Given, it also hears spans
+ * that could not be sent and the SDK's own warnings (`StartTracingOptions.warn`: it then replaces
+ * OpenTelemetry's diagnostic logger and global error handler until shutdown).
  *
  * @example
  *   const tracing = await startTracingFromEnv(process.env); // undefined unless OTEL_* asks for it
  */
-export async function startTracingFromEnv(env: Readonly<Record<string, string | undefined>>, warn: (message: string) => void = (m) => process.emitWarning(m)): Promise<TracingHandle | undefined> {
+export async function startTracingFromEnv(env: Readonly<Record<string, string | undefined>>, warn?: (message: string) => void): Promise<TracingHandle | undefined> {
+  const say = warn ?? ((m: string): void => process.emitWarning(m));
   const exporters = env.OTEL_TRACES_EXPORTER?.trim();
   if (exporters && env.OTEL_SDK_DISABLED?.trim().toLowerCase() !== 'true') {
-    const names = exporters.split(',').map((e) => e.trim().toLowerCase());
+    const names = exporters.split(',').map((e) => e.trim().toLowerCase()).filter(Boolean);
     // `none` turns tracing off on purpose; anything else but otlp is an exporter Swarm does not have.
-    if (names.some((n) => n !== 'otlp' && n !== 'none')) warn(`OTEL_TRACES_EXPORTER is '${exporters}': Swarm exports otlp only${names.includes('otlp') ? '' : ', so tracing is off'}`);
+    if (names.some((n) => n !== 'otlp' && n !== 'none')) say(`OTEL_TRACES_EXPORTER is '${exporters}': Swarm exports otlp only${names.includes('otlp') ? '' : ', so tracing is off'}`);
   }
   if (!tracingConfigured(env)) return undefined;
-  const protocol = otlpProtocolFromEnv(env, warn);
+  const protocol = otlpProtocolFromEnv(env, say);
   // The endpoint is read from `env` (which may not be process.env); the exporter reads the rest
   // (headers, timeout, compression) from the process's environment, as every OpenTelemetry SDK does.
   const specific = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
@@ -201,7 +214,7 @@ export async function startTracingFromEnv(env: Readonly<Record<string, string | 
     ...(env.OTEL_BSP_SCHEDULE_DELAY && Number.isFinite(delay) && delay >= 0 ? { scheduledDelayMillis: delay } : {}),
     captureMessageContent: env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT?.trim().toLowerCase() === 'true',
     asyncContext: false,
-    warn,
+    ...(warn ? { warn } : {}),
   });
 }
 

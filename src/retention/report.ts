@@ -36,7 +36,7 @@ export function describeGc(r: GcReport, o: { archive?: string | undefined }): st
   } else {
     lines.push(
       r.runs === 0
-        ? `deleted no runs: none finished (${statuses}) before the cut-off`
+        ? `deleted no runs${r.skipped || r.interrupted ? '' : `: none finished (${statuses}) before the cut-off`}`
         : `deleted ${r.runs} finished run(s) (${r.trees} top-level, ${r.runs - r.trees} sub-workflow) (${statuses}) in ${r.batches} batch(es) of at most ${r.largest_batch} run(s)`,
     );
     const rows = Object.entries(TABLE_NAMES)

@@ -216,11 +216,10 @@ export interface CommitResult {
   /** Completions whose fencing token no longer matched: the step was reclaimed or cancelled. */
   refused: Completion[];
   /**
-   * In-flight steps whose lease could not be renewed: stop working on them. `run_status` is set when
-   * the step's run is over (it was cancelled): the step was stopped on purpose, its lease was not
-   * taken over.
+   * In-flight steps whose lease could not be renewed: stop working on them. `cancelled` when their
+   * run was cancelled (the step was stopped on purpose, not taken over by another worker).
    */
-  lost: Array<StepKey & { attempt: number; run_status?: RunStatus }>;
+  lost: Array<StepKey & { attempt: number; cancelled?: true }>;
   /** Runs that reached a final state in this commit. */
   finished: Array<{ run_id: string; status: RunStatus }>;
   /** Runs that handlers started in this commit. */
@@ -376,6 +375,12 @@ export interface LedgerTx {
   /** Told what each ledger operation flushed, and about the commit (metrics); absent when nobody listens. */
   readonly observer?: CommitObserver | undefined;
   getRunState(runId: string): Promise<RunState | undefined>;
+  /**
+   * A run's status as this transaction sees it, read without locking its row (PostgreSQL:
+   * `getRunState` locks it, and a transaction already holding other runs must not wait for one more).
+   * For why a step's lease renewal was refused: a rare path.
+   */
+  runStatus(runId: string): Promise<RunStatus | undefined>;
   saveRunState(state: RunState): Promise<void>;
   getPlanById(planId: string): Promise<string | undefined>;
   getTriggerData(runId: string): Promise<unknown>;

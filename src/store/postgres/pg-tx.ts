@@ -3,6 +3,7 @@ import { pgFork } from './fork-sql.js';
 import type { ForkTx } from '../fork-types.js';
 import { parseJson, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, UPDATE_COLUMNS, type Row } from '../rows.js';
 import type { AgentRecord, ClaimableRow, CommitObserver, EmittedEventRecord, EventRow, EventTriggerRow, LedgerTx, NewRunRow, NewStepRow, RunState, StepKey, StepLog, StepRecord, StepUpdate, TxHint, WorkflowRecord } from '../types.js';
+import type { RunStatus } from '../../core/states.js';
 import { CANCELLED_WHILE } from '../types.js';
 import { PgConcurrencyTx } from './concurrency-sql.js';
 import type { Pipeline } from './pipeline.js';
@@ -227,6 +228,14 @@ export class PgTx implements LedgerTx {
         ],
       );
     }
+  }
+
+  async runStatus(runId: string): Promise<RunStatus | undefined> {
+    const held = this.runStates.get(runId);
+    if (held) return held.status;
+    // No FOR UPDATE: a plain read waits for no lock.
+    const r = await this.q('SELECT status FROM workflow_runs WHERE id = $1', [runId]);
+    return r.rows[0]?.status as RunStatus | undefined;
   }
 
   async getRunState(runId: string): Promise<RunState | undefined> {

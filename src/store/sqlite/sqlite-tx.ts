@@ -5,6 +5,7 @@ import type { ConsensusTx } from '../consensus-types.js';
 import { sqliteFork } from './fork-sql.js';
 import type { ForkTx } from '../fork-types.js';
 import rcompare from 'semver/functions/rcompare.js';
+import type { RunStatus } from '../../core/states.js';
 import { parseJson, REGISTRY_GENERATION_KEY, SECRETS_GENERATION_KEY, setClause, stepRowId, toAgent, toEmittedEvent, toEventTrigger, toStep, toWorkflow, type Row } from '../rows.js';
 import { SqliteConcurrencyTx } from './concurrency-sql.js';
 import * as nest from './nesting-sql.js';
@@ -39,6 +40,10 @@ export class SqliteTx implements LedgerTx {
   get concurrency(): SqliteConcurrencyTx {
     this.concurrencyTx ??= new SqliteConcurrencyTx(this.stmt);
     return this.concurrencyTx;
+  }
+
+  async runStatus(runId: string): Promise<RunStatus | undefined> {
+    return (this.stmt('SELECT status FROM workflow_runs WHERE id = ?').get(runId) as { status: RunStatus } | undefined)?.status;
   }
 
   async getRunState(runId: string): Promise<RunState | undefined> {
