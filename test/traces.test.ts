@@ -436,6 +436,33 @@ describe('tracing on (OTLP/HTTP to a real receiver), no context manager (as the 
     }
   });
 
+  it("a consensus task's step whose run is cancelled while a proposer answers ends its span as cancelled", async () => {
+    const task: { swarm?: Swarm; runId?: string } = {};
+    const builtins = {
+      quitter: async () => {
+        await task.swarm?.cancel(task.runId ?? '', 'no longer needed');
+        return { answer: 4 };
+      },
+    };
+    const { swarm } = await consensusProject('sqlite', cleanups, { builtins, worker: false });
+    task.swarm = swarm;
+    const { run_id: runId } = await swarm.submitTask({
+      task_type: 'add',
+      inputs: {},
+      proposers: [{ agent: 'quitter' }],
+      verification: { policy: 'vp.schema_only.v1' },
+      output_schema: { type: 'object', required: ['answer'] },
+      voting: { voters: [{ id: 'v1' }], reveal_deadline_ms: 5000 },
+    });
+    task.runId = runId;
+    await swarm.worker({ runIds: [runId] }).start();
+    await tracing?.forceFlush();
+    const step = await otlp.waitFor('the task step span', (all) => all.find((x) => x.name.startsWith('step ') && x.attributes['swarm.run.id'] === runId));
+    expect(step.attributes).toMatchObject({ 'swarm.step.status': 'cancelled', 'swarm.step.reason': 'its run was cancelled' });
+    expect(step.attributes['error.type']).toBeUndefined();
+    expect(step.status, 'not ERROR').not.toBe(2);
+  });
+
   it("an MCP server gets its tool call's trace context in the call's _meta and, over HTTP, in the traceparent header", async () => {
     const mcp = await serveHttp();
     // A recording proxy in front of the fixture server: what reaches the MCP server.

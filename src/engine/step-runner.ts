@@ -49,12 +49,6 @@ export class OutputCache {
   }
 }
 
-/**
- * The code of the reason a worker aborts a step with when the step's run ended while it ran (it was
- * cancelled): not a failure of the step, whose row the cancellation already marked.
- */
-export const RUN_ENDED = 'RUN_ENDED';
-
 export interface StepRunnerDeps {
   store: Store;
   plans: PlanCache;

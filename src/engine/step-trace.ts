@@ -4,13 +4,13 @@
  * run after a SIGKILL, an approval continued the next day. With tracing off, `runStepTraced` is
  * `runStep` and reads nothing.
  */
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, RUN_ENDED } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import type { ClaimedStep, Completion, RunTraceRecord } from '../store/types.js';
 import type { AgentManifest } from '../core/manifest/agent.js';
 import { contextFromCarrier, failSpan, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, tracer as stepTracer, tracingEnabled, type Attributes, type Context } from '../observability/tracing.js';
 import { parseElementId } from './nesting.js';
-import { RUN_ENDED, runStep, type StepRunnerDeps } from './step-runner.js';
+import { runStep, type StepRunnerDeps } from './step-runner.js';
 
 /** Runs' trace records, per process (immutable once the run exists). */
 const runTraces = new Map<string, RunTraceRecord | null>();
@@ -108,13 +108,13 @@ export async function runStepTraced(deps: StepRunnerDeps, step: ClaimedStep, wor
   const span = stepTracer().startSpan(`step ${step.step_id}`, { kind: SpanKind.INTERNAL, attributes }, parent);
   try {
     const done = await runStep(deps, step, workerId, abort, trace.setSpan(parent, span));
-    const stopped = abort.signal.aborted ? (abort.signal.reason as { code?: unknown; message?: unknown } | undefined) : undefined;
+    const r = done.result;
+    // Its run was cancelled while it ran (the worker stopped it, or a consensus step's fence found out): not a failure.
+    const stopped = abort.signal.aborted ? (abort.signal.reason as { code?: unknown; message?: unknown } | undefined) : r.kind === 'failed' ? r.error : undefined;
     if (stopped?.code === RUN_ENDED) {
-      // Its run was cancelled while it ran: stopped on purpose, not a failure.
       span.setAttributes({ 'swarm.step.status': 'cancelled', 'swarm.step.reason': String(stopped.message) });
       return done;
     }
-    const r = done.result;
     span.setAttribute('swarm.step.status', r.kind);
     if (r.kind === 'failed') {
       span.setAttributes({ 'error.type': r.error.code, 'swarm.step.retryable': r.retryable });

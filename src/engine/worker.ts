@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StepError, errorMessage, isStoreFault, type StoreFaultError } from '../core/errors.js';
+import { RUN_ENDED, StepError, errorMessage, isStoreFault, type StoreFaultError } from '../core/errors.js';
 import { TERMINAL_RUN, type RunStatus } from '../core/states.js';
 import type { Executor } from '../executors/executor.js';
 import { lowSpaceFault } from '../store/faults.js';
@@ -10,7 +10,7 @@ import type { ClaimedStep, CommitRequest, Completion, CommitResult, StepKey } fr
 import type { Ledger } from './ledger.js';
 import type { LogSink } from '../observability/log-fields.js';
 import { hostIdentity, reapDeadWorkers } from './reaper.js';
-import { OutputCache, RUN_ENDED, type StepRunnerDeps } from './step-runner.js';
+import { OutputCache, type StepRunnerDeps } from './step-runner.js';
 import { knownRunTraceId, runStepTraced } from './step-trace.js';
 import { pausedOnOutside } from './waits.js';
 import { NO_METRICS, type EngineMetrics } from '../observability/engine-metrics.js';
@@ -381,8 +381,10 @@ export class Worker {
       if (this.inflight.get(key(step)) === f) this.inflight.delete(key(step));
       const reason = abort.signal.aborted ? (abort.signal.reason as StepError | undefined)?.code : undefined;
       if (reason === 'LEASE_LOST') return;
-      // Its run was cancelled while it ran: the step's row is already cancelled, nothing to record.
-      if (reason === RUN_ENDED) return this.stopped(step, done, abort.signal.reason as StepError);
+      // Its run was cancelled while it ran (the worker stopped it, or a consensus step's fence found
+      // out): the step's row is already cancelled, nothing to record.
+      if (reason === RUN_ENDED) return this.stopped(step, done, (abort.signal.reason as StepError).message);
+      if (done.result.kind === 'failed' && done.result.error.code === RUN_ENDED) return this.stopped(step, done, done.result.error.message);
       // An agent that failed on a full disk most likely failed for that (it could not write its
       // output): not the step's fault either. Give it back and stop, like any other disk fault.
       const lowSpace = done.result.kind === 'failed' ? lowSpaceFault(this.options.workRoot, `running step '${step.step_id}'`) : undefined;
@@ -402,10 +404,10 @@ export class Worker {
   }
 
   /** A step attempt stopped because its run ended: counted as cancelled, and a line in the log. */
-  private stopped(step: ClaimedStep, done: Completion, why: StepError): void {
+  private stopped(step: ClaimedStep, done: Completion, why: string): void {
     this.metrics.stepStopped(step.plan_id, step.step_id, done.duration_ms / 1000);
     const traceId = knownRunTraceId(step.run_id);
-    this.options.log?.(`step ${key(step)} attempt ${step.attempt} cancelled: ${why.message}`, {
+    this.options.log?.(`step ${key(step)} attempt ${step.attempt} cancelled: ${why}`, {
       run_id: step.run_id,
       step_id: step.step_id,
       attempt: step.attempt,

@@ -10,7 +10,7 @@
  *     await w.emit(EventType.TASK_CLAIMED, { task_id: taskId, stage: 'verify' });
  *   });
  */
-import { StepError } from '../../core/errors.js';
+import { RUN_ENDED, StepError } from '../../core/errors.js';
 import type { EventType } from '../../core/events.js';
 import type { ExecutorClient, SeedBundle } from '../../executors/http/contract.js';
 import type { ConsensusDecisionRow, ConsensusLoad, ConsensusTaskRow, ConsensusTx } from '../../store/consensus-types.js';
@@ -118,16 +118,20 @@ export interface Writer {
 
 /**
  * Run `fn` in one transaction: lock the run row, check the step is still this attempt's (else
- * LEASE_LOST, and nothing is written), then write rows and events together. The locks, the task's
+ * RUN_ENDED when its run was cancelled, LEASE_LOST otherwise, and nothing is written), then write
+ * rows and events together. The locks, the task's
  * row and the rows named in `load` are read with BEGIN (one round trip on PostgreSQL); writes whose
  * outcome `fn` does not need travel with COMMIT.
  */
 export function transition<T>(deps: ConsensusDeps, ctx: DriverCtx, fn: (w: Writer) => Promise<T>, load?: Omit<ConsensusLoad, 'task_id'>): Promise<T> {
   return deps.store.transaction(
     async (tx) => {
-      await tx.getRunState(ctx.step.run_id);
+      const run = await tx.getRunState(ctx.step.run_id);
       const c = tx.consensus();
-      if (!(await c.fence(ctx.step, ctx.step.attempt, ctx.workerId))) throw new StepError('LEASE_LOST', `step ${ctx.step.step_id}: the lease was lost; another worker continues the task`, true);
+      if (!(await c.fence(ctx.step, ctx.step.attempt, ctx.workerId))) {
+        if (run?.status === 'cancelled') throw new StepError(RUN_ENDED, 'its run was cancelled', false);
+        throw new StepError('LEASE_LOST', `step ${ctx.step.step_id}: the lease was lost; another worker continues the task`, true);
+      }
       return fn({ tx, c, emit: (type, data) => deps.record(tx, ctx.step.run_id, ctx.step.step_id, [{ type, data }]) });
     },
     { runs: [ctx.step.run_id], steps: [{ run_id: ctx.step.run_id, step_id: ctx.step.step_id }], consensus: { task_id: ctx.taskId, ...load } },
@@ -138,6 +142,11 @@ export function transition<T>(deps: ConsensusDeps, ctx: DriverCtx, fn: (w: Write
 export function crashPoint(deps: ConsensusDeps, point: string, stepId: string): void {
   const f = deps.faults;
   if (f && (f.has(`${point}:${stepId}`) || f.has(`${point}:*`))) process.kill(process.pid, 'SIGKILL');
+}
+
+/** A step's attempt was stopped from outside (its lease lost, its run cancelled): not an answer of a member's to record. */
+export function isStopped(e: unknown): boolean {
+  return e instanceof StepError && (e.code === 'LEASE_LOST' || e.code === RUN_ENDED);
 }
 
 /** Stop when the step's attempt is aborted (cancelled, lease lost, shutting down). */
