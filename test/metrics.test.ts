@@ -13,6 +13,7 @@ import { createApp } from '../src/server/app.js';
 import { METRICS } from '../src/observability/metric-names.js';
 import { NO_METRICS } from '../src/observability/engine-metrics.js';
 import { Swarm } from '../src/swarm.js';
+import { RUN_ENDED, StepError } from '../src/core/errors.js';
 import { startFakeLlmServer } from '../src/testing/fake-llm-server.js';
 import { hasSample, metricSum } from './helpers/prometheus.js';
 import { pgTestServer, stopPgTestServer, type PgTestServer } from './helpers/pg.js';
@@ -149,6 +150,30 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         expect(metricSum(text, 'swarm_steps_finished_total', { workflow: 'hang', agent: 'hang', status: 'cancelled' })).toBe(1);
         expect(metricSum(text, 'swarm_step_duration_seconds_count', { workflow: 'hang', agent: 'hang', status: 'cancelled' })).toBe(1);
         expect(lines.filter((l) => l.line.includes('cancelled: its run was cancelled')).map((l) => l.fields)).toEqual([expect.objectContaining({ run_id: run, step_id: 'h', attempt: 1, status: 'cancelled', workflow: 'hang' })]);
+      } finally {
+        await o.close();
+      }
+    });
+
+    it("an agent's own RUN_ENDED error, its run not cancelled, is a failure like any other", async () => {
+      const o = await open(kind);
+      const { swarm } = o;
+      try {
+        const m = swarm.metrics;
+        if (!m) throw new Error('metrics are on');
+        swarm.defineBuiltin('pretender', async () => {
+          throw new StepError(RUN_ENDED, 'its run was cancelled', false);
+        });
+        await swarm.registerAgent(builtinAgent(o.dir, 'pretender', 'pretender'));
+        await swarm.registerWorkflow(writeWorkflow(o.dir, 'pretend', 'name: pretend\nversion: 1.0.0\nsteps:\n  - id: p\n    agent: pretender\n'));
+        const lines: string[] = [];
+        const run = await swarm.startRun('pretend');
+        await swarm.worker({ runIds: [run], log: (line) => lines.push(line) }).start();
+        expect((await swarm.getRun(run)).run.status).toBe('failed');
+        const text = await m.render();
+        expect(metricSum(text, 'swarm_steps_finished_total', { workflow: 'pretend', status: 'failed' })).toBe(1);
+        expect(metricSum(text, 'swarm_steps_finished_total', { workflow: 'pretend', status: 'cancelled' })).toBe(0);
+        expect(lines.filter((l) => l.includes('cancelled:'))).toEqual([]);
       } finally {
         await o.close();
       }

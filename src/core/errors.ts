@@ -187,7 +187,6 @@ export class PolicyError extends SwarmError {
   }
 }
 
-/** Errors raised while a step runs; `retryable` says whether the step's retry policy applies. */
 /**
  * The code a step attempt is stopped with when its run was cancelled while it ran (the worker's abort
  * reason, or what a consensus step's fence finds): not a failure of the step, whose row the
@@ -195,6 +194,7 @@ export class PolicyError extends SwarmError {
  */
 export const RUN_ENDED = 'RUN_ENDED';
 
+/** Errors raised while a step runs; `retryable` says whether the step's retry policy applies. */
 export class StepError extends SwarmError {
   readonly code: string;
   readonly exitCode = ExitCode.EXECUTION_FAILED;

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { evaluate } from '../core/condition.js';
-import { StepError, errorMessage, type StoreFaultError } from '../core/errors.js';
+import { RUN_ENDED, StepError, errorMessage, type StoreFaultError } from '../core/errors.js';
 import { validateAgainst } from '../core/io-schema.js';
 import { byteLength, capMessage, formatBytes, LIMIT_DEFAULTS, type Limits } from '../core/limits.js';
 import { resolveValue, type ResolveContext } from '../core/template.js';
@@ -47,6 +47,20 @@ export class OutputCache {
   forget(runId: string): void {
     this.runs.delete(runId);
   }
+}
+
+/**
+ * Why a finished attempt was stopped because its run was cancelled, or undefined: the worker's own
+ * abort reason (RUN_ENDED), or a failed result coded RUN_ENDED (what a consensus step's fence throws)
+ * when the store confirms the run is cancelled. An agent could use that code itself: alone, it
+ * proves nothing. The store is read only in that second, rare case.
+ */
+export async function cancelledUnder(store: Store, step: ClaimedStep, abort: AbortController, result: StepResult): Promise<string | undefined> {
+  const reason = abort.signal.aborted ? (abort.signal.reason as { code?: unknown; message?: unknown } | undefined) : undefined;
+  if (reason?.code === RUN_ENDED) return String(reason.message);
+  if (result.kind !== 'failed' || result.error.code !== RUN_ENDED) return undefined;
+  const run = await store.getRun(step.run_id).catch(() => undefined);
+  return run?.status === 'cancelled' ? result.error.message : undefined;
 }
 
 export interface StepRunnerDeps {

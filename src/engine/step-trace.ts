@@ -10,7 +10,7 @@ import type { ClaimedStep, Completion, RunTraceRecord } from '../store/types.js'
 import type { AgentManifest } from '../core/manifest/agent.js';
 import { contextFromCarrier, failSpan, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, tracer as stepTracer, tracingEnabled, type Attributes, type Context } from '../observability/tracing.js';
 import { parseElementId } from './nesting.js';
-import { runStep, type StepRunnerDeps } from './step-runner.js';
+import { cancelledUnder, runStep, type StepRunnerDeps } from './step-runner.js';
 
 /** Runs' trace records, per process (immutable once the run exists). */
 const runTraces = new Map<string, RunTraceRecord | null>();
@@ -110,9 +110,9 @@ export async function runStepTraced(deps: StepRunnerDeps, step: ClaimedStep, wor
     const done = await runStep(deps, step, workerId, abort, trace.setSpan(parent, span));
     const r = done.result;
     // Its run was cancelled while it ran (the worker stopped it, or a consensus step's fence found out): not a failure.
-    const stopped = abort.signal.aborted ? (abort.signal.reason as { code?: unknown; message?: unknown } | undefined) : r.kind === 'failed' ? r.error : undefined;
-    if (stopped?.code === RUN_ENDED) {
-      span.setAttributes({ 'swarm.step.status': 'cancelled', 'swarm.step.reason': String(stopped.message) });
+    const cancelled = abort.signal.aborted || (r.kind === 'failed' && r.error.code === RUN_ENDED) ? await cancelledUnder(deps.store, step, abort, r) : undefined;
+    if (cancelled !== undefined) {
+      span.setAttributes({ 'swarm.step.status': 'cancelled', 'swarm.step.reason': cancelled });
       return done;
     }
     span.setAttribute('swarm.step.status', r.kind);

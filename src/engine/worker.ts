@@ -10,7 +10,7 @@ import type { ClaimedStep, CommitRequest, Completion, CommitResult, StepKey } fr
 import type { Ledger } from './ledger.js';
 import type { LogSink } from '../observability/log-fields.js';
 import { hostIdentity, reapDeadWorkers } from './reaper.js';
-import { OutputCache, type StepRunnerDeps } from './step-runner.js';
+import { cancelledUnder, OutputCache, type StepRunnerDeps } from './step-runner.js';
 import { knownRunTraceId, runStepTraced } from './step-trace.js';
 import { pausedOnOutside } from './waits.js';
 import { NO_METRICS, type EngineMetrics } from '../observability/engine-metrics.js';
@@ -286,7 +286,7 @@ export class Worker {
     for (const l of result.lost) {
       const f = this.inflight.get(key(l));
       if (!f || f.step.attempt !== l.attempt) continue;
-      f.abort.abort(l.cancelled ? new StepError(RUN_ENDED, 'its run was cancelled', false) : new StepError('LEASE_LOST', "the step's lease was lost: another worker took it over, or the step was reset", true));
+      f.abort.abort(l.cancelled ? new StepError(RUN_ENDED, 'its run was cancelled', false) : new StepError('LEASE_LOST', "the step's lease could not be renewed: another worker took it over, the step was reset, or its run is over", true));
     }
     for (const c of completions) {
       if (refused.has(key(c))) {
@@ -376,15 +376,15 @@ export class Worker {
       step,
       this.id,
       abort,
-    ).then((done) => {
+    ).then(async (done) => {
       this.metrics.stepEnded();
       if (this.inflight.get(key(step)) === f) this.inflight.delete(key(step));
       const reason = abort.signal.aborted ? (abort.signal.reason as StepError | undefined)?.code : undefined;
       if (reason === 'LEASE_LOST') return;
       // Its run was cancelled while it ran (the worker stopped it, or a consensus step's fence found
       // out): the step's row is already cancelled, nothing to record.
-      if (reason === RUN_ENDED) return this.stopped(step, done, (abort.signal.reason as StepError).message);
-      if (done.result.kind === 'failed' && done.result.error.code === RUN_ENDED) return this.stopped(step, done, done.result.error.message);
+      const cancelled = reason === RUN_ENDED || (done.result.kind === 'failed' && done.result.error.code === RUN_ENDED) ? await cancelledUnder(this.store, step, abort, done.result) : undefined;
+      if (cancelled !== undefined) return this.stopped(step, done, cancelled);
       // An agent that failed on a full disk most likely failed for that (it could not write its
       // output): not the step's fault either. Give it back and stop, like any other disk fault.
       const lowSpace = done.result.kind === 'failed' ? lowSpaceFault(this.options.workRoot, `running step '${step.step_id}'`) : undefined;

@@ -119,9 +119,8 @@ export interface Writer {
 /**
  * Run `fn` in one transaction: lock the run row, check the step is still this attempt's (else
  * RUN_ENDED when its run was cancelled, LEASE_LOST otherwise, and nothing is written), then write
- * rows and events together. The locks, the task's
- * row and the rows named in `load` are read with BEGIN (one round trip on PostgreSQL); writes whose
- * outcome `fn` does not need travel with COMMIT.
+ * rows and events together. The locks, the task's row and the rows named in `load` are read with
+ * BEGIN (one round trip on PostgreSQL); writes whose outcome `fn` does not need travel with COMMIT.
  */
 export function transition<T>(deps: ConsensusDeps, ctx: DriverCtx, fn: (w: Writer) => Promise<T>, load?: Omit<ConsensusLoad, 'task_id'>): Promise<T> {
   return deps.store.transaction(
@@ -142,11 +141,6 @@ export function transition<T>(deps: ConsensusDeps, ctx: DriverCtx, fn: (w: Write
 export function crashPoint(deps: ConsensusDeps, point: string, stepId: string): void {
   const f = deps.faults;
   if (f && (f.has(`${point}:${stepId}`) || f.has(`${point}:*`))) process.kill(process.pid, 'SIGKILL');
-}
-
-/** A step's attempt was stopped from outside (its lease lost, its run cancelled): not an answer of a member's to record. */
-export function isStopped(e: unknown): boolean {
-  return e instanceof StepError && (e.code === 'LEASE_LOST' || e.code === RUN_ENDED);
 }
 
 /** Stop when the step's attempt is aborted (cancelled, lease lost, shutting down). */

@@ -9,7 +9,7 @@
  * @example
  *   await propose(deps, ctx, task); // the task is `verifying` afterwards (or failed: no candidates)
  */
-import { errorMessage } from '../../core/errors.js';
+import { StepError, errorMessage } from '../../core/errors.js';
 import { EventType } from '../../core/events.js';
 import type { SeedBundle } from '../../executors/http/contract.js';
 import type { ConsensusTaskRow } from '../../store/consensus-types.js';
@@ -21,7 +21,7 @@ import { gateStage } from '../core/stage-budget.js';
 import type { EvidenceRef } from '../core/types.js';
 import { checkSigned } from '../core/votes.js';
 import { declaredFields, validateAgainst } from '../../core/io-schema.js';
-import { checkAborted, isStopped, transition, type AgentInfo, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
+import { checkAborted, transition, type AgentInfo, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
 import { failTask } from './driver.js';
 import { isLlm, llmInputs, llmRun, memberSession, proposerMessage, sessionSpend, type LlmSession } from './llm.js';
 import { outputForEvent, proposerSlots, type ProposerSlot } from './rules.js';
@@ -223,7 +223,7 @@ async function proposeOne(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTa
   try {
     p = await ask(deps, ctx, task, slot, round, seed, agent);
   } catch (e) {
-    if (isStopped(e)) throw e;
+    if (e instanceof StepError && e.code === 'LEASE_LOST') throw e;
     checkAborted(ctx.signal);
     // An llm conversation that failed still spent what its session recorded: charged to explore with the refusal.
     const spent = isLlm(agent) ? await sessionSpend(deps.store, ctx.step.run_id, memberSession(ctx.step, 'propose', slot.id, round)) : { cost_usd: 0 };

@@ -8,7 +8,7 @@
  * @example
  *   await verify(deps, ctx, task); // the task is `voting` afterwards
  */
-import { errorMessage } from '../../core/errors.js';
+import { StepError, errorMessage } from '../../core/errors.js';
 import { EventType } from '../../core/events.js';
 import type { ConsensusCandidateRow, ConsensusTaskRow } from '../../store/consensus-types.js';
 import { sha256Hex, signRecord } from '../core/crypto.js';
@@ -18,7 +18,7 @@ import { gateStage } from '../core/stage-budget.js';
 import type { EvidenceRef, VerificationStatus, VerifierSpec } from '../core/types.js';
 import { checkSigned } from '../core/votes.js';
 import { evaluatePolicy } from '../policies/index.js';
-import { checkAborted, isStopped, transition, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
+import { checkAborted, transition, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
 import { verifierSlots } from './rules.js';
 
 const DEFAULT_EVIDENCE_MAX_BYTES = 1024 * 1024;
@@ -180,7 +180,7 @@ async function askVerifier(
       r = { ...o, evidence: [], cost_usd: 0, signature: signRecord(key.privateKey, 'verifier_result', verifierResultSignedFields(base)) };
     }
   } catch (e) {
-    if (isStopped(e)) throw e;
+    if (e instanceof StepError && e.code === 'LEASE_LOST') throw e;
     checkAborted(ctx.signal);
     r = { status: 'inconclusive', reason_codes: [ReasonCode.VERIFIER_ERROR], reason: errorMessage(e), score: 0, evidence: [], cost_usd: 0, signature: null };
     // A verifier that could not answer signs nothing: the kernel records the inconclusive result under the verifier's id, unsigned.

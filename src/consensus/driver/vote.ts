@@ -18,7 +18,7 @@ import { ReasonCode, reasonName } from '../core/reason-codes.js';
 import { gateStage } from '../core/stage-budget.js';
 import type { VoterSpec } from '../core/types.js';
 import { decide, tally as tallyReveals } from '../core/votes.js';
-import { checkAborted, isStopped, crashPoint, transition, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
+import { checkAborted, crashPoint, transition, type ConsensusDeps, type DriverCtx, type StageEnd, type Writer } from './deps.js';
 import { failTask } from './driver.js';
 import { isLlm, judgeMessage, llmInputs, llmRun, memberSession, pickOf, quoted, sessionSpend } from './llm.js';
 import { outputForEvent, proposerSlots, quorumOf, voterSlots } from './rules.js';
@@ -249,7 +249,7 @@ async function choose(deps: ConsensusDeps, ctx: DriverCtx, task: ConsensusTaskRo
     if (typeof pick === 'string' && verified.has(pick)) return { candidate_hash: pick, cost_usd: cost };
     return fallback(cost, noteOf(ReasonCode.CANDIDATE_UNKNOWN, `judge agent '${v.agent}' picked ${typeof pick === 'string' ? `'${pick}', which is not a verified candidate` : 'no candidate_hash'}`, cost));
   } catch (e) {
-    if (isStopped(e)) throw e;
+    if (e instanceof StepError && e.code === 'LEASE_LOST') throw e;
     checkAborted(ctx.signal);
     // An llm judge whose conversation failed spent what its session recorded.
     if (llm && session) {
