@@ -4,8 +4,7 @@
  * log, not a failure or a lost lease), and nothing of the answer is written. SQLite and PostgreSQL.
  */
 import { describe, expect, it } from 'vitest';
-import type { Swarm } from '../src/swarm.js';
-import { consensusProject, useCleanups } from './helpers/consensus-project.js';
+import { selfCancellingTask, useCleanups } from './helpers/consensus-project.js';
 import { until } from './helpers/project.js';
 
 const cleanups = useCleanups();
@@ -14,25 +13,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
   describe(`a consensus task's run cancelled while it runs (${backend})`, () => {
     it('the proposer answers after the cancel: its answer is not recorded, and the step stops as cancelled', async () => {
       // The proposer cancels its own run, then answers: the driver's next write finds the run cancelled.
-      const task: { swarm?: Swarm; runId?: string } = {};
-      const builtins = {
-        quitter: async () => {
-          await task.swarm?.cancel(task.runId ?? '', 'no longer needed');
-          return { answer: 4 };
-        },
-      };
-      const { swarm } = await consensusProject(backend, cleanups, { builtins, worker: false });
-      task.swarm = swarm;
+      const { swarm, taskId, runId: run_id } = await selfCancellingTask(backend, cleanups);
       const lines: Array<{ line: string; fields: unknown }> = [];
-      const { task_id: taskId, run_id } = await swarm.submitTask({
-        task_type: 'add',
-        inputs: {},
-        proposers: [{ agent: 'quitter' }],
-        verification: { policy: 'vp.schema_only.v1' },
-        output_schema: { type: 'object', required: ['answer'] },
-        voting: { voters: [{ id: 'v1' }], reveal_deadline_ms: 5000 },
-      });
-      task.runId = run_id;
       const worker = swarm.worker({ runIds: [run_id], pollMs: 50, log: (line, fields) => lines.push({ line, fields }) });
       cleanups.push(() => worker.stop(2000));
       await until(async () => (lines.some((l) => l.line.includes('cancelled: its run was cancelled')) ? true : undefined), 15_000, 'the step stopped as cancelled');

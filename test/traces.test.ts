@@ -32,7 +32,7 @@ import { pgTestServer, stopPgTestServer } from './helpers/pg.js';
 import { startOtlpReceiver, traceparentOf, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp.js';
 import { builtinAgent, removeProject, tempProject, writeAgent, writeWorkflow } from './helpers/project.js';
 import { fakeExecutor, sendJson } from './helpers/executor-fakes.js';
-import { consensusProject, settledTask, useCleanups } from './helpers/consensus-project.js';
+import { consensusProject, selfCancellingTask, settledTask, useCleanups } from './helpers/consensus-project.js';
 
 const cleanups = useCleanups();
 
@@ -437,24 +437,7 @@ describe('tracing on (OTLP/HTTP to a real receiver), no context manager (as the 
   });
 
   it("a consensus task's step whose run is cancelled while a proposer answers ends its span as cancelled", async () => {
-    const task: { swarm?: Swarm; runId?: string } = {};
-    const builtins = {
-      quitter: async () => {
-        await task.swarm?.cancel(task.runId ?? '', 'no longer needed');
-        return { answer: 4 };
-      },
-    };
-    const { swarm } = await consensusProject('sqlite', cleanups, { builtins, worker: false });
-    task.swarm = swarm;
-    const { run_id: runId } = await swarm.submitTask({
-      task_type: 'add',
-      inputs: {},
-      proposers: [{ agent: 'quitter' }],
-      verification: { policy: 'vp.schema_only.v1' },
-      output_schema: { type: 'object', required: ['answer'] },
-      voting: { voters: [{ id: 'v1' }], reveal_deadline_ms: 5000 },
-    });
-    task.runId = runId;
+    const { swarm, runId } = await selfCancellingTask('sqlite', cleanups);
     await swarm.worker({ runIds: [runId] }).start();
     await tracing?.forceFlush();
     const step = await otlp.waitFor('the task step span', (all) => all.find((x) => x.name.startsWith('step ') && x.attributes['swarm.run.id'] === runId));

@@ -82,3 +82,29 @@ export function settledTask(swarm: Swarm, taskId: string, timeoutMs = 30_000): R
     return d.status === 'finalized' || d.status === 'failed' || d.status === 'expired' ? d : undefined;
   }, timeoutMs, 'the task settled');
 }
+
+/**
+ * A consensus task whose one proposer cancels the task's run and then answers: the task step's next
+ * write finds the run cancelled. No worker is started: the caller starts one on `runId`.
+ */
+export async function selfCancellingTask(backend: Backend, cleanups: Cleanups): Promise<{ swarm: Swarm; taskId: string; runId: string }> {
+  const task: { swarm?: Swarm; runId?: string } = {};
+  const builtins = {
+    quitter: async () => {
+      await task.swarm?.cancel(task.runId ?? '', 'no longer needed');
+      return { answer: 4 };
+    },
+  };
+  const { swarm } = await consensusProject(backend, cleanups, { builtins, worker: false });
+  task.swarm = swarm;
+  const { task_id: taskId, run_id: runId } = await swarm.submitTask({
+    task_type: 'add',
+    inputs: {},
+    proposers: [{ agent: 'quitter' }],
+    verification: { policy: 'vp.schema_only.v1' },
+    output_schema: { type: 'object', required: ['answer'] },
+    voting: { voters: [{ id: 'v1' }], reveal_deadline_ms: 5000 },
+  });
+  task.runId = runId;
+  return { swarm, taskId, runId };
+}
