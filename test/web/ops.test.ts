@@ -223,8 +223,10 @@ describe('Registry, Triggers and Operations (real serve, real Chromium)', () => 
       await reader.page.getByLabel('API token').fill(token);
       await reader.page.getByRole('button', { name: 'Sign in' }).click();
       await reader.page.waitForURL(`${srv.url}/operations`);
-      await reader.page.getByRole('status').filter({ hasText: 'Needs the admin scope' }).first().waitFor();
-      expect(await reader.page.getByRole('status').filter({ hasText: 'Needs the admin scope' }).count()).toBe(2);
+      // The two sections load apart: wait for the second before counting.
+      const needs = reader.page.getByRole('status').filter({ hasText: 'Needs the admin scope' });
+      await needs.nth(1).waitFor();
+      expect(await needs.count()).toBe(2);
 
       await row.getByRole('button', { name: /^Revoke/ }).click();
       await page.locator('tr[data-token][data-status="revoked"]').filter({ hasText: 'from-page' }).waitFor();
