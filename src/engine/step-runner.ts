@@ -49,18 +49,30 @@ export class OutputCache {
   }
 }
 
+/** What the store said of attempts whose result claims their run was cancelled: asked once per attempt (the span and the worker both ask). */
+const confirmed = new WeakMap<AbortController, Promise<string | undefined>>();
+
 /**
- * Why a finished attempt was stopped because its run was cancelled, or undefined: the worker's own
- * abort reason (RUN_ENDED), or a failed result coded RUN_ENDED (what a consensus step's fence throws)
- * when the store confirms the run is cancelled. An agent could use that code itself: alone, it
- * proves nothing. The store is read only in that second, rare case.
+ * Whether a finished attempt was stopped because its run was cancelled: undefined when nothing says
+ * so (every ordinary attempt, with no promise made), else the reason, or undefined, once known. The
+ * worker's own abort reason (RUN_ENDED) says so; a failed result coded RUN_ENDED (what a consensus
+ * step's fence throws) says so only when the store confirms the run is cancelled, since an agent
+ * could use that code itself.
+ *
+ * @example
+ *   const cancelled = await runCancellation(store, step, abort, done.result); // 'its run was cancelled' | undefined
  */
-export async function cancelledUnder(store: Store, step: ClaimedStep, abort: AbortController, result: StepResult): Promise<string | undefined> {
+export function runCancellation(store: Store, step: ClaimedStep, abort: AbortController, result: StepResult): Promise<string | undefined> | undefined {
   const reason = abort.signal.aborted ? (abort.signal.reason as { code?: unknown; message?: unknown } | undefined) : undefined;
-  if (reason?.code === RUN_ENDED) return String(reason.message);
+  if (reason?.code === RUN_ENDED) return Promise.resolve(String(reason.message));
   if (result.kind !== 'failed' || result.error.code !== RUN_ENDED) return undefined;
-  const run = await store.getRun(step.run_id).catch(() => undefined);
-  return run?.status === 'cancelled' ? result.error.message : undefined;
+  let verdict = confirmed.get(abort);
+  if (!verdict) {
+    const message = result.error.message;
+    verdict = store.getRun(step.run_id).then((run) => (run?.status === 'cancelled' ? message : undefined), () => undefined);
+    confirmed.set(abort, verdict);
+  }
+  return verdict;
 }
 
 export interface StepRunnerDeps {

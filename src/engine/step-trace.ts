@@ -4,13 +4,13 @@
  * run after a SIGKILL, an approval continued the next day. With tracing off, `runStepTraced` is
  * `runStep` and reads nothing.
  */
-import { errorMessage, RUN_ENDED } from '../core/errors.js';
+import { errorMessage } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import type { ClaimedStep, Completion, RunTraceRecord } from '../store/types.js';
 import type { AgentManifest } from '../core/manifest/agent.js';
 import { contextFromCarrier, failSpan, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, tracer as stepTracer, tracingEnabled, type Attributes, type Context } from '../observability/tracing.js';
 import { parseElementId } from './nesting.js';
-import { cancelledUnder, runStep, type StepRunnerDeps } from './step-runner.js';
+import { runCancellation, runStep, type StepRunnerDeps } from './step-runner.js';
 
 /** Runs' trace records, per process (immutable once the run exists). */
 const runTraces = new Map<string, RunTraceRecord | null>();
@@ -110,7 +110,8 @@ export async function runStepTraced(deps: StepRunnerDeps, step: ClaimedStep, wor
     const done = await runStep(deps, step, workerId, abort, trace.setSpan(parent, span));
     const r = done.result;
     // Its run was cancelled while it ran (the worker stopped it, or a consensus step's fence found out): not a failure.
-    const cancelled = abort.signal.aborted || (r.kind === 'failed' && r.error.code === RUN_ENDED) ? await cancelledUnder(deps.store, step, abort, r) : undefined;
+    const asked = runCancellation(deps.store, step, abort, r);
+    const cancelled = asked && (await asked);
     if (cancelled !== undefined) {
       span.setAttributes({ 'swarm.step.status': 'cancelled', 'swarm.step.reason': cancelled });
       return done;

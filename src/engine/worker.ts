@@ -10,7 +10,7 @@ import type { ClaimedStep, CommitRequest, Completion, CommitResult, StepKey } fr
 import type { Ledger } from './ledger.js';
 import type { LogSink } from '../observability/log-fields.js';
 import { hostIdentity, reapDeadWorkers } from './reaper.js';
-import { cancelledUnder, OutputCache, type StepRunnerDeps } from './step-runner.js';
+import { OutputCache, runCancellation, type StepRunnerDeps } from './step-runner.js';
 import { knownRunTraceId, runStepTraced } from './step-trace.js';
 import { pausedOnOutside } from './waits.js';
 import { NO_METRICS, type EngineMetrics } from '../observability/engine-metrics.js';
@@ -383,7 +383,9 @@ export class Worker {
       if (reason === 'LEASE_LOST') return;
       // Its run was cancelled while it ran (the worker stopped it, or a consensus step's fence found
       // out): the step's row is already cancelled, nothing to record.
-      const cancelled = reason === RUN_ENDED || (done.result.kind === 'failed' && done.result.error.code === RUN_ENDED) ? await cancelledUnder(this.store, step, abort, done.result) : undefined;
+      // No await on an ordinary attempt's way (the promise exists only when something says cancelled).
+      const asked = runCancellation(this.store, step, abort, done.result);
+      const cancelled = asked && (await asked);
       if (cancelled !== undefined) return this.stopped(step, done, cancelled);
       // An agent that failed on a full disk most likely failed for that (it could not write its
       // output): not the step's fault either. Give it back and stop, like any other disk fault.
